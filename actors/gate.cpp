@@ -1,0 +1,242 @@
+#include "actors/gate.hpp"
+
+#include "limits/defaults.hpp"
+
+namespace levee {
+
+levee::code verdict::code() const noexcept {
+  switch (which) {
+    case limit::max_message_bytes:
+      return code::message_too_large;
+    case limit::max_inflight_per_requester:
+      return code::too_many_inflight;
+    case limit::mailbox_capacity:
+    case limit::mailbox_capacity_bytes:
+      return code::mailbox_full;
+    case limit::memory_budget_bytes:
+      return code::memory_budget_exhausted;
+    case limit::rate_msgs_per_sec:
+    case limit::rate_bytes_per_sec:
+      return code::rate_limited;
+    case limit::none:
+      break;
+  }
+  return code::bad_request;
+}
+
+gate::gate(std::string kind, const actor_limits& limits,
+           std::shared_ptr<kind_context> kind_ctx, std::shared_ptr<node_budget> budget,
+           const clock_source& clock)
+  : kind_(std::move(kind)),
+    kind_ctx_(std::move(kind_ctx)),
+    budget_(std::move(budget)),
+    limits_(limits),
+    max_message_bytes_(limits.max_message_bytes),
+    max_inflight_(limits.max_inflight_per_requester),
+    retry_after_ms_(limits.overload_retry_after_ms),
+    messages_(limits.mailbox_capacity),
+    bytes_(limits.mailbox_capacity_bytes),
+    msg_rate_(clock, limits.rate_msgs_per_sec, limits.rate_burst_msgs),
+    byte_rate_(clock, limits.rate_bytes_per_sec, limits.rate_burst_bytes) {
+  kind_ctx_->stats->on_actor_started();
+}
+
+gate::~gate() {
+  kind_ctx_->stats->on_actor_stopped();
+}
+
+verdict gate::admit(uint64_t bytes, uint64_t requester, gate_ticket& ticket) noexcept {
+  using L = verdict::limit;
+  verdict v;
+  auto refuse = [&](L which, uint64_t observed, uint64_t max, uint64_t retry_ms) {
+    v.which = which;
+    v.observed = observed;
+    v.max = max;
+    v.retry_after_ms = retry_ms;
+    return v;
+  };
+  auto cap = max_message_bytes_.load(std::memory_order_relaxed);
+  if (bytes > cap)
+    return refuse(L::max_message_bytes, bytes, cap, 0);
+  uint64_t observed = 0;
+  if (requester != 0 && !inflight_.try_acquire(requester, max_inflight_, observed))
+    return refuse(L::max_inflight_per_requester, observed, max_inflight_, retry_after_ms_);
+  auto undo_inflight = [&] {
+    if (requester != 0)
+      inflight_.release(requester);
+  };
+  if (!messages_.try_add(1, observed)) {
+    undo_inflight();
+    return refuse(L::mailbox_capacity, observed, messages_.max(), retry_after_ms_);
+  }
+  if (!bytes_.try_add(bytes, observed)) {
+    messages_.sub(1);
+    undo_inflight();
+    return refuse(L::mailbox_capacity_bytes, observed, bytes_.max(), retry_after_ms_);
+  }
+  auto undo_mailbox = [&] {
+    bytes_.sub(bytes);
+    messages_.sub(1);
+    undo_inflight();
+  };
+  if (!budget_->try_acquire(bytes, observed)) {
+    undo_mailbox();
+    return refuse(L::memory_budget_bytes, observed, budget_->max(), retry_after_ms_);
+  }
+  if (auto d = msg_rate_.try_acquire(1); !d.allowed) {
+    budget_->release(bytes);
+    undo_mailbox();
+    return refuse(L::rate_msgs_per_sec, d.observed_units, msg_rate_.burst(),
+                  token_bucket::to_retry_ms(d.retry_after_ns));
+  }
+  if (auto d = byte_rate_.try_acquire(bytes); !d.allowed) {
+    msg_rate_.refund(1);
+    budget_->release(bytes);
+    undo_mailbox();
+    // A message larger than the byte burst can never pass at this setting: don't retry.
+    return refuse(L::rate_bytes_per_sec, d.observed_units, byte_rate_.burst(),
+                  d.never ? 0 : token_bucket::to_retry_ms(d.retry_after_ns));
+  }
+  ticket.bytes = bytes;
+  ticket.requester = requester;
+  kind_ctx_->stats->on_accept(bytes, messages_.value(), bytes_.value());
+  return v;
+}
+
+void gate::release(const gate_ticket& ticket, bool processed) noexcept {
+  budget_->release(ticket.bytes);
+  bytes_.sub(ticket.bytes);
+  messages_.sub(1);
+  if (ticket.requester != 0)
+    inflight_.release(ticket.requester);
+  kind_ctx_->stats->on_release(ticket.bytes, processed);
+}
+
+void gate::reacquire(const gate_ticket& ticket) noexcept {
+  budget_->force_acquire(ticket.bytes);
+  bytes_.force_add(ticket.bytes);
+  messages_.force_add(1);
+  if (ticket.requester != 0)
+    inflight_.force_acquire(ticket.requester);
+  kind_ctx_->stats->on_requeue(ticket.bytes);
+}
+
+rejection gate::explain(const verdict& v) const {
+  using L = verdict::limit;
+  rejection r;
+  r.code = v.code();
+  r.observed = v.observed;
+  r.max = v.max;
+  r.retry_after_ms = v.retry_after_ms;
+  switch (v.which) {
+    case L::max_message_bytes:
+      r.limit = key("max_message_bytes");
+      r.detail = "the message has " + std::to_string(v.observed) + " payload bytes, more than "
+                 + kind_ + " accepts; split it or ask for a permit";
+      break;
+    case L::max_inflight_per_requester:
+      r.limit = key("max_inflight_per_requester");
+      r.detail = "this requester already has " + std::to_string(v.max)
+                 + " requests in flight to this " + kind_ + "; wait for answers first";
+      break;
+    case L::mailbox_capacity:
+      r.limit = key("mailbox_capacity");
+      r.detail = "the " + kind_ + " mailbox holds " + std::to_string(v.max)
+                 + " messages already; send slower or retry later";
+      break;
+    case L::mailbox_capacity_bytes:
+      r.limit = key("mailbox_capacity_bytes");
+      r.detail = "the " + kind_ + " mailbox holds its maximum of " + std::to_string(v.max)
+                 + " payload bytes; send slower or retry later";
+      break;
+    case L::memory_budget_bytes:
+      r.limit = "limits.memory_budget_bytes";
+      r.detail = "the node's budget of " + std::to_string(v.max)
+                 + " queued bytes is used up; retry later";
+      break;
+    case L::rate_msgs_per_sec:
+      r.limit = key("rate_msgs_per_sec");
+      r.detail = kind_ + " accepts " + std::to_string(limits().rate_msgs_per_sec)
+                 + " messages per second with bursts of " + std::to_string(v.max)
+                 + " (observed and max are burst levels)";
+      break;
+    case L::rate_bytes_per_sec:
+      r.limit = key("rate_bytes_per_sec");
+      r.detail = v.retry_after_ms == 0
+                   ? "the message is larger than the byte-rate burst of " + kind_
+                   : kind_ + " accepts " + std::to_string(limits().rate_bytes_per_sec)
+                       + " bytes per second with bursts of " + std::to_string(v.max)
+                       + " bytes (observed and max are burst levels)";
+      break;
+    case L::none:
+      r.detail = "accepted";
+      break;
+  }
+  return r;
+}
+
+void gate::record_rejection(const verdict& v) {
+  kind_ctx_->stats->on_reject(v.code());
+  kind_ctx_->log.report(kind_, explain(v));
+}
+
+std::shared_ptr<notice_tally> gate::fold_into_notice(uint64_t sender_id) {
+  std::shared_ptr<notice_tally> tally;
+  {
+    std::lock_guard<std::mutex> guard{notices_mtx_};
+    auto& slot = tallies_[sender_id];
+    if (!slot)
+      slot = std::make_shared<notice_tally>();
+    tally = slot;
+    // Tallies of senders with no notice on its way carry no state worth keeping.
+    if (tallies_.size() > defaults::notice_table_slots) {
+      for (auto i = tallies_.begin(); i != tallies_.end();) {
+        if (i->second != tally && !i->second->outstanding.load())
+          i = tallies_.erase(i);
+        else
+          ++i;
+      }
+    }
+  }
+  tally->count.fetch_add(1, std::memory_order_seq_cst);
+  if (!tally->outstanding.exchange(true, std::memory_order_seq_cst)) {
+    kind_ctx_->stats->on_notice_sent();
+    return tally;
+  }
+  kind_ctx_->stats->on_notice_coalesced();
+  return nullptr;
+}
+
+status gate::set_max_message_bytes(uint64_t bytes) {
+  std::lock_guard<std::mutex> guard{limits_mtx_};
+  auto next = limits_;
+  next.max_message_bytes = bytes;
+  if (auto st = validate(next, "limits." + kind_); !st)
+    return st;
+  limits_ = next;
+  max_message_bytes_.store(bytes, std::memory_order_relaxed);
+  return {};
+}
+
+status gate::set_rates(uint64_t msgs_per_sec, uint64_t burst_msgs, uint64_t bytes_per_sec,
+                       uint64_t burst_bytes) {
+  std::lock_guard<std::mutex> guard{limits_mtx_};
+  auto next = limits_;
+  next.rate_msgs_per_sec = msgs_per_sec;
+  next.rate_burst_msgs = burst_msgs;
+  next.rate_bytes_per_sec = bytes_per_sec;
+  next.rate_burst_bytes = burst_bytes;
+  if (auto st = validate(next, "limits." + kind_); !st)
+    return st;
+  limits_ = next;
+  msg_rate_.reconfigure(msgs_per_sec, burst_msgs);
+  byte_rate_.reconfigure(bytes_per_sec, burst_bytes);
+  return {};
+}
+
+actor_limits gate::limits() const {
+  std::lock_guard<std::mutex> guard{limits_mtx_};
+  return limits_;
+}
+
+} // namespace levee

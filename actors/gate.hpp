@@ -1,0 +1,151 @@
+#pragma once
+// The actor gate (DESIGN.md gate 2): the admission decision for one limited actor, made at
+// enqueue time in the sender's thread, in O(1): message size cap, per-requester in-flight
+// bound, mailbox bound (messages and bytes), node budget, message rate, byte rate — in
+// that order; what the earlier checks reserved is given back when a later one refuses, so
+// a refused message costs no capacity.
+//
+// Guarantee of the mailbox bound: exact. The number of messages accepted and not yet
+// taken up by the actor never exceeds mailbox_capacity, and their payload bytes never
+// exceed mailbox_capacity_bytes, whatever the number of concurrent senders: each bound is
+// one compare-and-swap counter. The same holds for the node budget. (The one message an
+// actor is handling is no longer counted; a message the actor skips, e.g. while it awaits
+// a response, is counted again — `reacquire` — and may then exceed the bound by the
+// number of skipped messages, which CAF keeps in its stash.)
+//
+// The gate has no CAF dependency beyond names; actors/limited_actor.hpp wires it into CAF.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "actors/rejection_notice.hpp"
+#include "limits/bounded_counter.hpp"
+#include "limits/clock.hpp"
+#include "limits/inflight_table.hpp"
+#include "limits/kind_stats.hpp"
+#include "limits/limits_config.hpp"
+#include "limits/log_limiter.hpp"
+#include "limits/node_budget.hpp"
+#include "limits/rejection.hpp"
+#include "limits/status.hpp"
+#include "limits/token_bucket.hpp"
+
+namespace levee {
+
+/// Shared by every actor of one kind on a node.
+struct kind_context {
+  kind_context(std::shared_ptr<kind_stats> stats, const clock_source& clock,
+               uint64_t log_lines_per_sec, uint64_t log_burst)
+    : stats(std::move(stats)), log(clock, log_lines_per_sec, log_burst) {}
+  std::shared_ptr<kind_stats> stats;
+  log_limiter log;
+};
+
+/// What an accepted message holds until it is finished; given back to `gate::release`.
+struct gate_ticket {
+  uint64_t bytes = 0;
+  uint64_t requester = 0;  // non-zero: a request counted in the in-flight table
+};
+
+/// Which limit refused, without building strings (that happens only when someone reads it).
+struct verdict {
+  enum class limit : uint8_t {
+    none,
+    max_message_bytes,
+    max_inflight_per_requester,
+    mailbox_capacity,
+    mailbox_capacity_bytes,
+    memory_budget_bytes,
+    rate_msgs_per_sec,
+    rate_bytes_per_sec,
+  };
+  limit which = limit::none;
+  uint64_t observed = 0;
+  uint64_t max = 0;
+  uint64_t retry_after_ms = 0;
+
+  bool accepted() const noexcept { return which == limit::none; }
+  levee::code code() const noexcept;
+};
+
+class gate {
+public:
+  /// `budget` and `kind` are shared with the node; `clock` must outlive the gate.
+  gate(std::string kind, const actor_limits& limits, std::shared_ptr<kind_context> kind_ctx,
+       std::shared_ptr<node_budget> budget, const clock_source& clock);
+  ~gate();
+
+  gate(const gate&) = delete;
+  gate& operator=(const gate&) = delete;
+
+  /// Decides on one message of `bytes` payload bytes. `requester` is the id of the
+  /// requesting actor for a request, 0 for fire-and-forget. On acceptance fills `ticket`,
+  /// which must be passed to `release` exactly once. O(1); thread-safe.
+  verdict admit(uint64_t bytes, uint64_t requester, gate_ticket& ticket) noexcept;
+
+  /// Ends an accepted message: `processed` says whether the actor handled it (false: it
+  /// was dropped because the actor terminated first).
+  void release(const gate_ticket& ticket, bool processed) noexcept;
+
+  /// Counts a released message again (the actor skipped it and it stays queued), without
+  /// checking the bounds: it was accepted once and cannot be refused now.
+  void reacquire(const gate_ticket& ticket) noexcept;
+
+  /// The full rejection for a verdict (code, config key, observed, max, retry, sentence).
+  rejection explain(const verdict& v) const;
+
+  /// Counts and logs (rate-limited) a refusal.
+  void record_rejection(const verdict& v);
+
+  /// Folds a refused fire-and-forget message from `sender_id` into that sender's notice
+  /// tally. Returns the tally when a new notice must be sent (none is on its way), or
+  /// nullptr when the rejection joined a notice already on its way.
+  std::shared_ptr<notice_tally> fold_into_notice(uint64_t sender_id);
+
+  // -- live changes (thread-safe; take effect for the next message) -------------------
+
+  /// Changes the message size cap; refuses values that break validate().
+  status set_max_message_bytes(uint64_t bytes);
+  /// Changes the rates (0 = unlimited) and bursts (0 = one second's worth).
+  status set_rates(uint64_t msgs_per_sec, uint64_t burst_msgs, uint64_t bytes_per_sec,
+                   uint64_t burst_bytes);
+
+  // -- observers ----------------------------------------------------------------------
+
+  const std::string& kind() const noexcept { return kind_; }
+  actor_limits limits() const;
+  uint64_t depth() const noexcept { return messages_.value(); }
+  uint64_t queued_bytes() const noexcept { return bytes_.value(); }
+  uint64_t depth_high_water() const noexcept { return messages_.high_water(); }
+  uint64_t bytes_high_water() const noexcept { return bytes_.high_water(); }
+  uint64_t in_flight(uint64_t requester) const { return inflight_.in_flight(requester); }
+  kind_stats& stats() noexcept { return *kind_ctx_->stats; }
+
+private:
+  std::string key(const char* field) const { return limit_key(kind_, field); }
+
+  const std::string kind_;
+  std::shared_ptr<kind_context> kind_ctx_;
+  std::shared_ptr<node_budget> budget_;
+
+  mutable std::mutex limits_mtx_;  // serializes live changes; never taken by admit()
+  actor_limits limits_;    // guarded by limits_mtx_ (the live values are the atomics below)
+  std::atomic<uint64_t> max_message_bytes_;
+  const uint64_t max_inflight_;
+  const uint64_t retry_after_ms_;
+
+  bounded_counter messages_;
+  bounded_counter bytes_;
+  token_bucket msg_rate_;
+  token_bucket byte_rate_;
+  inflight_table inflight_;
+
+  std::mutex notices_mtx_;
+  std::unordered_map<uint64_t, std::shared_ptr<notice_tally>> tallies_;
+};
+
+} // namespace levee

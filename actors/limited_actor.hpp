@@ -1,0 +1,134 @@
+#pragma once
+// The CAF actor gate: `limited<Base>` is any CAF event-based actor type (event_based_actor,
+// typed_event_based_actor<...>, stateful_actor<S, limited_actor>) whose `enqueue` runs the
+// gate before a message enters the mailbox:
+//
+//   class echo : public levee::limited_actor {
+//    public:
+//     using limited_actor::limited_actor;
+//     caf::behavior make_behavior() override { return {[](const std::string& s) { return s; }}; }
+//   };
+//   levee::runtime rt{cfg};
+//   auto a = levee::spawn_limited<echo>(system, rt, "echo");
+//
+// A message counts against the bounds from its acceptance until the actor starts handling
+// it (so "in flight" ends before the response leaves); a skipped message counts again.
+// A refused message never enters the mailbox and is never processed. A refused request gets
+// an error response carrying the rejection (levee::rejection_from(err)); a refused
+// fire-and-forget message from an actor gets a levee::rejection_notice (bounded: one on its
+// way per sender, see rejection_notice.hpp); every refusal is counted and logged
+// (rate-limited). Responses, CAF system messages (exit, down, timeout) and stream messages
+// pass ungated: they are bounded by the requests, links and streams that cause them.
+
+#include <memory>
+#include <utility>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/mailbox_element.hpp>
+
+#include "actors/caf_error.hpp"
+#include "actors/gate.hpp"
+#include "actors/message_size.hpp"
+#include "actors/rejection_notice.hpp"
+#include "actors/runtime.hpp"
+
+namespace levee {
+
+/// The non-template part every limited actor shares; `gate_of(handle)` finds it.
+class limited_base {
+public:
+  explicit limited_base(std::unique_ptr<gate> g) : gate_(std::move(g)) {}
+  virtual ~limited_base() = default;
+
+  gate& limits_gate() noexcept { return *gate_; }
+  const gate& limits_gate() const noexcept { return *gate_; }
+
+protected:
+  // Destroyed after CAF's on_destroy() has closed and drained the mailbox, so no element
+  // referring to the gate outlives it.
+  std::unique_ptr<gate> gate_;
+};
+
+namespace detail {
+
+/// Hands a gate from `spawn_limited` to the constructor of `limited<Base>` in the same
+/// thread (CAF constructs actors synchronously inside spawn).
+void set_pending_gate(std::unique_ptr<gate> g);
+std::unique_ptr<gate> take_pending_gate();
+
+/// True for messages the gate does not apply to (responses, system and stream messages,
+/// rejection notices).
+bool bypasses_gate(const caf::mailbox_element& x) noexcept;
+
+/// Runs the gate on `ptr`: returns the element to enqueue (wrapped, carrying its ticket),
+/// or nullptr after answering the refusal.
+caf::mailbox_element_ptr admit(gate& g, caf::abstract_actor* self, caf::mailbox_element_ptr ptr,
+                               caf::execution_unit* eu);
+
+/// The actor starts handling `x`: an admitted element gives its ticket back.
+void on_handling(caf::mailbox_element& x) noexcept;
+/// The actor skipped `x` (it stays in the mailbox): the element takes its ticket again.
+void on_skipped(caf::mailbox_element& x) noexcept;
+
+} // namespace detail
+
+template <class Base>
+class limited : public Base, public limited_base {
+public:
+  template <class... Ts>
+  explicit limited(caf::actor_config& cfg, Ts&&... xs)
+    : Base(cfg, std::forward<Ts>(xs)...), limited_base(detail::take_pending_gate()) {
+  }
+
+  void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
+    if (!detail::bypasses_gate(*ptr)) {
+      ptr = detail::admit(*gate_, this, std::move(ptr), eu);
+      if (!ptr)
+        return;
+    }
+    Base::enqueue(std::move(ptr), eu);
+  }
+
+  using Base::enqueue;
+
+  caf::invoke_message_result consume(caf::mailbox_element& x) override {
+    detail::on_handling(x);
+    auto result = Base::consume(x);
+    if (result == caf::invoke_message_result::skipped)
+      detail::on_skipped(x);
+    return result;
+  }
+};
+
+using limited_actor = limited<caf::event_based_actor>;
+
+/// Spawns an actor of class `T` (derived from `limited<...>`) with the limits of `kind`.
+template <class T, caf::spawn_options Os = caf::no_spawn_options, class... Ts>
+auto spawn_limited(caf::actor_system& sys, runtime& rt, const std::string& kind, Ts&&... xs) {
+  detail::set_pending_gate(rt.make_gate(kind));
+  return sys.spawn<T, Os>(std::forward<Ts>(xs)...);
+}
+
+/// Spawns a function-based limited actor: `fun` takes `levee::limited_actor*` (or a
+/// pointer to another `limited<...>` type) as first argument.
+template <caf::spawn_options Os = caf::no_spawn_options, class F, class... Ts>
+auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& kind, F fun,
+                       Ts&&... xs) {
+  detail::set_pending_gate(rt.make_gate(kind));
+  return sys.spawn<Os>(std::move(fun), std::forward<Ts>(xs)...);
+}
+
+/// The gate of a limited actor, for live limit changes and observation; nullptr when
+/// `handle` is not a limited actor. The caller must keep `handle` alive while using it.
+template <class Handle>
+gate* gate_of(const Handle& handle) {
+  if (!handle)
+    return nullptr;
+  auto ptr = caf::actor_cast<caf::abstract_actor*>(handle);
+  auto lb = dynamic_cast<limited_base*>(ptr);
+  return lb != nullptr ? &lb->limits_gate() : nullptr;
+}
+
+} // namespace levee

@@ -1,0 +1,70 @@
+#pragma once
+// Every limit of the limits core with its default, its unit and why (after caf/defaults.hpp
+// and nats-server's const.go). Ceilings are the largest values `validate()` accepts.
+// A test (tests/limits_config_test.cpp) pins every default: change one on purpose only.
+
+#include <cstdint>
+
+namespace levee::defaults {
+
+constexpr uint64_t KiB = 1024;
+constexpr uint64_t MiB = 1024 * KiB;
+constexpr uint64_t GiB = 1024 * MiB;
+
+// -- per actor kind: [limits.default] and [limits.<kind>] -------------------------------
+
+/// messages: accepted and not yet processed (queued or being handled). 1024 absorbs a
+/// burst of a busy second while keeping the worst queueing delay at ~1k service times.
+constexpr uint64_t mailbox_capacity = 1024;
+constexpr uint64_t mailbox_capacity_ceiling = 1u << 24;
+
+/// bytes of payload in the mailbox. 16 MiB = 16 max-size messages, so one kind cannot
+/// hold the node budget alone.
+constexpr uint64_t mailbox_capacity_bytes = 16 * MiB;
+constexpr uint64_t mailbox_capacity_bytes_ceiling = 64 * GiB;
+
+/// bytes in one message. 1 MiB, the same as NATS' max_payload: bigger payloads belong in
+/// streams or files, and a permit can allow one larger message.
+constexpr uint64_t max_message_bytes = 1 * MiB;
+constexpr uint64_t max_message_bytes_ceiling = 1 * GiB;
+
+/// msgs/s per actor; 0 = no rate limit. Off by default: the mailbox bound already stops
+/// overload; rates are for fairness towards a specific kind.
+constexpr uint64_t rate_msgs_per_sec = 0;
+/// messages that may pass at once from idle; 0 = one second's worth of the rate.
+constexpr uint64_t rate_burst_msgs = 0;
+
+/// bytes/s per actor; 0 = no byte-rate limit.
+constexpr uint64_t rate_bytes_per_sec = 0;
+/// bytes that may pass at once from idle; 0 = one second's worth. Must admit one
+/// max_message_bytes message.
+constexpr uint64_t rate_burst_bytes = 0;
+
+constexpr uint64_t rate_ceiling = uint64_t{1} << 40;
+
+/// requests per requesting actor accepted and not yet answered. 64 lets a pipelined client
+/// keep a few round trips busy without one client filling the whole mailbox.
+constexpr uint64_t max_inflight_per_requester = 64;
+
+/// ms: the retry hint on mailbox_full, too_many_inflight and memory_budget_exhausted,
+/// where no exact time can be computed. About one drain of a small mailbox.
+constexpr uint64_t overload_retry_after_ms = 10;
+constexpr uint64_t overload_retry_after_ms_ceiling = 60'000;
+
+// -- node-wide: [node] ------------------------------------------------------------------
+
+/// bytes queued in all limited mailboxes of the node together. 256 MiB keeps a node well
+/// inside a small VM while allowing hundreds of busy actors.
+constexpr uint64_t memory_budget_bytes = 256 * MiB;
+constexpr uint64_t memory_budget_bytes_ceiling = 1024 * GiB;
+
+/// rejection log lines per second per actor kind; the rest are counted and summarised in
+/// the next line, so a flood cannot flood the log.
+constexpr uint64_t rejection_log_lines_per_sec = 5;
+constexpr uint64_t rejection_log_burst_lines = 20;
+
+/// slots per limited actor for coalescing rejection notices to fire-and-forget senders;
+/// beyond this many distinct senders with unread notices, idle tallies are recycled.
+constexpr uint64_t notice_table_slots = 1024;
+
+} // namespace levee::defaults

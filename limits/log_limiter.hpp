@@ -1,0 +1,42 @@
+#pragma once
+// Rate-limited logging of rejections: at most N lines per second (token bucket); lines
+// over the rate are counted and the next line that passes says how many were suppressed.
+// A flood of rejections therefore costs one atomic per rejection, not one write.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "limits/clock.hpp"
+#include "limits/rejection.hpp"
+#include "limits/token_bucket.hpp"
+
+namespace levee {
+
+/// Where log lines go. Default: stderr. Set once at start-up (not thread-safe against
+/// concurrent logging); tests install a capturing sink.
+using log_sink = std::function<void(std::string_view line)>;
+void set_log_sink(log_sink sink);
+void write_log_line(std::string_view line);
+
+class log_limiter {
+public:
+  log_limiter(const clock_source& clock, uint64_t lines_per_sec, uint64_t burst_lines)
+    : bucket_(clock, lines_per_sec, burst_lines) {}
+
+  /// Logs "[levee] <who>: <rejection line>" if the rate allows, else counts it.
+  void report(std::string_view who, const rejection& r);
+
+  uint64_t suppressed_total() const noexcept {
+    return suppressed_total_.load(std::memory_order_relaxed);
+  }
+
+private:
+  token_bucket bucket_;
+  std::atomic<uint64_t> suppressed_since_last_{0};
+  std::atomic<uint64_t> suppressed_total_{0};
+};
+
+} // namespace levee

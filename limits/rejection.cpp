@@ -1,0 +1,36 @@
+#include "limits/rejection.hpp"
+
+namespace levee {
+
+std::string rejection::to_string() const {
+  std::string out;
+  out.reserve(96 + limit.size() + detail.size());
+  out += levee::to_string(code);
+  out += " (";
+  out += std::to_string(static_cast<unsigned>(code));
+  out += "): ";
+  out += limit;
+  out += " observed ";
+  out += std::to_string(observed);
+  out += " > max ";
+  out += std::to_string(max);
+  if (retry_after_ms > 0) {
+    out += ", retry after ";
+    out += std::to_string(retry_after_ms);
+    out += " ms";
+  } else {
+    out += ", do not retry";
+  }
+  if (!detail.empty()) {
+    out += ": ";
+    out += detail;
+  }
+  return out;
+}
+
+bool operator==(const rejection& a, const rejection& b) {
+  return a.code == b.code && a.limit == b.limit && a.observed == b.observed
+         && a.max == b.max && a.retry_after_ms == b.retry_after_ms && a.detail == b.detail;
+}
+
+} // namespace levee

@@ -1,0 +1,88 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "limits/bounded_counter.hpp"
+#include "limits/node_budget.hpp"
+
+namespace levee {
+namespace {
+
+TEST(BoundedCounter, AcceptsUpToTheBoundAndNotOneMore) {
+  bounded_counter c{10};
+  uint64_t observed = 0;
+  ASSERT_TRUE(c.try_add(4, observed));
+  ASSERT_TRUE(c.try_add(6, observed));
+  EXPECT_EQ(c.value(), 10u);
+  ASSERT_FALSE(c.try_add(1, observed));
+  EXPECT_EQ(observed, 11u);
+  c.sub(3);
+  EXPECT_TRUE(c.try_add(3, observed));
+  EXPECT_EQ(c.high_water(), 10u);
+}
+
+TEST(BoundedCounter, NeverExceedsTheBoundUnderConcurrency) {
+  constexpr uint64_t max = 1000;
+  bounded_counter c{max};
+  std::atomic<uint64_t> added{0}, refused{0}, seen_over{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&] {
+      uint64_t observed = 0;
+      for (int i = 0; i < 50000; ++i) {
+        if (c.try_add(3, observed)) {
+          added.fetch_add(1);
+          if (c.value() > max)
+            seen_over.fetch_add(1);
+          if (i % 2 == 0)
+            c.sub(3);
+        } else {
+          refused.fetch_add(1);
+        }
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(added + refused, 8u * 50000u);
+  EXPECT_EQ(seen_over.load(), 0u);
+  EXPECT_LE(c.high_water(), max);
+  EXPECT_LE(c.value(), max);
+}
+
+TEST(NodeBudget, AccountingReturnsToZeroAfterConcurrentUse) {
+  node_budget budget{64 * 1024};
+  std::atomic<uint64_t> refusals{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      uint64_t observed = 0;
+      for (int i = 0; i < 20000; ++i) {
+        uint64_t n = 100 + static_cast<uint64_t>((i * 7 + t) % 900);
+        if (budget.try_acquire(n, observed))
+          budget.release(n);
+        else
+          refusals.fetch_add(1);
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(budget.in_use(), 0u);
+  EXPECT_EQ(budget.rejections(), refusals.load());
+  EXPECT_LE(budget.high_water(), 64u * 1024u);
+}
+
+TEST(NodeBudget, RefusalReportsWhatWouldHaveBeenInUse) {
+  node_budget budget{1000};
+  uint64_t observed = 0;
+  ASSERT_TRUE(budget.try_acquire(900, observed));
+  ASSERT_FALSE(budget.try_acquire(101, observed));
+  EXPECT_EQ(observed, 1001u);
+  EXPECT_EQ(budget.rejections(), 1u);
+  budget.set_max(2000);
+  EXPECT_TRUE(budget.try_acquire(101, observed));
+}
+
+} // namespace
+} // namespace levee

@@ -1,0 +1,327 @@
+// The CAF gate end to end: real actor systems, real senders, exact answers.
+
+#include "tests/actor_test_support.hpp"
+
+#include <caf/all.hpp>
+
+namespace levee {
+namespace {
+
+using test::event_counter;
+using test::held_service;
+using test::latch;
+
+struct LimitedActorTest : ::testing::Test {
+  std::unique_ptr<caf::actor_system_config> cfg = test::make_system_config();
+  std::unique_ptr<caf::actor_system> sys = std::make_unique<caf::actor_system>(*cfg);
+  manual_clock clock;
+  std::unique_ptr<runtime> rt;
+  latch release;
+  event_counter handled;
+  event_counter entered;
+
+  void SetUp() override { set_log_sink([](std::string_view) {}); }
+
+  void TearDown() override {
+    release.open();
+    sys.reset();
+  }
+
+  void make_runtime(actor_limits svc, uint64_t budget = 1 << 30) {
+    limits_config lc;
+    lc.memory_budget_bytes = budget;
+    lc.default_limits = svc;
+    lc.kinds.emplace("svc", svc);
+    ASSERT_TRUE(validate(lc).ok()) << validate(lc).to_string();
+    rt = std::make_unique<runtime>(lc, clock);
+  }
+
+  caf::actor spawn_svc() {
+    return spawn_limited<held_service>(*sys, *rt, "svc", &release, &handled, &entered);
+  }
+
+  /// Makes `svc` busy in a held handler; from then on, what is sent to it stays queued.
+  void hold(const caf::actor& svc) {
+    auto before = entered.value();
+    caf::anon_send(svc, std::string{"hold"});
+    ASSERT_TRUE(entered.wait_for_at_least(before + 1));
+  }
+
+  /// Sends a request and returns the rejection it got (nullopt if it was answered).
+  std::optional<rejection> request_rejection(const caf::actor& dest, std::string payload) {
+    caf::scoped_actor self{*sys};
+    std::optional<rejection> out;
+    bool answered = false;
+    self->request(dest, std::chrono::seconds(30), std::move(payload))
+      .receive([&](uint64_t) { answered = true; },
+               [&](caf::error& err) {
+                 out = rejection_from(err);
+                 EXPECT_TRUE(out.has_value()) << sys->render(err);
+               });
+    EXPECT_TRUE(answered || out.has_value());
+    return out;
+  }
+
+  static actor_limits small() {
+    auto l = actor_limits::defaults();
+    l.mailbox_capacity = 4;
+    l.mailbox_capacity_bytes = 4096;
+    l.max_message_bytes = 1024;
+    return l;
+  }
+};
+
+TEST_F(LimitedActorTest, RequestAtMailboxLimitGetsMailboxFullWithAllFields) {
+  make_runtime(small());
+  auto svc = spawn_svc();
+  hold(svc);
+  for (int i = 0; i < 4; ++i)
+    caf::anon_send(svc, std::string(10, 'x'));
+  auto g = gate_of(svc);
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->depth(), 4u);
+  auto r = request_rejection(svc, "one over");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code, code::mailbox_full);
+  EXPECT_EQ(r->limit, "limits.svc.mailbox_capacity");
+  EXPECT_EQ(r->observed, 5u);
+  EXPECT_EQ(r->max, 4u);
+  EXPECT_EQ(r->retry_after_ms, 10u);
+  EXPECT_FALSE(r->detail.empty());
+  release.open();
+  ASSERT_TRUE(handled.wait_for_at_least(5));
+  // Once drained, the same request is answered: the refusal left nothing behind.
+  EXPECT_FALSE(request_rejection(svc, "now fits").has_value());
+  EXPECT_EQ(handled.value(), 6u);
+  auto s = rt->stats_for("svc")->snapshot();
+  EXPECT_EQ(s.accepted, 6u);
+  EXPECT_EQ(s.processed, 6u);
+  EXPECT_EQ(s.rejected[static_cast<size_t>(code::mailbox_full)], 1u);
+  EXPECT_EQ(s.max_actor_depth, 4u);
+}
+
+TEST_F(LimitedActorTest, MessageOverSizeCapIsRefusedAndNeverProcessed) {
+  make_runtime(small());
+  auto svc = spawn_svc();
+  EXPECT_FALSE(request_rejection(svc, std::string(1024, 'a')).has_value());  // at the cap
+  auto r = request_rejection(svc, std::string(1025, 'a'));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code, code::message_too_large);
+  EXPECT_EQ(r->limit, "limits.svc.max_message_bytes");
+  EXPECT_EQ(r->observed, 1025u);
+  EXPECT_EQ(r->max, 1024u);
+  EXPECT_EQ(r->retry_after_ms, 0u);
+  EXPECT_EQ(handled.value(), 1u);
+}
+
+TEST_F(LimitedActorTest, MailboxBytesBound) {
+  auto l = small();
+  l.mailbox_capacity = 100;
+  make_runtime(l);
+  auto svc = spawn_svc();
+  hold(svc);
+  for (int i = 0; i < 4; ++i)
+    caf::anon_send(svc, std::string(1024, 'b'));                // exactly 4096 bytes
+  auto r = request_rejection(svc, "z");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code, code::mailbox_full);
+  EXPECT_EQ(r->limit, "limits.svc.mailbox_capacity_bytes");
+  EXPECT_EQ(r->observed, 4097u);
+  EXPECT_EQ(r->max, 4096u);
+}
+
+TEST_F(LimitedActorTest, InflightPerRequesterCountsUntilAnswered) {
+  auto l = small();
+  l.mailbox_capacity = 100;
+  l.max_inflight_per_requester = 2;
+  make_runtime(l);
+  auto svc = spawn_svc();
+  hold(svc);
+  caf::scoped_actor self{*sys};
+  auto first = self->request(svc, std::chrono::seconds(30), std::string{"r1"});
+  auto second = self->request(svc, std::chrono::seconds(30), std::string{"r2"});
+  auto g = gate_of(svc);
+  EXPECT_EQ(g->in_flight(self->id()), 2u);
+  std::optional<rejection> r;
+  self->request(svc, std::chrono::seconds(30), std::string{"r3"})
+    .receive([](uint64_t) { FAIL() << "third request must be refused"; },
+             [&](caf::error& err) { r = rejection_from(err); });
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code, code::too_many_inflight);
+  EXPECT_EQ(r->limit, "limits.svc.max_inflight_per_requester");
+  EXPECT_EQ(r->observed, 3u);
+  EXPECT_EQ(r->max, 2u);
+  // Another requester is not affected.
+  caf::scoped_actor other{*sys};
+  auto theirs = other->request(svc, std::chrono::seconds(30), std::string{"o1"});
+  release.open();
+  first.receive([](uint64_t n) { EXPECT_EQ(n, 2u); }, [](caf::error&) { FAIL(); });
+  second.receive([](uint64_t n) { EXPECT_EQ(n, 2u); }, [](caf::error&) { FAIL(); });
+  theirs.receive([](uint64_t n) { EXPECT_EQ(n, 2u); }, [](caf::error&) { FAIL(); });
+  EXPECT_EQ(g->in_flight(self->id()), 0u);
+}
+
+TEST_F(LimitedActorTest, RateLimitWithManualClockAndRetryAfter) {
+  auto l = small();
+  l.mailbox_capacity = 100;
+  l.rate_msgs_per_sec = 50;
+  l.rate_burst_msgs = 2;
+  make_runtime(l);
+  auto svc = spawn_svc();
+  EXPECT_FALSE(request_rejection(svc, "a").has_value());
+  EXPECT_FALSE(request_rejection(svc, "b").has_value());
+  auto r = request_rejection(svc, "c");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code, code::rate_limited);
+  EXPECT_EQ(r->limit, "limits.svc.rate_msgs_per_sec");
+  EXPECT_EQ(r->retry_after_ms, 20u);
+  clock.advance_ms(20);
+  EXPECT_FALSE(request_rejection(svc, "c").has_value());
+}
+
+TEST_F(LimitedActorTest, NodeBudgetSpansActors) {
+  auto l = small();
+  l.mailbox_capacity = 100;
+  make_runtime(l, 2048);
+  auto a = spawn_svc();
+  auto b = spawn_svc();
+  hold(a);
+  hold(b);
+  caf::anon_send(a, std::string(1024, 'a'));       // 1024 in use
+  caf::anon_send(b, std::string(1024, 'b'));       // 2048: exactly the budget
+  auto r = request_rejection(b, "x");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code, code::memory_budget_exhausted);
+  EXPECT_EQ(r->limit, "limits.memory_budget_bytes");
+  EXPECT_EQ(r->observed, 2049u);
+  EXPECT_EQ(r->max, 2048u);
+  release.open();
+  ASSERT_TRUE(handled.wait_for_at_least(4));
+  // Every byte comes back once the messages are handled (released after the handler).
+  EXPECT_FALSE(request_rejection(b, "x").has_value());
+  EXPECT_EQ(rt->budget().in_use(), 0u);
+}
+
+TEST_F(LimitedActorTest, FireAndForgetFromActorGetsOneCoalescedNotice) {
+  make_runtime(small());
+  auto svc = spawn_svc();
+  hold(svc);
+  caf::scoped_actor self{*sys};
+  for (int i = 0; i < 4; ++i)
+    self->send(svc, std::string{"fill"});
+  for (int i = 0; i < 100; ++i)
+    self->send(svc, std::string{"over"});
+  uint64_t notices = 0, told = 0;
+  rejection first;
+  bool more = true;
+  while (more)
+    self->receive(
+      [&](rejection_notice& n) {
+        ++notices;
+        first = n.first;
+        told += n.take();
+      },
+      caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
+  EXPECT_EQ(notices, 1u);  // one on its way at a time, whatever the flood
+  EXPECT_EQ(told, 100u);   // every refusal is counted in it
+  EXPECT_EQ(first.code, code::mailbox_full);
+  EXPECT_EQ(first.limit, "limits.svc.mailbox_capacity");
+  // After take(), the next refusal sends a new notice.
+  self->send(svc, std::string{"over"});
+  self->receive([&](rejection_notice& n) { EXPECT_EQ(n.take(), 1u); },
+                caf::after(std::chrono::seconds(0)) >> [] { FAIL() << "no new notice"; });
+  auto s = rt->stats_for("svc")->snapshot();
+  EXPECT_EQ(s.notices_sent, 2u);
+  EXPECT_EQ(s.notices_coalesced, 99u);
+}
+
+TEST_F(LimitedActorTest, AnonymousFloodIsCountedAndLoggedWithARateLimit) {
+  std::vector<std::string> lines;
+  std::mutex mtx;
+  set_log_sink([&](std::string_view line) {
+    std::lock_guard<std::mutex> guard{mtx};
+    lines.emplace_back(line);
+  });
+  make_runtime(small());
+  auto svc = spawn_svc();
+  hold(svc);
+  for (int i = 0; i < 1004; ++i)
+    caf::anon_send(svc, std::string{"m"});
+  auto s = rt->stats_for("svc")->snapshot();
+  EXPECT_EQ(s.accepted, 5u);
+  EXPECT_EQ(s.rejected[static_cast<size_t>(code::mailbox_full)], 1000u);
+  std::lock_guard<std::mutex> guard{mtx};
+  EXPECT_EQ(lines.size(), 20u);  // the default burst of rejection_log_burst_lines
+  EXPECT_NE(lines[0].find("observed 5 > max 4"), std::string::npos) << lines[0];
+}
+
+TEST_F(LimitedActorTest, TerminatedActorGivesBackEveryQueuedByte) {
+  make_runtime(small());
+  auto svc = spawn_svc();
+  hold(svc);
+  for (int i = 0; i < 3; ++i)
+    caf::anon_send(svc, std::string(100, 'q'));
+  EXPECT_EQ(rt->budget().in_use(), 300u);
+  caf::anon_send_exit(svc, caf::exit_reason::user_shutdown);  // ungated: gets through
+  release.open();
+  caf::scoped_actor self{*sys};
+  self->wait_for(svc);
+  svc = nullptr;
+  EXPECT_EQ(rt->budget().in_use(), 0u);
+  auto s = rt->stats_for("svc")->snapshot();
+  EXPECT_EQ(s.accepted, 4u);
+  EXPECT_EQ(s.processed + s.dropped_on_exit, 4u);
+  EXPECT_EQ(s.queued_messages, 0u);
+}
+
+TEST_F(LimitedActorTest, LiveSizeChangeOnARunningActor) {
+  make_runtime(small());
+  auto svc = spawn_svc();
+  EXPECT_FALSE(request_rejection(svc, std::string(600, 'a')).has_value());
+  ASSERT_TRUE(gate_of(svc)->set_max_message_bytes(512).ok());
+  auto r = request_rejection(svc, std::string(600, 'a'));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code, code::message_too_large);
+  EXPECT_EQ(r->max, 512u);
+}
+
+// Function-based and stateful actors get the same gate.
+struct counter_state {
+  uint64_t sum = 0;
+};
+
+TEST_F(LimitedActorTest, FunctionBasedAndStatefulActorsAreGated) {
+  auto l = small();
+  l.max_message_bytes = 8;
+  l.mailbox_capacity_bytes = 64;
+  make_runtime(l);
+  auto fun = spawn_limited_fun(*sys, *rt, "svc", [](limited_actor*) -> caf::behavior {
+    return {[](const std::string& s) -> uint64_t { return s.size(); }};
+  });
+  EXPECT_FALSE(request_rejection(fun, "12345678").has_value());
+  EXPECT_EQ(request_rejection(fun, "123456789")->code, code::message_too_large);
+  using stateful = caf::stateful_actor<counter_state, limited_actor>;
+  auto st = spawn_limited_fun(*sys, *rt, "svc", [](stateful* self) -> caf::behavior {
+    return {[=](const std::string& s) -> uint64_t { return self->state.sum += s.size(); }};
+  });
+  EXPECT_FALSE(request_rejection(st, "abc").has_value());
+  EXPECT_EQ(request_rejection(st, "123456789")->code, code::message_too_large);
+  EXPECT_NE(gate_of(st), nullptr);
+  EXPECT_EQ(gate_of(caf::actor{}), nullptr);
+}
+
+TEST_F(LimitedActorTest, ErrorsRenderAsRejectionLines) {
+  rejection r{code::rate_limited, "limits.svc.rate_msgs_per_sec", 11, 10, 5, "slow down"};
+  auto err = to_error(r);
+  EXPECT_EQ(err.category(), caf::atom("levee"));
+  EXPECT_EQ(err.code(), 3);
+  EXPECT_EQ(*rejection_from(err), r);
+  EXPECT_EQ(sys->render(err), "levee: " + r.to_string());
+  caf::error plain = caf::make_error(caf::sec::unexpected_message);
+  EXPECT_FALSE(rejection_from(plain).has_value());
+  caf::error bare{code::not_found};
+  EXPECT_EQ(rejection_from(bare)->code, code::not_found);
+}
+
+} // namespace
+} // namespace levee

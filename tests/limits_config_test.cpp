@@ -1,0 +1,134 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "limits/config_file.hpp"
+#include "limits/defaults.hpp"
+#include "limits/limits_config.hpp"
+
+namespace levee {
+namespace {
+
+result<limits_config> parse(const std::string& text) {
+  auto flat = parse_config_text(text, "test.ini");
+  if (!flat)
+    return flat.error();
+  return limits_from_config(*flat);
+}
+
+// Pins every default: a change here must be deliberate (and documented in defaults.hpp).
+TEST(LimitsConfig, DefaultsArePinned) {
+  auto l = actor_limits::defaults();
+  EXPECT_EQ(l.mailbox_capacity, 1024u);
+  EXPECT_EQ(l.mailbox_capacity_bytes, 16u * 1024 * 1024);
+  EXPECT_EQ(l.max_message_bytes, 1024u * 1024);
+  EXPECT_EQ(l.rate_msgs_per_sec, 0u);
+  EXPECT_EQ(l.rate_burst_msgs, 0u);
+  EXPECT_EQ(l.rate_bytes_per_sec, 0u);
+  EXPECT_EQ(l.rate_burst_bytes, 0u);
+  EXPECT_EQ(l.max_inflight_per_requester, 64u);
+  EXPECT_EQ(l.overload_retry_after_ms, 10u);
+  limits_config cfg;
+  EXPECT_EQ(cfg.memory_budget_bytes, 256u * 1024 * 1024);
+  EXPECT_EQ(cfg.rejection_log_lines_per_sec, 5u);
+  EXPECT_EQ(cfg.rejection_log_burst_lines, 20u);
+  EXPECT_TRUE(validate(cfg).ok());
+  auto empty = parse("");
+  ASSERT_TRUE(empty.ok()) << empty.error().to_string();
+  EXPECT_EQ(empty->default_limits, l);
+}
+
+TEST(LimitsConfig, KindsInheritFromDefaultSection) {
+  auto cfg = parse("[limits]\nmemory_budget_bytes = 1GiB\n"
+                   "[limits.default]\nmailbox_capacity = 500\nmax_message_bytes = 4KiB\n"
+                   "[limits.satellite]\nmailbox_capacity = 50\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.error().to_string();
+  EXPECT_EQ(cfg->memory_budget_bytes, 1024u * 1024 * 1024);
+  EXPECT_EQ(cfg->default_limits.mailbox_capacity, 500u);
+  auto& sat = cfg->for_kind("satellite");
+  EXPECT_EQ(sat.mailbox_capacity, 50u);
+  EXPECT_EQ(sat.max_message_bytes, 4096u);               // from [limits.default]
+  EXPECT_EQ(sat.max_inflight_per_requester, 64u);         // from defaults.hpp
+  EXPECT_EQ(cfg->for_kind("unknown").mailbox_capacity, 500u);
+}
+
+TEST(LimitsConfig, OtherSectionsAreLeftToTheirOwners) {
+  auto cfg = parse("[server]\nlisten = 127.0.0.1:4222\n[limits.default]\nmailbox_capacity = 7\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.error().to_string();
+  EXPECT_EQ(cfg->default_limits.mailbox_capacity, 7u);
+}
+
+struct bad_case {
+  const char* text;
+  const char* must_mention;
+};
+
+TEST(LimitsConfig, BadValuesAreRejectedNamingTheKeyAndValue) {
+  const bad_case cases[] = {
+    {"[limits.default]\nmailbox_capacity = 0\n", "limits.default.mailbox_capacity = 0"},
+    {"[limits.svc]\nmailbox_capacity = lots\n", "limits.svc.mailbox_capacity = 'lots'"},
+    {"[limits.svc]\nmailbox_capacity = -5\n", "limits.svc.mailbox_capacity = '-5'"},
+    {"[limits.svc]\nmax_message_bytes = 4TB\n", "unknown suffix"},
+    {"[limits.svc]\nmailbox_capcity = 5\n", "unknown key 'limits.svc.mailbox_capcity'"},
+    {"[limits]\nmemory_budget = 5\n", "unknown key 'limits.memory_budget'"},
+    {"[limits.Bad]\nmailbox_capacity = 5\n", "[limits.Bad]"},
+    {"[limits.svc]\nmax_message_bytes = 2MiB\nmailbox_capacity_bytes = 1MiB\n",
+     "limits.svc.mailbox_capacity_bytes = 1048576"},
+    {"[limits.svc]\nrate_bytes_per_sec = 1000\n", "limits.svc.rate_burst_bytes"},
+    {"[limits.svc]\nrate_burst_msgs = 10\n", "limits.svc.rate_burst_msgs = 10"},
+    {"[limits]\nmemory_budget_bytes = 1KiB\n", "limits.memory_budget_bytes = 1024"},
+    {"[limits.svc]\nmax_message_bytes = 99999999999999999999999\n", "too large"},
+    {"[limits.svc]\nmailbox_capacity = 1\nmailbox_capacity = 2\n", "given twice"},
+    {"[limits.svc\nmailbox_capacity = 1\n", "test.ini"},
+  };
+  for (auto& c : cases) {
+    auto cfg = parse(c.text);
+    ASSERT_FALSE(cfg.ok()) << c.text;
+    EXPECT_EQ(cfg.error().code(), code::bad_request) << c.text;
+    EXPECT_NE(cfg.error().message().find(c.must_mention), std::string::npos)
+      << "error '" << cfg.error().message() << "' does not mention '" << c.must_mention << "'";
+  }
+}
+
+TEST(LimitsConfig, QuantitiesAcceptBinarySuffixes) {
+  EXPECT_EQ(*parse_quantity("k", "16MiB"), 16u * 1024 * 1024);
+  EXPECT_EQ(*parse_quantity("k", " 3 KiB "), 3u * 1024);
+  EXPECT_EQ(*parse_quantity("k", "2GiB"), 2ull * 1024 * 1024 * 1024);
+  EXPECT_EQ(*parse_quantity("k", "42"), 42u);
+  EXPECT_FALSE(parse_quantity("k", "").ok());
+  EXPECT_FALSE(parse_quantity("k", "1.5MiB").ok());
+}
+
+TEST(LimitsConfig, OverridesWinOverTheFile) {
+  auto flat = parse_config_text("[limits.svc]\nmailbox_capacity = 10\n", "t.ini");
+  ASSERT_TRUE(flat.ok());
+  ASSERT_TRUE(apply_overrides(*flat, {"limits.svc.mailbox_capacity=20"}).ok());
+  auto cfg = limits_from_config(*flat);
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ(cfg->for_kind("svc").mailbox_capacity, 20u);
+  EXPECT_FALSE(apply_overrides(*flat, {"no-equals-sign"}).ok());
+}
+
+TEST(LimitsConfig, MissingFileSaysWhichPath) {
+  auto flat = load_config_file("/nonexistent/levee.ini");
+  ASSERT_FALSE(flat.ok());
+  EXPECT_EQ(flat.error().code(), code::not_found);
+  EXPECT_NE(flat.error().message().find("/nonexistent/levee.ini"), std::string::npos);
+}
+
+TEST(LimitsConfig, EveryShippedConfigFileLoadsAndValidates) {
+  int files = 0;
+  for (auto& entry : std::filesystem::directory_iterator{LEVEE_CONFIGS_DIR}) {
+    if (entry.path().extension() != ".ini")
+      continue;
+    ++files;
+    auto flat = load_config_file(entry.path().string());
+    ASSERT_TRUE(flat.ok()) << flat.error().to_string();
+    auto cfg = limits_from_config(*flat);
+    EXPECT_TRUE(cfg.ok()) << entry.path() << ": " << cfg.error().to_string();
+  }
+  EXPECT_GE(files, 2);
+}
+
+} // namespace
+} // namespace levee
