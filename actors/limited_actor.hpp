@@ -5,7 +5,7 @@
 //
 //   class echo : public levee::limited_actor {
 //    public:
-//     using limited_actor::limited_actor;
+//     using limited::limited;
 //     caf::behavior make_behavior() override { return {[](const std::string& s) { return s; }}; }
 //   };
 //   levee::runtime rt{cfg};

@@ -36,7 +36,7 @@ void log_limiter::report(std::string_view who, const rejection& r) {
   if (auto n = suppressed_since_last_.exchange(0, std::memory_order_relaxed); n > 0) {
     line += " (";
     line += std::to_string(n);
-    line += " similar lines suppressed)";
+    line += " more rejections not logged)";
   }
   write_log_line(line);
 }

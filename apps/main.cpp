@@ -1,0 +1,39 @@
+// levee: the one binary of Levee. `levee <subcommand> [options]`; `levee <subcommand>
+// --help` describes each.
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "apps/subcommands.hpp"
+
+namespace {
+
+constexpr const char* usage =
+  "usage: levee <subcommand> [options]\n"
+  "\n"
+  "subcommands:\n"
+  "  demo     flood a slow limited actor past its bounds and show every rejection\n"
+  "\n"
+  "`levee <subcommand> --help` describes the options of each.\n";
+
+} // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    std::fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (std::strcmp(argv[1], "--version") == 0) {
+    std::puts("levee 0.1.0");
+    return 0;
+  }
+  std::string sub = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (sub == "demo")
+    return levee::apps::run_demo(args);
+  std::fprintf(stderr, "levee: unknown subcommand '%s'; run `levee --help` for the list\n",
+               sub.c_str());
+  return 2;
+}
