@@ -2,6 +2,9 @@
 
 #include "limits/defaults.hpp"
 
+#include <algorithm>
+#include <thread>
+
 namespace levee {
 
 levee::code verdict::code() const noexcept {
@@ -38,15 +41,52 @@ gate::gate(std::string kind, const actor_limits& limits,
     bytes_(limits.mailbox_capacity_bytes),
     msg_rate_(clock, limits.rate_msgs_per_sec, limits.rate_burst_msgs),
     byte_rate_(clock, limits.rate_bytes_per_sec, limits.rate_burst_bytes) {
-  kind_ctx_->stats->on_actor_started();
+  kind_ctx_->stats->attach(this);
 }
 
 gate::~gate() {
-  kind_ctx_->stats->on_actor_stopped();
+  close();
+  kind_ctx_->stats->detach(this);
 }
 
-verdict gate::admit(uint64_t bytes, uint64_t requester, gate_ticket& ticket) noexcept {
+bool gate::enter() noexcept {
+  // Dekker-style with close(): either close() sees this enqueue as active and waits for
+  // it, or this enqueue sees the gate closed.
+  active_.fetch_add(1, std::memory_order_seq_cst);
+  if (closed_.load(std::memory_order_seq_cst)) {
+    active_.fetch_sub(1, std::memory_order_seq_cst);
+    return false;
+  }
+  return true;
+}
+
+void gate::close() noexcept {
+  if (closed_.exchange(true, std::memory_order_seq_cst))
+    return;
+  while (active_.load(std::memory_order_seq_cst) != 0)
+    std::this_thread::yield();  // an enqueue is a few hundred ns; this runs once per actor
+  auto messages = messages_.value();
+  auto bytes = bytes_.value();
+  messages_.sub(messages);
+  bytes_.sub(bytes);
+  budget_->release(bytes);
+  dropped_.fetch_add(messages, std::memory_order_relaxed);
+}
+
+void gate::add_to(kind_stats_snapshot& s) const noexcept {
+  s.accepted += accepted_.load(std::memory_order_relaxed);
+  s.processed += processed_.load(std::memory_order_relaxed);
+  s.dropped_on_exit += dropped_.load(std::memory_order_relaxed);
+  s.queued_messages += messages_.value();
+  s.queued_bytes += bytes_.value();
+  s.max_actor_depth = std::max(s.max_actor_depth, messages_.high_water());
+  s.max_actor_bytes = std::max(s.max_actor_bytes, bytes_.high_water());
+}
+
+verdict gate::admit(const gate_ticket& ticket) noexcept {
   using L = verdict::limit;
+  auto bytes = ticket.bytes;
+  auto requester = ticket.requester;
   verdict v;
   auto refuse = [&](L which, uint64_t observed, uint64_t max, uint64_t retry_ms) {
     v.which = which;
@@ -97,19 +137,17 @@ verdict gate::admit(uint64_t bytes, uint64_t requester, gate_ticket& ticket) noe
     return refuse(L::rate_bytes_per_sec, d.observed_units, byte_rate_.burst(),
                   d.never ? 0 : token_bucket::to_retry_ms(d.retry_after_ns));
   }
-  ticket.bytes = bytes;
-  ticket.requester = requester;
-  kind_ctx_->stats->on_accept(bytes, messages_.value(), bytes_.value());
+  accepted_.fetch_add(1, std::memory_order_relaxed);
   return v;
 }
 
-void gate::release(const gate_ticket& ticket, bool processed) noexcept {
+void gate::release(const gate_ticket& ticket) noexcept {
   budget_->release(ticket.bytes);
   bytes_.sub(ticket.bytes);
   messages_.sub(1);
   if (ticket.requester != 0)
     inflight_.release(ticket.requester);
-  kind_ctx_->stats->on_release(ticket.bytes, processed);
+  processed_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void gate::reacquire(const gate_ticket& ticket) noexcept {
@@ -118,7 +156,7 @@ void gate::reacquire(const gate_ticket& ticket) noexcept {
   messages_.force_add(1);
   if (ticket.requester != 0)
     inflight_.force_acquire(ticket.requester);
-  kind_ctx_->stats->on_requeue(ticket.bytes);
+  processed_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 rejection gate::explain(const verdict& v) const {

@@ -45,7 +45,9 @@ struct kind_context {
   log_limiter log;
 };
 
-/// What an accepted message holds until it is finished; given back to `gate::release`.
+/// What an accepted message counts against the gate: computed from the message itself
+/// (payload bytes, requesting actor), so it can be computed again when the actor takes the
+/// message up instead of being stored with it.
 struct gate_ticket {
   uint64_t bytes = 0;
   uint64_t requester = 0;  // non-zero: a request counted in the in-flight table
@@ -72,28 +74,45 @@ struct verdict {
   levee::code code() const noexcept;
 };
 
-class gate {
+class gate final : public kind_stats_source {
 public:
   /// `budget` and `kind` are shared with the node; `clock` must outlive the gate.
   gate(std::string kind, const actor_limits& limits, std::shared_ptr<kind_context> kind_ctx,
        std::shared_ptr<node_budget> budget, const clock_source& clock);
-  ~gate();
+  ~gate() override;
 
   gate(const gate&) = delete;
   gate& operator=(const gate&) = delete;
 
-  /// Decides on one message of `bytes` payload bytes. `requester` is the id of the
-  /// requesting actor for a request, 0 for fire-and-forget. On acceptance fills `ticket`,
-  /// which must be passed to `release` exactly once. O(1); thread-safe.
-  verdict admit(uint64_t bytes, uint64_t requester, gate_ticket& ticket) noexcept;
+  // -- the enqueue protocol ------------------------------------------------------------
+  //
+  //   if (!g.enter()) -> the actor has terminated: let CAF bounce the message
+  //   v = g.admit(ticket) -> accepted: enqueue; refused: answer the sender
+  //   g.leave()
+  //
+  // and when the actor takes a message up: g.release(ticket) (g.reacquire(ticket) if it
+  // puts it back). When the actor terminates, after CAF closed and drained its mailbox:
+  // g.close(), which waits out enqueues in progress and gives back everything still
+  // counted, so the node budget is exact even across termination.
 
-  /// Ends an accepted message: `processed` says whether the actor handled it (false: it
-  /// was dropped because the actor terminated first).
-  void release(const gate_ticket& ticket, bool processed) noexcept;
+  /// False once the gate is closed. O(1).
+  bool enter() noexcept;
+  void leave() noexcept { active_.fetch_sub(1, std::memory_order_seq_cst); }
+
+  /// Decides on one message; `ticket.requester` is the requesting actor's id for a
+  /// request, 0 for fire-and-forget. O(1); thread-safe.
+  verdict admit(const gate_ticket& ticket) noexcept;
+
+  /// The actor takes up an accepted message: it no longer counts against the bounds.
+  void release(const gate_ticket& ticket) noexcept;
 
   /// Counts a released message again (the actor skipped it and it stays queued), without
   /// checking the bounds: it was accepted once and cannot be refused now.
   void reacquire(const gate_ticket& ticket) noexcept;
+
+  /// Stops admitting, waits for enqueues in progress, and gives back what accepted
+  /// messages that were never taken up still hold (counted as dropped on exit).
+  void close() noexcept;
 
   /// The full rejection for a verdict (code, config key, observed, max, retry, sentence).
   rejection explain(const verdict& v) const;
@@ -125,6 +144,8 @@ public:
   uint64_t in_flight(uint64_t requester) const { return inflight_.in_flight(requester); }
   kind_stats& stats() noexcept { return *kind_ctx_->stats; }
 
+  void add_to(kind_stats_snapshot& s) const noexcept override;
+
 private:
   std::string key(const char* field) const { return limit_key(kind_, field); }
 
@@ -138,6 +159,12 @@ private:
   const uint64_t max_inflight_;
   const uint64_t retry_after_ms_;
 
+  // Written by senders and by the actor on every message; kept together.
+  alignas(64) std::atomic<uint64_t> active_{0};  // enqueues in progress
+  std::atomic<bool> closed_{false};
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> processed_{0};
+  std::atomic<uint64_t> dropped_{0};
   bounded_counter messages_;
   bounded_counter bytes_;
   token_bucket msg_rate_;

@@ -5,62 +5,13 @@
 #include <typeinfo>
 
 #include <caf/system_messages.hpp>
+#include <caf/type_nr.hpp>
 
 namespace levee::detail {
 
 namespace {
 
 thread_local std::unique_ptr<gate> pending_gate;
-
-/// A mailbox element that carries the gate's ticket of the message it wraps. The ticket is
-/// given back when the actor starts handling the message (so a requester's in-flight slot
-/// is free before its response leaves), taken again if the actor skips the message (a
-/// stashed message still occupies the mailbox), and given back as "dropped" if the element
-/// dies unhandled (the actor terminated first). The wrapped element keeps the content.
-class gated_element final : public caf::mailbox_element {
-public:
-  gated_element(caf::mailbox_element_ptr inner, gate& g, gate_ticket t)
-    : caf::mailbox_element(std::move(inner->sender), inner->mid, std::move(inner->stages)),
-      inner_(std::move(inner)), gate_(g), ticket_(t) {
-  }
-
-  ~gated_element() override {
-    if (held_)
-      gate_.release(ticket_, false);
-  }
-
-  caf::type_erased_tuple& content() override { return inner_->content(); }
-  const caf::type_erased_tuple& content() const override { return inner_->content(); }
-  caf::message move_content_to_message() override { return inner_->move_content_to_message(); }
-  caf::message copy_content_to_message() const override {
-    return inner_->copy_content_to_message();
-  }
-
-  void on_handling() noexcept {
-    if (held_) {
-      gate_.release(ticket_, true);
-      held_ = false;
-    }
-  }
-
-  void on_skipped() noexcept {
-    if (!held_) {
-      gate_.reacquire(ticket_);
-      held_ = true;
-    }
-  }
-
-private:
-  caf::mailbox_element_ptr inner_;
-  gate& gate_;
-  gate_ticket ticket_;
-  bool held_ = true;  // the ticket counts against the gate
-};
-
-gated_element* as_gated(caf::mailbox_element& x) noexcept {
-  // Cheaper than dynamic_cast: gated_element is final, so an exact type match suffices.
-  return typeid(x) == typeid(gated_element) ? static_cast<gated_element*>(&x) : nullptr;
-}
 
 } // namespace
 
@@ -84,27 +35,38 @@ bool bypasses_gate(const caf::mailbox_element& x) noexcept {
   auto& content = x.content();
   if (content.size() != 1)
     return false;
-  return content.match_element<caf::exit_msg>(0) || content.match_element<caf::down_msg>(0)
-         || content.match_element<caf::group_down_msg>(0)
-         || content.match_element<caf::timeout_msg>(0)
-         || content.match_element<rejection_notice>(0);
+  auto rtti = content.type(0);
+  switch (rtti.first) {
+    case caf::type_nr<caf::exit_msg>::value:
+    case caf::type_nr<caf::down_msg>::value:
+    case caf::type_nr<caf::group_down_msg>::value:
+    case caf::type_nr<caf::timeout_msg>::value:
+      return true;
+    case 0:
+      return *rtti.second == typeid(rejection_notice);
+    default:
+      return false;
+  }
 }
 
-caf::mailbox_element_ptr admit(gate& g, caf::abstract_actor* self, caf::mailbox_element_ptr ptr,
-                               caf::execution_unit* eu) {
-  auto bytes = message_bytes(ptr->content());
-  auto is_request = ptr->mid.is_request();
-  uint64_t requester = is_request && ptr->sender ? ptr->sender->id() : 0;
-  gate_ticket ticket;
-  auto v = g.admit(bytes, requester, ticket);
+gate_ticket ticket_of(const caf::mailbox_element& x) noexcept {
+  gate_ticket t;
+  t.bytes = message_bytes(x.content());
+  if (x.mid.is_request() && x.sender)
+    t.requester = x.sender->id();
+  return t;
+}
+
+bool admit(gate& g, caf::abstract_actor* self, caf::mailbox_element& x, caf::execution_unit* eu) {
+  auto v = g.admit(ticket_of(x));
   if (v.accepted())
-    return caf::mailbox_element_ptr{new gated_element(std::move(ptr), g, ticket)};
+    return true;
   g.record_rejection(v);
-  auto& sender = ptr->sender;
+  auto& sender = x.sender;
   if (!sender)
-    return nullptr;  // anonymous fire-and-forget: counted and logged, nobody to tell
-  if (is_request) {
-    sender->enqueue(caf::make_mailbox_element(self->ctrl(), ptr->mid.response_id(), {},
+    return false;  // anonymous fire-and-forget: counted and logged, nobody to tell
+  if (x.mid.is_request()) {
+    sender->enqueue(caf::make_mailbox_element(self->ctrl(), x.mid.response_id(), {},
                                               to_error(g.explain(v))),
                     eu);
   } else if (auto tally = g.fold_into_notice(sender->id())) {
@@ -112,17 +74,7 @@ caf::mailbox_element_ptr admit(gate& g, caf::abstract_actor* self, caf::mailbox_
                                               rejection_notice{g.explain(v), std::move(tally)}),
                     eu);
   }
-  return nullptr;
-}
-
-void on_handling(caf::mailbox_element& x) noexcept {
-  if (auto ge = as_gated(x))
-    ge->on_handling();
-}
-
-void on_skipped(caf::mailbox_element& x) noexcept {
-  if (auto ge = as_gated(x))
-    ge->on_skipped();
+  return false;
 }
 
 } // namespace levee::detail

@@ -59,18 +59,14 @@ void set_pending_gate(std::unique_ptr<gate> g);
 std::unique_ptr<gate> take_pending_gate();
 
 /// True for messages the gate does not apply to (responses, system and stream messages,
-/// rejection notices).
+/// rejection notices). A pure function of the element, so enqueue and consume agree.
 bool bypasses_gate(const caf::mailbox_element& x) noexcept;
 
-/// Runs the gate on `ptr`: returns the element to enqueue (wrapped, carrying its ticket),
-/// or nullptr after answering the refusal.
-caf::mailbox_element_ptr admit(gate& g, caf::abstract_actor* self, caf::mailbox_element_ptr ptr,
-                               caf::execution_unit* eu);
+/// What `x` counts against a gate (payload bytes, requester). A pure function of `x`.
+gate_ticket ticket_of(const caf::mailbox_element& x) noexcept;
 
-/// The actor starts handling `x`: an admitted element gives its ticket back.
-void on_handling(caf::mailbox_element& x) noexcept;
-/// The actor skipped `x` (it stays in the mailbox): the element takes its ticket again.
-void on_skipped(caf::mailbox_element& x) noexcept;
+/// Runs the gate on `x`: true to enqueue it; false after answering the refusal.
+bool admit(gate& g, caf::abstract_actor* self, caf::mailbox_element& x, caf::execution_unit* eu);
 
 } // namespace detail
 
@@ -83,21 +79,34 @@ public:
   }
 
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
-    if (!detail::bypasses_gate(*ptr)) {
-      ptr = detail::admit(*gate_, this, std::move(ptr), eu);
-      if (!ptr)
-        return;
+    // After termination the gate is closed and CAF bounces the message as usual.
+    if (detail::bypasses_gate(*ptr) || !gate_->enter()) {
+      Base::enqueue(std::move(ptr), eu);
+      return;
     }
-    Base::enqueue(std::move(ptr), eu);
+    if (detail::admit(*gate_, this, *ptr, eu))
+      Base::enqueue(std::move(ptr), eu);
+    gate_->leave();
   }
 
   using Base::enqueue;
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
-    detail::on_handling(x);
+    // The message stops counting when the actor takes it up, so a requester's in-flight
+    // slot is free before its response leaves.
+    auto gated = !detail::bypasses_gate(x);
+    if (gated)
+      gate_->release(detail::ticket_of(x));
     auto result = Base::consume(x);
-    if (result == caf::invoke_message_result::skipped)
-      detail::on_skipped(x);
+    if (gated && result == caf::invoke_message_result::skipped)
+      gate_->reacquire(detail::ticket_of(x));
+    return result;
+  }
+
+  bool cleanup(caf::error&& reason, caf::execution_unit* host) override {
+    // CAF closes and drains the mailbox; then the gate gives back what was never taken up.
+    auto result = Base::cleanup(std::move(reason), host);
+    gate_->close();
     return result;
   }
 };

@@ -70,6 +70,10 @@ int main() {
               << "\n";
   });
 
+  // Drain the echoes of the accepted pings.
+  for (uint64_t i = 0; i < 100 - refused; ++i)
+    self->receive([](const std::string&) {});
+
   // 3. Live change: allow bigger messages from now on.
   if (auto st = levee::gate_of(echo)->set_max_message_bytes(128); !st)
     std::cerr << st.to_string() << "\n";
@@ -77,9 +81,6 @@ int main() {
     .receive([](const std::string& s) { std::cout << "accepted " << s.size() << " bytes\n"; },
              [&](caf::error& err) { std::cout << "refused: " << sys.render(err) << "\n"; });
 
-  // Drain the echoes of the accepted pings, then show the stats.
-  for (uint64_t i = 0; i < 100 - refused; ++i)
-    self->receive([](const std::string&) {});
   std::cout << rt.render_stats();
   self->send_exit(echo, caf::exit_reason::user_shutdown);
   return refused > 0 ? 0 : 1;

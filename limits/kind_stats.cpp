@@ -9,41 +9,35 @@ uint64_t kind_stats_snapshot::rejected_total() const {
   return sum;
 }
 
-void kind_stats::on_accept(uint64_t bytes, uint64_t actor_depth, uint64_t actor_bytes) noexcept {
-  accepted_.fetch_add(1, std::memory_order_relaxed);
-  queued_messages_.fetch_add(1, std::memory_order_relaxed);
-  queued_bytes_.fetch_add(bytes, std::memory_order_relaxed);
-  raise(max_actor_depth_, actor_depth);
-  raise(max_actor_bytes_, actor_bytes);
+void kind_stats::attach(const kind_stats_source* src) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  live_.push_back(src);
 }
 
-void kind_stats::on_release(uint64_t bytes, bool processed) noexcept {
-  (processed ? processed_ : dropped_on_exit_).fetch_add(1, std::memory_order_relaxed);
-  queued_messages_.fetch_sub(1, std::memory_order_relaxed);
-  queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
-}
-
-void kind_stats::on_requeue(uint64_t bytes) noexcept {
-  processed_.fetch_sub(1, std::memory_order_relaxed);
-  queued_messages_.fetch_add(1, std::memory_order_relaxed);
-  queued_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+void kind_stats::detach(const kind_stats_source* src) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto i = live_.begin(); i != live_.end(); ++i)
+    if (*i == src) {
+      live_.erase(i);
+      src->add_to(retired_);
+      return;
+    }
 }
 
 kind_stats_snapshot kind_stats::snapshot() const {
   kind_stats_snapshot s;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    s = retired_;
+    for (auto* src : live_)
+      src->add_to(s);
+    s.actors = live_.size();
+  }
   s.kind = kind_;
-  s.accepted = accepted_.load(std::memory_order_relaxed);
-  s.processed = processed_.load(std::memory_order_relaxed);
-  s.dropped_on_exit = dropped_on_exit_.load(std::memory_order_relaxed);
   for (size_t i = 0; i < rejected_.size(); ++i)
     s.rejected[i] = rejected_[i].load(std::memory_order_relaxed);
   s.notices_sent = notices_sent_.load(std::memory_order_relaxed);
   s.notices_coalesced = notices_coalesced_.load(std::memory_order_relaxed);
-  s.queued_messages = queued_messages_.load(std::memory_order_relaxed);
-  s.queued_bytes = queued_bytes_.load(std::memory_order_relaxed);
-  s.max_actor_depth = max_actor_depth_.load(std::memory_order_relaxed);
-  s.max_actor_bytes = max_actor_bytes_.load(std::memory_order_relaxed);
-  s.actors = actors_.load(std::memory_order_relaxed);
   return s;
 }
 

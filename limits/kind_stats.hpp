@@ -1,8 +1,9 @@
 #pragma once
 // Counters per actor kind (accepted, processed, rejected by code, depth and bytes with
-// their high-water marks): relaxed atomics written on the hot path, read as a snapshot by
-// `levee stats` and /metrics. Lock-free to update; the registry's lock is taken only to
-// create a kind or to list kinds.
+// their high-water marks), read as a snapshot by `levee stats` and /metrics. The
+// per-message counters live in each actor's gate (a `kind_stats_source`) and are summed
+// at snapshot time; rejections and notices are kind-wide relaxed atomics. Nothing on the
+// hot path takes a lock; locks are taken to add or remove an actor and to snapshot.
 
 #include <array>
 #include <atomic>
@@ -35,16 +36,26 @@ struct kind_stats_snapshot {
   uint64_t rejected_total() const;
 };
 
+/// A live contributor to a kind's figures (one per actor: its gate keeps the per-message
+/// counters on its own cache lines, so the hot path never touches kind-wide atomics).
+class kind_stats_source {
+public:
+  virtual ~kind_stats_source() = default;
+  /// Adds accepted, processed, dropped_on_exit, queued_* and raises max_actor_*.
+  virtual void add_to(kind_stats_snapshot& s) const noexcept = 0;
+};
+
 class kind_stats {
 public:
   explicit kind_stats(std::string kind) : kind_(std::move(kind)) {}
 
   const std::string& kind() const noexcept { return kind_; }
 
-  void on_accept(uint64_t bytes, uint64_t actor_depth, uint64_t actor_bytes) noexcept;
-  void on_release(uint64_t bytes, bool processed) noexcept;
-  /// A processed message was put back (skipped by the actor): it is queued again.
-  void on_requeue(uint64_t bytes) noexcept;
+  /// A new actor of the kind; `src` must stay valid until `detach(src)`.
+  void attach(const kind_stats_source* src);
+  /// The actor is gone: its final figures are kept in the kind's totals.
+  void detach(const kind_stats_source* src);
+
   void on_reject(code c) noexcept {
     rejected_[static_cast<size_t>(c)].fetch_add(1, std::memory_order_relaxed);
   }
@@ -52,34 +63,23 @@ public:
   void on_notice_coalesced() noexcept {
     notices_coalesced_.fetch_add(1, std::memory_order_relaxed);
   }
-  void on_actor_started() noexcept { actors_.fetch_add(1, std::memory_order_relaxed); }
-  void on_actor_stopped() noexcept { actors_.fetch_sub(1, std::memory_order_relaxed); }
 
   uint64_t rejected(code c) const noexcept {
     return rejected_[static_cast<size_t>(c)].load(std::memory_order_relaxed);
   }
 
+  /// Sums the live actors and the retired ones. Takes the kind's lock briefly; the
+  /// figures of different actors are read one after the other, not atomically together.
   kind_stats_snapshot snapshot() const;
 
 private:
-  static void raise(std::atomic<uint64_t>& hw, uint64_t v) noexcept {
-    auto cur = hw.load(std::memory_order_relaxed);
-    while (v > cur && !hw.compare_exchange_weak(cur, v, std::memory_order_relaxed))
-      ;
-  }
-
   std::string kind_;
-  std::atomic<uint64_t> accepted_{0};
-  std::atomic<uint64_t> processed_{0};
-  std::atomic<uint64_t> dropped_on_exit_{0};
   std::array<std::atomic<uint64_t>, max_code_number + 1> rejected_{};
   std::atomic<uint64_t> notices_sent_{0};
   std::atomic<uint64_t> notices_coalesced_{0};
-  std::atomic<uint64_t> queued_messages_{0};
-  std::atomic<uint64_t> queued_bytes_{0};
-  std::atomic<uint64_t> max_actor_depth_{0};
-  std::atomic<uint64_t> max_actor_bytes_{0};
-  std::atomic<uint64_t> actors_{0};
+  mutable std::mutex mtx_;
+  std::vector<const kind_stats_source*> live_;  // guarded by mtx_
+  kind_stats_snapshot retired_;                 // guarded by mtx_
 };
 
 /// All kinds of one node. Entries live as long as the registry (stable references).
