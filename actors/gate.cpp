@@ -37,8 +37,7 @@ gate::gate(std::string kind, const actor_limits& limits,
     max_message_bytes_(limits.max_message_bytes),
     max_inflight_(limits.max_inflight_per_requester),
     retry_after_ms_(limits.overload_retry_after_ms),
-    messages_(limits.mailbox_capacity),
-    bytes_(limits.mailbox_capacity_bytes),
+    mailbox_(limits.mailbox_capacity, limits.mailbox_capacity_bytes),
     msg_rate_(clock, limits.rate_msgs_per_sec, limits.rate_burst_msgs),
     byte_rate_(clock, limits.rate_bytes_per_sec, limits.rate_burst_bytes) {
   kind_ctx_->stats->attach(this);
@@ -49,42 +48,39 @@ gate::~gate() {
   kind_ctx_->stats->detach(this);
 }
 
-bool gate::enter() noexcept {
-  // Dekker-style with close(): either close() sees this enqueue as active and waits for
-  // it, or this enqueue sees the gate closed.
-  active_.fetch_add(1, std::memory_order_seq_cst);
-  if (closed_.load(std::memory_order_seq_cst)) {
-    active_.fetch_sub(1, std::memory_order_seq_cst);
-    return false;
-  }
-  return true;
+
+namespace {
+
+void add_relaxed(std::atomic<uint64_t>& x, int64_t n) noexcept {
+  // Single writer: a load and a store, no locked read-modify-write.
+  x.store(x.load(std::memory_order_relaxed) + static_cast<uint64_t>(n), std::memory_order_relaxed);
 }
 
+} // namespace
+
 void gate::close() noexcept {
-  if (closed_.exchange(true, std::memory_order_seq_cst))
-    return;
-  while (active_.load(std::memory_order_seq_cst) != 0)
-    std::this_thread::yield();  // an enqueue is a few hundred ns; this runs once per actor
-  auto messages = messages_.value();
-  auto bytes = bytes_.value();
-  messages_.sub(messages);
-  bytes_.sub(bytes);
+  uint64_t messages = 0, bytes = 0;
+  mailbox_.close(messages, bytes);
   budget_->release(bytes);
-  dropped_.fetch_add(messages, std::memory_order_relaxed);
+  add_relaxed(dropped_, static_cast<int64_t>(messages));
 }
 
 void gate::add_to(kind_stats_snapshot& s) const noexcept {
-  s.accepted += accepted_.load(std::memory_order_relaxed);
-  s.processed += processed_.load(std::memory_order_relaxed);
-  s.dropped_on_exit += dropped_.load(std::memory_order_relaxed);
-  s.queued_messages += messages_.value();
-  s.queued_bytes += bytes_.value();
-  s.max_actor_depth = std::max(s.max_actor_depth, messages_.high_water());
-  s.max_actor_bytes = std::max(s.max_actor_bytes, bytes_.high_water());
+  auto processed = processed_.load(std::memory_order_relaxed);
+  auto dropped = dropped_.load(std::memory_order_relaxed);
+  auto queued = mailbox_.messages();
+  s.accepted += processed + dropped + queued;
+  s.processed += processed;
+  s.dropped_on_exit += dropped;
+  s.queued_messages += queued;
+  s.queued_bytes += mailbox_.bytes();
+  s.max_actor_depth = std::max(s.max_actor_depth, mailbox_.messages_high_water());
+  s.max_actor_bytes = std::max(s.max_actor_bytes, mailbox_.bytes_high_water());
 }
 
 verdict gate::admit(const gate_ticket& ticket) noexcept {
   using L = verdict::limit;
+  using R = mailbox_bound::result;
   auto bytes = ticket.bytes;
   auto requester = ticket.requester;
   verdict v;
@@ -94,6 +90,15 @@ verdict gate::admit(const gate_ticket& ticket) noexcept {
     v.max = max;
     v.retry_after_ms = retry_ms;
     return v;
+  };
+  auto mailbox_refusal = [&](R r, uint64_t observed) {
+    if (r == R::closed) {
+      v.closed = true;
+      return v;
+    }
+    if (r == R::too_many_messages)
+      return refuse(L::mailbox_capacity, observed, mailbox_.max_messages(), retry_after_ms_);
+    return refuse(L::mailbox_capacity_bytes, observed, mailbox_.max_bytes(), retry_after_ms_);
   };
   auto cap = max_message_bytes_.load(std::memory_order_relaxed);
   if (bytes > cap)
@@ -105,58 +110,57 @@ verdict gate::admit(const gate_ticket& ticket) noexcept {
     if (requester != 0)
       inflight_.release(requester);
   };
-  if (!messages_.try_add(1, observed)) {
+  // A full mailbox is the common refusal under overload: find it with one read, before
+  // touching rates or the node-wide budget.
+  if (auto r = mailbox_.would_fit(bytes, observed); r != R::added) {
     undo_inflight();
-    return refuse(L::mailbox_capacity, observed, messages_.max(), retry_after_ms_);
-  }
-  if (!bytes_.try_add(bytes, observed)) {
-    messages_.sub(1);
-    undo_inflight();
-    return refuse(L::mailbox_capacity_bytes, observed, bytes_.max(), retry_after_ms_);
-  }
-  auto undo_mailbox = [&] {
-    bytes_.sub(bytes);
-    messages_.sub(1);
-    undo_inflight();
-  };
-  if (!budget_->try_acquire(bytes, observed)) {
-    undo_mailbox();
-    return refuse(L::memory_budget_bytes, observed, budget_->max(), retry_after_ms_);
+    return mailbox_refusal(r, observed);
   }
   if (auto d = msg_rate_.try_acquire(1); !d.allowed) {
-    budget_->release(bytes);
-    undo_mailbox();
+    undo_inflight();
     return refuse(L::rate_msgs_per_sec, d.observed_units, msg_rate_.burst(),
                   token_bucket::to_retry_ms(d.retry_after_ns));
   }
   if (auto d = byte_rate_.try_acquire(bytes); !d.allowed) {
     msg_rate_.refund(1);
-    budget_->release(bytes);
-    undo_mailbox();
+    undo_inflight();
     // A message larger than the byte burst can never pass at this setting: don't retry.
     return refuse(L::rate_bytes_per_sec, d.observed_units, byte_rate_.burst(),
                   d.never ? 0 : token_bucket::to_retry_ms(d.retry_after_ns));
   }
-  accepted_.fetch_add(1, std::memory_order_relaxed);
+  auto undo_rates = [&] {
+    byte_rate_.refund(bytes);
+    msg_rate_.refund(1);
+  };
+  if (!budget_->try_acquire(bytes, observed)) {
+    undo_rates();
+    undo_inflight();
+    return refuse(L::memory_budget_bytes, observed, budget_->max(), retry_after_ms_);
+  }
+  // Last, and the only step that cannot be undone by a later one.
+  if (auto r = mailbox_.try_add(bytes, observed); r != R::added) {
+    budget_->release(bytes);
+    undo_rates();
+    undo_inflight();
+    return mailbox_refusal(r, observed);
+  }
   return v;
 }
 
 void gate::release(const gate_ticket& ticket) noexcept {
+  mailbox_.remove(ticket.bytes);
   budget_->release(ticket.bytes);
-  bytes_.sub(ticket.bytes);
-  messages_.sub(1);
   if (ticket.requester != 0)
     inflight_.release(ticket.requester);
-  processed_.fetch_add(1, std::memory_order_relaxed);
+  add_relaxed(processed_, 1);
 }
 
 void gate::reacquire(const gate_ticket& ticket) noexcept {
   budget_->force_acquire(ticket.bytes);
-  bytes_.force_add(ticket.bytes);
-  messages_.force_add(1);
+  mailbox_.force_add(ticket.bytes);
   if (ticket.requester != 0)
     inflight_.force_acquire(ticket.requester);
-  processed_.fetch_sub(1, std::memory_order_relaxed);
+  add_relaxed(processed_, -1);
 }
 
 rejection gate::explain(const verdict& v) const {

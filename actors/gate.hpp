@@ -1,9 +1,10 @@
 #pragma once
 // The actor gate (DESIGN.md gate 2): the admission decision for one limited actor, made at
 // enqueue time in the sender's thread, in O(1): message size cap, per-requester in-flight
-// bound, mailbox bound (messages and bytes), node budget, message rate, byte rate — in
+// bound, mailbox bound (messages and bytes), message rate, byte rate, node budget — in
 // that order; what the earlier checks reserved is given back when a later one refuses, so
-// a refused message costs no capacity.
+// a refused message costs no capacity. (The mailbox bound is checked first with a plain
+// read and taken last with one compare-and-swap, so nothing can refuse after it.)
 //
 // Guarantee of the mailbox bound: exact. The number of messages accepted and not yet
 // taken up by the actor never exceeds mailbox_capacity, and their payload bytes never
@@ -23,7 +24,7 @@
 #include <unordered_map>
 
 #include "actors/rejection_notice.hpp"
-#include "limits/bounded_counter.hpp"
+#include "limits/mailbox_bound.hpp"
 #include "limits/clock.hpp"
 #include "limits/inflight_table.hpp"
 #include "limits/kind_stats.hpp"
@@ -66,11 +67,14 @@ struct verdict {
     rate_bytes_per_sec,
   };
   limit which = limit::none;
+  /// The gate is closed (the actor terminated): neither accepted nor refused by a limit;
+  /// the caller lets CAF bounce the message as for any terminated actor.
+  bool closed = false;
   uint64_t observed = 0;
   uint64_t max = 0;
   uint64_t retry_after_ms = 0;
 
-  bool accepted() const noexcept { return which == limit::none; }
+  bool accepted() const noexcept { return which == limit::none && !closed; }
   levee::code code() const noexcept;
 };
 
@@ -86,32 +90,30 @@ public:
 
   // -- the enqueue protocol ------------------------------------------------------------
   //
-  //   if (!g.enter()) -> the actor has terminated: let CAF bounce the message
-  //   v = g.admit(ticket) -> accepted: enqueue; refused: answer the sender
-  //   g.leave()
+  //   v = g.admit(ticket): accepted -> enqueue; refused -> answer the sender;
+  //                        closed   -> the actor terminated: let CAF bounce the message
   //
-  // and when the actor takes a message up: g.release(ticket) (g.reacquire(ticket) if it
-  // puts it back). When the actor terminates, after CAF closed and drained its mailbox:
-  // g.close(), which waits out enqueues in progress and gives back everything still
-  // counted, so the node budget is exact even across termination.
-
-  /// False once the gate is closed. O(1).
-  bool enter() noexcept;
-  void leave() noexcept { active_.fetch_sub(1, std::memory_order_seq_cst); }
+  // when the actor takes a message up: g.release(ticket) (g.reacquire(ticket) if it puts
+  // it back). When the actor terminates, after CAF closed and drained its mailbox:
+  // g.close() gives back everything still counted, so the node budget stays exact across
+  // termination: an admission racing with close() either counted before the close (and is
+  // given back by it) or finds the gate closed (and gives back its own reservations).
 
   /// Decides on one message; `ticket.requester` is the requesting actor's id for a
   /// request, 0 for fire-and-forget. O(1); thread-safe.
   verdict admit(const gate_ticket& ticket) noexcept;
 
   /// The actor takes up an accepted message: it no longer counts against the bounds.
+  /// Only from the actor's own thread.
   void release(const gate_ticket& ticket) noexcept;
 
   /// Counts a released message again (the actor skipped it and it stays queued), without
   /// checking the bounds: it was accepted once and cannot be refused now.
   void reacquire(const gate_ticket& ticket) noexcept;
 
-  /// Stops admitting, waits for enqueues in progress, and gives back what accepted
-  /// messages that were never taken up still hold (counted as dropped on exit).
+  /// Stops admitting and gives back what accepted messages that were never taken up still
+  /// hold (counted as dropped on exit). Idempotent. Only from the actor's own thread (or
+  /// when no one else uses the gate any more).
   void close() noexcept;
 
   /// The full rejection for a verdict (code, config key, observed, max, retry, sentence).
@@ -137,10 +139,10 @@ public:
 
   const std::string& kind() const noexcept { return kind_; }
   actor_limits limits() const;
-  uint64_t depth() const noexcept { return messages_.value(); }
-  uint64_t queued_bytes() const noexcept { return bytes_.value(); }
-  uint64_t depth_high_water() const noexcept { return messages_.high_water(); }
-  uint64_t bytes_high_water() const noexcept { return bytes_.high_water(); }
+  uint64_t depth() const noexcept { return mailbox_.messages(); }
+  uint64_t queued_bytes() const noexcept { return mailbox_.bytes(); }
+  uint64_t depth_high_water() const noexcept { return mailbox_.messages_high_water(); }
+  uint64_t bytes_high_water() const noexcept { return mailbox_.bytes_high_water(); }
   uint64_t in_flight(uint64_t requester) const { return inflight_.in_flight(requester); }
   kind_stats& stats() noexcept { return *kind_ctx_->stats; }
 
@@ -159,14 +161,11 @@ private:
   const uint64_t max_inflight_;
   const uint64_t retry_after_ms_;
 
-  // Written by senders and by the actor on every message; kept together.
-  alignas(64) std::atomic<uint64_t> active_{0};  // enqueues in progress
-  std::atomic<bool> closed_{false};
-  std::atomic<uint64_t> accepted_{0};
+  // Written by senders and by the actor on every message.
+  alignas(64) mailbox_bound mailbox_;
+  // Written only by the actor's thread (plain stores), read by snapshots.
   std::atomic<uint64_t> processed_{0};
   std::atomic<uint64_t> dropped_{0};
-  bounded_counter messages_;
-  bounded_counter bytes_;
   token_bucket msg_rate_;
   token_bucket byte_rate_;
   inflight_table inflight_;

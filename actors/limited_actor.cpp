@@ -59,7 +59,7 @@ gate_ticket ticket_of(const caf::mailbox_element& x) noexcept {
 
 bool admit(gate& g, caf::abstract_actor* self, caf::mailbox_element& x, caf::execution_unit* eu) {
   auto v = g.admit(ticket_of(x));
-  if (v.accepted())
+  if (v.accepted() || v.closed)
     return true;
   g.record_rejection(v);
   auto& sender = x.sender;

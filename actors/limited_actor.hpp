@@ -65,7 +65,8 @@ bool bypasses_gate(const caf::mailbox_element& x) noexcept;
 /// What `x` counts against a gate (payload bytes, requester). A pure function of `x`.
 gate_ticket ticket_of(const caf::mailbox_element& x) noexcept;
 
-/// Runs the gate on `x`: true to enqueue it; false after answering the refusal.
+/// Runs the gate on `x`: true to enqueue it (accepted, or the gate is closed and CAF
+/// bounces it); false after answering the refusal.
 bool admit(gate& g, caf::abstract_actor* self, caf::mailbox_element& x, caf::execution_unit* eu);
 
 } // namespace detail
@@ -80,13 +81,8 @@ public:
 
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
     // After termination the gate is closed and CAF bounces the message as usual.
-    if (detail::bypasses_gate(*ptr) || !gate_->enter()) {
+    if (detail::bypasses_gate(*ptr) || detail::admit(*gate_, this, *ptr, eu))
       Base::enqueue(std::move(ptr), eu);
-      return;
-    }
-    if (detail::admit(*gate_, this, *ptr, eu))
-      Base::enqueue(std::move(ptr), eu);
-    gate_->leave();
   }
 
   using Base::enqueue;
