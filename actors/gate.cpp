@@ -219,7 +219,8 @@ rejection gate::explain(const verdict& v) const {
 
 void gate::record_rejection(const verdict& v) {
   kind_ctx_->stats->on_reject(v.code());
-  kind_ctx_->log.report(kind_, explain(v));
+  if (kind_ctx_->log.admit())  // strings are built only for lines that are written
+    kind_ctx_->log.write(kind_, explain(v));
 }
 
 std::shared_ptr<notice_tally> gate::fold_into_notice(uint64_t sender_id) {

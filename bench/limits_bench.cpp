@@ -429,6 +429,7 @@ BENCHMARK(BM_Gate_AdmitRelease)->Threads(1)->Threads(2);
 
 class recording_reporter : public benchmark::ConsoleReporter {
 public:
+  recording_reporter() : ConsoleReporter(OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     for (auto& run : runs) {
       auto name = run.benchmark_name();

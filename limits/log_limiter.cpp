@@ -24,11 +24,19 @@ void write_log_line(std::string_view line) {
 }
 
 void log_limiter::report(std::string_view who, const rejection& r) {
-  if (!bucket_.try_acquire(1).allowed) {
-    suppressed_since_last_.fetch_add(1, std::memory_order_relaxed);
-    suppressed_total_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
+  if (admit())
+    write(who, r);
+}
+
+bool log_limiter::admit() noexcept {
+  if (bucket_.try_acquire(1).allowed)
+    return true;
+  suppressed_since_last_.fetch_add(1, std::memory_order_relaxed);
+  suppressed_total_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void log_limiter::write(std::string_view who, const rejection& r) {
   std::string line{"[levee] "};
   line += who;
   line += ": ";

@@ -29,6 +29,11 @@ public:
   /// Logs "[levee] <who>: <rejection line>" if the rate allows, else counts it.
   void report(std::string_view who, const rejection& r);
 
+  /// The same in two steps, so a caller builds the rejection only when it will be logged:
+  /// `if (log.admit()) log.write(who, make_rejection());`. `admit()` counts a refusal.
+  bool admit() noexcept;
+  void write(std::string_view who, const rejection& r);
+
   uint64_t suppressed_total() const noexcept {
     return suppressed_total_.load(std::memory_order_relaxed);
   }
