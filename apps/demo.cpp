@@ -7,7 +7,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,8 +17,10 @@
 
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
+#include "actors/synthetic.hpp"
 #include "apps/subcommands.hpp"
 #include "limits/config_file.hpp"
+#include "limits/process_memory.hpp"
 
 namespace levee::apps {
 
@@ -28,127 +29,11 @@ namespace {
 namespace po = boost::program_options;
 using namespace std::chrono;
 
-using event_atom = caf::atom_constant<caf::atom("event")>;
-using query_atom = caf::atom_constant<caf::atom("query")>;
-using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using stop_atom = caf::atom_constant<caf::atom("stop")>;
-using report_atom = caf::atom_constant<caf::atom("report")>;
-
-/// What a sender did, reported when it stops: (offered, refusals it was told of).
-using sender_report = std::pair<uint64_t, uint64_t>;
-
-void busy_for(microseconds d) {
-  auto until = steady_clock::now() + d;
-  while (steady_clock::now() < until)
-    ;
-}
-
-/// The slow service: `service_us` of CPU per message, events and queries alike.
-class service : public limited_actor {
-public:
-  service(caf::actor_config& cfg, microseconds work) : limited_actor(cfg), work_(work) {}
-
-  caf::behavior make_behavior() override {
-    return {
-      [this](event_atom, const std::string&) { busy_for(work_); },
-      [this](query_atom, const std::string& q) -> uint64_t {
-        busy_for(work_);
-        return q.size();
-      },
-    };
-  }
-
-private:
-  microseconds work_;
-};
-
-struct flooder_state {
-  uint64_t offered = 0;
-  uint64_t told = 0;
-  bool stopped = false;
-};
-
-/// Sends `per_tick` events every 10 ms; counts refusals from notices.
-caf::behavior flooder(caf::stateful_actor<flooder_state>* self, caf::actor target,
-                      uint64_t per_tick, size_t payload_bytes) {
-  auto payload = std::make_shared<std::string>(payload_bytes, 'e');
-  self->send(self, tick_atom::value);
-  return {
-    [=](tick_atom) {
-      if (self->state.stopped)
-        return;
-      for (uint64_t i = 0; i < per_tick; ++i)
-        self->send(target, event_atom::value, *payload);
-      self->state.offered += per_tick;
-      self->delayed_send(self, milliseconds(10), tick_atom::value);
-    },
-    [=](rejection_notice& n) { self->state.told += n.take(); },
-    [=](stop_atom x) {
-      self->state.stopped = true;
-      return x;
-    },
-    [=](report_atom) { return sender_report{self->state.offered, self->state.told}; },
-  };
-}
-
-struct requester_state {
-  uint64_t offered = 0;
-  uint64_t told = 0;
-  uint64_t answered = 0;
-  bool stopped = false;
-};
-
-/// Keeps `window` queries in flight; a refused query is retried after retry_after_ms.
-caf::behavior requester(caf::stateful_actor<requester_state>* self, caf::actor target,
-                        uint32_t window, size_t payload_bytes) {
-  auto payload = std::make_shared<std::string>(payload_bytes, 'q');
-  auto send_one = std::make_shared<std::function<void()>>();
-  *send_one = [=] {
-    if (self->state.stopped)
-      return;
-    ++self->state.offered;
-    self->request(target, seconds(30), query_atom::value, *payload)
-      .then([=](uint64_t) {
-              ++self->state.answered;
-              (*send_one)();
-            },
-            [=](caf::error& err) {
-              auto r = rejection_from(err);
-              if (!r) {
-                self->quit(err);
-                return;
-              }
-              ++self->state.told;
-              auto wait = milliseconds(r->retry_after_ms > 0 ? r->retry_after_ms : 10);
-              self->delayed_send(self, wait, tick_atom::value);
-            });
-  };
-  for (uint32_t i = 0; i < window; ++i)
-    (*send_one)();
-  return {
-    [=](tick_atom) { (*send_one)(); },
-    [=](stop_atom x) {
-      self->state.stopped = true;
-      return x;
-    },
-    [=](report_atom) { return sender_report{self->state.offered, self->state.told}; },
-  };
-}
-
 std::string with_commas(uint64_t n) {
   auto s = std::to_string(n);
   for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
     s.insert(static_cast<size_t>(i), ",");
   return s;
-}
-
-uint64_t peak_rss_bytes() {
-  std::ifstream in{"/proc/self/status"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0)
-      return std::stoull(line.substr(6)) * 1024;
-  return 0;
 }
 
 } // namespace
@@ -218,7 +103,7 @@ int run_demo(const std::vector<std::string>& args) {
   caf::actor_system sys{caf_cfg};
   runtime rt{*limits};
   auto& svc_limits = limits->for_kind("service");
-  auto svc = spawn_limited<service>(sys, rt, "service", microseconds(service_us));
+  auto svc = spawn_limited<busy_service>(sys, rt, "service", microseconds(service_us));
 
   const double service_rate = 1e6 / static_cast<double>(service_us);
   const uint64_t per_tick = flooders == 0 ? 0
@@ -241,9 +126,9 @@ int run_demo(const std::vector<std::string>& args) {
   // Rejection log lines go to stderr at the configured rate; the rest are counted.
   std::vector<caf::actor> senders;
   for (uint32_t i = 0; i < flooders; ++i)
-    senders.push_back(sys.spawn(flooder, svc, per_tick, payload_bytes));
+    senders.push_back(sys.spawn(paced_flooder, svc, per_tick, payload_bytes, milliseconds(10)));
   for (uint32_t i = 0; i < requesters; ++i)
-    senders.push_back(sys.spawn(requester, svc, window, payload_bytes));
+    senders.push_back(sys.spawn(windowed_requester, svc, window, payload_bytes));
 
   auto start = steady_clock::now();
   auto deadline = start + duration_cast<steady_clock::duration>(duration<double>(seconds_to_run));
@@ -278,7 +163,7 @@ int run_demo(const std::vector<std::string>& args) {
                  });
     for (auto& s : senders)
       self->request(s, seconds(30), report_atom::value)
-        .receive([&](const sender_report& r) {
+        .receive([&](const load_report& r) {
                    offered += r.first;
                    told += r.second;
                  },
@@ -317,7 +202,7 @@ int run_demo(const std::vector<std::string>& args) {
   std::printf("  node budget high water %s of %s bytes\n",
               with_commas(rt.budget().high_water()).c_str(),
               with_commas(rt.budget().max()).c_str());
-  std::printf("  peak RSS %.1f MiB\n", static_cast<double>(peak_rss_bytes()) / (1 << 20));
+  std::printf("  peak RSS %.1f MiB\n", static_cast<double>(levee::peak_rss_bytes()) / (1 << 20));
 
   bool ok = offered == s.accepted + s.rejected_total() && s.processed == s.accepted
             && told == s.rejected_total() && s.max_actor_depth <= svc_limits.mailbox_capacity;

@@ -15,7 +15,6 @@
 #include <mutex>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,16 +23,16 @@
 
 #include <caf/all.hpp>
 
+#include "actors/synthetic.hpp"
 #include "levee/levee.hpp"
+#include "limits/process_memory.hpp"
 
 namespace {
 
 using namespace std::chrono;
 using go_atom = caf::atom_constant<caf::atom("go")>;
-using event_atom = caf::atom_constant<caf::atom("event")>;
-using query_atom = caf::atom_constant<caf::atom("query")>;
-using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using levee::query_atom;
+using levee::stop_atom;
 
 constexpr size_t payload_bytes = 1024;
 
@@ -64,19 +63,6 @@ struct completion {
     return cv.wait_for(guard, bound, [&] { return count.load(std::memory_order_acquire) >= n; });
   }
 };
-
-uint64_t peak_rss_bytes() {
-  std::ifstream in{"/proc/self/status"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0)
-      return std::stoull(line.substr(6)) * 1024;
-  return 0;
-}
-
-void reset_peak_rss() {
-  std::ofstream{"/proc/self/clear_refs"} << "5";
-}
 
 levee::limits_config roomy_limits() {
   // Bounds far above what a run queues, so that limited and plain do the same work and
@@ -293,49 +279,6 @@ BENCHMARK(BM_RejectedSend_FromActor)->MinTime(1);
 
 // -- overload: a 50 us service offered 10x its rate -------------------------------------
 
-class slow_service : public levee::limited_actor {
-public:
-  slow_service(caf::actor_config& cfg, microseconds work) : limited(cfg), work_(work) {}
-  caf::behavior make_behavior() override {
-    return {
-      [this](event_atom, const std::string&) { spin(); },
-      [this](query_atom, const std::string& s) -> uint64_t {
-        spin();
-        return s.size();
-      },
-    };
-  }
-
-private:
-  void spin() {
-    auto until = steady_clock::now() + work_;
-    while (steady_clock::now() < until)
-      ;
-  }
-  microseconds work_;
-};
-
-struct paced_state {
-  bool stopped = false;
-};
-
-caf::behavior paced_flooder(caf::stateful_actor<paced_state>* self, caf::actor target,
-                            uint64_t per_tick) {
-  auto payload = std::make_shared<std::string>(payload_bytes, 'f');
-  self->send(self, tick_atom::value);
-  return {
-    [=](tick_atom) {
-      if (self->state.stopped)
-        return;
-      for (uint64_t i = 0; i < per_tick; ++i)
-        self->send(target, event_atom::value, *payload);
-      self->delayed_send(self, milliseconds(1), tick_atom::value);
-    },
-    [=](levee::rejection_notice& n) { n.take(); },
-    [=](stop_atom) { self->state.stopped = true; },
-  };
-}
-
 void BM_Overload10x(benchmark::State& state) {
   const microseconds work{50};
   auto limits = roomy_limits();
@@ -348,7 +291,7 @@ void BM_Overload10x(benchmark::State& state) {
     return l;
   }());
   bench_env env{limits};
-  auto svc = levee::spawn_limited<slow_service>(*env.sys, *env.rt, "service", work);
+  auto svc = levee::spawn_limited<levee::busy_service>(*env.sys, *env.rt, "service", work);
   auto stats = env.rt->stats_for("service");
   for (auto _ : state) {
     // Unloaded: a driver keeps 64 queries in flight — the service is always busy, nothing
@@ -366,15 +309,15 @@ void BM_Overload10x(benchmark::State& state) {
       std::this_thread::sleep_for(milliseconds(1));
 
     // Overloaded: flooders offer 10x the nominal rate (1 / 50 us = 20k msgs/s) for 3 s.
-    reset_peak_rss();
-    auto rss0 = peak_rss_bytes();
+    levee::reset_peak_rss();
+    auto rss0 = levee::peak_rss_bytes();
     const int flooders = 4;
     const uint64_t per_tick = 10 * 20000 / 1000 / flooders;  // 1 ms ticks
     std::vector<caf::actor> fl;
     auto before = stats->snapshot();
     auto t1 = steady_clock::now();
     for (int i = 0; i < flooders; ++i)
-      fl.push_back(env.sys->spawn(paced_flooder, svc, per_tick));
+      fl.push_back(env.sys->spawn(levee::paced_flooder, svc, per_tick, payload_bytes, milliseconds(1)));
     std::this_thread::sleep_for(seconds(3));
     auto after = stats->snapshot();
     auto secs = duration<double>(steady_clock::now() - t1).count();
@@ -384,7 +327,7 @@ void BM_Overload10x(benchmark::State& state) {
     auto offered = static_cast<double>(after.accepted + after.rejected_total() - before.accepted
                                        - before.rejected_total())
                    / secs;
-    auto rss_growth = static_cast<double>(peak_rss_bytes() - rss0);
+    auto rss_growth = static_cast<double>(levee::peak_rss_bytes() - rss0);
     state.counters["unloaded_per_s"] = unloaded;
     state.counters["offered_per_s"] = offered;
     state.counters["goodput_per_s"] = goodput;

@@ -4,9 +4,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <fstream>
 #include <mutex>
 #include <string>
+
+#include "limits/process_memory.hpp"
 
 namespace levee::test {
 
@@ -54,22 +55,8 @@ private:
   uint64_t value_ = 0;
 };
 
-/// Reads a "Vm...: N kB" field of /proc/self/status, in bytes.
-inline uint64_t proc_status_bytes(const std::string& field) {
-  std::ifstream in{"/proc/self/status"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field + ":", 0) == 0)
-      return std::stoull(line.substr(field.size() + 1)) * 1024;
-  return 0;
-}
-
-/// Resets the kernel's peak-RSS mark (VmHWM) to the current RSS.
-inline void reset_peak_rss() {
-  std::ofstream{"/proc/self/clear_refs"} << "5";
-}
-
-inline uint64_t peak_rss_bytes() { return proc_status_bytes("VmHWM"); }
-inline uint64_t current_rss_bytes() { return proc_status_bytes("VmRSS"); }
+inline void reset_peak_rss() { levee::reset_peak_rss(); }
+inline uint64_t peak_rss_bytes() { return levee::peak_rss_bytes(); }
+inline uint64_t current_rss_bytes() { return levee::current_rss_bytes(); }
 
 } // namespace levee::test

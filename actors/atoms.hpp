@@ -1,0 +1,20 @@
+#pragma once
+// Every atom Levee's actors exchange, in one place, so the list of what actors say to each
+// other is one file to read (CAF 0.17 has no type-ID blocks; atoms play that part here).
+
+#include <caf/atom.hpp>
+
+namespace levee {
+
+/// (event_atom, std::string payload): a fire-and-forget event.
+using event_atom = caf::atom_constant<caf::atom("event")>;
+/// (query_atom, std::string payload) -> uint64_t: a request answered with the payload size.
+using query_atom = caf::atom_constant<caf::atom("query")>;
+/// (tick_atom): a self-message that paces periodic work.
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+/// (stop_atom) -> stop_atom: stop generating load; answered once stopped.
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+/// (report_atom) -> load_report: what a load generator did.
+using report_atom = caf::atom_constant<caf::atom("report")>;
+
+} // namespace levee
