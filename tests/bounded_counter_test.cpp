@@ -86,3 +86,79 @@ TEST(NodeBudget, RefusalReportsWhatWouldHaveBeenInUse) {
 
 } // namespace
 } // namespace levee
+
+#include "limits/mailbox_bound.hpp"
+
+namespace levee {
+namespace {
+
+TEST(MailboxBound, MessagesAndBytesAreBoundedTogether) {
+  mailbox_bound b{3, 100};
+  uint64_t observed = 0;
+  using R = mailbox_bound::result;
+  ASSERT_EQ(b.try_add(60, observed), R::added);
+  EXPECT_EQ(b.try_add(41, observed), R::too_many_bytes);
+  EXPECT_EQ(observed, 101u);
+  ASSERT_EQ(b.try_add(40, observed), R::added);
+  ASSERT_EQ(b.try_add(0, observed), R::added);
+  EXPECT_EQ(b.try_add(0, observed), R::too_many_messages);
+  EXPECT_EQ(observed, 4u);
+  b.remove(60);
+  EXPECT_EQ(b.messages(), 2u);
+  EXPECT_EQ(b.bytes(), 40u);
+  EXPECT_EQ(b.messages_high_water(), 3u);
+  EXPECT_EQ(b.bytes_high_water(), 100u);
+}
+
+TEST(MailboxBound, CloseTakesEverythingOutOnceAndRefusesAfter) {
+  mailbox_bound b{10, 1000};
+  uint64_t observed = 0, messages = 0, bytes = 0;
+  b.try_add(7, observed);
+  b.try_add(8, observed);
+  b.close(messages, bytes);
+  EXPECT_EQ(messages, 2u);
+  EXPECT_EQ(bytes, 15u);
+  EXPECT_TRUE(b.closed());
+  EXPECT_EQ(b.try_add(1, observed), mailbox_bound::result::closed);
+  EXPECT_EQ(b.would_fit(1, observed), mailbox_bound::result::closed);
+  b.close(messages, bytes);
+  EXPECT_EQ(messages, 0u);
+}
+
+// Senders add while the actor removes; nothing is ever seen above either bound.
+TEST(MailboxBound, ExactUnderConcurrentSenders) {
+  constexpr uint64_t max_messages = 64, max_bytes = 64 * 100;
+  mailbox_bound b{max_messages, max_bytes};
+  std::atomic<uint64_t> added{0}, refused{0};
+  std::atomic<bool> stop{false};
+  std::thread consumer([&] {
+    uint64_t removed = 0;
+    while (!stop.load() || removed < added.load()) {
+      if (b.messages() > 0) {
+        b.remove(100);
+        ++removed;
+      }
+      if (b.messages() > max_messages || b.bytes() > max_bytes)
+        ADD_FAILURE() << "over the bound";
+    }
+  });
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 4; ++t)
+    senders.emplace_back([&] {
+      uint64_t observed = 0;
+      for (int i = 0; i < 50000; ++i)
+        (b.try_add(100, observed) == mailbox_bound::result::added ? added : refused)++;
+    });
+  for (auto& t : senders)
+    t.join();
+  stop = true;
+  consumer.join();
+  EXPECT_EQ(added + refused, 4u * 50000u);
+  EXPECT_EQ(b.messages(), 0u);
+  EXPECT_EQ(b.bytes(), 0u);
+  EXPECT_LE(b.messages_high_water(), max_messages);
+  EXPECT_LE(b.bytes_high_water(), max_bytes);
+}
+
+} // namespace
+} // namespace levee

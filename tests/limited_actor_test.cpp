@@ -325,3 +325,49 @@ TEST_F(LimitedActorTest, ErrorsRenderAsRejectionLines) {
 
 } // namespace
 } // namespace levee
+
+namespace levee {
+namespace {
+
+using flip_atom = caf::atom_constant<caf::atom("flip")>;
+
+// A message the actor skips stays in CAF's stash: it counts against the bound again,
+// and is given back exactly once when finally handled.
+TEST_F(LimitedActorTest, SkippedMessagesCountAgainUntilHandled) {
+  auto l = small();
+  l.mailbox_capacity = 10;
+  make_runtime(l);
+  event_counter handled_later;
+  auto later = &handled_later;
+  auto svc = spawn_limited_fun(*sys, *rt, "svc", [later](limited_actor* self) -> caf::behavior {
+    return {
+      [=](flip_atom) {
+        self->become(caf::keep_behavior,
+                     caf::behavior{[=](const std::string&) { later->add(); }});
+      },
+      [](const std::string&) -> caf::result<void> { return caf::skip(); },
+      [](int x) { return x; },
+    };
+  });
+  for (int i = 0; i < 3; ++i)
+    caf::anon_send(svc, std::string(100, 's'));
+  // Once a later message is answered, all three were looked at and skipped: they are
+  // stashed, and counted against the bound again.
+  auto g = gate_of(svc);
+  caf::scoped_actor self{*sys};
+  self->request(svc, std::chrono::seconds(30), 7).receive([](int) {}, [](caf::error&) {});
+  EXPECT_EQ(g->depth(), 3u);
+  EXPECT_EQ(g->queued_bytes(), 300u);
+  EXPECT_EQ(rt->budget().in_use(), 300u);
+  self->request(svc, std::chrono::seconds(30), flip_atom::value).receive([] {}, [](caf::error&) {});
+  ASSERT_TRUE(handled_later.wait_for_at_least(3));
+  EXPECT_EQ(handled_later.value(), 3u);
+  EXPECT_EQ(g->depth(), 0u);
+  EXPECT_EQ(rt->budget().in_use(), 0u);
+  auto s = rt->stats_for("svc")->snapshot();
+  EXPECT_EQ(s.processed, 5u);  // three strings, the int and the flip
+  EXPECT_EQ(s.accepted, 5u);
+}
+
+} // namespace
+} // namespace levee
