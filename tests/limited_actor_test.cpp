@@ -371,3 +371,56 @@ TEST_F(LimitedActorTest, SkippedMessagesCountAgainUntilHandled) {
 
 } // namespace
 } // namespace levee
+
+namespace levee {
+namespace {
+
+// A user payload type that carries its own size.
+struct blob {
+  std::vector<char> data;
+  size_t size_bytes() const { return data.size() + 8; }  // data plus a header
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, blob& x) {
+  return f(caf::meta::type_name("blob"), x.data);
+}
+
+struct opaque {
+  char bytes[4096];
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, opaque&) {
+  return f(caf::meta::type_name("opaque"));
+}
+
+TEST_F(LimitedActorTest, RegisteredPayloadTypesCountTheirOwnSize) {
+  register_payload_type<blob>();
+  auto l = small();
+  l.max_message_bytes = 1000;
+  make_runtime(l);
+  auto svc = spawn_limited_fun(*sys, *rt, "svc", [](limited_actor*) -> caf::behavior {
+    return {[](const blob& b) -> uint64_t { return b.data.size(); },
+            [](const opaque&) -> uint64_t { return 0; }};
+  });
+  caf::scoped_actor self{*sys};
+  auto ask = [&](auto payload) {
+    std::optional<rejection> out;
+    self->request(svc, std::chrono::seconds(30), std::move(payload))
+      .receive([](uint64_t) {}, [&](caf::error& err) { out = rejection_from(err); });
+    return out;
+  };
+  EXPECT_FALSE(ask(blob{std::vector<char>(992)}).has_value());  // 1000 with the header
+  auto r = ask(blob{std::vector<char>(993)});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code, code::message_too_large);
+  EXPECT_EQ(r->observed, 1001u);
+  // A type Levee knows nothing about counts a fixed unregistered_element_bytes.
+  EXPECT_FALSE(ask(opaque{}).has_value());
+  caf::message m = caf::make_message(opaque{});
+  EXPECT_EQ(message_bytes(m.content()), unregistered_element_bytes);
+}
+
+} // namespace
+} // namespace levee
