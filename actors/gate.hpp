@@ -99,7 +99,7 @@ public:
   // termination: an admission racing with close() either counted before the close (and is
   // given back by it) or finds the gate closed (and gives back its own reservations).
 
-  /// Decides on one message; `ticket.requester` is the requesting actor's id for a
+  /// Decides on one message; `ticket.requester` is the requesting actor's key for a
   /// request, 0 for fire-and-forget. O(1); thread-safe.
   verdict admit(const gate_ticket& ticket) noexcept;
 

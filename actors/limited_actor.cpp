@@ -49,11 +49,15 @@ bool bypasses_gate(const caf::mailbox_element& x) noexcept {
   }
 }
 
+uint64_t requester_key(const caf::strong_actor_ptr& sender) noexcept {
+  return reinterpret_cast<uintptr_t>(sender.get());
+}
+
 gate_ticket ticket_of(const caf::mailbox_element& x) noexcept {
   gate_ticket t;
   t.bytes = message_bytes(x.content());
-  if (x.mid.is_request() && x.sender)
-    t.requester = x.sender->id();
+  if (x.mid.is_request())
+    t.requester = requester_key(x.sender);
   return t;
 }
 

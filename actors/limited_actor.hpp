@@ -62,6 +62,12 @@ std::unique_ptr<gate> take_pending_gate();
 /// rejection notices). A pure function of the element, so enqueue and consume agree.
 bool bypasses_gate(const caf::mailbox_element& x) noexcept;
 
+/// The in-flight key of a requesting actor: the address of its control block. Unlike the
+/// actor id it needs no read of the control block (whose line the requester's reference
+/// count keeps busy), and it cannot be reused while counted: every counted request is a
+/// message that holds a strong reference to its sender. 0 for no sender.
+uint64_t requester_key(const caf::strong_actor_ptr& sender) noexcept;
+
 /// What `x` counts against a gate (payload bytes, requester). A pure function of `x`.
 gate_ticket ticket_of(const caf::mailbox_element& x) noexcept;
 

@@ -141,7 +141,7 @@ TEST_F(LimitedActorTest, InflightPerRequesterCountsUntilAnswered) {
   auto first = self->request(svc, std::chrono::seconds(30), std::string{"r1"});
   auto second = self->request(svc, std::chrono::seconds(30), std::string{"r2"});
   auto g = gate_of(svc);
-  EXPECT_EQ(g->in_flight(self->id()), 2u);
+  EXPECT_EQ(g->in_flight(detail::requester_key(caf::actor_cast<caf::strong_actor_ptr>(self))), 2u);
   std::optional<rejection> r;
   self->request(svc, std::chrono::seconds(30), std::string{"r3"})
     .receive([](uint64_t) { FAIL() << "third request must be refused"; },
@@ -158,7 +158,7 @@ TEST_F(LimitedActorTest, InflightPerRequesterCountsUntilAnswered) {
   first.receive([](uint64_t n) { EXPECT_EQ(n, 2u); }, [](caf::error&) { FAIL(); });
   second.receive([](uint64_t n) { EXPECT_EQ(n, 2u); }, [](caf::error&) { FAIL(); });
   theirs.receive([](uint64_t n) { EXPECT_EQ(n, 2u); }, [](caf::error&) { FAIL(); });
-  EXPECT_EQ(g->in_flight(self->id()), 0u);
+  EXPECT_EQ(g->in_flight(detail::requester_key(caf::actor_cast<caf::strong_actor_ptr>(self))), 0u);
 }
 
 TEST_F(LimitedActorTest, RateLimitWithManualClockAndRetryAfter) {
