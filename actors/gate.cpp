@@ -147,20 +147,20 @@ verdict gate::admit(const gate_ticket& ticket) noexcept {
   return v;
 }
 
-void gate::release(const gate_ticket& ticket) noexcept {
-  mailbox_.remove(ticket.bytes);
-  budget_->release(ticket.bytes);
+void gate::on_handling(const gate_ticket& ticket) noexcept {
   if (ticket.requester != 0)
     inflight_.release(ticket.requester);
+}
+
+void gate::on_handled(const gate_ticket& ticket) noexcept {
+  mailbox_.remove(ticket.bytes);
+  budget_->release(ticket.bytes);
   add_relaxed(processed_, 1);
 }
 
-void gate::reacquire(const gate_ticket& ticket) noexcept {
-  budget_->force_acquire(ticket.bytes);
-  mailbox_.force_add(ticket.bytes);
+void gate::on_skipped(const gate_ticket& ticket) noexcept {
   if (ticket.requester != 0)
     inflight_.force_acquire(ticket.requester);
-  add_relaxed(processed_, -1);
 }
 
 rejection gate::explain(const verdict& v) const {

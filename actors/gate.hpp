@@ -7,12 +7,12 @@
 // read and taken last with one compare-and-swap, so nothing can refuse after it.)
 //
 // Guarantee of the mailbox bound: exact. The number of messages accepted and not yet
-// taken up by the actor never exceeds mailbox_capacity, and their payload bytes never
-// exceed mailbox_capacity_bytes, whatever the number of concurrent senders: each bound is
-// one compare-and-swap counter. The same holds for the node budget. (The one message an
-// actor is handling is no longer counted; a message the actor skips, e.g. while it awaits
-// a response, is counted again — `reacquire` — and may then exceed the bound by the
-// number of skipped messages, which CAF keeps in its stash.)
+// handled (queued, stashed by a skip, or being handled right now) never exceeds
+// mailbox_capacity, and their payload bytes never exceed mailbox_capacity_bytes, whatever
+// the number of concurrent senders: both live in one atomic word changed by
+// compare-and-swap. The same holds for the node budget. A request stops counting against
+// its requester's in-flight bound when the actor starts handling it, so the requester's
+// slot is free before the response leaves.
 //
 // The gate has no CAF dependency beyond names; actors/limited_actor.hpp wires it into CAF.
 
@@ -93,8 +93,9 @@ public:
   //   v = g.admit(ticket): accepted -> enqueue; refused -> answer the sender;
   //                        closed   -> the actor terminated: let CAF bounce the message
   //
-  // when the actor takes a message up: g.release(ticket) (g.reacquire(ticket) if it puts
-  // it back). When the actor terminates, after CAF closed and drained its mailbox:
+  // when the actor starts handling a message: g.on_handling(ticket); when it is done:
+  // g.on_handled(ticket), or g.on_skipped(ticket) if it put the message back. When the
+  // actor terminates, after CAF closed and drained its mailbox:
   // g.close() gives back everything still counted, so the node budget stays exact across
   // termination: an admission racing with close() either counted before the close (and is
   // given back by it) or finds the gate closed (and gives back its own reservations).
@@ -103,15 +104,19 @@ public:
   /// request, 0 for fire-and-forget. O(1); thread-safe.
   verdict admit(const gate_ticket& ticket) noexcept;
 
-  /// The actor takes up an accepted message: it no longer counts against the bounds.
-  /// Only from the actor's own thread.
-  void release(const gate_ticket& ticket) noexcept;
+  /// The actor starts handling an accepted message: a request leaves its requester's
+  /// in-flight count. Only from the actor's own thread.
+  void on_handling(const gate_ticket& ticket) noexcept;
 
-  /// Counts a released message again (the actor skipped it and it stays queued), without
-  /// checking the bounds: it was accepted once and cannot be refused now.
-  void reacquire(const gate_ticket& ticket) noexcept;
+  /// The actor handled the message: it no longer counts against the mailbox bound and the
+  /// node budget. Only from the actor's own thread.
+  void on_handled(const gate_ticket& ticket) noexcept;
 
-  /// Stops admitting and gives back what accepted messages that were never taken up still
+  /// The actor skipped the message (CAF stashes it; it stays counted): a request counts
+  /// in flight again, without a bound check — it was accepted once.
+  void on_skipped(const gate_ticket& ticket) noexcept;
+
+  /// Stops admitting and gives back what accepted messages that were never handled still
   /// hold (counted as dropped on exit). Idempotent. Only from the actor's own thread (or
   /// when no one else uses the gate any more).
   void close() noexcept;

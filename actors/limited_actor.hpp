@@ -11,8 +11,9 @@
 //   levee::runtime rt{cfg};
 //   auto a = levee::spawn_limited<echo>(system, rt, "echo");
 //
-// A message counts against the bounds from its acceptance until the actor starts handling
-// it (so "in flight" ends before the response leaves); a skipped message counts again.
+// A message counts against the mailbox bound and the node budget from its acceptance until
+// the actor has handled it (a skipped message, stashed by CAF, stays counted); a request
+// leaves its requester's in-flight count when handling starts, before its response leaves.
 // A refused message never enters the mailbox and is never processed. A refused request gets
 // an error response carrying the rejection (levee::rejection_from(err)); a refused
 // fire-and-forget message from an actor gets a levee::rejection_notice (bounded: one on its
@@ -94,14 +95,18 @@ public:
   using Base::enqueue;
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
-    // The message stops counting when the actor takes it up, so a requester's in-flight
-    // slot is free before its response leaves.
-    auto gated = !detail::bypasses_gate(x);
-    if (gated)
-      gate_->release(detail::ticket_of(x));
+    if (detail::bypasses_gate(x))
+      return Base::consume(x);
+    // The request leaves its requester's in-flight count before its response can leave;
+    // the message leaves the mailbox bound and the budget once handled, after the
+    // response is on its way.
+    auto ticket = detail::ticket_of(x);
+    gate_->on_handling(ticket);
     auto result = Base::consume(x);
-    if (gated && result == caf::invoke_message_result::skipped)
-      gate_->reacquire(detail::ticket_of(x));
+    if (result == caf::invoke_message_result::skipped)
+      gate_->on_skipped(ticket);
+    else
+      gate_->on_handled(ticket);
     return result;
   }
 

@@ -203,7 +203,8 @@ void BM_FireAndForget_LimitedVsPlain(benchmark::State& state) {
 }
 BENCHMARK(BM_FireAndForget_LimitedVsPlain)->Iterations(1)->Unit(benchmark::kMillisecond);
 
-void BM_Pipelined64_LimitedVsPlain(benchmark::State& state) {
+void BM_Pipelined_LimitedVsPlain(benchmark::State& state) {
+  const auto window = static_cast<uint32_t>(state.range(0));
   bench_env env{roomy_limits()};
   side plain, limited;
   completion unused_plain, unused_limited;
@@ -211,10 +212,10 @@ void BM_Pipelined64_LimitedVsPlain(benchmark::State& state) {
   limited.target = spawn_sink(env, true, &unused_limited);
   plain.driver = env.sys->spawn(driver, plain.target, &plain.done);
   limited.driver = env.sys->spawn(driver, limited.target, &limited.done);
-  compare(state, "pipelined",
+  compare(state, window == 64 ? "pipelined" : "pipelined256",
           [&](side& s, uint64_t batch) {
             auto target = s.done.count.load() + batch;
-            caf::anon_send(s.driver, go_atom::value, batch, uint32_t{64});
+            caf::anon_send(s.driver, go_atom::value, batch, window);
             return s.done.wait_for(target);
           },
           plain, limited);
@@ -223,7 +224,7 @@ void BM_Pipelined64_LimitedVsPlain(benchmark::State& state) {
     caf::anon_send_exit(s->target, caf::exit_reason::user_shutdown);
   }
 }
-BENCHMARK(BM_Pipelined64_LimitedVsPlain)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Pipelined_LimitedVsPlain)->Arg(64)->Arg(256)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 // -- the cost of a refusal ---------------------------------------------------------------
 
@@ -363,7 +364,8 @@ void BM_Gate_AdmitRelease(benchmark::State& state) {
     levee::gate_ticket t{payload_bytes, 0};
     auto v = g->admit(t);
     benchmark::DoNotOptimize(v);
-    g->release(t);
+    g->on_handling(t);
+    g->on_handled(t);
   }
 }
 BENCHMARK(BM_Gate_AdmitRelease)->Threads(1)->Threads(2);
@@ -413,6 +415,8 @@ int main(int argc, char** argv) {
               figure("fire_and_forget.ratio"), 1.0, ">= 0.9");
   print_ratio("pipelined request/response x64, limited / plain (median)",
               figure("pipelined.ratio"), 1.0, ">= 0.9");
+  print_ratio("pipelined request/response x256, limited / plain (median)",
+              figure("pipelined256.ratio"), 1.0, ">= 0.9");
   auto accepted_ns = 1e9 / figure("fire_and_forget.limited");
   print_ratio("refused anonymous send / accepted message (time)",
               figure("BM_RejectedSend_Anonymous/min_time:1.000.ns"), accepted_ns, "< 1");
@@ -428,3 +432,17 @@ int main(int argc, char** argv) {
               figure("overload.budget_high_water"));
   return 0;
 }
+
+namespace {
+void BM_TicketOf(benchmark::State& state) {
+  auto el = caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, levee::query_atom::value,
+                                      std::string(1024, 'x'));
+  for (auto _ : state) {
+    auto b = levee::detail::bypasses_gate(*el);
+    benchmark::DoNotOptimize(b);
+    auto t = levee::detail::ticket_of(*el);
+    benchmark::DoNotOptimize(t);
+  }
+}
+BENCHMARK(BM_TicketOf);  // what a limited actor computes per message, at enqueue and again at take-up
+} // namespace

@@ -28,12 +28,6 @@ public:
     return true;
   }
 
-  /// Adds `n` without checking the bound: for what was accepted once and must be counted
-  /// again (a message put back into a mailbox). May leave the value above max.
-  void force_add(uint64_t n) noexcept {
-    note_high_water(value_.fetch_add(n, std::memory_order_acq_rel) + n);
-  }
-
   void sub(uint64_t n) noexcept { value_.fetch_sub(n, std::memory_order_acq_rel); }
 
   uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }

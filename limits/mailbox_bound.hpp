@@ -46,12 +46,6 @@ public:
     }
   }
 
-  /// Adds without checking the bounds (a message put back); ignored once closed.
-  void force_add(uint64_t bytes) noexcept {
-    auto w = word_.fetch_add(one_message + bytes, std::memory_order_acq_rel) + one_message + bytes;
-    note_high_water(messages_of(w), bytes_of(w));
-  }
-
   /// Takes one message of `bytes` out (the actor took it up). Not after close().
   void remove(uint64_t bytes) noexcept {
     word_.fetch_sub(one_message + bytes, std::memory_order_acq_rel);

@@ -26,9 +26,6 @@ public:
     return false;
   }
 
-  /// Counts bytes again that were accepted once (see bounded_counter::force_add).
-  void force_acquire(uint64_t bytes) noexcept { bytes_.force_add(bytes); }
-
   /// Returns bytes reserved by a successful `try_acquire`.
   void release(uint64_t bytes) noexcept { bytes_.sub(bytes); }
 

@@ -11,6 +11,12 @@
 namespace levee {
 namespace {
 
+/// The actor handled the message: what limited<Base>::consume does around the handler.
+void finish(gate& g, const gate_ticket& t) {
+  g.on_handling(t);
+  g.on_handled(t);
+}
+
 struct GateTest : ::testing::Test {
   manual_clock clock;
 
@@ -47,7 +53,7 @@ TEST_F(GateTest, MailboxCapacityInMessages) {
   EXPECT_EQ(r.observed, 5u);
   EXPECT_EQ(r.max, 4u);
   EXPECT_EQ(r.retry_after_ms, 10u);
-  g->release(t[0]);
+  finish(*g, t[0]);
   EXPECT_TRUE(g->admit(t[0] = gate_ticket{10, 0}).accepted());
 }
 
@@ -93,7 +99,7 @@ TEST_F(GateTest, InflightPerRequester) {
   EXPECT_EQ(r.observed, 3u);
   EXPECT_EQ(r.max, 2u);
   EXPECT_TRUE(g->admit(c = gate_ticket{1, 43}).accepted());  // another requester
-  g->release(a);
+  finish(*g, a);
   EXPECT_EQ(g->in_flight(42), 1u);
   EXPECT_TRUE(g->admit(a = gate_ticket{1, 42}).accepted());
 }
@@ -113,7 +119,7 @@ TEST_F(GateTest, NodeBudgetIsSharedAcrossActors) {
   EXPECT_EQ(r.observed, 601u);
   EXPECT_EQ(r.max, 600u);
   EXPECT_EQ(g2->depth(), 1u);  // the refused message left nothing behind
-  g1->release(t1);
+  finish(*g1, t1);
   EXPECT_EQ(rt->budget().in_use(), 200u);
 }
 
@@ -184,7 +190,7 @@ TEST_F(GateTest, StatsCountAcceptedRejectedAndDepth) {
     ASSERT_TRUE(g->admit(x = gate_ticket{10, 0}).accepted());
   for (int i = 0; i < 3; ++i)
     g->record_rejection(g->admit(t[0] = gate_ticket{10, 0}));
-  g->release(t[0]);
+  finish(*g, t[0]);
   auto s = rt->stats_for("svc")->snapshot();
   EXPECT_EQ(s.accepted, 4u);
   EXPECT_EQ(s.rejected[static_cast<size_t>(code::mailbox_full)], 3u);

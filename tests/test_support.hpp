@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "limits/process_memory.hpp"
 
@@ -54,6 +55,20 @@ private:
   std::condition_variable cv_;
   uint64_t value_ = 0;
 };
+
+/// Waits until `pred()` holds, re-checking as fast as the scheduler allows; false if the
+/// bound passed first. For state that changes without an event to wait on (counters an
+/// actor updates right after it answered).
+template <class Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds bound = std::chrono::seconds(30)) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
 
 inline void reset_peak_rss() { levee::reset_peak_rss(); }
 inline uint64_t peak_rss_bytes() { return levee::peak_rss_bytes(); }
