@@ -59,7 +59,7 @@ int main() {
                std::cout << "refused: " << r->to_string() << "\n";
              });
 
-  // 2. A fire-and-forget flood: the mailbox takes 8 (plus the one being handled); the
+  // 2. A fire-and-forget flood: the mailbox takes 8 (counting the one being handled); the
   //    sender learns of the rest through one coalesced notice.
   for (int i = 0; i < 100; ++i)
     self->send(echo, std::string{"ping"});
