@@ -16,5 +16,10 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 /// (report_atom) -> load_report: what a load generator did.
 using report_atom = caf::atom_constant<caf::atom("report")>;
+/// (wire_request_atom, std::string payload) -> std::string: a Request that arrived over the
+/// wire protocol, bridged to the actor exposed under its target name.
+using wire_request_atom = caf::atom_constant<caf::atom("wire_req")>;
+/// Connection actors' own timers and controls.
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
 
 } // namespace levee

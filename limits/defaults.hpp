@@ -67,4 +67,41 @@ constexpr uint64_t rejection_log_burst_lines = 20;
 /// beyond this many distinct senders with unread notices, idle tallies are recycled.
 constexpr uint64_t notice_table_slots = 1024;
 
+// -- per listener: [net] ------------------------------------------------------------------
+
+/// bytes of one frame's body. 1 MiB as NATS' max_payload; larger needs a permit.
+constexpr uint64_t net_max_frame_bytes = 1 * MiB;
+/// bytes of a body after LZ4 decompression: 4x the frame, enough for text and JSON.
+constexpr uint64_t net_max_decompressed_bytes = 4 * MiB;
+/// bytes: bodies above this are sent compressed when that shrinks them.
+constexpr uint64_t net_compress_above_bytes = 4 * KiB;
+/// frames/s per connection; 0 = no limit. 20k/s keeps one client from taking a core.
+constexpr uint64_t net_max_msgs_per_sec = 20'000;
+/// frames that may arrive at once from idle; 0 = one second's worth.
+constexpr uint64_t net_burst_msgs = 0;
+/// bytes/s per connection; 0 = no limit. 64 MiB/s, about half of loopback per core.
+constexpr uint64_t net_max_bytes_per_sec = 64 * MiB;
+/// bytes that may arrive at once; 0 = one second's worth.
+constexpr uint64_t net_burst_bytes = 0;
+/// requests per connection not yet answered: a pipelining client keeps a few round trips
+/// busy; more only queues.
+constexpr uint64_t net_max_inflight_requests = 256;
+/// bytes written to a peer and not yet taken by its TCP stack: 8 MiB of a slow reader,
+/// then slow_consumer and close.
+constexpr uint64_t net_max_write_buffer_bytes = 8 * MiB;
+/// connections per node: a flood is refused with too_many_connections.
+constexpr uint64_t net_max_connections = 1024;
+/// ms from accept to a valid Hello.
+constexpr uint64_t net_handshake_timeout_ms = 5'000;
+/// ms without a complete frame before a Ping; as long again without one closes.
+constexpr uint64_t net_idle_timeout_ms = 30'000;
+/// ms a started frame body may take to arrive (a slowloris holds one open forever).
+constexpr uint64_t net_read_timeout_ms = 10'000;
+/// bytes: the largest frame an overweight permit may allow; 0 = no permits.
+constexpr uint64_t net_permit_ceiling_bytes = 16 * MiB;
+/// ms a granted permit stays valid.
+constexpr uint64_t net_permit_ttl_ms = 10'000;
+/// ms a bridged request may wait for the actor that answers it.
+constexpr uint64_t net_request_deadline_ms = 30'000;
+
 } // namespace levee::defaults

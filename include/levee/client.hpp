@@ -1,0 +1,111 @@
+#pragma once
+// The C++ client of the Levee wire protocol (net/PROTOCOL.md): connect with a timeout and
+// reconnect with backoff, Hello with a token, requests to named actors (pipelined or one at
+// a time), answers or typed rejections with retry_after_ms, overweight permits.
+//
+// The client respects what the server advertised in its Hello before it sends: a frame
+// above the server's max_frame_bytes or a request beyond its max_inflight_requests is
+// refused locally (nothing is sent), and sending is paced to the advertised rates.
+//
+// Blocking and single-threaded: use one client per thread. Plain POSIX sockets, no actor
+// system needed.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "limits/rejection.hpp"
+#include "limits/status.hpp"
+
+namespace levee {
+
+struct client_options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string token;                      // the server's net.token, if it has one
+  std::string node_id = "levee-client";
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds backoff_initial{20};   // reconnect: first wait, doubled each try
+  std::chrono::milliseconds backoff_max{1000};
+  uint32_t max_frame_bytes = 16u << 20;            // what this client accepts
+  uint32_t max_decompressed_bytes = 64u << 20;
+  uint32_t compress_above_bytes = 4096;
+};
+
+/// What the server advertised in its Hello.
+struct server_limits {
+  uint32_t max_frame_bytes = 0;
+  uint32_t max_decompressed_bytes = 0;
+  uint64_t max_msgs_per_sec = 0;
+  uint64_t max_bytes_per_sec = 0;
+  uint32_t max_inflight_requests = 0;
+  uint32_t permit_ceiling_bytes = 0;
+  uint32_t idle_timeout_ms = 0;
+  std::string node_id;
+};
+
+/// The answer to one request: a payload, or the rejection (from the server, or a local one
+/// such as unavailable when the connection is gone).
+struct reply {
+  uint64_t request_id = 0;
+  std::optional<std::string> payload;
+  std::optional<rejection> rejected;
+  bool ok() const noexcept { return payload.has_value(); }
+};
+
+class client {
+public:
+  explicit client(client_options opts);
+  ~client();
+  client(client&&) noexcept;
+  client& operator=(client&&) noexcept;
+
+  /// Connects and exchanges Hellos, once. Errors: unavailable (no connection),
+  /// deadline_exceeded (timeout), unauthenticated / unsupported_version (the server's
+  /// Reject), bad_request (not a Levee server).
+  status connect();
+
+  /// connect(), retried with exponential backoff until it succeeds or `total` has passed.
+  status connect_with_backoff(std::chrono::milliseconds total);
+
+  bool connected() const noexcept;
+  void close() noexcept;
+
+  /// Sends one request without waiting; its answer comes from receive(). Refuses locally
+  /// (nothing sent) what the server would refuse: message_too_large, too_many_inflight.
+  /// Paces to the server's advertised rates. Sets `request_id` on success.
+  std::optional<rejection> send_request(std::string_view target, std::string payload,
+                                        uint64_t& request_id, uint32_t deadline_ms = 0);
+
+  /// The next answer to any request in flight. Pings are answered in passing. A timeout is
+  /// a local deadline_exceeded with request_id 0; a lost connection a local unavailable.
+  reply receive(std::chrono::milliseconds timeout);
+
+  /// One request and its answer. Reconnects (with backoff, within `timeout`) first if the
+  /// connection is gone.
+  reply request(std::string_view target, std::string payload, std::chrono::milliseconds timeout);
+
+  /// Asks for an overweight permit: the next frame may be up to `frame_bytes`, once.
+  std::optional<rejection> request_permit(uint32_t frame_bytes, std::chrono::milliseconds timeout);
+
+  /// Sends a Ping and waits for the Pong; the round-trip time, or the rejection.
+  result<std::chrono::microseconds> ping(std::chrono::milliseconds timeout);
+
+  const server_limits& limits() const noexcept;
+  uint64_t in_flight() const noexcept;
+
+  /// Writes bytes as they are (tests use it to send malformed frames).
+  status send_raw(std::string_view bytes);
+  /// Waits until the server closes the connection; returns the Reject that came last, if
+  /// any. For tests of refusals that close.
+  std::optional<rejection> wait_for_close(std::chrono::milliseconds timeout);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace levee

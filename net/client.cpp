@@ -1,0 +1,456 @@
+#include "levee/client.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "limits/clock.hpp"
+#include "limits/token_bucket.hpp"
+#include "net/frame.hpp"
+#include "net/reject_frame.hpp"
+
+namespace levee {
+
+using namespace std::chrono;
+
+namespace {
+
+rejection local(code c, std::string detail, const char* limit = "client") {
+  return rejection{c, limit, 0, 0, 0, std::move(detail)};
+}
+
+int64_t remaining_ms(steady_clock::time_point deadline) {
+  return std::max<int64_t>(0, duration_cast<milliseconds>(deadline - steady_clock::now()).count());
+}
+
+} // namespace
+
+struct client::impl {
+  client_options opts;
+  int fd = -1;
+  net::frame_reader reader;
+  server_limits server;
+  uint64_t next_request_id = 1;
+  uint64_t inflight = 0;
+  std::unique_ptr<token_bucket> msg_rate;
+  std::unique_ptr<token_bucket> byte_rate;
+  std::optional<rejection> last_reject;  // the last Reject that closed the connection
+  uint32_t permit_bytes = 0;             // a granted permit, good for the next frame
+
+  explicit impl(client_options o)
+    : opts(std::move(o)), reader(codec()) {}
+
+  net::codec_limits codec() const {
+    return {opts.max_frame_bytes, opts.max_decompressed_bytes, opts.compress_above_bytes};
+  }
+
+  net::codec_limits peer() const {
+    return {server.max_frame_bytes, server.max_decompressed_bytes, opts.compress_above_bytes};
+  }
+
+  void drop() noexcept {
+    if (fd >= 0)
+      ::close(fd);
+    fd = -1;
+    inflight = 0;
+    permit_bytes = 0;
+    reader = net::frame_reader{codec()};
+    pending_.clear();
+  }
+
+  status open_socket(steady_clock::time_point deadline) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    auto port = std::to_string(opts.port);
+    if (int rc = ::getaddrinfo(opts.host.c_str(), port.c_str(), &hints, &res); rc != 0)
+      return status::error(code::unavailable, "cannot resolve " + opts.host + ": "
+                                                + ::gai_strerror(rc));
+    std::string last_error = "no address";
+    for (auto ai = res; ai != nullptr; ai = ai->ai_next) {
+      int s = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+      if (s < 0)
+        continue;
+      ::fcntl(s, F_SETFL, ::fcntl(s, F_GETFL) | O_NONBLOCK);
+      int rc = ::connect(s, ai->ai_addr, ai->ai_addrlen);
+      if (rc != 0 && errno == EINPROGRESS) {
+        pollfd p{s, POLLOUT, 0};
+        auto ready = ::poll(&p, 1, static_cast<int>(remaining_ms(deadline)));
+        if (ready == 1) {
+          int err = 0;
+          socklen_t len = sizeof err;
+          ::getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
+          rc = err == 0 ? 0 : -1;
+          errno = err;
+        } else {
+          rc = -1;
+          errno = ready == 0 ? ETIMEDOUT : errno;
+        }
+      }
+      if (rc == 0) {
+        ::fcntl(s, F_SETFL, ::fcntl(s, F_GETFL) & ~O_NONBLOCK);
+        int one = 1;
+        ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        fd = s;
+        ::freeaddrinfo(res);
+        return {};
+      }
+      last_error = std::strerror(errno);
+      ::close(s);
+    }
+    ::freeaddrinfo(res);
+    return status::error(code::unavailable, "cannot connect to " + opts.host + ":" + port + ": "
+                                              + last_error + "; is the server running?");
+  }
+
+  status write_all(std::string_view bytes) {
+    while (!bytes.empty()) {
+      auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        auto why = std::string{std::strerror(errno)};
+        drop();
+        return status::error(code::unavailable, "connection lost while sending: " + why);
+      }
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return {};
+  }
+
+  status send_envelope(const wire::Envelope& env) {
+    std::string out;
+    if (auto err = net::encode_frame(env, peer(), out))
+      return status::error(err->code, err->to_string());
+    return write_all(out);
+  }
+
+  /// Bytes received and not yet fed to the reader (a read may bring several frames).
+  std::string pending_;
+
+  void feed_pending() {
+    size_t pos = 0;
+    while (pos < pending_.size() && !reader.frame_ready() && !reader.error())
+      pos += reader.feed(reinterpret_cast<const uint8_t*>(pending_.data()) + pos,
+                         pending_.size() - pos);
+    pending_.erase(0, pos);
+  }
+
+  /// The next frame from the server; nullopt and `st` on timeout, loss or a bad frame.
+  std::optional<wire::Envelope> next_frame(steady_clock::time_point deadline, status& st) {
+    char buf[64 * 1024];
+    for (;;) {
+      if (!reader.frame_ready() && !pending_.empty())
+        feed_pending();
+      if (reader.frame_ready())
+        return reader.take();
+      if (reader.error()) {
+        st = status::error(reader.error()->code,
+                           "bad frame from the server: " + reader.error()->to_string());
+        drop();
+        return std::nullopt;
+      }
+      if (fd < 0) {
+        st = status::error(code::unavailable, "not connected");
+        return std::nullopt;
+      }
+      pollfd p{fd, POLLIN, 0};
+      auto rc = ::poll(&p, 1, static_cast<int>(remaining_ms(deadline)));
+      if (rc == 0) {
+        st = status::error(code::deadline_exceeded, "no answer from the server in time");
+        return std::nullopt;
+      }
+      if (rc < 0 && errno == EINTR)
+        continue;
+      auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR)
+          continue;
+        st = status::error(code::unavailable, n == 0 ? std::string{"the server closed the connection"}
+                                                     : std::string{"connection lost: "}
+                                                         + std::strerror(errno));
+        drop();
+        return std::nullopt;
+      }
+      pending_.append(buf, static_cast<size_t>(n));
+    }
+  }
+};
+
+client::client(client_options opts) : impl_(std::make_unique<impl>(std::move(opts))) {
+}
+
+client::~client() {
+  if (impl_)
+    impl_->drop();
+}
+
+client::client(client&&) noexcept = default;
+client& client::operator=(client&&) noexcept = default;
+
+bool client::connected() const noexcept {
+  return impl_->fd >= 0;
+}
+
+void client::close() noexcept {
+  impl_->drop();
+}
+
+const server_limits& client::limits() const noexcept {
+  return impl_->server;
+}
+
+uint64_t client::in_flight() const noexcept {
+  return impl_->inflight;
+}
+
+status client::connect() {
+  auto& d = *impl_;
+  d.drop();
+  d.pending_.clear();
+  auto deadline = steady_clock::now() + d.opts.connect_timeout;
+  if (auto st = d.open_socket(deadline); !st)
+    return st;
+  wire::Envelope hello;
+  auto& h = *hello.mutable_hello();
+  h.set_protocol_version(net::protocol_version);
+  h.set_node_id(d.opts.node_id);
+  h.set_role(wire::ROLE_CLIENT);
+  h.set_token(d.opts.token);
+  h.set_software("levee-client 0.1.0");
+  h.mutable_limits()->set_max_frame_bytes(d.opts.max_frame_bytes);
+  h.mutable_limits()->set_max_decompressed_bytes(d.opts.max_decompressed_bytes);
+  // Before the server's Hello, frames go out under the protocol's default limits.
+  d.server.max_frame_bytes = net::default_codec_limits().max_frame_bytes;
+  d.server.max_decompressed_bytes = net::default_codec_limits().max_decompressed_bytes;
+  if (auto st = d.send_envelope(hello); !st)
+    return st;
+  status st;
+  auto reply = d.next_frame(deadline, st);
+  if (!reply) {
+    d.drop();
+    return st;
+  }
+  if (reply->has_reject()) {
+    auto r = net::from_wire(reply->reject());
+    d.drop();
+    return status::error(r.code, r.to_string());
+  }
+  if (!reply->has_hello()) {
+    d.drop();
+    return status::error(code::bad_request, "the server did not answer with a Hello");
+  }
+  auto& sh = reply->hello();
+  auto& sl = sh.limits();
+  d.server = server_limits{sl.max_frame_bytes(),      sl.max_decompressed_bytes(),
+                           sl.max_msgs_per_sec(),     sl.max_bytes_per_sec(),
+                           sl.max_inflight_requests(), sl.permit_ceiling_bytes(),
+                           sl.idle_timeout_ms(),      sh.node_id()};
+  if (d.server.max_frame_bytes == 0)
+    d.server.max_frame_bytes = net::default_codec_limits().max_frame_bytes;
+  if (d.server.max_decompressed_bytes == 0)
+    d.server.max_decompressed_bytes = d.server.max_frame_bytes;
+  auto& clock = steady_clock_source::instance();
+  d.msg_rate = std::make_unique<token_bucket>(clock, d.server.max_msgs_per_sec, 0);
+  d.byte_rate = std::make_unique<token_bucket>(clock, d.server.max_bytes_per_sec, 0);
+  return {};
+}
+
+status client::connect_with_backoff(milliseconds total) {
+  auto deadline = steady_clock::now() + total;
+  auto wait = impl_->opts.backoff_initial;
+  for (;;) {
+    auto st = connect();
+    if (st || st.code() == code::unauthenticated || st.code() == code::unsupported_version)
+      return st;  // success, or a refusal that retrying cannot fix
+    if (steady_clock::now() + wait >= deadline)
+      return st;
+    std::this_thread::sleep_for(wait);
+    wait = std::min(wait * 2, impl_->opts.backoff_max);
+  }
+}
+
+std::optional<rejection> client::send_request(std::string_view target, std::string payload,
+                                              uint64_t& request_id, uint32_t deadline_ms) {
+  auto& d = *impl_;
+  if (d.fd < 0)
+    return local(code::unavailable, "not connected; call connect() first");
+  if (d.server.max_inflight_requests != 0 && d.inflight >= d.server.max_inflight_requests)
+    return rejection{code::too_many_inflight, "net.max_inflight_requests", d.inflight + 1,
+                     d.server.max_inflight_requests, 0,
+                     "the server allows no more requests in flight; receive() answers first"};
+  wire::Envelope env;
+  env.set_request_id(d.next_request_id);
+  auto& req = *env.mutable_request();
+  req.set_target(std::string{target});
+  req.set_payload(std::move(payload));
+  req.set_deadline_ms(deadline_ms);
+  std::string out;
+  auto peer = d.peer();
+  peer.max_frame_bytes = std::max(peer.max_frame_bytes, d.permit_bytes);
+  if (auto err = net::encode_frame(env, peer, out))
+    return err;  // above the server's max_frame_bytes: refused here, nothing sent
+  d.permit_bytes = 0;  // the server takes a permit for the next frame, whatever its size
+  // Pace to the advertised rates instead of earning a rate_limited.
+  for (;;) {
+    auto m = d.msg_rate->try_acquire(1);
+    if (!m.allowed) {
+      std::this_thread::sleep_for(nanoseconds(m.retry_after_ns));
+      continue;
+    }
+    auto b = d.byte_rate->try_acquire(out.size());
+    if (b.allowed || b.never)
+      break;
+    d.msg_rate->refund(1);
+    std::this_thread::sleep_for(nanoseconds(b.retry_after_ns));
+  }
+  if (auto st = d.write_all(out); !st)
+    return local(code::unavailable, st.message());
+  request_id = d.next_request_id++;
+  ++d.inflight;
+  return std::nullopt;
+}
+
+reply client::receive(milliseconds timeout) {
+  auto& d = *impl_;
+  auto deadline = steady_clock::now() + timeout;
+  for (;;) {
+    if (d.fd < 0)
+      return reply{0, std::nullopt, local(code::unavailable, "not connected")};
+    status st;
+    auto env = d.next_frame(deadline, st);
+    if (!env)
+      return reply{0, std::nullopt, local(st.code(), st.message())};
+    switch (env->body_case()) {
+      case wire::Envelope::kResponse:
+        d.inflight -= d.inflight > 0 ? 1 : 0;
+        return reply{env->request_id(), std::move(*env->mutable_response()->mutable_payload()),
+                     std::nullopt};
+      case wire::Envelope::kReject: {
+        auto r = net::from_wire(env->reject());
+        if (env->reject().closing()) {
+          d.last_reject = r;
+          d.drop();
+        } else if (env->request_id() != 0) {
+          d.inflight -= d.inflight > 0 ? 1 : 0;
+        }
+        return reply{env->request_id(), std::nullopt, std::move(r)};
+      }
+      case wire::Envelope::kPing: {
+        wire::Envelope pong;
+        pong.mutable_pong()->set_nonce(env->ping().nonce());
+        d.send_envelope(pong);
+        continue;
+      }
+      default:
+        return reply{env->request_id(), std::nullopt,
+                     local(code::bad_request, "unexpected message from the server")};
+    }
+  }
+}
+
+reply client::request(std::string_view target, std::string payload, milliseconds timeout) {
+  auto deadline = steady_clock::now() + timeout;
+  if (!connected()) {
+    if (auto st = connect_with_backoff(timeout); !st)
+      return reply{0, std::nullopt, local(st.code(), st.message())};
+  }
+  uint64_t id = 0;
+  if (auto refused = send_request(target, std::move(payload), id,
+                                  static_cast<uint32_t>(timeout.count())))
+    return reply{0, std::nullopt, std::move(refused)};
+  for (;;) {
+    auto r = receive(milliseconds(remaining_ms(deadline)));
+    if (r.request_id == id || r.request_id == 0)
+      return r;  // ours, or a local error (timeout, connection lost)
+  }
+}
+
+std::optional<rejection> client::request_permit(uint32_t frame_bytes, milliseconds timeout) {
+  auto& d = *impl_;
+  if (d.fd < 0)
+    return local(code::unavailable, "not connected");
+  wire::Envelope env;
+  auto id = d.next_request_id++;
+  env.set_request_id(id);
+  env.mutable_permit_request()->set_frame_bytes(frame_bytes);
+  if (auto st = d.send_envelope(env); !st)
+    return local(st.code(), st.message());
+  auto deadline = steady_clock::now() + timeout;
+  for (;;) {
+    status st;
+    auto reply_env = d.next_frame(deadline, st);
+    if (!reply_env)
+      return local(st.code(), st.message());
+    if (reply_env->request_id() != id)
+      continue;
+    if (reply_env->has_reject())
+      return net::from_wire(reply_env->reject());
+    if (reply_env->has_permit_grant()) {
+      d.permit_bytes = frame_bytes;
+      return std::nullopt;
+    }
+  }
+}
+
+result<microseconds> client::ping(milliseconds timeout) {
+  auto& d = *impl_;
+  if (d.fd < 0)
+    return status::error(code::unavailable, "not connected");
+  wire::Envelope env;
+  auto id = d.next_request_id++;
+  env.set_request_id(id);
+  env.mutable_ping()->set_nonce(id);
+  auto start = steady_clock::now();
+  if (auto st = d.send_envelope(env); !st)
+    return st;
+  auto deadline = start + timeout;
+  for (;;) {
+    status st;
+    auto reply_env = d.next_frame(deadline, st);
+    if (!reply_env)
+      return st;
+    if (reply_env->has_pong() && reply_env->pong().nonce() == id)
+      return duration_cast<microseconds>(steady_clock::now() - start);
+    if (reply_env->has_reject() && reply_env->reject().closing())
+      return status::error(net::from_wire(reply_env->reject()).code,
+                           net::from_wire(reply_env->reject()).to_string());
+  }
+}
+
+status client::send_raw(std::string_view bytes) {
+  if (impl_->fd < 0)
+    return status::error(code::unavailable, "not connected");
+  return impl_->write_all(bytes);
+}
+
+std::optional<rejection> client::wait_for_close(milliseconds timeout) {
+  auto& d = *impl_;
+  auto deadline = steady_clock::now() + timeout;
+  std::optional<rejection> last;
+  while (d.fd >= 0) {
+    status st;
+    auto env = d.next_frame(deadline, st);
+    if (!env) {
+      if (st.code() == code::deadline_exceeded)
+        return local(code::deadline_exceeded, "the server did not close the connection in time");
+      break;
+    }
+    if (env->has_reject())
+      last = net::from_wire(env->reject());
+  }
+  return last ? last : d.last_reject;
+}
+
+} // namespace levee

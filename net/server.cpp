@@ -1,0 +1,564 @@
+#include "net/server.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+
+#include <caf/io/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/caf_error.hpp"
+#include "limits/token_bucket.hpp"
+#include "net/frame.hpp"
+#include "net/reject_frame.hpp"
+
+namespace levee::net {
+
+server_context::server_context(listener_config cfg, const clock_source& clock)
+  : cfg_(std::move(cfg)), clock_(clock) {
+}
+
+void server_context::expose(const std::string& name, caf::actor target) {
+  std::lock_guard<std::mutex> guard{targets_mtx_};
+  targets_[name] = std::move(target);
+}
+
+caf::actor server_context::target(const std::string& name) const {
+  std::lock_guard<std::mutex> guard{targets_mtx_};
+  auto i = targets_.find(name);
+  return i == targets_.end() ? caf::actor{} : i->second;
+}
+
+bool server_context::try_open_connection() noexcept {
+  auto max = cfg_.limits.max_connections;
+  auto cur = stats.connections_open.load();
+  do {
+    if (cur >= max)
+      return false;
+  } while (!stats.connections_open.compare_exchange_weak(cur, cur + 1));
+  return true;
+}
+
+void server_context::connection_closed() noexcept {
+  stats.connections_open.fetch_sub(1);
+}
+
+void server_context::add_connection(const caf::actor& conn) {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  connections_[conn.id()] = conn;
+}
+
+void server_context::remove_connection(caf::actor_id id) {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  connections_.erase(id);
+}
+
+std::vector<caf::actor> server_context::connections() const {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  std::vector<caf::actor> out;
+  for (auto& [id, conn] : connections_)
+    out.push_back(conn);
+  return out;
+}
+
+namespace {
+
+using namespace std::chrono;
+using caf::io::connection_handle;
+using caf::io::receive_policy;
+
+constexpr int64_t ns_per_ms = 1'000'000;
+
+struct connection_state {
+  std::shared_ptr<server_context> ctx;
+  connection_handle hdl;
+  bool counted = false;          // holds one of net.max_connections
+  bool closed = false;
+  bool closing = false;          // a closing Reject is on its way; close once it is sent
+  bool in_body = false;
+  frame_header header;
+  bool hello_done = false;
+  codec_limits peer;             // what the client accepts, from its Hello
+  std::unique_ptr<token_bucket> msg_rate;
+  std::unique_ptr<token_bucket> byte_rate;
+  bool paused = false;           // not reading while the connection owes time
+  uint64_t inflight = 0;
+  uint64_t pending_write = 0;    // bytes handed to the socket and not yet taken by TCP
+  int64_t opened_ns = 0;
+  int64_t last_frame_ns = 0;
+  int64_t body_started_ns = 0;
+  bool ping_outstanding = false;
+  int64_t ping_sent_ns = 0;
+  uint64_t next_nonce = 1;
+  uint32_t permit_bytes = 0;
+  int64_t permit_expires_ns = 0;
+  uint64_t next_permit_id = 1;
+  const char* name = "levee.connection";
+};
+
+using connection_broker = caf::io::stateful_broker<connection_state>;
+
+const listener_limits& limits_of(connection_broker* self) {
+  return self->state.ctx->config().limits;
+}
+
+void count_reject(connection_state& st, code c) {
+  st.ctx->stats.rejects[static_cast<size_t>(c)].fetch_add(1);
+}
+
+void close_connection(connection_broker* self) {
+  auto& st = self->state;
+  if (st.closed)
+    return;
+  st.closed = true;
+  self->close(st.hdl);  // graceful: what was written is still sent
+  if (st.counted)
+    st.ctx->connection_closed();
+  st.ctx->remove_connection(self->id());
+  self->quit();
+}
+
+void write_frame(connection_broker* self, const wire::Envelope& env);
+
+void send_reject(connection_broker* self, uint64_t request_id, const rejection& r,
+                 bool closing = false) {
+  wire::Envelope env;
+  env.set_request_id(request_id);
+  *env.mutable_reject() = to_wire(r, closing);
+  count_reject(self->state, r.code);
+  write_frame(self, env);
+}
+
+/// How long a closing connection may take to hand its last bytes to the peer.
+constexpr milliseconds close_grace{2000};
+
+void reject_and_close(connection_broker* self, uint64_t request_id, const rejection& r) {
+  auto& st = self->state;
+  if (st.closed || st.closing)
+    return;
+  st.ctx->stats.closes[static_cast<size_t>(r.code)].fetch_add(1);
+  send_reject(self, request_id, r, true);
+  st.closing = true;
+  self->halt(st.hdl);  // read nothing more
+  // Close once the Reject has left (data_transferred_msg says so), or after a grace
+  // period if the peer does not read at all.
+  if (st.pending_write == 0)
+    close_connection(self);
+  else
+    self->delayed_send(self, close_grace, stop_atom::value);
+}
+
+void write_frame(connection_broker* self, const wire::Envelope& env) {
+  auto& st = self->state;
+  if (st.closed || st.closing)
+    return;
+  std::string out;
+  if (auto err = encode_frame(env, st.peer, out)) {
+    // The answer is larger than the client accepts: tell it so instead.
+    wire::Envelope refusal;
+    refusal.set_request_id(env.request_id());
+    err->limit = "client.max_frame_bytes";
+    *refusal.mutable_reject() = to_wire(*err);
+    count_reject(st, err->code);
+    out.clear();
+    encode_frame(refusal, st.peer, out);
+  }
+  self->write(st.hdl, out.size(), out.data());
+  self->flush(st.hdl);
+  st.pending_write += out.size();
+  st.ctx->stats.frames_out.fetch_add(1);
+  auto max = limits_of(self).max_write_buffer_bytes;
+  if (st.pending_write > max && !env.has_reject()) {
+    reject_and_close(self, 0,
+                     rejection{code::slow_consumer, "net.max_write_buffer_bytes", st.pending_write,
+                               max, 0, "the client does not read its answers fast enough"});
+  }
+}
+
+rejection rejection_of(const caf::error& err) {
+  if (auto r = rejection_from(err))
+    return *r;
+  if (err == caf::sec::request_timeout)
+    return rejection{code::deadline_exceeded, "net.request_deadline_ms", 0, 0, 0,
+                     "the actor did not answer before the deadline"};
+  return rejection{code::unavailable, "net.target", 0, 0, 0,
+                   "the actor behind this target failed or is gone: " + caf::to_string(err)};
+}
+
+void handle_hello(connection_broker* self, const wire::Envelope& env) {
+  auto& st = self->state;
+  auto& ctx = *st.ctx;
+  auto& limits = limits_of(self);
+  if (!env.has_hello()) {
+    reject_and_close(self, env.request_id(),
+                     rejection{code::bad_request, "net.handshake", 0, 0, 0,
+                               "the first frame must be a Hello"});
+    return;
+  }
+  auto& hello = env.hello();
+  if (hello.protocol_version() != protocol_version) {
+    reject_and_close(self, env.request_id(),
+                     rejection{code::unsupported_version, "net.protocol_version",
+                               hello.protocol_version(), protocol_version, 0,
+                               "this server speaks protocol version 1"});
+    return;
+  }
+  if (!ctx.config().token.empty() && hello.token() != ctx.config().token) {
+    reject_and_close(self, env.request_id(),
+                     rejection{code::unauthenticated, "net.token", 0, 0, 0,
+                               hello.token().empty()
+                                 ? "this server requires a token; set the one its config names"
+                                 : "wrong token"});
+    return;
+  }
+  auto& pl = hello.limits();
+  st.peer.max_frame_bytes = pl.max_frame_bytes() != 0 ? pl.max_frame_bytes()
+                                                      : default_codec_limits().max_frame_bytes;
+  st.peer.max_decompressed_bytes = pl.max_decompressed_bytes() != 0
+                                     ? pl.max_decompressed_bytes()
+                                     : st.peer.max_frame_bytes;
+  st.peer.compress_above_bytes = static_cast<uint32_t>(limits.compress_above_bytes);
+  st.hello_done = true;
+  wire::Envelope reply;
+  reply.set_request_id(env.request_id());
+  auto& out = *reply.mutable_hello();
+  out.set_protocol_version(protocol_version);
+  out.set_node_id(ctx.config().node_id);
+  out.set_role(wire::ROLE_SERVER);
+  out.set_software("levee 0.1.0");
+  auto& ol = *out.mutable_limits();
+  ol.set_max_frame_bytes(static_cast<uint32_t>(limits.max_frame_bytes));
+  ol.set_max_decompressed_bytes(static_cast<uint32_t>(limits.max_decompressed_bytes));
+  ol.set_max_msgs_per_sec(limits.max_msgs_per_sec);
+  ol.set_max_bytes_per_sec(limits.max_bytes_per_sec);
+  ol.set_max_inflight_requests(static_cast<uint32_t>(limits.max_inflight_requests));
+  ol.set_permit_ceiling_bytes(static_cast<uint32_t>(limits.permit_ceiling_bytes));
+  ol.set_idle_timeout_ms(static_cast<uint32_t>(limits.idle_timeout_ms));
+  write_frame(self, reply);
+}
+
+void handle_request(connection_broker* self, const wire::Envelope& env) {
+  auto& st = self->state;
+  auto& limits = limits_of(self);
+  auto rid = env.request_id();
+  auto& req = env.request();
+  if (st.inflight >= limits.max_inflight_requests) {
+    send_reject(self, rid,
+                rejection{code::too_many_inflight, "net.max_inflight_requests", st.inflight + 1,
+                          limits.max_inflight_requests, 10,
+                          "wait for answers before sending more requests"});
+    return;
+  }
+  auto target = st.ctx->target(req.target());
+  if (!target) {
+    send_reject(self, rid,
+                rejection{code::not_found, "net.target", 0, 0, 0,
+                          "no actor is exposed as '" + req.target() + "'"});
+    return;
+  }
+  auto deadline = req.deadline_ms() != 0
+                    ? std::min<uint64_t>(req.deadline_ms(), limits.request_deadline_ms)
+                    : limits.request_deadline_ms;
+  ++st.inflight;
+  self->request(target, milliseconds(deadline), wire_request_atom::value, req.payload())
+    .then(
+      [=](std::string& answer) {
+        auto& s = self->state;
+        --s.inflight;
+        wire::Envelope out;
+        out.set_request_id(rid);
+        out.mutable_response()->set_payload(std::move(answer));
+        s.ctx->stats.requests_answered.fetch_add(1);
+        write_frame(self, out);
+      },
+      [=](caf::error& err) {
+        --self->state.inflight;
+        send_reject(self, rid, rejection_of(err));
+      });
+}
+
+void handle_permit(connection_broker* self, const wire::Envelope& env) {
+  auto& st = self->state;
+  auto& limits = limits_of(self);
+  auto wanted = env.permit_request().frame_bytes();
+  if (limits.permit_ceiling_bytes == 0) {
+    send_reject(self, env.request_id(),
+                rejection{code::permission_denied, "net.permit_ceiling_bytes", wanted, 0, 0,
+                          "this listener grants no overweight permits"});
+    return;
+  }
+  if (wanted > limits.permit_ceiling_bytes) {
+    send_reject(self, env.request_id(),
+                rejection{code::message_too_large, "net.permit_ceiling_bytes", wanted,
+                          limits.permit_ceiling_bytes, 0,
+                          "no permit is granted above the ceiling"});
+    return;
+  }
+  st.permit_bytes = wanted;
+  st.permit_expires_ns = st.ctx->clock().now_ns()
+                         + static_cast<int64_t>(limits.permit_ttl_ms) * ns_per_ms;
+  wire::Envelope out;
+  out.set_request_id(env.request_id());
+  auto& grant = *out.mutable_permit_grant();
+  grant.set_permit_id(st.next_permit_id++);
+  grant.set_frame_bytes(wanted);
+  grant.set_expires_in_ms(static_cast<uint32_t>(limits.permit_ttl_ms));
+  write_frame(self, out);
+}
+
+void handle_frame(connection_broker* self, const wire::Envelope& env) {
+  auto& st = self->state;
+  if (!st.hello_done) {
+    handle_hello(self, env);
+    return;
+  }
+  switch (env.body_case()) {
+    case wire::Envelope::kPing: {
+      wire::Envelope out;
+      out.set_request_id(env.request_id());
+      out.mutable_pong()->set_nonce(env.ping().nonce());
+      write_frame(self, out);
+      return;
+    }
+    case wire::Envelope::kPong:
+      return;  // liveness is noted for every complete frame
+    case wire::Envelope::kRequest:
+      handle_request(self, env);
+      return;
+    case wire::Envelope::kPermitRequest:
+      handle_permit(self, env);
+      return;
+    case wire::Envelope::kHello:
+      reject_and_close(self, env.request_id(),
+                       rejection{code::bad_request, "net.handshake", 0, 0, 0,
+                                 "a second Hello on one connection"});
+      return;
+    default:
+      send_reject(self, env.request_id(),
+                  rejection{code::bad_request, "net.frame", 0, 0, 0,
+                            "this message is not accepted from a client"});
+  }
+}
+
+/// Applies the per-connection rates to one complete frame; on refusal answers with a
+/// Reject and stops reading until the connection owes no time.
+bool admit_frame(connection_broker* self, uint64_t request_id, uint64_t frame_bytes) {
+  auto& st = self->state;
+  auto& limits = limits_of(self);
+  std::optional<rejection> refused;
+  uint64_t retry_ns = 0;
+  auto d = st.msg_rate->try_acquire(1);
+  if (!d.allowed) {
+    retry_ns = d.retry_after_ns;
+    refused = rejection{code::rate_limited, "net.max_msgs_per_sec", d.observed_units,
+                        st.msg_rate->burst(), token_bucket::to_retry_ms(retry_ns),
+                        "this connection may send " + std::to_string(limits.max_msgs_per_sec)
+                          + " frames per second"};
+  } else if (auto b = st.byte_rate->try_acquire(frame_bytes); !b.allowed) {
+    st.msg_rate->refund(1);
+    retry_ns = b.retry_after_ns;
+    refused = rejection{code::rate_limited, "net.max_bytes_per_sec", b.observed_units,
+                        st.byte_rate->burst(), token_bucket::to_retry_ms(retry_ns),
+                        "this connection may send " + std::to_string(limits.max_bytes_per_sec)
+                          + " bytes per second"};
+  }
+  if (!refused)
+    return true;
+  send_reject(self, request_id, *refused);
+  // Backpressure through TCP: not reading makes the client's socket buffer fill up.
+  st.paused = true;
+  self->halt(st.hdl);
+  self->delayed_send(self, milliseconds(refused->retry_after_ms), resume_atom::value);
+  return false;
+}
+
+void on_data(connection_broker* self, const caf::io::new_data_msg& msg) {
+  auto& st = self->state;
+  if (st.closed || st.closing)
+    return;
+  auto& limits = limits_of(self);
+  auto now = st.ctx->clock().now_ns();
+  auto data = reinterpret_cast<const uint8_t*>(msg.buf.data());
+  if (!st.in_body) {
+    uint32_t allowance = static_cast<uint32_t>(limits.max_frame_bytes);
+    if (st.permit_bytes != 0 && now <= st.permit_expires_ns)
+      allowance = std::max(allowance, st.permit_bytes);
+    st.permit_bytes = 0;  // a permit is good for the next frame only
+    if (auto err = check_header(data, allowance, st.header)) {
+      reject_and_close(self, 0, *err);
+      return;
+    }
+    st.in_body = true;
+    st.body_started_ns = now;
+    self->configure_read(st.hdl, receive_policy::exactly(st.header.length));
+    return;
+  }
+  st.in_body = false;
+  self->configure_read(st.hdl, receive_policy::exactly(frame_header_bytes));
+  st.last_frame_ns = now;
+  st.ping_outstanding = false;
+  st.ctx->stats.frames_in.fetch_add(1);
+  wire::Envelope env;
+  if (auto err = decode_body(st.header, data, limits.codec(), env)) {
+    reject_and_close(self, 0, *err);
+    return;
+  }
+  if (st.hello_done && !admit_frame(self, env.request_id(), st.header.length + frame_header_bytes))
+    return;
+  handle_frame(self, env);
+}
+
+void on_tick(connection_broker* self, milliseconds interval) {
+  auto& st = self->state;
+  if (st.closed || st.closing)
+    return;
+  auto& limits = limits_of(self);
+  auto now = st.ctx->clock().now_ns();
+  auto elapsed_ms = [&](int64_t since) { return static_cast<uint64_t>((now - since) / ns_per_ms); };
+  if (!st.hello_done && elapsed_ms(st.opened_ns) > limits.handshake_timeout_ms) {
+    reject_and_close(self, 0,
+                     rejection{code::deadline_exceeded, "net.handshake_timeout_ms",
+                               elapsed_ms(st.opened_ns), limits.handshake_timeout_ms, 0,
+                               "no Hello in time"});
+    return;
+  }
+  if (st.in_body && !st.paused && elapsed_ms(st.body_started_ns) > limits.read_timeout_ms) {
+    reject_and_close(self, 0,
+                     rejection{code::deadline_exceeded, "net.read_timeout_ms",
+                               elapsed_ms(st.body_started_ns), limits.read_timeout_ms, 0,
+                               "a frame started but did not complete in time"});
+    return;
+  }
+  if (st.hello_done && !st.paused) {
+    if (st.ping_outstanding && elapsed_ms(st.ping_sent_ns) > limits.idle_timeout_ms) {
+      reject_and_close(self, 0,
+                       rejection{code::deadline_exceeded, "net.idle_timeout_ms",
+                                 elapsed_ms(st.last_frame_ns), 2 * limits.idle_timeout_ms, 0,
+                                 "no complete frame, not even a Pong, in time"});
+      return;
+    }
+    if (!st.ping_outstanding && elapsed_ms(st.last_frame_ns) > limits.idle_timeout_ms) {
+      st.ping_outstanding = true;
+      st.ping_sent_ns = now;
+      wire::Envelope ping;
+      ping.mutable_ping()->set_nonce(st.next_nonce++);
+      write_frame(self, ping);
+    }
+  }
+  self->delayed_send(self, interval, tick_atom::value);
+}
+
+caf::behavior connection(connection_broker* self, connection_handle hdl,
+                         std::shared_ptr<server_context> ctx, bool counted) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.hdl = hdl;
+  st.counted = counted;
+  auto& limits = ctx->config().limits;
+  st.peer = limits.codec();
+  st.msg_rate = std::make_unique<token_bucket>(ctx->clock(), limits.max_msgs_per_sec,
+                                               limits.burst_msgs);
+  st.byte_rate = std::make_unique<token_bucket>(ctx->clock(), limits.max_bytes_per_sec,
+                                                limits.burst_bytes);
+  st.opened_ns = st.last_frame_ns = ctx->clock().now_ns();
+  self->configure_read(hdl, receive_policy::exactly(frame_header_bytes));
+  self->ack_writes(hdl, true);
+  if (!counted) {
+    ctx->stats.connections_refused.fetch_add(1);
+    reject_and_close(self, 0,
+                     rejection{code::too_many_connections, "net.max_connections",
+                               limits.max_connections + 1, limits.max_connections, 1000,
+                               "this node serves its maximum number of connections"});
+    return {};
+  }
+  ctx->stats.connections_accepted.fetch_add(1);
+  ctx->add_connection(caf::actor_cast<caf::actor>(self));
+  auto shortest = std::min({limits.handshake_timeout_ms, limits.idle_timeout_ms,
+                            limits.read_timeout_ms});
+  auto interval = milliseconds(std::clamp<uint64_t>(shortest / 4, 5, 1000));
+  self->delayed_send(self, interval, tick_atom::value);
+  return {
+    [=](const caf::io::new_data_msg& msg) { on_data(self, msg); },
+    [=](const caf::io::data_transferred_msg& msg) {
+      auto& s = self->state;
+      s.pending_write = msg.remaining;
+      if (s.closing && msg.remaining == 0)
+        close_connection(self);
+    },
+    [=](const caf::io::connection_closed_msg&) {
+      auto& s = self->state;
+      if (s.closed)
+        return;
+      s.closed = true;
+      if (s.counted)
+        s.ctx->connection_closed();
+      s.ctx->remove_connection(self->id());
+      self->quit();
+    },
+    [=](stop_atom) {
+      if (self->state.closing) {
+        close_connection(self);  // the grace period for the last bytes is over
+        return;
+      }
+      reject_and_close(self, 0,
+                       rejection{code::shutting_down, "net.listener", 0, 0, 0,
+                                 "the server is shutting down"});
+    },
+    [=](resume_atom) {
+      auto& s = self->state;
+      if (s.closed || s.closing || !s.paused)
+        return;
+      s.paused = false;
+      self->trigger(s.hdl);
+    },
+    [=](tick_atom) { on_tick(self, interval); },
+  };
+}
+
+caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<server_context> ctx,
+                       std::string host, uint16_t port,
+                       std::shared_ptr<std::promise<result<uint16_t>>> bound) {
+  auto res = self->add_tcp_doorman(port, host.c_str(), true);
+  if (!res) {
+    bound->set_value(status::error(code::unavailable,
+                                   "cannot listen on " + host + ":" + std::to_string(port) + ": "
+                                     + self->system().render(res.error())
+                                     + "; is the port in use?"));
+    self->quit();
+    return {};
+  }
+  bound->set_value(res->second);
+  return {
+    [=](const caf::io::new_connection_msg& msg) {
+      // A refused connection still gets a broker: it sends the Reject and closes.
+      self->fork(connection, msg.handle, ctx, ctx->try_open_connection());
+    },
+    [=](const caf::io::acceptor_closed_msg&) { self->quit(); },
+  };
+}
+
+} // namespace
+
+void stop_listener(const listener& l, server_context& ctx) {
+  if (l.acceptor)
+    caf::anon_send_exit(l.acceptor, caf::exit_reason::user_shutdown);
+  for (auto& conn : ctx.connections())
+    caf::anon_send(conn, stop_atom::value);
+}
+
+result<listener> start_listener(caf::actor_system& sys, std::shared_ptr<server_context> ctx,
+                                const std::string& host, uint16_t port) {
+  if (auto st = validate(ctx->config().limits); !st)
+    return st;
+  auto bound = std::make_shared<std::promise<result<uint16_t>>>();
+  auto done = bound->get_future();
+  auto acc = sys.middleman().spawn_broker(acceptor, ctx, host, port, bound);
+  if (done.wait_for(seconds(30)) != std::future_status::ready)
+    return status::error(code::unavailable, "the listener did not start within 30 s");
+  auto r = done.get();
+  if (!r)
+    return r.error();
+  return listener{acc, *r};
+}
+
+} // namespace levee::net

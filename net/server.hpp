@@ -1,0 +1,95 @@
+#pragma once
+// The server side of the wire protocol over CAF's I/O layer: an acceptor broker that
+// enforces the connection bound, and one broker per connection that runs the connection
+// gate (DESIGN.md gate 1): frame limits before allocation, Hello with credentials and
+// advertised limits, per-connection msgs/s and bytes/s buckets (refuse, then stop reading
+// while the connection owes time), in-flight requests, a bound on bytes waiting for a
+// slow peer, handshake, idle and read timeouts, overweight permits. Requests are bridged
+// to the actors exposed by name, through their own gates; every refusal goes back as a
+// Reject frame and is counted by code.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "limits/clock.hpp"
+#include "limits/error_code.hpp"
+#include "limits/status.hpp"
+#include "net/net_config.hpp"
+
+namespace levee::net {
+
+/// Counters of one listener, updated by its connections; read at any time.
+struct net_stats {
+  std::atomic<uint64_t> connections_accepted{0};
+  std::atomic<uint64_t> connections_refused{0};  // over net.max_connections
+  std::atomic<uint64_t> connections_open{0};
+  std::atomic<uint64_t> frames_in{0};
+  std::atomic<uint64_t> frames_out{0};
+  std::atomic<uint64_t> requests_answered{0};
+  /// Reject frames sent, by code.
+  std::array<std::atomic<uint64_t>, max_code_number + 1> rejects{};
+  /// Connections this side closed, by the code of the Reject that closed them.
+  std::array<std::atomic<uint64_t>, max_code_number + 1> closes{};
+
+  uint64_t rejected(code c) const { return rejects[static_cast<size_t>(c)].load(); }
+  uint64_t closed(code c) const { return closes[static_cast<size_t>(c)].load(); }
+};
+
+/// Everything the connections of one listener share. Create with make_shared; expose
+/// targets before start_listener.
+class server_context {
+public:
+  explicit server_context(listener_config cfg,
+                          const clock_source& clock = steady_clock_source::instance());
+
+  /// Makes `target` reachable by Request{target: name}. It receives
+  /// (wire_request_atom, std::string payload) and answers std::string.
+  void expose(const std::string& name, caf::actor target);
+  caf::actor target(const std::string& name) const;
+
+  const listener_config& config() const noexcept { return cfg_; }
+  const clock_source& clock() const noexcept { return clock_; }
+  net_stats stats;
+
+  /// Counts a new connection if the bound allows it.
+  bool try_open_connection() noexcept;
+  void connection_closed() noexcept;
+
+  /// The connection actors alive now (for shutdown).
+  void add_connection(const caf::actor& conn);
+  void remove_connection(caf::actor_id id);
+  std::vector<caf::actor> connections() const;
+
+private:
+  mutable std::mutex connections_mtx_;
+  std::map<caf::actor_id, caf::actor> connections_;
+  listener_config cfg_;
+  const clock_source& clock_;
+  mutable std::mutex targets_mtx_;
+  std::map<std::string, caf::actor> targets_;
+};
+
+struct listener {
+  caf::actor acceptor;  // send it an exit message to stop accepting
+  uint16_t port = 0;
+};
+
+/// Listens on host:port (port 0 = any free port) with the limits of `ctx`. The actor
+/// system must have loaded caf::io::middleman.
+result<listener> start_listener(caf::actor_system& sys, std::shared_ptr<server_context> ctx,
+                                const std::string& host, uint16_t port);
+
+/// Stops accepting and closes every connection with a Reject shutting_down (requests in
+/// flight are not answered). Returns at once; connections_open reaches 0 shortly after.
+void stop_listener(const listener& l, server_context& ctx);
+
+} // namespace levee::net

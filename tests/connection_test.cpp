@@ -1,0 +1,558 @@
+// The connection gate over real TCP on 127.0.0.1: a server (CAF brokers) in this process,
+// clients over real sockets. Every bad input gets its Reject and a close, counted by
+// code, and other connections keep working.
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/limited_actor.hpp"
+#include "levee/client.hpp"
+#include "net/frame.hpp"
+#include "net/reject_frame.hpp"
+#include "net/server.hpp"
+#include "tests/test_support.hpp"
+
+namespace levee {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// Echoes payloads; "big:N" answers N incompressible bytes; "hold" blocks until released.
+class wire_service : public limited_actor {
+public:
+  wire_service(caf::actor_config& cfg, test::latch* release) : limited(cfg), release_(release) {}
+  caf::behavior make_behavior() override {
+    return {[this](wire_request_atom, const std::string& payload) -> std::string {
+      if (payload == "hold")
+        release_->wait();
+      if (payload.rfind("big:", 0) == 0) {
+        std::string out(std::stoul(payload.substr(4)), '\0');
+        uint32_t x = 7;
+        for (auto& c : out) {
+          x = x * 1664525 + 1013904223;
+          c = static_cast<char>(x >> 24);
+        }
+        return out;
+      }
+      return payload;
+    }};
+  }
+
+private:
+  test::latch* release_;
+};
+
+/// A plain TCP socket, for what the client library would never send.
+struct raw_socket {
+  int fd = -1;
+  explicit raw_socket(uint16_t port) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      ADD_FAILURE() << "connect failed";
+    timeval tv{10, 0};  // a bound: no test waits longer for the server
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~raw_socket() { ::close(fd); }
+  void send(const std::string& bytes) { ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL); }
+  /// Reads until the server closes; the last Reject it sent.
+  std::optional<rejection> read_until_close() {
+    net::frame_reader r{net::codec_limits{1u << 30, 1u << 30, 0}};
+    std::optional<rejection> last;
+    char buf[4096];
+    for (;;) {
+      auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0)
+        return last;
+      size_t pos = 0;
+      while (pos < static_cast<size_t>(n) && !r.error()) {
+        pos += r.feed(reinterpret_cast<const uint8_t*>(buf) + pos, static_cast<size_t>(n) - pos);
+        if (r.frame_ready()) {
+          auto env = r.take();
+          if (env.has_reject())
+            last = net::from_wire(env.reject());
+          if (getenv("LEVEE_TEST_TRACE"))
+            std::fprintf(stderr, "raw socket got: %s\n", env.ShortDebugString().c_str());
+        }
+      }
+    }
+  }
+};
+
+std::string frame_of(const wire::Envelope& env) {
+  std::string out;
+  net::encode_frame(env, net::codec_limits{1u << 30, 1u << 30, 1u << 30}, out);
+  return out;
+}
+
+std::string hello_frame(uint32_t version = net::protocol_version, std::string token = "") {
+  wire::Envelope env;
+  env.mutable_hello()->set_protocol_version(version);
+  env.mutable_hello()->set_token(std::move(token));
+  return frame_of(env);
+}
+
+struct ConnectionTest : ::testing::Test {
+  std::unique_ptr<caf::actor_system_config> cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::unique_ptr<runtime> rt;
+  std::shared_ptr<net::server_context> ctx;
+  net::listener lst;
+  std::vector<caf::actor> targets;
+  test::latch release;
+  manual_clock frozen;
+  net::listener_config lcfg;
+
+  void SetUp() override {
+    set_log_sink([](std::string_view) {});
+    lcfg.limits.handshake_timeout_ms = 10'000;
+  }
+
+  void start(const clock_source& clock = steady_clock_source::instance(), uint16_t port = 0) {
+    cfg = std::make_unique<caf::actor_system_config>();
+    cfg->load<caf::io::middleman>();
+    cfg->set("scheduler.max-threads", 4);
+    add_error_category(*cfg);
+    sys = std::make_unique<caf::actor_system>(*cfg);
+    limits_config lc;
+    auto held = actor_limits::defaults();
+    held.mailbox_capacity = 2;
+    lc.kinds.emplace("held", held);
+    rt = std::make_unique<runtime>(lc);
+    ctx = std::make_shared<net::server_context>(lcfg, clock);
+    targets = {spawn_limited<wire_service>(*sys, *rt, "echo", &release),
+               spawn_limited<wire_service>(*sys, *rt, "held", &release)};
+    ctx->expose("echo", targets[0]);
+    ctx->expose("held", targets[1]);
+    auto l = net::start_listener(*sys, ctx, "127.0.0.1", port);
+    ASSERT_TRUE(l.ok()) << l.error().to_string();
+    lst = *l;
+  }
+
+  void stop() {
+    release.open();
+    if (sys) {
+      net::stop_listener(lst, *ctx);
+      EXPECT_TRUE(test::wait_until([&] { return ctx->stats.connections_open.load() == 0; }));
+      for (auto& t : targets)
+        caf::anon_send_exit(t, caf::exit_reason::user_shutdown);
+      targets.clear();
+      lst.acceptor = nullptr;
+      sys.reset();
+      ctx.reset();
+    }
+  }
+
+  void TearDown() override { stop(); }
+
+  client make_client(std::string token = "") {
+    client_options o;
+    o.port = lst.port;
+    o.token = std::move(token);
+    return client{o};
+  }
+
+  /// Another connection does a round trip: the server keeps serving everyone else.
+  void expect_others_still_served() {
+    auto c = make_client(lcfg.token);
+    ASSERT_TRUE(c.connect().ok());
+    auto r = c.request("echo", "still here", 10s);
+    ASSERT_TRUE(r.ok()) << (r.rejected ? r.rejected->to_string() : "");
+    EXPECT_EQ(*r.payload, "still here");
+  }
+};
+
+TEST_F(ConnectionTest, HelloAdvertisesLimitsAndRequestsRoundTrip) {
+  lcfg.limits.max_frame_bytes = 200'000;
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  EXPECT_EQ(c.limits().max_frame_bytes, 200'000u);
+  EXPECT_EQ(c.limits().max_inflight_requests, lcfg.limits.max_inflight_requests);
+  EXPECT_EQ(c.limits().node_id, "levee");
+  auto r = c.request("echo", "hello", 10s);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r.payload, "hello");
+  // Pipelined: many in flight, every answer matched to its request id.
+  std::map<uint64_t, std::string> sent;
+  for (int i = 0; i < 50; ++i) {
+    uint64_t id = 0;
+    ASSERT_FALSE(c.send_request("echo", "m" + std::to_string(i), id));
+    sent[id] = "m" + std::to_string(i);
+  }
+  for (int i = 0; i < 50; ++i) {
+    auto a = c.receive(10s);
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(*a.payload, sent[a.request_id]);
+  }
+  auto big = c.request("echo", "big:100000", 10s);
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big.payload->size(), 100'000u);
+}
+
+TEST_F(ConnectionTest, WrongOrMissingTokenIsUnauthenticatedThenClosed) {
+  lcfg.token = "s3cret";
+  start();
+  auto wrong = make_client("guess");
+  auto st = wrong.connect();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), code::unauthenticated);
+  auto none = make_client();
+  EXPECT_EQ(none.connect().code(), code::unauthenticated);
+  EXPECT_TRUE(test::wait_until([&] { return ctx->stats.closed(code::unauthenticated) == 2; }));
+  expect_others_still_served();
+}
+
+TEST_F(ConnectionTest, UnknownTargetIsNotFoundAndTheConnectionStays) {
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  auto r = c.request("nobody", "x", 10s);
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.rejected->code, code::not_found);
+  EXPECT_TRUE(c.request("echo", "x", 10s).ok());
+}
+
+TEST_F(ConnectionTest, FourGiBLengthHeaderIsRefusedWithoutMemoryGrowth) {
+  start();
+  auto rss_before = current_rss_bytes();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  ASSERT_TRUE(c.send_raw(std::string("\xff\xff\xff\xff\x00", 5)).ok());
+  auto r = c.wait_for_close(10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, code::message_too_large);
+  EXPECT_EQ(r->limit, "net.max_frame_bytes");
+  EXPECT_EQ(r->observed, 0xFFFFFFFFu);
+  EXPECT_EQ(r->max, lcfg.limits.max_frame_bytes);
+  EXPECT_LT(current_rss_bytes(), rss_before + (8u << 20));
+  EXPECT_EQ(ctx->stats.closed(code::message_too_large), 1u);
+  expect_others_still_served();
+}
+
+TEST_F(ConnectionTest, GarbageBytesInsteadOfAHello) {
+  start();
+  raw_socket s{lst.port};
+  s.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  auto r = s.read_until_close();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, code::message_too_large);  // "GET " read as a length is ~1.2 GB
+  expect_others_still_served();
+}
+
+TEST_F(ConnectionTest, InvalidProtobufUnknownTypeAndFirstFrameNotHello) {
+  start();
+  {
+    raw_socket s{lst.port};
+    s.send(hello_frame() + std::string("\x00\x00\x00\x03\x00\xff\xff\xff", 8));
+    auto r = s.read_until_close();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->code, code::bad_request);
+    EXPECT_NE(r->detail.find("not a valid protobuf"), std::string::npos) << r->detail;
+  }
+  {
+    raw_socket s{lst.port};
+    s.send(hello_frame() + std::string("\x00\x00\x00\x03\x00\xea\x02\x00", 8));
+    auto r = s.read_until_close();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->code, code::bad_request);
+    EXPECT_NE(r->detail.find("Envelope field 45"), std::string::npos) << r->detail;
+  }
+  {
+    raw_socket s{lst.port};
+    wire::Envelope ping;
+    ping.mutable_ping()->set_nonce(1);
+    s.send(frame_of(ping));
+    auto r = s.read_until_close();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->code, code::bad_request);
+    EXPECT_NE(r->detail.find("first frame must be a Hello"), std::string::npos);
+  }
+  EXPECT_TRUE(test::wait_until([&] { return ctx->stats.closed(code::bad_request) == 3; }));
+  expect_others_still_served();
+}
+
+TEST_F(ConnectionTest, WrongProtocolVersionIsUnsupported) {
+  start();
+  raw_socket s{lst.port};
+  s.send(hello_frame(2));
+  auto r = s.read_until_close();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, code::unsupported_version);
+  EXPECT_EQ(r->observed, 2u);
+  EXPECT_EQ(r->max, 1u);
+}
+
+TEST_F(ConnectionTest, RateLimitWithExactCountsAndRetryAfter) {
+  // Time frozen on the server: exactly the burst passes, every further frame is refused.
+  lcfg.limits.max_msgs_per_sec = 1000;
+  lcfg.limits.burst_msgs = 5;
+  lcfg.limits.max_bytes_per_sec = 0;
+  start(frozen);
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  for (int i = 0; i < 8; ++i) {
+    uint64_t id = 0;
+    ASSERT_FALSE(c.send_request("echo", "r", id));
+  }
+  int answered = 0, limited = 0;
+  for (int i = 0; i < 8; ++i) {
+    auto a = c.receive(10s);
+    if (a.ok()) {
+      ++answered;
+    } else {
+      ASSERT_TRUE(a.rejected);
+      EXPECT_EQ(a.rejected->code, code::rate_limited);
+      EXPECT_EQ(a.rejected->limit, "net.max_msgs_per_sec");
+      EXPECT_EQ(a.rejected->retry_after_ms, 1u);
+      EXPECT_EQ(a.rejected->max, 5u);
+      ++limited;
+    }
+  }
+  EXPECT_EQ(answered, 5);
+  EXPECT_EQ(limited, 3);
+  EXPECT_EQ(ctx->stats.rejected(code::rate_limited), 3u);
+  // Time moves on: the connection may send again.
+  frozen.advance_ms(10);
+  EXPECT_TRUE(c.request("echo", "again", 10s).ok());
+}
+
+TEST_F(ConnectionTest, InflightBoundOfTheConnection) {
+  lcfg.limits.max_inflight_requests = 2;
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  uint64_t id = 0;
+  ASSERT_FALSE(c.send_request("echo", "hold", id));
+  ASSERT_FALSE(c.send_request("echo", "queued", id));
+  // The client respects the advertised bound: refused locally, nothing sent.
+  auto local = c.send_request("echo", "third", id);
+  ASSERT_TRUE(local);
+  EXPECT_EQ(local->code, code::too_many_inflight);
+  // A client that does not respect it gets the server's refusal.
+  wire::Envelope third;
+  third.set_request_id(99);
+  third.mutable_request()->set_target("echo");
+  third.mutable_request()->set_payload("third");
+  ASSERT_TRUE(c.send_raw(frame_of(third)).ok());
+  auto r = c.receive(10s);
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.request_id, 99u);
+  EXPECT_EQ(r.rejected->code, code::too_many_inflight);
+  EXPECT_EQ(r.rejected->observed, 3u);
+  EXPECT_EQ(r.rejected->max, 2u);
+  release.open();
+  EXPECT_TRUE(c.receive(10s).ok());
+  EXPECT_TRUE(c.receive(10s).ok());
+}
+
+TEST_F(ConnectionTest, ActorGateRefusalsTravelBackAsRejects) {
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  uint64_t id = 0;
+  ASSERT_FALSE(c.send_request("held", "hold", id));
+  ASSERT_FALSE(c.send_request("held", "second", id));
+  uint64_t third = 0;
+  ASSERT_FALSE(c.send_request("held", "third", third));
+  auto r = c.receive(10s);
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.request_id, third);
+  EXPECT_EQ(r.rejected->code, code::mailbox_full);
+  EXPECT_EQ(r.rejected->limit, "limits.held.mailbox_capacity");
+  EXPECT_EQ(r.rejected->observed, 3u);
+  EXPECT_EQ(r.rejected->max, 2u);
+  EXPECT_GT(r.rejected->retry_after_ms, 0u);
+  release.open();
+}
+
+TEST_F(ConnectionTest, ConnectionBoundRefusesTheOneOver) {
+  lcfg.limits.max_connections = 3;
+  start();
+  std::vector<client> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(make_client());
+    ASSERT_TRUE(clients.back().connect().ok());
+  }
+  auto extra = make_client();
+  auto st = extra.connect();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), code::too_many_connections);
+  EXPECT_EQ(ctx->stats.connections_refused.load(), 1u);
+  for (auto& c : clients)
+    EXPECT_TRUE(c.request("echo", "ok", 10s).ok());
+  clients.front().close();
+  ASSERT_TRUE(test::wait_until([&] { return ctx->stats.connections_open.load() == 2; }));
+  EXPECT_TRUE(extra.connect().ok());
+}
+
+TEST_F(ConnectionTest, SlowConsumerIsRejectedThenClosed) {
+  lcfg.limits.max_write_buffer_bytes = 1 << 20;
+  lcfg.limits.max_bytes_per_sec = 0;
+  lcfg.limits.max_msgs_per_sec = 0;
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  // 64 answers of 256 KiB that the client does not read: 16 MiB for a 1 MiB bound.
+  for (int i = 0; i < 64; ++i) {
+    uint64_t id = 0;
+    ASSERT_FALSE(c.send_request("echo", "big:262144", id));
+  }
+  ASSERT_TRUE(test::wait_until([&] { return ctx->stats.closed(code::slow_consumer) == 1; }));
+  auto r = c.wait_for_close(30s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, code::slow_consumer);
+  EXPECT_EQ(r->limit, "net.max_write_buffer_bytes");
+  EXPECT_EQ(r->max, 1u << 20);
+  expect_others_still_served();
+}
+
+TEST_F(ConnectionTest, HandshakeTimeoutClosesSilentConnections) {
+  lcfg.limits.handshake_timeout_ms = 100;
+  start();
+  raw_socket s{lst.port};
+  auto r = s.read_until_close();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, code::deadline_exceeded);
+  EXPECT_EQ(r->limit, "net.handshake_timeout_ms");
+}
+
+TEST_F(ConnectionTest, SlowlorisHoldingAFrameOpenIsClosed) {
+  lcfg.limits.read_timeout_ms = 100;
+  lcfg.limits.idle_timeout_ms = 100;
+  start();
+  {
+    // A header, then a body that never completes.
+    raw_socket s{lst.port};
+    s.send(hello_frame() + std::string("\x00\x00\x01\x00\x00" "abc", 8));
+    auto r = s.read_until_close();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->code, code::deadline_exceeded);
+    EXPECT_EQ(r->limit, "net.read_timeout_ms");
+  }
+  {
+    // Part of a header, then nothing: pinged, no Pong possible, closed.
+    raw_socket s{lst.port};
+    s.send(hello_frame() + std::string("\x00\x00", 2));
+    auto r = s.read_until_close();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->code, code::deadline_exceeded);
+    EXPECT_EQ(r->limit, "net.idle_timeout_ms");
+  }
+  expect_others_still_served();
+}
+
+TEST_F(ConnectionTest, IdleClientsArePingedAndStayWhenTheyAnswer) {
+  lcfg.limits.idle_timeout_ms = 50;
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  // receive() answers Pings while it waits; nothing else arrives.
+  auto r = c.receive(400ms);
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.rejected->code, code::deadline_exceeded);  // the local timeout, not a close
+  EXPECT_TRUE(c.connected());
+  EXPECT_TRUE(c.request("echo", "alive", 10s).ok());
+}
+
+TEST_F(ConnectionTest, OverweightPermitAllowsOneLargerFrame) {
+  lcfg.limits.max_frame_bytes = 64 * 1024;
+  lcfg.limits.max_decompressed_bytes = 256 * 1024;
+  lcfg.limits.permit_ceiling_bytes = 512 * 1024;
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  std::string payload(100'000, '\0');
+  uint32_t x = 3;
+  for (auto& ch : payload) {
+    x = x * 1664525 + 1013904223;
+    ch = static_cast<char>(x >> 24);
+  }
+  auto refused = c.request("echo", payload, 10s);
+  ASSERT_TRUE(refused.rejected);
+  EXPECT_EQ(refused.rejected->code, code::message_too_large);  // refused by the client itself
+  auto too_big = c.request_permit(1 << 20, 10s);
+  ASSERT_TRUE(too_big);
+  EXPECT_EQ(too_big->code, code::message_too_large);
+  EXPECT_EQ(too_big->limit, "net.permit_ceiling_bytes");
+  ASSERT_FALSE(c.request_permit(200'000, 10s));
+  auto ok = c.request("echo", payload, 10s);
+  ASSERT_TRUE(ok.ok()) << (ok.rejected ? ok.rejected->to_string() : "");
+  EXPECT_EQ(ok.payload->size(), payload.size());
+  // Used once: the next large frame needs a new permit.
+  EXPECT_EQ(c.request("echo", payload, 10s).rejected->code, code::message_too_large);
+}
+
+TEST_F(ConnectionTest, PermitsCanBeSwitchedOff) {
+  lcfg.limits.permit_ceiling_bytes = 0;
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  auto r = c.request_permit(2 << 20, 10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, code::permission_denied);
+}
+
+TEST_F(ConnectionTest, TwoHundredConcurrentConnectionsRoundTrip) {
+  start();
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      std::vector<client> clients;
+      for (int i = 0; i < 50; ++i) {
+        clients.push_back(make_client());
+        if (!clients.back().connect().ok())
+          return;
+      }
+      for (int i = 0; i < 50; ++i) {
+        auto payload = std::to_string(t) + "/" + std::to_string(i);
+        auto r = clients[i].request("echo", payload, 20s);
+        if (r.ok() && *r.payload == payload)
+          ++ok;
+      }
+    });
+  for (auto& th : threads)
+    th.join();
+  EXPECT_EQ(ok.load(), 200);
+  EXPECT_GE(ctx->stats.connections_accepted.load(), 200u);
+}
+
+TEST_F(ConnectionTest, ClientReconnectsAfterTheServerRestarts) {
+  start();
+  auto port = lst.port;
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  ASSERT_TRUE(c.request("echo", "before", 10s).ok());
+  stop();
+  // The server said goodbye: the request says so instead of hanging.
+  auto lost = c.request("echo", "during", 5s);
+  ASSERT_TRUE(lost.rejected);
+  EXPECT_TRUE(lost.rejected->code == code::shutting_down
+              || lost.rejected->code == code::unavailable)
+    << lost.rejected->to_string();
+
+  start(steady_clock_source::instance(), port);
+  reply after;
+  for (int attempt = 0; attempt < 3 && !after.ok(); ++attempt)
+    after = c.request("echo", "after", 10s);  // reconnects with backoff
+  ASSERT_TRUE(after.ok()) << (after.rejected ? after.rejected->to_string() : "");
+  EXPECT_EQ(*after.payload, "after");
+}
+
+} // namespace
+} // namespace levee
