@@ -1,0 +1,345 @@
+// Request/response between two processes on 127.0.0.1, 1 KiB payloads: Levee's wire
+// protocol (client library -> connection broker -> limited echo actor) against the floor
+// (a raw TCP echo of the same frames) and against CAF BASP remote actors, in one run.
+//
+//   sequential: p50 / p99 round trip over 5,000 requests, one at a time
+//   pipelined:  requests per second with 64 in flight, 50,000 requests
+//
+// Each server runs in a child process (fork) and is killed at the end.
+// Run: scripts/bench-net (or build-release/bench/net_bench); figures in bench/RESULTS.md.
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/limited_actor.hpp"
+#include "levee/client.hpp"
+#include "net/server.hpp"
+
+namespace {
+
+using namespace std::chrono;
+constexpr size_t payload_bytes = 1024;
+constexpr int sequential_requests = 5000;
+constexpr int pipelined_requests = 50000;
+constexpr int window = 64;
+
+struct child {
+  pid_t pid = -1;
+  uint16_t port = 0;
+};
+
+/// Runs `serve(report_port)` in a child process; returns its pid and the port it reported.
+template <class F>
+child spawn_child(F serve) {
+  int fds[2];
+  if (::pipe(fds) != 0)
+    std::abort();
+  auto pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    serve([&](uint16_t port) {
+      ::write(fds[1], &port, sizeof port);
+      ::close(fds[1]);
+    });
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  child c;
+  c.pid = pid;
+  if (::read(fds[0], &c.port, sizeof c.port) != sizeof c.port) {
+    std::fprintf(stderr, "net_bench: a server child did not start\n");
+    std::exit(1);
+  }
+  ::close(fds[0]);
+  return c;
+}
+
+void stop_child(const child& c) {
+  ::kill(c.pid, SIGKILL);
+  ::waitpid(c.pid, nullptr, 0);
+}
+
+// -- servers (child processes) ----------------------------------------------------------
+
+class echo_service : public levee::limited_actor {
+public:
+  using limited::limited;
+  caf::behavior make_behavior() override {
+    return {[](levee::wire_request_atom, std::string& s) { return std::move(s); }};
+  }
+};
+
+template <class Report>
+void serve_levee(Report report) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  levee::add_error_category(cfg);
+  caf::actor_system sys{cfg};
+  levee::limits_config lc;
+  levee::runtime rt{lc};
+  levee::net::listener_config lcfg;
+  lcfg.limits.max_msgs_per_sec = 0;   // measure the path, not the rate limit
+  lcfg.limits.max_bytes_per_sec = 0;
+  auto ctx = std::make_shared<levee::net::server_context>(lcfg);
+  ctx->expose("echo", levee::spawn_limited<echo_service>(sys, rt, "echo"));
+  auto l = levee::net::start_listener(sys, ctx, "127.0.0.1", 0);
+  if (!l)
+    std::_Exit(1);
+  report(l->port);
+  for (;;)
+    ::pause();
+}
+
+template <class Report>
+void serve_basp(Report report) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  caf::actor_system sys{cfg};
+  auto echo = sys.spawn([]() -> caf::behavior {
+    return {[](std::string& s) { return std::move(s); }};
+  });
+  auto port = sys.middleman().publish(echo, 0, "127.0.0.1");
+  if (!port)
+    std::_Exit(1);
+  report(*port);
+  for (;;)
+    ::pause();
+}
+
+int listen_loopback(uint16_t& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::listen(fd, 64);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+
+bool read_exact(int fd, char* buf, size_t n) {
+  while (n > 0) {
+    auto r = ::recv(fd, buf, n, 0);
+    if (r <= 0)
+      return false;
+    buf += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool write_all(int fd, const char* buf, size_t n) {
+  while (n > 0) {
+    auto r = ::send(fd, buf, n, MSG_NOSIGNAL);
+    if (r <= 0)
+      return false;
+    buf += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+/// The floor: length-prefixed frames echoed by a thread per connection, no framework.
+template <class Report>
+void serve_raw(Report report) {
+  uint16_t port = 0;
+  int lfd = listen_loopback(port);
+  report(port);
+  for (;;) {
+    int fd = ::accept(lfd, nullptr, nullptr);
+    if (fd < 0)
+      continue;
+    std::thread([fd] {
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      std::vector<char> buf(4 + (1 << 20));
+      for (;;) {
+        if (!read_exact(fd, buf.data(), 4))
+          break;
+        uint32_t len = ntohl(*reinterpret_cast<uint32_t*>(buf.data()));
+        if (len > (1u << 20) || !read_exact(fd, buf.data() + 4, len)
+            || !write_all(fd, buf.data(), 4 + len))
+          break;
+      }
+      ::close(fd);
+    }).detach();
+  }
+}
+
+// -- clients (this process) -------------------------------------------------------------
+
+struct figures {
+  double p50_us = 0;
+  double p99_us = 0;
+  double per_sec = 0;
+};
+
+double percentile(std::vector<double> xs, double p) {
+  std::sort(xs.begin(), xs.end());
+  return xs[static_cast<size_t>(p * static_cast<double>(xs.size() - 1))];
+}
+
+figures run_raw(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  std::string frame(4 + payload_bytes, 'r');
+  *reinterpret_cast<uint32_t*>(frame.data()) = htonl(payload_bytes);
+  std::vector<char> back(frame.size());
+  std::vector<double> rtts;
+  for (int i = 0; i < sequential_requests; ++i) {
+    auto t0 = steady_clock::now();
+    write_all(fd, frame.data(), frame.size());
+    read_exact(fd, back.data(), back.size());
+    rtts.push_back(duration<double, std::micro>(steady_clock::now() - t0).count());
+  }
+  figures f{percentile(rtts, 0.5), percentile(rtts, 0.99), 0};
+  auto t0 = steady_clock::now();
+  int sent = 0, received = 0;
+  for (; sent < window; ++sent)
+    write_all(fd, frame.data(), frame.size());
+  while (received < pipelined_requests) {
+    read_exact(fd, back.data(), back.size());
+    ++received;
+    if (sent < pipelined_requests) {
+      write_all(fd, frame.data(), frame.size());
+      ++sent;
+    }
+  }
+  f.per_sec = pipelined_requests / duration<double>(steady_clock::now() - t0).count();
+  ::close(fd);
+  return f;
+}
+
+figures run_levee(uint16_t port) {
+  levee::client_options o;
+  o.port = port;
+  levee::client c{o};
+  if (auto st = c.connect(); !st) {
+    std::fprintf(stderr, "net_bench: %s\n", st.to_string().c_str());
+    std::exit(1);
+  }
+  std::string payload(payload_bytes, 'l');
+  std::vector<double> rtts;
+  for (int i = 0; i < sequential_requests; ++i) {
+    auto t0 = steady_clock::now();
+    auto r = c.request("echo", payload, seconds(10));
+    if (!r.ok())
+      std::exit(1);
+    rtts.push_back(duration<double, std::micro>(steady_clock::now() - t0).count());
+  }
+  figures f{percentile(rtts, 0.5), percentile(rtts, 0.99), 0};
+  auto t0 = steady_clock::now();
+  int sent = 0, received = 0;
+  uint64_t id = 0;
+  for (; sent < window; ++sent)
+    c.send_request("echo", payload, id);
+  while (received < pipelined_requests) {
+    auto r = c.receive(seconds(10));
+    if (!r.ok()) {
+      std::fprintf(stderr, "net_bench: %s\n", r.rejected->to_string().c_str());
+      std::exit(1);
+    }
+    ++received;
+    if (sent < pipelined_requests) {
+      c.send_request("echo", payload, id);
+      ++sent;
+    }
+  }
+  f.per_sec = pipelined_requests / duration<double>(steady_clock::now() - t0).count();
+  return f;
+}
+
+figures run_basp(uint16_t port) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  caf::actor_system sys{cfg};
+  auto remote = sys.middleman().remote_actor("127.0.0.1", port);
+  if (!remote) {
+    std::fprintf(stderr, "net_bench: BASP: %s\n", sys.render(remote.error()).c_str());
+    std::exit(1);
+  }
+  std::string payload(payload_bytes, 'b');
+  std::vector<double> rtts;
+  caf::scoped_actor self{sys};
+  for (int i = 0; i < sequential_requests; ++i) {
+    auto t0 = steady_clock::now();
+    self->request(*remote, caf::infinite, payload).receive([](const std::string&) {},
+                                                           [](caf::error&) { std::exit(1); });
+    rtts.push_back(duration<double, std::micro>(steady_clock::now() - t0).count());
+  }
+  figures f{percentile(rtts, 0.5), percentile(rtts, 0.99), 0};
+  auto t0 = steady_clock::now();
+  int sent = 0, received = 0;
+  for (; sent < window; ++sent)
+    self->send(*remote, payload);
+  while (received < pipelined_requests) {
+    self->receive([](const std::string&) {});
+    ++received;
+    if (sent < pipelined_requests) {
+      self->send(*remote, payload);
+      ++sent;
+    }
+  }
+  f.per_sec = pipelined_requests / duration<double>(steady_clock::now() - t0).count();
+  return f;
+}
+
+void print(const char* name, const figures& f) {
+  std::printf("  %-34s p50 %7.1f us   p99 %7.1f us   %9.0f req/s (64 in flight)\n", name,
+              f.p50_us, f.p99_us, f.per_sec);
+}
+
+} // namespace
+
+int main() {
+  std::signal(SIGPIPE, SIG_IGN);
+  std::printf("request/response between two processes, %zu-byte payloads, 127.0.0.1\n",
+              payload_bytes);
+  auto raw_child = spawn_child([](auto report) { serve_raw(report); });
+  auto raw = run_raw(raw_child.port);
+  stop_child(raw_child);
+  auto levee_child = spawn_child([](auto report) { serve_levee(report); });
+  auto lev = run_levee(levee_child.port);
+  stop_child(levee_child);
+  auto basp_child = spawn_child([](auto report) { serve_basp(report); });
+  auto basp = run_basp(basp_child.port);
+  stop_child(basp_child);
+  print("raw TCP echo (floor)", raw);
+  print("Levee wire protocol -> limited actor", lev);
+  print("CAF BASP remote actor", basp);
+  std::printf("\nRatios (same run):\n");
+  std::printf("  Levee p50 / raw TCP p50                        %6.2fx   (target <= 1.3)\n",
+              lev.p50_us / raw.p50_us);
+  std::printf("  Levee p99 / raw TCP p99                        %6.2fx\n", lev.p99_us / raw.p99_us);
+  std::printf("  Levee throughput / BASP throughput (x64)       %6.2fx   (target >= 2)\n",
+              lev.per_sec / basp.per_sec);
+  std::printf("  Levee throughput / raw TCP throughput (x64)    %6.2fx\n", lev.per_sec / raw.per_sec);
+  return 0;
+}
