@@ -152,6 +152,7 @@ size_t frame_reader::feed(const uint8_t* data, size_t n) {
       break;
     }
     ready_ = true;
+    last_frame_bytes_ = frame_header_bytes + body_.size();
     in_body_ = false;
     header_fill_ = 0;
     body_fill_ = 0;

@@ -85,6 +85,8 @@ public:
   const std::optional<rejection>& error() const noexcept { return error_; }
   /// Bytes of a frame read so far but not complete (what a slowloris peer holds open).
   size_t partial_bytes() const noexcept { return header_fill_ + body_fill_; }
+  /// Wire size (header and body) of the frame last made ready.
+  size_t last_frame_bytes() const noexcept { return last_frame_bytes_; }
 
 private:
   codec_limits limits_;
@@ -96,6 +98,7 @@ private:
   size_t body_fill_ = 0;
   bool in_body_ = false;
   bool ready_ = false;
+  size_t last_frame_bytes_ = 0;
   wire::Envelope frame_;
   std::optional<rejection> error_;
 };

@@ -68,6 +68,8 @@ using caf::io::connection_handle;
 using caf::io::receive_policy;
 
 constexpr int64_t ns_per_ms = 1'000'000;
+/// Bytes asked of the socket per read: one read serves many pipelined frames.
+constexpr size_t read_chunk_bytes = 64 * 1024;
 
 struct connection_state {
   std::shared_ptr<server_context> ctx;
@@ -75,23 +77,23 @@ struct connection_state {
   bool counted = false;          // holds one of net.max_connections
   bool closed = false;
   bool closing = false;          // a closing Reject is on its way; close once it is sent
-  bool in_body = false;
-  frame_header header;
+  std::unique_ptr<frame_reader> reader;  // checks each header before its body is buffered
+  std::string inbox;             // bytes read and not yet fed to the reader
+  int64_t partial_since_ns = 0;  // when the frame now in progress began; 0 = none
   bool hello_done = false;
   codec_limits peer;             // what the client accepts, from its Hello
   std::unique_ptr<token_bucket> msg_rate;
   std::unique_ptr<token_bucket> byte_rate;
-  bool paused = false;           // not reading while the connection owes time
+  bool paused = false;           // not processing while the connection owes time
+  bool halted = false;           // the socket is not being read
   uint64_t inflight = 0;
   uint64_t pending_write = 0;    // bytes handed to the socket and not yet taken by TCP
   int64_t opened_ns = 0;
   int64_t last_frame_ns = 0;
-  int64_t body_started_ns = 0;
   bool ping_outstanding = false;
   int64_t ping_sent_ns = 0;
   uint64_t next_nonce = 1;
-  uint32_t permit_bytes = 0;
-  int64_t permit_expires_ns = 0;
+  int64_t permit_expires_ns = 0;  // 0 = no permit granted
   uint64_t next_permit_id = 1;
   const char* name = "levee.connection";
 };
@@ -139,7 +141,10 @@ void reject_and_close(connection_broker* self, uint64_t request_id, const reject
   st.ctx->stats.closes[static_cast<size_t>(r.code)].fetch_add(1);
   send_reject(self, request_id, r, true);
   st.closing = true;
-  self->halt(st.hdl);  // read nothing more
+  if (!st.halted) {
+    st.halted = true;
+    self->halt(st.hdl);  // read nothing more
+  }
   // Close once the Reject has left (data_transferred_msg says so), or after a grace
   // period if the peer does not read at all.
   if (st.pending_write == 0)
@@ -294,7 +299,7 @@ void handle_permit(connection_broker* self, const wire::Envelope& env) {
                           "no permit is granted above the ceiling"});
     return;
   }
-  st.permit_bytes = wanted;
+  st.reader->allow_next_frame(wanted);
   st.permit_expires_ns = st.ctx->clock().now_ns()
                          + static_cast<int64_t>(limits.permit_ttl_ms) * ns_per_ms;
   wire::Envelope out;
@@ -367,45 +372,55 @@ bool admit_frame(connection_broker* self, uint64_t request_id, uint64_t frame_by
   send_reject(self, request_id, *refused);
   // Backpressure through TCP: not reading makes the client's socket buffer fill up.
   st.paused = true;
-  self->halt(st.hdl);
+  if (!st.halted) {
+    st.halted = true;
+    self->halt(st.hdl);
+  }
   self->delayed_send(self, milliseconds(refused->retry_after_ms), resume_atom::value);
   return false;
+}
+
+/// Feeds what was read to the frame reader and handles every complete frame, until the
+/// bytes run out, the connection is paused by a rate refusal (the rest waits in the inbox:
+/// reading is halted, so the inbox holds at most one read), or it closes.
+void process_inbox(connection_broker* self) {
+  auto& st = self->state;
+  auto& limits = limits_of(self);
+  size_t pos = 0;
+  while (!st.closed && !st.closing && !st.paused && pos < st.inbox.size()) {
+    pos += st.reader->feed(reinterpret_cast<const uint8_t*>(st.inbox.data()) + pos,
+                           st.inbox.size() - pos);
+    if (auto& err = st.reader->error()) {
+      reject_and_close(self, 0, *err);
+      return;
+    }
+    if (!st.reader->frame_ready())
+      continue;
+    auto env = st.reader->take();
+    auto now = st.ctx->clock().now_ns();
+    st.last_frame_ns = now;
+    st.ping_outstanding = false;
+    st.permit_expires_ns = 0;  // a permit covers the next frame only
+    st.ctx->stats.frames_in.fetch_add(1);
+    if (st.hello_done && !admit_frame(self, env.request_id(), st.reader->last_frame_bytes()))
+      continue;  // refused and paused: the loop stops here
+    handle_frame(self, env);
+  }
+  st.inbox.erase(0, pos);
+  // A frame in progress starts the read timeout (a slowloris holds one open).
+  if (st.reader->partial_bytes() == 0)
+    st.partial_since_ns = 0;
+  else if (st.partial_since_ns == 0)
+    st.partial_since_ns = st.ctx->clock().now_ns();
+  (void) limits;
 }
 
 void on_data(connection_broker* self, const caf::io::new_data_msg& msg) {
   auto& st = self->state;
   if (st.closed || st.closing)
     return;
-  auto& limits = limits_of(self);
-  auto now = st.ctx->clock().now_ns();
-  auto data = reinterpret_cast<const uint8_t*>(msg.buf.data());
-  if (!st.in_body) {
-    uint32_t allowance = static_cast<uint32_t>(limits.max_frame_bytes);
-    if (st.permit_bytes != 0 && now <= st.permit_expires_ns)
-      allowance = std::max(allowance, st.permit_bytes);
-    st.permit_bytes = 0;  // a permit is good for the next frame only
-    if (auto err = check_header(data, allowance, st.header)) {
-      reject_and_close(self, 0, *err);
-      return;
-    }
-    st.in_body = true;
-    st.body_started_ns = now;
-    self->configure_read(st.hdl, receive_policy::exactly(st.header.length));
-    return;
-  }
-  st.in_body = false;
-  self->configure_read(st.hdl, receive_policy::exactly(frame_header_bytes));
-  st.last_frame_ns = now;
-  st.ping_outstanding = false;
-  st.ctx->stats.frames_in.fetch_add(1);
-  wire::Envelope env;
-  if (auto err = decode_body(st.header, data, limits.codec(), env)) {
-    reject_and_close(self, 0, *err);
-    return;
-  }
-  if (st.hello_done && !admit_frame(self, env.request_id(), st.header.length + frame_header_bytes))
-    return;
-  handle_frame(self, env);
+  st.inbox.append(msg.buf.data(), msg.buf.size());
+  process_inbox(self);
 }
 
 void on_tick(connection_broker* self, milliseconds interval) {
@@ -422,12 +437,17 @@ void on_tick(connection_broker* self, milliseconds interval) {
                                "no Hello in time"});
     return;
   }
-  if (st.in_body && !st.paused && elapsed_ms(st.body_started_ns) > limits.read_timeout_ms) {
+  if (st.partial_since_ns != 0 && !st.paused
+      && elapsed_ms(st.partial_since_ns) > limits.read_timeout_ms) {
     reject_and_close(self, 0,
                      rejection{code::deadline_exceeded, "net.read_timeout_ms",
-                               elapsed_ms(st.body_started_ns), limits.read_timeout_ms, 0,
+                               elapsed_ms(st.partial_since_ns), limits.read_timeout_ms, 0,
                                "a frame started but did not complete in time"});
     return;
+  }
+  if (st.permit_expires_ns != 0 && now > st.permit_expires_ns) {
+    st.reader->allow_next_frame(0);  // the permit expired unused
+    st.permit_expires_ns = 0;
   }
   if (st.hello_done && !st.paused) {
     if (st.ping_outstanding && elapsed_ms(st.ping_sent_ns) > limits.idle_timeout_ms) {
@@ -461,7 +481,10 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
   st.byte_rate = std::make_unique<token_bucket>(ctx->clock(), limits.max_bytes_per_sec,
                                                 limits.burst_bytes);
   st.opened_ns = st.last_frame_ns = ctx->clock().now_ns();
-  self->configure_read(hdl, receive_policy::exactly(frame_header_bytes));
+  st.reader = std::make_unique<frame_reader>(limits.codec());
+  // Read whatever has arrived, up to 64 KiB at a time: one read serves many pipelined
+  // frames. The frame reader checks each header before it buffers a body.
+  self->configure_read(hdl, receive_policy::at_most(read_chunk_bytes));
   self->ack_writes(hdl, true);
   if (!counted) {
     ctx->stats.connections_refused.fetch_add(1);
@@ -509,7 +532,14 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
       if (s.closed || s.closing || !s.paused)
         return;
       s.paused = false;
-      self->trigger(s.hdl);
+      // Frames that arrived before the pause come first. Only if they leave the
+      // connection unpaused is the socket read again: halting and triggering a socket
+      // in one handler leaves CAF 0.17.6's multiplexer not reading it at all.
+      process_inbox(self);
+      if (!s.paused && !s.closed && !s.closing && s.halted) {
+        s.halted = false;
+        self->trigger(s.hdl);
+      }
     },
     [=](tick_atom) { on_tick(self, interval); },
   };

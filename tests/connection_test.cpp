@@ -445,9 +445,18 @@ TEST_F(ConnectionTest, SlowlorisHoldingAFrameOpenIsClosed) {
     EXPECT_EQ(r->limit, "net.read_timeout_ms");
   }
   {
-    // Part of a header, then nothing: pinged, no Pong possible, closed.
+    // Part of a header, then nothing.
     raw_socket s{lst.port};
     s.send(hello_frame() + std::string("\x00\x00", 2));
+    auto r = s.read_until_close();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->code, code::deadline_exceeded);
+    EXPECT_EQ(r->limit, "net.read_timeout_ms");
+  }
+  {
+    // Nothing at all after the Hello: pinged, no Pong, closed.
+    raw_socket s{lst.port};
+    s.send(hello_frame());
     auto r = s.read_until_close();
     ASSERT_TRUE(r);
     EXPECT_EQ(r->code, code::deadline_exceeded);
