@@ -136,6 +136,18 @@ auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& k
   return sys.spawn<Os>(std::move(fun), std::forward<Ts>(xs)...);
 }
 
+/// Spawns a limited actor on the middleman's multiplexer thread, from a function whose first
+/// argument is `levee::limited<caf::io::broker>*` (include <caf/io/broker.hpp>). For cheap
+/// handlers that connection actors call: a request from a connection then never leaves the
+/// multiplexer thread, so no worker has to wake (DESIGN.md "Performance notes"). Give real
+/// work (scans, disk) to ordinary limited actors instead: it would stall every connection.
+template <class Middleman, class F, class... Ts>
+auto spawn_limited_on_multiplexer(Middleman& mm, runtime& rt, const std::string& kind, F fun,
+                                  Ts&&... xs) {
+  detail::set_pending_gate(rt.make_gate(kind));
+  return mm.spawn_broker(std::move(fun), std::forward<Ts>(xs)...);
+}
+
 /// The gate of a limited actor, for live limit changes and observation; nullptr when
 /// `handle` is not a limited actor. The caller must keep `handle` alive while using it.
 template <class Handle>

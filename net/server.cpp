@@ -87,7 +87,8 @@ struct connection_state {
   bool paused = false;           // not processing while the connection owes time
   bool halted = false;           // the socket is not being read
   uint64_t inflight = 0;
-  uint64_t pending_write = 0;    // bytes handed to the socket and not yet taken by TCP
+  uint64_t bytes_flushed = 0;    // handed to the socket
+  uint64_t bytes_written = 0;    // taken by TCP (data_transferred_msg)
   int64_t opened_ns = 0;
   int64_t last_frame_ns = 0;
   bool ping_outstanding = false;
@@ -140,17 +141,12 @@ void reject_and_close(connection_broker* self, uint64_t request_id, const reject
     return;
   st.ctx->stats.closes[static_cast<size_t>(r.code)].fetch_add(1);
   send_reject(self, request_id, r, true);
+  // Keep reading (and discarding) while the Reject drains: closing a socket with unread
+  // input makes TCP reset the connection, and the peer would lose the Reject.
   st.closing = true;
-  if (!st.halted) {
-    st.halted = true;
-    self->halt(st.hdl);  // read nothing more
-  }
   // Close once the Reject has left (data_transferred_msg says so), or after a grace
   // period if the peer does not read at all.
-  if (st.pending_write == 0)
-    close_connection(self);
-  else
-    self->delayed_send(self, close_grace, stop_atom::value);
+  self->delayed_send(self, close_grace, stop_atom::value);
 }
 
 void write_frame(connection_broker* self, const wire::Envelope& env) {
@@ -170,13 +166,14 @@ void write_frame(connection_broker* self, const wire::Envelope& env) {
   }
   self->write(st.hdl, out.size(), out.data());
   self->flush(st.hdl);
-  st.pending_write += out.size();
+  st.bytes_flushed += out.size();
   st.ctx->stats.frames_out.fetch_add(1);
   auto max = limits_of(self).max_write_buffer_bytes;
-  if (st.pending_write > max && !env.has_reject()) {
+  auto pending = st.bytes_flushed - st.bytes_written;
+  if (pending > max && !env.has_reject()) {
     reject_and_close(self, 0,
-                     rejection{code::slow_consumer, "net.max_write_buffer_bytes", st.pending_write,
-                               max, 0, "the client does not read its answers fast enough"});
+                     rejection{code::slow_consumer, "net.max_write_buffer_bytes", pending, max, 0,
+                               "the client does not read its answers fast enough"});
   }
 }
 
@@ -504,9 +501,9 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
     [=](const caf::io::new_data_msg& msg) { on_data(self, msg); },
     [=](const caf::io::data_transferred_msg& msg) {
       auto& s = self->state;
-      s.pending_write = msg.remaining;
-      if (s.closing && msg.remaining == 0)
-        close_connection(self);
+      s.bytes_written += msg.written;
+      if (s.closing && s.bytes_written >= s.bytes_flushed)
+        close_connection(self);  // the closing Reject has left
     },
     [=](const caf::io::connection_closed_msg&) {
       auto& s = self->state;

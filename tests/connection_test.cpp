@@ -14,6 +14,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/io/broker.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/limited_actor.hpp"
@@ -132,12 +133,20 @@ struct ConnectionTest : ::testing::Test {
     auto held = actor_limits::defaults();
     held.mailbox_capacity = 2;
     lc.kinds.emplace("held", held);
+    auto small = actor_limits::defaults();
+    small.max_message_bytes = 64;
+    lc.kinds.emplace("small", small);
     rt = std::make_unique<runtime>(lc);
     ctx = std::make_shared<net::server_context>(lcfg, clock);
     targets = {spawn_limited<wire_service>(*sys, *rt, "echo", &release),
                spawn_limited<wire_service>(*sys, *rt, "held", &release)};
+    targets.push_back(spawn_limited_on_multiplexer(
+      sys->middleman(), *rt, "small", [](limited<caf::io::broker>*) -> caf::behavior {
+        return {[](wire_request_atom, std::string& s) { return std::move(s); }};
+      }));
     ctx->expose("echo", targets[0]);
     ctx->expose("held", targets[1]);
+    ctx->expose("mx", targets[2]);
     auto l = net::start_listener(*sys, ctx, "127.0.0.1", port);
     ASSERT_TRUE(l.ok()) << l.error().to_string();
     lst = *l;
@@ -378,6 +387,22 @@ TEST_F(ConnectionTest, ActorGateRefusalsTravelBackAsRejects) {
   EXPECT_EQ(r.rejected->max, 2u);
   EXPECT_GT(r.rejected->retry_after_ms, 0u);
   release.open();
+}
+
+// A limited actor on the multiplexer thread: same gate, no worker hand-off.
+TEST_F(ConnectionTest, LimitedActorOnTheMultiplexerIsGatedToo) {
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  // The actor's message is (wire_request_atom, payload): 8 bytes of atom plus the payload.
+  auto ok = c.request("mx", std::string(56, 'm'), 10s);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok.payload->size(), 56u);
+  auto refused = c.request("mx", std::string(57, 'm'), 10s);
+  ASSERT_TRUE(refused.rejected);
+  EXPECT_EQ(refused.rejected->code, code::message_too_large);
+  EXPECT_EQ(refused.rejected->limit, "limits.small.max_message_bytes");
+  EXPECT_EQ(refused.rejected->observed, 65u);
 }
 
 TEST_F(ConnectionTest, ConnectionBoundRefusesTheOneOver) {
