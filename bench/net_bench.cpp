@@ -13,6 +13,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <future>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -304,18 +307,35 @@ figures run_basp(uint16_t port) {
     rtts.push_back(duration<double, std::micro>(steady_clock::now() - t0).count());
   }
   figures f{percentile(rtts, 0.5), percentile(rtts, 0.99), 0};
+  // Request/response with 64 in flight, as the Levee client does: an event-based driver
+  // keeps the window full with request().then().
+  std::promise<void> done;
+  auto finished = done.get_future();
   auto t0 = steady_clock::now();
-  int sent = 0, received = 0;
-  for (; sent < window; ++sent)
-    self->send(*remote, payload);
-  while (received < pipelined_requests) {
-    self->receive([](const std::string&) {});
-    ++received;
-    if (sent < pipelined_requests) {
-      self->send(*remote, payload);
-      ++sent;
-    }
-  }
+  sys.spawn([&, target = *remote](caf::event_based_actor* drv) {
+    auto remaining = std::make_shared<int>(pipelined_requests);
+    auto answered = std::make_shared<int>(0);
+    auto issue = std::make_shared<std::function<void()>>();
+    std::weak_ptr<std::function<void()>> weak = issue;
+    *issue = [=, &done] {
+      if (*remaining == 0)
+        return;
+      --*remaining;
+      drv->request(target, caf::infinite, payload).then([=, &done](const std::string&) {
+        if (++*answered == pipelined_requests) {
+          done.set_value();
+          drv->quit();
+          return;
+        }
+        if (auto f = weak.lock())
+          (*f)();
+      });
+    };
+    for (int i = 0; i < window; ++i)
+      (*issue)();
+    drv->attach_functor([issue] {});  // keeps the function alive as long as the driver
+  });
+  finished.wait();
   f.per_sec = pipelined_requests / duration<double>(steady_clock::now() - t0).count();
   return f;
 }
