@@ -3,21 +3,17 @@
 #include <cctype>
 #include <limits>
 
+#include "limits/config_fields.hpp"
 #include "limits/defaults.hpp"
 
 namespace levee {
 
 namespace {
 
-struct field_info {
-  const char* name;
-  uint64_t actor_limits::*member;
-  uint64_t min;
-  uint64_t max;
-  const char* unit;
-};
+using actor_field = field_spec<actor_limits>;
+using node_field = field_spec<limits_config>;
 
-const field_info actor_fields[] = {
+const actor_field actor_fields[] = {
   {"mailbox_capacity", &actor_limits::mailbox_capacity, 1,
    defaults::mailbox_capacity_ceiling, "messages"},
   {"mailbox_capacity_bytes", &actor_limits::mailbox_capacity_bytes, 1,
@@ -38,15 +34,7 @@ const field_info actor_fields[] = {
    defaults::overload_retry_after_ms_ceiling, "ms"},
 };
 
-struct node_field_info {
-  const char* name;
-  uint64_t limits_config::*member;
-  uint64_t min;
-  uint64_t max;
-  const char* unit;
-};
-
-const node_field_info node_fields[] = {
+const node_field node_fields[] = {
   {"memory_budget_bytes", &limits_config::memory_budget_bytes, 1,
    defaults::memory_budget_bytes_ceiling, "bytes"},
   {"rejection_log_lines_per_sec", &limits_config::rejection_log_lines_per_sec, 1, 10'000,
@@ -63,14 +51,6 @@ bool valid_kind_name(std::string_view name) {
           || c == '_' || c == '-'))
       return false;
   return true;
-}
-
-status out_of_range(const std::string& key, uint64_t value, uint64_t min, uint64_t max,
-                    const char* unit) {
-  return status::error(code::bad_request,
-                       key + " = " + std::to_string(value) + ": must be between "
-                         + std::to_string(min) + " and " + std::to_string(max) + " "
-                         + unit);
 }
 
 std::string known_keys() {
@@ -168,11 +148,8 @@ result<uint64_t> parse_quantity(const std::string& key, const std::string& text)
 }
 
 status validate(const actor_limits& l, const std::string& section) {
-  for (auto& f : actor_fields) {
-    auto v = l.*(f.member);
-    if (v < f.min || v > f.max)
-      return out_of_range(section + "." + f.name, v, f.min, f.max, f.unit);
-  }
+  if (auto st = check_fields(l, section, actor_fields); !st)
+    return st;
   if (l.mailbox_capacity_bytes < l.max_message_bytes)
     return status::error(code::bad_request,
                          section + ".mailbox_capacity_bytes = "
@@ -202,11 +179,8 @@ status validate(const actor_limits& l, const std::string& section) {
 }
 
 status validate(const limits_config& cfg) {
-  for (auto& f : node_fields) {
-    auto v = cfg.*(f.member);
-    if (v < f.min || v > f.max)
-      return out_of_range(std::string{"limits."} + f.name, v, f.min, f.max, f.unit);
-  }
+  if (auto st = check_fields(cfg, "limits", node_fields); !st)
+    return st;
   if (auto st = validate(cfg.default_limits, "limits.default"); !st)
     return st;
   for (auto& [kind, l] : cfg.kinds)
@@ -233,14 +207,14 @@ status validate(const limits_config& cfg) {
 result<limits_config> limits_from_config(const flat_config& cfg) {
   limits_config out;
   // Pass 1: node-wide keys and [limits.default]; pass 2: kinds, which inherit the result.
-  std::map<std::string, std::vector<std::pair<const field_info*, uint64_t>>> per_kind;
+  std::map<std::string, std::vector<std::pair<const actor_field*, uint64_t>>> per_kind;
   for (auto& [key, text] : cfg) {
     if (key.rfind("limits.", 0) != 0)
       continue;
     auto rest = std::string_view{key}.substr(7);
     auto dot = rest.rfind('.');
     if (dot == std::string_view::npos) {
-      const node_field_info* nf = nullptr;
+      const node_field* nf = nullptr;
       for (auto& f : node_fields)
         if (rest == f.name)
           nf = &f;
@@ -261,7 +235,7 @@ result<limits_config> limits_from_config(const flat_config& cfg) {
       return status::error(code::bad_request,
                            "section [limits." + kind
                              + "]: an actor kind name is 1-64 characters of a-z, 0-9, _ and -");
-    const field_info* fi = nullptr;
+    const actor_field* fi = nullptr;
     for (auto& f : actor_fields)
       if (field == f.name)
         fi = &f;
