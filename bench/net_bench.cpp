@@ -12,6 +12,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <atomic>
 #include <cstring>
 #include <functional>
 #include <future>
@@ -340,6 +341,53 @@ figures run_basp(uint16_t port) {
   return f;
 }
 
+/// p50/p99 of sequential requests on one good connection while another thread opens
+/// connections and sends garbage (a 4 GiB length, an HTTP request, invalid protobuf,
+/// silence), bounded in count.
+figures run_levee_under_attack(uint16_t port, const char* target, int& attacks) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> count{0};
+  std::thread attacker([&] {
+    const std::string garbage[] = {
+      std::string("\xff\xff\xff\xff\x00", 5),
+      "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+      std::string("\x00\x00\x00\x03\x00\xff\xff\xff", 8),
+    };
+    for (int i = 0; i < 20000 && !stop.load(); ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(port);
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+        auto& g = garbage[i % 3];
+        ::send(fd, g.data(), g.size(), MSG_NOSIGNAL);
+        char buf[256];
+        ::recv(fd, buf, sizeof buf, 0);  // the Reject, then the close
+      }
+      ::close(fd);
+      ++count;
+    }
+  });
+  levee::client_options o;
+  o.port = port;
+  levee::client c{o};
+  if (!c.connect())
+    std::exit(1);
+  std::string payload(payload_bytes, 'g');
+  std::vector<double> rtts;
+  for (int i = 0; i < sequential_requests; ++i) {
+    auto t0 = steady_clock::now();
+    if (!c.request(target, payload, seconds(10)).ok())
+      std::exit(1);
+    rtts.push_back(duration<double, std::micro>(steady_clock::now() - t0).count());
+  }
+  stop = true;
+  attacker.join();
+  attacks = count.load();
+  return figures{percentile(rtts, 0.5), percentile(rtts, 0.99), 0};
+}
+
 void print(const char* name, const figures& f) {
   std::printf("  %-34s p50 %7.1f us   p99 %7.1f us   %9.0f req/s (64 in flight)\n", name,
               f.p50_us, f.p99_us, f.per_sec);
@@ -357,6 +405,8 @@ int main() {
   auto levee_child = spawn_child([](auto report) { serve_levee(report); });
   auto lev = run_levee(levee_child.port, "echo");
   auto lev_mx = run_levee(levee_child.port, "echo-mx");
+  int attacks = 0;
+  auto lev_attacked = run_levee_under_attack(levee_child.port, "echo-mx", attacks);
   stop_child(levee_child);
   auto basp_child = spawn_child([](auto report) { serve_basp(report); });
   auto basp = run_basp(basp_child.port);
@@ -365,12 +415,19 @@ int main() {
   print("Levee -> limited actor (worker)", lev);
   print("Levee -> limited actor (multiplexer)", lev_mx);
   print("CAF BASP remote actor", basp);
+  std::printf("  %-34s p50 %7.1f us   p99 %7.1f us   (%d bad connections meanwhile)\n",
+              "Levee (multiplexer) under attack", lev_attacked.p50_us, lev_attacked.p99_us,
+              attacks);
   std::printf("\nRatios (same run):\n");
   std::printf("  Levee (multiplexer) p50 / raw TCP p50          %6.2fx   (target <= 1.3)\n",
               lev_mx.p50_us / raw.p50_us);
   std::printf("  Levee (multiplexer) throughput / BASP (x64)    %6.2fx   (target >= 2)\n",
               lev_mx.per_sec / basp.per_sec);
   std::printf("  Levee (worker) p50 / raw TCP p50               %6.2fx\n", lev.p50_us / raw.p50_us);
+  std::printf("  Levee p50 under attack / quiet                 %6.2fx\n",
+              lev_attacked.p50_us / lev_mx.p50_us);
+  std::printf("  Levee p99 under attack / quiet                 %6.2fx\n",
+              lev_attacked.p99_us / lev_mx.p99_us);
   std::printf("  Levee (multiplexer) p99 / raw TCP p99          %6.2fx\n", lev_mx.p99_us / raw.p99_us);
   std::printf("  Levee (worker) throughput / BASP (x64)         %6.2fx\n", lev.per_sec / basp.per_sec);
   std::printf("  Levee (multiplexer) throughput / raw TCP (x64) %6.2fx\n", lev_mx.per_sec / raw.per_sec);
