@@ -70,6 +70,8 @@ using caf::io::receive_policy;
 constexpr int64_t ns_per_ms = 1'000'000;
 /// Bytes asked of the socket per read: one read serves many pipelined frames.
 constexpr size_t read_chunk_bytes = 64 * 1024;
+/// Bytes a paused connection may have read before its pause took effect.
+constexpr size_t max_paused_inbox_bytes = 4 * read_chunk_bytes;
 
 struct connection_state {
   std::shared_ptr<server_context> ctx;
@@ -417,6 +419,16 @@ void on_data(connection_broker* self, const caf::io::new_data_msg& msg) {
   if (st.closed || st.closing)
     return;
   st.inbox.append(msg.buf.data(), msg.buf.size());
+  // Bytes only wait in the inbox while the connection is paused, and a paused socket is
+  // not read; a few reads already under way may still arrive. More than that is a peer
+  // the gate cannot hold back: refuse it rather than buffer without bound.
+  if (st.paused && st.inbox.size() > max_paused_inbox_bytes) {
+    reject_and_close(self, 0,
+                     rejection{code::rate_limited, "net.max_msgs_per_sec", st.inbox.size(),
+                               max_paused_inbox_bytes, 0,
+                               "the connection kept sending while it owed time"});
+    return;
+  }
   process_inbox(self);
 }
 
