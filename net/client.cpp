@@ -322,6 +322,69 @@ std::optional<rejection> client::send_request(std::string_view target, std::stri
   return std::nullopt;
 }
 
+std::optional<rejection> client::send_requests(std::string_view target,
+                                               const std::vector<std::string>& payloads,
+                                               std::vector<uint64_t>& request_ids,
+                                               uint32_t deadline_ms) {
+  auto& d = *impl_;
+  if (d.fd < 0)
+    return local(code::unavailable, "not connected; call connect() first");
+  if (d.server.max_inflight_requests != 0
+      && d.inflight + payloads.size() > d.server.max_inflight_requests)
+    return rejection{code::too_many_inflight, "net.max_inflight_requests",
+                     d.inflight + payloads.size(), d.server.max_inflight_requests, 0,
+                     "the server allows no more requests in flight; receive() answers first"};
+  std::string out;
+  auto id = d.next_request_id;
+  for (auto& payload : payloads) {
+    wire::Envelope env;
+    env.set_request_id(id++);
+    auto& req = *env.mutable_request();
+    req.set_target(std::string{target});
+    req.set_payload(payload);
+    req.set_deadline_ms(deadline_ms);
+    if (auto err = net::encode_frame(env, d.peer(), out))
+      return err;
+  }
+  for (;;) {  // pace the batch as a whole to the advertised rates
+    auto m = d.msg_rate->try_acquire(payloads.size());
+    if (!m.allowed && !m.never) {
+      std::this_thread::sleep_for(nanoseconds(m.retry_after_ns));
+      continue;
+    }
+    auto b = d.byte_rate->try_acquire(out.size());
+    if (b.allowed || b.never)
+      break;
+    if (m.allowed)
+      d.msg_rate->refund(payloads.size());
+    std::this_thread::sleep_for(nanoseconds(b.retry_after_ns));
+  }
+  if (auto st = d.write_all(out); !st)
+    return local(code::unavailable, st.message());
+  for (size_t i = 0; i < payloads.size(); ++i)
+    request_ids.push_back(d.next_request_id++);
+  d.inflight += payloads.size();
+  return std::nullopt;
+}
+
+size_t client::receive_ready(std::vector<reply>& out, milliseconds timeout) {
+  auto& d = *impl_;
+  size_t n = 0;
+  out.push_back(receive(timeout));
+  ++n;
+  if (!out.back().ok() && out.back().request_id == 0)
+    return n;  // a local timeout or a lost connection
+  // Further answers already received: decode them without waiting for the socket.
+  for (;;) {
+    if (!d.reader.frame_ready() && !d.pending_.empty())
+      d.feed_pending();
+    if (!d.reader.frame_ready())
+      return n;
+    out.push_back(receive(milliseconds(0)));
+    ++n;
+  }
+}
+
 reply client::receive(milliseconds timeout) {
   auto& d = *impl_;
   auto deadline = steady_clock::now() + timeout;

@@ -213,6 +213,40 @@ TEST_F(ConnectionTest, HelloAdvertisesLimitsAndRequestsRoundTrip) {
   EXPECT_EQ(big.payload->size(), 100'000u);
 }
 
+TEST_F(ConnectionTest, BatchedRequestsInOneWriteAndAnswersAsTheyArrive) {
+  lcfg.limits.max_inflight_requests = 100;
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 100; ++i)
+    payloads.push_back("b" + std::to_string(i));
+  std::vector<uint64_t> ids;
+  ASSERT_FALSE(c.send_requests("echo", payloads, ids));
+  ASSERT_EQ(ids.size(), 100u);
+  EXPECT_EQ(c.in_flight(), 100u);
+  // One more would pass the advertised bound: refused locally, all or nothing.
+  std::vector<uint64_t> more;
+  auto refused = c.send_requests("echo", {"x"}, more);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->code, code::too_many_inflight);
+  EXPECT_TRUE(more.empty());
+  std::map<uint64_t, std::string> expected;
+  for (size_t i = 0; i < ids.size(); ++i)
+    expected[ids[i]] = payloads[i];
+  std::vector<reply> answers;
+  while (answers.size() < 100) {
+    auto before = answers.size();
+    c.receive_ready(answers, 10s);
+    ASSERT_GT(answers.size(), before);
+  }
+  for (auto& a : answers) {
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(*a.payload, expected[a.request_id]);
+  }
+  EXPECT_EQ(c.in_flight(), 0u);
+}
+
 TEST_F(ConnectionTest, WrongOrMissingTokenIsUnauthenticatedThenClosed) {
   lcfg.token = "s3cret";
   start();

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "limits/rejection.hpp"
 #include "limits/status.hpp"
@@ -80,9 +81,20 @@ public:
   std::optional<rejection> send_request(std::string_view target, std::string payload,
                                         uint64_t& request_id, uint32_t deadline_ms = 0);
 
+  /// Sends several requests to one target in one write (pipelining without a system call
+  /// per request). All or nothing: a local refusal sends none. Appends their ids.
+  std::optional<rejection> send_requests(std::string_view target,
+                                         const std::vector<std::string>& payloads,
+                                         std::vector<uint64_t>& request_ids,
+                                         uint32_t deadline_ms = 0);
+
   /// The next answer to any request in flight. Pings are answered in passing. A timeout is
   /// a local deadline_exceeded with request_id 0; a lost connection a local unavailable.
   reply receive(std::chrono::milliseconds timeout);
+
+  /// Waits for one answer like receive(), then appends it and every further answer that
+  /// has already arrived (no more waiting) to `out`. Returns how many were appended.
+  size_t receive_ready(std::vector<reply>& out, std::chrono::milliseconds timeout);
 
   /// One request and its answer. Reconnects (with backoff, within `timeout`) first if the
   /// connection is gone.
