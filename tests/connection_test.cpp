@@ -459,6 +459,28 @@ TEST_F(ConnectionTest, ConnectionBoundRefusesTheOneOver) {
   EXPECT_TRUE(extra.connect().ok());
 }
 
+TEST_F(ConnectionTest, ConnectionFloodIsRefusedWithExactCounts) {
+  lcfg.limits.max_connections = 10;
+  start();
+  std::vector<std::unique_ptr<raw_socket>> held;
+  for (int i = 0; i < 10; ++i) {
+    held.push_back(std::make_unique<raw_socket>(lst.port));
+    held.back()->send(hello_frame());
+  }
+  ASSERT_TRUE(test::wait_until([&] { return ctx->stats.connections_open.load() == 10; }));
+  int refused = 0;
+  for (int i = 0; i < 40; ++i) {
+    raw_socket s{lst.port};
+    auto r = s.read_until_close();
+    if (r && r->code == code::too_many_connections && r->observed == 11 && r->max == 10)
+      ++refused;
+  }
+  EXPECT_EQ(refused, 40);
+  EXPECT_EQ(ctx->stats.connections_refused.load(), 40u);
+  EXPECT_EQ(ctx->stats.closed(code::too_many_connections), 40u);
+  EXPECT_EQ(ctx->stats.connections_open.load(), 10u);
+}
+
 TEST_F(ConnectionTest, SlowConsumerIsRejectedThenClosed) {
   lcfg.limits.max_write_buffer_bytes = 1 << 20;
   lcfg.limits.max_bytes_per_sec = 0;
