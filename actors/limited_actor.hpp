@@ -72,9 +72,14 @@ uint64_t requester_key(const caf::strong_actor_ptr& sender) noexcept;
 /// What `x` counts against a gate (payload bytes, requester). A pure function of `x`.
 gate_ticket ticket_of(const caf::mailbox_element& x) noexcept;
 
+/// False for messages that bypass the gate; otherwise fills `ticket` (one pass over the
+/// content for both answers).
+bool gated_ticket(const caf::mailbox_element& x, gate_ticket& ticket) noexcept;
+
 /// Runs the gate on `x`: true to enqueue it (accepted, or the gate is closed and CAF
 /// bounces it); false after answering the refusal.
-bool admit(gate& g, caf::abstract_actor* self, caf::mailbox_element& x, caf::execution_unit* eu);
+bool admit(gate& g, caf::abstract_actor* self, caf::mailbox_element& x, const gate_ticket& ticket,
+           caf::execution_unit* eu);
 
 } // namespace detail
 
@@ -88,19 +93,20 @@ public:
 
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
     // After termination the gate is closed and CAF bounces the message as usual.
-    if (detail::bypasses_gate(*ptr) || detail::admit(*gate_, this, *ptr, eu))
+    gate_ticket ticket;
+    if (!detail::gated_ticket(*ptr, ticket) || detail::admit(*gate_, this, *ptr, ticket, eu))
       Base::enqueue(std::move(ptr), eu);
   }
 
   using Base::enqueue;
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
-    if (detail::bypasses_gate(x))
+    gate_ticket ticket;
+    if (!detail::gated_ticket(x, ticket))
       return Base::consume(x);
     // The request leaves its requester's in-flight count before its response can leave;
     // the message leaves the mailbox bound and the budget once handled, after the
     // response is on its way.
-    auto ticket = detail::ticket_of(x);
     gate_->on_handling(ticket);
     auto result = Base::consume(x);
     if (result == caf::invoke_message_result::skipped)
