@@ -21,5 +21,11 @@ using report_atom = caf::atom_constant<caf::atom("report")>;
 using wire_request_atom = caf::atom_constant<caf::atom("wire_req")>;
 /// Connection actors' own timers and controls.
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
+/// (connected_atom, std::string peer_node_id): a dialed connection completed its handshake.
+using connected_atom = caf::atom_constant<caf::atom("connected")>;
+/// (refused_atom, caf::error): the peer refused a dialed connection (e.g. unauthenticated).
+using refused_atom = caf::atom_constant<caf::atom("refused")>;
+/// (connect_atom): an uplink's (re)connection attempt.
+using connect_atom = caf::atom_constant<caf::atom("connect")>;
 
 } // namespace levee

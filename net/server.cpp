@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <map>
 
+#include <caf/event_based_actor.hpp>
 #include <caf/io/all.hpp>
 
 #include "actors/atoms.hpp"
@@ -51,6 +53,23 @@ void server_context::add_connection(const caf::actor& conn) {
 void server_context::remove_connection(caf::actor_id id) {
   std::lock_guard<std::mutex> guard{connections_mtx_};
   connections_.erase(id);
+  for (auto i = named_.begin(); i != named_.end();) {
+    if (i->second.id() == id)
+      i = named_.erase(i);
+    else
+      ++i;
+  }
+}
+
+caf::actor server_context::connection_for(const std::string& node_id) const {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  auto i = named_.find(node_id);
+  return i == named_.end() ? caf::actor{} : i->second;
+}
+
+void server_context::name_connection(const std::string& node_id, const caf::actor& conn) {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  named_[node_id] = conn;
 }
 
 std::vector<caf::actor> server_context::connections() const {
@@ -98,10 +117,27 @@ struct connection_state {
   uint64_t next_nonce = 1;
   int64_t permit_expires_ns = 0;  // 0 = no permit granted
   uint64_t next_permit_id = 1;
+  // Requests this side sends to the peer (an uplink's, or a server's to a satellite).
+  bool dialed = false;           // this side connected out and sends the first Hello
+  caf::actor owner;              // the uplink that dialed: told when the handshake is done
+  std::string token;             // the credential a dialing side presents
+  std::string peer_node_id;
+  uint32_t peer_max_inflight = 0;
+  uint64_t next_request_id = 1;
+  std::map<uint64_t, caf::response_promise> outgoing;
   const char* name = "levee.connection";
 };
 
 using connection_broker = caf::io::stateful_broker<connection_state>;
+
+struct uplink_state {
+  caf::actor link;
+  bool connected = false;
+  bool stopped = false;
+  std::chrono::milliseconds backoff{50};
+  std::string last_error;
+  const char* name = "levee.uplink";
+};
 
 const listener_limits& limits_of(connection_broker* self) {
   return self->state.ctx->config().limits;
@@ -111,10 +147,20 @@ void count_reject(connection_state& st, code c) {
   st.ctx->stats.rejects[static_cast<size_t>(c)].fetch_add(1);
 }
 
+/// Our requests still waiting for the peer get `unavailable`: the connection is gone.
+void fail_outgoing(connection_broker* self) {
+  auto& st = self->state;
+  for (auto& [id, rp] : st.outgoing)
+    rp.deliver(to_error(rejection{code::unavailable, "net.connection", 0, 0, 0,
+                                  "the connection to the peer closed before it answered"}));
+  st.outgoing.clear();
+}
+
 void close_connection(connection_broker* self) {
   auto& st = self->state;
   if (st.closed)
     return;
+  fail_outgoing(self);
   st.closed = true;
   self->close(st.hdl);  // graceful: what was written is still sent
   if (st.counted)
@@ -189,10 +235,20 @@ rejection rejection_of(const caf::error& err) {
                    "the actor behind this target failed or is gone: " + caf::to_string(err)};
 }
 
+void fill_hello(wire::Hello& out, const server_context& ctx, wire::Role role,
+                const std::string& token);
+
 void handle_hello(connection_broker* self, const wire::Envelope& env) {
   auto& st = self->state;
   auto& ctx = *st.ctx;
   auto& limits = limits_of(self);
+  if (st.dialed && env.has_reject()) {
+    // The server refused us (credential, version, too many connections): tell the uplink.
+    if (st.owner)
+      self->send(st.owner, refused_atom::value, to_error(from_wire(env.reject())));
+    close_connection(self);
+    return;
+  }
   if (!env.has_hello()) {
     reject_and_close(self, env.request_id(),
                      rejection{code::bad_request, "net.handshake", 0, 0, 0,
@@ -200,6 +256,8 @@ void handle_hello(connection_broker* self, const wire::Envelope& env) {
     return;
   }
   auto& hello = env.hello();
+  st.peer_node_id = hello.node_id();
+  st.peer_max_inflight = hello.limits().max_inflight_requests();
   if (hello.protocol_version() != protocol_version) {
     reject_and_close(self, env.request_id(),
                      rejection{code::unsupported_version, "net.protocol_version",
@@ -207,7 +265,7 @@ void handle_hello(connection_broker* self, const wire::Envelope& env) {
                                "this server speaks protocol version 1"});
     return;
   }
-  if (!ctx.config().token.empty() && hello.token() != ctx.config().token) {
+  if (!st.dialed && !ctx.config().token.empty() && hello.token() != ctx.config().token) {
     reject_and_close(self, env.request_id(),
                      rejection{code::unauthenticated, "net.token", 0, 0, 0,
                                hello.token().empty()
@@ -223,12 +281,27 @@ void handle_hello(connection_broker* self, const wire::Envelope& env) {
                                      : st.peer.max_frame_bytes;
   st.peer.compress_above_bytes = static_cast<uint32_t>(limits.compress_above_bytes);
   st.hello_done = true;
+  if (!st.peer_node_id.empty())
+    ctx.name_connection(st.peer_node_id, caf::actor_cast<caf::actor>(self));
+  if (st.dialed) {
+    // The server's Hello answered ours: the uplink may send.
+    if (st.owner)
+      self->send(st.owner, connected_atom::value, st.peer_node_id);
+    return;
+  }
   wire::Envelope reply;
   reply.set_request_id(env.request_id());
-  auto& out = *reply.mutable_hello();
+  fill_hello(*reply.mutable_hello(), ctx, wire::ROLE_SERVER, "");
+  write_frame(self, reply);
+}
+
+void fill_hello(wire::Hello& out, const server_context& ctx, wire::Role role,
+                const std::string& token) {
+  auto& limits = ctx.config().limits;
   out.set_protocol_version(protocol_version);
   out.set_node_id(ctx.config().node_id);
-  out.set_role(wire::ROLE_SERVER);
+  out.set_role(role);
+  out.set_token(token);
   out.set_software("levee 0.1.0");
   auto& ol = *out.mutable_limits();
   ol.set_max_frame_bytes(static_cast<uint32_t>(limits.max_frame_bytes));
@@ -238,7 +311,6 @@ void handle_hello(connection_broker* self, const wire::Envelope& env) {
   ol.set_max_inflight_requests(static_cast<uint32_t>(limits.max_inflight_requests));
   ol.set_permit_ceiling_bytes(static_cast<uint32_t>(limits.permit_ceiling_bytes));
   ol.set_idle_timeout_ms(static_cast<uint32_t>(limits.idle_timeout_ms));
-  write_frame(self, reply);
 }
 
 void handle_request(connection_broker* self, const wire::Envelope& env) {
@@ -332,6 +404,19 @@ void handle_frame(connection_broker* self, const wire::Envelope& env) {
     case wire::Envelope::kPermitRequest:
       handle_permit(self, env);
       return;
+    case wire::Envelope::kResponse:
+    case wire::Envelope::kReject: {
+      auto i = st.outgoing.find(env.request_id());
+      if (i == st.outgoing.end())
+        return;  // an answer nobody waits for (its requester gave up): dropped, harmless
+      if (env.has_response())
+        i->second.deliver(std::move(*const_cast<wire::Envelope&>(env).mutable_response()
+                                       ->mutable_payload()));
+      else
+        i->second.deliver(to_error(from_wire(env.reject())));
+      st.outgoing.erase(i);
+      return;
+    }
     case wire::Envelope::kHello:
       reject_and_close(self, env.request_id(),
                        rejection{code::bad_request, "net.handshake", 0, 0, 0,
@@ -477,12 +562,44 @@ void on_tick(connection_broker* self, milliseconds interval) {
   self->delayed_send(self, interval, tick_atom::value);
 }
 
+enum class conn_role { accepted, refused, dialed };
+
+/// Sends a request of this side to the peer; its answer (or Reject) fulfils the promise.
+caf::result<std::string> send_outgoing(connection_broker* self, std::string target,
+                                       std::string payload) {
+  auto& st = self->state;
+  if (!st.hello_done || st.closing || st.closed)
+    return to_error(rejection{code::unavailable, "net.connection", 0, 0, 0,
+                              "the connection to the peer is not ready"});
+  if (st.peer_max_inflight != 0 && st.outgoing.size() >= st.peer_max_inflight)
+    return to_error(rejection{code::too_many_inflight, "net.max_inflight_requests",
+                              st.outgoing.size() + 1, st.peer_max_inflight, 10,
+                              "the peer allows no more requests in flight"});
+  wire::Envelope env;
+  auto id = st.next_request_id++;
+  env.set_request_id(id);
+  auto& req = *env.mutable_request();
+  req.set_target(std::move(target));
+  req.set_payload(std::move(payload));
+  std::string probe;
+  if (auto err = encode_frame(env, st.peer, probe))
+    return to_error(*err);  // larger than the peer accepts: refused here, nothing sent
+  auto rp = self->make_response_promise<std::string>();
+  st.outgoing.emplace(id, rp);
+  write_frame(self, env);
+  return rp;
+}
+
 caf::behavior connection(connection_broker* self, connection_handle hdl,
-                         std::shared_ptr<server_context> ctx, bool counted) {
+                         std::shared_ptr<server_context> ctx, conn_role role, caf::actor owner,
+                         std::string token) {
   auto& st = self->state;
   st.ctx = ctx;
   st.hdl = hdl;
-  st.counted = counted;
+  st.counted = role == conn_role::accepted;
+  st.dialed = role == conn_role::dialed;
+  st.owner = std::move(owner);
+  st.token = std::move(token);
   auto& limits = ctx->config().limits;
   st.peer = limits.codec();
   st.msg_rate = std::make_unique<token_bucket>(ctx->clock(), limits.max_msgs_per_sec,
@@ -495,7 +612,7 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
   // frames. The frame reader checks each header before it buffers a body.
   self->configure_read(hdl, receive_policy::at_most(read_chunk_bytes));
   self->ack_writes(hdl, true);
-  if (!counted) {
+  if (role == conn_role::refused) {
     ctx->stats.connections_refused.fetch_add(1);
     reject_and_close(self, 0,
                      rejection{code::too_many_connections, "net.max_connections",
@@ -503,7 +620,13 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
                                "this node serves its maximum number of connections"});
     return {};
   }
-  ctx->stats.connections_accepted.fetch_add(1);
+  if (st.dialed) {
+    wire::Envelope hello;
+    fill_hello(*hello.mutable_hello(), *ctx, wire::ROLE_CLIENT, st.token);
+    write_frame(self, hello);
+  } else {
+    ctx->stats.connections_accepted.fetch_add(1);
+  }
   ctx->add_connection(caf::actor_cast<caf::actor>(self));
   auto shortest = std::min({limits.handshake_timeout_ms, limits.idle_timeout_ms,
                             limits.read_timeout_ms});
@@ -551,6 +674,72 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
       }
     },
     [=](tick_atom) { on_tick(self, interval); },
+    [=](wire_request_atom, std::string& target,
+        std::string& payload) -> caf::result<std::string> {
+      return send_outgoing(self, std::move(target), std::move(payload));
+    },
+  };
+}
+
+caf::behavior uplink(caf::stateful_actor<uplink_state>* self,
+                     std::shared_ptr<server_context> ctx, uplink_options opts) {
+  auto& st = self->state;
+  st.backoff = opts.backoff_initial;
+  self->set_down_handler([=](caf::down_msg& msg) {
+    auto& s = self->state;
+    if (msg.source != s.link)
+      return;
+    s.link = nullptr;
+    s.connected = false;
+    self->delayed_send(self, s.backoff, connect_atom::value);
+    s.backoff = std::min(s.backoff * 2, opts.backoff_max);
+  });
+  self->send(self, connect_atom::value);
+  return {
+    [=](connect_atom) {
+      auto& s = self->state;
+      if (s.link || s.stopped)
+        return;
+      // Blocking connect: this actor runs on its own thread (spawned detached).
+      auto link = self->system().middleman().spawn_client(
+        connection, opts.host, opts.port, ctx, conn_role::dialed,
+        caf::actor_cast<caf::actor>(self), opts.token);
+      if (!link) {
+        s.last_error = self->system().render(link.error());
+        self->delayed_send(self, s.backoff, connect_atom::value);
+        s.backoff = std::min(s.backoff * 2, opts.backoff_max);
+        return;
+      }
+      s.link = *link;
+      self->monitor(s.link);
+    },
+    [=](connected_atom, const std::string&) {
+      auto& s = self->state;
+      s.connected = true;
+      s.backoff = opts.backoff_initial;
+    },
+    [=](refused_atom, const caf::error& why) {
+      self->state.last_error = self->system().render(why);
+    },
+    [=](wire_request_atom, std::string& target,
+        std::string& payload) -> caf::result<std::string> {
+      auto& s = self->state;
+      if (!s.connected || !s.link)
+        return to_error(rejection{code::unavailable, "net.uplink", 0, 0, 0,
+                                  "not connected to the server"
+                                    + (s.last_error.empty() ? std::string{}
+                                                            : " (last error: " + s.last_error + ")")});
+      self->delegate(s.link, wire_request_atom::value, std::move(target), std::move(payload));
+      return caf::delegated<std::string>{};
+    },
+    [=](caf::get_atom) { return self->state.connected; },
+    [=](stop_atom) {
+      auto& s = self->state;
+      s.stopped = true;
+      if (s.link)
+        self->send(s.link, stop_atom::value);
+      self->quit();
+    },
   };
 }
 
@@ -570,13 +759,19 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<server_context> ct
   return {
     [=](const caf::io::new_connection_msg& msg) {
       // A refused connection still gets a broker: it sends the Reject and closes.
-      self->fork(connection, msg.handle, ctx, ctx->try_open_connection());
+      auto role = ctx->try_open_connection() ? conn_role::accepted : conn_role::refused;
+      self->fork(connection, msg.handle, ctx, role, caf::actor{}, std::string{});
     },
     [=](const caf::io::acceptor_closed_msg&) { self->quit(); },
   };
 }
 
 } // namespace
+
+caf::actor start_uplink(caf::actor_system& sys, std::shared_ptr<server_context> ctx,
+                        uplink_options opts) {
+  return sys.spawn<caf::detached>(uplink, std::move(ctx), std::move(opts));
+}
 
 void stop_listener(const listener& l, server_context& ctx) {
   if (l.acceptor)

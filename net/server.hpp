@@ -9,6 +9,7 @@
 // Reject frame and is counted by code.
 
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -64,6 +65,12 @@ public:
   bool try_open_connection() noexcept;
   void connection_closed() noexcept;
 
+  /// The connection whose peer said `node_id` in its Hello (the last one to say it), for
+  /// sending requests to that peer: (wire_request_atom, target, payload) -> std::string.
+  /// Null when no such connection is open.
+  caf::actor connection_for(const std::string& node_id) const;
+  void name_connection(const std::string& node_id, const caf::actor& conn);
+
   /// The connection actors alive now (for shutdown).
   void add_connection(const caf::actor& conn);
   void remove_connection(caf::actor_id id);
@@ -72,6 +79,7 @@ public:
 private:
   mutable std::mutex connections_mtx_;
   std::map<caf::actor_id, caf::actor> connections_;
+  std::map<std::string, caf::actor> named_;  // peer node id -> connection
   listener_config cfg_;
   const clock_source& clock_;
   mutable std::mutex targets_mtx_;
@@ -91,5 +99,24 @@ result<listener> start_listener(caf::actor_system& sys, std::shared_ptr<server_c
 /// Stops accepting and closes every connection with a Reject shutting_down (requests in
 /// flight are not answered). Returns at once; connections_open reaches 0 shortly after.
 void stop_listener(const listener& l, server_context& ctx);
+
+struct uplink_options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string token;  // presented in the Hello
+  std::chrono::milliseconds backoff_initial{50};
+  std::chrono::milliseconds backoff_max{2000};
+};
+
+/// Dials out to a Levee server and keeps the connection up, reconnecting with exponential
+/// backoff (a node that needs no inbound port, e.g. a satellite). The returned actor
+///   - forwards (wire_request_atom, target, payload) -> std::string to the server, through
+///     the server's gates; while disconnected it answers `unavailable` at once;
+///   - answers (get_atom) -> bool: connected or not;
+///   - stops on (stop_atom).
+/// Requests the server sends over this connection reach the actors exposed in `ctx`, which
+/// also sets the limits this side enforces and its node id. Needs caf::io::middleman.
+caf::actor start_uplink(caf::actor_system& sys, std::shared_ptr<server_context> ctx,
+                        uplink_options opts);
 
 } // namespace levee::net

@@ -648,5 +648,106 @@ TEST_F(ConnectionTest, ClientReconnectsAfterTheServerRestarts) {
   EXPECT_EQ(*after.payload, "after");
 }
 
+// -- the dialing side: an uplink that keeps a connection to the server ------------------
+
+struct UplinkTest : ConnectionTest {
+  std::shared_ptr<net::server_context> uctx;
+  caf::actor link;
+
+  void start_uplink(std::string token = "") {
+    net::listener_config ucfg;
+    ucfg.node_id = "sat-1";
+    uctx = std::make_shared<net::server_context>(ucfg);
+    targets.push_back(spawn_limited<wire_service>(*sys, *rt, "echo", &release));
+    uctx->expose("local", targets.back());
+    net::uplink_options o;
+    o.port = lst.port;
+    o.token = std::move(token);
+    o.backoff_initial = 10ms;
+    o.backoff_max = 100ms;
+    link = net::start_uplink(*sys, uctx, o);
+  }
+
+  bool connected() {
+    caf::scoped_actor self{*sys};
+    bool up = false;
+    self->request(link, 10s, caf::get_atom::value).receive([&](bool b) { up = b; },
+                                                           [](caf::error&) {});
+    return up;
+  }
+
+  /// (wire_request_atom, target, payload) to `dest`; the answer or the rejection.
+  reply ask(const caf::actor& dest, std::string target, std::string payload) {
+    caf::scoped_actor self{*sys};
+    reply out;
+    self->request(dest, 10s, wire_request_atom::value, std::move(target), std::move(payload))
+      .receive([&](std::string& s) { out.payload = std::move(s); },
+               [&](caf::error& err) {
+                 out.rejected = rejection_from(err);
+                 if (!out.rejected)
+                   out.rejected = rejection{code::unavailable, "test", 0, 0, 0, to_string(err)};
+               });
+    return out;
+  }
+
+  void TearDown() override {
+    if (link)
+      caf::anon_send(link, stop_atom::value);
+    link = nullptr;
+    ConnectionTest::TearDown();
+  }
+};
+
+TEST_F(UplinkTest, RequestsFlowBothWaysOnTheDialedConnection) {
+  start();
+  start_uplink();
+  ASSERT_TRUE(test::wait_until([&] { return connected(); }));
+  // The uplink's side asks the server.
+  auto up = ask(link, "echo", "from the satellite");
+  ASSERT_TRUE(up.ok()) << up.rejected->to_string();
+  EXPECT_EQ(*up.payload, "from the satellite");
+  // The server asks the node that dialed in, over the same connection.
+  auto conn = ctx->connection_for("sat-1");
+  ASSERT_TRUE(conn);
+  auto down = ask(conn, "local", "from the server");
+  ASSERT_TRUE(down.ok()) << down.rejected->to_string();
+  EXPECT_EQ(*down.payload, "from the server");
+  // Refusals travel both ways too.
+  auto missing = ask(conn, "nobody", "x");
+  ASSERT_TRUE(missing.rejected);
+  EXPECT_EQ(missing.rejected->code, code::not_found);
+}
+
+TEST_F(UplinkTest, ReconnectsWithBackoffAfterTheServerRestarts) {
+  start();
+  auto port = lst.port;
+  start_uplink();
+  ASSERT_TRUE(test::wait_until([&] { return connected(); }));
+  // Stop only the listener side: shut down its connections and stop accepting.
+  net::stop_listener(lst, *ctx);
+  ASSERT_TRUE(test::wait_until([&] { return !connected(); }));
+  auto refused = ask(link, "echo", "while down");
+  ASSERT_TRUE(refused.rejected);
+  EXPECT_EQ(refused.rejected->code, code::unavailable);
+  auto l = net::start_listener(*sys, ctx, "127.0.0.1", port);
+  ASSERT_TRUE(l.ok()) << l.error().to_string();
+  lst = *l;
+  ASSERT_TRUE(test::wait_until([&] { return connected(); }));
+  auto again = ask(link, "echo", "back");
+  ASSERT_TRUE(again.ok()) << again.rejected->to_string();
+}
+
+TEST_F(UplinkTest, WrongTokenKeepsTheUplinkDownAndSaysWhy) {
+  lcfg.token = "s3cret";
+  start();
+  start_uplink("guess");
+  ASSERT_TRUE(test::wait_until([&] { return ctx->stats.closed(code::unauthenticated) >= 2; }));
+  EXPECT_FALSE(connected());
+  auto r = ask(link, "echo", "x");
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.rejected->code, code::unavailable);
+  EXPECT_NE(r.rejected->detail.find("unauthenticated"), std::string::npos) << r.rejected->detail;
+}
+
 } // namespace
 } // namespace levee
