@@ -19,6 +19,12 @@ using report_atom = caf::atom_constant<caf::atom("report")>;
 /// (wire_request_atom, std::string payload) -> std::string: a Request that arrived over the
 /// wire protocol, bridged to the actor exposed under its target name.
 using wire_request_atom = caf::atom_constant<caf::atom("wire_req")>;
+/// (wire_stream_atom, std::string payload, uint64_t request_id) -> std::string summary: a
+/// streamed Request. Before answering, the actor sends any number of
+/// (wire_batch_atom, uint64_t request_id, std::string part) to the requester (its
+/// current sender); they reach the client in the order sent, then EndOfStream.
+using wire_stream_atom = caf::atom_constant<caf::atom("wire_strm")>;
+using wire_batch_atom = caf::atom_constant<caf::atom("wire_batch")>;
 /// Connection actors' own timers and controls.
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
 /// (connected_atom, std::string peer_node_id): a dialed connection completed its handshake.

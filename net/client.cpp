@@ -46,6 +46,7 @@ struct client::impl {
   std::unique_ptr<token_bucket> byte_rate;
   std::optional<rejection> last_reject;  // the last Reject that closed the connection
   uint32_t permit_bytes = 0;             // a granted permit, good for the next frame
+  bool stream_next = false;              // the request being built is a streamed one
 
   explicit impl(client_options o)
     : opts(std::move(o)), reader(codec()) {}
@@ -281,6 +282,15 @@ status client::connect_with_backoff(milliseconds total) {
   }
 }
 
+std::optional<rejection> client::send_stream_request(std::string_view target,
+                                                     std::string payload, uint64_t& request_id,
+                                                     uint32_t deadline_ms) {
+  impl_->stream_next = true;
+  auto r = send_request(target, std::move(payload), request_id, deadline_ms);
+  impl_->stream_next = false;
+  return r;
+}
+
 std::optional<rejection> client::send_request(std::string_view target, std::string payload,
                                               uint64_t& request_id, uint32_t deadline_ms) {
   auto& d = *impl_;
@@ -296,6 +306,7 @@ std::optional<rejection> client::send_request(std::string_view target, std::stri
   req.set_target(std::string{target});
   req.set_payload(std::move(payload));
   req.set_deadline_ms(deadline_ms);
+  req.set_stream(d.stream_next);
   std::string out;
   auto peer = d.peer();
   peer.max_frame_bytes = std::max(peer.max_frame_bytes, d.permit_bytes);
@@ -400,6 +411,21 @@ reply client::receive(milliseconds timeout) {
         d.inflight -= d.inflight > 0 ? 1 : 0;
         return reply{env->request_id(), std::move(*env->mutable_response()->mutable_payload()),
                      std::nullopt};
+      case wire::Envelope::kBatch: {
+        reply r{env->request_id(), std::move(*env->mutable_batch()->mutable_payload()),
+                std::nullopt};
+        r.batch = true;
+        r.sequence = env->batch().sequence();
+        return r;
+      }
+      case wire::Envelope::kEndOfStream: {
+        d.inflight -= d.inflight > 0 ? 1 : 0;
+        reply r{env->request_id(),
+                std::move(*env->mutable_end_of_stream()->mutable_summary()), std::nullopt};
+        r.end_of_stream = true;
+        r.sequence = env->end_of_stream().batches();
+        return r;
+      }
       case wire::Envelope::kReject: {
         auto r = net::from_wire(env->reject());
         if (env->reject().closing()) {

@@ -125,6 +125,7 @@ struct connection_state {
   uint32_t peer_max_inflight = 0;
   uint64_t next_request_id = 1;
   std::map<uint64_t, caf::response_promise> outgoing;
+  std::map<uint64_t, uint64_t> streams;  // streamed requests in flight -> batches sent
   const char* name = "levee.connection";
 };
 
@@ -336,6 +337,31 @@ void handle_request(connection_broker* self, const wire::Envelope& env) {
                     ? std::min<uint64_t>(req.deadline_ms(), limits.request_deadline_ms)
                     : limits.request_deadline_ms;
   ++st.inflight;
+  if (req.stream()) {
+    // Batches arrive as (wire_batch_atom, rid, part) before the answer: the actor sends
+    // them to us in order, and CAF keeps one sender's messages in order.
+    st.streams[rid] = 0;
+    self->request(target, milliseconds(deadline), wire_stream_atom::value, req.payload(), rid)
+      .then(
+        [=](std::string& summary) {
+          auto& s = self->state;
+          --s.inflight;
+          wire::Envelope out;
+          out.set_request_id(rid);
+          out.mutable_end_of_stream()->set_batches(s.streams[rid]);
+          out.mutable_end_of_stream()->set_summary(std::move(summary));
+          s.streams.erase(rid);
+          s.ctx->stats.requests_answered.fetch_add(1);
+          write_frame(self, out);
+        },
+        [=](caf::error& err) {
+          auto& s = self->state;
+          --s.inflight;
+          s.streams.erase(rid);
+          send_reject(self, rid, rejection_of(err));
+        });
+    return;
+  }
   self->request(target, milliseconds(deadline), wire_request_atom::value, req.payload())
     .then(
       [=](std::string& answer) {
@@ -677,6 +703,17 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
     [=](wire_request_atom, std::string& target,
         std::string& payload) -> caf::result<std::string> {
       return send_outgoing(self, std::move(target), std::move(payload));
+    },
+    [=](wire_batch_atom, uint64_t rid, std::string& part) {
+      auto& s = self->state;
+      auto i = s.streams.find(rid);
+      if (i == s.streams.end())
+        return;  // the stream already ended or failed: a late batch is dropped
+      wire::Envelope out;
+      out.set_request_id(rid);
+      out.mutable_batch()->set_sequence(i->second++);
+      out.mutable_batch()->set_payload(std::move(part));
+      write_frame(self, out);
     },
   };
 }

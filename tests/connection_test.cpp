@@ -34,7 +34,16 @@ class wire_service : public limited_actor {
 public:
   wire_service(caf::actor_config& cfg, test::latch* release) : limited(cfg), release_(release) {}
   caf::behavior make_behavior() override {
-    return {[this](wire_request_atom, const std::string& payload) -> std::string {
+    return {
+      [this](wire_stream_atom, const std::string& payload, uint64_t rid) -> std::string {
+        // "N": N batches "part-0" .. "part-(N-1)" to the requester, then the summary.
+        auto n = std::stoul(payload);
+        auto to = caf::actor_cast<caf::actor>(current_sender());
+        for (size_t i = 0; i < n; ++i)
+          send(to, wire_batch_atom::value, rid, "part-" + std::to_string(i));
+        return std::to_string(n) + " parts";
+      },
+      [this](wire_request_atom, const std::string& payload) -> std::string {
       if (payload == "hold")
         release_->wait();
       if (payload.rfind("big:", 0) == 0) {
@@ -47,7 +56,8 @@ public:
         return out;
       }
       return payload;
-    }};
+      },
+    };
   }
 
 private:
@@ -248,6 +258,45 @@ TEST_F(ConnectionTest, BatchedRequestsInOneWriteAndAnswersAsTheyArrive) {
     ASSERT_TRUE(a.ok()) << a.rejected->to_string();
     EXPECT_EQ(*a.payload, expected[a.request_id]);
   }
+  EXPECT_EQ(c.in_flight(), 0u);
+}
+
+TEST_F(ConnectionTest, StreamedAnswersArriveInOrderThenEndOfStream) {
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  uint64_t stream_id = 0;
+  ASSERT_FALSE(c.send_stream_request("echo", "100", stream_id));
+  std::map<uint64_t, std::string> plain;
+  for (int i = 0; i < 10; ++i) {
+    uint64_t id = 0;
+    ASSERT_FALSE(c.send_request("echo", "p" + std::to_string(i), id));
+    plain[id] = "p" + std::to_string(i);
+  }
+  uint64_t next_sequence = 0;
+  bool ended = false;
+  size_t answered = 0;
+  while (!ended || answered < plain.size()) {
+    auto r = c.receive(10s);
+    ASSERT_TRUE(r.ok()) << (r.rejected ? r.rejected->to_string() : "");
+    if (r.request_id == stream_id) {
+      ASSERT_FALSE(ended) << "nothing may follow the end of a stream";
+      if (r.end_of_stream) {
+        EXPECT_EQ(r.sequence, 100u);  // batches sent
+        EXPECT_EQ(*r.payload, "100 parts");
+        ended = true;
+      } else {
+        ASSERT_TRUE(r.batch);
+        EXPECT_EQ(r.sequence, next_sequence);
+        EXPECT_EQ(*r.payload, "part-" + std::to_string(next_sequence));
+        ++next_sequence;
+      }
+    } else {
+      EXPECT_EQ(*r.payload, plain[r.request_id]);
+      ++answered;
+    }
+  }
+  EXPECT_EQ(next_sequence, 100u);
   EXPECT_EQ(c.in_flight(), 0u);
 }
 

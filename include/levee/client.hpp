@@ -52,8 +52,12 @@ struct server_limits {
 /// such as unavailable when the connection is gone).
 struct reply {
   uint64_t request_id = 0;
-  std::optional<std::string> payload;
+  std::optional<std::string> payload;   // the answer; for streams a batch or the summary
   std::optional<rejection> rejected;
+  /// Streamed requests: a batch (more follow), or the end of the stream.
+  bool batch = false;
+  bool end_of_stream = false;
+  uint64_t sequence = 0;                // a batch's position in its stream, from 0
   bool ok() const noexcept { return payload.has_value(); }
 };
 
@@ -95,6 +99,11 @@ public:
   /// Waits for one answer like receive(), then appends it and every further answer that
   /// has already arrived (no more waiting) to `out`. Returns how many were appended.
   size_t receive_ready(std::vector<reply>& out, std::chrono::milliseconds timeout);
+
+  /// Sends a streamed request: receive() then returns its batches (reply.batch) in order,
+  /// then its end (reply.end_of_stream, payload = summary) or a rejection.
+  std::optional<rejection> send_stream_request(std::string_view target, std::string payload,
+                                               uint64_t& request_id, uint32_t deadline_ms = 0);
 
   /// One request and its answer. Reconnects (with backoff, within `timeout`) first if the
   /// connection is gone.
