@@ -85,16 +85,27 @@ std::optional<rejection> decode_body(const frame_header& header, const uint8_t* 
   return std::nullopt;
 }
 
-std::optional<rejection> encode_frame(const wire::Envelope& env, const codec_limits& peer,
-                                      std::string& out) {
-  std::string plain;
-  env.SerializeToString(&plain);
-  uint8_t flags = 0;
-  std::string compressed;
+namespace {
+
+template <class Buffer>
+void put_header(Buffer& out, size_t at, uint32_t length, uint8_t flags) {
+  out[at] = static_cast<char>(length >> 24);
+  out[at + 1] = static_cast<char>(length >> 16);
+  out[at + 2] = static_cast<char>(length >> 8);
+  out[at + 3] = static_cast<char>(length);
+  out[at + 4] = static_cast<char>(flags);
+}
+
+template <class Buffer>
+std::optional<rejection> encode_into(const wire::Envelope& env, const codec_limits& peer,
+                                     Buffer& out) {
+  auto plain_size = env.ByteSizeLong();
   // Compress only what the peer may decompress, and only when it shrinks the body.
-  if (plain.size() > peer.compress_above_bytes && plain.size() <= peer.max_decompressed_bytes) {
+  if (plain_size > peer.compress_above_bytes && plain_size <= peer.max_decompressed_bytes) {
+    std::string plain;
+    env.SerializeToString(&plain);
     auto bound = LZ4_compressBound(static_cast<int>(plain.size()));
-    compressed.resize(4 + static_cast<size_t>(bound));
+    std::string compressed(4 + static_cast<size_t>(bound), '\0');
     auto n = LZ4_compress_default(plain.data(), compressed.data() + 4,
                                   static_cast<int>(plain.size()), bound);
     if (n > 0 && static_cast<size_t>(n) + 4 < plain.size()) {
@@ -104,18 +115,37 @@ std::optional<rejection> encode_frame(const wire::Envelope& env, const codec_lim
       compressed[1] = static_cast<char>(size >> 16);
       compressed[2] = static_cast<char>(size >> 8);
       compressed[3] = static_cast<char>(size);
-      flags = flag_lz4;
+      if (compressed.size() > peer.max_frame_bytes)
+        return refuse(code::message_too_large, "net.max_frame_bytes", compressed.size(),
+                      peer.max_frame_bytes, "the message is larger than the peer accepts");
+      auto at = out.size();
+      out.resize(at + frame_header_bytes + compressed.size());
+      put_header(out, at, static_cast<uint32_t>(compressed.size()), flag_lz4);
+      std::memcpy(&out[at + frame_header_bytes], compressed.data(), compressed.size());
+      return std::nullopt;
     }
   }
-  const std::string& body = flags & flag_lz4 ? compressed : plain;
-  if (body.size() > peer.max_frame_bytes)
-    return refuse(code::message_too_large, "net.max_frame_bytes", body.size(),
+  if (plain_size > peer.max_frame_bytes)
+    return refuse(code::message_too_large, "net.max_frame_bytes", plain_size,
                   peer.max_frame_bytes, "the message is larger than the peer accepts");
-  out.reserve(out.size() + frame_header_bytes + body.size());
-  append_u32_be(out, static_cast<uint32_t>(body.size()));
-  out.push_back(static_cast<char>(flags));
-  out += body;
+  // The common case: serialize straight into the output, no intermediate copy.
+  auto at = out.size();
+  out.resize(at + frame_header_bytes + plain_size);
+  put_header(out, at, static_cast<uint32_t>(plain_size), 0);
+  env.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(&out[at + frame_header_bytes]));
   return std::nullopt;
+}
+
+} // namespace
+
+std::optional<rejection> encode_frame(const wire::Envelope& env, const codec_limits& peer,
+                                      std::string& out) {
+  return encode_into(env, peer, out);
+}
+
+std::optional<rejection> encode_frame(const wire::Envelope& env, const codec_limits& peer,
+                                      std::vector<char>& out) {
+  return encode_into(env, peer, out);
 }
 
 size_t frame_reader::feed(const uint8_t* data, size_t n) {

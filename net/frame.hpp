@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "limits/rejection.hpp"
 #include "net/levee.pb.h"
@@ -62,6 +63,10 @@ std::optional<rejection> decode_body(const frame_header& header, const uint8_t* 
 /// peer.max_frame_bytes.
 std::optional<rejection> encode_frame(const wire::Envelope& env, const codec_limits& peer,
                                       std::string& out);
+
+/// The same, appending to a CAF write buffer directly.
+std::optional<rejection> encode_frame(const wire::Envelope& env, const codec_limits& peer,
+                                      std::vector<char>& out);
 
 /// Incremental reader over a byte stream (the client library and the fuzzer feed it what
 /// a socket returns). Holds at most one frame's body; allocates the body buffer only after

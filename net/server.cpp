@@ -4,6 +4,7 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <unordered_map>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/io/all.hpp>
@@ -126,6 +127,7 @@ struct connection_state {
   uint64_t next_request_id = 1;
   std::map<uint64_t, caf::response_promise> outgoing;
   std::map<uint64_t, uint64_t> streams;  // streamed requests in flight -> batches sent
+  std::unordered_map<std::string, caf::actor> targets;  // looked up by this connection
   const char* name = "levee.connection";
 };
 
@@ -202,20 +204,21 @@ void write_frame(connection_broker* self, const wire::Envelope& env) {
   auto& st = self->state;
   if (st.closed || st.closing)
     return;
-  std::string out;
-  if (auto err = encode_frame(env, st.peer, out)) {
+  // Encoded straight into the connection's write buffer.
+  auto& buf = self->wr_buf(st.hdl);
+  auto before = buf.size();
+  if (auto err = encode_frame(env, st.peer, buf)) {
     // The answer is larger than the client accepts: tell it so instead.
     wire::Envelope refusal;
     refusal.set_request_id(env.request_id());
     err->limit = "client.max_frame_bytes";
     *refusal.mutable_reject() = to_wire(*err);
     count_reject(st, err->code);
-    out.clear();
-    encode_frame(refusal, st.peer, out);
+    encode_frame(refusal, st.peer, buf);
   }
-  self->write(st.hdl, out.size(), out.data());
+  auto written = buf.size() - before;
   self->flush(st.hdl);
-  st.bytes_flushed += out.size();
+  st.bytes_flushed += written;
   st.ctx->stats.frames_out.fetch_add(1);
   auto max = limits_of(self).max_write_buffer_bytes;
   auto pending = st.bytes_flushed - st.bytes_written;
@@ -314,11 +317,11 @@ void fill_hello(wire::Hello& out, const server_context& ctx, wire::Role role,
   ol.set_idle_timeout_ms(static_cast<uint32_t>(limits.idle_timeout_ms));
 }
 
-void handle_request(connection_broker* self, const wire::Envelope& env) {
+void handle_request(connection_broker* self, wire::Envelope& env) {
   auto& st = self->state;
   auto& limits = limits_of(self);
   auto rid = env.request_id();
-  auto& req = env.request();
+  auto& req = *env.mutable_request();
   if (st.inflight >= limits.max_inflight_requests) {
     send_reject(self, rid,
                 rejection{code::too_many_inflight, "net.max_inflight_requests", st.inflight + 1,
@@ -326,7 +329,13 @@ void handle_request(connection_broker* self, const wire::Envelope& env) {
                           "wait for answers before sending more requests"});
     return;
   }
-  auto target = st.ctx->target(req.target());
+  // Targets are looked up once per connection; the shared registry takes a lock.
+  auto& cached = st.targets[req.target()];
+  if (!cached)
+    cached = st.ctx->target(req.target());
+  auto target = cached;
+  if (!target)
+    st.targets.erase(req.target());
   if (!target) {
     send_reject(self, rid,
                 rejection{code::not_found, "net.target", 0, 0, 0,
@@ -341,7 +350,8 @@ void handle_request(connection_broker* self, const wire::Envelope& env) {
     // Batches arrive as (wire_batch_atom, rid, part) before the answer: the actor sends
     // them to us in order, and CAF keeps one sender's messages in order.
     st.streams[rid] = 0;
-    self->request(target, milliseconds(deadline), wire_stream_atom::value, req.payload(), rid)
+    self->request(target, milliseconds(deadline), wire_stream_atom::value,
+                  std::move(*req.mutable_payload()), rid)
       .then(
         [=](std::string& summary) {
           auto& s = self->state;
@@ -362,7 +372,8 @@ void handle_request(connection_broker* self, const wire::Envelope& env) {
         });
     return;
   }
-  self->request(target, milliseconds(deadline), wire_request_atom::value, req.payload())
+  self->request(target, milliseconds(deadline), wire_request_atom::value,
+                std::move(*req.mutable_payload()))
     .then(
       [=](std::string& answer) {
         auto& s = self->state;
@@ -408,7 +419,7 @@ void handle_permit(connection_broker* self, const wire::Envelope& env) {
   write_frame(self, out);
 }
 
-void handle_frame(connection_broker* self, const wire::Envelope& env) {
+void handle_frame(connection_broker* self, wire::Envelope& env) {
   auto& st = self->state;
   if (!st.hello_done) {
     handle_hello(self, env);
@@ -436,7 +447,7 @@ void handle_frame(connection_broker* self, const wire::Envelope& env) {
       if (i == st.outgoing.end())
         return;  // an answer nobody waits for (its requester gave up): dropped, harmless
       if (env.has_response())
-        i->second.deliver(std::move(*const_cast<wire::Envelope&>(env).mutable_response()
+        i->second.deliver(std::move(*env.mutable_response()
                                        ->mutable_payload()));
       else
         i->second.deliver(to_error(from_wire(env.reject())));
