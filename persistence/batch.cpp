@@ -1,0 +1,205 @@
+#include "persistence/batch.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include <lz4.h>
+
+#include "persistence/crc32c.hpp"
+#include "persistence/record.pb.h"
+
+namespace levee::persistence {
+
+namespace {
+
+// Little-endian fixed-width fields (FORMAT.md).
+template <class T>
+void put(std::string& out, size_t at, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i)
+    out[at + i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF);
+}
+
+template <class T>
+T get(const uint8_t* p) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i)
+    v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return static_cast<T>(v);
+}
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+bool get_varint(const uint8_t*& p, const uint8_t* end, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64 && p < end; shift += 7) {
+    auto b = *p++;
+    v |= static_cast<uint64_t>(b & 0x7F) << shift;
+    if ((b & 0x80) == 0)
+      return true;
+  }
+  return false;
+}
+
+/// The header checksum covers header bytes 0..43 (the body checksum included); the body
+/// checksum covers the payload, bytes 48.. to the end of the batch.
+uint32_t header_crc(const uint8_t* batch) {
+  return crc32c(0, batch, 44);
+}
+
+uint32_t body_crc(const uint8_t* batch, size_t length) {
+  return crc32c(0, batch + batch_header_bytes, length - batch_header_bytes);
+}
+
+} // namespace
+
+bool operator==(const record& a, const record& b) {
+  return a.key == b.key && a.value == b.value && a.timestamp_ms == b.timestamp_ms
+         && a.headers == b.headers;
+}
+
+status encode_batch(uint64_t base_offset, const std::vector<record>& records,
+                    const batch_limits& limits, std::string& out) {
+  if (records.empty())
+    return status::error(code::bad_request, "an empty batch cannot be appended");
+  std::string payload;
+  format::Record pb;
+  int64_t first_ts = records.front().timestamp_ms;
+  int64_t max_ts = std::numeric_limits<int64_t>::min();
+  for (auto& r : records) {
+    uint64_t size = r.key.size() + r.value.size();
+    for (auto& [name, value] : r.headers)
+      size += name.size() + value.size();
+    if (size > limits.max_record_bytes)
+      return status::error(code::message_too_large,
+                           "persistence.max_record_bytes: a record of " + std::to_string(size)
+                             + " bytes is over the maximum of "
+                             + std::to_string(limits.max_record_bytes));
+    pb.Clear();
+    pb.set_key(r.key);
+    pb.set_value(r.value);
+    pb.set_timestamp_ms(r.timestamp_ms);
+    for (auto& [name, value] : r.headers) {
+      auto h = pb.add_headers();
+      h->set_name(name);
+      h->set_value(value);
+    }
+    put_varint(payload, pb.ByteSizeLong());
+    pb.AppendToString(&payload);
+    max_ts = std::max(max_ts, r.timestamp_ms);
+  }
+  uint8_t attributes = 0;
+  std::string compressed;
+  if (limits.compress && payload.size() > 64) {
+    auto bound = LZ4_compressBound(static_cast<int>(payload.size()));
+    compressed.resize(static_cast<size_t>(bound));
+    auto n = LZ4_compress_default(payload.data(), compressed.data(),
+                                  static_cast<int>(payload.size()), bound);
+    if (n > 0 && static_cast<size_t>(n) < payload.size()) {
+      compressed.resize(static_cast<size_t>(n));
+      attributes |= attr_lz4;
+    }
+  }
+  const std::string& body = (attributes & attr_lz4) ? compressed : payload;
+  auto length = batch_header_bytes + body.size();
+  if (length > limits.max_batch_bytes || length > std::numeric_limits<uint32_t>::max())
+    return status::error(code::message_too_large,
+                         "persistence.max_batch_bytes: a batch of " + std::to_string(length)
+                           + " bytes is over the maximum of "
+                           + std::to_string(limits.max_batch_bytes));
+  auto at = out.size();
+  out.resize(at + batch_header_bytes);
+  put<uint64_t>(out, at, base_offset);
+  put<uint32_t>(out, at + 8, static_cast<uint32_t>(length));
+  // crc at +12, written last
+  put<uint8_t>(out, at + 16, batch_format_version);
+  put<uint8_t>(out, at + 17, attributes);
+  put<uint16_t>(out, at + 18, 0);
+  put<uint32_t>(out, at + 20, static_cast<uint32_t>(records.size()));
+  put<int64_t>(out, at + 24, first_ts);
+  put<int64_t>(out, at + 32, max_ts);
+  put<uint32_t>(out, at + 40, static_cast<uint32_t>(payload.size()));
+  out += body;
+  auto p = reinterpret_cast<const uint8_t*>(out.data() + at);
+  put<uint32_t>(out, at + 12, body_crc(p, length));
+  put<uint32_t>(out, at + 44, header_crc(reinterpret_cast<const uint8_t*>(out.data() + at)));
+  return {};
+}
+
+batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batch_bytes,
+                        batch_header& h, std::string& why) {
+  if (available < batch_header_bytes)
+    return batch_check::incomplete;
+  h.base_offset = get<uint64_t>(data);
+  h.length = get<uint32_t>(data + 8);
+  h.crc = get<uint32_t>(data + 12);
+  h.version = data[16];
+  h.attributes = data[17];
+  h.record_count = get<uint32_t>(data + 20);
+  h.first_timestamp_ms = get<int64_t>(data + 24);
+  h.max_timestamp_ms = get<int64_t>(data + 32);
+  h.payload_bytes = get<uint32_t>(data + 40);
+  h.header_crc = get<uint32_t>(data + 44);
+  if (header_crc(data) != h.header_crc) {
+    why = "batch header checksum mismatch";
+    return batch_check::corrupt_header;
+  }
+  if (h.length < batch_header_bytes || h.length > max_batch_bytes
+      || h.version != batch_format_version || (h.attributes & ~attr_lz4) != 0
+      || h.record_count == 0) {
+    why = "batch header with length " + std::to_string(h.length) + ", version "
+          + std::to_string(h.version) + ", attributes " + std::to_string(h.attributes)
+          + " that this version cannot read";
+    return batch_check::corrupt_header;
+  }
+  if (available < h.length)
+    return batch_check::incomplete;
+  if (body_crc(data, h.length) != h.crc) {
+    why = "batch payload checksum mismatch";
+    return batch_check::corrupt_body;
+  }
+  return batch_check::ok;
+}
+
+status decode_records(const batch_header& h, const uint8_t* batch,
+                      std::vector<stored_record>& out) {
+  const uint8_t* body = batch + batch_header_bytes;
+  size_t body_size = h.length - batch_header_bytes;
+  std::string inflated;
+  if (h.attributes & attr_lz4) {
+    inflated.resize(h.payload_bytes);
+    auto n = LZ4_decompress_safe(reinterpret_cast<const char*>(body), inflated.data(),
+                                 static_cast<int>(body_size), static_cast<int>(h.payload_bytes));
+    if (n < 0 || static_cast<uint32_t>(n) != h.payload_bytes)
+      return status::error(code::storage_error, "a compressed batch does not decompress");
+    body = reinterpret_cast<const uint8_t*>(inflated.data());
+    body_size = inflated.size();
+  }
+  const uint8_t* p = body;
+  const uint8_t* end = body + body_size;
+  format::Record pb;
+  for (uint32_t i = 0; i < h.record_count; ++i) {
+    uint64_t len = 0;
+    if (!get_varint(p, end, len) || len > static_cast<uint64_t>(end - p)
+        || !pb.ParseFromArray(p, static_cast<int>(len)))
+      return status::error(code::storage_error, "a record in a batch does not parse");
+    p += len;
+    stored_record sr;
+    sr.offset = h.base_offset + i;
+    sr.rec.key = std::move(*pb.mutable_key());
+    sr.rec.value = std::move(*pb.mutable_value());
+    sr.rec.timestamp_ms = pb.timestamp_ms();
+    for (auto& hd : *pb.mutable_headers())
+      sr.rec.headers.emplace_back(std::move(*hd.mutable_name()), std::move(*hd.mutable_value()));
+    out.push_back(std::move(sr));
+  }
+  return {};
+}
+
+} // namespace levee::persistence

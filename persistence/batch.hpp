@@ -1,0 +1,75 @@
+#pragma once
+// Record batches: the unit the segment log writes, checksums and compresses. The byte
+// layout is in FORMAT.md; the constants shared by writer and reader are here.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "limits/status.hpp"
+
+namespace levee::persistence {
+
+constexpr size_t batch_header_bytes = 48;
+constexpr uint8_t batch_format_version = 1;
+constexpr uint8_t attr_lz4 = 0x01;
+
+struct record {
+  std::string key;    // empty: no key
+  std::string value;
+  int64_t timestamp_ms = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+bool operator==(const record& a, const record& b);
+
+/// A record as read back, with its offset.
+struct stored_record {
+  uint64_t offset = 0;
+  record rec;
+};
+
+struct batch_limits {
+  uint64_t max_record_bytes;  // one record's key + value + headers
+  uint64_t max_batch_bytes;   // one encoded batch, header included
+  bool compress;              // LZ4 when it makes the payload smaller
+};
+
+struct batch_header {
+  uint64_t base_offset = 0;
+  uint32_t length = 0;        // the whole batch, header included
+  uint32_t crc = 0;
+  uint8_t version = 0;
+  uint8_t attributes = 0;
+  uint32_t record_count = 0;
+  int64_t first_timestamp_ms = 0;
+  int64_t max_timestamp_ms = 0;
+  uint32_t payload_bytes = 0;  // uncompressed
+  uint32_t header_crc = 0;
+};
+
+/// Appends one batch of `records` starting at `base_offset` to `out`. Refuses (typed, with
+/// nothing appended) an empty batch, a record over max_record_bytes or a batch over
+/// max_batch_bytes (message_too_large).
+status encode_batch(uint64_t base_offset, const std::vector<record>& records,
+                    const batch_limits& limits, std::string& out);
+
+enum class batch_check {
+  ok,              // a whole, valid batch
+  incomplete,      // fewer bytes than the header or the batch needs
+  corrupt_header,  // the header's own checksum fails, or it holds impossible values
+  corrupt_body,    // the header is sound but the payload's checksum fails
+};
+
+/// Parses and verifies the batch at `data` with `available` bytes after it. On `corrupt`,
+/// `why` says what is wrong.
+batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batch_bytes,
+                        batch_header& header, std::string& why);
+
+/// Decodes the records of a batch that passed check_batch.
+status decode_records(const batch_header& header, const uint8_t* batch,
+                      std::vector<stored_record>& out);
+
+} // namespace levee::persistence

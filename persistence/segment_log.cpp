@@ -1,0 +1,263 @@
+#include "persistence/segment_log.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace levee::persistence {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+status io_error(const std::string& what, const std::string& path) {
+  return status::error(code::storage_error, what + " " + path + ": " + std::strerror(errno));
+}
+
+std::string segment_name(uint64_t base_offset) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%020llu.log", static_cast<unsigned long long>(base_offset));
+  return buf;
+}
+
+bool read_all_at(int fd, uint64_t pos, size_t n, std::string& out) {
+  out.resize(n);
+  size_t done = 0;
+  while (done < n) {
+    auto r = ::pread(fd, out.data() + done, n - done, static_cast<off_t>(pos + done));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return false;
+    done += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool write_all_at(int fd, uint64_t pos, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    auto r = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(pos + done));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return false;
+    done += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+} // namespace
+
+result<std::unique_ptr<segment_log>> segment_log::open(const log_options& opts,
+                                                       recovery_report* report) {
+  std::error_code ec;
+  fs::create_directories(opts.dir, ec);
+  if (ec)
+    return status::error(code::storage_error,
+                         "cannot create the log directory " + opts.dir + ": " + ec.message());
+  std::unique_ptr<segment_log> log{new segment_log(opts)};
+  recovery_report local;
+  if (auto st = log->recover(report ? *report : local); !st)
+    return st;
+  return log;
+}
+
+segment_log::~segment_log() {
+  for (auto& seg : segments_)
+    if (seg.fd >= 0)
+      ::close(seg.fd);
+}
+
+uint64_t segment_log::start_offset() const noexcept {
+  return segments_.empty() ? next_offset_ : segments_.front().base_offset;
+}
+
+status segment_log::recover(recovery_report& report) {
+  std::vector<uint64_t> bases;
+  for (auto& entry : fs::directory_iterator(opts_.dir)) {
+    auto name = entry.path().filename().string();
+    if (name.size() != 24 || name.substr(20) != ".log"
+        || !std::all_of(name.begin(), name.begin() + 20, ::isdigit))
+      continue;
+    bases.push_back(std::stoull(name.substr(0, 20)));
+  }
+  std::sort(bases.begin(), bases.end());
+  for (size_t i = 0; i < bases.size(); ++i) {
+    segment seg;
+    seg.base_offset = bases[i];
+    seg.path = (fs::path(opts_.dir) / segment_name(bases[i])).string();
+    seg.fd = ::open(seg.path.c_str(), O_RDWR | O_CLOEXEC);
+    if (seg.fd < 0)
+      return io_error("cannot open segment", seg.path);
+    if (!segments_.empty() && seg.base_offset != next_offset_)
+      return status::error(code::storage_error,
+                           "segment " + seg.path + " starts at offset "
+                             + std::to_string(seg.base_offset) + " but the previous one ends at "
+                             + std::to_string(next_offset_) + ": a segment is missing");
+    next_offset_ = seg.base_offset;
+    segments_.push_back(std::move(seg));
+    if (auto st = scan(segments_.back(), i + 1 == bases.size(), report); !st)
+      return st;
+    ++report.segments;
+  }
+  if (segments_.empty())
+    return roll(0);
+  return {};
+}
+
+status segment_log::scan(segment& seg, bool is_last, recovery_report& report) {
+  struct stat sb;
+  if (::fstat(seg.fd, &sb) != 0)
+    return io_error("cannot stat segment", seg.path);
+  auto file_size = static_cast<uint64_t>(sb.st_size);
+  std::string buf;
+  if (!read_all_at(seg.fd, 0, file_size, buf) && file_size > 0)
+    return io_error("cannot read segment", seg.path);
+  uint64_t pos = 0;
+  auto data = reinterpret_cast<const uint8_t*>(buf.data());
+  while (pos < file_size) {
+    batch_header h;
+    std::string why;
+    auto verdict = check_batch(data + pos, file_size - pos, opts_.limits.max_batch_bytes, h, why);
+    // What a crash during the last append can leave: a batch cut short, or (on file
+    // systems that allocate before they write) a last batch or header of zeros. Anything
+    // else is damage, and an error.
+    bool torn = false;
+    if (verdict == batch_check::incomplete) {
+      torn = true;
+      why = "incomplete last batch";
+    } else if (verdict == batch_check::corrupt_body) {
+      torn = pos + h.length == file_size;
+    } else if (verdict == batch_check::corrupt_header) {
+      torn = std::all_of(buf.begin() + static_cast<std::ptrdiff_t>(pos), buf.end(),
+                         [](char c) { return c == 0; });
+    }
+    if (verdict == batch_check::ok && h.base_offset != next_offset_) {
+      verdict = batch_check::corrupt_header;
+      why = "batch at offset " + std::to_string(h.base_offset) + " where "
+            + std::to_string(next_offset_) + " was expected";
+      torn = false;
+    }
+    if (verdict != batch_check::ok) {
+      if (!is_last || !torn)
+        return status::error(code::storage_error,
+                             "corrupt log: " + seg.path + " at byte " + std::to_string(pos)
+                               + ": " + why
+                               + "; it will not be repaired without an explicit repair policy");
+      if (::ftruncate(seg.fd, static_cast<off_t>(pos)) != 0)
+        return io_error("cannot truncate the torn tail of", seg.path);
+      ::fdatasync(seg.fd);
+      report.truncated_bytes += file_size - pos;
+      report.truncated_file = seg.path;
+      report.truncated_reason = why;
+      file_size = pos;
+      break;
+    }
+    seg.batches.push_back(batch_pos{h.base_offset, pos, h.length});
+    next_offset_ = h.base_offset + h.record_count;
+    ++report.batches;
+    report.records += h.record_count;
+    pos += h.length;
+  }
+  seg.size = file_size;
+  return {};
+}
+
+status segment_log::roll(uint64_t base_offset) {
+  segment seg;
+  seg.base_offset = base_offset;
+  seg.path = (fs::path(opts_.dir) / segment_name(base_offset)).string();
+  seg.fd = ::open(seg.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (seg.fd < 0)
+    return io_error("cannot create segment", seg.path);
+  if (opts_.fsync == fsync_policy::every_batch) {
+    // The new file's name must survive a crash too: sync the directory.
+    int dfd = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+  segments_.push_back(std::move(seg));
+  return {};
+}
+
+result<uint64_t> segment_log::append(const std::vector<record>& records) {
+  std::string bytes;
+  if (auto st = encode_batch(next_offset_, records, opts_.limits, bytes); !st)
+    return st;
+  if (segments_.back().size > 0 && segments_.back().size + bytes.size() > opts_.max_segment_bytes)
+    if (auto st = roll(next_offset_); !st)
+      return st;
+  auto& seg = segments_.back();
+  auto pos = seg.size;
+  bool ok = write_all_at(seg.fd, pos, bytes);
+  if (ok && opts_.fsync == fsync_policy::every_batch)
+    ok = ::fdatasync(seg.fd) == 0;
+  if (!ok) {
+    auto err = io_error("cannot append to", seg.path);
+    // Nothing half-written stays behind to be read back as valid.
+    if (::ftruncate(seg.fd, static_cast<off_t>(pos)) != 0) {
+      // The next open finds and cuts the torn tail.
+    }
+    return err;
+  }
+  seg.size += bytes.size();
+  seg.batches.push_back(batch_pos{next_offset_, pos, static_cast<uint32_t>(bytes.size())});
+  auto base = next_offset_;
+  next_offset_ += records.size();
+  return base;
+}
+
+result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max_bytes) const {
+  std::vector<stored_record> out;
+  if (from >= next_offset_)
+    return out;
+  if (from < start_offset())
+    return status::error(code::not_found, "offset " + std::to_string(from)
+                                            + " is before the start of the log ("
+                                            + std::to_string(start_offset()) + ")");
+  // The segment holding `from`: the last one whose base offset is <= from.
+  auto seg_it = std::upper_bound(segments_.begin(), segments_.end(), from,
+                                 [](uint64_t o, const segment& s) { return o < s.base_offset; });
+  --seg_it;
+  uint64_t read_bytes = 0;
+  for (; seg_it != segments_.end(); ++seg_it) {
+    auto& seg = *seg_it;
+    auto b = std::upper_bound(seg.batches.begin(), seg.batches.end(), from,
+                              [](uint64_t o, const batch_pos& p) { return o < p.base_offset; });
+    if (b != seg.batches.begin())
+      --b;
+    for (; b != seg.batches.end(); ++b) {
+      if (read_bytes > 0 && read_bytes + b->length > max_bytes)
+        return out;
+      std::string buf;
+      if (!read_all_at(seg.fd, b->position, b->length, buf))
+        return io_error("cannot read", seg.path);
+      batch_header h;
+      std::string why;
+      if (check_batch(reinterpret_cast<const uint8_t*>(buf.data()), buf.size(),
+                      opts_.limits.max_batch_bytes, h, why)
+          != batch_check::ok)
+        return status::error(code::storage_error, "corrupt batch in " + seg.path + " at byte "
+                                                    + std::to_string(b->position) + ": " + why);
+      std::vector<stored_record> recs;
+      if (auto st = decode_records(h, reinterpret_cast<const uint8_t*>(buf.data()), recs); !st)
+        return st;
+      for (auto& r : recs)
+        if (r.offset >= from)
+          out.push_back(std::move(r));
+      read_bytes += b->length;
+    }
+  }
+  return out;
+}
+
+} // namespace levee::persistence

@@ -1,0 +1,89 @@
+#pragma once
+// The segment log: an append-only sequence of record batches with dense offsets, split
+// into segment files `<base offset, 20 digits>.log` in one directory (FORMAT.md). Shared by
+// stream leaders, replicas and satellite stores. Plain C++, no CAF.
+//
+// Recovery on open: every segment is scanned and every batch verified (length, CRC32C,
+// dense offsets). A torn last batch (a crash during its write) is truncated away and
+// reported; damage before the tail is a storage_error naming the file and position, and
+// the log does not open: nothing is silently dropped.
+//
+// Promise of append() (fsync_policy):
+//   every_batch — when append returns OK the batch is on disk (write + fdatasync);
+//   none        — the batch is written to the OS; a machine crash may lose it, a process
+//                 crash may not.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "limits/status.hpp"
+#include "persistence/batch.hpp"
+
+namespace levee::persistence {
+
+enum class fsync_policy { none, every_batch };
+
+struct log_options {
+  std::string dir;
+  uint64_t max_segment_bytes = 64ull << 20;  // roll to a new segment file past this
+  batch_limits limits{1u << 20, 4u << 20, true};
+  fsync_policy fsync = fsync_policy::every_batch;
+};
+
+struct recovery_report {
+  uint64_t segments = 0;
+  uint64_t batches = 0;
+  uint64_t records = 0;
+  uint64_t truncated_bytes = 0;   // torn tail removed
+  std::string truncated_file;     // where, if any
+  std::string truncated_reason;
+};
+
+class segment_log {
+public:
+  /// Opens (creating the directory if needed) and recovers the log.
+  static result<std::unique_ptr<segment_log>> open(const log_options& opts,
+                                                   recovery_report* report = nullptr);
+  ~segment_log();
+  segment_log(const segment_log&) = delete;
+  segment_log& operator=(const segment_log&) = delete;
+
+  /// Appends one batch; returns the offset of its first record. On an I/O error nothing
+  /// is reported written and the segment is cut back to its last good batch.
+  result<uint64_t> append(const std::vector<record>& records);
+
+  /// Records from `from` on, whole batches, up to about `max_bytes` of encoded batches (at
+  /// least one batch when any is there).
+  result<std::vector<stored_record>> read(uint64_t from, uint64_t max_bytes) const;
+
+  uint64_t start_offset() const noexcept;
+  uint64_t next_offset() const noexcept { return next_offset_; }
+  size_t segment_count() const noexcept { return segments_.size(); }
+
+private:
+  struct batch_pos {
+    uint64_t base_offset;
+    uint64_t position;
+    uint32_t length;
+  };
+  struct segment {
+    uint64_t base_offset;
+    std::string path;
+    int fd = -1;
+    uint64_t size = 0;
+    std::vector<batch_pos> batches;  // in memory for now; the sparse index file is next
+  };
+
+  explicit segment_log(log_options opts) : opts_(std::move(opts)) {}
+  status recover(recovery_report& report);
+  status scan(segment& seg, bool is_last, recovery_report& report);
+  status roll(uint64_t base_offset);
+
+  log_options opts_;
+  std::vector<segment> segments_;
+  uint64_t next_offset_ = 0;
+};
+
+} // namespace levee::persistence

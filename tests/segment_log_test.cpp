@@ -1,0 +1,268 @@
+// The segment log on real files in a temporary directory.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "persistence/crc32c.hpp"
+#include "persistence/segment_log.hpp"
+
+namespace levee::persistence {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    path = fs::temp_directory_path()
+           / ("levee-log-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~temp_dir() { fs::remove_all(path); }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+};
+
+log_options options(const fs::path& dir) {
+  log_options o;
+  o.dir = dir.string();
+  o.fsync = fsync_policy::none;  // the tests reopen in-process; durability is not under test
+  return o;
+}
+
+std::vector<record> make_batch(int first, int n, size_t value_bytes = 50) {
+  std::vector<record> out;
+  for (int i = first; i < first + n; ++i) {
+    record r;
+    r.key = (i % 3 == 0) ? std::string{} : "key-" + std::to_string(i % 7);
+    r.value = std::string(value_bytes, static_cast<char>('a' + i % 26)) + std::to_string(i);
+    r.timestamp_ms = 1'700'000'000'000 + i;
+    if (i % 2 == 0)
+      r.headers.emplace_back("source", "test-" + std::to_string(i));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+fs::path only_segment(const fs::path& dir) {
+  for (auto& e : fs::directory_iterator(dir))
+    return e.path();
+  return {};
+}
+
+TEST(Crc32c, KnownVector) {
+  EXPECT_EQ(crc32c(0, "123456789", 9), 0xE3069283u);
+  // Extending in pieces gives the same as at once.
+  auto part = crc32c(0, "1234", 4);
+  EXPECT_EQ(crc32c(part, "56789", 5), 0xE3069283u);
+}
+
+TEST(SegmentLog, AppendReopenAndReadBack) {
+  temp_dir dir;
+  std::vector<record> all;
+  {
+    auto log = segment_log::open(options(dir.path));
+    ASSERT_TRUE(log.ok()) << log.error().to_string();
+    for (int b = 0; b < 3; ++b) {
+      auto batch = make_batch(b * 10, 10, b == 1 ? 2000 : 50);  // batch 1 compresses
+      auto base = (*log)->append(batch);
+      ASSERT_TRUE(base.ok()) << base.error().to_string();
+      EXPECT_EQ(*base, static_cast<uint64_t>(b * 10));
+      all.insert(all.end(), batch.begin(), batch.end());
+    }
+  }
+  recovery_report report;
+  auto log = segment_log::open(options(dir.path), &report);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(report.batches, 3u);
+  EXPECT_EQ(report.records, 30u);
+  EXPECT_EQ(report.truncated_bytes, 0u);
+  EXPECT_EQ((*log)->next_offset(), 30u);
+  auto read = (*log)->read(0, 1 << 20);
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read->size(), 30u);
+  for (size_t i = 0; i < 30; ++i) {
+    EXPECT_EQ((*read)[i].offset, i);
+    EXPECT_EQ((*read)[i].rec, all[i]) << i;
+  }
+  auto middle = (*log)->read(15, 1 << 20);
+  ASSERT_TRUE(middle.ok());
+  ASSERT_EQ(middle->size(), 15u);
+  EXPECT_EQ(middle->front().offset, 15u);
+  // A small byte budget still returns one whole batch, and no more.
+  auto small = (*log)->read(0, 1);
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(small->size(), 10u);
+  EXPECT_TRUE((*log)->read(30, 1 << 20)->empty());
+}
+
+TEST(SegmentLog, LimitsAreTypedErrorsAndWriteNothing) {
+  temp_dir dir;
+  auto opts = options(dir.path);
+  opts.limits.max_record_bytes = 100;
+  opts.limits.max_batch_bytes = 1000;
+  opts.limits.compress = false;
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE(log.ok());
+  auto big_record = (*log)->append({record{"k", std::string(200, 'x'), 1, {}}});
+  ASSERT_FALSE(big_record.ok());
+  EXPECT_EQ(big_record.error().code(), code::message_too_large);
+  EXPECT_NE(big_record.error().message().find("persistence.max_record_bytes"), std::string::npos);
+  std::vector<record> many(20, record{"k", std::string(90, 'y'), 1, {}});
+  auto big_batch = (*log)->append(many);
+  ASSERT_FALSE(big_batch.ok());
+  EXPECT_EQ(big_batch.error().code(), code::message_too_large);
+  EXPECT_FALSE((*log)->append({}).ok());
+  EXPECT_EQ((*log)->next_offset(), 0u);
+  EXPECT_EQ(fs::file_size(only_segment(dir.path)), 0u);
+}
+
+// Cut the file at every byte of the last batch: the log opens with exactly the first two
+// batches and says how much it cut.
+TEST(SegmentLog, TruncationAtEveryByteOfTheLastBatchRecoversThePrefix) {
+  temp_dir dir;
+  uint64_t end_of_second = 0, end_of_third = 0;
+  {
+    auto log = segment_log::open(options(dir.path));
+    (*log)->append(make_batch(0, 5));
+    (*log)->append(make_batch(5, 5));
+    end_of_second = fs::file_size(only_segment(dir.path));
+    (*log)->append(make_batch(10, 5));
+    end_of_third = fs::file_size(only_segment(dir.path));
+  }
+  auto original = only_segment(dir.path);
+  for (auto cut = end_of_second; cut < end_of_third; ++cut) {
+    temp_dir copy;
+    auto target = copy.path / original.filename();
+    fs::copy_file(original, target);
+    fs::resize_file(target, cut);
+    recovery_report report;
+    auto log = segment_log::open(options(copy.path), &report);
+    ASSERT_TRUE(log.ok()) << "cut at " << cut << ": " << log.error().to_string();
+    EXPECT_EQ((*log)->next_offset(), 10u) << cut;
+    EXPECT_EQ(report.truncated_bytes, cut - end_of_second) << cut;
+    EXPECT_EQ(fs::file_size(target), end_of_second);
+    // And the log goes on from there.
+    auto base = (*log)->append(make_batch(10, 1));
+    ASSERT_TRUE(base.ok());
+    EXPECT_EQ(*base, 10u);
+  }
+}
+
+// Flip one bit at every byte: the log never opens with a changed record and never
+// silently. Damage to the last batch's payload looks like a torn write and is cut off
+// (and reported); any other damage is an error that names the file and position.
+TEST(SegmentLog, SingleBitFlipsAnywhereAreDetected) {
+  temp_dir dir;
+  std::vector<record> all;
+  uint64_t end_of_second = 0;
+  {
+    auto log = segment_log::open(options(dir.path));
+    for (int b = 0; b < 3; ++b) {
+      auto batch = make_batch(b * 4, 4, 20);
+      (*log)->append(batch);
+      all.insert(all.end(), batch.begin(), batch.end());
+      if (b == 1)
+        end_of_second = fs::file_size(only_segment(dir.path));
+    }
+  }
+  auto original = only_segment(dir.path);
+  auto size = fs::file_size(original);
+  std::string bytes(size, '\0');
+  std::ifstream{original, std::ios::binary}.read(bytes.data(), static_cast<std::streamsize>(size));
+  for (size_t pos = 0; pos < size; ++pos) {
+    temp_dir copy;
+    auto target = copy.path / original.filename();
+    auto flipped = bytes;
+    flipped[pos] = static_cast<char>(flipped[pos] ^ (1 << (pos % 8)));
+    std::ofstream{target, std::ios::binary}.write(flipped.data(),
+                                                  static_cast<std::streamsize>(size));
+    recovery_report report;
+    auto log = segment_log::open(options(copy.path), &report);
+    if (!log.ok()) {
+      EXPECT_EQ(log.error().code(), code::storage_error) << pos;
+      EXPECT_NE(log.error().message().find(target.string()), std::string::npos) << pos;
+      EXPECT_FALSE(pos >= end_of_second + batch_header_bytes)
+        << "damage to the last payload is a torn tail, not an error";
+      continue;
+    }
+    EXPECT_GE(pos, end_of_second + batch_header_bytes)
+      << "damage before the last payload must not open";
+    EXPECT_GT(report.truncated_bytes, 0u) << pos;
+    auto read = (*log)->read(0, 1 << 20);
+    ASSERT_TRUE(read.ok());
+    ASSERT_EQ(read->size(), 8u) << pos;
+    for (size_t i = 0; i < read->size(); ++i)
+      EXPECT_EQ((*read)[i].rec, all[i]);
+  }
+}
+
+TEST(SegmentLog, RollsSegmentsAndReadsAcrossThem) {
+  temp_dir dir;
+  auto opts = options(dir.path);
+  opts.max_segment_bytes = 2000;
+  opts.limits.compress = false;
+  {
+    auto log = segment_log::open(opts);
+    for (int b = 0; b < 20; ++b)
+      ASSERT_TRUE((*log)->append(make_batch(b * 5, 5, 100)).ok());
+    EXPECT_GT((*log)->segment_count(), 3u);
+  }
+  recovery_report report;
+  auto log = segment_log::open(opts, &report);
+  ASSERT_TRUE(log.ok()) << log.error().to_string();
+  EXPECT_GT(report.segments, 3u);
+  EXPECT_EQ((*log)->next_offset(), 100u);
+  auto read = (*log)->read(37, 1 << 20);
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read->size(), 63u);
+  for (size_t i = 0; i < read->size(); ++i)
+    EXPECT_EQ((*read)[i].offset, 37 + i);
+}
+
+TEST(SegmentLog, AZeroFilledTailIsATornWrite) {
+  temp_dir dir;
+  uint64_t good = 0;
+  {
+    auto log = segment_log::open(options(dir.path));
+    (*log)->append(make_batch(0, 5));
+    good = fs::file_size(only_segment(dir.path));
+  }
+  fs::resize_file(only_segment(dir.path), good + 300);  // zeros, as after a crash
+  recovery_report report;
+  auto log = segment_log::open(options(dir.path), &report);
+  ASSERT_TRUE(log.ok()) << log.error().to_string();
+  EXPECT_EQ(report.truncated_bytes, 300u);
+  EXPECT_EQ((*log)->next_offset(), 5u);
+}
+
+TEST(SegmentLog, AMissingSegmentIsAnErrorNotAGap) {
+  temp_dir dir;
+  auto opts = options(dir.path);
+  opts.max_segment_bytes = 1000;
+  opts.limits.compress = false;
+  {
+    auto log = segment_log::open(opts);
+    for (int b = 0; b < 10; ++b)
+      (*log)->append(make_batch(b * 5, 5, 100));
+  }
+  std::vector<fs::path> files;
+  for (auto& e : fs::directory_iterator(dir.path))
+    files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  ASSERT_GE(files.size(), 3u);
+  fs::remove(files[1]);
+  auto log = segment_log::open(opts);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.error().code(), code::storage_error);
+  EXPECT_NE(log.error().message().find("a segment is missing"), std::string::npos);
+}
+
+} // namespace
+} // namespace levee::persistence
