@@ -64,14 +64,74 @@ bool operator==(const record& a, const record& b) {
          && a.headers == b.headers;
 }
 
+namespace {
+
+size_t varint_size(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+void put_bytes_field(std::string& out, uint8_t tag, const std::string& bytes) {
+  out.push_back(static_cast<char>(tag));
+  put_varint(out, bytes.size());
+  out += bytes;
+}
+
+/// Appends `r` as a protobuf `Record` (record.proto) without building a message object:
+/// the value is copied once, into the batch.
+void put_record(std::string& out, const record& r) {
+  size_t size = 0;
+  if (!r.key.empty())
+    size += 1 + varint_size(r.key.size()) + r.key.size();
+  if (!r.value.empty())
+    size += 1 + varint_size(r.value.size()) + r.value.size();
+  if (r.timestamp_ms != 0)
+    size += 1 + varint_size(static_cast<uint64_t>(r.timestamp_ms));
+  for (auto& [name, value] : r.headers) {
+    size_t h = 0;
+    if (!name.empty())
+      h += 1 + varint_size(name.size()) + name.size();
+    if (!value.empty())
+      h += 1 + varint_size(value.size()) + value.size();
+    size += 1 + varint_size(h) + h;
+  }
+  put_varint(out, size);
+  if (!r.key.empty())
+    put_bytes_field(out, 0x0a, r.key);
+  if (!r.value.empty())
+    put_bytes_field(out, 0x12, r.value);
+  if (r.timestamp_ms != 0) {
+    out.push_back(0x18);
+    put_varint(out, static_cast<uint64_t>(r.timestamp_ms));
+  }
+  for (auto& [name, value] : r.headers) {
+    size_t h = 0;
+    if (!name.empty())
+      h += 1 + varint_size(name.size()) + name.size();
+    if (!value.empty())
+      h += 1 + varint_size(value.size()) + value.size();
+    out.push_back(0x22);
+    put_varint(out, h);
+    if (!name.empty())
+      put_bytes_field(out, 0x0a, name);
+    if (!value.empty())
+      put_bytes_field(out, 0x12, value);
+  }
+}
+
+} // namespace
+
 status encode_batch(uint64_t base_offset, const std::vector<record>& records,
                     const batch_limits& limits, std::string& out) {
   if (records.empty())
     return status::error(code::bad_request, "an empty batch cannot be appended");
-  std::string payload;
-  format::Record pb;
   int64_t first_ts = records.front().timestamp_ms;
   int64_t max_ts = std::numeric_limits<int64_t>::min();
+  size_t estimate = batch_header_bytes;
   for (auto& r : records) {
     uint64_t size = r.key.size() + r.value.size();
     for (auto& [name, value] : r.headers)
@@ -81,51 +141,45 @@ status encode_batch(uint64_t base_offset, const std::vector<record>& records,
                            "persistence.max_record_bytes: a record of " + std::to_string(size)
                              + " bytes is over the maximum of "
                              + std::to_string(limits.max_record_bytes));
-    pb.Clear();
-    pb.set_key(r.key);
-    pb.set_value(r.value);
-    pb.set_timestamp_ms(r.timestamp_ms);
-    for (auto& [name, value] : r.headers) {
-      auto h = pb.add_headers();
-      h->set_name(name);
-      h->set_value(value);
-    }
-    put_varint(payload, pb.ByteSizeLong());
-    pb.AppendToString(&payload);
+    estimate += size + 32;
     max_ts = std::max(max_ts, r.timestamp_ms);
   }
+  // The payload goes straight behind the header's place in `out`.
+  auto at = out.size();
+  out.reserve(at + estimate);
+  out.resize(at + batch_header_bytes);
+  for (auto& r : records)
+    put_record(out, r);
+  auto payload_size = out.size() - at - batch_header_bytes;
   uint8_t attributes = 0;
-  std::string compressed;
-  if (limits.compress && payload.size() > 64) {
-    auto bound = LZ4_compressBound(static_cast<int>(payload.size()));
-    compressed.resize(static_cast<size_t>(bound));
-    auto n = LZ4_compress_default(payload.data(), compressed.data(),
-                                  static_cast<int>(payload.size()), bound);
-    if (n > 0 && static_cast<size_t>(n) < payload.size()) {
-      compressed.resize(static_cast<size_t>(n));
+  if (limits.compress && payload_size > 64) {
+    auto bound = LZ4_compressBound(static_cast<int>(payload_size));
+    std::string compressed(static_cast<size_t>(bound), '\0');
+    auto n = LZ4_compress_default(out.data() + at + batch_header_bytes, compressed.data(),
+                                  static_cast<int>(payload_size), bound);
+    if (n > 0 && static_cast<size_t>(n) < payload_size) {
+      out.resize(at + batch_header_bytes);
+      out.append(compressed.data(), static_cast<size_t>(n));
       attributes |= attr_lz4;
     }
   }
-  const std::string& body = (attributes & attr_lz4) ? compressed : payload;
-  auto length = batch_header_bytes + body.size();
-  if (length > limits.max_batch_bytes || length > std::numeric_limits<uint32_t>::max())
+  auto length = out.size() - at;
+  if (length > limits.max_batch_bytes || length > std::numeric_limits<uint32_t>::max()) {
+    out.resize(at);  // nothing appended
     return status::error(code::message_too_large,
                          "persistence.max_batch_bytes: a batch of " + std::to_string(length)
                            + " bytes is over the maximum of "
                            + std::to_string(limits.max_batch_bytes));
-  auto at = out.size();
-  out.resize(at + batch_header_bytes);
+  }
   put<uint64_t>(out, at, base_offset);
   put<uint32_t>(out, at + 8, static_cast<uint32_t>(length));
-  // crc at +12, written last
   put<uint8_t>(out, at + 16, batch_format_version);
   put<uint8_t>(out, at + 17, attributes);
   put<uint16_t>(out, at + 18, 0);
   put<uint32_t>(out, at + 20, static_cast<uint32_t>(records.size()));
   put<int64_t>(out, at + 24, first_ts);
   put<int64_t>(out, at + 32, max_ts);
-  put<uint32_t>(out, at + 40, static_cast<uint32_t>(payload.size()));
-  out += body;
+  put<uint32_t>(out, at + 40, static_cast<uint32_t>(payload_size));
   auto p = reinterpret_cast<const uint8_t*>(out.data() + at);
   put<uint32_t>(out, at + 12, body_crc(p, length));
   put<uint32_t>(out, at + 44, header_crc(reinterpret_cast<const uint8_t*>(out.data() + at)));
