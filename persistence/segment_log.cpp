@@ -160,7 +160,7 @@ status segment_log::scan(segment& seg, bool is_last, recovery_report& report) {
       file_size = pos;
       break;
     }
-    seg.batches.push_back(batch_pos{h.base_offset, pos, h.length});
+    seg.batches.push_back(batch_pos{h.base_offset, pos, h.length, h.record_count});
     next_offset_ = h.base_offset + h.record_count;
     ++report.batches;
     report.records += h.record_count;
@@ -210,10 +210,80 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
     return err;
   }
   seg.size += bytes.size();
-  seg.batches.push_back(batch_pos{next_offset_, pos, static_cast<uint32_t>(bytes.size())});
+  seg.batches.push_back(batch_pos{next_offset_, pos, static_cast<uint32_t>(bytes.size()),
+                                  static_cast<uint32_t>(records.size())});
   auto base = next_offset_;
   next_offset_ += records.size();
   return base;
+}
+
+status segment_log::truncate_to(uint64_t offset) {
+  if (offset >= next_offset_)
+    return {};
+  auto sync_dir = [&] {
+    int dfd = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  };
+  // Whole segments at or after `offset` go.
+  while (!segments_.empty() && segments_.back().base_offset >= offset
+         && !(segments_.size() == 1 && segments_.back().base_offset == offset)) {
+    auto& seg = segments_.back();
+    ::close(seg.fd);
+    if (::unlink(seg.path.c_str()) != 0)
+      return io_error("cannot remove segment", seg.path);
+    segments_.pop_back();
+  }
+  sync_dir();
+  if (segments_.empty()) {
+    next_offset_ = offset;
+    return roll(offset);
+  }
+  auto& seg = segments_.back();
+  // The batch holding `offset` (or the first one after it) is where the file is cut.
+  auto b = std::upper_bound(seg.batches.begin(), seg.batches.end(), offset,
+                            [](uint64_t o, const batch_pos& p) { return o < p.base_offset; });
+  std::vector<record> keep;
+  if (b != seg.batches.begin()) {
+    auto& split = *(b - 1);
+    if (split.base_offset < offset) {
+      // Records before `offset` in the split batch are written again as their own batch.
+      std::string buf;
+      if (!read_all_at(seg.fd, split.position, split.length, buf))
+        return io_error("cannot read", seg.path);
+      batch_header h;
+      std::string why;
+      std::vector<stored_record> recs;
+      if (check_batch(reinterpret_cast<const uint8_t*>(buf.data()), buf.size(),
+                      opts_.limits.max_batch_bytes, h, why)
+            != batch_check::ok
+          || !decode_records(h, reinterpret_cast<const uint8_t*>(buf.data()), recs))
+        return status::error(code::storage_error,
+                             "corrupt batch in " + seg.path + " at byte "
+                               + std::to_string(split.position) + " while truncating");
+      for (auto& r : recs)
+        if (r.offset < offset)
+          keep.push_back(std::move(r.rec));
+    }
+    --b;
+  }
+  auto cut = b == seg.batches.end() ? seg.size : b->position;
+  if (::ftruncate(seg.fd, static_cast<off_t>(cut)) != 0)
+    return io_error("cannot truncate", seg.path);
+  seg.batches.erase(b, seg.batches.end());
+  seg.size = cut;
+  next_offset_ = seg.batches.empty() ? seg.base_offset
+                                     : seg.batches.back().base_offset + seg.batches.back().records;
+  if (!keep.empty()) {
+    auto r = append(keep);
+    if (!r)
+      return r.error();
+  } else if (opts_.fsync == fsync_policy::every_batch && ::fdatasync(seg.fd) != 0) {
+    return io_error("cannot sync", seg.path);
+  }
+  return {};
 }
 
 result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max_bytes) const {

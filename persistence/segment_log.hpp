@@ -54,6 +54,12 @@ public:
   /// is reported written and the segment is cut back to its last good batch.
   result<uint64_t> append(const std::vector<record>& records);
 
+  /// Removes every record at `offset` and after (a replica cutting its log back to the
+  /// leader's). A batch that `offset` splits is rewritten with the records before it.
+  /// Durable under every_batch when it returns OK. Offsets below start_offset() empty the
+  /// log, which then continues at `offset`.
+  status truncate_to(uint64_t offset);
+
   /// Records from `from` on, whole batches, up to about `max_bytes` of encoded batches (at
   /// least one batch when any is there).
   result<std::vector<stored_record>> read(uint64_t from, uint64_t max_bytes) const;
@@ -67,6 +73,7 @@ private:
     uint64_t base_offset;
     uint64_t position;
     uint32_t length;
+    uint32_t records;
   };
   struct segment {
     uint64_t base_offset;

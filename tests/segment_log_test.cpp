@@ -63,6 +63,38 @@ TEST(Crc32c, KnownVector) {
   EXPECT_EQ(crc32c(part, "56789", 5), 0xE3069283u);
 }
 
+// The worked example of FORMAT.md, byte for byte.
+TEST(Batch, WorkedExampleOfFormatMd) {
+  std::string out;
+  record r;
+  r.key = "k";
+  r.value = "v";
+  r.timestamp_ms = 1000;
+  ASSERT_TRUE(encode_batch(7, {r}, batch_limits{1024, 4096, false}, out).ok());
+  const std::vector<uint8_t> expected = {
+    0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // base_offset 7
+    0x3a, 0x00, 0x00, 0x00,                          // length 58
+    0x4c, 0x15, 0x0a, 0xcb,                          // body_crc
+    0x01, 0x00, 0x00, 0x00,                          // version, attributes, reserved
+    0x01, 0x00, 0x00, 0x00,                          // record_count 1
+    0xe8, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // first_timestamp_ms 1000
+    0xe8, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // max_timestamp_ms 1000
+    0x0a, 0x00, 0x00, 0x00,                          // payload_bytes 10
+    0x68, 0xde, 0x9d, 0xa5,                          // header_crc
+    0x09, 0x0a, 0x01, 0x6b, 0x12, 0x01, 0x76, 0x18, 0xe8, 0x07,  // one Record
+  };
+  EXPECT_EQ(std::vector<uint8_t>(out.begin(), out.end()), expected);
+  batch_header h;
+  std::string why;
+  ASSERT_EQ(check_batch(reinterpret_cast<const uint8_t*>(out.data()), out.size(), 4096, h, why),
+            batch_check::ok);
+  std::vector<stored_record> back;
+  ASSERT_TRUE(decode_records(h, reinterpret_cast<const uint8_t*>(out.data()), back).ok());
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].offset, 7u);
+  EXPECT_EQ(back[0].rec, r);
+}
+
 TEST(SegmentLog, AppendReopenAndReadBack) {
   temp_dir dir;
   std::vector<record> all;
@@ -224,6 +256,50 @@ TEST(SegmentLog, RollsSegmentsAndReadsAcrossThem) {
   ASSERT_EQ(read->size(), 63u);
   for (size_t i = 0; i < read->size(); ++i)
     EXPECT_EQ((*read)[i].offset, 37 + i);
+}
+
+TEST(SegmentLog, TruncateToAnOffsetInsideABatchAtABoundaryAndAcrossSegments) {
+  temp_dir dir;
+  auto opts = options(dir.path);
+  opts.max_segment_bytes = 1500;
+  opts.limits.compress = false;
+  std::vector<record> all;
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE(log.ok());
+  for (int b = 0; b < 12; ++b) {
+    auto batch = make_batch(b * 5, 5, 100);
+    ASSERT_TRUE((*log)->append(batch).ok());
+    all.insert(all.end(), batch.begin(), batch.end());
+  }
+  auto segments_before = (*log)->segment_count();
+  ASSERT_GT(segments_before, 2u);
+  ASSERT_TRUE((*log)->truncate_to(52).ok());   // inside a batch of the last segment
+  EXPECT_EQ((*log)->next_offset(), 52u);
+  ASSERT_TRUE((*log)->truncate_to(30).ok());   // a batch boundary, earlier segments
+  EXPECT_EQ((*log)->next_offset(), 30u);
+  EXPECT_LT((*log)->segment_count(), segments_before);
+  ASSERT_TRUE((*log)->truncate_to(13).ok());   // inside a batch again
+  EXPECT_EQ((*log)->next_offset(), 13u);
+  auto kept = (*log)->read(0, 1 << 20);
+  ASSERT_TRUE(kept.ok());
+  ASSERT_EQ(kept->size(), 13u);
+  for (size_t i = 0; i < 13; ++i)
+    EXPECT_EQ((*kept)[i].rec, all[i]);
+  // Appending goes on at 13, and all of it survives a reopen.
+  auto base = (*log)->append(make_batch(100, 4, 100));
+  ASSERT_TRUE(base.ok());
+  EXPECT_EQ(*base, 13u);
+  log->reset();
+  recovery_report report;
+  auto again = segment_log::open(opts, &report);
+  ASSERT_TRUE(again.ok()) << again.error().to_string();
+  EXPECT_EQ(report.truncated_bytes, 0u);
+  EXPECT_EQ((*again)->next_offset(), 17u);
+  EXPECT_EQ((*again)->read(0, 1 << 20)->size(), 17u);
+  // Below the start: the log empties and continues at that offset.
+  ASSERT_TRUE((*again)->truncate_to(0).ok());
+  EXPECT_EQ((*again)->next_offset(), 0u);
+  EXPECT_TRUE((*again)->read(0, 1 << 20)->empty());
 }
 
 TEST(SegmentLog, AZeroFilledTailIsATornWrite) {
