@@ -342,3 +342,54 @@ TEST(SegmentLog, AMissingSegmentIsAnErrorNotAGap) {
 
 } // namespace
 } // namespace levee::persistence
+
+#include "persistence/checkpoint.hpp"
+
+namespace levee::persistence {
+namespace {
+
+TEST(Checkpoint, RoundTripsAndReplacesAtomically) {
+  temp_dir dir;
+  auto hw = (dir.path / "high-water").string();
+  EXPECT_EQ(read_high_water(hw).error().code(), code::not_found);
+  ASSERT_TRUE(write_high_water(hw, 42).ok());
+  EXPECT_EQ(*read_high_water(hw), 42u);
+  ASSERT_TRUE(write_high_water(hw, 43).ok());
+  EXPECT_EQ(*read_high_water(hw), 43u);
+  EXPECT_FALSE(fs::exists(hw + ".tmp"));
+  auto ep = (dir.path / "leader-epochs").string();
+  std::vector<epoch_entry> epochs{{0, 0}, {1, 120}, {4, 530}};
+  ASSERT_TRUE(write_leader_epochs(ep, epochs).ok());
+  EXPECT_EQ(*read_leader_epochs(ep), epochs);
+  // A high-water file is not read as an epoch list, or the reverse.
+  EXPECT_EQ(read_leader_epochs(hw).error().code(), code::storage_error);
+  // A temporary file a crash left behind does not disturb the real one.
+  std::ofstream{hw + ".tmp"} << "half written";
+  EXPECT_EQ(*read_high_water(hw), 43u);
+}
+
+TEST(Checkpoint, DamageIsAnErrorNeverAWrongValue) {
+  temp_dir dir;
+  auto ep = (dir.path / "leader-epochs").string();
+  ASSERT_TRUE(write_leader_epochs(ep, {{0, 0}, {1, 120}, {4, 530}}).ok());
+  auto size = fs::file_size(ep);
+  std::string bytes(size, '\0');
+  std::ifstream{ep, std::ios::binary}.read(bytes.data(), static_cast<std::streamsize>(size));
+  for (size_t pos = 0; pos < size; ++pos) {
+    auto flipped = bytes;
+    flipped[pos] = static_cast<char>(flipped[pos] ^ (1 << (pos % 8)));
+    std::ofstream{ep, std::ios::binary | std::ios::trunc}.write(
+      flipped.data(), static_cast<std::streamsize>(size));
+    auto r = read_leader_epochs(ep);
+    ASSERT_FALSE(r.ok()) << pos;
+    EXPECT_EQ(r.error().code(), code::storage_error) << pos;
+  }
+  for (size_t cut = 0; cut < size; ++cut) {
+    std::ofstream{ep, std::ios::binary | std::ios::trunc}.write(
+      bytes.data(), static_cast<std::streamsize>(cut));
+    EXPECT_EQ(read_leader_epochs(ep).error().code(), code::storage_error) << cut;
+  }
+}
+
+} // namespace
+} // namespace levee::persistence

@@ -1,0 +1,165 @@
+#include "persistence/checkpoint.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "persistence/crc32c.hpp"
+
+namespace levee::persistence {
+
+namespace {
+
+constexpr uint32_t magic = 0x4B43564Cu;  // "LVCK" little-endian
+constexpr uint32_t version = 1;
+constexpr uint32_t kind_high_water = 1;
+constexpr uint32_t kind_leader_epochs = 2;
+constexpr uint32_t max_entries = 1u << 20;
+
+void put32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i)
+    out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+void put64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i)
+    out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+uint64_t get(const std::string& in, size_t at, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i)
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(in[at + i])) << (8 * i);
+  return v;
+}
+
+status io_error(const std::string& what, const std::string& path) {
+  return status::error(code::storage_error, what + " " + path + ": " + std::strerror(errno));
+}
+
+status write_atomically(const std::string& path, const std::string& bytes) {
+  auto tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return io_error("cannot create", tmp);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    auto n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      auto err = io_error("cannot write", tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return err;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    auto err = io_error("cannot sync", tmp);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return err;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    return io_error("cannot rename over", path);
+  auto dir = std::filesystem::path(path).parent_path().string();
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return io_error("cannot open the directory of", path);
+  auto ok = ::fsync(dfd) == 0;
+  ::close(dfd);
+  if (!ok)
+    return io_error("cannot sync the directory of", path);
+  return {};
+}
+
+std::string encode(uint32_t kind, const std::vector<epoch_entry>& entries) {
+  std::string out;
+  put32(out, magic);
+  put32(out, version);
+  put32(out, kind);
+  put32(out, static_cast<uint32_t>(entries.size()));
+  for (auto& [a, b] : entries) {
+    put64(out, a);
+    put64(out, b);
+  }
+  put32(out, crc32c(0, out.data(), out.size()));
+  return out;
+}
+
+result<std::vector<epoch_entry>> decode(const std::string& path, uint32_t kind) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return status::error(code::not_found, "no checkpoint " + path + " yet");
+    return io_error("cannot open", path);
+  }
+  std::string in;
+  char buf[4096];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      auto err = io_error("cannot read", path);
+      ::close(fd);
+      return err;
+    }
+    if (n == 0)
+      break;
+    in.append(buf, static_cast<size_t>(n));
+    if (in.size() > 16 + static_cast<size_t>(max_entries) * 16 + 4)
+      break;
+  }
+  ::close(fd);
+  auto bad = [&](const std::string& why) {
+    return status::error(code::storage_error, "corrupt checkpoint " + path + ": " + why);
+  };
+  if (in.size() < 20)
+    return bad("shorter than its header");
+  if (get(in, 0, 4) != magic || get(in, 4, 4) != version || get(in, 8, 4) != kind)
+    return bad("not a version 1 checkpoint of this kind");
+  auto count = get(in, 12, 4);
+  if (count > max_entries || in.size() != 16 + count * 16 + 4)
+    return bad("its size does not match its entry count");
+  if (crc32c(0, in.data(), in.size() - 4) != get(in, in.size() - 4, 4))
+    return bad("checksum mismatch");
+  std::vector<epoch_entry> out;
+  for (uint64_t i = 0; i < count; ++i)
+    out.emplace_back(get(in, 16 + i * 16, 8), get(in, 24 + i * 16, 8));
+  return out;
+}
+
+} // namespace
+
+status write_high_water(const std::string& path, uint64_t high_water) {
+  return write_atomically(path, encode(kind_high_water, {{high_water, 0}}));
+}
+
+result<uint64_t> read_high_water(const std::string& path) {
+  auto entries = decode(path, kind_high_water);
+  if (!entries)
+    return entries.error();
+  if (entries->size() != 1)
+    return status::error(code::storage_error, "corrupt checkpoint " + path
+                                                + ": a high-water mark has one entry");
+  return entries->front().first;
+}
+
+status write_leader_epochs(const std::string& path, const std::vector<epoch_entry>& epochs) {
+  if (epochs.size() > max_entries)
+    return status::error(code::bad_request, "too many leader epochs for one checkpoint");
+  return write_atomically(path, encode(kind_leader_epochs, epochs));
+}
+
+result<std::vector<epoch_entry>> read_leader_epochs(const std::string& path) {
+  return decode(path, kind_leader_epochs);
+}
+
+} // namespace levee::persistence
