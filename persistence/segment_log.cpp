@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -160,7 +161,8 @@ status segment_log::scan(segment& seg, bool is_last, recovery_report& report) {
       file_size = pos;
       break;
     }
-    seg.batches.push_back(batch_pos{h.base_offset, pos, h.length, h.record_count});
+    seg.batches.push_back(
+      batch_pos{h.base_offset, pos, h.length, h.record_count, h.max_timestamp_ms});
     next_offset_ = h.base_offset + h.record_count;
     ++report.batches;
     report.records += h.record_count;
@@ -210,8 +212,11 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
     return err;
   }
   seg.size += bytes.size();
+  int64_t max_ts = records.front().timestamp_ms;
+  for (auto& r : records)
+    max_ts = std::max(max_ts, r.timestamp_ms);
   seg.batches.push_back(batch_pos{next_offset_, pos, static_cast<uint32_t>(bytes.size()),
-                                  static_cast<uint32_t>(records.size())});
+                                  static_cast<uint32_t>(records.size()), max_ts});
   auto base = next_offset_;
   next_offset_ += records.size();
   return base;
@@ -284,6 +289,57 @@ status segment_log::truncate_to(uint64_t offset) {
     return io_error("cannot sync", seg.path);
   }
   return {};
+}
+
+uint64_t segment_log::offset_for_time(int64_t timestamp_ms) const noexcept {
+  for (auto& seg : segments_)
+    for (auto& b : seg.batches)
+      if (b.max_timestamp_ms >= timestamp_ms)
+        return b.base_offset;
+  return next_offset_;
+}
+
+uint64_t segment_log::size_bytes() const noexcept {
+  uint64_t total = 0;
+  for (auto& seg : segments_)
+    total += seg.size;
+  return total;
+}
+
+result<size_t> segment_log::apply_retention(const retention& policy, int64_t now_ms) {
+  size_t removed = 0;
+  while (segments_.size() > 1) {
+    auto& oldest = segments_.front();
+    auto next_base = segments_[1].base_offset;
+    int64_t newest = std::numeric_limits<int64_t>::min();
+    for (auto& b : oldest.batches)
+      newest = std::max(newest, b.max_timestamp_ms);
+    bool over_bytes = policy.max_bytes != 0 && size_bytes() > policy.max_bytes;
+    // Removing the oldest segment must leave at least max_messages records if that many
+    // exist: only remove while what remains after it is still over the limit.
+    bool over_messages = policy.max_messages != 0
+                         && next_offset_ - oldest.base_offset > policy.max_messages
+                         && next_offset_ - next_base >= policy.max_messages;
+    bool too_old = policy.max_age_ms != 0 && !oldest.batches.empty()
+                   && now_ms - newest > policy.max_age_ms;
+    if (over_messages || over_bytes || too_old) {
+      ::close(oldest.fd);
+      if (::unlink(oldest.path.c_str()) != 0)
+        return io_error("cannot remove segment", oldest.path);
+      segments_.erase(segments_.begin());
+      ++removed;
+      continue;
+    }
+    break;
+  }
+  if (removed > 0) {
+    int dfd = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+  return removed;
 }
 
 result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max_bytes) const {

@@ -64,6 +64,22 @@ public:
   /// least one batch when any is there).
   result<std::vector<stored_record>> read(uint64_t from, uint64_t max_bytes) const;
 
+  /// The offset of the first batch that may hold records at or after `timestamp_ms` (a
+  /// batch's largest timestamp is at least it); next_offset() when none does. Records are
+  /// not assumed to be in timestamp order: the caller filters what it reads from there.
+  uint64_t offset_for_time(int64_t timestamp_ms) const noexcept;
+
+  /// Retention by whole segments, oldest first; the segment being written is never
+  /// removed. 0 disables a criterion. Returns the number of segments removed.
+  struct retention {
+    uint64_t max_bytes = 0;         // total size of the log's segments
+    uint64_t max_messages = 0;      // records kept
+    int64_t max_age_ms = 0;         // a segment goes when its newest record is older
+  };
+  result<size_t> apply_retention(const retention& policy, int64_t now_ms);
+
+  uint64_t size_bytes() const noexcept;
+
   uint64_t start_offset() const noexcept;
   uint64_t next_offset() const noexcept { return next_offset_; }
   size_t segment_count() const noexcept { return segments_.size(); }
@@ -74,6 +90,7 @@ private:
     uint64_t position;
     uint32_t length;
     uint32_t records;
+    int64_t max_timestamp_ms;
   };
   struct segment {
     uint64_t base_offset;

@@ -302,6 +302,56 @@ TEST(SegmentLog, TruncateToAnOffsetInsideABatchAtABoundaryAndAcrossSegments) {
   EXPECT_TRUE((*again)->read(0, 1 << 20)->empty());
 }
 
+TEST(SegmentLog, RetentionDropsWholeOldSegmentsOnly) {
+  temp_dir dir;
+  auto opts = options(dir.path);
+  opts.max_segment_bytes = 1500;
+  opts.limits.compress = false;
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE(log.ok());
+  for (int b = 0; b < 12; ++b)
+    ASSERT_TRUE((*log)->append(make_batch(b * 5, 5, 100)).ok());  // timestamps 1.7e12 + i
+  auto segments = (*log)->segment_count();
+  ASSERT_GT(segments, 4u);
+  // Nothing is over any limit: nothing goes.
+  segment_log::retention none{1u << 30, 1000, 3'600'000};
+  EXPECT_EQ(*(*log)->apply_retention(none, 1'700'000'000'100), 0u);
+  // Keep at least 20 records: whole segments before them go, never a partial one.
+  segment_log::retention by_count{0, 20, 0};
+  auto removed = (*log)->apply_retention(by_count, 0);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_GT(*removed, 0u);
+  EXPECT_GE((*log)->next_offset() - (*log)->start_offset(), 20u);
+  auto start = (*log)->start_offset();
+  EXPECT_EQ((*log)->read(start, 1 << 20)->front().offset, start);
+  EXPECT_EQ((*log)->read(0, 1 << 20).error().code(), code::not_found);
+  // By age: everything older than the newest record goes, except the active segment.
+  segment_log::retention by_age{0, 0, 1};
+  ASSERT_TRUE((*log)->apply_retention(by_age, 1'700'000'000'000 + 60 + 1000).ok());
+  EXPECT_EQ((*log)->segment_count(), 1u);
+  // It all survives a reopen.
+  auto next = (*log)->next_offset();
+  auto first = (*log)->start_offset();
+  log->reset();
+  auto again = segment_log::open(opts);
+  ASSERT_TRUE(again.ok()) << again.error().to_string();
+  EXPECT_EQ((*again)->start_offset(), first);
+  EXPECT_EQ((*again)->next_offset(), next);
+}
+
+TEST(SegmentLog, OffsetForTimeFindsTheFirstBatchThatMayHoldIt) {
+  temp_dir dir;
+  auto log = segment_log::open(options(dir.path));
+  for (int b = 0; b < 4; ++b)
+    ASSERT_TRUE((*log)->append(make_batch(b * 10, 10)).ok());  // timestamps base + 0..39
+  const int64_t base = 1'700'000'000'000;
+  EXPECT_EQ((*log)->offset_for_time(0), 0u);
+  EXPECT_EQ((*log)->offset_for_time(base + 9), 0u);
+  EXPECT_EQ((*log)->offset_for_time(base + 10), 10u);
+  EXPECT_EQ((*log)->offset_for_time(base + 25), 20u);
+  EXPECT_EQ((*log)->offset_for_time(base + 1000), 40u);
+}
+
 TEST(SegmentLog, AZeroFilledTailIsATornWrite) {
   temp_dir dir;
   uint64_t good = 0;
