@@ -7,9 +7,6 @@
 #include <filesystem>
 #include <limits>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace levee::persistence {
 
@@ -17,8 +14,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-status io_error(const std::string& what, const std::string& path) {
-  return status::error(code::storage_error, what + " " + path + ": " + std::strerror(errno));
+status io_error(const std::string& what, const std::string& path, int err) {
+  return status::error(code::storage_error,
+                       what + " " + path + ": " + std::strerror(err < 0 ? -err : err));
 }
 
 std::string segment_name(uint64_t base_offset) {
@@ -27,31 +25,33 @@ std::string segment_name(uint64_t base_offset) {
   return buf;
 }
 
-bool read_all_at(int fd, uint64_t pos, size_t n, std::string& out) {
+/// 0, or -errno (-EIO for a read that ends early).
+int read_all_at(file_io& io, int fd, uint64_t pos, size_t n, std::string& out) {
   out.resize(n);
   size_t done = 0;
   while (done < n) {
-    auto r = ::pread(fd, out.data() + done, n - done, static_cast<off_t>(pos + done));
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return false;
+    auto r = io.pread(fd, out.data() + done, n - done, pos + done);
+    if (r < 0)
+      return static_cast<int>(r);
+    if (r == 0)
+      return -EIO;
     done += static_cast<size_t>(r);
   }
-  return true;
+  return 0;
 }
 
-bool write_all_at(int fd, uint64_t pos, const std::string& data) {
+/// 0, or -errno. A short write is retried for the rest; a write of 0 bytes is -ENOSPC.
+int write_all_at(file_io& io, int fd, uint64_t pos, const std::string& data) {
   size_t done = 0;
   while (done < data.size()) {
-    auto r = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(pos + done));
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return false;
+    auto r = io.pwrite(fd, data.data() + done, data.size() - done, pos + done);
+    if (r < 0)
+      return static_cast<int>(r);
+    if (r == 0)
+      return -ENOSPC;
     done += static_cast<size_t>(r);
   }
-  return true;
+  return 0;
 }
 
 } // namespace
@@ -73,7 +73,7 @@ result<std::unique_ptr<segment_log>> segment_log::open(const log_options& opts,
 segment_log::~segment_log() {
   for (auto& seg : segments_)
     if (seg.fd >= 0)
-      ::close(seg.fd);
+      io_.close(seg.fd);
 }
 
 uint64_t segment_log::start_offset() const noexcept {
@@ -94,9 +94,9 @@ status segment_log::recover(recovery_report& report) {
     segment seg;
     seg.base_offset = bases[i];
     seg.path = (fs::path(opts_.dir) / segment_name(bases[i])).string();
-    seg.fd = ::open(seg.path.c_str(), O_RDWR | O_CLOEXEC);
+    seg.fd = io_.open(seg.path, false);
     if (seg.fd < 0)
-      return io_error("cannot open segment", seg.path);
+      return io_error("cannot open segment", seg.path, seg.fd);
     if (!segments_.empty() && seg.base_offset != next_offset_)
       return status::error(code::storage_error,
                            "segment " + seg.path + " starts at offset "
@@ -114,13 +114,13 @@ status segment_log::recover(recovery_report& report) {
 }
 
 status segment_log::scan(segment& seg, bool is_last, recovery_report& report) {
-  struct stat sb;
-  if (::fstat(seg.fd, &sb) != 0)
-    return io_error("cannot stat segment", seg.path);
-  auto file_size = static_cast<uint64_t>(sb.st_size);
+  auto size = io_.size(seg.fd);
+  if (size < 0)
+    return io_error("cannot stat segment", seg.path, static_cast<int>(size));
+  auto file_size = static_cast<uint64_t>(size);
   std::string buf;
-  if (!read_all_at(seg.fd, 0, file_size, buf) && file_size > 0)
-    return io_error("cannot read segment", seg.path);
+  if (auto err = read_all_at(io_, seg.fd, 0, file_size, buf); err != 0)
+    return io_error("cannot read segment", seg.path, err);
   uint64_t pos = 0;
   auto data = reinterpret_cast<const uint8_t*>(buf.data());
   while (pos < file_size) {
@@ -152,9 +152,10 @@ status segment_log::scan(segment& seg, bool is_last, recovery_report& report) {
                              "corrupt log: " + seg.path + " at byte " + std::to_string(pos)
                                + ": " + why
                                + "; it will not be repaired without an explicit repair policy");
-      if (::ftruncate(seg.fd, static_cast<off_t>(pos)) != 0)
-        return io_error("cannot truncate the torn tail of", seg.path);
-      ::fdatasync(seg.fd);
+      if (auto err = io_.ftruncate(seg.fd, pos); err != 0)
+        return io_error("cannot truncate the torn tail of", seg.path, err);
+      if (auto err = io_.fdatasync(seg.fd); err != 0)
+        return io_error("cannot sync", seg.path, err);
       report.truncated_bytes += file_size - pos;
       report.truncated_file = seg.path;
       report.truncated_reason = why;
@@ -176,15 +177,14 @@ status segment_log::roll(uint64_t base_offset) {
   segment seg;
   seg.base_offset = base_offset;
   seg.path = (fs::path(opts_.dir) / segment_name(base_offset)).string();
-  seg.fd = ::open(seg.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  seg.fd = io_.open(seg.path, true);
   if (seg.fd < 0)
-    return io_error("cannot create segment", seg.path);
+    return io_error("cannot create segment", seg.path, seg.fd);
   if (opts_.fsync == fsync_policy::every_batch) {
     // The new file's name must survive a crash too: sync the directory.
-    int dfd = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
+    if (auto err = io_.sync_dir(opts_.dir); err != 0) {
+      io_.close(seg.fd);
+      return io_error("cannot sync the directory", opts_.dir, err);
     }
   }
   segments_.push_back(std::move(seg));
@@ -200,16 +200,15 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
       return st;
   auto& seg = segments_.back();
   auto pos = seg.size;
-  bool ok = write_all_at(seg.fd, pos, bytes);
-  if (ok && opts_.fsync == fsync_policy::every_batch)
-    ok = ::fdatasync(seg.fd) == 0;
-  if (!ok) {
-    auto err = io_error("cannot append to", seg.path);
-    // Nothing half-written stays behind to be read back as valid.
-    if (::ftruncate(seg.fd, static_cast<off_t>(pos)) != 0) {
-      // The next open finds and cuts the torn tail.
-    }
-    return err;
+  auto err = write_all_at(io_, seg.fd, pos, bytes);
+  if (err == 0 && opts_.fsync == fsync_policy::every_batch)
+    err = io_.fdatasync(seg.fd);
+  if (err != 0) {
+    // Nothing half-written stays behind to be read back as valid: cut the segment back
+    // to its last good batch. If even that fails, the next open finds the torn tail (or
+    // a checksum mismatch at the end) and cuts it then.
+    io_.ftruncate(seg.fd, pos);
+    return io_error("cannot append to", seg.path, err);
   }
   seg.size += bytes.size();
   int64_t max_ts = records.front().timestamp_ms;
@@ -225,20 +224,14 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
 status segment_log::truncate_to(uint64_t offset) {
   if (offset >= next_offset_)
     return {};
-  auto sync_dir = [&] {
-    int dfd = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  };
+  auto sync_dir = [&] { io_.sync_dir(opts_.dir); };
   // Whole segments at or after `offset` go.
   while (!segments_.empty() && segments_.back().base_offset >= offset
          && !(segments_.size() == 1 && segments_.back().base_offset == offset)) {
     auto& seg = segments_.back();
-    ::close(seg.fd);
-    if (::unlink(seg.path.c_str()) != 0)
-      return io_error("cannot remove segment", seg.path);
+    io_.close(seg.fd);
+    if (auto err = io_.unlink(seg.path); err != 0)
+      return io_error("cannot remove segment", seg.path, err);
     segments_.pop_back();
   }
   sync_dir();
@@ -256,8 +249,8 @@ status segment_log::truncate_to(uint64_t offset) {
     if (split.base_offset < offset) {
       // Records before `offset` in the split batch are written again as their own batch.
       std::string buf;
-      if (!read_all_at(seg.fd, split.position, split.length, buf))
-        return io_error("cannot read", seg.path);
+      if (auto err = read_all_at(io_, seg.fd, split.position, split.length, buf); err != 0)
+        return io_error("cannot read", seg.path, err);
       batch_header h;
       std::string why;
       std::vector<stored_record> recs;
@@ -275,8 +268,8 @@ status segment_log::truncate_to(uint64_t offset) {
     --b;
   }
   auto cut = b == seg.batches.end() ? seg.size : b->position;
-  if (::ftruncate(seg.fd, static_cast<off_t>(cut)) != 0)
-    return io_error("cannot truncate", seg.path);
+  if (auto err = io_.ftruncate(seg.fd, cut); err != 0)
+    return io_error("cannot truncate", seg.path, err);
   seg.batches.erase(b, seg.batches.end());
   seg.size = cut;
   next_offset_ = seg.batches.empty() ? seg.base_offset
@@ -285,8 +278,9 @@ status segment_log::truncate_to(uint64_t offset) {
     auto r = append(keep);
     if (!r)
       return r.error();
-  } else if (opts_.fsync == fsync_policy::every_batch && ::fdatasync(seg.fd) != 0) {
-    return io_error("cannot sync", seg.path);
+  } else if (opts_.fsync == fsync_policy::every_batch) {
+    if (auto err = io_.fdatasync(seg.fd); err != 0)
+      return io_error("cannot sync", seg.path, err);
   }
   return {};
 }
@@ -323,22 +317,17 @@ result<size_t> segment_log::apply_retention(const retention& policy, int64_t now
     bool too_old = policy.max_age_ms != 0 && !oldest.batches.empty()
                    && now_ms - newest > policy.max_age_ms;
     if (over_messages || over_bytes || too_old) {
-      ::close(oldest.fd);
-      if (::unlink(oldest.path.c_str()) != 0)
-        return io_error("cannot remove segment", oldest.path);
+      io_.close(oldest.fd);
+      if (auto err = io_.unlink(oldest.path); err != 0)
+        return io_error("cannot remove segment", oldest.path, err);
       segments_.erase(segments_.begin());
       ++removed;
       continue;
     }
     break;
   }
-  if (removed > 0) {
-    int dfd = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
+  if (removed > 0)
+    io_.sync_dir(opts_.dir);
   return removed;
 }
 
@@ -365,8 +354,8 @@ result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max
       if (read_bytes > 0 && read_bytes + b->length > max_bytes)
         return out;
       std::string buf;
-      if (!read_all_at(seg.fd, b->position, b->length, buf))
-        return io_error("cannot read", seg.path);
+      if (auto err = read_all_at(io_, seg.fd, b->position, b->length, buf); err != 0)
+        return io_error("cannot read", seg.path, err);
       batch_header h;
       std::string why;
       if (check_batch(reinterpret_cast<const uint8_t*>(buf.data()), buf.size(),

@@ -20,6 +20,7 @@
 
 #include "limits/status.hpp"
 #include "persistence/batch.hpp"
+#include "persistence/file_io.hpp"
 
 namespace levee::persistence {
 
@@ -30,6 +31,7 @@ struct log_options {
   uint64_t max_segment_bytes = 64ull << 20;  // roll to a new segment file past this
   batch_limits limits{1u << 20, 4u << 20, true};
   fsync_policy fsync = fsync_policy::every_batch;
+  file_io* io = nullptr;  // nullptr: posix_io(); tests pass a fault injector
 };
 
 struct recovery_report {
@@ -100,12 +102,14 @@ private:
     std::vector<batch_pos> batches;  // in memory for now; the sparse index file is next
   };
 
-  explicit segment_log(log_options opts) : opts_(std::move(opts)) {}
+  explicit segment_log(log_options opts)
+    : opts_(std::move(opts)), io_(opts_.io != nullptr ? *opts_.io : posix_io()) {}
   status recover(recovery_report& report);
   status scan(segment& seg, bool is_last, recovery_report& report);
   status roll(uint64_t base_offset);
 
   log_options opts_;
+  file_io& io_;
   std::vector<segment> segments_;
   uint64_t next_offset_ = 0;
 };

@@ -532,3 +532,108 @@ TEST(SegmentLog, KilledWritersLoseNothingTheyReported) {
 
 } // namespace
 } // namespace levee::persistence
+
+namespace levee::persistence {
+namespace {
+
+/// Real files with injected faults: a write budget (short write, then ENOSPC), failing
+/// syncs, failing truncation.
+struct faulty_io final : file_io {
+  file_io& real = posix_io();
+  int64_t write_budget = -1;  // bytes writes may still take; -1 = unlimited
+  bool fail_sync = false;
+  bool fail_truncate = false;
+
+  int open(const std::string& path, bool create) override { return real.open(path, create); }
+  int64_t pwrite(int fd, const void* data, size_t n, uint64_t offset) override {
+    if (write_budget < 0)
+      return real.pwrite(fd, data, n, offset);
+    if (write_budget == 0)
+      return -ENOSPC;
+    auto take = std::min<int64_t>(write_budget, static_cast<int64_t>(n));
+    write_budget -= take;
+    return real.pwrite(fd, data, static_cast<size_t>(take), offset);  // a short write
+  }
+  int64_t pread(int fd, void* data, size_t n, uint64_t offset) override {
+    return real.pread(fd, data, n, offset);
+  }
+  int fdatasync(int fd) override { return fail_sync ? -EIO : real.fdatasync(fd); }
+  int ftruncate(int fd, uint64_t size) override {
+    return fail_truncate ? -EIO : real.ftruncate(fd, size);
+  }
+  int64_t size(int fd) override { return real.size(fd); }
+  int close(int fd) override { return real.close(fd); }
+  int unlink(const std::string& path) override { return real.unlink(path); }
+  int sync_dir(const std::string& dir) override { return real.sync_dir(dir); }
+};
+
+struct FaultTest : ::testing::Test {
+  temp_dir dir;
+  faulty_io io;
+  log_options opts = [this] {
+    auto o = options(dir.path);
+    o.fsync = fsync_policy::every_batch;
+    o.io = &io;
+    return o;
+  }();
+};
+
+TEST_F(FaultTest, ShortWriteThenNoSpaceIsAnErrorAndLeavesNothingBehind) {
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE((*log)->append(make_batch(0, 3)).ok());
+  auto size_before = fs::file_size(only_segment(dir.path));
+  io.write_budget = 30;
+  auto r = (*log)->append(make_batch(3, 3));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), code::storage_error);
+  EXPECT_NE(r.error().message().find("No space left on device"), std::string::npos)
+    << r.error().message();
+  EXPECT_EQ((*log)->next_offset(), 3u);
+  EXPECT_EQ(fs::file_size(only_segment(dir.path)), size_before);
+  io.write_budget = -1;
+  auto again = (*log)->append(make_batch(3, 3));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 3u);
+  log->reset();
+  recovery_report report;
+  auto reopened = segment_log::open(options(dir.path), &report);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(report.truncated_bytes, 0u);
+  EXPECT_EQ((*reopened)->next_offset(), 6u);
+}
+
+TEST_F(FaultTest, AFailedSyncIsNotReportedWritten) {
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE((*log)->append(make_batch(0, 2)).ok());
+  io.fail_sync = true;
+  auto r = (*log)->append(make_batch(2, 2));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), code::storage_error);
+  EXPECT_NE(r.error().message().find("Input/output error"), std::string::npos);
+  EXPECT_EQ((*log)->next_offset(), 2u);
+  log->reset();
+  auto reopened = segment_log::open(options(dir.path));
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->next_offset(), 2u);  // the unsynced batch was cut back too
+}
+
+TEST_F(FaultTest, WhenEvenTheCutBackFailsRecoveryRemovesTheTornBatch) {
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE((*log)->append(make_batch(0, 2)).ok());
+  auto size_before = fs::file_size(only_segment(dir.path));
+  io.write_budget = 30;
+  io.fail_truncate = true;
+  ASSERT_FALSE((*log)->append(make_batch(2, 2)).ok());
+  EXPECT_EQ(fs::file_size(only_segment(dir.path)), size_before + 30);  // a torn batch
+  log->reset();
+  recovery_report report;
+  auto reopened = segment_log::open(options(dir.path), &report);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(report.truncated_bytes, 30u);
+  EXPECT_EQ((*reopened)->next_offset(), 2u);
+  EXPECT_EQ((*reopened)->read(0, 1 << 20)->size(), 2u);
+}
+
+} // namespace
+} // namespace levee::persistence
