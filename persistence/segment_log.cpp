@@ -1,6 +1,7 @@
 #include "persistence/segment_log.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -88,6 +89,8 @@ status segment_log::recover(recovery_report& report) {
         || !std::all_of(name.begin(), name.begin() + 20, ::isdigit))
       continue;
     bases.push_back(std::stoull(name.substr(0, 20)));
+    std::error_code ec;
+    total_bytes_ += entry.file_size(ec);
   }
   std::sort(bases.begin(), bases.end());
   for (size_t i = 0; i < bases.size(); ++i) {
@@ -108,6 +111,8 @@ status segment_log::recover(recovery_report& report) {
       return st;
     ++report.segments;
   }
+  if (opts_.on_progress)
+    opts_.on_progress(scanned_bytes_, total_bytes_);
   if (segments_.empty())
     return roll(0);
   return {};
@@ -164,6 +169,11 @@ status segment_log::scan(segment& seg, bool is_last, recovery_report& report) {
     }
     seg.batches.push_back(
       batch_pos{h.base_offset, pos, h.length, h.record_count, h.max_timestamp_ms});
+    scanned_bytes_ += h.length;
+    if (opts_.on_progress && scanned_bytes_ >= next_progress_) {
+      opts_.on_progress(scanned_bytes_, total_bytes_);
+      next_progress_ = scanned_bytes_ + (64ull << 20);
+    }
     next_offset_ = h.base_offset + h.record_count;
     ++report.batches;
     report.records += h.record_count;
@@ -174,6 +184,9 @@ status segment_log::scan(segment& seg, bool is_last, recovery_report& report) {
 }
 
 status segment_log::roll(uint64_t base_offset) {
+  if (!segments_.empty() && opts_.fsync != fsync_policy::none)
+    if (auto st = sync(); !st)
+      return st;
   segment seg;
   seg.base_offset = base_offset;
   seg.path = (fs::path(opts_.dir) / segment_name(base_offset)).string();
@@ -192,6 +205,18 @@ status segment_log::roll(uint64_t base_offset) {
 }
 
 result<uint64_t> segment_log::append(const std::vector<record>& records) {
+  if (opts_.fsync == fsync_policy::interval) {
+    // Due: make what came before durable first, so a failure leaves this batch unwritten.
+    auto now = opts_.now_ms ? opts_.now_ms()
+                            : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now().time_since_epoch())
+                                .count();
+    if (now - last_sync_ms_ >= static_cast<int64_t>(opts_.fsync_interval_ms)) {
+      if (auto st = sync(); !st)
+        return st;
+      last_sync_ms_ = now;
+    }
+  }
   std::string bytes;
   if (auto st = encode_batch(next_offset_, records, opts_.limits, bytes); !st)
     return st;
@@ -201,8 +226,11 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
   auto& seg = segments_.back();
   auto pos = seg.size;
   auto err = write_all_at(io_, seg.fd, pos, bytes);
-  if (err == 0 && opts_.fsync == fsync_policy::every_batch)
+  bool synced = false;
+  if (err == 0 && opts_.fsync == fsync_policy::every_batch) {
     err = io_.fdatasync(seg.fd);
+    synced = true;
+  }
   if (err != 0) {
     // Nothing half-written stays behind to be read back as valid: cut the segment back
     // to its last good batch. If even that fails, the next open finds the torn tail (or
@@ -218,7 +246,17 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
                                   static_cast<uint32_t>(records.size()), max_ts});
   auto base = next_offset_;
   next_offset_ += records.size();
+  (void) synced;
   return base;
+}
+
+status segment_log::sync() {
+  // Earlier segments were synced when they were closed for writing (roll), so the one
+  // being written is all there is to sync.
+  auto& seg = segments_.back();
+  if (auto err = io_.fdatasync(seg.fd); err != 0)
+    return io_error("cannot sync", seg.path, err);
+  return {};
 }
 
 status segment_log::truncate_to(uint64_t offset) {

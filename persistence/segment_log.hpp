@@ -10,10 +10,15 @@
 //
 // Promise of append() (fsync_policy):
 //   every_batch — when append returns OK the batch is on disk (write + fdatasync);
+//   interval    — the batch is written to the OS; the first append at least
+//                 fsync_interval_ms after the last sync first makes everything before it
+//                 durable (or fails, writing nothing), so while appends keep coming a
+//                 machine crash loses at most about one interval; sync() forces it;
 //   none        — the batch is written to the OS; a machine crash may lose it, a process
 //                 crash may not.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,7 +29,7 @@
 
 namespace levee::persistence {
 
-enum class fsync_policy { none, every_batch };
+enum class fsync_policy { none, interval, every_batch };
 
 struct log_options {
   std::string dir;
@@ -32,6 +37,11 @@ struct log_options {
   batch_limits limits{1u << 20, 4u << 20, true};
   fsync_policy fsync = fsync_policy::every_batch;
   file_io* io = nullptr;  // nullptr: posix_io(); tests pass a fault injector
+  uint64_t fsync_interval_ms = 1000;  // with fsync_policy::interval
+  /// Called during recovery about every 64 MiB scanned: (bytes scanned, bytes in all).
+  std::function<void(uint64_t, uint64_t)> on_progress;
+  /// Time source for the interval policy, in ms; nullptr: the steady clock.
+  std::function<int64_t()> now_ms;
 };
 
 struct recovery_report {
@@ -82,6 +92,9 @@ public:
 
   uint64_t size_bytes() const noexcept;
 
+  /// Makes everything appended so far durable (fdatasync), whatever the policy.
+  status sync();
+
   uint64_t start_offset() const noexcept;
   uint64_t next_offset() const noexcept { return next_offset_; }
   size_t segment_count() const noexcept { return segments_.size(); }
@@ -112,6 +125,10 @@ private:
   file_io& io_;
   std::vector<segment> segments_;
   uint64_t next_offset_ = 0;
+  int64_t last_sync_ms_ = 0;
+  uint64_t scanned_bytes_ = 0;
+  uint64_t total_bytes_ = 0;
+  uint64_t next_progress_ = 0;
 };
 
 } // namespace levee::persistence

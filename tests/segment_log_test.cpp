@@ -637,3 +637,71 @@ TEST_F(FaultTest, WhenEvenTheCutBackFailsRecoveryRemovesTheTornBatch) {
 
 } // namespace
 } // namespace levee::persistence
+
+namespace levee::persistence {
+namespace {
+
+/// Counts syncs on real files.
+struct counting_io final : file_io {
+  file_io& real = posix_io();
+  int syncs = 0;
+  int open(const std::string& p, bool c) override { return real.open(p, c); }
+  int64_t pwrite(int fd, const void* d, size_t n, uint64_t o) override {
+    return real.pwrite(fd, d, n, o);
+  }
+  int64_t pread(int fd, void* d, size_t n, uint64_t o) override { return real.pread(fd, d, n, o); }
+  int fdatasync(int fd) override {
+    ++syncs;
+    return real.fdatasync(fd);
+  }
+  int ftruncate(int fd, uint64_t s) override { return real.ftruncate(fd, s); }
+  int64_t size(int fd) override { return real.size(fd); }
+  int close(int fd) override { return real.close(fd); }
+  int unlink(const std::string& p) override { return real.unlink(p); }
+  int sync_dir(const std::string& d) override { return real.sync_dir(d); }
+};
+
+TEST(SegmentLog, IntervalPolicySyncsOncePerIntervalBeforeTheNextAppend) {
+  temp_dir dir;
+  counting_io io;
+  int64_t now = 10'000;
+  auto opts = options(dir.path);
+  opts.fsync = fsync_policy::interval;
+  opts.fsync_interval_ms = 100;
+  opts.io = &io;
+  opts.now_ms = [&] { return now; };
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE((*log)->append(make_batch(0, 1)).ok());  // first append: due, syncs first
+  EXPECT_EQ(io.syncs, 1);
+  for (int i = 1; i < 10; ++i) {
+    now += 5;
+    ASSERT_TRUE((*log)->append(make_batch(i, 1)).ok());
+  }
+  EXPECT_EQ(io.syncs, 1);  // 45 ms later: not due
+  now += 100;
+  ASSERT_TRUE((*log)->append(make_batch(10, 1)).ok());
+  EXPECT_EQ(io.syncs, 2);
+  ASSERT_TRUE((*log)->sync().ok());
+  EXPECT_EQ(io.syncs, 3);
+}
+
+TEST(SegmentLog, RecoveryReportsProgress) {
+  temp_dir dir;
+  auto opts = options(dir.path);
+  {
+    auto log = segment_log::open(opts);
+    for (int b = 0; b < 10; ++b)
+      (*log)->append(make_batch(b * 5, 5, 200));
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> calls;
+  opts.on_progress = [&](uint64_t done, uint64_t total) { calls.emplace_back(done, total); };
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE(log.ok());
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls.back().first, calls.back().second);  // done at the end
+  EXPECT_EQ(calls.back().second, (*log)->size_bytes());
+}
+
+} // namespace
+} // namespace levee::persistence
