@@ -536,15 +536,31 @@ TEST(SegmentLog, KilledWritersLoseNothingTheyReported) {
 namespace levee::persistence {
 namespace {
 
+/// Forwards every call to the real file system; tests override what they change.
+struct forwarding_io : file_io {
+  file_io& real = posix_io();
+  int open(const std::string& path, bool create) override { return real.open(path, create); }
+  int64_t pwrite(int fd, const void* data, size_t n, uint64_t offset) override {
+    return real.pwrite(fd, data, n, offset);
+  }
+  int64_t pread(int fd, void* data, size_t n, uint64_t offset) override {
+    return real.pread(fd, data, n, offset);
+  }
+  int fdatasync(int fd) override { return real.fdatasync(fd); }
+  int ftruncate(int fd, uint64_t size) override { return real.ftruncate(fd, size); }
+  int64_t size(int fd) override { return real.size(fd); }
+  int close(int fd) override { return real.close(fd); }
+  int unlink(const std::string& path) override { return real.unlink(path); }
+  int sync_dir(const std::string& dir) override { return real.sync_dir(dir); }
+};
+
 /// Real files with injected faults: a write budget (short write, then ENOSPC), failing
 /// syncs, failing truncation.
-struct faulty_io final : file_io {
-  file_io& real = posix_io();
+struct faulty_io final : forwarding_io {
   int64_t write_budget = -1;  // bytes writes may still take; -1 = unlimited
   bool fail_sync = false;
   bool fail_truncate = false;
 
-  int open(const std::string& path, bool create) override { return real.open(path, create); }
   int64_t pwrite(int fd, const void* data, size_t n, uint64_t offset) override {
     if (write_budget < 0)
       return real.pwrite(fd, data, n, offset);
@@ -554,17 +570,10 @@ struct faulty_io final : file_io {
     write_budget -= take;
     return real.pwrite(fd, data, static_cast<size_t>(take), offset);  // a short write
   }
-  int64_t pread(int fd, void* data, size_t n, uint64_t offset) override {
-    return real.pread(fd, data, n, offset);
-  }
   int fdatasync(int fd) override { return fail_sync ? -EIO : real.fdatasync(fd); }
   int ftruncate(int fd, uint64_t size) override {
     return fail_truncate ? -EIO : real.ftruncate(fd, size);
   }
-  int64_t size(int fd) override { return real.size(fd); }
-  int close(int fd) override { return real.close(fd); }
-  int unlink(const std::string& path) override { return real.unlink(path); }
-  int sync_dir(const std::string& dir) override { return real.sync_dir(dir); }
 };
 
 struct FaultTest : ::testing::Test {
@@ -642,23 +651,12 @@ namespace levee::persistence {
 namespace {
 
 /// Counts syncs on real files.
-struct counting_io final : file_io {
-  file_io& real = posix_io();
+struct counting_io final : forwarding_io {
   int syncs = 0;
-  int open(const std::string& p, bool c) override { return real.open(p, c); }
-  int64_t pwrite(int fd, const void* d, size_t n, uint64_t o) override {
-    return real.pwrite(fd, d, n, o);
-  }
-  int64_t pread(int fd, void* d, size_t n, uint64_t o) override { return real.pread(fd, d, n, o); }
   int fdatasync(int fd) override {
     ++syncs;
     return real.fdatasync(fd);
   }
-  int ftruncate(int fd, uint64_t s) override { return real.ftruncate(fd, s); }
-  int64_t size(int fd) override { return real.size(fd); }
-  int close(int fd) override { return real.close(fd); }
-  int unlink(const std::string& p) override { return real.unlink(p); }
-  int sync_dir(const std::string& d) override { return real.sync_dir(d); }
 };
 
 TEST(SegmentLog, IntervalPolicySyncsOncePerIntervalBeforeTheNextAppend) {
