@@ -104,4 +104,17 @@ constexpr uint64_t net_permit_ttl_ms = 10'000;
 /// ms a bridged request may wait for the actor that answers it.
 constexpr uint64_t net_request_deadline_ms = 30'000;
 
+// -- the segment log: persistence/ -------------------------------------------------------
+
+/// bytes of one record (key, value, headers): the same as a message on the wire, so that
+/// whatever a node accepts it can store.
+constexpr uint64_t log_max_record_bytes = 1 * MiB;
+/// bytes of one encoded batch: a few max-size records, and the unit a replica fetches.
+constexpr uint64_t log_max_batch_bytes = 4 * MiB;
+/// bytes of one segment file: retention and recovery work in whole segments, so small
+/// enough to drop often, large enough to keep the file count low.
+constexpr uint64_t log_max_segment_bytes = 64 * MiB;
+/// ms between syncs under the interval fsync policy: what a machine crash may lose.
+constexpr uint64_t log_fsync_interval_ms = 1000;
+
 } // namespace levee::defaults

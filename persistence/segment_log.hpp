@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "limits/defaults.hpp"
 #include "limits/status.hpp"
 #include "persistence/batch.hpp"
 #include "persistence/file_io.hpp"
@@ -33,11 +34,11 @@ enum class fsync_policy { none, interval, every_batch };
 
 struct log_options {
   std::string dir;
-  uint64_t max_segment_bytes = 64ull << 20;  // roll to a new segment file past this
-  batch_limits limits{1u << 20, 4u << 20, true};
+  uint64_t max_segment_bytes = defaults::log_max_segment_bytes;  // roll past this
+  batch_limits limits{defaults::log_max_record_bytes, defaults::log_max_batch_bytes, true};
   fsync_policy fsync = fsync_policy::every_batch;
   file_io* io = nullptr;  // nullptr: posix_io(); tests pass a fault injector
-  uint64_t fsync_interval_ms = 1000;  // with fsync_policy::interval
+  uint64_t fsync_interval_ms = defaults::log_fsync_interval_ms;  // with fsync_policy::interval
   /// Called during recovery about every 64 MiB scanned: (bytes scanned, bytes in all).
   std::function<void(uint64_t, uint64_t)> on_progress;
   /// Time source for the interval policy, in ms; nullptr: the steady clock.
