@@ -694,7 +694,8 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
       }
       reject_and_close(self, 0,
                        rejection{code::shutting_down, "net.listener", 0, 0, 0,
-                                 "the server is shutting down"});
+                                 self->state.dialed ? "this node is shutting down"
+                                                    : "the server is shutting down"});
     },
     [=](resume_atom) {
       auto& s = self->state;
@@ -748,7 +749,9 @@ caf::behavior uplink(caf::stateful_actor<uplink_state>* self,
       auto& s = self->state;
       if (s.link || s.stopped)
         return;
-      // Blocking connect: this actor runs on its own thread (spawned detached).
+      // Blocking connect: this actor runs on its own thread (spawned detached). CAF 0.17's
+      // spawn_client has no timeout of its own: a refused or unreachable loopback port
+      // fails at once, a silent remote host takes the OS's connect timeout.
       auto link = self->system().middleman().spawn_client(
         connection, opts.host, opts.port, ctx, conn_role::dialed,
         caf::actor_cast<caf::actor>(self), opts.token);
