@@ -1,6 +1,7 @@
 #include "persistence/file_io.hpp"
 
 #include <cerrno>
+#include <cstdio>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -43,6 +44,9 @@ public:
   int close(int fd) override { return ::close(fd) == 0 ? 0 : -errno; }
   int unlink(const std::string& path) override {
     return ::unlink(path.c_str()) == 0 ? 0 : -errno;
+  }
+  int rename(const std::string& from, const std::string& to) override {
+    return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : -errno;
   }
   int sync_dir(const std::string& dir) override {
     int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -21,6 +21,7 @@ public:
   virtual int64_t size(int fd) = 0;
   virtual int close(int fd) = 0;
   virtual int unlink(const std::string& path) = 0;
+  virtual int rename(const std::string& from, const std::string& to) = 0;
   virtual int sync_dir(const std::string& dir) = 0;
 };
 

@@ -1,5 +1,7 @@
 #include "persistence/segment_log.hpp"
 
+#include "persistence/crc32c.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cerrno>
@@ -107,8 +109,24 @@ status segment_log::recover(recovery_report& report) {
                              + std::to_string(next_offset_) + ": a segment is missing");
     next_offset_ = seg.base_offset;
     segments_.push_back(std::move(seg));
-    if (auto st = scan(segments_.back(), i + 1 == bases.size(), report); !st)
-      return st;
+    auto& added = segments_.back();
+    bool is_last = i + 1 == bases.size();
+    uint64_t end_offset = 0;
+    if (!is_last && load_index(added, end_offset)) {
+      // A closed segment with a sound index is not read now; it is verified batch by
+      // batch when it is read.
+      next_offset_ = end_offset;
+      ++report.segments_from_index;
+      scanned_bytes_ += added.size;
+    } else {
+      if (auto st = scan(added, is_last, next_offset_, report); !st)
+        return st;
+      if (!is_last) {
+        ++report.indexes_rebuilt;
+        if (auto st = write_index(added, next_offset_); !st)
+          return st;
+      }
+    }
     ++report.segments;
   }
   if (opts_.on_progress)
@@ -118,7 +136,8 @@ status segment_log::recover(recovery_report& report) {
   return {};
 }
 
-status segment_log::scan(segment& seg, bool is_last, recovery_report& report) {
+status segment_log::scan(segment& seg, bool is_last, uint64_t& next,
+                         recovery_report& report) const {
   auto size = io_.size(seg.fd);
   if (size < 0)
     return io_error("cannot stat segment", seg.path, static_cast<int>(size));
@@ -145,10 +164,10 @@ status segment_log::scan(segment& seg, bool is_last, recovery_report& report) {
       torn = std::all_of(buf.begin() + static_cast<std::ptrdiff_t>(pos), buf.end(),
                          [](char c) { return c == 0; });
     }
-    if (verdict == batch_check::ok && h.base_offset != next_offset_) {
+    if (verdict == batch_check::ok && h.base_offset != next) {
       verdict = batch_check::corrupt_header;
       why = "batch at offset " + std::to_string(h.base_offset) + " where "
-            + std::to_string(next_offset_) + " was expected";
+            + std::to_string(next) + " was expected";
       torn = false;
     }
     if (verdict != batch_check::ok) {
@@ -169,24 +188,152 @@ status segment_log::scan(segment& seg, bool is_last, recovery_report& report) {
     }
     seg.batches.push_back(
       batch_pos{h.base_offset, pos, h.length, h.record_count, h.max_timestamp_ms});
+    seg.max_timestamp_ms = std::max(seg.max_timestamp_ms, h.max_timestamp_ms);
     scanned_bytes_ += h.length;
     if (opts_.on_progress && scanned_bytes_ >= next_progress_) {
       opts_.on_progress(scanned_bytes_, total_bytes_);
       next_progress_ = scanned_bytes_ + (64ull << 20);
     }
-    next_offset_ = h.base_offset + h.record_count;
+    next = h.base_offset + h.record_count;
     ++report.batches;
     report.records += h.record_count;
     pos += h.length;
   }
   seg.size = file_size;
+  seg.loaded = true;
   return {};
+}
+
+status segment_log::ensure_loaded(segment& seg) const {
+  if (seg.loaded)
+    return {};
+  seg.batches.clear();
+  uint64_t next = seg.base_offset;
+  recovery_report unused;
+  return scan(seg, false, next, unused);  // a closed segment: any damage is an error
+}
+
+std::string segment_log::index_path(const segment& seg) const {
+  auto p = seg.path;
+  return p.substr(0, p.size() - 4) + ".index";
+}
+
+namespace {
+
+constexpr uint32_t index_magic = 0x5849564Cu;  // "LVIX"
+constexpr uint32_t index_version = 1;
+constexpr size_t index_header_bytes = 48;
+constexpr size_t index_entry_bytes = 24;
+
+void put_le(std::string& out, uint64_t v, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+uint64_t get_le(const std::string& in, size_t at, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i)
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(in[at + i])) << (8 * i);
+  return v;
+}
+
+} // namespace
+
+status segment_log::write_index(const segment& seg, uint64_t end_offset) {
+  // Header: magic, version, base offset, segment size, end offset, max timestamp, entry
+  // count; entries: (first offset, position, max timestamp of the range); CRC32C.
+  std::vector<const batch_pos*> entries;
+  uint64_t last_position = 0;
+  for (auto& b : seg.batches)
+    if (entries.empty() || b.position - last_position >= opts_.index_interval_bytes) {
+      entries.push_back(&b);
+      last_position = b.position;
+    }
+  std::string out;
+  put_le(out, index_magic, 4);
+  put_le(out, index_version, 4);
+  put_le(out, seg.base_offset, 8);
+  put_le(out, seg.size, 8);
+  put_le(out, end_offset, 8);
+  put_le(out, static_cast<uint64_t>(seg.max_timestamp_ms), 8);
+  put_le(out, entries.size(), 4);
+  put_le(out, 0, 4);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    int64_t range_max = std::numeric_limits<int64_t>::min();
+    auto end = i + 1 < entries.size() ? entries[i + 1] : seg.batches.data() + seg.batches.size();
+    for (auto b = entries[i]; b != end; ++b)
+      range_max = std::max(range_max, b->max_timestamp_ms);
+    put_le(out, entries[i]->base_offset, 8);
+    put_le(out, entries[i]->position, 8);
+    put_le(out, static_cast<uint64_t>(range_max), 8);
+  }
+  put_le(out, crc32c(0, out.data(), out.size()), 4);
+  auto path = index_path(seg);
+  auto tmp = path + ".tmp";
+  int fd = io_.open(tmp, true);
+  if (fd < 0)
+    return io_error("cannot create", tmp, fd);
+  auto err = io_.ftruncate(fd, 0);
+  if (err == 0)
+    err = write_all_at(io_, fd, 0, out);
+  if (err == 0)
+    err = io_.fdatasync(fd);
+  io_.close(fd);
+  if (err == 0)
+    err = io_.rename(tmp, path);
+  if (err != 0) {
+    io_.unlink(tmp);
+    return io_error("cannot write the index", path, err);
+  }
+  return {};
+}
+
+bool segment_log::load_index(segment& seg, uint64_t& end_offset) const {
+  int fd = io_.open(index_path(seg), false);
+  if (fd < 0)
+    return false;
+  auto size = io_.size(fd);
+  std::string in;
+  bool ok = size >= static_cast<int64_t>(index_header_bytes + 4)
+            && read_all_at(io_, fd, 0, static_cast<size_t>(size), in) == 0;
+  io_.close(fd);
+  if (!ok || get_le(in, 0, 4) != index_magic || get_le(in, 4, 4) != index_version
+      || crc32c(0, in.data(), in.size() - 4) != get_le(in, in.size() - 4, 4))
+    return false;
+  auto count = get_le(in, 40, 4);
+  if (in.size() != index_header_bytes + count * index_entry_bytes + 4)
+    return false;
+  auto file_size = io_.size(seg.fd);
+  if (get_le(in, 8, 8) != seg.base_offset || file_size < 0
+      || get_le(in, 16, 8) != static_cast<uint64_t>(file_size))
+    return false;  // stale: the segment changed after the index was written
+  seg.size = static_cast<uint64_t>(file_size);
+  end_offset = get_le(in, 24, 8);
+  seg.max_timestamp_ms = static_cast<int64_t>(get_le(in, 32, 8));
+  seg.batches.clear();
+  for (uint64_t i = 0; i < count; ++i) {
+    auto at = index_header_bytes + i * index_entry_bytes;
+    // Sparse entries: records and length are not known until the segment is loaded.
+    seg.batches.push_back(batch_pos{get_le(in, at, 8), get_le(in, at + 8, 8), 0, 0,
+                                    static_cast<int64_t>(get_le(in, at + 16, 8))});
+  }
+  seg.loaded = false;
+  return end_offset >= seg.base_offset;
+}
+
+void segment_log::remove_segment_files(segment& seg) {
+  io_.close(seg.fd);
+  seg.fd = -1;
+  io_.unlink(index_path(seg));  // may not exist
 }
 
 status segment_log::roll(uint64_t base_offset) {
   if (!segments_.empty() && opts_.fsync != fsync_policy::none)
     if (auto st = sync(); !st)
       return st;
+  // The segment being closed gets its index; without one, the next open rebuilds it.
+  if (!segments_.empty())
+    write_index(segments_.back(), base_offset);
   segment seg;
   seg.base_offset = base_offset;
   seg.path = (fs::path(opts_.dir) / segment_name(base_offset)).string();
@@ -244,6 +391,7 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
     max_ts = std::max(max_ts, r.timestamp_ms);
   seg.batches.push_back(batch_pos{next_offset_, pos, static_cast<uint32_t>(bytes.size()),
                                   static_cast<uint32_t>(records.size()), max_ts});
+  seg.max_timestamp_ms = std::max(seg.max_timestamp_ms, max_ts);
   auto base = next_offset_;
   next_offset_ += records.size();
   (void) synced;
@@ -267,7 +415,7 @@ status segment_log::truncate_to(uint64_t offset) {
   while (!segments_.empty() && segments_.back().base_offset >= offset
          && !(segments_.size() == 1 && segments_.back().base_offset == offset)) {
     auto& seg = segments_.back();
-    io_.close(seg.fd);
+    remove_segment_files(seg);
     if (auto err = io_.unlink(seg.path); err != 0)
       return io_error("cannot remove segment", seg.path, err);
     segments_.pop_back();
@@ -278,6 +426,10 @@ status segment_log::truncate_to(uint64_t offset) {
     return roll(offset);
   }
   auto& seg = segments_.back();
+  // It becomes the segment being written: all its batches are needed, its index is not.
+  if (auto st = ensure_loaded(seg); !st)
+    return st;
+  io_.unlink(index_path(seg));
   // The batch holding `offset` (or the first one after it) is where the file is cut.
   auto b = std::upper_bound(seg.batches.begin(), seg.batches.end(), offset,
                             [](uint64_t o, const batch_pos& p) { return o < p.base_offset; });
@@ -324,10 +476,15 @@ status segment_log::truncate_to(uint64_t offset) {
 }
 
 uint64_t segment_log::offset_for_time(int64_t timestamp_ms) const noexcept {
-  for (auto& seg : segments_)
+  for (auto& seg : segments_) {
+    if (seg.max_timestamp_ms < timestamp_ms)
+      continue;  // the whole segment is older
+    if (!ensure_loaded(seg))
+      return seg.base_offset;  // damaged: the read from here reports it
     for (auto& b : seg.batches)
       if (b.max_timestamp_ms >= timestamp_ms)
         return b.base_offset;
+  }
   return next_offset_;
 }
 
@@ -343,19 +500,17 @@ result<size_t> segment_log::apply_retention(const retention& policy, int64_t now
   while (segments_.size() > 1) {
     auto& oldest = segments_.front();
     auto next_base = segments_[1].base_offset;
-    int64_t newest = std::numeric_limits<int64_t>::min();
-    for (auto& b : oldest.batches)
-      newest = std::max(newest, b.max_timestamp_ms);
+    int64_t newest = oldest.max_timestamp_ms;
     bool over_bytes = policy.max_bytes != 0 && size_bytes() > policy.max_bytes;
     // Removing the oldest segment must leave at least max_messages records if that many
     // exist: only remove while what remains after it is still over the limit.
     bool over_messages = policy.max_messages != 0
                          && next_offset_ - oldest.base_offset > policy.max_messages
                          && next_offset_ - next_base >= policy.max_messages;
-    bool too_old = policy.max_age_ms != 0 && !oldest.batches.empty()
+    bool too_old = policy.max_age_ms != 0 && newest != std::numeric_limits<int64_t>::min()
                    && now_ms - newest > policy.max_age_ms;
     if (over_messages || over_bytes || too_old) {
-      io_.close(oldest.fd);
+      remove_segment_files(oldest);
       if (auto err = io_.unlink(oldest.path); err != 0)
         return io_error("cannot remove segment", oldest.path, err);
       segments_.erase(segments_.begin());
@@ -384,6 +539,8 @@ result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max
   uint64_t read_bytes = 0;
   for (; seg_it != segments_.end(); ++seg_it) {
     auto& seg = *seg_it;
+    if (auto st = ensure_loaded(seg); !st)
+      return st;
     auto b = std::upper_bound(seg.batches.begin(), seg.batches.end(), from,
                               [](uint64_t o, const batch_pos& p) { return o < p.base_offset; });
     if (b != seg.batches.begin())

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,9 @@ struct log_options {
   fsync_policy fsync = fsync_policy::every_batch;
   file_io* io = nullptr;  // nullptr: posix_io(); tests pass a fault injector
   uint64_t fsync_interval_ms = defaults::log_fsync_interval_ms;  // with fsync_policy::interval
+  /// A closed segment's index file (`<base>.index`) has an entry about every this many
+  /// bytes of batches.
+  uint64_t index_interval_bytes = 4096;
   /// Called during recovery about every 64 MiB scanned: (bytes scanned, bytes in all).
   std::function<void(uint64_t, uint64_t)> on_progress;
   /// Time source for the interval policy, in ms; nullptr: the steady clock.
@@ -47,6 +51,9 @@ struct log_options {
 
 struct recovery_report {
   uint64_t segments = 0;
+  uint64_t segments_from_index = 0;  // closed segments opened from a valid index, unread
+  uint64_t indexes_rebuilt = 0;      // closed segments scanned because their index was
+                                     // missing, stale or corrupt
   uint64_t batches = 0;
   uint64_t records = 0;
   uint64_t truncated_bytes = 0;   // torn tail removed
@@ -113,23 +120,36 @@ private:
     std::string path;
     int fd = -1;
     uint64_t size = 0;
-    std::vector<batch_pos> batches;  // in memory for now; the sparse index file is next
+    int64_t max_timestamp_ms = std::numeric_limits<int64_t>::min();
+    /// Every batch's position, once the segment has been scanned (always for the segment
+    /// being written). A closed segment opened from its index is scanned (and verified)
+    /// the first time it is read.
+    bool loaded = true;
+    std::vector<batch_pos> batches;
   };
 
   explicit segment_log(log_options opts)
     : opts_(std::move(opts)), io_(opts_.io != nullptr ? *opts_.io : posix_io()) {}
   status recover(recovery_report& report);
-  status scan(segment& seg, bool is_last, recovery_report& report);
+  status scan(segment& seg, bool is_last, uint64_t& next, recovery_report& report) const;
+  status ensure_loaded(segment& seg) const;
   status roll(uint64_t base_offset);
+  std::string index_path(const segment& seg) const;
+  /// Writes `seg`'s index (it must be loaded) for a segment that ends at `end_offset`.
+  status write_index(const segment& seg, uint64_t end_offset);
+  /// Reads `seg`'s index; false when missing, stale (size differs) or damaged.
+  bool load_index(segment& seg, uint64_t& end_offset) const;
+  void remove_segment_files(segment& seg);
 
   log_options opts_;
   file_io& io_;
-  std::vector<segment> segments_;
+  // Mutable: reading a closed segment for the first time loads its batch positions.
+  mutable std::vector<segment> segments_;
   uint64_t next_offset_ = 0;
   int64_t last_sync_ms_ = 0;
-  uint64_t scanned_bytes_ = 0;
+  mutable uint64_t scanned_bytes_ = 0;
   uint64_t total_bytes_ = 0;
-  uint64_t next_progress_ = 0;
+  mutable uint64_t next_progress_ = 0;
 };
 
 } // namespace levee::persistence
