@@ -114,6 +114,10 @@ constexpr uint64_t log_max_batch_bytes = 4 * MiB;
 /// bytes of one segment file: retention and recovery work in whole segments, so small
 /// enough to drop often, large enough to keep the file count low.
 constexpr uint64_t log_max_segment_bytes = 64 * MiB;
+/// file descriptors one log keeps open for its segments; the least recently used closed
+/// segment's is closed (and reopened when needed) past this. Many logs share a process's
+/// descriptor limit (1024 by default on Linux).
+constexpr uint64_t log_max_open_files = 64;
 /// ms between syncs under the interval fsync policy: what a machine crash may lose.
 constexpr uint64_t log_fsync_interval_ms = 1000;
 

@@ -99,9 +99,6 @@ status segment_log::recover(recovery_report& report) {
     segment seg;
     seg.base_offset = bases[i];
     seg.path = (fs::path(opts_.dir) / segment_name(bases[i])).string();
-    seg.fd = io_.open(seg.path, false);
-    if (seg.fd < 0)
-      return io_error("cannot open segment", seg.path, seg.fd);
     if (!segments_.empty() && seg.base_offset != next_offset_)
       return status::error(code::storage_error,
                            "segment " + seg.path + " starts at offset "
@@ -138,12 +135,15 @@ status segment_log::recover(recovery_report& report) {
 
 status segment_log::scan(segment& seg, bool is_last, uint64_t& next,
                          recovery_report& report) const {
-  auto size = io_.size(seg.fd);
+  auto fd = fd_of(seg);
+  if (fd < 0)
+    return io_error("cannot open segment", seg.path, fd);
+  auto size = io_.size(fd);
   if (size < 0)
     return io_error("cannot stat segment", seg.path, static_cast<int>(size));
   auto file_size = static_cast<uint64_t>(size);
   std::string buf;
-  if (auto err = read_all_at(io_, seg.fd, 0, file_size, buf); err != 0)
+  if (auto err = read_all_at(io_, fd, 0, file_size, buf); err != 0)
     return io_error("cannot read segment", seg.path, err);
   uint64_t pos = 0;
   auto data = reinterpret_cast<const uint8_t*>(buf.data());
@@ -176,9 +176,9 @@ status segment_log::scan(segment& seg, bool is_last, uint64_t& next,
                              "corrupt log: " + seg.path + " at byte " + std::to_string(pos)
                                + ": " + why
                                + "; it will not be repaired without an explicit repair policy");
-      if (auto err = io_.ftruncate(seg.fd, pos); err != 0)
+      if (auto err = io_.ftruncate(fd, pos); err != 0)
         return io_error("cannot truncate the torn tail of", seg.path, err);
-      if (auto err = io_.fdatasync(seg.fd); err != 0)
+      if (auto err = io_.fdatasync(fd); err != 0)
         return io_error("cannot sync", seg.path, err);
       report.truncated_bytes += file_size - pos;
       report.truncated_file = seg.path;
@@ -303,7 +303,8 @@ bool segment_log::load_index(segment& seg, uint64_t& end_offset) const {
   auto count = get_le(in, 40, 4);
   if (in.size() != index_header_bytes + count * index_entry_bytes + 4)
     return false;
-  auto file_size = io_.size(seg.fd);
+  auto seg_fd = fd_of(seg);
+  auto file_size = seg_fd < 0 ? int64_t{-1} : io_.size(seg_fd);
   if (get_le(in, 8, 8) != seg.base_offset || file_size < 0
       || get_le(in, 16, 8) != static_cast<uint64_t>(file_size))
     return false;  // stale: the segment changed after the index was written
@@ -321,8 +322,43 @@ bool segment_log::load_index(segment& seg, uint64_t& end_offset) const {
   return end_offset >= seg.base_offset;
 }
 
+int segment_log::fd_of(segment& seg) const {
+  seg.last_used = ++use_tick_;
+  if (seg.fd >= 0)
+    return seg.fd;
+  // Past the bound, close the least recently used closed segment (never the one being
+  // written, which is the last).
+  for (;;) {
+    size_t open = 0;
+    segment* lru = nullptr;
+    for (size_t i = 0; i < segments_.size(); ++i) {
+      auto& other = segments_[i];
+      if (other.fd < 0)
+        continue;
+      ++open;
+      if (&other != &seg && i + 1 < segments_.size()
+          && (lru == nullptr || other.last_used < lru->last_used))
+        lru = &other;
+    }
+    if (open + 1 <= std::max<uint64_t>(opts_.max_open_files, 1) || lru == nullptr)
+      break;
+    io_.close(lru->fd);
+    lru->fd = -1;
+  }
+  seg.fd = io_.open(seg.path, false);
+  return seg.fd;
+}
+
+size_t segment_log::open_files() const noexcept {
+  size_t n = 0;
+  for (auto& seg : segments_)
+    n += seg.fd >= 0 ? 1 : 0;
+  return n;
+}
+
 void segment_log::remove_segment_files(segment& seg) {
-  io_.close(seg.fd);
+  if (seg.fd >= 0)
+    io_.close(seg.fd);
   seg.fd = -1;
   io_.unlink(index_path(seg));  // may not exist
 }
@@ -439,7 +475,7 @@ status segment_log::truncate_to(uint64_t offset) {
     if (split.base_offset < offset) {
       // Records before `offset` in the split batch are written again as their own batch.
       std::string buf;
-      if (auto err = read_all_at(io_, seg.fd, split.position, split.length, buf); err != 0)
+      if (auto err = read_all_at(io_, fd_of(seg), split.position, split.length, buf); err != 0)
         return io_error("cannot read", seg.path, err);
       batch_header h;
       std::string why;
@@ -458,7 +494,10 @@ status segment_log::truncate_to(uint64_t offset) {
     --b;
   }
   auto cut = b == seg.batches.end() ? seg.size : b->position;
-  if (auto err = io_.ftruncate(seg.fd, cut); err != 0)
+  auto cut_fd = fd_of(seg);
+  if (cut_fd < 0)
+    return io_error("cannot open segment", seg.path, cut_fd);
+  if (auto err = io_.ftruncate(cut_fd, cut); err != 0)
     return io_error("cannot truncate", seg.path, err);
   seg.batches.erase(b, seg.batches.end());
   seg.size = cut;
@@ -549,7 +588,10 @@ result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max
       if (read_bytes > 0 && read_bytes + b->length > max_bytes)
         return out;
       std::string buf;
-      if (auto err = read_all_at(io_, seg.fd, b->position, b->length, buf); err != 0)
+      auto fd = fd_of(seg);
+      if (fd < 0)
+        return io_error("cannot open segment", seg.path, fd);
+      if (auto err = read_all_at(io_, fd, b->position, b->length, buf); err != 0)
         return io_error("cannot read", seg.path, err);
       batch_header h;
       std::string why;

@@ -43,6 +43,8 @@ struct log_options {
   /// A closed segment's index file (`<base>.index`) has an entry about every this many
   /// bytes of batches.
   uint64_t index_interval_bytes = 4096;
+  /// Segment files kept open at once (at least 1: the one being written).
+  uint64_t max_open_files = defaults::log_max_open_files;
   /// Called during recovery about every 64 MiB scanned: (bytes scanned, bytes in all).
   std::function<void(uint64_t, uint64_t)> on_progress;
   /// Time source for the interval policy, in ms; nullptr: the steady clock.
@@ -126,6 +128,7 @@ private:
     /// the first time it is read.
     bool loaded = true;
     std::vector<batch_pos> batches;
+    uint64_t last_used = 0;  // for closing the least recently used descriptor
   };
 
   explicit segment_log(log_options opts)
@@ -133,6 +136,9 @@ private:
   status recover(recovery_report& report);
   status scan(segment& seg, bool is_last, uint64_t& next, recovery_report& report) const;
   status ensure_loaded(segment& seg) const;
+  /// The segment's descriptor, opened if needed (closing the least recently used other
+  /// closed segment's past max_open_files); -errno on failure.
+  int fd_of(segment& seg) const;
   status roll(uint64_t base_offset);
   std::string index_path(const segment& seg) const;
   /// Writes `seg`'s index (it must be loaded) for a segment that ends at `end_offset`.
@@ -150,6 +156,11 @@ private:
   mutable uint64_t scanned_bytes_ = 0;
   uint64_t total_bytes_ = 0;
   mutable uint64_t next_progress_ = 0;
+  mutable uint64_t use_tick_ = 0;
+
+public:
+  /// Descriptors open now (for tests and stats).
+  size_t open_files() const noexcept;
 };
 
 } // namespace levee::persistence

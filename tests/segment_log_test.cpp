@@ -432,6 +432,37 @@ TEST(SegmentLog, ClosedSegmentsOpenFromTheirIndexAndBadIndexesAreRebuilt) {
   EXPECT_EQ(r.error().code(), code::storage_error);
 }
 
+TEST(SegmentLog, KeepsNoMoreFilesOpenThanAllowed) {
+  temp_dir dir;
+  auto opts = options(dir.path);
+  opts.max_segment_bytes = 1000;
+  opts.limits.compress = false;
+  opts.max_open_files = 2;
+  {
+    auto log = segment_log::open(opts);
+    for (int b = 0; b < 20; ++b)
+      ASSERT_TRUE((*log)->append(make_batch(b * 5, 5, 100)).ok());
+    ASSERT_GT((*log)->segment_count(), 5u);
+  }
+  for (bool with_indexes : {true, false}) {
+    if (!with_indexes)
+      for (auto& e : fs::directory_iterator(dir.path))
+        if (e.path().extension() == ".index")
+          fs::remove(e.path());
+    auto log = segment_log::open(opts);
+    ASSERT_TRUE(log.ok()) << log.error().to_string();
+    EXPECT_LE((*log)->open_files(), 2u);
+    auto all = (*log)->read(0, 1 << 30);
+    ASSERT_TRUE(all.ok()) << all.error().to_string();
+    EXPECT_EQ(all->size(), 100u);
+    EXPECT_LE((*log)->open_files(), 2u);
+    EXPECT_EQ((*log)->read(3, 1 << 30)->size(), 97u);  // reopens what it closed
+    ASSERT_TRUE((*log)->append(make_batch(100, 5, 100)).ok());
+    ASSERT_TRUE((*log)->truncate_to(100).ok());
+    EXPECT_LE((*log)->open_files(), 2u);
+  }
+}
+
 TEST(SegmentLog, AZeroFilledTailIsATornWrite) {
   temp_dir dir;
   uint64_t good = 0;
