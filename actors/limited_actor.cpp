@@ -57,21 +57,8 @@ bool gated_ticket(const caf::mailbox_element& x, gate_ticket& ticket) noexcept {
   return true;
 }
 
-bool bypasses_gate(const caf::mailbox_element& x) noexcept {
-  gate_ticket unused;
-  return !gated_ticket(x, unused);
-}
-
 uint64_t requester_key(const caf::strong_actor_ptr& sender) noexcept {
   return reinterpret_cast<uintptr_t>(sender.get());
-}
-
-gate_ticket ticket_of(const caf::mailbox_element& x) noexcept {
-  gate_ticket t;
-  t.bytes = message_bytes(x.content());
-  if (x.mid.is_request())
-    t.requester = requester_key(x.sender);
-  return t;
 }
 
 bool admit(gate& g, caf::abstract_actor* self, caf::mailbox_element& x, const gate_ticket& ticket,

@@ -59,21 +59,16 @@ namespace detail {
 void set_pending_gate(std::unique_ptr<gate> g);
 std::unique_ptr<gate> take_pending_gate();
 
-/// True for messages the gate does not apply to (responses, system and stream messages,
-/// rejection notices). A pure function of the element, so enqueue and consume agree.
-bool bypasses_gate(const caf::mailbox_element& x) noexcept;
-
 /// The in-flight key of a requesting actor: the address of its control block. Unlike the
 /// actor id it needs no read of the control block (whose line the requester's reference
 /// count keeps busy), and it cannot be reused while counted: every counted request is a
 /// message that holds a strong reference to its sender. 0 for no sender.
 uint64_t requester_key(const caf::strong_actor_ptr& sender) noexcept;
 
-/// What `x` counts against a gate (payload bytes, requester). A pure function of `x`.
-gate_ticket ticket_of(const caf::mailbox_element& x) noexcept;
-
-/// False for messages that bypass the gate; otherwise fills `ticket` (one pass over the
-/// content for both answers).
+/// False for messages the gate does not apply to (responses, system and stream messages,
+/// rejection notices); otherwise fills `ticket` with what `x` counts against a gate
+/// (payload bytes, requester), in one pass over the content. A pure function of `x`, so
+/// enqueue and consume agree.
 bool gated_ticket(const caf::mailbox_element& x, gate_ticket& ticket) noexcept;
 
 /// Runs the gate on `x`: true to enqueue it (accepted, or the gate is closed and CAF

@@ -47,7 +47,7 @@ bool inflight_table::bump(std::atomic<uint64_t>& slot, uint64_t key, uint64_t ma
   }
 }
 
-bool inflight_table::acquire(uint64_t requester, uint64_t max, uint64_t& observed) {
+bool inflight_table::try_acquire(uint64_t requester, uint64_t max, uint64_t& observed) {
   auto key = key_of(requester);
   for (;;) {
     if (auto slot = find(key)) {
@@ -94,13 +94,9 @@ bool inflight_table::acquire(uint64_t requester, uint64_t max, uint64_t& observe
   }
 }
 
-bool inflight_table::try_acquire(uint64_t requester, uint64_t max, uint64_t& observed) {
-  return acquire(requester, max, observed);
-}
-
 void inflight_table::force_acquire(uint64_t requester) {
   uint64_t observed = 0;
-  acquire(requester, count_mask, observed);
+  try_acquire(requester, count_mask, observed);
 }
 
 void inflight_table::release(uint64_t requester) {

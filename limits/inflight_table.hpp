@@ -49,7 +49,6 @@ private:
   /// count seen in `observed`) at the bound; sets `found` = false if the slot vanished.
   bool bump(std::atomic<uint64_t>& slot, uint64_t key, uint64_t max, uint64_t& observed,
             bool& found) noexcept;
-  bool acquire(uint64_t requester, uint64_t max, uint64_t& observed);
 
   std::array<std::atomic<uint64_t>, slot_count> slots_{};
   mutable std::mutex overflow_mtx_;

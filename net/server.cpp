@@ -506,7 +506,6 @@ bool admit_frame(connection_broker* self, uint64_t request_id, uint64_t frame_by
 /// reading is halted, so the inbox holds at most one read), or it closes.
 void process_inbox(connection_broker* self) {
   auto& st = self->state;
-  auto& limits = limits_of(self);
   size_t pos = 0;
   while (!st.closed && !st.closing && !st.paused && pos < st.inbox.size()) {
     pos += st.reader->feed(reinterpret_cast<const uint8_t*>(st.inbox.data()) + pos,
@@ -533,7 +532,6 @@ void process_inbox(connection_broker* self) {
     st.partial_since_ns = 0;
   else if (st.partial_since_ns == 0)
     st.partial_since_ns = st.ctx->clock().now_ns();
-  (void) limits;
 }
 
 void on_data(connection_broker* self, const caf::io::new_data_msg& msg) {

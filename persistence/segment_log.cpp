@@ -409,11 +409,8 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
   auto& seg = segments_.back();
   auto pos = seg.size;
   auto err = write_all_at(io_, seg.fd, pos, bytes);
-  bool synced = false;
-  if (err == 0 && opts_.fsync == fsync_policy::every_batch) {
+  if (err == 0 && opts_.fsync == fsync_policy::every_batch)
     err = io_.fdatasync(seg.fd);
-    synced = true;
-  }
   if (err != 0) {
     // Nothing half-written stays behind to be read back as valid: cut the segment back
     // to its last good batch. If even that fails, the next open finds the torn tail (or
@@ -430,7 +427,6 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
   seg.max_timestamp_ms = std::max(seg.max_timestamp_ms, max_ts);
   auto base = next_offset_;
   next_offset_ += records.size();
-  (void) synced;
   return base;
 }
 

@@ -50,6 +50,24 @@ std::vector<record> make_batch(int first, int n, size_t value_bytes = 50) {
   return out;
 }
 
+/// Small uncompressed segments, so a few batches span several files.
+log_options rolling(const fs::path& dir, uint64_t max_segment_bytes) {
+  auto o = options(dir);
+  o.max_segment_bytes = max_segment_bytes;
+  o.limits.compress = false;
+  return o;
+}
+
+/// The files of `dir` ending in `ext` (".log", ".index"), sorted.
+std::vector<fs::path> files_with(const fs::path& dir, const std::string& ext) {
+  std::vector<fs::path> out;
+  for (auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ext)
+      out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 fs::path only_segment(const fs::path& dir) {
   for (auto& e : fs::directory_iterator(dir))
     return e.path();
@@ -237,9 +255,7 @@ TEST(SegmentLog, SingleBitFlipsAnywhereAreDetected) {
 
 TEST(SegmentLog, RollsSegmentsAndReadsAcrossThem) {
   temp_dir dir;
-  auto opts = options(dir.path);
-  opts.max_segment_bytes = 2000;
-  opts.limits.compress = false;
+  auto opts = rolling(dir.path, 2000);
   {
     auto log = segment_log::open(opts);
     for (int b = 0; b < 20; ++b)
@@ -260,9 +276,7 @@ TEST(SegmentLog, RollsSegmentsAndReadsAcrossThem) {
 
 TEST(SegmentLog, TruncateToAnOffsetInsideABatchAtABoundaryAndAcrossSegments) {
   temp_dir dir;
-  auto opts = options(dir.path);
-  opts.max_segment_bytes = 1500;
-  opts.limits.compress = false;
+  auto opts = rolling(dir.path, 1500);
   std::vector<record> all;
   auto log = segment_log::open(opts);
   ASSERT_TRUE(log.ok());
@@ -304,9 +318,7 @@ TEST(SegmentLog, TruncateToAnOffsetInsideABatchAtABoundaryAndAcrossSegments) {
 
 TEST(SegmentLog, RetentionDropsWholeOldSegmentsOnly) {
   temp_dir dir;
-  auto opts = options(dir.path);
-  opts.max_segment_bytes = 1500;
-  opts.limits.compress = false;
+  auto opts = rolling(dir.path, 1500);
   auto log = segment_log::open(opts);
   ASSERT_TRUE(log.ok());
   for (int b = 0; b < 12; ++b)
@@ -356,9 +368,7 @@ TEST(SegmentLog, OffsetForTimeFindsTheFirstBatchThatMayHoldIt) {
 // segment, a missing, stale or damaged one is rebuilt by reading it.
 TEST(SegmentLog, ClosedSegmentsOpenFromTheirIndexAndBadIndexesAreRebuilt) {
   temp_dir dir;
-  auto opts = options(dir.path);
-  opts.max_segment_bytes = 1500;
-  opts.limits.compress = false;
+  auto opts = rolling(dir.path, 1500);
   std::vector<record> all;
   {
     auto log = segment_log::open(opts);
@@ -368,11 +378,7 @@ TEST(SegmentLog, ClosedSegmentsOpenFromTheirIndexAndBadIndexesAreRebuilt) {
       all.insert(all.end(), batch.begin(), batch.end());
     }
   }
-  std::vector<fs::path> indexes;
-  for (auto& e : fs::directory_iterator(dir.path))
-    if (e.path().extension() == ".index")
-      indexes.push_back(e.path());
-  std::sort(indexes.begin(), indexes.end());
+  auto indexes = files_with(dir.path, ".index");
   ASSERT_GE(indexes.size(), 3u);
   auto check_all = [&](segment_log& log) {
     auto recs = log.read(0, 1 << 20);
@@ -415,11 +421,7 @@ TEST(SegmentLog, ClosedSegmentsOpenFromTheirIndexAndBadIndexesAreRebuilt) {
   EXPECT_EQ(report.indexes_rebuilt, 0u);  // rewritten last time
   // Damage in a closed segment opened from its index is found when it is read.
   log->reset();
-  std::vector<fs::path> segments;
-  for (auto& e : fs::directory_iterator(dir.path))
-    if (e.path().extension() == ".log")
-      segments.push_back(e.path());
-  std::sort(segments.begin(), segments.end());
+  auto segments = files_with(dir.path, ".log");
   {
     std::fstream f{segments[0], std::ios::in | std::ios::out | std::ios::binary};
     f.seekp(60);
@@ -434,9 +436,7 @@ TEST(SegmentLog, ClosedSegmentsOpenFromTheirIndexAndBadIndexesAreRebuilt) {
 
 TEST(SegmentLog, KeepsNoMoreFilesOpenThanAllowed) {
   temp_dir dir;
-  auto opts = options(dir.path);
-  opts.max_segment_bytes = 1000;
-  opts.limits.compress = false;
+  auto opts = rolling(dir.path, 1000);
   opts.max_open_files = 2;
   {
     auto log = segment_log::open(opts);
@@ -446,9 +446,8 @@ TEST(SegmentLog, KeepsNoMoreFilesOpenThanAllowed) {
   }
   for (bool with_indexes : {true, false}) {
     if (!with_indexes)
-      for (auto& e : fs::directory_iterator(dir.path))
-        if (e.path().extension() == ".index")
-          fs::remove(e.path());
+      for (auto& index : files_with(dir.path, ".index"))
+        fs::remove(index);
     auto log = segment_log::open(opts);
     ASSERT_TRUE(log.ok()) << log.error().to_string();
     EXPECT_LE((*log)->open_files(), 2u);
@@ -481,19 +480,13 @@ TEST(SegmentLog, AZeroFilledTailIsATornWrite) {
 
 TEST(SegmentLog, AMissingSegmentIsAnErrorNotAGap) {
   temp_dir dir;
-  auto opts = options(dir.path);
-  opts.max_segment_bytes = 1000;
-  opts.limits.compress = false;
+  auto opts = rolling(dir.path, 1000);
   {
     auto log = segment_log::open(opts);
     for (int b = 0; b < 10; ++b)
       (*log)->append(make_batch(b * 5, 5, 100));
   }
-  std::vector<fs::path> files;
-  for (auto& e : fs::directory_iterator(dir.path))
-    if (e.path().extension() == ".log")
-      files.push_back(e.path());
-  std::sort(files.begin(), files.end());
+  auto files = files_with(dir.path, ".log");
   ASSERT_GE(files.size(), 3u);
   fs::remove(files[1]);
   auto log = segment_log::open(opts);
