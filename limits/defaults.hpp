@@ -120,5 +120,11 @@ constexpr uint64_t log_max_segment_bytes = 64 * MiB;
 constexpr uint64_t log_max_open_files = 64;
 /// ms between syncs under the interval fsync policy: what a machine crash may lose.
 constexpr uint64_t log_fsync_interval_ms = 1000;
+/// bytes for compaction's key -> latest offset map (about 64 bytes + the key per key):
+/// ~500k distinct 64-byte keys per pass; past it a pass compacts with the keys it has.
+constexpr uint64_t log_compaction_map_bytes = 64 * MiB;
+/// bytes read from a segment file at once by recovery, scans and compaction: a bounded
+/// buffer whatever the file's size.
+constexpr uint64_t log_read_chunk_bytes = 1 * MiB;
 
 } // namespace levee::defaults

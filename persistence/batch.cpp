@@ -82,8 +82,8 @@ void put_bytes_field(std::string& out, uint8_t tag, const std::string& bytes) {
 }
 
 /// Appends `r` as a protobuf `Record` (record.proto) without building a message object:
-/// the value is copied once, into the batch.
-void put_record(std::string& out, const record& r) {
+/// the value is copied once, into the batch. `delta` is written for version 2 batches.
+void put_record(std::string& out, const record& r, uint32_t delta) {
   size_t size = 0;
   if (!r.key.empty())
     size += 1 + varint_size(r.key.size()) + r.key.size();
@@ -99,6 +99,8 @@ void put_record(std::string& out, const record& r) {
       h += 1 + varint_size(value.size()) + value.size();
     size += 1 + varint_size(h) + h;
   }
+  if (delta != 0)
+    size += 1 + varint_size(delta);
   put_varint(out, size);
   if (!r.key.empty())
     put_bytes_field(out, 0x0a, r.key);
@@ -121,18 +123,27 @@ void put_record(std::string& out, const record& r) {
     if (!value.empty())
       put_bytes_field(out, 0x12, value);
   }
+  if (delta != 0) {
+    out.push_back(0x28);
+    put_varint(out, delta);
+  }
 }
 
-} // namespace
+const record& record_of(const record& r) { return r; }
+const record& record_of(const stored_record& r) { return r.rec; }
 
-status encode_batch(uint64_t base_offset, const std::vector<record>& records,
-                    const batch_limits& limits, std::string& out) {
-  if (records.empty())
-    return status::error(code::bad_request, "an empty batch cannot be appended");
-  int64_t first_ts = records.front().timestamp_ms;
+/// Both versions: `records` are `record`s (version 1, dense) or `stored_record`s (version
+/// 2, each with its offset).
+template <class Records, class DeltaOf>
+status encode(uint64_t base_offset, uint32_t offset_count, uint8_t version,
+              const Records& records, DeltaOf delta_of, const batch_limits& limits,
+              std::string& out) {
+  int64_t first_ts = records.empty() ? std::numeric_limits<int64_t>::min()
+                                     : record_of(records.front()).timestamp_ms;
   int64_t max_ts = std::numeric_limits<int64_t>::min();
   size_t estimate = batch_header_bytes;
-  for (auto& r : records) {
+  for (auto& item : records) {
+    auto& r = record_of(item);
     uint64_t size = r.key.size() + r.value.size();
     for (auto& [name, value] : r.headers)
       size += name.size() + value.size();
@@ -148,8 +159,8 @@ status encode_batch(uint64_t base_offset, const std::vector<record>& records,
   auto at = out.size();
   out.reserve(at + estimate);
   out.resize(at + batch_header_bytes);
-  for (auto& r : records)
-    put_record(out, r);
+  for (size_t i = 0; i < records.size(); ++i)
+    put_record(out, record_of(records[i]), delta_of(i));
   auto payload_size = out.size() - at - batch_header_bytes;
   uint8_t attributes = 0;
   if (limits.compress && payload_size > 64) {
@@ -173,10 +184,10 @@ status encode_batch(uint64_t base_offset, const std::vector<record>& records,
   }
   put<uint64_t>(out, at, base_offset);
   put<uint32_t>(out, at + 8, static_cast<uint32_t>(length));
-  put<uint8_t>(out, at + 16, batch_format_version);
+  put<uint8_t>(out, at + 16, version);
   put<uint8_t>(out, at + 17, attributes);
   put<uint16_t>(out, at + 18, 0);
-  put<uint32_t>(out, at + 20, static_cast<uint32_t>(records.size()));
+  put<uint32_t>(out, at + 20, offset_count);
   put<int64_t>(out, at + 24, first_ts);
   put<int64_t>(out, at + 32, max_ts);
   put<uint32_t>(out, at + 40, static_cast<uint32_t>(payload_size));
@@ -184,6 +195,38 @@ status encode_batch(uint64_t base_offset, const std::vector<record>& records,
   put<uint32_t>(out, at + 12, body_crc(p, length));
   put<uint32_t>(out, at + 44, header_crc(reinterpret_cast<const uint8_t*>(out.data() + at)));
   return {};
+}
+
+} // namespace
+
+status encode_batch(uint64_t base_offset, const std::vector<record>& records,
+                    const batch_limits& limits, std::string& out) {
+  if (records.empty())
+    return status::error(code::bad_request, "an empty batch cannot be appended");
+  if (records.size() > std::numeric_limits<uint32_t>::max())
+    return status::error(code::message_too_large, "more than 2^32-1 records in one batch");
+  return encode(base_offset, static_cast<uint32_t>(records.size()), batch_format_version,
+                records, [](size_t) { return 0u; }, limits, out);
+}
+
+status encode_compacted_batch(uint64_t base_offset, uint32_t offset_count,
+                              const std::vector<stored_record>& records,
+                              const batch_limits& limits, std::string& out) {
+  uint64_t previous = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    auto o = records[i].offset;
+    if (o < base_offset || o - base_offset >= offset_count || (i > 0 && o <= previous))
+      return status::error(code::bad_request,
+                           "compacted batch: record offset " + std::to_string(o)
+                             + " out of order or outside " + std::to_string(base_offset) + " + "
+                             + std::to_string(offset_count));
+    previous = o;
+  }
+  if (offset_count == 0)
+    return status::error(code::bad_request, "a batch must cover at least one offset");
+  return encode(base_offset, offset_count, batch_format_compacted, records,
+                [&](size_t i) { return static_cast<uint32_t>(records[i].offset - base_offset); },
+                limits, out);
 }
 
 batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batch_bytes,
@@ -195,7 +238,7 @@ batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batc
   h.crc = get<uint32_t>(data + 12);
   h.version = data[16];
   h.attributes = data[17];
-  h.record_count = get<uint32_t>(data + 20);
+  h.offset_count = get<uint32_t>(data + 20);
   h.first_timestamp_ms = get<int64_t>(data + 24);
   h.max_timestamp_ms = get<int64_t>(data + 32);
   h.payload_bytes = get<uint32_t>(data + 40);
@@ -205,8 +248,9 @@ batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batc
     return batch_check::corrupt_header;
   }
   if (h.length < batch_header_bytes || h.length > max_batch_bytes
-      || h.version != batch_format_version || (h.attributes & ~attr_lz4) != 0
-      || h.record_count == 0) {
+      || (h.version != batch_format_version && h.version != batch_format_compacted)
+      || (h.attributes & ~attr_lz4) != 0 || h.offset_count == 0
+      || (h.version == batch_format_version && h.length == batch_header_bytes)) {
     why = "batch header with length " + std::to_string(h.length) + ", version "
           + std::to_string(h.version) + ", attributes " + std::to_string(h.attributes)
           + " that this version cannot read";
@@ -238,14 +282,30 @@ status decode_records(const batch_header& h, const uint8_t* batch,
   const uint8_t* p = body;
   const uint8_t* end = body + body_size;
   format::Record pb;
-  for (uint32_t i = 0; i < h.record_count; ++i) {
+  bool compacted = h.version == batch_format_compacted;
+  uint64_t count = 0;
+  int64_t previous_delta = -1;
+  // A version 1 batch holds exactly offset_count records; a version 2 batch holds records
+  // until its payload ends, each with a delta above the previous one and inside the range.
+  while (compacted ? p < end : count < h.offset_count) {
     uint64_t len = 0;
     if (!get_varint(p, end, len) || len > static_cast<uint64_t>(end - p)
         || !pb.ParseFromArray(p, static_cast<int>(len)))
       return status::error(code::storage_error, "a record in a batch does not parse");
     p += len;
     stored_record sr;
-    sr.offset = h.base_offset + i;
+    if (compacted) {
+      auto delta = static_cast<int64_t>(pb.offset_delta());
+      if (delta <= previous_delta || delta >= static_cast<int64_t>(h.offset_count))
+        return status::error(code::storage_error,
+                             "a record of a compacted batch has offset delta "
+                               + std::to_string(delta) + " out of order or outside the batch");
+      previous_delta = delta;
+      sr.offset = h.base_offset + static_cast<uint64_t>(delta);
+    } else {
+      sr.offset = h.base_offset + count;
+    }
+    ++count;
     sr.rec.key = std::move(*pb.mutable_key());
     sr.rec.value = std::move(*pb.mutable_value());
     sr.rec.timestamp_ms = pb.timestamp_ms();

@@ -13,7 +13,11 @@
 namespace levee::persistence {
 
 constexpr size_t batch_header_bytes = 48;
+/// Version 1: records hold offsets base_offset .. base_offset + offset_count - 1, densely.
 constexpr uint8_t batch_format_version = 1;
+/// Version 2 (written by compaction): the batch covers the same offset range, but only
+/// some offsets still have a record; each record carries its offset - base_offset.
+constexpr uint8_t batch_format_compacted = 2;
 constexpr uint8_t attr_lz4 = 0x01;
 
 struct record {
@@ -43,7 +47,9 @@ struct batch_header {
   uint32_t crc = 0;
   uint8_t version = 0;
   uint8_t attributes = 0;
-  uint32_t record_count = 0;
+  /// The offsets the batch covers: base_offset .. base_offset + offset_count - 1. In a
+  /// version 1 batch, also its number of records.
+  uint32_t offset_count = 0;
   int64_t first_timestamp_ms = 0;
   int64_t max_timestamp_ms = 0;
   uint32_t payload_bytes = 0;  // uncompressed
@@ -55,6 +61,13 @@ struct batch_header {
 /// max_batch_bytes (message_too_large).
 status encode_batch(uint64_t base_offset, const std::vector<record>& records,
                     const batch_limits& limits, std::string& out);
+
+/// Appends one version 2 (compacted) batch covering offsets base_offset .. base_offset +
+/// offset_count - 1 with `records` (offsets increasing, inside that range; may be empty:
+/// the range's records were all compacted away). Same limits as encode_batch.
+status encode_compacted_batch(uint64_t base_offset, uint32_t offset_count,
+                              const std::vector<stored_record>& records,
+                              const batch_limits& limits, std::string& out);
 
 enum class batch_check {
   ok,              // a whole, valid batch

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <unordered_map>
 
 
 namespace levee::persistence {
@@ -87,6 +88,11 @@ status segment_log::recover(recovery_report& report) {
   std::vector<uint64_t> bases;
   for (auto& entry : fs::directory_iterator(opts_.dir)) {
     auto name = entry.path().filename().string();
+    if (name.size() == 32 && name.substr(24) == ".cleaned") {
+      // Compaction stopped before its rename: the original segment is intact.
+      io_.unlink(entry.path().string());
+      continue;
+    }
     if (name.size() != 24 || name.substr(20) != ".log"
         || !std::all_of(name.begin(), name.begin() + 20, ::isdigit))
       continue;
@@ -133,8 +139,93 @@ status segment_log::recover(recovery_report& report) {
   return {};
 }
 
-status segment_log::scan(segment& seg, bool is_last, uint64_t& next,
-                         recovery_report& report) const {
+/// Walks the batches of a segment file from a position, reading the file in bounded
+/// chunks (log_read_chunk_bytes, or one batch when a batch is bigger), so that neither
+/// recovery nor a read holds more than a chunk of a segment of any size.
+class segment_log::batch_reader {
+public:
+  batch_reader(file_io& io, int fd, uint64_t position, uint64_t file_size,
+               uint64_t max_batch_bytes, uint64_t chunk_bytes)
+    : io_(io), fd_(fd), pos_(position), file_size_(file_size),
+      max_batch_bytes_(max_batch_bytes), chunk_(std::max<uint64_t>(chunk_bytes, 4096)) {}
+
+  uint64_t position() const noexcept { return pos_; }
+  bool at_end() const noexcept { return pos_ >= file_size_; }
+
+  /// The batch at position(): `ok` with `data` pointing at it (valid until the next call),
+  /// or the verdict of check_batch for the bytes the file has there. `io_err` is set
+  /// (non-zero -errno) when reading failed.
+  batch_check peek(batch_header& h, const uint8_t*& data, std::string& why, int& io_err) {
+    io_err = 0;
+    for (;;) {
+      auto have = buffered();
+      auto verdict = check_batch(reinterpret_cast<const uint8_t*>(buf_.data()) + (pos_ - buf_start_),
+                                 have, max_batch_bytes_, h, why);
+      if (verdict != batch_check::incomplete || pos_ + have >= file_size_) {
+        data = reinterpret_cast<const uint8_t*>(buf_.data()) + (pos_ - buf_start_);
+        return verdict;
+      }
+      // More of the file is there: read from here, at least the batch the header announces.
+      uint64_t need = have < batch_header_bytes ? batch_header_bytes : h.length;
+      if ((io_err = fill(std::max<uint64_t>(need, chunk_))) != 0)
+        return batch_check::incomplete;
+    }
+  }
+
+  void advance(uint32_t length) noexcept { pos_ += length; }
+
+  /// True when every byte from position() to the end of the file is zero.
+  bool zeros_to_end(int& io_err) {
+    io_err = 0;
+    while (pos_ < file_size_) {
+      if (buffered() == 0 && (io_err = fill(chunk_)) != 0)
+        return false;
+      auto from = buf_.data() + (pos_ - buf_start_);
+      auto n = buffered();
+      if (!std::all_of(from, from + n, [](char c) { return c == 0; }))
+        return false;
+      pos_ += n;
+    }
+    return true;
+  }
+
+private:
+  uint64_t buffered() const noexcept {
+    auto end = buf_start_ + buf_.size();
+    return pos_ >= buf_start_ && pos_ < end ? end - pos_ : 0;
+  }
+  int fill(uint64_t want) {
+    auto n = std::min<uint64_t>(want, file_size_ - pos_);
+    buf_start_ = pos_;
+    return read_all_at(io_, fd_, pos_, static_cast<size_t>(n), buf_);
+  }
+
+  file_io& io_;
+  int fd_;
+  uint64_t pos_;
+  uint64_t file_size_;
+  uint64_t max_batch_bytes_;
+  uint64_t chunk_;
+  std::string buf_;
+  uint64_t buf_start_ = 0;
+};
+
+void segment_log::note_batch(segment& seg, uint64_t base_offset, uint64_t position,
+                             int64_t max_ts) const {
+  if (seg.entries.empty() || position - seg.entries.back().position >= opts_.index_interval_bytes)
+    seg.entries.push_back(index_entry{base_offset, position, max_ts});
+  else
+    seg.entries.back().max_timestamp_ms = std::max(seg.entries.back().max_timestamp_ms, max_ts);
+  seg.max_timestamp_ms = std::max(seg.max_timestamp_ms, max_ts);
+}
+
+uint64_t segment_log::start_position(const segment& seg, uint64_t offset) const noexcept {
+  auto e = std::upper_bound(seg.entries.begin(), seg.entries.end(), offset,
+                            [](uint64_t o, const index_entry& x) { return o < x.base_offset; });
+  return e == seg.entries.begin() ? 0 : (e - 1)->position;
+}
+
+status segment_log::scan(segment& seg, bool is_last, uint64_t& next, recovery_report& report) {
   auto fd = fd_of(seg);
   if (fd < 0)
     return io_error("cannot open segment", seg.path, fd);
@@ -142,15 +233,19 @@ status segment_log::scan(segment& seg, bool is_last, uint64_t& next,
   if (size < 0)
     return io_error("cannot stat segment", seg.path, static_cast<int>(size));
   auto file_size = static_cast<uint64_t>(size);
-  std::string buf;
-  if (auto err = read_all_at(io_, fd, 0, file_size, buf); err != 0)
-    return io_error("cannot read segment", seg.path, err);
-  uint64_t pos = 0;
-  auto data = reinterpret_cast<const uint8_t*>(buf.data());
-  while (pos < file_size) {
+  seg.entries.clear();
+  seg.max_timestamp_ms = std::numeric_limits<int64_t>::min();
+  batch_reader reader{io_, fd, 0, file_size, opts_.limits.max_batch_bytes,
+                      defaults::log_read_chunk_bytes};
+  while (!reader.at_end()) {
+    auto pos = reader.position();
     batch_header h;
+    const uint8_t* data = nullptr;
     std::string why;
-    auto verdict = check_batch(data + pos, file_size - pos, opts_.limits.max_batch_bytes, h, why);
+    int err = 0;
+    auto verdict = reader.peek(h, data, why, err);
+    if (err != 0)
+      return io_error("cannot read segment", seg.path, err);
     // What a crash during the last append can leave: a batch cut short, or (on file
     // systems that allocate before they write) a last batch or header of zeros. Anything
     // else is damage, and an error.
@@ -161,8 +256,11 @@ status segment_log::scan(segment& seg, bool is_last, uint64_t& next,
     } else if (verdict == batch_check::corrupt_body) {
       torn = pos + h.length == file_size;
     } else if (verdict == batch_check::corrupt_header) {
-      torn = std::all_of(buf.begin() + static_cast<std::ptrdiff_t>(pos), buf.end(),
-                         [](char c) { return c == 0; });
+      batch_reader rest{io_, fd, pos, file_size, opts_.limits.max_batch_bytes,
+                        defaults::log_read_chunk_bytes};
+      torn = rest.zeros_to_end(err);
+      if (err != 0)
+        return io_error("cannot read segment", seg.path, err);
     }
     if (verdict == batch_check::ok && h.base_offset != next) {
       verdict = batch_check::corrupt_header;
@@ -176,41 +274,29 @@ status segment_log::scan(segment& seg, bool is_last, uint64_t& next,
                              "corrupt log: " + seg.path + " at byte " + std::to_string(pos)
                                + ": " + why
                                + "; it will not be repaired without an explicit repair policy");
-      if (auto err = io_.ftruncate(fd, pos); err != 0)
-        return io_error("cannot truncate the torn tail of", seg.path, err);
-      if (auto err = io_.fdatasync(fd); err != 0)
-        return io_error("cannot sync", seg.path, err);
+      if (auto e = io_.ftruncate(fd, pos); e != 0)
+        return io_error("cannot truncate the torn tail of", seg.path, e);
+      if (auto e = io_.fdatasync(fd); e != 0)
+        return io_error("cannot sync", seg.path, e);
       report.truncated_bytes += file_size - pos;
       report.truncated_file = seg.path;
       report.truncated_reason = why;
       file_size = pos;
       break;
     }
-    seg.batches.push_back(
-      batch_pos{h.base_offset, pos, h.length, h.record_count, h.max_timestamp_ms});
-    seg.max_timestamp_ms = std::max(seg.max_timestamp_ms, h.max_timestamp_ms);
+    note_batch(seg, h.base_offset, pos, h.max_timestamp_ms);
     scanned_bytes_ += h.length;
     if (opts_.on_progress && scanned_bytes_ >= next_progress_) {
       opts_.on_progress(scanned_bytes_, total_bytes_);
       next_progress_ = scanned_bytes_ + (64ull << 20);
     }
-    next = h.base_offset + h.record_count;
+    next = h.base_offset + h.offset_count;
     ++report.batches;
-    report.records += h.record_count;
-    pos += h.length;
+    report.records += h.offset_count;
+    reader.advance(h.length);
   }
   seg.size = file_size;
-  seg.loaded = true;
   return {};
-}
-
-status segment_log::ensure_loaded(segment& seg) const {
-  if (seg.loaded)
-    return {};
-  seg.batches.clear();
-  uint64_t next = seg.base_offset;
-  recovery_report unused;
-  return scan(seg, false, next, unused);  // a closed segment: any damage is an error
 }
 
 std::string segment_log::index_path(const segment& seg) const {
@@ -242,13 +328,6 @@ uint64_t get_le(const std::string& in, size_t at, size_t n) {
 status segment_log::write_index(const segment& seg, uint64_t end_offset) {
   // Header: magic, version, base offset, segment size, end offset, max timestamp, entry
   // count; entries: (first offset, position, max timestamp of the range); CRC32C.
-  std::vector<const batch_pos*> entries;
-  uint64_t last_position = 0;
-  for (auto& b : seg.batches)
-    if (entries.empty() || b.position - last_position >= opts_.index_interval_bytes) {
-      entries.push_back(&b);
-      last_position = b.position;
-    }
   std::string out;
   put_le(out, index_magic, 4);
   put_le(out, index_version, 4);
@@ -256,16 +335,12 @@ status segment_log::write_index(const segment& seg, uint64_t end_offset) {
   put_le(out, seg.size, 8);
   put_le(out, end_offset, 8);
   put_le(out, static_cast<uint64_t>(seg.max_timestamp_ms), 8);
-  put_le(out, entries.size(), 4);
+  put_le(out, seg.entries.size(), 4);
   put_le(out, 0, 4);
-  for (size_t i = 0; i < entries.size(); ++i) {
-    int64_t range_max = std::numeric_limits<int64_t>::min();
-    auto end = i + 1 < entries.size() ? entries[i + 1] : seg.batches.data() + seg.batches.size();
-    for (auto b = entries[i]; b != end; ++b)
-      range_max = std::max(range_max, b->max_timestamp_ms);
-    put_le(out, entries[i]->base_offset, 8);
-    put_le(out, entries[i]->position, 8);
-    put_le(out, static_cast<uint64_t>(range_max), 8);
+  for (auto& e : seg.entries) {
+    put_le(out, e.base_offset, 8);
+    put_le(out, e.position, 8);
+    put_le(out, static_cast<uint64_t>(e.max_timestamp_ms), 8);
   }
   put_le(out, crc32c(0, out.data(), out.size()), 4);
   auto path = index_path(seg);
@@ -311,14 +386,20 @@ bool segment_log::load_index(segment& seg, uint64_t& end_offset) const {
   seg.size = static_cast<uint64_t>(file_size);
   end_offset = get_le(in, 24, 8);
   seg.max_timestamp_ms = static_cast<int64_t>(get_le(in, 32, 8));
-  seg.batches.clear();
+  seg.entries.clear();
+  uint64_t previous_position = 0;
   for (uint64_t i = 0; i < count; ++i) {
     auto at = index_header_bytes + i * index_entry_bytes;
-    // Sparse entries: records and length are not known until the segment is loaded.
-    seg.batches.push_back(batch_pos{get_le(in, at, 8), get_le(in, at + 8, 8), 0, 0,
-                                    static_cast<int64_t>(get_le(in, at + 16, 8))});
+    index_entry e{get_le(in, at, 8), get_le(in, at + 8, 8),
+                  static_cast<int64_t>(get_le(in, at + 16, 8))};
+    // Entries must lie inside the segment, in order: otherwise the index is not used.
+    if (e.base_offset < seg.base_offset || e.base_offset >= end_offset
+        || e.position >= seg.size || (i > 0 && e.position <= previous_position)
+        || (i == 0 && e.position != 0))
+      return false;
+    previous_position = e.position;
+    seg.entries.push_back(e);
   }
-  seg.loaded = false;
   return end_offset >= seg.base_offset;
 }
 
@@ -403,6 +484,16 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
   std::string bytes;
   if (auto st = encode_batch(next_offset_, records, opts_.limits, bytes); !st)
     return st;
+  int64_t max_ts = records.front().timestamp_ms;
+  for (auto& r : records)
+    max_ts = std::max(max_ts, r.timestamp_ms);
+  auto base = next_offset_;
+  if (auto st = write_batch(bytes, records.size(), max_ts); !st)
+    return st;
+  return base;
+}
+
+status segment_log::write_batch(const std::string& bytes, uint64_t offset_count, int64_t max_ts) {
   if (segments_.back().size > 0 && segments_.back().size + bytes.size() > opts_.max_segment_bytes)
     if (auto st = roll(next_offset_); !st)
       return st;
@@ -419,15 +510,9 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
     return io_error("cannot append to", seg.path, err);
   }
   seg.size += bytes.size();
-  int64_t max_ts = records.front().timestamp_ms;
-  for (auto& r : records)
-    max_ts = std::max(max_ts, r.timestamp_ms);
-  seg.batches.push_back(batch_pos{next_offset_, pos, static_cast<uint32_t>(bytes.size()),
-                                  static_cast<uint32_t>(records.size()), max_ts});
-  seg.max_timestamp_ms = std::max(seg.max_timestamp_ms, max_ts);
-  auto base = next_offset_;
-  next_offset_ += records.size();
-  return base;
+  note_batch(seg, next_offset_, pos, max_ts);
+  next_offset_ += offset_count;
+  return {};
 }
 
 status segment_log::sync() {
@@ -442,7 +527,6 @@ status segment_log::sync() {
 status segment_log::truncate_to(uint64_t offset) {
   if (offset >= next_offset_)
     return {};
-  auto sync_dir = [&] { io_.sync_dir(opts_.dir); };
   // Whole segments at or after `offset` go.
   while (!segments_.empty() && segments_.back().base_offset >= offset
          && !(segments_.size() == 1 && segments_.back().base_offset == offset)) {
@@ -452,73 +536,112 @@ status segment_log::truncate_to(uint64_t offset) {
       return io_error("cannot remove segment", seg.path, err);
     segments_.pop_back();
   }
-  sync_dir();
+  io_.sync_dir(opts_.dir);
   if (segments_.empty()) {
     next_offset_ = offset;
     return roll(offset);
   }
   auto& seg = segments_.back();
-  // It becomes the segment being written: all its batches are needed, its index is not.
-  if (auto st = ensure_loaded(seg); !st)
-    return st;
+  // It becomes the segment being written: its index goes (the next roll writes a new one).
   io_.unlink(index_path(seg));
-  // The batch holding `offset` (or the first one after it) is where the file is cut.
-  auto b = std::upper_bound(seg.batches.begin(), seg.batches.end(), offset,
-                            [](uint64_t o, const batch_pos& p) { return o < p.base_offset; });
-  std::vector<record> keep;
-  if (b != seg.batches.begin()) {
-    auto& split = *(b - 1);
-    if (split.base_offset < offset) {
-      // Records before `offset` in the split batch are written again as their own batch.
-      std::string buf;
-      if (auto err = read_all_at(io_, fd_of(seg), split.position, split.length, buf); err != 0)
-        return io_error("cannot read", seg.path, err);
-      batch_header h;
-      std::string why;
+  auto fd = fd_of(seg);
+  if (fd < 0)
+    return io_error("cannot open segment", seg.path, fd);
+  // Find the batch holding `offset`, walking from the nearest sparse entry.
+  batch_reader reader{io_, fd, start_position(seg, offset), seg.size,
+                      opts_.limits.max_batch_bytes, defaults::log_read_chunk_bytes};
+  batch_header h;
+  const uint8_t* data = nullptr;
+  std::vector<stored_record> keep;
+  bool split = false;
+  while (!reader.at_end()) {
+    std::string why;
+    int err = 0;
+    auto verdict = reader.peek(h, data, why, err);
+    if (err != 0)
+      return io_error("cannot read", seg.path, err);
+    if (verdict != batch_check::ok)
+      return status::error(code::storage_error, "corrupt batch in " + seg.path + " at byte "
+                                                   + std::to_string(reader.position())
+                                                   + " while truncating: " + why);
+    if (h.base_offset + h.offset_count <= offset) {
+      reader.advance(h.length);
+      continue;
+    }
+    if (h.base_offset < offset) {
+      // The records before `offset` are written again as a batch of their own.
       std::vector<stored_record> recs;
-      if (check_batch(reinterpret_cast<const uint8_t*>(buf.data()), buf.size(),
-                      opts_.limits.max_batch_bytes, h, why)
-            != batch_check::ok
-          || !decode_records(h, reinterpret_cast<const uint8_t*>(buf.data()), recs))
-        return status::error(code::storage_error,
-                             "corrupt batch in " + seg.path + " at byte "
-                               + std::to_string(split.position) + " while truncating");
+      if (auto st = decode_records(h, data, recs); !st)
+        return st;
       for (auto& r : recs)
         if (r.offset < offset)
-          keep.push_back(std::move(r.rec));
+          keep.push_back(std::move(r));
+      split = true;
     }
-    --b;
+    break;
   }
-  auto cut = b == seg.batches.end() ? seg.size : b->position;
-  auto cut_fd = fd_of(seg);
-  if (cut_fd < 0)
-    return io_error("cannot open segment", seg.path, cut_fd);
-  if (auto err = io_.ftruncate(cut_fd, cut); err != 0)
+  auto cut = reader.position();
+  if (auto err = io_.ftruncate(fd, cut); err != 0)
     return io_error("cannot truncate", seg.path, err);
-  seg.batches.erase(b, seg.batches.end());
   seg.size = cut;
-  next_offset_ = seg.batches.empty() ? seg.base_offset
-                                     : seg.batches.back().base_offset + seg.batches.back().records;
-  if (!keep.empty()) {
-    auto r = append(keep);
-    if (!r)
-      return r.error();
+  while (!seg.entries.empty() && seg.entries.back().position >= cut)
+    seg.entries.pop_back();
+  next_offset_ = split ? h.base_offset : offset;
+  if (split) {
+    // A version 1 batch stays dense; a compacted one keeps its holes and its range.
+    std::string bytes;
+    status st;
+    if (h.version == batch_format_version) {
+      std::vector<record> recs;
+      for (auto& r : keep)
+        recs.push_back(std::move(r.rec));
+      st = encode_batch(h.base_offset, recs, opts_.limits, bytes);
+    } else {
+      st = encode_compacted_batch(h.base_offset, static_cast<uint32_t>(offset - h.base_offset),
+                                  keep, opts_.limits, bytes);
+    }
+    if (!st)
+      return st;
+    int64_t max_ts = std::numeric_limits<int64_t>::min();
+    for (auto& r : keep)
+      max_ts = std::max(max_ts, r.rec.timestamp_ms);
+    if (auto st2 = write_batch(bytes, offset - h.base_offset, max_ts); !st2)
+      return st2;
   } else if (opts_.fsync == fsync_policy::every_batch) {
-    if (auto err = io_.fdatasync(seg.fd); err != 0)
+    if (auto err = io_.fdatasync(fd); err != 0)
       return io_error("cannot sync", seg.path, err);
   }
   return {};
 }
 
-uint64_t segment_log::offset_for_time(int64_t timestamp_ms) const noexcept {
+uint64_t segment_log::offset_for_time(int64_t timestamp_ms) const {
+  // Sparse entries carry the largest timestamp of their range: the first range that may
+  // hold the time is walked (at most index_interval_bytes and a batch) for its first batch
+  // that may.
   for (auto& seg : segments_) {
     if (seg.max_timestamp_ms < timestamp_ms)
       continue;  // the whole segment is older
-    if (!ensure_loaded(seg))
-      return seg.base_offset;  // damaged: the read from here reports it
-    for (auto& b : seg.batches)
-      if (b.max_timestamp_ms >= timestamp_ms)
-        return b.base_offset;
+    for (auto& e : seg.entries) {
+      if (e.max_timestamp_ms < timestamp_ms)
+        continue;
+      auto fd = fd_of(seg);
+      if (fd < 0)
+        return e.base_offset;  // the read from there reports the error
+      batch_reader reader{io_, fd, e.position, seg.size, opts_.limits.max_batch_bytes,
+                          opts_.index_interval_bytes + batch_header_bytes};
+      while (!reader.at_end()) {
+        batch_header h;
+        const uint8_t* data = nullptr;
+        std::string why;
+        int err = 0;
+        if (reader.peek(h, data, why, err) != batch_check::ok)
+          return e.base_offset;  // damaged: the read from there reports it
+        if (h.max_timestamp_ms >= timestamp_ms)
+          return h.base_offset;
+        reader.advance(h.length);
+      }
+      return e.base_offset;
+    }
   }
   return next_offset_;
 }
@@ -572,40 +695,224 @@ result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max
                                  [](uint64_t o, const segment& s) { return o < s.base_offset; });
   --seg_it;
   uint64_t read_bytes = 0;
+  // Chunks sized to the read, so a small read does not pull in a megabyte.
+  auto chunk = std::min<uint64_t>(std::max<uint64_t>(max_bytes, 64 * 1024),
+                                  defaults::log_read_chunk_bytes);
   for (; seg_it != segments_.end(); ++seg_it) {
     auto& seg = *seg_it;
-    if (auto st = ensure_loaded(seg); !st)
-      return st;
-    auto b = std::upper_bound(seg.batches.begin(), seg.batches.end(), from,
-                              [](uint64_t o, const batch_pos& p) { return o < p.base_offset; });
-    if (b != seg.batches.begin())
-      --b;
-    for (; b != seg.batches.end(); ++b) {
-      if (read_bytes > 0 && read_bytes + b->length > max_bytes)
-        return out;
-      std::string buf;
-      auto fd = fd_of(seg);
-      if (fd < 0)
-        return io_error("cannot open segment", seg.path, fd);
-      if (auto err = read_all_at(io_, fd, b->position, b->length, buf); err != 0)
-        return io_error("cannot read", seg.path, err);
+    auto fd = fd_of(seg);
+    if (fd < 0)
+      return io_error("cannot open segment", seg.path, fd);
+    batch_reader reader{io_, fd, start_position(seg, from), seg.size,
+                        opts_.limits.max_batch_bytes, chunk};
+    while (!reader.at_end()) {
       batch_header h;
+      const uint8_t* data = nullptr;
       std::string why;
-      if (check_batch(reinterpret_cast<const uint8_t*>(buf.data()), buf.size(),
-                      opts_.limits.max_batch_bytes, h, why)
-          != batch_check::ok)
-        return status::error(code::storage_error, "corrupt batch in " + seg.path + " at byte "
-                                                    + std::to_string(b->position) + ": " + why);
-      std::vector<stored_record> recs;
-      if (auto st = decode_records(h, reinterpret_cast<const uint8_t*>(buf.data()), recs); !st)
-        return st;
-      for (auto& r : recs)
-        if (r.offset >= from)
-          out.push_back(std::move(r));
-      read_bytes += b->length;
+      int err = 0;
+      auto verdict = reader.peek(h, data, why, err);
+      if (err != 0)
+        return io_error("cannot read", seg.path, err);
+      if (verdict != batch_check::ok)
+        return status::error(code::storage_error,
+                             "corrupt batch in " + seg.path + " at byte "
+                               + std::to_string(reader.position()) + ": "
+                               + (why.empty() ? "incomplete batch" : why));
+      if (h.base_offset + h.offset_count <= from) {
+        reader.advance(h.length);  // before `from`: walked past, not decoded
+        continue;
+      }
+      if (!out.empty() && read_bytes + h.length > max_bytes)
+        return out;  // at least one record when any is there
+      auto first = out.size();
+      if (auto st = decode_records(h, data, out); !st)
+        return status::error(code::storage_error, st.message() + " in " + seg.path
+                                                    + " at byte "
+                                                    + std::to_string(reader.position()));
+      if (first < out.size() && out[first].offset < from) {
+        auto keep_from = std::find_if(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+                                      [&](const stored_record& r) { return r.offset >= from; });
+        out.erase(out.begin() + static_cast<std::ptrdiff_t>(first), keep_from);
+      }
+      read_bytes += h.length;
+      reader.advance(h.length);
     }
   }
   return out;
+}
+
+result<segment_log::compaction_report> segment_log::compact(const compaction& policy,
+                                                            int64_t now_ms) {
+  compaction_report report;
+  if (segments_.size() < 2)
+    return report;  // only closed segments are compacted
+  // Pass 1: the latest offset of every key, over the whole log, within the memory bound.
+  std::unordered_map<std::string, uint64_t> latest;
+  uint64_t map_bytes = 0;
+  constexpr uint64_t per_key_overhead = 64;  // node, bucket and the offset, roughly
+  for (uint64_t from = start_offset(); from < next_offset_;) {
+    auto batch = read(from, defaults::log_read_chunk_bytes);
+    if (!batch)
+      return batch.error();
+    if (batch->empty())
+      break;
+    for (auto& r : *batch) {
+      if (r.rec.key.empty())
+        continue;
+      auto it = latest.find(r.rec.key);
+      if (it != latest.end()) {
+        it->second = r.offset;
+        continue;
+      }
+      if (report.map_full || map_bytes + per_key_overhead + r.rec.key.size() > policy.max_map_bytes) {
+        // Keys first seen from here on are not tracked (their records are kept); the keys
+        // already in the map still get their latest offset.
+        report.map_full = true;
+        continue;
+      }
+      map_bytes += per_key_overhead + r.rec.key.size();
+      latest.emplace(r.rec.key, r.offset);
+    }
+    from = batch->back().offset + 1;
+  }
+  report.keys = latest.size();
+  // Pass 2: rewrite each closed segment with what survives. 0 = keep, 1 = superseded,
+  // 2 = an expired tombstone.
+  auto keep = [&](const stored_record& r) -> int {
+    if (r.rec.key.empty())
+      return 0;
+    auto it = latest.find(r.rec.key);
+    if (it == latest.end())
+      return 0;
+    if (it->second > r.offset)
+      return 1;
+    bool tombstone = r.rec.value.empty();
+    if (tombstone && now_ms - r.rec.timestamp_ms > policy.tombstone_retention_ms)
+      return 2;
+    return 0;
+  };
+  for (size_t i = 0; i + 1 < segments_.size(); ++i)
+    if (auto st = rewrite_segment(i, segments_[i + 1].base_offset, keep, report); !st)
+      return st;
+  return report;
+}
+
+status segment_log::rewrite_segment(size_t index, uint64_t end_offset,
+                                    const std::function<int(const stored_record&)>& keep,
+                                    compaction_report& report) {
+  auto& seg = segments_[index];
+  auto fd = fd_of(seg);
+  if (fd < 0)
+    return io_error("cannot open segment", seg.path, fd);
+  // Read the segment batch by batch and build the compacted batches in memory, one per
+  // original batch that keeps a record; each covers the offsets up to the next one, so
+  // the offset chain stays dense across holes. Nothing is written unless something goes.
+  struct out_batch {
+    uint64_t base;
+    std::vector<stored_record> records;
+  };
+  std::vector<out_batch> kept;
+  uint64_t removed = 0;
+  uint64_t tombstones = 0;
+  batch_reader reader{io_, fd, 0, seg.size, opts_.limits.max_batch_bytes,
+                      defaults::log_read_chunk_bytes};
+  while (!reader.at_end()) {
+    batch_header h;
+    const uint8_t* data = nullptr;
+    std::string why;
+    int err = 0;
+    auto verdict = reader.peek(h, data, why, err);
+    if (err != 0)
+      return io_error("cannot read", seg.path, err);
+    if (verdict != batch_check::ok)
+      return status::error(code::storage_error, "corrupt batch in " + seg.path + " at byte "
+                                                  + std::to_string(reader.position())
+                                                  + " while compacting: " + why);
+    std::vector<stored_record> recs;
+    if (auto st = decode_records(h, data, recs); !st)
+      return st;
+    out_batch b{h.base_offset, {}};
+    for (auto& r : recs) {
+      auto verdict_of = keep(r);
+      if (verdict_of == 0)
+        b.records.push_back(std::move(r));
+      else
+        ++(verdict_of == 2 ? tombstones : removed);
+    }
+    if (!b.records.empty())
+      kept.push_back(std::move(b));
+    reader.advance(h.length);
+  }
+  if (removed + tombstones == 0)
+    return {};
+  // Encode: the first batch starts at the segment's base, each runs to the next's base,
+  // the last to the segment's end.
+  std::string bytes;
+  segment fresh;
+  fresh.base_offset = seg.base_offset;
+  auto emit = [&](uint64_t base, uint64_t end, const std::vector<stored_record>& recs) -> status {
+    if (end - base > std::numeric_limits<uint32_t>::max())
+      return status::error(code::storage_error,
+                           "cannot compact " + seg.path + ": " + std::to_string(end - base)
+                             + " offsets from " + std::to_string(base)
+                             + " would need one batch to cover more than 2^32-1");
+    auto pos = bytes.size();
+    if (auto st = encode_compacted_batch(base, static_cast<uint32_t>(end - base), recs,
+                                         opts_.limits, bytes);
+        !st)
+      return st;
+    int64_t max_ts = std::numeric_limits<int64_t>::min();
+    for (auto& r : recs)
+      max_ts = std::max(max_ts, r.rec.timestamp_ms);
+    note_batch(fresh, base, pos, max_ts);
+    return {};
+  };
+  if (kept.empty()) {
+    if (auto st = emit(seg.base_offset, end_offset, {}); !st)
+      return st;
+  }
+  for (size_t i = 0; i < kept.size(); ++i) {
+    auto base = i == 0 ? seg.base_offset : kept[i].base;
+    auto end = i + 1 < kept.size() ? kept[i + 1].base : end_offset;
+    if (auto st = emit(base, end, kept[i].records); !st)
+      return st;
+  }
+  // Write <name>.cleaned, sync it, drop the old index, rename over the segment, sync the
+  // directory, then write the new index. A crash before the rename leaves the old segment
+  // (and a stray .cleaned file the next open deletes); after it, the new one, whose index
+  // the next open rebuilds if it is missing.
+  auto tmp = seg.path + ".cleaned";
+  int tfd = io_.open(tmp, true);
+  if (tfd < 0)
+    return io_error("cannot create", tmp, tfd);
+  auto err = io_.ftruncate(tfd, 0);
+  if (err == 0)
+    err = write_all_at(io_, tfd, 0, bytes);
+  if (err == 0)
+    err = io_.fdatasync(tfd);
+  io_.close(tfd);
+  if (err == 0) {
+    io_.unlink(index_path(seg));
+    err = io_.rename(tmp, seg.path);
+  }
+  if (err != 0) {
+    io_.unlink(tmp);
+    return io_error("cannot write the compacted segment", seg.path, err);
+  }
+  if (auto e = io_.sync_dir(opts_.dir); e != 0)
+    return io_error("cannot sync the directory", opts_.dir, e);
+  report.bytes_before += seg.size;
+  report.bytes_after += bytes.size();
+  report.records_removed += removed;
+  report.tombstones_removed += tombstones;
+  ++report.segments_rewritten;
+  if (seg.fd >= 0)
+    io_.close(seg.fd);  // it still reads the old file
+  seg.fd = -1;
+  seg.size = bytes.size();
+  seg.entries = std::move(fresh.entries);
+  seg.max_timestamp_ms = fresh.max_timestamp_ms;
+  return write_index(seg, end_offset);
 }
 
 } // namespace levee::persistence

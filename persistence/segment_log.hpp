@@ -57,7 +57,7 @@ struct recovery_report {
   uint64_t indexes_rebuilt = 0;      // closed segments scanned because their index was
                                      // missing, stale or corrupt
   uint64_t batches = 0;
-  uint64_t records = 0;
+  uint64_t records = 0;           // offsets covered (compacted batches count their holes)
   uint64_t truncated_bytes = 0;   // torn tail removed
   std::string truncated_file;     // where, if any
   std::string truncated_reason;
@@ -83,13 +83,13 @@ public:
   status truncate_to(uint64_t offset);
 
   /// Records from `from` on, whole batches, up to about `max_bytes` of encoded batches (at
-  /// least one batch when any is there).
+  /// least one record when any is there).
   result<std::vector<stored_record>> read(uint64_t from, uint64_t max_bytes) const;
 
   /// The offset of the first batch that may hold records at or after `timestamp_ms` (a
   /// batch's largest timestamp is at least it); next_offset() when none does. Records are
   /// not assumed to be in timestamp order: the caller filters what it reads from there.
-  uint64_t offset_for_time(int64_t timestamp_ms) const noexcept;
+  uint64_t offset_for_time(int64_t timestamp_ms) const;
 
   /// Retention by whole segments, oldest first; the segment being written is never
   /// removed. 0 disables a criterion. Returns the number of segments removed.
@@ -102,6 +102,30 @@ public:
 
   uint64_t size_bytes() const noexcept;
 
+  /// Key compaction of the closed segments (never the one being written): a record whose
+  /// key appears again at a later offset anywhere in the log is removed; records without
+  /// a key are kept; a tombstone (a key with an empty value) removes the records before it
+  /// and is itself removed once it is older than tombstone_retention_ms. Offsets do not
+  /// change: compacted batches (format version 2) keep their offset range with holes.
+  /// Each segment is rewritten to `<name>.cleaned`, synced and renamed over the original,
+  /// so a crash leaves either the old or the new segment.
+  struct compaction {
+    int64_t tombstone_retention_ms = 24 * 3600 * 1000;
+    /// Memory for the key -> latest offset map. When it fills, keys first seen after that
+    /// are not tracked and their records are kept: safe, less compact.
+    uint64_t max_map_bytes = defaults::log_compaction_map_bytes;
+  };
+  struct compaction_report {
+    uint64_t segments_rewritten = 0;
+    uint64_t records_removed = 0;
+    uint64_t tombstones_removed = 0;
+    uint64_t bytes_before = 0;  // of the segments rewritten
+    uint64_t bytes_after = 0;
+    uint64_t keys = 0;
+    bool map_full = false;  // the key map filled before the end of the log
+  };
+  result<compaction_report> compact(const compaction& policy, int64_t now_ms);
+
   /// Makes everything appended so far durable (fdatasync), whatever the policy.
   status sync();
 
@@ -110,12 +134,11 @@ public:
   size_t segment_count() const noexcept { return segments_.size(); }
 
 private:
-  struct batch_pos {
+  /// A sparse index entry: the first batch at or after every index_interval_bytes.
+  struct index_entry {
     uint64_t base_offset;
     uint64_t position;
-    uint32_t length;
-    uint32_t records;
-    int64_t max_timestamp_ms;
+    int64_t max_timestamp_ms;  // of the batches from here to the next entry
   };
   struct segment {
     uint64_t base_offset;
@@ -123,25 +146,35 @@ private:
     int fd = -1;
     uint64_t size = 0;
     int64_t max_timestamp_ms = std::numeric_limits<int64_t>::min();
-    /// Every batch's position, once the segment has been scanned (always for the segment
-    /// being written). A closed segment opened from its index is scanned (and verified)
-    /// the first time it is read.
-    bool loaded = true;
-    std::vector<batch_pos> batches;
+    /// Sparse entries, the same for the segment being written as for closed ones (kept
+    /// in memory: one per index_interval_bytes, not one per batch). Reads start at the
+    /// last entry at or before the offset they want and walk batches from there.
+    std::vector<index_entry> entries;
     uint64_t last_used = 0;  // for closing the least recently used descriptor
   };
+  class batch_reader;
 
   explicit segment_log(log_options opts)
     : opts_(std::move(opts)), io_(opts_.io != nullptr ? *opts_.io : posix_io()) {}
   status recover(recovery_report& report);
-  status scan(segment& seg, bool is_last, uint64_t& next, recovery_report& report) const;
-  status ensure_loaded(segment& seg) const;
+  status scan(segment& seg, bool is_last, uint64_t& next, recovery_report& report);
+  /// Records the batch at `position` in `seg`'s sparse entries.
+  void note_batch(segment& seg, uint64_t base_offset, uint64_t position, int64_t max_ts) const;
+  /// The position to start walking batches from for `offset`.
+  uint64_t start_position(const segment& seg, uint64_t offset) const noexcept;
+  /// Rewrites one closed segment keeping the records `keep` says yes to.
+  status rewrite_segment(size_t index, uint64_t end_offset,
+                         const std::function<int(const stored_record&)>& keep,
+                         compaction_report& report);
   /// The segment's descriptor, opened if needed (closing the least recently used other
   /// closed segment's past max_open_files); -errno on failure.
   int fd_of(segment& seg) const;
   status roll(uint64_t base_offset);
+  /// Writes an encoded batch covering `offset_count` offsets from next_offset_, rolling
+  /// first when the segment is full.
+  status write_batch(const std::string& bytes, uint64_t offset_count, int64_t max_ts);
   std::string index_path(const segment& seg) const;
-  /// Writes `seg`'s index (it must be loaded) for a segment that ends at `end_offset`.
+  /// Writes `seg`'s index for a segment that ends at `end_offset`.
   status write_index(const segment& seg, uint64_t end_offset);
   /// Reads `seg`'s index; false when missing, stale (size differs) or damaged.
   bool load_index(segment& seg, uint64_t& end_offset) const;
@@ -149,13 +182,13 @@ private:
 
   log_options opts_;
   file_io& io_;
-  // Mutable: reading a closed segment for the first time loads its batch positions.
+  // Mutable: reads open descriptors (bounded by max_open_files) and mark them used.
   mutable std::vector<segment> segments_;
   uint64_t next_offset_ = 0;
   int64_t last_sync_ms_ = 0;
-  mutable uint64_t scanned_bytes_ = 0;
+  uint64_t scanned_bytes_ = 0;
   uint64_t total_bytes_ = 0;
-  mutable uint64_t next_progress_ = 0;
+  uint64_t next_progress_ = 0;
   mutable uint64_t use_tick_ = 0;
 
 public:

@@ -4,7 +4,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 
 #include "persistence/crc32c.hpp"
 #include "persistence/segment_log.hpp"
@@ -550,7 +552,9 @@ TEST(Checkpoint, DamageIsAnErrorNeverAWrongValue) {
 } // namespace levee::persistence
 
 #include <csignal>
+#include <map>
 #include <random>
+#include <set>
 #include <sys/wait.h>
 
 namespace levee::persistence {
@@ -838,6 +842,339 @@ TEST(Crc32c, FastPathAgreesWithTheDefinition) {
         << "length " << n << " start " << start << (crc32c_hardware() ? " (hardware)" : "");
     }
   }
+}
+
+} // namespace
+} // namespace levee::persistence
+
+// --- key compaction, sparse reads, chunked recovery ------------------------------------
+
+namespace levee::persistence {
+namespace {
+
+/// Appends `batches` batches of `per_batch` records with keys from a small set (and some
+/// without a key), returning every record by offset.
+std::vector<record> keyed_history(segment_log& log, int batches, int per_batch, int keys) {
+  std::vector<record> all;
+  for (int b = 0; b < batches; ++b) {
+    std::vector<record> batch;
+    for (int i = 0; i < per_batch; ++i) {
+      int n = b * per_batch + i;
+      record r;
+      r.key = n % 5 == 0 ? std::string{} : "user-" + std::to_string(n % keys);
+      r.value = "v" + std::to_string(n) + std::string(40, 'x');
+      r.timestamp_ms = 1'700'000'000'000 + n;
+      batch.push_back(r);
+    }
+    EXPECT_TRUE(log.append(batch).ok());
+    all.insert(all.end(), batch.begin(), batch.end());
+  }
+  return all;
+}
+
+/// Offsets that compaction must keep: every unkeyed record, the last one of each key, and
+/// everything in the segment being written (from `active_base`).
+std::vector<uint64_t> survivors(const std::vector<record>& all, uint64_t active_base) {
+  std::map<std::string, uint64_t> last;
+  for (uint64_t o = 0; o < all.size(); ++o)
+    if (!all[o].key.empty())
+      last[all[o].key] = o;
+  std::vector<uint64_t> out;
+  for (uint64_t o = 0; o < all.size(); ++o)
+    if (o >= active_base || all[o].key.empty() || last[all[o].key] == o)
+      out.push_back(o);
+  return out;
+}
+
+void expect_exactly(segment_log& log, const std::vector<record>& all,
+                    const std::vector<uint64_t>& offsets) {
+  auto recs = log.read(log.start_offset(), 1ull << 30);
+  ASSERT_TRUE(recs.ok()) << recs.error().to_string();
+  ASSERT_EQ(recs->size(), offsets.size());
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    EXPECT_EQ((*recs)[i].offset, offsets[i]);
+    EXPECT_EQ((*recs)[i].rec, all[offsets[i]]) << "offset " << offsets[i];
+  }
+}
+
+uint64_t active_base_of(const fs::path& dir) {
+  auto segs = files_with(dir, ".log");
+  return std::stoull(segs.back().filename().string().substr(0, 20));
+}
+
+TEST(Batch, CompactedBatchesKeepOffsetsAndRefuseBadOnes) {
+  batch_limits limits{1 << 20, 1 << 22, false};
+  std::vector<stored_record> recs(2);
+  recs[0].offset = 12;
+  recs[0].rec.key = "a";
+  recs[0].rec.value = "1";
+  recs[1].offset = 17;
+  recs[1].rec.key = "b";
+  std::string bytes;
+  ASSERT_TRUE(encode_compacted_batch(10, 8, recs, limits, bytes).ok());
+  batch_header h;
+  std::string why;
+  ASSERT_EQ(check_batch(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 1 << 22,
+                        h, why),
+            batch_check::ok);
+  EXPECT_EQ(h.version, batch_format_compacted);
+  EXPECT_EQ(h.offset_count, 8u);
+  std::vector<stored_record> back;
+  ASSERT_TRUE(decode_records(h, reinterpret_cast<const uint8_t*>(bytes.data()), back).ok());
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].offset, 12u);
+  EXPECT_EQ(back[1].offset, 17u);
+  EXPECT_EQ(back[1].rec, recs[1].rec);
+  // Outside the range, out of order, or no range at all: refused, nothing written.
+  std::string none;
+  EXPECT_FALSE(encode_compacted_batch(10, 7, recs, limits, none).ok());
+  EXPECT_FALSE(encode_compacted_batch(13, 8, recs, limits, none).ok());
+  std::swap(recs[0], recs[1]);
+  EXPECT_FALSE(encode_compacted_batch(10, 8, recs, limits, none).ok());
+  EXPECT_FALSE(encode_compacted_batch(10, 0, {}, limits, none).ok());
+  EXPECT_TRUE(none.empty());
+  // An empty range (all compacted away) is a valid batch with no records.
+  ASSERT_TRUE(encode_compacted_batch(10, 5, {}, limits, none).ok());
+  ASSERT_EQ(check_batch(reinterpret_cast<const uint8_t*>(none.data()), none.size(), 1 << 22, h,
+                        why),
+            batch_check::ok);
+  back.clear();
+  ASSERT_TRUE(decode_records(h, reinterpret_cast<const uint8_t*>(none.data()), back).ok());
+  EXPECT_TRUE(back.empty());
+}
+
+TEST(SegmentLog, CompactionKeepsTheLastRecordPerKeyAndEveryUnkeyedOne) {
+  temp_dir dir;
+  auto opts = rolling(dir.path, 2000);
+  std::vector<record> all;
+  uint64_t active = 0;
+  {
+    auto log = segment_log::open(opts);
+    all = keyed_history(**log, 40, 4, 7);
+    active = active_base_of(dir.path);
+    ASSERT_GE((*log)->segment_count(), 5u);
+    auto before = (*log)->size_bytes();
+    auto report = (*log)->compact({}, 1'700'000'000'000);
+    ASSERT_TRUE(report.ok()) << report.error().to_string();
+    EXPECT_GT(report->segments_rewritten, 0u);
+    EXPECT_EQ(report->keys, 7u);
+    EXPECT_EQ(report->records_removed, all.size() - survivors(all, active).size());
+    EXPECT_LT((*log)->size_bytes(), before);
+    EXPECT_EQ((*log)->next_offset(), all.size());
+    expect_exactly(**log, all, survivors(all, active));
+    // A second pass finds nothing to do.
+    auto again = (*log)->compact({}, 1'700'000'000'000);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->segments_rewritten, 0u);
+    // Appends go on at the same offsets; reads from any offset start at the next survivor.
+    auto next = (*log)->append(make_batch(500, 2));
+    ASSERT_TRUE(next.ok());
+    EXPECT_EQ(*next, all.size());
+    auto batch = make_batch(500, 2);
+    all.insert(all.end(), batch.begin(), batch.end());
+    auto kept = survivors(all, active);
+    for (uint64_t from = 0; from < all.size(); ++from) {
+      auto r = (*log)->read(from, 1);
+      ASSERT_TRUE(r.ok());
+      ASSERT_FALSE(r->empty());
+      EXPECT_EQ(r->front().offset, *std::lower_bound(kept.begin(), kept.end(), from));
+    }
+  }
+  // Reopened from the new indexes, and with them gone (every compacted batch verified).
+  recovery_report report;
+  auto log = segment_log::open(opts, &report);
+  ASSERT_TRUE(log.ok()) << log.error().to_string();
+  EXPECT_EQ(report.segments_from_index + 1, report.segments);
+  expect_exactly(**log, all, survivors(all, active));
+  log->reset();
+  for (auto& index : files_with(dir.path, ".index"))
+    fs::remove(index);
+  log = segment_log::open(opts, &report);
+  ASSERT_TRUE(log.ok()) << log.error().to_string();
+  expect_exactly(**log, all, survivors(all, active));
+  EXPECT_EQ((*log)->next_offset(), all.size());
+}
+
+TEST(SegmentLog, TombstonesRemoveEarlierRecordsThenThemselvesAfterRetention) {
+  temp_dir dir;
+  auto opts = rolling(dir.path, 600);
+  auto log = segment_log::open(opts);
+  const int64_t t0 = 1'700'000'000'000;
+  auto put = [&](const std::string& key, const std::string& value, int64_t ts) {
+    record r;
+    r.key = key;
+    r.value = value;
+    r.timestamp_ms = ts;
+    auto o = (*log)->append({r});
+    EXPECT_TRUE(o.ok());
+    return *o;
+  };
+  put("a", std::string(100, '1'), t0);
+  put("b", std::string(100, '2'), t0);
+  put("a", std::string(100, '3'), t0 + 1);
+  auto tomb = put("a", "", t0 + 2);  // delete "a"
+  for (int i = 0; i < 12; ++i)
+    put("filler-" + std::to_string(i), std::string(100, 'f'), t0 + 3);  // close its segment
+  segment_log::compaction policy;
+  policy.tombstone_retention_ms = 1000;
+  auto first = (*log)->compact(policy, t0 + 500);
+  ASSERT_TRUE(first.ok()) << first.error().to_string();
+  EXPECT_EQ(first->records_removed, 2u);   // both earlier "a"s
+  EXPECT_EQ(first->tombstones_removed, 0u);  // still within its retention
+  auto recs = (*log)->read(0, 1 << 20);
+  ASSERT_TRUE(recs.ok());
+  std::vector<std::string> keys;
+  for (auto& r : *recs)
+    if (r.rec.key == "a" || r.rec.key == "b")
+      keys.push_back(r.rec.key + "@" + std::to_string(r.offset));
+  EXPECT_EQ(keys, (std::vector<std::string>{"b@1", "a@" + std::to_string(tomb)}));
+  auto second = (*log)->compact(policy, t0 + 5000);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->tombstones_removed, 1u);
+  recs = (*log)->read(0, 1 << 20);
+  ASSERT_TRUE(recs.ok());
+  for (auto& r : *recs)
+    EXPECT_NE(r.rec.key, "a");
+  EXPECT_EQ(recs->front().offset, 1u);
+}
+
+TEST(SegmentLog, ASegmentCompactedAwayKeepsItsOffsetRange) {
+  temp_dir dir;
+  auto opts = rolling(dir.path, 700);
+  std::vector<record> all;
+  {
+    auto log = segment_log::open(opts);
+    // The same key again and again: every closed segment ends up empty of records.
+    for (int i = 0; i < 30; ++i) {
+      record r;
+      r.key = "only";
+      r.value = std::string(100, static_cast<char>('a' + i % 26));
+      r.timestamp_ms = 1'700'000'000'000 + i;
+      ASSERT_TRUE((*log)->append({r}).ok());
+      all.push_back(r);
+    }
+    auto report = (*log)->compact({}, 0);
+    ASSERT_TRUE(report.ok()) << report.error().to_string();
+    EXPECT_EQ(report->records_removed, active_base_of(dir.path));  // all but the active segment's
+  }
+  for (auto& index : files_with(dir.path, ".index"))
+    fs::remove(index);
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE(log.ok()) << log.error().to_string();
+  expect_exactly(**log, all, survivors(all, active_base_of(dir.path)));
+  EXPECT_EQ((*log)->offset_for_time(1'700'000'000'000), active_base_of(dir.path));
+}
+
+TEST(SegmentLog, ABoundedKeyMapCompactsLessButNeverWrongly) {
+  temp_dir dir;
+  auto opts = rolling(dir.path, 2000);
+  auto log = segment_log::open(opts);
+  auto all = keyed_history(**log, 40, 4, 20);
+  segment_log::compaction policy;
+  policy.max_map_bytes = 3 * (64 + 7);  // room for three keys
+  auto report = (*log)->compact(policy, 0);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->map_full);
+  EXPECT_EQ(report->keys, 3u);
+  auto recs = (*log)->read(0, 1 << 30);
+  ASSERT_TRUE(recs.ok());
+  // Everything kept is as written; every removed record has a later one with its key;
+  // the last record of every key is there.
+  std::set<uint64_t> kept;
+  for (auto& r : *recs) {
+    EXPECT_EQ(r.rec, all[r.offset]);
+    kept.insert(r.offset);
+  }
+  EXPECT_LT(kept.size(), all.size());
+  for (uint64_t o = 0; o < all.size(); ++o) {
+    if (kept.count(o))
+      continue;
+    bool superseded = false;
+    for (uint64_t later = o + 1; later < all.size(); ++later)
+      superseded |= all[later].key == all[o].key;
+    EXPECT_TRUE(superseded) << "offset " << o << " removed without a later record";
+  }
+  for (auto o : survivors(all, all.size()))
+    EXPECT_TRUE(kept.count(o)) << o;
+}
+
+TEST(SegmentLog, CompactedSegmentsAreVerifiedTruncatedAndCrashLeftoversIgnored) {
+  temp_dir dir;
+  auto opts = rolling(dir.path, 2000);
+  std::vector<record> all;
+  uint64_t active = 0;
+  {
+    auto log = segment_log::open(opts);
+    all = keyed_history(**log, 40, 4, 7);
+    active = active_base_of(dir.path);
+    ASSERT_TRUE((*log)->compact({}, 0).ok());
+  }
+  // A compaction that died before its rename leaves `<segment>.cleaned`: ignored, removed.
+  auto segments = files_with(dir.path, ".log");
+  { std::ofstream{segments[1].string() + ".cleaned"} << "half a segment"; }
+  {
+    auto log = segment_log::open(opts);
+    ASSERT_TRUE(log.ok()) << log.error().to_string();
+    EXPECT_FALSE(fs::exists(segments[1].string() + ".cleaned"));
+    expect_exactly(**log, all, survivors(all, active));
+    // Truncating into a compacted segment keeps its holes before the cut.
+    auto kept = survivors(all, active);
+    auto cut = kept[kept.size() / 3] + 1;
+    ASSERT_TRUE((*log)->truncate_to(cut).ok());
+    EXPECT_EQ((*log)->next_offset(), cut);
+    std::vector<uint64_t> prefix;
+    for (auto o : kept)
+      if (o < cut)
+        prefix.push_back(o);
+    expect_exactly(**log, all, prefix);
+    auto next = (*log)->append(make_batch(0, 1));
+    ASSERT_TRUE(next.ok());
+    EXPECT_EQ(*next, cut);
+  }
+  // A flipped byte inside a compacted segment is found on open (its index removed).
+  segments = files_with(dir.path, ".log");
+  fs::remove(fs::path(segments[0]).replace_extension(".index"));
+  {
+    std::fstream f{segments[0], std::ios::in | std::ios::out | std::ios::binary};
+    f.seekg(70);
+    char c = 0;
+    f.get(c);
+    f.seekp(70);
+    f.put(static_cast<char>(c ^ 0x01));
+  }
+  auto damaged = segment_log::open(opts);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_EQ(damaged.error().code(), code::storage_error);
+  EXPECT_NE(damaged.error().message().find(segments[0].filename().string()), std::string::npos);
+}
+
+// Recovery reads a segment in bounded chunks: batches straddle chunk boundaries, and a
+// torn tail far beyond the first chunk is still found and cut.
+TEST(SegmentLog, RecoveryOfASegmentLargerThanItsReadChunk) {
+  temp_dir dir;
+  auto opts = options(dir.path);
+  opts.limits.compress = false;
+  uint64_t records = 0;
+  {
+    auto log = segment_log::open(opts);
+    for (int b = 0; b < 90; ++b) {
+      ASSERT_TRUE((*log)->append(make_batch(b * 7, 7, 6000)).ok());  // ~42 KB a batch
+      records += 7;
+    }
+  }
+  auto seg = only_segment(dir.path);
+  auto size = fs::file_size(seg);
+  ASSERT_GT(size, 3 * defaults::log_read_chunk_bytes);
+  fs::resize_file(seg, size - 100);  // the last batch torn
+  recovery_report report;
+  auto log = segment_log::open(opts, &report);
+  ASSERT_TRUE(log.ok()) << log.error().to_string();
+  EXPECT_EQ(report.batches, 89u);
+  EXPECT_EQ((*log)->next_offset(), records - 7);
+  auto recs = (*log)->read(0, 1ull << 30);
+  ASSERT_TRUE(recs.ok());
+  ASSERT_EQ(recs->size(), records - 7);
+  EXPECT_EQ(recs->back().rec, make_batch(88 * 7, 7, 6000).back());
 }
 
 } // namespace
