@@ -185,6 +185,7 @@ private:
   // Mutable: reads open descriptors (bounded by max_open_files) and mark them used.
   mutable std::vector<segment> segments_;
   uint64_t next_offset_ = 0;
+  std::string encode_buffer_;  // reused by append()
   int64_t last_sync_ms_ = 0;
   uint64_t scanned_bytes_ = 0;
   uint64_t total_bytes_ = 0;
