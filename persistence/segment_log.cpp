@@ -105,11 +105,20 @@ status segment_log::recover(recovery_report& report) {
     segment seg;
     seg.base_offset = bases[i];
     seg.path = (fs::path(opts_.dir) / segment_name(bases[i])).string();
-    if (!segments_.empty() && seg.base_offset != next_offset_)
-      return status::error(code::storage_error,
-                           "segment " + seg.path + " starts at offset "
-                             + std::to_string(seg.base_offset) + " but the previous one ends at "
-                             + std::to_string(next_offset_) + ": a segment is missing");
+    if (!segments_.empty() && seg.base_offset != next_offset_) {
+      if (opts_.on_corruption != corruption_policy::truncate)
+        return status::error(code::storage_error,
+                             "segment " + seg.path + " starts at offset "
+                               + std::to_string(seg.base_offset) + " but the previous one ends at "
+                               + std::to_string(next_offset_)
+                               + ": a segment is missing; to open the log without it and "
+                                 "everything after it: corruption policy truncate");
+      report.truncated_file = seg.path;
+      report.truncated_reason = "a segment is missing before it";
+      if (auto st = remove_from(bases, i, report); !st)
+        return st;
+      break;
+    }
     next_offset_ = seg.base_offset;
     segments_.push_back(std::move(seg));
     auto& added = segments_.back();
@@ -122,8 +131,17 @@ status segment_log::recover(recovery_report& report) {
       ++report.segments_from_index;
       scanned_bytes_ += added.size;
     } else {
-      if (auto st = scan(added, is_last, next_offset_, report); !st)
+      bool cut = false;
+      if (auto st = scan(added, is_last, next_offset_, report, cut); !st)
         return st;
+      if (cut) {
+        // Repaired damage: this segment now ends the log; later ones go.
+        io_.unlink(index_path(added));
+        if (auto st = remove_from(bases, i + 1, report); !st)
+          return st;
+        ++report.segments;
+        break;
+      }
       if (!is_last) {
         ++report.indexes_rebuilt;
         if (auto st = write_index(added, next_offset_); !st)
@@ -136,6 +154,12 @@ status segment_log::recover(recovery_report& report) {
     opts_.on_progress(scanned_bytes_, total_bytes_);
   if (segments_.empty())
     return roll(0);
+  // The segment written next must be open (a repair may have made a closed one the last).
+  auto& last = segments_.back();
+  if (report.repaired)
+    io_.unlink(index_path(last));
+  if (auto fd = fd_of(last); fd < 0)
+    return io_error("cannot open segment", last.path, fd);
   return {};
 }
 
@@ -225,7 +249,29 @@ uint64_t segment_log::start_position(const segment& seg, uint64_t offset) const 
   return e == seg.entries.begin() ? 0 : (e - 1)->position;
 }
 
-status segment_log::scan(segment& seg, bool is_last, uint64_t& next, recovery_report& report) {
+status segment_log::remove_from(const std::vector<uint64_t>& bases, size_t from,
+                                recovery_report& report) {
+  report.repaired = true;
+  report.repaired_from_offset = next_offset_;
+  for (size_t j = from; j < bases.size(); ++j) {
+    segment gone;
+    gone.base_offset = bases[j];
+    gone.path = (fs::path(opts_.dir) / segment_name(bases[j])).string();
+    std::error_code ec;
+    report.repaired_bytes_removed += fs::file_size(gone.path, ec);
+    io_.unlink(index_path(gone));
+    if (auto err = io_.unlink(gone.path); err != 0)
+      return io_error("cannot remove segment", gone.path, err);
+    ++report.repaired_segments_removed;
+  }
+  if (auto err = io_.sync_dir(opts_.dir); err != 0)
+    return io_error("cannot sync the directory", opts_.dir, err);
+  return {};
+}
+
+status segment_log::scan(segment& seg, bool is_last, uint64_t& next, recovery_report& report,
+                         bool& cut) {
+  cut = false;
   auto fd = fd_of(seg);
   if (fd < 0)
     return io_error("cannot open segment", seg.path, fd);
@@ -269,15 +315,22 @@ status segment_log::scan(segment& seg, bool is_last, uint64_t& next, recovery_re
       torn = false;
     }
     if (verdict != batch_check::ok) {
-      if (!is_last || !torn)
+      bool repair = opts_.on_corruption == corruption_policy::truncate;
+      if ((!is_last || !torn) && !repair)
         return status::error(code::storage_error,
                              "corrupt log: " + seg.path + " at byte " + std::to_string(pos)
                                + ": " + why
-                               + "; it will not be repaired without an explicit repair policy");
+                               + "; to open it, cut the log there: corruption policy truncate");
+      cut = !is_last || !torn;
       if (auto e = io_.ftruncate(fd, pos); e != 0)
         return io_error("cannot truncate the torn tail of", seg.path, e);
       if (auto e = io_.fdatasync(fd); e != 0)
         return io_error("cannot sync", seg.path, e);
+      if (cut) {
+        report.repaired = true;
+        report.repaired_from_offset = next;
+        report.repaired_bytes_removed += file_size - pos;
+      }
       report.truncated_bytes += file_size - pos;
       report.truncated_file = seg.path;
       report.truncated_reason = why;

@@ -33,6 +33,14 @@ namespace levee::persistence {
 
 enum class fsync_policy { none, interval, every_batch };
 
+/// What opening a log does about damage that a crash cannot explain (a bad checksum or
+/// offset before the last batch, a missing segment):
+///   fail     — the open fails with a storage_error naming file and byte (the default:
+///              nothing is dropped without someone deciding to);
+///   truncate — the log is cut at the first damaged batch: it and everything after it
+///              (later segments included) are removed and reported in recovery_report.
+enum class corruption_policy { fail, truncate };
+
 struct log_options {
   std::string dir;
   uint64_t max_segment_bytes = defaults::log_max_segment_bytes;  // roll past this
@@ -45,6 +53,7 @@ struct log_options {
   uint64_t index_interval_bytes = 4096;
   /// Segment files kept open at once (at least 1: the one being written).
   uint64_t max_open_files = defaults::log_max_open_files;
+  corruption_policy on_corruption = corruption_policy::fail;
   /// Called during recovery about every 64 MiB scanned: (bytes scanned, bytes in all).
   std::function<void(uint64_t, uint64_t)> on_progress;
   /// Time source for the interval policy, in ms; nullptr: the steady clock.
@@ -61,6 +70,13 @@ struct recovery_report {
   uint64_t truncated_bytes = 0;   // torn tail removed
   std::string truncated_file;     // where, if any
   std::string truncated_reason;
+  /// Under corruption_policy::truncate, when damage was cut away (truncated_* then say
+  /// where and why): the log now ends at repaired_from_offset; the bytes and whole
+  /// segment files removed after it.
+  bool repaired = false;
+  uint64_t repaired_from_offset = 0;
+  uint64_t repaired_bytes_removed = 0;
+  uint64_t repaired_segments_removed = 0;
 };
 
 class segment_log {
@@ -157,7 +173,11 @@ private:
   explicit segment_log(log_options opts)
     : opts_(std::move(opts)), io_(opts_.io != nullptr ? *opts_.io : posix_io()) {}
   status recover(recovery_report& report);
-  status scan(segment& seg, bool is_last, uint64_t& next, recovery_report& report);
+  /// Verifies every batch of `seg`. `cut` is set when damage was repaired by cutting the
+  /// segment (corruption_policy::truncate): nothing after it may be kept.
+  status scan(segment& seg, bool is_last, uint64_t& next, recovery_report& report, bool& cut);
+  /// Under corruption_policy::truncate: removes the segment files bases[from..].
+  status remove_from(const std::vector<uint64_t>& bases, size_t from, recovery_report& report);
   /// Records the batch at `position` in `seg`'s sparse entries.
   void note_batch(segment& seg, uint64_t base_offset, uint64_t position, int64_t max_ts) const;
   /// The position to start walking batches from for `offset`.

@@ -1179,3 +1179,91 @@ TEST(SegmentLog, RecoveryOfASegmentLargerThanItsReadChunk) {
 
 } // namespace
 } // namespace levee::persistence
+
+namespace levee::persistence {
+namespace {
+
+// Damage a crash cannot explain fails the open by default; corruption policy truncate cuts
+// the log at the first damaged batch, removes what follows and says what it removed.
+TEST(SegmentLog, TheTruncatePolicyCutsAtTheFirstDamageAndReportsIt) {
+  temp_dir dir;
+  auto opts = rolling(dir.path, 1500);
+  std::vector<record> all;
+  {
+    auto log = segment_log::open(opts);
+    for (int b = 0; b < 12; ++b) {
+      auto batch = make_batch(b * 5, 5, 100);
+      ASSERT_TRUE((*log)->append(batch).ok());
+      all.insert(all.end(), batch.begin(), batch.end());
+    }
+  }
+  auto segments = files_with(dir.path, ".log");
+  ASSERT_GE(segments.size(), 4u);
+  // Damage the second batch of the second segment (its index goes, so it is scanned).
+  fs::remove(fs::path(segments[1]).replace_extension(".index"));
+  uint64_t second_batch = 0;
+  {
+    std::ifstream f{segments[1], std::ios::binary};
+    uint8_t header[12];
+    f.read(reinterpret_cast<char*>(header), 12);
+    second_batch = header[8] | (header[9] << 8) | (header[10] << 16);
+  }
+  {
+    std::fstream f{segments[1], std::ios::in | std::ios::out | std::ios::binary};
+    f.seekp(static_cast<std::streamoff>(second_batch + 60));
+    f.put('#');
+  }
+  auto failed = segment_log::open(opts);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.error().message().find("corruption policy truncate"), std::string::npos);
+  EXPECT_EQ(files_with(dir.path, ".log").size(), segments.size());  // nothing touched
+
+  auto repair = opts;
+  repair.on_corruption = corruption_policy::truncate;
+  recovery_report report;
+  auto log = segment_log::open(repair, &report);
+  ASSERT_TRUE(log.ok()) << log.error().to_string();
+  EXPECT_TRUE(report.repaired);
+  EXPECT_EQ(report.truncated_file, segments[1].string());
+  EXPECT_EQ(report.repaired_segments_removed, segments.size() - 2);
+  auto base = std::stoull(segments[1].filename().string().substr(0, 20));
+  EXPECT_EQ(report.repaired_from_offset, base + 5);  // the first batch of it survives
+  EXPECT_EQ((*log)->next_offset(), base + 5);
+  auto recs = (*log)->read(0, 1 << 20);
+  ASSERT_TRUE(recs.ok());
+  ASSERT_EQ(recs->size(), base + 5);
+  for (size_t i = 0; i < recs->size(); ++i)
+    EXPECT_EQ((*recs)[i].rec, all[i]);
+  // It goes on from there, and opens cleanly afterwards.
+  auto next = (*log)->append(make_batch(0, 2));
+  ASSERT_TRUE(next.ok()) << next.error().to_string();
+  EXPECT_EQ(*next, base + 5);
+  log->reset();
+  recovery_report again;
+  ASSERT_TRUE(segment_log::open(opts, &again).ok());
+  EXPECT_FALSE(again.repaired);
+}
+
+TEST(SegmentLog, TheTruncatePolicyDropsEverythingFromAMissingSegment) {
+  temp_dir dir;
+  auto opts = rolling(dir.path, 1500);
+  {
+    auto log = segment_log::open(opts);
+    for (int b = 0; b < 12; ++b)
+      ASSERT_TRUE((*log)->append(make_batch(b * 5, 5, 100)).ok());
+  }
+  auto segments = files_with(dir.path, ".log");
+  fs::remove(segments[2]);
+  ASSERT_FALSE(segment_log::open(opts).ok());
+  opts.on_corruption = corruption_policy::truncate;
+  recovery_report report;
+  auto log = segment_log::open(opts, &report);
+  ASSERT_TRUE(log.ok()) << log.error().to_string();
+  EXPECT_EQ(report.repaired_segments_removed, segments.size() - 3);
+  EXPECT_EQ((*log)->next_offset(), std::stoull(segments[2].filename().string().substr(0, 20)));
+  EXPECT_EQ((*log)->segment_count(), 2u);
+  ASSERT_TRUE((*log)->append(make_batch(0, 1)).ok());
+}
+
+} // namespace
+} // namespace levee::persistence
