@@ -25,6 +25,11 @@ using wire_request_atom = caf::atom_constant<caf::atom("wire_req")>;
 /// current sender); they reach the client in the order sent, then EndOfStream.
 using wire_stream_atom = caf::atom_constant<caf::atom("wire_strm")>;
 using wire_batch_atom = caf::atom_constant<caf::atom("wire_batch")>;
+/// (cancel_atom, uint64_t request_id): from a connection to the target of a streamed
+/// request it carries, when the peer cancels it or the connection closes: stop the work
+/// and answer the request with the error `cancelled`. And from the requester of an
+/// outgoing stream to the connection: (cancel_atom, uint64_t tag) cancels it.
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 /// Connection actors' own timers and controls.
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
 /// (connected_atom, std::string peer_node_id): a dialed connection completed its handshake.

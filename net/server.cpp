@@ -126,7 +126,16 @@ struct connection_state {
   uint32_t peer_max_inflight = 0;
   uint64_t next_request_id = 1;
   std::map<uint64_t, caf::response_promise> outgoing;
-  std::map<uint64_t, uint64_t> streams;  // streamed requests in flight -> batches sent
+  struct incoming_stream {
+    uint64_t batches = 0;  // sent so far
+    caf::actor target;     // told (cancel_atom, rid) on Cancel or when the connection closes
+  };
+  std::map<uint64_t, incoming_stream> streams;  // the peer's streamed requests in flight
+  struct outgoing_stream {
+    caf::actor sink;  // gets (wire_batch_atom, tag, part)
+    uint64_t tag;
+  };
+  std::map<uint64_t, outgoing_stream> outgoing_streams;  // ours, by request id
   std::unordered_map<std::string, caf::actor> targets;  // looked up by this connection
   const char* name = "levee.connection";
 };
@@ -150,13 +159,19 @@ void count_reject(connection_state& st, code c) {
   st.ctx->stats.rejects[static_cast<size_t>(c)].fetch_add(1);
 }
 
-/// Our requests still waiting for the peer get `unavailable`: the connection is gone.
+/// Our requests still waiting for the peer get `unavailable`: the connection is gone. The
+/// targets of the peer's streams are told to stop: nobody will read their batches.
 void fail_outgoing(connection_broker* self) {
   auto& st = self->state;
   for (auto& [id, rp] : st.outgoing)
     rp.deliver(to_error(rejection{code::unavailable, "net.connection", 0, 0, 0,
                                   "the connection to the peer closed before it answered"}));
   st.outgoing.clear();
+  st.outgoing_streams.clear();
+  for (auto& [rid, stream] : st.streams)
+    if (stream.target)
+      self->send(stream.target, cancel_atom::value, rid);
+  st.streams.clear();
 }
 
 void close_connection(connection_broker* self) {
@@ -349,7 +364,7 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
   if (req.stream()) {
     // Batches arrive as (wire_batch_atom, rid, part) before the answer: the actor sends
     // them to us in order, and CAF keeps one sender's messages in order.
-    st.streams[rid] = 0;
+    st.streams[rid] = connection_state::incoming_stream{0, target};
     self->request(target, milliseconds(deadline), wire_stream_atom::value,
                   std::move(*req.mutable_payload()), rid)
       .then(
@@ -358,7 +373,7 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
           --s.inflight;
           wire::Envelope out;
           out.set_request_id(rid);
-          out.mutable_end_of_stream()->set_batches(s.streams[rid]);
+          out.mutable_end_of_stream()->set_batches(s.streams[rid].batches);
           out.mutable_end_of_stream()->set_summary(std::move(summary));
           s.streams.erase(rid);
           s.ctx->stats.requests_answered.fetch_add(1);
@@ -441,6 +456,20 @@ void handle_frame(connection_broker* self, wire::Envelope& env) {
     case wire::Envelope::kPermitRequest:
       handle_permit(self, env);
       return;
+    case wire::Envelope::kCancel: {
+      auto i = st.streams.find(env.request_id());
+      if (i != st.streams.end() && i->second.target)
+        self->send(i->second.target, cancel_atom::value, env.request_id());
+      return;  // the target ends the request (Reject cancelled); unknown ids are ignored
+    }
+    case wire::Envelope::kBatch: {
+      auto i = st.outgoing_streams.find(env.request_id());
+      if (i != st.outgoing_streams.end())
+        self->send(i->second.sink, wire_batch_atom::value, i->second.tag,
+                   std::move(*env.mutable_batch()->mutable_payload()));
+      return;  // a batch of a stream we cancelled or that failed: dropped
+    }
+    case wire::Envelope::kEndOfStream:
     case wire::Envelope::kResponse:
     case wire::Envelope::kReject: {
       auto i = st.outgoing.find(env.request_id());
@@ -449,9 +478,12 @@ void handle_frame(connection_broker* self, wire::Envelope& env) {
       if (env.has_response())
         i->second.deliver(std::move(*env.mutable_response()
                                        ->mutable_payload()));
+      else if (env.has_end_of_stream())
+        i->second.deliver(std::move(*env.mutable_end_of_stream()->mutable_summary()));
       else
         i->second.deliver(to_error(from_wire(env.reject())));
       st.outgoing.erase(i);
+      st.outgoing_streams.erase(env.request_id());
       return;
     }
     case wire::Envelope::kHello:
@@ -600,8 +632,11 @@ void on_tick(connection_broker* self, milliseconds interval) {
 enum class conn_role { accepted, refused, dialed };
 
 /// Sends a request of this side to the peer; its answer (or Reject) fulfils the promise.
+/// With a sink, the request is streamed: its batches go to the sink as
+/// (wire_batch_atom, tag, part) and EndOfStream's summary fulfils the promise.
 caf::result<std::string> send_outgoing(connection_broker* self, std::string target,
-                                       std::string payload) {
+                                       std::string payload, caf::actor sink = {},
+                                       uint64_t tag = 0) {
   auto& st = self->state;
   if (!st.hello_done || st.closing || st.closed)
     return to_error(rejection{code::unavailable, "net.connection", 0, 0, 0,
@@ -616,11 +651,14 @@ caf::result<std::string> send_outgoing(connection_broker* self, std::string targ
   auto& req = *env.mutable_request();
   req.set_target(std::move(target));
   req.set_payload(std::move(payload));
+  req.set_stream(static_cast<bool>(sink));
   std::string probe;
   if (auto err = encode_frame(env, st.peer, probe))
     return to_error(*err);  // larger than the peer accepts: refused here, nothing sent
   auto rp = self->make_response_promise<std::string>();
   st.outgoing.emplace(id, rp);
+  if (sink)
+    st.outgoing_streams.emplace(id, connection_state::outgoing_stream{std::move(sink), tag});
   write_frame(self, env);
   return rp;
 }
@@ -714,6 +752,32 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
         std::string& payload) -> caf::result<std::string> {
       return send_outgoing(self, std::move(target), std::move(payload));
     },
+    [=](wire_stream_atom, std::string& target, std::string& payload,
+        uint64_t tag) -> caf::result<std::string> {
+      auto sink = caf::actor_cast<caf::actor>(self->current_sender());
+      return send_outgoing(self, std::move(target), std::move(payload), std::move(sink), tag);
+    },
+    [=](cancel_atom, uint64_t tag) {
+      // The requester of one of our streams gives up: tell the peer, answer it now.
+      auto& s = self->state;
+      auto sender = self->current_sender();
+      for (auto i = s.outgoing_streams.begin(); i != s.outgoing_streams.end(); ++i) {
+        if (i->second.tag != tag || i->second.sink.address() != sender)
+          continue;
+        auto rid = i->first;
+        s.outgoing_streams.erase(i);
+        wire::Envelope env;
+        env.set_request_id(rid);
+        env.mutable_cancel();
+        write_frame(self, env);
+        if (auto o = s.outgoing.find(rid); o != s.outgoing.end()) {
+          o->second.deliver(to_error(rejection{code::cancelled, "net.request", 0, 0, 0,
+                                               "the requester cancelled the stream"}));
+          s.outgoing.erase(o);
+        }
+        return;
+      }
+    },
     [=](wire_batch_atom, uint64_t rid, std::string& part) {
       auto& s = self->state;
       auto i = s.streams.find(rid);
@@ -721,7 +785,7 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
         return;  // the stream already ended or failed: a late batch is dropped
       wire::Envelope out;
       out.set_request_id(rid);
-      out.mutable_batch()->set_sequence(i->second++);
+      out.mutable_batch()->set_sequence(i->second.batches++);
       out.mutable_batch()->set_payload(std::move(part));
       write_frame(self, out);
     },
@@ -762,10 +826,12 @@ caf::behavior uplink(caf::stateful_actor<uplink_state>* self,
       s.link = *link;
       self->monitor(s.link);
     },
-    [=](connected_atom, const std::string&) {
+    [=](connected_atom, const std::string& peer) {
       auto& s = self->state;
       s.connected = true;
       s.backoff = opts.backoff_initial;
+      if (opts.notify)
+        self->send(opts.notify, connected_atom::value, peer);
     },
     [=](refused_atom, const caf::error& why) {
       self->state.last_error = self->system().render(why);

@@ -53,7 +53,9 @@ public:
                           const clock_source& clock = steady_clock_source::instance());
 
   /// Makes `target` reachable by Request{target: name}. It receives
-  /// (wire_request_atom, std::string payload) and answers std::string.
+  /// (wire_request_atom, std::string payload) and answers std::string; a streamed request
+  /// is (wire_stream_atom, payload, request_id) -> summary, with batches sent before the
+  /// answer (atoms.hpp), and (cancel_atom, request_id) when the peer cancels or goes.
   void expose(const std::string& name, caf::actor target);
   caf::actor target(const std::string& name) const;
 
@@ -66,8 +68,12 @@ public:
   void connection_closed() noexcept;
 
   /// The connection whose peer said `node_id` in its Hello (the last one to say it), for
-  /// sending requests to that peer: (wire_request_atom, target, payload) -> std::string.
-  /// Null when no such connection is open.
+  /// sending requests to that peer: (wire_request_atom, target, payload) -> std::string,
+  /// or streamed: (wire_stream_atom, target, payload, uint64_t tag) -> summary, the batches
+  /// coming to the requester as (wire_batch_atom, tag, part) before the answer, and
+  /// (cancel_atom, tag) from the requester cancelling it (the peer gets a Cancel frame).
+  /// Any actor that sent a request over a connection (its current sender) is such a
+  /// connection too. Null when no such connection is open.
   caf::actor connection_for(const std::string& node_id) const;
   void name_connection(const std::string& node_id, const caf::actor& conn);
 
@@ -106,6 +112,9 @@ struct uplink_options {
   std::string token;  // presented in the Hello
   std::chrono::milliseconds backoff_initial{50};
   std::chrono::milliseconds backoff_max{2000};
+  /// Told (connected_atom, server node id) after every (re)connection's handshake, e.g. to
+  /// register again with a restarted server.
+  caf::actor notify;
 };
 
 /// Dials out to a Levee server and keeps the connection up, reconnecting with exponential

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -796,6 +797,72 @@ TEST_F(UplinkTest, WrongTokenKeepsTheUplinkDownAndSaysWhy) {
   ASSERT_TRUE(r.rejected);
   EXPECT_EQ(r.rejected->code, code::unavailable);
   EXPECT_NE(r.rejected->detail.find("unauthenticated"), std::string::npos) << r.rejected->detail;
+}
+
+/// A streamed target that sends `n` batches and then holds its answer until cancelled;
+/// counts the cancels it gets.
+struct holding_stream_state {
+  std::map<uint64_t, caf::response_promise> open;
+};
+caf::behavior holding_stream(caf::stateful_actor<holding_stream_state>* self,
+                             test::event_counter* cancels) {
+  return {
+    [=](wire_stream_atom, const std::string& payload, uint64_t rid) -> caf::result<std::string> {
+      auto to = caf::actor_cast<caf::actor>(self->current_sender());
+      for (size_t i = 0; i < std::stoul(payload); ++i)
+        self->send(to, wire_batch_atom::value, rid, "part-" + std::to_string(i));
+      auto rp = self->make_response_promise<std::string>();
+      self->state.open.emplace(rid, rp);
+      return rp;
+    },
+    [=](cancel_atom, uint64_t rid) {
+      auto i = self->state.open.find(rid);
+      if (i == self->state.open.end())
+        return;
+      i->second.deliver(to_error(rejection{code::cancelled, "test", 0, 0, 0, "cancelled"}));
+      self->state.open.erase(i);
+      cancels->add();
+    },
+  };
+}
+
+// The server streams from the node that dialed in; the requester's cancel becomes a Cancel
+// frame that reaches the target; a closed connection cancels the streams it carried.
+TEST_F(UplinkTest, StreamsToTheDialedNodeAndCancelsReachTheTarget) {
+  start();
+  test::event_counter cancels;
+  net::listener_config ucfg;
+  ucfg.node_id = "sat-2";
+  uctx = std::make_shared<net::server_context>(ucfg);
+  auto target = sys->spawn(holding_stream, &cancels);
+  uctx->expose("hold", target);
+  net::uplink_options o;
+  o.port = lst.port;
+  o.backoff_initial = 10ms;
+  link = net::start_uplink(*sys, uctx, o);
+  ASSERT_TRUE(test::wait_until([&] { return connected(); }));
+  auto conn = ctx->connection_for("sat-2");
+  ASSERT_TRUE(conn);
+  caf::scoped_actor self{*sys};
+  self->send(conn, wire_stream_atom::value, std::string{"hold"}, std::string{"3"}, uint64_t{42});
+  std::vector<std::string> parts;
+  for (int i = 0; i < 3; ++i)
+    self->receive([&](wire_batch_atom, uint64_t tag, std::string& part) {
+      EXPECT_EQ(tag, 42u);
+      parts.push_back(std::move(part));
+    }, caf::after(10s) >> [&] { ADD_FAILURE() << "no batch"; });
+  EXPECT_EQ(parts, (std::vector<std::string>{"part-0", "part-1", "part-2"}));
+  // Cancelled by the requester: the target hears of it, the request ends `cancelled`.
+  self->send(conn, cancel_atom::value, uint64_t{42});
+  ASSERT_TRUE(cancels.wait_for_at_least(1, 10s));
+  // A second stream, then the uplink goes away: its target is told to stop as well.
+  self->send(conn, wire_stream_atom::value, std::string{"hold"}, std::string{"1"}, uint64_t{7});
+  self->receive([&](wire_batch_atom, uint64_t tag, std::string&) { EXPECT_EQ(tag, 7u); },
+                caf::after(10s) >> [&] { ADD_FAILURE() << "no batch"; });
+  caf::anon_send(link, stop_atom::value);
+  link = nullptr;
+  ASSERT_TRUE(cancels.wait_for_at_least(2, 10s));
+  caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
 }
 
 } // namespace
