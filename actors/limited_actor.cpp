@@ -28,11 +28,14 @@ std::unique_ptr<gate> take_pending_gate() {
   return std::move(pending_gate);
 }
 
-bool gated_ticket(const caf::mailbox_element& x, gate_ticket& ticket) noexcept {
+bool gated_ticket(const caf::mailbox_element& x, const caf::abstract_actor* self,
+                  gate_ticket& ticket) noexcept {
   // One pass over the content: the bypass check and the size share their virtual calls
   // (this runs twice per message, at enqueue and when the actor takes it up).
   auto mid = x.mid;
   if (mid.is_response() || mid.is_stream_message())
+    return false;
+  if (x.sender && x.sender->get() == self)
     return false;
   auto& content = x.content();
   auto n = content.size();

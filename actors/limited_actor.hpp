@@ -66,10 +66,12 @@ std::unique_ptr<gate> take_pending_gate();
 uint64_t requester_key(const caf::strong_actor_ptr& sender) noexcept;
 
 /// False for messages the gate does not apply to (responses, system and stream messages,
-/// rejection notices); otherwise fills `ticket` with what `x` counts against a gate
-/// (payload bytes, requester), in one pass over the content. A pure function of `x`, so
-/// enqueue and consume agree.
-bool gated_ticket(const caf::mailbox_element& x, gate_ticket& ticket) noexcept;
+/// rejection notices, and what an actor sends itself: work it already accepted, such as
+/// the next step of a long task); otherwise fills `ticket` with what `x` counts against a
+/// gate (payload bytes, requester), in one pass over the content. A pure function of `x`
+/// and `self`, so enqueue and consume agree.
+bool gated_ticket(const caf::mailbox_element& x, const caf::abstract_actor* self,
+                  gate_ticket& ticket) noexcept;
 
 /// Runs the gate on `x`: true to enqueue it (accepted, or the gate is closed and CAF
 /// bounces it); false after answering the refusal.
@@ -89,7 +91,7 @@ public:
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
     // After termination the gate is closed and CAF bounces the message as usual.
     gate_ticket ticket;
-    if (!detail::gated_ticket(*ptr, ticket) || detail::admit(*gate_, this, *ptr, ticket, eu))
+    if (!detail::gated_ticket(*ptr, this, ticket) || detail::admit(*gate_, this, *ptr, ticket, eu))
       Base::enqueue(std::move(ptr), eu);
   }
 
@@ -97,7 +99,7 @@ public:
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
     gate_ticket ticket;
-    if (!detail::gated_ticket(x, ticket))
+    if (!detail::gated_ticket(x, this, ticket))
       return Base::consume(x);
     // The request leaves its requester's in-flight count before its response can leave;
     // the message leaves the mailbox bound and the budget once handled, after the

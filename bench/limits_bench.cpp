@@ -439,7 +439,7 @@ void BM_TicketOf(benchmark::State& state) {
                                       std::string(1024, 'x'));
   for (auto _ : state) {
     levee::gate_ticket t;
-    auto gated = levee::detail::gated_ticket(*el, t);
+    auto gated = levee::detail::gated_ticket(*el, nullptr, t);
     benchmark::DoNotOptimize(gated);
     benchmark::DoNotOptimize(t);
   }

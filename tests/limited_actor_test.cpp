@@ -312,6 +312,30 @@ TEST_F(LimitedActorTest, FunctionBasedAndStatefulActorsAreGated) {
   EXPECT_EQ(gate_of(caf::actor{}), nullptr);
 }
 
+// What an actor sends itself is work it already accepted (the next step of a long task):
+// it passes its own gate, so a full mailbox cannot stall the actor's own progress.
+TEST_F(LimitedActorTest, MessagesToSelfPassTheGate) {
+  make_runtime(small());  // mailbox_capacity 4
+  test::event_counter steps;
+  auto a = spawn_limited_fun(*sys, *rt, "svc", [&steps](limited_actor* self) -> caf::behavior {
+    return {
+      [=](const std::string& go) {
+        for (int i = 0; i < 50; ++i)
+          self->send(self, static_cast<uint64_t>(i));
+        return go.size();
+      },
+      [&steps](uint64_t) { steps.add(); },
+    };
+  });
+  EXPECT_FALSE(request_rejection(a, "go").has_value());
+  ASSERT_TRUE(steps.wait_for_at_least(50));
+  uint64_t rejected = 0;
+  for (auto& k : rt->snapshot().kinds)
+    for (auto n : k.rejected)
+      rejected += n;
+  EXPECT_EQ(rejected, 0u);
+}
+
 TEST_F(LimitedActorTest, ErrorsRenderAsRejectionLines) {
   rejection r{code::rate_limited, "limits.svc.rate_msgs_per_sec", 11, 10, 5, "slow down"};
   auto err = to_error(r);
