@@ -39,4 +39,23 @@ using refused_atom = caf::atom_constant<caf::atom("refused")>;
 /// (connect_atom): an uplink's (re)connection attempt.
 using connect_atom = caf::atom_constant<caf::atom("connect")>;
 
+/// Satellites and queries (server/, satellite/).
+/// (register_atom, payload) / (heartbeat_atom, payload) -> std::string: wire requests the
+/// registry's adapters pass on, the connection still their sender.
+using register_atom = caf::atom_constant<caf::atom("register")>;
+using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
+/// (list_atom) -> std::string SatelliteList: the registry's table.
+using list_atom = caf::atom_constant<caf::atom("list")>;
+/// (lookup_atom, QueryRequest bytes) -> std::vector<satellite_ref>: where a query goes.
+using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
+/// (append_atom, std::vector<std::string> encoded events) -> uint64_t next offset: to a
+/// satellite's store.
+using append_atom = caf::atom_constant<caf::atom("append")>;
+/// (scan_atom): a store's self-message that runs one step of its queries.
+using scan_atom = caf::atom_constant<caf::atom("scan")>;
+/// (timeout_atom): a deadline's self-message.
+using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
+/// (retention_atom): a store's periodic retention pass.
+using retention_atom = caf::atom_constant<caf::atom("retention")>;
+
 } // namespace levee

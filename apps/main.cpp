@@ -14,7 +14,12 @@ constexpr const char* usage =
   "usage: levee <subcommand> [options]\n"
   "\n"
   "subcommands:\n"
-  "  demo     flood a slow limited actor past its bounds and show every rejection\n"
+  "  local       a server and two satellites with sample data in one process (start here)\n"
+  "  node        run the roles a config file names: levee node --config configs/server.ini\n"
+  "  query       run a query on satellites: levee query --satellite a 'count by level'\n"
+  "  satellites  list the satellites a server knows and their state\n"
+  "  stats       a server's limits, rejections and queries\n"
+  "  demo        flood a slow limited actor past its bounds and show every rejection\n"
   "\n"
   "`levee <subcommand> --help` describes the options of each.\n";
 
@@ -33,6 +38,16 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 2, argv + argc);
   if (sub == "demo")
     return levee::apps::run_demo(args);
+  if (sub == "node")
+    return levee::apps::run_node(args);
+  if (sub == "local")
+    return levee::apps::run_local(args);
+  if (sub == "query")
+    return levee::apps::run_query(args);
+  if (sub == "satellites")
+    return levee::apps::run_satellites(args);
+  if (sub == "stats")
+    return levee::apps::run_stats(args);
   std::fprintf(stderr, "levee: unknown subcommand '%s'; run `levee --help` for the list\n",
                sub.c_str());
   return 2;

@@ -8,5 +8,10 @@
 namespace levee::apps {
 
 int run_demo(const std::vector<std::string>& args);
+int run_node(const std::vector<std::string>& args);
+int run_local(const std::vector<std::string>& args);
+int run_query(const std::vector<std::string>& args);
+int run_satellites(const std::vector<std::string>& args);
+int run_stats(const std::vector<std::string>& args);
 
 } // namespace levee::apps

@@ -127,4 +127,48 @@ constexpr uint64_t log_compaction_map_bytes = 64 * MiB;
 /// buffer whatever the file's size.
 constexpr uint64_t log_read_chunk_bytes = 1 * MiB;
 
+// -- the server: registry and proxyers, [server] ------------------------------------------
+
+/// ms between a satellite's heartbeats (told to it when it registers). 1 s makes a dead
+/// satellite visible within seconds at one small frame per second per satellite.
+constexpr uint64_t server_heartbeat_interval_ms = 1000;
+/// heartbeats missed before a satellite is `unhealthy` (no new queries go to it): 3
+/// tolerates a GC-like pause or one lost beat without flapping.
+constexpr uint64_t server_unhealthy_after = 3;
+/// heartbeats missed before it is `disconnected` and its connection is closed (queries
+/// running on it fail with `unavailable`): 10 s at the default interval.
+constexpr uint64_t server_disconnect_after = 10;
+/// satellites in the registry, disconnected ones included (the oldest of those is
+/// forgotten first when a new one registers at the bound).
+constexpr uint64_t server_max_satellites = 4096;
+/// queries running at once on the server: each holds a proxyer and work on satellites.
+constexpr uint64_t server_max_queries = 256;
+/// queries one client connection may run at once, so one client cannot take them all.
+constexpr uint64_t server_max_queries_per_client = 16;
+/// bytes of results one query may return (64 MiB): a query is for reading, exports
+/// belong in a stream consumer.
+constexpr uint64_t server_max_result_bytes = 64 * MiB;
+/// ms a query may run when the client asks for no deadline (and the most it may ask).
+constexpr uint64_t server_query_deadline_ms = 30'000;
+
+// -- satellites, [satellite] --------------------------------------------------------------
+
+/// queries a satellite scans at once: each costs a scan's share of the store's time.
+constexpr uint64_t satellite_max_concurrent_queries = 8;
+/// rows per result batch: one batch is one frame; 1000 rows of ~200 B ~ 200 KiB.
+constexpr uint64_t satellite_batch_max_rows = 1000;
+/// bytes per result batch, under the default frame size (1 MiB) with room to spare.
+constexpr uint64_t satellite_batch_max_bytes = 256 * KiB;
+/// bytes of stored batches a query scans per step before other work (appends, other
+/// queries, cancels) gets a turn: ~1 ms of scanning.
+constexpr uint64_t satellite_scan_step_bytes = 1 * MiB;
+/// ms between polls of a source: low latency for tailing without spinning.
+constexpr uint64_t satellite_poll_interval_ms = 50;
+/// events one poll of a source may take, so one source cannot monopolise the store.
+constexpr uint64_t satellite_poll_max_events = 4096;
+/// ms between retention passes over the store.
+constexpr uint64_t satellite_retention_interval_ms = 10'000;
+/// bytes the store keeps (whole segments are dropped past it): 1 GiB per satellite.
+constexpr uint64_t satellite_retention_max_bytes = 1 * GiB;
+
 } // namespace levee::defaults

@@ -10,10 +10,12 @@ std::string rejection::to_string() const {
   out += std::to_string(static_cast<unsigned>(code));
   out += "): ";
   out += limit;
-  out += " observed ";
-  out += std::to_string(observed);
-  out += " > max ";
-  out += std::to_string(max);
+  if (observed != 0 || max != 0) {  // refusals that are not about a quantity have neither
+    out += " observed ";
+    out += std::to_string(observed);
+    out += " > max ";
+    out += std::to_string(max);
+  }
   if (retry_after_ms > 0) {
     out += ", retry after ";
     out += std::to_string(retry_after_ms);

@@ -518,6 +518,19 @@ result<microseconds> client::ping(milliseconds timeout) {
   }
 }
 
+status client::cancel(uint64_t request_id) {
+  auto& d = *impl_;
+  if (d.fd < 0)
+    return status::error(code::unavailable, "not connected");
+  wire::Envelope env;
+  env.set_request_id(request_id);
+  env.mutable_cancel();
+  std::string out;
+  if (auto err = net::encode_frame(env, d.peer(), out))
+    return status::error(err->code, err->detail);
+  return d.write_all(out);
+}
+
 status client::send_raw(std::string_view bytes) {
   if (impl_->fd < 0)
     return status::error(code::unavailable, "not connected");

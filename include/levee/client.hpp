@@ -105,6 +105,10 @@ public:
   std::optional<rejection> send_stream_request(std::string_view target, std::string payload,
                                                uint64_t& request_id, uint32_t deadline_ms = 0);
 
+  /// Cancels a streamed request in flight: the server stops its work and ends it with a
+  /// Reject `cancelled` (batches already on their way may come first).
+  status cancel(uint64_t request_id);
+
   /// One request and its answer. Reconnects (with backoff, within `timeout`) first if the
   /// connection is gone.
   reply request(std::string_view target, std::string payload, std::chrono::milliseconds timeout);

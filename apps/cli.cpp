@@ -1,0 +1,156 @@
+// `levee query`, `levee satellites`, `levee stats`: clients of a server.
+
+#include <cstdio>
+#include <iostream>
+
+#include <boost/program_options.hpp>
+
+#include "apps/cli_common.hpp"
+#include "apps/subcommands.hpp"
+#include "net/satellite.pb.h"
+
+namespace levee::apps {
+
+namespace {
+
+namespace po = boost::program_options;
+using namespace std::chrono;
+
+struct server_args {
+  std::string server = "127.0.0.1:7400";
+  std::string token;
+};
+
+void add_server_options(po::options_description& opts, server_args& a) {
+  opts.add_options()
+    ("server", po::value(&a.server)->default_value("127.0.0.1:7400"), "the server, host:port")
+    ("token", po::value(&a.token), "the server's connection token (net.token), if it has one");
+}
+
+std::optional<client_options> client_for(const char* sub, const server_args& a) {
+  auto [host, port] = split_address(a.server);
+  if (host.empty() || port == 0) {
+    usage_error(sub, "--server " + a.server + ": must be host:port, e.g. 127.0.0.1:7400");
+    return std::nullopt;
+  }
+  client_options co;
+  co.host = host;
+  co.port = port;
+  co.token = a.token;
+  return co;
+}
+
+/// One unary request to the server; prints the refusal and returns nullopt on failure.
+std::optional<std::string> ask(const char* sub, const client_options& co, const char* target,
+                               std::string payload) {
+  client c{co};
+  if (auto st = c.connect_with_backoff(seconds(3)); !st) {
+    std::fprintf(stderr, "levee %s: cannot reach the server at %s:%u: %s\n", sub, co.host.c_str(),
+                 co.port, st.message().c_str());
+    return std::nullopt;
+  }
+  auto r = c.request(target, std::move(payload), seconds(10));
+  if (!r.ok()) {
+    std::fprintf(stderr, "levee %s: %s\n", sub, r.rejected->to_string().c_str());
+    return std::nullopt;
+  }
+  return std::move(*r.payload);
+}
+
+} // namespace
+
+int run_query(const std::vector<std::string>& args) {
+  po::options_description opts{
+    "levee query [options] 'QUERY': run a query on satellites through the server\n"
+    "  e.g. levee query --satellite a 'where level == \"ERROR\" since 15m limit 10'"};
+  server_args a;
+  std::string text, satellite, select;
+  uint32_t deadline_ms = 0;
+  add_server_options(opts, a);
+  opts.add_options()
+    ("help,h", "this text")
+    ("satellite", po::value(&satellite), "one satellite, by id")
+    ("select", po::value(&select), "every healthy satellite with these labels, e.g. env=prod,zone=a")
+    ("deadline-ms", po::value(&deadline_ms)->default_value(0), "give up after this long (0: the server's default)")
+    ("query", po::value(&text), "the query text (query/QUERY.md)");
+  po::positional_options_description pos;
+  pos.add("query", 1);
+  auto parsed = parse_args("query", opts, args, &pos);
+  if (parsed.exit_code)
+    return *parsed.exit_code;
+  auto co = client_for("query", a);
+  if (!co)
+    return 2;
+  if (!satellite.empty() && !select.empty())
+    return usage_error("query", "--satellite and --select exclude each other");
+  query_request q;
+  q.text = text;
+  q.satellite_id = satellite;
+  q.deadline_ms = deadline_ms;
+  for (auto& pair : split_list(select)) {
+    auto eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return usage_error("query", "--select " + select + ": labels are name=value pairs");
+    q.selector[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
+  return run_one_query(*co, q, std::cout, std::cerr);
+}
+
+int run_satellites(const std::vector<std::string>& args) {
+  po::options_description opts{"levee satellites: the satellites a server knows, and their state"};
+  server_args a;
+  add_server_options(opts, a);
+  opts.add_options()("help,h", "this text");
+  auto parsed = parse_args("satellites", opts, args);
+  if (parsed.exit_code)
+    return *parsed.exit_code;
+  auto co = client_for("satellites", a);
+  if (!co)
+    return 2;
+  auto answer = ask("satellites", *co, "satellites", wire::SatellitesRequest{}.SerializeAsString());
+  if (!answer)
+    return 1;
+  wire::SatelliteList list;
+  if (!list.ParseFromString(*answer)) {
+    std::fprintf(stderr, "levee satellites: an answer that does not parse\n");
+    return 1;
+  }
+  std::printf("%-16s %-13s %10s %12s %9s %8s %6s  %s\n", "ID", "STATE", "EVENTS", "BYTES",
+              "LAST BEAT", "QUERIES", "LOAD", "LABELS");
+  for (auto& s : list.satellites()) {
+    std::string labels;
+    std::map<std::string, std::string> sorted(s.labels().begin(), s.labels().end());
+    for (auto& [k, v] : sorted)
+      labels += (labels.empty() ? "" : ",") + k + "=" + v;
+    std::printf("%-16s %-13s %10llu %12llu %7llums %8u %6.2f  %s\n", s.satellite_id().c_str(),
+                s.state().c_str(), static_cast<unsigned long long>(s.store().events()),
+                static_cast<unsigned long long>(s.store().bytes()),
+                static_cast<unsigned long long>(s.since_heartbeat_ms()), s.queries_running(),
+                s.load(), labels.c_str());
+  }
+  if (list.satellites_size() == 0)
+    std::printf("(no satellite has registered)\n");
+  return 0;
+}
+
+int run_stats(const std::vector<std::string>& args) {
+  po::options_description opts{"levee stats: a server's limits, rejections and queries"};
+  server_args a;
+  add_server_options(opts, a);
+  opts.add_options()("help,h", "this text");
+  auto parsed = parse_args("stats", opts, args);
+  if (parsed.exit_code)
+    return *parsed.exit_code;
+  auto co = client_for("stats", a);
+  if (!co)
+    return 2;
+  auto answer = ask("stats", *co, "stats", wire::StatsRequest{}.SerializeAsString());
+  if (!answer)
+    return 1;
+  wire::StatsReply reply;
+  reply.ParseFromString(*answer);
+  std::fputs(reply.text().c_str(), stdout);
+  return 0;
+}
+
+} // namespace levee::apps

@@ -1,0 +1,190 @@
+#include "apps/cli_common.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "events/codec.hpp"
+#include "events/json.hpp"
+#include "net/satellite.pb.h"
+
+namespace levee::apps {
+
+namespace po = boost::program_options;
+using namespace std::chrono;
+
+parsed_args parse_args(const char* sub, const po::options_description& opts,
+                       const std::vector<std::string>& args,
+                       const po::positional_options_description* positional) {
+  po::variables_map vm;
+  try {
+    po::command_line_parser p{args};
+    p.options(opts);
+    if (positional)
+      p.positional(*positional);
+    po::store(p.run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return {usage_error(sub, e.what())};
+  }
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return {0};
+  }
+  return {};
+}
+
+int usage_error(const char* sub, const std::string& what) {
+  std::fprintf(stderr, "levee %s: %s; run `levee %s --help`\n", sub, what.c_str(), sub);
+  return 2;
+}
+
+int config_error(const char* sub, const std::string& what) {
+  std::fprintf(stderr, "levee %s: %s\n", sub, what.c_str());
+  return 2;
+}
+
+std::optional<flat_config> load_config_with_overrides(const char* sub, const std::string& path,
+                                                      const std::vector<std::string>& overrides) {
+  auto loaded = load_config_file(path);
+  if (!loaded) {
+    config_error(sub, loaded.error().message());
+    return std::nullopt;
+  }
+  if (auto st = apply_overrides(*loaded, overrides); !st) {
+    config_error(sub, st.message());
+    return std::nullopt;
+  }
+  return std::move(*loaded);
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    auto end = text.find(',', at);
+    if (end == std::string::npos)
+      end = text.size();
+    auto item = text.substr(at, end - at);
+    auto b = item.find_first_not_of(" \t");
+    auto e = item.find_last_not_of(" \t");
+    if (b != std::string::npos)
+      out.push_back(item.substr(b, e - b + 1));
+    at = end + 1;
+  }
+  return out;
+}
+
+std::pair<std::string, uint16_t> split_address(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos)
+    return {text, 0};
+  try {
+    auto port = std::stoul(text.substr(colon + 1));
+    return {text.substr(0, colon), port > 65535 ? uint16_t{0} : static_cast<uint16_t>(port)};
+  } catch (const std::exception&) {
+    return {text.substr(0, colon), 0};
+  }
+}
+
+namespace {
+
+std::string value_text(const events::value& v) {
+  events::event e;
+  e.fields.push_back(events::field{"v", v});
+  auto json = events::to_json(e);  // {"ts":0,"v":...}
+  auto at = json.find("\"v\":");
+  return at == std::string::npos ? json : json.substr(at + 4, json.size() - at - 5);
+}
+
+} // namespace
+
+int run_one_query(const client_options& co, const query_request& q, std::ostream& out,
+                  std::ostream& err) {
+  client c{co};
+  if (auto st = c.connect_with_backoff(seconds(5)); !st) {
+    err << "levee query: cannot reach the server at " << co.host << ":" << co.port << ": "
+        << st.message() << "\n";
+    return 2;
+  }
+  wire::QueryRequest req;
+  req.set_text(q.text);
+  req.set_satellite_id(q.satellite_id);
+  for (auto& [k, v] : q.selector)
+    (*req.mutable_selector())[k] = v;
+  req.set_deadline_ms(q.deadline_ms);
+  uint64_t id = 0;
+  if (auto r = c.send_stream_request("query", req.SerializeAsString(), id, q.deadline_ms)) {
+    err << "levee query: " << r->to_string() << "\n";
+    return 1;
+  }
+  auto wait = milliseconds(q.deadline_ms != 0 ? q.deadline_ms + 5000 : 65'000);
+  events::event ev;
+  for (;;) {
+    auto r = c.receive(wait);
+    if (r.rejected) {
+      err << "levee query: " << r.rejected->to_string() << "\n";
+      return r.rejected->code == code::unavailable && r.request_id == 0 ? 2 : 1;
+    }
+    if (r.batch) {
+      wire::ResultBatch b;
+      if (!b.ParseFromString(*r.payload)) {
+        err << "levee query: a result batch that does not parse\n";
+        return 1;
+      }
+      for (auto& row : b.events()) {
+        if (auto st = events::decode(row, ev); !st) {
+          err << "levee query: a row that does not decode: " << st.message() << "\n";
+          return 1;
+        }
+        out << events::to_json(ev) << "\n";
+      }
+      for (auto& g : b.counts()) {
+        if (auto st = events::decode(g.key(), ev); !st) {
+          err << "levee query: a group that does not decode: " << st.message() << "\n";
+          return 1;
+        }
+        std::string key;
+        for (auto& f : ev.fields)
+          key += (key.empty() ? "" : "\t") + value_text(f.val);
+        out << (key.empty() ? std::string{"count"} : key) << "\t" << g.count() << "\n";
+      }
+      continue;
+    }
+    if (r.end_of_stream) {
+      wire::QueryStats s;
+      s.ParseFromString(*r.payload);
+      err << s.rows_returned() << (s.rows_returned() == 1 ? " row" : " rows") << " from "
+          << s.satellites() << (s.satellites() == 1 ? " satellite" : " satellites")
+          << ", scanned " << s.events_scanned() << " events in "
+          << (s.elapsed_us() + 500) / 1000 << " ms (query " << s.query_id() << ")"
+          << (s.truncated() ? ", cut at the limit" : "") << "\n";
+      out.flush();
+      return 0;
+    }
+  }
+}
+
+bool wait_for_satellites(const client_options& co, const std::vector<std::string>& ids,
+                         uint64_t min_events, milliseconds bound) {
+  auto deadline = steady_clock::now() + bound;
+  client c{co};
+  while (steady_clock::now() < deadline) {
+    auto r = c.request("satellites", wire::SatellitesRequest{}.SerializeAsString(), seconds(5));
+    if (r.ok()) {
+      wire::SatelliteList list;
+      list.ParseFromString(*r.payload);
+      size_t ready = 0;
+      for (auto& id : ids)
+        for (auto& s : list.satellites())
+          if (s.satellite_id() == id && s.state() == "healthy" && s.store().events() >= min_events)
+            ++ready;
+      if (ready == ids.size())
+        return true;
+    }
+    std::this_thread::sleep_for(milliseconds(50));  // polling a remote state, not a test
+  }
+  return false;
+}
+
+} // namespace levee::apps

@@ -1,0 +1,314 @@
+// `levee node --config FILE`: runs the roles its file names ([node] roles = server,
+// satellite). `levee local`: the embedded default, a server and two satellites with sample
+// data in one process, over the same code paths (the satellites dial the server over
+// loopback TCP) and limits. Both stop on SIGINT/SIGTERM: stop accepting, end queries in
+// flight with `shutting_down`, sync the stores, exit 0.
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/caf_error.hpp"
+#include "actors/runtime.hpp"
+#include "apps/cli_common.hpp"
+#include "apps/subcommands.hpp"
+#include "limits/config_file.hpp"
+#include "limits/limits_config.hpp"
+#include "net/net_config.hpp"
+#include "satellite/satellite.hpp"
+#include "server/node.hpp"
+
+namespace levee::apps {
+
+namespace {
+
+namespace po = boost::program_options;
+using namespace std::chrono;
+
+/// Blocks SIGINT and SIGTERM in this thread and every thread started after it, so that
+/// wait_for_signal() receives them instead of the default handler killing the process.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int wait_for_signal(const sigset_t& set) {
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+/// Every section of a node's file must be one someone reads: a typo is an error, not a
+/// silently ignored setting.
+status check_sections(const flat_config& cfg, const std::set<std::string>& roles) {
+  for (auto& [key, value] : cfg) {
+    auto section = key.substr(0, key.rfind('.'));
+    auto top = key.substr(0, key.find('.'));
+    if (top == "limits" || top == "net" || section == "node" || section == "local")
+      continue;
+    if ((section == "server" && roles.count("server"))
+        || ((section == "satellite" || section == "events" || top == "source")
+            && roles.count("satellite")))
+      continue;
+    if (section == "server" || section == "satellite" || section == "events" || top == "source")
+      return status::error(code::bad_request,
+                           "'" + key + "' configures a role this node does not have; add it to "
+                           "node.roles or remove the section");
+    return status::error(code::bad_request,
+                         "unknown key '" + key + "'; sections are [node], [server], [satellite], "
+                         "[events], [source.<name>], [net], [limits], [limits.<kind>]");
+  }
+  for (auto& [key, value] : cfg)
+    if (key.rfind("node.", 0) == 0 && key != "node.roles")
+      return status::error(code::bad_request, "unknown key '" + key + "'; [node] takes: roles");
+  return {};
+}
+
+struct node_args {
+  std::string config;
+  std::vector<std::string> overrides;
+};
+
+std::unique_ptr<caf::actor_system> make_system(caf::actor_system_config& cfg) {
+  cfg.load<caf::io::middleman>();
+  add_error_category(cfg);
+  cfg.set("logger.console", caf::atom("none"));
+  return std::make_unique<caf::actor_system>(cfg);
+}
+
+} // namespace
+
+int run_node(const std::vector<std::string>& args) {
+  po::options_description opts{"levee node --config FILE: run the roles the file names"};
+  node_args a;
+  opts.add_options()
+    ("help,h", "this text")
+    ("config", po::value(&a.config), "INI file (configs/server.ini, configs/satellite-a.ini, ...)")
+    ("set", po::value(&a.overrides)->composing(),
+     "override a key of the file, e.g. --set server.listen=127.0.0.1:7500");
+  auto parsed = parse_args("node", opts, args);
+  if (parsed.exit_code)
+    return *parsed.exit_code;
+  if (a.config.empty())
+    return usage_error("node", "--config FILE is required");
+  auto flat = load_config_with_overrides("node", a.config, a.overrides);
+  if (!flat)
+    return 2;
+  std::set<std::string> roles;
+  auto r = flat->find("node.roles");
+  if (r == flat->end())
+    return config_error("node", "node.roles is missing: server, satellite or both");
+  for (auto& role : split_list(r->second)) {
+    if (role != "server" && role != "satellite")
+      return config_error("node", "node.roles = " + r->second
+                                    + ": roles are server and satellite (broker comes later)");
+    roles.insert(role);
+  }
+  if (roles.empty())
+    return config_error("node", "node.roles is empty: server, satellite or both");
+  if (auto st = check_sections(*flat, roles); !st)
+    return config_error("node", st.message());
+  auto limits = limits_from_config(*flat);
+  if (!limits)
+    return config_error("node", limits.error().message());
+  auto net_cfg = net::listener_from_config(*flat);
+  if (!net_cfg)
+    return config_error("node", net_cfg.error().message());
+  server::server_options server_opts;
+  if (roles.count("server")) {
+    auto s = server::server_from_config(*flat);
+    if (!s)
+      return config_error("node", s.error().message());
+    server_opts = *s;
+  }
+  satellite::satellite_config sat_cfg;
+  if (roles.count("satellite")) {
+    auto s = satellite::satellite_from_config(*flat);
+    if (!s)
+      return config_error("node", s.error().message());
+    sat_cfg = *s;
+  }
+
+  auto signals = block_stop_signals();
+  caf::actor_system_config caf_cfg;
+  auto sys = make_system(caf_cfg);
+  runtime rt{*limits};
+  std::shared_ptr<server::server_node> srv;
+  if (roles.count("server")) {
+    auto s = server::start_server(*sys, rt, server_opts, *net_cfg);
+    if (!s) {
+      std::fprintf(stderr, "levee node: %s\n", s.error().to_string().c_str());
+      return 1;
+    }
+    srv = *s;
+    auto host = server_opts.listen.substr(0, server_opts.listen.rfind(':'));
+    std::printf("levee node: server listening on %s:%u\n", host.c_str(), srv->listener.port);
+  }
+  std::optional<satellite::satellite_node> sat;
+  if (roles.count("satellite")) {
+    auto s = satellite::start_satellite(*sys, rt, sat_cfg, *net_cfg);
+    if (!s) {
+      std::fprintf(stderr, "levee node: %s\n", s.error().to_string().c_str());
+      if (srv)
+        server::stop_server(*srv);
+      return 1;
+    }
+    sat = std::move(*s);
+    std::printf("levee node: satellite '%s' dialing %s with %zu sources\n",
+                sat_cfg.satellite.id.empty() ? "(assigned)" : sat_cfg.satellite.id.c_str(),
+                sat_cfg.satellite.server.c_str(), sat_cfg.sources.size());
+  }
+  std::fflush(stdout);
+  auto sig = wait_for_signal(signals);
+  std::printf("levee node: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  std::fflush(stdout);
+  if (srv)
+    server::stop_server(*srv);
+  if (sat)
+    satellite::stop_satellite(*sys, *sat);
+  std::printf("levee node: stopped\n");
+  std::fflush(stdout);
+  return 0;
+}
+
+int run_local(const std::vector<std::string>& args) {
+  po::options_description opts{
+    "levee local: a server and two satellites with sample data in one process"};
+  node_args a;
+  std::string data_dir, query_text;
+  bool exit_after = false;
+  uint64_t rate = 200;
+  opts.add_options()
+    ("help,h", "this text")
+    ("config", po::value(&a.config), "INI file with [server], [net], [limits] (configs/local.ini)")
+    ("set", po::value(&a.overrides)->composing(), "override a key, e.g. --set server.listen=127.0.0.1:0")
+    ("data-dir", po::value(&data_dir), "where the satellites keep their stores (default: a new temporary directory)")
+    ("rate", po::value(&rate)->default_value(200), "sample events per second per satellite")
+    ("query", po::value(&query_text)->default_value("count by level"),
+     "the query shown once the satellites have data")
+    ("exit-after-query", po::bool_switch(&exit_after), "exit after showing the query's answer");
+  auto parsed = parse_args("local", opts, args);
+  if (parsed.exit_code)
+    return *parsed.exit_code;
+  flat_config flat;
+  if (!a.config.empty()) {
+    auto f = load_config_with_overrides("local", a.config, a.overrides);
+    if (!f)
+      return 2;
+    flat = std::move(*f);
+  } else if (auto st = apply_overrides(flat, a.overrides); !st) {
+    return config_error("local", st.message());
+  }
+  if (auto st = check_sections(flat, {"server"}); !st)
+    return config_error("local", st.message());
+  auto limits = limits_from_config(flat);
+  if (!limits)
+    return config_error("local", limits.error().message());
+  auto net_cfg = net::listener_from_config(flat);
+  if (!net_cfg)
+    return config_error("local", net_cfg.error().message());
+  auto server_opts = server::server_from_config(flat);
+  if (!server_opts)
+    return config_error("local", server_opts.error().message());
+  if (rate == 0 || rate > 1'000'000)
+    return usage_error("local", "--rate must be between 1 and 1000000 events per second");
+  bool temp_data = data_dir.empty();
+  if (temp_data) {
+    char tmpl[] = "/tmp/levee-local-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr)
+      return config_error("local", "cannot create a temporary data directory in /tmp");
+    data_dir = tmpl;
+  }
+
+  auto signals = block_stop_signals();
+  caf::actor_system_config caf_cfg;
+  auto sys = make_system(caf_cfg);
+  runtime rt{*limits};
+  auto srv = server::start_server(*sys, rt, *server_opts, *net_cfg);
+  if (!srv) {
+    std::fprintf(stderr, "levee local: %s\n", srv.error().to_string().c_str());
+    return 1;
+  }
+  auto host = server_opts->listen.substr(0, server_opts->listen.rfind(':'));
+  auto address = host + ":" + std::to_string((*srv)->listener.port);
+  std::printf("levee local: server listening on %s; satellites keep their data in %s\n",
+              address.c_str(), data_dir.c_str());
+  std::vector<satellite::satellite_node> sats;
+  for (auto id : {"a", "b"}) {
+    satellite::satellite_config sc;
+    sc.satellite.id = id;
+    sc.satellite.server = address;
+    sc.satellite.satellite_token = server_opts->satellite_token;
+    sc.satellite.labels = {{"env", "local"}, {"zone", id}};
+    sc.satellite.data_dir = (std::filesystem::path(data_dir) / id).string();
+    satellite::source_spec gen;
+    gen.name = "sample";
+    gen.type = "synthetic";
+    gen.synthetic.rate_per_sec = rate;
+    gen.synthetic.seed = id[0] == 'a' ? 1 : 2;
+    sc.sources.push_back(gen);
+    auto s = satellite::start_satellite(*sys, rt, sc, *net_cfg);
+    if (!s) {
+      std::fprintf(stderr, "levee local: satellite %s: %s\n", id, s.error().to_string().c_str());
+      server::stop_server(**srv);
+      return 1;
+    }
+    sats.push_back(std::move(*s));
+  }
+  std::fflush(stdout);
+  // Show a query answered over the real client path, once both satellites have data.
+  auto [server_host, server_port] = split_address(address);
+  client_options co;
+  co.host = server_host;
+  co.port = server_port;
+  co.token = net_cfg->token;
+  int rc = 0;
+  if (!wait_for_satellites(co, {"a", "b"}, 200, seconds(30))) {
+    std::fprintf(stderr, "levee local: the satellites did not register with data within 30 s\n");
+    rc = 1;
+  } else {
+    std::printf("\n$ levee query --server %s --select env=local '%s'\n", address.c_str(),
+                query_text.c_str());
+    std::fflush(stdout);
+    query_request q;
+    q.text = query_text;
+    q.selector = {{"env", "local"}};
+    rc = run_one_query(co, q, std::cout, std::cerr);
+    std::printf("\nlevee local: running; try `levee query --server %s --satellite a "
+                "'where level == \"ERROR\" limit 5 fields ts,user,msg'`, `levee satellites "
+                "--server %s`, `levee stats --server %s`; Ctrl-C stops\n",
+                address.c_str(), address.c_str(), address.c_str());
+    std::fflush(stdout);
+  }
+  if (!exit_after && rc == 0) {
+    auto sig = wait_for_signal(signals);
+    std::printf("levee local: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  }
+  server::stop_server(**srv);
+  for (auto& s : sats)
+    satellite::stop_satellite(*sys, s);
+  if (temp_data)
+    std::filesystem::remove_all(data_dir);
+  std::printf("levee local: stopped\n");
+  std::fflush(stdout);
+  return rc;
+}
+
+} // namespace levee::apps

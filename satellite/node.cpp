@@ -1,0 +1,543 @@
+// The satellite's actors: store (log + queries), sources, and the agent that registers
+// and heartbeats over the uplink.
+
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <future>
+#include <map>
+
+#include <unistd.h>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/caf_error.hpp"
+#include "actors/limited_actor.hpp"
+#include "events/codec.hpp"
+#include "net/satellite.pb.h"
+#include "net/server.hpp"
+#include "persistence/segment_log.hpp"
+#include "satellite/satellite.hpp"
+#include "satellite/scan.hpp"
+
+namespace levee::satellite {
+
+namespace {
+
+using namespace std::chrono;
+
+int64_t wall_ms() {
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+caf::error refuse(code c, const std::string& limit, std::string detail, uint64_t observed = 0,
+                  uint64_t max = 0, uint64_t retry_after_ms = 0) {
+  return to_error(rejection{c, limit, observed, max, retry_after_ms, std::move(detail)});
+}
+
+// -- the store ---------------------------------------------------------------------------
+
+struct running_query {
+  std::unique_ptr<scan_task> task;
+  caf::actor connection;
+  caf::response_promise rp;
+  steady_clock::time_point deadline;
+};
+
+struct store_state {
+  std::shared_ptr<persistence::segment_log> log;
+  std::map<uint64_t, running_query> queries;  // by request id
+  uint64_t next_turn = 0;                     // round robin over queries
+  bool scan_scheduled = false;
+  bool stopping = false;
+  int64_t last_sync_ms = 0;
+  const char* name = "levee.store";
+};
+
+using store_actor = caf::stateful_actor<store_state, limited_actor>;
+
+wire::StoreStats store_stats_of(const persistence::segment_log& log,
+                                const satellite_stats& stats) {
+  wire::StoreStats s;
+  s.set_events(log.next_offset() - log.start_offset());
+  s.set_bytes(log.size_bytes());
+  s.set_first_offset(log.start_offset());
+  s.set_next_offset(log.next_offset());
+  s.set_bad_lines(stats.bad_lines.load());
+  return s;
+}
+
+void end_query(store_actor* self, std::map<uint64_t, running_query>::iterator it,
+               caf::error err, const std::shared_ptr<satellite_stats>& stats) {
+  it->second.rp.deliver(std::move(err));
+  self->state.queries.erase(it);
+  stats->queries_running.store(self->state.queries.size());
+}
+
+void schedule_scan(store_actor* self) {
+  if (!self->state.scan_scheduled && !self->state.queries.empty()) {
+    self->state.scan_scheduled = true;
+    self->send(self, scan_atom::value);
+  }
+}
+
+/// One step of one query, then the next query's turn (after whatever else is queued).
+void scan_step(store_actor* self, const satellite_options& opts,
+               const std::shared_ptr<satellite_stats>& stats) {
+  auto& st = self->state;
+  st.scan_scheduled = false;
+  if (st.queries.empty())
+    return;
+  auto it = st.queries.lower_bound(st.next_turn);
+  if (it == st.queries.end())
+    it = st.queries.begin();
+  st.next_turn = it->first + 1;
+  auto rid = it->first;
+  auto& q = it->second;
+  if (steady_clock::now() > q.deadline) {
+    end_query(self, it,
+              refuse(code::deadline_exceeded, "satellite.query",
+                     "the scan did not finish before the query's deadline"),
+              stats);
+    schedule_scan(self);
+    return;
+  }
+  auto conn = q.connection;
+  auto emit = [&](std::string&& part) {
+    self->send(conn, wire_batch_atom::value, rid, std::move(part));
+  };
+  if (auto s = q.task->step(*st.log, opts.scan_step_bytes, emit); !s) {
+    end_query(self, it, refuse(s.code(), "satellite.query", s.message()), stats);
+  } else if (q.task->done()) {
+    q.rp.deliver(q.task->stats().SerializeAsString());
+    st.queries.erase(it);
+    stats->queries_running.store(st.queries.size());
+  }
+  schedule_scan(self);
+}
+
+caf::behavior store(store_actor* self, std::shared_ptr<persistence::segment_log> log,
+                    satellite_options opts, std::string satellite_id,
+                    std::shared_ptr<satellite_stats> stats) {
+  self->state.log = std::move(log);
+  self->delayed_send(self, milliseconds(opts.retention_interval_ms), retention_atom::value);
+  auto sync_every = milliseconds(opts.fsync_interval_ms);
+  self->delayed_send(self, sync_every, tick_atom::value);
+  return {
+    [=](append_atom, std::vector<std::string>& values,
+        std::vector<int64_t>& timestamps) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      if (st.stopping)
+        return refuse(code::shutting_down, "satellite.store", "the satellite is stopping");
+      if (values.size() != timestamps.size() || values.empty())
+        return refuse(code::bad_request, "satellite.store", "an append without events");
+      // Batches of at most a quarter of the log's batch bound.
+      std::vector<persistence::record> batch;
+      uint64_t bytes = 0;
+      auto flush = [&]() -> status {
+        if (batch.empty())
+          return {};
+        auto r = st.log->append(batch);
+        batch.clear();
+        bytes = 0;
+        return r ? status{} : r.error();
+      };
+      for (size_t i = 0; i < values.size(); ++i) {
+        if (bytes + values[i].size() > defaults::log_max_batch_bytes / 4)
+          if (auto s = flush(); !s)
+            return refuse(s.code(), "satellite.store", s.message());
+        bytes += values[i].size();
+        batch.push_back(persistence::record{{}, std::move(values[i]), timestamps[i], {}});
+      }
+      if (auto s = flush(); !s)
+        return refuse(s.code(), "satellite.store", s.message());
+      stats->events_stored.fetch_add(values.size());
+      return st.log->next_offset();
+    },
+    [=](wire_stream_atom, const std::string& payload, uint64_t rid) -> caf::result<std::string> {
+      auto& st = self->state;
+      wire::QueryRequest req;
+      if (!req.ParseFromString(payload))
+        return refuse(code::bad_request, "satellite.query", "a QueryRequest that does not parse");
+      auto q = query::parse(req.text());
+      if (!q)
+        return refuse(code::bad_request, "satellite.query", "bad query text: " + q.error().message());
+      if (st.stopping)
+        return refuse(code::shutting_down, "satellite.query", "the satellite is stopping");
+      if (st.queries.size() >= opts.max_concurrent_queries) {
+        stats->queries_refused.fetch_add(1);
+        return refuse(code::too_many_inflight, "satellite.max_concurrent_queries",
+                      "this satellite scans as many queries as it may", st.queries.size() + 1,
+                      opts.max_concurrent_queries, 100);
+      }
+      auto now = req.now_ms() != 0 ? req.now_ms() : wall_ms();
+      auto range = q->resolve_time(now);
+      uint64_t start = st.log->start_offset();
+      if (range.since_ms != std::numeric_limits<int64_t>::min())
+        start = std::max(start, st.log->offset_for_time(range.since_ms));
+      scan_limits limits{req.batch_max_rows() != 0
+                           ? std::min<uint64_t>(req.batch_max_rows(), opts.batch_max_rows)
+                           : opts.batch_max_rows,
+                         opts.batch_max_bytes};
+      running_query rq;
+      rq.task = std::make_unique<scan_task>(std::move(*q), range, start, st.log->next_offset(),
+                                            limits, satellite_id);
+      rq.connection = caf::actor_cast<caf::actor>(self->current_sender());
+      rq.rp = self->make_response_promise<std::string>();
+      rq.deadline = steady_clock::now()
+                    + milliseconds(req.deadline_ms() != 0 ? req.deadline_ms()
+                                                          : defaults::server_query_deadline_ms);
+      auto rp = rq.rp;
+      st.queries.emplace(rid, std::move(rq));
+      stats->queries.fetch_add(1);
+      stats->queries_running.store(st.queries.size());
+      schedule_scan(self);
+      return rp;
+    },
+    [=](cancel_atom, uint64_t rid) {
+      auto it = self->state.queries.find(rid);
+      if (it != self->state.queries.end())
+        end_query(self, it, refuse(code::cancelled, "satellite.query", "the query was cancelled"),
+                  stats);
+    },
+    [=](scan_atom) { scan_step(self, opts, stats); },
+    [=](caf::get_atom) -> std::string {
+      return store_stats_of(*self->state.log, *stats).SerializeAsString();
+    },
+    [=](retention_atom) {
+      persistence::segment_log::retention policy;
+      policy.max_bytes = opts.retention_max_bytes;
+      policy.max_messages = opts.retention_max_events;
+      policy.max_age_ms = static_cast<int64_t>(opts.retention_max_age_ms);
+      auto removed = self->state.log->apply_retention(policy, wall_ms());
+      if (!removed)
+        std::fprintf(stderr, "levee satellite: retention failed: %s\n",
+                     removed.error().to_string().c_str());
+      self->delayed_send(self, milliseconds(opts.retention_interval_ms), retention_atom::value);
+    },
+    [=](tick_atom) {
+      self->state.log->sync();  // the interval promise: a machine crash loses at most this
+      self->delayed_send(self, sync_every, tick_atom::value);
+    },
+    [=](stop_atom) -> bool {
+      // Running queries end with shutting_down; what was stored is synced.
+      auto& st = self->state;
+      st.stopping = true;
+      while (!st.queries.empty())
+        end_query(self, st.queries.begin(),
+                  refuse(code::shutting_down, "satellite.query", "the satellite is stopping"),
+                  stats);
+      auto synced = st.log->sync();
+      if (!synced)
+        std::fprintf(stderr, "levee satellite: %s\n", synced.to_string().c_str());
+      self->quit();
+      return synced.ok();
+    },
+  };
+}
+
+// -- sources -----------------------------------------------------------------------------
+
+struct source_state {
+  std::shared_ptr<events::source> src;
+  std::vector<events::event> polled;
+  std::vector<std::string> values;     // waiting for the store (held until it takes them)
+  std::vector<int64_t> timestamps;
+  bool waiting = false;
+  uint64_t bad_seen = 0;
+  bool stopped = false;
+  const char* name = "levee.source";
+};
+
+using source_actor = caf::stateful_actor<source_state, limited_actor>;
+
+caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> src,
+                          caf::actor store, milliseconds interval, uint64_t max_events,
+                          std::string name, std::shared_ptr<satellite_stats> stats) {
+  self->state.src = std::move(src);
+  self->send(self, tick_atom::value);
+  return {
+    [=](tick_atom) {
+      auto& st = self->state;
+      if (st.stopped || st.waiting)
+        return;
+      if (st.values.empty()) {
+        st.polled.clear();
+        st.src->poll(st.polled, max_events, wall_ms());
+        auto bad = st.src->stats().bad_lines;
+        if (bad > st.bad_seen) {
+          stats->bad_lines.fetch_add(bad - st.bad_seen);
+          st.bad_seen = bad;
+        }
+        for (auto& e : st.polled) {
+          st.values.emplace_back();
+          events::encode(e, st.values.back());
+          st.timestamps.push_back(e.timestamp_ms);
+        }
+      }
+      if (st.values.empty()) {
+        self->delayed_send(self, interval, tick_atom::value);
+        return;
+      }
+      // One append in flight: a source that produces faster than the store takes waits
+      // (a file is simply read later); a refused append is kept and offered again.
+      st.waiting = true;
+      auto full = st.values.size() >= max_events;
+      self->request(store, seconds(30), append_atom::value, st.values, st.timestamps)
+        .then(
+          [=](uint64_t) {
+            auto& s = self->state;
+            s.waiting = false;
+            s.values.clear();
+            s.timestamps.clear();
+            if (full)
+              self->send(self, tick_atom::value);  // more may be waiting right now
+            else
+              self->delayed_send(self, interval, tick_atom::value);
+          },
+          [=](caf::error& err) {
+            auto& s = self->state;
+            s.waiting = false;
+            stats->store_refusals.fetch_add(1);
+            auto r = rejection_from(err);
+            if (r && r->code == code::message_too_large) {
+              // Never storable: dropped, and said so, instead of offered forever.
+              std::fprintf(stderr, "levee satellite: source %s: %zu events refused by the store: %s\n",
+                           name.c_str(), s.values.size(), r->to_string().c_str());
+              s.values.clear();
+              s.timestamps.clear();
+            }
+            auto wait = r && r->retry_after_ms > 0 ? milliseconds(r->retry_after_ms) : interval;
+            self->delayed_send(self, wait, tick_atom::value);
+          });
+    },
+    [=](stop_atom) {
+      self->state.stopped = true;
+      self->quit();
+    },
+  };
+}
+
+// -- the agent: registration and heartbeats ------------------------------------------------
+
+struct agent_state {
+  caf::actor uplink;
+  std::string id;           // assigned or configured
+  uint64_t sequence = 0;
+  uint64_t generation = 0;  // a heartbeat loop per registration
+  milliseconds interval{1000};
+  bool registering = false;
+  const char* name = "levee.satellite_agent";
+};
+
+using agent_actor = caf::stateful_actor<agent_state, limited_actor>;
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0)
+    return "unknown";
+  return buf;
+}
+
+double load_average() {
+  double l[1] = {0};
+  return ::getloadavg(l, 1) == 1 ? l[0] : 0;
+}
+
+void do_register(agent_actor* self, caf::actor store, const satellite_options& opts,
+                 const std::shared_ptr<satellite_stats>& stats);
+
+void heartbeat(agent_actor* self, caf::actor store, satellite_options opts,
+               std::shared_ptr<satellite_stats> stats, uint64_t generation) {
+  auto& st = self->state;
+  if (generation != st.generation)
+    return;  // a loop of an earlier registration
+  self->request(store, seconds(10), caf::get_atom::value)
+    .then([=](std::string& store_bytes) {
+      auto& s = self->state;
+      if (generation != s.generation)
+        return;
+      wire::Heartbeat hb;
+      hb.set_satellite_id(s.id);
+      hb.set_sequence(++s.sequence);
+      hb.set_address(host_name());
+      hb.mutable_store()->ParseFromString(store_bytes);
+      hb.set_load(load_average());
+      hb.set_queries_running(static_cast<uint32_t>(stats->queries_running.load()));
+      self->request(s.uplink, seconds(10), wire_request_atom::value, std::string{"heartbeat"},
+                    hb.SerializeAsString())
+        .then([](std::string&) {},
+              [=](caf::error& err) {
+                auto r = rejection_from(err);
+                if (r && r->code == code::not_found && generation == self->state.generation)
+                  do_register(self, store, opts, stats);  // the server forgot us (restart)
+              });
+      self->delayed_send(self, s.interval, tick_atom::value, generation);
+    },
+    [=](caf::error&) { self->delayed_send(self, self->state.interval, tick_atom::value, generation); });
+}
+
+void do_register(agent_actor* self, caf::actor store, const satellite_options& opts,
+                 const std::shared_ptr<satellite_stats>& stats) {
+  auto& st = self->state;
+  if (st.registering)
+    return;
+  st.registering = true;
+  ++st.generation;  // stops the heartbeats of the previous registration
+  stats->registered.store(false);
+  self->request(store, seconds(10), caf::get_atom::value)
+    .then([=](std::string& store_bytes) {
+      wire::Register reg;
+      reg.set_satellite_id(self->state.id);
+      reg.set_token(opts.satellite_token);
+      for (auto& [k, v] : opts.labels)
+        (*reg.mutable_labels())[k] = v;
+      reg.mutable_store()->ParseFromString(store_bytes);
+      reg.set_address(host_name());
+      self->request(self->state.uplink, seconds(10), wire_request_atom::value,
+                    std::string{"register"}, reg.SerializeAsString())
+        .then(
+          [=](std::string& answer) {
+            auto& s = self->state;
+            s.registering = false;
+            wire::RegisterAck ack;
+            ack.ParseFromString(answer);
+            s.id = ack.satellite_id();
+            s.sequence = 0;
+            s.interval = milliseconds(std::max<uint32_t>(ack.heartbeat_interval_ms(), 10));
+            {
+              std::lock_guard<std::mutex> guard{stats->mtx};
+              stats->assigned_id = s.id;
+              stats->last_error.clear();
+            }
+            stats->registrations.fetch_add(1);
+            stats->registered.store(true);
+            std::fprintf(stderr, "levee satellite: registered as '%s'\n", s.id.c_str());
+            heartbeat(self, store, opts, stats, s.generation);
+          },
+          [=](caf::error& err) {
+            auto& s = self->state;
+            s.registering = false;
+            auto r = rejection_from(err);
+            auto text = r ? r->to_string() : caf::to_string(err);
+            {
+              std::lock_guard<std::mutex> guard{stats->mtx};
+              if (stats->last_error != text)
+                std::fprintf(stderr, "levee satellite: registration refused: %s\n", text.c_str());
+              stats->last_error = text;
+            }
+            // Refused (a live id, a wrong token) or not connected: try again later; a new
+            // connection also triggers it.
+            self->delayed_send(self, seconds(1), connected_atom::value, std::string{});
+          });
+    },
+    [=](caf::error&) { self->state.registering = false; });
+}
+
+caf::behavior agent(agent_actor* self, caf::actor store, satellite_options opts,
+                    std::shared_ptr<satellite_stats> stats) {
+  self->state.id = opts.id;
+  return {
+    [=](caf::actor uplink) { self->state.uplink = std::move(uplink); },
+    [=](connected_atom, const std::string&) { do_register(self, store, opts, stats); },
+    [=](tick_atom, uint64_t generation) { heartbeat(self, store, opts, stats, generation); },
+    [=](stop_atom) { self->quit(); },
+  };
+}
+
+} // namespace
+
+result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
+                                       const satellite_config& cfg,
+                                       const net::listener_config& net_cfg) {
+  auto& opts = cfg.satellite;
+  std::string host;
+  uint16_t port = 0;
+  if (auto st = parse_host_port("satellite.server", opts.server, host, port); !st)
+    return st;
+  persistence::log_options lo;
+  lo.dir = opts.data_dir;
+  lo.max_segment_bytes = opts.max_segment_bytes;
+  lo.fsync = persistence::fsync_policy::none;  // the store syncs every fsync_interval_ms
+  lo.limits.compress = false;
+  uint64_t shown = 0;
+  lo.on_progress = [&](uint64_t done, uint64_t total) {
+    if (total >= (256ull << 20) && (done - shown >= (256ull << 20) || done == total)) {
+      std::fprintf(stderr, "levee satellite: recovering the store: %llu / %llu MiB\n",
+                   static_cast<unsigned long long>(done >> 20),
+                   static_cast<unsigned long long>(total >> 20));
+      shown = done;
+    }
+  };
+  persistence::recovery_report report;
+  auto log = persistence::segment_log::open(lo, &report);
+  if (!log)
+    return status::error(log.error().code(), "cannot open the store in " + opts.data_dir + ": "
+                                               + log.error().message());
+  if (report.truncated_bytes > 0)
+    std::fprintf(stderr, "levee satellite: store recovery cut %llu bytes of a torn write in %s (%s)\n",
+                 static_cast<unsigned long long>(report.truncated_bytes),
+                 report.truncated_file.c_str(), report.truncated_reason.c_str());
+  satellite_node node;
+  node.stats = std::make_shared<satellite_stats>();
+  // Sources are made before anything starts, so a bad one (a socket path that is a file)
+  // fails the start with its reason.
+  std::vector<std::pair<std::unique_ptr<events::source>, const source_spec*>> made;
+  for (auto& spec : cfg.sources) {
+    std::unique_ptr<events::source> src;
+    if (spec.type == "file_tail") {
+      src = std::make_unique<events::file_tail>(spec.file_tail, cfg.json);
+    } else if (spec.type == "unix_socket") {
+      auto s = events::unix_socket_source::listen(spec.unix_socket, cfg.json,
+                                                  "source." + spec.name);
+      if (!s)
+        return s.error();
+      src = std::move(*s);
+    } else if (spec.type == "proc") {
+      src = std::make_unique<events::proc_metrics>(spec.proc);
+    } else {
+      src = std::make_unique<events::synthetic>(spec.synthetic);
+    }
+    made.emplace_back(std::move(src), &spec);
+  }
+  // Shared pointers: a function-based actor runs its function later, on a worker.
+  std::shared_ptr<persistence::segment_log> shared_log{std::move(*log)};
+  node.store = spawn_limited_fun(sys, rt, "store", store, shared_log, opts,
+                                 opts.id.empty() ? std::string{"unassigned"} : opts.id, node.stats);
+  for (auto& [src, spec] : made) {
+    auto interval = milliseconds(spec->poll_interval_ms != 0 ? spec->poll_interval_ms
+                                                             : opts.poll_interval_ms);
+    std::shared_ptr<events::source> shared_src{std::move(src)};
+    node.sources.push_back(spawn_limited_fun(sys, rt, "source", source_loop, shared_src,
+                                             node.store, interval, opts.poll_max_events,
+                                             spec->name, node.stats));
+  }
+  node.agent = spawn_limited_fun(sys, rt, "satellite", agent, node.store, opts, node.stats);
+  auto ctx = std::make_shared<net::server_context>(net_cfg);
+  ctx->expose("query", node.store);
+  net::uplink_options uo;
+  uo.host = host;
+  uo.port = port;
+  uo.token = net_cfg.token;
+  uo.notify = node.agent;
+  node.uplink = net::start_uplink(sys, ctx, uo);
+  caf::anon_send(node.agent, node.uplink);
+  return node;
+}
+
+void stop_satellite(caf::actor_system& sys, satellite_node& node) {
+  for (auto& s : node.sources)
+    caf::anon_send(s, stop_atom::value);
+  if (node.agent)
+    caf::anon_send(node.agent, stop_atom::value);
+  if (node.store) {
+    caf::scoped_actor self{sys};
+    self->request(node.store, seconds(30), stop_atom::value)
+      .receive([](bool) {}, [](caf::error&) {});
+  }
+  if (node.uplink)
+    caf::anon_send(node.uplink, stop_atom::value);
+}
+
+} // namespace levee::satellite

@@ -1,0 +1,111 @@
+#pragma once
+// A satellite (DESIGN.md "Satellites and the proxy"): sources that collect events, a store
+// (its own segment log with retention) that also runs queries, and an agent that dials out
+// to the server over one connection, registers, heartbeats and reconnects with backoff.
+// Every actor here is a limited actor with its kind's limits from config: "store",
+// "source", "satellite".
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/runtime.hpp"
+#include "events/file_tail.hpp"
+#include "events/json.hpp"
+#include "events/proc_metrics.hpp"
+#include "events/synthetic.hpp"
+#include "events/unix_socket_source.hpp"
+#include "limits/config_file.hpp"
+#include "limits/defaults.hpp"
+#include "limits/status.hpp"
+#include "net/net_config.hpp"
+
+namespace levee::satellite {
+
+/// [satellite]
+struct satellite_options {
+  std::string id;                        // empty: the server assigns one
+  std::string server = "127.0.0.1:7400"; // host:port the satellite dials
+  std::string satellite_token;           // presented in Register
+  std::map<std::string, std::string> labels;  // labels = env=prod,region=eu
+  std::string data_dir;                  // the store's segment log
+  uint64_t max_concurrent_queries = defaults::satellite_max_concurrent_queries;
+  uint64_t batch_max_rows = defaults::satellite_batch_max_rows;
+  uint64_t batch_max_bytes = defaults::satellite_batch_max_bytes;
+  uint64_t scan_step_bytes = defaults::satellite_scan_step_bytes;
+  uint64_t poll_interval_ms = defaults::satellite_poll_interval_ms;
+  uint64_t poll_max_events = defaults::satellite_poll_max_events;
+  uint64_t retention_interval_ms = defaults::satellite_retention_interval_ms;
+  uint64_t retention_max_bytes = defaults::satellite_retention_max_bytes;
+  uint64_t retention_max_age_ms = 0;     // 0 = no age limit
+  uint64_t retention_max_events = 0;     // 0 = no count limit
+  uint64_t max_segment_bytes = defaults::log_max_segment_bytes;
+  uint64_t fsync_interval_ms = defaults::log_fsync_interval_ms;  // the store syncs this often
+};
+
+/// [source.<name>]: one source; `type` says which of the four.
+struct source_spec {
+  std::string name;
+  std::string type;  // file_tail | unix_socket | proc | synthetic
+  events::file_tail_config file_tail;
+  events::unix_socket_config unix_socket;
+  events::proc_metrics_config proc;
+  events::synthetic_config synthetic;
+  uint64_t poll_interval_ms = 0;  // 0: satellite.poll_interval_ms
+};
+
+/// Reads [satellite], [events] (the JSON line limits) and every [source.<name>]; unknown
+/// keys and bad values are errors naming the key.
+struct satellite_config {
+  satellite_options satellite;
+  events::json_limits json;
+  std::vector<source_spec> sources;
+};
+result<satellite_config> satellite_from_config(const flat_config& cfg);
+
+/// Counters of one satellite, for heartbeats and `levee stats`.
+struct satellite_stats {
+  std::atomic<uint64_t> events_stored{0};
+  std::atomic<uint64_t> bad_lines{0};
+  std::atomic<uint64_t> store_refusals{0};   // appends the store refused (retried later)
+  std::atomic<uint64_t> queries{0};
+  std::atomic<uint64_t> queries_refused{0};
+  std::atomic<uint64_t> queries_running{0};
+  std::atomic<uint64_t> registrations{0};
+  std::atomic<bool> registered{false};
+  std::mutex mtx;
+  std::string assigned_id;                   // under mtx
+  std::string last_error;                    // under mtx: the last registration refusal etc.
+};
+
+struct satellite_node {
+  caf::actor store;
+  caf::actor agent;
+  caf::actor uplink;
+  std::vector<caf::actor> sources;
+  std::shared_ptr<satellite_stats> stats;
+};
+
+/// Opens the store (recovering its log; progress on stderr for big ones), starts the
+/// sources, the uplink to opts.server and the agent. `net_cfg` holds the limits this
+/// satellite enforces on its connection and the connection token.
+result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
+                                       const satellite_config& cfg,
+                                       const net::listener_config& net_cfg);
+
+/// Stops the sources, ends running queries with `shutting_down`, syncs the store, closes
+/// the uplink. Returns when the store has synced (bounded wait).
+void stop_satellite(caf::actor_system& sys, satellite_node& node);
+
+/// "host:port" -> (host, port); bad_request naming `key` otherwise.
+status parse_host_port(const std::string& key, const std::string& text, std::string& host,
+                       uint16_t& port);
+
+} // namespace levee::satellite

@@ -1,0 +1,118 @@
+#include "satellite/scan.hpp"
+
+#include "events/codec.hpp"
+
+namespace levee::satellite {
+
+scan_task::scan_task(query::query q, query::time_range range, uint64_t start_offset,
+                     uint64_t end_offset, scan_limits limits, std::string satellite_id)
+  : q_(std::move(q)), range_(range), next_(start_offset), end_(end_offset), limits_(limits),
+    started_(std::chrono::steady_clock::now()) {
+  if (q_.is_count())
+    counts_.emplace(q_);
+  batch_.set_satellite_id(std::move(satellite_id));
+  if (next_ >= end_ || range_.since_ms >= range_.until_ms)
+    next_ = end_;  // nothing can match: the first step only finishes
+}
+
+status scan_task::step(const persistence::segment_log& log, uint64_t step_bytes,
+                       const std::function<void(std::string&&)>& emit) {
+  if (done_)
+    return {};
+  if (next_ < log.start_offset())
+    next_ = log.start_offset();  // retention removed the start meanwhile
+  if (next_ >= end_) {
+    finish(emit);
+    return {};
+  }
+  auto recs = log.read(next_, step_bytes);
+  if (!recs)
+    return recs.error();
+  if (recs->empty()) {
+    finish(emit);
+    return {};
+  }
+  auto limit = q_.limit();
+  for (auto& r : *recs) {
+    if (r.offset >= end_)
+      break;
+    next_ = r.offset + 1;
+    ++scanned_;
+    if (!range_.contains(r.rec.timestamp_ms))
+      continue;  // before decoding: the record's timestamp is the event's
+    if (auto st = events::from_record(r.rec, ev_); !st)
+      return status::error(code::storage_error,
+                           "stored event at offset " + std::to_string(r.offset)
+                             + " does not decode: " + st.message());
+    if (!q_.matches(ev_))
+      continue;
+    if (counts_) {
+      if (auto st = counts_->add(ev_); !st)
+        return st;
+      continue;
+    }
+    auto& row = *batch_.add_events();
+    if (q_.fields().empty())
+      row = r.rec.value;  // the stored encoding is the row
+    else
+      events::encode(query::project(q_, ev_), row);
+    batch_bytes_ += row.size();
+    ++rows_;
+    if (limit && rows_ >= *limit) {
+      truncated_ = true;
+      next_ = end_;
+      break;
+    }
+    if (static_cast<uint64_t>(batch_.events_size()) >= limits_.batch_max_rows
+        || batch_bytes_ >= limits_.batch_max_bytes)
+      flush(emit);
+  }
+  if (next_ >= end_)
+    finish(emit);
+  return {};
+}
+
+void scan_task::flush(const std::function<void(std::string&&)>& emit) {
+  if (batch_.events_size() == 0 && batch_.counts_size() == 0)
+    return;
+  auto bytes = batch_.SerializeAsString();
+  bytes_ += bytes.size();
+  batch_.clear_events();
+  batch_.clear_counts();
+  batch_bytes_ = 0;
+  emit(std::move(bytes));
+}
+
+void scan_task::finish(const std::function<void(std::string&&)>& emit) {
+  if (done_)
+    return;
+  if (counts_) {
+    // Every group goes to the server: the limit applies after the merge there.
+    for (auto& g : counts_->results()) {
+      events::event key;
+      for (size_t i = 0; i < g.values.size(); ++i)
+        key.fields.push_back(events::field{q_.count_by()[i].name, g.values[i]});
+      auto& row = *batch_.add_counts();
+      events::encode(key, *row.mutable_key());
+      row.set_count(g.count);
+    }
+    rows_ = static_cast<uint64_t>(batch_.counts_size());
+  }
+  flush(emit);
+  done_ = true;
+}
+
+wire::QueryStats scan_task::stats() const {
+  wire::QueryStats s;
+  s.set_events_scanned(scanned_);
+  s.set_rows_returned(rows_);
+  s.set_bytes_returned(bytes_);
+  s.set_elapsed_us(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                           std::chrono::steady_clock::now() - started_)
+                                           .count()));
+  s.set_satellites(1);
+  s.set_truncated(truncated_);
+  return s;
+}
+
+} // namespace levee::satellite

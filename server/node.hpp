@@ -1,0 +1,39 @@
+#pragma once
+// A server node: the client listener, the satellite registry and the query router, and the
+// stats target. Satellites and clients use the same listener and wire protocol.
+
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/runtime.hpp"
+#include "net/server.hpp"
+#include "server/proxy.hpp"
+#include "server/registry.hpp"
+
+namespace levee::server {
+
+struct server_node {
+  std::shared_ptr<net::server_context> ctx;
+  net::listener listener;
+  caf::actor registry;
+  caf::actor router;
+  std::vector<caf::actor> adapters;  // wire targets that pass requests on to the registry
+  std::shared_ptr<proxy_stats> queries;
+};
+
+/// Starts everything on opts.listen (port 0: any free port; the bound one is in
+/// node.listener.port). `net_cfg` holds the listener's limits and its connection token.
+result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtime& rt, const server_options& opts,
+                                 const net::listener_config& net_cfg);
+
+/// Stops accepting, closes every connection with `shutting_down` (queries in flight end
+/// with it), and stops the server's actors.
+void stop_server(server_node& node);
+
+/// `levee stats`: the limits of every actor kind, the listener's counters and the queries.
+std::string render_server_stats(const server_node& node, const runtime& rt);
+
+} // namespace levee::server

@@ -1,0 +1,356 @@
+#include "server/proxy.hpp"
+
+#include <chrono>
+#include <map>
+#include <optional>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/caf_error.hpp"
+#include "actors/limited_actor.hpp"
+#include "events/codec.hpp"
+#include "net/satellite.pb.h"
+#include "query/counter.hpp"
+#include "query/query.hpp"
+
+namespace levee::server {
+
+namespace {
+
+using namespace std::chrono;
+
+caf::error refuse(code c, const std::string& limit, std::string detail, uint64_t observed = 0,
+                  uint64_t max = 0) {
+  return to_error(rejection{c, limit, observed, max, 0, std::move(detail)});
+}
+
+struct satellite_call {
+  satellite_ref ref;
+  bool done = false;
+};
+
+struct proxyer_state {
+  caf::actor client;
+  uint64_t rid = 0;
+  caf::response_promise rp;
+  wire::QueryRequest request;
+  query::query q;
+  std::vector<satellite_call> satellites;
+  size_t done = 0;
+  std::optional<query::counter> counts;
+  uint64_t rows = 0;
+  uint64_t bytes = 0;
+  uint64_t scanned = 0;
+  bool truncated = false;
+  bool finished = false;
+  uint64_t query_id = 0;
+  steady_clock::time_point started;
+  const char* name = "levee.proxyer";
+};
+
+using proxyer_actor = caf::stateful_actor<proxyer_state>;
+
+void cancel_satellites(proxyer_actor* self) {
+  for (size_t i = 0; i < self->state.satellites.size(); ++i) {
+    auto& s = self->state.satellites[i];
+    if (!s.done && s.ref.connection)
+      self->send(s.ref.connection, cancel_atom::value, static_cast<uint64_t>(i));
+    s.done = true;
+  }
+}
+
+void fail(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats, caf::error err) {
+  auto& st = self->state;
+  if (st.finished)
+    return;
+  st.finished = true;
+  cancel_satellites(self);
+  auto r = rejection_from(err);
+  if (r && r->code == code::cancelled)
+    stats->cancelled.fetch_add(1);
+  else
+    stats->failed.fetch_add(1);
+  st.rp.deliver(std::move(err));
+  self->quit();
+}
+
+void send_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
+                const server_options& opts, std::string part, uint64_t rows) {
+  auto& st = self->state;
+  if (st.bytes + part.size() > opts.max_result_bytes) {
+    fail(self, stats,
+         refuse(code::message_too_large, "server.max_result_bytes",
+                "the results are larger than this server returns for one query; narrow the "
+                "query or add a limit",
+                st.bytes + part.size(), opts.max_result_bytes));
+    return;
+  }
+  st.bytes += part.size();
+  st.rows += rows;
+  stats->rows.fetch_add(rows);
+  stats->bytes.fetch_add(part.size());
+  self->send(st.client, wire_batch_atom::value, st.rid, std::move(part));
+}
+
+void finish(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
+            const server_options& opts) {
+  auto& st = self->state;
+  if (st.finished)
+    return;
+  if (st.counts) {
+    // The merged groups, most counted first, cut to the limit only now.
+    auto groups = st.counts->results();
+    auto limit = st.q.limit().value_or(groups.size());
+    if (groups.size() > limit) {
+      groups.resize(limit);
+      st.truncated = true;
+    }
+    wire::ResultBatch out;
+    for (auto& g : groups) {
+      events::event key;
+      for (size_t i = 0; i < g.values.size(); ++i)
+        key.fields.push_back(events::field{st.q.count_by()[i].name, g.values[i]});
+      auto& row = *out.add_counts();
+      events::encode(key, *row.mutable_key());
+      row.set_count(g.count);
+    }
+    send_batch(self, stats, opts, out.SerializeAsString(), groups.size());
+    if (st.finished)
+      return;  // over the result bytes
+  }
+  st.finished = true;
+  cancel_satellites(self);  // those still scanning after the limit was reached
+  wire::QueryStats summary;
+  summary.set_events_scanned(st.scanned);
+  summary.set_rows_returned(st.rows);
+  summary.set_bytes_returned(st.bytes);
+  summary.set_elapsed_us(static_cast<uint64_t>(
+    duration_cast<microseconds>(steady_clock::now() - st.started).count()));
+  summary.set_satellites(static_cast<uint32_t>(st.satellites.size()));
+  summary.set_query_id(st.query_id);
+  summary.set_truncated(st.truncated);
+  stats->completed.fetch_add(1);
+  st.rp.deliver(summary.SerializeAsString());
+  self->quit();
+}
+
+/// A satellite's batch: relayed as it is when nothing needs to change; rows cut to the
+/// limit across satellites; count groups merged until the end.
+void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
+              const server_options& opts, uint64_t tag, std::string& part) {
+  auto& st = self->state;
+  if (st.finished || tag >= st.satellites.size())
+    return;
+  wire::ResultBatch batch;
+  if (!batch.ParseFromString(part)) {
+    fail(self, stats, refuse(code::bad_request, "server.query",
+                             "satellite '" + st.satellites[tag].ref.id
+                               + "' sent a result batch that does not parse"));
+    return;
+  }
+  if (st.counts) {
+    std::vector<query::group> partial;
+    events::event key;
+    for (auto& row : batch.counts()) {
+      if (auto s = events::decode(row.key(), key); !s) {
+        fail(self, stats, refuse(code::bad_request, "server.query",
+                                 "satellite '" + st.satellites[tag].ref.id
+                                   + "' sent a count key that does not decode: " + s.message()));
+        return;
+      }
+      query::group g;
+      for (auto& by : st.q.count_by()) {
+        auto v = key.find(by.name);
+        g.values.push_back(v != nullptr ? *v : events::value{});
+      }
+      g.count = row.count();
+      partial.push_back(std::move(g));
+    }
+    if (auto s = st.counts->merge(partial); !s)
+      fail(self, stats, refuse(s.code(), "query.max_groups", s.message()));
+    return;
+  }
+  auto rows = static_cast<uint64_t>(batch.events_size());
+  if (auto limit = st.q.limit(); limit && st.rows + rows >= *limit) {
+    auto keep = *limit - st.rows;
+    if (keep < rows) {
+      batch.mutable_events()->DeleteSubrange(static_cast<int>(keep),
+                                             static_cast<int>(rows - keep));
+      part = batch.SerializeAsString();
+      rows = keep;
+    }
+    if (rows > 0)
+      send_batch(self, stats, opts, std::move(part), rows);
+    st.truncated = true;
+    finish(self, stats, opts);
+    return;
+  }
+  send_batch(self, stats, opts, std::move(part), rows);
+}
+
+caf::behavior proxyer(proxyer_actor* self, caf::actor registry, server_options opts,
+                      std::shared_ptr<proxy_stats> stats, uint64_t query_id) {
+  return {
+    [=](wire_stream_atom, std::string& payload, uint64_t rid) -> caf::result<std::string> {
+      auto& st = self->state;
+      st.client = caf::actor_cast<caf::actor>(self->current_sender());
+      st.rid = rid;
+      st.query_id = query_id;
+      st.started = steady_clock::now();
+      st.rp = self->make_response_promise<std::string>();
+      st.request.ParseFromString(payload);  // the router checked it
+      st.q = *query::parse(st.request.text());
+      if (st.q.is_count())
+        st.counts.emplace(st.q);
+      self->delayed_send(self, milliseconds(st.request.deadline_ms()), timeout_atom::value);
+      self->request(registry, milliseconds(st.request.deadline_ms()), lookup_atom::value, payload)
+        .then(
+          [=](std::vector<satellite_ref>& refs) {
+            auto& s = self->state;
+            if (s.finished)
+              return;
+            auto forwarded = s.request.SerializeAsString();
+            for (auto& r : refs)
+              s.satellites.push_back(satellite_call{std::move(r), false});
+            for (size_t i = 0; i < s.satellites.size(); ++i) {
+              auto id = s.satellites[i].ref.id;
+              self->request(s.satellites[i].ref.connection, caf::infinite, wire_stream_atom::value,
+                            std::string{"query"}, forwarded, static_cast<uint64_t>(i))
+                .then(
+                  [=](std::string& summary) {
+                    auto& s2 = self->state;
+                    if (s2.finished || s2.satellites[i].done)
+                      return;
+                    s2.satellites[i].done = true;
+                    wire::QueryStats part;
+                    if (part.ParseFromString(summary))
+                      s2.scanned += part.events_scanned();
+                    if (++s2.done == s2.satellites.size())
+                      finish(self, stats, opts);
+                  },
+                  [=](caf::error& err) {
+                    if (self->state.finished)
+                      return;
+                    auto r = rejection_from(err);
+                    auto why = r ? r->to_string() : caf::to_string(err);
+                    auto c = r ? r->code : code::unavailable;
+                    if (c == code::cancelled)
+                      c = code::unavailable;  // the satellite stopped, not the client
+                    fail(self, stats,
+                         refuse(c, r ? r->limit : "server.satellite",
+                                "satellite '" + id + "': " + (r ? r->detail : why),
+                                r ? r->observed : 0, r ? r->max : 0));
+                  });
+            }
+          },
+          [=](caf::error& err) { fail(self, stats, std::move(err)); });
+      return st.rp;
+    },
+    [=](wire_batch_atom, uint64_t tag, std::string& part) {
+      on_batch(self, stats, opts, tag, part);
+    },
+    [=](cancel_atom, uint64_t) {
+      fail(self, stats, refuse(code::cancelled, "server.query", "the client cancelled the query"));
+    },
+    [=](timeout_atom) {
+      fail(self, stats,
+           refuse(code::deadline_exceeded, "server.query_deadline_ms",
+                  "the query did not finish before its deadline",
+                  self->state.request.deadline_ms(), self->state.request.deadline_ms()));
+    },
+  };
+}
+
+struct router_state {
+  uint64_t next_query_id = 1;
+  std::map<caf::actor_addr, uint64_t> per_client;          // running queries per connection
+  std::map<caf::actor_addr, caf::actor_addr> client_of;    // proxyer -> its connection
+  std::map<std::pair<caf::actor_addr, uint64_t>, caf::actor> by_request;  // (conn, rid)
+  const char* name = "levee.query_router";
+};
+
+using router_actor = caf::stateful_actor<router_state, limited_actor>;
+
+caf::behavior router(router_actor* self, caf::actor registry, server_options opts,
+                     std::shared_ptr<proxy_stats> stats) {
+  self->set_down_handler([=](caf::down_msg& msg) {
+    auto& st = self->state;
+    auto c = st.client_of.find(msg.source);
+    if (c == st.client_of.end())
+      return;
+    if (auto n = st.per_client.find(c->second); n != st.per_client.end() && --n->second == 0)
+      st.per_client.erase(n);
+    for (auto i = st.by_request.begin(); i != st.by_request.end(); ++i)
+      if (i->second.address() == msg.source) {
+        st.by_request.erase(i);
+        break;
+      }
+    st.client_of.erase(c);
+    stats->running.fetch_sub(1);
+  });
+  return {
+    [=](wire_stream_atom, std::string& payload, uint64_t rid) -> caf::result<std::string> {
+      auto& st = self->state;
+      wire::QueryRequest req;
+      if (!req.ParseFromString(payload)) {
+        stats->refused.fetch_add(1);
+        return refuse(code::bad_request, "server.query", "a QueryRequest that does not parse");
+      }
+      auto parsed = query::parse(req.text());
+      if (!parsed) {
+        stats->refused.fetch_add(1);
+        return refuse(code::bad_request, "server.query",
+                      "bad query text: " + parsed.error().message());
+      }
+      auto client = caf::actor_cast<caf::actor_addr>(self->current_sender());
+      auto running = st.client_of.size();
+      if (running >= opts.max_queries) {
+        stats->refused.fetch_add(1);
+        return to_error(rejection{code::too_many_inflight, "server.max_queries", running + 1,
+                                  opts.max_queries, 100, "the server runs as many queries as it may"});
+      }
+      auto mine = st.per_client[client];
+      if (mine >= opts.max_queries_per_client) {
+        if (mine == 0)
+          st.per_client.erase(client);
+        stats->refused.fetch_add(1);
+        return to_error(rejection{code::too_many_inflight, "server.max_queries_per_client",
+                                  mine + 1, opts.max_queries_per_client, 100,
+                                  "this client runs as many queries as it may; wait for one to end"});
+      }
+      auto deadline = req.deadline_ms() == 0
+                        ? opts.query_deadline_ms
+                        : std::min<uint64_t>(req.deadline_ms(), opts.query_deadline_ms);
+      req.set_deadline_ms(static_cast<uint32_t>(deadline));
+      if (req.now_ms() == 0)
+        req.set_now_ms(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+      auto id = st.next_query_id++;
+      auto p = self->spawn(proxyer, registry, opts, stats, id);
+      self->monitor(p);
+      ++st.per_client[client];
+      st.client_of.emplace(p.address(), client);
+      st.by_request[{client, rid}] = p;
+      stats->started.fetch_add(1);
+      stats->running.fetch_add(1);
+      self->delegate(p, wire_stream_atom::value, req.SerializeAsString(), rid);
+      return caf::delegated<std::string>{};
+    },
+    [=](cancel_atom, uint64_t rid) {
+      auto& st = self->state;
+      auto i = st.by_request.find({caf::actor_cast<caf::actor_addr>(self->current_sender()), rid});
+      if (i != st.by_request.end())
+        self->send(i->second, cancel_atom::value, rid);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt, caf::actor registry,
+                              server_options opts, std::shared_ptr<proxy_stats> stats) {
+  return spawn_limited_fun(sys, rt, "proxy", router, std::move(registry), std::move(opts),
+                           std::move(stats));
+}
+
+} // namespace levee::server

@@ -1,0 +1,42 @@
+#pragma once
+// The query path on the server (DESIGN.md "Satellites and the proxy"): a router, exposed
+// as the wire target "query", that checks a query and the limits on queries, then one
+// proxyer actor per query that forwards it to one satellite (by id) or fans it out to the
+// healthy satellites a label selector matches, relays their batches to the client in
+// order, merges count queries, applies the limit across satellites, and ends with
+// EndOfStream (QueryStats). Refusals: bad_request (query text, with its position),
+// too_many_inflight (server.max_queries, server.max_queries_per_client), not_found /
+// unavailable (no such or no healthy satellite; a satellite lost mid-query),
+// message_too_large (server.max_result_bytes), deadline_exceeded, cancelled.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/runtime.hpp"
+#include "server/registry.hpp"
+
+namespace levee::server {
+
+struct proxy_stats {
+  std::atomic<uint64_t> started{0};
+  std::atomic<uint64_t> completed{0};
+  std::atomic<uint64_t> failed{0};     // ended with a Reject other than cancelled
+  std::atomic<uint64_t> cancelled{0};
+  std::atomic<uint64_t> refused{0};    // refused before any satellite was asked
+  std::atomic<uint64_t> running{0};
+  std::atomic<uint64_t> rows{0};
+  std::atomic<uint64_t> bytes{0};
+};
+
+/// The router: a limited actor of kind "proxy". It answers
+///   (wire_stream_atom, QueryRequest bytes, request id) -> QueryStats bytes, with
+///   (wire_batch_atom, request id, ResultBatch bytes) sent to the connection before it;
+///   (cancel_atom, request id) from the connection cancels that query.
+caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt, caf::actor registry,
+                              server_options opts, std::shared_ptr<proxy_stats> stats);
+
+} // namespace levee::server

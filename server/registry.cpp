@@ -1,0 +1,273 @@
+#include "server/registry.hpp"
+
+#include <chrono>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/caf_error.hpp"
+#include "actors/limited_actor.hpp"
+#include "limits/config_fields.hpp"
+#include "net/satellite.pb.h"
+
+namespace levee::server {
+
+namespace {
+
+using O = server_options;
+
+const field_spec<O> fields[] = {
+  {"heartbeat_interval_ms", &O::heartbeat_interval_ms, 10, 3'600'000, "ms"},
+  {"unhealthy_after", &O::unhealthy_after, 1, 1000, "heartbeats"},
+  {"disconnect_after", &O::disconnect_after, 1, 10'000, "heartbeats"},
+  {"max_satellites", &O::max_satellites, 1, 1u << 20, "satellites"},
+  {"max_queries", &O::max_queries, 1, 1u << 20, "queries"},
+  {"max_queries_per_client", &O::max_queries_per_client, 1, 1u << 20, "queries"},
+  {"max_result_bytes", &O::max_result_bytes, 1024, 64 * defaults::GiB, "bytes"},
+  {"query_deadline_ms", &O::query_deadline_ms, 1, 86'400'000, "ms"},
+};
+
+enum class health { healthy, unhealthy, disconnected };
+
+const char* name_of(health h) {
+  switch (h) {
+    case health::healthy: return "healthy";
+    case health::unhealthy: return "unhealthy";
+    default: return "disconnected";
+  }
+}
+
+struct entry {
+  std::map<std::string, std::string> labels;
+  caf::actor connection;
+  health state = health::healthy;
+  int64_t last_seen_ms = 0;
+  int64_t changed_ms = 0;  // when the state last changed (the oldest disconnected goes first)
+  uint64_t sequence = 0;
+  wire::StoreStats store;
+  double load = 0;
+  std::string address;
+  uint32_t queries_running = 0;
+};
+
+struct registry_state {
+  std::map<std::string, entry> satellites;
+  uint64_t next_assigned = 1;
+  const char* name = "levee.registry";
+};
+
+using registry_actor = caf::stateful_actor<registry_state, limited_actor>;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+caf::error refuse(code c, const char* limit, std::string detail, uint64_t observed = 0,
+                  uint64_t max = 0) {
+  return to_error(rejection{c, limit, observed, max, 0, std::move(detail)});
+}
+
+void set_state(entry& e, health h, int64_t now) {
+  if (e.state != h) {
+    e.state = h;
+    e.changed_ms = now;
+  }
+}
+
+/// Moves satellites along healthy -> unhealthy -> disconnected by missed heartbeats; a
+/// disconnected one's connection is closed, so queries on it fail at once.
+void check_heartbeats(registry_actor* self, const server_options& opts) {
+  auto now = now_ms();
+  auto interval = static_cast<int64_t>(opts.heartbeat_interval_ms);
+  for (auto& [id, e] : self->state.satellites) {
+    if (e.state == health::disconnected)
+      continue;
+    auto missed = (now - e.last_seen_ms) / interval;
+    if (missed >= static_cast<int64_t>(opts.disconnect_after)) {
+      set_state(e, health::disconnected, now);
+      if (e.connection)
+        self->send(e.connection, stop_atom::value);  // closes it; its queries get unavailable
+      e.connection = nullptr;
+    } else if (missed >= static_cast<int64_t>(opts.unhealthy_after)) {
+      set_state(e, health::unhealthy, now);
+    }
+  }
+}
+
+caf::behavior registry(registry_actor* self, server_options opts) {
+  self->set_down_handler([=](caf::down_msg& msg) {
+    for (auto& [id, e] : self->state.satellites)
+      if (e.connection && e.connection.address() == msg.source) {
+        e.connection = nullptr;
+        set_state(e, health::disconnected, now_ms());
+      }
+  });
+  auto check_every = std::chrono::milliseconds(std::max<uint64_t>(opts.heartbeat_interval_ms / 4, 5));
+  self->delayed_send(self, check_every, tick_atom::value);
+  return {
+    [=](register_atom, const std::string& payload) -> caf::result<std::string> {
+      auto& st = self->state;
+      wire::Register reg;
+      if (!reg.ParseFromString(payload))
+        return refuse(code::bad_request, "server.register", "a Register that does not parse");
+      if (!opts.satellite_token.empty() && reg.token() != opts.satellite_token)
+        return refuse(code::unauthenticated, "server.satellite_token",
+                      reg.token().empty() ? "this server requires a satellite token"
+                                          : "wrong satellite token");
+      auto conn = caf::actor_cast<caf::actor>(self->current_sender());
+      auto id = reg.satellite_id();
+      if (id.empty()) {
+        do
+          id = "sat-" + std::to_string(st.next_assigned++);
+        while (st.satellites.count(id) != 0);
+      }
+      auto now = now_ms();
+      auto it = st.satellites.find(id);
+      if (it != st.satellites.end() && it->second.state != health::disconnected
+          && it->second.connection && it->second.connection != conn)
+        return refuse(code::permission_denied, "server.satellite_id",
+                      "satellite id '" + id
+                        + "' is registered by another live connection; give this satellite "
+                          "another id or stop the other one");
+      if (it == st.satellites.end() && st.satellites.size() >= opts.max_satellites) {
+        // At the bound: forget the satellite disconnected longest ago, if any.
+        auto oldest = st.satellites.end();
+        for (auto i = st.satellites.begin(); i != st.satellites.end(); ++i)
+          if (i->second.state == health::disconnected
+              && (oldest == st.satellites.end() || i->second.changed_ms < oldest->second.changed_ms))
+            oldest = i;
+        if (oldest == st.satellites.end())
+          return refuse(code::too_many_connections, "server.max_satellites",
+                        "the registry is full of live satellites", st.satellites.size() + 1,
+                        opts.max_satellites);
+        st.satellites.erase(oldest);
+      }
+      auto& e = st.satellites[id];
+      e.labels.clear();
+      for (auto& [k, v] : reg.labels())
+        e.labels.emplace(k, v);
+      if (e.connection != conn && conn)
+        self->monitor(conn);
+      e.connection = conn;
+      e.state = health::healthy;
+      e.changed_ms = now;
+      e.last_seen_ms = now;
+      e.sequence = 0;
+      e.store = reg.store();
+      e.address = reg.address();
+      wire::RegisterAck ack;
+      ack.set_satellite_id(id);
+      ack.set_heartbeat_interval_ms(static_cast<uint32_t>(opts.heartbeat_interval_ms));
+      return ack.SerializeAsString();
+    },
+    [=](heartbeat_atom, const std::string& payload) -> caf::result<std::string> {
+      wire::Heartbeat hb;
+      if (!hb.ParseFromString(payload))
+        return refuse(code::bad_request, "server.heartbeat", "a Heartbeat that does not parse");
+      auto it = self->state.satellites.find(hb.satellite_id());
+      auto conn = caf::actor_cast<caf::actor>(self->current_sender());
+      if (it == self->state.satellites.end() || it->second.connection != conn)
+        return refuse(code::not_found, "server.satellite_id",
+                      "satellite '" + hb.satellite_id()
+                        + "' is not registered on this connection; register again");
+      auto& e = it->second;
+      auto now = now_ms();
+      e.last_seen_ms = now;
+      e.sequence = hb.sequence();
+      e.store = hb.store();
+      e.load = hb.load();
+      e.queries_running = hb.queries_running();
+      if (!hb.address().empty())
+        e.address = hb.address();
+      set_state(e, health::healthy, now);
+      return wire::HeartbeatAck{}.SerializeAsString();
+    },
+    [=](list_atom) -> std::string {
+      wire::SatelliteList out;
+      auto now = now_ms();
+      for (auto& [id, e] : self->state.satellites) {
+        auto& s = *out.add_satellites();
+        s.set_satellite_id(id);
+        for (auto& [k, v] : e.labels)
+          (*s.mutable_labels())[k] = v;
+        s.set_state(name_of(e.state));
+        s.set_since_heartbeat_ms(static_cast<uint64_t>(std::max<int64_t>(0, now - e.last_seen_ms)));
+        s.set_sequence(e.sequence);
+        *s.mutable_store() = e.store;
+        s.set_load(e.load);
+        s.set_address(e.address);
+        s.set_queries_running(e.queries_running);
+      }
+      return out.SerializeAsString();
+    },
+    [=](lookup_atom, const std::string& payload) -> caf::result<std::vector<satellite_ref>> {
+      wire::QueryRequest q;
+      if (!q.ParseFromString(payload))
+        return refuse(code::bad_request, "server.query", "a QueryRequest that does not parse");
+      std::vector<satellite_ref> out;
+      auto& sats = self->state.satellites;
+      if (!q.satellite_id().empty()) {
+        auto it = sats.find(q.satellite_id());
+        if (it == sats.end())
+          return refuse(code::not_found, "server.satellite_id",
+                        "no satellite '" + q.satellite_id() + "' is registered; `levee satellites` lists them");
+        if (it->second.state != health::healthy || !it->second.connection)
+          return refuse(code::unavailable, "server.satellite_id",
+                        "satellite '" + q.satellite_id() + "' is " + name_of(it->second.state));
+        out.push_back(satellite_ref{it->first, it->second.connection});
+        return out;
+      }
+      size_t matching = 0;
+      for (auto& [id, e] : sats) {
+        bool match = true;
+        for (auto& [k, v] : q.selector()) {
+          auto l = e.labels.find(k);
+          match = match && l != e.labels.end() && l->second == v;
+        }
+        if (!match)
+          continue;
+        ++matching;
+        if (e.state == health::healthy && e.connection)
+          out.push_back(satellite_ref{id, e.connection});
+      }
+      if (matching == 0)
+        return refuse(code::not_found, "server.selector",
+                      q.selector().empty() ? "no satellite is registered"
+                                           : "no registered satellite has these labels");
+      if (out.empty())
+        return refuse(code::unavailable, "server.selector",
+                      std::to_string(matching) + " satellites match, none of them healthy");
+      return out;
+    },
+    [=](tick_atom) {
+      check_heartbeats(self, opts);
+      self->delayed_send(self, check_every, tick_atom::value);
+    },
+  };
+}
+
+} // namespace
+
+result<server_options> server_from_config(const flat_config& cfg) {
+  server_options out;
+  if (auto st = read_fields(out, cfg, "server", fields, {"satellite_token", "listen"}); !st)
+    return st;
+  if (auto i = cfg.find("server.satellite_token"); i != cfg.end())
+    out.satellite_token = i->second;
+  if (auto i = cfg.find("server.listen"); i != cfg.end())
+    out.listen = i->second;
+  if (out.disconnect_after <= out.unhealthy_after)
+    return status::error(code::bad_request,
+                         "server.disconnect_after = " + std::to_string(out.disconnect_after)
+                           + ": must be more than server.unhealthy_after ("
+                           + std::to_string(out.unhealthy_after) + ")");
+  return out;
+}
+
+caf::actor spawn_registry(caf::actor_system& sys, runtime& rt, server_options opts) {
+  return spawn_limited_fun(sys, rt, "registry", registry, std::move(opts));
+}
+
+} // namespace levee::server

@@ -1,0 +1,59 @@
+#pragma once
+// The satellite registry of a server (DESIGN.md "Satellites and the proxy"): satellites
+// register over the connection they dialed, heartbeat every heartbeat_interval, and move
+// healthy -> unhealthy (unhealthy_after missed beats) -> disconnected (disconnect_after
+// missed beats, or their connection closed). A live id registering again is refused with
+// `permission_denied`. Queries only go to healthy satellites.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+
+#include "actors/runtime.hpp"
+#include "limits/config_file.hpp"
+#include "limits/defaults.hpp"
+#include "limits/status.hpp"
+
+namespace levee::server {
+
+/// [server]: the registry's and the proxyers' settings.
+struct server_options {
+  uint64_t heartbeat_interval_ms = defaults::server_heartbeat_interval_ms;
+  uint64_t unhealthy_after = defaults::server_unhealthy_after;
+  uint64_t disconnect_after = defaults::server_disconnect_after;
+  uint64_t max_satellites = defaults::server_max_satellites;
+  uint64_t max_queries = defaults::server_max_queries;
+  uint64_t max_queries_per_client = defaults::server_max_queries_per_client;
+  uint64_t max_result_bytes = defaults::server_max_result_bytes;
+  uint64_t query_deadline_ms = defaults::server_query_deadline_ms;
+  std::string satellite_token;  // a satellite's Register must carry it; empty = any
+  std::string listen = "127.0.0.1:7400";
+};
+
+/// Reads [server] (unknown keys and bad values are errors naming the key).
+result<server_options> server_from_config(const flat_config& cfg);
+
+/// A satellite a query may go to: its id and the connection it dialed.
+struct satellite_ref {
+  std::string id;
+  caf::actor connection;
+};
+
+/// Spawns the registry (a limited actor of kind "registry") and returns it. It answers
+///   (register_atom, Register bytes) -> RegisterAck bytes   (sender: the connection)
+///   (heartbeat_atom, Heartbeat bytes) -> HeartbeatAck bytes
+///   (list_atom) -> SatelliteList bytes
+///   (lookup_atom, QueryRequest bytes) -> std::vector<satellite_ref>, or an error:
+///     not_found (no such id / nothing matches the selector), unavailable (not healthy).
+caf::actor spawn_registry(caf::actor_system& sys, runtime& rt, server_options opts);
+
+} // namespace levee::server
+
+// Only ever sent between actors of one process (connection handles are not serializable).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<levee::server::satellite_ref>)
