@@ -98,9 +98,11 @@ std::unique_ptr<caf::actor_system> make_system(caf::actor_system_config& cfg) {
 int run_node(const std::vector<std::string>& args) {
   po::options_description opts{"levee node --config FILE: run the roles the file names"};
   node_args a;
+  bool check = false;
   opts.add_options()
     ("help,h", "this text")
     ("config", po::value(&a.config), "INI file (configs/server.ini, configs/satellite-a.ini, ...)")
+    ("check", po::bool_switch(&check), "validate the config and exit (0: valid)")
     ("set", po::value(&a.overrides)->composing(),
      "override a key of the file, e.g. --set server.listen=127.0.0.1:7500");
   auto parsed = parse_args("node", opts, args);
@@ -144,6 +146,10 @@ int run_node(const std::vector<std::string>& args) {
     if (!s)
       return config_error("node", s.error().message());
     sat_cfg = *s;
+  }
+  if (check) {
+    std::printf("levee node: %s is valid (roles: %s)\n", a.config.c_str(), r->second.c_str());
+    return 0;
   }
 
   auto signals = block_stop_signals();
@@ -193,10 +199,11 @@ int run_local(const std::vector<std::string>& args) {
     "levee local: a server and two satellites with sample data in one process"};
   node_args a;
   std::string data_dir, query_text;
-  bool exit_after = false;
+  bool exit_after = false, check = false;
   uint64_t rate = 200;
   opts.add_options()
     ("help,h", "this text")
+    ("check", po::bool_switch(&check), "validate the config and exit (0: valid)")
     ("config", po::value(&a.config), "INI file with [server], [net], [limits] (configs/local.ini)")
     ("set", po::value(&a.overrides)->composing(), "override a key, e.g. --set server.listen=127.0.0.1:0")
     ("data-dir", po::value(&data_dir), "where the satellites keep their stores (default: a new temporary directory)")
@@ -229,6 +236,10 @@ int run_local(const std::vector<std::string>& args) {
     return config_error("local", server_opts.error().message());
   if (rate == 0 || rate > 1'000'000)
     return usage_error("local", "--rate must be between 1 and 1000000 events per second");
+  if (check) {
+    std::printf("levee local: %s is valid\n", a.config.empty() ? "the built-in config" : a.config.c_str());
+    return 0;
+  }
   bool temp_data = data_dir.empty();
   if (temp_data) {
     char tmpl[] = "/tmp/levee-local-XXXXXX";

@@ -242,8 +242,9 @@ caf::behavior store(store_actor* self, std::shared_ptr<persistence::segment_log>
 struct source_state {
   std::shared_ptr<events::source> src;
   std::vector<events::event> polled;
-  std::vector<std::string> values;     // waiting for the store (held until it takes them)
-  std::vector<int64_t> timestamps;
+  std::deque<std::string> values;     // waiting for the store (held until it takes them)
+  std::deque<int64_t> timestamps;
+  size_t chunk = 0;                   // events per append; halved when the store says too large
   bool waiting = false;
   uint64_t bad_seen = 0;
   bool stopped = false;
@@ -252,10 +253,16 @@ struct source_state {
 
 using source_actor = caf::stateful_actor<source_state, limited_actor>;
 
+/// Polls the source every `interval` and hands what it read to the store, one append in
+/// flight: a source that produces faster than the store takes waits (a file is simply
+/// read later). A refused append is kept and offered again; one too large for the store's
+/// message bound is split; a single event too large even alone is dropped, counted and
+/// reported (it can never be stored).
 caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> src,
                           caf::actor store, milliseconds interval, uint64_t max_events,
                           std::string name, std::shared_ptr<satellite_stats> stats) {
   self->state.src = std::move(src);
+  self->state.chunk = max_events;
   self->send(self, tick_atom::value);
   return {
     [=](tick_atom) {
@@ -275,24 +282,25 @@ caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> sr
           events::encode(e, st.values.back());
           st.timestamps.push_back(e.timestamp_ms);
         }
+        if (st.values.empty()) {
+          self->delayed_send(self, interval, tick_atom::value);
+          return;
+        }
       }
-      if (st.values.empty()) {
-        self->delayed_send(self, interval, tick_atom::value);
-        return;
-      }
-      // One append in flight: a source that produces faster than the store takes waits
-      // (a file is simply read later); a refused append is kept and offered again.
+      auto n = std::min(st.values.size(), st.chunk);
+      std::vector<std::string> values(st.values.begin(), st.values.begin() + static_cast<std::ptrdiff_t>(n));
+      std::vector<int64_t> ts(st.timestamps.begin(), st.timestamps.begin() + static_cast<std::ptrdiff_t>(n));
+      auto full = st.polled.size() >= max_events;
       st.waiting = true;
-      auto full = st.values.size() >= max_events;
-      self->request(store, seconds(30), append_atom::value, st.values, st.timestamps)
+      self->request(store, seconds(30), append_atom::value, std::move(values), std::move(ts))
         .then(
           [=](uint64_t) {
             auto& s = self->state;
             s.waiting = false;
-            s.values.clear();
-            s.timestamps.clear();
-            if (full)
-              self->send(self, tick_atom::value);  // more may be waiting right now
+            s.values.erase(s.values.begin(), s.values.begin() + static_cast<std::ptrdiff_t>(n));
+            s.timestamps.erase(s.timestamps.begin(), s.timestamps.begin() + static_cast<std::ptrdiff_t>(n));
+            if (!s.values.empty() || full)
+              self->send(self, tick_atom::value);  // more is waiting right now
             else
               self->delayed_send(self, interval, tick_atom::value);
           },
@@ -302,11 +310,19 @@ caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> sr
             stats->store_refusals.fetch_add(1);
             auto r = rejection_from(err);
             if (r && r->code == code::message_too_large) {
-              // Never storable: dropped, and said so, instead of offered forever.
-              std::fprintf(stderr, "levee satellite: source %s: %zu events refused by the store: %s\n",
-                           name.c_str(), s.values.size(), r->to_string().c_str());
-              s.values.clear();
-              s.timestamps.clear();
+              if (s.chunk > 1) {
+                s.chunk = std::max<size_t>(1, n / 2);
+                self->send(self, tick_atom::value);
+                return;
+              }
+              std::fprintf(stderr, "levee satellite: source %s: an event the store can never take "
+                                   "was dropped: %s\n",
+                           name.c_str(), r->to_string().c_str());
+              stats->events_dropped.fetch_add(1);
+              s.values.pop_front();
+              s.timestamps.pop_front();
+              self->send(self, tick_atom::value);
+              return;
             }
             auto wait = r && r->retry_after_ms > 0 ? milliseconds(r->retry_after_ms) : interval;
             self->delayed_send(self, wait, tick_atom::value);

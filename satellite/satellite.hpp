@@ -75,6 +75,7 @@ struct satellite_stats {
   std::atomic<uint64_t> events_stored{0};
   std::atomic<uint64_t> bad_lines{0};
   std::atomic<uint64_t> store_refusals{0};   // appends the store refused (retried later)
+  std::atomic<uint64_t> events_dropped{0};   // single events too large for the store's bound
   std::atomic<uint64_t> queries{0};
   std::atomic<uint64_t> queries_refused{0};
   std::atomic<uint64_t> queries_running{0};
