@@ -14,13 +14,6 @@ uint32_t read_u32_be(const uint8_t* p) noexcept {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
-void append_u32_be(std::string& out, uint32_t v) {
-  out.push_back(static_cast<char>(v >> 24));
-  out.push_back(static_cast<char>(v >> 16));
-  out.push_back(static_cast<char>(v >> 8));
-  out.push_back(static_cast<char>(v));
-}
-
 rejection refuse(code c, const char* limit, uint64_t observed, uint64_t max, std::string detail) {
   return rejection{c, limit, observed, max, 0, std::move(detail)};
 }
