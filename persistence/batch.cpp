@@ -265,6 +265,87 @@ batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batc
   return batch_check::ok;
 }
 
+status visit_records(const batch_header& h, const uint8_t* batch, std::string& scratch,
+                     const std::function<void(const record_view&)>& fn) {
+  const uint8_t* body = batch + batch_header_bytes;
+  size_t body_size = h.length - batch_header_bytes;
+  if (h.attributes & attr_lz4) {
+    scratch.resize(h.payload_bytes);
+    auto n = LZ4_decompress_safe(reinterpret_cast<const char*>(body), scratch.data(),
+                                 static_cast<int>(body_size), static_cast<int>(h.payload_bytes));
+    if (n < 0 || static_cast<uint32_t>(n) != h.payload_bytes)
+      return status::error(code::storage_error, "a compressed batch does not decompress");
+    body = reinterpret_cast<const uint8_t*>(scratch.data());
+    body_size = scratch.size();
+  }
+  const uint8_t* p = body;
+  const uint8_t* end = body + body_size;
+  bool compacted = h.version == batch_format_compacted;
+  uint64_t count = 0;
+  int64_t previous_delta = -1;
+  auto corrupt = [] {
+    return status::error(code::storage_error, "a record in a batch does not parse");
+  };
+  // The protobuf wire format of Record (record.proto), read in place: fields 1 key, 2
+  // value, 3 timestamp_ms, 4 headers (skipped), 5 offset_delta; unknown fields skipped.
+  while (compacted ? p < end : count < h.offset_count) {
+    uint64_t len = 0;
+    if (!get_varint(p, end, len) || len > static_cast<uint64_t>(end - p))
+      return corrupt();
+    const uint8_t* r = p;
+    const uint8_t* r_end = p + len;
+    p = r_end;
+    record_view v;
+    uint64_t delta = 0;
+    while (r < r_end) {
+      uint64_t tag = 0;
+      if (!get_varint(r, r_end, tag))
+        return corrupt();
+      auto field = tag >> 3;
+      auto wire_type = tag & 7;
+      if (wire_type == 0) {
+        uint64_t x = 0;
+        if (!get_varint(r, r_end, x))
+          return corrupt();
+        if (field == 3)
+          v.timestamp_ms = static_cast<int64_t>(x);
+        else if (field == 5)
+          delta = x;
+      } else if (wire_type == 2) {
+        uint64_t n = 0;
+        if (!get_varint(r, r_end, n) || n > static_cast<uint64_t>(r_end - r))
+          return corrupt();
+        std::string_view bytes{reinterpret_cast<const char*>(r), static_cast<size_t>(n)};
+        if (field == 1)
+          v.key = bytes;
+        else if (field == 2)
+          v.value = bytes;
+        r += n;
+      } else if (wire_type == 1 && r_end - r >= 8) {
+        r += 8;
+      } else if (wire_type == 5 && r_end - r >= 4) {
+        r += 4;
+      } else {
+        return corrupt();
+      }
+    }
+    if (compacted) {
+      auto d = static_cast<int64_t>(delta);
+      if (delta > std::numeric_limits<uint32_t>::max() || d <= previous_delta || d >= static_cast<int64_t>(h.offset_count))
+        return status::error(code::storage_error,
+                             "a record of a compacted batch has offset delta "
+                               + std::to_string(delta) + " out of order or outside the batch");
+      previous_delta = d;
+      v.offset = h.base_offset + delta;
+    } else {
+      v.offset = h.base_offset + count;
+    }
+    ++count;
+    fn(v);
+  }
+  return {};
+}
+
 status decode_records(const batch_header& h, const uint8_t* batch,
                       std::vector<stored_record>& out) {
   const uint8_t* body = batch + batch_header_bytes;

@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -80,6 +82,19 @@ enum class batch_check {
 /// `why` says what is wrong.
 batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batch_bytes,
                         batch_header& header, std::string& why);
+
+/// A record as it lies in a batch: views into the batch (or its inflated payload).
+struct record_view {
+  uint64_t offset = 0;
+  std::string_view key;
+  std::string_view value;
+  int64_t timestamp_ms = 0;
+};
+
+/// Calls `fn` for each record of a batch that passed check_batch, without copying keys
+/// or values (headers are skipped). `scratch` holds a compressed payload, inflated.
+status visit_records(const batch_header& header, const uint8_t* batch, std::string& scratch,
+                     const std::function<void(const record_view&)>& fn);
 
 /// Decodes the records of a batch that passed check_batch.
 status decode_records(const batch_header& header, const uint8_t* batch,

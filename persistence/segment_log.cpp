@@ -738,10 +738,10 @@ result<size_t> segment_log::apply_retention(const retention& policy, int64_t now
   return removed;
 }
 
-result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max_bytes) const {
-  std::vector<stored_record> out;
+result<uint64_t> segment_log::walk(uint64_t from, uint64_t max_bytes,
+                                   const batch_visitor& on_batch) const {
   if (from >= next_offset_)
-    return out;
+    return next_offset_;
   if (from < start_offset())
     return status::error(code::not_found, "offset " + std::to_string(from)
                                             + " is before the start of the log ("
@@ -751,6 +751,8 @@ result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max
                                  [](uint64_t o, const segment& s) { return o < s.base_offset; });
   --seg_it;
   uint64_t read_bytes = 0;
+  uint64_t produced = 0;
+  uint64_t next = from;
   // Chunks sized to the read, so a small read does not pull in a megabyte.
   auto chunk = std::min<uint64_t>(std::max<uint64_t>(max_bytes, 64 * 1024),
                                   defaults::log_read_chunk_bytes);
@@ -778,23 +780,55 @@ result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max
         reader.advance(h.length);  // before `from`: walked past, not decoded
         continue;
       }
-      if (!out.empty() && read_bytes + h.length > max_bytes)
-        return out;  // at least one record when any is there
-      auto first = out.size();
-      if (auto st = decode_records(h, data, out); !st)
-        return status::error(code::storage_error, st.message() + " in " + seg.path
+      if (produced > 0 && read_bytes + h.length > max_bytes)
+        return next;  // at least one record when any is there
+      auto n = on_batch(h, data);
+      if (!n)
+        return status::error(code::storage_error, n.error().message() + " in " + seg.path
                                                     + " at byte "
                                                     + std::to_string(reader.position()));
-      if (first < out.size() && out[first].offset < from) {
-        auto keep_from = std::find_if(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
-                                      [&](const stored_record& r) { return r.offset >= from; });
-        out.erase(out.begin() + static_cast<std::ptrdiff_t>(first), keep_from);
-      }
+      produced += *n;
       read_bytes += h.length;
+      next = h.base_offset + h.offset_count;
       reader.advance(h.length);
     }
   }
+  return next;
+}
+
+result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max_bytes) const {
+  std::vector<stored_record> out;
+  auto walked = walk(from, max_bytes, [&](const batch_header& h, const uint8_t* data) -> result<size_t> {
+    auto first = out.size();
+    if (auto st = decode_records(h, data, out); !st)
+      return st;
+    if (first < out.size() && out[first].offset < from) {
+      auto keep_from = std::find_if(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+                                    [&](const stored_record& r) { return r.offset >= from; });
+      out.erase(out.begin() + static_cast<std::ptrdiff_t>(first), keep_from);
+    }
+    return out.size() - first;
+  });
+  if (!walked)
+    return walked.error();
   return out;
+}
+
+result<uint64_t> segment_log::visit(uint64_t from, uint64_t max_bytes,
+                                    const std::function<void(const record_view&)>& fn) const {
+  std::string scratch;  // a compressed batch's payload, inflated
+  return walk(from, max_bytes, [&](const batch_header& h, const uint8_t* data) -> result<size_t> {
+    size_t n = 0;
+    auto st = visit_records(h, data, scratch, [&](const record_view& r) {
+      if (r.offset >= from) {
+        ++n;
+        fn(r);
+      }
+    });
+    if (!st)
+      return st;
+    return n;
+  });
 }
 
 result<segment_log::compaction_report> segment_log::compact(const compaction& policy,

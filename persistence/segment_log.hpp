@@ -102,6 +102,12 @@ public:
   /// least one record when any is there).
   result<std::vector<stored_record>> read(uint64_t from, uint64_t max_bytes) const;
 
+  /// Like read(), without copying: `fn` sees each record from `from` on as views into the
+  /// log's read buffer, valid only during the call. Returns the offset to continue from
+  /// (after the last batch visited; next_offset() at the end).
+  result<uint64_t> visit(uint64_t from, uint64_t max_bytes,
+                         const std::function<void(const record_view&)>& fn) const;
+
   /// The offset of the first batch that may hold records at or after `timestamp_ms` (a
   /// batch's largest timestamp is at least it); next_offset() when none does. Records are
   /// not assumed to be in timestamp order: the caller filters what it reads from there.
@@ -189,6 +195,11 @@ private:
   /// The segment's descriptor, opened if needed (closing the least recently used other
   /// closed segment's past max_open_files); -errno on failure.
   int fd_of(segment& seg) const;
+  /// Walks verified batches from `from`, whole batches, up to about `max_bytes` (at least
+  /// one that produced a record); `on_batch` says how many records it took. Returns the
+  /// offset after the last batch walked.
+  using batch_visitor = std::function<result<size_t>(const batch_header&, const uint8_t*)>;
+  result<uint64_t> walk(uint64_t from, uint64_t max_bytes, const batch_visitor& on_batch) const;
   status roll(uint64_t base_offset);
   /// Writes an encoded batch covering `offset_count` offsets from next_offset_, rolling
   /// first when the segment is full.

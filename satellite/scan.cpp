@@ -25,35 +25,41 @@ status scan_task::step(const persistence::segment_log& log, uint64_t step_bytes,
     finish(emit);
     return {};
   }
-  auto recs = log.read(next_, step_bytes);
-  if (!recs)
-    return recs.error();
-  if (recs->empty()) {
-    finish(emit);
-    return {};
-  }
   auto limit = q_.limit();
-  for (auto& r : *recs) {
-    if (r.offset >= end_)
-      break;
+  status failed;
+  bool stop = false;
+  // Records are seen in place (no copies); a row copies only what it returns.
+  auto visited = log.visit(next_, step_bytes, [&](const persistence::record_view& r) {
+    if (stop)
+      return;
+    if (r.offset >= end_) {
+      next_ = end_;  // appended after the query started: not part of it
+      stop = true;
+      return;
+    }
     next_ = r.offset + 1;
     ++scanned_;
-    if (!range_.contains(r.rec.timestamp_ms))
-      continue;  // before decoding: the record's timestamp is the event's
-    if (auto st = events::from_record(r.rec, ev_); !st)
-      return status::error(code::storage_error,
-                           "stored event at offset " + std::to_string(r.offset)
-                             + " does not decode: " + st.message());
+    if (!range_.contains(r.timestamp_ms))
+      return;  // before decoding: the record's timestamp is the event's
+    if (auto st = events::decode(r.value, ev_); !st) {
+      failed = status::error(code::storage_error, "stored event at offset "
+                                                    + std::to_string(r.offset)
+                                                    + " does not decode: " + st.message());
+      stop = true;
+      return;
+    }
     if (!q_.matches(ev_))
-      continue;
+      return;
     if (counts_) {
-      if (auto st = counts_->add(ev_); !st)
-        return st;
-      continue;
+      if (auto st = counts_->add(ev_); !st) {
+        failed = st;
+        stop = true;
+      }
+      return;
     }
     auto& row = *batch_.add_events();
     if (q_.fields().empty())
-      row = r.rec.value;  // the stored encoding is the row
+      row.assign(r.value.data(), r.value.size());  // the stored encoding is the row
     else
       events::encode(query::project(q_, ev_), row);
     batch_bytes_ += row.size();
@@ -61,12 +67,19 @@ status scan_task::step(const persistence::segment_log& log, uint64_t step_bytes,
     if (limit && rows_ >= *limit) {
       truncated_ = true;
       next_ = end_;
-      break;
+      stop = true;
+      return;
     }
     if (static_cast<uint64_t>(batch_.events_size()) >= limits_.batch_max_rows
         || batch_bytes_ >= limits_.batch_max_bytes)
       flush(emit);
-  }
+  });
+  if (!visited)
+    return visited.error();
+  if (!failed)
+    return failed;
+  if (!stop)
+    next_ = std::max(next_, *visited);  // past holes and batches with nothing after next_
   if (next_ >= end_)
     finish(emit);
   return {};
