@@ -383,6 +383,9 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
           auto& s = self->state;
           --s.inflight;
           s.streams.erase(rid);
+          // Past the deadline nobody reads the stream: the work behind it stops too.
+          if (err == caf::sec::request_timeout)
+            self->send(target, cancel_atom::value, rid);
           send_reject(self, rid, rejection_of(err));
         });
     return;
@@ -717,6 +720,7 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
       auto& s = self->state;
       if (s.closed)
         return;
+      fail_outgoing(self);  // the peer is gone: our requests get unavailable, its streams stop
       s.closed = true;
       if (s.counted)
         s.ctx->connection_closed();
@@ -732,6 +736,12 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
                        rejection{code::shutting_down, "net.listener", 0, 0, 0,
                                  self->state.dialed ? "this node is shutting down"
                                                     : "the server is shutting down"});
+    },
+    [=](stop_atom, uint32_t code_number, std::string& limit, std::string& detail) {
+      // Closed by the node for a reason of its own (e.g. a satellite that missed its
+      // heartbeats), told to the peer with that reason.
+      auto c = code_from_number(code_number).value_or(code::unavailable);
+      reject_and_close(self, 0, rejection{c, std::move(limit), 0, 0, 0, std::move(detail)});
     },
     [=](resume_atom) {
       auto& s = self->state;

@@ -164,14 +164,17 @@ status segment_log::recover(recovery_report& report) {
 }
 
 /// Walks the batches of a segment file from a position, reading the file in bounded
-/// chunks (log_read_chunk_bytes, or one batch when a batch is bigger), so that neither
-/// recovery nor a read holds more than a chunk of a segment of any size.
+/// chunks (up to the chunk size, or one batch when a batch is bigger), so that neither
+/// recovery nor a read holds more than a chunk of a segment of any size. Reads start
+/// small (64 KiB) and double up to the chunk size, so a read that wants one record does
+/// not pull in a megabyte; the buffer may be the caller's, kept between reads.
 class segment_log::batch_reader {
 public:
   batch_reader(file_io& io, int fd, uint64_t position, uint64_t file_size,
-               uint64_t max_batch_bytes, uint64_t chunk_bytes)
+               uint64_t max_batch_bytes, uint64_t chunk_bytes, std::string* buffer = nullptr)
     : io_(io), fd_(fd), pos_(position), file_size_(file_size),
-      max_batch_bytes_(max_batch_bytes), chunk_(std::max<uint64_t>(chunk_bytes, 4096)) {}
+      max_batch_bytes_(max_batch_bytes), chunk_(std::max<uint64_t>(chunk_bytes, 4096)),
+      next_fill_(std::min<uint64_t>(chunk_, 64 * 1024)), buf_(buffer != nullptr ? *buffer : own_) {}
 
   uint64_t position() const noexcept { return pos_; }
   bool at_end() const noexcept { return pos_ >= file_size_; }
@@ -183,16 +186,17 @@ public:
     io_err = 0;
     for (;;) {
       auto have = buffered();
-      auto verdict = check_batch(reinterpret_cast<const uint8_t*>(buf_.data()) + (pos_ - buf_start_),
-                                 have, max_batch_bytes_, h, why);
+      auto at = reinterpret_cast<const uint8_t*>(buf_.data()) + (have > 0 ? pos_ - buf_start_ : 0);
+      auto verdict = check_batch(at, have, max_batch_bytes_, h, why);
       if (verdict != batch_check::incomplete || pos_ + have >= file_size_) {
-        data = reinterpret_cast<const uint8_t*>(buf_.data()) + (pos_ - buf_start_);
+        data = at;
         return verdict;
       }
       // More of the file is there: read from here, at least the batch the header announces.
       uint64_t need = have < batch_header_bytes ? batch_header_bytes : h.length;
-      if ((io_err = fill(std::max<uint64_t>(need, chunk_))) != 0)
+      if ((io_err = fill(std::max<uint64_t>(need, next_fill_))) != 0)
         return batch_check::incomplete;
+      next_fill_ = std::min<uint64_t>(next_fill_ * 2, chunk_);
     }
   }
 
@@ -215,13 +219,28 @@ public:
 
 private:
   uint64_t buffered() const noexcept {
-    auto end = buf_start_ + buf_.size();
+    auto end = buf_start_ + buf_len_;
     return pos_ >= buf_start_ && pos_ < end ? end - pos_ : 0;
   }
+  /// Reads up to `want` bytes from pos_. The buffer only grows (a string zero-fills what
+  /// it grows by, so it is not shrunk and grown again for every read).
   int fill(uint64_t want) {
-    auto n = std::min<uint64_t>(want, file_size_ - pos_);
+    auto n = static_cast<size_t>(std::min<uint64_t>(want, file_size_ - pos_));
+    if (buf_.size() < n)
+      buf_.resize(n);
     buf_start_ = pos_;
-    return read_all_at(io_, fd_, pos_, static_cast<size_t>(n), buf_);
+    buf_len_ = 0;
+    size_t done = 0;
+    while (done < n) {
+      auto r = io_.pread(fd_, buf_.data() + done, n - done, pos_ + done);
+      if (r < 0)
+        return static_cast<int>(r);
+      if (r == 0)
+        return -EIO;
+      done += static_cast<size_t>(r);
+    }
+    buf_len_ = n;
+    return 0;
   }
 
   file_io& io_;
@@ -230,8 +249,11 @@ private:
   uint64_t file_size_;
   uint64_t max_batch_bytes_;
   uint64_t chunk_;
-  std::string buf_;
+  uint64_t next_fill_;
+  std::string own_;
+  std::string& buf_;
   uint64_t buf_start_ = 0;
+  uint64_t buf_len_ = 0;
 };
 
 void segment_log::note_batch(segment& seg, uint64_t base_offset, uint64_t position,
@@ -762,7 +784,7 @@ result<uint64_t> segment_log::walk(uint64_t from, uint64_t max_bytes,
     if (fd < 0)
       return io_error("cannot open segment", seg.path, fd);
     batch_reader reader{io_, fd, start_position(seg, from), seg.size,
-                        opts_.limits.max_batch_bytes, chunk};
+                        opts_.limits.max_batch_bytes, chunk, &read_buffer_};
     while (!reader.at_end()) {
       batch_header h;
       const uint8_t* data = nullptr;
@@ -782,7 +804,8 @@ result<uint64_t> segment_log::walk(uint64_t from, uint64_t max_bytes,
       }
       if (produced > 0 && read_bytes + h.length > max_bytes)
         return next;  // at least one record when any is there
-      auto n = on_batch(h, data);
+      bool stop = false;
+      auto n = on_batch(h, data, stop);
       if (!n)
         return status::error(code::storage_error, n.error().message() + " in " + seg.path
                                                     + " at byte "
@@ -791,6 +814,8 @@ result<uint64_t> segment_log::walk(uint64_t from, uint64_t max_bytes,
       read_bytes += h.length;
       next = h.base_offset + h.offset_count;
       reader.advance(h.length);
+      if (stop)
+        return next;
     }
   }
   return next;
@@ -798,7 +823,7 @@ result<uint64_t> segment_log::walk(uint64_t from, uint64_t max_bytes,
 
 result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max_bytes) const {
   std::vector<stored_record> out;
-  auto walked = walk(from, max_bytes, [&](const batch_header& h, const uint8_t* data) -> result<size_t> {
+  auto walked = walk(from, max_bytes, [&](const batch_header& h, const uint8_t* data, bool&) -> result<size_t> {
     auto first = out.size();
     if (auto st = decode_records(h, data, out); !st)
       return st;
@@ -815,14 +840,15 @@ result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max
 }
 
 result<uint64_t> segment_log::visit(uint64_t from, uint64_t max_bytes,
-                                    const std::function<void(const record_view&)>& fn) const {
+                                    const std::function<bool(const record_view&)>& fn) const {
   std::string scratch;  // a compressed batch's payload, inflated
-  return walk(from, max_bytes, [&](const batch_header& h, const uint8_t* data) -> result<size_t> {
+  return walk(from, max_bytes,
+              [&](const batch_header& h, const uint8_t* data, bool& stop) -> result<size_t> {
     size_t n = 0;
     auto st = visit_records(h, data, scratch, [&](const record_view& r) {
-      if (r.offset >= from) {
+      if (r.offset >= from && !stop) {
         ++n;
-        fn(r);
+        stop = !fn(r);
       }
     });
     if (!st)

@@ -103,10 +103,11 @@ public:
   result<std::vector<stored_record>> read(uint64_t from, uint64_t max_bytes) const;
 
   /// Like read(), without copying: `fn` sees each record from `from` on as views into the
-  /// log's read buffer, valid only during the call. Returns the offset to continue from
-  /// (after the last batch visited; next_offset() at the end).
+  /// log's read buffer, valid only during the call, and returns false to stop after it
+  /// (no further batch is read). Returns the offset after the last batch visited
+  /// (next_offset() at the end).
   result<uint64_t> visit(uint64_t from, uint64_t max_bytes,
-                         const std::function<void(const record_view&)>& fn) const;
+                         const std::function<bool(const record_view&)>& fn) const;
 
   /// The offset of the first batch that may hold records at or after `timestamp_ms` (a
   /// batch's largest timestamp is at least it); next_offset() when none does. Records are
@@ -198,7 +199,7 @@ private:
   /// Walks verified batches from `from`, whole batches, up to about `max_bytes` (at least
   /// one that produced a record); `on_batch` says how many records it took. Returns the
   /// offset after the last batch walked.
-  using batch_visitor = std::function<result<size_t>(const batch_header&, const uint8_t*)>;
+  using batch_visitor = std::function<result<size_t>(const batch_header&, const uint8_t*, bool& stop)>;
   result<uint64_t> walk(uint64_t from, uint64_t max_bytes, const batch_visitor& on_batch) const;
   status roll(uint64_t base_offset);
   /// Writes an encoded batch covering `offset_count` offsets from next_offset_, rolling
@@ -217,6 +218,7 @@ private:
   mutable std::vector<segment> segments_;
   uint64_t next_offset_ = 0;
   std::string encode_buffer_;  // reused by append()
+  mutable std::string read_buffer_;  // reused by read() and visit(); only grows
   int64_t last_sync_ms_ = 0;
   uint64_t scanned_bytes_ = 0;
   uint64_t total_bytes_ = 0;

@@ -29,33 +29,31 @@ status scan_task::step(const persistence::segment_log& log, uint64_t step_bytes,
   status failed;
   bool stop = false;
   // Records are seen in place (no copies); a row copies only what it returns.
-  auto visited = log.visit(next_, step_bytes, [&](const persistence::record_view& r) {
-    if (stop)
-      return;
+  auto visited = log.visit(next_, step_bytes, [&](const persistence::record_view& r) -> bool {
     if (r.offset >= end_) {
       next_ = end_;  // appended after the query started: not part of it
       stop = true;
-      return;
+      return false;
     }
     next_ = r.offset + 1;
     ++scanned_;
     if (!range_.contains(r.timestamp_ms))
-      return;  // before decoding: the record's timestamp is the event's
+      return true;  // before decoding: the record's timestamp is the event's
     if (auto st = events::decode(r.value, ev_); !st) {
       failed = status::error(code::storage_error, "stored event at offset "
                                                     + std::to_string(r.offset)
                                                     + " does not decode: " + st.message());
       stop = true;
-      return;
+      return false;
     }
     if (!q_.matches(ev_))
-      return;
+      return true;
     if (counts_) {
       if (auto st = counts_->add(ev_); !st) {
         failed = st;
         stop = true;
       }
-      return;
+      return !stop;
     }
     auto& row = *batch_.add_events();
     if (q_.fields().empty())
@@ -68,11 +66,12 @@ status scan_task::step(const persistence::segment_log& log, uint64_t step_bytes,
       truncated_ = true;
       next_ = end_;
       stop = true;
-      return;
+      return false;
     }
     if (static_cast<uint64_t>(batch_.events_size()) >= limits_.batch_max_rows
         || batch_bytes_ >= limits_.batch_max_bytes)
       flush(emit);
+    return true;
   });
   if (!visited)
     return visited.error();

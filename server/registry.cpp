@@ -87,8 +87,13 @@ void check_heartbeats(registry_actor* self, const server_options& opts) {
     auto missed = (now - e.last_seen_ms) / interval;
     if (missed >= static_cast<int64_t>(opts.disconnect_after)) {
       set_state(e, health::disconnected, now);
-      if (e.connection)
-        self->send(e.connection, stop_atom::value);  // closes it; its queries get unavailable
+      if (e.connection)  // closes it; its queries get unavailable
+        self->send(e.connection, stop_atom::value,
+                   static_cast<uint32_t>(code::deadline_exceeded),
+                   std::string{"server.disconnect_after"},
+                   "no heartbeat for " + std::to_string(missed) + " intervals of "
+                     + std::to_string(opts.heartbeat_interval_ms)
+                     + " ms: disconnected; reconnect and register again");
       e.connection = nullptr;
     } else if (missed >= static_cast<int64_t>(opts.unhealthy_after)) {
       set_state(e, health::unhealthy, now);

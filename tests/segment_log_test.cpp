@@ -1288,6 +1288,7 @@ TEST(SegmentLog, VisitSeesWhatReadDecodes) {
       auto next = (*log)->visit(from, 2048, [&](const record_view& v) {
         seen.push_back(stored_record{v.offset, record{std::string{v.key}, std::string{v.value},
                                                       v.timestamp_ms, {}}});
+        return true;
       });
       ASSERT_TRUE(next.ok()) << next.error().to_string();
       ASSERT_EQ(seen.size(), recs->size()) << "from " << from;
@@ -1300,7 +1301,19 @@ TEST(SegmentLog, VisitSeesWhatReadDecodes) {
       if (!seen.empty())
         EXPECT_GT(*next, seen.back().offset);
     }
-    auto end = (*log)->visit((*log)->next_offset(), 100, [](const record_view&) { FAIL(); });
+    // Stopping after the first record reads no further batch.
+    size_t calls = 0;
+    auto stopped = (*log)->visit(0, 1ull << 30, [&](const record_view&) {
+      ++calls;
+      return false;
+    });
+    ASSERT_TRUE(stopped.ok());
+    EXPECT_EQ(calls, 1u);
+    EXPECT_LE(*stopped, 5u);  // the end of the first batch (5 records a batch)
+    auto end = (*log)->visit((*log)->next_offset(), 100, [](const record_view&) {
+      ADD_FAILURE();
+      return true;
+    });
     ASSERT_TRUE(end.ok());
     EXPECT_EQ(*end, (*log)->next_offset());
   }

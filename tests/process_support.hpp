@@ -1,0 +1,299 @@
+#pragma once
+// Helpers for tests that run real processes: a child process whose stdout is a pipe the
+// test reads line by line with a bound, killed and reaped when the guard goes away (also
+// when an assertion failed); a temporary directory removed afterwards; a free loopback
+// port. POSIX only.
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace levee::test {
+
+/// A directory under /tmp, removed with everything in it when this goes away.
+class temp_dir {
+public:
+  explicit temp_dir(const std::string& prefix = "levee-test") {
+    std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (::mkdtemp(buf.data()) != nullptr)
+      path_ = buf.data();
+  }
+  ~temp_dir() {
+    if (!path_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(path_, ec);
+    }
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  bool ok() const noexcept { return !path_.empty(); }
+  const std::string& path() const noexcept { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+private:
+  std::string path_;
+};
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out{path, std::ios::binary | std::ios::trunc};
+  out << text;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to :0, read, closed). Another
+/// process could take it before the caller binds it; with the kernel handing out ports
+/// from a wide range in turn, that does not happen in practice.
+inline uint16_t probe_free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+      port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+/// A child process: argv[0] is executed as it is (a path), stdout is a pipe read by
+/// read_line(), stderr goes to `stderr_path` (appended) or is inherited when empty. The
+/// destructor continues a stopped child, kills it with SIGKILL and reaps it, so no test
+/// leaves a process behind.
+class child_process {
+public:
+  child_process() = default;
+  child_process(const std::vector<std::string>& argv, const std::string& stderr_path = {}) {
+    start(argv, stderr_path);
+  }
+  ~child_process() { kill_and_reap(); }
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  /// False when the pipe or fork failed.
+  bool start(const std::vector<std::string>& argv, const std::string& stderr_path = {}) {
+    kill_and_reap();
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+      return false;
+    std::vector<std::string> args = argv;
+    std::vector<char*> cargs;
+    for (auto& a : args)
+      cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return false;
+    }
+    if (pid == 0) {
+      // The child: only async-signal-safe calls until exec.
+      ::dup2(fds[1], STDOUT_FILENO);
+      if (!stderr_path.empty()) {
+        int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (err >= 0)
+          ::dup2(err, STDERR_FILENO);
+      }
+      ::execv(cargs[0], cargs.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    pid_ = pid;
+    out_fd_ = fds[0];
+    buffer_.clear();
+    exit_status_.reset();
+    return true;
+  }
+
+  pid_t pid() const noexcept { return pid_; }
+  bool running() const noexcept { return pid_ > 0 && !exit_status_; }
+
+  bool signal(int sig) {
+    if (!running())
+      return false;
+    return ::kill(pid_, sig) == 0;
+  }
+
+  /// SIGSTOP, and returns once the kernel reports the child stopped (bounded), so that
+  /// everything sent to it from now on waits.
+  bool pause(std::chrono::milliseconds bound = std::chrono::seconds(5)) {
+    if (!signal(SIGSTOP))
+      return false;
+    auto deadline = std::chrono::steady_clock::now() + bound;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (process_state() == 'T')
+        return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polling /proc
+    }
+    return false;
+  }
+  bool resume() { return signal(SIGCONT); }
+
+  /// The next line of stdout (without its newline), or nullopt if none came within the
+  /// bound or the child closed stdout.
+  std::optional<std::string> read_line(std::chrono::milliseconds bound) {
+    auto deadline = std::chrono::steady_clock::now() + bound;
+    for (;;) {
+      auto nl = buffer_.find('\n');
+      if (nl != std::string::npos) {
+        auto line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        return line;
+      }
+      if (out_fd_ < 0)
+        return std::nullopt;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+      if (left <= 0)
+        return std::nullopt;
+      pollfd p{out_fd_, POLLIN, 0};
+      int n = ::poll(&p, 1, static_cast<int>(left));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return std::nullopt;
+      char buf[4096];
+      auto got = ::read(out_fd_, buf, sizeof buf);
+      if (got < 0 && errno == EINTR)
+        continue;
+      if (got <= 0) {
+        ::close(out_fd_);
+        out_fd_ = -1;
+        continue;
+      }
+      buffer_.append(buf, static_cast<size_t>(got));
+    }
+  }
+
+  /// Reads lines until one contains `needle`; returns it, or nullopt after the bound.
+  std::optional<std::string> wait_for_line(const std::string& needle,
+                                           std::chrono::milliseconds bound) {
+    auto deadline = std::chrono::steady_clock::now() + bound;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0)
+        return std::nullopt;
+      auto line = read_line(left);
+      if (!line)
+        return std::nullopt;
+      seen_.push_back(*line);
+      if (line->find(needle) != std::string::npos)
+        return line;
+    }
+  }
+
+  /// Every line wait_for_line() has read so far (for failure messages).
+  const std::vector<std::string>& lines_seen() const noexcept { return seen_; }
+
+  /// Waits for the child to exit; its exit code (128 + signal when a signal ended it), or
+  /// nullopt after the bound.
+  std::optional<int> wait_exit(std::chrono::milliseconds bound) {
+    if (exit_status_)
+      return exit_status_;
+    if (pid_ <= 0)
+      return std::nullopt;
+    auto deadline = std::chrono::steady_clock::now() + bound;
+    for (;;) {
+      int status = 0;
+      auto r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status)
+                                         : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        return exit_status_;
+      }
+      if (r < 0)
+        return std::nullopt;
+      if (std::chrono::steady_clock::now() >= deadline)
+        return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling waitpid
+    }
+  }
+
+  /// Everything left on stdout until the child closes it (bounded).
+  std::string read_rest(std::chrono::milliseconds bound) {
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + bound;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0)
+        break;
+      auto line = read_line(left);
+      if (!line)
+        break;
+      out += *line + "\n";
+    }
+    return out + buffer_;
+  }
+
+  void kill_and_reap() {
+    if (pid_ > 0 && !exit_status_) {
+      ::kill(pid_, SIGCONT);  // a stopped child must run to die
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+      exit_status_ = 128 + SIGKILL;
+    }
+    if (out_fd_ >= 0) {
+      ::close(out_fd_);
+      out_fd_ = -1;
+    }
+    pid_ = -1;
+  }
+
+private:
+  /// The state letter of /proc/PID/stat (R, S, T, Z ...), or 0.
+  char process_state() const {
+    auto stat = read_file("/proc/" + std::to_string(pid_) + "/stat");
+    auto close_paren = stat.rfind(')');
+    if (close_paren == std::string::npos || close_paren + 2 >= stat.size())
+      return 0;
+    return stat[close_paren + 2];
+  }
+
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string buffer_;
+  std::vector<std::string> seen_;
+  std::optional<int> exit_status_;
+};
+
+} // namespace levee::test

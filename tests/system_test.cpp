@@ -1,0 +1,1131 @@
+// Satellites, the server and the proxy as real `levee node` processes on 127.0.0.1
+// (DESIGN.md "Satellites and the proxy"): registration, heartbeats and state changes, exact
+// query results over known data, fan-out merges, every query limit's refusal with its
+// code, a satellite killed mid-query, a server restart, bad query text, bad config, JSON
+// lines that do not parse, SIGTERM and cancel.
+//
+// Queries are held open deterministically by stopping the satellite process (SIGSTOP):
+// whatever the server forwards waits in the satellite's socket until SIGCONT. Every wait
+// is a bounded poll of a remote state (the satellite list, the server's stats), never a
+// sleep that a result depends on. Each process runs under a guard that SIGKILLs and reaps
+// it, also when an assertion fails.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "events/codec.hpp"
+#include "levee/client.hpp"
+#include "net/satellite.pb.h"
+#include "tests/process_support.hpp"
+
+namespace levee {
+namespace {
+
+using namespace std::chrono;
+using namespace std::chrono_literals;
+
+const std::string levee_binary = LEVEE_BINARY;
+
+/// The bound on every wait for a remote state: far above what a loaded 2-core machine
+/// needs, so it only matters when something is broken.
+constexpr milliseconds bound = 15s;
+
+/// An INI file as sections of keys, in order; set() replaces a key.
+class ini {
+public:
+  ini& set(const std::string& section, const std::string& key, const std::string& value) {
+    auto& s = section_(section);
+    for (auto& kv : s.second)
+      if (kv.first == key) {
+        kv.second = value;
+        return *this;
+      }
+    s.second.emplace_back(key, value);
+    return *this;
+  }
+  ini& erase(const std::string& section, const std::string& key) {
+    auto& s = section_(section);
+    s.second.erase(std::remove_if(s.second.begin(), s.second.end(),
+                                  [&](auto& kv) { return kv.first == key; }),
+                   s.second.end());
+    return *this;
+  }
+  std::string text() const {
+    std::string out;
+    for (auto& [name, keys] : sections_) {
+      out += "[" + name + "]\n";
+      for (auto& [k, v] : keys)
+        out += k + " = " + v + "\n";
+      out += "\n";
+    }
+    return out;
+  }
+
+private:
+  using section = std::pair<std::string, std::vector<std::pair<std::string, std::string>>>;
+  section& section_(const std::string& name) {
+    for (auto& s : sections_)
+      if (s.first == name)
+        return s;
+    sections_.push_back({name, {}});
+    return sections_.back();
+  }
+  std::vector<section> sections_;
+};
+
+/// One line of the known data a test writes into a satellite's JSON-lines file.
+struct known_event {
+  int64_t ts;
+  std::string level;
+  std::string user;
+  int64_t n;
+};
+
+/// `count` events with n = first_n, first_n + 1, ...: every 10th ERROR, every 3rd (of the
+/// rest) WARN, else INFO; every 11th user is "bot", else u0..u6.
+std::vector<known_event> make_events(size_t count, int64_t first_n) {
+  std::vector<known_event> out;
+  for (size_t i = 0; i < count; ++i) {
+    known_event e;
+    e.n = first_n + static_cast<int64_t>(i);
+    e.ts = 1'700'000'000'000 + e.n * 1000;
+    e.level = i % 10 == 0 ? "ERROR" : i % 3 == 0 ? "WARN" : "INFO";
+    e.user = i % 11 == 0 ? "bot" : "u" + std::to_string(i % 7);
+    out.push_back(e);
+  }
+  return out;
+}
+
+std::string json_lines(const std::vector<known_event>& events) {
+  std::string out;
+  for (auto& e : events)
+    out += "{\"ts\":" + std::to_string(e.ts) + ",\"level\":\"" + e.level + "\",\"user\":\""
+           + e.user + "\",\"n\":" + std::to_string(e.n) + "}\n";
+  return out;
+}
+
+std::string value_text(const events::value& v) {
+  if (std::holds_alternative<std::string>(v))
+    return std::get<std::string>(v);
+  if (std::holds_alternative<int64_t>(v))
+    return std::to_string(std::get<int64_t>(v));
+  if (std::holds_alternative<bool>(v))
+    return std::get<bool>(v) ? "true" : "false";
+  if (std::holds_alternative<double>(v))
+    return std::to_string(std::get<double>(v));
+  return "null";
+}
+
+/// Everything a query answered.
+struct query_outcome {
+  uint64_t request_id = 0;
+  std::vector<events::event> rows;
+  std::map<std::string, uint64_t> counts;  // group key (by-values joined by '|') -> count
+  std::set<std::string> batch_satellites;  // ResultBatch.satellite_id of the batches
+  std::optional<wire::QueryStats> stats;   // the end of the stream
+  std::optional<rejection> rejected;
+  std::string problem;                     // a batch that did not parse or decode
+
+  std::vector<int64_t> ns() const {
+    std::vector<int64_t> out;
+    for (auto& r : rows)
+      if (auto v = r.find("n"); v != nullptr && std::holds_alternative<int64_t>(*v))
+        out.push_back(std::get<int64_t>(*v));
+    return out;
+  }
+};
+
+std::ostream& operator<<(std::ostream& os, const query_outcome& q) {
+  os << "{rows " << q.rows.size() << ", groups " << q.counts.size();
+  if (q.stats)
+    os << ", end: " << q.stats->ShortDebugString();
+  if (q.rejected)
+    os << ", rejected: " << q.rejected->to_string();
+  if (!q.problem.empty())
+    os << ", problem: " << q.problem;
+  return os << "}";
+}
+
+wire::QueryRequest query_on(const std::string& satellite_id, const std::string& text) {
+  wire::QueryRequest q;
+  q.set_text(text);
+  q.set_satellite_id(satellite_id);
+  return q;
+}
+
+wire::QueryRequest query_select(std::map<std::string, std::string> selector,
+                                const std::string& text) {
+  wire::QueryRequest q;
+  q.set_text(text);
+  for (auto& [k, v] : selector)
+    (*q.mutable_selector())[k] = v;
+  return q;
+}
+
+/// Sends a query; its id, or 0 when the client refused it locally. The wire request
+/// carries no deadline of its own (`wire_deadline_ms` 0: the listener's
+/// net.request_deadline_ms), so the query's deadline is the proxy's
+/// (QueryRequest.deadline_ms, server.query_deadline_ms).
+uint64_t start_query(client& c, const wire::QueryRequest& q, uint32_t wire_deadline_ms = 0) {
+  uint64_t id = 0;
+  if (auto refused =
+        c.send_stream_request("query", q.SerializeAsString(), id, wire_deadline_ms)) {
+    ADD_FAILURE() << "the client refused to send the query: " << refused->to_string();
+    return 0;
+  }
+  return id;
+}
+
+/// Receives the answers to query `id` until its end, its rejection, a rejection for the
+/// whole connection (request id 0) or `wait` passes (a local deadline_exceeded).
+query_outcome collect(client& c, uint64_t id, milliseconds wait = bound) {
+  query_outcome out;
+  out.request_id = id;
+  auto deadline = steady_clock::now() + wait;
+  events::event ev;
+  for (;;) {
+    auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+    auto r = c.receive(std::max(left, 0ms));
+    if (r.rejected && (r.request_id == id || r.request_id == 0)) {
+      out.rejected = r.rejected;
+      return out;
+    }
+    if (r.request_id != id)
+      continue;
+    if (r.end_of_stream) {
+      wire::QueryStats s;
+      if (!s.ParseFromString(*r.payload))
+        out.problem = "an end of stream that does not parse";
+      out.stats = s;
+      return out;
+    }
+    if (!r.batch)
+      continue;
+    wire::ResultBatch b;
+    if (!b.ParseFromString(*r.payload)) {
+      out.problem = "a batch that does not parse";
+      continue;
+    }
+    out.batch_satellites.insert(b.satellite_id());
+    for (auto& row : b.events()) {
+      if (auto st = events::decode(row, ev); !st)
+        out.problem = "a row that does not decode: " + st.message();
+      else
+        out.rows.push_back(ev);
+    }
+    for (auto& g : b.counts()) {
+      if (auto st = events::decode(g.key(), ev); !st) {
+        out.problem = "a group key that does not decode: " + st.message();
+        continue;
+      }
+      std::string key;
+      for (auto& f : ev.fields)
+        key += (key.empty() ? "" : "|") + value_text(f.val);
+      out.counts[key] += g.count();
+    }
+  }
+}
+
+query_outcome run_query(client& c, const wire::QueryRequest& q, milliseconds wait = bound) {
+  auto id = start_query(c, q);
+  if (id == 0)
+    return {};
+  return collect(c, id, wait);
+}
+
+/// Polls `pred` every 20 ms until it holds; false after `limit`.
+bool eventually(const std::function<bool()>& pred, milliseconds limit = bound) {
+  auto deadline = steady_clock::now() + limit;
+  for (;;) {
+    if (pred())
+      return true;
+    if (steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(20ms);  // polling a remote state, not a result
+  }
+}
+
+class SystemTest : public ::testing::Test {
+protected:
+  /// A `levee node` process and what the test knows about it.
+  struct node {
+    std::string name;
+    std::string config_path;
+    std::string stderr_path;
+    uint16_t port = 0;  // a server's listening port
+    test::child_process proc;
+
+    std::string stderr_text() const { return test::read_file(stderr_path); }
+  };
+
+  void SetUp() override {
+    ASSERT_TRUE(dir_.ok()) << "cannot create a temporary directory in /tmp";
+  }
+
+  /// [server] for the tests: any free port, fast heartbeats (a satellite's store stats
+  /// arrive every 50 ms), and a disconnect far away so a stopped satellite stays
+  /// registered while a test holds a query on it.
+  static ini server_config() {
+    ini c;
+    c.set("node", "roles", "server")
+      .set("server", "listen", "127.0.0.1:0")
+      .set("server", "heartbeat_interval_ms", "50")
+      .set("server", "unhealthy_after", "1000")
+      .set("server", "disconnect_after", "2000");
+    return c;
+  }
+
+  /// [satellite] `id` dialing `server_port`, reading `data_file` from its start.
+  ini satellite_config(const std::string& id, uint16_t server_port, const std::string& data_file,
+                       const std::string& labels = {}) {
+    ini c;
+    c.set("node", "roles", "satellite")
+      .set("satellite", "id", id)
+      .set("satellite", "server", "127.0.0.1:" + std::to_string(server_port))
+      .set("satellite", "data_dir", dir_.file(id + "-" + std::to_string(++data_dirs_) + "-store"))
+      .set("satellite", "poll_interval_ms", "10")
+      .set("satellite", "labels", labels.empty() ? "env=test,zone=" + id : labels);
+    if (!data_file.empty())
+      c.set("source.app", "type", "file_tail")
+        .set("source.app", "path", data_file)
+        .set("source.app", "start_at_end", "false");
+    return c;
+  }
+
+  /// Starts `levee node` with `config`; waits for the line that says it runs (a server's
+  /// port is read from it). Null (and a test failure) when it does not come.
+  node* start_node(const std::string& name, const ini& config) {
+    auto n = std::make_unique<node>();
+    n->name = name;
+    n->config_path = dir_.file(name + ".ini");
+    n->stderr_path = dir_.file(name + ".stderr");
+    test::write_file(n->config_path, config.text());
+    if (!n->proc.start({levee_binary, "node", "--config", n->config_path}, n->stderr_path)) {
+      ADD_FAILURE() << "cannot start " << levee_binary;
+      return nullptr;
+    }
+    auto text = config.text();
+    bool server = text.find("roles = server") != std::string::npos;
+    auto line = n->proc.wait_for_line(server ? "server listening on" : "dialing", bound);
+    if (!line) {
+      ADD_FAILURE() << "node " << name << " did not start; stderr: " << n->stderr_text();
+      return nullptr;
+    }
+    if (server) {
+      auto colon = line->rfind(':');
+      n->port = static_cast<uint16_t>(std::stoul(line->substr(colon + 1)));
+    }
+    nodes_.push_back(std::move(n));
+    return nodes_.back().get();
+  }
+
+  /// A server with `config` (server_config() by default).
+  node* start_server(const ini& config = server_config(), const std::string& name = "server") {
+    return start_node(name, config);
+  }
+
+  /// Writes `events` to a new JSON-lines file and starts satellite `id` on it; waits until
+  /// it is healthy with all of them stored. Null (and a test failure) otherwise.
+  node* start_satellite_with(const std::string& id, uint16_t server_port,
+                             const std::vector<known_event>& events,
+                             const std::function<void(ini&)>& adjust = {}) {
+    auto file = dir_.file(id + "-" + std::to_string(++data_files_) + ".jsonl");
+    test::write_file(file, json_lines(events));
+    auto config = satellite_config(id, server_port, file);
+    if (adjust)
+      adjust(config);
+    auto n = start_node("satellite-" + id, config);
+    if (n == nullptr)
+      return nullptr;
+    if (!wait_for_satellite(server_port, id, "healthy", events.size())) {
+      ADD_FAILURE() << "satellite " << id << " did not become healthy with " << events.size()
+                    << " events; its stderr: " << n->stderr_text();
+      return nullptr;
+    }
+    return n;
+  }
+
+  client connect(uint16_t port) {
+    client_options o;
+    o.port = port;
+    o.node_id = "system-test";
+    client c{o};
+    auto st = c.connect_with_backoff(bound);
+    EXPECT_TRUE(st.ok()) << st.message();
+    return c;
+  }
+
+  /// The server's satellite list (empty when it does not answer).
+  wire::SatelliteList satellites(uint16_t port) {
+    auto& c = admin(port);
+    auto r = c.request("satellites", wire::SatellitesRequest{}.SerializeAsString(), 5s);
+    wire::SatelliteList list;
+    if (r.ok())
+      list.ParseFromString(*r.payload);
+    else
+      c.close();  // reconnect next time (a restarted server)
+    return list;
+  }
+
+  std::optional<wire::SatelliteInfo> satellite_info(uint16_t port, const std::string& id) {
+    auto list = satellites(port);
+    for (auto& s : list.satellites())
+      if (s.satellite_id() == id)
+        return s;
+    return std::nullopt;
+  }
+
+  /// Waits until satellite `id` is in `state` with at least `min_events` stored.
+  bool wait_for_satellite(uint16_t port, const std::string& id, const std::string& state,
+                          uint64_t min_events = 0, milliseconds limit = bound) {
+    return eventually(
+      [&] {
+        auto s = satellite_info(port, id);
+        return s && s->state() == state && s->store().events() >= min_events;
+      },
+      limit);
+  }
+
+  /// The server's `levee stats` text.
+  std::string server_stats(uint16_t port) {
+    auto& c = admin(port);
+    auto r = c.request("stats", wire::StatsRequest{}.SerializeAsString(), 5s);
+    wire::StatsReply reply;
+    if (r.ok())
+      reply.ParseFromString(*r.payload);
+    return reply.text();
+  }
+
+  /// The server's count of queries in one state ("running", "cancelled", ...), from
+  /// "queries: 1 started, 1 running, 0 completed, ...".
+  long long queries(uint16_t port, const std::string& what) {
+    auto text = server_stats(port);
+    auto line = text.find("queries: ");
+    if (line == std::string::npos)
+      return -1;
+    auto at = text.find(" " + what, line);
+    if (at == std::string::npos)
+      return -1;
+    auto start = text.rfind(' ', at - 1);
+    return std::stoll(text.substr(start + 1, at - start - 1));
+  }
+
+  bool wait_for_queries(uint16_t port, const std::string& what, long long n) {
+    return eventually([&] { return queries(port, what) == n; });
+  }
+
+  /// A client for list and stats requests, one per server port.
+  client& admin(uint16_t port) {
+    auto& slot = admins_[port];
+    if (!slot) {
+      client_options o;
+      o.port = port;
+      o.node_id = "system-test-admin";
+      slot = std::make_unique<client>(o);
+    }
+    if (!slot->connected())
+      slot->connect_with_backoff(2s);
+    return *slot;
+  }
+
+  /// Runs `levee ARGS...` to its end: exit code and stdout; stderr to `stderr_path`.
+  std::pair<std::optional<int>, std::string> run_levee(std::vector<std::string> args,
+                                                       const std::string& stderr_path) {
+    args.insert(args.begin(), levee_binary);
+    test::child_process p;
+    if (!p.start(args, stderr_path))
+      return {std::nullopt, {}};
+    auto out = p.read_rest(bound);
+    return {p.wait_exit(bound), out};
+  }
+
+  test::temp_dir dir_{"levee-system"};
+  int data_dirs_ = 0;
+  int data_files_ = 0;
+  std::map<uint16_t, std::unique_ptr<client>> admins_;
+  // Declared after dir_: destroyed (killed and reaped) before the directory is removed.
+  std::vector<std::unique_ptr<node>> nodes_;
+};
+
+// -- registration, heartbeats, states -----------------------------------------------------
+
+TEST_F(SystemTest, SatelliteRegistersWithItsLabelsAndHeartbeats) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(20, 0), [](ini& c) {
+    c.set("satellite", "labels", "env=prod,zone=a");
+  });
+  ASSERT_NE(sat, nullptr);
+  auto info = satellite_info(srv->port, "a");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->state(), "healthy");
+  std::map<std::string, std::string> labels(info->labels().begin(), info->labels().end());
+  EXPECT_EQ(labels, (std::map<std::string, std::string>{{"env", "prod"}, {"zone", "a"}}));
+  EXPECT_EQ(info->store().events(), 20u);
+  EXPECT_EQ(info->store().bad_lines(), 0u);
+  EXPECT_FALSE(info->address().empty());
+  // Heartbeats keep coming: the sequence grows.
+  auto first = info->sequence();
+  EXPECT_TRUE(eventually([&] {
+    auto s = satellite_info(srv->port, "a");
+    return s && s->sequence() >= first + 3 && s->state() == "healthy";
+  })) << "no new heartbeats after sequence " << first;
+  EXPECT_EQ(satellites(srv->port).satellites_size(), 1);
+}
+
+TEST_F(SystemTest, StoppedSatelliteGoesUnhealthyThenDisconnectedAndComesBack) {
+  auto config = server_config();
+  config.set("server", "unhealthy_after", "2").set("server", "disconnect_after", "6");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(10, 0));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.pause());
+  EXPECT_TRUE(wait_for_satellite(srv->port, "a", "unhealthy")) << "never unhealthy";
+  EXPECT_TRUE(wait_for_satellite(srv->port, "a", "disconnected")) << "never disconnected";
+  // Disconnected is stable while it is stopped; queries do not go to it.
+  client c = connect(srv->port);
+  auto refused = run_query(c, query_on("a", "count"));
+  ASSERT_TRUE(refused.rejected.has_value()) << refused;
+  EXPECT_EQ(refused.rejected->code, code::unavailable) << refused;
+  EXPECT_NE(refused.rejected->detail.find("disconnected"), std::string::npos) << refused;
+  // Running again, it reconnects (the server closed its connection) and registers again.
+  ASSERT_TRUE(sat->proc.resume());
+  EXPECT_TRUE(wait_for_satellite(srv->port, "a", "healthy", 10)) << sat->stderr_text();
+  auto answered = run_query(c, query_on("a", "count"));
+  ASSERT_TRUE(answered.stats.has_value()) << answered;
+  EXPECT_EQ(answered.counts, (std::map<std::string, uint64_t>{{"", 10}})) << answered;
+}
+
+TEST_F(SystemTest, UnhealthySatelliteIsUnavailableForQueries) {
+  auto config = server_config();
+  config.set("server", "unhealthy_after", "2");  // disconnect_after stays far away
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(10, 0));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.pause());
+  ASSERT_TRUE(wait_for_satellite(srv->port, "a", "unhealthy"));
+  client c = connect(srv->port);
+  auto by_id = run_query(c, query_on("a", "count"));
+  ASSERT_TRUE(by_id.rejected.has_value()) << by_id;
+  EXPECT_EQ(by_id.rejected->code, code::unavailable) << by_id;
+  EXPECT_EQ(by_id.rejected->limit, "server.satellite_id") << by_id;
+  EXPECT_NE(by_id.rejected->detail.find("unhealthy"), std::string::npos) << by_id;
+  auto by_labels = run_query(c, query_select({{"env", "test"}}, "count"));
+  ASSERT_TRUE(by_labels.rejected.has_value()) << by_labels;
+  EXPECT_EQ(by_labels.rejected->code, code::unavailable) << by_labels;
+  EXPECT_EQ(by_labels.rejected->limit, "server.selector") << by_labels;
+  ASSERT_TRUE(sat->proc.resume());
+  EXPECT_TRUE(wait_for_satellite(srv->port, "a", "healthy"));
+}
+
+TEST_F(SystemTest, SecondLiveRegistrationOfAnIdIsRefusedUntilTheFirstIsGone) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto first = start_satellite_with("a", srv->port, make_events(5, 0));
+  ASSERT_NE(first, nullptr);
+  auto second = start_node("satellite-a-again",
+                           satellite_config("a", srv->port, "", "env=test,zone=dup"));
+  ASSERT_NE(second, nullptr);
+  EXPECT_TRUE(eventually([&] {
+    return second->stderr_text().find("registration refused: permission_denied")
+           != std::string::npos;
+  })) << second->stderr_text();
+  EXPECT_NE(second->stderr_text().find("server.satellite_id"), std::string::npos);
+  auto list = satellites(srv->port);
+  ASSERT_EQ(list.satellites_size(), 1);
+  EXPECT_EQ(list.satellites(0).labels().at("zone"), "a");
+  EXPECT_EQ(list.satellites(0).state(), "healthy");
+  // The first one dies: its connection drops, and the second takes the id.
+  first->proc.kill_and_reap();
+  EXPECT_TRUE(eventually([&] {
+    auto s = satellite_info(srv->port, "a");
+    return s && s->state() == "healthy" && s->labels().at("zone") == "dup";
+  })) << second->stderr_text();
+}
+
+TEST_F(SystemTest, RegistryBeyondMaxSatellitesRefusesWithTooManyConnections) {
+  auto config = server_config();
+  config.set("server", "max_satellites", "1");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(5, 0)), nullptr);
+  auto b = start_node("satellite-b", satellite_config("b", srv->port, ""));
+  ASSERT_NE(b, nullptr);
+  EXPECT_TRUE(eventually([&] {
+    auto text = b->stderr_text();
+    return text.find("registration refused: too_many_connections") != std::string::npos
+           && text.find("server.max_satellites observed 2 > max 1") != std::string::npos;
+  })) << b->stderr_text();
+  EXPECT_FALSE(satellite_info(srv->port, "b").has_value());
+}
+
+// -- queries over known data --------------------------------------------------------------
+
+TEST_F(SystemTest, QueryReturnsExactlyTheMatchingEventsOfKnownData) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto data = make_events(300, 0);
+  ASSERT_NE(start_satellite_with("a", srv->port, data), nullptr);
+  client c = connect(srv->port);
+
+  std::vector<int64_t> expected;
+  for (auto& e : data)
+    if (e.level == "ERROR" && e.user != "bot")
+      expected.push_back(e.n);
+  auto errors = run_query(c, query_on("a", "where level == \"ERROR\" and user != \"bot\""));
+  ASSERT_TRUE(errors.stats.has_value()) << errors;
+  EXPECT_EQ(errors.problem, "");
+  EXPECT_EQ(errors.ns(), expected);  // in the order they were stored
+  EXPECT_EQ(errors.stats->rows_returned(), expected.size());
+  EXPECT_EQ(errors.stats->events_scanned(), 300u);
+  EXPECT_EQ(errors.stats->satellites(), 1u);
+  EXPECT_FALSE(errors.stats->truncated());
+  EXPECT_GT(errors.stats->query_id(), 0u);
+  EXPECT_EQ(errors.batch_satellites, std::set<std::string>{"a"});
+  ASSERT_FALSE(errors.rows.empty());
+  // A row is the whole event: its timestamp and every field but ts.
+  auto& row = errors.rows.front();
+  auto& source = data[static_cast<size_t>(expected.front())];
+  EXPECT_EQ(row.timestamp_ms, source.ts);
+  ASSERT_EQ(row.fields.size(), 3u);
+  EXPECT_EQ(value_text(*row.find("level")), "ERROR");
+  EXPECT_EQ(value_text(*row.find("user")), source.user);
+
+  std::map<std::string, uint64_t> by_level;
+  for (auto& e : data)
+    ++by_level[e.level];
+  auto counted = run_query(c, query_on("a", "count by level"));
+  ASSERT_TRUE(counted.stats.has_value()) << counted;
+  EXPECT_EQ(counted.counts, by_level);
+
+  auto limited = run_query(c, query_on("a", "where n >= 100 limit 7 fields user,n"));
+  ASSERT_TRUE(limited.stats.has_value()) << limited;
+  EXPECT_EQ(limited.ns(), (std::vector<int64_t>{100, 101, 102, 103, 104, 105, 106}));
+  EXPECT_TRUE(limited.stats->truncated());
+  EXPECT_EQ(limited.stats->rows_returned(), 7u);
+  for (auto& r : limited.rows) {
+    EXPECT_EQ(r.fields.size(), 2u);  // the projection: user and n only
+    EXPECT_EQ(r.find("level"), nullptr);
+  }
+
+  auto none = run_query(c, query_on("a", "where user == \"nobody\""));
+  ASSERT_TRUE(none.stats.has_value()) << none;
+  EXPECT_TRUE(none.rows.empty());
+  EXPECT_EQ(none.stats->rows_returned(), 0u);
+  EXPECT_EQ(none.stats->events_scanned(), 300u);
+}
+
+TEST_F(SystemTest, FanOutMergesCountsAndRowsOfEverySelectedSatellite) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto data_a = make_events(200, 0);
+  auto data_b = make_events(150, 10'000);
+  ASSERT_NE(start_satellite_with("a", srv->port, data_a), nullptr);
+  ASSERT_NE(start_satellite_with("b", srv->port, data_b), nullptr);
+  client c = connect(srv->port);
+
+  std::map<std::string, uint64_t> by_level;
+  std::map<std::string, uint64_t> by_level_b;
+  for (auto& e : data_a)
+    ++by_level[e.level];
+  for (auto& e : data_b) {
+    ++by_level[e.level];
+    ++by_level_b[e.level];
+  }
+  auto merged = run_query(c, query_select({{"env", "test"}}, "count by level"));
+  ASSERT_TRUE(merged.stats.has_value()) << merged;
+  EXPECT_EQ(merged.counts, by_level);
+  EXPECT_EQ(merged.stats->satellites(), 2u);
+  EXPECT_EQ(merged.stats->events_scanned(), 350u);
+
+  std::vector<int64_t> expected;
+  for (auto* data : {&data_a, &data_b})
+    for (auto& e : *data)
+      if (e.level == "ERROR")
+        expected.push_back(e.n);
+  auto rows = run_query(c, query_select({{"env", "test"}}, "where level == \"ERROR\""));
+  ASSERT_TRUE(rows.stats.has_value()) << rows;
+  auto got = rows.ns();
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(rows.batch_satellites, (std::set<std::string>{"a", "b"}));
+
+  auto only_b = run_query(c, query_select({{"zone", "b"}}, "count by level"));
+  ASSERT_TRUE(only_b.stats.has_value()) << only_b;
+  EXPECT_EQ(only_b.counts, by_level_b);
+  EXPECT_EQ(only_b.stats->satellites(), 1u);
+
+  // The limit holds across satellites.
+  auto limited = run_query(c, query_select({{"env", "test"}}, "limit 5"));
+  ASSERT_TRUE(limited.stats.has_value()) << limited;
+  EXPECT_EQ(limited.rows.size(), 5u);
+  EXPECT_TRUE(limited.stats->truncated());
+
+  // Count groups merged, cut to the limit only after the merge (most counted first).
+  auto top = run_query(c, query_select({{"env", "test"}}, "count by level limit 1"));
+  ASSERT_TRUE(top.stats.has_value()) << top;
+  EXPECT_EQ(top.counts, (std::map<std::string, uint64_t>{{"INFO", by_level["INFO"]}}));
+  EXPECT_TRUE(top.stats->truncated());
+}
+
+TEST_F(SystemTest, UnknownSatelliteOrSelectorIsNotFound) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(5, 0)), nullptr);
+  client c = connect(srv->port);
+  auto by_id = run_query(c, query_on("nope", "count"));
+  ASSERT_TRUE(by_id.rejected.has_value()) << by_id;
+  EXPECT_EQ(by_id.rejected->code, code::not_found) << by_id;
+  EXPECT_EQ(by_id.rejected->limit, "server.satellite_id");
+  auto by_labels = run_query(c, query_select({{"zone", "mars"}}, "count"));
+  ASSERT_TRUE(by_labels.rejected.has_value()) << by_labels;
+  EXPECT_EQ(by_labels.rejected->code, code::not_found) << by_labels;
+  EXPECT_EQ(by_labels.rejected->limit, "server.selector");
+  // The connection stays usable.
+  auto ok = run_query(c, query_on("a", "count"));
+  ASSERT_TRUE(ok.stats.has_value()) << ok;
+  EXPECT_EQ(ok.counts, (std::map<std::string, uint64_t>{{"", 5}}));
+}
+
+TEST_F(SystemTest, BadQueryTextIsBadRequestNamingThePosition) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(5, 0)), nullptr);
+  client c = connect(srv->port);
+  for (std::string text : {"where level ==", "where level = \"ERROR\"", "count by",
+                           "limit 5 limit 6", "where (a == 1"}) {
+    auto r = run_query(c, query_on("a", text));
+    ASSERT_TRUE(r.rejected.has_value()) << text << ": " << r;
+    EXPECT_EQ(r.rejected->code, code::bad_request) << text << ": " << r;
+    EXPECT_EQ(r.rejected->limit, "server.query") << text;
+    EXPECT_NE(r.rejected->detail.find("at position"), std::string::npos)
+      << text << ": " << r.rejected->detail;
+  }
+  EXPECT_EQ(queries(srv->port, "refused"), 5);
+  EXPECT_EQ(queries(srv->port, "started"), 0);
+}
+
+// -- limits ---------------------------------------------------------------------------------
+
+TEST_F(SystemTest, QueriesBeyondMaxQueriesPerClientAreRefused) {
+  auto config = server_config();
+  config.set("server", "max_queries_per_client", "1");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(50, 0));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.pause());  // holds the first query open
+  client c = connect(srv->port);
+  auto first = start_query(c, query_on("a", "count"));
+  auto second = run_query(c, query_on("a", "count"));
+  ASSERT_TRUE(second.rejected.has_value()) << second;
+  EXPECT_EQ(second.rejected->code, code::too_many_inflight) << second;
+  EXPECT_EQ(second.rejected->limit, "server.max_queries_per_client");
+  EXPECT_EQ(second.rejected->observed, 2u);
+  EXPECT_EQ(second.rejected->max, 1u);
+  EXPECT_GT(second.rejected->retry_after_ms, 0u);
+  // Another client is not affected.
+  client other = connect(srv->port);
+  auto other_id = start_query(other, query_on("a", "count"));
+  ASSERT_TRUE(sat->proc.resume());
+  auto answered = collect(c, first);
+  ASSERT_TRUE(answered.stats.has_value()) << answered;
+  EXPECT_EQ(answered.counts, (std::map<std::string, uint64_t>{{"", 50}}));
+  auto other_answered = collect(other, other_id);
+  ASSERT_TRUE(other_answered.stats.has_value()) << other_answered;
+  // The slot is free again.
+  auto again = run_query(c, query_on("a", "count"));
+  ASSERT_TRUE(again.stats.has_value()) << again;
+}
+
+TEST_F(SystemTest, QueriesBeyondMaxQueriesAreRefused) {
+  auto config = server_config();
+  config.set("server", "max_queries", "1");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(50, 0));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.pause());
+  client c1 = connect(srv->port);
+  client c2 = connect(srv->port);
+  auto first = start_query(c1, query_on("a", "count"));
+  ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+  auto second = run_query(c2, query_on("a", "count"));
+  ASSERT_TRUE(second.rejected.has_value()) << second;
+  EXPECT_EQ(second.rejected->code, code::too_many_inflight) << second;
+  EXPECT_EQ(second.rejected->limit, "server.max_queries");
+  EXPECT_EQ(second.rejected->observed, 2u);
+  EXPECT_EQ(second.rejected->max, 1u);
+  ASSERT_TRUE(sat->proc.resume());
+  auto answered = collect(c1, first);
+  ASSERT_TRUE(answered.stats.has_value()) << answered;
+  EXPECT_EQ(answered.counts, (std::map<std::string, uint64_t>{{"", 50}}));
+  ASSERT_TRUE(wait_for_queries(srv->port, "running", 0));
+  auto again = run_query(c2, query_on("a", "count"));
+  ASSERT_TRUE(again.stats.has_value()) << again;
+}
+
+TEST_F(SystemTest, QueriesBeyondSatelliteMaxConcurrentQueriesAreRefused) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  // Enough data in small stored batches that one scan takes many steps of
+  // scan_step_bytes, so the second query arrives while the first still runs.
+  auto sat = start_satellite_with("a", srv->port, make_events(3000, 0), [](ini& c) {
+    c.set("satellite", "max_concurrent_queries", "1")
+      .set("satellite", "scan_step_bytes", "4096")
+      .set("satellite", "poll_max_events", "10");  // appends, so stored batches, of 10 events
+  });
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.pause());
+  client c1 = connect(srv->port);
+  client c2 = connect(srv->port);
+  auto id1 = start_query(c1, query_on("a", "count by user"));
+  ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+  auto id2 = start_query(c2, query_on("a", "count by user"));
+  ASSERT_TRUE(wait_for_queries(srv->port, "running", 2));
+  ASSERT_TRUE(sat->proc.resume());
+  auto r1 = collect(c1, id1);
+  auto r2 = collect(c2, id2);
+  // Both were waiting in the satellite's socket: whichever it took first runs, the other
+  // is refused by the satellite, and the server passes its code on.
+  auto& done = r1.stats ? r1 : r2;
+  auto& refused = r1.stats ? r2 : r1;
+  ASSERT_TRUE(done.stats.has_value()) << r1 << " " << r2;
+  uint64_t total = 0;
+  for (auto& [user, n] : done.counts)
+    total += n;
+  EXPECT_EQ(total, 3000u);
+  ASSERT_TRUE(refused.rejected.has_value()) << r1 << " " << r2;
+  EXPECT_EQ(refused.rejected->code, code::too_many_inflight) << refused;
+  EXPECT_EQ(refused.rejected->limit, "satellite.max_concurrent_queries") << refused;
+  EXPECT_EQ(refused.rejected->observed, 2u);
+  EXPECT_EQ(refused.rejected->max, 1u);
+}
+
+TEST_F(SystemTest, ResultsBeyondMaxResultBytesAreMessageTooLarge) {
+  auto config = server_config();
+  config.set("server", "max_result_bytes", "1024");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(300, 0)), nullptr);
+  client c = connect(srv->port);
+  auto big = run_query(c, query_on("a", "where n >= 0"));
+  ASSERT_TRUE(big.rejected.has_value()) << big;
+  EXPECT_EQ(big.rejected->code, code::message_too_large) << big;
+  EXPECT_EQ(big.rejected->limit, "server.max_result_bytes");
+  EXPECT_EQ(big.rejected->max, 1024u);
+  EXPECT_GT(big.rejected->observed, 1024u);
+  // Within the cap, the same server answers.
+  auto small = run_query(c, query_on("a", "where n < 3"));
+  ASSERT_TRUE(small.stats.has_value()) << small;
+  EXPECT_EQ(small.ns(), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_LE(small.stats->bytes_returned(), 1024u);
+}
+
+TEST_F(SystemTest, QueryPastItsDeadlineIsDeadlineExceeded) {
+  auto config = server_config();
+  config.set("server", "query_deadline_ms", "400");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(10, 0));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.pause());
+  client c = connect(srv->port);
+  // The server's deadline, and a shorter one the client asks for.
+  for (uint32_t asked : {0u, 200u}) {
+    auto q = query_on("a", "count");
+    q.set_deadline_ms(asked);
+    auto started = steady_clock::now();
+    auto r = run_query(c, q);
+    auto took = duration_cast<milliseconds>(steady_clock::now() - started);
+    ASSERT_TRUE(r.rejected.has_value()) << r;
+    EXPECT_EQ(r.rejected->code, code::deadline_exceeded) << r;
+    EXPECT_EQ(r.rejected->limit, "server.query_deadline_ms");
+    EXPECT_EQ(r.rejected->max, asked == 0 ? 400u : asked);
+    EXPECT_GE(took, milliseconds(asked == 0 ? 400 : asked) - 20ms);
+  }
+  ASSERT_TRUE(sat->proc.resume());
+  ASSERT_TRUE(wait_for_queries(srv->port, "running", 0));
+  auto ok = run_query(c, query_on("a", "count"));
+  ASSERT_TRUE(ok.stats.has_value()) << ok;
+  EXPECT_EQ(ok.counts, (std::map<std::string, uint64_t>{{"", 10}}));
+}
+
+// -- failures -------------------------------------------------------------------------------
+
+TEST_F(SystemTest, SatelliteKilledMidQueryIsUnavailableNotAHang) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(50, 0));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.pause());
+  client c = connect(srv->port);
+  auto id = start_query(c, query_on("a", "count"));
+  ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+  sat->proc.kill_and_reap();
+  auto r = collect(c, id);
+  ASSERT_TRUE(r.rejected.has_value()) << r;
+  EXPECT_EQ(r.rejected->code, code::unavailable) << r;
+  EXPECT_NE(r.request_id, 0u);
+  EXPECT_NE(r.rejected->detail.find("satellite 'a'"), std::string::npos) << r;
+  EXPECT_TRUE(wait_for_satellite(srv->port, "a", "disconnected"));
+  EXPECT_TRUE(wait_for_queries(srv->port, "running", 0));
+  EXPECT_EQ(queries(srv->port, "failed"), 1);
+  // The client's connection is fine; the satellite is simply gone.
+  auto after = run_query(c, query_on("a", "count"));
+  ASSERT_TRUE(after.rejected.has_value()) << after;
+  EXPECT_EQ(after.rejected->code, code::unavailable);
+}
+
+TEST_F(SystemTest, ServerRestartOnTheSamePortGetsSatellitesBack) {
+  auto port = test::probe_free_port();
+  ASSERT_NE(port, 0);
+  auto config = server_config();
+  config.set("server", "listen", "127.0.0.1:" + std::to_string(port));
+  auto srv = start_server(config, "server-1");
+  ASSERT_NE(srv, nullptr);
+  ASSERT_EQ(srv->port, port);
+  ASSERT_NE(start_satellite_with("a", port, make_events(40, 0)), nullptr);
+  ASSERT_NE(start_satellite_with("b", port, make_events(60, 1000)), nullptr);
+
+  ASSERT_TRUE(srv->proc.signal(SIGTERM));
+  EXPECT_EQ(srv->proc.wait_exit(bound), std::optional<int>{0}) << srv->stderr_text();
+  admins_.clear();
+  auto again = start_server(config, "server-2");
+  ASSERT_NE(again, nullptr);
+  ASSERT_EQ(again->port, port);
+  EXPECT_TRUE(wait_for_satellite(port, "a", "healthy", 40)) << satellites(port).DebugString();
+  EXPECT_TRUE(wait_for_satellite(port, "b", "healthy", 60)) << satellites(port).DebugString();
+  client c = connect(port);
+  auto r = run_query(c, query_select({{"env", "test"}}, "count"));
+  ASSERT_TRUE(r.stats.has_value()) << r;
+  EXPECT_EQ(r.counts, (std::map<std::string, uint64_t>{{"", 100}}));
+  EXPECT_EQ(r.stats->satellites(), 2u);
+}
+
+TEST_F(SystemTest, MalformedJsonLinesAreSkippedAndCounted) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto file = dir_.file("mixed.jsonl");
+  auto good = make_events(6, 0);
+  auto lines = json_lines(good);
+  // Garbage, truncated JSON, a top-level array, and a blank line (skipped, not counted).
+  lines.insert(lines.find('\n') + 1, "this is not json\n");
+  lines += "{\"level\":\"INFO\",\"n\":\n";
+  lines += "[1,2,3]\n";
+  lines += "   \n";
+  test::write_file(file, lines);
+  auto sat = start_node("satellite-a", satellite_config("a", srv->port, file));
+  ASSERT_NE(sat, nullptr);
+  EXPECT_TRUE(eventually([&] {
+    auto s = satellite_info(srv->port, "a");
+    return s && s->store().events() == 6 && s->store().bad_lines() == 3;
+  })) << satellites(srv->port).DebugString();
+  client c = connect(srv->port);
+  auto all = run_query(c, query_on("a", ""));
+  ASSERT_TRUE(all.stats.has_value()) << all;
+  EXPECT_EQ(all.ns(), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+  // The tail goes on after bad lines: appended lines arrive, a bad one is counted.
+  test::write_file(file, lines + json_lines(make_events(2, 100)) + "{\"x\":tru}\n");
+  EXPECT_TRUE(eventually([&] {
+    auto s = satellite_info(srv->port, "a");
+    return s && s->store().events() == 8 && s->store().bad_lines() == 4;
+  })) << satellites(srv->port).DebugString();
+  auto more = run_query(c, query_on("a", "where n >= 100"));
+  ASSERT_TRUE(more.stats.has_value()) << more;
+  EXPECT_EQ(more.ns(), (std::vector<int64_t>{100, 101}));
+}
+
+TEST_F(SystemTest, BadConfigExitsTwoWithOneLineNamingTheKey) {
+  auto data_dir = dir_.file("store");
+  struct bad_case {
+    std::string name;
+    std::string text;
+    std::string key;
+  };
+  std::vector<bad_case> cases = {
+    {"disconnect-not-after-unhealthy",
+     "[node]\nroles = server\n[server]\nunhealthy_after = 3\ndisconnect_after = 3\n",
+     "server.disconnect_after"},
+    {"result-bytes-too-small", "[node]\nroles = server\n[server]\nmax_result_bytes = 100\n",
+     "server.max_result_bytes"},
+    {"unknown-server-key", "[node]\nroles = server\n[server]\nmax_querys = 3\n",
+     "server.max_querys"},
+    {"role-it-does-not-have",
+     "[node]\nroles = server\n[satellite]\ndata_dir = " + data_dir + "\n",
+     "satellite.data_dir"},
+    {"unknown-role", "[node]\nroles = broker\n", "node.roles"},
+    {"missing-data-dir",
+     "[node]\nroles = satellite\n[satellite]\nserver = 127.0.0.1:7400\n",
+     "satellite.data_dir"},
+    {"bad-server-address",
+     "[node]\nroles = satellite\n[satellite]\nserver = 127.0.0.1\ndata_dir = " + data_dir + "\n",
+     "satellite.server"},
+    {"unknown-source-type",
+     "[node]\nroles = satellite\n[satellite]\ndata_dir = " + data_dir
+       + "\n[source.x]\ntype = carrier_pigeon\n",
+     "source.x.type"},
+    {"zero-concurrent-queries",
+     "[node]\nroles = satellite\n[satellite]\ndata_dir = " + data_dir
+       + "\nmax_concurrent_queries = 0\n",
+     "satellite.max_concurrent_queries"},
+  };
+  for (auto& bc : cases) {
+    auto path = dir_.file(bc.name + ".ini");
+    auto err = dir_.file(bc.name + ".stderr");
+    test::write_file(path, bc.text);
+    auto [rc, out] = run_levee({"node", "--config", path}, err);
+    auto text = test::read_file(err);
+    EXPECT_EQ(rc, std::optional<int>{2}) << bc.name << ": " << text;
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << bc.name << ": " << text;
+    EXPECT_NE(text.find(bc.key), std::string::npos) << bc.name << ": " << text;
+    EXPECT_EQ(out.find("listening"), std::string::npos) << bc.name << ": " << out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(data_dir)) << "a refused config created the store";
+}
+
+// -- stopping and cancelling ------------------------------------------------------------
+
+TEST_F(SystemTest, SigtermEndsQueriesInFlightWithShuttingDownAndExitsZero) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(10, 0));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.pause());
+  client c = connect(srv->port);
+  auto id = start_query(c, query_on("a", "count"));
+  ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+  ASSERT_TRUE(srv->proc.signal(SIGTERM));
+  auto r = collect(c, id);
+  ASSERT_TRUE(r.rejected.has_value()) << r;
+  EXPECT_EQ(r.rejected->code, code::shutting_down) << r;
+  EXPECT_TRUE(srv->proc.wait_for_line("levee node: stopped", bound).has_value());
+  EXPECT_EQ(srv->proc.wait_exit(bound), std::optional<int>{0}) << srv->stderr_text();
+  // The satellite stops the same way, with its server gone.
+  ASSERT_TRUE(sat->proc.resume());
+  ASSERT_TRUE(sat->proc.signal(SIGTERM));
+  EXPECT_TRUE(sat->proc.wait_for_line("levee node: stopped", bound).has_value());
+  EXPECT_EQ(sat->proc.wait_exit(bound), std::optional<int>{0}) << sat->stderr_text();
+}
+
+TEST_F(SystemTest, ClientCancelEndsTheQueryWithCancelled) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(30, 0));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.pause());
+  client c = connect(srv->port);
+  auto id = start_query(c, query_on("a", "count"));
+  ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+  ASSERT_TRUE(c.cancel(id).ok());
+  auto r = collect(c, id);
+  ASSERT_TRUE(r.rejected.has_value()) << r;
+  EXPECT_EQ(r.rejected->code, code::cancelled) << r;
+  EXPECT_EQ(r.request_id, id);
+  EXPECT_TRUE(wait_for_queries(srv->port, "cancelled", 1));
+  EXPECT_TRUE(wait_for_queries(srv->port, "running", 0));
+  EXPECT_EQ(queries(srv->port, "failed"), 0);
+  ASSERT_TRUE(sat->proc.resume());
+  // The connection and the satellite go on serving.
+  auto after = run_query(c, query_on("a", "count"));
+  ASSERT_TRUE(after.stats.has_value()) << after;
+  EXPECT_EQ(after.counts, (std::map<std::string, uint64_t>{{"", 30}}));
+}
+
+TEST_F(SystemTest, ClientDisconnectCancelsItsQuery) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(30, 0));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.pause());
+  {
+    client c = connect(srv->port);
+    start_query(c, query_on("a", "count"));
+    ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+    c.close();
+  }
+  // Nobody reads the answer any more: the query ends at once, not at its deadline.
+  EXPECT_TRUE(wait_for_queries(srv->port, "cancelled", 1)) << server_stats(srv->port);
+  EXPECT_EQ(queries(srv->port, "running"), 0);
+  ASSERT_TRUE(sat->proc.resume());
+  client again = connect(srv->port);
+  auto after = run_query(again, query_on("a", "count"));
+  ASSERT_TRUE(after.stats.has_value()) << after;
+  EXPECT_EQ(after.counts, (std::map<std::string, uint64_t>{{"", 30}}));
+}
+
+TEST_F(SystemTest, WireRequestDeadlineEndsTheQueryBehindIt) {
+  // The client's wire Request may carry a deadline (as `levee query --deadline-ms` does),
+  // and the listener caps every request at net.request_deadline_ms: when that passes
+  // first, the client gets deadline_exceeded and the query behind it must end too, not
+  // hold its slot until server.query_deadline_ms.
+  auto config = server_config();
+  config.set("server", "query_deadline_ms", "10000").set("net", "request_deadline_ms", "300");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(10, 0));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.pause());
+  client c = connect(srv->port);
+  auto r = collect(c, start_query(c, query_on("a", "count")));
+  ASSERT_TRUE(r.rejected.has_value()) << r;
+  EXPECT_EQ(r.rejected->code, code::deadline_exceeded) << r;
+  EXPECT_EQ(r.rejected->limit, "net.request_deadline_ms") << r;
+  // The connection tells the query's router, so the query ends now, not in 10 s.
+  EXPECT_TRUE(eventually([&] { return queries(srv->port, "running") == 0; }, 3s))
+    << server_stats(srv->port);
+}
+
+// -- the command line -------------------------------------------------------------------
+
+TEST_F(SystemTest, LeveeQueryPrintsGroupsAndRefusals) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto data = make_events(100, 0);
+  ASSERT_NE(start_satellite_with("a", srv->port, data), nullptr);
+  std::map<std::string, uint64_t> by_level;
+  for (auto& e : data)
+    ++by_level[e.level];
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+  auto err = dir_.file("query.stderr");
+  auto [rc, out] = run_levee({"query", "--server", address, "--satellite", "a", "count by level"},
+                             err);
+  EXPECT_EQ(rc, std::optional<int>{0}) << test::read_file(err);
+  std::string expected;
+  // Most counted first.
+  std::vector<std::pair<uint64_t, std::string>> order;
+  for (auto& [level, n] : by_level)
+    order.emplace_back(n, level);
+  std::sort(order.rbegin(), order.rend());
+  for (auto& [n, level] : order)
+    expected += "\"" + level + "\"\t" + std::to_string(n) + "\n";  // values as JSON
+  EXPECT_EQ(out, expected);
+  EXPECT_NE(test::read_file(err).find("from 1 satellite, scanned 100 events"), std::string::npos)
+    << test::read_file(err);
+
+  auto bad_err = dir_.file("bad-query.stderr");
+  auto [bad_rc, bad_out] =
+    run_levee({"query", "--server", address, "--satellite", "a", "where level =="}, bad_err);
+  EXPECT_EQ(bad_rc, std::optional<int>{1});
+  EXPECT_EQ(bad_out, "");
+  auto text = test::read_file(bad_err);
+  EXPECT_NE(text.find("bad_request"), std::string::npos) << text;
+  EXPECT_NE(text.find("at position"), std::string::npos) << text;
+}
+
+} // namespace
+} // namespace levee
