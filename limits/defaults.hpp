@@ -159,9 +159,9 @@ constexpr uint64_t satellite_max_concurrent_queries = 8;
 constexpr uint64_t satellite_batch_max_rows = 1000;
 /// bytes per result batch, under the default frame size (1 MiB) with room to spare.
 constexpr uint64_t satellite_batch_max_bytes = 256 * KiB;
-/// bytes of stored batches a query scans per step before other work (appends, other
-/// queries, cancels) gets a turn: ~1 ms of scanning.
-constexpr uint64_t satellite_scan_step_bytes = 1 * MiB;
+/// bytes of stored batches a query scans per step before other work (the connection,
+/// appends, other queries, cancels) gets a turn: ~0.2 ms of scanning at ~1.3 GB/s.
+constexpr uint64_t satellite_scan_step_bytes = 256 * KiB;
 /// ms between polls of a source: low latency for tailing without spinning.
 constexpr uint64_t satellite_poll_interval_ms = 50;
 /// events one poll of a source may take, so one source cannot monopolise the store.

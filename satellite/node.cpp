@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <caf/all.hpp>
+#include <caf/io/broker.hpp>
+#include <caf/io/middleman.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/caf_error.hpp"
@@ -55,7 +57,12 @@ struct store_state {
   const char* name = "levee.store";
 };
 
-using store_actor = caf::stateful_actor<store_state, limited_actor>;
+// The store runs on the middleman's multiplexer thread, with the satellite's one
+// connection: a query's request and its batches then cross no thread (DESIGN.md
+// "Performance notes"). A satellite's multiplexer serves only that connection, and a
+// scan gives way after every satellite.scan_step_bytes, so the connection waits at most
+// one step (~0.2 ms at the default).
+using store_actor = caf::stateful_actor<store_state, limited<caf::io::broker>>;
 
 wire::StoreStats store_stats_of(const persistence::segment_log& log,
                                 const satellite_stats& stats) {
@@ -519,7 +526,7 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
   }
   // Shared pointers: a function-based actor runs its function later, on a worker.
   std::shared_ptr<persistence::segment_log> shared_log{std::move(*log)};
-  node.store = spawn_limited_fun(sys, rt, "store", store, shared_log, opts,
+  node.store = spawn_limited_on_multiplexer(sys.middleman(), rt, "store", store, shared_log, opts,
                                  opts.id.empty() ? std::string{"unassigned"} : opts.id, node.stats);
   for (auto& [src, spec] : made) {
     auto interval = milliseconds(spec->poll_interval_ms != 0 ? spec->poll_interval_ms

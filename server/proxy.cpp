@@ -5,6 +5,8 @@
 #include <optional>
 
 #include <caf/all.hpp>
+#include <caf/io/broker.hpp>
+#include <caf/io/middleman.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/caf_error.hpp"
@@ -49,7 +51,11 @@ struct proxyer_state {
   const char* name = "levee.proxyer";
 };
 
-using proxyer_actor = caf::stateful_actor<proxyer_state>;
+// Proxyers and the router run on the middleman's multiplexer thread, next to the
+// connections they relay between: a query crosses the server without waking a worker
+// (DESIGN.md "Performance notes"). Their work per message is small (a lookup, a relay,
+// a merge of a satellite's groups); the scans run on the satellites.
+using proxyer_actor = caf::io::stateful_broker<proxyer_state>;
 
 void cancel_satellites(proxyer_actor* self) {
   for (size_t i = 0; i < self->state.satellites.size(); ++i) {
@@ -203,8 +209,9 @@ caf::behavior proxyer(proxyer_actor* self, caf::actor registry, server_options o
       st.q = *query::parse(st.request.text());
       if (st.q.is_count())
         st.counts.emplace(st.q);
-      self->delayed_send(self, milliseconds(st.request.deadline_ms()), timeout_atom::value);
-      self->request(registry, milliseconds(st.request.deadline_ms()), lookup_atom::value, payload)
+      // No timers per query (each would wake CAF's clock thread): the router tells the
+      // proxyer when its deadline passes, and the registry, on this thread, always answers.
+      self->request(registry, caf::infinite, lookup_atom::value, payload)
         .then(
           [=](std::vector<satellite_ref>& refs) {
             auto& s = self->state;
@@ -267,10 +274,16 @@ struct router_state {
   std::map<caf::actor_addr, uint64_t> per_client;          // running queries per connection
   std::map<caf::actor_addr, caf::actor_addr> client_of;    // proxyer -> its connection
   std::map<std::pair<caf::actor_addr, uint64_t>, caf::actor> by_request;  // (conn, rid)
+  /// Deadlines of the running queries, checked by one periodic tick while any run.
+  std::multimap<steady_clock::time_point, caf::actor> deadlines;
+  bool ticking = false;
   const char* name = "levee.query_router";
 };
 
-using router_actor = caf::stateful_actor<router_state, limited_actor>;
+using router_actor = caf::stateful_actor<router_state, limited<caf::io::broker>>;
+
+/// How often the router checks the deadlines of running queries: their precision.
+constexpr milliseconds deadline_tick{10};
 
 caf::behavior router(router_actor* self, caf::actor registry, server_options opts,
                      std::shared_ptr<proxy_stats> stats) {
@@ -326,11 +339,16 @@ caf::behavior router(router_actor* self, caf::actor registry, server_options opt
       if (req.now_ms() == 0)
         req.set_now_ms(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
       auto id = st.next_query_id++;
-      auto p = self->spawn(proxyer, registry, opts, stats, id);
+      auto p = self->system().middleman().spawn_broker(proxyer, registry, opts, stats, id);
       self->monitor(p);
       ++st.per_client[client];
       st.client_of.emplace(p.address(), client);
       st.by_request[{client, rid}] = p;
+      st.deadlines.emplace(steady_clock::now() + milliseconds(deadline), p);
+      if (!st.ticking) {
+        st.ticking = true;
+        self->delayed_send(self, deadline_tick, tick_atom::value);
+      }
       stats->started.fetch_add(1);
       stats->running.fetch_add(1);
       self->delegate(p, wire_stream_atom::value, req.SerializeAsString(), rid);
@@ -342,6 +360,20 @@ caf::behavior router(router_actor* self, caf::actor registry, server_options opt
       if (i != st.by_request.end())
         self->send(i->second, cancel_atom::value, rid);
     },
+    [=](tick_atom) {
+      // Overdue proxyers are told once; ended ones are dropped when their deadline comes.
+      auto& st = self->state;
+      auto now = steady_clock::now();
+      while (!st.deadlines.empty() && st.deadlines.begin()->first <= now) {
+        auto p = st.deadlines.begin()->second;
+        if (st.client_of.count(p.address()) != 0)
+          self->send(p, timeout_atom::value);
+        st.deadlines.erase(st.deadlines.begin());
+      }
+      st.ticking = !st.deadlines.empty();
+      if (st.ticking)
+        self->delayed_send(self, deadline_tick, tick_atom::value);
+    },
   };
 }
 
@@ -349,8 +381,8 @@ caf::behavior router(router_actor* self, caf::actor registry, server_options opt
 
 caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt, caf::actor registry,
                               server_options opts, std::shared_ptr<proxy_stats> stats) {
-  return spawn_limited_fun(sys, rt, "proxy", router, std::move(registry), std::move(opts),
-                           std::move(stats));
+  return spawn_limited_on_multiplexer(sys.middleman(), rt, "proxy", router, std::move(registry),
+                                      std::move(opts), std::move(stats));
 }
 
 } // namespace levee::server

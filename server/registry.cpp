@@ -3,6 +3,8 @@
 #include <chrono>
 
 #include <caf/all.hpp>
+#include <caf/io/broker.hpp>
+#include <caf/io/middleman.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/caf_error.hpp"
@@ -56,7 +58,9 @@ struct registry_state {
   const char* name = "levee.registry";
 };
 
-using registry_actor = caf::stateful_actor<registry_state, limited_actor>;
+// On the multiplexer thread with the connections: registrations, heartbeats and lookups
+// are map operations, and a lookup then costs a query no thread hand-off.
+using registry_actor = caf::stateful_actor<registry_state, limited<caf::io::broker>>;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -272,7 +276,7 @@ result<server_options> server_from_config(const flat_config& cfg) {
 }
 
 caf::actor spawn_registry(caf::actor_system& sys, runtime& rt, server_options opts) {
-  return spawn_limited_fun(sys, rt, "registry", registry, std::move(opts));
+  return spawn_limited_on_multiplexer(sys.middleman(), rt, "registry", registry, std::move(opts));
 }
 
 } // namespace levee::server

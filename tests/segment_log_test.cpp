@@ -1298,8 +1298,9 @@ TEST(SegmentLog, VisitSeesWhatReadDecodes) {
         EXPECT_EQ(seen[i].rec.value, (*recs)[i].rec.value);
         EXPECT_EQ(seen[i].rec.timestamp_ms, (*recs)[i].rec.timestamp_ms);
       }
-      if (!seen.empty())
+      if (!seen.empty()) {
         EXPECT_GT(*next, seen.back().offset);
+      }
     }
     // Stopping after the first record reads no further batch.
     size_t calls = 0;
