@@ -254,6 +254,9 @@ struct source_state {
   size_t chunk = 0;                   // events per append; halved when the store says too large
   bool waiting = false;
   uint64_t bad_seen = 0;
+  uint64_t bad_logged = 0;
+  int64_t last_bad_log_ms = 0;
+  std::string last_error;
   bool stopped = false;
   const char* name = "levee.source";
 };
@@ -279,10 +282,26 @@ caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> sr
       if (st.values.empty()) {
         st.polled.clear();
         st.src->poll(st.polled, max_events, wall_ms());
-        auto bad = st.src->stats().bad_lines;
+        auto& src_stats = st.src->stats();
+        auto bad = src_stats.bad_lines;
         if (bad > st.bad_seen) {
           stats->bad_lines.fetch_add(bad - st.bad_seen);
           st.bad_seen = bad;
+        }
+        // Bad lines are counted (heartbeats carry the total) and said, with the last
+        // reason, at most once a second per source, so a flood of garbage cannot flood
+        // the log.
+        auto now = wall_ms();
+        if (bad > st.bad_logged && now - st.last_bad_log_ms >= 1000) {
+          std::fprintf(stderr, "levee satellite: source %s: %llu bad lines skipped (%llu in all); last: %s\n",
+                       name.c_str(), static_cast<unsigned long long>(bad - st.bad_logged),
+                       static_cast<unsigned long long>(bad), src_stats.last_bad_reason.c_str());
+          st.bad_logged = bad;
+          st.last_bad_log_ms = now;
+        }
+        if (!st.src->last_status().ok() && st.src->last_error() != st.last_error) {
+          st.last_error = st.src->last_error();
+          std::fprintf(stderr, "levee satellite: source %s: %s\n", name.c_str(), st.last_error.c_str());
         }
         for (auto& e : st.polled) {
           st.values.emplace_back();

@@ -935,6 +935,12 @@ TEST_F(SystemTest, MalformedJsonLinesAreSkippedAndCounted) {
     auto s = satellite_info(srv->port, "a");
     return s && s->store().events() == 6 && s->store().bad_lines() == 3;
   })) << satellites(srv->port).DebugString();
+  // Each skipped line is said with its reason (at most once a second per source).
+  EXPECT_TRUE(eventually([&] {
+    auto text = sat->stderr_text();
+    return text.find("bad lines skipped") != std::string::npos
+           && text.find("last: ") != std::string::npos;
+  })) << sat->stderr_text();
   client c = connect(srv->port);
   auto all = run_query(c, query_on("a", ""));
   ASSERT_TRUE(all.stats.has_value()) << all;
