@@ -90,6 +90,12 @@ std::unique_ptr<caf::actor_system> make_system(caf::actor_system_config& cfg) {
   cfg.load<caf::io::middleman>();
   add_error_category(cfg);
   cfg.set("logger.console", caf::atom("none"));
+  // The query path runs on the multiplexer threads; workers carry sources and side
+  // work. CAF's default idle workers poll with 50 us sleeps for ~25 ms after any work,
+  // which on a small machine takes the CPU from the multiplexer: an idle worker here
+  // polls briefly, then waits on its condition variable until work is enqueued.
+  cfg.set("work-stealing.moderate-poll-attempts", 0);
+  cfg.set("work-stealing.aggressive-poll-attempts", 10);
   return std::make_unique<caf::actor_system>(cfg);
 }
 
