@@ -1,6 +1,8 @@
 // `levee query`, `levee satellites`, `levee stats`: clients of a server.
 
 #include <cstdio>
+#include <functional>
+#include <map>
 #include <iostream>
 
 #include <boost/program_options.hpp>
@@ -96,22 +98,32 @@ int run_query(const std::vector<std::string>& args) {
   return run_one_query(*co, q, std::cout, std::cerr);
 }
 
-int run_satellites(const std::vector<std::string>& args) {
-  po::options_description opts{"levee satellites: the satellites a server knows, and their state"};
+namespace {
+
+/// A subcommand that asks the server one thing and prints the answer: its options,
+/// connection and errors in one place. `print` gets the answer's payload.
+int ask_and_print(const char* sub, const char* description, const std::vector<std::string>& args,
+                  const char* target, const std::string& payload,
+                  const std::function<int(const std::string&)>& print) {
+  po::options_description opts{description};
   server_args a;
   add_server_options(opts, a);
   opts.add_options()("help,h", "this text");
-  auto parsed = parse_args("satellites", opts, args);
+  auto parsed = parse_args(sub, opts, args);
   if (parsed.exit_code)
     return *parsed.exit_code;
-  auto co = client_for("satellites", a);
+  auto co = client_for(sub, a);
   if (!co)
     return 2;
-  auto answer = ask("satellites", *co, "satellites", wire::SatellitesRequest{}.SerializeAsString());
+  auto answer = ask(sub, *co, target, payload);
   if (!answer)
     return 1;
+  return print(*answer);
+}
+
+int print_satellites(const std::string& answer) {
   wire::SatelliteList list;
-  if (!list.ParseFromString(*answer)) {
+  if (!list.ParseFromString(answer)) {
     std::fprintf(stderr, "levee satellites: an answer that does not parse\n");
     return 1;
   }
@@ -133,24 +145,26 @@ int run_satellites(const std::vector<std::string>& args) {
   return 0;
 }
 
+} // namespace
+
+int run_satellites(const std::vector<std::string>& args) {
+  return ask_and_print("satellites", "levee satellites: the satellites a server knows, and their state",
+                       args, "satellites", wire::SatellitesRequest{}.SerializeAsString(),
+                       print_satellites);
+}
+
 int run_stats(const std::vector<std::string>& args) {
-  po::options_description opts{"levee stats: a server's limits, rejections and queries"};
-  server_args a;
-  add_server_options(opts, a);
-  opts.add_options()("help,h", "this text");
-  auto parsed = parse_args("stats", opts, args);
-  if (parsed.exit_code)
-    return *parsed.exit_code;
-  auto co = client_for("stats", a);
-  if (!co)
-    return 2;
-  auto answer = ask("stats", *co, "stats", wire::StatsRequest{}.SerializeAsString());
-  if (!answer)
-    return 1;
-  wire::StatsReply reply;
-  reply.ParseFromString(*answer);
-  std::fputs(reply.text().c_str(), stdout);
-  return 0;
+  return ask_and_print("stats", "levee stats: a server's limits, rejections and queries", args,
+                       "stats", wire::StatsRequest{}.SerializeAsString(),
+                       [](const std::string& answer) {
+                         wire::StatsReply reply;
+                         if (!reply.ParseFromString(answer)) {
+                           std::fprintf(stderr, "levee stats: an answer that does not parse\n");
+                           return 1;
+                         }
+                         std::fputs(reply.text().c_str(), stdout);
+                         return 0;
+                       });
 }
 
 } // namespace levee::apps

@@ -200,6 +200,23 @@ public:
     }
   }
 
+  /// peek() for readers of a log that recovery has verified: anything but a whole, valid
+  /// batch is a storage_error naming the file, the byte and what was being done.
+  status peek_valid(batch_header& h, const uint8_t*& data, const std::string& path,
+                    const char* doing) {
+    std::string why;
+    int err = 0;
+    auto verdict = peek(h, data, why, err);
+    if (err != 0)
+      return status::error(code::storage_error,
+                           "cannot read " + path + ": " + std::strerror(-err));
+    if (verdict != batch_check::ok)
+      return status::error(code::storage_error,
+                           "corrupt batch in " + path + " at byte " + std::to_string(pos_)
+                             + doing + ": " + (why.empty() ? "incomplete batch" : why));
+    return {};
+  }
+
   void advance(uint32_t length) noexcept { pos_ += length; }
 
   /// True when every byte from position() to the end of the file is zero.
@@ -633,15 +650,8 @@ status segment_log::truncate_to(uint64_t offset) {
   std::vector<stored_record> keep;
   bool split = false;
   while (!reader.at_end()) {
-    std::string why;
-    int err = 0;
-    auto verdict = reader.peek(h, data, why, err);
-    if (err != 0)
-      return io_error("cannot read", seg.path, err);
-    if (verdict != batch_check::ok)
-      return status::error(code::storage_error, "corrupt batch in " + seg.path + " at byte "
-                                                   + std::to_string(reader.position())
-                                                   + " while truncating: " + why);
+    if (auto st = reader.peek_valid(h, data, seg.path, " while truncating"); !st)
+      return st;
     if (h.base_offset + h.offset_count <= offset) {
       reader.advance(h.length);
       continue;
@@ -788,16 +798,8 @@ result<uint64_t> segment_log::walk(uint64_t from, uint64_t max_bytes,
     while (!reader.at_end()) {
       batch_header h;
       const uint8_t* data = nullptr;
-      std::string why;
-      int err = 0;
-      auto verdict = reader.peek(h, data, why, err);
-      if (err != 0)
-        return io_error("cannot read", seg.path, err);
-      if (verdict != batch_check::ok)
-        return status::error(code::storage_error,
-                             "corrupt batch in " + seg.path + " at byte "
-                               + std::to_string(reader.position()) + ": "
-                               + (why.empty() ? "incomplete batch" : why));
+      if (auto st = reader.peek_valid(h, data, seg.path, ""); !st)
+        return st;
       if (h.base_offset + h.offset_count <= from) {
         reader.advance(h.length);  // before `from`: walked past, not decoded
         continue;
@@ -935,15 +937,8 @@ status segment_log::rewrite_segment(size_t index, uint64_t end_offset,
   while (!reader.at_end()) {
     batch_header h;
     const uint8_t* data = nullptr;
-    std::string why;
-    int err = 0;
-    auto verdict = reader.peek(h, data, why, err);
-    if (err != 0)
-      return io_error("cannot read", seg.path, err);
-    if (verdict != batch_check::ok)
-      return status::error(code::storage_error, "corrupt batch in " + seg.path + " at byte "
-                                                  + std::to_string(reader.position())
-                                                  + " while compacting: " + why);
+    if (auto st = reader.peek_valid(h, data, seg.path, " while compacting"); !st)
+      return st;
     std::vector<stored_record> recs;
     if (auto st = decode_records(h, data, recs); !st)
       return st;

@@ -265,7 +265,9 @@ public:
 
   void kill_and_reap() {
     if (pid_ > 0 && !exit_status_) {
-      ::kill(pid_, SIGCONT);  // a stopped child must run to die
+      // SIGKILL ends a stopped child too; a SIGCONT first would let it run for a moment
+      // (and answer what it was holding), which tests of a satellite killed while
+      // stopped must not see.
       ::kill(pid_, SIGKILL);
       int status = 0;
       while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
