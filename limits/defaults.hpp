@@ -168,6 +168,9 @@ constexpr uint64_t satellite_poll_interval_ms = 50;
 constexpr uint64_t satellite_poll_max_events = 4096;
 /// ms between retention passes over the store.
 constexpr uint64_t satellite_retention_interval_ms = 10'000;
+/// ms after which the store's segment being written is closed even if not full, so that
+/// retention by age (whole segments) can drop old events of a quiet satellite.
+constexpr uint64_t satellite_max_segment_age_ms = 3'600'000;
 /// bytes the store keeps (whole segments are dropped past it): 1 GiB per satellite.
 constexpr uint64_t satellite_retention_max_bytes = 1 * GiB;
 

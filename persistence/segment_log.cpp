@@ -155,6 +155,8 @@ status segment_log::recover(recovery_report& report) {
   if (segments_.empty())
     return roll(0);
   // The segment written next must be open (a repair may have made a closed one the last).
+  // Its age (for max_segment_age_ms) counts from now: when it was created is not recorded.
+  active_since_ms_ = now_ms();
   auto& last = segments_.back();
   if (report.repaired)
     io_.unlink(index_path(last));
@@ -557,16 +559,21 @@ status segment_log::roll(uint64_t base_offset) {
     }
   }
   segments_.push_back(std::move(seg));
+  active_since_ms_ = now_ms();
   return {};
+}
+
+int64_t segment_log::now_ms() const {
+  return opts_.now_ms ? opts_.now_ms()
+                      : std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
 }
 
 result<uint64_t> segment_log::append(const std::vector<record>& records) {
   if (opts_.fsync == fsync_policy::interval) {
     // Due: make what came before durable first, so a failure leaves this batch unwritten.
-    auto now = opts_.now_ms ? opts_.now_ms()
-                            : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::steady_clock::now().time_since_epoch())
-                                .count();
+    auto now = now_ms();
     if (now - last_sync_ms_ >= static_cast<int64_t>(opts_.fsync_interval_ms)) {
       if (auto st = sync(); !st)
         return st;
@@ -589,7 +596,11 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
 }
 
 status segment_log::write_batch(const std::string& bytes, uint64_t offset_count, int64_t max_ts) {
-  if (segments_.back().size > 0 && segments_.back().size + bytes.size() > opts_.max_segment_bytes)
+  auto& current = segments_.back();
+  bool full = current.size + bytes.size() > opts_.max_segment_bytes;
+  bool old = opts_.max_segment_age_ms != 0
+             && now_ms() - active_since_ms_ >= static_cast<int64_t>(opts_.max_segment_age_ms);
+  if (current.size > 0 && (full || old))
     if (auto st = roll(next_offset_); !st)
       return st;
   auto& seg = segments_.back();

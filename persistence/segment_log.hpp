@@ -44,6 +44,10 @@ enum class corruption_policy { fail, truncate };
 struct log_options {
   std::string dir;
   uint64_t max_segment_bytes = defaults::log_max_segment_bytes;  // roll past this
+  /// Roll a segment this long after it became the one being written (created, or reopened
+  /// by open()), at the next append; 0 = never by age. Retention drops whole segments, so
+  /// a quiet log still lets old records go.
+  uint64_t max_segment_age_ms = 0;
   batch_limits limits{defaults::log_max_record_bytes, defaults::log_max_batch_bytes, true};
   fsync_policy fsync = fsync_policy::every_batch;
   file_io* io = nullptr;  // nullptr: posix_io(); tests pass a fault injector
@@ -202,6 +206,7 @@ private:
   using batch_visitor = std::function<result<size_t>(const batch_header&, const uint8_t*, bool& stop)>;
   result<uint64_t> walk(uint64_t from, uint64_t max_bytes, const batch_visitor& on_batch) const;
   status roll(uint64_t base_offset);
+  int64_t now_ms() const;  // opts_.now_ms or the steady clock
   /// Writes an encoded batch covering `offset_count` offsets from next_offset_, rolling
   /// first when the segment is full.
   status write_batch(const std::string& bytes, uint64_t offset_count, int64_t max_ts);
@@ -218,6 +223,7 @@ private:
   mutable std::vector<segment> segments_;
   uint64_t next_offset_ = 0;
   std::string encode_buffer_;  // reused by append()
+  int64_t active_since_ms_ = 0;  // when the segment being written became so (now_ms())
   mutable std::string read_buffer_;  // reused by read() and visit(); only grows
   int64_t last_sync_ms_ = 0;
   uint64_t scanned_bytes_ = 0;

@@ -23,6 +23,7 @@ const field_spec<S> satellite_fields[] = {
   {"retention_max_age_ms", &S::retention_max_age_ms, 0, 1ull << 50, "ms"},
   {"retention_max_events", &S::retention_max_events, 0, 1ull << 50, "events"},
   {"max_segment_bytes", &S::max_segment_bytes, 4096, 64 * defaults::GiB, "bytes"},
+  {"max_segment_age_ms", &S::max_segment_age_ms, 0, 1ull << 50, "ms"},
   {"fsync_interval_ms", &S::fsync_interval_ms, 1, 3'600'000, "ms"},
 };
 

@@ -501,6 +501,7 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
   persistence::log_options lo;
   lo.dir = opts.data_dir;
   lo.max_segment_bytes = opts.max_segment_bytes;
+  lo.max_segment_age_ms = opts.max_segment_age_ms;
   lo.fsync = persistence::fsync_policy::none;  // the store syncs every fsync_interval_ms
   lo.limits.compress = false;
   uint64_t shown = 0;

@@ -47,6 +47,7 @@ struct satellite_options {
   uint64_t retention_max_age_ms = 0;     // 0 = no age limit
   uint64_t retention_max_events = 0;     // 0 = no count limit
   uint64_t max_segment_bytes = defaults::log_max_segment_bytes;
+  uint64_t max_segment_age_ms = defaults::satellite_max_segment_age_ms;
   uint64_t fsync_interval_ms = defaults::log_fsync_interval_ms;  // the store syncs this often
 };
 

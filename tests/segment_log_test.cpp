@@ -1322,3 +1322,37 @@ TEST(SegmentLog, VisitSeesWhatReadDecodes) {
 
 } // namespace
 } // namespace levee::persistence
+
+namespace levee::persistence {
+namespace {
+
+// A segment rolls when it is older than max_segment_age_ms at an append, however small.
+TEST(SegmentLog, SegmentsRollByAge) {
+  temp_dir dir;
+  int64_t now = 1000;
+  auto opts = options(dir.path);
+  opts.max_segment_age_ms = 500;
+  opts.now_ms = [&] { return now; };
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE((*log)->append(make_batch(0, 3)).ok());
+  now += 499;
+  ASSERT_TRUE((*log)->append(make_batch(3, 3)).ok());
+  EXPECT_EQ((*log)->segment_count(), 1u);
+  now += 1;
+  ASSERT_TRUE((*log)->append(make_batch(6, 3)).ok());
+  EXPECT_EQ((*log)->segment_count(), 2u);
+  now += 10'000;
+  log->reset();
+  log = segment_log::open(opts);  // reopened: its age counts from the reopening
+  ASSERT_TRUE((*log)->append(make_batch(9, 1)).ok());
+  EXPECT_EQ((*log)->segment_count(), 2u);
+  now += 500;
+  ASSERT_TRUE((*log)->append(make_batch(10, 1)).ok());
+  EXPECT_EQ((*log)->segment_count(), 3u);
+  auto recs = (*log)->read(0, 1 << 20);
+  ASSERT_TRUE(recs.ok());
+  EXPECT_EQ(recs->size(), 11u);
+}
+
+} // namespace
+} // namespace levee::persistence
