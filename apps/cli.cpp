@@ -66,7 +66,8 @@ int run_query(const std::vector<std::string>& args) {
     "levee query [options] 'QUERY': run a query on satellites through the server\n"
     "  e.g. levee query --satellite a 'where level == \"ERROR\" since 15m limit 10'"};
   server_args a;
-  std::string text, satellite, select;
+  const std::string unset{"\x01"};  // the text may be empty ('' = every event), not absent
+  std::string text = unset, satellite, select;
   uint32_t deadline_ms = 0;
   add_server_options(opts, a);
   opts.add_options()
@@ -80,6 +81,8 @@ int run_query(const std::vector<std::string>& args) {
   auto parsed = parse_args("query", opts, args, &pos);
   if (parsed.exit_code)
     return *parsed.exit_code;
+  if (text == unset)
+    return usage_error("query", "the query text is missing (give '' for every event)");
   auto co = client_for("query", a);
   if (!co)
     return 2;
