@@ -86,6 +86,12 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
 }
 
 void stop_server(server_node& node) {
+  if (node.router) {
+    // Queries in flight end with shutting_down first; then the connections close.
+    caf::scoped_actor self{node.router->home_system()};
+    self->request(node.router, std::chrono::seconds(5), stop_atom::value)
+      .receive([](bool) {}, [](caf::error&) {});
+  }
   if (node.ctx)
     net::stop_listener(node.listener, *node.ctx);
   for (auto& a : node.adapters)

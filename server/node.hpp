@@ -29,8 +29,8 @@ struct server_node {
 result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtime& rt, const server_options& opts,
                                  const net::listener_config& net_cfg);
 
-/// Stops accepting, closes every connection with `shutting_down` (queries in flight end
-/// with it), and stops the server's actors.
+/// Ends the queries in flight with `shutting_down`, stops accepting, closes every
+/// connection with `shutting_down`, and stops the server's actors.
 void stop_server(server_node& node);
 
 /// `levee stats`: the limits of every actor kind, the listener's counters and the queries.

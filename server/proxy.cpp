@@ -197,6 +197,18 @@ void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
 
 caf::behavior proxyer(proxyer_actor* self, caf::actor registry, server_options opts,
                       std::shared_ptr<proxy_stats> stats, uint64_t query_id) {
+  // A satellite's connection that ends before it answered: the query fails at once.
+  // The connection fails its requests when it closes, but a request that reaches it
+  // as it goes (or after) could otherwise wait for the deadline.
+  self->set_down_handler([=](caf::down_msg& msg) {
+    for (auto& s : self->state.satellites)
+      if (!s.done && s.ref.connection.address() == msg.source) {
+        fail(self, stats,
+             refuse(code::unavailable, "server.satellite",
+                    "satellite '" + s.ref.id + "': its connection closed before it answered"));
+        return;
+      }
+  });
   return {
     [=](wire_stream_atom, std::string& payload, uint64_t rid) -> caf::result<std::string> {
       auto& st = self->state;
@@ -218,8 +230,10 @@ caf::behavior proxyer(proxyer_actor* self, caf::actor registry, server_options o
             if (s.finished)
               return;
             auto forwarded = s.request.SerializeAsString();
-            for (auto& r : refs)
+            for (auto& r : refs) {
+              self->monitor(r.connection);
               s.satellites.push_back(satellite_call{std::move(r), false});
+            }
             for (size_t i = 0; i < s.satellites.size(); ++i) {
               auto id = s.satellites[i].ref.id;
               self->request(s.satellites[i].ref.connection, caf::infinite, wire_stream_atom::value,
@@ -259,6 +273,9 @@ caf::behavior proxyer(proxyer_actor* self, caf::actor registry, server_options o
     },
     [=](cancel_atom, uint64_t) {
       fail(self, stats, refuse(code::cancelled, "server.query", "the client cancelled the query"));
+    },
+    [=](stop_atom) {
+      fail(self, stats, refuse(code::shutting_down, "server.query", "the server is shutting down"));
     },
     [=](timeout_atom) {
       fail(self, stats,
@@ -359,6 +376,13 @@ caf::behavior router(router_actor* self, caf::actor registry, server_options opt
       auto i = st.by_request.find({caf::actor_cast<caf::actor_addr>(self->current_sender()), rid});
       if (i != st.by_request.end())
         self->send(i->second, cancel_atom::value, rid);
+    },
+    [=](stop_atom) -> bool {
+      // The server stops: every query ends with shutting_down before the connections go
+      // (a satellite connection closing first would say unavailable).
+      for (auto& [key, p] : self->state.by_request)
+        self->send(p, stop_atom::value);
+      return true;
     },
     [=](tick_atom) {
       // Overdue proxyers are told once; ended ones are dropped when their deadline comes.

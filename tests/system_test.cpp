@@ -879,7 +879,8 @@ TEST_F(SystemTest, SatelliteKilledMidQueryIsUnavailableNotAHang) {
   sat->proc.kill_and_reap();
   auto r = collect(c, id);
   ASSERT_TRUE(r.rejected.has_value()) << r;
-  EXPECT_EQ(r.rejected->code, code::unavailable) << r;
+  EXPECT_EQ(r.rejected->code, code::unavailable) << r << "\n" << server_stats(srv->port)
+                                                 << satellites(srv->port).DebugString();
   EXPECT_NE(r.request_id, 0u);
   EXPECT_NE(r.rejected->detail.find("satellite 'a'"), std::string::npos) << r;
   EXPECT_TRUE(wait_for_satellite(srv->port, "a", "disconnected"));
