@@ -45,6 +45,7 @@ struct proxyer_state {
   uint64_t bytes = 0;
   uint64_t scanned = 0;
   bool truncated = false;
+  bool limit_reached = false;  // rows beyond the limit are dropped until the end
   bool finished = false;
   uint64_t query_id = 0;
   steady_clock::time_point started;
@@ -146,7 +147,7 @@ void finish(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
 void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
               const server_options& opts, uint64_t tag, std::string& part) {
   auto& st = self->state;
-  if (st.finished || tag >= st.satellites.size())
+  if (st.finished || st.limit_reached || tag >= st.satellites.size())
     return;
   wire::ResultBatch batch;
   if (!batch.ParseFromString(part)) {
@@ -189,6 +190,12 @@ void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
     if (rows > 0)
       send_batch(self, stats, opts, std::move(part), rows);
     st.truncated = true;
+    if (st.satellites.size() == 1 && !st.finished) {
+      // One satellite applies the same limit and ends right after: its summary (what it
+      // scanned) is worth the wait. Others in a fan-out are cancelled instead.
+      st.limit_reached = true;
+      return;
+    }
     finish(self, stats, opts);
     return;
   }
