@@ -1,5 +1,7 @@
 #include "actors/limited_actor.hpp"
 
+#include "actors/atoms.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <typeinfo>
@@ -39,6 +41,13 @@ bool gated_ticket(const caf::mailbox_element& x, const caf::abstract_actor* self
     return false;
   auto& content = x.content();
   auto n = content.size();
+  // Cancels and stops end work the actor already accepted: refusing one would leave that
+  // work running (a scan, a query) until its deadline.
+  if (n >= 1 && content.type(0).first == caf::type_nr<caf::atom_value>::value) {
+    auto a = content.get_as<caf::atom_value>(0);
+    if (a == cancel_atom::value || a == stop_atom::value)
+      return false;
+  }
   if (n == 1) {
     auto rtti = content.type(0);
     switch (rtti.first) {

@@ -114,8 +114,9 @@ int run_one_query(const client_options& co, const query_request& q, std::ostream
     (*req.mutable_selector())[k] = v;
   req.set_deadline_ms(q.deadline_ms);
   uint64_t id = 0;
-  // The query's deadline travels in the QueryRequest, where the server names it; the
-  // request's own deadline stays the listener's, so the two do not race.
+  // The query's deadline travels in the QueryRequest, where the server enforces and
+  // names it; the request itself keeps the listener's deadline (a second longer for a
+  // stream), so the query's own fires first.
   if (auto r = c.send_stream_request("query", req.SerializeAsString(), id)) {
     err << "levee query: " << r->to_string() << "\n";
     return 1;

@@ -61,7 +61,7 @@ status check_sections(const flat_config& cfg, const std::set<std::string>& roles
   for (auto& [key, value] : cfg) {
     auto section = key.substr(0, key.rfind('.'));
     auto top = key.substr(0, key.find('.'));
-    if (top == "limits" || top == "net" || section == "node" || section == "local")
+    if (top == "limits" || top == "net" || section == "node")
       continue;
     if ((section == "server" && roles.count("server"))
         || ((section == "satellite" || section == "events" || top == "source")
@@ -145,6 +145,8 @@ int run_node(const std::vector<std::string>& args) {
     if (!s)
       return config_error("node", s.error().message());
     server_opts = *s;
+    if (auto st = server::check_with_listener(server_opts, net_cfg->limits.request_deadline_ms); !st)
+      return config_error("node", st.message());
   }
   satellite::satellite_config sat_cfg;
   if (roles.count("satellite")) {
@@ -152,6 +154,9 @@ int run_node(const std::vector<std::string>& args) {
     if (!s)
       return config_error("node", s.error().message());
     sat_cfg = *s;
+    // A satellite-only node's multiplexer serves its one connection: the store can sit
+    // there. Next to a server it would stall the server's connections with disk work.
+    sat_cfg.store_on_multiplexer = roles.count("server") == 0;
   }
   if (check) {
     std::printf("levee node: %s is valid (roles: %s)\n", a.config.c_str(), r->second.c_str());
@@ -240,6 +245,8 @@ int run_local(const std::vector<std::string>& args) {
   auto server_opts = server::server_from_config(flat);
   if (!server_opts)
     return config_error("local", server_opts.error().message());
+  if (auto st = server::check_with_listener(*server_opts, net_cfg->limits.request_deadline_ms); !st)
+    return config_error("local", st.message());
   if (rate == 0 || rate > 1'000'000)
     return usage_error("local", "--rate must be between 1 and 1000000 events per second");
   if (check) {

@@ -201,6 +201,10 @@ void send_reject(connection_broker* self, uint64_t request_id, const rejection& 
 /// How long a closing connection may take to hand its last bytes to the peer.
 constexpr milliseconds close_grace{2000};
 
+/// How much later than its deadline a connection gives up on a streamed request whose
+/// target enforces the deadline itself.
+constexpr uint64_t stream_deadline_grace_ms = 1000;
+
 void reject_and_close(connection_broker* self, uint64_t request_id, const rejection& r) {
   auto& st = self->state;
   if (st.closed || st.closing)
@@ -365,7 +369,9 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
     // Batches arrive as (wire_batch_atom, rid, part) before the answer: the actor sends
     // them to us in order, and CAF keeps one sender's messages in order.
     st.streams[rid] = connection_state::incoming_stream{0, target};
-    self->request(target, milliseconds(deadline), wire_stream_atom::value,
+    // A stream's target keeps its own deadline (a query's is server.query_deadline_ms, at
+    // most this one) and names it; the connection's is the backstop, a second later.
+    self->request(target, milliseconds(deadline + stream_deadline_grace_ms), wire_stream_atom::value,
                   std::move(*req.mutable_payload()), rid)
       .then(
         [=](std::string& summary) {
@@ -503,7 +509,8 @@ void handle_frame(connection_broker* self, wire::Envelope& env) {
 
 /// Applies the per-connection rates to one complete frame; on refusal answers with a
 /// Reject and stops reading until the connection owes no time.
-bool admit_frame(connection_broker* self, uint64_t request_id, uint64_t frame_bytes) {
+bool admit_frame(connection_broker* self, uint64_t request_id, uint64_t frame_bytes,
+                 bool answer_refusal) {
   auto& st = self->state;
   auto& limits = limits_of(self);
   std::optional<rejection> refused;
@@ -525,7 +532,8 @@ bool admit_frame(connection_broker* self, uint64_t request_id, uint64_t frame_by
   }
   if (!refused)
     return true;
-  send_reject(self, request_id, *refused);
+  if (answer_refusal)
+    send_reject(self, request_id, *refused);
   // Backpressure through TCP: not reading makes the client's socket buffer fill up.
   st.paused = true;
   if (!st.halted) {
@@ -557,7 +565,17 @@ void process_inbox(connection_broker* self) {
     st.ping_outstanding = false;
     st.permit_expires_ns = 0;  // a permit covers the next frame only
     st.ctx->stats.frames_in.fetch_add(1);
-    if (st.hello_done && !admit_frame(self, env.request_id(), st.reader->last_frame_bytes()))
+    // The rates bound what the peer starts. Answers to our own requests (we asked, and
+    // bound how many we ask) pass: refusing one would drop rows or an end of stream.
+    // Other frames that are not requests are paced like requests but never answered
+    // with a Reject, whose request id would land in the peer's own id space.
+    auto body = env.body_case();
+    bool answer = body == wire::Envelope::kResponse || body == wire::Envelope::kBatch
+                  || body == wire::Envelope::kEndOfStream || body == wire::Envelope::kReject
+                  || body == wire::Envelope::kPong;
+    bool ours = answer && st.outgoing.count(env.request_id()) != 0;
+    if (st.hello_done && !ours
+        && !admit_frame(self, env.request_id(), st.reader->last_frame_bytes(), !answer))
       continue;  // refused and paused: the loop stops here
     handle_frame(self, env);
   }

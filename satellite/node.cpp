@@ -6,6 +6,7 @@
 #include <deque>
 #include <future>
 #include <map>
+#include <optional>
 
 #include <unistd.h>
 
@@ -49,20 +50,24 @@ struct running_query {
 
 struct store_state {
   std::shared_ptr<persistence::segment_log> log;
-  std::map<uint64_t, running_query> queries;  // by request id
-  uint64_t next_turn = 0;                     // round robin over queries
+  // By (connection, request id): two connections (one closing, one new after a
+  // reconnection) number their requests independently.
+  using query_key = std::pair<caf::actor_addr, uint64_t>;
+  std::map<query_key, running_query> queries;
+  std::optional<query_key> last_turn;         // round robin over queries
   bool scan_scheduled = false;
   bool stopping = false;
   int64_t last_sync_ms = 0;
   const char* name = "levee.store";
 };
 
-// The store runs on the middleman's multiplexer thread, with the satellite's one
-// connection: a query's request and its batches then cross no thread (DESIGN.md
-// "Performance notes"). A satellite's multiplexer serves only that connection, and a
-// scan gives way after every satellite.scan_step_bytes, so the connection waits at most
-// one step (~0.2 ms at the default).
-using store_actor = caf::stateful_actor<store_state, limited<caf::io::broker>>;
+// The store is written once for both places it can run (satellite_config::
+// store_on_multiplexer): on the middleman's multiplexer thread, with the satellite's one
+// connection, a query's request and its batches cross no thread (DESIGN.md "Performance
+// notes"), and a scan gives way after every satellite.scan_step_bytes, so the connection
+// waits at most one step (~0.2 ms); on a worker where the multiplexer serves more.
+template <class Base>
+using store_actor_t = caf::stateful_actor<store_state, limited<Base>>;
 
 wire::StoreStats store_stats_of(const persistence::segment_log& log,
                                 const satellite_stats& stats) {
@@ -75,14 +80,16 @@ wire::StoreStats store_stats_of(const persistence::segment_log& log,
   return s;
 }
 
-void end_query(store_actor* self, std::map<uint64_t, running_query>::iterator it,
+template <class Self>
+void end_query(Self* self, std::map<store_state::query_key, running_query>::iterator it,
                caf::error err, const std::shared_ptr<satellite_stats>& stats) {
   it->second.rp.deliver(std::move(err));
   self->state.queries.erase(it);
   stats->queries_running.store(self->state.queries.size());
 }
 
-void schedule_scan(store_actor* self) {
+template <class Self>
+void schedule_scan(Self* self) {
   if (!self->state.scan_scheduled && !self->state.queries.empty()) {
     self->state.scan_scheduled = true;
     self->send(self, scan_atom::value);
@@ -90,17 +97,18 @@ void schedule_scan(store_actor* self) {
 }
 
 /// One step of one query, then the next query's turn (after whatever else is queued).
-void scan_step(store_actor* self, const satellite_options& opts,
+template <class Self>
+void scan_step(Self* self, const satellite_options& opts,
                const std::shared_ptr<satellite_stats>& stats) {
   auto& st = self->state;
   st.scan_scheduled = false;
   if (st.queries.empty())
     return;
-  auto it = st.queries.lower_bound(st.next_turn);
+  auto it = st.last_turn ? st.queries.upper_bound(*st.last_turn) : st.queries.begin();
   if (it == st.queries.end())
     it = st.queries.begin();
-  st.next_turn = it->first + 1;
-  auto rid = it->first;
+  st.last_turn = it->first;
+  auto rid = it->first.second;
   auto& q = it->second;
   if (steady_clock::now() > q.deadline) {
     end_query(self, it,
@@ -115,7 +123,12 @@ void scan_step(store_actor* self, const satellite_options& opts,
     self->send(conn, wire_batch_atom::value, rid, std::move(part));
   };
   if (auto s = q.task->step(*st.log, opts.scan_step_bytes, emit); !s) {
-    end_query(self, it, refuse(s.code(), "satellite.query", s.message()), stats);
+    // A count with too many groups names its limit; anything else is the store's.
+    end_query(self, it,
+              refuse(s.code(),
+                     s.code() == code::message_too_large ? "query.max_groups" : "satellite.query",
+                     s.message()),
+              stats);
   } else if (q.task->done()) {
     q.rp.deliver(q.task->stats().SerializeAsString());
     st.queries.erase(it);
@@ -124,7 +137,8 @@ void scan_step(store_actor* self, const satellite_options& opts,
   schedule_scan(self);
 }
 
-caf::behavior store(store_actor* self, std::shared_ptr<persistence::segment_log> log,
+template <class Self>
+caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
                     satellite_options opts, std::string satellite_id,
                     std::shared_ptr<satellite_stats> stats) {
   self->state.log = std::move(log);
@@ -187,23 +201,28 @@ caf::behavior store(store_actor* self, std::shared_ptr<persistence::segment_log>
                            ? std::min<uint64_t>(req.batch_max_rows(), opts.batch_max_rows)
                            : opts.batch_max_rows,
                          opts.batch_max_bytes};
+      auto key = store_state::query_key{caf::actor_cast<caf::actor_addr>(self->current_sender()), rid};
+      if (st.queries.count(key) != 0)
+        return refuse(code::bad_request, "satellite.query",
+                      "request " + std::to_string(rid) + " is already running on this connection");
       running_query rq;
       rq.task = std::make_unique<scan_task>(std::move(*q), range, start, st.log->next_offset(),
                                             limits, satellite_id);
       rq.connection = caf::actor_cast<caf::actor>(self->current_sender());
-      rq.rp = self->make_response_promise<std::string>();
+      rq.rp = self->template make_response_promise<std::string>();
       rq.deadline = steady_clock::now()
                     + milliseconds(req.deadline_ms() != 0 ? req.deadline_ms()
                                                           : defaults::server_query_deadline_ms);
       auto rp = rq.rp;
-      st.queries.emplace(rid, std::move(rq));
+      st.queries.emplace(key, std::move(rq));
       stats->queries.fetch_add(1);
       stats->queries_running.store(st.queries.size());
       schedule_scan(self);
       return rp;
     },
     [=](cancel_atom, uint64_t rid) {
-      auto it = self->state.queries.find(rid);
+      auto it = self->state.queries.find(
+        {caf::actor_cast<caf::actor_addr>(self->current_sender()), rid});
       if (it != self->state.queries.end())
         end_query(self, it, refuse(code::cancelled, "satellite.query", "the query was cancelled"),
                   stats);
@@ -474,7 +493,11 @@ void do_register(agent_actor* self, caf::actor store, const satellite_options& o
             self->delayed_send(self, seconds(1), connected_atom::value, std::string{});
           });
     },
-    [=](caf::error&) { self->state.registering = false; });
+    [=](caf::error&) {
+      // The store did not answer (busy, or refused): try again shortly.
+      self->state.registering = false;
+      self->delayed_send(self, seconds(1), connected_atom::value, std::string{});
+    });
 }
 
 caf::behavior agent(agent_actor* self, caf::actor store, satellite_options opts,
@@ -546,8 +569,14 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
   }
   // Shared pointers: a function-based actor runs its function later, on a worker.
   std::shared_ptr<persistence::segment_log> shared_log{std::move(*log)};
-  node.store = spawn_limited_on_multiplexer(sys.middleman(), rt, "store", store, shared_log, opts,
-                                 opts.id.empty() ? std::string{"unassigned"} : opts.id, node.stats);
+  auto store_id = opts.id.empty() ? std::string{"unassigned"} : opts.id;
+  if (cfg.store_on_multiplexer)
+    node.store = spawn_limited_on_multiplexer(sys.middleman(), rt, "store",
+                                              store<store_actor_t<caf::io::broker>>, shared_log,
+                                              opts, store_id, node.stats);
+  else
+    node.store = spawn_limited_fun(sys, rt, "store", store<store_actor_t<caf::event_based_actor>>,
+                                   shared_log, opts, store_id, node.stats);
   for (auto& [src, spec] : made) {
     auto interval = milliseconds(spec->poll_interval_ms != 0 ? spec->poll_interval_ms
                                                              : opts.poll_interval_ms);

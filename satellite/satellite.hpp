@@ -68,6 +68,11 @@ struct satellite_config {
   satellite_options satellite;
   events::json_limits json;
   std::vector<source_spec> sources;
+  /// Run the store on the middleman's multiplexer thread, next to the satellite's one
+  /// connection (no thread hand-off per query). Only for a node whose multiplexer serves
+  /// nothing else: the store's disk work (appends, syncs) would stall a server's
+  /// connections. `levee node` sets it for satellite-only nodes.
+  bool store_on_multiplexer = false;
 };
 result<satellite_config> satellite_from_config(const flat_config& cfg);
 

@@ -99,16 +99,21 @@ void scan_task::finish(const std::function<void(std::string&&)>& emit) {
   if (done_)
     return;
   if (counts_) {
-    // Every group goes to the server: the limit applies after the merge there.
-    for (auto& g : counts_->results()) {
+    // Every group goes to the server (the limit applies after the merge there), in
+    // batches bounded by batch_max_bytes like rows.
+    auto groups = counts_->results();
+    for (auto& g : groups) {
       events::event key;
       for (size_t i = 0; i < g.values.size(); ++i)
         key.fields.push_back(events::field{q_.count_by()[i].name, g.values[i]});
       auto& row = *batch_.add_counts();
       events::encode(key, *row.mutable_key());
       row.set_count(g.count);
+      batch_bytes_ += row.key().size() + 12;
+      if (batch_bytes_ >= limits_.batch_max_bytes)
+        flush(emit);
     }
-    rows_ = static_cast<uint64_t>(batch_.counts_size());
+    rows_ = groups.size();
   }
   flush(emit);
   done_ = true;

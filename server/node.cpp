@@ -82,6 +82,13 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
     return l.error();
   }
   node->listener = *l;
+  if (opts.satellite_token.empty() && host.rfind("127.", 0) != 0 && host != "localhost"
+      && host != "::1")
+    std::fprintf(stderr,
+                 "levee server: warning: server.satellite_token is empty on %s: anyone who can "
+                 "connect can register as a satellite (and take a disconnected one's id); set "
+                 "a token\n",
+                 opts.listen.c_str());
   return node;
 }
 

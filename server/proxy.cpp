@@ -27,6 +27,9 @@ caf::error refuse(code c, const std::string& limit, std::string detail, uint64_t
   return to_error(rejection{c, limit, observed, max, 0, std::move(detail)});
 }
 
+/// Bytes of count groups per result batch (well under the default 1 MiB frame).
+constexpr size_t count_batch_bytes = 256 * 1024;
+
 struct satellite_call {
   satellite_ref ref;
   bool done = false;
@@ -64,6 +67,10 @@ void cancel_satellites(proxyer_actor* self) {
     if (!s.done && s.ref.connection)
       self->send(s.ref.connection, cancel_atom::value, static_cast<uint64_t>(i));
     s.done = true;
+    // A monitor left on a long-lived connection would keep this proxyer's memory until
+    // that connection closes.
+    if (s.ref.connection)
+      self->demonitor(s.ref.connection);
   }
 }
 
@@ -113,18 +120,30 @@ void finish(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
       groups.resize(limit);
       st.truncated = true;
     }
+    // In batches of at most count_batch_bytes, so no frame outgrows the client's bound.
     wire::ResultBatch out;
-    for (auto& g : groups) {
+    size_t bytes = 0, in_batch = 0;
+    for (size_t gi = 0; gi <= groups.size(); ++gi) {
+      if (gi == groups.size() || bytes >= count_batch_bytes) {
+        if (in_batch > 0 || gi == groups.size())
+          send_batch(self, stats, opts, out.SerializeAsString(), in_batch);
+        if (st.finished)
+          return;  // over the result bytes
+        out.clear_counts();
+        bytes = in_batch = 0;
+        if (gi == groups.size())
+          break;
+      }
+      auto& g = groups[gi];
       events::event key;
       for (size_t i = 0; i < g.values.size(); ++i)
         key.fields.push_back(events::field{st.q.count_by()[i].name, g.values[i]});
       auto& row = *out.add_counts();
       events::encode(key, *row.mutable_key());
       row.set_count(g.count);
+      bytes += row.key().size() + 12;
+      ++in_batch;
     }
-    send_batch(self, stats, opts, out.SerializeAsString(), groups.size());
-    if (st.finished)
-      return;  // over the result bytes
   }
   st.finished = true;
   cancel_satellites(self);  // those still scanning after the limit was reached
@@ -260,15 +279,16 @@ caf::behavior proxyer(proxyer_actor* self, caf::actor registry, server_options o
                   [=](caf::error& err) {
                     if (self->state.finished)
                       return;
+                    // The satellite's refusal as it said it (limit, observed, max,
+                    // retry_after), naming the satellite.
                     auto r = rejection_from(err);
-                    auto why = r ? r->to_string() : caf::to_string(err);
-                    auto c = r ? r->code : code::unavailable;
-                    if (c == code::cancelled)
-                      c = code::unavailable;  // the satellite stopped, not the client
-                    fail(self, stats,
-                         refuse(c, r ? r->limit : "server.satellite",
-                                "satellite '" + id + "': " + (r ? r->detail : why),
-                                r ? r->observed : 0, r ? r->max : 0));
+                    rejection relayed = r ? *r
+                                          : rejection{code::unavailable, "server.satellite", 0, 0, 0,
+                                                      caf::to_string(err)};
+                    if (relayed.code == code::cancelled)
+                      relayed.code = code::unavailable;  // the satellite stopped, not the client
+                    relayed.detail = "satellite '" + id + "': " + relayed.detail;
+                    fail(self, stats, to_error(relayed));
                   });
             }
           },
@@ -300,7 +320,10 @@ struct router_state {
   std::map<std::pair<caf::actor_addr, uint64_t>, caf::actor> by_request;  // (conn, rid)
   /// Deadlines of the running queries, checked by one periodic tick while any run.
   std::multimap<steady_clock::time_point, caf::actor> deadlines;
+  std::map<caf::actor_addr, std::multimap<steady_clock::time_point, caf::actor>::iterator>
+    deadline_of;  // a proxyer's entry, dropped when it ends
   bool ticking = false;
+  bool stopping = false;  // the server stops: new queries get shutting_down
   const char* name = "levee.query_router";
 };
 
@@ -324,11 +347,19 @@ caf::behavior router(router_actor* self, caf::actor registry, server_options opt
         break;
       }
     st.client_of.erase(c);
+    if (auto d = st.deadline_of.find(msg.source); d != st.deadline_of.end()) {
+      st.deadlines.erase(d->second);
+      st.deadline_of.erase(d);
+    }
     stats->running.fetch_sub(1);
   });
   return {
     [=](wire_stream_atom, std::string& payload, uint64_t rid) -> caf::result<std::string> {
       auto& st = self->state;
+      if (st.stopping) {
+        stats->refused.fetch_add(1);
+        return refuse(code::shutting_down, "server.query", "the server is shutting down");
+      }
       wire::QueryRequest req;
       if (!req.ParseFromString(payload)) {
         stats->refused.fetch_add(1);
@@ -368,7 +399,7 @@ caf::behavior router(router_actor* self, caf::actor registry, server_options opt
       ++st.per_client[client];
       st.client_of.emplace(p.address(), client);
       st.by_request[{client, rid}] = p;
-      st.deadlines.emplace(steady_clock::now() + milliseconds(deadline), p);
+      st.deadline_of[p.address()] = st.deadlines.emplace(steady_clock::now() + milliseconds(deadline), p);
       if (!st.ticking) {
         st.ticking = true;
         self->delayed_send(self, deadline_tick, tick_atom::value);
@@ -387,6 +418,7 @@ caf::behavior router(router_actor* self, caf::actor registry, server_options opt
     [=](stop_atom) -> bool {
       // The server stops: every query ends with shutting_down before the connections go
       // (a satellite connection closing first would say unavailable).
+      self->state.stopping = true;
       for (auto& [key, p] : self->state.by_request)
         self->send(p, stop_atom::value);
       return true;
@@ -397,8 +429,8 @@ caf::behavior router(router_actor* self, caf::actor registry, server_options opt
       auto now = steady_clock::now();
       while (!st.deadlines.empty() && st.deadlines.begin()->first <= now) {
         auto p = st.deadlines.begin()->second;
-        if (st.client_of.count(p.address()) != 0)
-          self->send(p, timeout_atom::value);
+        self->send(p, timeout_atom::value);
+        st.deadline_of.erase(p.address());
         st.deadlines.erase(st.deadlines.begin());
       }
       st.ticking = !st.deadlines.empty();

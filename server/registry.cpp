@@ -93,7 +93,7 @@ void check_heartbeats(registry_actor* self, const server_options& opts) {
       set_state(e, health::disconnected, now);
       if (e.connection)  // closes it; its queries get unavailable
         self->send(e.connection, stop_atom::value,
-                   static_cast<uint32_t>(code::deadline_exceeded),
+                   static_cast<uint32_t>(code::unavailable),
                    std::string{"server.disconnect_after"},
                    "no heartbeat for " + std::to_string(missed) + " intervals of "
                      + std::to_string(opts.heartbeat_interval_ms)
@@ -273,6 +273,16 @@ result<server_options> server_from_config(const flat_config& cfg) {
                            + ": must be more than server.unhealthy_after ("
                            + std::to_string(out.unhealthy_after) + ")");
   return out;
+}
+
+status check_with_listener(const server_options& opts, uint64_t request_deadline_ms) {
+  if (opts.query_deadline_ms > request_deadline_ms)
+    return status::error(code::bad_request,
+                         "server.query_deadline_ms = " + std::to_string(opts.query_deadline_ms)
+                           + ": must be at most net.request_deadline_ms ("
+                           + std::to_string(request_deadline_ms)
+                           + "), the deadline of the request that carries a query");
+  return {};
 }
 
 caf::actor spawn_registry(caf::actor_system& sys, runtime& rt, server_options opts) {

@@ -39,6 +39,10 @@ struct server_options {
 /// Reads [server] (unknown keys and bad values are errors naming the key).
 result<server_options> server_from_config(const flat_config& cfg);
 
+/// The server's settings that depend on its listener's: a query's deadline may not be
+/// longer than the deadline of the request that carries it (net.request_deadline_ms).
+status check_with_listener(const server_options& opts, uint64_t request_deadline_ms);
+
 /// A satellite a query may go to: its id and the connection it dialed.
 struct satellite_ref {
   std::string id;

@@ -972,6 +972,8 @@ TEST_F(SystemTest, BadConfigExitsTwoWithOneLineNamingTheKey) {
      "server.disconnect_after"},
     {"result-bytes-too-small", "[node]\nroles = server\n[server]\nmax_result_bytes = 100\n",
      "server.max_result_bytes"},
+    {"query-deadline-over-request-deadline",
+     "[node]\nroles = server\n[server]\nquery_deadline_ms = 40000\n", "server.query_deadline_ms"},
     {"unknown-server-key", "[node]\nroles = server\n[server]\nmax_querys = 3\n",
      "server.max_querys"},
     {"role-it-does-not-have",
@@ -1078,19 +1080,18 @@ TEST_F(SystemTest, ClientDisconnectCancelsItsQuery) {
 }
 
 TEST_F(SystemTest, WireRequestDeadlineEndsTheQueryBehindIt) {
-  // The client's wire Request may carry a deadline (as `levee query --deadline-ms` does),
-  // and the listener caps every request at net.request_deadline_ms: when that passes
-  // first, the client gets deadline_exceeded and the query behind it must end too, not
-  // hold its slot until server.query_deadline_ms.
+  // The client's wire Request may carry a deadline shorter than the query's: when that
+  // passes first, the client gets deadline_exceeded and the query behind it must end too,
+  // not hold its slot until server.query_deadline_ms.
   auto config = server_config();
-  config.set("server", "query_deadline_ms", "10000").set("net", "request_deadline_ms", "300");
+  config.set("server", "query_deadline_ms", "10000");
   auto srv = start_server(config);
   ASSERT_NE(srv, nullptr);
   auto sat = start_satellite_with("a", srv->port, make_events(10, 0));
   ASSERT_NE(sat, nullptr);
   ASSERT_TRUE(sat->proc.pause());
   client c = connect(srv->port);
-  auto r = collect(c, start_query(c, query_on("a", "count")));
+  auto r = collect(c, start_query(c, query_on("a", "count"), 300));
   ASSERT_TRUE(r.rejected.has_value()) << r;
   EXPECT_EQ(r.rejected->code, code::deadline_exceeded) << r;
   EXPECT_EQ(r.rejected->limit, "net.request_deadline_ms") << r;
