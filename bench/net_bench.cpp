@@ -33,11 +33,14 @@
 #include <caf/io/broker.hpp>
 
 #include "actors/atoms.hpp"
+#include "bench/bench_support.hpp"
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
 #include "net/server.hpp"
 
 namespace {
+
+using namespace levee::bench;
 
 using namespace std::chrono;
 constexpr size_t payload_bytes = 1024;
@@ -136,43 +139,6 @@ void serve_basp(Report report) {
     ::pause();
 }
 
-int listen_loopback(uint16_t& port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::listen(fd, 64);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  port = ntohs(addr.sin_port);
-  return fd;
-}
-
-bool read_exact(int fd, char* buf, size_t n) {
-  while (n > 0) {
-    auto r = ::recv(fd, buf, n, 0);
-    if (r <= 0)
-      return false;
-    buf += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
-bool write_all(int fd, const char* buf, size_t n) {
-  while (n > 0) {
-    auto r = ::send(fd, buf, n, MSG_NOSIGNAL);
-    if (r <= 0)
-      return false;
-    buf += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
 /// The floor: length-prefixed frames echoed by a thread per connection, no framework.
 template <class Report>
 void serve_raw(Report report) {
@@ -208,20 +174,8 @@ struct figures {
   double per_sec = 0;
 };
 
-double percentile(std::vector<double> xs, double p) {
-  std::sort(xs.begin(), xs.end());
-  return xs[static_cast<size_t>(p * static_cast<double>(xs.size() - 1))];
-}
-
 figures run_raw(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int fd = connect_loopback(port);
   std::string frame(4 + payload_bytes, 'r');
   *reinterpret_cast<uint32_t*>(frame.data()) = htonl(payload_bytes);
   std::vector<char> back(frame.size());
@@ -361,18 +315,14 @@ figures run_levee_under_attack(uint16_t port, const char* target, int& attacks) 
       std::string("\x00\x00\x00\x03\x00\xff\xff\xff", 8),
     };
     for (int i = 0; i < 20000 && !stop.load(); ++i) {
-      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_port = htons(port);
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      int fd = connect_loopback(port, false);
+      if (fd >= 0) {
         auto& g = garbage[i % 3];
         ::send(fd, g.data(), g.size(), MSG_NOSIGNAL);
         char buf[256];
         ::recv(fd, buf, sizeof buf, 0);  // the Reject, then the close
+        ::close(fd);
       }
-      ::close(fd);
       ++count;
     }
   });

@@ -66,10 +66,13 @@
 #include <nats/nats.h>
 #endif
 
+#include "bench/bench_support.hpp"
 #include "levee/client.hpp"
 #include "net/satellite.pb.h"
 
 namespace {
+
+using namespace levee::bench;
 
 using namespace std::chrono;
 namespace fs = std::filesystem;
@@ -250,62 +253,12 @@ std::string last_line(const std::string& path) {
 
 // -- sockets -----------------------------------------------------------------------------
 
-void set_nodelay(int fd) {
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
-sockaddr_in loopback(uint16_t port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return addr;
-}
-
-int listen_loopback(uint16_t& port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  auto addr = loopback(0);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 64) != 0) {
-    std::perror("query_bench: listen");
-    std::exit(1);
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  port = ntohs(addr.sin_port);
-  return fd;
-}
-
 /// A port nobody listens on now (bound to 0 and released; another process could take it
 /// before the caller does, which on an idle loopback does not happen in practice).
 uint16_t free_port() {
   uint16_t port = 0;
   ::close(listen_loopback(port));
   return port;
-}
-
-int connect_loopback(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  auto addr = loopback(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  set_nodelay(fd);
-  return fd;
-}
-
-bool write_all(int fd, const char* buf, size_t n) {
-  while (n > 0) {
-    auto r = ::send(fd, buf, n, MSG_NOSIGNAL);
-    if (r <= 0)
-      return false;
-    buf += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
 }
 
 // -- figures -----------------------------------------------------------------------------
@@ -315,11 +268,6 @@ struct figures {
   double p99_us = 0;
   double per_sec = 0;
 };
-
-double percentile(std::vector<double> xs, double p) {
-  std::sort(xs.begin(), xs.end());
-  return xs[static_cast<size_t>(p * static_cast<double>(xs.size() - 1))];
-}
 
 /// `one()` makes one round trip (false: failed). Warm-up, then p50 / p99 in microseconds.
 template <class F>

@@ -265,19 +265,52 @@ batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batc
   return batch_check::ok;
 }
 
+namespace {
+
+/// The payload of a checked batch: in place, or inflated into `scratch` when compressed.
+status payload_of(const batch_header& h, const uint8_t* batch, std::string& scratch,
+                  const uint8_t*& body, size_t& size) {
+  body = batch + batch_header_bytes;
+  size = h.length - batch_header_bytes;
+  if ((h.attributes & attr_lz4) == 0)
+    return {};
+  scratch.resize(h.payload_bytes);
+  auto n = LZ4_decompress_safe(reinterpret_cast<const char*>(body), scratch.data(),
+                               static_cast<int>(size), static_cast<int>(h.payload_bytes));
+  if (n < 0 || static_cast<uint32_t>(n) != h.payload_bytes)
+    return status::error(code::storage_error, "a compressed batch does not decompress");
+  body = reinterpret_cast<const uint8_t*>(scratch.data());
+  size = scratch.size();
+  return {};
+}
+
+/// The offset of the `index`-th record of a batch: dense in version 1; in version 2 its
+/// delta, which must be above the previous record's and inside the batch's range.
+status record_offset(const batch_header& h, uint64_t index, uint64_t delta,
+                     int64_t& previous_delta, uint64_t& offset) {
+  if (h.version != batch_format_compacted) {
+    offset = h.base_offset + index;
+    return {};
+  }
+  auto d = static_cast<int64_t>(delta);
+  if (delta > std::numeric_limits<uint32_t>::max() || d <= previous_delta
+      || d >= static_cast<int64_t>(h.offset_count))
+    return status::error(code::storage_error, "a record of a compacted batch has offset delta "
+                                                + std::to_string(delta)
+                                                + " out of order or outside the batch");
+  previous_delta = d;
+  offset = h.base_offset + delta;
+  return {};
+}
+
+} // namespace
+
 status visit_records(const batch_header& h, const uint8_t* batch, std::string& scratch,
                      const std::function<void(const record_view&)>& fn) {
-  const uint8_t* body = batch + batch_header_bytes;
-  size_t body_size = h.length - batch_header_bytes;
-  if (h.attributes & attr_lz4) {
-    scratch.resize(h.payload_bytes);
-    auto n = LZ4_decompress_safe(reinterpret_cast<const char*>(body), scratch.data(),
-                                 static_cast<int>(body_size), static_cast<int>(h.payload_bytes));
-    if (n < 0 || static_cast<uint32_t>(n) != h.payload_bytes)
-      return status::error(code::storage_error, "a compressed batch does not decompress");
-    body = reinterpret_cast<const uint8_t*>(scratch.data());
-    body_size = scratch.size();
-  }
+  const uint8_t* body = nullptr;
+  size_t body_size = 0;
+  if (auto st = payload_of(h, batch, scratch, body, body_size); !st)
+    return st;
   const uint8_t* p = body;
   const uint8_t* end = body + body_size;
   bool compacted = h.version == batch_format_compacted;
@@ -329,17 +362,8 @@ status visit_records(const batch_header& h, const uint8_t* batch, std::string& s
         return corrupt();
       }
     }
-    if (compacted) {
-      auto d = static_cast<int64_t>(delta);
-      if (delta > std::numeric_limits<uint32_t>::max() || d <= previous_delta || d >= static_cast<int64_t>(h.offset_count))
-        return status::error(code::storage_error,
-                             "a record of a compacted batch has offset delta "
-                               + std::to_string(delta) + " out of order or outside the batch");
-      previous_delta = d;
-      v.offset = h.base_offset + delta;
-    } else {
-      v.offset = h.base_offset + count;
-    }
+    if (auto st = record_offset(h, count, delta, previous_delta, v.offset); !st)
+      return st;
     ++count;
     fn(v);
   }
@@ -348,18 +372,11 @@ status visit_records(const batch_header& h, const uint8_t* batch, std::string& s
 
 status decode_records(const batch_header& h, const uint8_t* batch,
                       std::vector<stored_record>& out) {
-  const uint8_t* body = batch + batch_header_bytes;
-  size_t body_size = h.length - batch_header_bytes;
   std::string inflated;
-  if (h.attributes & attr_lz4) {
-    inflated.resize(h.payload_bytes);
-    auto n = LZ4_decompress_safe(reinterpret_cast<const char*>(body), inflated.data(),
-                                 static_cast<int>(body_size), static_cast<int>(h.payload_bytes));
-    if (n < 0 || static_cast<uint32_t>(n) != h.payload_bytes)
-      return status::error(code::storage_error, "a compressed batch does not decompress");
-    body = reinterpret_cast<const uint8_t*>(inflated.data());
-    body_size = inflated.size();
-  }
+  const uint8_t* body = nullptr;
+  size_t body_size = 0;
+  if (auto st = payload_of(h, batch, inflated, body, body_size); !st)
+    return st;
   const uint8_t* p = body;
   const uint8_t* end = body + body_size;
   format::Record pb;
@@ -375,17 +392,8 @@ status decode_records(const batch_header& h, const uint8_t* batch,
       return status::error(code::storage_error, "a record in a batch does not parse");
     p += len;
     stored_record sr;
-    if (compacted) {
-      auto delta = static_cast<int64_t>(pb.offset_delta());
-      if (delta <= previous_delta || delta >= static_cast<int64_t>(h.offset_count))
-        return status::error(code::storage_error,
-                             "a record of a compacted batch has offset delta "
-                               + std::to_string(delta) + " out of order or outside the batch");
-      previous_delta = delta;
-      sr.offset = h.base_offset + static_cast<uint64_t>(delta);
-    } else {
-      sr.offset = h.base_offset + count;
-    }
+    if (auto st = record_offset(h, count, pb.offset_delta(), previous_delta, sr.offset); !st)
+      return st;
     ++count;
     sr.rec.key = std::move(*pb.mutable_key());
     sr.rec.value = std::move(*pb.mutable_value());

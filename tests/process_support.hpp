@@ -15,7 +15,6 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -24,6 +23,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -149,18 +149,26 @@ public:
     return ::kill(pid_, sig) == 0;
   }
 
-  /// SIGSTOP, and returns once the kernel reports the child stopped (bounded), so that
-  /// everything sent to it from now on waits.
-  bool pause(std::chrono::milliseconds bound = std::chrono::seconds(5)) {
+  /// SIGSTOP, and returns once the kernel reports the child stopped, so that everything
+  /// sent to it from now on waits. False if it exited instead.
+  bool pause() {
     if (!signal(SIGSTOP))
       return false;
-    auto deadline = std::chrono::steady_clock::now() + bound;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (process_state() == 'T')
-        return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polling /proc
+    // The kernel reports the stop (or an exit, left unreaped for wait_exit) to the parent:
+    // SIGSTOP cannot be caught or ignored, so this returns as soon as it is delivered.
+    siginfo_t info{};
+    for (;;) {
+      if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WSTOPPED | WEXITED | WNOWAIT) == 0)
+        break;
+      if (errno != EINTR)
+        return false;
     }
-    return false;
+    if (info.si_code != CLD_STOPPED)
+      return false;  // it exited instead
+    // Consume the stop report, so that a later pause waits for its own stop.
+    while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WSTOPPED) != 0 && errno == EINTR) {
+    }
+    return true;
   }
   bool resume() { return signal(SIGCONT); }
 
@@ -229,21 +237,24 @@ public:
       return exit_status_;
     if (pid_ <= 0)
       return std::nullopt;
-    auto deadline = std::chrono::steady_clock::now() + bound;
-    for (;;) {
-      int status = 0;
-      auto r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status)
-                                         : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-        return exit_status_;
-      }
-      if (r < 0)
-        return std::nullopt;
-      if (std::chrono::steady_clock::now() >= deadline)
-        return std::nullopt;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling waitpid
-    }
+    // A pidfd becomes readable when the child exits: wait for that, with the bound.
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    if (pidfd < 0)
+      return std::nullopt;
+    pollfd p{pidfd, POLLIN, 0};
+    int ready = 0;
+    do
+      ready = ::poll(&p, 1, static_cast<int>(bound.count()));
+    while (ready < 0 && errno == EINTR);
+    ::close(pidfd);
+    if (ready <= 0)
+      return std::nullopt;  // still running after the bound
+    int status = 0;
+    if (::waitpid(pid_, &status, 0) != pid_)
+      return std::nullopt;
+    exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status)
+                                     : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    return exit_status_;
   }
 
   /// Everything left on stdout until the child closes it (bounded).
@@ -282,15 +293,6 @@ public:
   }
 
 private:
-  /// The state letter of /proc/PID/stat (R, S, T, Z ...), or 0.
-  char process_state() const {
-    auto stat = read_file("/proc/" + std::to_string(pid_) + "/stat");
-    auto close_paren = stat.rfind(')');
-    if (close_paren == std::string::npos || close_paren + 2 >= stat.size())
-      return 0;
-    return stat[close_paren + 2];
-  }
-
   pid_t pid_ = -1;
   int out_fd_ = -1;
   std::string buffer_;

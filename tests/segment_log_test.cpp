@@ -60,6 +60,22 @@ log_options rolling(const fs::path& dir, uint64_t max_segment_bytes) {
   return o;
 }
 
+/// Writes 12 batches of 5 records of ~100 bytes (60 records over several segments with
+/// `rolling(dir, 1500)`) and closes the log; returns the records by offset.
+std::vector<record> write_rolled(const log_options& opts) {
+  std::vector<record> all;
+  auto log = segment_log::open(opts);
+  if (!log)
+    return all;
+  for (int b = 0; b < 12; ++b) {
+    auto batch = make_batch(b * 5, 5, 100);
+    if (!(*log)->append(batch))
+      return all;
+    all.insert(all.end(), batch.begin(), batch.end());
+  }
+  return all;
+}
+
 /// The files of `dir` ending in `ext` (".log", ".index"), sorted.
 std::vector<fs::path> files_with(const fs::path& dir, const std::string& ext) {
   std::vector<fs::path> out;
@@ -371,15 +387,8 @@ TEST(SegmentLog, OffsetForTimeFindsTheFirstBatchThatMayHoldIt) {
 TEST(SegmentLog, ClosedSegmentsOpenFromTheirIndexAndBadIndexesAreRebuilt) {
   temp_dir dir;
   auto opts = rolling(dir.path, 1500);
-  std::vector<record> all;
-  {
-    auto log = segment_log::open(opts);
-    for (int b = 0; b < 12; ++b) {
-      auto batch = make_batch(b * 5, 5, 100);
-      ASSERT_TRUE((*log)->append(batch).ok());
-      all.insert(all.end(), batch.begin(), batch.end());
-    }
-  }
+  auto all = write_rolled(opts);
+  ASSERT_EQ(all.size(), 60u);
   auto indexes = files_with(dir.path, ".index");
   ASSERT_GE(indexes.size(), 3u);
   auto check_all = [&](segment_log& log) {
@@ -1188,15 +1197,8 @@ namespace {
 TEST(SegmentLog, TheTruncatePolicyCutsAtTheFirstDamageAndReportsIt) {
   temp_dir dir;
   auto opts = rolling(dir.path, 1500);
-  std::vector<record> all;
-  {
-    auto log = segment_log::open(opts);
-    for (int b = 0; b < 12; ++b) {
-      auto batch = make_batch(b * 5, 5, 100);
-      ASSERT_TRUE((*log)->append(batch).ok());
-      all.insert(all.end(), batch.begin(), batch.end());
-    }
-  }
+  auto all = write_rolled(opts);
+  ASSERT_EQ(all.size(), 60u);
   auto segments = files_with(dir.path, ".log");
   ASSERT_GE(segments.size(), 4u);
   // Damage the second batch of the second segment (its index goes, so it is scanned).
@@ -1247,11 +1249,7 @@ TEST(SegmentLog, TheTruncatePolicyCutsAtTheFirstDamageAndReportsIt) {
 TEST(SegmentLog, TheTruncatePolicyDropsEverythingFromAMissingSegment) {
   temp_dir dir;
   auto opts = rolling(dir.path, 1500);
-  {
-    auto log = segment_log::open(opts);
-    for (int b = 0; b < 12; ++b)
-      ASSERT_TRUE((*log)->append(make_batch(b * 5, 5, 100)).ok());
-  }
+  ASSERT_EQ(write_rolled(opts).size(), 60u);
   auto segments = files_with(dir.path, ".log");
   fs::remove(segments[2]);
   ASSERT_FALSE(segment_log::open(opts).ok());
