@@ -53,6 +53,9 @@ using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 using append_atom = caf::atom_constant<caf::atom("append")>;
 /// (scan_atom): a store's self-message that runs one step of its queries.
 using scan_atom = caf::atom_constant<caf::atom("scan")>;
+/// (done_atom, uint64_t id): work an actor was handed has ended (a proxyer's query), told
+/// to the actor that handed it out. Like cancel_atom and stop_atom it passes every gate.
+using done_atom = caf::atom_constant<caf::atom("done")>;
 /// (timeout_atom): a deadline's self-message.
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 /// (retention_atom): a store's periodic retention pass.

@@ -6,11 +6,15 @@
 #include <map>
 #include <unordered_map>
 
+#include <sys/socket.h>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/io/all.hpp>
+#include <caf/io/network/scribe_impl.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/caf_error.hpp"
+#include "actors/earliest_timer.hpp"
 #include "limits/token_bucket.hpp"
 #include "net/frame.hpp"
 #include "net/reject_frame.hpp"
@@ -108,9 +112,25 @@ struct connection_state {
   std::unique_ptr<token_bucket> byte_rate;
   bool paused = false;           // not processing while the connection owes time
   bool halted = false;           // the socket is not being read
-  uint64_t inflight = 0;
+  /// The peer's requests in flight, by request id. Their deadlines are this connection's
+  /// own: one timer armed for the earliest, instead of a CAF request timeout per request
+  /// (CAF 0.17 hands every timeout set, and every one that later fires, to its clock
+  /// thread: two wake-ups of another thread per request). A request past its deadline is
+  /// answered deadline_exceeded at once and keeps its slot until its actor answers (the
+  /// answer is then dropped): the in-flight bound counts work the node still does.
+  struct pending_request {
+    int64_t deadline_ns = 0;
+    uint64_t deadline_ms = 0;
+    int64_t started_ns = 0;
+    caf::actor target;  // a stream's: told (cancel_atom, rid) when its deadline passes
+    bool stream = false;
+    bool expired = false;
+  };
+  std::unordered_map<uint64_t, pending_request> pending;
+  earliest_timer deadline_timer;
   uint64_t bytes_flushed = 0;    // handed to the socket
-  uint64_t bytes_written = 0;    // taken by TCP (data_transferred_msg)
+  uint64_t bytes_written = 0;    // taken by TCP as CAF reports it (data_transferred_msg);
+                                 // the broker counts what it sent itself (bytes_sent)
   int64_t opened_ns = 0;
   int64_t last_frame_ns = 0;
   bool ping_outstanding = false;
@@ -140,7 +160,97 @@ struct connection_state {
   const char* name = "levee.connection";
 };
 
-using connection_broker = caf::io::stateful_broker<connection_state>;
+/// The socket of CAF's default scribe. CAF 0.17 does not expose it; the scribe keeps its
+/// stream as a protected member, which a pointer to member reaches.
+struct scribe_socket : caf::io::network::scribe_impl {
+  static caf::io::network::native_socket of(caf::io::scribe& s) {
+    auto* impl = dynamic_cast<caf::io::network::scribe_impl*>(&s);
+    if (impl == nullptr)
+      return caf::io::network::invalid_native_socket;
+    return (impl->*(&scribe_socket::stream_)).fd();
+  }
+};
+
+/// A broker with a leaner write path than CAF 0.17's for its one connection:
+///  - what it writes goes out once its mailbox is drained, not after every frame, so the
+///    frames of messages that arrived together (a stream's last batch and its end,
+///    answers to pipelined requests) leave in one send;
+///  - it sends directly on the socket when CAF has nothing of it in flight. CAF's flush
+///    registers for writability (epoll_ctl), waits a multiplexer round for it, sends, and
+///    unregisters (epoll_ctl again): four system calls and a round per flush where one
+///    send does. Only what the socket does not take at once goes CAF's way, and until CAF
+///    reports it all written (data_transferred, so ack_writes must be on), everything
+///    after it does too, keeping the order.
+class direct_write_broker : public caf::io::broker {
+public:
+  using caf::io::broker::broker;
+
+  /// Flushes `hdl` once the messages waiting now are handled.
+  void flush_later(caf::io::connection_handle hdl) noexcept {
+    flush_hdl_ = hdl;
+    flush_pending_ = true;
+  }
+
+  /// Sends what was written to `hdl` now.
+  void flush_now(caf::io::connection_handle hdl) {
+    flush_pending_ = false;
+    auto s = this->by_id(hdl);
+    if (!s)
+      return;
+    auto& buf = s->wr_buf();
+    if (buf.empty())
+      return;
+    if (!caf_writing_) {
+      if (fd_ == caf::io::network::invalid_native_socket)
+        fd_ = scribe_socket::of(*s);
+      if (fd_ != caf::io::network::invalid_native_socket) {
+        auto n = ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+          direct_bytes_ += static_cast<uint64_t>(n);
+          if (static_cast<size_t>(n) == buf.size())
+            buf.clear();
+          else
+            buf.erase(buf.begin(), buf.begin() + n);
+        }
+        // n < 0: the socket is full (EAGAIN) or failed; CAF's flush handles both, a
+        // failure by closing the connection.
+      }
+    }
+    if (!buf.empty()) {
+      caf_writing_ = true;
+      this->flush(hdl);
+    }
+  }
+
+  /// Bytes this broker sent itself (CAF reports the rest with data_transferred_msg).
+  uint64_t direct_bytes() const noexcept { return direct_bytes_; }
+
+  /// Whether nothing written is waiting: neither in the buffer nor with CAF.
+  bool all_sent(caf::io::connection_handle hdl) {
+    auto s = this->by_id(hdl);
+    return !caf_writing_ && (!s || s->wr_buf().empty());
+  }
+
+  caf::invoke_message_result consume(caf::mailbox_element& x) override {
+    if (caf_writing_ && x.content().match_elements<caf::io::data_transferred_msg>()
+        && x.content().get_as<caf::io::data_transferred_msg>(0).remaining == 0)
+      caf_writing_ = false;  // CAF sent all it had: direct sends keep the order again
+    auto result = caf::io::broker::consume(x);
+    if (flush_pending_ && this->mailbox().empty()
+        && !x.content().match_elements<caf::io::data_transferred_msg>())
+      flush_now(flush_hdl_);  // (not from inside CAF's write handler: next message)
+    return result;
+  }
+
+private:
+  caf::io::connection_handle flush_hdl_;
+  caf::io::network::native_socket fd_ = caf::io::network::invalid_native_socket;
+  uint64_t direct_bytes_ = 0;
+  bool flush_pending_ = false;
+  bool caf_writing_ = false;
+};
+
+using connection_broker = caf::stateful_actor<connection_state, direct_write_broker>;
 
 struct uplink_state {
   caf::actor link;
@@ -180,6 +290,7 @@ void close_connection(connection_broker* self) {
     return;
   fail_outgoing(self);
   st.closed = true;
+  self->flush_now(st.hdl);
   self->close(st.hdl);  // graceful: what was written is still sent
   if (st.counted)
     st.ctx->connection_closed();
@@ -214,9 +325,17 @@ void reject_and_close(connection_broker* self, uint64_t request_id, const reject
   // Keep reading (and discarding) while the Reject drains: closing a socket with unread
   // input makes TCP reset the connection, and the peer would lose the Reject.
   st.closing = true;
-  // Close once the Reject has left (data_transferred_msg says so), or after a grace
-  // period if the peer does not read at all.
+  // Close once the Reject has left (sent at once, or data_transferred_msg says so), or
+  // after a grace period if the peer does not read at all.
+  self->flush_now(st.hdl);
+  if (self->all_sent(st.hdl))
+    self->send(self, stop_atom::value);
   self->delayed_send(self, close_grace, stop_atom::value);
+}
+
+/// Bytes of this connection the kernel took: sent directly, or reported by CAF.
+uint64_t bytes_sent(connection_broker* self) {
+  return self->state.bytes_written + self->direct_bytes();
 }
 
 void write_frame(connection_broker* self, const wire::Envelope& env) {
@@ -236,11 +355,11 @@ void write_frame(connection_broker* self, const wire::Envelope& env) {
     encode_frame(refusal, st.peer, buf);
   }
   auto written = buf.size() - before;
-  self->flush(st.hdl);
+  self->flush_later(st.hdl);
   st.bytes_flushed += written;
   st.ctx->stats.frames_out.fetch_add(1);
   auto max = limits_of(self).max_write_buffer_bytes;
-  auto pending = st.bytes_flushed - st.bytes_written;
+  auto pending = st.bytes_flushed - bytes_sent(self);
   if (pending > max && !env.has_reject()) {
     reject_and_close(self, 0,
                      rejection{code::slow_consumer, "net.max_write_buffer_bytes", pending, max, 0,
@@ -336,16 +455,74 @@ void fill_hello(wire::Hello& out, const server_context& ctx, wire::Role role,
   ol.set_idle_timeout_ms(static_cast<uint32_t>(limits.idle_timeout_ms));
 }
 
+/// Arms the deadline timer for `deadline_ns` unless one is armed for an earlier time.
+void arm_deadline(connection_broker* self, int64_t deadline_ns) {
+  auto& st = self->state;
+  if (!st.deadline_timer.arm(deadline_ns))
+    return;
+  auto wait_ns = std::max<int64_t>(deadline_ns - st.ctx->clock().now_ns(), 0);
+  self->delayed_send(self, microseconds(wait_ns / 1000 + 1), timeout_atom::value, deadline_ns);
+}
+
+/// The armed timer fired: requests past their deadline are answered deadline_exceeded
+/// (a stream's target is told to stop), and the timer is armed for the next deadline.
+void expire_requests(connection_broker* self, int64_t armed_for) {
+  auto& st = self->state;
+  if (!st.deadline_timer.fire(armed_for))
+    return;  // superseded by a timer for an earlier deadline
+  if (st.closed || st.closing)
+    return;
+  auto now = st.ctx->clock().now_ns();
+  int64_t next = 0;
+  for (auto& [rid, p] : st.pending) {
+    if (p.expired)
+      continue;
+    if (p.deadline_ns > now) {
+      next = next == 0 ? p.deadline_ns : std::min(next, p.deadline_ns);
+      continue;
+    }
+    p.expired = true;
+    if (p.stream) {
+      st.streams.erase(rid);
+      self->send(p.target, cancel_atom::value, rid);  // nobody reads the stream any more
+    }
+    send_reject(self, rid,
+                rejection{code::deadline_exceeded, "net.request_deadline_ms",
+                          static_cast<uint64_t>((now - p.started_ns) / ns_per_ms), p.deadline_ms,
+                          0, "the actor did not answer before the deadline"});
+  }
+  if (next != 0)
+    arm_deadline(self, next);
+}
+
+/// Takes the peer's request `rid` out of the in-flight table when its actor answers.
+/// False when the answer comes too late: the peer was already told deadline_exceeded.
+bool settle_request(connection_state& st, uint64_t rid) {
+  auto i = st.pending.find(rid);
+  if (i == st.pending.end())
+    return false;
+  bool in_time = !i->second.expired;
+  st.pending.erase(i);
+  return in_time;
+}
+
 void handle_request(connection_broker* self, wire::Envelope& env) {
   auto& st = self->state;
   auto& limits = limits_of(self);
   auto rid = env.request_id();
   auto& req = *env.mutable_request();
-  if (st.inflight >= limits.max_inflight_requests) {
+  if (st.pending.size() >= limits.max_inflight_requests) {
     send_reject(self, rid,
-                rejection{code::too_many_inflight, "net.max_inflight_requests", st.inflight + 1,
-                          limits.max_inflight_requests, 10,
+                rejection{code::too_many_inflight, "net.max_inflight_requests",
+                          st.pending.size() + 1, limits.max_inflight_requests, 10,
                           "wait for answers before sending more requests"});
+    return;
+  }
+  if (st.pending.count(rid) != 0) {
+    send_reject(self, rid,
+                rejection{code::bad_request, "net.request_id", rid, 0, 0,
+                          "request id " + std::to_string(rid)
+                            + " is still in flight; give each request its own id"});
     return;
   }
   // Targets are looked up once per connection; the shared registry takes a lock.
@@ -361,22 +538,32 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
                           "no actor is exposed as '" + req.target() + "'"});
     return;
   }
-  auto deadline = req.deadline_ms() != 0
-                    ? std::min<uint64_t>(req.deadline_ms(), limits.request_deadline_ms)
-                    : limits.request_deadline_ms;
-  ++st.inflight;
+  uint64_t deadline = req.deadline_ms() != 0
+                        ? std::min<uint64_t>(req.deadline_ms(), limits.request_deadline_ms)
+                        : limits.request_deadline_ms;
+  // A stream's target keeps its own deadline (a query's is server.query_deadline_ms, at
+  // most this one) and names it; the connection's is the backstop, a second later.
+  if (req.stream())
+    deadline += stream_deadline_grace_ms;
+  auto now = st.ctx->clock().now_ns();
+  auto& p = st.pending[rid];
+  p.started_ns = now;
+  p.deadline_ms = deadline;
+  p.deadline_ns = now + static_cast<int64_t>(deadline) * ns_per_ms;
+  p.stream = req.stream();
+  arm_deadline(self, p.deadline_ns);
   if (req.stream()) {
+    p.target = target;
     // Batches arrive as (wire_batch_atom, rid, part) before the answer: the actor sends
     // them to us in order, and CAF keeps one sender's messages in order.
     st.streams[rid] = connection_state::incoming_stream{0, target};
-    // A stream's target keeps its own deadline (a query's is server.query_deadline_ms, at
-    // most this one) and names it; the connection's is the backstop, a second later.
-    self->request(target, milliseconds(deadline + stream_deadline_grace_ms), wire_stream_atom::value,
+    self->request(target, caf::infinite, wire_stream_atom::value,
                   std::move(*req.mutable_payload()), rid)
       .then(
         [=](std::string& summary) {
           auto& s = self->state;
-          --s.inflight;
+          if (!settle_request(s, rid))
+            return;
           wire::Envelope out;
           out.set_request_id(rid);
           out.mutable_end_of_stream()->set_batches(s.streams[rid].batches);
@@ -387,21 +574,20 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
         },
         [=](caf::error& err) {
           auto& s = self->state;
-          --s.inflight;
+          if (!settle_request(s, rid))
+            return;
           s.streams.erase(rid);
-          // Past the deadline nobody reads the stream: the work behind it stops too.
-          if (err == caf::sec::request_timeout)
-            self->send(target, cancel_atom::value, rid);
           send_reject(self, rid, rejection_of(err));
         });
     return;
   }
-  self->request(target, milliseconds(deadline), wire_request_atom::value,
+  self->request(target, caf::infinite, wire_request_atom::value,
                 std::move(*req.mutable_payload()))
     .then(
       [=](std::string& answer) {
         auto& s = self->state;
-        --s.inflight;
+        if (!settle_request(s, rid))
+          return;
         wire::Envelope out;
         out.set_request_id(rid);
         out.mutable_response()->set_payload(std::move(answer));
@@ -409,8 +595,8 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
         write_frame(self, out);
       },
       [=](caf::error& err) {
-        --self->state.inflight;
-        send_reject(self, rid, rejection_of(err));
+        if (settle_request(self->state, rid))
+          send_reject(self, rid, rejection_of(err));
       });
 }
 
@@ -712,12 +898,14 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
                      rejection{code::too_many_connections, "net.max_connections",
                                limits.max_connections + 1, limits.max_connections, 1000,
                                "this node serves its maximum number of connections"});
+    self->flush_now(hdl);  // not in a message handler: nothing else would flush it
     return {};
   }
   if (st.dialed) {
     wire::Envelope hello;
     fill_hello(*hello.mutable_hello(), *ctx, wire::ROLE_CLIENT, st.token);
     write_frame(self, hello);
+    self->flush_now(hdl);
   } else {
     ctx->stats.connections_accepted.fetch_add(1);
   }
@@ -731,7 +919,7 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
     [=](const caf::io::data_transferred_msg& msg) {
       auto& s = self->state;
       s.bytes_written += msg.written;
-      if (s.closing && s.bytes_written >= s.bytes_flushed)
+      if (s.closing && bytes_sent(self) >= s.bytes_flushed)
         close_connection(self);  // the closing Reject has left
     },
     [=](const caf::io::connection_closed_msg&) {
@@ -776,6 +964,7 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
       }
     },
     [=](tick_atom) { on_tick(self, interval); },
+    [=](timeout_atom, int64_t armed_for) { expire_requests(self, armed_for); },
     [=](wire_request_atom, std::string& target,
         std::string& payload) -> caf::result<std::string> {
       return send_outgoing(self, std::move(target), std::move(payload));

@@ -457,6 +457,124 @@ TEST_F(ConnectionTest, InflightBoundOfTheConnection) {
   EXPECT_TRUE(c.receive(10s).ok());
 }
 
+TEST_F(ConnectionTest, RequestPastItsDeadlineIsAnsweredAndKeepsItsSlotUntilItsActorAnswers) {
+  lcfg.limits.request_deadline_ms = 100;
+  lcfg.limits.max_inflight_requests = 1;
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  uint64_t held = 0;
+  ASSERT_FALSE(c.send_request("echo", "hold", held));
+  // The connection's own deadline answers it; the actor is still working on it.
+  auto r = c.receive(10s);
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.request_id, held);
+  EXPECT_EQ(r.rejected->code, code::deadline_exceeded);
+  EXPECT_EQ(r.rejected->limit, "net.request_deadline_ms");
+  EXPECT_EQ(r.rejected->max, 100u);
+  EXPECT_GE(r.rejected->observed, 100u);
+  // Its slot stays taken until the actor answers: the in-flight bound counts the work.
+  uint64_t next = 0;
+  ASSERT_FALSE(c.send_request("echo", "next", next));
+  r = c.receive(10s);
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.request_id, next);
+  EXPECT_EQ(r.rejected->code, code::too_many_inflight);
+  EXPECT_EQ(r.rejected->observed, 2u);
+  // The late answer is dropped; the slot is free again.
+  release.open();
+  ASSERT_TRUE(test::wait_until([&] {
+    uint64_t id = 0;
+    if (c.send_request("echo", "after", id))
+      return false;
+    auto a = c.receive(10s);
+    if (a.rejected) {
+      EXPECT_EQ(a.rejected->code, code::too_many_inflight) << a.rejected->to_string();
+      return false;
+    }
+    EXPECT_EQ(a.request_id, id);
+    EXPECT_EQ(*a.payload, "after");  // never the held request's late answer
+    return true;
+  }));
+}
+
+TEST_F(ConnectionTest, ARequestIdStillInFlightIsRefused) {
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  wire::Envelope env;
+  env.set_request_id(42);
+  env.mutable_request()->set_target("echo");
+  env.mutable_request()->set_payload("hold");
+  ASSERT_TRUE(c.send_raw(frame_of(env)).ok());
+  env.mutable_request()->set_payload("again");
+  ASSERT_TRUE(c.send_raw(frame_of(env)).ok());
+  auto r = c.receive(10s);
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.request_id, 42u);
+  EXPECT_EQ(r.rejected->code, code::bad_request);
+  EXPECT_EQ(r.rejected->limit, "net.request_id");
+  release.open();
+  r = c.receive(10s);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r.payload, "hold");
+}
+
+TEST_F(ConnectionTest, PipelinedLargeAnswersArriveWholeAndInOrderWhenTheSocketFills) {
+  // Answers larger than the socket buffers take: the connection's direct sends go
+  // partly, the rest through CAF, and what follows must wait its turn.
+  lcfg.limits.max_bytes_per_sec = 0;
+  lcfg.limits.max_msgs_per_sec = 0;
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  {
+    // 32 answers of ~200 KB asked before any is read: the socket fills for certain.
+    std::map<uint64_t, size_t> size_of;
+    for (size_t i = 0; i < 32; ++i) {
+      uint64_t id = 0;
+      auto n = 150'000 + i * 997;
+      ASSERT_FALSE(c.send_request("echo", "big:" + std::to_string(n), id));
+      size_of[id] = n;
+    }
+    while (!size_of.empty()) {
+      auto r = c.receive(10s);
+      ASSERT_TRUE(r.ok()) << (r.rejected ? r.rejected->to_string() : "");
+      auto i = size_of.find(r.request_id);
+      ASSERT_NE(i, size_of.end());
+      EXPECT_EQ(r.payload->size(), i->second);
+      size_of.erase(i);
+    }
+  }
+  auto payload_of = [](uint64_t n) {
+    std::string p(40'000 + (n * 7919) % 60'000, static_cast<char>('a' + n % 26));
+    p += std::to_string(n);
+    return p;
+  };
+  std::map<uint64_t, uint64_t> number_of;  // request id -> n
+  uint64_t sent = 0, answered = 0;
+  constexpr uint64_t total = 300, window = 16;
+  auto send_one = [&] {
+    uint64_t id = 0;
+    ASSERT_FALSE(c.send_request("echo", payload_of(sent), id));
+    number_of[id] = sent++;
+  };
+  while (sent < window)
+    send_one();
+  while (answered < total) {
+    auto r = c.receive(10s);
+    ASSERT_TRUE(r.ok()) << (r.rejected ? r.rejected->to_string() : "");
+    auto i = number_of.find(r.request_id);
+    ASSERT_NE(i, number_of.end());
+    EXPECT_EQ(*r.payload, payload_of(i->second));
+    number_of.erase(i);
+    ++answered;
+    if (sent < total)
+      send_one();
+  }
+  EXPECT_TRUE(number_of.empty());
+}
+
 TEST_F(ConnectionTest, ActorGateRefusalsTravelBackAsRejects) {
   start();
   auto c = make_client();

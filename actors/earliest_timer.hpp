@@ -1,0 +1,43 @@
+#pragma once
+// One self-timer for the earliest of many deadlines.
+//
+// CAF 0.17 hands every timer an actor sets (delayed_send, a request timeout), every one
+// that later fires and every actor that ends to its clock thread: each is a wake-up of
+// another thread, which on a busy node preempts the thread doing the work. An actor that
+// tracks many deadlines (a connection's requests, the router's queries) keeps them itself
+// and arms one timer, for the earliest; deadlines that come later ride on it.
+//
+//   if (timer.arm(deadline_ns)) self->delayed_send(self, wait, timeout_atom, deadline_ns);
+//   ...on (timeout_atom, ns): if (timer.fire(ns)) { expire what is due; arm the next }
+
+#include <cstdint>
+
+namespace levee {
+
+class earliest_timer {
+public:
+  /// Whether a timer for `deadline` must be sent now: none is armed, or the armed one is
+  /// for a later time (it stays in flight and is ignored when it fires: see fire()).
+  bool arm(int64_t deadline) noexcept {
+    if (armed_ != 0 && armed_ <= deadline)
+      return false;
+    armed_ = deadline;
+    return true;
+  }
+
+  /// Whether the timer that fired for `deadline` is the armed one; disarms it. False for
+  /// a timer superseded by an earlier one.
+  bool fire(int64_t deadline) noexcept {
+    if (deadline != armed_)
+      return false;
+    armed_ = 0;
+    return true;
+  }
+
+  bool armed() const noexcept { return armed_ != 0; }
+
+private:
+  int64_t armed_ = 0;  // the deadline the timer in flight is for; 0 = none
+};
+
+} // namespace levee
