@@ -59,8 +59,9 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
   auto node = std::make_shared<server_node>();
   node->ctx = std::make_shared<net::server_context>(net_cfg);
   node->queries = std::make_shared<proxy_stats>();
-  node->registry = spawn_registry(sys, rt, opts);
-  node->router = spawn_query_router(sys, rt, node->registry, opts, node->queries);
+  auto routes = std::make_shared<satellite_routes>();
+  node->registry = spawn_registry(sys, rt, opts, routes);
+  node->router = spawn_query_router(sys, rt, routes, opts, node->queries);
   auto reg = spawn_limited_fun(sys, rt, "server", pass_to<register_atom>, node->registry);
   auto hb = spawn_limited_fun(sys, rt, "server", pass_to<heartbeat_atom>, node->registry);
   auto list = spawn_limited_fun(sys, rt, "server", list_target, node->registry);

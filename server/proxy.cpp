@@ -1,5 +1,6 @@
 #include "server/proxy.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -10,6 +11,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/caf_error.hpp"
+#include "actors/earliest_timer.hpp"
 #include "actors/limited_actor.hpp"
 #include "events/codec.hpp"
 #include "net/satellite.pb.h"
@@ -18,7 +20,29 @@
 
 namespace levee::server {
 
+namespace proxy_detail {
+
+/// A query the router checked, parsed once and handed to its proxyer whole.
+struct prepared_query {
+  wire::QueryRequest request;  // deadline and time filled in
+  query::query q;
+  std::string forwarded;       // the request as the satellites get it
+};
+
+} // namespace proxy_detail
+
+using prepared_ptr = std::shared_ptr<const proxy_detail::prepared_query>;
+
+} // namespace levee::server
+
+// Only ever sent between actors of one process.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::server::prepared_ptr)
+
+namespace levee::server {
+
 namespace {
+
+using proxy_detail::prepared_query;
 
 using namespace std::chrono;
 
@@ -35,12 +59,12 @@ struct satellite_call {
   bool done = false;
 };
 
-struct proxyer_state {
+/// One query, from the router's request to the proxyer's answer.
+struct query_run {
   caf::actor client;
   uint64_t rid = 0;
   caf::response_promise rp;
-  wire::QueryRequest request;
-  query::query q;
+  prepared_ptr prepared;
   std::vector<satellite_call> satellites;
   size_t done = 0;
   std::optional<query::counter> counts;
@@ -52,6 +76,18 @@ struct proxyer_state {
   bool finished = false;
   uint64_t query_id = 0;
   steady_clock::time_point started;
+};
+
+// A proxyer serves one query at a time, from the router's request to its answer, then
+// tells the router and waits for the next: proxyers are pooled, not spawned per query
+// (CAF 0.17 hands every actor that ends to its clock thread, a wake-up of another thread
+// per query). What a proxyer hears about an earlier query is recognised by its run
+// number: satellite stream tags carry it, response handlers capture it.
+struct proxyer_state {
+  caf::actor router;
+  uint32_t run_number = 0;  // bumped per query
+  bool busy = false;
+  query_run run;
   const char* name = "levee.proxyer";
 };
 
@@ -61,11 +97,27 @@ struct proxyer_state {
 // a merge of a satellite's groups); the scans run on the satellites.
 using proxyer_actor = caf::io::stateful_broker<proxyer_state>;
 
+/// A satellite stream's tag: the run number and the satellite's index in the run.
+uint64_t stream_tag(uint32_t run_number, size_t index) {
+  return (static_cast<uint64_t>(run_number) << 32) | static_cast<uint64_t>(index);
+}
+
+/// The satellite index a tag names in the current run, or nullopt for another run's tag.
+std::optional<size_t> satellite_of(const proxyer_state& st, uint64_t tag) {
+  if (!st.busy || (tag >> 32) != st.run_number)
+    return std::nullopt;
+  auto i = static_cast<size_t>(tag & 0xffffffffu);
+  if (i >= st.run.satellites.size())
+    return std::nullopt;
+  return i;
+}
+
 void cancel_satellites(proxyer_actor* self) {
-  for (size_t i = 0; i < self->state.satellites.size(); ++i) {
-    auto& s = self->state.satellites[i];
+  auto& st = self->state;
+  for (size_t i = 0; i < st.run.satellites.size(); ++i) {
+    auto& s = st.run.satellites[i];
     if (!s.done && s.ref.connection)
-      self->send(s.ref.connection, cancel_atom::value, static_cast<uint64_t>(i));
+      self->send(s.ref.connection, cancel_atom::value, stream_tag(st.run_number, i));
     s.done = true;
     // A monitor left on a long-lived connection would keep this proxyer's memory until
     // that connection closes.
@@ -74,24 +126,33 @@ void cancel_satellites(proxyer_actor* self) {
   }
 }
 
+/// The query is answered: the proxyer forgets it and is free for the next.
+void release(proxyer_actor* self) {
+  auto& st = self->state;
+  auto id = st.run.query_id;
+  st.run = query_run{};
+  st.busy = false;
+  self->send(st.router, done_atom::value, id);
+}
+
 void fail(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats, caf::error err) {
   auto& st = self->state;
-  if (st.finished)
+  if (!st.busy || st.run.finished)
     return;
-  st.finished = true;
+  st.run.finished = true;
   cancel_satellites(self);
   auto r = rejection_from(err);
   if (r && r->code == code::cancelled)
     stats->cancelled.fetch_add(1);
   else
     stats->failed.fetch_add(1);
-  st.rp.deliver(std::move(err));
-  self->quit();
+  st.run.rp.deliver(std::move(err));
+  release(self);
 }
 
 void send_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
                 const server_options& opts, std::string part, uint64_t rows) {
-  auto& st = self->state;
+  auto& st = self->state.run;
   if (st.bytes + part.size() > opts.max_result_bytes) {
     fail(self, stats,
          refuse(code::message_too_large, "server.max_result_bytes",
@@ -109,13 +170,13 @@ void send_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
 
 void finish(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
             const server_options& opts) {
-  auto& st = self->state;
-  if (st.finished)
+  auto& st = self->state.run;
+  if (!self->state.busy || st.finished)
     return;
   if (st.counts) {
     // The merged groups, most counted first, cut to the limit only now.
     auto groups = st.counts->results();
-    auto limit = st.q.limit().value_or(groups.size());
+    auto limit = st.prepared->q.limit().value_or(groups.size());
     if (groups.size() > limit) {
       groups.resize(limit);
       st.truncated = true;
@@ -127,8 +188,8 @@ void finish(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
       if (gi == groups.size() || bytes >= count_batch_bytes) {
         if (in_batch > 0 || gi == groups.size())
           send_batch(self, stats, opts, out.SerializeAsString(), in_batch);
-        if (st.finished)
-          return;  // over the result bytes
+        if (!self->state.busy)
+          return;  // over the result bytes: failed and released
         out.clear_counts();
         bytes = in_batch = 0;
         if (gi == groups.size())
@@ -137,7 +198,7 @@ void finish(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
       auto& g = groups[gi];
       events::event key;
       for (size_t i = 0; i < g.values.size(); ++i)
-        key.fields.push_back(events::field{st.q.count_by()[i].name, g.values[i]});
+        key.fields.push_back(events::field{st.prepared->q.count_by()[i].name, g.values[i]});
       auto& row = *out.add_counts();
       events::encode(key, *row.mutable_key());
       row.set_count(g.count);
@@ -158,20 +219,22 @@ void finish(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
   summary.set_truncated(st.truncated);
   stats->completed.fetch_add(1);
   st.rp.deliver(summary.SerializeAsString());
-  self->quit();
+  release(self);
 }
 
 /// A satellite's batch: relayed as it is when nothing needs to change; rows cut to the
 /// limit across satellites; count groups merged until the end.
 void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
               const server_options& opts, uint64_t tag, std::string& part) {
-  auto& st = self->state;
-  if (st.finished || st.limit_reached || tag >= st.satellites.size())
-    return;
+  auto index = satellite_of(self->state, tag);
+  auto& st = self->state.run;
+  if (!index || st.finished || st.limit_reached)
+    return;  // another query's, or after the end
+  auto& from = st.satellites[*index].ref.id;
   wire::ResultBatch batch;
   if (!batch.ParseFromString(part)) {
     fail(self, stats, refuse(code::bad_request, "server.query",
-                             "satellite '" + st.satellites[tag].ref.id
+                             "satellite '" + from
                                + "' sent a result batch that does not parse"));
     return;
   }
@@ -181,12 +244,12 @@ void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
     for (auto& row : batch.counts()) {
       if (auto s = events::decode(row.key(), key); !s) {
         fail(self, stats, refuse(code::bad_request, "server.query",
-                                 "satellite '" + st.satellites[tag].ref.id
+                                 "satellite '" + from
                                    + "' sent a count key that does not decode: " + s.message()));
         return;
       }
       query::group g;
-      for (auto& by : st.q.count_by()) {
+      for (auto& by : st.prepared->q.count_by()) {
         auto v = key.find(by.name);
         g.values.push_back(v != nullptr ? *v : events::value{});
       }
@@ -198,7 +261,7 @@ void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
     return;
   }
   auto rows = static_cast<uint64_t>(batch.events_size());
-  if (auto limit = st.q.limit(); limit && st.rows + rows >= *limit) {
+  if (auto limit = st.prepared->q.limit(); limit && st.rows + rows >= *limit) {
     auto keep = *limit - st.rows;
     if (keep < rows) {
       batch.mutable_events()->DeleteSubrange(static_cast<int>(keep),
@@ -208,8 +271,10 @@ void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
     }
     if (rows > 0)
       send_batch(self, stats, opts, std::move(part), rows);
+    if (!self->state.busy)
+      return;  // over the result bytes: failed and released
     st.truncated = true;
-    if (st.satellites.size() == 1 && !st.finished) {
+    if (st.satellites.size() == 1) {
       // One satellite applies the same limit and ends right after: its summary (what it
       // scanned) is worth the wait. Others in a fan-out are cancelled instead.
       st.limit_reached = true;
@@ -221,13 +286,84 @@ void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
   send_batch(self, stats, opts, std::move(part), rows);
 }
 
-caf::behavior proxyer(proxyer_actor* self, caf::actor registry, server_options opts,
-                      std::shared_ptr<proxy_stats> stats, uint64_t query_id) {
+/// Starts the query the router handed over: finds its satellites and asks each.
+caf::result<std::string> start_run(proxyer_actor* self, const satellite_routes& routes,
+                                   const server_options& opts,
+                                   const std::shared_ptr<proxy_stats>& stats,
+                                   prepared_ptr prepared, uint64_t rid, uint64_t query_id) {
+  auto& st = self->state;
+  if (st.busy)  // the router hands a proxyer one query at a time
+    return refuse(code::unavailable, "server.query", "internal: the proxyer is busy");
+  st.busy = true;
+  auto run_number = ++st.run_number;
+  auto& run = st.run;
+  run.client = caf::actor_cast<caf::actor>(self->current_sender());
+  run.rid = rid;
+  run.query_id = query_id;
+  run.started = steady_clock::now();
+  run.prepared = std::move(prepared);
+  if (run.prepared->q.is_count())
+    run.counts.emplace(run.prepared->q);
+  auto rp = run.rp = self->make_response_promise<std::string>();
+  auto refs = routes.lookup(run.prepared->request);
+  if (!refs) {
+    fail(self, stats, std::move(refs.error()));
+    return rp;
+  }
+  // No timers per query (each would wake CAF's clock thread): the router tells the
+  // proxyer when its deadline passes.
+  auto current = [=] { return self->state.busy && self->state.run_number == run_number; };
+  for (auto& ref : *refs) {
+    self->monitor(ref.connection);
+    run.satellites.push_back(satellite_call{std::move(ref), false});
+  }
+  for (size_t i = 0; i < run.satellites.size(); ++i) {
+    auto id = run.satellites[i].ref.id;
+    self->request(run.satellites[i].ref.connection, caf::infinite, wire_stream_atom::value,
+                  std::string{"query"}, run.prepared->forwarded, stream_tag(run_number, i))
+      .then(
+        [=](std::string& summary) {
+          if (!current())
+            return;
+          auto& r = self->state.run;
+          if (r.finished || r.satellites[i].done)
+            return;
+          r.satellites[i].done = true;
+          wire::QueryStats part;
+          if (part.ParseFromString(summary))
+            r.scanned += part.events_scanned();
+          if (++r.done == r.satellites.size())
+            finish(self, stats, opts);
+        },
+        [=](caf::error& err) {
+          if (!current() || self->state.run.finished)
+            return;
+          // The satellite's refusal as it said it (limit, observed, max, retry_after),
+          // naming the satellite.
+          auto rj = rejection_from(err);
+          rejection relayed = rj ? *rj
+                                 : rejection{code::unavailable, "server.satellite", 0, 0, 0,
+                                             caf::to_string(err)};
+          if (relayed.code == code::cancelled)
+            relayed.code = code::unavailable;  // the satellite stopped, not the client
+          relayed.detail = "satellite '" + id + "': " + relayed.detail;
+          fail(self, stats, to_error(relayed));
+        });
+  }
+  return rp;
+}
+
+caf::behavior proxyer(proxyer_actor* self, caf::actor router,
+                      std::shared_ptr<satellite_routes> routes, server_options opts,
+                      std::shared_ptr<proxy_stats> stats) {
+  self->state.router = std::move(router);
   // A satellite's connection that ends before it answered: the query fails at once.
   // The connection fails its requests when it closes, but a request that reaches it
   // as it goes (or after) could otherwise wait for the deadline.
   self->set_down_handler([=](caf::down_msg& msg) {
-    for (auto& s : self->state.satellites)
+    if (!self->state.busy)
+      return;
+    for (auto& s : self->state.run.satellites)
       if (!s.done && s.ref.connection.address() == msg.source) {
         fail(self, stats,
              refuse(code::unavailable, "server.satellite",
@@ -235,123 +371,104 @@ caf::behavior proxyer(proxyer_actor* self, caf::actor registry, server_options o
         return;
       }
   });
+  // The router's messages name the query they are about; one about a query that already
+  // ended (it crossed the proxyer's done) is ignored.
+  auto running = [=](uint64_t query_id) {
+    return self->state.busy && self->state.run.query_id == query_id;
+  };
   return {
-    [=](wire_stream_atom, std::string& payload, uint64_t rid) -> caf::result<std::string> {
-      auto& st = self->state;
-      st.client = caf::actor_cast<caf::actor>(self->current_sender());
-      st.rid = rid;
-      st.query_id = query_id;
-      st.started = steady_clock::now();
-      st.rp = self->make_response_promise<std::string>();
-      st.request.ParseFromString(payload);  // the router checked it
-      st.q = *query::parse(st.request.text());
-      if (st.q.is_count())
-        st.counts.emplace(st.q);
-      // No timers per query (each would wake CAF's clock thread): the router tells the
-      // proxyer when its deadline passes, and the registry, on this thread, always answers.
-      self->request(registry, caf::infinite, lookup_atom::value, payload)
-        .then(
-          [=](std::vector<satellite_ref>& refs) {
-            auto& s = self->state;
-            if (s.finished)
-              return;
-            auto forwarded = s.request.SerializeAsString();
-            for (auto& r : refs) {
-              self->monitor(r.connection);
-              s.satellites.push_back(satellite_call{std::move(r), false});
-            }
-            for (size_t i = 0; i < s.satellites.size(); ++i) {
-              auto id = s.satellites[i].ref.id;
-              self->request(s.satellites[i].ref.connection, caf::infinite, wire_stream_atom::value,
-                            std::string{"query"}, forwarded, static_cast<uint64_t>(i))
-                .then(
-                  [=](std::string& summary) {
-                    auto& s2 = self->state;
-                    if (s2.finished || s2.satellites[i].done)
-                      return;
-                    s2.satellites[i].done = true;
-                    wire::QueryStats part;
-                    if (part.ParseFromString(summary))
-                      s2.scanned += part.events_scanned();
-                    if (++s2.done == s2.satellites.size())
-                      finish(self, stats, opts);
-                  },
-                  [=](caf::error& err) {
-                    if (self->state.finished)
-                      return;
-                    // The satellite's refusal as it said it (limit, observed, max,
-                    // retry_after), naming the satellite.
-                    auto r = rejection_from(err);
-                    rejection relayed = r ? *r
-                                          : rejection{code::unavailable, "server.satellite", 0, 0, 0,
-                                                      caf::to_string(err)};
-                    if (relayed.code == code::cancelled)
-                      relayed.code = code::unavailable;  // the satellite stopped, not the client
-                    relayed.detail = "satellite '" + id + "': " + relayed.detail;
-                    fail(self, stats, to_error(relayed));
-                  });
-            }
-          },
-          [=](caf::error& err) { fail(self, stats, std::move(err)); });
-      return st.rp;
+    [=](wire_stream_atom, prepared_ptr& prepared, uint64_t rid,
+        uint64_t query_id) -> caf::result<std::string> {
+      return start_run(self, *routes, opts, stats, std::move(prepared), rid, query_id);
     },
     [=](wire_batch_atom, uint64_t tag, std::string& part) {
       on_batch(self, stats, opts, tag, part);
     },
-    [=](cancel_atom, uint64_t) {
-      fail(self, stats, refuse(code::cancelled, "server.query", "the client cancelled the query"));
+    [=](cancel_atom, uint64_t query_id) {
+      if (running(query_id))
+        fail(self, stats, refuse(code::cancelled, "server.query", "the client cancelled the query"));
     },
-    [=](stop_atom) {
-      fail(self, stats, refuse(code::shutting_down, "server.query", "the server is shutting down"));
+    [=](stop_atom, uint64_t query_id) {
+      if (running(query_id))
+        fail(self, stats,
+             refuse(code::shutting_down, "server.query", "the server is shutting down"));
     },
-    [=](timeout_atom) {
+    [=](timeout_atom, uint64_t query_id) {
+      if (!running(query_id))
+        return;
+      auto deadline = self->state.run.prepared->request.deadline_ms();
       fail(self, stats,
            refuse(code::deadline_exceeded, "server.query_deadline_ms",
-                  "the query did not finish before its deadline",
-                  self->state.request.deadline_ms(), self->state.request.deadline_ms()));
+                  "the query did not finish before its deadline", deadline, deadline));
     },
   };
 }
 
+/// A query the router handed to a proxyer.
+struct running_query {
+  caf::actor proxyer;
+  caf::actor_addr client;  // the connection that asked
+  uint64_t rid = 0;
+  uint64_t query_id = 0;
+  std::multimap<int64_t, caf::actor_addr>::iterator deadline;
+};
+
 struct router_state {
   uint64_t next_query_id = 1;
-  std::map<caf::actor_addr, uint64_t> per_client;          // running queries per connection
-  std::map<caf::actor_addr, caf::actor_addr> client_of;    // proxyer -> its connection
-  std::map<std::pair<caf::actor_addr, uint64_t>, caf::actor> by_request;  // (conn, rid)
-  /// Deadlines of the running queries, checked by one periodic tick while any run.
-  std::multimap<steady_clock::time_point, caf::actor> deadlines;
-  std::map<caf::actor_addr, std::multimap<steady_clock::time_point, caf::actor>::iterator>
-    deadline_of;  // a proxyer's entry, dropped when it ends
-  bool ticking = false;
+  std::map<caf::actor_addr, uint64_t> per_client;               // running queries per connection
+  std::map<caf::actor_addr, running_query> running;             // by proxyer
+  std::map<std::pair<caf::actor_addr, uint64_t>, caf::actor_addr> by_request;  // (conn, rid)
+  /// Deadlines of the running queries (steady ns -> proxyer), one timer for the earliest.
+  std::multimap<int64_t, caf::actor_addr> deadlines;
+  earliest_timer deadline_timer;
+  std::vector<caf::actor> idle;  // proxyers waiting for a query
   bool stopping = false;  // the server stops: new queries get shutting_down
   const char* name = "levee.query_router";
 };
 
 using router_actor = caf::stateful_actor<router_state, limited<caf::io::broker>>;
 
-/// How often the router checks the deadlines of running queries: their precision.
-constexpr milliseconds deadline_tick{10};
+/// Idle proxyers kept for the next queries; more than this end (a burst of queries spawns
+/// what it needs, up to server.max_queries).
+constexpr size_t max_idle_proxyers = 64;
 
-caf::behavior router(router_actor* self, caf::actor registry, server_options opts,
-                     std::shared_ptr<proxy_stats> stats) {
+int64_t steady_ns() {
+  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+/// Arms the router's one timer for `due` unless it is armed for an earlier deadline.
+void arm_router_timer(router_actor* self, int64_t due) {
+  if (self->state.deadline_timer.arm(due))
+    self->delayed_send(self, nanoseconds(std::max<int64_t>(due - steady_ns(), 0)),
+                       timeout_atom::value, due);
+}
+
+/// Forgets the query a proxyer ran (it answered, or died); true if there was one.
+bool end_query(router_actor* self, const caf::actor_addr& proxyer,
+               const std::shared_ptr<proxy_stats>& stats) {
+  auto& st = self->state;
+  auto i = st.running.find(proxyer);
+  if (i == st.running.end())
+    return false;
+  auto& q = i->second;
+  if (auto n = st.per_client.find(q.client); n != st.per_client.end() && --n->second == 0)
+    st.per_client.erase(n);
+  st.by_request.erase({q.client, q.rid});
+  st.deadlines.erase(q.deadline);
+  st.running.erase(i);
+  stats->running.fetch_sub(1);
+  return true;
+}
+
+caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> routes,
+                     server_options opts, std::shared_ptr<proxy_stats> stats) {
   self->set_down_handler([=](caf::down_msg& msg) {
+    // A proxyer that ended (a failure, or the pool was full): its query, if any, is over.
     auto& st = self->state;
-    auto c = st.client_of.find(msg.source);
-    if (c == st.client_of.end())
-      return;
-    if (auto n = st.per_client.find(c->second); n != st.per_client.end() && --n->second == 0)
-      st.per_client.erase(n);
-    for (auto i = st.by_request.begin(); i != st.by_request.end(); ++i)
-      if (i->second.address() == msg.source) {
-        st.by_request.erase(i);
-        break;
-      }
-    st.client_of.erase(c);
-    if (auto d = st.deadline_of.find(msg.source); d != st.deadline_of.end()) {
-      st.deadlines.erase(d->second);
-      st.deadline_of.erase(d);
-    }
-    stats->running.fetch_sub(1);
+    end_query(self, msg.source, stats);
+    st.idle.erase(std::remove_if(st.idle.begin(), st.idle.end(),
+                                 [&](const caf::actor& p) { return p.address() == msg.source; }),
+                  st.idle.end());
   });
   return {
     [=](wire_stream_atom, std::string& payload, uint64_t rid) -> caf::result<std::string> {
@@ -360,7 +477,9 @@ caf::behavior router(router_actor* self, caf::actor registry, server_options opt
         stats->refused.fetch_add(1);
         return refuse(code::shutting_down, "server.query", "the server is shutting down");
       }
-      wire::QueryRequest req;
+      // Parsed once here; the proxyer gets it whole.
+      auto prepared = std::make_shared<prepared_query>();
+      auto& req = prepared->request;
       if (!req.ParseFromString(payload)) {
         stats->refused.fetch_add(1);
         return refuse(code::bad_request, "server.query", "a QueryRequest that does not parse");
@@ -371,8 +490,9 @@ caf::behavior router(router_actor* self, caf::actor registry, server_options opt
         return refuse(code::bad_request, "server.query",
                       "bad query text: " + parsed.error().message());
       }
+      prepared->q = std::move(*parsed);
       auto client = caf::actor_cast<caf::actor_addr>(self->current_sender());
-      auto running = st.client_of.size();
+      auto running = st.running.size();
       if (running >= opts.max_queries) {
         stats->refused.fetch_add(1);
         return to_error(rejection{code::too_many_inflight, "server.max_queries", running + 1,
@@ -387,64 +507,93 @@ caf::behavior router(router_actor* self, caf::actor registry, server_options opt
                                   mine + 1, opts.max_queries_per_client, 100,
                                   "this client runs as many queries as it may; wait for one to end"});
       }
+      if (st.by_request.count({client, rid}) != 0) {
+        stats->refused.fetch_add(1);
+        return refuse(code::bad_request, "server.query",
+                      "request id " + std::to_string(rid) + " already runs a query");
+      }
       auto deadline = req.deadline_ms() == 0
                         ? opts.query_deadline_ms
                         : std::min<uint64_t>(req.deadline_ms(), opts.query_deadline_ms);
       req.set_deadline_ms(static_cast<uint32_t>(deadline));
       if (req.now_ms() == 0)
         req.set_now_ms(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+      prepared->forwarded = req.SerializeAsString();
       auto id = st.next_query_id++;
-      auto p = self->system().middleman().spawn_broker(proxyer, registry, opts, stats, id);
-      self->monitor(p);
-      ++st.per_client[client];
-      st.client_of.emplace(p.address(), client);
-      st.by_request[{client, rid}] = p;
-      st.deadline_of[p.address()] = st.deadlines.emplace(steady_clock::now() + milliseconds(deadline), p);
-      if (!st.ticking) {
-        st.ticking = true;
-        self->delayed_send(self, deadline_tick, tick_atom::value);
+      caf::actor p;
+      if (!st.idle.empty()) {
+        p = std::move(st.idle.back());
+        st.idle.pop_back();
+      } else {
+        p = self->system().middleman().spawn_broker(
+          proxyer, caf::actor_cast<caf::actor>(self), routes, opts, stats);
+        self->monitor(p);
       }
+      ++st.per_client[client];
+      auto due = steady_ns() + static_cast<int64_t>(deadline) * 1'000'000;
+      st.running[p.address()] =
+        running_query{p, client, rid, id, st.deadlines.emplace(due, p.address())};
+      st.by_request[{client, rid}] = p.address();
+      arm_router_timer(self, due);
       stats->started.fetch_add(1);
       stats->running.fetch_add(1);
-      self->delegate(p, wire_stream_atom::value, req.SerializeAsString(), rid);
+      self->delegate(p, wire_stream_atom::value, prepared_ptr{std::move(prepared)}, rid, id);
       return caf::delegated<std::string>{};
+    },
+    [=](done_atom, uint64_t) {
+      // A proxyer answered its query: it serves the next one, or ends if enough wait.
+      auto& st = self->state;
+      auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+      if (!end_query(self, sender.address(), stats) || !sender)
+        return;
+      if (st.stopping || st.idle.size() >= max_idle_proxyers)
+        self->send_exit(sender, caf::exit_reason::normal);
+      else
+        st.idle.push_back(std::move(sender));
     },
     [=](cancel_atom, uint64_t rid) {
       auto& st = self->state;
       auto i = st.by_request.find({caf::actor_cast<caf::actor_addr>(self->current_sender()), rid});
-      if (i != st.by_request.end())
-        self->send(i->second, cancel_atom::value, rid);
+      if (i == st.by_request.end())
+        return;
+      auto& q = st.running.at(i->second);
+      self->send(q.proxyer, cancel_atom::value, q.query_id);
     },
     [=](stop_atom) -> bool {
       // The server stops: every query ends with shutting_down before the connections go
       // (a satellite connection closing first would say unavailable).
-      self->state.stopping = true;
-      for (auto& [key, p] : self->state.by_request)
-        self->send(p, stop_atom::value);
+      auto& st = self->state;
+      st.stopping = true;
+      for (auto& [addr, q] : st.running)
+        self->send(q.proxyer, stop_atom::value, q.query_id);
+      for (auto& p : st.idle)
+        self->send_exit(p, caf::exit_reason::normal);
+      st.idle.clear();
       return true;
     },
-    [=](tick_atom) {
-      // Overdue proxyers are told once; ended ones are dropped when their deadline comes.
+    [=](timeout_atom, int64_t armed_for) {
+      // Overdue proxyers are told once; their entries go when they answer.
       auto& st = self->state;
-      auto now = steady_clock::now();
-      while (!st.deadlines.empty() && st.deadlines.begin()->first <= now) {
-        auto p = st.deadlines.begin()->second;
-        self->send(p, timeout_atom::value);
-        st.deadline_of.erase(p.address());
-        st.deadlines.erase(st.deadlines.begin());
+      if (!st.deadline_timer.fire(armed_for))
+        return;
+      auto now = steady_ns();
+      for (auto i = st.deadlines.begin(); i != st.deadlines.end() && i->first <= now; ++i) {
+        auto& q = st.running.at(i->second);
+        self->send(q.proxyer, timeout_atom::value, q.query_id);
       }
-      st.ticking = !st.deadlines.empty();
-      if (st.ticking)
-        self->delayed_send(self, deadline_tick, tick_atom::value);
+      // The told ones stay in the table until they answer: arm for the first one not due.
+      if (auto next = st.deadlines.upper_bound(now); next != st.deadlines.end())
+        arm_router_timer(self, next->first);
     },
   };
 }
 
 } // namespace
 
-caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt, caf::actor registry,
-                              server_options opts, std::shared_ptr<proxy_stats> stats) {
-  return spawn_limited_on_multiplexer(sys.middleman(), rt, "proxy", router, std::move(registry),
+caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt,
+                              std::shared_ptr<satellite_routes> routes, server_options opts,
+                              std::shared_ptr<proxy_stats> stats) {
+  return spawn_limited_on_multiplexer(sys.middleman(), rt, "proxy", router, std::move(routes),
                                       std::move(opts), std::move(stats));
 }
 

@@ -36,7 +36,9 @@ struct proxy_stats {
 ///   (wire_stream_atom, QueryRequest bytes, request id) -> QueryStats bytes, with
 ///   (wire_batch_atom, request id, ResultBatch bytes) sent to the connection before it;
 ///   (cancel_atom, request id) from the connection cancels that query.
-caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt, caf::actor registry,
+/// Proxyers find a query's satellites in `routes`, which the registry publishes.
+caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt,
+                              std::shared_ptr<satellite_routes> routes,
                               server_options opts, std::shared_ptr<proxy_stats> stats);
 
 } // namespace levee::server

@@ -1,5 +1,6 @@
 #include "server/registry.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <caf/all.hpp>
@@ -55,6 +56,8 @@ struct entry {
 struct registry_state {
   std::map<std::string, entry> satellites;
   uint64_t next_assigned = 1;
+  std::shared_ptr<satellite_routes> routes;
+  bool routes_changed = false;  // a route's state, labels or connection changed: publish
   const char* name = "levee.registry";
 };
 
@@ -73,11 +76,25 @@ caf::error refuse(code c, const char* limit, std::string detail, uint64_t observ
   return to_error(rejection{c, limit, observed, max, 0, std::move(detail)});
 }
 
-void set_state(entry& e, health h, int64_t now) {
+void set_state(registry_state& st, entry& e, health h, int64_t now) {
   if (e.state != h) {
     e.state = h;
     e.changed_ms = now;
+    st.routes_changed = true;
   }
+}
+
+/// Publishes the routes when they changed since the last time.
+void publish_routes(registry_state& st) {
+  if (!st.routes_changed)
+    return;
+  st.routes_changed = false;
+  auto t = std::make_shared<satellite_routes::table>();
+  t->reserve(st.satellites.size());
+  for (auto& [id, e] : st.satellites)
+    t->push_back(satellite_routes::route{id, e.labels, e.connection, name_of(e.state),
+                                         e.state == health::healthy && e.connection});
+  st.routes->publish(std::move(t));
 }
 
 /// Moves satellites along healthy -> unhealthy -> disconnected by missed heartbeats; a
@@ -90,7 +107,7 @@ void check_heartbeats(registry_actor* self, const server_options& opts) {
       continue;
     auto missed = (now - e.last_seen_ms) / interval;
     if (missed >= static_cast<int64_t>(opts.disconnect_after)) {
-      set_state(e, health::disconnected, now);
+      set_state(self->state, e, health::disconnected, now);
       if (e.connection)  // closes it; its queries get unavailable
         self->send(e.connection, stop_atom::value,
                    static_cast<uint32_t>(code::unavailable),
@@ -100,18 +117,24 @@ void check_heartbeats(registry_actor* self, const server_options& opts) {
                      + " ms: disconnected; reconnect and register again");
       e.connection = nullptr;
     } else if (missed >= static_cast<int64_t>(opts.unhealthy_after)) {
-      set_state(e, health::unhealthy, now);
+      set_state(self->state, e, health::unhealthy, now);
     }
   }
+  publish_routes(self->state);
 }
 
-caf::behavior registry(registry_actor* self, server_options opts) {
+caf::behavior registry(registry_actor* self, server_options opts,
+                       std::shared_ptr<satellite_routes> routes) {
+  self->state.routes = std::move(routes);
   self->set_down_handler([=](caf::down_msg& msg) {
-    for (auto& [id, e] : self->state.satellites)
+    auto& st = self->state;
+    for (auto& [id, e] : st.satellites)
       if (e.connection && e.connection.address() == msg.source) {
         e.connection = nullptr;
-        set_state(e, health::disconnected, now_ms());
+        st.routes_changed = true;
+        set_state(st, e, health::disconnected, now_ms());
       }
+    publish_routes(st);
   });
   auto check_every = std::chrono::milliseconds(std::max<uint64_t>(opts.heartbeat_interval_ms / 4, 5));
   self->delayed_send(self, check_every, tick_atom::value);
@@ -152,6 +175,7 @@ caf::behavior registry(registry_actor* self, server_options opts) {
                         "the registry is full of live satellites", st.satellites.size() + 1,
                         opts.max_satellites);
         st.satellites.erase(oldest);
+        st.routes_changed = true;
       }
       auto& e = st.satellites[id];
       e.labels.clear();
@@ -166,6 +190,8 @@ caf::behavior registry(registry_actor* self, server_options opts) {
       e.sequence = 0;
       e.store = reg.store();
       e.address = reg.address();
+      st.routes_changed = true;
+      publish_routes(st);
       wire::RegisterAck ack;
       ack.set_satellite_id(id);
       ack.set_heartbeat_interval_ms(static_cast<uint32_t>(opts.heartbeat_interval_ms));
@@ -190,7 +216,8 @@ caf::behavior registry(registry_actor* self, server_options opts) {
       e.queries_running = hb.queries_running();
       if (!hb.address().empty())
         e.address = hb.address();
-      set_state(e, health::healthy, now);
+      set_state(self->state, e, health::healthy, now);
+      publish_routes(self->state);
       return wire::HeartbeatAck{}.SerializeAsString();
     },
     [=](list_atom) -> std::string {
@@ -210,45 +237,6 @@ caf::behavior registry(registry_actor* self, server_options opts) {
         s.set_queries_running(e.queries_running);
       }
       return out.SerializeAsString();
-    },
-    [=](lookup_atom, const std::string& payload) -> caf::result<std::vector<satellite_ref>> {
-      wire::QueryRequest q;
-      if (!q.ParseFromString(payload))
-        return refuse(code::bad_request, "server.query", "a QueryRequest that does not parse");
-      std::vector<satellite_ref> out;
-      auto& sats = self->state.satellites;
-      if (!q.satellite_id().empty()) {
-        auto it = sats.find(q.satellite_id());
-        if (it == sats.end())
-          return refuse(code::not_found, "server.satellite_id",
-                        "no satellite '" + q.satellite_id() + "' is registered; `levee satellites` lists them");
-        if (it->second.state != health::healthy || !it->second.connection)
-          return refuse(code::unavailable, "server.satellite_id",
-                        "satellite '" + q.satellite_id() + "' is " + name_of(it->second.state));
-        out.push_back(satellite_ref{it->first, it->second.connection});
-        return out;
-      }
-      size_t matching = 0;
-      for (auto& [id, e] : sats) {
-        bool match = true;
-        for (auto& [k, v] : q.selector()) {
-          auto l = e.labels.find(k);
-          match = match && l != e.labels.end() && l->second == v;
-        }
-        if (!match)
-          continue;
-        ++matching;
-        if (e.state == health::healthy && e.connection)
-          out.push_back(satellite_ref{id, e.connection});
-      }
-      if (matching == 0)
-        return refuse(code::not_found, "server.selector",
-                      q.selector().empty() ? "no satellite is registered"
-                                           : "no registered satellite has these labels");
-      if (out.empty())
-        return refuse(code::unavailable, "server.selector",
-                      std::to_string(matching) + " satellites match, none of them healthy");
-      return out;
     },
     [=](tick_atom) {
       check_heartbeats(self, opts);
@@ -285,8 +273,60 @@ status check_with_listener(const server_options& opts, uint64_t request_deadline
   return {};
 }
 
-caf::actor spawn_registry(caf::actor_system& sys, runtime& rt, server_options opts) {
-  return spawn_limited_on_multiplexer(sys.middleman(), rt, "registry", registry, std::move(opts));
+void satellite_routes::publish(std::shared_ptr<const table> t) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  table_ = std::move(t);
+}
+
+std::shared_ptr<const satellite_routes::table> satellite_routes::current() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return table_;
+}
+
+caf::expected<std::vector<satellite_ref>>
+satellite_routes::lookup(const wire::QueryRequest& q) const {
+  auto t = current();
+  std::vector<satellite_ref> out;
+  if (!q.satellite_id().empty()) {
+    auto it = std::lower_bound(t->begin(), t->end(), q.satellite_id(),
+                               [](const route& r, const std::string& id) { return r.id < id; });
+    if (it == t->end() || it->id != q.satellite_id())
+      return refuse(code::not_found, "server.satellite_id",
+                    "no satellite '" + q.satellite_id()
+                      + "' is registered; `levee satellites` lists them");
+    if (!it->healthy)
+      return refuse(code::unavailable, "server.satellite_id",
+                    "satellite '" + q.satellite_id() + "' is " + it->state);
+    out.push_back(satellite_ref{it->id, it->connection});
+    return out;
+  }
+  size_t matching = 0;
+  for (auto& r : *t) {
+    bool match = true;
+    for (auto& [k, v] : q.selector()) {
+      auto l = r.labels.find(k);
+      match = match && l != r.labels.end() && l->second == v;
+    }
+    if (!match)
+      continue;
+    ++matching;
+    if (r.healthy)
+      out.push_back(satellite_ref{r.id, r.connection});
+  }
+  if (matching == 0)
+    return refuse(code::not_found, "server.selector",
+                  q.selector().empty() ? "no satellite is registered"
+                                       : "no registered satellite has these labels");
+  if (out.empty())
+    return refuse(code::unavailable, "server.selector",
+                  std::to_string(matching) + " satellites match, none of them healthy");
+  return out;
+}
+
+caf::actor spawn_registry(caf::actor_system& sys, runtime& rt, server_options opts,
+                          std::shared_ptr<satellite_routes> routes) {
+  return spawn_limited_on_multiplexer(sys.middleman(), rt, "registry", registry, std::move(opts),
+                                      std::move(routes));
 }
 
 } // namespace levee::server

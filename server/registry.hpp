@@ -11,14 +11,21 @@
 #include <string>
 #include <vector>
 
+#include <mutex>
+
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/expected.hpp>
 
 #include "actors/runtime.hpp"
 #include "limits/config_file.hpp"
 #include "limits/defaults.hpp"
 #include "limits/status.hpp"
+
+namespace levee::wire {
+class QueryRequest;
+}
 
 namespace levee::server {
 
@@ -49,13 +56,42 @@ struct satellite_ref {
   caf::actor connection;
 };
 
+/// Where queries may go, as the registry last published it: the registered satellites'
+/// ids, labels, health and connections. The registry publishes a new table whenever one
+/// of these changes (not on every heartbeat); proxyers look a query's satellites up here
+/// instead of asking the registry, which cost every query a request and its answer (two
+/// turns of the multiplexer). Thread-safe.
+class satellite_routes {
+public:
+  struct route {
+    std::string id;
+    std::map<std::string, std::string> labels;
+    caf::actor connection;  // null when disconnected
+    const char* state = "";  // healthy, unhealthy, disconnected
+    bool healthy = false;
+  };
+  using table = std::vector<route>;  // by id
+
+  void publish(std::shared_ptr<const table> t);
+  std::shared_ptr<const table> current() const;
+
+  /// The satellites `q` goes to: the one its satellite_id names, or the healthy ones its
+  /// selector matches. Errors carry the rejection: not_found (no such id, nothing
+  /// matches), unavailable (not healthy).
+  caf::expected<std::vector<satellite_ref>> lookup(const wire::QueryRequest& q) const;
+
+private:
+  mutable std::mutex mtx_;
+  std::shared_ptr<const table> table_ = std::make_shared<const table>();
+};
+
 /// Spawns the registry (a limited actor of kind "registry") and returns it. It answers
 ///   (register_atom, Register bytes) -> RegisterAck bytes   (sender: the connection)
 ///   (heartbeat_atom, Heartbeat bytes) -> HeartbeatAck bytes
 ///   (list_atom) -> SatelliteList bytes
-///   (lookup_atom, QueryRequest bytes) -> std::vector<satellite_ref>, or an error:
-///     not_found (no such id / nothing matches the selector), unavailable (not healthy).
-caf::actor spawn_registry(caf::actor_system& sys, runtime& rt, server_options opts);
+/// and publishes where queries may go to `routes`.
+caf::actor spawn_registry(caf::actor_system& sys, runtime& rt, server_options opts,
+                          std::shared_ptr<satellite_routes> routes);
 
 } // namespace levee::server
 
