@@ -859,9 +859,13 @@ caf::result<std::string> send_outgoing(connection_broker* self, std::string targ
   req.set_target(std::move(target));
   req.set_payload(std::move(payload));
   req.set_stream(static_cast<bool>(sink));
-  std::string probe;
-  if (auto err = encode_frame(env, st.peer, probe))
-    return to_error(*err);  // larger than the peer accepts: refused here, nothing sent
+  // Larger than the peer accepts: refused here, nothing sent. Only a request that might
+  // be (compression could still bring it under) is encoded to find out.
+  if (frame_header_bytes + env.ByteSizeLong() > st.peer.max_frame_bytes) {
+    std::string probe;
+    if (auto err = encode_frame(env, st.peer, probe))
+      return to_error(*err);
+  }
   auto rp = self->make_response_promise<std::string>();
   st.outgoing.emplace(id, rp);
   if (sink)

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <unordered_map>
 
 #include <caf/all.hpp>
 #include <caf/io/broker.hpp>
@@ -119,10 +120,6 @@ void cancel_satellites(proxyer_actor* self) {
     if (!s.done && s.ref.connection)
       self->send(s.ref.connection, cancel_atom::value, stream_tag(st.run_number, i));
     s.done = true;
-    // A monitor left on a long-lived connection would keep this proxyer's memory until
-    // that connection closes.
-    if (s.ref.connection)
-      self->demonitor(s.ref.connection);
   }
 }
 
@@ -313,10 +310,13 @@ caf::result<std::string> start_run(proxyer_actor* self, const satellite_routes& 
   // No timers per query (each would wake CAF's clock thread): the router tells the
   // proxyer when its deadline passes.
   auto current = [=] { return self->state.busy && self->state.run_number == run_number; };
-  for (auto& ref : *refs) {
-    self->monitor(ref.connection);
+  // No monitors on the satellites' connections: a connection that closes answers every
+  // request it holds with unavailable, one that is closing refuses new ones, and CAF
+  // answers a request to one that has ended (request_receiver_down). A query never waits
+  // for its deadline on a lost satellite, without two monitor operations per satellite
+  // and query.
+  for (auto& ref : *refs)
     run.satellites.push_back(satellite_call{std::move(ref), false});
-  }
   for (size_t i = 0; i < run.satellites.size(); ++i) {
     auto id = run.satellites[i].ref.id;
     self->request(run.satellites[i].ref.connection, caf::infinite, wire_stream_atom::value,
@@ -357,20 +357,6 @@ caf::behavior proxyer(proxyer_actor* self, caf::actor router,
                       std::shared_ptr<satellite_routes> routes, server_options opts,
                       std::shared_ptr<proxy_stats> stats) {
   self->state.router = std::move(router);
-  // A satellite's connection that ends before it answered: the query fails at once.
-  // The connection fails its requests when it closes, but a request that reaches it
-  // as it goes (or after) could otherwise wait for the deadline.
-  self->set_down_handler([=](caf::down_msg& msg) {
-    if (!self->state.busy)
-      return;
-    for (auto& s : self->state.run.satellites)
-      if (!s.done && s.ref.connection.address() == msg.source) {
-        fail(self, stats,
-             refuse(code::unavailable, "server.satellite",
-                    "satellite '" + s.ref.id + "': its connection closed before it answered"));
-        return;
-      }
-  });
   // The router's messages name the query they are about; one about a query that already
   // ended (it crossed the proxyer's done) is ignored.
   auto running = [=](uint64_t query_id) {
@@ -407,19 +393,28 @@ caf::behavior proxyer(proxyer_actor* self, caf::actor router,
 /// A query the router handed to a proxyer.
 struct running_query {
   caf::actor proxyer;
-  caf::actor_addr client;  // the connection that asked
+  caf::actor_id client = 0;  // the connection that asked
   uint64_t rid = 0;
   uint64_t query_id = 0;
-  std::multimap<int64_t, caf::actor_addr>::iterator deadline;
+  std::multimap<int64_t, caf::actor_id>::iterator deadline;
+};
+
+struct pair_hash {
+  size_t operator()(const std::pair<caf::actor_id, uint64_t>& k) const noexcept {
+    return std::hash<uint64_t>{}(k.first * 0x9e3779b97f4a7c15ull ^ k.second);
+  }
 };
 
 struct router_state {
   uint64_t next_query_id = 1;
-  std::map<caf::actor_addr, uint64_t> per_client;               // running queries per connection
-  std::map<caf::actor_addr, running_query> running;             // by proxyer
-  std::map<std::pair<caf::actor_addr, uint64_t>, caf::actor_addr> by_request;  // (conn, rid)
+  // Keyed by actor ids (never reused within a process): hashing an id is cheaper than
+  // comparing actor addresses, and these are touched several times per query.
+  std::unordered_map<caf::actor_id, uint64_t> per_client;        // running queries per connection
+  std::unordered_map<caf::actor_id, running_query> running;      // by proxyer
+  std::unordered_map<std::pair<caf::actor_id, uint64_t>, caf::actor_id, pair_hash>
+    by_request;  // (connection, request id) -> proxyer
   /// Deadlines of the running queries (steady ns -> proxyer), one timer for the earliest.
-  std::multimap<int64_t, caf::actor_addr> deadlines;
+  std::multimap<int64_t, caf::actor_id> deadlines;
   earliest_timer deadline_timer;
   std::vector<caf::actor> idle;  // proxyers waiting for a query
   bool stopping = false;  // the server stops: new queries get shutting_down
@@ -444,7 +439,7 @@ void arm_router_timer(router_actor* self, int64_t due) {
 }
 
 /// Forgets the query a proxyer ran (it answered, or died); true if there was one.
-bool end_query(router_actor* self, const caf::actor_addr& proxyer,
+bool end_query(router_actor* self, caf::actor_id proxyer,
                const std::shared_ptr<proxy_stats>& stats) {
   auto& st = self->state;
   auto i = st.running.find(proxyer);
@@ -465,7 +460,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
   self->set_down_handler([=](caf::down_msg& msg) {
     // A proxyer that ended (a failure, or the pool was full): its query, if any, is over.
     auto& st = self->state;
-    end_query(self, msg.source, stats);
+    end_query(self, msg.source.id(), stats);
     st.idle.erase(std::remove_if(st.idle.begin(), st.idle.end(),
                                  [&](const caf::actor& p) { return p.address() == msg.source; }),
                   st.idle.end());
@@ -491,7 +486,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
                       "bad query text: " + parsed.error().message());
       }
       prepared->q = std::move(*parsed);
-      auto client = caf::actor_cast<caf::actor_addr>(self->current_sender());
+      auto client = self->current_sender() ? self->current_sender()->id() : 0;
       auto running = st.running.size();
       if (running >= opts.max_queries) {
         stats->refused.fetch_add(1);
@@ -531,9 +526,8 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       }
       ++st.per_client[client];
       auto due = steady_ns() + static_cast<int64_t>(deadline) * 1'000'000;
-      st.running[p.address()] =
-        running_query{p, client, rid, id, st.deadlines.emplace(due, p.address())};
-      st.by_request[{client, rid}] = p.address();
+      st.running[p.id()] = running_query{p, client, rid, id, st.deadlines.emplace(due, p.id())};
+      st.by_request[{client, rid}] = p.id();
       arm_router_timer(self, due);
       stats->started.fetch_add(1);
       stats->running.fetch_add(1);
@@ -544,7 +538,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       // A proxyer answered its query: it serves the next one, or ends if enough wait.
       auto& st = self->state;
       auto sender = caf::actor_cast<caf::actor>(self->current_sender());
-      if (!end_query(self, sender.address(), stats) || !sender)
+      if (!sender || !end_query(self, sender.id(), stats))
         return;
       if (st.stopping || st.idle.size() >= max_idle_proxyers)
         self->send_exit(sender, caf::exit_reason::normal);
@@ -553,7 +547,8 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
     },
     [=](cancel_atom, uint64_t rid) {
       auto& st = self->state;
-      auto i = st.by_request.find({caf::actor_cast<caf::actor_addr>(self->current_sender()), rid});
+      auto sender = self->current_sender() ? self->current_sender()->id() : 0;
+      auto i = st.by_request.find({sender, rid});
       if (i == st.by_request.end())
         return;
       auto& q = st.running.at(i->second);
