@@ -222,14 +222,15 @@ public:
     }
   }
 
+  /// Sends what was written to `hdl` CAF's way (data_transferred_msg reports it).
+  void flush_through_caf(caf::io::connection_handle hdl) {
+    flush_pending_ = false;
+    caf_writing_ = true;
+    this->flush(hdl);
+  }
+
   /// Bytes this broker sent itself (CAF reports the rest with data_transferred_msg).
   uint64_t direct_bytes() const noexcept { return direct_bytes_; }
-
-  /// Whether nothing written is waiting: neither in the buffer nor with CAF.
-  bool all_sent(caf::io::connection_handle hdl) {
-    auto s = this->by_id(hdl);
-    return !caf_writing_ && (!s || s->wr_buf().empty());
-  }
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
     if (caf_writing_ && x.content().match_elements<caf::io::data_transferred_msg>()
@@ -325,11 +326,11 @@ void reject_and_close(connection_broker* self, uint64_t request_id, const reject
   // Keep reading (and discarding) while the Reject drains: closing a socket with unread
   // input makes TCP reset the connection, and the peer would lose the Reject.
   st.closing = true;
-  // Close once the Reject has left (sent at once, or data_transferred_msg says so), or
-  // after a grace period if the peer does not read at all.
-  self->flush_now(st.hdl);
-  if (self->all_sent(st.hdl))
-    self->send(self, stop_atom::value);
+  // Close once the Reject has left (data_transferred_msg says so), or after a grace
+  // period if the peer does not read at all. The last bytes go CAF's way, not directly:
+  // its write turns leave the connection reading (and discarding) the peer's input
+  // until they are done, so the close finds no unread input to answer with a reset.
+  self->flush_through_caf(st.hdl);
   self->delayed_send(self, close_grace, stop_atom::value);
 }
 
