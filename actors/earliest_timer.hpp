@@ -7,10 +7,14 @@
 // tracks many deadlines (a connection's requests, the router's queries) keeps them itself
 // and arms one timer, for the earliest; deadlines that come later ride on it.
 //
-//   if (timer.arm(deadline_ns)) self->delayed_send(self, wait, timeout_atom, deadline_ns);
+//   arm_earliest(self, timer, deadline_ns, now_ns);   // sends (timeout_atom, deadline_ns)
 //   ...on (timeout_atom, ns): if (timer.fire(ns)) { expire what is due; arm the next }
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
+
+#include "actors/atoms.hpp"
 
 namespace levee {
 
@@ -39,5 +43,14 @@ public:
 private:
   int64_t armed_ = 0;  // the deadline the timer in flight is for; 0 = none
 };
+
+/// Sends `self` (timeout_atom, deadline) when `deadline` comes (ns, on the clock `now`
+/// was read from), unless `timer` is armed for an earlier deadline already.
+template <class Self>
+void arm_earliest(Self* self, earliest_timer& timer, int64_t deadline, int64_t now) {
+  if (timer.arm(deadline))
+    self->delayed_send(self, std::chrono::nanoseconds(std::max<int64_t>(deadline - now, 0)),
+                       timeout_atom::value, deadline);
+}
 
 } // namespace levee

@@ -122,8 +122,8 @@ struct connection_state {
     int64_t deadline_ns = 0;
     uint64_t deadline_ms = 0;
     int64_t started_ns = 0;
-    caf::actor target;  // a stream's: told (cancel_atom, rid) when its deadline passes
-    bool stream = false;
+    caf::actor target;  // a stream's (none for a plain request): told (cancel_atom, rid)
+                        // when its deadline passes
     bool expired = false;
   };
   std::unordered_map<uint64_t, pending_request> pending;
@@ -233,12 +233,11 @@ public:
   uint64_t direct_bytes() const noexcept { return direct_bytes_; }
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
-    if (caf_writing_ && x.content().match_elements<caf::io::data_transferred_msg>()
-        && x.content().get_as<caf::io::data_transferred_msg>(0).remaining == 0)
+    bool transferred = x.content().match_elements<caf::io::data_transferred_msg>();
+    if (transferred && x.content().get_as<caf::io::data_transferred_msg>(0).remaining == 0)
       caf_writing_ = false;  // CAF sent all it had: direct sends keep the order again
     auto result = caf::io::broker::consume(x);
-    if (flush_pending_ && this->mailbox().empty()
-        && !x.content().match_elements<caf::io::data_transferred_msg>())
+    if (flush_pending_ && !transferred && this->mailbox().empty())
       flush_now(flush_hdl_);  // (not from inside CAF's write handler: next message)
     return result;
   }
@@ -456,15 +455,6 @@ void fill_hello(wire::Hello& out, const server_context& ctx, wire::Role role,
   ol.set_idle_timeout_ms(static_cast<uint32_t>(limits.idle_timeout_ms));
 }
 
-/// Arms the deadline timer for `deadline_ns` unless one is armed for an earlier time.
-void arm_deadline(connection_broker* self, int64_t deadline_ns) {
-  auto& st = self->state;
-  if (!st.deadline_timer.arm(deadline_ns))
-    return;
-  auto wait_ns = std::max<int64_t>(deadline_ns - st.ctx->clock().now_ns(), 0);
-  self->delayed_send(self, microseconds(wait_ns / 1000 + 1), timeout_atom::value, deadline_ns);
-}
-
 /// The armed timer fired: requests past their deadline are answered deadline_exceeded
 /// (a stream's target is told to stop), and the timer is armed for the next deadline.
 void expire_requests(connection_broker* self, int64_t armed_for) {
@@ -483,7 +473,7 @@ void expire_requests(connection_broker* self, int64_t armed_for) {
       continue;
     }
     p.expired = true;
-    if (p.stream) {
+    if (p.target) {
       st.streams.erase(rid);
       self->send(p.target, cancel_atom::value, rid);  // nobody reads the stream any more
     }
@@ -493,7 +483,7 @@ void expire_requests(connection_broker* self, int64_t armed_for) {
                           0, "the actor did not answer before the deadline"});
   }
   if (next != 0)
-    arm_deadline(self, next);
+    arm_earliest(self, st.deadline_timer, next, now);
 }
 
 /// Takes the peer's request `rid` out of the in-flight table when its actor answers.
@@ -551,8 +541,7 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
   p.started_ns = now;
   p.deadline_ms = deadline;
   p.deadline_ns = now + static_cast<int64_t>(deadline) * ns_per_ms;
-  p.stream = req.stream();
-  arm_deadline(self, p.deadline_ns);
+  arm_earliest(self, st.deadline_timer, p.deadline_ns, now);
   if (req.stream()) {
     p.target = target;
     // Batches arrive as (wire_batch_atom, rid, part) before the answer: the actor sends
@@ -903,7 +892,6 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
                      rejection{code::too_many_connections, "net.max_connections",
                                limits.max_connections + 1, limits.max_connections, 1000,
                                "this node serves its maximum number of connections"});
-    self->flush_now(hdl);  // not in a message handler: nothing else would flush it
     return {};
   }
   if (st.dialed) {

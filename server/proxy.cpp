@@ -14,6 +14,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/earliest_timer.hpp"
 #include "actors/limited_actor.hpp"
+#include "limits/clock.hpp"
 #include "events/codec.hpp"
 #include "net/satellite.pb.h"
 #include "query/counter.hpp"
@@ -428,14 +429,7 @@ using router_actor = caf::stateful_actor<router_state, limited<caf::io::broker>>
 constexpr size_t max_idle_proxyers = 64;
 
 int64_t steady_ns() {
-  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
-}
-
-/// Arms the router's one timer for `due` unless it is armed for an earlier deadline.
-void arm_router_timer(router_actor* self, int64_t due) {
-  if (self->state.deadline_timer.arm(due))
-    self->delayed_send(self, nanoseconds(std::max<int64_t>(due - steady_ns(), 0)),
-                       timeout_atom::value, due);
+  return steady_clock_source::instance().now_ns();
 }
 
 /// Forgets the query a proxyer ran (it answered, or died); true if there was one.
@@ -528,7 +522,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       auto due = steady_ns() + static_cast<int64_t>(deadline) * 1'000'000;
       st.running[p.id()] = running_query{p, client, rid, id, st.deadlines.emplace(due, p.id())};
       st.by_request[{client, rid}] = p.id();
-      arm_router_timer(self, due);
+      arm_earliest(self, st.deadline_timer, due, steady_ns());
       stats->started.fetch_add(1);
       stats->running.fetch_add(1);
       self->delegate(p, wire_stream_atom::value, prepared_ptr{std::move(prepared)}, rid, id);
@@ -578,7 +572,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       }
       // The told ones stay in the table until they answer: arm for the first one not due.
       if (auto next = st.deadlines.upper_bound(now); next != st.deadlines.end())
-        arm_router_timer(self, next->first);
+        arm_earliest(self, st.deadline_timer, next->first, now);
     },
   };
 }
