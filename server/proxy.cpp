@@ -357,6 +357,14 @@ caf::result<std::string> start_run(proxyer_actor* self, const satellite_routes& 
 caf::behavior proxyer(proxyer_actor* self, caf::actor router,
                       std::shared_ptr<satellite_routes> routes, server_options opts,
                       std::shared_ptr<proxy_stats> stats) {
+  // A pooled proxyer lives as long as its router: when the router ends (the server
+  // stops), so does the proxyer, also one whose query ended after the router did (its
+  // done_atom had nobody to hand it back to). Without it the actor system waits for it.
+  self->monitor(router);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    if (msg.source == self->state.router.address())
+      self->quit(msg.reason);
+  });
   self->state.router = std::move(router);
   // The router's messages name the query they are about; one about a query that already
   // ended (it crossed the proxyer's done) is ignored.
