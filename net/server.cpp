@@ -92,8 +92,15 @@ using caf::io::connection_handle;
 using caf::io::receive_policy;
 
 constexpr int64_t ns_per_ms = 1'000'000;
-/// Bytes asked of the socket per read: one read serves many pipelined frames.
+/// Bytes asked of the socket per read, at most: one read serves many pipelined frames.
 constexpr size_t read_chunk_bytes = 64 * 1024;
+/// ... and at least. CAF's scribe zero-fills its read buffer back to the size asked for
+/// after every read (it shrinks the buffer to what arrived), so asking 64 KiB for a
+/// 100-byte request clears 64 KiB per read; the size asked follows what arrives instead
+/// (adapt_read_size).
+constexpr size_t min_read_bytes = 4 * 1024;
+/// Reads well under the size asked, in a row, before it halves.
+constexpr uint32_t small_reads_to_shrink = 16;
 /// Bytes a paused connection may have read before its pause took effect.
 constexpr size_t max_paused_inbox_bytes = 4 * read_chunk_bytes;
 
@@ -111,6 +118,8 @@ struct connection_state {
   std::unique_ptr<token_bucket> msg_rate;
   std::unique_ptr<token_bucket> byte_rate;
   bool paused = false;           // not processing while the connection owes time
+  size_t read_size = min_read_bytes;  // what the next read asks for (adapt_read_size)
+  uint32_t small_reads = 0;      // reads under a quarter of read_size in a row
   bool halted = false;           // the socket is not being read
   /// The peer's requests in flight, by request id. Their deadlines are this connection's
   /// own: one timer armed for the earliest, instead of a CAF request timeout per request
@@ -763,10 +772,31 @@ void process_inbox(connection_broker* self) {
     st.partial_since_ns = st.ctx->clock().now_ns();
 }
 
+/// A read that filled what was asked doubles the next (up to read_chunk_bytes); a run of
+/// small ones halves it (down to min_read_bytes).
+void adapt_read_size(connection_broker* self, size_t got) {
+  auto& st = self->state;
+  auto next = st.read_size;
+  if (got >= st.read_size) {
+    next = std::min(st.read_size * 2, read_chunk_bytes);
+    st.small_reads = 0;
+  } else if (got < st.read_size / 4 && ++st.small_reads >= small_reads_to_shrink) {
+    next = std::max(st.read_size / 2, min_read_bytes);
+    st.small_reads = 0;
+  } else if (got >= st.read_size / 4) {
+    st.small_reads = 0;
+  }
+  if (next != st.read_size) {
+    st.read_size = next;
+    self->configure_read(st.hdl, receive_policy::at_most(next));
+  }
+}
+
 void on_data(connection_broker* self, const caf::io::new_data_msg& msg) {
   auto& st = self->state;
   if (st.closed || st.closing)
     return;
+  adapt_read_size(self, msg.buf.size());
   st.inbox.append(msg.buf.data(), msg.buf.size());
   // Bytes only wait in the inbox while the connection is paused, and a paused socket is
   // not read; a few reads already under way may still arrive. More than that is a peer
@@ -882,9 +912,10 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
                                                 limits.burst_bytes);
   st.opened_ns = st.last_frame_ns = ctx->clock().now_ns();
   st.reader = std::make_unique<frame_reader>(limits.codec());
-  // Read whatever has arrived, up to 64 KiB at a time: one read serves many pipelined
-  // frames. The frame reader checks each header before it buffers a body.
-  self->configure_read(hdl, receive_policy::at_most(read_chunk_bytes));
+  // Read whatever has arrived, up to read_size at a time (4 to 64 KiB, following what
+  // arrives): one read serves many pipelined frames. The frame reader checks each header
+  // before it buffers a body.
+  self->configure_read(hdl, receive_policy::at_most(st.read_size));
   self->ack_writes(hdl, true);
   if (role == conn_role::refused) {
     ctx->stats.connections_refused.fetch_add(1);
