@@ -162,6 +162,9 @@ constexpr uint64_t satellite_batch_max_bytes = 256 * KiB;
 /// bytes of stored batches a query scans per step before other work (the connection,
 /// appends, other queries, cancels) gets a turn: ~0.2 ms of scanning at ~1.3 GB/s.
 constexpr uint64_t satellite_scan_step_bytes = 256 * KiB;
+/// bytes of store batches kept in memory for queries that read them again (a dashboard
+/// polling the last minutes): no pread, copy or CRC for them. A one-pass scan keeps none.
+constexpr uint64_t satellite_read_cache_bytes = 8 * MiB;
 /// ms between polls of a source: low latency for tailing without spinning.
 constexpr uint64_t satellite_poll_interval_ms = 50;
 /// events one poll of a source may take, so one source cannot monopolise the store.

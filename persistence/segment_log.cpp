@@ -633,6 +633,7 @@ status segment_log::sync() {
 status segment_log::truncate_to(uint64_t offset) {
   if (offset >= next_offset_)
     return {};
+  cache_.clear();
   // Whole segments at or after `offset` go.
   while (!segments_.empty() && segments_.back().base_offset >= offset
          && !(segments_.size() == 1 && segments_.back().base_offset == offset)) {
@@ -776,8 +777,10 @@ result<size_t> segment_log::apply_retention(const retention& policy, int64_t now
     }
     break;
   }
-  if (removed > 0)
+  if (removed > 0) {
+    cache_.clear();  // what it holds of the removed segments is never read again
     io_.sync_dir(opts_.dir);
+  }
   return removed;
 }
 
@@ -809,8 +812,15 @@ result<uint64_t> segment_log::walk(uint64_t from, uint64_t max_bytes,
     while (!reader.at_end()) {
       batch_header h;
       const uint8_t* data = nullptr;
-      if (auto st = reader.peek_valid(h, data, seg.path, ""); !st)
-        return st;
+      auto position = reader.position();
+      if (auto hit = cache_.find(seg.base_offset, position)) {
+        h = hit->header;
+        data = reinterpret_cast<const uint8_t*>(hit->bytes.data());
+      } else {
+        if (auto st = reader.peek_valid(h, data, seg.path, ""); !st)
+          return st;
+        cache_.offer(seg.base_offset, position, h, data);
+      }
       if (h.base_offset + h.offset_count <= from) {
         reader.advance(h.length);  // before `from`: walked past, not decoded
         continue;
@@ -929,6 +939,7 @@ result<segment_log::compaction_report> segment_log::compact(const compaction& po
 status segment_log::rewrite_segment(size_t index, uint64_t end_offset,
                                     const std::function<int(const stored_record&)>& keep,
                                     compaction_report& report) {
+  cache_.clear();
   auto& seg = segments_[index];
   auto fd = fd_of(seg);
   if (fd < 0)

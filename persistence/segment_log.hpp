@@ -27,6 +27,7 @@
 #include "limits/defaults.hpp"
 #include "limits/status.hpp"
 #include "persistence/batch.hpp"
+#include "persistence/batch_cache.hpp"
 #include "persistence/file_io.hpp"
 
 namespace levee::persistence {
@@ -62,6 +63,8 @@ struct log_options {
   std::function<void(uint64_t, uint64_t)> on_progress;
   /// Time source for the interval policy, in ms; nullptr: the steady clock.
   std::function<int64_t()> now_ms;
+  /// Memory for batches that reads come back to (batch_cache.hpp); 0 = none.
+  uint64_t read_cache_bytes = 0;
 };
 
 struct recovery_report {
@@ -182,7 +185,8 @@ private:
   class batch_reader;
 
   explicit segment_log(log_options opts)
-    : opts_(std::move(opts)), io_(opts_.io != nullptr ? *opts_.io : posix_io()) {}
+    : opts_(std::move(opts)), io_(opts_.io != nullptr ? *opts_.io : posix_io()),
+      cache_(opts_.read_cache_bytes) {}
   status recover(recovery_report& report);
   /// Verifies every batch of `seg`. `cut` is set when damage was repaired by cutting the
   /// segment (corruption_policy::truncate): nothing after it may be kept.
@@ -225,6 +229,8 @@ private:
   std::string encode_buffer_;  // reused by append()
   int64_t active_since_ms_ = 0;  // when the segment being written became so (now_ms())
   mutable std::string read_buffer_;  // reused by read() and visit(); only grows
+  mutable batch_cache cache_;        // what reads come back to; cleared when segments
+                                     // are removed or rewritten
   int64_t last_sync_ms_ = 0;
   uint64_t scanned_bytes_ = 0;
   uint64_t total_bytes_ = 0;
@@ -234,6 +240,8 @@ private:
 public:
   /// Descriptors open now (for tests and stats).
   size_t open_files() const noexcept;
+  /// The read cache (log_options::read_cache_bytes): its size, hits and misses.
+  const batch_cache& read_cache() const noexcept { return cache_; }
 };
 
 } // namespace levee::persistence

@@ -527,6 +527,7 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
   lo.max_segment_age_ms = opts.max_segment_age_ms;
   lo.fsync = persistence::fsync_policy::none;  // the store syncs every fsync_interval_ms
   lo.limits.compress = false;
+  lo.read_cache_bytes = opts.read_cache_bytes;
   uint64_t shown = 0;
   lo.on_progress = [&](uint64_t done, uint64_t total) {
     if (total >= (256ull << 20) && (done - shown >= (256ull << 20) || done == total)) {

@@ -1354,3 +1354,156 @@ TEST(SegmentLog, SegmentsRollByAge) {
 
 } // namespace
 } // namespace levee::persistence
+
+namespace levee::persistence {
+namespace {
+
+/// Real files; counts the reads that reach them.
+struct read_counting_io final : forwarding_io {
+  uint64_t preads = 0;
+  int64_t pread(int fd, void* data, size_t n, uint64_t offset) override {
+    ++preads;
+    return real.pread(fd, data, n, offset);
+  }
+};
+
+std::vector<stored_record> read_all(const segment_log& log, uint64_t from) {
+  auto r = log.read(from, 1 << 20);
+  EXPECT_TRUE(r.ok()) << r.error().to_string();
+  return r.ok() ? *r : std::vector<stored_record>{};
+}
+
+TEST(ReadCache, ABatchReadTwiceIsKeptAndThenReadWithoutTheFile) {
+  temp_dir dir;
+  read_counting_io io;
+  auto opts = rolling(dir.path, 1 << 20);
+  opts.io = &io;
+  opts.read_cache_bytes = 64 * 1024;
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE(log.ok());
+  auto batch = make_batch(0, 8, 200);
+  ASSERT_TRUE((*log)->append(batch).ok());
+  auto& cache = (*log)->read_cache();
+  // First read: from the file, offered once, not kept.
+  ASSERT_EQ(read_all(**log, 3).size(), 5u);
+  EXPECT_EQ(cache.size(), 0u);
+  auto after_first = io.preads;
+  EXPECT_GT(after_first, 0u);
+  // Second: from the file again, now kept.
+  ASSERT_EQ(read_all(**log, 3).size(), 5u);
+  EXPECT_EQ(cache.size(), 1u);
+  auto after_second = io.preads;
+  EXPECT_GT(after_second, after_first);
+  // Third and later: no read reaches the file, and the records are the same.
+  for (uint64_t from : {0, 3, 7}) {
+    auto recs = read_all(**log, from);
+    ASSERT_EQ(recs.size(), 8 - from);
+    for (auto& r : recs)
+      EXPECT_EQ(r.rec, batch[r.offset]);
+  }
+  EXPECT_EQ(io.preads, after_second);
+  EXPECT_EQ(cache.hits(), 3u);
+  // visit() sees the cached batch too.
+  uint64_t seen = 0;
+  ASSERT_TRUE((*log)->visit(0, 1 << 20, [&](const record_view& r) {
+    EXPECT_EQ(std::string(r.value), batch[r.offset].value);
+    ++seen;
+    return true;
+  }).ok());
+  EXPECT_EQ(seen, 8u);
+  EXPECT_EQ(io.preads, after_second);
+}
+
+TEST(ReadCache, AOnePassScanKeepsNothingAndTheBoundHolds) {
+  temp_dir dir;
+  auto opts = rolling(dir.path, 16 * 1024);
+  opts.read_cache_bytes = 8 * 1024;
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE(log.ok());
+  for (int b = 0; b < 40; ++b)
+    ASSERT_TRUE((*log)->append(make_batch(b * 4, 4, 300)).ok());  // ~1.3 KB batches
+  ASSERT_GT((*log)->segment_count(), 2u);
+  auto& cache = (*log)->read_cache();
+  EXPECT_EQ(read_all(**log, 0).size(), 160u);  // one pass over every segment
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(cache.bytes(), 0u);
+  // Read again and again: what is kept stays under the bound, least recently used out.
+  for (int pass = 0; pass < 3; ++pass) {
+    auto recs = read_all(**log, 0);
+    ASSERT_EQ(recs.size(), 160u);
+    for (size_t i = 0; i < recs.size(); ++i)
+      ASSERT_EQ(recs[i].offset, i);
+    EXPECT_LE(cache.bytes(), 8u * 1024);
+  }
+  EXPECT_GT(cache.size(), 0u);
+  EXPECT_GT(cache.hits(), 0u);
+}
+
+TEST(ReadCache, ABatchOverAQuarterOfTheBoundIsNeverKept) {
+  temp_dir dir;
+  auto opts = rolling(dir.path, 1 << 20);
+  opts.read_cache_bytes = 8 * 1024;
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE((*log)->append(make_batch(0, 10, 400)).ok());  // ~4.2 KB
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(read_all(**log, 0).size(), 10u);
+  EXPECT_EQ((*log)->read_cache().size(), 0u);
+  EXPECT_EQ((*log)->read_cache().hits(), 0u);
+}
+
+TEST(ReadCache, TruncationRetentionAndCompactionNeverServeOldBytes) {
+  temp_dir dir;
+  auto opts = rolling(dir.path, 1500);
+  opts.read_cache_bytes = 1 << 20;
+  auto log = segment_log::open(opts);
+  ASSERT_TRUE(log.ok());
+  for (int b = 0; b < 12; ++b)
+    ASSERT_TRUE((*log)->append(make_batch(b * 5, 5, 100)).ok());
+  auto warm = [&](uint64_t from) {
+    read_all(**log, from);
+    read_all(**log, from);  // kept now
+  };
+  auto& cache = (*log)->read_cache();
+  // Truncate into the middle of a cached batch, then append different records at the same
+  // offsets and positions: the reads return the new ones.
+  warm(50);
+  ASSERT_GT(cache.size(), 0u);
+  ASSERT_TRUE((*log)->truncate_to(52).ok());
+  EXPECT_EQ(cache.size(), 0u);
+  auto replaced = make_batch(1000, 8, 100);
+  ASSERT_TRUE((*log)->append(replaced).ok());
+  warm(50);
+  auto recs = read_all(**log, 52);
+  ASSERT_EQ(recs.size(), 8u);
+  for (size_t i = 0; i < recs.size(); ++i)
+    EXPECT_EQ(recs[i].rec, replaced[i]);
+  // Retention removes the cached segments: the cache is emptied with them.
+  warm(0);
+  ASSERT_GT(cache.size(), 0u);
+  segment_log::retention by_count{0, 20, 0};
+  ASSERT_GT(*(*log)->apply_retention(by_count, 0), 0u);
+  EXPECT_EQ(cache.size(), 0u);
+  // Compaction rewrites closed segments: the cache is emptied before any is read again.
+  auto start = (*log)->start_offset();
+  warm(start);
+  ASSERT_GT(cache.size(), 0u);
+  ASSERT_TRUE((*log)->compact({}, 1'700'000'000'000).ok());
+  EXPECT_EQ(cache.size(), 0u);
+  auto after = read_all(**log, start);
+  ASSERT_FALSE(after.empty());
+  // What a fresh log (no cache) reads from the same files.
+  auto plain_opts = rolling(dir.path, 1500);
+  log->reset();
+  auto plain = segment_log::open(plain_opts);
+  ASSERT_TRUE(plain.ok());
+  auto expected = read_all(**plain, start);
+  ASSERT_EQ(after.size(), expected.size());
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(after[i].offset, expected[i].offset);
+    EXPECT_EQ(after[i].rec, expected[i].rec);
+  }
+}
+
+} // namespace
+} // namespace levee::persistence
