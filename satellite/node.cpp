@@ -217,7 +217,12 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
       st.queries.emplace(key, std::move(rq));
       stats->queries.fetch_add(1);
       stats->queries_running.store(st.queries.size());
-      schedule_scan(self);
+      // With no scan waiting for its turn (no other query runs), the first step runs now
+      // rather than after a message to itself: a point query is answered in this turn.
+      if (st.scan_scheduled)
+        schedule_scan(self);
+      else
+        scan_step(self, opts, stats);
       return rp;
     },
     [=](cancel_atom, uint64_t rid) {
