@@ -16,6 +16,7 @@
 #include "actors/limited_actor.hpp"
 #include "limits/clock.hpp"
 #include "events/codec.hpp"
+#include "net/result_batch.hpp"
 #include "net/satellite.pb.h"
 #include "query/counter.hpp"
 #include "query/query.hpp"
@@ -229,14 +230,17 @@ void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
   if (!index || st.finished || st.limit_reached)
     return;  // another query's, or after the end
   auto& from = st.satellites[*index].ref.id;
-  wire::ResultBatch batch;
-  if (!batch.ParseFromString(part)) {
+  auto unparsable = [&] {
     fail(self, stats, refuse(code::bad_request, "server.query",
                              "satellite '" + from
                                + "' sent a result batch that does not parse"));
-    return;
-  }
+  };
+  wire::ResultBatch batch;
   if (st.counts) {
+    if (!batch.ParseFromString(part)) {
+      unparsable();
+      return;
+    }
     std::vector<query::group> partial;
     events::event key;
     for (auto& row : batch.counts()) {
@@ -258,10 +262,19 @@ void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
       fail(self, stats, refuse(s.code(), "query.max_groups", s.message()));
     return;
   }
-  auto rows = static_cast<uint64_t>(batch.events_size());
+  auto counted = net::count_result_rows(part);
+  if (!counted) {
+    unparsable();
+    return;
+  }
+  auto rows = *counted;
   if (auto limit = st.prepared->q.limit(); limit && st.rows + rows >= *limit) {
     auto keep = *limit - st.rows;
     if (keep < rows) {
+      if (!batch.ParseFromString(part)) {
+        unparsable();
+        return;
+      }
       batch.mutable_events()->DeleteSubrange(static_cast<int>(keep),
                                              static_cast<int>(rows - keep));
       part = batch.SerializeAsString();

@@ -236,3 +236,53 @@ TEST(Frame, RejectsTravelWithEveryField) {
 
 } // namespace
 } // namespace levee::net
+
+#include "net/result_batch.hpp"
+#include "net/satellite.pb.h"
+
+namespace levee::net {
+namespace {
+
+TEST(ResultRows, CountsTheRowsOfWhatASatelliteSends) {
+  wire::ResultBatch b;
+  EXPECT_EQ(count_result_rows(b.SerializeAsString()), 0u);
+  b.set_satellite_id("a");
+  for (int i = 0; i < 7; ++i)
+    b.add_events(std::string(static_cast<size_t>(i * 300), 'x'));  // one of them empty
+  auto& g = *b.add_counts();
+  g.set_key("k");
+  g.set_count(3);
+  auto bytes = b.SerializeAsString();
+  EXPECT_EQ(count_result_rows(bytes), 7u);
+  wire::ResultBatch parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_EQ(parsed.events_size(), 7);
+}
+
+TEST(ResultRows, MalformedBytesAreNotCounted) {
+  wire::ResultBatch b;
+  b.add_events(std::string(200, 'e'));
+  b.add_events(std::string(10, 'f'));
+  auto bytes = b.SerializeAsString();
+  // Every cut: a truncated tag, length or row, except the one between the rows (a
+  // well-formed batch of the first row).
+  const size_t between = 1 + 2 + 200;
+  for (size_t cut = 1; cut < bytes.size(); ++cut) {
+    auto rows = count_result_rows(std::string_view(bytes).substr(0, cut));
+    if (cut == between)
+      EXPECT_EQ(rows, 1u);
+    else
+      EXPECT_FALSE(rows.has_value()) << cut;
+  }
+  // A length past the end.
+  auto longer = bytes;
+  longer[1] = static_cast<char>(0x7f);
+  EXPECT_FALSE(count_result_rows(longer).has_value());
+  // Field number 0, an invalid wire type (7), a varint that never ends.
+  EXPECT_FALSE(count_result_rows(std::string("\x02\x01x", 3)).has_value());
+  EXPECT_FALSE(count_result_rows(std::string("\x17", 1)).has_value());
+  EXPECT_FALSE(count_result_rows(std::string(12, '\xff')).has_value());
+}
+
+} // namespace
+} // namespace levee::net
