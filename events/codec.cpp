@@ -1,5 +1,6 @@
 #include "events/codec.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -282,7 +283,31 @@ void encode(const event& e, std::string& out) {
   }
 }
 
-status decode(std::string_view bytes, event& out) {
+namespace {
+
+/// The name of an encoded field as decode_field() reads it (the last name entry; empty
+/// when there is none), without its value; false when the field's encoding is broken.
+bool field_name_of(reader in, std::string_view& name) {
+  name = {};
+  const char* why = nullptr;
+  while (!in.done()) {
+    uint32_t t;
+    if (!read_tag(in, t, why))
+      return false;
+    if (t == tag_name) {
+      const char* data;
+      size_t size;
+      if (!in.bytes(data, size))
+        return false;
+      name = std::string_view(data, size);
+    } else if (!in.skip(t & 7)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+status decode_impl(std::string_view bytes, event& out, const std::vector<std::string>* names) {
   auto* begin = reinterpret_cast<const uint8_t*>(bytes.data());
   auto* end = begin + bytes.size();
   reader in{begin, begin, end};
@@ -310,9 +335,18 @@ status decode(std::string_view bytes, event& out) {
         out.fields.resize(used);
         return corrupt(at, "field runs past the end");
       }
+      auto* sub = reinterpret_cast<const uint8_t*>(data);
+      if (names != nullptr) {
+        std::string_view name;
+        if (!field_name_of(reader{begin, sub, sub + size}, name)) {
+          out.fields.resize(used);
+          return corrupt(at, "field with a truncated or invalid entry");
+        }
+        if (std::find(names->begin(), names->end(), name) == names->end())
+          continue;
+      }
       if (used == out.fields.size())
         out.fields.emplace_back();
-      auto* sub = reinterpret_cast<const uint8_t*>(data);
       if (auto st = decode_field(reader{begin, sub, sub + size}, out.fields[used]); !st) {
         out.fields.resize(used);
         return st;
@@ -325,6 +359,16 @@ status decode(std::string_view bytes, event& out) {
   }
   out.fields.resize(used);
   return {};
+}
+
+} // namespace
+
+status decode(std::string_view bytes, event& out) {
+  return decode_impl(bytes, out, nullptr);
+}
+
+status decode_only(std::string_view bytes, event& out, const std::vector<std::string>& names) {
+  return decode_impl(bytes, out, &names);
 }
 
 persistence::record to_record(const event& e) {

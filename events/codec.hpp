@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "events/event.hpp"
 #include "limits/status.hpp"
@@ -20,6 +21,12 @@ void encode(const event& e, std::string& out);
 /// before. Unknown fields are skipped (newer writers). Corrupt input is `storage_error`
 /// saying what is wrong at which byte, and leaves `out` valid but unspecified.
 status decode(std::string_view bytes, event& out);
+
+/// decode() of only the fields named in `names` (and the timestamp): a field with another
+/// name is skipped once its name is read, its value neither decoded nor copied. What a
+/// scan uses when its filter reads a few fields of a wide event. The encoding outside
+/// the kept fields is checked only as far as finding each field's name and length.
+status decode_only(std::string_view bytes, event& out, const std::vector<std::string>& names);
 
 /// The event as a segment-log record: no key, value = encode(e), timestamp_ms = e's.
 persistence::record to_record(const event& e);

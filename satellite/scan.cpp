@@ -1,5 +1,7 @@
 #include "satellite/scan.hpp"
 
+#include <algorithm>
+
 #include "events/codec.hpp"
 
 namespace levee::satellite {
@@ -10,6 +12,17 @@ scan_task::scan_task(query::query q, query::time_range range, uint64_t start_off
     started_(std::chrono::steady_clock::now()) {
   if (q_.is_count())
     counts_.emplace(q_);
+  auto read = [&](const query::field_name& f) {
+    if (!f.is_timestamp
+        && std::find(read_fields_.begin(), read_fields_.end(), f.name) == read_fields_.end())
+      read_fields_.push_back(f.name);
+  };
+  for (auto& c : q_.comparisons())
+    read(c.field);
+  for (auto& f : q_.fields())
+    read(f);
+  for (auto& f : q_.count_by())
+    read(f);
   batch_.set_satellite_id(std::move(satellite_id));
   if (next_ >= end_ || range_.since_ms >= range_.until_ms)
     next_ = end_;  // nothing can match: the first step only finishes
@@ -39,7 +52,7 @@ status scan_task::step(const persistence::segment_log& log, uint64_t step_bytes,
     ++scanned_;
     if (!range_.contains(r.timestamp_ms))
       return true;  // before decoding: the record's timestamp is the event's
-    if (auto st = events::decode(r.value, ev_); !st) {
+    if (auto st = events::decode_only(r.value, ev_, read_fields_); !st) {
       failed = status::error(code::storage_error, "stored event at offset "
                                                     + std::to_string(r.offset)
                                                     + " does not decode: " + st.message());

@@ -63,6 +63,9 @@ private:
   bool truncated_ = false;
   bool done_ = false;
   events::event ev_;  // decoded into, reused
+  /// The fields the scan reads (the filter's, a projection's, count by's): the others of
+  /// each event are skipped, not decoded (events::decode_only).
+  std::vector<std::string> read_fields_;
   std::chrono::steady_clock::time_point started_;
 };
 

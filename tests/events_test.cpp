@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -561,6 +563,57 @@ TEST(Codec, SkipsUnknownFieldsFromNewerWriters) {
   ASSERT_TRUE(decode(manual, out).ok());
   ASSERT_EQ(out.fields.size(), 1u);
   EXPECT_EQ(out.fields[0], (field{"a", int64_t{-2}}));
+}
+
+TEST(Codec, DecodeOnlyKeepsTheNamedFieldsAsDecodeReadsThem) {
+  event_generator gen{7};
+  event all, some;  // reused, as a scan does
+  std::vector<std::string> names;
+  for (int i = 0; i < 5'000; ++i) {
+    auto e = gen.next();
+    std::string bytes;
+    encode(e, bytes);
+    ASSERT_TRUE(decode(bytes, all).ok());
+    // Every other field of this event by name, plus one it does not have.
+    names.clear();
+    for (size_t f = i % 2; f < all.fields.size(); f += 2)
+      names.push_back(all.fields[f].name);
+    names.push_back("not-a-field");
+    auto st = decode_only(bytes, some, names);
+    ASSERT_TRUE(st.ok()) << i << ": " << st.to_string();
+    event expected;
+    expected.timestamp_ms = all.timestamp_ms;
+    for (auto& f : all.fields)
+      if (std::find(names.begin(), names.end(), f.name) != names.end())
+        expected.fields.push_back(f);
+    ASSERT_TRUE(same_bits(expected, some)) << "event " << i;
+  }
+  // No names: the timestamp only.
+  event e;
+  e.timestamp_ms = 5;
+  e.fields = {{"a", int64_t{1}}, {"b", std::string("x")}};
+  std::string bytes;
+  encode(e, bytes);
+  ASSERT_TRUE(decode_only(bytes, some, {}).ok());
+  EXPECT_EQ(some.timestamp_ms, 5);
+  EXPECT_TRUE(some.fields.empty());
+}
+
+TEST(Codec, DecodeOnlyRefusesABrokenFieldItSkips) {
+  event out;
+  // Field "a" whose second entry (an int) breaks off: skipped or not, it is corrupt.
+  std::string field_a = std::string("\x0a\x01" "a" "\x18", 4);
+  std::string bytes = std::string("\x12", 1) + static_cast<char>(field_a.size()) + field_a;
+  auto st = decode_only(bytes, out, {"b"});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), code::storage_error);
+  EXPECT_EQ(st.message(),
+            "corrupt event encoding at byte 0: field with a truncated or invalid entry");
+  EXPECT_FALSE(decode_only(bytes, out, {"a"}).ok());
+  // A field that runs past the end is refused before its name is looked at.
+  st = decode_only(std::string("\x12\x05" "ab", 4), out, {"x"});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(), "corrupt event encoding at byte 0: field runs past the end");
 }
 
 TEST(Codec, CorruptInputIsAStorageErrorSayingWhere) {
