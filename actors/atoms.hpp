@@ -38,6 +38,8 @@ using connected_atom = caf::atom_constant<caf::atom("connected")>;
 using refused_atom = caf::atom_constant<caf::atom("refused")>;
 /// (connect_atom): an uplink's (re)connection attempt.
 using connect_atom = caf::atom_constant<caf::atom("connect")>;
+/// (dialing_atom): an uplink looks at its connection attempt in progress again.
+using dialing_atom = caf::atom_constant<caf::atom("dialing")>;
 
 /// Satellites and queries (server/, satellite/).
 /// (register_atom, payload) / (heartbeat_atom, payload) -> std::string: wire requests the

@@ -103,6 +103,9 @@ constexpr uint64_t net_permit_ceiling_bytes = 16 * MiB;
 constexpr uint64_t net_permit_ttl_ms = 10'000;
 /// ms a bridged request may wait for the actor that answers it.
 constexpr uint64_t net_request_deadline_ms = 30'000;
+/// ms a dialing node waits for the server to accept its TCP connection before it tries
+/// again (with backoff): a server whose host drops SYNs costs this, not the OS's ~2 min.
+constexpr uint64_t net_connect_timeout_ms = 5'000;
 
 // -- the segment log: persistence/ -------------------------------------------------------
 

@@ -7,6 +7,12 @@
 #include <unordered_map>
 
 #include <sys/socket.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <unistd.h>
+#include <cstring>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/io/all.hpp>
@@ -267,8 +273,21 @@ struct uplink_state {
   bool stopped = false;
   std::chrono::milliseconds backoff{50};
   std::string last_error;
+  // A connection attempt in progress: a non-blocking socket, looked at in slices of at
+  // most dial_slice (the actor runs on its own thread and answers stop between them).
+  int dialing_fd = -1;
+  std::vector<std::pair<sockaddr_storage, socklen_t>> addrs;  // the server's, resolved
+  size_t next_addr = 0;
+  steady_clock::time_point dial_deadline;
+  // What stderr was last told about a failure, so that a server that stays away is
+  // reported once per reason and every report_every, not at every retry.
+  std::string reported;
+  steady_clock::time_point reported_at;
   const char* name = "levee.uplink";
 };
+
+constexpr milliseconds dial_slice{100};
+constexpr seconds report_every{30};
 
 const listener_limits& limits_of(connection_broker* self) {
   return self->state.ctx->config().limits;
@@ -1033,8 +1052,83 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
   };
 }
 
-caf::behavior uplink(caf::stateful_actor<uplink_state>* self,
-                     std::shared_ptr<server_context> ctx, uplink_options opts) {
+/// The connection broker of a socket the uplink connected itself.
+caf::behavior dialed_connection(connection_broker* self, caf::io::network::native_socket fd,
+                                std::shared_ptr<server_context> ctx, caf::actor owner,
+                                std::string token) {
+  auto hdl = self->add_scribe(fd);  // the broker owns the socket from here
+  return connection(self, hdl, std::move(ctx), conn_role::dialed, std::move(owner),
+                    std::move(token));
+}
+
+using uplink_actor = caf::stateful_actor<uplink_state>;
+
+void close_dialing(uplink_actor* self) {
+  auto& s = self->state;
+  if (s.dialing_fd >= 0)
+    ::close(s.dialing_fd);
+  s.dialing_fd = -1;
+}
+
+/// An attempt failed: said on stderr (once per reason, again every report_every), and
+/// tried again after the backoff.
+void dial_failed(uplink_actor* self, const uplink_options& opts, const std::string& why) {
+  auto& s = self->state;
+  close_dialing(self);
+  s.last_error = "cannot connect to " + opts.host + ":" + std::to_string(opts.port) + ": " + why;
+  auto now = steady_clock::now();
+  if (s.last_error != s.reported || now - s.reported_at >= report_every) {
+    std::fprintf(stderr, "levee: %s; retrying with backoff (up to %lld ms)\n",
+                 s.last_error.c_str(), static_cast<long long>(opts.backoff_max.count()));
+    s.reported = s.last_error;
+    s.reported_at = now;
+  }
+  self->delayed_send(self, s.backoff, connect_atom::value);
+  s.backoff = std::min(s.backoff * 2, opts.backoff_max);
+}
+
+/// Connected: the socket becomes a connection broker, which says hello.
+void dialed(uplink_actor* self, std::shared_ptr<server_context> ctx, const uplink_options& opts,
+            int fd) {
+  auto& s = self->state;
+  s.dialing_fd = -1;
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  s.link = self->system().middleman().spawn_broker(dialed_connection, fd, std::move(ctx),
+                                                   caf::actor_cast<caf::actor>(self), opts.token);
+  self->monitor(s.link);
+}
+
+/// Starts a non-blocking connect to the next resolved address; fails over to the next on
+/// an immediate error, and reports the last error when none is left.
+void dial_next(uplink_actor* self, std::shared_ptr<server_context> ctx,
+               const uplink_options& opts, std::string why) {
+  auto& s = self->state;
+  while (s.next_addr < s.addrs.size()) {
+    auto& [addr, len] = s.addrs[s.next_addr++];
+    int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      why = std::string("socket: ") + std::strerror(errno);
+      continue;
+    }
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) == 0) {
+      dialed(self, ctx, opts, fd);
+      return;
+    }
+    if (errno == EINPROGRESS) {
+      s.dialing_fd = fd;
+      s.dial_deadline = steady_clock::now() + opts.connect_timeout;
+      self->send(self, dialing_atom::value);
+      return;
+    }
+    why = std::strerror(errno);
+    ::close(fd);
+  }
+  dial_failed(self, opts, why);
+}
+
+caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
+                     uplink_options opts) {
   auto& st = self->state;
   st.backoff = opts.backoff_initial;
   self->set_down_handler([=](caf::down_msg& msg) {
@@ -1050,27 +1144,74 @@ caf::behavior uplink(caf::stateful_actor<uplink_state>* self,
   return {
     [=](connect_atom) {
       auto& s = self->state;
-      if (s.link || s.stopped)
+      if (s.link || s.stopped || s.dialing_fd >= 0)
         return;
-      // Blocking connect: this actor runs on its own thread (spawned detached). CAF 0.17's
-      // spawn_client has no timeout of its own: a refused or unreachable loopback port
-      // fails at once, a silent remote host takes the OS's connect timeout.
-      auto link = self->system().middleman().spawn_client(
-        connection, opts.host, opts.port, ctx, conn_role::dialed,
-        caf::actor_cast<caf::actor>(self), opts.token);
-      if (!link) {
-        s.last_error = self->system().render(link.error());
-        self->delayed_send(self, s.backoff, connect_atom::value);
-        s.backoff = std::min(s.backoff * 2, opts.backoff_max);
+      // Not CAF's spawn_client: its connect blocks until the OS gives up (~2 min when the
+      // server's host drops SYNs), and this actor could not stop meanwhile. Resolving a
+      // name still blocks for as long as the resolver takes.
+      addrinfo hints{};
+      hints.ai_family = AF_UNSPEC;
+      hints.ai_socktype = SOCK_STREAM;
+      addrinfo* found = nullptr;
+      auto port = std::to_string(opts.port);
+      if (int rc = ::getaddrinfo(opts.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+        dial_failed(self, opts, std::string("cannot resolve the host: ") + ::gai_strerror(rc));
         return;
       }
-      s.link = *link;
-      self->monitor(s.link);
+      s.addrs.clear();
+      for (auto* a = found; a != nullptr; a = a->ai_next) {
+        sockaddr_storage ss{};
+        std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
+        s.addrs.emplace_back(ss, a->ai_addrlen);
+      }
+      ::freeaddrinfo(found);
+      s.next_addr = 0;
+      dial_next(self, ctx, opts, "no address");
+    },
+    [=](dialing_atom) {
+      auto& s = self->state;
+      if (s.dialing_fd < 0 || s.stopped)
+        return;
+      auto left = duration_cast<milliseconds>(s.dial_deadline - steady_clock::now());
+      pollfd p{s.dialing_fd, POLLOUT, 0};
+      int n = ::poll(&p, 1, static_cast<int>(std::clamp(left, milliseconds{0}, dial_slice).count()));
+      if (n > 0) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::getsockopt(s.dialing_fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+          err = errno;
+        if (err == 0) {
+          dialed(self, ctx, opts, s.dialing_fd);
+          return;
+        }
+        close_dialing(self);
+        dial_next(self, ctx, opts, std::strerror(err));
+        return;
+      }
+      if (n < 0 && errno != EINTR) {
+        auto why = std::string("poll: ") + std::strerror(errno);
+        close_dialing(self);
+        dial_next(self, ctx, opts, why);
+        return;
+      }
+      if (steady_clock::now() >= s.dial_deadline) {
+        close_dialing(self);
+        dial_next(self, ctx, opts,
+                  "no answer within " + std::to_string(opts.connect_timeout.count())
+                    + " ms (is the server up and the port open?)");
+        return;
+      }
+      self->send(self, dialing_atom::value);  // after whatever else waits (stop, requests)
     },
     [=](connected_atom, const std::string& peer) {
       auto& s = self->state;
       s.connected = true;
       s.backoff = opts.backoff_initial;
+      if (!s.reported.empty()) {
+        std::fprintf(stderr, "levee: connected to %s:%u again\n", opts.host.c_str(),
+                     static_cast<unsigned>(opts.port));
+        s.reported.clear();
+      }
       if (opts.notify)
         self->send(opts.notify, connected_atom::value, peer);
     },
@@ -1092,6 +1233,7 @@ caf::behavior uplink(caf::stateful_actor<uplink_state>* self,
     [=](stop_atom) {
       auto& s = self->state;
       s.stopped = true;
+      close_dialing(self);
       if (s.link)
         self->send(s.link, stop_atom::value);
       self->quit();

@@ -22,6 +22,7 @@
 #include <caf/actor_system.hpp>
 
 #include "limits/clock.hpp"
+#include "limits/defaults.hpp"
 #include "limits/error_code.hpp"
 #include "limits/status.hpp"
 #include "net/net_config.hpp"
@@ -112,13 +113,19 @@ struct uplink_options {
   std::string token;  // presented in the Hello
   std::chrono::milliseconds backoff_initial{50};
   std::chrono::milliseconds backoff_max{2000};
+  /// How long one TCP connect may wait for the server; then the next address or a retry.
+  std::chrono::milliseconds connect_timeout{defaults::net_connect_timeout_ms};
   /// Told (connected_atom, server node id) after every (re)connection's handshake, e.g. to
   /// register again with a restarted server.
   caf::actor notify;
 };
 
 /// Dials out to a Levee server and keeps the connection up, reconnecting with exponential
-/// backoff (a node that needs no inbound port, e.g. a satellite). The returned actor
+/// backoff (a node that needs no inbound port, e.g. a satellite). A connect waits at most
+/// connect_timeout per address and never blocks the actor for more than ~100 ms at a
+/// time, so a server that does not answer (SYNs dropped) delays neither stop nor the
+/// answers to requests; a failure is written to stderr once per distinct reason (and again
+/// every 30 s while it lasts), with the reconnection that ends it. The returned actor
 ///   - forwards (wire_request_atom, target, payload) -> std::string to the server, through
 ///     the server's gates; while disconnected it answers `unavailable` at once;
 ///   - answers (get_atom) -> bool: connected or not;

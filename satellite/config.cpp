@@ -17,6 +17,7 @@ const field_spec<S> satellite_fields[] = {
   {"batch_max_bytes", &S::batch_max_bytes, 1024, 64 * defaults::MiB, "bytes"},
   {"scan_step_bytes", &S::scan_step_bytes, 4096, 1 * defaults::GiB, "bytes"},
   {"read_cache_bytes", &S::read_cache_bytes, 0, 64 * defaults::GiB, "bytes"},
+  {"connect_timeout_ms", &S::connect_timeout_ms, 100, 600'000, "ms"},
   {"poll_interval_ms", &S::poll_interval_ms, 1, 3'600'000, "ms"},
   {"poll_max_events", &S::poll_max_events, 1, 1'000'000, "events"},
   {"retention_interval_ms", &S::retention_interval_ms, 10, 86'400'000, "ms"},

@@ -598,6 +598,7 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
   uo.host = host;
   uo.port = port;
   uo.token = net_cfg.token;
+  uo.connect_timeout = milliseconds(opts.connect_timeout_ms);
   uo.notify = node.agent;
   node.uplink = net::start_uplink(sys, ctx, uo);
   caf::anon_send(node.agent, node.uplink);

@@ -41,6 +41,7 @@ struct satellite_options {
   uint64_t batch_max_bytes = defaults::satellite_batch_max_bytes;
   uint64_t scan_step_bytes = defaults::satellite_scan_step_bytes;
   uint64_t read_cache_bytes = defaults::satellite_read_cache_bytes;  // 0 = none
+  uint64_t connect_timeout_ms = defaults::net_connect_timeout_ms;  // per TCP connect to the server
   uint64_t poll_interval_ms = defaults::satellite_poll_interval_ms;
   uint64_t poll_max_events = defaults::satellite_poll_max_events;
   uint64_t retention_interval_ms = defaults::satellite_retention_interval_ms;

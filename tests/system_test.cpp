@@ -331,6 +331,14 @@ protected:
     return nodes_.back().get();
   }
 
+  /// A node this test started, by name (null if none).
+  node* find_node(const std::string& name) {
+    for (auto& n : nodes_)
+      if (n->name == name)
+        return n.get();
+    return nullptr;
+  }
+
   /// A server with `config` (server_config() by default).
   node* start_server(const ini& config = server_config(), const std::string& name = "server") {
     return start_node(name, config);
@@ -908,16 +916,59 @@ TEST_F(SystemTest, ServerRestartOnTheSamePortGetsSatellitesBack) {
   ASSERT_TRUE(srv->proc.signal(SIGTERM));
   EXPECT_EQ(srv->proc.wait_exit(bound), std::optional<int>{0}) << srv->stderr_text();
   admins_.clear();
+  // While the server is away the satellites say why they cannot reach it.
+  auto sat_a = find_node("satellite-a");
+  ASSERT_NE(sat_a, nullptr);
+  auto says = [&](const std::string& text) {
+    return eventually([&] { return sat_a->stderr_text().find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(says("cannot connect to 127.0.0.1:" + std::to_string(port) + ": Connection refused"))
+    << sat_a->stderr_text();
   auto again = start_server(config, "server-2");
   ASSERT_NE(again, nullptr);
   ASSERT_EQ(again->port, port);
   EXPECT_TRUE(wait_for_satellite(port, "a", "healthy", 40)) << satellites(port).DebugString();
   EXPECT_TRUE(wait_for_satellite(port, "b", "healthy", 60)) << satellites(port).DebugString();
+  EXPECT_TRUE(says("connected to 127.0.0.1:" + std::to_string(port) + " again"))
+    << sat_a->stderr_text();
   client c = connect(port);
   auto r = run_query(c, query_select({{"env", "test"}}, "count"));
   ASSERT_TRUE(r.stats.has_value()) << r;
   EXPECT_EQ(r.counts, (std::map<std::string, uint64_t>{{"", 100}}));
   EXPECT_EQ(r.stats->satellites(), 2u);
+}
+
+TEST_F(SystemTest, ASatelliteWhoseServerNeverAnswersRetriesAndStopsAtOnce) {
+  // A listener with a backlog of 0 and one connection in it: the kernel drops further
+  // SYNs, as a firewall that drops packets would. A connect to it waits until it gives up.
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::connect(filler, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  auto port = ntohs(addr.sin_port);
+  auto config = satellite_config("silent", port, "");
+  config.set("satellite", "connect_timeout_ms", "200");
+  auto sat = start_node("satellite-silent", config);
+  ASSERT_NE(sat, nullptr);
+  // Attempts end after the timeout, say so, and start again.
+  auto timed_out = "cannot connect to 127.0.0.1:" + std::to_string(port)
+                   + ": no answer within 200 ms";
+  EXPECT_TRUE(eventually([&] { return sat->stderr_text().find(timed_out) != std::string::npos; }))
+    << sat->stderr_text();
+  // SIGTERM in the middle of an attempt: the satellite stops now, not when the OS gives
+  // up on the connect (~2 min).
+  ASSERT_TRUE(sat->proc.signal(SIGTERM));
+  EXPECT_TRUE(sat->proc.wait_for_line("levee node: stopped", bound).has_value());
+  EXPECT_EQ(sat->proc.wait_exit(bound), std::optional<int>{0}) << sat->stderr_text();
+  ::close(filler);
+  ::close(listener);
 }
 
 TEST_F(SystemTest, MalformedJsonLinesAreSkippedAndCounted) {
