@@ -1070,12 +1070,11 @@ void close_dialing(uplink_actor* self) {
   s.dialing_fd = -1;
 }
 
-/// An attempt failed: said on stderr (once per reason, again every report_every), and
-/// tried again after the backoff.
-void dial_failed(uplink_actor* self, const uplink_options& opts, const std::string& why) {
+/// Why the server cannot be used: kept for requests' refusals and said on stderr once per
+/// reason (again every report_every while it lasts); the uplink tries again with backoff.
+void report(uplink_actor* self, const uplink_options& opts, std::string why) {
   auto& s = self->state;
-  close_dialing(self);
-  s.last_error = "cannot connect to " + opts.host + ":" + std::to_string(opts.port) + ": " + why;
+  s.last_error = std::move(why);
   auto now = steady_clock::now();
   if (s.last_error != s.reported || now - s.reported_at >= report_every) {
     std::fprintf(stderr, "levee: %s; retrying with backoff (up to %lld ms)\n",
@@ -1083,6 +1082,13 @@ void dial_failed(uplink_actor* self, const uplink_options& opts, const std::stri
     s.reported = s.last_error;
     s.reported_at = now;
   }
+}
+
+/// An attempt failed: reported, and tried again after the backoff.
+void dial_failed(uplink_actor* self, const uplink_options& opts, const std::string& why) {
+  auto& s = self->state;
+  close_dialing(self);
+  report(self, opts, "cannot connect to " + opts.host + ":" + std::to_string(opts.port) + ": " + why);
   self->delayed_send(self, s.backoff, connect_atom::value);
   s.backoff = std::min(s.backoff * 2, opts.backoff_max);
 }
@@ -1216,7 +1222,11 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
         self->send(opts.notify, connected_atom::value, peer);
     },
     [=](refused_atom, const caf::error& why) {
-      self->state.last_error = self->system().render(why);
+      // The connection ends after this; the down handler tries again.
+      auto r = rejection_from(why);
+      report(self, opts,
+             "the server at " + opts.host + ":" + std::to_string(opts.port)
+               + " refused this node: " + (r ? r->to_string() : self->system().render(why)));
     },
     [=](wire_request_atom, std::string& target,
         std::string& payload) -> caf::result<std::string> {

@@ -971,6 +971,24 @@ TEST_F(SystemTest, ASatelliteWhoseServerNeverAnswersRetriesAndStopsAtOnce) {
   ::close(listener);
 }
 
+TEST_F(SystemTest, ASatelliteWithTheWrongNetTokenSaysTheServerRefusedIt) {
+  auto config = server_config();
+  config.set("net", "token", "right");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  auto sat_config = satellite_config("wrong", srv->port, "");
+  sat_config.set("net", "token", "wrong");
+  auto sat = start_node("satellite-wrong", sat_config);
+  ASSERT_NE(sat, nullptr);
+  EXPECT_TRUE(eventually([&] {
+    auto text = sat->stderr_text();
+    return text.find("refused this node") != std::string::npos
+           && text.find("unauthenticated") != std::string::npos
+           && text.find("wrong token") != std::string::npos;
+  })) << sat->stderr_text();
+  EXPECT_TRUE(satellites(srv->port).satellites().empty());
+}
+
 TEST_F(SystemTest, MalformedJsonLinesAreSkippedAndCounted) {
   auto srv = start_server();
   ASSERT_NE(srv, nullptr);
