@@ -28,7 +28,7 @@
 namespace levee::net {
 
 server_context::server_context(listener_config cfg, const clock_source& clock)
-  : cfg_(std::move(cfg)), clock_(clock) {
+  : log(clock, 1, 5), cfg_(std::move(cfg)), clock_(clock) {
 }
 
 void server_context::expose(const std::string& name, caf::actor target) {
@@ -105,6 +105,9 @@ constexpr size_t read_chunk_bytes = 64 * 1024;
 /// 100-byte request clears 64 KiB per read; the size asked follows what arrives instead
 /// (adapt_read_size).
 constexpr size_t min_read_bytes = 4 * 1024;
+/// A request whose actor has not answered this long after its deadline (or as long again
+/// as the deadline, if that is longer) is given up on: its in-flight slot is freed.
+constexpr uint64_t min_abandon_grace_ms = 1000;
 /// Reads well under the size asked, in a row, before it halves.
 constexpr uint32_t small_reads_to_shrink = 16;
 /// Bytes a paused connection may have read before its pause took effect.
@@ -132,15 +135,25 @@ struct connection_state {
   /// (CAF 0.17 hands every timeout set, and every one that later fires, to its clock
   /// thread: two wake-ups of another thread per request). A request past its deadline is
   /// answered deadline_exceeded at once and keeps its slot until its actor answers (the
-  /// answer is then dropped): the in-flight bound counts work the node still does.
+  /// answer is then dropped): the in-flight bound counts work the node still does. An
+  /// actor that has not answered by the deadline plus as long again (at least a second)
+  /// is given up on (counted, logged): the slot is freed, so an actor that never answers
+  /// cannot wedge the connection.
   struct pending_request {
     int64_t deadline_ns = 0;
     uint64_t deadline_ms = 0;
     int64_t started_ns = 0;
-    caf::actor target;  // a stream's (none for a plain request): told (cancel_atom, rid)
+    int64_t abandon_ns = 0;
+    uint64_t tag = 0;   // the request's id toward its actor (next_tag)
+    caf::actor target;  // a stream's (none for a plain request): told (cancel_atom, tag)
                         // when its deadline passes
+    const std::string* target_name = nullptr;  // a key of `targets`, for the log
     bool expired = false;
   };
+  /// The id of the next request toward an actor. Unique on this connection, unlike the
+  /// peer's request ids: an answer or a batch that comes after its request was given up
+  /// cannot be taken for a later request that uses the same peer id.
+  uint64_t next_tag = 0;
   std::unordered_map<uint64_t, pending_request> pending;
   earliest_timer deadline_timer;
   uint64_t bytes_flushed = 0;    // handed to the socket
@@ -163,9 +176,10 @@ struct connection_state {
   std::map<uint64_t, caf::response_promise> outgoing;
   struct incoming_stream {
     uint64_t batches = 0;  // sent so far
-    caf::actor target;     // told (cancel_atom, rid) on Cancel or when the connection closes
+    caf::actor target;     // told (cancel_atom, tag) on Cancel or when the connection closes
+    uint64_t rid = 0;      // the peer's request id
   };
-  std::map<uint64_t, incoming_stream> streams;  // the peer's streamed requests in flight
+  std::map<uint64_t, incoming_stream> streams;  // the peer's streamed requests, by tag
   struct outgoing_stream {
     caf::actor sink;  // gets (wire_batch_atom, tag, part)
     uint64_t tag;
@@ -306,9 +320,9 @@ void fail_outgoing(connection_broker* self) {
                                   "the connection to the peer closed before it answered"}));
   st.outgoing.clear();
   st.outgoing_streams.clear();
-  for (auto& [rid, stream] : st.streams)
+  for (auto& [tag, stream] : st.streams)
     if (stream.target)
-      self->send(stream.target, cancel_atom::value, rid);
+      self->send(stream.target, cancel_atom::value, tag);
   st.streams.clear();
 }
 
@@ -493,32 +507,53 @@ void expire_requests(connection_broker* self, int64_t armed_for) {
     return;
   auto now = st.ctx->clock().now_ns();
   int64_t next = 0;
-  for (auto& [rid, p] : st.pending) {
-    if (p.expired)
-      continue;
-    if (p.deadline_ns > now) {
-      next = next == 0 ? p.deadline_ns : std::min(next, p.deadline_ns);
+  auto due = [&](int64_t at) { next = next == 0 ? at : std::min(next, at); };
+  for (auto i = st.pending.begin(); i != st.pending.end();) {
+    auto rid = i->first;
+    auto& p = i->second;
+    if (p.expired && p.abandon_ns <= now) {
+      // Its actor has had the deadline and the grace: the slot goes back, and a late
+      // answer is dropped (settle_request matches the tag, not only the peer's id).
+      st.ctx->stats.requests_abandoned.fetch_add(1);
+      if (st.ctx->log.admit())
+        st.ctx->log.write("levee.connection",
+                          rejection{code::deadline_exceeded, "net.request_deadline_ms",
+                                    static_cast<uint64_t>((now - p.started_ns) / ns_per_ms),
+                                    p.deadline_ms, 0,
+                                    "actor '" + (p.target_name ? *p.target_name : std::string{})
+                                      + "' never answered; its request's in-flight slot is freed"});
+      i = st.pending.erase(i);
       continue;
     }
-    p.expired = true;
-    if (p.target) {
-      st.streams.erase(rid);
-      self->send(p.target, cancel_atom::value, rid);  // nobody reads the stream any more
+    if (p.expired) {
+      due(p.abandon_ns);
+    } else if (p.deadline_ns > now) {
+      due(p.deadline_ns);
+    } else {
+      p.expired = true;
+      due(p.abandon_ns);
+      if (p.target) {
+        st.streams.erase(p.tag);
+        self->send(p.target, cancel_atom::value, p.tag);  // nobody reads the stream any more
+      }
+      send_reject(self, rid,
+                  rejection{code::deadline_exceeded, "net.request_deadline_ms",
+                            static_cast<uint64_t>((now - p.started_ns) / ns_per_ms),
+                            p.deadline_ms, 0, "the actor did not answer before the deadline"});
     }
-    send_reject(self, rid,
-                rejection{code::deadline_exceeded, "net.request_deadline_ms",
-                          static_cast<uint64_t>((now - p.started_ns) / ns_per_ms), p.deadline_ms,
-                          0, "the actor did not answer before the deadline"});
+    ++i;
   }
   if (next != 0)
     arm_earliest(self, st.deadline_timer, next, now);
 }
 
-/// Takes the peer's request `rid` out of the in-flight table when its actor answers.
-/// False when the answer comes too late: the peer was already told deadline_exceeded.
-bool settle_request(connection_state& st, uint64_t rid) {
+/// Takes the peer's request `rid` (sent to its actor as `tag`) out of the in-flight table
+/// when its actor answers. False when the answer comes too late: the peer was already
+/// told deadline_exceeded, or the request was given up on (and `rid` may be another
+/// request by now).
+bool settle_request(connection_state& st, uint64_t rid, uint64_t tag) {
   auto i = st.pending.find(rid);
-  if (i == st.pending.end())
+  if (i == st.pending.end() || i->second.tag != tag)
     return false;
   bool in_time = !i->second.expired;
   st.pending.erase(i);
@@ -545,12 +580,13 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
     return;
   }
   // Targets are looked up once per connection; the shared registry takes a lock.
-  auto& cached = st.targets[req.target()];
+  auto cached_at = st.targets.try_emplace(req.target()).first;
+  auto& cached = cached_at->second;
   if (!cached)
     cached = st.ctx->target(req.target());
   auto target = cached;
   if (!target)
-    st.targets.erase(req.target());
+    st.targets.erase(cached_at);
   if (!target) {
     send_reject(self, rid,
                 rejection{code::not_found, "net.target", 0, 0, 0,
@@ -565,36 +601,41 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
   if (req.stream())
     deadline += stream_deadline_grace_ms;
   auto now = st.ctx->clock().now_ns();
+  auto tag = ++st.next_tag;
   auto& p = st.pending[rid];
   p.started_ns = now;
   p.deadline_ms = deadline;
   p.deadline_ns = now + static_cast<int64_t>(deadline) * ns_per_ms;
+  p.abandon_ns = p.deadline_ns
+                 + static_cast<int64_t>(std::max<uint64_t>(deadline, min_abandon_grace_ms)) * ns_per_ms;
+  p.tag = tag;
+  p.target_name = &cached_at->first;
   arm_earliest(self, st.deadline_timer, p.deadline_ns, now);
   if (req.stream()) {
     p.target = target;
-    // Batches arrive as (wire_batch_atom, rid, part) before the answer: the actor sends
+    // Batches arrive as (wire_batch_atom, tag, part) before the answer: the actor sends
     // them to us in order, and CAF keeps one sender's messages in order.
-    st.streams[rid] = connection_state::incoming_stream{0, target};
+    st.streams[tag] = connection_state::incoming_stream{0, target, rid};
     self->request(target, caf::infinite, wire_stream_atom::value,
-                  std::move(*req.mutable_payload()), rid)
+                  std::move(*req.mutable_payload()), tag)
       .then(
         [=](std::string& summary) {
           auto& s = self->state;
-          if (!settle_request(s, rid))
+          if (!settle_request(s, rid, tag))
             return;
           wire::Envelope out;
           out.set_request_id(rid);
-          out.mutable_end_of_stream()->set_batches(s.streams[rid].batches);
+          out.mutable_end_of_stream()->set_batches(s.streams[tag].batches);
           out.mutable_end_of_stream()->set_summary(std::move(summary));
-          s.streams.erase(rid);
+          s.streams.erase(tag);
           s.ctx->stats.requests_answered.fetch_add(1);
           write_frame(self, out);
         },
         [=](caf::error& err) {
           auto& s = self->state;
-          if (!settle_request(s, rid))
+          if (!settle_request(s, rid, tag))
             return;
-          s.streams.erase(rid);
+          s.streams.erase(tag);
           send_reject(self, rid, rejection_of(err));
         });
     return;
@@ -604,7 +645,7 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
     .then(
       [=](std::string& answer) {
         auto& s = self->state;
-        if (!settle_request(s, rid))
+        if (!settle_request(s, rid, tag))
           return;
         wire::Envelope out;
         out.set_request_id(rid);
@@ -613,7 +654,7 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
         write_frame(self, out);
       },
       [=](caf::error& err) {
-        if (settle_request(self->state, rid))
+        if (settle_request(self->state, rid, tag))
           send_reject(self, rid, rejection_of(err));
       });
 }
@@ -670,9 +711,9 @@ void handle_frame(connection_broker* self, wire::Envelope& env) {
       handle_permit(self, env);
       return;
     case wire::Envelope::kCancel: {
-      auto i = st.streams.find(env.request_id());
-      if (i != st.streams.end() && i->second.target)
-        self->send(i->second.target, cancel_atom::value, env.request_id());
+      auto i = st.pending.find(env.request_id());
+      if (i != st.pending.end() && i->second.target && !i->second.expired)
+        self->send(i->second.target, cancel_atom::value, i->second.tag);
       return;  // the target ends the request (Reject cancelled); unknown ids are ignored
     }
     case wire::Envelope::kBatch: {
@@ -1038,13 +1079,13 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
         return;
       }
     },
-    [=](wire_batch_atom, uint64_t rid, std::string& part) {
+    [=](wire_batch_atom, uint64_t tag, std::string& part) {
       auto& s = self->state;
-      auto i = s.streams.find(rid);
+      auto i = s.streams.find(tag);
       if (i == s.streams.end())
         return;  // the stream already ended or failed: a late batch is dropped
       wire::Envelope out;
-      out.set_request_id(rid);
+      out.set_request_id(i->second.rid);
       out.mutable_batch()->set_sequence(i->second.batches++);
       out.mutable_batch()->set_payload(std::move(part));
       write_frame(self, out);

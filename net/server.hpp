@@ -24,6 +24,7 @@
 #include "limits/clock.hpp"
 #include "limits/defaults.hpp"
 #include "limits/error_code.hpp"
+#include "limits/log_limiter.hpp"
 #include "limits/status.hpp"
 #include "net/net_config.hpp"
 
@@ -37,6 +38,9 @@ struct net_stats {
   std::atomic<uint64_t> frames_in{0};
   std::atomic<uint64_t> frames_out{0};
   std::atomic<uint64_t> requests_answered{0};
+  /// Requests whose actor had not answered by their deadline plus as long again (at least
+  /// 1 s): the peer was told deadline_exceeded at the deadline; the slot is given back.
+  std::atomic<uint64_t> requests_abandoned{0};
   /// Reject frames sent, by code.
   std::array<std::atomic<uint64_t>, max_code_number + 1> rejects{};
   /// Connections this side closed, by the code of the Reject that closed them.
@@ -55,14 +59,18 @@ public:
 
   /// Makes `target` reachable by Request{target: name}. It receives
   /// (wire_request_atom, std::string payload) and answers std::string; a streamed request
-  /// is (wire_stream_atom, payload, request_id) -> summary, with batches sent before the
-  /// answer (atoms.hpp), and (cancel_atom, request_id) when the peer cancels or goes.
+  /// is (wire_stream_atom, payload, uint64_t id) -> summary, with batches sent before the
+  /// answer as (wire_batch_atom, id, part) (atoms.hpp), and (cancel_atom, id) when the
+  /// peer cancels or goes. The id is the connection's, unique on it (not the peer's
+  /// request id, which the peer may use again once a request is over).
   void expose(const std::string& name, caf::actor target);
   caf::actor target(const std::string& name) const;
 
   const listener_config& config() const noexcept { return cfg_; }
   const clock_source& clock() const noexcept { return clock_; }
   net_stats stats;
+  /// Lines about this listener's connections (abandoned requests), rate-limited.
+  log_limiter log;
 
   /// Counts a new connection if the bound allows it.
   bool try_open_connection() noexcept;

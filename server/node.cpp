@@ -116,7 +116,8 @@ std::string render_server_stats(const server_node& node, const runtime& rt) {
   out << "listener: " << n.connections_open.load() << " connections open, "
       << n.connections_accepted.load() << " accepted, " << n.connections_refused.load()
       << " refused; frames in " << n.frames_in.load() << ", out " << n.frames_out.load()
-      << "; requests answered " << n.requests_answered.load() << "\n";
+      << "; requests answered " << n.requests_answered.load() << ", abandoned "
+      << n.requests_abandoned.load() << "\n";
   bool any = false;
   for (uint8_t c = 1; c <= max_code_number; ++c) {
     auto r = n.rejects[c].load();

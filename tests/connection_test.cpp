@@ -31,6 +31,9 @@ namespace {
 using namespace std::chrono_literals;
 
 /// Echoes payloads; "big:N" answers N incompressible bytes; "hold" blocks until released.
+/// Requests wire_service holds unanswered ("never:..."), for tests to wait on.
+std::atomic<size_t> kept_requests{0};
+
 class wire_service : public limited_actor {
 public:
   wire_service(caf::actor_config& cfg, test::latch* release) : limited(cfg), release_(release) {}
@@ -44,7 +47,13 @@ public:
           send(to, wire_batch_atom::value, rid, "part-" + std::to_string(i));
         return std::to_string(n) + " parts";
       },
-      [this](wire_request_atom, const std::string& payload) -> std::string {
+      [this](wire_request_atom, const std::string& payload) -> caf::result<std::string> {
+      if (payload.rfind("never:", 0) == 0) {
+        // Not answered until (tick_atom) comes, then with what follows "never:".
+        kept_.emplace_back(make_response_promise<std::string>(), payload.substr(6));
+        kept_requests = kept_.size();
+        return kept_.back().first;
+      }
       if (payload == "hold")
         release_->wait();
       if (payload.rfind("big:", 0) == 0) {
@@ -58,11 +67,18 @@ public:
       }
       return payload;
       },
+      [this](tick_atom) {
+        for (auto& [rp, answer] : kept_)
+          rp.deliver(answer);
+        kept_.clear();
+        kept_requests = 0;
+      },
     };
   }
 
 private:
   test::latch* release_;
+  std::vector<std::pair<caf::typed_response_promise<std::string>, std::string>> kept_;
 };
 
 /// A plain TCP socket, for what the client library would never send.
@@ -496,6 +512,50 @@ TEST_F(ConnectionTest, RequestPastItsDeadlineIsAnsweredAndKeepsItsSlotUntilItsAc
     EXPECT_EQ(*a.payload, "after");  // never the held request's late answer
     return true;
   }));
+}
+
+TEST_F(ConnectionTest, AnActorThatNeverAnswersGivesItsSlotBackAfterTheGrace) {
+  lcfg.limits.request_deadline_ms = 100;
+  lcfg.limits.max_inflight_requests = 1;
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  auto request = [&](uint64_t id, const std::string& payload) {
+    wire::Envelope env;
+    env.set_request_id(id);
+    env.mutable_request()->set_target("echo");
+    env.mutable_request()->set_payload(payload);
+    return c.send_raw(frame_of(env));
+  };
+  kept_requests = 0;
+  ASSERT_TRUE(request(7, "never:first").ok());
+  auto r = c.receive(10s);
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.request_id, 7u);
+  EXPECT_EQ(r.rejected->code, code::deadline_exceeded);
+  // The slot stays taken for the grace (at least a second), then it is given back.
+  ASSERT_TRUE(test::wait_until([&] {
+    if (!request(8, "probe").ok())
+      return false;
+    auto a = c.receive(10s);
+    if (a.rejected) {
+      EXPECT_EQ(a.rejected->code, code::too_many_inflight) << a.rejected->to_string();
+      return false;
+    }
+    EXPECT_EQ(a.request_id, 8u);
+    EXPECT_EQ(*a.payload, "probe");
+    return true;
+  }));
+  EXPECT_EQ(ctx->stats.requests_abandoned.load(), 1u);
+  // Request id 7 again, while the first actor still holds the first request 7: its late
+  // answer ("first") is not taken for the second's ("second").
+  ASSERT_TRUE(request(7, "never:second").ok());
+  ASSERT_TRUE(test::wait_until([&] { return kept_requests.load() == 2; }));
+  caf::anon_send(targets[0], tick_atom::value);  // both answers go out, "first" first
+  r = c.receive(10s);
+  ASSERT_TRUE(r.ok()) << (r.rejected ? r.rejected->to_string() : "");
+  EXPECT_EQ(r.request_id, 7u);
+  EXPECT_EQ(*r.payload, "second");
 }
 
 TEST_F(ConnectionTest, ARequestIdStillInFlightIsRefused) {
