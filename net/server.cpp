@@ -105,13 +105,13 @@ constexpr size_t read_chunk_bytes = 64 * 1024;
 /// 100-byte request clears 64 KiB per read; the size asked follows what arrives instead
 /// (adapt_read_size).
 constexpr size_t min_read_bytes = 4 * 1024;
-/// A request whose actor has not answered this long after its deadline (or as long again
-/// as the deadline, if that is longer) is given up on: its in-flight slot is freed.
-constexpr uint64_t min_abandon_grace_ms = 1000;
 /// Reads well under the size asked, in a row, before it halves.
 constexpr uint32_t small_reads_to_shrink = 16;
 /// Bytes a paused connection may have read before its pause took effect.
 constexpr size_t max_paused_inbox_bytes = 4 * read_chunk_bytes;
+/// A request whose actor has not answered this long after its deadline (or as long again
+/// as the deadline, if that is longer) is given up on: its in-flight slot is freed.
+constexpr uint64_t min_abandon_grace_ms = 1000;
 
 struct connection_state {
   std::shared_ptr<server_context> ctx;
