@@ -287,9 +287,10 @@ struct uplink_state {
   bool stopped = false;
   std::chrono::milliseconds backoff{50};
   std::string last_error;
-  // A connection attempt in progress: a non-blocking socket, looked at in slices of at
-  // most dial_slice (the actor runs on its own thread and answers stop between them).
+  // A connection attempt in progress: a non-blocking socket, looked at again after
+  // dial_check (1 ms, doubling up to dial_check_max) without ever blocking the thread.
   int dialing_fd = -1;
+  milliseconds dial_check{1};
   std::vector<std::pair<sockaddr_storage, socklen_t>> addrs;  // the server's, resolved
   size_t next_addr = 0;
   steady_clock::time_point dial_deadline;
@@ -300,7 +301,7 @@ struct uplink_state {
   const char* name = "levee.uplink";
 };
 
-constexpr milliseconds dial_slice{100};
+constexpr milliseconds dial_check_max{100};
 constexpr seconds report_every{30};
 
 const listener_limits& limits_of(connection_broker* self) {
@@ -1165,6 +1166,7 @@ void dial_next(uplink_actor* self, std::shared_ptr<server_context> ctx,
     if (errno == EINPROGRESS) {
       s.dialing_fd = fd;
       s.dial_deadline = steady_clock::now() + opts.connect_timeout;
+      s.dial_check = milliseconds{1};
       self->send(self, dialing_atom::value);
       return;
     }
@@ -1194,7 +1196,9 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
       if (s.link || s.stopped || s.dialing_fd >= 0)
         return;
       // Not CAF's spawn_client: its connect blocks until the OS gives up (~2 min when the
-      // server's host drops SYNs), and this actor could not stop meanwhile. Resolving a
+      // server's host drops SYNs), and needed a thread of its own (a detached actor, which
+      // the actor system waits for at shutdown: with a retry's delayed message still in
+      // CAF's clock it never finished, and the node hung after "stopped"). Resolving a
       // name still blocks for as long as the resolver takes.
       addrinfo hints{};
       hints.ai_family = AF_UNSPEC;
@@ -1219,9 +1223,8 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
       auto& s = self->state;
       if (s.dialing_fd < 0 || s.stopped)
         return;
-      auto left = duration_cast<milliseconds>(s.dial_deadline - steady_clock::now());
       pollfd p{s.dialing_fd, POLLOUT, 0};
-      int n = ::poll(&p, 1, static_cast<int>(std::clamp(left, milliseconds{0}, dial_slice).count()));
+      int n = ::poll(&p, 1, 0);  // never blocks: the uplink shares a worker
       if (n > 0) {
         int err = 0;
         socklen_t len = sizeof err;
@@ -1248,7 +1251,8 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
                     + " ms (is the server up and the port open?)");
         return;
       }
-      self->send(self, dialing_atom::value);  // after whatever else waits (stop, requests)
+      self->delayed_send(self, s.dial_check, dialing_atom::value);
+      s.dial_check = std::min(s.dial_check * 2, dial_check_max);
     },
     [=](connected_atom, const std::string& peer) {
       auto& s = self->state;
@@ -1319,7 +1323,7 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<server_context> ct
 
 caf::actor start_uplink(caf::actor_system& sys, std::shared_ptr<server_context> ctx,
                         uplink_options opts) {
-  return sys.spawn<caf::detached>(uplink, std::move(ctx), std::move(opts));
+  return sys.spawn(uplink, std::move(ctx), std::move(opts));
 }
 
 void stop_listener(const listener& l, server_context& ctx) {

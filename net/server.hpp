@@ -129,11 +129,11 @@ struct uplink_options {
 };
 
 /// Dials out to a Levee server and keeps the connection up, reconnecting with exponential
-/// backoff (a node that needs no inbound port, e.g. a satellite). A connect waits at most
-/// connect_timeout per address and never blocks the actor for more than ~100 ms at a
-/// time, so a server that does not answer (SYNs dropped) delays neither stop nor the
-/// answers to requests; a failure is written to stderr once per distinct reason (and again
-/// every 30 s while it lasts), with the reconnection that ends it. The returned actor
+/// backoff (a node that needs no inbound port, e.g. a satellite). A connect is
+/// non-blocking and waits at most connect_timeout per address, so a server that does not
+/// answer (SYNs dropped) delays neither stop nor the answers to requests; a failure is
+/// written to stderr once per distinct reason (and again every 30 s while it lasts), with
+/// the reconnection that ends it. The returned actor
 ///   - forwards (wire_request_atom, target, payload) -> std::string to the server, through
 ///     the server's gates; while disconnected it answers `unavailable` at once;
 ///   - answers (get_atom) -> bool: connected or not;
