@@ -130,18 +130,22 @@ int print_satellites(const std::string& answer) {
     std::fprintf(stderr, "levee satellites: an answer that does not parse\n");
     return 1;
   }
-  std::printf("%-16s %-13s %10s %12s %9s %8s %6s  %s\n", "ID", "STATE", "EVENTS", "BYTES",
-              "LAST BEAT", "QUERIES", "LOAD", "LABELS");
+  std::printf("%-16s %-13s %10s %12s %9s %8s %6s %6s  %s\n", "ID", "STATE", "EVENTS", "BYTES",
+              "LAST BEAT", "QUERIES", "LOAD", "CACHE", "LABELS");
   for (auto& s : list.satellites()) {
     std::string labels;
     std::map<std::string, std::string> sorted(s.labels().begin(), s.labels().end());
     for (auto& [k, v] : sorted)
       labels += (labels.empty() ? "" : ",") + k + "=" + v;
-    std::printf("%-16s %-13s %10llu %12llu %7llums %8u %6.2f  %s\n", s.satellite_id().c_str(),
+    // The share of batch reads the store's read cache served ("-" before any read).
+    auto reads = s.store().read_cache_hits() + s.store().read_cache_misses();
+    auto cache = reads == 0 ? std::string("-")
+                            : std::to_string(s.store().read_cache_hits() * 100 / reads) + "%";
+    std::printf("%-16s %-13s %10llu %12llu %7llums %8u %6.2f %6s  %s\n", s.satellite_id().c_str(),
                 s.state().c_str(), static_cast<unsigned long long>(s.store().events()),
                 static_cast<unsigned long long>(s.store().bytes()),
                 static_cast<unsigned long long>(s.since_heartbeat_ms()), s.queries_running(),
-                s.load(), labels.c_str());
+                s.load(), cache.c_str(), labels.c_str());
   }
   if (list.satellites_size() == 0)
     std::printf("(no satellite has registered)\n");

@@ -77,6 +77,10 @@ wire::StoreStats store_stats_of(const persistence::segment_log& log,
   s.set_first_offset(log.start_offset());
   s.set_next_offset(log.next_offset());
   s.set_bad_lines(stats.bad_lines.load());
+  auto& cache = log.read_cache();
+  s.set_read_cache_bytes(cache.bytes());
+  s.set_read_cache_hits(cache.hits());
+  s.set_read_cache_misses(cache.misses());
   return s;
 }
 

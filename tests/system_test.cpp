@@ -637,6 +637,12 @@ TEST_F(SystemTest, QueryReturnsExactlyTheMatchingEventsOfKnownData) {
   EXPECT_TRUE(none.rows.empty());
   EXPECT_EQ(none.stats->rows_returned(), 0u);
   EXPECT_EQ(none.stats->events_scanned(), 300u);
+  // The store read its batches more than twice: the later queries were answered, exactly,
+  // from its read cache, and its heartbeats say so.
+  EXPECT_TRUE(eventually([&] {
+    auto s = satellite_info(srv->port, "a");
+    return s && s->store().read_cache_hits() > 0 && s->store().read_cache_bytes() > 0;
+  })) << satellites(srv->port).DebugString();
 }
 
 TEST_F(SystemTest, FanOutMergesCountsAndRowsOfEverySelectedSatellite) {
