@@ -299,6 +299,14 @@ struct uplink_state {
   std::string reported;
   steady_clock::time_point reported_at;
   const char* name = "levee.uplink";
+
+  uplink_state() = default;
+  uplink_state(const uplink_state&) = delete;
+  uplink_state& operator=(const uplink_state&) = delete;
+  ~uplink_state() {
+    if (dialing_fd >= 0)
+      ::close(dialing_fd);  // the uplink ended some other way than stop
+  }
 };
 
 constexpr milliseconds dial_check_max{100};
