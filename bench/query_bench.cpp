@@ -194,6 +194,24 @@ pid_t fork_child(F body) {
   return pid;
 }
 
+/// fork_child() for a body that writes one byte to the fd it is given once it is ready;
+/// waits for that byte. `ready` is false when the child ended (or failed) before it.
+template <class F>
+pid_t fork_ready_child(F body, bool& ready) {
+  int fds[2];
+  if (::pipe(fds) != 0)
+    std::abort();
+  auto pid = fork_child([&] {
+    ::close(fds[0]);
+    body(fds[1]);
+  });
+  ::close(fds[1]);
+  char byte;
+  ready = ::read(fds[0], &byte, 1) == 1;
+  ::close(fds[0]);
+  return pid;
+}
+
 /// Runs `serve(report)` in a child; `report(port)` tells this process the child is ready.
 template <class F>
 std::pair<pid_t, uint16_t> spawn_server(F serve) {
@@ -513,17 +531,9 @@ void serve_backend(uint16_t relay_port, int ready_fd) {
 
 std::optional<figures> run_raw() {
   auto [relay, port] = spawn_server([](auto report) { serve_relay(report); });
-  int ready[2];
-  if (::pipe(ready) != 0)
-    std::abort();
-  auto backend = fork_child([&, port = port] {
-    ::close(ready[0]);
-    serve_backend(port, ready[1]);
-  });
-  ::close(ready[1]);
-  char byte;
-  bool started = ::read(ready[0], &byte, 1) == 1;
-  ::close(ready[0]);
+  bool started = false;
+  auto backend = fork_ready_child([port = port](int ready) { serve_backend(port, ready); },
+                                  started);
   int fd = started ? connect_loopback(port) : -1;
   if (fd < 0 || !write_all(fd, "C", 1)) {
     std::fprintf(stderr, "query_bench: raw relay did not start\n");
@@ -713,17 +723,8 @@ void serve_nats_backend(uint16_t port, int ready_fd) {
 /// library thread is forked); false if either did not get ready.
 bool start_nats_relay(uint16_t port, std::vector<pid_t>& pids) {
   for (auto serve : {serve_nats_proxy, serve_nats_backend}) {
-    int ready[2];
-    if (::pipe(ready) != 0)
-      std::abort();
-    pids.push_back(fork_child([&] {
-      ::close(ready[0]);
-      serve(port, ready[1]);
-    }));
-    ::close(ready[1]);
-    char byte;
-    bool ok = ::read(ready[0], &byte, 1) == 1;
-    ::close(ready[0]);
+    bool ok = false;
+    pids.push_back(fork_ready_child([&](int ready) { serve(port, ready); }, ok));
     if (!ok)
       return false;
   }

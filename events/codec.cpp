@@ -4,9 +4,14 @@
 #include <cstdint>
 #include <cstring>
 
+#include "persistence/varint.hpp"
+
 namespace levee::events {
 
 namespace {
+
+using persistence::put_varint;
+using persistence::varint_size;
 
 // Protobuf wire types (https://protobuf.dev/programming-guides/encoding/).
 constexpr uint32_t wire_varint = 0;
@@ -25,26 +30,6 @@ constexpr uint32_t tag_bool = tag(2, wire_varint);
 constexpr uint32_t tag_int = tag(3, wire_varint);
 constexpr uint32_t tag_double = tag(4, wire_fixed64);
 constexpr uint32_t tag_string = tag(5, wire_length);
-
-size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-void put_varint(std::string& out, uint64_t v) {
-  char buf[10];
-  size_t n = 0;
-  while (v >= 0x80) {
-    buf[n++] = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  buf[n++] = static_cast<char>(v);
-  out.append(buf, n);
-}
 
 uint64_t zigzag(int64_t v) {
   return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);

@@ -8,6 +8,7 @@
 
 #include "persistence/crc32c.hpp"
 #include "persistence/record.pb.h"
+#include "persistence/varint.hpp"
 
 namespace levee::persistence {
 
@@ -26,14 +27,6 @@ T get(const uint8_t* p) {
   for (size_t i = 0; i < sizeof(T); ++i)
     v |= static_cast<uint64_t>(p[i]) << (8 * i);
   return static_cast<T>(v);
-}
-
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
 }
 
 bool get_varint(const uint8_t*& p, const uint8_t* end, uint64_t& v) {
@@ -65,15 +58,6 @@ bool operator==(const record& a, const record& b) {
 }
 
 namespace {
-
-size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
 
 void put_bytes_field(std::string& out, uint8_t tag, const std::string& bytes) {
   out.push_back(static_cast<char>(tag));

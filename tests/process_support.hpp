@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -67,6 +68,34 @@ inline std::string read_file(const std::string& path) {
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
+}
+
+/// Waits until the file at `path` contains `needle`: looks again whenever it is written
+/// (inotify), not on a timer. False after `bound`, or when the file cannot be watched.
+inline bool wait_for_file_text(const std::string& path, const std::string& needle,
+                               std::chrono::milliseconds bound) {
+  int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (fd < 0)
+    return false;
+  // Watched before the first look, so no write falls between the look and the wait.
+  bool watched = ::inotify_add_watch(fd, path.c_str(), IN_MODIFY | IN_CLOSE_WRITE) >= 0;
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  bool found = false;
+  while (watched && !(found = read_file(path).find(needle) != std::string::npos)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  deadline - std::chrono::steady_clock::now())
+                  .count();
+    if (left <= 0)
+      break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) < 0 && errno != EINTR)
+      break;
+    char events[4096];
+    while (::read(fd, events, sizeof events) > 0) {
+    }
+  }
+  ::close(fd);
+  return found;
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to :0, read, closed). Another

@@ -926,7 +926,7 @@ TEST_F(SystemTest, ServerRestartOnTheSamePortGetsSatellitesBack) {
   auto sat_a = find_node("satellite-a");
   ASSERT_NE(sat_a, nullptr);
   auto says = [&](const std::string& text) {
-    return eventually([&] { return sat_a->stderr_text().find(text) != std::string::npos; });
+    return test::wait_for_file_text(sat_a->stderr_path, text, bound);
   };
   EXPECT_TRUE(says("cannot connect to 127.0.0.1:" + std::to_string(port) + ": Connection refused"))
     << sat_a->stderr_text();
@@ -966,8 +966,7 @@ TEST_F(SystemTest, ASatelliteWhoseServerNeverAnswersRetriesAndStopsAtOnce) {
   // Attempts end after the timeout, say so, and start again.
   auto timed_out = "cannot connect to 127.0.0.1:" + std::to_string(port)
                    + ": no answer within 200 ms";
-  EXPECT_TRUE(eventually([&] { return sat->stderr_text().find(timed_out) != std::string::npos; }))
-    << sat->stderr_text();
+  EXPECT_TRUE(test::wait_for_file_text(sat->stderr_path, timed_out, bound)) << sat->stderr_text();
   // SIGTERM in the middle of an attempt: the satellite stops now, not when the OS gives
   // up on the connect (~2 min).
   ASSERT_TRUE(sat->proc.signal(SIGTERM));
@@ -986,12 +985,11 @@ TEST_F(SystemTest, ASatelliteWithTheWrongNetTokenSaysTheServerRefusedIt) {
   sat_config.set("net", "token", "wrong");
   auto sat = start_node("satellite-wrong", sat_config);
   ASSERT_NE(sat, nullptr);
-  EXPECT_TRUE(eventually([&] {
-    auto text = sat->stderr_text();
-    return text.find("refused this node") != std::string::npos
-           && text.find("unauthenticated") != std::string::npos
-           && text.find("wrong token") != std::string::npos;
-  })) << sat->stderr_text();
+  ASSERT_TRUE(test::wait_for_file_text(sat->stderr_path, "refused this node", bound))
+    << sat->stderr_text();
+  auto text = sat->stderr_text();  // the refusal is one line, written at once
+  EXPECT_NE(text.find("unauthenticated"), std::string::npos) << text;
+  EXPECT_NE(text.find("wrong token"), std::string::npos) << text;
   EXPECT_TRUE(satellites(srv->port).satellites().empty());
 }
 
