@@ -26,7 +26,9 @@
 #include "apps/cli_common.hpp"
 #include "apps/subcommands.hpp"
 #include "limits/config_file.hpp"
+#include "limits/defaults.hpp"
 #include "limits/limits_config.hpp"
+#include "net/multiplexer.hpp"
 #include "net/net_config.hpp"
 #include "satellite/satellite.hpp"
 #include "server/node.hpp"
@@ -76,9 +78,26 @@ status check_sections(const flat_config& cfg, const std::set<std::string>& roles
                          "[events], [source.<name>], [net], [limits], [limits.<kind>]");
   }
   for (auto& [key, value] : cfg)
-    if (key.rfind("node.", 0) == 0 && key != "node.roles")
-      return status::error(code::bad_request, "unknown key '" + key + "'; [node] takes: roles");
+    if (key.rfind("node.", 0) == 0 && key != "node.roles" && key != "node.busy_poll_us")
+      return status::error(code::bad_request,
+                           "unknown key '" + key + "'; [node] takes: roles, busy_poll_us");
   return {};
+}
+
+/// node.busy_poll_us: how long the I/O thread looks for work before it sleeps.
+result<uint64_t> busy_poll_from_config(const flat_config& cfg) {
+  auto it = cfg.find("node.busy_poll_us");
+  if (it == cfg.end())
+    return defaults::node_busy_poll_us;
+  auto v = parse_quantity(it->first, it->second);
+  if (!v)
+    return v.error();
+  if (*v > defaults::node_busy_poll_us_ceiling)
+    return status::error(code::bad_request,
+                         "node.busy_poll_us = " + it->second + ": must be at most "
+                           + std::to_string(defaults::node_busy_poll_us_ceiling)
+                           + " (us; 0 sleeps as soon as nothing is ready)");
+  return *v;
 }
 
 struct node_args {
@@ -86,8 +105,9 @@ struct node_args {
   std::vector<std::string> overrides;
 };
 
-std::unique_ptr<caf::actor_system> make_system(caf::actor_system_config& cfg) {
-  cfg.load<caf::io::middleman>();
+std::unique_ptr<caf::actor_system> make_system(net::system_config& cfg, uint64_t busy_poll_us) {
+  cfg.load<caf::io::middleman, net::polling_multiplexer>();
+  cfg.set(net::busy_poll_key, static_cast<int64_t>(busy_poll_us));
   add_error_category(cfg);
   cfg.set("logger.console", caf::atom("none"));
   // The query path runs on the multiplexer threads; workers carry sources and side
@@ -140,6 +160,9 @@ int run_node(const std::vector<std::string>& args) {
   auto limits = limits_from_config(*flat);
   if (!limits)
     return config_error("node", limits.error().message());
+  auto busy_poll = busy_poll_from_config(*flat);
+  if (!busy_poll)
+    return config_error("node", busy_poll.error().message());
   auto net_cfg = net::listener_from_config(*flat);
   if (!net_cfg)
     return config_error("node", net_cfg.error().message());
@@ -168,8 +191,8 @@ int run_node(const std::vector<std::string>& args) {
   }
 
   auto signals = block_stop_signals();
-  caf::actor_system_config caf_cfg;
-  auto sys = make_system(caf_cfg);
+  net::system_config caf_cfg;
+  auto sys = make_system(caf_cfg, *busy_poll);
   runtime rt{*limits};
   std::shared_ptr<server::server_node> srv;
   if (roles.count("server")) {
@@ -243,6 +266,9 @@ int run_local(const std::vector<std::string>& args) {
   auto limits = limits_from_config(flat);
   if (!limits)
     return config_error("local", limits.error().message());
+  auto busy_poll = busy_poll_from_config(flat);
+  if (!busy_poll)
+    return config_error("local", busy_poll.error().message());
   auto net_cfg = net::listener_from_config(flat);
   if (!net_cfg)
     return config_error("local", net_cfg.error().message());
@@ -266,8 +292,8 @@ int run_local(const std::vector<std::string>& args) {
   }
 
   auto signals = block_stop_signals();
-  caf::actor_system_config caf_cfg;
-  auto sys = make_system(caf_cfg);
+  net::system_config caf_cfg;
+  auto sys = make_system(caf_cfg, *busy_poll);
   runtime rt{*limits};
   auto srv = server::start_server(*sys, rt, *server_opts, *net_cfg);
   if (!srv) {

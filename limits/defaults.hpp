@@ -67,6 +67,13 @@ constexpr uint64_t rejection_log_burst_lines = 20;
 /// beyond this many distinct senders with unread notices, idle tallies are recycled.
 constexpr uint64_t notice_table_slots = 1024;
 
+/// us the I/O thread keeps looking for its next event before it sleeps in epoll_wait
+/// (net/multiplexer.hpp). A frame that comes within the window needs no wake-up, which on a
+/// VM costs ~40 us when it crosses CPUs; an idle node spends at most one window of CPU
+/// per burst of work. 0 = sleep at once.
+constexpr uint64_t node_busy_poll_us = 100;
+constexpr uint64_t node_busy_poll_us_ceiling = 10'000;
+
 // -- per listener: [net] ------------------------------------------------------------------
 
 /// bytes of one frame's body. 1 MiB as NATS' max_payload; larger needs a permit.

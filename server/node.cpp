@@ -7,6 +7,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/limited_actor.hpp"
+#include "net/multiplexer.hpp"
 #include "net/satellite.pb.h"
 #include "satellite/satellite.hpp"
 
@@ -118,6 +119,15 @@ std::string render_server_stats(const server_node& node, const runtime& rt) {
       << " refused; frames in " << n.frames_in.load() << ", out " << n.frames_out.load()
       << "; requests answered " << n.requests_answered.load() << ", abandoned "
       << n.requests_abandoned.load() << "\n";
+  if (node.router)
+    if (auto io = net::io_loop_stats_of(node.router->home_system())) {
+      char looked[32];
+      std::snprintf(looked, sizeof looked, "%.1f", static_cast<double>(io->looked_ns) / 1e6);
+      out << "io thread: looks " << io->window_us
+          << " us for work before it sleeps (node.busy_poll_us); slept " << io->sleeps
+          << " times; looked " << looked << " ms without work (" << io->empty_polls
+          << " empty polls)\n";
+    }
   bool any = false;
   for (uint8_t c = 1; c <= max_code_number; ++c) {
     auto r = n.rejects[c].load();

@@ -643,6 +643,10 @@ TEST_F(SystemTest, QueryReturnsExactlyTheMatchingEventsOfKnownData) {
     auto s = satellite_info(srv->port, "a");
     return s && s->store().read_cache_hits() > 0 && s->store().read_cache_bytes() > 0;
   })) << satellites(srv->port).DebugString();
+  // The server's I/O thread runs the polling loop with the default window, and says so.
+  auto text = server_stats(srv->port);
+  EXPECT_NE(text.find("io thread: looks 100 us for work before it sleeps"), std::string::npos)
+    << text;
 }
 
 TEST_F(SystemTest, FanOutMergesCountsAndRowsOfEverySelectedSatellite) {

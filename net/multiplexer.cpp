@@ -1,0 +1,84 @@
+#include "net/multiplexer.hpp"
+
+#include <sched.h>
+
+#include <algorithm>
+
+#include <caf/actor_system.hpp>
+#include <caf/config_option_adder.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/settings.hpp>
+
+namespace levee::net {
+
+system_config::system_config() {
+  caf::config_option_adder{custom_options_, "levee"}.add<int64_t>(
+    "busy-poll-us", "how long (us) the I/O thread looks for its next event before it sleeps");
+}
+
+polling_multiplexer::polling_multiplexer(caf::actor_system* sys)
+  : default_multiplexer(sys),
+    window_(std::chrono::microseconds{
+      std::max<int64_t>(0, caf::get_or(sys->config(), busy_poll_key, int64_t{0}))}) {
+}
+
+void polling_multiplexer::run() {
+  using clock = std::chrono::steady_clock;
+  if (window_.count() == 0) {
+    default_multiplexer::run();  // sleeps whenever nothing is ready
+    return;
+  }
+  auto bump = [](std::atomic<uint64_t>& x, uint64_t by) {
+    x.store(x.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  };
+  auto last_event = clock::now();
+  std::optional<clock::time_point> looking_since;
+  auto stop_looking = [&](clock::time_point t) {
+    if (looking_since) {
+      bump(looked_ns_, static_cast<uint64_t>((t - *looking_since).count()));
+      looking_since.reset();
+    }
+  };
+  // num_socket_handlers() falls to 0 once CAF has closed the loop's own pipe (shutdown).
+  while (num_socket_handlers() > 0) {
+    auto now = clock::now();
+    if (poll_once(false)) {
+      stop_looking(now);
+      last_event = clock::now();
+      continue;
+    }
+    bump(empty_polls_, 1);
+    if (!looking_since)
+      looking_since = now;
+    if (now - last_event < window_) {
+      // Whatever else wants this CPU (the peer that will send the next frame, on a
+      // machine with few CPUs) runs first; alone, this returns at once.
+      ::sched_yield();
+      continue;
+    }
+    stop_looking(now);
+    bump(sleeps_, 1);
+    poll_once(true);
+    last_event = clock::now();
+  }
+}
+
+io_loop_stats polling_multiplexer::stats() const noexcept {
+  io_loop_stats s;
+  s.window_us = static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::microseconds>(window_).count());
+  s.sleeps = sleeps_.load(std::memory_order_relaxed);
+  s.empty_polls = empty_polls_.load(std::memory_order_relaxed);
+  s.looked_ns = looked_ns_.load(std::memory_order_relaxed);
+  return s;
+}
+
+std::optional<io_loop_stats> io_loop_stats_of(caf::actor_system& sys) {
+  if (!sys.has_middleman())
+    return std::nullopt;
+  if (auto* m = dynamic_cast<polling_multiplexer*>(&sys.middleman().backend()))
+    return m->stats();
+  return std::nullopt;
+}
+
+} // namespace levee::net

@@ -1,0 +1,60 @@
+#pragma once
+// The I/O thread's loop. CAF's epoll multiplexer sleeps in epoll_wait as soon as nothing
+// is ready; the next frame then has to wake the thread. On a virtual machine a wake-up
+// that crosses CPUs costs the sender's send() ~15-20 us (an IPI, the idle vCPU's exit
+// from halt) and the woken thread another ~20 us before it runs: on a 2-vCPU VM that was
+// ~80 us of a ~180 us query round trip (bench/RESULTS.md). polling_multiplexer keeps
+// looking (non-blocking epoll_wait, yielding the CPU to anything else runnable) for a
+// window after its last event before it sleeps, so a frame that arrives within the
+// window needs no wake-up at all. An idle node sleeps after one window: the cost is at
+// most a window of CPU per burst of work, and it is counted (io_loop_stats).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/io/network/default_multiplexer.hpp>
+
+namespace levee::net {
+
+/// The CAF config key of the window in microseconds ([node] busy_poll_us in a node's
+/// file); 0 sleeps at once, as CAF's own loop does.
+inline constexpr const char* busy_poll_key = "levee.busy-poll-us";
+
+/// A CAF config that knows busy_poll_key. Load the middleman with the polling backend:
+/// `cfg.load<caf::io::middleman, net::polling_multiplexer>()`.
+class system_config : public caf::actor_system_config {
+public:
+  system_config();
+};
+
+/// What the I/O loop did since it started; see polling_multiplexer.
+struct io_loop_stats {
+  uint64_t window_us = 0;
+  uint64_t sleeps = 0;       // times it slept in epoll_wait (nothing came within the window)
+  uint64_t empty_polls = 0;  // non-blocking looks that found nothing
+  uint64_t looked_ns = 0;    // time spent looking without work, whether or not work came
+};
+
+class polling_multiplexer : public caf::io::network::default_multiplexer {
+public:
+  explicit polling_multiplexer(caf::actor_system* sys);
+
+  void run() override;
+
+  io_loop_stats stats() const noexcept;
+
+private:
+  std::chrono::nanoseconds window_;
+  // Written by the I/O thread only; read by anyone.
+  std::atomic<uint64_t> sleeps_{0};
+  std::atomic<uint64_t> empty_polls_{0};
+  std::atomic<uint64_t> looked_ns_{0};
+};
+
+/// The I/O loop's figures when `sys` runs a polling_multiplexer; nullopt otherwise.
+std::optional<io_loop_stats> io_loop_stats_of(caf::actor_system& sys);
+
+} // namespace levee::net

@@ -1,0 +1,126 @@
+// The polling I/O loop (net/multiplexer.hpp) under real connections on 127.0.0.1: it
+// serves requests as CAF's loop does, looks for work for its window before it sleeps,
+// sleeps when idle, and stops with its actor system.
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/caf_error.hpp"
+#include "actors/limited_actor.hpp"
+#include "levee/client.hpp"
+#include "net/multiplexer.hpp"
+#include "net/server.hpp"
+#include "tests/test_support.hpp"
+
+namespace levee {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct IoLoop : ::testing::Test {
+  std::unique_ptr<net::system_config> cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::unique_ptr<runtime> rt;
+  std::shared_ptr<net::server_context> ctx;
+  net::listener lst;
+  caf::actor echo;
+
+  void start(int64_t window_us) {
+    cfg = std::make_unique<net::system_config>();
+    cfg->load<caf::io::middleman, net::polling_multiplexer>();
+    cfg->set(net::busy_poll_key, window_us);
+    cfg->set("scheduler.max-threads", 2);
+    add_error_category(*cfg);
+    sys = std::make_unique<caf::actor_system>(*cfg);
+    rt = std::make_unique<runtime>(limits_config{});
+    ctx = std::make_shared<net::server_context>(net::listener_config{});
+    // On the I/O thread itself: a request and its answer are turns of that loop.
+    echo = spawn_limited_on_multiplexer(
+      sys->middleman(), *rt, "echo", [](limited<caf::io::broker>*) -> caf::behavior {
+        return {[](wire_request_atom, std::string& s) { return std::move(s); }};
+      });
+    ctx->expose("echo", echo);
+    auto l = net::start_listener(*sys, ctx, "127.0.0.1", 0);
+    ASSERT_TRUE(l.ok()) << l.error().to_string();
+    lst = *l;
+  }
+
+  void TearDown() override {
+    if (!sys)
+      return;
+    net::stop_listener(lst, *ctx);
+    EXPECT_TRUE(test::wait_until([&] { return ctx->stats.connections_open.load() == 0; }));
+    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+    echo = nullptr;
+    lst.acceptor = nullptr;
+    sys.reset();  // joins the I/O thread: a loop that does not see the shutdown hangs here
+  }
+
+  net::io_loop_stats stats() {
+    auto s = net::io_loop_stats_of(*sys);
+    EXPECT_TRUE(s.has_value()) << "the middleman does not run a polling_multiplexer";
+    return s.value_or(net::io_loop_stats{});
+  }
+
+  void round_trips(client& c, int n) {
+    for (int i = 0; i < n; ++i) {
+      auto payload = "ping " + std::to_string(i);
+      auto r = c.request("echo", payload, 10s);
+      ASSERT_TRUE(r.ok()) << (r.rejected ? r.rejected->to_string() : "no answer");
+      ASSERT_EQ(*r.payload, payload);
+    }
+  }
+
+  client connect() {
+    client_options o;
+    o.port = lst.port;
+    client c{o};
+    EXPECT_TRUE(c.connect().ok());
+    return c;
+  }
+};
+
+TEST_F(IoLoop, AWindowOfZeroIsCafsOwnLoop) {
+  start(0);
+  auto c = connect();
+  round_trips(c, 50);
+  auto s = stats();
+  EXPECT_EQ(s.window_us, 0u);
+  EXPECT_EQ(s.empty_polls, 0u) << "a zero window must never poll";
+  EXPECT_EQ(s.sleeps, 0u) << "CAF's loop sleeps in epoll_wait without counting";
+}
+
+TEST_F(IoLoop, LooksForWorkThenSleepsOnceIdle) {
+  start(2000);
+  auto c = connect();
+  round_trips(c, 50);
+  auto before = stats();
+  EXPECT_EQ(before.window_us, 2000u);
+  // Nothing more comes: within a window the loop gives up looking and sleeps.
+  ASSERT_TRUE(test::wait_until([&] { return stats().sleeps > before.sleeps; }, 10s))
+    << "the I/O loop kept polling an idle node";
+  auto idle = stats();
+  EXPECT_GT(idle.empty_polls, before.empty_polls);
+  EXPECT_GT(idle.looked_ns, 0u);
+  // And it wakes for the next request as before.
+  round_trips(c, 5);
+}
+
+TEST_F(IoLoop, RequestsWithinTheWindowNeedNoWakeUp) {
+  start(5'000'000);  // 5 s: the requests below come far inside it
+  auto c = connect();
+  round_trips(c, 5);
+  auto before = stats();
+  round_trips(c, 200);
+  auto after = stats();
+  EXPECT_EQ(after.sleeps, before.sleeps) << "the loop slept between requests inside its window";
+  EXPECT_GT(after.empty_polls, before.empty_polls);
+}
+
+} // namespace
+} // namespace levee
