@@ -8,6 +8,11 @@
 //                              payload`; the relay gives each request its own id towards
 //                              the backend and maps the answer back to the client's id, so
 //                              requests can be pipelined.
+//   raw TCP relay, polling     the same, but the relay and the backend look for their next
+//                              frame (non-blocking, yielding the CPU) for as long as
+//                              Levee's I/O threads do by default (node.busy_poll_us)
+//                              before they sleep: the floor for Levee's own loop, for
+//                              context (the target is against the floor above).
 //   NATS relay                 the same two hops through nats-server (started by the bench
 //                              on a free loopback port): the client requests subject
 //                              `query`; a proxy process subscribed to `query` forwards each
@@ -21,7 +26,9 @@
 //                              streamed "query" request (QueryRequest "where seq == 7
 //                              limit 1" to satellite "a") and reads Batches up to the
 //                              EndOfStream. Skipped, with the reason, when the binary
-//                              cannot run a node.
+//                              cannot run a node. Run twice: with the nodes' default
+//                              node.busy_poll_us, and with 0 (the I/O threads sleep as
+//                              soon as nothing is ready, CAF's own loop), for context.
 //   Levee satellite scan       a second satellite "b" tails a file of 1 M JSON events; the
 //                              filter query `where user == "nobody"` (no match) scans them
 //                              all: events/s and MB/s of store, the fastest of 3 runs.
@@ -73,6 +80,7 @@
 
 #include "bench/bench_support.hpp"
 #include "levee/client.hpp"
+#include "limits/defaults.hpp"
 #include "net/satellite.pb.h"
 
 namespace {
@@ -370,21 +378,57 @@ bool take_frames(std::string& in, size_t max_bytes, F on_frame) {
   return true;
 }
 
+/// How long the polling raw relay looks for its next frame before it sleeps: what Levee's
+/// I/O threads do by default (net/multiplexer.hpp).
+constexpr auto levee_poll_window = microseconds(levee::defaults::node_busy_poll_us);
+
 /// Reads what a blocking socket has (waiting for at least one byte). False: closed.
-bool read_some(int fd, std::string& in) {
+/// With a `poll` window, first looks without blocking (yielding the CPU) until `poll` has
+/// passed since `last` (the last frame), then blocks.
+bool read_some(int fd, std::string& in, microseconds poll = {},
+               steady_clock::time_point* last = nullptr) {
   char buf[64 * 1024];
-  auto r = ::recv(fd, buf, sizeof buf, 0);
+  ssize_t r = -1;
+  if (poll.count() > 0 && last != nullptr) {
+    while ((r = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT)) < 0 && errno == EAGAIN
+           && steady_clock::now() - *last < poll)
+      ::sched_yield();
+  }
+  if (r < 0 && (errno == EAGAIN || poll.count() == 0))
+    r = ::recv(fd, buf, sizeof buf, 0);
   if (r <= 0)
     return false;
+  if (last != nullptr)
+    *last = steady_clock::now();
   in.append(buf, static_cast<size_t>(r));
   return true;
+}
+
+/// epoll_wait for up to 64 events; with a `poll` window, looks without blocking (yielding
+/// the CPU) until `poll` has passed since the last event, then blocks.
+int wait_events(int ep, epoll_event* events, microseconds poll, steady_clock::time_point& last) {
+  if (poll.count() > 0)
+    for (;;) {
+      int n = ::epoll_wait(ep, events, 64, 0);
+      if (n != 0 || steady_clock::now() - last >= poll) {
+        if (n != 0) {
+          last = steady_clock::now();
+          return n;
+        }
+        break;
+      }
+      ::sched_yield();
+    }
+  int n = ::epoll_wait(ep, events, 64, -1);
+  last = steady_clock::now();
+  return n;
 }
 
 /// The relay ("server"): one epoll thread, non-blocking sockets. A connection's first byte
 /// says what it is: 'S' the backend (which dialed out to us), 'C' a client. Requests from
 /// clients get a relay id towards the backend; answers are mapped back to (client, id).
 template <class Report>
-void serve_relay(Report report) {
+void serve_relay(Report report, microseconds poll) {
   uint16_t port = 0;
   int lfd = listen_loopback(port);
   ::fcntl(lfd, F_SETFL, O_NONBLOCK);
@@ -434,8 +478,9 @@ void serve_relay(Report report) {
   };
   report(port);
   epoll_event events[64];
+  auto last = steady_clock::now();
   for (;;) {
-    int n = ::epoll_wait(ep, events, 64, -1);
+    int n = wait_events(ep, events, poll, last);
     for (int i = 0; i < n; ++i) {
       int fd = events[i].data.fd;
       if (fd == lfd) {
@@ -510,7 +555,7 @@ void serve_relay(Report report) {
 
 /// The backend ("satellite"): dials out to the relay, answers every request with
 /// answer_bytes, all answers to what one read brought in one write.
-void serve_backend(uint16_t relay_port, int ready_fd) {
+void serve_backend(uint16_t relay_port, int ready_fd, microseconds poll) {
   int fd = connect_loopback(relay_port);
   if (fd < 0 || !write_all(fd, "S", 1))
     ::_exit(1);
@@ -518,7 +563,8 @@ void serve_backend(uint16_t relay_port, int ready_fd) {
   ::close(ready_fd);
   std::string answer(answer_bytes, 'a');
   std::string in, out;
-  while (read_some(fd, in)) {
+  auto last = steady_clock::now();
+  while (read_some(fd, in, poll, &last)) {
     out.clear();
     take_frames(in, 1u << 20, [&](uint64_t id, const char*, size_t) {
       append_frame(out, id, answer.data(), answer.size());
@@ -529,11 +575,12 @@ void serve_backend(uint16_t relay_port, int ready_fd) {
   ::_exit(0);
 }
 
-std::optional<figures> run_raw() {
-  auto [relay, port] = spawn_server([](auto report) { serve_relay(report); });
+/// `poll`: the relay's and the backend's polling window (0: they sleep at once).
+std::optional<figures> run_raw(microseconds poll) {
+  auto [relay, port] = spawn_server([poll](auto report) { serve_relay(report, poll); });
   bool started = false;
-  auto backend = fork_ready_child([port = port](int ready) { serve_backend(port, ready); },
-                                  started);
+  auto backend = fork_ready_child(
+    [port = port, poll](int ready) { serve_backend(port, ready, poll); }, started);
   int fd = started ? connect_loopback(port) : -1;
   if (fd < 0 || !write_all(fd, "C", 1)) {
     std::fprintf(stderr, "query_bench: raw relay did not start\n");
@@ -1138,7 +1185,9 @@ std::optional<scan_figures> run_scan(levee::client& c, const std::string& binary
   return sf;
 }
 
-std::optional<figures> run_levee(const std::string& binary, std::optional<scan_figures>& scan) {
+/// `sleeping_io`: the nodes run with node.busy_poll_us = 0 (and the scan is left out).
+std::optional<figures> run_levee(const std::string& binary, std::optional<scan_figures>* scan,
+                                 bool sleeping_io) {
   bool measuring = false;  // setup problems skip the path, measurement problems fail it
   auto skip = [&](const std::string& why) {
     std::printf("Levee path: %s (%s)\n", measuring ? "failed" : "skipped", why.c_str());
@@ -1150,7 +1199,12 @@ std::optional<figures> run_levee(const std::string& binary, std::optional<scan_f
   write_levee_configs(temp_dir, port);
   auto server_log = temp_dir + "/server.log";
   auto satellite_log = temp_dir + "/satellite.log";
-  auto server = spawn_program({binary, "node", "--config", temp_dir + "/S.ini"}, server_log);
+  std::vector<std::string> server_args{binary, "node", "--config", temp_dir + "/S.ini"};
+  std::vector<std::string> satellite_args{binary, "node", "--config", temp_dir + "/A.ini"};
+  for (auto* args : {&server_args, &satellite_args})
+    if (sleeping_io)
+      args->insert(args->end(), {"--set", "node.busy_poll_us=0"});
+  auto server = spawn_program(server_args, server_log);
   std::optional<int> code;
   if (!wait_for_port(port, server, seconds(10), code)) {
     stop(server);
@@ -1158,7 +1212,7 @@ std::optional<figures> run_levee(const std::string& binary, std::optional<scan_f
                          + last_line(server_log)
                      : "`levee node` (server) did not listen within 10 s");
   }
-  auto satellite = spawn_program({binary, "node", "--config", temp_dir + "/A.ini"}, satellite_log);
+  auto satellite = spawn_program(satellite_args, satellite_log);
   levee::client_options o;
   o.port = port;
   o.node_id = "query-bench";
@@ -1242,10 +1296,10 @@ std::optional<figures> run_levee(const std::string& binary, std::optional<scan_f
       }
       f.per_sec = clock.per_sec();
     }
-    if (ok) {
+    if (ok && scan != nullptr) {
       std::string scan_why;
-      scan = run_scan(c, binary, server, port, scan_why);
-      if (!scan)
+      *scan = run_scan(c, binary, server, port, scan_why);
+      if (!*scan)
         std::printf("Levee scan rate: skipped (%s)\n", scan_why.c_str());
     }
   }
@@ -1272,10 +1326,10 @@ std::string default_levee_binary() {
 
 void print(const char* name, const std::optional<figures>& f) {
   if (!f) {
-    std::printf("  %-28s %s\n", name, "(skipped)");
+    std::printf("  %-30s %s\n", name, "(skipped)");
     return;
   }
-  std::printf("  %-28s p50 %7.1f us   p99 %7.1f us   %9.0f req/s (64 in flight)\n", name,
+  std::printf("  %-30s p50 %7.1f us   p99 %7.1f us   %9.0f req/s (64 in flight)\n", name,
               f->p50_us, f->p99_us, f->per_sec);
 }
 
@@ -1325,27 +1379,36 @@ int main(int argc, char** argv) {
   std::printf("query round trip client -> server -> satellite -> client, %zu-byte request, "
               "%zu-byte answer, 127.0.0.1%s\n"
               "  raw TCP relay (floor): client -> relay process (epoll) -> backend that dialed "
-              "out to it; u32-framed, request ids mapped\n"
+              "out to it; u32-framed, request ids mapped; both sleep in epoll_wait/recv\n"
+              "  raw relay, polls:      the same; relay and backend look for the next frame for "
+              "Levee's default node.busy_poll_us before they sleep (context)\n"
               "  NATS relay:            client -> nats-server -> proxy subscriber -> "
               "nats-server -> backend subscriber, and back\n"
               "  Levee:                 levee::client -> `levee node` server (proxyer) -> "
-              "`levee node` satellite, query \"%s\"\n"
+              "`levee node` satellite, query \"%s\"; default node.busy_poll_us, "
+              "then 0 (context)\n"
               "  p50/p99: %d sequential after %d warm-up; throughput: 64 in flight for %lld ms\n\n",
               request_bytes, answer_bytes,
               cpu >= 0 ? (", every process on CPU " + std::to_string(cpu)).c_str() : "",
               levee_query_text, sequential_requests, warmup_requests,
               static_cast<long long>(throughput_time.count()));
   std::fflush(stdout);
-  auto raw = run_raw();
+  auto raw = run_raw(microseconds{0});
+  auto raw_polling = run_raw(levee_poll_window);
   auto nats = run_nats();
   std::optional<scan_figures> scan;
-  auto lev = run_levee(levee_binary, scan);
+  auto lev = run_levee(levee_binary, &scan, false);
+  auto lev_sleeping = run_levee(levee_binary, nullptr, true);
   std::printf("\n");
+  auto window_us = static_cast<unsigned long long>(levee_poll_window.count());
+  auto polling_name = "raw relay, polls " + std::to_string(window_us) + " us";
   print("raw TCP relay (floor)", raw);
+  print(polling_name.c_str(), raw_polling);
   print("NATS relay", nats);
   print("Levee", lev);
+  print("Levee, busy_poll_us = 0", lev_sleeping);
   if (scan)
-    std::printf("  %-28s %.2f M events/s, %.0f MB/s of store   (query '%s': %llu events, "
+    std::printf("  %-30s %.2f M events/s, %.0f MB/s of store   (query '%s': %llu events, "
                 "%.1f MB stored, fastest of 3 %.0f ms; stored in %.1f s)\n",
                 "Levee satellite scan", static_cast<double>(scan->events) / 1e6 / scan->seconds,
                 static_cast<double>(scan->store_bytes) / 1e6 / scan->seconds, scan_query_text,
@@ -1353,7 +1416,7 @@ int main(int argc, char** argv) {
                 static_cast<double>(scan->store_bytes) / 1e6, scan->seconds * 1e3,
                 scan->load_seconds);
   else
-    std::printf("  %-28s (skipped)\n", "Levee satellite scan");
+    std::printf("  %-30s (skipped)\n", "Levee satellite scan");
   std::printf("\nRatios (same run):\n");
   auto ratio = [](const char* what, bool have, double x, const char* target) {
     if (have)
@@ -1365,6 +1428,10 @@ int main(int argc, char** argv) {
         "<= 1.3");
   ratio("Levee throughput / NATS relay (x64)", lev && nats,
         lev && nats ? lev->per_sec / nats->per_sec : 0, ">= 2");
+  ratio("Levee p50 / polling raw relay p50", lev && raw_polling,
+        lev && raw_polling ? lev->p50_us / raw_polling->p50_us : 0, "-, for context");
+  ratio("Levee (busy_poll_us = 0) p50 / raw p50", lev_sleeping && raw,
+        lev_sleeping && raw ? lev_sleeping->p50_us / raw->p50_us : 0, "-, for context");
   ratio("NATS relay p50 / raw TCP relay p50", nats && raw,
         nats && raw ? nats->p50_us / raw->p50_us : 0, "-, for context");
   ratio("raw TCP relay / NATS relay throughput", nats && raw,
