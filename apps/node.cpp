@@ -4,6 +4,7 @@
 // loopback TCP) and limits. Both stop on SIGINT/SIGTERM: stop accepting, end queries in
 // flight with `shutting_down`, sync the stores, exit 0.
 
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -89,15 +90,16 @@ result<uint64_t> busy_poll_from_config(const flat_config& cfg) {
   auto it = cfg.find("node.busy_poll_us");
   if (it == cfg.end())
     return defaults::node_busy_poll_us;
-  auto v = parse_quantity(it->first, it->second);
-  if (!v)
-    return v.error();
-  if (*v > defaults::node_busy_poll_us_ceiling)
+  auto& text = it->second;
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || end != text.data() + text.size() || text.empty()
+      || v > defaults::node_busy_poll_us_ceiling)
     return status::error(code::bad_request,
-                         "node.busy_poll_us = " + it->second + ": must be at most "
-                           + std::to_string(defaults::node_busy_poll_us_ceiling)
-                           + " (us; 0 sleeps as soon as nothing is ready)");
-  return *v;
+                         "node.busy_poll_us = " + text + ": must be a whole number of "
+                           "microseconds from 0 (sleep as soon as nothing is ready) to "
+                           + std::to_string(defaults::node_busy_poll_us_ceiling));
+  return v;
 }
 
 struct node_args {

@@ -35,7 +35,9 @@ void polling_multiplexer::run() {
   std::optional<clock::time_point> looking_since;
   auto stop_looking = [&](clock::time_point t) {
     if (looking_since) {
-      bump(looked_ns_, static_cast<uint64_t>((t - *looking_since).count()));
+      bump(looked_ns_, static_cast<uint64_t>(
+                         std::chrono::duration_cast<std::chrono::nanoseconds>(t - *looking_since)
+                           .count()));
       looking_since.reset();
     }
   };
@@ -58,7 +60,11 @@ void polling_multiplexer::run() {
     }
     stop_looking(now);
     bump(sleeps_, 1);
+    asleep_since_ns_.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count(),
+      std::memory_order_relaxed);
     poll_once(true);
+    asleep_since_ns_.store(0, std::memory_order_relaxed);
     last_event = clock::now();
   }
 }
@@ -70,6 +76,12 @@ io_loop_stats polling_multiplexer::stats() const noexcept {
   s.sleeps = sleeps_.load(std::memory_order_relaxed);
   s.empty_polls = empty_polls_.load(std::memory_order_relaxed);
   s.looked_ns = looked_ns_.load(std::memory_order_relaxed);
+  if (auto since = asleep_since_ns_.load(std::memory_order_relaxed); since != 0) {
+    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+    s.asleep_ns = now > since ? static_cast<uint64_t>(now - since) : 0;
+  }
   return s;
 }
 

@@ -36,6 +36,7 @@ struct io_loop_stats {
   uint64_t sleeps = 0;       // times it slept in epoll_wait (nothing came within the window)
   uint64_t empty_polls = 0;  // non-blocking looks that found nothing
   uint64_t looked_ns = 0;    // time spent looking without work, whether or not work came
+  uint64_t asleep_ns = 0;    // how long the current sleep has lasted; 0 while awake
 };
 
 class polling_multiplexer : public caf::io::network::default_multiplexer {
@@ -52,6 +53,7 @@ private:
   std::atomic<uint64_t> sleeps_{0};
   std::atomic<uint64_t> empty_polls_{0};
   std::atomic<uint64_t> looked_ns_{0};
+  std::atomic<int64_t> asleep_since_ns_{0};  // steady_clock, 0 while awake
 };
 
 /// The I/O loop's figures when `sys` runs a polling_multiplexer; nullopt otherwise.

@@ -123,10 +123,13 @@ std::string render_server_stats(const server_node& node, const runtime& rt) {
     if (auto io = net::io_loop_stats_of(node.router->home_system())) {
       char looked[32];
       std::snprintf(looked, sizeof looked, "%.1f", static_cast<double>(io->looked_ns) / 1e6);
-      out << "io thread: looks " << io->window_us
-          << " us for work before it sleeps (node.busy_poll_us); slept " << io->sleeps
-          << " times; looked " << looked << " ms without work (" << io->empty_polls
-          << " empty polls)\n";
+      if (io->window_us == 0)
+        out << "io thread: sleeps as soon as nothing is ready (node.busy_poll_us = 0)\n";
+      else
+        out << "io thread: looks " << io->window_us
+            << " us for work before it sleeps (node.busy_poll_us); slept " << io->sleeps
+            << " times; looked " << looked << " ms without work (" << io->empty_polls
+            << " empty polls)\n";
     }
   bool any = false;
   for (uint8_t c = 1; c <= max_code_number; ++c) {

@@ -101,6 +101,38 @@ inline bool wait_for_file_text(const std::string& path, const std::string& needl
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to :0, read, closed). Another
 /// process could take it before the caller binds it; with the kernel handing out ports
 /// from a wide range in turn, that does not happen in practice.
+/// Bytes waiting unread in the receive queue of `pid`'s TCP connection to `remote_port`
+/// (IPv4, from /proc/<pid>/net/tcp and the sockets among its descriptors); nullopt when it
+/// has no such connection. For a test that must know a frame has reached a stopped peer.
+inline std::optional<uint64_t> tcp_unread_bytes(pid_t pid, uint16_t remote_port) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> inodes;
+  std::error_code ec;
+  for (auto& fd : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    auto target = fs::read_symlink(fd.path(), ec);
+    auto t = target.string();
+    if (!ec && t.rfind("socket:[", 0) == 0)
+      inodes.push_back(t.substr(8, t.size() - 9));
+  }
+  std::ifstream tcp("/proc/" + std::to_string(pid) + "/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // the header
+  while (std::getline(tcp, line)) {
+    std::istringstream in(line);
+    std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+    in >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout
+      >> inode;
+    auto colon = remote.find(':');
+    if (colon == std::string::npos
+        || std::stoul(remote.substr(colon + 1), nullptr, 16) != remote_port)
+      continue;
+    for (auto& mine : inodes)
+      if (mine == inode)
+        return std::stoull(queues.substr(queues.find(':') + 1), nullptr, 16);
+  }
+  return std::nullopt;
+}
+
 inline uint16_t probe_free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)

@@ -649,6 +649,33 @@ TEST_F(SystemTest, QueryReturnsExactlyTheMatchingEventsOfKnownData) {
     << text;
 }
 
+TEST_F(SystemTest, NodesRunTheIoLoopTheirConfigAsksFor) {
+  // CAF's sleeping loop on both sides of a query, end to end.
+  auto config = server_config();
+  config.set("node", "busy_poll_us", "0");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(20, 0),
+                                 [](ini& c) { c.set("node", "busy_poll_us", "0"); }),
+            nullptr);
+  client c = connect(srv->port);
+  auto counted = run_query(c, query_on("a", "count"));
+  ASSERT_TRUE(counted.stats.has_value()) << counted;
+  EXPECT_EQ(counted.counts, (std::map<std::string, uint64_t>{{"", 20}})) << counted;
+  auto text = server_stats(srv->port);
+  EXPECT_NE(text.find("io thread: sleeps as soon as nothing is ready (node.busy_poll_us = 0)"),
+            std::string::npos)
+    << text;
+  // Another window than the default is the one the loop runs.
+  auto other = server_config();
+  other.set("node", "busy_poll_us", "250");
+  auto srv2 = start_server(other, "server-2");
+  ASSERT_NE(srv2, nullptr);
+  text = server_stats(srv2->port);
+  EXPECT_NE(text.find("io thread: looks 250 us for work before it sleeps"), std::string::npos)
+    << text;
+}
+
 TEST_F(SystemTest, FanOutMergesCountsAndRowsOfEverySelectedSatellite) {
   auto srv = start_server();
   ASSERT_NE(srv, nullptr);
@@ -813,10 +840,15 @@ TEST_F(SystemTest, QueriesBeyondSatelliteMaxConcurrentQueriesAreRefused) {
   ASSERT_TRUE(sat->proc.pause());
   client c1 = connect(srv->port);
   client c2 = connect(srv->port);
+  // Each query's frame has reached the stopped satellite's socket before the next goes
+  // (the server counts a query running before its proxyer has written it).
+  auto unread = [&] { return test::tcp_unread_bytes(sat->proc.pid(), srv->port).value_or(0); };
+  auto before = unread();
   auto id1 = start_query(c1, query_on("a", "count by user"));
-  ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+  ASSERT_TRUE(eventually([&] { return unread() > before; })) << "the first query never reached it";
+  auto first = unread();
   auto id2 = start_query(c2, query_on("a", "count by user"));
-  ASSERT_TRUE(wait_for_queries(srv->port, "running", 2));
+  ASSERT_TRUE(eventually([&] { return unread() > first; })) << "the second never reached it";
   ASSERT_TRUE(sat->proc.resume());
   auto r1 = collect(c1, id1);
   auto r2 = collect(c2, id2);
