@@ -1196,11 +1196,14 @@ std::optional<figures> run_levee(const std::string& binary, std::optional<scan_f
   if (::access(binary.c_str(), X_OK) != 0)
     return skip(binary + " not found; pass --levee PATH");
   auto port = free_port();
-  write_levee_configs(temp_dir, port);
-  auto server_log = temp_dir + "/server.log";
-  auto satellite_log = temp_dir + "/satellite.log";
-  std::vector<std::string> server_args{binary, "node", "--config", temp_dir + "/S.ini"};
-  std::vector<std::string> satellite_args{binary, "node", "--config", temp_dir + "/A.ini"};
+  // Each run its own configs, store and logs.
+  auto dir = temp_dir + (sleeping_io ? "/levee-sleeping-io" : "/levee");
+  fs::create_directories(dir);
+  write_levee_configs(dir, port);
+  auto server_log = dir + "/server.log";
+  auto satellite_log = dir + "/satellite.log";
+  std::vector<std::string> server_args{binary, "node", "--config", dir + "/S.ini"};
+  std::vector<std::string> satellite_args{binary, "node", "--config", dir + "/A.ini"};
   for (auto* args : {&server_args, &satellite_args})
     if (sleeping_io)
       args->insert(args->end(), {"--set", "node.busy_poll_us=0"});
