@@ -69,8 +69,8 @@ constexpr uint64_t notice_table_slots = 1024;
 
 /// us the I/O thread keeps looking for its next event before it sleeps in epoll_wait
 /// (net/multiplexer.hpp). A frame that comes within the window needs no wake-up, which on a
-/// VM costs ~40 us when it crosses CPUs; an idle node spends at most one window of CPU
-/// per burst of work. 0 = sleep at once.
+/// VM costs ~40 us when it crosses CPUs; a node spends up to one window of CPU per burst
+/// of work (events steadily closer than the window keep one CPU busy). 0 = sleep at once.
 constexpr uint64_t node_busy_poll_us = 100;
 constexpr uint64_t node_busy_poll_us_ceiling = 10'000;
 
