@@ -281,6 +281,36 @@ private:
 
 using connection_broker = caf::stateful_actor<connection_state, direct_write_broker>;
 
+/// A name being resolved by glibc's getaddrinfo_a (its own thread): the uplink looks at
+/// it like at a connect in progress and never waits for the resolver.
+struct name_lookup {
+  std::string host, port;
+  addrinfo hints{};
+  gaicb request{};
+
+  name_lookup(std::string h, std::string p) : host(std::move(h)), port(std::move(p)) {
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    request.ar_name = host.c_str();
+    request.ar_service = port.c_str();
+    request.ar_request = &hints;
+  }
+  name_lookup(const name_lookup&) = delete;
+  name_lookup& operator=(const name_lookup&) = delete;
+  ~name_lookup() {
+    if (request.ar_result != nullptr)
+      ::freeaddrinfo(request.ar_result);
+  }
+
+  /// Ends the lookup. One that glibc cannot cancel any more is still writing into this
+  /// object: it is let go (a few hundred bytes) rather than freed under the resolver.
+  static void cancel(std::unique_ptr<name_lookup>& l) {
+    if (l && ::gai_cancel(&l->request) == EAI_NOTCANCELED)
+      l.release();
+    l.reset();
+  }
+};
+
 struct uplink_state {
   caf::actor link;
   bool connected = false;
@@ -290,6 +320,7 @@ struct uplink_state {
   // A connection attempt in progress: a non-blocking socket, looked at again after
   // dial_check (1 ms, doubling up to dial_check_max) without ever blocking the thread.
   int dialing_fd = -1;
+  std::unique_ptr<name_lookup> lookup;  // a host name being resolved, the step before
   milliseconds dial_check{1};
   std::vector<std::pair<sockaddr_storage, socklen_t>> addrs;  // the server's, resolved
   size_t next_addr = 0;
@@ -306,6 +337,7 @@ struct uplink_state {
   ~uplink_state() {
     if (dialing_fd >= 0)
       ::close(dialing_fd);  // the uplink ended some other way than stop
+    name_lookup::cancel(lookup);
   }
 };
 
@@ -1118,6 +1150,7 @@ void close_dialing(uplink_actor* self) {
   if (s.dialing_fd >= 0)
     ::close(s.dialing_fd);
   s.dialing_fd = -1;
+  name_lookup::cancel(s.lookup);
 }
 
 /// Why the server cannot be used: kept for requests' refusals and said on stderr once per
@@ -1153,6 +1186,17 @@ void dialed(uplink_actor* self, std::shared_ptr<server_context> ctx, const uplin
   s.link = self->system().middleman().spawn_broker(dialed_connection, fd, std::move(ctx),
                                                    caf::actor_cast<caf::actor>(self), opts.token);
   self->monitor(s.link);
+}
+
+/// The server's addresses, from a resolver's answer.
+void take_addresses(uplink_state& s, const addrinfo* found) {
+  s.addrs.clear();
+  for (auto* a = found; a != nullptr; a = a->ai_next) {
+    sockaddr_storage ss{};
+    std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
+    s.addrs.emplace_back(ss, a->ai_addrlen);
+  }
+  s.next_addr = 0;
 }
 
 /// Starts a non-blocking connect to the next resolved address; fails over to the next on
@@ -1201,35 +1245,65 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
   return {
     [=](connect_atom) {
       auto& s = self->state;
-      if (s.link || s.stopped || s.dialing_fd >= 0)
+      if (s.link || s.stopped || s.dialing_fd >= 0 || s.lookup)
         return;
       // Not CAF's spawn_client: its connect blocks until the OS gives up (~2 min when the
       // server's host drops SYNs), and needed a thread of its own (a detached actor, which
       // the actor system waits for at shutdown: with a retry's delayed message still in
-      // CAF's clock it never finished, and the node hung after "stopped"). Resolving a
-      // name still blocks for as long as the resolver takes.
+      // CAF's clock it never finished, and the node hung after "stopped"). A numeric
+      // address is taken at once; a name goes to glibc's asynchronous resolver, looked at
+      // like a connect in progress, so a slow DNS server holds neither a worker nor stop.
+      auto port = std::to_string(opts.port);
       addrinfo hints{};
       hints.ai_family = AF_UNSPEC;
       hints.ai_socktype = SOCK_STREAM;
+      hints.ai_flags = AI_NUMERICHOST;
       addrinfo* found = nullptr;
-      auto port = std::to_string(opts.port);
-      if (int rc = ::getaddrinfo(opts.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+      if (::getaddrinfo(opts.host.c_str(), port.c_str(), &hints, &found) == 0) {
+        take_addresses(s, found);
+        ::freeaddrinfo(found);
+        dial_next(self, ctx, opts, "no address");
+        return;
+      }
+      auto lookup = std::make_unique<name_lookup>(opts.host, port);
+      gaicb* batch[] = {&lookup->request};
+      if (int rc = ::getaddrinfo_a(GAI_NOWAIT, batch, 1, nullptr); rc != 0) {
         dial_failed(self, opts, std::string("cannot resolve the host: ") + ::gai_strerror(rc));
         return;
       }
-      s.addrs.clear();
-      for (auto* a = found; a != nullptr; a = a->ai_next) {
-        sockaddr_storage ss{};
-        std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
-        s.addrs.emplace_back(ss, a->ai_addrlen);
-      }
-      ::freeaddrinfo(found);
-      s.next_addr = 0;
-      dial_next(self, ctx, opts, "no address");
+      s.lookup = std::move(lookup);
+      s.dial_deadline = steady_clock::now() + opts.connect_timeout;
+      s.dial_check = milliseconds{1};
+      self->delayed_send(self, s.dial_check, dialing_atom::value);
     },
     [=](dialing_atom) {
       auto& s = self->state;
-      if (s.dialing_fd < 0 || s.stopped)
+      if (s.stopped)
+        return;
+      if (s.lookup) {
+        int rc = ::gai_error(&s.lookup->request);
+        if (rc == EAI_INPROGRESS) {
+          if (steady_clock::now() >= s.dial_deadline) {
+            dial_failed(self, opts,
+                        "cannot resolve the host: no answer within "
+                          + std::to_string(opts.connect_timeout.count())
+                          + " ms (is the name right and a DNS server reachable?)");
+            return;
+          }
+          self->delayed_send(self, s.dial_check, dialing_atom::value);
+          s.dial_check = std::min(s.dial_check * 2, dial_check_max);
+          return;
+        }
+        if (rc != 0) {
+          dial_failed(self, opts, std::string("cannot resolve the host: ") + ::gai_strerror(rc));
+          return;
+        }
+        take_addresses(s, s.lookup->request.ar_result);
+        s.lookup.reset();
+        dial_next(self, ctx, opts, "no address");
+        return;
+      }
+      if (s.dialing_fd < 0)
         return;
       pollfd p{s.dialing_fd, POLLOUT, 0};
       int n = ::poll(&p, 1, 0);  // never blocks: the uplink shares a worker

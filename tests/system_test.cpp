@@ -1012,6 +1012,30 @@ TEST_F(SystemTest, ASatelliteWhoseServerNeverAnswersRetriesAndStopsAtOnce) {
   ::close(listener);
 }
 
+TEST_F(SystemTest, ASatelliteDialsItsServerByNameAndSaysWhenANameDoesNotResolve) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  // "localhost" is a name, not an address: it goes through the asynchronous resolver.
+  auto named = satellite_config("named", srv->port, "");
+  named.set("satellite", "server", "localhost:" + std::to_string(srv->port));
+  ASSERT_NE(start_node("satellite-named", named), nullptr);
+  EXPECT_TRUE(wait_for_satellite(srv->port, "named", "healthy"));
+  // A name no resolver knows (RFC 6761 reserves .invalid): the satellite says so, keeps
+  // trying, and stops at once on SIGTERM whatever the resolver is doing.
+  auto nowhere = satellite_config("nowhere", srv->port, "");
+  nowhere.set("satellite", "server", "no-such-host.invalid:" + std::to_string(srv->port))
+    .set("satellite", "connect_timeout_ms", "500");
+  auto sat = start_node("satellite-nowhere", nowhere);
+  ASSERT_NE(sat, nullptr);
+  EXPECT_TRUE(test::wait_for_file_text(
+    sat->stderr_path, "cannot connect to no-such-host.invalid:" + std::to_string(srv->port)
+                        + ": cannot resolve the host", bound))
+    << sat->stderr_text();
+  ASSERT_TRUE(sat->proc.signal(SIGTERM));
+  EXPECT_TRUE(sat->proc.wait_for_line("levee node: stopped", bound).has_value());
+  EXPECT_EQ(sat->proc.wait_exit(bound), std::optional<int>{0}) << sat->stderr_text();
+}
+
 TEST_F(SystemTest, ASatelliteWithTheWrongNetTokenSaysTheServerRefusedIt) {
   auto config = server_config();
   config.set("net", "token", "right");
