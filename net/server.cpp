@@ -302,8 +302,9 @@ struct name_lookup {
       ::freeaddrinfo(request.ar_result);
   }
 
-  /// Ends the lookup. One that glibc cannot cancel any more is still writing into this
-  /// object: it is let go (a few hundred bytes) rather than freed under the resolver.
+  /// Ends the lookup (on stop, or when the uplink ends). One that glibc cannot cancel any
+  /// more is still writing into this object: it is let go (a few hundred bytes, once per
+  /// stop) rather than freed under the resolver.
   static void cancel(std::unique_ptr<name_lookup>& l) {
     if (l && ::gai_cancel(&l->request) == EAI_NOTCANCELED)
       l.release();
@@ -321,6 +322,7 @@ struct uplink_state {
   // dial_check (1 ms, doubling up to dial_check_max) without ever blocking the thread.
   int dialing_fd = -1;
   std::unique_ptr<name_lookup> lookup;  // a host name being resolved, the step before
+  bool lookup_slow_reported = false;
   milliseconds dial_check{1};
   std::vector<std::pair<sockaddr_storage, socklen_t>> addrs;  // the server's, resolved
   size_t next_addr = 0;
@@ -1268,10 +1270,12 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
       auto lookup = std::make_unique<name_lookup>(opts.host, port);
       gaicb* batch[] = {&lookup->request};
       if (int rc = ::getaddrinfo_a(GAI_NOWAIT, batch, 1, nullptr); rc != 0) {
+        name_lookup::cancel(lookup);  // EAI_AGAIN may leave it queued all the same
         dial_failed(self, opts, std::string("cannot resolve the host: ") + ::gai_strerror(rc));
         return;
       }
       s.lookup = std::move(lookup);
+      s.lookup_slow_reported = false;
       s.dial_deadline = steady_clock::now() + opts.connect_timeout;
       s.dial_check = milliseconds{1};
       self->delayed_send(self, s.dial_check, dialing_atom::value);
@@ -1281,24 +1285,28 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
       if (s.stopped)
         return;
       if (s.lookup) {
-        int rc = ::gai_error(&s.lookup->request);
-        if (rc == EAI_INPROGRESS) {
-          if (steady_clock::now() >= s.dial_deadline) {
-            dial_failed(self, opts,
-                        "cannot resolve the host: no answer within "
-                          + std::to_string(opts.connect_timeout.count())
-                          + " ms (is the name right and a DNS server reachable?)");
-            return;
+        auto& request = s.lookup->request;
+        // Done only once glibc says so under its lock (gai_cancel: EAI_ALLDONE); a lookup is
+        // never dropped for being slow (a retry would start the resolver's waits again and
+        // could never finish), only said to be slow, once.
+        if (::gai_error(&request) == EAI_INPROGRESS || ::gai_cancel(&request) == EAI_NOTCANCELED) {
+          if (!s.lookup_slow_reported && steady_clock::now() >= s.dial_deadline) {
+            report(self, opts,
+                   "cannot connect to " + opts.host + ":" + std::to_string(opts.port)
+                     + ": resolving the host takes longer than "
+                     + std::to_string(opts.connect_timeout.count())
+                     + " ms (still waiting; is a DNS server reachable?)");
+            s.lookup_slow_reported = true;
           }
           self->delayed_send(self, s.dial_check, dialing_atom::value);
           s.dial_check = std::min(s.dial_check * 2, dial_check_max);
           return;
         }
-        if (rc != 0) {
+        if (int rc = ::gai_error(&request); rc != 0) {
           dial_failed(self, opts, std::string("cannot resolve the host: ") + ::gai_strerror(rc));
           return;
         }
-        take_addresses(s, s.lookup->request.ar_result);
+        take_addresses(s, request.ar_result);
         s.lookup.reset();
         dial_next(self, ctx, opts, "no address");
         return;

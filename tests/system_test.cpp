@@ -306,13 +306,16 @@ protected:
 
   /// Starts `levee node` with `config`; waits for the line that says it runs (a server's
   /// port is read from it). Null (and a test failure) when it does not come.
-  node* start_node(const std::string& name, const ini& config) {
+  node* start_node(const std::string& name, const ini& config,
+                   const std::vector<std::string>& wrapper = {}) {
     auto n = std::make_unique<node>();
     n->name = name;
     n->config_path = dir_.file(name + ".ini");
     n->stderr_path = dir_.file(name + ".stderr");
     test::write_file(n->config_path, config.text());
-    if (!n->proc.start({levee_binary, "node", "--config", n->config_path}, n->stderr_path)) {
+    auto argv = wrapper;
+    argv.insert(argv.end(), {levee_binary, "node", "--config", n->config_path});
+    if (!n->proc.start(argv, n->stderr_path)) {
       ADD_FAILURE() << "cannot start " << levee_binary;
       return nullptr;
     }
@@ -1020,20 +1023,55 @@ TEST_F(SystemTest, ASatelliteDialsItsServerByNameAndSaysWhenANameDoesNotResolve)
   named.set("satellite", "server", "localhost:" + std::to_string(srv->port));
   ASSERT_NE(start_node("satellite-named", named), nullptr);
   EXPECT_TRUE(wait_for_satellite(srv->port, "named", "healthy"));
-  // A name no resolver knows (RFC 6761 reserves .invalid): the satellite says so, keeps
-  // trying, and stops at once on SIGTERM whatever the resolver is doing.
+  // A name no resolver knows (RFC 6761 reserves .invalid; the final dot keeps search
+  // domains off it): the satellite says so, keeps trying, and stops at once on SIGTERM.
   auto nowhere = satellite_config("nowhere", srv->port, "");
-  nowhere.set("satellite", "server", "no-such-host.invalid:" + std::to_string(srv->port))
+  nowhere.set("satellite", "server", "no-such-host.invalid.:" + std::to_string(srv->port))
     .set("satellite", "connect_timeout_ms", "500");
   auto sat = start_node("satellite-nowhere", nowhere);
   ASSERT_NE(sat, nullptr);
   EXPECT_TRUE(test::wait_for_file_text(
-    sat->stderr_path, "cannot connect to no-such-host.invalid:" + std::to_string(srv->port)
+    sat->stderr_path, "cannot connect to no-such-host.invalid.:" + std::to_string(srv->port)
                         + ": cannot resolve the host", bound))
     << sat->stderr_text();
   ASSERT_TRUE(sat->proc.signal(SIGTERM));
   EXPECT_TRUE(sat->proc.wait_for_line("levee node: stopped", bound).has_value());
   EXPECT_EQ(sat->proc.wait_exit(bound), std::optional<int>{0}) << sat->stderr_text();
+}
+
+TEST_F(SystemTest, ASlowDnsServerHoldsUpNeitherTheSatelliteNorItsStop) {
+  // A DNS server that never answers: a UDP socket on 127.3.5.7:53 that nobody reads, made
+  // the satellite's only nameserver by a resolv.conf bind-mounted in a mount namespace of
+  // its own. The resolver would wait 30 s for it.
+  if (::geteuid() != 0 || ::access("/usr/bin/unshare", X_OK) != 0)
+    GTEST_SKIP() << "needs root and unshare(1): port 53 and a mount namespace";
+  int dns = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(dns, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(53);
+  addr.sin_addr.s_addr = htonl(0x7f030507);  // 127.3.5.7
+  if (::bind(dns, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(dns);
+    GTEST_SKIP() << "cannot bind 127.3.5.7:53: " << std::strerror(errno);
+  }
+  auto resolv = dir_.file("resolv.conf");
+  test::write_file(resolv, "nameserver 127.3.5.7\noptions timeout:30 attempts:1\n");
+  auto config = satellite_config("slow-dns", 7400, "");
+  config.set("satellite", "server", "slow-name.invalid.:7400")
+    .set("satellite", "connect_timeout_ms", "300");
+  auto sat = start_node("satellite-slow-dns", config,
+                        {"/usr/bin/unshare", "-m", "sh", "-c",
+                         "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"", resolv});
+  ASSERT_NE(sat, nullptr);
+  // The uplink is not stuck in the resolver: it says the lookup is slow while it waits...
+  EXPECT_TRUE(test::wait_for_file_text(sat->stderr_path,
+                                       "resolving the host takes longer than 300 ms", bound))
+    << sat->stderr_text();
+  // ... and SIGTERM stops the node now, not when the resolver gives up (30 s).
+  ASSERT_TRUE(sat->proc.signal(SIGTERM));
+  EXPECT_EQ(sat->proc.wait_exit(10s), std::optional<int>{0}) << sat->stderr_text();
+  ::close(dns);
 }
 
 TEST_F(SystemTest, ASatelliteWithTheWrongNetTokenSaysTheServerRefusedIt) {
