@@ -410,13 +410,12 @@ int wait_events(int ep, epoll_event* events, microseconds poll, steady_clock::ti
   if (poll.count() > 0)
     for (;;) {
       int n = ::epoll_wait(ep, events, 64, 0);
-      if (n != 0 || steady_clock::now() - last >= poll) {
-        if (n != 0) {
-          last = steady_clock::now();
-          return n;
-        }
-        break;
+      if (n != 0) {
+        last = steady_clock::now();
+        return n;
       }
+      if (steady_clock::now() - last >= poll)
+        break;
       ::sched_yield();
     }
   int n = ::epoll_wait(ep, events, 64, -1);
