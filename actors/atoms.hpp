@@ -46,7 +46,8 @@ using dialing_atom = caf::atom_constant<caf::atom("dialing")>;
 /// registry's adapters pass on, the connection still their sender.
 using register_atom = caf::atom_constant<caf::atom("register")>;
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
-/// (list_atom) -> std::string SatelliteList: the registry's table.
+/// (list_atom, after_version, wait_ms) -> std::string SatelliteList: the registry's table,
+/// held until it moves past after_version when wait_ms > 0.
 using list_atom = caf::atom_constant<caf::atom("list")>;
 /// (lookup_atom, QueryRequest bytes) -> std::vector<satellite_ref>: where a query goes.
 using lookup_atom = caf::atom_constant<caf::atom("lookup")>;

@@ -160,6 +160,11 @@ constexpr uint64_t server_max_queries_per_client = 16;
 constexpr uint64_t server_max_result_bytes = 64 * MiB;
 /// ms a query may run when the client asks for no deadline (and the most it may ask).
 constexpr uint64_t server_query_deadline_ms = 30'000;
+/// `satellites` requests that may wait for the list to change at once (each holds a
+/// response and a slot of its connection's in-flight requests until it is answered).
+constexpr uint64_t server_max_list_watchers = 64;
+/// ms such a request may wait: below net.request_deadline_ms, so the answer comes first.
+constexpr uint64_t server_max_list_wait_ms = 10'000;
 
 // -- satellites, [satellite] --------------------------------------------------------------
 

@@ -29,8 +29,12 @@ caf::behavior pass_to(limited_actor* self, caf::actor dest) {
 
 caf::behavior list_target(limited_actor* self, caf::actor registry) {
   return {
-    [=](wire_request_atom, std::string&) -> caf::result<std::string> {
-      self->delegate(registry, list_atom::value);
+    [=](wire_request_atom, std::string& payload) -> caf::result<std::string> {
+      wire::SatellitesRequest req;
+      if (!req.ParseFromString(payload))
+        return to_error(rejection{code::bad_request, "server.satellites", 0, 0, 0,
+                                  "a SatellitesRequest that does not parse"});
+      self->delegate(registry, list_atom::value, req.after_version(), req.wait_ms());
       return caf::delegated<std::string>{};
     },
   };

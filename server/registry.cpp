@@ -28,6 +28,8 @@ const field_spec<O> fields[] = {
   {"max_queries_per_client", &O::max_queries_per_client, 1, 1u << 20, "queries"},
   {"max_result_bytes", &O::max_result_bytes, 1024, 64 * defaults::GiB, "bytes"},
   {"query_deadline_ms", &O::query_deadline_ms, 1, 86'400'000, "ms"},
+  {"max_list_watchers", &O::max_list_watchers, 1, 1u << 16, "requests"},
+  {"max_list_wait_ms", &O::max_list_wait_ms, 1, 3'600'000, "ms"},
 };
 
 enum class health { healthy, unhealthy, disconnected };
@@ -58,6 +60,14 @@ struct registry_state {
   uint64_t next_assigned = 1;
   std::shared_ptr<satellite_routes> routes;
   bool routes_changed = false;  // a route's state, labels or connection changed: publish
+  // What `satellites` lists moves on with version; requests waiting for it to move.
+  uint64_t version = 1;
+  struct watcher {
+    caf::response_promise answer;
+    uint64_t after_version;  // answered once the list is past it
+    int64_t due_ms;          // or then
+  };
+  std::vector<watcher> watchers;
   const char* name = "levee.registry";
 };
 
@@ -81,7 +91,48 @@ void set_state(registry_state& st, entry& e, health h, int64_t now) {
     e.state = h;
     e.changed_ms = now;
     st.routes_changed = true;
+    ++st.version;
   }
+}
+
+/// What `satellites` answers: every registered satellite, and the list's version.
+std::string render_list(const registry_state& st) {
+  wire::SatelliteList out;
+  auto now = now_ms();
+  for (auto& [id, e] : st.satellites) {
+    auto& s = *out.add_satellites();
+    s.set_satellite_id(id);
+    for (auto& [k, v] : e.labels)
+      (*s.mutable_labels())[k] = v;
+    s.set_state(name_of(e.state));
+    s.set_since_heartbeat_ms(static_cast<uint64_t>(std::max<int64_t>(0, now - e.last_seen_ms)));
+    s.set_sequence(e.sequence);
+    *s.mutable_store() = e.store;
+    s.set_load(e.load);
+    s.set_address(e.address);
+    s.set_queries_running(e.queries_running);
+  }
+  out.set_version(st.version);
+  return out.SerializeAsString();
+}
+
+/// Answers the waiting `satellites` requests whose list moved on or whose wait is over.
+void answer_watchers(registry_state& st) {
+  if (st.watchers.empty())
+    return;
+  auto now = now_ms();
+  std::string list;
+  auto keep = st.watchers.begin();
+  for (auto& w : st.watchers) {
+    if (st.version != w.after_version || w.due_ms <= now) {
+      if (list.empty())
+        list = render_list(st);
+      w.answer.deliver(list);
+    } else {
+      *keep++ = std::move(w);
+    }
+  }
+  st.watchers.erase(keep, st.watchers.end());
 }
 
 /// Publishes the routes when they changed since the last time.
@@ -135,6 +186,7 @@ caf::behavior registry(registry_actor* self, server_options opts,
         set_state(st, e, health::disconnected, now_ms());
       }
     publish_routes(st);
+    answer_watchers(st);
   });
   auto check_every = std::chrono::milliseconds(std::max<uint64_t>(opts.heartbeat_interval_ms / 4, 5));
   self->delayed_send(self, check_every, tick_atom::value);
@@ -176,6 +228,7 @@ caf::behavior registry(registry_actor* self, server_options opts,
                         opts.max_satellites);
         st.satellites.erase(oldest);
         st.routes_changed = true;
+        ++st.version;
       }
       auto& e = st.satellites[id];
       e.labels.clear();
@@ -191,7 +244,9 @@ caf::behavior registry(registry_actor* self, server_options opts,
       e.store = reg.store();
       e.address = reg.address();
       st.routes_changed = true;
+      ++st.version;
       publish_routes(st);
+      answer_watchers(st);
       wire::RegisterAck ack;
       ack.set_satellite_id(id);
       ack.set_heartbeat_interval_ms(static_cast<uint32_t>(opts.heartbeat_interval_ms));
@@ -217,29 +272,28 @@ caf::behavior registry(registry_actor* self, server_options opts,
       if (!hb.address().empty())
         e.address = hb.address();
       set_state(self->state, e, health::healthy, now);
+      ++self->state.version;
       publish_routes(self->state);
+      answer_watchers(self->state);
       return wire::HeartbeatAck{}.SerializeAsString();
     },
-    [=](list_atom) -> std::string {
-      wire::SatelliteList out;
-      auto now = now_ms();
-      for (auto& [id, e] : self->state.satellites) {
-        auto& s = *out.add_satellites();
-        s.set_satellite_id(id);
-        for (auto& [k, v] : e.labels)
-          (*s.mutable_labels())[k] = v;
-        s.set_state(name_of(e.state));
-        s.set_since_heartbeat_ms(static_cast<uint64_t>(std::max<int64_t>(0, now - e.last_seen_ms)));
-        s.set_sequence(e.sequence);
-        *s.mutable_store() = e.store;
-        s.set_load(e.load);
-        s.set_address(e.address);
-        s.set_queries_running(e.queries_running);
-      }
-      return out.SerializeAsString();
+    [=](list_atom, uint64_t after_version, uint32_t wait_ms) -> caf::result<std::string> {
+      auto& st = self->state;
+      if (wait_ms == 0 || after_version != st.version)
+        return render_list(st);
+      if (st.watchers.size() >= opts.max_list_watchers)
+        return refuse(code::too_many_inflight, "server.max_list_watchers",
+                      "as many requests as allowed already wait for the satellite list to "
+                      "change; ask without wait_ms, or later",
+                      st.watchers.size() + 1, opts.max_list_watchers);
+      auto wait = std::min<uint64_t>(wait_ms, opts.max_list_wait_ms);
+      auto answer = self->make_response_promise();
+      st.watchers.push_back({answer, after_version, now_ms() + static_cast<int64_t>(wait)});
+      return caf::delegated<std::string>{};
     },
     [=](tick_atom) {
       check_heartbeats(self, opts);
+      answer_watchers(self->state);
       self->delayed_send(self, check_every, tick_atom::value);
     },
   };
@@ -270,6 +324,12 @@ status check_with_listener(const server_options& opts, uint64_t request_deadline
                            + ": must be at most net.request_deadline_ms ("
                            + std::to_string(request_deadline_ms)
                            + "), the deadline of the request that carries a query");
+  if (opts.max_list_wait_ms >= request_deadline_ms)
+    return status::error(code::bad_request,
+                         "server.max_list_wait_ms = " + std::to_string(opts.max_list_wait_ms)
+                           + ": must be below net.request_deadline_ms ("
+                           + std::to_string(request_deadline_ms)
+                           + "), or a waiting `satellites` request would time out first");
   return {};
 }
 

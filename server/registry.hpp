@@ -39,6 +39,8 @@ struct server_options {
   uint64_t max_queries_per_client = defaults::server_max_queries_per_client;
   uint64_t max_result_bytes = defaults::server_max_result_bytes;
   uint64_t query_deadline_ms = defaults::server_query_deadline_ms;
+  uint64_t max_list_watchers = defaults::server_max_list_watchers;
+  uint64_t max_list_wait_ms = defaults::server_max_list_wait_ms;
   std::string satellite_token;  // a satellite's Register must carry it; empty = any
   std::string listen = "127.0.0.1:7400";
 };
@@ -46,8 +48,9 @@ struct server_options {
 /// Reads [server] (unknown keys and bad values are errors naming the key).
 result<server_options> server_from_config(const flat_config& cfg);
 
-/// The server's settings that depend on its listener's: a query's deadline may not be
-/// longer than the deadline of the request that carries it (net.request_deadline_ms).
+/// The server's settings that depend on its listener's: a query's deadline, and how long a
+/// `satellites` request may wait, may not be longer than the deadline of the request that
+/// carries them (net.request_deadline_ms).
 status check_with_listener(const server_options& opts, uint64_t request_deadline_ms);
 
 /// A satellite a query may go to: its id and the connection it dialed.

@@ -398,15 +398,67 @@ protected:
     return std::nullopt;
   }
 
+  /// Waits until `pred` holds for the server's satellite list. Each request after the
+  /// first waits in the server until the list changes (SatellitesRequest.wait_ms): no
+  /// polling. False when `limit` passes first.
+  bool until_listed(uint16_t port, const std::function<bool(const wire::SatelliteList&)>& pred,
+                    milliseconds limit = bound) {
+    auto deadline = steady_clock::now() + limit;
+    uint64_t version = 0;
+    for (;;) {
+      wire::SatellitesRequest req;
+      if (version != 0) {
+        req.set_after_version(version);
+        req.set_wait_ms(1000);
+      }
+      auto& c = admin(port);
+      auto r = c.request("satellites", req.SerializeAsString(), 5s);
+      wire::SatelliteList list;
+      if (r.ok() && list.ParseFromString(*r.payload)) {
+        if (pred(list))
+          return true;
+        version = list.version();
+      } else {
+        c.close();  // reconnect, with the client's backoff, next time (a restarted server)
+        version = 0;
+      }
+      if (steady_clock::now() >= deadline)
+        return false;
+    }
+  }
+
+  /// Waits (until_listed) until satellite `id` is listed and `pred` holds for it.
+  bool until_satellite(uint16_t port, const std::string& id,
+                       const std::function<bool(const wire::SatelliteInfo&)>& pred,
+                       milliseconds limit = bound) {
+    return until_listed(
+      port,
+      [&](const wire::SatelliteList& list) {
+        for (auto& s : list.satellites())
+          if (s.satellite_id() == id)
+            return pred(s);
+        return false;
+      },
+      limit);
+  }
+
   /// Waits until satellite `id` is in `state` with at least `min_events` stored.
   bool wait_for_satellite(uint16_t port, const std::string& id, const std::string& state,
                           uint64_t min_events = 0, milliseconds limit = bound) {
-    return eventually(
-      [&] {
-        auto s = satellite_info(port, id);
-        return s && s->state() == state && s->store().events() >= min_events;
+    return until_satellite(
+      port, id,
+      [&](const wire::SatelliteInfo& s) {
+        return s.state() == state && s.store().events() >= min_events;
       },
       limit);
+  }
+
+  /// Waits until the node's stderr holds every one of `needles` (inotify, no polling).
+  bool stderr_shows(const node& n, std::initializer_list<std::string> needles) {
+    for (auto& needle : needles)
+      if (!test::wait_for_file_text(n.stderr_path, needle, bound))
+        return false;
+    return true;
   }
 
   /// The server's `levee stats` text.
@@ -489,11 +541,74 @@ TEST_F(SystemTest, SatelliteRegistersWithItsLabelsAndHeartbeats) {
   EXPECT_FALSE(info->address().empty());
   // Heartbeats keep coming: the sequence grows.
   auto first = info->sequence();
-  EXPECT_TRUE(eventually([&] {
-    auto s = satellite_info(srv->port, "a");
-    return s && s->sequence() >= first + 3 && s->state() == "healthy";
+  EXPECT_TRUE(until_satellite(srv->port, "a", [&](const wire::SatelliteInfo& s) {
+    return s.sequence() >= first + 3 && s.state() == "healthy";
   })) << "no new heartbeats after sequence " << first;
   EXPECT_EQ(satellites(srv->port).satellites_size(), 1);
+}
+
+TEST_F(SystemTest, TheSatelliteListAnswersAWatcherWhenItChanges) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto v0 = satellites(srv->port).version();
+  ASSERT_GT(v0, 0u);
+  client w = connect(srv->port);
+  auto watch = [&](uint64_t after, uint32_t wait_ms) {
+    wire::SatellitesRequest req;
+    req.set_after_version(after);
+    req.set_wait_ms(wait_ms);
+    uint64_t id = 0;
+    EXPECT_FALSE(w.send_request("satellites", req.SerializeAsString(), id).has_value());
+    return id;
+  };
+  auto answer = [&](uint64_t id, milliseconds within = bound) {
+    auto r = w.receive(within);
+    wire::SatelliteList list;
+    EXPECT_EQ(r.request_id, id);
+    EXPECT_TRUE(r.ok() && list.ParseFromString(*r.payload))
+      << (r.rejected ? r.rejected->to_string() : "no answer");
+    return list;
+  };
+  // Nothing changes: the answer comes when the wait is over, at the same version.
+  auto quiet = answer(watch(v0, 100));
+  EXPECT_EQ(quiet.version(), v0);
+  EXPECT_EQ(quiet.satellites_size(), 0);
+  // A watcher that already missed a change is answered at once.
+  auto stale = answer(watch(v0 - 1, 10'000));
+  EXPECT_EQ(stale.version(), v0);
+  // A satellite registers while a watcher waits: that is its answer, long before the
+  // 10 s wait is over.
+  auto id = watch(v0, 10'000);
+  ASSERT_NE(start_node("satellite-a", satellite_config("a", srv->port, "")), nullptr);
+  auto changed = answer(id, 5s);
+  EXPECT_GT(changed.version(), v0);
+  ASSERT_EQ(changed.satellites_size(), 1);
+  EXPECT_EQ(changed.satellites(0).satellite_id(), "a");
+}
+
+TEST_F(SystemTest, WatchersBeyondMaxListWatchersAreRefused) {
+  auto config = server_config();
+  config.set("server", "max_list_watchers", "1");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  auto v0 = satellites(srv->port).version();
+  wire::SatellitesRequest req;
+  req.set_after_version(v0);
+  req.set_wait_ms(10'000);
+  client first = connect(srv->port);
+  uint64_t id = 0;
+  ASSERT_FALSE(first.send_request("satellites", req.SerializeAsString(), id).has_value());
+  // A plain request on the same connection reaches the registry after the watch (each hop
+  // keeps the order): once it is answered, the watch holds the one place.
+  ASSERT_TRUE(first.request("satellites", wire::SatellitesRequest{}.SerializeAsString(), 5s).ok());
+  client second = connect(srv->port);
+  auto r = second.request("satellites", req.SerializeAsString(), 5s);
+  ASSERT_TRUE(r.rejected.has_value()) << "a second watcher was not refused";
+  auto refused = r.rejected;
+  EXPECT_EQ(refused->code, code::too_many_inflight) << refused->to_string();
+  EXPECT_EQ(refused->limit, "server.max_list_watchers");
+  EXPECT_EQ(refused->observed, 2u);
+  EXPECT_EQ(refused->max, 1u);
 }
 
 TEST_F(SystemTest, StoppedSatelliteGoesUnhealthyThenDisconnectedAndComesBack) {
@@ -551,10 +666,8 @@ TEST_F(SystemTest, SecondLiveRegistrationOfAnIdIsRefusedUntilTheFirstIsGone) {
   auto second = start_node("satellite-a-again",
                            satellite_config("a", srv->port, "", "env=test,zone=dup"));
   ASSERT_NE(second, nullptr);
-  EXPECT_TRUE(eventually([&] {
-    return second->stderr_text().find("registration refused: permission_denied")
-           != std::string::npos;
-  })) << second->stderr_text();
+  EXPECT_TRUE(stderr_shows(*second, {"registration refused: permission_denied"}))
+    << second->stderr_text();
   EXPECT_NE(second->stderr_text().find("server.satellite_id"), std::string::npos);
   auto list = satellites(srv->port);
   ASSERT_EQ(list.satellites_size(), 1);
@@ -562,9 +675,8 @@ TEST_F(SystemTest, SecondLiveRegistrationOfAnIdIsRefusedUntilTheFirstIsGone) {
   EXPECT_EQ(list.satellites(0).state(), "healthy");
   // The first one dies: its connection drops, and the second takes the id.
   first->proc.kill_and_reap();
-  EXPECT_TRUE(eventually([&] {
-    auto s = satellite_info(srv->port, "a");
-    return s && s->state() == "healthy" && s->labels().at("zone") == "dup";
+  EXPECT_TRUE(until_satellite(srv->port, "a", [&](const wire::SatelliteInfo& s) {
+    return s.state() == "healthy" && s.labels().count("zone") && s.labels().at("zone") == "dup";
   })) << second->stderr_text();
 }
 
@@ -576,11 +688,9 @@ TEST_F(SystemTest, RegistryBeyondMaxSatellitesRefusesWithTooManyConnections) {
   ASSERT_NE(start_satellite_with("a", srv->port, make_events(5, 0)), nullptr);
   auto b = start_node("satellite-b", satellite_config("b", srv->port, ""));
   ASSERT_NE(b, nullptr);
-  EXPECT_TRUE(eventually([&] {
-    auto text = b->stderr_text();
-    return text.find("registration refused: too_many_connections") != std::string::npos
-           && text.find("server.max_satellites observed 2 > max 1") != std::string::npos;
-  })) << b->stderr_text();
+  EXPECT_TRUE(stderr_shows(*b, {"registration refused: too_many_connections",
+                                "server.max_satellites observed 2 > max 1"}))
+    << b->stderr_text();
   EXPECT_FALSE(satellite_info(srv->port, "b").has_value());
 }
 
@@ -642,9 +752,8 @@ TEST_F(SystemTest, QueryReturnsExactlyTheMatchingEventsOfKnownData) {
   EXPECT_EQ(none.stats->events_scanned(), 300u);
   // The store read its batches more than twice: the later queries were answered, exactly,
   // from its read cache, and its heartbeats say so.
-  EXPECT_TRUE(eventually([&] {
-    auto s = satellite_info(srv->port, "a");
-    return s && s->store().read_cache_hits() > 0 && s->store().read_cache_bytes() > 0;
+  EXPECT_TRUE(until_satellite(srv->port, "a", [](const wire::SatelliteInfo& s) {
+    return s.store().read_cache_hits() > 0 && s.store().read_cache_bytes() > 0;
   })) << satellites(srv->port).DebugString();
   // The server's I/O thread runs the polling loop with the default window, and says so.
   auto text = server_stats(srv->port);
@@ -1105,25 +1214,19 @@ TEST_F(SystemTest, MalformedJsonLinesAreSkippedAndCounted) {
   test::write_file(file, lines);
   auto sat = start_node("satellite-a", satellite_config("a", srv->port, file));
   ASSERT_NE(sat, nullptr);
-  EXPECT_TRUE(eventually([&] {
-    auto s = satellite_info(srv->port, "a");
-    return s && s->store().events() == 6 && s->store().bad_lines() == 3;
+  EXPECT_TRUE(until_satellite(srv->port, "a", [](const wire::SatelliteInfo& s) {
+    return s.store().events() == 6 && s.store().bad_lines() == 3;
   })) << satellites(srv->port).DebugString();
   // Each skipped line is said with its reason (at most once a second per source).
-  EXPECT_TRUE(eventually([&] {
-    auto text = sat->stderr_text();
-    return text.find("bad lines skipped") != std::string::npos
-           && text.find("last: ") != std::string::npos;
-  })) << sat->stderr_text();
+  EXPECT_TRUE(stderr_shows(*sat, {"bad lines skipped", "last: "})) << sat->stderr_text();
   client c = connect(srv->port);
   auto all = run_query(c, query_on("a", ""));
   ASSERT_TRUE(all.stats.has_value()) << all;
   EXPECT_EQ(all.ns(), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
   // The tail goes on after bad lines: appended lines arrive, a bad one is counted.
   test::write_file(file, lines + json_lines(make_events(2, 100)) + "{\"x\":tru}\n");
-  EXPECT_TRUE(eventually([&] {
-    auto s = satellite_info(srv->port, "a");
-    return s && s->store().events() == 8 && s->store().bad_lines() == 4;
+  EXPECT_TRUE(until_satellite(srv->port, "a", [](const wire::SatelliteInfo& s) {
+    return s.store().events() == 8 && s.store().bad_lines() == 4;
   })) << satellites(srv->port).DebugString();
   auto more = run_query(c, query_on("a", "where n >= 100"));
   ASSERT_TRUE(more.stats.has_value()) << more;
