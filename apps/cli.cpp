@@ -155,9 +155,62 @@ int print_satellites(const std::string& answer) {
 } // namespace
 
 int run_satellites(const std::vector<std::string>& args) {
-  return ask_and_print("satellites", "levee satellites: the satellites a server knows, and their state",
-                       args, "satellites", wire::SatellitesRequest{}.SerializeAsString(),
-                       print_satellites);
+  po::options_description opts{"levee satellites: the satellites a server knows, and their state"};
+  server_args a;
+  bool watch = false;
+  uint64_t changes = 0;
+  add_server_options(opts, a);
+  opts.add_options()
+    ("watch", po::bool_switch(&watch),
+     "print the list again whenever it changes (a registration, a heartbeat, a state "
+     "change), until interrupted; the server holds each request until then")
+    ("changes", po::value(&changes)->default_value(0),
+     "with --watch: stop after this many changes (0: never)")
+    ("help,h", "this text");
+  auto parsed = parse_args("satellites", opts, args);
+  if (parsed.exit_code)
+    return *parsed.exit_code;
+  auto co = client_for("satellites", a);
+  if (!co)
+    return 2;
+  if (!watch) {
+    auto answer = ask("satellites", *co, "satellites", wire::SatellitesRequest{}.SerializeAsString());
+    return answer ? print_satellites(*answer) : 1;
+  }
+  client c{*co};
+  if (auto st = c.connect_with_backoff(seconds(3)); !st) {
+    std::fprintf(stderr, "levee satellites: cannot reach the server at %s:%u: %s\n",
+                 co->host.c_str(), co->port, st.message().c_str());
+    return 1;
+  }
+  uint64_t version = 0, printed = 0;
+  for (;;) {
+    wire::SatellitesRequest req;
+    if (version != 0) {
+      req.set_after_version(version);
+      req.set_wait_ms(10'000);  // the server's default server.max_list_wait_ms
+    }
+    auto r = c.request("satellites", req.SerializeAsString(), seconds(25));
+    if (!r.ok()) {
+      std::fprintf(stderr, "levee satellites: %s\n", r.rejected->to_string().c_str());
+      return 1;
+    }
+    wire::SatelliteList list;
+    if (!list.ParseFromString(*r.payload)) {
+      std::fprintf(stderr, "levee satellites: an answer that does not parse\n");
+      return 1;
+    }
+    if (list.version() == version)
+      continue;  // the wait ended with no change
+    version = list.version();
+    if (printed++ > 0)
+      std::printf("\n");
+    std::printf("-- version %llu\n", static_cast<unsigned long long>(version));
+    print_satellites(*r.payload);
+    std::fflush(stdout);
+    if (changes != 0 && printed > changes)
+      return 0;
+  }
 }
 
 int run_stats(const std::vector<std::string>& args) {

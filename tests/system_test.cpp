@@ -1376,6 +1376,25 @@ TEST_F(SystemTest, WireRequestDeadlineEndsTheQueryBehindIt) {
 
 // -- the command line -------------------------------------------------------------------
 
+TEST_F(SystemTest, LeveeSatellitesWatchPrintsTheListWhenItChanges) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+  test::child_process watch;
+  auto err = dir_.file("watch.stderr");
+  ASSERT_TRUE(watch.start({levee_binary, "satellites", "--server", address, "--watch",
+                           "--changes", "1"},
+                          err));
+  // The list as it is first (empty), then, once a satellite registers, again.
+  ASSERT_TRUE(watch.wait_for_line("(no satellite has registered)", bound).has_value())
+    << test::read_file(err);
+  ASSERT_NE(start_node("satellite-a", satellite_config("a", srv->port, "")), nullptr);
+  auto line = watch.wait_for_line("a ", bound);
+  ASSERT_TRUE(line.has_value()) << test::read_file(err);
+  EXPECT_EQ(line->rfind("a ", 0), 0u) << *line;
+  EXPECT_EQ(watch.wait_exit(bound), std::optional<int>{0}) << test::read_file(err);
+}
+
 TEST_F(SystemTest, LeveeQueryPrintsGroupsAndRefusals) {
   auto srv = start_server();
   ASSERT_NE(srv, nullptr);
