@@ -49,6 +49,10 @@ using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 /// (list_atom, after_version, wait_ms) -> std::string SatelliteList: the registry's table,
 /// held until it moves past after_version when wait_ms > 0.
 using list_atom = caf::atom_constant<caf::atom("list")>;
+/// (watch_atom, after_version, wait_ms) -> std::string StatsReply: the router answers
+/// when the query counters move past after_version, or the wait is over; (watch_atom)
+/// alone: a wait may be over.
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
 /// (lookup_atom, QueryRequest bytes) -> std::vector<satellite_ref>: where a query goes.
 using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 /// (append_atom, std::vector<std::string> encoded events) -> uint64_t next offset: to a

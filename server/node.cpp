@@ -40,12 +40,24 @@ caf::behavior list_target(limited_actor* self, caf::actor registry) {
   };
 }
 
-caf::behavior stats_target(limited_actor*, std::function<std::string()> render) {
+caf::behavior stats_target(limited_actor* self, caf::actor router,
+                           std::function<std::string()> render,
+                           std::shared_ptr<proxy_stats> queries) {
   return {
-    [=](wire_request_atom, std::string&) -> std::string {
-      wire::StatsReply reply;
-      reply.set_text(render());
-      return reply.SerializeAsString();
+    [=](wire_request_atom, std::string& payload) -> caf::result<std::string> {
+      wire::StatsRequest req;
+      if (!req.ParseFromString(payload))
+        return to_error(rejection{code::bad_request, "server.stats", 0, 0, 0,
+                                  "a StatsRequest that does not parse"});
+      if (req.wait_ms() == 0) {
+        wire::StatsReply reply;
+        reply.set_version(queries->version());
+        reply.set_text(render());
+        return reply.SerializeAsString();
+      }
+      // The router sees every query start and end: it holds the request until then.
+      self->delegate(router, watch_atom::value, req.after_version(), req.wait_ms());
+      return caf::delegated<std::string>{};
     },
   };
 }
@@ -66,16 +78,18 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
   node->queries = std::make_shared<proxy_stats>();
   auto routes = std::make_shared<satellite_routes>();
   node->registry = spawn_registry(sys, rt, opts, routes);
-  node->router = spawn_query_router(sys, rt, routes, opts, node->queries);
+  std::weak_ptr<server_node> weak = node;
+  auto* rtp = &rt;
+  std::function<std::string()> render{[weak, rtp] {
+    auto n = weak.lock();
+    return n ? render_server_stats(*n, *rtp) : std::string{};
+  }};
+  node->router = spawn_query_router(sys, rt, routes, opts, node->queries, render);
   auto reg = spawn_limited_fun(sys, rt, "server", pass_to<register_atom>, node->registry);
   auto hb = spawn_limited_fun(sys, rt, "server", pass_to<heartbeat_atom>, node->registry);
   auto list = spawn_limited_fun(sys, rt, "server", list_target, node->registry);
-  std::weak_ptr<server_node> weak = node;
-  auto* rtp = &rt;
-  auto st = spawn_limited_fun(sys, rt, "server", stats_target, std::function<std::string()>{[weak, rtp] {
-                                auto n = weak.lock();
-                                return n ? render_server_stats(*n, *rtp) : std::string{};
-                              }});
+  auto st = spawn_limited_fun(sys, rt, "server", stats_target, node->router, render,
+                              node->queries);
   node->adapters = {reg, hb, list, st};
   node->ctx->expose("register", reg);
   node->ctx->expose("heartbeat", hb);

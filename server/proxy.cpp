@@ -440,6 +440,13 @@ struct router_state {
   earliest_timer deadline_timer;
   std::vector<caf::actor> idle;  // proxyers waiting for a query
   bool stopping = false;  // the server stops: new queries get shutting_down
+  // `stats` requests waiting for the query counters to move.
+  struct stats_watcher {
+    caf::response_promise answer;
+    uint64_t after_version;
+    int64_t due_ns;
+  };
+  std::vector<stats_watcher> stats_watchers;
   const char* name = "levee.query_router";
 };
 
@@ -467,87 +474,125 @@ bool end_query(router_actor* self, caf::actor_id proxyer,
   st.deadlines.erase(q.deadline);
   st.running.erase(i);
   stats->running.fetch_sub(1);
+  stats->ended.fetch_add(1);
   return true;
 }
 
+std::string stats_reply(const std::function<std::string()>& render, uint64_t version) {
+  wire::StatsReply reply;
+  reply.set_text(render());
+  reply.set_version(version);
+  return reply.SerializeAsString();
+}
+
+/// Answers the waiting `stats` requests whose counters moved on or whose wait is over.
+void answer_stats_watchers(router_actor* self, const std::shared_ptr<proxy_stats>& stats,
+                           const std::function<std::string()>& render) {
+  auto& ws = self->state.stats_watchers;
+  if (ws.empty())
+    return;
+  auto version = stats->version();
+  auto now = steady_ns();
+  std::string reply;
+  auto keep = ws.begin();
+  for (auto& w : ws) {
+    if (version != w.after_version || w.due_ns <= now) {
+      if (reply.empty())
+        reply = stats_reply(render, version);
+      w.answer.deliver(reply);
+    } else {
+      *keep++ = std::move(w);
+    }
+  }
+  ws.erase(keep, ws.end());
+}
+
 caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> routes,
-                     server_options opts, std::shared_ptr<proxy_stats> stats) {
+                     server_options opts, std::shared_ptr<proxy_stats> stats,
+                     std::function<std::string()> render_stats) {
   self->set_down_handler([=](caf::down_msg& msg) {
     // A proxyer that ended (a failure, or the pool was full): its query, if any, is over.
     auto& st = self->state;
     end_query(self, msg.source.id(), stats);
+    answer_stats_watchers(self, stats, render_stats);
     st.idle.erase(std::remove_if(st.idle.begin(), st.idle.end(),
                                  [&](const caf::actor& p) { return p.address() == msg.source; }),
                   st.idle.end());
   });
+  // Starts a query, or refuses it (counted either way).
+  auto start = [=](std::string& payload, uint64_t rid) -> caf::result<std::string> {
+    auto& st = self->state;
+    if (st.stopping) {
+      stats->refused.fetch_add(1);
+      return refuse(code::shutting_down, "server.query", "the server is shutting down");
+    }
+    // Parsed once here; the proxyer gets it whole.
+    auto prepared = std::make_shared<prepared_query>();
+    auto& req = prepared->request;
+    if (!req.ParseFromString(payload)) {
+      stats->refused.fetch_add(1);
+      return refuse(code::bad_request, "server.query", "a QueryRequest that does not parse");
+    }
+    auto parsed = query::parse(req.text());
+    if (!parsed) {
+      stats->refused.fetch_add(1);
+      return refuse(code::bad_request, "server.query",
+                    "bad query text: " + parsed.error().message());
+    }
+    prepared->q = std::move(*parsed);
+    auto client = self->current_sender() ? self->current_sender()->id() : 0;
+    auto running = st.running.size();
+    if (running >= opts.max_queries) {
+      stats->refused.fetch_add(1);
+      return to_error(rejection{code::too_many_inflight, "server.max_queries", running + 1,
+                                opts.max_queries, 100, "the server runs as many queries as it may"});
+    }
+    auto mine = st.per_client[client];
+    if (mine >= opts.max_queries_per_client) {
+      if (mine == 0)
+        st.per_client.erase(client);
+      stats->refused.fetch_add(1);
+      return to_error(rejection{code::too_many_inflight, "server.max_queries_per_client",
+                                mine + 1, opts.max_queries_per_client, 100,
+                                "this client runs as many queries as it may; wait for one to end"});
+    }
+    if (st.by_request.count({client, rid}) != 0) {
+      stats->refused.fetch_add(1);
+      return refuse(code::bad_request, "server.query",
+                    "request id " + std::to_string(rid) + " already runs a query");
+    }
+    auto deadline = req.deadline_ms() == 0
+                      ? opts.query_deadline_ms
+                      : std::min<uint64_t>(req.deadline_ms(), opts.query_deadline_ms);
+    req.set_deadline_ms(static_cast<uint32_t>(deadline));
+    if (req.now_ms() == 0)
+      req.set_now_ms(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+    prepared->forwarded = req.SerializeAsString();
+    auto id = st.next_query_id++;
+    caf::actor p;
+    if (!st.idle.empty()) {
+      p = std::move(st.idle.back());
+      st.idle.pop_back();
+    } else {
+      p = self->system().middleman().spawn_broker(
+        proxyer, caf::actor_cast<caf::actor>(self), routes, opts, stats);
+      self->monitor(p);
+    }
+    ++st.per_client[client];
+    auto due = steady_ns() + static_cast<int64_t>(deadline) * 1'000'000;
+    st.running[p.id()] = running_query{p, client, rid, id, st.deadlines.emplace(due, p.id())};
+    st.by_request[{client, rid}] = p.id();
+    arm_earliest(self, st.deadline_timer, due, steady_ns());
+    stats->started.fetch_add(1);
+    stats->running.fetch_add(1);
+    self->delegate(p, wire_stream_atom::value, prepared_ptr{std::move(prepared)}, rid, id);
+    return caf::delegated<std::string>{};
+  };
   return {
     [=](wire_stream_atom, std::string& payload, uint64_t rid) -> caf::result<std::string> {
-      auto& st = self->state;
-      if (st.stopping) {
-        stats->refused.fetch_add(1);
-        return refuse(code::shutting_down, "server.query", "the server is shutting down");
-      }
-      // Parsed once here; the proxyer gets it whole.
-      auto prepared = std::make_shared<prepared_query>();
-      auto& req = prepared->request;
-      if (!req.ParseFromString(payload)) {
-        stats->refused.fetch_add(1);
-        return refuse(code::bad_request, "server.query", "a QueryRequest that does not parse");
-      }
-      auto parsed = query::parse(req.text());
-      if (!parsed) {
-        stats->refused.fetch_add(1);
-        return refuse(code::bad_request, "server.query",
-                      "bad query text: " + parsed.error().message());
-      }
-      prepared->q = std::move(*parsed);
-      auto client = self->current_sender() ? self->current_sender()->id() : 0;
-      auto running = st.running.size();
-      if (running >= opts.max_queries) {
-        stats->refused.fetch_add(1);
-        return to_error(rejection{code::too_many_inflight, "server.max_queries", running + 1,
-                                  opts.max_queries, 100, "the server runs as many queries as it may"});
-      }
-      auto mine = st.per_client[client];
-      if (mine >= opts.max_queries_per_client) {
-        if (mine == 0)
-          st.per_client.erase(client);
-        stats->refused.fetch_add(1);
-        return to_error(rejection{code::too_many_inflight, "server.max_queries_per_client",
-                                  mine + 1, opts.max_queries_per_client, 100,
-                                  "this client runs as many queries as it may; wait for one to end"});
-      }
-      if (st.by_request.count({client, rid}) != 0) {
-        stats->refused.fetch_add(1);
-        return refuse(code::bad_request, "server.query",
-                      "request id " + std::to_string(rid) + " already runs a query");
-      }
-      auto deadline = req.deadline_ms() == 0
-                        ? opts.query_deadline_ms
-                        : std::min<uint64_t>(req.deadline_ms(), opts.query_deadline_ms);
-      req.set_deadline_ms(static_cast<uint32_t>(deadline));
-      if (req.now_ms() == 0)
-        req.set_now_ms(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
-      prepared->forwarded = req.SerializeAsString();
-      auto id = st.next_query_id++;
-      caf::actor p;
-      if (!st.idle.empty()) {
-        p = std::move(st.idle.back());
-        st.idle.pop_back();
-      } else {
-        p = self->system().middleman().spawn_broker(
-          proxyer, caf::actor_cast<caf::actor>(self), routes, opts, stats);
-        self->monitor(p);
-      }
-      ++st.per_client[client];
-      auto due = steady_ns() + static_cast<int64_t>(deadline) * 1'000'000;
-      st.running[p.id()] = running_query{p, client, rid, id, st.deadlines.emplace(due, p.id())};
-      st.by_request[{client, rid}] = p.id();
-      arm_earliest(self, st.deadline_timer, due, steady_ns());
-      stats->started.fetch_add(1);
-      stats->running.fetch_add(1);
-      self->delegate(p, wire_stream_atom::value, prepared_ptr{std::move(prepared)}, rid, id);
-      return caf::delegated<std::string>{};
+      auto r = start(payload, rid);
+      answer_stats_watchers(self, stats, render_stats);
+      return r;
     },
     [=](done_atom, uint64_t) {
       // A proxyer answered its query: it serves the next one, or ends if enough wait.
@@ -555,11 +600,29 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       auto sender = caf::actor_cast<caf::actor>(self->current_sender());
       if (!sender || !end_query(self, sender.id(), stats))
         return;
+      answer_stats_watchers(self, stats, render_stats);
       if (st.stopping || st.idle.size() >= max_idle_proxyers)
         self->send_exit(sender, caf::exit_reason::normal);
       else
         st.idle.push_back(std::move(sender));
     },
+    [=](watch_atom, uint64_t after_version, uint32_t wait_ms) -> caf::result<std::string> {
+      auto& ws = self->state.stats_watchers;
+      auto version = stats->version();
+      if (wait_ms == 0 || after_version != version)
+        return stats_reply(render_stats, version);
+      if (ws.size() >= opts.max_list_watchers)
+        return to_error(rejection{code::too_many_inflight, "server.max_list_watchers",
+                                  ws.size() + 1, opts.max_list_watchers, 0,
+                                  "as many requests as allowed already wait for the stats to "
+                                  "change; ask without wait_ms, or later"});
+      auto wait = milliseconds(std::min<uint64_t>(wait_ms, opts.max_list_wait_ms));
+      ws.push_back({self->make_response_promise(), after_version,
+                    steady_ns() + duration_cast<nanoseconds>(wait).count()});
+      self->delayed_send(self, wait, watch_atom::value);  // watchers are few: one timer each
+      return caf::delegated<std::string>{};
+    },
+    [=](watch_atom) { answer_stats_watchers(self, stats, render_stats); },
     [=](cancel_atom, uint64_t rid) {
       auto& st = self->state;
       auto sender = self->current_sender() ? self->current_sender()->id() : 0;
@@ -602,9 +665,10 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
 
 caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt,
                               std::shared_ptr<satellite_routes> routes, server_options opts,
-                              std::shared_ptr<proxy_stats> stats) {
+                              std::shared_ptr<proxy_stats> stats,
+                              std::function<std::string()> render_stats) {
   return spawn_limited_on_multiplexer(sys.middleman(), rt, "proxy", router, std::move(routes),
-                                      std::move(opts), std::move(stats));
+                                      std::move(opts), std::move(stats), std::move(render_stats));
 }
 
 } // namespace levee::server

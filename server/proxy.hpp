@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -22,6 +24,10 @@
 namespace levee::server {
 
 struct proxy_stats {
+  /// Moves whenever the router starts, refuses or ends a query (StatsReply.version); all
+  /// three happen on the router, after the counters the query line shows.
+  uint64_t version() const noexcept { return started.load() + refused.load() + ended.load(); }
+
   std::atomic<uint64_t> started{0};
   std::atomic<uint64_t> completed{0};
   std::atomic<uint64_t> failed{0};     // ended with a Reject other than cancelled
@@ -30,6 +36,7 @@ struct proxy_stats {
   std::atomic<uint64_t> running{0};
   std::atomic<uint64_t> rows{0};
   std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> ended{0};     // queries the router has seen end (running went down)
 };
 
 /// The router: a limited actor of kind "proxy". It answers
@@ -37,8 +44,11 @@ struct proxy_stats {
 ///   (wire_batch_atom, request id, ResultBatch bytes) sent to the connection before it;
 ///   (cancel_atom, request id) from the connection cancels that query.
 /// Proxyers find a query's satellites in `routes`, which the registry publishes.
+///   (watch_atom, after_version, wait_ms) -> StatsReply bytes (render_stats' text) once
+///   the query counters move past after_version or the wait is over.
 caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt,
                               std::shared_ptr<satellite_routes> routes,
-                              server_options opts, std::shared_ptr<proxy_stats> stats);
+                              server_options opts, std::shared_ptr<proxy_stats> stats,
+                              std::function<std::string()> render_stats);
 
 } // namespace levee::server

@@ -29,6 +29,7 @@
 #include "levee/client.hpp"
 #include "net/satellite.pb.h"
 #include "tests/process_support.hpp"
+#include "tests/test_support.hpp"
 
 namespace levee {
 namespace {
@@ -245,17 +246,6 @@ query_outcome run_query(client& c, const wire::QueryRequest& q, milliseconds wai
   return collect(c, id, wait);
 }
 
-/// Polls `pred` every 20 ms until it holds; false after `limit`.
-bool eventually(const std::function<bool()>& pred, milliseconds limit = bound) {
-  auto deadline = steady_clock::now() + limit;
-  for (;;) {
-    if (pred())
-      return true;
-    if (steady_clock::now() >= deadline)
-      return false;
-    std::this_thread::sleep_for(20ms);  // polling a remote state, not a result
-  }
-}
 
 class SystemTest : public ::testing::Test {
 protected:
@@ -398,33 +388,41 @@ protected:
     return std::nullopt;
   }
 
-  /// Waits until `pred` holds for the server's satellite list. Each request after the
-  /// first waits in the server until the list changes (SatellitesRequest.wait_ms): no
+  /// Waits until `pred` holds for the answer of `target` ("satellites" or "stats"). Each
+  /// request after the first names the version it last saw and waits in the server until
+  /// that moves (a registration, a heartbeat, a query starting or ending; wait_ms): no
   /// polling. False when `limit` passes first.
-  bool until_listed(uint16_t port, const std::function<bool(const wire::SatelliteList&)>& pred,
-                    milliseconds limit = bound) {
+  template <class Request, class Reply>
+  bool until_moved(uint16_t port, const char* target,
+                   const std::function<bool(const Reply&)>& pred, milliseconds limit) {
     auto deadline = steady_clock::now() + limit;
-    uint64_t version = 0;
+    std::optional<uint64_t> seen;
     for (;;) {
-      wire::SatellitesRequest req;
-      if (version != 0) {
-        req.set_after_version(version);
+      Request req;
+      if (seen) {
+        req.set_after_version(*seen);
         req.set_wait_ms(1000);
       }
       auto& c = admin(port);
-      auto r = c.request("satellites", req.SerializeAsString(), 5s);
-      wire::SatelliteList list;
-      if (r.ok() && list.ParseFromString(*r.payload)) {
-        if (pred(list))
+      auto r = c.request(target, req.SerializeAsString(), 5s);
+      Reply reply;
+      if (r.ok() && reply.ParseFromString(*r.payload)) {
+        if (pred(reply))
           return true;
-        version = list.version();
+        seen = reply.version();
       } else {
         c.close();  // reconnect, with the client's backoff, next time (a restarted server)
-        version = 0;
+        seen.reset();
       }
       if (steady_clock::now() >= deadline)
         return false;
     }
+  }
+
+  bool until_listed(uint16_t port, const std::function<bool(const wire::SatelliteList&)>& pred,
+                    milliseconds limit = bound) {
+    return until_moved<wire::SatellitesRequest, wire::SatelliteList>(port, "satellites", pred,
+                                                                     limit);
   }
 
   /// Waits (until_listed) until satellite `id` is listed and `pred` holds for it.
@@ -473,8 +471,7 @@ protected:
 
   /// The server's count of queries in one state ("running", "cancelled", ...), from
   /// "queries: 1 started, 1 running, 0 completed, ...".
-  long long queries(uint16_t port, const std::string& what) {
-    auto text = server_stats(port);
+  static long long count_in(const std::string& text, const std::string& what) {
     auto line = text.find("queries: ");
     if (line == std::string::npos)
       return -1;
@@ -485,8 +482,21 @@ protected:
     return std::stoll(text.substr(start + 1, at - start - 1));
   }
 
-  bool wait_for_queries(uint16_t port, const std::string& what, long long n) {
-    return eventually([&] { return queries(port, what) == n; });
+  long long queries(uint16_t port, const std::string& what) {
+    return count_in(server_stats(port), what);
+  }
+
+  /// Waits (until_moved) until `pred` holds for the server's stats text.
+  bool until_stats(uint16_t port, const std::function<bool(const std::string&)>& pred,
+                   milliseconds limit = bound) {
+    return until_moved<wire::StatsRequest, wire::StatsReply>(
+      port, "stats", [&](const wire::StatsReply& r) { return pred(r.text()); }, limit);
+  }
+
+  bool wait_for_queries(uint16_t port, const std::string& what, long long n,
+                        milliseconds limit = bound) {
+    return until_stats(port, [&](const std::string& text) { return count_in(text, what) == n; },
+                       limit);
   }
 
   /// A client for list and stats requests, one per server port.
@@ -584,6 +594,34 @@ TEST_F(SystemTest, TheSatelliteListAnswersAWatcherWhenItChanges) {
   EXPECT_GT(changed.version(), v0);
   ASSERT_EQ(changed.satellites_size(), 1);
   EXPECT_EQ(changed.satellites(0).satellite_id(), "a");
+}
+
+TEST_F(SystemTest, StatsAnswerAWatcherWhenAQueryStartsOrEnds) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(10, 0)), nullptr);
+  client w = connect(srv->port);
+  wire::StatsReply now;
+  auto r0 = w.request("stats", wire::StatsRequest{}.SerializeAsString(), 5s);
+  ASSERT_TRUE(r0.ok() && now.ParseFromString(*r0.payload));
+  wire::StatsRequest req;
+  req.set_after_version(now.version());
+  req.set_wait_ms(10'000);
+  uint64_t id = 0;
+  ASSERT_FALSE(w.send_request("stats", req.SerializeAsString(), id).has_value());
+  // A query on another connection: the watcher hears of it long before its wait is over.
+  client c = connect(srv->port);
+  auto answered = run_query(c, query_on("a", "count"));
+  ASSERT_TRUE(answered.stats.has_value()) << answered;
+  auto r = w.receive(5s);
+  ASSERT_EQ(r.request_id, id) << (r.rejected ? r.rejected->to_string() : "");
+  wire::StatsReply changed;
+  ASSERT_TRUE(r.ok() && changed.ParseFromString(*r.payload));
+  EXPECT_GT(changed.version(), now.version());
+  EXPECT_GE(count_in(changed.text(), "started"), 1) << changed.text();
+  // Until the query ended as far as the router is concerned: then "running" is 0.
+  EXPECT_TRUE(wait_for_queries(srv->port, "running", 0));
+  EXPECT_EQ(queries(srv->port, "completed"), 1);
 }
 
 TEST_F(SystemTest, WatchersBeyondMaxListWatchersAreRefused) {
@@ -957,10 +995,10 @@ TEST_F(SystemTest, QueriesBeyondSatelliteMaxConcurrentQueriesAreRefused) {
   auto unread = [&] { return test::tcp_unread_bytes(sat->proc.pid(), srv->port).value_or(0); };
   auto before = unread();
   auto id1 = start_query(c1, query_on("a", "count by user"));
-  ASSERT_TRUE(eventually([&] { return unread() > before; })) << "the first query never reached it";
+  ASSERT_TRUE(test::wait_until([&] { return unread() > before; }, bound)) << "the first query never reached it";
   auto first = unread();
   auto id2 = start_query(c2, query_on("a", "count by user"));
-  ASSERT_TRUE(eventually([&] { return unread() > first; })) << "the second never reached it";
+  ASSERT_TRUE(test::wait_until([&] { return unread() > first; }, bound)) << "the second never reached it";
   ASSERT_TRUE(sat->proc.resume());
   auto r1 = collect(c1, id1);
   auto r2 = collect(c2, id2);
@@ -1370,7 +1408,7 @@ TEST_F(SystemTest, WireRequestDeadlineEndsTheQueryBehindIt) {
   EXPECT_EQ(r.rejected->code, code::deadline_exceeded) << r;
   EXPECT_EQ(r.rejected->limit, "net.request_deadline_ms") << r;
   // The connection tells the query's router, so the query ends now, not in 10 s.
-  EXPECT_TRUE(eventually([&] { return queries(srv->port, "running") == 0; }, 3s))
+  EXPECT_TRUE(wait_for_queries(srv->port, "running", 0, 3s))
     << server_stats(srv->port);
 }
 
