@@ -4,6 +4,8 @@
 #include <functional>
 #include <map>
 #include <iostream>
+#include <optional>
+#include <thread>
 
 #include <boost/program_options.hpp>
 
@@ -183,16 +185,24 @@ int run_satellites(const std::vector<std::string>& args) {
                  co->host.c_str(), co->port, st.message().c_str());
     return 1;
   }
-  uint64_t version = 0, printed = 0;
+  std::optional<uint64_t> version;
+  uint64_t printed = 0;
   for (;;) {
     wire::SatellitesRequest req;
-    if (version != 0) {
-      req.set_after_version(version);
+    if (version) {
+      req.set_after_version(*version);
       req.set_wait_ms(10'000);  // the server's default server.max_list_wait_ms
     }
     auto r = c.request("satellites", req.SerializeAsString(), seconds(25));
     if (!r.ok()) {
-      std::fprintf(stderr, "levee satellites: %s\n", r.rejected->to_string().c_str());
+      auto& why = *r.rejected;
+      if (why.code == code::too_many_inflight && why.retry_after_ms > 0) {
+        // Others wait for changes already: try again when a place may be free.
+        std::fprintf(stderr, "levee satellites: %s\n", why.to_string().c_str());
+        std::this_thread::sleep_for(milliseconds(why.retry_after_ms));
+        continue;
+      }
+      std::fprintf(stderr, "levee satellites: %s\n", why.to_string().c_str());
       return 1;
     }
     wire::SatelliteList list;
@@ -200,12 +210,17 @@ int run_satellites(const std::vector<std::string>& args) {
       std::fprintf(stderr, "levee satellites: an answer that does not parse\n");
       return 1;
     }
-    if (list.version() == version)
+    if (list.version() == 0) {
+      std::fprintf(stderr, "levee satellites: this server's list has no version; --watch needs "
+                           "a newer server\n");
+      return 1;
+    }
+    if (version && list.version() == *version)
       continue;  // the wait ended with no change
     version = list.version();
     if (printed++ > 0)
       std::printf("\n");
-    std::printf("-- version %llu\n", static_cast<unsigned long long>(version));
+    std::printf("-- version %llu\n", static_cast<unsigned long long>(*version));
     print_satellites(*r.payload);
     std::fflush(stdout);
     if (changes != 0 && printed > changes)

@@ -163,6 +163,8 @@ constexpr uint64_t server_query_deadline_ms = 30'000;
 /// `satellites` requests that may wait for the list to change at once (each holds a
 /// response and a slot of its connection's in-flight requests until it is answered).
 constexpr uint64_t server_max_list_watchers = 64;
+/// of those, from one connection: one client cannot take them all.
+constexpr uint64_t server_max_list_watchers_per_client = 4;
 /// ms such a request may wait: below net.request_deadline_ms, so the answer comes first.
 constexpr uint64_t server_max_list_wait_ms = 10'000;
 

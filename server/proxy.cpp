@@ -15,6 +15,7 @@
 #include "actors/earliest_timer.hpp"
 #include "actors/limited_actor.hpp"
 #include "limits/clock.hpp"
+#include "server/watchers.hpp"
 #include "events/codec.hpp"
 #include "net/result_batch.hpp"
 #include "net/satellite.pb.h"
@@ -440,13 +441,10 @@ struct router_state {
   earliest_timer deadline_timer;
   std::vector<caf::actor> idle;  // proxyers waiting for a query
   bool stopping = false;  // the server stops: new queries get shutting_down
-  // `stats` requests waiting for the query counters to move.
-  struct stats_watcher {
-    caf::response_promise answer;
-    uint64_t after_version;
-    int64_t due_ns;
-  };
-  std::vector<stats_watcher> stats_watchers;
+  // `stats` requests waiting for the query counters to move, and one timer to answer
+  // them (a burst of queries is one answer, not one each).
+  std::optional<watcher_set> stats_watchers;
+  earliest_timer watch_timer;
   const char* name = "levee.query_router";
 };
 
@@ -485,36 +483,33 @@ std::string stats_reply(const std::function<std::string()>& render, uint64_t ver
   return reply.SerializeAsString();
 }
 
-/// Answers the waiting `stats` requests whose counters moved on or whose wait is over.
-void answer_stats_watchers(router_actor* self, const std::shared_ptr<proxy_stats>& stats,
-                           const std::function<std::string()>& render) {
-  auto& ws = self->state.stats_watchers;
-  if (ws.empty())
-    return;
-  auto version = stats->version();
-  auto now = steady_ns();
-  std::string reply;
-  auto keep = ws.begin();
-  for (auto& w : ws) {
-    if (version != w.after_version || w.due_ns <= now) {
-      if (reply.empty())
-        reply = stats_reply(render, version);
-      w.answer.deliver(reply);
-    } else {
-      *keep++ = std::move(w);
-    }
-  }
-  ws.erase(keep, ws.end());
+/// A burst of query starts and ends within this is answered once.
+constexpr int64_t stats_coalesce_ns = 5'000'000;
+
+/// Arms the router's watch timer for `due` (steady ns), unless it is armed earlier.
+void arm_stats_watch(router_actor* self, int64_t due) {
+  if (self->state.watch_timer.arm(due))
+    self->delayed_send(self, std::chrono::nanoseconds(std::max<int64_t>(due - steady_ns(), 0)),
+                       watch_atom::value, due);
+}
+
+/// The query counters moved: waiting `stats` requests get them soon (coalesced). One
+/// empty() check on the query path when nobody waits.
+void stats_changed(router_actor* self) {
+  if (!self->state.stats_watchers->empty())
+    arm_stats_watch(self, steady_ns() + stats_coalesce_ns);
 }
 
 caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> routes,
                      server_options opts, std::shared_ptr<proxy_stats> stats,
                      std::function<std::string()> render_stats) {
+  self->state.stats_watchers.emplace(watcher_set::bounds{
+    opts.max_list_watchers, opts.max_list_watchers_per_client, opts.max_list_wait_ms});
   self->set_down_handler([=](caf::down_msg& msg) {
     // A proxyer that ended (a failure, or the pool was full): its query, if any, is over.
     auto& st = self->state;
     end_query(self, msg.source.id(), stats);
-    answer_stats_watchers(self, stats, render_stats);
+    stats_changed(self);
     st.idle.erase(std::remove_if(st.idle.begin(), st.idle.end(),
                                  [&](const caf::actor& p) { return p.address() == msg.source; }),
                   st.idle.end());
@@ -591,7 +586,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
   return {
     [=](wire_stream_atom, std::string& payload, uint64_t rid) -> caf::result<std::string> {
       auto r = start(payload, rid);
-      answer_stats_watchers(self, stats, render_stats);
+      stats_changed(self);  // started or refused
       return r;
     },
     [=](done_atom, uint64_t) {
@@ -600,29 +595,35 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       auto sender = caf::actor_cast<caf::actor>(self->current_sender());
       if (!sender || !end_query(self, sender.id(), stats))
         return;
-      answer_stats_watchers(self, stats, render_stats);
+      stats_changed(self);
       if (st.stopping || st.idle.size() >= max_idle_proxyers)
         self->send_exit(sender, caf::exit_reason::normal);
       else
         st.idle.push_back(std::move(sender));
     },
     [=](watch_atom, uint64_t after_version, uint32_t wait_ms) -> caf::result<std::string> {
-      auto& ws = self->state.stats_watchers;
+      auto& st = self->state;
       auto version = stats->version();
-      if (wait_ms == 0 || after_version != version)
+      if (wait_ms == 0 || after_version != version || st.stopping)
         return stats_reply(render_stats, version);
-      if (ws.size() >= opts.max_list_watchers)
-        return to_error(rejection{code::too_many_inflight, "server.max_list_watchers",
-                                  ws.size() + 1, opts.max_list_watchers, 0,
-                                  "as many requests as allowed already wait for the stats to "
-                                  "change; ask without wait_ms, or later"});
-      auto wait = milliseconds(std::min<uint64_t>(wait_ms, opts.max_list_wait_ms));
-      ws.push_back({self->make_response_promise(), after_version,
-                    steady_ns() + duration_cast<nanoseconds>(wait).count()});
-      self->delayed_send(self, wait, watch_atom::value);  // watchers are few: one timer each
+      auto client = self->current_sender() ? self->current_sender()->id() : 0;
+      if (auto refused = st.stats_watchers->refusal(client))
+        return to_error(*refused);
+      st.stats_watchers->park(self->make_response_promise(), client, after_version, wait_ms,
+                              steady_ns());
+      arm_stats_watch(self, *st.stats_watchers->earliest_due());
       return caf::delegated<std::string>{};
     },
-    [=](watch_atom) { answer_stats_watchers(self, stats, render_stats); },
+    [=](watch_atom, int64_t armed_for) {
+      auto& st = self->state;
+      if (!st.watch_timer.fire(armed_for))
+        return;  // superseded by an earlier one
+      auto version = stats->version();
+      st.stats_watchers->answer_due(version, steady_ns(),
+                                    [&] { return stats_reply(render_stats, version); });
+      if (auto next = st.stats_watchers->earliest_due())
+        arm_stats_watch(self, *next);
+    },
     [=](cancel_atom, uint64_t rid) {
       auto& st = self->state;
       auto sender = self->current_sender() ? self->current_sender()->id() : 0;
@@ -637,6 +638,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       // (a satellite connection closing first would say unavailable).
       auto& st = self->state;
       st.stopping = true;
+      st.stats_watchers->answer_all([&] { return stats_reply(render_stats, stats->version()); });
       for (auto& [addr, q] : st.running)
         self->send(q.proxyer, stop_atom::value, q.query_id);
       for (auto& p : st.idle)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include <caf/all.hpp>
 #include <caf/io/broker.hpp>
@@ -9,9 +10,11 @@
 
 #include "actors/atoms.hpp"
 #include "actors/caf_error.hpp"
+#include "actors/earliest_timer.hpp"
 #include "actors/limited_actor.hpp"
 #include "limits/config_fields.hpp"
 #include "net/satellite.pb.h"
+#include "server/watchers.hpp"
 
 namespace levee::server {
 
@@ -29,6 +32,7 @@ const field_spec<O> fields[] = {
   {"max_result_bytes", &O::max_result_bytes, 1024, 64 * defaults::GiB, "bytes"},
   {"query_deadline_ms", &O::query_deadline_ms, 1, 86'400'000, "ms"},
   {"max_list_watchers", &O::max_list_watchers, 1, 1u << 16, "requests"},
+  {"max_list_watchers_per_client", &O::max_list_watchers_per_client, 1, 1u << 16, "requests"},
   {"max_list_wait_ms", &O::max_list_wait_ms, 1, 3'600'000, "ms"},
 };
 
@@ -60,20 +64,23 @@ struct registry_state {
   uint64_t next_assigned = 1;
   std::shared_ptr<satellite_routes> routes;
   bool routes_changed = false;  // a route's state, labels or connection changed: publish
-  // What `satellites` lists moves on with version; requests waiting for it to move.
+  // What `satellites` lists moves on with version; requests waiting for it to move, and
+  // one timer to answer them (a burst of heartbeats is one answer, not one each).
   uint64_t version = 1;
-  struct watcher {
-    caf::response_promise answer;
-    uint64_t after_version;  // answered once the list is past it
-    int64_t due_ms;          // or then
-  };
-  std::vector<watcher> watchers;
+  std::optional<watcher_set> watchers;
+  earliest_timer watch_timer;
   const char* name = "levee.registry";
 };
 
 // On the multiplexer thread with the connections: registrations, heartbeats and lookups
 // are map operations, and a lookup then costs a query no thread hand-off.
 using registry_actor = caf::stateful_actor<registry_state, limited<caf::io::broker>>;
+
+int64_t steady_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -116,23 +123,21 @@ std::string render_list(const registry_state& st) {
   return out.SerializeAsString();
 }
 
-/// Answers the waiting `satellites` requests whose list moved on or whose wait is over.
-void answer_watchers(registry_state& st) {
-  if (st.watchers.empty())
-    return;
-  auto now = now_ms();
-  std::string list;
-  auto keep = st.watchers.begin();
-  for (auto& w : st.watchers) {
-    if (st.version != w.after_version || w.due_ms <= now) {
-      if (list.empty())
-        list = render_list(st);
-      w.answer.deliver(list);
-    } else {
-      *keep++ = std::move(w);
-    }
-  }
-  st.watchers.erase(keep, st.watchers.end());
+/// A burst of changes within this is answered once.
+constexpr int64_t list_coalesce_ns = 20'000'000;
+
+/// Arms the registry's watch timer for `due` (steady ns), unless it is armed earlier.
+void arm_watch(registry_actor* self, int64_t due) {
+  auto& st = self->state;
+  if (st.watch_timer.arm(due))
+    self->delayed_send(self, std::chrono::nanoseconds(std::max<int64_t>(due - steady_now_ns(), 0)),
+                       watch_atom::value, due);
+}
+
+/// The list moved on: its waiting requests get it soon (coalesced).
+void list_changed(registry_actor* self) {
+  if (!self->state.watchers->empty())
+    arm_watch(self, steady_now_ns() + list_coalesce_ns);
 }
 
 /// Publishes the routes when they changed since the last time.
@@ -177,6 +182,9 @@ void check_heartbeats(registry_actor* self, const server_options& opts) {
 caf::behavior registry(registry_actor* self, server_options opts,
                        std::shared_ptr<satellite_routes> routes) {
   self->state.routes = std::move(routes);
+  self->state.watchers.emplace(
+    watcher_set::bounds{opts.max_list_watchers, opts.max_list_watchers_per_client,
+                        opts.max_list_wait_ms});
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     for (auto& [id, e] : st.satellites)
@@ -186,7 +194,7 @@ caf::behavior registry(registry_actor* self, server_options opts,
         set_state(st, e, health::disconnected, now_ms());
       }
     publish_routes(st);
-    answer_watchers(st);
+    list_changed(self);
   });
   auto check_every = std::chrono::milliseconds(std::max<uint64_t>(opts.heartbeat_interval_ms / 4, 5));
   self->delayed_send(self, check_every, tick_atom::value);
@@ -246,7 +254,7 @@ caf::behavior registry(registry_actor* self, server_options opts,
       st.routes_changed = true;
       ++st.version;
       publish_routes(st);
-      answer_watchers(st);
+      list_changed(self);
       wire::RegisterAck ack;
       ack.set_satellite_id(id);
       ack.set_heartbeat_interval_ms(static_cast<uint32_t>(opts.heartbeat_interval_ms));
@@ -274,26 +282,34 @@ caf::behavior registry(registry_actor* self, server_options opts,
       set_state(self->state, e, health::healthy, now);
       ++self->state.version;
       publish_routes(self->state);
-      answer_watchers(self->state);
+      list_changed(self);
       return wire::HeartbeatAck{}.SerializeAsString();
     },
     [=](list_atom, uint64_t after_version, uint32_t wait_ms) -> caf::result<std::string> {
       auto& st = self->state;
       if (wait_ms == 0 || after_version != st.version)
         return render_list(st);
-      if (st.watchers.size() >= opts.max_list_watchers)
-        return refuse(code::too_many_inflight, "server.max_list_watchers",
-                      "as many requests as allowed already wait for the satellite list to "
-                      "change; ask without wait_ms, or later",
-                      st.watchers.size() + 1, opts.max_list_watchers);
-      auto wait = std::min<uint64_t>(wait_ms, opts.max_list_wait_ms);
-      auto answer = self->make_response_promise();
-      st.watchers.push_back({answer, after_version, now_ms() + static_cast<int64_t>(wait)});
+      auto client = self->current_sender() ? self->current_sender()->id() : 0;
+      auto now = steady_now_ns();
+      if (auto refused = st.watchers->refusal(client))
+        return to_error(*refused);
+      st.watchers->park(self->make_response_promise(), client, after_version, wait_ms, now);
+      arm_watch(self, *st.watchers->earliest_due());
       return caf::delegated<std::string>{};
     },
+    [=](watch_atom, int64_t armed_for) {
+      auto& st = self->state;
+      if (!st.watch_timer.fire(armed_for))
+        return;  // superseded by an earlier one
+      st.watchers->answer_due(st.version, steady_now_ns(), [&] { return render_list(st); });
+      if (auto next = st.watchers->earliest_due())
+        arm_watch(self, *next);
+    },
     [=](tick_atom) {
+      auto before = self->state.version;
       check_heartbeats(self, opts);
-      answer_watchers(self->state);
+      if (self->state.version != before)
+        list_changed(self);
       self->delayed_send(self, check_every, tick_atom::value);
     },
   };

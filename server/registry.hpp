@@ -40,6 +40,7 @@ struct server_options {
   uint64_t max_result_bytes = defaults::server_max_result_bytes;
   uint64_t query_deadline_ms = defaults::server_query_deadline_ms;
   uint64_t max_list_watchers = defaults::server_max_list_watchers;
+  uint64_t max_list_watchers_per_client = defaults::server_max_list_watchers_per_client;
   uint64_t max_list_wait_ms = defaults::server_max_list_wait_ms;
   std::string satellite_token;  // a satellite's Register must carry it; empty = any
   std::string listen = "127.0.0.1:7400";
@@ -91,7 +92,8 @@ private:
 /// Spawns the registry (a limited actor of kind "registry") and returns it. It answers
 ///   (register_atom, Register bytes) -> RegisterAck bytes   (sender: the connection)
 ///   (heartbeat_atom, Heartbeat bytes) -> HeartbeatAck bytes
-///   (list_atom) -> SatelliteList bytes
+///   (list_atom, after_version, wait_ms) -> SatelliteList bytes (held until the list moves
+///   past after_version, or the wait is over, when wait_ms > 0)
 /// and publishes where queries may go to `routes`.
 caf::actor spawn_registry(caf::actor_system& sys, runtime& rt, server_options opts,
                           std::shared_ptr<satellite_routes> routes);

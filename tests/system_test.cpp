@@ -624,29 +624,51 @@ TEST_F(SystemTest, StatsAnswerAWatcherWhenAQueryStartsOrEnds) {
   EXPECT_EQ(queries(srv->port, "completed"), 1);
 }
 
-TEST_F(SystemTest, WatchersBeyondMaxListWatchersAreRefused) {
+TEST_F(SystemTest, WatchersBeyondTheirBoundsAreRefused) {
   auto config = server_config();
-  config.set("server", "max_list_watchers", "1");
+  config.set("server", "max_list_watchers", "2").set("server", "max_list_watchers_per_client", "1");
   auto srv = start_server(config);
   ASSERT_NE(srv, nullptr);
   auto v0 = satellites(srv->port).version();
   wire::SatellitesRequest req;
   req.set_after_version(v0);
   req.set_wait_ms(10'000);
+  // Parks a watch on `c` (no satellites: nothing changes). A plain request on the same
+  // connection reaches the registry after it (each hop keeps the order): once that is
+  // answered, the watch holds its place.
+  auto park = [&](client& c) {
+    uint64_t id = 0;
+    ASSERT_FALSE(c.send_request("satellites", req.SerializeAsString(), id).has_value());
+    ASSERT_TRUE(c.request("satellites", wire::SatellitesRequest{}.SerializeAsString(), 5s).ok());
+  };
+  auto expect_refused = [&](client& c, const char* limit, uint64_t observed, uint64_t max) {
+    auto r = c.request("satellites", req.SerializeAsString(), 5s);
+    ASSERT_TRUE(r.rejected.has_value()) << "not refused: " << limit;
+    EXPECT_EQ(r.rejected->code, code::too_many_inflight) << r.rejected->to_string();
+    EXPECT_EQ(r.rejected->limit, limit);
+    EXPECT_EQ(r.rejected->observed, observed);
+    EXPECT_EQ(r.rejected->max, max);
+    EXPECT_GT(r.rejected->retry_after_ms, 0u);
+  };
   client first = connect(srv->port);
-  uint64_t id = 0;
-  ASSERT_FALSE(first.send_request("satellites", req.SerializeAsString(), id).has_value());
-  // A plain request on the same connection reaches the registry after the watch (each hop
-  // keeps the order): once it is answered, the watch holds the one place.
-  ASSERT_TRUE(first.request("satellites", wire::SatellitesRequest{}.SerializeAsString(), 5s).ok());
+  park(first);
+  expect_refused(first, "server.max_list_watchers_per_client", 2, 1);
   client second = connect(srv->port);
-  auto r = second.request("satellites", req.SerializeAsString(), 5s);
-  ASSERT_TRUE(r.rejected.has_value()) << "a second watcher was not refused";
-  auto refused = r.rejected;
-  EXPECT_EQ(refused->code, code::too_many_inflight) << refused->to_string();
-  EXPECT_EQ(refused->limit, "server.max_list_watchers");
-  EXPECT_EQ(refused->observed, 2u);
-  EXPECT_EQ(refused->max, 1u);
+  park(second);
+  client third = connect(srv->port);
+  expect_refused(third, "server.max_list_watchers", 3, 2);
+  // Stats watchers have their own places, with the same bounds.
+  wire::StatsReply now;
+  auto r0 = third.request("stats", wire::StatsRequest{}.SerializeAsString(), 5s);
+  ASSERT_TRUE(r0.ok() && now.ParseFromString(*r0.payload));
+  wire::StatsRequest quiet;
+  quiet.set_after_version(now.version());
+  quiet.set_wait_ms(100);
+  auto r1 = third.request("stats", quiet.SerializeAsString(), 5s);
+  wire::StatsReply later;
+  ASSERT_TRUE(r1.ok() && later.ParseFromString(*r1.payload))
+    << (r1.rejected ? r1.rejected->to_string() : "no answer");
+  EXPECT_EQ(later.version(), now.version()) << "no query ran: the wait ended unchanged";
 }
 
 TEST_F(SystemTest, StoppedSatelliteGoesUnhealthyThenDisconnectedAndComesBack) {
@@ -1415,7 +1437,9 @@ TEST_F(SystemTest, WireRequestDeadlineEndsTheQueryBehindIt) {
 // -- the command line -------------------------------------------------------------------
 
 TEST_F(SystemTest, LeveeSatellitesWatchPrintsTheListWhenItChanges) {
-  auto srv = start_server();
+  auto config = server_config();
+  config.set("server", "heartbeat_interval_ms", "10000");  // no heartbeat frames meanwhile
+  auto srv = start_server(config);
   ASSERT_NE(srv, nullptr);
   auto address = "127.0.0.1:" + std::to_string(srv->port);
   test::child_process watch;
@@ -1431,6 +1455,11 @@ TEST_F(SystemTest, LeveeSatellitesWatchPrintsTheListWhenItChanges) {
   ASSERT_TRUE(line.has_value()) << test::read_file(err);
   EXPECT_EQ(line->rfind("a ", 0), 0u) << *line;
   EXPECT_EQ(watch.wait_exit(bound), std::optional<int>{0}) << test::read_file(err);
+  // It waited in the server between the two lists: a handful of frames, not a busy loop.
+  auto text = server_stats(srv->port);
+  auto at = text.find("frames in ");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_LT(std::stoull(text.substr(at + 10)), 30u) << text;
 }
 
 TEST_F(SystemTest, LeveeQueryPrintsGroupsAndRefusals) {

@@ -1,0 +1,75 @@
+#include "server/watchers.hpp"
+
+#include <algorithm>
+
+#include "limits/error_code.hpp"
+
+namespace levee::server {
+
+std::optional<rejection> watcher_set::refusal(uint64_t client) const {
+  if (held_.size() >= bounds_.max_total)
+    return rejection{code::too_many_inflight, "server.max_list_watchers", held_.size() + 1,
+                     bounds_.max_total, 1000,
+                     "as many requests as allowed already wait for a change; ask without "
+                     "wait_ms, or later"};
+  auto i = per_client_.find(client);
+  auto mine = i == per_client_.end() ? 0 : i->second;
+  if (mine >= bounds_.max_per_client)
+    return rejection{code::too_many_inflight, "server.max_list_watchers_per_client", mine + 1,
+                     bounds_.max_per_client, 1000,
+                     "this connection already has as many requests waiting for a change as "
+                     "it may; wait for their answers"};
+  return std::nullopt;
+}
+
+void watcher_set::park(caf::response_promise answer, uint64_t client, uint64_t after_version,
+                       uint32_t wait_ms, int64_t now_ns) {
+  ++per_client_[client];
+  auto wait_ns = static_cast<int64_t>(std::min<uint64_t>(wait_ms, bounds_.max_wait_ms)) * 1'000'000;
+  held_.push_back({std::move(answer), client, after_version, now_ns + wait_ns});
+}
+
+void watcher_set::release(uint64_t client) {
+  auto i = per_client_.find(client);
+  if (i != per_client_.end() && --i->second == 0)
+    per_client_.erase(i);
+}
+
+size_t watcher_set::answer_due(uint64_t version, int64_t now_ns,
+                               const std::function<std::string()>& render) {
+  std::string text;
+  size_t answered = 0;
+  auto keep = held_.begin();
+  for (auto& h : held_) {
+    if (version != h.after_version || h.due_ns <= now_ns) {
+      if (answered++ == 0)
+        text = render();
+      h.answer.deliver(text);
+      release(h.client);
+    } else {
+      *keep++ = std::move(h);
+    }
+  }
+  held_.erase(keep, held_.end());
+  return answered;
+}
+
+void watcher_set::answer_all(const std::function<std::string()>& render) {
+  if (held_.empty())
+    return;
+  auto text = render();
+  for (auto& h : held_)
+    h.answer.deliver(text);
+  held_.clear();
+  per_client_.clear();
+}
+
+std::optional<int64_t> watcher_set::earliest_due() const noexcept {
+  std::optional<int64_t> out;
+  for (auto& h : held_)
+    if (!out || h.due_ns < *out)
+      out = h.due_ns;
+  return out;
+}
+
+} // namespace levee::server
