@@ -44,13 +44,13 @@ private:
   int64_t armed_ = 0;  // the deadline the timer in flight is for; 0 = none
 };
 
-/// Sends `self` (timeout_atom, deadline) when `deadline` comes (ns, on the clock `now`
-/// was read from), unless `timer` is armed for an earlier deadline already.
-template <class Self>
+/// Sends `self` (Atom, deadline) when `deadline` comes (ns, on the clock `now` was read
+/// from), unless `timer` is armed for an earlier deadline already.
+template <class Atom = timeout_atom, class Self>
 void arm_earliest(Self* self, earliest_timer& timer, int64_t deadline, int64_t now) {
   if (timer.arm(deadline))
     self->delayed_send(self, std::chrono::nanoseconds(std::max<int64_t>(deadline - now, 0)),
-                       timeout_atom::value, deadline);
+                       Atom::value, deadline);
 }
 
 } // namespace levee

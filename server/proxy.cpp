@@ -441,10 +441,8 @@ struct router_state {
   earliest_timer deadline_timer;
   std::vector<caf::actor> idle;  // proxyers waiting for a query
   bool stopping = false;  // the server stops: new queries get shutting_down
-  // `stats` requests waiting for the query counters to move, and one timer to answer
-  // them (a burst of queries is one answer, not one each).
+  // `stats` requests waiting for the query counters to move.
   std::optional<watcher_set> stats_watchers;
-  earliest_timer watch_timer;
   const char* name = "levee.query_router";
 };
 
@@ -486,30 +484,17 @@ std::string stats_reply(const std::function<std::string()>& render, uint64_t ver
 /// A burst of query starts and ends within this is answered once.
 constexpr int64_t stats_coalesce_ns = 5'000'000;
 
-/// Arms the router's watch timer for `due` (steady ns), unless it is armed earlier.
-void arm_stats_watch(router_actor* self, int64_t due) {
-  if (self->state.watch_timer.arm(due))
-    self->delayed_send(self, std::chrono::nanoseconds(std::max<int64_t>(due - steady_ns(), 0)),
-                       watch_atom::value, due);
-}
-
-/// The query counters moved: waiting `stats` requests get them soon (coalesced). One
-/// empty() check on the query path when nobody waits.
-void stats_changed(router_actor* self) {
-  if (!self->state.stats_watchers->empty())
-    arm_stats_watch(self, steady_ns() + stats_coalesce_ns);
-}
-
 caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> routes,
                      server_options opts, std::shared_ptr<proxy_stats> stats,
                      std::function<std::string()> render_stats) {
   self->state.stats_watchers.emplace(watcher_set::bounds{
-    opts.max_list_watchers, opts.max_list_watchers_per_client, opts.max_list_wait_ms});
+    opts.max_list_watchers, opts.max_list_watchers_per_client, opts.max_list_wait_ms,
+    stats_coalesce_ns});
   self->set_down_handler([=](caf::down_msg& msg) {
     // A proxyer that ended (a failure, or the pool was full): its query, if any, is over.
     auto& st = self->state;
     end_query(self, msg.source.id(), stats);
-    stats_changed(self);
+    self->state.stats_watchers->changed(self);
     st.idle.erase(std::remove_if(st.idle.begin(), st.idle.end(),
                                  [&](const caf::actor& p) { return p.address() == msg.source; }),
                   st.idle.end());
@@ -586,7 +571,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
   return {
     [=](wire_stream_atom, std::string& payload, uint64_t rid) -> caf::result<std::string> {
       auto r = start(payload, rid);
-      stats_changed(self);  // started or refused
+      self->state.stats_watchers->changed(self);  // started or refused
       return r;
     },
     [=](done_atom, uint64_t) {
@@ -595,7 +580,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       auto sender = caf::actor_cast<caf::actor>(self->current_sender());
       if (!sender || !end_query(self, sender.id(), stats))
         return;
-      stats_changed(self);
+      self->state.stats_watchers->changed(self);
       if (st.stopping || st.idle.size() >= max_idle_proxyers)
         self->send_exit(sender, caf::exit_reason::normal);
       else
@@ -604,25 +589,15 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
     [=](watch_atom, uint64_t after_version, uint32_t wait_ms) -> caf::result<std::string> {
       auto& st = self->state;
       auto version = stats->version();
-      if (wait_ms == 0 || after_version != version || st.stopping)
-        return stats_reply(render_stats, version);
-      auto client = self->current_sender() ? self->current_sender()->id() : 0;
-      if (auto refused = st.stats_watchers->refusal(client))
-        return to_error(*refused);
-      st.stats_watchers->park(self->make_response_promise(), client, after_version, wait_ms,
-                              steady_ns());
-      arm_stats_watch(self, *st.stats_watchers->earliest_due());
-      return caf::delegated<std::string>{};
+      auto render = [&] { return stats_reply(render_stats, version); };
+      if (st.stopping)
+        return render();
+      return st.stats_watchers->hold(self, version, after_version, wait_ms, render);
     },
     [=](watch_atom, int64_t armed_for) {
-      auto& st = self->state;
-      if (!st.watch_timer.fire(armed_for))
-        return;  // superseded by an earlier one
       auto version = stats->version();
-      st.stats_watchers->answer_due(version, steady_ns(),
-                                    [&] { return stats_reply(render_stats, version); });
-      if (auto next = st.stats_watchers->earliest_due())
-        arm_stats_watch(self, *next);
+      self->state.stats_watchers->on_timer(self, armed_for, version,
+                                           [&] { return stats_reply(render_stats, version); });
     },
     [=](cancel_atom, uint64_t rid) {
       auto& st = self->state;

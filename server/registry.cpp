@@ -10,7 +10,6 @@
 
 #include "actors/atoms.hpp"
 #include "actors/caf_error.hpp"
-#include "actors/earliest_timer.hpp"
 #include "actors/limited_actor.hpp"
 #include "limits/config_fields.hpp"
 #include "net/satellite.pb.h"
@@ -64,23 +63,15 @@ struct registry_state {
   uint64_t next_assigned = 1;
   std::shared_ptr<satellite_routes> routes;
   bool routes_changed = false;  // a route's state, labels or connection changed: publish
-  // What `satellites` lists moves on with version; requests waiting for it to move, and
-  // one timer to answer them (a burst of heartbeats is one answer, not one each).
+  // What `satellites` lists moves on with version; requests waiting for it to move.
   uint64_t version = 1;
   std::optional<watcher_set> watchers;
-  earliest_timer watch_timer;
   const char* name = "levee.registry";
 };
 
 // On the multiplexer thread with the connections: registrations, heartbeats and lookups
 // are map operations, and a lookup then costs a query no thread hand-off.
 using registry_actor = caf::stateful_actor<registry_state, limited<caf::io::broker>>;
-
-int64_t steady_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -123,22 +114,6 @@ std::string render_list(const registry_state& st) {
   return out.SerializeAsString();
 }
 
-/// A burst of changes within this is answered once.
-constexpr int64_t list_coalesce_ns = 20'000'000;
-
-/// Arms the registry's watch timer for `due` (steady ns), unless it is armed earlier.
-void arm_watch(registry_actor* self, int64_t due) {
-  auto& st = self->state;
-  if (st.watch_timer.arm(due))
-    self->delayed_send(self, std::chrono::nanoseconds(std::max<int64_t>(due - steady_now_ns(), 0)),
-                       watch_atom::value, due);
-}
-
-/// The list moved on: its waiting requests get it soon (coalesced).
-void list_changed(registry_actor* self) {
-  if (!self->state.watchers->empty())
-    arm_watch(self, steady_now_ns() + list_coalesce_ns);
-}
 
 /// Publishes the routes when they changed since the last time.
 void publish_routes(registry_state& st) {
@@ -179,12 +154,15 @@ void check_heartbeats(registry_actor* self, const server_options& opts) {
   publish_routes(self->state);
 }
 
+/// A burst of list changes (heartbeats) within this is answered once.
+constexpr int64_t list_coalesce_ns = 20'000'000;
+
 caf::behavior registry(registry_actor* self, server_options opts,
                        std::shared_ptr<satellite_routes> routes) {
   self->state.routes = std::move(routes);
   self->state.watchers.emplace(
     watcher_set::bounds{opts.max_list_watchers, opts.max_list_watchers_per_client,
-                        opts.max_list_wait_ms});
+                        opts.max_list_wait_ms, list_coalesce_ns});
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     for (auto& [id, e] : st.satellites)
@@ -194,7 +172,7 @@ caf::behavior registry(registry_actor* self, server_options opts,
         set_state(st, e, health::disconnected, now_ms());
       }
     publish_routes(st);
-    list_changed(self);
+    self->state.watchers->changed(self);
   });
   auto check_every = std::chrono::milliseconds(std::max<uint64_t>(opts.heartbeat_interval_ms / 4, 5));
   self->delayed_send(self, check_every, tick_atom::value);
@@ -254,7 +232,7 @@ caf::behavior registry(registry_actor* self, server_options opts,
       st.routes_changed = true;
       ++st.version;
       publish_routes(st);
-      list_changed(self);
+      self->state.watchers->changed(self);
       wire::RegisterAck ack;
       ack.set_satellite_id(id);
       ack.set_heartbeat_interval_ms(static_cast<uint32_t>(opts.heartbeat_interval_ms));
@@ -282,34 +260,23 @@ caf::behavior registry(registry_actor* self, server_options opts,
       set_state(self->state, e, health::healthy, now);
       ++self->state.version;
       publish_routes(self->state);
-      list_changed(self);
+      self->state.watchers->changed(self);
       return wire::HeartbeatAck{}.SerializeAsString();
     },
     [=](list_atom, uint64_t after_version, uint32_t wait_ms) -> caf::result<std::string> {
       auto& st = self->state;
-      if (wait_ms == 0 || after_version != st.version)
-        return render_list(st);
-      auto client = self->current_sender() ? self->current_sender()->id() : 0;
-      auto now = steady_now_ns();
-      if (auto refused = st.watchers->refusal(client))
-        return to_error(*refused);
-      st.watchers->park(self->make_response_promise(), client, after_version, wait_ms, now);
-      arm_watch(self, *st.watchers->earliest_due());
-      return caf::delegated<std::string>{};
+      return st.watchers->hold(self, st.version, after_version, wait_ms,
+                               [&] { return render_list(st); });
     },
     [=](watch_atom, int64_t armed_for) {
       auto& st = self->state;
-      if (!st.watch_timer.fire(armed_for))
-        return;  // superseded by an earlier one
-      st.watchers->answer_due(st.version, steady_now_ns(), [&] { return render_list(st); });
-      if (auto next = st.watchers->earliest_due())
-        arm_watch(self, *next);
+      st.watchers->on_timer(self, armed_for, st.version, [&] { return render_list(st); });
     },
     [=](tick_atom) {
       auto before = self->state.version;
       check_heartbeats(self, opts);
       if (self->state.version != before)
-        list_changed(self);
+        self->state.watchers->changed(self);
       self->delayed_send(self, check_every, tick_atom::value);
     },
   };

@@ -35,8 +35,8 @@ void watcher_set::release(uint64_t client) {
     per_client_.erase(i);
 }
 
-size_t watcher_set::answer_due(uint64_t version, int64_t now_ns,
-                               const std::function<std::string()>& render) {
+void watcher_set::answer_due(uint64_t version, int64_t now_ns,
+                             const std::function<std::string()>& render) {
   std::string text;
   size_t answered = 0;
   auto keep = held_.begin();
@@ -51,7 +51,6 @@ size_t watcher_set::answer_due(uint64_t version, int64_t now_ns,
     }
   }
   held_.erase(keep, held_.end());
-  return answered;
 }
 
 void watcher_set::answer_all(const std::function<std::string()>& render) {

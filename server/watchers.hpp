@@ -3,8 +3,13 @@
 // and `stats` (the router's query counters). A request names the version it has seen and
 // how long it may wait; it is answered when the version moves or the wait is over, with
 // the answer rendered once for everyone answered together. Bounded overall and per
-// client (the connection that asked); the owner arms one timer (flush_due()) to answer
-// what is due, coalescing a burst of changes (heartbeats, queries) into one answer.
+// client (the connection that asked). The owning actor keeps one timer, (watch_atom,
+// armed_for), for the earliest wait and for answering a burst of changes (heartbeats,
+// queries) once per `coalesce`, so a watcher never costs a render per change.
+//
+//   (watch_atom, after_version, wait_ms): return watchers.hold(self, version, after, wait, render);
+//   when the state moved:                 watchers.changed(self);
+//   (watch_atom, int64_t armed_for):      watchers.on_timer(self, armed_for, version, render);
 
 #include <cstdint>
 #include <functional>
@@ -14,7 +19,12 @@
 #include <vector>
 
 #include <caf/response_promise.hpp>
+#include <caf/result.hpp>
 
+#include "actors/atoms.hpp"
+#include "actors/caf_error.hpp"
+#include "actors/earliest_timer.hpp"
+#include "limits/clock.hpp"
 #include "limits/rejection.hpp"
 
 namespace levee::server {
@@ -25,34 +35,61 @@ public:
     uint64_t max_total;       // server.max_list_watchers
     uint64_t max_per_client;  // server.max_list_watchers_per_client
     uint64_t max_wait_ms;     // server.max_list_wait_ms
+    int64_t coalesce_ns;      // changes within this are answered once
   };
 
   explicit watcher_set(bounds b) : bounds_(b) {}
 
-  /// Why another request from `client` may not wait now (a bound is full), if it may not.
-  /// Ask before making the request's response promise: a request whose promise is made is
-  /// answered only through it.
-  std::optional<rejection> refusal(uint64_t client) const;
+  /// The current request of `self` (from a connection: its sender is the client) that
+  /// has seen `after_version` and may wait `wait_ms`: answered now (`render()`) when it
+  /// need not wait, refused when a bound is full, else held.
+  template <class Self, class Render>
+  caf::result<std::string> hold(Self* self, uint64_t version, uint64_t after_version,
+                                uint32_t wait_ms, const Render& render) {
+    if (wait_ms == 0 || after_version != version)
+      return render();
+    auto client = self->current_sender() ? self->current_sender()->id() : 0;
+    // Before the promise: a request whose promise exists is answered only through it.
+    if (auto refused = refusal(client))
+      return to_error(*refused);
+    park(self->make_response_promise(), client, after_version, wait_ms, now());
+    arm_earliest<watch_atom>(self, timer_, *earliest_due(), now());
+    return caf::delegated<std::string>{};
+  }
 
-  /// Holds `answer` until the version moves past `after_version` or `wait_ms` (at most
-  /// max_wait_ms) passes. Call only when refusal(client) is empty.
-  void park(caf::response_promise answer, uint64_t client, uint64_t after_version,
-            uint32_t wait_ms, int64_t now_ns);
+  /// The state moved: the held requests get it within `coalesce`. One empty() check when
+  /// nobody waits.
+  template <class Self>
+  void changed(Self* self) {
+    if (!held_.empty())
+      arm_earliest<watch_atom>(self, timer_, now() + bounds_.coalesce_ns, now());
+  }
 
-  /// Answers the held requests whose version moved or whose wait is over; `render` is
-  /// called at most once. Returns how many were answered.
-  size_t answer_due(uint64_t version, int64_t now_ns, const std::function<std::string()>& render);
+  /// (watch_atom, armed_for) came: answers what is due, arms the timer for the rest.
+  template <class Self, class Render>
+  void on_timer(Self* self, int64_t armed_for, uint64_t version, const Render& render) {
+    if (!timer_.fire(armed_for))
+      return;  // superseded by an earlier one
+    answer_due(version, now(), render);
+    if (auto next = earliest_due())
+      arm_earliest<watch_atom>(self, timer_, *next, now());
+  }
 
   /// Answers every held request (the owner stops).
   void answer_all(const std::function<std::string()>& render);
 
-  /// The earliest time a held request's wait ends; nullopt when none is held.
-  std::optional<int64_t> earliest_due() const noexcept;
-
   bool empty() const noexcept { return held_.empty(); }
-  size_t size() const noexcept { return held_.size(); }
 
 private:
+  static int64_t now() noexcept { return steady_clock_source::instance().now_ns(); }
+  std::optional<rejection> refusal(uint64_t client) const;
+  void park(caf::response_promise answer, uint64_t client, uint64_t after_version,
+            uint32_t wait_ms, int64_t now_ns);
+  /// Answers the held requests whose version moved or whose wait is over; `render` is
+  /// called at most once.
+  void answer_due(uint64_t version, int64_t now_ns, const std::function<std::string()>& render);
+  std::optional<int64_t> earliest_due() const noexcept;
+
   struct held {
     caf::response_promise answer;
     uint64_t client;
@@ -62,6 +99,7 @@ private:
   void release(uint64_t client);
 
   bounds bounds_;
+  earliest_timer timer_;
   std::vector<held> held_;
   std::unordered_map<uint64_t, uint64_t> per_client_;
 };
