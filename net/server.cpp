@@ -189,14 +189,19 @@ struct connection_state {
   const char* name = "levee.connection";
 };
 
-/// The socket of CAF's default scribe. CAF 0.17 does not expose it; the scribe keeps its
-/// stream as a protected member, which a pointer to member reaches.
+/// What CAF 0.17 keeps to itself about its default scribe: the socket, and whether its
+/// stream is writing (registered for writability, with bytes of ours not yet sent). The
+/// scribe keeps its stream, and the stream its state, as protected members, which a
+/// pointer to member reaches.
 struct scribe_socket : caf::io::network::scribe_impl {
-  static caf::io::network::native_socket of(caf::io::scribe& s) {
+  static caf::io::network::stream_impl<caf::policy::tcp>* stream_of(caf::io::scribe& s) {
     auto* impl = dynamic_cast<caf::io::network::scribe_impl*>(&s);
-    if (impl == nullptr)
-      return caf::io::network::invalid_native_socket;
-    return (impl->*(&scribe_socket::stream_)).fd();
+    return impl == nullptr ? nullptr : &(impl->*(&scribe_socket::stream_));
+  }
+};
+struct stream_state : caf::io::network::stream {
+  static bool writing(caf::io::network::stream& s) {
+    return (s.*(&stream_state::state_)).writing;
   }
 };
 
@@ -204,12 +209,14 @@ struct scribe_socket : caf::io::network::scribe_impl {
 ///  - what it writes goes out once its mailbox is drained, not after every frame, so the
 ///    frames of messages that arrived together (a stream's last batch and its end,
 ///    answers to pipelined requests) leave in one send;
-///  - it sends directly on the socket when CAF has nothing of it in flight. CAF's flush
+///  - it sends directly on the socket when CAF's stream is not writing. CAF's flush
 ///    registers for writability (epoll_ctl), waits a multiplexer round for it, sends, and
 ///    unregisters (epoll_ctl again): four system calls and a round per flush where one
-///    send does. Only what the socket does not take at once goes CAF's way, and until CAF
-///    reports it all written (data_transferred, so ack_writes must be on), everything
-///    after it does too, keeping the order.
+///    send does. What the socket does not take at once goes CAF's way, and while CAF's
+///    stream is writing everything after it does too, so the bytes keep their order.
+///    Whether CAF is writing is read from its stream, never inferred: CAF also flushes by
+///    itself (after every read handler, scribe::consume), so a flag of our own kept from
+///    what we asked of it went stale, and a later frame overtook earlier ones.
 class direct_write_broker : public caf::io::broker {
 public:
   using caf::io::broker::broker;
@@ -229,32 +236,27 @@ public:
     auto& buf = s->wr_buf();
     if (buf.empty())
       return;
-    if (!caf_writing_) {
-      if (fd_ == caf::io::network::invalid_native_socket)
-        fd_ = scribe_socket::of(*s);
-      if (fd_ != caf::io::network::invalid_native_socket) {
-        auto n = ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-          direct_bytes_ += static_cast<uint64_t>(n);
-          if (static_cast<size_t>(n) == buf.size())
-            buf.clear();
-          else
-            buf.erase(buf.begin(), buf.begin() + n);
-        }
-        // n < 0: the socket is full (EAGAIN) or failed; CAF's flush handles both, a
-        // failure by closing the connection.
+    if (stream_ == nullptr)
+      stream_ = scribe_socket::stream_of(*s);
+    if (stream_ != nullptr && !stream_state::writing(*stream_)) {
+      auto n = ::send(stream_->fd(), buf.data(), buf.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        direct_bytes_ += static_cast<uint64_t>(n);
+        if (static_cast<size_t>(n) == buf.size())
+          buf.clear();
+        else
+          buf.erase(buf.begin(), buf.begin() + n);
       }
+      // n < 0: the socket is full (EAGAIN) or failed; CAF's flush handles both, a
+      // failure by closing the connection.
     }
-    if (!buf.empty()) {
-      caf_writing_ = true;
-      this->flush(hdl);
-    }
+    if (!buf.empty())
+      this->flush(hdl);  // starts CAF's writing, or leaves the bytes queued behind it
   }
 
   /// Sends what was written to `hdl` CAF's way (data_transferred_msg reports it).
   void flush_through_caf(caf::io::connection_handle hdl) {
     flush_pending_ = false;
-    caf_writing_ = true;
     this->flush(hdl);
   }
 
@@ -263,8 +265,6 @@ public:
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
     bool transferred = x.content().match_elements<caf::io::data_transferred_msg>();
-    if (transferred && x.content().get_as<caf::io::data_transferred_msg>(0).remaining == 0)
-      caf_writing_ = false;  // CAF sent all it had: direct sends keep the order again
     auto result = caf::io::broker::consume(x);
     if (flush_pending_ && !transferred && this->mailbox().empty())
       flush_now(flush_hdl_);  // (not from inside CAF's write handler: next message)
@@ -273,10 +273,9 @@ public:
 
 private:
   caf::io::connection_handle flush_hdl_;
-  caf::io::network::native_socket fd_ = caf::io::network::invalid_native_socket;
+  caf::io::network::stream_impl<caf::policy::tcp>* stream_ = nullptr;
   uint64_t direct_bytes_ = 0;
   bool flush_pending_ = false;
-  bool caf_writing_ = false;
 };
 
 using connection_broker = caf::stateful_actor<connection_state, direct_write_broker>;

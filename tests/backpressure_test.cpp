@@ -1,0 +1,303 @@
+// Backpressure at the connection gate, over real TCP on 127.0.0.1 (DESIGN.md "Flow
+// control"): a slow reader gets exactly the frames produced, in order, whatever its
+// reading pace; a peer that never reads costs bounded memory; connections opened and
+// closed leave nothing behind; streamed answers are paced by the credit their reader
+// grants.
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/limited_actor.hpp"
+#include "levee/client.hpp"
+#include "net/frame.hpp"
+#include "net/reject_frame.hpp"
+#include "net/server.hpp"
+#include "tests/test_support.hpp"
+
+namespace levee {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// Deterministic incompressible bytes: what "big:N" answers, and what a test checks.
+std::string noise(size_t n, uint32_t seed) {
+  std::string out(n, '\0');
+  uint32_t x = seed;
+  for (auto& c : out) {
+    x = x * 1664525 + 1013904223;
+    c = static_cast<char>(x >> 24);
+  }
+  return out;
+}
+
+/// "big:N" answers N bytes of noise(N, N); a streamed "N:S" answers N batches of S bytes
+/// (batch i is noise(S, i)), paced by the credit its connection grants.
+class wire_service : public limited_actor {
+public:
+  explicit wire_service(caf::actor_config& cfg) : limited(cfg) {}
+  caf::behavior make_behavior() override {
+    return {
+      [this](wire_request_atom, const std::string& payload) -> std::string {
+        if (payload.rfind("big:", 0) == 0) {
+          auto n = std::stoul(payload.substr(4));
+          return noise(n, static_cast<uint32_t>(n));
+        }
+        return payload;
+      },
+      [this](wire_stream_atom, const std::string& payload, uint64_t tag) -> std::string {
+        auto colon = payload.find(':');
+        auto n = std::stoul(payload.substr(0, colon));
+        auto size = colon == std::string::npos ? 16 : std::stoul(payload.substr(colon + 1));
+        auto to = caf::actor_cast<caf::actor>(current_sender());
+        for (size_t i = 0; i < n; ++i)
+          send(to, wire_batch_atom::value, tag, noise(size, static_cast<uint32_t>(i)));
+        return std::to_string(n) + " parts";
+      },
+    };
+  }
+};
+
+/// A client socket that reads when the test says so, with a small receive buffer so that
+/// what the server writes backs up on its side.
+struct slow_socket {
+  int fd = -1;
+  net::frame_reader reader{net::codec_limits{64u << 20, 64u << 20, 0}};
+  uint64_t bytes_read = 0;
+
+  slow_socket(uint16_t port, int rcvbuf) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      ADD_FAILURE() << "connect failed";
+  }
+  ~slow_socket() { ::close(fd); }
+  slow_socket(const slow_socket&) = delete;
+  slow_socket& operator=(const slow_socket&) = delete;
+
+  void send_all(const std::string& bytes) {
+    size_t pos = 0;
+    while (pos < bytes.size()) {
+      auto n = ::send(fd, bytes.data() + pos, bytes.size() - pos, MSG_NOSIGNAL);
+      ASSERT_GT(n, 0) << "send failed: " << std::strerror(errno);
+      pos += static_cast<size_t>(n);
+    }
+  }
+
+  /// The next frame, reading at most `chunk` bytes per recv; nullopt when the server
+  /// closed, nothing came within 10 s, or the byte stream stopped being frames.
+  std::optional<wire::Envelope> next(size_t chunk = 4096) {
+    for (;;) {
+      size_t pos = 0;
+      while (pos < inbuf_.size() && !reader.error() && !reader.frame_ready())
+        pos += reader.feed(reinterpret_cast<const uint8_t*>(inbuf_.data()) + pos,
+                           inbuf_.size() - pos);
+      inbuf_.erase(0, pos);
+      if (reader.error()) {
+        ADD_FAILURE() << "the byte stream is not frames at byte " << bytes_read << ": "
+                      << reader.error()->to_string();
+        return std::nullopt;
+      }
+      if (reader.frame_ready())
+        return reader.take();
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 10'000) <= 0)
+        return std::nullopt;
+      std::string buf(chunk, '\0');
+      auto n = ::recv(fd, buf.data(), buf.size(), 0);
+      if (n <= 0)
+        return std::nullopt;
+      bytes_read += static_cast<uint64_t>(n);
+      inbuf_.append(buf.data(), static_cast<size_t>(n));
+    }
+  }
+
+  /// Hello both ways; this client advertises `max_frame` as what it accepts.
+  void handshake(uint32_t max_frame = 16u << 20) {
+    wire::Envelope env;
+    env.mutable_hello()->set_protocol_version(net::protocol_version);
+    env.mutable_hello()->mutable_limits()->set_max_frame_bytes(max_frame);
+    env.mutable_hello()->mutable_limits()->set_max_decompressed_bytes(max_frame);
+    send_all(frame_of(env));
+    auto hello = next();
+    ASSERT_TRUE(hello && hello->has_hello());
+  }
+
+  static std::string frame_of(const wire::Envelope& env) {
+    std::string out;
+    net::encode_frame(env, net::codec_limits{1u << 30, 1u << 30, 1u << 30}, out);
+    return out;
+  }
+
+private:
+  std::string inbuf_;  // read and not yet fed to the reader
+};
+
+struct BackpressureTest : ::testing::Test {
+  std::unique_ptr<caf::actor_system_config> cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::unique_ptr<runtime> rt;
+  std::shared_ptr<net::server_context> ctx;
+  net::listener lst;
+  caf::actor echo;
+  net::listener_config lcfg;
+
+  void SetUp() override { set_log_sink([](std::string_view) {}); }
+
+  void start() {
+    cfg = std::make_unique<caf::actor_system_config>();
+    cfg->load<caf::io::middleman>();
+    cfg->set("scheduler.max-threads", 2);
+    add_error_category(*cfg);
+    sys = std::make_unique<caf::actor_system>(*cfg);
+    limits_config lc;
+    auto echo_limits = actor_limits::defaults();
+    echo_limits.max_inflight_per_requester = 256;
+    echo_limits.mailbox_capacity = 1024;
+    lc.kinds.emplace("echo", echo_limits);
+    rt = std::make_unique<runtime>(lc);
+    ctx = std::make_shared<net::server_context>(lcfg);
+    echo = spawn_limited<wire_service>(*sys, *rt, "echo");
+    ctx->expose("echo", echo);
+    auto l = net::start_listener(*sys, ctx, "127.0.0.1", 0);
+    ASSERT_TRUE(l.ok()) << l.error().to_string();
+    lst = *l;
+  }
+
+  void TearDown() override {
+    if (!sys)
+      return;
+    net::stop_listener(lst, *ctx);
+    EXPECT_TRUE(test::wait_until([&] { return ctx->stats.connections_open.load() == 0; }));
+    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+    echo = nullptr;
+    lst.acceptor = nullptr;
+    sys.reset();
+  }
+};
+
+std::string request_frame(uint64_t id, const std::string& target, std::string payload,
+                          bool stream = false) {
+  wire::Envelope env;
+  env.set_request_id(id);
+  env.mutable_request()->set_target(target);
+  env.mutable_request()->set_payload(std::move(payload));
+  env.mutable_request()->set_stream(stream);
+  return slow_socket::frame_of(env);
+}
+
+// Issue 12, defect 1: frames written while the connection handled input were flushed by
+// CAF after the handler, and a later frame went straight to the socket ahead of them.
+TEST_F(BackpressureTest, ASlowReaderGetsEveryFrameWholeAndInOrder) {
+  lcfg.limits.max_msgs_per_sec = 0;
+  lcfg.limits.max_bytes_per_sec = 0;
+  lcfg.limits.max_write_buffer_bytes = 64u << 20;
+  start();
+  std::mt19937 rng{20261203};
+  for (int round = 0; round < 3; ++round) {
+    slow_socket s{lst.port, 4096};
+    s.handshake();
+    enum kind { echo_big, unknown, streamed };
+    struct expected {
+      kind k;
+      size_t size = 0;    // echo: answer bytes; stream: batch bytes
+      size_t batches = 0; // stream
+      size_t seen = 0;    // stream: batches so far
+      bool ended = false;
+    };
+    std::map<uint64_t, expected> sent;
+    std::string burst;
+    uint64_t id = 1;
+    for (int i = 0; i < 120; ++i, ++id) {
+      switch (rng() % 3) {
+        case 0: {
+          auto n = 20'000 + rng() % 200'000;
+          burst += request_frame(id, "echo", "big:" + std::to_string(n));
+          sent[id] = expected{echo_big, n};
+          break;
+        }
+        case 1:
+          burst += request_frame(id, "nobody-" + std::string(40 + rng() % 2000, 'x'), "x");
+          sent[id] = expected{unknown};
+          break;
+        default: {
+          auto batches = 1 + rng() % 8;
+          auto size = 1'000 + rng() % 60'000;
+          burst += request_frame(id, "echo",
+                                 std::to_string(batches) + ":" + std::to_string(size), true);
+          sent[id] = expected{streamed, size, batches};
+        }
+      }
+    }
+    s.send_all(burst);
+    // Read in random small pieces with random pauses: the pauses ARE the slow reader
+    // (nothing is waited for by them).
+    std::vector<uint64_t> echo_order, unknown_order;
+    size_t terminal = 0;
+    while (terminal < sent.size()) {
+      if (rng() % 24 == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 200));
+      auto env = s.next(512 + rng() % 8192);
+      ASSERT_TRUE(env) << "round " << round << ": no frame after " << terminal
+                       << " answers, " << s.bytes_read << " bytes";
+      auto rid = env->request_id();
+      auto it = sent.find(rid);
+      ASSERT_NE(it, sent.end()) << "an answer to no request: " << env->ShortDebugString().substr(0, 200);
+      auto& e = it->second;
+      ASSERT_FALSE(e.ended) << "a second answer to request " << rid;
+      switch (e.k) {
+        case echo_big:
+          ASSERT_TRUE(env->has_response()) << env->ShortDebugString().substr(0, 300);
+          ASSERT_TRUE(env->response().payload() == noise(e.size, static_cast<uint32_t>(e.size)))
+            << "request " << rid << ": the answer's bytes differ";
+          echo_order.push_back(rid);
+          e.ended = true;
+          break;
+        case unknown:
+          ASSERT_TRUE(env->has_reject());
+          ASSERT_EQ(env->reject().code(), static_cast<uint32_t>(code::not_found));
+          unknown_order.push_back(rid);
+          e.ended = true;
+          break;
+        case streamed:
+          if (env->has_batch()) {
+            ASSERT_EQ(env->batch().sequence(), e.seen);
+            ASSERT_TRUE(env->batch().payload() == noise(e.size, static_cast<uint32_t>(e.seen)))
+              << "request " << rid << ": batch " << e.seen << "'s bytes differ";
+            ++e.seen;
+            ASSERT_LE(e.seen, e.batches);
+            continue;
+          }
+          ASSERT_TRUE(env->has_end_of_stream()) << env->ShortDebugString().substr(0, 300);
+          ASSERT_EQ(e.seen, e.batches);
+          e.ended = true;
+          break;
+      }
+      ++terminal;
+    }
+    // One actor answers its requests in the order they came; the gate refuses in order.
+    EXPECT_TRUE(std::is_sorted(echo_order.begin(), echo_order.end()));
+    EXPECT_TRUE(std::is_sorted(unknown_order.begin(), unknown_order.end()));
+  }
+}
+
+} // namespace
+} // namespace levee
