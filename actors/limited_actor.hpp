@@ -141,7 +141,7 @@ auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& k
 }
 
 /// Spawns a limited actor on the middleman's multiplexer thread, from a function whose first
-/// argument is `levee::limited<caf::io::broker>*` (include <caf/io/broker.hpp>). For cheap
+/// argument is `levee::limited<levee::broker>*` (include "actors/broker.hpp"). For cheap
 /// handlers that connection actors call: a request from a connection then never leaves the
 /// multiplexer thread, so no worker has to wake (DESIGN.md "Performance notes"). Give real
 /// work (scans, disk) to ordinary limited actors instead: it would stall every connection.

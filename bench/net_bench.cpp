@@ -30,9 +30,9 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
-#include <caf/io/broker.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/broker.hpp"
 #include "bench/bench_support.hpp"
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
@@ -110,7 +110,7 @@ void serve_levee(Report report) {
   // The same echo, hosted on the multiplexer thread next to the connection brokers.
   ctx->expose("echo-mx", levee::spawn_limited_on_multiplexer(
                            sys.middleman(), rt, "echo",
-                           [](levee::limited<caf::io::broker>*) -> caf::behavior {
+                           [](levee::limited<levee::broker>*) -> caf::behavior {
                              return {[](levee::wire_request_atom, std::string& s) {
                                return std::move(s);
                              }};

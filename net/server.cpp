@@ -19,8 +19,10 @@
 #include <caf/io/network/scribe_impl.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/broker.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/earliest_timer.hpp"
+#include "actors/weak_timer.hpp"
 #include "limits/token_bucket.hpp"
 #include "net/frame.hpp"
 #include "net/reject_frame.hpp"
@@ -81,6 +83,25 @@ caf::actor server_context::connection_for(const std::string& node_id) const {
 void server_context::name_connection(const std::string& node_id, const caf::actor& conn) {
   std::lock_guard<std::mutex> guard{connections_mtx_};
   named_[node_id] = conn;
+}
+
+caf::actor server_context::timer_relay(caf::actor_system& sys) {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  auto relay = caf::actor_cast<caf::actor>(timer_relay_);
+  if (!relay) {
+    relay = spawn_timer_relay(sys.middleman(), [w = weak_from_this()](uint64_t id) {
+      auto ctx = w.lock();
+      return ctx ? ctx->connection_by_id(id) : caf::actor{};
+    });
+    timer_relay_ = relay.address();
+  }
+  return relay;
+}
+
+caf::actor server_context::connection_by_id(caf::actor_id id) const {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  auto i = connections_.find(id);
+  return i == connections_.end() ? caf::actor{} : i->second;
 }
 
 std::vector<caf::actor> server_context::connections() const {
@@ -156,6 +177,8 @@ struct connection_state {
   uint64_t next_tag = 0;
   std::unordered_map<uint64_t, pending_request> pending;
   earliest_timer deadline_timer;
+  milliseconds tick_interval{1000};  // how often the connection looks at its timeouts
+  caf::actor timers;  // every timer of the connection goes through it (weak_timer.hpp)
   uint64_t bytes_flushed = 0;    // handed to the socket
   uint64_t bytes_written = 0;    // taken by TCP as CAF reports it (data_transferred_msg);
                                  // the broker counts what it sent itself (bytes_sent)
@@ -217,9 +240,14 @@ struct stream_state : caf::io::network::stream {
 ///    Whether CAF is writing is read from its stream, never inferred: CAF also flushes by
 ///    itself (after every read handler, scribe::consume), so a flag of our own kept from
 ///    what we asked of it went stale, and a later frame overtook earlier ones.
-class direct_write_broker : public caf::io::broker {
+std::atomic<uint64_t> connection_brokers_alive{0};
+
+class direct_write_broker : public levee::broker {
 public:
-  using caf::io::broker::broker;
+  explicit direct_write_broker(caf::actor_config& cfg) : levee::broker(cfg) {
+    connection_brokers_alive.fetch_add(1);
+  }
+  ~direct_write_broker() override { connection_brokers_alive.fetch_sub(1); }
 
   /// Flushes `hdl` once the messages waiting now are handled.
   void flush_later(caf::io::connection_handle hdl) noexcept {
@@ -265,7 +293,7 @@ public:
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
     bool transferred = x.content().match_elements<caf::io::data_transferred_msg>();
-    auto result = caf::io::broker::consume(x);
+    auto result = levee::broker::consume(x);
     if (flush_pending_ && !transferred && this->mailbox().empty())
       flush_now(flush_hdl_);  // (not from inside CAF's write handler: next message)
     return result;
@@ -349,6 +377,15 @@ const listener_limits& limits_of(connection_broker* self) {
   return self->state.ctx->config().limits;
 }
 
+/// Sends the connection `xs...` after `delay`, naming it by id (actors/weak_timer.hpp):
+/// a connection that closes is destroyed at once, not when its last timer fires (its
+/// requests' deadlines are 30 s away by default: at hundreds of connections a second,
+/// the difference between nothing and tens of megabytes held).
+template <class... Ts>
+void later(connection_broker* self, milliseconds delay, Ts&&... xs) {
+  delayed_send_by_id(self, self->state.timers, delay, std::forward<Ts>(xs)...);
+}
+
 void count_reject(connection_state& st, code c) {
   st.ctx->stats.rejects[static_cast<size_t>(c)].fetch_add(1);
 }
@@ -414,7 +451,7 @@ void reject_and_close(connection_broker* self, uint64_t request_id, const reject
   // its write turns leave the connection reading (and discarding) the peer's input
   // until they are done, so the close finds no unread input to answer with a reset.
   self->flush_through_caf(st.hdl);
-  self->delayed_send(self, close_grace, stop_atom::value);
+  later(self, close_grace, stop_atom::value);
 }
 
 /// Bytes of this connection the kernel took: sent directly, or reported by CAF.
@@ -539,6 +576,18 @@ void fill_hello(wire::Hello& out, const server_context& ctx, wire::Role role,
   ol.set_idle_timeout_ms(static_cast<uint32_t>(limits.idle_timeout_ms));
 }
 
+/// Arms the deadline timer for `deadline_ns` unless it is armed for an earlier one, and
+/// for no later than a tick from now (it then finds nothing due and arms again): a timer
+/// waits in CAF's clock until it fires, answered request or not, so timers a whole
+/// deadline ahead (30 s by default) would pile up with the rate of requests.
+void arm_deadline(connection_broker* self, int64_t deadline_ns, int64_t now) {
+  auto& st = self->state;
+  auto at = std::min(deadline_ns, now + duration_cast<nanoseconds>(st.tick_interval).count());
+  if (st.deadline_timer.arm(at))
+    delayed_send_by_id(self, st.timers, nanoseconds(std::max<int64_t>(at - now, 0)),
+                       timeout_atom::value, at);
+}
+
 /// The armed timer fired: requests past their deadline are answered deadline_exceeded
 /// (a stream's target is told to stop), and the timer is armed for the next deadline.
 void expire_requests(connection_broker* self, int64_t armed_for) {
@@ -586,7 +635,7 @@ void expire_requests(connection_broker* self, int64_t armed_for) {
     ++i;
   }
   if (next != 0)
-    arm_earliest(self, st.deadline_timer, next, now);
+    arm_deadline(self, next, now);
 }
 
 /// Takes the peer's request `rid` (sent to its actor as `tag`) out of the in-flight table
@@ -652,7 +701,7 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
                  + static_cast<int64_t>(std::max<uint64_t>(deadline, min_abandon_grace_ms)) * ns_per_ms;
   p.tag = tag;
   p.target_name = &cached_at->first;
-  arm_earliest(self, st.deadline_timer, p.deadline_ns, now);
+  arm_deadline(self, p.deadline_ns, now);
   if (req.stream()) {
     p.target = target;
     // Batches arrive as (wire_batch_atom, tag, part) before the answer: the actor sends
@@ -827,7 +876,7 @@ bool admit_frame(connection_broker* self, uint64_t request_id, uint64_t frame_by
     st.halted = true;
     self->halt(st.hdl);
   }
-  self->delayed_send(self, milliseconds(refused->retry_after_ms), resume_atom::value);
+  later(self, milliseconds(refused->retry_after_ms), resume_atom::value);
   return false;
 }
 
@@ -913,7 +962,7 @@ void on_data(connection_broker* self, const caf::io::new_data_msg& msg) {
   process_inbox(self);
 }
 
-void on_tick(connection_broker* self, milliseconds interval) {
+void on_tick(connection_broker* self) {
   auto& st = self->state;
   if (st.closed || st.closing)
     return;
@@ -955,7 +1004,7 @@ void on_tick(connection_broker* self, milliseconds interval) {
       write_frame(self, ping);
     }
   }
-  self->delayed_send(self, interval, tick_atom::value);
+  later(self, st.tick_interval, tick_atom::value);
 }
 
 enum class conn_role { accepted, refused, dialed };
@@ -1001,6 +1050,7 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
                          std::string token) {
   auto& st = self->state;
   st.ctx = ctx;
+  st.timers = ctx->timer_relay(self->system());
   st.hdl = hdl;
   st.counted = role == conn_role::accepted;
   st.dialed = role == conn_role::dialed;
@@ -1025,8 +1075,9 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
                      rejection{code::too_many_connections, "net.max_connections",
                                limits.max_connections + 1, limits.max_connections, 1000,
                                "this node serves its maximum number of connections"});
-    return {};
+    return {};  // no behavior: the broker ends now, and CAF sends what was written
   }
+  ctx->add_connection(caf::actor_cast<caf::actor>(self));  // also where its timers find it
   if (st.dialed) {
     wire::Envelope hello;
     fill_hello(*hello.mutable_hello(), *ctx, wire::ROLE_CLIENT, st.token);
@@ -1035,18 +1086,21 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
   } else {
     ctx->stats.connections_accepted.fetch_add(1);
   }
-  ctx->add_connection(caf::actor_cast<caf::actor>(self));
   auto shortest = std::min({limits.handshake_timeout_ms, limits.idle_timeout_ms,
                             limits.read_timeout_ms});
-  auto interval = milliseconds(std::clamp<uint64_t>(shortest / 4, 5, 1000));
-  self->delayed_send(self, interval, tick_atom::value);
+  st.tick_interval = milliseconds(std::clamp<uint64_t>(shortest / 4, 5, 1000));
+  later(self, st.tick_interval, tick_atom::value);
   return {
     [=](const caf::io::new_data_msg& msg) { on_data(self, msg); },
     [=](const caf::io::data_transferred_msg& msg) {
       auto& s = self->state;
       s.bytes_written += msg.written;
+      // The closing Reject has left: close, but from a message of our own. CAF calls this
+      // handler from its write path without a reference to the broker, and closing drops
+      // the last ones (the scribe's, the listener's): the broker would be destroyed under
+      // CAF's feet. A message is handled with the multiplexer holding a reference.
       if (s.closing && bytes_sent(self) >= s.bytes_flushed)
-        close_connection(self);  // the closing Reject has left
+        self->send(self, stop_atom::value);
     },
     [=](const caf::io::connection_closed_msg&) {
       auto& s = self->state;
@@ -1089,7 +1143,7 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
         self->trigger(s.hdl);
       }
     },
-    [=](tick_atom) { on_tick(self, interval); },
+    [=](tick_atom) { on_tick(self); },
     [=](timeout_atom, int64_t armed_for) { expire_requests(self, armed_for); },
     [=](wire_request_atom, std::string& target,
         std::string& payload) -> caf::result<std::string> {
@@ -1385,7 +1439,7 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
   };
 }
 
-caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<server_context> ctx,
+caf::behavior acceptor(levee::broker* self, std::shared_ptr<server_context> ctx,
                        std::string host, uint16_t port,
                        std::shared_ptr<std::promise<result<uint16_t>>> bound) {
   auto res = self->add_tcp_doorman(port, host.c_str(), true);
@@ -1409,6 +1463,10 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<server_context> ct
 }
 
 } // namespace
+
+uint64_t connection_actors_alive() noexcept {
+  return connection_brokers_alive.load();
+}
 
 caf::actor start_uplink(caf::actor_system& sys, std::shared_ptr<server_context> ctx,
                         uplink_options opts) {

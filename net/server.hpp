@@ -52,7 +52,7 @@ struct net_stats {
 
 /// Everything the connections of one listener share. Create with make_shared; expose
 /// targets before start_listener.
-class server_context {
+class server_context : public std::enable_shared_from_this<server_context> {
 public:
   explicit server_context(listener_config cfg,
                           const clock_source& clock = steady_clock_source::instance());
@@ -86,6 +86,16 @@ public:
   caf::actor connection_for(const std::string& node_id) const;
   void name_connection(const std::string& node_id, const caf::actor& conn);
 
+  /// The relay this listener's connections send their timers through (actors/
+  /// weak_timer.hpp), finding them by id among the open connections: a connection that
+  /// closes is destroyed at once, not when its last timer fires. Held by the connections
+  /// (and pending timers), not by the context, so it never outlives the actor system;
+  /// spawned again when none holds it any more.
+  caf::actor timer_relay(caf::actor_system& sys);
+
+  /// The open connection with this actor id, or null.
+  caf::actor connection_by_id(caf::actor_id id) const;
+
   /// The connection actors alive now (for shutdown).
   void add_connection(const caf::actor& conn);
   void remove_connection(caf::actor_id id);
@@ -95,6 +105,7 @@ private:
   mutable std::mutex connections_mtx_;
   std::map<caf::actor_id, caf::actor> connections_;
   std::map<std::string, caf::actor> named_;  // peer node id -> connection
+  caf::actor_addr timer_relay_;
   listener_config cfg_;
   const clock_source& clock_;
   mutable std::mutex targets_mtx_;
@@ -114,6 +125,10 @@ result<listener> start_listener(caf::actor_system& sys, std::shared_ptr<server_c
 /// Stops accepting and closes every connection with a Reject shutting_down (requests in
 /// flight are not answered). Returns at once; connections_open reaches 0 shortly after.
 void stop_listener(const listener& l, server_context& ctx);
+
+/// Connection actors of this process not yet destroyed (their memory not yet given back),
+/// accepted and dialed: after every connection closed, this returns to 0.
+uint64_t connection_actors_alive() noexcept;
 
 struct uplink_options {
   std::string host = "127.0.0.1";

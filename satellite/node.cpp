@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include <caf/all.hpp>
-#include <caf/io/broker.hpp>
 #include <caf/io/middleman.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/broker.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "events/codec.hpp"
@@ -582,7 +582,7 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
   auto store_id = opts.id.empty() ? std::string{"unassigned"} : opts.id;
   if (cfg.store_on_multiplexer)
     node.store = spawn_limited_on_multiplexer(sys.middleman(), rt, "store",
-                                              store<store_actor_t<caf::io::broker>>, shared_log,
+                                              store<store_actor_t<levee::broker>>, shared_log,
                                               opts, store_id, node.stats);
   else
     node.store = spawn_limited_fun(sys, rt, "store", store<store_actor_t<caf::event_based_actor>>,

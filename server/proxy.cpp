@@ -7,10 +7,10 @@
 #include <unordered_map>
 
 #include <caf/all.hpp>
-#include <caf/io/broker.hpp>
 #include <caf/io/middleman.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/broker.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/earliest_timer.hpp"
 #include "actors/limited_actor.hpp"
@@ -99,7 +99,7 @@ struct proxyer_state {
 // connections they relay between: a query crosses the server without waking a worker
 // (DESIGN.md "Performance notes"). Their work per message is small (a lookup, a relay,
 // a merge of a satellite's groups); the scans run on the satellites.
-using proxyer_actor = caf::io::stateful_broker<proxyer_state>;
+using proxyer_actor = levee::stateful_broker<proxyer_state>;
 
 /// A satellite stream's tag: the run number and the satellite's index in the run.
 uint64_t stream_tag(uint32_t run_number, size_t index) {
@@ -446,7 +446,7 @@ struct router_state {
   const char* name = "levee.query_router";
 };
 
-using router_actor = caf::stateful_actor<router_state, limited<caf::io::broker>>;
+using router_actor = caf::stateful_actor<router_state, limited<levee::broker>>;
 
 /// Idle proxyers kept for the next queries; more than this end (a burst of queries spawns
 /// what it needs, up to server.max_queries).

@@ -5,10 +5,10 @@
 #include <optional>
 
 #include <caf/all.hpp>
-#include <caf/io/broker.hpp>
 #include <caf/io/middleman.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/broker.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "limits/config_fields.hpp"
@@ -71,7 +71,7 @@ struct registry_state {
 
 // On the multiplexer thread with the connections: registrations, heartbeats and lookups
 // are map operations, and a lookup then costs a query no thread hand-off.
-using registry_actor = caf::stateful_actor<registry_state, limited<caf::io::broker>>;
+using registry_actor = caf::stateful_actor<registry_state, limited<levee::broker>>;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -113,7 +113,6 @@ std::string render_list(const registry_state& st) {
   out.set_version(st.version);
   return out.SerializeAsString();
 }
-
 
 /// Publishes the routes when they changed since the last time.
 void publish_routes(registry_state& st) {

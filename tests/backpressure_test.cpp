@@ -299,5 +299,76 @@ TEST_F(BackpressureTest, ASlowReaderGetsEveryFrameWholeAndInOrder) {
   }
 }
 
+// Issue 12, defect 3: every connection's broker stayed in memory after it closed (CAF
+// 0.17.6 leaves a broker's mailbox open after it ends; its own timer tick, arriving
+// late, held it). Connections of every kind: closed by the client before or after the
+// handshake or a request, refused for the connection bound, closed by the server.
+TEST_F(BackpressureTest, ConnectionsOpenedAndClosedLeaveNothingBehind) {
+  lcfg.limits.max_connections = 4;
+  start();
+  auto before = net::connection_actors_alive();
+  auto accepted = [&] { return ctx->stats.connections_accepted.load(); };
+  for (int i = 0; i < 40; ++i) {
+    { slow_socket bare{lst.port, 0}; }
+    { slow_socket hello{lst.port, 0}; hello.handshake(); }
+    {
+      client_options o;
+      o.port = lst.port;
+      client c{o};
+      ASSERT_TRUE(c.connect().ok());
+      ASSERT_TRUE(c.request("echo", "hi", 10s).ok());
+    }
+    {
+      slow_socket garbage{lst.port, 0};
+      garbage.send_all(std::string("\xff\xff\xff\xff\x00garbage", 12));
+      while (garbage.next()) {}  // the server's Reject, then its close
+    }
+  }
+  {
+    // Over the connection bound: refused with a Reject, and closed.
+    std::vector<std::unique_ptr<slow_socket>> held;
+    for (int i = 0; i < 4; ++i) {
+      held.push_back(std::make_unique<slow_socket>(lst.port, 0));
+      held.back()->handshake();
+    }
+    slow_socket refused{lst.port, 0};
+    auto r = refused.next();
+    ASSERT_TRUE(r && r->has_reject());
+    EXPECT_EQ(r->reject().code(), static_cast<uint32_t>(code::too_many_connections));
+  }
+  ASSERT_TRUE(test::wait_until([&] { return accepted() >= 164; }));
+  ASSERT_TRUE(test::wait_until([&] { return ctx->stats.connections_open.load() == 0; }));
+  EXPECT_TRUE(test::wait_until([&] { return net::connection_actors_alive() == before; }, 10s))
+    << net::connection_actors_alive() - before << " connection actors of closed connections are alive";
+}
+
+// The same in memory: thousands of connections opened and closed leave the resident set
+// where it was (a leak of the 2 KiB each used to leave would show as 20 MiB).
+TEST_F(BackpressureTest, ResidentMemoryIsFlatAcrossTenThousandConnections) {
+  lcfg.limits.max_msgs_per_sec = 0;
+  start();
+  client_options o;
+  o.port = lst.port;
+  auto churn = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      client c{o};
+      ASSERT_TRUE(c.connect().ok());
+      ASSERT_TRUE(c.request("echo", "hi", 10s).ok());
+    }
+    ASSERT_TRUE(test::wait_until([&] { return ctx->stats.connections_open.load() == 0; }));
+    ASSERT_TRUE(test::wait_until([&] { return net::connection_actors_alive() == 0; }, 10s))
+      << net::connection_actors_alive() << " alive";
+  };
+  churn(1000);  // allocator pools, CAF's caches: warm
+  auto warm = test::current_rss_bytes();
+  churn(10'000);
+  auto after = test::current_rss_bytes();
+  std::printf("RSS after 1,000 connections: %llu KiB; after 10,000 more: %llu KiB\n",
+              static_cast<unsigned long long>(warm >> 10),
+              static_cast<unsigned long long>(after >> 10));
+  EXPECT_LT(after, warm + (4u << 20)) << "RSS grew from " << warm << " to " << after
+                                      << " bytes across 10,000 connections";
+}
+
 } // namespace
 } // namespace levee

@@ -15,9 +15,9 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
-#include <caf/io/broker.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/broker.hpp"
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
 #include "net/frame.hpp"
@@ -172,7 +172,7 @@ struct ConnectionTest : ::testing::Test {
     targets = {spawn_limited<wire_service>(*sys, *rt, "echo", &release),
                spawn_limited<wire_service>(*sys, *rt, "held", &release)};
     targets.push_back(spawn_limited_on_multiplexer(
-      sys->middleman(), *rt, "small", [](limited<caf::io::broker>*) -> caf::behavior {
+      sys->middleman(), *rt, "small", [](limited<levee::broker>*) -> caf::behavior {
         return {[](wire_request_atom, std::string& s) { return std::move(s); }};
       }));
     ctx->expose("echo", targets[0]);

@@ -10,6 +10,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/broker.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
@@ -41,7 +42,7 @@ struct IoLoop : ::testing::Test {
     ctx = std::make_shared<net::server_context>(net::listener_config{});
     // On the I/O thread itself: a request and its answer are turns of that loop.
     echo = spawn_limited_on_multiplexer(
-      sys->middleman(), *rt, "echo", [](limited<caf::io::broker>*) -> caf::behavior {
+      sys->middleman(), *rt, "echo", [](limited<levee::broker>*) -> caf::behavior {
         return {[](wire_request_atom, std::string& s) { return std::move(s); }};
       });
     ctx->expose("echo", echo);
