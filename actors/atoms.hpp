@@ -25,6 +25,17 @@ using wire_request_atom = caf::atom_constant<caf::atom("wire_req")>;
 /// current sender); they reach the client in the order sent, then EndOfStream.
 using wire_stream_atom = caf::atom_constant<caf::atom("wire_strm")>;
 using wire_batch_atom = caf::atom_constant<caf::atom("wire_batch")>;
+/// (credit_atom, uint64_t id, uint64_t batches, uint64_t bytes): the consumer of a
+/// streamed answer grants its producer more (limits/stream_credit.hpp): a connection to
+/// the actor that sends a stream's batches, a requester to the connection that carries
+/// its stream (which sends the peer a Credit frame). Passes every gate, as cancels do:
+/// refusing one would stall a stream its actor already accepted.
+using credit_atom = caf::atom_constant<caf::atom("credit")>;
+/// (drained_atom): a connection's self-message: its peer took bytes it was waiting for.
+using drained_atom = caf::atom_constant<caf::atom("drained")>;
+/// (sync_read_atom): a connection's self-message, a multiplexer round later: read the
+/// socket or stop, as its state wants (net/server.cpp sync_reading).
+using sync_read_atom = caf::atom_constant<caf::atom("sync_read")>;
 /// (cancel_atom, uint64_t request_id): from a connection to the target of a streamed
 /// request it carries, when the peer cancels it or the connection closes: stop the work
 /// and answer the request with the error `cancelled`. And from the requester of an

@@ -42,10 +42,12 @@ bool gated_ticket(const caf::mailbox_element& x, const caf::abstract_actor* self
   auto& content = x.content();
   auto n = content.size();
   // Cancels, stops and dones end work the actor already accepted: refusing one would leave
-  // that work running (a scan, a query) until its deadline, or its slot taken.
+  // that work running (a scan, a query) until its deadline, or its slot taken. Credit lets
+  // such work go on: refusing it would stall a stream until its deadline.
   if (n >= 1 && content.type(0).first == caf::type_nr<caf::atom_value>::value) {
     auto a = content.get_as<caf::atom_value>(0);
-    if (a == cancel_atom::value || a == stop_atom::value || a == done_atom::value)
+    if (a == cancel_atom::value || a == stop_atom::value || a == done_atom::value
+        || a == credit_atom::value)
       return false;
   }
   if (n == 1) {

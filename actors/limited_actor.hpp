@@ -67,10 +67,10 @@ uint64_t requester_key(const caf::strong_actor_ptr& sender) noexcept;
 
 /// False for messages the gate does not apply to (responses, system and stream messages,
 /// rejection notices, what an actor sends itself: work it already accepted, such as
-/// the next step of a long task, and cancel_atom / stop_atom / done_atom messages, which
-/// end work); otherwise fills `ticket` with what `x` counts against a gate (payload
-/// bytes, requester), in one pass over the content. A pure function of `x` and `self`, so
-/// enqueue and consume agree.
+/// the next step of a long task, cancel_atom / stop_atom / done_atom messages, which end
+/// work, and credit_atom, which lets a stream go on); otherwise fills `ticket` with what
+/// `x` counts against a gate (payload bytes, requester), in one pass over the content. A
+/// pure function of `x` and `self`, so enqueue and consume agree.
 bool gated_ticket(const caf::mailbox_element& x, const caf::abstract_actor* self,
                   gate_ticket& ticket) noexcept;
 

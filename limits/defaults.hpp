@@ -93,9 +93,21 @@ constexpr uint64_t net_burst_bytes = 0;
 /// requests per connection not yet answered: a pipelining client keeps a few round trips
 /// busy; more only queues.
 constexpr uint64_t net_max_inflight_requests = 256;
-/// bytes written to a peer and not yet taken by its TCP stack: 8 MiB of a slow reader,
-/// then slow_consumer and close.
+/// bytes written to a peer and not yet taken by its TCP stack. Above half of it the
+/// connection stops reading the peer's requests and lends its streams no credit; an answer
+/// that would take it beyond the bound ends its request with slow_consumer instead.
 constexpr uint64_t net_max_write_buffer_bytes = 8 * MiB;
+/// ms a peer may take none of the bytes waiting for it before the connection is closed as
+/// slow_consumer: as long as the idle timeout, the time a silent peer is given.
+constexpr uint64_t net_write_stall_timeout_ms = 30'000;
+/// A streamed request's credit when it names none (Request.credit_batches / _bytes):
+/// 16 batches and 4 MiB, a few frames of the default size in flight.
+constexpr uint64_t net_stream_credit_batches = 16;
+constexpr uint64_t net_stream_credit_bytes = 4 * MiB;
+/// batches a connection lends the actor producing one stream at a time (the bytes: a
+/// quarter of the write mark), whatever its peer granted: what one stream may put in the
+/// connection's buffer.
+constexpr uint64_t net_stream_lend_batches = 16;
 /// connections per node: a flood is refused with too_many_connections.
 constexpr uint64_t net_max_connections = 1024;
 /// ms from accept to a valid Hello.
@@ -158,6 +170,12 @@ constexpr uint64_t server_max_queries_per_client = 16;
 /// bytes of results one query may return (64 MiB): a query is for reading, exports
 /// belong in a stream consumer.
 constexpr uint64_t server_max_result_bytes = 64 * MiB;
+/// bytes of one query's results a proxyer holds or lets its satellites send ahead of what
+/// the client has read (flow control): a few batches of the default size in flight, and
+/// at most server.max_queries of these per server.
+constexpr uint64_t server_query_window_bytes = 1 * MiB;
+/// result batches of one query likewise.
+constexpr uint64_t server_query_window_batches = 16;
 /// ms a query may run when the client asks for no deadline (and the most it may ask).
 constexpr uint64_t server_query_deadline_ms = 30'000;
 /// `satellites` requests that may wait for the list to change at once (each holds a

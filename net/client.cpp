@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <thread>
+#include <unordered_map>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -47,6 +48,31 @@ struct client::impl {
   std::optional<rejection> last_reject;  // the last Reject that closed the connection
   uint32_t permit_bytes = 0;             // a granted permit, good for the next frame
   bool stream_next = false;              // the request being built is a streamed one
+  /// Streamed requests in flight: what receive() has handed over since the last grant.
+  struct stream_use {
+    uint64_t batches = 0;
+    uint64_t bytes = 0;
+  };
+  std::unordered_map<uint64_t, stream_use> streams;
+
+  /// A batch of stream `id` was handed over: once half the window is used, it is granted
+  /// again (a Credit frame).
+  void consumed(uint64_t id, uint64_t bytes) {
+    auto i = streams.find(id);
+    if (i == streams.end())
+      return;
+    auto& use = i->second;
+    ++use.batches;
+    use.bytes += bytes;
+    if (use.batches * 2 < opts.stream_credit_batches && use.bytes * 2 < opts.stream_credit_bytes)
+      return;
+    wire::Envelope env;
+    env.set_request_id(id);
+    env.mutable_credit()->set_batches(static_cast<uint32_t>(use.batches));
+    env.mutable_credit()->set_bytes(use.bytes);
+    use = stream_use{};
+    send_envelope(env);  // a lost connection shows at the next receive()
+  }
 
   explicit impl(client_options o)
     : opts(std::move(o)), reader(codec()) {}
@@ -67,6 +93,7 @@ struct client::impl {
     permit_bytes = 0;
     reader = net::frame_reader{codec()};
     pending_.clear();
+    streams.clear();
   }
 
   status open_socket(steady_clock::time_point deadline) {
@@ -307,6 +334,10 @@ std::optional<rejection> client::send_request(std::string_view target, std::stri
   req.set_payload(std::move(payload));
   req.set_deadline_ms(deadline_ms);
   req.set_stream(d.stream_next);
+  if (d.stream_next) {
+    req.set_credit_batches(std::max<uint32_t>(d.opts.stream_credit_batches, 1));
+    req.set_credit_bytes(std::max<uint64_t>(d.opts.stream_credit_bytes, 1));
+  }
   std::string out;
   auto peer = d.peer();
   peer.max_frame_bytes = std::max(peer.max_frame_bytes, d.permit_bytes);
@@ -330,6 +361,8 @@ std::optional<rejection> client::send_request(std::string_view target, std::stri
     return local(code::unavailable, st.message());
   request_id = d.next_request_id++;
   ++d.inflight;
+  if (d.stream_next)
+    d.streams[request_id] = impl::stream_use{};
   return std::nullopt;
 }
 
@@ -412,6 +445,7 @@ reply client::receive(milliseconds timeout) {
         return reply{env->request_id(), std::move(*env->mutable_response()->mutable_payload()),
                      std::nullopt};
       case wire::Envelope::kBatch: {
+        d.consumed(env->request_id(), env->batch().payload().size());
         reply r{env->request_id(), std::move(*env->mutable_batch()->mutable_payload()),
                 std::nullopt};
         r.batch = true;
@@ -420,6 +454,7 @@ reply client::receive(milliseconds timeout) {
       }
       case wire::Envelope::kEndOfStream: {
         d.inflight -= d.inflight > 0 ? 1 : 0;
+        d.streams.erase(env->request_id());
         reply r{env->request_id(),
                 std::move(*env->mutable_end_of_stream()->mutable_summary()), std::nullopt};
         r.end_of_stream = true;
@@ -433,6 +468,7 @@ reply client::receive(milliseconds timeout) {
           d.drop();
         } else if (env->request_id() != 0) {
           d.inflight -= d.inflight > 0 ? 1 : 0;
+          d.streams.erase(env->request_id());
         }
         return reply{env->request_id(), std::nullopt, std::move(r)};
       }

@@ -30,6 +30,7 @@ const field_spec<L> fields[] = {
   {"permit_ceiling_bytes", &L::permit_ceiling_bytes, 0, max_frame_ceiling, "bytes"},
   {"permit_ttl_ms", &L::permit_ttl_ms, 1, 3'600'000, "ms"},
   {"request_deadline_ms", &L::request_deadline_ms, 1, 3'600'000, "ms"},
+  {"write_stall_timeout_ms", &L::write_stall_timeout_ms, 10, 3'600'000, "ms"},
 };
 
 } // namespace
@@ -42,7 +43,8 @@ listener_limits listener_limits::defaults() {
                          d::net_max_write_buffer_bytes, d::net_max_connections,
                          d::net_handshake_timeout_ms, d::net_idle_timeout_ms,
                          d::net_read_timeout_ms,      d::net_permit_ceiling_bytes,
-                         d::net_permit_ttl_ms,        d::net_request_deadline_ms};
+                         d::net_permit_ttl_ms,        d::net_request_deadline_ms,
+                         d::net_write_stall_timeout_ms};
 }
 
 codec_limits listener_limits::codec() const {

@@ -29,6 +29,7 @@ struct listener_limits {
   uint64_t permit_ceiling_bytes;       // bytes, 0 = no permits
   uint64_t permit_ttl_ms;              // ms
   uint64_t request_deadline_ms;        // ms
+  uint64_t write_stall_timeout_ms;     // ms
 
   /// The values of defaults.hpp.
   static listener_limits defaults();

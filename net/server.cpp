@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include <sys/socket.h>
@@ -16,6 +18,7 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/io/all.hpp>
+#include <caf/io/network/default_multiplexer.hpp>
 #include <caf/io/network/scribe_impl.hpp>
 
 #include "actors/atoms.hpp"
@@ -23,6 +26,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/earliest_timer.hpp"
 #include "actors/weak_timer.hpp"
+#include "limits/stream_credit.hpp"
 #include "limits/token_bucket.hpp"
 #include "net/frame.hpp"
 #include "net/reject_frame.hpp"
@@ -150,7 +154,18 @@ struct connection_state {
   bool paused = false;           // not processing while the connection owes time
   size_t read_size = min_read_bytes;  // what the next read asks for (adapt_read_size)
   uint32_t small_reads = 0;      // reads under a quarter of read_size in a row
-  bool halted = false;           // the socket is not being read
+  bool halted = false;           // the socket is not being read (as asked of CAF)
+  bool read_sync_pending = false;  // a sync_read_atom is on its way (sync_reading)
+  /// Not processing the peer's input while more than the write mark waits for it to
+  /// read (write_mark): a peer that sends and never reads cannot make this side buffer
+  /// its answers without bound; TCP pushes back on it instead.
+  bool output_blocked = false;
+  bool drain_signalled = false;  // a drained_atom to self is on its way
+  bool lend_withheld = false;    // a stream's credit waits for the peer to read
+  int64_t last_drain_ns = 0;     // when the peer last took bytes, or none were waiting
+  /// Why this side closes the connection (reject_and_close): what requests still waiting
+  /// on the peer are told.
+  std::optional<rejection> close_reason;
   /// The peer's requests in flight, by request id. Their deadlines are this connection's
   /// own: one timer armed for the earliest, instead of a CAF request timeout per request
   /// (CAF 0.17 hands every timeout set, and every one that later fires, to its clock
@@ -201,6 +216,10 @@ struct connection_state {
     uint64_t batches = 0;  // sent so far
     caf::actor target;     // told (cancel_atom, tag) on Cancel or when the connection closes
     uint64_t rid = 0;      // the peer's request id
+    /// Who sends the batches: the target, or the actor it handed the request to (the
+    /// sender of the latest batch). Credit goes to it as (credit_atom, tag, batches, bytes).
+    caf::actor producer;
+    credit_relay credit;   // the peer's credit: held here, lent to the producer
   };
   std::map<uint64_t, incoming_stream> streams;  // the peer's streamed requests, by tag
   struct outgoing_stream {
@@ -288,14 +307,34 @@ public:
     this->flush(hdl);
   }
 
+  /// Whether CAF's multiplexer has the socket registered for reading now: what epoll
+  /// has, not what was asked in this round.
+  bool read_registered(caf::io::connection_handle hdl) {
+    auto s = this->by_id(hdl);
+    if (!s)
+      return false;
+    if (stream_ == nullptr)
+      stream_ = scribe_socket::stream_of(*s);
+    return stream_ != nullptr && (stream_->eventbf() & caf::io::network::input_mask) != 0;
+  }
+
   /// Bytes this broker sent itself (CAF reports the rest with data_transferred_msg).
   uint64_t direct_bytes() const noexcept { return direct_bytes_; }
+
+  /// Called after a flush at the end of a message sent bytes directly (the connection
+  /// looks whether its peer has room again: it must not wait for a data_transferred_msg,
+  /// which direct sends do not produce).
+  std::function<void()> on_direct_send;
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
     bool transferred = x.content().match_elements<caf::io::data_transferred_msg>();
     auto result = levee::broker::consume(x);
-    if (flush_pending_ && !transferred && this->mailbox().empty())
+    if (flush_pending_ && !transferred && this->mailbox().empty()) {
+      auto before = direct_bytes_;
       flush_now(flush_hdl_);  // (not from inside CAF's write handler: next message)
+      if (direct_bytes_ != before && on_direct_send)
+        on_direct_send();
+    }
     return result;
   }
 
@@ -390,13 +429,21 @@ void count_reject(connection_state& st, code c) {
   st.ctx->stats.rejects[static_cast<size_t>(c)].fetch_add(1);
 }
 
-/// Our requests still waiting for the peer get `unavailable`: the connection is gone. The
-/// targets of the peer's streams are told to stop: nobody will read their batches.
+/// Our requests still waiting for the peer get `unavailable`: the connection is gone (with
+/// the reason this side closed it, if it did: a satellite closed for missed heartbeats
+/// says so, naming server.disconnect_after). The targets of the peer's streams are told
+/// to stop: nobody will read their batches.
 void fail_outgoing(connection_broker* self) {
   auto& st = self->state;
+  auto why = st.close_reason
+               ? rejection{code::unavailable, st.close_reason->limit, st.close_reason->observed,
+                           st.close_reason->max, 0,
+                           "this node closed the connection to the peer before it answered: "
+                             + st.close_reason->detail}
+               : rejection{code::unavailable, "net.connection", 0, 0, 0,
+                           "the connection to the peer closed before it answered"};
   for (auto& [id, rp] : st.outgoing)
-    rp.deliver(to_error(rejection{code::unavailable, "net.connection", 0, 0, 0,
-                                  "the connection to the peer closed before it answered"}));
+    rp.deliver(to_error(why));
   st.outgoing.clear();
   st.outgoing_streams.clear();
   for (auto& [tag, stream] : st.streams)
@@ -419,7 +466,7 @@ void close_connection(connection_broker* self) {
   self->quit();
 }
 
-void write_frame(connection_broker* self, const wire::Envelope& env);
+bool write_frame(connection_broker* self, const wire::Envelope& env);
 
 void send_reject(connection_broker* self, uint64_t request_id, const rejection& r,
                  bool closing = false) {
@@ -437,11 +484,14 @@ constexpr milliseconds close_grace{2000};
 /// target enforces the deadline itself.
 constexpr uint64_t stream_deadline_grace_ms = 1000;
 
+void sync_reading(connection_broker* self);
+
 void reject_and_close(connection_broker* self, uint64_t request_id, const rejection& r) {
   auto& st = self->state;
   if (st.closed || st.closing)
     return;
   st.ctx->stats.closes[static_cast<size_t>(r.code)].fetch_add(1);
+  st.close_reason = r;
   send_reject(self, request_id, r, true);
   // Keep reading (and discarding) while the Reject drains: closing a socket with unread
   // input makes TCP reset the connection, and the peer would lose the Reject.
@@ -452,6 +502,7 @@ void reject_and_close(connection_broker* self, uint64_t request_id, const reject
   // until they are done, so the close finds no unread input to answer with a reset.
   self->flush_through_caf(st.hdl);
   later(self, close_grace, stop_atom::value);
+  sync_reading(self);  // read (and discard) while the Reject drains, even if paused
 }
 
 /// Bytes of this connection the kernel took: sent directly, or reported by CAF.
@@ -459,10 +510,137 @@ uint64_t bytes_sent(connection_broker* self) {
   return self->state.bytes_written + self->direct_bytes();
 }
 
-void write_frame(connection_broker* self, const wire::Envelope& env) {
+/// Bytes written to the peer that it has not taken yet.
+uint64_t waiting_bytes(connection_broker* self) {
+  return self->state.bytes_flushed - bytes_sent(self);
+}
+
+/// The write mark: while more than this waits for the peer, the connection takes no new
+/// input from it and lends its streams no credit (half of net.max_write_buffer_bytes).
+uint64_t write_mark(connection_broker* self) {
+  return limits_of(self).max_write_buffer_bytes / 2;
+}
+
+/// The most credit a connection lends the producer of one stream at a time.
+stream_credit lend_cap(connection_broker* self) {
+  return stream_credit{defaults::net_stream_lend_batches,
+                       static_cast<int64_t>(std::max<uint64_t>(write_mark(self) / 4, 64 * 1024))};
+}
+
+/// Passes credit the peer granted for stream `tag` on to its producer, unless the peer is
+/// behind on reading (then it waits for the drain: lend_withheld). `first` lends even if
+/// the producer holds half its cap (the answer's first credit).
+stream_credit lend(connection_broker* self, uint64_t tag,
+                   connection_state::incoming_stream& stream, bool first = false) {
   auto& st = self->state;
+  if (st.output_blocked || waiting_bytes(self) >= write_mark(self)) {
+    if (stream.credit.held().allows_batch())
+      st.lend_withheld = true;
+    return {};
+  }
+  auto grant = stream.credit.lend(lend_cap(self), first);
+  if (!grant.empty() && !first && stream.producer)
+    self->send(stream.producer, credit_atom::value, tag, grant.batches,
+               static_cast<uint64_t>(grant.bytes));
+  return grant;
+}
+
+/// Says (once) that the peer took bytes, if anything waits for that: the input, or credit
+/// held back. A message to self, not a call: this runs in CAF's write handler, where the
+/// connection must not close or halt and trigger its socket.
+void signal_drain(connection_broker* self) {
+  auto& st = self->state;
+  if (st.closed || st.drain_signalled || !(st.output_blocked || st.lend_withheld))
+    return;
+  st.drain_signalled = true;
+  self->send(self, drained_atom::value);
+}
+
+void process_inbox(connection_broker* self);
+
+/// Reads the socket, or stops reading it, as the connection's state wants (not while it
+/// owes time for its rates, nor while its peer is behind on reading its answers; always
+/// while closing).
+///
+/// CAF 0.17.6 applies halt and trigger at the end of a multiplexer round, and the two do
+/// not mix within one: a trigger after a halt in the same round does nothing (the stream
+/// still counts as reading) and the halt then takes effect; a halt after a trigger cancels
+/// the registration but leaves the stream believing it reads. Either way the socket is
+/// never read again. So each is done only when the socket's applied registration says
+/// the other is not pending (CAF's eventbf: what epoll has now); otherwise the change is
+/// made from a message of a later round (sync_read_atom, through the timer relay, which
+/// always arrives in a later round).
+void sync_reading(connection_broker* self) {
+  auto& st = self->state;
+  if (st.closed)
+    return;
+  // A closing connection reads (and discards) until its last Reject has left: closing a
+  // socket with unread input makes TCP reset it, and the peer would lose the Reject.
+  bool want = st.closing || (!st.paused && !st.output_blocked);
+  if (want != st.halted)
+    return;  // already asked for
+  if (self->read_registered(st.hdl) != want) {
+    st.halted = !want;
+    if (want)
+      self->trigger(st.hdl);
+    else
+      self->halt(st.hdl);
+  } else if (!st.read_sync_pending) {
+    st.read_sync_pending = true;  // the opposite change is pending in this round
+    later(self, milliseconds(0), sync_read_atom::value);
+  }
+}
+
+/// The peer took bytes: input is taken again below half the write mark, and held credit
+/// is lent.
+void on_drained(connection_broker* self) {
+  auto& st = self->state;
+  st.drain_signalled = false;
   if (st.closed || st.closing)
     return;
+  if (st.output_blocked && waiting_bytes(self) <= write_mark(self) / 2) {
+    st.output_blocked = false;
+    process_inbox(self);
+    sync_reading(self);
+  }
+  if (st.lend_withheld && !st.output_blocked) {
+    st.lend_withheld = false;
+    for (auto& [tag, stream] : st.streams)
+      lend(self, tag, stream);
+  }
+}
+
+/// Writes one frame to the connection. Every frame counts against
+/// net.max_write_buffer_bytes. An answer (Response, Batch, EndOfStream) that would take
+/// what waits for the peer beyond it is not written: its request ends with a Reject
+/// slow_consumer instead — the request, not the connection (false is returned). A frame
+/// always goes when nothing waits, so a peer that reads is never refused for the size of
+/// an answer it accepts. Control frames (Reject, Ping, Pong, Hello, Credit, Cancel) are
+/// small and always go: their number is bounded, since the input that causes them stops
+/// at the write mark. Above the mark, the connection blocks its input until the peer
+/// reads (TCP pushes back on it).
+bool write_frame(connection_broker* self, const wire::Envelope& env) {
+  auto& st = self->state;
+  if (st.closed || st.closing)
+    return false;
+  auto& limits = limits_of(self);
+  auto waiting = waiting_bytes(self);
+  auto body = env.body_case();
+  bool answer = body == wire::Envelope::kResponse || body == wire::Envelope::kBatch
+                || body == wire::Envelope::kEndOfStream;
+  if (answer && waiting > 0) {
+    auto size = frame_header_bytes + env.ByteSizeLong();  // before compression: at most
+    if (waiting + size > limits.max_write_buffer_bytes) {
+      send_reject(self, env.request_id(),
+                  rejection{code::slow_consumer, "net.max_write_buffer_bytes", waiting + size,
+                            limits.max_write_buffer_bytes, 0,
+                            "the client does not read its answers; this answer of "
+                              + std::to_string(size) + " bytes was dropped"});
+      return false;
+    }
+  }
+  if (waiting == 0)
+    st.last_drain_ns = st.ctx->clock().now_ns();  // the stall clock starts with this frame
   // Encoded straight into the connection's write buffer.
   auto& buf = self->wr_buf(st.hdl);
   auto before = buf.size();
@@ -479,13 +657,23 @@ void write_frame(connection_broker* self, const wire::Envelope& env) {
   self->flush_later(st.hdl);
   st.bytes_flushed += written;
   st.ctx->stats.frames_out.fetch_add(1);
-  auto max = limits_of(self).max_write_buffer_bytes;
-  auto pending = st.bytes_flushed - bytes_sent(self);
-  if (pending > max && !env.has_reject()) {
-    reject_and_close(self, 0,
-                     rejection{code::slow_consumer, "net.max_write_buffer_bytes", pending, max, 0,
-                               "the client does not read its answers fast enough"});
+  if (!st.output_blocked && waiting + written >= write_mark(self)) {
+    st.output_blocked = true;
+    sync_reading(self);
   }
+  return true;
+}
+
+/// What a refusal echoes of the peer's own input: at most this many bytes of it, so a
+/// Reject stays small whatever the peer sent (a 900 KB target name is not sent back).
+constexpr size_t max_echoed_bytes = 48;
+
+/// `text` in quotes, cut to max_echoed_bytes (with its full length when cut).
+std::string quoted_prefix(std::string_view text) {
+  if (text.size() <= max_echoed_bytes)
+    return "'" + std::string{text} + "'";
+  return "'" + std::string{text.substr(0, max_echoed_bytes)} + "...' ("
+         + std::to_string(text.size()) + " bytes)";
 }
 
 rejection rejection_of(const caf::error& err) {
@@ -681,7 +869,7 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
   if (!target) {
     send_reject(self, rid,
                 rejection{code::not_found, "net.target", 0, 0, 0,
-                          "no actor is exposed as '" + req.target() + "'"});
+                          "no actor is exposed as " + quoted_prefix(req.target())});
     return;
   }
   uint64_t deadline = req.deadline_ms() != 0
@@ -706,9 +894,19 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
     p.target = target;
     // Batches arrive as (wire_batch_atom, tag, part) before the answer: the actor sends
     // them to us in order, and CAF keeps one sender's messages in order.
-    st.streams[tag] = connection_state::incoming_stream{0, target, rid};
+    // The peer's credit (its defaults if it names none) is held here and lent to the
+    // producer at most lend_cap at a time; the first loan goes with the request.
+    auto& stream = st.streams[tag];
+    stream.target = stream.producer = target;
+    stream.rid = rid;
+    stream.credit.add(req.credit_batches() != 0 ? req.credit_batches()
+                                                : defaults::net_stream_credit_batches,
+                      req.credit_bytes() != 0 ? req.credit_bytes()
+                                              : defaults::net_stream_credit_bytes);
+    auto first = lend(self, tag, stream, true);
     self->request(target, caf::infinite, wire_stream_atom::value,
-                  std::move(*req.mutable_payload()), tag)
+                  std::move(*req.mutable_payload()), tag, first.batches,
+                  static_cast<uint64_t>(first.bytes))
       .then(
         [=](std::string& summary) {
           auto& s = self->state;
@@ -807,6 +1005,18 @@ void handle_frame(connection_broker* self, wire::Envelope& env) {
         self->send(i->second.target, cancel_atom::value, i->second.tag);
       return;  // the target ends the request (Reject cancelled); unknown ids are ignored
     }
+    case wire::Envelope::kCredit: {
+      // More credit for one of the peer's streams; unknown or finished ids are ignored.
+      auto i = st.pending.find(env.request_id());
+      if (i == st.pending.end() || i->second.expired)
+        return;
+      auto stream = st.streams.find(i->second.tag);
+      if (stream == st.streams.end())
+        return;
+      stream->second.credit.add(env.credit().batches(), env.credit().bytes());
+      lend(self, stream->first, stream->second);
+      return;
+    }
     case wire::Envelope::kBatch: {
       auto i = st.outgoing_streams.find(env.request_id());
       if (i != st.outgoing_streams.end())
@@ -844,9 +1054,12 @@ void handle_frame(connection_broker* self, wire::Envelope& env) {
 }
 
 /// Applies the per-connection rates to one complete frame; on refusal answers with a
-/// Reject and stops reading until the connection owes no time.
+/// Reject (if `answer_refusal`) and stops reading until the connection owes no time.
+/// Returns whether to handle the frame: a refused one is dropped, unless `must_handle`
+/// (credit and cancels for requests already running: dropping one would stall or orphan
+/// the request; the pause is their pushback).
 bool admit_frame(connection_broker* self, uint64_t request_id, uint64_t frame_bytes,
-                 bool answer_refusal) {
+                 bool answer_refusal, bool must_handle) {
   auto& st = self->state;
   auto& limits = limits_of(self);
   std::optional<rejection> refused;
@@ -868,25 +1081,24 @@ bool admit_frame(connection_broker* self, uint64_t request_id, uint64_t frame_by
   }
   if (!refused)
     return true;
-  if (answer_refusal)
+  if (answer_refusal && !must_handle)
     send_reject(self, request_id, *refused);
   // Backpressure through TCP: not reading makes the client's socket buffer fill up.
   st.paused = true;
-  if (!st.halted) {
-    st.halted = true;
-    self->halt(st.hdl);
-  }
+  sync_reading(self);
   later(self, milliseconds(refused->retry_after_ms), resume_atom::value);
-  return false;
+  return must_handle;
 }
 
 /// Feeds what was read to the frame reader and handles every complete frame, until the
-/// bytes run out, the connection is paused by a rate refusal (the rest waits in the inbox:
-/// reading is halted, so the inbox holds at most one read), or it closes.
+/// bytes run out, the connection is paused by a rate refusal or blocked by a peer that
+/// does not read its answers (the rest waits in the inbox: reading is halted, so the
+/// inbox holds at most one read), or it closes.
 void process_inbox(connection_broker* self) {
   auto& st = self->state;
   size_t pos = 0;
-  while (!st.closed && !st.closing && !st.paused && pos < st.inbox.size()) {
+  while (!st.closed && !st.closing && !st.paused && !st.output_blocked
+         && pos < st.inbox.size()) {
     pos += st.reader->feed(reinterpret_cast<const uint8_t*>(st.inbox.data()) + pos,
                            st.inbox.size() - pos);
     if (auto& err = st.reader->error()) {
@@ -910,8 +1122,10 @@ void process_inbox(connection_broker* self) {
                   || body == wire::Envelope::kEndOfStream || body == wire::Envelope::kReject
                   || body == wire::Envelope::kPong;
     bool ours = answer && st.outgoing.count(env.request_id()) != 0;
+    bool must_handle = body == wire::Envelope::kCredit || body == wire::Envelope::kCancel;
     if (st.hello_done && !ours
-        && !admit_frame(self, env.request_id(), st.reader->last_frame_bytes(), !answer))
+        && !admit_frame(self, env.request_id(), st.reader->last_frame_bytes(), !answer,
+                        must_handle))
       continue;  // refused and paused: the loop stops here
     handle_frame(self, env);
   }
@@ -952,7 +1166,7 @@ void on_data(connection_broker* self, const caf::io::new_data_msg& msg) {
   // Bytes only wait in the inbox while the connection is paused, and a paused socket is
   // not read; a few reads already under way may still arrive. More than that is a peer
   // the gate cannot hold back: refuse it rather than buffer without bound.
-  if (st.paused && st.inbox.size() > max_paused_inbox_bytes) {
+  if ((st.paused || st.output_blocked) && st.inbox.size() > max_paused_inbox_bytes) {
     reject_and_close(self, 0,
                      rejection{code::rate_limited, "net.max_msgs_per_sec", st.inbox.size(),
                                max_paused_inbox_bytes, 0,
@@ -988,7 +1202,16 @@ void on_tick(connection_broker* self) {
     st.reader->allow_next_frame(0);  // the permit expired unused
     st.permit_expires_ns = 0;
   }
-  if (st.hello_done && !st.paused) {
+  if (auto waiting = waiting_bytes(self);
+      waiting > 0 && elapsed_ms(st.last_drain_ns) > limits.write_stall_timeout_ms) {
+    reject_and_close(self, 0,
+                     rejection{code::slow_consumer, "net.write_stall_timeout_ms",
+                               elapsed_ms(st.last_drain_ns), limits.write_stall_timeout_ms, 0,
+                               "the peer took none of the " + std::to_string(waiting)
+                                 + " bytes waiting for it in time; it does not read"});
+    return;
+  }
+  if (st.hello_done && !st.paused && !st.output_blocked) {
     if (st.ping_outstanding && elapsed_ms(st.ping_sent_ns) > limits.idle_timeout_ms) {
       reject_and_close(self, 0,
                        rejection{code::deadline_exceeded, "net.idle_timeout_ms",
@@ -1014,7 +1237,7 @@ enum class conn_role { accepted, refused, dialed };
 /// (wire_batch_atom, tag, part) and EndOfStream's summary fulfils the promise.
 caf::result<std::string> send_outgoing(connection_broker* self, std::string target,
                                        std::string payload, caf::actor sink = {},
-                                       uint64_t tag = 0) {
+                                       uint64_t tag = 0, stream_credit credit = {}) {
   auto& st = self->state;
   if (!st.hello_done || st.closing || st.closed)
     return to_error(rejection{code::unavailable, "net.connection", 0, 0, 0,
@@ -1023,6 +1246,11 @@ caf::result<std::string> send_outgoing(connection_broker* self, std::string targ
     return to_error(rejection{code::too_many_inflight, "net.max_inflight_requests",
                               st.outgoing.size() + 1, st.peer_max_inflight, 10,
                               "the peer allows no more requests in flight"});
+  if (auto waiting = waiting_bytes(self); waiting >= limits_of(self).max_write_buffer_bytes)
+    return to_error(rejection{code::slow_consumer, "net.max_write_buffer_bytes", waiting,
+                              limits_of(self).max_write_buffer_bytes, 0,
+                              "the peer does not read what this node sends; the request was "
+                              "not sent"});
   wire::Envelope env;
   auto id = st.next_request_id++;
   env.set_request_id(id);
@@ -1030,6 +1258,11 @@ caf::result<std::string> send_outgoing(connection_broker* self, std::string targ
   req.set_target(std::move(target));
   req.set_payload(std::move(payload));
   req.set_stream(static_cast<bool>(sink));
+  if (sink) {
+    req.set_credit_batches(static_cast<uint32_t>(
+      std::min<uint64_t>(credit.batches, stream_credit::max_batches)));
+    req.set_credit_bytes(static_cast<uint64_t>(std::max<int64_t>(credit.bytes, 0)));
+  }
   // Larger than the peer accepts: refused here, nothing sent. Only a request that might
   // be (compression could still bring it under) is encoded to find out.
   if (frame_header_bytes + env.ByteSizeLong() > st.peer.max_frame_bytes) {
@@ -1052,6 +1285,10 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
   st.ctx = ctx;
   st.timers = ctx->timer_relay(self->system());
   st.hdl = hdl;
+  self->on_direct_send = [self] {
+    self->state.last_drain_ns = self->state.ctx->clock().now_ns();
+    signal_drain(self);
+  };
   st.counted = role == conn_role::accepted;
   st.dialed = role == conn_role::dialed;
   st.owner = std::move(owner);
@@ -1087,7 +1324,7 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
     ctx->stats.connections_accepted.fetch_add(1);
   }
   auto shortest = std::min({limits.handshake_timeout_ms, limits.idle_timeout_ms,
-                            limits.read_timeout_ms});
+                            limits.read_timeout_ms, limits.write_stall_timeout_ms});
   st.tick_interval = milliseconds(std::clamp<uint64_t>(shortest / 4, 5, 1000));
   later(self, st.tick_interval, tick_atom::value);
   return {
@@ -1095,6 +1332,10 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
     [=](const caf::io::data_transferred_msg& msg) {
       auto& s = self->state;
       s.bytes_written += msg.written;
+      if (msg.written > 0) {
+        s.last_drain_ns = s.ctx->clock().now_ns();
+        signal_drain(self);
+      }
       // The closing Reject has left: close, but from a message of our own. CAF calls this
       // handler from its write path without a reference to the broker, and closing drops
       // the last ones (the scribe's, the listener's): the broker would be destroyed under
@@ -1138,10 +1379,11 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
       // connection unpaused is the socket read again: halting and triggering a socket
       // in one handler leaves CAF 0.17.6's multiplexer not reading it at all.
       process_inbox(self);
-      if (!s.paused && !s.closed && !s.closing && s.halted) {
-        s.halted = false;
-        self->trigger(s.hdl);
-      }
+      sync_reading(self);
+    },
+    [=](sync_read_atom) {
+      self->state.read_sync_pending = false;
+      sync_reading(self);
     },
     [=](tick_atom) { on_tick(self); },
     [=](timeout_atom, int64_t armed_for) { expire_requests(self, armed_for); },
@@ -1149,10 +1391,13 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
         std::string& payload) -> caf::result<std::string> {
       return send_outgoing(self, std::move(target), std::move(payload));
     },
-    [=](wire_stream_atom, std::string& target, std::string& payload,
-        uint64_t tag) -> caf::result<std::string> {
+    [=](wire_stream_atom, std::string& target, std::string& payload, uint64_t tag,
+        uint64_t credit_batches, uint64_t credit_bytes) -> caf::result<std::string> {
       auto sink = caf::actor_cast<caf::actor>(self->current_sender());
-      return send_outgoing(self, std::move(target), std::move(payload), std::move(sink), tag);
+      stream_credit credit;
+      credit.add(credit_batches, credit_bytes);
+      return send_outgoing(self, std::move(target), std::move(payload), std::move(sink), tag,
+                           credit);
     },
     [=](cancel_atom, uint64_t tag) {
       // The requester of one of our streams gives up: tell the peer, answer it now.
@@ -1180,11 +1425,41 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
       auto i = s.streams.find(tag);
       if (i == s.streams.end())
         return;  // the stream already ended or failed: a late batch is dropped
+      auto& stream = i->second;
+      if (auto sender = caf::actor_cast<caf::actor>(self->current_sender()))
+        stream.producer = std::move(sender);  // credit goes to who sends the batches
+      stream.credit.produced(part.size());
       wire::Envelope out;
-      out.set_request_id(i->second.rid);
-      out.mutable_batch()->set_sequence(i->second.batches++);
+      out.set_request_id(stream.rid);
+      out.mutable_batch()->set_sequence(stream.batches++);
       out.mutable_batch()->set_payload(std::move(part));
-      write_frame(self, out);
+      if (!write_frame(self, out)) {
+        // Refused for a peer that does not read (the Reject is on its way): the stream
+        // ends here; its producer stops, and its late answer is dropped.
+        if (auto p = s.pending.find(stream.rid); p != s.pending.end() && p->second.tag == tag)
+          p->second.expired = true;
+        self->send(stream.target, cancel_atom::value, tag);
+        s.streams.erase(i);
+        return;
+      }
+      lend(self, tag, stream);
+    },
+    [=](drained_atom) { on_drained(self); },
+    [=](credit_atom, uint64_t tag, uint64_t batches, uint64_t bytes) {
+      // The requester of one of our streams grants the peer more: a Credit frame.
+      auto& s = self->state;
+      auto sender = self->current_sender();
+      for (auto& [rid, o] : s.outgoing_streams) {
+        if (o.tag != tag || o.sink.address() != sender)
+          continue;
+        wire::Envelope env;
+        env.set_request_id(rid);
+        env.mutable_credit()->set_batches(static_cast<uint32_t>(
+          std::min<uint64_t>(batches, stream_credit::max_batches)));
+        env.mutable_credit()->set_bytes(bytes);
+        write_frame(self, env);
+        return;
+      }
     },
   };
 }

@@ -18,6 +18,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "events/codec.hpp"
+#include "limits/stream_credit.hpp"
 #include "net/satellite.pb.h"
 #include "net/server.hpp"
 #include "persistence/segment_log.hpp"
@@ -46,6 +47,14 @@ struct running_query {
   caf::actor connection;
   caf::response_promise rp;
   steady_clock::time_point deadline;
+  // Flow control (DESIGN.md "Flow control"): batches go to the connection only within the
+  // credit it lent; what a scan step made beyond it waits here, and the scan does not go
+  // on until it has left. A query whose reader is slow pauses; the others go on.
+  stream_credit credit;
+  std::deque<std::string> outbox;
+
+  /// Whether a scan step may run: the scan is not over, nothing waits, credit is left.
+  bool runnable() const { return !task->done() && outbox.empty() && credit.allows_batch(); }
 };
 
 struct store_state {
@@ -94,13 +103,40 @@ void end_query(Self* self, std::map<store_state::query_key, running_query>::iter
 
 template <class Self>
 void schedule_scan(Self* self) {
-  if (!self->state.scan_scheduled && !self->state.queries.empty()) {
-    self->state.scan_scheduled = true;
-    self->send(self, scan_atom::value);
+  auto& st = self->state;
+  if (st.scan_scheduled)
+    return;
+  for (auto& [key, q] : st.queries) {
+    if (q.runnable()) {
+      st.scan_scheduled = true;
+      self->send(self, scan_atom::value);
+      return;
+    }
   }
 }
 
-/// One step of one query, then the next query's turn (after whatever else is queued).
+/// Sends what the query's credit allows from its outbox; a scan that is over and has
+/// nothing left to send ends with its summary. True if the query ended.
+template <class Self>
+bool send_ready(Self* self, std::map<store_state::query_key, running_query>::iterator it,
+                const std::shared_ptr<satellite_stats>& stats) {
+  auto& q = it->second;
+  auto rid = it->first.second;
+  while (!q.outbox.empty() && q.credit.allows_batch()) {
+    q.credit.take(q.outbox.front().size());
+    self->send(q.connection, wire_batch_atom::value, rid, std::move(q.outbox.front()));
+    q.outbox.pop_front();
+  }
+  if (!q.task->done() || !q.outbox.empty())
+    return false;
+  q.rp.deliver(q.task->stats().SerializeAsString());
+  self->state.queries.erase(it);
+  stats->queries_running.store(self->state.queries.size());
+  return true;
+}
+
+/// One step of one query that may run, then the next one's turn (after whatever else is
+/// queued).
 template <class Self>
 void scan_step(Self* self, const satellite_options& opts,
                const std::shared_ptr<satellite_stats>& stats) {
@@ -109,10 +145,17 @@ void scan_step(Self* self, const satellite_options& opts,
   if (st.queries.empty())
     return;
   auto it = st.last_turn ? st.queries.upper_bound(*st.last_turn) : st.queries.begin();
-  if (it == st.queries.end())
-    it = st.queries.begin();
+  bool found = false;
+  for (size_t seen = 0; seen < st.queries.size() && !found; ++seen) {
+    if (it == st.queries.end())
+      it = st.queries.begin();
+    found = it->second.runnable();
+    if (!found)
+      ++it;
+  }
+  if (!found)
+    return;  // every query waits for credit (or has its outbox to send)
   st.last_turn = it->first;
-  auto rid = it->first.second;
   auto& q = it->second;
   if (steady_clock::now() > q.deadline) {
     end_query(self, it,
@@ -122,10 +165,7 @@ void scan_step(Self* self, const satellite_options& opts,
     schedule_scan(self);
     return;
   }
-  auto conn = q.connection;
-  auto emit = [&](std::string&& part) {
-    self->send(conn, wire_batch_atom::value, rid, std::move(part));
-  };
+  auto emit = [&](std::string&& part) { q.outbox.push_back(std::move(part)); };
   if (auto s = q.task->step(*st.log, opts.scan_step_bytes, emit); !s) {
     // A count with too many groups names its limit; anything else is the store's.
     end_query(self, it,
@@ -133,10 +173,8 @@ void scan_step(Self* self, const satellite_options& opts,
                      s.code() == code::message_too_large ? "query.max_groups" : "satellite.query",
                      s.message()),
               stats);
-  } else if (q.task->done()) {
-    q.rp.deliver(q.task->stats().SerializeAsString());
-    st.queries.erase(it);
-    stats->queries_running.store(st.queries.size());
+  } else {
+    send_ready(self, it, stats);
   }
   schedule_scan(self);
 }
@@ -180,7 +218,8 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
       stats->events_stored.fetch_add(values.size());
       return st.log->next_offset();
     },
-    [=](wire_stream_atom, const std::string& payload, uint64_t rid) -> caf::result<std::string> {
+    [=](wire_stream_atom, const std::string& payload, uint64_t rid, uint64_t credit_batches,
+        uint64_t credit_bytes) -> caf::result<std::string> {
       auto& st = self->state;
       wire::QueryRequest req;
       if (!req.ParseFromString(payload))
@@ -213,6 +252,7 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
       rq.task = std::make_unique<scan_task>(std::move(*q), range, start, st.log->next_offset(),
                                             limits, satellite_id);
       rq.connection = caf::actor_cast<caf::actor>(self->current_sender());
+      rq.credit.add(credit_batches, credit_bytes);
       rq.rp = self->template make_response_promise<std::string>();
       rq.deadline = steady_clock::now()
                     + milliseconds(req.deadline_ms() != 0 ? req.deadline_ms()
@@ -228,6 +268,15 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
       else
         scan_step(self, opts, stats);
       return rp;
+    },
+    [=](credit_atom, uint64_t rid, uint64_t batches, uint64_t bytes) {
+      auto& st = self->state;
+      auto it = st.queries.find({caf::actor_cast<caf::actor_addr>(self->current_sender()), rid});
+      if (it == st.queries.end())
+        return;  // ended meanwhile
+      it->second.credit.add(batches, bytes);
+      send_ready(self, it, stats);
+      schedule_scan(self);
     },
     [=](cancel_atom, uint64_t rid) {
       auto it = self->state.queries.find(
@@ -252,6 +301,19 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
       self->delayed_send(self, milliseconds(opts.retention_interval_ms), retention_atom::value);
     },
     [=](tick_atom) {
+      // Queries that wait for credit are not stepped, so their deadline is looked at here.
+      auto& queries = self->state.queries;
+      auto now = steady_clock::now();
+      for (auto it = queries.begin(); it != queries.end();) {
+        auto next = std::next(it);
+        if (!it->second.runnable() && now > it->second.deadline)
+          end_query(self, it,
+                    refuse(code::deadline_exceeded, "satellite.query",
+                           "the query's reader took too few of its results before the "
+                           "deadline"),
+                    stats);
+        it = next;
+      }
       self->state.log->sync();  // the interval promise: a machine crash loses at most this
       self->delayed_send(self, sync_every, tick_atom::value);
     },

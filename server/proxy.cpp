@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <optional>
 #include <unordered_map>
@@ -15,6 +16,7 @@
 #include "actors/earliest_timer.hpp"
 #include "actors/limited_actor.hpp"
 #include "limits/clock.hpp"
+#include "limits/stream_credit.hpp"
 #include "server/watchers.hpp"
 #include "events/codec.hpp"
 #include "net/result_batch.hpp"
@@ -61,6 +63,7 @@ constexpr size_t count_batch_bytes = 256 * 1024;
 struct satellite_call {
   satellite_ref ref;
   bool done = false;
+  stream_credit lent;  // credit given to the satellite and not used yet
 };
 
 /// One query, from the router's request to the proxyer's answer.
@@ -77,7 +80,16 @@ struct query_run {
   uint64_t scanned = 0;
   bool truncated = false;
   bool limit_reached = false;  // rows beyond the limit are dropped until the end
-  bool finished = false;
+  bool ending = false;    // the satellites are done (or cut off); the outbox drains, then the end
+  bool finished = false;  // answered
+  // Flow control (DESIGN.md "Flow control"): the satellites send into a window of
+  // server.query_window_bytes (and _batches) the proxyer lends them, the client's credit
+  // decides what leaves it. What the client has not taken waits in the outbox; a client
+  // that reads slowly slows its own query's satellites, nothing else.
+  stream_credit client_credit;
+  std::deque<std::pair<std::string, uint64_t>> outbox;  // batches and their rows
+  uint64_t outbox_bytes = 0;
+  size_t next_lend = 0;  // round robin over the satellites
   uint64_t query_id = 0;
   steady_clock::time_point started;
 };
@@ -150,6 +162,98 @@ void fail(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats, caf::e
   release(self);
 }
 
+/// The query is over and every batch has left: the summary ends it.
+void complete(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats) {
+  auto& st = self->state.run;
+  if (!self->state.busy || st.finished)
+    return;
+  st.finished = true;
+  wire::QueryStats summary;
+  summary.set_events_scanned(st.scanned);
+  summary.set_rows_returned(st.rows);
+  summary.set_bytes_returned(st.bytes);
+  summary.set_elapsed_us(static_cast<uint64_t>(
+    duration_cast<microseconds>(steady_clock::now() - st.started).count()));
+  summary.set_satellites(static_cast<uint32_t>(st.satellites.size()));
+  summary.set_query_id(st.query_id);
+  summary.set_truncated(st.truncated);
+  stats->completed.fetch_add(1);
+  st.rp.deliver(summary.SerializeAsString());
+  release(self);
+}
+
+/// Sends the client what its credit allows from the outbox; ends the query when the last
+/// batch has left after the satellites were done.
+void drain_outbox(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats) {
+  auto& st = self->state.run;
+  while (!st.outbox.empty() && st.client_credit.allows_batch()) {
+    auto& [part, rows] = st.outbox.front();
+    st.client_credit.take(part.size());
+    st.outbox_bytes -= part.size();
+    self->send(st.client, wire_batch_atom::value, st.rid, std::move(part));
+    st.outbox.pop_front();
+  }
+  if (st.outbox.empty() && st.ending)
+    complete(self, stats);
+}
+
+/// Lends the satellites still sending what the query's window has room for, a share each,
+/// round robin (a fan-out wider than the window takes turns). A count query's groups are
+/// merged as they come, not held, so its satellites get the whole window each. Returns
+/// nothing; `first` fills `initial` (one per satellite) instead of sending credit, for
+/// the requests that start the query.
+void lend_satellites(proxyer_actor* self, const server_options& opts,
+                     std::vector<stream_credit>* initial = nullptr) {
+  auto& st = self->state;
+  auto& run = st.run;
+  auto n = run.satellites.size();
+  if (!st.busy || run.ending || run.finished || n == 0)
+    return;
+  auto window_batches = defaults::server_query_window_batches;
+  auto window_bytes = static_cast<int64_t>(opts.query_window_bytes);
+  int64_t room_bytes = window_bytes;
+  uint64_t room_batches = window_batches;
+  if (!run.counts) {
+    room_bytes -= static_cast<int64_t>(run.outbox_bytes);
+    room_batches = room_batches > run.outbox.size() ? room_batches - run.outbox.size() : 0;
+    for (auto& sat : run.satellites) {
+      if (sat.done)
+        continue;
+      room_bytes -= std::max<int64_t>(sat.lent.bytes, 0);
+      room_batches = room_batches > sat.lent.batches ? room_batches - sat.lent.batches : 0;
+    }
+  }
+  auto share_batches = std::max<uint64_t>(1, window_batches / n);
+  auto share_bytes = std::max<int64_t>(1, window_bytes / static_cast<int64_t>(n));
+  for (size_t k = 0; k < n; ++k) {
+    auto i = (run.next_lend + k) % n;
+    auto& sat = run.satellites[i];
+    if (sat.done || sat.lent.allows_batch())
+      continue;
+    stream_credit give;
+    if (run.counts) {
+      give.batches = window_batches;
+      give.bytes = window_bytes;
+    } else {
+      give.batches = std::min(share_batches, room_batches);
+      give.bytes = std::min(share_bytes, room_bytes);
+      if (give.batches == 0 || give.bytes <= 0)
+        break;  // the window is full: the next turn starts here
+      room_batches -= give.batches;
+      room_bytes -= give.bytes;
+    }
+    sat.lent.add(give.batches, static_cast<uint64_t>(give.bytes));
+    run.next_lend = (i + 1) % n;
+    if (initial != nullptr)
+      (*initial)[i] = give;
+    else
+      self->send(sat.ref.connection, credit_atom::value, stream_tag(st.run_number, i),
+                 give.batches, static_cast<uint64_t>(give.bytes));
+  }
+}
+
+/// Queues a batch for the client (counted against server.max_result_bytes) and sends what
+/// the client's credit allows.
 void send_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
                 const server_options& opts, std::string part, uint64_t rows) {
   auto& st = self->state.run;
@@ -165,13 +269,15 @@ void send_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
   st.rows += rows;
   stats->rows.fetch_add(rows);
   stats->bytes.fetch_add(part.size());
-  self->send(st.client, wire_batch_atom::value, st.rid, std::move(part));
+  st.outbox_bytes += part.size();
+  st.outbox.emplace_back(std::move(part), rows);
+  drain_outbox(self, stats);
 }
 
 void finish(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
             const server_options& opts) {
   auto& st = self->state.run;
-  if (!self->state.busy || st.finished)
+  if (!self->state.busy || st.ending || st.finished)
     return;
   if (st.counts) {
     // The merged groups, most counted first, cut to the limit only now.
@@ -206,31 +312,17 @@ void finish(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
       ++in_batch;
     }
   }
-  st.finished = true;
+  st.ending = true;
   cancel_satellites(self);  // those still scanning after the limit was reached
-  wire::QueryStats summary;
-  summary.set_events_scanned(st.scanned);
-  summary.set_rows_returned(st.rows);
-  summary.set_bytes_returned(st.bytes);
-  summary.set_elapsed_us(static_cast<uint64_t>(
-    duration_cast<microseconds>(steady_clock::now() - st.started).count()));
-  summary.set_satellites(static_cast<uint32_t>(st.satellites.size()));
-  summary.set_query_id(st.query_id);
-  summary.set_truncated(st.truncated);
-  stats->completed.fetch_add(1);
-  st.rp.deliver(summary.SerializeAsString());
-  release(self);
+  drain_outbox(self, stats);  // the end follows the last batch the client takes
 }
 
 /// A satellite's batch: relayed as it is when nothing needs to change; rows cut to the
 /// limit across satellites; count groups merged until the end.
-void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
-              const server_options& opts, uint64_t tag, std::string& part) {
-  auto index = satellite_of(self->state, tag);
+void relay_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
+                 const server_options& opts, size_t index, std::string& part) {
   auto& st = self->state.run;
-  if (!index || st.finished || st.limit_reached)
-    return;  // another query's, or after the end
-  auto& from = st.satellites[*index].ref.id;
+  auto& from = st.satellites[index].ref.id;
   auto unparsable = [&] {
     fail(self, stats, refuse(code::bad_request, "server.query",
                              "satellite '" + from
@@ -298,11 +390,26 @@ void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
   send_batch(self, stats, opts, std::move(part), rows);
 }
 
+void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
+              const server_options& opts, uint64_t tag, std::string& part) {
+  auto index = satellite_of(self->state, tag);
+  auto& st = self->state;
+  if (!index || st.run.ending || st.run.finished)
+    return;  // another query's, or after the end
+  auto run_number = st.run_number;
+  st.run.satellites[*index].lent.take(part.size());
+  if (!st.run.limit_reached)  // past the limit a lone satellite's rows are dropped
+    relay_batch(self, stats, opts, *index, part);
+  if (st.busy && st.run_number == run_number)  // (not failed and released meanwhile)
+    lend_satellites(self, opts);
+}
+
 /// Starts the query the router handed over: finds its satellites and asks each.
 caf::result<std::string> start_run(proxyer_actor* self, const satellite_routes& routes,
                                    const server_options& opts,
                                    const std::shared_ptr<proxy_stats>& stats,
-                                   prepared_ptr prepared, uint64_t rid, uint64_t query_id) {
+                                   prepared_ptr prepared, uint64_t rid, uint64_t query_id,
+                                   stream_credit client_credit) {
   auto& st = self->state;
   if (st.busy)  // the router hands a proxyer one query at a time
     return refuse(code::unavailable, "server.query", "internal: the proxyer is busy");
@@ -314,6 +421,7 @@ caf::result<std::string> start_run(proxyer_actor* self, const satellite_routes& 
   run.query_id = query_id;
   run.started = steady_clock::now();
   run.prepared = std::move(prepared);
+  run.client_credit = client_credit;
   if (run.prepared->q.is_count())
     run.counts.emplace(run.prepared->q);
   auto rp = run.rp = self->make_response_promise<std::string>();
@@ -331,17 +439,21 @@ caf::result<std::string> start_run(proxyer_actor* self, const satellite_routes& 
   // for its deadline on a lost satellite, without two monitor operations per satellite
   // and query.
   for (auto& ref : *refs)
-    run.satellites.push_back(satellite_call{std::move(ref), false});
+    run.satellites.push_back(satellite_call{std::move(ref), false, {}});
+  // Each satellite's first credit goes with its request.
+  std::vector<stream_credit> first(run.satellites.size());
+  lend_satellites(self, opts, &first);
   for (size_t i = 0; i < run.satellites.size(); ++i) {
     auto id = run.satellites[i].ref.id;
     self->request(run.satellites[i].ref.connection, caf::infinite, wire_stream_atom::value,
-                  std::string{"query"}, run.prepared->forwarded, stream_tag(run_number, i))
+                  std::string{"query"}, run.prepared->forwarded, stream_tag(run_number, i),
+                  first[i].batches, static_cast<uint64_t>(std::max<int64_t>(first[i].bytes, 0)))
       .then(
         [=](std::string& summary) {
           if (!current())
             return;
           auto& r = self->state.run;
-          if (r.finished || r.satellites[i].done)
+          if (r.ending || r.finished || r.satellites[i].done)
             return;
           r.satellites[i].done = true;
           wire::QueryStats part;
@@ -349,6 +461,8 @@ caf::result<std::string> start_run(proxyer_actor* self, const satellite_routes& 
             r.scanned += part.events_scanned();
           if (++r.done == r.satellites.size())
             finish(self, stats, opts);
+          else
+            lend_satellites(self, opts);  // its unused credit goes to the others
         },
         [=](caf::error& err) {
           if (!current() || self->state.run.finished)
@@ -386,9 +500,26 @@ caf::behavior proxyer(proxyer_actor* self, caf::actor router,
     return self->state.busy && self->state.run.query_id == query_id;
   };
   return {
-    [=](wire_stream_atom, prepared_ptr& prepared, uint64_t rid,
-        uint64_t query_id) -> caf::result<std::string> {
-      return start_run(self, *routes, opts, stats, std::move(prepared), rid, query_id);
+    [=](wire_stream_atom, prepared_ptr& prepared, uint64_t rid, uint64_t query_id,
+        uint64_t credit_batches, uint64_t credit_bytes) -> caf::result<std::string> {
+      stream_credit credit;
+      credit.add(credit_batches, credit_bytes);
+      return start_run(self, *routes, opts, stats, std::move(prepared), rid, query_id, credit);
+    },
+    [=](credit_atom, uint64_t id, uint64_t batches, uint64_t bytes) {
+      // The client read: from its connection (id = the request) once the proxyer sent a
+      // batch, or through the router before (id = the query id).
+      auto& st = self->state;
+      if (!st.busy || st.run.finished)
+        return;
+      auto from_router = self->current_sender() == st.router.address();
+      if (from_router ? st.run.query_id != id
+                      : (st.run.rid != id || self->current_sender() != st.run.client.address()))
+        return;
+      st.run.client_credit.add(batches, bytes);
+      drain_outbox(self, stats);
+      if (st.busy)
+        lend_satellites(self, opts);
     },
     [=](wire_batch_atom, uint64_t tag, std::string& part) {
       on_batch(self, stats, opts, tag, part);
@@ -500,7 +631,8 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
                   st.idle.end());
   });
   // Starts a query, or refuses it (counted either way).
-  auto start = [=](std::string& payload, uint64_t rid) -> caf::result<std::string> {
+  auto start = [=](std::string& payload, uint64_t rid, uint64_t credit_batches,
+                   uint64_t credit_bytes) -> caf::result<std::string> {
     auto& st = self->state;
     if (st.stopping) {
       stats->refused.fetch_add(1);
@@ -565,12 +697,14 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
     arm_earliest(self, st.deadline_timer, due, steady_ns());
     stats->started.fetch_add(1);
     stats->running.fetch_add(1);
-    self->delegate(p, wire_stream_atom::value, prepared_ptr{std::move(prepared)}, rid, id);
+    self->delegate(p, wire_stream_atom::value, prepared_ptr{std::move(prepared)}, rid, id,
+                   credit_batches, credit_bytes);
     return caf::delegated<std::string>{};
   };
   return {
-    [=](wire_stream_atom, std::string& payload, uint64_t rid) -> caf::result<std::string> {
-      auto r = start(payload, rid);
+    [=](wire_stream_atom, std::string& payload, uint64_t rid, uint64_t credit_batches,
+        uint64_t credit_bytes) -> caf::result<std::string> {
+      auto r = start(payload, rid, credit_batches, credit_bytes);
       self->state.stats_watchers->changed(self);  // started or refused
       return r;
     },
@@ -598,6 +732,17 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       auto version = stats->version();
       self->state.stats_watchers->on_timer(self, armed_for, version,
                                            [&] { return stats_reply(render_stats, version); });
+    },
+    [=](credit_atom, uint64_t rid, uint64_t batches, uint64_t bytes) {
+      // Credit for a query whose proxyer has sent nothing yet (the connection sends the
+      // next straight to the proxyer): passed on with the query's id.
+      auto& st = self->state;
+      auto sender = self->current_sender() ? self->current_sender()->id() : 0;
+      auto i = st.by_request.find({sender, rid});
+      if (i == st.by_request.end())
+        return;
+      auto& q = st.running.at(i->second);
+      self->send(q.proxyer, credit_atom::value, q.query_id, batches, bytes);
     },
     [=](cancel_atom, uint64_t rid) {
       auto& st = self->state;

@@ -40,9 +40,12 @@ struct proxy_stats {
 };
 
 /// The router: a limited actor of kind "proxy". It answers
-///   (wire_stream_atom, QueryRequest bytes, request id) -> QueryStats bytes, with
-///   (wire_batch_atom, request id, ResultBatch bytes) sent to the connection before it;
-///   (cancel_atom, request id) from the connection cancels that query.
+///   (wire_stream_atom, QueryRequest bytes, request id, credit batches, credit bytes)
+///   -> QueryStats bytes, with (wire_batch_atom, request id, ResultBatch bytes) sent to the
+///   connection before it, within the credit and what (credit_atom, request id, batches,
+///   bytes) adds (limits/stream_credit.hpp); (cancel_atom, request id) from the
+///   connection cancels that query. Each query's proxyer lends its satellites a window of
+///   server.query_window_bytes; what the client has not taken yet waits in it.
 /// Proxyers find a query's satellites in `routes`, which the registry publishes.
 ///   (watch_atom, after_version, wait_ms) -> StatsReply bytes (render_stats' text) once
 ///   the query counters move past after_version or the wait is over.

@@ -29,6 +29,7 @@ const field_spec<O> fields[] = {
   {"max_queries", &O::max_queries, 1, 1u << 20, "queries"},
   {"max_queries_per_client", &O::max_queries_per_client, 1, 1u << 20, "queries"},
   {"max_result_bytes", &O::max_result_bytes, 1024, 64 * defaults::GiB, "bytes"},
+  {"query_window_bytes", &O::query_window_bytes, 4096, 1 * defaults::GiB, "bytes"},
   {"query_deadline_ms", &O::query_deadline_ms, 1, 86'400'000, "ms"},
   {"max_list_watchers", &O::max_list_watchers, 1, 1u << 16, "requests"},
   {"max_list_watchers_per_client", &O::max_list_watchers_per_client, 1, 1u << 16, "requests"},

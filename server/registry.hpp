@@ -38,6 +38,7 @@ struct server_options {
   uint64_t max_queries = defaults::server_max_queries;
   uint64_t max_queries_per_client = defaults::server_max_queries_per_client;
   uint64_t max_result_bytes = defaults::server_max_result_bytes;
+  uint64_t query_window_bytes = defaults::server_query_window_bytes;
   uint64_t query_deadline_ms = defaults::server_query_deadline_ms;
   uint64_t max_list_watchers = defaults::server_max_list_watchers;
   uint64_t max_list_watchers_per_client = defaults::server_max_list_watchers_per_client;

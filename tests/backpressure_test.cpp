@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -23,6 +24,7 @@
 #include "actors/atoms.hpp"
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
+#include "limits/stream_credit.hpp"
 #include "net/frame.hpp"
 #include "net/reject_frame.hpp"
 #include "net/server.hpp"
@@ -45,7 +47,10 @@ std::string noise(size_t n, uint32_t seed) {
 }
 
 /// "big:N" answers N bytes of noise(N, N); a streamed "N:S" answers N batches of S bytes
-/// (batch i is noise(S, i)), paced by the credit its connection grants.
+/// (batch i is noise(S, i)), within the credit its connection lends, as every producer
+/// must (limits/stream_credit.hpp); it counts the batches it has sent in `produced`.
+std::atomic<uint64_t> produced{0};
+
 class wire_service : public limited_actor {
 public:
   explicit wire_service(caf::actor_config& cfg) : limited(cfg) {}
@@ -58,17 +63,55 @@ public:
         }
         return payload;
       },
-      [this](wire_stream_atom, const std::string& payload, uint64_t tag) -> std::string {
+      [this](wire_stream_atom, const std::string& payload, uint64_t tag, uint64_t batches,
+             uint64_t bytes) -> caf::result<std::string> {
         auto colon = payload.find(':');
-        auto n = std::stoul(payload.substr(0, colon));
-        auto size = colon == std::string::npos ? 16 : std::stoul(payload.substr(colon + 1));
-        auto to = caf::actor_cast<caf::actor>(current_sender());
-        for (size_t i = 0; i < n; ++i)
-          send(to, wire_batch_atom::value, tag, noise(size, static_cast<uint32_t>(i)));
-        return std::to_string(n) + " parts";
+        auto& s = streams_[tag];
+        s.total = std::stoul(payload.substr(0, colon));
+        s.size = colon == std::string::npos ? 16 : std::stoul(payload.substr(colon + 1));
+        s.to = caf::actor_cast<caf::actor>(current_sender());
+        s.credit.add(batches, bytes);
+        s.rp = make_response_promise<std::string>();
+        auto rp = s.rp;
+        pump(tag);
+        return rp;
+      },
+      [this](credit_atom, uint64_t tag, uint64_t batches, uint64_t bytes) {
+        if (auto i = streams_.find(tag); i != streams_.end()) {
+          i->second.credit.add(batches, bytes);
+          pump(tag);
+        }
+      },
+      [this](cancel_atom, uint64_t tag) {
+        if (auto i = streams_.find(tag); i != streams_.end()) {
+          i->second.rp.deliver(to_error(rejection{code::cancelled, "test", 0, 0, 0, "cancelled"}));
+          streams_.erase(i);
+        }
       },
     };
   }
+
+private:
+  struct stream {
+    uint64_t total = 0, sent = 0, size = 0;
+    caf::actor to;
+    stream_credit credit;
+    caf::response_promise rp;
+  };
+  void pump(uint64_t tag) {
+    auto i = streams_.find(tag);
+    auto& s = i->second;
+    while (s.sent < s.total && s.credit.allows_batch()) {
+      s.credit.take(s.size);
+      send(s.to, wire_batch_atom::value, tag, noise(s.size, static_cast<uint32_t>(s.sent++)));
+      produced.fetch_add(1);
+    }
+    if (s.sent == s.total) {
+      s.rp.deliver(std::to_string(s.total) + " parts");
+      streams_.erase(i);
+    }
+  }
+  std::map<uint64_t, stream> streams_;
 };
 
 /// A client socket that reads when the test says so, with a small receive buffer so that
@@ -297,6 +340,88 @@ TEST_F(BackpressureTest, ASlowReaderGetsEveryFrameWholeAndInOrder) {
     EXPECT_TRUE(std::is_sorted(echo_order.begin(), echo_order.end()));
     EXPECT_TRUE(std::is_sorted(unknown_order.begin(), unknown_order.end()));
   }
+}
+
+/// Sends `frame` over and over on `fd` (non-blocking) until `max_bytes` went out, or the
+/// node took nothing for half a second (it stopped reading: TCP pushes back). Returns the
+/// bytes sent.
+uint64_t send_until_pushed_back(int fd, const std::string& frame, uint64_t max_bytes) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  uint64_t sent = 0;
+  size_t pos = 0;
+  while (sent < max_bytes) {
+    auto n = ::send(fd, frame.data() + pos, frame.size() - pos, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<uint64_t>(n);
+      pos = (pos + static_cast<size_t>(n)) % frame.size();
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+      break;  // closed by the node
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 500) == 0)
+      break;
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return sent;
+}
+
+// Issue 12, defect 2: a peer that sends and never reads made the node buffer its Rejects
+// without bound (128 MiB of requests to unknown 900 KB targets: RSS +116..222 MiB, never
+// cut). A Reject now echoes a few dozen bytes of the target, not all of it: the flood
+// costs the node next to nothing.
+TEST_F(BackpressureTest, ARejectEchoesAFewDozenBytesOfWhatThePeerSent) {
+  lcfg.limits.max_msgs_per_sec = 0;
+  lcfg.limits.max_bytes_per_sec = 0;
+  start();
+  slow_socket s{lst.port, 4096};
+  s.handshake();
+  auto before = test::current_rss_bytes();
+  auto sent = send_until_pushed_back(
+    s.fd, request_frame(1, "nobody-" + std::string(900'000, 'x'), "x"), 128u << 20);
+  auto after = test::current_rss_bytes();
+  std::printf("requests to unknown 900 KB targets, never read: %llu MiB sent, RSS %llu -> "
+              "%llu MiB\n",
+              static_cast<unsigned long long>(sent >> 20),
+              static_cast<unsigned long long>(before >> 20),
+              static_cast<unsigned long long>(after >> 20));
+  EXPECT_LT(after, before + (16u << 20));
+  auto first = s.next(1 << 16);
+  ASSERT_TRUE(first && first->has_reject());
+  EXPECT_EQ(first->reject().code(), static_cast<uint32_t>(code::not_found));
+  EXPECT_LT(first->reject().detail().size(), 200u) << first->reject().detail().substr(0, 300);
+  EXPECT_NE(first->reject().detail().find("(900007 bytes)"), std::string::npos)
+    << first->reject().detail();
+}
+
+// Every frame counts against net.max_write_buffer_bytes: a peer that asks for big answers
+// and never reads them gets its input stopped at half the bound (its own socket fills),
+// and is closed as a slow consumer once it has read nothing for
+// net.write_stall_timeout_ms.
+TEST_F(BackpressureTest, APeerThatNeverReadsIsHeldBackThenClosed) {
+  lcfg.limits.max_msgs_per_sec = 0;
+  lcfg.limits.max_bytes_per_sec = 0;
+  lcfg.limits.write_stall_timeout_ms = 1000;
+  start();
+  slow_socket s{lst.port, 4096};
+  s.handshake();
+  auto before = test::current_rss_bytes();
+  auto sent = send_until_pushed_back(s.fd, request_frame(1, "echo", "big:200000"), 128u << 20);
+  auto after = test::current_rss_bytes();
+  std::printf("requests for 200 KB answers, never read: %llu KiB sent, RSS %llu -> %llu MiB\n",
+              static_cast<unsigned long long>(sent >> 10),
+              static_cast<unsigned long long>(before >> 20),
+              static_cast<unsigned long long>(after >> 20));
+  EXPECT_LT(sent, 8u << 20) << "the node kept reading a peer that reads nothing";
+  EXPECT_LT(after, before + (32u << 20));  // the 8 MiB bound, answers in flight, slack
+  ASSERT_TRUE(test::wait_until([&] { return ctx->stats.closed(code::slow_consumer) == 1; }));
+  std::optional<wire::Envelope> last;
+  while (auto env = s.next(1 << 16))
+    last = env;
+  ASSERT_TRUE(last && last->has_reject());
+  EXPECT_EQ(last->reject().code(), static_cast<uint32_t>(code::slow_consumer));
+  EXPECT_EQ(last->reject().limit(), "net.write_stall_timeout_ms");
+  EXPECT_TRUE(last->reject().closing());
 }
 
 // Issue 12, defect 3: every connection's broker stayed in memory after it closed (CAF

@@ -39,7 +39,8 @@ public:
   wire_service(caf::actor_config& cfg, test::latch* release) : limited(cfg), release_(release) {}
   caf::behavior make_behavior() override {
     return {
-      [this](wire_stream_atom, const std::string& payload, uint64_t rid) -> std::string {
+      [this](wire_stream_atom, const std::string& payload, uint64_t rid, uint64_t,
+             uint64_t) -> std::string {
         // "N": N batches "part-0" .. "part-(N-1)" to the requester, then the summary.
         auto n = std::stoul(payload);
         auto to = caf::actor_cast<caf::actor>(current_sender());
@@ -713,24 +714,51 @@ TEST_F(ConnectionTest, ConnectionFloodIsRefusedWithExactCounts) {
   EXPECT_EQ(ctx->stats.connections_open.load(), 10u);
 }
 
-TEST_F(ConnectionTest, SlowConsumerIsRejectedThenClosed) {
+TEST_F(ConnectionTest, ASlowConsumerLosesAnswersBeyondTheBoundThenTheConnection) {
   lcfg.limits.max_write_buffer_bytes = 1 << 20;
+  lcfg.limits.write_stall_timeout_ms = 300;
   lcfg.limits.max_bytes_per_sec = 0;
   lcfg.limits.max_msgs_per_sec = 0;
   start();
   auto c = make_client();
   ASSERT_TRUE(c.connect().ok());
-  // 64 answers of 256 KiB that the client does not read: 16 MiB for a 1 MiB bound.
+  // 64 answers of 256 KiB that the client does not read: 16 MiB for a 1 MiB bound. What
+  // does not fit ends its request with slow_consumer; the connection stays until the
+  // client has taken nothing for net.write_stall_timeout_ms.
   for (int i = 0; i < 64; ++i) {
     uint64_t id = 0;
     ASSERT_FALSE(c.send_request("echo", "big:262144", id));
   }
   ASSERT_TRUE(test::wait_until([&] { return ctx->stats.closed(code::slow_consumer) == 1; }));
-  auto r = c.wait_for_close(30s);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->code, code::slow_consumer);
-  EXPECT_EQ(r->limit, "net.max_write_buffer_bytes");
-  EXPECT_EQ(r->max, 1u << 20);
+  EXPECT_GT(ctx->stats.rejected(code::slow_consumer), 1u);  // answers dropped, and the close
+  std::vector<reply> got;
+  for (;;) {
+    auto r = c.receive(10s);
+    if (!r.ok() && r.request_id == 0)
+      break;  // the close
+    got.push_back(std::move(r));
+  }
+  size_t answered = 0, dropped = 0;
+  for (auto& r : got) {
+    if (r.ok()) {
+      EXPECT_EQ(r.payload->size(), 262144u);
+      ++answered;
+    } else {
+      ASSERT_TRUE(r.rejected);
+      EXPECT_EQ(r.rejected->code, code::slow_consumer);
+      EXPECT_EQ(r.rejected->limit, "net.max_write_buffer_bytes");
+      EXPECT_EQ(r.rejected->max, 1u << 20);
+      ++dropped;
+    }
+  }
+  EXPECT_GT(answered, 0u);
+  EXPECT_GT(dropped, 0u);
+  EXPECT_EQ(answered + dropped, 64u) << "every request is answered or refused";
+  auto closing = c.wait_for_close(1s);
+  ASSERT_TRUE(closing);
+  EXPECT_EQ(closing->code, code::slow_consumer);
+  EXPECT_EQ(closing->limit, "net.write_stall_timeout_ms");
+  EXPECT_EQ(closing->max, 300u);
   expect_others_still_served();
 }
 
@@ -985,7 +1013,8 @@ struct holding_stream_state {
 caf::behavior holding_stream(caf::stateful_actor<holding_stream_state>* self,
                              test::event_counter* cancels) {
   return {
-    [=](wire_stream_atom, const std::string& payload, uint64_t rid) -> caf::result<std::string> {
+    [=](wire_stream_atom, const std::string& payload, uint64_t rid, uint64_t,
+        uint64_t) -> caf::result<std::string> {
       auto to = caf::actor_cast<caf::actor>(self->current_sender());
       for (size_t i = 0; i < std::stoul(payload); ++i)
         self->send(to, wire_batch_atom::value, rid, "part-" + std::to_string(i));
@@ -1022,7 +1051,8 @@ TEST_F(UplinkTest, StreamsToTheDialedNodeAndCancelsReachTheTarget) {
   auto conn = ctx->connection_for("sat-2");
   ASSERT_TRUE(conn);
   caf::scoped_actor self{*sys};
-  self->send(conn, wire_stream_atom::value, std::string{"hold"}, std::string{"3"}, uint64_t{42});
+  self->send(conn, wire_stream_atom::value, std::string{"hold"}, std::string{"3"}, uint64_t{42},
+             uint64_t{16}, uint64_t{1} << 20);
   std::vector<std::string> parts;
   for (int i = 0; i < 3; ++i)
     self->receive([&](wire_batch_atom, uint64_t tag, std::string& part) {
@@ -1034,7 +1064,8 @@ TEST_F(UplinkTest, StreamsToTheDialedNodeAndCancelsReachTheTarget) {
   self->send(conn, cancel_atom::value, uint64_t{42});
   ASSERT_TRUE(cancels.wait_for_at_least(1, 10s));
   // A second stream, then the uplink goes away: its target is told to stop as well.
-  self->send(conn, wire_stream_atom::value, std::string{"hold"}, std::string{"1"}, uint64_t{7});
+  self->send(conn, wire_stream_atom::value, std::string{"hold"}, std::string{"1"}, uint64_t{7},
+             uint64_t{16}, uint64_t{1} << 20);
   self->receive([&](wire_batch_atom, uint64_t tag, std::string&) { EXPECT_EQ(tag, 7u); },
                 caf::after(10s) >> [&] { ADD_FAILURE() << "no batch"; });
   caf::anon_send(link, stop_atom::value);
