@@ -413,6 +413,12 @@ protected:
       } else {
         c.close();  // reconnect, with the client's backoff, next time (a restarted server)
         seen.reset();
+        if (steady_clock::now() >= deadline)
+          return false;
+        // A refusal comes back at once (a full watcher table, a server stopping): ask
+        // again when it says, or after a short pause, not as fast as the CPU allows.
+        auto retry = r.rejected ? milliseconds(r.rejected->retry_after_ms) : 0ms;
+        std::this_thread::sleep_for(std::max<milliseconds>(retry, test::poll_pause));
       }
       if (steady_clock::now() >= deadline)
         return false;
