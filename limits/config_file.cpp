@@ -1,7 +1,12 @@
 #include "limits/config_file.hpp"
 
-#include <fstream>
+#include <cerrno>
+#include <cstring>
 #include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/program_options/parsers.hpp>
 
@@ -31,10 +36,55 @@ result<flat_config> parse_stream(std::istream& in, const std::string& origin) {
 } // namespace
 
 result<flat_config> load_config_file(const std::string& path) {
-  std::ifstream in{path};
-  if (!in)
-    return status::error(code::not_found,
-                         "cannot open config file '" + path + "': check the path");
+  // Read with POSIX calls, not an ifstream: a stream opens a directory and reads it, like a
+  // file whose read fails, as an empty file -- which then passed for a valid, empty config.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    if (e == EACCES)
+      return status::error(code::permission_denied,
+                           "cannot open config file '" + path
+                             + "': permission denied; make it readable by this user (chmod, "
+                               "chown) or run as one who may read it");
+    return status::error(e == ENOENT || e == ENOTDIR ? code::not_found : code::bad_request,
+                         "cannot open config file '" + path + "': " + std::strerror(e)
+                           + "; check the path");
+  }
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } guard{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    return status::error(code::storage_error, "cannot read config file '" + path + "': "
+                                                + std::strerror(errno) + "; check the file");
+  if (S_ISDIR(st.st_mode))
+    return status::error(code::bad_request,
+                         "config file '" + path + "' is a directory: give the path of an INI "
+                           "file (e.g. " + path + (path.back() == '/' ? "" : "/")
+                           + "server.ini)");
+  // A pipe is fine (`--config <(...)`); a device or socket is no file of settings and may
+  // never end (/dev/zero).
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+    return status::error(code::bad_request,
+                         "config file '" + path + "' is not a regular file (a device or a "
+                           "socket): give the path of an INI file");
+  std::string text;
+  char buf[16 * 1024];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof buf);
+    if (n == 0)
+      break;
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return status::error(code::storage_error, "cannot read config file '" + path + "': "
+                                                  + std::strerror(errno)
+                                                  + "; check the file and the disk it is on");
+    }
+    text.append(buf, static_cast<size_t>(n));
+  }
+  std::istringstream in{text};
   return parse_stream(in, path);
 }
 
