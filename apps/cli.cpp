@@ -11,6 +11,7 @@
 
 #include "apps/cli_common.hpp"
 #include "apps/subcommands.hpp"
+#include "limits/printable.hpp"
 #include "net/satellite.pb.h"
 
 namespace levee::apps {
@@ -49,8 +50,8 @@ std::optional<std::string> ask(const char* sub, const client_options& co, const 
                                std::string payload) {
   client c{co};
   if (auto st = c.connect_with_backoff(seconds(3)); !st) {
-    std::fprintf(stderr, "levee %s: cannot reach the server at %s:%u: %s\n", sub, co.host.c_str(),
-                 co.port, st.message().c_str());
+    std::fprintf(stderr, "levee %s: cannot reach the server at %s:%u: %s\n", sub,
+                 printable(co.host).c_str(), co.port, printable(st.message()).c_str());
     return std::nullopt;
   }
   auto r = c.request(target, std::move(payload), seconds(10));
@@ -182,7 +183,7 @@ int run_satellites(const std::vector<std::string>& args) {
   client c{*co};
   if (auto st = c.connect_with_backoff(seconds(3)); !st) {
     std::fprintf(stderr, "levee satellites: cannot reach the server at %s:%u: %s\n",
-                 co->host.c_str(), co->port, st.message().c_str());
+                 printable(co->host).c_str(), co->port, printable(st.message()).c_str());
     return 1;
   }
   std::optional<uint64_t> version;

@@ -6,6 +6,7 @@
 
 #include "events/codec.hpp"
 #include "events/json.hpp"
+#include "limits/printable.hpp"
 #include "net/satellite.pb.h"
 
 namespace levee::apps {
@@ -35,12 +36,12 @@ parsed_args parse_args(const char* sub, const po::options_description& opts,
 }
 
 int usage_error(const char* sub, const std::string& what) {
-  std::fprintf(stderr, "levee %s: %s; run `levee %s --help`\n", sub, what.c_str(), sub);
+  std::fprintf(stderr, "levee %s: %s; run `levee %s --help`\n", sub, printable(what).c_str(), sub);
   return 2;
 }
 
 int config_error(const char* sub, const std::string& what) {
-  std::fprintf(stderr, "levee %s: %s\n", sub, what.c_str());
+  std::fprintf(stderr, "levee %s: %s\n", sub, printable(what).c_str());
   return 2;
 }
 
@@ -103,8 +104,8 @@ int run_one_query(const client_options& co, const query_request& q, std::ostream
                   std::ostream& err) {
   client c{co};
   if (auto st = c.connect_with_backoff(seconds(5)); !st) {
-    err << "levee query: cannot reach the server at " << co.host << ":" << co.port << ": "
-        << st.message() << "\n";
+    err << "levee query: cannot reach the server at " << printable(co.host) << ":" << co.port
+        << ": " << printable(st.message()) << "\n";
     return 2;
   }
   wire::QueryRequest req;

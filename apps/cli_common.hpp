@@ -27,9 +27,10 @@ parsed_args parse_args(const char* sub, const boost::program_options::options_de
                        const std::vector<std::string>& args,
                        const boost::program_options::positional_options_description* positional = nullptr);
 
-/// "levee <sub>: <what>; run `levee <sub> --help`", exit code 2.
+/// "levee <sub>: <what>; run `levee <sub> --help`", exit code 2. `what` is shown through
+/// printable(): a value from the command line or a file may hold any byte.
 int usage_error(const char* sub, const std::string& what);
-/// "levee <sub>: <what>", exit code 2 (a bad config value names its key).
+/// "levee <sub>: <what>", exit code 2 (a bad config value names its key); printable() too.
 int config_error(const char* sub, const std::string& what);
 
 /// The file with the command line's overrides on top; prints the error and returns

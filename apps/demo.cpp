@@ -18,6 +18,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "actors/synthetic.hpp"
+#include "apps/cli_common.hpp"
 #include "apps/subcommands.hpp"
 #include "limits/config_file.hpp"
 #include "limits/process_memory.hpp"
@@ -64,8 +65,7 @@ int run_demo(const std::vector<std::string>& args) {
     po::store(po::command_line_parser(args).options(opts).run(), vm);
     po::notify(vm);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "levee demo: %s; run `levee demo --help`\n", e.what());
-    return 2;
+    return usage_error("demo", e.what());
   }
   if (vm.count("help")) {
     std::cout << opts << "\n";
@@ -81,21 +81,15 @@ int run_demo(const std::vector<std::string>& args) {
   flat_config flat;
   if (!config_path.empty()) {
     auto loaded = load_config_file(config_path);
-    if (!loaded) {
-      std::fprintf(stderr, "levee demo: %s\n", loaded.error().message().c_str());
-      return 2;
-    }
+    if (!loaded)
+      return config_error("demo", loaded.error().message());
     flat = std::move(*loaded);
   }
-  if (auto st = apply_overrides(flat, overrides); !st) {
-    std::fprintf(stderr, "levee demo: %s\n", st.message().c_str());
-    return 2;
-  }
+  if (auto st = apply_overrides(flat, overrides); !st)
+    return config_error("demo", st.message());
   auto limits = limits_from_config(flat);
-  if (!limits) {
-    std::fprintf(stderr, "levee demo: %s\n", limits.error().message().c_str());
-    return 2;
-  }
+  if (!limits)
+    return config_error("demo", limits.error().message());
 
   caf::actor_system_config caf_cfg;
   add_error_category(caf_cfg);

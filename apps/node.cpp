@@ -29,6 +29,7 @@
 #include "limits/config_file.hpp"
 #include "limits/defaults.hpp"
 #include "limits/limits_config.hpp"
+#include "limits/printable.hpp"
 #include "net/multiplexer.hpp"
 #include "net/net_config.hpp"
 #include "satellite/satellite.hpp"
@@ -188,7 +189,8 @@ int run_node(const std::vector<std::string>& args) {
     sat_cfg.store_on_multiplexer = roles.count("server") == 0;
   }
   if (check) {
-    std::printf("levee node: %s is valid (roles: %s)\n", a.config.c_str(), r->second.c_str());
+    std::printf("levee node: %s is valid (roles: %s)\n", printable(a.config).c_str(),
+                printable(r->second).c_str());
     return 0;
   }
 
@@ -200,7 +202,7 @@ int run_node(const std::vector<std::string>& args) {
   if (roles.count("server")) {
     auto s = server::start_server(*sys, rt, server_opts, *net_cfg);
     if (!s) {
-      std::fprintf(stderr, "levee node: %s\n", s.error().to_string().c_str());
+      std::fprintf(stderr, "levee node: %s\n", printable(s.error().to_string()).c_str());
       return 1;
     }
     srv = *s;
@@ -211,7 +213,7 @@ int run_node(const std::vector<std::string>& args) {
   if (roles.count("satellite")) {
     auto s = satellite::start_satellite(*sys, rt, sat_cfg, *net_cfg);
     if (!s) {
-      std::fprintf(stderr, "levee node: %s\n", s.error().to_string().c_str());
+      std::fprintf(stderr, "levee node: %s\n", printable(s.error().to_string()).c_str());
       if (srv)
         server::stop_server(*srv);
       return 1;
@@ -282,7 +284,8 @@ int run_local(const std::vector<std::string>& args) {
   if (rate == 0 || rate > 1'000'000)
     return usage_error("local", "--rate must be between 1 and 1000000 events per second");
   if (check) {
-    std::printf("levee local: %s is valid\n", a.config.empty() ? "the built-in config" : a.config.c_str());
+    std::printf("levee local: %s is valid\n",
+                a.config.empty() ? "the built-in config" : printable(a.config).c_str());
     return 0;
   }
   bool temp_data = data_dir.empty();
@@ -299,7 +302,7 @@ int run_local(const std::vector<std::string>& args) {
   runtime rt{*limits};
   auto srv = server::start_server(*sys, rt, *server_opts, *net_cfg);
   if (!srv) {
-    std::fprintf(stderr, "levee local: %s\n", srv.error().to_string().c_str());
+    std::fprintf(stderr, "levee local: %s\n", printable(srv.error().to_string()).c_str());
     return 1;
   }
   auto host = server_opts->listen.substr(0, server_opts->listen.rfind(':'));
@@ -322,7 +325,8 @@ int run_local(const std::vector<std::string>& args) {
     sc.sources.push_back(gen);
     auto s = satellite::start_satellite(*sys, rt, sc, *net_cfg);
     if (!s) {
-      std::fprintf(stderr, "levee local: satellite %s: %s\n", id, s.error().to_string().c_str());
+      std::fprintf(stderr, "levee local: satellite %s: %s\n", id,
+                   printable(s.error().to_string()).c_str());
       server::stop_server(**srv);
       return 1;
     }

@@ -119,6 +119,24 @@ TEST(LimitsConfig, MissingFileSaysWhichPath) {
   EXPECT_NE(flat.error().message().find("/nonexistent/levee.ini"), std::string::npos);
 }
 
+TEST(LimitsConfig, AGarbageLineIsShownEscapedWithItsNumber) {
+  using namespace std::string_literals;
+  auto text = "[node]\nroles = server\n\x01\x02\xff\xfe\x1b[31mRED\0zero # a comment\n"s;
+  auto flat = parse_config_text(text, "bad\x1b.ini");
+  ASSERT_FALSE(flat.ok());
+  EXPECT_EQ(flat.error().code(), code::bad_request);
+  EXPECT_EQ(flat.error().message(),
+            "bad\\x1b.ini line 3: not a setting: '\\x01\\x02\\xff\\xfe\\x1b[31mRED\\x00zero'; "
+            "a line is [section], key = value or a # comment");
+}
+
+TEST(LimitsConfig, AGarbageKeyGivenTwiceIsShownEscaped) {
+  auto flat = parse_config_text("[a]\n\x1b\xff = 1\n\x1b\xff = 2\n", "twice.ini");
+  ASSERT_FALSE(flat.ok());
+  EXPECT_EQ(flat.error().message(),
+            "twice.ini: key 'a.\\x1b\\xff' is given twice; keep one of them");
+}
+
 TEST(LimitsConfig, ADirectoryIsAnErrorNamingThePath) {
   // A directory opens like a file and reads as nothing: it must not pass for an empty file.
   auto flat = load_config_file(LEVEE_CONFIGS_DIR);

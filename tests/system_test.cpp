@@ -27,6 +27,7 @@
 
 #include "events/codec.hpp"
 #include "levee/client.hpp"
+#include "limits/printable.hpp"
 #include "net/satellite.pb.h"
 #include "tests/process_support.hpp"
 #include "tests/test_support.hpp"
@@ -1347,6 +1348,68 @@ TEST_F(SystemTest, BadConfigExitsTwoWithOneLineNamingTheKey) {
     EXPECT_EQ(out.find("listening"), std::string::npos) << bc.name << ": " << out;
   }
   EXPECT_FALSE(std::filesystem::exists(data_dir)) << "a refused config created the store";
+}
+
+/// Whether every byte of `text` but its one final newline is printable: no control byte,
+/// no DEL, nothing that is not UTF-8 (what a terminal could take for a command).
+bool only_printable(const std::string& text) {
+  if (text.empty() || text.back() != '\n' || !is_valid_utf8(text))
+    return false;
+  for (size_t i = 0; i + 1 < text.size(); ++i) {
+    auto b = static_cast<unsigned char>(text[i]);
+    if (b < 0x20 || b == 0x7f || (b == 0xc2 && static_cast<unsigned char>(text[i + 1]) <= 0x9f))
+      return false;
+  }
+  return true;
+}
+
+TEST_F(SystemTest, BinaryGarbageInAConfigIsShownEscaped) {
+  using namespace std::string_literals;
+  const auto garbage = "\x01\x02\xff\xfe\x1b[31mRED\0zero\x1b]0;title\x07"s;
+  const std::string escaped = "\\x01\\x02\\xff\\xfe\\x1b[31mRED\\x00zero\\x1b]0;title\\x07";
+  struct bad_case {
+    std::string name;
+    std::vector<std::string> args;  // the config file's path is appended
+    std::string text;
+    std::string expected;  // in the one line on stderr
+  };
+  std::vector<bad_case> cases = {
+    {"garbage-line", {"node", "--check", "--config"}, "[node]\nroles = server\n" + garbage + "\n",
+     "line 3: not a setting: '" + escaped + "'"},
+    {"garbage-key", {"node", "--check", "--config"}, "[node]\nroles = server\n" + garbage + " = 1\n",
+     "unknown key 'node." + escaped + "'"},
+    {"garbage-value", {"node", "--check", "--config"},
+     "[node]\nroles = server\n[server]\nmax_queries = " + garbage + "\n",
+     "server.max_queries = '" + escaped + "'"},
+    {"garbage-section", {"local", "--check", "--config"}, "[" + garbage + "]\nkey = 1\n",
+     "unknown key '" + escaped + ".key'"},
+    {"garbage-for-the-demo", {"demo", "--seconds", "1", "--config"}, garbage + "\n",
+     "line 1: not a setting: '" + escaped + "'"},
+  };
+  for (auto& bc : cases) {
+    auto path = dir_.file(bc.name + ".ini");
+    auto err = dir_.file(bc.name + ".stderr");
+    test::write_file(path, bc.text);
+    auto args = bc.args;
+    args.push_back(path);
+    auto [rc, out] = run_levee(args, err);
+    auto text = test::read_file(err);
+    EXPECT_EQ(rc, std::optional<int>{2}) << bc.name << ": " << printable(text);
+    EXPECT_TRUE(only_printable(text)) << bc.name << ": " << printable(text);
+    EXPECT_NE(text.find(bc.expected), std::string::npos) << bc.name << ": " << printable(text);
+  }
+  // Overrides on the command line go the same way (an argument holds no NUL byte).
+  auto valid = dir_.file("valid.ini");
+  test::write_file(valid, "[node]\nroles = server\n");
+  int overrides = 0;
+  for (auto& set : {"node.\x1b[31m\xff=1"s, "\x1b[31m\xff"s}) {
+    auto err = dir_.file("garbage-override-" + std::to_string(++overrides) + ".stderr");
+    auto [rc, out] = run_levee({"node", "--check", "--config", valid, "--set", set}, err);
+    auto text = test::read_file(err);
+    EXPECT_EQ(rc, std::optional<int>{2}) << printable(text);
+    EXPECT_TRUE(only_printable(text)) << printable(text);
+    EXPECT_NE(text.find("\\x1b[31m\\xff"), std::string::npos) << printable(text);
+  }
 }
 
 // -- stopping and cancelling ------------------------------------------------------------
