@@ -35,7 +35,11 @@ void add_server_options(po::options_description& opts, server_args& a) {
 std::optional<client_options> client_for(const char* sub, const server_args& a) {
   auto [host, port] = split_address(a.server);
   if (host.empty() || port == 0) {
-    usage_error(sub, "--server " + a.server + ": must be host:port, e.g. 127.0.0.1:7400");
+    usage_error(sub, "--server " + a.server
+                       + (host.empty() || a.server.find(':') == std::string::npos
+                            ? ": must be host:port, e.g. 127.0.0.1:7400"
+                            : ": the port must be a whole number from 1 to 65535, e.g. "
+                              "127.0.0.1:7400"));
     return std::nullopt;
   }
   client_options co;
@@ -71,13 +75,15 @@ int run_query(const std::vector<std::string>& args) {
   server_args a;
   const std::string unset{"\x01"};  // the text may be empty ('' = every event), not absent
   std::string text = unset, satellite, select;
-  uint32_t deadline_ms = 0;
+  uint32_t deadline_ms = 0;  // QueryRequest.deadline_ms; the server caps it
   add_server_options(opts, a);
   opts.add_options()
     ("help,h", "this text")
     ("satellite", po::value(&satellite), "one satellite, by id")
     ("select", po::value(&select), "every healthy satellite with these labels, e.g. env=prod,zone=a")
-    ("deadline-ms", po::value(&deadline_ms)->default_value(0), "give up after this long (0: the server's default)")
+    ("deadline-ms", whole_number("deadline-ms", &deadline_ms, uint32_t{0}, 0, UINT32_MAX, "ms"),
+     "give up after this long, 0 to 4294967295 ms (0: the server's default, which is also "
+     "the most it allows)")
     ("query", po::value(&text), "the query text (query/QUERY.md)");
   po::positional_options_description pos;
   pos.add("query", 1);
@@ -167,7 +173,7 @@ int run_satellites(const std::vector<std::string>& args) {
     ("watch", po::bool_switch(&watch),
      "print the list again whenever it changes (a registration, a heartbeat, a state "
      "change), until interrupted; the server holds each request until then")
-    ("changes", po::value(&changes)->default_value(0),
+    ("changes", whole_number("changes", &changes, uint64_t{0}, 0, UINT64_MAX, "changes"),
      "with --watch: stop after this many changes (0: never)")
     ("help,h", "this text");
   auto parsed = parse_args("satellites", opts, args);

@@ -249,7 +249,8 @@ int run_local(const std::vector<std::string>& args) {
     ("config", po::value(&a.config), "INI file with [server], [net], [limits] (configs/local.ini)")
     ("set", po::value(&a.overrides)->composing(), "override a key, e.g. --set server.listen=127.0.0.1:0")
     ("data-dir", po::value(&data_dir), "where the satellites keep their stores (default: a new temporary directory)")
-    ("rate", po::value(&rate)->default_value(200), "sample events per second per satellite")
+    ("rate", whole_number("rate", &rate, uint64_t{200}, 1, 1'000'000, "events/s"),
+     "sample events per second per satellite, 1 to 1000000")
     ("query", po::value(&query_text)->default_value("count by level"),
      "the query shown once the satellites have data")
     ("exit-after-query", po::bool_switch(&exit_after), "exit after showing the query's answer");
@@ -281,8 +282,6 @@ int run_local(const std::vector<std::string>& args) {
     return config_error("local", server_opts.error().message());
   if (auto st = server::check_with_listener(*server_opts, net_cfg->limits.request_deadline_ms); !st)
     return config_error("local", st.message());
-  if (rate == 0 || rate > 1'000'000)
-    return usage_error("local", "--rate must be between 1 and 1000000 events per second");
   if (check) {
     std::printf("levee local: %s is valid\n",
                 a.config.empty() ? "the built-in config" : printable(a.config).c_str());

@@ -98,6 +98,8 @@ status read_levels(const std::string& key, const std::string& text,
     uint64_t w = 0;
     if (auto st = read_number(key, item.substr(colon + 1), w); !st)
       return st;
+    if (w > UINT32_MAX)  // it was cut to 32 bits: 4294967296 read as 0
+      return bad(key, text, "a weight must be a whole number from 0 to 4294967295");
     out.push_back(events::weighted_level{item.substr(0, colon), static_cast<uint32_t>(w)});
     at = end + 1;
   }
