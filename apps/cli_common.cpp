@@ -12,6 +12,7 @@
 #include "events/json.hpp"
 #include "limits/printable.hpp"
 #include "net/satellite.pb.h"
+#include "query/query.hpp"
 
 namespace levee::apps {
 
@@ -149,6 +150,12 @@ std::string value_text(const events::value& v) {
 
 int run_one_query(const client_options& co, const query_request& q, std::ostream& out,
                   std::ostream& err) {
+  // Refused here, for what it is, rather than by the client library as a frame too large
+  // ("ask for a permit") or by the server after the trip.
+  if (auto refused = query::check_text_bytes(q.text.size())) {
+    err << "levee query: " << refused->to_string() << "\n";
+    return 1;
+  }
   client c{co};
   if (auto st = c.connect_with_backoff(seconds(5)); !st) {
     err << "levee query: cannot reach the server at " << printable(co.host) << ":" << co.port

@@ -947,6 +947,47 @@ TEST_F(SystemTest, BadQueryTextIsBadRequestNamingThePosition) {
 
 // -- limits ---------------------------------------------------------------------------------
 
+TEST_F(SystemTest, AQueryTextOverMaxTextBytesIsRefusedNamingTheLimit) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(5, 0)), nullptr);
+  // Far over the text's limit, well under the frame's (so no permit is in question), and
+  // within what one command-line argument may hold (128 KiB).
+  std::string text = "where msg contains \"" + std::string(100'000, 'x') + "\"";
+  const std::string refusal =
+    "message_too_large (2): query.max_text_bytes observed " + std::to_string(text.size())
+    + " > max 4096, do not retry: the query text is longer than a query may be; shorten the "
+      "query (fewer or shorter terms)";
+  // The server checks it before it parses the request, for a client that did not.
+  client c = connect(srv->port);
+  auto r = run_query(c, query_on("a", text));
+  ASSERT_TRUE(r.rejected.has_value()) << r;
+  EXPECT_EQ(r.rejected->to_string(), refusal);
+  EXPECT_EQ(r.rejected->limit, "query.max_text_bytes");
+  EXPECT_EQ(r.rejected->observed, text.size());
+  EXPECT_EQ(r.rejected->max, 4096u);
+  // Counted, and the server goes on serving, on the same connection too.
+  EXPECT_EQ(queries(srv->port, "refused"), 1);
+  EXPECT_NE(server_stats(srv->port).find("rejects sent: message_too_large 1"), std::string::npos)
+    << server_stats(srv->port);
+  auto fine = run_query(c, query_on("a", "count"));
+  EXPECT_TRUE(fine.stats.has_value()) << fine;
+  // `levee query` checks it before it sends: the same words, and nothing reaches the server.
+  auto err = dir_.file("long-query.stderr");
+  auto [rc, out] = run_levee({"query", "--server", "127.0.0.1:" + std::to_string(srv->port),
+                              "--satellite", "a", text},
+                             err);
+  EXPECT_EQ(rc, std::optional<int>{1});
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(test::read_file(err), "levee query: " + refusal + "\n");
+  EXPECT_EQ(queries(srv->port, "refused"), 1);
+  // At the limit it runs.
+  std::string longest = "where msg contains \"" + std::string(4096 - 21, 'x') + "\"";
+  ASSERT_EQ(longest.size(), 4096u);
+  auto at_limit = run_query(c, query_on("a", longest));
+  EXPECT_TRUE(at_limit.stats.has_value()) << at_limit;
+}
+
 TEST_F(SystemTest, QueriesBeyondMaxQueriesPerClientAreRefused) {
   auto config = server_config();
   config.set("server", "max_queries_per_client", "1");
