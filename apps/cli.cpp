@@ -97,6 +97,11 @@ int run_query(const std::vector<std::string>& args) {
     return 2;
   if (!satellite.empty() && !select.empty())
     return usage_error("query", "--satellite and --select exclude each other");
+  // They travel as text (PROTOCOL.md "Text fields"), which the server would refuse.
+  if (!is_valid_utf8(satellite))
+    return usage_error("query", "--satellite " + satellite + ": must be UTF-8 text");
+  if (!is_valid_utf8(select))
+    return usage_error("query", "--select " + select + ": must be UTF-8 text");
   query_request q;
   q.text = text;
   q.satellite_id = satellite;
@@ -145,13 +150,14 @@ int print_satellites(const std::string& answer) {
     std::string labels;
     std::map<std::string, std::string> sorted(s.labels().begin(), s.labels().end());
     for (auto& [k, v] : sorted)
-      labels += (labels.empty() ? "" : ",") + k + "=" + v;
+      labels += (labels.empty() ? "" : ",") + printable(k) + "=" + printable(v);
     // The share of batch reads the store's read cache served ("-" before any read).
     auto reads = s.store().read_cache_hits() + s.store().read_cache_misses();
     auto cache = reads == 0 ? std::string("-")
                             : std::to_string(s.store().read_cache_hits() * 100 / reads) + "%";
-    std::printf("%-16s %-13s %10llu %12llu %7llums %8u %6.2f %6s  %s\n", s.satellite_id().c_str(),
-                s.state().c_str(), static_cast<unsigned long long>(s.store().events()),
+    // What satellites sent is UTF-8, checked; it may still hold control characters.
+    std::printf("%-16s %-13s %10llu %12llu %7llums %8u %6.2f %6s  %s\n",
+                printable(s.satellite_id()).c_str(), printable(s.state()).c_str(), static_cast<unsigned long long>(s.store().events()),
                 static_cast<unsigned long long>(s.store().bytes()),
                 static_cast<unsigned long long>(s.since_heartbeat_ms()), s.queries_running(),
                 s.load(), cache.c_str(), labels.c_str());

@@ -24,6 +24,7 @@
 #include "net/reject_frame.hpp"
 #include "net/server.hpp"
 #include "tests/test_support.hpp"
+#include "tests/wire_support.hpp"
 
 namespace levee {
 namespace {
@@ -359,6 +360,61 @@ TEST_F(ConnectionTest, UnknownTargetIsNotFoundAndTheConnectionStays) {
   ASSERT_TRUE(r.rejected);
   EXPECT_EQ(r.rejected->code, code::not_found);
   EXPECT_TRUE(c.request("echo", "x", 10s).ok());
+}
+
+// Text fields (PROTOCOL.md): bytes that are not UTF-8 never make a frame unparseable; each
+// field is accepted or refused by name, and protobuf prints nothing on the node's stderr.
+
+TEST_F(ConnectionTest, AHelloWhoseNodeIdIsNotUtf8IsRefusedSayingWhy) {
+  start();
+  test::protobuf_log_capture logs;
+  raw_socket s{lst.port};
+  auto hello = test::number_field(1, net::protocol_version) + test::bytes_field(2, "sat\xff-1");
+  s.send(test::frame_around(test::bytes_field(2, hello)));
+  auto last = s.read_until_close();
+  ASSERT_TRUE(last) << "closed without a Reject";
+  EXPECT_EQ(last->code, code::bad_request);
+  EXPECT_EQ(last->limit, "net.node_id");
+  EXPECT_EQ(last->detail,
+            "Hello.node_id is not valid UTF-8: byte 0xff at offset 3 of it; a node id is text: "
+            "set it (net.node_id, client_options::node_id) to UTF-8");
+  EXPECT_TRUE(logs.lines().empty()) << logs.lines().front();
+  expect_others_still_served();
+}
+
+TEST_F(ConnectionTest, ATokenIsAnyBytesComparedAsTheyAre) {
+  lcfg.token = "k\xffy\x01";
+  start();
+  test::protobuf_log_capture logs;
+  auto c = make_client(lcfg.token);
+  ASSERT_TRUE(c.connect().ok());
+  auto r = c.request("echo", "in", 10s);
+  ASSERT_TRUE(r.ok()) << r.rejected->to_string();
+  auto wrong = make_client("k\xfey\x01");
+  auto st = wrong.connect();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), code::unauthenticated) << st.message();
+  EXPECT_TRUE(logs.lines().empty()) << logs.lines().front();
+}
+
+TEST_F(ConnectionTest, ATargetThatIsNotUtf8IsNotFoundAndTheConnectionGoesOn) {
+  start();
+  test::protobuf_log_capture logs;
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  auto r = c.request("ec\xffho\x1b[2J", "x", 10s);
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.rejected->code, code::not_found);
+  EXPECT_EQ(r.rejected->limit, "net.target");
+  // The Reject quotes the bytes as they came; shown, they are escaped.
+  EXPECT_EQ(r.rejected->detail, "no actor is exposed as 'ec\xffho\x1b[2J'");
+  EXPECT_EQ(r.rejected->to_string(),
+            "not_found (11): net.target, do not retry: no actor is exposed as "
+            "'ec\\xffho\\x1b[2J'");
+  auto again = c.request("echo", "after", 10s);
+  ASSERT_TRUE(again.ok()) << again.rejected->to_string();
+  EXPECT_EQ(*again.payload, "after");
+  EXPECT_TRUE(logs.lines().empty()) << logs.lines().front();
 }
 
 TEST_F(ConnectionTest, FourGiBLengthHeaderIsRefusedWithoutMemoryGrowth) {
