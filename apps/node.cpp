@@ -207,7 +207,8 @@ int run_node(const std::vector<std::string>& args) {
     }
     srv = *s;
     auto host = server_opts.listen.substr(0, server_opts.listen.rfind(':'));
-    std::printf("levee node: server listening on %s:%u\n", host.c_str(), srv->listener.port);
+    std::printf("levee node: server listening on %s:%u\n", printable(host).c_str(),
+                srv->listener.port);
   }
   std::optional<satellite::satellite_node> sat;
   if (roles.count("satellite")) {
@@ -220,8 +221,9 @@ int run_node(const std::vector<std::string>& args) {
     }
     sat = std::move(*s);
     std::printf("levee node: satellite '%s' dialing %s with %zu sources\n",
-                sat_cfg.satellite.id.empty() ? "(assigned)" : sat_cfg.satellite.id.c_str(),
-                sat_cfg.satellite.server.c_str(), sat_cfg.sources.size());
+                sat_cfg.satellite.id.empty() ? "(assigned)"
+                                             : printable(sat_cfg.satellite.id).c_str(),
+                printable(sat_cfg.satellite.server).c_str(), sat_cfg.sources.size());
   }
   std::fflush(stdout);
   auto sig = wait_for_signal(signals);
@@ -307,7 +309,7 @@ int run_local(const std::vector<std::string>& args) {
   auto host = server_opts->listen.substr(0, server_opts->listen.rfind(':'));
   auto address = host + ":" + std::to_string((*srv)->listener.port);
   std::printf("levee local: server listening on %s; satellites keep their data in %s\n",
-              address.c_str(), data_dir.c_str());
+              printable(address).c_str(), printable(data_dir).c_str());
   std::vector<satellite::satellite_node> sats;
   for (auto id : {"a", "b"}) {
     satellite::satellite_config sc;
