@@ -157,7 +157,8 @@ int print_satellites(const std::string& answer) {
                             : std::to_string(s.store().read_cache_hits() * 100 / reads) + "%";
     // What satellites sent is UTF-8, checked; it may still hold control characters.
     std::printf("%-16s %-13s %10llu %12llu %7llums %8u %6.2f %6s  %s\n",
-                printable(s.satellite_id()).c_str(), printable(s.state()).c_str(), static_cast<unsigned long long>(s.store().events()),
+                printable(s.satellite_id()).c_str(), printable(s.state()).c_str(),
+                static_cast<unsigned long long>(s.store().events()),
                 static_cast<unsigned long long>(s.store().bytes()),
                 static_cast<unsigned long long>(s.since_heartbeat_ms()), s.queries_running(),
                 s.load(), cache.c_str(), labels.c_str());

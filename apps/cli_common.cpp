@@ -41,7 +41,8 @@ parsed_args parse_args(const char* sub, const po::options_description& opts,
 }
 
 int usage_error(const char* sub, const std::string& what) {
-  std::fprintf(stderr, "levee %s: %s; run `levee %s --help`\n", sub, printable(what).c_str(), sub);
+  std::fprintf(stderr, "levee %s: %s; run `levee %s --help`\n", sub, printable(what).c_str(),
+               sub);
   return 2;
 }
 
