@@ -11,6 +11,7 @@
 
 #include "apps/cli_common.hpp"
 #include "apps/subcommands.hpp"
+#include "limits/printable.hpp"
 #include "net/satellite.pb.h"
 
 namespace levee::apps {
@@ -34,7 +35,11 @@ void add_server_options(po::options_description& opts, server_args& a) {
 std::optional<client_options> client_for(const char* sub, const server_args& a) {
   auto [host, port] = split_address(a.server);
   if (host.empty() || port == 0) {
-    usage_error(sub, "--server " + a.server + ": must be host:port, e.g. 127.0.0.1:7400");
+    usage_error(sub, "--server " + a.server
+                       + (host.empty() || a.server.find(':') == std::string::npos
+                            ? ": must be host:port, e.g. 127.0.0.1:7400"
+                            : ": the port must be a whole number from 1 to 65535, e.g. "
+                              "127.0.0.1:7400"));
     return std::nullopt;
   }
   client_options co;
@@ -49,8 +54,8 @@ std::optional<std::string> ask(const char* sub, const client_options& co, const 
                                std::string payload) {
   client c{co};
   if (auto st = c.connect_with_backoff(seconds(3)); !st) {
-    std::fprintf(stderr, "levee %s: cannot reach the server at %s:%u: %s\n", sub, co.host.c_str(),
-                 co.port, st.message().c_str());
+    std::fprintf(stderr, "levee %s: cannot reach the server at %s:%u: %s\n", sub,
+                 printable(co.host).c_str(), co.port, printable(st.message()).c_str());
     return std::nullopt;
   }
   auto r = c.request(target, std::move(payload), seconds(10));
@@ -70,13 +75,15 @@ int run_query(const std::vector<std::string>& args) {
   server_args a;
   const std::string unset{"\x01"};  // the text may be empty ('' = every event), not absent
   std::string text = unset, satellite, select;
-  uint32_t deadline_ms = 0;
+  uint32_t deadline_ms = 0;  // QueryRequest.deadline_ms; the server caps it
   add_server_options(opts, a);
   opts.add_options()
     ("help,h", "this text")
     ("satellite", po::value(&satellite), "one satellite, by id")
     ("select", po::value(&select), "every healthy satellite with these labels, e.g. env=prod,zone=a")
-    ("deadline-ms", po::value(&deadline_ms)->default_value(0), "give up after this long (0: the server's default)")
+    ("deadline-ms", whole_number("deadline-ms", &deadline_ms, uint32_t{0}, 0, UINT32_MAX, "ms"),
+     "give up after this long, 0 to 4294967295 ms (0: the server's default, which is also "
+     "the most it allows)")
     ("query", po::value(&text), "the query text (query/QUERY.md)");
   po::positional_options_description pos;
   pos.add("query", 1);
@@ -90,6 +97,11 @@ int run_query(const std::vector<std::string>& args) {
     return 2;
   if (!satellite.empty() && !select.empty())
     return usage_error("query", "--satellite and --select exclude each other");
+  // They travel as text (PROTOCOL.md "Text fields"), which the server would refuse.
+  if (!is_valid_utf8(satellite))
+    return usage_error("query", "--satellite " + satellite + ": must be UTF-8 text");
+  if (!is_valid_utf8(select))
+    return usage_error("query", "--select " + select + ": must be UTF-8 text");
   query_request q;
   q.text = text;
   q.satellite_id = satellite;
@@ -138,13 +150,15 @@ int print_satellites(const std::string& answer) {
     std::string labels;
     std::map<std::string, std::string> sorted(s.labels().begin(), s.labels().end());
     for (auto& [k, v] : sorted)
-      labels += (labels.empty() ? "" : ",") + k + "=" + v;
+      labels += (labels.empty() ? "" : ",") + printable(k) + "=" + printable(v);
     // The share of batch reads the store's read cache served ("-" before any read).
     auto reads = s.store().read_cache_hits() + s.store().read_cache_misses();
     auto cache = reads == 0 ? std::string("-")
                             : std::to_string(s.store().read_cache_hits() * 100 / reads) + "%";
-    std::printf("%-16s %-13s %10llu %12llu %7llums %8u %6.2f %6s  %s\n", s.satellite_id().c_str(),
-                s.state().c_str(), static_cast<unsigned long long>(s.store().events()),
+    // What satellites sent is UTF-8, checked; it may still hold control characters.
+    std::printf("%-16s %-13s %10llu %12llu %7llums %8u %6.2f %6s  %s\n",
+                printable(s.satellite_id()).c_str(), printable(s.state()).c_str(),
+                static_cast<unsigned long long>(s.store().events()),
                 static_cast<unsigned long long>(s.store().bytes()),
                 static_cast<unsigned long long>(s.since_heartbeat_ms()), s.queries_running(),
                 s.load(), cache.c_str(), labels.c_str());
@@ -166,7 +180,7 @@ int run_satellites(const std::vector<std::string>& args) {
     ("watch", po::bool_switch(&watch),
      "print the list again whenever it changes (a registration, a heartbeat, a state "
      "change), until interrupted; the server holds each request until then")
-    ("changes", po::value(&changes)->default_value(0),
+    ("changes", whole_number("changes", &changes, uint64_t{0}, 0, UINT64_MAX, "changes"),
      "with --watch: stop after this many changes (0: never)")
     ("help,h", "this text");
   auto parsed = parse_args("satellites", opts, args);
@@ -182,7 +196,7 @@ int run_satellites(const std::vector<std::string>& args) {
   client c{*co};
   if (auto st = c.connect_with_backoff(seconds(3)); !st) {
     std::fprintf(stderr, "levee satellites: cannot reach the server at %s:%u: %s\n",
-                 co->host.c_str(), co->port, st.message().c_str());
+                 printable(co->host).c_str(), co->port, printable(st.message()).c_str());
     return 1;
   }
   std::optional<uint64_t> version;

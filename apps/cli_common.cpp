@@ -1,12 +1,18 @@
 #include "apps/cli_common.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include "events/codec.hpp"
 #include "events/json.hpp"
+#include "limits/printable.hpp"
 #include "net/satellite.pb.h"
+#include "query/query.hpp"
 
 namespace levee::apps {
 
@@ -35,13 +41,54 @@ parsed_args parse_args(const char* sub, const po::options_description& opts,
 }
 
 int usage_error(const char* sub, const std::string& what) {
-  std::fprintf(stderr, "levee %s: %s; run `levee %s --help`\n", sub, what.c_str(), sub);
+  std::fprintf(stderr, "levee %s: %s; run `levee %s --help`\n", sub, printable(what).c_str(),
+               sub);
   return 2;
 }
 
 int config_error(const char* sub, const std::string& what) {
-  std::fprintf(stderr, "levee %s: %s\n", sub, what.c_str());
+  std::fprintf(stderr, "levee %s: %s\n", sub, printable(what).c_str());
   return 2;
+}
+
+uint64_t whole_number_of(const char* option, const std::string& text, uint64_t min, uint64_t max,
+                         const char* unit) {
+  uint64_t v = 0;
+  bool ok = !text.empty();
+  for (char c : text) {
+    if (c < '0' || c > '9' || v > (std::numeric_limits<uint64_t>::max() - (c - '0')) / 10) {
+      ok = false;
+      break;
+    }
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (!ok || v < min || v > max)
+    throw std::invalid_argument(std::string{"--"} + option + " " + text
+                                + ": must be a whole number from " + std::to_string(min) + " to "
+                                + std::to_string(max) + " " + unit);
+  return v;
+}
+
+po::typed_value<std::string>* decimal_number(const char* option, double* out, double fallback,
+                                             double above, double max, const char* unit) {
+  *out = fallback;
+  auto shown = [](double d) {
+    std::ostringstream s;
+    s << d;
+    return s.str();
+  };
+  return po::value<std::string>()->default_value(shown(fallback))->notifier(
+    [=](const std::string& text) {
+      // Digits, one '.', no sign: strtod alone would take "nan", "inf", "0x1p3", " 5".
+      bool ok = !text.empty() && text.find_first_not_of("0123456789.") == std::string::npos
+                && std::count(text.begin(), text.end(), '.') <= 1 && text != ".";
+      double v = ok ? std::strtod(text.c_str(), nullptr) : 0;
+      if (!ok || !(v > above) || !(v <= max))
+        throw std::invalid_argument(std::string{"--"} + option + " " + text
+                                    + ": must be a number above " + shown(above) + " and at most "
+                                    + shown(max) + " " + unit);
+      *out = v;
+    });
 }
 
 std::optional<flat_config> load_config_with_overrides(const char* sub, const std::string& path,
@@ -79,12 +126,15 @@ std::pair<std::string, uint16_t> split_address(const std::string& text) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos)
     return {text, 0};
-  try {
-    auto port = std::stoul(text.substr(colon + 1));
-    return {text.substr(0, colon), port > 65535 ? uint16_t{0} : static_cast<uint16_t>(port)};
-  } catch (const std::exception&) {
+  // Digits only, 1 to 65535: stoul took "-1" (wrapped) and "7400x" (as 7400).
+  auto digits = text.substr(colon + 1);
+  uint32_t port = 0;
+  if (digits.empty() || digits.size() > 5
+      || digits.find_first_not_of("0123456789") != std::string::npos)
     return {text.substr(0, colon), 0};
-  }
+  for (char c : digits)
+    port = port * 10 + static_cast<uint32_t>(c - '0');
+  return {text.substr(0, colon), port > 65535 ? uint16_t{0} : static_cast<uint16_t>(port)};
 }
 
 namespace {
@@ -101,10 +151,16 @@ std::string value_text(const events::value& v) {
 
 int run_one_query(const client_options& co, const query_request& q, std::ostream& out,
                   std::ostream& err) {
+  // Refused here, for what it is, rather than by the client library as a frame too large
+  // ("ask for a permit") or by the server after the trip.
+  if (auto refused = query::check_text_bytes(q.text.size())) {
+    err << "levee query: " << refused->to_string() << "\n";
+    return 1;
+  }
   client c{co};
   if (auto st = c.connect_with_backoff(seconds(5)); !st) {
-    err << "levee query: cannot reach the server at " << co.host << ":" << co.port << ": "
-        << st.message() << "\n";
+    err << "levee query: cannot reach the server at " << printable(co.host) << ":" << co.port
+        << ": " << printable(st.message()) << "\n";
     return 2;
   }
   wire::QueryRequest req;

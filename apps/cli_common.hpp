@@ -2,12 +2,15 @@
 // What the subcommands share: option parsing with one-line errors, config loading, and the
 // client side of queries (used by `levee query` and by `levee local` to show one).
 
+#include <cassert>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -18,6 +21,38 @@
 
 namespace levee::apps {
 
+/// Whole-number and decimal options with their allowed range. Boost reads "-5" into an
+/// unsigned option as 4294967291 and refuses an overflow without saying what is allowed:
+/// these take the text, and anything but decimal digits from `min` to `max` (a sign, an
+/// exponent, a trailing letter, a number out of range) is a usage error that names the
+/// option, the value and the range:
+///   --deadline-ms -5: must be a whole number from 0 to 4294967295 ms
+/// The value of `text`, or a std::invalid_argument carrying that message.
+uint64_t whole_number_of(const char* option, const std::string& text, uint64_t min, uint64_t max,
+                         const char* unit);
+
+/// The option for po::options_description::add_options(); `*out` holds `fallback` until the
+/// option is read. [min, max] must lie within T.
+template <class T>
+boost::program_options::typed_value<std::string>*
+whole_number(const char* option, T* out, T fallback, uint64_t min, uint64_t max,
+             const char* unit) {
+  static_assert(std::is_unsigned<T>::value, "whole-number options are unsigned");
+  assert(max <= std::numeric_limits<T>::max());
+  *out = fallback;
+  return boost::program_options::value<std::string>()
+    ->default_value(std::to_string(fallback))
+    ->notifier([=](const std::string& text) {
+      *out = static_cast<T>(whole_number_of(option, text, min, max, unit));
+    });
+}
+
+/// A number above `above` and at most `max`, written in decimal (no nan, no infinity):
+///   --seconds -5: must be a number above 0 and at most 3600 s
+boost::program_options::typed_value<std::string>*
+decimal_number(const char* option, double* out, double fallback, double above, double max,
+               const char* unit);
+
 struct parsed_args {
   std::optional<int> exit_code;  // set: return it (--help printed, or a usage error)
 };
@@ -27,9 +62,10 @@ parsed_args parse_args(const char* sub, const boost::program_options::options_de
                        const std::vector<std::string>& args,
                        const boost::program_options::positional_options_description* positional = nullptr);
 
-/// "levee <sub>: <what>; run `levee <sub> --help`", exit code 2.
+/// "levee <sub>: <what>; run `levee <sub> --help`", exit code 2. `what` is shown through
+/// printable(): a value from the command line or a file may hold any byte.
 int usage_error(const char* sub, const std::string& what);
-/// "levee <sub>: <what>", exit code 2 (a bad config value names its key).
+/// "levee <sub>: <what>", exit code 2 (a bad config value names its key); printable() too.
 int config_error(const char* sub, const std::string& what);
 
 /// The file with the command line's overrides on top; prints the error and returns
@@ -38,7 +74,7 @@ std::optional<flat_config> load_config_with_overrides(const char* sub, const std
                                                       const std::vector<std::string>& overrides);
 
 std::vector<std::string> split_list(const std::string& text);  // "a, b" -> {"a", "b"}
-/// "host:port" -> (host, port); port 0 when it does not parse.
+/// "host:port" -> (host, port); port 0 unless it is digits alone from 1 to 65535.
 std::pair<std::string, uint16_t> split_address(const std::string& text);
 
 struct query_request {

@@ -18,8 +18,10 @@
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "actors/synthetic.hpp"
+#include "apps/cli_common.hpp"
 #include "apps/subcommands.hpp"
 #include "limits/config_file.hpp"
+#include "limits/defaults.hpp"
 #include "limits/process_memory.hpp"
 
 namespace levee::apps {
@@ -51,51 +53,46 @@ int run_demo(const std::vector<std::string>& args) {
     ("config", po::value(&config_path), "INI file with [limits] sections (configs/demo.ini)")
     ("set", po::value(&overrides)->composing(),
      "override a config key, e.g. --set limits.service.mailbox_capacity=64")
-    ("seconds", po::value(&seconds_to_run)->default_value(5), "how long to flood")
-    ("flooders", po::value(&flooders)->default_value(4), "fire-and-forget sender actors")
-    ("requesters", po::value(&requesters)->default_value(2), "request/response sender actors")
-    ("window", po::value(&window)->default_value(64), "requests each requester keeps in flight")
-    ("service-us", po::value(&service_us)->default_value(50), "CPU time per message, in us")
-    ("overload", po::value(&overload)->default_value(10),
-     "flooders offer this many times the service's rate")
-    ("payload-bytes", po::value(&payload_bytes)->default_value(1024), "bytes per message");
+    ("seconds", decimal_number("seconds", &seconds_to_run, 5, 0, 3600, "s"),
+     "how long to flood, at most 3600 s")
+    ("flooders", whole_number("flooders", &flooders, uint32_t{4}, 0, 1000, "actors"),
+     "fire-and-forget sender actors, 0 to 1000")
+    ("requesters", whole_number("requesters", &requesters, uint32_t{2}, 0, 1000, "actors"),
+     "request/response sender actors, 0 to 1000")
+    ("window", whole_number("window", &window, uint32_t{64}, 1, 1'000'000, "requests"),
+     "requests each requester keeps in flight, 1 to 1000000")
+    ("service-us", whole_number("service-us", &service_us, uint64_t{50}, 1, 1'000'000, "us"),
+     "CPU time per message, 1 to 1000000 us")
+    ("overload", whole_number("overload", &overload, uint64_t{10}, 1, 1000, "times"),
+     "flooders offer this many times the service's rate, 1 to 1000")
+    ("payload-bytes",
+     whole_number("payload-bytes", &payload_bytes, size_t{1024}, 0,
+                  defaults::max_message_bytes_ceiling, "bytes"),
+     "bytes per message, up to the largest max_message_bytes allowed (1 GiB)");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(opts).run(), vm);
     po::notify(vm);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "levee demo: %s; run `levee demo --help`\n", e.what());
-    return 2;
+    return usage_error("demo", e.what());
   }
   if (vm.count("help")) {
     std::cout << opts << "\n";
     return 0;
   }
-  if (seconds_to_run <= 0 || seconds_to_run > 3600 || service_us == 0 || service_us > 1'000'000
-      || flooders > 1000 || requesters > 1000) {
-    std::fprintf(stderr, "levee demo: --seconds must be in (0, 3600], --service-us in "
-                         "[1, 1000000], --flooders and --requesters at most 1000\n");
-    return 2;
-  }
 
   flat_config flat;
   if (!config_path.empty()) {
     auto loaded = load_config_file(config_path);
-    if (!loaded) {
-      std::fprintf(stderr, "levee demo: %s\n", loaded.error().message().c_str());
-      return 2;
-    }
+    if (!loaded)
+      return config_error("demo", loaded.error().message());
     flat = std::move(*loaded);
   }
-  if (auto st = apply_overrides(flat, overrides); !st) {
-    std::fprintf(stderr, "levee demo: %s\n", st.message().c_str());
-    return 2;
-  }
+  if (auto st = apply_overrides(flat, overrides); !st)
+    return config_error("demo", st.message());
   auto limits = limits_from_config(flat);
-  if (!limits) {
-    std::fprintf(stderr, "levee demo: %s\n", limits.error().message().c_str());
-    return 2;
-  }
+  if (!limits)
+    return config_error("demo", limits.error().message());
 
   caf::actor_system_config caf_cfg;
   add_error_category(caf_cfg);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "apps/subcommands.hpp"
+#include "limits/printable.hpp"
 
 namespace {
 
@@ -49,6 +50,6 @@ int main(int argc, char** argv) {
   if (sub == "stats")
     return levee::apps::run_stats(args);
   std::fprintf(stderr, "levee: unknown subcommand '%s'; run `levee --help` for the list\n",
-               sub.c_str());
+               levee::printable(sub).c_str());
   return 2;
 }

@@ -29,6 +29,7 @@
 #include "limits/config_file.hpp"
 #include "limits/defaults.hpp"
 #include "limits/limits_config.hpp"
+#include "limits/printable.hpp"
 #include "net/multiplexer.hpp"
 #include "net/net_config.hpp"
 #include "satellite/satellite.hpp"
@@ -188,7 +189,8 @@ int run_node(const std::vector<std::string>& args) {
     sat_cfg.store_on_multiplexer = roles.count("server") == 0;
   }
   if (check) {
-    std::printf("levee node: %s is valid (roles: %s)\n", a.config.c_str(), r->second.c_str());
+    std::printf("levee node: %s is valid (roles: %s)\n", printable(a.config).c_str(),
+                printable(r->second).c_str());
     return 0;
   }
 
@@ -200,26 +202,28 @@ int run_node(const std::vector<std::string>& args) {
   if (roles.count("server")) {
     auto s = server::start_server(*sys, rt, server_opts, *net_cfg);
     if (!s) {
-      std::fprintf(stderr, "levee node: %s\n", s.error().to_string().c_str());
+      std::fprintf(stderr, "levee node: %s\n", printable(s.error().to_string()).c_str());
       return 1;
     }
     srv = *s;
     auto host = server_opts.listen.substr(0, server_opts.listen.rfind(':'));
-    std::printf("levee node: server listening on %s:%u\n", host.c_str(), srv->listener.port);
+    std::printf("levee node: server listening on %s:%u\n", printable(host).c_str(),
+                srv->listener.port);
   }
   std::optional<satellite::satellite_node> sat;
   if (roles.count("satellite")) {
     auto s = satellite::start_satellite(*sys, rt, sat_cfg, *net_cfg);
     if (!s) {
-      std::fprintf(stderr, "levee node: %s\n", s.error().to_string().c_str());
+      std::fprintf(stderr, "levee node: %s\n", printable(s.error().to_string()).c_str());
       if (srv)
         server::stop_server(*srv);
       return 1;
     }
     sat = std::move(*s);
     std::printf("levee node: satellite '%s' dialing %s with %zu sources\n",
-                sat_cfg.satellite.id.empty() ? "(assigned)" : sat_cfg.satellite.id.c_str(),
-                sat_cfg.satellite.server.c_str(), sat_cfg.sources.size());
+                sat_cfg.satellite.id.empty() ? "(assigned)"
+                                             : printable(sat_cfg.satellite.id).c_str(),
+                printable(sat_cfg.satellite.server).c_str(), sat_cfg.sources.size());
   }
   std::fflush(stdout);
   auto sig = wait_for_signal(signals);
@@ -247,7 +251,8 @@ int run_local(const std::vector<std::string>& args) {
     ("config", po::value(&a.config), "INI file with [server], [net], [limits] (configs/local.ini)")
     ("set", po::value(&a.overrides)->composing(), "override a key, e.g. --set server.listen=127.0.0.1:0")
     ("data-dir", po::value(&data_dir), "where the satellites keep their stores (default: a new temporary directory)")
-    ("rate", po::value(&rate)->default_value(200), "sample events per second per satellite")
+    ("rate", whole_number("rate", &rate, uint64_t{200}, 1, 1'000'000, "events/s"),
+     "sample events per second per satellite, 1 to 1000000")
     ("query", po::value(&query_text)->default_value("count by level"),
      "the query shown once the satellites have data")
     ("exit-after-query", po::bool_switch(&exit_after), "exit after showing the query's answer");
@@ -279,10 +284,9 @@ int run_local(const std::vector<std::string>& args) {
     return config_error("local", server_opts.error().message());
   if (auto st = server::check_with_listener(*server_opts, net_cfg->limits.request_deadline_ms); !st)
     return config_error("local", st.message());
-  if (rate == 0 || rate > 1'000'000)
-    return usage_error("local", "--rate must be between 1 and 1000000 events per second");
   if (check) {
-    std::printf("levee local: %s is valid\n", a.config.empty() ? "the built-in config" : a.config.c_str());
+    std::printf("levee local: %s is valid\n",
+                a.config.empty() ? "the built-in config" : printable(a.config).c_str());
     return 0;
   }
   bool temp_data = data_dir.empty();
@@ -299,13 +303,13 @@ int run_local(const std::vector<std::string>& args) {
   runtime rt{*limits};
   auto srv = server::start_server(*sys, rt, *server_opts, *net_cfg);
   if (!srv) {
-    std::fprintf(stderr, "levee local: %s\n", srv.error().to_string().c_str());
+    std::fprintf(stderr, "levee local: %s\n", printable(srv.error().to_string()).c_str());
     return 1;
   }
   auto host = server_opts->listen.substr(0, server_opts->listen.rfind(':'));
   auto address = host + ":" + std::to_string((*srv)->listener.port);
   std::printf("levee local: server listening on %s; satellites keep their data in %s\n",
-              address.c_str(), data_dir.c_str());
+              printable(address).c_str(), printable(data_dir).c_str());
   std::vector<satellite::satellite_node> sats;
   for (auto id : {"a", "b"}) {
     satellite::satellite_config sc;
@@ -322,7 +326,8 @@ int run_local(const std::vector<std::string>& args) {
     sc.sources.push_back(gen);
     auto s = satellite::start_satellite(*sys, rt, sc, *net_cfg);
     if (!s) {
-      std::fprintf(stderr, "levee local: satellite %s: %s\n", id, s.error().to_string().c_str());
+      std::fprintf(stderr, "levee local: satellite %s: %s\n", id,
+                   printable(s.error().to_string()).c_str());
       server::stop_server(**srv);
       return 1;
     }

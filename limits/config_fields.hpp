@@ -20,7 +20,22 @@ struct field_spec {
   const char* unit;
 };
 
+/// A whole number with an optional KiB/MiB/GiB suffix. An error names the key and the
+/// value: not a number (a sign, a letter), or too large for 64 bits.
 result<uint64_t> parse_quantity(const std::string& key, const std::string& text);
+
+/// The same, and an error also says the range the key allows (the range itself is
+/// checked by check_fields, after every key is read).
+template <class T>
+result<uint64_t> parse_quantity(const std::string& key, const std::string& text,
+                                const field_spec<T>& spec) {
+  auto v = parse_quantity(key, text);
+  if (!v)
+    return status::error(v.error().code(), v.error().message() + "; must be between "
+                                              + std::to_string(spec.min) + " and "
+                                              + std::to_string(spec.max) + " " + spec.unit);
+  return v;
+}
 
 /// Checks every field of `target` against its range.
 template <class T, size_t N>
@@ -65,7 +80,7 @@ status read_fields(T& target, const flat_config& cfg, const std::string& section
       return status::error(code::bad_request,
                            "unknown key '" + key + "'; known keys in [" + section + "]: " + known);
     }
-    auto v = parse_quantity(key, text);
+    auto v = parse_quantity(key, text, *spec);
     if (!v)
       return v.error();
     target.*(spec->member) = *v;

@@ -13,8 +13,9 @@ namespace levee {
 
 using flat_config = std::map<std::string, std::string>;
 
-/// Parses `path`. A missing file, a syntax error or a key given twice is an error that
-/// names the file and the problem.
+/// Parses `path` (a regular file or a pipe). A missing file, one that may not or cannot be
+/// read, a directory, a device, a syntax error or a key given twice is an error that names
+/// the file, the problem and what to do.
 result<flat_config> load_config_file(const std::string& path);
 
 /// Parses INI text (for tests and embedded defaults); `origin` names it in errors.

@@ -149,6 +149,15 @@ constexpr uint64_t log_compaction_map_bytes = 64 * MiB;
 /// buffer whatever the file's size.
 constexpr uint64_t log_read_chunk_bytes = 1 * MiB;
 
+// -- the query language: query/QUERY.md ---------------------------------------------------
+
+/// bytes of one query's text. 4 KiB holds any query a person writes and a generated one
+/// with dozens of terms, and bounds the parser's work before it starts; the CLI checks it
+/// before it sends and the server before it parses the request, so a long text is refused
+/// for what it is, not as a frame too large. The query language's other limits are in
+/// query/query.hpp.
+constexpr uint64_t query_max_text_bytes = 4 * KiB;
+
 // -- the server: registry and proxyers, [server] ------------------------------------------
 
 /// ms between a satellite's heartbeats (told to it when it registers). 1 s makes a dead

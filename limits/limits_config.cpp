@@ -223,7 +223,7 @@ result<limits_config> limits_from_config(const flat_config& cfg) {
                              "unknown key '" + key
                                + "' in [limits]; known keys: memory_budget_bytes, "
                                  "rejection_log_lines_per_sec, rejection_log_burst_lines");
-      auto v = parse_quantity(key, text);
+      auto v = parse_quantity(key, text, *nf);
       if (!v)
         return v.error();
       out.*(nf->member) = *v;
@@ -242,7 +242,7 @@ result<limits_config> limits_from_config(const flat_config& cfg) {
     if (fi == nullptr)
       return status::error(code::bad_request,
                            "unknown key '" + key + "'; known keys: " + known_keys());
-    auto v = parse_quantity(key, text);
+    auto v = parse_quantity(key, text, *fi);
     if (!v)
       return v.error();
     per_kind[kind].emplace_back(fi, *v);

@@ -1,5 +1,7 @@
 #include "limits/rejection.hpp"
 
+#include "limits/printable.hpp"
+
 namespace levee {
 
 std::string rejection::to_string() const {
@@ -9,7 +11,7 @@ std::string rejection::to_string() const {
   out += " (";
   out += std::to_string(static_cast<unsigned>(code));
   out += "): ";
-  out += limit;
+  out += printable(limit);  // both may quote what a peer sent: shown, never obeyed
   if (observed != 0 || max != 0) {  // refusals that are not about a quantity have neither
     out += " observed ";
     out += std::to_string(observed);
@@ -25,7 +27,7 @@ std::string rejection::to_string() const {
   }
   if (!detail.empty()) {
     out += ": ";
-    out += detail;
+    out += printable(detail);
   }
   return out;
 }

@@ -5,6 +5,9 @@
 #include <lz4.h>
 
 #include <algorithm>
+#include <cstdio>
+
+#include "limits/printable.hpp"
 
 namespace levee::net {
 
@@ -67,6 +70,21 @@ std::optional<rejection> decode_body(const frame_header& header, const uint8_t* 
   }
   if (!out.ParseFromArray(data, static_cast<int>(size)))
     return bad_frame("the body is not a valid protobuf Envelope");
+  // Text fields are `bytes` on the wire, so no byte makes the Envelope unparseable; a node
+  // id must be text all the same (it names the connection, people read it).
+  if (out.has_hello()) {
+    auto& id = out.hello().node_id();
+    if (auto valid = valid_utf8_prefix(id); valid != id.size()) {
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02x",
+                    static_cast<unsigned>(static_cast<uint8_t>(id[valid])));
+      return refuse(code::bad_request, "net.node_id", 0, 0,
+                    std::string{"Hello.node_id is not valid UTF-8: byte "} + byte + " at offset "
+                      + std::to_string(valid)
+                      + " of it; a node id is text: set it (net.node_id, "
+                        "client_options::node_id) to UTF-8");
+    }
+  }
   if (out.body_case() == wire::Envelope::BODY_NOT_SET) {
     auto& unknown = out.GetReflection()->GetUnknownFields(out);
     if (unknown.field_count() > 0)

@@ -2,6 +2,7 @@
 
 #include "limits/config_fields.hpp"
 #include "limits/defaults.hpp"
+#include "limits/printable.hpp"
 
 namespace levee::net {
 
@@ -83,8 +84,13 @@ result<listener_config> listener_from_config(const flat_config& cfg) {
     return st;
   if (auto i = cfg.find("net.token"); i != cfg.end())
     out.token = i->second;
-  if (auto i = cfg.find("net.node_id"); i != cfg.end())
+  if (auto i = cfg.find("net.node_id"); i != cfg.end()) {
+    if (!is_valid_utf8(i->second))  // a peer refuses a Hello with such a node id
+      return status::error(code::bad_request,
+                           "net.node_id = " + i->second
+                             + ": must be UTF-8 text: peers refuse anything else");
     out.node_id = i->second;
+  }
   if (auto st = validate(out.limits); !st)
     return st;
   return out;

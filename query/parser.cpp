@@ -116,10 +116,14 @@ private:
 };
 
 result<query> parser::run() {
-  if (text_.size() > limits_.max_text_bytes) {
-    fail_limit(limits_.max_text_bytes, "max_text_bytes", text_.size(), limits_.max_text_bytes,
-               "the query text is too long (bytes)");
-    return error_;
+  if (auto refused = check_text_bytes(text_.size(), limits_)) {
+    // Where the text stops being allowed; the code and words of every other place that
+    // checks the size.
+    return status::error(refused->code, "at position " + std::to_string(refused->max) + ": "
+                                          + refused->limit + " observed "
+                                          + std::to_string(refused->observed) + " > max "
+                                          + std::to_string(refused->max) + ": "
+                                          + refused->detail);
   }
   advance();
   previous_ = {};
@@ -460,6 +464,15 @@ bool parser::check_time_range() {
     return true;
   return fail(std::max(*since_pos_, *until_pos_),
               "the time range is empty: 'since' must be before 'until'");
+}
+
+std::optional<rejection> check_text_bytes(uint64_t text_bytes, const query_limits& limits) {
+  if (text_bytes <= limits.max_text_bytes)
+    return std::nullopt;
+  return rejection{code::message_too_large, "query.max_text_bytes", text_bytes,
+                   limits.max_text_bytes, 0,
+                   "the query text is longer than a query may be; shorten the query (fewer or "
+                   "shorter terms)"};
 }
 
 result<query> parse(std::string_view text, const query_limits& limits) {

@@ -17,15 +17,17 @@
 #include <vector>
 
 #include "events/event.hpp"
+#include "limits/defaults.hpp"
+#include "limits/rejection.hpp"
 #include "limits/status.hpp"
 
 namespace levee::query {
 
 /// Every limit of the query language with its default and why. A test pins them.
 namespace defaults {
-/// bytes of query text. 4 KiB holds any query a person writes and a generated one with
-/// dozens of terms, and bounds the parser's work before it starts.
-constexpr uint64_t max_text_bytes = 4096;
+/// bytes of query text: limits/defaults.hpp (query_max_text_bytes) says why, since the CLI
+/// and the server check it too (check_text_bytes).
+constexpr uint64_t max_text_bytes = ::levee::defaults::query_max_text_bytes;
 /// levels of '(' and 'not' nesting. 32 is far above what people write; the parser
 /// recurses once per level, so this bound is what protects its stack.
 constexpr uint64_t max_depth = 32;
@@ -164,10 +166,19 @@ private:
   std::vector<field_name> count_by_;
 };
 
+/// The size of a query's text against query.max_text_bytes, before anything parses it:
+/// the CLI checks it before it sends, the server before it parses the request, parse()
+/// first of all. nullopt when it fits, else `message_too_large` (not bad_request: the text
+/// may be a valid query, only longer than a query may be) with the limit, observed and max
+/// bytes, no retry, and what to do: shorten the query.
+std::optional<rejection> check_text_bytes(uint64_t text_bytes, const query_limits& limits = {});
+
 /// Parses query text. An error is `bad_request` with a message that starts with the
 /// 0-based byte position and names what was expected and the token found there:
 /// `at position 17: expected a value after '==', found 'and'`. A limit that is exceeded
 /// is named with observed and max: `at position 40: query.max_depth observed 33 > max 32: ...`.
+/// A text over max_text_bytes is refused first, as `message_too_large` with the words of
+/// check_text_bytes.
 result<query> parse(std::string_view text, const query_limits& limits = {});
 
 /// The event with only the query's projected fields, in the order the query lists them;

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "limits/config_fields.hpp"
+#include "limits/printable.hpp"
 #include "satellite/satellite.hpp"
 
 namespace levee::satellite {
@@ -39,6 +40,14 @@ const field_spec<J> json_fields[] = {
 
 status bad(const std::string& key, const std::string& value, const std::string& why) {
   return status::error(code::bad_request, key + " = " + value + ": " + why);
+}
+
+/// A value the server and people read (an id, a label): UTF-8, or the server would refuse
+/// the registration (PROTOCOL.md "Text fields").
+status require_text(const std::string& key, const std::string& value) {
+  if (is_valid_utf8(value))
+    return {};
+  return bad(key, value, "must be UTF-8 text: the server refuses anything else");
 }
 
 status read_bool(const std::string& key, const std::string& text, bool& out) {
@@ -98,6 +107,8 @@ status read_levels(const std::string& key, const std::string& text,
     uint64_t w = 0;
     if (auto st = read_number(key, item.substr(colon + 1), w); !st)
       return st;
+    if (w > UINT32_MAX)  // it was cut to 32 bits: 4294967296 read as 0
+      return bad(key, text, "a weight must be a whole number from 0 to 4294967295");
     out.push_back(events::weighted_level{item.substr(0, colon), static_cast<uint32_t>(w)});
     at = end + 1;
   }
@@ -214,15 +225,21 @@ result<satellite_config> satellite_from_config(const flat_config& cfg) {
                             {"id", "server", "satellite_token", "labels", "data_dir"});
       !st)
     return st;
-  if (auto i = cfg.find("satellite.id"); i != cfg.end())
+  if (auto i = cfg.find("satellite.id"); i != cfg.end()) {
+    if (auto st = require_text(i->first, i->second); !st)
+      return st;
     s.id = i->second;
+  }
   if (auto i = cfg.find("satellite.server"); i != cfg.end())
     s.server = i->second;
   if (auto i = cfg.find("satellite.satellite_token"); i != cfg.end())
     s.satellite_token = i->second;
-  if (auto i = cfg.find("satellite.labels"); i != cfg.end())
+  if (auto i = cfg.find("satellite.labels"); i != cfg.end()) {
+    if (auto st = require_text(i->first, i->second); !st)
+      return st;
     if (auto st = read_labels(i->first, i->second, s.labels); !st)
       return st;
+  }
   if (auto i = cfg.find("satellite.data_dir"); i != cfg.end())
     s.data_dir = i->second;
   if (s.data_dir.empty())

@@ -17,6 +17,7 @@
 #include "actors/limited_actor.hpp"
 #include "limits/clock.hpp"
 #include "limits/stream_credit.hpp"
+#include "server/query_request.hpp"
 #include "server/watchers.hpp"
 #include "events/codec.hpp"
 #include "net/result_batch.hpp"
@@ -633,6 +634,10 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
   // Starts a query, or refuses it (counted either way).
   auto start = [=](std::string& payload, uint64_t rid, uint64_t credit_batches,
                    uint64_t credit_bytes) -> caf::result<std::string> {
+    if (auto refused = check_query_request(payload)) {  // the text's size, before parsing
+      stats->refused.fetch_add(1);
+      return to_error(*refused);
+    }
     auto& st = self->state;
     if (st.stopping) {
       stats->refused.fetch_add(1);

@@ -13,6 +13,7 @@
 #include "actors/limited_actor.hpp"
 #include "limits/config_fields.hpp"
 #include "net/satellite.pb.h"
+#include "net/wire_text.hpp"
 #include "server/watchers.hpp"
 
 namespace levee::server {
@@ -179,6 +180,9 @@ caf::behavior registry(registry_actor* self, server_options opts,
   return {
     [=](register_atom, const std::string& payload) -> caf::result<std::string> {
       auto& st = self->state;
+      if (auto refused = net::check_text_fields(*wire::Register::descriptor(), payload,
+                                                "server.register"))
+        return to_error(*refused);
       wire::Register reg;
       if (!reg.ParseFromString(payload))
         return refuse(code::bad_request, "server.register", "a Register that does not parse");
@@ -239,6 +243,9 @@ caf::behavior registry(registry_actor* self, server_options opts,
       return ack.SerializeAsString();
     },
     [=](heartbeat_atom, const std::string& payload) -> caf::result<std::string> {
+      if (auto refused = net::check_text_fields(*wire::Heartbeat::descriptor(), payload,
+                                                "server.heartbeat"))
+        return to_error(*refused);
       wire::Heartbeat hb;
       if (!hb.ParseFromString(payload))
         return refuse(code::bad_request, "server.heartbeat", "a Heartbeat that does not parse");

@@ -133,6 +133,9 @@ TEST(MailboxBound, ExactUnderConcurrentSenders) {
   std::atomic<bool> stop{false};
   std::thread consumer([&] {
     uint64_t removed = 0;
+    // Spins on purpose: it races the senders for as long as they send (their 200k adds
+    // end it, not a wait for an event), and the machine's speed changes the interleavings
+    // it sees, never the outcome.
     while (!stop.load() || removed < added.load()) {
       if (b.messages() > 0) {
         b.remove(100);

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
 
 #include "limits/config_file.hpp"
 #include "limits/defaults.hpp"
@@ -114,6 +117,75 @@ TEST(LimitsConfig, MissingFileSaysWhichPath) {
   ASSERT_FALSE(flat.ok());
   EXPECT_EQ(flat.error().code(), code::not_found);
   EXPECT_NE(flat.error().message().find("/nonexistent/levee.ini"), std::string::npos);
+}
+
+TEST(LimitsConfig, AGarbageLineIsShownEscapedWithItsNumber) {
+  using namespace std::string_literals;
+  auto text = "[node]\nroles = server\n\x01\x02\xff\xfe\x1b[31mRED\0zero # a comment\n"s;
+  auto flat = parse_config_text(text, "bad\x1b.ini");
+  ASSERT_FALSE(flat.ok());
+  EXPECT_EQ(flat.error().code(), code::bad_request);
+  EXPECT_EQ(flat.error().message(),
+            "bad\\x1b.ini line 3: not a setting: '\\x01\\x02\\xff\\xfe\\x1b[31mRED\\x00zero'; "
+            "a line is [section], key = value or a # comment");
+}
+
+TEST(LimitsConfig, AGarbageKeyGivenTwiceIsShownEscaped) {
+  auto flat = parse_config_text("[a]\n\x1b\xff = 1\n\x1b\xff = 2\n", "twice.ini");
+  ASSERT_FALSE(flat.ok());
+  EXPECT_EQ(flat.error().message(),
+            "twice.ini: key 'a.\\x1b\\xff' is given twice; keep one of them");
+}
+
+TEST(LimitsConfig, ADirectoryIsAnErrorNamingThePath) {
+  // A directory opens like a file and reads as nothing: it must not pass for an empty file.
+  auto flat = load_config_file(LEVEE_CONFIGS_DIR);
+  ASSERT_FALSE(flat.ok()) << "a directory was read as a config with " << flat->size() << " keys";
+  EXPECT_EQ(flat.error().code(), code::bad_request);
+  EXPECT_EQ(flat.error().message(),
+            std::string{"config file '"} + LEVEE_CONFIGS_DIR
+              + "' is a directory: give the path of an INI file (e.g. " + LEVEE_CONFIGS_DIR
+              + "/server.ini)");
+}
+
+TEST(LimitsConfig, AFileThatCannotBeReadIsAnErrorNamingThePath) {
+  // Opens, then every read fails (EIO: nothing is mapped at address 0), as root too.
+  auto flat = load_config_file("/proc/self/mem");
+  ASSERT_FALSE(flat.ok()) << "an unreadable file was read as a config with " << flat->size()
+                          << " keys";
+  EXPECT_EQ(flat.error().code(), code::storage_error);
+  EXPECT_EQ(flat.error().message().find("cannot read config file '/proc/self/mem': "), 0u)
+    << flat.error().message();
+  EXPECT_NE(flat.error().message().find("; check the file"), std::string::npos)
+    << flat.error().message();
+}
+
+TEST(LimitsConfig, AFileWithoutReadPermissionIsAnErrorNamingThePath) {
+  auto path = std::filesystem::temp_directory_path()
+              / ("levee-unreadable-" + std::to_string(::getpid()) + ".ini");
+  { std::ofstream{path} << "[limits]\nmemory_budget_bytes = 1MiB\n"; }
+  std::filesystem::permissions(path, std::filesystem::perms::none);
+  bool readable_anyway = ::access(path.c_str(), R_OK) == 0;  // root reads it all the same
+  auto flat = load_config_file(path.string());
+  std::filesystem::remove(path);
+  if (readable_anyway)
+    GTEST_SKIP() << "this user reads files without read permission (root)";
+  ASSERT_FALSE(flat.ok());
+  EXPECT_EQ(flat.error().code(), code::permission_denied);
+  EXPECT_EQ(flat.error().message(),
+            "cannot open config file '" + path.string()
+              + "': permission denied; make it readable by this user (chmod, chown) or run as "
+                "one who may read it");
+}
+
+TEST(LimitsConfig, ADeviceIsNotAConfigFile) {
+  // /dev/zero would be read forever.
+  auto flat = load_config_file("/dev/zero");
+  ASSERT_FALSE(flat.ok());
+  EXPECT_EQ(flat.error().code(), code::bad_request);
+  EXPECT_EQ(flat.error().message(),
+            "config file '/dev/zero' is not a regular file (a device or a socket): give the "
+            "path of an INI file");
 }
 
 TEST(LimitsConfig, EveryShippedConfigFileLoadsAndValidates) {

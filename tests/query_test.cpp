@@ -88,6 +88,35 @@ event sample_event() {
 
 // -- limits -----------------------------------------------------------------------------
 
+// The text's size has its own typed refusal, the same from every place that checks it (the
+// CLI before it sends, the server before it parses the request, parse() on a satellite).
+TEST(QueryLimits, ATextOverMaxTextBytesIsMessageTooLargeNamingTheLimit) {
+  EXPECT_EQ(defaults::max_text_bytes, levee::defaults::query_max_text_bytes);
+  EXPECT_FALSE(check_text_bytes(4096));
+  auto r = check_text_bytes(2 * 1024 * 1024);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, code::message_too_large);
+  EXPECT_EQ(r->limit, "query.max_text_bytes");
+  EXPECT_EQ(r->observed, 2u * 1024 * 1024);
+  EXPECT_EQ(r->max, 4096u);
+  EXPECT_EQ(r->retry_after_ms, 0u);
+  EXPECT_EQ(r->to_string(),
+            "message_too_large (2): query.max_text_bytes observed 2097152 > max 4096, do not "
+            "retry: the query text is longer than a query may be; shorten the query (fewer or "
+            "shorter terms)");
+  query_limits small;
+  small.max_text_bytes = 10;
+  EXPECT_FALSE(check_text_bytes(10, small));
+  EXPECT_TRUE(check_text_bytes(11, small));
+  // parse() refuses with the same code and words, at the position where the text stops.
+  auto p = parse("where a == \"" + std::string(4090, 'x') + "\"");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code(), code::message_too_large);
+  EXPECT_EQ(p.error().message(),
+            "at position 4096: query.max_text_bytes observed 4103 > max 4096: the query text is "
+            "longer than a query may be; shorten the query (fewer or shorter terms)");
+}
+
 TEST(QueryLimits, DefaultsArePinned) {
   query_limits l;
   EXPECT_EQ(l.max_text_bytes, 4096u);
@@ -529,8 +558,6 @@ std::vector<error_case> error_cases() {
        "at position 134: query.max_depth observed 33 > max 32: parentheses and 'not' nest too deeply"},
       {"where " + repeat("a == 1 or ", 64) + "a == 1",
        "at position 646: query.max_terms observed 65 > max 64: too many comparisons"},
-      {"where a == \"" + std::string(4090, 'x') + "\"",
-       "at position 4096: query.max_text_bytes observed 4103 > max 4096: the query text is too long (bytes)"},
       {"since 15min", "at position 8: unknown duration unit 'min' (use ms, s, m, h or d)"},
       {"since 1.5h", "at position 6: a duration needs a whole number of units"},
       {"since -15m", "at position 6: a duration cannot be negative"},
@@ -613,8 +640,11 @@ TEST(QueryParseErrors, LimitsAtTheBoundPassAndOneOverFails) {
   EXPECT_EQ(parse_error("where (((not a == 1)))", l),
             "at position 9: query.max_depth observed 4 > max 3: parentheses and 'not' nest too deeply");
   EXPECT_TRUE(parse("where a==1 or b==2 or c==3", l).ok());
-  EXPECT_EQ(parse_error("where a==1 or b==2 or c==3 or d", l),
-            "at position 30: query.max_text_bytes observed 31 > max 30: the query text is too long (bytes)");
+  auto too_long = parse("where a==1 or b==2 or c==3 or d", l);
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_EQ(too_long.error().to_string(),
+            "message_too_large: at position 30: query.max_text_bytes observed 31 > max 30: the "
+            "query text is longer than a query may be; shorten the query (fewer or shorter terms)");
   l.max_text_bytes = 4096;
   EXPECT_EQ(parse_error("where a==1 or b==2 or c==3 or d==4", l),
             "at position 30: query.max_terms observed 4 > max 3: too many comparisons");

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "events/sources.hpp"
+#include "tests/test_support.hpp"
 
 namespace levee::events {
 namespace {
@@ -54,7 +55,7 @@ std::vector<event> poll_until(source& src, size_t want, size_t max_events = 1000
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (out.size() < want && std::chrono::steady_clock::now() < deadline) {
     if (src.poll(out, max_events, now_ms) == 0)
-      std::this_thread::yield();
+      std::this_thread::sleep_for(test::poll_pause);  // nothing yet: look again shortly
   }
   return out;
 }
@@ -66,7 +67,7 @@ bool poll_while(source& src, std::vector<event>& out, const std::function<bool()
     if (std::chrono::steady_clock::now() > deadline)
       return false;
     if (src.poll(out, 1000, now_ms) == 0)
-      std::this_thread::yield();
+      std::this_thread::sleep_for(test::poll_pause);  // nothing yet: look again shortly
   }
   return true;
 }

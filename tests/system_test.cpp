@@ -27,9 +27,11 @@
 
 #include "events/codec.hpp"
 #include "levee/client.hpp"
+#include "limits/printable.hpp"
 #include "net/satellite.pb.h"
 #include "tests/process_support.hpp"
 #include "tests/test_support.hpp"
+#include "tests/wire_support.hpp"
 
 namespace levee {
 namespace {
@@ -413,6 +415,12 @@ protected:
       } else {
         c.close();  // reconnect, with the client's backoff, next time (a restarted server)
         seen.reset();
+        if (steady_clock::now() >= deadline)
+          return false;
+        // A refusal comes back at once (a full watcher table, a server stopping): ask
+        // again when it says, or after a short pause, not as fast as the CPU allows.
+        auto retry = r.rejected ? milliseconds(r.rejected->retry_after_ms) : 0ms;
+        std::this_thread::sleep_for(std::max<milliseconds>(retry, test::poll_pause));
       }
       if (steady_clock::now() >= deadline)
         return false;
@@ -938,7 +946,167 @@ TEST_F(SystemTest, BadQueryTextIsBadRequestNamingThePosition) {
   EXPECT_EQ(queries(srv->port, "started"), 0);
 }
 
+// Text fields (PROTOCOL.md): a query's strings may hold any byte; another field that is not
+// UTF-8 is refused naming it; protobuf prints nothing on a node's stderr either way.
+
+/// What protobuf prints on stderr when it refuses or distrusts a string field.
+bool has_protobuf_complaint(const std::string& text) {
+  return text.find("libprotobuf") != std::string::npos
+         || text.find("invalid UTF-8") != std::string::npos;
+}
+
+TEST_F(SystemTest, AQueryTextMayHoldAnyByteInItsStrings) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(20, 0));
+  ASSERT_NE(sat, nullptr);
+  client c = connect(srv->port);
+  // QUERY.md: in a string, any other byte is itself. (A total count is the group "".)
+  auto none = run_query(c, query_on("a", "where user == \"\xff\xfe\x01\" fields n"));
+  ASSERT_TRUE(none.stats.has_value()) << none;
+  EXPECT_TRUE(none.rows.empty());
+  auto all = run_query(c, query_on("a", "where user != \"\xc3\x28\" count"));
+  ASSERT_TRUE(all.stats.has_value()) << all;
+  EXPECT_EQ(all.counts[""], 20u) << all;
+  // Outside a string, a byte that is not part of the language is an error at its position.
+  auto bad = run_query(c, query_on("a", "where \xff == 1"));
+  ASSERT_TRUE(bad.rejected.has_value()) << bad;
+  EXPECT_EQ(bad.rejected->code, code::bad_request);
+  EXPECT_NE(bad.rejected->detail.find("at position 6: unexpected byte 0xff"), std::string::npos)
+    << bad.rejected->detail;
+  // From the command line too.
+  auto err = dir_.file("bytes-query.stderr");
+  auto [rc, out] = run_levee({"query", "--server", "127.0.0.1:" + std::to_string(srv->port),
+                              "--satellite", "a", "where user == \"\xff\" count"},
+                             err);
+  EXPECT_EQ(rc, std::optional<int>{0}) << printable(test::read_file(err));
+  EXPECT_EQ(out, "count\t0\n");
+  EXPECT_FALSE(has_protobuf_complaint(srv->stderr_text())) << printable(srv->stderr_text());
+  EXPECT_FALSE(has_protobuf_complaint(sat->stderr_text())) << printable(sat->stderr_text());
+}
+
+TEST_F(SystemTest, OtherTextFieldsThatAreNotUtf8AreRefusedNamingTheField) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(5, 0)), nullptr);
+  client c = connect(srv->port);
+  // QueryRequest: text 1, satellite_id 2, selector 3 (hand-built: protobuf's serializer
+  // would complain about such strings on this side).
+  struct bad_query {
+    std::string payload;
+    std::string detail;
+  };
+  std::vector<bad_query> queries_sent = {
+    {test::bytes_field(1, "count") + test::bytes_field(2, "a\xff"),
+     "QueryRequest.satellite_id is not valid UTF-8: byte 0xff at offset 1 of it; send it as "
+     "UTF-8 text"},
+    {test::bytes_field(1, "count") + test::map_entry(3, "\xc0" "env", "test"),
+     "QueryRequest.selector (a key) is not valid UTF-8: byte 0xc0 at offset 0 of it; send it "
+     "as UTF-8 text"},
+    {test::bytes_field(1, "count") + test::map_entry(3, "env", "te\xedst"),
+     "QueryRequest.selector (a value) is not valid UTF-8: byte 0xed at offset 2 of it; send it "
+     "as UTF-8 text"},
+  };
+  for (auto& q : queries_sent) {
+    uint64_t id = 0;
+    ASSERT_FALSE(c.send_stream_request("query", q.payload, id));
+    auto r = collect(c, id);
+    ASSERT_TRUE(r.rejected.has_value()) << r;
+    EXPECT_EQ(r.rejected->code, code::bad_request) << r;
+    EXPECT_EQ(r.rejected->limit, "server.query") << r;
+    EXPECT_EQ(r.rejected->detail, q.detail);
+  }
+  EXPECT_EQ(queries(srv->port, "refused"), 3);
+  // Register: satellite_id 1, labels 3; Heartbeat: satellite_id 1, address 3.
+  struct bad_request_sent {
+    const char* target;
+    std::string payload;
+    std::string limit;
+    std::string detail;
+  };
+  std::vector<bad_request_sent> requests = {
+    {"register", test::bytes_field(1, "x\xff"), "server.register",
+     "Register.satellite_id is not valid UTF-8: byte 0xff at offset 1 of it; send it as UTF-8 "
+     "text"},
+    {"register", test::bytes_field(1, "x") + test::map_entry(3, "zone", "\x80"),
+     "server.register",
+     "Register.labels (a value) is not valid UTF-8: byte 0x80 at offset 0 of it; send it as "
+     "UTF-8 text"},
+    {"register", test::bytes_field(1, "x") + test::bytes_field(5, "host\xfe"), "server.register",
+     "Register.address is not valid UTF-8: byte 0xfe at offset 4 of it; send it as UTF-8 text"},
+    {"heartbeat", test::bytes_field(1, "a") + test::bytes_field(3, "\xf8"), "server.heartbeat",
+     "Heartbeat.address is not valid UTF-8: byte 0xf8 at offset 0 of it; send it as UTF-8 text"},
+  };
+  for (auto& rq : requests) {
+    auto r = c.request(rq.target, rq.payload, 5s);
+    ASSERT_TRUE(r.rejected.has_value()) << rq.target;
+    EXPECT_EQ(r.rejected->code, code::bad_request) << r.rejected->to_string();
+    EXPECT_EQ(r.rejected->limit, rq.limit);
+    EXPECT_EQ(r.rejected->detail, rq.detail);
+  }
+  // Nothing was registered, nothing printed, and the server goes on serving.
+  auto list = satellites(srv->port);
+  ASSERT_EQ(list.satellites_size(), 1) << list.ShortDebugString();
+  EXPECT_EQ(list.satellites(0).satellite_id(), "a");
+  auto fine = run_query(c, query_on("a", "count"));
+  EXPECT_TRUE(fine.stats.has_value()) << fine;
+  EXPECT_FALSE(has_protobuf_complaint(srv->stderr_text())) << printable(srv->stderr_text());
+  // `levee query` says so before it sends (and before protobuf would complain on its side).
+  for (auto& [option, value] : std::vector<std::pair<std::string, std::string>>{
+         {"--satellite", "a\xff"}, {"--select", "zone=\xfe"}}) {
+    auto err = dir_.file("not-text.stderr");
+    std::filesystem::remove(err);
+    auto [rc, out] = run_levee({"query", "--server", "127.0.0.1:" + std::to_string(srv->port),
+                                option, value, "count"},
+                               err);
+    EXPECT_EQ(rc, std::optional<int>{2});
+    EXPECT_EQ(test::read_file(err), "levee query: " + option + " " + printable(value)
+                                      + ": must be UTF-8 text; run `levee query --help`\n");
+  }
+}
+
 // -- limits ---------------------------------------------------------------------------------
+
+TEST_F(SystemTest, AQueryTextOverMaxTextBytesIsRefusedNamingTheLimit) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(5, 0)), nullptr);
+  // Far over the text's limit, well under the frame's (so no permit is in question), and
+  // within what one command-line argument may hold (128 KiB).
+  std::string text = "where msg contains \"" + std::string(100'000, 'x') + "\"";
+  const std::string refusal =
+    "message_too_large (2): query.max_text_bytes observed " + std::to_string(text.size())
+    + " > max 4096, do not retry: the query text is longer than a query may be; shorten the "
+      "query (fewer or shorter terms)";
+  // The server checks it before it parses the request, for a client that did not.
+  client c = connect(srv->port);
+  auto r = run_query(c, query_on("a", text));
+  ASSERT_TRUE(r.rejected.has_value()) << r;
+  EXPECT_EQ(r.rejected->to_string(), refusal);
+  EXPECT_EQ(r.rejected->limit, "query.max_text_bytes");
+  EXPECT_EQ(r.rejected->observed, text.size());
+  EXPECT_EQ(r.rejected->max, 4096u);
+  // Counted, and the server goes on serving, on the same connection too.
+  EXPECT_EQ(queries(srv->port, "refused"), 1);
+  EXPECT_NE(server_stats(srv->port).find("rejects sent: message_too_large 1"), std::string::npos)
+    << server_stats(srv->port);
+  auto fine = run_query(c, query_on("a", "count"));
+  EXPECT_TRUE(fine.stats.has_value()) << fine;
+  // `levee query` checks it before it sends: the same words, and nothing reaches the server.
+  auto err = dir_.file("long-query.stderr");
+  auto [rc, out] = run_levee({"query", "--server", "127.0.0.1:" + std::to_string(srv->port),
+                              "--satellite", "a", text},
+                             err);
+  EXPECT_EQ(rc, std::optional<int>{1});
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(test::read_file(err), "levee query: " + refusal + "\n");
+  EXPECT_EQ(queries(srv->port, "refused"), 1);
+  // At the limit it runs.
+  std::string longest = "where msg contains \"" + std::string(4096 - 21, 'x') + "\"";
+  ASSERT_EQ(longest.size(), 4096u);
+  auto at_limit = run_query(c, query_on("a", longest));
+  EXPECT_TRUE(at_limit.stats.has_value()) << at_limit;
+}
 
 TEST_F(SystemTest, QueriesBeyondMaxQueriesPerClientAreRefused) {
   auto config = server_config();
@@ -1341,6 +1509,80 @@ TEST_F(SystemTest, BadConfigExitsTwoWithOneLineNamingTheKey) {
     EXPECT_EQ(out.find("listening"), std::string::npos) << bc.name << ": " << out;
   }
   EXPECT_FALSE(std::filesystem::exists(data_dir)) << "a refused config created the store";
+}
+
+/// Whether every byte of `text` but its one final newline is printable: no control byte,
+/// no DEL, nothing that is not UTF-8 (what a terminal could take for a command).
+bool only_printable(const std::string& text) {
+  if (text.empty() || text.back() != '\n' || !is_valid_utf8(text))
+    return false;
+  for (size_t i = 0; i + 1 < text.size(); ++i) {
+    auto b = static_cast<unsigned char>(text[i]);
+    if (b < 0x20 || b == 0x7f || (b == 0xc2 && static_cast<unsigned char>(text[i + 1]) <= 0x9f))
+      return false;
+  }
+  return true;
+}
+
+TEST_F(SystemTest, BinaryGarbageInAConfigIsShownEscaped) {
+  using namespace std::string_literals;
+  const auto garbage = "\x01\x02\xff\xfe\x1b[31mRED\0zero\x1b]0;title\x07"s;
+  const std::string escaped = "\\x01\\x02\\xff\\xfe\\x1b[31mRED\\x00zero\\x1b]0;title\\x07";
+  struct bad_case {
+    std::string name;
+    std::vector<std::string> args;  // the config file's path is appended
+    std::string text;
+    std::string expected;  // in the one line on stderr
+  };
+  std::vector<bad_case> cases = {
+    {"garbage-line", {"node", "--check", "--config"}, "[node]\nroles = server\n" + garbage + "\n",
+     "line 3: not a setting: '" + escaped + "'"},
+    {"garbage-key", {"node", "--check", "--config"}, "[node]\nroles = server\n" + garbage + " = 1\n",
+     "unknown key 'node." + escaped + "'"},
+    {"garbage-value", {"node", "--check", "--config"},
+     "[node]\nroles = server\n[server]\nmax_queries = " + garbage + "\n",
+     "server.max_queries = '" + escaped + "'"},
+    {"garbage-section", {"local", "--check", "--config"}, "[" + garbage + "]\nkey = 1\n",
+     "unknown key '" + escaped + ".key'"},
+    {"garbage-for-the-demo", {"demo", "--seconds", "1", "--config"}, garbage + "\n",
+     "line 1: not a setting: '" + escaped + "'"},
+    // Values that travel as text (PROTOCOL.md "Text fields") must be UTF-8.
+    {"garbage-satellite-id", {"node", "--check", "--config"},
+     "[node]\nroles = satellite\n[satellite]\nid = " + garbage
+       + "\nserver = 127.0.0.1:7400\ndata_dir = " + dir_.file("never") + "\n",
+     "satellite.id = " + escaped + ": must be UTF-8 text: the server refuses anything else"},
+    {"garbage-labels", {"node", "--check", "--config"},
+     "[node]\nroles = satellite\n[satellite]\nlabels = zone=" + garbage
+       + "\nserver = 127.0.0.1:7400\ndata_dir = " + dir_.file("never") + "\n",
+     "satellite.labels = zone=" + escaped + ": must be UTF-8 text"},
+    {"garbage-node-id", {"node", "--check", "--config"},
+     "[node]\nroles = server\n[net]\nnode_id = " + garbage + "\n",
+     "net.node_id = " + escaped + ": must be UTF-8 text: peers refuse anything else"},
+  };
+  for (auto& bc : cases) {
+    auto path = dir_.file(bc.name + ".ini");
+    auto err = dir_.file(bc.name + ".stderr");
+    test::write_file(path, bc.text);
+    auto args = bc.args;
+    args.push_back(path);
+    auto [rc, out] = run_levee(args, err);
+    auto text = test::read_file(err);
+    EXPECT_EQ(rc, std::optional<int>{2}) << bc.name << ": " << printable(text);
+    EXPECT_TRUE(only_printable(text)) << bc.name << ": " << printable(text);
+    EXPECT_NE(text.find(bc.expected), std::string::npos) << bc.name << ": " << printable(text);
+  }
+  // Overrides on the command line go the same way (an argument holds no NUL byte).
+  auto valid = dir_.file("valid.ini");
+  test::write_file(valid, "[node]\nroles = server\n");
+  int overrides = 0;
+  for (auto& set : {"node.\x1b[31m\xff=1"s, "\x1b[31m\xff"s}) {
+    auto err = dir_.file("garbage-override-" + std::to_string(++overrides) + ".stderr");
+    auto [rc, out] = run_levee({"node", "--check", "--config", valid, "--set", set}, err);
+    auto text = test::read_file(err);
+    EXPECT_EQ(rc, std::optional<int>{2}) << printable(text);
+    EXPECT_TRUE(only_printable(text)) << printable(text);
+    EXPECT_NE(text.find("\\x1b[31m\\xff"), std::string::npos) << printable(text);
+  }
 }
 
 // -- stopping and cancelling ------------------------------------------------------------

@@ -56,16 +56,23 @@ private:
   uint64_t value_ = 0;
 };
 
-/// Waits until `pred()` holds, re-checking as fast as the scheduler allows; false if the
+/// The pause between two looks of wait_until: short enough that a test notices a change
+/// within a couple of milliseconds, long enough that the waiting thread leaves the CPU to
+/// the threads that make the change (and a predicate that sends a request sends at most
+/// ~1000 a second, whatever the machine's speed).
+constexpr std::chrono::milliseconds poll_pause{1};
+
+/// Waits until `pred()` holds, looking again after a short pause (poll_pause); false if the
 /// bound passed first. For state that changes without an event to wait on (counters an
-/// actor updates right after it answered).
+/// actor updates right after it answered). Never a fixed sleep standing in for the event:
+/// the bound only matters when something is broken.
 template <class Pred>
 bool wait_until(Pred pred, std::chrono::milliseconds bound = std::chrono::seconds(30)) {
   auto deadline = std::chrono::steady_clock::now() + bound;
   while (!pred()) {
     if (std::chrono::steady_clock::now() > deadline)
       return false;
-    std::this_thread::yield();
+    std::this_thread::sleep_for(poll_pause);
   }
   return true;
 }

@@ -1,5 +1,5 @@
 // libFuzzer target for the query language. Any text must parse or be refused with
-// bad_request — never a crash, a hang or a read past the text — and every query that
+// bad_request (message_too_large when it is over query.max_text_bytes) — never a crash, a hang or a read past the text — and every query that
 // parses must print canonical text that parses back to an equal query and prints the
 // same again. Matching, time resolution, projection and counting must not crash either.
 //
@@ -50,8 +50,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text{reinterpret_cast<const char*>(data), size};
   auto parsed = levee::query::parse(text);
   if (!parsed.ok()) {
-    if (parsed.error().code() != levee::code::bad_request)
-      fail("a refusal that is not bad_request", parsed.error().to_string());
+    // A text over query.max_text_bytes is message_too_large; any other refusal bad_request.
+    auto expected = text.size() > levee::query::defaults::max_text_bytes
+                      ? levee::code::message_too_large
+                      : levee::code::bad_request;
+    if (parsed.error().code() != expected)
+      fail("a refusal with the wrong code", parsed.error().to_string());
     if (parsed.error().message().rfind("at position ", 0) != 0)
       fail("an error without a position", parsed.error().to_string());
     return 0;

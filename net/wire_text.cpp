@@ -1,0 +1,106 @@
+#include "net/wire_text.hpp"
+
+#include <cstdio>
+#include <limits>
+#include <string>
+
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
+#include "limits/printable.hpp"
+
+namespace levee::net {
+
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::internal::WireFormatLite;
+
+/// Sub-messages looked into; ours nest two or three deep.
+constexpr int max_depth = 16;
+
+bool fits(std::string_view bytes) {
+  return bytes.size() <= static_cast<size_t>(std::numeric_limits<int>::max());
+}
+
+std::optional<rejection> walk(const Descriptor& type, std::string_view bytes,
+                              const std::string& path, const char* limit, int depth) {
+  if (!fits(bytes))
+    return std::nullopt;
+  auto data = reinterpret_cast<const uint8_t*>(bytes.data());
+  google::protobuf::io::CodedInputStream in(data, static_cast<int>(bytes.size()));
+  while (auto tag = in.ReadTag()) {
+    auto number = WireFormatLite::GetTagFieldNumber(tag);
+    if (number == 0)
+      return std::nullopt;
+    const FieldDescriptor* field = type.FindFieldByNumber(static_cast<int>(number));
+    if (WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED
+        || field == nullptr) {
+      if (!WireFormatLite::SkipField(&in, tag))
+        return std::nullopt;
+      continue;
+    }
+    uint32_t length = 0;
+    if (!in.ReadVarint32(&length))
+      return std::nullopt;
+    auto at = static_cast<size_t>(in.CurrentPosition());
+    if (length > bytes.size() - at)
+      return std::nullopt;
+    std::string_view value = bytes.substr(at, length);
+    in.Skip(static_cast<int>(length));
+    // Inside a map's entry, its key (1) or value (2), named after the map.
+    std::string name = path;
+    if (type.options().map_entry())
+      name += field->number() == 1 ? " (a key)" : " (a value)";
+    else
+      name += "." + field->name();
+    if (field->type() == FieldDescriptor::TYPE_STRING) {
+      auto valid = valid_utf8_prefix(value);
+      if (valid == value.size())
+        continue;
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02x",
+                    static_cast<unsigned>(static_cast<uint8_t>(value[valid])));
+      return rejection{code::bad_request, limit, 0, 0, 0,
+                       name + " is not valid UTF-8: byte " + byte + " at offset "
+                         + std::to_string(valid) + " of it; send it as UTF-8 text"};
+    }
+    // A map is a repeated message of entries: its entries are named after it.
+    if (field->type() == FieldDescriptor::TYPE_MESSAGE && depth < max_depth)
+      if (auto refused = walk(*field->message_type(), value, name, limit, depth + 1))
+        return refused;
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::optional<rejection> check_text_fields(const Descriptor& type, std::string_view bytes,
+                                           const char* limit) {
+  return walk(type, bytes, type.name(), limit, 0);
+}
+
+uint64_t field_bytes(std::string_view bytes, int number) {
+  if (!fits(bytes))
+    return 0;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  uint64_t found = 0;
+  while (auto tag = in.ReadTag()) {
+    if (WireFormatLite::GetTagFieldNumber(tag) == number
+        && WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      uint32_t length = 0;
+      if (!in.ReadVarint32(&length) || !in.Skip(static_cast<int>(length)))
+        return 0;
+      found = length;
+      continue;
+    }
+    if (WireFormatLite::GetTagFieldNumber(tag) == 0 || !WireFormatLite::SkipField(&in, tag))
+      return 0;
+  }
+  return in.ConsumedEntireMessage() ? found : 0;
+}
+
+} // namespace levee::net
