@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cstring>
 
+#include <caf/defaults.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/io/all.hpp>
 #include <caf/io/network/default_multiplexer.hpp>
@@ -132,8 +133,12 @@ constexpr size_t read_chunk_bytes = 64 * 1024;
 constexpr size_t min_read_bytes = 4 * 1024;
 /// Reads well under the size asked, in a row, before it halves.
 constexpr uint32_t small_reads_to_shrink = 16;
-/// Bytes a paused connection may have read before its pause took effect.
-constexpr size_t max_paused_inbox_bytes = 4 * read_chunk_bytes;
+/// Reads of one socket event (CAF's middleman.max-consecutive-reads), for the bound on
+/// what a paused connection may still read (connection_state::max_held_inbox).
+size_t reads_per_event(caf::actor_system& sys) {
+  return caf::get_or(sys.config(), "middleman.max-consecutive-reads",
+                     caf::defaults::middleman::max_consecutive_reads);
+}
 /// A request whose actor has not answered this long after its deadline (or as long again
 /// as the deadline, if that is longer) is given up on: its in-flight slot is freed.
 constexpr uint64_t min_abandon_grace_ms = 1000;
@@ -156,6 +161,11 @@ struct connection_state {
   uint32_t small_reads = 0;      // reads under a quarter of read_size in a row
   bool halted = false;           // the socket is not being read (as asked of CAF)
   bool read_sync_pending = false;  // a sync_read_atom is on its way (sync_reading)
+  /// What a paused connection may have read before the pause took effect: CAF stops
+  /// reading a socket at the end of a multiplexer round, and reads up to
+  /// max-consecutive-reads times per event until then (one round, plus the one before a
+  /// deferred halt: sync_reading).
+  size_t max_held_inbox = 0;
   /// Not processing the peer's input while more than the write mark waits for it to
   /// read (write_mark): a peer that sends and never reads cannot make this side buffer
   /// its answers without bound; TCP pushes back on it instead.
@@ -1164,13 +1174,14 @@ void on_data(connection_broker* self, const caf::io::new_data_msg& msg) {
   adapt_read_size(self, msg.buf.size());
   st.inbox.append(msg.buf.data(), msg.buf.size());
   // Bytes only wait in the inbox while the connection is paused, and a paused socket is
-  // not read; a few reads already under way may still arrive. More than that is a peer
-  // the gate cannot hold back: refuse it rather than buffer without bound.
-  if ((st.paused || st.output_blocked) && st.inbox.size() > max_paused_inbox_bytes) {
+  // not read; the reads of the round in which it paused may still arrive. More than that
+  // is a peer the gate cannot hold back: refuse it rather than buffer without bound.
+  if ((st.paused || st.output_blocked) && st.inbox.size() > st.max_held_inbox) {
     reject_and_close(self, 0,
-                     rejection{code::rate_limited, "net.max_msgs_per_sec", st.inbox.size(),
-                               max_paused_inbox_bytes, 0,
-                               "the connection kept sending while it owed time"});
+                     rejection{code::rate_limited,
+                               st.paused ? "net.max_msgs_per_sec" : "net.max_write_buffer_bytes",
+                               st.inbox.size(), st.max_held_inbox, 0,
+                               "the connection kept sending while it was paused"});
     return;
   }
   process_inbox(self);
@@ -1284,6 +1295,7 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
   auto& st = self->state;
   st.ctx = ctx;
   st.timers = ctx->timer_relay(self->system());
+  st.max_held_inbox = 2 * (reads_per_event(self->system()) + 1) * read_chunk_bytes;
   st.hdl = hdl;
   self->on_direct_send = [self] {
     self->state.last_drain_ns = self->state.ctx->clock().now_ns();
