@@ -75,16 +75,21 @@ public:
     auto low = lent_.batches <= cap.batches / 2 || lent_.bytes <= cap.bytes / 2;
     if (!force && !low)
       return out;
-    auto lent_bytes = lent_.bytes > 0 ? lent_.bytes : 0;
     uint64_t room_batches = cap.batches > lent_.batches ? cap.batches - lent_.batches : 0;
-    int64_t room_bytes = cap.bytes > lent_bytes ? cap.bytes - lent_bytes : 0;
+    // A producer that overdrew (negative lent bytes) gets its overdraft repaid on top: the
+    // consumer granted those bytes (they are held), and lending less could leave it with
+    // no bytes and no reason for another loan.
+    int64_t room_bytes = cap.bytes > lent_.bytes ? cap.bytes - lent_.bytes : 0;
+    // Each dimension on its own: a producer that still holds batches but no bytes (or
+    // the reverse) needs only the other, and waiting for both would stall the stream.
     out.batches = held_.batches < room_batches ? held_.batches : room_batches;
     out.bytes = held_.bytes < room_bytes ? held_.bytes : room_bytes;
-    if (out.batches == 0 || out.bytes <= 0)
+    if (out.bytes < 0)
+      out.bytes = 0;
+    if (out.batches == 0 && out.bytes == 0)
       return stream_credit{};
     held_.batches -= out.batches;
     held_.bytes -= out.bytes;
-    // What the producer overdrew (negative lent bytes) is paid back before it may send.
     lent_.add(out.batches, static_cast<uint64_t>(out.bytes));
     return out;
   }

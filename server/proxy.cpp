@@ -236,10 +236,16 @@ void lend_satellites(proxyer_actor* self, const server_options& opts,
       give.batches = window_batches;
       give.bytes = window_bytes;
     } else {
-      give.batches = std::min(share_batches, room_batches);
-      give.bytes = std::min(share_bytes, room_bytes);
-      if (give.batches == 0 || give.bytes <= 0)
+      // Each dimension on its own (as credit_relay does): a satellite that holds batches
+      // but overdrew its bytes needs bytes only, and the reverse. An overdraft (one batch
+      // larger than what was left) is repaid on top of the share, so the satellite can
+      // always send again; the window is exceeded by at most that one batch.
+      bool needs_batches = sat.lent.batches == 0;
+      bool needs_bytes = sat.lent.bytes <= 0;
+      if ((needs_batches && room_batches == 0) || (needs_bytes && room_bytes <= 0))
         break;  // the window is full: the next turn starts here
+      give.batches = needs_batches ? std::min(share_batches, room_batches) : 0;
+      give.bytes = needs_bytes ? share_bytes - sat.lent.bytes : 0;
       room_batches -= give.batches;
       room_bytes -= give.bytes;
     }

@@ -81,5 +81,38 @@ TEST(CreditRelay, LendsOnlyWhatTheConsumerGranted) {
   EXPECT_EQ(r.lent().batches, 11u);
 }
 
+// The stall a slow reader met: the consumer's 16 batches all lent with a quarter of its
+// bytes; the producer spent the bytes on 6 large batches and held 10 batches but no bytes.
+// The bytes still held must reach it without more batches.
+TEST(CreditRelay, LendsBytesAloneWhenTheBatchesAreAllLent) {
+  credit_relay r;
+  r.add(16, 4 << 20);
+  auto first = r.lend(stream_credit{16, 1 << 20}, true);
+  EXPECT_EQ(first.batches, 16u);
+  EXPECT_EQ(first.bytes, 1 << 20);
+  for (int i = 0; i < 6; ++i)
+    r.produced(200'000);
+  EXPECT_FALSE(r.lent().allows_batch());
+  EXPECT_EQ(r.lent().batches, 10u);
+  auto more = r.lend(stream_credit{16, 1 << 20});
+  EXPECT_EQ(more.batches, 0u);
+  EXPECT_GT(more.bytes, 0);
+  EXPECT_TRUE(r.lent().allows_batch());
+}
+
+// A batch far larger than the hop's cap leaves the producer deep in overdraft; the next
+// grant repays it whole (the consumer granted those bytes), or the producer could never
+// send again and no batch would come to trigger another loan.
+TEST(CreditRelay, RepaysAnOverdraftLargerThanTheCap) {
+  credit_relay r;
+  r.add(16, 16 << 20);
+  r.lend(stream_credit{16, 1 << 20}, true);
+  r.produced(16 << 20);  // one 16 MiB batch: 15 MiB overdrawn
+  EXPECT_FALSE(r.lent().allows_batch());
+  r.add(1, 16 << 20);  // the consumer took it and grants as much again
+  auto more = r.lend(stream_credit{16, 1 << 20});
+  EXPECT_TRUE(r.lent().allows_batch()) << "lent " << r.lent().bytes << " after " << more.bytes;
+}
+
 } // namespace
 } // namespace levee

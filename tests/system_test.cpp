@@ -1739,5 +1739,141 @@ TEST_F(SystemTest, LeveeQueryPrintsGroupsAndRefusals) {
   EXPECT_NE(text.find("at position"), std::string::npos) << text;
 }
 
+
+// -- flow control: big answers, slow readers (DESIGN.md "Flow control") --------------------
+
+/// `count` JSON lines of about 200 bytes each (n = 0..count-1), for answers of many MiB.
+std::string wide_lines(size_t count) {
+  std::string pad(150, 'p');
+  std::string out;
+  out.reserve(count * 210);
+  for (size_t i = 0; i < count; ++i)
+    out += "{\"ts\":" + std::to_string(1'700'000'000'000 + static_cast<int64_t>(i)) + ",\"level\":\""
+           + (i % 10 == 0 ? "ERROR" : "INFO") + "\",\"user\":\"u" + std::to_string(i % 7)
+           + "\",\"n\":" + std::to_string(i) + ",\"msg\":\"" + pad + "\"}\n";
+  return out;
+}
+
+// Issue 12, defect 4: a 200,000-row answer (~40 MB, under every limit) made the satellite
+// cut its own uplink after ~169,000 rows (its scan overran its 8 MiB write buffer, and its
+// other queries failed with it). Now the scan goes at the pace its reader grants credit:
+// a client that reads slowly, and stops reading for a while, gets all 200,000 rows in
+// order, while a second client's queries to the same satellite are answered meanwhile, and
+// the satellite never loses its connection.
+TEST_F(SystemTest, ABigAnswerToASlowReaderCompletesWhileOthersAreServed) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  constexpr size_t stored = 220'000, wanted = 200'000;
+  auto file = dir_.file("wide.jsonl");
+  test::write_file(file, wide_lines(stored));
+  auto sat = start_node("satellite-a", satellite_config("a", srv->port, file));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(wait_for_satellite(srv->port, "a", "healthy", stored, 120s))
+    << sat->stderr_text();
+
+  client slow = connect(srv->port);
+  auto id = start_query(slow, query_on("a", "limit " + std::to_string(wanted)));
+  ASSERT_NE(id, 0u);
+  // The slow reader takes a few batches, then stops reading while another client runs
+  // queries against the same satellite, then reads the rest with a pause after each batch.
+  std::atomic<bool> others_done{false};
+  std::vector<query_outcome> others;
+  std::thread other([&] {
+    client c = connect(srv->port);
+    for (int i = 0; i < 20; ++i)
+      others.push_back(run_query(c, query_on("a", "where n == " + std::to_string(i * 1000))));
+    others_done = true;
+  });
+  uint64_t rows = 0, batches = 0;
+  int64_t next_n = 0;
+  std::optional<wire::QueryStats> end;
+  std::optional<rejection> refused;
+  while (!end && !refused) {
+    if (batches == 5) {
+      // Not reading at all until the other client is done.
+      while (!others_done)
+        std::this_thread::sleep_for(test::poll_pause);
+    }
+    auto r = slow.receive(bound);
+    if (r.rejected) {
+      refused = r.rejected;
+      break;
+    }
+    ASSERT_EQ(r.request_id, id);
+    if (r.end_of_stream) {
+      end.emplace();
+      ASSERT_TRUE(end->ParseFromString(*r.payload));
+      break;
+    }
+    ASSERT_TRUE(r.batch);
+    wire::ResultBatch b;
+    ASSERT_TRUE(b.ParseFromString(*r.payload));
+    events::event ev;
+    for (auto& row : b.events()) {
+      ASSERT_TRUE(events::decode(row, ev).ok());
+      auto v = ev.find("n");
+      ASSERT_TRUE(v != nullptr && std::holds_alternative<int64_t>(*v));
+      ASSERT_EQ(std::get<int64_t>(*v), next_n) << "rows out of order or lost";
+      ++next_n;
+    }
+    rows += static_cast<uint64_t>(b.events_size());
+    ++batches;
+    if (batches > 5 && batches % 4 == 0)
+      std::this_thread::sleep_for(2ms);  // the slow reader's pace (not a wait for an event)
+  }
+  other.join();
+  ASSERT_FALSE(refused) << refused->to_string() << " after " << rows << " rows in " << batches
+                        << " batches; server stats: " << server_stats(srv->port);
+  ASSERT_TRUE(end);
+  EXPECT_EQ(rows, wanted);
+  EXPECT_EQ(end->rows_returned(), wanted);
+  ASSERT_EQ(others.size(), 20u);
+  for (auto& o : others) {
+    ASSERT_TRUE(o.stats) << o;
+    EXPECT_EQ(o.rows.size(), 1u) << o;
+  }
+  // The satellite kept its one connection: no reconnection, no second registration.
+  auto text = sat->stderr_text();
+  EXPECT_EQ(text.find("again"), std::string::npos) << text;
+  auto first = text.find("registered as");
+  EXPECT_EQ(text.find("registered as", first + 1), std::string::npos) << text;
+  auto info = satellite_info(srv->port, "a");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state(), "healthy");
+}
+
+// A query to a satellite the server disconnects for missed heartbeats ends `unavailable`
+// naming server.disconnect_after and the missed beats, not "the connection closed".
+TEST_F(SystemTest, AQueryOnASatelliteDisconnectedForMissedBeatsSaysSo) {
+  auto config = server_config();
+  config.set("server", "heartbeat_interval_ms", "50")
+    .set("server", "unhealthy_after", "4")
+    .set("server", "disconnect_after", "8");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  auto file = dir_.file("wide.jsonl");
+  test::write_file(file, wide_lines(40'000));  // ~8 MB: more than the query's window
+  auto sat = start_node("satellite-a", satellite_config("a", srv->port, file));
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(wait_for_satellite(srv->port, "a", "healthy", 40'000, 60s));
+  // A query whose client reads nothing: the satellite fills the proxyer's window and
+  // waits for credit, the query still running on it.
+  client c = connect(srv->port);
+  auto id = start_query(c, query_on("a", "limit 40000"));
+  ASSERT_NE(id, 0u);
+  ASSERT_TRUE(until_satellite(srv->port, "a", [](const wire::SatelliteInfo& s) {
+    return s.queries_running() == 1;
+  }));
+  ASSERT_TRUE(sat->proc.pause());
+  ASSERT_TRUE(wait_for_satellite(srv->port, "a", "disconnected"));
+  auto out = collect(c, id);
+  ASSERT_TRUE(out.rejected) << out;
+  EXPECT_EQ(out.rejected->code, code::unavailable) << out;
+  EXPECT_EQ(out.rejected->limit, "server.disconnect_after") << out;
+  EXPECT_NE(out.rejected->detail.find("no heartbeat for"), std::string::npos) << out;
+  EXPECT_NE(out.rejected->detail.find("satellite 'a'"), std::string::npos) << out;
+  ASSERT_TRUE(sat->proc.resume());
+}
+
 } // namespace
 } // namespace levee
