@@ -470,10 +470,7 @@ void close_connection(connection_broker* self) {
   st.closed = true;
   self->flush_now(st.hdl);
   self->close(st.hdl);  // graceful: what was written is still sent
-  if (st.counted)
-    st.ctx->connection_closed();
-  st.ctx->remove_connection(self->id());
-  self->quit();
+  self->quit();  // the listener forgets the connection as it ends (connection())
 }
 
 bool write_frame(connection_broker* self, const wire::Envelope& env);
@@ -1327,6 +1324,16 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
     return {};  // no behavior: the broker ends now, and CAF sends what was written
   }
   ctx->add_connection(caf::actor_cast<caf::actor>(self));  // also where its timers find it
+  // The listener forgets the connection however it ends: closed, or failed (an error it
+  // did not expect would otherwise leave it counted open and listed for good).
+  self->attach_functor([ctx, counted = st.counted, id = self->id()] {
+    if (counted)
+      ctx->connection_closed();
+    ctx->remove_connection(id);
+  });
+  // An error message from an actor it talks to (e.g. a target that did not expect a
+  // credit) is that actor's problem, not a reason to drop the peer.
+  self->set_error_handler([](caf::error&) {});
   if (st.dialed) {
     wire::Envelope hello;
     fill_hello(*hello.mutable_hello(), *ctx, wire::ROLE_CLIENT, st.token);
@@ -1361,9 +1368,6 @@ caf::behavior connection(connection_broker* self, connection_handle hdl,
         return;
       fail_outgoing(self);  // the peer is gone: our requests get unavailable, its streams stop
       s.closed = true;
-      if (s.counted)
-        s.ctx->connection_closed();
-      s.ctx->remove_connection(self->id());
       self->quit();
     },
     [=](stop_atom) {

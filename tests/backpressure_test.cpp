@@ -435,6 +435,46 @@ TEST_F(BackpressureTest, APeerThatNeverReadsIsHeldBackThenClosed) {
   EXPECT_TRUE(last->reject().closing());
 }
 
+// A stream target written before credit existed (it sends every batch at once and knows no
+// credit_atom) answers the connection's credit with an error message. That is the
+// target's problem: the connection keeps serving, and is counted closed when it closes.
+TEST_F(BackpressureTest, ATargetThatKnowsNoCreditDoesNotBreakItsConnection) {
+  start();
+  auto old_style = sys->spawn([](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [=](wire_stream_atom, const std::string&, uint64_t tag, uint64_t, uint64_t) {
+        auto to = caf::actor_cast<caf::actor>(self->current_sender());
+        for (int i = 0; i < 40; ++i)
+          self->send(to, wire_batch_atom::value, tag, std::string(100, 'b'));
+        return std::string{"40 parts"};
+      },
+    };
+  });
+  ctx->expose("old", old_style);
+  {
+    client_options o;
+    o.port = lst.port;
+    client c{o};
+    ASSERT_TRUE(c.connect().ok());
+    for (int round = 0; round < 3; ++round) {
+      uint64_t id = 0;
+      ASSERT_FALSE(c.send_stream_request("old", "", id));
+      size_t batches = 0;
+      for (;;) {
+        auto r = c.receive(10s);
+        ASSERT_TRUE(r.ok()) << (r.rejected ? r.rejected->to_string() : "");
+        if (r.end_of_stream)
+          break;
+        ++batches;
+      }
+      EXPECT_EQ(batches, 40u);
+      ASSERT_TRUE(c.request("echo", "still there", 10s).ok());
+    }
+  }
+  EXPECT_TRUE(test::wait_until([&] { return ctx->stats.connections_open.load() == 0; }));
+  caf::anon_send_exit(old_style, caf::exit_reason::user_shutdown);
+}
+
 // Issue 12, defect 3: every connection's broker stayed in memory after it closed (CAF
 // 0.17.6 leaves a broker's mailbox open after it ends; its own timer tick, arriving
 // late, held it). Connections of every kind: closed by the client before or after the

@@ -69,6 +69,10 @@ public:
       }
       return payload;
       },
+      [](credit_atom, uint64_t, uint64_t, uint64_t) {
+        // Sends every batch at once, credit or not: the connection must cope with a
+        // producer that overruns (it writes what comes, and lends nothing more).
+      },
       [this](tick_atom) {
         for (auto& [rp, answer] : kept_)
           rp.deliver(answer);

@@ -34,6 +34,12 @@ struct client_options {
   uint32_t max_frame_bytes = 16u << 20;            // what this client accepts
   uint32_t max_decompressed_bytes = 64u << 20;
   uint32_t compress_above_bytes = 4096;
+  /// The credit window of a streamed request (flow control, net/PROTOCOL.md "Credit"):
+  /// the server sends at most this much ahead of what receive() has handed over, and the
+  /// client grants more as it hands batches over (half a window at a time). A caller that
+  /// stops calling receive() slows its stream, and the work behind it, to a halt.
+  uint32_t stream_credit_batches = 16;
+  uint64_t stream_credit_bytes = 4u << 20;
 };
 
 /// What the server advertised in its Hello.
@@ -101,7 +107,8 @@ public:
   size_t receive_ready(std::vector<reply>& out, std::chrono::milliseconds timeout);
 
   /// Sends a streamed request: receive() then returns its batches (reply.batch) in order,
-  /// then its end (reply.end_of_stream, payload = summary) or a rejection.
+  /// then its end (reply.end_of_stream, payload = summary) or a rejection. The request
+  /// grants the options' credit window; receive() grants more as it returns batches.
   std::optional<rejection> send_stream_request(std::string_view target, std::string payload,
                                                uint64_t& request_id, uint32_t deadline_ms = 0);
 
