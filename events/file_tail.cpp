@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "persistence/crc32c.hpp"
@@ -53,12 +54,48 @@ bool same_file(const struct stat& st, const persistence::file_position& at) {
          && static_cast<uint64_t>(st.st_ino) == at.inode;
 }
 
+std::string directory_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+/// Birth time in ns of `path` (relative to `dirfd`, or of `dirfd` itself when `path` is
+/// empty), with its device and inode; nullopt when the file system does not record it.
+std::optional<int64_t> birth_ns(int dirfd, const char* path, uint64_t* device = nullptr,
+                                uint64_t* inode = nullptr, bool* regular = nullptr) {
+  struct statx sx {};
+  int flags = *path == '\0' ? AT_EMPTY_PATH : 0;
+  if (::statx(dirfd, path, flags, STATX_BTIME | STATX_INO | STATX_TYPE, &sx) != 0)
+    return std::nullopt;
+  if (device != nullptr)
+    *device = static_cast<uint64_t>(makedev(sx.stx_dev_major, sx.stx_dev_minor));
+  if (inode != nullptr)
+    *inode = sx.stx_ino;
+  if (regular != nullptr)
+    *regular = S_ISREG(sx.stx_mode);
+  if ((sx.stx_mask & STATX_BTIME) == 0)
+    return std::nullopt;
+  return static_cast<int64_t>(sx.stx_btime.tv_sec) * 1'000'000'000 + sx.stx_btime.tv_nsec;
+}
+
+/// A rotated-away copy of `base` by its name: `base` plus a suffix, not compressed.
+bool rotated_name(const std::string& name, const std::string& base) {
+  if (name.size() <= base.size() || name.compare(0, base.size(), base) != 0)
+    return false;
+  for (const char* packed : {".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip"}) {
+    std::string_view suffix{packed};
+    if (name.size() >= suffix.size()
+        && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return false;
+  }
+  return true;
+}
+
 /// The path of a regular file with this device and inode in the directory of `path`
 /// (where rotation leaves the old file: app.log.1), looking at no more than
 /// rotated_search_max_entries entries; "" if there is none.
 std::string find_beside(const std::string& path, const persistence::file_position& at) {
-  auto slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  auto dir = directory_of(path);
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr)
     return {};
@@ -188,8 +225,78 @@ void file_tail::adopt(int fd, const struct stat& st, const std::string& path, ui
   fingerprint_ = 0;
   fingerprint_bytes_ = 0;
   refresh_fingerprint();
+  birth_ns_ = birth_ns(fd_, "");
   stats_.waiting_for_file = false;
   ++stats_.files_opened;
+}
+
+void file_tail::queue_rotated_after() {
+  queued_.clear();
+  if (!birth_ns_)
+    return;
+  uint64_t path_device = 0;
+  uint64_t path_inode = 0;
+  auto before = birth_ns(AT_FDCWD, config_.path.c_str(), &path_device, &path_inode);
+  auto dir = directory_of(config_.path);
+  auto base = config_.path.substr(config_.path.rfind('/') + 1);
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr)
+    return;
+  std::vector<std::pair<int64_t, rotated_file>> found;
+  uint64_t seen = 0;
+  while (auto* entry = ::readdir(d)) {
+    if (++seen > defaults::rotated_search_max_entries)
+      break;
+    std::string name = entry->d_name;
+    if (!rotated_name(name, base))
+      continue;
+    rotated_file f{(dir == "/" ? "" : dir) + "/" + name, 0, 0};
+    bool regular = false;
+    auto born = birth_ns(AT_FDCWD, f.path.c_str(), &f.device, &f.inode, &regular);
+    // Birth times come from a coarse clock (a few ms): a tie is in the window.
+    if (!born || !regular || *born < *birth_ns_ || (before && *born > *before))
+      continue;
+    if ((f.device == static_cast<uint64_t>(dev_) && f.inode == static_cast<uint64_t>(ino_))
+        || (f.device == path_device && f.inode == path_inode))
+      continue;
+    found.emplace_back(*born, std::move(f));
+  }
+  ::closedir(d);
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second.inode < b.second.inode;
+  });
+  for (auto& [born, f] : found)
+    queued_.push_back(std::move(f));
+}
+
+bool file_tail::open_next() {
+  while (!queued_.empty()) {
+    auto next = std::move(queued_.front());
+    queued_.pop_front();
+    persistence::file_position id;
+    id.device = next.device;
+    id.inode = next.inode;
+    auto try_open = [&](const std::string& path) {
+      struct stat st {};
+      bool missing = false;
+      int fd = open_regular(path, st, missing);
+      if (fd >= 0 && same_file(st, id)) {
+        ++stats_.rotations;
+        adopt(fd, st, path, 0, false);
+        return true;
+      }
+      if (fd >= 0)
+        ::close(fd);
+      return false;
+    };
+    // Renamed again since it was queued (app.log.1 -> app.log.2): found by its inode.
+    if (try_open(next.path))
+      return true;
+    if (auto moved = find_beside(config_.path, id); !moved.empty() && try_open(moved))
+      return true;
+    ++stats_.files_lost;  // gone before it could be read
+  }
+  return open_file();
 }
 
 void file_tail::refresh_fingerprint() {
@@ -224,6 +331,7 @@ std::optional<persistence::file_position> file_tail::position() const {
 
 std::string file_tail::resume(const persistence::file_position& at) {
   close_file();
+  queued_.clear();
   reader_.clear();
   positions_.clear();
   first_open_ = false;  // start_at_end is for a source without a stored position
@@ -267,8 +375,12 @@ std::string file_tail::resume(const persistence::file_position& at) {
         if (fd >= 0)
           ::close(fd);
         adopt(old_fd, old_st, old, at.offset, at.mid_line);
+        queue_rotated_after();
+        std::string between;
+        for (auto& f : queued_)
+          between += f.path + ", ";
         return path + " was rotated while the satellite was stopped: reading " + old
-               + " from " + where + " to its end, then " + path + " from its start";
+               + " from " + where + " to its end, then " + between + path + " from its start";
       }
       if (old_fd >= 0)
         ::close(old_fd);
@@ -312,9 +424,9 @@ size_t file_tail::poll(std::vector<event>& out, size_t max_events, int64_t now_m
       continue;
     }
     if (reader_.ended()) {
-      // The rotated-away file is finished, its last line included: on to the new one.
+      // The rotated-away file is finished, its last line included: on to the next one.
       close_file();
-      if (!open_file())
+      if (!open_next())
         break;
       continue;
     }
@@ -352,6 +464,7 @@ size_t file_tail::poll(std::vector<event>& out, size_t max_events, int64_t now_m
     }
     if (::stat(config_.path.c_str(), &st) == 0 && (st.st_ino != ino_ || st.st_dev != dev_)) {
       ++stats_.rotations;
+      queue_rotated_after();  // rotated more than once since: those files come first
       reader_.end_of_stream();
       continue;
     }

@@ -6,6 +6,7 @@
 // that a restarted satellite can resume() exactly there.
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <sys/stat.h>
@@ -55,11 +56,19 @@ public:
   /// Instead of start_at_end: carries on from `at`, a position() of an earlier run, and
   /// opens the file now. The same file (device, inode and fingerprint) at least `at.offset`
   /// long: from there. The path names another file (rotated while stopped): the old one,
-  /// found by device and inode beside the path, from there to its end, then the path from
-  /// its start. The old one gone or not the same (its inode reused): counted in
-  /// files_lost, the path from its start. Shorter than `at.offset` (truncated while
-  /// stopped): from its start, counted in truncations. Returns one sentence saying which,
-  /// for the log; it says "may be lost" when lines may have been.
+  /// found by device and inode beside the path, from there to its end, then any files
+  /// rotated away after it (below), then the path from its start. The old one gone or not
+  /// the same (its inode reused): counted in files_lost, the path from its start. Shorter
+  /// than `at.offset` (truncated while stopped): from its start, counted in truncations.
+  /// Returns one sentence saying which, for the log; it says "may be lost" when lines may
+  /// have been.
+  ///
+  /// Rotated more than once (since the position, or between two polls): the files born
+  /// after the one being finished and before the one the path names, named like the path
+  /// plus a suffix (app.log.1, app.log-20240611; not .gz, .bz2, .xz, .zst, .lz4, .zip),
+  /// are read whole in the order of their birth, before the path. Needs a file system
+  /// that records birth times (statx STATX_BTIME: ext4, xfs, btrfs, tmpfs); elsewhere
+  /// their lines are missed.
   std::string resume(const persistence::file_position& at);
 
   /// Bytes of the current file read so far (its position).
@@ -79,6 +88,10 @@ private:
              bool mid_line);
   /// Extends the fingerprint over the file's first min(fingerprint_bytes, offset_) bytes.
   void refresh_fingerprint();
+  /// Queues the files rotated away after the current one (see resume()).
+  void queue_rotated_after();
+  /// Opens the next queued rotated file, or else the path.
+  bool open_next();
   persistence::file_position current_position() const;
 
   file_tail_config config_;
@@ -94,6 +107,13 @@ private:
   uint32_t fingerprint_ = 0;
   uint32_t fingerprint_bytes_ = 0;
   std::vector<persistence::file_position> positions_;  // of the last poll's events
+  std::optional<int64_t> birth_ns_;  // of the current file, if the file system records it
+  struct rotated_file {
+    std::string path;
+    uint64_t device;
+    uint64_t inode;
+  };
+  std::deque<rotated_file> queued_;  // rotated away after the current file, oldest first
   bool first_open_ = true;
 };
 

@@ -10,11 +10,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -96,6 +99,27 @@ std::vector<event> poll(file_tail& tail, size_t max_events = 1000) {
   std::vector<event> out;
   tail.poll(out, max_events, now_ms);
   return out;
+}
+
+/// Waits, in pauses of 1 ms (bounded), until a file made now is born later than `path`:
+/// birth times come from a coarse clock (a few ms), and these tests order files by them.
+void after_birth_of(const std::string& path) {
+  auto born = [](const std::string& p) {
+    struct statx sx {};
+    EXPECT_EQ(::statx(AT_FDCWD, p.c_str(), 0, STATX_BTIME, &sx), 0) << p;
+    EXPECT_NE(sx.stx_mask & STATX_BTIME, 0u) << "no birth times on this file system";
+    return std::make_pair(sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec);
+  };
+  auto probe = path + ".probe";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    append(probe, "");
+    bool later = born(probe) > born(path);
+    fs::remove(probe);
+    if (later || std::chrono::steady_clock::now() > deadline)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 file_position inode_of(const std::string& path) {
@@ -291,6 +315,54 @@ TEST(TailCheckpoint, RotatedWhileStoppedReadsTheOldFileToItsEndThenTheNewOne) {
   EXPECT_EQ(ends[3].inode, stored.inode);
   EXPECT_EQ(ends[4].inode, inode_of(path).inode);
   EXPECT_EQ(ends[5].offset, lines(7, 8, "b").size());
+}
+
+TEST(TailCheckpoint, RotatedTwiceWhileStoppedReadsEveryFileInTheOrderTheyWereBorn) {
+  temp_dir dir;
+  auto path = dir.file("app.log");
+  // An older rotated file, born before the one the position is in: not read again.
+  append(dir.file("app.log.9"), lines(900, 901, "old"));
+  after_birth_of(dir.file("app.log.9"));
+  append(path, lines(1, 4));
+  file_tail first{config(path), {}};
+  ASSERT_EQ(ns(poll(first, 2)), (std::vector<int64_t>{1, 2}));
+  auto stored = first.event_positions()->back();
+  // Stopped: rotated twice, names shifting as logrotate does (the newest is .1), with a
+  // compressed copy among them.
+  after_birth_of(path);
+  fs::rename(path, dir.file("app.log.1"));
+  append(path, lines(5, 6, "b"));
+  append(dir.file("app.log.3.gz"), "\x1f\x8b not lines\n");
+  after_birth_of(path);
+  fs::rename(dir.file("app.log.1"), dir.file("app.log.2"));
+  fs::rename(path, dir.file("app.log.1"));
+  append(path, lines(7, 8, "c"));
+  file_tail again{config(path), {}};
+  auto note = again.resume(stored);
+  EXPECT_EQ(note, path + " was rotated while the satellite was stopped: reading " + path
+                    + ".2 from byte " + std::to_string(stored.offset) + " to its end, then "
+                    + path + ".1, " + path + " from its start");
+  EXPECT_EQ(ns(poll(again)), (std::vector<int64_t>{3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(again.stats().files_lost, 0u);
+  EXPECT_EQ(again.stats().bad_lines, 0u);
+}
+
+TEST(TailCheckpoint, TwoRotationsBetweenPollsAreBothRead) {
+  temp_dir dir;
+  auto path = dir.file("app.log");
+  append(path, lines(1, 2));
+  file_tail tail{config(path), {}};
+  ASSERT_EQ(ns(poll(tail)), (std::vector<int64_t>{1, 2}));
+  append(path, line(3));
+  after_birth_of(path);
+  fs::rename(path, dir.file("app.log.1"));
+  append(path, lines(4, 5, "b"));
+  after_birth_of(path);
+  fs::rename(path, dir.file("app.log.2"));
+  append(path, lines(6, 7, "c"));
+  EXPECT_EQ(ns(poll(tail)), (std::vector<int64_t>{3, 4, 5, 6, 7}));
+  EXPECT_EQ(tail.stats().files_lost, 0u);
+  EXPECT_EQ(tail.stats().files_opened, 3u);
 }
 
 TEST(TailCheckpoint, RotatedAndDeletedWhileStoppedReadsTheNewFileAndCountsTheLoss) {
