@@ -253,8 +253,10 @@ void file_tail::queue_rotated_after() {
     rotated_file f{(dir == "/" ? "" : dir) + "/" + name, 0, 0};
     bool regular = false;
     auto born = birth_ns(AT_FDCWD, f.path.c_str(), &f.device, &f.inode, &regular);
-    // Birth times come from a coarse clock (a few ms): a tie is in the window.
-    if (!born || !regular || *born < *birth_ns_ || (before && *born > *before))
+    // Birth times come from a coarse clock (a few ms). A file born in the same tick as
+    // the current one may be its predecessor (already read), so it is left out; one born
+    // in the same tick as the path's file is before it.
+    if (!born || !regular || *born <= *birth_ns_ || (before && *born > *before))
       continue;
     if ((f.device == static_cast<uint64_t>(dev_) && f.inode == static_cast<uint64_t>(ino_))
         || (f.device == path_device && f.inode == path_inode))

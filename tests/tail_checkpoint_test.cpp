@@ -365,6 +365,35 @@ TEST(TailCheckpoint, TwoRotationsBetweenPollsAreBothRead) {
   EXPECT_EQ(tail.stats().files_opened, 3u);
 }
 
+TEST(TailCheckpoint, AFileBornInTheSameClockTickAsTheCurrentOneIsNotReadAgain) {
+  temp_dir dir;
+  auto path = dir.file("app.log");
+  auto born = [](const std::string& p) {
+    struct statx sx {};
+    EXPECT_EQ(::statx(AT_FDCWD, p.c_str(), 0, STATX_BTIME, &sx), 0);
+    return std::make_pair(sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec);
+  };
+  // The previous file, rotated away, and the current one, born in the same tick of the
+  // coarse clock birth times come from (made back to back until they are).
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    fs::remove(path);
+    fs::remove(dir.file("app.log.1"));
+    append(path, lines(1, 2, "p"));
+    fs::rename(path, dir.file("app.log.1"));
+    append(path, lines(3, 4));
+    if (born(path) == born(dir.file("app.log.1")))
+      break;
+  }
+  ASSERT_EQ(born(path), born(dir.file("app.log.1")));
+  file_tail tail{config(path), {}};
+  ASSERT_EQ(ns(poll(tail)), (std::vector<int64_t>{3, 4}));
+  after_birth_of(path);
+  fs::rename(path, dir.file("app.log.2"));
+  append(path, lines(5, 6, "c"));
+  // Only the new file follows: the one born in the same tick could be (and is) older.
+  EXPECT_EQ(ns(poll(tail)), (std::vector<int64_t>{5, 6}));
+}
+
 TEST(TailCheckpoint, RotatedAndDeletedWhileStoppedReadsTheNewFileAndCountsTheLoss) {
   temp_dir dir;
   auto path = dir.file("app.log");
