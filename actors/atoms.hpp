@@ -56,8 +56,8 @@ using watch_atom = caf::atom_constant<caf::atom("watch")>;
 /// (lookup_atom, QueryRequest bytes) -> std::vector<satellite_ref>: where a query goes.
 using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 /// (append_atom, encoded events, timestamps, source name, positions) -> uint64_t events
-/// taken: to a satellite's store. positions: none, or where each event's line ended
-/// (persistence::encode_file_position); with no events, one position alone.
+/// taken: to a satellite's store. positions: "", or where each event's line ended, one
+/// persistence::encode_file_position after the other; with no events, one position alone.
 using append_atom = caf::atom_constant<caf::atom("append")>;
 /// (scan_atom): a store's self-message that runs one step of its queries.
 using scan_atom = caf::atom_constant<caf::atom("scan")>;

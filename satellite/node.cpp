@@ -183,18 +183,20 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
   self->delayed_send(self, sync_every, tick_atom::value);
   return {
     [=](append_atom, std::vector<std::string>& values, std::vector<int64_t>& timestamps,
-        const std::string& source, std::vector<std::string>& positions) -> caf::result<uint64_t> {
+        const std::string& source, const std::string& positions) -> caf::result<uint64_t> {
       auto& st = self->state;
       if (st.stopping)
         return refuse(code::shutting_down, "satellite.store", "the satellite is stopping");
-      std::vector<persistence::file_position> ends(positions.size());
-      for (size_t i = 0; i < positions.size(); ++i)
-        if (!persistence::decode_file_position(positions[i], ends[i]))
-          return refuse(code::bad_request, "satellite.store", "a source position that does not decode");
+      constexpr auto width = persistence::file_position_bytes;
       if (values.size() != timestamps.size()
-          || (!positions.empty() && positions.size() != std::max<size_t>(values.size(), 1)))
+          || (!positions.empty() && positions.size() != std::max<size_t>(values.size(), 1) * width))
         return refuse(code::bad_request, "satellite.store",
                       "an append whose events, timestamps and positions do not match");
+      auto encoded = [&](size_t i) { return std::string_view{positions}.substr(i * width, width); };
+      std::vector<persistence::file_position> ends(positions.size() / width);
+      for (size_t i = 0; i < ends.size(); ++i)
+        if (!persistence::decode_file_position(encoded(i), ends[i]))
+          return refuse(code::bad_request, "satellite.store", "a source position that does not decode");
       if (values.empty()) {
         if (positions.empty())
           return refuse(code::bad_request, "satellite.store", "an append without events");
@@ -220,7 +222,7 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
         if (!positions.empty())
           batch.back().headers.emplace_back(
             std::string{persistence::position_header_name},
-            persistence::position_header_value(source, positions[end - 1]));
+            persistence::position_header_value(source, encoded(end - 1)));
         auto r = st.log->append(batch);
         batch.clear();
         bytes = 0;
@@ -357,9 +359,9 @@ struct source_state {
   std::vector<events::event> polled;
   std::deque<std::string> values;     // waiting for the store (held until it takes them)
   std::deque<int64_t> timestamps;
-  std::deque<std::string> positions;  // with values, where each event's line ended (a
-                                      // file_tail's; empty for other sources)
-  std::string stored_position;        // the newest the store took (encoded); "" none
+  // With values: where each event's line ended (a file_tail's; none for other sources).
+  std::deque<std::optional<persistence::file_position>> positions;
+  std::optional<persistence::file_position> stored_position;  // the newest the store took
   size_t chunk = 0;                   // events per append; halved when the store says too large
   bool waiting = false;
   uint64_t bad_seen = 0;
@@ -382,7 +384,7 @@ using source_actor = caf::stateful_actor<source_state, limited_actor>;
 caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> src,
                           caf::actor store, milliseconds interval, uint64_t max_events,
                           std::string name, std::shared_ptr<satellite_stats> stats,
-                          std::string stored_position) {
+                          std::optional<persistence::file_position> stored_position) {
   self->state.src = std::move(src);
   self->state.chunk = max_events;
   self->state.stored_position = std::move(stored_position);
@@ -427,25 +429,23 @@ caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> sr
           st.values.emplace_back();
           events::encode(st.polled[i], st.values.back());
           st.timestamps.push_back(st.polled[i].timestamp_ms);
-          st.positions.push_back(ends != nullptr ? persistence::encode_file_position((*ends)[i])
-                                                 : std::string{});
+          st.positions.push_back(ends != nullptr ? std::optional{(*ends)[i]} : std::nullopt);
         }
         if (st.values.empty()) {
           // Nothing to store, but the source may have moved past lines that made no
           // event, or settled where it starts: the store keeps that position too.
           auto at = st.src->position();
-          auto encoded = at ? persistence::encode_file_position(*at) : std::string{};
-          if (!at || encoded == st.stored_position) {
+          if (!at || at == st.stored_position) {
             self->delayed_send(self, interval, tick_atom::value);
             return;
           }
           st.waiting = true;
           self->request(store, seconds(30), append_atom::value, std::vector<std::string>{},
-                        std::vector<int64_t>{}, name, std::vector<std::string>{encoded})
+                        std::vector<int64_t>{}, name, persistence::encode_file_position(*at))
             .then(
               [=](uint64_t) {
                 self->state.waiting = false;
-                self->state.stored_position = encoded;
+                self->state.stored_position = at;
                 self->delayed_send(self, interval, tick_atom::value);
               },
               [=](caf::error&) {
@@ -459,9 +459,11 @@ caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> sr
       auto n = std::min(st.values.size(), st.chunk);
       std::vector<std::string> values(st.values.begin(), st.values.begin() + static_cast<std::ptrdiff_t>(n));
       std::vector<int64_t> ts(st.timestamps.begin(), st.timestamps.begin() + static_cast<std::ptrdiff_t>(n));
-      // Every event of the chunk has its position, or none is sent.
-      std::vector<std::string> ends(st.positions.begin(), st.positions.begin() + static_cast<std::ptrdiff_t>(n));
-      if (std::any_of(ends.begin(), ends.end(), [](const std::string& p) { return p.empty(); }))
+      // Every event of the chunk has its position (33 bytes each, in order), or none is sent.
+      std::string ends;
+      for (size_t i = 0; i < n && st.positions[i]; ++i)
+        ends += persistence::encode_file_position(*st.positions[i]);
+      if (ends.size() != n * persistence::file_position_bytes)
         ends.clear();
       auto full = st.polled.size() >= max_events;
       st.waiting = true;
@@ -473,8 +475,8 @@ caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> sr
             s.waiting = false;
             // All n, or (after a failed write) the first `taken` of them.
             auto k = static_cast<std::ptrdiff_t>(std::min<uint64_t>(taken, n));
-            if (k > 0 && !ends.empty())
-              s.stored_position = ends[static_cast<size_t>(k) - 1];
+            if (k > 0 && s.positions[static_cast<size_t>(k) - 1])
+              s.stored_position = s.positions[static_cast<size_t>(k) - 1];
             s.values.erase(s.values.begin(), s.values.begin() + k);
             s.timestamps.erase(s.timestamps.begin(), s.timestamps.begin() + k);
             s.positions.erase(s.positions.begin(), s.positions.begin() + k);
@@ -743,8 +745,7 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
                                                              : opts.poll_interval_ms);
     std::shared_ptr<events::source> shared_src{std::move(src)};
     auto at = positions.find(spec->name);
-    auto stored = at != positions.end() ? persistence::encode_file_position(at->second)
-                                        : std::string{};
+    auto stored = at != positions.end() ? std::optional{at->second} : std::nullopt;
     node.sources.push_back(spawn_limited_fun(sys, rt, "source", source_loop, shared_src,
                                              node.store, interval, opts.poll_max_events,
                                              spec->name, node.stats, stored));
