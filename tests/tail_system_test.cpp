@@ -27,11 +27,14 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "events/codec.hpp"
 #include "levee/client.hpp"
 #include "net/satellite.pb.h"
+#include "persistence/segment_log.hpp"
+#include "persistence/source_positions.hpp"
 #include "tests/process_support.hpp"
 
 namespace levee {
@@ -122,17 +125,36 @@ public:
   int next() const noexcept { return next_; }
   int rotations() const noexcept { return rotations_; }
 
+  /// Where line n ended: its file and the byte after its newline.
+  const persistence::file_position* end_of(int64_t n) const {
+    return n >= 0 && static_cast<size_t>(n) < ends_.size() ? &ends_[static_cast<size_t>(n)]
+                                                            : nullptr;
+  }
+
 private:
   void put(const std::string& text) {
-    if (fd_ < 0)
+    if (fd_ < 0) {
       fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    ASSERT_GE(fd_, 0) << "cannot open " << path_;
+      ASSERT_GE(fd_, 0) << "cannot open " << path_;
+      struct stat st {};
+      ASSERT_EQ(::fstat(fd_, &st), 0);
+      file_.device = static_cast<uint64_t>(st.st_dev);
+      file_.inode = static_cast<uint64_t>(st.st_ino);
+      file_.offset = static_cast<uint64_t>(st.st_size);
+    }
     size_t done = 0;
     while (done < text.size()) {
       auto n = ::write(fd_, text.data() + done, text.size() - done);
       ASSERT_GT(n, 0) << "cannot write " << path_;
       done += static_cast<size_t>(n);
     }
+    // Each newline completes the next line, in order.
+    for (size_t i = 0; i < text.size(); ++i)
+      if (text[i] == '\n') {
+        ends_.push_back(file_);
+        ends_.back().offset += i + 1;
+      }
+    file_.offset += text.size();
   }
 
   std::string path_;
@@ -141,6 +163,8 @@ private:
   int next_ = 0;
   int rotations_ = 0;
   std::string pending_;
+  persistence::file_position file_;            // the file fd_ writes, and its size
+  std::vector<persistence::file_position> ends_;  // by line number
 };
 
 class TailSystemTest : public ::testing::TestWithParam<bool> {
@@ -411,6 +435,52 @@ TEST_P(TailSystemTest, EveryLineIsStoredExactlyOnceAcrossKillsAndRotations) {
   writer.write_lines(1);
   writer.finish_line();
   check("after a clean restart");
+
+  // In the store itself: each batch's last record carries the position just after its
+  // own line (not after its append's last line, which a kill between two batches of one
+  // append would turn into lost lines).
+  ASSERT_TRUE(satellite_.signal(SIGTERM));
+  EXPECT_EQ(satellite_.wait_exit(bound), std::optional<int>{0});
+  persistence::log_options lo;
+  lo.dir = store;
+  lo.fsync = persistence::fsync_policy::none;
+  auto log = persistence::segment_log::open(lo);
+  ASSERT_TRUE(log.ok()) << log.error().to_string();
+  uint64_t headers = 0;
+  uint64_t wrong = 0;
+  std::string first_wrong;
+  events::event ev;
+  for (uint64_t from = (*log)->start_offset(); from < (*log)->next_offset();) {
+    auto records = (*log)->read(from, 1 << 20);
+    ASSERT_TRUE(records.ok()) << records.error().to_string();
+    ASSERT_FALSE(records->empty());
+    for (auto& r : *records) {
+      from = r.offset + 1;
+      for (auto& [name, value] : r.rec.headers) {
+        std::string source;
+        persistence::file_position at;
+        ASSERT_EQ(name, persistence::position_header_name);
+        ASSERT_TRUE(persistence::parse_position_header(value, source, at));
+        EXPECT_EQ(source, "app");
+        ++headers;
+        ASSERT_TRUE(events::decode(r.rec.value, ev).ok());
+        auto* v = ev.find("n");
+        ASSERT_TRUE(v != nullptr && std::holds_alternative<int64_t>(*v));
+        auto* expected = writer.end_of(std::get<int64_t>(*v));
+        ASSERT_NE(expected, nullptr);
+        if (at.device != expected->device || at.inode != expected->inode
+            || at.offset != expected->offset) {
+          if (wrong++ == 0)
+            first_wrong = "line " + std::to_string(std::get<int64_t>(*v)) + " ends at inode "
+                          + std::to_string(expected->inode) + " byte "
+                          + std::to_string(expected->offset) + ", its batch says inode "
+                          + std::to_string(at.inode) + " byte " + std::to_string(at.offset);
+        }
+      }
+    }
+  }
+  EXPECT_GT(headers, static_cast<uint64_t>(kills));
+  EXPECT_EQ(wrong, 0u) << "of " << headers << " positions; the first: " << first_wrong;
 
   auto text = stderr_of("satellite");
   EXPECT_EQ(killed, kills);
