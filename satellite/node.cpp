@@ -730,6 +730,16 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
     }
     made.emplace_back(std::move(src), &spec);
   }
+  // A hint that was not used (damaged, or ahead of the log) is replaced at once, over a
+  // synced log, so that a later start cannot take its stale positions for good ones.
+  if (!recovered->whole_log_because.empty()) {
+    persistence::position_hint hint{(*log)->next_offset(), positions};
+    auto synced = (*log)->sync();
+    auto written = synced ? persistence::write_position_hint(hint_path, hint) : synced;
+    if (!written)
+      std::fprintf(stderr, "levee satellite: cannot replace the position hint: %s\n",
+                   written.to_string().c_str());
+  }
   // Shared pointers: a function-based actor runs its function later, on a worker.
   std::shared_ptr<persistence::segment_log> shared_log{std::move(*log)};
   auto store_id = opts.id.empty() ? std::string{"unassigned"} : opts.id;
