@@ -33,6 +33,7 @@
 #include "events/codec.hpp"
 #include "levee/client.hpp"
 #include "net/satellite.pb.h"
+#include "persistence/checkpoint.hpp"
 #include "persistence/segment_log.hpp"
 #include "persistence/source_positions.hpp"
 #include "tests/process_support.hpp"
@@ -167,15 +168,86 @@ private:
   std::vector<persistence::file_position> ends_;  // by line number
 };
 
-class TailSystemTest : public ::testing::TestWithParam<bool> {
+class TailSystem : public ::testing::Test {
 protected:
   void SetUp() override {
     ASSERT_TRUE(dir_.ok()) << "cannot create a temporary directory in /tmp";
-    seed_ = 20240611u + (GetParam() ? 1 : 0);
+    seed_ = default_seed();
     if (auto* s = std::getenv("LEVEE_TEST_SEED"))
       seed_ = std::strtoull(s, nullptr, 10);
     RecordProperty("seed", std::to_string(seed_));
     rng_.seed(seed_);
+  }
+  virtual uint64_t default_seed() const { return 20240611u; }
+
+  /// A server on a free port with heartbeats every 50 ms; sets port_.
+  void start_server() {
+    ini server;
+    server.set("node", "roles", "server")
+      .set("server", "listen", "127.0.0.1:0")
+      .set("server", "heartbeat_interval_ms", "50")
+      .set("server", "unhealthy_after", "1000")
+      .set("server", "disconnect_after", "2000");
+    auto listening = start(server_, "server", server, "server listening on");
+    ASSERT_TRUE(listening.has_value()) << stderr_of("server");
+    port_ = static_cast<uint16_t>(std::stoul(listening->substr(listening->rfind(':') + 1)));
+  }
+
+  /// Satellite "t" tailing `app` into the store `store`.
+  ini satellite_config(const std::string& app, const std::string& store, bool start_at_end) {
+    ini sat;
+    sat.set("node", "roles", "satellite")
+      .set("satellite", "id", "t")
+      .set("satellite", "server", "127.0.0.1:" + std::to_string(port_))
+      .set("satellite", "data_dir", store)
+      .set("satellite", "poll_interval_ms", "10")
+      // Syncs (and hint rewrites) often, so kills fall on every side of them.
+      .set("satellite", "fsync_interval_ms", std::to_string(20 + rng_() % 200))
+      .set("source.app", "type", "file_tail")
+      .set("source.app", "path", app)
+      .set("source.app", "start_at_end", start_at_end ? "true" : "false")
+      // Appends of several MiB, so the store splits them into batches a kill can fall
+      // between.
+      .set("limits.store", "max_message_bytes", "16MiB")
+      .set("limits.store", "mailbox_capacity_bytes", "64MiB");
+    return sat;
+  }
+
+  /// Every n in [first, end) stored once, and nothing else.
+  void expect_each_once(int first, int end, const char* when) {
+    const auto expected = static_cast<uint64_t>(end - first);
+    EXPECT_TRUE(until([&](const wire::SatelliteInfo& s) { return s.store().events() >= expected; }))
+      << when << ": stored " << stored() << " of " << expected << "; stderr:\n"
+      << stderr_of("satellite");
+    auto got = stored_numbers();
+    std::map<int64_t, int> times;
+    for (auto n : got)
+      ++times[n];
+    std::vector<int64_t> missing;
+    std::vector<int64_t> twice;
+    std::vector<int64_t> unexpected;
+    for (int n = first; n < end; ++n) {
+      auto it = times.find(n);
+      if (it == times.end())
+        missing.push_back(n);
+      else if (it->second > 1)
+        twice.push_back(n);
+    }
+    for (auto& [n, count] : times)
+      if (n < first || n >= end)
+        unexpected.push_back(n);
+    auto head = [](const std::vector<int64_t>& v) {
+      std::string out;
+      for (size_t i = 0; i < v.size() && i < 20; ++i)
+        out += std::to_string(v[i]) + " ";
+      return out + (v.size() > 20 ? "..." : "");
+    };
+    EXPECT_EQ(got.size(), expected) << when;
+    EXPECT_TRUE(missing.empty()) << when << ": " << missing.size() << " missing: " << head(missing);
+    EXPECT_TRUE(twice.empty()) << when << ": " << twice.size() << " stored more than once: "
+                               << head(twice);
+    EXPECT_TRUE(unexpected.empty()) << when << ": " << unexpected.size()
+                                    << " that should not be there: " << head(unexpected);
   }
 
   /// Starts `levee node` with `config` (stderr appended to `stderr_path`) and waits for
@@ -291,36 +363,18 @@ protected:
   test::child_process satellite_;
 };
 
+class TailSystemTest : public TailSystem, public ::testing::WithParamInterface<bool> {
+protected:
+  uint64_t default_seed() const override { return 20240611u + (GetParam() ? 1 : 0); }
+};
+
 TEST_P(TailSystemTest, EveryLineIsStoredExactlyOnceAcrossKillsAndRotations) {
   const bool start_at_end = GetParam();
   SCOPED_TRACE("seed " + std::to_string(seed_) + " (LEVEE_TEST_SEED replays it)");
-  ini server;
-  server.set("node", "roles", "server")
-    .set("server", "listen", "127.0.0.1:0")
-    .set("server", "heartbeat_interval_ms", "50")
-    .set("server", "unhealthy_after", "1000")
-    .set("server", "disconnect_after", "2000");
-  auto listening = start(server_, "server", server, "server listening on");
-  ASSERT_TRUE(listening.has_value()) << stderr_of("server");
-  port_ = static_cast<uint16_t>(std::stoul(listening->substr(listening->rfind(':') + 1)));
-
+  ASSERT_NO_FATAL_FAILURE(start_server());
   auto app = dir_.file("app.log");
   auto store = dir_.file("store");
-  ini sat;
-  sat.set("node", "roles", "satellite")
-    .set("satellite", "id", "t")
-    .set("satellite", "server", "127.0.0.1:" + std::to_string(port_))
-    .set("satellite", "data_dir", store)
-    .set("satellite", "poll_interval_ms", "10")
-    // Syncs (and hint rewrites) often, so kills fall on every side of them.
-    .set("satellite", "fsync_interval_ms", std::to_string(20 + rng_() % 200))
-    .set("source.app", "type", "file_tail")
-    .set("source.app", "path", app)
-    .set("source.app", "start_at_end", start_at_end ? "true" : "false")
-    // Appends of several MiB, so the store splits them into batches a kill can fall
-    // between.
-    .set("limits.store", "max_message_bytes", "16MiB")
-    .set("limits.store", "mailbox_capacity_bytes", "64MiB");
+  auto sat = satellite_config(app, store, start_at_end);
 
   line_writer writer{app, rng_};
   // Lines before the first start: with start_at_end they are history, not read.
@@ -386,44 +440,7 @@ TEST_P(TailSystemTest, EveryLineIsStoredExactlyOnceAcrossKillsAndRotations) {
   }
   writer.finish_line();
 
-  // Every line from first_expected to the writer's last, once each.
-  auto check = [&](const char* when) {
-    const int end = writer.next();
-    const auto expected = static_cast<uint64_t>(end - first_expected);
-    EXPECT_TRUE(until([&](const wire::SatelliteInfo& s) { return s.store().events() >= expected; }))
-      << when << ": stored " << stored() << " of " << expected << "; stderr:\n"
-      << stderr_of("satellite");
-    auto got = stored_numbers();
-    std::map<int64_t, int> times;
-    for (auto n : got)
-      ++times[n];
-    std::vector<int64_t> missing;
-    std::vector<int64_t> twice;
-    std::vector<int64_t> unexpected;
-    for (int n = first_expected; n < end; ++n) {
-      auto it = times.find(n);
-      if (it == times.end())
-        missing.push_back(n);
-      else if (it->second > 1)
-        twice.push_back(n);
-    }
-    for (auto& [n, count] : times)
-      if (n < first_expected || n >= end)
-        unexpected.push_back(n);
-    auto head = [](const std::vector<int64_t>& v) {
-      std::string out;
-      for (size_t i = 0; i < v.size() && i < 20; ++i)
-        out += std::to_string(v[i]) + " ";
-      return out + (v.size() > 20 ? "..." : "");
-    };
-    EXPECT_EQ(got.size(), expected) << when;
-    EXPECT_TRUE(missing.empty()) << when << ": " << missing.size() << " missing: " << head(missing);
-    EXPECT_TRUE(twice.empty()) << when << ": " << twice.size() << " stored more than once: "
-                               << head(twice);
-    EXPECT_TRUE(unexpected.empty()) << when << ": " << unexpected.size()
-                                    << " that should not be there: " << head(unexpected);
-  };
-  check("after the kills");
+  expect_each_once(first_expected, writer.next(), "after the kills");
 
   // A clean stop and start reads nothing again either: once a line written after the
   // start is stored, anything read again (from before it in the file) would be too.
@@ -434,7 +451,7 @@ TEST_P(TailSystemTest, EveryLineIsStoredExactlyOnceAcrossKillsAndRotations) {
   ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == "healthy"; }));
   writer.write_lines(1);
   writer.finish_line();
-  check("after a clean restart");
+  expect_each_once(first_expected, writer.next(), "after a clean restart");
 
   // In the store itself: each batch's last record carries the position just after its
   // own line (not after its append's last line, which a kill between two batches of one
@@ -489,6 +506,66 @@ TEST_P(TailSystemTest, EveryLineIsStoredExactlyOnceAcrossKillsAndRotations) {
   EXPECT_NE(text.find("was rotated while the satellite was stopped"), std::string::npos) << text;
   EXPECT_EQ(text.find("may be lost"), std::string::npos) << text;
   EXPECT_EQ(text.find("read them from the whole store"), std::string::npos) << text;
+}
+
+TEST_F(TailSystem, ADamagedOrStaleHintIsReplacedAndThePositionsReadFromTheStore) {
+  ASSERT_NO_FATAL_FAILURE(start_server());
+  auto app = dir_.file("app.log");
+  auto store = dir_.file("store");
+  auto hint = store + "/source-positions";
+  auto sat = satellite_config(app, store, false);
+  line_writer writer{app, rng_};
+  writer.write_lines(300);
+  writer.finish_line();
+  ASSERT_TRUE(start(satellite_, "satellite", sat, "dialing").has_value()) << stderr_of("satellite");
+  expect_each_once(0, writer.next(), "at first");
+  // A clean stop writes the hint.
+  auto stop = [&] {
+    ASSERT_TRUE(satellite_.signal(SIGTERM));
+    ASSERT_EQ(satellite_.wait_exit(bound), std::optional<int>{0});
+    ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == "disconnected"; }));
+  };
+  auto start_again = [&] {
+    ASSERT_TRUE(start(satellite_, "satellite", sat, "dialing").has_value());
+    ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == "healthy"; }));
+  };
+
+  // A damaged hint: said, the whole store read instead, and a sound hint written.
+  ASSERT_NO_FATAL_FAILURE(stop());
+  auto bytes = test::read_file(hint);
+  ASSERT_GT(bytes.size(), 30u);
+  bytes[30] = static_cast<char>(bytes[30] ^ 0x40);
+  test::write_file(hint, bytes);
+  writer.write_lines(100);
+  writer.finish_line();
+  ASSERT_NO_FATAL_FAILURE(start_again());
+  EXPECT_TRUE(test::wait_for_file_text(dir_.file("satellite.stderr"),
+                                       "corrupt position hint " + hint + ": checksum mismatch; "
+                                       "read them from the whole store instead",
+                                       bound))
+    << stderr_of("satellite");
+  EXPECT_TRUE(persistence::read_position_hint(hint).ok());
+  expect_each_once(0, writer.next(), "after a damaged hint");
+
+  // A hint ahead of the store (as when the store's tail was cut) with a position past
+  // every line: not believed, and replaced, so a later start does not believe it either.
+  persistence::position_hint ahead;
+  ahead.log_offset = 1'000'000;
+  ahead.positions["app"] = *writer.end_of(writer.next() - 1);
+  ahead.positions["app"].offset += 1'000'000;
+  ASSERT_NO_FATAL_FAILURE(stop());
+  ASSERT_TRUE(persistence::write_position_hint(hint, ahead).ok());
+  writer.write_lines(100);
+  writer.finish_line();
+  ASSERT_NO_FATAL_FAILURE(start_again());
+  EXPECT_TRUE(test::wait_for_file_text(dir_.file("satellite.stderr"),
+                                       "covers the log up to offset 1000000, past its end", bound))
+    << stderr_of("satellite");
+  auto replaced = persistence::read_position_hint(hint);
+  ASSERT_TRUE(replaced.ok());
+  EXPECT_LT(replaced->log_offset, 1'000'000u);
+  expect_each_once(0, writer.next(), "after a hint ahead of the store");
+  EXPECT_EQ(stderr_of("satellite").find("may be lost"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(StartAtEnd, TailSystemTest, ::testing::Bool(),
