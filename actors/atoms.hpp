@@ -66,8 +66,9 @@ using list_atom = caf::atom_constant<caf::atom("list")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 /// (lookup_atom, QueryRequest bytes) -> std::vector<satellite_ref>: where a query goes.
 using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
-/// (append_atom, std::vector<std::string> encoded events) -> uint64_t next offset: to a
-/// satellite's store.
+/// (append_atom, encoded events, timestamps, source name, positions) -> uint64_t events
+/// taken: to a satellite's store. positions: "", or where each event's line ended, one
+/// persistence::encode_file_position after the other; with no events, one position alone.
 using append_atom = caf::atom_constant<caf::atom("append")>;
 /// (scan_atom): a store's self-message that runs one step of its queries.
 using scan_atom = caf::atom_constant<caf::atom("scan")>;

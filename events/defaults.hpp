@@ -42,6 +42,18 @@ constexpr uint64_t read_chunk_bytes_ceiling = 16 * MiB;
 constexpr uint64_t max_read_bytes_per_poll = 4 * MiB;
 constexpr uint64_t max_read_bytes_per_poll_ceiling = 1024 * MiB;
 
+// -- file_tail: events.file_tail.* -------------------------------------------------------
+
+/// bytes at the start of a tailed file whose CRC32C is stored with its position, so that
+/// a restarted satellite tells the same file from another that got its inode. 1 KiB holds
+/// the first lines, which differ between files by their timestamps.
+constexpr uint64_t fingerprint_bytes = 1 * KiB;
+constexpr uint64_t fingerprint_bytes_ceiling = 64 * KiB;
+/// directory entries looked at, at a restart, for the file the path named before it was
+/// rotated away (rotated files sit beside the path): a huge directory cannot hold up the
+/// start; past it the file counts as gone.
+constexpr uint64_t rotated_search_max_entries = 100'000;
+
 // -- unix_socket_source: events.unix_socket.* --------------------------------------------
 
 /// clients connected at once; more are accepted, told why and closed. Each may hold up to

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "events/event.hpp"
 #include "events/json.hpp"
 #include "limits/status.hpp"
+#include "persistence/source_positions.hpp"
 
 namespace levee::events {
 
@@ -31,6 +33,9 @@ struct source_stats {
   uint64_t files_opened = 0;
   uint64_t rotations = 0;    // the path came to name a new file; the old one was finished
   uint64_t truncations = 0;  // the file shrank; reading restarted at 0
+  /// At resume: the file read before the restart was gone (rotated away and deleted, or
+  /// its inode reused), so lines written to it after the stored position are lost.
+  uint64_t files_lost = 0;
 
   // unix_socket_source
   uint64_t connections_accepted = 0;
@@ -53,6 +58,16 @@ public:
 
   /// "file_tail", "unix_socket", "proc", "synthetic".
   virtual std::string_view kind() const noexcept = 0;
+
+  /// Sources whose input outlives the process (file_tail) say where each event of the
+  /// last poll ended: element i is the position just after the line of the i-th event
+  /// that poll appended (as many as it returned). nullptr for the others.
+  virtual const std::vector<persistence::file_position>* event_positions() const noexcept {
+    return nullptr;
+  }
+  /// The position after everything consumed so far (events, bad and blank lines), once
+  /// there is one; nullopt for sources without positions.
+  virtual std::optional<persistence::file_position> position() const { return std::nullopt; }
 
   const source_stats& stats() const noexcept { return stats_; }
 

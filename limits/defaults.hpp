@@ -148,6 +148,9 @@ constexpr uint64_t log_compaction_map_bytes = 64 * MiB;
 /// bytes read from a segment file at once by recovery, scans and compaction: a bounded
 /// buffer whatever the file's size.
 constexpr uint64_t log_read_chunk_bytes = 1 * MiB;
+/// bytes of a satellite's source-position hint file: ~60 bytes a source, so far above any
+/// config's sources; also what a damaged file can make recovery read at most.
+constexpr uint64_t log_position_hint_max_bytes = 1 * MiB;
 
 // -- the query language: query/QUERY.md ---------------------------------------------------
 

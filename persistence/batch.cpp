@@ -251,6 +251,43 @@ batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batc
 
 namespace {
 
+/// One `Header` message (record.proto: 1 name, 2 value; unknown fields skipped) in
+/// [p, end), appended to `out` as views.
+bool read_header(const uint8_t* p, const uint8_t* end,
+                 std::vector<std::pair<std::string_view, std::string_view>>& out) {
+  std::string_view name;
+  std::string_view value;
+  while (p < end) {
+    uint64_t tag = 0;
+    if (!get_varint(p, end, tag))
+      return false;
+    auto wire_type = tag & 7;
+    if (wire_type == 0) {
+      uint64_t x = 0;
+      if (!get_varint(p, end, x))
+        return false;
+    } else if (wire_type == 2) {
+      uint64_t n = 0;
+      if (!get_varint(p, end, n) || n > static_cast<uint64_t>(end - p))
+        return false;
+      std::string_view bytes{reinterpret_cast<const char*>(p), static_cast<size_t>(n)};
+      if ((tag >> 3) == 1)
+        name = bytes;
+      else if ((tag >> 3) == 2)
+        value = bytes;
+      p += n;
+    } else if (wire_type == 1 && end - p >= 8) {
+      p += 8;
+    } else if (wire_type == 5 && end - p >= 4) {
+      p += 4;
+    } else {
+      return false;
+    }
+  }
+  out.emplace_back(name, value);
+  return true;
+}
+
 /// The payload of a checked batch: in place, or inflated into `scratch` when compressed.
 status payload_of(const batch_header& h, const uint8_t* batch, std::string& scratch,
                   const uint8_t*& body, size_t& size) {
@@ -304,7 +341,7 @@ status visit_records(const batch_header& h, const uint8_t* batch, std::string& s
     return status::error(code::storage_error, "a record in a batch does not parse");
   };
   // The protobuf wire format of Record (record.proto), read in place: fields 1 key, 2
-  // value, 3 timestamp_ms, 4 headers (skipped), 5 offset_delta; unknown fields skipped.
+  // value, 3 timestamp_ms, 4 headers, 5 offset_delta; unknown fields skipped.
   while (compacted ? p < end : count < h.offset_count) {
     uint64_t len = 0;
     if (!get_varint(p, end, len) || len > static_cast<uint64_t>(end - p))
@@ -337,6 +374,8 @@ status visit_records(const batch_header& h, const uint8_t* batch, std::string& s
           v.key = bytes;
         else if (field == 2)
           v.value = bytes;
+        else if (field == 4 && !read_header(r, r + n, v.headers))
+          return corrupt();
         r += n;
       } else if (wire_type == 1 && r_end - r >= 8) {
         r += 8;

@@ -89,10 +89,13 @@ struct record_view {
   std::string_view key;
   std::string_view value;
   int64_t timestamp_ms = 0;
+  /// (name, value) views, in order; empty for a record without headers (most), which
+  /// then costs no allocation.
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
 };
 
-/// Calls `fn` for each record of a batch that passed check_batch, without copying keys
-/// or values (headers are skipped). `scratch` holds a compressed payload, inflated.
+/// Calls `fn` for each record of a batch that passed check_batch, without copying keys,
+/// values or headers. `scratch` holds a compressed payload, inflated.
 status visit_records(const batch_header& header, const uint8_t* batch, std::string& scratch,
                      const std::function<void(const record_view&)>& fn);
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "limits/defaults.hpp"
 #include "persistence/crc32c.hpp"
 
 namespace levee::persistence {
@@ -18,6 +19,7 @@ constexpr uint32_t magic = 0x4B43564Cu;  // "LVCK" little-endian
 constexpr uint32_t version = 1;
 constexpr uint32_t kind_high_water = 1;
 constexpr uint32_t kind_leader_epochs = 2;
+constexpr uint32_t kind_position_hint = 3;
 constexpr uint32_t max_entries = 1u << 20;
 
 void put32(std::string& out, uint32_t v) {
@@ -93,7 +95,9 @@ std::string encode(uint32_t kind, const std::vector<epoch_entry>& entries) {
   return out;
 }
 
-result<std::vector<epoch_entry>> decode(const std::string& path, uint32_t kind) {
+/// The file's bytes, at most `cap` + 1 of them (more means it is too big);
+/// not_found when it does not exist.
+result<std::string> read_capped(const std::string& path, size_t cap) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT)
@@ -114,10 +118,18 @@ result<std::vector<epoch_entry>> decode(const std::string& path, uint32_t kind) 
     if (n == 0)
       break;
     in.append(buf, static_cast<size_t>(n));
-    if (in.size() > 16 + static_cast<size_t>(max_entries) * 16 + 4)
+    if (in.size() > cap)
       break;
   }
   ::close(fd);
+  return in;
+}
+
+result<std::vector<epoch_entry>> decode(const std::string& path, uint32_t kind) {
+  auto read = read_capped(path, 16 + static_cast<size_t>(max_entries) * 16 + 4);
+  if (!read)
+    return read.error();
+  auto& in = *read;
   auto bad = [&](const std::string& why) {
     return status::error(code::storage_error, "corrupt checkpoint " + path + ": " + why);
   };
@@ -160,6 +172,81 @@ status write_leader_epochs(const std::string& path, const std::vector<epoch_entr
 
 result<std::vector<epoch_entry>> read_leader_epochs(const std::string& path) {
   return decode(path, kind_leader_epochs);
+}
+
+} // namespace levee::persistence
+
+namespace levee::persistence {
+
+// Kind 3, the source-position hint (FORMAT.md "Source positions"): after the common
+// header (magic, version, kind, entry count n) the log offset it covers (u64), then n
+// entries of a u16 name length, the name and an encoded file_position; the CRC32C last.
+
+status write_position_hint(const std::string& path, const position_hint& hint) {
+  std::string out;
+  put32(out, magic);
+  put32(out, version);
+  put32(out, kind_position_hint);
+  put32(out, static_cast<uint32_t>(hint.positions.size()));
+  put64(out, hint.log_offset);
+  for (auto& [name, pos] : hint.positions) {
+    if (name.size() > 0xFFFF)
+      return status::error(code::bad_request, "a source name of " + std::to_string(name.size())
+                                                + " bytes cannot be in a position hint");
+    out.push_back(static_cast<char>(name.size() & 0xFF));
+    out.push_back(static_cast<char>(name.size() >> 8));
+    out += name;
+    out += encode_file_position(pos);
+  }
+  put32(out, crc32c(0, out.data(), out.size()));
+  if (out.size() > defaults::log_position_hint_max_bytes)
+    return status::error(code::bad_request,
+                         "a position hint of " + std::to_string(out.size())
+                           + " bytes is over log_position_hint_max_bytes "
+                           + std::to_string(defaults::log_position_hint_max_bytes));
+  return write_atomically(path, out);
+}
+
+result<position_hint> read_position_hint(const std::string& path) {
+  auto read = read_capped(path, defaults::log_position_hint_max_bytes);
+  if (!read)
+    return read.error();
+  auto& in = *read;
+  auto bad = [&](const std::string& why) {
+    return status::error(code::storage_error, "corrupt position hint " + path + ": " + why);
+  };
+  if (in.size() > defaults::log_position_hint_max_bytes)
+    return bad("over log_position_hint_max_bytes "
+               + std::to_string(defaults::log_position_hint_max_bytes));
+  if (in.size() < 28)
+    return bad("shorter than its header");
+  if (crc32c(0, in.data(), in.size() - 4) != get(in, in.size() - 4, 4))
+    return bad("checksum mismatch");
+  if (get(in, 0, 4) != magic || get(in, 4, 4) != version || get(in, 8, 4) != kind_position_hint)
+    return bad("not a version 1 position hint");
+  auto count = get(in, 12, 4);
+  position_hint hint;
+  hint.log_offset = get(in, 16, 8);
+  size_t at = 24;
+  auto end = in.size() - 4;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (end - at < 2)
+      return bad("its entries end early");
+    auto len = static_cast<size_t>(get(in, at, 2));
+    at += 2;
+    if (end - at < len + file_position_bytes)
+      return bad("its entries end early");
+    auto name = in.substr(at, len);
+    at += len;
+    file_position pos;
+    if (!decode_file_position(std::string_view{in}.substr(at, file_position_bytes), pos))
+      return bad("the position of '" + name + "' does not decode");
+    at += file_position_bytes;
+    hint.positions[name] = pos;
+  }
+  if (at != end)
+    return bad("its size does not match its entry count");
+  return hint;
 }
 
 } // namespace levee::persistence

@@ -126,7 +126,8 @@ status read_source(const std::string& name, const flat_config& cfg, source_spec&
   // The keys each type takes; anything else in the section is an error naming it.
   std::set<std::string> known{"type", "poll_interval_ms"};
   if (out.type == "file_tail")
-    known.insert({"path", "start_at_end", "read_chunk_bytes", "max_read_bytes_per_poll"});
+    known.insert({"path", "start_at_end", "read_chunk_bytes", "max_read_bytes_per_poll",
+                  "fingerprint_bytes"});
   else if (out.type == "unix_socket")
     known.insert({"path", "max_connections", "read_chunk_bytes", "max_read_bytes_per_poll",
                   "max_accepts_per_poll"});
@@ -158,6 +159,7 @@ status read_source(const std::string& name, const flat_config& cfg, source_spec&
       if (k == "path") c.path = value;
       else if (k == "start_at_end") st = read_bool(key, value, c.start_at_end);
       else if (k == "read_chunk_bytes") st = read_number(key, value, c.read_chunk_bytes);
+      else if (k == "fingerprint_bytes") st = read_number(key, value, c.fingerprint_bytes);
       else st = read_number(key, value, c.max_read_bytes_per_poll);
     } else if (out.type == "unix_socket") {
       auto& c = out.unix_socket;

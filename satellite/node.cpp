@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <optional>
@@ -21,7 +22,9 @@
 #include "limits/stream_credit.hpp"
 #include "net/satellite.pb.h"
 #include "net/server.hpp"
+#include "persistence/checkpoint.hpp"
 #include "persistence/segment_log.hpp"
+#include "persistence/source_positions.hpp"
 #include "satellite/satellite.hpp"
 #include "satellite/scan.hpp"
 
@@ -67,6 +70,12 @@ struct store_state {
   bool scan_scheduled = false;
   bool stopping = false;
   int64_t last_sync_ms = 0;
+  // The newest position stored for each file-reading source (persistence/
+  // source_positions.hpp); the hint file is rewritten when they moved since.
+  std::map<std::string, persistence::file_position> positions;
+  bool positions_moved = false;
+  std::string hint_path;
+  std::string hint_error;  // the last failure said on stderr, so it is said once
   const char* name = "levee.store";
 };
 
@@ -179,44 +188,110 @@ void scan_step(Self* self, const satellite_options& opts,
   schedule_scan(self);
 }
 
+/// Rewrites the position hint: every source's position as of the log's end. Only after a
+/// successful sync, so the hint never covers batches a machine crash could take away.
+template <class Self>
+void write_hint(Self* self) {
+  auto& st = self->state;
+  persistence::position_hint hint;
+  hint.log_offset = st.log->next_offset();
+  hint.positions = st.positions;
+  if (auto s = persistence::write_position_hint(st.hint_path, hint); !s) {
+    if (s.message() != st.hint_error)
+      std::fprintf(stderr, "levee satellite: cannot write the position hint (a restart reads "
+                           "more of the store): %s\n", s.to_string().c_str());
+    st.hint_error = s.message();
+    return;
+  }
+  st.hint_error.clear();
+  st.positions_moved = false;
+}
+
 template <class Self>
 caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
                     satellite_options opts, std::string satellite_id,
-                    std::shared_ptr<satellite_stats> stats) {
+                    std::shared_ptr<satellite_stats> stats,
+                    std::map<std::string, persistence::file_position> positions,
+                    std::string hint_path) {
   self->state.log = std::move(log);
+  self->state.positions = std::move(positions);
+  self->state.hint_path = std::move(hint_path);
   self->delayed_send(self, milliseconds(opts.retention_interval_ms), retention_atom::value);
   auto sync_every = milliseconds(opts.fsync_interval_ms);
   self->delayed_send(self, sync_every, tick_atom::value);
   return {
-    [=](append_atom, std::vector<std::string>& values,
-        std::vector<int64_t>& timestamps) -> caf::result<uint64_t> {
+    [=](append_atom, std::vector<std::string>& values, std::vector<int64_t>& timestamps,
+        const std::string& source, const std::string& positions) -> caf::result<uint64_t> {
       auto& st = self->state;
       if (st.stopping)
         return refuse(code::shutting_down, "satellite.store", "the satellite is stopping");
-      if (values.size() != timestamps.size() || values.empty())
-        return refuse(code::bad_request, "satellite.store", "an append without events");
-      // Batches of at most a quarter of the log's batch bound.
+      constexpr auto width = persistence::file_position_bytes;
+      if (values.size() != timestamps.size()
+          || (!positions.empty() && positions.size() != std::max<size_t>(values.size(), 1) * width))
+        return refuse(code::bad_request, "satellite.store",
+                      "an append whose events, timestamps and positions do not match");
+      auto encoded = [&](size_t i) { return std::string_view{positions}.substr(i * width, width); };
+      std::vector<persistence::file_position> ends(positions.size() / width);
+      for (size_t i = 0; i < ends.size(); ++i)
+        if (!persistence::decode_file_position(encoded(i), ends[i]))
+          return refuse(code::bad_request, "satellite.store", "a source position that does not decode");
+      if (values.empty()) {
+        if (positions.empty())
+          return refuse(code::bad_request, "satellite.store", "an append without events");
+        // Lines that made no event (bad, blank), or where a source starts: no batch to
+        // ride on, so the hint carries the position; at once for a source's first one,
+        // so a restart does not apply start_at_end again.
+        bool first = st.positions.count(source) == 0;
+        st.positions[source] = ends.front();
+        st.positions_moved = true;
+        if (first && st.log->sync())
+          write_hint(self);
+        return uint64_t{0};
+      }
+      // Batches of at most a quarter of the log's batch bound. Each batch carries the
+      // position after its own last event, as a header of that record: a batch and its
+      // position are written, or torn, together.
       std::vector<persistence::record> batch;
       uint64_t bytes = 0;
-      auto flush = [&]() -> status {
+      size_t taken = 0;  // events written
+      auto flush = [&](size_t end) -> status {
         if (batch.empty())
           return {};
+        if (!positions.empty())
+          batch.back().headers.emplace_back(
+            std::string{persistence::position_header_name},
+            persistence::position_header_value(source, encoded(end - 1)));
         auto r = st.log->append(batch);
         batch.clear();
         bytes = 0;
-        return r ? status{} : r.error();
+        if (!r)
+          return r.error();
+        taken = end;
+        if (!positions.empty()) {
+          st.positions[source] = ends[end - 1];
+          st.positions_moved = true;
+        }
+        return {};
+      };
+      // After a failure the events already written are answered as taken (the source
+      // offers the rest again, and hears of the failure then); none: the failure.
+      auto failed = [&](const status& s) -> caf::result<uint64_t> {
+        if (taken == 0)
+          return refuse(s.code(), "satellite.store", s.message());
+        stats->events_stored.fetch_add(taken);
+        return uint64_t{taken};
       };
       for (size_t i = 0; i < values.size(); ++i) {
         if (bytes + values[i].size() > defaults::log_max_batch_bytes / 4)
-          if (auto s = flush(); !s)
-            return refuse(s.code(), "satellite.store", s.message());
+          if (auto s = flush(i); !s)
+            return failed(s);
         bytes += values[i].size();
         batch.push_back(persistence::record{{}, std::move(values[i]), timestamps[i], {}});
       }
-      if (auto s = flush(); !s)
-        return refuse(s.code(), "satellite.store", s.message());
+      if (auto s = flush(values.size()); !s)
+        return failed(s);
       stats->events_stored.fetch_add(values.size());
-      return st.log->next_offset();
+      return uint64_t{values.size()};
     },
     [=](wire_stream_atom, const std::string& payload, uint64_t rid, uint64_t credit_batches,
         uint64_t credit_bytes) -> caf::result<std::string> {
@@ -314,7 +389,10 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
                     stats);
         it = next;
       }
-      self->state.log->sync();  // the interval promise: a machine crash loses at most this
+      // The interval promise: a machine crash loses at most this. The hint follows only
+      // a good sync.
+      if (self->state.log->sync() && self->state.positions_moved)
+        write_hint(self);
       self->delayed_send(self, sync_every, tick_atom::value);
     },
     [=](stop_atom) -> bool {
@@ -328,6 +406,8 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
       auto synced = st.log->sync();
       if (!synced)
         std::fprintf(stderr, "levee satellite: %s\n", synced.to_string().c_str());
+      else if (st.positions_moved)
+        write_hint(self);
       self->quit();
       return synced.ok();
     },
@@ -341,6 +421,9 @@ struct source_state {
   std::vector<events::event> polled;
   std::deque<std::string> values;     // waiting for the store (held until it takes them)
   std::deque<int64_t> timestamps;
+  // With values: where each event's line ended (a file_tail's; none for other sources).
+  std::deque<std::optional<persistence::file_position>> positions;
+  std::optional<persistence::file_position> stored_position;  // the newest the store took
   size_t chunk = 0;                   // events per append; halved when the store says too large
   bool waiting = false;
   uint64_t bad_seen = 0;
@@ -357,12 +440,16 @@ using source_actor = caf::stateful_actor<source_state, limited_actor>;
 /// flight: a source that produces faster than the store takes waits (a file is simply
 /// read later). A refused append is kept and offered again; one too large for the store's
 /// message bound is split; a single event too large even alone is dropped, counted and
-/// reported (it can never be stored).
+/// reported (it can never be stored). A source with positions (file_tail) sends, with
+/// each event, where its line ended, and when it has consumed lines that made no event,
+/// that position alone; `stored_position` is the one the store had at the start.
 caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> src,
                           caf::actor store, milliseconds interval, uint64_t max_events,
-                          std::string name, std::shared_ptr<satellite_stats> stats) {
+                          std::string name, std::shared_ptr<satellite_stats> stats,
+                          std::optional<persistence::file_position> stored_position) {
   self->state.src = std::move(src);
   self->state.chunk = max_events;
+  self->state.stored_position = std::move(stored_position);
   self->send(self, tick_atom::value);
   return {
     [=](tick_atom) {
@@ -393,28 +480,68 @@ caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> sr
           st.last_error = st.src->last_error();
           std::fprintf(stderr, "levee satellite: source %s: %s\n", name.c_str(), st.last_error.c_str());
         }
-        for (auto& e : st.polled) {
+        auto* ends = st.src->event_positions();
+        if (ends != nullptr && ends->size() != st.polled.size()) {
+          std::fprintf(stderr, "levee satellite: source %s: %zu positions for %zu events; "
+                               "these are stored without them\n",
+                       name.c_str(), ends->size(), st.polled.size());
+          ends = nullptr;
+        }
+        for (size_t i = 0; i < st.polled.size(); ++i) {
           st.values.emplace_back();
-          events::encode(e, st.values.back());
-          st.timestamps.push_back(e.timestamp_ms);
+          events::encode(st.polled[i], st.values.back());
+          st.timestamps.push_back(st.polled[i].timestamp_ms);
+          st.positions.push_back(ends != nullptr ? std::optional{(*ends)[i]} : std::nullopt);
         }
         if (st.values.empty()) {
-          self->delayed_send(self, interval, tick_atom::value);
+          // Nothing to store, but the source may have moved past lines that made no
+          // event, or settled where it starts: the store keeps that position too.
+          auto at = st.src->position();
+          if (!at || at == st.stored_position) {
+            self->delayed_send(self, interval, tick_atom::value);
+            return;
+          }
+          st.waiting = true;
+          self->request(store, seconds(30), append_atom::value, std::vector<std::string>{},
+                        std::vector<int64_t>{}, name, persistence::encode_file_position(*at))
+            .then(
+              [=](uint64_t) {
+                self->state.waiting = false;
+                self->state.stored_position = at;
+                self->delayed_send(self, interval, tick_atom::value);
+              },
+              [=](caf::error&) {
+                self->state.waiting = false;
+                stats->store_refusals.fetch_add(1);
+                self->delayed_send(self, interval, tick_atom::value);
+              });
           return;
         }
       }
       auto n = std::min(st.values.size(), st.chunk);
       std::vector<std::string> values(st.values.begin(), st.values.begin() + static_cast<std::ptrdiff_t>(n));
       std::vector<int64_t> ts(st.timestamps.begin(), st.timestamps.begin() + static_cast<std::ptrdiff_t>(n));
+      // Every event of the chunk has its position (33 bytes each, in order), or none is sent.
+      std::string ends;
+      for (size_t i = 0; i < n && st.positions[i]; ++i)
+        ends += persistence::encode_file_position(*st.positions[i]);
+      if (ends.size() != n * persistence::file_position_bytes)
+        ends.clear();
       auto full = st.polled.size() >= max_events;
       st.waiting = true;
-      self->request(store, seconds(30), append_atom::value, std::move(values), std::move(ts))
+      self->request(store, seconds(30), append_atom::value, std::move(values), std::move(ts),
+                    name, ends)
         .then(
-          [=](uint64_t) {
+          [=](uint64_t taken) {
             auto& s = self->state;
             s.waiting = false;
-            s.values.erase(s.values.begin(), s.values.begin() + static_cast<std::ptrdiff_t>(n));
-            s.timestamps.erase(s.timestamps.begin(), s.timestamps.begin() + static_cast<std::ptrdiff_t>(n));
+            // All n, or (after a failed write) the first `taken` of them.
+            auto k = static_cast<std::ptrdiff_t>(std::min<uint64_t>(taken, n));
+            if (k > 0 && s.positions[static_cast<size_t>(k) - 1])
+              s.stored_position = s.positions[static_cast<size_t>(k) - 1];
+            s.values.erase(s.values.begin(), s.values.begin() + k);
+            s.timestamps.erase(s.timestamps.begin(), s.timestamps.begin() + k);
+            s.positions.erase(s.positions.begin(), s.positions.begin() + k);
             if (!s.values.empty() || full)
               self->send(self, tick_atom::value);  // more is waiting right now
             else
@@ -437,6 +564,7 @@ caf::behavior source_loop(source_actor* self, std::shared_ptr<events::source> sr
               stats->events_dropped.fetch_add(1);
               s.values.pop_front();
               s.timestamps.pop_front();
+              s.positions.pop_front();
               self->send(self, tick_atom::value);
               return;
             }
@@ -617,6 +745,24 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
     std::fprintf(stderr, "levee satellite: store recovery cut %llu bytes of a torn write in %s (%s)\n",
                  static_cast<unsigned long long>(report.truncated_bytes),
                  report.truncated_file.c_str(), report.truncated_reason.c_str());
+  // Where each file_tail stood when the satellite stopped: the positions stored with the
+  // events they cover, read from the hint file and the log after it (FORMAT.md "Source
+  // positions").
+  auto hint_path = (std::filesystem::path(opts.data_dir) / "source-positions").string();
+  auto recovered = persistence::recover_positions(**log, hint_path);
+  if (!recovered)
+    return status::error(recovered.error().code(), "cannot open the store in " + opts.data_dir
+                                                     + ": " + recovered.error().message());
+  if (!recovered->whole_log_because.empty())
+    std::fprintf(stderr, "levee satellite: source positions: %s; read them from the whole "
+                         "store instead (%llu found)\n",
+                 recovered->whole_log_because.c_str(),
+                 static_cast<unsigned long long>(recovered->headers_found));
+  if (recovered->hint_behind_log_start)
+    std::fprintf(stderr, "levee satellite: source positions: the hint %s is older than the "
+                         "store's first event; positions stored after it and removed by "
+                         "retention are lost\n", hint_path.c_str());
+  std::map<std::string, persistence::file_position> positions;  // of the sources configured
   satellite_node node;
   node.stats = std::make_shared<satellite_stats>();
   // Sources are made before anything starts, so a bad one (a socket path that is a file)
@@ -625,7 +771,14 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
   for (auto& spec : cfg.sources) {
     std::unique_ptr<events::source> src;
     if (spec.type == "file_tail") {
-      src = std::make_unique<events::file_tail>(spec.file_tail, cfg.json);
+      auto tail = std::make_unique<events::file_tail>(spec.file_tail, cfg.json);
+      // With a stored position it carries on from there; start_at_end is for a first start.
+      if (auto at = recovered->positions.find(spec.name); at != recovered->positions.end()) {
+        std::fprintf(stderr, "levee satellite: source %s: %s\n", spec.name.c_str(),
+                     tail->resume(at->second).c_str());
+        positions.insert(*at);
+      }
+      src = std::move(tail);
     } else if (spec.type == "unix_socket") {
       auto s = events::unix_socket_source::listen(spec.unix_socket, cfg.json,
                                                   "source." + spec.name);
@@ -639,23 +792,35 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
     }
     made.emplace_back(std::move(src), &spec);
   }
+  // A hint that was not used (damaged, or ahead of the log) is replaced at once, over a
+  // synced log, so that a later start cannot take its stale positions for good ones.
+  if (!recovered->whole_log_because.empty()) {
+    persistence::position_hint hint{(*log)->next_offset(), positions};
+    auto synced = (*log)->sync();
+    auto written = synced ? persistence::write_position_hint(hint_path, hint) : synced;
+    if (!written)
+      std::fprintf(stderr, "levee satellite: cannot replace the position hint: %s\n",
+                   written.to_string().c_str());
+  }
   // Shared pointers: a function-based actor runs its function later, on a worker.
   std::shared_ptr<persistence::segment_log> shared_log{std::move(*log)};
   auto store_id = opts.id.empty() ? std::string{"unassigned"} : opts.id;
   if (cfg.store_on_multiplexer)
     node.store = spawn_limited_on_multiplexer(sys.middleman(), rt, "store",
                                               store<store_actor_t<levee::broker>>, shared_log,
-                                              opts, store_id, node.stats);
+                                              opts, store_id, node.stats, positions, hint_path);
   else
     node.store = spawn_limited_fun(sys, rt, "store", store<store_actor_t<caf::event_based_actor>>,
-                                   shared_log, opts, store_id, node.stats);
+                                   shared_log, opts, store_id, node.stats, positions, hint_path);
   for (auto& [src, spec] : made) {
     auto interval = milliseconds(spec->poll_interval_ms != 0 ? spec->poll_interval_ms
                                                              : opts.poll_interval_ms);
     std::shared_ptr<events::source> shared_src{std::move(src)};
+    auto at = positions.find(spec->name);
+    auto stored = at != positions.end() ? std::optional{at->second} : std::nullopt;
     node.sources.push_back(spawn_limited_fun(sys, rt, "source", source_loop, shared_src,
                                              node.store, interval, opts.poll_max_events,
-                                             spec->name, node.stats));
+                                             spec->name, node.stats, stored));
   }
   node.agent = spawn_limited_fun(sys, rt, "satellite", agent, node.store, opts, node.stats);
   auto ctx = std::make_shared<net::server_context>(net_cfg);

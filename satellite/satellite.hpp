@@ -102,8 +102,10 @@ struct satellite_node {
   std::shared_ptr<satellite_stats> stats;
 };
 
-/// Opens the store (recovering its log; progress on stderr for big ones), starts the
-/// sources, the uplink to opts.server and the agent. `net_cfg` holds the limits this
+/// Opens the store (recovering its log; progress on stderr for big ones) and the positions
+/// its file_tail sources had (`<data_dir>/source-positions` and the log after it; each
+/// source resumes there, saying how on stderr), starts the sources, the uplink to
+/// opts.server and the agent. `net_cfg` holds the limits this
 /// satellite enforces on its connection and the connection token.
 result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
                                        const satellite_config& cfg,
