@@ -666,6 +666,7 @@ bool write_frame(connection_broker* self, const wire::Envelope& env) {
   st.ctx->stats.frames_out.fetch_add(1);
   if (!st.output_blocked && waiting + written >= write_mark(self)) {
     st.output_blocked = true;
+    st.ctx->stats.input_paused_for_slow_reader.fetch_add(1);
     sync_reading(self);
   }
   return true;
@@ -1014,6 +1015,7 @@ void handle_frame(connection_broker* self, wire::Envelope& env) {
     }
     case wire::Envelope::kCredit: {
       // More credit for one of the peer's streams; unknown or finished ids are ignored.
+      st.ctx->stats.credit_frames_in.fetch_add(1);
       auto i = st.pending.find(env.request_id());
       if (i == st.pending.end() || i->second.expired)
         return;

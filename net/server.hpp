@@ -41,6 +41,11 @@ struct net_stats {
   /// Requests whose actor had not answered by their deadline plus as long again (at least
   /// 1 s): the peer was told deadline_exceeded at the deadline; the slot is given back.
   std::atomic<uint64_t> requests_abandoned{0};
+  /// Times a connection stopped taking its peer's input because the peer was behind on
+  /// reading (more than half of net.max_write_buffer_bytes waited for it).
+  std::atomic<uint64_t> input_paused_for_slow_reader{0};
+  /// Credit frames received (flow control of streamed answers).
+  std::atomic<uint64_t> credit_frames_in{0};
   /// Reject frames sent, by code.
   std::array<std::atomic<uint64_t>, max_code_number + 1> rejects{};
   /// Connections this side closed, by the code of the Reject that closed them.

@@ -299,6 +299,8 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
       wire::QueryRequest req;
       if (!req.ParseFromString(payload))
         return refuse(code::bad_request, "satellite.query", "a QueryRequest that does not parse");
+      if (auto too_long = query::check_text_bytes(req.text().size()))
+        return to_error(*too_long);  // names query.max_text_bytes, not a parse error
       auto q = query::parse(req.text());
       if (!q)
         return refuse(code::bad_request, "satellite.query", "bad query text: " + q.error().message());

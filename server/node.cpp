@@ -137,6 +137,10 @@ std::string render_server_stats(const server_node& node, const runtime& rt) {
       << " refused; frames in " << n.frames_in.load() << ", out " << n.frames_out.load()
       << "; requests answered " << n.requests_answered.load() << ", abandoned "
       << n.requests_abandoned.load() << "\n";
+  out << "flow control: " << n.credit_frames_in.load() << " credit frames in; input paused "
+      << n.input_paused_for_slow_reader.load() << " times for slow readers; "
+      << n.rejected(code::slow_consumer) << " answers or connections refused as "
+      << "slow_consumer\n";
   if (node.router)
     if (auto io = net::io_loop_stats_of(node.router->home_system())) {
       char looked[32];

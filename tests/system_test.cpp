@@ -1840,6 +1840,10 @@ TEST_F(SystemTest, ABigAnswerToASlowReaderCompletesWhileOthersAreServed) {
   auto info = satellite_info(srv->port, "a");
   ASSERT_TRUE(info);
   EXPECT_EQ(info->state(), "healthy");
+  // The client's reading paced it: it granted credit as it went, and stats say so.
+  auto stats = server_stats(srv->port);
+  EXPECT_NE(stats.find("flow control: "), std::string::npos) << stats;
+  EXPECT_EQ(stats.find("flow control: 0 credit frames"), std::string::npos) << stats;
 }
 
 // A query to a satellite the server disconnects for missed heartbeats ends `unavailable`
