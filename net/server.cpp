@@ -541,7 +541,7 @@ stream_credit lend(connection_broker* self, uint64_t tag,
                    connection_state::incoming_stream& stream, bool first = false) {
   auto& st = self->state;
   if (st.output_blocked || waiting_bytes(self) >= write_mark(self)) {
-    if (stream.credit.held().allows_batch())
+    if (!stream.credit.held().empty())
       st.lend_withheld = true;
     return {};
   }
