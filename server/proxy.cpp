@@ -612,6 +612,14 @@ bool end_query(router_actor* self, caf::actor_id proxyer,
   return true;
 }
 
+/// The query the current sender (a connection) runs as request `rid`, or null.
+const running_query* running_for_sender(router_actor* self, uint64_t rid) {
+  auto& st = self->state;
+  auto sender = self->current_sender() ? self->current_sender()->id() : 0;
+  auto i = st.by_request.find({sender, rid});
+  return i == st.by_request.end() ? nullptr : &st.running.at(i->second);
+}
+
 std::string stats_reply(const std::function<std::string()>& render, uint64_t version) {
   wire::StatsReply reply;
   reply.set_text(render());
@@ -747,22 +755,12 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
     [=](credit_atom, uint64_t rid, uint64_t batches, uint64_t bytes) {
       // Credit for a query whose proxyer has sent nothing yet (the connection sends the
       // next straight to the proxyer): passed on with the query's id.
-      auto& st = self->state;
-      auto sender = self->current_sender() ? self->current_sender()->id() : 0;
-      auto i = st.by_request.find({sender, rid});
-      if (i == st.by_request.end())
-        return;
-      auto& q = st.running.at(i->second);
-      self->send(q.proxyer, credit_atom::value, q.query_id, batches, bytes);
+      if (auto q = running_for_sender(self, rid))
+        self->send(q->proxyer, credit_atom::value, q->query_id, batches, bytes);
     },
     [=](cancel_atom, uint64_t rid) {
-      auto& st = self->state;
-      auto sender = self->current_sender() ? self->current_sender()->id() : 0;
-      auto i = st.by_request.find({sender, rid});
-      if (i == st.by_request.end())
-        return;
-      auto& q = st.running.at(i->second);
-      self->send(q.proxyer, cancel_atom::value, q.query_id);
+      if (auto q = running_for_sender(self, rid))
+        self->send(q->proxyer, cancel_atom::value, q->query_id);
     },
     [=](stop_atom) -> bool {
       // The server stops: every query ends with shutting_down before the connections go

@@ -4,6 +4,7 @@
 // when an assertion failed); a temporary directory removed afterwards; a free loopback
 // port. POSIX only.
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -359,6 +360,49 @@ private:
   std::string buffer_;
   std::vector<std::string> seen_;
   std::optional<int> exit_status_;
+};
+
+/// An INI file as sections of keys, in order; set() replaces a key.
+class ini {
+public:
+  ini& set(const std::string& section, const std::string& key, const std::string& value) {
+    auto& s = section_(section);
+    for (auto& kv : s.second)
+      if (kv.first == key) {
+        kv.second = value;
+        return *this;
+      }
+    s.second.emplace_back(key, value);
+    return *this;
+  }
+  ini& erase(const std::string& section, const std::string& key) {
+    auto& s = section_(section);
+    s.second.erase(std::remove_if(s.second.begin(), s.second.end(),
+                                  [&](auto& kv) { return kv.first == key; }),
+                   s.second.end());
+    return *this;
+  }
+  std::string text() const {
+    std::string out;
+    for (auto& [name, keys] : sections_) {
+      out += "[" + name + "]\n";
+      for (auto& [k, v] : keys)
+        out += k + " = " + v + "\n";
+      out += "\n";
+    }
+    return out;
+  }
+
+private:
+  using section = std::pair<std::string, std::vector<std::pair<std::string, std::string>>>;
+  section& section_(const std::string& name) {
+    for (auto& s : sections_)
+      if (s.first == name)
+        return s;
+    sections_.push_back({name, {}});
+    return sections_.back();
+  }
+  std::vector<section> sections_;
 };
 
 } // namespace levee::test

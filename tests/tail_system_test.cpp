@@ -49,32 +49,7 @@ const std::string levee_binary = LEVEE_BINARY;
 /// The bound on every wait: far above what a loaded 2-core machine needs.
 constexpr milliseconds bound = 30s;
 
-/// An INI file as sections of keys, in order.
-class ini {
-public:
-  ini& set(const std::string& section, const std::string& key, const std::string& value) {
-    for (auto& s : sections_)
-      if (s.first == section) {
-        s.second.emplace_back(key, value);
-        return *this;
-      }
-    sections_.push_back({section, {{key, value}}});
-    return *this;
-  }
-  std::string text() const {
-    std::string out;
-    for (auto& [name, keys] : sections_) {
-      out += "[" + name + "]\n";
-      for (auto& [k, v] : keys)
-        out += k + " = " + v + "\n";
-      out += "\n";
-    }
-    return out;
-  }
-
-private:
-  std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> sections_;
-};
+using test::ini;
 
 /// Appends numbered lines {"n":N,"pad":"..."} to a file the way a logging application
 /// does: through one descriptor, sometimes a line in two writes (its second half comes
