@@ -72,7 +72,7 @@ public:
   /// on from where the previous step stopped, mid-batch included: a batch larger than a
   /// step is checked over several, and nothing read is held after the step but a partial
   /// checksum. Begins a pass when none is under way.
-  scrub_step step(uint64_t max_bytes);
+  [[nodiscard]] scrub_step step(uint64_t max_bytes);
 
   /// Whether a pass is under way (a step has begun it and none has ended it yet).
   bool in_pass() const noexcept { return in_pass_; }

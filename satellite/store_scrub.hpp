@@ -35,7 +35,7 @@ public:
   /// Runs one step if the rate allows it now. Returns how long to wait before calling
   /// again: 0 when the next step's bytes are already paid for (from the burst), the time
   /// until they are, or the pause after a pass. Never 0 twice without reading a byte.
-  std::chrono::nanoseconds step();
+  [[nodiscard]] std::chrono::nanoseconds step();
 
   uint64_t step_bytes() const noexcept { return step_bytes_; }
   persistence::scrub_stats stats() const { return scrubber_.stats(); }
