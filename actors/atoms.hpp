@@ -79,5 +79,7 @@ using done_atom = caf::atom_constant<caf::atom("done")>;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 /// (retention_atom): a store's periodic retention pass.
 using retention_atom = caf::atom_constant<caf::atom("retention")>;
+/// (scrub_atom): a store's self-message that runs one step of its background scrub.
+using scrub_atom = caf::atom_constant<caf::atom("scrub")>;
 
 } // namespace levee

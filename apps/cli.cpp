@@ -138,14 +138,30 @@ int ask_and_print(const char* sub, const char* description, const std::vector<st
   return print(*answer);
 }
 
-int print_satellites(const std::string& answer) {
+/// What a satellite's store scrub says of it: off, pending (no pass over its closed
+/// segments completed yet), ok, or damaged.
+const char* store_health(const wire::SatelliteInfo& s) {
+  if (s.store_damaged())
+    return "damaged";
+  if (s.store().scrub_bytes_per_sec() == 0)
+    return "off";
+  return s.store().scrub_passes() == 0 ? "pending" : "ok";
+}
+
+/// The list as a table (and a line per satellite whose store is damaged), or with `json`
+/// as one line of JSON (every field of SatelliteList, by its .proto name).
+int print_satellites(const std::string& answer, bool json) {
   wire::SatelliteList list;
   if (!list.ParseFromString(answer)) {
     std::fprintf(stderr, "levee satellites: an answer that does not parse\n");
     return 1;
   }
-  std::printf("%-16s %-13s %10s %12s %9s %8s %6s %6s  %s\n", "ID", "STATE", "EVENTS", "BYTES",
-              "LAST BEAT", "QUERIES", "LOAD", "CACHE", "LABELS");
+  if (json) {
+    std::printf("%s\n", message_json(list).c_str());
+    return 0;
+  }
+  std::printf("%-16s %-13s %10s %12s %9s %8s %6s %6s %-8s  %s\n", "ID", "STATE", "EVENTS",
+              "BYTES", "LAST BEAT", "QUERIES", "LOAD", "CACHE", "STORE", "LABELS");
   for (auto& s : list.satellites()) {
     std::string labels;
     std::map<std::string, std::string> sorted(s.labels().begin(), s.labels().end());
@@ -156,15 +172,22 @@ int print_satellites(const std::string& answer) {
     auto cache = reads == 0 ? std::string("-")
                             : std::to_string(s.store().read_cache_hits() * 100 / reads) + "%";
     // What satellites sent is UTF-8, checked; it may still hold control characters.
-    std::printf("%-16s %-13s %10llu %12llu %7llums %8u %6.2f %6s  %s\n",
+    std::printf("%-16s %-13s %10llu %12llu %7llums %8u %6.2f %6s %-8s  %s\n",
                 printable(s.satellite_id()).c_str(), printable(s.state()).c_str(),
                 static_cast<unsigned long long>(s.store().events()),
                 static_cast<unsigned long long>(s.store().bytes()),
                 static_cast<unsigned long long>(s.since_heartbeat_ms()), s.queries_running(),
-                s.load(), cache.c_str(), labels.c_str());
+                s.load(), cache.c_str(), store_health(s), labels.c_str());
   }
   if (list.satellites_size() == 0)
     std::printf("(no satellite has registered)\n");
+  for (auto& s : list.satellites())
+    if (s.store_damaged())
+      std::printf("%s: store damaged: %llu segment%s; last found: %s\n",
+                  printable(s.satellite_id()).c_str(),
+                  static_cast<unsigned long long>(s.store().scrub_damaged_segments()),
+                  s.store().scrub_damaged_segments() == 1 ? "" : "s",
+                  printable(s.store().scrub_last_damage()).c_str());
   return 0;
 }
 
@@ -174,9 +197,12 @@ int run_satellites(const std::vector<std::string>& args) {
   po::options_description opts{"levee satellites: the satellites a server knows, and their state"};
   server_args a;
   bool watch = false;
+  bool json = false;
   uint64_t changes = 0;
   add_server_options(opts, a);
   opts.add_options()
+    ("json", po::bool_switch(&json),
+     "print the list as one line of JSON (with --watch: a line per change)")
     ("watch", po::bool_switch(&watch),
      "print the list again whenever it changes (a registration, a heartbeat, a state "
      "change), until interrupted; the server holds each request until then")
@@ -191,7 +217,7 @@ int run_satellites(const std::vector<std::string>& args) {
     return 2;
   if (!watch) {
     auto answer = ask("satellites", *co, "satellites", wire::SatellitesRequest{}.SerializeAsString());
-    return answer ? print_satellites(*answer) : 1;
+    return answer ? print_satellites(*answer, json) : 1;
   }
   client c{*co};
   if (auto st = c.connect_with_backoff(seconds(3)); !st) {
@@ -232,10 +258,13 @@ int run_satellites(const std::vector<std::string>& args) {
     if (version && list.version() == *version)
       continue;  // the wait ended with no change
     version = list.version();
-    if (printed++ > 0)
-      std::printf("\n");
-    std::printf("-- version %llu\n", static_cast<unsigned long long>(*version));
-    print_satellites(*r.payload);
+    if (!json) {
+      if (printed > 0)
+        std::printf("\n");
+      std::printf("-- version %llu\n", static_cast<unsigned long long>(*version));
+    }
+    ++printed;
+    print_satellites(*r.payload, json);
     std::fflush(stdout);
     if (changes != 0 && printed > changes)
       return 0;

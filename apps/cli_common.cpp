@@ -4,9 +4,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include <google/protobuf/descriptor.h>
 
 #include "events/codec.hpp"
 #include "events/json.hpp"
@@ -244,6 +247,105 @@ bool wait_for_satellites(const client_options& co, const std::vector<std::string
     std::this_thread::sleep_for(milliseconds(50));  // polling a remote state, not a test
   }
   return false;
+}
+
+namespace {
+
+namespace pb = google::protobuf;
+
+void append_json(std::string& out, const pb::Message& m);
+
+/// One value of `field` (the `index`-th when repeated).
+void append_field_value(std::string& out, const pb::Message& m, const pb::FieldDescriptor* f,
+                        int index) {
+  auto* r = m.GetReflection();
+  bool rep = f->is_repeated();
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_INT32:
+      out += std::to_string(rep ? r->GetRepeatedInt32(m, f, index) : r->GetInt32(m, f));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_INT64:
+      out += std::to_string(rep ? r->GetRepeatedInt64(m, f, index) : r->GetInt64(m, f));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_UINT32:
+      out += std::to_string(rep ? r->GetRepeatedUInt32(m, f, index) : r->GetUInt32(m, f));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_UINT64:
+      out += std::to_string(rep ? r->GetRepeatedUInt64(m, f, index) : r->GetUInt64(m, f));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+      events::append_json_double(out, rep ? r->GetRepeatedDouble(m, f, index) : r->GetDouble(m, f));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_FLOAT:
+      events::append_json_double(out, rep ? r->GetRepeatedFloat(m, f, index) : r->GetFloat(m, f));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_BOOL:
+      out += (rep ? r->GetRepeatedBool(m, f, index) : r->GetBool(m, f)) ? "true" : "false";
+      break;
+    case pb::FieldDescriptor::CPPTYPE_ENUM:
+      events::append_json_string(out, (rep ? r->GetRepeatedEnum(m, f, index) : r->GetEnum(m, f))->name());
+      break;
+    case pb::FieldDescriptor::CPPTYPE_STRING:
+      events::append_json_string(out, rep ? r->GetRepeatedString(m, f, index) : r->GetString(m, f));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_MESSAGE:
+      append_json(out, rep ? r->GetRepeatedMessage(m, f, index) : r->GetMessage(m, f));
+      break;
+  }
+}
+
+void append_json(std::string& out, const pb::Message& m) {
+  auto* d = m.GetDescriptor();
+  auto* r = m.GetReflection();
+  out += '{';
+  for (int i = 0; i < d->field_count(); ++i) {
+    auto* f = d->field(i);
+    if (i > 0)
+      out += ',';
+    events::append_json_string(out, f->name());
+    out += ':';
+    if (f->is_map()) {
+      // Entries of a map field are messages (key = 1, value = 2), in no set order.
+      std::map<std::string, std::string> sorted;
+      auto* key = f->message_type()->field(0);
+      auto* value = f->message_type()->field(1);
+      for (int j = 0; j < r->FieldSize(m, f); ++j) {
+        auto& entry = r->GetRepeatedMessage(m, f, j);
+        std::string k, v;
+        append_field_value(k, entry, key, -1);
+        append_field_value(v, entry, value, -1);
+        if (key->cpp_type() != pb::FieldDescriptor::CPPTYPE_STRING)
+          k = "\"" + k + "\"";  // JSON keys are strings
+        sorted[k] = v;
+      }
+      out += '{';
+      bool first = true;
+      for (auto& [k, v] : sorted) {
+        out += (first ? "" : ",") + k + ":" + v;
+        first = false;
+      }
+      out += '}';
+    } else if (f->is_repeated()) {
+      out += '[';
+      for (int j = 0; j < r->FieldSize(m, f); ++j) {
+        if (j > 0)
+          out += ',';
+        append_field_value(out, m, f, j);
+      }
+      out += ']';
+    } else {
+      append_field_value(out, m, f, -1);
+    }
+  }
+  out += '}';
+}
+
+} // namespace
+
+std::string message_json(const google::protobuf::Message& message) {
+  std::string out;
+  append_json(out, message);
+  return out;
 }
 
 } // namespace levee::apps

@@ -16,6 +16,8 @@
 
 #include <boost/program_options.hpp>
 
+#include <google/protobuf/message.h>
+
 #include "levee/client.hpp"
 #include "limits/config_file.hpp"
 
@@ -89,6 +91,12 @@ struct query_request {
 /// cannot be reached.
 int run_one_query(const client_options& co, const query_request& q, std::ostream& out,
                   std::ostream& err);
+
+/// A protobuf message as one line of JSON for `--json`: every field (defaults included,
+/// so the keys do not come and go), by its .proto name; numbers as JSON numbers (64-bit
+/// ones too), strings and bytes as strings (bytes that are not UTF-8 become U+FFFD), maps
+/// as objects with sorted keys.
+std::string message_json(const google::protobuf::Message& message);
 
 /// Waits until every id in `ids` is registered and healthy with at least `min_events`
 /// stored; false after `bound`.

@@ -223,5 +223,13 @@ constexpr uint64_t satellite_retention_interval_ms = 10'000;
 constexpr uint64_t satellite_max_segment_age_ms = 3'600'000;
 /// bytes the store keeps (whole segments are dropped past it): 1 GiB per satellite.
 constexpr uint64_t satellite_retention_max_bytes = 1 * GiB;
+/// bytes/s of closed store segments the background scrub reads and verifies
+/// (persistence/FORMAT.md "Scrub"); 0 = no scrub. 8 MiB/s is a few percent of one disk's
+/// sequential reads and ~6 ms of checksumming a second, and still covers the default
+/// 1 GiB store in about two minutes.
+constexpr uint64_t satellite_scrub_bytes_per_sec = 8 * MiB;
+/// ms from the end of one scrub pass to the start of the next: at the defaults a full
+/// store is read a few minutes an hour, and damage is known within about an hour.
+constexpr uint64_t satellite_scrub_interval_ms = 3'600'000;
 
 } // namespace levee::defaults

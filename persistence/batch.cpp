@@ -213,8 +213,8 @@ status encode_compacted_batch(uint64_t base_offset, uint32_t offset_count,
                 limits, out);
 }
 
-batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batch_bytes,
-                        batch_header& h, std::string& why) {
+batch_check check_batch_header(const uint8_t* data, size_t available, uint64_t max_batch_bytes,
+                               batch_header& h, std::string& why) {
   if (available < batch_header_bytes)
     return batch_check::incomplete;
   h.base_offset = get<uint64_t>(data);
@@ -240,13 +240,31 @@ batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batc
           + " that this version cannot read";
     return batch_check::corrupt_header;
   }
-  if (available < h.length)
-    return batch_check::incomplete;
-  if (body_crc(data, h.length) != h.crc) {
+  return batch_check::ok;
+}
+
+void payload_checksum::feed(const uint8_t* data, size_t n) noexcept {
+  crc_ = crc32c(crc_, data, n);
+}
+
+batch_check payload_checksum::verdict(const batch_header& h, std::string& why) const {
+  if (crc_ != h.crc) {
     why = "batch payload checksum mismatch";
     return batch_check::corrupt_body;
   }
   return batch_check::ok;
+}
+
+batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batch_bytes,
+                        batch_header& h, std::string& why) {
+  if (auto header = check_batch_header(data, available, max_batch_bytes, h, why);
+      header != batch_check::ok)
+    return header;
+  if (available < h.length)
+    return batch_check::incomplete;
+  payload_checksum body;
+  body.feed(data + batch_header_bytes, h.length - batch_header_bytes);
+  return body.verdict(h, why);
 }
 
 namespace {

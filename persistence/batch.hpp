@@ -83,6 +83,25 @@ enum class batch_check {
 batch_check check_batch(const uint8_t* data, size_t available, uint64_t max_batch_bytes,
                         batch_header& header, std::string& why);
 
+/// The first half of check_batch: parses and verifies the header alone (its checksum and
+/// values), so that a reader holding only part of a big batch can begin with it: `ok`,
+/// `incomplete` (fewer than batch_header_bytes) or `corrupt_header`.
+batch_check check_batch_header(const uint8_t* data, size_t available, uint64_t max_batch_bytes,
+                               batch_header& header, std::string& why);
+
+/// The second half: the payload checksum over the bytes after the header, fed in order in
+/// any number of pieces (check_batch feeds them at once; the scrubber a step at a time).
+class payload_checksum {
+public:
+  void feed(const uint8_t* data, size_t n) noexcept;
+  /// `ok`, or `corrupt_body` with `why`, once every payload byte of `header`'s batch was
+  /// fed.
+  batch_check verdict(const batch_header& header, std::string& why) const;
+
+private:
+  uint32_t crc_ = 0;
+};
+
 /// A record as it lies in a batch: views into the batch (or its inflated payload).
 struct record_view {
   uint64_t offset = 0;

@@ -120,6 +120,7 @@ status segment_log::recover(recovery_report& report) {
       break;
     }
     next_offset_ = seg.base_offset;
+    seg.generation = ++generations_;
     segments_.push_back(std::move(seg));
     auto& added = segments_.back();
     bool is_last = i + 1 == bases.size();
@@ -547,6 +548,7 @@ status segment_log::roll(uint64_t base_offset) {
     write_index(segments_.back(), base_offset);
   segment seg;
   seg.base_offset = base_offset;
+  seg.generation = ++generations_;
   seg.path = (fs::path(opts_.dir) / segment_name(base_offset)).string();
   seg.fd = io_.open(seg.path, true);
   if (seg.fd < 0)
@@ -649,6 +651,7 @@ status segment_log::truncate_to(uint64_t offset) {
     return roll(offset);
   }
   auto& seg = segments_.back();
+  seg.generation = ++generations_;  // cut below: not the file a scrub may have been in
   // It becomes the segment being written: its index goes (the next roll writes a new one).
   io_.unlink(index_path(seg));
   auto fd = fd_of(seg);
@@ -1042,6 +1045,7 @@ status segment_log::rewrite_segment(size_t index, uint64_t end_offset,
   if (seg.fd >= 0)
     io_.close(seg.fd);  // it still reads the old file
   seg.fd = -1;
+  seg.generation = ++generations_;
   seg.size = bytes.size();
   seg.entries = std::move(fresh.entries);
   seg.max_timestamp_ms = fresh.max_timestamp_ms;

@@ -181,7 +181,14 @@ private:
     /// last entry at or before the offset they want and walk batches from there.
     std::vector<index_entry> entries;
     uint64_t last_used = 0;  // for closing the least recently used descriptor
+    /// Unique among the segment files this log object has had (new, reopened, rewritten
+    /// by compaction, cut by truncate_to): the scrubber tells a file it was walking from
+    /// one that replaced it under the same base offset.
+    uint64_t generation = 0;
   };
+  /// Walks closed segments through the descriptors, the file_io and the sparse entries
+  /// above, on the thread that uses the log (scrubber.hpp).
+  friend class scrubber;
   class batch_reader;
 
   explicit segment_log(log_options opts)
@@ -236,6 +243,7 @@ private:
   uint64_t total_bytes_ = 0;
   uint64_t next_progress_ = 0;
   mutable uint64_t use_tick_ = 0;
+  uint64_t generations_ = 0;  // the last segment::generation handed out
 
 public:
   /// Descriptors open now (for tests and stats).

@@ -28,6 +28,8 @@ const field_spec<S> satellite_fields[] = {
   {"max_segment_bytes", &S::max_segment_bytes, 4096, 64 * defaults::GiB, "bytes"},
   {"max_segment_age_ms", &S::max_segment_age_ms, 0, 1ull << 50, "ms"},
   {"fsync_interval_ms", &S::fsync_interval_ms, 1, 3'600'000, "ms"},
+  {"scrub_bytes_per_sec", &S::scrub_bytes_per_sec, 0, 64 * defaults::GiB, "bytes/s"},
+  {"scrub_interval_ms", &S::scrub_interval_ms, 10, 1ull << 40, "ms"},
 };
 
 using J = events::json_limits;

@@ -27,6 +27,7 @@
 #include "persistence/source_positions.hpp"
 #include "satellite/satellite.hpp"
 #include "satellite/scan.hpp"
+#include "satellite/store_scrub.hpp"
 
 namespace levee::satellite {
 
@@ -77,6 +78,9 @@ struct store_state {
   std::string hint_path;
   std::string hint_error;  // the last failure said on stderr, so it is said once
   const char* name = "levee.store";
+  // The background scrub of the closed segments (none when satellite.scrub_bytes_per_sec
+  // is 0): one bounded step per scrub_atom, like a scan step.
+  std::unique_ptr<store_scrub> scrub;
 };
 
 // The store is written once for both places it can run (satellite_config::
@@ -219,6 +223,15 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
   self->delayed_send(self, milliseconds(opts.retention_interval_ms), retention_atom::value);
   auto sync_every = milliseconds(opts.fsync_interval_ms);
   self->delayed_send(self, sync_every, tick_atom::value);
+  if (opts.scrub_bytes_per_sec > 0) {
+    // Here and not in an actor of its own: the log's reads are not thread-safe (they share
+    // descriptors, a buffer and the cache), and the store owns the log.
+    self->state.scrub = std::make_unique<store_scrub>(
+      *self->state.log, opts.scrub_bytes_per_sec, opts.scan_step_bytes,
+      milliseconds(opts.scrub_interval_ms), steady_clock_source::instance(),
+      [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+    self->send(self, scrub_atom::value);
+  }
   return {
     [=](append_atom, std::vector<std::string>& values, std::vector<int64_t>& timestamps,
         const std::string& source, const std::string& positions) -> caf::result<uint64_t> {
@@ -364,7 +377,21 @@ caf::behavior store(Self* self, std::shared_ptr<persistence::segment_log> log,
     },
     [=](scan_atom) { scan_step(self, opts, stats); },
     [=](caf::get_atom) -> std::string {
-      return store_stats_of(*self->state.log, *stats).SerializeAsString();
+      auto out = store_stats_of(*self->state.log, *stats);
+      if (self->state.scrub)
+        self->state.scrub->fill(out);
+      return out.SerializeAsString();
+    },
+    [=](scrub_atom) {
+      // One step of at most scan_step_bytes, then the next when the scrub's rate allows.
+      auto& st = self->state;
+      if (st.stopping || !st.scrub)
+        return;
+      auto wait = st.scrub->step();
+      if (wait.count() == 0)
+        self->send(self, scrub_atom::value);
+      else
+        self->delayed_send(self, wait, scrub_atom::value);
     },
     [=](retention_atom) {
       persistence::segment_log::retention policy;

@@ -51,6 +51,11 @@ struct satellite_options {
   uint64_t max_segment_bytes = defaults::log_max_segment_bytes;
   uint64_t max_segment_age_ms = defaults::satellite_max_segment_age_ms;
   uint64_t fsync_interval_ms = defaults::log_fsync_interval_ms;  // the store syncs this often
+  /// The background scrub of the store's closed segments: its rate (0 = none) and the
+  /// pause between passes. It runs in steps of at most scan_step_bytes (and of at most one
+  /// second's rate), between queries and appends like a scan step.
+  uint64_t scrub_bytes_per_sec = defaults::satellite_scrub_bytes_per_sec;
+  uint64_t scrub_interval_ms = defaults::satellite_scrub_interval_ms;
 };
 
 /// [source.<name>]: one source; `type` says which of the four.

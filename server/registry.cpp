@@ -108,6 +108,8 @@ std::string render_list(const registry_state& st) {
     s.set_since_heartbeat_ms(static_cast<uint64_t>(std::max<int64_t>(0, now - e.last_seen_ms)));
     s.set_sequence(e.sequence);
     *s.mutable_store() = e.store;
+    // Marked for an operator to see before a query fails; queries still go to it.
+    s.set_store_damaged(e.store.scrub_damaged_segments() > 0);
     s.set_load(e.load);
     s.set_address(e.address);
     s.set_queries_running(e.queries_running);

@@ -205,6 +205,9 @@ TEST(SatelliteConfig, ReadsEverySectionAndNamesTheKeyOfAnyError) {
   EXPECT_EQ(good->sources[0].name, "app");
   EXPECT_FALSE(good->sources[0].file_tail.start_at_end);
   EXPECT_EQ(good->sources[1].synthetic.rate_per_sec, 1000u);
+  // The store's scrub is on by default, at its documented rate and pause.
+  EXPECT_EQ(good->satellite.scrub_bytes_per_sec, 8 * defaults::MiB);
+  EXPECT_EQ(good->satellite.scrub_interval_ms, 3'600'000u);
   ASSERT_EQ(good->sources[1].synthetic.levels.size(), 2u);
 
   struct bad_case {
@@ -232,6 +235,9 @@ TEST(SatelliteConfig, ReadsEverySectionAndNamesTheKeyOfAnyError) {
      "source.x.start_at_end = maybe"},
     {base({{"source.x.type", "synthetic"}, {"source.x.levels", "INFO"}}), "source.x.levels = INFO"},
     {base({{"events.max_depth", "0"}}), "events.max_depth = 0"},
+    {base({{"satellite.scrub_bytes_per_sec", "-1"}}), "satellite.scrub_bytes_per_sec"},
+    {base({{"satellite.scrub_bytes_per_sec", "65GiB"}}), "satellite.scrub_bytes_per_sec = "},
+    {base({{"satellite.scrub_interval_ms", "0"}}), "satellite.scrub_interval_ms = 0"},
   };
   for (auto& c : cases) {
     auto r = satellite_from_config(c.cfg);

@@ -19,12 +19,16 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <string>
 #include <fstream>
 #include <thread>
 #include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "events/codec.hpp"
 #include "levee/client.hpp"
@@ -1543,6 +1547,103 @@ TEST_F(SystemTest, BinaryGarbageInAConfigIsShownEscaped) {
     EXPECT_TRUE(only_printable(text)) << printable(text);
     EXPECT_NE(text.find("\\x1b[31m\\xff"), std::string::npos) << printable(text);
   }
+}
+
+// -- the store's background scrub (persistence/FORMAT.md "Scrub") ------------------------
+
+/// The store's segment files in `dir`, oldest first.
+std::vector<std::filesystem::path> segment_files(const std::string& dir) {
+  std::vector<std::filesystem::path> out;
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.path().extension() == ".log")
+      out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(SystemTest, TheScrubShowsDamageInAClosedSegmentBeforeAnyQueryReadsItAndQueriesGoOn) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto store = dir_.file("scrubbed-store");
+  // Small segments and appends of 20 events: 400 events make about ten segments. A fast
+  // scrub with short pauses, so a test need not wait long for the next pass.
+  auto sat = start_satellite_with("a", srv->port, make_events(400, 0), [&](ini& c) {
+    c.set("satellite", "data_dir", store)
+      .set("satellite", "max_segment_bytes", "4096")
+      .set("satellite", "poll_max_events", "20")
+      .set("satellite", "scrub_bytes_per_sec", "1MiB")
+      .set("satellite", "scrub_interval_ms", "100");
+  });
+  ASSERT_NE(sat, nullptr);
+  auto segments = segment_files(store);
+  ASSERT_GE(segments.size(), 3u);
+  // Scrubbed clean first.
+  uint64_t clean_passes = 0;
+  ASSERT_TRUE(until_satellite(srv->port, "a", [&](const wire::SatelliteInfo& s) {
+    clean_passes = s.store().scrub_passes();
+    return clean_passes >= 1 && s.store().scrub_damaged_segments() == 0 && !s.store_damaged()
+           && s.store().scrub_bytes_per_sec() == 1024 * 1024;
+  })) << satellites(srv->port).DebugString();
+  // One byte of the oldest segment's first batch payload changes on disk while it runs.
+  {
+    int fd = ::open(segments[0].c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char byte = 0;
+    ASSERT_EQ(::pread(fd, &byte, 1, 58), 1);
+    byte = static_cast<char>(byte ^ 0x01);
+    ASSERT_EQ(::pwrite(fd, &byte, 1, 58), 1);
+    ::close(fd);
+  }
+  // The server's list marks the satellite within a pass, with no query run.
+  ASSERT_TRUE(until_satellite(srv->port, "a",
+                              [](const wire::SatelliteInfo& s) { return s.store_damaged(); }))
+    << satellites(srv->port).DebugString();
+  auto where = segments[0].string() + " at byte 0: batch payload checksum mismatch";
+  auto info = satellite_info(srv->port, "a");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->state(), "healthy");  // queries still go to it
+  EXPECT_EQ(info->store().scrub_damaged_segments(), 1u);
+  EXPECT_GT(info->store().scrub_passes(), clean_passes);
+  EXPECT_EQ(info->store().scrub_last_damage(), where);
+  EXPECT_TRUE(stderr_shows(*sat, {"levee satellite: the store's scrub found damage: " + where}))
+    << sat->stderr_text();
+  // `levee satellites` shows it, as JSON and as text.
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+  auto [json_exit, json] = run_levee({"satellites", "--server", address, "--json"},
+                                     dir_.file("satellites-json.stderr"));
+  EXPECT_EQ(json_exit, std::optional<int>{0});
+  EXPECT_NE(json.find("\"store_damaged\":true"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"scrub_last_damage\":\"" + where + "\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"scrub_damaged_segments\":1,"), std::string::npos) << json;
+  auto [text_exit, text] = run_levee({"satellites", "--server", address},
+                                     dir_.file("satellites-text.stderr"));
+  EXPECT_EQ(text_exit, std::optional<int>{0});
+  EXPECT_NE(text.find(" damaged "), std::string::npos) << text;
+  EXPECT_NE(text.find("a: store damaged: 1 segment; last found: " + where), std::string::npos)
+    << text;
+  // Queries over the undamaged data are answered in full (1700000300000 ms is n = 300).
+  client c = connect(srv->port);
+  auto recent = run_query(c, query_on("a", "where n >= 300 since \"2023-11-14T22:18:20Z\""));
+  ASSERT_TRUE(recent.stats.has_value()) << recent;
+  std::vector<int64_t> expected(100);
+  std::iota(expected.begin(), expected.end(), 300);
+  EXPECT_EQ(recent.ns(), expected);
+  // One that reads the damaged batch fails as the scrub said it would.
+  auto old = run_query(c, query_on("a", "where n < 10"));
+  ASSERT_TRUE(old.rejected.has_value()) << old;
+  EXPECT_EQ(old.rejected->code, code::storage_error) << old;
+  // Later passes find it again and say nothing more: one line per damaged segment.
+  auto passes = satellite_info(srv->port, "a")->store().scrub_passes();
+  ASSERT_TRUE(until_satellite(srv->port, "a", [&](const wire::SatelliteInfo& s) {
+    return s.store().scrub_passes() >= passes + 2 && s.store_damaged();
+  }));
+  auto said = sat->stderr_text();
+  size_t lines = 0;
+  for (auto at = said.find("scrub found damage"); at != std::string::npos;
+       at = said.find("scrub found damage", at + 1))
+    ++lines;
+  EXPECT_EQ(lines, 1u) << said;
 }
 
 // -- stopping and cancelling ------------------------------------------------------------
