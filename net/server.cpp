@@ -772,16 +772,30 @@ void fill_hello(wire::Hello& out, const server_context& ctx, wire::Role role,
   ol.set_idle_timeout_ms(static_cast<uint32_t>(limits.idle_timeout_ms));
 }
 
-/// Arms the deadline timer for `deadline_ns` unless it is armed for an earlier one, and
-/// for no later than a tick from now (it then finds nothing due and arms again): a timer
-/// waits in CAF's clock until it fires, answered request or not, so timers a whole
-/// deadline ahead (30 s by default) would pile up with the rate of requests.
+/// Arms the deadline timer for `deadline_ns` (unless it is armed for an earlier one) when
+/// that is at most two ticks away; a later deadline is armed by the tick that comes near it
+/// (on_tick). A timer waits in CAF's clock until it fires, answered request or not: timers
+/// a whole deadline ahead (30 s by default) would pile up with the rate of requests, and a
+/// timer every tick would wake the clock thread for nothing.
 void arm_deadline(connection_broker* self, int64_t deadline_ns, int64_t now) {
   auto& st = self->state;
-  auto at = std::min(deadline_ns, now + duration_cast<nanoseconds>(st.tick_interval).count());
-  if (st.deadline_timer.arm(at))
-    delayed_send_by_id(self, st.timers, nanoseconds(std::max<int64_t>(at - now, 0)),
-                       timeout_atom::value, at);
+  if (deadline_ns > now + 2 * duration_cast<nanoseconds>(st.tick_interval).count())
+    return;
+  if (st.deadline_timer.arm(deadline_ns))
+    delayed_send_by_id(self, st.timers, nanoseconds(std::max<int64_t>(deadline_ns - now, 0)),
+                       timeout_atom::value, deadline_ns);
+}
+
+/// Arms the deadline timer for the earliest deadline of the requests in flight, if near.
+void arm_next_deadline(connection_broker* self, int64_t now) {
+  auto& st = self->state;
+  int64_t next = 0;
+  for (auto& [rid, p] : st.pending) {
+    auto at = p.expired ? p.abandon_ns : p.deadline_ns;
+    next = next == 0 ? at : std::min(next, at);
+  }
+  if (next != 0)
+    arm_deadline(self, next, now);
 }
 
 /// The armed timer fired: requests past their deadline are answered deadline_exceeded
@@ -1237,6 +1251,7 @@ void on_tick(connection_broker* self) {
       write_frame(self, ping);
     }
   }
+  arm_next_deadline(self, now);
   later(self, st.tick_interval, tick_atom::value);
 }
 
