@@ -27,6 +27,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/earliest_timer.hpp"
 #include "actors/weak_timer.hpp"
+#include "limits/printable.hpp"
 #include "limits/stream_credit.hpp"
 #include "limits/token_bucket.hpp"
 #include "net/frame.hpp"
@@ -1524,7 +1525,7 @@ void report(uplink_actor* self, const uplink_options& opts, std::string why) {
   auto now = steady_clock::now();
   if (s.last_error != s.reported || now - s.reported_at >= report_every) {
     std::fprintf(stderr, "levee: %s; retrying with backoff (up to %lld ms)\n",
-                 s.last_error.c_str(), static_cast<long long>(opts.backoff_max.count()));
+                 printable(s.last_error).c_str(), static_cast<long long>(opts.backoff_max.count()));
     s.reported = s.last_error;
     s.reported_at = now;
   }
@@ -1710,7 +1711,7 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
       s.connected = true;
       s.backoff = opts.backoff_initial;
       if (!s.reported.empty()) {
-        std::fprintf(stderr, "levee: connected to %s:%u again\n", opts.host.c_str(),
+        std::fprintf(stderr, "levee: connected to %s:%u again\n", printable(opts.host).c_str(),
                      static_cast<unsigned>(opts.port));
         s.reported.clear();
       }
