@@ -620,9 +620,9 @@ const running_query* running_for_sender(router_actor* self, uint64_t rid) {
   return i == st.by_request.end() ? nullptr : &st.running.at(i->second);
 }
 
-std::string stats_reply(const std::function<std::string()>& render, uint64_t version) {
+std::string stats_reply(const std::function<void(wire::StatsReply&)>& fill, uint64_t version) {
   wire::StatsReply reply;
-  reply.set_text(render());
+  fill(reply);
   reply.set_version(version);
   return reply.SerializeAsString();
 }
@@ -632,7 +632,7 @@ constexpr int64_t stats_coalesce_ns = 5'000'000;
 
 caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> routes,
                      server_options opts, std::shared_ptr<proxy_stats> stats,
-                     std::function<std::string()> render_stats) {
+                     std::function<void(wire::StatsReply&)> render_stats) {
   self->state.stats_watchers.emplace(watcher_set::bounds{
     opts.max_list_watchers, opts.max_list_watchers_per_client, opts.max_list_wait_ms,
     stats_coalesce_ns});
@@ -797,7 +797,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
 caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt,
                               std::shared_ptr<satellite_routes> routes, server_options opts,
                               std::shared_ptr<proxy_stats> stats,
-                              std::function<std::string()> render_stats) {
+                              std::function<void(wire::StatsReply&)> render_stats) {
   return spawn_limited_on_multiplexer(sys.middleman(), rt, "proxy", router, std::move(routes),
                                       std::move(opts), std::move(stats), std::move(render_stats));
 }
