@@ -86,6 +86,39 @@ std::string io_loop_line(const wire::IoLoopStats& io) {
   return line;
 }
 
+/// A time in us as people read it: "250 us", "2.5 ms", "30 s".
+std::string duration_label(double us) {
+  char text[32];
+  if (us < 1000)
+    std::snprintf(text, sizeof text, "%.0f us", us);
+  else if (us < 1'000'000)
+    std::snprintf(text, sizeof text, "%.3g ms", us / 1e3);
+  else
+    std::snprintf(text, sizeof text, "%.3g s", us / 1e6);
+  return text;
+}
+
+/// "query durations at the router: 3 <= 250 us, 1 > 30 s; mean 1.2 ms\n": the buckets
+/// that counted, or nothing when no query ended yet.
+std::string durations_line(const wire::Histogram& h) {
+  std::string buckets;
+  uint64_t count = 0;
+  for (int i = 0; i < h.counts_size(); ++i) {
+    if (h.counts(i) == 0)
+      continue;
+    count += h.counts(i);
+    auto last = h.upper_bounds_size() - 1;
+    auto bound = i <= last ? "<= " + duration_label(h.upper_bounds(i))
+                 : last >= 0 ? "> " + duration_label(h.upper_bounds(last))
+                             : std::string{"in all"};
+    buckets += (buckets.empty() ? "" : ", ") + std::to_string(h.counts(i)) + " " + bound;
+  }
+  if (count == 0)
+    return {};
+  return "query durations at the router: " + buckets + "; mean "
+         + duration_label(static_cast<double>(h.sum()) / static_cast<double>(count)) + "\n";
+}
+
 } // namespace
 
 std::string stats_text(const wire::StatsReply& reply) {
@@ -110,6 +143,7 @@ std::string stats_text(const wire::StatsReply& reply) {
          + num(q.completed()) + " completed, " + num(q.failed()) + " failed, "
          + num(q.cancelled()) + " cancelled, " + num(q.refused()) + " refused; "
          + num(q.rows_returned()) + " rows, " + num(q.bytes_returned()) + " bytes returned\n";
+  out += durations_line(q.duration_us());
   out += render_stats(runtime_snapshot_of(reply));
   return out;
 }

@@ -8,8 +8,8 @@
 
 namespace levee::apps {
 
-/// The listener, flow control, the I/O loop, the Rejects sent, the queries, the node
-/// budget and every actor kind, a line each (the listener's line and the query line
+/// The listener, flow control, the I/O loop, the Rejects sent and connections closed by
+/// code, the queries and their durations, the node budget and every actor kind, a line each (the listener's line and the query line
 /// always; the others when the reply holds them). Names that came from the server are
 /// shown through printable().
 std::string stats_text(const wire::StatsReply& reply);

@@ -161,6 +161,12 @@ void fill_queries(const proxy_stats& q, wire::QueryCounters& out) {
   out.set_refused(q.refused.load());
   out.set_rows_returned(q.rows.load());
   out.set_bytes_returned(q.bytes.load());
+  auto& d = *out.mutable_duration_us();
+  for (auto bound : duration_histogram::bounds_us)
+    d.add_upper_bounds(bound);
+  for (size_t i = 0; i < duration_histogram::buckets; ++i)
+    d.add_counts(q.durations.count(i));
+  d.set_sum(q.durations.sum_us());
 }
 
 void fill_runtime(const node_stats_snapshot& s, wire::StatsReply& out) {

@@ -558,6 +558,7 @@ struct running_query {
   uint64_t rid = 0;
   uint64_t query_id = 0;
   std::multimap<int64_t, caf::actor_id>::iterator deadline;
+  int64_t started_ns = 0;  // steady clock, when the router took it
 };
 
 struct pair_hash {
@@ -606,6 +607,8 @@ bool end_query(router_actor* self, caf::actor_id proxyer,
     st.per_client.erase(n);
   st.by_request.erase({q.client, q.rid});
   st.deadlines.erase(q.deadline);
+  stats->durations.observe(static_cast<uint64_t>(std::max<int64_t>(0, steady_ns() - q.started_ns))
+                           / 1000);
   st.running.erase(i);
   stats->running.fetch_sub(1);
   stats->ended.fetch_add(1);
@@ -710,10 +713,12 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       self->monitor(p);
     }
     ++st.per_client[client];
-    auto due = steady_ns() + static_cast<int64_t>(deadline) * 1'000'000;
-    st.running[p.id()] = running_query{p, client, rid, id, st.deadlines.emplace(due, p.id())};
+    auto now = steady_ns();
+    auto due = now + static_cast<int64_t>(deadline) * 1'000'000;
+    st.running[p.id()] =
+      running_query{p, client, rid, id, st.deadlines.emplace(due, p.id()), now};
     st.by_request[{client, rid}] = p.id();
-    arm_earliest(self, st.deadline_timer, due, steady_ns());
+    arm_earliest(self, st.deadline_timer, due, now);
     stats->started.fetch_add(1);
     stats->running.fetch_add(1);
     self->delegate(p, wire_stream_atom::value, prepared_ptr{std::move(prepared)}, rid, id,

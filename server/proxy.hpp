@@ -19,6 +19,7 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/runtime.hpp"
+#include "server/duration_histogram.hpp"
 #include "server/registry.hpp"
 
 namespace levee::wire {
@@ -41,6 +42,7 @@ struct proxy_stats {
   std::atomic<uint64_t> rows{0};
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> ended{0};     // queries the router has seen end (running went down)
+  duration_histogram durations;       // of the ended ones, from their start on the router
 };
 
 /// The router: a limited actor of kind "proxy". It answers

@@ -42,6 +42,12 @@ wire::StatsReply full_reply() {
   q.set_refused(3);
   q.set_rows_returned(1000);
   q.set_bytes_returned(65536);
+  auto& d = *q.mutable_duration_us();
+  for (uint64_t bound : {250, 2'500, 1'000'000})
+    d.add_upper_bounds(bound);
+  for (uint64_t count : {3, 0, 1, 5})
+    d.add_counts(count);
+  d.set_sum(3 * 100 + 900'000 + 5 * 2'000'000);
   auto& b = *r.mutable_node_budget();
   b.set_bytes_in_use(128);
   b.set_max_bytes(1 << 20);
@@ -76,6 +82,7 @@ TEST(StatsText, ShowsEveryPartAsItReadsInTheReadme) {
             "connections closed: slow_consumer 2\n"
             "queries: 10 started, 1 running, 6 completed, 2 failed, 1 cancelled, 3 refused; "
             "1000 rows, 65536 bytes returned\n"
+            "query durations at the router: 3 <= 250 us, 1 <= 1 s, 5 > 1 s; mean 1.21 s\n"
             "node budget: 128 / 1048576 bytes in use (high water 4096, 0 refusals)\n"
             "kind proxy: 3 actors, accepted 70, processed 69, dropped on exit 0, rejected 5, "
             "queued 1 msgs / 88 bytes, max depth 5 msgs / 640 bytes, notices 2 sent / 3 "

@@ -1816,6 +1816,14 @@ TEST_F(SystemTest, LeveeStatsPrintsTheReplysFieldsAsTextAndAsJson) {
   EXPECT_GE(j["listener"]["connections_open"], 1) << json_out;
   EXPECT_EQ(j["io_loop"]["busy_poll_us"], 100) << json_out;  // the default window
   EXPECT_GT(j["node_budget"]["max_bytes"], 0) << json_out;
+  // Both queries ended on the router (the missing satellite's too): two durations.
+  auto& durations = j["queries"]["duration_us"];
+  ASSERT_EQ(durations["counts"].size(), durations["upper_bounds"].size() + 1) << json_out;
+  uint64_t ended = 0;
+  for (auto& n : durations["counts"])
+    ended += n.get<uint64_t>();
+  EXPECT_EQ(ended, 2u) << json_out;
+  EXPECT_GT(durations["sum"], 0) << json_out;
   std::set<std::string> kinds;
   for (auto& k : j["kinds"])
     kinds.insert(k["kind"].get<std::string>());
@@ -1831,7 +1839,7 @@ TEST_F(SystemTest, LeveeStatsPrintsTheReplysFieldsAsTextAndAsJson) {
                            "\nio thread: looks 100 us for work before it sleeps",
                            "\nrejects sent: not_found 1", "\nqueries: 2 started, 0 running, "
                            "1 completed, 1 failed, 0 cancelled, 0 refused; ",
-                           "\nnode budget: ", "\nkind proxy: "}) {
+                           "\nquery durations at the router: ", "\nnode budget: ", "\nkind proxy: "}) {
     auto found = text.find(part, at);
     ASSERT_NE(found, std::string::npos) << "no '" << part << "' after byte " << at << ":\n"
                                         << text;
