@@ -49,6 +49,24 @@ std::optional<client_options> client_for(const char* sub, const server_args& a) 
   return co;
 }
 
+/// Parses `args` into `opts`' variables, then --server and --token (`a`, which `opts`
+/// holds) into client options; nullopt with `*exit_code` set when the command is over
+/// (--help printed, or a usage error).
+std::optional<client_options> parse_client_args(const char* sub,
+                                                const po::options_description& opts,
+                                                const std::vector<std::string>& args,
+                                                const server_args& a, int* exit_code) {
+  auto parsed = parse_args(sub, opts, args);
+  if (parsed.exit_code) {
+    *exit_code = *parsed.exit_code;
+    return std::nullopt;
+  }
+  auto co = client_for(sub, a);
+  if (!co)
+    *exit_code = 2;
+  return co;
+}
+
 /// One unary request to the server; prints the refusal and returns nullopt on failure.
 std::optional<std::string> ask(const char* sub, const client_options& co, const char* target,
                                std::string payload) {
@@ -194,12 +212,10 @@ int run_satellites(const std::vector<std::string>& args) {
     ("changes", whole_number("changes", &changes, uint64_t{0}, 0, UINT64_MAX, "changes"),
      "with --watch: stop after this many changes (0: never)")
     ("help,h", "this text");
-  auto parsed = parse_args("satellites", opts, args);
-  if (parsed.exit_code)
-    return *parsed.exit_code;
-  auto co = client_for("satellites", a);
+  int exit_code = 0;
+  auto co = parse_client_args("satellites", opts, args, a, &exit_code);
   if (!co)
-    return 2;
+    return exit_code;
   if (!watch) {
     auto answer = ask("satellites", *co, "satellites", wire::SatellitesRequest{}.SerializeAsString());
     return answer ? print_satellites(*answer, json) : 1;
@@ -266,12 +282,10 @@ int run_stats(const std::vector<std::string>& args) {
      "print the stats as one line of JSON: every field of StatsReply (net/satellite.proto) "
      "by its name, counts by code as objects")
     ("help,h", "this text");
-  auto parsed = parse_args("stats", opts, args);
-  if (parsed.exit_code)
-    return *parsed.exit_code;
-  auto co = client_for("stats", a);
+  int exit_code = 0;
+  auto co = parse_client_args("stats", opts, args, a, &exit_code);
   if (!co)
-    return 2;
+    return exit_code;
   auto answer = ask("stats", *co, "stats", wire::StatsRequest{}.SerializeAsString());
   if (!answer)
     return 1;
