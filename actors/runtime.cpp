@@ -35,7 +35,10 @@ node_stats_snapshot runtime::snapshot() const {
 }
 
 std::string runtime::render_stats() const {
-  auto s = snapshot();
+  return levee::render_stats(snapshot());
+}
+
+std::string render_stats(const node_stats_snapshot& s) {
   std::string out;
   char line[256];
   std::snprintf(line, sizeof line,

@@ -25,6 +25,10 @@ struct node_stats_snapshot {
   std::vector<kind_stats_snapshot> kinds;
 };
 
+/// The node budget and every kind, as `levee stats` prints them: a line each, and a line
+/// per code a kind refused. `levee stats` renders a server's StatsReply through this too.
+std::string render_stats(const node_stats_snapshot& s);
+
 class runtime {
 public:
   /// `cfg` must have passed validate(); `clock` must outlive the runtime.
@@ -46,7 +50,7 @@ public:
 
   node_stats_snapshot snapshot() const;
 
-  /// A human-readable table of `snapshot()`, for `levee stats` and the demo.
+  /// `render_stats(snapshot())`.
   std::string render_stats() const;
 
 private:

@@ -1,7 +1,6 @@
 // `levee query`, `levee satellites`, `levee stats`: clients of a server.
 
 #include <cstdio>
-#include <functional>
 #include <map>
 #include <iostream>
 #include <optional>
@@ -10,6 +9,7 @@
 #include <boost/program_options.hpp>
 
 #include "apps/cli_common.hpp"
+#include "apps/stats_text.hpp"
 #include "apps/subcommands.hpp"
 #include "limits/printable.hpp"
 #include "net/satellite.pb.h"
@@ -46,6 +46,24 @@ std::optional<client_options> client_for(const char* sub, const server_args& a) 
   co.host = host;
   co.port = port;
   co.token = a.token;
+  return co;
+}
+
+/// Parses `args` into `opts`' variables, then --server and --token (`a`, which `opts`
+/// holds) into client options; nullopt with `*exit_code` set when the command is over
+/// (--help printed, or a usage error).
+std::optional<client_options> parse_client_args(const char* sub,
+                                                const po::options_description& opts,
+                                                const std::vector<std::string>& args,
+                                                const server_args& a, int* exit_code) {
+  auto parsed = parse_args(sub, opts, args);
+  if (parsed.exit_code) {
+    *exit_code = *parsed.exit_code;
+    return std::nullopt;
+  }
+  auto co = client_for(sub, a);
+  if (!co)
+    *exit_code = 2;
   return co;
 }
 
@@ -117,27 +135,6 @@ int run_query(const std::vector<std::string>& args) {
 
 namespace {
 
-/// A subcommand that asks the server one thing and prints the answer: its options,
-/// connection and errors in one place. `print` gets the answer's payload.
-int ask_and_print(const char* sub, const char* description, const std::vector<std::string>& args,
-                  const char* target, const std::string& payload,
-                  const std::function<int(const std::string&)>& print) {
-  po::options_description opts{description};
-  server_args a;
-  add_server_options(opts, a);
-  opts.add_options()("help,h", "this text");
-  auto parsed = parse_args(sub, opts, args);
-  if (parsed.exit_code)
-    return *parsed.exit_code;
-  auto co = client_for(sub, a);
-  if (!co)
-    return 2;
-  auto answer = ask(sub, *co, target, payload);
-  if (!answer)
-    return 1;
-  return print(*answer);
-}
-
 /// What a satellite's store scrub says of it: off, pending (no pass over its closed
 /// segments completed yet), ok, or damaged.
 const char* store_health(const wire::SatelliteInfo& s) {
@@ -146,6 +143,12 @@ const char* store_health(const wire::SatelliteInfo& s) {
   if (s.store().scrub_bytes_per_sec() == 0)
     return "off";
   return s.store().scrub_passes() == 0 ? "pending" : "ok";
+}
+
+/// The state's name, or its number from a server newer than this build.
+std::string state_name(const wire::SatelliteInfo& s) {
+  auto& name = wire::SatelliteInfo::State_Name(s.state());
+  return name.empty() ? "state " + std::to_string(s.state()) : name;
 }
 
 /// The list as a table (and a line per satellite whose store is damaged), or with `json`
@@ -173,7 +176,7 @@ int print_satellites(const std::string& answer, bool json) {
                             : std::to_string(s.store().read_cache_hits() * 100 / reads) + "%";
     // What satellites sent is UTF-8, checked; it may still hold control characters.
     std::printf("%-16s %-13s %10llu %12llu %7llums %8u %6.2f %6s %-8s  %s\n",
-                printable(s.satellite_id()).c_str(), printable(s.state()).c_str(),
+                printable(s.satellite_id()).c_str(), state_name(s).c_str(),
                 static_cast<unsigned long long>(s.store().events()),
                 static_cast<unsigned long long>(s.store().bytes()),
                 static_cast<unsigned long long>(s.since_heartbeat_ms()), s.queries_running(),
@@ -209,12 +212,10 @@ int run_satellites(const std::vector<std::string>& args) {
     ("changes", whole_number("changes", &changes, uint64_t{0}, 0, UINT64_MAX, "changes"),
      "with --watch: stop after this many changes (0: never)")
     ("help,h", "this text");
-  auto parsed = parse_args("satellites", opts, args);
-  if (parsed.exit_code)
-    return *parsed.exit_code;
-  auto co = client_for("satellites", a);
+  int exit_code = 0;
+  auto co = parse_client_args("satellites", opts, args, a, &exit_code);
   if (!co)
-    return 2;
+    return exit_code;
   if (!watch) {
     auto answer = ask("satellites", *co, "satellites", wire::SatellitesRequest{}.SerializeAsString());
     return answer ? print_satellites(*answer, json) : 1;
@@ -272,17 +273,32 @@ int run_satellites(const std::vector<std::string>& args) {
 }
 
 int run_stats(const std::vector<std::string>& args) {
-  return ask_and_print("stats", "levee stats: a server's limits, rejections and queries", args,
-                       "stats", wire::StatsRequest{}.SerializeAsString(),
-                       [](const std::string& answer) {
-                         wire::StatsReply reply;
-                         if (!reply.ParseFromString(answer)) {
-                           std::fprintf(stderr, "levee stats: an answer that does not parse\n");
-                           return 1;
-                         }
-                         std::fputs(reply.text().c_str(), stdout);
-                         return 0;
-                       });
+  po::options_description opts{"levee stats: a server's limits, rejections and queries"};
+  server_args a;
+  bool json = false;
+  add_server_options(opts, a);
+  opts.add_options()
+    ("json", po::bool_switch(&json),
+     "print the stats as one line of JSON: every field of StatsReply (net/satellite.proto) "
+     "by its name, counts by code as objects")
+    ("help,h", "this text");
+  int exit_code = 0;
+  auto co = parse_client_args("stats", opts, args, a, &exit_code);
+  if (!co)
+    return exit_code;
+  auto answer = ask("stats", *co, "stats", wire::StatsRequest{}.SerializeAsString());
+  if (!answer)
+    return 1;
+  wire::StatsReply reply;
+  if (!reply.ParseFromString(*answer)) {
+    std::fprintf(stderr, "levee stats: an answer that does not parse\n");
+    return 1;
+  }
+  if (json)
+    std::printf("%s\n", message_json(reply).c_str());
+  else
+    std::fputs(stats_text(reply).c_str(), stdout);
+  return 0;
 }
 
 } // namespace levee::apps

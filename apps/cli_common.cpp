@@ -239,7 +239,7 @@ bool wait_for_satellites(const client_options& co, const std::vector<std::string
       size_t ready = 0;
       for (auto& id : ids)
         for (auto& s : list.satellites())
-          if (s.satellite_id() == id && s.state() == "healthy" && s.store().events() >= min_events)
+          if (s.satellite_id() == id && s.state() == wire::SatelliteInfo::healthy && s.store().events() >= min_events)
             ++ready;
       if (ready == ids.size())
         return true;
@@ -333,6 +333,8 @@ void append_json(std::string& out, const pb::Message& m) {
         append_field_value(out, m, f, j);
       }
       out += ']';
+    } else if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE && !r->HasField(m, f)) {
+      out += "null";  // absent, not a message of zeros (StatsReply.io_loop)
     } else {
       append_field_value(out, m, f, -1);
     }

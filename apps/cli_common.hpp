@@ -94,8 +94,8 @@ int run_one_query(const client_options& co, const query_request& q, std::ostream
 
 /// A protobuf message as one line of JSON for `--json`: every field (defaults included,
 /// so the keys do not come and go), by its .proto name; numbers as JSON numbers (64-bit
-/// ones too), strings and bytes as strings (bytes that are not UTF-8 become U+FFFD), maps
-/// as objects with sorted keys.
+/// ones too), strings and bytes as strings (bytes that are not UTF-8 become U+FFFD), enums
+/// by their value's name, maps as objects with sorted keys, a message field not set as null.
 std::string message_json(const google::protobuf::Message& message);
 
 /// Waits until every id in `ids` is registered and healthy with at least `min_events`

@@ -1040,8 +1040,8 @@ bool wait_until_healthy(levee::client& c, const std::string& id, pid_t server, p
       if (list.ParseFromString(*r.payload))
         for (auto& s : list.satellites())
           if (s.satellite_id() == id) {
-            last = "state " + s.state();
-            if (s.state() == "healthy")
+            last = "state " + levee::wire::SatelliteInfo::State_Name(s.state());
+            if (s.state() == levee::wire::SatelliteInfo::healthy)
               return true;
           }
     } else if (r.rejected) {
@@ -1156,7 +1156,7 @@ std::optional<scan_figures> run_scan(levee::client& c, const std::string& binary
     levee::wire::SatelliteList list;
     if (r.ok() && list.ParseFromString(*r.payload))
       for (auto& s : list.satellites())
-        if (s.satellite_id() == "b" && s.state() == "healthy") {
+        if (s.satellite_id() == "b" && s.state() == levee::wire::SatelliteInfo::healthy) {
           stored = s.store().events();
           sf.store_bytes = s.store().bytes();
         }

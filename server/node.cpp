@@ -1,7 +1,6 @@
 #include "server/node.hpp"
 
 #include <cstdio>
-#include <sstream>
 
 #include <caf/all.hpp>
 
@@ -41,7 +40,7 @@ caf::behavior list_target(limited_actor* self, caf::actor registry) {
 }
 
 caf::behavior stats_target(limited_actor* self, caf::actor router,
-                           std::function<std::string()> render,
+                           std::function<void(wire::StatsReply&)> fill,
                            std::shared_ptr<proxy_stats> queries) {
   return {
     [=](wire_request_atom, std::string& payload) -> caf::result<std::string> {
@@ -52,7 +51,7 @@ caf::behavior stats_target(limited_actor* self, caf::actor router,
       if (req.wait_ms() == 0) {
         wire::StatsReply reply;
         reply.set_version(queries->version());
-        reply.set_text(render());
+        fill(reply);
         return reply.SerializeAsString();
       }
       // The router sees every query start and end: it holds the request until then.
@@ -80,15 +79,15 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
   node->registry = spawn_registry(sys, rt, opts, routes);
   std::weak_ptr<server_node> weak = node;
   auto* rtp = &rt;
-  std::function<std::string()> render{[weak, rtp] {
-    auto n = weak.lock();
-    return n ? render_server_stats(*n, *rtp) : std::string{};
+  std::function<void(wire::StatsReply&)> fill{[weak, rtp](wire::StatsReply& reply) {
+    if (auto n = weak.lock())
+      fill_server_stats(*n, *rtp, reply);
   }};
-  node->router = spawn_query_router(sys, rt, routes, opts, node->queries, render);
+  node->router = spawn_query_router(sys, rt, routes, opts, node->queries, fill);
   auto reg = spawn_limited_fun(sys, rt, "server", pass_to<register_atom>, node->registry);
   auto hb = spawn_limited_fun(sys, rt, "server", pass_to<heartbeat_atom>, node->registry);
   auto list = spawn_limited_fun(sys, rt, "server", list_target, node->registry);
-  auto st = spawn_limited_fun(sys, rt, "server", stats_target, node->router, render,
+  auto st = spawn_limited_fun(sys, rt, "server", stats_target, node->router, fill,
                               node->queries);
   node->adapters = {reg, hb, list, st};
   node->ctx->expose("register", reg);
@@ -129,47 +128,85 @@ void stop_server(server_node& node) {
     caf::anon_send_exit(node.registry, caf::exit_reason::user_shutdown);
 }
 
-std::string render_server_stats(const server_node& node, const runtime& rt) {
-  std::ostringstream out;
-  auto& n = node.ctx->stats;
-  out << "listener: " << n.connections_open.load() << " connections open, "
-      << n.connections_accepted.load() << " accepted, " << n.connections_refused.load()
-      << " refused; frames in " << n.frames_in.load() << ", out " << n.frames_out.load()
-      << "; requests answered " << n.requests_answered.load() << ", abandoned "
-      << n.requests_abandoned.load() << "\n";
-  out << "flow control: " << n.credit_frames_in.load() << " credit frames in; input paused "
-      << n.input_paused_for_slow_reader.load() << " times for slow readers; "
-      << n.rejected(code::slow_consumer) << " answers or connections refused as "
-      << "slow_consumer\n";
+namespace {
+
+/// The codes that counted, by name (StatsReply: a code not listed is 0).
+template <class Counts>
+void fill_by_code(google::protobuf::Map<std::string, uint64_t>& out, const Counts& counts) {
+  for (uint8_t c = 1; c <= max_code_number; ++c)
+    if (uint64_t n = counts[c]; n > 0)
+      out[std::string{to_string(static_cast<code>(c))}] = n;
+}
+
+void fill_listener(const net::net_stats& n, wire::ListenerStats& out) {
+  out.set_connections_open(n.connections_open.load());
+  out.set_connections_accepted(n.connections_accepted.load());
+  out.set_connections_refused(n.connections_refused.load());
+  out.set_frames_in(n.frames_in.load());
+  out.set_frames_out(n.frames_out.load());
+  out.set_requests_answered(n.requests_answered.load());
+  out.set_requests_abandoned(n.requests_abandoned.load());
+  out.set_credit_frames_in(n.credit_frames_in.load());
+  out.set_input_paused_for_slow_reader(n.input_paused_for_slow_reader.load());
+  fill_by_code(*out.mutable_rejects_sent(), n.rejects);
+  fill_by_code(*out.mutable_connections_closed(), n.closes);
+}
+
+void fill_queries(const proxy_stats& q, wire::QueryCounters& out) {
+  out.set_started(q.started.load());
+  out.set_running(q.running.load());
+  out.set_completed(q.completed.load());
+  out.set_failed(q.failed.load());
+  out.set_cancelled(q.cancelled.load());
+  out.set_refused(q.refused.load());
+  out.set_rows_returned(q.rows.load());
+  out.set_bytes_returned(q.bytes.load());
+  auto& d = *out.mutable_duration_us();
+  for (auto bound : duration_histogram::bounds_us)
+    d.add_upper_bounds(bound);
+  for (size_t i = 0; i < duration_histogram::buckets; ++i)
+    d.add_counts(q.durations.count(i));
+  d.set_sum(q.durations.sum_us());
+}
+
+void fill_runtime(const node_stats_snapshot& s, wire::StatsReply& out) {
+  auto& budget = *out.mutable_node_budget();
+  budget.set_bytes_in_use(s.budget_in_use);
+  budget.set_max_bytes(s.budget_max);
+  budget.set_high_water_bytes(s.budget_high_water);
+  budget.set_refusals(s.budget_rejections);
+  for (auto& k : s.kinds) {
+    auto& kind = *out.add_kinds();
+    kind.set_kind(k.kind);
+    kind.set_actors(k.actors);
+    kind.set_accepted(k.accepted);
+    kind.set_processed(k.processed);
+    kind.set_dropped_on_exit(k.dropped_on_exit);
+    fill_by_code(*kind.mutable_rejected(), k.rejected);
+    kind.set_queued_messages(k.queued_messages);
+    kind.set_queued_bytes(k.queued_bytes);
+    kind.set_max_actor_depth(k.max_actor_depth);
+    kind.set_max_actor_bytes(k.max_actor_bytes);
+    kind.set_notices_sent(k.notices_sent);
+    kind.set_notices_coalesced(k.notices_coalesced);
+  }
+}
+
+} // namespace
+
+void fill_server_stats(const server_node& node, const runtime& rt, wire::StatsReply& out) {
+  fill_listener(node.ctx->stats, *out.mutable_listener());
   if (node.router)
     if (auto io = net::io_loop_stats_of(node.router->home_system())) {
-      char looked[32];
-      std::snprintf(looked, sizeof looked, "%.1f", static_cast<double>(io->looked_ns) / 1e6);
-      if (io->window_us == 0)
-        out << "io thread: sleeps as soon as nothing is ready (node.busy_poll_us = 0)\n";
-      else
-        out << "io thread: looks " << io->window_us
-            << " us for work before it sleeps (node.busy_poll_us); slept " << io->sleeps
-            << " times; looked " << looked << " ms without work (" << io->empty_polls
-            << " empty polls)\n";
+      auto& loop = *out.mutable_io_loop();
+      loop.set_busy_poll_us(io->window_us);
+      loop.set_sleeps(io->sleeps);
+      loop.set_empty_polls(io->empty_polls);
+      loop.set_looked_ns(io->looked_ns);
+      loop.set_asleep_ns(io->asleep_ns);
     }
-  bool any = false;
-  for (uint8_t c = 1; c <= max_code_number; ++c) {
-    auto r = n.rejects[c].load();
-    if (r == 0)
-      continue;
-    out << (any ? ", " : "rejects sent: ") << to_string(static_cast<code>(c)) << " " << r;
-    any = true;
-  }
-  if (any)
-    out << "\n";
-  auto& q = *node.queries;
-  out << "queries: " << q.started.load() << " started, " << q.running.load() << " running, "
-      << q.completed.load() << " completed, " << q.failed.load() << " failed, "
-      << q.cancelled.load() << " cancelled, " << q.refused.load() << " refused; "
-      << q.rows.load() << " rows, " << q.bytes.load() << " bytes returned\n";
-  out << rt.render_stats();
-  return out.str();
+  fill_queries(*node.queries, *out.mutable_queries());
+  fill_runtime(rt.snapshot(), out);
 }
 
 } // namespace levee::server

@@ -13,6 +13,10 @@
 #include "server/proxy.hpp"
 #include "server/registry.hpp"
 
+namespace levee::wire {
+class StatsReply;
+} // namespace levee::wire
+
 namespace levee::server {
 
 struct server_node {
@@ -33,7 +37,8 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
 /// connection with `shutting_down`, and stops the server's actors.
 void stop_server(server_node& node);
 
-/// `levee stats`: the limits of every actor kind, the listener's counters and the queries.
-std::string render_server_stats(const server_node& node, const runtime& rt);
+/// `levee stats`: the listener's counters, the I/O loop, the queries, the node budget and
+/// every actor kind, into `out` (all but its version).
+void fill_server_stats(const server_node& node, const runtime& rt, wire::StatsReply& out);
 
 } // namespace levee::server

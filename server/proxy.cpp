@@ -558,6 +558,7 @@ struct running_query {
   uint64_t rid = 0;
   uint64_t query_id = 0;
   std::multimap<int64_t, caf::actor_id>::iterator deadline;
+  int64_t started_ns = 0;  // steady clock, when the router took it
 };
 
 struct pair_hash {
@@ -606,6 +607,8 @@ bool end_query(router_actor* self, caf::actor_id proxyer,
     st.per_client.erase(n);
   st.by_request.erase({q.client, q.rid});
   st.deadlines.erase(q.deadline);
+  stats->durations.observe(static_cast<uint64_t>(std::max<int64_t>(0, steady_ns() - q.started_ns))
+                           / 1000);
   st.running.erase(i);
   stats->running.fetch_sub(1);
   stats->ended.fetch_add(1);
@@ -620,9 +623,9 @@ const running_query* running_for_sender(router_actor* self, uint64_t rid) {
   return i == st.by_request.end() ? nullptr : &st.running.at(i->second);
 }
 
-std::string stats_reply(const std::function<std::string()>& render, uint64_t version) {
+std::string stats_reply(const std::function<void(wire::StatsReply&)>& fill, uint64_t version) {
   wire::StatsReply reply;
-  reply.set_text(render());
+  fill(reply);
   reply.set_version(version);
   return reply.SerializeAsString();
 }
@@ -632,7 +635,7 @@ constexpr int64_t stats_coalesce_ns = 5'000'000;
 
 caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> routes,
                      server_options opts, std::shared_ptr<proxy_stats> stats,
-                     std::function<std::string()> render_stats) {
+                     std::function<void(wire::StatsReply&)> render_stats) {
   self->state.stats_watchers.emplace(watcher_set::bounds{
     opts.max_list_watchers, opts.max_list_watchers_per_client, opts.max_list_wait_ms,
     stats_coalesce_ns});
@@ -710,10 +713,12 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       self->monitor(p);
     }
     ++st.per_client[client];
-    auto due = steady_ns() + static_cast<int64_t>(deadline) * 1'000'000;
-    st.running[p.id()] = running_query{p, client, rid, id, st.deadlines.emplace(due, p.id())};
+    auto now = steady_ns();
+    auto due = now + static_cast<int64_t>(deadline) * 1'000'000;
+    st.running[p.id()] =
+      running_query{p, client, rid, id, st.deadlines.emplace(due, p.id()), now};
     st.by_request[{client, rid}] = p.id();
-    arm_earliest(self, st.deadline_timer, due, steady_ns());
+    arm_earliest(self, st.deadline_timer, due, now);
     stats->started.fetch_add(1);
     stats->running.fetch_add(1);
     self->delegate(p, wire_stream_atom::value, prepared_ptr{std::move(prepared)}, rid, id,
@@ -797,7 +802,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
 caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt,
                               std::shared_ptr<satellite_routes> routes, server_options opts,
                               std::shared_ptr<proxy_stats> stats,
-                              std::function<std::string()> render_stats) {
+                              std::function<void(wire::StatsReply&)> render_stats) {
   return spawn_limited_on_multiplexer(sys.middleman(), rt, "proxy", router, std::move(routes),
                                       std::move(opts), std::move(stats), std::move(render_stats));
 }

@@ -19,7 +19,12 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/runtime.hpp"
+#include "server/duration_histogram.hpp"
 #include "server/registry.hpp"
+
+namespace levee::wire {
+class StatsReply;
+} // namespace levee::wire
 
 namespace levee::server {
 
@@ -37,6 +42,7 @@ struct proxy_stats {
   std::atomic<uint64_t> rows{0};
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> ended{0};     // queries the router has seen end (running went down)
+  duration_histogram durations;       // of the ended ones, from their start on the router
 };
 
 /// The router: a limited actor of kind "proxy". It answers
@@ -47,11 +53,11 @@ struct proxy_stats {
 ///   connection cancels that query. Each query's proxyer lends its satellites a window of
 ///   server.query_window_bytes; what the client has not taken yet waits in it.
 /// Proxyers find a query's satellites in `routes`, which the registry publishes.
-///   (watch_atom, after_version, wait_ms) -> StatsReply bytes (render_stats' text) once
-///   the query counters move past after_version or the wait is over.
+///   (watch_atom, after_version, wait_ms) -> StatsReply bytes (what render_stats fills,
+///   and the version) once the query counters move past after_version or the wait is over.
 caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt,
                               std::shared_ptr<satellite_routes> routes,
                               server_options opts, std::shared_ptr<proxy_stats> stats,
-                              std::function<std::string()> render_stats);
+                              std::function<void(wire::StatsReply&)> render_stats);
 
 } // namespace levee::server

@@ -47,6 +47,14 @@ const char* name_of(health h) {
   }
 }
 
+wire::SatelliteInfo::State wire_state_of(health h) {
+  switch (h) {
+    case health::healthy: return wire::SatelliteInfo::healthy;
+    case health::unhealthy: return wire::SatelliteInfo::unhealthy;
+    default: return wire::SatelliteInfo::disconnected;
+  }
+}
+
 struct entry {
   std::map<std::string, std::string> labels;
   caf::actor connection;
@@ -104,7 +112,7 @@ std::string render_list(const registry_state& st) {
     s.set_satellite_id(id);
     for (auto& [k, v] : e.labels)
       (*s.mutable_labels())[k] = v;
-    s.set_state(name_of(e.state));
+    s.set_state(wire_state_of(e.state));
     s.set_since_heartbeat_ms(static_cast<uint64_t>(std::max<int64_t>(0, now - e.last_seen_ms)));
     s.set_sequence(e.sequence);
     *s.mutable_store() = e.store;

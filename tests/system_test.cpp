@@ -11,6 +11,7 @@
 // it, also when an assertion fails.
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -316,7 +317,7 @@ protected:
     auto n = start_node("satellite-" + id, config);
     if (n == nullptr)
       return nullptr;
-    if (!wait_for_satellite(server_port, id, "healthy", events.size())) {
+    if (!wait_for_satellite(server_port, id, wire::SatelliteInfo::healthy, events.size())) {
       ADD_FAILURE() << "satellite " << id << " did not become healthy with " << events.size()
                     << " events; its stderr: " << n->stderr_text();
       return nullptr;
@@ -413,7 +414,7 @@ protected:
   }
 
   /// Waits until satellite `id` is in `state` with at least `min_events` stored.
-  bool wait_for_satellite(uint16_t port, const std::string& id, const std::string& state,
+  bool wait_for_satellite(uint16_t port, const std::string& id, wire::SatelliteInfo::State state,
                           uint64_t min_events = 0, milliseconds limit = bound) {
     return until_satellite(
       port, id,
@@ -431,44 +432,32 @@ protected:
     return true;
   }
 
-  /// The server's `levee stats` text.
-  std::string server_stats(uint16_t port) {
+  /// The server's StatsReply (empty when it did not answer).
+  wire::StatsReply server_stats(uint16_t port) {
     auto& c = admin(port);
     auto r = c.request("stats", wire::StatsRequest{}.SerializeAsString(), 5s);
     wire::StatsReply reply;
     if (r.ok())
       reply.ParseFromString(*r.payload);
-    return reply.text();
+    return reply;
   }
 
-  /// The server's count of queries in one state ("running", "cancelled", ...), from
-  /// "queries: 1 started, 1 running, 0 completed, ...".
-  static long long count_in(const std::string& text, const std::string& what) {
-    auto line = text.find("queries: ");
-    if (line == std::string::npos)
-      return -1;
-    auto at = text.find(" " + what, line);
-    if (at == std::string::npos)
-      return -1;
-    auto start = text.rfind(' ', at - 1);
-    return std::stoll(text.substr(start + 1, at - start - 1));
+  /// One of the server's query counters: queries(port, &wire::QueryCounters::running).
+  using query_counter = uint64_t (wire::QueryCounters::*)() const;
+  uint64_t queries(uint16_t port, query_counter which) {
+    return (server_stats(port).queries().*which)();
   }
 
-  long long queries(uint16_t port, const std::string& what) {
-    return count_in(server_stats(port), what);
-  }
-
-  /// Waits (until_moved) until `pred` holds for the server's stats text.
-  bool until_stats(uint16_t port, const std::function<bool(const std::string&)>& pred,
+  /// Waits (until_moved) until `pred` holds for the server's stats.
+  bool until_stats(uint16_t port, const std::function<bool(const wire::StatsReply&)>& pred,
                    milliseconds limit = bound) {
-    return until_moved<wire::StatsRequest, wire::StatsReply>(
-      port, "stats", [&](const wire::StatsReply& r) { return pred(r.text()); }, limit);
+    return until_moved<wire::StatsRequest, wire::StatsReply>(port, "stats", pred, limit);
   }
 
-  bool wait_for_queries(uint16_t port, const std::string& what, long long n,
+  bool wait_for_queries(uint16_t port, query_counter which, uint64_t n,
                         milliseconds limit = bound) {
-    return until_stats(port, [&](const std::string& text) { return count_in(text, what) == n; },
-                       limit);
+    return until_stats(
+      port, [&](const wire::StatsReply& s) { return (s.queries().*which)() == n; }, limit);
   }
 
   /// A client for list and stats requests, one per server port.
@@ -515,7 +504,7 @@ TEST_F(SystemTest, SatelliteRegistersWithItsLabelsAndHeartbeats) {
   ASSERT_NE(sat, nullptr);
   auto info = satellite_info(srv->port, "a");
   ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->state(), "healthy");
+  EXPECT_EQ(info->state(), wire::SatelliteInfo::healthy);
   std::map<std::string, std::string> labels(info->labels().begin(), info->labels().end());
   EXPECT_EQ(labels, (std::map<std::string, std::string>{{"env", "prod"}, {"zone", "a"}}));
   EXPECT_EQ(info->store().events(), 20u);
@@ -524,7 +513,7 @@ TEST_F(SystemTest, SatelliteRegistersWithItsLabelsAndHeartbeats) {
   // Heartbeats keep coming: the sequence grows.
   auto first = info->sequence();
   EXPECT_TRUE(until_satellite(srv->port, "a", [&](const wire::SatelliteInfo& s) {
-    return s.sequence() >= first + 3 && s.state() == "healthy";
+    return s.sequence() >= first + 3 && s.state() == wire::SatelliteInfo::healthy;
   })) << "no new heartbeats after sequence " << first;
   EXPECT_EQ(satellites(srv->port).satellites_size(), 1);
 }
@@ -590,10 +579,10 @@ TEST_F(SystemTest, StatsAnswerAWatcherWhenAQueryStartsOrEnds) {
   wire::StatsReply changed;
   ASSERT_TRUE(r.ok() && changed.ParseFromString(*r.payload));
   EXPECT_GT(changed.version(), now.version());
-  EXPECT_GE(count_in(changed.text(), "started"), 1) << changed.text();
+  EXPECT_GE(changed.queries().started(), 1u) << changed.DebugString();
   // Until the query ended as far as the router is concerned: then "running" is 0.
-  EXPECT_TRUE(wait_for_queries(srv->port, "running", 0));
-  EXPECT_EQ(queries(srv->port, "completed"), 1);
+  EXPECT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 0));
+  EXPECT_EQ(queries(srv->port, &wire::QueryCounters::completed), 1u);
 }
 
 TEST_F(SystemTest, WatchersBeyondTheirBoundsAreRefused) {
@@ -651,8 +640,8 @@ TEST_F(SystemTest, StoppedSatelliteGoesUnhealthyThenDisconnectedAndComesBack) {
   auto sat = start_satellite_with("a", srv->port, make_events(10, 0));
   ASSERT_NE(sat, nullptr);
   ASSERT_TRUE(sat->proc.pause());
-  EXPECT_TRUE(wait_for_satellite(srv->port, "a", "unhealthy")) << "never unhealthy";
-  EXPECT_TRUE(wait_for_satellite(srv->port, "a", "disconnected")) << "never disconnected";
+  EXPECT_TRUE(wait_for_satellite(srv->port, "a", wire::SatelliteInfo::unhealthy)) << "never unhealthy";
+  EXPECT_TRUE(wait_for_satellite(srv->port, "a", wire::SatelliteInfo::disconnected)) << "never disconnected";
   // Disconnected is stable while it is stopped; queries do not go to it.
   client c = connect(srv->port);
   auto refused = run_query(c, query_on("a", "count"));
@@ -661,7 +650,7 @@ TEST_F(SystemTest, StoppedSatelliteGoesUnhealthyThenDisconnectedAndComesBack) {
   EXPECT_NE(refused.rejected->detail.find("disconnected"), std::string::npos) << refused;
   // Running again, it reconnects (the server closed its connection) and registers again.
   ASSERT_TRUE(sat->proc.resume());
-  EXPECT_TRUE(wait_for_satellite(srv->port, "a", "healthy", 10)) << sat->stderr_text();
+  EXPECT_TRUE(wait_for_satellite(srv->port, "a", wire::SatelliteInfo::healthy, 10)) << sat->stderr_text();
   auto answered = run_query(c, query_on("a", "count"));
   ASSERT_TRUE(answered.stats.has_value()) << answered;
   EXPECT_EQ(answered.counts, (std::map<std::string, uint64_t>{{"", 10}})) << answered;
@@ -675,7 +664,7 @@ TEST_F(SystemTest, UnhealthySatelliteIsUnavailableForQueries) {
   auto sat = start_satellite_with("a", srv->port, make_events(10, 0));
   ASSERT_NE(sat, nullptr);
   ASSERT_TRUE(sat->proc.pause());
-  ASSERT_TRUE(wait_for_satellite(srv->port, "a", "unhealthy"));
+  ASSERT_TRUE(wait_for_satellite(srv->port, "a", wire::SatelliteInfo::unhealthy));
   client c = connect(srv->port);
   auto by_id = run_query(c, query_on("a", "count"));
   ASSERT_TRUE(by_id.rejected.has_value()) << by_id;
@@ -687,7 +676,7 @@ TEST_F(SystemTest, UnhealthySatelliteIsUnavailableForQueries) {
   EXPECT_EQ(by_labels.rejected->code, code::unavailable) << by_labels;
   EXPECT_EQ(by_labels.rejected->limit, "server.selector") << by_labels;
   ASSERT_TRUE(sat->proc.resume());
-  EXPECT_TRUE(wait_for_satellite(srv->port, "a", "healthy"));
+  EXPECT_TRUE(wait_for_satellite(srv->port, "a", wire::SatelliteInfo::healthy));
 }
 
 TEST_F(SystemTest, SecondLiveRegistrationOfAnIdIsRefusedUntilTheFirstIsGone) {
@@ -704,11 +693,11 @@ TEST_F(SystemTest, SecondLiveRegistrationOfAnIdIsRefusedUntilTheFirstIsGone) {
   auto list = satellites(srv->port);
   ASSERT_EQ(list.satellites_size(), 1);
   EXPECT_EQ(list.satellites(0).labels().at("zone"), "a");
-  EXPECT_EQ(list.satellites(0).state(), "healthy");
+  EXPECT_EQ(list.satellites(0).state(), wire::SatelliteInfo::healthy);
   // The first one dies: its connection drops, and the second takes the id.
   first->proc.kill_and_reap();
   EXPECT_TRUE(until_satellite(srv->port, "a", [&](const wire::SatelliteInfo& s) {
-    return s.state() == "healthy" && s.labels().count("zone") && s.labels().at("zone") == "dup";
+    return s.state() == wire::SatelliteInfo::healthy && s.labels().count("zone") && s.labels().at("zone") == "dup";
   })) << second->stderr_text();
 }
 
@@ -788,9 +777,9 @@ TEST_F(SystemTest, QueryReturnsExactlyTheMatchingEventsOfKnownData) {
     return s.store().read_cache_hits() > 0 && s.store().read_cache_bytes() > 0;
   })) << satellites(srv->port).DebugString();
   // The server's I/O thread runs the polling loop with the default window, and says so.
-  auto text = server_stats(srv->port);
-  EXPECT_NE(text.find("io thread: looks 100 us for work before it sleeps"), std::string::npos)
-    << text;
+  auto stats = server_stats(srv->port);
+  ASSERT_TRUE(stats.has_io_loop()) << stats.DebugString();
+  EXPECT_EQ(stats.io_loop().busy_poll_us(), 100u);
 }
 
 TEST_F(SystemTest, NodesRunTheIoLoopTheirConfigAsksFor) {
@@ -806,18 +795,17 @@ TEST_F(SystemTest, NodesRunTheIoLoopTheirConfigAsksFor) {
   auto counted = run_query(c, query_on("a", "count"));
   ASSERT_TRUE(counted.stats.has_value()) << counted;
   EXPECT_EQ(counted.counts, (std::map<std::string, uint64_t>{{"", 20}})) << counted;
-  auto text = server_stats(srv->port);
-  EXPECT_NE(text.find("io thread: sleeps as soon as nothing is ready (node.busy_poll_us = 0)"),
-            std::string::npos)
-    << text;
+  auto stats = server_stats(srv->port);
+  ASSERT_TRUE(stats.has_io_loop()) << stats.DebugString();
+  EXPECT_EQ(stats.io_loop().busy_poll_us(), 0u);
   // Another window than the default is the one the loop runs.
   auto other = server_config();
   other.set("node", "busy_poll_us", "250");
   auto srv2 = start_server(other, "server-2");
   ASSERT_NE(srv2, nullptr);
-  text = server_stats(srv2->port);
-  EXPECT_NE(text.find("io thread: looks 250 us for work before it sleeps"), std::string::npos)
-    << text;
+  stats = server_stats(srv2->port);
+  ASSERT_TRUE(stats.has_io_loop()) << stats.DebugString();
+  EXPECT_EQ(stats.io_loop().busy_poll_us(), 250u);
 }
 
 TEST_F(SystemTest, FanOutMergesCountsAndRowsOfEverySelectedSatellite) {
@@ -906,8 +894,8 @@ TEST_F(SystemTest, BadQueryTextIsBadRequestNamingThePosition) {
     EXPECT_NE(r.rejected->detail.find("at position"), std::string::npos)
       << text << ": " << r.rejected->detail;
   }
-  EXPECT_EQ(queries(srv->port, "refused"), 5);
-  EXPECT_EQ(queries(srv->port, "started"), 0);
+  EXPECT_EQ(queries(srv->port, &wire::QueryCounters::refused), 5u);
+  EXPECT_EQ(queries(srv->port, &wire::QueryCounters::started), 0u);
 }
 
 // Text fields (PROTOCOL.md): a query's strings may hold any byte; another field that is not
@@ -980,7 +968,7 @@ TEST_F(SystemTest, OtherTextFieldsThatAreNotUtf8AreRefusedNamingTheField) {
     EXPECT_EQ(r.rejected->limit, "server.query") << r;
     EXPECT_EQ(r.rejected->detail, q.detail);
   }
-  EXPECT_EQ(queries(srv->port, "refused"), 3);
+  EXPECT_EQ(queries(srv->port, &wire::QueryCounters::refused), 3u);
   // Register: satellite_id 1, labels 3; Heartbeat: satellite_id 1, address 3.
   struct bad_request_sent {
     const char* target;
@@ -1051,9 +1039,10 @@ TEST_F(SystemTest, AQueryTextOverMaxTextBytesIsRefusedNamingTheLimit) {
   EXPECT_EQ(r.rejected->observed, text.size());
   EXPECT_EQ(r.rejected->max, 4096u);
   // Counted, and the server goes on serving, on the same connection too.
-  EXPECT_EQ(queries(srv->port, "refused"), 1);
-  EXPECT_NE(server_stats(srv->port).find("rejects sent: message_too_large 1"), std::string::npos)
-    << server_stats(srv->port);
+  EXPECT_EQ(queries(srv->port, &wire::QueryCounters::refused), 1u);
+  auto stats = server_stats(srv->port);
+  EXPECT_EQ(stats.listener().rejects_sent().count("message_too_large"), 1u) << stats.DebugString();
+  EXPECT_EQ(stats.listener().rejects_sent().at("message_too_large"), 1u) << stats.DebugString();
   auto fine = run_query(c, query_on("a", "count"));
   EXPECT_TRUE(fine.stats.has_value()) << fine;
   // `levee query` checks it before it sends: the same words, and nothing reaches the server.
@@ -1064,7 +1053,7 @@ TEST_F(SystemTest, AQueryTextOverMaxTextBytesIsRefusedNamingTheLimit) {
   EXPECT_EQ(rc, std::optional<int>{1});
   EXPECT_EQ(out, "");
   EXPECT_EQ(test::read_file(err), "levee query: " + refusal + "\n");
-  EXPECT_EQ(queries(srv->port, "refused"), 1);
+  EXPECT_EQ(queries(srv->port, &wire::QueryCounters::refused), 1u);
   // At the limit it runs.
   std::string longest = "where msg contains \"" + std::string(4096 - 21, 'x') + "\"";
   ASSERT_EQ(longest.size(), 4096u);
@@ -1114,7 +1103,7 @@ TEST_F(SystemTest, QueriesBeyondMaxQueriesAreRefused) {
   client c1 = connect(srv->port);
   client c2 = connect(srv->port);
   auto first = start_query(c1, query_on("a", "count"));
-  ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+  ASSERT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 1));
   auto second = run_query(c2, query_on("a", "count"));
   ASSERT_TRUE(second.rejected.has_value()) << second;
   EXPECT_EQ(second.rejected->code, code::too_many_inflight) << second;
@@ -1125,7 +1114,7 @@ TEST_F(SystemTest, QueriesBeyondMaxQueriesAreRefused) {
   auto answered = collect(c1, first);
   ASSERT_TRUE(answered.stats.has_value()) << answered;
   EXPECT_EQ(answered.counts, (std::map<std::string, uint64_t>{{"", 50}}));
-  ASSERT_TRUE(wait_for_queries(srv->port, "running", 0));
+  ASSERT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 0));
   auto again = run_query(c2, query_on("a", "count"));
   ASSERT_TRUE(again.stats.has_value()) << again;
 }
@@ -1215,7 +1204,7 @@ TEST_F(SystemTest, QueryPastItsDeadlineIsDeadlineExceeded) {
     EXPECT_GE(took, milliseconds(asked == 0 ? 400 : asked) - 20ms);
   }
   ASSERT_TRUE(sat->proc.resume());
-  ASSERT_TRUE(wait_for_queries(srv->port, "running", 0));
+  ASSERT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 0));
   auto ok = run_query(c, query_on("a", "count"));
   ASSERT_TRUE(ok.stats.has_value()) << ok;
   EXPECT_EQ(ok.counts, (std::map<std::string, uint64_t>{{"", 10}}));
@@ -1231,17 +1220,17 @@ TEST_F(SystemTest, SatelliteKilledMidQueryIsUnavailableNotAHang) {
   ASSERT_TRUE(sat->proc.pause());
   client c = connect(srv->port);
   auto id = start_query(c, query_on("a", "count"));
-  ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+  ASSERT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 1));
   sat->proc.kill_and_reap();
   auto r = collect(c, id);
   ASSERT_TRUE(r.rejected.has_value()) << r;
-  EXPECT_EQ(r.rejected->code, code::unavailable) << r << "\n" << server_stats(srv->port)
+  EXPECT_EQ(r.rejected->code, code::unavailable) << r << "\n" << server_stats(srv->port).DebugString()
                                                  << satellites(srv->port).DebugString();
   EXPECT_NE(r.request_id, 0u);
   EXPECT_NE(r.rejected->detail.find("satellite 'a'"), std::string::npos) << r;
-  EXPECT_TRUE(wait_for_satellite(srv->port, "a", "disconnected"));
-  EXPECT_TRUE(wait_for_queries(srv->port, "running", 0));
-  EXPECT_EQ(queries(srv->port, "failed"), 1);
+  EXPECT_TRUE(wait_for_satellite(srv->port, "a", wire::SatelliteInfo::disconnected));
+  EXPECT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 0));
+  EXPECT_EQ(queries(srv->port, &wire::QueryCounters::failed), 1u);
   // The client's connection is fine; the satellite is simply gone.
   auto after = run_query(c, query_on("a", "count"));
   ASSERT_TRUE(after.rejected.has_value()) << after;
@@ -1273,8 +1262,8 @@ TEST_F(SystemTest, ServerRestartOnTheSamePortGetsSatellitesBack) {
   auto again = start_server(config, "server-2");
   ASSERT_NE(again, nullptr);
   ASSERT_EQ(again->port, port);
-  EXPECT_TRUE(wait_for_satellite(port, "a", "healthy", 40)) << satellites(port).DebugString();
-  EXPECT_TRUE(wait_for_satellite(port, "b", "healthy", 60)) << satellites(port).DebugString();
+  EXPECT_TRUE(wait_for_satellite(port, "a", wire::SatelliteInfo::healthy, 40)) << satellites(port).DebugString();
+  EXPECT_TRUE(wait_for_satellite(port, "b", wire::SatelliteInfo::healthy, 60)) << satellites(port).DebugString();
   EXPECT_TRUE(says("connected to 127.0.0.1:" + std::to_string(port) + " again"))
     << sat_a->stderr_text();
   client c = connect(port);
@@ -1323,7 +1312,7 @@ TEST_F(SystemTest, ASatelliteDialsItsServerByNameAndSaysWhenANameDoesNotResolve)
   auto named = satellite_config("named", srv->port, "");
   named.set("satellite", "server", "localhost:" + std::to_string(srv->port));
   ASSERT_NE(start_node("satellite-named", named), nullptr);
-  EXPECT_TRUE(wait_for_satellite(srv->port, "named", "healthy"));
+  EXPECT_TRUE(wait_for_satellite(srv->port, "named", wire::SatelliteInfo::healthy));
   // A name no resolver knows (RFC 6761 reserves .invalid; the final dot keeps search
   // domains off it): the satellite says so, keeps trying, and stops at once on SIGTERM.
   auto nowhere = satellite_config("nowhere", srv->port, "");
@@ -1602,7 +1591,7 @@ TEST_F(SystemTest, TheScrubShowsDamageInAClosedSegmentBeforeAnyQueryReadsItAndQu
   auto where = segments[0].string() + " at byte 0: batch payload checksum mismatch";
   auto info = satellite_info(srv->port, "a");
   ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->state(), "healthy");  // queries still go to it
+  EXPECT_EQ(info->state(), wire::SatelliteInfo::healthy);  // queries still go to it
   EXPECT_EQ(info->store().scrub_damaged_segments(), 1u);
   EXPECT_GT(info->store().scrub_passes(), clean_passes);
   EXPECT_EQ(info->store().scrub_last_damage(), where);
@@ -1614,6 +1603,7 @@ TEST_F(SystemTest, TheScrubShowsDamageInAClosedSegmentBeforeAnyQueryReadsItAndQu
                                      dir_.file("satellites-json.stderr"));
   EXPECT_EQ(json_exit, std::optional<int>{0});
   EXPECT_NE(json.find("\"store_damaged\":true"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"state\":\"healthy\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"scrub_last_damage\":\"" + where + "\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"scrub_damaged_segments\":1,"), std::string::npos) << json;
   auto [text_exit, text] = run_levee({"satellites", "--server", address},
@@ -1656,7 +1646,7 @@ TEST_F(SystemTest, SigtermEndsQueriesInFlightWithShuttingDownAndExitsZero) {
   ASSERT_TRUE(sat->proc.pause());
   client c = connect(srv->port);
   auto id = start_query(c, query_on("a", "count"));
-  ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+  ASSERT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 1));
   ASSERT_TRUE(srv->proc.signal(SIGTERM));
   auto r = collect(c, id);
   ASSERT_TRUE(r.rejected.has_value()) << r;
@@ -1678,15 +1668,15 @@ TEST_F(SystemTest, ClientCancelEndsTheQueryWithCancelled) {
   ASSERT_TRUE(sat->proc.pause());
   client c = connect(srv->port);
   auto id = start_query(c, query_on("a", "count"));
-  ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+  ASSERT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 1));
   ASSERT_TRUE(c.cancel(id).ok());
   auto r = collect(c, id);
   ASSERT_TRUE(r.rejected.has_value()) << r;
   EXPECT_EQ(r.rejected->code, code::cancelled) << r;
   EXPECT_EQ(r.request_id, id);
-  EXPECT_TRUE(wait_for_queries(srv->port, "cancelled", 1));
-  EXPECT_TRUE(wait_for_queries(srv->port, "running", 0));
-  EXPECT_EQ(queries(srv->port, "failed"), 0);
+  EXPECT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::cancelled, 1));
+  EXPECT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 0));
+  EXPECT_EQ(queries(srv->port, &wire::QueryCounters::failed), 0u);
   ASSERT_TRUE(sat->proc.resume());
   // The connection and the satellite go on serving.
   auto after = run_query(c, query_on("a", "count"));
@@ -1703,12 +1693,12 @@ TEST_F(SystemTest, ClientDisconnectCancelsItsQuery) {
   {
     client c = connect(srv->port);
     start_query(c, query_on("a", "count"));
-    ASSERT_TRUE(wait_for_queries(srv->port, "running", 1));
+    ASSERT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 1));
     c.close();
   }
   // Nobody reads the answer any more: the query ends at once, not at its deadline.
-  EXPECT_TRUE(wait_for_queries(srv->port, "cancelled", 1)) << server_stats(srv->port);
-  EXPECT_EQ(queries(srv->port, "running"), 0);
+  EXPECT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::cancelled, 1)) << server_stats(srv->port).DebugString();
+  EXPECT_EQ(queries(srv->port, &wire::QueryCounters::running), 0u);
   ASSERT_TRUE(sat->proc.resume());
   client again = connect(srv->port);
   auto after = run_query(again, query_on("a", "count"));
@@ -1733,8 +1723,8 @@ TEST_F(SystemTest, WireRequestDeadlineEndsTheQueryBehindIt) {
   EXPECT_EQ(r.rejected->code, code::deadline_exceeded) << r;
   EXPECT_EQ(r.rejected->limit, "net.request_deadline_ms") << r;
   // The connection tells the query's router, so the query ends now, not in 10 s.
-  EXPECT_TRUE(wait_for_queries(srv->port, "running", 0, 3s))
-    << server_stats(srv->port);
+  EXPECT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 0, 3s))
+    << server_stats(srv->port).DebugString();
 }
 
 // -- the command line -------------------------------------------------------------------
@@ -1759,10 +1749,8 @@ TEST_F(SystemTest, LeveeSatellitesWatchPrintsTheListWhenItChanges) {
   EXPECT_EQ(line->rfind("a ", 0), 0u) << *line;
   EXPECT_EQ(watch.wait_exit(bound), std::optional<int>{0}) << test::read_file(err);
   // It waited in the server between the two lists: a handful of frames, not a busy loop.
-  auto text = server_stats(srv->port);
-  auto at = text.find("frames in ");
-  ASSERT_NE(at, std::string::npos) << text;
-  EXPECT_LT(std::stoull(text.substr(at + 10)), 30u) << text;
+  auto stats = server_stats(srv->port);
+  EXPECT_LT(stats.listener().frames_in(), 30u) << stats.DebugString();
 }
 
 TEST_F(SystemTest, LeveeQueryPrintsGroupsAndRefusals) {
@@ -1800,6 +1788,65 @@ TEST_F(SystemTest, LeveeQueryPrintsGroupsAndRefusals) {
   EXPECT_NE(text.find("at position"), std::string::npos) << text;
 }
 
+TEST_F(SystemTest, LeveeStatsPrintsTheReplysFieldsAsTextAndAsJson) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(5, 0)), nullptr);
+  client c = connect(srv->port);
+  ASSERT_TRUE(run_query(c, query_on("a", "count")).stats.has_value());
+  auto refused = run_query(c, query_on("nope", "count"));
+  ASSERT_TRUE(refused.rejected.has_value()) << refused;
+  ASSERT_TRUE(wait_for_queries(srv->port, &wire::QueryCounters::running, 0));
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+
+  // --json: one line, every field by its .proto name; counts by code as an object.
+  auto json_err = dir_.file("stats-json.stderr");
+  auto [json_rc, json_out] = run_levee({"stats", "--server", address, "--json"}, json_err);
+  ASSERT_EQ(json_rc, std::optional<int>{0}) << test::read_file(json_err);
+  ASSERT_EQ(json_out.find('\n'), json_out.size() - 1) << json_out;
+  auto j = nlohmann::json::parse(json_out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << json_out;
+  EXPECT_FALSE(j.contains("text")) << json_out;
+  EXPECT_EQ(j["version"], server_stats(srv->port).version()) << json_out;
+  EXPECT_EQ(j["queries"]["started"], 2) << json_out;  // a missing satellite: a failed query
+  EXPECT_EQ(j["queries"]["completed"], 1) << json_out;
+  EXPECT_EQ(j["queries"]["failed"], 1) << json_out;
+  EXPECT_EQ(j["queries"]["running"], 0) << json_out;
+  EXPECT_EQ(j["listener"]["rejects_sent"]["not_found"], 1) << json_out;
+  EXPECT_GE(j["listener"]["connections_open"], 1) << json_out;
+  EXPECT_EQ(j["io_loop"]["busy_poll_us"], 100) << json_out;  // the default window
+  EXPECT_GT(j["node_budget"]["max_bytes"], 0) << json_out;
+  // Both queries ended on the router (the missing satellite's too): two durations.
+  auto& durations = j["queries"]["duration_us"];
+  ASSERT_EQ(durations["counts"].size(), durations["upper_bounds"].size() + 1) << json_out;
+  uint64_t ended = 0;
+  for (auto& n : durations["counts"])
+    ended += n.get<uint64_t>();
+  EXPECT_EQ(ended, 2u) << json_out;
+  EXPECT_GT(durations["sum"], 0) << json_out;
+  std::set<std::string> kinds;
+  for (auto& k : j["kinds"])
+    kinds.insert(k["kind"].get<std::string>());
+  EXPECT_EQ(kinds.count("proxy"), 1u) << json_out;
+  EXPECT_EQ(kinds.count("server"), 1u) << json_out;
+
+  // The text: every part, in the order people have read it.
+  auto text_err = dir_.file("stats-text.stderr");
+  auto [text_rc, text] = run_levee({"stats", "--server", address}, text_err);
+  ASSERT_EQ(text_rc, std::optional<int>{0}) << test::read_file(text_err);
+  size_t at = 0;
+  for (std::string part : {"listener: ", "\nflow control: ",
+                           "\nio thread: looks 100 us for work before it sleeps",
+                           "\nrejects sent: not_found 1", "\nqueries: 2 started, 0 running, "
+                           "1 completed, 1 failed, 0 cancelled, 0 refused; ",
+                           "\nquery durations at the router: ", "\nnode budget: ", "\nkind proxy: "}) {
+    auto found = text.find(part, at);
+    ASSERT_NE(found, std::string::npos) << "no '" << part << "' after byte " << at << ":\n"
+                                        << text;
+    at = found + part.size();
+  }
+}
+
 
 // -- flow control: big answers, slow readers (DESIGN.md "Flow control") --------------------
 
@@ -1829,7 +1876,7 @@ TEST_F(SystemTest, ABigAnswerToASlowReaderCompletesWhileOthersAreServed) {
   test::write_file(file, wide_lines(stored));
   auto sat = start_node("satellite-a", satellite_config("a", srv->port, file));
   ASSERT_NE(sat, nullptr);
-  ASSERT_TRUE(wait_for_satellite(srv->port, "a", "healthy", stored, 120s))
+  ASSERT_TRUE(wait_for_satellite(srv->port, "a", wire::SatelliteInfo::healthy, stored, 120s))
     << sat->stderr_text();
 
   client slow = connect(srv->port);
@@ -1884,7 +1931,7 @@ TEST_F(SystemTest, ABigAnswerToASlowReaderCompletesWhileOthersAreServed) {
   }
   other.join();
   ASSERT_FALSE(refused) << refused->to_string() << " after " << rows << " rows in " << batches
-                        << " batches; server stats: " << server_stats(srv->port);
+                        << " batches; server stats: " << server_stats(srv->port).DebugString();
   ASSERT_TRUE(end);
   EXPECT_EQ(rows, wanted);
   EXPECT_EQ(end->rows_returned(), wanted);
@@ -1900,11 +1947,10 @@ TEST_F(SystemTest, ABigAnswerToASlowReaderCompletesWhileOthersAreServed) {
   EXPECT_EQ(text.find("registered as", first + 1), std::string::npos) << text;
   auto info = satellite_info(srv->port, "a");
   ASSERT_TRUE(info);
-  EXPECT_EQ(info->state(), "healthy");
+  EXPECT_EQ(info->state(), wire::SatelliteInfo::healthy);
   // The client's reading paced it: it granted credit as it went, and stats say so.
   auto stats = server_stats(srv->port);
-  EXPECT_NE(stats.find("flow control: "), std::string::npos) << stats;
-  EXPECT_EQ(stats.find("flow control: 0 credit frames"), std::string::npos) << stats;
+  EXPECT_GT(stats.listener().credit_frames_in(), 0u) << stats.DebugString();
 }
 
 // A query to a satellite the server disconnects for missed heartbeats ends `unavailable`
@@ -1920,7 +1966,7 @@ TEST_F(SystemTest, AQueryOnASatelliteDisconnectedForMissedBeatsSaysSo) {
   test::write_file(file, wide_lines(40'000));  // ~8 MB: more than the query's window
   auto sat = start_node("satellite-a", satellite_config("a", srv->port, file));
   ASSERT_NE(sat, nullptr);
-  ASSERT_TRUE(wait_for_satellite(srv->port, "a", "healthy", 40'000, 60s));
+  ASSERT_TRUE(wait_for_satellite(srv->port, "a", wire::SatelliteInfo::healthy, 40'000, 60s));
   // A query whose client reads nothing: the satellite fills the proxyer's window and
   // waits for credit, the query still running on it.
   client c = connect(srv->port);
@@ -1930,7 +1976,7 @@ TEST_F(SystemTest, AQueryOnASatelliteDisconnectedForMissedBeatsSaysSo) {
     return s.queries_running() == 1;
   }));
   ASSERT_TRUE(sat->proc.pause());
-  ASSERT_TRUE(wait_for_satellite(srv->port, "a", "disconnected"));
+  ASSERT_TRUE(wait_for_satellite(srv->port, "a", wire::SatelliteInfo::disconnected));
   auto out = collect(c, id);
   ASSERT_TRUE(out.rejected) << out;
   EXPECT_EQ(out.rejected->code, code::unavailable) << out;
@@ -1965,8 +2011,8 @@ TEST_F(SystemTest, AServersMemoryIsFlatAcrossTenThousandConnections) {
       ASSERT_TRUE(c.request("stats", wire::StatsRequest{}.SerializeAsString(), 10s).ok());
     }
     // Every one of them closed on the server too (only the test's admin client is open).
-    ASSERT_TRUE(until_stats(srv->port, [](const std::string& text) {
-      return text.find("listener: 1 connections open") != std::string::npos;
+    ASSERT_TRUE(until_stats(srv->port, [](const wire::StatsReply& s) {
+      return s.listener().connections_open() == 1;
     }));
   };
   churn(1000);  // allocator pools and CAF's caches: warm

@@ -285,7 +285,7 @@ protected:
 
   uint64_t stored() {
     auto info = next_info();
-    return info && info->state() == "healthy" ? info->store().events() : 0;
+    return info && info->state() == wire::SatelliteInfo::healthy ? info->store().events() : 0;
   }
 
   /// Every `n` the store holds, as the server's query answers it.
@@ -396,7 +396,7 @@ TEST_P(TailSystemTest, EveryLineIsStoredExactlyOnceAcrossKillsAndRotations) {
       ASSERT_TRUE(satellite_.signal(SIGKILL));
       ASSERT_TRUE(satellite_.wait_exit(bound).has_value());
       ++killed;
-      ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == "disconnected"; }));
+      ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == wire::SatelliteInfo::disconnected; }));
       // While it is down: more lines, and every other time a rotation between them.
       writer.write_lines(static_cast<int>(rng_() % 1500));
       if (killed % 2 == 1) {
@@ -407,7 +407,7 @@ TEST_P(TailSystemTest, EveryLineIsStoredExactlyOnceAcrossKillsAndRotations) {
       }
       ASSERT_TRUE(start(satellite_, "satellite", sat, "dialing").has_value())
         << stderr_of("satellite");
-      ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == "healthy"; }))
+      ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == wire::SatelliteInfo::healthy; }))
         << stderr_of("satellite");
       threshold = stored() + 100 + rng_() % 900;
       last_progress = steady_clock::now();
@@ -421,9 +421,9 @@ TEST_P(TailSystemTest, EveryLineIsStoredExactlyOnceAcrossKillsAndRotations) {
   // start is stored, anything read again (from before it in the file) would be too.
   ASSERT_TRUE(satellite_.signal(SIGTERM));
   EXPECT_EQ(satellite_.wait_exit(bound), std::optional<int>{0});
-  ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == "disconnected"; }));
+  ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == wire::SatelliteInfo::disconnected; }));
   ASSERT_TRUE(start(satellite_, "satellite", sat, "dialing").has_value());
-  ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == "healthy"; }));
+  ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == wire::SatelliteInfo::healthy; }));
   writer.write_lines(1);
   writer.finish_line();
   expect_each_once(first_expected, writer.next(), "after a clean restart");
@@ -498,11 +498,11 @@ TEST_F(TailSystem, ADamagedOrStaleHintIsReplacedAndThePositionsReadFromTheStore)
   auto stop = [&] {
     ASSERT_TRUE(satellite_.signal(SIGTERM));
     ASSERT_EQ(satellite_.wait_exit(bound), std::optional<int>{0});
-    ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == "disconnected"; }));
+    ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == wire::SatelliteInfo::disconnected; }));
   };
   auto start_again = [&] {
     ASSERT_TRUE(start(satellite_, "satellite", sat, "dialing").has_value());
-    ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == "healthy"; }));
+    ASSERT_TRUE(until([](const wire::SatelliteInfo& s) { return s.state() == wire::SatelliteInfo::healthy; }));
   };
 
   // A damaged hint: said, the whole store read instead, and a sound hint written.
