@@ -16,7 +16,7 @@ system_config::system_config() {
     "busy-poll-us", "how long (us) the I/O thread looks for its next event before it sleeps");
   // Reads of one socket per event (CAF: 50): a connection paused by a rate or a slow
   // reader may still read this many times before the pause takes effect, so it bounds what
-  // a paused connection holds (8 x 64 KiB, net/server.cpp max_held_inbox). Eight reads of
+  // a paused connection holds (8 x 64 KiB, net/connection.hpp max_held_inbox). Eight reads of
   // up to 64 KiB still take a busy sender's burst in one event.
   set("middleman.max-consecutive-reads", 8);
 }
