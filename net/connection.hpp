@@ -30,6 +30,7 @@
 
 #include "actors/earliest_timer.hpp"
 #include "actors/weak_timer.hpp"
+#include "limits/defaults.hpp"
 #include "limits/rejection.hpp"
 #include "limits/stream_credit.hpp"
 #include "limits/token_bucket.hpp"
@@ -194,9 +195,13 @@ inline uint64_t write_mark(connection_broker* self) {
 
 // connection_output.cpp
 bool write_frame(connection_broker* self, const wire::Envelope& env);
+/// A Reject for `request_id`, counted by its code (`closing`: the connection ends after it).
 void send_reject(connection_broker* self, uint64_t request_id, const rejection& r,
                  bool closing = false);
+/// Tells the peer why this side closes, and closes once that Reject has left (or after a
+/// grace period, if the peer does not read).
 void reject_and_close(connection_broker* self, uint64_t request_id, const rejection& r);
+/// Closes now (what was written is still sent); requests waiting on the peer fail.
 void close_connection(connection_broker* self);
 void fail_outgoing(connection_broker* self);
 void sync_reading(connection_broker* self);
@@ -206,12 +211,15 @@ void signal_drain(connection_broker* self);
 void on_drained(connection_broker* self);
 
 // connection_input.cpp
+/// Bytes CAF read from the socket.
 void on_data(connection_broker* self, const caf::io::new_data_msg& msg);
 void process_inbox(connection_broker* self);
+/// This side's Hello: protocol version, node id, role, token, the limits it enforces.
 void fill_hello(wire::Hello& out, const server_context& ctx, wire::Role role,
                 const std::string& token);
 
 // connection_requests.cpp
+/// A Request from the peer, to the actor exposed under its target.
 void handle_request(connection_broker* self, wire::Envelope& env);
 void arm_next_deadline(connection_broker* self, int64_t now);
 void expire_requests(connection_broker* self, int64_t armed_for);

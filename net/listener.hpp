@@ -11,7 +11,6 @@
 // net/uplink.hpp) share: the exposed actors, the registry of open connections, counters.
 
 #include <array>
-#include <chrono>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -24,7 +23,6 @@
 #include <caf/actor_system.hpp>
 
 #include "limits/clock.hpp"
-#include "limits/defaults.hpp"
 #include "limits/error_code.hpp"
 #include "limits/log_limiter.hpp"
 #include "limits/status.hpp"
