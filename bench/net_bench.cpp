@@ -36,7 +36,7 @@
 #include "bench/bench_support.hpp"
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
-#include "net/server.hpp"
+#include "net/listener.hpp"
 
 namespace {
 

@@ -16,7 +16,7 @@ system_config::system_config() {
     "busy-poll-us", "how long (us) the I/O thread looks for its next event before it sleeps");
   // Reads of one socket per event (CAF: 50): a connection paused by a rate or a slow
   // reader may still read this many times before the pause takes effect, so it bounds what
-  // a paused connection holds (8 x 64 KiB, net/server.cpp max_held_inbox). Eight reads of
+  // a paused connection holds (8 x 64 KiB, net/connection.hpp max_held_inbox). Eight reads of
   // up to 64 KiB still take a busy sender's burst in one event.
   set("middleman.max-consecutive-reads", 8);
 }
@@ -37,13 +37,16 @@ void polling_multiplexer::run() {
     x.store(x.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
   };
   auto last_event = clock::now();
-  std::optional<clock::time_point> looking_since;
+  // Since when the loop has looked without finding work (a flag and a time, not an
+  // optional: g++ 12 takes the optional's time for uninitialized and warns).
+  bool looking = false;
+  clock::time_point looking_since{};
   auto stop_looking = [&](clock::time_point t) {
-    if (looking_since) {
+    if (looking) {
       bump(looked_ns_, static_cast<uint64_t>(
-                         std::chrono::duration_cast<std::chrono::nanoseconds>(t - *looking_since)
+                         std::chrono::duration_cast<std::chrono::nanoseconds>(t - looking_since)
                            .count()));
-      looking_since.reset();
+      looking = false;
     }
   };
   // num_socket_handlers() falls to 0 once CAF has closed the loop's own pipe (shutdown).
@@ -55,8 +58,10 @@ void polling_multiplexer::run() {
       continue;
     }
     bump(empty_polls_, 1);
-    if (!looking_since)
+    if (!looking) {
+      looking = true;
       looking_since = now;
+    }
     if (now - last_event < window_) {
       // Whatever else wants this CPU (the peer that will send the next frame, on a
       // machine with few CPUs) runs first; alone, this returns at once.

@@ -20,8 +20,9 @@
 namespace levee::net {
 
 /// The CAF config key of the window in microseconds ([node] busy_poll_us in a node's
-/// file); 0 sleeps at once, as CAF's own loop does.
-inline constexpr const char* busy_poll_key = "levee.busy-poll-us";
+/// file); 0 sleeps at once, as CAF's own loop does. An array, not a pointer: built with
+/// clang, CAF 0.17.6's string_view takes a string literal but not a `const char*`.
+inline constexpr char busy_poll_key[] = "levee.busy-poll-us";
 
 /// A CAF config that knows busy_poll_key. Load the middleman with the polling backend:
 /// `cfg.load<caf::io::middleman, net::polling_multiplexer>()`.

@@ -21,7 +21,7 @@
 #include "events/codec.hpp"
 #include "limits/stream_credit.hpp"
 #include "net/satellite.pb.h"
-#include "net/server.hpp"
+#include "net/uplink.hpp"
 #include "persistence/checkpoint.hpp"
 #include "persistence/segment_log.hpp"
 #include "persistence/source_positions.hpp"

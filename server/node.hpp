@@ -9,7 +9,7 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/runtime.hpp"
-#include "net/server.hpp"
+#include "net/listener.hpp"
 #include "server/proxy.hpp"
 #include "server/registry.hpp"
 

@@ -27,7 +27,7 @@
 #include "limits/stream_credit.hpp"
 #include "net/frame.hpp"
 #include "net/reject_frame.hpp"
-#include "net/server.hpp"
+#include "net/listener.hpp"
 #include "tests/test_support.hpp"
 
 namespace levee {

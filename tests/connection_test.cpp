@@ -21,8 +21,9 @@
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
 #include "net/frame.hpp"
+#include "net/listener.hpp"
 #include "net/reject_frame.hpp"
-#include "net/server.hpp"
+#include "net/uplink.hpp"
 #include "tests/test_support.hpp"
 #include "tests/wire_support.hpp"
 

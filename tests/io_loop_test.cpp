@@ -15,7 +15,7 @@
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
 #include "net/multiplexer.hpp"
-#include "net/server.hpp"
+#include "net/listener.hpp"
 #include "tests/test_support.hpp"
 
 namespace levee {

@@ -8,7 +8,9 @@
 // refused locally (nothing is sent), and sending is paced to the advertised rates.
 //
 // Blocking and single-threaded: use one client per thread. Plain POSIX sockets, no actor
-// system needed.
+// system needed: link the library levee_client, which brings the wire codec (protobuf,
+// LZ4) and no CAF; this header includes no CAF header (tests/check_client_links_no_caf.sh
+// keeps both so). examples/client_hello.cpp is a whole program.
 
 #include <chrono>
 #include <cstdint>

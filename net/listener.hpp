@@ -1,15 +1,16 @@
 #pragma once
-// The server side of the wire protocol over CAF's I/O layer: an acceptor broker that
+// The listening side of the wire protocol over CAF's I/O layer: an acceptor broker that
 // enforces the connection bound, and one broker per connection that runs the connection
-// gate (DESIGN.md gate 1): frame limits before allocation, Hello with credentials and
-// advertised limits, per-connection msgs/s and bytes/s buckets (refuse, then stop reading
-// while the connection owes time), in-flight requests, a bound on bytes waiting for a
-// slow peer, handshake, idle and read timeouts, overweight permits. Requests are bridged
-// to the actors exposed by name, through their own gates; every refusal goes back as a
-// Reject frame and is counted by code.
+// gate (ARCHITECTURE.md "The three gates", 1; net/connection.hpp): frame limits before
+// allocation, Hello with credentials and advertised limits, per-connection msgs/s and
+// bytes/s buckets (refuse, then stop reading while the connection owes time), in-flight
+// requests, a bound on bytes waiting for a slow peer, handshake, idle and read timeouts,
+// overweight permits. Requests are bridged to the actors exposed by name, through their
+// own gates; every refusal goes back as a Reject frame and is counted by code.
+// server_context is what the connections of one listener (or of an uplink,
+// net/uplink.hpp) share: the exposed actors, the registry of open connections, counters.
 
 #include <array>
-#include <chrono>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -22,7 +23,6 @@
 #include <caf/actor_system.hpp>
 
 #include "limits/clock.hpp"
-#include "limits/defaults.hpp"
 #include "limits/error_code.hpp"
 #include "limits/log_limiter.hpp"
 #include "limits/status.hpp"
@@ -134,33 +134,5 @@ void stop_listener(const listener& l, server_context& ctx);
 /// Connection actors of this process not yet destroyed (their memory not yet given back),
 /// accepted and dialed: after every connection closed, this returns to 0.
 uint64_t connection_actors_alive() noexcept;
-
-struct uplink_options {
-  std::string host = "127.0.0.1";
-  uint16_t port = 0;
-  std::string token;  // presented in the Hello
-  std::chrono::milliseconds backoff_initial{50};
-  std::chrono::milliseconds backoff_max{2000};
-  /// How long one TCP connect may wait for the server; then the next address or a retry.
-  std::chrono::milliseconds connect_timeout{defaults::net_connect_timeout_ms};
-  /// Told (connected_atom, server node id) after every (re)connection's handshake, e.g. to
-  /// register again with a restarted server.
-  caf::actor notify;
-};
-
-/// Dials out to a Levee server and keeps the connection up, reconnecting with exponential
-/// backoff (a node that needs no inbound port, e.g. a satellite). A connect is
-/// non-blocking and waits at most connect_timeout per address, so a server that does not
-/// answer (SYNs dropped) delays neither stop nor the answers to requests; a failure is
-/// written to stderr once per distinct reason (and again every 30 s while it lasts), with
-/// the reconnection that ends it. The returned actor
-///   - forwards (wire_request_atom, target, payload) -> std::string to the server, through
-///     the server's gates; while disconnected it answers `unavailable` at once;
-///   - answers (get_atom) -> bool: connected or not;
-///   - stops on (stop_atom).
-/// Requests the server sends over this connection reach the actors exposed in `ctx`, which
-/// also sets the limits this side enforces and its node id. Needs caf::io::middleman.
-caf::actor start_uplink(caf::actor_system& sys, std::shared_ptr<server_context> ctx,
-                        uplink_options opts);
 
 } // namespace levee::net

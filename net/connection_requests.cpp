@@ -1,0 +1,296 @@
+// Requests both ways on one connection (net/connection.hpp): the peer's, bridged to the
+// actors exposed by name (the in-flight bound, the connection's own deadlines, streamed
+// answers paced by the peer's credit), and this side's own, sent to the peer with a
+// promise its answer fulfils.
+
+#include <algorithm>
+#include <string_view>
+
+#include "actors/atoms.hpp"
+#include "actors/caf_error.hpp"
+#include "net/connection.hpp"
+#include "net/reject_frame.hpp"
+
+namespace levee::net {
+
+using namespace std::chrono;
+
+namespace {
+
+/// A request whose actor has not answered this long after its deadline (or as long again
+/// as the deadline, if that is longer) is given up on: its in-flight slot is freed.
+constexpr uint64_t min_abandon_grace_ms = 1000;
+
+/// How much later than its deadline a connection gives up on a streamed request whose
+/// target enforces the deadline itself.
+constexpr uint64_t stream_deadline_grace_ms = 1000;
+
+/// What a refusal echoes of the peer's own input: at most this many bytes of it, so a
+/// Reject stays small whatever the peer sent (a 900 KB target name is not sent back).
+constexpr size_t max_echoed_bytes = 48;
+
+/// `text` in quotes, cut to max_echoed_bytes (with its full length when cut).
+std::string quoted_prefix(std::string_view text) {
+  if (text.size() <= max_echoed_bytes)
+    return "'" + std::string{text} + "'";
+  return "'" + std::string{text.substr(0, max_echoed_bytes)} + "...' ("
+         + std::to_string(text.size()) + " bytes)";
+}
+
+rejection rejection_of(const caf::error& err) {
+  if (auto r = rejection_from(err))
+    return *r;
+  if (err == caf::sec::request_timeout)
+    return rejection{code::deadline_exceeded, "net.request_deadline_ms", 0, 0, 0,
+                     "the actor did not answer before the deadline"};
+  return rejection{code::unavailable, "net.target", 0, 0, 0,
+                   "the actor behind this target failed or is gone: " + caf::to_string(err)};
+}
+
+/// Arms the deadline timer for `deadline_ns` (unless it is armed for an earlier one) when
+/// that is at most two ticks away; a later deadline is armed by the tick that comes near it
+/// (on_tick). A timer waits in CAF's clock until it fires, answered request or not: timers
+/// a whole deadline ahead (30 s by default) would pile up with the rate of requests, and a
+/// timer every tick would wake the clock thread for nothing.
+void arm_deadline(connection_broker* self, int64_t deadline_ns, int64_t now) {
+  auto& st = self->state;
+  if (deadline_ns > now + 2 * duration_cast<nanoseconds>(st.tick_interval).count())
+    return;
+  if (st.deadline_timer.arm(deadline_ns))
+    delayed_send_by_id(self, st.timers, nanoseconds(std::max<int64_t>(deadline_ns - now, 0)),
+                       timeout_atom::value, deadline_ns);
+}
+
+/// Takes the peer's request `rid` (sent to its actor as `tag`) out of the in-flight table
+/// when its actor answers. False when the answer comes too late: the peer was already
+/// told deadline_exceeded, or the request was given up on (and `rid` may be another
+/// request by now).
+bool settle_request(connection_state& st, uint64_t rid, uint64_t tag) {
+  auto i = st.pending.find(rid);
+  if (i == st.pending.end() || i->second.tag != tag)
+    return false;
+  bool in_time = !i->second.expired;
+  st.pending.erase(i);
+  return in_time;
+}
+
+} // namespace
+
+/// Arms the deadline timer for the earliest deadline of the requests in flight, if near.
+void arm_next_deadline(connection_broker* self, int64_t now) {
+  auto& st = self->state;
+  int64_t next = 0;
+  for (auto& [rid, p] : st.pending) {
+    auto at = p.expired ? p.abandon_ns : p.deadline_ns;
+    next = next == 0 ? at : std::min(next, at);
+  }
+  if (next != 0)
+    arm_deadline(self, next, now);
+}
+
+/// The armed timer fired: requests past their deadline are answered deadline_exceeded
+/// (a stream's target is told to stop), and the timer is armed for the next deadline.
+void expire_requests(connection_broker* self, int64_t armed_for) {
+  auto& st = self->state;
+  if (!st.deadline_timer.fire(armed_for))
+    return;  // superseded by a timer for an earlier deadline
+  if (st.closed || st.closing)
+    return;
+  auto now = st.ctx->clock().now_ns();
+  int64_t next = 0;
+  auto due = [&](int64_t at) { next = next == 0 ? at : std::min(next, at); };
+  for (auto i = st.pending.begin(); i != st.pending.end();) {
+    auto rid = i->first;
+    auto& p = i->second;
+    if (p.expired && p.abandon_ns <= now) {
+      // Its actor has had the deadline and the grace: the slot goes back, and a late
+      // answer is dropped (settle_request matches the tag, not only the peer's id).
+      st.ctx->stats.requests_abandoned.fetch_add(1);
+      if (st.ctx->log.admit())
+        st.ctx->log.write("levee.connection",
+                          rejection{code::deadline_exceeded, "net.request_deadline_ms",
+                                    static_cast<uint64_t>((now - p.started_ns) / ns_per_ms),
+                                    p.deadline_ms, 0,
+                                    "actor '" + (p.target_name ? *p.target_name : std::string{})
+                                      + "' never answered; its request's in-flight slot is freed"});
+      i = st.pending.erase(i);
+      continue;
+    }
+    if (p.expired) {
+      due(p.abandon_ns);
+    } else if (p.deadline_ns > now) {
+      due(p.deadline_ns);
+    } else {
+      p.expired = true;
+      due(p.abandon_ns);
+      if (p.target) {
+        st.streams.erase(p.tag);
+        self->send(p.target, cancel_atom::value, p.tag);  // nobody reads the stream any more
+      }
+      send_reject(self, rid,
+                  rejection{code::deadline_exceeded, "net.request_deadline_ms",
+                            static_cast<uint64_t>((now - p.started_ns) / ns_per_ms),
+                            p.deadline_ms, 0, "the actor did not answer before the deadline"});
+    }
+    ++i;
+  }
+  if (next != 0)
+    arm_deadline(self, next, now);
+}
+
+void handle_request(connection_broker* self, wire::Envelope& env) {
+  auto& st = self->state;
+  auto& limits = limits_of(self);
+  auto rid = env.request_id();
+  auto& req = *env.mutable_request();
+  if (st.pending.size() >= limits.max_inflight_requests) {
+    send_reject(self, rid,
+                rejection{code::too_many_inflight, "net.max_inflight_requests",
+                          st.pending.size() + 1, limits.max_inflight_requests, 10,
+                          "wait for answers before sending more requests"});
+    return;
+  }
+  if (st.pending.count(rid) != 0) {
+    send_reject(self, rid,
+                rejection{code::bad_request, "net.request_id", rid, 0, 0,
+                          "request id " + std::to_string(rid)
+                            + " is still in flight; give each request its own id"});
+    return;
+  }
+  // Targets are looked up once per connection; the shared registry takes a lock.
+  auto cached_at = st.targets.try_emplace(req.target()).first;
+  auto& cached = cached_at->second;
+  if (!cached)
+    cached = st.ctx->target(req.target());
+  auto target = cached;
+  if (!target)
+    st.targets.erase(cached_at);
+  if (!target) {
+    send_reject(self, rid,
+                rejection{code::not_found, "net.target", 0, 0, 0,
+                          "no actor is exposed as " + quoted_prefix(req.target())});
+    return;
+  }
+  uint64_t deadline = req.deadline_ms() != 0
+                        ? std::min<uint64_t>(req.deadline_ms(), limits.request_deadline_ms)
+                        : limits.request_deadline_ms;
+  // A stream's target keeps its own deadline (a query's is server.query_deadline_ms, at
+  // most this one) and names it; the connection's is the backstop, a second later.
+  if (req.stream())
+    deadline += stream_deadline_grace_ms;
+  auto now = st.ctx->clock().now_ns();
+  auto tag = ++st.next_tag;
+  auto& p = st.pending[rid];
+  p.started_ns = now;
+  p.deadline_ms = deadline;
+  p.deadline_ns = now + static_cast<int64_t>(deadline) * ns_per_ms;
+  p.abandon_ns = p.deadline_ns
+                 + static_cast<int64_t>(std::max<uint64_t>(deadline, min_abandon_grace_ms)) * ns_per_ms;
+  p.tag = tag;
+  p.target_name = &cached_at->first;
+  arm_deadline(self, p.deadline_ns, now);
+  if (req.stream()) {
+    p.target = target;
+    // Batches arrive as (wire_batch_atom, tag, part) before the answer: the actor sends
+    // them to us in order, and CAF keeps one sender's messages in order.
+    // The peer's credit (its defaults if it names none) is held here and lent to the
+    // producer at most lend_cap at a time; the first loan goes with the request.
+    auto& stream = st.streams[tag];
+    stream.target = stream.producer = target;
+    stream.rid = rid;
+    stream.credit.add(req.credit_batches() != 0 ? req.credit_batches()
+                                                : defaults::net_stream_credit_batches,
+                      req.credit_bytes() != 0 ? req.credit_bytes()
+                                              : defaults::net_stream_credit_bytes);
+    auto first = lend(self, tag, stream, true);
+    self->request(target, caf::infinite, wire_stream_atom::value,
+                  std::move(*req.mutable_payload()), tag, first.batches,
+                  static_cast<uint64_t>(first.bytes))
+      .then(
+        [=](std::string& summary) {
+          auto& s = self->state;
+          if (!settle_request(s, rid, tag))
+            return;
+          wire::Envelope out;
+          out.set_request_id(rid);
+          out.mutable_end_of_stream()->set_batches(s.streams[tag].batches);
+          out.mutable_end_of_stream()->set_summary(std::move(summary));
+          s.streams.erase(tag);
+          s.ctx->stats.requests_answered.fetch_add(1);
+          write_frame(self, out);
+        },
+        [=](caf::error& err) {
+          auto& s = self->state;
+          if (!settle_request(s, rid, tag))
+            return;
+          s.streams.erase(tag);
+          send_reject(self, rid, rejection_of(err));
+        });
+    return;
+  }
+  self->request(target, caf::infinite, wire_request_atom::value,
+                std::move(*req.mutable_payload()))
+    .then(
+      [=](std::string& answer) {
+        auto& s = self->state;
+        if (!settle_request(s, rid, tag))
+          return;
+        wire::Envelope out;
+        out.set_request_id(rid);
+        out.mutable_response()->set_payload(std::move(answer));
+        s.ctx->stats.requests_answered.fetch_add(1);
+        write_frame(self, out);
+      },
+      [=](caf::error& err) {
+        if (settle_request(self->state, rid, tag))
+          send_reject(self, rid, rejection_of(err));
+      });
+}
+
+/// Sends a request of this side to the peer; its answer (or Reject) fulfils the promise.
+/// With a sink, the request is streamed: its batches go to the sink as
+/// (wire_batch_atom, tag, part) and EndOfStream's summary fulfils the promise.
+caf::result<std::string> send_outgoing(connection_broker* self, std::string target,
+                                       std::string payload, caf::actor sink, uint64_t tag,
+                                       stream_credit credit) {
+  auto& st = self->state;
+  if (!st.hello_done || st.closing || st.closed)
+    return to_error(rejection{code::unavailable, "net.connection", 0, 0, 0,
+                              "the connection to the peer is not ready"});
+  if (st.peer_max_inflight != 0 && st.outgoing.size() >= st.peer_max_inflight)
+    return to_error(rejection{code::too_many_inflight, "net.max_inflight_requests",
+                              st.outgoing.size() + 1, st.peer_max_inflight, 10,
+                              "the peer allows no more requests in flight"});
+  if (auto waiting = waiting_bytes(self); waiting >= limits_of(self).max_write_buffer_bytes)
+    return to_error(rejection{code::slow_consumer, "net.max_write_buffer_bytes", waiting,
+                              limits_of(self).max_write_buffer_bytes, 0,
+                              "the peer does not read what this node sends; the request was "
+                              "not sent"});
+  wire::Envelope env;
+  auto id = st.next_request_id++;
+  env.set_request_id(id);
+  auto& req = *env.mutable_request();
+  req.set_target(std::move(target));
+  req.set_payload(std::move(payload));
+  req.set_stream(static_cast<bool>(sink));
+  if (sink) {
+    req.set_credit_batches(static_cast<uint32_t>(
+      std::min<uint64_t>(credit.batches, stream_credit::max_batches)));
+    req.set_credit_bytes(static_cast<uint64_t>(std::max<int64_t>(credit.bytes, 0)));
+  }
+  // Larger than the peer accepts: refused here, nothing sent. Only a request that might
+  // be (compression could still bring it under) is encoded to find out.
+  if (frame_header_bytes + env.ByteSizeLong() > st.peer.max_frame_bytes) {
+    std::string probe;
+    if (auto err = encode_frame(env, st.peer, probe))
+      return to_error(*err);
+  }
+  auto rp = self->make_response_promise<std::string>();
+  st.outgoing.emplace(id, rp);
+  if (sink)
+    st.outgoing_streams.emplace(id, connection_state::outgoing_stream{std::move(sink), tag});
+  write_frame(self, env);
+  return rp;
+}
+
+} // namespace levee::net

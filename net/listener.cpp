@@ -1,0 +1,153 @@
+#include "net/listener.hpp"
+
+#include <future>
+
+#include <caf/io/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/broker.hpp"
+#include "actors/weak_timer.hpp"
+#include "net/caf_io_shims.hpp"
+#include "net/connection.hpp"
+
+namespace levee::net {
+
+using namespace std::chrono;
+
+server_context::server_context(listener_config cfg, const clock_source& clock)
+  : log(clock, 1, 5), cfg_(std::move(cfg)), clock_(clock) {
+}
+
+void server_context::expose(const std::string& name, caf::actor target) {
+  std::lock_guard<std::mutex> guard{targets_mtx_};
+  targets_[name] = std::move(target);
+}
+
+caf::actor server_context::target(const std::string& name) const {
+  std::lock_guard<std::mutex> guard{targets_mtx_};
+  auto i = targets_.find(name);
+  return i == targets_.end() ? caf::actor{} : i->second;
+}
+
+bool server_context::try_open_connection() noexcept {
+  auto max = cfg_.limits.max_connections;
+  auto cur = stats.connections_open.load();
+  do {
+    if (cur >= max)
+      return false;
+  } while (!stats.connections_open.compare_exchange_weak(cur, cur + 1));
+  return true;
+}
+
+void server_context::connection_closed() noexcept {
+  stats.connections_open.fetch_sub(1);
+}
+
+void server_context::add_connection(const caf::actor& conn) {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  connections_[conn.id()] = conn;
+}
+
+void server_context::remove_connection(caf::actor_id id) {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  connections_.erase(id);
+  for (auto i = named_.begin(); i != named_.end();) {
+    if (i->second.id() == id)
+      i = named_.erase(i);
+    else
+      ++i;
+  }
+}
+
+caf::actor server_context::connection_for(const std::string& node_id) const {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  auto i = named_.find(node_id);
+  return i == named_.end() ? caf::actor{} : i->second;
+}
+
+void server_context::name_connection(const std::string& node_id, const caf::actor& conn) {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  named_[node_id] = conn;
+}
+
+caf::actor server_context::timer_relay(caf::actor_system& sys) {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  auto relay = caf::actor_cast<caf::actor>(timer_relay_);
+  if (!relay) {
+    relay = spawn_timer_relay(sys.middleman(), [w = weak_from_this()](uint64_t id) {
+      auto ctx = w.lock();
+      return ctx ? ctx->connection_by_id(id) : caf::actor{};
+    });
+    timer_relay_ = relay.address();
+  }
+  return relay;
+}
+
+caf::actor server_context::connection_by_id(caf::actor_id id) const {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  auto i = connections_.find(id);
+  return i == connections_.end() ? caf::actor{} : i->second;
+}
+
+std::vector<caf::actor> server_context::connections() const {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  std::vector<caf::actor> out;
+  for (auto& [id, conn] : connections_)
+    out.push_back(conn);
+  return out;
+}
+
+namespace {
+
+caf::behavior acceptor(levee::broker* self, std::shared_ptr<server_context> ctx,
+                       std::string host, uint16_t port,
+                       std::shared_ptr<std::promise<result<uint16_t>>> bound) {
+  auto res = self->add_tcp_doorman(port, host.c_str(), true);
+  if (!res) {
+    bound->set_value(status::error(code::unavailable,
+                                   "cannot listen on " + host + ":" + std::to_string(port) + ": "
+                                     + self->system().render(res.error())
+                                     + "; is the port in use?"));
+    self->quit();
+    return {};
+  }
+  bound->set_value(res->second);
+  return {
+    [=](const caf::io::new_connection_msg& msg) {
+      // A refused connection still gets a broker: it sends the Reject and closes.
+      auto role = ctx->try_open_connection() ? conn_role::accepted : conn_role::refused;
+      self->fork(connection, msg.handle, ctx, role, caf::actor{}, std::string{});
+    },
+    [=](const caf::io::acceptor_closed_msg&) { self->quit(); },
+  };
+}
+
+} // namespace
+
+uint64_t connection_actors_alive() noexcept {
+  return direct_write_broker::alive();
+}
+
+void stop_listener(const listener& l, server_context& ctx) {
+  if (l.acceptor)
+    caf::anon_send_exit(l.acceptor, caf::exit_reason::user_shutdown);
+  for (auto& conn : ctx.connections())
+    caf::anon_send(conn, stop_atom::value);
+}
+
+result<listener> start_listener(caf::actor_system& sys, std::shared_ptr<server_context> ctx,
+                                const std::string& host, uint16_t port) {
+  if (auto st = validate(ctx->config().limits); !st)
+    return st;
+  auto bound = std::make_shared<std::promise<result<uint16_t>>>();
+  auto done = bound->get_future();
+  auto acc = sys.middleman().spawn_broker(acceptor, ctx, host, port, bound);
+  if (done.wait_for(seconds(30)) != std::future_status::ready)
+    return status::error(code::unavailable, "the listener did not start within 30 s");
+  auto r = done.get();
+  if (!r)
+    return r.error();
+  return listener{acc, *r};
+}
+
+} // namespace levee::net
