@@ -12,7 +12,6 @@
 namespace levee::persistence {
 
 using detail::io_error;
-using detail::write_all_at;
 
 result<segment_log::compaction_report> segment_log::compact(const compaction& policy,
                                                             int64_t now_ms) {
@@ -149,20 +148,10 @@ status segment_log::rewrite_segment(size_t index, uint64_t end_offset,
   // (and a stray .cleaned file the next open deletes); after it, the new one, whose index
   // the next open rebuilds if it is missing.
   auto tmp = seg.path + ".cleaned";
-  int tfd = io_.open(tmp, true);
-  if (tfd < 0)
-    return io_error("cannot create", tmp, tfd);
-  auto err = io_.ftruncate(tfd, 0);
-  if (err == 0)
-    err = write_all_at(io_, tfd, 0, bytes);
-  if (err == 0)
-    err = io_.fdatasync(tfd);
-  io_.close(tfd);
-  if (err == 0) {
-    io_.unlink(index_path(seg));
-    err = io_.rename(tmp, seg.path);
-  }
-  if (err != 0) {
+  if (auto st = detail::write_synced_file(io_, tmp, bytes); !st)
+    return st;
+  io_.unlink(index_path(seg));
+  if (auto err = io_.rename(tmp, seg.path); err != 0) {
     io_.unlink(tmp);
     return io_error("cannot write the compacted segment", seg.path, err);
   }

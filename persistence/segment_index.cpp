@@ -11,7 +11,6 @@
 namespace levee::persistence {
 
 using detail::io_error;
-using detail::write_all_at;
 
 namespace {
 
@@ -62,18 +61,9 @@ status segment_log::write_index(const segment& seg, uint64_t end_offset) {
   base::put_u32_le(out, crc32c(0, out.data(), out.size()));
   auto path = index_path(seg);
   auto tmp = path + ".tmp";
-  int fd = io_.open(tmp, true);
-  if (fd < 0)
-    return io_error("cannot create", tmp, fd);
-  auto err = io_.ftruncate(fd, 0);
-  if (err == 0)
-    err = write_all_at(io_, fd, 0, out);
-  if (err == 0)
-    err = io_.fdatasync(fd);
-  io_.close(fd);
-  if (err == 0)
-    err = io_.rename(tmp, path);
-  if (err != 0) {
+  if (auto st = detail::write_synced_file(io_, tmp, out); !st)
+    return st;
+  if (auto err = io_.rename(tmp, path); err != 0) {
     io_.unlink(tmp);
     return io_error("cannot write the index", path, err);
   }

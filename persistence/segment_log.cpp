@@ -54,6 +54,23 @@ int write_all_at(file_io& io, int fd, uint64_t pos, const std::string& data) {
   return 0;
 }
 
+status write_synced_file(file_io& io, const std::string& path, const std::string& data) {
+  int fd = io.open(path, true);
+  if (fd < 0)
+    return io_error("cannot create", path, fd);
+  auto err = io.ftruncate(fd, 0);
+  if (err == 0)
+    err = write_all_at(io, fd, 0, data);
+  if (err == 0)
+    err = io.fdatasync(fd);
+  io.close(fd);
+  if (err != 0) {
+    io.unlink(path);
+    return io_error("cannot write", path, err);
+  }
+  return {};
+}
+
 } // namespace detail
 
 result<std::unique_ptr<segment_log>> segment_log::open(const log_options& opts,
