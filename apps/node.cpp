@@ -26,6 +26,7 @@
 #include "actors/runtime.hpp"
 #include "apps/cli_common.hpp"
 #include "apps/subcommands.hpp"
+#include "base/host_port.hpp"
 #include "limits/config_file.hpp"
 #include "limits/defaults.hpp"
 #include "limits/limits_config.hpp"

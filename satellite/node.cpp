@@ -13,12 +13,12 @@
 
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
-#include "base/host_port.hpp"
 
 #include "actors/atoms.hpp"
 #include "actors/broker.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
+#include "base/host_port.hpp"
 #include "events/codec.hpp"
 #include "limits/stream_credit.hpp"
 #include "net/satellite.pb.h"

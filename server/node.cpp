@@ -5,8 +5,8 @@
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
-#include "base/host_port.hpp"
 #include "actors/limited_actor.hpp"
+#include "base/host_port.hpp"
 #include "net/multiplexer.hpp"
 #include "net/satellite.pb.h"
 
