@@ -33,18 +33,12 @@ void add_server_options(po::options_description& opts, server_args& a) {
 }
 
 std::optional<client_options> client_for(const char* sub, const server_args& a) {
-  auto [host, port] = split_address(a.server);
-  if (host.empty() || port == 0) {
-    usage_error(sub, "--server " + a.server
-                       + (host.empty() || a.server.find(':') == std::string::npos
-                            ? ": must be host:port, e.g. 127.0.0.1:7400"
-                            : ": the port must be a whole number from 1 to 65535, e.g. "
-                              "127.0.0.1:7400"));
+  auto address = address_option(sub, "--server", a.server);
+  if (!address)
     return std::nullopt;
-  }
   client_options co;
-  co.host = host;
-  co.port = port;
+  co.host = address->host;
+  co.port = address->port;
   co.token = a.token;
   return co;
 }

@@ -125,19 +125,15 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
-std::pair<std::string, uint16_t> split_address(const std::string& text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos)
-    return {text, 0};
-  // Digits only, 1 to 65535: stoul took "-1" (wrapped) and "7400x" (as 7400).
-  auto digits = text.substr(colon + 1);
-  uint32_t port = 0;
-  if (digits.empty() || digits.size() > 5
-      || digits.find_first_not_of("0123456789") != std::string::npos)
-    return {text.substr(0, colon), 0};
-  for (char c : digits)
-    port = port * 10 + static_cast<uint32_t>(c - '0');
-  return {text.substr(0, colon), port > 65535 ? uint16_t{0} : static_cast<uint16_t>(port)};
+std::optional<base::host_port> address_option(const char* sub, const char* option,
+                                              const std::string& text) {
+  base::host_port address;
+  std::string error;
+  if (!base::parse_host_port(option, text, address, error)) {
+    usage_error(sub, error);
+    return std::nullopt;
+  }
+  return address;
 }
 
 namespace {

@@ -18,6 +18,7 @@
 
 #include <google/protobuf/message.h>
 
+#include "base/host_port.hpp"
 #include "levee/client.hpp"
 #include "limits/config_file.hpp"
 
@@ -76,8 +77,11 @@ std::optional<flat_config> load_config_with_overrides(const char* sub, const std
                                                       const std::vector<std::string>& overrides);
 
 std::vector<std::string> split_list(const std::string& text);  // "a, b" -> {"a", "b"}
-/// "host:port" -> (host, port); port 0 unless it is digits alone from 1 to 65535.
-std::pair<std::string, uint16_t> split_address(const std::string& text);
+/// `text`, the value of address option `option` ("--server"), as host and port. A bad
+/// address is a usage error naming the option, the text and what a valid address looks
+/// like: printed, and nullopt returned (exit code 2, as for every usage error).
+std::optional<base::host_port> address_option(const char* sub, const char* option,
+                                              const std::string& text);
 
 struct query_request {
   std::string text;

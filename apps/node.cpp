@@ -26,6 +26,7 @@
 #include "actors/runtime.hpp"
 #include "apps/cli_common.hpp"
 #include "apps/subcommands.hpp"
+#include "base/host_port.hpp"
 #include "limits/config_file.hpp"
 #include "limits/defaults.hpp"
 #include "limits/limits_config.hpp"
@@ -335,10 +336,12 @@ int run_local(const std::vector<std::string>& args) {
   }
   std::fflush(stdout);
   // Show a query answered over the real client path, once both satellites have data.
-  auto [server_host, server_port] = split_address(address);
+  base::host_port server;
+  std::string unused;
+  base::parse_host_port("server.listen", address, server, unused);  // start_server took it
   client_options co;
-  co.host = server_host;
-  co.port = server_port;
+  co.host = server.host;
+  co.port = server.port;
   co.token = net_cfg->token;
   int rc = 0;
   if (!wait_for_satellites(co, {"a", "b"}, 200, seconds(30))) {

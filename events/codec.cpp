@@ -4,14 +4,14 @@
 #include <cstdint>
 #include <cstring>
 
-#include "persistence/varint.hpp"
+#include "base/codec.hpp"
 
 namespace levee::events {
 
 namespace {
 
-using persistence::put_varint;
-using persistence::varint_size;
+using base::put_varint;
+using base::varint_size;
 
 // Protobuf wire types (https://protobuf.dev/programming-guides/encoding/).
 constexpr uint32_t wire_varint = 0;
@@ -37,13 +37,6 @@ uint64_t zigzag(int64_t v) {
 
 int64_t unzigzag(uint64_t v) {
   return static_cast<int64_t>((v >> 1) ^ (0 - (v & 1)));
-}
-
-void put_fixed64(std::string& out, uint64_t v) {
-  char buf[8];
-  for (int i = 0; i < 8; ++i)
-    buf[i] = static_cast<char>(v >> (8 * i));
-  out.append(buf, 8);
 }
 
 uint64_t double_bits(double d) {
@@ -84,26 +77,12 @@ public:
   size_t offset() const { return static_cast<size_t>(p_ - begin_); }
 
   /// Up to 10 bytes; bits above 64 are dropped, as protobuf's parser does.
-  bool varint(uint64_t& v) {
-    v = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-      if (p_ >= end_)
-        return false;
-      uint8_t b = *p_++;
-      if (shift < 64)
-        v |= static_cast<uint64_t>(b & 0x7F) << shift;
-      if ((b & 0x80) == 0)
-        return true;
-    }
-    return false;
-  }
+  bool varint(uint64_t& v) { return base::get_varint(p_, end_, v); }
 
   bool fixed64(uint64_t& v) {
     if (end_ - p_ < 8)
       return false;
-    v = 0;
-    for (int i = 0; i < 8; ++i)
-      v |= static_cast<uint64_t>(p_[i]) << (8 * i);
+    v = base::get_u64_le(p_);
     p_ += 8;
     return true;
   }
@@ -254,7 +233,7 @@ void encode(const event& e, std::string& out) {
         break;
       case 3:
         out += static_cast<char>(tag_double);
-        put_fixed64(out, double_bits(std::get<double>(f.val)));
+        base::put_u64_le(out, double_bits(std::get<double>(f.val)));
         break;
       case 4: {
         auto& s = std::get<std::string>(f.val);

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <limits>
 
+#include "base/time_text.hpp"
+
 namespace levee::events {
 
 namespace {
@@ -18,8 +20,8 @@ using njson = nlohmann::json;
 // In order of preference: the first one present is the event's time.
 constexpr std::array<std::string_view, 4> timestamp_keys{"ts", "timestamp", "time", "@timestamp"};
 
-/// 9999-12-31T23:59:59.999Z: the last instant RFC 3339's four-digit years can name.
-constexpr int64_t max_timestamp_ms = 253'402'300'799'999;
+/// Events carry times from 1970 to the last instant RFC 3339's four-digit years can name.
+constexpr int64_t max_timestamp_ms = base::rfc3339_max_ms;
 
 /// Epoch numbers above this are milliseconds (1973-03-03 in ms, year 5138 in seconds).
 constexpr double ms_threshold = 1e11;
@@ -442,24 +444,6 @@ private:
   bad_line_kind kind_ = bad_line_kind::invalid_json;
 };
 
-bool is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-int days_in_month(int64_t y, int m) {
-  static constexpr int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && is_leap(y) ? 29 : days[m - 1];
-}
-
-/// Days from 1970-01-01 to y-m-d (proleptic Gregorian, y >= 0).
-int64_t days_since_epoch(int64_t y, int m, int d) {
-  // Days before Jan 1 of year y counted from Jan 1 of year 0, year 0 being a leap year.
-  auto days_before = [](int64_t year) {
-    return 365 * year + (year + 3) / 4 - (year + 99) / 100 + (year + 399) / 400;
-  };
-  static constexpr int before_month[] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
-  int64_t day_of_year = before_month[m - 1] + (m > 2 && is_leap(y) ? 1 : 0) + (d - 1);
-  return days_before(y) - days_before(1970) + day_of_year;
-}
-
 } // namespace
 
 bool operator==(const json_limits& a, const json_limits& b) {
@@ -630,111 +614,11 @@ std::string to_json(const event& e) {
   return out;
 }
 
-result<int64_t> parse_rfc3339_ms(std::string_view s) {
-  size_t pos = 0;
-  auto bad = [&](const std::string& what) {
-    return status::error(code::bad_request, "not RFC 3339 (like 2026-11-22T05:00:00Z): " + what);
-  };
-  auto unexpected = [&](const char* expected) {
-    std::string got = "the end";
-    if (pos < s.size()) {
-      auto c = static_cast<unsigned char>(s[pos]);
-      // Quoting a lone byte of a multi-byte character would put invalid UTF-8 in the text.
-      static constexpr char hex[] = "0123456789abcdef";
-      got = c >= 0x20 && c < 0x7F ? "'" + std::string(1, static_cast<char>(c)) + "'"
-                                  : std::string{"byte 0x"} + hex[c >> 4] + hex[c & 0xF];
-    }
-    return bad(std::string{"expected "} + expected + " at position " + std::to_string(pos)
-               + ", found " + got);
-  };
-  auto number = [&](size_t digits, int64_t& v) {
-    v = 0;
-    for (size_t k = 0; k < digits; ++k, ++pos) {
-      if (pos >= s.size() || s[pos] < '0' || s[pos] > '9')
-        return false;
-      v = v * 10 + (s[pos] - '0');
-    }
-    return true;
-  };
-  auto literal = [&](char c) {
-    if (pos < s.size() && s[pos] == c) {
-      ++pos;
-      return true;
-    }
-    return false;
-  };
-
-  int64_t year, month, day, hour, minute, second;
-  if (!number(4, year))
-    return unexpected("a 4-digit year");
-  if (!literal('-'))
-    return unexpected("'-'");
-  if (!number(2, month))
-    return unexpected("a 2-digit month");
-  if (!literal('-'))
-    return unexpected("'-'");
-  if (!number(2, day))
-    return unexpected("a 2-digit day");
-  if (!(literal('T') || literal('t') || literal(' ')))
-    return unexpected("'T'");
-  if (!number(2, hour))
-    return unexpected("a 2-digit hour");
-  if (!literal(':'))
-    return unexpected("':'");
-  if (!number(2, minute))
-    return unexpected("2-digit minutes");
-  if (!literal(':'))
-    return unexpected("':'");
-  if (!number(2, second))
-    return unexpected("2-digit seconds");
-  int64_t millis = 0;
-  if (literal('.')) {
-    size_t first = pos;
-    int64_t scale = 100;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      millis += (s[pos] - '0') * scale;  // digits below the millisecond are dropped
-      scale /= 10;
-      ++pos;
-    }
-    if (pos == first)
-      return unexpected("fractional digits");
-  }
-  int64_t offset_seconds = 0;
-  if (literal('Z') || literal('z')) {
-  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-    int64_t sign = s[pos] == '+' ? 1 : -1;
-    ++pos;
-    int64_t oh, om;
-    if (!number(2, oh))
-      return unexpected("a 2-digit offset hour");
-    if (!literal(':'))
-      return unexpected("':'");
-    if (!number(2, om))
-      return unexpected("2-digit offset minutes");
-    if (oh > 23 || om > 59)
-      return bad("offset " + std::to_string(oh) + ":" + std::to_string(om) + " out of range");
-    offset_seconds = sign * (oh * 3600 + om * 60);
-  } else {
-    return unexpected("a time zone (Z or +hh:mm)");
-  }
-  if (pos != s.size())
-    return unexpected("the end");
-
-  if (month < 1 || month > 12)
-    return bad("month " + std::to_string(month) + " out of range 1-12");
-  int dim = days_in_month(year, static_cast<int>(month));
-  if (day < 1 || day > dim)
-    return bad("day " + std::to_string(day) + " out of range 1-" + std::to_string(dim));
-  if (hour > 23)
-    return bad("hour " + std::to_string(hour) + " out of range 0-23");
-  if (minute > 59)
-    return bad("minute " + std::to_string(minute) + " out of range 0-59");
-  if (second > 60)  // 60: a leap second, counted as the next minute's first
-    return bad("second " + std::to_string(second) + " out of range 0-60");
-
-  int64_t seconds = days_since_epoch(year, static_cast<int>(month), static_cast<int>(day)) * 86'400
-                    + hour * 3600 + minute * 60 + second - offset_seconds;
-  int64_t ms = seconds * 1000 + millis;
+result<int64_t> parse_rfc3339_ms(std::string_view text) {
+  int64_t ms = 0;
+  std::string why;
+  if (!base::parse_rfc3339_ms(text, ms, why))
+    return status::error(code::bad_request, "not RFC 3339 (like 2026-11-22T05:00:00Z): " + why);
   if (ms < 0 || ms > max_timestamp_ms)
     return status::error(code::bad_request, "out of range (1970-01-01 to 9999-12-31)");
   return ms;

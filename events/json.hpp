@@ -63,7 +63,9 @@ void append_json_string(std::string& out, std::string_view text);
 /// a '.' or an exponent so it reads back as a double; null when not finite.
 void append_json_double(std::string& out, double v);
 
-/// Epoch ms of an RFC 3339 time ("2026-11-22T05:00:00.250+01:00"), or a reason.
+/// Epoch ms of an RFC 3339 time ("2026-11-22T05:00:00.250+01:00") from 1970 to 9999, the
+/// range of an event's timestamp, or a bad_request saying what is wrong (the text is read
+/// by base::parse_rfc3339_ms).
 result<int64_t> parse_rfc3339_ms(std::string_view text);
 
 } // namespace levee::events

@@ -6,7 +6,6 @@
 
 #include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
 
 #include "limits/printable.hpp"
 
@@ -16,7 +15,7 @@ namespace {
 
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
-using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
 
 /// Sub-messages looked into; ours nest two or three deep.
 constexpr int max_depth = 16;
@@ -30,15 +29,14 @@ std::optional<rejection> walk(const Descriptor& type, std::string_view bytes,
   if (!fits(bytes))
     return std::nullopt;
   auto data = reinterpret_cast<const uint8_t*>(bytes.data());
-  google::protobuf::io::CodedInputStream in(data, static_cast<int>(bytes.size()));
+  CodedInputStream in(data, static_cast<int>(bytes.size()));
   while (auto tag = in.ReadTag()) {
-    auto number = WireFormatLite::GetTagFieldNumber(tag);
+    auto number = wire_field_number(tag);
     if (number == 0)
       return std::nullopt;
     const FieldDescriptor* field = type.FindFieldByNumber(static_cast<int>(number));
-    if (WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED
-        || field == nullptr) {
-      if (!WireFormatLite::SkipField(&in, tag))
+    if (wire_type(tag) != wire_length_delimited || field == nullptr) {
+      if (!skip_wire_field(in, tag))
         return std::nullopt;
       continue;
     }
@@ -85,22 +83,62 @@ std::optional<rejection> check_text_fields(const Descriptor& type, std::string_v
 uint64_t field_bytes(std::string_view bytes, int number) {
   if (!fits(bytes))
     return 0;
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                            static_cast<int>(bytes.size()));
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                      static_cast<int>(bytes.size()));
   uint64_t found = 0;
   while (auto tag = in.ReadTag()) {
-    if (WireFormatLite::GetTagFieldNumber(tag) == number
-        && WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+    if (wire_field_number(tag) == static_cast<uint32_t>(number)
+        && wire_type(tag) == wire_length_delimited) {
       uint32_t length = 0;
       if (!in.ReadVarint32(&length) || !in.Skip(static_cast<int>(length)))
         return 0;
       found = length;
       continue;
     }
-    if (WireFormatLite::GetTagFieldNumber(tag) == 0 || !WireFormatLite::SkipField(&in, tag))
+    if (wire_field_number(tag) == 0 || !skip_wire_field(in, tag))
       return 0;
   }
   return in.ConsumedEntireMessage() ? found : 0;
+}
+
+bool skip_wire_field(CodedInputStream& in, uint32_t tag) {
+  switch (wire_type(tag)) {
+    case 0: {  // varint
+      uint64_t v;
+      return in.ReadVarint64(&v);
+    }
+    case 1: {  // fixed64
+      uint64_t v;
+      return in.ReadLittleEndian64(&v);
+    }
+    case wire_length_delimited: {
+      uint32_t length = 0;
+      return in.ReadVarint32(&length)
+             && length <= static_cast<uint32_t>(std::numeric_limits<int>::max())
+             && in.Skip(static_cast<int>(length));
+    }
+    case 3: {  // a group: its fields up to the end-group tag of the same number
+      if (!in.IncrementRecursionDepth())
+        return false;
+      for (;;) {
+        auto inner = in.ReadTag();
+        if (inner == 0)
+          return false;  // the input ends inside the group
+        if (wire_type(inner) == 4) {
+          in.DecrementRecursionDepth();
+          return wire_field_number(inner) == wire_field_number(tag);
+        }
+        if (!skip_wire_field(in, inner))
+          return false;
+      }
+    }
+    case 5: {  // fixed32
+      uint32_t v;
+      return in.ReadLittleEndian32(&v);
+    }
+    default:  // an end-group tag without its start; 6 and 7 are no wire type
+      return false;
+  }
 }
 
 } // namespace levee::net

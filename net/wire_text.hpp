@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/coded_stream.h>
 
 #include "limits/rejection.hpp"
 
@@ -29,5 +30,16 @@ std::optional<rejection> check_text_fields(const google::protobuf::Descriptor& t
 /// its last occurrence, which is the one the parser keeps. 0 when it is absent or the
 /// bytes are no well-formed message. Reads no field's contents, copies nothing.
 uint64_t field_bytes(std::string_view bytes, int number);
+
+/// The parts of a protobuf tag (https://protobuf.dev/programming-guides/encoding/): the
+/// field number above three bits of wire type.
+constexpr uint32_t wire_field_number(uint32_t tag) noexcept { return tag >> 3; }
+constexpr uint32_t wire_type(uint32_t tag) noexcept { return tag & 7; }
+constexpr uint32_t wire_length_delimited = 2;
+
+/// Moves `in` past the value of the field whose `tag` it just read, whatever its wire
+/// type (groups too, within the stream's recursion limit: what protobuf's own parser
+/// accepts); false when the value is truncated or the tag is no field's.
+bool skip_wire_field(google::protobuf::io::CodedInputStream& in, uint32_t tag);
 
 } // namespace levee::net

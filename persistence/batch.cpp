@@ -6,39 +6,17 @@
 
 #include <lz4.h>
 
+#include "base/codec.hpp"
 #include "persistence/crc32c.hpp"
 #include "persistence/record.pb.h"
-#include "persistence/varint.hpp"
 
 namespace levee::persistence {
 
+using base::get_varint;
+using base::put_varint;
+using base::varint_size;
+
 namespace {
-
-// Little-endian fixed-width fields (FORMAT.md).
-template <class T>
-void put(std::string& out, size_t at, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i)
-    out[at + i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF);
-}
-
-template <class T>
-T get(const uint8_t* p) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < sizeof(T); ++i)
-    v |= static_cast<uint64_t>(p[i]) << (8 * i);
-  return static_cast<T>(v);
-}
-
-bool get_varint(const uint8_t*& p, const uint8_t* end, uint64_t& v) {
-  v = 0;
-  for (int shift = 0; shift < 64 && p < end; shift += 7) {
-    auto b = *p++;
-    v |= static_cast<uint64_t>(b & 0x7F) << shift;
-    if ((b & 0x80) == 0)
-      return true;
-  }
-  return false;
-}
 
 /// The header checksum covers header bytes 0..43 (the body checksum included); the body
 /// checksum covers the payload, bytes 48.. to the end of the batch.
@@ -166,18 +144,20 @@ status encode(uint64_t base_offset, uint32_t offset_count, uint8_t version,
                            + " bytes is over the maximum of "
                            + std::to_string(limits.max_batch_bytes));
   }
-  put<uint64_t>(out, at, base_offset);
-  put<uint32_t>(out, at + 8, static_cast<uint32_t>(length));
-  put<uint8_t>(out, at + 16, version);
-  put<uint8_t>(out, at + 17, attributes);
-  put<uint16_t>(out, at + 18, 0);
-  put<uint32_t>(out, at + 20, offset_count);
-  put<int64_t>(out, at + 24, first_ts);
-  put<int64_t>(out, at + 32, max_ts);
-  put<uint32_t>(out, at + 40, static_cast<uint32_t>(payload_size));
-  auto p = reinterpret_cast<const uint8_t*>(out.data() + at);
-  put<uint32_t>(out, at + 12, body_crc(p, length));
-  put<uint32_t>(out, at + 44, header_crc(reinterpret_cast<const uint8_t*>(out.data() + at)));
+  // The header's fields, little-endian (FORMAT.md "Batch").
+  auto header = out.data() + at;
+  base::put_u64_le(header, base_offset);
+  base::put_u32_le(header + 8, static_cast<uint32_t>(length));
+  header[16] = static_cast<char>(version);
+  header[17] = static_cast<char>(attributes);
+  base::put_u16_le(header + 18, 0);
+  base::put_u32_le(header + 20, offset_count);
+  base::put_u64_le(header + 24, static_cast<uint64_t>(first_ts));
+  base::put_u64_le(header + 32, static_cast<uint64_t>(max_ts));
+  base::put_u32_le(header + 40, static_cast<uint32_t>(payload_size));
+  auto p = reinterpret_cast<const uint8_t*>(header);
+  base::put_u32_le(header + 12, body_crc(p, length));
+  base::put_u32_le(header + 44, header_crc(p));
   return {};
 }
 
@@ -217,16 +197,16 @@ batch_check check_batch_header(const uint8_t* data, size_t available, uint64_t m
                                batch_header& h, std::string& why) {
   if (available < batch_header_bytes)
     return batch_check::incomplete;
-  h.base_offset = get<uint64_t>(data);
-  h.length = get<uint32_t>(data + 8);
-  h.crc = get<uint32_t>(data + 12);
+  h.base_offset = base::get_u64_le(data);
+  h.length = base::get_u32_le(data + 8);
+  h.crc = base::get_u32_le(data + 12);
   h.version = data[16];
   h.attributes = data[17];
-  h.offset_count = get<uint32_t>(data + 20);
-  h.first_timestamp_ms = get<int64_t>(data + 24);
-  h.max_timestamp_ms = get<int64_t>(data + 32);
-  h.payload_bytes = get<uint32_t>(data + 40);
-  h.header_crc = get<uint32_t>(data + 44);
+  h.offset_count = base::get_u32_le(data + 20);
+  h.first_timestamp_ms = static_cast<int64_t>(base::get_u64_le(data + 24));
+  h.max_timestamp_ms = static_cast<int64_t>(base::get_u64_le(data + 32));
+  h.payload_bytes = base::get_u32_le(data + 40);
+  h.header_crc = base::get_u32_le(data + 44);
   if (header_crc(data) != h.header_crc) {
     why = "batch header checksum mismatch";
     return batch_check::corrupt_header;

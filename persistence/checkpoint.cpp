@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/codec.hpp"
 #include "limits/defaults.hpp"
 #include "persistence/crc32c.hpp"
 
@@ -22,22 +23,12 @@ constexpr uint32_t kind_leader_epochs = 2;
 constexpr uint32_t kind_position_hint = 3;
 constexpr uint32_t max_entries = 1u << 20;
 
-void put32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i)
-    out.push_back(static_cast<char>(v >> (8 * i)));
-}
-
-void put64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i)
-    out.push_back(static_cast<char>(v >> (8 * i)));
-}
-
-uint64_t get(const std::string& in, size_t at, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; ++i)
-    v |= static_cast<uint64_t>(static_cast<uint8_t>(in[at + i])) << (8 * i);
-  return v;
-}
+using base::get_u16_le;
+using base::get_u32_le;
+using base::get_u64_le;
+using base::put_u16_le;
+using base::put_u32_le;
+using base::put_u64_le;
 
 status io_error(const std::string& what, const std::string& path) {
   return status::error(code::storage_error, what + " " + path + ": " + std::strerror(errno));
@@ -83,15 +74,15 @@ status write_atomically(const std::string& path, const std::string& bytes) {
 
 std::string encode(uint32_t kind, const std::vector<epoch_entry>& entries) {
   std::string out;
-  put32(out, magic);
-  put32(out, version);
-  put32(out, kind);
-  put32(out, static_cast<uint32_t>(entries.size()));
+  put_u32_le(out, magic);
+  put_u32_le(out, version);
+  put_u32_le(out, kind);
+  put_u32_le(out, static_cast<uint32_t>(entries.size()));
   for (auto& [a, b] : entries) {
-    put64(out, a);
-    put64(out, b);
+    put_u64_le(out, a);
+    put_u64_le(out, b);
   }
-  put32(out, crc32c(0, out.data(), out.size()));
+  put_u32_le(out, crc32c(0, out.data(), out.size()));
   return out;
 }
 
@@ -135,16 +126,17 @@ result<std::vector<epoch_entry>> decode(const std::string& path, uint32_t kind) 
   };
   if (in.size() < 20)
     return bad("shorter than its header");
-  if (get(in, 0, 4) != magic || get(in, 4, 4) != version || get(in, 8, 4) != kind)
+  if (get_u32_le(in.data()) != magic || get_u32_le(in.data() + 4) != version
+      || get_u32_le(in.data() + 8) != kind)
     return bad("not a version 1 checkpoint of this kind");
-  auto count = get(in, 12, 4);
+  auto count = get_u32_le(in.data() + 12);
   if (count > max_entries || in.size() != 16 + count * 16 + 4)
     return bad("its size does not match its entry count");
-  if (crc32c(0, in.data(), in.size() - 4) != get(in, in.size() - 4, 4))
+  if (crc32c(0, in.data(), in.size() - 4) != get_u32_le(in.data() + in.size() - 4))
     return bad("checksum mismatch");
   std::vector<epoch_entry> out;
   for (uint64_t i = 0; i < count; ++i)
-    out.emplace_back(get(in, 16 + i * 16, 8), get(in, 24 + i * 16, 8));
+    out.emplace_back(get_u64_le(in.data() + 16 + i * 16), get_u64_le(in.data() + 24 + i * 16));
   return out;
 }
 
@@ -184,21 +176,20 @@ namespace levee::persistence {
 
 status write_position_hint(const std::string& path, const position_hint& hint) {
   std::string out;
-  put32(out, magic);
-  put32(out, version);
-  put32(out, kind_position_hint);
-  put32(out, static_cast<uint32_t>(hint.positions.size()));
-  put64(out, hint.log_offset);
+  put_u32_le(out, magic);
+  put_u32_le(out, version);
+  put_u32_le(out, kind_position_hint);
+  put_u32_le(out, static_cast<uint32_t>(hint.positions.size()));
+  put_u64_le(out, hint.log_offset);
   for (auto& [name, pos] : hint.positions) {
     if (name.size() > 0xFFFF)
       return status::error(code::bad_request, "a source name of " + std::to_string(name.size())
                                                 + " bytes cannot be in a position hint");
-    out.push_back(static_cast<char>(name.size() & 0xFF));
-    out.push_back(static_cast<char>(name.size() >> 8));
+    put_u16_le(out, static_cast<uint16_t>(name.size()));
     out += name;
     out += encode_file_position(pos);
   }
-  put32(out, crc32c(0, out.data(), out.size()));
+  put_u32_le(out, crc32c(0, out.data(), out.size()));
   if (out.size() > defaults::log_position_hint_max_bytes)
     return status::error(code::bad_request,
                          "a position hint of " + std::to_string(out.size())
@@ -220,19 +211,20 @@ result<position_hint> read_position_hint(const std::string& path) {
                + std::to_string(defaults::log_position_hint_max_bytes));
   if (in.size() < 28)
     return bad("shorter than its header");
-  if (crc32c(0, in.data(), in.size() - 4) != get(in, in.size() - 4, 4))
+  if (crc32c(0, in.data(), in.size() - 4) != get_u32_le(in.data() + in.size() - 4))
     return bad("checksum mismatch");
-  if (get(in, 0, 4) != magic || get(in, 4, 4) != version || get(in, 8, 4) != kind_position_hint)
+  if (get_u32_le(in.data()) != magic || get_u32_le(in.data() + 4) != version
+      || get_u32_le(in.data() + 8) != kind_position_hint)
     return bad("not a version 1 position hint");
-  auto count = get(in, 12, 4);
+  auto count = get_u32_le(in.data() + 12);
   position_hint hint;
-  hint.log_offset = get(in, 16, 8);
+  hint.log_offset = get_u64_le(in.data() + 16);
   size_t at = 24;
   auto end = in.size() - 4;
   for (uint64_t i = 0; i < count; ++i) {
     if (end - at < 2)
       return bad("its entries end early");
-    auto len = static_cast<size_t>(get(in, at, 2));
+    auto len = static_cast<size_t>(get_u16_le(in.data() + at));
     at += 2;
     if (end - at < len + file_position_bytes)
       return bad("its entries end early");

@@ -164,6 +164,8 @@ public:
   size_t segment_count() const noexcept { return segments_.size(); }
 
 private:
+  // The members below are defined in segment_*.cpp, one file per job (README.md).
+
   /// A sparse index entry: the first batch at or after every index_interval_bytes.
   struct index_entry {
     uint64_t base_offset;
@@ -189,7 +191,6 @@ private:
   /// Walks closed segments through the descriptors, the file_io and the sparse entries
   /// above, on the thread that uses the log (scrubber.hpp).
   friend class scrubber;
-  class batch_reader;
 
   explicit segment_log(log_options opts)
     : opts_(std::move(opts)), io_(opts_.io != nullptr ? *opts_.io : posix_io()),

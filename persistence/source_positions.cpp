@@ -1,9 +1,9 @@
 #include "persistence/source_positions.hpp"
 
+#include "base/codec.hpp"
 #include "limits/defaults.hpp"
 #include "persistence/checkpoint.hpp"
 #include "persistence/segment_log.hpp"
-#include "persistence/varint.hpp"
 
 namespace levee::persistence {
 
@@ -11,20 +11,6 @@ namespace {
 
 constexpr uint8_t header_version = 1;
 constexpr uint8_t flag_mid_line = 0x01;
-
-template <class T>
-void put(std::string& out, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i)
-    out.push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF));
-}
-
-template <class T>
-T get(std::string_view in, size_t at) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < sizeof(T); ++i)
-    v |= static_cast<uint64_t>(static_cast<uint8_t>(in[at + i])) << (8 * i);
-  return static_cast<T>(v);
-}
 
 } // namespace
 
@@ -37,35 +23,35 @@ bool operator==(const file_position& a, const file_position& b) {
 std::string encode_file_position(const file_position& pos) {
   std::string out;
   out.reserve(file_position_bytes);
-  put<uint64_t>(out, pos.device);
-  put<uint64_t>(out, pos.inode);
-  put<uint64_t>(out, pos.offset);
-  put<uint32_t>(out, pos.fingerprint);
-  put<uint32_t>(out, pos.fingerprint_bytes);
-  put<uint8_t>(out, pos.mid_line ? flag_mid_line : 0);
+  base::put_u64_le(out, pos.device);
+  base::put_u64_le(out, pos.inode);
+  base::put_u64_le(out, pos.offset);
+  base::put_u32_le(out, pos.fingerprint);
+  base::put_u32_le(out, pos.fingerprint_bytes);
+  out.push_back(static_cast<char>(pos.mid_line ? flag_mid_line : 0));
   return out;
 }
 
 bool decode_file_position(std::string_view bytes, file_position& pos) {
   if (bytes.size() != file_position_bytes)
     return false;
-  auto flags = get<uint8_t>(bytes, 32);
+  auto flags = static_cast<uint8_t>(bytes[32]);
   if ((flags & ~flag_mid_line) != 0)
     return false;
-  pos.device = get<uint64_t>(bytes, 0);
-  pos.inode = get<uint64_t>(bytes, 8);
-  pos.offset = get<uint64_t>(bytes, 16);
-  pos.fingerprint = get<uint32_t>(bytes, 24);
-  pos.fingerprint_bytes = get<uint32_t>(bytes, 28);
+  pos.device = base::get_u64_le(bytes.data());
+  pos.inode = base::get_u64_le(bytes.data() + 8);
+  pos.offset = base::get_u64_le(bytes.data() + 16);
+  pos.fingerprint = base::get_u32_le(bytes.data() + 24);
+  pos.fingerprint_bytes = base::get_u32_le(bytes.data() + 28);
   pos.mid_line = (flags & flag_mid_line) != 0;
   return true;
 }
 
 std::string position_header_value(std::string_view source, std::string_view encoded_position) {
   std::string out;
-  out.reserve(1 + varint_size(source.size()) + source.size() + encoded_position.size());
+  out.reserve(1 + base::varint_size(source.size()) + source.size() + encoded_position.size());
   out.push_back(static_cast<char>(header_version));
-  put_varint(out, source.size());
+  base::put_varint(out, source.size());
   out.append(source);
   out.append(encoded_position);
   return out;
@@ -76,14 +62,8 @@ bool parse_position_header(std::string_view value, std::string& source, file_pos
     return false;
   uint64_t len = 0;
   size_t at = 1;
-  for (int shift = 0;; shift += 7) {
-    if (at >= value.size() || shift >= 64)
-      return false;
-    auto b = static_cast<uint8_t>(value[at++]);
-    len |= static_cast<uint64_t>(b & 0x7F) << shift;
-    if ((b & 0x80) == 0)
-      break;
-  }
+  if (!base::get_varint(value, at, len))
+    return false;
   if (len > value.size() - at || value.size() - at - len != file_position_bytes)
     return false;
   source.assign(value.substr(at, len));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/time_text.hpp"
 #include "query/lexer.hpp"
 #include "query/query.hpp"
 #include "query/time_text.hpp"
@@ -388,7 +389,7 @@ bool parser::parse_comparison(uint32_t& out) {
     if (auto text = std::get_if<std::string>(&c.literal)) {
       int64_t ms = 0;
       std::string why;
-      if (!parse_rfc3339(*text, ms, why))
+      if (!base::parse_rfc3339_ms(*text, ms, why))
         return fail(value_pos, quote(value_source) + " is not an RFC 3339 time: " + why);
       c.literal = ms;
     } else if (!std::holds_alternative<int64_t>(c.literal)
@@ -442,7 +443,7 @@ bool parser::parse_time(time_bound& out) {
     case token_kind::string: {
       int64_t ms = 0;
       std::string why;
-      if (!parse_rfc3339(token_.text, ms, why))
+      if (!base::parse_rfc3339_ms(token_.text, ms, why))
         return fail(token_.pos, quote(token_.source) + " is not an RFC 3339 time: " + why);
       out = time_bound{time_bound::kind::at, ms};
       break;

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "base/host_port.hpp"
 #include "limits/config_fields.hpp"
 #include "limits/printable.hpp"
 #include "satellite/satellite.hpp"
@@ -202,26 +203,6 @@ status read_source(const std::string& name, const flat_config& cfg, source_spec&
 
 } // namespace
 
-status parse_host_port(const std::string& key, const std::string& text, std::string& host,
-                       uint16_t& port) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
-    return bad(key, text, "must be host:port, e.g. 127.0.0.1:7400");
-  uint64_t p = 0;
-  for (auto c : text.substr(colon + 1)) {
-    if (c < '0' || c > '9')
-      return bad(key, text, "the port must be a number from 1 to 65535");
-    p = p * 10 + static_cast<uint64_t>(c - '0');
-    if (p > 65535)
-      return bad(key, text, "the port must be a number from 1 to 65535");
-  }
-  if (p == 0)
-    return bad(key, text, "the port must be a number from 1 to 65535");
-  host = text.substr(0, colon);
-  port = static_cast<uint16_t>(p);
-  return {};
-}
-
 result<satellite_config> satellite_from_config(const flat_config& cfg) {
   satellite_config out;
   auto& s = out.satellite;
@@ -249,10 +230,10 @@ result<satellite_config> satellite_from_config(const flat_config& cfg) {
   if (s.data_dir.empty())
     return status::error(code::bad_request,
                          "satellite.data_dir is missing: the directory of the satellite's store");
-  std::string host;
-  uint16_t port = 0;
-  if (auto st = parse_host_port("satellite.server", s.server, host, port); !st)
-    return st;
+  base::host_port server;
+  std::string bad_server;
+  if (!base::parse_host_port("satellite.server", s.server, server, bad_server))
+    return status::error(code::bad_request, bad_server);
   if (auto st = read_fields(out.json, cfg, "events", json_fields); !st)
     return st;
   if (auto st = events::validate(out.json); !st)

@@ -18,6 +18,7 @@
 #include "actors/broker.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
+#include "base/host_port.hpp"
 #include "events/codec.hpp"
 #include "limits/stream_credit.hpp"
 #include "net/satellite.pb.h"
@@ -745,10 +746,11 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
                                        const satellite_config& cfg,
                                        const net::listener_config& net_cfg) {
   auto& opts = cfg.satellite;
-  std::string host;
-  uint16_t port = 0;
-  if (auto st = parse_host_port("satellite.server", opts.server, host, port); !st)
-    return st;
+  base::host_port server;
+  std::string bad_server;
+  if (!base::parse_host_port("satellite.server", opts.server, server, bad_server))
+    return status::error(code::bad_request, bad_server);
+  auto& [host, port] = server;
   persistence::log_options lo;
   lo.dir = opts.data_dir;
   lo.max_segment_bytes = opts.max_segment_bytes;

@@ -120,8 +120,4 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
 /// the uplink. Returns when the store has synced (bounded wait).
 void stop_satellite(caf::actor_system& sys, satellite_node& node);
 
-/// "host:port" -> (host, port); bad_request naming `key` otherwise.
-status parse_host_port(const std::string& key, const std::string& text, std::string& host,
-                       uint16_t& port);
-
 } // namespace levee::satellite

@@ -6,9 +6,9 @@
 
 #include "actors/atoms.hpp"
 #include "actors/limited_actor.hpp"
+#include "base/host_port.hpp"
 #include "net/multiplexer.hpp"
 #include "net/satellite.pb.h"
-#include "satellite/satellite.hpp"
 
 namespace levee::server {
 
@@ -65,13 +65,12 @@ caf::behavior stats_target(limited_actor* self, caf::actor router,
 
 result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtime& rt, const server_options& opts,
                                  const net::listener_config& net_cfg) {
-  std::string host;
-  uint16_t port = 0;
-  if (opts.listen.size() > 2 && opts.listen.substr(opts.listen.size() - 2) == ":0") {
-    host = opts.listen.substr(0, opts.listen.size() - 2);  // any free port
-  } else if (auto st = satellite::parse_host_port("server.listen", opts.listen, host, port); !st) {
-    return st;
-  }
+  base::host_port listen;
+  std::string bad_listen;
+  if (!base::parse_host_port("server.listen", opts.listen, listen, bad_listen,
+                             base::port_zero::any_free_port))
+    return status::error(code::bad_request, bad_listen);
+  auto& [host, port] = listen;
   auto node = std::make_shared<server_node>();
   node->ctx = std::make_shared<net::server_context>(net_cfg);
   node->queries = std::make_shared<proxy_stats>();

@@ -31,6 +31,8 @@ expect "--server 127.0.0.1:-1: the port must be a whole number from 1 to 65535" 
 expect "--server 127.0.0.1:7400x: the port must be a whole number from 1 to 65535" query --server 127.0.0.1:7400x 'count'
 expect "--server 127.0.0.1:70000: the port must be a whole number from 1 to 65535" satellites --server 127.0.0.1:70000
 expect "--server localhost:0: the port must be a whole number from 1 to 65535" stats --server localhost:0
+expect "--server localhost:99999: the port must be a whole number from 1 to 65535, e.g. 127.0.0.1:7400" query --server localhost:99999 'count'
+expect "--server localhost: must be host:port, e.g. 127.0.0.1:7400" query --server localhost 'count'
 expect "--changes -1: must be a whole number from 0 to 18446744073709551615 changes" satellites --watch --changes -1
 expect "--changes 18446744073709551616: must be a whole number from 0 to 18446744073709551615 changes" satellites --watch --changes 18446744073709551616
 expect "--rate -5: must be a whole number from 1 to 1000000 events/s" local --check --rate -5

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "net/frame.hpp"
+#include "net/result_batch.hpp"
 #include "net/satellite.pb.h"
 #include "net/wire_text.hpp"
 #include "tests/wire_support.hpp"
@@ -70,6 +71,47 @@ TEST(WireText, AHelloIsRefusedForItsNodeIdAloneNotForItsTokenOrSoftware) {
   EXPECT_EQ(r->detail, "Hello.node_id is not valid UTF-8: byte 0xc0 at offset 0 of it; a node "
                        "id is text: set it (net.node_id, client_options::node_id) to UTF-8");
   EXPECT_TRUE(logs.lines().empty());
+}
+
+// Fields the reader does not know are skipped through protobuf's public CodedInputStream
+// (skip_wire_field), whatever their wire type: what the parser accepts, the relay's row
+// count and the text check accept, and what it refuses, they refuse.
+std::string tag(int number, int wire_type) {
+  return test::varint(static_cast<uint64_t>(number) << 3 | static_cast<uint64_t>(wire_type));
+}
+
+TEST(WireSkip, SkipsEveryWireTypeAsTheParserDoes) {
+  auto unknown = test::number_field(100, 300)                           // varint
+                 + tag(101, 1) + std::string(8, '\x11')                 // fixed64
+                 + test::bytes_field(102, "xyz")                         // length-delimited
+                 + tag(103, 3) + test::number_field(1, 5)                // a group, holding
+                 + tag(2, 3) + tag(2, 4)                                 // a group
+                 + tag(103, 4)
+                 + tag(104, 5) + std::string(4, '\x22');                // fixed32
+  auto bytes = test::bytes_field(2, "row 1") + unknown + test::bytes_field(2, "row 2");
+  EXPECT_EQ(net::count_result_rows(bytes), 2u);
+  wire::ResultBatch parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_EQ(parsed.events_size(), 2);
+  EXPECT_EQ(net::field_bytes(test::bytes_field(1, "abc") + unknown, 1), 3u);
+}
+
+TEST(WireSkip, AGroupMustEndWithItsOwnNumber) {
+  std::string nested;
+  for (int i = 0; i < 200; ++i)
+    nested = tag(7, 3) + nested + tag(7, 4);  // deeper than protobuf's recursion limit
+  const std::pair<const char*, std::string> cases[] = {
+    {"never ends", test::bytes_field(2, "r") + tag(103, 3) + test::number_field(1, 5)},
+    {"ends with another number", tag(103, 3) + tag(104, 4)},
+    {"an end without a start", test::bytes_field(2, "r") + tag(103, 4)},
+    {"nested past the recursion limit", nested},
+  };
+  for (auto& [name, bytes] : cases) {
+    EXPECT_FALSE(net::count_result_rows(bytes).has_value()) << name;
+    EXPECT_EQ(net::field_bytes(bytes, 2), 0u) << name;
+    wire::ResultBatch parsed;
+    EXPECT_FALSE(parsed.ParseFromString(bytes)) << name << ": the parser refuses it too";
+  }
 }
 
 } // namespace
