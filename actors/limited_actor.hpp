@@ -11,6 +11,9 @@
 //   levee::runtime rt{cfg};
 //   auto a = levee::spawn_limited<echo>(system, rt, "echo");
 //
+// Every spawn function takes an optional levee::placement after the kind (placement.hpp):
+// where the actor runs, a worker unless told otherwise; the actor's code is the same.
+//
 // A message counts against the mailbox bound and the node budget from its acceptance until
 // the actor has handled it (a skipped message, stashed by CAF, stays counted); a request
 // leaves its requester's in-flight count when handling starts, before its response leaves.
@@ -32,32 +35,47 @@
 #include "actors/caf_error.hpp"
 #include "actors/gate.hpp"
 #include "actors/message_size.hpp"
+#include "actors/placement.hpp"
 #include "actors/rejection_notice.hpp"
 #include "actors/runtime.hpp"
 
 namespace levee {
 
+/// What `spawn_limited` hands the actor it constructs: its gate and where it runs.
+struct limited_spawn {
+  std::unique_ptr<gate> limits_gate;
+  placement where = placement::worker();
+};
+
 /// The non-template part every limited actor shares; `gate_of(handle)` finds it.
 class limited_base {
 public:
-  explicit limited_base(std::unique_ptr<gate> g) : gate_(std::move(g)) {}
+  explicit limited_base(limited_spawn s) : gate_(std::move(s.limits_gate)), where_(s.where) {}
   virtual ~limited_base() = default;
 
   gate& limits_gate() noexcept { return *gate_; }
   const gate& limits_gate() const noexcept { return *gate_; }
 
+  /// Where the actor runs, as chosen at spawn.
+  placement where() const noexcept { return where_; }
+
 protected:
   // Destroyed after CAF's on_destroy() has closed and drained the mailbox, so no element
   // referring to the gate outlives it.
   std::unique_ptr<gate> gate_;
+  placement where_;
 };
 
 namespace detail {
 
-/// Hands a gate from `spawn_limited` to the constructor of `limited<Base>` in the same
-/// thread (CAF constructs actors synchronously inside spawn).
-void set_pending_gate(std::unique_ptr<gate> g);
-std::unique_ptr<gate> take_pending_gate();
+/// Hands a gate and a placement from `spawn_limited` to the constructor of
+/// `limited<Base>` in the same thread (CAF constructs actors synchronously inside spawn).
+void set_pending_spawn(limited_spawn s);
+limited_spawn take_pending_spawn();
+
+/// Aborts with the reason: an actor placed on an I/O loop cannot also run on a thread
+/// of its own (spawned `detached`, or blocking).
+[[noreturn]] void placed_and_detached();
 
 /// The in-flight key of a requesting actor: the address of its control block. Unlike the
 /// actor id it needs no read of the control block (whose line the requester's reference
@@ -86,17 +104,32 @@ class limited : public Base, public limited_base {
 public:
   template <class... Ts>
   explicit limited(caf::actor_config& cfg, Ts&&... xs)
-    : Base(cfg, std::forward<Ts>(xs)...), limited_base(detail::take_pending_gate()) {
+    : Base(cfg, std::forward<Ts>(xs)...), limited_base(detail::take_pending_spawn()) {
   }
 
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
-    // After termination the gate is closed and CAF bounces the message as usual.
+    // After termination the gate is closed and CAF bounces the message as usual. A
+    // refusal is answered from the sender's unit; an accepted message wakes the actor on
+    // its own loop when it is placed on one (placement.hpp).
     gate_ticket ticket;
     if (!detail::gated_ticket(*ptr, this, ticket) || detail::admit(*gate_, this, *ptr, ticket, eu))
-      Base::enqueue(std::move(ptr), eu);
+      Base::enqueue(std::move(ptr), where_.on_io_thread() ? where_.loop() : eu);
   }
 
   using Base::enqueue;
+
+  void launch(caf::execution_unit* eu, bool lazy, bool hide) override {
+    if (!where_.on_io_thread())
+      return Base::launch(eu, lazy, hide);
+    if (this->getf(caf::abstract_actor::is_detached_flag))
+      detail::placed_and_detached();
+    Base::launch(where_.loop(), lazy, hide);
+  }
+
+  caf::resumable::subtype_t subtype() const override {
+    // The multiplexer's exec_later keeps io_actor jobs on its own thread.
+    return where_.on_io_thread() ? caf::resumable::io_actor : Base::subtype();
+  }
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
     gate_ticket ticket;
@@ -124,31 +157,48 @@ public:
 
 using limited_actor = limited<caf::event_based_actor>;
 
-/// Spawns an actor of class `T` (derived from `limited<...>`) with the limits of `kind`.
+/// Spawns an actor of class `T` (derived from `limited<...>`) with the limits of `kind`,
+/// where `where` says.
 template <class T, caf::spawn_options Os = caf::no_spawn_options, class... Ts>
-auto spawn_limited(caf::actor_system& sys, runtime& rt, const std::string& kind, Ts&&... xs) {
-  detail::set_pending_gate(rt.make_gate(kind));
+auto spawn_limited(caf::actor_system& sys, runtime& rt, const std::string& kind, placement where,
+                   Ts&&... xs) {
+  detail::set_pending_spawn({rt.make_gate(kind), where});
   return sys.spawn<T, Os>(std::forward<Ts>(xs)...);
 }
 
-/// Spawns a function-based limited actor: `fun` takes `levee::limited_actor*` (or a
-/// pointer to another `limited<...>` type) as first argument.
+/// The same on a worker.
+template <class T, caf::spawn_options Os = caf::no_spawn_options, class... Ts>
+auto spawn_limited(caf::actor_system& sys, runtime& rt, const std::string& kind, Ts&&... xs) {
+  return spawn_limited<T, Os>(sys, rt, kind, placement::worker(), std::forward<Ts>(xs)...);
+}
+
+/// Spawns a function-based limited actor where `where` says: `fun` takes
+/// `levee::limited_actor*` (or a pointer to another `limited<...>` type, typed ones
+/// included) as first argument.
 template <caf::spawn_options Os = caf::no_spawn_options, class F, class... Ts>
-auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& kind, F fun,
-                       Ts&&... xs) {
-  detail::set_pending_gate(rt.make_gate(kind));
+auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& kind,
+                       placement where, F fun, Ts&&... xs) {
+  detail::set_pending_spawn({rt.make_gate(kind), where});
   return sys.spawn<Os>(std::move(fun), std::forward<Ts>(xs)...);
 }
 
-/// Spawns a limited actor on the middleman's multiplexer thread, from a function whose first
-/// argument is `levee::limited<levee::broker>*` (include "actors/broker.hpp"). For cheap
-/// handlers that connection actors call: a request from a connection then never leaves the
-/// multiplexer thread, so no worker has to wake (DESIGN.md "Performance notes"). Give real
-/// work (scans, disk) to ordinary limited actors instead: it would stall every connection.
+/// The same on a worker.
+template <caf::spawn_options Os = caf::no_spawn_options, class F, class... Ts>
+auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& kind, F fun,
+                       Ts&&... xs) {
+  return spawn_limited_fun<Os>(sys, rt, kind, placement::worker(), std::move(fun),
+                               std::forward<Ts>(xs)...);
+}
+
+/// Spawns a limited broker (a function whose first argument is
+/// `levee::limited<levee::broker>*`, include "actors/broker.hpp"), which runs on the
+/// middleman's multiplexer thread. Only for server/'s registry and router until they move
+/// to `placement::io_thread` with ordinary actors, as the satellite's store did: a new
+/// actor that wants the I/O thread asks for it with a placement, not by being a broker.
 template <class Middleman, class F, class... Ts>
 auto spawn_limited_on_multiplexer(Middleman& mm, runtime& rt, const std::string& kind, F fun,
                                   Ts&&... xs) {
-  detail::set_pending_gate(rt.make_gate(kind));
+  detail::set_pending_spawn({rt.make_gate(kind), placement::worker()});
   return mm.spawn_broker(std::move(fun), std::forward<Ts>(xs)...);
 }
 
