@@ -15,6 +15,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/typed_actor.hpp>
 
 #include "actors/runtime.hpp"
 #include "events/file_tail.hpp"
@@ -26,6 +27,9 @@
 #include "limits/defaults.hpp"
 #include "limits/status.hpp"
 #include "net/net_config.hpp"
+#include "satellite/agent_protocol.hpp"
+#include "satellite/source_protocol.hpp"
+#include "satellite/store_protocol.hpp"
 
 namespace levee::satellite {
 
@@ -100,10 +104,10 @@ struct satellite_stats {
 };
 
 struct satellite_node {
-  caf::actor store;
-  caf::actor agent;
+  store_actor store;
+  agent_actor agent;
   caf::actor uplink;
-  std::vector<caf::actor> sources;
+  std::vector<source_actor> sources;
   std::shared_ptr<satellite_stats> stats;
 };
 
