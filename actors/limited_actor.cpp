@@ -13,27 +13,21 @@ namespace levee::detail {
 
 namespace {
 
-thread_local limited_spawn pending_spawn;
+thread_local std::unique_ptr<gate> pending_gate;
 
 } // namespace
 
-void set_pending_spawn(limited_spawn s) {
-  pending_spawn = std::move(s);
+void set_pending_gate(std::unique_ptr<gate> g) {
+  pending_gate = std::move(g);
 }
 
-limited_spawn take_pending_spawn() {
-  if (!pending_spawn.limits_gate) {
+std::unique_ptr<gate> take_pending_gate() {
+  if (!pending_gate) {
     std::fprintf(stderr, "levee: a limited actor was spawned without levee::spawn_limited; "
                          "spawn it with levee::spawn_limited(system, runtime, kind, ...)\n");
     std::abort();
   }
-  return std::exchange(pending_spawn, limited_spawn{});
-}
-
-void placed_and_detached() {
-  std::fprintf(stderr, "levee: a limited actor placed on the I/O thread was spawned detached "
-                       "(or is blocking); spawn it without caf::detached, or on a worker\n");
-  std::abort();
+  return std::move(pending_gate);
 }
 
 bool gated_ticket(const caf::mailbox_element& x, const caf::abstract_actor* self,

@@ -41,41 +41,27 @@
 
 namespace levee {
 
-/// What `spawn_limited` hands the actor it constructs: its gate and where it runs.
-struct limited_spawn {
-  std::unique_ptr<gate> limits_gate;
-  placement where = placement::worker();
-};
-
 /// The non-template part every limited actor shares; `gate_of(handle)` finds it.
 class limited_base {
 public:
-  explicit limited_base(limited_spawn s) : gate_(std::move(s.limits_gate)), where_(s.where) {}
+  explicit limited_base(std::unique_ptr<gate> g) : gate_(std::move(g)) {}
   virtual ~limited_base() = default;
 
   gate& limits_gate() noexcept { return *gate_; }
   const gate& limits_gate() const noexcept { return *gate_; }
 
-  /// Where the actor runs, as chosen at spawn.
-  placement where() const noexcept { return where_; }
-
 protected:
   // Destroyed after CAF's on_destroy() has closed and drained the mailbox, so no element
   // referring to the gate outlives it.
   std::unique_ptr<gate> gate_;
-  placement where_;
 };
 
 namespace detail {
 
-/// Hands a gate and a placement from `spawn_limited` to the constructor of
-/// `limited<Base>` in the same thread (CAF constructs actors synchronously inside spawn).
-void set_pending_spawn(limited_spawn s);
-limited_spawn take_pending_spawn();
-
-/// Aborts with the reason: an actor placed on an I/O loop cannot also run on a thread
-/// of its own (spawned `detached`, or blocking).
-[[noreturn]] void placed_and_detached();
+/// Hands a gate from `spawn_limited` to the constructor of `limited<Base>` in the same
+/// thread (CAF constructs actors synchronously inside spawn).
+void set_pending_gate(std::unique_ptr<gate> g);
+std::unique_ptr<gate> take_pending_gate();
 
 /// The in-flight key of a requesting actor: the address of its control block. Unlike the
 /// actor id it needs no read of the control block (whose line the requester's reference
@@ -99,47 +85,37 @@ bool admit(gate& g, caf::abstract_actor* self, caf::mailbox_element& x, const ga
 
 } // namespace detail
 
+// Placed (placement.hpp): where it runs is its spawn's choice.
 template <class Base>
-class limited : public Base, public limited_base {
+class limited : public placed<Base>, public limited_base {
 public:
+  using placed_base = placed<Base>;
+
   template <class... Ts>
   explicit limited(caf::actor_config& cfg, Ts&&... xs)
-    : Base(cfg, std::forward<Ts>(xs)...), limited_base(detail::take_pending_spawn()) {
+    : placed_base(cfg, std::forward<Ts>(xs)...), limited_base(detail::take_pending_gate()) {
   }
 
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
     // After termination the gate is closed and CAF bounces the message as usual. A
-    // refusal is answered from the sender's unit; an accepted message wakes the actor on
-    // its own loop when it is placed on one (placement.hpp).
+    // refusal is answered from the sender's unit; an accepted message wakes the actor
+    // where it is placed.
     gate_ticket ticket;
     if (!detail::gated_ticket(*ptr, this, ticket) || detail::admit(*gate_, this, *ptr, ticket, eu))
-      Base::enqueue(std::move(ptr), where_.on_io_thread() ? where_.loop() : eu);
+      placed_base::enqueue(std::move(ptr), eu);
   }
 
-  using Base::enqueue;
-
-  void launch(caf::execution_unit* eu, bool lazy, bool hide) override {
-    if (!where_.on_io_thread())
-      return Base::launch(eu, lazy, hide);
-    if (this->getf(caf::abstract_actor::is_detached_flag))
-      detail::placed_and_detached();
-    Base::launch(where_.loop(), lazy, hide);
-  }
-
-  caf::resumable::subtype_t subtype() const override {
-    // The multiplexer's exec_later keeps io_actor jobs on its own thread.
-    return where_.on_io_thread() ? caf::resumable::io_actor : Base::subtype();
-  }
+  using placed_base::enqueue;
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
     gate_ticket ticket;
     if (!detail::gated_ticket(x, this, ticket))
-      return Base::consume(x);
+      return placed_base::consume(x);
     // The request leaves its requester's in-flight count before its response can leave;
     // the message leaves the mailbox bound and the budget once handled, after the
     // response is on its way.
     gate_->on_handling(ticket);
-    auto result = Base::consume(x);
+    auto result = placed_base::consume(x);
     if (result == caf::invoke_message_result::skipped)
       gate_->on_skipped(ticket);
     else
@@ -149,7 +125,7 @@ public:
 
   bool cleanup(caf::error&& reason, caf::execution_unit* host) override {
     // CAF closes and drains the mailbox; then the gate gives back what was never taken up.
-    auto result = Base::cleanup(std::move(reason), host);
+    auto result = placed_base::cleanup(std::move(reason), host);
     gate_->close();
     return result;
   }
@@ -162,8 +138,8 @@ using limited_actor = limited<caf::event_based_actor>;
 template <class T, caf::spawn_options Os = caf::no_spawn_options, class... Ts>
 auto spawn_limited(caf::actor_system& sys, runtime& rt, const std::string& kind, placement where,
                    Ts&&... xs) {
-  detail::set_pending_spawn({rt.make_gate(kind), where});
-  return sys.spawn<T, Os>(std::forward<Ts>(xs)...);
+  detail::set_pending_gate(rt.make_gate(kind));
+  return spawn_placed<T, Os>(sys, where, std::forward<Ts>(xs)...);
 }
 
 /// The same on a worker.
@@ -178,8 +154,8 @@ auto spawn_limited(caf::actor_system& sys, runtime& rt, const std::string& kind,
 template <caf::spawn_options Os = caf::no_spawn_options, class F, class... Ts>
 auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& kind,
                        placement where, F fun, Ts&&... xs) {
-  detail::set_pending_spawn({rt.make_gate(kind), where});
-  return sys.spawn<Os>(std::move(fun), std::forward<Ts>(xs)...);
+  detail::set_pending_gate(rt.make_gate(kind));
+  return spawn_placed_fun<Os>(sys, where, std::move(fun), std::forward<Ts>(xs)...);
 }
 
 /// The same on a worker.
@@ -198,7 +174,7 @@ auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& k
 template <class Middleman, class F, class... Ts>
 auto spawn_limited_on_multiplexer(Middleman& mm, runtime& rt, const std::string& kind, F fun,
                                   Ts&&... xs) {
-  detail::set_pending_spawn({rt.make_gate(kind), placement::worker()});
+  detail::set_pending_gate(rt.make_gate(kind));
   return mm.spawn_broker(std::move(fun), std::forward<Ts>(xs)...);
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// The satellite's agent (README "node.cpp"): once handed its uplink, registers over it on
+// The satellite's agent (README "agent.*"): once handed its uplink, registers over it on
 // every new connection, heartbeats at the interval the server asks for with the store's
 // counters, and registers again when the server no longer knows it. Its interface is
 // agent_protocol.hpp.

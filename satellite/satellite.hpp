@@ -79,8 +79,8 @@ struct satellite_config {
   satellite_options satellite;
   events::json_limits json;
   std::vector<source_spec> sources;
-  /// Run the store on the middleman's multiplexer thread, next to the satellite's one
-  /// connection (no thread hand-off per query). Only for a node whose multiplexer serves
+  /// Place the store on the I/O thread (actors/placement.hpp), next to the satellite's
+  /// one connection (no thread hand-off per query). Only for a node whose multiplexer serves
   /// nothing else: the store's disk work (appends, syncs) would stall a server's
   /// connections. `levee node` sets it for satellite-only nodes.
   bool store_on_multiplexer = false;

@@ -1,6 +1,6 @@
 #pragma once
 // One actor per source (events/): polls it every interval and hands what it read to the
-// store, one append in flight (README "node.cpp"). Its interface is source_protocol.hpp.
+// store, one append in flight (README "source.*"). Its interface is source_protocol.hpp.
 
 #include <chrono>
 #include <memory>

@@ -1,5 +1,5 @@
 #pragma once
-// The satellite's store (README "node.cpp", ARCHITECTURE.md "Satellites"): its segment log,
+// The satellite's store (README "store.*", ARCHITECTURE.md "Satellites"): its segment log,
 // the appends of its sources, the queries it scans in steps within the credit of their
 // connection, retention, periodic sync and the background scrub. Its interface is
 // store_protocol.hpp; where it runs is the caller's choice (placement.hpp): on the I/O

@@ -35,7 +35,9 @@ uint64_t this_thread_hash() {
 }
 
 /// Says where it runs: at once, and from a message it sends itself through CAF's clock.
-caf::behavior where_am_i(limited_actor* self) {
+/// `Self` is a limited actor, or a placed one without limits.
+template <class Self>
+caf::behavior where_am_i(Self* self) {
   auto waiting = std::make_shared<std::deque<caf::response_promise>>();
   return {
     [](where_atom) { return this_thread_hash(); },
@@ -104,10 +106,13 @@ struct PlacementTest : ::testing::TestWithParam<bool> {
 
 // Woken by a thread outside CAF (a scoped actor), by a worker actor and by CAF's clock: on
 // the I/O thread the handler always runs on the multiplexer thread; on a worker never.
+// Alike for a limited actor and a placed one without limits (a proxyer, say).
 TEST_P(PlacementTest, RunsWhereItWasPlacedWhoeverWakesIt) {
   auto mux = multiplexer_thread();
-  auto a = spawn_limited_fun(*sys, *rt, "svc", where(), where_am_i);
-  EXPECT_EQ(gate_of(a)->kind(), "svc");
+  auto limited = spawn_limited_fun(*sys, *rt, "svc", where(), where_am_i<limited_actor>);
+  EXPECT_EQ(gate_of(limited)->kind(), "svc");
+  auto unlimited = spawn_placed_fun(*sys, where(), where_am_i<placed<caf::event_based_actor>>);
+  EXPECT_EQ(gate_of(unlimited), nullptr);
   auto relay = sys->spawn([](caf::event_based_actor* self) -> caf::behavior {
     return {[=](relay_atom, const caf::actor& target) {
       return self->delegate(target, where_atom::value);
@@ -122,20 +127,22 @@ TEST_P(PlacementTest, RunsWhereItWasPlacedWhoeverWakesIt) {
       return rp;
     }};
   });
-  for (int i = 0; i < 20; ++i) {
-    std::vector<uint64_t> seen{ask<uint64_t>(a, where_atom::value),
-                               ask<uint64_t>(relay, relay_atom::value, a),
-                               ask<uint64_t>(relay_from_worker, relay_atom::value, a),
-                               ask<uint64_t>(a, later_atom::value)};
-    for (auto id : seen) {
-      ASSERT_NE(id, 0u);
-      if (on_io_thread())
-        ASSERT_EQ(id, mux) << "round " << i;
-      else
-        ASSERT_NE(id, mux) << "round " << i;
+  for (auto& a : {limited, unlimited}) {
+    for (int i = 0; i < 20; ++i) {
+      std::vector<uint64_t> seen{ask<uint64_t>(a, where_atom::value),
+                                 ask<uint64_t>(relay, relay_atom::value, a),
+                                 ask<uint64_t>(relay_from_worker, relay_atom::value, a),
+                                 ask<uint64_t>(a, later_atom::value)};
+      for (auto id : seen) {
+        ASSERT_NE(id, 0u);
+        if (on_io_thread())
+          ASSERT_EQ(id, mux) << "round " << i;
+        else
+          ASSERT_NE(id, mux) << "round " << i;
+      }
     }
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   }
-  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(relay_from_worker, caf::exit_reason::user_shutdown);
 }

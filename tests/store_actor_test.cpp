@@ -63,6 +63,21 @@ caf::behavior driver(caf::event_based_actor* self, store_actor store, seen* out)
   };
 }
 
+/// Whether an actor with interface `Handle` accepts a message of types `Ts...`: what CAF
+/// checks at compile time on every send to a typed actor.
+template <class Handle, class... Ts>
+constexpr bool accepts = caf::response_type<typename Handle::signatures, Ts...>::valid;
+
+// The store takes what a connection sends and an append as a struct; the untyped append
+// it took before (protobuf and encoded positions in strings) no longer compiles.
+static_assert(accepts<store_actor, wire_stream_atom, std::string, uint64_t, uint64_t, uint64_t>);
+static_assert(accepts<store_actor, credit_atom, uint64_t, uint64_t, uint64_t>);
+static_assert(accepts<store_actor, cancel_atom, uint64_t>);
+static_assert(accepts<store_actor, append_atom, append_request>);
+static_assert(!accepts<store_actor, append_atom, std::vector<std::string>, std::vector<int64_t>,
+                       std::string, std::string>);
+static_assert(!accepts<store_actor, wire_request_atom, std::string>);
+
 constexpr uint64_t tick_ms = 100;  // satellite.fsync_interval_ms: the store's tick
 
 struct StoreActorTest : ::testing::Test {
