@@ -1,7 +1,8 @@
 // The satellite's store as one actor, in process and deterministic: CAF's test coordinator
 // runs it step by step (no worker threads), CAF's test clock fires its ticks when told,
 // and a manual clock is the time it reads (limits/clock.hpp). No processes, no sockets, no
-// real time. A driver actor stands where the connection stands: it sends what a
+// real time. Each test runs twice: the store on a worker (the coordinator's jobs), and
+// placed on the I/O loop, here CAF's test multiplexer, whose jobs the test runs too. A driver actor stands where the connection stands: it sends what a
 // connection sends (actors/wire_target.hpp) and records what comes back.
 
 #include <gtest/gtest.h>
@@ -15,9 +16,12 @@
 #include <unistd.h>
 
 #include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/network/test_multiplexer.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/caf_error.hpp"
+#include "actors/io_loop.hpp"
 #include "events/codec.hpp"
 #include "limits/log_limiter.hpp"
 #include "net/satellite.pb.h"
@@ -80,12 +84,14 @@ static_assert(!accepts<store_actor, wire_request_atom, std::string>);
 
 constexpr uint64_t tick_ms = 100;  // satellite.fsync_interval_ms: the store's tick
 
-struct StoreActorTest : ::testing::Test {
+struct StoreActorTest : ::testing::TestWithParam<bool> {
   fs::path dir;
   manual_clock clock;
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::scheduler::test_coordinator* sched = nullptr;
+  caf::io::network::test_multiplexer* loop = nullptr;
+  uint64_t loop_jobs = 0;  // jobs the I/O loop ran
   std::unique_ptr<runtime> rt;
   std::shared_ptr<satellite_stats> stats = std::make_shared<satellite_stats>();
   store_actor store;
@@ -97,9 +103,12 @@ struct StoreActorTest : ::testing::Test {
     dir = fs::temp_directory_path() / ("levee-store-actor-test-" + std::to_string(::getpid()));
     fs::remove_all(dir);
     cfg.set("scheduler.policy", caf::atom("testing"));
+    cfg.load<caf::io::middleman>();
+    cfg.set("middleman.network-backend", caf::atom("testing"));
     add_error_category(cfg);
     sys = std::make_unique<caf::actor_system>(cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    loop = &dynamic_cast<caf::io::network::test_multiplexer&>(sys->middleman().backend());
     rt = std::make_unique<runtime>(limits_config{}, clock);
     persistence::log_options lo;
     lo.dir = dir.string();
@@ -117,15 +126,39 @@ struct StoreActorTest : ::testing::Test {
     setup.stats = stats;
     setup.hint_path = (dir / "source-positions").string();
     setup.clock = &clock;
-    store = spawn_store(*sys, *rt, placement::worker(), std::move(setup));
+    run();  // the middleman's own start-up jobs
+    loop_jobs = 0;
+    auto where = GetParam() ? io_thread_of(*sys) : placement::worker();
+    store = spawn_store(*sys, *rt, where, std::move(setup));
     conn = sys->spawn(driver, store, &out);
-    sched->run();
+    run();
+  }
+
+  /// Runs every job, the coordinator's and the I/O loop's, until none is left.
+  void run() {
+    for (;;) {
+      auto ran = sched->run();
+      while (loop->try_exec_runnable()) {
+        ++ran;
+        ++loop_jobs;
+      }
+      if (ran == 0)
+        return;
+    }
+  }
+
+  /// Where the store's work ran: on the loop when placed there, never otherwise.
+  void expect_placement() {
+    if (GetParam())
+      EXPECT_GT(loop_jobs, 0u);
+    else
+      EXPECT_EQ(loop_jobs, 0u);
   }
 
   void TearDown() override {
     caf::anon_send(store, stop_atom::value);
     caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
-    sched->run();
+    run();
     store = nullptr;
     conn = nullptr;
     sys.reset();
@@ -136,7 +169,7 @@ struct StoreActorTest : ::testing::Test {
   void advance(int64_t ms) {
     clock.advance_ms(ms);
     sched->advance_time(std::chrono::milliseconds(ms));
-    sched->run();
+    run();
   }
 
   void append(int events) {
@@ -151,7 +184,7 @@ struct StoreActorTest : ::testing::Test {
     }
     r.source = "test";
     caf::anon_send(conn, append_atom::value, std::move(r));
-    sched->run();
+    run();
   }
 
   /// A query for every event, two rows a batch, with `credit_batches` lent at first.
@@ -162,12 +195,12 @@ struct StoreActorTest : ::testing::Test {
     req.set_deadline_ms(deadline_ms);
     caf::anon_send(conn, wire_stream_atom::value, req.SerializeAsString(), tag, credit_batches,
                    uint64_t{1} << 20);
-    sched->run();
+    run();
   }
 
   void grant(uint64_t tag, uint64_t batches) {
     caf::anon_send(conn, credit_atom::value, tag, batches, uint64_t{1} << 20);
-    sched->run();
+    run();
   }
 
   uint64_t rows_received() const {
@@ -182,7 +215,7 @@ struct StoreActorTest : ::testing::Test {
   }
 };
 
-TEST_F(StoreActorTest, AnswersAQueryInBatchesWithinItsCredit) {
+TEST_P(StoreActorTest, AnswersAQueryInBatchesWithinItsCredit) {
   append(10);
   ASSERT_EQ(out.taken, std::vector<uint64_t>{10});
   EXPECT_EQ(stats->events_stored.load(), 10u);
@@ -203,17 +236,18 @@ TEST_F(StoreActorTest, AnswersAQueryInBatchesWithinItsCredit) {
   EXPECT_EQ(summary.rows_returned(), 10u);
   EXPECT_EQ(summary.events_scanned(), 10u);
   EXPECT_EQ(stats->queries_running.load(), 0u);
+  expect_placement();
 }
 
 // A query that waits for credit is not stepped: its deadline is looked at on the store's
 // tick, against the store's clock. CAF's ticks alone end nothing; the clock passing the
 // deadline does, at the next tick.
-TEST_F(StoreActorTest, AParkedQueryEndsAtItsDeadlineOnTheStoresClock) {
+TEST_P(StoreActorTest, AParkedQueryEndsAtItsDeadlineOnTheStoresClock) {
   append(10);
   query(7, 1, 1'000);
   ASSERT_EQ(out.batches.size(), 1u);
   for (int i = 0; i < 20; ++i)  // two seconds of ticks on CAF's clock alone
-    sched->advance_time(std::chrono::milliseconds(tick_ms)), sched->run();
+    sched->advance_time(std::chrono::milliseconds(tick_ms)), run();
   EXPECT_FALSE(out.refused.has_value());
   EXPECT_EQ(stats->queries_running.load(), 1u);
   advance(900);
@@ -225,21 +259,26 @@ TEST_F(StoreActorTest, AParkedQueryEndsAtItsDeadlineOnTheStoresClock) {
   EXPECT_FALSE(out.summary.has_value());
   EXPECT_EQ(out.batches.size(), 1u);
   EXPECT_EQ(stats->queries_running.load(), 0u);
+  expect_placement();
 }
 
-TEST_F(StoreActorTest, ACancelEndsTheQueryWithCancelled) {
+TEST_P(StoreActorTest, ACancelEndsTheQueryWithCancelled) {
   append(10);
   query(3, 1);
   ASSERT_EQ(out.batches.size(), 1u);
   caf::anon_send(conn, cancel_atom::value, uint64_t{3});
-  sched->run();
+  run();
   ASSERT_TRUE(out.refused.has_value());
   EXPECT_EQ(out.refused->code, code::cancelled);
   EXPECT_EQ(stats->queries_running.load(), 0u);
   // Credit for the ended query is ignored; nothing more is sent.
   grant(3, 10);
   EXPECT_EQ(out.batches.size(), 1u);
+  expect_placement();
 }
+
+INSTANTIATE_TEST_SUITE_P(Placements, StoreActorTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "IoThread" : "Worker"; });
 
 } // namespace
 } // namespace levee::satellite
