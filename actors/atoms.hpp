@@ -1,6 +1,9 @@
 #pragma once
-// Every atom Levee's actors exchange, in one place, so the list of what actors say to each
-// other is one file to read (CAF 0.17 has no type-ID blocks; atoms play that part here).
+// The atoms more than one protocol shares: the wire bridge a connection speaks to its
+// targets (wire_target.hpp), credit, cancel, stop, tick, and those of roles not yet given
+// a typed protocol of their own (server/). A protocol's own atoms live with it, next to
+// its actor (satellite/store_protocol.hpp, ...). CAF 0.17 has no type-ID blocks; atoms
+// play that part here.
 
 #include <caf/atom.hpp>
 
@@ -66,20 +69,10 @@ using list_atom = caf::atom_constant<caf::atom("list")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 /// (lookup_atom, QueryRequest bytes) -> std::vector<satellite_ref>: where a query goes.
 using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
-/// (append_atom, encoded events, timestamps, source name, positions) -> uint64_t events
-/// taken: to a satellite's store. positions: "", or where each event's line ended, one
-/// persistence::encode_file_position after the other; with no events, one position alone.
-using append_atom = caf::atom_constant<caf::atom("append")>;
-/// (scan_atom): a store's self-message that runs one step of its queries.
-using scan_atom = caf::atom_constant<caf::atom("scan")>;
 /// (done_atom, uint64_t id): work an actor was handed has ended (a proxyer's query), told
 /// to the actor that handed it out. Like cancel_atom and stop_atom it passes every gate.
 using done_atom = caf::atom_constant<caf::atom("done")>;
 /// (timeout_atom): a deadline's self-message.
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
-/// (retention_atom): a store's periodic retention pass.
-using retention_atom = caf::atom_constant<caf::atom("retention")>;
-/// (scrub_atom): a store's self-message that runs one step of its background scrub.
-using scrub_atom = caf::atom_constant<caf::atom("scrub")>;
 
 } // namespace levee

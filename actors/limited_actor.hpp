@@ -11,6 +11,9 @@
 //   levee::runtime rt{cfg};
 //   auto a = levee::spawn_limited<echo>(system, rt, "echo");
 //
+// Every spawn function takes an optional levee::placement after the kind (placement.hpp):
+// where the actor runs, a worker unless told otherwise; the actor's code is the same.
+//
 // A message counts against the mailbox bound and the node budget from its acceptance until
 // the actor has handled it (a skipped message, stashed by CAF, stays counted); a request
 // leaves its requester's in-flight count when handling starts, before its response leaves.
@@ -32,6 +35,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/gate.hpp"
 #include "actors/message_size.hpp"
+#include "actors/placement.hpp"
 #include "actors/rejection_notice.hpp"
 #include "actors/runtime.hpp"
 
@@ -81,32 +85,37 @@ bool admit(gate& g, caf::abstract_actor* self, caf::mailbox_element& x, const ga
 
 } // namespace detail
 
+// Placed (placement.hpp): where it runs is its spawn's choice.
 template <class Base>
-class limited : public Base, public limited_base {
+class limited : public placed<Base>, public limited_base {
 public:
+  using placed_base = placed<Base>;
+
   template <class... Ts>
   explicit limited(caf::actor_config& cfg, Ts&&... xs)
-    : Base(cfg, std::forward<Ts>(xs)...), limited_base(detail::take_pending_gate()) {
+    : placed_base(cfg, std::forward<Ts>(xs)...), limited_base(detail::take_pending_gate()) {
   }
 
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit* eu) override {
-    // After termination the gate is closed and CAF bounces the message as usual.
+    // After termination the gate is closed and CAF bounces the message as usual. A
+    // refusal is answered from the sender's unit; an accepted message wakes the actor
+    // where it is placed.
     gate_ticket ticket;
     if (!detail::gated_ticket(*ptr, this, ticket) || detail::admit(*gate_, this, *ptr, ticket, eu))
-      Base::enqueue(std::move(ptr), eu);
+      placed_base::enqueue(std::move(ptr), eu);
   }
 
-  using Base::enqueue;
+  using placed_base::enqueue;
 
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
     gate_ticket ticket;
     if (!detail::gated_ticket(x, this, ticket))
-      return Base::consume(x);
+      return placed_base::consume(x);
     // The request leaves its requester's in-flight count before its response can leave;
     // the message leaves the mailbox bound and the budget once handled, after the
     // response is on its way.
     gate_->on_handling(ticket);
-    auto result = Base::consume(x);
+    auto result = placed_base::consume(x);
     if (result == caf::invoke_message_result::skipped)
       gate_->on_skipped(ticket);
     else
@@ -116,7 +125,7 @@ public:
 
   bool cleanup(caf::error&& reason, caf::execution_unit* host) override {
     // CAF closes and drains the mailbox; then the gate gives back what was never taken up.
-    auto result = Base::cleanup(std::move(reason), host);
+    auto result = placed_base::cleanup(std::move(reason), host);
     gate_->close();
     return result;
   }
@@ -124,27 +133,44 @@ public:
 
 using limited_actor = limited<caf::event_based_actor>;
 
-/// Spawns an actor of class `T` (derived from `limited<...>`) with the limits of `kind`.
+/// Spawns an actor of class `T` (derived from `limited<...>`) with the limits of `kind`,
+/// where `where` says.
 template <class T, caf::spawn_options Os = caf::no_spawn_options, class... Ts>
-auto spawn_limited(caf::actor_system& sys, runtime& rt, const std::string& kind, Ts&&... xs) {
+auto spawn_limited(caf::actor_system& sys, runtime& rt, const std::string& kind, placement where,
+                   Ts&&... xs) {
   detail::set_pending_gate(rt.make_gate(kind));
-  return sys.spawn<T, Os>(std::forward<Ts>(xs)...);
+  return spawn_placed<T, Os>(sys, where, std::forward<Ts>(xs)...);
 }
 
-/// Spawns a function-based limited actor: `fun` takes `levee::limited_actor*` (or a
-/// pointer to another `limited<...>` type) as first argument.
+/// The same on a worker.
+template <class T, caf::spawn_options Os = caf::no_spawn_options, class... Ts>
+auto spawn_limited(caf::actor_system& sys, runtime& rt, const std::string& kind, Ts&&... xs) {
+  return spawn_limited<T, Os>(sys, rt, kind, placement::worker(), std::forward<Ts>(xs)...);
+}
+
+/// Spawns a function-based limited actor where `where` says: `fun` takes
+/// `levee::limited_actor*` (or a pointer to another `limited<...>` type, typed ones
+/// included) as first argument.
+template <caf::spawn_options Os = caf::no_spawn_options, class F, class... Ts>
+auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& kind,
+                       placement where, F fun, Ts&&... xs) {
+  detail::set_pending_gate(rt.make_gate(kind));
+  return spawn_placed_fun<Os>(sys, where, std::move(fun), std::forward<Ts>(xs)...);
+}
+
+/// The same on a worker.
 template <caf::spawn_options Os = caf::no_spawn_options, class F, class... Ts>
 auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& kind, F fun,
                        Ts&&... xs) {
-  detail::set_pending_gate(rt.make_gate(kind));
-  return sys.spawn<Os>(std::move(fun), std::forward<Ts>(xs)...);
+  return spawn_limited_fun<Os>(sys, rt, kind, placement::worker(), std::move(fun),
+                               std::forward<Ts>(xs)...);
 }
 
-/// Spawns a limited actor on the middleman's multiplexer thread, from a function whose first
-/// argument is `levee::limited<levee::broker>*` (include "actors/broker.hpp"). For cheap
-/// handlers that connection actors call: a request from a connection then never leaves the
-/// multiplexer thread, so no worker has to wake (DESIGN.md "Performance notes"). Give real
-/// work (scans, disk) to ordinary limited actors instead: it would stall every connection.
+/// Spawns a limited broker (a function whose first argument is
+/// `levee::limited<levee::broker>*`, include "actors/broker.hpp"), which runs on the
+/// middleman's multiplexer thread. Only for server/'s registry and router until they move
+/// to `placement::io_thread` with ordinary actors, as the satellite's store did: a new
+/// actor that wants the I/O thread asks for it with a placement, not by being a broker.
 template <class Middleman, class F, class... Ts>
 auto spawn_limited_on_multiplexer(Middleman& mm, runtime& rt, const std::string& kind, F fun,
                                   Ts&&... xs) {

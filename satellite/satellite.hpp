@@ -15,6 +15,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/typed_actor.hpp>
 
 #include "actors/runtime.hpp"
 #include "events/file_tail.hpp"
@@ -26,6 +27,9 @@
 #include "limits/defaults.hpp"
 #include "limits/status.hpp"
 #include "net/net_config.hpp"
+#include "satellite/agent_protocol.hpp"
+#include "satellite/source_protocol.hpp"
+#include "satellite/store_protocol.hpp"
 
 namespace levee::satellite {
 
@@ -75,8 +79,8 @@ struct satellite_config {
   satellite_options satellite;
   events::json_limits json;
   std::vector<source_spec> sources;
-  /// Run the store on the middleman's multiplexer thread, next to the satellite's one
-  /// connection (no thread hand-off per query). Only for a node whose multiplexer serves
+  /// Place the store on the I/O thread (actors/placement.hpp), next to the satellite's
+  /// one connection (no thread hand-off per query). Only for a node whose multiplexer serves
   /// nothing else: the store's disk work (appends, syncs) would stall a server's
   /// connections. `levee node` sets it for satellite-only nodes.
   bool store_on_multiplexer = false;
@@ -100,10 +104,10 @@ struct satellite_stats {
 };
 
 struct satellite_node {
-  caf::actor store;
-  caf::actor agent;
+  store_actor store;
+  agent_actor agent;
   caf::actor uplink;
-  std::vector<caf::actor> sources;
+  std::vector<source_actor> sources;
   std::shared_ptr<satellite_stats> stats;
 };
 

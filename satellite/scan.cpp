@@ -7,9 +7,10 @@
 namespace levee::satellite {
 
 scan_task::scan_task(query::query q, query::time_range range, uint64_t start_offset,
-                     uint64_t end_offset, scan_limits limits, std::string satellite_id)
+                     uint64_t end_offset, scan_limits limits, std::string satellite_id,
+                     const clock_source& clock)
   : q_(std::move(q)), range_(range), next_(start_offset), end_(end_offset), limits_(limits),
-    started_(std::chrono::steady_clock::now()) {
+    clock_(&clock), started_ns_(clock.now_ns()) {
   if (q_.is_count())
     counts_.emplace(q_);
   auto read = [&](const query::field_name& f) {
@@ -137,9 +138,7 @@ wire::QueryStats scan_task::stats() const {
   s.set_events_scanned(scanned_);
   s.set_rows_returned(rows_);
   s.set_bytes_returned(bytes_);
-  s.set_elapsed_us(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                           std::chrono::steady_clock::now() - started_)
-                                           .count()));
+  s.set_elapsed_us(static_cast<uint64_t>(std::max<int64_t>(clock_->now_ns() - started_ns_, 0) / 1000));
   s.set_satellites(1);
   s.set_truncated(truncated_);
   return s;

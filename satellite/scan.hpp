@@ -4,13 +4,13 @@
 // their turn between steps. Rows go out in ResultBatch payloads bounded by rows and bytes;
 // a count query sends its groups in one batch at the end.
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 
 #include "events/event.hpp"
+#include "limits/clock.hpp"
 #include "limits/status.hpp"
 #include "net/satellite.pb.h"
 #include "persistence/segment_log.hpp"
@@ -26,9 +26,11 @@ struct scan_limits {
 
 class scan_task {
 public:
-  /// Scans the records in [start_offset, end_offset) that `q` selects in `range`.
+  /// Scans the records in [start_offset, end_offset) that `q` selects in `range`; its
+  /// elapsed time is measured on `clock`, which must outlive it.
   scan_task(query::query q, query::time_range range, uint64_t start_offset,
-            uint64_t end_offset, scan_limits limits, std::string satellite_id);
+            uint64_t end_offset, scan_limits limits, std::string satellite_id,
+            const clock_source& clock = steady_clock_source::instance());
 
   /// Reads about `step_bytes` of stored batches and passes every full result batch (a
   /// serialized ResultBatch) to `emit`; after the last step, also the rest (and a count
@@ -66,7 +68,8 @@ private:
   /// The fields the scan reads (the filter's, a projection's, count by's): the others of
   /// each event are skipped, not decoded (events::decode_only).
   std::vector<std::string> read_fields_;
-  std::chrono::steady_clock::time_point started_;
+  const clock_source* clock_;
+  int64_t started_ns_;
 };
 
 } // namespace levee::satellite

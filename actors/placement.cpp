@@ -1,0 +1,30 @@
+#include "actors/placement.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace levee::detail {
+
+namespace {
+
+thread_local placement pending = placement::worker();
+
+} // namespace
+
+void set_pending_placement(placement where) noexcept {
+  pending = where;
+}
+
+placement take_pending_placement() noexcept {
+  auto where = pending;
+  pending = placement::worker();
+  return where;
+}
+
+void placed_and_detached() {
+  std::fprintf(stderr, "levee: an actor placed on the I/O thread was spawned detached (or is "
+                       "blocking); spawn it without caf::detached, or on a worker\n");
+  std::abort();
+}
+
+} // namespace levee::detail

@@ -1,0 +1,35 @@
+#pragma once
+// What a connection says to the actors it exposes (net/PROTOCOL.md, ARCHITECTURE.md "A
+// query, end to end"), as typed-actor signatures: a typed actor that serves the wire
+// includes them in its interface, so a handler that does not match what the connection
+// sends is a compile error. The connection itself talks to its targets through
+// caf::actor (actor_cast a typed handle to expose it).
+
+#include <cstdint>
+#include <string>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/atoms.hpp"
+
+namespace levee {
+
+/// A streamed Request: (wire_stream_atom, payload, tag, credit batches, credit bytes) ->
+/// summary. Before answering, the target sends (wire_batch_atom, tag, part) to the
+/// connection (its sender) within the credit; the connection grants more with
+/// (credit_atom, tag, batches, bytes) and stops the stream with (cancel_atom, tag).
+using wire_stream_target = caf::typed_actor<
+  caf::replies_to<wire_stream_atom, std::string, uint64_t, uint64_t, uint64_t>::with<std::string>,
+  caf::reacts_to<credit_atom, uint64_t, uint64_t, uint64_t>,
+  caf::reacts_to<cancel_atom, uint64_t>>;
+
+/// What a stream's target sends the connection that carries it: (wire_batch_atom, tag,
+/// part), within the credit it holds. A target actor_casts its requester to this.
+using wire_stream_sink = caf::typed_actor<caf::reacts_to<wire_batch_atom, uint64_t, std::string>>;
+
+/// A plain Request: (wire_request_atom, payload) -> answer payload.
+using wire_request_target =
+  caf::typed_actor<caf::replies_to<wire_request_atom, std::string>::with<std::string>>;
+
+} // namespace levee

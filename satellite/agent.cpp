@@ -1,0 +1,162 @@
+// The agent: registers the satellite over the uplink, heartbeats, registers again after
+// a reconnection or a server restart (agent.hpp).
+
+#include "satellite/agent.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+
+#include <unistd.h>
+
+#include <caf/all.hpp>
+
+#include "actors/caf_error.hpp"
+#include "actors/limited_actor.hpp"
+#include "net/satellite.pb.h"
+
+namespace levee::satellite {
+
+namespace {
+
+using namespace std::chrono;
+
+struct agent_state {
+  caf::actor uplink;
+  std::string id;           // assigned or configured
+  uint64_t sequence = 0;
+  uint64_t generation = 0;  // a heartbeat loop per registration
+  milliseconds interval{1000};
+  bool registering = false;
+  const char* name = "levee.satellite_agent";
+};
+
+using agent_self = caf::stateful_actor<agent_state, limited<agent_actor::base>>;
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0)
+    return "unknown";
+  return buf;
+}
+
+double load_average() {
+  double l[1] = {0};
+  return ::getloadavg(l, 1) == 1 ? l[0] : 0;
+}
+
+void do_register(agent_self* self, store_actor store, const satellite_options& opts,
+                 const std::shared_ptr<satellite_stats>& stats);
+
+void heartbeat(agent_self* self, store_actor store, satellite_options opts,
+               std::shared_ptr<satellite_stats> stats, uint64_t generation) {
+  auto& st = self->state;
+  if (generation != st.generation)
+    return;  // a loop of an earlier registration
+  self->request(store, seconds(10), caf::get_atom::value)
+    .then([=](wire::StoreStats& store_stats) {
+      auto& s = self->state;
+      if (generation != s.generation)
+        return;
+      wire::Heartbeat hb;
+      hb.set_satellite_id(s.id);
+      hb.set_sequence(++s.sequence);
+      hb.set_address(host_name());
+      *hb.mutable_store() = std::move(store_stats);
+      hb.set_load(load_average());
+      hb.set_queries_running(static_cast<uint32_t>(stats->queries_running.load()));
+      self->request(s.uplink, seconds(10), wire_request_atom::value, std::string{"heartbeat"},
+                    hb.SerializeAsString())
+        .then([](std::string&) {},
+              [=](caf::error& err) {
+                auto r = rejection_from(err);
+                if (r && r->code == code::not_found && generation == self->state.generation)
+                  do_register(self, store, opts, stats);  // the server forgot us (restart)
+              });
+      self->delayed_send(self, s.interval, tick_atom::value, generation);
+    },
+    [=](caf::error&) { self->delayed_send(self, self->state.interval, tick_atom::value, generation); });
+}
+
+void do_register(agent_self* self, store_actor store, const satellite_options& opts,
+                 const std::shared_ptr<satellite_stats>& stats) {
+  auto& st = self->state;
+  if (st.registering)
+    return;
+  st.registering = true;
+  ++st.generation;  // stops the heartbeats of the previous registration
+  stats->registered.store(false);
+  self->request(store, seconds(10), caf::get_atom::value)
+    .then([=](wire::StoreStats& store_stats) {
+      wire::Register reg;
+      reg.set_satellite_id(self->state.id);
+      reg.set_token(opts.satellite_token);
+      for (auto& [k, v] : opts.labels)
+        (*reg.mutable_labels())[k] = v;
+      *reg.mutable_store() = std::move(store_stats);
+      reg.set_address(host_name());
+      self->request(self->state.uplink, seconds(10), wire_request_atom::value,
+                    std::string{"register"}, reg.SerializeAsString())
+        .then(
+          [=](std::string& answer) {
+            auto& s = self->state;
+            s.registering = false;
+            wire::RegisterAck ack;
+            ack.ParseFromString(answer);
+            s.id = ack.satellite_id();
+            s.sequence = 0;
+            s.interval = milliseconds(std::max<uint32_t>(ack.heartbeat_interval_ms(), 10));
+            {
+              std::lock_guard<std::mutex> guard{stats->mtx};
+              stats->assigned_id = s.id;
+              stats->last_error.clear();
+            }
+            stats->registrations.fetch_add(1);
+            stats->registered.store(true);
+            std::fprintf(stderr, "levee satellite: registered as '%s'\n", s.id.c_str());
+            heartbeat(self, store, opts, stats, s.generation);
+          },
+          [=](caf::error& err) {
+            auto& s = self->state;
+            s.registering = false;
+            auto r = rejection_from(err);
+            auto text = r ? r->to_string() : caf::to_string(err);
+            {
+              std::lock_guard<std::mutex> guard{stats->mtx};
+              if (stats->last_error != text)
+                std::fprintf(stderr, "levee satellite: registration refused: %s\n", text.c_str());
+              stats->last_error = text;
+            }
+            // Refused (a live id, a wrong token) or not connected: try again later; a new
+            // connection also triggers it.
+            self->delayed_send(self, seconds(1), connected_atom::value, std::string{});
+          });
+    },
+    [=](caf::error&) {
+      // The store did not answer (busy, or refused): try again shortly.
+      self->state.registering = false;
+      self->delayed_send(self, seconds(1), connected_atom::value, std::string{});
+    });
+}
+
+agent_actor::behavior_type agent(agent_self* self, store_actor store, satellite_options opts,
+                                 std::shared_ptr<satellite_stats> stats) {
+  self->state.id = opts.id;
+  return {
+    [=](uplink_atom, caf::actor& uplink) { self->state.uplink = std::move(uplink); },
+    [=](connected_atom, const std::string&) { do_register(self, store, opts, stats); },
+    [=](tick_atom, uint64_t generation) { heartbeat(self, store, opts, stats, generation); },
+    [=](stop_atom) { self->quit(); },
+  };
+}
+
+} // namespace
+
+agent_actor spawn_agent(caf::actor_system& sys, runtime& rt, store_actor store,
+                        satellite_options opts, std::shared_ptr<satellite_stats> stats) {
+  return spawn_limited_fun(sys, rt, "satellite", agent, std::move(store), std::move(opts),
+                           std::move(stats));
+}
+
+} // namespace levee::satellite

@@ -1,0 +1,284 @@
+// The satellite's store as one actor, in process and deterministic: CAF's test coordinator
+// runs it step by step (no worker threads), CAF's test clock fires its ticks when told,
+// and a manual clock is the time it reads (limits/clock.hpp). No processes, no sockets, no
+// real time. Each test runs twice: the store on a worker (the coordinator's jobs), and
+// placed on the I/O loop, here CAF's test multiplexer, whose jobs the test runs too. A driver actor stands where the connection stands: it sends what a
+// connection sends (actors/wire_target.hpp) and records what comes back.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/network/test_multiplexer.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include "actors/caf_error.hpp"
+#include "actors/io_loop.hpp"
+#include "events/codec.hpp"
+#include "limits/log_limiter.hpp"
+#include "net/satellite.pb.h"
+#include "satellite/store.hpp"
+
+namespace levee::satellite {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+/// What the driver saw.
+struct seen {
+  std::vector<uint64_t> taken;              // answers to appends
+  std::vector<std::string> batches;         // wire_batch parts, in order
+  std::optional<std::string> summary;       // the stream's answer
+  std::optional<rejection> refused;         // or its refusal
+};
+
+/// Plays the connection: forwards what the test tells it to the store as its own
+/// messages (so the store answers it), and records the answers and the batches.
+caf::behavior driver(caf::event_based_actor* self, store_actor store, seen* out) {
+  return {
+    [=](append_atom, append_request& r) {
+      self->request(store, caf::infinite, append_atom::value, std::move(r))
+        .then([=](uint64_t n) { out->taken.push_back(n); },
+              [=](caf::error& err) { ADD_FAILURE() << self->system().render(err); });
+    },
+    [=](wire_stream_atom, std::string& payload, uint64_t tag, uint64_t batches, uint64_t bytes) {
+      self->request(store, caf::infinite, wire_stream_atom::value, std::move(payload), tag,
+                    batches, bytes)
+        .then([=](std::string& summary) { out->summary = std::move(summary); },
+              [=](caf::error& err) {
+                out->refused = rejection_from(err);
+                EXPECT_TRUE(out->refused.has_value()) << self->system().render(err);
+              });
+    },
+    [=](wire_batch_atom, uint64_t, std::string& part) { out->batches.push_back(std::move(part)); },
+    [=](credit_atom, uint64_t tag, uint64_t batches, uint64_t bytes) {
+      self->send(store, credit_atom::value, tag, batches, bytes);
+    },
+    [=](cancel_atom, uint64_t tag) { self->send(store, cancel_atom::value, tag); },
+  };
+}
+
+/// Whether an actor with interface `Handle` accepts a message of types `Ts...`: what CAF
+/// checks at compile time on every send to a typed actor.
+template <class Handle, class... Ts>
+constexpr bool accepts = caf::response_type<typename Handle::signatures, Ts...>::valid;
+
+// The store takes what a connection sends and an append as a struct; the untyped append
+// it took before (protobuf and encoded positions in strings) no longer compiles.
+static_assert(accepts<store_actor, wire_stream_atom, std::string, uint64_t, uint64_t, uint64_t>);
+static_assert(accepts<store_actor, credit_atom, uint64_t, uint64_t, uint64_t>);
+static_assert(accepts<store_actor, cancel_atom, uint64_t>);
+static_assert(accepts<store_actor, append_atom, append_request>);
+static_assert(!accepts<store_actor, append_atom, std::vector<std::string>, std::vector<int64_t>,
+                       std::string, std::string>);
+static_assert(!accepts<store_actor, wire_request_atom, std::string>);
+
+constexpr uint64_t tick_ms = 100;  // satellite.fsync_interval_ms: the store's tick
+
+struct StoreActorTest : ::testing::TestWithParam<bool> {
+  fs::path dir;
+  manual_clock clock;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  caf::io::network::test_multiplexer* loop = nullptr;
+  uint64_t loop_jobs = 0;  // jobs the I/O loop ran
+  std::unique_ptr<runtime> rt;
+  std::shared_ptr<satellite_stats> stats = std::make_shared<satellite_stats>();
+  store_actor store;
+  caf::actor conn;
+  seen out;
+
+  void SetUp() override {
+    set_log_sink([](std::string_view) {});
+    dir = fs::temp_directory_path() / ("levee-store-actor-test-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    cfg.load<caf::io::middleman>();
+    cfg.set("middleman.network-backend", caf::atom("testing"));
+    add_error_category(cfg);
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    loop = &dynamic_cast<caf::io::network::test_multiplexer&>(sys->middleman().backend());
+    rt = std::make_unique<runtime>(limits_config{}, clock);
+    persistence::log_options lo;
+    lo.dir = dir.string();
+    lo.fsync = persistence::fsync_policy::none;
+    lo.limits.compress = false;
+    auto log = persistence::segment_log::open(lo);
+    ASSERT_TRUE(log.ok()) << log.error().to_string();
+    store_setup setup;
+    setup.log = std::shared_ptr<persistence::segment_log>{std::move(*log)};
+    setup.opts.data_dir = dir.string();
+    setup.opts.fsync_interval_ms = tick_ms;
+    setup.opts.retention_interval_ms = 3'600'000;
+    setup.opts.scrub_bytes_per_sec = 0;
+    setup.satellite_id = "sat-a";
+    setup.stats = stats;
+    setup.hint_path = (dir / "source-positions").string();
+    setup.clock = &clock;
+    run();  // the middleman's own start-up jobs
+    loop_jobs = 0;
+    auto where = GetParam() ? io_thread_of(*sys) : placement::worker();
+    store = spawn_store(*sys, *rt, where, std::move(setup));
+    conn = sys->spawn(driver, store, &out);
+    run();
+  }
+
+  /// Runs every job, the coordinator's and the I/O loop's, until none is left.
+  void run() {
+    for (;;) {
+      auto ran = sched->run();
+      while (loop->try_exec_runnable()) {
+        ++ran;
+        ++loop_jobs;
+      }
+      if (ran == 0)
+        return;
+    }
+  }
+
+  /// Where the store's work ran: on the loop when placed there, never otherwise.
+  void expect_placement() {
+    if (GetParam())
+      EXPECT_GT(loop_jobs, 0u);
+    else
+      EXPECT_EQ(loop_jobs, 0u);
+  }
+
+  void TearDown() override {
+    caf::anon_send(store, stop_atom::value);
+    caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
+    run();
+    store = nullptr;
+    conn = nullptr;
+    sys.reset();
+    fs::remove_all(dir);
+  }
+
+  /// Moves both clocks: the store's own and CAF's, which fires its due ticks.
+  void advance(int64_t ms) {
+    clock.advance_ms(ms);
+    sched->advance_time(std::chrono::milliseconds(ms));
+    run();
+  }
+
+  void append(int events) {
+    append_request r;
+    for (int i = 0; i < events; ++i) {
+      events::event e;
+      e.timestamp_ms = clock.wall_ms();
+      e.fields.push_back({"n", int64_t{i}});
+      r.values.emplace_back();
+      events::encode(e, r.values.back());
+      r.timestamps.push_back(e.timestamp_ms);
+    }
+    r.source = "test";
+    caf::anon_send(conn, append_atom::value, std::move(r));
+    run();
+  }
+
+  /// A query for every event, two rows a batch, with `credit_batches` lent at first.
+  void query(uint64_t tag, uint64_t credit_batches, uint32_t deadline_ms = 10'000) {
+    wire::QueryRequest req;
+    req.set_text("");
+    req.set_batch_max_rows(2);
+    req.set_deadline_ms(deadline_ms);
+    caf::anon_send(conn, wire_stream_atom::value, req.SerializeAsString(), tag, credit_batches,
+                   uint64_t{1} << 20);
+    run();
+  }
+
+  void grant(uint64_t tag, uint64_t batches) {
+    caf::anon_send(conn, credit_atom::value, tag, batches, uint64_t{1} << 20);
+    run();
+  }
+
+  uint64_t rows_received() const {
+    uint64_t rows = 0;
+    for (auto& part : out.batches) {
+      wire::ResultBatch b;
+      EXPECT_TRUE(b.ParseFromString(part));
+      EXPECT_EQ(b.satellite_id(), "sat-a");
+      rows += static_cast<uint64_t>(b.events_size());
+    }
+    return rows;
+  }
+};
+
+TEST_P(StoreActorTest, AnswersAQueryInBatchesWithinItsCredit) {
+  append(10);
+  ASSERT_EQ(out.taken, std::vector<uint64_t>{10});
+  EXPECT_EQ(stats->events_stored.load(), 10u);
+  query(1, 2);
+  // Five batches are ready; two may go.
+  EXPECT_EQ(out.batches.size(), 2u);
+  EXPECT_FALSE(out.summary.has_value());
+  EXPECT_EQ(stats->queries_running.load(), 1u);
+  grant(1, 2);
+  EXPECT_EQ(out.batches.size(), 4u);
+  EXPECT_FALSE(out.summary.has_value());
+  grant(1, 1);
+  ASSERT_EQ(out.batches.size(), 5u);
+  EXPECT_EQ(rows_received(), 10u);
+  ASSERT_TRUE(out.summary.has_value()) << (out.refused ? out.refused->to_string() : "");
+  wire::QueryStats summary;
+  ASSERT_TRUE(summary.ParseFromString(*out.summary));
+  EXPECT_EQ(summary.rows_returned(), 10u);
+  EXPECT_EQ(summary.events_scanned(), 10u);
+  EXPECT_EQ(stats->queries_running.load(), 0u);
+  expect_placement();
+}
+
+// A query that waits for credit is not stepped: its deadline is looked at on the store's
+// tick, against the store's clock. CAF's ticks alone end nothing; the clock passing the
+// deadline does, at the next tick.
+TEST_P(StoreActorTest, AParkedQueryEndsAtItsDeadlineOnTheStoresClock) {
+  append(10);
+  query(7, 1, 1'000);
+  ASSERT_EQ(out.batches.size(), 1u);
+  for (int i = 0; i < 20; ++i)  // two seconds of ticks on CAF's clock alone
+    sched->advance_time(std::chrono::milliseconds(tick_ms)), run();
+  EXPECT_FALSE(out.refused.has_value());
+  EXPECT_EQ(stats->queries_running.load(), 1u);
+  advance(900);
+  EXPECT_FALSE(out.refused.has_value()) << "ended before its deadline";
+  advance(200);
+  ASSERT_TRUE(out.refused.has_value());
+  EXPECT_EQ(out.refused->code, code::deadline_exceeded);
+  EXPECT_EQ(out.refused->limit, "satellite.query");
+  EXPECT_FALSE(out.summary.has_value());
+  EXPECT_EQ(out.batches.size(), 1u);
+  EXPECT_EQ(stats->queries_running.load(), 0u);
+  expect_placement();
+}
+
+TEST_P(StoreActorTest, ACancelEndsTheQueryWithCancelled) {
+  append(10);
+  query(3, 1);
+  ASSERT_EQ(out.batches.size(), 1u);
+  caf::anon_send(conn, cancel_atom::value, uint64_t{3});
+  run();
+  ASSERT_TRUE(out.refused.has_value());
+  EXPECT_EQ(out.refused->code, code::cancelled);
+  EXPECT_EQ(stats->queries_running.load(), 0u);
+  // Credit for the ended query is ignored; nothing more is sent.
+  grant(3, 10);
+  EXPECT_EQ(out.batches.size(), 1u);
+  expect_placement();
+}
+
+INSTANTIATE_TEST_SUITE_P(Placements, StoreActorTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "IoThread" : "Worker"; });
+
+} // namespace
+} // namespace levee::satellite
