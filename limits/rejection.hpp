@@ -1,6 +1,12 @@
 #pragma once
 // A `rejection` is the answer to a limit hit: which code, which limit, what was seen,
 // what is allowed, and when a retry can succeed. Every gate in Levee produces these.
+//
+// Built with named fields, so a call site says what each number is:
+//   rejection::of(code::too_many_inflight).limit("server.max_queries")
+//       .observed(running + 1).max(cap).retry_after_ms(100).detail("...")
+// Prefer it to positional braces: six fields in a row is how an observed value ends up
+// in `max`.
 
 #include <cstdint>
 #include <string>
@@ -9,9 +15,13 @@
 
 namespace levee {
 
+class rejection_builder;
+
 struct rejection {
+
   levee::code code = code::bad_request;
-  /// The limit's name as it appears in config, e.g. `service.mailbox_capacity`.
+  /// The config key of the limit that refused, e.g. `service.mailbox_capacity`; empty when
+  /// no limit refused (the request itself is wrong: malformed, unknown target, ...).
   std::string limit;
   /// What was seen and what is allowed, in the limit's unit (bytes, messages, msgs/s ...).
   uint64_t observed = 0;
@@ -24,8 +34,48 @@ struct rejection {
   /// One readable line, e.g.
   /// `mailbox_full (1): service.mailbox_capacity observed 1025 > max 1024, retry after 10 ms: ...`
   std::string to_string() const;
+
+  static rejection_builder of(levee::code c);
 };
 
 bool operator==(const rejection& a, const rejection& b);
+
+/// Named setters for a rejection; converts to one where a `rejection` is wanted.
+class rejection_builder {
+public:
+  explicit rejection_builder(levee::code c) { r_.code = c; }
+
+  rejection_builder& limit(std::string key) {
+    r_.limit = std::move(key);
+    return *this;
+  }
+  rejection_builder& observed(uint64_t v) {
+    r_.observed = v;
+    return *this;
+  }
+  rejection_builder& max(uint64_t v) {
+    r_.max = v;
+    return *this;
+  }
+  rejection_builder& retry_after_ms(uint64_t v) {
+    r_.retry_after_ms = v;
+    return *this;
+  }
+  rejection_builder& detail(std::string text) {
+    r_.detail = std::move(text);
+    return *this;
+  }
+
+  operator rejection() const& { return r_; }  // NOLINT: implicit by design
+  operator rejection() && { return std::move(r_); }  // NOLINT: implicit by design
+  rejection build() && { return std::move(r_); }
+
+private:
+  rejection r_;
+};
+
+inline rejection_builder rejection::of(levee::code c) {
+  return rejection_builder{c};
+}
 
 } // namespace levee
