@@ -2,12 +2,12 @@
 // An actor system for in-process actor tests without threads or real time: CAF's test
 // coordinator runs the workers' jobs when told, CAF's test multiplexer stands for the I/O
 // loop (its jobs run when told too), CAF's test clock fires timers when told, and a manual
-// clock (limits/clock.hpp) is the time the actors read through the runtime. Used by the
-// server's actor tests; satellite/'s store test does the same inline.
+// clock (limits/clock.hpp) is the time the actors read through the runtime.
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
@@ -60,6 +60,16 @@ struct deterministic_system {
       if (ran == 0)
         return;
     }
+  }
+
+  /// Whether the actors under test ran where they were placed: jobs on the loop when on
+  /// the I/O thread, none otherwise. Returns a failure message, empty when they did.
+  std::string placement_mismatch(bool io_thread) const {
+    if (io_thread && loop_jobs == 0)
+      return "placed on the I/O loop, but the loop ran no job";
+    if (!io_thread && loop_jobs != 0)
+      return "on a worker, but the I/O loop ran " + std::to_string(loop_jobs) + " jobs";
+    return {};
   }
 
   /// Moves both clocks by `ms`: the one the actors read and CAF's, which fires due timers.
