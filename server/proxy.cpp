@@ -1,7 +1,6 @@
 #include "server/proxy.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <deque>
 #include <map>
 #include <optional>
@@ -27,12 +26,6 @@
 namespace levee::server {
 
 namespace {
-
-using namespace std::chrono;
-
-caf::error refuse(rejection r) {
-  return to_error(std::move(r));
-}
 
 /// Bytes of count groups per result batch (well under the default 1 MiB frame).
 constexpr size_t count_batch_bytes = 256 * 1024;
@@ -245,7 +238,7 @@ void send_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
   auto& st = self->state.run;
   if (st.bytes + part.size() > opts.max_result_bytes) {
     fail(self, stats,
-         refuse(rejection::of(code::message_too_large)
+         to_error(rejection::of(code::message_too_large)
                   .limit("server.max_result_bytes")
                   .observed(st.bytes + part.size())
                   .max(opts.max_result_bytes)
@@ -313,7 +306,7 @@ void relay_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
   auto& from = st.satellites[index].ref.id;
   auto unparsable = [&] {
     fail(self, stats,
-         refuse(rejection::of(code::bad_request)
+         to_error(rejection::of(code::bad_request)
                   .detail("satellite '" + from
                           + "' sent a result batch that does not parse; is it the same Levee "
                             "version as this server?")));
@@ -329,7 +322,7 @@ void relay_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
     for (auto& row : batch.counts()) {
       if (auto s = events::decode(row.key(), key); !s) {
         fail(self, stats,
-             refuse(rejection::of(code::bad_request)
+             to_error(rejection::of(code::bad_request)
                       .detail("satellite '" + from + "' sent a count key that does not decode: "
                               + s.message())));
         return;
@@ -344,7 +337,7 @@ void relay_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
     }
     if (auto s = st.counts->merge(partial); !s)
       fail(self, stats,
-           refuse(rejection::of(s.code())
+           to_error(rejection::of(s.code())
                     .limit(s.code() == code::message_too_large ? "query.max_groups" : "")
                     .detail(s.message())));
     return;
@@ -406,7 +399,7 @@ caf::result<std::string> start_run(proxyer_self* self, const satellite_routes& r
                                    stream_credit client_credit) {
   auto& st = self->state;
   if (st.busy)  // the router hands a proxyer one query at a time
-    return refuse(rejection::of(code::unavailable)
+    return to_error(rejection::of(code::unavailable)
                     .retry_after_ms(100)
                     .detail("internal: the proxyer is busy; retry the query"));
   st.busy = true;
@@ -527,12 +520,12 @@ proxyer_actor::behavior_type proxyer(proxyer_self* self, router_actor router,
     [=](cancel_atom, uint64_t query_id) {
       if (running(query_id))
         fail(self, stats,
-             refuse(rejection::of(code::cancelled).detail("the client cancelled the query")));
+             to_error(rejection::of(code::cancelled).detail("the client cancelled the query")));
     },
     [=](stop_atom, uint64_t query_id) {
       if (running(query_id))
         fail(self, stats,
-             refuse(rejection::of(code::shutting_down)
+             to_error(rejection::of(code::shutting_down)
                       .retry_after_ms(1000)
                       .detail("the server is shutting down; retry on another server or once "
                               "it is back")));
@@ -542,7 +535,7 @@ proxyer_actor::behavior_type proxyer(proxyer_self* self, router_actor router,
         return;
       auto deadline = self->state.run.prepared->request.deadline_ms();
       fail(self, stats,
-           refuse(rejection::of(code::deadline_exceeded)
+           to_error(rejection::of(code::deadline_exceeded)
                     .limit("server.query_deadline_ms")
                     .observed(deadline)
                     .max(deadline)
@@ -659,7 +652,7 @@ router_actor::behavior_type router(router_self* self, std::shared_ptr<satellite_
     auto& st = self->state;
     if (st.stopping) {
       stats->refused.fetch_add(1);
-      return refuse(rejection::of(code::shutting_down)
+      return to_error(rejection::of(code::shutting_down)
                       .retry_after_ms(1000)
                       .detail("the server is shutting down; retry on another server or once "
                               "it is back"));
@@ -669,14 +662,14 @@ router_actor::behavior_type router(router_self* self, std::shared_ptr<satellite_
     auto& req = prepared->request;
     if (!req.ParseFromString(payload)) {
       stats->refused.fetch_add(1);
-      return refuse(rejection::of(code::bad_request)
+      return to_error(rejection::of(code::bad_request)
                       .detail("a QueryRequest that does not parse; send one built from "
                               "net/satellite.proto"));
     }
     auto parsed = query::parse(req.text());
     if (!parsed) {
       stats->refused.fetch_add(1);
-      return refuse(rejection::of(code::bad_request)
+      return to_error(rejection::of(code::bad_request)
                       .detail("bad query text: " + parsed.error().message()));
     }
     prepared->q = std::move(*parsed);
@@ -684,7 +677,7 @@ router_actor::behavior_type router(router_self* self, std::shared_ptr<satellite_
     auto running = st.running.size();
     if (running >= opts.max_queries) {
       stats->refused.fetch_add(1);
-      return refuse(rejection::of(code::too_many_inflight)
+      return to_error(rejection::of(code::too_many_inflight)
                       .limit("server.max_queries")
                       .observed(running + 1)
                       .max(opts.max_queries)
@@ -696,7 +689,7 @@ router_actor::behavior_type router(router_self* self, std::shared_ptr<satellite_
       if (mine == 0)
         st.per_client.erase(client);
       stats->refused.fetch_add(1);
-      return refuse(rejection::of(code::too_many_inflight)
+      return to_error(rejection::of(code::too_many_inflight)
                       .limit("server.max_queries_per_client")
                       .observed(mine + 1)
                       .max(opts.max_queries_per_client)
@@ -705,7 +698,7 @@ router_actor::behavior_type router(router_self* self, std::shared_ptr<satellite_
     }
     if (st.by_request.count({client, rid}) != 0) {
       stats->refused.fetch_add(1);
-      return refuse(rejection::of(code::bad_request)
+      return to_error(rejection::of(code::bad_request)
                       .detail("request id " + std::to_string(rid)
                               + " already runs a query; number each request anew"));
     }
