@@ -335,11 +335,12 @@ void relay_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
       g.count = row.count();
       partial.push_back(std::move(g));
     }
-    if (auto s = st.counts->merge(partial); !s)
-      fail(self, stats,
-           to_error(rejection::of(s.code())
-                    .limit(s.code() == code::message_too_large ? "query.max_groups" : "")
-                    .detail(s.message())));
+    if (auto s = st.counts->merge(partial); !s) {
+      auto refused = rejection::of(s.code()).detail(s.message());
+      if (s.code() == code::message_too_large)  // query/'s bound, as the satellites name it
+        refused.limit("query.max_groups");
+      fail(self, stats, to_error(refused));
+    }
     return;
   }
   auto counted = net::count_result_rows(part);
