@@ -1,8 +1,8 @@
 #pragma once
 // The atoms more than one protocol shares: the wire bridge a connection speaks to its
-// targets (wire_target.hpp), credit, cancel, stop, tick, and those of roles not yet given
-// a typed protocol of their own (server/). A protocol's own atoms live with it, next to
-// its actor (satellite/store_protocol.hpp, ...). CAF 0.17 has no type-ID blocks; atoms
+// targets (wire_target.hpp), credit, cancel, stop, done, tick, timeout, and those of
+// roles not yet given a typed protocol of their own. A protocol's own atoms live with it,
+// next to its actor (satellite/store_protocol.hpp, server/registry_protocol.hpp, ...). CAF 0.17 has no type-ID blocks; atoms
 // play that part here.
 
 #include <caf/atom.hpp>
@@ -55,22 +55,9 @@ using connect_atom = caf::atom_constant<caf::atom("connect")>;
 /// (dialing_atom): an uplink looks at its connection attempt in progress again.
 using dialing_atom = caf::atom_constant<caf::atom("dialing")>;
 
-/// Satellites and queries (server/, satellite/).
-/// (register_atom, payload) / (heartbeat_atom, payload) -> std::string: wire requests the
-/// registry's adapters pass on, the connection still their sender.
-using register_atom = caf::atom_constant<caf::atom("register")>;
-using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
-/// (list_atom, after_version, wait_ms) -> std::string SatelliteList: the registry's table,
-/// held until it moves past after_version when wait_ms > 0.
-using list_atom = caf::atom_constant<caf::atom("list")>;
-/// (watch_atom, after_version, wait_ms) -> std::string StatsReply: the router answers
-/// when the query counters move past after_version, or the wait is over; (watch_atom)
-/// alone: a wait may be over.
-using watch_atom = caf::atom_constant<caf::atom("watch")>;
-/// (lookup_atom, QueryRequest bytes) -> std::vector<satellite_ref>: where a query goes.
-using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 /// (done_atom, uint64_t id): work an actor was handed has ended (a proxyer's query), told
-/// to the actor that handed it out. Like cancel_atom and stop_atom it passes every gate.
+/// to the actor that handed it out. Like cancel_atom and stop_atom it passes every gate
+/// (actors/limited_actor.cpp knows it, so it lives here).
 using done_atom = caf::atom_constant<caf::atom("done")>;
 /// (timeout_atom): a deadline's self-message.
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;

@@ -166,18 +166,6 @@ auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& k
                                std::forward<Ts>(xs)...);
 }
 
-/// Spawns a limited broker (a function whose first argument is
-/// `levee::limited<levee::broker>*`, include "actors/broker.hpp"), which runs on the
-/// middleman's multiplexer thread. Only for server/'s registry and router until they move
-/// to `placement::io_thread` with ordinary actors, as the satellite's store did: a new
-/// actor that wants the I/O thread asks for it with a placement, not by being a broker.
-template <class Middleman, class F, class... Ts>
-auto spawn_limited_on_multiplexer(Middleman& mm, runtime& rt, const std::string& kind, F fun,
-                                  Ts&&... xs) {
-  detail::set_pending_gate(rt.make_gate(kind));
-  return mm.spawn_broker(std::move(fun), std::forward<Ts>(xs)...);
-}
-
 /// The gate of a limited actor, for live limit changes and observation; nullptr when
 /// `handle` is not a limited actor. The caller must keep `handle` alive while using it.
 template <class Handle>

@@ -28,6 +28,18 @@ using wire_stream_target = caf::typed_actor<
 /// part), within the credit it holds. A target actor_casts its requester to this.
 using wire_stream_sink = caf::typed_actor<caf::reacts_to<wire_batch_atom, uint64_t, std::string>>;
 
+/// What a connection offers an actor that streams a request to the connection's peer
+/// (net/listener.hpp connection_for): (wire_stream_atom, target name, payload, tag, credit
+/// batches, credit bytes) -> the peer's summary, the batches coming to the requester as a
+/// wire_stream_sink; (credit_atom, tag, batches, bytes) grants the peer more and
+/// (cancel_atom, tag) cancels the stream. The server's proxyers speak it to their
+/// satellites' connections, so tests can stand a fake satellite in a connection's place.
+using wire_stream_outlet = caf::typed_actor<
+  caf::replies_to<wire_stream_atom, std::string, std::string, uint64_t, uint64_t,
+                  uint64_t>::with<std::string>,
+  caf::reacts_to<credit_atom, uint64_t, uint64_t, uint64_t>,
+  caf::reacts_to<cancel_atom, uint64_t>>;
+
 /// A plain Request: (wire_request_atom, payload) -> answer payload.
 using wire_request_target =
   caf::typed_actor<caf::replies_to<wire_request_atom, std::string>::with<std::string>>;

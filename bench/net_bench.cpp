@@ -32,7 +32,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/atoms.hpp"
-#include "actors/broker.hpp"
+#include "actors/io_loop.hpp"
 #include "bench/bench_support.hpp"
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
@@ -107,10 +107,10 @@ void serve_levee(Report report) {
   lcfg.limits.max_bytes_per_sec = 0;
   auto ctx = std::make_shared<levee::net::server_context>(lcfg);
   ctx->expose("echo", levee::spawn_limited<echo_service>(sys, rt, "echo"));
-  // The same echo, hosted on the multiplexer thread next to the connection brokers.
-  ctx->expose("echo-mx", levee::spawn_limited_on_multiplexer(
-                           sys.middleman(), rt, "echo",
-                           [](levee::limited<levee::broker>*) -> caf::behavior {
+  // The same echo, placed on the multiplexer thread next to the connection brokers.
+  ctx->expose("echo-mx", levee::spawn_limited_fun(
+                           sys, rt, "echo", levee::io_thread_of(sys),
+                           [](levee::limited_actor*) -> caf::behavior {
                              return {[](levee::wire_request_atom, std::string& s) {
                                return std::move(s);
                              }};

@@ -1,7 +1,7 @@
 #pragma once
 // Time source for every limit that depends on time (token buckets, log limiting) and for
-// the actors that keep deadlines or stamp events (satellite/), so tests can drive time by
-// hand instead of sleeping.
+// the actors that keep deadlines or stamp events (satellite/, server/), so tests can drive
+// time by hand instead of sleeping.
 
 #include <atomic>
 #include <chrono>

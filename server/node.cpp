@@ -5,49 +5,69 @@
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/io_loop.hpp"
 #include "actors/limited_actor.hpp"
+#include "actors/wire_target.hpp"
 #include "base/host_port.hpp"
 #include "net/multiplexer.hpp"
 #include "net/satellite.pb.h"
+#include "net/wire_text.hpp"
 
 namespace levee::server {
 
 namespace {
 
-/// A wire target that hands each request to `dest` as (Atom, payload), the connection still
-/// its sender (delegation), so the registry knows which connection a satellite dialed.
-template <class Atom>
-caf::behavior pass_to(limited_actor* self, caf::actor dest) {
+// The wire adapters: each parses its request once, at the seam, and hands the registry or
+// the router a struct, the connection still its sender (delegation), so the registry
+// knows which connection a satellite dialed and the answer goes straight back. A
+// malformed request is refused with no limit named: none refused it.
+
+using adapter_self = limited<wire_request_target::base>;
+
+/// Parses `payload` as a `Message`: bad UTF-8 names its field (net/wire_text.hpp).
+template <class Message>
+std::optional<rejection> parse_wire(const std::string& payload, Message& out) {
+  if (auto refused = net::check_text_fields(*Message::descriptor(), payload, ""))
+    return refused;
+  if (!out.ParseFromString(payload))
+    return rejection::of(code::bad_request)
+      .detail("a " + Message::descriptor()->name()
+              + " that does not parse; send one built from net/satellite.proto");
+  return std::nullopt;
+}
+
+/// `register` and `heartbeat`: (Atom, Message) to the registry.
+template <class Atom, class Message>
+wire_request_target::behavior_type pass_to(adapter_self* self, registry_actor registry) {
   return {
-    [=](wire_request_atom, std::string& payload) -> caf::result<std::string> {
-      self->delegate(dest, Atom::value, std::move(payload));
-      return caf::delegated<std::string>{};
+    [=](wire_request_atom, const std::string& payload) -> caf::result<std::string> {
+      Message msg;
+      if (auto refused = parse_wire(payload, msg))
+        return to_error(*refused);
+      return self->delegate(registry, Atom::value, std::move(msg));
     },
   };
 }
 
-caf::behavior list_target(limited_actor* self, caf::actor registry) {
+wire_request_target::behavior_type list_target(adapter_self* self, registry_actor registry) {
   return {
-    [=](wire_request_atom, std::string& payload) -> caf::result<std::string> {
+    [=](wire_request_atom, const std::string& payload) -> caf::result<std::string> {
       wire::SatellitesRequest req;
-      if (!req.ParseFromString(payload))
-        return to_error(rejection{code::bad_request, "server.satellites", 0, 0, 0,
-                                  "a SatellitesRequest that does not parse"});
-      self->delegate(registry, list_atom::value, req.after_version(), req.wait_ms());
-      return caf::delegated<std::string>{};
+      if (auto refused = parse_wire(payload, req))
+        return to_error(*refused);
+      return self->delegate(registry, list_atom::value, req.after_version(), req.wait_ms());
     },
   };
 }
 
-caf::behavior stats_target(limited_actor* self, caf::actor router,
-                           std::function<void(wire::StatsReply&)> fill,
-                           std::shared_ptr<proxy_stats> queries) {
+wire_request_target::behavior_type stats_target(adapter_self* self, router_actor router,
+                                                std::function<void(wire::StatsReply&)> fill,
+                                                std::shared_ptr<proxy_stats> queries) {
   return {
-    [=](wire_request_atom, std::string& payload) -> caf::result<std::string> {
+    [=](wire_request_atom, const std::string& payload) -> caf::result<std::string> {
       wire::StatsRequest req;
-      if (!req.ParseFromString(payload))
-        return to_error(rejection{code::bad_request, "server.stats", 0, 0, 0,
-                                  "a StatsRequest that does not parse"});
+      if (auto refused = parse_wire(payload, req))
+        return to_error(*refused);
       if (req.wait_ms() == 0) {
         wire::StatsReply reply;
         reply.set_version(queries->version());
@@ -55,8 +75,7 @@ caf::behavior stats_target(limited_actor* self, caf::actor router,
         return reply.SerializeAsString();
       }
       // The router sees every query start and end: it holds the request until then.
-      self->delegate(router, watch_atom::value, req.after_version(), req.wait_ms());
-      return caf::delegated<std::string>{};
+      return self->delegate(router, watch_atom::value, req.after_version(), req.wait_ms());
     },
   };
 }
@@ -75,25 +94,32 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
   node->ctx = std::make_shared<net::server_context>(net_cfg);
   node->queries = std::make_shared<proxy_stats>();
   auto routes = std::make_shared<satellite_routes>();
-  node->registry = spawn_registry(sys, rt, opts, routes);
+  // The registry and the router (and its proxyers) on the I/O thread with the connections:
+  // their work per message is small, and a query then crosses the server without waking
+  // a worker (ARCHITECTURE.md "Processes and threads"). The adapters parse: a worker.
+  auto io_thread = io_thread_of(sys);
+  node->registry = spawn_registry(sys, rt, io_thread, opts, routes);
   std::weak_ptr<server_node> weak = node;
   auto* rtp = &rt;
   std::function<void(wire::StatsReply&)> fill{[weak, rtp](wire::StatsReply& reply) {
     if (auto n = weak.lock())
       fill_server_stats(*n, *rtp, reply);
   }};
-  node->router = spawn_query_router(sys, rt, routes, opts, node->queries, fill);
-  auto reg = spawn_limited_fun(sys, rt, "server", pass_to<register_atom>, node->registry);
-  auto hb = spawn_limited_fun(sys, rt, "server", pass_to<heartbeat_atom>, node->registry);
+  node->router = spawn_query_router(sys, rt, io_thread, routes, opts, node->queries, fill);
+  auto reg = spawn_limited_fun(sys, rt, "server", pass_to<register_atom, wire::Register>,
+                               node->registry);
+  auto hb = spawn_limited_fun(sys, rt, "server", pass_to<heartbeat_atom, wire::Heartbeat>,
+                              node->registry);
   auto list = spawn_limited_fun(sys, rt, "server", list_target, node->registry);
   auto st = spawn_limited_fun(sys, rt, "server", stats_target, node->router, fill,
                               node->queries);
   node->adapters = {reg, hb, list, st};
-  node->ctx->expose("register", reg);
-  node->ctx->expose("heartbeat", hb);
-  node->ctx->expose("satellites", list);
-  node->ctx->expose("stats", st);
-  node->ctx->expose("query", node->router);
+  // The connection speaks to its targets untyped (actors/wire_target.hpp).
+  node->ctx->expose("register", caf::actor_cast<caf::actor>(reg));
+  node->ctx->expose("heartbeat", caf::actor_cast<caf::actor>(hb));
+  node->ctx->expose("satellites", caf::actor_cast<caf::actor>(list));
+  node->ctx->expose("stats", caf::actor_cast<caf::actor>(st));
+  node->ctx->expose("query", caf::actor_cast<caf::actor>(node->router));
   auto l = net::start_listener(sys, node->ctx, host, port);
   if (!l) {
     stop_server(*node);

@@ -9,6 +9,7 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/runtime.hpp"
+#include "actors/wire_target.hpp"
 #include "net/listener.hpp"
 #include "server/proxy.hpp"
 #include "server/registry.hpp"
@@ -22,9 +23,10 @@ namespace levee::server {
 struct server_node {
   std::shared_ptr<net::server_context> ctx;
   net::listener listener;
-  caf::actor registry;
-  caf::actor router;
-  std::vector<caf::actor> adapters;  // wire targets that pass requests on to the registry
+  registry_actor registry;
+  router_actor router;
+  // Wire targets that parse requests and pass them on to the registry or the router.
+  std::vector<wire_request_target> adapters;
   std::shared_ptr<proxy_stats> queries;
 };
 

@@ -1,22 +1,20 @@
 #include "server/proxy.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <deque>
 #include <map>
 #include <optional>
 #include <unordered_map>
 
 #include <caf/all.hpp>
-#include <caf/io/middleman.hpp>
 
 #include "actors/atoms.hpp"
-#include "actors/broker.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/earliest_timer.hpp"
 #include "actors/limited_actor.hpp"
 #include "limits/clock.hpp"
 #include "limits/stream_credit.hpp"
+#include "server/proxyer_protocol.hpp"
 #include "server/query_request.hpp"
 #include "server/watchers.hpp"
 #include "events/codec.hpp"
@@ -27,49 +25,21 @@
 
 namespace levee::server {
 
-namespace proxy_detail {
-
-/// A query the router checked, parsed once and handed to its proxyer whole.
-struct prepared_query {
-  wire::QueryRequest request;  // deadline and time filled in
-  query::query q;
-  std::string forwarded;       // the request as the satellites get it
-};
-
-} // namespace proxy_detail
-
-using prepared_ptr = std::shared_ptr<const proxy_detail::prepared_query>;
-
-} // namespace levee::server
-
-// Only ever sent between actors of one process.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::server::prepared_ptr)
-
-namespace levee::server {
-
 namespace {
-
-using proxy_detail::prepared_query;
-
-using namespace std::chrono;
-
-caf::error refuse(code c, const std::string& limit, std::string detail, uint64_t observed = 0,
-                  uint64_t max = 0) {
-  return to_error(rejection{c, limit, observed, max, 0, std::move(detail)});
-}
 
 /// Bytes of count groups per result batch (well under the default 1 MiB frame).
 constexpr size_t count_batch_bytes = 256 * 1024;
 
 struct satellite_call {
   satellite_ref ref;
+  wire_stream_outlet link;  // ref.connection, typed as what the proxyer says to it
   bool done = false;
   stream_credit lent;  // credit given to the satellite and not used yet
 };
 
 /// One query, from the router's request to the proxyer's answer.
 struct query_run {
-  caf::actor client;
+  wire_stream_sink client;
   uint64_t rid = 0;
   caf::response_promise rp;
   prepared_ptr prepared;
@@ -92,7 +62,7 @@ struct query_run {
   uint64_t outbox_bytes = 0;
   size_t next_lend = 0;  // round robin over the satellites
   uint64_t query_id = 0;
-  steady_clock::time_point started;
+  int64_t started_ns = 0;  // on the router's clock
 };
 
 // A proxyer serves one query at a time, from the router's request to its answer, then
@@ -101,18 +71,20 @@ struct query_run {
 // per query). What a proxyer hears about an earlier query is recognised by its run
 // number: satellite stream tags carry it, response handlers capture it.
 struct proxyer_state {
-  caf::actor router;
+  router_actor router;
+  const clock_source* clock = nullptr;
   uint32_t run_number = 0;  // bumped per query
   bool busy = false;
   query_run run;
   const char* name = "levee.proxyer";
 };
 
-// Proxyers and the router run on the middleman's multiplexer thread, next to the
-// connections they relay between: a query crosses the server without waking a worker
-// (DESIGN.md "Performance notes"). Their work per message is small (a lookup, a relay,
-// a merge of a satellite's groups); the scans run on the satellites.
-using proxyer_actor = levee::stateful_broker<proxyer_state>;
+// Proxyers run where their router runs (the node places it on the I/O thread, next to
+// the connections they relay between, so a query crosses the server without waking a
+// worker: ARCHITECTURE.md "Processes and threads"); they do not know where that is.
+// Their work per message is small (a lookup, a relay, a merge of a satellite's groups);
+// the scans run on the satellites.
+using proxyer_self = caf::stateful_actor<proxyer_state, placed<proxyer_actor::base>>;
 
 /// A satellite stream's tag: the run number and the satellite's index in the run.
 uint64_t stream_tag(uint32_t run_number, size_t index) {
@@ -129,18 +101,18 @@ std::optional<size_t> satellite_of(const proxyer_state& st, uint64_t tag) {
   return i;
 }
 
-void cancel_satellites(proxyer_actor* self) {
+void cancel_satellites(proxyer_self* self) {
   auto& st = self->state;
   for (size_t i = 0; i < st.run.satellites.size(); ++i) {
     auto& s = st.run.satellites[i];
-    if (!s.done && s.ref.connection)
-      self->send(s.ref.connection, cancel_atom::value, stream_tag(st.run_number, i));
+    if (!s.done && s.link)
+      self->send(s.link, cancel_atom::value, stream_tag(st.run_number, i));
     s.done = true;
   }
 }
 
 /// The query is answered: the proxyer forgets it and is free for the next.
-void release(proxyer_actor* self) {
+void release(proxyer_self* self) {
   auto& st = self->state;
   auto id = st.run.query_id;
   st.run = query_run{};
@@ -148,7 +120,7 @@ void release(proxyer_actor* self) {
   self->send(st.router, done_atom::value, id);
 }
 
-void fail(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats, caf::error err) {
+void fail(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats, caf::error err) {
   auto& st = self->state;
   if (!st.busy || st.run.finished)
     return;
@@ -164,7 +136,7 @@ void fail(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats, caf::e
 }
 
 /// The query is over and every batch has left: the summary ends it.
-void complete(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats) {
+void complete(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats) {
   auto& st = self->state.run;
   if (!self->state.busy || st.finished)
     return;
@@ -174,7 +146,7 @@ void complete(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats) {
   summary.set_rows_returned(st.rows);
   summary.set_bytes_returned(st.bytes);
   summary.set_elapsed_us(static_cast<uint64_t>(
-    duration_cast<microseconds>(steady_clock::now() - st.started).count()));
+    std::max<int64_t>(0, self->state.clock->now_ns() - st.started_ns) / 1000));
   summary.set_satellites(static_cast<uint32_t>(st.satellites.size()));
   summary.set_query_id(st.query_id);
   summary.set_truncated(st.truncated);
@@ -185,7 +157,7 @@ void complete(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats) {
 
 /// Sends the client what its credit allows from the outbox; ends the query when the last
 /// batch has left after the satellites were done.
-void drain_outbox(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats) {
+void drain_outbox(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats) {
   auto& st = self->state.run;
   while (!st.outbox.empty() && st.client_credit.allows_batch()) {
     auto& [part, rows] = st.outbox.front();
@@ -203,7 +175,7 @@ void drain_outbox(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats
 /// merged as they come, not held, so its satellites get the whole window each. Returns
 /// nothing; `first` fills `initial` (one per satellite) instead of sending credit, for
 /// the requests that start the query.
-void lend_satellites(proxyer_actor* self, const server_options& opts,
+void lend_satellites(proxyer_self* self, const server_options& opts,
                      std::vector<stream_credit>* initial = nullptr) {
   auto& st = self->state;
   auto& run = st.run;
@@ -254,22 +226,24 @@ void lend_satellites(proxyer_actor* self, const server_options& opts,
     if (initial != nullptr)
       (*initial)[i] = give;
     else
-      self->send(sat.ref.connection, credit_atom::value, stream_tag(st.run_number, i),
+      self->send(sat.link, credit_atom::value, stream_tag(st.run_number, i),
                  give.batches, static_cast<uint64_t>(give.bytes));
   }
 }
 
 /// Queues a batch for the client (counted against server.max_result_bytes) and sends what
 /// the client's credit allows.
-void send_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
+void send_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
                 const server_options& opts, std::string part, uint64_t rows) {
   auto& st = self->state.run;
   if (st.bytes + part.size() > opts.max_result_bytes) {
     fail(self, stats,
-         refuse(code::message_too_large, "server.max_result_bytes",
-                "the results are larger than this server returns for one query; narrow the "
-                "query or add a limit",
-                st.bytes + part.size(), opts.max_result_bytes));
+         to_error(rejection::of(code::message_too_large)
+                  .limit("server.max_result_bytes")
+                  .observed(st.bytes + part.size())
+                  .max(opts.max_result_bytes)
+                  .detail("the results are larger than this server returns for one query; "
+                          "narrow the query or add a limit")));
     return;
   }
   st.bytes += part.size();
@@ -281,7 +255,7 @@ void send_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
   drain_outbox(self, stats);
 }
 
-void finish(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
+void finish(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
             const server_options& opts) {
   auto& st = self->state.run;
   if (!self->state.busy || st.ending || st.finished)
@@ -326,14 +300,16 @@ void finish(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
 
 /// A satellite's batch: relayed as it is when nothing needs to change; rows cut to the
 /// limit across satellites; count groups merged until the end.
-void relay_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
+void relay_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
                  const server_options& opts, size_t index, std::string& part) {
   auto& st = self->state.run;
   auto& from = st.satellites[index].ref.id;
   auto unparsable = [&] {
-    fail(self, stats, refuse(code::bad_request, "server.query",
-                             "satellite '" + from
-                               + "' sent a result batch that does not parse"));
+    fail(self, stats,
+         to_error(rejection::of(code::bad_request)
+                  .detail("satellite '" + from
+                          + "' sent a result batch that does not parse; is it the same Levee "
+                            "version as this server?")));
   };
   wire::ResultBatch batch;
   if (st.counts) {
@@ -345,9 +321,10 @@ void relay_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
     events::event key;
     for (auto& row : batch.counts()) {
       if (auto s = events::decode(row.key(), key); !s) {
-        fail(self, stats, refuse(code::bad_request, "server.query",
-                                 "satellite '" + from
-                                   + "' sent a count key that does not decode: " + s.message()));
+        fail(self, stats,
+             to_error(rejection::of(code::bad_request)
+                      .detail("satellite '" + from + "' sent a count key that does not decode: "
+                              + s.message())));
         return;
       }
       query::group g;
@@ -358,8 +335,12 @@ void relay_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
       g.count = row.count();
       partial.push_back(std::move(g));
     }
-    if (auto s = st.counts->merge(partial); !s)
-      fail(self, stats, refuse(s.code(), "query.max_groups", s.message()));
+    if (auto s = st.counts->merge(partial); !s) {
+      auto refused = rejection::of(s.code()).detail(s.message());
+      if (s.code() == code::message_too_large)  // query/'s bound, as the satellites name it
+        refused.limit("query.max_groups");
+      fail(self, stats, to_error(refused));
+    }
     return;
   }
   auto counted = net::count_result_rows(part);
@@ -397,7 +378,7 @@ void relay_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
   send_batch(self, stats, opts, std::move(part), rows);
 }
 
-void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
+void on_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
               const server_options& opts, uint64_t tag, std::string& part) {
   auto index = satellite_of(self->state, tag);
   auto& st = self->state;
@@ -412,21 +393,23 @@ void on_batch(proxyer_actor* self, const std::shared_ptr<proxy_stats>& stats,
 }
 
 /// Starts the query the router handed over: finds its satellites and asks each.
-caf::result<std::string> start_run(proxyer_actor* self, const satellite_routes& routes,
+caf::result<std::string> start_run(proxyer_self* self, const satellite_routes& routes,
                                    const server_options& opts,
                                    const std::shared_ptr<proxy_stats>& stats,
                                    prepared_ptr prepared, uint64_t rid, uint64_t query_id,
                                    stream_credit client_credit) {
   auto& st = self->state;
   if (st.busy)  // the router hands a proxyer one query at a time
-    return refuse(code::unavailable, "server.query", "internal: the proxyer is busy");
+    return to_error(rejection::of(code::unavailable)
+                    .retry_after_ms(100)
+                    .detail("internal: the proxyer is busy; retry the query"));
   st.busy = true;
   auto run_number = ++st.run_number;
   auto& run = st.run;
-  run.client = caf::actor_cast<caf::actor>(self->current_sender());
+  run.client = caf::actor_cast<wire_stream_sink>(self->current_sender());
   run.rid = rid;
   run.query_id = query_id;
-  run.started = steady_clock::now();
+  run.started_ns = st.clock->now_ns();
   run.prepared = std::move(prepared);
   run.client_credit = client_credit;
   if (run.prepared->q.is_count())
@@ -445,14 +428,16 @@ caf::result<std::string> start_run(proxyer_actor* self, const satellite_routes& 
   // answers a request to one that has ended (request_receiver_down). A query never waits
   // for its deadline on a lost satellite, without two monitor operations per satellite
   // and query.
-  for (auto& ref : *refs)
-    run.satellites.push_back(satellite_call{std::move(ref), false, {}});
+  for (auto& ref : *refs) {
+    auto link = caf::actor_cast<wire_stream_outlet>(ref.connection);
+    run.satellites.push_back(satellite_call{std::move(ref), std::move(link), false, {}});
+  }
   // Each satellite's first credit goes with its request.
   std::vector<stream_credit> first(run.satellites.size());
   lend_satellites(self, opts, &first);
   for (size_t i = 0; i < run.satellites.size(); ++i) {
     auto id = run.satellites[i].ref.id;
-    self->request(run.satellites[i].ref.connection, caf::infinite, wire_stream_atom::value,
+    self->request(run.satellites[i].link, caf::infinite, wire_stream_atom::value,
                   std::string{"query"}, run.prepared->forwarded, stream_tag(run_number, i),
                   first[i].batches, static_cast<uint64_t>(std::max<int64_t>(first[i].bytes, 0)))
       .then(
@@ -477,9 +462,9 @@ caf::result<std::string> start_run(proxyer_actor* self, const satellite_routes& 
           // The satellite's refusal as it said it (limit, observed, max, retry_after),
           // naming the satellite.
           auto rj = rejection_from(err);
-          rejection relayed = rj ? *rj
-                                 : rejection{code::unavailable, "server.satellite", 0, 0, 0,
-                                             caf::to_string(err)};
+          rejection relayed =
+            rj ? *rj
+               : static_cast<rejection>(rejection::of(code::unavailable).detail(caf::to_string(err)));
           if (relayed.code == code::cancelled)
             relayed.code = code::unavailable;  // the satellite stopped, not the client
           relayed.detail = "satellite '" + id + "': " + relayed.detail;
@@ -489,9 +474,11 @@ caf::result<std::string> start_run(proxyer_actor* self, const satellite_routes& 
   return rp;
 }
 
-caf::behavior proxyer(proxyer_actor* self, caf::actor router,
-                      std::shared_ptr<satellite_routes> routes, server_options opts,
-                      std::shared_ptr<proxy_stats> stats) {
+proxyer_actor::behavior_type proxyer(proxyer_self* self, router_actor router,
+                                     std::shared_ptr<satellite_routes> routes,
+                                     server_options opts, std::shared_ptr<proxy_stats> stats,
+                                     const clock_source* clock) {
+  self->state.clock = clock;
   // A pooled proxyer lives as long as its router: when the router ends (the server
   // stops), so does the proxyer, also one whose query ended after the router did (its
   // done_atom had nobody to hand it back to). Without it the actor system waits for it.
@@ -507,7 +494,7 @@ caf::behavior proxyer(proxyer_actor* self, caf::actor router,
     return self->state.busy && self->state.run.query_id == query_id;
   };
   return {
-    [=](wire_stream_atom, prepared_ptr& prepared, uint64_t rid, uint64_t query_id,
+    [=](run_query_atom, prepared_ptr& prepared, uint64_t rid, uint64_t query_id,
         uint64_t credit_batches, uint64_t credit_bytes) -> caf::result<std::string> {
       stream_credit credit;
       credit.add(credit_batches, credit_bytes);
@@ -533,32 +520,40 @@ caf::behavior proxyer(proxyer_actor* self, caf::actor router,
     },
     [=](cancel_atom, uint64_t query_id) {
       if (running(query_id))
-        fail(self, stats, refuse(code::cancelled, "server.query", "the client cancelled the query"));
+        fail(self, stats,
+             to_error(rejection::of(code::cancelled).detail("the client cancelled the query")));
     },
     [=](stop_atom, uint64_t query_id) {
       if (running(query_id))
         fail(self, stats,
-             refuse(code::shutting_down, "server.query", "the server is shutting down"));
+             to_error(rejection::of(code::shutting_down)
+                      .retry_after_ms(1000)
+                      .detail("the server is shutting down; retry on another server or once "
+                              "it is back")));
     },
     [=](timeout_atom, uint64_t query_id) {
       if (!running(query_id))
         return;
       auto deadline = self->state.run.prepared->request.deadline_ms();
       fail(self, stats,
-           refuse(code::deadline_exceeded, "server.query_deadline_ms",
-                  "the query did not finish before its deadline", deadline, deadline));
+           to_error(rejection::of(code::deadline_exceeded)
+                    .limit("server.query_deadline_ms")
+                    .observed(deadline)
+                    .max(deadline)
+                    .detail("the query did not finish before its deadline; narrow it, or "
+                            "give it a longer deadline (up to server.query_deadline_ms)")));
     },
   };
 }
 
 /// A query the router handed to a proxyer.
 struct running_query {
-  caf::actor proxyer;
+  proxyer_actor proxyer;
   caf::actor_id client = 0;  // the connection that asked
   uint64_t rid = 0;
   uint64_t query_id = 0;
   std::multimap<int64_t, caf::actor_id>::iterator deadline;
-  int64_t started_ns = 0;  // steady clock, when the router took it
+  int64_t started_ns = 0;  // on the router's clock, when it took the query
 };
 
 struct pair_hash {
@@ -575,28 +570,25 @@ struct router_state {
   std::unordered_map<caf::actor_id, running_query> running;      // by proxyer
   std::unordered_map<std::pair<caf::actor_id, uint64_t>, caf::actor_id, pair_hash>
     by_request;  // (connection, request id) -> proxyer
-  /// Deadlines of the running queries (steady ns -> proxyer), one timer for the earliest.
+  /// Deadlines of the running queries (clock ns -> proxyer), one timer for the earliest.
   std::multimap<int64_t, caf::actor_id> deadlines;
   earliest_timer deadline_timer;
-  std::vector<caf::actor> idle;  // proxyers waiting for a query
+  std::vector<proxyer_actor> idle;  // proxyers waiting for a query
   bool stopping = false;  // the server stops: new queries get shutting_down
   // `stats` requests waiting for the query counters to move.
   std::optional<watcher_set> stats_watchers;
+  const clock_source* clock = nullptr;
   const char* name = "levee.query_router";
 };
 
-using router_actor = caf::stateful_actor<router_state, limited<levee::broker>>;
+using router_self = caf::stateful_actor<router_state, limited<router_actor::base>>;
 
 /// Idle proxyers kept for the next queries; more than this end (a burst of queries spawns
 /// what it needs, up to server.max_queries).
 constexpr size_t max_idle_proxyers = 64;
 
-int64_t steady_ns() {
-  return steady_clock_source::instance().now_ns();
-}
-
 /// Forgets the query a proxyer ran (it answered, or died); true if there was one.
-bool end_query(router_actor* self, caf::actor_id proxyer,
+bool end_query(router_self* self, caf::actor_id proxyer,
                const std::shared_ptr<proxy_stats>& stats) {
   auto& st = self->state;
   auto i = st.running.find(proxyer);
@@ -607,8 +599,8 @@ bool end_query(router_actor* self, caf::actor_id proxyer,
     st.per_client.erase(n);
   st.by_request.erase({q.client, q.rid});
   st.deadlines.erase(q.deadline);
-  stats->durations.observe(static_cast<uint64_t>(std::max<int64_t>(0, steady_ns() - q.started_ns))
-                           / 1000);
+  stats->durations.observe(
+    static_cast<uint64_t>(std::max<int64_t>(0, st.clock->now_ns() - q.started_ns)) / 1000);
   st.running.erase(i);
   stats->running.fetch_sub(1);
   stats->ended.fetch_add(1);
@@ -616,7 +608,7 @@ bool end_query(router_actor* self, caf::actor_id proxyer,
 }
 
 /// The query the current sender (a connection) runs as request `rid`, or null.
-const running_query* running_for_sender(router_actor* self, uint64_t rid) {
+const running_query* running_for_sender(router_self* self, uint64_t rid) {
   auto& st = self->state;
   auto sender = self->current_sender() ? self->current_sender()->id() : 0;
   auto i = st.by_request.find({sender, rid});
@@ -633,23 +625,26 @@ std::string stats_reply(const std::function<void(wire::StatsReply&)>& fill, uint
 /// A burst of query starts and ends within this is answered once.
 constexpr int64_t stats_coalesce_ns = 5'000'000;
 
-caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> routes,
-                     server_options opts, std::shared_ptr<proxy_stats> stats,
-                     std::function<void(wire::StatsReply&)> render_stats) {
-  self->state.stats_watchers.emplace(watcher_set::bounds{
-    opts.max_list_watchers, opts.max_list_watchers_per_client, opts.max_list_wait_ms,
-    stats_coalesce_ns});
+router_actor::behavior_type router(router_self* self, std::shared_ptr<satellite_routes> routes,
+                                   server_options opts, std::shared_ptr<proxy_stats> stats,
+                                   std::function<void(wire::StatsReply&)> render_stats,
+                                   const clock_source* clock) {
+  self->state.clock = clock;
+  self->state.stats_watchers.emplace(
+    watcher_set::bounds{opts.max_list_watchers, opts.max_list_watchers_per_client,
+                        opts.max_list_wait_ms, stats_coalesce_ns},
+    *clock);
   self->set_down_handler([=](caf::down_msg& msg) {
     // A proxyer that ended (a failure, or the pool was full): its query, if any, is over.
     auto& st = self->state;
     end_query(self, msg.source.id(), stats);
     self->state.stats_watchers->changed(self);
     st.idle.erase(std::remove_if(st.idle.begin(), st.idle.end(),
-                                 [&](const caf::actor& p) { return p.address() == msg.source; }),
+                                 [&](const proxyer_actor& p) { return p.address() == msg.source; }),
                   st.idle.end());
   });
   // Starts a query, or refuses it (counted either way).
-  auto start = [=](std::string& payload, uint64_t rid, uint64_t credit_batches,
+  auto start = [=](const std::string& payload, uint64_t rid, uint64_t credit_batches,
                    uint64_t credit_bytes) -> caf::result<std::string> {
     if (auto refused = check_query_request(payload)) {  // the text's size, before parsing
       stats->refused.fetch_add(1);
@@ -658,62 +653,77 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
     auto& st = self->state;
     if (st.stopping) {
       stats->refused.fetch_add(1);
-      return refuse(code::shutting_down, "server.query", "the server is shutting down");
+      return to_error(rejection::of(code::shutting_down)
+                      .retry_after_ms(1000)
+                      .detail("the server is shutting down; retry on another server or once "
+                              "it is back"));
     }
     // Parsed once here; the proxyer gets it whole.
     auto prepared = std::make_shared<prepared_query>();
     auto& req = prepared->request;
     if (!req.ParseFromString(payload)) {
       stats->refused.fetch_add(1);
-      return refuse(code::bad_request, "server.query", "a QueryRequest that does not parse");
+      return to_error(rejection::of(code::bad_request)
+                      .detail("a QueryRequest that does not parse; send one built from "
+                              "net/satellite.proto"));
     }
     auto parsed = query::parse(req.text());
     if (!parsed) {
       stats->refused.fetch_add(1);
-      return refuse(code::bad_request, "server.query",
-                    "bad query text: " + parsed.error().message());
+      return to_error(rejection::of(code::bad_request)
+                      .detail("bad query text: " + parsed.error().message()));
     }
     prepared->q = std::move(*parsed);
     auto client = self->current_sender() ? self->current_sender()->id() : 0;
     auto running = st.running.size();
     if (running >= opts.max_queries) {
       stats->refused.fetch_add(1);
-      return to_error(rejection{code::too_many_inflight, "server.max_queries", running + 1,
-                                opts.max_queries, 100, "the server runs as many queries as it may"});
+      return to_error(rejection::of(code::too_many_inflight)
+                      .limit("server.max_queries")
+                      .observed(running + 1)
+                      .max(opts.max_queries)
+                      .retry_after_ms(100)
+                      .detail("the server runs as many queries as it may; retry shortly"));
     }
     auto mine = st.per_client[client];
     if (mine >= opts.max_queries_per_client) {
       if (mine == 0)
         st.per_client.erase(client);
       stats->refused.fetch_add(1);
-      return to_error(rejection{code::too_many_inflight, "server.max_queries_per_client",
-                                mine + 1, opts.max_queries_per_client, 100,
-                                "this client runs as many queries as it may; wait for one to end"});
+      return to_error(rejection::of(code::too_many_inflight)
+                      .limit("server.max_queries_per_client")
+                      .observed(mine + 1)
+                      .max(opts.max_queries_per_client)
+                      .retry_after_ms(100)
+                      .detail("this client runs as many queries as it may; wait for one to end"));
     }
     if (st.by_request.count({client, rid}) != 0) {
       stats->refused.fetch_add(1);
-      return refuse(code::bad_request, "server.query",
-                    "request id " + std::to_string(rid) + " already runs a query");
+      return to_error(rejection::of(code::bad_request)
+                      .detail("request id " + std::to_string(rid)
+                              + " already runs a query; number each request anew"));
     }
     auto deadline = req.deadline_ms() == 0
                       ? opts.query_deadline_ms
                       : std::min<uint64_t>(req.deadline_ms(), opts.query_deadline_ms);
     req.set_deadline_ms(static_cast<uint32_t>(deadline));
     if (req.now_ms() == 0)
-      req.set_now_ms(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+      req.set_now_ms(st.clock->wall_ms());
     prepared->forwarded = req.SerializeAsString();
     auto id = st.next_query_id++;
-    caf::actor p;
+    proxyer_actor p;
     if (!st.idle.empty()) {
       p = std::move(st.idle.back());
       st.idle.pop_back();
     } else {
-      p = self->system().middleman().spawn_broker(
-        proxyer, caf::actor_cast<caf::actor>(self), routes, opts, stats);
+      // Where the router runs (its placement, whichever it is): a query's messages
+      // between the two cross no thread.
+      p = spawn_placed_fun(self->system(), self->where(), proxyer,
+                           caf::actor_cast<router_actor>(self), routes, opts, stats, clock);
       self->monitor(p);
     }
     ++st.per_client[client];
-    auto now = steady_ns();
+    auto now = st.clock->now_ns();
     auto due = now + static_cast<int64_t>(deadline) * 1'000'000;
     st.running[p.id()] =
       running_query{p, client, rid, id, st.deadlines.emplace(due, p.id()), now};
@@ -721,12 +731,11 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
     arm_earliest(self, st.deadline_timer, due, now);
     stats->started.fetch_add(1);
     stats->running.fetch_add(1);
-    self->delegate(p, wire_stream_atom::value, prepared_ptr{std::move(prepared)}, rid, id,
-                   credit_batches, credit_bytes);
-    return caf::delegated<std::string>{};
+    return self->delegate(p, run_query_atom::value, prepared_ptr{std::move(prepared)}, rid, id,
+                          credit_batches, credit_bytes);
   };
   return {
-    [=](wire_stream_atom, std::string& payload, uint64_t rid, uint64_t credit_batches,
+    [=](wire_stream_atom, const std::string& payload, uint64_t rid, uint64_t credit_batches,
         uint64_t credit_bytes) -> caf::result<std::string> {
       auto r = start(payload, rid, credit_batches, credit_bytes);
       self->state.stats_watchers->changed(self);  // started or refused
@@ -735,7 +744,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
     [=](done_atom, uint64_t) {
       // A proxyer answered its query: it serves the next one, or ends if enough wait.
       auto& st = self->state;
-      auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+      auto sender = caf::actor_cast<proxyer_actor>(self->current_sender());
       if (!sender || !end_query(self, sender.id(), stats))
         return;
       self->state.stats_watchers->changed(self);
@@ -785,7 +794,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
       auto& st = self->state;
       if (!st.deadline_timer.fire(armed_for))
         return;
-      auto now = steady_ns();
+      auto now = st.clock->now_ns();
       for (auto i = st.deadlines.begin(); i != st.deadlines.end() && i->first <= now; ++i) {
         auto& q = st.running.at(i->second);
         self->send(q.proxyer, timeout_atom::value, q.query_id);
@@ -799,12 +808,12 @@ caf::behavior router(router_actor* self, std::shared_ptr<satellite_routes> route
 
 } // namespace
 
-caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt,
-                              std::shared_ptr<satellite_routes> routes, server_options opts,
-                              std::shared_ptr<proxy_stats> stats,
-                              std::function<void(wire::StatsReply&)> render_stats) {
-  return spawn_limited_on_multiplexer(sys.middleman(), rt, "proxy", router, std::move(routes),
-                                      std::move(opts), std::move(stats), std::move(render_stats));
+router_actor spawn_query_router(caf::actor_system& sys, runtime& rt, placement where,
+                                std::shared_ptr<satellite_routes> routes, server_options opts,
+                                std::shared_ptr<proxy_stats> stats,
+                                std::function<void(wire::StatsReply&)> render_stats) {
+  return spawn_limited_fun(sys, rt, "proxy", where, router, std::move(routes), std::move(opts),
+                           std::move(stats), std::move(render_stats), &rt.clock());
 }
 
 } // namespace levee::server

@@ -7,7 +7,9 @@
 // EndOfStream (QueryStats). Refusals: bad_request (query text, with its position),
 // too_many_inflight (server.max_queries, server.max_queries_per_client), not_found /
 // unavailable (no such or no healthy satellite; a satellite lost mid-query),
-// message_too_large (server.max_result_bytes), deadline_exceeded, cancelled.
+// message_too_large (server.max_result_bytes), deadline_exceeded
+// (server.query_deadline_ms), cancelled. Interfaces: router_protocol.hpp,
+// proxyer_protocol.hpp.
 
 #include <atomic>
 #include <cstdint>
@@ -18,9 +20,11 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include "actors/placement.hpp"
 #include "actors/runtime.hpp"
 #include "server/duration_histogram.hpp"
 #include "server/registry.hpp"
+#include "server/router_protocol.hpp"
 
 namespace levee::wire {
 class StatsReply;
@@ -45,7 +49,9 @@ struct proxy_stats {
   duration_histogram durations;       // of the ended ones, from their start on the router
 };
 
-/// The router: a limited actor of kind "proxy". It answers
+/// The router: a limited actor of kind "proxy", spawned where `where` says; its proxyers
+/// run where it runs, and both read their time (deadlines, durations, a query's "now")
+/// from `rt.clock()`. It answers
 ///   (wire_stream_atom, QueryRequest bytes, request id, credit batches, credit bytes)
 ///   -> QueryStats bytes, with (wire_batch_atom, request id, ResultBatch bytes) sent to the
 ///   connection before it, within the credit and what (credit_atom, request id, batches,
@@ -55,9 +61,9 @@ struct proxy_stats {
 /// Proxyers find a query's satellites in `routes`, which the registry publishes.
 ///   (watch_atom, after_version, wait_ms) -> StatsReply bytes (what render_stats fills,
 ///   and the version) once the query counters move past after_version or the wait is over.
-caf::actor spawn_query_router(caf::actor_system& sys, runtime& rt,
-                              std::shared_ptr<satellite_routes> routes,
-                              server_options opts, std::shared_ptr<proxy_stats> stats,
-                              std::function<void(wire::StatsReply&)> render_stats);
+router_actor spawn_query_router(caf::actor_system& sys, runtime& rt, placement where,
+                                std::shared_ptr<satellite_routes> routes,
+                                server_options opts, std::shared_ptr<proxy_stats> stats,
+                                std::function<void(wire::StatsReply&)> render_stats);
 
 } // namespace levee::server

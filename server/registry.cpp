@@ -5,15 +5,12 @@
 #include <optional>
 
 #include <caf/all.hpp>
-#include <caf/io/middleman.hpp>
 
 #include "actors/atoms.hpp"
-#include "actors/broker.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "limits/config_fields.hpp"
 #include "net/satellite.pb.h"
-#include "net/wire_text.hpp"
 #include "server/watchers.hpp"
 
 namespace levee::server {
@@ -76,23 +73,15 @@ struct registry_state {
   // What `satellites` lists moves on with version; requests waiting for it to move.
   uint64_t version = 1;
   std::optional<watcher_set> watchers;
+  const clock_source* clock = nullptr;
   const char* name = "levee.registry";
+
+  int64_t now_ms() const noexcept { return clock->now_ns() / 1'000'000; }
 };
 
-// On the multiplexer thread with the connections: registrations, heartbeats and lookups
-// are map operations, and a lookup then costs a query no thread hand-off.
-using registry_actor = caf::stateful_actor<registry_state, limited<levee::broker>>;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
-
-caf::error refuse(code c, const char* limit, std::string detail, uint64_t observed = 0,
-                  uint64_t max = 0) {
-  return to_error(rejection{c, limit, observed, max, 0, std::move(detail)});
-}
+// Its work per message is a map operation: cheap enough for the I/O thread, where the
+// node places it next to the connections (placement.hpp); it does not know where it runs.
+using registry_self = caf::stateful_actor<registry_state, limited<registry_actor::base>>;
 
 void set_state(registry_state& st, entry& e, health h, int64_t now) {
   if (e.state != h) {
@@ -106,7 +95,7 @@ void set_state(registry_state& st, entry& e, health h, int64_t now) {
 /// What `satellites` answers: every registered satellite, and the list's version.
 std::string render_list(const registry_state& st) {
   wire::SatelliteList out;
-  auto now = now_ms();
+  auto now = st.now_ms();
   for (auto& [id, e] : st.satellites) {
     auto& s = *out.add_satellites();
     s.set_satellite_id(id);
@@ -141,8 +130,8 @@ void publish_routes(registry_state& st) {
 
 /// Moves satellites along healthy -> unhealthy -> disconnected by missed heartbeats; a
 /// disconnected one's connection is closed, so queries on it fail at once.
-void check_heartbeats(registry_actor* self, const server_options& opts) {
-  auto now = now_ms();
+void check_heartbeats(registry_self* self, const server_options& opts) {
+  auto now = self->state.now_ms();
   auto interval = static_cast<int64_t>(opts.heartbeat_interval_ms);
   for (auto& [id, e] : self->state.satellites) {
     if (e.state == health::disconnected)
@@ -150,8 +139,8 @@ void check_heartbeats(registry_actor* self, const server_options& opts) {
     auto missed = (now - e.last_seen_ms) / interval;
     if (missed >= static_cast<int64_t>(opts.disconnect_after)) {
       set_state(self->state, e, health::disconnected, now);
-      if (e.connection)  // closes it; its queries get unavailable
-        self->send(e.connection, stop_atom::value,
+      if (e.connection)  // closes it; its queries get unavailable (it needs no sender)
+        caf::anon_send(e.connection, stop_atom::value,
                    static_cast<uint32_t>(code::unavailable),
                    std::string{"server.disconnect_after"},
                    "no heartbeat for " + std::to_string(missed) + " intervals of "
@@ -168,19 +157,22 @@ void check_heartbeats(registry_actor* self, const server_options& opts) {
 /// A burst of list changes (heartbeats) within this is answered once.
 constexpr int64_t list_coalesce_ns = 20'000'000;
 
-caf::behavior registry(registry_actor* self, server_options opts,
-                       std::shared_ptr<satellite_routes> routes) {
+registry_actor::behavior_type registry(registry_self* self, server_options opts,
+                                      std::shared_ptr<satellite_routes> routes,
+                                      const clock_source* clock) {
   self->state.routes = std::move(routes);
+  self->state.clock = clock;
   self->state.watchers.emplace(
     watcher_set::bounds{opts.max_list_watchers, opts.max_list_watchers_per_client,
-                        opts.max_list_wait_ms, list_coalesce_ns});
+                        opts.max_list_wait_ms, list_coalesce_ns},
+    *clock);
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     for (auto& [id, e] : st.satellites)
       if (e.connection && e.connection.address() == msg.source) {
         e.connection = nullptr;
         st.routes_changed = true;
-        set_state(st, e, health::disconnected, now_ms());
+        set_state(st, e, health::disconnected, st.now_ms());
       }
     publish_routes(st);
     self->state.watchers->changed(self);
@@ -188,18 +180,16 @@ caf::behavior registry(registry_actor* self, server_options opts,
   auto check_every = std::chrono::milliseconds(std::max<uint64_t>(opts.heartbeat_interval_ms / 4, 5));
   self->delayed_send(self, check_every, tick_atom::value);
   return {
-    [=](register_atom, const std::string& payload) -> caf::result<std::string> {
+    [=](register_atom, const wire::Register& reg) -> caf::result<std::string> {
       auto& st = self->state;
-      if (auto refused = net::check_text_fields(*wire::Register::descriptor(), payload,
-                                                "server.register"))
-        return to_error(*refused);
-      wire::Register reg;
-      if (!reg.ParseFromString(payload))
-        return refuse(code::bad_request, "server.register", "a Register that does not parse");
       if (!opts.satellite_token.empty() && reg.token() != opts.satellite_token)
-        return refuse(code::unauthenticated, "server.satellite_token",
-                      reg.token().empty() ? "this server requires a satellite token"
-                                          : "wrong satellite token");
+        return to_error(rejection::of(code::unauthenticated)
+                          .limit("server.satellite_token")
+                          .detail(reg.token().empty()
+                                    ? "this server requires a satellite token; set "
+                                      "satellite.satellite_token to the server's"
+                                    : "wrong satellite token; set satellite.satellite_token to "
+                                      "the server's"));
       auto conn = caf::actor_cast<caf::actor>(self->current_sender());
       auto id = reg.satellite_id();
       if (id.empty()) {
@@ -207,14 +197,14 @@ caf::behavior registry(registry_actor* self, server_options opts,
           id = "sat-" + std::to_string(st.next_assigned++);
         while (st.satellites.count(id) != 0);
       }
-      auto now = now_ms();
+      auto now = st.now_ms();
       auto it = st.satellites.find(id);
       if (it != st.satellites.end() && it->second.state != health::disconnected
           && it->second.connection && it->second.connection != conn)
-        return refuse(code::permission_denied, "server.satellite_id",
-                      "satellite id '" + id
-                        + "' is registered by another live connection; give this satellite "
-                          "another id or stop the other one");
+        return to_error(rejection::of(code::permission_denied)
+                          .detail("satellite id '" + id
+                                  + "' is registered by another live connection; give this "
+                                    "satellite another id or stop the other one"));
       if (it == st.satellites.end() && st.satellites.size() >= opts.max_satellites) {
         // At the bound: forget the satellite disconnected longest ago, if any.
         auto oldest = st.satellites.end();
@@ -223,9 +213,12 @@ caf::behavior registry(registry_actor* self, server_options opts,
               && (oldest == st.satellites.end() || i->second.changed_ms < oldest->second.changed_ms))
             oldest = i;
         if (oldest == st.satellites.end())
-          return refuse(code::too_many_connections, "server.max_satellites",
-                        "the registry is full of live satellites", st.satellites.size() + 1,
-                        opts.max_satellites);
+          return to_error(rejection::of(code::too_many_connections)
+                            .limit("server.max_satellites")
+                            .observed(st.satellites.size() + 1)
+                            .max(opts.max_satellites)
+                            .detail("the registry is full of live satellites; raise "
+                                    "server.max_satellites or stop one"));
         st.satellites.erase(oldest);
         st.routes_changed = true;
         ++st.version;
@@ -252,21 +245,15 @@ caf::behavior registry(registry_actor* self, server_options opts,
       ack.set_heartbeat_interval_ms(static_cast<uint32_t>(opts.heartbeat_interval_ms));
       return ack.SerializeAsString();
     },
-    [=](heartbeat_atom, const std::string& payload) -> caf::result<std::string> {
-      if (auto refused = net::check_text_fields(*wire::Heartbeat::descriptor(), payload,
-                                                "server.heartbeat"))
-        return to_error(*refused);
-      wire::Heartbeat hb;
-      if (!hb.ParseFromString(payload))
-        return refuse(code::bad_request, "server.heartbeat", "a Heartbeat that does not parse");
+    [=](heartbeat_atom, const wire::Heartbeat& hb) -> caf::result<std::string> {
       auto it = self->state.satellites.find(hb.satellite_id());
       auto conn = caf::actor_cast<caf::actor>(self->current_sender());
       if (it == self->state.satellites.end() || it->second.connection != conn)
-        return refuse(code::not_found, "server.satellite_id",
-                      "satellite '" + hb.satellite_id()
-                        + "' is not registered on this connection; register again");
+        return to_error(rejection::of(code::not_found)
+                          .detail("satellite '" + hb.satellite_id()
+                                  + "' is not registered on this connection; register again"));
       auto& e = it->second;
-      auto now = now_ms();
+      auto now = self->state.now_ms();
       e.last_seen_ms = now;
       e.sequence = hb.sequence();
       e.store = hb.store();
@@ -351,12 +338,13 @@ satellite_routes::lookup(const wire::QueryRequest& q) const {
     auto it = std::lower_bound(t->begin(), t->end(), q.satellite_id(),
                                [](const route& r, const std::string& id) { return r.id < id; });
     if (it == t->end() || it->id != q.satellite_id())
-      return refuse(code::not_found, "server.satellite_id",
-                    "no satellite '" + q.satellite_id()
-                      + "' is registered; `levee satellites` lists them");
+      return to_error(rejection::of(code::not_found)
+                        .detail("no satellite '" + q.satellite_id()
+                                + "' is registered; `levee satellites` lists them"));
     if (!it->healthy)
-      return refuse(code::unavailable, "server.satellite_id",
-                    "satellite '" + q.satellite_id() + "' is " + it->state);
+      return to_error(rejection::of(code::unavailable)
+                        .detail("satellite '" + q.satellite_id() + "' is " + it->state
+                                + "; `levee satellites` shows when it last sent a heartbeat"));
     out.push_back(satellite_ref{it->id, it->connection});
     return out;
   }
@@ -374,19 +362,23 @@ satellite_routes::lookup(const wire::QueryRequest& q) const {
       out.push_back(satellite_ref{r.id, r.connection});
   }
   if (matching == 0)
-    return refuse(code::not_found, "server.selector",
-                  q.selector().empty() ? "no satellite is registered"
-                                       : "no registered satellite has these labels");
+    return to_error(rejection::of(code::not_found)
+                      .detail(q.selector().empty()
+                                ? "no satellite is registered; start one pointed at this server"
+                                : "no registered satellite has these labels; `levee "
+                                  "satellites` lists them"));
   if (out.empty())
-    return refuse(code::unavailable, "server.selector",
-                  std::to_string(matching) + " satellites match, none of them healthy");
+    return to_error(rejection::of(code::unavailable)
+                      .detail(std::to_string(matching)
+                              + " satellites match, none of them healthy; `levee satellites` "
+                                "shows their state"));
   return out;
 }
 
-caf::actor spawn_registry(caf::actor_system& sys, runtime& rt, server_options opts,
-                          std::shared_ptr<satellite_routes> routes) {
-  return spawn_limited_on_multiplexer(sys.middleman(), rt, "registry", registry, std::move(opts),
-                                      std::move(routes));
+registry_actor spawn_registry(caf::actor_system& sys, runtime& rt, placement where,
+                              server_options opts, std::shared_ptr<satellite_routes> routes) {
+  return spawn_limited_fun(sys, rt, "registry", where, registry, std::move(opts),
+                           std::move(routes), &rt.clock());
 }
 
 } // namespace levee::server

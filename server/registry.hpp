@@ -1,5 +1,5 @@
 #pragma once
-// The satellite registry of a server (DESIGN.md "Satellites and the proxy"): satellites
+// The satellite registry of a server (ARCHITECTURE.md "Satellites"): satellites
 // register over the connection they dialed, heartbeat every heartbeat_interval, and move
 // healthy -> unhealthy (unhealthy_after missed beats) -> disconnected (disconnect_after
 // missed beats, or their connection closed). A live id registering again is refused with
@@ -18,10 +18,12 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/expected.hpp>
 
+#include "actors/placement.hpp"
 #include "actors/runtime.hpp"
 #include "limits/config_file.hpp"
 #include "limits/defaults.hpp"
 #include "limits/status.hpp"
+#include "server/registry_protocol.hpp"
 
 namespace levee::wire {
 class QueryRequest;
@@ -81,8 +83,8 @@ public:
   std::shared_ptr<const table> current() const;
 
   /// The satellites `q` goes to: the one its satellite_id names, or the healthy ones its
-  /// selector matches. Errors carry the rejection: not_found (no such id, nothing
-  /// matches), unavailable (not healthy).
+  /// selector matches. Errors carry the rejection, with no limit (none refused):
+  /// not_found (no such id, nothing matches), unavailable (not healthy).
   caf::expected<std::vector<satellite_ref>> lookup(const wire::QueryRequest& q) const;
 
 private:
@@ -90,14 +92,11 @@ private:
   std::shared_ptr<const table> table_ = std::make_shared<const table>();
 };
 
-/// Spawns the registry (a limited actor of kind "registry") and returns it. It answers
-///   (register_atom, Register bytes) -> RegisterAck bytes   (sender: the connection)
-///   (heartbeat_atom, Heartbeat bytes) -> HeartbeatAck bytes
-///   (list_atom, after_version, wait_ms) -> SatelliteList bytes (held until the list moves
-///   past after_version, or the wait is over, when wait_ms > 0)
-/// and publishes where queries may go to `routes`.
-caf::actor spawn_registry(caf::actor_system& sys, runtime& rt, server_options opts,
-                          std::shared_ptr<satellite_routes> routes);
+/// Spawns the registry (a limited actor of kind "registry", registry_protocol.hpp) where
+/// `where` says and returns it. It publishes where queries may go to `routes`, and reads
+/// its time (last heartbeats, held list requests) from `rt.clock()`.
+registry_actor spawn_registry(caf::actor_system& sys, runtime& rt, placement where,
+                              server_options opts, std::shared_ptr<satellite_routes> routes);
 
 } // namespace levee::server
 

@@ -8,17 +8,23 @@ namespace levee::server {
 
 std::optional<rejection> watcher_set::refusal(uint64_t client) const {
   if (held_.size() >= bounds_.max_total)
-    return rejection{code::too_many_inflight, "server.max_list_watchers", held_.size() + 1,
-                     bounds_.max_total, 1000,
-                     "as many requests as allowed already wait for a change; ask without "
-                     "wait_ms, or later"};
+    return rejection::of(code::too_many_inflight)
+      .limit("server.max_list_watchers")
+      .observed(held_.size() + 1)
+      .max(bounds_.max_total)
+      .retry_after_ms(1000)
+      .detail("as many requests as allowed already wait for a change; ask without wait_ms, "
+              "or later");
   auto i = per_client_.find(client);
   auto mine = i == per_client_.end() ? 0 : i->second;
   if (mine >= bounds_.max_per_client)
-    return rejection{code::too_many_inflight, "server.max_list_watchers_per_client", mine + 1,
-                     bounds_.max_per_client, 1000,
-                     "this connection already has as many requests waiting for a change as "
-                     "it may; wait for their answers"};
+    return rejection::of(code::too_many_inflight)
+      .limit("server.max_list_watchers_per_client")
+      .observed(mine + 1)
+      .max(bounds_.max_per_client)
+      .retry_after_ms(1000)
+      .detail("this connection already has as many requests waiting for a change as it may; "
+              "wait for their answers");
   return std::nullopt;
 }
 

@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <caf/atom.hpp>
 #include <caf/response_promise.hpp>
 #include <caf/result.hpp>
 
@@ -29,6 +30,11 @@
 
 namespace levee::server {
 
+/// (watch_atom, after_version, wait_ms): a request that may wait for a change (the
+/// registry's list_atom, the router's stats); (watch_atom, int64_t armed_for): the owning
+/// actor's own timer for the held ones.
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
+
 class watcher_set {
 public:
   struct bounds {
@@ -38,7 +44,8 @@ public:
     int64_t coalesce_ns;      // changes within this are answered once
   };
 
-  explicit watcher_set(bounds b) : bounds_(b) {}
+  /// Waits are measured on `clock`, which must outlive the set.
+  watcher_set(bounds b, const clock_source& clock) : bounds_(b), clock_(&clock) {}
 
   /// The current request of `self` (from a connection: its sender is the client) that
   /// has seen `after_version` and may wait `wait_ms`: answered now (`render()`) when it
@@ -81,7 +88,7 @@ public:
   bool empty() const noexcept { return held_.empty(); }
 
 private:
-  static int64_t now() noexcept { return steady_clock_source::instance().now_ns(); }
+  int64_t now() const noexcept { return clock_->now_ns(); }
   std::optional<rejection> refusal(uint64_t client) const;
   void park(caf::response_promise answer, uint64_t client, uint64_t after_version,
             uint32_t wait_ms, int64_t now_ns);
@@ -99,6 +106,7 @@ private:
   void release(uint64_t client);
 
   bounds bounds_;
+  const clock_source* clock_;
   earliest_timer timer_;
   std::vector<held> held_;
   std::unordered_map<uint64_t, uint64_t> per_client_;

@@ -17,7 +17,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/atoms.hpp"
-#include "actors/broker.hpp"
+#include "actors/io_loop.hpp"
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
 #include "net/frame.hpp"
@@ -199,8 +199,8 @@ struct ConnectionTest : ::testing::Test {
     ctx = std::make_shared<net::server_context>(lcfg, clock);
     targets = {spawn_limited<wire_service>(*sys, *rt, "echo", &release),
                spawn_limited<wire_service>(*sys, *rt, "held", &release)};
-    targets.push_back(spawn_limited_on_multiplexer(
-      sys->middleman(), *rt, "small", [](limited<levee::broker>*) -> caf::behavior {
+    targets.push_back(spawn_limited_fun(
+      *sys, *rt, "small", io_thread_of(*sys), [](limited_actor*) -> caf::behavior {
         return {[](wire_request_atom, std::string& s) { return std::move(s); }};
       }));
     ctx->expose("echo", targets[0]);
@@ -738,7 +738,7 @@ TEST_F(ConnectionTest, ActorGateRefusalsTravelBackAsRejects) {
   release.open();
 }
 
-// A limited actor on the multiplexer thread: same gate, no worker hand-off.
+// A limited actor placed on the multiplexer thread: same gate, no worker hand-off.
 TEST_F(ConnectionTest, LimitedActorOnTheMultiplexerIsGatedToo) {
   start();
   auto c = make_client();

@@ -10,7 +10,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/atoms.hpp"
-#include "actors/broker.hpp"
+#include "actors/io_loop.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
@@ -41,10 +41,12 @@ struct IoLoop : ::testing::Test {
     rt = std::make_unique<runtime>(limits_config{});
     ctx = std::make_shared<net::server_context>(net::listener_config{});
     // On the I/O thread itself: a request and its answer are turns of that loop.
-    echo = spawn_limited_on_multiplexer(
-      sys->middleman(), *rt, "echo", [](limited<levee::broker>*) -> caf::behavior {
-        return {[](wire_request_atom, std::string& s) { return std::move(s); }};
-      });
+    echo = spawn_limited_fun(*sys, *rt, "echo", io_thread_of(*sys),
+                             [](limited_actor*) -> caf::behavior {
+                               return {[](wire_request_atom, std::string& s) {
+                                 return std::move(s);
+                               }};
+                             });
     ctx->expose("echo", echo);
     auto l = net::start_listener(*sys, ctx, "127.0.0.1", 0);
     ASSERT_TRUE(l.ok()) << l.error().to_string();

@@ -16,16 +16,12 @@
 #include <unistd.h>
 
 #include <caf/all.hpp>
-#include <caf/io/middleman.hpp>
-#include <caf/io/network/test_multiplexer.hpp>
-#include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/caf_error.hpp"
-#include "actors/io_loop.hpp"
 #include "events/codec.hpp"
-#include "limits/log_limiter.hpp"
 #include "net/satellite.pb.h"
 #include "satellite/store.hpp"
+#include "tests/deterministic_system.hpp"
 
 namespace levee::satellite {
 namespace {
@@ -67,10 +63,7 @@ caf::behavior driver(caf::event_based_actor* self, store_actor store, seen* out)
   };
 }
 
-/// Whether an actor with interface `Handle` accepts a message of types `Ts...`: what CAF
-/// checks at compile time on every send to a typed actor.
-template <class Handle, class... Ts>
-constexpr bool accepts = caf::response_type<typename Handle::signatures, Ts...>::valid;
+using test::accepts;
 
 // The store takes what a connection sends and an append as a struct; the untyped append
 // it took before (protobuf and encoded positions in strings) no longer compiles.
@@ -86,30 +79,17 @@ constexpr uint64_t tick_ms = 100;  // satellite.fsync_interval_ms: the store's t
 
 struct StoreActorTest : ::testing::TestWithParam<bool> {
   fs::path dir;
-  manual_clock clock;
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
-  caf::io::network::test_multiplexer* loop = nullptr;
-  uint64_t loop_jobs = 0;  // jobs the I/O loop ran
-  std::unique_ptr<runtime> rt;
+  test::deterministic_system t;
+  manual_clock& clock = t.clock;
   std::shared_ptr<satellite_stats> stats = std::make_shared<satellite_stats>();
   store_actor store;
   caf::actor conn;
   seen out;
 
   void SetUp() override {
-    set_log_sink([](std::string_view) {});
     dir = fs::temp_directory_path() / ("levee-store-actor-test-" + std::to_string(::getpid()));
     fs::remove_all(dir);
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.load<caf::io::middleman>();
-    cfg.set("middleman.network-backend", caf::atom("testing"));
-    add_error_category(cfg);
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-    loop = &dynamic_cast<caf::io::network::test_multiplexer&>(sys->middleman().backend());
-    rt = std::make_unique<runtime>(limits_config{}, clock);
+    t.start();
     persistence::log_options lo;
     lo.dir = dir.string();
     lo.fsync = persistence::fsync_policy::none;
@@ -126,34 +106,15 @@ struct StoreActorTest : ::testing::TestWithParam<bool> {
     setup.stats = stats;
     setup.hint_path = (dir / "source-positions").string();
     setup.clock = &clock;
-    run();  // the middleman's own start-up jobs
-    loop_jobs = 0;
-    auto where = GetParam() ? io_thread_of(*sys) : placement::worker();
-    store = spawn_store(*sys, *rt, where, std::move(setup));
-    conn = sys->spawn(driver, store, &out);
+    store = spawn_store(*t.sys, *t.rt, t.where(GetParam()), std::move(setup));
+    conn = t.sys->spawn(driver, store, &out);
     run();
   }
 
-  /// Runs every job, the coordinator's and the I/O loop's, until none is left.
-  void run() {
-    for (;;) {
-      auto ran = sched->run();
-      while (loop->try_exec_runnable()) {
-        ++ran;
-        ++loop_jobs;
-      }
-      if (ran == 0)
-        return;
-    }
-  }
+  void run() { t.run(); }
 
   /// Where the store's work ran: on the loop when placed there, never otherwise.
-  void expect_placement() {
-    if (GetParam())
-      EXPECT_GT(loop_jobs, 0u);
-    else
-      EXPECT_EQ(loop_jobs, 0u);
-  }
+  void expect_placement() { EXPECT_EQ(t.placement_mismatch(GetParam()), ""); }
 
   void TearDown() override {
     caf::anon_send(store, stop_atom::value);
@@ -161,16 +122,12 @@ struct StoreActorTest : ::testing::TestWithParam<bool> {
     run();
     store = nullptr;
     conn = nullptr;
-    sys.reset();
+    t.stop();
     fs::remove_all(dir);
   }
 
   /// Moves both clocks: the store's own and CAF's, which fires its due ticks.
-  void advance(int64_t ms) {
-    clock.advance_ms(ms);
-    sched->advance_time(std::chrono::milliseconds(ms));
-    run();
-  }
+  void advance(int64_t ms) { t.advance(ms); }
 
   void append(int events) {
     append_request r;
@@ -247,7 +204,7 @@ TEST_P(StoreActorTest, AParkedQueryEndsAtItsDeadlineOnTheStoresClock) {
   query(7, 1, 1'000);
   ASSERT_EQ(out.batches.size(), 1u);
   for (int i = 0; i < 20; ++i)  // two seconds of ticks on CAF's clock alone
-    sched->advance_time(std::chrono::milliseconds(tick_ms)), run();
+    t.sched->advance_time(std::chrono::milliseconds(tick_ms)), run();
   EXPECT_FALSE(out.refused.has_value());
   EXPECT_EQ(stats->queries_running.load(), 1u);
   advance(900);

@@ -1,0 +1,247 @@
+// The satellite registry as one actor, in process and deterministic (deterministic_system.hpp):
+// heartbeat states move as the manual clock passes the configured intervals, held list
+// requests are answered on a change or at the end of their wait, and refusals name a real
+// config key or none. Each test runs with the registry on a worker and placed on the I/O
+// loop. A driver actor stands where a satellite's connection stands.
+
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/registry.hpp"
+#include "tests/deterministic_system.hpp"
+
+namespace levee::server {
+namespace {
+
+// The registry takes registrations and heartbeats parsed, not their wire bytes.
+static_assert(test::accepts<registry_actor, register_atom, wire::Register>);
+static_assert(test::accepts<registry_actor, heartbeat_atom, wire::Heartbeat>);
+static_assert(test::accepts<registry_actor, list_atom, uint64_t, uint32_t>);
+static_assert(!test::accepts<registry_actor, register_atom, std::string>);
+static_assert(!test::accepts<registry_actor, heartbeat_atom, std::string>);
+static_assert(!test::accepts<registry_actor, wire_request_atom, std::string>);
+
+/// What a connection saw.
+struct seen {
+  std::vector<std::string> registered;  // ids in RegisterAcks
+  uint64_t heartbeats_acked = 0;
+  std::vector<rejection> refused;
+  std::vector<wire::SatelliteList> lists;
+  std::optional<rejection> closed;  // the registry closed the connection
+};
+
+/// Plays a satellite's connection: what the test sends it goes to the registry as its own
+/// request, so the registry sees it as the satellite's connection.
+caf::behavior connection(caf::event_based_actor* self, registry_actor registry, seen* out) {
+  auto refused = [=](caf::error& err) {
+    auto r = rejection_from(err);
+    ASSERT_TRUE(r.has_value()) << self->system().render(err);
+    out->refused.push_back(*r);
+  };
+  return {
+    [=](register_atom, wire::Register& reg) {
+      self->request(registry, caf::infinite, register_atom::value, std::move(reg))
+        .then(
+          [=](std::string& bytes) {
+            wire::RegisterAck ack;
+            ASSERT_TRUE(ack.ParseFromString(bytes));
+            out->registered.push_back(ack.satellite_id());
+          },
+          refused);
+    },
+    [=](heartbeat_atom, wire::Heartbeat& hb) {
+      self->request(registry, caf::infinite, heartbeat_atom::value, std::move(hb))
+        .then([=](std::string&) { ++out->heartbeats_acked; }, refused);
+    },
+    [=](list_atom, uint64_t after_version, uint32_t wait_ms) {
+      self->request(registry, caf::infinite, list_atom::value, after_version, wait_ms)
+        .then(
+          [=](std::string& bytes) {
+            out->lists.emplace_back();
+            ASSERT_TRUE(out->lists.back().ParseFromString(bytes));
+          },
+          refused);
+    },
+    [=](stop_atom, uint32_t code_number, std::string& limit, std::string& detail) {
+      auto c = code_from_number(code_number);
+      ASSERT_TRUE(c.has_value());
+      out->closed = rejection::of(*c).limit(limit).detail(detail);
+    },
+  };
+}
+
+constexpr int64_t interval_ms = 1000;  // server.heartbeat_interval_ms
+constexpr int64_t check_ms = interval_ms / 4;  // the registry's tick
+
+struct RegistryActorTest : ::testing::TestWithParam<bool> {
+  test::deterministic_system t;
+  server_options opts;
+  std::shared_ptr<satellite_routes> routes = std::make_shared<satellite_routes>();
+  registry_actor registry;
+  caf::actor conn;
+  seen out;
+
+  void SetUp() override {
+    opts.heartbeat_interval_ms = interval_ms;
+    opts.unhealthy_after = 2;
+    opts.disconnect_after = 4;
+    opts.max_list_wait_ms = 5'000;
+    t.start();
+  }
+
+  void start_registry() {
+    registry = spawn_registry(*t.sys, *t.rt, t.where(GetParam()), opts, routes);
+    conn = t.sys->spawn(connection, registry, &out);
+    t.run();
+  }
+
+  void TearDown() override {
+    caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
+    registry = nullptr;
+    conn = nullptr;
+    t.stop();
+  }
+
+  /// Lets `ms` pass tick by tick, as a real clock would.
+  void pass(int64_t ms) {
+    for (int64_t done = 0; done < ms; done += check_ms)
+      t.advance(check_ms);
+  }
+
+  void send_register(const caf::actor& from, const std::string& id, const std::string& token = "") {
+    wire::Register reg;
+    reg.set_satellite_id(id);
+    reg.set_token(token);
+    (*reg.mutable_labels())["zone"] = "a";
+    caf::anon_send(from, register_atom::value, std::move(reg));
+    t.run();
+  }
+
+  void heartbeat(const std::string& id) {
+    wire::Heartbeat hb;
+    hb.set_satellite_id(id);
+    caf::anon_send(conn, heartbeat_atom::value, std::move(hb));
+    t.run();
+  }
+
+  void list(uint64_t after_version, uint32_t wait_ms) {
+    caf::anon_send(conn, list_atom::value, after_version, wait_ms);
+    t.run();
+  }
+
+  /// The route's state as the registry last published it; "" when it has none.
+  std::string state_of(const std::string& id) const {
+    for (auto& r : *routes->current())
+      if (r.id == id)
+        return r.state;
+    return "";
+  }
+
+  void expect_placement() { EXPECT_EQ(t.placement_mismatch(GetParam()), ""); }
+};
+
+TEST_P(RegistryActorTest, HeartbeatStatesMoveWithTheClockAndBackOnAHeartbeat) {
+  start_registry();
+  send_register(conn, "sat-a");
+  ASSERT_EQ(out.registered, std::vector<std::string>{"sat-a"});
+  EXPECT_EQ(state_of("sat-a"), "healthy");
+  // unhealthy_after = 2 missed intervals: not a tick before.
+  pass(2 * interval_ms - check_ms);
+  EXPECT_EQ(state_of("sat-a"), "healthy");
+  pass(check_ms);
+  EXPECT_EQ(state_of("sat-a"), "unhealthy");
+  heartbeat("sat-a");
+  EXPECT_EQ(out.heartbeats_acked, 1u);
+  EXPECT_EQ(state_of("sat-a"), "healthy");
+  // disconnect_after = 4: unhealthy at 2, disconnected at 4, its connection closed.
+  pass(2 * interval_ms);
+  EXPECT_EQ(state_of("sat-a"), "unhealthy");
+  pass(2 * interval_ms - check_ms);
+  EXPECT_EQ(state_of("sat-a"), "unhealthy");
+  EXPECT_FALSE(out.closed.has_value());
+  pass(check_ms);
+  EXPECT_EQ(state_of("sat-a"), "disconnected");
+  ASSERT_TRUE(out.closed.has_value());
+  EXPECT_EQ(out.closed->code, code::unavailable);
+  EXPECT_EQ(out.closed->limit, "server.disconnect_after");
+  // Disconnected: a heartbeat is refused (no limit refused it); registering again works.
+  heartbeat("sat-a");
+  ASSERT_EQ(out.refused.size(), 1u);
+  EXPECT_EQ(out.refused[0].code, code::not_found);
+  EXPECT_EQ(out.refused[0].limit, "");
+  send_register(conn, "sat-a");
+  EXPECT_EQ(state_of("sat-a"), "healthy");
+  expect_placement();
+}
+
+TEST_P(RegistryActorTest, AHeldListIsAnsweredOnAChange) {
+  start_registry();
+  send_register(conn, "sat-a");
+  list(0, 0);
+  ASSERT_EQ(out.lists.size(), 1u);
+  auto version = out.lists[0].version();
+  list(version, 3'000);
+  EXPECT_EQ(out.lists.size(), 1u) << "answered before anything changed";
+  heartbeat("sat-a");
+  // A burst of changes is answered once, 20 ms after the first.
+  heartbeat("sat-a");
+  EXPECT_EQ(out.lists.size(), 1u);
+  t.advance(20);
+  ASSERT_EQ(out.lists.size(), 2u);
+  EXPECT_GT(out.lists[1].version(), version);
+  ASSERT_EQ(out.lists[1].satellites_size(), 1);
+  EXPECT_EQ(out.lists[1].satellites(0).satellite_id(), "sat-a");
+  expect_placement();
+}
+
+TEST_P(RegistryActorTest, AHeldListIsAnsweredAtTheEndOfItsWait) {
+  start_registry();
+  send_register(conn, "sat-a");
+  list(0, 0);
+  auto version = out.lists.at(0).version();
+  list(version, 1'500);
+  pass(1'500 - check_ms);
+  EXPECT_EQ(out.lists.size(), 1u) << "answered before its wait was over";
+  pass(check_ms);
+  ASSERT_EQ(out.lists.size(), 2u);
+  EXPECT_EQ(out.lists[1].version(), version);  // nothing moved: the same list
+  EXPECT_EQ(out.lists[1].satellites(0).since_heartbeat_ms(), 1'500u);
+  expect_placement();
+}
+
+TEST_P(RegistryActorTest, RefusalsNameTheKeyThatRefusedOrNone) {
+  opts.max_satellites = 1;
+  opts.satellite_token = "secret";
+  start_registry();
+  send_register(conn, "sat-a", "wrong");
+  ASSERT_EQ(out.refused.size(), 1u);
+  EXPECT_EQ(out.refused[0].code, code::unauthenticated);
+  EXPECT_EQ(out.refused[0].limit, "server.satellite_token");
+  send_register(conn, "sat-a", "secret");
+  ASSERT_EQ(out.registered.size(), 1u);
+  // The same id from another live connection: no limit refused it.
+  seen other_seen;
+  auto other = t.sys->spawn(connection, registry, &other_seen);
+  send_register(other, "sat-a", "secret");
+  ASSERT_EQ(other_seen.refused.size(), 1u);
+  EXPECT_EQ(other_seen.refused[0].code, code::permission_denied);
+  EXPECT_EQ(other_seen.refused[0].limit, "");
+  // Another id: the registry is full of live satellites.
+  send_register(other, "sat-b", "secret");
+  ASSERT_EQ(other_seen.refused.size(), 2u);
+  EXPECT_EQ(other_seen.refused[1].code, code::too_many_connections);
+  EXPECT_EQ(other_seen.refused[1].limit, "server.max_satellites");
+  EXPECT_EQ(other_seen.refused[1].observed, 2u);
+  EXPECT_EQ(other_seen.refused[1].max, 1u);
+  caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
+}
+
+INSTANTIATE_TEST_SUITE_P(Placements, RegistryActorTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "IoThread" : "Worker"; });
+
+} // namespace
+} // namespace levee::server

@@ -1,0 +1,325 @@
+// The query router and its proxyers as actors, in process and deterministic
+// (deterministic_system.hpp): a fan-out to fake satellites that answer within the credit
+// they are lent, a client's cancel reaching every satellite, the query deadline on the
+// manual clock, and refusals that name a real config key or none. Each test runs with the
+// router (and so its proxyers) on a worker and placed on the I/O loop. A driver actor
+// stands where the client's connection stands; fake satellites stand where the
+// satellites' connections stand (actors/wire_target.hpp's wire_stream_outlet).
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "limits/stream_credit.hpp"
+#include "net/satellite.pb.h"
+#include "server/proxy.hpp"
+#include "server/proxyer_protocol.hpp"
+#include "tests/deterministic_system.hpp"
+
+namespace levee::server {
+namespace {
+
+// The router takes what a connection sends; its proxyers take the query parsed, never
+// its bytes again, and speak the connection's outgoing side to the satellites.
+static_assert(test::accepts<router_actor, wire_stream_atom, std::string, uint64_t, uint64_t,
+                            uint64_t>);
+static_assert(test::accepts<router_actor, cancel_atom, uint64_t>);
+static_assert(!test::accepts<router_actor, wire_request_atom, std::string>);
+static_assert(test::accepts<proxyer_actor, run_query_atom, prepared_ptr, uint64_t, uint64_t,
+                            uint64_t, uint64_t>);
+static_assert(!test::accepts<proxyer_actor, run_query_atom, std::string, uint64_t, uint64_t,
+                             uint64_t, uint64_t>);
+static_assert(!test::accepts<proxyer_actor, wire_stream_atom, std::string, uint64_t, uint64_t,
+                             uint64_t>);
+static_assert(test::accepts<wire_stream_outlet, wire_stream_atom, std::string, std::string,
+                            uint64_t, uint64_t, uint64_t>);
+
+/// What a fake satellite saw and did.
+struct satellite_seen {
+  std::vector<std::string> targets;
+  std::vector<wire::QueryRequest> requests;
+  std::vector<uint64_t> cancelled;  // stream tags
+  uint64_t batches_sent = 0;
+};
+
+struct fake_stream {
+  wire_stream_sink sink;
+  caf::typed_response_promise<std::string> rp;
+  stream_credit credit;
+  int left = 0;  // batches still to send
+};
+
+struct fake_state {
+  std::map<uint64_t, fake_stream> streams;  // by tag
+};
+
+using fake_self = caf::stateful_actor<fake_state, wire_stream_outlet::base>;
+
+constexpr int rows_per_batch = 2;
+
+/// A satellite's connection as the proxyer sees it: answers a query with `batches` result
+/// batches of two rows, sent only within the credit it holds, then its summary (unless
+/// `answers` is false: then it waits, like a satellite that hangs).
+wire_stream_outlet::behavior_type fake_satellite(fake_self* self, std::string id, int batches,
+                                                 bool answers, satellite_seen* out) {
+  auto pump = [=](uint64_t tag) {
+    auto i = self->state.streams.find(tag);
+    if (i == self->state.streams.end())
+      return;
+    auto& s = i->second;
+    while (s.left > 0 && s.credit.allows_batch()) {
+      wire::ResultBatch b;
+      b.set_satellite_id(id);
+      for (int r = 0; r < rows_per_batch; ++r)
+        b.add_events("row");
+      auto part = b.SerializeAsString();
+      s.credit.take(part.size());
+      --s.left;
+      ++out->batches_sent;
+      self->send(s.sink, wire_batch_atom::value, tag, std::move(part));
+    }
+    if (s.left == 0 && answers) {
+      wire::QueryStats summary;
+      summary.set_events_scanned(static_cast<uint64_t>(batches * rows_per_batch));
+      s.rp.deliver(summary.SerializeAsString());
+      self->state.streams.erase(i);
+    }
+  };
+  return {
+    [=](wire_stream_atom, const std::string& target, const std::string& payload, uint64_t tag,
+        uint64_t credit_batches, uint64_t credit_bytes) -> caf::result<std::string> {
+      out->targets.push_back(target);
+      out->requests.emplace_back();
+      EXPECT_TRUE(out->requests.back().ParseFromString(payload));
+      auto& s = self->state.streams[tag];
+      s.sink = caf::actor_cast<wire_stream_sink>(self->current_sender());
+      s.rp = self->make_response_promise<std::string>();
+      s.credit.add(credit_batches, credit_bytes);
+      s.left = batches;
+      auto rp = s.rp;
+      pump(tag);
+      return rp;
+    },
+    [=](credit_atom, uint64_t tag, uint64_t more_batches, uint64_t more_bytes) {
+      if (auto i = self->state.streams.find(tag); i != self->state.streams.end()) {
+        i->second.credit.add(more_batches, more_bytes);
+        pump(tag);
+      }
+    },
+    [=](cancel_atom, uint64_t tag) {
+      out->cancelled.push_back(tag);
+      if (auto i = self->state.streams.find(tag); i != self->state.streams.end()) {
+        i->second.rp.deliver(to_error(rejection::of(code::cancelled).detail("cancelled")));
+        self->state.streams.erase(i);
+      }
+    },
+  };
+}
+
+/// What the client's connection saw.
+struct client_seen {
+  std::vector<std::string> batches;
+  std::optional<wire::QueryStats> summary;
+  std::optional<rejection> refused;
+};
+
+/// Plays the client's connection: sends the router what a connection sends, takes the
+/// batches, and sends credit where a connection does (the router until the proxyer sent
+/// a batch, then the proxyer).
+caf::behavior client(caf::event_based_actor* self, router_actor router, client_seen* out) {
+  auto producer = std::make_shared<caf::actor>();
+  return {
+    [=](wire_stream_atom, std::string& payload, uint64_t rid, uint64_t batches, uint64_t bytes) {
+      self->request(router, caf::infinite, wire_stream_atom::value, std::move(payload), rid,
+                    batches, bytes)
+        .then(
+          [=](std::string& bytes) {
+            out->summary.emplace();
+            ASSERT_TRUE(out->summary->ParseFromString(bytes));
+          },
+          [=](caf::error& err) {
+            out->refused = rejection_from(err);
+            ASSERT_TRUE(out->refused.has_value()) << self->system().render(err);
+          });
+    },
+    [=](wire_batch_atom, uint64_t, std::string& part) {
+      *producer = caf::actor_cast<caf::actor>(self->current_sender());
+      out->batches.push_back(std::move(part));
+    },
+    [=](credit_atom, uint64_t rid, uint64_t batches, uint64_t bytes) {
+      if (*producer)
+        self->send(*producer, credit_atom::value, rid, batches, bytes);
+      else
+        self->send(router, credit_atom::value, rid, batches, bytes);
+    },
+    [=](cancel_atom, uint64_t rid) { self->send(router, cancel_atom::value, rid); },
+  };
+}
+
+constexpr uint64_t deadline_ms = 1'000;  // server.query_deadline_ms here
+
+struct RouterActorTest : ::testing::TestWithParam<bool> {
+  test::deterministic_system t;
+  server_options opts;
+  std::shared_ptr<satellite_routes> routes = std::make_shared<satellite_routes>();
+  std::shared_ptr<proxy_stats> stats = std::make_shared<proxy_stats>();
+  router_actor router;
+  caf::actor conn;
+  client_seen out;
+  std::vector<wire_stream_outlet> satellites;
+  std::vector<std::unique_ptr<satellite_seen>> seen_by;
+
+  void SetUp() override {
+    opts.query_deadline_ms = deadline_ms;
+    t.start();
+  }
+
+  /// `n` healthy satellites sat-0.. with `batches` each, and the router.
+  void start(size_t n, int batches, bool answer) {
+    auto table = std::make_shared<satellite_routes::table>();
+    for (size_t i = 0; i < n; ++i) {
+      auto id = "sat-" + std::to_string(i);
+      seen_by.push_back(std::make_unique<satellite_seen>());
+      satellites.push_back(t.sys->spawn(fake_satellite, id, batches, answer, seen_by.back().get()));
+      table->push_back(satellite_routes::route{
+        id, {{"zone", "a"}}, caf::actor_cast<caf::actor>(satellites.back()), "healthy", true});
+    }
+    routes->publish(table);
+    router = spawn_query_router(*t.sys, *t.rt, t.where(GetParam()), routes, opts, stats,
+                                [](wire::StatsReply&) {});
+    conn = t.sys->spawn(client, router, &out);
+    t.run();
+  }
+
+  void TearDown() override {
+    caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
+    for (auto& s : satellites)
+      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+    router = nullptr;
+    conn = nullptr;
+    satellites.clear();
+    t.stop();
+  }
+
+  /// A query over every satellite labelled zone=a, as request `rid` with `credit` batches.
+  void query(uint64_t rid, uint64_t credit, uint32_t deadline = 0) {
+    wire::QueryRequest req;
+    req.set_text("");
+    (*req.mutable_selector())["zone"] = "a";
+    req.set_deadline_ms(deadline);
+    send_query(req.SerializeAsString(), rid, credit);
+  }
+
+  void send_query(std::string payload, uint64_t rid, uint64_t credit) {
+    caf::anon_send(conn, wire_stream_atom::value, std::move(payload), rid, credit,
+                   uint64_t{1} << 20);
+    t.run();
+  }
+
+  void grant(uint64_t rid, uint64_t batches) {
+    caf::anon_send(conn, credit_atom::value, rid, batches, uint64_t{1} << 20);
+    t.run();
+  }
+
+  void expect_placement() { EXPECT_EQ(t.placement_mismatch(GetParam()), ""); }
+};
+
+TEST_P(RouterActorTest, FansOutToEverySatelliteAndRelaysWithinTheClientsCredit) {
+  start(3, 3, true);
+  query(1, 4);
+  // Every satellite was asked once, with the deadline and "now" the router filled in.
+  for (auto& s : seen_by) {
+    ASSERT_EQ(s->requests.size(), 1u);
+    EXPECT_EQ(s->targets, std::vector<std::string>{"query"});
+    EXPECT_EQ(s->requests[0].deadline_ms(), deadline_ms);
+    EXPECT_EQ(s->requests[0].now_ms(), t.clock.wall_ms());
+  }
+  // The client holds credit for four batches: four left, the rest wait in the window.
+  EXPECT_EQ(out.batches.size(), 4u);
+  EXPECT_FALSE(out.summary.has_value());
+  EXPECT_EQ(stats->running.load(), 1u);
+  t.advance(7);
+  grant(1, 10);
+  ASSERT_EQ(out.batches.size(), 9u);
+  ASSERT_TRUE(out.summary.has_value()) << (out.refused ? out.refused->to_string() : "");
+  EXPECT_EQ(out.summary->rows_returned(), 9u * rows_per_batch);
+  EXPECT_EQ(out.summary->events_scanned(), 9u * rows_per_batch);
+  EXPECT_EQ(out.summary->satellites(), 3u);
+  // Its time is the manual clock's.
+  EXPECT_EQ(out.summary->elapsed_us(), 7'000u);
+  EXPECT_EQ(stats->durations.sum_us(), 7'000u);
+  EXPECT_EQ(stats->completed.load(), 1u);
+  EXPECT_EQ(stats->running.load(), 0u);
+  std::map<std::string, int> by_satellite;
+  for (auto& part : out.batches) {
+    wire::ResultBatch b;
+    ASSERT_TRUE(b.ParseFromString(part));
+    ++by_satellite[b.satellite_id()];
+  }
+  EXPECT_EQ(by_satellite, (std::map<std::string, int>{{"sat-0", 3}, {"sat-1", 3}, {"sat-2", 3}}));
+  expect_placement();
+}
+
+TEST_P(RouterActorTest, AClientCancelReachesEverySatellite) {
+  start(3, 1, false);
+  query(5, 10);
+  ASSERT_EQ(out.batches.size(), 3u);
+  ASSERT_FALSE(out.summary.has_value());
+  caf::anon_send(conn, cancel_atom::value, uint64_t{5});
+  t.run();
+  ASSERT_TRUE(out.refused.has_value());
+  EXPECT_EQ(out.refused->code, code::cancelled);
+  EXPECT_EQ(out.refused->limit, "");  // no limit refused it
+  for (auto& s : seen_by)
+    EXPECT_EQ(s->cancelled.size(), 1u);
+  EXPECT_EQ(stats->cancelled.load(), 1u);
+  EXPECT_EQ(stats->running.load(), 0u);
+  expect_placement();
+}
+
+TEST_P(RouterActorTest, AQueryEndsAtItsDeadlineOnTheManualClock) {
+  start(2, 1, false);
+  query(2, 10);
+  ASSERT_EQ(out.batches.size(), 2u);
+  t.advance(deadline_ms - 1);
+  EXPECT_FALSE(out.refused.has_value()) << "ended before its deadline";
+  t.advance(1);
+  ASSERT_TRUE(out.refused.has_value());
+  EXPECT_EQ(out.refused->code, code::deadline_exceeded);
+  EXPECT_EQ(out.refused->limit, "server.query_deadline_ms");
+  EXPECT_EQ(out.refused->max, deadline_ms);
+  for (auto& s : seen_by)
+    EXPECT_EQ(s->cancelled.size(), 1u);
+  EXPECT_EQ(stats->failed.load(), 1u);
+  EXPECT_EQ(stats->running.load(), 0u);
+  expect_placement();
+}
+
+TEST_P(RouterActorTest, RefusalsNameTheKeyThatRefusedOrNone) {
+  opts.max_queries = 1;
+  start(1, 1, false);
+  send_query("\xff not a query request", 1, 10);
+  ASSERT_TRUE(out.refused.has_value());
+  EXPECT_EQ(out.refused->code, code::bad_request);
+  EXPECT_EQ(out.refused->limit, "");
+  out.refused.reset();
+  query(2, 10);
+  ASSERT_FALSE(out.refused.has_value());
+  query(3, 10);
+  ASSERT_TRUE(out.refused.has_value());
+  EXPECT_EQ(out.refused->code, code::too_many_inflight);
+  EXPECT_EQ(out.refused->limit, "server.max_queries");
+  EXPECT_EQ(out.refused->observed, 2u);
+  EXPECT_EQ(out.refused->max, 1u);
+  EXPECT_EQ(stats->refused.load(), 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Placements, RouterActorTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "IoThread" : "Worker"; });
+
+} // namespace
+} // namespace levee::server
