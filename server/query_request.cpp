@@ -12,7 +12,7 @@ std::optional<rejection> check_query_request(std::string_view payload,
     return refused;
   // The text is `bytes` (a query's strings may hold any byte); the other strings must be
   // UTF-8 or protobuf refuses the whole request, and says why only on stderr.
-  return net::check_text_fields(*wire::QueryRequest::descriptor(), payload, "server.query");
+  return net::check_text_fields(*wire::QueryRequest::descriptor(), payload);
 }
 
 } // namespace levee::server

@@ -190,8 +190,7 @@ caf::behavior registry(registry_actor* self, server_options opts,
   return {
     [=](register_atom, const std::string& payload) -> caf::result<std::string> {
       auto& st = self->state;
-      if (auto refused = net::check_text_fields(*wire::Register::descriptor(), payload,
-                                                "server.register"))
+      if (auto refused = net::check_text_fields(*wire::Register::descriptor(), payload))
         return to_error(*refused);
       wire::Register reg;
       if (!reg.ParseFromString(payload))
@@ -253,8 +252,7 @@ caf::behavior registry(registry_actor* self, server_options opts,
       return ack.SerializeAsString();
     },
     [=](heartbeat_atom, const std::string& payload) -> caf::result<std::string> {
-      if (auto refused = net::check_text_fields(*wire::Heartbeat::descriptor(), payload,
-                                                "server.heartbeat"))
+      if (auto refused = net::check_text_fields(*wire::Heartbeat::descriptor(), payload))
         return to_error(*refused);
       wire::Heartbeat hb;
       if (!hb.ParseFromString(payload))
@@ -300,6 +298,12 @@ caf::behavior registry(registry_actor* self, server_options opts,
 }
 
 } // namespace
+
+std::vector<std::string> config_keys() {
+  std::vector<std::string> out;
+  append_keys(out, "server", fields, {"satellite_token", "listen"});
+  return out;
+}
 
 result<server_options> server_from_config(const flat_config& cfg) {
   server_options out;

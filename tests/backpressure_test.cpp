@@ -84,7 +84,7 @@ public:
       },
       [this](cancel_atom, uint64_t tag) {
         if (auto i = streams_.find(tag); i != streams_.end()) {
-          i->second.rp.deliver(to_error(rejection{code::cancelled, "test", 0, 0, 0, "cancelled"}));
+          i->second.rp.deliver(to_error(rejection::of(code::cancelled).detail("cancelled")));
           streams_.erase(i);
         }
       },
