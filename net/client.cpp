@@ -73,7 +73,9 @@ struct client::impl {
     env.mutable_credit()->set_batches(static_cast<uint32_t>(use.batches));
     env.mutable_credit()->set_bytes(use.bytes);
     use = stream_use{};
-    send_envelope(env);  // a lost connection shows at the next receive()
+    // A Credit is a few bytes (never over a frame cap); if the write fails, the connection
+    // is lost and the next receive() reports it.
+    (void)send_envelope(env);
   }
 
   explicit impl(client_options o)
@@ -481,7 +483,8 @@ reply client::receive(milliseconds timeout) {
       case wire::Envelope::kPing: {
         wire::Envelope pong;
         pong.mutable_pong()->set_nonce(env->ping().nonce());
-        d.send_envelope(pong);
+        // If the write fails, the connection is lost: the read this loop does next says so.
+        (void)d.send_envelope(pong);
         continue;
       }
       default:

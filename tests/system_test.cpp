@@ -470,7 +470,8 @@ protected:
       slot = std::make_unique<client>(o);
     }
     if (!slot->connected())
-      slot->connect_with_backoff(2s);
+      if (auto st = slot->connect_with_backoff(2s); !st)
+        ADD_FAILURE() << "the admin client cannot connect: " << st.to_string();
     return *slot;
   }
 
