@@ -56,7 +56,7 @@ public:
   explicit wire_service(caf::actor_config& cfg) : limited(cfg) {}
   caf::behavior make_behavior() override {
     return {
-      [this](wire_request_atom, const std::string& payload) -> std::string {
+      [](wire_request_atom, const std::string& payload) -> std::string {
         if (payload.rfind("big:", 0) == 0) {
           auto n = std::stoul(payload.substr(4));
           return noise(n, static_cast<uint32_t>(n));
