@@ -142,14 +142,15 @@ std::unique_ptr<caf::actor_system> make_system(net::system_config& cfg, uint64_t
 
 int run_config_keys(const std::vector<std::string>& args) {
   if (!args.empty()) {
+    bool help = args.size() == 1 && (args[0] == "--help" || args[0] == "-h");
     std::fputs("usage: levee config-keys\n  prints every key a node's config file may set, one "
                "a line; <kind> and <name> stand for any name\n",
-               stderr);
-    return 2;
+               help ? stdout : stderr);
+    return help ? 0 : 2;
   }
   // From the parsers' own tables, so the list cannot drift from what they accept.
   std::vector<std::string> keys{std::begin(node_keys), std::end(node_keys)};
-  for (auto part : {limits_config_keys(), net::config_keys(), server::config_keys(),
+  for (const auto& part : {limits_config_keys(), net::config_keys(), server::config_keys(),
                     satellite::config_keys()})
     keys.insert(keys.end(), part.begin(), part.end());
   std::sort(keys.begin(), keys.end());
