@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
     return levee::apps::run_satellites(args);
   if (sub == "stats")
     return levee::apps::run_stats(args);
+  if (sub == "config-keys")  // for maintainers and tests, so not in the usage text
+    return levee::apps::run_config_keys(args);
   std::fprintf(stderr, "levee: unknown subcommand '%s'; run `levee --help` for the list\n",
                levee::printable(sub).c_str());
   return 2;

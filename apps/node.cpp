@@ -4,6 +4,7 @@
 // loopback TCP) and limits. Both stop on SIGINT/SIGTERM: stop accepting, end queries in
 // flight with `shutting_down`, sync the stores, exit 0.
 
+#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <cstdio>
@@ -35,6 +36,7 @@
 #include "net/net_config.hpp"
 #include "satellite/satellite.hpp"
 #include "server/node.hpp"
+#include "server/registry.hpp"
 
 namespace levee::apps {
 
@@ -60,6 +62,9 @@ int wait_for_signal(const sigset_t& set) {
   return sig;
 }
 
+/// The keys of [node], read here.
+const char* const node_keys[] = {"node.roles", "node.busy_poll_us"};
+
 /// Every section of a node's file must be one someone reads: a typo is an error, not a
 /// silently ignored setting.
 status check_sections(const flat_config& cfg, const std::set<std::string>& roles) {
@@ -80,10 +85,16 @@ status check_sections(const flat_config& cfg, const std::set<std::string>& roles
                          "unknown key '" + key + "'; sections are [node], [server], [satellite], "
                          "[events], [source.<name>], [net], [limits], [limits.<kind>]");
   }
-  for (auto& [key, value] : cfg)
-    if (key.rfind("node.", 0) == 0 && key != "node.roles" && key != "node.busy_poll_us")
+  for (auto& [key, value] : cfg) {
+    if (key.rfind("node.", 0) != 0)
+      continue;
+    bool known = false;
+    for (auto* k : node_keys)
+      known = known || key == k;
+    if (!known)
       return status::error(code::bad_request,
                            "unknown key '" + key + "'; [node] takes: roles, busy_poll_us");
+  }
   return {};
 }
 
@@ -128,6 +139,25 @@ std::unique_ptr<caf::actor_system> make_system(net::system_config& cfg, uint64_t
 }
 
 } // namespace
+
+int run_config_keys(const std::vector<std::string>& args) {
+  if (!args.empty()) {
+    bool help = args.size() == 1 && (args[0] == "--help" || args[0] == "-h");
+    std::fputs("usage: levee config-keys\n  prints every key a node's config file may set, one "
+               "a line; <kind> and <name> stand for any name\n",
+               help ? stdout : stderr);
+    return help ? 0 : 2;
+  }
+  // From the parsers' own tables, so the list cannot drift from what they accept.
+  std::vector<std::string> keys{std::begin(node_keys), std::end(node_keys)};
+  for (const auto& part : {limits_config_keys(), net::config_keys(), server::config_keys(),
+                    satellite::config_keys()})
+    keys.insert(keys.end(), part.begin(), part.end());
+  std::sort(keys.begin(), keys.end());
+  for (auto& k : keys)
+    std::printf("%s\n", k.c_str());
+  return 0;
+}
 
 int run_node(const std::vector<std::string>& args) {
   po::options_description opts{"levee node --config FILE: run the roles the file names"};

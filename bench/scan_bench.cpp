@@ -109,7 +109,10 @@ int main(int argc, char** argv) {
     if (!batch.empty() && !(*log)->append(batch))
       return 1;
   }
-  (*log)->sync();
+  if (auto st = (*log)->sync(); !st) {
+    std::fprintf(stderr, "scan_bench: %s\n", st.to_string().c_str());
+    return 1;
+  }
   std::printf("satellite scan over %llu stored events (%.1f MiB in %zu segments), page cache warm\n",
               static_cast<unsigned long long>(made),
               static_cast<double>((*log)->size_bytes()) / (1 << 20), (*log)->segment_count());

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "limits/config_file.hpp"
 #include "limits/status.hpp"
@@ -49,6 +50,18 @@ status check_fields(const T& target, const std::string& section,
                                                 + " and " + std::to_string(f.max) + " " + f.unit);
   }
   return {};
+}
+
+/// Appends `section.<name>` for every field and extra key: what read_fields accepts, for
+/// the list of every config key (`levee config-keys`).
+template <class T, size_t N>
+void append_keys(std::vector<std::string>& out, const std::string& section,
+                 const field_spec<T> (&fields)[N],
+                 std::initializer_list<const char*> extra_keys = {}) {
+  for (auto& f : fields)
+    out.push_back(section + "." + f.name);
+  for (auto* e : extra_keys)
+    out.push_back(section + "." + e);
 }
 
 /// Reads the keys `section.<name>` of `cfg` into `target`. A key of the section that is

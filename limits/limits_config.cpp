@@ -113,6 +113,13 @@ const std::vector<std::string>& actor_limit_keys() {
   return keys;
 }
 
+std::vector<std::string> limits_config_keys() {
+  std::vector<std::string> out;
+  append_keys(out, "limits", node_fields);
+  append_keys(out, "limits.<kind>", actor_fields);
+  return out;
+}
+
 result<uint64_t> parse_quantity(const std::string& key, const std::string& text) {
   auto bad = [&](const char* why) {
     return status::error(code::bad_request, key + " = '" + text + "': " + why);

@@ -72,4 +72,9 @@ result<uint64_t> parse_quantity(const std::string& key, const std::string& text)
 /// The names of the per-kind keys, in documentation order.
 const std::vector<std::string>& actor_limit_keys();
 
+/// Every key limits_from_config accepts: `limits.memory_budget_bytes`, ... and
+/// `limits.<kind>.mailbox_capacity`, ..., where `<kind>` stands for any actor kind name
+/// (`default` included).
+std::vector<std::string> limits_config_keys();
+
 } // namespace levee

@@ -11,19 +11,24 @@ std::string rejection::to_string() const {
   out += " (";
   out += std::to_string(static_cast<unsigned>(code));
   out += "): ";
+  auto head = out.size();
   out += printable(limit);  // both may quote what a peer sent: shown, never obeyed
   if (observed != 0 || max != 0) {  // refusals that are not about a quantity have neither
-    out += " observed ";
+    out += out.size() == head ? "observed " : " observed ";
     out += std::to_string(observed);
     out += " > max ";
     out += std::to_string(max);
   }
+  // An empty limit (the request itself was refused) with no quantity leaves nothing to
+  // separate the retry advice from.
+  if (out.size() != head)
+    out += ", ";
   if (retry_after_ms > 0) {
-    out += ", retry after ";
+    out += "retry after ";
     out += std::to_string(retry_after_ms);
     out += " ms";
   } else {
-    out += ", do not retry";
+    out += "do not retry";
   }
   if (!detail.empty()) {
     out += ": ";

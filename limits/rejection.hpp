@@ -33,6 +33,7 @@ struct rejection {
 
   /// One readable line, e.g.
   /// `mailbox_full (1): service.mailbox_capacity observed 1025 > max 1024, retry after 10 ms: ...`
+  /// or, with no limit, `bad_request (15): do not retry: the first frame must be a Hello`.
   std::string to_string() const;
 
   static rejection_builder of(levee::code c);

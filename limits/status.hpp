@@ -1,7 +1,8 @@
 #pragma once
 // Errors are values (after LevelDB's Status and Abseil's StatusOr): a `status` is a code
 // and a message, free when OK; `result<T>` is a value or a status. No exceptions cross
-// Levee's hot paths.
+// Levee's hot paths. Both are [[nodiscard]]: an ignored error is a compile warning, and a
+// caller that may drop one says why with `(void)` and a comment.
 
 #include <optional>
 #include <string>
@@ -11,7 +12,7 @@
 
 namespace levee {
 
-class status {
+class [[nodiscard]] status {
 public:
   status() = default;  // OK
 
@@ -39,7 +40,7 @@ private:
 };
 
 template <class T>
-class result {
+class [[nodiscard]] result {
 public:
   result(T value) : value_(std::move(value)) {}                 // NOLINT: implicit by design
   result(status error) : status_(std::move(error)) {}           // NOLINT: implicit by design

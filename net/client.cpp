@@ -26,8 +26,10 @@ using namespace std::chrono;
 
 namespace {
 
-rejection local(code c, std::string detail, const char* limit = "client") {
-  return rejection{c, limit, 0, 0, 0, std::move(detail)};
+/// A refusal this side makes before anything is sent (not connected, a broken reply):
+/// no limit refused, so it names none.
+rejection local(code c, std::string detail) {
+  return rejection::of(c).detail(std::move(detail));
 }
 
 int64_t remaining_ms(steady_clock::time_point deadline) {
@@ -71,7 +73,9 @@ struct client::impl {
     env.mutable_credit()->set_batches(static_cast<uint32_t>(use.batches));
     env.mutable_credit()->set_bytes(use.bytes);
     use = stream_use{};
-    send_envelope(env);  // a lost connection shows at the next receive()
+    // A Credit is a few bytes (never over a frame cap); if the write fails, the connection
+    // is lost and the next receive() reports it.
+    (void)send_envelope(env);
   }
 
   explicit impl(client_options o)
@@ -324,9 +328,11 @@ std::optional<rejection> client::send_request(std::string_view target, std::stri
   if (d.fd < 0)
     return local(code::unavailable, "not connected; call connect() first");
   if (d.server.max_inflight_requests != 0 && d.inflight >= d.server.max_inflight_requests)
-    return rejection{code::too_many_inflight, "net.max_inflight_requests", d.inflight + 1,
-                     d.server.max_inflight_requests, 0,
-                     "the server allows no more requests in flight; receive() answers first"};
+    return rejection::of(code::too_many_inflight)
+             .limit("net.max_inflight_requests")
+             .observed(d.inflight + 1)
+             .max(d.server.max_inflight_requests)
+             .detail("the server allows no more requests in flight; receive() answers first");
   wire::Envelope env;
   env.set_request_id(d.next_request_id);
   auto& req = *env.mutable_request();
@@ -375,9 +381,11 @@ std::optional<rejection> client::send_requests(std::string_view target,
     return local(code::unavailable, "not connected; call connect() first");
   if (d.server.max_inflight_requests != 0
       && d.inflight + payloads.size() > d.server.max_inflight_requests)
-    return rejection{code::too_many_inflight, "net.max_inflight_requests",
-                     d.inflight + payloads.size(), d.server.max_inflight_requests, 0,
-                     "the server allows no more requests in flight; receive() answers first"};
+    return rejection::of(code::too_many_inflight)
+             .limit("net.max_inflight_requests")
+             .observed(d.inflight + payloads.size())
+             .max(d.server.max_inflight_requests)
+             .detail("the server allows no more requests in flight; receive() answers first");
   std::string out;
   auto id = d.next_request_id;
   for (auto& payload : payloads) {
@@ -434,7 +442,7 @@ reply client::receive(milliseconds timeout) {
   auto deadline = steady_clock::now() + timeout;
   for (;;) {
     if (d.fd < 0)
-      return reply{0, std::nullopt, local(code::unavailable, "not connected")};
+      return reply{0, std::nullopt, local(code::unavailable, "not connected; call connect() first")};
     status st;
     auto env = d.next_frame(deadline, st);
     if (!env)
@@ -475,7 +483,8 @@ reply client::receive(milliseconds timeout) {
       case wire::Envelope::kPing: {
         wire::Envelope pong;
         pong.mutable_pong()->set_nonce(env->ping().nonce());
-        d.send_envelope(pong);
+        // If the write fails, the connection is lost: the read this loop does next says so.
+        (void)d.send_envelope(pong);
         continue;
       }
       default:
@@ -505,7 +514,7 @@ reply client::request(std::string_view target, std::string payload, milliseconds
 std::optional<rejection> client::request_permit(uint32_t frame_bytes, milliseconds timeout) {
   auto& d = *impl_;
   if (d.fd < 0)
-    return local(code::unavailable, "not connected");
+    return local(code::unavailable, "not connected; call connect() first");
   wire::Envelope env;
   auto id = d.next_request_id++;
   env.set_request_id(id);

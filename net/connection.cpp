@@ -25,17 +25,21 @@ void on_tick(connection_broker* self) {
   auto elapsed_ms = [&](int64_t since) { return static_cast<uint64_t>((now - since) / ns_per_ms); };
   if (!st.hello_done && elapsed_ms(st.opened_ns) > limits.handshake_timeout_ms) {
     reject_and_close(self, 0,
-                     rejection{code::deadline_exceeded, "net.handshake_timeout_ms",
-                               elapsed_ms(st.opened_ns), limits.handshake_timeout_ms, 0,
-                               "no Hello in time"});
+                     rejection::of(code::deadline_exceeded)
+                       .limit("net.handshake_timeout_ms")
+                       .observed(elapsed_ms(st.opened_ns))
+                       .max(limits.handshake_timeout_ms)
+                       .detail("no Hello in time"));
     return;
   }
   if (st.partial_since_ns != 0 && !st.paused
       && elapsed_ms(st.partial_since_ns) > limits.read_timeout_ms) {
     reject_and_close(self, 0,
-                     rejection{code::deadline_exceeded, "net.read_timeout_ms",
-                               elapsed_ms(st.partial_since_ns), limits.read_timeout_ms, 0,
-                               "a frame started but did not complete in time"});
+                     rejection::of(code::deadline_exceeded)
+                       .limit("net.read_timeout_ms")
+                       .observed(elapsed_ms(st.partial_since_ns))
+                       .max(limits.read_timeout_ms)
+                       .detail("a frame started but did not complete in time"));
     return;
   }
   if (st.permit_expires_ns != 0 && now > st.permit_expires_ns) {
@@ -45,18 +49,22 @@ void on_tick(connection_broker* self) {
   if (auto waiting = waiting_bytes(self);
       waiting > 0 && elapsed_ms(st.last_drain_ns) > limits.write_stall_timeout_ms) {
     reject_and_close(self, 0,
-                     rejection{code::slow_consumer, "net.write_stall_timeout_ms",
-                               elapsed_ms(st.last_drain_ns), limits.write_stall_timeout_ms, 0,
-                               "the peer took none of the " + std::to_string(waiting)
-                                 + " bytes waiting for it in time; it does not read"});
+                     rejection::of(code::slow_consumer)
+                       .limit("net.write_stall_timeout_ms")
+                       .observed(elapsed_ms(st.last_drain_ns))
+                       .max(limits.write_stall_timeout_ms)
+                       .detail("the peer took none of the " + std::to_string(waiting)
+                               + " bytes waiting for it in time; it does not read"));
     return;
   }
   if (st.hello_done && !st.paused && !st.output_blocked) {
     if (st.ping_outstanding && elapsed_ms(st.ping_sent_ns) > limits.idle_timeout_ms) {
       reject_and_close(self, 0,
-                       rejection{code::deadline_exceeded, "net.idle_timeout_ms",
-                                 elapsed_ms(st.last_frame_ns), 2 * limits.idle_timeout_ms, 0,
-                                 "no complete frame, not even a Pong, in time"});
+                       rejection::of(code::deadline_exceeded)
+                         .limit("net.idle_timeout_ms")
+                         .observed(elapsed_ms(st.last_frame_ns))
+                         .max(2 * limits.idle_timeout_ms)
+                         .detail("no complete frame, not even a Pong, in time"));
       return;
     }
     if (!st.ping_outstanding && elapsed_ms(st.last_frame_ns) > limits.idle_timeout_ms) {
@@ -105,9 +113,12 @@ caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl
   if (role == conn_role::refused) {
     ctx->stats.connections_refused.fetch_add(1);
     reject_and_close(self, 0,
-                     rejection{code::too_many_connections, "net.max_connections",
-                               limits.max_connections + 1, limits.max_connections, 1000,
-                               "this node serves its maximum number of connections"});
+                     rejection::of(code::too_many_connections)
+                       .limit("net.max_connections")
+                       .observed(limits.max_connections + 1)
+                       .max(limits.max_connections)
+                       .retry_after_ms(1000)
+                       .detail("this node serves its maximum number of connections"));
     return {};  // no behavior: the broker ends now, and CAF sends what was written
   }
   ctx->add_connection(caf::actor_cast<caf::actor>(self));  // also where its timers find it
@@ -163,15 +174,17 @@ caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl
         return;
       }
       reject_and_close(self, 0,
-                       rejection{code::shutting_down, "net.listener", 0, 0, 0,
-                                 self->state.dialed ? "this node is shutting down"
-                                                    : "the server is shutting down"});
+                       rejection::of(code::shutting_down)
+                         .detail(self->state.dialed ? "this node is shutting down"
+                                                            : "the server is shutting down"));
     },
     [=](stop_atom, uint32_t code_number, std::string& limit, std::string& detail) {
       // Closed by the node for a reason of its own (e.g. a satellite that missed its
       // heartbeats), told to the peer with that reason.
       auto c = code_from_number(code_number).value_or(code::unavailable);
-      reject_and_close(self, 0, rejection{c, std::move(limit), 0, 0, 0, std::move(detail)});
+      reject_and_close(self, 0, rejection::of(c)
+                                  .limit(std::move(limit))
+                                  .detail(std::move(detail)));
     },
     [=](resume_atom) {
       auto& s = self->state;
@@ -216,8 +229,8 @@ caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl
         env.mutable_cancel();
         write_frame(self, env);
         if (auto o = s.outgoing.find(rid); o != s.outgoing.end()) {
-          o->second.deliver(to_error(rejection{code::cancelled, "net.request", 0, 0, 0,
-                                               "the requester cancelled the stream"}));
+          o->second.deliver(to_error(rejection::of(code::cancelled)
+                                       .detail("the requester cancelled the stream")));
           s.outgoing.erase(o);
         }
         return;

@@ -30,8 +30,7 @@ void handle_hello(connection_broker* self, const wire::Envelope& env) {
   }
   if (!env.has_hello()) {
     reject_and_close(self, env.request_id(),
-                     rejection{code::bad_request, "net.handshake", 0, 0, 0,
-                               "the first frame must be a Hello"});
+                     rejection::of(code::bad_request).detail("the first frame must be a Hello"));
     return;
   }
   auto& hello = env.hello();
@@ -39,17 +38,20 @@ void handle_hello(connection_broker* self, const wire::Envelope& env) {
   st.peer_max_inflight = hello.limits().max_inflight_requests();
   if (hello.protocol_version() != protocol_version) {
     reject_and_close(self, env.request_id(),
-                     rejection{code::unsupported_version, "net.protocol_version",
-                               hello.protocol_version(), protocol_version, 0,
-                               "this server speaks protocol version 1"});
+                     rejection::of(code::unsupported_version)
+                       .observed(hello.protocol_version())
+                       .max(protocol_version)
+                       .detail("this server speaks protocol version 1; use a client that "
+                               "does"));
     return;
   }
   if (!st.dialed && !ctx.config().token.empty() && hello.token() != ctx.config().token) {
     reject_and_close(self, env.request_id(),
-                     rejection{code::unauthenticated, "net.token", 0, 0, 0,
-                               hello.token().empty()
-                                 ? "this server requires a token; set the one its config names"
-                                 : "wrong token"});
+                     rejection::of(code::unauthenticated)
+                       .detail(hello.token().empty()
+                                 ? "this server requires a token (its net.token); set the "
+                                   "same token on this side"
+                                 : "wrong token: set the one the server's net.token names"));
     return;
   }
   auto& pl = hello.limits();
@@ -80,15 +82,19 @@ void handle_permit(connection_broker* self, const wire::Envelope& env) {
   auto wanted = env.permit_request().frame_bytes();
   if (limits.permit_ceiling_bytes == 0) {
     send_reject(self, env.request_id(),
-                rejection{code::permission_denied, "net.permit_ceiling_bytes", wanted, 0, 0,
-                          "this listener grants no overweight permits"});
+                rejection::of(code::permission_denied)
+                  .limit("net.permit_ceiling_bytes")
+                  .observed(wanted)
+                  .detail("this listener grants no overweight permits"));
     return;
   }
   if (wanted > limits.permit_ceiling_bytes) {
     send_reject(self, env.request_id(),
-                rejection{code::message_too_large, "net.permit_ceiling_bytes", wanted,
-                          limits.permit_ceiling_bytes, 0,
-                          "no permit is granted above the ceiling"});
+                rejection::of(code::message_too_large)
+                  .limit("net.permit_ceiling_bytes")
+                  .observed(wanted)
+                  .max(limits.permit_ceiling_bytes)
+                  .detail("no permit is granted above the ceiling"));
     return;
   }
   st.reader->allow_next_frame(wanted);
@@ -170,13 +176,13 @@ void handle_frame(connection_broker* self, wire::Envelope& env) {
     }
     case wire::Envelope::kHello:
       reject_and_close(self, env.request_id(),
-                       rejection{code::bad_request, "net.handshake", 0, 0, 0,
-                                 "a second Hello on one connection"});
+                       rejection::of(code::bad_request)
+                         .detail("a second Hello on one connection"));
       return;
     default:
       send_reject(self, env.request_id(),
-                  rejection{code::bad_request, "net.frame", 0, 0, 0,
-                            "this message is not accepted from a client"});
+                  rejection::of(code::bad_request)
+                    .detail("this message is not accepted from a client"));
   }
 }
 
@@ -194,17 +200,23 @@ bool admit_frame(connection_broker* self, uint64_t request_id, uint64_t frame_by
   auto d = st.msg_rate->try_acquire(1);
   if (!d.allowed) {
     retry_ns = d.retry_after_ns;
-    refused = rejection{code::rate_limited, "net.max_msgs_per_sec", d.observed_units,
-                        st.msg_rate->burst(), token_bucket::to_retry_ms(retry_ns),
-                        "this connection may send " + std::to_string(limits.max_msgs_per_sec)
-                          + " frames per second"};
+    refused = rejection::of(code::rate_limited)
+                .limit("net.max_msgs_per_sec")
+                .observed(d.observed_units)
+                .max(st.msg_rate->burst())
+                .retry_after_ms(token_bucket::to_retry_ms(retry_ns))
+                .detail("this connection may send " + std::to_string(limits.max_msgs_per_sec)
+                        + " frames per second");
   } else if (auto b = st.byte_rate->try_acquire(frame_bytes); !b.allowed) {
     st.msg_rate->refund(1);
     retry_ns = b.retry_after_ns;
-    refused = rejection{code::rate_limited, "net.max_bytes_per_sec", b.observed_units,
-                        st.byte_rate->burst(), token_bucket::to_retry_ms(retry_ns),
-                        "this connection may send " + std::to_string(limits.max_bytes_per_sec)
-                          + " bytes per second"};
+    refused = rejection::of(code::rate_limited)
+                .limit("net.max_bytes_per_sec")
+                .observed(b.observed_units)
+                .max(st.byte_rate->burst())
+                .retry_after_ms(token_bucket::to_retry_ms(retry_ns))
+                .detail("this connection may send " + std::to_string(limits.max_bytes_per_sec)
+                        + " bytes per second");
   }
   if (!refused)
     return true;
@@ -315,10 +327,11 @@ void on_data(connection_broker* self, const caf::io::new_data_msg& msg) {
   // is a peer the gate cannot hold back: refuse it rather than buffer without bound.
   if ((st.paused || st.output_blocked) && st.inbox.size() > st.max_held_inbox) {
     reject_and_close(self, 0,
-                     rejection{code::rate_limited,
-                               st.paused ? "net.max_msgs_per_sec" : "net.max_write_buffer_bytes",
-                               st.inbox.size(), st.max_held_inbox, 0,
-                               "the connection kept sending while it was paused"});
+                     rejection::of(code::rate_limited)
+                       .limit(st.paused ? "net.max_msgs_per_sec" : "net.max_write_buffer_bytes")
+                       .observed(st.inbox.size())
+                       .max(st.max_held_inbox)
+                       .detail("the connection kept sending while it was paused"));
     return;
   }
   process_inbox(self);

@@ -33,12 +33,14 @@ stream_credit lend_cap(connection_broker* self) {
 void fail_outgoing(connection_broker* self) {
   auto& st = self->state;
   auto why = st.close_reason
-               ? rejection{code::unavailable, st.close_reason->limit, st.close_reason->observed,
-                           st.close_reason->max, 0,
-                           "this node closed the connection to the peer before it answered: "
-                             + st.close_reason->detail}
-               : rejection{code::unavailable, "net.connection", 0, 0, 0,
-                           "the connection to the peer closed before it answered"};
+               ? rejection::of(code::unavailable)
+                   .limit(st.close_reason->limit)
+                   .observed(st.close_reason->observed)
+                   .max(st.close_reason->max)
+                   .detail("this node closed the connection to the peer before it answered: "
+                           + st.close_reason->detail)
+               : rejection::of(code::unavailable)
+                   .detail("the connection to the peer closed before it answered");
   for (auto& [id, rp] : st.outgoing)
     rp.deliver(to_error(why));
   st.outgoing.clear();
@@ -175,10 +177,12 @@ bool write_frame(connection_broker* self, const wire::Envelope& env) {
     auto size = frame_header_bytes + env.ByteSizeLong();  // before compression: at most
     if (waiting + size > limits.max_write_buffer_bytes) {
       send_reject(self, env.request_id(),
-                  rejection{code::slow_consumer, "net.max_write_buffer_bytes", waiting + size,
-                            limits.max_write_buffer_bytes, 0,
-                            "the client does not read its answers; this answer of "
-                              + std::to_string(size) + " bytes was dropped"});
+                  rejection::of(code::slow_consumer)
+                    .limit("net.max_write_buffer_bytes")
+                    .observed(waiting + size)
+                    .max(limits.max_write_buffer_bytes)
+                    .detail("the client does not read its answers; this answer of "
+                            + std::to_string(size) + " bytes was dropped"));
       return false;
     }
   }

@@ -41,10 +41,11 @@ rejection rejection_of(const caf::error& err) {
   if (auto r = rejection_from(err))
     return *r;
   if (err == caf::sec::request_timeout)
-    return rejection{code::deadline_exceeded, "net.request_deadline_ms", 0, 0, 0,
-                     "the actor did not answer before the deadline"};
-  return rejection{code::unavailable, "net.target", 0, 0, 0,
-                   "the actor behind this target failed or is gone: " + caf::to_string(err)};
+    return rejection::of(code::deadline_exceeded)
+             .limit("net.request_deadline_ms")
+             .detail("the actor did not answer before the deadline");
+  return rejection::of(code::unavailable)
+           .detail("the actor behind this target failed or is gone: " + caf::to_string(err));
 }
 
 /// Arms the deadline timer for `deadline_ns` (unless it is armed for an earlier one) when
@@ -108,11 +109,12 @@ void expire_requests(connection_broker* self, int64_t armed_for) {
       st.ctx->stats.requests_abandoned.fetch_add(1);
       if (st.ctx->log.admit())
         st.ctx->log.write("levee.connection",
-                          rejection{code::deadline_exceeded, "net.request_deadline_ms",
-                                    static_cast<uint64_t>((now - p.started_ns) / ns_per_ms),
-                                    p.deadline_ms, 0,
-                                    "actor '" + (p.target_name ? *p.target_name : std::string{})
-                                      + "' never answered; its request's in-flight slot is freed"});
+                          rejection::of(code::deadline_exceeded)
+                            .limit("net.request_deadline_ms")
+                            .observed(static_cast<uint64_t>((now - p.started_ns) / ns_per_ms))
+                            .max(p.deadline_ms)
+                            .detail("actor '" + (p.target_name ? *p.target_name : std::string{})
+                                    + "' never answered; its request's in-flight slot is freed"));
       i = st.pending.erase(i);
       continue;
     }
@@ -128,9 +130,11 @@ void expire_requests(connection_broker* self, int64_t armed_for) {
         self->send(p.target, cancel_atom::value, p.tag);  // nobody reads the stream any more
       }
       send_reject(self, rid,
-                  rejection{code::deadline_exceeded, "net.request_deadline_ms",
-                            static_cast<uint64_t>((now - p.started_ns) / ns_per_ms),
-                            p.deadline_ms, 0, "the actor did not answer before the deadline"});
+                  rejection::of(code::deadline_exceeded)
+                    .limit("net.request_deadline_ms")
+                    .observed(static_cast<uint64_t>((now - p.started_ns) / ns_per_ms))
+                    .max(p.deadline_ms)
+                    .detail("the actor did not answer before the deadline"));
     }
     ++i;
   }
@@ -145,16 +149,19 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
   auto& req = *env.mutable_request();
   if (st.pending.size() >= limits.max_inflight_requests) {
     send_reject(self, rid,
-                rejection{code::too_many_inflight, "net.max_inflight_requests",
-                          st.pending.size() + 1, limits.max_inflight_requests, 10,
-                          "wait for answers before sending more requests"});
+                rejection::of(code::too_many_inflight)
+                  .limit("net.max_inflight_requests")
+                  .observed(st.pending.size() + 1)
+                  .max(limits.max_inflight_requests)
+                  .retry_after_ms(10)
+                  .detail("wait for answers before sending more requests"));
     return;
   }
   if (st.pending.count(rid) != 0) {
     send_reject(self, rid,
-                rejection{code::bad_request, "net.request_id", rid, 0, 0,
-                          "request id " + std::to_string(rid)
-                            + " is still in flight; give each request its own id"});
+                rejection::of(code::bad_request)
+                  .detail("request id " + std::to_string(rid)
+                          + " is still in flight; give each request its own id"));
     return;
   }
   // Targets are looked up once per connection; the shared registry takes a lock.
@@ -167,8 +174,8 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
     st.targets.erase(cached_at);
   if (!target) {
     send_reject(self, rid,
-                rejection{code::not_found, "net.target", 0, 0, 0,
-                          "no actor is exposed as " + quoted_prefix(req.target())});
+                rejection::of(code::not_found)
+                  .detail("no actor is exposed as " + quoted_prefix(req.target())));
     return;
   }
   uint64_t deadline = req.deadline_ms() != 0
@@ -255,17 +262,22 @@ caf::result<std::string> send_outgoing(connection_broker* self, std::string targ
                                        stream_credit credit) {
   auto& st = self->state;
   if (!st.hello_done || st.closing || st.closed)
-    return to_error(rejection{code::unavailable, "net.connection", 0, 0, 0,
-                              "the connection to the peer is not ready"});
+    return to_error(rejection::of(code::unavailable)
+                      .detail("the connection to the peer is not ready"));
   if (st.peer_max_inflight != 0 && st.outgoing.size() >= st.peer_max_inflight)
-    return to_error(rejection{code::too_many_inflight, "net.max_inflight_requests",
-                              st.outgoing.size() + 1, st.peer_max_inflight, 10,
-                              "the peer allows no more requests in flight"});
+    return to_error(rejection::of(code::too_many_inflight)
+                      .limit("net.max_inflight_requests")
+                      .observed(st.outgoing.size() + 1)
+                      .max(st.peer_max_inflight)
+                      .retry_after_ms(10)
+                      .detail("the peer allows no more requests in flight"));
   if (auto waiting = waiting_bytes(self); waiting >= limits_of(self).max_write_buffer_bytes)
-    return to_error(rejection{code::slow_consumer, "net.max_write_buffer_bytes", waiting,
-                              limits_of(self).max_write_buffer_bytes, 0,
-                              "the peer does not read what this node sends; the request was "
-                              "not sent"});
+    return to_error(rejection::of(code::slow_consumer)
+                      .limit("net.max_write_buffer_bytes")
+                      .observed(waiting)
+                      .max(limits_of(self).max_write_buffer_bytes)
+                      .detail("the peer does not read what this node sends; the request was "
+                              "not sent"));
   wire::Envelope env;
   auto id = st.next_request_id++;
   env.set_request_id(id);

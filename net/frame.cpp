@@ -17,12 +17,9 @@ uint32_t read_u32_be(const uint8_t* p) noexcept {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
-rejection refuse(code c, const char* limit, uint64_t observed, uint64_t max, std::string detail) {
-  return rejection{c, limit, observed, max, 0, std::move(detail)};
-}
-
+/// A frame that is wrong in itself: no limit refused it, so it names none.
 rejection bad_frame(std::string detail) {
-  return refuse(code::bad_request, "net.frame", 0, 0, std::move(detail));
+  return rejection::of(code::bad_request).detail(std::move(detail));
 }
 
 } // namespace
@@ -37,8 +34,11 @@ std::optional<rejection> check_header(const uint8_t* bytes, uint32_t allowance,
   out.length = read_u32_be(bytes);
   out.flags = bytes[4];
   if (out.length > allowance)
-    return refuse(code::message_too_large, "net.max_frame_bytes", out.length, allowance,
-                  "the frame is larger than this side accepts; ask for a permit or split it");
+    return rejection::of(code::message_too_large)
+             .limit("net.max_frame_bytes")
+             .observed(out.length)
+             .max(allowance)
+             .detail("the frame is larger than this side accepts; ask for a permit or split it");
   if (out.length == 0)
     return bad_frame("an empty frame carries no message");
   if ((out.flags & ~known_flags) != 0)
@@ -57,9 +57,11 @@ std::optional<rejection> decode_body(const frame_header& header, const uint8_t* 
       return bad_frame("a compressed body is shorter than its 4-byte size prefix");
     auto claimed = read_u32_be(body);
     if (claimed > limits.max_decompressed_bytes)
-      return refuse(code::message_too_large, "net.max_decompressed_bytes", claimed,
-                    limits.max_decompressed_bytes,
-                    "the body would decompress to more than this side accepts");
+      return rejection::of(code::message_too_large)
+               .limit("net.max_decompressed_bytes")
+               .observed(claimed)
+               .max(limits.max_decompressed_bytes)
+               .detail("the body would decompress to more than this side accepts");
     inflated.resize(claimed);
     auto n = LZ4_decompress_safe(reinterpret_cast<const char*>(body + 4), inflated.data(),
                                  static_cast<int>(size - 4), static_cast<int>(claimed));
@@ -78,11 +80,10 @@ std::optional<rejection> decode_body(const frame_header& header, const uint8_t* 
       char byte[8];
       std::snprintf(byte, sizeof byte, "0x%02x",
                     static_cast<unsigned>(static_cast<uint8_t>(id[valid])));
-      return refuse(code::bad_request, "net.node_id", 0, 0,
-                    std::string{"Hello.node_id is not valid UTF-8: byte "} + byte + " at offset "
-                      + std::to_string(valid)
-                      + " of it; a node id is text: set it (net.node_id, "
-                        "client_options::node_id) to UTF-8");
+      return bad_frame(std::string{"Hello.node_id is not valid UTF-8: byte "} + byte
+                       + " at offset " + std::to_string(valid)
+                       + " of it; a node id is text: set it (net.node_id, "
+                         "client_options::node_id) to UTF-8");
     }
   }
   if (out.body_case() == wire::Envelope::BODY_NOT_SET) {
@@ -127,8 +128,11 @@ std::optional<rejection> encode_into(const wire::Envelope& env, const codec_limi
       compressed[2] = static_cast<char>(size >> 8);
       compressed[3] = static_cast<char>(size);
       if (compressed.size() > peer.max_frame_bytes)
-        return refuse(code::message_too_large, "net.max_frame_bytes", compressed.size(),
-                      peer.max_frame_bytes, "the message is larger than the peer accepts");
+        return rejection::of(code::message_too_large)
+                 .limit("net.max_frame_bytes")
+                 .observed(compressed.size())
+                 .max(peer.max_frame_bytes)
+                 .detail("the message is larger than the peer accepts");
       auto at = out.size();
       out.resize(at + frame_header_bytes + compressed.size());
       put_header(out, at, static_cast<uint32_t>(compressed.size()), flag_lz4);
@@ -137,8 +141,11 @@ std::optional<rejection> encode_into(const wire::Envelope& env, const codec_limi
     }
   }
   if (plain_size > peer.max_frame_bytes)
-    return refuse(code::message_too_large, "net.max_frame_bytes", plain_size,
-                  peer.max_frame_bytes, "the message is larger than the peer accepts");
+    return rejection::of(code::message_too_large)
+             .limit("net.max_frame_bytes")
+             .observed(plain_size)
+             .max(peer.max_frame_bytes)
+             .detail("the message is larger than the peer accepts");
   // The common case: serialize straight into the output, no intermediate copy.
   auto at = out.size();
   out.resize(at + frame_header_bytes + plain_size);

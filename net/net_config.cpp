@@ -34,7 +34,16 @@ const field_spec<L> fields[] = {
   {"write_stall_timeout_ms", &L::write_stall_timeout_ms, 10, 3'600'000, "ms"},
 };
 
+/// [net] keys that are text, read by listener_from_config itself.
+const std::initializer_list<const char*> text_keys = {"token", "node_id"};
+
 } // namespace
+
+std::vector<std::string> config_keys() {
+  std::vector<std::string> out;
+  append_keys(out, "net", fields, text_keys);
+  return out;
+}
 
 listener_limits listener_limits::defaults() {
   return listener_limits{d::net_max_frame_bytes,      d::net_max_decompressed_bytes,
@@ -80,7 +89,7 @@ status validate(const listener_limits& l) {
 
 result<listener_config> listener_from_config(const flat_config& cfg) {
   listener_config out;
-  if (auto st = read_fields(out.limits, cfg, "net", fields, {"token", "node_id"}); !st)
+  if (auto st = read_fields(out.limits, cfg, "net", fields, text_keys); !st)
     return st;
   if (auto i = cfg.find("net.token"); i != cfg.end())
     out.token = i->second;

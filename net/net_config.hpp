@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "limits/config_file.hpp"
 #include "limits/status.hpp"
@@ -48,6 +49,9 @@ struct listener_config {
 
 /// Reads [net] from `cfg`; unknown keys and bad values are errors naming the key.
 result<listener_config> listener_from_config(const flat_config& cfg);
+
+/// Every key listener_from_config accepts, `net.max_frame_bytes` ... `net.token`.
+std::vector<std::string> config_keys();
 
 /// Checks ranges and the rules between values.
 status validate(const listener_limits& l);

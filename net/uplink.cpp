@@ -321,10 +321,11 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
         std::string& payload) -> caf::result<std::string> {
       auto& s = self->state;
       if (!s.connected || !s.link)
-        return to_error(rejection{code::unavailable, "net.uplink", 0, 0, 0,
-                                  "not connected to the server"
-                                    + (s.last_error.empty() ? std::string{}
-                                                            : " (last error: " + s.last_error + ")")});
+        return to_error(rejection::of(code::unavailable)
+                          .detail("not connected to the server"
+                                  + (s.last_error.empty()
+                                       ? std::string{}
+                                       : " (last error: " + s.last_error + ")")));
       self->delegate(s.link, wire_request_atom::value, std::move(target), std::move(payload));
       return caf::delegated<std::string>{};
     },

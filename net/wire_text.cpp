@@ -25,7 +25,7 @@ bool fits(std::string_view bytes) {
 }
 
 std::optional<rejection> walk(const Descriptor& type, std::string_view bytes,
-                              const std::string& path, const char* limit, int depth) {
+                              const std::string& path, int depth) {
   if (!fits(bytes))
     return std::nullopt;
   auto data = reinterpret_cast<const uint8_t*>(bytes.data());
@@ -61,13 +61,13 @@ std::optional<rejection> walk(const Descriptor& type, std::string_view bytes,
       char byte[8];
       std::snprintf(byte, sizeof byte, "0x%02x",
                     static_cast<unsigned>(static_cast<uint8_t>(value[valid])));
-      return rejection{code::bad_request, limit, 0, 0, 0,
-                       name + " is not valid UTF-8: byte " + byte + " at offset "
-                         + std::to_string(valid) + " of it; send it as UTF-8 text"};
+      return rejection::of(code::bad_request)
+               .detail(name + " is not valid UTF-8: byte " + byte + " at offset "
+                       + std::to_string(valid) + " of it; send it as UTF-8 text");
     }
     // A map is a repeated message of entries: its entries are named after it.
     if (field->type() == FieldDescriptor::TYPE_MESSAGE && depth < max_depth)
-      if (auto refused = walk(*field->message_type(), value, name, limit, depth + 1))
+      if (auto refused = walk(*field->message_type(), value, name, depth + 1))
         return refused;
   }
   return std::nullopt;
@@ -75,9 +75,8 @@ std::optional<rejection> walk(const Descriptor& type, std::string_view bytes,
 
 } // namespace
 
-std::optional<rejection> check_text_fields(const Descriptor& type, std::string_view bytes,
-                                           const char* limit) {
-  return walk(type, bytes, type.name(), limit, 0);
+std::optional<rejection> check_text_fields(const Descriptor& type, std::string_view bytes) {
+  return walk(type, bytes, type.name(), 0);
 }
 
 uint64_t field_bytes(std::string_view bytes, int number) {

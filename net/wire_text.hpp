@@ -19,12 +19,13 @@ namespace levee::net {
 
 /// The first `string` field of `bytes` -- a serialized message of type `type`, its
 /// sub-messages and map entries included -- that is not valid UTF-8, as a `bad_request`
-/// refusal under `limit` that names the field, the byte and its offset, and says to send
-/// UTF-8 text: `Register.labels (a key) is not valid UTF-8: byte 0xff at offset 3 of it; ...`.
+/// refusal that names the field, the byte and its offset, and says to send UTF-8 text (no
+/// limit key: the message itself is wrong):
+/// `Register.labels (a key) is not valid UTF-8: byte 0xff at offset 3 of it; ...`.
 /// nullopt when every string is valid, or when the bytes are no well-formed message (the
 /// parser refuses those itself, without a log line).
 std::optional<rejection> check_text_fields(const google::protobuf::Descriptor& type,
-                                           std::string_view bytes, const char* limit);
+                                           std::string_view bytes);
 
 /// Bytes of length-delimited field `number` at the top level of a serialized message: of
 /// its last occurrence, which is the one the parser keeps. 0 when it is absent or the

@@ -18,9 +18,10 @@ status segment_log::roll(uint64_t base_offset) {
   if (!segments_.empty() && opts_.fsync != fsync_policy::none)
     if (auto st = sync(); !st)
       return st;
-  // The segment being closed gets its index; without one, the next open rebuilds it.
+  // The segment being closed gets its index. An index only speeds up reads: if writing it
+  // fails, the next open rebuilds it from the segment, so the roll goes on.
   if (!segments_.empty())
-    write_index(segments_.back(), base_offset);
+    (void)write_index(segments_.back(), base_offset);
   segment seg;
   seg.base_offset = base_offset;
   seg.generation = ++generations_;

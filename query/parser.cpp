@@ -120,8 +120,10 @@ result<query> parser::run() {
   if (auto refused = check_text_bytes(text_.size(), limits_)) {
     // Where the text stops being allowed; the code and words of every other place that
     // checks the size.
-    return status::error(refused->code, "at position " + std::to_string(refused->max) + ": "
-                                          + refused->limit + " observed "
+    // Named like the language's other bounds (query.max_depth, ...); the rejection
+    // itself names no config key, as no config sets it.
+    return status::error(refused->code, "at position " + std::to_string(refused->max)
+                                          + ": query.max_text_bytes observed "
                                           + std::to_string(refused->observed) + " > max "
                                           + std::to_string(refused->max) + ": "
                                           + refused->detail);
@@ -470,10 +472,12 @@ bool parser::check_time_range() {
 std::optional<rejection> check_text_bytes(uint64_t text_bytes, const query_limits& limits) {
   if (text_bytes <= limits.max_text_bytes)
     return std::nullopt;
-  return rejection{code::message_too_large, "query.max_text_bytes", text_bytes,
-                   limits.max_text_bytes, 0,
-                   "the query text is longer than a query may be; shorten the query (fewer or "
-                   "shorter terms)"};
+  // No limit key: the cap is the query language's own (QUERY.md), not a config setting.
+  return rejection::of(code::message_too_large)
+           .observed(text_bytes)
+           .max(limits.max_text_bytes)
+           .detail("the query text is longer than a query may be; shorten the query (fewer or "
+                   "shorter terms)");
 }
 
 result<query> parse(std::string_view text, const query_limits& limits) {

@@ -118,6 +118,29 @@ status read_levels(const std::string& key, const std::string& text,
   return {};
 }
 
+const char* const source_types[] = {"file_tail", "unix_socket", "proc", "synthetic"};
+
+/// The keys a source of `type` takes; empty for a type that does not exist.
+std::set<std::string> source_keys(const std::string& type) {
+  std::set<std::string> known{"type", "poll_interval_ms"};
+  if (type == "file_tail")
+    known.insert({"path", "start_at_end", "read_chunk_bytes", "max_read_bytes_per_poll",
+                  "fingerprint_bytes"});
+  else if (type == "unix_socket")
+    known.insert({"path", "max_connections", "read_chunk_bytes", "max_read_bytes_per_poll",
+                  "max_accepts_per_poll"});
+  else if (type == "proc")
+    known.insert({"interval_ms", "host", "proc_dir"});
+  else if (type == "synthetic")
+    known.insert({"rate", "burst_events", "seed", "users", "msg_bytes", "latency_mean_ms", "levels"});
+  else
+    return {};
+  return known;
+}
+
+const std::initializer_list<const char*> satellite_text_keys = {
+  "id", "server", "satellite_token", "labels", "data_dir"};
+
 status read_source(const std::string& name, const flat_config& cfg, source_spec& out) {
   out.name = name;
   auto prefix = "source." + name;
@@ -127,18 +150,8 @@ status read_source(const std::string& name, const flat_config& cfg, source_spec&
                          prefix + ".type is missing: one of file_tail, unix_socket, proc, synthetic");
   out.type = type->second;
   // The keys each type takes; anything else in the section is an error naming it.
-  std::set<std::string> known{"type", "poll_interval_ms"};
-  if (out.type == "file_tail")
-    known.insert({"path", "start_at_end", "read_chunk_bytes", "max_read_bytes_per_poll",
-                  "fingerprint_bytes"});
-  else if (out.type == "unix_socket")
-    known.insert({"path", "max_connections", "read_chunk_bytes", "max_read_bytes_per_poll",
-                  "max_accepts_per_poll"});
-  else if (out.type == "proc")
-    known.insert({"interval_ms", "host", "proc_dir"});
-  else if (out.type == "synthetic")
-    known.insert({"rate", "burst_events", "seed", "users", "msg_bytes", "latency_mean_ms", "levels"});
-  else
+  auto known = source_keys(out.type);
+  if (known.empty())
     return bad(prefix + ".type", out.type, "must be one of file_tail, unix_socket, proc, synthetic");
   auto p = prefix + ".";
   for (auto& [key, value] : cfg) {
@@ -203,12 +216,22 @@ status read_source(const std::string& name, const flat_config& cfg, source_spec&
 
 } // namespace
 
+std::vector<std::string> config_keys() {
+  std::vector<std::string> out;
+  append_keys(out, "satellite", satellite_fields, satellite_text_keys);
+  append_keys(out, "events", json_fields);
+  std::set<std::string> source;
+  for (auto* type : source_types)
+    for (auto& k : source_keys(type))
+      source.insert("source.<name>." + k);
+  out.insert(out.end(), source.begin(), source.end());
+  return out;
+}
+
 result<satellite_config> satellite_from_config(const flat_config& cfg) {
   satellite_config out;
   auto& s = out.satellite;
-  if (auto st = read_fields(s, cfg, "satellite", satellite_fields,
-                            {"id", "server", "satellite_token", "labels", "data_dir"});
-      !st)
+  if (auto st = read_fields(s, cfg, "satellite", satellite_fields, satellite_text_keys); !st)
     return st;
   if (auto i = cfg.find("satellite.id"); i != cfg.end()) {
     if (auto st = require_text(i->first, i->second); !st)

@@ -87,6 +87,10 @@ struct satellite_config {
 };
 result<satellite_config> satellite_from_config(const flat_config& cfg);
 
+/// Every key satellite_from_config accepts: [satellite], [events] and
+/// `source.<name>.<key>` for the keys of every source type (`<name>` stands for any name).
+std::vector<std::string> config_keys();
+
 /// Counters of one satellite, for heartbeats and `levee stats`.
 struct satellite_stats {
   std::atomic<uint64_t> events_stored{0};

@@ -24,9 +24,16 @@ namespace {
 
 using namespace std::chrono;
 
-caf::error refuse(code c, const std::string& limit, std::string detail, uint64_t observed = 0,
-                  uint64_t max = 0, uint64_t retry_after_ms = 0) {
-  return to_error(rejection{c, limit, observed, max, retry_after_ms, std::move(detail)});
+/// A refusal that no limit made (a bad request, a stop, a cancel): it names no limit key.
+caf::error refuse(code c, std::string detail) {
+  return to_error(rejection::of(c).detail(std::move(detail)));
+}
+
+/// The query's deadline passed; the server sets it from server.query_deadline_ms.
+caf::error past_deadline(std::string detail) {
+  return to_error(rejection::of(code::deadline_exceeded)
+                    .limit("server.query_deadline_ms")
+                    .detail(std::move(detail)));
 }
 
 struct running_query {
@@ -153,20 +160,17 @@ void scan_step(store_self* self) {
   auto& q = it->second;
   if (st.clock->now_ns() > q.deadline_ns) {
     end_query(self, it,
-              refuse(code::deadline_exceeded, "satellite.query",
-                     "the scan did not finish before the query's deadline"),
+              past_deadline("the scan did not finish before the query's deadline; narrow the "
+                            "query (a filter, a shorter time range)"),
               stats);
     schedule_scan(self);
     return;
   }
   auto emit = [&](std::string&& part) { q.outbox.push_back(std::move(part)); };
   if (auto s = q.task->step(*st.log, opts.scan_step_bytes, emit); !s) {
-    // A count with too many groups names its limit; anything else is the store's.
-    end_query(self, it,
-              refuse(s.code(),
-                     s.code() == code::message_too_large ? "query.max_groups" : "satellite.query",
-                     s.message()),
-              stats);
+    // A count with too many groups says so in its message (query.max_groups is the query
+    // language's own bound, no config key); anything else is the store's.
+    end_query(self, it, refuse(s.code(), s.message()), stats);
   } else {
     send_ready(self, it, stats);
   }
@@ -219,18 +223,18 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
     [=](append_atom, append_request& req) -> caf::result<uint64_t> {
       auto& st = self->state;
       if (st.stopping)
-        return refuse(code::shutting_down, "satellite.store", "the satellite is stopping");
+        return refuse(code::shutting_down, "the satellite is stopping");
       auto& values = req.values;
       auto& timestamps = req.timestamps;
       auto& source = req.source;
       auto& ends = req.positions;
       if (values.size() != timestamps.size()
           || (!ends.empty() && ends.size() != std::max<size_t>(values.size(), 1)))
-        return refuse(code::bad_request, "satellite.store",
+        return refuse(code::bad_request,
                       "an append whose events, timestamps and positions do not match");
       if (values.empty()) {
         if (ends.empty())
-          return refuse(code::bad_request, "satellite.store", "an append without events");
+          return refuse(code::bad_request, "an append without events");
         // Lines that made no event (bad, blank), or where a source starts: no batch to
         // ride on, so the hint carries the position; at once for a source's first one,
         // so a restart does not apply start_at_end again.
@@ -271,7 +275,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
       // offers the rest again, and hears of the failure then); none: the failure.
       auto failed = [&](const status& s) -> caf::result<uint64_t> {
         if (taken == 0)
-          return refuse(s.code(), "satellite.store", s.message());
+          return refuse(s.code(), s.message());
         stats->events_stored.fetch_add(taken);
         return uint64_t{taken};
       };
@@ -292,19 +296,22 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
       auto& st = self->state;
       wire::QueryRequest req;
       if (!req.ParseFromString(payload))
-        return refuse(code::bad_request, "satellite.query", "a QueryRequest that does not parse");
+        return refuse(code::bad_request, "a QueryRequest that does not parse");
       if (auto too_long = query::check_text_bytes(req.text().size()))
-        return to_error(*too_long);  // names query.max_text_bytes, not a parse error
+        return to_error(*too_long);  // a too-long text, not a parse error
       auto q = query::parse(req.text());
       if (!q)
-        return refuse(code::bad_request, "satellite.query", "bad query text: " + q.error().message());
+        return refuse(code::bad_request, "bad query text: " + q.error().message());
       if (st.stopping)
-        return refuse(code::shutting_down, "satellite.query", "the satellite is stopping");
+        return refuse(code::shutting_down, "the satellite is stopping");
       if (st.queries.size() >= opts.max_concurrent_queries) {
         stats->queries_refused.fetch_add(1);
-        return refuse(code::too_many_inflight, "satellite.max_concurrent_queries",
-                      "this satellite scans as many queries as it may", st.queries.size() + 1,
-                      opts.max_concurrent_queries, 100);
+        return to_error(rejection::of(code::too_many_inflight)
+                          .limit("satellite.max_concurrent_queries")
+                          .observed(st.queries.size() + 1)
+                          .max(opts.max_concurrent_queries)
+                          .retry_after_ms(100)
+                          .detail("this satellite scans as many queries as it may"));
       }
       auto now = req.now_ms() != 0 ? req.now_ms() : clock->wall_ms();
       auto range = q->resolve_time(now);
@@ -317,7 +324,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
                          opts.batch_max_bytes};
       auto key = store_state::query_key{caf::actor_cast<caf::actor_addr>(self->current_sender()), rid};
       if (st.queries.count(key) != 0)
-        return refuse(code::bad_request, "satellite.query",
+        return refuse(code::bad_request,
                       "request " + std::to_string(rid) + " is already running on this connection");
       running_query rq;
       rq.task = std::make_unique<scan_task>(std::move(*q), range, start, st.log->next_offset(),
@@ -355,7 +362,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
       auto it = self->state.queries.find(
         {caf::actor_cast<caf::actor_addr>(self->current_sender()), rid});
       if (it != self->state.queries.end())
-        end_query(self, it, refuse(code::cancelled, "satellite.query", "the query was cancelled"),
+        end_query(self, it, refuse(code::cancelled, "the query was cancelled"),
                   stats);
     },
     [=](scan_atom) { scan_step(self); },
@@ -395,9 +402,8 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
         auto next = std::next(it);
         if (!it->second.runnable() && now > it->second.deadline_ns)
           end_query(self, it,
-                    refuse(code::deadline_exceeded, "satellite.query",
-                           "the query's reader took too few of its results before the "
-                           "deadline"),
+                    past_deadline("the query's reader took too few of its results before "
+                                  "the deadline; read results as they come"),
                     stats);
         it = next;
       }
@@ -413,7 +419,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
       st.stopping = true;
       while (!st.queries.empty())
         end_query(self, st.queries.begin(),
-                  refuse(code::shutting_down, "satellite.query", "the satellite is stopping"),
+                  refuse(code::shutting_down, "the satellite is stopping"),
                   stats);
       auto synced = st.log->sync();
       if (!synced)

@@ -27,7 +27,7 @@ using adapter_self = limited<wire_request_target::base>;
 /// Parses `payload` as a `Message`: bad UTF-8 names its field (net/wire_text.hpp).
 template <class Message>
 std::optional<rejection> parse_wire(const std::string& payload, Message& out) {
-  if (auto refused = net::check_text_fields(*Message::descriptor(), payload, ""))
+  if (auto refused = net::check_text_fields(*Message::descriptor(), payload))
     return refused;
   if (!out.ParseFromString(payload))
     return rejection::of(code::bad_request)

@@ -13,7 +13,7 @@ std::optional<rejection> check_query_request(std::string_view payload,
   // The text is `bytes` (a query's strings may hold any byte); the other strings must be
   // UTF-8 or protobuf refuses the whole request, and says why only on stderr.
   // Malformed, not over a limit: the refusal names no limit.
-  return net::check_text_fields(*wire::QueryRequest::descriptor(), payload, "");
+  return net::check_text_fields(*wire::QueryRequest::descriptor(), payload);
 }
 
 } // namespace levee::server

@@ -288,6 +288,12 @@ registry_actor::behavior_type registry(registry_self* self, server_options opts,
 
 } // namespace
 
+std::vector<std::string> config_keys() {
+  std::vector<std::string> out;
+  append_keys(out, "server", fields, {"satellite_token", "listen"});
+  return out;
+}
+
 result<server_options> server_from_config(const flat_config& cfg) {
   server_options out;
   if (auto st = read_fields(out, cfg, "server", fields, {"satellite_token", "listen"}); !st)

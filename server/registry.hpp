@@ -52,6 +52,9 @@ struct server_options {
 /// Reads [server] (unknown keys and bad values are errors naming the key).
 result<server_options> server_from_config(const flat_config& cfg);
 
+/// Every key server_from_config accepts (`levee config-keys`).
+std::vector<std::string> config_keys();
+
 /// The server's settings that depend on its listener's: a query's deadline, and how long a
 /// `satellites` request may wait, may not be longer than the deadline of the request that
 /// carries them (net.request_deadline_ms).

@@ -56,7 +56,7 @@ public:
   explicit wire_service(caf::actor_config& cfg) : limited(cfg) {}
   caf::behavior make_behavior() override {
     return {
-      [this](wire_request_atom, const std::string& payload) -> std::string {
+      [](wire_request_atom, const std::string& payload) -> std::string {
         if (payload.rfind("big:", 0) == 0) {
           auto n = std::stoul(payload.substr(4));
           return noise(n, static_cast<uint32_t>(n));
@@ -84,7 +84,7 @@ public:
       },
       [this](cancel_atom, uint64_t tag) {
         if (auto i = streams_.find(tag); i != streams_.end()) {
-          i->second.rp.deliver(to_error(rejection{code::cancelled, "test", 0, 0, 0, "cancelled"}));
+          i->second.rp.deliver(to_error(rejection::of(code::cancelled).detail("cancelled")));
           streams_.erase(i);
         }
       },

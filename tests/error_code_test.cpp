@@ -41,12 +41,27 @@ TEST(ErrorCode, NamesRoundTrip) {
 }
 
 TEST(Rejection, RendersOneReadableLineWithObservedVsMax) {
-  rejection r{code::mailbox_full, "limits.service.mailbox_capacity", 1025, 1024, 10,
-              "the mailbox is full"};
+  rejection r = rejection::of(code::mailbox_full)
+    .limit("limits.service.mailbox_capacity")
+    .observed(1025)
+    .max(1024)
+    .retry_after_ms(10)
+    .detail("the mailbox is full");
   EXPECT_EQ(r.to_string(), "mailbox_full (1): limits.service.mailbox_capacity observed 1025 "
                            "> max 1024, retry after 10 ms: the mailbox is full");
   r.retry_after_ms = 0;
   EXPECT_NE(r.to_string().find("do not retry"), std::string::npos);
+}
+
+TEST(Rejection, ReadsWellWithoutALimit) {
+  // The request itself was refused: no limit key, often no quantity.
+  rejection bad = rejection::of(code::bad_request).detail("the first frame must be a Hello");
+  EXPECT_EQ(bad.to_string(), "bad_request (15): do not retry: the first frame must be a Hello");
+  rejection big = rejection::of(code::message_too_large).observed(5000).max(4096).detail("cut it");
+  EXPECT_EQ(big.to_string(),
+            "message_too_large (2): observed 5000 > max 4096, do not retry: cut it");
+  rejection later = rejection::of(code::unavailable).retry_after_ms(50);
+  EXPECT_EQ(later.to_string(), "unavailable (12): retry after 50 ms");
 }
 
 TEST(Status, OkIsDefaultAndErrorsCarryCodeAndMessage) {

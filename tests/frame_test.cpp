@@ -224,7 +224,12 @@ TEST(Frame, APermitAllowsOneLargerFrameOnce) {
 }
 
 TEST(Frame, RejectsTravelWithEveryField) {
-  rejection r{code::rate_limited, "net.max_msgs_per_sec", 1001, 1000, 12, "slow down"};
+  rejection r = rejection::of(code::rate_limited)
+    .limit("net.max_msgs_per_sec")
+    .observed(1001)
+    .max(1000)
+    .retry_after_ms(12)
+    .detail("slow down");
   EXPECT_EQ(from_wire(to_wire(r)), r);
   wire::Reject future;
   future.set_code(250);

@@ -337,7 +337,12 @@ TEST_F(LimitedActorTest, MessagesToSelfPassTheGate) {
 }
 
 TEST_F(LimitedActorTest, ErrorsRenderAsRejectionLines) {
-  rejection r{code::rate_limited, "limits.svc.rate_msgs_per_sec", 11, 10, 5, "slow down"};
+  rejection r = rejection::of(code::rate_limited)
+    .limit("limits.svc.rate_msgs_per_sec")
+    .observed(11)
+    .max(10)
+    .retry_after_ms(5)
+    .detail("slow down");
   auto err = to_error(r);
   EXPECT_EQ(err.category(), caf::atom("levee"));
   EXPECT_EQ(err.code(), 3);

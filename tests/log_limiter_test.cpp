@@ -14,7 +14,12 @@ TEST(LogLimiter, FloodIsRateLimitedAndSuppressedLinesAreCounted) {
   set_log_sink([&](std::string_view line) { lines.emplace_back(line); });
   manual_clock clock;
   log_limiter log{clock, 5, 2};
-  rejection r{code::mailbox_full, "limits.svc.mailbox_capacity", 11, 10, 10, "full"};
+  rejection r = rejection::of(code::mailbox_full)
+    .limit("limits.svc.mailbox_capacity")
+    .observed(11)
+    .max(10)
+    .retry_after_ms(10)
+    .detail("full");
   for (int i = 0; i < 1000; ++i)
     log.report("svc", r);
   ASSERT_EQ(lines.size(), 2u);

@@ -96,12 +96,12 @@ TEST(QueryLimits, ATextOverMaxTextBytesIsMessageTooLargeNamingTheLimit) {
   auto r = check_text_bytes(2 * 1024 * 1024);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->code, code::message_too_large);
-  EXPECT_EQ(r->limit, "query.max_text_bytes");
+  EXPECT_EQ(r->limit, "");  // the query language's own bound, not a config key
   EXPECT_EQ(r->observed, 2u * 1024 * 1024);
   EXPECT_EQ(r->max, 4096u);
   EXPECT_EQ(r->retry_after_ms, 0u);
   EXPECT_EQ(r->to_string(),
-            "message_too_large (2): query.max_text_bytes observed 2097152 > max 4096, do not "
+            "message_too_large (2): observed 2097152 > max 4096, do not "
             "retry: the query text is longer than a query may be; shorten the query (fewer or "
             "shorter terms)");
   query_limits small;

@@ -123,10 +123,10 @@ TEST(SegmentLog, TruncationAtEveryByteOfTheLastBatchRecoversThePrefix) {
   uint64_t end_of_second = 0, end_of_third = 0;
   {
     auto log = segment_log::open(options(dir.path));
-    (*log)->append(make_batch(0, 5));
-    (*log)->append(make_batch(5, 5));
+    ASSERT_TRUE((*log)->append(make_batch(0, 5)));
+    ASSERT_TRUE((*log)->append(make_batch(5, 5)));
     end_of_second = fs::file_size(only_segment(dir.path));
-    (*log)->append(make_batch(10, 5));
+    ASSERT_TRUE((*log)->append(make_batch(10, 5)));
     end_of_third = fs::file_size(only_segment(dir.path));
   }
   auto original = only_segment(dir.path);
@@ -159,7 +159,7 @@ TEST(SegmentLog, SingleBitFlipsAnywhereAreDetected) {
     auto log = segment_log::open(options(dir.path));
     for (int b = 0; b < 3; ++b) {
       auto batch = make_batch(b * 4, 4, 20);
-      (*log)->append(batch);
+      ASSERT_TRUE((*log)->append(batch));
       all.insert(all.end(), batch.begin(), batch.end());
       if (b == 1)
         end_of_second = fs::file_size(only_segment(dir.path));
@@ -403,7 +403,7 @@ TEST(SegmentLog, AZeroFilledTailIsATornWrite) {
   uint64_t good = 0;
   {
     auto log = segment_log::open(options(dir.path));
-    (*log)->append(make_batch(0, 5));
+    ASSERT_TRUE((*log)->append(make_batch(0, 5)));
     good = fs::file_size(only_segment(dir.path));
   }
   fs::resize_file(only_segment(dir.path), good + 300);  // zeros, as after a crash
@@ -420,7 +420,7 @@ TEST(SegmentLog, AMissingSegmentIsAnErrorNotAGap) {
   {
     auto log = segment_log::open(opts);
     for (int b = 0; b < 10; ++b)
-      (*log)->append(make_batch(b * 5, 5, 100));
+      ASSERT_TRUE((*log)->append(make_batch(b * 5, 5, 100)));
   }
   auto files = files_with(dir.path, ".log");
   ASSERT_GE(files.size(), 3u);
@@ -715,7 +715,7 @@ TEST(SegmentLog, RecoveryReportsProgress) {
   {
     auto log = segment_log::open(opts);
     for (int b = 0; b < 10; ++b)
-      (*log)->append(make_batch(b * 5, 5, 200));
+      ASSERT_TRUE((*log)->append(make_batch(b * 5, 5, 200)));
   }
   std::vector<std::pair<uint64_t, uint64_t>> calls;
   opts.on_progress = [&](uint64_t done, uint64_t total) { calls.emplace_back(done, total); };

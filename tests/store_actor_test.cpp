@@ -212,7 +212,7 @@ TEST_P(StoreActorTest, AParkedQueryEndsAtItsDeadlineOnTheStoresClock) {
   advance(200);
   ASSERT_TRUE(out.refused.has_value());
   EXPECT_EQ(out.refused->code, code::deadline_exceeded);
-  EXPECT_EQ(out.refused->limit, "satellite.query");
+  EXPECT_EQ(out.refused->limit, "server.query_deadline_ms");
   EXPECT_FALSE(out.summary.has_value());
   EXPECT_EQ(out.batches.size(), 1u);
   EXPECT_EQ(stats->queries_running.load(), 0u);

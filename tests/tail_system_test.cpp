@@ -248,7 +248,8 @@ protected:
       admin_ = std::make_unique<client>(o);
     }
     if (!admin_->connected())
-      admin_->connect_with_backoff(2s);
+      if (auto st = admin_->connect_with_backoff(2s); !st)
+        ADD_FAILURE() << "the admin client cannot connect: " << st.to_string();
     return *admin_;
   }
 
