@@ -5,8 +5,8 @@
 // Built with named fields, so a call site says what each number is:
 //   rejection::of(code::too_many_inflight).limit("server.max_queries")
 //       .observed(running + 1).max(cap).retry_after_ms(100).detail("...")
-// Prefer it to positional braces: six fields in a row is how an observed value ends up
-// in `max`.
+// There is no positional constructor: six fields in a row is how an observed value ends
+// up in `max`.
 
 #include <cstdint>
 #include <string>
@@ -18,6 +18,8 @@ namespace levee {
 class rejection_builder;
 
 struct rejection {
+  rejection() noexcept {}  // user-provided: no positional aggregate initialization
+
 
   levee::code code = code::bad_request;
   /// The config key of the limit that refused, e.g. `service.mailbox_capacity`; empty when
