@@ -336,10 +336,9 @@ void relay_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
       partial.push_back(std::move(g));
     }
     if (auto s = st.counts->merge(partial); !s) {
-      auto refused = rejection::of(s.code()).detail(s.message());
-      if (s.code() == code::message_too_large)  // query/'s bound, as the satellites name it
-        refused.limit("query.max_groups");
-      fail(self, stats, to_error(refused));
+      // query/'s fixed bound on count groups, not a config key: its message names it, and
+      // the refusal names no limit (as the satellites' own refusal does).
+      fail(self, stats, to_error(rejection::of(s.code()).detail(s.message())));
     }
     return;
   }
