@@ -1,5 +1,5 @@
 #pragma once
-// The actor gate (DESIGN.md gate 2): the admission decision for one limited actor, made at
+// The actor gate (ARCHITECTURE.md "The three gates", gate 2): the admission decision for one limited actor, made at
 // enqueue time in the sender's thread, in O(1): message size cap, per-requester in-flight
 // bound, mailbox bound (messages and bytes), message rate, byte rate, node budget — in
 // that order; what the earlier checks reserved is given back when a later one refuses, so

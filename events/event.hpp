@@ -3,7 +3,7 @@
 // event with a timestamp and flat, typed fields (nested objects are flattened with dots:
 // {"http":{"status":200}} -> field "http.status"). Plain C++, no CAF.
 //
-// The timestamp is not a field: queries name it `ts` (DESIGN.md "Queries").
+// The timestamp is not a field: queries name it `ts` (query/QUERY.md).
 
 #include <cstdint>
 #include <string>

@@ -1,5 +1,5 @@
 #pragma once
-// The stable, numbered error codes of Levee (DESIGN.md "Principle"). Numbers never change;
+// The stable, numbered error codes of Levee (ARCHITECTURE.md "Refusals"). Numbers never change;
 // new codes are appended. Plain C++: the CAF integration lives in actors/caf_error.hpp.
 
 #include <cstdint>
@@ -54,7 +54,7 @@ enum class code : uint8_t {
 /// The highest code number in use; arrays indexed by code have `max_code_number + 1` slots.
 constexpr uint8_t max_code_number = 20;
 
-/// The code's name as in DESIGN.md (`mailbox_full`), or "unknown" for a number not in use.
+/// The code's name (`mailbox_full`, ARCHITECTURE.md "Refusals"), or "unknown" for a number not in use.
 std::string_view to_string(code c) noexcept;
 
 /// Parses a name (`rate_limited`) back into a code.

@@ -1,5 +1,5 @@
 #pragma once
-// The node-wide budget of bytes queued in limited mailboxes (DESIGN.md gate 3), so that
+// The node-wide budget of bytes queued in limited mailboxes (ARCHITECTURE.md "The three gates", gate 3), so that
 // thousands of actors each within their own bound cannot exhaust memory together.
 
 #include <atomic>

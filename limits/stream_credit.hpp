@@ -1,5 +1,5 @@
 #pragma once
-// Credit for streamed answers (DESIGN.md "Flow control"): the consumer of a stream grants
+// Credit for streamed answers (ARCHITECTURE.md "Flow control"): the consumer of a stream grants
 // credit in batches and bytes, and the producer sends a batch only while it holds some.
 // One rule everywhere a stream is paced — a query's rows, and later stream deliveries and
 // replica fetches — on the wire (Request.credit_*, Credit frames: net/PROTOCOL.md) and

@@ -1,6 +1,6 @@
 #pragma once
 // The limits of one listener, read from the [net] section (defaults in
-// limits/defaults.hpp). These are the limits of the connection gate (DESIGN.md gate 1),
+// limits/defaults.hpp). These are the limits of the connection gate (ARCHITECTURE.md "The three gates", gate 1),
 // advertised to every client in the Hello.
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 #pragma once
-// The query language over events (QUERY.md; DESIGN.md "Satellites and the proxy"):
+// The query language over events (QUERY.md; ARCHITECTURE.md "Satellites and the server"):
 //
 //   where level == "ERROR" and user != "bot" since 15m limit 100 fields ts,user,msg
 //   count by user since 1h

@@ -1,5 +1,5 @@
 #pragma once
-// A satellite (DESIGN.md "Satellites and the proxy"): sources that collect events, a store
+// A satellite (ARCHITECTURE.md "Satellites and the server"): sources that collect events, a store
 // (its own segment log with retention) that also runs queries, and an agent that dials out
 // to the server over one connection, registers, heartbeats and reconnects with backoff.
 // Every actor here is a limited actor with its kind's limits from config: "store",

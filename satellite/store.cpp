@@ -41,7 +41,7 @@ struct running_query {
   wire_stream_sink connection;
   caf::typed_response_promise<std::string> rp;
   int64_t deadline_ns;  // on the store's clock
-  // Flow control (DESIGN.md "Flow control"): batches go to the connection only within the
+  // Flow control (ARCHITECTURE.md "Flow control"): batches go to the connection only within the
   // credit it lent; what a scan step made beyond it waits here, and the scan does not go
   // on until it has left. A query whose reader is slow pauses; the others go on.
   stream_credit credit;

@@ -53,7 +53,7 @@ struct query_run {
   bool limit_reached = false;  // rows beyond the limit are dropped until the end
   bool ending = false;    // the satellites are done (or cut off); the outbox drains, then the end
   bool finished = false;  // answered
-  // Flow control (DESIGN.md "Flow control"): the satellites send into a window of
+  // Flow control (ARCHITECTURE.md "Flow control"): the satellites send into a window of
   // server.query_window_bytes (and _batches) the proxyer lends them, the client's credit
   // decides what leaves it. What the client has not taken waits in the outbox; a client
   // that reads slowly slows its own query's satellites, nothing else.

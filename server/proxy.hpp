@@ -1,5 +1,5 @@
 #pragma once
-// The query path on the server (DESIGN.md "Satellites and the proxy"): a router, exposed
+// The query path on the server (ARCHITECTURE.md "Satellites and the server"): a router, exposed
 // as the wire target "query", that checks a query and the limits on queries, then one
 // proxyer actor per query that forwards it to one satellite (by id) or fans it out to the
 // healthy satellites a label selector matches, relays their batches to the client in

@@ -1,4 +1,4 @@
-// Backpressure at the connection gate, over real TCP on 127.0.0.1 (DESIGN.md "Flow
+// Backpressure at the connection gate, over real TCP on 127.0.0.1 (ARCHITECTURE.md "Flow
 // control"): a slow reader gets exactly the frames produced, in order, whatever its
 // reading pace; a peer that never reads costs bounded memory; connections opened and
 // closed leave nothing behind; streamed answers are paced by the credit their reader

@@ -1,5 +1,5 @@
 // Satellites, the server and the proxy as real `levee node` processes on 127.0.0.1
-// (DESIGN.md "Satellites and the proxy"): registration, heartbeats and state changes, exact
+// (ARCHITECTURE.md "Satellites and the server"): registration, heartbeats and state changes, exact
 // query results over known data, fan-out merges, every query limit's refusal with its
 // code, a satellite killed mid-query, a server restart, bad query text, bad config, JSON
 // lines that do not parse, SIGTERM and cancel.
@@ -1859,7 +1859,7 @@ TEST_F(SystemTest, LeveeStatsPrintsTheReplysFieldsAsTextAndAsJson) {
 }
 
 
-// -- flow control: big answers, slow readers (DESIGN.md "Flow control") --------------------
+// -- flow control: big answers, slow readers (ARCHITECTURE.md "Flow control") --------------------
 
 /// `count` JSON lines of about 200 bytes each (n = 0..count-1), for answers of many MiB.
 std::string wide_lines(size_t count) {
