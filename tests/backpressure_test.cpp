@@ -418,7 +418,13 @@ TEST_F(BackpressureTest, RefusalsCountAgainstTheWriteBound) {
   // Half of 8 MiB of ~150-byte Rejects, and what the kernel's buffers took: ~50,000.
   EXPECT_LT(frames_read, 200'000u) << "the node kept reading a peer that reads nothing";
   EXPECT_LT(sent, 100u << 20);
-  EXPECT_EQ(ctx->stats.input_paused_for_slow_reader.load(), 1u);
+  // Paused at least once. More than once is allowed: after the first pause the kernel may
+  // still take queued bytes (its send buffer grows), which brings the wait below the mark
+  // and lets a few more requests in before the next pause; each resume needs bytes the
+  // kernel took, so a peer that reads nothing sees a handful at most.
+  auto pauses = ctx->stats.input_paused_for_slow_reader.load();
+  EXPECT_GE(pauses, 1u);
+  EXPECT_LE(pauses, 8u);
 }
 
 // Every frame counts against net.max_write_buffer_bytes: a peer that asks for big answers
