@@ -27,15 +27,24 @@ struct has_size_bytes : std::false_type {};
 template <class T>
 struct has_size_bytes<T, std::void_t<decltype(std::declval<const T&>().size_bytes())>>
   : std::true_type {};
+
+template <class T, class = void>
+struct has_byte_size_long : std::false_type {};
+template <class T>
+struct has_byte_size_long<T, std::void_t<decltype(std::declval<const T&>().ByteSizeLong())>>
+  : std::true_type {};
 } // namespace detail
 
-/// Makes messages carrying a `T` count `x.size_bytes()` (or sizeof(T)) for it. Call at
-/// start-up, before actors exchange `T`; at most 64 types.
+/// Makes messages carrying a `T` count `x.size_bytes()`, or for a protobuf message
+/// `x.ByteSizeLong()` (its encoded size), or else sizeof(T), for it. Call at start-up,
+/// before actors exchange `T`; at most 64 types.
 template <class T>
 void register_payload_type() {
   detail::register_payload_size(typeid(T), [](const void* p) -> uint64_t {
     if constexpr (detail::has_size_bytes<T>::value)
       return static_cast<uint64_t>(static_cast<const T*>(p)->size_bytes());
+    else if constexpr (detail::has_byte_size_long<T>::value)
+      return static_cast<uint64_t>(static_cast<const T*>(p)->ByteSizeLong());
     else
       return sizeof(T);
   });

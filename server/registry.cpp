@@ -383,6 +383,11 @@ satellite_routes::lookup(const wire::QueryRequest& q) const {
 
 registry_actor spawn_registry(caf::actor_system& sys, runtime& rt, placement where,
                               server_options opts, std::shared_ptr<satellite_routes> routes) {
+  // Registrations and heartbeats reach the registry parsed; its gate counts them by their
+  // encoded size (labels, store stats), as it counted the bytes they arrived as, not as
+  // an unknown 16-byte element that would slip past the mailbox's byte bound.
+  register_payload_type<wire::Register>();
+  register_payload_type<wire::Heartbeat>();
   return spawn_limited_fun(sys, rt, "registry", where, registry, std::move(opts),
                            std::move(routes), &rt.clock());
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/message_size.hpp"
 #include "server/registry.hpp"
 #include "tests/deterministic_system.hpp"
 
@@ -211,6 +212,24 @@ TEST_P(RegistryActorTest, AHeldListIsAnsweredAtTheEndOfItsWait) {
   EXPECT_EQ(out.lists[1].version(), version);  // nothing moved: the same list
   EXPECT_EQ(out.lists[1].satellites(0).since_heartbeat_ms(), 1'500u);
   expect_placement();
+}
+
+// Registrations and heartbeats reach the registry parsed; its gate must count them by
+// their encoded size (4 KiB of labels is 4 KiB against the mailbox's byte bound), not as
+// an unknown 16-byte element.
+TEST_P(RegistryActorTest, RegistrationsAndHeartbeatsCountTheirEncodedSizeAtTheGate) {
+  start_registry();
+  wire::Register reg;
+  reg.set_satellite_id("sat-a");
+  (*reg.mutable_labels())["big"] = std::string(4096, 'x');
+  auto r = message_bytes(caf::make_message(register_atom::value, reg).content());
+  EXPECT_GE(r, reg.ByteSizeLong());
+  EXPECT_LT(r, reg.ByteSizeLong() + 64);
+  wire::Heartbeat hb;
+  hb.set_satellite_id(std::string(2048, 'y'));
+  auto h = message_bytes(caf::make_message(heartbeat_atom::value, hb).content());
+  EXPECT_GE(h, hb.ByteSizeLong());
+  EXPECT_LT(h, hb.ByteSizeLong() + 64);
 }
 
 TEST_P(RegistryActorTest, RefusalsNameTheKeyThatRefusedOrNone) {
