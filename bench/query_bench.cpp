@@ -93,7 +93,7 @@ namespace fs = std::filesystem;
 constexpr size_t request_bytes = 100;   // about a query's text
 constexpr size_t answer_bytes = 1024;   // one ~1 KiB row
 constexpr int warmup_requests = 500;
-constexpr int sequential_requests = 5000;
+int sequential_requests = 5000;       // --requests N (to profile a longer run)
 constexpr int window = 64;              // requests in flight for the throughput figure
 constexpr auto throughput_time = milliseconds(2000);
 constexpr auto watchdog_seconds = 150;  // the whole bench, whatever hangs
@@ -1340,6 +1340,8 @@ void print(const char* name, const std::optional<figures>& f) {
 int main(int argc, char** argv) {
   std::string levee_binary = default_levee_binary();
   int cpu = -1;
+  // One path only, to profile or trace it: levee, levee-sleeping, raw, raw-polling; no ratios.
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--levee" && i + 1 < argc) {
@@ -1348,8 +1350,16 @@ int main(int argc, char** argv) {
       levee_binary = a.substr(8);
     } else if (a == "--cpu" && i + 1 < argc && std::isdigit(static_cast<unsigned char>(argv[i + 1][0]))) {
       cpu = std::atoi(argv[++i]);
+    } else if (a == "--only" && i + 1 < argc
+               && std::string{" levee levee-sleeping raw raw-polling "}.find(
+                    " " + std::string{argv[i + 1]} + " ") != std::string::npos) {
+      only = argv[++i];
+    } else if (a == "--requests" && i + 1 < argc && std::atoi(argv[i + 1]) > 0) {
+      sequential_requests = std::atoi(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: query_bench [--levee PATH] [--cpu N]   (default: %s, all CPUs)\n",
+      std::fprintf(stderr,
+                   "usage: query_bench [--levee PATH] [--cpu N] [--only levee|levee-sleeping|raw|raw-polling] [--requests N]   "
+                   "(default: %s, all CPUs, every path)\n",
                    levee_binary.c_str());
       return a == "--help" || a == "-h" ? 0 : 2;
     }
@@ -1395,6 +1405,15 @@ int main(int argc, char** argv) {
               levee_query_text, sequential_requests, warmup_requests,
               static_cast<long long>(throughput_time.count()));
   std::fflush(stdout);
+  if (!only.empty()) {
+    std::optional<figures> f;
+    if (only == "raw" || only == "raw-polling")
+      f = run_raw(only == "raw" ? microseconds{0} : levee_poll_window);
+    else
+      f = run_levee(levee_binary, nullptr, only == "levee-sleeping");
+    print(only.c_str(), f);
+    return f ? 0 : 1;
+  }
   auto raw = run_raw(microseconds{0});
   auto raw_polling = run_raw(levee_poll_window);
   auto nats = run_nats();
