@@ -57,6 +57,8 @@ namespace {
 
 using namespace std::chrono;
 namespace fs = std::filesystem;
+using levee::bench::default_levee_binary;
+using levee::bench::last_line;
 using levee::bench::percentile;
 
 constexpr auto answer_bound = seconds(10);  // a server that takes longer "hung"
@@ -94,16 +96,7 @@ extern "C" void on_fatal_signal(int sig) {
     const char msg[] = "fleet_bench: watchdog expired; server hung or the run too long: killed\n";
     ::write(2, msg, sizeof msg - 1);
   }
-  if (temp_dir_for_signal[0] != '\0') {
-    char rm[] = "/bin/rm", flags[] = "-rf";
-    char* argv[] = {rm, flags, temp_dir_for_signal, nullptr};
-    if (auto pid = ::fork(); pid == 0) {
-      ::execv(rm, argv);
-      ::_exit(127);
-    } else if (pid > 0) {
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
+  levee::bench::remove_dir_from_signal(temp_dir_for_signal);
   ::_exit(128 + sig);
 }
 
@@ -135,15 +128,6 @@ std::optional<int> exited(pid_t pid) {
   if (::waitpid(pid, &st, WNOHANG) != pid)
     return std::nullopt;
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-std::string last_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (!line.empty())
-      last = line;
-  return last.empty() ? "(no output)" : last;
 }
 
 /// VmRSS of `pid` in bytes (0 if unknown).
@@ -228,6 +212,14 @@ std::string write_config(const std::string& dir, uint16_t port, size_t n, const 
 std::optional<double> timed_request(levee::client& c, const char* target, const std::string& payload,
                                     std::string& why) {
   auto start = steady_clock::now();
+  if (!c.connected()) {
+    // The server closed an idle client (net.idle_timeout_ms) while the fleet registered.
+    if (auto st = c.connect_with_backoff(answer_bound); !st) {
+      why = st.to_string();
+      return std::nullopt;
+    }
+    start = steady_clock::now();
+  }
   auto r = c.request(target, payload, answer_bound);
   if (!r.ok()) {
     why = r.rejected ? r.rejected->to_string() : "no answer";
@@ -239,6 +231,11 @@ std::optional<double> timed_request(levee::client& c, const char* target, const 
 /// A fan-out read to its end: its time in ms and rows, or nullopt (with `why`).
 std::optional<double> timed_fan_out(levee::client& c, const levee::wire::QueryRequest& q,
                                     uint64_t& rows, std::string& why) {
+  if (!c.connected())
+    if (auto st = c.connect_with_backoff(answer_bound); !st) {
+      why = st.to_string();
+      return std::nullopt;
+    }
   auto start = steady_clock::now();
   uint64_t id = 0;
   if (auto refused = c.send_stream_request("query", q.SerializeAsString(), id)) {
@@ -268,6 +265,11 @@ std::optional<double> timed_fan_out(levee::client& c, const levee::wire::QueryRe
 /// server did not answer.
 std::optional<size_t> disconnected_among(levee::client& c, const std::vector<std::string>& ids,
                                          std::string& why) {
+  if (!c.connected())
+    if (auto st = c.connect_with_backoff(answer_bound); !st) {
+      why = st.to_string();
+      return std::nullopt;
+    }
   auto r = c.request("satellites", levee::wire::SatellitesRequest{}.SerializeAsString(),
                      answer_bound);
   if (!r.ok()) {
@@ -353,20 +355,27 @@ figures run_size(size_t n, const options& o) {
   levee::fleet::fleet sim{fo};
   auto t0 = steady_clock::now();
   sim.connect(n, o.concurrency);
-  auto reg_bound = seconds(std::max<uint64_t>(120, n / 100));
+  auto reg_bound = seconds(std::max<uint64_t>(120, n / 50));
   bool all = sim.wait_registered(n, reg_bound);
   f.register_s = duration<double>(steady_clock::now() - t0).count();
   f.registered = sim.stats().registered;
   f.registrations_per_s = static_cast<double>(f.registered) / f.register_s;
   std::string why;
+  // The client sat idle while the fleet registered: the server may have closed it
+  // (net.idle_timeout_ms) without its knowing. A fresh connection.
+  c.close();
+  if (auto st = c.connect_with_backoff(answer_bound); !st)
+    return hung("connecting a client after the registration", st.to_string());
   if (!all) {
     if (!timed_request(c, "satellites", levee::wire::SatellitesRequest{}.SerializeAsString(), why))
       return hung("the fleet registered (" + std::to_string(f.registered) + " of "
                     + std::to_string(n) + ")",
                   why);
+    auto fs = sim.stats();
     f.failure = "only " + std::to_string(f.registered) + " of " + std::to_string(n)
-                + " registered within " + std::to_string(reg_bound.count())
-                + " s (last refusal: " + sim.stats().last_reject + ")";
+                + " registered within " + std::to_string(reg_bound.count()) + " s ("
+                + std::to_string(fs.dials) + " dials, " + std::to_string(fs.closed_by_server)
+                + " connections closed by the server; last refusal: " + fs.last_reject + ")";
     kill_server();
     return f;
   }
@@ -563,14 +572,6 @@ void print_json(const std::vector<figures>& all, const options& o) {
   std::printf("]}\n");
 }
 
-std::string default_levee_binary() {
-  std::error_code ec;
-  auto self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec)
-    return "apps/levee";
-  return (self.parent_path().parent_path() / "apps" / "levee").string();
-}
-
 bool parse_count(const char* text, uint64_t& out) {
   char* end = nullptr;
   errno = 0;
@@ -622,7 +623,7 @@ int main(int argc, char** argv) {
     sizes.push_back(o.max);  // --max itself, when it is not one of the three
   if (watchdog_s == 0)
     for (auto n : sizes)  // generous: a hung step is caught by its own bound first
-      watchdog_s += 120 + n / 100 + disconnect_after * o.heartbeat_ms / 1000 + 60;
+      watchdog_s += 120 + n / 50 + disconnect_after * o.heartbeat_ms / 1000 + 60;
   std::signal(SIGPIPE, SIG_IGN);
   for (int s : {SIGINT, SIGTERM, SIGALRM, SIGHUP})
     std::signal(s, on_fatal_signal);

@@ -116,6 +116,34 @@ std::string capture_stacks(pid_t pid) {
   return "stacks of every thread in " + path + "; key frames:\n" + key_frames(out);
 }
 
+/// utime + stime of `pid` in seconds (/proc/<pid>/stat), or a negative number.
+double cpu_seconds(pid_t pid) {
+  auto text = test::read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = text.rfind(')');
+  if (close == std::string::npos)
+    return -1;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int f = 3; f <= 15 && rest >> field; ++f)
+    if (f == 14 || f == 15)
+      ticks += std::strtod(field.c_str(), nullptr);
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+/// The server's CPU share over two seconds: ~0 for a deadlock, high for an overload.
+std::string cpu_share(pid_t pid) {
+  auto before = cpu_seconds(pid);
+  std::this_thread::sleep_for(2s);  // the sampling window
+  auto after = cpu_seconds(pid);
+  if (before < 0 || after < 0)
+    return "its CPU share is unknown";
+  char text[96];
+  std::snprintf(text, sizeof text, "it used %.0f%% of a CPU over 2 s (about 0: a deadlock)",
+                (after - before) * 50);
+  return text;
+}
+
 /// The server's view from `levee satellites --json`: id -> state, and how long it took.
 struct listing {
   std::map<std::string, std::string> state;
@@ -315,8 +343,9 @@ protected:
   /// The server did not answer in time (`hung`), or a step did not complete: its stacks,
   /// then SIGKILL; the failure says where.
   void server_hung(const std::string& while_doing, bool hung, const std::string& why) {
-    std::string stacks = server_.proc.running() ? capture_stacks(server_.proc.pid())
-                                                : "(the server is not running)";
+    std::string stacks = server_.proc.running()
+                           ? cpu_share(server_.proc.pid()) + "; " + capture_stacks(server_.proc.pid())
+                           : "(the server is not running)";
     server_.proc.kill_and_reap();
     server_pid_ = 0;
     ADD_FAILURE() << (hung ? "server hung (" : "failed (") << why << ") while " << while_doing
