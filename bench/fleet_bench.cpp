@@ -312,8 +312,14 @@ figures run_size(size_t n, const options& o) {
   auto pid = spawn({o.levee, "node", "--config", config}, log);
   server_pid = pid;
   auto hung = [&](const std::string& what, const std::string& why) {
+    // Its CPU share tells a deadlock (about 0) from an overload.
+    auto before = cpu_seconds(pid);
+    std::this_thread::sleep_for(seconds(2));  // the sampling window
+    char share[48];
+    std::snprintf(share, sizeof share, "%.0f%%", (cpu_seconds(pid) - before) * 50);
     f.failure = "server hung (no answer within " + std::to_string(answer_bound.count())
-                + " s) while " + what + ": " + why;
+                + " s) while " + what + ": " + why + "; it used " + share
+                + " of a CPU over the next 2 s (about 0: a deadlock)";
     kill_server();
     return f;
   };

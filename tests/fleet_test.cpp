@@ -82,7 +82,7 @@ std::string key_frames(const std::string& stacks) {
     if (line.rfind("Thread ", 0) == 0) {
       out += line.substr(0, 100) + "\n";
       frames = 0;
-    } else if (line.rfind("#", 0) == 0 && frames < 8) {
+    } else if (line.rfind("#", 0) == 0 && frames < 14) {
       ++frames;
       // Keep the function, drop the argument lists: "#3 0x... in caf::foo (...) at f.cpp:12".
       auto num_end = line.find(' ');

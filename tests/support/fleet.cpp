@@ -105,6 +105,7 @@ struct fleet::impl {
   size_t start_until = 0;
   size_t concurrency = 1;
   size_t handshakes = 0;     // satellites between dial and RegisterAck
+  bool starting = false;     // in start_more()
   int ep = -1;
   int wake_fd = -1;
   std::atomic<bool> stopping{false};
@@ -171,11 +172,17 @@ struct fleet::impl {
   }
 
   void start_more() {
+    // A dial that fails at once frees its slot from inside this loop: the loop takes it,
+    // rather than a call per failure nesting one inside the other (100,000 deep at EMFILE).
+    if (starting)
+      return;
+    starting = true;
     while (handshakes < concurrency && start_next < start_until) {
       auto i = start_next++;
       if (sats[i].state == sat_state::idle)
         dial(i);
     }
+    starting = false;
   }
 
   /// Closes satellite i's connection. `by_server`: the server closed it (or it failed);
@@ -186,6 +193,7 @@ struct fleet::impl {
       ::close(s.fd);  // leaves the epoll set with it
       s.fd = -1;
     }
+    bool was_connected = s.counted_connected;
     if (s.counted_connected) {
       --st.connected;
       s.counted_connected = false;
@@ -199,7 +207,7 @@ struct fleet::impl {
     s.out_pos = 0;
     s.want_out = false;
     s.queries.clear();
-    if (by_server && !s.killed) {
+    if (by_server && !s.killed && was_connected) {
       ++st.closed_by_server;
       s.closed_by_server_at = clock_type::now();
     }
