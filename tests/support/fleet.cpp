@@ -708,18 +708,22 @@ std::string fleet::raise_fd_limit(uint64_t fds) {
     return {};
   auto wanted = rl;
   wanted.rlim_cur = std::min<rlim_t>(fds, rl.rlim_max);
+  std::string hard_refused;
   if (rl.rlim_max < fds) {
-    // Beyond the hard limit only a privileged process (root, CAP_SYS_RESOURCE) may go.
+    // Beyond the hard limit only a privileged process (CAP_SYS_RESOURCE) may go.
     rlimit up{fds, fds};
     if (::setrlimit(RLIMIT_NOFILE, &up) == 0)
       return {};
+    hard_refused = std::string(" (raising it: ") + std::strerror(errno)
+                   + ", this process lacks CAP_SYS_RESOURCE)";
   }
   if (::setrlimit(RLIMIT_NOFILE, &wanted) != 0)
     return std::string("setrlimit(RLIMIT_NOFILE): ") + std::strerror(errno);
   if (wanted.rlim_cur < fds)
-    return "RLIMIT_NOFILE is " + std::to_string(wanted.rlim_cur) + " (its hard limit) and "
-           + std::to_string(fds) + " descriptors are needed: raise the hard limit (ulimit -Hn, "
-           + "limits.conf) or run as root";
+    return "RLIMIT_NOFILE is " + std::to_string(wanted.rlim_cur) + " (its hard limit"
+           + hard_refused + ") and " + std::to_string(fds)
+           + " descriptors are needed: raise the hard limit (ulimit -Hn as root, limits.conf, "
+           + "the container's nofile) or run with CAP_SYS_RESOURCE";
   return {};
 }
 

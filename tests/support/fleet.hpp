@@ -106,7 +106,7 @@ public:
   fleet& operator=(const fleet&) = delete;
 
   /// RLIMIT_NOFILE raised so that this process can hold `fds` descriptors: the soft limit
-  /// up to the hard one, and the hard one too where the process may (root). The
+  /// up to the hard one, and the hard one too where the process may (CAP_SYS_RESOURCE). The
   /// processes it starts afterwards (a server) inherit it. An empty string when it holds;
   /// otherwise what was missing and what to do.
   static std::string raise_fd_limit(uint64_t fds);
