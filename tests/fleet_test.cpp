@@ -81,17 +81,19 @@ struct server_process {
   uint16_t port = 0;
 };
 
-/// The key frames of every thread: the first frames of each, from gdb's full output.
+/// The key frames of every thread, from gdb's full output: its first three, then those in
+/// Levee's own sources (" at ../"), at most twelve in all.
 std::string key_frames(const std::string& stacks) {
   std::istringstream in(stacks);
   std::string line, out;
-  int frames = 0;
+  int frames = 0, kept = 0;
   while (std::getline(in, line)) {
     if (line.rfind("Thread ", 0) == 0) {
       out += line.substr(0, 100) + "\n";
-      frames = 0;
-    } else if (line.rfind("#", 0) == 0 && frames < 14) {
-      ++frames;
+      frames = kept = 0;
+    } else if (line.rfind("#", 0) == 0 && kept < 12
+               && (frames++ < 3 || line.find(" at ../") != std::string::npos)) {
+      ++kept;
       // Keep the function, drop the argument lists: "#3 0x... in caf::foo (...) at f.cpp:12".
       auto num_end = line.find(' ');
       auto in_pos = line.find(" in ");
