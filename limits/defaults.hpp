@@ -108,8 +108,16 @@ constexpr uint64_t net_stream_credit_bytes = 4 * MiB;
 /// quarter of the write mark), whatever its peer granted: what one stream may put in the
 /// connection's buffer.
 constexpr uint64_t net_stream_lend_batches = 16;
-/// connections per node: a flood is refused with too_many_connections.
-constexpr uint64_t net_max_connections = 1024;
+/// connections per node, every peer together: a flood is refused with
+/// too_many_connections. Room for the default fleet (server.max_satellites, 4096) and the
+/// reserve below. Each connection is a file descriptor: the node raises its open-file
+/// limit to fit (and warns when the hard limit does not allow it).
+constexpr uint64_t net_max_connections = 4096 + 64;
+/// of those, connections only peers that are not satellites may hold (operators'
+/// `levee satellites`, `levee query`, clients): a full fleet never locks them out.
+/// Satellites (the peers whose Hello says so) hold at most net.max_connections minus
+/// this. 64 is more operators and dashboards than one server sees at once.
+constexpr uint64_t net_reserved_connections = 64;
 /// ms from accept to a valid Hello.
 constexpr uint64_t net_handshake_timeout_ms = 5'000;
 /// ms without a complete frame before a Ping; as long again without one closes.

@@ -44,6 +44,20 @@ void server_context::connection_closed() noexcept {
   stats.connections_open.fetch_sub(1);
 }
 
+bool server_context::try_open_satellite() noexcept {
+  auto max = max_satellite_connections();
+  auto cur = stats.satellite_connections.load();
+  do {
+    if (cur >= max)
+      return false;
+  } while (!stats.satellite_connections.compare_exchange_weak(cur, cur + 1));
+  return true;
+}
+
+void server_context::satellite_closed() noexcept {
+  stats.satellite_connections.fetch_sub(1);
+}
+
 void server_context::add_connection(const caf::actor& conn) {
   std::lock_guard<std::mutex> guard{connections_mtx_};
   connections_[conn.id()] = conn;
@@ -166,7 +180,7 @@ caf::behavior acceptor(levee::broker* self, std::shared_ptr<server_context> ctx,
     [=](const caf::io::new_connection_msg& msg) {
       // A refused connection still gets a broker: it sends the Reject and closes.
       auto role = ctx->try_open_connection() ? conn_role::accepted : conn_role::refused;
-      self->fork(connection, msg.handle, ctx, role, caf::actor{}, std::string{});
+      self->fork(connection, msg.handle, ctx, role, caf::actor{}, std::string{}, false);
     },
     [=](const caf::io::acceptor_closed_msg&) { self->quit(); },
   };
