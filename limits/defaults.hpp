@@ -171,9 +171,15 @@ constexpr uint64_t query_max_text_bytes = 4 * KiB;
 
 // -- the server: registry and proxyers, [server] ------------------------------------------
 
-/// ms between a satellite's heartbeats (told to it when it registers). 1 s makes a dead
-/// satellite visible within seconds at one small frame per second per satellite.
+/// ms between a satellite's heartbeats (told to it when it registers), unless it asks for
+/// a longer one. 1 s makes a dead satellite visible within seconds at one small frame
+/// per second per satellite; a large fleet asks for more (satellite.heartbeat_interval_ms).
 constexpr uint64_t server_heartbeat_interval_ms = 1000;
+/// ms: the longest heartbeat interval a satellite may ask for (satellite.
+/// heartbeat_interval_ms): a fleet of 100,000 beating every 10 s is 10,000 beats a second;
+/// a minute is still a dead satellite noticed within minutes (and a closed connection
+/// at once).
+constexpr uint64_t server_max_heartbeat_interval_ms = 60'000;
 /// heartbeats missed before a satellite is `unhealthy` (no new queries go to it): 3
 /// tolerates a GC-like pause or one lost beat without flapping.
 constexpr uint64_t server_unhealthy_after = 3;
@@ -207,6 +213,16 @@ constexpr uint64_t server_max_list_watchers_per_client = 4;
 constexpr uint64_t server_max_list_wait_ms = 10'000;
 
 // -- satellites, [satellite] --------------------------------------------------------------
+
+/// ms between heartbeats the satellite asks the server for; 0 = whatever the server says
+/// (server.heartbeat_interval_ms). The server grants at most server.max_heartbeat_interval_ms.
+constexpr uint64_t satellite_heartbeat_interval_ms = 0;
+/// percent: each heartbeat comes up to this much of the interval early, at random, and
+/// the first after a registration at a random point of the first interval, so a fleet
+/// that registered together (a server restart) does not beat in lockstep. Early only:
+/// the server's count of missed beats is unchanged. 10% costs ~5% more beats.
+constexpr uint64_t satellite_heartbeat_jitter_pct = 10;
+constexpr uint64_t satellite_heartbeat_jitter_pct_ceiling = 50;
 
 /// queries a satellite scans at once: each costs a scan's share of the store's time.
 constexpr uint64_t satellite_max_concurrent_queries = 8;
