@@ -30,14 +30,22 @@ caf::actor server_context::target(const std::string& name) const {
   return i == targets_.end() ? caf::actor{} : i->second;
 }
 
-bool server_context::try_open_connection() noexcept {
-  auto max = cfg_.limits.max_connections;
-  auto cur = stats.connections_open.load();
+namespace {
+
+/// Adds one to `count` if it stays within `max`.
+bool try_take(std::atomic<uint64_t>& count, uint64_t max) noexcept {
+  auto cur = count.load();
   do {
     if (cur >= max)
       return false;
-  } while (!stats.connections_open.compare_exchange_weak(cur, cur + 1));
+  } while (!count.compare_exchange_weak(cur, cur + 1));
   return true;
+}
+
+} // namespace
+
+bool server_context::try_open_connection() noexcept {
+  return try_take(stats.connections_open, cfg_.limits.max_connections);
 }
 
 void server_context::connection_closed() noexcept {
@@ -45,13 +53,7 @@ void server_context::connection_closed() noexcept {
 }
 
 bool server_context::try_open_satellite() noexcept {
-  auto max = max_satellite_connections();
-  auto cur = stats.satellite_connections.load();
-  do {
-    if (cur >= max)
-      return false;
-  } while (!stats.satellite_connections.compare_exchange_weak(cur, cur + 1));
-  return true;
+  return try_take(stats.satellite_connections, max_satellite_connections());
 }
 
 void server_context::satellite_closed() noexcept {

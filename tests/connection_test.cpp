@@ -104,27 +104,47 @@ struct raw_socket {
   }
   ~raw_socket() { ::close(fd); }
   void send(const std::string& bytes) { ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL); }
-  /// Reads until the server closes; the last Reject it sent.
-  std::optional<rejection> read_until_close() {
+  /// Hands each frame the server sends to `done` until it returns true (then true) or
+  /// the server closes (false).
+  template <class F>
+  bool read_frames(F done) {
     net::frame_reader r{net::codec_limits{1u << 30, 1u << 30, 0}};
-    std::optional<rejection> last;
     char buf[4096];
     for (;;) {
       auto n = ::recv(fd, buf, sizeof buf, 0);
       if (n <= 0)
-        return last;
+        return false;
       size_t pos = 0;
       while (pos < static_cast<size_t>(n) && !r.error()) {
         pos += r.feed(reinterpret_cast<const uint8_t*>(buf) + pos, static_cast<size_t>(n) - pos);
         if (r.frame_ready()) {
           auto env = r.take();
-          if (env.has_reject())
-            last = net::from_wire(env.reject());
           if (getenv("LEVEE_TEST_TRACE"))
             std::fprintf(stderr, "raw socket got: %s\n", env.ShortDebugString().c_str());
+          if (done(env))
+            return true;
         }
       }
     }
+  }
+  /// Reads until the server closes; the last Reject it sent.
+  std::optional<rejection> read_until_close() {
+    std::optional<rejection> last;
+    read_frames([&](const wire::Envelope& env) {
+      if (env.has_reject())
+        last = net::from_wire(env.reject());
+      return false;
+    });
+    return last;
+  }
+  /// Reads until the server's Hello (true), or its Reject and close (false).
+  bool read_hello() {
+    bool hello = false;
+    read_frames([&](const wire::Envelope& env) {
+      hello = env.has_hello();
+      return true;
+    });
+    return hello;
   }
 };
 
@@ -143,22 +163,6 @@ std::string hello_frame(uint32_t version = net::protocol_version, std::string to
   return frame_of(env);
 }
 
-/// Reads frames until the server's Hello (true) or a Reject or the close (false).
-bool read_hello(raw_socket& s) {
-  net::frame_reader r{net::codec_limits{1u << 30, 1u << 30, 0}};
-  char buf[4096];
-  for (;;) {
-    auto n = ::recv(s.fd, buf, sizeof buf, 0);
-    if (n <= 0)
-      return false;
-    size_t pos = 0;
-    while (pos < static_cast<size_t>(n) && !r.error()) {
-      pos += r.feed(reinterpret_cast<const uint8_t*>(buf) + pos, static_cast<size_t>(n) - pos);
-      if (r.frame_ready())
-        return r.take().has_hello();
-    }
-  }
-}
 
 /// Reads the answer to a probe sent to learn whether an in-flight slot is free again: true
 /// when it was answered (`out` holds the answer); false for "not yet" (too_many_inflight),
@@ -807,7 +811,7 @@ TEST_F(ConnectionTest, SatellitesLeaveTheReservedConnectionsToOtherPeers) {
   for (int i = 0; i < 3; ++i) {
     satellites.push_back(std::make_unique<raw_socket>(lst.port));
     satellites.back()->send(hello_frame(net::protocol_version, "", wire::ROLE_SATELLITE));
-    ASSERT_TRUE(read_hello(*satellites.back())) << "satellite " << i;
+    ASSERT_TRUE(satellites.back()->read_hello()) << "satellite " << i;
   }
   EXPECT_EQ(ctx->stats.satellite_connections.load(), 3u);
   raw_socket over{lst.port};
@@ -834,7 +838,7 @@ TEST_F(ConnectionTest, SatellitesLeaveTheReservedConnectionsToOtherPeers) {
   ASSERT_TRUE(test::wait_until([&] { return ctx->stats.satellite_connections.load() == 2; }));
   raw_socket again{lst.port};
   again.send(hello_frame(net::protocol_version, "", wire::ROLE_SATELLITE));
-  EXPECT_TRUE(read_hello(again));
+  EXPECT_TRUE(again.read_hello());
   EXPECT_EQ(ctx->stats.satellite_connections.load(), 3u);
 }
 
