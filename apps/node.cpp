@@ -290,6 +290,14 @@ int run_node(const std::vector<std::string>& args) {
   std::shared_ptr<server::server_node> srv;
   if (roles.count("server")) {
     fit_open_file_limit("node", net_cfg->limits.max_connections);
+    auto share = net_cfg->limits.max_connections - net_cfg->limits.reserved_connections;
+    if (server_opts.max_satellites > share)  // legal: the registry also keeps disconnected ones
+      std::fprintf(stderr,
+                   "levee node: note: server.max_satellites = %llu, but satellites may hold "
+                   "only %llu connections (net.max_connections - net.reserved_connections); "
+                   "raise net.max_connections for a fleet that large\n",
+                   static_cast<unsigned long long>(server_opts.max_satellites),
+                   static_cast<unsigned long long>(share));
     auto s = server::start_server(*sys, rt, server_opts, *net_cfg);
     if (!s) {
       std::fprintf(stderr, "levee node: %s\n", printable(s.error().to_string()).c_str());

@@ -72,7 +72,8 @@ void handle_hello(connection_broker* self, const wire::Envelope& env) {
                   + std::to_string(limits.max_connections) + "), "
                   + std::to_string(limits.reserved_connections)
                   + " being kept for operators and clients (net.reserved_connections); "
-                    "raise net.max_connections on the server for a larger fleet"));
+                    "raise net.max_connections (and server.max_satellites) on the server "
+                    "for a larger fleet"));
       return;
     }
     *st.satellite_slot = true;

@@ -221,7 +221,8 @@ registry_actor::behavior_type registry(registry_self* self, server_options opts,
                             // A silent satellite's place is free after this at most.
                             .retry_after_ms(opts.heartbeat_interval_ms * opts.disconnect_after)
                             .detail("the registry is full of live satellites; raise "
-                                    "server.max_satellites on the server, or stop one"));
+                                    "server.max_satellites (and net.max_connections) on "
+                                    "the server, or stop one"));
         st.satellites.erase(oldest);
         st.routes_changed = true;
         ++st.version;
