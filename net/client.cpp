@@ -258,7 +258,7 @@ status client::connect() {
   auto& h = *hello.mutable_hello();
   h.set_protocol_version(net::protocol_version);
   h.set_node_id(d.opts.node_id);
-  h.set_role(wire::ROLE_CLIENT);
+  h.set_role(d.opts.satellite ? wire::ROLE_SATELLITE : wire::ROLE_CLIENT);
   h.set_token(d.opts.token);
   h.set_software("levee-client 0.1.0");
   h.mutable_limits()->set_max_frame_bytes(d.opts.max_frame_bytes);

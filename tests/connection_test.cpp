@@ -833,13 +833,25 @@ TEST_F(ConnectionTest, SatellitesLeaveTheReservedConnectionsToOtherPeers) {
   ASSERT_TRUE(b.connect().ok());
   EXPECT_TRUE(a.request("echo", "ok", 10s).ok());
   EXPECT_TRUE(b.request("echo", "ok", 10s).ok());
-  // A satellite that goes gives its place back.
+  // A satellite that goes gives its place back; the client library can take it as a
+  // satellite (client_options::satellite), as a fleet simulator does.
   satellites.pop_back();
   ASSERT_TRUE(test::wait_until([&] { return ctx->stats.satellite_connections.load() == 2; }));
-  raw_socket again{lst.port};
-  again.send(hello_frame(net::protocol_version, "", wire::ROLE_SATELLITE));
-  EXPECT_TRUE(again.read_hello());
+  client_options o;
+  o.port = lst.port;
+  o.satellite = true;
+  client again{o};
+  ASSERT_TRUE(again.connect().ok());
   EXPECT_EQ(ctx->stats.satellite_connections.load(), 3u);
+  // One more satellite, with room in the total (a client left): refused for the share.
+  b.close();
+  ASSERT_TRUE(test::wait_until([&] { return ctx->stats.connections_open.load() == 4; }));
+  client one_more{o};
+  auto st = one_more.connect();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), code::too_many_connections);
+  EXPECT_EQ(st.as_rejection().limit, "net.max_connections");
+  EXPECT_EQ(st.as_rejection().max, 3u);
 }
 
 TEST_F(ConnectionTest, ConnectionFloodIsRefusedWithExactCounts) {
