@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -47,6 +48,33 @@ using namespace std::chrono;
 
 /// Blocks SIGINT and SIGTERM in this thread and every thread started after it, so that
 /// wait_for_signal() receives them instead of the default handler killing the process.
+/// Every connection is a file descriptor. Raises the soft open-file limit to what
+/// net.max_connections needs, with a margin for the node's other files (segment files,
+/// sources, the I/O loop's own), up to the hard limit; says on stderr when the hard limit
+/// is lower, since connections past it would fail to be accepted.
+void fit_open_file_limit(const char* sub, uint64_t max_connections) {
+  constexpr uint64_t margin = 256;
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return;
+  auto want = static_cast<rlim_t>(max_connections + margin);
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+    if (raised.rlim_cur > rl.rlim_cur && ::setrlimit(RLIMIT_NOFILE, &raised) == 0)
+      rl = raised;
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+    std::fprintf(stderr,
+                 "levee %s: warning: net.max_connections = %llu needs about %llu open files, "
+                 "but this process may open %llu (its hard limit); connections past that "
+                 "cannot be accepted: raise the hard limit (systemd LimitNOFILE=, ulimit -Hn) "
+                 "or lower net.max_connections\n",
+                 sub, static_cast<unsigned long long>(max_connections),
+                 static_cast<unsigned long long>(want),
+                 static_cast<unsigned long long>(rl.rlim_cur));
+}
+
 sigset_t block_stop_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -261,6 +289,15 @@ int run_node(const std::vector<std::string>& args) {
   runtime rt{*limits};
   std::shared_ptr<server::server_node> srv;
   if (roles.count("server")) {
+    fit_open_file_limit("node", net_cfg->limits.max_connections);
+    auto share = net_cfg->limits.max_connections - net_cfg->limits.reserved_connections;
+    if (server_opts.max_satellites > share)  // legal: the registry also keeps disconnected ones
+      std::fprintf(stderr,
+                   "levee node: note: server.max_satellites = %llu, but satellites may hold "
+                   "only %llu connections (net.max_connections - net.reserved_connections); "
+                   "raise net.max_connections for a fleet that large\n",
+                   static_cast<unsigned long long>(server_opts.max_satellites),
+                   static_cast<unsigned long long>(share));
     auto s = server::start_server(*sys, rt, server_opts, *net_cfg);
     if (!s) {
       std::fprintf(stderr, "levee node: %s\n", printable(s.error().to_string()).c_str());
@@ -365,6 +402,7 @@ int run_local(const std::vector<std::string>& args) {
   if (auto st = check_wakeup_slots(*sys, slots, net_cfg->limits.max_connections); !st)
     return config_error("local", st.message());
   runtime rt{*limits};
+  fit_open_file_limit("local", net_cfg->limits.max_connections);
   auto srv = server::start_server(*sys, rt, *server_opts, *net_cfg);
   if (!srv) {
     std::fprintf(stderr, "levee local: %s\n", printable(srv.error().to_string()).c_str());

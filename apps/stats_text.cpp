@@ -125,7 +125,8 @@ std::string stats_text(const wire::StatsReply& reply) {
   auto& n = reply.listener();
   auto num = [](uint64_t v) { return std::to_string(v); };
   std::string out;
-  out += "listener: " + num(n.connections_open()) + " connections open, "
+  out += "listener: " + num(n.connections_open()) + " connections open ("
+         + num(n.satellite_connections()) + " satellites), "
          + num(n.connections_accepted()) + " accepted, " + num(n.connections_refused())
          + " refused; frames in " + num(n.frames_in()) + ", out " + num(n.frames_out())
          + "; requests answered " + num(n.requests_answered()) + ", abandoned "

@@ -108,8 +108,16 @@ constexpr uint64_t net_stream_credit_bytes = 4 * MiB;
 /// quarter of the write mark), whatever its peer granted: what one stream may put in the
 /// connection's buffer.
 constexpr uint64_t net_stream_lend_batches = 16;
-/// connections per node: a flood is refused with too_many_connections.
-constexpr uint64_t net_max_connections = 1024;
+/// connections per node, every peer together: a flood is refused with
+/// too_many_connections. Room for the default fleet (server.max_satellites, 4096) and the
+/// reserve below. Each connection is a file descriptor: the node raises its open-file
+/// limit to fit (and warns when the hard limit does not allow it).
+constexpr uint64_t net_max_connections = 4096 + 64;
+/// of those, connections only peers that are not satellites may hold (operators'
+/// `levee satellites`, `levee query`, clients): a full fleet never locks them out.
+/// Satellites (the peers whose Hello says so) hold at most net.max_connections minus
+/// this. 64 is more operators and dashboards than one server sees at once.
+constexpr uint64_t net_reserved_connections = 64;
 /// ms from accept to a valid Hello.
 constexpr uint64_t net_handshake_timeout_ms = 5'000;
 /// ms without a complete frame before a Ping; as long again without one closes.
@@ -163,9 +171,15 @@ constexpr uint64_t query_max_text_bytes = 4 * KiB;
 
 // -- the server: registry and proxyers, [server] ------------------------------------------
 
-/// ms between a satellite's heartbeats (told to it when it registers). 1 s makes a dead
-/// satellite visible within seconds at one small frame per second per satellite.
+/// ms between a satellite's heartbeats (told to it when it registers), unless it asks for
+/// a longer one. 1 s makes a dead satellite visible within seconds at one small frame
+/// per second per satellite; a large fleet asks for more (satellite.heartbeat_interval_ms).
 constexpr uint64_t server_heartbeat_interval_ms = 1000;
+/// ms: the longest heartbeat interval a satellite may ask for (satellite.
+/// heartbeat_interval_ms): a fleet of 100,000 beating every 10 s is 10,000 beats a second;
+/// a minute is still a dead satellite noticed within minutes (and a closed connection
+/// at once).
+constexpr uint64_t server_max_heartbeat_interval_ms = 60'000;
 /// heartbeats missed before a satellite is `unhealthy` (no new queries go to it): 3
 /// tolerates a GC-like pause or one lost beat without flapping.
 constexpr uint64_t server_unhealthy_after = 3;
@@ -199,6 +213,16 @@ constexpr uint64_t server_max_list_watchers_per_client = 4;
 constexpr uint64_t server_max_list_wait_ms = 10'000;
 
 // -- satellites, [satellite] --------------------------------------------------------------
+
+/// ms between heartbeats the satellite asks the server for; 0 = whatever the server says
+/// (server.heartbeat_interval_ms). The server grants at most server.max_heartbeat_interval_ms.
+constexpr uint64_t satellite_heartbeat_interval_ms = 0;
+/// percent: each heartbeat comes up to this much of the interval early, at random, and
+/// the first after a registration at a random point of the first interval, so a fleet
+/// that registered together (a server restart) does not beat in lockstep. Early only:
+/// the server's count of missed beats is unchanged. 10% costs ~5% more beats.
+constexpr uint64_t satellite_heartbeat_jitter_pct = 10;
+constexpr uint64_t satellite_heartbeat_jitter_pct_ceiling = 50;
 
 /// queries a satellite scans at once: each costs a scan's share of the store's time.
 constexpr uint64_t satellite_max_concurrent_queries = 8;

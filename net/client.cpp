@@ -258,7 +258,7 @@ status client::connect() {
   auto& h = *hello.mutable_hello();
   h.set_protocol_version(net::protocol_version);
   h.set_node_id(d.opts.node_id);
-  h.set_role(wire::ROLE_CLIENT);
+  h.set_role(d.opts.satellite ? wire::ROLE_SATELLITE : wire::ROLE_CLIENT);
   h.set_token(d.opts.token);
   h.set_software("levee-client 0.1.0");
   h.mutable_limits()->set_max_frame_bytes(d.opts.max_frame_bytes);
@@ -277,7 +277,8 @@ status client::connect() {
   if (reply->has_reject()) {
     auto r = net::from_wire(reply->reject());
     d.drop();
-    return status::error(r.code, r.to_string());
+    auto text = r.to_string();
+    return status::refused(std::move(r), std::move(text));  // every field kept
   }
   if (!reply->has_hello()) {
     d.drop();
@@ -557,9 +558,11 @@ result<microseconds> client::ping(milliseconds timeout) {
       return st;
     if (reply_env->has_pong() && reply_env->pong().nonce() == id)
       return duration_cast<microseconds>(steady_clock::now() - start);
-    if (reply_env->has_reject() && reply_env->reject().closing())
-      return status::error(net::from_wire(reply_env->reject()).code,
-                           net::from_wire(reply_env->reject()).to_string());
+    if (reply_env->has_reject() && reply_env->reject().closing()) {
+      auto r = net::from_wire(reply_env->reject());
+      auto text = r.to_string();
+      return status::refused(std::move(r), std::move(text));
+    }
   }
 }
 

@@ -82,7 +82,7 @@ void on_tick(connection_broker* self) {
 
 caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl,
                          std::shared_ptr<server_context> ctx, conn_role role, caf::actor owner,
-                         std::string token) {
+                         std::string token, bool as_satellite) {
   auto& st = self->state;
   st.ctx = ctx;
   st.timers = ctx->timer_relay(self->system());
@@ -96,6 +96,7 @@ caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl
   st.dialed = role == conn_role::dialed;
   st.owner = std::move(owner);
   st.token = std::move(token);
+  st.as_satellite = as_satellite;
   auto& limits = ctx->config().limits;
   st.peer = limits.codec();
   st.msg_rate = std::make_unique<token_bucket>(ctx->clock(), limits.max_msgs_per_sec,
@@ -117,15 +118,18 @@ caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl
                        .observed(limits.max_connections + 1)
                        .max(limits.max_connections)
                        .retry_after_ms(1000)
-                       .detail("this node serves its maximum number of connections"));
+                       .detail("this node serves its maximum number of connections; retry, "
+                               "or raise net.max_connections on it"));
     return {};  // no behavior: the broker ends now, and CAF sends what was written
   }
   ctx->add_connection(caf::actor_cast<caf::actor>(self));  // also where its timers find it
   // The listener forgets the connection however it ends: closed, or failed (an error it
   // did not expect would otherwise leave it counted open and listed for good).
-  self->attach_functor([ctx, counted = st.counted, id = self->id()] {
+  self->attach_functor([ctx, counted = st.counted, slot = st.satellite_slot, id = self->id()] {
     if (counted)
       ctx->connection_closed();
+    if (*slot)
+      ctx->satellite_closed();
     ctx->remove_connection(id);
   });
   // An error message from an actor it talks to (e.g. a target that did not expect a
@@ -133,7 +137,8 @@ caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl
   self->set_error_handler([](caf::error&) {});
   if (st.dialed) {
     wire::Envelope hello;
-    fill_hello(*hello.mutable_hello(), *ctx, wire::ROLE_CLIENT, st.token);
+    fill_hello(*hello.mutable_hello(), *ctx,
+               st.as_satellite ? wire::ROLE_SATELLITE : wire::ROLE_CLIENT, st.token);
     write_frame(self, hello);
     self->flush_now(hdl);
   } else {

@@ -55,6 +55,10 @@ struct connection_state {
   std::shared_ptr<server_context> ctx;
   caf::io::connection_handle hdl;
   bool counted = false;          // holds one of net.max_connections
+  /// Accepted: set when the peer's Hello said it is a satellite and it got one of the
+  /// satellites' connections (net.max_connections - net.reserved_connections); shared
+  /// with the functor that gives the place back when the connection ends.
+  std::shared_ptr<bool> satellite_slot = std::make_shared<bool>(false);
   bool closed = false;
   bool closing = false;          // a closing Reject is on its way; close once it is sent
   std::unique_ptr<frame_reader> reader;  // checks each header before its body is buffered
@@ -124,6 +128,7 @@ struct connection_state {
   bool dialed = false;           // this side connected out and sends the first Hello
   caf::actor owner;              // the uplink that dialed: told when the handshake is done
   std::string token;             // the credential a dialing side presents
+  bool as_satellite = false;     // a dialing side that says ROLE_SATELLITE in its Hello
   std::string peer_node_id;
   uint32_t peer_max_inflight = 0;
   uint64_t next_request_id = 1;
@@ -153,10 +158,11 @@ enum class conn_role { accepted, refused, dialed };
 
 /// The behavior of the connection on `hdl`: accepted (holds one of net.max_connections),
 /// refused (over the bound: sends the Reject and ends), or dialed by the uplink `owner`
-/// (sends the first Hello, presenting `token`; tells `owner` when the handshake is done).
+/// (sends the first Hello, presenting `token` and, if `as_satellite`, the satellite role;
+/// tells `owner` when the handshake is done).
 caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl,
                          std::shared_ptr<server_context> ctx, conn_role role, caf::actor owner,
-                         std::string token);
+                         std::string token, bool as_satellite);
 
 // What the parts of a connection share (see the top of this file for which does what).
 

@@ -54,6 +54,30 @@ void handle_hello(connection_broker* self, const wire::Envelope& env) {
                                  : "wrong token: set the one the server's net.token names"));
     return;
   }
+  if (!st.dialed && hello.role() == wire::ROLE_SATELLITE && !*st.satellite_slot) {
+    // Satellites may hold all connections but the reserve: a full fleet leaves the
+    // operators and clients theirs (net.reserved_connections).
+    if (!ctx.try_open_satellite()) {
+      ctx.stats.connections_refused.fetch_add(1);
+      auto max = ctx.max_satellite_connections();
+      reject_and_close(
+        self, env.request_id(),
+        rejection::of(code::too_many_connections)
+          .limit("net.max_connections")
+          .observed(max + 1)
+          .max(max)
+          .retry_after_ms(5000)
+          .detail("satellites hold all the connections this server gives them: "
+                  + std::to_string(max) + " of its net.max_connections ("
+                  + std::to_string(limits.max_connections) + "), "
+                  + std::to_string(limits.reserved_connections)
+                  + " being kept for operators and clients (net.reserved_connections); "
+                    "raise net.max_connections (and server.max_satellites) on the server "
+                    "for a larger fleet"));
+      return;
+    }
+    *st.satellite_slot = true;
+  }
   auto& pl = hello.limits();
   st.peer.max_frame_bytes = pl.max_frame_bytes() != 0 ? pl.max_frame_bytes()
                                                       : default_codec_limits().max_frame_bytes;

@@ -30,18 +30,34 @@ caf::actor server_context::target(const std::string& name) const {
   return i == targets_.end() ? caf::actor{} : i->second;
 }
 
-bool server_context::try_open_connection() noexcept {
-  auto max = cfg_.limits.max_connections;
-  auto cur = stats.connections_open.load();
+namespace {
+
+/// Adds one to `count` if it stays within `max`.
+bool try_take(std::atomic<uint64_t>& count, uint64_t max) noexcept {
+  auto cur = count.load();
   do {
     if (cur >= max)
       return false;
-  } while (!stats.connections_open.compare_exchange_weak(cur, cur + 1));
+  } while (!count.compare_exchange_weak(cur, cur + 1));
   return true;
+}
+
+} // namespace
+
+bool server_context::try_open_connection() noexcept {
+  return try_take(stats.connections_open, cfg_.limits.max_connections);
 }
 
 void server_context::connection_closed() noexcept {
   stats.connections_open.fetch_sub(1);
+}
+
+bool server_context::try_open_satellite() noexcept {
+  return try_take(stats.satellite_connections, max_satellite_connections());
+}
+
+void server_context::satellite_closed() noexcept {
+  stats.satellite_connections.fetch_sub(1);
 }
 
 void server_context::add_connection(const caf::actor& conn) {
@@ -166,7 +182,7 @@ caf::behavior acceptor(levee::broker* self, std::shared_ptr<server_context> ctx,
     [=](const caf::io::new_connection_msg& msg) {
       // A refused connection still gets a broker: it sends the Reject and closes.
       auto role = ctx->try_open_connection() ? conn_role::accepted : conn_role::refused;
-      self->fork(connection, msg.handle, ctx, role, caf::actor{}, std::string{});
+      self->fork(connection, msg.handle, ctx, role, caf::actor{}, std::string{}, false);
     },
     [=](const caf::io::acceptor_closed_msg&) { self->quit(); },
   };

@@ -35,6 +35,9 @@ struct net_stats {
   std::atomic<uint64_t> connections_accepted{0};
   std::atomic<uint64_t> connections_refused{0};  // over net.max_connections
   std::atomic<uint64_t> connections_open{0};
+  /// Of connections_open, those whose peer said in its Hello that it is a satellite (at
+  /// most net.max_connections - net.reserved_connections).
+  std::atomic<uint64_t> satellite_connections{0};
   std::atomic<uint64_t> frames_in{0};
   std::atomic<uint64_t> frames_out{0};
   std::atomic<uint64_t> requests_answered{0};
@@ -84,6 +87,16 @@ public:
   /// Counts a new connection if the bound allows it.
   bool try_open_connection() noexcept;
   void connection_closed() noexcept;
+
+  /// Counts an open connection as a satellite's (its Hello said so) if satellites hold
+  /// fewer than net.max_connections - net.reserved_connections: the reserve is kept for
+  /// the peers that are not satellites (operators, clients).
+  bool try_open_satellite() noexcept;
+  void satellite_closed() noexcept;
+  /// How many connections satellites may hold.
+  uint64_t max_satellite_connections() const noexcept {
+    return cfg_.limits.max_connections - cfg_.limits.reserved_connections;
+  }
 
   /// The connection whose peer said `node_id` in its Hello (the last one to say it), for
   /// sending requests to that peer: (wire_request_atom, target, payload) -> std::string,

@@ -25,6 +25,7 @@ const field_spec<L> fields[] = {
   {"max_inflight_requests", &L::max_inflight_requests, 1, 1u << 20, "requests"},
   {"max_write_buffer_bytes", &L::max_write_buffer_bytes, 4096, 64 * d::GiB, "bytes"},
   {"max_connections", &L::max_connections, 1, 1u << 20, "connections"},
+  {"reserved_connections", &L::reserved_connections, 0, 1u << 20, "connections"},
   {"handshake_timeout_ms", &L::handshake_timeout_ms, 10, 3'600'000, "ms"},
   {"idle_timeout_ms", &L::idle_timeout_ms, 10, 86'400'000, "ms"},
   {"read_timeout_ms", &L::read_timeout_ms, 10, 3'600'000, "ms"},
@@ -51,6 +52,7 @@ listener_limits listener_limits::defaults() {
                          d::net_burst_msgs,           d::net_max_bytes_per_sec,
                          d::net_burst_bytes,          d::net_max_inflight_requests,
                          d::net_max_write_buffer_bytes, d::net_max_connections,
+                         d::net_reserved_connections,
                          d::net_handshake_timeout_ms, d::net_idle_timeout_ms,
                          d::net_read_timeout_ms,      d::net_permit_ceiling_bytes,
                          d::net_permit_ttl_ms,        d::net_request_deadline_ms,
@@ -71,6 +73,12 @@ status validate(const listener_limits& l) {
                          "net.max_decompressed_bytes = " + std::to_string(l.max_decompressed_bytes)
                            + ": must be at least net.max_frame_bytes ("
                            + std::to_string(l.max_frame_bytes) + ")");
+  if (l.reserved_connections >= l.max_connections)
+    return status::error(code::bad_request,
+                         "net.reserved_connections = " + std::to_string(l.reserved_connections)
+                           + ": must be below net.max_connections ("
+                           + std::to_string(l.max_connections)
+                           + "), or no satellite could connect; raise net.max_connections");
   if (l.permit_ceiling_bytes != 0 && l.permit_ceiling_bytes < l.max_frame_bytes)
     return status::error(code::bad_request,
                          "net.permit_ceiling_bytes = " + std::to_string(l.permit_ceiling_bytes)

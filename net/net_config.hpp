@@ -23,7 +23,8 @@ struct listener_limits {
   uint64_t burst_bytes;                // bytes, 0 = one second's worth
   uint64_t max_inflight_requests;      // requests per connection
   uint64_t max_write_buffer_bytes;     // bytes
-  uint64_t max_connections;            // connections per node
+  uint64_t max_connections;            // connections per node, every peer together
+  uint64_t reserved_connections;       // of those, kept for peers that are not satellites
   uint64_t handshake_timeout_ms;       // ms
   uint64_t idle_timeout_ms;            // ms
   uint64_t read_timeout_ms;            // ms

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <random>
 
 #include <sys/socket.h>
 #include <netdb.h>
@@ -61,6 +62,10 @@ struct uplink_state {
   bool connected = false;
   bool stopped = false;
   std::chrono::milliseconds backoff{50};
+  /// The server's retry-after when it refused this node (too many connections): the next
+  /// attempt waits at least this long. 0: none.
+  std::chrono::milliseconds refused_retry_after{0};
+  std::minstd_rand rng{std::random_device{}()};
   std::string last_error;
   // A connection attempt in progress: a non-blocking socket, looked at again after
   // dial_check (1 ms, doubling up to dial_check_max) without ever blocking the thread.
@@ -93,10 +98,10 @@ constexpr seconds report_every{30};
 /// The connection broker of a socket the uplink connected itself.
 caf::behavior dialed_connection(connection_broker* self, caf::io::network::native_socket fd,
                                 std::shared_ptr<server_context> ctx, caf::actor owner,
-                                std::string token) {
+                                std::string token, bool as_satellite) {
   auto hdl = self->add_scribe(fd);  // the broker owns the socket from here
   return connection(self, hdl, std::move(ctx), conn_role::dialed, std::move(owner),
-                    std::move(token));
+                    std::move(token), as_satellite);
 }
 
 using uplink_actor = caf::stateful_actor<uplink_state>;
@@ -123,13 +128,25 @@ void report(uplink_actor* self, const uplink_options& opts, std::string why) {
   }
 }
 
+/// Schedules the next attempt: after half the backoff plus a random part of the other
+/// half, so the nodes of a fleet that lost their server together (a restart) come back
+/// spread out, not in lockstep; and not before a retry-after the server gave. The backoff
+/// doubles up to backoff_max.
+void retry_later(uplink_actor* self, const uplink_options& opts) {
+  auto& s = self->state;
+  auto half = s.backoff.count() / 2;
+  auto wait = milliseconds(half + std::uniform_int_distribution<int64_t>(0, half)(s.rng));
+  wait = std::max(wait, s.refused_retry_after);
+  s.refused_retry_after = milliseconds{0};
+  self->delayed_send(self, wait, connect_atom::value);
+  s.backoff = std::min(s.backoff * 2, opts.backoff_max);
+}
+
 /// An attempt failed: reported, and tried again after the backoff.
 void dial_failed(uplink_actor* self, const uplink_options& opts, const std::string& why) {
-  auto& s = self->state;
   close_dialing(self);
   report(self, opts, "cannot connect to " + opts.host + ":" + std::to_string(opts.port) + ": " + why);
-  self->delayed_send(self, s.backoff, connect_atom::value);
-  s.backoff = std::min(s.backoff * 2, opts.backoff_max);
+  retry_later(self, opts);
 }
 
 /// Connected: the socket becomes a connection broker, which says hello.
@@ -140,7 +157,8 @@ void dialed(uplink_actor* self, std::shared_ptr<server_context> ctx, const uplin
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   s.link = self->system().middleman().spawn_broker(dialed_connection, fd, std::move(ctx),
-                                                   caf::actor_cast<caf::actor>(self), opts.token);
+                                                   caf::actor_cast<caf::actor>(self), opts.token,
+                                                   opts.satellite);
   self->monitor(s.link);
 }
 
@@ -194,8 +212,7 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
       return;
     s.link = nullptr;
     s.connected = false;
-    self->delayed_send(self, s.backoff, connect_atom::value);
-    s.backoff = std::min(s.backoff * 2, opts.backoff_max);
+    retry_later(self, opts);
   });
   self->send(self, connect_atom::value);
   return {
@@ -313,6 +330,11 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
     [=](refused_atom, const caf::error& why) {
       // The connection ends after this; the down handler tries again.
       auto r = rejection_from(why);
+      if (r && r->retry_after_ms > 0)  // with a little more, so a refused fleet spreads out
+        self->state.refused_retry_after =
+          milliseconds(r->retry_after_ms
+                       + std::uniform_int_distribution<uint64_t>(0, r->retry_after_ms / 4)(
+                         self->state.rng));
       report(self, opts,
              "the server at " + opts.host + ":" + std::to_string(opts.port)
                + " refused this node: " + (r ? r->to_string() : self->system().render(why)));

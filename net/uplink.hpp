@@ -21,6 +21,10 @@ struct uplink_options {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   std::string token;  // presented in the Hello
+  /// Says in its Hello that this node is a satellite: the server counts the connection
+  /// among its satellites' (net.max_connections - net.reserved_connections), not in the
+  /// reserve kept for operators and clients.
+  bool satellite = false;
   std::chrono::milliseconds backoff_initial{50};
   std::chrono::milliseconds backoff_max{2000};
   /// How long one TCP connect may wait for the server; then the next address or a retry.
@@ -31,7 +35,8 @@ struct uplink_options {
 };
 
 /// Dials out to a Levee server and keeps the connection up, reconnecting with exponential
-/// backoff (a node that needs no inbound port, e.g. a satellite). A connect is
+/// backoff, jittered, and never sooner than the retry-after of a server that refused it
+/// (a node that needs no inbound port, e.g. a satellite). A connect is
 /// non-blocking and waits at most connect_timeout per address, so a server that does not
 /// answer (SYNs dropped) delays neither stop nor the answers to requests; a failure is
 /// written to stderr once per distinct reason (and again every 30 s while it lasts), with

@@ -90,8 +90,16 @@ status counter::too_many_groups(uint64_t observed) const {
   std::string by;
   for (const field_name& f : by_)
     by += (by.empty() ? "" : ",") + to_string(f);
-  return status::error(code::message_too_large,
-                       "query.max_groups observed " + std::to_string(observed) + " > max "
+  auto detail = "a count by " + (by.empty() ? std::string{"nothing"} : by)
+                + " has more groups than allowed (query.max_groups); narrow the query (a "
+                  "filter, a shorter time range, fewer by-fields)";
+  // No limit key: the bound is the query language's own (QUERY.md), not a config
+  // setting. The numbers travel as fields, so a relayed refusal keeps them.
+  return status::refused(rejection::of(code::message_too_large)
+                           .observed(observed)
+                           .max(max_groups_)
+                           .detail(std::move(detail)),
+                         "query.max_groups observed " + std::to_string(observed) + " > max "
                            + std::to_string(max_groups_) + ", do not retry: a count by "
                            + (by.empty() ? std::string{"nothing"} : by)
                            + " has more groups than allowed; narrow the query (a filter, a "

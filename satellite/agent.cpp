@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <random>
 
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "net/satellite.pb.h"
+#include "satellite/heartbeat_timing.hpp"
 
 namespace levee::satellite {
 
@@ -27,7 +29,10 @@ struct agent_state {
   std::string id;           // assigned or configured
   uint64_t sequence = 0;
   uint64_t generation = 0;  // a heartbeat loop per registration
-  milliseconds interval{1000};
+  milliseconds interval{1000};  // as the server granted it (RegisterAck)
+  std::string address_sent;     // the host name the server has: sent again only if it changes
+  std::minstd_rand rng{std::random_device{}()};
+  std::uniform_real_distribution<double> uniform{0.0, 1.0};
   bool registering = false;
   const char* name = "levee.satellite_agent";
 };
@@ -49,6 +54,15 @@ double load_average() {
 void do_register(agent_self* self, store_actor store, const satellite_options& opts,
                  const std::shared_ptr<satellite_stats>& stats);
 
+/// Schedules the heartbeat after this one (or the first after a registration), jittered
+/// (heartbeat_timing.hpp).
+void next_heartbeat(agent_self* self, const satellite_options& opts, bool first,
+                    uint64_t generation) {
+  auto& s = self->state;
+  auto delay = heartbeat_delay(s.interval, opts.heartbeat_jitter_pct, first, s.uniform(s.rng));
+  self->delayed_send(self, delay, tick_atom::value, generation);
+}
+
 void heartbeat(agent_self* self, store_actor store, satellite_options opts,
                std::shared_ptr<satellite_stats> stats, uint64_t generation) {
   auto& st = self->state;
@@ -62,7 +76,10 @@ void heartbeat(agent_self* self, store_actor store, satellite_options opts,
       wire::Heartbeat hb;
       hb.set_satellite_id(s.id);
       hb.set_sequence(++s.sequence);
-      hb.set_address(host_name());
+      if (auto host = host_name(); host != s.address_sent) {
+        hb.set_address(host);
+        s.address_sent = std::move(host);
+      }
       *hb.mutable_store() = std::move(store_stats);
       hb.set_load(load_average());
       hb.set_queries_running(static_cast<uint32_t>(stats->queries_running.load()));
@@ -74,9 +91,9 @@ void heartbeat(agent_self* self, store_actor store, satellite_options opts,
                 if (r && r->code == code::not_found && generation == self->state.generation)
                   do_register(self, store, opts, stats);  // the server forgot us (restart)
               });
-      self->delayed_send(self, s.interval, tick_atom::value, generation);
+      next_heartbeat(self, opts, false, generation);
     },
-    [=](caf::error&) { self->delayed_send(self, self->state.interval, tick_atom::value, generation); });
+    [=](caf::error&) { next_heartbeat(self, opts, false, generation); });
 }
 
 void do_register(agent_self* self, store_actor store, const satellite_options& opts,
@@ -96,6 +113,8 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
         (*reg.mutable_labels())[k] = v;
       *reg.mutable_store() = std::move(store_stats);
       reg.set_address(host_name());
+      reg.set_heartbeat_interval_ms(static_cast<uint32_t>(opts.heartbeat_interval_ms));
+      self->state.address_sent = reg.address();
       self->request(self->state.uplink, seconds(10), wire_request_atom::value,
                     std::string{"register"}, reg.SerializeAsString())
         .then(
@@ -114,8 +133,10 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
             }
             stats->registrations.fetch_add(1);
             stats->registered.store(true);
-            std::fprintf(stderr, "levee satellite: registered as '%s'\n", s.id.c_str());
-            heartbeat(self, store, opts, stats, s.generation);
+            std::fprintf(stderr, "levee satellite: registered as '%s', heartbeat every %lld ms\n",
+                         s.id.c_str(), static_cast<long long>(s.interval.count()));
+            // The Register counted as a beat; the first heartbeat comes within an interval.
+            next_heartbeat(self, opts, true, s.generation);
           },
           [=](caf::error& err) {
             auto& s = self->state;
@@ -128,9 +149,12 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
                 std::fprintf(stderr, "levee satellite: registration refused: %s\n", text.c_str());
               stats->last_error = text;
             }
-            // Refused (a live id, a wrong token) or not connected: try again later; a new
+            // Refused (a live id, a wrong token, a full registry) or not connected: try
+            // again after the server's retry-after (1 s without one), jittered; a new
             // connection also triggers it.
-            self->delayed_send(self, seconds(1), connected_atom::value, std::string{});
+            auto wait = register_retry_delay(r ? r->retry_after_ms : 0,
+                                             opts.heartbeat_jitter_pct, s.uniform(s.rng));
+            self->delayed_send(self, wait, connected_atom::value, std::string{});
           });
     },
     [=](caf::error&) {

@@ -20,6 +20,9 @@ const field_spec<S> satellite_fields[] = {
   {"scan_step_bytes", &S::scan_step_bytes, 4096, 1 * defaults::GiB, "bytes"},
   {"read_cache_bytes", &S::read_cache_bytes, 0, 64 * defaults::GiB, "bytes"},
   {"connect_timeout_ms", &S::connect_timeout_ms, 100, 600'000, "ms"},
+  {"heartbeat_interval_ms", &S::heartbeat_interval_ms, 0, 3'600'000, "ms"},
+  {"heartbeat_jitter_pct", &S::heartbeat_jitter_pct, 0,
+   defaults::satellite_heartbeat_jitter_pct_ceiling, "percent"},
   {"poll_interval_ms", &S::poll_interval_ms, 1, 3'600'000, "ms"},
   {"poll_max_events", &S::poll_max_events, 1, 1'000'000, "events"},
   {"retention_interval_ms", &S::retention_interval_ms, 10, 86'400'000, "ms"},
@@ -253,6 +256,9 @@ result<satellite_config> satellite_from_config(const flat_config& cfg) {
   if (s.data_dir.empty())
     return status::error(code::bad_request,
                          "satellite.data_dir is missing: the directory of the satellite's store");
+  if (s.heartbeat_interval_ms != 0 && s.heartbeat_interval_ms < 10)
+    return bad("satellite.heartbeat_interval_ms", std::to_string(s.heartbeat_interval_ms),
+               "must be 0 (the server's interval) or from 10 to 3600000 ms");
   base::host_port server;
   std::string bad_server;
   if (!base::parse_host_port("satellite.server", s.server, server, bad_server))

@@ -141,6 +141,7 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
   uo.host = host;
   uo.port = port;
   uo.token = net_cfg.token;
+  uo.satellite = true;  // counted among the server's satellites, not in its reserve
   uo.connect_timeout = milliseconds(opts.connect_timeout_ms);
   uo.notify = caf::actor_cast<caf::actor>(node.agent);
   node.uplink = net::start_uplink(sys, ctx, uo);

@@ -46,6 +46,12 @@ struct satellite_options {
   uint64_t scan_step_bytes = defaults::satellite_scan_step_bytes;
   uint64_t read_cache_bytes = defaults::satellite_read_cache_bytes;  // 0 = none
   uint64_t connect_timeout_ms = defaults::net_connect_timeout_ms;  // per TCP connect to the server
+  /// The heartbeat interval asked of the server (0: the server's); the server grants it
+  /// within its bounds and the agent beats at what it granted.
+  uint64_t heartbeat_interval_ms = defaults::satellite_heartbeat_interval_ms;
+  /// Each beat comes up to this percent of the interval early, at random; the first after
+  /// a registration at a random point of the first interval (0: exactly on the interval).
+  uint64_t heartbeat_jitter_pct = defaults::satellite_heartbeat_jitter_pct;
   uint64_t poll_interval_ms = defaults::satellite_poll_interval_ms;
   uint64_t poll_max_events = defaults::satellite_poll_max_events;
   uint64_t retention_interval_ms = defaults::satellite_retention_interval_ms;

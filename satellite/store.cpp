@@ -168,9 +168,9 @@ void scan_step(store_self* self) {
   }
   auto emit = [&](std::string&& part) { q.outbox.push_back(std::move(part)); };
   if (auto s = q.task->step(*st.log, opts.scan_step_bytes, emit); !s) {
-    // A count with too many groups says so in its message (query.max_groups is the query
-    // language's own bound, no config key); anything else is the store's.
-    end_query(self, it, refuse(s.code(), s.message()), stats);
+    // A count with too many groups (query.max_groups, the query language's own bound)
+    // keeps its observed and max; anything else is the store's.
+    end_query(self, it, to_error(s.as_rejection()), stats);
   } else {
     send_ready(self, it, stats);
   }
@@ -275,7 +275,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
       // offers the rest again, and hears of the failure then); none: the failure.
       auto failed = [&](const status& s) -> caf::result<uint64_t> {
         if (taken == 0)
-          return refuse(s.code(), s.message());
+          return to_error(s.as_rejection());
         stats->events_stored.fetch_add(taken);
         return uint64_t{taken};
       };

@@ -169,6 +169,7 @@ void fill_by_code(google::protobuf::Map<std::string, uint64_t>& out, const Count
 
 void fill_listener(const net::net_stats& n, wire::ListenerStats& out) {
   out.set_connections_open(n.connections_open.load());
+  out.set_satellite_connections(n.satellite_connections.load());
   out.set_connections_accepted(n.connections_accepted.load());
   out.set_connections_refused(n.connections_refused.load());
   out.set_frames_in(n.frames_in.load());

@@ -336,9 +336,9 @@ void relay_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
       partial.push_back(std::move(g));
     }
     if (auto s = st.counts->merge(partial); !s) {
-      // query/'s fixed bound on count groups, not a config key: its message names it, and
-      // the refusal names no limit (as the satellites' own refusal does).
-      fail(self, stats, to_error(rejection::of(s.code()).detail(s.message())));
+      // query/'s fixed bound on count groups, not a config key: the refusal names no
+      // limit (as the satellites' own refusal does) but keeps observed and max.
+      fail(self, stats, to_error(s.as_rejection()));
     }
     return;
   }

@@ -21,6 +21,7 @@ using O = server_options;
 
 const field_spec<O> fields[] = {
   {"heartbeat_interval_ms", &O::heartbeat_interval_ms, 10, 3'600'000, "ms"},
+  {"max_heartbeat_interval_ms", &O::max_heartbeat_interval_ms, 10, 3'600'000, "ms"},
   {"unhealthy_after", &O::unhealthy_after, 1, 1000, "heartbeats"},
   {"disconnect_after", &O::disconnect_after, 1, 10'000, "heartbeats"},
   {"max_satellites", &O::max_satellites, 1, 1u << 20, "satellites"},
@@ -57,6 +58,7 @@ struct entry {
   caf::actor connection;
   health state = health::healthy;
   int64_t last_seen_ms = 0;
+  int64_t interval_ms = 1000;  // granted at registration: missed beats count in it
   int64_t changed_ms = 0;  // when the state last changed (the oldest disconnected goes first)
   uint64_t sequence = 0;
   wire::StoreStats store;
@@ -132,11 +134,10 @@ void publish_routes(registry_state& st) {
 /// disconnected one's connection is closed, so queries on it fail at once.
 void check_heartbeats(registry_self* self, const server_options& opts) {
   auto now = self->state.now_ms();
-  auto interval = static_cast<int64_t>(opts.heartbeat_interval_ms);
   for (auto& [id, e] : self->state.satellites) {
     if (e.state == health::disconnected)
       continue;
-    auto missed = (now - e.last_seen_ms) / interval;
+    auto missed = (now - e.last_seen_ms) / e.interval_ms;
     if (missed >= static_cast<int64_t>(opts.disconnect_after)) {
       set_state(self->state, e, health::disconnected, now);
       if (e.connection)  // closes it; its queries get unavailable (it needs no sender)
@@ -144,7 +145,7 @@ void check_heartbeats(registry_self* self, const server_options& opts) {
                    static_cast<uint32_t>(code::unavailable),
                    std::string{"server.disconnect_after"},
                    "no heartbeat for " + std::to_string(missed) + " intervals of "
-                     + std::to_string(opts.heartbeat_interval_ms)
+                     + std::to_string(e.interval_ms)
                      + " ms: disconnected; reconnect and register again");
       e.connection = nullptr;
     } else if (missed >= static_cast<int64_t>(opts.unhealthy_after)) {
@@ -217,8 +218,11 @@ registry_actor::behavior_type registry(registry_self* self, server_options opts,
                             .limit("server.max_satellites")
                             .observed(st.satellites.size() + 1)
                             .max(opts.max_satellites)
+                            // A silent satellite's place is free after this at most.
+                            .retry_after_ms(opts.heartbeat_interval_ms * opts.disconnect_after)
                             .detail("the registry is full of live satellites; raise "
-                                    "server.max_satellites or stop one"));
+                                    "server.max_satellites (and net.max_connections) on "
+                                    "the server, or stop one"));
         st.satellites.erase(oldest);
         st.routes_changed = true;
         ++st.version;
@@ -233,6 +237,8 @@ registry_actor::behavior_type registry(registry_self* self, server_options opts,
       e.state = health::healthy;
       e.changed_ms = now;
       e.last_seen_ms = now;
+      e.interval_ms = static_cast<int64_t>(
+        granted_heartbeat_interval_ms(opts, reg.heartbeat_interval_ms()));
       e.sequence = 0;
       e.store = reg.store();
       e.address = reg.address();
@@ -242,7 +248,7 @@ registry_actor::behavior_type registry(registry_self* self, server_options opts,
       self->state.watchers->changed(self);
       wire::RegisterAck ack;
       ack.set_satellite_id(id);
-      ack.set_heartbeat_interval_ms(static_cast<uint32_t>(opts.heartbeat_interval_ms));
+      ack.set_heartbeat_interval_ms(static_cast<uint32_t>(e.interval_ms));
       return ack.SerializeAsString();
     },
     [=](heartbeat_atom, const wire::Heartbeat& hb) -> caf::result<std::string> {
@@ -288,6 +294,10 @@ registry_actor::behavior_type registry(registry_self* self, server_options opts,
 
 } // namespace
 
+uint64_t granted_heartbeat_interval_ms(const server_options& opts, uint64_t asked_ms) {
+  return std::clamp(asked_ms, opts.heartbeat_interval_ms, opts.max_heartbeat_interval_ms);
+}
+
 std::vector<std::string> config_keys() {
   std::vector<std::string> out;
   append_keys(out, "server", fields, {"satellite_token", "listen"});
@@ -302,6 +312,13 @@ result<server_options> server_from_config(const flat_config& cfg) {
     out.satellite_token = i->second;
   if (auto i = cfg.find("server.listen"); i != cfg.end())
     out.listen = i->second;
+  if (out.max_heartbeat_interval_ms < out.heartbeat_interval_ms)
+    return status::error(code::bad_request,
+                         "server.max_heartbeat_interval_ms = "
+                           + std::to_string(out.max_heartbeat_interval_ms)
+                           + ": must be at least server.heartbeat_interval_ms ("
+                           + std::to_string(out.heartbeat_interval_ms)
+                           + "), the interval of satellites that ask for none");
   if (out.disconnect_after <= out.unhealthy_after)
     return status::error(code::bad_request,
                          "server.disconnect_after = " + std::to_string(out.disconnect_after)

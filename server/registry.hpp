@@ -1,6 +1,7 @@
 #pragma once
 // The satellite registry of a server (ARCHITECTURE.md "Satellites"): satellites
-// register over the connection they dialed, heartbeat every heartbeat_interval, and move
+// register over the connection they dialed, heartbeat every interval (the server's, or
+// the longer one a satellite asked for, granted_heartbeat_interval_ms), and move
 // healthy -> unhealthy (unhealthy_after missed beats) -> disconnected (disconnect_after
 // missed beats, or their connection closed). A live id registering again is refused with
 // `permission_denied`. Queries only go to healthy satellites.
@@ -34,6 +35,7 @@ namespace levee::server {
 /// [server]: the registry's and the proxyers' settings.
 struct server_options {
   uint64_t heartbeat_interval_ms = defaults::server_heartbeat_interval_ms;
+  uint64_t max_heartbeat_interval_ms = defaults::server_max_heartbeat_interval_ms;
   uint64_t unhealthy_after = defaults::server_unhealthy_after;
   uint64_t disconnect_after = defaults::server_disconnect_after;
   uint64_t max_satellites = defaults::server_max_satellites;
@@ -48,6 +50,12 @@ struct server_options {
   std::string satellite_token;  // a satellite's Register must carry it; empty = any
   std::string listen = "127.0.0.1:7400";
 };
+
+/// The heartbeat interval a satellite that asks for `asked_ms` (0: none) is granted, told
+/// in its RegisterAck and judged by: at least server.heartbeat_interval_ms (a satellite
+/// cannot make the server read more beats than it chose), at most
+/// server.max_heartbeat_interval_ms.
+uint64_t granted_heartbeat_interval_ms(const server_options& opts, uint64_t asked_ms);
 
 /// Reads [server] (unknown keys and bad values are errors naming the key).
 result<server_options> server_from_config(const flat_config& cfg);

@@ -516,6 +516,7 @@ TEST_F(BackpressureTest, ATargetThatKnowsNoCreditDoesNotBreakItsConnection) {
 // handshake or a request, refused for the connection bound, closed by the server.
 TEST_F(BackpressureTest, ConnectionsOpenedAndClosedLeaveNothingBehind) {
   lcfg.limits.max_connections = 4;
+  lcfg.limits.reserved_connections = 1;
   start();
   auto before = net::connection_actors_alive();
   auto accepted = [&] { return ctx->stats.connections_accepted.load(); };

@@ -104,27 +104,47 @@ struct raw_socket {
   }
   ~raw_socket() { ::close(fd); }
   void send(const std::string& bytes) { ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL); }
-  /// Reads until the server closes; the last Reject it sent.
-  std::optional<rejection> read_until_close() {
+  /// Hands each frame the server sends to `done` until it returns true (then true) or
+  /// the server closes (false).
+  template <class F>
+  bool read_frames(F done) {
     net::frame_reader r{net::codec_limits{1u << 30, 1u << 30, 0}};
-    std::optional<rejection> last;
     char buf[4096];
     for (;;) {
       auto n = ::recv(fd, buf, sizeof buf, 0);
       if (n <= 0)
-        return last;
+        return false;
       size_t pos = 0;
       while (pos < static_cast<size_t>(n) && !r.error()) {
         pos += r.feed(reinterpret_cast<const uint8_t*>(buf) + pos, static_cast<size_t>(n) - pos);
         if (r.frame_ready()) {
           auto env = r.take();
-          if (env.has_reject())
-            last = net::from_wire(env.reject());
           if (getenv("LEVEE_TEST_TRACE"))
             std::fprintf(stderr, "raw socket got: %s\n", env.ShortDebugString().c_str());
+          if (done(env))
+            return true;
         }
       }
     }
+  }
+  /// Reads until the server closes; the last Reject it sent.
+  std::optional<rejection> read_until_close() {
+    std::optional<rejection> last;
+    read_frames([&](const wire::Envelope& env) {
+      if (env.has_reject())
+        last = net::from_wire(env.reject());
+      return false;
+    });
+    return last;
+  }
+  /// Reads until the server's Hello (true), or its Reject and close (false).
+  bool read_hello() {
+    bool hello = false;
+    read_frames([&](const wire::Envelope& env) {
+      hello = env.has_hello();
+      return true;
+    });
+    return hello;
   }
 };
 
@@ -134,12 +154,15 @@ std::string frame_of(const wire::Envelope& env) {
   return out;
 }
 
-std::string hello_frame(uint32_t version = net::protocol_version, std::string token = "") {
+std::string hello_frame(uint32_t version = net::protocol_version, std::string token = "",
+                        wire::Role role = wire::ROLE_CLIENT) {
   wire::Envelope env;
   env.mutable_hello()->set_protocol_version(version);
   env.mutable_hello()->set_token(std::move(token));
+  env.mutable_hello()->set_role(role);
   return frame_of(env);
 }
+
 
 /// Reads the answer to a probe sent to learn whether an in-flight slot is free again: true
 /// when it was answered (`out` holds the answer); false for "not yet" (too_many_inflight),
@@ -756,6 +779,7 @@ TEST_F(ConnectionTest, LimitedActorOnTheMultiplexerIsGatedToo) {
 
 TEST_F(ConnectionTest, ConnectionBoundRefusesTheOneOver) {
   lcfg.limits.max_connections = 3;
+  lcfg.limits.reserved_connections = 0;
   start();
   std::vector<client> clients;
   for (int i = 0; i < 3; ++i) {
@@ -774,8 +798,65 @@ TEST_F(ConnectionTest, ConnectionBoundRefusesTheOneOver) {
   EXPECT_TRUE(extra.connect().ok());
 }
 
+// Issue 14: satellites may not take the connections operators need. Of
+// net.max_connections, net.reserved_connections are kept for peers whose Hello does not
+// say satellite: the satellite over its share is refused (too_many_connections, naming
+// net.max_connections with the satellites' share as max and a retry-after), and a client
+// still connects and is answered while the satellites hold theirs.
+TEST_F(ConnectionTest, SatellitesLeaveTheReservedConnectionsToOtherPeers) {
+  lcfg.limits.max_connections = 5;
+  lcfg.limits.reserved_connections = 2;
+  start();
+  std::vector<std::unique_ptr<raw_socket>> satellites;
+  for (int i = 0; i < 3; ++i) {
+    satellites.push_back(std::make_unique<raw_socket>(lst.port));
+    satellites.back()->send(hello_frame(net::protocol_version, "", wire::ROLE_SATELLITE));
+    ASSERT_TRUE(satellites.back()->read_hello()) << "satellite " << i;
+  }
+  EXPECT_EQ(ctx->stats.satellite_connections.load(), 3u);
+  raw_socket over{lst.port};
+  over.send(hello_frame(net::protocol_version, "", wire::ROLE_SATELLITE));
+  auto r = over.read_until_close();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code, code::too_many_connections);
+  EXPECT_EQ(r->limit, "net.max_connections");
+  EXPECT_EQ(r->observed, 4u);
+  EXPECT_EQ(r->max, 3u);
+  EXPECT_GT(r->retry_after_ms, 0u);
+  EXPECT_NE(r->detail.find("net.reserved_connections"), std::string::npos) << r->detail;
+  // The refused one is let go (its count with it) once it has closed.
+  ASSERT_TRUE(test::wait_until([&] { return ctx->stats.connections_open.load() == 3; }));
+  // The reserve: two clients connect and are answered.
+  auto a = make_client();
+  auto b = make_client();
+  ASSERT_TRUE(a.connect().ok());
+  ASSERT_TRUE(b.connect().ok());
+  EXPECT_TRUE(a.request("echo", "ok", 10s).ok());
+  EXPECT_TRUE(b.request("echo", "ok", 10s).ok());
+  // A satellite that goes gives its place back; the client library can take it as a
+  // satellite (client_options::satellite), as a fleet simulator does.
+  satellites.pop_back();
+  ASSERT_TRUE(test::wait_until([&] { return ctx->stats.satellite_connections.load() == 2; }));
+  client_options o;
+  o.port = lst.port;
+  o.satellite = true;
+  client again{o};
+  ASSERT_TRUE(again.connect().ok());
+  EXPECT_EQ(ctx->stats.satellite_connections.load(), 3u);
+  // One more satellite, with room in the total (a client left): refused for the share.
+  b.close();
+  ASSERT_TRUE(test::wait_until([&] { return ctx->stats.connections_open.load() == 4; }));
+  client one_more{o};
+  auto st = one_more.connect();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), code::too_many_connections);
+  EXPECT_EQ(st.as_rejection().limit, "net.max_connections");
+  EXPECT_EQ(st.as_rejection().max, 3u);
+}
+
 TEST_F(ConnectionTest, ConnectionFloodIsRefusedWithExactCounts) {
   lcfg.limits.max_connections = 10;
+  lcfg.limits.reserved_connections = 0;
   start();
   std::vector<std::unique_ptr<raw_socket>> held;
   for (int i = 0; i < 10; ++i) {

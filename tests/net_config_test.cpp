@@ -28,7 +28,8 @@ TEST(NetConfig, DefaultsArePinned) {
   EXPECT_EQ(l.burst_bytes, 0u);
   EXPECT_EQ(l.max_inflight_requests, 256u);
   EXPECT_EQ(l.max_write_buffer_bytes, 8u << 20);
-  EXPECT_EQ(l.max_connections, 1024u);
+  EXPECT_EQ(l.max_connections, 4160u);
+  EXPECT_EQ(l.reserved_connections, 64u);
   EXPECT_EQ(l.handshake_timeout_ms, 5'000u);
   EXPECT_EQ(l.idle_timeout_ms, 30'000u);
   EXPECT_EQ(l.read_timeout_ms, 10'000u);
@@ -42,11 +43,13 @@ TEST(NetConfig, DefaultsArePinned) {
 }
 
 TEST(NetConfig, ReadsKeysTokenAndNodeId) {
-  auto cfg = parse("[net]\nmax_frame_bytes = 64KiB\nmax_connections = 10\ntoken = s3cret\n"
+  auto cfg = parse("[net]\nmax_frame_bytes = 64KiB\nmax_connections = 10\n"
+                   "reserved_connections = 2\ntoken = s3cret\n"
                    "node_id = server-1\n[limits.default]\nmailbox_capacity = 5\n");
   ASSERT_TRUE(cfg.ok()) << cfg.error().to_string();
   EXPECT_EQ(cfg->limits.max_frame_bytes, 64u * 1024);
   EXPECT_EQ(cfg->limits.max_connections, 10u);
+  EXPECT_EQ(cfg->limits.reserved_connections, 2u);
   EXPECT_EQ(cfg->token, "s3cret");
   EXPECT_EQ(cfg->node_id, "server-1");
 }
@@ -59,6 +62,10 @@ TEST(NetConfig, BadValuesAreRejectedNamingTheKey) {
     {"[net]\nmax_frame_bytes = 8MiB\n", "net.max_decompressed_bytes = 4194304: must be at least"},
     {"[net]\npermit_ceiling_bytes = 1KiB\n", "net.permit_ceiling_bytes = 1024"},
     {"[net]\nmax_bytes_per_sec = 1000\n", "net.burst_bytes"},
+    // The reserve kept for operators and clients must leave satellites a connection.
+    {"[net]\nmax_connections = 100\nreserved_connections = 100\n",
+     "net.reserved_connections = 100: must be below net.max_connections (100)"},
+    {"[net]\nmax_connections = 16\n", "net.reserved_connections = 64: must be below"},
   };
   for (auto& [text, mention] : cases) {
     auto cfg = parse(text);

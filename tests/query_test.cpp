@@ -800,6 +800,14 @@ TEST(QueryCounter, RefusesAGroupPastMaxGroups) {
   EXPECT_EQ(st.message(),
             "query.max_groups observed 4 > max 3, do not retry: a count by user has more groups "
             "than allowed; narrow the query (a filter, a shorter time range, fewer by-fields)");
+  // The refusal it becomes keeps the numbers as fields (a relayed Reject keeps them too);
+  // no limit key: the bound is the query language's own.
+  auto r0 = st.as_rejection();
+  EXPECT_EQ(r0.code, code::message_too_large);
+  EXPECT_EQ(r0.limit, "");
+  EXPECT_EQ(r0.observed, 4u);
+  EXPECT_EQ(r0.max, 3u);
+  EXPECT_NE(r0.detail.find("query.max_groups"), std::string::npos) << r0.detail;
   EXPECT_EQ(c.group_count(), 3u);
   EXPECT_TRUE(c.add(with_user(std::string{"a"})).ok()) << "known groups still count";
   auto r = c.results();
@@ -841,6 +849,8 @@ TEST(QueryCounter, MergePastMaxGroupsChangesNothing) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.code(), code::message_too_large);
   EXPECT_EQ(st.message().find("query.max_groups observed 4 > max 3, do not retry"), 0u);
+  EXPECT_EQ(st.as_rejection().observed, 4u);
+  EXPECT_EQ(st.as_rejection().max, 3u);
   EXPECT_EQ(left.results(), before);
 }
 

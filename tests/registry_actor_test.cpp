@@ -28,6 +28,7 @@ static_assert(!test::accepts<registry_actor, wire_request_atom, std::string>);
 /// What a connection saw.
 struct seen {
   std::vector<std::string> registered;  // ids in RegisterAcks
+  std::vector<uint32_t> intervals;      // heartbeat intervals in RegisterAcks
   uint64_t heartbeats_acked = 0;
   std::vector<rejection> refused;
   std::vector<wire::SatelliteList> lists;
@@ -50,6 +51,7 @@ caf::behavior connection(caf::event_based_actor* self, registry_actor registry, 
             wire::RegisterAck ack;
             ASSERT_TRUE(ack.ParseFromString(bytes));
             out->registered.push_back(ack.satellite_id());
+            out->intervals.push_back(ack.heartbeat_interval_ms());
           },
           refused);
     },
@@ -113,10 +115,12 @@ struct RegistryActorTest : ::testing::TestWithParam<bool> {
       t.advance(check_ms);
   }
 
-  void send_register(const caf::actor& from, const std::string& id, const std::string& token = "") {
+  void send_register(const caf::actor& from, const std::string& id, const std::string& token = "",
+                     uint32_t asked_interval_ms = 0) {
     wire::Register reg;
     reg.set_satellite_id(id);
     reg.set_token(token);
+    reg.set_heartbeat_interval_ms(asked_interval_ms);
     (*reg.mutable_labels())["zone"] = "a";
     caf::anon_send(from, register_atom::value, std::move(reg));
     t.run();
@@ -177,6 +181,65 @@ TEST_P(RegistryActorTest, HeartbeatStatesMoveWithTheClockAndBackOnAHeartbeat) {
   send_register(conn, "sat-a");
   EXPECT_EQ(state_of("sat-a"), "healthy");
   expect_placement();
+}
+
+// Issue 14: a satellite may ask for a longer interval than the server's (a large fleet
+// beats every 10 s); the server judges it by what it granted, not by its own setting, and
+// grants no more than server.max_heartbeat_interval_ms and no less than its own interval.
+TEST_P(RegistryActorTest, EachSatelliteIsJudgedByTheIntervalItWasGranted) {
+  opts.max_heartbeat_interval_ms = 8 * interval_ms;
+  start_registry();
+  send_register(conn, "slow", "", 5 * interval_ms);
+  seen fast_seen, capped_seen;
+  auto fast = t.sys->spawn(connection, registry, &fast_seen);
+  auto capped = t.sys->spawn(connection, registry, &capped_seen);
+  send_register(fast, "fast", "", 10);  // below the server's: raised to it
+  send_register(capped, "capped", "", 60 * interval_ms);  // above the bound: capped
+  EXPECT_EQ(out.intervals, std::vector<uint32_t>{5 * interval_ms});
+  EXPECT_EQ(fast_seen.intervals, std::vector<uint32_t>{interval_ms});
+  EXPECT_EQ(capped_seen.intervals, std::vector<uint32_t>{8 * interval_ms});
+  // Four of the server's intervals without a beat: the server's own satellite is
+  // disconnected (disconnect_after = 4); the one granted 5 s has not missed one.
+  pass(4 * interval_ms);
+  EXPECT_EQ(state_of("fast"), "disconnected");
+  EXPECT_EQ(state_of("slow"), "healthy");
+  EXPECT_EQ(state_of("capped"), "healthy");
+  // unhealthy_after = 2 of its own intervals.
+  pass(6 * interval_ms - check_ms);
+  EXPECT_EQ(state_of("slow"), "healthy");
+  pass(check_ms);
+  EXPECT_EQ(state_of("slow"), "unhealthy");
+  heartbeat("slow");
+  EXPECT_EQ(state_of("slow"), "healthy");
+  // disconnect_after = 4 of its intervals, told in its own interval.
+  pass(20 * interval_ms);
+  EXPECT_EQ(state_of("slow"), "disconnected");
+  ASSERT_TRUE(out.closed.has_value());
+  EXPECT_NE(out.closed->detail.find("intervals of 5000 ms"), std::string::npos)
+    << out.closed->detail;
+  EXPECT_EQ(state_of("capped"), "unhealthy");  // 3 of its 8 s intervals missed
+  pass(2 * interval_ms);
+  EXPECT_EQ(state_of("capped"), "disconnected");
+  caf::anon_send_exit(fast, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(capped, caf::exit_reason::user_shutdown);
+  expect_placement();
+}
+
+TEST(ServerConfig, AnIntervalBoundBelowTheServersIntervalIsAnError) {
+  auto bad = server_from_config(flat_config{{"server.heartbeat_interval_ms", "2000"},
+                                            {"server.max_heartbeat_interval_ms", "1000"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("server.max_heartbeat_interval_ms = 1000: must be at "
+                                       "least server.heartbeat_interval_ms (2000)"),
+            std::string::npos)
+    << bad.error().message();
+  auto good = server_from_config(flat_config{{"server.max_heartbeat_interval_ms", "30000"}});
+  ASSERT_TRUE(good.ok()) << good.error().message();
+  EXPECT_EQ(good->max_heartbeat_interval_ms, 30'000u);
+  EXPECT_EQ(server_options{}.max_heartbeat_interval_ms, 60'000u);
+  EXPECT_EQ(granted_heartbeat_interval_ms(*good, 0), good->heartbeat_interval_ms);
+  EXPECT_EQ(granted_heartbeat_interval_ms(*good, 10'000), 10'000u);
+  EXPECT_EQ(granted_heartbeat_interval_ms(*good, 90'000), 30'000u);
 }
 
 TEST_P(RegistryActorTest, AHeldListIsAnsweredOnAChange) {
@@ -256,6 +319,8 @@ TEST_P(RegistryActorTest, RefusalsNameTheKeyThatRefusedOrNone) {
   EXPECT_EQ(other_seen.refused[1].limit, "server.max_satellites");
   EXPECT_EQ(other_seen.refused[1].observed, 2u);
   EXPECT_EQ(other_seen.refused[1].max, 1u);
+  // Retry once a silent satellite's place could be free.
+  EXPECT_EQ(other_seen.refused[1].retry_after_ms, interval_ms * opts.disconnect_after);
   caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
 }
 

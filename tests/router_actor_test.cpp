@@ -13,8 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "events/codec.hpp"
 #include "limits/stream_credit.hpp"
 #include "net/satellite.pb.h"
+#include "query/query.hpp"
 #include "server/proxy.hpp"
 #include "server/proxyer_protocol.hpp"
 #include "tests/deterministic_system.hpp"
@@ -119,6 +121,42 @@ wire_stream_outlet::behavior_type fake_satellite(fake_self* self, std::string id
   };
 }
 
+/// A satellite's connection whose satellite refuses every query with `refusal`, as a
+/// Reject from the satellite reaches the proxyer (the connection turns it into an error).
+wire_stream_outlet::behavior_type refusing_satellite(wire_stream_outlet::pointer,
+                                                     rejection refusal) {
+  return {
+    [=](wire_stream_atom, const std::string&, const std::string&, uint64_t, uint64_t,
+        uint64_t) -> caf::result<std::string> { return to_error(refusal); },
+    [=](credit_atom, uint64_t, uint64_t, uint64_t) {},
+    [=](cancel_atom, uint64_t) {},
+  };
+}
+
+/// A satellite's connection whose satellite answers a `count by n` with `groups` groups,
+/// n = first .. first + groups - 1, each counted once, in one batch.
+wire_stream_outlet::behavior_type counting_satellite(wire_stream_outlet::pointer self,
+                                                     int64_t first, int64_t groups) {
+  return {
+    [=](wire_stream_atom, const std::string&, const std::string&, uint64_t tag, uint64_t,
+        uint64_t) -> caf::result<std::string> {
+      wire::ResultBatch b;
+      for (int64_t n = first; n < first + groups; ++n) {
+        events::event key;
+        key.fields.push_back(events::field{"n", events::value{n}});
+        auto& row = *b.add_counts();
+        events::encode(key, *row.mutable_key());
+        row.set_count(1);
+      }
+      auto sink = caf::actor_cast<wire_stream_sink>(self->current_sender());
+      self->send(sink, wire_batch_atom::value, tag, b.SerializeAsString());
+      return wire::QueryStats{}.SerializeAsString();
+    },
+    [=](credit_atom, uint64_t, uint64_t, uint64_t) {},
+    [=](cancel_atom, uint64_t) {},
+  };
+}
+
 /// What the client's connection saw.
 struct client_seen {
   std::vector<std::string> batches;
@@ -179,13 +217,24 @@ struct RouterActorTest : ::testing::TestWithParam<bool> {
 
   /// `n` healthy satellites sat-0.. with `batches` each, and the router.
   void start(size_t n, int batches, bool answer) {
-    auto table = std::make_shared<satellite_routes::table>();
+    std::vector<wire_stream_outlet> made;
     for (size_t i = 0; i < n; ++i) {
-      auto id = "sat-" + std::to_string(i);
       seen_by.push_back(std::make_unique<satellite_seen>());
-      satellites.push_back(t.sys->spawn(fake_satellite, id, batches, answer, seen_by.back().get()));
-      table->push_back(satellite_routes::route{
-        id, {{"zone", "a"}}, caf::actor_cast<caf::actor>(satellites.back()), "healthy", true});
+      made.push_back(t.sys->spawn(fake_satellite, "sat-" + std::to_string(i), batches, answer,
+                                  seen_by.back().get()));
+    }
+    start_with(std::move(made));
+  }
+
+  /// These satellites (sat-0.., labelled zone=a, healthy), and the router.
+  void start_with(std::vector<wire_stream_outlet> made) {
+    auto table = std::make_shared<satellite_routes::table>();
+    for (size_t i = 0; i < made.size(); ++i) {
+      satellites.push_back(made[i]);
+      table->push_back(satellite_routes::route{"sat-" + std::to_string(i),
+                                               {{"zone", "a"}},
+                                               caf::actor_cast<caf::actor>(made[i]),
+                                               "healthy", true});
     }
     routes->publish(table);
     router = spawn_query_router(*t.sys, *t.rt, t.where(GetParam()), routes, opts, stats,
@@ -206,9 +255,9 @@ struct RouterActorTest : ::testing::TestWithParam<bool> {
   }
 
   /// A query over every satellite labelled zone=a, as request `rid` with `credit` batches.
-  void query(uint64_t rid, uint64_t credit, uint32_t deadline = 0) {
+  void query(uint64_t rid, uint64_t credit, uint32_t deadline = 0, std::string text = "") {
     wire::QueryRequest req;
-    req.set_text("");
+    req.set_text(text);
     (*req.mutable_selector())["zone"] = "a";
     req.set_deadline_ms(deadline);
     send_query(req.SerializeAsString(), rid, credit);
@@ -316,6 +365,43 @@ TEST_P(RouterActorTest, RefusalsNameTheKeyThatRefusedOrNone) {
   EXPECT_EQ(out.refused->observed, 2u);
   EXPECT_EQ(out.refused->max, 1u);
   EXPECT_EQ(stats->refused.load(), 2u);
+}
+
+TEST_P(RouterActorTest, ASatellitesRefusalReachesTheClientWithEveryField) {
+  // What a satellite's Reject says (here: its own bound on concurrent scans) reaches the
+  // client field by field; only the detail gains the satellite's name.
+  rejection said = rejection::of(code::too_many_inflight)
+                     .limit("satellite.max_concurrent_queries")
+                     .observed(9)
+                     .max(8)
+                     .retry_after_ms(50)
+                     .detail("the satellite scans its maximum of queries");
+  start_with({t.sys->spawn(refusing_satellite, said)});
+  query(1, 10);
+  ASSERT_TRUE(out.refused.has_value());
+  EXPECT_EQ(out.refused->code, code::too_many_inflight);
+  EXPECT_EQ(out.refused->limit, "satellite.max_concurrent_queries");
+  EXPECT_EQ(out.refused->observed, 9u);
+  EXPECT_EQ(out.refused->max, 8u);
+  EXPECT_EQ(out.refused->retry_after_ms, 50u);
+  EXPECT_EQ(out.refused->detail, "satellite 'sat-0': the satellite scans its maximum of queries");
+  EXPECT_EQ(stats->failed.load(), 1u);
+}
+
+TEST_P(RouterActorTest, ACountMergedPastMaxGroupsIsRefusedWithObservedAndMax) {
+  // Two satellites each within query.max_groups (10,000), together over it: the merge
+  // refuses with the numbers as fields, not only in the text.
+  start_with({t.sys->spawn(counting_satellite, 0, 6'000),
+              t.sys->spawn(counting_satellite, 6'000, 6'000)});
+  query(1, 10, 0, "count by n");
+  ASSERT_TRUE(out.refused.has_value());
+  EXPECT_EQ(out.refused->code, code::message_too_large);
+  EXPECT_EQ(out.refused->limit, "");  // the query language's bound, no config key
+  EXPECT_EQ(out.refused->observed, 12'000u);
+  EXPECT_EQ(out.refused->max, query::defaults::max_groups);
+  EXPECT_NE(out.refused->detail.find("query.max_groups"), std::string::npos)
+    << out.refused->detail;
+  expect_placement();
 }
 
 INSTANTIATE_TEST_SUITE_P(Placements, RouterActorTest, ::testing::Values(false, true),

@@ -5,11 +5,13 @@
 
 #include <filesystem>
 #include <map>
+#include <random>
 
 #include "events/codec.hpp"
 #include "net/satellite.pb.h"
 #include "persistence/segment_log.hpp"
 #include "query/query.hpp"
+#include "satellite/heartbeat_timing.hpp"
 #include "satellite/satellite.hpp"
 #include "satellite/scan.hpp"
 
@@ -209,6 +211,15 @@ TEST(SatelliteConfig, ReadsEverySectionAndNamesTheKeyOfAnyError) {
   EXPECT_EQ(good->satellite.scrub_bytes_per_sec, 8 * defaults::MiB);
   EXPECT_EQ(good->satellite.scrub_interval_ms, 3'600'000u);
   ASSERT_EQ(good->sources[1].synthetic.levels.size(), 2u);
+  // Heartbeats: at the server's interval unless asked, 10% jitter.
+  EXPECT_EQ(good->satellite.heartbeat_interval_ms, 0u);
+  EXPECT_EQ(good->satellite.heartbeat_jitter_pct, 10u);
+  auto fleet = satellite_from_config(config({{"satellite.data_dir", "/tmp/x"},
+                                             {"satellite.heartbeat_interval_ms", "10000"},
+                                             {"satellite.heartbeat_jitter_pct", "25"}}));
+  ASSERT_TRUE(fleet.ok()) << fleet.error().to_string();
+  EXPECT_EQ(fleet->satellite.heartbeat_interval_ms, 10'000u);
+  EXPECT_EQ(fleet->satellite.heartbeat_jitter_pct, 25u);
 
   struct bad_case {
     flat_config cfg;
@@ -238,6 +249,11 @@ TEST(SatelliteConfig, ReadsEverySectionAndNamesTheKeyOfAnyError) {
     {base({{"satellite.scrub_bytes_per_sec", "-1"}}), "satellite.scrub_bytes_per_sec"},
     {base({{"satellite.scrub_bytes_per_sec", "65GiB"}}), "satellite.scrub_bytes_per_sec = "},
     {base({{"satellite.scrub_interval_ms", "0"}}), "satellite.scrub_interval_ms = 0"},
+    {base({{"satellite.heartbeat_interval_ms", "5"}}),
+     "satellite.heartbeat_interval_ms = 5: must be 0 (the server's interval) or from 10"},
+    {base({{"satellite.heartbeat_interval_ms", "2h"}}), "satellite.heartbeat_interval_ms"},
+    {base({{"satellite.heartbeat_jitter_pct", "60"}}),
+     "satellite.heartbeat_jitter_pct = 60: must be between 0 and 50 percent"},
   };
   for (auto& c : cases) {
     auto r = satellite_from_config(c.cfg);
@@ -245,6 +261,82 @@ TEST(SatelliteConfig, ReadsEverySectionAndNamesTheKeyOfAnyError) {
     EXPECT_EQ(r.error().code(), code::bad_request);
     EXPECT_NE(r.error().message().find(c.names), std::string::npos)
       << "wanted '" << c.names << "' in: " << r.error().message();
+  }
+}
+
+// Issue 14: at 100,000 satellites the server reads every beat of each; a beat stays small.
+// A busy satellite's (millions of events, a scrub running, no damage): under 100 bytes.
+TEST(HeartbeatSize, ABusySatellitesBeatIsUnderOneHundredBytes) {
+  wire::Heartbeat hb;
+  hb.set_satellite_id("sat-100000");
+  hb.set_sequence(8'640'000);  // 100 days at one a second
+  auto& st = *hb.mutable_store();
+  st.set_events(40'000'000);
+  st.set_bytes(1ull << 30);
+  st.set_first_offset(100'000'000);
+  st.set_next_offset(140'000'000);
+  st.set_bad_lines(12);
+  st.set_read_cache_bytes(8u << 20);
+  st.set_read_cache_hits(1'000'000);
+  st.set_read_cache_misses(50'000);
+  st.set_scrub_bytes_per_sec(8u << 20);
+  st.set_scrub_bytes_verified(500ull << 30);
+  st.set_scrub_passes(2'400);
+  st.set_scrub_segments_verified(40'000);
+  hb.set_load(1.25);
+  hb.set_queries_running(2);
+  std::printf("a busy satellite's Heartbeat: %zu bytes\n", hb.ByteSizeLong());
+  EXPECT_LT(hb.ByteSizeLong(), 100u);
+}
+
+// Issue 14: a fleet that registered together must not beat in lockstep. Seeded, so the
+// draws are the same in every run.
+TEST(HeartbeatTiming, BeatsComeEarlyByAtMostTheJitterAndTheFirstAnywhereInTheInterval) {
+  using std::chrono::milliseconds;
+  const milliseconds interval{10'000};
+  std::mt19937_64 rng{14};
+  std::uniform_real_distribution<double> u{0.0, 1.0};
+  // Without jitter: exactly the interval, first beat included.
+  EXPECT_EQ(heartbeat_delay(interval, 0, false, 0.7), interval);
+  EXPECT_EQ(heartbeat_delay(interval, 0, true, 0.7), interval);
+  // The extremes of the draw.
+  EXPECT_EQ(heartbeat_delay(interval, 10, false, 0.0), interval);
+  EXPECT_EQ(heartbeat_delay(interval, 10, false, 0.999999), milliseconds{9'000});
+  EXPECT_EQ(heartbeat_delay(interval, 10, true, 0.999999), milliseconds{1});
+  int64_t lo = interval.count(), hi = 0, first_lo = interval.count(), first_hi = 0;
+  double first_sum = 0;
+  constexpr int draws = 10'000;
+  // Ten buckets of the interval: first beats of a fleet fall in every one of them.
+  std::vector<int> buckets(10, 0);
+  for (int i = 0; i < draws; ++i) {
+    auto d = heartbeat_delay(interval, 10, false, u(rng)).count();
+    lo = std::min(lo, d);
+    hi = std::max(hi, d);
+    auto f = heartbeat_delay(interval, 10, true, u(rng)).count();
+    first_lo = std::min(first_lo, f);
+    first_hi = std::max(first_hi, f);
+    first_sum += static_cast<double>(f);
+    ++buckets[std::min<int64_t>(f * 10 / interval.count(), 9)];
+  }
+  // Never later than the interval (the server's count of missed beats is unchanged), at
+  // most 10% early.
+  EXPECT_GE(lo, 9'000);
+  EXPECT_LE(hi, 10'000);
+  EXPECT_LT(lo, 9'100) << "the draws use the whole jitter";
+  EXPECT_GE(first_lo, 1);
+  EXPECT_LE(first_hi, 10'000);
+  EXPECT_NEAR(first_sum / draws, 5'000.0, 250.0);
+  for (int b : buckets)
+    EXPECT_GT(b, draws / 20) << "first beats bunch up instead of spreading";
+  // A refused registration waits the server's retry-after, up to jitter_pct more; 1 s
+  // when the server gave none.
+  EXPECT_EQ(register_retry_delay(0, 0, 0.5), milliseconds{1'000});
+  EXPECT_EQ(register_retry_delay(10'000, 10, 0.0), milliseconds{10'000});
+  EXPECT_EQ(register_retry_delay(10'000, 10, 0.5), milliseconds{10'500});
+  for (int i = 0; i < 1000; ++i) {
+    auto d = register_retry_delay(10'000, 10, u(rng));
+    EXPECT_GE(d, milliseconds{10'000});
+    EXPECT_LE(d, milliseconds{11'000});
   }
 }
 

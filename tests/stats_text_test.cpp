@@ -17,6 +17,7 @@ wire::StatsReply full_reply() {
   r.set_version(7);
   auto& l = *r.mutable_listener();
   l.set_connections_open(2);
+  l.set_satellite_connections(1);
   l.set_connections_accepted(31);
   l.set_connections_refused(3);
   l.set_frames_in(400);
@@ -72,7 +73,7 @@ wire::StatsReply full_reply() {
 
 TEST(StatsText, ShowsEveryPartAsItReadsInTheReadme) {
   EXPECT_EQ(stats_text(full_reply()),
-            "listener: 2 connections open, 31 accepted, 3 refused; frames in 400, out 500; "
+            "listener: 2 connections open (1 satellites), 31 accepted, 3 refused; frames in 400, out 500; "
             "requests answered 60, abandoned 1\n"
             "flow control: 12 credit frames in; input paused 4 times for slow readers; 5 answers "
             "or connections refused as slow_consumer\n"
@@ -95,7 +96,7 @@ TEST(StatsText, LeavesOutWhatDidNotHappenOrIsNotThere) {
   wire::StatsReply r;
   r.mutable_io_loop()->set_busy_poll_us(0);
   EXPECT_EQ(stats_text(r),
-            "listener: 0 connections open, 0 accepted, 0 refused; frames in 0, out 0; "
+            "listener: 0 connections open (0 satellites), 0 accepted, 0 refused; frames in 0, out 0; "
             "requests answered 0, abandoned 0\n"
             "flow control: 0 credit frames in; input paused 0 times for slow readers; 0 answers "
             "or connections refused as slow_consumer\n"

@@ -716,6 +716,75 @@ TEST_F(SystemTest, RegistryBeyondMaxSatellitesRefusesWithTooManyConnections) {
   EXPECT_FALSE(satellite_info(srv->port, "b").has_value());
 }
 
+// Issue 14: satellites may not take the connections operators need. The server gives
+// satellites net.max_connections - net.reserved_connections (here 5 - 2 = 3): the fourth
+// satellite is refused naming net.max_connections, with the share as max and a
+// retry-after, while `levee satellites` and `levee query` (and the test's own admin
+// client) still connect and are answered.
+TEST_F(SystemTest, AFullFleetLeavesTheReservedConnectionsToOperators) {
+  auto config = server_config();
+  config.set("net", "max_connections", "5").set("net", "reserved_connections", "2");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  for (auto id : {"a", "b", "c"})
+    ASSERT_NE(start_satellite_with(id, srv->port, make_events(5, 0)), nullptr) << id;
+  auto d = start_node("satellite-d", satellite_config("d", srv->port, ""));
+  ASSERT_NE(d, nullptr);
+  EXPECT_TRUE(stderr_shows(*d, {"refused this node: too_many_connections (7): "
+                                "net.max_connections observed 4 > max 3, retry after 5000 ms",
+                                "net.reserved_connections"}))
+    << d->stderr_text();
+  // Its retries would take a connection for a moment each: stopped, so that what follows
+  // does not depend on when they come.
+  d->proc.kill_and_reap();
+  auto stats = server_stats(srv->port);
+  EXPECT_EQ(stats.listener().satellite_connections(), 3u) << stats.ShortDebugString();
+  EXPECT_GE(stats.listener().connections_refused(), 1u);
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+  auto err = dir_.file("operator.stderr");
+  auto [rc, out] = run_levee({"satellites", "--server", address, "--json"}, err);
+  EXPECT_EQ(rc, std::optional<int>{0}) << test::read_file(err);
+  for (auto id : {"a", "b", "c"})
+    EXPECT_NE(out.find("\"satellite_id\":\"" + std::string{id} + "\""), std::string::npos) << out;
+  auto [qrc, qout] = run_levee({"query", "--server", address, "--select", "env=test", "count"},
+                               err);
+  EXPECT_EQ(qrc, std::optional<int>{0}) << test::read_file(err);
+  EXPECT_NE(qout.find("15"), std::string::npos) << qout;  // 3 satellites x 5 events
+}
+
+// Issue 14: a satellite may ask for a longer heartbeat interval than the server's own
+// (a large fleet beats every 10 s); the server judges it by what it granted. Here the
+// server expects a beat every 50 ms and calls a satellite unhealthy after 2 missed; the
+// satellite asks for 1 s and stays healthy for as long as the server alone would have
+// called it unhealthy many times over.
+TEST_F(SystemTest, ASatelliteGrantedALongerIntervalIsNotJudgedByTheServersOwn) {
+  auto config = server_config();
+  config.set("server", "unhealthy_after", "2").set("server", "disconnect_after", "4");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  auto a = start_satellite_with("a", srv->port, make_events(5, 0), [](ini& c) {
+    c.set("satellite", "heartbeat_interval_ms", "1000");
+  });
+  ASSERT_NE(a, nullptr);
+  EXPECT_TRUE(stderr_shows(*a, {"registered as 'a', heartbeat every 1000 ms"}))
+    << a->stderr_text();
+  // 2.5 s: 50 of the server's intervals, two and a half of the satellite's.
+  auto until = steady_clock::now() + 2500ms;
+  uint64_t sequence = 0;
+  uint64_t longest_silence = 0;
+  while (steady_clock::now() < until) {
+    auto info = satellite_info(srv->port, "a");
+    ASSERT_TRUE(info.has_value());
+    ASSERT_EQ(info->state(), wire::SatelliteInfo::healthy) << info->ShortDebugString();
+    sequence = info->sequence();
+    longest_silence = std::max(longest_silence, info->since_heartbeat_ms());
+    std::this_thread::sleep_for(20ms);  // sampling the state over the window, not waiting for it
+  }
+  EXPECT_GE(sequence, 1u) << "no heartbeat came";
+  EXPECT_GT(longest_silence, 100u) << "the satellite beat at the server's interval";
+  EXPECT_FALSE(a->stderr_text().find("disconnected") != std::string::npos) << a->stderr_text();
+}
+
 // -- queries over known data --------------------------------------------------------------
 
 TEST_F(SystemTest, QueryReturnsExactlyTheMatchingEventsOfKnownData) {
@@ -1017,6 +1086,30 @@ TEST_F(SystemTest, OtherTextFieldsThatAreNotUtf8AreRefusedNamingTheField) {
 }
 
 // -- limits ---------------------------------------------------------------------------------
+
+// Issue 14: a count over more groups than query.max_groups (10,000) is refused by the
+// satellite with the numbers as fields, and the server relays every field: observed and
+// max arrive, not 0 and 0 with the numbers only in the text.
+TEST_F(SystemTest, ACountOverMaxGroupsArrivesWithObservedAndMax) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(10'001, 0)), nullptr);
+  client c = connect(srv->port);
+  auto refused = run_query(c, query_on("a", "count by n"));
+  ASSERT_TRUE(refused.rejected.has_value()) << refused;
+  EXPECT_EQ(refused.rejected->code, code::message_too_large);
+  EXPECT_EQ(refused.rejected->limit, "");  // the query language's own bound, no config key
+  EXPECT_EQ(refused.rejected->observed, 10'001u);
+  EXPECT_EQ(refused.rejected->max, 10'000u);
+  EXPECT_NE(refused.rejected->detail.find("satellite 'a'"), std::string::npos)
+    << refused.rejected->detail;
+  EXPECT_NE(refused.rejected->detail.find("query.max_groups"), std::string::npos)
+    << refused.rejected->detail;
+  auto fine = run_query(c, query_on("a", "where n < 10000 count by n"));
+  EXPECT_TRUE(fine.stats.has_value()) << fine;
+  EXPECT_EQ(fine.counts.size(), 10'000u);
+}
+
 
 TEST_F(SystemTest, AQueryTextOverMaxTextBytesIsRefusedNamingTheLimit) {
   auto srv = start_server();

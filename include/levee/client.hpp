@@ -30,6 +30,11 @@ struct client_options {
   uint16_t port = 0;
   std::string token;                      // the server's net.token, if it has one
   std::string node_id = "levee-client";
+  /// Says in the Hello that this peer is a satellite (as `levee node` satellites do): the
+  /// server counts the connection among its satellites' share of net.max_connections, not
+  /// in the reserve kept for operators and clients. For programs that speak for
+  /// satellites (a fleet simulator); a client that only queries leaves it false.
+  bool satellite = false;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds backoff_initial{20};   // reconnect: first wait, doubled each try
   std::chrono::milliseconds backoff_max{1000};
