@@ -294,7 +294,7 @@ struct fleet::impl {
     auto& h = *env.mutable_hello();
     h.set_protocol_version(net::protocol_version);
     h.set_node_id(id_of(i));
-    h.set_role(wire::ROLE_CLIENT);  // as an uplink's connection says it (fill_hello)
+    h.set_role(wire::ROLE_SATELLITE);  // as a satellite's uplink says it (fill_hello, as_satellite)
     h.set_token(opts.net_token);
     h.set_software("levee-fleet 0.1.0");
     auto limits = net::default_codec_limits();
