@@ -179,15 +179,13 @@ struct RouterActorTest : ::testing::TestWithParam<bool> {
 
   /// `n` healthy satellites sat-0.. with `batches` each, and the router.
   void start(size_t n, int batches, bool answer) {
-    auto table = std::make_shared<satellite_routes::table>();
     for (size_t i = 0; i < n; ++i) {
       auto id = "sat-" + std::to_string(i);
       seen_by.push_back(std::make_unique<satellite_seen>());
       satellites.push_back(t.sys->spawn(fake_satellite, id, batches, answer, seen_by.back().get()));
-      table->push_back(satellite_routes::route{
-        id, {{"zone", "a"}}, caf::actor_cast<caf::actor>(satellites.back()), "healthy", true});
+      routes->put(id, {{"zone", "a"}}, caf::actor_cast<caf::actor>(satellites.back()),
+                  satellite_health::healthy);
     }
-    routes->publish(table);
     router = spawn_query_router(*t.sys, *t.rt, t.where(GetParam()), routes, opts, stats,
                                 [](wire::StatsReply&) {});
     conn = t.sys->spawn(client, router, &out);
