@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <random>
 
 #include <sys/socket.h>
 #include <netdb.h>
@@ -123,12 +124,19 @@ void report(uplink_actor* self, const uplink_options& opts, std::string why) {
   }
 }
 
+/// `d` plus up to a quarter more, at random: nodes that lost their server together (a
+/// restart) do not all dial it again at the same instants.
+milliseconds jittered(milliseconds d) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  return d + milliseconds{std::uniform_int_distribution<int64_t>(0, d.count() / 4)(rng)};
+}
+
 /// An attempt failed: reported, and tried again after the backoff.
 void dial_failed(uplink_actor* self, const uplink_options& opts, const std::string& why) {
   auto& s = self->state;
   close_dialing(self);
   report(self, opts, "cannot connect to " + opts.host + ":" + std::to_string(opts.port) + ": " + why);
-  self->delayed_send(self, s.backoff, connect_atom::value);
+  self->delayed_send(self, jittered(s.backoff), connect_atom::value);
   s.backoff = std::min(s.backoff * 2, opts.backoff_max);
 }
 
@@ -194,7 +202,7 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
       return;
     s.link = nullptr;
     s.connected = false;
-    self->delayed_send(self, s.backoff, connect_atom::value);
+    self->delayed_send(self, jittered(s.backoff), connect_atom::value);
     s.backoff = std::min(s.backoff * 2, opts.backoff_max);
   });
   self->send(self, connect_atom::value);

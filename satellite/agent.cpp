@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <random>
 
 #include <unistd.h>
 
@@ -29,6 +30,8 @@ struct agent_state {
   uint64_t generation = 0;  // a heartbeat loop per registration
   milliseconds interval{1000};
   bool registering = false;
+  milliseconds register_backoff{1000};  // after a refusal that names no retry time
+  std::minstd_rand rng{std::random_device{}() ^ static_cast<unsigned>(::getpid())};
   const char* name = "levee.satellite_agent";
 };
 
@@ -48,6 +51,20 @@ double load_average() {
 
 void do_register(agent_self* self, store_actor store, const satellite_options& opts,
                  const std::shared_ptr<satellite_stats>& stats);
+
+/// How long to wait before registering again after a refusal: the server's retry_after_ms
+/// when it names one (a herd admitted at server.max_registrations_per_sec), else a backoff
+/// that doubles from 1 s to 30 s; plus up to a quarter more at random, so satellites
+/// refused together do not come back together.
+milliseconds register_wait(agent_state& s, uint64_t retry_after_ms) {
+  milliseconds base{static_cast<int64_t>(retry_after_ms)};
+  if (retry_after_ms == 0) {
+    base = s.register_backoff;
+    s.register_backoff = std::min(s.register_backoff * 2, milliseconds{30'000});
+  }
+  std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(base.count() / 4, 1));
+  return base + milliseconds{jitter(s.rng)};
+}
 
 void heartbeat(agent_self* self, store_actor store, satellite_options opts,
                std::shared_ptr<satellite_stats> stats, uint64_t generation) {
@@ -102,6 +119,7 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
           [=](std::string& answer) {
             auto& s = self->state;
             s.registering = false;
+            s.register_backoff = milliseconds{1000};
             wire::RegisterAck ack;
             ack.ParseFromString(answer);
             s.id = ack.satellite_id();
@@ -128,9 +146,11 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
                 std::fprintf(stderr, "levee satellite: registration refused: %s\n", text.c_str());
               stats->last_error = text;
             }
-            // Refused (a live id, a wrong token) or not connected: try again later; a new
+            // Refused (a live id, a wrong token, the server admitting a herd) or not
+            // connected: try again when the server said, or after a backoff; a new
             // connection also triggers it.
-            self->delayed_send(self, seconds(1), connected_atom::value, std::string{});
+            self->delayed_send(self, register_wait(s, r ? r->retry_after_ms : 0),
+                               connected_atom::value, std::string{});
           });
     },
     [=](caf::error&) {
