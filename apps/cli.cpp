@@ -149,7 +149,8 @@ std::string state_name(const wire::SatelliteInfo& s) {
 /// the next page: `next` is the command line without --after), or with `json` as one
 /// line of JSON (every field of SatelliteList, by its .proto name; next_after_id says
 /// whether more follow).
-int print_satellites(const std::string& answer, bool json, const std::string& next = {}) {
+int print_satellites(const std::string& answer, bool json, const std::string& next = {},
+                     bool header = true) {
   wire::SatelliteList list;
   if (!list.ParseFromString(answer)) {
     std::fprintf(stderr, "levee satellites: an answer that does not parse\n");
@@ -159,8 +160,9 @@ int print_satellites(const std::string& answer, bool json, const std::string& ne
     std::printf("%s\n", message_json(list).c_str());
     return 0;
   }
-  std::printf("%-16s %-13s %10s %12s %9s %8s %6s %6s %-8s  %s\n", "ID", "STATE", "EVENTS",
-              "BYTES", "LAST BEAT", "QUERIES", "LOAD", "CACHE", "STORE", "LABELS");
+  if (header)
+    std::printf("%-16s %-13s %10s %12s %9s %8s %6s %6s %-8s  %s\n", "ID", "STATE", "EVENTS",
+                "BYTES", "LAST BEAT", "QUERIES", "LOAD", "CACHE", "STORE", "LABELS");
   for (auto& s : list.satellites()) {
     std::string labels;
     std::map<std::string, std::string> sorted(s.labels().begin(), s.labels().end());
@@ -179,8 +181,9 @@ int print_satellites(const std::string& answer, bool json, const std::string& ne
                 s.load(), cache.c_str(), store_health(s), labels.c_str());
   }
   if (list.satellites_size() == 0)
-    std::printf(list.registered() == 0 ? "(no satellite has registered)\n"
-                                       : "(none on this page)\n");
+    std::printf(list.registered() == 0         ? "(no satellite has registered)\n"
+                : list.next_after_id().empty() ? "(none matches)\n"
+                                               : "(none on this page)\n");
   for (auto& s : list.satellites())
     if (s.store_damaged())
       std::printf("%s: store damaged: %llu segment%s; last found: %s\n",
@@ -194,7 +197,7 @@ int print_satellites(const std::string& answer, bool json, const std::string& ne
                 static_cast<unsigned long long>(list.healthy()),
                 static_cast<unsigned long long>(list.unhealthy()),
                 static_cast<unsigned long long>(list.disconnected()));
-  if (!list.next_after_id().empty())
+  if (!list.next_after_id().empty() && !next.empty())
     std::printf("-- more: %s --after '%s'  (or --all for every page)\n", next.c_str(),
                 printable(list.next_after_id()).c_str());
   return 0;
@@ -292,7 +295,8 @@ int run_satellites(const std::vector<std::string>& args) {
                    printable(co->host).c_str(), co->port, printable(st.message()).c_str());
       return 1;
     }
-    for (auto req = base;;) {
+    bool first = true;
+    for (auto req = base;; first = false) {
       auto r = c.request("satellites", req.SerializeAsString(), seconds(10));
       if (!r.ok()) {
         std::fprintf(stderr, "levee satellites: %s\n", r.rejected->to_string().c_str());
@@ -303,7 +307,7 @@ int run_satellites(const std::vector<std::string>& args) {
         std::fprintf(stderr, "levee satellites: an answer that does not parse\n");
         return 1;
       }
-      print_satellites(*r.payload, json);
+      print_satellites(*r.payload, json, {}, first);
       if (list.next_after_id().empty())
         return 0;
       req.set_after_id(list.next_after_id());
