@@ -611,6 +611,43 @@ TEST_P(RegistryActorTest, PagesListEverySatelliteExactlyOnceWhileOthersRegister)
   EXPECT_EQ(out.lists.back().registered(), 500u + 2 * (pages - 1) + std::min<size_t>(pages - 1, 4));
 }
 
+// A page also ends at server.max_list_page_bytes (satellites with large labels), and a held
+// request is answered with its own page and filters: one render per distinct view.
+TEST_P(RegistryActorTest, APageEndsAtItsBytesAndHeldRequestsKeepTheirViews) {
+  opts.max_list_page_bytes = 16 * 1024;
+  start_registry();
+  register_all(conn, ids_of(20), {{"zone", "a"}, {"big", std::string(4000, 'x')}});
+  register_all(conn, {"small"}, {{"zone", "b"}});
+  list(0, 0);
+  ASSERT_EQ(out.lists.size(), 1u);
+  auto& page = out.lists[0];
+  EXPECT_GE(page.satellites_size(), 4);
+  EXPECT_LE(page.satellites_size(), 5);
+  EXPECT_EQ(page.next_after_id(), page.satellites(page.satellites_size() - 1).satellite_id());
+  auto version = page.version();
+  // Two held requests, two views: each gets its own.
+  wire::SatellitesRequest only_b;
+  (*only_b.mutable_selector())["zone"] = "b";
+  only_b.set_after_version(version);
+  only_b.set_wait_ms(3'000);
+  list(only_b);
+  wire::SatellitesRequest second_page;
+  second_page.set_after_id(page.next_after_id());
+  second_page.set_limit(2);
+  second_page.set_after_version(version);
+  second_page.set_wait_ms(3'000);
+  list(second_page);
+  ASSERT_EQ(out.lists.size(), 1u) << "answered before anything changed";
+  heartbeat("small");
+  t.advance(20);
+  ASSERT_EQ(out.lists.size(), 3u);
+  ASSERT_EQ(out.lists[1].satellites_size(), 1);
+  EXPECT_EQ(out.lists[1].satellites(0).satellite_id(), "small");
+  ASSERT_EQ(out.lists[2].satellites_size(), 2);
+  EXPECT_GT(out.lists[2].satellites(0).satellite_id(), page.next_after_id());
+  expect_placement();
+}
+
 INSTANTIATE_TEST_SUITE_P(Placements, RegistryActorTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "IoThread" : "Worker"; });
 
