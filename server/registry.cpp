@@ -206,6 +206,7 @@ std::string render_list(const registry_state& st, const server_options& opts,
   out.set_healthy(st.routes->count(health::healthy));
   out.set_unhealthy(st.routes->count(health::unhealthy));
   out.set_disconnected(st.routes->count(health::disconnected));
+  out.set_late_ticks(st.late_ticks);
   out.set_version(st.version);
   return out.SerializeAsString();
 }

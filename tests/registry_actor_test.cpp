@@ -493,6 +493,9 @@ TEST_P(RegistryActorTest, ALateServerDoesNotFlipPunctualSatellites) {
   for (auto& id : fleet)
     EXPECT_EQ(state_of(id), "healthy") << id;
   EXPECT_FALSE(out.closed.has_value());
+  list(0, 0);
+  ASSERT_EQ(out.lists.size(), 1u);
+  EXPECT_EQ(out.lists[0].late_ticks(), 1u) << "the stall is counted where operators see it";
   // Then it reads the beats that waited; all punctual satellites beat on.
   heartbeat_all(fleet);
   auto silent = fleet.back();
