@@ -11,33 +11,18 @@
 // in a directory the actors leave when they end (e.g. a listener's open connections) and
 // forwards the message if the actor is still there.
 //
-//   auto relay = spawn_timer_relay(sys.middleman(), lookup);   // lookup: id -> caf::actor
-//   delayed_send_by_id(self, relay, 1s, tick_atom::value);     // instead of delayed_send
+//   delayed_send_by_id(self, relay, 1s, timeout_atom::value);  // instead of delayed_send
+//
+// The relay is any actor that takes (uint64_t id, caf::message) and forwards the message
+// to the actor with that id if it is still there; a listener's connections use the one of
+// net/listener.hpp (server_context::timer_relay), which is also their shared clock.
 
 #include <caf/actor.hpp>
 #include <caf/send.hpp>
 
-#include "actors/broker.hpp"
-
 namespace levee {
 
-/// A hidden broker on the multiplexer thread (the actor system does not wait for it at
-/// shutdown) that forwards (id, message) to `lookup(id)` if that is an actor. On the
-/// multiplexer, a timer of a broker costs no more thread hand-offs than before. `lookup`
-/// is called on the multiplexer thread and must not hold what it looks in alive.
-template <class Middleman, class Lookup>
-caf::actor spawn_timer_relay(Middleman& mm, Lookup lookup) {
-  return mm.template spawn_broker<caf::hidden>([lookup](broker*) -> caf::behavior {
-    return {
-      [lookup](uint64_t id, caf::message& msg) {
-        if (caf::actor dest = lookup(id))
-          caf::anon_send(dest, std::move(msg));
-      },
-    };
-  });
-}
-
-/// Sends `self` the message `xs...` after `delay`, through `relay` (spawn_timer_relay),
+/// Sends `self` the message `xs...` after `delay`, through `relay` (see above),
 /// which finds `self` by its id: the clock holds no reference to `self`. The message
 /// arrives with no sender.
 template <class Self, class Duration, class... Ts>

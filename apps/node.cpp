@@ -120,9 +120,13 @@ struct node_args {
   std::vector<std::string> overrides;
 };
 
-std::unique_ptr<caf::actor_system> make_system(net::system_config& cfg, uint64_t busy_poll_us) {
+/// `wakeup_slots`: net::wakeup_slots_needed for the node's bounds; check_wakeup_slots says
+/// whether the I/O thread got them.
+std::unique_ptr<caf::actor_system> make_system(net::system_config& cfg, uint64_t busy_poll_us,
+                                               uint64_t wakeup_slots) {
   cfg.load<caf::io::middleman, net::polling_multiplexer>();
   cfg.set(net::busy_poll_key, static_cast<int64_t>(busy_poll_us));
+  cfg.set(net::wakeup_slots_key, static_cast<int64_t>(wakeup_slots));
   add_error_category(cfg);
   cfg.set("logger.console", caf::atom("none"));
   // The query path runs on the multiplexer threads; workers carry sources and side
@@ -136,6 +140,28 @@ std::unique_ptr<caf::actor_system> make_system(net::system_config& cfg, uint64_t
   // per frame on the query path. Epoll is level-triggered: what is left is read next turn.
   cfg.set("middleman.max-consecutive-reads", 1);
   return std::make_unique<caf::actor_system>(cfg);
+}
+
+/// An error when the I/O thread's wake-up pipe holds fewer actors than the node's bounds
+/// allow (net/multiplexer.hpp): a node that could block on it is not started.
+status check_wakeup_slots(caf::actor_system& sys, uint64_t needed, uint64_t max_connections) {
+  auto io = net::io_loop_stats_of(sys);
+  if (!io || io->wakeup_slots >= needed)
+    return {};
+  long pipe_max = 0;
+  if (std::FILE* f = std::fopen("/proc/sys/fs/pipe-max-size", "r")) {
+    if (std::fscanf(f, "%ld", &pipe_max) != 1)
+      pipe_max = 0;
+    std::fclose(f);
+  }
+  return status::error(
+    code::too_many_connections,
+    "net.max_connections = " + std::to_string(max_connections) + " needs room for "
+      + std::to_string(needed) + " actors in the I/O thread's wake-up pipe (" + std::to_string(needed * 8)
+      + " bytes), and the kernel gave " + std::to_string(io->wakeup_slots)
+      + " (fs.pipe-max-size = " + std::to_string(pipe_max)
+      + "): lower net.max_connections (or server.max_queries), or raise fs.pipe-max-size "
+        "(sysctl -w fs.pipe-max-size=" + std::to_string(needed * 8) + ")");
 }
 
 } // namespace
@@ -227,7 +253,11 @@ int run_node(const std::vector<std::string>& args) {
 
   auto signals = block_stop_signals();
   net::system_config caf_cfg;
-  auto sys = make_system(caf_cfg, *busy_poll);
+  auto slots = net::wakeup_slots_needed(net_cfg->limits.max_connections,
+                                        roles.count("server") ? server_opts.max_queries : 0);
+  auto sys = make_system(caf_cfg, *busy_poll, slots);
+  if (auto st = check_wakeup_slots(*sys, slots, net_cfg->limits.max_connections); !st)
+    return config_error("node", st.message());
   runtime rt{*limits};
   std::shared_ptr<server::server_node> srv;
   if (roles.count("server")) {
@@ -330,7 +360,10 @@ int run_local(const std::vector<std::string>& args) {
 
   auto signals = block_stop_signals();
   net::system_config caf_cfg;
-  auto sys = make_system(caf_cfg, *busy_poll);
+  auto slots = net::wakeup_slots_needed(net_cfg->limits.max_connections, server_opts->max_queries);
+  auto sys = make_system(caf_cfg, *busy_poll, slots);
+  if (auto st = check_wakeup_slots(*sys, slots, net_cfg->limits.max_connections); !st)
+    return config_error("local", st.message());
   runtime rt{*limits};
   auto srv = server::start_server(*sys, rt, *server_opts, *net_cfg);
   if (!srv) {

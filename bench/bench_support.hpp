@@ -1,12 +1,18 @@
 #pragma once
 // What the benchmarks that talk over 127.0.0.1 share: loopback sockets with TCP_NODELAY,
-// whole reads and writes, and percentiles.
+// whole reads and writes, and percentiles; for those that start `levee node` processes,
+// where the binary is, a log's last line, and removing their temp dir from a signal handler.
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
 #include <vector>
+
+#include <sys/wait.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -84,6 +90,39 @@ inline bool write_all(int fd, const char* buf, size_t n) {
 inline double percentile(std::vector<double> xs, double p) {
   std::sort(xs.begin(), xs.end());
   return xs[static_cast<size_t>(p * static_cast<double>(xs.size() - 1))];
+}
+
+/// The `levee` binary of the build this bench belongs to (<build>/apps/levee).
+inline std::string default_levee_binary() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec)
+    return "apps/levee";
+  return (self.parent_path().parent_path() / "apps" / "levee").string();
+}
+
+/// The last non-empty line of the file at `path` (a node's log), for a failure message.
+inline std::string last_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty())
+      last = line;
+  return last.empty() ? "(no output)" : last;
+}
+
+/// `rm -rf dir` from a signal handler: fork, execv and waitpid are async-signal-safe.
+inline void remove_dir_from_signal(char* dir) {
+  if (dir[0] == '\0')
+    return;
+  char rm[] = "/bin/rm", flags[] = "-rf";
+  char* argv[] = {rm, flags, dir, nullptr};
+  if (auto pid = ::fork(); pid == 0) {
+    ::execv(rm, argv);
+    ::_exit(127);
+  } else if (pid > 0) {
+    ::waitpid(pid, nullptr, 0);
+  }
 }
 
 } // namespace levee::bench

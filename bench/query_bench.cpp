@@ -163,16 +163,7 @@ extern "C" void on_fatal_signal(int sig) {
     const char msg[] = "query_bench: watchdog expired; children killed\n";
     ::write(2, msg, sizeof msg - 1);
   }
-  if (temp_dir_for_signal[0] != '\0') {  // rm -rf it: fork, execv and waitpid are safe here
-    char rm[] = "/bin/rm", flags[] = "-rf";
-    char* argv[] = {rm, flags, temp_dir_for_signal, nullptr};
-    if (auto pid = ::fork(); pid == 0) {
-      ::execv(rm, argv);
-      ::_exit(127);
-    } else if (pid > 0) {
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
+  levee::bench::remove_dir_from_signal(temp_dir_for_signal);
   ::_exit(128 + sig);
 }
 
@@ -271,15 +262,6 @@ std::optional<int> exited(pid_t pid) {
     if (children[i] == pid)
       children[i] = -1;
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-std::string last_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (!line.empty())
-      last = line;
-  return last.empty() ? "(no output)" : last;
 }
 
 // -- sockets -----------------------------------------------------------------------------
@@ -1317,14 +1299,6 @@ std::optional<figures> run_levee(const std::string& binary, std::optional<scan_f
 }
 
 // -- main --------------------------------------------------------------------------------
-
-std::string default_levee_binary() {
-  std::error_code ec;
-  auto self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec)
-    return "apps/levee";
-  return (self.parent_path().parent_path() / "apps" / "levee").string();
-}
 
 void print(const char* name, const std::optional<figures>& f) {
   if (!f) {

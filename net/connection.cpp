@@ -14,7 +14,7 @@ using caf::io::receive_policy;
 
 namespace {
 
-/// Every tick_interval: the handshake, read, write-stall and idle timeouts (a Ping first),
+/// Every tick_interval (from the listener's clock, for all its connections): the handshake, read, write-stall and idle timeouts (a Ping first),
 /// a permit that expired unused, and the deadline timer for a deadline that came near.
 void on_tick(connection_broker* self) {
   auto& st = self->state;
@@ -76,7 +76,6 @@ void on_tick(connection_broker* self) {
     }
   }
   arm_next_deadline(self, now);
-  later(self, st.tick_interval, tick_atom::value);
 }
 
 } // namespace
@@ -140,10 +139,8 @@ caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl
   } else {
     ctx->stats.connections_accepted.fetch_add(1);
   }
-  auto shortest = std::min({limits.handshake_timeout_ms, limits.idle_timeout_ms,
-                            limits.read_timeout_ms, limits.write_stall_timeout_ms});
-  st.tick_interval = milliseconds(std::clamp<uint64_t>(shortest / 4, 5, 1000));
-  later(self, st.tick_interval, tick_atom::value);
+  // Ticks come from the listener's one clock (server_context::timer_relay), started above.
+  st.tick_interval = tick_interval_of(limits);
   return {
     [=](const caf::io::new_data_msg& msg) { on_data(self, msg); },
     [=](const caf::io::data_transferred_msg& msg) {

@@ -1,5 +1,6 @@
 #include "net/listener.hpp"
 
+#include <algorithm>
 #include <future>
 
 #include <caf/io/all.hpp>
@@ -70,16 +71,65 @@ void server_context::name_connection(const std::string& node_id, const caf::acto
   named_[node_id] = conn;
 }
 
+std::chrono::milliseconds tick_interval_of(const listener_limits& limits) {
+  auto shortest = std::min({limits.handshake_timeout_ms, limits.idle_timeout_ms,
+                            limits.read_timeout_ms, limits.write_stall_timeout_ms});
+  return milliseconds(std::clamp<uint64_t>(shortest / 4, 5, 1000));
+}
+
+namespace {
+
+/// Sent by server_context::timer_relay to its relay: tick the connections (again).
+using tick_all_atom = caf::atom_constant<caf::atom("tick_all")>;
+
+/// The relay of server_context::timer_relay: forwards (id, message) to the connection with
+/// that id, and ticks every open connection each `every` while there are any. A hidden
+/// broker on the I/O thread: its ticks reach the connections without crossing a thread.
+caf::actor spawn_connection_clock(caf::io::middleman& mm, std::weak_ptr<server_context> ctx,
+                                  milliseconds every) {
+  return mm.spawn_broker<caf::hidden>([ctx, every](broker* self) -> caf::behavior {
+    auto ticking = std::make_shared<bool>(false);
+    return {
+      [ctx](uint64_t id, caf::message& msg) {
+        if (auto c = ctx.lock())
+          if (caf::actor dest = c->connection_by_id(id))
+            caf::anon_send(dest, std::move(msg));
+      },
+      [=](tick_all_atom) {
+        if (*ticking)
+          return;
+        *ticking = true;
+        self->delayed_send(self, every, tick_atom::value);
+      },
+      [=](tick_atom) {
+        auto c = ctx.lock();
+        auto open = c ? c->connections() : std::vector<caf::actor>{};
+        if (open.empty()) {
+          *ticking = false;  // the next connection starts it again (timer_relay)
+          return;
+        }
+        for (auto& conn : open)
+          caf::anon_send(conn, tick_atom::value);
+        self->delayed_send(self, every, tick_atom::value);
+      },
+    };
+  });
+}
+
+} // namespace
+
 caf::actor server_context::timer_relay(caf::actor_system& sys) {
-  std::lock_guard<std::mutex> guard{connections_mtx_};
-  auto relay = caf::actor_cast<caf::actor>(timer_relay_);
-  if (!relay) {
-    relay = spawn_timer_relay(sys.middleman(), [w = weak_from_this()](uint64_t id) {
-      auto ctx = w.lock();
-      return ctx ? ctx->connection_by_id(id) : caf::actor{};
-    });
-    timer_relay_ = relay.address();
+  caf::actor relay;
+  {
+    std::lock_guard<std::mutex> guard{connections_mtx_};
+    relay = caf::actor_cast<caf::actor>(timer_relay_);
+    if (!relay) {
+      relay = spawn_connection_clock(sys.middleman(), weak_from_this(),
+                                     tick_interval_of(cfg_.limits));
+      timer_relay_ = relay.address();
+    }
   }
+  caf::anon_send(relay, tick_all_atom::value);
   return relay;
 }
 

@@ -57,6 +57,10 @@ struct net_stats {
 
 /// Everything the connections of one listener share. Create with make_shared; expose
 /// targets before start_listener.
+/// How often a connection checks its timeouts (handshake, read, write stall, idle): a
+/// quarter of the shortest, between 5 ms and 1 s.
+std::chrono::milliseconds tick_interval_of(const listener_limits& limits);
+
 class server_context : public std::enable_shared_from_this<server_context> {
 public:
   explicit server_context(listener_config cfg,
@@ -96,6 +100,11 @@ public:
   /// closes is destroyed at once, not when its last timer fires. Held by the connections
   /// (and pending timers), not by the context, so it never outlives the actor system;
   /// spawned again when none holds it any more.
+  ///
+  /// It is also the connections' one clock: every tick_interval_of(limits) it sends each
+  /// open connection tick_atom, from one timer for all of them (one wake-up of the I/O
+  /// thread per interval, not one per connection: issue 14). It ticks while there are
+  /// connections; each call (a new connection) starts it again if it had stopped.
   caf::actor timer_relay(caf::actor_system& sys);
 
   /// The open connection with this actor id, or null.

@@ -1,5 +1,6 @@
 #include "net/multiplexer.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -11,9 +12,39 @@
 
 namespace levee::net {
 
+namespace {
+
+// CAF keeps the wake-up pipe's descriptors private and offers no way to size it. An
+// explicit instantiation may name a private member (C++17 [temp.spec]/6), which gives a
+// pointer to it without changing CAF; used once, in the constructor below.
+using pipe_fds = std::pair<caf::io::network::native_socket, caf::io::network::native_socket>;
+struct pipe_member {
+  using type = pipe_fds caf::io::network::default_multiplexer::*;
+  friend type member_of(pipe_member);
+};
+template <class Tag, typename Tag::type Member>
+struct expose_member {
+  friend typename Tag::type member_of(Tag) { return Member; }
+};
+template struct expose_member<pipe_member, &caf::io::network::default_multiplexer::pipe_>;
+
+/// Grows the pipe to hold `slots` pointers (never shrinks it); the slots it holds now.
+uint64_t size_wakeup_pipe(int fd, uint64_t slots) {
+  auto want = slots * sizeof(void*);
+  auto have = ::fcntl(fd, F_GETPIPE_SZ);
+  if (have >= 0 && static_cast<uint64_t>(have) < want && want <= static_cast<uint64_t>(INT32_MAX))
+    ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(want));  // may be refused: read it back
+  have = ::fcntl(fd, F_GETPIPE_SZ);
+  return have > 0 ? static_cast<uint64_t>(have) / sizeof(void*) : 0;
+}
+
+} // namespace
+
 system_config::system_config() {
   caf::config_option_adder{custom_options_, "levee"}.add<int64_t>(
-    "busy-poll-us", "how long (us) the I/O thread looks for its next event before it sleeps");
+    "busy-poll-us", "how long (us) the I/O thread looks for its next event before it sleeps")
+    .add<int64_t>("io-wakeup-slots",
+                  "how many actors of the I/O thread may wait for a wake-up at once");
   // Reads of one socket per event (CAF: 50): a connection paused by a rate or a slow
   // reader may still read this many times before the pause takes effect, so it bounds what
   // a paused connection holds (8 x 64 KiB, net/connection.hpp max_held_inbox). Eight reads of
@@ -25,6 +56,9 @@ polling_multiplexer::polling_multiplexer(caf::actor_system* sys)
   : default_multiplexer(sys),
     window_(std::chrono::microseconds{
       std::max<int64_t>(0, caf::get_or(sys->config(), busy_poll_key, int64_t{0}))}) {
+  auto slots = std::max<int64_t>(0, caf::get_or(sys->config(), wakeup_slots_key, int64_t{0}));
+  wakeup_slots_ = size_wakeup_pipe((this->*member_of(pipe_member{})).second,
+                                   static_cast<uint64_t>(slots));
 }
 
 void polling_multiplexer::run() {
@@ -86,6 +120,7 @@ io_loop_stats polling_multiplexer::stats() const noexcept {
   s.sleeps = sleeps_.load(std::memory_order_relaxed);
   s.empty_polls = empty_polls_.load(std::memory_order_relaxed);
   s.looked_ns = looked_ns_.load(std::memory_order_relaxed);
+  s.wakeup_slots = wakeup_slots_;
   if (auto since = asleep_since_ns_.load(std::memory_order_relaxed); since != 0) {
     auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                  std::chrono::steady_clock::now().time_since_epoch())

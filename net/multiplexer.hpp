@@ -24,6 +24,17 @@ namespace levee::net {
 /// clang, CAF 0.17.6's string_view takes a string literal but not a `const char*`.
 inline constexpr char busy_poll_key[] = "levee.busy-poll-us";
 
+/// The CAF config key of how many actors of the I/O thread may wait to be woken at once
+/// (see wakeup_slots in io_loop_stats). A node sets it from net.max_connections.
+inline constexpr char wakeup_slots_key[] = "levee.io-wakeup-slots";
+
+/// What a node's I/O thread must be able to have waiting at once: every connection (a
+/// broker each), every query's proxyer (server.max_queries), and the node's own actors
+/// on the loop (acceptor, timer relay, registry, router, adapters, store, uplink...).
+inline uint64_t wakeup_slots_needed(uint64_t max_connections, uint64_t max_queries) {
+  return max_connections + max_queries + 1024;
+}
+
 /// A CAF config that knows busy_poll_key. Load the middleman with the polling backend:
 /// `cfg.load<caf::io::middleman, net::polling_multiplexer>()`.
 class system_config : public caf::actor_system_config {
@@ -38,8 +49,24 @@ struct io_loop_stats {
   uint64_t empty_polls = 0;  // non-blocking looks that found nothing
   uint64_t looked_ns = 0;    // time spent looking without work, whether or not work came
   uint64_t asleep_ns = 0;    // how long the current sleep has lasted; 0 while awake
+  /// How many actors of this loop can wait for a wake-up from another thread at once
+  /// without the waker blocking: the wake-up pipe's size over a pointer's.
+  uint64_t wakeup_slots = 0;
 };
 
+/// The loop of a node's I/O thread: CAF's epoll loop, looking for a window before it sleeps,
+/// with a wake-up pipe that cannot fill.
+///
+/// Another thread wakes an actor of this loop (a connection, a placed actor) by writing a
+/// pointer to the loop's pipe, and CAF's write blocks while the pipe is full. The loop
+/// itself may be the one that has to drain it while it waits on that writer (it pushes to
+/// CAF's clock, whose thread is blocked in the write holding its 64-slot queue: issue 14
+/// saw exactly that at 10,000 satellites, with Linux's default 64 KiB pipe = 8,192
+/// pointers). An actor is written to the pipe only when its mailbox goes from empty (and
+/// waiting) to not empty, so at most once until the loop runs it: the pipe never holds more
+/// pointers than the loop has actors. The pipe is sized for `wakeup_slots_key` actors
+/// (F_SETPIPE_SZ; up to fs.pipe-max-size, 1 MiB by default, unless privileged), and the
+/// node refuses to start when that is fewer than its bounds allow (apps/node.cpp).
 class polling_multiplexer : public caf::io::network::default_multiplexer {
 public:
   explicit polling_multiplexer(caf::actor_system* sys);
@@ -50,6 +77,7 @@ public:
 
 private:
   std::chrono::nanoseconds window_;
+  uint64_t wakeup_slots_ = 0;
   // Written by the I/O thread only; read by anyone.
   std::atomic<uint64_t> sleeps_{0};
   std::atomic<uint64_t> empty_polls_{0};

@@ -96,7 +96,7 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
   auto routes = std::make_shared<satellite_routes>();
   // The registry and the router (and its proxyers) on the I/O thread with the connections:
   // their work per message is small, and a query then crosses the server without waking
-  // a worker (ARCHITECTURE.md "Processes and threads"). The adapters parse: a worker.
+  // a worker (ARCHITECTURE.md "Processes and threads").
   auto io_thread = io_thread_of(sys);
   node->registry = spawn_registry(sys, rt, io_thread, opts, routes);
   std::weak_ptr<server_node> weak = node;
@@ -106,12 +106,16 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
       fill_server_stats(*n, *rtp, reply);
   }};
   node->router = spawn_query_router(sys, rt, io_thread, routes, opts, node->queries, fill);
-  auto reg = spawn_limited_fun(sys, rt, "server", pass_to<register_atom, wire::Register>,
-                               node->registry);
-  auto hb = spawn_limited_fun(sys, rt, "server", pass_to<heartbeat_atom, wire::Heartbeat>,
-                              node->registry);
-  auto list = spawn_limited_fun(sys, rt, "server", list_target, node->registry);
-  auto st = spawn_limited_fun(sys, rt, "server", stats_target, node->router, fill,
+  // The adapters parse a small message and pass it on: on the I/O thread too, so that a
+  // satellite's heartbeat (every interval, from every satellite) goes connection -> adapter
+  // -> registry -> connection without waking a worker or writing to the loop's wake-up
+  // pipe (issue 14: at 10,000 satellites that pipe filled, and the node deadlocked).
+  auto reg = spawn_limited_fun(sys, rt, "server", io_thread,
+                               pass_to<register_atom, wire::Register>, node->registry);
+  auto hb = spawn_limited_fun(sys, rt, "server", io_thread,
+                              pass_to<heartbeat_atom, wire::Heartbeat>, node->registry);
+  auto list = spawn_limited_fun(sys, rt, "server", io_thread, list_target, node->registry);
+  auto st = spawn_limited_fun(sys, rt, "server", io_thread, stats_target, node->router, fill,
                               node->queries);
   node->adapters = {reg, hb, list, st};
   // The connection speaks to its targets untyped (actors/wire_target.hpp).
@@ -229,6 +233,7 @@ void fill_server_stats(const server_node& node, const runtime& rt, wire::StatsRe
       loop.set_empty_polls(io->empty_polls);
       loop.set_looked_ns(io->looked_ns);
       loop.set_asleep_ns(io->asleep_ns);
+      loop.set_wakeup_slots(io->wakeup_slots);
     }
   fill_queries(*node.queries, *out.mutable_queries());
   fill_runtime(rt.snapshot(), out);

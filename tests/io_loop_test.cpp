@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -13,6 +17,7 @@
 #include "actors/io_loop.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
+#include "actors/placement.hpp"
 #include "levee/client.hpp"
 #include "net/multiplexer.hpp"
 #include "net/listener.hpp"
@@ -129,6 +134,61 @@ TEST_F(IoLoop, RequestsWithinTheWindowNeedNoWakeUp) {
   round_trips(c, 200);
   auto after = stats();
   EXPECT_EQ(after.sleeps, before.sleeps) << "the loop slept between requests inside its window";
+}
+
+// Issue 14: another thread wakes an actor of the loop by writing to the loop's wake-up
+// pipe, and CAF's write blocks while the pipe is full; with Linux's default pipe (8,192
+// pointers) a server of 10,000 connections deadlocked. Here the loop is kept busy while
+// another thread wakes ten times that many of its actors, one message each: every one is
+// a pointer in the pipe, and the waker must not block.
+TEST(IoLoopWakeups, TenTimesAFleetOfActorsWokenWhileTheLoopIsBusyNeverBlockTheWaker) {
+  constexpr int64_t actors = 100'000;
+  net::system_config cfg;
+  cfg.load<caf::io::middleman, net::polling_multiplexer>();
+  cfg.set(net::wakeup_slots_key, net::wakeup_slots_needed(actors, 0));
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys{cfg};
+  auto io = net::io_loop_stats_of(sys);
+  ASSERT_TRUE(io.has_value());
+  ASSERT_GE(io->wakeup_slots, static_cast<uint64_t>(actors))
+    << "the kernel did not size the wake-up pipe (fs.pipe-max-size?)";
+  auto where = io_thread_of(sys);
+  std::atomic<int64_t> handled{0};
+  std::vector<caf::actor> many;
+  many.reserve(actors);
+  // Launched by their first message: until then nothing of them is in the pipe.
+  for (int64_t i = 0; i < actors; ++i)
+    many.push_back(spawn_placed_fun<caf::lazy_init>(
+      sys, where, [&handled](placed<caf::event_based_actor>*) -> caf::behavior {
+        return {[&handled](int) { handled.fetch_add(1); }};
+      }));
+  std::promise<void> entered, release;
+  auto released = release.get_future().share();
+  auto busy = spawn_placed_fun(sys, where,
+                               [&entered, released](placed<caf::event_based_actor>*) -> caf::behavior {
+                                 return {[&entered, released](tick_atom) {
+                                   entered.set_value();
+                                   released.wait();  // the loop does nothing else meanwhile
+                                 }};
+                               });
+  caf::anon_send(busy, tick_atom::value);
+  ASSERT_EQ(entered.get_future().wait_for(60s), std::future_status::ready);
+  std::promise<void> all_sent;
+  std::thread waker{[&] {
+    for (auto& a : many)
+      caf::anon_send(a, 1);
+    all_sent.set_value();
+  }};
+  auto sent = all_sent.get_future().wait_for(60s);
+  release.set_value();  // whatever happened: the loop drains the pipe and the waker ends
+  waker.join();
+  EXPECT_EQ(sent, std::future_status::ready)
+    << "the waker blocked on the I/O thread's full wake-up pipe";
+  EXPECT_TRUE(test::wait_until([&] { return handled.load() == actors; }, 60s))
+    << handled.load() << " of " << actors << " woken actors ran";
+  for (auto& a : many)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(busy, caf::exit_reason::user_shutdown);
 }
 
 } // namespace
