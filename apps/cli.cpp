@@ -145,9 +145,12 @@ std::string state_name(const wire::SatelliteInfo& s) {
   return name.empty() ? "state " + std::to_string(s.state()) : name;
 }
 
-/// The list as a table (and a line per satellite whose store is damaged), or with `json`
-/// as one line of JSON (every field of SatelliteList, by its .proto name).
-int print_satellites(const std::string& answer, bool json) {
+/// The list as a table (and a line per satellite whose store is damaged, and how to get
+/// the next page: `next` is the command line without --after), or with `json` as one
+/// line of JSON (every field of SatelliteList, by its .proto name; next_after_id says
+/// whether more follow).
+int print_satellites(const std::string& answer, bool json, const std::string& next = {},
+                     bool header = true) {
   wire::SatelliteList list;
   if (!list.ParseFromString(answer)) {
     std::fprintf(stderr, "levee satellites: an answer that does not parse\n");
@@ -157,8 +160,9 @@ int print_satellites(const std::string& answer, bool json) {
     std::printf("%s\n", message_json(list).c_str());
     return 0;
   }
-  std::printf("%-16s %-13s %10s %12s %9s %8s %6s %6s %-8s  %s\n", "ID", "STATE", "EVENTS",
-              "BYTES", "LAST BEAT", "QUERIES", "LOAD", "CACHE", "STORE", "LABELS");
+  if (header)
+    std::printf("%-16s %-13s %10s %12s %9s %8s %6s %6s %-8s  %s\n", "ID", "STATE", "EVENTS",
+                "BYTES", "LAST BEAT", "QUERIES", "LOAD", "CACHE", "STORE", "LABELS");
   for (auto& s : list.satellites()) {
     std::string labels;
     std::map<std::string, std::string> sorted(s.labels().begin(), s.labels().end());
@@ -177,7 +181,9 @@ int print_satellites(const std::string& answer, bool json) {
                 s.load(), cache.c_str(), store_health(s), labels.c_str());
   }
   if (list.satellites_size() == 0)
-    std::printf("(no satellite has registered)\n");
+    std::printf(list.registered() == 0         ? "(no satellite has registered)\n"
+                : list.next_after_id().empty() ? "(none matches)\n"
+                                               : "(none on this page)\n");
   for (auto& s : list.satellites())
     if (s.store_damaged())
       std::printf("%s: store damaged: %llu segment%s; last found: %s\n",
@@ -185,7 +191,30 @@ int print_satellites(const std::string& answer, bool json) {
                   static_cast<unsigned long long>(s.store().scrub_damaged_segments()),
                   s.store().scrub_damaged_segments() == 1 ? "" : "s",
                   printable(s.store().scrub_last_damage()).c_str());
+  if (!list.next_after_id().empty() || list.registered() > static_cast<uint64_t>(list.satellites_size()))
+    std::printf("-- %d listed; %llu registered: %llu healthy, %llu unhealthy, %llu disconnected\n",
+                list.satellites_size(), static_cast<unsigned long long>(list.registered()),
+                static_cast<unsigned long long>(list.healthy()),
+                static_cast<unsigned long long>(list.unhealthy()),
+                static_cast<unsigned long long>(list.disconnected()));
+  if (!list.next_after_id().empty() && !next.empty())
+    std::printf("-- more: %s --after '%s'  (or --all for every page)\n", next.c_str(),
+                printable(list.next_after_id()).c_str());
   return 0;
+}
+
+/// `--state healthy,unhealthy` as SatelliteInfo states; nullopt (said) on an unknown one.
+std::optional<std::vector<wire::SatelliteInfo::State>> parse_states(const std::string& text) {
+  std::vector<wire::SatelliteInfo::State> out;
+  for (auto& name : split_list(text)) {
+    wire::SatelliteInfo::State st;
+    if (!wire::SatelliteInfo::State_Parse(name, &st) || st == wire::SatelliteInfo::unknown) {
+      usage_error("satellites", "--state " + name + ": one of healthy, unhealthy, disconnected");
+      return std::nullopt;
+    }
+    out.push_back(st);
+  }
+  return out;
 }
 
 } // namespace
@@ -195,14 +224,28 @@ int run_satellites(const std::vector<std::string>& args) {
   server_args a;
   bool watch = false;
   bool json = false;
+  bool all = false;
   uint64_t changes = 0;
+  uint32_t limit = 0;
+  std::string after, select, states_text;
   add_server_options(opts, a);
   opts.add_options()
     ("json", po::bool_switch(&json),
-     "print the list as one line of JSON (with --watch: a line per change)")
+     "print the list as one line of JSON (with --watch: a line per change; with --all: a "
+     "line per page)")
+    ("select", po::value(&select),
+     "only satellites with these labels, e.g. env=prod,zone=a (from the server's label index)")
+    ("state", po::value(&states_text),
+     "only satellites in these states: healthy, unhealthy, disconnected (comma-separated)")
+    ("limit", whole_number("limit", &limit, uint32_t{0}, 0, 100'000, "satellites"),
+     "at most this many per page (0: the server's page, server.max_list_page, also the most "
+     "it sends)")
+    ("after", po::value(&after),
+     "the page after this satellite id (the id a page's last line names)")
+    ("all", po::bool_switch(&all), "every page, one after another")
     ("watch", po::bool_switch(&watch),
-     "print the list again whenever it changes (a registration, a heartbeat, a state "
-     "change), until interrupted; the server holds each request until then")
+     "print the (first) page again whenever the list changes (a registration, a heartbeat, "
+     "a state change), until interrupted; the server holds each request until then")
     ("changes", whole_number("changes", &changes, uint64_t{0}, 0, UINT64_MAX, "changes"),
      "with --watch: stop after this many changes (0: never)")
     ("help,h", "this text");
@@ -210,9 +253,65 @@ int run_satellites(const std::vector<std::string>& args) {
   auto co = parse_client_args("satellites", opts, args, a, &exit_code);
   if (!co)
     return exit_code;
-  if (!watch) {
-    auto answer = ask("satellites", *co, "satellites", wire::SatellitesRequest{}.SerializeAsString());
-    return answer ? print_satellites(*answer, json) : 1;
+  if (watch && all)
+    return usage_error("satellites", "--watch and --all exclude each other");
+  // They travel as text (PROTOCOL.md "Text fields"), which the server would refuse.
+  if (!is_valid_utf8(select))
+    return usage_error("satellites", "--select " + select + ": must be UTF-8 text");
+  if (!is_valid_utf8(after))
+    return usage_error("satellites", "--after " + after + ": must be UTF-8 text");
+  wire::SatellitesRequest base;
+  base.set_limit(limit);
+  base.set_after_id(after);
+  // The command line of the next page, less its --after.
+  std::string next = "levee satellites --server " + a.server;
+  for (auto& pair : split_list(select)) {
+    auto eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return usage_error("satellites", "--select " + select + ": labels are name=value pairs");
+    (*base.mutable_selector())[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
+  auto states = parse_states(states_text);
+  if (!states)
+    return 2;
+  for (auto st : *states)
+    base.add_states(st);
+  if (!select.empty())
+    next += " --select '" + printable(select) + "'";
+  if (!states_text.empty())
+    next += " --state " + printable(states_text);
+  if (limit != 0)
+    next += " --limit " + std::to_string(limit);
+  if (json)
+    next += " --json";
+  if (!watch && !all) {
+    auto answer = ask("satellites", *co, "satellites", base.SerializeAsString());
+    return answer ? print_satellites(*answer, json, next) : 1;
+  }
+  if (all) {
+    client c{*co};
+    if (auto st = c.connect_with_backoff(seconds(3)); !st) {
+      std::fprintf(stderr, "levee satellites: cannot reach the server at %s:%u: %s\n",
+                   printable(co->host).c_str(), co->port, printable(st.message()).c_str());
+      return 1;
+    }
+    bool first = true;
+    for (auto req = base;; first = false) {
+      auto r = c.request("satellites", req.SerializeAsString(), seconds(10));
+      if (!r.ok()) {
+        std::fprintf(stderr, "levee satellites: %s\n", r.rejected->to_string().c_str());
+        return 1;
+      }
+      wire::SatelliteList list;
+      if (!list.ParseFromString(*r.payload)) {
+        std::fprintf(stderr, "levee satellites: an answer that does not parse\n");
+        return 1;
+      }
+      print_satellites(*r.payload, json, {}, first);
+      if (list.next_after_id().empty())
+        return 0;
+      req.set_after_id(list.next_after_id());
+    }
   }
   client c{*co};
   if (auto st = c.connect_with_backoff(seconds(3)); !st) {
@@ -223,7 +322,7 @@ int run_satellites(const std::vector<std::string>& args) {
   std::optional<uint64_t> version;
   uint64_t printed = 0;
   for (;;) {
-    wire::SatellitesRequest req;
+    wire::SatellitesRequest req = base;
     if (version) {
       req.set_after_version(*version);
       req.set_wait_ms(10'000);  // the server's default server.max_list_wait_ms
@@ -259,7 +358,7 @@ int run_satellites(const std::vector<std::string>& args) {
       std::printf("-- version %llu\n", static_cast<unsigned long long>(*version));
     }
     ++printed;
-    print_satellites(*r.payload, json);
+    print_satellites(*r.payload, json, next);
     std::fflush(stdout);
     if (changes != 0 && printed > changes)
       return 0;

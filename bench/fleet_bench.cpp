@@ -270,18 +270,23 @@ std::optional<size_t> disconnected_among(levee::client& c, const std::vector<std
       why = st.to_string();
       return std::nullopt;
     }
-  auto r = c.request("satellites", levee::wire::SatellitesRequest{}.SerializeAsString(),
-                     answer_bound);
-  if (!r.ok()) {
-    why = r.rejected ? r.rejected->to_string() : "no answer";
-    return std::nullopt;
-  }
-  levee::wire::SatelliteList list;
-  list.ParseFromString(*r.payload);
+  // The list is paged: every page of the disconnected ones (the server's state filter).
+  levee::wire::SatellitesRequest req;
+  req.add_states(levee::wire::SatelliteInfo::disconnected);
   std::vector<std::string> down;
-  for (auto& s : list.satellites())
-    if (s.state() == levee::wire::SatelliteInfo::disconnected)
-      down.push_back(s.satellite_id());
+  do {
+    auto r = c.request("satellites", req.SerializeAsString(), answer_bound);
+    if (!r.ok()) {
+      why = r.rejected ? r.rejected->to_string() : "no answer";
+      return std::nullopt;
+    }
+    levee::wire::SatelliteList list;
+    list.ParseFromString(*r.payload);
+    for (auto& s : list.satellites())
+      if (s.state() == levee::wire::SatelliteInfo::disconnected)
+        down.push_back(s.satellite_id());
+    req.set_after_id(list.next_after_id());
+  } while (!req.after_id().empty());
   std::sort(down.begin(), down.end());
   size_t n = 0;
   for (auto& id : ids)

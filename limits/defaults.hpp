@@ -211,6 +211,16 @@ constexpr uint64_t server_max_list_watchers = 64;
 constexpr uint64_t server_max_list_watchers_per_client = 4;
 /// ms such a request may wait: below net.request_deadline_ms, so the answer comes first.
 constexpr uint64_t server_max_list_wait_ms = 10'000;
+/// satellites in one answer to `satellites` (a page; SatellitesRequest.limit asks for fewer,
+/// SatelliteList.next_after_id continues): at ~300 B each, ~300 KiB, far below the write
+/// bound, where a whole fleet of 100,000 would be ~9 MiB.
+constexpr uint64_t server_max_list_page = 1000;
+/// bytes of one such page (satellites with large labels): under the default frame size.
+constexpr uint64_t server_max_list_page_bytes = 512 * KiB;
+/// registrations the registry admits per second; more are refused (rate_limited) with a
+/// retry_after that spreads them over the following seconds, so a fleet that reconnects
+/// after a server restart is admitted at a steady rate instead of all at once.
+constexpr uint64_t server_max_registrations_per_sec = 1000;
 
 // -- satellites, [satellite] --------------------------------------------------------------
 

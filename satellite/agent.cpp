@@ -31,9 +31,10 @@ struct agent_state {
   uint64_t generation = 0;  // a heartbeat loop per registration
   milliseconds interval{1000};  // as the server granted it (RegisterAck)
   std::string address_sent;     // the host name the server has: sent again only if it changes
-  std::minstd_rand rng{std::random_device{}()};
+  std::minstd_rand rng{std::random_device{}() ^ static_cast<unsigned>(::getpid())};
   std::uniform_real_distribution<double> uniform{0.0, 1.0};
   bool registering = false;
+  milliseconds register_backoff{1000};  // after a refusal that names no retry time
   const char* name = "levee.satellite_agent";
 };
 
@@ -61,6 +62,20 @@ void next_heartbeat(agent_self* self, const satellite_options& opts, bool first,
   auto& s = self->state;
   auto delay = heartbeat_delay(s.interval, opts.heartbeat_jitter_pct, first, s.uniform(s.rng));
   self->delayed_send(self, delay, tick_atom::value, generation);
+}
+
+/// How long to wait before registering again after a refusal: the server's retry_after_ms
+/// when it names one (a herd admitted at server.max_registrations_per_sec), else a backoff
+/// that doubles from 1 s to 30 s; made up to satellite.heartbeat_jitter_pct longer at
+/// random (heartbeat_timing.hpp), so satellites refused together do not come back together.
+milliseconds register_wait(agent_state& s, const satellite_options& opts,
+                           uint64_t retry_after_ms) {
+  auto base = retry_after_ms;
+  if (base == 0) {
+    base = static_cast<uint64_t>(s.register_backoff.count());
+    s.register_backoff = std::min(s.register_backoff * 2, milliseconds{30'000});
+  }
+  return register_retry_delay(base, opts.heartbeat_jitter_pct, s.uniform(s.rng));
 }
 
 void heartbeat(agent_self* self, store_actor store, satellite_options opts,
@@ -121,6 +136,7 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
           [=](std::string& answer) {
             auto& s = self->state;
             s.registering = false;
+            s.register_backoff = milliseconds{1000};
             wire::RegisterAck ack;
             ack.ParseFromString(answer);
             s.id = ack.satellite_id();
@@ -149,12 +165,11 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
                 std::fprintf(stderr, "levee satellite: registration refused: %s\n", text.c_str());
               stats->last_error = text;
             }
-            // Refused (a live id, a wrong token, a full registry) or not connected: try
-            // again after the server's retry-after (1 s without one), jittered; a new
-            // connection also triggers it.
-            auto wait = register_retry_delay(r ? r->retry_after_ms : 0,
-                                             opts.heartbeat_jitter_pct, s.uniform(s.rng));
-            self->delayed_send(self, wait, connected_atom::value, std::string{});
+            // Refused (a live id, a wrong token, a full registry, the server admitting a
+            // herd) or not connected: try again when the server said, or after a backoff,
+            // jittered; a new connection also triggers it.
+            self->delayed_send(self, register_wait(s, opts, r ? r->retry_after_ms : 0),
+                               connected_atom::value, std::string{});
           });
     },
     [=](caf::error&) {

@@ -55,7 +55,7 @@ wire_request_target::behavior_type list_target(adapter_self* self, registry_acto
       wire::SatellitesRequest req;
       if (auto refused = parse_wire(payload, req))
         return to_error(*refused);
-      return self->delegate(registry, list_atom::value, req.after_version(), req.wait_ms());
+      return self->delegate(registry, list_atom::value, std::move(req));
     },
   };
 }

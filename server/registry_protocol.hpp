@@ -22,14 +22,15 @@ namespace levee::server {
 using register_atom = caf::atom_constant<caf::atom("register")>;
 /// (heartbeat_atom, wire::Heartbeat) -> HeartbeatAck bytes, from the same connection.
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
-/// (list_atom, after_version, wait_ms) -> SatelliteList bytes: the registry's table, held
-/// until it moves past after_version when wait_ms > 0 (watchers.hpp).
+/// (list_atom, wire::SatellitesRequest) -> SatelliteList bytes: one page of the
+/// registry's table (the request's filters, after its after_id), held until the table
+/// moves past after_version when wait_ms > 0 (watchers.hpp).
 using list_atom = caf::atom_constant<caf::atom("list")>;
 
 using registry_actor = caf::typed_actor<
   caf::replies_to<register_atom, wire::Register>::with<std::string>,
   caf::replies_to<heartbeat_atom, wire::Heartbeat>::with<std::string>,
-  caf::replies_to<list_atom, uint64_t, uint32_t>::with<std::string>,
+  caf::replies_to<list_atom, wire::SatellitesRequest>::with<std::string>,
   /// Its own: the held list requests' timer (watchers.hpp).
   caf::reacts_to<watch_atom, int64_t>,
   /// Its own: look at the heartbeats (every heartbeat_interval / 4).
@@ -40,3 +41,4 @@ using registry_actor = caf::typed_actor<
 // Parsed at the wire seam and handed on within the process: CAF never serializes them.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::wire::Register)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::wire::Heartbeat)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::wire::SatellitesRequest)

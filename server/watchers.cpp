@@ -29,10 +29,10 @@ std::optional<rejection> watcher_set::refusal(uint64_t client) const {
 }
 
 void watcher_set::park(caf::response_promise answer, uint64_t client, uint64_t after_version,
-                       uint32_t wait_ms, int64_t now_ns) {
+                       uint32_t wait_ms, int64_t now_ns, std::string view) {
   ++per_client_[client];
   auto wait_ns = static_cast<int64_t>(std::min<uint64_t>(wait_ms, bounds_.max_wait_ms)) * 1'000'000;
-  held_.push_back({std::move(answer), client, after_version, now_ns + wait_ns});
+  held_.push_back({std::move(answer), client, after_version, now_ns + wait_ns, std::move(view)});
 }
 
 void watcher_set::release(uint64_t client) {
@@ -41,16 +41,15 @@ void watcher_set::release(uint64_t client) {
     per_client_.erase(i);
 }
 
-void watcher_set::answer_due(uint64_t version, int64_t now_ns,
-                             const std::function<std::string()>& render) {
-  std::string text;
-  size_t answered = 0;
+void watcher_set::answer_due(uint64_t version, int64_t now_ns, const view_render& render) {
+  std::unordered_map<std::string, std::string> text;  // by view, rendered once each
   auto keep = held_.begin();
   for (auto& h : held_) {
     if (version != h.after_version || h.due_ns <= now_ns) {
-      if (answered++ == 0)
-        text = render();
-      h.answer.deliver(text);
+      auto t = text.find(h.view);
+      if (t == text.end())
+        t = text.emplace(h.view, render(h.view)).first;
+      h.answer.deliver(t->second);
       release(h.client);
     } else {
       *keep++ = std::move(h);

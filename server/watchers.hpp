@@ -5,7 +5,9 @@
 // the answer rendered once for everyone answered together. Bounded overall and per
 // client (the connection that asked). The owning actor keeps one timer, (watch_atom,
 // armed_for), for the earliest wait and for answering a burst of changes (heartbeats,
-// queries) once per `coalesce`, so a watcher never costs a render per change.
+// queries) once per `coalesce`, so a watcher never costs a render per change. A request
+// may name a view (the registry's: one page or filter of its list): the held ones are
+// answered with one render per distinct view.
 //
 //   (watch_atom, after_version, wait_ms): return watchers.hold(self, version, after, wait, render);
 //   when the state moved:                 watchers.changed(self);
@@ -14,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <type_traits>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -53,13 +56,21 @@ public:
   template <class Self, class Render>
   caf::result<std::string> hold(Self* self, uint64_t version, uint64_t after_version,
                                 uint32_t wait_ms, const Render& render) {
+    return hold(self, version, after_version, wait_ms, std::string{},
+                [&](const std::string&) { return render(); });
+  }
+
+  /// As hold, for a request that sees `view` of the state: `render(view)`.
+  template <class Self, class Render>
+  caf::result<std::string> hold(Self* self, uint64_t version, uint64_t after_version,
+                                uint32_t wait_ms, std::string view, const Render& render) {
     if (wait_ms == 0 || after_version != version)
-      return render();
+      return render(view);
     auto client = self->current_sender() ? self->current_sender()->id() : 0;
     // Before the promise: a request whose promise exists is answered only through it.
     if (auto refused = refusal(client))
       return to_error(*refused);
-    park(self->make_response_promise(), client, after_version, wait_ms, now());
+    park(self->make_response_promise(), client, after_version, wait_ms, now(), std::move(view));
     arm_earliest<watch_atom>(self, timer_, *earliest_due(), now());
     return caf::delegated<std::string>{};
   }
@@ -77,7 +88,10 @@ public:
   void on_timer(Self* self, int64_t armed_for, uint64_t version, const Render& render) {
     if (!timer_.fire(armed_for))
       return;  // superseded by an earlier one
-    answer_due(version, now(), render);
+    if constexpr (std::is_invocable_v<const Render&, const std::string&>)
+      answer_due(version, now(), render);
+    else
+      answer_due(version, now(), [&](const std::string&) { return render(); });
     if (auto next = earliest_due())
       arm_earliest<watch_atom>(self, timer_, *next, now());
   }
@@ -85,16 +99,18 @@ public:
   /// Answers every held request (the owner stops).
   void answer_all(const std::function<std::string()>& render);
 
+  using view_render = std::function<std::string(const std::string& view)>;
+
   bool empty() const noexcept { return held_.empty(); }
 
 private:
   int64_t now() const noexcept { return clock_->now_ns(); }
   std::optional<rejection> refusal(uint64_t client) const;
   void park(caf::response_promise answer, uint64_t client, uint64_t after_version,
-            uint32_t wait_ms, int64_t now_ns);
+            uint32_t wait_ms, int64_t now_ns, std::string view);
   /// Answers the held requests whose version moved or whose wait is over; `render` is
-  /// called at most once.
-  void answer_due(uint64_t version, int64_t now_ns, const std::function<std::string()>& render);
+  /// called at most once per view.
+  void answer_due(uint64_t version, int64_t now_ns, const view_render& render);
   std::optional<int64_t> earliest_due() const noexcept;
 
   struct held {
@@ -102,6 +118,7 @@ private:
     uint64_t client;
     uint64_t after_version;
     int64_t due_ns;
+    std::string view;
   };
   void release(uint64_t client);
 

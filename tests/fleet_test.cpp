@@ -154,7 +154,8 @@ std::string cpu_share(pid_t pid) {
   return text;
 }
 
-/// The server's view from `levee satellites --json`: id -> state, and how long it took.
+/// The server's view from `levee satellites --all --json` (a JSON line per page): id ->
+/// state, and how long it took.
 struct listing {
   std::map<std::string, std::string> state;
   milliseconds took{0};
@@ -165,7 +166,7 @@ std::optional<listing> run_cli_satellites(uint16_t port, const std::string& err_
   auto start = steady_clock::now();
   test::child_process cli;
   if (!cli.start({levee_binary, "satellites", "--server", "127.0.0.1:" + std::to_string(port),
-                  "--json"},
+                  "--all", "--json"},
                  err_path)) {
     why = "cannot start levee satellites";
     return std::nullopt;
@@ -184,14 +185,17 @@ std::optional<listing> run_cli_satellites(uint16_t port, const std::string& err_
           + test::read_file(err_path);
     return std::nullopt;
   }
-  auto j = nlohmann::json::parse(out, nullptr, false);
-  if (j.is_discarded()) {
-    why = "`levee satellites --json` printed what is not JSON";
-    return std::nullopt;
+  std::istringstream pages{out};
+  for (std::string line; std::getline(pages, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded()) {
+      why = "`levee satellites --all --json` printed what is not JSON";
+      return std::nullopt;
+    }
+    if (j.contains("satellites"))
+      for (auto& s : j["satellites"])
+        l.state[s.value("satellite_id", "")] = s.value("state", "");
   }
-  if (j.contains("satellites"))
-    for (auto& s : j["satellites"])
-      l.state[s.value("satellite_id", "")] = s.value("state", "");
   return l;
 }
 

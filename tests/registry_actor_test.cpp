@@ -6,11 +6,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <optional>
+#include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "actors/message_size.hpp"
+#include "net/satellite.pb.h"
 #include "server/registry.hpp"
 #include "tests/deterministic_system.hpp"
 
@@ -20,7 +25,7 @@ namespace {
 // The registry takes registrations and heartbeats parsed, not their wire bytes.
 static_assert(test::accepts<registry_actor, register_atom, wire::Register>);
 static_assert(test::accepts<registry_actor, heartbeat_atom, wire::Heartbeat>);
-static_assert(test::accepts<registry_actor, list_atom, uint64_t, uint32_t>);
+static_assert(test::accepts<registry_actor, list_atom, wire::SatellitesRequest>);
 static_assert(!test::accepts<registry_actor, register_atom, std::string>);
 static_assert(!test::accepts<registry_actor, heartbeat_atom, std::string>);
 static_assert(!test::accepts<registry_actor, wire_request_atom, std::string>);
@@ -59,8 +64,8 @@ caf::behavior connection(caf::event_based_actor* self, registry_actor registry, 
       self->request(registry, caf::infinite, heartbeat_atom::value, std::move(hb))
         .then([=](std::string&) { ++out->heartbeats_acked; }, refused);
     },
-    [=](list_atom, uint64_t after_version, uint32_t wait_ms) {
-      self->request(registry, caf::infinite, list_atom::value, after_version, wait_ms)
+    [=](list_atom, wire::SatellitesRequest& req) {
+      self->request(registry, caf::infinite, list_atom::value, std::move(req))
         .then(
           [=](std::string& bytes) {
             out->lists.emplace_back();
@@ -134,20 +139,96 @@ struct RegistryActorTest : ::testing::TestWithParam<bool> {
   }
 
   void list(uint64_t after_version, uint32_t wait_ms) {
-    caf::anon_send(conn, list_atom::value, after_version, wait_ms);
+    wire::SatellitesRequest req;
+    req.set_after_version(after_version);
+    req.set_wait_ms(wait_ms);
+    list(std::move(req));
+  }
+
+  void list(wire::SatellitesRequest req) {
+    caf::anon_send(conn, list_atom::value, std::move(req));
     t.run();
   }
 
-  /// The route's state as the registry last published it; "" when it has none.
+  /// The route's state in the registry's index; "" when it has none.
   std::string state_of(const std::string& id) const {
-    for (auto& r : *routes->current())
-      if (r.id == id)
-        return r.state;
-    return "";
+    auto r = routes->find(id);
+    return r ? name_of(r->state) : "";
   }
 
   void expect_placement() { EXPECT_EQ(t.placement_mismatch(GetParam()), ""); }
+
+  /// Registers `ids` from `from` with `labels`, a batch at a time (the registry's mailbox
+  /// is bounded like any other).
+  void register_all(const caf::actor& from, const std::vector<std::string>& ids,
+                    const label_map& labels = {{"zone", "a"}}) {
+    size_t sent = 0;
+    for (auto& id : ids) {
+      wire::Register reg;
+      reg.set_satellite_id(id);
+      for (auto& [k, v] : labels)
+        (*reg.mutable_labels())[k] = v;
+      caf::anon_send(from, register_atom::value, std::move(reg));
+      if (++sent % 32 == 0)  // within limits.registry.max_inflight_per_requester
+        t.run();
+    }
+    t.run();
+  }
+
+  void heartbeat_all(const std::vector<std::string>& ids) {
+    size_t sent = 0;
+    for (auto& id : ids) {
+      wire::Heartbeat hb;
+      hb.set_satellite_id(id);
+      caf::anon_send(conn, heartbeat_atom::value, std::move(hb));
+      if (++sent % 32 == 0)  // within limits.registry.max_inflight_per_requester
+        t.run();
+    }
+    t.run();
+  }
+
+  /// Lets `ms` pass tick by tick while every one of `ids` beats once per interval.
+  void pass_beating(int64_t ms, const std::vector<std::string>& ids) {
+    for (int64_t done = 0; done < ms; done += check_ms) {
+      t.advance(check_ms);
+      if ((done + check_ms) % interval_ms == 0)
+        heartbeat_all(ids);
+    }
+  }
 };
+
+std::vector<std::string> ids_of(size_t n, const std::string& prefix = "sat-") {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) {
+    auto num = std::to_string(i);
+    out.push_back(prefix + std::string(6 - num.size(), '0') + num);
+  }
+  return out;
+}
+
+/// What the registry and its index did between two readings of their counters.
+struct work_done {
+  uint64_t routes_written, postings_written, routes_examined, deadlines_examined;
+  static work_done of(const satellite_routes& r) {
+    auto& w = r.work();
+    return {w.routes_written.load(), w.postings_written.load(), w.routes_examined.load(),
+            w.deadlines_examined.load()};
+  }
+  work_done operator-(const work_done& o) const {
+    return {routes_written - o.routes_written, postings_written - o.postings_written,
+            routes_examined - o.routes_examined, deadlines_examined - o.deadlines_examined};
+  }
+  bool operator==(const work_done& o) const {
+    return routes_written == o.routes_written && postings_written == o.postings_written
+           && routes_examined == o.routes_examined && deadlines_examined == o.deadlines_examined;
+  }
+};
+
+std::ostream& operator<<(std::ostream& os, const work_done& w) {
+  return os << "{routes_written " << w.routes_written << ", postings_written "
+            << w.postings_written << ", routes_examined " << w.routes_examined
+            << ", deadlines_examined " << w.deadlines_examined << "}";
+}
 
 TEST_P(RegistryActorTest, HeartbeatStatesMoveWithTheClockAndBackOnAHeartbeat) {
   start_registry();
@@ -322,6 +403,317 @@ TEST_P(RegistryActorTest, RefusalsNameTheKeyThatRefusedOrNone) {
   // Retry once a silent satellite's place could be free.
   EXPECT_EQ(other_seen.refused[1].retry_after_ms, interval_ms * opts.disconnect_after);
   caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
+}
+
+
+// The registry's cost per event is counted, not timed: what one registration, one
+// heartbeat, one state change and one disconnect write into the index and look at must
+// be the same with 100 and with 10,000 satellites registered, and the health check must
+// look at each satellite a bounded number of times per interval, whatever the fleet.
+TEST_P(RegistryActorTest, EachEventCostsTheSameAt100And10000Satellites) {
+  opts.max_satellites = 20'000;
+  opts.max_registrations_per_sec = 1'000'000;
+  start_registry();
+  struct costs {
+    work_done registration, heartbeat, state_change, disconnect, per_interval;
+  };
+  std::vector<std::string> everyone;  // every satellite that beats
+  // Grows the fleet by `n` (registered from `conn`), lets it beat, and measures.
+  auto measure = [&](size_t n, const std::string& prefix) {
+    auto fleet = ids_of(n, prefix);
+    register_all(conn, fleet);
+    everyone.insert(everyone.end(), fleet.begin(), fleet.end());
+    pass_beating(2 * interval_ms, everyone);  // every bucket settled
+    costs c;
+    auto before = work_done::of(*routes);
+    pass_beating(4 * interval_ms, everyone);
+    c.per_interval = work_done::of(*routes) - before;
+    c.per_interval.deadlines_examined /= 4;  // per interval
+    // One more satellite, on a connection of its own.
+    seen lone_seen;
+    auto lone = t.sys->spawn(connection, registry, &lone_seen);
+    before = work_done::of(*routes);
+    send_register(lone, prefix + "lone");
+    c.registration = work_done::of(*routes) - before;
+    EXPECT_EQ(lone_seen.registered.size(), 1u);
+    before = work_done::of(*routes);
+    heartbeat(fleet[n / 2]);
+    c.heartbeat = work_done::of(*routes) - before;
+    // Its connection closes: it is disconnected, found by its connection.
+    before = work_done::of(*routes);
+    caf::anon_send_exit(lone, caf::exit_reason::user_shutdown);
+    t.run();
+    c.disconnect = work_done::of(*routes) - before;
+    EXPECT_EQ(state_of(prefix + "lone"), "disconnected");
+    // One satellite of the fleet falls silent while the others beat: its state change.
+    auto silent = fleet[n / 3];
+    auto rest = everyone;
+    rest.erase(std::find(rest.begin(), rest.end(), silent));
+    before = work_done::of(*routes);
+    pass_beating(2 * interval_ms, rest);
+    c.state_change = work_done::of(*routes) - before;
+    EXPECT_EQ(state_of(silent), "unhealthy");
+    heartbeat_all({silent});
+    return c;
+  };
+  auto small = measure(100, "a-");
+  auto large = measure(10'000, "b-");  // 10,100 registered by then
+  EXPECT_EQ(small.registration, large.registration);
+  EXPECT_EQ(large.registration.routes_written, 1u) << "a registration writes its own route";
+  EXPECT_EQ(small.heartbeat, large.heartbeat);
+  EXPECT_EQ(large.heartbeat, (work_done{0, 0, 0, 0})) << "a heartbeat writes no route";
+  EXPECT_EQ(small.disconnect, large.disconnect);
+  EXPECT_EQ(large.disconnect.routes_written, 1u);
+  EXPECT_EQ(large.disconnect.deadlines_examined, 0u) << "found by its connection, not a scan";
+  // The state change: one route written; the health check looked only at due buckets.
+  EXPECT_EQ(small.state_change.routes_written, 1u);
+  EXPECT_EQ(large.state_change.routes_written, 1u);
+  // The health check's work per satellite and interval is the same (and small) for both:
+  // each satellite comes due about once per interval while it beats.
+  auto per_satellite = [](const work_done& w, size_t n) {
+    return static_cast<double>(w.deadlines_examined) / static_cast<double>(n);
+  };
+  EXPECT_LE(per_satellite(small.per_interval, 100), 1.5);
+  EXPECT_LE(per_satellite(large.per_interval, 10'100), 1.5);
+  EXPECT_NEAR(per_satellite(small.per_interval, 100), per_satellite(large.per_interval, 10'100),
+              0.1);
+  EXPECT_EQ(large.per_interval.routes_written, 0u) << "punctual beats write no route";
+}
+
+// A selector is answered from the label index: a query for 10 racked satellites among
+// thousands looks at those 10, and finds exactly the healthy ones a scan would.
+TEST_P(RegistryActorTest, ALabelSelectorIsAnsweredFromTheIndex) {
+  opts.max_satellites = 10'000;
+  opts.max_registrations_per_sec = 1'000'000;
+  start_registry();
+  auto fleet = ids_of(3'000);
+  register_all(conn, fleet, {{"zone", "a"}});
+  std::vector<std::string> racked;
+  for (size_t i = 0; i < 10; ++i)
+    racked.push_back("rack-" + std::to_string(i));
+  register_all(conn, racked, {{"zone", "a"}, {"rack", "r1"}});
+  register_all(conn, {"rack-b"}, {{"zone", "b"}, {"rack", "r1"}});
+  // One racked satellite falls silent: unhealthy, not selected.
+  std::vector<std::string> beating = fleet;
+  beating.insert(beating.end(), racked.begin() + 1, racked.end());
+  beating.push_back("rack-b");
+  pass_beating(2 * interval_ms, beating);
+  ASSERT_EQ(state_of("rack-0"), "unhealthy");
+  auto select = [&](const label_map& selector, size_t* examined) {
+    wire::QueryRequest q;
+    for (auto& [k, v] : selector)
+      (*q.mutable_selector())[k] = v;
+    auto before = routes->work().routes_examined.load();
+    auto refs = routes->lookup(q);
+    *examined = routes->work().routes_examined.load() - before;
+    std::vector<std::string> out;
+    if (refs)
+      for (auto& r : *refs)
+        out.push_back(r.id);
+    return out;
+  };
+  size_t examined = 0;
+  std::vector<std::string> want(racked.begin() + 1, racked.end());
+  EXPECT_EQ(select({{"zone", "a"}, {"rack", "r1"}}, &examined), want);
+  EXPECT_EQ(examined, 11u) << "the rack's posting, not the fleet";
+  want.push_back("rack-b");  // in id order
+  EXPECT_EQ(select({{"rack", "r1"}}, &examined), want);
+  EXPECT_EQ(examined, 11u);
+  EXPECT_EQ(select({{"rack", "r9"}}, &examined), std::vector<std::string>{});
+  EXPECT_EQ(examined, 0u);
+  EXPECT_EQ(select({{"zone", "a"}}, &examined).size(), 3'009u);
+  // The list filters with the same index.
+  wire::SatellitesRequest req;
+  (*req.mutable_selector())["rack"] = "r1";
+  req.add_states(wire::SatelliteInfo::healthy);
+  list(req);
+  ASSERT_EQ(out.lists.size(), 1u);
+  std::vector<std::string> listed;
+  for (auto& s : out.lists[0].satellites())
+    listed.push_back(s.satellite_id());
+  EXPECT_EQ(listed, want);
+  EXPECT_EQ(out.lists[0].next_after_id(), "");
+  EXPECT_EQ(out.lists[0].registered(), 3'011u);
+  EXPECT_EQ(out.lists[0].unhealthy(), 1u);
+  EXPECT_EQ(out.lists[0].healthy(), 3'010u);
+  req.clear_selector();
+  req.clear_states();
+  req.add_states(wire::SatelliteInfo::unhealthy);
+  list(req);
+  ASSERT_EQ(out.lists.size(), 2u);
+  ASSERT_EQ(out.lists[1].satellites_size(), 1);
+  EXPECT_EQ(out.lists[1].satellites(0).satellite_id(), "rack-0");
+}
+
+// A server that falls behind (its tick comes seconds late, the beats that came meanwhile
+// still unread) does not count its own lateness against punctual satellites; a satellite
+// that really fell silent is still found once the server keeps time again.
+TEST_P(RegistryActorTest, ALateServerDoesNotFlipPunctualSatellites) {
+  start_registry();
+  auto fleet = ids_of(20);
+  register_all(conn, fleet);
+  pass_beating(3 * interval_ms, fleet);
+  // The server stalls for longer than disconnect_after intervals: its tick comes late.
+  t.advance(5 * interval_ms);
+  for (auto& id : fleet)
+    EXPECT_EQ(state_of(id), "healthy") << id;
+  EXPECT_FALSE(out.closed.has_value());
+  list(0, 0);
+  ASSERT_EQ(out.lists.size(), 1u);
+  EXPECT_EQ(out.lists[0].late_ticks(), 1u) << "the stall is counted where operators see it";
+  // Then it reads the beats that waited; all punctual satellites beat on.
+  heartbeat_all(fleet);
+  auto silent = fleet.back();
+  fleet.pop_back();
+  pass_beating(2 * interval_ms - check_ms, fleet);
+  for (auto& id : fleet)
+    EXPECT_EQ(state_of(id), "healthy") << id;
+  EXPECT_EQ(state_of(silent), "healthy");  // its beat came just after the stall
+  pass_beating(check_ms, fleet);
+  EXPECT_EQ(state_of(silent), "unhealthy");
+  pass_beating(2 * interval_ms, fleet);
+  EXPECT_EQ(state_of(silent), "disconnected");
+  for (auto& id : fleet)
+    EXPECT_EQ(state_of(id), "healthy") << id;
+  expect_placement();
+}
+
+// A herd of registrations (a fleet reconnecting after a server restart) is admitted at
+// server.max_registrations_per_sec; the rest are refused with rate_limited and a
+// retry_after that spreads them over the following seconds instead of all at one time.
+TEST_P(RegistryActorTest, AHerdOfRegistrationsIsAdmittedAtABoundedRate) {
+  opts.max_registrations_per_sec = 10;
+  opts.heartbeat_interval_ms = 60'000;  // nobody turns unhealthy while the herd waits
+  start_registry();
+  auto herd = ids_of(50);
+  register_all(conn, herd);
+  ASSERT_EQ(out.registered.size(), 10u) << "one second's burst";
+  ASSERT_EQ(out.refused.size(), 40u);
+  uint64_t previous = 0;
+  for (auto& r : out.refused) {
+    EXPECT_EQ(r.code, code::rate_limited);
+    EXPECT_EQ(r.limit, "server.max_registrations_per_sec");
+    EXPECT_EQ(r.max, 10u);
+    EXPECT_GT(r.retry_after_ms, previous) << "each later than the one before";
+    previous = r.retry_after_ms;
+  }
+  EXPECT_LE(previous, 4'200u) << "40 more at 10 a second";
+  // Each comes back when it was told: all are admitted, within the rate.
+  std::set<std::string> admitted(out.registered.begin(), out.registered.end());
+  std::multimap<int64_t, std::string> waiting;
+  size_t k = 0;
+  for (auto& id : herd)
+    if (admitted.count(id) == 0)
+      waiting.emplace(static_cast<int64_t>(out.refused.at(k++).retry_after_ms), id);
+  int64_t elapsed = 0;
+  size_t refused_before = out.refused.size();
+  while (!waiting.empty() && elapsed < 10'000) {
+    t.advance(10);
+    elapsed += 10;
+    std::vector<std::string> now_due;
+    while (!waiting.empty() && waiting.begin()->first <= elapsed) {
+      now_due.push_back(waiting.begin()->second);
+      waiting.erase(waiting.begin());
+    }
+    auto refused_now = out.refused.size();
+    auto registered_now = out.registered.size();
+    register_all(conn, now_due);
+    std::set<std::string> in(out.registered.begin() + static_cast<std::ptrdiff_t>(registered_now),
+                             out.registered.end());
+    size_t r = refused_now;
+    for (auto& id : now_due)  // told again: later
+      if (in.count(id) == 0)
+        waiting.emplace(elapsed + static_cast<int64_t>(out.refused.at(r++).retry_after_ms), id);
+  }
+  EXPECT_EQ(out.registered.size(), 50u);
+  EXPECT_LE(out.refused.size() - refused_before, 5u) << "spread, they rarely collide";
+  EXPECT_LE(elapsed, 4'300);
+}
+
+// Paging: every satellite registered throughout is listed exactly once across the pages,
+// in id order, while others register and disconnect between the pages.
+TEST_P(RegistryActorTest, PagesListEverySatelliteExactlyOnceWhileOthersRegister) {
+  opts.max_satellites = 10'000;
+  opts.max_registrations_per_sec = 1'000'000;
+  opts.max_list_page = 64;
+  start_registry();
+  auto fleet = ids_of(500, "m-");
+  register_all(conn, fleet);
+  ASSERT_EQ(out.registered.size(), 500u) << (out.refused.empty() ? "" : out.refused[0].to_string());
+  std::map<std::string, int> listed;
+  std::string after;
+  std::string last;
+  size_t pages = 0;
+  wire::SatellitesRequest req;
+  req.set_limit(100);  // above the server's bound: 64 per page
+  for (;;) {
+    req.set_after_id(after);
+    list(req);
+    ASSERT_EQ(out.lists.size(), ++pages);
+    auto& page = out.lists.back();
+    EXPECT_LE(page.satellites_size(), 64);
+    for (auto& s : page.satellites()) {
+      EXPECT_GT(s.satellite_id(), last) << "in id order";
+      last = s.satellite_id();
+      ++listed[s.satellite_id()];
+    }
+    if (page.next_after_id().empty())
+      break;
+    after = page.next_after_id();
+    // Meanwhile: some register before the cursor, some after it, one disconnects.
+    auto n = std::to_string(pages);
+    register_all(conn, {"a-" + n, "z-" + n});
+    if (pages < 5)
+      register_all(conn, {"m-000" + n + "x"});
+    ASSERT_LT(pages, 50u);
+  }
+  for (auto& id : fleet)
+    EXPECT_EQ(listed[id], 1) << id;
+  for (auto& [id, times] : listed)
+    EXPECT_EQ(times, 1) << id;
+  // Those after the cursor are listed, those before it are not.
+  EXPECT_EQ(listed.count("a-1"), 0u);
+  EXPECT_EQ(listed.count("z-1"), 1u);
+  EXPECT_GE(pages, 500u / 64);
+  // The counts cover the whole registry.
+  EXPECT_EQ(out.lists.back().registered(), 500u + 2 * (pages - 1) + std::min<size_t>(pages - 1, 4));
+}
+
+// A page also ends at server.max_list_page_bytes (satellites with large labels), and a held
+// request is answered with its own page and filters: one render per distinct view.
+TEST_P(RegistryActorTest, APageEndsAtItsBytesAndHeldRequestsKeepTheirViews) {
+  opts.max_list_page_bytes = 16 * 1024;
+  start_registry();
+  register_all(conn, ids_of(20), {{"zone", "a"}, {"big", std::string(4000, 'x')}});
+  register_all(conn, {"small"}, {{"zone", "b"}});
+  list(0, 0);
+  ASSERT_EQ(out.lists.size(), 1u);
+  auto& page = out.lists[0];
+  EXPECT_GE(page.satellites_size(), 4);
+  EXPECT_LE(page.satellites_size(), 5);
+  EXPECT_EQ(page.next_after_id(), page.satellites(page.satellites_size() - 1).satellite_id());
+  auto version = page.version();
+  // Two held requests, two views: each gets its own.
+  wire::SatellitesRequest only_b;
+  (*only_b.mutable_selector())["zone"] = "b";
+  only_b.set_after_version(version);
+  only_b.set_wait_ms(3'000);
+  list(only_b);
+  wire::SatellitesRequest second_page;
+  second_page.set_after_id(page.next_after_id());
+  second_page.set_limit(2);
+  second_page.set_after_version(version);
+  second_page.set_wait_ms(3'000);
+  list(second_page);
+  ASSERT_EQ(out.lists.size(), 1u) << "answered before anything changed";
+  heartbeat("small");
+  t.advance(20);
+  ASSERT_EQ(out.lists.size(), 3u);
+  ASSERT_EQ(out.lists[1].satellites_size(), 1);
+  EXPECT_EQ(out.lists[1].satellites(0).satellite_id(), "small");
+  ASSERT_EQ(out.lists[2].satellites_size(), 2);
+  EXPECT_GT(out.lists[2].satellites(0).satellite_id(), page.next_after_id());
+  expect_placement();
 }
 
 INSTANTIATE_TEST_SUITE_P(Placements, RegistryActorTest, ::testing::Values(false, true),

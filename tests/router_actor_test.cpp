@@ -228,15 +228,11 @@ struct RouterActorTest : ::testing::TestWithParam<bool> {
 
   /// These satellites (sat-0.., labelled zone=a, healthy), and the router.
   void start_with(std::vector<wire_stream_outlet> made) {
-    auto table = std::make_shared<satellite_routes::table>();
     for (size_t i = 0; i < made.size(); ++i) {
       satellites.push_back(made[i]);
-      table->push_back(satellite_routes::route{"sat-" + std::to_string(i),
-                                               {{"zone", "a"}},
-                                               caf::actor_cast<caf::actor>(made[i]),
-                                               "healthy", true});
+      routes->put("sat-" + std::to_string(i), {{"zone", "a"}},
+                  caf::actor_cast<caf::actor>(made[i]), satellite_health::healthy);
     }
-    routes->publish(table);
     router = spawn_query_router(*t.sys, *t.rt, t.where(GetParam()), routes, opts, stats,
                                 [](wire::StatsReply&) {});
     conn = t.sys->spawn(client, router, &out);

@@ -519,6 +519,54 @@ TEST_F(SystemTest, SatelliteRegistersWithItsLabelsAndHeartbeats) {
   EXPECT_EQ(satellites(srv->port).satellites_size(), 1);
 }
 
+// `levee satellites` pages: --limit and the hint under a page, --all, and the filters.
+TEST_F(SystemTest, TheSatellitesCommandPagesAndFilters) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  for (auto id : {"a", "b"})
+    ASSERT_NE(start_satellite_with(id, srv->port, make_events(5, 0), [&](ini& c) {
+      c.set("satellite", "labels", std::string{"zone="} + id);
+    }), nullptr);
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"satellites", "--server", address});
+    auto [exit, out] = run_levee(args, dir_.file("satellites.stderr"));
+    EXPECT_EQ(exit, std::optional<int>{0}) << out;
+    return out;
+  };
+  auto lines_starting = [](const std::string& text, const std::string& prefix) {
+    size_t n = 0;
+    for (size_t at = 0; at < text.size(); at = text.find('\n', at) + 1) {
+      if (text.compare(at, prefix.size(), prefix) == 0)
+        ++n;
+      if (text.find('\n', at) == std::string::npos)
+        break;
+    }
+    return n;
+  };
+  auto first = run({"--limit", "1"});
+  EXPECT_EQ(lines_starting(first, "a "), 1u) << first;
+  EXPECT_EQ(lines_starting(first, "b "), 0u) << first;
+  EXPECT_NE(first.find("-- more: levee satellites --server " + address + " --limit 1 --after 'a'"),
+            std::string::npos)
+    << first;
+  EXPECT_NE(first.find("2 registered: 2 healthy"), std::string::npos) << first;
+  auto next = run({"--limit", "1", "--after", "a"});
+  EXPECT_EQ(lines_starting(next, "b "), 1u) << next;
+  EXPECT_EQ(next.find("-- more"), std::string::npos) << next;
+  auto all = run({"--limit", "1", "--all"});
+  EXPECT_EQ(lines_starting(all, "a "), 1u) << all;
+  EXPECT_EQ(lines_starting(all, "b "), 1u) << all;
+  EXPECT_EQ(lines_starting(all, "ID "), 1u) << all;
+  auto zone_b = run({"--select", "zone=b"});
+  EXPECT_EQ(lines_starting(zone_b, "a "), 0u) << zone_b;
+  EXPECT_EQ(lines_starting(zone_b, "b "), 1u) << zone_b;
+  auto gone = run({"--state", "disconnected"});
+  EXPECT_NE(gone.find("(none matches)"), std::string::npos) << gone;
+  auto json = run({"--limit", "1", "--json"});
+  EXPECT_NE(json.find("\"next_after_id\":\"a\""), std::string::npos) << json;
+}
+
 TEST_F(SystemTest, TheSatelliteListAnswersAWatcherWhenItChanges) {
   auto srv = start_server();
   ASSERT_NE(srv, nullptr);
@@ -783,6 +831,34 @@ TEST_F(SystemTest, ASatelliteGrantedALongerIntervalIsNotJudgedByTheServersOwn) {
   EXPECT_GE(sequence, 1u) << "no heartbeat came";
   EXPECT_GT(longest_silence, 100u) << "the satellite beat at the server's interval";
   EXPECT_FALSE(a->stderr_text().find("disconnected") != std::string::npos) << a->stderr_text();
+}
+
+// Registrations beyond server.max_registrations_per_sec are refused with a retry time, and
+// the satellites come back when told: all three register, one a second.
+TEST_F(SystemTest, RegistrationsBeyondTheRateAreToldWhenToComeBack) {
+  auto config = server_config();
+  config.set("server", "max_registrations_per_sec", "1");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  std::vector<node*> sats;
+  auto started = std::chrono::steady_clock::now();
+  for (auto id : {"a", "b", "c"}) {
+    sats.push_back(start_node(std::string{"satellite-"} + id, satellite_config(id, srv->port, "")));
+    ASSERT_NE(sats.back(), nullptr);
+  }
+  auto herd = std::chrono::steady_clock::now() - started < 900ms;
+  for (auto id : {"a", "b", "c"})
+    EXPECT_TRUE(wait_for_satellite(srv->port, id, wire::SatelliteInfo::healthy, 0)) << id;
+  size_t told = 0;
+  for (auto* n : sats)
+    if (n->stderr_text().find("registration refused: rate_limited (3): "
+                              "server.max_registrations_per_sec") != std::string::npos)
+      ++told;
+  // Three started within a second (a slow machine may start them further apart): one
+  // registered, the others were told when to come back, and came.
+  if (herd) {
+    EXPECT_GE(told, 1u);
+  }
 }
 
 // -- queries over known data --------------------------------------------------------------
