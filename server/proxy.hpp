@@ -47,6 +47,9 @@ struct proxy_stats {
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> ended{0};     // queries the router has seen end (running went down)
   duration_histogram durations;       // of the ended ones, from their start on the router
+  /// Satellites the proxyers looked at when lending credit: a cost figure, about one per
+  /// batch relayed and per satellite asked, whatever the fan-out's width.
+  std::atomic<uint64_t> credit_looks{0};
 };
 
 /// The router: a limited actor of kind "proxy", spawned where `where` says; its proxyers
