@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -132,6 +133,7 @@ private:
   mutable std::mutex connections_mtx_;
   std::map<caf::actor_id, caf::actor> connections_;
   std::map<std::string, caf::actor> named_;  // peer node id -> connection
+  std::unordered_map<caf::actor_id, std::vector<std::string>> names_of_;  // the reverse
   caf::actor_addr timer_relay_;
   listener_config cfg_;
   const clock_source& clock_;

@@ -1237,5 +1237,36 @@ TEST_F(UplinkTest, StreamsToTheDialedNodeAndCancelsReachTheTarget) {
   caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
 }
 
+// A connection is found by its peer's node id (connection_for) until it closes or the name
+// moves to a newer connection; a close forgets only the names it held (and costs what it
+// held, not a look at every named connection: issue 14).
+TEST(ServerContext, ACloseForgetsOnlyTheNamesItHeld) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto idle = [](caf::event_based_actor*) -> caf::behavior { return {[](int) {}}; };
+  auto a = sys.spawn(idle);
+  auto b = sys.spawn(idle);
+  auto ctx = std::make_shared<net::server_context>(net::listener_config{});
+  ctx->add_connection(a);
+  ctx->add_connection(b);
+  ctx->name_connection("x", a);
+  ctx->name_connection("y", a);
+  ctx->name_connection("y", a);  // again: no second entry to forget
+  ctx->name_connection("x", b);  // x moves to b
+  EXPECT_EQ(ctx->connection_for("x"), b);
+  EXPECT_EQ(ctx->connection_for("y"), a);
+  ctx->remove_connection(a.id());
+  EXPECT_EQ(ctx->connection_for("x"), b) << "a's close took the name b holds now";
+  EXPECT_EQ(ctx->connection_for("y"), caf::actor{});
+  EXPECT_EQ(ctx->connection_by_id(a.id()), caf::actor{});
+  ctx->name_connection("y", b);
+  ctx->remove_connection(b.id());
+  EXPECT_EQ(ctx->connection_for("x"), caf::actor{});
+  EXPECT_EQ(ctx->connection_for("y"), caf::actor{});
+  EXPECT_TRUE(ctx->connections().empty());
+  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+}
+
 } // namespace
 } // namespace levee
