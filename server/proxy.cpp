@@ -435,6 +435,16 @@ void on_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
     lend_satellites(self, opts, stats);
 }
 
+/// What to tell a client whose satellite went away under its query without a Reject
+/// (CAF's error, not a refusal): in words, with what to do, not CAF's error text.
+std::string lost_satellite(const caf::error& err) {
+  if (err == caf::sec::request_receiver_down)
+    return "its connection closed while the query ran (the satellite stopped, restarted "
+           "or was disconnected); run the query again, `levee satellites` shows its state";
+  return "the query to it failed (" + caf::to_string(err)
+         + "); run the query again, `levee satellites` shows its state";
+}
+
 /// Starts the query the router handed over: finds its satellites and asks each.
 caf::result<std::string> start_run(proxyer_self* self, const satellite_routes& routes,
                                    const server_options& opts,
@@ -508,8 +518,7 @@ caf::result<std::string> start_run(proxyer_self* self, const satellite_routes& r
           // naming the satellite.
           auto rj = rejection_from(err);
           rejection relayed =
-            rj ? *rj
-               : static_cast<rejection>(rejection::of(code::unavailable).detail(caf::to_string(err)));
+            rj ? *rj : static_cast<rejection>(rejection::of(code::unavailable).detail(lost_satellite(err)));
           if (relayed.code == code::cancelled)
             relayed.code = code::unavailable;  // the satellite stopped, not the client
           relayed.detail = "satellite '" + id + "': " + relayed.detail;

@@ -404,6 +404,23 @@ TEST_P(RouterActorTest, ASatellitesRefusalReachesTheClientWithEveryField) {
   EXPECT_EQ(stats->failed.load(), 1u);
 }
 
+TEST_P(RouterActorTest, ASatelliteWhoseConnectionEndedIsNamedInWordsNotCafsError) {
+  // The route still names a satellite whose connection has just ended (the registry hears
+  // of it a moment later): CAF answers the proxyer's request request_receiver_down, and
+  // the client is told unavailable, which satellite and what to do, not
+  // "system_error(request_receiver_down)".
+  auto gone = t.sys->spawn(refusing_satellite, rejection::of(code::unavailable));
+  caf::anon_send_exit(gone, caf::exit_reason::user_shutdown);
+  t.run();
+  start_with({gone});
+  query(1, 10);
+  ASSERT_TRUE(out.refused.has_value());
+  EXPECT_EQ(out.refused->code, code::unavailable);
+  EXPECT_EQ(out.refused->detail.rfind("satellite 'sat-0': its connection closed", 0), 0u)
+    << out.refused->detail;
+  EXPECT_EQ(out.refused->detail.find("system_error"), std::string::npos) << out.refused->detail;
+}
+
 TEST_P(RouterActorTest, ACountMergedPastMaxGroupsIsRefusedWithObservedAndMax) {
   // Two satellites each within query.max_groups (10,000), together over it: the merge
   // refuses with the numbers as fields, not only in the text.
