@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include <caf/actor_system.hpp>
 #include <caf/config_option_adder.hpp>
@@ -30,10 +31,21 @@ template struct expose_member<pipe_member, &caf::io::network::default_multiplexe
 
 /// Grows the pipe to hold `slots` pointers (never shrinks it); the slots it holds now.
 uint64_t size_wakeup_pipe(int fd, uint64_t slots) {
-  auto want = slots * sizeof(void*);
+  auto want = std::min<uint64_t>(slots * sizeof(void*), INT32_MAX);
   auto have = ::fcntl(fd, F_GETPIPE_SZ);
-  if (have >= 0 && static_cast<uint64_t>(have) < want && want <= static_cast<uint64_t>(INT32_MAX))
-    ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(want));  // may be refused: read it back
+  if (have >= 0 && static_cast<uint64_t>(have) < want
+      && ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(want)) < 0) {
+    // Refused (beyond fs.pipe-max-size without CAP_SYS_RESOURCE): as much as allowed.
+    uint64_t max = 0;
+    if (std::FILE* f = std::fopen("/proc/sys/fs/pipe-max-size", "r")) {
+      unsigned long long v = 0;
+      if (std::fscanf(f, "%llu", &v) == 1)
+        max = v;
+      std::fclose(f);
+    }
+    if (max > static_cast<uint64_t>(have) && max < want)
+      ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(max));
+  }
   have = ::fcntl(fd, F_GETPIPE_SZ);
   return have > 0 ? static_cast<uint64_t>(have) / sizeof(void*) : 0;
 }
