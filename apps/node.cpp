@@ -176,12 +176,7 @@ status check_wakeup_slots(caf::actor_system& sys, uint64_t needed, uint64_t max_
   auto io = net::io_loop_stats_of(sys);
   if (!io || io->wakeup_slots >= needed)
     return {};
-  long pipe_max = 0;
-  if (std::FILE* f = std::fopen("/proc/sys/fs/pipe-max-size", "r")) {
-    if (std::fscanf(f, "%ld", &pipe_max) != 1)
-      pipe_max = 0;
-    std::fclose(f);
-  }
+  auto pipe_max = net::pipe_max_size();
   return status::error(
     code::too_many_connections,
     "net.max_connections = " + std::to_string(max_connections) + " needs room for "

@@ -36,13 +36,7 @@ uint64_t size_wakeup_pipe(int fd, uint64_t slots) {
   if (have >= 0 && static_cast<uint64_t>(have) < want
       && ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(want)) < 0) {
     // Refused (beyond fs.pipe-max-size without CAP_SYS_RESOURCE): as much as allowed.
-    uint64_t max = 0;
-    if (std::FILE* f = std::fopen("/proc/sys/fs/pipe-max-size", "r")) {
-      unsigned long long v = 0;
-      if (std::fscanf(f, "%llu", &v) == 1)
-        max = v;
-      std::fclose(f);
-    }
+    auto max = pipe_max_size();
     if (max > static_cast<uint64_t>(have) && max < want)
       ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(max));
   }
@@ -51,6 +45,16 @@ uint64_t size_wakeup_pipe(int fd, uint64_t slots) {
 }
 
 } // namespace
+
+uint64_t pipe_max_size() {
+  unsigned long long v = 0;
+  if (std::FILE* f = std::fopen("/proc/sys/fs/pipe-max-size", "r")) {
+    if (std::fscanf(f, "%llu", &v) != 1)
+      v = 0;
+    std::fclose(f);
+  }
+  return v;
+}
 
 system_config::system_config() {
   caf::config_option_adder{custom_options_, "levee"}.add<int64_t>(

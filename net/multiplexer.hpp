@@ -28,6 +28,10 @@ inline constexpr char busy_poll_key[] = "levee.busy-poll-us";
 /// (see wakeup_slots in io_loop_stats). A node sets it from net.max_connections.
 inline constexpr char wakeup_slots_key[] = "levee.io-wakeup-slots";
 
+/// /proc/sys/fs/pipe-max-size: the largest pipe an unprivileged process may ask for (0
+/// when unknown).
+uint64_t pipe_max_size();
+
 /// What a node's I/O thread must be able to have waiting at once: every connection (a
 /// broker each), every query's proxyer (server.max_queries), and the node's own actors
 /// on the loop (acceptor, timer relay, registry, router, adapters, store, uplink...).
