@@ -9,7 +9,13 @@ namespace levee::satellite {
 scan_task::scan_task(query::query q, query::time_range range, uint64_t start_offset,
                      uint64_t end_offset, scan_limits limits, std::string satellite_id,
                      const clock_source& clock)
-  : q_(std::move(q)), range_(range), next_(start_offset), end_(end_offset), limits_(limits),
+  : scan_task(std::make_shared<const query::query>(std::move(q)), range, start_offset,
+              end_offset, limits, std::move(satellite_id), clock) {}
+
+scan_task::scan_task(std::shared_ptr<const query::query> q, query::time_range range,
+                     uint64_t start_offset, uint64_t end_offset, scan_limits limits,
+                     std::string satellite_id, const clock_source& clock)
+  : query_(std::move(q)), q_(*query_), range_(range), next_(start_offset), end_(end_offset), limits_(limits),
     clock_(&clock), started_ns_(clock.now_ns()) {
   if (q_.is_count())
     counts_.emplace(q_);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -28,6 +29,10 @@ class scan_task {
 public:
   /// Scans the records in [start_offset, end_offset) that `q` selects in `range`; its
   /// elapsed time is measured on `clock`, which must outlive it.
+  scan_task(std::shared_ptr<const query::query> q, query::time_range range,
+            uint64_t start_offset, uint64_t end_offset, scan_limits limits,
+            std::string satellite_id, const clock_source& clock = steady_clock_source::instance());
+  /// The same, for a query of its own.
   scan_task(query::query q, query::time_range range, uint64_t start_offset,
             uint64_t end_offset, scan_limits limits, std::string satellite_id,
             const clock_source& clock = steady_clock_source::instance());
@@ -51,7 +56,8 @@ private:
   void flush(const std::function<void(std::string&&)>& emit);
   void finish(const std::function<void(std::string&&)>& emit);
 
-  query::query q_;
+  std::shared_ptr<const query::query> query_;  // shared: the store's parse cache holds it too
+  const query::query& q_;
   query::time_range range_;
   uint64_t next_;
   uint64_t end_;

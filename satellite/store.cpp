@@ -15,6 +15,7 @@
 #include "actors/message_size.hpp"
 #include "limits/stream_credit.hpp"
 #include "persistence/checkpoint.hpp"
+#include "query/parse_cache.hpp"
 #include "satellite/scan.hpp"
 #include "satellite/store_scrub.hpp"
 
@@ -57,6 +58,7 @@ struct store_state {
   // reconnection) number their requests independently.
   using query_key = std::pair<caf::actor_addr, uint64_t>;
   std::map<query_key, running_query> queries;
+  query::parse_cache parsed;  // a text that runs again is not parsed again
   std::optional<query_key> last_turn;         // round robin over queries
   bool scan_scheduled = false;
   bool stopping = false;
@@ -299,7 +301,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
         return refuse(code::bad_request, "a QueryRequest that does not parse");
       if (auto too_long = query::check_text_bytes(req.text().size()))
         return to_error(*too_long);  // a too-long text, not a parse error
-      auto q = query::parse(req.text());
+      auto q = st.parsed.parse(req.text());
       if (!q)
         return refuse(code::bad_request, "bad query text: " + q.error().message());
       if (st.stopping)
@@ -314,7 +316,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
                           .detail("this satellite scans as many queries as it may"));
       }
       auto now = req.now_ms() != 0 ? req.now_ms() : clock->wall_ms();
-      auto range = q->resolve_time(now);
+      auto range = (*q)->resolve_time(now);
       uint64_t start = st.log->start_offset();
       if (range.since_ms != std::numeric_limits<int64_t>::min())
         start = std::max(start, st.log->offset_for_time(range.since_ms));

@@ -21,6 +21,7 @@
 #include "net/result_batch.hpp"
 #include "net/satellite.pb.h"
 #include "query/counter.hpp"
+#include "query/parse_cache.hpp"
 #include "query/query.hpp"
 
 namespace levee::server {
@@ -70,6 +71,29 @@ struct query_run {
   std::deque<size_t> wanting;
   uint64_t query_id = 0;
   int64_t started_ns = 0;  // on the router's clock
+
+  /// Forgets the query and keeps the containers' memory for the next one (a pooled
+  /// proxyer runs query after query; libstdc++ allocates even an empty deque). Every
+  /// field is reset here: a field added above is added here too.
+  void reset() {
+    client = wire_stream_sink{};
+    rid = 0;
+    rp = caf::response_promise{};
+    prepared.reset();
+    satellites.clear();
+    done = 0;
+    counts.reset();
+    rows = bytes = scanned = 0;
+    truncated = limit_reached = ending = finished = false;
+    client_credit = {};
+    outbox.clear();
+    outbox_bytes = 0;
+    lent_batches = 0;
+    lent_bytes = 0;
+    wanting.clear();
+    query_id = 0;
+    started_ns = 0;
+  }
 };
 
 // A proxyer serves one query at a time, from the router's request to its answer, then
@@ -149,7 +173,7 @@ void cancel_satellites(proxyer_self* self) {
 void release(proxyer_self* self) {
   auto& st = self->state;
   auto id = st.run.query_id;
-  st.run = query_run{};
+  st.run.reset();
   st.busy = false;
   self->send(st.router, done_atom::value, id);
 }
@@ -303,7 +327,7 @@ void finish(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
   if (st.counts) {
     // The merged groups, most counted first, cut to the limit only now.
     auto groups = st.counts->results();
-    auto limit = st.prepared->q.limit().value_or(groups.size());
+    auto limit = st.prepared->q->limit().value_or(groups.size());
     if (groups.size() > limit) {
       groups.resize(limit);
       st.truncated = true;
@@ -325,7 +349,7 @@ void finish(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
       auto& g = groups[gi];
       events::event key;
       for (size_t i = 0; i < g.values.size(); ++i)
-        key.fields.push_back(events::field{st.prepared->q.count_by()[i].name, g.values[i]});
+        key.fields.push_back(events::field{st.prepared->q->count_by()[i].name, g.values[i]});
       auto& row = *out.add_counts();
       events::encode(key, *row.mutable_key());
       row.set_count(g.count);
@@ -368,7 +392,7 @@ void relay_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
         return;
       }
       query::group g;
-      for (auto& by : st.prepared->q.count_by()) {
+      for (auto& by : st.prepared->q->count_by()) {
         auto v = key.find(by.name);
         g.values.push_back(v != nullptr ? *v : events::value{});
       }
@@ -388,7 +412,7 @@ void relay_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
     return;
   }
   auto rows = *counted;
-  if (auto limit = st.prepared->q.limit(); limit && st.rows + rows >= *limit) {
+  if (auto limit = st.prepared->q->limit(); limit && st.rows + rows >= *limit) {
     auto keep = *limit - st.rows;
     if (keep < rows) {
       if (!batch.ParseFromString(part)) {
@@ -465,8 +489,8 @@ caf::result<std::string> start_run(proxyer_self* self, const satellite_routes& r
   run.started_ns = st.clock->now_ns();
   run.prepared = std::move(prepared);
   run.client_credit = client_credit;
-  if (run.prepared->q.is_count())
-    run.counts.emplace(run.prepared->q);
+  if (run.prepared->q->is_count())
+    run.counts.emplace(*run.prepared->q);
   auto rp = run.rp = self->make_response_promise<std::string>();
   auto refs = routes.lookup(run.prepared->request);
   if (!refs) {
@@ -631,6 +655,8 @@ struct router_state {
   bool stopping = false;  // the server stops: new queries get shutting_down
   // `stats` requests waiting for the query counters to move.
   std::optional<watcher_set> stats_watchers;
+  /// Texts parsed lately: a text that runs again is not parsed again.
+  query::parse_cache parsed;
   const clock_source* clock = nullptr;
   const char* name = "levee.query_router";
 };
@@ -721,7 +747,7 @@ router_actor::behavior_type router(router_self* self, std::shared_ptr<satellite_
                       .detail("a QueryRequest that does not parse; send one built from "
                               "net/satellite.proto"));
     }
-    auto parsed = query::parse(req.text());
+    auto parsed = st.parsed.parse(req.text());
     if (!parsed) {
       stats->refused.fetch_add(1);
       return to_error(rejection::of(code::bad_request)

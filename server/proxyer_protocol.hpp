@@ -23,7 +23,7 @@ namespace levee::server {
 /// A query the router checked, parsed once and handed to its proxyer whole.
 struct prepared_query {
   wire::QueryRequest request;  // deadline and time filled in
-  query::query q;
+  std::shared_ptr<const query::query> q;  // from the router's parse cache
   std::string forwarded;       // the request as the satellites get it (wire bytes)
 };
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "query/counter.hpp"
+#include "query/parse_cache.hpp"
 #include "query/query.hpp"
 #include "query/time_text.hpp"
 
@@ -971,6 +972,71 @@ TEST(QueryScale, MatchingAndCountingKnownGroupsDoNotAllocate) {
   uint64_t after = allocations.load();
   EXPECT_EQ(after - before, 0u);
   EXPECT_GT(matched, 0u);
+}
+
+} // namespace
+} // namespace levee::query
+
+namespace levee::query {
+namespace {
+
+// -- parse_cache -------------------------------------------------------------------------
+
+TEST(ParseCache, ATextParsedOnceServesEveryRunWithTheSameQuery) {
+  parse_cache cache{4};
+  auto a = cache.parse("where level == \"ERROR\" limit 10");
+  ASSERT_TRUE(a) << a.error().message();
+  auto b = cache.parse("where level == \"ERROR\" limit 10");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(a->get(), b->get());  // the same parsed query, not a second parse
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(cache.misses(), 1u);
+  auto direct = parse("where level == \"ERROR\" limit 10");
+  ASSERT_TRUE(direct);
+  EXPECT_EQ(**b, *direct);
+}
+
+TEST(ParseCache, TheLeastRecentlyUsedTextGoesFirstAndTheBoundHolds) {
+  parse_cache cache{2};
+  ASSERT_TRUE(cache.parse("limit 1"));
+  ASSERT_TRUE(cache.parse("limit 2"));
+  ASSERT_TRUE(cache.parse("limit 1"));  // now the most recent
+  ASSERT_TRUE(cache.parse("limit 3"));  // "limit 2" goes
+  EXPECT_EQ(cache.size(), 2u);
+  auto misses = cache.misses();
+  ASSERT_TRUE(cache.parse("limit 1"));
+  EXPECT_EQ(cache.misses(), misses);
+  ASSERT_TRUE(cache.parse("limit 2"));
+  EXPECT_EQ(cache.misses(), misses + 1);
+  auto q = cache.parse("limit 3");  // went when "limit 2" came back
+  ASSERT_TRUE(q);
+  EXPECT_EQ((*q)->limit(), std::optional<uint64_t>{3});
+  EXPECT_EQ(cache.misses(), misses + 2);
+  EXPECT_EQ(cache.size(), 2u);
+}
+
+TEST(ParseCache, BadTextIsRefusedWithItsPositionEveryTimeAndNotKept) {
+  parse_cache cache{4};
+  for (int i = 0; i < 2; ++i) {
+    auto q = cache.parse("where level == and");
+    ASSERT_FALSE(q);
+    EXPECT_EQ(q.error().code(), code::bad_request);
+    EXPECT_NE(q.error().message().find("at position 15"), std::string::npos)
+      << q.error().message();
+  }
+  EXPECT_EQ(cache.size(), 0u);
+  std::string too_long(defaults::max_text_bytes + 1, ' ');
+  auto q = cache.parse(too_long);
+  ASSERT_FALSE(q);
+  EXPECT_EQ(q.error().code(), code::message_too_large);
+}
+
+TEST(ParseCache, ACacheOfNoEntriesParsesEachTime) {
+  parse_cache cache{0};
+  ASSERT_TRUE(cache.parse("limit 1"));
+  ASSERT_TRUE(cache.parse("limit 1"));
+  EXPECT_EQ(cache.misses(), 2u);
+  EXPECT_EQ(cache.size(), 0u);
 }
 
 } // namespace
