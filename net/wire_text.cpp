@@ -48,12 +48,13 @@ std::optional<rejection> walk(const Descriptor& type, std::string_view bytes,
       return std::nullopt;
     std::string_view value = bytes.substr(at, length);
     in.Skip(static_cast<int>(length));
-    // Inside a map's entry, its key (1) or value (2), named after the map.
-    std::string name = path;
-    if (type.options().map_entry())
-      name += field->number() == 1 ? " (a key)" : " (a value)";
-    else
-      name += "." + field->name();
+    // Inside a map's entry, its key (1) or value (2), named after the map. Named only when
+    // it is needed (a refusal, or a message looked into): this runs on every query.
+    auto name = [&] {
+      if (type.options().map_entry())
+        return path + (field->number() == 1 ? " (a key)" : " (a value)");
+      return path + "." + field->name();
+    };
     if (field->type() == FieldDescriptor::TYPE_STRING) {
       auto valid = valid_utf8_prefix(value);
       if (valid == value.size())
@@ -62,12 +63,12 @@ std::optional<rejection> walk(const Descriptor& type, std::string_view bytes,
       std::snprintf(byte, sizeof byte, "0x%02x",
                     static_cast<unsigned>(static_cast<uint8_t>(value[valid])));
       return rejection::of(code::bad_request)
-               .detail(name + " is not valid UTF-8: byte " + byte + " at offset "
+               .detail(name() + " is not valid UTF-8: byte " + byte + " at offset "
                        + std::to_string(valid) + " of it; send it as UTF-8 text");
     }
     // A map is a repeated message of entries: its entries are named after it.
     if (field->type() == FieldDescriptor::TYPE_MESSAGE && depth < max_depth)
-      if (auto refused = walk(*field->message_type(), value, name, depth + 1))
+      if (auto refused = walk(*field->message_type(), value, name(), depth + 1))
         return refused;
   }
   return std::nullopt;
