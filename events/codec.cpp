@@ -278,6 +278,11 @@ status decode_impl(std::string_view bytes, event& out, const std::vector<std::st
   out.timestamp_ms = 0;
   size_t used = 0;
   const char* why = nullptr;
+  // The wanted names not read yet, one bit each (up to 64 names; more read to the end).
+  bool early_stop = names != nullptr && !names->empty() && names->size() <= 64;
+  uint64_t missing = early_stop ? (names->size() == 64 ? ~uint64_t{0}
+                                                       : (uint64_t{1} << names->size()) - 1)
+                                : 0;
   while (!in.done()) {
     size_t at = in.offset();
     uint32_t t;
@@ -306,8 +311,11 @@ status decode_impl(std::string_view bytes, event& out, const std::vector<std::st
           out.fields.resize(used);
           return corrupt(at, "field with a truncated or invalid entry");
         }
-        if (std::find(names->begin(), names->end(), name) == names->end())
+        auto wanted = std::find(names->begin(), names->end(), name);
+        if (wanted == names->end())
           continue;
+        if (early_stop)
+          missing &= ~(uint64_t{1} << (wanted - names->begin()));
       }
       if (used == out.fields.size())
         out.fields.emplace_back();
@@ -316,6 +324,10 @@ status decode_impl(std::string_view bytes, event& out, const std::vector<std::st
         return st;
       }
       ++used;
+      // Names are unique in an event and the timestamp comes before the fields (EVENTS.md):
+      // with every wanted field read, the rest of the event has nothing for this read.
+      if (early_stop && missing == 0)
+        break;
     } else if (!in.skip(t & 7)) {
       out.fields.resize(used);
       return corrupt(at, "unknown field with a truncated or invalid value");

@@ -25,7 +25,10 @@ status decode(std::string_view bytes, event& out);
 /// decode() of only the fields named in `names` (and the timestamp): a field with another
 /// name is skipped once its name is read, its value neither decoded nor copied. What a
 /// scan uses when its filter reads a few fields of a wide event. The encoding outside
-/// the kept fields is checked only as far as finding each field's name and length.
+/// the kept fields is checked only as far as finding each field's name and length, and
+/// not at all past the last of them: once every name in `names` is read (up to 64 names),
+/// decoding stops (names are unique in an event and every encoder writes the timestamp
+/// before the fields, EVENTS.md).
 status decode_only(std::string_view bytes, event& out, const std::vector<std::string>& names);
 
 /// The event as a segment-log record: no key, value = encode(e), timestamp_ms = e's.
