@@ -273,8 +273,6 @@ result<stream*> stream_catalog::create(const stream_config& cfg) {
     fs::remove_all(building, ignored);
     return st;
   };
-  if (auto st = write_catalog_file(building, cfg); !st)
-    return fail(st);
   for (uint32_t p = 0; p < cfg.partitions; ++p) {
     fs::create_directory(partition_dir(building, p), ec);
     if (ec)
@@ -282,8 +280,9 @@ result<stream*> stream_catalog::create(const stream_config& cfg) {
                                                        + partition_dir(building, p) + ": "
                                                        + ec.message()));
   }
-  if (int err = io_->sync_dir(building); err != 0)
-    return fail(io_failure("cannot sync", building, err));
+  // Its last step syncs the directory: the partitions' entries with the file's.
+  if (auto st = write_catalog_file(building, cfg); !st)
+    return fail(st);
   if (int err = io_->rename(building, dir); err != 0)
     return fail(io_failure("cannot rename into place", building, err));
   if (int err = io_->sync_dir(opts_.data_dir); err != 0)

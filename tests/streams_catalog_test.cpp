@@ -215,6 +215,44 @@ TEST_F(catalog_fixture, WhatACrashLeftHalfDoneIsRemovedOnOpen) {
   EXPECT_FALSE(fs::exists(dir.path / "data" / "old.deleting"));
 }
 
+TEST_F(catalog_fixture, TheCatalogFileIsWrittenAtomically) {
+  // Every file operation in order: the catalog file goes to a temporary file, is synced,
+  // renamed over its name and the directory synced, before the stream is renamed into place.
+  struct recording_io : persistence::forwarding_io {
+    std::vector<std::string> ops;
+    std::string name(const std::string& path) { return fs::path(path).filename().string(); }
+    int open(const std::string& path, bool create) override {
+      int fd = real.open(path, create);
+      if (name(path) == "stream.conf.tmp")
+        conf_fd = fd;
+      ops.push_back("open " + name(path));
+      return fd;
+    }
+    int fdatasync(int fd) override {
+      if (fd == conf_fd)
+        ops.push_back("fdatasync stream.conf.tmp");
+      return real.fdatasync(fd);
+    }
+    int rename(const std::string& from, const std::string& to) override {
+      ops.push_back("rename " + name(from) + " " + name(to));
+      return real.rename(from, to);
+    }
+    int sync_dir(const std::string& dir) override {
+      ops.push_back("sync_dir " + name(dir));
+      return real.sync_dir(dir);
+    }
+    int conf_fd = -1;
+  } io;
+  auto c = open_catalog(&io);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->create(make_config("orders", "orders.>")).ok());
+  std::vector<std::string> head(io.ops.begin(), io.ops.begin() + std::min<size_t>(io.ops.size(), 6));
+  EXPECT_EQ(head, (std::vector<std::string>{"open stream.conf.tmp", "fdatasync stream.conf.tmp",
+                                            "rename stream.conf.tmp stream.conf",
+                                            "sync_dir orders.creating",
+                                            "rename orders.creating orders", "sync_dir data"}));
+}
+
 TEST_F(catalog_fixture, CreateThatCannotWriteLeavesNothing) {
   struct failing_sync : persistence::forwarding_io {
     int fdatasync(int) override { return -EIO; }

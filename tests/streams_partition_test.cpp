@@ -116,6 +116,14 @@ TEST_F(partition_fixture, RefusesAnOversizeMessageBeforeAnyBodyExists) {
   EXPECT_EQ(r.max, 1024u);
   EXPECT_EQ(r.retry_after_ms, 0u);
   EXPECT_TRUE(p->check_message_bytes(1024).ok());
+  // Exactly at the bound, with an id as long as allowed: stored.
+  std::string id(128, 'i');
+  std::string fits(1024 - 128 - 3, 'b');
+  message at_bound = msg(fits, id, "key");
+  EXPECT_EQ(message_bytes(at_bound), 1024u);
+  auto stored = p->append(at_bound);
+  ASSERT_TRUE(stored.ok()) << stored.error().to_string();
+  EXPECT_EQ(p->next_offset(), 1u);
 
   // Key, id, body and headers count together; one oversize message refuses the batch.
   std::string body(1000, 'b');
@@ -126,9 +134,9 @@ TEST_F(partition_fixture, RefusesAnOversizeMessageBeforeAnyBodyExists) {
   r = refused.error().as_rejection();
   EXPECT_EQ(r.code, code::message_too_large);
   EXPECT_EQ(r.observed, 1000u + 4 + 10 + 1 + 20);
-  EXPECT_EQ(p->next_offset(), 0u);
+  EXPECT_EQ(p->next_offset(), 1u);  // "fine" was not stored either
   EXPECT_EQ(p->stats().rejected_too_large, 1u);
-  EXPECT_EQ(p->dedupe_entries(), 0u);
+  EXPECT_EQ(p->dedupe_entries(), 1u);  // the id of the message at the bound only
 }
 
 TEST_F(partition_fixture, RefusesLongIdsAndReservedHeaders) {
