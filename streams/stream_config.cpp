@@ -207,25 +207,21 @@ status validate(const stream_config& cfg, const subject_limits& subjects) {
   if (auto p = subject_pattern::parse(cfg.subject, subjects); !p)
     return status::error(code::bad_request,
                          where + " subject '" + printable(cfg.subject) + "': " + p.error().message());
-  for (auto& f : stream_fields) {
-    auto v = cfg.*(f.member);
-    if (v < f.min || v > f.max)
-      return status::error(code::bad_request, where + ": " + f.name + " = " + std::to_string(v)
-                                                + ": must be between " + std::to_string(f.min)
-                                                + " and " + std::to_string(f.max) + " " + f.unit);
-  }
+  // Named as the [stream] keys they default from.
+  if (auto st = check_fields(cfg, "stream", stream_fields); !st)
+    return status::error(code::bad_request, where + ": " + st.message());
+  auto at_most = [&](const char* name, uint64_t value, const char* bound_name, uint64_t bound,
+                     const char* why) {
+    return status::error(code::bad_request, where + ": " + name + " (" + std::to_string(value)
+                                              + ") must be at most " + bound_name + " ("
+                                              + std::to_string(bound) + "): " + why);
+  };
   if (cfg.max_segment_bytes > cfg.retention_max_bytes)
-    return status::error(code::bad_request,
-                         where + ": max_segment_bytes (" + std::to_string(cfg.max_segment_bytes)
-                           + ") must be at most retention_max_bytes ("
-                           + std::to_string(cfg.retention_max_bytes)
-                           + "): retention drops whole segments");
+    return at_most("max_segment_bytes", cfg.max_segment_bytes, "retention_max_bytes",
+                   cfg.retention_max_bytes, "retention drops whole segments");
   if (cfg.max_message_bytes > cfg.max_segment_bytes)
-    return status::error(code::bad_request,
-                         where + ": max_message_bytes (" + std::to_string(cfg.max_message_bytes)
-                           + ") must be at most max_segment_bytes ("
-                           + std::to_string(cfg.max_segment_bytes)
-                           + "): a message never spans segments");
+    return at_most("max_message_bytes", cfg.max_message_bytes, "max_segment_bytes",
+                   cfg.max_segment_bytes, "a message never spans segments");
   for (auto& [name, value] : cfg.limits)
     if (!is_actor_limit(name)) {
       std::string known;

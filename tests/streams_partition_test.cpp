@@ -193,6 +193,14 @@ TEST_F(partition_fixture, DuplicateIdIsAcknowledgedWithTheOriginalOffset) {
   EXPECT_TRUE(all[1].headers.empty());  // the id is not a header to the reader
 }
 
+/// Appends a message with `id` and checks its ack.
+void expect_ack(partition_log& p, const std::string& id, bool duplicate, uint64_t offset) {
+  auto ack = p.append(msg("m", id));
+  ASSERT_TRUE(ack.ok()) << ack.error().to_string();
+  EXPECT_EQ(ack->duplicate, duplicate) << id;
+  EXPECT_EQ(ack->offset, offset) << id;
+}
+
 TEST_F(partition_fixture, DedupeWindowIsBoundedInTimeAndEntries) {
   config.dedupe_window_ms = 10'000;
   config.dedupe_max_entries = 3;
@@ -203,19 +211,10 @@ TEST_F(partition_fixture, DedupeWindowIsBoundedInTimeAndEntries) {
   EXPECT_EQ(p->dedupe_entries(), 3u);
   EXPECT_EQ(p->stats().dedupe_forgotten_by_count, 2u);
   // id-0 and id-1 were forgotten (entries), so they are stored again; id-4 is not.
-  auto old = p->append(msg("m", "id-0"));
-  ASSERT_TRUE(old.ok());
-  EXPECT_FALSE(old->duplicate);
-  EXPECT_EQ(old->offset, 5u);
-  auto recent = p->append(msg("m", "id-4"));
-  ASSERT_TRUE(recent.ok());
-  EXPECT_TRUE(recent->duplicate);
-  EXPECT_EQ(recent->offset, 4u);
+  expect_ack(*p, "id-0", false, 5);
+  expect_ack(*p, "id-4", true, 4);
   clock.advance_ms(10'000);  // the window has passed for all of them
-  auto late = p->append(msg("m", "id-4"));
-  ASSERT_TRUE(late.ok());
-  EXPECT_FALSE(late->duplicate);
-  EXPECT_EQ(late->offset, 6u);
+  expect_ack(*p, "id-4", false, 6);
   EXPECT_EQ(p->dedupe_entries(), 1u);
   EXPECT_EQ(p->stats().dedupe_forgotten_by_count, 3u);  // id-2 went for id-0
   EXPECT_EQ(p->stats().dedupe_forgotten_by_age, 3u);    // id-3, id-4, id-0
@@ -236,18 +235,9 @@ TEST_F(partition_fixture, DedupeWindowSurvivesReopen) {
   auto p = open_log();
   ASSERT_TRUE(p);
   EXPECT_EQ(p->dedupe_entries(), 19u);  // id-11 .. id-29 (id-10 is exactly 60 s old)
-  auto dup = p->append(msg("again", "id-29"));
-  ASSERT_TRUE(dup.ok());
-  EXPECT_TRUE(dup->duplicate);
-  EXPECT_EQ(dup->offset, 29u);
-  auto dup11 = p->append(msg("again", "id-11"));
-  ASSERT_TRUE(dup11.ok());
-  EXPECT_TRUE(dup11->duplicate);
-  EXPECT_EQ(dup11->offset, 11u);
-  auto gone = p->append(msg("again", "id-5"));
-  ASSERT_TRUE(gone.ok());
-  EXPECT_FALSE(gone->duplicate);
-  EXPECT_EQ(gone->offset, 30u);
+  expect_ack(*p, "id-29", true, 29);
+  expect_ack(*p, "id-11", true, 11);
+  expect_ack(*p, "id-5", false, 30);
   EXPECT_EQ(p->next_offset(), 31u);
 
   // The entry bound holds on rebuild too: only the newest ids are remembered.
@@ -256,13 +246,8 @@ TEST_F(partition_fixture, DedupeWindowSurvivesReopen) {
   p = open_log();
   ASSERT_TRUE(p);
   EXPECT_EQ(p->dedupe_entries(), 5u);
-  auto newest = p->append(msg("again", "id-5"));
-  ASSERT_TRUE(newest.ok());
-  EXPECT_TRUE(newest->duplicate);
-  EXPECT_EQ(newest->offset, 30u);
-  auto forgotten = p->append(msg("again", "id-20"));
-  ASSERT_TRUE(forgotten.ok());
-  EXPECT_FALSE(forgotten->duplicate);
+  expect_ack(*p, "id-5", true, 30);
+  expect_ack(*p, "id-20", false, 31);
 }
 
 TEST_F(partition_fixture, ExpectedLastOffsetIsCompareAndSet) {
