@@ -101,6 +101,8 @@ result<std::unique_ptr<stream_catalog>> stream_catalog::open(catalog_options opt
     if (!it->is_directory(type_ec))
       continue;  // not ours: streams are directories
     auto name = it->path().filename().string();
+    if (name == "lost+found")  // a data directory may be a file system's root
+      continue;
     if (ends_with(name, creating_suffix) || ends_with(name, deleting_suffix)) {
       // A create or delete that a crash interrupted: never a whole stream.
       fs::remove_all(it->path(), type_ec);

@@ -207,9 +207,14 @@ TEST_F(catalog_fixture, WhatACrashLeftHalfDoneIsRemovedOnOpen) {
   fs::create_directories(dir.path / "data" / "orders.creating" / "partition-0");
   fs::create_directories(dir.path / "data" / "old.deleting" / "partition-0");
   std::ofstream{dir.path / "data" / "README"} << "not a stream";  // files are not streams
+  fs::create_directories(dir.path / "data" / "lost+found");
+  fs::create_directories(dir.path / "data" / "orders.old");  // someone's copy: said, kept
   auto c = open_catalog();
   ASSERT_TRUE(c);
-  EXPECT_TRUE(c->problems().empty());
+  ASSERT_EQ(c->problems().size(), 1u);
+  EXPECT_EQ(c->problems()[0].path, (dir.path / "data" / "orders.old").string());
+  EXPECT_NE(c->problems()[0].error.message().find("is not a stream's directory"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir.path / "data" / "orders.old"));
   EXPECT_TRUE(c->list().empty());
   EXPECT_FALSE(fs::exists(dir.path / "data" / "orders.creating"));
   EXPECT_FALSE(fs::exists(dir.path / "data" / "old.deleting"));
