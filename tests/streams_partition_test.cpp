@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "limits/clock.hpp"
 #include "log_test_support.hpp"
@@ -596,6 +601,83 @@ TEST_F(partition_fixture, HighWaterMarkFollowsTheFsyncPolicy) {
   p = open_log();
   ASSERT_TRUE(p);
   EXPECT_EQ(p->high_water(), 5u);
+}
+
+// A publisher process appends messages with ids msg-0, msg-1, ... under every_batch and
+// reports each ack; it is killed with SIGKILL at a random moment, 20 times over one
+// partition. Each run first sends again the last few ids the previous runs had acked (a
+// publisher retrying after a broker restart). Every acked message must read back, every
+// retried one must be acknowledged as a duplicate with its original offset, and at the
+// end each id is stored exactly once, in order: offset i holds msg-i.
+TEST(PartitionLog, KilledPublisherLosesNothingAckedAndItsRetriesAreDuplicates) {
+  temp_dir dir;
+  stream_config config = small_stream();
+  config.fsync = persistence::fsync_policy::every_batch;
+  partition_options o;
+  o.dir = dir.path.string();
+  o.config = config;
+  struct report {
+    uint64_t id;
+    uint64_t offset;
+    uint64_t duplicate;
+  };
+  std::mt19937 rng{20261203};
+  std::vector<uint64_t> offset_of;  // by id: what the acks said
+  for (int run = 0; run < 20; ++run) {
+    uint64_t first_id = offset_of.size() - std::min<uint64_t>(offset_of.size(), 3);
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    auto pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      auto p = partition_log::open(o);
+      if (!p.ok())
+        ::_exit(2);
+      for (uint64_t id = first_id;; ++id) {
+        auto name = "msg-" + std::to_string(id);
+        auto body = "body of " + name;
+        auto ack = (*p)->append(msg(body, name));
+        if (!ack.ok())
+          ::_exit(3);
+        report r{id, ack->offset, ack->duplicate ? 1u : 0u};
+        if (::write(fds[1], &r, sizeof r) != sizeof r)
+          ::_exit(4);
+      }
+    }
+    ::close(fds[1]);
+    auto take = [&](const report& r) {
+      if (r.id < offset_of.size()) {  // acked before: a retry
+        EXPECT_EQ(r.duplicate, 1u) << "run " << run << " id " << r.id;
+        EXPECT_EQ(r.offset, offset_of[r.id]) << "run " << run << " id " << r.id;
+      } else {
+        ASSERT_EQ(r.id, offset_of.size());
+        offset_of.push_back(r.offset);
+      }
+    };
+    auto wanted = 4 + rng() % 30;
+    report r{};
+    for (unsigned i = 0; i < wanted && ::read(fds[0], &r, sizeof r) == sizeof r; ++i)
+      take(r);
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    while (::read(fds[0], &r, sizeof r) == sizeof r)  // acks sent before the kill
+      take(r);
+    ::close(fds[0]);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "run " << run << ": the publisher failed on its own";
+  }
+  auto p = partition_log::open(o);
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  auto all = read_all(**p);
+  ASSERT_GE(all.size(), offset_of.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    ASSERT_EQ(all[i].offset, i);
+    ASSERT_EQ(all[i].id, "msg-" + std::to_string(i)) << "offset " << i;
+    ASSERT_EQ(all[i].body, "body of msg-" + std::to_string(i));
+  }
+  for (size_t id = 0; id < offset_of.size(); ++id)
+    EXPECT_EQ(offset_of[id], id);
 }
 
 TEST_F(partition_fixture, ABatchLargerThanOneLogBatchIsStoredWhole) {
