@@ -10,7 +10,7 @@ std::optional<uint64_t> dedupe_window::find(std::string_view id) const {
 }
 
 void dedupe_window::insert(std::string_view id, uint64_t offset, int64_t time_ms) {
-  if (!enabled())
+  if (!enabled() || id.empty())
     return;
   order_.push_back(entry{std::string{id}, offset, time_ms});
   std::string_view key{order_.back().id};

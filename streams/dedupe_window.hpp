@@ -26,7 +26,7 @@ public:
   std::optional<uint64_t> find(std::string_view id) const;
   /// Remembers `id` stored at `offset` at `time_ms` (not before the last one's time); an
   /// id remembered already now points at the newer offset. Forgets the oldest past
-  /// max_entries.
+  /// max_entries. An empty id (a message without one) is not remembered.
   void insert(std::string_view id, uint64_t offset, int64_t time_ms);
   /// Forgets the ids stored window_ms or longer before `now_ms`.
   void expire(int64_t now_ms);

@@ -295,7 +295,8 @@ result<std::vector<append_ack>> partition_log::append(const std::vector<message>
       auto& ack = acks[chunk[j]];
       ack.offset = *first + j;
       ack.timestamp_ms = now;
-      window_.insert(batch[chunk[j]].id, ack.offset, now);  // a no-op without an id
+      if (!batch[chunk[j]].id.empty())
+        window_.insert(batch[chunk[j]].id, ack.offset, now);
     }
     stats_.appended += chunk.size();
     records.clear();

@@ -18,6 +18,7 @@ namespace levee::streams {
 namespace {
 
 using persistence::temp_dir;
+namespace fs = std::filesystem;
 
 stream_config small_stream() {
   stream_config c;
@@ -210,6 +211,16 @@ TEST_F(partition_fixture, DedupeWindowIsBoundedInTimeAndEntries) {
   config.dedupe_window_ms = 10'000;
   config.dedupe_max_entries = 3;
   auto p = open_log();
+  ASSERT_TRUE(p);
+  // Messages without an id take no place in the window.
+  expect_ack(*p, "first", false, 0);
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(p->append(msg("no id")).ok());
+  EXPECT_EQ(p->dedupe_entries(), 1u);
+  expect_ack(*p, "first", true, 0);
+  p.reset();
+  fs::remove_all(dir.path);
+  p = open_log();
   ASSERT_TRUE(p);
   for (int i = 0; i < 5; ++i)
     ASSERT_TRUE(p->append(msg("m", "id-" + std::to_string(i))).ok());
