@@ -174,6 +174,9 @@ constexpr uint64_t stream_partitions_ceiling = 1024;
 /// the wire (net.max_frame_bytes) and as a record of the segment log, so whatever a
 /// broker accepts it can store and send.
 constexpr uint64_t stream_max_message_bytes = 1 * MiB;
+/// A message is held whole in memory at every hop (publish frame, log batch, read batch):
+/// past 64 MiB it belongs in a file, with its path in a message.
+constexpr uint64_t stream_max_message_bytes_ceiling = 64 * MiB;
 /// bytes one partition keeps: 1 GiB, as a satellite's store. Every stream has a byte
 /// bound (0 is refused): a stream without one could fill the disk.
 constexpr uint64_t stream_retention_max_bytes = 1 * GiB;

@@ -114,9 +114,9 @@ struct partition_options {
   std::string dir;        // the partition's segment log directory
   stream_config config;   // the stream's (name, retention, dedupe, fsync, sizes)
   uint32_t partition = 0;
-  const clock_source* clock = nullptr;  // nullptr: the real clock
+  const clock_source* clock = nullptr;  // nullptr: the real clock; must outlive the log
   persistence::corruption_policy on_corruption = persistence::corruption_policy::fail;
-  persistence::file_io* io = nullptr;   // nullptr: the real file system
+  persistence::file_io* io = nullptr;   // nullptr: the real file system; must outlive it
   uint64_t read_cache_bytes = 0;
 };
 

@@ -37,8 +37,8 @@ constexpr std::string_view catalog_file_name = "stream.conf";
 struct catalog_options {
   std::string data_dir;
   subject_limits subjects;
-  const clock_source* clock = nullptr;  // nullptr: the real clock
-  persistence::file_io* io = nullptr;   // nullptr: the real file system
+  const clock_source* clock = nullptr;  // nullptr: the real clock; must outlive the catalog
+  persistence::file_io* io = nullptr;   // nullptr: the real file system; must outlive it
   uint64_t read_cache_bytes = 0;        // per partition (partition_options)
 };
 

@@ -21,7 +21,8 @@ using S = stream_settings;
 // file: a setting has one name, one range and one unit everywhere.
 const field_spec<C> stream_fields[] = {
   {"partitions", &C::partitions, 1, defaults::stream_partitions_ceiling, "partitions"},
-  {"max_message_bytes", &C::max_message_bytes, 1, defaults::max_message_bytes_ceiling, "bytes"},
+  {"max_message_bytes", &C::max_message_bytes, 1, defaults::stream_max_message_bytes_ceiling,
+   "bytes"},
   {"retention_max_bytes", &C::retention_max_bytes, 4096, uint64_t{1} << 50, "bytes"},
   {"retention_max_messages", &C::retention_max_messages, 0, uint64_t{1} << 50, "messages"},
   {"retention_max_age_ms", &C::retention_max_age_ms, 0, uint64_t{1} << 50, "ms"},

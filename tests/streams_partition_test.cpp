@@ -691,6 +691,22 @@ TEST(PartitionLog, KilledPublisherLosesNothingAckedAndItsRetriesAreDuplicates) {
     EXPECT_EQ(offset_of[id], id);
 }
 
+TEST_F(partition_fixture, AMessageLargerThanTheLogsDefaultBatchIsStored) {
+  config.max_message_bytes = 8 * 1024 * 1024;  // twice the log's default batch bound
+  config.max_segment_bytes = 16 * 1024 * 1024;
+  auto p = open_log();
+  ASSERT_TRUE(p);
+  std::string body(8 * 1024 * 1024 - 16, 'q');
+  body[12345] = 'x';
+  auto ack = p->append(msg(body, "big-id"));
+  ASSERT_TRUE(ack.ok()) << ack.error().to_string();
+  read_request req;
+  auto r = p->read(req);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  ASSERT_EQ(r->messages.size(), 1u);
+  EXPECT_EQ(r->messages[0].body, body);
+}
+
 TEST_F(partition_fixture, ABatchLargerThanOneLogBatchIsStoredWhole) {
   config.max_message_bytes = 512 * 1024;
   config.max_segment_bytes = 16 * 1024 * 1024;
