@@ -6,10 +6,7 @@
 #include <string>
 #include <vector>
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+#include "kill_test_support.hpp"
 #include "limits/clock.hpp"
 #include "log_test_support.hpp"
 #include "streams/partition_log.hpp"
@@ -636,12 +633,7 @@ TEST(PartitionLog, KilledPublisherLosesNothingAckedAndItsRetriesAreDuplicates) {
   std::vector<uint64_t> offset_of;  // by id: what the acks said
   for (int run = 0; run < 20; ++run) {
     uint64_t first_id = offset_of.size() - std::min<uint64_t>(offset_of.size(), 3);
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    auto pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(fds[0]);
+    auto publisher = [&](const std::function<void(const report&)>& send) {
       auto p = partition_log::open(o);
       if (!p.ok())
         ::_exit(2);
@@ -651,12 +643,9 @@ TEST(PartitionLog, KilledPublisherLosesNothingAckedAndItsRetriesAreDuplicates) {
         auto ack = (*p)->append(msg(body, name));
         if (!ack.ok())
           ::_exit(3);
-        report r{id, ack->offset, ack->duplicate ? 1u : 0u};
-        if (::write(fds[1], &r, sizeof r) != sizeof r)
-          ::_exit(4);
+        send(report{id, ack->offset, ack->duplicate ? 1u : 0u});
       }
-    }
-    ::close(fds[1]);
+    };
     auto take = [&](const report& r) {
       if (r.id < offset_of.size()) {  // acked before: a retry
         EXPECT_EQ(r.duplicate, 1u) << "run " << run << " id " << r.id;
@@ -666,17 +655,8 @@ TEST(PartitionLog, KilledPublisherLosesNothingAckedAndItsRetriesAreDuplicates) {
         offset_of.push_back(r.offset);
       }
     };
-    auto wanted = 4 + rng() % 30;
-    report r{};
-    for (unsigned i = 0; i < wanted && ::read(fds[0], &r, sizeof r) == sizeof r; ++i)
-      take(r);
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    while (::read(fds[0], &r, sizeof r) == sizeof r)  // acks sent before the kill
-      take(r);
-    ::close(fds[0]);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "run " << run << ": the publisher failed on its own";
+    ASSERT_TRUE(test::run_until_killed<report>(publisher, 4 + rng() % 30, take))
+      << "run " << run << ": the publisher failed on its own";
   }
   auto p = partition_log::open(o);
   ASSERT_TRUE(p.ok()) << p.error().to_string();
