@@ -37,6 +37,7 @@
 #include "net/net_config.hpp"
 #include "satellite/satellite.hpp"
 #include "server/node.hpp"
+#include "streams/stream_config.hpp"
 #include "server/registry.hpp"
 
 namespace levee::apps {
@@ -105,6 +106,10 @@ status check_sections(const flat_config& cfg, const std::set<std::string>& roles
         || ((section == "satellite" || section == "events" || top == "source")
             && roles.count("satellite")))
       continue;
+    if (section == "stream")  // streams/stream_config.hpp reads it; the broker role will
+      return status::error(code::bad_request,
+                           "'" + key + "' configures streams, which need the broker role; no "
+                           "node runs it yet: remove the section");
     if (section == "server" || section == "satellite" || section == "events" || top == "source")
       return status::error(code::bad_request,
                            "'" + key + "' configures a role this node does not have; add it to "
@@ -200,7 +205,7 @@ int run_config_keys(const std::vector<std::string>& args) {
   // From the parsers' own tables, so the list cannot drift from what they accept.
   std::vector<std::string> keys{std::begin(node_keys), std::end(node_keys)};
   for (const auto& part : {limits_config_keys(), net::config_keys(), server::config_keys(),
-                    satellite::config_keys()})
+                    satellite::config_keys(), streams::config_keys()})
     keys.insert(keys.end(), part.begin(), part.end());
   std::sort(keys.begin(), keys.end());
   for (auto& k : keys)

@@ -160,6 +160,55 @@ constexpr uint64_t log_read_chunk_bytes = 1 * MiB;
 /// config's sources; also what a damaged file can make recovery read at most.
 constexpr uint64_t log_position_hint_max_bytes = 1 * MiB;
 
+// -- streams: [stream], the defaults of a new stream and the broker's stream rules --------
+// (streams/README.md). A stream's own values are set when it is created and kept in its
+// catalog file; these are what a CreateStream that names none gets.
+
+/// partitions of a new stream: one keeps every message in one order; more spread a
+/// stream's load over leaders (and, with keys, keep each key's order).
+constexpr uint64_t stream_partitions = 1;
+/// partitions one stream may have: each is a directory, a segment log and (later) an
+/// actor with its own descriptors.
+constexpr uint64_t stream_partitions_ceiling = 1024;
+/// bytes of one message (key, body, id and headers together), the same as a message on
+/// the wire (net.max_frame_bytes) and as a record of the segment log, so whatever a
+/// broker accepts it can store and send.
+constexpr uint64_t stream_max_message_bytes = 1 * MiB;
+/// A message is held whole in memory at every hop (publish frame, log batch, read batch):
+/// past 64 MiB it belongs in a file, with its path in a message.
+constexpr uint64_t stream_max_message_bytes_ceiling = 64 * MiB;
+/// bytes one partition keeps: 1 GiB, as a satellite's store. Every stream has a byte
+/// bound (0 is refused): a stream without one could fill the disk.
+constexpr uint64_t stream_retention_max_bytes = 1 * GiB;
+/// messages one partition keeps; 0 = bounded by bytes and age only.
+constexpr uint64_t stream_retention_max_messages = 0;
+/// ms a message is kept; 0 = bounded by bytes and count only. Age always drops whole
+/// segments, whatever on_full says: time passing is not a stream being full.
+constexpr uint64_t stream_retention_max_age_ms = 0;
+/// bytes of one segment file of a partition: retention drops whole segments, so a stream
+/// keeps between max_bytes - this and max_bytes (plus the segment being written).
+/// Smaller than the satellite's 64 MiB: a stream's byte bound is per partition.
+constexpr uint64_t stream_max_segment_bytes = 16 * MiB;
+/// ms a message id is remembered for deduplication: 2 minutes, as JetStream's default
+/// duplicate window: long enough for a publisher's retries after a reconnect.
+constexpr uint64_t stream_dedupe_window_ms = 120'000;
+/// message ids one partition remembers at once (the oldest are forgotten first, counted):
+/// ~100 B each with its offset, so ~10 MiB at the most a partition spends on them.
+constexpr uint64_t stream_dedupe_max_entries = 100'000;
+/// bytes of one message id: a UUID is 36; 128 holds any sane id and bounds the window.
+constexpr uint64_t stream_max_message_id_bytes = 128;
+/// bytes of a subject or a subject pattern: NATS subjects in practice stay far below.
+constexpr uint64_t stream_max_subject_bytes = 256;
+/// tokens of a subject or pattern: bounds the index's walk per publish.
+constexpr uint64_t stream_max_subject_tokens = 16;
+/// ms between syncs of a partition under the interval fsync policy: what a machine crash
+/// may lose (the log's own default).
+constexpr uint64_t stream_fsync_interval_ms = log_fsync_interval_ms;
+/// messages and bytes in one batch a partition's read returns: under the default frame
+/// size with room to spare, and few enough that a reader's credit paces it.
+constexpr uint64_t stream_read_max_messages = 1000;
+constexpr uint64_t stream_read_max_bytes = 256 * KiB;
+
 // -- the query language: query/QUERY.md ---------------------------------------------------
 
 /// bytes of one query's text. 4 KiB holds any query a person writes and a generated one

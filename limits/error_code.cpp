@@ -14,7 +14,7 @@ constexpr std::array<std::string_view, max_code_number + 1> names = {
   "not_leader",            "not_found",          "unavailable",
   "unauthenticated",       "permission_denied",  "bad_request",
   "insufficient_replicas", "shutting_down",      "stream_full",
-  "storage_error",         "unsupported_version",
+  "storage_error",         "unsupported_version", "precondition_failed",
 };
 
 } // namespace

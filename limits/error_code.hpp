@@ -49,10 +49,14 @@ enum class code : uint8_t {
   storage_error = 19,
   /// Protocol or format version mismatch.
   unsupported_version = 20,
+  /// A compare-and-set's expectation did not hold: a publish's expected last offset is
+  /// not the partition's last offset (another publisher got there first). Read the
+  /// current value and decide again; retrying the same request unchanged fails the same way.
+  precondition_failed = 21,
 };
 
 /// The highest code number in use; arrays indexed by code have `max_code_number + 1` slots.
-constexpr uint8_t max_code_number = 20;
+constexpr uint8_t max_code_number = 21;
 
 /// The code's name (`mailbox_full`, ARCHITECTURE.md "Refusals"), or "unknown" for a number not in use.
 std::string_view to_string(code c) noexcept;

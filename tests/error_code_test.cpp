@@ -20,10 +20,11 @@ TEST(ErrorCode, NumbersArePinnedForever) {
     {code::bad_request, 15},          {code::insufficient_replicas, 16},
     {code::shutting_down, 17},        {code::stream_full, 18},
     {code::storage_error, 19},        {code::unsupported_version, 20},
+    {code::precondition_failed, 21},
   };
   for (auto [c, n] : pinned)
     EXPECT_EQ(static_cast<unsigned>(c), n) << to_string(c);
-  EXPECT_EQ(max_code_number, 20);
+  EXPECT_EQ(max_code_number, 21);
 }
 
 TEST(ErrorCode, NamesRoundTrip) {
@@ -36,7 +37,7 @@ TEST(ErrorCode, NamesRoundTrip) {
   }
   EXPECT_EQ(to_string(code::memory_budget_exhausted), "memory_budget_exhausted");
   EXPECT_FALSE(code_from_number(0).has_value());
-  EXPECT_FALSE(code_from_number(21).has_value());
+  EXPECT_FALSE(code_from_number(22).has_value());
   EXPECT_FALSE(code_from_string("mailbox-full").has_value());
 }
 

@@ -491,6 +491,8 @@ TEST(Checkpoint, DamageIsAnErrorNeverAWrongValue) {
 #include <set>
 #include <sys/wait.h>
 
+#include "tests/kill_test_support.hpp"
+
 namespace levee::persistence {
 namespace {
 
@@ -514,12 +516,7 @@ TEST(SegmentLog, KilledWritersLoseNothingTheyReported) {
   std::mt19937 rng{20261122};
   uint64_t reported = 0;  // every record below this was reported durable
   for (int run = 0; run < 50; ++run) {
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    auto pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(fds[0]);
+    auto writer = [&](const std::function<void(const uint64_t&)>& report) {
       auto log = segment_log::open(opts);
       if (!log.ok())
         ::_exit(2);
@@ -530,28 +527,13 @@ TEST(SegmentLog, KilledWritersLoseNothingTheyReported) {
           batch.push_back(crash_record(next + i));
         if (!(*log)->append(batch).ok())
           ::_exit(3);
-        uint64_t end = (*log)->next_offset();
-        if (::write(fds[1], &end, sizeof end) != sizeof end)
-          ::_exit(4);
+        report((*log)->next_offset());
       }
-    }
-    ::close(fds[1]);
+    };
     // Let it report a random number of appends, then kill it wherever it is.
-    auto wanted = 1 + rng() % 30;
-    for (unsigned i = 0; i < wanted; ++i) {
-      uint64_t end = 0;
-      if (::read(fds[0], &end, sizeof end) != sizeof end)
-        break;
-      reported = std::max(reported, end);
-    }
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    uint64_t end = 0;
-    while (::read(fds[0], &end, sizeof end) == sizeof end)  // reports sent before the kill
-      reported = std::max(reported, end);
-    ::close(fds[0]);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "run " << run << ": the writer failed on its own";
+    auto take = [&](const uint64_t& end) { reported = std::max(reported, end); };
+    ASSERT_TRUE(test::run_until_killed<uint64_t>(writer, 1 + rng() % 30, take))
+      << "run " << run << ": the writer failed on its own";
     auto log = segment_log::open(opts);
     ASSERT_TRUE(log.ok()) << "run " << run << ": " << log.error().to_string();
     ASSERT_GE((*log)->next_offset(), reported) << "run " << run;
