@@ -1,0 +1,1 @@
+#include "tests/broker_test_support.hpp"
