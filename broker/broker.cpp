@@ -50,6 +50,7 @@ stream_entry start_leaders(caf::actor_system& sys, broker_state& st, streams::st
       continue;
     }
     pe.gauges = std::make_shared<partition_gauges>();
+    fill_gauges(**log, *pe.gauges);
     pe.log = *log;
     leader_setup ls;
     ls.log = *log;

@@ -54,20 +54,8 @@ struct leader_state {
 using leader_self = caf::stateful_actor<leader_state, limited<leader_actor::base>>;
 
 void publish_gauges(leader_self* self) {
-  auto& s = self->state.setup;
-  auto& g = *s.gauges;
-  auto& log = *s.log;
-  auto st = log.stats();
-  g.start_offset = log.start_offset();
-  g.next_offset = log.next_offset();
-  g.high_water = log.high_water();
-  g.size_bytes = log.size_bytes();
-  g.appended = st.appended;
-  g.duplicates = st.duplicates;
-  g.dropped_messages = st.dropped_messages;
-  g.dropped_segments = st.dropped_segments;
-  g.compacted = st.compacted_records;
-  g.subscribers = self->state.subs.size();
+  fill_gauges(*self->state.setup.log, *self->state.setup.gauges);
+  self->state.setup.gauges->subscribers = self->state.subs.size();
 }
 
 std::string summary_of(const subscriber& s) {
@@ -325,6 +313,19 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
 }
 
 } // namespace
+
+void fill_gauges(const streams::partition_log& log, partition_gauges& g) {
+  auto st = log.stats();
+  g.start_offset = log.start_offset();
+  g.next_offset = log.next_offset();
+  g.high_water = log.high_water();
+  g.size_bytes = log.size_bytes();
+  g.appended = st.appended;
+  g.duplicates = st.duplicates;
+  g.dropped_messages = st.dropped_messages;
+  g.dropped_segments = st.dropped_segments;
+  g.compacted = st.compacted_records;
+}
 
 leader_actor spawn_leader(caf::actor_system& sys, runtime& rt, const actor_limits& limits,
                           leader_setup setup) {

@@ -30,6 +30,10 @@ struct leader_setup {
   const clock_source* clock = nullptr;  // wall time for stop_time_ms; must outlive it
 };
 
+/// Writes `log`'s figures into `g` (subscribers aside): the leader after each change, and
+/// its spawner once before, so StreamInfo never reads a leader that has not run yet.
+void fill_gauges(const streams::partition_log& log, partition_gauges& g);
+
 /// Spawns the leader of kind "stream" with `limits` (the kind's with the stream's
 /// overrides, streams::effective_limits).
 leader_actor spawn_leader(caf::actor_system& sys, runtime& rt, const actor_limits& limits,
