@@ -4,8 +4,11 @@
 
 #include <caf/all.hpp>
 
+#include "actors/limited_actor.hpp"
 #include "base/host_port.hpp"
 #include "limits/config_fields.hpp"
+#include "net/stats_reply.hpp"
+#include "net/wire_text.hpp"
 
 namespace levee::broker {
 
@@ -34,6 +37,30 @@ constexpr std::initializer_list<const char*> limit_extras = {
 constexpr std::initializer_list<const char*> publisher_extras = {
   "listen", "data_dir", "max_subscriptions_per_partition", "max_cursors",
   "maintenance_interval_ms"};
+
+/// `levee stats` against a broker: its listener, I/O loop, node budget and actor kinds
+/// (the leaders are kind "stream", the broker "broker"). A wait_ms is not held: the
+/// answer is the figures now (the broker has no query watchers to wait on).
+wire_request_target::behavior_type stats_target(limited<wire_request_target::base>* self,
+                                                std::shared_ptr<net::server_context> ctx,
+                                                runtime* rt) {
+  return {
+    [=](wire_request_atom, const std::string& payload) -> caf::result<std::string> {
+      wire::StatsRequest req;
+      if (auto refused = net::check_text_fields(*wire::StatsRequest::descriptor(), payload))
+        return to_error(*refused);
+      if (!req.ParseFromString(payload))
+        return to_error(rejection::of(code::bad_request)
+                          .detail("a StatsRequest that does not parse; send one built from "
+                                  "net/satellite.proto"));
+      wire::StatsReply reply;
+      net::fill_listener_stats(ctx->stats, *reply.mutable_listener());
+      net::fill_io_loop_stats(self->system(), reply);
+      net::fill_runtime_stats(rt->snapshot(), reply);
+      return reply.SerializeAsString();
+    },
+  };
+}
 
 } // namespace
 
@@ -104,6 +131,11 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
   node->ctx = std::make_shared<net::server_context>(net_cfg);
   // The connection speaks to its targets untyped (actors/wire_target.hpp).
   node->ctx->expose("broker", caf::actor_cast<caf::actor>(node->broker));
+  // The target holds the context and the context the target: stop_broker ends the target,
+  // and with it the cycle.
+  node->stats_target = spawn_limited_fun(sys, rt, "broker", placement::worker(), stats_target,
+                                         node->ctx, &rt);
+  node->ctx->expose("stats", caf::actor_cast<caf::actor>(node->stats_target));
   auto l = net::start_listener(sys, node->ctx, host, port);
   if (!l) {
     stop_broker(*node);
@@ -126,6 +158,10 @@ void stop_broker(broker_node& node) {
                  caf::anon_send_exit(node.broker, caf::exit_reason::user_shutdown);
                });
     node.broker = nullptr;
+  }
+  if (node.stats_target) {
+    caf::anon_send_exit(node.stats_target, caf::exit_reason::user_shutdown);
+    node.stats_target = nullptr;
   }
 }
 

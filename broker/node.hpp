@@ -36,6 +36,7 @@ struct broker_node {
   std::shared_ptr<net::server_context> ctx;
   net::listener listener;   // listener.port: the bound port
   broker_actor broker;
+  wire_request_target stats_target;  // exposed as "stats"
   std::shared_ptr<broker_stats> stats;
   std::shared_ptr<streams::stream_catalog> catalog;  // the broker's: do not use it
 };

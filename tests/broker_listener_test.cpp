@@ -3,6 +3,7 @@
 // (subscribe) paced by the client's credit, and a refusal arriving as a Reject.
 
 #include "levee/client.hpp"
+#include "net/satellite.pb.h"
 #include "tests/broker_test_support.hpp"
 
 namespace levee::broker::test {
@@ -63,6 +64,18 @@ TEST_F(BrokerListener, RequestsAndASubscriptionThroughARealConnection) {
   auto refused = c.request("broker", nowhere.SerializeAsString(), std::chrono::seconds(10));
   ASSERT_TRUE(refused.rejected);
   EXPECT_EQ(refused.rejected->code, code::not_found);
+
+  // "stats" on the same listener: its counters and the actor kinds (leaders: "stream").
+  auto stats = c.request("stats", wire::StatsRequest{}.SerializeAsString(),
+                         std::chrono::seconds(10));
+  ASSERT_TRUE(stats.ok()) << stats.rejected->to_string();
+  wire::StatsReply reply;
+  ASSERT_TRUE(reply.ParseFromString(*stats.payload));
+  EXPECT_GE(reply.listener().requests_answered(), 3u);
+  bool leaders = false;
+  for (auto& k : reply.kinds())
+    leaders = leaders || (k.kind() == "stream" && k.actors() >= 1);
+  EXPECT_TRUE(leaders);
 }
 
 } // namespace
