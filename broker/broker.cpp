@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "actors/caf_error.hpp"
+#include "actors/message_size.hpp"
 #include "broker/broker_state.hpp"
 #include "broker/leader.hpp"
 #include "broker/wire_convert.hpp"
@@ -273,6 +274,8 @@ broker_actor::behavior_type broker(broker_self* self, broker_setup setup, runtim
 } // namespace
 
 result<broker_actor> spawn_broker(caf::actor_system& sys, runtime& rt, broker_setup setup) {
+  // A leader's gate counts an append by its messages' bytes (append_batch::size_bytes).
+  register_payload_type<append_batch>();
   auto& catalog = *setup.catalog;
   // The cursors' stream: compacted by key (only each cursor's last commit matters), read
   // back before its leader owns it.

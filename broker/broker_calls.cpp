@@ -237,7 +237,10 @@ caf::result<std::string> subscribe(broker_self* self, const wire::Subscribe& req
   sub.credit_batches = credit_batches;
   sub.credit_bytes = credit_bytes;
   auto key = std::make_pair(caf::actor_cast<caf::actor_addr>(self->current_sender()), tag);
-  st.subscriptions[key] = pe.leader;
+  if (st.subscriptions.count(key) != 0)
+    return refuse(self, code::bad_request, "request " + std::to_string(tag)
+                                             + " is already subscribed on this connection");
+  st.subscriptions.emplace(key, pe.leader);
   auto rp = self->make_response_promise<std::string>();
   self->request(pe.leader, caf::infinite, subscribe_atom::value, std::move(sub))
     .then(

@@ -11,7 +11,7 @@
 
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
-#include "actors/message_size.hpp"
+#include "base/round_robin.hpp"
 #include "limits/stream_credit.hpp"
 #include "net/streams.pb.h"
 
@@ -116,17 +116,10 @@ void read_step(leader_self* self) {
   st.read_scheduled = false;
   if (st.subs.empty())
     return;
-  auto it = st.last_turn ? st.subs.upper_bound(*st.last_turn) : st.subs.begin();
-  bool found = false;
-  for (size_t seen = 0; seen < st.subs.size() && !found; ++seen) {
-    if (it == st.subs.end())
-      it = st.subs.begin();
-    found = runnable(self, it->second);
-    if (!found)
-      ++it;
-  }
-  if (!found)
-    return;
+  auto it = base::next_turn(st.subs, st.last_turn,
+                            [self](const subscriber& s) { return runnable(self, s); });
+  if (it == st.subs.end())
+    return;  // every subscriber waits for credit or for messages
   st.last_turn = it->first;
   auto& s = it->second;
   streams::read_request req;
@@ -329,8 +322,6 @@ void fill_gauges(const streams::partition_log& log, partition_gauges& g) {
 
 leader_actor spawn_leader(caf::actor_system& sys, runtime& rt, const actor_limits& limits,
                           leader_setup setup) {
-  // The gate counts an append by its messages' bytes (append_batch::size_bytes).
-  register_payload_type<append_batch>();
   return spawn_limited_fun_with(sys, rt, "stream", limits, placement::worker(), leader,
                                 std::move(setup));
 }

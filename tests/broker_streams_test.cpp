@@ -12,10 +12,10 @@ using BrokerStreams = BrokerFixture;
 TEST_F(BrokerStreams, CreateListInfoDeleteAndRestart) {
   start();
   auto made = create("orders", "orders.>", [](wire::CreateStream& c) { c.set_partitions(2); });
-  auto info = made.as<wire::StreamInfo>();
-  EXPECT_EQ(info.config().name(), "orders");
-  EXPECT_EQ(info.config().partitions(), 2u);
-  EXPECT_EQ(info.partitions_size(), 2);
+  auto created = made.as<wire::StreamInfo>();
+  EXPECT_EQ(created.config().name(), "orders");
+  EXPECT_EQ(created.config().partitions(), 2u);
+  EXPECT_EQ(created.partitions_size(), 2);
   ASSERT_TRUE(create("audit", "audit.*").payload);
   ASSERT_TRUE(publish("orders.eu", {"a", "b", "c"}).payload);
 
@@ -27,9 +27,7 @@ TEST_F(BrokerStreams, CreateListInfoDeleteAndRestart) {
   EXPECT_EQ(l.streams(1).config().name(), "orders");
 
   restart();
-  wire::BrokerCall ask;
-  ask.mutable_stream_info()->set_name("orders");
-  auto again = call(ask).as<wire::StreamInfo>();
+  auto again = info("orders");
   EXPECT_EQ(again.config().subject(), "orders.>");
   uint64_t stored = 0;
   for (auto& p : again.partitions())
@@ -39,6 +37,8 @@ TEST_F(BrokerStreams, CreateListInfoDeleteAndRestart) {
   wire::BrokerCall del;
   del.mutable_delete_stream()->set_name("orders");
   EXPECT_EQ(call(del).as<wire::StreamDeleted>().name(), "orders");
+  wire::BrokerCall ask;
+  ask.mutable_stream_info()->set_name("orders");
   auto gone = call(ask);
   ASSERT_TRUE(gone.refused);
   EXPECT_EQ(gone.refused->code, code::not_found);
@@ -179,17 +179,32 @@ TEST_F(BrokerStreams, StreamOverridesOfLeaderLimitsAreKept) {
   auto made = create("lim", "lim", [](wire::CreateStream& c) {
     (*c.mutable_limits())["mailbox_capacity"] = 7;
   });
-  auto info = made.as<wire::StreamInfo>();
-  EXPECT_EQ(info.config().limits().at("mailbox_capacity"), 7u);
+  EXPECT_EQ(made.as<wire::StreamInfo>().config().limits().at("mailbox_capacity"), 7u);
   restart();
-  wire::BrokerCall ask;
-  ask.mutable_stream_info()->set_name("lim");
-  EXPECT_EQ(call(ask).as<wire::StreamInfo>().config().limits().at("mailbox_capacity"), 7u);
+  EXPECT_EQ(info("lim").config().limits().at("mailbox_capacity"), 7u);
   // The leaders are of kind "stream": counted there.
   bool found = false;
   for (auto& k : rt->snapshot().kinds)
     found = found || (k.kind == "stream" && k.actors >= 1);
   EXPECT_TRUE(found);
+}
+
+TEST_F(BrokerStreams, AStreamsLeaderLimitsAreItsKindsWithItsOverrides) {
+  start();
+  // max_message_bytes of the leader's gate, not the stream's: a batch of two 800-byte
+  // messages is one 1600-byte message to the leader.
+  ASSERT_TRUE(create("capped", "capped", [](wire::CreateStream& c) {
+                (*c.mutable_limits())["max_message_bytes"] = 1024;
+              }).payload);
+  ASSERT_TRUE(create("open", "open").payload);
+  auto bodies = std::vector<std::string>{std::string(800, 'a'), std::string(800, 'b')};
+  auto refused = publish("capped", bodies);
+  ASSERT_TRUE(refused.refused);
+  EXPECT_EQ(refused.refused->code, code::message_too_large);
+  EXPECT_EQ(refused.refused->limit, "limits.stream.max_message_bytes");
+  EXPECT_EQ(refused.refused->max, 1024u);
+  EXPECT_TRUE(publish("open", bodies).payload);  // the kind's own limits
+  EXPECT_TRUE(publish("capped", {bodies[0]}).payload);
 }
 
 } // namespace

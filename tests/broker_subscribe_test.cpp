@@ -39,10 +39,6 @@ TEST_F(BrokerSubscribe, EveryStartPosition) {
   start();
   ASSERT_TRUE(create("p", "p").payload);
   ASSERT_TRUE(publish("p", {"0", "1", "2", "3"}).payload);
-  wire::BrokerCall info;
-  info.mutable_stream_info()->set_name("p");
-  auto first_time = 0;  // every message of the batch has the same or a later stamp
-  (void)first_time;
   auto run = [&](wire::Subscribe s, uint64_t stop) {
     s.set_stop_offset(stop);
     auto [sink, rec] = subscribe(s);
@@ -61,11 +57,7 @@ TEST_F(BrokerSubscribe, EveryStartPosition) {
   auto s = from("p", wire::START_NEW);
   s.set_stop_offset(4);
   auto [sink, rec] = subscribe(s);
-  ASSERT_TRUE(wait_until([&] {
-    wire::BrokerCall c;
-    c.mutable_stream_info()->set_name("p");
-    return call(c).as<wire::StreamInfo>().partitions(0).subscribers() == 1;
-  }));
+  ASSERT_TRUE(wait_until([&] { return info("p").partitions(0).subscribers() == 1; }));
   ASSERT_TRUE(publish("p", {"4"}).payload);
   ASSERT_TRUE(wait_until([&] { return rec->ended(); }));
   EXPECT_EQ(rec->offsets(), (std::vector<uint64_t>{4}));
@@ -88,9 +80,7 @@ TEST_F(BrokerSubscribe, CreditForOneBatchDeliversExactlyOneBatch) {
   ASSERT_TRUE(wait_until([&] { return rec->batch_count() == 1; }));
   // A publish wakes the leader; still no credit, so still one batch.
   ASSERT_TRUE(publish("c", {"more"}).payload);
-  wire::BrokerCall info;
-  info.mutable_stream_info()->set_name("c");
-  ASSERT_EQ(call(info).as<wire::StreamInfo>().partitions(0).next_offset(), 11u);
+  ASSERT_EQ(info("c").partitions(0).next_offset(), 11u);
   EXPECT_EQ(rec->batch_count(), 1u);
   caf::anon_send(sink, credit_atom::value, uint64_t{2}, uint64_t{1 << 20});
   ASSERT_TRUE(wait_until([&] { return rec->batch_count() == 3; }));
@@ -133,11 +123,7 @@ TEST_F(BrokerSubscribe, DeletingTheStreamEndsItsSubscriptionsUnavailable) {
   start();
   ASSERT_TRUE(create("gone", "gone").payload);
   auto [sink, rec] = subscribe(from("gone"));
-  ASSERT_TRUE(wait_until([&] {
-    wire::BrokerCall c;
-    c.mutable_stream_info()->set_name("gone");
-    return call(c).as<wire::StreamInfo>().partitions(0).subscribers() == 1;
-  }));
+  ASSERT_TRUE(wait_until([&] { return info("gone").partitions(0).subscribers() == 1; }));
   wire::BrokerCall del;
   del.mutable_delete_stream()->set_name("gone");
   ASSERT_TRUE(call(del).payload);
@@ -164,11 +150,7 @@ TEST_F(BrokerSubscribe, SubscriptionsPerPartitionAreBounded) {
   start();
   ASSERT_TRUE(create("b", "b").payload);
   auto [s1, r1] = subscribe(from("b"));
-  ASSERT_TRUE(wait_until([&] {
-    wire::BrokerCall c;
-    c.mutable_stream_info()->set_name("b");
-    return call(c).as<wire::StreamInfo>().partitions(0).subscribers() == 1;
-  }));
+  ASSERT_TRUE(wait_until([&] { return info("b").partitions(0).subscribers() == 1; }));
   auto [s2, r2] = subscribe(from("b"));
   ASSERT_TRUE(wait_until([&] { return r2->ended(); }));
   ASSERT_TRUE(r2->refused);

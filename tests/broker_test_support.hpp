@@ -204,6 +204,12 @@ struct BrokerFixture : ::testing::Test {
     return call(c);
   }
 
+  wire::StreamInfo info(const std::string& name) {
+    wire::BrokerCall c;
+    c.mutable_stream_info()->set_name(name);
+    return call(c).as<wire::StreamInfo>();
+  }
+
   /// Starts a subscription with a first credit; the sink records what comes.
   std::pair<caf::actor, std::shared_ptr<sink_record>>
   subscribe(const wire::Subscribe& s, uint64_t batches = 1000, uint64_t bytes = 64u << 20) {
