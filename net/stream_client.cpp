@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "net/levee.pb.h"
+#include "net/streams.pb.h"
 
 namespace levee {
 
@@ -68,12 +69,138 @@ wire::BrokerCall publish_call(const std::string& subject, std::vector<out_messag
   return call;
 }
 
+wire::CreateStream to_wire(const stream_spec& s) {
+  wire::CreateStream w;
+  w.set_name(s.name);
+  w.set_subject(s.subject);
+  if (s.partitions)
+    w.set_partitions(*s.partitions);
+  if (s.retention_max_age_ms)
+    w.set_retention_max_age_ms(*s.retention_max_age_ms);
+  if (s.retention_max_bytes)
+    w.set_retention_max_bytes(*s.retention_max_bytes);
+  if (s.retention_max_messages)
+    w.set_retention_max_messages(*s.retention_max_messages);
+  w.set_on_full(s.on_full == full_policy::reject        ? wire::ON_FULL_REJECT
+                : s.on_full == full_policy::drop_oldest ? wire::ON_FULL_DROP_OLDEST
+                                                        : wire::ON_FULL_DEFAULT);
+  if (s.compact_by_key)
+    w.set_compact_by_key(*s.compact_by_key);
+  if (s.max_message_bytes)
+    w.set_max_message_bytes(*s.max_message_bytes);
+  if (s.max_segment_bytes)
+    w.set_max_segment_bytes(*s.max_segment_bytes);
+  if (s.dedupe_window_ms)
+    w.set_dedupe_window_ms(*s.dedupe_window_ms);
+  if (s.dedupe_max_entries)
+    w.set_dedupe_max_entries(*s.dedupe_max_entries);
+  switch (s.fsync) {
+    case fsync_mode::none: w.set_fsync(wire::FSYNC_NONE); break;
+    case fsync_mode::interval: w.set_fsync(wire::FSYNC_INTERVAL); break;
+    case fsync_mode::every_batch: w.set_fsync(wire::FSYNC_EVERY_BATCH); break;
+    case fsync_mode::broker_default: break;
+  }
+  if (s.fsync_interval_ms)
+    w.set_fsync_interval_ms(*s.fsync_interval_ms);
+  for (auto& [k, v] : s.limits)
+    (*w.mutable_limits())[k] = v;
+  return w;
+}
+
+stream_spec from_wire(const wire::CreateStream& w) {
+  stream_spec s;
+  s.name = w.name();
+  s.subject = w.subject();
+  if (w.has_partitions())
+    s.partitions = w.partitions();
+  if (w.has_retention_max_age_ms())
+    s.retention_max_age_ms = w.retention_max_age_ms();
+  if (w.has_retention_max_bytes())
+    s.retention_max_bytes = w.retention_max_bytes();
+  if (w.has_retention_max_messages())
+    s.retention_max_messages = w.retention_max_messages();
+  s.on_full = w.on_full() == wire::ON_FULL_REJECT        ? full_policy::reject
+              : w.on_full() == wire::ON_FULL_DROP_OLDEST ? full_policy::drop_oldest
+                                                         : full_policy::broker_default;
+  if (w.has_compact_by_key())
+    s.compact_by_key = w.compact_by_key();
+  if (w.has_max_message_bytes())
+    s.max_message_bytes = w.max_message_bytes();
+  if (w.has_max_segment_bytes())
+    s.max_segment_bytes = w.max_segment_bytes();
+  if (w.has_dedupe_window_ms())
+    s.dedupe_window_ms = w.dedupe_window_ms();
+  if (w.has_dedupe_max_entries())
+    s.dedupe_max_entries = w.dedupe_max_entries();
+  switch (w.fsync()) {
+    case wire::FSYNC_NONE: s.fsync = fsync_mode::none; break;
+    case wire::FSYNC_INTERVAL: s.fsync = fsync_mode::interval; break;
+    case wire::FSYNC_EVERY_BATCH: s.fsync = fsync_mode::every_batch; break;
+    default: break;
+  }
+  if (w.has_fsync_interval_ms())
+    s.fsync_interval_ms = w.fsync_interval_ms();
+  for (auto& [k, v] : w.limits())
+    s.limits[k] = v;
+  return s;
+}
+
+stream_info from_wire(const wire::StreamInfo& w) {
+  stream_info out;
+  out.config = from_wire(w.config());
+  for (auto& p : w.partitions())
+    out.partitions.push_back(partition_info{
+      p.partition(), p.start_offset(), p.next_offset(), p.high_water(), p.size_bytes(),
+      p.appended(), p.duplicates(), p.rejected(), p.dropped_messages(), p.dropped_segments(),
+      p.compacted(), p.subscribers(), p.problem()});
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> headers_of(
+  google::protobuf::RepeatedPtrField<wire::Header>& hs) {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(static_cast<size_t>(hs.size()));
+  for (auto& h : hs)
+    out.emplace_back(std::move(*h.mutable_name()), std::move(*h.mutable_value()));
+  return out;
+}
+
+message_batch from_wire(wire::MessageBatch& w) {
+  message_batch b;
+  b.stream = std::move(*w.mutable_stream());
+  b.partition = w.partition();
+  b.next_offset = w.next_offset();
+  b.skipped = w.skipped();
+  b.high_water = w.high_water();
+  b.messages.reserve(static_cast<size_t>(w.messages_size()));
+  for (auto& m : *w.mutable_messages())
+    b.messages.push_back(message_in{m.offset(), m.timestamp_ms(), std::move(*m.mutable_key()),
+                                    std::move(*m.mutable_id()), std::move(*m.mutable_body()),
+                                    headers_of(*m.mutable_headers())});
+  return b;
+}
+
+wire::StartAt to_wire(start_at::kind k) {
+  switch (k) {
+    case start_at::kind::latest: return wire::START_LATEST;
+    case start_at::kind::new_only: return wire::START_NEW;
+    case start_at::kind::offset: return wire::START_OFFSET;
+    case start_at::kind::time: return wire::START_TIME;
+    case start_at::kind::cursor: return wire::START_CURSOR;
+    case start_at::kind::earliest: break;
+  }
+  return wire::START_EARLIEST;
+}
+
 int64_t left_ms(steady_clock::time_point deadline) {
   return std::max<int64_t>(0, duration_cast<milliseconds>(deadline - steady_clock::now()).count());
 }
 
 } // namespace
 
+namespace {
+
+/// The acks of a PublishAck payload.
 result<std::vector<message_ack>> parse_acks(const std::string& payload) {
   auto ack = parse_payload<wire::PublishAck>(payload);
   if (!ack)
@@ -85,6 +212,8 @@ result<std::vector<message_ack>> parse_acks(const std::string& payload) {
                               a.timestamp_ms(), a.duplicate()});
   return out;
 }
+
+} // namespace
 
 stream_client::stream_client(client_options opts) : conn_(std::move(opts)) {
 }
@@ -150,15 +279,18 @@ result<std::string> stream_client::call(wire::BrokerCall& c, milliseconds timeou
   }
 }
 
-result<wire::StreamInfo> stream_client::create_stream(wire::CreateStream spec,
-                                                      milliseconds timeout) {
+result<stream_info> stream_client::create_stream(const stream_spec& spec,
+                                                 milliseconds timeout) {
   wire::BrokerCall c;
-  spec.set_deadline_ms(static_cast<uint32_t>(timeout.count()));
-  *c.mutable_create_stream() = std::move(spec);
+  *c.mutable_create_stream() = to_wire(spec);
+  c.mutable_create_stream()->set_deadline_ms(static_cast<uint32_t>(timeout.count()));
   auto payload = call(c, timeout);
   if (!payload)
     return payload.error();
-  return parse_payload<wire::StreamInfo>(*payload);
+  auto info = parse_payload<wire::StreamInfo>(*payload);
+  if (!info)
+    return info.error();
+  return from_wire(*info);
 }
 
 status stream_client::delete_stream(const std::string& name, milliseconds timeout) {
@@ -171,24 +303,35 @@ status stream_client::delete_stream(const std::string& name, milliseconds timeou
   return {};
 }
 
-result<wire::StreamList> stream_client::list_streams(milliseconds timeout) {
+result<stream_list> stream_client::list_streams(milliseconds timeout) {
   wire::BrokerCall c;
   c.mutable_list_streams()->set_deadline_ms(static_cast<uint32_t>(timeout.count()));
   auto payload = call(c, timeout);
   if (!payload)
     return payload.error();
-  return parse_payload<wire::StreamList>(*payload);
+  auto list = parse_payload<wire::StreamList>(*payload);
+  if (!list)
+    return list.error();
+  stream_list out;
+  for (auto& s : list->streams())
+    out.streams.push_back(from_wire(s));
+  for (auto& p : list->problems())
+    out.problems.push_back(p);
+  return out;
 }
 
-result<wire::StreamInfo> stream_client::stream_info(const std::string& name,
-                                                    milliseconds timeout) {
+result<stream_info> stream_client::get_stream_info(const std::string& name,
+                                                   milliseconds timeout) {
   wire::BrokerCall c;
   c.mutable_stream_info()->set_name(name);
   c.mutable_stream_info()->set_deadline_ms(static_cast<uint32_t>(timeout.count()));
   auto payload = call(c, timeout);
   if (!payload)
     return payload.error();
-  return parse_payload<wire::StreamInfo>(*payload);
+  auto info = parse_payload<wire::StreamInfo>(*payload);
+  if (!info)
+    return info.error();
+  return from_wire(*info);
 }
 
 result<std::vector<message_ack>> stream_client::publish(const std::string& subject,
@@ -252,7 +395,7 @@ result<uint64_t> stream_client::subscribe(const subscribe_options& opts) {
   auto& s = *c.mutable_subscribe();
   s.set_stream(opts.stream);
   s.set_partition(opts.partition);
-  s.set_start(opts.start.from);
+  s.set_start(to_wire(opts.start.from));
   s.set_start_offset(opts.start.offset);
   s.set_start_time_ms(opts.start.time_ms);
   if (opts.stop_offset)
@@ -287,7 +430,7 @@ subscription_event stream_client::next(uint64_t subscription, milliseconds timeo
         if (!b)
           ev.error = b.error().as_rejection();
         else
-          ev.batch = std::move(*b);
+          ev.batch = from_wire(*b);
         return ev;
       }
       subscriptions_.erase(s);

@@ -3,6 +3,9 @@
 // message or a batch; synchronous, or asynchronous with a bounded window of un-acked
 // messages) and subscriptions paced by credit, over one connection to a broker.
 //
+// The types here are plain C++ (no protobuf): net/stream_client.cpp converts them to and
+// from the wire's messages (net/streams.proto).
+//
 // Blocking and single-threaded like levee::client, which it owns: one stream_client per
 // thread. Answers are matched to their requests by id, so publishes, subscriptions and
 // admin calls may be interleaved on one connection; a subscription's batches wait in the
@@ -25,9 +28,63 @@
 #include <vector>
 
 #include "levee/client.hpp"
-#include "net/streams.pb.h"
+
+namespace levee::wire {
+class BrokerCall;
+} // namespace levee::wire
 
 namespace levee {
+
+/// What a stream does when a retention bound would be passed (streams/README.md).
+enum class full_policy { broker_default, drop_oldest, reject };
+/// When a publish is acknowledged (streams/README.md "fsync policies").
+enum class fsync_mode { broker_default, none, interval, every_batch };
+
+/// A stream's settings. For create_stream an absent value takes the broker's [stream]
+/// default; stream_info answers with every value filled in.
+struct stream_spec {
+  std::string name;
+  std::string subject;  // the pattern: '*' one token, '>' the tail
+  std::optional<uint32_t> partitions;
+  std::optional<uint64_t> retention_max_age_ms;    // 0 = none
+  std::optional<uint64_t> retention_max_bytes;     // per partition
+  std::optional<uint64_t> retention_max_messages;  // per partition, 0 = none
+  full_policy on_full = full_policy::broker_default;
+  std::optional<bool> compact_by_key;
+  std::optional<uint64_t> max_message_bytes;
+  std::optional<uint64_t> max_segment_bytes;
+  std::optional<uint64_t> dedupe_window_ms;        // 0 = no deduplication
+  std::optional<uint64_t> dedupe_max_entries;
+  fsync_mode fsync = fsync_mode::broker_default;
+  std::optional<uint64_t> fsync_interval_ms;
+  std::map<std::string, uint64_t> limits;  // the leader's [limits.stream] overrides
+};
+
+struct partition_info {
+  uint32_t partition = 0;
+  uint64_t start_offset = 0;  // the first offset kept
+  uint64_t next_offset = 0;   // the offset the next message gets
+  uint64_t high_water = 0;    // consumers see offsets below this
+  uint64_t size_bytes = 0;
+  uint64_t appended = 0;
+  uint64_t duplicates = 0;
+  uint64_t rejected = 0;
+  uint64_t dropped_messages = 0;
+  uint64_t dropped_segments = 0;
+  uint64_t compacted = 0;
+  uint64_t subscribers = 0;
+  std::string problem;        // non-empty: unavailable, and why
+};
+
+struct stream_info {
+  stream_spec config;
+  std::vector<partition_info> partitions;
+};
+
+struct stream_list {
+  std::vector<stream_info> streams;
+  std::vector<std::string> problems;  // streams of the data directory that did not load
+};
 
 enum class ack_mode { leader, none, all };
 
@@ -55,18 +112,41 @@ struct message_ack {
   bool duplicate = false;
 };
 
+/// A message read from a stream.
+struct message_in {
+  uint64_t offset = 0;
+  int64_t timestamp_ms = 0;  // when the partition stored it
+  std::string key;
+  std::string id;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct message_batch {
+  std::string stream;
+  uint32_t partition = 0;
+  std::vector<message_in> messages;
+  uint64_t next_offset = 0;  // where the subscription continues
+  uint64_t skipped = 0;      // offsets retention removed before they were read
+  uint64_t high_water = 0;
+};
+
 /// Where a subscription starts.
 struct start_at {
-  wire::StartAt from = wire::START_EARLIEST;
+  enum class kind { earliest, latest, new_only, offset, time, cursor };
+  kind from = kind::earliest;
   uint64_t offset = 0;
   int64_t time_ms = 0;
   static start_at earliest() { return {}; }
-  static start_at latest() { return {wire::START_LATEST, 0, 0}; }
-  static start_at new_only() { return {wire::START_NEW, 0, 0}; }
-  static start_at at_offset(uint64_t n) { return {wire::START_OFFSET, n, 0}; }
-  static start_at at_time(int64_t ms) { return {wire::START_TIME, 0, ms}; }
+  /// The last committed message.
+  static start_at latest() { return {kind::latest, 0, 0}; }
+  /// Only messages published from now on.
+  static start_at new_only() { return {kind::new_only, 0, 0}; }
+  static start_at at_offset(uint64_t n) { return {kind::offset, n, 0}; }
+  /// The first message stored at or after `ms` (ms since the Unix epoch).
+  static start_at at_time(int64_t ms) { return {kind::time, 0, ms}; }
   /// The group's committed cursor (subscribe_options::group); earliest when it has none.
-  static start_at cursor() { return {wire::START_CURSOR, 0, 0}; }
+  static start_at cursor() { return {kind::cursor, 0, 0}; }
 };
 
 struct subscribe_options {
@@ -83,7 +163,7 @@ struct subscribe_options {
 /// What next() returns: a batch, the end (stop position reached), or the error that
 /// ended the subscription (a timeout is deadline_exceeded with the subscription alive).
 struct subscription_event {
-  std::optional<wire::MessageBatch> batch;
+  std::optional<message_batch> batch;
   bool end = false;
   uint64_t next_offset = 0;  // with end: where a later subscription would continue
   std::optional<rejection> error;
@@ -99,13 +179,11 @@ public:
   }
   client& connection() noexcept { return conn_; }
 
-  // -- admin (answers are the wire's messages) ------------------------------------------
-  result<wire::StreamInfo> create_stream(wire::CreateStream spec,
-                                         std::chrono::milliseconds timeout);
+  // -- admin ----------------------------------------------------------------------------
+  result<stream_info> create_stream(const stream_spec& spec, std::chrono::milliseconds timeout);
   status delete_stream(const std::string& name, std::chrono::milliseconds timeout);
-  result<wire::StreamList> list_streams(std::chrono::milliseconds timeout);
-  result<wire::StreamInfo> stream_info(const std::string& name,
-                                       std::chrono::milliseconds timeout);
+  result<stream_list> list_streams(std::chrono::milliseconds timeout);
+  result<stream_info> get_stream_info(const std::string& name, std::chrono::milliseconds timeout);
 
   // -- publish --------------------------------------------------------------------------
   /// Publishes `messages` (one frame) and waits for the acks: one per message and
@@ -162,8 +240,5 @@ private:
   std::map<uint64_t, uint64_t> async_;  // request id -> messages in it
   std::map<uint64_t, std::deque<reply>> subscriptions_;
 };
-
-/// The acks of a PublishAck payload.
-result<std::vector<message_ack>> parse_acks(const std::string& payload);
 
 } // namespace levee
