@@ -15,7 +15,7 @@ constexpr const char* usage =
   "usage: levee <subcommand> [options]\n"
   "\n"
   "subcommands:\n"
-  "  local       a server and two satellites with sample data in one process (start here)\n"
+  "  local       a server, two satellites and a broker with sample data in one process (start here)\n"
   "  node        run the roles a config file names: levee node --config configs/server.ini\n"
   "  query       run a query on satellites: levee query --satellite a 'count by level'\n"
   "  satellites  list the satellites a server knows and their state\n"

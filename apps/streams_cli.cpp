@@ -24,7 +24,7 @@ namespace {
 namespace po = boost::program_options;
 using namespace std::chrono;
 
-constexpr const char* default_broker = "127.0.0.1:7410";
+constexpr const char* default_broker = "127.0.0.1:7600";
 
 /// `text` as a JSON string, quotes included (any bytes: events/json.hpp escapes them).
 std::string q(std::string_view text) {
@@ -76,37 +76,93 @@ int refused(const char* sub, const status& st) {
   return st.code() == code::unavailable ? 2 : 1;
 }
 
-std::string partition_line(const wire::PartitionInfo& p) {
-  std::string s = "  partition " + std::to_string(p.partition()) + ": offsets "
-                  + std::to_string(p.start_offset()) + ".." + std::to_string(p.next_offset())
-                  + ", committed below " + std::to_string(p.high_water()) + ", "
-                  + std::to_string(p.size_bytes()) + " bytes, " + std::to_string(p.appended())
-                  + " stored, " + std::to_string(p.duplicates()) + " duplicates, "
-                  + std::to_string(p.rejected()) + " refused, " + std::to_string(p.dropped_messages())
-                  + " dropped by retention, " + std::to_string(p.subscribers()) + " subscribers";
-  if (!p.problem().empty())
-    s += "\n    UNAVAILABLE: " + printable(p.problem());
+std::string partition_line(const partition_info& p) {
+  std::string s = "  partition " + std::to_string(p.partition) + ": offsets "
+                  + std::to_string(p.start_offset) + ".." + std::to_string(p.next_offset)
+                  + ", committed below " + std::to_string(p.high_water) + ", "
+                  + std::to_string(p.size_bytes) + " bytes, " + std::to_string(p.appended)
+                  + " stored, " + std::to_string(p.duplicates) + " duplicates, "
+                  + std::to_string(p.rejected) + " refused, " + std::to_string(p.dropped_messages)
+                  + " dropped by retention, " + std::to_string(p.subscribers) + " subscribers";
+  if (!p.problem.empty())
+    s += "\n    UNAVAILABLE: " + printable(p.problem);
   return s + "\n";
 }
 
-void print_info(const wire::StreamInfo& info, bool json) {
+const char* name_of(full_policy p) {
+  return p == full_policy::reject ? "reject" : p == full_policy::drop_oldest ? "drop_oldest" : "default";
+}
+
+const char* name_of(fsync_mode f) {
+  switch (f) {
+    case fsync_mode::none: return "none";
+    case fsync_mode::interval: return "interval";
+    case fsync_mode::every_batch: return "every_batch";
+    case fsync_mode::broker_default: break;
+  }
+  return "default";
+}
+
+/// A stream's settings and partitions as one JSON object (keys as net/streams.proto's).
+std::string info_json(const stream_info& info) {
+  auto& c = info.config;
+  auto num = [](const std::optional<uint64_t>& v) { return v ? std::to_string(*v) : "null"; };
+  std::string out = "{\"config\":{\"name\":" + q(c.name) + ",\"subject\":" + q(c.subject)
+                    + ",\"partitions\":" + (c.partitions ? std::to_string(*c.partitions) : "null")
+                    + ",\"retention_max_age_ms\":" + num(c.retention_max_age_ms)
+                    + ",\"retention_max_bytes\":" + num(c.retention_max_bytes)
+                    + ",\"retention_max_messages\":" + num(c.retention_max_messages)
+                    + ",\"on_full\":\"" + name_of(c.on_full) + "\",\"compact_by_key\":"
+                    + (c.compact_by_key && *c.compact_by_key ? "true" : "false")
+                    + ",\"max_message_bytes\":" + num(c.max_message_bytes)
+                    + ",\"max_segment_bytes\":" + num(c.max_segment_bytes)
+                    + ",\"dedupe_window_ms\":" + num(c.dedupe_window_ms)
+                    + ",\"dedupe_max_entries\":" + num(c.dedupe_max_entries) + ",\"fsync\":\""
+                    + name_of(c.fsync) + "\",\"fsync_interval_ms\":" + num(c.fsync_interval_ms)
+                    + ",\"limits\":{";
+  bool first = true;
+  for (auto& [k, v] : c.limits) {
+    out += (first ? "" : ",") + q(k) + ":" + std::to_string(v);
+    first = false;
+  }
+  out += "}},\"partitions\":[";
+  first = true;
+  for (auto& p : info.partitions) {
+    out += std::string{first ? "" : ","} + "{\"partition\":" + std::to_string(p.partition)
+           + ",\"start_offset\":" + std::to_string(p.start_offset) + ",\"next_offset\":"
+           + std::to_string(p.next_offset) + ",\"high_water\":" + std::to_string(p.high_water)
+           + ",\"size_bytes\":" + std::to_string(p.size_bytes) + ",\"appended\":"
+           + std::to_string(p.appended) + ",\"duplicates\":" + std::to_string(p.duplicates)
+           + ",\"rejected\":" + std::to_string(p.rejected) + ",\"dropped_messages\":"
+           + std::to_string(p.dropped_messages) + ",\"dropped_segments\":"
+           + std::to_string(p.dropped_segments) + ",\"compacted\":" + std::to_string(p.compacted)
+           + ",\"subscribers\":" + std::to_string(p.subscribers) + ",\"problem\":"
+           + q(p.problem) + "}";
+    first = false;
+  }
+  return out + "]}";
+}
+
+void print_info(const stream_info& info, bool json) {
   if (json) {
-    std::printf("%s\n", message_json(info).c_str());
+    std::printf("%s\n", info_json(info).c_str());
     return;
   }
-  auto& c = info.config();
-  std::printf("%s  subject %s  %u partition%s  max age %llu ms  max %llu bytes/partition%s  "
-              "on_full %s%s\n",
-              printable(c.name()).c_str(), printable(c.subject()).c_str(), c.partitions(),
-              c.partitions() == 1 ? "" : "s",
-              static_cast<unsigned long long>(c.retention_max_age_ms()),
-              static_cast<unsigned long long>(c.retention_max_bytes()),
-              c.retention_max_messages() == 0
-                ? ""
-                : ("  max " + std::to_string(c.retention_max_messages()) + " messages").c_str(),
-              c.on_full() == wire::ON_FULL_REJECT ? "reject" : "drop_oldest",
-              c.compact_by_key() ? "  compacted by key" : "");
-  for (auto& p : info.partitions())
+  auto& c = info.config;
+  auto parts = c.partitions.value_or(static_cast<uint32_t>(info.partitions.size()));
+  std::string line = printable(c.name) + "  subject " + printable(c.subject) + "  "
+                     + std::to_string(parts) + (parts == 1 ? " partition" : " partitions");
+  if (c.retention_max_age_ms && *c.retention_max_age_ms != 0)
+    line += "  max age " + std::to_string(*c.retention_max_age_ms) + " ms";
+  if (c.retention_max_bytes)
+    line += "  max " + std::to_string(*c.retention_max_bytes) + " bytes/partition";
+  if (c.retention_max_messages && *c.retention_max_messages != 0)
+    line += "  max " + std::to_string(*c.retention_max_messages) + " messages/partition";
+  line += std::string{"  on_full "} + name_of(c.on_full) + "  fsync " + name_of(c.fsync);
+  if (c.compact_by_key && *c.compact_by_key)
+    line += "  compacted by key";
+  std::printf("%s\n", line.c_str());
+  for (auto& p : info.partitions)
     std::fputs(partition_line(p).c_str(), stdout);
 }
 
@@ -152,42 +208,37 @@ int run_stream_create(const std::vector<std::string>& args) {
     return usage_error("stream create", "the stream's NAME is missing");
   if (subject.empty())
     return usage_error("stream create", "--subject is missing: the pattern the stream binds");
-  wire::CreateStream spec;
-  spec.set_name(name);
-  spec.set_subject(subject);
-  if (partitions != 0)
-    spec.set_partitions(partitions);
-  if (max_age_ms != 0)
-    spec.set_retention_max_age_ms(max_age_ms);
-  if (max_bytes != 0)
-    spec.set_retention_max_bytes(max_bytes);
-  if (max_messages != 0)
-    spec.set_retention_max_messages(max_messages);
-  if (max_message_bytes != 0)
-    spec.set_max_message_bytes(max_message_bytes);
-  if (dedupe_window_ms != 0)
-    spec.set_dedupe_window_ms(dedupe_window_ms);
+  stream_spec spec;
+  spec.name = name;
+  spec.subject = subject;
+  auto given = [](auto v) { return v != 0 ? std::optional<decltype(v)>{v} : std::nullopt; };
+  spec.partitions = given(partitions);
+  spec.retention_max_age_ms = given(max_age_ms);
+  spec.retention_max_bytes = given(max_bytes);
+  spec.retention_max_messages = given(max_messages);
+  spec.max_message_bytes = given(max_message_bytes);
+  spec.dedupe_window_ms = given(dedupe_window_ms);
   if (compact)
-    spec.set_compact_by_key(true);
+    spec.compact_by_key = true;
   if (on_full == "reject")
-    spec.set_on_full(wire::ON_FULL_REJECT);
+    spec.on_full = full_policy::reject;
   else if (on_full == "drop_oldest")
-    spec.set_on_full(wire::ON_FULL_DROP_OLDEST);
+    spec.on_full = full_policy::drop_oldest;
   else if (!on_full.empty())
     return usage_error("stream create", "--on-full " + on_full + ": drop_oldest or reject");
   if (fsync == "none")
-    spec.set_fsync(wire::FSYNC_NONE);
+    spec.fsync = fsync_mode::none;
   else if (fsync == "interval")
-    spec.set_fsync(wire::FSYNC_INTERVAL);
+    spec.fsync = fsync_mode::interval;
   else if (fsync == "every_batch")
-    spec.set_fsync(wire::FSYNC_EVERY_BATCH);
+    spec.fsync = fsync_mode::every_batch;
   else if (!fsync.empty())
     return usage_error("stream create", "--fsync " + fsync + ": none, interval or every_batch");
   int rc = 0;
   auto sc = connect_broker("stream create", a, rc);
   if (!sc)
     return rc;
-  auto info = sc->create_stream(std::move(spec), admin_timeout);
+  auto info = sc->create_stream(spec, admin_timeout);
   if (!info)
     return refused("stream create", info.error());
   print_info(*info, a.json);
@@ -222,7 +273,7 @@ int run_stream_named(const char* sub, const std::vector<std::string>& args, bool
       std::printf("deleted stream %s\n", printable(name).c_str());
     return 0;
   }
-  auto info = sc->stream_info(name, admin_timeout);
+  auto info = sc->get_stream_info(name, admin_timeout);
   if (!info)
     return refused(sub, info.error());
   print_info(*info, a.json);
@@ -245,14 +296,20 @@ int run_stream_list(const std::vector<std::string>& args) {
   if (!list)
     return refused("stream list", list.error());
   if (a.json) {
-    std::printf("%s\n", message_json(*list).c_str());
+    std::string out = "{\"streams\":[";
+    for (size_t i = 0; i < list->streams.size(); ++i)
+      out += (i == 0 ? "" : ",") + info_json(list->streams[i]);
+    out += "],\"problems\":[";
+    for (size_t i = 0; i < list->problems.size(); ++i)
+      out += (i == 0 ? "" : ",") + q(list->problems[i]);
+    std::printf("%s]}\n", out.c_str());
     return 0;
   }
-  if (list->streams().empty())
+  if (list->streams.empty())
     std::printf("no streams; create one with `levee stream create NAME --subject PATTERN`\n");
-  for (auto& s : list->streams())
+  for (auto& s : list->streams)
     print_info(s, false);
-  for (auto& p : list->problems())
+  for (auto& p : list->problems)
     std::printf("NOT LOADED: %s\n", printable(p).c_str());
   return 0;
 }
@@ -432,20 +489,19 @@ std::optional<start_at> start_of(const std::string& text, std::string& why) {
   return std::nullopt;
 }
 
-void print_message(const wire::MessageBatch& b, const wire::InMessage& m, bool json) {
+void print_message(const message_batch& b, const message_in& m, bool json) {
   if (!json) {
-    std::fwrite(m.body().data(), 1, m.body().size(), stdout);
+    std::fwrite(m.body.data(), 1, m.body.size(), stdout);
     std::fputc('\n', stdout);
     return;
   }
-  std::string out = "{\"stream\":" + q(b.stream()) + ",\"partition\":"
-                    + std::to_string(b.partition()) + ",\"offset\":" + std::to_string(m.offset())
-                    + ",\"timestamp_ms\":" + std::to_string(m.timestamp_ms()) + ",\"key\":"
-                    + q(m.key()) + ",\"id\":" + q(m.id()) + ",\"body\":" + q(m.body())
-                    + ",\"headers\":{";
+  std::string out = "{\"stream\":" + q(b.stream) + ",\"partition\":" + std::to_string(b.partition)
+                    + ",\"offset\":" + std::to_string(m.offset) + ",\"timestamp_ms\":"
+                    + std::to_string(m.timestamp_ms) + ",\"key\":" + q(m.key) + ",\"id\":"
+                    + q(m.id) + ",\"body\":" + q(m.body) + ",\"headers\":{";
   bool first = true;
-  for (auto& h : m.headers()) {
-    out += (first ? "" : ",") + q(h.name()) + ":" + q(h.value());
+  for (auto& [name, value] : m.headers) {
+    out += (first ? "" : ",") + q(name) + ":" + q(value);
     first = false;
   }
   out += "}}\n";
@@ -490,7 +546,7 @@ int run_sub(const std::vector<std::string>& args) {
   auto start = start_of(from, why);
   if (!start)
     return usage_error("sub", why);
-  if (start->from == wire::START_CURSOR && group.empty())
+  if (start->from == start_at::kind::cursor && group.empty())
     return usage_error("sub", "--from cursor needs --group");
   int rc = 0;
   auto sc = connect_broker("sub", a, rc);
@@ -523,9 +579,9 @@ int run_sub(const std::vector<std::string>& args) {
       next_offset = ev.next_offset;
       break;
     }
-    for (auto& m : ev.batch->messages()) {
+    for (auto& m : ev.batch->messages) {
       print_message(*ev.batch, m, a.json);
-      next_offset = m.offset() + 1;
+      next_offset = m.offset + 1;
       if (count != 0 && ++printed >= count)
         break;
       if (count == 0)
@@ -542,6 +598,64 @@ int run_sub(const std::vector<std::string>& args) {
                    printable(group).c_str(), static_cast<unsigned long long>(*next_offset));
   }
   return rc;
+}
+
+int show_streams(const client_options& co, const std::string& address) {
+  stream_client sc{co};
+  if (auto st = sc.connect_with_backoff(seconds(10)); !st) {
+    std::fprintf(stderr, "levee local: cannot reach the broker at %s: %s\n", address.c_str(),
+                 printable(st.message()).c_str());
+    return 1;
+  }
+  std::printf("\n$ levee stream create events --subject 'local.>' --broker %s\n",
+              address.c_str());
+  stream_spec spec;
+  spec.name = "events";
+  spec.subject = "local.>";
+  auto info = sc.create_stream(spec, admin_timeout);
+  if (!info && info.error().code() == code::bad_request)
+    info = sc.get_stream_info("events", admin_timeout);  // a --data-dir that has it already
+  if (!info)
+    return refused("local", info.error());
+  print_info(*info, false);
+  const std::vector<std::string> lines = {
+    R"({"level":"INFO","msg":"order created","order":1041})",
+    R"({"level":"WARN","msg":"payment slow","order":1041,"ms":870})",
+    R"({"level":"INFO","msg":"order shipped","order":1041})"};
+  std::printf("\n$ levee pub local.orders --id demo --broker %s   # 3 lines on stdin\n",
+              address.c_str());
+  std::vector<out_message> batch;
+  for (size_t i = 0; i < lines.size(); ++i)
+    batch.push_back(out_message{"", "demo-" + std::to_string(i + 1), lines[i], {}});
+  auto acks = sc.publish("local.orders", std::move(batch));
+  if (!acks)
+    return refused("local", acks.error());
+  print_acks(*acks, false);
+  std::printf("\n$ levee sub events --from earliest --count 3 --broker %s\n", address.c_str());
+  std::fflush(stdout);
+  subscribe_options so;
+  so.stream = "events";
+  so.start = start_at::earliest();
+  auto id = sc.subscribe(so);
+  if (!id)
+    return refused("local", id.error());
+  size_t shown = 0;
+  auto deadline = steady_clock::now() + seconds(10);
+  while (shown < lines.size() && steady_clock::now() < deadline) {
+    auto ev = sc.next(*id, seconds(1));
+    if (ev.error && ev.error->code == code::deadline_exceeded)
+      continue;
+    if (ev.error)
+      return refused("local", status::refused(*ev.error));
+    if (ev.end)
+      break;
+    for (auto& m : ev.batch->messages)
+      if (shown++ < lines.size())
+        print_message(*ev.batch, m, false);
+  }
+  (void)sc.unsubscribe(*id);
+  std::fflush(stdout);
+  return shown >= lines.size() ? 0 : 1;
 }
 
 } // namespace levee::apps
