@@ -109,6 +109,18 @@ inline double percentile(std::vector<double> xs, double p) {
   return xs[static_cast<size_t>(p * static_cast<double>(xs.size() - 1))];
 }
 
+/// A command-line number: whole, decimal, at least `min`, into `out`; false for anything
+/// else (a sign, trailing text, out of range).
+inline bool parse_number(const char* text, uint64_t min, uint64_t& out) {
+  char* end = nullptr;
+  errno = 0;
+  auto v = std::strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < min || text[0] == '-')
+    return false;
+  out = v;
+  return true;
+}
+
 /// The `levee` binary of the build this bench belongs to (<build>/apps/levee).
 inline std::string default_levee_binary() {
   std::error_code ec;
@@ -202,7 +214,7 @@ inline void cleanup_at_exit() {
 }
 
 extern "C" inline void on_fatal_signal(int sig) {
-  kill_all_children();
+  reap_all_children();  // kill and waitpid are async-signal-safe; reaped, none is left a zombie
   if (sig == SIGALRM) {
     const char msg[] = ": watchdog expired; children killed\n";
     ::write(2, bench_name, std::strlen(bench_name));
