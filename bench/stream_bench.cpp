@@ -17,21 +17,27 @@
 //                    LZ4, batches of 64 records), page cache warm, the fastest of 3 runs:
 //                    raw read() of its segment files (what no consumer can beat), the log's
 //                    visit() (records as views, no copy) and its read() (records copied).
-//   Levee            the same three scenarios through the broker, once the client has
-//                    publish/subscribe (issue 15): each row says "not built yet" until then,
-//                    and the table keeps its "Levee / JetStream" column ready.
+//   Levee            the same three scenarios through `levee node` with roles = broker
+//                    (started by the bench, config and data dir in the temp dir) and
+//                    levee::stream_client: publish with ack = leader; publish_async with
+//                    at most 4096 un-acked, then flush(); subscribe from earliest to the
+//                    last stored offset. Streams with one partition, R1, fsync interval
+//                    2 min (JetStream's default promise). Until `levee node` can run a
+//                    broker, its rows are skipped with the node's own words, and the
+//                    "Levee/JetStream" column waits for them.
 //
 // MB/s counts message bytes (1 KiB each) in every row, so rows compare; the floor also
 // reads the log's framing (its file size is printed).
 //
 // Run: scripts/bench, or build-release/bench/stream_bench [--quick] [--json] [--cpu N]
-// [--messages N]; figures in bench/RESULTS.md. Progress goes to stderr.
+// [--messages N] [--levee PATH]; figures in bench/RESULTS.md. Progress goes to stderr.
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <string>
@@ -43,6 +49,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_support.hpp"
+#include "levee/streams.hpp"
 #include "persistence/segment_log.hpp"
 
 namespace {
@@ -67,8 +74,7 @@ struct options {
   int cpu = -1;
 };
 
-/// One scenario's figures, or why it has none (`status` "not built yet", "skipped",
-/// "failed", with `why`).
+/// One scenario's figures, or why it has none (`status` "skipped" or "failed", with `why`).
 struct outcome {
   std::string status = "ok";
   std::string why;
@@ -127,6 +133,31 @@ std::string message_body() {
   return body;
 }
 
+/// Sync publish, either system: `publish_one()` publishes one message and waits for its ack
+/// (an empty string) or says what failed. o.warmup_messages first, then p50 / p99 of
+/// o.sync_messages round trips.
+template <class F>
+outcome sync_latencies(const options& o, const char* what, F publish_one) {
+  std::vector<double> rtts;
+  rtts.reserve(static_cast<size_t>(o.sync_messages));
+  progress p{what, static_cast<uint64_t>(o.warmup_messages + o.sync_messages)};
+  for (int i = 0; i < o.warmup_messages + o.sync_messages; ++i) {
+    auto t0 = steady_clock::now();
+    auto failure = publish_one();
+    auto us = duration<double, std::micro>(steady_clock::now() - t0).count();
+    if (!failure.empty())
+      return unavailable("failed", failure);
+    if (i >= o.warmup_messages)
+      rtts.push_back(us);
+    p.at(static_cast<uint64_t>(i));
+  }
+  outcome r;
+  r.messages = rtts.size();
+  r.p50_us = percentile(rtts, 0.5);
+  r.p99_us = percentile(rtts, 0.99);
+  return r;
+}
+
 // -- JetStream ----------------------------------------------------------------------------
 
 struct jetstream_outcomes {
@@ -166,28 +197,14 @@ outcome jetstream_sync_publish(jsCtx* js, const options& o, const std::string& b
   std::string why;
   if (!add_stream(js, "SYNC", "sync", why))
     return unavailable("failed", why);
-  std::vector<double> rtts;
-  rtts.reserve(static_cast<size_t>(o.sync_messages));
-  progress p{"JetStream sync publish", static_cast<uint64_t>(o.warmup_messages + o.sync_messages)};
-  for (int i = 0; i < o.warmup_messages + o.sync_messages; ++i) {
+  return sync_latencies(o, "JetStream sync publish", [&]() -> std::string {
     jsPubAck* ack = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    auto t0 = steady_clock::now();
     auto s = js_Publish(&ack, js, "sync", body.data(), static_cast<int>(body.size()), nullptr,
                         &code);
-    auto us = duration<double, std::micro>(steady_clock::now() - t0).count();
     jsPubAck_Destroy(ack);
-    if (s != NATS_OK)
-      return unavailable("failed", "js_Publish: " + nats_error(s, code));
-    if (i >= o.warmup_messages)
-      rtts.push_back(us);
-    p.at(static_cast<uint64_t>(i));
-  }
-  outcome r;
-  r.messages = rtts.size();
-  r.p50_us = percentile(rtts, 0.5);
-  r.p99_us = percentile(rtts, 0.99);
-  return r;
+    return s == NATS_OK ? "" : "js_Publish: " + nats_error(s, code);
+  });
 }
 
 /// Counted by the library's thread for every async publish that failed (no ack, or a
@@ -452,26 +469,172 @@ floor_outcomes run_floor(const options& o, const std::string& body) {
   return r;
 }
 
-// -- Levee: the broker, once the client can publish and subscribe ---------------------------
+// -- Levee: the same scenarios through a broker ------------------------------------------
 
-// Each of these will start `levee node` with roles = broker (configs in the temp dir, as
-// query_bench does for its nodes), create a stream with one partition, and run the same
-// scenario as its JetStream counterpart with the C++ client (include/levee/): sync publish
-// with ack = leader; async publish with an un-acked window of max_unacked; subscribe from
-// earliest with credits until o.messages are read.
-const char* const levee_not_built =
-  "the C++ client has no publish/subscribe and there is no broker role yet (issue 15)";
+struct levee_outcomes {
+  outcome sync_publish, async_publish, consume;
+};
 
-outcome levee_sync_publish(const options&, const std::string&) {
-  return unavailable("not built yet", levee_not_built);
+/// A stream `name` binding `subject`, one partition, R1, fsync interval 2 min: what
+/// JetStream's file store does by default (acks after the write to the OS, fsync every
+/// 2 min), so the two promise the same.
+bool create_levee_stream(levee::stream_client& sc, const char* name, const char* subject,
+                         std::string& why) {
+  levee::wire::CreateStream spec;
+  spec.set_name(name);
+  spec.set_subject(subject);
+  spec.set_partitions(1);
+  spec.set_replication_factor(1);
+  spec.set_fsync(levee::wire::FSYNC_INTERVAL);
+  spec.set_fsync_interval_ms(120'000);
+  auto info = sc.create_stream(spec, seconds(10));
+  if (!info)
+    why = std::string{"cannot create stream "} + name + ": " + info.error().to_string();
+  return info.ok();
 }
 
-outcome levee_async_publish(const options&, const std::string&) {
-  return unavailable("not built yet", levee_not_built);
+levee::out_message levee_message(const std::string& body) {
+  levee::out_message m;
+  m.body = body;
+  return m;
 }
 
-outcome levee_consume(const options&) {
-  return unavailable("not built yet", levee_not_built);
+outcome levee_sync_publish(levee::stream_client& sc, const options& o, const std::string& body) {
+  std::string why;
+  if (!create_levee_stream(sc, "sync", "sync", why))
+    return unavailable("failed", why);
+  return sync_latencies(o, "Levee sync publish", [&]() -> std::string {
+    auto acks = sc.publish("sync", {levee_message(body)});  // ack = leader
+    if (!acks)
+      return "publish: " + acks.error().to_string();
+    return acks->size() == 1 ? "" : "publish: " + std::to_string(acks->size()) + " acks, not 1";
+  });
+}
+
+outcome levee_async_publish(levee::stream_client& sc, const options& o,
+                            const std::string& body) {
+  std::string why;
+  if (!create_levee_stream(sc, "async", "async", why))
+    return unavailable("failed", why);
+  uint64_t acked = 0, failed = 0;
+  std::string first_error;
+  sc.on_acks([&](uint64_t, levee::result<std::vector<levee::message_ack>> acks) {
+    if (acks)
+      acked += acks->size();
+    else if (failed++ == 0)
+      first_error = acks.error().to_string();
+  });
+  sc.set_max_unacked(max_unacked);
+  progress p{"Levee async publish", o.messages};
+  auto t0 = steady_clock::now();
+  for (uint64_t i = 0; i < o.messages; ++i) {
+    if (auto st = sc.publish_async("async", {levee_message(body)}); !st)
+      return unavailable("failed", "publish_async: " + st.to_string());
+    p.at(i);
+  }
+  if (auto st = sc.flush(seconds(120)); !st)
+    return unavailable("failed", "flush: " + st.to_string());
+  auto secs = seconds_since(t0);
+  sc.on_acks(nullptr);
+  if (failed > 0)
+    return unavailable("failed", std::to_string(failed) + " async publishes failed, the first: "
+                                   + first_error);
+  if (acked != o.messages)
+    return unavailable("failed", std::to_string(acked) + " acks for "
+                                   + std::to_string(o.messages) + " messages");
+  return rate(o.messages, secs);
+}
+
+/// From the earliest message of stream "async" (o.messages, stored by the async publish).
+outcome levee_consume(levee::stream_client& sc, const options& o) {
+  levee::subscribe_options so;
+  so.stream = "async";
+  so.start = levee::start_at::earliest();
+  so.stop_offset = o.messages - 1;
+  progress p{"Levee consume", o.messages};
+  auto t0 = steady_clock::now();
+  auto sub = sc.subscribe(so);
+  if (!sub)
+    return unavailable("failed", "subscribe: " + sub.error().to_string());
+  uint64_t received = 0;
+  std::string failure;
+  while (received < o.messages && failure.empty()) {
+    auto ev = sc.next(*sub, seconds(10));
+    if (ev.error) {
+      failure = "after " + std::to_string(received) + " messages: " + ev.error->to_string();
+      break;
+    }
+    if (ev.batch)
+      for (auto& m : ev.batch->messages()) {
+        if (m.body().size() != message_bytes)
+          failure = "message " + std::to_string(m.offset()) + " is not "
+                    + std::to_string(message_bytes) + " bytes";
+        else
+          ++received;
+      }
+    p.at(received);
+    if (ev.end)
+      break;
+  }
+  auto secs = seconds_since(t0);
+  if (received < o.messages)
+    (void)sc.unsubscribe(*sub);
+  if (failure.empty() && received != o.messages)
+    failure = "ended after " + std::to_string(received) + " of " + std::to_string(o.messages);
+  if (!failure.empty())
+    return unavailable("failed", "subscription " + failure);
+  return rate(received, secs);
+}
+
+/// Starts `levee node` with roles = broker (config in the temp dir, no rate limits, as
+/// query_bench's nodes), runs the three scenarios, stops it. When the binary cannot run a
+/// broker (before the broker role exists) every row is skipped with the node's own words.
+levee_outcomes run_levee(const std::string& binary, const options& o, const std::string& body) {
+  levee_outcomes r;
+  auto skip_all = [&](const std::string& why) {
+    r.sync_publish = r.async_publish = r.consume = unavailable("skipped", why);
+    return r;
+  };
+  if (::access(binary.c_str(), X_OK) != 0)
+    return skip_all(binary + " not found; pass --levee PATH");
+  auto port = free_port();
+  auto dir = temp_dir + "/broker";
+  fs::create_directories(dir + "/data");
+  std::ofstream(dir + "/broker.ini") << "[node]\n"
+                                     << "roles = broker\n"
+                                     << "[broker]\n"
+                                     << "listen = 127.0.0.1:" << port << "\n"
+                                     << "data_dir = " << dir << "/data\n"
+                                     << "[net]\n"
+                                     << "max_msgs_per_sec = 0\n"
+                                     << "max_bytes_per_sec = 0\n";
+  auto log = dir + "/broker.log";
+  auto pid = spawn_program({binary, "node", "--config", dir + "/broker.ini"}, log);
+  std::optional<int> code;
+  if (!wait_for_port(port, pid, seconds(10), code)) {
+    stop(pid);
+    return skip_all(code ? "`levee node` cannot run a broker (exit code " + std::to_string(*code)
+                             + "): " + last_line(log)
+                         : "`levee node` (broker) did not listen within 10 s");
+  }
+  levee::client_options co;
+  co.port = port;
+  co.node_id = "stream-bench";
+  levee::stream_client sc{co};
+  if (auto st = sc.connect_with_backoff(seconds(5)); !st) {
+    stop(pid);
+    return skip_all("cannot connect to the broker: " + st.to_string());
+  }
+  r.sync_publish = levee_sync_publish(sc, o, body);
+  r.async_publish = levee_async_publish(sc, o, body);
+  r.consume = r.async_publish.ok()
+                ? levee_consume(sc, o)
+                : unavailable("skipped", "nothing stored: the async publish failed");
+  sc.connection().close();
+  stop(pid);
+  if (!r.sync_publish.ok() || !r.async_publish.ok() || !r.consume.ok())
+    std::fprintf(stderr, "stream_bench: the broker's log: %s\n", log.c_str());
+  return r;
 }
 
 // -- output -------------------------------------------------------------------------------
@@ -513,7 +676,7 @@ std::string ratio_cell(bool have, double x) {
 
 struct results {
   jetstream_outcomes jetstream;
-  outcome levee_sync, levee_async, levee_consume;
+  levee_outcomes levee;
   floor_outcomes floor;
 };
 
@@ -530,22 +693,22 @@ void print_table(const results& r, const options& o) {
   };
   std::printf("\n");
   row("", "JetStream", "Levee", "Levee/JetStream", "target");
-  bool sync = js.sync_publish.ok() && r.levee_sync.ok();
+  bool sync = js.sync_publish.ok() && r.levee.sync_publish.ok();
   row("sync publish with ack, p50", latency_cell(js.sync_publish, js.sync_publish.p50_us),
-      latency_cell(r.levee_sync, r.levee_sync.p50_us),
-      ratio_cell(sync, sync ? r.levee_sync.p50_us / js.sync_publish.p50_us : 0), "<= 1x");
+      latency_cell(r.levee.sync_publish, r.levee.sync_publish.p50_us),
+      ratio_cell(sync, sync ? r.levee.sync_publish.p50_us / js.sync_publish.p50_us : 0), "<= 1x");
   row("sync publish with ack, p99", latency_cell(js.sync_publish, js.sync_publish.p99_us),
-      latency_cell(r.levee_sync, r.levee_sync.p99_us),
-      ratio_cell(sync, sync ? r.levee_sync.p99_us / js.sync_publish.p99_us : 0), "-");
-  bool async = js.async_publish.ok() && r.levee_async.ok();
-  row("async publish, <= 4096 un-acked", rate_cell(js.async_publish), rate_cell(r.levee_async),
-      ratio_cell(async, async ? r.levee_async.msgs_per_s / js.async_publish.msgs_per_s : 0),
+      latency_cell(r.levee.sync_publish, r.levee.sync_publish.p99_us),
+      ratio_cell(sync, sync ? r.levee.sync_publish.p99_us / js.sync_publish.p99_us : 0), "-");
+  bool async = js.async_publish.ok() && r.levee.async_publish.ok();
+  row("async publish, <= 4096 un-acked", rate_cell(js.async_publish), rate_cell(r.levee.async_publish),
+      ratio_cell(async, async ? r.levee.async_publish.msgs_per_s / js.async_publish.msgs_per_s : 0),
       ">= 2x");
-  bool consume = js.consume.ok() && r.levee_consume.ok();
+  bool consume = js.consume.ok() && r.levee.consume.ok();
   auto consume_name = "consume " + human_rate(static_cast<double>(o.messages))
                       + " from earliest";
-  row(consume_name.c_str(), rate_cell(js.consume), rate_cell(r.levee_consume),
-      ratio_cell(consume, consume ? r.levee_consume.msgs_per_s / js.consume.msgs_per_s : 0),
+  row(consume_name.c_str(), rate_cell(js.consume), rate_cell(r.levee.consume),
+      ratio_cell(consume, consume ? r.levee.consume.msgs_per_s / js.consume.msgs_per_s : 0),
       "-");
 
   auto& f = r.floor;
@@ -564,7 +727,7 @@ void print_table(const results& r, const options& o) {
   floor_row("segment_log visit()", f.visit);
   floor_row("segment_log read()", f.read);
   floor_row("JetStream ordered consumer", js.consume);
-  floor_row("Levee consume", r.levee_consume);
+  floor_row("Levee consume", r.levee.consume);
 
   std::printf("\n");
   for (auto* x : {&js.sync_publish, &js.async_publish, &js.consume})
@@ -575,7 +738,7 @@ void print_table(const results& r, const options& o) {
   for (auto* x : {&f.raw_read, &f.visit, &f.read})
     if (!x->ok())
       std::printf("floor: %s: %s\n", x->status.c_str(), x->why.c_str());
-  for (auto* x : {&r.levee_sync, &r.levee_async, &r.levee_consume})
+  for (auto* x : {&r.levee.sync_publish, &r.levee.async_publish, &r.levee.consume})
     if (!x->ok()) {
       std::printf("Levee: %s: %s\n", x->status.c_str(), x->why.c_str());
       break;
@@ -614,9 +777,9 @@ void print_json(const results& r, const options& o) {
       {"async_publish", to_json(r.jetstream.async_publish)},
       {"consume", to_json(r.jetstream.consume)}}},
     {"levee",
-     {{"sync_publish", to_json(r.levee_sync)},
-      {"async_publish", to_json(r.levee_async)},
-      {"consume", to_json(r.levee_consume)}}},
+     {{"sync_publish", to_json(r.levee.sync_publish)},
+      {"async_publish", to_json(r.levee.async_publish)},
+      {"consume", to_json(r.levee.consume)}}},
     {"floor",
      {{"file_bytes", f.file_bytes},
       {"segments", f.segments},
@@ -632,12 +795,15 @@ void print_json(const results& r, const options& o) {
 
 int main(int argc, char** argv) {
   options o;
+  std::string levee_binary = default_levee_binary();
   bool messages_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     uint64_t n = 0;
     if (a == "--quick") {
       o.quick = true;
+    } else if (a == "--levee" && i + 1 < argc) {
+      levee_binary = argv[++i];
     } else if (a == "--json") {
       o.json = true;
     } else if (a == "--cpu" && i + 1 < argc && parse_number(argv[i + 1], 0, n) && n < CPU_SETSIZE) {
@@ -649,12 +815,15 @@ int main(int argc, char** argv) {
       ++i;
     } else {
       std::fprintf(stderr,
-                   "usage: stream_bench [--quick] [--json] [--cpu N] [--messages N]\n"
+                   "usage: stream_bench [--quick] [--json] [--cpu N] [--messages N] "
+                   "[--levee PATH]\n"
                    "  --quick       20,000 messages and 1,000 sync publishes: a smoke run\n"
                    "  --json        the results as one JSON object on stdout\n"
                    "  --cpu N       run the bench and nats-server on CPU N only\n"
                    "  --messages N  messages published async, stored and consumed "
-                   "(default 1,000,000)\n");
+                   "(default 1,000,000)\n"
+                   "  --levee PATH  the levee binary (default: %s)\n",
+                   levee_binary.c_str());
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
@@ -666,7 +835,7 @@ int main(int argc, char** argv) {
   }
   if (!guard_children("stream_bench", watchdog_seconds))
     return 1;
-  // Inherited by nats-server (and the broker, once there is one).
+  // Inherited by nats-server and the broker.
   if (o.cpu >= 0 && !pin_to_cpu(o.cpu))
     return 2;
   if (!o.json) {
@@ -674,7 +843,8 @@ int main(int argc, char** argv) {
                 "  JetStream: nats-server -js, one stream per scenario (file storage, R1); "
                 "sync publish %d after %d warm-up; async publish %llu with at most %d "
                 "un-acked; ordered consumer over the %llu stored, from the earliest\n"
-                "  Levee:     the same scenarios through a broker (not built yet)\n"
+                "  Levee:     the same through `levee node` (roles = broker) and "
+                "levee::stream_client; streams R1, fsync interval 2 min\n"
                 "  floor:     the same messages in a segment log: raw read() of its files, "
                 "visit(), read()\n",
                 message_bytes,
@@ -686,9 +856,7 @@ int main(int argc, char** argv) {
   auto body = message_body();
   results r;
   r.jetstream = run_jetstream(o, body);
-  r.levee_sync = levee_sync_publish(o, body);
-  r.levee_async = levee_async_publish(o, body);
-  r.levee_consume = levee_consume(o);
+  r.levee = run_levee(levee_binary, o, body);
   r.floor = run_floor(o, body);
   if (o.json)
     print_json(r, o);
@@ -696,6 +864,7 @@ int main(int argc, char** argv) {
     print_table(r, o);
   bool failed = false;
   for (auto* x : {&r.jetstream.sync_publish, &r.jetstream.async_publish, &r.jetstream.consume,
+                  &r.levee.sync_publish, &r.levee.async_publish, &r.levee.consume,
                   &r.floor.raw_read, &r.floor.visit, &r.floor.read})
     failed |= x->status == "failed";
   return failed ? 1 : 0;
