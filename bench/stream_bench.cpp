@@ -480,13 +480,12 @@ struct levee_outcomes {
 /// 2 min), so the two promise the same.
 bool create_levee_stream(levee::stream_client& sc, const char* name, const char* subject,
                          std::string& why) {
-  levee::wire::CreateStream spec;
-  spec.set_name(name);
-  spec.set_subject(subject);
-  spec.set_partitions(1);
-  spec.set_replication_factor(1);
-  spec.set_fsync(levee::wire::FSYNC_INTERVAL);
-  spec.set_fsync_interval_ms(120'000);
+  levee::stream_spec spec;
+  spec.name = name;
+  spec.subject = subject;
+  spec.partitions = 1;
+  spec.fsync = levee::fsync_mode::interval;
+  spec.fsync_interval_ms = 120'000;
   auto info = sc.create_stream(spec, seconds(10));
   if (!info)
     why = std::string{"cannot create stream "} + name + ": " + info.error().to_string();
@@ -565,9 +564,9 @@ outcome levee_consume(levee::stream_client& sc, const options& o) {
       break;
     }
     if (ev.batch)
-      for (auto& m : ev.batch->messages()) {
-        if (m.body().size() != message_bytes)
-          failure = "message " + std::to_string(m.offset()) + " is not "
+      for (auto& m : ev.batch->messages) {
+        if (m.body.size() != message_bytes)
+          failure = "message " + std::to_string(m.offset) + " is not "
                     + std::to_string(message_bytes) + " bytes";
         else
           ++received;
