@@ -101,7 +101,11 @@ struct partition_gauges {
 using leader_actor = caf::typed_actor<
   caf::replies_to<append_atom, append_batch>::with<append_acks>,
   caf::replies_to<subscribe_atom, subscription_request>::with<std::string>,
-  /// (credit_atom, connection, tag, batches, bytes): more credit for a subscription.
+  /// (credit_atom, tag, batches, bytes) from the connection itself: a connection sends
+  /// credit to whoever sends it the batches (net/connection.cpp), the leader.
+  caf::reacts_to<credit_atom, uint64_t, uint64_t, uint64_t>,
+  /// (credit_atom, connection, tag, batches, bytes): the same relayed by the broker, the
+  /// stream's target, for credit that came before the first batch.
   caf::reacts_to<credit_atom, caf::actor_addr, uint64_t, uint64_t, uint64_t>,
   /// (cancel_atom, connection, tag): ends it with `cancelled`.
   caf::reacts_to<cancel_atom, caf::actor_addr, uint64_t>,

@@ -166,6 +166,15 @@ void read_step(leader_self* self) {
   wake(self);
 }
 
+void add_credit(leader_self* self, const caf::actor_addr& conn, uint64_t tag, uint64_t batches,
+                uint64_t bytes) {
+  auto it = self->state.subs.find({conn, tag});
+  if (it == self->state.subs.end())
+    return;  // ended meanwhile
+  it->second.credit.add(batches, bytes);
+  wake(self);
+}
+
 leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
   self->state.setup = std::move(setup);
   auto& s = self->state.setup;
@@ -240,14 +249,12 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       wake(self);
       return rp;
     },
-    [=](credit_atom, const caf::actor_addr& conn, uint64_t tag, uint64_t batches,
-        uint64_t bytes) {
-      auto it = self->state.subs.find({conn, tag});
-      if (it == self->state.subs.end())
-        return;  // ended meanwhile
-      it->second.credit.add(batches, bytes);
-      wake(self);
+    [=](credit_atom, uint64_t tag, uint64_t batches, uint64_t bytes) {
+      add_credit(self, caf::actor_cast<caf::actor_addr>(self->current_sender()), tag, batches,
+                 bytes);
     },
+    [=](credit_atom, const caf::actor_addr& conn, uint64_t tag, uint64_t batches,
+        uint64_t bytes) { add_credit(self, conn, tag, batches, bytes); },
     [=](cancel_atom, const caf::actor_addr& conn, uint64_t tag) {
       auto it = self->state.subs.find({conn, tag});
       if (it != self->state.subs.end())

@@ -3,6 +3,7 @@
 // (subscribe) paced by the client's credit, and a refusal arriving as a Reject.
 
 #include "levee/client.hpp"
+#include "levee/streams.hpp"
 #include "net/satellite.pb.h"
 #include "tests/broker_test_support.hpp"
 
@@ -76,6 +77,66 @@ TEST_F(BrokerListener, RequestsAndASubscriptionThroughARealConnection) {
   for (auto& k : reply.kinds())
     leaders = leaders || (k.kind() == "stream" && k.actors() >= 1);
   EXPECT_TRUE(leaders);
+}
+
+// The Envelope's own stream members (50-57), which the connection maps onto "broker",
+// through the public stream client: admin, publish with acks, a credit-paced
+// subscription, cursors, and a refusal with its code.
+TEST_F(BrokerListener, TheStreamClientSpeaksToTheBrokerThroughTheEnvelope) {
+  start();
+  client_options co;
+  co.port = node->listener.port;
+  co.stream_credit_batches = 2;  // the subscription below needs more credit as it reads
+  stream_client sc{co};
+  ASSERT_TRUE(sc.connect().ok());
+  stream_spec spec;
+  spec.name = "env";
+  spec.subject = "env.*";
+  spec.partitions = 1;
+  auto made = sc.create_stream(spec, std::chrono::seconds(10));
+  ASSERT_TRUE(made.ok()) << made.error().to_string();
+  EXPECT_EQ(made->config.name, "env");
+
+  std::vector<out_message> msgs;
+  for (int i = 0; i < 30; ++i)
+    msgs.push_back(out_message{"", "id-" + std::to_string(i), "m" + std::to_string(i), {}});
+  auto acks = sc.publish("env.x", msgs);
+  ASSERT_TRUE(acks.ok()) << acks.error().to_string();
+  ASSERT_EQ(acks->size(), 30u);
+  auto again = sc.publish("env.x", {msgs[3]});
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->at(0).duplicate);
+  EXPECT_EQ(again->at(0).offset, 3u);
+
+  subscribe_options so;
+  so.stream = "env";
+  so.stop_offset = 29;
+  so.max_batch_messages = 4;
+  auto sub = sc.subscribe(so);
+  ASSERT_TRUE(sub.ok()) << sub.error().to_string();
+  std::vector<std::string> bodies;
+  for (;;) {
+    auto ev = sc.next(*sub, std::chrono::seconds(10));
+    ASSERT_FALSE(ev.error) << ev.error->to_string() << " after " << bodies.size();
+    if (ev.end)
+      break;
+    for (auto& m : ev.batch->messages)
+      bodies.push_back(m.body);
+  }
+  EXPECT_EQ(bodies, numbered("m", 30));
+
+  ASSERT_TRUE(sc.commit_cursor("g", "env", 0, 17, std::chrono::seconds(10)).ok());
+  auto cursor = sc.fetch_cursor("g", "env", 0, std::chrono::seconds(10));
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_EQ(cursor->value_or(0), 17u);
+
+  auto nowhere = sc.publish("other", {msgs[0]});
+  ASSERT_FALSE(nowhere.ok());
+  EXPECT_EQ(nowhere.error().code(), code::not_found);
+  auto list = sc.list_streams(std::chrono::seconds(10));
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->streams.size(), 1u);
+  EXPECT_EQ(list->streams[0].partitions.at(0).next_offset, 30u);
 }
 
 } // namespace
