@@ -13,6 +13,7 @@
 #include "actors/limited_actor.hpp"
 #include "base/round_robin.hpp"
 #include "limits/stream_credit.hpp"
+#include "net/stream_message.hpp"
 #include "net/streams.pb.h"
 
 namespace levee::broker {
@@ -141,14 +142,7 @@ void read_step(leader_self* self) {
     auto& out = *batch.add_messages();
     out.set_offset(m.offset);
     out.set_timestamp_ms(m.timestamp_ms);
-    out.set_key(std::move(m.key));
-    out.set_id(std::move(m.id));
-    out.set_body(std::move(m.body));
-    for (auto& [name, value] : m.headers) {
-      auto& h = *out.add_headers();
-      h.set_name(std::move(name));
-      h.set_value(std::move(value));
-    }
+    net::move_message_fields(out, m.key, m.id, m.body, m.headers);
   }
   batch.set_next_offset(r->next_offset);
   batch.set_skipped(r->skipped);

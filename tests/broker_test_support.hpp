@@ -222,6 +222,16 @@ struct BrokerFixture : ::testing::Test {
     return {a, rec};
   }
 
+  /// Subscribes and waits for the end: the refusal that ended it (nullopt: none, or it
+  /// did not end in time, which the caller's expectation on the code then reports).
+  std::optional<rejection> refusal_of(const wire::Subscribe& s) {
+    auto rec = subscribe(s).second;
+    if (!wait_until([&] { return rec->ended(); }))
+      return std::nullopt;
+    std::lock_guard<std::mutex> lock{rec->mtx};
+    return rec->refused;
+  }
+
   static wire::Subscribe from(const std::string& stream, wire::StartAt at = wire::START_EARLIEST) {
     wire::Subscribe s;
     s.set_stream(stream);
