@@ -124,6 +124,28 @@ caf::result<std::string> create_stream(broker_self* self, const wire::CreateStre
   return info_of(entry);
 }
 
+/// A deleted stream's cursors go from memory and get tombstones in `__cursors`, so a
+/// stream created again under the name starts without them, after a restart too. A
+/// tombstone that fails to be written is logged: the cursor would come back at a restart.
+void forget_cursors(broker_self* self, const std::string& stream) {
+  auto keys = self->state.cursors->forget_stream(stream);
+  auto* internal = find_stream(self, std::string{cursor_stream_name}, true);
+  if (keys.empty() || internal == nullptr || !internal->partitions[0].leader)
+    return;
+  append_batch tombstones;
+  for (auto& k : keys)
+    tombstones.messages.push_back(owned_message{k, {}, {}, {}});
+  self->request(internal->partitions[0].leader, caf::infinite, append_atom::value,
+                std::move(tombstones))
+    .then([](append_acks&) {},
+          [self, stream](caf::error& err) {
+            auto r = rejection_from(err).value_or(rejection::of(code::storage_error));
+            self->state.setup.stats->count(r);
+            if (self->state.log->admit())
+              self->state.log->write("broker: the cursors of deleted stream " + stream, r);
+          });
+}
+
 caf::result<std::string> delete_stream(broker_self* self, const wire::DeleteStream& req) {
   auto& st = self->state;
   auto name = req.name();
@@ -147,10 +169,12 @@ caf::result<std::string> delete_stream(broker_self* self, const wire::DeleteStre
   stop_leaders(self, it->second, true, [self, rp, name, answer](bool) mutable {
     auto& table = self->state.streams;
     table.erase(name);
-    if (auto removed = self->state.setup.catalog->remove(name); !removed)
+    if (auto removed = self->state.setup.catalog->remove(name); !removed) {
       rp.deliver(refuse(self, removed.as_rejection()));
-    else
-      rp.deliver(answer.SerializeAsString());
+      return;
+    }
+    forget_cursors(self, name);
+    rp.deliver(answer.SerializeAsString());
   });
   return rp;
 }

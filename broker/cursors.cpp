@@ -47,6 +47,18 @@ std::optional<uint64_t> cursor_table::get(const std::string& key) const {
   return it->second;
 }
 
+std::vector<std::string> cursor_table::forget_stream(std::string_view stream) {
+  std::string prefix{stream};
+  prefix += '/';
+  std::vector<std::string> keys;
+  for (auto it = cursors_.lower_bound(prefix);
+       it != cursors_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+    keys.push_back(it->first);
+    it = cursors_.erase(it);
+  }
+  return keys;
+}
+
 status cursor_table::load(const streams::partition_log& log) {
   streams::read_request req;
   req.from = log.start_offset();
@@ -55,6 +67,10 @@ status cursor_table::load(const streams::partition_log& log) {
     if (!r)
       return r.error();
     for (auto& m : r->messages) {
+      if (m.body.empty()) {
+        cursors_.erase(m.key);
+        continue;
+      }
       uint64_t offset = 0;
       auto [end, ec] = std::from_chars(m.body.data(), m.body.data() + m.body.size(), offset);
       if (ec != std::errc{} || end != m.body.data() + m.body.size())

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "limits/status.hpp"
 #include "streams/partition_log.hpp"
@@ -47,10 +48,14 @@ public:
   status check_room(const std::string& key) const;
 
   void set(const std::string& key, uint64_t offset) { cursors_[key] = offset; }
+  /// Forgets every cursor of `stream` and returns their keys (to write their tombstones:
+  /// a message with the key and an empty body, which load() reads as "gone").
+  std::vector<std::string> forget_stream(std::string_view stream);
   std::optional<uint64_t> get(const std::string& key) const;
   size_t size() const noexcept { return cursors_.size(); }
 
-  /// Reads every cursor the internal stream holds (the last commit of each key wins).
+  /// Reads every cursor the internal stream holds (the last commit of each key wins; an
+  /// empty body is a tombstone: the cursor's stream was deleted).
   /// Keys past max_cursors are left out and counted in `dropped`.
   status load(const streams::partition_log& log);
   uint64_t dropped() const noexcept { return dropped_; }

@@ -55,6 +55,22 @@ TEST_F(BrokerCursors, CommitFetchAndResumeAfterRestart) {
   EXPECT_EQ(rec2->offsets().size(), 6u);
 }
 
+TEST_F(BrokerCursors, ADeletedStreamsCursorsGoWithIt) {
+  start();
+  ASSERT_TRUE(create("o", "o").payload);
+  ASSERT_TRUE(create("keep", "keep").payload);
+  ASSERT_TRUE(call(commit("g", "o", 3)).payload);
+  ASSERT_TRUE(call(commit("g", "keep", 5)).payload);
+  wire::BrokerCall del;
+  del.mutable_delete_stream()->set_name("o");
+  ASSERT_TRUE(call(del).payload);
+  ASSERT_TRUE(create("o", "o").payload);  // the same name again: no cursor
+  EXPECT_FALSE(call(fetch("g", "o")).as<wire::CursorAck>().found());
+  restart();
+  EXPECT_FALSE(call(fetch("g", "o")).as<wire::CursorAck>().found());
+  EXPECT_EQ(call(fetch("g", "keep")).as<wire::CursorAck>().offset(), 5u);
+}
+
 TEST_F(BrokerCursors, CursorsHeldAreBounded) {
   opts.limits.max_cursors = 2;
   start();
