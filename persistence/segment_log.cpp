@@ -54,14 +54,15 @@ int write_all_at(file_io& io, int fd, uint64_t pos, const std::string& data) {
   return 0;
 }
 
-status write_synced_file(file_io& io, const std::string& path, const std::string& data) {
+status write_whole_file(file_io& io, const std::string& path, const std::string& data,
+                        file_sync sync) {
   int fd = io.open(path, true);
   if (fd < 0)
     return io_error("cannot create", path, fd);
   auto err = io.ftruncate(fd, 0);
   if (err == 0)
     err = write_all_at(io, fd, 0, data);
-  if (err == 0)
+  if (err == 0 && sync == file_sync::yes)
     err = io.fdatasync(fd);
   io.close(fd);
   if (err != 0) {

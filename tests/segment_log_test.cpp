@@ -691,6 +691,53 @@ TEST(SegmentLog, IntervalPolicySyncsOncePerIntervalBeforeTheNextAppend) {
   EXPECT_EQ(io.syncs, 3);
 }
 
+// Under fsync none a roll syncs nothing, the closed segment's index included: an index
+// that a machine crash leaves empty or zero-filled (written, renamed, never synced) is
+// rebuilt from its segment on the next open, and every record reads back.
+TEST(SegmentLog, FsyncNoneRollsWithoutSyncingAndACrashDamagedIndexIsRebuilt) {
+  temp_dir dir;
+  counting_io io;
+  auto opts = rolling(dir.path, 1500);
+  opts.io = &io;
+  auto all = write_rolled(opts);
+  ASSERT_EQ(all.size(), 60u);
+  EXPECT_EQ(io.syncs, 0);
+  auto indexes = files_with(dir.path, ".index");
+  ASSERT_GE(indexes.size(), 3u);
+  // What a crash after the rename can leave of an unsynced file: nothing, or zeros.
+  fs::resize_file(indexes[0], 0);
+  auto size = fs::file_size(indexes[1]);
+  fs::resize_file(indexes[1], 0);
+  fs::resize_file(indexes[1], size);
+  recovery_report report;
+  auto log = segment_log::open(opts, &report);
+  ASSERT_TRUE(log.ok()) << log.error().to_string();
+  EXPECT_EQ(report.indexes_rebuilt, 2u);
+  EXPECT_EQ(report.segments_from_index, indexes.size() - 2);
+  auto recs = (*log)->read(0, 1 << 20);
+  ASSERT_TRUE(recs.ok()) << recs.error().to_string();
+  ASSERT_EQ(recs->size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i)
+    EXPECT_EQ((*recs)[i].rec, all[i]);
+}
+
+// Under the durable policies the index is synced before the roll goes on, as before.
+TEST(SegmentLog, DurablePoliciesSyncTheIndexOnRoll) {
+  temp_dir dir;
+  counting_io io;
+  auto opts = rolling(dir.path, 1500);
+  opts.fsync = fsync_policy::interval;
+  opts.fsync_interval_ms = 1'000'000;  // only the first append's sync and the rolls'
+  opts.now_ms = [] { return int64_t{5'000'000}; };
+  opts.io = &io;
+  auto all = write_rolled(opts);
+  ASSERT_EQ(all.size(), 60u);
+  auto indexes = files_with(dir.path, ".index");
+  ASSERT_GE(indexes.size(), 3u);
+  // Per roll: the closed segment, then its index; plus the first append's.
+  EXPECT_EQ(io.syncs, 1 + 2 * static_cast<int>(indexes.size()));
+}
+
 TEST(SegmentLog, RecoveryReportsProgress) {
   temp_dir dir;
   auto opts = options(dir.path);
