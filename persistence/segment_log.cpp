@@ -41,7 +41,7 @@ int read_all_at(file_io& io, int fd, uint64_t pos, char* out, size_t n) {
   return 0;
 }
 
-int write_all_at(file_io& io, int fd, uint64_t pos, const std::string& data) {
+int write_all_at(file_io& io, int fd, uint64_t pos, std::string_view data) {
   size_t done = 0;
   while (done < data.size()) {
     auto r = io.pwrite(fd, data.data() + done, data.size() - done, pos + done);

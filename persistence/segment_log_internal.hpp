@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "limits/status.hpp"
 #include "persistence/file_io.hpp"
@@ -23,7 +24,7 @@ int read_all_at(file_io& io, int fd, uint64_t pos, char* out, size_t n);
 
 /// Writes all of `data` at `pos`: 0, or -errno. A short write is retried for the rest; a
 /// write of 0 bytes is -ENOSPC.
-int write_all_at(file_io& io, int fd, uint64_t pos, const std::string& data);
+int write_all_at(file_io& io, int fd, uint64_t pos, std::string_view data);
 
 /// Whether write_whole_file makes the file durable before it returns.
 enum class file_sync { yes, no };

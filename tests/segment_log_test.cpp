@@ -56,6 +56,33 @@ TEST(Batch, WorkedExampleOfFormatMd) {
   EXPECT_EQ(back[0].rec, r);
 }
 
+// The append path's encoder reuses its buffers: batch after batch, big then small,
+// compressible or not, it gives exactly encode_batch's bytes, and a refusal leaves none.
+TEST(Batch, EncoderReusingItsBuffersGivesEncodeBatchsBytes) {
+  batch_encoder encoder;
+  for (bool compress : {false, true}) {
+    batch_limits limits{1 << 20, 4 << 20, compress};
+    uint64_t base = 0;
+    for (auto [count, value_bytes] : {std::pair{64, 1024}, std::pair{1, 10}, std::pair{200, 300},
+                                      std::pair{3, 5000}, std::pair{64, 1024}}) {
+      auto records = make_batch(static_cast<int>(base), count, static_cast<size_t>(value_bytes));
+      std::string want;
+      ASSERT_TRUE(encode_batch(base, records, limits, want).ok());
+      ASSERT_TRUE(encoder.encode(base, records, limits).ok());
+      EXPECT_TRUE(encoder.bytes() == want) << count << " records of " << value_bytes << " B";
+      int64_t max_ts = records[0].timestamp_ms;
+      for (auto& r : records)
+        max_ts = std::max(max_ts, r.timestamp_ms);
+      EXPECT_EQ(encoder.max_timestamp_ms(), max_ts);
+      base += static_cast<uint64_t>(count);
+    }
+    auto too_big = encoder.encode(0, make_batch(0, 1, 2 << 20), limits);
+    EXPECT_EQ(too_big.code(), code::message_too_large);
+    EXPECT_TRUE(encoder.bytes().empty());
+    EXPECT_EQ(encoder.encode(0, {}, limits).code(), code::bad_request);
+  }
+}
+
 TEST(SegmentLog, AppendReopenAndReadBack) {
   temp_dir dir;
   std::vector<record> all;
