@@ -101,7 +101,9 @@ const record& record_of(const stored_record& r) { return r.rec; }
 /// and largest timestamps.
 template <class Records, class DeltaOf>
 status measure_payload(const Records& records, DeltaOf delta_of, const batch_limits& limits,
-                       size_t& payload_size, int64_t& first_ts, int64_t& max_ts) {
+                       std::vector<size_t>& body_sizes, size_t& payload_size, int64_t& first_ts,
+                       int64_t& max_ts) {
+  body_sizes.clear();
   first_ts = records.empty() ? std::numeric_limits<int64_t>::min()
                              : record_of(records.front()).timestamp_ms;
   max_ts = std::numeric_limits<int64_t>::min();
@@ -117,20 +119,19 @@ status measure_payload(const Records& records, DeltaOf delta_of, const batch_lim
                              + " bytes is over the maximum of "
                              + std::to_string(limits.max_record_bytes));
     auto body = record_body_size(r, delta_of(i));
+    body_sizes.push_back(body);
     payload_size += varint_size(body) + body;
     max_ts = std::max(max_ts, r.timestamp_ms);
   }
   return {};
 }
 
-/// Writes the payload that measure_payload measured at `p`.
+/// Writes the payload that measure_payload measured (`body_sizes`) at `p`.
 template <class Records, class DeltaOf>
-void write_payload(char* p, const Records& records, DeltaOf delta_of) {
-  for (size_t i = 0; i < records.size(); ++i) {
-    auto& r = record_of(records[i]);
-    auto delta = delta_of(i);
-    p = put_record(p, r, delta, record_body_size(r, delta));
-  }
+void write_payload(char* p, const Records& records, DeltaOf delta_of,
+                   const std::vector<size_t>& body_sizes) {
+  for (size_t i = 0; i < records.size(); ++i)
+    p = put_record(p, record_of(records[i]), delta_of(i), body_sizes[i]);
 }
 
 /// LZ4 when it makes the payload of `payload_size` bytes at `payload` smaller: the
@@ -182,13 +183,16 @@ template <class Records, class DeltaOf>
 status encode(uint64_t base_offset, uint32_t offset_count, uint8_t version,
               const Records& records, DeltaOf delta_of, const batch_limits& limits,
               std::string& out) {
+  std::vector<size_t> body_sizes;
   size_t payload_size = 0;
   int64_t first_ts = 0, max_ts = 0;
-  if (auto st = measure_payload(records, delta_of, limits, payload_size, first_ts, max_ts); !st)
+  if (auto st = measure_payload(records, delta_of, limits, body_sizes, payload_size, first_ts,
+                                max_ts);
+      !st)
     return st;
   auto at = out.size();
   out.resize(at + batch_header_bytes + payload_size);
-  write_payload(out.data() + at + batch_header_bytes, records, delta_of);
+  write_payload(out.data() + at + batch_header_bytes, records, delta_of, body_sizes);
   uint8_t attributes = 0;
   if (limits.compress) {
     std::string packed(compressed_room(payload_size), '\0');
@@ -236,7 +240,8 @@ status batch_encoder::encode(uint64_t base_offset, const std::vector<record>& re
   auto dense = [](size_t) { return 0u; };
   size_t payload_size = 0;
   int64_t first_ts = 0;
-  if (auto st = measure_payload(records, dense, limits, payload_size, first_ts, max_timestamp_ms_);
+  if (auto st = measure_payload(records, dense, limits, body_sizes_, payload_size, first_ts,
+                                max_timestamp_ms_);
       !st)
     return st;
   // Both buffers only grow and are never shrunk: a std::string zero-fills what resize()
@@ -245,7 +250,7 @@ status batch_encoder::encode(uint64_t base_offset, const std::vector<record>& re
   if (plain_.size() < length)
     plain_.resize(length);
   char* batch = plain_.data();
-  write_payload(batch + batch_header_bytes, records, dense);
+  write_payload(batch + batch_header_bytes, records, dense, body_sizes_);
   uint8_t attributes = 0;
   if (limits.compress) {
     // Straight from the encoded payload into the second buffer, behind room for the

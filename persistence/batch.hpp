@@ -80,6 +80,7 @@ public:
 private:
   std::string plain_;   // header + payload as encoded
   std::string packed_;  // header + LZ4 payload; sized for LZ4_compressBound, only grows
+  std::vector<size_t> body_sizes_;  // each record's, measured before it is written
   std::string_view batch_;
   int64_t max_timestamp_ms_ = 0;
 };
