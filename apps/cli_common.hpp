@@ -107,4 +107,9 @@ std::string message_json(const google::protobuf::Message& message);
 bool wait_for_satellites(const client_options& co, const std::vector<std::string>& ids,
                          uint64_t min_events, std::chrono::milliseconds bound);
 
+/// `levee local`'s streams banner: creates the stream `events` (subject `local.>`) on the
+/// broker at `co`, publishes three messages and reads them back, printing each step as the
+/// CLI would. 0 when every step worked.
+int show_streams(const client_options& co, const std::string& address);
+
 } // namespace levee::apps

@@ -15,11 +15,14 @@ constexpr const char* usage =
   "usage: levee <subcommand> [options]\n"
   "\n"
   "subcommands:\n"
-  "  local       a server and two satellites with sample data in one process (start here)\n"
+  "  local       a server, two satellites and a broker with sample data in one process (start here)\n"
   "  node        run the roles a config file names: levee node --config configs/server.ini\n"
   "  query       run a query on satellites: levee query --satellite a 'count by level'\n"
   "  satellites  list the satellites a server knows and their state\n"
   "  stats       a server's limits, rejections and queries\n"
+  "  stream      create, delete, list and show a broker's streams\n"
+  "  pub         publish messages to a subject: levee pub orders.eu 'hello'\n"
+  "  sub         read a stream from any position: levee sub orders --from earliest\n"
   "  demo        flood a slow limited actor past its bounds and show every rejection\n"
   "\n"
   "`levee <subcommand> --help` describes the options of each.\n";
@@ -49,6 +52,12 @@ int main(int argc, char** argv) {
     return levee::apps::run_satellites(args);
   if (sub == "stats")
     return levee::apps::run_stats(args);
+  if (sub == "stream")
+    return levee::apps::run_stream(args);
+  if (sub == "pub")
+    return levee::apps::run_pub(args);
+  if (sub == "sub")
+    return levee::apps::run_sub(args);
   if (sub == "config-keys")  // for maintainers and tests, so not in the usage text
     return levee::apps::run_config_keys(args);
   std::fprintf(stderr, "levee: unknown subcommand '%s'; run `levee --help` for the list\n",

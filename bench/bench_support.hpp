@@ -1,18 +1,35 @@
 #pragma once
 // What the benchmarks that talk over 127.0.0.1 share: loopback sockets with TCP_NODELAY,
 // whole reads and writes, and percentiles; for those that start `levee node` processes,
-// where the binary is, a log's last line, and removing their temp dir from a signal handler.
+// where the binary is, a log's last line, and removing their temp dir from a signal handler;
+// for those that start servers of their own (query_bench, stream_bench), child processes
+// that never outlive the bench, a temp dir removed at exit, pinning to one CPU, finding a
+// program and waiting for its port.
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+
+#ifdef LEVEE_BENCH_NATS
+#include <nats/nats.h>
+#endif
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -92,6 +109,18 @@ inline double percentile(std::vector<double> xs, double p) {
   return xs[static_cast<size_t>(p * static_cast<double>(xs.size() - 1))];
 }
 
+/// A command-line number: whole, decimal, at least `min`, into `out`; false for anything
+/// else (a sign, trailing text, out of range).
+inline bool parse_number(const char* text, uint64_t min, uint64_t& out) {
+  char* end = nullptr;
+  errno = 0;
+  auto v = std::strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < min || text[0] == '-')
+    return false;
+  out = v;
+  return true;
+}
+
 /// The `levee` binary of the build this bench belongs to (<build>/apps/levee).
 inline std::string default_levee_binary() {
   std::error_code ec;
@@ -123,6 +152,258 @@ inline void remove_dir_from_signal(char* dir) {
   } else if (pid > 0) {
     ::waitpid(pid, nullptr, 0);
   }
+}
+
+// -- child processes: every one is tracked and killed at exit, on a signal or the watchdog --
+
+// Fixed storage, so the signal handler can read it without allocating.
+inline constexpr int max_children = 32;
+inline pid_t children[max_children];
+inline std::atomic<int> child_count{0};
+
+inline void track(pid_t pid) {
+  int i = child_count.load();
+  if (i < max_children) {
+    children[i] = pid;
+    child_count.store(i + 1);
+  }
+}
+
+/// Async-signal-safe: SIGKILL to each child's process group and to the child itself.
+inline void kill_all_children() {
+  for (int i = 0; i < child_count.load(); ++i)
+    if (children[i] > 0) {
+      ::kill(-children[i], SIGKILL);
+      ::kill(children[i], SIGKILL);
+    }
+}
+
+inline void reap_all_children() {
+  kill_all_children();
+  for (int i = 0; i < child_count.load(); ++i)
+    if (children[i] > 0) {
+      ::waitpid(children[i], nullptr, 0);
+      children[i] = -1;
+    }
+}
+
+/// Kills and reaps `pid` if it is a child not reaped yet (so a recycled pid is never hit).
+inline void stop(pid_t pid) {
+  for (int i = 0; i < child_count.load(); ++i)
+    if (pid > 0 && children[i] == pid) {
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      children[i] = -1;
+    }
+}
+
+inline std::string temp_dir;  // removed at exit
+inline pid_t bench_pid = 0;   // forked children inherit the atexit handler: only this one acts
+inline char temp_dir_for_signal[64];  // a copy of temp_dir the signal handler can use
+inline char bench_name[32] = "bench";  // for messages, the signal handler's too
+
+inline void cleanup_at_exit() {
+  if (::getpid() != bench_pid)
+    return;
+  reap_all_children();
+  if (!temp_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(temp_dir, ec);
+  }
+}
+
+extern "C" inline void on_fatal_signal(int sig) {
+  reap_all_children();  // kill and waitpid are async-signal-safe; reaped, none is left a zombie
+  if (sig == SIGALRM) {
+    const char msg[] = ": watchdog expired; children killed\n";
+    ::write(2, bench_name, std::strlen(bench_name));
+    ::write(2, msg, sizeof msg - 1);
+  }
+  remove_dir_from_signal(temp_dir_for_signal);
+  ::_exit(128 + sig);
+}
+
+/// What a bench that starts processes does first (`name`: its program's, for messages and
+/// the temp dir's name): a temp dir /tmp/levee-<name>-XXXXXX
+/// (temp_dir), removed at exit with every child killed, also on SIGINT/SIGTERM/SIGHUP and
+/// when the watchdog (`watchdog_seconds`, whatever hangs) expires. False (said) on failure.
+inline bool guard_children(const char* name, unsigned watchdog_seconds) {
+  std::snprintf(bench_name, sizeof bench_name, "%s", name);
+  std::signal(SIGPIPE, SIG_IGN);
+  for (int s : {SIGINT, SIGTERM, SIGALRM, SIGHUP})
+    std::signal(s, on_fatal_signal);
+  ::alarm(watchdog_seconds);
+  std::snprintf(temp_dir_for_signal, sizeof temp_dir_for_signal, "/tmp/levee-%s-XXXXXX", name);
+  if (::mkdtemp(temp_dir_for_signal) == nullptr) {
+    std::fprintf(stderr, "%s: cannot create a temp dir under /tmp: %s\n", name,
+                 std::strerror(errno));
+    temp_dir_for_signal[0] = '\0';
+    return false;
+  }
+  temp_dir = temp_dir_for_signal;
+  bench_pid = ::getpid();
+  std::atexit(cleanup_at_exit);
+  return true;
+}
+
+/// Runs this process, and every process it starts after, on CPU `cpu` only (no wake-up
+/// crosses CPUs: what each path costs by itself). False (said) when it cannot.
+inline bool pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (::sched_setaffinity(0, sizeof set, &set) == 0)
+    return true;
+  std::fprintf(stderr, "%s: cannot run on CPU %d: %s\n", bench_name, cpu, std::strerror(errno));
+  return false;
+}
+
+/// Forks; the child runs `body` in its own process group and dies with this process
+/// (PR_SET_PDEATHSIG), so nothing outlives the bench even if it is SIGKILLed.
+template <class F>
+pid_t fork_child(F body) {
+  std::fflush(nullptr);
+  auto pid = ::fork();
+  if (pid < 0) {
+    std::fprintf(stderr, "%s: fork: %s\n", bench_name, std::strerror(errno));
+    std::exit(1);
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1)
+      ::_exit(1);
+    for (int s : {SIGINT, SIGTERM, SIGALRM, SIGHUP})
+      std::signal(s, SIG_DFL);
+    child_count.store(0);  // its siblings are not its to kill
+    body();
+    ::_exit(0);
+  }
+  ::setpgid(pid, pid);  // both sides set it, so it holds whichever runs first
+  track(pid);
+  return pid;
+}
+
+/// Starts `argv` with stdout and stderr going to `log` (or /dev/null).
+inline pid_t spawn_program(const std::vector<std::string>& argv, const std::string& log) {
+  std::vector<char*> args;
+  for (auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  return fork_child([&] {
+    int fd = ::open(log.empty() ? "/dev/null" : log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::close(fd);
+    }
+    ::execv(args[0], args.data());
+    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
+  });
+}
+
+/// The exit status if `pid` has ended (reaping it), else nothing.
+inline std::optional<int> exited(pid_t pid) {
+  int st = 0;
+  if (::waitpid(pid, &st, WNOHANG) != pid)
+    return std::nullopt;
+  for (int i = 0; i < child_count.load(); ++i)
+    if (children[i] == pid)
+      children[i] = -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/// A port nobody listens on now (bound to 0 and released; another process could take it
+/// before the caller does, which on an idle loopback does not happen in practice).
+inline uint16_t free_port() {
+  uint16_t port = 0;
+  ::close(listen_loopback(port));
+  return port;
+}
+
+/// Waits until something accepts on `port` (true), or `pid` exits (false, `exit_code` set)
+/// or `bound` passes (false).
+inline bool wait_for_port(uint16_t port, pid_t pid, std::chrono::milliseconds bound,
+                          std::optional<int>& exit_code) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (int fd = connect_loopback(port); fd >= 0) {
+      ::close(fd);
+      return true;
+    }
+    if ((exit_code = exited(pid)))
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+/// The path of program `name` on PATH or in the sbin directories (Debian puts nats-server
+/// in /usr/sbin, which a user's PATH often lacks); empty when not found.
+inline std::string find_program(const std::string& name) {
+  std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
+  path += ":/usr/sbin:/usr/local/sbin:/sbin";
+  size_t start = 0;
+  while (start <= path.size()) {
+    auto end = path.find(':', start);
+    if (end == std::string::npos)
+      end = path.size();
+    auto candidate = path.substr(start, end - start) + "/" + name;
+    if (end > start && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+    start = end + 1;
+  }
+  return {};
+}
+
+#ifdef LEVEE_BENCH_NATS
+
+/// A connection to the nats-server on 127.0.0.1:port, or nullptr (said). "Send asap": a
+/// publish is written at once instead of being handed to the library's flusher thread
+/// (measured in query_bench: ~3 ms vs ~0.3 ms p50 sequential, and faster with 64 in flight).
+inline natsConnection* nats_connect(uint16_t port) {
+  natsOptions* opts = nullptr;
+  natsOptions_Create(&opts);
+  auto url = "nats://127.0.0.1:" + std::to_string(port);
+  natsOptions_SetURL(opts, url.c_str());
+  natsOptions_SetSendAsap(opts, true);
+  natsConnection* nc = nullptr;
+  auto s = natsConnection_Connect(&nc, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK) {
+    std::fprintf(stderr, "%s: NATS connect: %s\n", bench_name, natsStatus_GetText(s));
+    return nullptr;
+  }
+  return nc;
+}
+
+#endif  // LEVEE_BENCH_NATS
+
+/// Starts nats-server on 127.0.0.1 and a free port, with `extra` arguments (e.g. "-js",
+/// "-sd", dir), logging to <temp_dir>/nats-server.log, and waits until it accepts (10 s at
+/// most). Its pid and port; nothing (with `why`) when it is not installed or did not start.
+/// A tracked child: stop(pid) ends it, and it never outlives the bench.
+inline std::optional<std::pair<pid_t, uint16_t>> start_nats_server(
+  const std::vector<std::string>& extra, std::string& why) {
+  auto server = find_program("nats-server");
+  if (server.empty()) {
+    why = "nats-server not installed: scripts/install-deps bench";
+    return std::nullopt;
+  }
+  auto port = free_port();
+  std::vector<std::string> argv{server, "-a", "127.0.0.1", "-p", std::to_string(port)};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  auto log = temp_dir + "/nats-server.log";
+  auto pid = spawn_program(argv, log);
+  std::optional<int> exit_code;
+  if (!wait_for_port(port, pid, std::chrono::seconds(10), exit_code)) {
+    why = "nats-server did not start: " + last_line(log);
+    stop(pid);
+    return std::nullopt;
+  }
+  return std::pair{pid, port};
 }
 
 } // namespace levee::bench

@@ -59,6 +59,7 @@ using namespace std::chrono;
 namespace fs = std::filesystem;
 using levee::bench::default_levee_binary;
 using levee::bench::last_line;
+using levee::bench::parse_number;
 using levee::bench::percentile;
 
 constexpr auto answer_bound = seconds(10);  // a server that takes longer "hung"
@@ -583,16 +584,6 @@ void print_json(const std::vector<figures>& all, const options& o) {
   std::printf("]}\n");
 }
 
-bool parse_count(const char* text, uint64_t& out) {
-  char* end = nullptr;
-  errno = 0;
-  auto v = std::strtoull(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v == 0 || text[0] == '-')
-    return false;
-  out = v;
-  return true;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -602,7 +593,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     uint64_t v = 0;
-    auto value = [&](uint64_t& out) { return i + 1 < argc && parse_count(argv[++i], out); };
+    auto value = [&](uint64_t& out) { return i + 1 < argc && parse_number(argv[++i], 1, out); };
     if (a == "--levee" && i + 1 < argc) {
       o.levee = argv[++i];
     } else if (a == "--max" && value(v)) {

@@ -98,100 +98,7 @@ constexpr int window = 64;              // requests in flight for the throughput
 constexpr auto throughput_time = milliseconds(2000);
 constexpr auto watchdog_seconds = 150;  // the whole bench, whatever hangs
 
-// -- child processes: every one is tracked and killed at exit ---------------------------
-
-// Fixed storage, so the signal handler can read it without allocating.
-constexpr int max_children = 32;
-pid_t children[max_children];
-std::atomic<int> child_count{0};
-
-void track(pid_t pid) {
-  int i = child_count.load();
-  if (i < max_children) {
-    children[i] = pid;
-    child_count.store(i + 1);
-  }
-}
-
-/// Async-signal-safe: SIGKILL to each child's process group and to the child itself.
-void kill_all_children() {
-  for (int i = 0; i < child_count.load(); ++i)
-    if (children[i] > 0) {
-      ::kill(-children[i], SIGKILL);
-      ::kill(children[i], SIGKILL);
-    }
-}
-
-void reap_all_children() {
-  kill_all_children();
-  for (int i = 0; i < child_count.load(); ++i)
-    if (children[i] > 0) {
-      ::waitpid(children[i], nullptr, 0);
-      children[i] = -1;
-    }
-}
-
-/// Kills and reaps `pid` if it is a child not reaped yet (so a recycled pid is never hit).
-void stop(pid_t pid) {
-  for (int i = 0; i < child_count.load(); ++i)
-    if (pid > 0 && children[i] == pid) {
-      ::kill(-pid, SIGKILL);
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      children[i] = -1;
-    }
-}
-
-std::string temp_dir;  // removed at exit
-pid_t bench_pid = 0;   // forked children inherit the atexit handler: only this one acts
-
-void cleanup_at_exit() {
-  if (::getpid() != bench_pid)
-    return;
-  reap_all_children();
-  if (!temp_dir.empty()) {
-    std::error_code ec;
-    fs::remove_all(temp_dir, ec);
-  }
-}
-
-char temp_dir_for_signal[64];  // a copy of temp_dir the signal handler can use
-
-extern "C" void on_fatal_signal(int sig) {
-  kill_all_children();
-  if (sig == SIGALRM) {
-    const char msg[] = "query_bench: watchdog expired; children killed\n";
-    ::write(2, msg, sizeof msg - 1);
-  }
-  levee::bench::remove_dir_from_signal(temp_dir_for_signal);
-  ::_exit(128 + sig);
-}
-
-/// Forks; the child runs `body` in its own process group and dies with this process
-/// (PR_SET_PDEATHSIG), so nothing outlives the bench even if it is SIGKILLed.
-template <class F>
-pid_t fork_child(F body) {
-  std::fflush(nullptr);
-  auto pid = ::fork();
-  if (pid < 0) {
-    std::perror("query_bench: fork");
-    std::exit(1);
-  }
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() == 1)
-      ::_exit(1);
-    for (int s : {SIGINT, SIGTERM, SIGALRM, SIGHUP})
-      std::signal(s, SIG_DFL);
-    child_count.store(0);  // its siblings are not its to kill
-    body();
-    ::_exit(0);
-  }
-  ::setpgid(pid, pid);  // both sides set it, so it holds whichever runs first
-  track(pid);
-  return pid;
-}
+// -- child processes (bench_support.hpp tracks them and kills them at exit) ---------------
 
 /// fork_child() for a body that writes one byte to the fd it is given once it is ready;
 /// waits for that byte. `ready` is false when the child ended (or failed) before it.
@@ -232,46 +139,6 @@ std::pair<pid_t, uint16_t> spawn_server(F serve) {
   }
   ::close(fds[0]);
   return {pid, port};
-}
-
-/// Starts `argv` with stdout and stderr going to `log` (or /dev/null).
-pid_t spawn_program(const std::vector<std::string>& argv, const std::string& log) {
-  std::vector<char*> args;
-  for (auto& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  return fork_child([&] {
-    int fd = ::open(log.empty() ? "/dev/null" : log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::close(fd);
-    }
-    ::execv(args[0], args.data());
-    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
-    ::_exit(127);
-  });
-}
-
-/// The exit status if `pid` has ended (reaping it), else nothing.
-std::optional<int> exited(pid_t pid) {
-  int st = 0;
-  if (::waitpid(pid, &st, WNOHANG) != pid)
-    return std::nullopt;
-  for (int i = 0; i < child_count.load(); ++i)
-    if (children[i] == pid)
-      children[i] = -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-// -- sockets -----------------------------------------------------------------------------
-
-/// A port nobody listens on now (bound to 0 and released; another process could take it
-/// before the caller does, which on an idle loopback does not happen in practice).
-uint16_t free_port() {
-  uint16_t port = 0;
-  ::close(listen_loopback(port));
-  return port;
 }
 
 // -- figures -----------------------------------------------------------------------------
@@ -633,42 +500,9 @@ std::optional<figures> run_raw(microseconds poll) {
   return f;
 }
 
-/// Waits until something accepts on `port` (true), or `pid` exits (false, `exit_code` set)
-/// or `bound` passes (false).
-bool wait_for_port(uint16_t port, pid_t pid, milliseconds bound,
-                   std::optional<int>& exit_code) {
-  auto deadline = steady_clock::now() + bound;
-  while (steady_clock::now() < deadline) {
-    if (int fd = connect_loopback(port); fd >= 0) {
-      ::close(fd);
-      return true;
-    }
-    if ((exit_code = exited(pid)))
-      return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return false;
-}
-
 // -- the NATS relay ----------------------------------------------------------------------
 
 #ifdef LEVEE_BENCH_NATS
-
-std::string find_program(const std::string& name) {
-  std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
-  path += ":/usr/sbin:/usr/local/sbin:/sbin";  // Debian puts nats-server in /usr/sbin
-  size_t start = 0;
-  while (start <= path.size()) {
-    auto end = path.find(':', start);
-    if (end == std::string::npos)
-      end = path.size();
-    auto candidate = path.substr(start, end - start) + "/" + name;
-    if (end > start && ::access(candidate.c_str(), X_OK) == 0)
-      return candidate;
-    start = end + 1;
-  }
-  return {};
-}
 
 // How NATS gets its best figures here (each measured on this machine, 2 vCPUs): every
 // connection uses "send asap" (a publish is written at once instead of being handed to the
@@ -676,22 +510,6 @@ std::string find_program(const std::string& name) {
 // 64 in flight); the client keeps 64 in flight with PublishRequest from one reply
 // subscription's callback (64 threads each in natsConnection_Request: ~15k req/s); one
 // delivery thread per subscription (the library's default; a shared pool was no faster).
-
-natsConnection* nats_connect(uint16_t port) {
-  natsOptions* opts = nullptr;
-  natsOptions_Create(&opts);
-  auto url = "nats://127.0.0.1:" + std::to_string(port);
-  natsOptions_SetURL(opts, url.c_str());
-  natsOptions_SetSendAsap(opts, true);
-  natsConnection* nc = nullptr;
-  auto s = natsConnection_Connect(&nc, opts);
-  natsOptions_Destroy(opts);
-  if (s != NATS_OK) {
-    std::fprintf(stderr, "query_bench: NATS connect: %s\n", natsStatus_GetText(s));
-    return nullptr;
-  }
-  return nc;
-}
 
 constexpr const char* proxy_reply_prefix = "px.";  // px.<client inbox>: no state to keep
 
@@ -861,21 +679,13 @@ std::optional<figures> run_nats() {
               "scripts/install-deps bench, and reconfigure)\n");
   return std::nullopt;
 #else
-  auto server = find_program("nats-server");
-  if (server.empty()) {
-    std::printf("NATS relay: skipped (nats-server not installed: scripts/install-deps bench)\n");
+  std::string why;
+  auto started = start_nats_server({}, why);
+  if (!started) {
+    std::printf("NATS relay: skipped (%s)\n", why.c_str());
     return std::nullopt;
   }
-  auto port = free_port();
-  auto pid = spawn_program({server, "-a", "127.0.0.1", "-p", std::to_string(port)},
-                           temp_dir + "/nats-server.log");
-  std::optional<int> exit_code;
-  if (!wait_for_port(port, pid, seconds(10), exit_code)) {
-    std::printf("NATS relay: skipped (nats-server did not start: %s)\n",
-                last_line(temp_dir + "/nats-server.log").c_str());
-    stop(pid);
-    return std::nullopt;
-  }
+  auto [pid, port] = *started;
   figures f;
   std::vector<pid_t> relay;
   bool ok = start_nats_relay(port, relay) && nats_sequential(port, f) && nats_throughput(port, f);
@@ -1338,29 +1148,12 @@ int main(int argc, char** argv) {
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
-  if (cpu >= 0) {
-    // Inherited by every process the bench starts (relay, backend, nats-server, nodes).
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (::sched_setaffinity(0, sizeof set, &set) != 0) {
-      std::fprintf(stderr, "query_bench: cannot run on CPU %d: %s\n", cpu, std::strerror(errno));
-      return 2;
-    }
-  }
-  std::signal(SIGPIPE, SIG_IGN);
-  for (int s : {SIGINT, SIGTERM, SIGALRM, SIGHUP})
-    std::signal(s, on_fatal_signal);
-  ::alarm(watchdog_seconds);
-  char dir[] = "/tmp/levee-query-bench-XXXXXX";
-  if (::mkdtemp(dir) == nullptr) {
-    std::perror("query_bench: mkdtemp");
+  // Pinning is inherited by every process the bench starts (relay, backend, nats-server,
+  // nodes).
+  if (!guard_children("query_bench", watchdog_seconds))
     return 1;
-  }
-  temp_dir = dir;
-  std::snprintf(temp_dir_for_signal, sizeof temp_dir_for_signal, "%s", dir);
-  bench_pid = ::getpid();
-  std::atexit(cleanup_at_exit);
+  if (cpu >= 0 && !pin_to_cpu(cpu))
+    return 2;
 
   std::printf("query round trip client -> server -> satellite -> client, %zu-byte request, "
               "%zu-byte answer, 127.0.0.1%s\n"

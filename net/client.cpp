@@ -326,16 +326,7 @@ std::optional<rejection> client::send_stream_request(std::string_view target,
 std::optional<rejection> client::send_request(std::string_view target, std::string payload,
                                               uint64_t& request_id, uint32_t deadline_ms) {
   auto& d = *impl_;
-  if (d.fd < 0)
-    return local(code::unavailable, "not connected; call connect() first");
-  if (d.server.max_inflight_requests != 0 && d.inflight >= d.server.max_inflight_requests)
-    return rejection::of(code::too_many_inflight)
-             .limit("net.max_inflight_requests")
-             .observed(d.inflight + 1)
-             .max(d.server.max_inflight_requests)
-             .detail("the server allows no more requests in flight; receive() answers first");
   wire::Envelope env;
-  env.set_request_id(d.next_request_id);
   auto& req = *env.mutable_request();
   req.set_target(std::string{target});
   req.set_payload(std::move(payload));
@@ -345,6 +336,62 @@ std::optional<rejection> client::send_request(std::string_view target, std::stri
     req.set_credit_batches(std::max<uint32_t>(d.opts.stream_credit_batches, 1));
     req.set_credit_bytes(std::max<uint64_t>(d.opts.stream_credit_bytes, 1));
   }
+  return send_one(env, request_id, d.stream_next);
+}
+
+std::optional<rejection> client::send_call(wire::BrokerCall& call, uint64_t& request_id) {
+  auto& d = *impl_;
+  wire::Envelope env;
+  bool stream = false;
+  switch (call.call_case()) {
+    case wire::BrokerCall::kCreateStream:
+      env.set_allocated_create_stream(call.release_create_stream());
+      break;
+    case wire::BrokerCall::kDeleteStream:
+      env.set_allocated_delete_stream(call.release_delete_stream());
+      break;
+    case wire::BrokerCall::kListStreams:
+      env.set_allocated_list_streams(call.release_list_streams());
+      break;
+    case wire::BrokerCall::kStreamInfo:
+      env.set_allocated_stream_info(call.release_stream_info());
+      break;
+    case wire::BrokerCall::kPublish:
+      env.set_allocated_publish(call.release_publish());
+      break;
+    case wire::BrokerCall::kSubscribe: {
+      stream = true;
+      auto* sub = call.release_subscribe();
+      if (sub->credit_batches() == 0)
+        sub->set_credit_batches(std::max<uint32_t>(d.opts.stream_credit_batches, 1));
+      if (sub->credit_bytes() == 0)
+        sub->set_credit_bytes(std::max<uint64_t>(d.opts.stream_credit_bytes, 1));
+      env.set_allocated_subscribe(sub);
+      break;
+    }
+    case wire::BrokerCall::kCommitCursor:
+      env.set_allocated_commit_cursor(call.release_commit_cursor());
+      break;
+    case wire::BrokerCall::kFetchCursor:
+      env.set_allocated_fetch_cursor(call.release_fetch_cursor());
+      break;
+    case wire::BrokerCall::CALL_NOT_SET:
+      return local(code::bad_request, "an empty BrokerCall; set one of its calls");
+  }
+  return send_one(env, request_id, stream);
+}
+
+std::optional<rejection> client::send_one(wire::Envelope& env, uint64_t& request_id, bool stream) {
+  auto& d = *impl_;
+  if (d.fd < 0)
+    return local(code::unavailable, "not connected; call connect() first");
+  if (d.server.max_inflight_requests != 0 && d.inflight >= d.server.max_inflight_requests)
+    return rejection::of(code::too_many_inflight)
+             .limit("net.max_inflight_requests")
+             .observed(d.inflight + 1)
+             .max(d.server.max_inflight_requests)
+             .detail("the server allows no more requests in flight; receive() answers first");
+  env.set_request_id(d.next_request_id);
   std::string out;
   auto peer = d.peer();
   peer.max_frame_bytes = std::max(peer.max_frame_bytes, d.permit_bytes);
@@ -368,7 +415,7 @@ std::optional<rejection> client::send_request(std::string_view target, std::stri
     return local(code::unavailable, st.message());
   request_id = d.next_request_id++;
   ++d.inflight;
-  if (d.stream_next)
+  if (stream)
     d.streams[request_id] = impl::stream_use{};
   return std::nullopt;
 }

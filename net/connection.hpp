@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include <caf/actor.hpp>
@@ -41,6 +42,9 @@
 namespace levee::net {
 
 constexpr int64_t ns_per_ms = 1'000'000;
+
+/// The exposed name the typed stream requests (Envelope members 50-57) go to.
+constexpr std::string_view broker_target = "broker";
 /// Bytes asked of the socket per read, at most: one read serves many pipelined frames.
 constexpr size_t read_chunk_bytes = 64 * 1024;
 /// ... and at least. CAF's scribe zero-fills its read buffer back to the size asked for
@@ -226,7 +230,12 @@ void fill_hello(wire::Hello& out, const server_context& ctx, wire::Role role,
 
 // connection_requests.cpp
 /// A Request from the peer, to the actor exposed under its target.
-void handle_request(connection_broker* self, wire::Envelope& env);
+/// A Request from the peer; `no_deadline`: it runs until answered or cancelled (a
+/// subscription).
+void handle_request(connection_broker* self, wire::Envelope& env, bool no_deadline = false);
+/// A typed stream request (net/streams.proto, Envelope members 50-57): a Request to
+/// broker_target with a BrokerCall payload.
+void handle_broker_call(connection_broker* self, wire::Envelope& env);
 void arm_next_deadline(connection_broker* self, int64_t now);
 void expire_requests(connection_broker* self, int64_t armed_for);
 caf::result<std::string> send_outgoing(connection_broker* self, std::string target,

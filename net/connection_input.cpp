@@ -155,6 +155,16 @@ void handle_frame(connection_broker* self, wire::Envelope& env) {
     case wire::Envelope::kPermitRequest:
       handle_permit(self, env);
       return;
+    case wire::Envelope::kCreateStream:
+    case wire::Envelope::kDeleteStream:
+    case wire::Envelope::kListStreams:
+    case wire::Envelope::kStreamInfo:
+    case wire::Envelope::kPublish:
+    case wire::Envelope::kSubscribe:
+    case wire::Envelope::kCommitCursor:
+    case wire::Envelope::kFetchCursor:
+      handle_broker_call(self, env);
+      return;
     case wire::Envelope::kCancel: {
       auto i = st.pending.find(env.request_id());
       if (i != st.pending.end() && i->second.target && !i->second.expired)

@@ -4,6 +4,7 @@
 // promise its answer fulfils.
 
 #include <algorithm>
+#include <limits>
 #include <string_view>
 
 #include "actors/atoms.hpp"
@@ -142,7 +143,66 @@ void expire_requests(connection_broker* self, int64_t armed_for) {
     arm_deadline(self, next, now);
 }
 
-void handle_request(connection_broker* self, wire::Envelope& env) {
+void handle_broker_call(connection_broker* self, wire::Envelope& env) {
+  // The typed stream requests (net/streams.proto) are Requests to the target "broker"
+  // with a BrokerCall payload: the same in-flight bound, rates, deadlines and credit as
+  // every request, one code path. The member moves into the call (no copy of a body).
+  wire::BrokerCall call;
+  uint32_t deadline_ms = 0;
+  bool stream = false;
+  uint32_t credit_batches = 0;
+  uint64_t credit_bytes = 0;
+  switch (env.body_case()) {
+    case wire::Envelope::kCreateStream:
+      deadline_ms = env.create_stream().deadline_ms();
+      call.set_allocated_create_stream(env.release_create_stream());
+      break;
+    case wire::Envelope::kDeleteStream:
+      deadline_ms = env.delete_stream().deadline_ms();
+      call.set_allocated_delete_stream(env.release_delete_stream());
+      break;
+    case wire::Envelope::kListStreams:
+      deadline_ms = env.list_streams().deadline_ms();
+      call.set_allocated_list_streams(env.release_list_streams());
+      break;
+    case wire::Envelope::kStreamInfo:
+      deadline_ms = env.stream_info().deadline_ms();
+      call.set_allocated_stream_info(env.release_stream_info());
+      break;
+    case wire::Envelope::kPublish:
+      deadline_ms = env.publish().deadline_ms();
+      call.set_allocated_publish(env.release_publish());
+      break;
+    case wire::Envelope::kSubscribe:
+      stream = true;
+      credit_batches = env.subscribe().credit_batches();
+      credit_bytes = env.subscribe().credit_bytes();
+      call.set_allocated_subscribe(env.release_subscribe());
+      break;
+    case wire::Envelope::kCommitCursor:
+      deadline_ms = env.commit_cursor().deadline_ms();
+      call.set_allocated_commit_cursor(env.release_commit_cursor());
+      break;
+    case wire::Envelope::kFetchCursor:
+      deadline_ms = env.fetch_cursor().deadline_ms();
+      call.set_allocated_fetch_cursor(env.release_fetch_cursor());
+      break;
+    default:
+      return;
+  }
+  auto& req = *env.mutable_request();
+  req.set_target(std::string{broker_target});
+  req.set_payload(call.SerializeAsString());
+  req.set_deadline_ms(deadline_ms);
+  req.set_stream(stream);
+  req.set_credit_batches(credit_batches);
+  req.set_credit_bytes(credit_bytes);
+  // A subscription runs until its stop position or a Cancel: no deadline ends it (it
+  // holds one of the connection's in-flight slots meanwhile).
+  handle_request(self, env, stream);
+}
+
+void handle_request(connection_broker* self, wire::Envelope& env, bool no_deadline) {
   auto& st = self->state;
   auto& limits = limits_of(self);
   auto rid = env.request_id();
@@ -189,13 +249,18 @@ void handle_request(connection_broker* self, wire::Envelope& env) {
   auto tag = ++st.next_tag;
   auto& p = st.pending[rid];
   p.started_ns = now;
-  p.deadline_ms = deadline;
-  p.deadline_ns = now + static_cast<int64_t>(deadline) * ns_per_ms;
-  p.abandon_ns = p.deadline_ns
-                 + static_cast<int64_t>(std::max<uint64_t>(deadline, min_abandon_grace_ms)) * ns_per_ms;
   p.tag = tag;
   p.target_name = &cached_at->first;
-  arm_deadline(self, p.deadline_ns, now);
+  if (no_deadline) {
+    p.deadline_ms = 0;
+    p.deadline_ns = p.abandon_ns = std::numeric_limits<int64_t>::max();
+  } else {
+    p.deadline_ms = deadline;
+    p.deadline_ns = now + static_cast<int64_t>(deadline) * ns_per_ms;
+    p.abandon_ns = p.deadline_ns
+                   + static_cast<int64_t>(std::max<uint64_t>(deadline, min_abandon_grace_ms)) * ns_per_ms;
+    arm_deadline(self, p.deadline_ns, now);
+  }
   if (req.stream()) {
     p.target = target;
     // Batches arrive as (wire_batch_atom, tag, part) before the answer: the actor sends

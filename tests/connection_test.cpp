@@ -21,6 +21,7 @@
 #include "actors/limited_actor.hpp"
 #include "levee/client.hpp"
 #include "net/frame.hpp"
+#include "net/levee.pb.h"
 #include "net/listener.hpp"
 #include "net/reject_frame.hpp"
 #include "net/uplink.hpp"
@@ -662,6 +663,94 @@ TEST_F(ConnectionTest, AnActorThatNeverAnswersGivesItsSlotBackAfterTheGrace) {
   ASSERT_TRUE(r.ok()) << (r.rejected ? r.rejected->to_string() : "");
   EXPECT_EQ(r.request_id, 7u);
   EXPECT_EQ(*r.payload, "second");
+}
+
+/// Stands where the broker will: answers a typed stream request (a BrokerCall) with the
+/// number of its call; a streamed one (Subscribe) with one batch naming its stream, then
+/// holds it open until cancelled.
+struct call_echo_state {
+  std::map<uint64_t, caf::response_promise> open;
+};
+caf::behavior call_echo(caf::stateful_actor<call_echo_state>* self) {
+  return {
+    [=](wire_request_atom, const std::string& payload) -> std::string {
+      wire::BrokerCall call;
+      if (!call.ParseFromString(payload))
+        return "unparsed";
+      return std::to_string(call.call_case());
+    },
+    [=](wire_stream_atom, const std::string& payload, uint64_t tag, uint64_t,
+        uint64_t) -> caf::result<std::string> {
+      wire::BrokerCall call;
+      if (!call.ParseFromString(payload) || !call.has_subscribe())
+        return to_error(rejection::of(code::bad_request).detail("not a Subscribe"));
+      self->send(caf::actor_cast<caf::actor>(self->current_sender()), wire_batch_atom::value,
+                 tag, call.subscribe().stream());
+      auto rp = self->make_response_promise<std::string>();
+      self->state.open.emplace(tag, rp);
+      return rp;
+    },
+    [](credit_atom, uint64_t, uint64_t, uint64_t) {},
+    [=](cancel_atom, uint64_t tag) {
+      if (auto i = self->state.open.find(tag); i != self->state.open.end()) {
+        i->second.deliver(to_error(rejection::of(code::cancelled).detail("cancelled")));
+        self->state.open.erase(i);
+      }
+    },
+  };
+}
+
+// The stream requests (Envelope members 50-57) reach the target "broker" as a BrokerCall;
+// a subscription outlives net.request_deadline_ms (it has none) and ends when cancelled.
+TEST_F(ConnectionTest, StreamRequestsGoToTheBrokerAndASubscriptionHasNoDeadline) {
+  lcfg.limits.request_deadline_ms = 100;
+  lcfg.limits.max_inflight_requests = 2;
+  start();
+  auto broker = sys->spawn(call_echo);
+  targets.push_back(broker);
+  ctx->expose("broker", broker);
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  wire::BrokerCall publish;
+  publish.mutable_publish()->set_subject("a.b");
+  uint64_t id = 0;
+  ASSERT_FALSE(c.send_call(publish, id));
+  auto r = c.receive(10s);
+  ASSERT_TRUE(r.ok()) << r.rejected->to_string();
+  EXPECT_EQ(*r.payload, std::to_string(wire::BrokerCall::kPublish));
+  wire::BrokerCall sub;
+  sub.mutable_subscribe()->set_stream("orders");
+  uint64_t sub_id = 0;
+  ASSERT_FALSE(c.send_call(sub, sub_id));
+  r = c.receive(10s);
+  ASSERT_TRUE(r.batch);
+  EXPECT_EQ(r.request_id, sub_id);
+  EXPECT_EQ(*r.payload, "orders");
+  // A plain request that is never answered: its deadline passes (100 ms), and its slot is
+  // given up after the grace (1 s more), when a streamed request with the connection's
+  // deadline would have been given up too (100 ms + its 1 s grace).
+  uint64_t never = 0;
+  ASSERT_FALSE(c.send_request("echo", "never:x", never));
+  r = c.receive(10s);
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.request_id, never);
+  EXPECT_EQ(r.rejected->code, code::deadline_exceeded);
+  ASSERT_TRUE(test::wait_until([&] {
+    uint64_t probe = 0;
+    if (c.send_request("echo", "probe", probe))
+      return false;
+    reply a;
+    if (!probe_answered(c, a))
+      return false;
+    EXPECT_EQ(a.request_id, probe);  // nothing ended the subscription meanwhile
+    return true;
+  }, 20s));
+  // The subscription is still there: a Cancel reaches it and ends it.
+  ASSERT_TRUE(c.cancel(sub_id).ok());
+  r = c.receive(10s);
+  ASSERT_TRUE(r.rejected);
+  EXPECT_EQ(r.request_id, sub_id);
+  EXPECT_EQ(r.rejected->code, code::cancelled) << r.rejected->to_string();
 }
 
 TEST_F(ConnectionTest, ARequestIdStillInFlightIsRefused) {

@@ -58,6 +58,22 @@ TEST(Frame, WorkedExampleOfProtocolMd) {
   EXPECT_EQ(bytes_of(frame), expected);
 }
 
+TEST(Frame, StreamsWorkedExampleOfProtocolMd) {
+  wire::Envelope env;
+  env.set_request_id(3);
+  auto& p = *env.mutable_publish();
+  p.set_subject("a.b");
+  p.add_messages()->set_body("hi");
+  auto frame = frame_of(env);
+  const std::vector<uint8_t> expected = {
+    0x00, 0x00, 0x00, 0x10, 0x00,         // length 16, no flags
+    0x08, 0x03,                           // request_id = 3
+    0xb2, 0x03, 0x0b,                     // field 54 (publish), 11 bytes follow
+    0x0a, 0x03, 0x61, 0x2e, 0x62,         //   subject = "a.b"
+    0x12, 0x04, 0x1a, 0x02, 0x68, 0x69};  //   messages { body = "hi" }
+  EXPECT_EQ(bytes_of(frame), expected);
+}
+
 TEST(Frame, RoundTripsPlainAndCompressedBodies) {
   wire::Envelope hello;
   hello.mutable_hello()->set_protocol_version(protocol_version);

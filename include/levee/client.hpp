@@ -23,6 +23,11 @@
 #include "limits/rejection.hpp"
 #include "limits/status.hpp"
 
+namespace levee::wire {
+class BrokerCall;
+class Envelope;
+} // namespace levee::wire
+
 namespace levee {
 
 struct client_options {
@@ -119,6 +124,12 @@ public:
   std::optional<rejection> send_stream_request(std::string_view target, std::string payload,
                                                uint64_t& request_id, uint32_t deadline_ms = 0);
 
+  /// Sends one of the typed stream requests (net/streams.proto; include/levee/streams.hpp
+  /// wraps them): the call's member moves into the frame. A Subscribe is streamed (its
+  /// credit, unless it names one, is the options' window); its answers come from
+  /// receive() as those of send_stream_request do.
+  std::optional<rejection> send_call(wire::BrokerCall& call, uint64_t& request_id);
+
   /// Cancels a streamed request in flight: the server stops its work and ends it with a
   /// Reject `cancelled` (batches already on their way may come first).
   status cancel(uint64_t request_id);
@@ -143,6 +154,7 @@ public:
   std::optional<rejection> wait_for_close(std::chrono::milliseconds timeout);
 
 private:
+  std::optional<rejection> send_one(wire::Envelope& env, uint64_t& request_id, bool stream);
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -1,0 +1,870 @@
+// Streams (issue 15): publishing and consuming 1 KiB messages, against baselines measured
+// in the same run:
+//
+//   JetStream        nats-server (started by the bench on 127.0.0.1, a free port, a temp
+//                    store dir; always stopped) with JetStream on: one stream per scenario,
+//                    file storage, 1 replica. The bench is built only when libnats is
+//                    found; without nats-server these rows say why they were skipped.
+//     sync publish     js_Publish of one message, waiting for its ack, after a warm-up:
+//                      p50 / p99 of the round trip;
+//     async publish    js_PublishAsync with at most 4096 un-acked (the context's
+//                      PublishAsync.MaxPending), then js_PublishAsyncComplete: msgs/s and
+//                      MB/s from the first publish to the last ack;
+//     consume          an ordered consumer (ephemeral, flow-controlled push, no acks) from
+//                      the earliest of the messages the async publish stored: msgs/s and
+//                      MB/s from subscribing to the last message.
+//   the floor        the same messages as records of a Levee segment log (fsync none, no
+//                    LZ4, batches of 64 records), page cache warm, the fastest of 3 runs:
+//                    raw read() of its segment files (what no consumer can beat), the log's
+//                    visit() (records as views, no copy) and its read() (records copied).
+//   Levee            the same three scenarios through `levee node` with roles = broker
+//                    (started by the bench, config and data dir in the temp dir) and
+//                    levee::stream_client: publish with ack = leader; publish_async with
+//                    at most 4096 un-acked, then flush(); subscribe from earliest to the
+//                    last stored offset. Streams with one partition, R1, fsync interval
+//                    2 min (JetStream's default promise). Until `levee node` can run a
+//                    broker, its rows are skipped with the node's own words, and the
+//                    "Levee/JetStream" column waits for them.
+//
+// MB/s counts message bytes (1 KiB each) in every row, so rows compare; the floor also
+// reads the log's framing (its file size is printed).
+//
+// Run: scripts/bench, or build-release/bench/stream_bench [--quick] [--json] [--cpu N]
+// [--messages N] [--levee PATH]; figures in bench/RESULTS.md. Progress goes to stderr.
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/bench_support.hpp"
+#include "levee/streams.hpp"
+#include "persistence/segment_log.hpp"
+
+namespace {
+
+using namespace levee::bench;
+using namespace std::chrono;
+namespace fs = std::filesystem;
+
+constexpr size_t message_bytes = 1024;
+constexpr int max_unacked = 4096;            // the async publish window, both systems
+constexpr size_t records_per_batch = 64;     // segment log appends of 64 KiB
+constexpr uint64_t floor_read_bytes = 1 << 20;  // per read() / visit() call, and raw chunk
+constexpr int floor_runs = 3;                // the fastest counts: the CPUs may be shared
+constexpr unsigned watchdog_seconds = 1800;  // the whole bench, whatever hangs
+
+struct options {
+  uint64_t messages = 1'000'000;  // async published, stored, consumed; the floor's too
+  int sync_messages = 10'000;     // timed sync publishes
+  int warmup_messages = 500;      // sync publishes before them
+  bool quick = false;
+  bool json = false;
+  int cpu = -1;
+};
+
+/// One scenario's figures, or why it has none (`status` "skipped" or "failed", with `why`).
+struct outcome {
+  std::string status = "ok";
+  std::string why;
+  uint64_t messages = 0;
+  double seconds = 0;
+  double p50_us = 0;  // sync publish only
+  double p99_us = 0;
+  double msgs_per_s = 0;
+  double mb_per_s = 0;  // message bytes
+
+  bool ok() const { return status == "ok"; }
+};
+
+outcome unavailable(std::string status, std::string why) {
+  outcome o;
+  o.status = std::move(status);
+  o.why = std::move(why);
+  return o;
+}
+
+outcome rate(uint64_t messages, double seconds) {
+  outcome o;
+  o.messages = messages;
+  o.seconds = seconds;
+  o.msgs_per_s = static_cast<double>(messages) / seconds;
+  o.mb_per_s = static_cast<double>(messages * message_bytes) / seconds / 1e6;
+  return o;
+}
+
+double seconds_since(steady_clock::time_point t0) {
+  return duration<double>(steady_clock::now() - t0).count();
+}
+
+/// "<what>: <done> of <total>" on stderr about once a second, for the long phases.
+struct progress {
+  const char* what;
+  uint64_t total;
+  steady_clock::time_point next = steady_clock::now() + seconds(1);
+
+  void at(uint64_t done) {
+    if (steady_clock::now() < next)
+      return;
+    next = steady_clock::now() + seconds(1);
+    std::fprintf(stderr, "stream_bench: %s: %llu of %llu\n", what,
+                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(total));
+  }
+};
+
+/// The message body every system stores: 1 KiB of random letters (incompressible enough
+/// that neither side gains from compressing it; the floor's log has LZ4 off anyway).
+std::string message_body() {
+  std::mt19937 rng(15);
+  std::string body(message_bytes, ' ');
+  for (auto& ch : body)
+    ch = static_cast<char>('a' + rng() % 26);
+  return body;
+}
+
+/// Sync publish, either system: `publish_one()` publishes one message and waits for its ack
+/// (an empty string) or says what failed. o.warmup_messages first, then p50 / p99 of
+/// o.sync_messages round trips.
+template <class F>
+outcome sync_latencies(const options& o, const char* what, F publish_one) {
+  std::vector<double> rtts;
+  rtts.reserve(static_cast<size_t>(o.sync_messages));
+  progress p{what, static_cast<uint64_t>(o.warmup_messages + o.sync_messages)};
+  for (int i = 0; i < o.warmup_messages + o.sync_messages; ++i) {
+    auto t0 = steady_clock::now();
+    auto failure = publish_one();
+    auto us = duration<double, std::micro>(steady_clock::now() - t0).count();
+    if (!failure.empty())
+      return unavailable("failed", failure);
+    if (i >= o.warmup_messages)
+      rtts.push_back(us);
+    p.at(static_cast<uint64_t>(i));
+  }
+  outcome r;
+  r.messages = rtts.size();
+  r.p50_us = percentile(rtts, 0.5);
+  r.p99_us = percentile(rtts, 0.99);
+  return r;
+}
+
+// -- JetStream ----------------------------------------------------------------------------
+
+struct jetstream_outcomes {
+  outcome sync_publish, async_publish, consume;
+  std::string server_version;
+};
+
+std::string nats_error(natsStatus s, jsErrCode code) {
+  std::string text = natsStatus_GetText(s);
+  if (const char* last = nats_GetLastError(nullptr); last != nullptr && *last != '\0')
+    text += std::string{": "} + last;
+  if (code != 0)
+    text += " (JetStream error " + std::to_string(static_cast<int>(code)) + ")";
+  return text;
+}
+
+/// A stream `name` binding `subject`: file storage, one replica (R1), no other limits.
+bool add_stream(jsCtx* js, const char* name, const char* subject, std::string& why) {
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = name;
+  const char* subjects[] = {subject};
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Replicas = 1;
+  jsStreamInfo* si = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  auto s = js_AddStream(&si, js, &cfg, nullptr, &code);
+  jsStreamInfo_Destroy(si);
+  if (s != NATS_OK)
+    why = std::string{"cannot create stream "} + name + ": " + nats_error(s, code);
+  return s == NATS_OK;
+}
+
+outcome jetstream_sync_publish(jsCtx* js, const options& o, const std::string& body) {
+  std::string why;
+  if (!add_stream(js, "SYNC", "sync", why))
+    return unavailable("failed", why);
+  return sync_latencies(o, "JetStream sync publish", [&]() -> std::string {
+    jsPubAck* ack = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    auto s = js_Publish(&ack, js, "sync", body.data(), static_cast<int>(body.size()), nullptr,
+                        &code);
+    jsPubAck_Destroy(ack);
+    return s == NATS_OK ? "" : "js_Publish: " + nats_error(s, code);
+  });
+}
+
+/// Counted by the library's thread for every async publish that failed (no ack, or a
+/// negative one); read after js_PublishAsyncComplete.
+std::atomic<uint64_t> async_publish_errors{0};
+
+extern "C" void on_async_publish_error(jsCtx*, jsPubAckErr*, void*) {
+  async_publish_errors.fetch_add(1);
+}
+
+outcome jetstream_async_publish(jsCtx* js, const options& o, const std::string& body) {
+  std::string why;
+  if (!add_stream(js, "ASYNC", "async", why))
+    return unavailable("failed", why);
+  progress p{"JetStream async publish", o.messages};
+  auto t0 = steady_clock::now();
+  for (uint64_t i = 0; i < o.messages; ++i) {
+    natsStatus s;
+    // With 4096 un-acked the call waits (StallWait) for acks; NATS_TIMEOUT only says that
+    // wait ended first, so the same message is published again.
+    while ((s = js_PublishAsync(js, "async", body.data(), static_cast<int>(body.size()),
+                                nullptr))
+           == NATS_TIMEOUT)
+      ;
+    if (s != NATS_OK)
+      return unavailable("failed", "js_PublishAsync: " + nats_error(s, static_cast<jsErrCode>(0)));
+    p.at(i);
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 120'000;  // ms for the last acks; far beyond any run
+  if (auto s = js_PublishAsyncComplete(js, &po); s != NATS_OK)
+    return unavailable("failed",
+                       "js_PublishAsyncComplete: " + nats_error(s, static_cast<jsErrCode>(0)));
+  auto secs = seconds_since(t0);
+  if (auto errors = async_publish_errors.load(); errors > 0)
+    return unavailable("failed", std::to_string(errors) + " async publishes failed (see "
+                                   + temp_dir + "/nats-server.log)");
+  // Every message stored, so the consumer below reads exactly these.
+  jsStreamInfo* si = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  auto s = js_GetStreamInfo(&si, js, "ASYNC", nullptr, &code);
+  uint64_t stored = s == NATS_OK ? si->State.Msgs : 0;
+  jsStreamInfo_Destroy(si);
+  if (stored != o.messages)
+    return unavailable("failed", "stream ASYNC holds " + std::to_string(stored) + " of "
+                                   + std::to_string(o.messages) + " messages published"
+                                   + (s != NATS_OK ? ": " + nats_error(s, code) : ""));
+  return rate(o.messages, secs);
+}
+
+/// From the earliest message of stream ASYNC (o.messages, stored by the async publish).
+outcome jetstream_consume(jsCtx* js, const options& o) {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = "ASYNC";
+  so.Ordered = true;  // deliver policy "all": from the earliest
+  progress p{"JetStream ordered consumer", o.messages};
+  auto t0 = steady_clock::now();
+  natsSubscription* sub = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (auto s = js_SubscribeSync(&sub, js, "async", nullptr, &so, &code); s != NATS_OK)
+    return unavailable("failed", "js_SubscribeSync (ordered): " + nats_error(s, code));
+  // Flow control bounds what the server sends ahead; the library's own pending bound
+  // (64 Ki messages, 64 MiB) would only drop messages as a slow consumer.
+  natsSubscription_SetPendingLimits(sub, -1, -1);
+  uint64_t received = 0;
+  std::string failure;
+  while (received < o.messages) {
+    natsMsg* m = nullptr;
+    auto s = natsSubscription_NextMsg(&m, sub, 10'000);
+    if (s != NATS_OK) {
+      failure = "after " + std::to_string(received) + " messages: " + nats_error(s, code);
+      break;
+    }
+    bool right = natsMsg_GetDataLength(m) == static_cast<int>(message_bytes);
+    natsMsg_Destroy(m);
+    if (!right) {
+      failure = "message " + std::to_string(received) + " is not " + std::to_string(message_bytes)
+                + " bytes";
+      break;
+    }
+    p.at(++received);
+  }
+  auto secs = seconds_since(t0);
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  if (!failure.empty())
+    return unavailable("failed", "ordered consumer " + failure);
+  return rate(received, secs);
+}
+
+std::string nats_server_version(const std::string& program) {
+  std::string out;
+  if (FILE* f = ::popen((program + " --version 2>&1").c_str(), "r")) {
+    char buf[128];
+    while (std::fgets(buf, sizeof buf, f) != nullptr)
+      out += buf;
+    ::pclose(f);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+    out.pop_back();
+  return out;
+}
+
+/// Starts nats-server with JetStream (store in the temp dir), runs the three scenarios,
+/// stops it. A scenario that cannot run says why.
+jetstream_outcomes run_jetstream(const options& o, const std::string& body) {
+  jetstream_outcomes r;
+  std::string why;
+  auto store = temp_dir + "/jetstream";
+  auto started = start_nats_server({"-js", "-sd", store}, why);
+  if (!started) {
+    r.sync_publish = r.async_publish = r.consume = unavailable("skipped", why);
+    return r;
+  }
+  auto [pid, port] = *started;
+  r.server_version = nats_server_version(find_program("nats-server"));
+  jsCtx* js = nullptr;
+  auto nc = nats_connect(port);
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = max_unacked;
+  jo.PublishAsync.StallWait = 1000;  // ms a full window waits for acks before retrying
+  jo.PublishAsync.ErrHandler = on_async_publish_error;
+  natsStatus s = nc == nullptr ? NATS_CONNECTION_CLOSED : natsConnection_JetStream(&js, nc, &jo);
+  if (s != NATS_OK) {
+    r.sync_publish = r.async_publish = r.consume =
+      unavailable("failed", "no JetStream context: " + nats_error(s, static_cast<jsErrCode>(0)));
+  } else {
+    r.sync_publish = jetstream_sync_publish(js, o, body);
+    r.async_publish = jetstream_async_publish(js, o, body);
+    r.consume = r.async_publish.ok()
+                  ? jetstream_consume(js, o)
+                  : unavailable("skipped", "nothing stored: the async publish failed");
+  }
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  nats_Close();
+  stop(pid);
+  return r;
+}
+
+// -- the floor: the same messages in a Levee segment log ----------------------------------
+
+struct floor_outcomes {
+  outcome raw_read, visit, read;
+  uint64_t file_bytes = 0;
+  size_t segments = 0;
+  double append_seconds = 0;
+};
+
+/// Reads every segment file once, `floor_read_bytes` at a time; the bytes read.
+uint64_t read_segment_files(const fs::path& dir) {
+  std::vector<char> buf(floor_read_bytes);
+  uint64_t bytes = 0;
+  for (auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() != ".log")
+      continue;
+    int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+    while ((n = ::read(fd, buf.data(), buf.size())) > 0)
+      bytes += static_cast<uint64_t>(n);
+    ::close(fd);
+  }
+  return bytes;
+}
+
+/// The fastest of floor_runs runs of `one` (which returns the messages it saw; a run that
+/// does not see them all fails the row).
+outcome fastest(uint64_t messages, const std::function<uint64_t()>& one, const char* what) {
+  outcome best = unavailable("failed", "");
+  for (int run = 0; run < floor_runs; ++run) {
+    auto t0 = steady_clock::now();
+    auto seen = one();
+    auto secs = seconds_since(t0);
+    if (seen != messages)
+      return unavailable("failed", std::string{what} + " saw " + std::to_string(seen) + " of "
+                                     + std::to_string(messages) + " records");
+    if (!best.ok() || secs < best.seconds)
+      best = rate(messages, secs);
+  }
+  return best;
+}
+
+floor_outcomes run_floor(const options& o, const std::string& body) {
+  floor_outcomes r;
+  namespace p = levee::persistence;
+  auto dir = fs::path(temp_dir) / "segment-log";
+  p::log_options lo;
+  lo.dir = dir.string();
+  lo.fsync = p::fsync_policy::none;  // the page cache, as JetStream's file store acks
+  lo.limits.compress = false;
+  auto log = p::segment_log::open(lo);
+  auto fail_all = [&](const std::string& why) {
+    r.raw_read = r.visit = r.read = unavailable("failed", why);
+    return r;
+  };
+  if (!log)
+    return fail_all("cannot open a segment log in " + lo.dir + ": " + log.error().to_string());
+  std::vector<p::record> batch(records_per_batch);
+  for (auto& rec : batch)
+    rec.value = body;
+  progress pr{"segment log append", o.messages};
+  auto t0 = steady_clock::now();
+  for (uint64_t done = 0; done < o.messages;) {
+    batch.resize(std::min<uint64_t>(records_per_batch, o.messages - done));
+    for (auto& rec : batch)
+      rec.timestamp_ms = static_cast<int64_t>(done);
+    if (auto a = (*log)->append(batch); !a)
+      return fail_all("segment log append: " + a.error().to_string());
+    done += batch.size();
+    pr.at(done);
+  }
+  if (auto st = (*log)->sync(); !st)
+    return fail_all("segment log sync: " + st.to_string());
+  r.append_seconds = seconds_since(t0);
+  r.segments = (*log)->segment_count();
+  r.file_bytes = (*log)->size_bytes();
+  std::fprintf(stderr, "stream_bench: reading the segment log (%d runs of each)\n", floor_runs);
+  read_segment_files(dir);  // page cache warm for every row
+  auto& l = **log;
+  r.raw_read = fastest(
+    o.messages,
+    [&] { return read_segment_files(dir) == r.file_bytes ? o.messages : uint64_t{0}; },
+    "raw read()");
+  r.visit = fastest(
+    o.messages,
+    [&]() -> uint64_t {
+      uint64_t seen = 0, bytes = 0;
+      for (uint64_t from = l.start_offset(); from < l.next_offset();) {
+        auto next = l.visit(from, floor_read_bytes, [&](const p::record_view& v) {
+          ++seen;
+          bytes += v.value.size();  // touch what a consumer would hand on
+          return true;
+        });
+        if (!next || *next <= from)
+          return 0;
+        from = *next;
+      }
+      return bytes == seen * message_bytes ? seen : 0;
+    },
+    "visit()");
+  r.read = fastest(
+    o.messages,
+    [&]() -> uint64_t {
+      uint64_t seen = 0;
+      for (uint64_t from = l.start_offset(); from < l.next_offset();) {
+        auto recs = l.read(from, floor_read_bytes);
+        if (!recs || recs->empty())
+          return 0;
+        for (auto& rec : *recs)
+          seen += rec.rec.value.size() == message_bytes ? 1 : 0;
+        from = recs->back().offset + 1;
+      }
+      return seen;
+    },
+    "read()");
+  log->reset();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return r;
+}
+
+// -- Levee: the same scenarios through a broker ------------------------------------------
+
+struct levee_outcomes {
+  outcome sync_publish, async_publish, consume;
+};
+
+/// A stream `name` binding `subject`, one partition, R1, fsync interval 2 min: what
+/// JetStream's file store does by default (acks after the write to the OS, fsync every
+/// 2 min), so the two promise the same.
+bool create_levee_stream(levee::stream_client& sc, const char* name, const char* subject,
+                         std::string& why) {
+  levee::stream_spec spec;
+  spec.name = name;
+  spec.subject = subject;
+  spec.partitions = 1;
+  spec.fsync = levee::fsync_mode::interval;
+  spec.fsync_interval_ms = 120'000;
+  auto info = sc.create_stream(spec, seconds(10));
+  if (!info)
+    why = std::string{"cannot create stream "} + name + ": " + info.error().to_string();
+  return info.ok();
+}
+
+levee::out_message levee_message(const std::string& body) {
+  levee::out_message m;
+  m.body = body;
+  return m;
+}
+
+outcome levee_sync_publish(levee::stream_client& sc, const options& o, const std::string& body) {
+  std::string why;
+  if (!create_levee_stream(sc, "sync", "sync", why))
+    return unavailable("failed", why);
+  return sync_latencies(o, "Levee sync publish", [&]() -> std::string {
+    auto acks = sc.publish("sync", {levee_message(body)});  // ack = leader
+    if (!acks)
+      return "publish: " + acks.error().to_string();
+    return acks->size() == 1 ? "" : "publish: " + std::to_string(acks->size()) + " acks, not 1";
+  });
+}
+
+outcome levee_async_publish(levee::stream_client& sc, const options& o,
+                            const std::string& body) {
+  std::string why;
+  if (!create_levee_stream(sc, "async", "async", why))
+    return unavailable("failed", why);
+  uint64_t acked = 0, failed = 0;
+  std::string first_error;
+  sc.on_acks([&](uint64_t, levee::result<std::vector<levee::message_ack>> acks) {
+    if (acks)
+      acked += acks->size();
+    else if (failed++ == 0)
+      first_error = acks.error().to_string();
+  });
+  sc.set_max_unacked(max_unacked);
+  progress p{"Levee async publish", o.messages};
+  auto t0 = steady_clock::now();
+  for (uint64_t i = 0; i < o.messages; ++i) {
+    if (auto st = sc.publish_async("async", {levee_message(body)}); !st)
+      return unavailable("failed", "publish_async: " + st.to_string());
+    p.at(i);
+  }
+  if (auto st = sc.flush(seconds(120)); !st)
+    return unavailable("failed", "flush: " + st.to_string());
+  auto secs = seconds_since(t0);
+  sc.on_acks(nullptr);
+  if (failed > 0)
+    return unavailable("failed", std::to_string(failed) + " async publishes failed, the first: "
+                                   + first_error);
+  if (acked != o.messages)
+    return unavailable("failed", std::to_string(acked) + " acks for "
+                                   + std::to_string(o.messages) + " messages");
+  return rate(o.messages, secs);
+}
+
+/// From the earliest message of stream "async" (o.messages, stored by the async publish).
+outcome levee_consume(levee::stream_client& sc, const options& o) {
+  levee::subscribe_options so;
+  so.stream = "async";
+  so.start = levee::start_at::earliest();
+  so.stop_offset = o.messages - 1;
+  progress p{"Levee consume", o.messages};
+  auto t0 = steady_clock::now();
+  auto sub = sc.subscribe(so);
+  if (!sub)
+    return unavailable("failed", "subscribe: " + sub.error().to_string());
+  uint64_t received = 0;
+  std::string failure;
+  while (received < o.messages && failure.empty()) {
+    auto ev = sc.next(*sub, seconds(10));
+    if (ev.error) {
+      failure = "after " + std::to_string(received) + " messages: " + ev.error->to_string();
+      break;
+    }
+    if (ev.batch)
+      for (auto& m : ev.batch->messages) {
+        if (m.body.size() != message_bytes)
+          failure = "message " + std::to_string(m.offset) + " is not "
+                    + std::to_string(message_bytes) + " bytes";
+        else
+          ++received;
+      }
+    p.at(received);
+    if (ev.end)
+      break;
+  }
+  auto secs = seconds_since(t0);
+  if (received < o.messages)
+    (void)sc.unsubscribe(*sub);
+  if (failure.empty() && received != o.messages)
+    failure = "ended after " + std::to_string(received) + " of " + std::to_string(o.messages);
+  if (!failure.empty())
+    return unavailable("failed", "subscription " + failure);
+  return rate(received, secs);
+}
+
+/// Starts `levee node` with roles = broker (config in the temp dir, no rate limits, as
+/// query_bench's nodes), runs the three scenarios, stops it. When the binary cannot run a
+/// broker (before the broker role exists) every row is skipped with the node's own words.
+levee_outcomes run_levee(const std::string& binary, const options& o, const std::string& body) {
+  levee_outcomes r;
+  auto skip_all = [&](const std::string& why) {
+    r.sync_publish = r.async_publish = r.consume = unavailable("skipped", why);
+    return r;
+  };
+  if (::access(binary.c_str(), X_OK) != 0)
+    return skip_all(binary + " not found; pass --levee PATH");
+  auto port = free_port();
+  auto dir = temp_dir + "/broker";
+  fs::create_directories(dir + "/data");
+  std::ofstream(dir + "/broker.ini") << "[node]\n"
+                                     << "roles = broker\n"
+                                     << "[broker]\n"
+                                     << "listen = 127.0.0.1:" << port << "\n"
+                                     << "data_dir = " << dir << "/data\n"
+                                     << "[net]\n"
+                                     << "max_msgs_per_sec = 0\n"
+                                     << "max_bytes_per_sec = 0\n";
+  auto log = dir + "/broker.log";
+  auto pid = spawn_program({binary, "node", "--config", dir + "/broker.ini"}, log);
+  std::optional<int> code;
+  if (!wait_for_port(port, pid, seconds(10), code)) {
+    stop(pid);
+    return skip_all(code ? "`levee node` cannot run a broker (exit code " + std::to_string(*code)
+                             + "): " + last_line(log)
+                         : "`levee node` (broker) did not listen within 10 s");
+  }
+  levee::client_options co;
+  co.port = port;
+  co.node_id = "stream-bench";
+  levee::stream_client sc{co};
+  if (auto st = sc.connect_with_backoff(seconds(5)); !st) {
+    stop(pid);
+    return skip_all("cannot connect to the broker: " + st.to_string());
+  }
+  r.sync_publish = levee_sync_publish(sc, o, body);
+  r.async_publish = levee_async_publish(sc, o, body);
+  r.consume = r.async_publish.ok()
+                ? levee_consume(sc, o)
+                : unavailable("skipped", "nothing stored: the async publish failed");
+  sc.connection().close();
+  stop(pid);
+  if (!r.sync_publish.ok() || !r.async_publish.ok() || !r.consume.ok())
+    std::fprintf(stderr, "stream_bench: the broker's log: %s\n", log.c_str());
+  return r;
+}
+
+// -- output -------------------------------------------------------------------------------
+
+std::string human_rate(double per_s) {
+  char buf[32];
+  if (per_s >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", per_s / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.1fk", per_s / 1e3);
+  return buf;
+}
+
+/// A throughput cell: "278.0k msgs/s  284 MB/s", or the status.
+std::string rate_cell(const outcome& o) {
+  if (!o.ok())
+    return o.status;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s msgs/s %5.0f MB/s", human_rate(o.msgs_per_s).c_str(),
+                o.mb_per_s);
+  return buf;
+}
+
+std::string latency_cell(const outcome& o, double us) {
+  if (!o.ok())
+    return o.status;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f us", us);
+  return buf;
+}
+
+std::string ratio_cell(bool have, double x) {
+  if (!have)
+    return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fx", x);
+  return buf;
+}
+
+struct results {
+  jetstream_outcomes jetstream;
+  levee_outcomes levee;
+  floor_outcomes floor;
+};
+
+void print_table(const results& r, const options& o) {
+  auto& js = r.jetstream;
+  auto row = [](const char* name, const std::string& a, const std::string& b,
+                const std::string& ratio, const char* target) {
+    char line[256];
+    std::snprintf(line, sizeof line, "  %-34s %-28s %-28s %-16s %s", name, a.c_str(), b.c_str(),
+                  ratio.c_str(), target);
+    std::string text = line;
+    text.erase(text.find_last_not_of(' ') + 1);
+    std::printf("%s\n", text.c_str());
+  };
+  std::printf("\n");
+  row("", "JetStream", "Levee", "Levee/JetStream", "target");
+  bool sync = js.sync_publish.ok() && r.levee.sync_publish.ok();
+  row("sync publish with ack, p50", latency_cell(js.sync_publish, js.sync_publish.p50_us),
+      latency_cell(r.levee.sync_publish, r.levee.sync_publish.p50_us),
+      ratio_cell(sync, sync ? r.levee.sync_publish.p50_us / js.sync_publish.p50_us : 0), "<= 1x");
+  row("sync publish with ack, p99", latency_cell(js.sync_publish, js.sync_publish.p99_us),
+      latency_cell(r.levee.sync_publish, r.levee.sync_publish.p99_us),
+      ratio_cell(sync, sync ? r.levee.sync_publish.p99_us / js.sync_publish.p99_us : 0), "-");
+  bool async = js.async_publish.ok() && r.levee.async_publish.ok();
+  row("async publish, <= 4096 un-acked", rate_cell(js.async_publish), rate_cell(r.levee.async_publish),
+      ratio_cell(async, async ? r.levee.async_publish.msgs_per_s / js.async_publish.msgs_per_s : 0),
+      ">= 2x");
+  bool consume = js.consume.ok() && r.levee.consume.ok();
+  auto consume_name = "consume " + human_rate(static_cast<double>(o.messages))
+                      + " from earliest";
+  row(consume_name.c_str(), rate_cell(js.consume), rate_cell(r.levee.consume),
+      ratio_cell(consume, consume ? r.levee.consume.msgs_per_s / js.consume.msgs_per_s : 0),
+      "-");
+
+  auto& f = r.floor;
+  std::printf("\nthe floor: the same %llu x 1 KiB in a Levee segment log (%.1f MiB in %zu "
+              "segments, appended in %.2f s), page cache warm, fastest of %d\n",
+              static_cast<unsigned long long>(o.messages),
+              static_cast<double>(f.file_bytes) / (1 << 20), f.segments, f.append_seconds,
+              floor_runs);
+  auto floor_row = [&](const char* name, const outcome& x) {
+    bool have = x.ok() && f.raw_read.ok();
+    row(name, rate_cell(x), "", ratio_cell(have, have ? x.msgs_per_s / f.raw_read.msgs_per_s : 0),
+        "");
+  };
+  row("", "", "", "vs floor", "");
+  floor_row("raw read() of the segment files", f.raw_read);
+  floor_row("segment_log visit()", f.visit);
+  floor_row("segment_log read()", f.read);
+  floor_row("JetStream ordered consumer", js.consume);
+  floor_row("Levee consume", r.levee.consume);
+
+  std::printf("\n");
+  for (auto* x : {&js.sync_publish, &js.async_publish, &js.consume})
+    if (!x->ok()) {
+      std::printf("JetStream: %s: %s\n", x->status.c_str(), x->why.c_str());
+      break;  // one reason is enough: they share it
+    }
+  for (auto* x : {&f.raw_read, &f.visit, &f.read})
+    if (!x->ok())
+      std::printf("floor: %s: %s\n", x->status.c_str(), x->why.c_str());
+  for (auto* x : {&r.levee.sync_publish, &r.levee.async_publish, &r.levee.consume})
+    if (!x->ok()) {
+      std::printf("Levee: %s: %s\n", x->status.c_str(), x->why.c_str());
+      break;
+    }
+}
+
+nlohmann::ordered_json to_json(const outcome& o) {
+  nlohmann::ordered_json j{{"status", o.status}};
+  if (!o.ok()) {
+    j["why"] = o.why;
+    return j;
+  }
+  j["messages"] = o.messages;
+  if (o.p50_us > 0) {
+    j["p50_us"] = o.p50_us;
+    j["p99_us"] = o.p99_us;
+  } else {
+    j["seconds"] = o.seconds;
+    j["msgs_per_s"] = o.msgs_per_s;
+    j["mb_per_s"] = o.mb_per_s;
+  }
+  return j;
+}
+
+void print_json(const results& r, const options& o) {
+  auto& f = r.floor;
+  nlohmann::ordered_json j{
+    {"message_bytes", message_bytes},
+    {"messages", o.messages},
+    {"max_unacked", max_unacked},
+    {"cpu", o.cpu},
+    {"quick", o.quick},
+    {"jetstream",
+     {{"server", r.jetstream.server_version},
+      {"sync_publish", to_json(r.jetstream.sync_publish)},
+      {"async_publish", to_json(r.jetstream.async_publish)},
+      {"consume", to_json(r.jetstream.consume)}}},
+    {"levee",
+     {{"sync_publish", to_json(r.levee.sync_publish)},
+      {"async_publish", to_json(r.levee.async_publish)},
+      {"consume", to_json(r.levee.consume)}}},
+    {"floor",
+     {{"file_bytes", f.file_bytes},
+      {"segments", f.segments},
+      {"append_seconds", f.append_seconds},
+      {"raw_read", to_json(f.raw_read)},
+      {"visit", to_json(f.visit)},
+      {"read", to_json(f.read)}}},
+  };
+  std::printf("%s\n", j.dump(2).c_str());
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  std::string levee_binary = default_levee_binary();
+  bool messages_given = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    uint64_t n = 0;
+    if (a == "--quick") {
+      o.quick = true;
+    } else if (a == "--levee" && i + 1 < argc) {
+      levee_binary = argv[++i];
+    } else if (a == "--json") {
+      o.json = true;
+    } else if (a == "--cpu" && i + 1 < argc && parse_number(argv[i + 1], 0, n) && n < CPU_SETSIZE) {
+      o.cpu = static_cast<int>(n);
+      ++i;
+    } else if (a == "--messages" && i + 1 < argc && parse_number(argv[i + 1], 1, n)) {
+      o.messages = n;
+      messages_given = true;
+      ++i;
+    } else {
+      std::fprintf(stderr,
+                   "usage: stream_bench [--quick] [--json] [--cpu N] [--messages N] "
+                   "[--levee PATH]\n"
+                   "  --quick       20,000 messages and 1,000 sync publishes: a smoke run\n"
+                   "  --json        the results as one JSON object on stdout\n"
+                   "  --cpu N       run the bench and nats-server on CPU N only\n"
+                   "  --messages N  messages published async, stored and consumed "
+                   "(default 1,000,000)\n"
+                   "  --levee PATH  the levee binary (default: %s)\n",
+                   levee_binary.c_str());
+      return a == "--help" || a == "-h" ? 0 : 2;
+    }
+  }
+  if (o.quick) {
+    if (!messages_given)
+      o.messages = 20'000;
+    o.sync_messages = 1'000;
+    o.warmup_messages = 100;
+  }
+  if (!guard_children("stream_bench", watchdog_seconds))
+    return 1;
+  // Inherited by nats-server and the broker.
+  if (o.cpu >= 0 && !pin_to_cpu(o.cpu))
+    return 2;
+  if (!o.json) {
+    std::printf("streams, %zu-byte messages, 127.0.0.1%s\n"
+                "  JetStream: nats-server -js, one stream per scenario (file storage, R1); "
+                "sync publish %d after %d warm-up; async publish %llu with at most %d "
+                "un-acked; ordered consumer over the %llu stored, from the earliest\n"
+                "  Levee:     the same through `levee node` (roles = broker) and "
+                "levee::stream_client; streams R1, fsync interval 2 min\n"
+                "  floor:     the same messages in a segment log: raw read() of its files, "
+                "visit(), read()\n",
+                message_bytes,
+                o.cpu >= 0 ? (", every process on CPU " + std::to_string(o.cpu)).c_str() : "",
+                o.sync_messages, o.warmup_messages, static_cast<unsigned long long>(o.messages),
+                max_unacked, static_cast<unsigned long long>(o.messages));
+    std::fflush(stdout);
+  }
+  auto body = message_body();
+  results r;
+  r.jetstream = run_jetstream(o, body);
+  r.levee = run_levee(levee_binary, o, body);
+  r.floor = run_floor(o, body);
+  if (o.json)
+    print_json(r, o);
+  else
+    print_table(r, o);
+  bool failed = false;
+  for (auto* x : {&r.jetstream.sync_publish, &r.jetstream.async_publish, &r.jetstream.consume,
+                  &r.levee.sync_publish, &r.levee.async_publish, &r.levee.consume,
+                  &r.floor.raw_read, &r.floor.visit, &r.floor.read})
+    failed |= x->status == "failed";
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,244 @@
+#pragma once
+// Streams from C++ (net/streams.proto, streams/README.md): stream admin, publish (one
+// message or a batch; synchronous, or asynchronous with a bounded window of un-acked
+// messages) and subscriptions paced by credit, over one connection to a broker.
+//
+// The types here are plain C++ (no protobuf): net/stream_client.cpp converts them to and
+// from the wire's messages (net/streams.proto).
+//
+// Blocking and single-threaded like levee::client, which it owns: one stream_client per
+// thread. Answers are matched to their requests by id, so publishes, subscriptions and
+// admin calls may be interleaved on one connection; a subscription's batches wait in the
+// client (at most its credit window) until next() takes them. No CAF is linked.
+//
+//   levee::stream_client sc{{.host = "127.0.0.1", .port = 7400}};
+//   if (auto st = sc.connect(); !st) ...
+//   auto acks = sc.publish("orders.eu", {{"key", "", "body"}});
+//   auto sub = sc.subscribe({"orders", 0, levee::start_at::earliest()});
+//   auto ev = sc.next(*sub, std::chrono::seconds(1));
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "levee/client.hpp"
+
+namespace levee::wire {
+class BrokerCall;
+} // namespace levee::wire
+
+namespace levee {
+
+/// What a stream does when a retention bound would be passed (streams/README.md).
+enum class full_policy { broker_default, drop_oldest, reject };
+/// When a publish is acknowledged (streams/README.md "fsync policies").
+enum class fsync_mode { broker_default, none, interval, every_batch };
+
+/// A stream's settings. For create_stream an absent value takes the broker's [stream]
+/// default; stream_info answers with every value filled in.
+struct stream_spec {
+  std::string name;
+  std::string subject;  // the pattern: '*' one token, '>' the tail
+  std::optional<uint32_t> partitions;
+  std::optional<uint64_t> retention_max_age_ms;    // 0 = none
+  std::optional<uint64_t> retention_max_bytes;     // per partition
+  std::optional<uint64_t> retention_max_messages;  // per partition, 0 = none
+  full_policy on_full = full_policy::broker_default;
+  std::optional<bool> compact_by_key;
+  std::optional<uint64_t> max_message_bytes;
+  std::optional<uint64_t> max_segment_bytes;
+  std::optional<uint64_t> dedupe_window_ms;        // 0 = no deduplication
+  std::optional<uint64_t> dedupe_max_entries;
+  fsync_mode fsync = fsync_mode::broker_default;
+  std::optional<uint64_t> fsync_interval_ms;
+  std::map<std::string, uint64_t> limits;  // the leader's [limits.stream] overrides
+};
+
+struct partition_info {
+  uint32_t partition = 0;
+  uint64_t start_offset = 0;  // the first offset kept
+  uint64_t next_offset = 0;   // the offset the next message gets
+  uint64_t high_water = 0;    // consumers see offsets below this
+  uint64_t size_bytes = 0;
+  uint64_t appended = 0;
+  uint64_t duplicates = 0;
+  uint64_t rejected = 0;
+  uint64_t dropped_messages = 0;
+  uint64_t dropped_segments = 0;
+  uint64_t compacted = 0;
+  uint64_t subscribers = 0;
+  std::string problem;        // non-empty: unavailable, and why
+};
+
+struct stream_info {
+  stream_spec config;
+  std::vector<partition_info> partitions;
+};
+
+struct stream_list {
+  std::vector<stream_info> streams;
+  std::vector<std::string> problems;  // streams of the data directory that did not load
+};
+
+enum class ack_mode { leader, none, all };
+
+/// A message to publish.
+struct out_message {
+  std::string key;   // chooses the partition by hash (unless one is named)
+  std::string id;    // deduplication: a repeat within the stream's window is not stored
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct publish_options {
+  ack_mode ack = ack_mode::leader;
+  std::optional<uint32_t> partition;
+  std::optional<uint64_t> expected_last_offset;
+  std::chrono::milliseconds timeout{5000};
+};
+
+/// One stored copy of a published message (one per message and matching stream).
+struct message_ack {
+  std::string stream;
+  uint32_t partition = 0;
+  uint64_t offset = 0;
+  int64_t timestamp_ms = 0;  // 0 for a duplicate
+  bool duplicate = false;
+};
+
+/// A message read from a stream.
+struct message_in {
+  uint64_t offset = 0;
+  int64_t timestamp_ms = 0;  // when the partition stored it
+  std::string key;
+  std::string id;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct message_batch {
+  std::string stream;
+  uint32_t partition = 0;
+  std::vector<message_in> messages;
+  uint64_t next_offset = 0;  // where the subscription continues
+  uint64_t skipped = 0;      // offsets retention removed before they were read
+  uint64_t high_water = 0;
+};
+
+/// Where a subscription starts.
+struct start_at {
+  enum class kind { earliest, latest, new_only, offset, time, cursor };
+  kind from = kind::earliest;
+  uint64_t offset = 0;
+  int64_t time_ms = 0;
+  static start_at earliest() { return {}; }
+  /// The last committed message.
+  static start_at latest() { return {kind::latest, 0, 0}; }
+  /// Only messages published from now on.
+  static start_at new_only() { return {kind::new_only, 0, 0}; }
+  static start_at at_offset(uint64_t n) { return {kind::offset, n, 0}; }
+  /// The first message stored at or after `ms` (ms since the Unix epoch).
+  static start_at at_time(int64_t ms) { return {kind::time, 0, ms}; }
+  /// The group's committed cursor (subscribe_options::group); earliest when it has none.
+  static start_at cursor() { return {kind::cursor, 0, 0}; }
+};
+
+struct subscribe_options {
+  std::string stream;
+  uint32_t partition = 0;
+  start_at start;
+  std::optional<uint64_t> stop_offset;   // inclusive
+  std::optional<int64_t> stop_time_ms;
+  std::string group;                     // with start_at::cursor()
+  uint32_t max_batch_messages = 0;       // 0: the broker's default
+  uint64_t max_batch_bytes = 0;
+};
+
+/// What next() returns: a batch, the end (stop position reached), or the error that
+/// ended the subscription (a timeout is deadline_exceeded with the subscription alive).
+struct subscription_event {
+  std::optional<message_batch> batch;
+  bool end = false;
+  uint64_t next_offset = 0;  // with end: where a later subscription would continue
+  std::optional<rejection> error;
+};
+
+class stream_client {
+public:
+  explicit stream_client(client_options opts);
+
+  status connect() { return conn_.connect(); }
+  status connect_with_backoff(std::chrono::milliseconds total) {
+    return conn_.connect_with_backoff(total);
+  }
+  client& connection() noexcept { return conn_; }
+
+  // -- admin ----------------------------------------------------------------------------
+  result<stream_info> create_stream(const stream_spec& spec, std::chrono::milliseconds timeout);
+  status delete_stream(const std::string& name, std::chrono::milliseconds timeout);
+  result<stream_list> list_streams(std::chrono::milliseconds timeout);
+  result<stream_info> get_stream_info(const std::string& name, std::chrono::milliseconds timeout);
+
+  // -- publish --------------------------------------------------------------------------
+  /// Publishes `messages` (one frame) and waits for the acks: one per message and
+  /// matching stream; with ack_mode::none, an empty list once the broker took them.
+  result<std::vector<message_ack>> publish(const std::string& subject,
+                                           std::vector<out_message> messages,
+                                           const publish_options& opts = {});
+
+  /// Called with each asynchronous publish's outcome, in the order answers arrive.
+  using ack_handler =
+    std::function<void(uint64_t request_id, result<std::vector<message_ack>> acks)>;
+  void on_acks(ack_handler h) { on_acks_ = std::move(h); }
+  /// At most this many messages published asynchronously and not yet answered (and at
+  /// most the broker's in-flight bound of frames): publish_async waits for answers first.
+  void set_max_unacked(uint64_t n) { max_unacked_ = n == 0 ? 1 : n; }
+  /// Sends without waiting for the acks (they go to the ack handler), after waiting while
+  /// the window is full (up to opts.timeout: deadline_exceeded). Sets `request_id`.
+  status publish_async(const std::string& subject, std::vector<out_message> messages,
+                       const publish_options& opts = {}, uint64_t* request_id = nullptr);
+  /// Waits until every asynchronous publish is answered (deadline_exceeded otherwise).
+  status flush(std::chrono::milliseconds timeout);
+  uint64_t unacked() const noexcept { return unacked_messages_; }
+
+  // -- subscribe ------------------------------------------------------------------------
+  /// Starts a subscription; its id is what next() and unsubscribe() take.
+  result<uint64_t> subscribe(const subscribe_options& opts);
+  /// The subscription's next batch, its end, or its error; waits up to `timeout`. Taking
+  /// a batch grants the broker more credit (levee::client's window).
+  subscription_event next(uint64_t subscription, std::chrono::milliseconds timeout);
+  /// Cancels it (batches on their way are discarded).
+  status unsubscribe(uint64_t subscription);
+
+  // -- cursors --------------------------------------------------------------------------
+  status commit_cursor(const std::string& group, const std::string& stream, uint32_t partition,
+                       uint64_t offset, std::chrono::milliseconds timeout);
+  /// The group's next offset in that partition, or nullopt when it has none.
+  result<std::optional<uint64_t>> fetch_cursor(const std::string& group,
+                                               const std::string& stream, uint32_t partition,
+                                               std::chrono::milliseconds timeout);
+
+private:
+  /// Sends `call` and waits for its answer's payload, routing other answers meanwhile.
+  result<std::string> call(wire::BrokerCall& call, std::chrono::milliseconds timeout);
+  /// Receives one answer (up to `timeout`) and files it: an async publish's to the
+  /// handler, a subscription's into its queue; any other is returned. A local error
+  /// (timeout: request_id 0) is returned too.
+  std::optional<reply> pump(std::chrono::milliseconds timeout);
+  void fail_everything(const rejection& why);
+
+  client conn_;
+  ack_handler on_acks_;
+  uint64_t max_unacked_ = 4096;
+  uint64_t unacked_messages_ = 0;
+  std::map<uint64_t, uint64_t> async_;  // request id -> messages in it
+  std::map<uint64_t, std::deque<reply>> subscriptions_;
+};
+
+} // namespace levee

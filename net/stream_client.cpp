@@ -1,0 +1,504 @@
+// include/levee/streams.hpp: the typed stream requests over levee::client, with answers
+// matched to their requests by id.
+
+#include "levee/streams.hpp"
+
+#include <algorithm>
+
+#include "net/levee.pb.h"
+#include "net/streams.pb.h"
+
+namespace levee {
+
+using namespace std::chrono;
+
+namespace {
+
+rejection local(code c, std::string detail) {
+  return rejection::of(c).detail(std::move(detail));
+}
+
+status as_status(const rejection& r) {
+  return status::refused(r);
+}
+
+/// A wire answer's payload as `Message`, or bad_request (a broker that answered with
+/// something else is not one this client speaks to).
+template <class Message>
+result<Message> parse_payload(const std::string& payload) {
+  Message m;
+  if (!m.ParseFromString(payload))
+    return status::error(code::bad_request,
+                         "the broker's " + Message::descriptor()->name()
+                           + " does not parse; is this a Levee broker of this version?");
+  return m;
+}
+
+wire::Ack to_wire(ack_mode a) {
+  switch (a) {
+    case ack_mode::none: return wire::ACK_NONE;
+    case ack_mode::all: return wire::ACK_ALL;
+    case ack_mode::leader: break;
+  }
+  return wire::ACK_LEADER;
+}
+
+wire::BrokerCall publish_call(const std::string& subject, std::vector<out_message>& messages,
+                              const publish_options& opts) {
+  wire::BrokerCall call;
+  auto& p = *call.mutable_publish();
+  p.set_subject(subject);
+  p.set_ack(to_wire(opts.ack));
+  if (opts.partition)
+    p.set_partition(*opts.partition);
+  if (opts.expected_last_offset)
+    p.set_expected_last_offset(*opts.expected_last_offset);
+  p.set_deadline_ms(static_cast<uint32_t>(opts.timeout.count()));
+  p.mutable_messages()->Reserve(static_cast<int>(messages.size()));
+  for (auto& m : messages) {
+    auto& out = *p.add_messages();
+    out.set_key(std::move(m.key));
+    out.set_id(std::move(m.id));
+    out.set_body(std::move(m.body));
+    for (auto& [name, value] : m.headers) {
+      auto& h = *out.add_headers();
+      h.set_name(std::move(name));
+      h.set_value(std::move(value));
+    }
+  }
+  return call;
+}
+
+wire::CreateStream to_wire(const stream_spec& s) {
+  wire::CreateStream w;
+  w.set_name(s.name);
+  w.set_subject(s.subject);
+  if (s.partitions)
+    w.set_partitions(*s.partitions);
+  if (s.retention_max_age_ms)
+    w.set_retention_max_age_ms(*s.retention_max_age_ms);
+  if (s.retention_max_bytes)
+    w.set_retention_max_bytes(*s.retention_max_bytes);
+  if (s.retention_max_messages)
+    w.set_retention_max_messages(*s.retention_max_messages);
+  w.set_on_full(s.on_full == full_policy::reject        ? wire::ON_FULL_REJECT
+                : s.on_full == full_policy::drop_oldest ? wire::ON_FULL_DROP_OLDEST
+                                                        : wire::ON_FULL_DEFAULT);
+  if (s.compact_by_key)
+    w.set_compact_by_key(*s.compact_by_key);
+  if (s.max_message_bytes)
+    w.set_max_message_bytes(*s.max_message_bytes);
+  if (s.max_segment_bytes)
+    w.set_max_segment_bytes(*s.max_segment_bytes);
+  if (s.dedupe_window_ms)
+    w.set_dedupe_window_ms(*s.dedupe_window_ms);
+  if (s.dedupe_max_entries)
+    w.set_dedupe_max_entries(*s.dedupe_max_entries);
+  switch (s.fsync) {
+    case fsync_mode::none: w.set_fsync(wire::FSYNC_NONE); break;
+    case fsync_mode::interval: w.set_fsync(wire::FSYNC_INTERVAL); break;
+    case fsync_mode::every_batch: w.set_fsync(wire::FSYNC_EVERY_BATCH); break;
+    case fsync_mode::broker_default: break;
+  }
+  if (s.fsync_interval_ms)
+    w.set_fsync_interval_ms(*s.fsync_interval_ms);
+  for (auto& [k, v] : s.limits)
+    (*w.mutable_limits())[k] = v;
+  return w;
+}
+
+stream_spec from_wire(const wire::CreateStream& w) {
+  stream_spec s;
+  s.name = w.name();
+  s.subject = w.subject();
+  if (w.has_partitions())
+    s.partitions = w.partitions();
+  if (w.has_retention_max_age_ms())
+    s.retention_max_age_ms = w.retention_max_age_ms();
+  if (w.has_retention_max_bytes())
+    s.retention_max_bytes = w.retention_max_bytes();
+  if (w.has_retention_max_messages())
+    s.retention_max_messages = w.retention_max_messages();
+  s.on_full = w.on_full() == wire::ON_FULL_REJECT        ? full_policy::reject
+              : w.on_full() == wire::ON_FULL_DROP_OLDEST ? full_policy::drop_oldest
+                                                         : full_policy::broker_default;
+  if (w.has_compact_by_key())
+    s.compact_by_key = w.compact_by_key();
+  if (w.has_max_message_bytes())
+    s.max_message_bytes = w.max_message_bytes();
+  if (w.has_max_segment_bytes())
+    s.max_segment_bytes = w.max_segment_bytes();
+  if (w.has_dedupe_window_ms())
+    s.dedupe_window_ms = w.dedupe_window_ms();
+  if (w.has_dedupe_max_entries())
+    s.dedupe_max_entries = w.dedupe_max_entries();
+  switch (w.fsync()) {
+    case wire::FSYNC_NONE: s.fsync = fsync_mode::none; break;
+    case wire::FSYNC_INTERVAL: s.fsync = fsync_mode::interval; break;
+    case wire::FSYNC_EVERY_BATCH: s.fsync = fsync_mode::every_batch; break;
+    default: break;
+  }
+  if (w.has_fsync_interval_ms())
+    s.fsync_interval_ms = w.fsync_interval_ms();
+  for (auto& [k, v] : w.limits())
+    s.limits[k] = v;
+  return s;
+}
+
+stream_info from_wire(const wire::StreamInfo& w) {
+  stream_info out;
+  out.config = from_wire(w.config());
+  for (auto& p : w.partitions())
+    out.partitions.push_back(partition_info{
+      p.partition(), p.start_offset(), p.next_offset(), p.high_water(), p.size_bytes(),
+      p.appended(), p.duplicates(), p.rejected(), p.dropped_messages(), p.dropped_segments(),
+      p.compacted(), p.subscribers(), p.problem()});
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> headers_of(
+  google::protobuf::RepeatedPtrField<wire::Header>& hs) {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(static_cast<size_t>(hs.size()));
+  for (auto& h : hs)
+    out.emplace_back(std::move(*h.mutable_name()), std::move(*h.mutable_value()));
+  return out;
+}
+
+message_batch from_wire(wire::MessageBatch& w) {
+  message_batch b;
+  b.stream = std::move(*w.mutable_stream());
+  b.partition = w.partition();
+  b.next_offset = w.next_offset();
+  b.skipped = w.skipped();
+  b.high_water = w.high_water();
+  b.messages.reserve(static_cast<size_t>(w.messages_size()));
+  for (auto& m : *w.mutable_messages())
+    b.messages.push_back(message_in{m.offset(), m.timestamp_ms(), std::move(*m.mutable_key()),
+                                    std::move(*m.mutable_id()), std::move(*m.mutable_body()),
+                                    headers_of(*m.mutable_headers())});
+  return b;
+}
+
+wire::StartAt to_wire(start_at::kind k) {
+  switch (k) {
+    case start_at::kind::latest: return wire::START_LATEST;
+    case start_at::kind::new_only: return wire::START_NEW;
+    case start_at::kind::offset: return wire::START_OFFSET;
+    case start_at::kind::time: return wire::START_TIME;
+    case start_at::kind::cursor: return wire::START_CURSOR;
+    case start_at::kind::earliest: break;
+  }
+  return wire::START_EARLIEST;
+}
+
+int64_t left_ms(steady_clock::time_point deadline) {
+  return std::max<int64_t>(0, duration_cast<milliseconds>(deadline - steady_clock::now()).count());
+}
+
+} // namespace
+
+namespace {
+
+/// The acks of a PublishAck payload.
+result<std::vector<message_ack>> parse_acks(const std::string& payload) {
+  auto ack = parse_payload<wire::PublishAck>(payload);
+  if (!ack)
+    return ack.error();
+  std::vector<message_ack> out;
+  out.reserve(static_cast<size_t>(ack->acks_size()));
+  for (auto& a : *ack->mutable_acks())
+    out.push_back(message_ack{std::move(*a.mutable_stream()), a.partition(), a.offset(),
+                              a.timestamp_ms(), a.duplicate()});
+  return out;
+}
+
+} // namespace
+
+stream_client::stream_client(client_options opts) : conn_(std::move(opts)) {
+}
+
+std::optional<reply> stream_client::pump(milliseconds timeout) {
+  auto r = conn_.receive(timeout);
+  if (r.request_id == 0) {
+    if (r.rejected && r.rejected->code == code::unavailable)
+      fail_everything(*r.rejected);  // the connection is gone: nothing more will come
+    return r;
+  }
+  if (auto a = async_.find(r.request_id); a != async_.end()) {
+    unacked_messages_ -= std::min(unacked_messages_, a->second);
+    async_.erase(a);
+    if (on_acks_) {
+      if (r.ok())
+        on_acks_(r.request_id, parse_acks(*r.payload));
+      else
+        on_acks_(r.request_id, as_status(*r.rejected));
+    }
+    return std::nullopt;
+  }
+  if (auto s = subscriptions_.find(r.request_id); s != subscriptions_.end()) {
+    // At most the credit window of batches waits here: the broker sends no more until
+    // next() takes them (levee::client grants credit as it receives).
+    s->second.push_back(std::move(r));
+    return std::nullopt;
+  }
+  return r;
+}
+
+void stream_client::fail_everything(const rejection& why) {
+  for (auto& [id, n] : async_)
+    if (on_acks_)
+      on_acks_(id, as_status(why));
+  async_.clear();
+  unacked_messages_ = 0;
+  for (auto& [id, q] : subscriptions_) {
+    reply r;
+    r.request_id = id;
+    r.rejected = why;
+    q.push_back(std::move(r));
+  }
+}
+
+result<std::string> stream_client::call(wire::BrokerCall& c, milliseconds timeout) {
+  auto deadline = steady_clock::now() + timeout;
+  if (!conn_.connected())
+    if (auto st = conn_.connect_with_backoff(timeout); !st)
+      return st;
+  uint64_t id = 0;
+  if (auto refused = conn_.send_call(c, id))
+    return as_status(*refused);
+  for (;;) {
+    auto r = pump(milliseconds(left_ms(deadline)));
+    if (!r)
+      continue;
+    if (r->request_id != id && r->request_id != 0)
+      continue;  // an answer nobody waits for any more
+    if (r->ok())
+      return std::move(*r->payload);
+    return as_status(*r->rejected);
+  }
+}
+
+result<stream_info> stream_client::create_stream(const stream_spec& spec,
+                                                 milliseconds timeout) {
+  wire::BrokerCall c;
+  *c.mutable_create_stream() = to_wire(spec);
+  c.mutable_create_stream()->set_deadline_ms(static_cast<uint32_t>(timeout.count()));
+  auto payload = call(c, timeout);
+  if (!payload)
+    return payload.error();
+  auto info = parse_payload<wire::StreamInfo>(*payload);
+  if (!info)
+    return info.error();
+  return from_wire(*info);
+}
+
+status stream_client::delete_stream(const std::string& name, milliseconds timeout) {
+  wire::BrokerCall c;
+  c.mutable_delete_stream()->set_name(name);
+  c.mutable_delete_stream()->set_deadline_ms(static_cast<uint32_t>(timeout.count()));
+  auto payload = call(c, timeout);
+  if (!payload)
+    return payload.error();
+  return {};
+}
+
+result<stream_list> stream_client::list_streams(milliseconds timeout) {
+  wire::BrokerCall c;
+  c.mutable_list_streams()->set_deadline_ms(static_cast<uint32_t>(timeout.count()));
+  auto payload = call(c, timeout);
+  if (!payload)
+    return payload.error();
+  auto list = parse_payload<wire::StreamList>(*payload);
+  if (!list)
+    return list.error();
+  stream_list out;
+  for (auto& s : list->streams())
+    out.streams.push_back(from_wire(s));
+  for (auto& p : list->problems())
+    out.problems.push_back(p);
+  return out;
+}
+
+result<stream_info> stream_client::get_stream_info(const std::string& name,
+                                                   milliseconds timeout) {
+  wire::BrokerCall c;
+  c.mutable_stream_info()->set_name(name);
+  c.mutable_stream_info()->set_deadline_ms(static_cast<uint32_t>(timeout.count()));
+  auto payload = call(c, timeout);
+  if (!payload)
+    return payload.error();
+  auto info = parse_payload<wire::StreamInfo>(*payload);
+  if (!info)
+    return info.error();
+  return from_wire(*info);
+}
+
+result<std::vector<message_ack>> stream_client::publish(const std::string& subject,
+                                                        std::vector<out_message> messages,
+                                                        const publish_options& opts) {
+  auto c = publish_call(subject, messages, opts);
+  auto payload = call(c, opts.timeout);
+  if (!payload)
+    return payload.error();
+  return parse_acks(*payload);
+}
+
+status stream_client::publish_async(const std::string& subject,
+                                    std::vector<out_message> messages,
+                                    const publish_options& opts, uint64_t* request_id) {
+  auto deadline = steady_clock::now() + opts.timeout;
+  uint64_t n = messages.size();
+  auto frames_full = [&] {
+    auto max = conn_.limits().max_inflight_requests;
+    return max != 0 && conn_.in_flight() >= max;
+  };
+  // The window: wait for answers while it is full (a batch larger than the whole window
+  // goes once the window is empty).
+  while (!async_.empty() && (unacked_messages_ + n > max_unacked_ || frames_full())) {
+    auto r = pump(milliseconds(left_ms(deadline)));
+    if (r && r->request_id == 0 && r->rejected)
+      return as_status(*r->rejected);
+  }
+  if (frames_full())
+    return status::refused(rejection::of(code::too_many_inflight)
+                             .limit("net.max_inflight_requests")
+                             .observed(conn_.in_flight() + 1)
+                             .max(conn_.limits().max_inflight_requests)
+                             .detail("other requests of this client fill the broker's "
+                                     "in-flight bound; receive their answers first"));
+  auto c = publish_call(subject, messages, opts);
+  uint64_t id = 0;
+  if (auto refused = conn_.send_call(c, id))
+    return as_status(*refused);
+  async_.emplace(id, n);
+  unacked_messages_ += n;
+  if (request_id)
+    *request_id = id;
+  return {};
+}
+
+status stream_client::flush(milliseconds timeout) {
+  auto deadline = steady_clock::now() + timeout;
+  while (!async_.empty()) {
+    auto r = pump(milliseconds(left_ms(deadline)));
+    if (r && r->request_id == 0 && r->rejected)
+      return as_status(*r->rejected);
+  }
+  return {};
+}
+
+result<uint64_t> stream_client::subscribe(const subscribe_options& opts) {
+  if (!conn_.connected())
+    return status::error(code::unavailable, "not connected; call connect() first");
+  wire::BrokerCall c;
+  auto& s = *c.mutable_subscribe();
+  s.set_stream(opts.stream);
+  s.set_partition(opts.partition);
+  s.set_start(to_wire(opts.start.from));
+  s.set_start_offset(opts.start.offset);
+  s.set_start_time_ms(opts.start.time_ms);
+  if (opts.stop_offset)
+    s.set_stop_offset(*opts.stop_offset);
+  if (opts.stop_time_ms)
+    s.set_stop_time_ms(*opts.stop_time_ms);
+  s.set_group(opts.group);
+  s.set_max_batch_messages(opts.max_batch_messages);
+  s.set_max_batch_bytes(opts.max_batch_bytes);
+  uint64_t id = 0;
+  if (auto refused = conn_.send_call(c, id))
+    return as_status(*refused);
+  subscriptions_[id];
+  return id;
+}
+
+subscription_event stream_client::next(uint64_t subscription, milliseconds timeout) {
+  subscription_event ev;
+  auto deadline = steady_clock::now() + timeout;
+  for (;;) {
+    auto s = subscriptions_.find(subscription);
+    if (s == subscriptions_.end()) {
+      ev.error = local(code::not_found, "no subscription " + std::to_string(subscription)
+                                          + " on this client (ended or never started)");
+      return ev;
+    }
+    if (!s->second.empty()) {
+      auto r = std::move(s->second.front());
+      s->second.pop_front();
+      if (r.batch) {
+        auto b = parse_payload<wire::MessageBatch>(*r.payload);
+        if (!b)
+          ev.error = b.error().as_rejection();
+        else
+          ev.batch = from_wire(*b);
+        return ev;
+      }
+      subscriptions_.erase(s);
+      if (r.ok()) {
+        ev.end = true;
+        wire::SubscribeEnd end;
+        if (end.ParseFromString(*r.payload))
+          ev.next_offset = end.next_offset();
+      } else {
+        ev.error = std::move(r.rejected);
+      }
+      return ev;
+    }
+    auto r = pump(milliseconds(left_ms(deadline)));
+    if (r && r->request_id == 0 && r->rejected) {
+      if (r->rejected->code != code::unavailable) {
+        ev.error = std::move(r->rejected);  // a timeout: the subscription stays
+        return ev;
+      }
+      // Lost: fail_everything queued the error for every subscription; loop to take it.
+    }
+  }
+}
+
+status stream_client::unsubscribe(uint64_t subscription) {
+  if (subscriptions_.erase(subscription) == 0)
+    return status::error(code::not_found, "no subscription " + std::to_string(subscription)
+                                            + " on this client");
+  // Its batches still on their way, and its Reject cancelled, are answers nobody waits
+  // for: pump() returns them to whoever calls, who drops them.
+  return conn_.cancel(subscription);
+}
+
+status stream_client::commit_cursor(const std::string& group, const std::string& stream,
+                                    uint32_t partition, uint64_t offset,
+                                    milliseconds timeout) {
+  wire::BrokerCall c;
+  auto& cc = *c.mutable_commit_cursor();
+  cc.set_group(group);
+  cc.set_stream(stream);
+  cc.set_partition(partition);
+  cc.set_offset(offset);
+  cc.set_deadline_ms(static_cast<uint32_t>(timeout.count()));
+  auto payload = call(c, timeout);
+  if (!payload)
+    return payload.error();
+  return {};
+}
+
+result<std::optional<uint64_t>> stream_client::fetch_cursor(const std::string& group,
+                                                            const std::string& stream,
+                                                            uint32_t partition,
+                                                            milliseconds timeout) {
+  wire::BrokerCall c;
+  auto& fc = *c.mutable_fetch_cursor();
+  fc.set_group(group);
+  fc.set_stream(stream);
+  fc.set_partition(partition);
+  fc.set_deadline_ms(static_cast<uint32_t>(timeout.count()));
+  auto payload = call(c, timeout);
+  if (!payload)
+    return payload.error();
+  auto ack = parse_payload<wire::CursorAck>(*payload);
+  if (!ack)
+    return ack.error();
+  if (!ack->found())
+    return std::optional<uint64_t>{};
+  return std::optional<uint64_t>{ack->offset()};
+}
+
+} // namespace levee
