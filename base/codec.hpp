@@ -85,6 +85,17 @@ inline void put_varint(std::string& out, uint64_t v) {
   out.append(buf, n);
 }
 
+/// Writes the varint of `v` at `at` (room for varint_size(v) bytes); returns the byte
+/// after it. For encoders that size their output first and then fill it.
+inline char* put_varint(char* at, uint64_t v) noexcept {
+  while (v >= 0x80) {
+    *at++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *at++ = static_cast<char>(v);
+  return at;
+}
+
 /// Reads the varint at `p`, never past `end`, and moves `p` behind it. False when it runs
 /// past `end` or past ten bytes (then `p` is somewhere inside it). Bits beyond 64 in a
 /// tenth byte are dropped, as protobuf's own parser drops them.

@@ -37,75 +37,79 @@ bool operator==(const record& a, const record& b) {
 
 namespace {
 
-void put_bytes_field(std::string& out, uint8_t tag, const std::string& bytes) {
-  out.push_back(static_cast<char>(tag));
-  put_varint(out, bytes.size());
-  out += bytes;
+/// The size of one header's `Header` message, or of a bytes field `tag, len, bytes`.
+size_t bytes_field_size(const std::string& bytes) {
+  return bytes.empty() ? 0 : 1 + varint_size(bytes.size()) + bytes.size();
 }
 
-/// Appends `r` as a protobuf `Record` (record.proto) without building a message object:
-/// the value is copied once, into the batch. `delta` is written for version 2 batches.
-void put_record(std::string& out, const record& r, uint32_t delta) {
-  size_t size = 0;
-  if (!r.key.empty())
-    size += 1 + varint_size(r.key.size()) + r.key.size();
-  if (!r.value.empty())
-    size += 1 + varint_size(r.value.size()) + r.value.size();
+size_t header_size(const std::string& name, const std::string& value) {
+  return bytes_field_size(name) + bytes_field_size(value);
+}
+
+/// The size of `r` as a protobuf `Record` (record.proto), without its length prefix.
+/// `delta` is written for version 2 batches.
+size_t record_body_size(const record& r, uint32_t delta) {
+  size_t size = bytes_field_size(r.key) + bytes_field_size(r.value);
   if (r.timestamp_ms != 0)
     size += 1 + varint_size(static_cast<uint64_t>(r.timestamp_ms));
   for (auto& [name, value] : r.headers) {
-    size_t h = 0;
-    if (!name.empty())
-      h += 1 + varint_size(name.size()) + name.size();
-    if (!value.empty())
-      h += 1 + varint_size(value.size()) + value.size();
+    auto h = header_size(name, value);
     size += 1 + varint_size(h) + h;
   }
   if (delta != 0)
     size += 1 + varint_size(delta);
-  put_varint(out, size);
-  if (!r.key.empty())
-    put_bytes_field(out, 0x0a, r.key);
-  if (!r.value.empty())
-    put_bytes_field(out, 0x12, r.value);
+  return size;
+}
+
+char* put_bytes_field(char* p, uint8_t tag, const std::string& bytes) {
+  if (bytes.empty())
+    return p;
+  *p++ = static_cast<char>(tag);
+  p = put_varint(p, bytes.size());
+  std::memcpy(p, bytes.data(), bytes.size());
+  return p + bytes.size();
+}
+
+/// Writes `r` at `p` as its length and a protobuf `Record`, without building a message
+/// object: the value is copied once, into the batch. Returns the byte after it.
+char* put_record(char* p, const record& r, uint32_t delta, size_t body_size) {
+  p = put_varint(p, body_size);
+  p = put_bytes_field(p, 0x0a, r.key);
+  p = put_bytes_field(p, 0x12, r.value);
   if (r.timestamp_ms != 0) {
-    out.push_back(0x18);
-    put_varint(out, static_cast<uint64_t>(r.timestamp_ms));
+    *p++ = 0x18;
+    p = put_varint(p, static_cast<uint64_t>(r.timestamp_ms));
   }
   for (auto& [name, value] : r.headers) {
-    size_t h = 0;
-    if (!name.empty())
-      h += 1 + varint_size(name.size()) + name.size();
-    if (!value.empty())
-      h += 1 + varint_size(value.size()) + value.size();
-    out.push_back(0x22);
-    put_varint(out, h);
-    if (!name.empty())
-      put_bytes_field(out, 0x0a, name);
-    if (!value.empty())
-      put_bytes_field(out, 0x12, value);
+    *p++ = 0x22;
+    p = put_varint(p, header_size(name, value));
+    p = put_bytes_field(p, 0x0a, name);
+    p = put_bytes_field(p, 0x12, value);
   }
   if (delta != 0) {
-    out.push_back(0x28);
-    put_varint(out, delta);
+    *p++ = 0x28;
+    p = put_varint(p, delta);
   }
+  return p;
 }
 
 const record& record_of(const record& r) { return r; }
 const record& record_of(const stored_record& r) { return r.rec; }
 
-/// Both versions: `records` are `record`s (version 1, dense) or `stored_record`s (version
-/// 2, each with its offset).
+/// Checks each record against max_record_bytes and measures the payload of `records`
+/// exactly (so it is written in one pass into room made once); sets the batch's first
+/// and largest timestamps.
 template <class Records, class DeltaOf>
-status encode(uint64_t base_offset, uint32_t offset_count, uint8_t version,
-              const Records& records, DeltaOf delta_of, const batch_limits& limits,
-              std::string& out) {
-  int64_t first_ts = records.empty() ? std::numeric_limits<int64_t>::min()
-                                     : record_of(records.front()).timestamp_ms;
-  int64_t max_ts = std::numeric_limits<int64_t>::min();
-  size_t estimate = batch_header_bytes;
-  for (auto& item : records) {
-    auto& r = record_of(item);
+status measure_payload(const Records& records, DeltaOf delta_of, const batch_limits& limits,
+                       std::vector<size_t>& body_sizes, size_t& payload_size, int64_t& first_ts,
+                       int64_t& max_ts) {
+  body_sizes.clear();
+  first_ts = records.empty() ? std::numeric_limits<int64_t>::min()
+                             : record_of(records.front()).timestamp_ms;
+  max_ts = std::numeric_limits<int64_t>::min();
+  payload_size = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    auto& r = record_of(records[i]);
     uint64_t size = r.key.size() + r.value.size();
     for (auto& [name, value] : r.headers)
       size += name.size() + value.size();
@@ -114,38 +118,50 @@ status encode(uint64_t base_offset, uint32_t offset_count, uint8_t version,
                            "persistence.max_record_bytes: a record of " + std::to_string(size)
                              + " bytes is over the maximum of "
                              + std::to_string(limits.max_record_bytes));
-    estimate += size + 32;
+    auto body = record_body_size(r, delta_of(i));
+    body_sizes.push_back(body);
+    payload_size += varint_size(body) + body;
     max_ts = std::max(max_ts, r.timestamp_ms);
   }
-  // The payload goes straight behind the header's place in `out`.
-  auto at = out.size();
-  out.reserve(at + estimate);
-  out.resize(at + batch_header_bytes);
+  return {};
+}
+
+/// Writes the payload that measure_payload measured (`body_sizes`) at `p`.
+template <class Records, class DeltaOf>
+void write_payload(char* p, const Records& records, DeltaOf delta_of,
+                   const std::vector<size_t>& body_sizes) {
   for (size_t i = 0; i < records.size(); ++i)
-    put_record(out, record_of(records[i]), delta_of(i));
-  auto payload_size = out.size() - at - batch_header_bytes;
-  uint8_t attributes = 0;
-  if (limits.compress && payload_size > 64) {
-    auto bound = LZ4_compressBound(static_cast<int>(payload_size));
-    std::string compressed(static_cast<size_t>(bound), '\0');
-    auto n = LZ4_compress_default(out.data() + at + batch_header_bytes, compressed.data(),
-                                  static_cast<int>(payload_size), bound);
-    if (n > 0 && static_cast<size_t>(n) < payload_size) {
-      out.resize(at + batch_header_bytes);
-      out.append(compressed.data(), static_cast<size_t>(n));
-      attributes |= attr_lz4;
-    }
-  }
-  auto length = out.size() - at;
-  if (length > limits.max_batch_bytes || length > std::numeric_limits<uint32_t>::max()) {
-    out.resize(at);  // nothing appended
-    return status::error(code::message_too_large,
-                         "persistence.max_batch_bytes: a batch of " + std::to_string(length)
-                           + " bytes is over the maximum of "
-                           + std::to_string(limits.max_batch_bytes));
-  }
-  // The header's fields, little-endian (FORMAT.md "Batch").
-  auto header = out.data() + at;
+    p = put_record(p, record_of(records[i]), delta_of(i), body_sizes[i]);
+}
+
+/// LZ4 when it makes the payload of `payload_size` bytes at `payload` smaller: the
+/// compressed bytes go to `out` + batch_header_bytes (which has room for
+/// LZ4_compressBound) and their size is returned; 0 when the payload stays as it is.
+size_t compress_payload(const char* payload, size_t payload_size, char* out, size_t room) {
+  if (payload_size <= 64)
+    return 0;
+  auto n = LZ4_compress_default(payload, out + batch_header_bytes,
+                                static_cast<int>(payload_size),
+                                static_cast<int>(room - batch_header_bytes));
+  return n > 0 && static_cast<size_t>(n) < payload_size ? static_cast<size_t>(n) : 0;
+}
+
+size_t compressed_room(size_t payload_size) {
+  return batch_header_bytes + static_cast<size_t>(LZ4_compressBound(static_cast<int>(payload_size)));
+}
+
+status too_large(size_t length, const batch_limits& limits) {
+  return status::error(code::message_too_large,
+                       "persistence.max_batch_bytes: a batch of " + std::to_string(length)
+                         + " bytes is over the maximum of "
+                         + std::to_string(limits.max_batch_bytes));
+}
+
+/// Writes the header's fields (FORMAT.md "Batch", little-endian) at `header`, the start
+/// of a batch of `length` bytes whose payload follows, and both checksums.
+void seal(char* header, size_t length, uint64_t base_offset, uint32_t offset_count,
+          uint8_t version, uint8_t attributes, int64_t first_ts, int64_t max_ts,
+          size_t payload_size) {
   base::put_u64_le(header, base_offset);
   base::put_u32_le(header + 8, static_cast<uint32_t>(length));
   header[16] = static_cast<char>(version);
@@ -158,6 +174,51 @@ status encode(uint64_t base_offset, uint32_t offset_count, uint8_t version,
   auto p = reinterpret_cast<const uint8_t*>(header);
   base::put_u32_le(header + 12, body_crc(p, length));
   base::put_u32_le(header + 44, header_crc(p));
+}
+
+/// Both versions, appended to `out`: `records` are `record`s (version 1, dense) or
+/// `stored_record`s (version 2, each with its offset). Not on the append path (truncation
+/// and compaction): the compressed payload takes a buffer of its own here.
+template <class Records, class DeltaOf>
+status encode(uint64_t base_offset, uint32_t offset_count, uint8_t version,
+              const Records& records, DeltaOf delta_of, const batch_limits& limits,
+              std::string& out) {
+  std::vector<size_t> body_sizes;
+  size_t payload_size = 0;
+  int64_t first_ts = 0, max_ts = 0;
+  if (auto st = measure_payload(records, delta_of, limits, body_sizes, payload_size, first_ts,
+                                max_ts);
+      !st)
+    return st;
+  auto at = out.size();
+  out.resize(at + batch_header_bytes + payload_size);
+  write_payload(out.data() + at + batch_header_bytes, records, delta_of, body_sizes);
+  uint8_t attributes = 0;
+  if (limits.compress) {
+    std::string packed(compressed_room(payload_size), '\0');
+    if (auto n = compress_payload(out.data() + at + batch_header_bytes, payload_size,
+                                  packed.data(), packed.size());
+        n != 0) {
+      out.resize(at + batch_header_bytes);
+      out.append(packed.data() + batch_header_bytes, n);
+      attributes |= attr_lz4;
+    }
+  }
+  auto length = out.size() - at;
+  if (length > limits.max_batch_bytes || length > std::numeric_limits<uint32_t>::max()) {
+    out.resize(at);  // nothing appended
+    return too_large(length, limits);
+  }
+  seal(out.data() + at, length, base_offset, offset_count, version, attributes, first_ts, max_ts,
+       payload_size);
+  return {};
+}
+
+status check_batch_of(const std::vector<record>& records) {
+  if (records.empty())
+    return status::error(code::bad_request, "an empty batch cannot be appended");
+  if (records.size() > std::numeric_limits<uint32_t>::max())
+    return status::error(code::message_too_large, "more than 2^32-1 records in one batch");
   return {};
 }
 
@@ -165,12 +226,52 @@ status encode(uint64_t base_offset, uint32_t offset_count, uint8_t version,
 
 status encode_batch(uint64_t base_offset, const std::vector<record>& records,
                     const batch_limits& limits, std::string& out) {
-  if (records.empty())
-    return status::error(code::bad_request, "an empty batch cannot be appended");
-  if (records.size() > std::numeric_limits<uint32_t>::max())
-    return status::error(code::message_too_large, "more than 2^32-1 records in one batch");
+  if (auto st = check_batch_of(records); !st)
+    return st;
   return encode(base_offset, static_cast<uint32_t>(records.size()), batch_format_version,
                 records, [](size_t) { return 0u; }, limits, out);
+}
+
+status batch_encoder::encode(uint64_t base_offset, const std::vector<record>& records,
+                             const batch_limits& limits) {
+  batch_ = {};
+  if (auto st = check_batch_of(records); !st)
+    return st;
+  auto dense = [](size_t) { return 0u; };
+  size_t payload_size = 0;
+  int64_t first_ts = 0;
+  if (auto st = measure_payload(records, dense, limits, body_sizes_, payload_size, first_ts,
+                                max_timestamp_ms_);
+      !st)
+    return st;
+  // Both buffers only grow and are never shrunk: a std::string zero-fills what resize()
+  // adds, so growing them for every batch would write each byte twice.
+  size_t length = batch_header_bytes + payload_size;
+  if (plain_.size() < length)
+    plain_.resize(length);
+  char* batch = plain_.data();
+  write_payload(batch + batch_header_bytes, records, dense, body_sizes_);
+  uint8_t attributes = 0;
+  if (limits.compress) {
+    // Straight from the encoded payload into the second buffer, behind room for the
+    // header.
+    auto room = compressed_room(payload_size);
+    if (packed_.size() < room)
+      packed_.resize(room);
+    if (auto n = compress_payload(batch + batch_header_bytes, payload_size,
+                                  packed_.data(), packed_.size());
+        n != 0) {
+      batch = packed_.data();
+      length = batch_header_bytes + n;
+      attributes |= attr_lz4;
+    }
+  }
+  if (length > limits.max_batch_bytes || length > std::numeric_limits<uint32_t>::max())
+    return too_large(length, limits);
+  seal(batch, length, base_offset, static_cast<uint32_t>(records.size()), batch_format_version,
+       attributes, first_ts, max_timestamp_ms_, payload_size);
+  batch_ = std::string_view(batch, length);
+  return {};
 }
 
 status encode_compacted_batch(uint64_t base_offset, uint32_t offset_count,

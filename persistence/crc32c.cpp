@@ -1,7 +1,12 @@
 #include "persistence/crc32c.hpp"
 
 #include <array>
+#include <algorithm>
 #include <cstring>
+
+#if LEVEE_HAVE_ISAL
+#include <isa-l/crc.h>
+#endif
 
 namespace levee::persistence {
 
@@ -33,8 +38,11 @@ uint32_t crc_table(uint32_t crc, const uint8_t* p, size_t n) noexcept {
 // latency (3 cycles), three independent chains keep the unit busy. The register of a CRC
 // is linear over GF(2): crc(s, A|B|C) = shift(crc(s, A), |B|+|C|) ^ shift(crc(0, B), |C|)
 // ^ crc(0, C), where shift(x, k) is the effect of k zero bytes, a fixed 32x32 matrix for
-// a fixed k, applied here through four byte tables.
-constexpr size_t stream_block = 4096;
+// a fixed k, applied here through four byte tables. Two block sizes (as in Mark Adler's
+// crc32c.c): long blocks for the bulk, short ones for what is left, so that a batch of
+// 65 KiB has at most 767 bytes on the single (latency-bound) chain instead of up to 12 KiB.
+constexpr size_t long_block = 4096;
+constexpr size_t short_block = 256;
 
 uint32_t zero_bytes(uint32_t state, size_t n) noexcept {  // raw register, no inversion
   while (n-- > 0)
@@ -62,29 +70,39 @@ struct shift_table {
   }
 };
 
-const shift_table shift_one{stream_block};
-const shift_table shift_two{2 * stream_block};
+const shift_table long_one{long_block};
+const shift_table long_two{2 * long_block};
+const shift_table short_one{short_block};
+const shift_table short_two{2 * short_block};
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) uint32_t crc_hw(uint32_t crc, const uint8_t* p,
-                                                  size_t n) noexcept {
-  uint64_t c = ~crc;
-  while (n >= 3 * stream_block) {
+/// Whole groups of three `block`-byte streams from `p`, advancing `p` and `n`.
+__attribute__((target("sse4.2"), always_inline)) inline uint64_t
+three_streams(uint64_t c, const uint8_t*& p, size_t& n, size_t block, const shift_table& one,
+              const shift_table& two) noexcept {
+  while (n >= 3 * block) {
     uint64_t a = c, b = 0, d = 0;
-    for (size_t i = 0; i < stream_block; i += 8) {
+    for (size_t i = 0; i < block; i += 8) {
       uint64_t va, vb, vd;
       std::memcpy(&va, p + i, 8);
-      std::memcpy(&vb, p + stream_block + i, 8);
-      std::memcpy(&vd, p + 2 * stream_block + i, 8);
+      std::memcpy(&vb, p + block + i, 8);
+      std::memcpy(&vd, p + 2 * block + i, 8);
       a = __builtin_ia32_crc32di(a, va);
       b = __builtin_ia32_crc32di(b, vb);
       d = __builtin_ia32_crc32di(d, vd);
     }
-    c = shift_two(static_cast<uint32_t>(a)) ^ shift_one(static_cast<uint32_t>(b))
-        ^ static_cast<uint32_t>(d);
-    p += 3 * stream_block;
-    n -= 3 * stream_block;
+    c = two(static_cast<uint32_t>(a)) ^ one(static_cast<uint32_t>(b)) ^ static_cast<uint32_t>(d);
+    p += 3 * block;
+    n -= 3 * block;
   }
+  return c;
+}
+
+__attribute__((target("sse4.2"))) uint32_t crc_hw(uint32_t crc, const uint8_t* p,
+                                                  size_t n) noexcept {
+  uint64_t c = ~crc;
+  c = three_streams(c, p, n, long_block, long_one, long_two);
+  c = three_streams(c, p, n, short_block, short_one, short_two);
   while (n >= 8) {
     uint64_t v;
     std::memcpy(&v, p, 8);
@@ -118,11 +136,56 @@ bool crc32c_hardware() noexcept {
 
 uint32_t crc32c(uint32_t crc, const void* data, size_t n) noexcept {
   auto p = static_cast<const uint8_t*>(data);
+#if LEVEE_HAVE_ISAL
+  // ISA-L folds with carry-less multiplies and beats three crc32 chains about 2x on a
+  // 64 KiB batch (25-28 against 13-14 GB/s, measured on this project's VM); below a few
+  // hundred bytes its set-up costs more than the chains (44 B: 1.1 against 2.4 GB/s).
+  if (n >= 256)
+    return crc32c_isal(crc, p, n);
+#endif
 #if defined(__x86_64__)
   if (use_hw)
     return crc_hw(crc, p, n);
 #endif
   return crc_table(crc, p, n);
+}
+
+uint32_t crc32c_portable(uint32_t crc, const void* data, size_t n) noexcept {
+  return crc_table(crc, static_cast<const uint8_t*>(data), n);
+}
+
+bool crc32c_sse42_supported() noexcept {
+  return use_hw;
+}
+
+uint32_t crc32c_sse42(uint32_t crc, const void* data, size_t n) noexcept {
+#if defined(__x86_64__)
+  return crc_hw(crc, static_cast<const uint8_t*>(data), n);
+#else
+  return crc_table(crc, static_cast<const uint8_t*>(data), n);  // never called: unsupported
+#endif
+}
+
+bool crc32c_isal_available() noexcept {
+  return LEVEE_HAVE_ISAL != 0;
+}
+
+uint32_t crc32c_isal(uint32_t crc, const void* data, size_t n) noexcept {
+#if LEVEE_HAVE_ISAL
+  // ISA-L keeps the register un-inverted at both ends, and takes an int length.
+  // crc32_iscsi's buffer is not const in its prototype; it only reads it.
+  auto p = const_cast<unsigned char*>(static_cast<const unsigned char*>(data));
+  uint32_t c = ~crc;
+  while (n > 0) {
+    auto step = std::min<size_t>(n, size_t{1} << 30);
+    c = crc32_iscsi(p, static_cast<int>(step), c);
+    p += step;
+    n -= step;
+  }
+  return ~c;
+#else
+  return crc32c_portable(crc, data, n);  // never called: not available
+#endif
 }
 
 } // namespace levee::persistence

@@ -148,7 +148,7 @@ status segment_log::rewrite_segment(size_t index, uint64_t end_offset,
   // (and a stray .cleaned file the next open deletes); after it, the new one, whose index
   // the next open rebuilds if it is missing.
   auto tmp = seg.path + ".cleaned";
-  if (auto st = detail::write_synced_file(io_, tmp, bytes); !st)
+  if (auto st = detail::write_whole_file(io_, tmp, bytes, detail::file_sync::yes); !st)
     return st;
   io_.unlink(index_path(seg));
   if (auto err = io_.rename(tmp, seg.path); err != 0) {

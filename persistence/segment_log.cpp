@@ -41,7 +41,7 @@ int read_all_at(file_io& io, int fd, uint64_t pos, char* out, size_t n) {
   return 0;
 }
 
-int write_all_at(file_io& io, int fd, uint64_t pos, const std::string& data) {
+int write_all_at(file_io& io, int fd, uint64_t pos, std::string_view data) {
   size_t done = 0;
   while (done < data.size()) {
     auto r = io.pwrite(fd, data.data() + done, data.size() - done, pos + done);
@@ -54,14 +54,15 @@ int write_all_at(file_io& io, int fd, uint64_t pos, const std::string& data) {
   return 0;
 }
 
-status write_synced_file(file_io& io, const std::string& path, const std::string& data) {
+status write_whole_file(file_io& io, const std::string& path, const std::string& data,
+                        file_sync sync) {
   int fd = io.open(path, true);
   if (fd < 0)
     return io_error("cannot create", path, fd);
   auto err = io.ftruncate(fd, 0);
   if (err == 0)
     err = write_all_at(io, fd, 0, data);
-  if (err == 0)
+  if (err == 0 && sync == file_sync::yes)
     err = io.fdatasync(fd);
   io.close(fd);
   if (err != 0) {

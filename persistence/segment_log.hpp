@@ -22,6 +22,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "limits/defaults.hpp"
@@ -221,7 +222,7 @@ private:
   int64_t now_ms() const;  // opts_.now_ms or the steady clock
   /// Writes an encoded batch covering `offset_count` offsets from next_offset_, rolling
   /// first when the segment is full.
-  status write_batch(const std::string& bytes, uint64_t offset_count, int64_t max_ts);
+  status write_batch(std::string_view bytes, uint64_t offset_count, int64_t max_ts);
   std::string index_path(const segment& seg) const;
   /// Writes `seg`'s index for a segment that ends at `end_offset`.
   status write_index(const segment& seg, uint64_t end_offset);
@@ -234,7 +235,7 @@ private:
   // Mutable: reads open descriptors (bounded by max_open_files) and mark them used.
   mutable std::vector<segment> segments_;
   uint64_t next_offset_ = 0;
-  std::string encode_buffer_;  // reused by append()
+  batch_encoder encoder_;  // append()'s buffers, reused
   int64_t active_since_ms_ = 0;  // when the segment being written became so (now_ms())
   mutable std::string read_buffer_;  // reused by read() and visit(); only grows
   mutable batch_cache cache_;        // what reads come back to; cleared when segments

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "limits/status.hpp"
 #include "persistence/file_io.hpp"
@@ -23,11 +24,16 @@ int read_all_at(file_io& io, int fd, uint64_t pos, char* out, size_t n);
 
 /// Writes all of `data` at `pos`: 0, or -errno. A short write is retried for the rest; a
 /// write of 0 bytes is -ENOSPC.
-int write_all_at(file_io& io, int fd, uint64_t pos, const std::string& data);
+int write_all_at(file_io& io, int fd, uint64_t pos, std::string_view data);
 
-/// Writes `data` as the whole of the file at `path` (created, or emptied first) and syncs
-/// it: the first half of replacing a file by renaming this one over it. On failure the
-/// file is removed and the error names it and the step that failed.
-status write_synced_file(file_io& io, const std::string& path, const std::string& data);
+/// Whether write_whole_file makes the file durable before it returns.
+enum class file_sync { yes, no };
+
+/// Writes `data` as the whole of the file at `path` (created, or emptied first) and, with
+/// file_sync::yes, syncs it: the first half of replacing a file by renaming this one over
+/// it. file_sync::no is for files that recovery can do without (an index under fsync
+/// none). On failure the file is removed and the error names it and the step that failed.
+status write_whole_file(file_io& io, const std::string& path, const std::string& data,
+                        file_sync sync);
 
 } // namespace levee::persistence::detail

@@ -51,22 +51,16 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
       last_sync_ms_ = now;
     }
   }
-  // One buffer for every append: a fresh 64 KiB+ allocation per batch costs page faults
-  // that show in the append rate.
-  auto& bytes = encode_buffer_;
-  bytes.clear();
-  if (auto st = encode_batch(next_offset_, records, opts_.limits, bytes); !st)
+  // Encoded once, into buffers reused by every append (batch_encoder).
+  if (auto st = encoder_.encode(next_offset_, records, opts_.limits); !st)
     return st;
-  int64_t max_ts = records.front().timestamp_ms;
-  for (auto& r : records)
-    max_ts = std::max(max_ts, r.timestamp_ms);
   auto base = next_offset_;
-  if (auto st = write_batch(bytes, records.size(), max_ts); !st)
+  if (auto st = write_batch(encoder_.bytes(), records.size(), encoder_.max_timestamp_ms()); !st)
     return st;
   return base;
 }
 
-status segment_log::write_batch(const std::string& bytes, uint64_t offset_count, int64_t max_ts) {
+status segment_log::write_batch(std::string_view bytes, uint64_t offset_count, int64_t max_ts) {
   auto& current = segments_.back();
   bool full = current.size + bytes.size() > opts_.max_segment_bytes;
   bool old = opts_.max_segment_age_ms != 0

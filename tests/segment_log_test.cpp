@@ -56,6 +56,33 @@ TEST(Batch, WorkedExampleOfFormatMd) {
   EXPECT_EQ(back[0].rec, r);
 }
 
+// The append path's encoder reuses its buffers: batch after batch, big then small,
+// compressible or not, it gives exactly encode_batch's bytes, and a refusal leaves none.
+TEST(Batch, EncoderReusingItsBuffersGivesEncodeBatchsBytes) {
+  batch_encoder encoder;
+  for (bool compress : {false, true}) {
+    batch_limits limits{1 << 20, 4 << 20, compress};
+    uint64_t base = 0;
+    for (auto [count, value_bytes] : {std::pair{64, 1024}, std::pair{1, 10}, std::pair{200, 300},
+                                      std::pair{3, 5000}, std::pair{64, 1024}}) {
+      auto records = make_batch(static_cast<int>(base), count, static_cast<size_t>(value_bytes));
+      std::string want;
+      ASSERT_TRUE(encode_batch(base, records, limits, want).ok());
+      ASSERT_TRUE(encoder.encode(base, records, limits).ok());
+      EXPECT_TRUE(encoder.bytes() == want) << count << " records of " << value_bytes << " B";
+      int64_t max_ts = records[0].timestamp_ms;
+      for (auto& r : records)
+        max_ts = std::max(max_ts, r.timestamp_ms);
+      EXPECT_EQ(encoder.max_timestamp_ms(), max_ts);
+      base += static_cast<uint64_t>(count);
+    }
+    auto too_big = encoder.encode(0, make_batch(0, 1, 2 << 20), limits);
+    EXPECT_EQ(too_big.code(), code::message_too_large);
+    EXPECT_TRUE(encoder.bytes().empty());
+    EXPECT_EQ(encoder.encode(0, {}, limits).code(), code::bad_request);
+  }
+}
+
 TEST(SegmentLog, AppendReopenAndReadBack) {
   temp_dir dir;
   std::vector<record> all;
@@ -689,6 +716,53 @@ TEST(SegmentLog, IntervalPolicySyncsOncePerIntervalBeforeTheNextAppend) {
   EXPECT_EQ(io.syncs, 2);
   ASSERT_TRUE((*log)->sync().ok());
   EXPECT_EQ(io.syncs, 3);
+}
+
+// Under fsync none a roll syncs nothing, the closed segment's index included: an index
+// that a machine crash leaves empty or zero-filled (written, renamed, never synced) is
+// rebuilt from its segment on the next open, and every record reads back.
+TEST(SegmentLog, FsyncNoneRollsWithoutSyncingAndACrashDamagedIndexIsRebuilt) {
+  temp_dir dir;
+  counting_io io;
+  auto opts = rolling(dir.path, 1500);
+  opts.io = &io;
+  auto all = write_rolled(opts);
+  ASSERT_EQ(all.size(), 60u);
+  EXPECT_EQ(io.syncs, 0);
+  auto indexes = files_with(dir.path, ".index");
+  ASSERT_GE(indexes.size(), 3u);
+  // What a crash after the rename can leave of an unsynced file: nothing, or zeros.
+  fs::resize_file(indexes[0], 0);
+  auto size = fs::file_size(indexes[1]);
+  fs::resize_file(indexes[1], 0);
+  fs::resize_file(indexes[1], size);
+  recovery_report report;
+  auto log = segment_log::open(opts, &report);
+  ASSERT_TRUE(log.ok()) << log.error().to_string();
+  EXPECT_EQ(report.indexes_rebuilt, 2u);
+  EXPECT_EQ(report.segments_from_index, indexes.size() - 2);
+  auto recs = (*log)->read(0, 1 << 20);
+  ASSERT_TRUE(recs.ok()) << recs.error().to_string();
+  ASSERT_EQ(recs->size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i)
+    EXPECT_EQ((*recs)[i].rec, all[i]);
+}
+
+// Under the durable policies the index is synced before the roll goes on, as before.
+TEST(SegmentLog, DurablePoliciesSyncTheIndexOnRoll) {
+  temp_dir dir;
+  counting_io io;
+  auto opts = rolling(dir.path, 1500);
+  opts.fsync = fsync_policy::interval;
+  opts.fsync_interval_ms = 1'000'000;  // only the first append's sync and the rolls'
+  opts.now_ms = [] { return int64_t{5'000'000}; };
+  opts.io = &io;
+  auto all = write_rolled(opts);
+  ASSERT_EQ(all.size(), 60u);
+  auto indexes = files_with(dir.path, ".index");
+  ASSERT_GE(indexes.size(), 3u);
+  // Per roll: the closed segment, then its index; plus the first append's.
+  EXPECT_EQ(io.syncs, 1 + 2 * static_cast<int>(indexes.size()));
 }
 
 TEST(SegmentLog, RecoveryReportsProgress) {
