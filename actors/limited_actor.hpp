@@ -166,6 +166,15 @@ auto spawn_limited_fun(caf::actor_system& sys, runtime& rt, const std::string& k
                                std::forward<Ts>(xs)...);
 }
 
+/// Spawns a function-based limited actor of `kind` with limits of its own (`limits`
+/// instead of the kind's config, e.g. with a stream's overrides), where `where` says.
+template <caf::spawn_options Os = caf::no_spawn_options, class F, class... Ts>
+auto spawn_limited_fun_with(caf::actor_system& sys, runtime& rt, const std::string& kind,
+                            const actor_limits& limits, placement where, F fun, Ts&&... xs) {
+  detail::set_pending_gate(rt.make_gate(kind, limits));
+  return spawn_placed_fun<Os>(sys, where, std::move(fun), std::forward<Ts>(xs)...);
+}
+
 /// The gate of a limited actor, for live limit changes and observation; nullptr when
 /// `handle` is not a limited actor. The caller must keep `handle` alive while using it.
 template <class Handle>

@@ -24,6 +24,10 @@ std::unique_ptr<gate> runtime::make_gate(const std::string& kind) {
   return std::make_unique<gate>(kind, cfg_.for_kind(kind), context_for(kind), budget_, clock_);
 }
 
+std::unique_ptr<gate> runtime::make_gate(const std::string& kind, const actor_limits& limits) {
+  return std::make_unique<gate>(kind, limits, context_for(kind), budget_, clock_);
+}
+
 node_stats_snapshot runtime::snapshot() const {
   node_stats_snapshot s;
   s.budget_in_use = budget_->in_use();

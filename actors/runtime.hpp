@@ -44,6 +44,9 @@ public:
 
   /// A new gate for one actor of `kind`, with the kind's limits from config.
   std::unique_ptr<gate> make_gate(const std::string& kind);
+  /// A gate for one actor of `kind` with limits of its own (a stream leader's: its kind's
+  /// with the stream's overrides); counted with the kind.
+  std::unique_ptr<gate> make_gate(const std::string& kind, const actor_limits& limits);
 
   /// The counters of `kind` (created on first use).
   std::shared_ptr<kind_stats> stats_for(const std::string& kind) { return stats_.for_kind(kind); }

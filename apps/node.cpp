@@ -35,6 +35,7 @@
 #include "limits/printable.hpp"
 #include "net/multiplexer.hpp"
 #include "net/net_config.hpp"
+#include "broker/node.hpp"
 #include "satellite/satellite.hpp"
 #include "server/node.hpp"
 #include "streams/stream_config.hpp"
@@ -205,7 +206,7 @@ int run_config_keys(const std::vector<std::string>& args) {
   // From the parsers' own tables, so the list cannot drift from what they accept.
   std::vector<std::string> keys{std::begin(node_keys), std::end(node_keys)};
   for (const auto& part : {limits_config_keys(), net::config_keys(), server::config_keys(),
-                    satellite::config_keys(), streams::config_keys()})
+                    satellite::config_keys(), streams::config_keys(), broker::config_keys()})
     keys.insert(keys.end(), part.begin(), part.end());
   std::sort(keys.begin(), keys.end());
   for (auto& k : keys)

@@ -209,6 +209,29 @@ constexpr uint64_t stream_fsync_interval_ms = log_fsync_interval_ms;
 constexpr uint64_t stream_read_max_messages = 1000;
 constexpr uint64_t stream_read_max_bytes = 256 * KiB;
 
+// -- the broker: [broker] (broker/README.md) -----------------------------------------------
+
+/// subscriptions one partition serves at once: each holds a response promise and a little
+/// state in its leader, and the leader reads for each in turn, so the bound keeps one
+/// partition's turn short. A consumer group of any size needs one per member.
+constexpr uint64_t broker_max_subscriptions_per_partition = 1024;
+/// consumer-group cursors (group, stream, partition) the broker holds in memory: ~100 B
+/// each, so ~10 MiB at the most; a commit of a new cursor past it is refused.
+constexpr uint64_t broker_max_cursors = 100'000;
+/// publishing connections whose rate the broker tracks at once (a bucket pair each, ~100 B);
+/// idle ones are forgotten first, so only this many publishing at the same moment matter.
+constexpr uint64_t broker_max_publishers = 10'000;
+/// ms after which a publisher's buckets are forgotten: a full bucket is the same as none.
+constexpr uint64_t broker_publisher_idle_ms = 60'000;
+/// messages/s and bytes/s one publishing connection may publish; 0 = no per-connection
+/// bound (the leaders' [limits.stream] rates still apply per stream).
+constexpr uint64_t broker_publish_msgs_per_sec = 0;
+constexpr uint64_t broker_publish_bytes_per_sec = 0;
+/// ms between a leader's retention and compaction passes: append already applies
+/// retention by size, so this pass is for age and quiet partitions; 10 s keeps a
+/// max_age within 10 s of exact at the cost of one directory look per partition.
+constexpr uint64_t broker_maintenance_interval_ms = 10'000;
+
 // -- the query language: query/QUERY.md ---------------------------------------------------
 
 /// bytes of one query's text. 4 KiB holds any query a person writes and a generated one

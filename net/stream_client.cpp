@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "net/levee.pb.h"
+#include "net/stream_message.hpp"
 #include "net/streams.pb.h"
 
 namespace levee {
@@ -56,15 +57,7 @@ wire::BrokerCall publish_call(const std::string& subject, std::vector<out_messag
   p.set_deadline_ms(static_cast<uint32_t>(opts.timeout.count()));
   p.mutable_messages()->Reserve(static_cast<int>(messages.size()));
   for (auto& m : messages) {
-    auto& out = *p.add_messages();
-    out.set_key(std::move(m.key));
-    out.set_id(std::move(m.id));
-    out.set_body(std::move(m.body));
-    for (auto& [name, value] : m.headers) {
-      auto& h = *out.add_headers();
-      h.set_name(std::move(name));
-      h.set_value(std::move(value));
-    }
+    net::move_message_fields(*p.add_messages(), m.key, m.id, m.body, m.headers);
   }
   return call;
 }

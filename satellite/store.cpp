@@ -13,6 +13,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "actors/message_size.hpp"
+#include "base/round_robin.hpp"
 #include "limits/stream_credit.hpp"
 #include "persistence/checkpoint.hpp"
 #include "query/parse_cache.hpp"
@@ -147,16 +148,9 @@ void scan_step(store_self* self) {
   st.scan_scheduled = false;
   if (st.queries.empty())
     return;
-  auto it = st.last_turn ? st.queries.upper_bound(*st.last_turn) : st.queries.begin();
-  bool found = false;
-  for (size_t seen = 0; seen < st.queries.size() && !found; ++seen) {
-    if (it == st.queries.end())
-      it = st.queries.begin();
-    found = it->second.runnable();
-    if (!found)
-      ++it;
-  }
-  if (!found)
+  auto it = base::next_turn(st.queries, st.last_turn,
+                            [](const running_query& q) { return q.runnable(); });
+  if (it == st.queries.end())
     return;  // every query waits for credit (or has its outbox to send)
   st.last_turn = it->first;
   auto& q = it->second;

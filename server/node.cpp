@@ -11,6 +11,7 @@
 #include "base/host_port.hpp"
 #include "net/multiplexer.hpp"
 #include "net/satellite.pb.h"
+#include "net/stats_reply.hpp"
 #include "net/wire_text.hpp"
 
 namespace levee::server {
@@ -159,29 +160,6 @@ void stop_server(server_node& node) {
 
 namespace {
 
-/// The codes that counted, by name (StatsReply: a code not listed is 0).
-template <class Counts>
-void fill_by_code(google::protobuf::Map<std::string, uint64_t>& out, const Counts& counts) {
-  for (uint8_t c = 1; c <= max_code_number; ++c)
-    if (uint64_t n = counts[c]; n > 0)
-      out[std::string{to_string(static_cast<code>(c))}] = n;
-}
-
-void fill_listener(const net::net_stats& n, wire::ListenerStats& out) {
-  out.set_connections_open(n.connections_open.load());
-  out.set_satellite_connections(n.satellite_connections.load());
-  out.set_connections_accepted(n.connections_accepted.load());
-  out.set_connections_refused(n.connections_refused.load());
-  out.set_frames_in(n.frames_in.load());
-  out.set_frames_out(n.frames_out.load());
-  out.set_requests_answered(n.requests_answered.load());
-  out.set_requests_abandoned(n.requests_abandoned.load());
-  out.set_credit_frames_in(n.credit_frames_in.load());
-  out.set_input_paused_for_slow_reader(n.input_paused_for_slow_reader.load());
-  fill_by_code(*out.mutable_rejects_sent(), n.rejects);
-  fill_by_code(*out.mutable_connections_closed(), n.closes);
-}
-
 void fill_queries(const proxy_stats& q, wire::QueryCounters& out) {
   out.set_started(q.started.load());
   out.set_running(q.running.load());
@@ -199,45 +177,14 @@ void fill_queries(const proxy_stats& q, wire::QueryCounters& out) {
   d.set_sum(q.durations.sum_us());
 }
 
-void fill_runtime(const node_stats_snapshot& s, wire::StatsReply& out) {
-  auto& budget = *out.mutable_node_budget();
-  budget.set_bytes_in_use(s.budget_in_use);
-  budget.set_max_bytes(s.budget_max);
-  budget.set_high_water_bytes(s.budget_high_water);
-  budget.set_refusals(s.budget_rejections);
-  for (auto& k : s.kinds) {
-    auto& kind = *out.add_kinds();
-    kind.set_kind(k.kind);
-    kind.set_actors(k.actors);
-    kind.set_accepted(k.accepted);
-    kind.set_processed(k.processed);
-    kind.set_dropped_on_exit(k.dropped_on_exit);
-    fill_by_code(*kind.mutable_rejected(), k.rejected);
-    kind.set_queued_messages(k.queued_messages);
-    kind.set_queued_bytes(k.queued_bytes);
-    kind.set_max_actor_depth(k.max_actor_depth);
-    kind.set_max_actor_bytes(k.max_actor_bytes);
-    kind.set_notices_sent(k.notices_sent);
-    kind.set_notices_coalesced(k.notices_coalesced);
-  }
-}
-
 } // namespace
 
 void fill_server_stats(const server_node& node, const runtime& rt, wire::StatsReply& out) {
-  fill_listener(node.ctx->stats, *out.mutable_listener());
+  net::fill_listener_stats(node.ctx->stats, *out.mutable_listener());
   if (node.router)
-    if (auto io = net::io_loop_stats_of(node.router->home_system())) {
-      auto& loop = *out.mutable_io_loop();
-      loop.set_busy_poll_us(io->window_us);
-      loop.set_sleeps(io->sleeps);
-      loop.set_empty_polls(io->empty_polls);
-      loop.set_looked_ns(io->looked_ns);
-      loop.set_asleep_ns(io->asleep_ns);
-      loop.set_wakeup_slots(io->wakeup_slots);
-    }
+    net::fill_io_loop_stats(node.router->home_system(), out);
   fill_queries(*node.queries, *out.mutable_queries());
-  fill_runtime(rt.snapshot(), out);
+  net::fill_runtime_stats(rt.snapshot(), out);
 }
 
 } // namespace levee::server

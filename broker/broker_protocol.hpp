@@ -1,0 +1,129 @@
+#pragma once
+// What the broker's actors say to each other (README.md "Actors"): the broker (the stream
+// table, exposed as "broker") and one stream leader per partition. Inside the process
+// messages carry structs; protobuf is only the wire's (a BrokerCall in, its answers and
+// MessageBatch parts out).
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_addr.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/wire_target.hpp"
+#include "streams/partition_log.hpp"
+
+namespace levee::broker {
+
+/// (append_atom, append_batch) -> append_acks: messages for one partition.
+using append_atom = caf::atom_constant<caf::atom("b_append")>;
+/// (subscribe_atom, subscription_request) -> SubscribeEnd bytes, batches on the way.
+using subscribe_atom = caf::atom_constant<caf::atom("b_sub")>;
+/// (read_atom): a leader's own: one read step for the next subscriber that may go.
+using read_atom = caf::atom_constant<caf::atom("b_read")>;
+/// (sync_atom): a leader's own: fsync = interval's timer.
+using sync_atom = caf::atom_constant<caf::atom("b_sync")>;
+/// (maintain_atom): a leader's own: retention and compaction.
+using maintain_atom = caf::atom_constant<caf::atom("b_maint")>;
+
+/// A message by value, as the broker took it off the wire.
+struct owned_message {
+  std::string key;
+  std::string id;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  uint64_t size_bytes() const noexcept {
+    uint64_t n = key.size() + id.size() + body.size();
+    for (auto& [name, value] : headers)
+      n += name.size() + value.size();
+    return n;
+  }
+};
+
+/// Messages for one partition, appended in order as one batch.
+struct append_batch {
+  std::vector<owned_message> messages;
+  std::optional<uint64_t> expected_last_offset;
+
+  /// What the leader's gate counts (actors/message_size.hpp).
+  uint64_t size_bytes() const noexcept {
+    uint64_t n = 0;
+    for (auto& m : messages)
+      n += m.size_bytes() + sizeof(owned_message);
+    return n;
+  }
+};
+
+/// One ack per message of an append_batch, in order.
+struct append_acks {
+  std::vector<streams::append_ack> acks;
+};
+
+/// A subscription the broker hands a leader; the leader sends the batches to
+/// `connection` itself, and the broker relays credit and cancel by (connection, tag).
+struct subscription_request {
+  wire_stream_sink connection;
+  uint64_t tag = 0;               // the connection's id of the streamed request
+  streams::read_position start;
+  std::optional<uint64_t> stop_offset;
+  std::optional<int64_t> stop_time_ms;
+  uint64_t max_messages = 0;      // per batch
+  uint64_t max_bytes = 0;
+  uint64_t credit_batches = 0;    // the first credit
+  uint64_t credit_bytes = 0;
+};
+
+/// A partition's figures, written by its leader after each change and read by the
+/// broker for StreamInfo without a message (PartitionInfo's fields).
+struct partition_gauges {
+  std::atomic<uint64_t> start_offset{0};
+  std::atomic<uint64_t> next_offset{0};
+  std::atomic<uint64_t> high_water{0};
+  std::atomic<uint64_t> size_bytes{0};
+  std::atomic<uint64_t> appended{0};
+  std::atomic<uint64_t> duplicates{0};
+  std::atomic<uint64_t> rejected{0};
+  std::atomic<uint64_t> dropped_messages{0};
+  std::atomic<uint64_t> dropped_segments{0};
+  std::atomic<uint64_t> compacted{0};
+  std::atomic<uint64_t> subscribers{0};
+};
+
+/// A stream leader (leader.hpp): one partition's log, its appends and its readers.
+using leader_actor = caf::typed_actor<
+  caf::replies_to<append_atom, append_batch>::with<append_acks>,
+  caf::replies_to<subscribe_atom, subscription_request>::with<std::string>,
+  /// (credit_atom, tag, batches, bytes) from the connection itself: a connection sends
+  /// credit to whoever sends it the batches (net/connection.cpp), the leader.
+  caf::reacts_to<credit_atom, uint64_t, uint64_t, uint64_t>,
+  /// (credit_atom, connection, tag, batches, bytes): the same relayed by the broker, the
+  /// stream's target, for credit that came before the first batch.
+  caf::reacts_to<credit_atom, caf::actor_addr, uint64_t, uint64_t, uint64_t>,
+  /// (cancel_atom, connection, tag): ends it with `cancelled`.
+  caf::reacts_to<cancel_atom, caf::actor_addr, uint64_t>,
+  /// (stop_atom, deleted): ends every subscription (unavailable when the stream is being
+  /// deleted, shutting_down otherwise), syncs and ends; true if the sync succeeded.
+  caf::replies_to<stop_atom, bool>::with<bool>,
+  caf::reacts_to<read_atom>, caf::reacts_to<sync_atom>, caf::reacts_to<maintain_atom>>;
+
+/// The broker: the wire's "broker" target, a plain and a streamed request in one actor.
+using broker_actor = wire_stream_target::extend_with<wire_request_target>::extend<
+  /// Stops every leader (and waits for them), then ends: true when every sync succeeded.
+  caf::replies_to<stop_atom>::with<bool>,
+  /// Forgets idle publishers.
+  caf::reacts_to<tick_atom>>;
+
+} // namespace levee::broker
+
+// They stay inside the process: CAF never serializes them.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::append_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::append_acks)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::subscription_request)

@@ -1,0 +1,46 @@
+#pragma once
+// The broker's counters (README.md "Stats"): written by the broker and its leaders, read
+// by StatsReply and the tests from any thread.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "limits/error_code.hpp"
+#include "limits/rejection.hpp"
+
+namespace levee::broker {
+
+struct broker_stats {
+  std::atomic<uint64_t> publishes{0};        // Publish requests taken
+  std::atomic<uint64_t> messages_stored{0};  // copies stored (not duplicates)
+  std::atomic<uint64_t> acks{0};             // MessageAcks answered
+  std::atomic<uint64_t> duplicates{0};       // acks marked duplicate
+  std::atomic<uint64_t> subscriptions{0};    // Subscribe requests started
+  std::atomic<uint64_t> batches_sent{0};     // MessageBatch parts sent to subscribers
+  std::atomic<uint64_t> unacked_refusals{0};  // refusals of ack = none publishes (logged)
+  std::array<std::atomic<uint64_t>, max_code_number + 1> rejections{};  // by code
+
+  /// Counts a refusal by its code and, when a limit made it, by the limit's key.
+  void count(const rejection& r) {
+    rejections[static_cast<size_t>(r.code)].fetch_add(1);
+    if (r.limit.empty())
+      return;
+    std::lock_guard<std::mutex> lock{mtx_};
+    ++by_limit_[r.limit];
+  }
+  uint64_t rejected(code c) const { return rejections[static_cast<size_t>(c)].load(); }
+  std::map<std::string, uint64_t> rejected_by_limit() const {
+    std::lock_guard<std::mutex> lock{mtx_};
+    return by_limit_;
+  }
+
+private:
+  mutable std::mutex mtx_;
+  std::map<std::string, uint64_t> by_limit_;
+};
+
+} // namespace levee::broker

@@ -1,0 +1,330 @@
+// A stream leader: one partition's appends, reads for its subscribers within their
+// credit, and its timers (leader.hpp).
+
+#include "broker/leader.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+#include <caf/all.hpp>
+
+#include "actors/caf_error.hpp"
+#include "actors/limited_actor.hpp"
+#include "base/round_robin.hpp"
+#include "limits/stream_credit.hpp"
+#include "net/stream_message.hpp"
+#include "net/streams.pb.h"
+
+namespace levee::broker {
+
+namespace {
+
+using namespace std::chrono;
+
+caf::error refuse(code c, std::string detail) {
+  return to_error(rejection::of(c).detail(std::move(detail)));
+}
+
+/// One subscription. Its leader reads for it only while it holds credit and there is
+/// something below the high-water mark, and sends what it read at once: a subscriber
+/// that stops granting credit costs its leader this struct and nothing more.
+struct subscriber {
+  wire_stream_sink connection;
+  uint64_t tag = 0;
+  caf::typed_response_promise<std::string> rp;
+  uint64_t next = 0;
+  std::optional<uint64_t> stop_offset;
+  std::optional<int64_t> stop_time_ms;
+  uint64_t max_messages = 0;
+  uint64_t max_bytes = 0;
+  stream_credit credit;
+  uint64_t delivered = 0;
+};
+
+struct leader_state {
+  leader_setup setup;
+  using key = std::pair<caf::actor_addr, uint64_t>;  // (connection, tag)
+  std::map<key, subscriber> subs;
+  std::optional<key> last_turn;  // round robin over subscribers
+  bool read_scheduled = false;
+  bool stopping = false;
+  const char* name = "levee.stream_leader";
+};
+
+using leader_self = caf::stateful_actor<leader_state, limited<leader_actor::base>>;
+
+void publish_gauges(leader_self* self) {
+  fill_gauges(*self->state.setup.log, *self->state.setup.gauges);
+  self->state.setup.gauges->subscribers = self->state.subs.size();
+}
+
+std::string summary_of(const subscriber& s) {
+  wire::SubscribeEnd end;
+  end.set_messages(s.delivered);
+  end.set_next_offset(s.next);
+  return end.SerializeAsString();
+}
+
+void end_subscription(leader_self* self, std::map<leader_state::key, subscriber>::iterator it,
+                      caf::error err) {
+  if (err)
+    it->second.rp.deliver(std::move(err));
+  else
+    it->second.rp.deliver(summary_of(it->second));
+  self->state.subs.erase(it);
+  self->state.setup.gauges->subscribers = self->state.subs.size();
+}
+
+/// Whether nothing more can come for `s`: its stop offset is behind it, or its stop time
+/// has passed while it waits at the high-water mark (a later message is stamped later).
+bool finished(leader_self* self, const subscriber& s) {
+  if (s.stop_offset && s.next > *s.stop_offset)
+    return true;
+  auto& setup = self->state.setup;
+  return s.stop_time_ms && s.next >= setup.log->high_water()
+         && setup.clock->wall_ms() > *s.stop_time_ms;
+}
+
+bool runnable(leader_self* self, const subscriber& s) {
+  return s.credit.allows_batch() && s.next < self->state.setup.log->high_water();
+}
+
+/// Ends the subscriptions that are over, then sends itself one read step if any
+/// subscriber may go: after an append, a sync, a credit, a step.
+void wake(leader_self* self) {
+  auto& st = self->state;
+  for (auto it = st.subs.begin(); it != st.subs.end();) {
+    auto next = std::next(it);
+    if (finished(self, it->second))
+      end_subscription(self, it, {});
+    it = next;
+  }
+  if (st.read_scheduled)
+    return;
+  for (auto& [k, s] : st.subs)
+    if (runnable(self, s)) {
+      st.read_scheduled = true;
+      self->send(self, read_atom::value);
+      return;
+    }
+}
+
+/// One batch for the next subscriber that may go, then the others' turn (after whatever
+/// else is queued: appends are never held behind a long run of reads).
+void read_step(leader_self* self) {
+  auto& st = self->state;
+  st.read_scheduled = false;
+  if (st.subs.empty())
+    return;
+  auto it = base::next_turn(st.subs, st.last_turn,
+                            [self](const subscriber& s) { return runnable(self, s); });
+  if (it == st.subs.end())
+    return;  // every subscriber waits for credit or for messages
+  st.last_turn = it->first;
+  auto& s = it->second;
+  streams::read_request req;
+  req.from = s.next;
+  req.max_messages = s.max_messages;
+  req.max_bytes = s.max_bytes;
+  req.stop_offset = s.stop_offset;
+  req.stop_time_ms = s.stop_time_ms;
+  auto r = st.setup.log->read(req);
+  if (!r) {
+    end_subscription(self, it, to_error(r.error().as_rejection()));
+    wake(self);
+    return;
+  }
+  wire::MessageBatch batch;
+  batch.set_stream(st.setup.stream);
+  batch.set_partition(st.setup.partition);
+  for (auto& m : r->messages) {
+    auto& out = *batch.add_messages();
+    out.set_offset(m.offset);
+    out.set_timestamp_ms(m.timestamp_ms);
+    net::move_message_fields(out, m.key, m.id, m.body, m.headers);
+  }
+  batch.set_next_offset(r->next_offset);
+  batch.set_skipped(r->skipped);
+  batch.set_high_water(st.setup.log->high_water());
+  s.next = r->next_offset;
+  s.delivered += r->messages.size();
+  if (!r->messages.empty() || r->skipped > 0) {
+    auto part = batch.SerializeAsString();
+    s.credit.take(part.size());
+    self->send(s.connection, wire_batch_atom::value, s.tag, std::move(part));
+    st.setup.stats->batches_sent.fetch_add(1);
+  }
+  if (r->done)
+    end_subscription(self, it, {});
+  wake(self);
+}
+
+void add_credit(leader_self* self, const caf::actor_addr& conn, uint64_t tag, uint64_t batches,
+                uint64_t bytes) {
+  auto it = self->state.subs.find({conn, tag});
+  if (it == self->state.subs.end())
+    return;  // ended meanwhile
+  it->second.credit.add(batches, bytes);
+  wake(self);
+}
+
+leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
+  self->state.setup = std::move(setup);
+  auto& s = self->state.setup;
+  publish_gauges(self);
+  if (s.log->config().fsync == persistence::fsync_policy::interval)
+    self->delayed_send(self, milliseconds(s.log->config().fsync_interval_ms), sync_atom::value);
+  self->delayed_send(self, milliseconds(s.maintenance_interval_ms), maintain_atom::value);
+  return {
+    [=](append_atom, append_batch& b) -> caf::result<append_acks> {
+      auto& st = self->state;
+      if (st.stopping)
+        return refuse(code::unavailable, "stream " + st.setup.stream + " is stopping");
+      std::vector<streams::message> views;
+      views.reserve(b.messages.size());
+      for (auto& m : b.messages) {
+        streams::message v;
+        v.key = m.key;
+        v.id = m.id;
+        v.body = m.body;
+        for (auto& [name, value] : m.headers)
+          v.headers.emplace_back(name, value);
+        views.push_back(std::move(v));
+      }
+      auto r = st.setup.log->append(views, b.expected_last_offset);
+      if (!r) {
+        st.setup.gauges->rejected.fetch_add(1);
+        publish_gauges(self);
+        return to_error(r.error().as_rejection());
+      }
+      publish_gauges(self);
+      wake(self);  // the high-water mark moved (every_batch, none)
+      return append_acks{std::move(*r)};
+    },
+    [=](subscribe_atom, subscription_request& req) -> caf::result<std::string> {
+      auto& st = self->state;
+      if (st.stopping)
+        return refuse(code::unavailable, "stream " + st.setup.stream + " is stopping");
+      auto key = leader_state::key{caf::actor_cast<caf::actor_addr>(req.connection), req.tag};
+      if (st.subs.count(key) != 0)
+        return refuse(code::bad_request, "request " + std::to_string(req.tag)
+                                           + " is already subscribed on this connection");
+      if (st.subs.size() >= st.setup.max_subscriptions) {
+        auto r = rejection::of(code::too_many_inflight)
+                   .limit("broker.max_subscriptions_per_partition")
+                   .observed(st.subs.size() + 1)
+                   .max(st.setup.max_subscriptions)
+                   .retry_after_ms(1000)
+                   .detail("partition " + std::to_string(st.setup.partition) + " of stream "
+                           + st.setup.stream
+                           + " serves as many subscriptions as it may; end one, or "
+                             "spread readers over more partitions");
+        st.setup.stats->count(r);
+        return to_error(r);
+      }
+      auto from = st.setup.log->resolve(req.start);
+      if (!from)
+        return to_error(from.error().as_rejection());
+      subscriber sub;
+      sub.connection = std::move(req.connection);
+      sub.tag = req.tag;
+      sub.next = *from;
+      sub.stop_offset = req.stop_offset;
+      sub.stop_time_ms = req.stop_time_ms;
+      sub.max_messages = req.max_messages;
+      sub.max_bytes = req.max_bytes;
+      sub.credit.add(req.credit_batches, req.credit_bytes);
+      sub.rp = self->make_response_promise<std::string>();
+      auto rp = sub.rp;
+      st.subs.emplace(key, std::move(sub));
+      st.setup.gauges->subscribers = st.subs.size();
+      st.setup.stats->subscriptions.fetch_add(1);
+      wake(self);
+      return rp;
+    },
+    [=](credit_atom, uint64_t tag, uint64_t batches, uint64_t bytes) {
+      add_credit(self, caf::actor_cast<caf::actor_addr>(self->current_sender()), tag, batches,
+                 bytes);
+    },
+    [=](credit_atom, const caf::actor_addr& conn, uint64_t tag, uint64_t batches,
+        uint64_t bytes) { add_credit(self, conn, tag, batches, bytes); },
+    [=](cancel_atom, const caf::actor_addr& conn, uint64_t tag) {
+      auto it = self->state.subs.find({conn, tag});
+      if (it != self->state.subs.end())
+        end_subscription(self, it, refuse(code::cancelled, "the subscription was cancelled"));
+    },
+    [=](read_atom) { read_step(self); },
+    [=](sync_atom) {
+      auto& st = self->state;
+      if (st.stopping)
+        return;
+      auto before = st.setup.log->high_water();
+      if (auto done = st.setup.log->sync_if_due(); !done)
+        std::fprintf(stderr, "levee broker: stream %s partition %u: sync failed: %s\n",
+                     st.setup.stream.c_str(), st.setup.partition, done.to_string().c_str());
+      if (st.setup.log->high_water() != before) {
+        publish_gauges(self);
+        wake(self);  // waiting subscribers may read what the sync made visible
+      }
+      self->delayed_send(self, milliseconds(st.setup.log->config().fsync_interval_ms),
+                         sync_atom::value);
+    },
+    [=](maintain_atom) {
+      auto& st = self->state;
+      if (st.stopping)
+        return;
+      if (auto r = st.setup.log->apply_retention(); !r)
+        std::fprintf(stderr, "levee broker: stream %s partition %u: retention failed: %s\n",
+                     st.setup.stream.c_str(), st.setup.partition,
+                     r.error().to_string().c_str());
+      if (auto r = st.setup.log->compact(); !r)
+        std::fprintf(stderr, "levee broker: stream %s partition %u: compaction failed: %s\n",
+                     st.setup.stream.c_str(), st.setup.partition,
+                     r.error().to_string().c_str());
+      publish_gauges(self);
+      wake(self);  // subscribers waiting for a stop time that has passed end here
+      self->delayed_send(self, milliseconds(st.setup.maintenance_interval_ms),
+                         maintain_atom::value);
+    },
+    [=](stop_atom, bool deleted) -> bool {
+      auto& st = self->state;
+      st.stopping = true;
+      while (!st.subs.empty())
+        end_subscription(self, st.subs.begin(),
+                         deleted ? refuse(code::unavailable,
+                                          "stream " + st.setup.stream
+                                            + " was deleted; subscribe to another stream")
+                                 : refuse(code::shutting_down, "the broker is stopping"));
+      auto synced = st.setup.log->sync();
+      if (!synced)
+        std::fprintf(stderr, "levee broker: stream %s partition %u: %s\n",
+                     st.setup.stream.c_str(), st.setup.partition, synced.to_string().c_str());
+      self->quit();
+      return synced.ok();
+    },
+  };
+}
+
+} // namespace
+
+void fill_gauges(const streams::partition_log& log, partition_gauges& g) {
+  auto st = log.stats();
+  g.start_offset = log.start_offset();
+  g.next_offset = log.next_offset();
+  g.high_water = log.high_water();
+  g.size_bytes = log.size_bytes();
+  g.appended = st.appended;
+  g.duplicates = st.duplicates;
+  g.dropped_messages = st.dropped_messages;
+  g.dropped_segments = st.dropped_segments;
+  g.compacted = st.compacted_records;
+}
+
+leader_actor spawn_leader(caf::actor_system& sys, runtime& rt, const actor_limits& limits,
+                          leader_setup setup) {
+  return spawn_limited_fun_with(sys, rt, "stream", limits, placement::worker(), leader,
+                                std::move(setup));
+}
+
+} // namespace levee::broker

@@ -1,0 +1,56 @@
+// The [broker] section: defaults, every key read, an unknown key and a missing data_dir
+// refused naming the key, [stream] read beside it, and config_keys() listing them.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "broker/node.hpp"
+
+namespace levee::broker {
+namespace {
+
+TEST(BrokerConfig, ReadsEveryKeyAndPinsTheDefaults) {
+  flat_config cfg{{"broker.data_dir", "/tmp/x"},
+                  {"broker.listen", "127.0.0.1:0"},
+                  {"broker.max_cursors", "10"},
+                  {"broker.publish_msgs_per_sec", "100"},
+                  {"stream.partitions", "4"}};
+  auto o = broker_options_from_config(cfg);
+  ASSERT_TRUE(o.ok()) << o.error().to_string();
+  EXPECT_EQ(o->data_dir, "/tmp/x");
+  EXPECT_EQ(o->listen, "127.0.0.1:0");
+  EXPECT_EQ(o->limits.max_cursors, 10u);
+  EXPECT_EQ(o->limits.publishers.msgs_per_sec, 100u);
+  EXPECT_EQ(o->streams.defaults.partitions, 4u);
+  EXPECT_EQ(o->limits.max_subscriptions_per_partition,
+            defaults::broker_max_subscriptions_per_partition);
+  EXPECT_EQ(o->limits.publishers.bytes_per_sec, 0u);  // off unless set
+  EXPECT_EQ(o->limits.publishers.max_publishers, defaults::broker_max_publishers);
+}
+
+TEST(BrokerConfig, RefusesUnknownKeysAndAMissingDataDir) {
+  auto unknown = broker_options_from_config({{"broker.data_dir", "/x"}, {"broker.max_curors", "1"}});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code(), code::bad_request);
+  EXPECT_NE(unknown.error().message().find("max_curors"), std::string::npos);
+  auto missing = broker_options_from_config({});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message().find("broker.data_dir"), std::string::npos);
+  auto range = broker_options_from_config({{"broker.data_dir", "/x"}, {"broker.max_cursors", "0"}});
+  ASSERT_FALSE(range.ok());
+  EXPECT_NE(range.error().message().find("broker.max_cursors"), std::string::npos);
+}
+
+TEST(BrokerConfig, ConfigKeysListEveryKey) {
+  auto keys = config_keys();
+  for (auto* k : {"broker.listen", "broker.data_dir", "broker.max_subscriptions_per_partition",
+                  "broker.max_cursors", "broker.maintenance_interval_ms",
+                  "broker.publish_msgs_per_sec", "broker.publish_bytes_per_sec",
+                  "broker.max_publishers", "broker.publisher_idle_ms"})
+    EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
+  EXPECT_EQ(keys.size(), 9u);
+}
+
+} // namespace
+} // namespace levee::broker
