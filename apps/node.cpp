@@ -1,5 +1,5 @@
 // `levee node --config FILE`: runs the roles its file names ([node] roles = server,
-// satellite). `levee local`: the embedded default, a server and two satellites with sample
+// satellite, broker). `levee local`: the embedded default, a server and two satellites with sample
 // data in one process, over the same code paths (the satellites dial the server over
 // loopback TCP) and limits. Both stop on SIGINT/SIGTERM: stop accepting, end queries in
 // flight with `shutting_down`, sync the stores, exit 0.
@@ -29,13 +29,13 @@
 #include "apps/cli_common.hpp"
 #include "apps/subcommands.hpp"
 #include "base/host_port.hpp"
+#include "broker/node.hpp"
 #include "limits/config_file.hpp"
 #include "limits/defaults.hpp"
 #include "limits/limits_config.hpp"
 #include "limits/printable.hpp"
 #include "net/multiplexer.hpp"
 #include "net/net_config.hpp"
-#include "broker/node.hpp"
 #include "satellite/satellite.hpp"
 #include "server/node.hpp"
 #include "streams/stream_config.hpp"
@@ -105,19 +105,18 @@ status check_sections(const flat_config& cfg, const std::set<std::string>& roles
       continue;
     if ((section == "server" && roles.count("server"))
         || ((section == "satellite" || section == "events" || top == "source")
-            && roles.count("satellite")))
+            && roles.count("satellite"))
+        || ((section == "broker" || section == "stream") && roles.count("broker")))
       continue;
-    if (section == "stream")  // streams/stream_config.hpp reads it; the broker role will
-      return status::error(code::bad_request,
-                           "'" + key + "' configures streams, which need the broker role; no "
-                           "node runs it yet: remove the section");
-    if (section == "server" || section == "satellite" || section == "events" || top == "source")
+    if (section == "server" || section == "satellite" || section == "events" || top == "source"
+        || section == "broker" || section == "stream")
       return status::error(code::bad_request,
                            "'" + key + "' configures a role this node does not have; add it to "
                            "node.roles or remove the section");
     return status::error(code::bad_request,
                          "unknown key '" + key + "'; sections are [node], [server], [satellite], "
-                         "[events], [source.<name>], [net], [limits], [limits.<kind>]");
+                         "[events], [source.<name>], [broker], [stream], [net], [limits], "
+                         "[limits.<kind>]");
   }
   for (auto& [key, value] : cfg) {
     if (key.rfind("node.", 0) != 0)
@@ -206,7 +205,8 @@ int run_config_keys(const std::vector<std::string>& args) {
   // From the parsers' own tables, so the list cannot drift from what they accept.
   std::vector<std::string> keys{std::begin(node_keys), std::end(node_keys)};
   for (const auto& part : {limits_config_keys(), net::config_keys(), server::config_keys(),
-                    satellite::config_keys(), streams::config_keys(), broker::config_keys()})
+                           satellite::config_keys(), streams::config_keys(),
+                           broker::config_keys()})
     keys.insert(keys.end(), part.begin(), part.end());
   std::sort(keys.begin(), keys.end());
   for (auto& k : keys)
@@ -235,15 +235,15 @@ int run_node(const std::vector<std::string>& args) {
   std::set<std::string> roles;
   auto r = flat->find("node.roles");
   if (r == flat->end())
-    return config_error("node", "node.roles is missing: server, satellite or both");
+    return config_error("node", "node.roles is missing: server, satellite, broker, or several");
   for (auto& role : split_list(r->second)) {
-    if (role != "server" && role != "satellite")
+    if (role != "server" && role != "satellite" && role != "broker")
       return config_error("node", "node.roles = " + r->second
-                                    + ": roles are server and satellite (broker comes later)");
+                                    + ": roles are server, satellite and broker");
     roles.insert(role);
   }
   if (roles.empty())
-    return config_error("node", "node.roles is empty: server, satellite or both");
+    return config_error("node", "node.roles is empty: server, satellite, broker, or several");
   if (auto st = check_sections(*flat, roles); !st)
     return config_error("node", st.message());
   auto limits = limits_from_config(*flat);
@@ -273,6 +273,13 @@ int run_node(const std::vector<std::string>& args) {
     // A satellite-only node's multiplexer serves its one connection: the store can sit
     // there. Next to a server it would stall the server's connections with disk work.
     sat_cfg.store_on_multiplexer = roles.count("server") == 0;
+  }
+  broker::broker_options broker_opts;
+  if (roles.count("broker")) {
+    auto b = broker::broker_options_from_config(*flat);
+    if (!b)
+      return config_error("node", b.error().message());
+    broker_opts = *b;
   }
   if (check) {
     std::printf("levee node: %s is valid (roles: %s)\n", printable(a.config).c_str(),
@@ -324,10 +331,31 @@ int run_node(const std::vector<std::string>& args) {
                                              : printable(sat_cfg.satellite.id).c_str(),
                 printable(sat_cfg.satellite.server).c_str(), sat_cfg.sources.size());
   }
+  std::shared_ptr<broker::broker_node> brk;
+  if (roles.count("broker")) {
+    if (!roles.count("server"))
+      fit_open_file_limit("node", net_cfg->limits.max_connections);
+    auto b = broker::start_broker(*sys, rt, broker_opts, *net_cfg);
+    if (!b) {
+      std::fprintf(stderr, "levee node: %s\n", printable(b.error().to_string()).c_str());
+      if (sat)
+        satellite::stop_satellite(*sys, *sat);
+      if (srv)
+        server::stop_server(*srv);
+      return 1;
+    }
+    brk = *b;
+    auto host = broker_opts.listen.substr(0, broker_opts.listen.rfind(':'));
+    std::printf("levee node: broker listening on %s:%u, streams in %s\n",
+                printable(host).c_str(), brk->listener.port,
+                printable(broker_opts.data_dir).c_str());
+  }
   std::fflush(stdout);
   auto sig = wait_for_signal(signals);
   std::printf("levee node: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
+  if (brk)
+    broker::stop_broker(*brk);
   if (srv)
     server::stop_server(*srv);
   if (sat)
@@ -339,7 +367,7 @@ int run_node(const std::vector<std::string>& args) {
 
 int run_local(const std::vector<std::string>& args) {
   po::options_description opts{
-    "levee local: a server and two satellites with sample data in one process"};
+    "levee local: a server, two satellites with sample data and a broker in one process"};
   node_args a;
   std::string data_dir, query_text;
   bool exit_after = false, check = false;
@@ -347,9 +375,9 @@ int run_local(const std::vector<std::string>& args) {
   opts.add_options()
     ("help,h", "this text")
     ("check", po::bool_switch(&check), "validate the config and exit (0: valid)")
-    ("config", po::value(&a.config), "INI file with [server], [net], [limits] (configs/local.ini)")
+    ("config", po::value(&a.config), "INI file with [server], [broker], [stream], [net], [limits] (configs/local.ini)")
     ("set", po::value(&a.overrides)->composing(), "override a key, e.g. --set server.listen=127.0.0.1:0")
-    ("data-dir", po::value(&data_dir), "where the satellites keep their stores (default: a new temporary directory)")
+    ("data-dir", po::value(&data_dir), "where the satellites keep their stores and the broker its streams (default: a new temporary directory)")
     ("rate", whole_number("rate", &rate, uint64_t{200}, 1, 1'000'000, "events/s"),
      "sample events per second per satellite, 1 to 1000000")
     ("query", po::value(&query_text)->default_value("count by level"),
@@ -367,7 +395,7 @@ int run_local(const std::vector<std::string>& args) {
   } else if (auto st = apply_overrides(flat, a.overrides); !st) {
     return config_error("local", st.message());
   }
-  if (auto st = check_sections(flat, {"server"}); !st)
+  if (auto st = check_sections(flat, {"server", "broker"}); !st)
     return config_error("local", st.message());
   auto limits = limits_from_config(flat);
   if (!limits)
@@ -383,6 +411,14 @@ int run_local(const std::vector<std::string>& args) {
     return config_error("local", server_opts.error().message());
   if (auto st = server::check_with_listener(*server_opts, net_cfg->limits.request_deadline_ms); !st)
     return config_error("local", st.message());
+  // The broker keeps its streams in <data dir>/broker unless the file says where (the
+  // placeholder is replaced once the data directory exists).
+  bool broker_dir_given = flat.count("broker.data_dir") != 0;
+  if (!broker_dir_given)
+    flat["broker.data_dir"] = "broker";
+  auto broker_opts = broker::broker_options_from_config(flat);
+  if (!broker_opts)
+    return config_error("local", broker_opts.error().message());
   if (check) {
     std::printf("levee local: %s is valid\n",
                 a.config.empty() ? "the built-in config" : printable(a.config).c_str());
@@ -413,6 +449,18 @@ int run_local(const std::vector<std::string>& args) {
   auto address = host + ":" + std::to_string((*srv)->listener.port);
   std::printf("levee local: server listening on %s; satellites keep their data in %s\n",
               printable(address).c_str(), printable(data_dir).c_str());
+  if (!broker_dir_given)
+    broker_opts->data_dir = (std::filesystem::path(data_dir) / "broker").string();
+  auto brk = broker::start_broker(*sys, rt, *broker_opts, *net_cfg);
+  if (!brk) {
+    std::fprintf(stderr, "levee local: broker: %s\n", printable(brk.error().to_string()).c_str());
+    server::stop_server(**srv);
+    return 1;
+  }
+  auto broker_host = broker_opts->listen.substr(0, broker_opts->listen.rfind(':'));
+  auto broker_address = broker_host + ":" + std::to_string((*brk)->listener.port);
+  std::printf("levee local: broker listening on %s; streams in %s\n",
+              printable(broker_address).c_str(), printable(broker_opts->data_dir).c_str());
   std::vector<satellite::satellite_node> sats;
   for (auto id : {"a", "b"}) {
     satellite::satellite_config sc;
@@ -431,6 +479,7 @@ int run_local(const std::vector<std::string>& args) {
     if (!s) {
       std::fprintf(stderr, "levee local: satellite %s: %s\n", id,
                    printable(s.error().to_string()).c_str());
+      broker::stop_broker(**brk);
       server::stop_server(**srv);
       return 1;
     }
@@ -457,16 +506,25 @@ int run_local(const std::vector<std::string>& args) {
     q.text = query_text;
     q.selector = {{"env", "local"}};
     rc = run_one_query(co, q, std::cout, std::cerr);
+    if (rc == 0) {
+      client_options bo = co;
+      bo.host = broker_host;
+      bo.port = (*brk)->listener.port;
+      rc = show_streams(bo, broker_address);
+    }
     std::printf("\nlevee local: running; try `levee query --server %s --satellite a "
                 "'where level == \"ERROR\" limit 5 fields ts,user,msg'`, `levee satellites "
-                "--server %s`, `levee stats --server %s`; Ctrl-C stops\n",
-                address.c_str(), address.c_str(), address.c_str());
+                "--server %s`, `levee stats --server %s`, `levee pub local.x hello --broker %s`, "
+                "`levee sub events --broker %s`; Ctrl-C stops\n",
+                address.c_str(), address.c_str(), address.c_str(), broker_address.c_str(),
+                broker_address.c_str());
     std::fflush(stdout);
   }
   if (!exit_after && rc == 0) {
     auto sig = wait_for_signal(signals);
     std::printf("levee local: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   }
+  broker::stop_broker(**brk);
   server::stop_server(**srv);
   for (auto& s : sats)
     satellite::stop_satellite(*sys, s);

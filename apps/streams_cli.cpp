@@ -393,8 +393,8 @@ int run_pub(const std::vector<std::string>& args) {
     ("id", po::value(&id),
      "a message id for deduplication; with stdin, line N gets ID-N, so publishing the same "
      "input again with the same --id stores nothing twice")
-    ("partition", whole_number("partition", &partition, UINT32_MAX, 0, UINT32_MAX - 1, "partition"),
-     "name the partition instead of hashing the key")
+    ("partition", whole_number("partition", &partition, UINT32_MAX, 0, UINT32_MAX, "partition"),
+     "name the partition instead of hashing the key (default: by the key's hash, or in turn)")
     ("ack", po::value(&ack_text)->default_value("leader"),
      "none (answered when taken), leader (when stored by the fsync policy) or all");
   po::positional_options_description pos;
