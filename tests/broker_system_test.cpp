@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -608,6 +609,100 @@ TEST_F(BrokerSystem, ADamagedSegmentTakesOnlyItsStreamDown) {
   // The other stream serves.
   ASSERT_TRUE(sc.publish("sturdy", {{"", "", "fine", {}}}));
   EXPECT_EQ(read_all(sc, "sturdy").size(), 201u);
+}
+
+/// Polls the stream's info (a short pause between looks) until `pred` holds for
+/// partition 0; false when the bound passes.
+bool until_info(stream_client& sc, const std::string& stream,
+                const std::function<bool(const partition_info&)>& pred) {
+  return test::wait_until(
+    [&] {
+      auto info = sc.get_stream_info(stream, bound);
+      if (!info || info->partitions.empty())
+        return false;
+      if (pred(info->partitions[0]))
+        return true;
+      std::this_thread::sleep_for(10ms);  // a look every 10 ms, not as fast as the CPU
+      return false;
+    },
+    bound);
+}
+
+// Retention by bytes and by count drops whole old segments under drop_oldest (a reader
+// from the earliest starts after them), by age under either policy; compaction keeps the
+// last message of each key. The broker's maintenance timer runs every 100 ms here.
+TEST_F(BrokerSystem, RetentionAndCompactionThroughARunningBroker) {
+  broker_process b{dir_, "b"};
+  b.config().set("broker", "maintenance_interval_ms", "100");
+  ASSERT_TRUE(b.start()) << b.stderr_text();
+  auto sc = b.client();
+  auto by_bytes = spec_of("bounded", "bounded");
+  by_bytes.max_segment_bytes = 16 * 1024;
+  by_bytes.max_message_bytes = 4 * 1024;
+  by_bytes.retention_max_bytes = 64 * 1024;
+  by_bytes.on_full = full_policy::drop_oldest;
+  ASSERT_TRUE(create(sc, by_bytes));
+  auto by_count = spec_of("counted", "counted");
+  by_count.max_segment_bytes = 16 * 1024;
+  by_count.max_message_bytes = 4 * 1024;
+  by_count.retention_max_messages = 100;
+  by_count.on_full = full_policy::drop_oldest;
+  ASSERT_TRUE(create(sc, by_count));
+  for (uint64_t i = 0; i < 1000; i += 10) {  // ten a frame: a segment rolls every ~3 frames
+    std::vector<out_message> batch;
+    for (uint64_t j = i; j < i + 10; ++j)
+      batch.push_back(out_message{"", "", noise_of(j, 500), {}});
+    ASSERT_TRUE(sc.publish("bounded", batch));
+    ASSERT_TRUE(sc.publish("counted", std::move(batch)));
+  }
+  for (const char* name : {"bounded", "counted"}) {
+    auto info = sc.get_stream_info(name, bound);
+    ASSERT_TRUE(info);
+    auto& p = info->partitions[0];
+    EXPECT_GT(p.dropped_segments, 0u) << name;
+    EXPECT_GT(p.start_offset, 0u) << name;
+    EXPECT_EQ(p.next_offset, 1000u) << name;
+    auto kept = read_all(sc, name);
+    ASSERT_FALSE(kept.empty()) << name;
+    EXPECT_EQ(kept.front().offset, p.start_offset) << name;
+    EXPECT_EQ(kept.back().body, noise_of(999, 500)) << name;
+  }
+  EXPECT_LE(sc.get_stream_info("bounded", bound)->partitions[0].size_bytes, 64u * 1024 + 16 * 1024);
+  EXPECT_LE(read_all(sc, "counted").size(), 100u + 16 * 1024 / 500 + 1);
+
+  // Age, under reject: old segments go as time passes, not as the stream fills.
+  auto aged = spec_of("aged", "aged");
+  aged.max_segment_bytes = 16 * 1024;
+  aged.max_message_bytes = 4 * 1024;
+  aged.retention_max_age_ms = 300;
+  aged.on_full = full_policy::reject;
+  ASSERT_TRUE(create(sc, aged));
+  for (uint64_t i = 0; i < 100; ++i)
+    ASSERT_TRUE(sc.publish("aged", {{"", "", noise_of(i, 500), {}}}));
+  EXPECT_TRUE(until_info(sc, "aged", [](const partition_info& p) {
+    return p.dropped_segments > 0;
+  })) << "no segment of 'aged' was dropped by age";
+
+  // Compaction: ten keys written ten times each; closed segments keep each key's last.
+  auto keyed = spec_of("keyed", "keyed");
+  keyed.max_segment_bytes = 8 * 1024;
+  keyed.max_message_bytes = 1024;
+  keyed.compact_by_key = true;
+  ASSERT_TRUE(create(sc, keyed));
+  for (int round = 0; round < 10; ++round)
+    for (int k = 0; k < 10; ++k)
+      ASSERT_TRUE(sc.publish("keyed", {{"k" + std::to_string(k), "",
+                                        "v" + std::to_string(round) + noise_of(k, 400), {}}}));
+  EXPECT_TRUE(until_info(sc, "keyed", [](const partition_info& p) { return p.compacted > 0; }))
+    << "nothing of 'keyed' was compacted";
+  auto left = read_all(sc, "keyed");
+  std::map<std::string, std::string> last;
+  for (auto& m : left)
+    last[m.key] = m.body;
+  EXPECT_LT(left.size(), 100u);
+  ASSERT_EQ(last.size(), 10u);
+  for (int k = 0; k < 10; ++k)
+    EXPECT_EQ(last["k" + std::to_string(k)], "v9" + noise_of(k, 400)) << "key k" << k;
 }
 
 /// Runs the CLI; its stdout.
