@@ -3,6 +3,7 @@
 
 #include "broker/broker.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -42,6 +43,11 @@ stream_entry start_leaders(caf::actor_system& sys, broker_state& st, streams::st
   stream_entry entry;
   entry.stream = &s;
   auto limits = streams::effective_limits(s.config(), st.rt->config().for_kind("stream"));
+  // The broker is a leader's one requester: every publish of every connection reaches the
+  // leader as the broker's request, so a per-requester bound below the mailbox's would
+  // refuse a pipelining publisher the mailbox has room for. The mailbox bounds it.
+  limits.max_inflight_per_requester =
+    std::max(limits.max_inflight_per_requester, limits.mailbox_capacity);
   for (uint32_t p = 0; p < s.partition_count(); ++p) {
     partition_entry pe;
     auto log = s.partition(p);
@@ -330,8 +336,14 @@ result<broker_actor> spawn_broker(caf::actor_system& sys, runtime& rt, broker_se
   if (table.dropped() > 0)
     std::fprintf(stderr, "levee broker: %llu cursors past broker.max_cursors were not loaded\n",
                  static_cast<unsigned long long>(table.dropped()));
-  auto b = spawn_limited_fun(sys, rt, "broker", placement::worker(), broker, std::move(setup),
-                             &rt, std::move(table));
+  // A connection is one requester: the broker admits from each as many requests as the
+  // connection itself lets its peer have in flight (net.max_inflight_requests), so a
+  // publisher pipelining within what the connection advertised is not refused here.
+  auto limits = rt.config().for_kind("broker");
+  limits.max_inflight_per_requester =
+    std::max(limits.max_inflight_per_requester, setup.connection_inflight);
+  auto b = spawn_limited_fun_with(sys, rt, "broker", limits, placement::worker(), broker,
+                                  std::move(setup), &rt, std::move(table));
   return b;
 }
 

@@ -35,6 +35,9 @@ struct broker_setup {
   broker_limits limits;
   std::shared_ptr<broker_stats> stats;
   const clock_source* clock = nullptr;  // must outlive the broker
+  /// net.max_inflight_requests of the listener in front: the broker's per-requester
+  /// in-flight bound is at least this (a connection is one requester).
+  uint64_t connection_inflight = 0;
 };
 
 /// Spawns the broker (kind "broker", on a worker: it creates and deletes directories)

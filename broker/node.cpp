@@ -124,6 +124,7 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
   setup.limits = opts.limits;
   setup.stats = node->stats;
   setup.clock = &rt.clock();
+  setup.connection_inflight = net_cfg.limits.max_inflight_requests;
   auto b = spawn_broker(sys, rt, std::move(setup));
   if (!b)
     return b.error();
