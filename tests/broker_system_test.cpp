@@ -75,6 +75,9 @@ public:
     proc_.signal(SIGKILL);
     proc_.wait_exit(bound);
   }
+  /// SIGSTOP (returns once stopped) and SIGCONT: what is sent meanwhile waits in its socket.
+  bool pause() { return proc_.pause(); }
+  bool resume() { return proc_.resume(); }
   /// SIGTERM and the exit code.
   std::optional<int> stop() {
     proc_.signal(SIGTERM);
@@ -609,6 +612,44 @@ TEST_F(BrokerSystem, ADamagedSegmentTakesOnlyItsStreamDown) {
   // The other stream serves.
   ASSERT_TRUE(sc.publish("sturdy", {{"", "", "fine", {}}}));
   EXPECT_EQ(read_all(sc, "sturdy").size(), 201u);
+}
+
+// A publisher pipelining as many single-message publishes as the connection admits
+// (net.max_inflight_requests, 256) is refused by nothing behind the connection: the broker
+// and the leader admit what the connection admitted (their per-requester bounds used to
+// answer too_many_inflight past 64).
+TEST_F(BrokerSystem, PipelinedPublishesWithinTheConnectionsBoundAreAllStored) {
+  broker_process b{dir_, "b"};
+  ASSERT_TRUE(b.start()) << b.stderr_text();
+  auto sc = b.client();
+  auto spec = spec_of("piped", "piped");
+  spec.fsync = fsync_mode::none;
+  ASSERT_TRUE(create(sc, spec));
+  uint64_t acked = 0, failed = 0;
+  std::string first_failure;
+  sc.on_acks([&](uint64_t, result<std::vector<message_ack>> acks) {
+    if (acks)
+      acked += acks->size();
+    else if (failed++ == 0)
+      first_failure = acks.error().to_string();
+  });
+  sc.set_max_unacked(4096);  // the connection's 256 frames bound it first
+  // With the broker stopped, the first 256 publishes wait in its socket: they arrive
+  // together, all in flight at once, on any machine.
+  auto limit = sc.connection().limits().max_inflight_requests;
+  ASSERT_GT(limit, 64u);
+  ASSERT_TRUE(b.pause());
+  for (uint64_t i = 0; i < limit; ++i)
+    ASSERT_TRUE(sc.publish_async("piped", {{"", "", "m" + std::to_string(i), {}}}));
+  EXPECT_EQ(sc.connection().in_flight(), limit);
+  ASSERT_TRUE(b.resume());
+  constexpr uint64_t total = 2000;
+  for (uint64_t i = limit; i < total; ++i)
+    ASSERT_TRUE(sc.publish_async("piped", {{"", "", "m" + std::to_string(i), {}}}));
+  ASSERT_TRUE(sc.flush(bound));
+  EXPECT_EQ(failed, 0u) << first_failure;
+  EXPECT_EQ(acked, total);
+  EXPECT_EQ(read_all(sc, "piped").size(), total);
 }
 
 /// Polls the stream's info (a short pause between looks) until `pred` holds for
