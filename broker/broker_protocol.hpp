@@ -32,6 +32,8 @@ using read_atom = caf::atom_constant<caf::atom("b_read")>;
 using sync_atom = caf::atom_constant<caf::atom("b_sync")>;
 /// (maintain_atom): a leader's own: retention and compaction.
 using maintain_atom = caf::atom_constant<caf::atom("b_maint")>;
+/// (commit_atom): a leader's own: the appends taken since the last one, as one write.
+using commit_atom = caf::atom_constant<caf::atom("b_commit")>;
 
 /// A message by value, as the broker took it off the wire.
 struct owned_message {
@@ -112,7 +114,8 @@ using leader_actor = caf::typed_actor<
   /// (stop_atom, deleted): ends every subscription (unavailable when the stream is being
   /// deleted, shutting_down otherwise), syncs and ends; true if the sync succeeded.
   caf::replies_to<stop_atom, bool>::with<bool>,
-  caf::reacts_to<read_atom>, caf::reacts_to<sync_atom>, caf::reacts_to<maintain_atom>>;
+  caf::reacts_to<read_atom>, caf::reacts_to<sync_atom>, caf::reacts_to<maintain_atom>,
+  caf::reacts_to<commit_atom>>;
 
 /// The broker: the wire's "broker" target, a plain and a streamed request in one actor.
 using broker_actor = wire_stream_target::extend_with<wire_request_target>::extend<

@@ -42,8 +42,21 @@ struct subscriber {
   uint64_t delivered = 0;
 };
 
+/// An append taken from the mailbox and not yet written (group commit, below).
+struct pending_append {
+  append_batch batch;
+  caf::typed_response_promise<append_acks> rp;
+};
+
 struct leader_state {
   leader_setup setup;
+  /// Group commit: appends are taken as they come and written together when the leader
+  /// gets to its own commit message, which the first of them queued behind whatever was
+  /// already waiting. A publisher alone pays one message to itself (no thread hand-off);
+  /// many publishers share one write (and one fsync under every_batch). At most what the
+  /// mailbox held waits here.
+  std::vector<pending_append> group;
+  bool commit_scheduled = false;
   using key = std::pair<caf::actor_addr, uint64_t>;  // (connection, tag)
   std::map<key, subscriber> subs;
   std::optional<key> last_turn;  // round robin over subscribers
@@ -169,6 +182,87 @@ void add_credit(leader_self* self, const caf::actor_addr& conn, uint64_t tag, ui
   wake(self);
 }
 
+/// Appends `batches` as one write to the log; one ack list per batch, in order.
+result<std::vector<append_acks>> append_together(leader_self* self,
+                                                 std::vector<pending_append*>& batches) {
+  std::vector<streams::message> views;
+  for (auto* p : batches)
+    for (auto& m : p->batch.messages) {
+      streams::message v;
+      v.key = m.key;
+      v.id = m.id;
+      v.body = m.body;
+      for (auto& [name, value] : m.headers)
+        v.headers.emplace_back(name, value);
+      views.push_back(std::move(v));
+    }
+  // One batch alone keeps its expected offset; a group never has one (commit_group).
+  auto expected = batches.size() == 1 ? batches[0]->batch.expected_last_offset : std::nullopt;
+  auto r = self->state.setup.log->append(views, expected);
+  if (!r)
+    return r.error();
+  std::vector<append_acks> out;
+  size_t at = 0;
+  for (auto* p : batches) {
+    append_acks a;
+    a.acks.assign(r->begin() + static_cast<ptrdiff_t>(at),
+                  r->begin() + static_cast<ptrdiff_t>(at + p->batch.messages.size()));
+    at += p->batch.messages.size();
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+/// Writes the appends taken since the last commit. Runs of batches without an expected
+/// offset go as one write; a batch with one goes alone (its check is about the log as it
+/// stands before it). A run refused (stream_full, a bad message: the log stores nothing of
+/// a refused append) is retried batch by batch, so that each publish gets the answer it
+/// would have had alone; a group is never refused for one member's sake.
+void commit_group(leader_self* self) {
+  auto& st = self->state;
+  st.commit_scheduled = false;
+  if (st.group.empty())
+    return;
+  auto group = std::move(st.group);
+  st.group.clear();
+  auto answer = [&](pending_append& p, result<append_acks> r) {
+    if (r) {
+      p.rp.deliver(std::move(*r));
+    } else {
+      st.setup.gauges->rejected.fetch_add(1);
+      p.rp.deliver(to_error(r.error().as_rejection()));
+    }
+  };
+  size_t i = 0;
+  while (i < group.size()) {
+    std::vector<pending_append*> run{&group[i]};
+    size_t j = i + 1;
+    if (!group[i].batch.expected_last_offset)
+      while (j < group.size() && !group[j].batch.expected_last_offset)
+        run.push_back(&group[j++]);
+    auto r = append_together(self, run);
+    if (r) {
+      for (size_t k = 0; k < run.size(); ++k)
+        answer(*run[k], std::move((*r)[k]));
+    } else if (run.size() == 1 || r.error().code() == code::storage_error) {
+      // An I/O error may leave the first parts of a large write stored: retrying its
+      // batches one by one could store those twice. Each hears the error instead.
+      for (auto* p : run)
+        answer(*p, r.error());
+    } else {
+      for (auto* p : run) {
+        std::vector<pending_append*> one{p};
+        auto alone = append_together(self, one);
+        answer(*p, alone ? result<append_acks>{std::move(alone->front())}
+                         : result<append_acks>{alone.error()});
+      }
+    }
+    i = j;
+  }
+  publish_gauges(self);
+  wake(self);  // the high-water mark moved (every_batch, none)
+}
+
 leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
   self->state.setup = std::move(setup);
   auto& s = self->state.setup;
@@ -181,27 +275,15 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       auto& st = self->state;
       if (st.stopping)
         return refuse(code::unavailable, "stream " + st.setup.stream + " is stopping");
-      std::vector<streams::message> views;
-      views.reserve(b.messages.size());
-      for (auto& m : b.messages) {
-        streams::message v;
-        v.key = m.key;
-        v.id = m.id;
-        v.body = m.body;
-        for (auto& [name, value] : m.headers)
-          v.headers.emplace_back(name, value);
-        views.push_back(std::move(v));
+      auto rp = self->make_response_promise<append_acks>();
+      st.group.push_back(pending_append{std::move(b), rp});
+      if (!st.commit_scheduled) {
+        st.commit_scheduled = true;
+        self->send(self, commit_atom::value);
       }
-      auto r = st.setup.log->append(views, b.expected_last_offset);
-      if (!r) {
-        st.setup.gauges->rejected.fetch_add(1);
-        publish_gauges(self);
-        return to_error(r.error().as_rejection());
-      }
-      publish_gauges(self);
-      wake(self);  // the high-water mark moved (every_batch, none)
-      return append_acks{std::move(*r)};
+      return rp;
     },
+    [=](commit_atom) { commit_group(self); },
     [=](subscribe_atom, subscription_request& req) -> caf::result<std::string> {
       auto& st = self->state;
       if (st.stopping)
@@ -289,6 +371,7 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
     },
     [=](stop_atom, bool deleted) -> bool {
       auto& st = self->state;
+      commit_group(self);  // what was taken is written and answered first
       st.stopping = true;
       while (!st.subs.empty())
         end_subscription(self, st.subs.begin(),
