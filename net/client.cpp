@@ -50,6 +50,11 @@ struct client::impl {
   std::optional<rejection> last_reject;  // the last Reject that closed the connection
   uint32_t permit_bytes = 0;             // a granted permit, good for the next frame
   bool stream_next = false;              // the request being built is a streamed one
+  /// coalesce_writes(): requests wait here until it holds coalesce_bytes, or until this
+  /// side writes anything else or waits for an answer (so nothing waits for nothing).
+  bool coalesce = false;
+  std::string outbox;
+  static constexpr size_t coalesce_bytes = 64 * 1024;
   /// Streamed requests in flight: what receive() has handed over since the last grant.
   struct stream_use {
     uint64_t batches = 0;
@@ -95,6 +100,7 @@ struct client::impl {
     fd = -1;
     inflight = 0;
     permit_bytes = 0;
+    outbox.clear();
     reader = net::frame_reader{codec()};
     pending_.clear();
     streams.clear();
@@ -146,7 +152,18 @@ struct client::impl {
                                               + last_error + "; is the server running?");
   }
 
+  /// Writes what coalescing held, then `bytes`: frames leave in the order they were made.
   status write_all(std::string_view bytes) {
+    if (!outbox.empty()) {
+      auto held = std::move(outbox);
+      outbox.clear();
+      if (auto st = write_raw(held); !st)
+        return st;
+    }
+    return write_raw(bytes);
+  }
+
+  status write_raw(std::string_view bytes) {
     while (!bytes.empty()) {
       auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       if (n < 0) {
@@ -197,6 +214,11 @@ struct client::impl {
         st = status::error(code::unavailable, "not connected");
         return std::nullopt;
       }
+      if (!outbox.empty())  // about to wait: what coalescing held goes first
+        if (auto w = write_all({}); !w) {
+          st = w;
+          return std::nullopt;
+        }
       pollfd p{fd, POLLIN, 0};
       auto rc = ::poll(&p, 1, static_cast<int>(remaining_ms(deadline)));
       if (rc == 0) {
@@ -230,6 +252,18 @@ client::~client() {
 
 client::client(client&&) noexcept = default;
 client& client::operator=(client&&) noexcept = default;
+
+void client::coalesce_writes(bool on) {
+  impl_->coalesce = on;
+}
+
+status client::flush_writes() {
+  if (impl_->outbox.empty())
+    return {};
+  if (impl_->fd < 0)
+    return status::error(code::unavailable, "not connected");
+  return impl_->write_all({});
+}
 
 bool client::connected() const noexcept {
   return impl_->fd >= 0;
@@ -411,8 +445,14 @@ std::optional<rejection> client::send_one(wire::Envelope& env, uint64_t& request
     d.msg_rate->refund(1);
     std::this_thread::sleep_for(nanoseconds(b.retry_after_ns));
   }
-  if (auto st = d.write_all(out); !st)
+  if (d.coalesce) {
+    d.outbox += out;
+    if (d.outbox.size() >= impl::coalesce_bytes)
+      if (auto st = d.write_all({}); !st)
+        return local(code::unavailable, st.message());
+  } else if (auto st = d.write_all(out); !st) {
     return local(code::unavailable, st.message());
+  }
   request_id = d.next_request_id++;
   ++d.inflight;
   if (stream)

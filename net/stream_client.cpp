@@ -362,7 +362,12 @@ status stream_client::publish_async(const std::string& subject,
                                      "in-flight bound; receive their answers first"));
   auto c = publish_call(subject, messages, opts);
   uint64_t id = 0;
-  if (auto refused = conn_.send_call(c, id))
+  // Asynchronous publishes leave in 64 KiB writes, not a system call each; whatever waits
+  // for an answer (the window, flush, a synchronous call) writes what is held first.
+  conn_.coalesce_writes(true);
+  auto refused = conn_.send_call(c, id);
+  conn_.coalesce_writes(false);
+  if (refused)
     return as_status(*refused);
   async_.emplace(id, n);
   unacked_messages_ += n;

@@ -130,6 +130,15 @@ public:
   /// receive() as those of send_stream_request do.
   std::optional<rejection> send_call(wire::BrokerCall& call, uint64_t& request_id);
 
+  /// With `on`, requests are not written one system call each: they wait in a 64 KiB
+  /// buffer, written when it fills, when anything else is written, when receive() (or
+  /// anything that waits for the server) begins to wait, or by flush_writes(). Turning
+  /// it off writes nothing by itself. For pipelined senders (stream_client::publish_async
+  /// uses it); off by default.
+  void coalesce_writes(bool on);
+  /// Writes what coalescing holds now.
+  status flush_writes();
+
   /// Cancels a streamed request in flight: the server stops its work and ends it with a
   /// Reject `cancelled` (batches already on their way may come first).
   status cancel(uint64_t request_id);

@@ -201,6 +201,9 @@ public:
   void set_max_unacked(uint64_t n) { max_unacked_ = n == 0 ? 1 : n; }
   /// Sends without waiting for the acks (they go to the ack handler), after waiting while
   /// the window is full (up to opts.timeout: deadline_exceeded). Sets `request_id`.
+  /// Publishes are written 64 KiB at a time (levee::client::coalesce_writes): what is held
+  /// goes out when the buffer fills and before any call of this client waits (flush(),
+  /// next(), a synchronous call), so end a burst with flush().
   status publish_async(const std::string& subject, std::vector<out_message> messages,
                        const publish_options& opts = {}, uint64_t* request_id = nullptr);
   /// Waits until every asynchronous publish is answered (deadline_exceeded otherwise).
