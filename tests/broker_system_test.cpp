@@ -652,6 +652,52 @@ TEST_F(BrokerSystem, PipelinedPublishesWithinTheConnectionsBoundAreAllStored) {
   EXPECT_EQ(read_all(sc, "piped").size(), total);
 }
 
+// Publishes that reach a leader together are written together (group commit), yet each
+// is answered as if alone: with the broker stopped while ten are sent, they arrive in one
+// read; the stream holds six, so the first six are stored in order and the last four are
+// refused stream_full; an id repeated within the group is a duplicate of its first.
+TEST_F(BrokerSystem, PublishesWrittenTogetherAreAnsweredAsIfAlone) {
+  broker_process b{dir_, "b"};
+  ASSERT_TRUE(b.start()) << b.stderr_text();
+  auto sc = b.client();
+  auto spec = spec_of("six", "six");
+  spec.on_full = full_policy::reject;
+  spec.retention_max_messages = 6;
+  ASSERT_TRUE(create(sc, spec));
+  std::map<uint64_t, result<std::vector<message_ack>>> answers;
+  sc.on_acks([&](uint64_t rid, result<std::vector<message_ack>> acks) {
+    answers.emplace(rid, std::move(acks));
+  });
+  std::vector<uint64_t> rids;
+  ASSERT_TRUE(b.pause());
+  for (int i = 0; i < 10; ++i) {
+    // Publish 3 repeats publish 1's id: a duplicate, taking no place.
+    std::string id = i == 3 ? "id-1" : "id-" + std::to_string(i);
+    uint64_t rid = 0;
+    ASSERT_TRUE(sc.publish_async("six", {{"", id, "m" + std::to_string(i), {}}}, {}, &rid));
+    rids.push_back(rid);
+  }
+  ASSERT_TRUE(b.resume());
+  ASSERT_TRUE(sc.flush(bound));
+  ASSERT_EQ(answers.size(), 10u);
+  std::vector<uint64_t> offsets;
+  for (int i = 0; i < 10; ++i) {
+    auto& a = answers.at(rids[static_cast<size_t>(i)]);
+    if (i < 7) {
+      ASSERT_TRUE(a) << "publish " << i << ": " << a.error().to_string();
+      offsets.push_back(a->at(0).offset);
+      EXPECT_EQ(a->at(0).duplicate, i == 3) << "publish " << i;
+    } else {
+      ASSERT_FALSE(a) << "publish " << i << " was stored past the bound";
+      EXPECT_EQ(a.error().code(), code::stream_full) << a.error().to_string();
+    }
+  }
+  EXPECT_EQ(offsets, (std::vector<uint64_t>{0, 1, 2, 1, 3, 4, 5}));
+  auto stored = read_all(sc, "six");
+  ASSERT_EQ(stored.size(), 6u);
+  EXPECT_EQ(stored[3].body, "m4");
+}
+
 /// Polls the stream's info (a short pause between looks) until `pred` holds for
 /// partition 0; false when the bound passes.
 bool until_info(stream_client& sc, const std::string& stream,
