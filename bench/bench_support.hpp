@@ -213,7 +213,7 @@ inline void cleanup_at_exit() {
   }
 }
 
-extern "C" inline void on_fatal_signal(int sig) {
+extern "C" inline void levee_bench_on_fatal_signal(int sig) {
   reap_all_children();  // kill and waitpid are async-signal-safe; reaped, none is left a zombie
   if (sig == SIGALRM) {
     const char msg[] = ": watchdog expired; children killed\n";
@@ -232,7 +232,7 @@ inline bool guard_children(const char* name, unsigned watchdog_seconds) {
   std::snprintf(bench_name, sizeof bench_name, "%s", name);
   std::signal(SIGPIPE, SIG_IGN);
   for (int s : {SIGINT, SIGTERM, SIGALRM, SIGHUP})
-    std::signal(s, on_fatal_signal);
+    std::signal(s, levee_bench_on_fatal_signal);
   ::alarm(watchdog_seconds);
   std::snprintf(temp_dir_for_signal, sizeof temp_dir_for_signal, "/tmp/levee-%s-XXXXXX", name);
   if (::mkdtemp(temp_dir_for_signal) == nullptr) {

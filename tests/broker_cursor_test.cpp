@@ -45,12 +45,18 @@ TEST_F(BrokerCursors, CommitFetchAndResumeAfterRestart) {
   auto s = from("orders", wire::START_CURSOR);
   s.set_group("billing");
   s.set_stop_offset(5);
-  auto [sink, rec] = subscribe(s);
+  // Named, not a structured binding: clang 14 cannot capture those in lambdas.
+  auto sink_and_rec = subscribe(s);
+  [[maybe_unused]] auto& sink = sink_and_rec.first;
+  [[maybe_unused]] auto& rec = sink_and_rec.second;
   ASSERT_TRUE(wait_until([&] { return rec->ended(); }));
   EXPECT_EQ(rec->offsets(), (std::vector<uint64_t>{4, 5}));
   // A group with no cursor starts at the earliest.
   s.set_group("newcomer");
-  auto [sink2, rec2] = subscribe(s);
+  // Named, not a structured binding: clang 14 cannot capture those in lambdas.
+  auto sink2_and_rec2 = subscribe(s);
+  [[maybe_unused]] auto& sink2 = sink2_and_rec2.first;
+  [[maybe_unused]] auto& rec2 = sink2_and_rec2.second;
   ASSERT_TRUE(wait_until([&] { return rec2->ended(); }));
   EXPECT_EQ(rec2->offsets().size(), 6u);
 }

@@ -25,7 +25,10 @@ TEST_F(BrokerSubscribe, ReadsExactContentsInOrderAcrossSegmentRolls) {
   auto s = from("s");
   s.set_stop_offset(sent.size() - 1);
   s.set_max_batch_messages(7);
-  auto [sink, rec] = subscribe(s);
+  // Named, not a structured binding: clang 14 cannot capture those in lambdas.
+  auto sink_and_rec = subscribe(s);
+  [[maybe_unused]] auto& sink = sink_and_rec.first;
+  [[maybe_unused]] auto& rec = sink_and_rec.second;
   ASSERT_TRUE(wait_until([&] { return rec->ended(); }));
   ASSERT_FALSE(rec->refused) << rec->refused->to_string();
   EXPECT_EQ(rec->bodies(), sent);
@@ -41,7 +44,10 @@ TEST_F(BrokerSubscribe, EveryStartPosition) {
   ASSERT_TRUE(publish("p", {"0", "1", "2", "3"}).payload);
   auto run = [&](wire::Subscribe s, uint64_t stop) {
     s.set_stop_offset(stop);
-    auto [sink, rec] = subscribe(s);
+    // Named, not a structured binding: clang 14 cannot capture those in lambdas.
+    auto sink_and_rec = subscribe(s);
+    [[maybe_unused]] auto& sink = sink_and_rec.first;
+    [[maybe_unused]] auto& rec = sink_and_rec.second;
     EXPECT_TRUE(wait_until([&] { return rec->ended(); }));
     return rec->offsets();
   };
@@ -56,7 +62,10 @@ TEST_F(BrokerSubscribe, EveryStartPosition) {
   // new: only what is published after it started.
   auto s = from("p", wire::START_NEW);
   s.set_stop_offset(4);
-  auto [sink, rec] = subscribe(s);
+  // Named, not a structured binding: clang 14 cannot capture those in lambdas.
+  auto sink_and_rec = subscribe(s);
+  [[maybe_unused]] auto& sink = sink_and_rec.first;
+  [[maybe_unused]] auto& rec = sink_and_rec.second;
   ASSERT_TRUE(wait_until([&] { return info("p").partitions(0).subscribers() == 1; }));
   ASSERT_TRUE(publish("p", {"4"}).payload);
   ASSERT_TRUE(wait_until([&] { return rec->ended(); }));
@@ -73,7 +82,10 @@ TEST_F(BrokerSubscribe, CreditForOneBatchDeliversExactlyOneBatch) {
   ASSERT_TRUE(publish("c", numbered("m", 10)).payload);
   auto s = from("c");
   s.set_max_batch_messages(2);
-  auto [sink, rec] = subscribe(s, 1, 1 << 20);
+  // Named, not a structured binding: clang 14 cannot capture those in lambdas.
+  auto sink_and_rec = subscribe(s, 1, 1 << 20);
+  [[maybe_unused]] auto& sink = sink_and_rec.first;
+  [[maybe_unused]] auto& rec = sink_and_rec.second;
   ASSERT_TRUE(wait_until([&] { return rec->batch_count() == 1; }));
   // A publish wakes the leader; still no credit, so still one batch.
   ASSERT_TRUE(publish("c", {"more"}).payload);
@@ -94,7 +106,10 @@ TEST_F(BrokerSubscribe, WaitsAtTheHighWaterMarkAndWakesOnPublish) {
   ASSERT_TRUE(create("w", "w").payload);
   auto s = from("w");
   s.set_stop_offset(2);
-  auto [sink, rec] = subscribe(s);
+  // Named, not a structured binding: clang 14 cannot capture those in lambdas.
+  auto sink_and_rec = subscribe(s);
+  [[maybe_unused]] auto& sink = sink_and_rec.first;
+  [[maybe_unused]] auto& rec = sink_and_rec.second;
   for (int i = 0; i < 3; ++i)
     ASSERT_TRUE(publish("w", {"m" + std::to_string(i)}).payload);
   ASSERT_TRUE(wait_until([&] { return rec->ended(); }));
@@ -109,7 +124,10 @@ TEST_F(BrokerSubscribe, IntervalFsyncShowsMessagesOnceSynced) {
               }).payload);
   auto s = from("i");
   s.set_stop_offset(0);
-  auto [sink, rec] = subscribe(s);
+  // Named, not a structured binding: clang 14 cannot capture those in lambdas.
+  auto sink_and_rec = subscribe(s);
+  [[maybe_unused]] auto& sink = sink_and_rec.first;
+  [[maybe_unused]] auto& rec = sink_and_rec.second;
   ASSERT_TRUE(publish("i", {"late"}).payload);
   // The leader's sync timer moves the high-water mark and wakes the subscriber.
   ASSERT_TRUE(wait_until([&] { return rec->ended(); }));
@@ -119,7 +137,10 @@ TEST_F(BrokerSubscribe, IntervalFsyncShowsMessagesOnceSynced) {
 TEST_F(BrokerSubscribe, DeletingTheStreamEndsItsSubscriptionsUnavailable) {
   start();
   ASSERT_TRUE(create("gone", "gone").payload);
-  auto [sink, rec] = subscribe(from("gone"));
+  // Named, not a structured binding: clang 14 cannot capture those in lambdas.
+  auto sink_and_rec = subscribe(from("gone"));
+  [[maybe_unused]] auto& sink = sink_and_rec.first;
+  [[maybe_unused]] auto& rec = sink_and_rec.second;
   ASSERT_TRUE(wait_until([&] { return info("gone").partitions(0).subscribers() == 1; }));
   wire::BrokerCall del;
   del.mutable_delete_stream()->set_name("gone");
@@ -142,7 +163,10 @@ TEST_F(BrokerSubscribe, SubscriptionsPerPartitionAreBounded) {
   opts.limits.max_subscriptions_per_partition = 1;
   start();
   ASSERT_TRUE(create("b", "b").payload);
-  auto [s1, r1] = subscribe(from("b"));
+  // Named, not a structured binding: clang 14 cannot capture those in lambdas.
+  auto s1_and_r1 = subscribe(from("b"));
+  [[maybe_unused]] auto& s1 = s1_and_r1.first;
+  [[maybe_unused]] auto& r1 = s1_and_r1.second;
   ASSERT_TRUE(wait_until([&] { return info("b").partitions(0).subscribers() == 1; }));
   auto second = refusal_of(from("b")).value_or(rejection{});
   EXPECT_EQ(second.code, code::too_many_inflight);
