@@ -41,6 +41,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -471,9 +472,34 @@ floor_outcomes run_floor(const options& o, const std::string& body) {
 
 // -- Levee: the same scenarios through a broker ------------------------------------------
 
+/// What the limits cost and hold: a refused publish's round trip, and the broker under
+/// ten times the rate one stream's leader admits.
+struct overload_outcome {
+  std::string status = "ok";
+  std::string why;
+  double offered_per_s = 0;   // the schedule's rate
+  double limit_per_s = 0;     // the leader's limits.stream.rate_msgs_per_sec (override)
+  uint64_t offered = 0, accepted = 0, rate_limited = 0, other_refusals = 0, missed_sends = 0;
+  double seconds = 0;
+  uint64_t rss_before = 0, rss_peak = 0;  // the broker's VmRSS before, VmHWM after (bytes)
+  bool ok() const { return status == "ok"; }
+};
+
 struct levee_outcomes {
   outcome sync_publish, async_publish, consume;
+  outcome refused_publish;  // p50/p99 of a publish refused message_too_large
+  overload_outcome overload;
 };
+
+/// A /proc/<pid>/status field in bytes (kB there), 0 when unreadable.
+uint64_t proc_status_bytes(pid_t pid, const char* field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field, 0) == 0)
+      return std::stoull(line.substr(std::strlen(field))) * 1024;
+  return 0;
+}
 
 /// A stream `name` binding `subject`, one partition, R1, fsync none: acknowledged once
 /// written to the OS, and readable at once, which is what JetStream's file store promises
@@ -588,6 +614,88 @@ outcome levee_consume(levee::stream_client& sc, const options& o) {
   return rate(received, secs);
 }
 
+/// A publish the broker refuses (1 KiB to a stream whose max_message_bytes is 512): its
+/// round trip, to set beside an accepted one's.
+outcome levee_refused_publish(levee::stream_client& sc, const options& o,
+                              const std::string& body) {
+  levee::stream_spec spec;
+  spec.name = "refusing";
+  spec.subject = "refusing";
+  spec.max_message_bytes = 512;
+  if (auto info = sc.create_stream(spec, seconds(10)); !info)
+    return unavailable("failed", "cannot create stream refusing: " + info.error().to_string());
+  return sync_latencies(o, "Levee refused publish", [&]() -> std::string {
+    auto acks = sc.publish("refusing", {levee_message(body)});
+    if (acks)
+      return "a 1 KiB publish to a 512-byte stream was stored";
+    return acks.error().code() == levee::code::message_too_large
+             ? ""
+             : "refused with " + acks.error().to_string() + ", not message_too_large";
+  });
+}
+
+/// Ten times the rate the stream's leader admits (its limits.stream.rate_msgs_per_sec,
+/// overridden at creation), offered open loop for a few seconds on a fixed schedule: how
+/// many are accepted and refused, and the broker's memory before and at its peak.
+overload_outcome levee_overload(levee::stream_client& sc, const options& o,
+                                const std::string& body, pid_t broker) {
+  overload_outcome r;
+  r.limit_per_s = o.quick ? 1000 : 5000;
+  r.offered_per_s = r.limit_per_s * 10;
+  levee::stream_spec spec;
+  spec.name = "overloaded";
+  spec.subject = "overloaded";
+  spec.fsync = levee::fsync_mode::none;
+  spec.limits["rate_msgs_per_sec"] = static_cast<uint64_t>(r.limit_per_s);
+  if (auto info = sc.create_stream(spec, seconds(10)); !info) {
+    r.status = "failed";
+    r.why = "cannot create stream overloaded: " + info.error().to_string();
+    return r;
+  }
+  r.rss_before = proc_status_bytes(broker, "VmRSS:");
+  sc.on_acks([&](uint64_t, levee::result<std::vector<levee::message_ack>> acks) {
+    if (acks)
+      ++r.accepted;
+    else if (acks.error().code() == levee::code::rate_limited)
+      ++r.rate_limited;
+    else
+      ++r.other_refusals;
+  });
+  sc.set_max_unacked(max_unacked);
+  auto run_for = o.quick ? 1.0 : 3.0;
+  auto interval = duration<double>(1.0 / r.offered_per_s);
+  auto t0 = steady_clock::now();
+  auto end = t0 + duration_cast<steady_clock::duration>(duration<double>(run_for));
+  auto next = t0;
+  while (next < end) {
+    // Every send due by now goes; one that is a whole interval late counts as missed (the
+    // tool fell behind its own schedule), so the offered rate is what was really sent.
+    auto now = steady_clock::now();
+    if (now < next) {
+      if (auto st = sc.connection().flush_writes(); !st)
+        break;
+      std::this_thread::sleep_until(next);
+    } else if (now - next > interval * 64) {
+      ++r.missed_sends;
+    }
+    next += duration_cast<steady_clock::duration>(interval);
+    if (auto st = sc.publish_async("overloaded", {levee_message(body)}); !st) {
+      r.status = "failed";
+      r.why = "publish_async: " + st.to_string();
+      return r;
+    }
+    ++r.offered;
+  }
+  if (auto st = sc.flush(seconds(60)); !st) {
+    r.status = "failed";
+    r.why = "flush: " + st.to_string();
+  }
+  r.seconds = seconds_since(t0);
+  sc.on_acks(nullptr);
+  r.rss_peak = proc_status_bytes(broker, "VmHWM:");
+  return r;
+}
+
 /// Starts `levee node` with roles = broker (config in the temp dir, no rate limits, as
 /// query_bench's nodes), runs the three scenarios, stops it. When the binary cannot run a
 /// broker (before the broker role exists) every row is skipped with the node's own words.
@@ -632,6 +740,8 @@ levee_outcomes run_levee(const std::string& binary, const options& o, const std:
   r.consume = r.async_publish.ok()
                 ? levee_consume(sc, o)
                 : unavailable("skipped", "nothing stored: the async publish failed");
+  r.refused_publish = levee_refused_publish(sc, o, body);
+  r.overload = levee_overload(sc, o, body, pid);
   sc.connection().close();
   stop(pid);
   if (!r.sync_publish.ok() || !r.async_publish.ok() || !r.consume.ok())
@@ -740,6 +850,31 @@ void print_table(const results& r, const options& o) {
   for (auto* x : {&f.raw_read, &f.visit, &f.read})
     if (!x->ok())
       std::printf("floor: %s: %s\n", x->status.c_str(), x->why.c_str());
+  auto& lv = r.levee;
+  std::printf("\nthe limits on the publish path (Levee)\n");
+  if (lv.refused_publish.ok() && lv.sync_publish.ok())
+    std::printf("  a refused publish (message_too_large), p50 / p99: %.1f / %.1f us; an accepted "
+                "one: %.1f / %.1f us (%.2fx)\n",
+                lv.refused_publish.p50_us, lv.refused_publish.p99_us, lv.sync_publish.p50_us,
+                lv.sync_publish.p99_us, lv.refused_publish.p50_us / lv.sync_publish.p50_us);
+  else
+    std::printf("  a refused publish: %s %s\n", lv.refused_publish.status.c_str(),
+                lv.refused_publish.why.c_str());
+  auto& ov = lv.overload;
+  if (ov.ok())
+    std::printf("  10x overload: %.0f msgs/s offered open loop for %.1f s to a stream whose "
+                "leader admits %.0f msgs/s: %llu offered, %llu accepted (%.0f/s), %llu "
+                "rate_limited, %llu other refusals, %llu sends missed; broker RSS %.1f MiB "
+                "before, peak %.1f MiB\n",
+                ov.offered_per_s, ov.seconds, ov.limit_per_s,
+                static_cast<unsigned long long>(ov.offered),
+                static_cast<unsigned long long>(ov.accepted), ov.accepted / ov.seconds,
+                static_cast<unsigned long long>(ov.rate_limited),
+                static_cast<unsigned long long>(ov.other_refusals),
+                static_cast<unsigned long long>(ov.missed_sends), ov.rss_before / 1048576.0,
+                ov.rss_peak / 1048576.0);
+  else
+    std::printf("  10x overload: %s %s\n", ov.status.c_str(), ov.why.c_str());
   for (auto* x : {&r.levee.sync_publish, &r.levee.async_publish, &r.levee.consume})
     if (!x->ok()) {
       std::printf("Levee: %s: %s\n", x->status.c_str(), x->why.c_str());
@@ -781,7 +916,21 @@ void print_json(const results& r, const options& o) {
     {"levee",
      {{"sync_publish", to_json(r.levee.sync_publish)},
       {"async_publish", to_json(r.levee.async_publish)},
-      {"consume", to_json(r.levee.consume)}}},
+      {"consume", to_json(r.levee.consume)},
+      {"refused_publish", to_json(r.levee.refused_publish)},
+      {"overload",
+       {{"status", r.levee.overload.status},
+        {"why", r.levee.overload.why},
+        {"offered_per_s", r.levee.overload.offered_per_s},
+        {"limit_per_s", r.levee.overload.limit_per_s},
+        {"offered", r.levee.overload.offered},
+        {"accepted", r.levee.overload.accepted},
+        {"rate_limited", r.levee.overload.rate_limited},
+        {"other_refusals", r.levee.overload.other_refusals},
+        {"missed_sends", r.levee.overload.missed_sends},
+        {"seconds", r.levee.overload.seconds},
+        {"rss_before_bytes", r.levee.overload.rss_before},
+        {"rss_peak_bytes", r.levee.overload.rss_peak}}}}},
     {"floor",
      {{"file_bytes", f.file_bytes},
       {"segments", f.segments},
