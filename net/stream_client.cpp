@@ -35,6 +35,14 @@ result<Message> parse_payload(const std::string& payload) {
   return m;
 }
 
+/// A call's answer as `Message`: the call's refusal, or its payload parsed.
+template <class Message>
+result<Message> answer_as(result<std::string> payload) {
+  if (!payload)
+    return payload.error();
+  return parse_payload<Message>(*payload);
+}
+
 wire::Ack to_wire(ack_mode a) {
   switch (a) {
     case ack_mode::none: return wire::ACK_NONE;
@@ -277,10 +285,7 @@ result<stream_info> stream_client::create_stream(const stream_spec& spec,
   wire::BrokerCall c;
   *c.mutable_create_stream() = to_wire(spec);
   c.mutable_create_stream()->set_deadline_ms(static_cast<uint32_t>(timeout.count()));
-  auto payload = call(c, timeout);
-  if (!payload)
-    return payload.error();
-  auto info = parse_payload<wire::StreamInfo>(*payload);
+  auto info = answer_as<wire::StreamInfo>(call(c, timeout));
   if (!info)
     return info.error();
   return from_wire(*info);
@@ -299,10 +304,7 @@ status stream_client::delete_stream(const std::string& name, milliseconds timeou
 result<stream_list> stream_client::list_streams(milliseconds timeout) {
   wire::BrokerCall c;
   c.mutable_list_streams()->set_deadline_ms(static_cast<uint32_t>(timeout.count()));
-  auto payload = call(c, timeout);
-  if (!payload)
-    return payload.error();
-  auto list = parse_payload<wire::StreamList>(*payload);
+  auto list = answer_as<wire::StreamList>(call(c, timeout));
   if (!list)
     return list.error();
   stream_list out;
@@ -318,10 +320,7 @@ result<stream_info> stream_client::get_stream_info(const std::string& name,
   wire::BrokerCall c;
   c.mutable_stream_info()->set_name(name);
   c.mutable_stream_info()->set_deadline_ms(static_cast<uint32_t>(timeout.count()));
-  auto payload = call(c, timeout);
-  if (!payload)
-    return payload.error();
-  auto info = parse_payload<wire::StreamInfo>(*payload);
+  auto info = answer_as<wire::StreamInfo>(call(c, timeout));
   if (!info)
     return info.error();
   return from_wire(*info);
@@ -488,10 +487,7 @@ result<std::optional<uint64_t>> stream_client::fetch_cursor(const std::string& g
   fc.set_stream(stream);
   fc.set_partition(partition);
   fc.set_deadline_ms(static_cast<uint32_t>(timeout.count()));
-  auto payload = call(c, timeout);
-  if (!payload)
-    return payload.error();
-  auto ack = parse_payload<wire::CursorAck>(*payload);
+  auto ack = answer_as<wire::CursorAck>(call(c, timeout));
   if (!ack)
     return ack.error();
   if (!ack->found())
