@@ -81,11 +81,17 @@ caf::result<std::string> publish(broker_self* self, wire::Publish& req) {
                   "expected_last_offset needs exactly one matching stream and "
                     + std::to_string(targets.size())
                     + " match; publish to a subject only one stream binds");
+  // Each message's size as a stream counts it (streams::message_bytes: key, id, body and
+  // headers), measured once: the publisher's byte rate and every stream's bound use it.
+  std::vector<uint64_t> sizes;
+  sizes.reserve(static_cast<size_t>(req.messages_size()));
   uint64_t bytes = 0;
   for (auto& m : req.messages()) {
-    bytes += m.key().size() + m.id().size() + m.body().size();
+    uint64_t n = m.key().size() + m.id().size() + m.body().size();
     for (auto& h : m.headers())
-      bytes += h.name().size() + h.value().size();
+      n += h.name().size() + h.value().size();
+    sizes.push_back(n);
+    bytes += n;
   }
   auto sender = self->current_sender();
   if (auto limited = st.publishers->admit(sender ? sender->id() : 0,
@@ -110,10 +116,7 @@ caf::result<std::string> publish(broker_self* self, wire::Publish& req) {
         return refuse(self, rejection::of(code::storage_error)
                               .detail("stream " + name + " partition " + std::to_string(*p)
                                       + " is unavailable: " + pe.problem));
-      uint64_t size = m.key().size() + m.id().size() + m.body().size();
-      for (auto& h : m.headers())
-        size += h.name().size() + h.value().size();
-      if (auto fits = pe.log->check_message_bytes(size); !fits)
+      if (auto fits = pe.log->check_message_bytes(sizes[static_cast<size_t>(i)]); !fits)
         return refuse(self, fits.as_rejection());
       auto [at, added] = call_of.emplace(*p, calls.size());
       if (added) {
