@@ -7,6 +7,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/program_options.hpp>
 
@@ -441,15 +442,37 @@ int run_pub(const std::vector<std::string>& args) {
     print_acks(*acks, a.json);
     return 0;
   };
-  std::string line;
-  while (std::getline(std::cin, line)) {
+  // A line is read into a buffer of the broker's largest frame, never further: input
+  // without newlines cannot grow this process, and a line no frame could carry is an
+  // error before anything of it is sent.
+  size_t max_line = sc->connection().limits().max_frame_bytes;
+  std::vector<char> buf(max_line + 1);  // getline stores at most size - 1 bytes
+  for (;;) {
+    std::cin.getline(buf.data(), static_cast<std::streamsize>(buf.size()));
+    auto got = static_cast<size_t>(std::cin.gcount());
+    if (std::cin.eof() && got == 0)
+      break;
+    if (std::cin.fail() && !std::cin.eof()) {
+      std::fprintf(stderr,
+                   "levee pub: line %llu is longer than the broker's largest frame (%zu bytes, "
+                   "net.max_frame_bytes); split it (%llu messages were published before it)\n",
+                   static_cast<unsigned long long>(line_no + 1), max_line,
+                   static_cast<unsigned long long>(published));
+      return 1;
+    }
     ++line_no;
+    std::string line(buf.data(), std::cin.eof() ? got : got - 1);  // without its newline
+    if (!batch.empty() && batch_bytes + line.size() > stdin_batch_bytes)
+      if (int r = flush(); r != 0)  // the frame stays within what the broker accepts
+        return r;
     batch_bytes += line.size();
     batch.push_back(out_message{key, id.empty() ? std::string{} : id + "-" + std::to_string(line_no),
                                 std::move(line), {}});
     if (batch.size() >= stdin_batch_messages || batch_bytes >= stdin_batch_bytes)
       if (int r = flush(); r != 0)
         return r;
+    if (std::cin.eof())
+      break;
   }
   if (int r = flush(); r != 0)
     return r;
@@ -582,10 +605,8 @@ int run_sub(const std::vector<std::string>& args) {
     for (auto& m : ev.batch->messages) {
       print_message(*ev.batch, m, a.json);
       next_offset = m.offset + 1;
-      if (count != 0 && ++printed >= count)
+      if (++printed == count)
         break;
-      if (count == 0)
-        ++printed;
     }
     std::fflush(stdout);
   }

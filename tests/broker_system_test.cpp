@@ -792,16 +792,10 @@ TEST_F(BrokerSystem, RetentionAndCompactionThroughARunningBroker) {
     EXPECT_EQ(last["k" + std::to_string(k)], "v9" + noise_of(k, 400)) << "key k" << k;
 }
 
-/// Runs the CLI; its stdout.
-std::string cli(const std::vector<std::string>& args, int* rc, const std::string& input = {}) {
-  std::string cmd = levee_binary;
-  for (auto& a : args)
-    cmd += " '" + a + "'";
-  if (!input.empty())
-    cmd = "printf '" + input + "' | " + cmd;
-  cmd += " 2>&1";
+/// Runs `cmd` in a shell; its stdout and stderr.
+std::string shell(const std::string& cmd, int* rc) {
   std::string out;
-  auto* p = ::popen(cmd.c_str(), "r");
+  auto* p = ::popen((cmd + " 2>&1").c_str(), "r");
   char buf[4096];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
@@ -809,6 +803,16 @@ std::string cli(const std::vector<std::string>& args, int* rc, const std::string
   int status = ::pclose(p);
   *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return out;
+}
+
+/// Runs the CLI (with `input` on its stdin, printf's escapes allowed); its output.
+std::string cli(const std::vector<std::string>& args, int* rc, const std::string& input = {}) {
+  std::string cmd = levee_binary;
+  for (auto& a : args)
+    cmd += " '" + a + "'";
+  if (!input.empty())
+    cmd = "printf '" + input + "' | " + cmd;
+  return shell(cmd, rc);
 }
 
 TEST_F(BrokerSystem, TheCliSpeaksJson) {
@@ -853,6 +857,14 @@ TEST_F(BrokerSystem, TheCliSpeaksJson) {
   EXPECT_NE(out.find("not_found"), std::string::npos) << out;
   out = cli({"sub", "events", "--from", "offset:x", "--broker", broker}, &rc);
   EXPECT_EQ(rc, 2) << out;
+  // A line longer than any frame (3 MB without a newline) is an error naming the bound,
+  // read no further than the bound.
+  out = shell("head -c 3000000 /dev/zero | tr '\\0' x | " + levee_binary + " pub ev.a --broker "
+                + broker,
+              &rc);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("line 1 is longer than the broker's largest frame"), std::string::npos)
+    << out;
   out = cli({"stream", "list", "--broker", "127.0.0.1:1"}, &rc);
   EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find("cannot reach the broker"), std::string::npos) << out;
