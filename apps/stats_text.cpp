@@ -1,5 +1,7 @@
 #include "apps/stats_text.hpp"
 
+#include <map>
+
 #include <algorithm>
 #include <cstdio>
 #include <utility>
@@ -145,6 +147,21 @@ std::string stats_text(const wire::StatsReply& reply) {
          + num(q.cancelled()) + " cancelled, " + num(q.refused()) + " refused; "
          + num(q.rows_returned()) + " rows, " + num(q.bytes_returned()) + " bytes returned\n";
   out += durations_line(q.duration_us());
+  if (reply.has_broker()) {
+    auto& b = reply.broker();
+    out += "broker: " + num(b.streams()) + " streams, " + num(b.partitions())
+           + " partitions; " + num(b.publishes()) + " publishes, " + num(b.messages_stored())
+           + " messages stored, " + num(b.duplicates()) + " duplicates, " + num(b.acks())
+           + " acks; " + num(b.subscriptions()) + " subscriptions, " + num(b.batches_sent())
+           + " batches sent; " + num(b.unacked_refusals()) + " ack = none publishes refused\n";
+    out += by_code_line("broker rejections: ", b.rejections());
+    std::string by_limit;
+    for (auto& [limit, n] : std::map<std::string, uint64_t>{b.rejections_by_limit().begin(),
+                                                           b.rejections_by_limit().end()})
+      by_limit += (by_limit.empty() ? "broker rejections by limit: " : ", ") + printable(limit)
+                  + " " + num(n);
+    out += by_limit.empty() ? by_limit : by_limit + "\n";
+  }
   out += render_stats(runtime_snapshot_of(reply));
   return out;
 }

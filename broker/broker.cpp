@@ -75,6 +75,18 @@ stream_entry start_leaders(caf::actor_system& sys, broker_state& st, streams::st
   return entry;
 }
 
+/// The stats' gauges of the table: streams (the internal one aside) and their partitions.
+void count_streams(broker_state& st) {
+  uint64_t streams = 0, partitions = 0;
+  for (auto& [name, e] : st.streams)
+    if (!is_internal_stream(name)) {
+      ++streams;
+      partitions += e.partitions.size();
+    }
+  st.setup.stats->streams.store(streams);
+  st.setup.stats->partitions.store(partitions);
+}
+
 std::string info_of(const stream_entry& e) {
   wire::StreamInfo info;
   config_to_wire(e.stream->config(), *info.mutable_config());
@@ -127,6 +139,7 @@ caf::result<std::string> create_stream(broker_self* self, const wire::CreateStre
   if (!s)
     return refuse(self, s.error().as_rejection());
   auto& entry = st.streams[cfg->name] = start_leaders(self->system(), st, **s);
+  count_streams(st);
   return info_of(entry);
 }
 
@@ -175,6 +188,7 @@ caf::result<std::string> delete_stream(broker_self* self, const wire::DeleteStre
   stop_leaders(self, it->second, true, [self, rp, name, answer](bool) mutable {
     auto& table = self->state.streams;
     table.erase(name);
+    count_streams(self->state);
     if (auto removed = self->state.setup.catalog->remove(name); !removed) {
       rp.deliver(refuse(self, removed.as_rejection()));
       return;
@@ -217,6 +231,7 @@ broker_actor::behavior_type broker(broker_self* self, broker_setup setup, runtim
     auto* found = st.setup.catalog->find(s->config().name);
     st.streams[found->config().name] = start_leaders(self->system(), st, *found);
   }
+  count_streams(st);
   st.publishers.emplace(*st.setup.clock, st.setup.limits.publishers);
   st.log.emplace(*st.setup.clock, 1, 10);
   auto tick = milliseconds(std::max<uint64_t>(st.setup.limits.publishers.idle_ms, 1000));

@@ -15,6 +15,8 @@
 namespace levee::broker {
 
 struct broker_stats {
+  std::atomic<uint64_t> streams{0};          // gauge: streams in the table (not __cursors)
+  std::atomic<uint64_t> partitions{0};       // gauge: their partitions
   std::atomic<uint64_t> publishes{0};        // Publish requests taken
   std::atomic<uint64_t> messages_stored{0};  // copies stored (not duplicates)
   std::atomic<uint64_t> acks{0};             // MessageAcks answered

@@ -41,9 +41,25 @@ constexpr std::initializer_list<const char*> publisher_extras = {
 /// `levee stats` against a broker: its listener, I/O loop, node budget and actor kinds
 /// (the leaders are kind "stream", the broker "broker"). A wait_ms is not held: the
 /// answer is the figures now (the broker has no query watchers to wait on).
+void fill_broker_stats(const broker_stats& s, wire::BrokerStats& out) {
+  out.set_streams(s.streams.load());
+  out.set_partitions(s.partitions.load());
+  out.set_publishes(s.publishes.load());
+  out.set_messages_stored(s.messages_stored.load());
+  out.set_acks(s.acks.load());
+  out.set_duplicates(s.duplicates.load());
+  out.set_subscriptions(s.subscriptions.load());
+  out.set_batches_sent(s.batches_sent.load());
+  out.set_unacked_refusals(s.unacked_refusals.load());
+  net::fill_by_code(*out.mutable_rejections(), s.rejections);
+  for (auto& [limit, n] : s.rejected_by_limit())
+    (*out.mutable_rejections_by_limit())[limit] = n;
+}
+
 wire_request_target::behavior_type stats_target(limited<wire_request_target::base>* self,
                                                 std::shared_ptr<net::server_context> ctx,
-                                                runtime* rt) {
+                                                runtime* rt,
+                                                std::shared_ptr<broker_stats> stats) {
   return {
     [=](wire_request_atom, const std::string& payload) -> caf::result<std::string> {
       wire::StatsRequest req;
@@ -57,6 +73,7 @@ wire_request_target::behavior_type stats_target(limited<wire_request_target::bas
       net::fill_listener_stats(ctx->stats, *reply.mutable_listener());
       net::fill_io_loop_stats(self->system(), reply);
       net::fill_runtime_stats(rt->snapshot(), reply);
+      fill_broker_stats(*stats, *reply.mutable_broker());
       return reply.SerializeAsString();
     },
   };
@@ -135,7 +152,7 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
   // The target holds the context and the context the target: stop_broker ends the target,
   // and with it the cycle.
   node->stats_target = spawn_limited_fun(sys, rt, "broker", placement::worker(), stats_target,
-                                         node->ctx, &rt);
+                                         node->ctx, &rt, node->stats);
   node->ctx->expose("stats", caf::actor_cast<caf::actor>(node->stats_target));
   auto l = net::start_listener(sys, node->ctx, host, port);
   if (!l) {

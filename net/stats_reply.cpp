@@ -6,18 +6,6 @@
 
 namespace levee::net {
 
-namespace {
-
-/// The codes that counted, by name (StatsReply: a code not listed is 0).
-template <class Counts>
-void fill_by_code(google::protobuf::Map<std::string, uint64_t>& out, const Counts& counts) {
-  for (uint8_t c = 1; c <= max_code_number; ++c)
-    if (uint64_t n = counts[c]; n > 0)
-      out[std::string{to_string(static_cast<code>(c))}] = n;
-}
-
-} // namespace
-
 void fill_listener_stats(const net::net_stats& n, wire::ListenerStats& out) {
   out.set_connections_open(n.connections_open.load());
   out.set_satellite_connections(n.satellite_connections.load());

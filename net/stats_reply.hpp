@@ -11,6 +11,15 @@
 
 namespace levee::net {
 
+/// The codes that counted, by name (StatsReply: a code not listed is 0). `counts` is
+/// indexed by code number (an array of counters or atomics).
+template <class Counts>
+void fill_by_code(google::protobuf::Map<std::string, uint64_t>& out, const Counts& counts) {
+  for (uint8_t c = 1; c <= max_code_number; ++c)
+    if (uint64_t n = counts[c]; n > 0)
+      out[std::string{to_string(static_cast<code>(c))}] = n;
+}
+
 /// The listener's counters: connections, frames, requests, rejects and closes by code.
 void fill_listener_stats(const net_stats& n, wire::ListenerStats& out);
 

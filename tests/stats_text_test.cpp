@@ -92,6 +92,35 @@ TEST(StatsText, ShowsEveryPartAsItReadsInTheReadme) {
             "  rejected too_many_inflight: 4\n");
 }
 
+TEST(StatsText, ABrokerShowsItsStreamsAndRejectionsByLimit) {
+  wire::StatsReply r;
+  auto& b = *r.mutable_broker();
+  b.set_streams(2);
+  b.set_partitions(5);
+  b.set_publishes(40);
+  b.set_messages_stored(2400);
+  b.set_duplicates(3);
+  b.set_acks(2403);
+  b.set_subscriptions(4);
+  b.set_batches_sent(17);
+  b.set_unacked_refusals(1);
+  (*b.mutable_rejections())["rate_limited"] = 6;
+  (*b.mutable_rejections())["stream_full"] = 2;
+  (*b.mutable_rejections_by_limit())["stream.retention_max_messages"] = 2;
+  (*b.mutable_rejections_by_limit())["broker.publish_msgs_per_sec"] = 6;
+  auto text = stats_text(r);
+  EXPECT_NE(text.find("broker: 2 streams, 5 partitions; 40 publishes, 2400 messages stored, "
+                      "3 duplicates, 2403 acks; 4 subscriptions, 17 batches sent; 1 ack = "
+                      "none publishes refused\n"
+                      "broker rejections: rate_limited 6, stream_full 2\n"
+                      "broker rejections by limit: broker.publish_msgs_per_sec 6, "
+                      "stream.retention_max_messages 2\n"),
+            std::string::npos)
+    << text;
+  r.clear_broker();  // a server: no broker lines
+  EXPECT_EQ(stats_text(r).find("broker"), std::string::npos) << stats_text(r);
+}
+
 TEST(StatsText, LeavesOutWhatDidNotHappenOrIsNotThere) {
   wire::StatsReply r;
   r.mutable_io_loop()->set_busy_poll_us(0);
