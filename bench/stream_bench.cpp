@@ -20,11 +20,14 @@
 //   Levee            the same three scenarios through `levee node` with roles = broker
 //                    (started by the bench, config and data dir in the temp dir) and
 //                    levee::stream_client: publish with ack = leader; publish_async with
-//                    at most 4096 un-acked, then flush(); subscribe from earliest to the
-//                    last stored offset. Streams with one partition, R1, fsync interval
-//                    2 min (JetStream's default promise). Until `levee node` can run a
-//                    broker, its rows are skipped with the node's own words, and the
-//                    "Levee/JetStream" column waits for them.
+//                    at most 4096 un-acked, then flush(), twice: with the client's batching
+//                    (successive calls share a Publish frame of up to 64 KiB, as Kafka's
+//                    producers batch) and without it (a message a frame, as JetStream's
+//                    publishes travel); subscribe from earliest to the last stored offset.
+//                    Streams with one partition, R1, fsync none (acknowledged once written
+//                    to the OS: what JetStream's file store promises by default).
+//   limits           a publish refused message_too_large (its round trip), and a 10x
+//                    overload of a stream's rate limit, open loop (Levee only).
 //
 // MB/s counts message bytes (1 KiB each) in every row, so rows compare; the floor also
 // reads the log's framing (its file size is printed).
@@ -487,6 +490,7 @@ struct overload_outcome {
 
 struct levee_outcomes {
   outcome sync_publish, async_publish, consume;
+  outcome async_unbatched;  // publish_async with stream_client batching off
   outcome refused_publish;  // p50/p99 of a publish refused message_too_large
   overload_outcome overload;
 };
@@ -539,10 +543,12 @@ outcome levee_sync_publish(levee::stream_client& sc, const options& o, const std
   });
 }
 
-outcome levee_async_publish(levee::stream_client& sc, const options& o,
-                            const std::string& body) {
+/// Into stream `name` (subject the same); `batch_bytes` as stream_client::set_batch_bytes
+/// (0: one message a frame, as JetStream's publishes travel).
+outcome levee_async_publish(levee::stream_client& sc, const options& o, const std::string& body,
+                            const char* name, uint64_t batch_bytes) {
   std::string why;
-  if (!create_levee_stream(sc, "async", "async", why))
+  if (!create_levee_stream(sc, name, name, why))
     return unavailable("failed", why);
   uint64_t acked = 0, failed = 0;
   std::string first_error;
@@ -553,10 +559,12 @@ outcome levee_async_publish(levee::stream_client& sc, const options& o,
       first_error = acks.error().to_string();
   });
   sc.set_max_unacked(max_unacked);
-  progress p{"Levee async publish", o.messages};
+  sc.set_batch_bytes(batch_bytes);
+  progress p{batch_bytes == 0 ? "Levee async publish, a message a frame" : "Levee async publish",
+             o.messages};
   auto t0 = steady_clock::now();
   for (uint64_t i = 0; i < o.messages; ++i) {
-    if (auto st = sc.publish_async("async", {levee_message(body)}); !st)
+    if (auto st = sc.publish_async(name, {levee_message(body)}); !st)
       return unavailable("failed", "publish_async: " + st.to_string());
     p.at(i);
   }
@@ -662,6 +670,7 @@ overload_outcome levee_overload(levee::stream_client& sc, const options& o,
       ++r.other_refusals;
   });
   sc.set_max_unacked(max_unacked);
+  sc.set_batch_bytes(0);  // one message a frame: the leader's rate is per message
   auto run_for = o.quick ? 1.0 : 3.0;
   auto interval = duration<double>(1.0 / r.offered_per_s);
   auto t0 = steady_clock::now();
@@ -736,7 +745,8 @@ levee_outcomes run_levee(const std::string& binary, const options& o, const std:
     return skip_all("cannot connect to the broker: " + st.to_string());
   }
   r.sync_publish = levee_sync_publish(sc, o, body);
-  r.async_publish = levee_async_publish(sc, o, body);
+  r.async_publish = levee_async_publish(sc, o, body, "async", 64 * 1024);
+  r.async_unbatched = levee_async_publish(sc, o, body, "async1", 0);
   r.consume = r.async_publish.ok()
                 ? levee_consume(sc, o)
                 : unavailable("skipped", "nothing stored: the async publish failed");
@@ -816,6 +826,12 @@ void print_table(const results& r, const options& o) {
   row("async publish, <= 4096 un-acked", rate_cell(js.async_publish), rate_cell(r.levee.async_publish),
       ratio_cell(async, async ? r.levee.async_publish.msgs_per_s / js.async_publish.msgs_per_s : 0),
       ">= 2x");
+  bool unbatched = js.async_publish.ok() && r.levee.async_unbatched.ok();
+  row("  the same, a message a frame", rate_cell(js.async_publish),
+      rate_cell(r.levee.async_unbatched),
+      ratio_cell(unbatched,
+                 unbatched ? r.levee.async_unbatched.msgs_per_s / js.async_publish.msgs_per_s : 0),
+      "-");
   bool consume = js.consume.ok() && r.levee.consume.ok();
   auto consume_name = "consume " + human_rate(static_cast<double>(o.messages))
                       + " from earliest";
@@ -916,6 +932,7 @@ void print_json(const results& r, const options& o) {
     {"levee",
      {{"sync_publish", to_json(r.levee.sync_publish)},
       {"async_publish", to_json(r.levee.async_publish)},
+      {"async_publish_a_message_a_frame", to_json(r.levee.async_unbatched)},
       {"consume", to_json(r.levee.consume)},
       {"refused_publish", to_json(r.levee.refused_publish)},
       {"overload",

@@ -227,14 +227,9 @@ std::optional<reply> stream_client::pump(milliseconds timeout) {
     return r;
   }
   if (auto a = async_.find(r.request_id); a != async_.end()) {
-    unacked_messages_ -= std::min(unacked_messages_, a->second);
+    auto parts = std::move(a->second);
     async_.erase(a);
-    if (on_acks_) {
-      if (r.ok())
-        on_acks_(r.request_id, parse_acks(*r.payload));
-      else
-        on_acks_(r.request_id, as_status(*r.rejected));
-    }
+    answer_publishes(parts, r);
     return std::nullopt;
   }
   if (auto s = subscriptions_.find(r.request_id); s != subscriptions_.end()) {
@@ -246,10 +241,61 @@ std::optional<reply> stream_client::pump(milliseconds timeout) {
   return r;
 }
 
+void stream_client::answer_publishes(const std::vector<publish_part>& parts, const reply& r) {
+  uint64_t total = 0;
+  for (auto& p : parts)
+    total += p.messages;
+  unacked_messages_ -= std::min(unacked_messages_, total);
+  if (!on_acks_)
+    return;
+  auto fail_all = [&](const status& why) {
+    for (auto& p : parts)
+      on_acks_(p.id, why);
+  };
+  if (!r.ok())
+    return fail_all(as_status(*r.rejected));
+  auto acks = parse_acks(*r.payload);
+  if (!acks)
+    return fail_all(acks.error());
+  if (acks->empty()) {  // ack = none: taken, nothing more to say
+    for (auto& p : parts)
+      on_acks_(p.id, std::vector<message_ack>{});
+    return;
+  }
+  // The frame's acks are stream by stream, each stream's in publish order
+  // (net/streams.proto PublishAck): k streams give k x total acks, and a call's share of
+  // stream s is the run at s x total + (messages of the calls before it).
+  if (total == 0 || acks->size() % total != 0)
+    return fail_all(status::error(
+      code::bad_request, "the broker answered " + std::to_string(acks->size())
+                           + " acks for a frame of " + std::to_string(total)
+                           + " messages; is this a Levee broker of this version?"));
+  auto streams = acks->size() / total;
+  uint64_t before = 0;
+  for (auto& p : parts) {
+    std::vector<message_ack> mine;
+    mine.reserve(static_cast<size_t>(streams * p.messages));
+    for (uint64_t s = 0; s < streams; ++s)
+      for (uint64_t i = 0; i < p.messages; ++i)
+        mine.push_back(std::move((*acks)[static_cast<size_t>(s * total + before + i)]));
+    before += p.messages;
+    on_acks_(p.id, std::move(mine));
+  }
+}
+
 void stream_client::fail_everything(const rejection& why) {
-  for (auto& [id, n] : async_)
-    if (on_acks_)
-      on_acks_(id, as_status(why));
+  if (held_) {
+    auto parts = std::move(held_->parts);
+    held_.reset();
+    reply r;
+    r.rejected = why;
+    answer_publishes(parts, r);
+  }
+  for (auto& [id, parts] : async_) {
+    reply r;
+    r.rejected = why;
+    answer_publishes(parts, r);
+  }
   async_.clear();
   unacked_messages_ = 0;
   for (auto& [id, q] : subscriptions_) {
@@ -265,6 +311,10 @@ result<std::string> stream_client::call(wire::BrokerCall& c, milliseconds timeou
   if (!conn_.connected())
     if (auto st = conn_.connect_with_backoff(timeout); !st)
       return st;
+  // Held asynchronous publishes go first: a synchronous call after them is answered after
+  // them, as if they had been sent when made.
+  if (auto st = send_held(deadline); !st)
+    return st;
   uint64_t id = 0;
   if (auto refused = conn_.send_call(c, id))
     return as_status(*refused);
@@ -336,47 +386,124 @@ result<std::vector<message_ack>> stream_client::publish(const std::string& subje
   return parse_acks(*payload);
 }
 
-status stream_client::publish_async(const std::string& subject,
-                                    std::vector<out_message> messages,
-                                    const publish_options& opts, uint64_t* request_id) {
-  auto deadline = steady_clock::now() + opts.timeout;
-  uint64_t n = messages.size();
+namespace {
+
+/// A message's bytes as a batch bound counts them (the Publish's framing aside).
+uint64_t bytes_of(const out_message& m) {
+  uint64_t n = m.key.size() + m.id.size() + m.body.size();
+  for (auto& [name, value] : m.headers)
+    n += name.size() + value.size();
+  return n;
+}
+
+bool same_publish(const publish_options& a, const publish_options& b) {
+  return a.ack == b.ack && a.partition == b.partition && a.timeout == b.timeout
+         && !a.expected_last_offset && !b.expected_last_offset;
+}
+
+} // namespace
+
+uint64_t stream_client::batch_limit() const {
+  // A batch stays well inside the broker's frame bound (the Publish's framing and each
+  // message's field tags come on top of the bytes counted).
+  uint64_t frame = conn_.limits().max_frame_bytes;
+  return frame == 0 ? batch_bytes_ : std::min<uint64_t>(batch_bytes_, frame / 4 * 3);
+}
+
+status stream_client::send_held(steady_clock::time_point deadline) {
+  if (!held_)
+    return {};
   auto frames_full = [&] {
     auto max = conn_.limits().max_inflight_requests;
     return max != 0 && conn_.in_flight() >= max;
   };
+  while (frames_full() && !async_.empty()) {
+    auto r = pump(milliseconds(left_ms(deadline)));
+    if (r && r->request_id == 0 && r->rejected)
+      break;  // a timeout or a lost connection: refused below, or already failed
+  }
+  if (!held_)
+    return status::refused(rejection::of(code::unavailable)
+                             .detail("the connection to the broker was lost; reconnect"));
+  auto held = std::move(*held_);
+  held_.reset();
+  std::optional<rejection> refused;
+  uint64_t id = 0;
+  if (frames_full()) {
+    refused = rejection::of(code::too_many_inflight)
+                .limit("net.max_inflight_requests")
+                .observed(conn_.in_flight() + 1)
+                .max(conn_.limits().max_inflight_requests)
+                .detail("other requests of this client fill the broker's in-flight bound; "
+                        "receive their answers first");
+  } else {
+    auto c = publish_call(held.subject, held.messages, held.opts);
+    // Asynchronous publishes leave in 64 KiB writes, not a system call each; whatever
+    // waits for an answer (the window, flush, a synchronous call) writes what is held.
+    conn_.coalesce_writes(true);
+    refused = conn_.send_call(c, id);
+    conn_.coalesce_writes(false);
+  }
+  if (refused) {
+    reply r;
+    r.rejected = *refused;
+    answer_publishes(held.parts, r);
+    return as_status(*refused);
+  }
+  async_.emplace(id, std::move(held.parts));
+  return {};
+}
+
+status stream_client::publish_async(const std::string& subject,
+                                    std::vector<out_message> messages,
+                                    const publish_options& opts, uint64_t* publish_id) {
+  auto deadline = steady_clock::now() + opts.timeout;
+  if (!conn_.connected())
+    return status::error(code::unavailable, "not connected; call connect() first");
+  uint64_t n = messages.size();
+  uint64_t bytes = 0;
+  for (auto& m : messages)
+    bytes += bytes_of(m);
+  // A held batch these messages cannot join leaves first.
+  bool joins = held_ && held_->subject == subject && same_publish(held_->opts, opts)
+               && held_->bytes + bytes <= batch_limit();
+  if (held_ && !joins)
+    if (auto st = send_held(deadline); !st)
+      return st;
   // The window: wait for answers while it is full (a batch larger than the whole window
-  // goes once the window is empty).
-  while (!async_.empty() && (unacked_messages_ + n > max_unacked_ || frames_full())) {
+  // goes once the window is empty). Waiting sends what is held: its answers free room.
+  while (unacked_messages_ + n > max_unacked_ && (held_ || !async_.empty())) {
+    if (held_) {
+      if (auto st = send_held(deadline); !st)
+        return st;
+      continue;
+    }
     auto r = pump(milliseconds(left_ms(deadline)));
     if (r && r->request_id == 0 && r->rejected)
       return as_status(*r->rejected);
   }
-  if (frames_full())
-    return status::refused(rejection::of(code::too_many_inflight)
-                             .limit("net.max_inflight_requests")
-                             .observed(conn_.in_flight() + 1)
-                             .max(conn_.limits().max_inflight_requests)
-                             .detail("other requests of this client fill the broker's "
-                                     "in-flight bound; receive their answers first"));
-  auto c = publish_call(subject, messages, opts);
-  uint64_t id = 0;
-  // Asynchronous publishes leave in 64 KiB writes, not a system call each; whatever waits
-  // for an answer (the window, flush, a synchronous call) writes what is held first.
-  conn_.coalesce_writes(true);
-  auto refused = conn_.send_call(c, id);
-  conn_.coalesce_writes(false);
-  if (refused)
-    return as_status(*refused);
-  async_.emplace(id, n);
+  uint64_t id = next_publish_id_++;
+  if (!held_)
+    held_ = held_batch{subject, opts, {}, 0, {}};
+  held_->messages.reserve(held_->messages.size() + messages.size());
+  for (auto& m : messages)
+    held_->messages.push_back(std::move(m));
+  held_->bytes += bytes;
+  held_->parts.push_back(publish_part{id, n});
   unacked_messages_ += n;
-  if (request_id)
-    *request_id = id;
+  if (publish_id)
+    *publish_id = id;
+  // Full, or batching off: it leaves now (into the coalesced write buffer). A refusal
+  // here has reached this call through the ack handler, like any answer.
+  if (held_->bytes >= batch_limit())
+    (void) send_held(deadline);
   return {};
 }
 
 status stream_client::flush(milliseconds timeout) {
   auto deadline = steady_clock::now() + timeout;
+  if (auto st = send_held(deadline); !st)
+    return st;
   while (!async_.empty()) {
     auto r = pump(milliseconds(left_ms(deadline)));
     if (r && r->request_id == 0 && r->rejected)
@@ -402,6 +529,9 @@ result<uint64_t> stream_client::subscribe(const subscribe_options& opts) {
   s.set_group(opts.group);
   s.set_max_batch_messages(opts.max_batch_messages);
   s.set_max_batch_bytes(opts.max_batch_bytes);
+  // After the publishes made before it, as a synchronous call (their refusal reaches the
+  // ack handler).
+  (void) send_held(steady_clock::now() + seconds(5));
   uint64_t id = 0;
   if (auto refused = conn_.send_call(c, id))
     return as_status(*refused);
@@ -412,6 +542,9 @@ result<uint64_t> stream_client::subscribe(const subscribe_options& opts) {
 subscription_event stream_client::next(uint64_t subscription, milliseconds timeout) {
   subscription_event ev;
   auto deadline = steady_clock::now() + timeout;
+  // Waiting below must not hold back asynchronous publishes (a subscriber may wait for
+  // its own publishes); their refusal reaches the ack handler.
+  (void) send_held(deadline);
   for (;;) {
     auto s = subscriptions_.find(subscription);
     if (s == subscriptions_.end()) {

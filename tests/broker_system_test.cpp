@@ -17,6 +17,7 @@
 #include <functional>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <sstream>
 #include <algorithm>
@@ -634,6 +635,7 @@ TEST_F(BrokerSystem, PipelinedPublishesWithinTheConnectionsBoundAreAllStored) {
       first_failure = acks.error().to_string();
   });
   sc.set_max_unacked(4096);  // the connection's 256 frames bound it first
+  sc.set_batch_bytes(0);     // one frame per publish: the frames are what is bounded here
   // With the broker stopped, the first 256 publishes wait in its socket: they arrive
   // together, all in flight at once, on any machine.
   auto limit = sc.connection().limits().max_inflight_requests;
@@ -669,6 +671,7 @@ TEST_F(BrokerSystem, PublishesWrittenTogetherAreAnsweredAsIfAlone) {
     answers.emplace(rid, std::move(acks));
   });
   std::vector<uint64_t> rids;
+  sc.set_batch_bytes(0);  // ten frames, each its own append request
   ASSERT_TRUE(b.pause());
   for (int i = 0; i < 10; ++i) {
     // Publish 3 repeats publish 1's id: a duplicate, taking no place.
@@ -868,6 +871,120 @@ TEST_F(BrokerSystem, TheCliSpeaksJson) {
   out = cli({"stream", "list", "--broker", "127.0.0.1:1"}, &rc);
   EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find("cannot reach the broker"), std::string::npos) << out;
+}
+
+/// The broker's stats as `levee stats --json` prints them.
+nlohmann::json broker_stats(const broker_process& b) {
+  int rc = -1;
+  auto out = cli({"stats", "--server", "127.0.0.1:" + std::to_string(b.port()), "--json"}, &rc);
+  EXPECT_EQ(rc, 0) << out;
+  auto j = nlohmann::json::parse(out, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << out;
+  return j.is_discarded() ? nlohmann::json{} : j["broker"];
+}
+
+uint64_t counter(const nlohmann::json& j, const char* name) {
+  return j.is_object() && j.contains(name) ? j[name].get<uint64_t>() : 0;
+}
+
+// Asynchronous publishes that follow each other share frames (stream_client batching) and
+// one append per frame, yet every call is answered with its own acks: one per message and
+// matching stream, each stream's offsets in call order with no gap. With batching off,
+// every call is its own frame.
+TEST_F(BrokerSystem, BatchedAsyncPublishesAreAnsweredCallByCall) {
+  broker_process b{dir_, "b"};
+  ASSERT_TRUE(b.start()) << b.stderr_text();
+  auto sc = b.client();
+  for (auto* name : {"all", "eu"}) {
+    auto spec = spec_of(name, std::string{name} == "all" ? "orders.>" : "orders.eu");
+    spec.fsync = fsync_mode::none;
+    ASSERT_TRUE(create(sc, spec));
+  }
+  struct call {
+    uint64_t messages = 0;
+    std::optional<result<std::vector<message_ack>>> answer;
+  };
+  std::map<uint64_t, call> calls;  // publish id -> call
+  std::vector<uint64_t> order;     // publish ids in call order
+  sc.on_acks([&](uint64_t id, result<std::vector<message_ack>> acks) {
+    auto& c = calls[id];
+    EXPECT_FALSE(c.answer) << "publish " << id << " answered twice";
+    c.answer = std::move(acks);
+  });
+  auto before = counter(broker_stats(b), "publishes");
+  constexpr int n_calls = 300;
+  uint64_t messages = 0;
+  for (int i = 0; i < n_calls; ++i) {
+    std::vector<out_message> batch;
+    for (int j = 0; j <= i % 3; ++j)
+      batch.push_back(out_message{"", "c" + std::to_string(i) + "-" + std::to_string(j),
+                                  "b" + std::to_string(i) + "-" + std::to_string(j), {}});
+    uint64_t id = 0;
+    auto n = batch.size();
+    ASSERT_TRUE(sc.publish_async("orders.eu", std::move(batch), {}, &id));
+    calls[id].messages = n;
+    order.push_back(id);
+    messages += n;
+  }
+  ASSERT_TRUE(sc.flush(bound));
+  std::map<std::string, std::vector<uint64_t>> offsets;  // stream -> offsets in call order
+  for (auto id : order) {
+    auto& c = calls[id];
+    ASSERT_TRUE(c.answer) << "publish " << id << " not answered";
+    ASSERT_TRUE(*c.answer) << c.answer->error().to_string();
+    auto& acks = **c.answer;
+    ASSERT_EQ(acks.size(), 2 * c.messages) << "publish " << id;
+    for (size_t k = 0; k < acks.size(); ++k) {
+      // Stream by stream: this call's messages in the first stream, then in the second.
+      EXPECT_EQ(acks[k].stream, acks[k < c.messages ? 0 : c.messages].stream);
+      offsets[acks[k].stream].push_back(acks[k].offset);
+    }
+  }
+  ASSERT_EQ(offsets.size(), 2u);
+  for (auto& [stream, got] : offsets) {
+    std::vector<uint64_t> want(messages);
+    std::iota(want.begin(), want.end(), 0);
+    EXPECT_EQ(got, want) << "stream " << stream;
+  }
+  auto stored = read_all(sc, "eu");
+  ASSERT_EQ(stored.size(), messages);
+  EXPECT_EQ(stored[0].id, "c0-0");
+  EXPECT_EQ(stored.back().body, "b299-2");
+  auto batched = counter(broker_stats(b), "publishes") - before;
+  EXPECT_LE(batched, n_calls / 10) << "300 calls of 1-3 small messages took " << batched
+                                   << " frames";
+  // Off: a frame per call.
+  sc.set_batch_bytes(0);
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(sc.publish_async("orders.eu", {{"", "", "one", {}}}));
+  ASSERT_TRUE(sc.flush(bound));
+  EXPECT_EQ(counter(broker_stats(b), "publishes") - before - batched, 50u);
+}
+
+// A batch is stored or refused as a whole: one message over its stream's bound refuses
+// every call that shares its frame, with the code, and nothing of them is stored.
+TEST_F(BrokerSystem, ARefusedBatchAnswersEveryCallInIt) {
+  broker_process b{dir_, "b"};
+  ASSERT_TRUE(b.start()) << b.stderr_text();
+  auto sc = b.client();
+  auto spec = spec_of("small", "small");
+  spec.max_message_bytes = 100;
+  ASSERT_TRUE(create(sc, spec));
+  std::map<uint64_t, result<std::vector<message_ack>>> answers;
+  sc.on_acks([&](uint64_t id, result<std::vector<message_ack>> acks) {
+    answers.emplace(id, std::move(acks));
+  });
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(sc.publish_async("small", {{"", "", std::string(i == 2 ? 200 : 10, 'x'), {}}}));
+  ASSERT_TRUE(sc.flush(bound));
+  ASSERT_EQ(answers.size(), 5u);
+  for (auto& [id, a] : answers) {
+    ASSERT_FALSE(a) << "publish " << id << " was stored with the batch's refusal";
+    EXPECT_EQ(a.error().code(), code::message_too_large) << a.error().to_string();
+  }
+  EXPECT_TRUE(read_all(sc, "small").empty());
+  auto stats = broker_stats(b);
+  EXPECT_EQ(counter(stats["rejections"], "message_too_large"), 1u) << stats.dump();
 }
 
 } // namespace

@@ -192,20 +192,33 @@ public:
                                            std::vector<out_message> messages,
                                            const publish_options& opts = {});
 
-  /// Called with each asynchronous publish's outcome, in the order answers arrive.
+  /// Called with each asynchronous publish's outcome, in the order answers arrive; the
+  /// first argument is the id publish_async set.
   using ack_handler =
-    std::function<void(uint64_t request_id, result<std::vector<message_ack>> acks)>;
+    std::function<void(uint64_t publish_id, result<std::vector<message_ack>> acks)>;
   void on_acks(ack_handler h) { on_acks_ = std::move(h); }
   /// At most this many messages published asynchronously and not yet answered (and at
   /// most the broker's in-flight bound of frames): publish_async waits for answers first.
   void set_max_unacked(uint64_t n) { max_unacked_ = n == 0 ? 1 : n; }
+  /// Batching of asynchronous publishes (what Kafka's producers do): calls with the same
+  /// subject and options (and no expected_last_offset) that follow each other share one
+  /// Publish frame of up to `bytes` of messages, which the broker stores with one append.
+  /// A batch is stored or refused as a whole (a refusal reaches every call in it); each
+  /// call still gets its own acks. Nothing waits for a batch to fill: it leaves when
+  /// full, or when this client next waits, as coalesced writes do. 0 turns it off (one
+  /// frame per call). Default 64 KiB.
+  void set_batch_bytes(uint64_t bytes) { batch_bytes_ = bytes; }
   /// Sends without waiting for the acks (they go to the ack handler), after waiting while
-  /// the window is full (up to opts.timeout: deadline_exceeded). Sets `request_id`.
-  /// Publishes are written 64 KiB at a time (levee::client::coalesce_writes): what is held
-  /// goes out when the buffer fills and before any call of this client waits (flush(),
-  /// next(), a synchronous call), so end a burst with flush().
+  /// the window is full (up to opts.timeout: deadline_exceeded). Sets `publish_id`, the
+  /// id the ack handler is called with. A refusal returned here means the call was not
+  /// taken (the handler is not called for it); once taken, every outcome, a refusal to
+  /// send its batch included, reaches the handler.
+  /// Publishes are batched (set_batch_bytes) and written 64 KiB at a time
+  /// (levee::client::coalesce_writes): what is held goes out when full and before any
+  /// call of this client waits (flush(), next(), a synchronous call), so end a burst with
+  /// flush().
   status publish_async(const std::string& subject, std::vector<out_message> messages,
-                       const publish_options& opts = {}, uint64_t* request_id = nullptr);
+                       const publish_options& opts = {}, uint64_t* publish_id = nullptr);
   /// Waits until every asynchronous publish is answered (deadline_exceeded otherwise).
   status flush(std::chrono::milliseconds timeout);
   uint64_t unacked() const noexcept { return unacked_messages_; }
@@ -232,15 +245,41 @@ private:
   result<std::string> call(wire::BrokerCall& call, std::chrono::milliseconds timeout);
   /// Receives one answer (up to `timeout`) and files it: an async publish's to the
   /// handler, a subscription's into its queue; any other is returned. A local error
-  /// (timeout: request_id 0) is returned too.
+  /// (timeout: request_id 0) is returned too. It never sends the held batch: whoever
+  /// waits calls send_held() first.
   std::optional<reply> pump(std::chrono::milliseconds timeout);
+  /// Sends the held batch of asynchronous publishes as one frame (waiting, until
+  /// `deadline`, for a slot of the broker's in-flight bound). On failure its calls are
+  /// answered with the refusal through the ack handler, and it is returned.
+  status send_held(std::chrono::steady_clock::time_point deadline);
+  /// set_batch_bytes within the broker's frame bound.
+  uint64_t batch_limit() const;
   void fail_everything(const rejection& why);
+
+  /// One asynchronous publish call inside a frame: its id and how many messages.
+  struct publish_part {
+    uint64_t id = 0;
+    uint64_t messages = 0;
+  };
+  /// Asynchronous publishes not sent yet (set_batch_bytes).
+  struct held_batch {
+    std::string subject;
+    publish_options opts;
+    std::vector<out_message> messages;
+    uint64_t bytes = 0;
+    std::vector<publish_part> parts;
+  };
+  /// Files a frame's answer: each publish call in it gets its share of the acks.
+  void answer_publishes(const std::vector<publish_part>& parts, const reply& r);
 
   client conn_;
   ack_handler on_acks_;
   uint64_t max_unacked_ = 4096;
+  uint64_t batch_bytes_ = 64 * 1024;
   uint64_t unacked_messages_ = 0;
-  std::map<uint64_t, uint64_t> async_;  // request id -> messages in it
+  uint64_t next_publish_id_ = 1;
+  std::optional<held_batch> held_;
+  std::map<uint64_t, std::vector<publish_part>> async_;  // request id -> the calls in it
   std::map<uint64_t, std::deque<reply>> subscriptions_;
 };
 
