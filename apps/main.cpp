@@ -2,9 +2,12 @@
 // --help` describes each.
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include <malloc.h>
 
 #include "apps/subcommands.hpp"
 #include "limits/printable.hpp"
@@ -27,9 +30,24 @@ constexpr const char* usage =
   "\n"
   "`levee <subcommand> --help` describes the options of each.\n";
 
+/// glibc gives freed memory at the top of a heap back to the kernel once more than 128 KiB
+/// is free there, and takes it again at the next allocation: a broker that frees a
+/// publish's buffers and allocates the next one's pays a page fault and page zeroing per
+/// page, each time (bench/RESULTS.md "Issue 15, session 11": 1.3-1.7x publish throughput
+/// without it). A process keeps up to 64 MiB of freed heap instead and asks the kernel
+/// for 16 MiB more than it needs when it grows. glibc's own variables
+/// (MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_) still decide when set.
+void keep_freed_heap() {
+  if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr)
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  if (std::getenv("MALLOC_TOP_PAD_") == nullptr)
+    mallopt(M_TOP_PAD, 16 << 20);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
+  keep_freed_heap();
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     std::fputs(usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
