@@ -152,8 +152,8 @@ std::string stats_text(const wire::StatsReply& reply) {
     out += "broker: " + num(b.streams()) + " streams, " + num(b.partitions())
            + " partitions; " + num(b.publishes()) + " publishes, " + num(b.messages_stored())
            + " messages stored, " + num(b.duplicates()) + " duplicates, " + num(b.acks())
-           + " acks; " + num(b.subscriptions()) + " subscriptions, " + num(b.batches_sent())
-           + " batches sent; " + num(b.unacked_refusals()) + " ack = none publishes refused\n";
+           + " acks; " + num(b.subscriptions()) + " subscriptions (" + num(b.subscriptions_paced())
+           + " times paced), " + num(b.batches_sent()) + " batches sent; " + num(b.unacked_refusals()) + " ack = none publishes refused\n";
     out += by_code_line("broker rejections: ", b.rejections());
     std::string by_limit;
     for (auto& [limit, n] : std::map<std::string, uint64_t>{b.rejections_by_limit().begin(),

@@ -34,6 +34,9 @@ using sync_atom = caf::atom_constant<caf::atom("b_sync")>;
 using maintain_atom = caf::atom_constant<caf::atom("b_maint")>;
 /// (commit_atom): a leader's own: the appends taken since the last one, as one write.
 using commit_atom = caf::atom_constant<caf::atom("b_commit")>;
+/// (paced_atom): a leader's own timer: a subscriber held by [limits.consumer]'s rates
+/// may go again.
+using paced_atom = caf::atom_constant<caf::atom("b_paced")>;
 
 /// A message by value, as the broker took it off the wire.
 struct owned_message {
@@ -115,7 +118,7 @@ using leader_actor = caf::typed_actor<
   /// deleted, shutting_down otherwise), syncs and ends; true if the sync succeeded.
   caf::replies_to<stop_atom, bool>::with<bool>,
   caf::reacts_to<read_atom>, caf::reacts_to<sync_atom>, caf::reacts_to<maintain_atom>,
-  caf::reacts_to<commit_atom>>;
+  caf::reacts_to<commit_atom>, caf::reacts_to<paced_atom>>;
 
 /// The broker: the wire's "broker" target, a plain and a streamed request in one actor.
 using broker_actor = wire_stream_target::extend_with<wire_request_target>::extend<

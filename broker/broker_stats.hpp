@@ -23,6 +23,8 @@ struct broker_stats {
   std::atomic<uint64_t> duplicates{0};       // acks marked duplicate
   std::atomic<uint64_t> subscriptions{0};    // Subscribe requests started
   std::atomic<uint64_t> batches_sent{0};     // MessageBatch parts sent to subscribers
+  // Times a subscription was held back by [limits.consumer]'s rates after a batch.
+  std::atomic<uint64_t> subscriptions_paced{0};
   std::atomic<uint64_t> unacked_refusals{0};  // refusals of ack = none publishes (logged)
   std::array<std::atomic<uint64_t>, max_code_number + 1> rejections{};  // by code
 

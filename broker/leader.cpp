@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 
 #include <caf/all.hpp>
 
@@ -13,6 +14,7 @@
 #include "actors/limited_actor.hpp"
 #include "base/round_robin.hpp"
 #include "limits/stream_credit.hpp"
+#include "limits/token_bucket.hpp"
 #include "net/stream_message.hpp"
 #include "net/streams.pb.h"
 
@@ -40,6 +42,10 @@ struct subscriber {
   uint64_t max_bytes = 0;
   stream_credit credit;
   uint64_t delivered = 0;
+  // [limits.consumer]'s rates, paid after each batch is sent (token_bucket::charge):
+  // null when that rate is off.
+  std::unique_ptr<token_bucket> msgs_rate;
+  std::unique_ptr<token_bucket> bytes_rate;
 };
 
 /// An append taken from the mailbox and not yet written (group commit, below).
@@ -61,6 +67,7 @@ struct leader_state {
   std::map<key, subscriber> subs;
   std::optional<key> last_turn;  // round robin over subscribers
   bool read_scheduled = false;
+  bool paced_timer = false;  // a paced_atom is on its way
   bool stopping = false;
   const char* name = "levee.stream_leader";
 };
@@ -99,8 +106,19 @@ bool finished(leader_self* self, const subscriber& s) {
          && setup.clock->wall_ms() > *s.stop_time_ms;
 }
 
-bool runnable(leader_self* self, const subscriber& s) {
+/// How long [limits.consumer]'s rates hold `s` back, in ns (0: it may go).
+uint64_t paced_for(const subscriber& s) {
+  return std::max(s.msgs_rate ? s.msgs_rate->wait_ns() : 0,
+                  s.bytes_rate ? s.bytes_rate->wait_ns() : 0);
+}
+
+/// It may be sent a batch now, but for its rates.
+bool ready(leader_self* self, const subscriber& s) {
   return s.credit.allows_batch() && s.next < self->state.setup.log->high_water();
+}
+
+bool runnable(leader_self* self, const subscriber& s) {
+  return ready(self, s) && paced_for(s) == 0;
 }
 
 /// Ends the subscriptions that are over, then sends itself one read step if any
@@ -115,12 +133,22 @@ void wake(leader_self* self) {
   }
   if (st.read_scheduled)
     return;
-  for (auto& [k, s] : st.subs)
-    if (runnable(self, s)) {
+  uint64_t soonest = 0;  // ns until the first subscriber held by its rates may go
+  for (auto& [k, s] : st.subs) {
+    if (!ready(self, s))
+      continue;
+    auto wait = paced_for(s);
+    if (wait == 0) {
       st.read_scheduled = true;
       self->send(self, read_atom::value);
       return;
     }
+    soonest = soonest == 0 ? wait : std::min(soonest, wait);
+  }
+  if (soonest != 0 && !st.paced_timer) {
+    st.paced_timer = true;
+    self->delayed_send(self, std::chrono::nanoseconds(soonest), paced_atom::value);
+  }
 }
 
 /// One batch for the next subscriber that may go, then the others' turn (after whatever
@@ -140,6 +168,14 @@ void read_step(leader_self* self) {
   req.from = s.next;
   req.max_messages = s.max_messages;
   req.max_bytes = s.max_bytes;
+  // A batch is at most what the rates hold now (runnable: at least one unit each), so the
+  // pace is exact in messages; in bytes it may run one message ahead, paid for by waiting.
+  if (s.msgs_rate)
+    req.max_messages = std::min<uint64_t>(req.max_messages,
+                                          std::max<uint64_t>(s.msgs_rate->available(), 1));
+  if (s.bytes_rate)
+    req.max_bytes = std::min<uint64_t>(req.max_bytes,
+                                       std::max<uint64_t>(s.bytes_rate->available(), 1));
   req.stop_offset = s.stop_offset;
   req.stop_time_ms = s.stop_time_ms;
   auto r = st.setup.log->read(req);
@@ -165,6 +201,12 @@ void read_step(leader_self* self) {
   if (!r->messages.empty() || r->skipped > 0) {
     auto part = batch.SerializeAsString();
     s.credit.take(part.size());
+    if (s.msgs_rate)
+      s.msgs_rate->charge(r->messages.size());
+    if (s.bytes_rate)
+      s.bytes_rate->charge(part.size());
+    if (paced_for(s) > 0)
+      st.setup.stats->subscriptions_paced.fetch_add(1);
     self->send(s.connection, wire_batch_atom::value, s.tag, std::move(part));
     st.setup.stats->batches_sent.fetch_add(1);
   }
@@ -284,6 +326,10 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       return rp;
     },
     [=](commit_atom) { commit_group(self); },
+    [=](paced_atom) {
+      self->state.paced_timer = false;
+      wake(self);
+    },
     [=](subscribe_atom, subscription_request& req) -> caf::result<std::string> {
       auto& st = self->state;
       if (st.stopping)
@@ -317,6 +363,13 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       sub.max_messages = req.max_messages;
       sub.max_bytes = req.max_bytes;
       sub.credit.add(req.credit_batches, req.credit_bytes);
+      auto& rates = st.setup.consumer;
+      if (rates.msgs_per_sec != 0)
+        sub.msgs_rate = std::make_unique<token_bucket>(*st.setup.clock, rates.msgs_per_sec,
+                                                       rates.burst_msgs);
+      if (rates.bytes_per_sec != 0)
+        sub.bytes_rate = std::make_unique<token_bucket>(*st.setup.clock, rates.bytes_per_sec,
+                                                        rates.burst_bytes);
       sub.rp = self->make_response_promise<std::string>();
       auto rp = sub.rp;
       st.subs.emplace(key, std::move(sub));

@@ -16,6 +16,16 @@
 
 namespace levee::broker {
 
+/// [limits.consumer]'s rates: what each subscription may be sent, per second, with its
+/// burst (0 = no bound; a burst of 0 is one second's worth). A subscription over them
+/// waits (it is paced, not refused), and each wait is counted.
+struct consumer_rates {
+  uint64_t msgs_per_sec = 0;
+  uint64_t burst_msgs = 0;
+  uint64_t bytes_per_sec = 0;
+  uint64_t burst_bytes = 0;
+};
+
 struct leader_setup {
   /// The partition's log. The leader is its only user from the spawn on; `keep_alive`
   /// owns it (the catalog) and must not drop it before the leader ends.
@@ -25,6 +35,7 @@ struct leader_setup {
   uint32_t partition = 0;
   uint64_t max_subscriptions = 0;    // broker.max_subscriptions_per_partition
   uint64_t maintenance_interval_ms = 0;
+  consumer_rates consumer;
   std::shared_ptr<partition_gauges> gauges;
   std::shared_ptr<broker_stats> stats;
   const clock_source* clock = nullptr;  // wall time for stop_time_ms; must outlive it

@@ -51,6 +51,7 @@ void fill_broker_stats(const broker_stats& s, wire::BrokerStats& out) {
   out.set_subscriptions(s.subscriptions.load());
   out.set_batches_sent(s.batches_sent.load());
   out.set_unacked_refusals(s.unacked_refusals.load());
+  out.set_subscriptions_paced(s.subscriptions_paced.load());
   net::fill_by_code(*out.mutable_rejections(), s.rejections);
   for (auto& [limit, n] : s.rejected_by_limit())
     (*out.mutable_rejections_by_limit())[limit] = n;
@@ -107,6 +108,21 @@ result<broker_options> broker_options_from_config(const flat_config& cfg) {
     return status::error(code::bad_request,
                          "broker.data_dir is missing: name the directory that holds the "
                          "broker's streams");
+  // [limits.consumer] paces each subscription (broker/README.md "Limits"); a consumer is
+  // not an actor, so an actor key there would be accepted and do nothing: refused.
+  for (auto& [key, value] : cfg) {
+    constexpr std::string_view section = "limits.consumer.";
+    if (key.rfind(section, 0) != 0)
+      continue;
+    auto field = std::string_view{key}.substr(section.size());
+    if (field != "rate_msgs_per_sec" && field != "rate_burst_msgs"
+        && field != "rate_bytes_per_sec" && field != "rate_burst_bytes")
+      return status::error(code::bad_request,
+                           key + " does not apply: a consumer (a subscription) is not an "
+                                 "actor, and only its delivery rates are bounded there; use "
+                                 "rate_msgs_per_sec, rate_burst_msgs, rate_bytes_per_sec or "
+                                 "rate_burst_bytes");
+  }
   auto settings = streams::stream_settings_from_config(cfg);
   if (!settings)
     return settings.error();

@@ -50,6 +50,44 @@ void token_bucket::refund(uint64_t units) noexcept {
   tat_.fetch_sub(static_cast<int64_t>(cost_ns(units, rate)), std::memory_order_acq_rel);
 }
 
+void token_bucket::charge(uint64_t units) noexcept {
+  auto rate = rate_.load(std::memory_order_relaxed);
+  if (rate == 0)
+    return;
+  auto cost = static_cast<int64_t>(cost_ns(units, rate));
+  auto now = clock_.now_ns();
+  auto tat = tat_.load(std::memory_order_relaxed);
+  while (!tat_.compare_exchange_weak(tat, std::max(tat, now) + cost, std::memory_order_acq_rel,
+                                     std::memory_order_relaxed)) {
+  }
+}
+
+uint64_t token_bucket::wait_ns() const noexcept {
+  auto rate = rate_.load(std::memory_order_relaxed);
+  if (rate == 0)
+    return 0;
+  auto burst = burst_.load(std::memory_order_relaxed);
+  // One unit passes when TAT + its cost is within the burst's tolerance of now.
+  auto ahead = tat_.load(std::memory_order_relaxed) + static_cast<int64_t>(cost_ns(1, rate))
+               - clock_.now_ns();
+  auto tolerance = static_cast<int64_t>(cost_ns(burst, rate));
+  return ahead > tolerance ? static_cast<uint64_t>(ahead - tolerance) : 0;
+}
+
+uint64_t token_bucket::available() const noexcept {
+  auto rate = rate_.load(std::memory_order_relaxed);
+  if (rate == 0)
+    return UINT64_MAX;
+  auto burst = burst_.load(std::memory_order_relaxed);
+  auto now = clock_.now_ns();
+  auto ahead = std::max<int64_t>(tat_.load(std::memory_order_relaxed) - now, 0);
+  auto room = static_cast<int64_t>(cost_ns(burst, rate)) - ahead;
+  if (room <= 0)
+    return 0;
+  auto units = static_cast<unsigned __int128>(room) * rate / 1'000'000'000u;
+  return std::min<uint64_t>(static_cast<uint64_t>(units), burst);
+}
+
 void token_bucket::reconfigure(uint64_t rate_per_sec, uint64_t burst) noexcept {
   auto old_rate = rate_.load(std::memory_order_relaxed);
   burst_.store(burst == 0 ? rate_per_sec : burst, std::memory_order_relaxed);

@@ -38,6 +38,14 @@ public:
   /// by another limit, so a refused request does not eat rate.
   void refund(uint64_t units) noexcept;
 
+  /// Takes `units` whatever the bucket holds, going into debt past the burst: for work
+  /// that is paid after it was done (a batch read, then sent), where the payer then waits
+  /// out wait_ns() before the next. A disabled bucket ignores it.
+  void charge(uint64_t units) noexcept;
+  /// How long until one unit would pass, in ns; 0 when it would now.
+  uint64_t wait_ns() const noexcept;
+  /// How many units would pass now (at most the burst); UINT64_MAX when disabled.
+  uint64_t available() const noexcept;
   /// Changes rate and burst of a live bucket. Tokens already taken stay owed (converted
   /// to the new rate); a bucket that was idle or disabled starts full.
   void reconfigure(uint64_t rate_per_sec, uint64_t burst) noexcept;

@@ -42,6 +42,20 @@ TEST(BrokerConfig, RefusesUnknownKeysAndAMissingDataDir) {
   EXPECT_NE(range.error().message().find("broker.max_cursors"), std::string::npos);
 }
 
+TEST(BrokerConfig, LimitsConsumerTakesOnlyRates) {
+  auto rates = broker_options_from_config({{"broker.data_dir", "/x"},
+                                           {"limits.consumer.rate_msgs_per_sec", "100"},
+                                           {"limits.consumer.rate_burst_bytes", "1048576"}});
+  EXPECT_TRUE(rates) << rates.error().to_string();
+  auto actor_key = broker_options_from_config({{"broker.data_dir", "/x"},
+                                               {"limits.consumer.mailbox_capacity", "10"}});
+  ASSERT_FALSE(actor_key);
+  EXPECT_NE(actor_key.error().message().find("limits.consumer.mailbox_capacity does not apply"),
+            std::string::npos)
+    << actor_key.error().to_string();
+  EXPECT_NE(actor_key.error().message().find("rate_msgs_per_sec"), std::string::npos);
+}
+
 TEST(BrokerConfig, ConfigKeysListEveryKey) {
   auto keys = config_keys();
   for (auto* k : {"broker.listen", "broker.data_dir", "broker.max_subscriptions_per_partition",

@@ -987,5 +987,34 @@ TEST_F(BrokerSystem, ARefusedBatchAnswersEveryCallInIt) {
   EXPECT_EQ(counter(stats["rejections"], "message_too_large"), 1u) << stats.dump();
 }
 
+// [limits.consumer] paces every subscription: with 200 msgs/s and a burst of 50, reading
+// 450 stored messages takes at least (450 - 50) / 200 = 2 s however fast the machine (a
+// lower bound: a slower machine only takes longer), every message arrives once and in
+// order, and the waits are counted.
+TEST_F(BrokerSystem, LimitsConsumerPacesEachSubscription) {
+  broker_process b{dir_, "b"};
+  b.config().set("limits.consumer", "rate_msgs_per_sec", "200")
+    .set("limits.consumer", "rate_burst_msgs", "50");
+  ASSERT_TRUE(b.start()) << b.stderr_text();
+  auto sc = b.client();
+  auto spec = spec_of("paced", "paced");
+  spec.partitions = 1;
+  ASSERT_TRUE(create(sc, spec));
+  std::vector<out_message> batch;
+  for (int i = 0; i < 450; ++i)
+    batch.push_back(out_message{"", "", "m" + std::to_string(i), {}});
+  auto acks = sc.publish("paced", std::move(batch));
+  ASSERT_TRUE(acks) << acks.error().to_string();
+  auto t0 = steady_clock::now();
+  auto got = read_range(sc, "paced", 0, start_at::earliest(), 449);
+  auto took = duration_cast<milliseconds>(steady_clock::now() - t0);
+  ASSERT_EQ(got.size(), 450u);
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_EQ(got[i].offset, i);
+  // 1.9 s, not 2: the bucket fills from the subscription on, a little before t0's read.
+  EXPECT_GE(took, 1900ms) << "450 messages at 200/s after a burst of 50";
+  EXPECT_GT(counter(broker_stats(b), "subscriptions_paced"), 0u);
+}
+
 } // namespace
 } // namespace levee

@@ -103,6 +103,7 @@ TEST(StatsText, ABrokerShowsItsStreamsAndRejectionsByLimit) {
   b.set_acks(2403);
   b.set_subscriptions(4);
   b.set_batches_sent(17);
+  b.set_subscriptions_paced(9);
   b.set_unacked_refusals(1);
   (*b.mutable_rejections())["rate_limited"] = 6;
   (*b.mutable_rejections())["stream_full"] = 2;
@@ -110,7 +111,7 @@ TEST(StatsText, ABrokerShowsItsStreamsAndRejectionsByLimit) {
   (*b.mutable_rejections_by_limit())["broker.publish_msgs_per_sec"] = 6;
   auto text = stats_text(r);
   EXPECT_NE(text.find("broker: 2 streams, 5 partitions; 40 publishes, 2400 messages stored, "
-                      "3 duplicates, 2403 acks; 4 subscriptions, 17 batches sent; 1 ack = "
+                      "3 duplicates, 2403 acks; 4 subscriptions (9 times paced), 17 batches sent; 1 ack = "
                       "none publishes refused\n"
                       "broker rejections: rate_limited 6, stream_full 2\n"
                       "broker rejections by limit: broker.publish_msgs_per_sec 6, "

@@ -78,6 +78,30 @@ TEST(TokenBucket, RequestAboveBurstCanNeverPass) {
   EXPECT_TRUE(d.never);
 }
 
+TEST(TokenBucket, ChargeGoesIntoDebtAndWaitSaysForHowLong) {
+  manual_clock clock;
+  token_bucket b{clock, 100, 10};  // 100/s, burst 10
+  EXPECT_EQ(b.wait_ns(), 0u);
+  b.charge(30);  // three times the burst, paid after the fact
+  // 30 taken from a full bucket of 10: 20 owed plus the one asked for, at 10 ms each.
+  EXPECT_EQ(b.wait_ns(), 210'000'000u);
+  EXPECT_FALSE(b.try_acquire(1).allowed);
+  clock.advance_ns(210'000'000 - 1);
+  EXPECT_GT(b.wait_ns(), 0u);
+  clock.advance_ns(1);
+  EXPECT_EQ(b.wait_ns(), 0u);
+  EXPECT_TRUE(b.try_acquire(1).allowed);
+  EXPECT_EQ(b.available(), 0u);  // the one just taken
+  clock.advance_ns(50'000'000);
+  EXPECT_EQ(b.available(), 5u);
+  clock.advance_ns(1'000'000'000);
+  EXPECT_EQ(b.available(), 10u);  // never more than the burst
+  token_bucket off{clock, 0, 0};
+  off.charge(1'000'000);
+  EXPECT_EQ(off.wait_ns(), 0u);
+  EXPECT_EQ(off.available(), UINT64_MAX);
+}
+
 TEST(TokenBucket, RefundRestoresCapacity) {
   manual_clock clock;
   token_bucket b{clock, 100, 2};
