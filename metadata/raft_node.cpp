@@ -127,6 +127,7 @@ struct raft_node::impl {
   uv_loop_t loop{};
   uv_async_t wake{};
   uv_timer_t poll{};
+  uv_check_t after_io{};
   raft_uv_transport transport{};
   raft_io io{};
   raft_fsm fsm{};
@@ -498,6 +499,13 @@ struct raft_node::impl {
   }
 
   static void on_poll(uv_timer_t* t) { static_cast<impl*>(t->data)->watch_role(); }
+  // After every batch of I/O callbacks (an election won is one): the barrier goes out in
+  // the same loop iteration as the win, before any follower can answer this leader.
+  static void on_after_io(uv_check_t* c) {
+    auto* self = static_cast<impl*>(c->data);
+    if (!self->closing)
+      self->watch_role();
+  }
 
   static void on_wake(uv_async_t* a) {
     auto* self = static_cast<impl*>(a->data);
@@ -522,6 +530,7 @@ struct raft_node::impl {
     }
     answer_all_stopping();
     uv_timer_stop(&poll);
+    uv_check_stop(&after_io);
     raft_close(&r, &impl::raft_closed);
   }
 
@@ -530,6 +539,7 @@ struct raft_node::impl {
     raft_uv_close(&self->io);
     raft_uv_tcp_close(&self->transport);
     uv_close(reinterpret_cast<uv_handle_t*>(&self->poll), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->after_io), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&self->wake), nullptr);
   }
 
@@ -588,8 +598,11 @@ result<std::unique_ptr<raft_node>> raft_node::start(raft_node_options options, c
   n.wake.data = &n;
   uv_timer_init(&n.loop, &n.poll);
   n.poll.data = &n;
+  uv_check_init(&n.loop, &n.after_io);
+  n.after_io.data = &n;
   auto close_handles = [&n] {
     uv_close(reinterpret_cast<uv_handle_t*>(&n.poll), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&n.after_io), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&n.wake), nullptr);
     n.run_loop();
   };
@@ -648,6 +661,7 @@ result<std::unique_ptr<raft_node>> raft_node::start(raft_node_options options, c
                          why + "; data dir '" + n.opt.data_dir + "', address " + n.opt.address);
   }
   uv_timer_start(&n.poll, &impl::on_poll, n.opt.role_poll_ms, n.opt.role_poll_ms);
+  uv_check_start(&n.after_io, &impl::on_after_io);
   n.thread = std::thread{[&n] {
     // A write to a peer that went away raises SIGPIPE in the writing thread, and libuv
     // does not ask for MSG_NOSIGNAL: block it here, so the write fails with EPIPE and

@@ -64,8 +64,9 @@ struct raft_node_options {
   /// entries behind it for followers slightly behind (libraft defaults: 1024, 2048).
   unsigned snapshot_threshold = 1024;
   unsigned snapshot_trailing = 2048;
-  /// how often the loop looks at libraft's role (to commit the leader's barrier and to
-  /// answer queued commands when leadership moved), ms.
+  /// the loop looks at libraft's role after every batch of I/O callbacks (so a new
+  /// leader's barrier goes out in the iteration it won), and at least this often when
+  /// nothing happens (to answer held commands when leadership moved), ms.
   unsigned role_poll_ms = 10;
 };
 
