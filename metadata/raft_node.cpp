@@ -154,6 +154,8 @@ struct raft_node::impl {
   chain_hash proposed_head{};  // the chain head after every entry this leader proposed
   std::optional<apply_outcome> last_outcome;  // the state machine's answer, for apply_cb
   bool closing = false;
+  struct raft_transfer transfer {};
+  bool transfer_in_flight = false;
 
   struct proposal {
     struct raft_apply req{};
@@ -260,6 +262,42 @@ struct raft_node::impl {
 
   // -- requests ---------------------------------------------------------------------------
 
+  template <class T>
+  T locked_copy(const T& field) const {
+    std::lock_guard<std::mutex> guard{mu};
+    return field;
+  }
+
+  // Any thread: queues a request for the loop, within max_pending_commands.
+  status enqueue(request q) {
+    std::lock_guard<std::mutex> guard{mu};
+    if (stop_requested)
+      return status::refused(shutting_down());
+    if (pending >= opt.max_pending_commands) {
+      ++counters.refused_queue_full;
+      return status::refused(rejection::of(code::too_many_inflight)
+                                 .limit(std::string{queue_limit_key})
+                                 .observed(pending + 1)
+                                 .max(opt.max_pending_commands)
+                                 .retry_after_ms(opt.heartbeat_timeout_ms)
+                                 .detail("the metadata node has as many commands pending as it allows; "
+                                         "wait for answers before sending more"));
+    }
+    ++pending;
+    inbox.push_back(std::move(q));
+    uv_async_send(&wake);
+    return {};
+  }
+
+  void finish_change(change_callback& done, const status& s) {
+    {
+      std::lock_guard<std::mutex> guard{mu};
+      --pending;
+    }
+    if (done)
+      done(s);
+  }
+
   void finish(command_callback& done, command_outcome out) {
     {
       std::lock_guard<std::mutex> guard{mu};
@@ -304,8 +342,8 @@ struct raft_node::impl {
     for (auto& q : queued) {
       if (q.what == request::type::propose)
         finish(q.done, refused(shutting_down()));
-      else if (q.change_done)
-        q.change_done(status::refused(shutting_down()));
+      else
+        finish_change(q.change_done, status::refused(shutting_down()));
     }
   }
 
@@ -374,8 +412,7 @@ struct raft_node::impl {
       status s = rv == RAFT_NOTLEADER ? status::refused(not_leader_outcome().refusal)
                                       : status::error(code::bad_request,
                                                       raft_error(rv, "membership change refused"));
-      if (c->done)
-        c->done(s);
+      finish_change(c->done, s);
       delete c;
     }
   }
@@ -383,7 +420,7 @@ struct raft_node::impl {
   static void change_cb(raft_change* req, int rv) {
     auto* c = static_cast<change*>(req->data);
     impl* self = c->self;
-    if (rv == 0 && !c->assigning && c->done && c->member.address.size() &&
+    if (rv == 0 && !c->assigning && c->member.address.size() &&
         raft_state(&self->r) == RAFT_LEADER) {
       // raft_add made it a spare; a voter counts in majorities once it caught up
       // (raft_assign runs libraft's catch-up rounds first).
@@ -399,9 +436,9 @@ struct raft_node::impl {
         rv = again;
       }
     }
-    status s = rv == 0 ? status{} : status::error(code::unavailable, raft_error(rv, "membership change failed"));
-    if (c->done)
-      c->done(s);
+    self->finish_change(c->done, rv == 0 ? status{}
+                                         : status::error(code::unavailable,
+                                                         raft_error(rv, "membership change failed")));
     delete c;
   }
 
@@ -429,13 +466,13 @@ struct raft_node::impl {
         auto why = rejection(rejection::of(code::unavailable).detail(failed.message()));
         if (q.what == request::type::propose)
           finish(q.done, refused(why));
-        else if (q.change_done)
-          q.change_done(status::refused(why));
+        else
+          finish_change(q.change_done, status::refused(why));
       } else if (!leader) {
         if (q.what == request::type::propose)
           finish(q.done, not_leader_outcome());
-        else if (q.change_done)
-          q.change_done(status::refused(not_leader_outcome().refusal));
+        else
+          finish_change(q.change_done, status::refused(not_leader_outcome().refusal));
       } else if (!ready) {
         held.push_back(std::move(q));  // until this leader's barrier commits
       } else if (q.what == request::type::propose) {
@@ -478,11 +515,20 @@ struct raft_node::impl {
         serving = false;
     }
     bool ready;
+    bool failed;
     {
       std::lock_guard<std::mutex> guard{mu};
       ready = serving;
+      failed = !health.ok();
     }
-    if (leader && !ready && !barrier_in_flight) {
+    // A node that stopped serving metadata hands leadership to a voter that can serve
+    // (once per leadership), and commits no barrier: it would never serve anyway.
+    if (leader && failed && !transfer_in_flight) {
+      transfer.data = this;
+      if (raft_transfer(&r, &transfer, 0, &impl::transfer_cb) == 0)
+        transfer_in_flight = true;
+    }
+    if (leader && !ready && !failed && !barrier_in_flight) {
       // libraft 0.15 appends no entry of its own when elected and may commit an older
       // term's entry by counting replicas (Raft paper 5.4.2): commit one in this term
       // before acting on anything.
@@ -496,6 +542,10 @@ struct raft_node::impl {
         delete b;
     }
     run_requests();
+  }
+
+  static void transfer_cb(struct raft_transfer* req) {
+    static_cast<impl*>(req->data)->transfer_in_flight = false;  // the next poll tries again if needed
   }
 
   static void on_poll(uv_timer_t* t) { static_cast<impl*>(t->data)->watch_role(); }
@@ -693,55 +743,29 @@ status raft_node::submit(command cmd, command_callback done) {
     if (status s = streams::validate(create->config); !s.ok())
       return s;
   }
-  std::lock_guard<std::mutex> guard{impl_->mu};
-  if (impl_->stop_requested)
-    return status::refused(shutting_down());
-  if (impl_->pending >= impl_->opt.max_pending_commands) {
-    ++impl_->counters.refused_queue_full;
-    return status::refused(rejection::of(code::too_many_inflight)
-                               .limit(std::string{queue_limit_key})
-                               .observed(impl_->pending + 1)
-                               .max(impl_->opt.max_pending_commands)
-                               .retry_after_ms(impl_->opt.heartbeat_timeout_ms)
-                               .detail("the metadata node has as many commands pending as it allows; "
-                                       "wait for answers before sending more"));
-  }
-  ++impl_->pending;
   request q;
   q.what = request::type::propose;
   q.cmd = std::move(cmd);
   q.done = std::move(done);
-  impl_->inbox.push_back(std::move(q));
-  uv_async_send(&impl_->wake);
-  return {};
+  return impl_->enqueue(std::move(q));
 }
 
 status raft_node::add_member(raft_member member, change_callback done) {
   if (status s = check_ipv4_address(member.address, "new member's address"); !s.ok())
     return s;
-  std::lock_guard<std::mutex> guard{impl_->mu};
-  if (impl_->stop_requested)
-    return status::refused(shutting_down());
   request q;
   q.what = request::type::add;
   q.member = std::move(member);
   q.change_done = std::move(done);
-  impl_->inbox.push_back(std::move(q));
-  uv_async_send(&impl_->wake);
-  return {};
+  return impl_->enqueue(std::move(q));
 }
 
 status raft_node::remove_member(uint64_t id, change_callback done) {
-  std::lock_guard<std::mutex> guard{impl_->mu};
-  if (impl_->stop_requested)
-    return status::refused(shutting_down());
   request q;
   q.what = request::type::remove;
   q.member.id = id;
   q.change_done = std::move(done);
-  impl_->inbox.push_back(std::move(q));
-  uv_async_send(&impl_->wake);
-  return {};
+  return impl_->enqueue(std::move(q));
 }
 
 applied_batch raft_node::drain_applied() {
@@ -756,28 +780,23 @@ applied_batch raft_node::drain_applied() {
 }
 
 metadata_state raft_node::state_copy() const {
-  std::lock_guard<std::mutex> guard{impl_->mu};
-  return impl_->state;
+  return impl_->locked_copy(impl_->state);
 }
 
 bool raft_node::serving_as_leader() const {
-  std::lock_guard<std::mutex> guard{impl_->mu};
-  return impl_->serving;
+  return impl_->locked_copy(impl_->serving);
 }
 
 raft_member raft_node::leader() const {
-  std::lock_guard<std::mutex> guard{impl_->mu};
-  return impl_->known_leader;
+  return impl_->locked_copy(impl_->known_leader);
 }
 
 status raft_node::health() const {
-  std::lock_guard<std::mutex> guard{impl_->mu};
-  return impl_->health;
+  return impl_->locked_copy(impl_->health);
 }
 
 raft_node_stats raft_node::stats() const {
-  std::lock_guard<std::mutex> guard{impl_->mu};
-  return impl_->counters;
+  return impl_->locked_copy(impl_->counters);
 }
 
 uint64_t raft_node::id() const noexcept {

@@ -51,8 +51,8 @@ struct raft_node_options {
   /// data dir is empty; later starts rejoin with the data. A node started with an empty
   /// list joins only when a member adds it (add_member).
   std::vector<raft_member> initial_members;
-  /// commands waiting for the loop (queued, not yet handed to libraft) or proposed and not
-  /// yet applied. 256: metadata changes are rare (stream creation, leader changes); a
+  /// commands and membership changes waiting for the loop (queued, or held for the
+  /// leader's barrier) or handed to libraft and not yet answered. 256: metadata changes are rare (stream creation, leader changes); a
   /// burst larger than that means a caller is looping.
   uint64_t max_pending_commands = 256;
   /// applied entries the owner has not drained yet. 4096 rides out a long GC-like pause of
@@ -136,7 +136,8 @@ public:
   [[nodiscard]] status submit(command cmd, command_callback done);
 
   /// Membership (leader only): adds a node as a voter (raft_add, then raft_assign once it
-  /// is known), or removes one. `done` is called once, on the loop thread.
+  /// is known), or removes one. Bounded and refused like submit(); `done` is called once,
+  /// on the loop thread.
   [[nodiscard]] status add_member(raft_member member, change_callback done);
   [[nodiscard]] status remove_member(uint64_t id, change_callback done);
 
