@@ -100,6 +100,7 @@ status check_direct_io(const std::string& dir) {
     void* block = nullptr;
     if (posix_memalign(&block, 4096, 4096) == 0) {
       std::memset(block, 0, 4096);
+      errno = 0;
       if (::write(fd, block, 4096) != 4096)
         err = errno ? errno : EIO;
       std::free(block);
@@ -110,11 +111,13 @@ status check_direct_io(const std::string& dir) {
   if (err == EINVAL)
     return status::error(code::storage_error,
                          "metadata data dir '" + dir +
-                             "' does not support O_DIRECT, which libraft needs (tmpfs does not); "
+                             "' does not support O_DIRECT, which libraft needs (tmpfs before Linux 6.6 does "
+                             "not); "
                              "put it on ext4 or xfs");
   if (err != 0)
-    return status::error(code::storage_error, "metadata data dir '" + dir + "': cannot write a file there (" +
-                                                  std::strerror(err) + "); make it writable by this user");
+    return status::error(code::storage_error, "metadata data dir '" + dir + "': cannot write a 4 KiB test file there (" +
+                                                  std::strerror(err) +
+                                                  "); check its permissions and free space");
   return {};
 }
 
