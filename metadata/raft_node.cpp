@@ -333,16 +333,19 @@ struct raft_node::impl {
     return out;
   }
 
+  // Every request not yet handed to libraft: the held ones first (they are older).
+  std::deque<request> take_waiting() {
+    std::deque<request> out;
+    out.swap(held);
+    std::lock_guard<std::mutex> guard{mu};
+    for (auto& q : inbox)
+      out.push_back(std::move(q));
+    inbox.clear();
+    return out;
+  }
+
   void answer_all_stopping() {
-    std::deque<request> queued;
-    {
-      std::lock_guard<std::mutex> guard{mu};
-      queued.swap(inbox);
-    }
-    for (auto& q : held)
-      queued.push_back(std::move(q));
-    held.clear();
-    for (auto& q : queued) {
+    for (auto& q : take_waiting()) {
       if (q.what == request::type::propose)
         finish(q.done, refused(shutting_down()));
       else
@@ -446,14 +449,7 @@ struct raft_node::impl {
   }
 
   void run_requests() {
-    std::deque<request> batch;
-    {
-      std::lock_guard<std::mutex> guard{mu};
-      batch.swap(inbox);
-    }
-    for (auto& q : held)
-      batch.push_front(std::move(q));  // held ones are older: they go first
-    held.clear();
+    std::deque<request> batch = take_waiting();
     bool leader = raft_state(&r) == RAFT_LEADER;
     bool ready;
     status failed;

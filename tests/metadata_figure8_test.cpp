@@ -162,6 +162,17 @@ protected:
               0);
   }
 
+  // Appends a barrier on server i, as raft_node does on winning an election; the flag it
+  // returns turns true when the barrier commits.
+  const bool& start_barrier(unsigned i, unsigned slot) {
+    barrier_results_[slot] = false;
+    barriers_[slot].data = &barrier_results_[slot];
+    int rv = raft_barrier(server(i), &barriers_[slot],
+                          [](barrier_request* b, int status) { *static_cast<bool*>(b->data) = status == 0; });
+    EXPECT_EQ(rv, 0) << raft_strerror(rv);
+    return barrier_results_[slot];
+  }
+
   raft_term term_at(unsigned i, raft_index index) {
     raft* r = server(i);
     if (index > raft_last_index(r))
@@ -252,12 +263,7 @@ TEST_F(Figure8, ZeroFifteenCommitsAnOlderTermEntryByCountingAndLosesIt) {
 TEST_F(Figure8, BarrierInTheNewTermKeepsTheOlderEntryUnappliedUntilItIsSafe) {
   run_a_and_b();
   restart_s1_and_elect_it();
-  bool& barrier_done = barrier_results_[0];
-  barrier_request& barrier = barriers_[0];
-  barrier.data = &barrier_done;
-  ASSERT_EQ(raft_barrier(server(0), &barrier,
-                         [](barrier_request* b, int status) { *static_cast<bool*>(b->data) = status == 0; }),
-            0);
+  const bool& barrier_done = start_barrier(0, 0);
   saturate_from(0, {1, 3});  // (c): from now on S1 reaches S3 only
   ASSERT_TRUE(step_until([&] { return server(2)->last_stored >= 2 && term_at(2, 2) == 2u; }))
       << "S3 receives X from S1";
@@ -268,12 +274,7 @@ TEST_F(Figure8, BarrierInTheNewTermKeepsTheOlderEntryUnappliedUntilItIsSafe) {
   raft_fixture_kill(f_.get(), 0);
 
   restart_s5_and_elect_it();
-  bool& s5_barrier_done = barrier_results_[1];
-  barrier_request& s5_barrier = barriers_[1];
-  s5_barrier.data = &s5_barrier_done;
-  ASSERT_EQ(raft_barrier(server(4), &s5_barrier,
-                         [](barrier_request* b, int status) { *static_cast<bool*>(b->data) = status == 0; }),
-            0);
+  const bool& s5_barrier_done = start_barrier(4, 1);
   ASSERT_TRUE(step_until([&] { return s5_barrier_done; })) << "S5's barrier commits in term 5";
   for (unsigned i : {1u, 2u, 3u})
     ASSERT_TRUE(raft_fixture_step_until_applied(f_.get(), i, 3, 5000)) << "S" << i + 1;

@@ -72,6 +72,27 @@ struct outcomes {
   }
 };
 
+// The end of a membership change, delivered on a loop thread.
+struct change_result {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<status> got;
+
+  change_callback callback() {
+    return [this](const status& s) {
+      std::lock_guard<std::mutex> g{mu};
+      got = s;
+      cv.notify_all();
+    };
+  }
+  status wait(std::chrono::milliseconds bound = 10s) {
+    std::unique_lock<std::mutex> g{mu};
+    if (!cv.wait_for(g, bound, [&] { return got.has_value(); }))
+      return status::error(code::deadline_exceeded, "no answer to the membership change within the bound");
+    return *got;
+  }
+};
+
 streams::stream_config stream_named(const std::string& name) {
   streams::stream_config c;
   c.name = name;
@@ -292,33 +313,17 @@ TEST_F(RaftNodeTest, AddsAFourthNodeAndRemovesOne) {
 
   raft_node* leader = serving_leader();
   ASSERT_NE(leader, nullptr);
-  std::mutex mu;
-  std::condition_variable cv;
-  std::optional<status> added;
-  ASSERT_TRUE(leader->add_member({4, addresses_[4]}, [&](const status& s) {
-                std::lock_guard<std::mutex> g{mu};
-                added = s;
-                cv.notify_all();
-              }).ok());
-  {
-    std::unique_lock<std::mutex> g{mu};
-    ASSERT_TRUE(cv.wait_for(g, 10s, [&] { return added.has_value(); }));
-  }
-  ASSERT_TRUE(added->ok()) << added->to_string();
+  change_result added;
+  ASSERT_TRUE(leader->add_member({4, addresses_[4]}, added.callback()).ok());
+  status add_status = added.wait();
+  ASSERT_TRUE(add_status.ok()) << add_status.to_string();
   ASSERT_TRUE(all_caught_up({1, 2, 3, 4}));
 
   uint64_t gone = leader->id() % 3 + 1;  // a follower of the first three
-  std::optional<status> removed;
-  ASSERT_TRUE(leader->remove_member(gone, [&](const status& s) {
-                std::lock_guard<std::mutex> g{mu};
-                removed = s;
-                cv.notify_all();
-              }).ok());
-  {
-    std::unique_lock<std::mutex> g{mu};
-    ASSERT_TRUE(cv.wait_for(g, 10s, [&] { return removed.has_value(); }));
-  }
-  ASSERT_TRUE(removed->ok()) << removed->to_string();
+  change_result removed;
+  ASSERT_TRUE(leader->remove_member(gone, removed.callback()).ok());
+  status remove_status = removed.wait();
+  ASSERT_TRUE(remove_status.ok()) << remove_status.to_string();
   nodes_.at(gone).reset();
   apply_everywhere(register_broker{2, "127.0.0.1:7002"});
   std::vector<uint64_t> rest;
