@@ -1,0 +1,262 @@
+// The replicated metadata's state machine alone (metadata/metadata_state.hpp): commands,
+// compare-and-set, placement, snapshots and the hash chain, with no Raft underneath.
+#include <gtest/gtest.h>
+
+#include "metadata/metadata.pb.h"
+#include "metadata/metadata_state.hpp"
+
+namespace levee::metadata {
+namespace {
+
+streams::stream_config stream_named(const std::string& name, uint64_t partitions) {
+  streams::stream_config c;
+  c.name = name;
+  c.subject = name + ".>";
+  c.partitions = partitions;
+  return c;
+}
+
+// Proposes like a leader: each entry expects the head after the ones before it.
+class proposer {
+public:
+  std::string next(const command& c) {
+    std::string bytes = encode_command(c);
+    std::string entry = encode_entry(bytes, head_);
+    head_ = next_chain_hash(head_, bytes);
+    return entry;
+  }
+  const chain_hash& head() const { return head_; }
+
+private:
+  chain_hash head_{};
+};
+
+apply_outcome apply_ok(metadata_state& s, const std::string& entry) {
+  auto out = s.apply(entry);
+  EXPECT_TRUE(out.ok()) << out.error().to_string();
+  return out.ok() ? out.value() : apply_outcome{};
+}
+
+void register_brokers(metadata_state& s, proposer& p, uint64_t n) {
+  for (uint64_t id = 1; id <= n; ++id)
+    EXPECT_FALSE(apply_ok(s, p.next(register_broker{id, "127.0.0.1:" + std::to_string(9000 + id)})).refusal);
+}
+
+TEST(MetadataState, AppliesCommandsAndAdvancesTheChainLikeTheProposer) {
+  metadata_state s;
+  proposer p;
+  register_brokers(s, p, 3);
+  auto out = apply_ok(s, p.next(create_stream{stream_named("orders", 3), 3, 2}));
+  EXPECT_FALSE(out.refusal);
+  EXPECT_EQ(out.sequence, 4u);
+  EXPECT_EQ(s.applied_count(), 4u);
+  EXPECT_EQ(s.chain_head(), p.head());
+  ASSERT_EQ(s.streams().count("orders"), 1u);
+  const auto& st = s.streams().at("orders");
+  EXPECT_EQ(st.replication_factor, 3u);
+  EXPECT_EQ(st.min_insync_replicas, 2u);
+  ASSERT_EQ(st.partitions.size(), 3u);
+  for (const auto& part : st.partitions) {
+    EXPECT_EQ(part.replicas.size(), 3u);
+    EXPECT_EQ(part.isr, part.replicas);
+    EXPECT_EQ(part.leader, part.replicas.front());
+    EXPECT_EQ(part.leader_epoch, 1u);
+    EXPECT_EQ(part.partition_epoch, 1u);
+  }
+  EXPECT_FALSE(apply_ok(s, p.next(delete_stream{"orders"})).refusal);
+  EXPECT_EQ(s.streams().count("orders"), 0u);
+  auto again = apply_ok(s, p.next(delete_stream{"orders"}));
+  ASSERT_TRUE(again.refusal);
+  EXPECT_EQ(again.refusal->code, code::not_found);
+  EXPECT_EQ(s.chain_head(), p.head()) << "a refused command still moves the chain";
+}
+
+TEST(MetadataState, PlacementSpreadsLeadersAndReplicasAcrossBrokers) {
+  metadata_state s;
+  proposer p;
+  register_brokers(s, p, 3);
+  apply_ok(s, p.next(create_stream{stream_named("a", 3), 2, 1}));
+  apply_ok(s, p.next(create_stream{stream_named("b", 3), 2, 1}));
+  std::map<uint64_t, int> leaders, replicas;
+  for (const auto& [name, st] : s.streams())
+    for (const auto& part : st.partitions) {
+      ++leaders[part.leader];
+      for (auto r : part.replicas)
+        ++replicas[r];
+      EXPECT_NE(part.replicas[0], part.replicas[1]) << "two replicas on one broker";
+    }
+  // 6 partitions x RF 2 over 3 brokers: 2 leaders and 4 replicas each.
+  for (uint64_t id = 1; id <= 3; ++id) {
+    EXPECT_EQ(leaders[id], 2) << "broker " << id;
+    EXPECT_EQ(replicas[id], 4) << "broker " << id;
+  }
+}
+
+TEST(MetadataState, ReplicationFactorAboveAliveBrokersIsInsufficientReplicas) {
+  metadata_state s;
+  proposer p;
+  register_brokers(s, p, 2);
+  auto out = apply_ok(s, p.next(create_stream{stream_named("big", 1), 3, 2}));
+  ASSERT_TRUE(out.refusal);
+  EXPECT_EQ(out.refusal->code, code::insufficient_replicas);
+  EXPECT_EQ(out.refusal->observed, 2u);
+  EXPECT_EQ(out.refusal->max, 3u);
+  EXPECT_EQ(s.streams().count("big"), 0u);
+  auto bad_isr = apply_ok(s, p.next(create_stream{stream_named("c", 1), 2, 3}));
+  ASSERT_TRUE(bad_isr.refusal);
+  EXPECT_EQ(bad_isr.refusal->code, code::bad_request);
+}
+
+TEST(MetadataState, CreatingTheSameStreamTwiceIsIdempotentAndOtherSettingsAreRefused) {
+  metadata_state s;
+  proposer p;
+  register_brokers(s, p, 3);
+  apply_ok(s, p.next(create_stream{stream_named("orders", 2), 3, 2}));
+  auto before = s.streams().at("orders");
+  EXPECT_FALSE(apply_ok(s, p.next(create_stream{stream_named("orders", 2), 3, 2})).refusal);
+  EXPECT_EQ(s.streams().at("orders"), before);
+  auto other = apply_ok(s, p.next(create_stream{stream_named("orders", 4), 3, 2}));
+  ASSERT_TRUE(other.refusal);
+  EXPECT_EQ(other.refusal->code, code::precondition_failed);
+}
+
+TEST(MetadataState, PartitionChangeIsCompareAndSetOnItsEpoch) {
+  metadata_state s;
+  proposer p;
+  register_brokers(s, p, 3);
+  apply_ok(s, p.next(create_stream{stream_named("orders", 1), 3, 2}));
+  auto part = s.streams().at("orders").partitions[0];
+  uint64_t old_leader = part.leader;
+  uint64_t new_leader = part.replicas[1];
+
+  // An ISR shrink keeps the leader and its epoch; the partition epoch moves.
+  change_partition shrink{"orders", 0, 1, old_leader, {old_leader, new_leader}};
+  EXPECT_FALSE(apply_ok(s, p.next(shrink)).refusal);
+  part = s.streams().at("orders").partitions[0];
+  EXPECT_EQ(part.partition_epoch, 2u);
+  EXPECT_EQ(part.leader_epoch, 1u);
+  EXPECT_EQ(part.isr, (std::vector<uint64_t>{old_leader, new_leader}));
+
+  // The same change proposed again (a retry after an indeterminate answer) is stale.
+  auto replay = apply_ok(s, p.next(shrink));
+  ASSERT_TRUE(replay.refusal);
+  EXPECT_EQ(replay.refusal->code, code::precondition_failed);
+  EXPECT_EQ(replay.refusal->observed, 1u);
+  EXPECT_EQ(replay.refusal->max, 2u);
+  EXPECT_EQ(s.streams().at("orders").partitions[0], part) << "a stale change must not apply";
+
+  // A leader change at the current epoch bumps both epochs.
+  EXPECT_FALSE(apply_ok(s, p.next(change_partition{"orders", 0, 2, new_leader, {new_leader}})).refusal);
+  part = s.streams().at("orders").partitions[0];
+  EXPECT_EQ(part.leader, new_leader);
+  EXPECT_EQ(part.leader_epoch, 2u);
+  EXPECT_EQ(part.partition_epoch, 3u);
+
+  // A leader outside the ISR, or an ISR member that is no replica, is refused.
+  auto outside = apply_ok(s, p.next(change_partition{"orders", 0, 3, old_leader, {new_leader}}));
+  ASSERT_TRUE(outside.refusal);
+  EXPECT_EQ(outside.refusal->code, code::bad_request);
+  auto stranger = apply_ok(s, p.next(change_partition{"orders", 0, 3, new_leader, {new_leader, 42}}));
+  ASSERT_TRUE(stranger.refusal);
+  EXPECT_EQ(stranger.refusal->code, code::bad_request);
+  auto missing = apply_ok(s, p.next(change_partition{"orders", 7, 3, new_leader, {new_leader}}));
+  ASSERT_TRUE(missing.refusal);
+  EXPECT_EQ(missing.refusal->code, code::not_found);
+}
+
+TEST(MetadataState, SnapshotRoundTripsTheWholeStateAndTheChainHead) {
+  metadata_state s;
+  proposer p;
+  register_brokers(s, p, 3);
+  apply_ok(s, p.next(create_stream{stream_named("orders", 2), 3, 2}));
+  auto leader = s.streams().at("orders").partitions[1].replicas[2];
+  apply_ok(s, p.next(change_partition{"orders", 1, 1, leader, {leader}}));
+  metadata_state restored;
+  ASSERT_TRUE(restored.restore(s.encode_snapshot()).ok());
+  EXPECT_EQ(restored.brokers(), s.brokers());
+  EXPECT_EQ(restored.streams(), s.streams());
+  EXPECT_EQ(restored.chain_head(), s.chain_head());
+  EXPECT_EQ(restored.applied_count(), s.applied_count());
+  // The restored copy goes on with the same sequence as the original.
+  std::string entry = p.next(delete_stream{"orders"});
+  apply_ok(s, entry);
+  apply_ok(restored, entry);
+  EXPECT_EQ(restored.chain_head(), s.chain_head());
+  EXPECT_EQ(restored.streams(), s.streams());
+}
+
+TEST(MetadataState, ADivergedChainStopsTheStateWithAClearError) {
+  metadata_state a, b;
+  proposer pa, pb;
+  register_brokers(a, pa, 3);
+  register_brokers(b, pb, 3);
+  // b applied another 4th entry than a (what 0.15's Figure 8 gap can do).
+  apply_ok(a, pa.next(create_stream{stream_named("x", 1), 1, 1}));
+  apply_ok(b, pb.next(create_stream{stream_named("y", 1), 1, 1}));
+  // a's leader proposes the 5th entry; b receives it.
+  std::string fifth = pa.next(delete_stream{"x"});
+  auto out = b.apply(fifth);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code(), code::storage_error);
+  EXPECT_NE(out.error().message().find("metadata diverged at metadata entry 5"), std::string::npos)
+      << out.error().message();
+  EXPECT_NE(out.error().message().find("move its metadata data dir aside"), std::string::npos);
+  EXPECT_FALSE(b.failure().ok());
+  // Nothing more applies, whatever comes.
+  auto later = b.apply(pb.next(delete_stream{"y"}));
+  ASSERT_FALSE(later.ok());
+  EXPECT_EQ(b.streams().count("y"), 1u);
+  EXPECT_EQ(b.applied_count(), 4u);
+}
+
+TEST(MetadataState, UnknownFormatVersionIsAClearError) {
+  metadata_state s;
+  pb::Entry e;
+  e.set_format_version(format_version + 1);
+  e.set_expected_hash(std::string(32, '\0'));
+  e.set_command(encode_command(register_broker{1, "127.0.0.1:1"}));
+  auto out = s.apply(e.SerializeAsString());
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code(), code::unsupported_version);
+  EXPECT_NE(out.error().message().find("format version 2, this build reads 1"), std::string::npos)
+      << out.error().message();
+
+  pb::Snapshot snap;
+  snap.set_format_version(7);
+  metadata_state t;
+  status st = t.restore(snap.SerializeAsString());
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), code::unsupported_version);
+}
+
+TEST(MetadataState, CorruptedEntryIsAClearErrorNotACrash) {
+  proposer p;
+  std::string good = p.next(register_broker{1, "127.0.0.1:1"});
+  // Flip every byte in turn: the entry either fails to parse, fails the version or the
+  // chain, or (a flip inside the address text) applies another registration; never a crash.
+  int errors = 0;
+  for (size_t i = 0; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x5a);
+    metadata_state s;
+    auto out = s.apply(bad);
+    if (!out.ok()) {
+      ++errors;
+      EXPECT_TRUE(out.error().code() == code::storage_error || out.error().code() == code::unsupported_version)
+          << out.error().to_string();
+      EXPECT_FALSE(s.failure().ok());
+    }
+  }
+  EXPECT_GT(errors, 0);
+  metadata_state s;
+  auto garbage = s.apply(std::string("\xff\xff\xff\xff", 4));
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_NE(garbage.error().message().find("does not parse as a metadata Entry"), std::string::npos);
+  metadata_state t;
+  status st = t.restore(std::string("\xff\xff\xff", 3));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), code::storage_error);
+}
+
+} // namespace
+} // namespace levee::metadata
