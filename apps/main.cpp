@@ -37,11 +37,18 @@ constexpr const char* usage =
 /// without it). A process keeps up to 64 MiB of freed heap instead and asks the kernel
 /// for 16 MiB more than it needs when it grows. glibc's own variables
 /// (MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_) still decide when set.
+/// Setting these turns off glibc's own raising of the mmap threshold, so it is set too:
+/// buffers below 8 MiB (1 MiB frames, 4 MiB decompression buffers) come from the heap,
+/// not from a fresh mapping each time.
 void keep_freed_heap() {
+#ifdef __GLIBC__
   if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr)
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
   if (std::getenv("MALLOC_TOP_PAD_") == nullptr)
     mallopt(M_TOP_PAD, 16 << 20);
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr)
+    mallopt(M_MMAP_THRESHOLD, 8 << 20);
+#endif
 }
 
 } // namespace

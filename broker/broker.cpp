@@ -38,20 +38,6 @@ namespace {
 
 using namespace std::chrono;
 
-/// [limits.consumer]'s rates when the config has that section; none otherwise (a
-/// consumer is not an actor: [limits.default] is not its fallback).
-consumer_rates consumer_rates_of(const limits_config& cfg) {
-  consumer_rates r;
-  auto it = cfg.kinds.find("consumer");
-  if (it == cfg.kinds.end())
-    return r;
-  r.msgs_per_sec = it->second.rate_msgs_per_sec;
-  r.burst_msgs = it->second.rate_burst_msgs;
-  r.bytes_per_sec = it->second.rate_bytes_per_sec;
-  r.burst_bytes = it->second.rate_burst_bytes;
-  return r;
-}
-
 /// A leader for every partition of `s` that opened; the others keep their problem.
 stream_entry start_leaders(caf::actor_system& sys, broker_state& st, streams::stream& s) {
   stream_entry entry;
@@ -80,7 +66,7 @@ stream_entry start_leaders(caf::actor_system& sys, broker_state& st, streams::st
     ls.partition = p;
     ls.max_subscriptions = st.setup.limits.max_subscriptions_per_partition;
     ls.maintenance_interval_ms = st.setup.limits.maintenance_interval_ms;
-    ls.consumer = consumer_rates_of(st.rt->config());
+    ls.consumer = st.setup.limits.consumer;
     ls.gauges = pe.gauges;
     ls.stats = st.setup.stats;
     ls.clock = st.setup.clock;

@@ -25,6 +25,7 @@ struct broker_limits {
                               defaults::broker_publish_bytes_per_sec,
                               defaults::broker_max_publishers,
                               defaults::broker_publisher_idle_ms};
+  consumer_rates consumer;  // [limits.consumer]
 };
 
 struct broker_setup {

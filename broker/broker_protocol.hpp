@@ -103,6 +103,16 @@ struct partition_gauges {
 };
 
 /// A stream leader (leader.hpp): one partition's log, its appends and its readers.
+/// [limits.consumer]'s rates: what each subscription may be sent, per second, with its
+/// burst (0 = no bound; a burst of 0 is one second's worth). A subscription over them
+/// waits (it is paced, not refused), and each wait is counted.
+struct consumer_rates {
+  uint64_t msgs_per_sec = 0;
+  uint64_t burst_msgs = 0;
+  uint64_t bytes_per_sec = 0;
+  uint64_t burst_bytes = 0;
+};
+
 using leader_actor = caf::typed_actor<
   caf::replies_to<append_atom, append_batch>::with<append_acks>,
   caf::replies_to<subscribe_atom, subscription_request>::with<std::string>,

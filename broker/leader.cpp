@@ -67,7 +67,9 @@ struct leader_state {
   std::map<key, subscriber> subs;
   std::optional<key> last_turn;  // round robin over subscribers
   bool read_scheduled = false;
-  bool paced_timer = false;  // a paced_atom is on its way
+  // When the earliest paced_atom on its way fires (clock ns); 0: none. A subscriber that
+  // may go sooner arms another (an extra paced_atom only wakes the leader once more).
+  int64_t paced_timer_at = 0;
   bool stopping = false;
   const char* name = "levee.stream_leader";
 };
@@ -145,8 +147,11 @@ void wake(leader_self* self) {
     }
     soonest = soonest == 0 ? wait : std::min(soonest, wait);
   }
-  if (soonest != 0 && !st.paced_timer) {
-    st.paced_timer = true;
+  if (soonest == 0)
+    return;
+  auto due = st.setup.clock->now_ns() + static_cast<int64_t>(soonest);
+  if (st.paced_timer_at == 0 || due < st.paced_timer_at) {
+    st.paced_timer_at = due;
     self->delayed_send(self, std::chrono::nanoseconds(soonest), paced_atom::value);
   }
 }
@@ -160,8 +165,12 @@ void read_step(leader_self* self) {
     return;
   auto it = base::next_turn(st.subs, st.last_turn,
                             [self](const subscriber& s) { return runnable(self, s); });
-  if (it == st.subs.end())
-    return;  // every subscriber waits for credit or for messages
+  if (it == st.subs.end()) {
+    // Every subscriber waits for credit, messages or its rates: the rates' timer is armed
+    // here if the subscriber that made this step runnable has gone meanwhile.
+    wake(self);
+    return;
+  }
   st.last_turn = it->first;
   auto& s = it->second;
   streams::read_request req;
@@ -327,7 +336,9 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
     },
     [=](commit_atom) { commit_group(self); },
     [=](paced_atom) {
-      self->state.paced_timer = false;
+      // Forgotten at every firing (a timer may fire a little early, and a later one may
+      // still be on its way): wake() arms what is still needed; a spare one is harmless.
+      self->state.paced_timer_at = 0;
       wake(self);
     },
     [=](subscribe_atom, subscription_request& req) -> caf::result<std::string> {

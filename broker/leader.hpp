@@ -16,16 +16,6 @@
 
 namespace levee::broker {
 
-/// [limits.consumer]'s rates: what each subscription may be sent, per second, with its
-/// burst (0 = no bound; a burst of 0 is one second's worth). A subscription over them
-/// waits (it is paced, not refused), and each wait is counted.
-struct consumer_rates {
-  uint64_t msgs_per_sec = 0;
-  uint64_t burst_msgs = 0;
-  uint64_t bytes_per_sec = 0;
-  uint64_t burst_bytes = 0;
-};
-
 struct leader_setup {
   /// The partition's log. The leader is its only user from the spawn on; `keep_alive`
   /// owns it (the catalog) and must not drop it before the leader ends.

@@ -22,6 +22,16 @@ const field_spec<L> limit_fields[] = {
   {"maintenance_interval_ms", &L::maintenance_interval_ms, 100, 86'400'000, "ms"},
 };
 
+// [limits.consumer]: read from its own keys, so that [limits.default] (actors' limits)
+// is not a consumer's fallback.
+using C = consumer_rates;
+const field_spec<C> consumer_fields[] = {
+  {"rate_msgs_per_sec", &C::msgs_per_sec, 0, 1ull << 40, "msgs/s"},
+  {"rate_burst_msgs", &C::burst_msgs, 0, 1ull << 40, "messages"},
+  {"rate_bytes_per_sec", &C::bytes_per_sec, 0, 1ull << 50, "bytes/s"},
+  {"rate_burst_bytes", &C::burst_bytes, 0, 1ull << 50, "bytes"},
+};
+
 using P = publisher_limits;
 const field_spec<P> publisher_fields[] = {
   {"publish_msgs_per_sec", &P::msgs_per_sec, 0, 1ull << 40, "msgs/s"},
@@ -123,6 +133,8 @@ result<broker_options> broker_options_from_config(const flat_config& cfg) {
                                  "rate_msgs_per_sec, rate_burst_msgs, rate_bytes_per_sec or "
                                  "rate_burst_bytes");
   }
+  if (auto st = read_fields(out.limits.consumer, cfg, "limits.consumer", consumer_fields); !st)
+    return st;
   auto settings = streams::stream_settings_from_config(cfg);
   if (!settings)
     return settings.error();

@@ -248,9 +248,12 @@ void stream_client::answer_publishes(const std::vector<publish_part>& parts, con
   unacked_messages_ -= std::min(unacked_messages_, total);
   if (!on_acks_)
     return;
+  auto file = [&](uint64_t id, result<std::vector<message_ack>> acks) {
+    outcomes_.push_back(publish_outcome{id, std::move(acks)});
+  };
   auto fail_all = [&](const status& why) {
     for (auto& p : parts)
-      on_acks_(p.id, why);
+      file(p.id, why);
   };
   if (!r.ok())
     return fail_all(as_status(*r.rejected));
@@ -259,7 +262,7 @@ void stream_client::answer_publishes(const std::vector<publish_part>& parts, con
     return fail_all(acks.error());
   if (acks->empty()) {  // ack = none: taken, nothing more to say
     for (auto& p : parts)
-      on_acks_(p.id, std::vector<message_ack>{});
+      file(p.id, std::vector<message_ack>{});
     return;
   }
   // The frame's acks are stream by stream, each stream's in publish order
@@ -279,24 +282,55 @@ void stream_client::answer_publishes(const std::vector<publish_part>& parts, con
       for (uint64_t i = 0; i < p.messages; ++i)
         mine.push_back(std::move((*acks)[static_cast<size_t>(s * total + before + i)]));
     before += p.messages;
-    on_acks_(p.id, std::move(mine));
+    file(p.id, std::move(mine));
   }
 }
 
+void stream_client::deliver_outcomes() {
+  if (delivering_)
+    return;  // a handler's own call of this client: the loop below goes on
+  delivering_ = true;
+  while (!outcomes_.empty() && on_acks_) {
+    auto o = std::move(outcomes_.front());
+    outcomes_.pop_front();
+    on_acks_(o.id, std::move(o.acks));
+  }
+  outcomes_.clear();  // no handler any more: nobody to tell
+  delivering_ = false;
+}
+
+void stream_client::forget_connection() {
+  if (async_.empty() && !held_ && subscriptions_.empty())
+    return;
+  fail_everything(rejection::of(code::unavailable)
+                    .detail("the connection it was sent on was replaced by a new one; "
+                            "publish again (with ids, a repeat is stored once)"));
+}
+
+status stream_client::connect() {
+  api_scope scope{*this};
+  forget_connection();
+  return conn_.connect();
+}
+
+status stream_client::connect_with_backoff(milliseconds total) {
+  api_scope scope{*this};
+  forget_connection();
+  return conn_.connect_with_backoff(total);
+}
+
 void stream_client::fail_everything(const rejection& why) {
+  // Oldest first: the frames on their way, then the batch not sent yet.
+  reply r;
+  r.rejected = why;
+  for (auto& [id, parts] : async_)
+    answer_publishes(parts, r);
+  async_.clear();
   if (held_) {
     auto parts = std::move(held_->parts);
     held_.reset();
-    reply r;
-    r.rejected = why;
     answer_publishes(parts, r);
   }
-  for (auto& [id, parts] : async_) {
-    reply r;
-    r.rejected = why;
-    answer_publishes(parts, r);
-  }
-  async_.clear();
   unacked_messages_ = 0;
   for (auto& [id, q] : subscriptions_) {
     reply r;
@@ -307,14 +341,18 @@ void stream_client::fail_everything(const rejection& why) {
 }
 
 result<std::string> stream_client::call(wire::BrokerCall& c, milliseconds timeout) {
+  api_scope scope{*this};
   auto deadline = steady_clock::now() + timeout;
-  if (!conn_.connected())
+  if (!conn_.connected()) {
+    forget_connection();
     if (auto st = conn_.connect_with_backoff(timeout); !st)
       return st;
+  }
   // Held asynchronous publishes go first: a synchronous call after them is answered after
-  // them, as if they had been sent when made.
-  if (auto st = send_held(deadline); !st)
-    return st;
+  // them, as if they had been sent when made. Their refusal is theirs (the handler's), not
+  // this call's.
+  (void) send_held(true);
+  wait_for_slot(deadline);
   uint64_t id = 0;
   if (auto refused = conn_.send_call(c, id))
     return as_status(*refused);
@@ -388,11 +426,12 @@ result<std::vector<message_ack>> stream_client::publish(const std::string& subje
 
 namespace {
 
-/// A message's bytes as a batch bound counts them (the Publish's framing aside).
+/// A message's bytes as a batch bound counts them: its fields, and a generous share of
+/// the Publish's framing (a message's tag and length, each field's, each header's).
 uint64_t bytes_of(const out_message& m) {
-  uint64_t n = m.key.size() + m.id.size() + m.body.size();
+  uint64_t n = 16 + m.key.size() + m.id.size() + m.body.size();
   for (auto& [name, value] : m.headers)
-    n += name.size() + value.size();
+    n += 12 + name.size() + value.size();
   return n;
 }
 
@@ -410,21 +449,29 @@ uint64_t stream_client::batch_limit() const {
   return frame == 0 ? batch_bytes_ : std::min<uint64_t>(batch_bytes_, frame / 4 * 3);
 }
 
-status stream_client::send_held(steady_clock::time_point deadline) {
-  if (!held_)
-    return {};
-  auto frames_full = [&] {
-    auto max = conn_.limits().max_inflight_requests;
-    return max != 0 && conn_.in_flight() >= max;
-  };
+bool stream_client::frames_full() const {
+  auto max = conn_.limits().max_inflight_requests;
+  return max != 0 && conn_.in_flight() >= max;
+}
+
+void stream_client::wait_for_slot(steady_clock::time_point deadline) {
   while (frames_full() && !async_.empty()) {
     auto r = pump(milliseconds(left_ms(deadline)));
     if (r && r->request_id == 0 && r->rejected)
-      break;  // a timeout or a lost connection: refused below, or already failed
+      return;  // the deadline, or the connection lost (fail_everything answered)
   }
+}
+
+status stream_client::send_held(bool wait) {
   if (!held_)
+    return {};
+  if (wait)
+    wait_for_slot(held_->deadline);
+  if (!held_)  // the connection was lost meanwhile: fail_everything answered the batch
     return status::refused(rejection::of(code::unavailable)
                              .detail("the connection to the broker was lost; reconnect"));
+  if (!wait && frames_full())
+    return {};  // held until a slot frees
   auto held = std::move(*held_);
   held_.reset();
   std::optional<rejection> refused;
@@ -434,8 +481,8 @@ status stream_client::send_held(steady_clock::time_point deadline) {
                 .limit("net.max_inflight_requests")
                 .observed(conn_.in_flight() + 1)
                 .max(conn_.limits().max_inflight_requests)
-                .detail("other requests of this client fill the broker's in-flight bound; "
-                        "receive their answers first");
+                .detail("other requests of this client fill the broker's in-flight bound "
+                        "past the publishes' timeout; receive their answers first");
   } else {
     auto c = publish_call(held.subject, held.messages, held.opts);
     // Asynchronous publishes leave in 64 KiB writes, not a system call each; whatever
@@ -457,24 +504,29 @@ status stream_client::send_held(steady_clock::time_point deadline) {
 status stream_client::publish_async(const std::string& subject,
                                     std::vector<out_message> messages,
                                     const publish_options& opts, uint64_t* publish_id) {
+  api_scope scope{*this};
   auto deadline = steady_clock::now() + opts.timeout;
   if (!conn_.connected())
     return status::error(code::unavailable, "not connected; call connect() first");
+  if (messages.empty())
+    return status::error(code::bad_request, "a publish carries at least one message");
   uint64_t n = messages.size();
   uint64_t bytes = 0;
   for (auto& m : messages)
     bytes += bytes_of(m);
-  // A held batch these messages cannot join leaves first.
+  // A held batch these messages cannot join leaves first. (The ack handler does not run
+  // until this call returns, so nothing else changes the held batch meanwhile.)
   bool joins = held_ && held_->subject == subject && same_publish(held_->opts, opts)
-               && held_->bytes + bytes <= batch_limit();
+               && held_->bytes + bytes <= batch_limit()
+               && held_->messages.size() + n <= batch_messages_;
   if (held_ && !joins)
-    if (auto st = send_held(deadline); !st)
+    if (auto st = send_held(true); !st)
       return st;
   // The window: wait for answers while it is full (a batch larger than the whole window
   // goes once the window is empty). Waiting sends what is held: its answers free room.
   while (unacked_messages_ + n > max_unacked_ && (held_ || !async_.empty())) {
     if (held_) {
-      if (auto st = send_held(deadline); !st)
+      if (auto st = send_held(true); !st)
         return st;
       continue;
     }
@@ -484,7 +536,7 @@ status stream_client::publish_async(const std::string& subject,
   }
   uint64_t id = next_publish_id_++;
   if (!held_)
-    held_ = held_batch{subject, opts, {}, 0, {}};
+    held_ = held_batch{subject, opts, deadline, {}, 0, {}};
   held_->messages.reserve(held_->messages.size() + messages.size());
   for (auto& m : messages)
     held_->messages.push_back(std::move(m));
@@ -494,15 +546,16 @@ status stream_client::publish_async(const std::string& subject,
   if (publish_id)
     *publish_id = id;
   // Full, or batching off: it leaves now (into the coalesced write buffer). A refusal
-  // here has reached this call through the ack handler, like any answer.
-  if (held_->bytes >= batch_limit())
-    (void) send_held(deadline);
+  // here reaches this call through the ack handler, like any answer.
+  if (held_->bytes >= batch_limit() || held_->messages.size() >= batch_messages_)
+    (void) send_held(true);
   return {};
 }
 
 status stream_client::flush(milliseconds timeout) {
+  api_scope scope{*this};
   auto deadline = steady_clock::now() + timeout;
-  if (auto st = send_held(deadline); !st)
+  if (auto st = send_held(true); !st)
     return st;
   while (!async_.empty()) {
     auto r = pump(milliseconds(left_ms(deadline)));
@@ -531,7 +584,8 @@ result<uint64_t> stream_client::subscribe(const subscribe_options& opts) {
   s.set_max_batch_bytes(opts.max_batch_bytes);
   // After the publishes made before it, as a synchronous call (their refusal reaches the
   // ack handler).
-  (void) send_held(steady_clock::now() + seconds(5));
+  api_scope scope{*this};
+  (void) send_held(true);
   uint64_t id = 0;
   if (auto refused = conn_.send_call(c, id))
     return as_status(*refused);
@@ -543,9 +597,11 @@ subscription_event stream_client::next(uint64_t subscription, milliseconds timeo
   subscription_event ev;
   auto deadline = steady_clock::now() + timeout;
   // Waiting below must not hold back asynchronous publishes (a subscriber may wait for
-  // its own publishes); their refusal reaches the ack handler.
-  (void) send_held(deadline);
+  // its own publishes): they go as soon as a slot of the in-flight bound is free, and
+  // wait for one within their own timeout, not this call's.
+  api_scope scope{*this};
   for (;;) {
+    (void) send_held(false);
     auto s = subscriptions_.find(subscription);
     if (s == subscriptions_.end()) {
       ev.error = local(code::not_found, "no subscription " + std::to_string(subscription)

@@ -54,6 +54,14 @@ TEST(BrokerConfig, LimitsConsumerTakesOnlyRates) {
             std::string::npos)
     << actor_key.error().to_string();
   EXPECT_NE(actor_key.error().message().find("rate_msgs_per_sec"), std::string::npos);
+  // Not the actors' [limits.default]: a consumer's rates are only its own section's.
+  auto with_default = broker_options_from_config({{"broker.data_dir", "/x"},
+                                                  {"limits.default.rate_bytes_per_sec", "1MiB"},
+                                                  {"limits.consumer.rate_msgs_per_sec", "100"}});
+  ASSERT_TRUE(with_default) << with_default.error().to_string();
+  EXPECT_EQ(with_default->limits.consumer.msgs_per_sec, 100u);
+  EXPECT_EQ(with_default->limits.consumer.bytes_per_sec, 0u);
+  EXPECT_EQ(rates->limits.consumer.burst_bytes, 1048576u);
 }
 
 TEST(BrokerConfig, ConfigKeysListEveryKey) {

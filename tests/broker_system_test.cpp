@@ -987,6 +987,84 @@ TEST_F(BrokerSystem, ARefusedBatchAnswersEveryCallInIt) {
   EXPECT_EQ(counter(stats["rejections"], "message_too_large"), 1u) << stats.dump();
 }
 
+// The ack handler runs when a call of the client returns, never inside one, so it may
+// publish itself: each of 200 publishes to "a" answered publishes one to "b" from the
+// handler, and every message lands in its own stream.
+TEST_F(BrokerSystem, TheAckHandlerMayPublishAgain) {
+  broker_process b{dir_, "b"};
+  ASSERT_TRUE(b.start()) << b.stderr_text();
+  auto sc = b.client();
+  ASSERT_TRUE(create(sc, spec_of("a", "a")));
+  ASSERT_TRUE(create(sc, spec_of("b", "b")));
+  uint64_t answered_a = 0, answered_b = 0, failed = 0;
+  sc.set_max_unacked(64);  // the window fills: handlers run while publishes wait
+  sc.on_acks([&](uint64_t, result<std::vector<message_ack>> acks) {
+    if (!acks) {
+      ++failed;
+      return;
+    }
+    // By its stream: a publish may be answered before the call that made it returned
+    // its id (a handler's publish sends the batch the call joined).
+    if (acks->at(0).stream != "a") {
+      ++answered_b;
+      return;
+    }
+    ++answered_a;
+    EXPECT_TRUE(sc.publish_async("b", {{"", "", "b" + std::to_string(answered_a), {}}}));
+  });
+  for (int i = 0; i < 200; ++i)
+    ASSERT_TRUE(sc.publish_async("a", {{"", "", "a" + std::to_string(i), {}}}));
+  // The handler's own publishes are answered by a later flush.
+  for (int round = 0; round < 10 && answered_b < 200; ++round)
+    ASSERT_TRUE(sc.flush(bound));
+  EXPECT_EQ(failed, 0u);
+  EXPECT_EQ(answered_a, 200u);
+  EXPECT_EQ(answered_b, 200u);
+  auto a = read_all(sc, "a");
+  auto bs = read_all(sc, "b");
+  ASSERT_EQ(a.size(), 200u);
+  ASSERT_EQ(bs.size(), 200u);
+  for (auto& m : a)
+    EXPECT_EQ(m.body[0], 'a') << m.body;
+  for (auto& m : bs)
+    EXPECT_EQ(m.body[0], 'b') << m.body;
+}
+
+// Publishes the old connection had on its way (here still held in the client's batch
+// when the broker died) are answered unavailable when the client connects again, and
+// the window is free for new ones.
+TEST_F(BrokerSystem, ANewConnectionAnswersWhatTheOldOneHadOnItsWay) {
+  broker_process b{dir_, "b"};
+  ASSERT_TRUE(b.start()) << b.stderr_text();
+  auto sc = b.client();
+  ASSERT_TRUE(create(sc, spec_of("r", "r")));
+  std::map<uint64_t, result<std::vector<message_ack>>> answers;
+  sc.on_acks([&](uint64_t id, result<std::vector<message_ack>> acks) {
+    answers.emplace(id, std::move(acks));
+  });
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(sc.publish_async("r", {{"", "", "lost" + std::to_string(i), {}}}));
+  EXPECT_EQ(sc.unacked(), 10u);
+  b.kill9();
+  b.config().set("broker", "listen", "127.0.0.1:" + std::to_string(b.port()));
+  ASSERT_TRUE(b.start()) << b.stderr_text();
+  ASSERT_TRUE(sc.connect_with_backoff(bound));
+  ASSERT_EQ(answers.size(), 10u);
+  for (auto& [id, a] : answers) {
+    ASSERT_FALSE(a);
+    EXPECT_EQ(a.error().code(), code::unavailable) << a.error().to_string();
+  }
+  EXPECT_EQ(sc.unacked(), 0u);
+  answers.clear();
+  ASSERT_TRUE(sc.publish_async("r", {{"", "", "after", {}}}));
+  ASSERT_TRUE(sc.flush(bound));
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_TRUE(answers.begin()->second);
+  auto stored = read_all(sc, "r");
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].body, "after");
+}
+
 // [limits.consumer] paces every subscription: with 200 msgs/s and a burst of 50, reading
 // 450 stored messages takes at least (450 - 50) / 200 = 2 s however fast the machine (a
 // lower bound: a slower machine only takes longer), every message arrives once and in

@@ -173,10 +173,10 @@ class stream_client {
 public:
   explicit stream_client(client_options opts);
 
-  status connect() { return conn_.connect(); }
-  status connect_with_backoff(std::chrono::milliseconds total) {
-    return conn_.connect_with_backoff(total);
-  }
+  /// Connects (again): whatever the old connection had on its way (publishes not
+  /// answered, subscriptions) is answered unavailable first, as it will never be.
+  status connect();
+  status connect_with_backoff(std::chrono::milliseconds total);
   client& connection() noexcept { return conn_; }
 
   // -- admin ----------------------------------------------------------------------------
@@ -193,7 +193,10 @@ public:
                                            const publish_options& opts = {});
 
   /// Called with each asynchronous publish's outcome, in the order answers arrive; the
-  /// first argument is the id publish_async set.
+  /// first argument is the id publish_async set. It runs when a call of this client is
+  /// about to return, never in the middle of one, so it may call the client itself (a
+  /// call's answer may then reach the handler as that call returns: `publish_id` is set
+  /// before, the return value is not).
   using ack_handler =
     std::function<void(uint64_t publish_id, result<std::vector<message_ack>> acks)>;
   void on_acks(ack_handler h) { on_acks_ = std::move(h); }
@@ -206,8 +209,12 @@ public:
   /// A batch is stored or refused as a whole (a refusal reaches every call in it); each
   /// call still gets its own acks. Nothing waits for a batch to fill: it leaves when
   /// full, or when this client next waits, as coalesced writes do. 0 turns it off (one
-  /// frame per call). Default 64 KiB.
+  /// frame per call). Default 64 KiB, and at most set_batch_messages messages (512):
+  /// a broker whose per-connection publish rate (broker.publish_msgs_per_sec,
+  /// publish_bytes_per_sec) has a burst below a batch refuses it as larger than its burst,
+  /// so keep batches below those bounds.
   void set_batch_bytes(uint64_t bytes) { batch_bytes_ = bytes; }
+  void set_batch_messages(uint64_t n) { batch_messages_ = n == 0 ? 1 : n; }
   /// Sends without waiting for the acks (they go to the ack handler), after waiting while
   /// the window is full (up to opts.timeout: deadline_exceeded). Sets `publish_id`, the
   /// id the ack handler is called with. A refusal returned here means the call was not
@@ -248,10 +255,20 @@ private:
   /// (timeout: request_id 0) is returned too. It never sends the held batch: whoever
   /// waits calls send_held() first.
   std::optional<reply> pump(std::chrono::milliseconds timeout);
-  /// Sends the held batch of asynchronous publishes as one frame (waiting, until
-  /// `deadline`, for a slot of the broker's in-flight bound). On failure its calls are
-  /// answered with the refusal through the ack handler, and it is returned.
-  status send_held(std::chrono::steady_clock::time_point deadline);
+  /// Sends the held batch of asynchronous publishes as one frame. With `wait`, waits for
+  /// a slot of the broker's in-flight bound until the batch's own deadline, and then
+  /// refuses it (its calls hear the refusal through the ack handler, and it is returned);
+  /// without, leaves it held while no slot is free.
+  status send_held(bool wait);
+  /// Receives answers while the broker's in-flight bound is full of this client's
+  /// publishes, until `deadline`.
+  void wait_for_slot(std::chrono::steady_clock::time_point deadline);
+  bool frames_full() const;
+  /// Before a new connection: what the old one had on its way is answered unavailable.
+  void forget_connection();
+  /// Hands the outcomes filed meanwhile to the ack handler, when the outermost call of
+  /// this client returns (api_scope).
+  void deliver_outcomes();
   /// set_batch_bytes within the broker's frame bound.
   uint64_t batch_limit() const;
   void fail_everything(const rejection& why);
@@ -265,9 +282,25 @@ private:
   struct held_batch {
     std::string subject;
     publish_options opts;
+    std::chrono::steady_clock::time_point deadline;  // its first call's
     std::vector<out_message> messages;
     uint64_t bytes = 0;
     std::vector<publish_part> parts;
+  };
+  /// An asynchronous publish's outcome, waiting for the ack handler.
+  struct publish_outcome {
+    uint64_t id = 0;
+    result<std::vector<message_ack>> acks;
+  };
+  /// Marks a public call: outcomes filed inside it reach the handler when the outermost
+  /// one returns, so the handler never runs while a batch is half built.
+  struct api_scope {
+    explicit api_scope(stream_client& c) : c_(c) { ++c_.depth_; }
+    ~api_scope() {
+      if (--c_.depth_ == 0)
+        c_.deliver_outcomes();
+    }
+    stream_client& c_;
   };
   /// Files a frame's answer: each publish call in it gets its share of the acks.
   void answer_publishes(const std::vector<publish_part>& parts, const reply& r);
@@ -276,6 +309,10 @@ private:
   ack_handler on_acks_;
   uint64_t max_unacked_ = 4096;
   uint64_t batch_bytes_ = 64 * 1024;
+  uint64_t batch_messages_ = 512;
+  int depth_ = 0;
+  bool delivering_ = false;
+  std::deque<publish_outcome> outcomes_;
   uint64_t unacked_messages_ = 0;
   uint64_t next_publish_id_ = 1;
   std::optional<held_batch> held_;
