@@ -33,13 +33,13 @@ constexpr const char* usage =
 /// glibc gives freed memory at the top of a heap back to the kernel once more than 128 KiB
 /// is free there, and takes it again at the next allocation: a broker that frees a
 /// publish's buffers and allocates the next one's pays a page fault and page zeroing per
-/// page, each time (bench/RESULTS.md "Issue 15, session 11": 1.3-1.7x publish throughput
-/// without it). A process keeps up to 64 MiB of freed heap instead and asks the kernel
-/// for 16 MiB more than it needs when it grows. glibc's own variables
-/// (MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_) still decide when set.
-/// Setting these turns off glibc's own raising of the mmap threshold, so it is set too:
-/// buffers below 8 MiB (1 MiB frames, 4 MiB decompression buffers) come from the heap,
-/// not from a fresh mapping each time.
+/// page, each time. A process keeps up to 64 MiB of freed heap instead, and asks the
+/// kernel for 16 MiB more than it needs when it grows (bench/RESULTS.md "Issue 15, session
+/// 11": batched async publish 1.2-1.4x faster). Setting these turns off glibc's own
+/// raising of the mmap threshold, so that is set too: buffers below 8 MiB (1 MiB frames,
+/// 4 MiB decompression buffers) come from the heap, not a fresh mapping each time.
+/// glibc's own variables (MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, MALLOC_MMAP_THRESHOLD_)
+/// still decide when set.
 void keep_freed_heap() {
 #ifdef __GLIBC__
   if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr)
