@@ -187,13 +187,25 @@ TEST(ClusterSystem, ThreeBrokersFormTheMetadataClusterAndSurviveTheLeadersKill) 
   auto survivors = all_of(c.members(), leader);
   ASSERT_TRUE(c.eventually(survivors,
                            [&](auto& a) {
+                             uint64_t l = a.front().leader_id();
+                             for (auto& x : a)
+                               if (x.leader_id() != l)
+                                 return false;
+                             return l != 0 && l != leader;
+                           },
+                           last))
+    << "the survivors did not agree on a new leader; last answer:\n" << last;
+  std::printf("new metadata leader agreed on by both survivors %lld ms after the kill\n",
+              static_cast<long long>(duration_cast<milliseconds>(steady_clock::now() - killed_at).count()));
+  ASSERT_TRUE(c.eventually(survivors,
+                           [&](auto& a) {
                              return agree(a, 3, leader, "unreachable") && a.front().leader_id() != leader;
                            },
                            last))
     << "the survivors did not elect a new leader and mark broker " << leader
     << " unreachable; last answer:\n" << last;
   auto took = duration_cast<milliseconds>(steady_clock::now() - killed_at).count();
-  std::printf("new leader and broker %llu unreachable %lld ms after the kill\n",
+  std::printf("broker %llu unreachable %lld ms after the kill\n",
               static_cast<unsigned long long>(leader), static_cast<long long>(took));
   EXPECT_GE(took, session_timeout_ms) << "marked before its session could expire";
   auto a1 = c.info(*survivors[0]);
