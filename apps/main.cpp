@@ -24,6 +24,7 @@ constexpr const char* usage =
   "  satellites  list the satellites a server knows and their state\n"
   "  stats       a server's limits, rejections and queries\n"
   "  stream      create, delete, list and show a broker's streams\n"
+  "  cluster     the brokers' metadata cluster: leader, brokers, partitions\n"
   "  pub         publish messages to a subject: levee pub orders.eu 'hello'\n"
   "  sub         read a stream from any position: levee sub orders --from earliest\n"
   "  demo        flood a slow limited actor past its bounds and show every rejection\n"
@@ -77,6 +78,8 @@ int main(int argc, char** argv) {
     return levee::apps::run_satellites(args);
   if (sub == "stats")
     return levee::apps::run_stats(args);
+  if (sub == "cluster")
+    return levee::apps::run_cluster(args);
   if (sub == "stream")
     return levee::apps::run_stream(args);
   if (sub == "pub")

@@ -106,16 +106,17 @@ status check_sections(const flat_config& cfg, const std::set<std::string>& roles
     if ((section == "server" && roles.count("server"))
         || ((section == "satellite" || section == "events" || top == "source")
             && roles.count("satellite"))
-        || ((section == "broker" || section == "stream") && roles.count("broker")))
+        || ((section == "broker" || section == "stream" || section == "metadata")
+            && roles.count("broker")))
       continue;
     if (section == "server" || section == "satellite" || section == "events" || top == "source"
-        || section == "broker" || section == "stream")
+        || section == "broker" || section == "stream" || section == "metadata")
       return status::error(code::bad_request,
                            "'" + key + "' configures a role this node does not have; add it to "
                            "node.roles or remove the section");
     return status::error(code::bad_request,
                          "unknown key '" + key + "'; sections are [node], [server], [satellite], "
-                         "[events], [source.<name>], [broker], [stream], [net], [limits], "
+                         "[events], [source.<name>], [broker], [stream], [metadata], [net], [limits], "
                          "[limits.<kind>]");
   }
   for (auto& [key, value] : cfg) {

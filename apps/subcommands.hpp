@@ -13,6 +13,7 @@ int run_local(const std::vector<std::string>& args);
 int run_query(const std::vector<std::string>& args);
 int run_satellites(const std::vector<std::string>& args);
 int run_stats(const std::vector<std::string>& args);
+int run_cluster(const std::vector<std::string>& args);
 int run_stream(const std::vector<std::string>& args);
 int run_pub(const std::vector<std::string>& args);
 int run_sub(const std::vector<std::string>& args);

@@ -4,6 +4,8 @@
 
 #include <caf/all.hpp>
 
+#include <filesystem>
+
 #include "actors/limited_actor.hpp"
 #include "base/host_port.hpp"
 #include "limits/config_fields.hpp"
@@ -40,13 +42,38 @@ const field_spec<P> publisher_fields[] = {
   {"publisher_idle_ms", &P::idle_ms, 1000, 86'400'000, "ms"},
 };
 
-// Each table's keys are the other's extras, so read_fields refuses only unknown ones.
+// The metadata cluster's numbers (README.md "Controller"); the addresses are read by hand.
+struct cluster_numbers {
+  uint64_t id = 1;  // required when clustered (checked by key), so the default is only in range
+  uint64_t session_timeout_ms = defaults::broker_session_timeout_ms;
+  uint64_t raft_election_timeout_ms = defaults::broker_raft_election_timeout_ms;
+};
+using N = cluster_numbers;
+const field_spec<N> cluster_fields[] = {
+  {"id", &N::id, 1, 1'000'000, "(a broker id)"},
+  {"session_timeout_ms", &N::session_timeout_ms, 200, 3'600'000, "ms"},
+  {"raft_election_timeout_ms", &N::raft_election_timeout_ms, 100, 60'000, "ms"},
+};
+
+struct metadata_numbers {
+  uint64_t max_pending_commands = defaults::metadata_max_pending_commands;
+};
+const field_spec<metadata_numbers> metadata_fields[] = {
+  {"max_pending_commands", &metadata_numbers::max_pending_commands, 1, 1'000'000, "commands"},
+};
+
+// Each table's keys are the others' extras, so read_fields refuses only unknown ones.
+#define LEVEE_BROKER_TEXT_KEYS "listen", "data_dir", "raft_listen", "raft_members", "advertise"
+#define LEVEE_BROKER_LIMIT_KEYS "max_subscriptions_per_partition", "max_cursors", "maintenance_interval_ms"
+#define LEVEE_BROKER_PUBLISHER_KEYS \
+  "publish_msgs_per_sec", "publish_bytes_per_sec", "max_publishers", "publisher_idle_ms"
+#define LEVEE_BROKER_CLUSTER_KEYS "id", "session_timeout_ms", "raft_election_timeout_ms"
 constexpr std::initializer_list<const char*> limit_extras = {
-  "listen", "data_dir", "publish_msgs_per_sec", "publish_bytes_per_sec", "max_publishers",
-  "publisher_idle_ms"};
+  LEVEE_BROKER_TEXT_KEYS, LEVEE_BROKER_PUBLISHER_KEYS, LEVEE_BROKER_CLUSTER_KEYS};
 constexpr std::initializer_list<const char*> publisher_extras = {
-  "listen", "data_dir", "max_subscriptions_per_partition", "max_cursors",
-  "maintenance_interval_ms"};
+  LEVEE_BROKER_TEXT_KEYS, LEVEE_BROKER_LIMIT_KEYS, LEVEE_BROKER_CLUSTER_KEYS};
+constexpr std::initializer_list<const char*> cluster_extras = {
+  LEVEE_BROKER_TEXT_KEYS, LEVEE_BROKER_LIMIT_KEYS, LEVEE_BROKER_PUBLISHER_KEYS};
 
 /// `levee stats` against a broker: its listener, I/O loop, node budget and actor kinds
 /// (the leaders are kind "stream", the broker "broker"). A wait_ms is not held: the
@@ -90,20 +117,138 @@ wire_request_target::behavior_type stats_target(limited<wire_request_target::bas
   };
 }
 
+/// broker.raft_members: "1=127.0.0.1:7701,2=127.0.0.1:7702": ids from 1, each once, IPv4
+/// literals (libraft 0.15's transport takes no names).
+result<std::vector<metadata::raft_member>> parse_members(const std::string& text) {
+  const std::string what_to_write =
+    "; write the initial members as id=IPv4:port separated by commas, e.g. "
+    "broker.raft_members = 1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703";
+  std::vector<metadata::raft_member> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t comma = text.find(',', at);
+    std::string item = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    at = comma == std::string::npos ? text.size() + 1 : comma + 1;
+    auto eq = item.find('=');
+    if (item.empty() || eq == std::string::npos)
+      return status::error(code::bad_request,
+                           "broker.raft_members: '" + item + "' is not id=address" + what_to_write);
+    auto id = parse_quantity("broker.raft_members", item.substr(0, eq));
+    if (!id || *id == 0)
+      return status::error(code::bad_request, "broker.raft_members: '" + item.substr(0, eq)
+                                                 + "' is not a broker id (1..)" + what_to_write);
+    base::host_port hp;
+    std::string bad;
+    auto address = item.substr(eq + 1);
+    if (!base::parse_host_port("broker.raft_members", address, hp, bad)
+        || address.find_first_not_of("0123456789.:") != std::string::npos)
+      return status::error(code::bad_request, "broker.raft_members: '" + address
+                                                 + "' is not an IPv4 address and port" + what_to_write);
+    for (auto& m : out)
+      if (m.id == *id)
+        return status::error(code::bad_request, "broker.raft_members: id " + std::to_string(*id)
+                                                   + " is listed twice" + what_to_write);
+    out.push_back(metadata::raft_member{*id, address});
+  }
+  return out;
+}
+
+result<std::optional<controller_options>> cluster_options_from_config(const flat_config& cfg,
+                                                                       const broker_options& b,
+                                                                       const cluster_numbers& n,
+                                                                       const metadata_numbers& meta) {
+  auto get = [&](const char* key) -> std::optional<std::string> {
+    auto i = cfg.find(std::string{"broker."} + key);
+    return i == cfg.end() ? std::nullopt : std::optional<std::string>{i->second};
+  };
+  auto raft_listen = get("raft_listen");
+  if (!raft_listen) {
+    for (const char* key : {"id", "raft_members"})
+      if (get(key))
+        return status::error(code::bad_request,
+                             std::string{"broker."} + key + " is set but broker.raft_listen is not: "
+                               "a broker joins a metadata cluster only with raft_listen (IPv4:port "
+                               "for Raft); remove " + key + " to run the broker alone");
+    return std::optional<controller_options>{};
+  }
+  controller_options o;
+  if (!get("id"))
+    return status::error(code::bad_request,
+                         "broker.id is missing: a clustered broker (broker.raft_listen is set) "
+                         "needs an id from 1, unique in the cluster");
+  o.id = n.id;
+  base::host_port hp;
+  std::string bad;
+  if (!base::parse_host_port("broker.raft_listen", *raft_listen, hp, bad) || hp.port == 0
+      || raft_listen->find_first_not_of("0123456789.:") != std::string::npos)
+    return status::error(code::bad_request,
+                         "broker.raft_listen = '" + *raft_listen + "': write an IPv4 address and "
+                         "a port other than 0 (libraft 0.15 takes no host names), e.g. 127.0.0.1:7701");
+  o.raft_listen = *raft_listen;
+  auto members = get("raft_members");
+  if (!members || members->empty())
+    return status::error(code::bad_request,
+                         "broker.raft_members is missing: list the cluster's initial members as "
+                         "id=IPv4:port, e.g. 1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703");
+  auto parsed = parse_members(*members);
+  if (!parsed)
+    return parsed.error();
+  o.members = std::move(*parsed);
+  bool listed = false;
+  for (auto& m : o.members)
+    if (m.id == o.id) {
+      listed = true;
+      if (m.address != o.raft_listen)
+        return status::error(code::bad_request,
+                             "broker.raft_members lists broker " + std::to_string(o.id) + " at "
+                               + m.address + " but broker.raft_listen is " + o.raft_listen
+                               + "; make them the same");
+    }
+  if (!listed)
+    return status::error(code::bad_request,
+                         "broker.raft_members does not list this broker (broker.id = "
+                           + std::to_string(o.id) + "); add " + std::to_string(o.id) + "="
+                           + o.raft_listen + " (adding a broker to a running cluster is not built yet)");
+  o.advertise = get("advertise").value_or(b.listen);
+  if (!base::parse_host_port("broker.advertise", o.advertise, hp, bad) || hp.port == 0)
+    return status::error(code::bad_request,
+                         "broker.advertise = '" + o.advertise + "': write the host:port clients "
+                         "reach this broker at (port not 0; set it when broker.listen's port is 0)");
+  o.raft_dir = (std::filesystem::path(b.data_dir) / ".raft").string();
+  o.session_timeout_ms = n.session_timeout_ms;
+  o.election_timeout_ms = static_cast<unsigned>(n.raft_election_timeout_ms);
+  o.max_pending_commands = meta.max_pending_commands;
+  if (o.session_timeout_ms < 2 * n.raft_election_timeout_ms)
+    return status::error(code::bad_request,
+                         "broker.session_timeout_ms = " + std::to_string(o.session_timeout_ms)
+                           + " is shorter than two raft_election_timeout_ms ("
+                           + std::to_string(n.raft_election_timeout_ms)
+                           + "): every metadata election would expire sessions; raise it");
+  return std::optional<controller_options>{std::move(o)};
+}
+
 } // namespace
 
 std::vector<std::string> config_keys() {
   std::vector<std::string> out;
-  append_keys(out, "broker", limit_fields, {"listen", "data_dir"});
+  append_keys(out, "broker", limit_fields, {LEVEE_BROKER_TEXT_KEYS});
   append_keys(out, "broker", publisher_fields);
+  append_keys(out, "broker", cluster_fields);
+  append_keys(out, "metadata", metadata_fields);
   return out;
 }
 
 result<broker_options> broker_options_from_config(const flat_config& cfg) {
   broker_options out;
+  cluster_numbers numbers;
+  metadata_numbers meta;
   if (auto st = read_fields(out.limits, cfg, "broker", limit_fields, limit_extras); !st)
     return st;
   if (auto st = check_fields(out.limits, "broker", limit_fields); !st)
+    return st;
+  if (auto st = read_fields(numbers, cfg, "broker", cluster_fields, cluster_extras); !st)
+    return st;
+  if (auto st = read_fields(meta, cfg, "metadata", metadata_fields); !st)
     return st;
   if (auto st = read_fields(out.limits.publishers, cfg, "broker", publisher_fields,
                             publisher_extras); !st)
@@ -118,6 +263,10 @@ result<broker_options> broker_options_from_config(const flat_config& cfg) {
     return status::error(code::bad_request,
                          "broker.data_dir is missing: name the directory that holds the "
                          "broker's streams");
+  auto cluster = cluster_options_from_config(cfg, out, numbers, meta);
+  if (!cluster)
+    return cluster.error();
+  out.cluster = std::move(*cluster);
   // [limits.consumer] paces each subscription (broker/README.md "Limits"); a consumer is
   // not an actor, so an actor key there would be accepted and do nothing: refused.
   for (auto& [key, value] : cfg) {
@@ -182,6 +331,21 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
   node->stats_target = spawn_limited_fun(sys, rt, "broker", placement::worker(), stats_target,
                                          node->ctx, &rt, node->stats);
   node->ctx->expose("stats", caf::actor_cast<caf::actor>(node->stats_target));
+  if (opts.cluster) {
+    // Raft starts before the listener: a bad raft_listen or data dir fails the start
+    // before clients can connect.
+    auto ctl = spawn_controller(sys, rt, *opts.cluster, &rt.clock());
+    if (!ctl) {
+      stop_broker(*node);
+      return ctl.error();
+    }
+    node->controller = *ctl;
+    node->ctx->expose("cluster", caf::actor_cast<caf::actor>(node->controller));
+  } else {
+    node->single_cluster_target = spawn_limited_fun(sys, rt, "broker", placement::worker(),
+                                                    single_broker_cluster_target);
+    node->ctx->expose("cluster", caf::actor_cast<caf::actor>(node->single_cluster_target));
+  }
   auto l = net::start_listener(sys, node->ctx, host, port);
   if (!l) {
     stop_broker(*node);
@@ -208,6 +372,18 @@ void stop_broker(broker_node& node) {
   if (node.stats_target) {
     caf::anon_send_exit(node.stats_target, caf::exit_reason::user_shutdown);
     node.stats_target = nullptr;
+  }
+  if (node.single_cluster_target) {
+    caf::anon_send_exit(node.single_cluster_target, caf::exit_reason::user_shutdown);
+    node.single_cluster_target = nullptr;
+  }
+  if (node.controller) {
+    // Leaves the Raft group's loop and joins its thread before the node is gone.
+    caf::scoped_actor self{node.controller->home_system()};
+    self->request(node.controller, std::chrono::seconds(30), stop_atom::value)
+      .receive([](bool) {},
+               [&](caf::error&) { caf::anon_send_exit(node.controller, caf::exit_reason::user_shutdown); });
+    node.controller = nullptr;
   }
 }
 

@@ -4,6 +4,7 @@
 // node with roles = broker (apps/node.cpp) like a server (server/node.hpp).
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 
 #include "actors/runtime.hpp"
 #include "broker/broker.hpp"
+#include "broker/controller.hpp"
 #include "limits/config_file.hpp"
 #include "net/listener.hpp"
 #include "streams/stream_config.hpp"
@@ -22,6 +24,9 @@ struct broker_options {
   std::string data_dir;                   // broker.data_dir: required
   streams::stream_settings streams;       // the [stream] section
   broker_limits limits;                   // the other [broker] keys
+  /// Set when broker.raft_listen is: the broker is a member of a metadata cluster
+  /// (README.md "Controller"); raft_dir is filled from data_dir.
+  std::optional<controller_options> cluster;
 };
 
 /// Reads [broker] (listen, data_dir, and the limits of broker_limits) and [stream]
@@ -37,6 +42,8 @@ struct broker_node {
   net::listener listener;   // listener.port: the bound port
   broker_actor broker;
   wire_request_target stats_target;  // exposed as "stats"
+  controller_actor controller;       // exposed as "cluster" (clustered brokers)
+  wire_request_target single_cluster_target;  // exposed as "cluster" (a broker alone)
   std::shared_ptr<broker_stats> stats;
   std::shared_ptr<streams::stream_catalog> catalog;  // the broker's: do not use it
 };

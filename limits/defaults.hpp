@@ -231,6 +231,17 @@ constexpr uint64_t broker_publish_bytes_per_sec = 0;
 /// retention by size, so this pass is for age and quiet partitions; 10 s keeps a
 /// max_age within 10 s of exact at the cost of one directory look per partition.
 constexpr uint64_t broker_maintenance_interval_ms = 10'000;
+/// ms without a heartbeat after which the metadata leader marks a broker unreachable
+/// (broker/README.md "Sessions"). 6 s rides out a few lost beats (one every 1.5 s) and a
+/// metadata election (about 1-2 s at the default election timeout) on a busy machine.
+constexpr uint64_t broker_session_timeout_ms = 6'000;
+/// ms a Raft follower waits without hearing its leader before it stands for election
+/// (libraft's default); its heartbeats go every tenth of it.
+constexpr uint64_t broker_raft_election_timeout_ms = 1'000;
+/// metadata commands queued or in flight at the Raft node (metadata/README.md): metadata
+/// changes are rare (registrations, stream creation, leader changes); a burst larger than
+/// 256 means a caller is looping.
+constexpr uint64_t metadata_max_pending_commands = 256;
 
 // -- the query language: query/QUERY.md ---------------------------------------------------
 

@@ -20,7 +20,20 @@ constexpr std::string_view what_to_do_when_failed =
     "aside and start it empty so that it rejoins from the leader's snapshot";
 
 pb::BrokerState to_pb(broker_state s) {
-  return s == broker_state::fenced ? pb::BROKER_FENCED : pb::BROKER_ALIVE;
+  switch (s) {
+    case broker_state::fenced: return pb::BROKER_FENCED;
+    case broker_state::unreachable: return pb::BROKER_UNREACHABLE;
+    case broker_state::alive: break;
+  }
+  return pb::BROKER_ALIVE;
+}
+
+broker_state from_pb(pb::BrokerState s) {
+  switch (s) {
+    case pb::BROKER_FENCED: return broker_state::fenced;
+    case pb::BROKER_UNREACHABLE: return broker_state::unreachable;
+    default: return broker_state::alive;
+  }
 }
 
 void to_pb(const partition_info& p, pb::Partition& out) {
@@ -78,8 +91,17 @@ std::string short_hex(const chain_hash& h) {
   return std::string(text, 16);
 }
 
+const char* to_string(broker_state s) noexcept {
+  switch (s) {
+    case broker_state::fenced: return "fenced";
+    case broker_state::unreachable: return "unreachable";
+    case broker_state::alive: break;
+  }
+  return "alive";
+}
+
 bool operator==(const broker_info& a, const broker_info& b) {
-  return a.id == b.id && a.address == b.address && a.state == b.state;
+  return a.id == b.id && a.address == b.address && a.state == b.state && a.epoch == b.epoch;
 }
 bool operator==(const partition_info& a, const partition_info& b) {
   return a.replicas == b.replicas && a.leader == b.leader && a.isr == b.isr &&
@@ -106,6 +128,11 @@ std::string encode_command(const command& c) {
           m->set_min_insync_replicas(cmd.min_insync_replicas);
         } else if constexpr (std::is_same_v<T, delete_stream>) {
           out.mutable_delete_stream()->set_name(cmd.name);
+        } else if constexpr (std::is_same_v<T, mark_broker>) {
+          auto* m = out.mutable_mark_broker();
+          m->set_id(cmd.id);
+          m->set_expected_broker_epoch(cmd.expected_epoch);
+          m->set_state(to_pb(cmd.state));
         } else {
           auto* m = out.mutable_change_partition();
           m->set_stream(cmd.stream);
@@ -197,6 +224,10 @@ result<command> metadata_state::decode(const std::string& bytes, const std::stri
       return command{change_partition{m.stream(), m.partition(), m.expected_partition_epoch(), m.leader(),
                                       {m.isr().begin(), m.isr().end()}}};
     }
+    case pb::Command::kMarkBroker: {
+      const auto& m = c.mark_broker();
+      return command{mark_broker{m.id(), m.expected_broker_epoch(), from_pb(m.state())}};
+    }
     case pb::Command::KIND_NOT_SET:
       break;
   }
@@ -209,10 +240,33 @@ result<command> metadata_state::decode(const std::string& bytes, const std::stri
 std::optional<rejection> metadata_state::apply_command(const register_broker& c) {
   if (c.id == 0)
     return rejection::of(code::bad_request).detail("broker id 0 is reserved; give the broker an id from 1");
-  auto& b = brokers_[c.id];
+  auto [it, added] = brokers_.try_emplace(c.id);
+  auto& b = it->second;
+  if (!added && b.address == c.address && b.state == broker_state::alive)
+    return std::nullopt;  // a retry, or a heartbeat's register: nothing changes
+  if (!added)
+    ++b.epoch;  // a mark decided before this register must not apply after it
   b.id = c.id;
   b.address = c.address;  // a restarted broker may come back on another address
   b.state = broker_state::alive;
+  return std::nullopt;
+}
+
+std::optional<rejection> metadata_state::apply_command(const mark_broker& c) {
+  auto b = brokers_.find(c.id);
+  if (b == brokers_.end())
+    return rejection(rejection::of(code::not_found).detail("no broker " + std::to_string(c.id) + " to mark"));
+  if (c.expected_epoch != b->second.epoch)
+    return rejection(rejection::of(code::precondition_failed)
+        .observed(c.expected_epoch)
+        .max(b->second.epoch)
+        .detail("broker " + std::to_string(c.id) + " is at epoch " + std::to_string(b->second.epoch) +
+                ", the mark was decided at epoch " + std::to_string(c.expected_epoch) +
+                "; read the broker again and decide anew"));
+  if (b->second.state == c.state)
+    return std::nullopt;
+  b->second.state = c.state;
+  ++b->second.epoch;
   return std::nullopt;
 }
 
@@ -353,6 +407,7 @@ std::string metadata_state::encode_snapshot() const {
     m->set_id(b.id);
     m->set_address(b.address);
     m->set_state(to_pb(b.state));
+    m->set_broker_epoch(b.epoch);
   }
   for (const auto& [name, st] : streams_) {
     auto* m = s.add_streams();
@@ -382,8 +437,7 @@ status metadata_state::restore(std::string_view snapshot) {
                                                   std::string{what_to_do_when_failed});
   std::map<uint64_t, broker_info> brokers;
   for (const auto& b : s.brokers())
-    brokers[b.id()] = broker_info{b.id(), b.address(),
-                                  b.state() == pb::BROKER_FENCED ? broker_state::fenced : broker_state::alive};
+    brokers[b.id()] = broker_info{b.id(), b.address(), from_pb(b.state()), b.broker_epoch()};
   std::map<std::string, stream_info> streams;
   for (const auto& m : s.streams()) {
     auto config = streams::decode_catalog_entry(m.config_text(), what);

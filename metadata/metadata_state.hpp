@@ -37,12 +37,15 @@ chain_hash next_chain_hash(const chain_hash& head, std::string_view command);
 /// Lowercase hex of the first 8 bytes, enough to tell two heads apart in an error.
 std::string short_hex(const chain_hash& h);
 
-enum class broker_state { alive, fenced };
+enum class broker_state { alive, fenced, unreachable };
+/// "alive", "fenced", "unreachable".
+const char* to_string(broker_state s) noexcept;
 
 struct broker_info {
   uint64_t id = 0;
   std::string address;  // the broker's client listener, host:port
   broker_state state = broker_state::alive;
+  uint64_t epoch = 1;  // bumps on every change (register, mark): mark_broker's CAS token
 };
 
 struct partition_info {
@@ -86,7 +89,15 @@ struct change_partition {
   uint64_t leader = 0;
   std::vector<uint64_t> isr;
 };
-using command = std::variant<register_broker, create_stream, delete_stream, change_partition>;
+/// Sets a broker's state (the metadata leader marks one whose session expired as
+/// unreachable, README.md "State"), at `expected_epoch`: a register applied since (the
+/// broker came back) moved the epoch and the mark is refused.
+struct mark_broker {
+  uint64_t id = 0;
+  uint64_t expected_epoch = 0;
+  broker_state state = broker_state::unreachable;
+};
+using command = std::variant<register_broker, create_stream, delete_stream, change_partition, mark_broker>;
 
 /// A command's serialized form (metadata.proto Command), what the chain hashes.
 std::string encode_command(const command& c);
@@ -131,6 +142,7 @@ private:
   std::optional<rejection> apply_command(const create_stream& c);
   std::optional<rejection> apply_command(const delete_stream& c);
   std::optional<rejection> apply_command(const change_partition& c);
+  std::optional<rejection> apply_command(const mark_broker& c);
   status fail(status s);
 
   std::map<uint64_t, broker_info> brokers_;

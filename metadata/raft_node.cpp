@@ -147,6 +147,7 @@ struct raft_node::impl {
   bool resync = false;
   bool serving = false;
   raft_member known_leader;
+  uint64_t known_term = 0;  // libraft's current term as of the last role check
   status health;
   raft_node_stats counters;
 
@@ -510,6 +511,7 @@ struct raft_node::impl {
     {
       std::lock_guard<std::mutex> guard{mu};
       known_leader = raft_member{id, address ? address : ""};
+      known_term = r.current_term;
       if (!leader || r.current_term != serving_term)
         serving = false;
     }
@@ -788,6 +790,10 @@ bool raft_node::serving_as_leader() const {
 
 raft_member raft_node::leader() const {
   return impl_->locked_copy(impl_->known_leader);
+}
+
+uint64_t raft_node::term() const {
+  return impl_->locked_copy(impl_->known_term);
 }
 
 status raft_node::health() const {

@@ -151,6 +151,8 @@ public:
   bool serving_as_leader() const;
   /// The leader this node knows (0 and "" when none).
   raft_member leader() const;
+  /// The Raft term as of the loop's last look at its role (every role_poll_ms at most).
+  uint64_t term() const;
   /// OK, or why this node stopped serving metadata (its chain diverged, an entry it cannot
   /// read, libraft stopped with an error).
   status health() const;

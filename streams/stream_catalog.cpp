@@ -101,7 +101,9 @@ result<std::unique_ptr<stream_catalog>> stream_catalog::open(catalog_options opt
     if (!it->is_directory(type_ec))
       continue;  // not ours: streams are directories
     auto name = it->path().filename().string();
-    if (name == "lost+found")  // a data directory may be a file system's root
+    // A data directory may be a file system's root (lost+found); a name starting with a
+    // dot is no stream name (letters, digits, _ and -): the broker's own (.raft).
+    if (name == "lost+found" || name.front() == '.')
       continue;
     if (ends_with(name, creating_suffix) || ends_with(name, deleting_suffix)) {
       // A create or delete that a crash interrupted: never a whole stream.

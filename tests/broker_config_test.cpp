@@ -69,9 +69,61 @@ TEST(BrokerConfig, ConfigKeysListEveryKey) {
   for (auto* k : {"broker.listen", "broker.data_dir", "broker.max_subscriptions_per_partition",
                   "broker.max_cursors", "broker.maintenance_interval_ms",
                   "broker.publish_msgs_per_sec", "broker.publish_bytes_per_sec",
-                  "broker.max_publishers", "broker.publisher_idle_ms"})
+                  "broker.max_publishers", "broker.publisher_idle_ms", "broker.id",
+                  "broker.raft_listen", "broker.raft_members", "broker.advertise",
+                  "broker.session_timeout_ms", "broker.raft_election_timeout_ms",
+                  "metadata.max_pending_commands"})
     EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
-  EXPECT_EQ(keys.size(), 9u);
+  EXPECT_EQ(keys.size(), 16u);
+}
+
+flat_config clustered(std::initializer_list<std::pair<const std::string, std::string>> more) {
+  flat_config cfg{{"broker.data_dir", "/x"},
+                  {"broker.listen", "127.0.0.1:7601"},
+                  {"broker.id", "1"},
+                  {"broker.raft_listen", "127.0.0.1:7701"},
+                  {"broker.raft_members", "1=127.0.0.1:7701,2=127.0.0.1:7702"}};
+  for (auto& [k, v] : more)
+    cfg[k] = v;
+  return cfg;
+}
+
+TEST(BrokerConfig, ClusterKeysAreReadAndAloneWithoutRaftListen) {
+  auto alone = broker_options_from_config({{"broker.data_dir", "/x"}});
+  ASSERT_TRUE(alone) << alone.error().to_string();
+  EXPECT_FALSE(alone->cluster);
+  auto c = broker_options_from_config(clustered({{"metadata.max_pending_commands", "64"}}));
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_TRUE(c->cluster);
+  EXPECT_EQ(c->cluster->id, 1u);
+  EXPECT_EQ(c->cluster->members.size(), 2u);
+  EXPECT_EQ(c->cluster->members[1].address, "127.0.0.1:7702");
+  EXPECT_EQ(c->cluster->advertise, "127.0.0.1:7601") << "advertise defaults to listen";
+  EXPECT_EQ(c->cluster->raft_dir, "/x/.raft");
+  EXPECT_EQ(c->cluster->session_timeout_ms, 6000u);
+  EXPECT_EQ(c->cluster->max_pending_commands, 64u);
+}
+
+TEST(BrokerConfig, BadClusterValuesNameTheKeyAndWhatToWrite) {
+  auto says = [](const flat_config& cfg, const std::string& key, const std::string& hint) {
+    auto r = broker_options_from_config(cfg);
+    ASSERT_FALSE(r) << key;
+    EXPECT_NE(r.error().message().find(key), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find(hint), std::string::npos) << r.error().message();
+  };
+  says(clustered({{"broker.raft_members", "1=localhost:7701"}}), "broker.raft_members", "IPv4");
+  says(clustered({{"broker.raft_members", "1=127.0.0.1:7701,1=127.0.0.1:7702"}}),
+       "broker.raft_members", "twice");
+  says(clustered({{"broker.raft_members", "x=127.0.0.1:7701"}}), "broker.raft_members", "id=IPv4:port");
+  says(clustered({{"broker.raft_members", "2=127.0.0.1:7702"}}), "broker.raft_members", "add 1=");
+  says(clustered({{"broker.raft_listen", "127.0.0.1:0"}}), "broker.raft_listen", "IPv4");
+  says(clustered({{"broker.id", "0"}}), "broker.id", "between 1");
+  says(clustered({{"broker.session_timeout_ms", "1000"}}), "broker.session_timeout_ms", "raise it");
+  says(clustered({{"broker.listen", "127.0.0.1:0"}}), "broker.advertise", "port not 0");
+  says({{"broker.data_dir", "/x"}, {"broker.id", "2"}}, "broker.id", "raft_listen");
+  flat_config no_id = clustered({});
+  no_id.erase("broker.id");
+  says(no_id, "broker.id", "needs an id");
 }
 
 } // namespace

@@ -164,6 +164,47 @@ TEST(MetadataState, PartitionChangeIsCompareAndSetOnItsEpoch) {
   EXPECT_EQ(missing.refusal->code, code::not_found);
 }
 
+TEST(MetadataState, MarkingABrokerIsCompareAndSetOnItsEpochAndARegisterRevivesIt) {
+  metadata_state s;
+  proposer p;
+  register_brokers(s, p, 3);
+  EXPECT_EQ(s.brokers().at(2).epoch, 1u);
+  // A heartbeat's register of a broker alive at its address changes nothing.
+  EXPECT_FALSE(apply_ok(s, p.next(register_broker{2, "127.0.0.1:9002"})).refusal);
+  EXPECT_EQ(s.brokers().at(2).epoch, 1u);
+
+  // The leader marks it at the epoch it saw; a second copy (a retry) is stale.
+  mark_broker mark{2, 1, broker_state::unreachable};
+  EXPECT_FALSE(apply_ok(s, p.next(mark)).refusal);
+  EXPECT_EQ(s.brokers().at(2).state, broker_state::unreachable);
+  EXPECT_EQ(s.brokers().at(2).epoch, 2u);
+  auto replay = apply_ok(s, p.next(mark));
+  ASSERT_TRUE(replay.refusal);
+  EXPECT_EQ(replay.refusal->code, code::precondition_failed);
+
+  // An unreachable broker gets no new replicas.
+  auto placed = apply_ok(s, p.next(create_stream{stream_named("orders", 1), 3, 1}));
+  ASSERT_TRUE(placed.refusal);
+  EXPECT_EQ(placed.refusal->code, code::insufficient_replicas);
+
+  // It comes back: its register makes it alive and moves the epoch, so a mark decided
+  // before (at epoch 2) cannot apply after it.
+  EXPECT_FALSE(apply_ok(s, p.next(register_broker{2, "127.0.0.1:9002"})).refusal);
+  EXPECT_EQ(s.brokers().at(2).state, broker_state::alive);
+  EXPECT_EQ(s.brokers().at(2).epoch, 3u);
+  auto late = apply_ok(s, p.next(mark_broker{2, 2, broker_state::unreachable}));
+  ASSERT_TRUE(late.refusal);
+  EXPECT_EQ(s.brokers().at(2).state, broker_state::alive);
+  auto unknown = apply_ok(s, p.next(mark_broker{9, 1, broker_state::unreachable}));
+  ASSERT_TRUE(unknown.refusal);
+  EXPECT_EQ(unknown.refusal->code, code::not_found);
+
+  // The epoch and the state survive a snapshot.
+  metadata_state copy;
+  ASSERT_TRUE(copy.restore(s.encode_snapshot()).ok());
+  EXPECT_EQ(copy.brokers(), s.brokers());
+}
+
 TEST(MetadataState, SnapshotRoundTripsTheWholeStateAndTheChainHead) {
   metadata_state s;
   proposer p;

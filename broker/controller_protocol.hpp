@@ -1,0 +1,40 @@
+#pragma once
+// What the controller (README.md "Controller") is told: the wire's "cluster" requests
+// (a ClusterCall: cluster info, or a broker's heartbeat when this broker leads the
+// metadata), the raft_node's hand-offs and its own timer. Inside the process messages
+// carry plain values; ClusterCall/ClusterInfo (broker/cluster.proto) are the wire's.
+
+#include <cstdint>
+#include <string>
+
+#include <caf/atom.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/atoms.hpp"
+
+namespace levee::broker {
+
+/// (applied_atom): the raft_node's applied queue went from empty to not empty (sent from
+/// its loop thread: the only thing that thread does to the controller).
+using applied_atom = caf::atom_constant<caf::atom("c_applied")>;
+/// (proposed_atom, key, outcome, detail): a command this controller submitted was
+/// answered (sent from the loop thread). `key` names what it was for ("register 2",
+/// "mark 3"); outcome is command_outcome::kind as a number.
+using proposed_atom = caf::atom_constant<caf::atom("c_propsd")>;
+/// (forward_atom, host:port, payload) -> answer payload: the forwarder's one request.
+using forward_atom = caf::atom_constant<caf::atom("c_forward")>;
+
+using controller_actor = caf::typed_actor<
+  caf::replies_to<wire_request_atom, std::string>::with<std::string>,  // exposed as "cluster"
+  caf::reacts_to<applied_atom>,
+  caf::reacts_to<proposed_atom, std::string, int32_t, std::string>,
+  caf::reacts_to<tick_atom>,
+  caf::replies_to<stop_atom>::with<bool>>;
+
+/// The controller's forwarder (a detached actor: its thread blocks in the client): sends a
+/// heartbeat to the metadata leader's broker and returns its answer.
+using forwarder_actor =
+  caf::typed_actor<caf::replies_to<forward_atom, std::string, std::string>::with<std::string>>;
+
+} // namespace levee::broker
