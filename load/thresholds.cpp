@@ -57,7 +57,9 @@ std::string shown(const threshold& t, double v) {
 result<threshold> parse_threshold(const std::string& text) {
   threshold t;
   t.text = text;
-  auto at = text.find_first_of("<>=!");
+  // The comparison comes after the selector, whose '=' is not one.
+  auto close = text.find('}');
+  auto at = text.find_first_of("<>=!", close == std::string::npos ? 0 : close);
   if (at == std::string::npos || at == 0)
     return bad(text, "no comparison (< <= > >= == !=) after a metric");
   auto left = trim(text.substr(0, at));
