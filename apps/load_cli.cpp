@@ -382,7 +382,7 @@ int run_load(const std::vector<std::string>& args) {
   double rate = 0, duration_s = 10, warmup_s = 0, max_lag_ms = 50, max_late_percent = 1;
   uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
   uint32_t connections = 1;
-  bool json = false;
+  bool json = false, progress = false;
   std::vector<std::string> threshold_texts;
   opts.add_options()
     ("help,h", "this text")
@@ -421,7 +421,9 @@ int run_load(const std::vector<std::string>& args) {
     ("threshold", po::value(&threshold_texts)->composing(),
      "a pass/fail condition, repeatable: latency.p99<2ms, goodput>=9000/s, "
      "rejected{code=rate_limited}.rate>0 (exit 99 when one fails)")
-    ("json", po::bool_switch(&json), "print the results as one line of JSON");
+    ("json", po::bool_switch(&json), "print the results as one line of JSON")
+    ("progress", po::bool_switch(&progress),
+     "print the progress line on stderr each second even when it is not a terminal (CI logs)");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(opts).run(), vm);
@@ -554,7 +556,7 @@ int run_load(const std::vector<std::string>& args) {
     });
   double planned = p.closed_loop ? duration<double>(p.send_until).count()
                                  : duration<double>(p.schedule->span()).count();
-  bool tty = ::isatty(STDERR_FILENO) == 1 && !json;
+  bool tty = progress || (::isatty(STDERR_FILENO) == 1 && !json);
   auto next_progress = clock_type::now() + seconds(1);
   while (running.load() > 0) {
     // The progress line on a terminal once a second; otherwise only wait for the threads.
