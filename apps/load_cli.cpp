@@ -344,7 +344,7 @@ std::optional<std::vector<load::rate_step>> parse_steps(const std::string& text,
     char* end = nullptr;
     double rate = colon == std::string::npos ? 0 : std::strtod(part.c_str(), &end);
     double seconds = colon == std::string::npos ? 0 : std::strtod(part.c_str() + colon + 1, &end);
-    if (colon == std::string::npos || rate <= 0 || rate > 10'000'000 || seconds <= 0 || seconds > 86400
+    if (colon == std::string::npos || rate <= 0 || rate > 100000 || seconds <= 0 || seconds > 86400
         || *end != '\0') {
       why = "--steps " + part + ": each step is RATE:SECONDS with a rate above 0 (per second) and "
             "seconds above 0, e.g. --steps 1000:10,2000:10";
@@ -391,7 +391,7 @@ int run_load(const std::vector<std::string>& args) {
     ("server", po::value(&server),
      "host:port of the node (default 127.0.0.1:7400 for actor, 127.0.0.1:7600 for publish)")
     ("token", po::value(&token), "the node's connection token (net.token), if it has one")
-    ("rate", decimal_number("rate", &rate, 1000, 0, 10'000'000, "/s"),
+    ("rate", decimal_number("rate", &rate, 1000, 0, 100000, "per second"),
      "open loop: sends per second, in all connections together (the default mode: 1000)")
     ("steps", po::value(&steps_text), "open loop, stepped: RATE:SECONDS,... e.g. 1000:10,2000:10")
     ("closed", whole_number("closed", &closed, uint64_t{0}, 0, 1'000'000, "requests"),
@@ -457,6 +457,7 @@ int run_load(const std::vector<std::string>& args) {
     return usage_error(sub, "--message-bytes is for --target publish; use --payload-bytes");
   if (publish && given("payload-bytes"))
     return usage_error(sub, "--payload-bytes is for --target actor; use --message-bytes");
+  std::string steps_shown;  // the steps as the report shows them (the warm-up's included)
   std::vector<load::threshold> thresholds;
   for (auto& text : threshold_texts) {
     auto t = load::parse_threshold(text);
@@ -492,6 +493,12 @@ int run_load(const std::vector<std::string>& args) {
     if (p.warmup > nanoseconds(0))
       steps->insert(steps->begin(), load::rate_step{steps->front().rate_per_second, p.warmup});
     rate = steps->front().rate_per_second;
+    for (auto& step : *steps) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%s%g/s for %g s", steps_shown.empty() ? "" : ", ",
+                    step.rate_per_second, duration<double>(step.duration).count());
+      steps_shown += text;
+    }
     p.schedule.emplace(std::move(*steps));
   } else {
     if (count > 0) {
@@ -582,6 +589,7 @@ int run_load(const std::vector<std::string>& args) {
   s.server = server;
   s.closed_loop = p.closed_loop;
   s.rate_per_second = p.closed_loop ? 0 : rate;
+  s.steps = steps_shown;
   s.in_flight = p.closed_loop ? p.in_flight_per_connection * connections : 0;
   s.connections = connections;
   s.payload_bytes = publish ? message_bytes : payload_bytes;

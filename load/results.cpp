@@ -204,6 +204,9 @@ std::string run_result::text() const {
       s.connections == 1 ? "" : "s", s.measured_seconds, s.warmup_seconds);
   if (s.closed_loop)
     add("mode: closed loop, %" PRIu64 " in flight\n", s.in_flight);
+  else if (!s.steps.empty())
+    add("mode: open loop, stepped: %s; latency measured from each intended send time\n",
+        s.steps.c_str());
   else
     add("mode: open loop at %.1f/s; latency measured from each intended send time\n",
         s.rate_per_second);
@@ -265,6 +268,7 @@ std::string run_result::json() const {
                     + ",\"name\":" + json_string(s.target) + ",\"server\":" + json_string(s.server)
                     + "},\"mode\":" + (s.closed_loop ? "\"closed\"" : "\"open\"")
                     + ",\"rate_per_second\":" + number(s.rate_per_second)
+                    + ",\"steps\":" + json_string(s.steps)
                     + ",\"in_flight\":" + std::to_string(s.in_flight)
                     + ",\"connections\":" + std::to_string(s.connections)
                     + ",\"payload_bytes\":" + std::to_string(s.payload_bytes)

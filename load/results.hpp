@@ -96,6 +96,7 @@ struct run_settings {
   std::string server;       // host:port
   bool closed_loop = false;
   double rate_per_second = 0;   // open loop: the offered rate (the first step's)
+  std::string steps;            // open loop, stepped: "100/s for 5 s, 200/s for 5 s"
   uint64_t in_flight = 0;       // closed loop: requests kept in flight
   uint32_t connections = 1;
   uint64_t payload_bytes = 0;
