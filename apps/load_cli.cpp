@@ -425,18 +425,10 @@ int run_load(const std::vector<std::string>& args) {
     ("progress", po::bool_switch(&progress),
      "print the progress line on stderr each second even when it is not a terminal (CI logs)");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return usage_error(sub, e.what());
-  }
+  if (auto parsed = parse_args(sub, opts, args, nullptr, &vm); parsed.exit_code)
+    return *parsed.exit_code;
   // Given on the command line (most options have a default, so vm.count() is always 1).
   auto given = [&](const char* name) { return vm.count(name) > 0 && !vm[name].defaulted(); };
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
 
   // -- what to drive, and how ----------------------------------------------------------
   if (target.size() != 2 || (target[0] != "actor" && target[0] != "publish"))

@@ -79,12 +79,14 @@ std::string duration_text(uint64_t ns) {
 recorder::recorder(nanoseconds warmup, nanoseconds max_lag)
     : warmup_start_(warmup), max_lag_(max_lag) {}
 
-second_counts* recorder::measured(ns intended, ns sent) {
+second_counts* recorder::measured(ns intended, ns sent, uint64_t recorder::*total,
+                                  uint64_t second_counts::*in_second) {
   if (intended < warmup_start_) {
     ++warmup_;
     return nullptr;
   }
   ++offered_;
+  ++(this->*total);
   auto lag = std::max<int64_t>(0, (sent - intended).count());
   max_lag_seen_ = std::max<uint64_t>(max_lag_seen_, static_cast<uint64_t>(lag));
   if (nanoseconds(lag) > max_lag_)
@@ -92,22 +94,22 @@ second_counts* recorder::measured(ns intended, ns sent) {
   auto second = static_cast<size_t>((intended - warmup_start_).count() / ns_per_second);
   if (seconds_.size() <= second)
     seconds_.resize(second + 1);
-  seconds_[second].offered++;
-  return &seconds_[second];
+  auto& row = seconds_[second];
+  row.offered++;
+  if (in_second)
+    ++(row.*in_second);
+  return &row;
 }
 
 void recorder::held_back(ns intended) {
   // Not sent, so never late: the lag is the intended time's own.
-  if (measured(intended, intended))
-    ++held_back_;
+  (void)measured(intended, intended, &recorder::held_back_, nullptr);
 }
 
 void recorder::accepted(ns intended, ns sent, ns done) {
-  auto* s = measured(intended, sent);
+  auto* s = measured(intended, sent, &recorder::accepted_, &second_counts::accepted);
   if (!s)
     return;
-  ++accepted_;
-  s->accepted++;
   auto latency = static_cast<uint64_t>(std::max<int64_t>(0, (done - intended).count()));
   latency_.record(latency);
   service_.record(static_cast<uint64_t>(std::max<int64_t>(0, (done - sent).count())));
@@ -116,31 +118,20 @@ void recorder::accepted(ns intended, ns sent, ns done) {
 
 void recorder::rejected(ns intended, ns sent, ns done, std::string_view code,
                         std::string_view limit) {
-  auto* s = measured(intended, sent);
-  if (!s)
+  if (!measured(intended, sent, &recorder::rejected_, &second_counts::rejected))
     return;
-  ++rejected_;
-  s->rejected++;
   by_code_[std::string{code}]++;
   by_limit_[std::string{limit}]++;
   by_code_limit_[{std::string{code}, std::string{limit}}]++;
 }
 
 void recorder::failed(ns intended, ns sent, std::string_view what) {
-  auto* s = measured(intended, sent);
-  if (!s)
-    return;
-  ++errors_;
-  s->errors++;
-  error_kinds_[std::string{what}]++;
+  if (measured(intended, sent, &recorder::errors_, &second_counts::errors))
+    error_kinds_[std::string{what}]++;
 }
 
 void recorder::timed_out(ns intended, ns sent) {
-  auto* s = measured(intended, sent);
-  if (!s)
-    return;
-  ++timeouts_;
-  s->timeouts++;
+  (void)measured(intended, sent, &recorder::timeouts_, &second_counts::timeouts);
 }
 
 void recorder::merge(const recorder& o) {

@@ -29,11 +29,9 @@ namespace levee::load {
 
 /// One second of the run (by intended send time, from the end of the warm-up).
 struct second_counts {
-  uint64_t offered = 0;
-  uint64_t accepted = 0;
-  uint64_t rejected = 0;
-  uint64_t errors = 0;
-  uint64_t timeouts = 0;
+  // Sends whose intended time fell in that second, by how they ended (held back ones are
+  // in offered only).
+  uint64_t offered = 0, accepted = 0, rejected = 0, errors = 0, timeouts = 0;
   uint64_t max_latency_ns = 0;  // of the accepted sends of that second
 };
 
@@ -76,8 +74,10 @@ public:
   const std::vector<second_counts>& seconds() const noexcept { return seconds_; }
 
 private:
-  /// The row of `intended`'s second, or nullptr during the warm-up (counted there).
-  second_counts* measured(ns intended, ns sent);
+  /// Counts one send (offered, lag, `total` and the row's `in_second`, if any) and returns
+  /// the row of `intended`'s second, or nullptr during the warm-up (counted there only).
+  second_counts* measured(ns intended, ns sent, uint64_t recorder::*total,
+                          uint64_t second_counts::*in_second);
 
   ns warmup_start_;
   ns max_lag_;
