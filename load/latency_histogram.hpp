@@ -1,7 +1,7 @@
 #pragma once
 // A log-linear latency histogram (the layout of HdrHistogram): values from 1 to
 // highest_trackable ns, each power of two split into 256 sub-buckets, so every value is
-// kept with 2 significant decimal digits. Memory is fixed at construction (37 KiB for the
+// kept with 2 significant decimal digits. Memory is fixed at construction (38 KiB for the
 // default range, 1 ns .. ~2.4 h), however many values are recorded.
 //
 // Error, stated and tested (tests/load_histogram_test.cpp): a percentile or max reported
