@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -68,27 +69,35 @@ std::string server_config() {
   return "[node]\nroles = server\n[server]\nlisten = 127.0.0.1:0\n";
 }
 
-TEST(LoadSystem, AStalledTargetShowsItsStallInLatencyFromIntendedSendTimes) {
+/// `levee load --target actor stats MODE... --json` against a server that is stopped
+/// (SIGSTOP) for one second once the run is under way; the stall's length in `stall_us`.
+load_run run_with_a_stall(const std::vector<std::string>& mode, double& stall_us) {
   temp_dir dir{"levee-load"};
   node_process server;
-  ASSERT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
+  EXPECT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
     << test::read_file(server.stderr_path);
   auto load_err = dir.file("load.stderr");
   test::write_file(load_err, "");  // exists before it is watched
-  child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
-                      "127.0.0.1:" + std::to_string(server.port), "--rate", "50", "--duration",
-                      "4", "--json", "--progress"},
-                     load_err};
+  std::vector<std::string> argv{levee_binary, "load", "--target", "actor", "stats", "--server",
+                                "127.0.0.1:" + std::to_string(server.port), "--json", "--progress"};
+  argv.insert(argv.end(), mode.begin(), mode.end());
+  child_process load{argv, load_err};
   // The first progress line comes a second into the run: the schedule is running.
-  ASSERT_TRUE(test::wait_for_file_text(load_err, "sent ", bound)) << test::read_file(load_err);
-  ASSERT_TRUE(server.proc.pause());
+  EXPECT_TRUE(test::wait_for_file_text(load_err, "sent ", bound)) << test::read_file(load_err);
+  EXPECT_TRUE(server.proc.pause());
   auto stopped = steady_clock::now();
   // The stall's length is what the test sets, so it waits that long on purpose.
   std::this_thread::sleep_for(seconds(1));
-  ASSERT_TRUE(server.proc.resume());
-  auto stall = duration<double, std::micro>(steady_clock::now() - stopped).count();
+  EXPECT_TRUE(server.proc.resume());
+  stall_us = duration<double, std::micro>(steady_clock::now() - stopped).count();
   auto r = finish(load);
-  ASSERT_EQ(r.exit_code, 0) << r.out << test::read_file(load_err);
+  EXPECT_EQ(r.exit_code, 0) << r.out << test::read_file(load_err);
+  return r;
+}
+
+TEST(LoadSystem, AStalledTargetShowsItsStallInLatencyFromIntendedSendTimes) {
+  double stall = 0;
+  auto r = run_with_a_stall({"--rate", "50", "--duration", "4"}, stall);
   auto& j = r.result;
   ASSERT_TRUE(j.is_object()) << r.out;
   // Every send was made on schedule and answered: nothing was held back by the stall.
@@ -106,25 +115,10 @@ TEST(LoadSystem, AStalledTargetShowsItsStallInLatencyFromIntendedSendTimes) {
 }
 
 TEST(LoadSystem, AClosedLoopHidesTheSameStallAndSaysSo) {
-  temp_dir dir{"levee-load"};
-  node_process server;
-  ASSERT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
-    << test::read_file(server.stderr_path);
-  auto load_err = dir.file("load.stderr");
-  test::write_file(load_err, "");
-  child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
-                      "127.0.0.1:" + std::to_string(server.port), "--closed", "1",
-                      "--duration", "3", "--json", "--progress"},
-                     load_err};
-  ASSERT_TRUE(test::wait_for_file_text(load_err, "sent ", bound)) << test::read_file(load_err);
-  ASSERT_TRUE(server.proc.pause());
-  auto stopped = steady_clock::now();
-  std::this_thread::sleep_for(seconds(1));  // the stall's set length, as above
-  ASSERT_TRUE(server.proc.resume());
-  auto stall = duration<double, std::micro>(steady_clock::now() - stopped).count();
-  auto r = finish(load);
-  ASSERT_EQ(r.exit_code, 0) << r.out << test::read_file(load_err);
+  double stall = 0;
+  auto r = run_with_a_stall({"--closed", "1", "--duration", "3"}, stall);
   auto& j = r.result;
+  ASSERT_TRUE(j.is_object()) << r.out;
   // One request waited out the stall, and nothing was sent meanwhile: the stall is one
   // sample among hundreds, visible only in the max. That is why open loop is the default.
   EXPECT_GE(j["latency"]["count"].get<int>(), 200) << r.out;
