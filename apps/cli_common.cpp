@@ -24,7 +24,8 @@ using namespace std::chrono;
 
 parsed_args parse_args(const char* sub, const po::options_description& opts,
                        const std::vector<std::string>& args,
-                       const po::positional_options_description* positional) {
+                       const po::positional_options_description* positional,
+                       po::variables_map* parsed) {
   po::variables_map vm;
   try {
     po::command_line_parser p{args};
@@ -40,6 +41,8 @@ parsed_args parse_args(const char* sub, const po::options_description& opts,
     std::cout << opts << "\n";
     return {0};
   }
+  if (parsed)
+    *parsed = std::move(vm);
   return {};
 }
 

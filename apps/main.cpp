@@ -28,6 +28,7 @@ constexpr const char* usage =
   "  pub         publish messages to a subject: levee pub orders.eu 'hello'\n"
   "  sub         read a stream from any position: levee sub orders --from earliest\n"
   "  demo        flood a slow limited actor past its bounds and show every rejection\n"
+  "  load        offer a node a load and account for every send: levee load --target actor stats\n"
   "\n"
   "`levee <subcommand> --help` describes the options of each.\n";
 
@@ -86,6 +87,8 @@ int main(int argc, char** argv) {
     return levee::apps::run_pub(args);
   if (sub == "sub")
     return levee::apps::run_sub(args);
+  if (sub == "load")
+    return levee::apps::run_load(args);
   if (sub == "config-keys")  // for maintainers and tests, so not in the usage text
     return levee::apps::run_config_keys(args);
   std::fprintf(stderr, "levee: unknown subcommand '%s'; run `levee --help` for the list\n",

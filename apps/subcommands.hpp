@@ -17,6 +17,7 @@ int run_cluster(const std::vector<std::string>& args);
 int run_stream(const std::vector<std::string>& args);
 int run_pub(const std::vector<std::string>& args);
 int run_sub(const std::vector<std::string>& args);
+int run_load(const std::vector<std::string>& args);
 /// Maintainer's: every config key the parsers accept (tests/check_limit_keys.sh uses it).
 int run_config_keys(const std::vector<std::string>& args);
 

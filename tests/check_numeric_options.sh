@@ -38,6 +38,11 @@ expect "--changes 18446744073709551616: must be a whole number from 0 to 1844674
 expect "--rate -5: must be a whole number from 1 to 1000000 events/s" local --check --rate -5
 expect "--rate 18446744073709551617: must be a whole number from 1 to 1000000 events/s" local --check --rate 18446744073709551617
 expect "--seconds -5: must be a number above 0 and at most 3600 s" demo --seconds -5
+expect "--rate -5: must be a number above 0 and at most 100000 per second" load --target actor stats --rate -5
+expect "--rate 0: must be a number above 0 and at most 100000 per second" load --target actor stats --rate 0
+expect "--closed -1: must be a whole number from 0 to 1000000 requests" load --target actor stats --closed -1
+expect "--connections 0: must be a whole number from 1 to 1024 connections" load --target actor stats --connections 0
+expect "--duration 1e3: must be a number above 0 and at most 86400 s" load --target actor stats --duration 1e3
 expect "--seconds nan: must be a number above 0 and at most 3600 s" demo --seconds nan
 expect "--flooders -1: must be a whole number from 0 to 1000 actors" demo --flooders -1
 expect "--requesters 4294967297: must be a whole number from 0 to 1000 actors" demo --requesters 4294967297

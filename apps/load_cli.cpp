@@ -1,0 +1,629 @@
+// `levee load`: offers a target a load and accounts for every send (load/README.md). Open
+// loop by default: sends at intended times fixed in advance (load/schedule.hpp), latency
+// from those times, so a target's stall shows in the percentiles; `--closed N` keeps N
+// requests in flight instead (its latencies hide coordinated omission, and say so).
+//
+// Targets: any exposed actor, request/response over levee::client (`--target actor
+// NAME`), or stream publish to a broker over levee::stream_client (`--target publish
+// SUBJECT`). One thread per connection, each with its own recorder, merged at the end.
+//
+// Exit codes: 0 done and every threshold held, 99 a threshold failed (k6's code), 2 a
+// usage error or a target that cannot be reached, 3 an invalid run (the tool fell behind
+// its own schedule past the bound, so the target was not offered the rate asked for).
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+
+#include "apps/cli_common.hpp"
+#include "apps/subcommands.hpp"
+#include "levee/client.hpp"
+#include "levee/streams.hpp"
+#include "limits/printable.hpp"
+#include "load/results.hpp"
+#include "load/schedule.hpp"
+#include "load/thresholds.hpp"
+
+namespace levee::apps {
+
+namespace {
+
+namespace po = boost::program_options;
+using namespace std::chrono;
+using clock_type = steady_clock;
+
+constexpr const char* sub = "load";
+
+std::atomic<bool> interrupted{false};
+extern "C" void on_interrupt(int) { interrupted.store(true); }
+
+/// One answer: to which send, and how it ended.
+struct completion {
+  uint64_t id = 0;
+  std::optional<rejection> refused;  // empty: accepted
+};
+
+/// A connection to the target, driven by one thread. send() never waits for an answer;
+/// poll() waits up to `wait` for answers and appends them.
+class target_driver {
+public:
+  virtual ~target_driver() = default;
+  virtual status connect(milliseconds bound) = 0;
+  /// A local refusal (nothing sent), or nullopt with `id` set.
+  virtual std::optional<rejection> send(uint64_t& id) = 0;
+  /// Appends answers; a lost connection is reported by setting `lost`.
+  virtual void poll(std::vector<completion>& out, milliseconds wait, bool& lost) = 0;
+};
+
+class actor_driver final : public target_driver {
+public:
+  actor_driver(client_options co, std::string target, size_t payload_bytes)
+      : client_(std::move(co)), target_(std::move(target)), payload_(payload_bytes, 'x') {}
+  status connect(milliseconds bound) override { return client_.connect_with_backoff(bound); }
+  std::optional<rejection> send(uint64_t& id) override {
+    return client_.send_request(target_, payload_, id);
+  }
+  void poll(std::vector<completion>& out, milliseconds wait, bool& lost) override {
+    replies_.clear();
+    client_.receive_ready(replies_, wait);
+    for (auto& r : replies_) {
+      if (r.request_id == 0) {
+        // A local answer: a timeout (nothing came) or the connection is gone.
+        lost = lost || (r.rejected && r.rejected->code == code::unavailable);
+        continue;
+      }
+      out.push_back({r.request_id, r.ok() ? std::nullopt : r.rejected});
+    }
+  }
+  /// One request and its answer, before the run: is there such a target?
+  reply probe(milliseconds timeout) { return client_.request(target_, payload_, timeout); }
+
+private:
+  client client_;
+  std::string target_;
+  std::string payload_;
+  std::vector<reply> replies_;
+};
+
+class publish_driver final : public target_driver {
+public:
+  publish_driver(client_options co, std::string subject, size_t message_bytes, ack_mode ack,
+                 milliseconds timeout)
+      : client_(std::move(co)), subject_(std::move(subject)), body_(message_bytes, 'x') {
+    opts_.ack = ack;
+    opts_.timeout = timeout;
+    // One publish is one frame and one latency sample; batching would merge sends.
+    client_.set_batch_bytes(0);
+    client_.set_max_unacked(uint64_t{1} << 20);
+    client_.on_acks([this](uint64_t id, result<std::vector<message_ack>> acks) {
+      if (acks)
+        done_.push_back({id, std::nullopt});
+      else
+        done_.push_back({id, acks.error().as_rejection()});
+    });
+  }
+  status connect(milliseconds bound) override { return client_.connect_with_backoff(bound); }
+  std::optional<rejection> send(uint64_t& id) override {
+    auto st = client_.publish_async(subject_, {out_message{"", "", body_, {}}}, opts_, &id);
+    if (!st)
+      return st.as_rejection();
+    return std::nullopt;
+  }
+  void poll(std::vector<completion>& out, milliseconds wait, bool& lost) override {
+    if (client_.unacked() == 0 && done_.empty())
+      std::this_thread::sleep_for(wait);  // nothing can arrive: no publish is open
+    else
+      (void)client_.flush(wait);  // deadline_exceeded is the normal end of a wait here
+    for (auto& c : done_) {
+      if (c.refused && c.refused->code == code::unavailable && c.refused->limit.empty())
+        lost = true;
+      out.push_back(std::move(c));
+    }
+    done_.clear();
+  }
+
+private:
+  stream_client client_;
+  std::string subject_;
+  std::string body_;
+  publish_options opts_;
+  std::vector<completion> done_;
+};
+
+struct plan {
+  bool closed_loop = false;
+  std::optional<load::open_loop_schedule> schedule;
+  uint64_t in_flight_per_connection = 1;
+  uint64_t count = 0;                // closed loop with --count: sends in all (0: by time)
+  nanoseconds send_until{0};         // closed loop by time: warm-up + duration
+  nanoseconds warmup{0};
+  nanoseconds max_lag{0};
+  milliseconds timeout{5000};
+  bool honour_retry_after = false;
+  uint32_t connections = 1;
+  clock_type::time_point origin;
+};
+
+/// What the progress line reads while workers run.
+struct live_counts {
+  std::atomic<uint64_t> sent{0}, accepted{0}, rejected{0}, errors{0};
+};
+
+/// A send waiting for its answer.
+struct pending_send {
+  nanoseconds intended, sent;
+};
+
+/// One connection's thread: sends on the plan, files each answer into `rec`.
+class worker {
+public:
+  worker(const plan& p, uint32_t index, target_driver& d, load::recorder& rec, live_counts& live,
+         std::atomic<uint64_t>& closed_sends)
+      : p_(p), index_(index), d_(d), rec_(rec), live_(live), closed_sends_(closed_sends) {}
+
+  void run() {
+    if (p_.closed_loop)
+      run_closed();
+    else
+      run_open();
+    // Whatever is still open after the last send had its timeout to answer.
+    auto give_up = now() + p_.timeout;
+    while (!pending_.empty() && now() < give_up && !interrupted.load())
+      receive(std::min(duration_cast<milliseconds>(give_up - now()), milliseconds(100)));
+    for (auto& [id, s] : pending_)
+      rec_.timed_out(s.intended, s.sent);
+    pending_.clear();
+  }
+
+private:
+  nanoseconds now() const { return clock_type::now() - p_.origin; }
+
+  void send(nanoseconds intended) {
+    if (p_.honour_retry_after && intended < hold_until_) {
+      rec_.held_back(intended);
+      return;
+    }
+    if (lost_) {
+      // Reconnect at most every 200 ms; meanwhile sends fail as errors.
+      if (now() - last_reconnect_ >= milliseconds(200)) {
+        last_reconnect_ = now();
+        lost_ = !d_.connect(milliseconds(0)).ok();
+      }
+      if (lost_) {
+        rec_.failed(intended, now(), "unavailable: not connected (the target went away)");
+        live_.errors++;
+        return;
+      }
+    }
+    auto sent = now();
+    uint64_t id = 0;
+    live_.sent++;
+    if (auto local = d_.send(id)) {
+      file(intended, sent, sent, *local);
+      return;
+    }
+    pending_[id] = {intended, sent};
+  }
+
+  /// Files a refusal: rejected by code and limit, or an error when no limit refused and
+  /// the connection is gone.
+  void file(nanoseconds intended, nanoseconds sent, nanoseconds done, const rejection& r) {
+    if (r.code == code::unavailable && r.limit.empty()) {
+      rec_.failed(intended, sent, "unavailable: " + printable(r.detail));
+      live_.errors++;
+      lost_ = true;
+      return;
+    }
+    rec_.rejected(intended, sent, done, to_string(r.code), r.limit);
+    live_.rejected++;
+    if (r.retry_after_ms > 0)
+      hold_until_ = std::max(hold_until_, done + milliseconds(r.retry_after_ms));
+  }
+
+  /// Waits up to `wait` for answers and files them; expires sends past the timeout.
+  void receive(milliseconds wait) {
+    done_.clear();
+    bool lost = false;
+    d_.poll(done_, wait, lost);
+    auto t = now();
+    for (auto& c : done_) {
+      auto it = pending_.find(c.id);
+      if (it == pending_.end())
+        continue;  // answered after its timeout: already counted
+      if (c.refused) {
+        file(it->second.intended, it->second.sent, t, *c.refused);
+      } else {
+        rec_.accepted(it->second.intended, it->second.sent, t);
+        live_.accepted++;
+      }
+      pending_.erase(it);
+      if (p_.closed_loop)
+        ++answered_;
+    }
+    if (lost) {
+      // Nothing in flight will be answered on a connection that is gone.
+      for (auto& [id, s] : pending_) {
+        rec_.failed(s.intended, s.sent, "unavailable: the connection was lost");
+        live_.errors++;
+        if (p_.closed_loop)
+          ++answered_;
+      }
+      pending_.clear();
+      lost_ = true;
+    }
+    // Ids grow with send time, so the oldest sends come first.
+    while (!pending_.empty() && t - pending_.begin()->second.sent > p_.timeout) {
+      rec_.timed_out(pending_.begin()->second.intended, pending_.begin()->second.sent);
+      pending_.erase(pending_.begin());
+      if (p_.closed_loop)
+        ++answered_;
+    }
+  }
+
+  void run_open() {
+    auto& s = *p_.schedule;
+    for (uint64_t n = index_; n < s.total() && !interrupted.load();) {
+      auto t = now();
+      // Every send that is due goes now, however late: the rate is never lowered.
+      while (n < s.total() && s.intended(n) <= t) {
+        send(s.intended(n));
+        n += p_.connections;
+        t = now();
+      }
+      if (n >= s.total())
+        break;
+      auto wait = s.intended(n) - now();
+      if (pending_.empty()) {
+        if (wait > nanoseconds(0))
+          std::this_thread::sleep_for(wait);
+      } else {
+        receive(std::clamp(duration_cast<milliseconds>(wait), milliseconds(0), milliseconds(100)));
+      }
+    }
+  }
+
+  void run_closed() {
+    // The first send of each slot, then one more per answer, until the bound.
+    auto more = [&] {
+      if (interrupted.load())
+        return false;
+      if (p_.count > 0)  // --count counts the sends after the warm-up, in all connections
+        return now() < p_.warmup || closed_sends_.fetch_add(1) < p_.count;
+      return now() < p_.send_until;
+    };
+    uint64_t started = 0;
+    while (started < p_.in_flight_per_connection && more()) {
+      send(now());
+      ++started;
+    }
+    while (!pending_.empty() || (lost_ && more())) {
+      answered_ = 0;
+      receive(milliseconds(100));
+      for (uint64_t i = 0; i < answered_ && more(); ++i) {
+        if (p_.honour_retry_after && now() < hold_until_)
+          std::this_thread::sleep_for(hold_until_ - now());
+        send(now());
+      }
+      if (lost_ && pending_.empty() && more())
+        send(now());
+    }
+  }
+
+  const plan& p_;
+  uint32_t index_;
+  target_driver& d_;
+  load::recorder& rec_;
+  live_counts& live_;
+  std::atomic<uint64_t>& closed_sends_;
+  std::map<uint64_t, pending_send> pending_;
+  std::vector<completion> done_;
+  nanoseconds hold_until_{0};
+  nanoseconds last_reconnect_{0};
+  bool lost_ = false;
+  uint64_t answered_ = 0;
+};
+
+/// "100:5,200:5" (rate per second : seconds, ...) as steps.
+std::optional<std::vector<load::rate_step>> parse_steps(const std::string& text, std::string& why) {
+  std::vector<load::rate_step> steps;
+  for (auto& part : split_list(text)) {
+    auto colon = part.find(':');
+    char* end = nullptr;
+    double rate = colon == std::string::npos ? 0 : std::strtod(part.c_str(), &end);
+    double seconds = colon == std::string::npos ? 0 : std::strtod(part.c_str() + colon + 1, &end);
+    if (colon == std::string::npos || rate <= 0 || rate > 100000 || seconds <= 0 || seconds > 86400
+        || *end != '\0') {
+      why = "--steps " + part + ": each step is RATE:SECONDS with a rate above 0 (per second) and "
+            "seconds above 0, e.g. --steps 1000:10,2000:10";
+      return std::nullopt;
+    }
+    steps.push_back({rate, duration_cast<nanoseconds>(duration<double>(seconds))});
+  }
+  if (steps.empty()) {
+    why = "--steps is empty; give RATE:SECONDS,..., e.g. --steps 1000:10,2000:10";
+    return std::nullopt;
+  }
+  return steps;
+}
+
+void progress_line(const live_counts& live, double elapsed, double total) {
+  std::fprintf(stderr, "\r  %6.1fs / %.1fs  sent %llu  accepted %llu  rejected %llu  errors %llu   ",
+               elapsed, total, static_cast<unsigned long long>(live.sent.load()),
+               static_cast<unsigned long long>(live.accepted.load()),
+               static_cast<unsigned long long>(live.rejected.load()),
+               static_cast<unsigned long long>(live.errors.load()));
+  std::fflush(stderr);
+}
+
+} // namespace
+
+int run_load(const std::vector<std::string>& args) {
+  po::options_description opts{
+    "levee load --target actor NAME | --target publish SUBJECT [options]: offer a target a "
+    "load (open loop at --rate by default) and account for every send: accepted, rejected by "
+    "code and limit, errors, timeouts, latency percentiles from the intended send times.\n"
+    "Exit codes: 0 ok, 99 a --threshold failed, 2 usage error or unreachable target, 3 invalid "
+    "run (the tool fell behind its schedule)"};
+  std::vector<std::string> target;
+  std::string server, token, ack = "leader", retry_after = "ignore", steps_text;
+  double rate = 0, duration_s = 10, warmup_s = 0, max_lag_ms = 50, max_late_percent = 1;
+  uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
+  uint32_t connections = 1;
+  bool json = false, progress = false;
+  std::vector<std::string> threshold_texts;
+  opts.add_options()
+    ("help,h", "this text")
+    ("target", po::value(&target)->multitoken(),
+     "actor NAME (request/response to an exposed target) or publish SUBJECT (stream publish)")
+    ("server", po::value(&server),
+     "host:port of the node (default 127.0.0.1:7400 for actor, 127.0.0.1:7600 for publish)")
+    ("token", po::value(&token), "the node's connection token (net.token), if it has one")
+    ("rate", decimal_number("rate", &rate, 1000, 0, 100000, "per second"),
+     "open loop: sends per second, in all connections together (the default mode: 1000)")
+    ("steps", po::value(&steps_text), "open loop, stepped: RATE:SECONDS,... e.g. 1000:10,2000:10")
+    ("closed", whole_number("closed", &closed, uint64_t{0}, 0, 1'000'000, "requests"),
+     "closed loop: keep this many requests in flight in all (latency then hides coordinated omission)")
+    ("duration", decimal_number("duration", &duration_s, 10, 0, 86400, "s"),
+     "seconds measured, after the warm-up (default 10)")
+    ("count", whole_number("count", &count, uint64_t{0}, 0, UINT64_MAX, "sends"),
+     "measured sends instead of --duration")
+    ("warmup", decimal_number("warmup", &warmup_s, 0, -1, 3600, "s"),
+     "seconds sent first and left out of the results (default 0)")
+    ("connections", whole_number("connections", &connections, uint32_t{1}, 1, 1024, "connections"),
+     "connections, each with its own thread (default 1)")
+    ("payload-bytes", whole_number("payload-bytes", &payload_bytes, uint64_t{0}, 0, 64u << 20, "bytes"),
+     "actor: bytes of each request's payload (default 0)")
+    ("message-bytes", whole_number("message-bytes", &message_bytes, uint64_t{100}, 0, 64u << 20, "bytes"),
+     "publish: bytes of each message's body (default 100)")
+    ("ack", po::value(&ack)->default_value("leader"), "publish: none or leader")
+    ("retry-after", po::value(&retry_after)->default_value("ignore"),
+     "honour (hold sends back until a refusal's retry_after_ms has passed: counted as held back) "
+     "or ignore (send on schedule, as an abusive client would)")
+    ("timeout-ms", whole_number("timeout-ms", &timeout_ms, uint64_t{5000}, 1, 3'600'000, "ms"),
+     "a send not answered within this is a timeout (default 5000)")
+    ("max-lag-ms", decimal_number("max-lag-ms", &max_lag_ms, 50, 0, 60'000, "ms"),
+     "a send made more than this after its intended time is late (default 50)")
+    ("max-late-percent", decimal_number("max-late-percent", &max_late_percent, 1, -1, 100, "%"),
+     "the run is invalid (exit 3) when more than this share of sends was late (default 1)")
+    ("threshold", po::value(&threshold_texts)->composing(),
+     "a pass/fail condition, repeatable: latency.p99<2ms, goodput>=9000/s, "
+     "rejected{code=rate_limited}.rate>0 (exit 99 when one fails)")
+    ("json", po::bool_switch(&json), "print the results as one line of JSON")
+    ("progress", po::bool_switch(&progress),
+     "print the progress line on stderr each second even when it is not a terminal (CI logs)");
+  po::variables_map vm;
+  if (auto parsed = parse_args(sub, opts, args, nullptr, &vm); parsed.exit_code)
+    return *parsed.exit_code;
+  // Given on the command line (most options have a default, so vm.count() is always 1).
+  auto given = [&](const char* name) { return vm.count(name) > 0 && !vm[name].defaulted(); };
+
+  // -- what to drive, and how ----------------------------------------------------------
+  if (target.size() != 2 || (target[0] != "actor" && target[0] != "publish"))
+    return usage_error(sub, "give --target actor NAME (an exposed actor, e.g. stats) or "
+                            "--target publish SUBJECT (a broker's stream subject)");
+  bool publish = target[0] == "publish";
+  if (given("rate") + given("steps") + (closed > 0 ? 1 : 0) > 1)
+    return usage_error(sub, "--rate, --steps and --closed exclude each other: give one");
+  if (given("count") && (given("duration") || given("steps")))
+    return usage_error(sub, "--count and --duration (or --steps) exclude each other: give one");
+  if (given("count") && count == 0)
+    return usage_error(sub, "--count 0: give at least 1 send");
+  if (ack != "none" && ack != "leader")
+    return usage_error(sub, "--ack " + ack + ": must be none or leader");
+  if (retry_after != "honour" && retry_after != "ignore")
+    return usage_error(sub, "--retry-after " + retry_after + ": must be honour or ignore");
+  if (!publish && given("message-bytes"))
+    return usage_error(sub, "--message-bytes is for --target publish; use --payload-bytes");
+  if (publish && given("payload-bytes"))
+    return usage_error(sub, "--payload-bytes is for --target actor; use --message-bytes");
+  std::string steps_shown;  // the steps as the report shows them (the warm-up's included)
+  std::vector<load::threshold> thresholds;
+  for (auto& text : threshold_texts) {
+    auto t = load::parse_threshold(text);
+    if (!t)
+      return usage_error(sub, t.error().message());
+    thresholds.push_back(*t);
+  }
+  if (server.empty())
+    server = publish ? "127.0.0.1:7600" : "127.0.0.1:7400";
+  auto address = address_option(sub, "--server", server);
+  if (!address)
+    return 2;
+
+  plan p;
+  p.closed_loop = closed > 0;
+  p.connections = connections;
+  p.warmup = duration_cast<nanoseconds>(duration<double>(warmup_s));
+  p.max_lag = duration_cast<nanoseconds>(duration<double>(max_lag_ms / 1e3));
+  p.timeout = milliseconds(timeout_ms);
+  p.honour_retry_after = retry_after == "honour";
+  if (p.closed_loop) {
+    if (closed < connections)
+      return usage_error(sub, "--closed " + std::to_string(closed) + " is below --connections "
+                                + std::to_string(connections) + ": each connection keeps at least one in flight");
+    p.in_flight_per_connection = closed / connections;
+    p.count = count;
+    p.send_until = p.warmup + duration_cast<nanoseconds>(duration<double>(duration_s));
+  } else if (given("steps")) {
+    std::string why;
+    auto steps = parse_steps(steps_text, why);
+    if (!steps)
+      return usage_error(sub, why);
+    if (p.warmup > nanoseconds(0))
+      steps->insert(steps->begin(), load::rate_step{steps->front().rate_per_second, p.warmup});
+    rate = steps->front().rate_per_second;
+    for (auto& step : *steps) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%s%g/s for %g s", steps_shown.empty() ? "" : ", ",
+                    step.rate_per_second, duration<double>(step.duration).count());
+      steps_shown += text;
+    }
+    p.schedule.emplace(std::move(*steps));
+  } else {
+    if (count > 0) {
+      uint64_t warm = static_cast<uint64_t>(rate * warmup_s);
+      p.schedule = load::open_loop_schedule::of_count(rate, warm + count);
+    } else {
+      p.schedule.emplace(std::vector<load::rate_step>{
+        {rate, p.warmup + duration_cast<nanoseconds>(duration<double>(duration_s))}});
+    }
+  }
+
+  // -- connect every connection first: an unreachable target is exit 2 -----------------
+  client_options co;
+  co.host = address->host;
+  co.port = address->port;
+  co.token = token;
+  co.node_id = "levee-load";
+  std::vector<std::unique_ptr<target_driver>> drivers;
+  for (uint32_t i = 0; i < connections; ++i) {
+    std::unique_ptr<target_driver> d;
+    if (publish)
+      d = std::make_unique<publish_driver>(co, target[1], message_bytes,
+                                           ack == "none" ? ack_mode::none : ack_mode::leader,
+                                           milliseconds(timeout_ms));
+    else
+      d = std::make_unique<actor_driver>(co, target[1], payload_bytes);
+    if (auto st = d->connect(seconds(3)); !st) {
+      std::fprintf(stderr,
+                   "levee load: cannot reach %s: %s; is a node with roles = %s running there "
+                   "(levee node --config configs/%s.ini), or give --server HOST:PORT\n",
+                   printable(server).c_str(), printable(st.message()).c_str(),
+                   publish ? "broker" : "server", publish ? "broker" : "server");
+      return 2;
+    }
+    drivers.push_back(std::move(d));
+  }
+  if (!publish) {
+    // A name no actor has would make every send a not_found: say so before the run.
+    auto r = static_cast<actor_driver&>(*drivers.front()).probe(p.timeout);
+    if (r.rejected && r.rejected->code == code::not_found && r.rejected->limit.empty()) {
+      std::fprintf(stderr, "levee load: %s has no target '%s' (%s); give the name of an exposed "
+                           "actor (a server exposes query, stats, satellites)\n",
+                   printable(server).c_str(), printable(target[1]).c_str(),
+                   printable(r.rejected->detail).c_str());
+      return 2;
+    }
+  }
+
+  // -- run -------------------------------------------------------------------------------
+  interrupted.store(false);
+  auto old_int = std::signal(SIGINT, on_interrupt);
+  std::vector<load::recorder> recorders(connections, load::recorder{p.warmup, p.max_lag});
+  live_counts live;
+  std::atomic<uint64_t> closed_sends{0};
+  p.origin = clock_type::now();
+  std::vector<std::thread> threads;
+  std::atomic<uint32_t> running{connections};
+  for (uint32_t i = 0; i < connections; ++i)
+    threads.emplace_back([&, i] {
+      worker{p, i, *drivers[i], recorders[i], live, closed_sends}.run();
+      running--;
+    });
+  double planned = p.closed_loop ? duration<double>(p.send_until).count()
+                                 : duration<double>(p.schedule->span()).count();
+  bool tty = progress || (::isatty(STDERR_FILENO) == 1 && !json);
+  auto next_progress = clock_type::now() + seconds(1);
+  while (running.load() > 0) {
+    // The progress line on a terminal once a second; otherwise only wait for the threads.
+    std::this_thread::sleep_for(milliseconds(50));
+    if (tty && clock_type::now() >= next_progress) {
+      progress_line(live, duration<double>(clock_type::now() - p.origin).count(), planned);
+      next_progress += seconds(1);
+    }
+  }
+  for (auto& t : threads)
+    t.join();
+  auto sending_ended = clock_type::now();
+  std::signal(SIGINT, old_int);
+  if (tty)
+    std::fputs("\n", stderr);
+
+  load::run_result result{{}, load::recorder{p.warmup, p.max_lag}};
+  for (auto& r : recorders)
+    result.counts.merge(r);
+  auto& s = result.settings;
+  s.target_kind = target[0];
+  s.target = target[1];
+  s.server = server;
+  s.closed_loop = p.closed_loop;
+  s.rate_per_second = p.closed_loop ? 0 : rate;
+  s.steps = steps_shown;
+  s.in_flight = p.closed_loop ? p.in_flight_per_connection * connections : 0;
+  s.connections = connections;
+  s.payload_bytes = publish ? message_bytes : payload_bytes;
+  s.ack = publish ? ack : "";
+  s.retry_after = retry_after;
+  s.warmup_seconds = warmup_s;
+  s.max_lag_ms = max_lag_ms;
+  s.max_late_percent = max_late_percent;
+  if (p.closed_loop || interrupted.load())
+    // Closed loop (and a run cut short) lasted as long as it took, timeouts of the last
+    // sends aside: close enough for rates, and never longer than the sends took.
+    s.measured_seconds = std::max(0.0, duration<double>(sending_ended - p.origin).count() - warmup_s);
+  else
+    s.measured_seconds = std::max(0.0, duration<double>(p.schedule->span()).count() - warmup_s);
+
+  std::vector<load::threshold_outcome> outcomes;
+  for (auto& t : thresholds)
+    outcomes.push_back(load::evaluate(t, result));
+  if (json) {
+    auto out = result.json();
+    out.pop_back();
+    out += ",\"thresholds\":[";
+    for (size_t i = 0; i < outcomes.size(); ++i)
+      out += std::string{i ? "," : ""} + "{\"threshold\":" + load::json_string(thresholds[i].text)
+             + ",\"held\":" + (outcomes[i].held ? "true" : "false")
+             + ",\"observed\":" + std::to_string(outcomes[i].observed) + "}";
+    out += "]}";
+    std::printf("%s\n", out.c_str());
+  } else {
+    std::fputs(result.text().c_str(), stdout);
+    if (!outcomes.empty())
+      std::puts("\nthresholds:");
+    for (auto& o : outcomes)
+      std::printf("  %s\n", o.line.c_str());
+  }
+  std::fflush(stdout);
+  if (!result.valid())
+    return 3;
+  for (auto& o : outcomes)
+    if (!o.held)
+      return 99;
+  return 0;
+}
+
+} // namespace levee::apps

@@ -1,0 +1,197 @@
+// `levee load` against real `levee node` processes on 127.0.0.1 (ports the kernel picks):
+// a server stopped (SIGSTOP) for a known time shows its stall in the percentiles measured
+// from intended send times; a broker with a strict per-connection publish rate refuses a
+// known share, counted by code and limit; thresholds give exit 0 or 99.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "process_support.hpp"
+
+namespace levee {
+namespace {
+
+using namespace std::chrono;
+using test::child_process;
+using test::temp_dir;
+
+const char* const levee_binary = LEVEE_BINARY;
+constexpr milliseconds bound{20'000};
+
+/// A `levee node` with the roles and keys of `config`, its port read from its
+/// "... listening on HOST:PORT" line.
+struct node_process {
+  child_process proc;
+  uint16_t port = 0;
+  std::string stderr_path;
+
+  bool start(const temp_dir& dir, const std::string& name, const std::string& config,
+             const std::string& listening) {
+    auto path = dir.file(name + ".ini");
+    test::write_file(path, config);
+    stderr_path = dir.file(name + ".stderr");
+    if (!proc.start({levee_binary, "node", "--config", path}, stderr_path))
+      return false;
+    auto line = proc.wait_for_line(listening, bound);
+    if (!line)
+      return false;
+    auto colon = line->find(':', line->find("listening on"));
+    port = static_cast<uint16_t>(std::stoul(line->substr(colon + 1)));
+    return true;
+  }
+};
+
+struct load_run {
+  int exit_code = -1;
+  nlohmann::json result;
+  std::string out;
+};
+
+/// Runs `levee load ARGS --json` to its end (bounded), with stderr in `stderr_path`.
+load_run finish(child_process& load) {
+  load_run r;
+  r.out = load.read_rest(bound);
+  auto rc = load.wait_exit(bound);
+  r.exit_code = rc.value_or(-1);
+  auto brace = r.out.find('{');
+  if (brace != std::string::npos)
+    r.result = nlohmann::json::parse(r.out.substr(brace), nullptr, false);
+  return r;
+}
+
+std::string server_config() {
+  return "[node]\nroles = server\n[server]\nlisten = 127.0.0.1:0\n";
+}
+
+/// `levee load --target actor stats MODE... --json` against a server that is stopped
+/// (SIGSTOP) for one second once the run is under way; the stall's length in `stall_us`.
+load_run run_with_a_stall(const std::vector<std::string>& mode, double& stall_us) {
+  temp_dir dir{"levee-load"};
+  node_process server;
+  EXPECT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
+    << test::read_file(server.stderr_path);
+  auto load_err = dir.file("load.stderr");
+  test::write_file(load_err, "");  // exists before it is watched
+  std::vector<std::string> argv{levee_binary, "load", "--target", "actor", "stats", "--server",
+                                "127.0.0.1:" + std::to_string(server.port), "--json", "--progress"};
+  argv.insert(argv.end(), mode.begin(), mode.end());
+  child_process load{argv, load_err};
+  // The first progress line comes a second into the run: the schedule is running.
+  EXPECT_TRUE(test::wait_for_file_text(load_err, "sent ", bound)) << test::read_file(load_err);
+  EXPECT_TRUE(server.proc.pause());
+  auto stopped = steady_clock::now();
+  // The stall's length is what the test sets, so it waits that long on purpose.
+  std::this_thread::sleep_for(seconds(1));
+  EXPECT_TRUE(server.proc.resume());
+  stall_us = duration<double, std::micro>(steady_clock::now() - stopped).count();
+  auto r = finish(load);
+  EXPECT_EQ(r.exit_code, 0) << r.out << test::read_file(load_err);
+  return r;
+}
+
+TEST(LoadSystem, AStalledTargetShowsItsStallInLatencyFromIntendedSendTimes) {
+  double stall = 0;
+  auto r = run_with_a_stall({"--rate", "50", "--duration", "4"}, stall);
+  auto& j = r.result;
+  ASSERT_TRUE(j.is_object()) << r.out;
+  // Every send was made on schedule and answered: nothing was held back by the stall.
+  // (50/s keeps the ~50 sends of the stall below the server's 64 requests in flight per
+  // client, limits.server.max_inflight_per_requester: none is refused.)
+  EXPECT_EQ(j["offered"], 200);
+  EXPECT_EQ(j["accepted"], 200);
+  EXPECT_TRUE(j["valid"].get<bool>());
+  // ~50 of 200 sends were made during the stall: the first waited the whole stall, the
+  // 2 slowest (p99 of 200) nearly as long, the 20 slowest (p90) more than half of it.
+  EXPECT_GE(j["latency"]["max_us"].get<double>(), 0.9 * stall) << r.out;
+  EXPECT_GE(j["latency"]["p99_us"].get<double>(), 0.8 * stall) << r.out;
+  EXPECT_GE(j["latency"]["p90_us"].get<double>(), 0.3 * stall) << r.out;
+  EXPECT_EQ(j["coordinated_omission"], "corrected");
+}
+
+TEST(LoadSystem, AClosedLoopHidesTheSameStallAndSaysSo) {
+  double stall = 0;
+  auto r = run_with_a_stall({"--closed", "1", "--duration", "3"}, stall);
+  auto& j = r.result;
+  ASSERT_TRUE(j.is_object()) << r.out;
+  // One request waited out the stall, and nothing was sent meanwhile: the stall is one
+  // sample among hundreds, visible only in the max. That is why open loop is the default.
+  EXPECT_GE(j["latency"]["count"].get<int>(), 200) << r.out;
+  EXPECT_GE(j["latency"]["max_us"].get<double>(), 0.9 * stall) << r.out;
+  EXPECT_LT(j["latency"]["p99_us"].get<double>(), 0.1 * stall) << r.out;
+  EXPECT_EQ(j["coordinated_omission"], "not corrected (closed loop)");
+}
+
+TEST(LoadSystem, ARunBehindItsOwnScheduleIsInvalidAndExits3) {
+  temp_dir dir{"levee-load"};
+  node_process server;
+  ASSERT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
+    << test::read_file(server.stderr_path);
+  // A bound no real sender meets (every send 1 us late at most, none allowed late): the
+  // run must be declared invalid, never reported as if the rate had been offered.
+  child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
+                      "127.0.0.1:" + std::to_string(server.port), "--rate", "200",
+                      "--duration", "1", "--max-lag-ms", "0.001", "--max-late-percent", "0",
+                      "--json", "--threshold", "errors==0"}};
+  auto r = finish(load);
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+  EXPECT_FALSE(r.result["valid"].get<bool>()) << r.out;
+  EXPECT_GT(r.result["schedule"]["late"].get<int>(), 0) << r.out;
+  EXPECT_EQ(r.result["offered"], 200);  // the rate was kept, not lowered
+}
+
+TEST(LoadSystem, RefusalsOfAStrictBrokerAreCountedByCodeAndLimit) {
+  temp_dir dir{"levee-load"};
+  node_process broker;
+  ASSERT_TRUE(broker.start(dir, "broker",
+                           "[node]\nroles = broker\n[broker]\nlisten = 127.0.0.1:0\ndata_dir = "
+                             + dir.file("data") + "\npublish_msgs_per_sec = 100\n",
+                           "broker listening on"))
+    << test::read_file(broker.stderr_path);
+  auto address = "127.0.0.1:" + std::to_string(broker.port);
+  child_process create{{levee_binary, "stream", "create", "t", "--subject", "t.>", "--broker", address}};
+  ASSERT_EQ(create.wait_exit(bound), 0);
+
+  auto run = [&](const std::string& threshold, const std::string& retry_after = "ignore") {
+    child_process load{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                        "--rate", "400", "--duration", "2", "--ack", "leader", "--json",
+                        "--threshold", threshold, "--retry-after", retry_after}};
+    return finish(load);
+  };
+  auto r = run("rejected{code=rate_limited}.count>0");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto& j = r.result;
+  // 800 offered to a bucket of 100/s (a second's burst): about 100 + 2 x 100 accepted. The
+  // bounds are wide, so a slow machine (sends bunched late, the bucket refilled meanwhile)
+  // stays within them.
+  EXPECT_EQ(j["offered"], 800);
+  auto accepted = j["accepted"].get<int>();
+  auto rejected = j["rejected"]["total"].get<int>();
+  EXPECT_GE(accepted, 150) << r.out;
+  EXPECT_LE(accepted, 450) << r.out;
+  EXPECT_EQ(accepted + rejected + j["errors"].get<int>() + j["timeouts"].get<int>(), 800);
+  EXPECT_EQ(j["errors"], 0);
+  EXPECT_EQ(j["rejected"]["by_code"]["rate_limited"], rejected);
+  EXPECT_EQ(j["rejected"]["by_limit"]["broker.publish_msgs_per_sec"], rejected);
+  EXPECT_EQ(j["thresholds"][0]["held"], true);
+
+  // A client that honours retry_after_ms holds sends back instead (counted so, still
+  // offered), and is refused less often than one that ignores it.
+  auto polite = run("held_back.count>0", "honour");
+  EXPECT_EQ(polite.exit_code, 0) << polite.out;
+  EXPECT_EQ(polite.result["offered"], 800);
+  EXPECT_LT(polite.result["rejected"]["total"].get<int>(), rejected) << polite.out;
+
+  // The same load with a threshold it cannot meet: exit 99.
+  auto failed = run("rejected.count==0");
+  EXPECT_EQ(failed.exit_code, 99) << failed.out;
+  EXPECT_EQ(failed.result["thresholds"][0]["held"], false);
+}
+
+} // namespace
+} // namespace levee

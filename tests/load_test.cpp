@@ -1,0 +1,221 @@
+// The load tool's core (load/): the histogram against exact sorts, the open-loop schedule,
+// the recorder's accounting and the thresholds. Plain C++, no processes.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "load/latency_histogram.hpp"
+#include "load/results.hpp"
+#include "load/schedule.hpp"
+#include "load/thresholds.hpp"
+
+namespace levee::load {
+namespace {
+
+using namespace std::chrono;
+
+/// Every reported percentile is at or above the exact order statistic of the same rank and
+/// at most 1/128 above it (the stated error).
+void expect_within_stated_error(const std::vector<uint64_t>& samples) {
+  latency_histogram h;
+  for (auto v : samples)
+    h.record(v);
+  auto sorted = samples;
+  std::sort(sorted.begin(), sorted.end());
+  ASSERT_EQ(h.count(), sorted.size());
+  EXPECT_EQ(h.max(), sorted.back());
+  EXPECT_EQ(h.min(), sorted.front());
+  for (double p : {1.0, 10.0, 50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0}) {
+    uint64_t exact = sorted[latency_histogram::rank_of(p, sorted.size()) - 1];
+    uint64_t got = h.percentile(p);
+    EXPECT_GE(got, exact) << "p" << p;
+    EXPECT_LE(static_cast<double>(got - exact), static_cast<double>(exact) / 128.0) << "p" << p;
+  }
+}
+
+TEST(LatencyHistogram, PercentilesOfRandomSamplesAreWithinTheStatedError) {
+  std::mt19937_64 rng{17};
+  // Log-uniform from 1 ns to ~17 s: every bucket is used.
+  std::uniform_real_distribution<double> exponent{0, 34};
+  std::vector<uint64_t> samples;
+  for (int i = 0; i < 200'000; ++i)
+    samples.push_back(static_cast<uint64_t>(std::pow(2.0, exponent(rng))));
+  expect_within_stated_error(samples);
+  // A latency-like shape: most around 100 us, a long tail.
+  std::lognormal_distribution<double> shape{std::log(100'000.0), 1.2};
+  samples.clear();
+  for (int i = 0; i < 200'000; ++i)
+    samples.push_back(static_cast<uint64_t>(shape(rng)));
+  expect_within_stated_error(samples);
+}
+
+TEST(LatencyHistogram, AdversarialSamplesAreWithinTheStatedError) {
+  // Values on either side of every sub-bucket edge of every power of two in the range.
+  std::vector<uint64_t> edges;
+  for (int b = 0; b < 36; ++b)
+    for (uint64_t v : {(uint64_t{1} << b) - 1, uint64_t{1} << b, (uint64_t{1} << b) + 1,
+                       (uint64_t{255} << b) + 1, (uint64_t{256} << b) - 1})
+      edges.push_back(v);
+  expect_within_stated_error(edges);
+  expect_within_stated_error(std::vector<uint64_t>(1000, 123'456'789));  // all equal
+  // Bimodal: 99.9 % fast and a few very slow (the percentile between them is the test).
+  std::vector<uint64_t> bimodal(99'900, 50'000);
+  bimodal.insert(bimodal.end(), 100, 2'000'000'000);
+  expect_within_stated_error(bimodal);
+  expect_within_stated_error({0, 0, 1});
+  expect_within_stated_error({7});
+}
+
+TEST(LatencyHistogram, ValuesAboveTheRangeAreCountedAtItsTop) {
+  latency_histogram h{1'000'000};
+  h.record(5'000'000);
+  h.record(10);
+  EXPECT_EQ(h.saturated(), 1u);
+  EXPECT_EQ(h.max(), h.highest_trackable());
+  EXPECT_EQ(h.count(), 2u);
+}
+
+TEST(LatencyHistogram, MergedPerThreadHistogramsEqualOneOfEverything) {
+  std::mt19937_64 rng{3};
+  std::uniform_int_distribution<uint64_t> any{1, 10'000'000'000};
+  latency_histogram all, a, b;
+  for (int i = 0; i < 50'000; ++i) {
+    auto v = any(rng);
+    all.record(v);
+    (i % 3 == 0 ? a : b).record(v);
+  }
+  a.merge(b);
+  EXPECT_EQ(a.count(), all.count());
+  EXPECT_EQ(a.max(), all.max());
+  for (double p : {50.0, 99.0, 99.99})
+    EXPECT_EQ(a.percentile(p), all.percentile(p));
+  latency_histogram other_range{1000};
+  EXPECT_THROW(a.merge(other_range), std::invalid_argument);
+}
+
+TEST(LatencyHistogram, MemoryIsFixedHoweverManyValues) {
+  latency_histogram h;
+  auto before = h.memory_bytes();
+  for (uint64_t i = 0; i < 1'000'000; ++i)
+    h.record(i * 7919);
+  EXPECT_EQ(h.memory_bytes(), before);
+  EXPECT_LE(before, 40u * 1024);
+}
+
+TEST(OpenLoopSchedule, SendsAreEvenlySpacedAtEachStepsRate) {
+  open_loop_schedule s{{{1000, seconds(2)}, {4000, milliseconds(500)}}};
+  EXPECT_EQ(s.total(), 2000u + 2000u);
+  EXPECT_EQ(s.intended(0), nanoseconds(0));
+  EXPECT_EQ(s.intended(1), milliseconds(1));
+  EXPECT_EQ(s.intended(1999), microseconds(1'999'000));
+  EXPECT_EQ(s.intended(2000), seconds(2));  // the second step starts on time
+  EXPECT_EQ(s.intended(2001), microseconds(2'000'250));
+  EXPECT_EQ(s.span(), milliseconds(2500));
+  auto counted = open_loop_schedule::of_count(300, 7);
+  EXPECT_EQ(counted.total(), 7u);
+  EXPECT_NEAR(duration<double>(counted.intended(6)).count(), 0.02, 1e-6);
+}
+
+TEST(Recorder, LatencyIsFromTheIntendedTimeAndEverySendIsAccountedFor) {
+  recorder r{seconds(1), milliseconds(50)};
+  r.accepted(milliseconds(500), milliseconds(500), milliseconds(501));  // warm-up: left out
+  // A target that stalled 200 ms: the send went on time, the answer came 200 ms later.
+  r.accepted(milliseconds(1000), milliseconds(1000), milliseconds(1200));
+  // The tool itself was 100 ms late (counted late), answered 1 ms after the send.
+  r.accepted(milliseconds(1001), milliseconds(1101), milliseconds(1102));
+  r.rejected(milliseconds(2500), milliseconds(2500), milliseconds(2501), "rate_limited",
+             "broker.publish_msgs_per_sec");
+  r.failed(milliseconds(2600), milliseconds(2600), "unavailable: the connection was lost");
+  r.timed_out(milliseconds(2700), milliseconds(2700));
+  r.held_back(milliseconds(2800));
+  EXPECT_EQ(r.warmup_sends(), 1u);
+  EXPECT_EQ(r.offered(), 6u);
+  EXPECT_EQ(r.offered(), r.held_back_count() + r.accepted_count() + r.rejected_count()
+                           + r.error_count() + r.timeout_count());
+  EXPECT_EQ(r.late_count(), 1u);
+  EXPECT_EQ(r.latency().max(), 200'000'000u);               // from the intended time
+  EXPECT_EQ(r.service_time().max(), 200'000'000u);
+  EXPECT_EQ(r.latency().min(), 101'000'000u);               // 100 ms late + 1 ms
+  EXPECT_EQ(r.service_time().min(), 1'000'000u);
+  EXPECT_EQ(r.rejected_by_code().at("rate_limited"), 1u);
+  EXPECT_EQ(r.rejected_by_limit().at("broker.publish_msgs_per_sec"), 1u);
+  ASSERT_EQ(r.seconds().size(), 2u);
+  EXPECT_EQ(r.seconds()[0].accepted, 2u);
+  EXPECT_EQ(r.seconds()[1].offered, 4u);
+}
+
+run_result result_of(recorder r, double seconds) {
+  run_result out{{}, std::move(r)};
+  out.settings.measured_seconds = seconds;
+  out.settings.max_late_percent = 1;
+  return out;
+}
+
+TEST(Thresholds, HoldAndFailOnTheRunsFigures) {
+  recorder r{nanoseconds(0), milliseconds(50)};
+  for (int i = 0; i < 100; ++i)
+    r.accepted(milliseconds(i), milliseconds(i), milliseconds(i) + microseconds(i < 99 ? 500 : 5000));
+  for (int i = 0; i < 10; ++i)
+    r.rejected(milliseconds(i), milliseconds(i), milliseconds(i), "rate_limited", "net.max_msgs_per_sec");
+  auto res = result_of(std::move(r), 2.0);
+  auto check = [&](const char* text) {
+    auto t = parse_threshold(text);
+    EXPECT_TRUE(t) << text << ": " << t.error().message();
+    return t ? evaluate(*t, res).held : false;
+  };
+  EXPECT_TRUE(check("latency.p99<2ms"));
+  EXPECT_FALSE(check("latency.max<2ms"));
+  EXPECT_TRUE(check("latency.p50 <= 600us"));
+  EXPECT_TRUE(check("goodput>=50/s"));
+  EXPECT_FALSE(check("goodput>=9000/s"));
+  EXPECT_TRUE(check("rejected{code=rate_limited}.rate>0"));
+  EXPECT_TRUE(check("rejected{code=rate_limited}.count==10"));
+  EXPECT_TRUE(check("rejected{code=mailbox_full}.count==0"));
+  EXPECT_TRUE(check("rejected{limit=net.max_msgs_per_sec}.rate==5/s"));
+  EXPECT_FALSE(check("rejected.ratio<5%"));
+  EXPECT_TRUE(check("errors==0"));
+  auto line = evaluate(*parse_threshold("latency.max<2ms"), res).line;
+  EXPECT_EQ(line.rfind("FAIL latency.max<2ms (observed ", 0), 0u) << line;
+}
+
+TEST(Thresholds, ParseErrorsSayWhatIsWrong) {
+  auto error_of = [](const char* text) {
+    auto t = parse_threshold(text);
+    EXPECT_FALSE(t) << text;
+    return t ? std::string{} : t.error().message();
+  };
+  EXPECT_NE(error_of("latency.p99").find("no comparison"), std::string::npos);
+  EXPECT_NE(error_of("latency.p99<2").find("needs a unit"), std::string::npos);
+  EXPECT_NE(error_of("latency<2ms").find("needs a statistic"), std::string::npos);
+  EXPECT_NE(error_of("latency.p100<2ms").find("not a statistic"), std::string::npos);
+  EXPECT_NE(error_of("speed>3").find("unknown metric 'speed'"), std::string::npos);
+  EXPECT_NE(error_of("rejected{code=too_slow}.count>0").find("not a code Levee has"), std::string::npos);
+  EXPECT_NE(error_of("goodput>=fast").find("not a number"), std::string::npos);
+  EXPECT_NE(error_of("goodput=5").find("use == or !="), std::string::npos);
+  EXPECT_NE(error_of("goodput>5/min").find("per second"), std::string::npos);
+  EXPECT_NE(error_of("latency{code=x}.p99<1ms").find("only rejected takes a selector"), std::string::npos);
+  // Each says what a valid one looks like.
+  EXPECT_NE(error_of("x").find("latency.p99<2ms"), std::string::npos);
+}
+
+TEST(RunResult, AnOpenLoopRunTooFarBehindItsScheduleIsInvalid) {
+  recorder r{nanoseconds(0), milliseconds(10)};
+  for (int i = 0; i < 100; ++i)  // 2 of 100 sends 20 ms late: above the 1 % bound
+    r.accepted(milliseconds(i), milliseconds(i) + milliseconds(i < 2 ? 20 : 0), milliseconds(i + 30));
+  auto res = result_of(std::move(r), 1.0);
+  EXPECT_FALSE(res.valid());
+  EXPECT_NE(res.text().find("INVALID RUN"), std::string::npos);
+  EXPECT_NE(res.json().find("\"valid\":false"), std::string::npos);
+  res.settings.max_late_percent = 2;
+  EXPECT_TRUE(res.valid());
+  res.settings.closed_loop = true;
+  EXPECT_NE(res.text().find("coordinated omission"), std::string::npos);
+}
+
+} // namespace
+} // namespace levee::load
