@@ -268,19 +268,24 @@ result<broker_options> broker_options_from_config(const flat_config& cfg) {
     return cluster.error();
   out.cluster = std::move(*cluster);
   // [limits.consumer] paces each subscription (broker/README.md "Limits"); a consumer is
-  // not an actor, so an actor key there would be accepted and do nothing: refused.
+  // not an actor, so an actor key there (which [limits.*] sections take) is refused with
+  // that reason before read_fields' plain "unknown key".
   for (auto& [key, value] : cfg) {
     constexpr std::string_view section = "limits.consumer.";
     if (key.rfind(section, 0) != 0)
       continue;
     auto field = std::string_view{key}.substr(section.size());
-    if (field != "rate_msgs_per_sec" && field != "rate_burst_msgs"
-        && field != "rate_bytes_per_sec" && field != "rate_burst_bytes")
+    std::string names;
+    bool known = false;
+    for (auto& f : consumer_fields) {
+      known = known || field == f.name;
+      names += (names.empty() ? "" : ", ") + std::string{f.name};
+    }
+    if (!known)
       return status::error(code::bad_request,
                            key + " does not apply: a consumer (a subscription) is not an "
                                  "actor, and only its delivery rates are bounded there; use "
-                                 "rate_msgs_per_sec, rate_burst_msgs, rate_bytes_per_sec or "
-                                 "rate_burst_bytes");
+                                 + names);
   }
   if (auto st = read_fields(out.limits.consumer, cfg, "limits.consumer", consumer_fields); !st)
     return st;

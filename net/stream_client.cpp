@@ -474,23 +474,15 @@ status stream_client::send_held(bool wait) {
     return {};  // held until a slot frees
   auto held = std::move(*held_);
   held_.reset();
-  std::optional<rejection> refused;
+  // Still full past the batch's deadline: levee::client refuses it (too_many_inflight,
+  // net.max_inflight_requests) like any request over the bound.
+  auto c = publish_call(held.subject, held.messages, held.opts);
   uint64_t id = 0;
-  if (frames_full()) {
-    refused = rejection::of(code::too_many_inflight)
-                .limit("net.max_inflight_requests")
-                .observed(conn_.in_flight() + 1)
-                .max(conn_.limits().max_inflight_requests)
-                .detail("other requests of this client fill the broker's in-flight bound "
-                        "past the publishes' timeout; receive their answers first");
-  } else {
-    auto c = publish_call(held.subject, held.messages, held.opts);
-    // Asynchronous publishes leave in 64 KiB writes, not a system call each; whatever
-    // waits for an answer (the window, flush, a synchronous call) writes what is held.
-    conn_.coalesce_writes(true);
-    refused = conn_.send_call(c, id);
-    conn_.coalesce_writes(false);
-  }
+  // Asynchronous publishes leave in 64 KiB writes, not a system call each; whatever waits
+  // for an answer (the window, flush, a synchronous call) writes what is held.
+  conn_.coalesce_writes(true);
+  auto refused = conn_.send_call(c, id);
+  conn_.coalesce_writes(false);
   if (refused) {
     reply r;
     r.rejected = *refused;
