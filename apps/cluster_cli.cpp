@@ -37,12 +37,12 @@ std::string cluster_text(const cluster::ClusterInfo& c) {
   if (!c.leader_address().empty())
     out += " at " + printable(c.leader_address());
   out += "\nterm " + std::to_string(c.term()) + ", applied " + std::to_string(c.applied_index())
-         + " entries, chain head " + c.chain_head() + "\n";
+         + " entries, chain head " + printable(c.chain_head()) + "\n";
   if (!c.health().empty())
     out += "METADATA STOPPED: " + printable(c.health()) + "\n";
   out += "brokers:\n";
   for (auto& b : c.brokers()) {
-    out += "  " + std::to_string(b.id()) + "  " + printable(b.address()) + "  " + b.state();
+    out += "  " + std::to_string(b.id()) + "  " + printable(b.address()) + "  " + printable(b.state());
     if (b.last_seen_ms_ago() >= 0)
       out += "  seen " + std::to_string(b.last_seen_ms_ago()) + " ms ago";
     out += "\n";

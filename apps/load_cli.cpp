@@ -13,12 +13,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
-#include <iostream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -229,8 +228,10 @@ private:
     }
     rec_.rejected(intended, sent, done, to_string(r.code), r.limit);
     live_.rejected++;
+    // retry_after_ms comes from the target: held no longer than a send's timeout.
     if (r.retry_after_ms > 0)
-      hold_until_ = std::max(hold_until_, done + milliseconds(r.retry_after_ms));
+      hold_until_ = std::max(
+        hold_until_, done + std::min<nanoseconds>(milliseconds(r.retry_after_ms), p_.timeout));
   }
 
   /// Waits up to `wait` for answers and files them; expires sends past the timeout.
@@ -287,8 +288,9 @@ private:
         break;
       auto wait = s.intended(n) - now();
       if (pending_.empty()) {
+        // At most 100 ms at a time, so that Ctrl-C is seen within that however slow the rate.
         if (wait > nanoseconds(0))
-          std::this_thread::sleep_for(wait);
+          std::this_thread::sleep_for(std::min<nanoseconds>(wait, milliseconds(100)));
       } else {
         receive(std::clamp(duration_cast<milliseconds>(wait), milliseconds(0), milliseconds(100)));
       }
@@ -341,11 +343,15 @@ std::optional<std::vector<load::rate_step>> parse_steps(const std::string& text,
   std::vector<load::rate_step> steps;
   for (auto& part : split_list(text)) {
     auto colon = part.find(':');
+    char* rate_end = nullptr;
     char* end = nullptr;
-    double rate = colon == std::string::npos ? 0 : std::strtod(part.c_str(), &end);
+    double rate = colon == std::string::npos ? 0 : std::strtod(part.c_str(), &rate_end);
     double seconds = colon == std::string::npos ? 0 : std::strtod(part.c_str() + colon + 1, &end);
-    if (colon == std::string::npos || rate <= 0 || rate > 100000 || seconds <= 0 || seconds > 86400
-        || *end != '\0') {
+    // Both halves whole and finite ("nan" passes every comparison below, "100abc" stops
+    // strtod early).
+    if (colon == std::string::npos || rate_end != part.c_str() + colon || *end != '\0'
+        || !std::isfinite(rate) || !std::isfinite(seconds) || rate <= 0 || rate > 100000
+        || seconds <= 0 || seconds > 86400) {
       why = "--steps " + part + ": each step is RATE:SECONDS with a rate above 0 (per second) and "
             "seconds above 0, e.g. --steps 1000:10,2000:10";
       return std::nullopt;
@@ -494,6 +500,12 @@ int run_load(const std::vector<std::string>& args) {
     p.schedule.emplace(std::move(*steps));
   } else {
     if (count > 0) {
+      if (static_cast<double>(count) / rate + warmup_s > 86400) {
+        std::fprintf(stderr, "levee load: --count %llu at --rate %g takes more than a day; "
+                             "lower the count or raise the rate\n",
+                     static_cast<unsigned long long>(count), rate);
+        return 2;
+      }
       uint64_t warm = static_cast<uint64_t>(rate * warmup_s);
       p.schedule = load::open_loop_schedule::of_count(rate, warm + count);
     } else {

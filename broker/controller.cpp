@@ -2,6 +2,7 @@
 
 #include "broker/controller.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -165,8 +166,9 @@ void send_heartbeat(controller_self* self) {
         if (!reply.ParseFromString(answer))
           return;
         st.leader_view_ms.clear();
+        // Clamped to a day: ms_ago comes off the wire and is added to below.
         for (auto& s : reply.seen())
-          st.leader_view_ms[s.id()] = s.ms_ago();
+          st.leader_view_ms[s.id()] = std::min<uint64_t>(s.ms_ago(), 86'400'000);
         st.leader_view_at = st.now();
       },
       [self](caf::error&) {
@@ -275,8 +277,24 @@ controller_actor::behavior_type controller(controller_self* self) {
                                   + (leader.id ? "broker " + std::to_string(leader.id)
                                                : std::string{"not known yet"})));
       }
+      // Only the configured members heartbeat, at an address that parses: an id from the
+      // wire is never a new entry in the metadata (nor in last_heard) by itself.
+      auto& hb = call.heartbeat();
+      bool member = false;
+      for (auto& m : st.opts.members)
+        member = member || m.id == hb.broker_id();
+      if (!member)
+        return to_error(rejection::of(code::bad_request)
+                          .detail("broker " + std::to_string(hb.broker_id())
+                                  + " is not in broker.raft_members of broker "
+                                  + std::to_string(st.opts.id)
+                                  + "; give every broker the same raft_members"));
+      base::host_port hp;
+      std::string bad;
+      if (!base::parse_host_port("the heartbeat's address", hb.address(), hp, bad))
+        return to_error(rejection::of(code::bad_request).detail(bad));
       refresh(self);
-      heard_from(self, call.heartbeat().broker_id(), call.heartbeat().address());
+      heard_from(self, hb.broker_id(), hb.address());
       return leader_view(self).SerializeAsString();
     },
     [self](applied_atom) { refresh(self); },

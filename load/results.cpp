@@ -91,7 +91,10 @@ second_counts* recorder::measured(ns intended, ns sent, uint64_t recorder::*tota
   max_lag_seen_ = std::max<uint64_t>(max_lag_seen_, static_cast<uint64_t>(lag));
   if (nanoseconds(lag) > max_lag_)
     ++late_;
-  auto second = static_cast<size_t>((intended - warmup_start_).count() / ns_per_second);
+  // Seconds past the series' bound are counted in its last row (a closed-loop run with
+  // --count has no set length).
+  auto second = std::min<size_t>(
+    static_cast<size_t>((intended - warmup_start_).count() / ns_per_second), max_series_seconds - 1);
   if (seconds_.size() <= second)
     seconds_.resize(second + 1);
   auto& row = seconds_[second];

@@ -13,7 +13,8 @@
 // intended send time (open loop: coordinated omission corrected), service time from the
 // actual send; both only of accepted requests, so a flood of quick refusals does not make
 // the latency look good. Memory is bounded: two fixed histograms, counters, and one row of
-// counters per second of the run.
+// counters per second of the run, up to max_series_seconds (a day, 4 MiB; later seconds
+// count in the last row).
 
 #include <chrono>
 #include <cstdint>
@@ -34,6 +35,9 @@ struct second_counts {
   uint64_t offered = 0, accepted = 0, rejected = 0, errors = 0, timeouts = 0;
   uint64_t max_latency_ns = 0;  // of the accepted sends of that second
 };
+
+/// The per-second series' bound: a day of rows (48 bytes each) per recorder.
+constexpr size_t max_series_seconds = 86'400;
 
 class recorder {
 public:

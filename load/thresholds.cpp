@@ -1,5 +1,6 @@
 #include "load/thresholds.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -118,7 +119,8 @@ result<threshold> parse_threshold(const std::string& text) {
   // The value and its unit.
   char* end = nullptr;
   t.value = std::strtod(right.c_str(), &end);
-  if (end == right.c_str() || right.empty() || right[0] == '-' || right.find_first_of("xXnNiI") == 0)
+  if (end == right.c_str() || right.empty() || right[0] == '-' || right.find_first_of("xXnNiI") == 0
+      || !std::isfinite(t.value))
     return bad(text, "'" + right + "' is not a number");
   std::string unit = trim(end);
   if (is_latency(t.metric)) {

@@ -258,6 +258,9 @@ struct raft_node::impl {
       return RAFT_CORRUPT;
     }
     raft_free(buf->base);  // ours on success (raft.h: restore takes ownership)
+    // A good snapshot replaces a state that had stopped (metadata_state::restore clears its
+    // failure): the node may serve again once it leads or follows a leader's barrier.
+    self->health = status{};
     ++self->counters.snapshots_restored;
     self->resync = true;  // the owner's copy predates the snapshot
     self->applied.clear();

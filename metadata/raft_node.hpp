@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "limits/defaults.hpp"
 #include "limits/rejection.hpp"
 #include "limits/status.hpp"
 #include "metadata/metadata_state.hpp"
@@ -54,7 +55,7 @@ struct raft_node_options {
   /// commands and membership changes waiting for the loop (queued, or held for the
   /// leader's barrier) or handed to libraft and not yet answered. 256: metadata changes are rare (stream creation, leader changes); a
   /// burst larger than that means a caller is looping.
-  uint64_t max_pending_commands = 256;
+  uint64_t max_pending_commands = defaults::metadata_max_pending_commands;
   /// applied entries the owner has not drained yet. 4096 rides out a long GC-like pause of
   /// the owner; past it the owner re-reads the whole state instead.
   uint64_t max_applied_backlog = 4096;
