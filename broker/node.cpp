@@ -9,6 +9,7 @@
 #include "actors/limited_actor.hpp"
 #include "base/host_port.hpp"
 #include "limits/config_fields.hpp"
+#include "metadata/raft_node.hpp"
 #include "net/stats_reply.hpp"
 #include "net/wire_text.hpp"
 
@@ -133,17 +134,17 @@ result<std::vector<metadata::raft_member>> parse_members(const std::string& text
     if (item.empty() || eq == std::string::npos)
       return status::error(code::bad_request,
                            "broker.raft_members: '" + item + "' is not id=address" + what_to_write);
-    auto id = parse_quantity("broker.raft_members", item.substr(0, eq));
+    // Digits only: parse_quantity would take "1KiB" as 1024.
+    auto id_text = item.substr(0, eq);
+    auto id = id_text.find_first_not_of("0123456789") == std::string::npos
+                ? parse_quantity("broker.raft_members", id_text)
+                : result<uint64_t>{status::error(code::bad_request, "not a number")};
     if (!id || *id == 0)
       return status::error(code::bad_request, "broker.raft_members: '" + item.substr(0, eq)
                                                  + "' is not a broker id (1..)" + what_to_write);
-    base::host_port hp;
-    std::string bad;
     auto address = item.substr(eq + 1);
-    if (!base::parse_host_port("broker.raft_members", address, hp, bad)
-        || address.find_first_not_of("0123456789.:") != std::string::npos)
-      return status::error(code::bad_request, "broker.raft_members: '" + address
-                                                 + "' is not an IPv4 address and port" + what_to_write);
+    if (auto st = metadata::check_raft_address(address, "broker.raft_members"); !st)
+      return status::error(code::bad_request, st.message() + what_to_write);
     for (auto& m : out)
       if (m.id == *id)
         return status::error(code::bad_request, "broker.raft_members: id " + std::to_string(*id)
@@ -177,13 +178,8 @@ result<std::optional<controller_options>> cluster_options_from_config(const flat
                          "broker.id is missing: a clustered broker (broker.raft_listen is set) "
                          "needs an id from 1, unique in the cluster");
   o.id = n.id;
-  base::host_port hp;
-  std::string bad;
-  if (!base::parse_host_port("broker.raft_listen", *raft_listen, hp, bad) || hp.port == 0
-      || raft_listen->find_first_not_of("0123456789.:") != std::string::npos)
-    return status::error(code::bad_request,
-                         "broker.raft_listen = '" + *raft_listen + "': write an IPv4 address and "
-                         "a port other than 0 (libraft 0.15 takes no host names), e.g. 127.0.0.1:7701");
+  if (auto st = metadata::check_raft_address(*raft_listen, "broker.raft_listen"); !st)
+    return st;
   o.raft_listen = *raft_listen;
   auto members = get("raft_members");
   if (!members || members->empty())
@@ -210,6 +206,8 @@ result<std::optional<controller_options>> cluster_options_from_config(const flat
                            + std::to_string(o.id) + "); add " + std::to_string(o.id) + "="
                            + o.raft_listen + " (adding a broker to a running cluster is not built yet)");
   o.advertise = get("advertise").value_or(b.listen);
+  base::host_port hp;
+  std::string bad;
   if (!base::parse_host_port("broker.advertise", o.advertise, hp, bad) || hp.port == 0)
     return status::error(code::bad_request,
                          "broker.advertise = '" + o.advertise + "': write the host:port clients "

@@ -326,6 +326,12 @@ std::optional<rejection> metadata_state::apply_command(const change_partition& c
     return rejection(rejection::of(code::bad_request)
         .detail("partition " + which + ": the leader " + std::to_string(c.leader) +
                 " must be in the ISR " + ids_text(c.isr)));
+  for (size_t i = 0; i < c.isr.size(); ++i)
+    if (std::find(c.isr.begin(), c.isr.begin() + static_cast<std::ptrdiff_t>(i), c.isr[i])
+        != c.isr.begin() + static_cast<std::ptrdiff_t>(i))
+      return rejection(rejection::of(code::bad_request)
+          .detail("partition " + which + ": broker " + std::to_string(c.isr[i]) +
+                  " is listed twice in the ISR " + ids_text(c.isr) + "; list each once"));
   for (uint64_t r : c.isr)
     if (!contains(p.replicas, r))
       return rejection(rejection::of(code::bad_request)
@@ -449,7 +455,12 @@ status metadata_state::restore(std::string_view snapshot) {
     st.min_insync_replicas = m.min_insync_replicas();
     for (const auto& p : m.partitions())
       st.partitions.push_back(from_pb(p));
-    streams.emplace(st.config.name, std::move(st));
+    auto name = st.config.name;
+    if (!streams.emplace(name, std::move(st)).second)
+      return status::error(code::storage_error,
+                           "the metadata snapshot holds stream " + name + " twice; it is damaged: "
+                           "move this node's metadata data dir aside so that it rejoins from "
+                           "the leader");
   }
   brokers_ = std::move(brokers);
   streams_ = std::move(streams);

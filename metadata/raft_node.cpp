@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/codec.hpp"
+#include "base/host_port.hpp"
 
 #include <uv.h>
 // libraft 0.15's headers declare C functions without extern "C" of their own.
@@ -71,25 +72,20 @@ std::string raft_error(int rv, const char* what) {
   return std::string{what} + ": " + raft_strerror(rv);
 }
 
-status check_ipv4_address(const std::string& address, const std::string& option) {
-  auto colon = address.rfind(':');
+} // namespace
+
+status check_raft_address(const std::string& address, const std::string& name) {
+  base::host_port hp;
+  std::string bad;
   in_addr ip{};
-  bool ok = colon != std::string::npos && colon + 1 < address.size() &&
-            inet_pton(AF_INET, address.substr(0, colon).c_str(), &ip) == 1;
-  if (ok) {
-    char* end = nullptr;
-    unsigned long port = std::strtoul(address.c_str() + colon + 1, &end, 10);
-    ok = *end == '\0' && port >= 1 && port <= 65535;
-  }
-  if (!ok)
+  if (!base::parse_host_port(name, address, hp, bad)
+      || inet_pton(AF_INET, hp.host.c_str(), &ip) != 1)
     return status::error(code::bad_request,
-                         option + " '" + address +
+                         name + " '" + address +
                              "' must be an IPv4 literal and a port from 1, like 10.0.0.5:7400 "
                              "(libraft 0.15 takes no host names and no IPv6)");
   return {};
 }
-
-} // namespace
 
 status check_direct_io(const std::string& dir) {
   const std::string probe = dir + "/.levee-direct-io-probe";
@@ -621,12 +617,12 @@ raft_node::~raft_node() {
 result<std::unique_ptr<raft_node>> raft_node::start(raft_node_options options, callbacks cbs) {
   if (options.id == 0)
     return status::error(code::bad_request, "metadata node id 0 is reserved; give each broker an id from 1");
-  if (status s = check_ipv4_address(options.address, "metadata raft address"); !s.ok())
+  if (status s = check_raft_address(options.address, "metadata raft address"); !s.ok())
     return s;
   for (const auto& m : options.initial_members) {
     if (m.id == 0)
       return status::error(code::bad_request, "initial member id 0 is reserved; number members from 1");
-    if (status s = check_ipv4_address(m.address, "initial member " + std::to_string(m.id) + "'s address");
+    if (status s = check_raft_address(m.address, "initial member " + std::to_string(m.id) + "'s address");
         !s.ok())
       return s;
   }
@@ -755,7 +751,7 @@ status raft_node::submit(command cmd, command_callback done) {
 }
 
 status raft_node::add_member(raft_member member, change_callback done) {
-  if (status s = check_ipv4_address(member.address, "new member's address"); !s.ok())
+  if (status s = check_raft_address(member.address, "new member's address"); !s.ok())
     return s;
   request q;
   q.what = request::type::add;

@@ -171,4 +171,8 @@ private:
 /// error naming the dir and what to do (put it on ext4 or xfs, not tmpfs).
 status check_direct_io(const std::string& dir);
 
+/// What libraft 0.15's transport takes: an IPv4 literal and a port from 1 ("10.0.0.5:7400").
+/// A clear error naming `name` (a config key) otherwise.
+status check_raft_address(const std::string& address, const std::string& name);
+
 } // namespace levee::metadata

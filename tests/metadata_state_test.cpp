@@ -162,6 +162,12 @@ TEST(MetadataState, PartitionChangeIsCompareAndSetOnItsEpoch) {
   auto missing = apply_ok(s, p.next(change_partition{"orders", 7, 3, new_leader, {new_leader}}));
   ASSERT_TRUE(missing.refusal);
   EXPECT_EQ(missing.refusal->code, code::not_found);
+  // An ISR that names a member twice would count it twice toward min_insync_replicas.
+  auto twice = apply_ok(s, p.next(change_partition{"orders", 0, 3, new_leader,
+                                                   {new_leader, new_leader}}));
+  ASSERT_TRUE(twice.refusal);
+  EXPECT_EQ(twice.refusal->code, code::bad_request);
+  EXPECT_NE(twice.refusal->detail.find("twice"), std::string::npos) << twice.refusal->detail;
 }
 
 TEST(MetadataState, MarkingABrokerIsCompareAndSetOnItsEpochAndARegisterRevivesIt) {
