@@ -123,14 +123,40 @@ void recorder::rejected(ns intended, ns sent, ns done, std::string_view code,
                         std::string_view limit) {
   if (!measured(intended, sent, &recorder::rejected_, &second_counts::rejected))
     return;
-  by_code_[std::string{code}]++;
-  by_limit_[std::string{limit}]++;
-  by_code_limit_[{std::string{code}, std::string{limit}}]++;
+  auto key = std::pair<std::string_view, std::string_view>{code, limit};
+  auto it = by_code_limit_.find(key);
+  if (it == by_code_limit_.end())
+    it = by_code_limit_.emplace(std::pair<std::string, std::string>{code, limit}, 0).first;
+  ++it->second;
+}
+
+std::map<std::string, uint64_t> recorder::rejected_by_code() const {
+  std::map<std::string, uint64_t> out;
+  for (auto& [key, n] : by_code_limit_)
+    out[key.first] += n;
+  return out;
+}
+
+std::map<std::string, uint64_t> recorder::rejected_by_limit() const {
+  std::map<std::string, uint64_t> out;
+  for (auto& [key, n] : by_code_limit_)
+    out[key.second] += n;
+  return out;
 }
 
 void recorder::failed(ns intended, ns sent, std::string_view what) {
-  if (measured(intended, sent, &recorder::errors_, &second_counts::errors))
-    error_kinds_[std::string{what}]++;
+  if (!measured(intended, sent, &recorder::errors_, &second_counts::errors))
+    return;
+  // An error's text may carry details that vary: past 32 kinds, new ones count as one.
+  constexpr size_t max_error_kinds = 32;
+  auto it = error_kinds_.find(std::string{what});
+  if (it == error_kinds_.end())
+    it = error_kinds_
+           .emplace(error_kinds_.size() < max_error_kinds ? std::string{what}
+                                                          : std::string{"(other errors)"},
+                    0)
+           .first;
+  ++it->second;
 }
 
 void recorder::timed_out(ns intended, ns sent) {
@@ -147,10 +173,6 @@ void recorder::merge(const recorder& o) {
   late_ += o.late_;
   warmup_ += o.warmup_;
   max_lag_seen_ = std::max(max_lag_seen_, o.max_lag_seen_);
-  for (auto& [k, v] : o.by_code_)
-    by_code_[k] += v;
-  for (auto& [k, v] : o.by_limit_)
-    by_limit_[k] += v;
   for (auto& [k, v] : o.by_code_limit_)
     by_code_limit_[k] += v;
   for (auto& [k, v] : o.error_kinds_)

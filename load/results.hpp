@@ -65,13 +65,23 @@ public:
   uint64_t warmup_sends() const noexcept { return warmup_; }
   /// The largest lag of a send behind its intended time.
   uint64_t max_lag_ns() const noexcept { return max_lag_seen_; }
-  const std::map<std::string, uint64_t>& rejected_by_code() const noexcept { return by_code_; }
-  /// By limit name; a refusal that named no limit is under "" (shown as "(none)").
-  const std::map<std::string, uint64_t>& rejected_by_limit() const noexcept { return by_limit_; }
+  /// (code, limit): a refusal that named no limit has limit "" (shown as "(none)").
+  /// Compared as views, so that counting a refusal of a pair seen before allocates nothing.
+  struct code_limit_less {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return std::pair<std::string_view, std::string_view>{a.first, a.second}
+             < std::pair<std::string_view, std::string_view>{b.first, b.second};
+    }
+  };
+  using code_limit_counts =
+    std::map<std::pair<std::string, std::string>, uint64_t, code_limit_less>;
   /// By code and limit together ("rate_limited broker.publish_msgs_per_sec").
-  const std::map<std::pair<std::string, std::string>, uint64_t>& rejected_by_code_and_limit() const noexcept {
-    return by_code_limit_;
-  }
+  const code_limit_counts& rejected_by_code_and_limit() const noexcept { return by_code_limit_; }
+  /// The same summed by code, and by limit name (computed: for reports, not per send).
+  std::map<std::string, uint64_t> rejected_by_code() const;
+  std::map<std::string, uint64_t> rejected_by_limit() const;
   const std::map<std::string, uint64_t>& errors_by_kind() const noexcept { return error_kinds_; }
   const latency_histogram& latency() const noexcept { return latency_; }
   const latency_histogram& service_time() const noexcept { return service_; }
@@ -87,8 +97,8 @@ private:
   ns max_lag_;
   uint64_t offered_ = 0, held_back_ = 0, accepted_ = 0, rejected_ = 0, errors_ = 0, timeouts_ = 0;
   uint64_t late_ = 0, warmup_ = 0, max_lag_seen_ = 0;
-  std::map<std::string, uint64_t> by_code_, by_limit_, error_kinds_;
-  std::map<std::pair<std::string, std::string>, uint64_t> by_code_limit_;
+  std::map<std::string, uint64_t> error_kinds_;
+  code_limit_counts by_code_limit_;
   latency_histogram latency_, service_;
   std::vector<second_counts> seconds_;
 };

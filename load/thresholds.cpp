@@ -170,12 +170,10 @@ threshold_outcome evaluate(const threshold& t, const run_result& r) {
       n = c.timeout_count();
     else if (t.metric == "held_back")
       n = c.held_back_count();
-    else if (t.selector_key == "code") {
-      auto it = c.rejected_by_code().find(t.selector_value);
-      n = it == c.rejected_by_code().end() ? 0 : it->second;
-    } else if (t.selector_key == "limit") {
-      auto it = c.rejected_by_limit().find(t.selector_value);
-      n = it == c.rejected_by_limit().end() ? 0 : it->second;
+    else if (t.selector_key == "code" || t.selector_key == "limit") {
+      auto counts = t.selector_key == "code" ? c.rejected_by_code() : c.rejected_by_limit();
+      auto it = counts.find(t.selector_value);
+      n = it == counts.end() ? 0 : it->second;
     } else {
       n = c.rejected_count();
     }
