@@ -38,6 +38,26 @@ using commit_atom = caf::atom_constant<caf::atom("b_commit")>;
 /// may go again.
 using paced_atom = caf::atom_constant<caf::atom("b_paced")>;
 
+/// (role_atom, partition_role): the broker tells a partition's actor what the replicated
+/// metadata says about its partition (issue 16: who leads, at which leader epoch, the ISR).
+/// A partition's actor that never gets one (a broker alone) leads with replication factor 1.
+using role_atom = caf::atom_constant<caf::atom("b_role")>;
+
+/// One partition as the metadata has it, seen from one broker (`self`).
+struct partition_role {
+  uint64_t self = 0;              // this broker's id
+  uint64_t leader = 0;            // the leading broker's id
+  std::string leader_address;     // its client listener, host:port: where a follower
+                                  // fetches, and the not_leader hint
+  uint64_t leader_epoch = 0;
+  uint64_t partition_epoch = 0;   // the compare-and-set token of an ISR change
+  std::vector<uint64_t> replicas; // broker ids, replicas[0] the preferred leader
+  std::vector<uint64_t> isr;
+  uint32_t min_insync_replicas = 1;
+
+  bool leads() const noexcept { return leader == self; }
+};
+
 /// A message by value, as the broker took it off the wire.
 struct owned_message {
   std::string key;
@@ -128,7 +148,8 @@ using leader_actor = caf::typed_actor<
   /// deleted, shutting_down otherwise), syncs and ends; true if the sync succeeded.
   caf::replies_to<stop_atom, bool>::with<bool>,
   caf::reacts_to<read_atom>, caf::reacts_to<sync_atom>, caf::reacts_to<maintain_atom>,
-  caf::reacts_to<commit_atom>, caf::reacts_to<paced_atom>>;
+  caf::reacts_to<commit_atom>, caf::reacts_to<paced_atom>,
+  caf::reacts_to<role_atom, partition_role>>;
 
 /// The broker: the wire's "broker" target, a plain and a streamed request in one actor.
 using broker_actor = wire_stream_target::extend_with<wire_request_target>::extend<
@@ -143,3 +164,4 @@ using broker_actor = wire_stream_target::extend_with<wire_request_target>::exten
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::append_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::append_acks)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::subscription_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::partition_role)

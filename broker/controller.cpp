@@ -313,6 +313,11 @@ controller_actor::behavior_type controller(controller_self* self) {
       on_tick(self);
       self->delayed_send(self, tick_interval(self->state.opts), tick_atom::value);
     },
+    [](isr_atom, const isr_change& c) {
+      // Issue 16 (replication) proposes these; until then no leader sends one.
+      std::fprintf(stderr, "levee broker: ISR change for %s/%u not proposed yet\n",
+                   c.stream.c_str(), c.partition);
+    },
     [self](stop_atom) {
       auto& st = self->state;
       st.stopping = true;

@@ -6,6 +6,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include <caf/allowed_unsafe_message_type.hpp>
 
 #include <caf/atom.hpp>
 #include <caf/replies_to.hpp>
@@ -25,11 +28,27 @@ using proposed_atom = caf::atom_constant<caf::atom("c_propsd")>;
 /// (forward_atom, host:port, payload) -> answer payload: the forwarder's one request.
 using forward_atom = caf::atom_constant<caf::atom("c_forward")>;
 
+/// (isr_atom, isr_change): a partition's leader asks for its ISR to shrink (a replica
+/// lagging more than replica_max_lag_ms or no longer fetching) or grow (caught up again).
+/// The controller forwards it to the metadata leader, which proposes it as a
+/// change_partition at `expected_partition_epoch` (compare-and-set: a change decided on an
+/// older view is refused). The outcome reaches the leader as its next partition_role.
+using isr_atom = caf::atom_constant<caf::atom("c_isr")>;
+
+struct isr_change {
+  std::string stream;
+  uint32_t partition = 0;
+  uint64_t expected_partition_epoch = 0;
+  uint64_t leader = 0;
+  std::vector<uint64_t> isr;
+};
+
 using controller_actor = caf::typed_actor<
   caf::replies_to<wire_request_atom, std::string>::with<std::string>,  // exposed as "cluster"
   caf::reacts_to<applied_atom>,
   caf::reacts_to<proposed_atom, std::string, int32_t, std::string>,
   caf::reacts_to<tick_atom>,
+  caf::reacts_to<isr_atom, isr_change>,
   caf::replies_to<stop_atom>::with<bool>>;
 
 /// The controller's forwarder (a detached actor: its thread blocks in the client): sends a
@@ -38,3 +57,5 @@ using forwarder_actor =
   caf::typed_actor<caf::replies_to<forward_atom, std::string, std::string>::with<std::string>>;
 
 } // namespace levee::broker
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::isr_change)

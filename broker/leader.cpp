@@ -56,6 +56,9 @@ struct pending_append {
 
 struct leader_state {
   leader_setup setup;
+  /// What the metadata says of this partition (broker_protocol.hpp partition_role); none
+  /// on a broker alone, which leads with replication factor 1.
+  std::optional<partition_role> role;
   /// Group commit: appends are taken as they come and written together when the leader
   /// gets to its own commit message, which the first of them queued behind whatever was
   /// already waiting. A publisher alone pays one message to itself (no thread hand-off);
@@ -401,6 +404,7 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
         end_subscription(self, it, refuse(code::cancelled, "the subscription was cancelled"));
     },
     [=](read_atom) { read_step(self); },
+    [=](role_atom, partition_role& r) { self->state.role = std::move(r); },
     [=](sync_atom) {
       auto& st = self->state;
       if (st.stopping)

@@ -12,6 +12,7 @@
 #include "actors/runtime.hpp"
 #include "broker/broker_protocol.hpp"
 #include "broker/broker_stats.hpp"
+#include "broker/controller_protocol.hpp"
 #include "streams/partition_log.hpp"
 
 namespace levee::broker {
@@ -29,6 +30,8 @@ struct leader_setup {
   std::shared_ptr<partition_gauges> gauges;
   std::shared_ptr<broker_stats> stats;
   const clock_source* clock = nullptr;  // wall time for stop_time_ms; must outlive it
+  /// This broker's controller (ISR changes go through it), null on a broker alone.
+  controller_actor controller;
 };
 
 /// Writes `log`'s figures into `g` (subscribers aside): the leader after each change, and
