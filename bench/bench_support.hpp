@@ -382,11 +382,12 @@ inline natsConnection* nats_connect(uint16_t port) {
 #endif  // LEVEE_BENCH_NATS
 
 /// Starts nats-server on 127.0.0.1 and a free port, with `extra` arguments (e.g. "-js",
-/// "-sd", dir), logging to <temp_dir>/nats-server.log, and waits until it accepts (10 s at
+/// "-sd", dir), logging to <temp_dir>/<log_name>, and waits until it accepts (10 s at
 /// most). Its pid and port; nothing (with `why`) when it is not installed or did not start.
 /// A tracked child: stop(pid) ends it, and it never outlives the bench.
 inline std::optional<std::pair<pid_t, uint16_t>> start_nats_server(
-  const std::vector<std::string>& extra, std::string& why) {
+  const std::vector<std::string>& extra, std::string& why,
+  const std::string& log_name = "nats-server.log") {
   auto server = find_program("nats-server");
   if (server.empty()) {
     why = "nats-server not installed: scripts/install-deps bench";
@@ -395,7 +396,7 @@ inline std::optional<std::pair<pid_t, uint16_t>> start_nats_server(
   auto port = free_port();
   std::vector<std::string> argv{server, "-a", "127.0.0.1", "-p", std::to_string(port)};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  auto log = temp_dir + "/nats-server.log";
+  auto log = temp_dir + "/" + log_name;
   auto pid = spawn_program(argv, log);
   std::optional<int> exit_code;
   if (!wait_for_port(port, pid, std::chrono::seconds(10), exit_code)) {

@@ -53,6 +53,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_support.hpp"
+#include "bench/publish_support.hpp"
 #include "levee/streams.hpp"
 #include "persistence/segment_log.hpp"
 
@@ -62,8 +63,6 @@ using namespace levee::bench;
 using namespace std::chrono;
 namespace fs = std::filesystem;
 
-constexpr size_t message_bytes = 1024;
-constexpr int max_unacked = 4096;            // the async publish window, both systems
 constexpr size_t records_per_batch = 64;     // segment log appends of 64 KiB
 constexpr uint64_t floor_read_bytes = 1 << 20;  // per read() / visit() call, and raw chunk
 constexpr int floor_runs = 3;                // the fastest counts: the CPUs may be shared
@@ -78,187 +77,12 @@ struct options {
   int cpu = -1;
 };
 
-/// One scenario's figures, or why it has none (`status` "skipped" or "failed", with `why`).
-struct outcome {
-  std::string status = "ok";
-  std::string why;
-  uint64_t messages = 0;
-  double seconds = 0;
-  double p50_us = 0;  // sync publish only
-  double p99_us = 0;
-  double msgs_per_s = 0;
-  double mb_per_s = 0;  // message bytes
-
-  bool ok() const { return status == "ok"; }
-};
-
-outcome unavailable(std::string status, std::string why) {
-  outcome o;
-  o.status = std::move(status);
-  o.why = std::move(why);
-  return o;
-}
-
-outcome rate(uint64_t messages, double seconds) {
-  outcome o;
-  o.messages = messages;
-  o.seconds = seconds;
-  o.msgs_per_s = static_cast<double>(messages) / seconds;
-  o.mb_per_s = static_cast<double>(messages * message_bytes) / seconds / 1e6;
-  return o;
-}
-
-double seconds_since(steady_clock::time_point t0) {
-  return duration<double>(steady_clock::now() - t0).count();
-}
-
-/// "<what>: <done> of <total>" on stderr about once a second, for the long phases.
-struct progress {
-  const char* what;
-  uint64_t total;
-  steady_clock::time_point next = steady_clock::now() + seconds(1);
-
-  void at(uint64_t done) {
-    if (steady_clock::now() < next)
-      return;
-    next = steady_clock::now() + seconds(1);
-    std::fprintf(stderr, "stream_bench: %s: %llu of %llu\n", what,
-                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(total));
-  }
-};
-
-/// The message body every system stores: 1 KiB of random letters (incompressible enough
-/// that neither side gains from compressing it; the floor's log has LZ4 off anyway).
-std::string message_body() {
-  std::mt19937 rng(15);
-  std::string body(message_bytes, ' ');
-  for (auto& ch : body)
-    ch = static_cast<char>('a' + rng() % 26);
-  return body;
-}
-
-/// Sync publish, either system: `publish_one()` publishes one message and waits for its ack
-/// (an empty string) or says what failed. o.warmup_messages first, then p50 / p99 of
-/// o.sync_messages round trips.
-template <class F>
-outcome sync_latencies(const options& o, const char* what, F publish_one) {
-  std::vector<double> rtts;
-  rtts.reserve(static_cast<size_t>(o.sync_messages));
-  progress p{what, static_cast<uint64_t>(o.warmup_messages + o.sync_messages)};
-  for (int i = 0; i < o.warmup_messages + o.sync_messages; ++i) {
-    auto t0 = steady_clock::now();
-    auto failure = publish_one();
-    auto us = duration<double, std::micro>(steady_clock::now() - t0).count();
-    if (!failure.empty())
-      return unavailable("failed", failure);
-    if (i >= o.warmup_messages)
-      rtts.push_back(us);
-    p.at(static_cast<uint64_t>(i));
-  }
-  outcome r;
-  r.messages = rtts.size();
-  r.p50_us = percentile(rtts, 0.5);
-  r.p99_us = percentile(rtts, 0.99);
-  return r;
-}
-
 // -- JetStream ----------------------------------------------------------------------------
 
 struct jetstream_outcomes {
   outcome sync_publish, async_publish, consume;
   std::string server_version;
 };
-
-std::string nats_error(natsStatus s, jsErrCode code) {
-  std::string text = natsStatus_GetText(s);
-  if (const char* last = nats_GetLastError(nullptr); last != nullptr && *last != '\0')
-    text += std::string{": "} + last;
-  if (code != 0)
-    text += " (JetStream error " + std::to_string(static_cast<int>(code)) + ")";
-  return text;
-}
-
-/// A stream `name` binding `subject`: file storage, one replica (R1), no other limits.
-bool add_stream(jsCtx* js, const char* name, const char* subject, std::string& why) {
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  cfg.Name = name;
-  const char* subjects[] = {subject};
-  cfg.Subjects = subjects;
-  cfg.SubjectsLen = 1;
-  cfg.Storage = js_FileStorage;
-  cfg.Replicas = 1;
-  jsStreamInfo* si = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  auto s = js_AddStream(&si, js, &cfg, nullptr, &code);
-  jsStreamInfo_Destroy(si);
-  if (s != NATS_OK)
-    why = std::string{"cannot create stream "} + name + ": " + nats_error(s, code);
-  return s == NATS_OK;
-}
-
-outcome jetstream_sync_publish(jsCtx* js, const options& o, const std::string& body) {
-  std::string why;
-  if (!add_stream(js, "SYNC", "sync", why))
-    return unavailable("failed", why);
-  return sync_latencies(o, "JetStream sync publish", [&]() -> std::string {
-    jsPubAck* ack = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    auto s = js_Publish(&ack, js, "sync", body.data(), static_cast<int>(body.size()), nullptr,
-                        &code);
-    jsPubAck_Destroy(ack);
-    return s == NATS_OK ? "" : "js_Publish: " + nats_error(s, code);
-  });
-}
-
-/// Counted by the library's thread for every async publish that failed (no ack, or a
-/// negative one); read after js_PublishAsyncComplete.
-std::atomic<uint64_t> async_publish_errors{0};
-
-extern "C" void on_async_publish_error(jsCtx*, jsPubAckErr*, void*) {
-  async_publish_errors.fetch_add(1);
-}
-
-outcome jetstream_async_publish(jsCtx* js, const options& o, const std::string& body) {
-  std::string why;
-  if (!add_stream(js, "ASYNC", "async", why))
-    return unavailable("failed", why);
-  progress p{"JetStream async publish", o.messages};
-  auto t0 = steady_clock::now();
-  for (uint64_t i = 0; i < o.messages; ++i) {
-    natsStatus s;
-    // With 4096 un-acked the call waits (StallWait) for acks; NATS_TIMEOUT only says that
-    // wait ended first, so the same message is published again.
-    while ((s = js_PublishAsync(js, "async", body.data(), static_cast<int>(body.size()),
-                                nullptr))
-           == NATS_TIMEOUT)
-      ;
-    if (s != NATS_OK)
-      return unavailable("failed", "js_PublishAsync: " + nats_error(s, static_cast<jsErrCode>(0)));
-    p.at(i);
-  }
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.MaxWait = 120'000;  // ms for the last acks; far beyond any run
-  if (auto s = js_PublishAsyncComplete(js, &po); s != NATS_OK)
-    return unavailable("failed",
-                       "js_PublishAsyncComplete: " + nats_error(s, static_cast<jsErrCode>(0)));
-  auto secs = seconds_since(t0);
-  if (auto errors = async_publish_errors.load(); errors > 0)
-    return unavailable("failed", std::to_string(errors) + " async publishes failed (see "
-                                   + temp_dir + "/nats-server.log)");
-  // Every message stored, so the consumer below reads exactly these.
-  jsStreamInfo* si = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  auto s = js_GetStreamInfo(&si, js, "ASYNC", nullptr, &code);
-  uint64_t stored = s == NATS_OK ? si->State.Msgs : 0;
-  jsStreamInfo_Destroy(si);
-  if (stored != o.messages)
-    return unavailable("failed", "stream ASYNC holds " + std::to_string(stored) + " of "
-                                   + std::to_string(o.messages) + " messages published"
-                                   + (s != NATS_OK ? ": " + nats_error(s, code) : ""));
-  return rate(o.messages, secs);
-}
 
 /// From the earliest message of stream ASYNC (o.messages, stored by the async publish).
 outcome jetstream_consume(jsCtx* js, const options& o) {
@@ -301,19 +125,6 @@ outcome jetstream_consume(jsCtx* js, const options& o) {
   return rate(received, secs);
 }
 
-std::string nats_server_version(const std::string& program) {
-  std::string out;
-  if (FILE* f = ::popen((program + " --version 2>&1").c_str(), "r")) {
-    char buf[128];
-    while (std::fgets(buf, sizeof buf, f) != nullptr)
-      out += buf;
-    ::pclose(f);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
-    out.pop_back();
-  return out;
-}
-
 /// Starts nats-server with JetStream (store in the temp dir), runs the three scenarios,
 /// stops it. A scenario that cannot run says why.
 jetstream_outcomes run_jetstream(const options& o, const std::string& body) {
@@ -339,8 +150,16 @@ jetstream_outcomes run_jetstream(const options& o, const std::string& body) {
     r.sync_publish = r.async_publish = r.consume =
       unavailable("failed", "no JetStream context: " + nats_error(s, static_cast<jsErrCode>(0)));
   } else {
-    r.sync_publish = jetstream_sync_publish(js, o, body);
-    r.async_publish = jetstream_async_publish(js, o, body);
+    if (!add_stream(js, "SYNC", "sync", 1, why))
+      r.sync_publish = unavailable("failed", why);
+    else
+      r.sync_publish = jetstream_sync_publish(js, o.warmup_messages, o.sync_messages, "sync",
+                                              body, "JetStream sync publish");
+    if (!add_stream(js, "ASYNC", "async", 1, why))
+      r.async_publish = unavailable("failed", why);
+    else
+      r.async_publish = jetstream_async_publish(js, o.messages, "ASYNC", "async", body,
+                                                "JetStream async publish");
     r.consume = r.async_publish.ok()
                   ? jetstream_consume(js, o)
                   : unavailable("skipped", "nothing stored: the async publish failed");
@@ -535,7 +354,7 @@ outcome levee_sync_publish(levee::stream_client& sc, const options& o, const std
   std::string why;
   if (!create_levee_stream(sc, "sync", "sync", why))
     return unavailable("failed", why);
-  return sync_latencies(o, "Levee sync publish", [&]() -> std::string {
+  return sync_latencies(o.warmup_messages, o.sync_messages, "Levee sync publish", [&]() -> std::string {
     auto acks = sc.publish("sync", {levee_message(body)});  // ack = leader
     if (!acks)
       return "publish: " + acks.error().to_string();
@@ -632,7 +451,7 @@ outcome levee_refused_publish(levee::stream_client& sc, const options& o,
   spec.max_message_bytes = 512;
   if (auto info = sc.create_stream(spec, seconds(10)); !info)
     return unavailable("failed", "cannot create stream refusing: " + info.error().to_string());
-  return sync_latencies(o, "Levee refused publish", [&]() -> std::string {
+  return sync_latencies(o.warmup_messages, o.sync_messages, "Levee refused publish", [&]() -> std::string {
     auto acks = sc.publish("refusing", {levee_message(body)});
     if (acks)
       return "a 1 KiB publish to a 512-byte stream was stored";
