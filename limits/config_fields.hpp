@@ -21,8 +21,10 @@ struct field_spec {
   const char* unit;
 };
 
-/// A whole number with an optional KiB/MiB/GiB suffix. An error names the key and the
-/// value: not a number (a sign, a letter), or too large for 64 bits.
+/// A whole number with an optional suffix: a time unit for the duration keys (`_ms`, `_us`),
+/// KiB/MiB/GiB for the others (limits_config.hpp says which). An error names the key and
+/// the value: not a number (a sign, a letter), a unit the key does not take, or too large
+/// for 64 bits.
 result<uint64_t> parse_quantity(const std::string& key, const std::string& text);
 
 /// The same, and an error also says the range the key allows (the range itself is

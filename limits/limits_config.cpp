@@ -1,6 +1,7 @@
 #include "limits/limits_config.hpp"
 
 #include <cctype>
+#include <cstring>
 #include <limits>
 
 #include "limits/config_fields.hpp"
@@ -120,15 +121,49 @@ std::vector<std::string> limits_config_keys() {
   return out;
 }
 
+namespace {
+
+/// A key's unit, from its name: `_ms` and `_us` keys are durations and take time suffixes
+/// (in ns here); every other key is a count or a size and takes the byte suffixes.
+uint64_t duration_unit_ns(const std::string& key) {
+  auto ends_with = [&](const char* tail) {
+    auto n = std::strlen(tail);
+    return key.size() >= n && key.compare(key.size() - n, n, tail) == 0;
+  };
+  if (ends_with("_ms"))
+    return 1'000'000;
+  if (ends_with("_us"))
+    return 1'000;
+  return 0;
+}
+
+/// ns per time suffix (as the query language writes durations: 250ms, 30s, 5m, 1h, 7d);
+/// 0 for anything else.
+uint64_t time_suffix_ns(const std::string& suffix) {
+  static const std::pair<const char*, uint64_t> units[] = {
+    {"us", 1'000},          {"ms", 1'000'000},          {"s", 1'000'000'000},
+    {"m", 60'000'000'000},  {"h", 3'600'000'000'000},   {"d", 86'400'000'000'000}};
+  for (auto& [name, ns] : units)
+    if (suffix == name)
+      return ns;
+  return 0;
+}
+
+} // namespace
+
 result<uint64_t> parse_quantity(const std::string& key, const std::string& text) {
-  auto bad = [&](const char* why) {
+  const uint64_t unit_ns = duration_unit_ns(key);
+  const char* unit_name = unit_ns == 1'000 ? "us" : "ms";
+  const std::string example = unit_ns != 0 ? std::string{"e.g. 250"} + unit_name + ", 30s, 5m, 1h or 7d"
+                                           : "e.g. 1024 or 16MiB";
+  auto bad = [&](const std::string& why) {
     return status::error(code::bad_request, key + " = '" + text + "': " + why);
   };
   size_t i = 0;
   while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i])))
     ++i;
   if (i == text.size() || !std::isdigit(static_cast<unsigned char>(text[i])))
-    return bad("not a whole number (write e.g. 1024 or 16MiB)");
+    return bad("not a whole number (write " + example + ")");
   uint64_t value = 0;
   for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) {
     auto digit = static_cast<uint64_t>(text[i] - '0');
@@ -140,6 +175,24 @@ result<uint64_t> parse_quantity(const std::string& key, const std::string& text)
   auto suffix = i <= end ? text.substr(i, end - i + 1) : std::string{};
   while (!suffix.empty() && std::isspace(static_cast<unsigned char>(suffix.front())))
     suffix.erase(suffix.begin());
+  if (suffix.empty())
+    return value;
+  const uint64_t suffix_ns = time_suffix_ns(suffix);
+  if (unit_ns != 0) {
+    if (suffix_ns == 0)
+      return bad(std::string{"a duration takes a time unit: us, ms, s, m, h or d ("} + example
+                 + "), or a plain number of " + unit_name);
+    if (value > std::numeric_limits<uint64_t>::max() / suffix_ns)
+      return bad("number too large");
+    auto ns = value * suffix_ns;
+    if (ns % unit_ns != 0)
+      return bad(std::string{"not a whole number of "} + unit_name + " (write it in " + unit_name
+                 + ")");
+    return ns / unit_ns;
+  }
+  if (suffix_ns != 0)
+    return bad("'" + suffix + "' is a time unit, but this key is not a duration (durations are "
+               "the keys ending in _ms or _us); write a number, or KiB, MiB or GiB for bytes");
   uint64_t scale = 1;
   if (suffix == "KiB")
     scale = defaults::KiB;
@@ -147,7 +200,7 @@ result<uint64_t> parse_quantity(const std::string& key, const std::string& text)
     scale = defaults::MiB;
   else if (suffix == "GiB")
     scale = defaults::GiB;
-  else if (!suffix.empty())
+  else
     return bad("unknown suffix (use KiB, MiB or GiB, or none)");
   if (value > std::numeric_limits<uint64_t>::max() / scale)
     return bad("number too large");

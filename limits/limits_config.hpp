@@ -66,7 +66,10 @@ status validate(const actor_limits& limits, const std::string& section);
 /// "limits.service.mailbox_capacity"; used as the `limit` of rejections.
 std::string limit_key(std::string_view kind, std::string_view field);
 
-/// Parses a whole number with an optional KiB/MiB/GiB suffix.
+/// Parses a whole number with an optional suffix, chosen by the key's name: a key ending in
+/// `_ms` or `_us` is a duration and takes us, ms, s, m, h or d ("30s", "7d"; a plain
+/// number is in the key's unit, and a byte suffix is an error saying so); any other key
+/// takes KiB, MiB or GiB (and a time unit there is an error saying it is no duration).
 result<uint64_t> parse_quantity(const std::string& key, const std::string& text);
 
 /// The names of the per-kind keys, in documentation order.

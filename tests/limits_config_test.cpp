@@ -102,6 +102,41 @@ TEST(LimitsConfig, QuantitiesAcceptBinarySuffixes) {
   EXPECT_FALSE(parse_quantity("k", "1.5MiB").ok());
 }
 
+TEST(LimitsConfig, DurationKeysTakeTimeUnits) {
+  // A key ending in _ms is in ms; a time unit converts, as the query language writes them.
+  EXPECT_EQ(*parse_quantity("broker.session_timeout_ms", "6000"), 6000u);
+  EXPECT_EQ(*parse_quantity("broker.session_timeout_ms", "30s"), 30'000u);
+  EXPECT_EQ(*parse_quantity("broker.session_timeout_ms", " 250ms "), 250u);
+  EXPECT_EQ(*parse_quantity("stream.retention_max_age_ms", "7d"), 7ull * 86'400'000);
+  EXPECT_EQ(*parse_quantity("stream.retention_max_age_ms", "5m"), 300'000u);
+  EXPECT_EQ(*parse_quantity("stream.retention_max_age_ms", "2h"), 7'200'000u);
+  EXPECT_EQ(*parse_quantity("x.poll_ms", "3000us"), 3u);
+  // A _us key is in us.
+  EXPECT_EQ(*parse_quantity("node.busy_poll_us", "1ms"), 1000u);
+  EXPECT_EQ(*parse_quantity("node.busy_poll_us", "100"), 100u);
+
+  auto error_of = [](const std::string& key, const std::string& text) {
+    auto v = parse_quantity(key, text);
+    EXPECT_FALSE(v.ok()) << key << " = " << text;
+    return v.ok() ? std::string{} : v.error().message();
+  };
+  // A byte suffix on a duration says which units the key takes.
+  auto e = error_of("broker.session_timeout_ms", "16MiB");
+  EXPECT_NE(e.find("a duration takes a time unit: us, ms, s, m, h or d"), std::string::npos) << e;
+  EXPECT_NE(e.find("broker.session_timeout_ms"), std::string::npos) << e;
+  // Part of an ms is no whole number of ms.
+  e = error_of("x.poll_ms", "1500us");
+  EXPECT_NE(e.find("not a whole number of ms"), std::string::npos) << e;
+  // A time unit on a size or a count says it is no duration.
+  e = error_of("stream.max_message_bytes", "30s");
+  EXPECT_NE(e.find("this key is not a duration"), std::string::npos) << e;
+  // Overflow in any unit is refused, not wrapped.
+  e = error_of("stream.retention_max_age_ms", "300000000000d");
+  EXPECT_NE(e.find("too large"), std::string::npos) << e;
+  EXPECT_FALSE(parse_quantity("x.poll_ms", "5 sec").ok());
+  EXPECT_FALSE(parse_quantity("x.poll_ms", "-5s").ok());
+}
+
 TEST(LimitsConfig, OverridesWinOverTheFile) {
   auto flat = parse_config_text("[limits.svc]\nmailbox_capacity = 10\n", "t.ini");
   ASSERT_TRUE(flat.ok());
