@@ -265,11 +265,51 @@ TEST_F(HttpSystem, ReadyzSaysWhyASatelliteIsNotReady) {
   EXPECT_NE(refused->body.find("last refusal"), std::string::npos) << refused->body;
 }
 
+TEST_F(HttpSystem, AClusteredBrokerIsReadyOnceAMetadataLeaderIsKnown) {
+  // Two members: one alone has no quorum, so no leader, so not ready.
+  uint16_t raft[2] = {test::probe_free_port(), test::probe_free_port()};
+  auto members = "1=127.0.0.1:" + std::to_string(raft[0]) + ",2=127.0.0.1:" + std::to_string(raft[1]);
+  auto broker = [&](int id) {
+    ini c;
+    c.set("node", "roles", "broker")
+      .set("broker", "listen", "127.0.0.1:0")
+      .set("broker", "advertise", "127.0.0.1:" + std::to_string(test::probe_free_port()))
+      .set("broker", "data_dir", dir_.file("broker-" + std::to_string(id)))
+      .set("broker", "id", std::to_string(id))
+      .set("broker", "raft_listen", "127.0.0.1:" + std::to_string(raft[id - 1]))
+      .set("broker", "raft_members", members)
+      .set("broker", "session_timeout_ms", "2000")
+      .set("broker", "raft_election_timeout_ms", "200");
+    return c;
+  };
+  auto first = start("broker-1", broker(1), "broker listening on");
+  ASSERT_TRUE(first);
+  std::optional<test::http_answer> alone;
+  auto deadline = steady_clock::now() + bound;
+  while (steady_clock::now() < deadline) {
+    alone = test::http_get(first->http_port, "/readyz");
+    if (alone && alone->body.find("metadata leader") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(20ms);  // a poll's pause, bounded by the deadline
+  }
+  ASSERT_TRUE(alone);
+  EXPECT_EQ(alone->status, 503);
+  EXPECT_NE(alone->body.find("no metadata leader known yet"), std::string::npos) << alone->body;
+  auto second = start("broker-2", broker(2), "broker listening on");
+  ASSERT_TRUE(second);
+  auto ready = wait_for_readyz(first->http_port, 200);
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200) << ready->body;
+  ready = wait_for_readyz(second->http_port, 200);
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200) << ready->body;
+}
+
 TEST_F(HttpSystem, EveryRefusalOverRealTcpIsCountedAndTheNodeKeepsServing) {
   auto c = server_config();
   c.set("http", "max_connections", "4")
     .set("http", "max_request_bytes", "2KiB")
-    .set("http", "request_timeout_ms", "500ms");
+    .set("http", "request_timeout_ms", "2s");  // longer than the held ones wait here
   auto srv = start("server", c, "server listening on");
   ASSERT_TRUE(srv);
   auto port = srv->http_port;
@@ -294,13 +334,13 @@ TEST_F(HttpSystem, EveryRefusalOverRealTcpIsCountedAndTheNodeKeepsServing) {
     auto a = extra.read_answer();
     refusal(a, 503, "too_many_connections", "http.max_connections");
     EXPECT_EQ(a->header("retry-after"), "1");
-    // Meanwhile the node serves its wire clients, and the held HTTP connections.
-    auto [rc, out] = cli({"stats", "--server", server, "--json"});
-    EXPECT_EQ(rc, 0) << out;
+    // Meanwhile the held HTTP connections are served, and the node's wire clients.
     ASSERT_TRUE(held[0]->send("GET /readyz HTTP/1.1\r\n\r\n"));
     auto ok = held[0]->read_answer();
     ASSERT_TRUE(ok);
     EXPECT_EQ(ok->status, 200);
+    auto [rc, out] = cli({"stats", "--server", server, "--json"});
+    EXPECT_EQ(rc, 0) << out;
   }
   // Each of the others on a connection of its own (the held ones are closed now; a slot
   // frees when the server reads their EOF, so each waits for its answer).
