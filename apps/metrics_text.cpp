@@ -9,22 +9,46 @@ namespace levee::apps {
 namespace {
 
 using http::exposition;
-using code_counts = google::protobuf::Map<std::string, uint64_t>;
 
 constexpr double us_per_s = 1e6;
 constexpr double ns_per_s = 1e9;
 
+/// One family read from a message's field, for every message of a labelled set.
+template <class Message>
+struct figure {
+  const char* name;
+  const char* type;
+  const char* help;
+  uint64_t (Message::*get)() const;
+};
+
+/// Each family of `figures`, a sample per (label value, message) of `rows`.
+template <class Message, size_t N>
+void labelled_families(const figure<Message> (&figures)[N], std::string_view label,
+                       const std::vector<std::pair<std::string, const Message*>>& rows,
+                       exposition& out) {
+  for (auto& f : figures) {
+    out.family(f.name, f.type, f.help);
+    for (auto& [value, message] : rows)
+      out.sample(f.name, {{label, value}}, (message->*f.get)());
+  }
+}
+
+/// The rows of a repeated field, labelled by `key`.
+template <class Message, class Key>
+std::vector<std::pair<std::string, const Message*>> rows_of(
+  const google::protobuf::RepeatedPtrField<Message>& messages, Key key) {
+  std::vector<std::pair<std::string, const Message*>> out;
+  for (auto& m : messages)
+    out.emplace_back((m.*key)(), &m);
+  return out;
+}
+
 void listener_families(const node_metrics& m, exposition& out) {
   if (m.listeners.empty())
     return;
-  struct figure {
-    const char* name;
-    const char* type;
-    const char* help;
-    uint64_t (wire::ListenerStats::*get)() const;
-  };
   using L = wire::ListenerStats;
-  static const figure figures[] = {
+  static const figure<L> figures[] = {
     {"levee_connections_open", "gauge", "Wire connections open now.", &L::connections_open},
     {"levee_satellite_connections_open", "gauge",
      "Of the open connections, those whose peer is a satellite.", &L::satellite_connections},
@@ -43,11 +67,10 @@ void listener_families(const node_metrics& m, exposition& out) {
      "Times a connection stopped reading a peer that was behind on reading its answers.",
      &L::input_paused_for_slow_reader},
   };
-  for (auto& f : figures) {
-    out.family(f.name, f.type, f.help);
-    for (auto& [name, l] : m.listeners)
-      out.sample(f.name, {{"listener", name}}, (l.*f.get)());
-  }
+  std::vector<std::pair<std::string, const L*>> rows;
+  for (auto& [name, l] : m.listeners)
+    rows.emplace_back(name, &l);
+  labelled_families(figures, "listener", rows, out);
   out.family("levee_rejects_sent_total", "counter",
              "Reject frames sent, by listener and Levee code.");
   for (auto& [name, l] : m.listeners)
@@ -117,14 +140,8 @@ void budget_families(const wire::NodeBudgetStats& b, exposition& out) {
 }
 
 void kind_families(const wire::StatsReply& s, exposition& out) {
-  struct figure {
-    const char* name;
-    const char* type;
-    const char* help;
-    uint64_t (wire::ActorKindStats::*get)() const;
-  };
   using K = wire::ActorKindStats;
-  static const figure figures[] = {
+  static const figure<K> figures[] = {
     {"levee_actors", "gauge", "Live limited actors, by kind.", &K::actors},
     {"levee_actor_messages_accepted_total", "counter",
      "Messages the actor gate let into a mailbox, by kind.", &K::accepted},
@@ -146,11 +163,7 @@ void kind_families(const wire::StatsReply& s, exposition& out) {
   };
   if (s.kinds().empty())
     return;
-  for (auto& f : figures) {
-    out.family(f.name, f.type, f.help);
-    for (auto& k : s.kinds())
-      out.sample(f.name, {{"kind", k.kind()}}, (k.*f.get)());
-  }
+  labelled_families(figures, "kind", rows_of(s.kinds(), &K::kind), out);
   out.family("levee_actor_rejections_total", "counter",
              "Messages the actor gate refused, by kind and Levee code.");
   for (auto& k : s.kinds())
@@ -197,14 +210,8 @@ void satellite_count_families(const wire::SatelliteCounts& c, exposition& out) {
 void local_satellite_families(const wire::StatsReply& s, exposition& out) {
   if (s.local_satellites().empty())
     return;
-  struct figure {
-    const char* name;
-    const char* type;
-    const char* help;
-    uint64_t (wire::LocalSatelliteStats::*get)() const;
-  };
   using S = wire::LocalSatelliteStats;
-  static const figure figures[] = {
+  static const figure<S> figures[] = {
     {"levee_satellite_registrations_total", "counter",
      "Registrations the server accepted from this satellite.", &S::registrations},
     {"levee_satellite_events_stored_total", "counter",
@@ -226,11 +233,7 @@ void local_satellite_families(const wire::StatsReply& s, exposition& out) {
   for (auto& sat : s.local_satellites())
     out.sample("levee_satellite_registered", {{"satellite", sat.satellite_id()}},
                uint64_t{sat.registered() ? 1u : 0u});
-  for (auto& f : figures) {
-    out.family(f.name, f.type, f.help);
-    for (auto& sat : s.local_satellites())
-      out.sample(f.name, {{"satellite", sat.satellite_id()}}, (sat.*f.get)());
-  }
+  labelled_families(figures, "satellite", rows_of(s.local_satellites(), &S::satellite_id), out);
 }
 
 } // namespace

@@ -131,18 +131,30 @@ std::optional<double> wait_for_metric(uint16_t port, const std::string& series,
   return last;
 }
 
-/// Asks /readyz until its status is `status`: the last answer.
-std::optional<test::http_answer> wait_for_readyz(uint16_t port, int status,
-                                                 milliseconds within = bound) {
-  auto deadline = steady_clock::now() + within;
+/// Asks /readyz until its answer satisfies `ok`: the last answer.
+std::optional<test::http_answer> wait_for_readyz(
+  uint16_t port, const std::function<bool(const test::http_answer&)>& ok) {
+  auto deadline = steady_clock::now() + bound;
   std::optional<test::http_answer> last;
   while (steady_clock::now() < deadline) {
     last = test::http_get(port, "/readyz");
-    if (last && last->status == status)
+    if (last && ok(*last))
       return last;
-    std::this_thread::sleep_for(20ms);
+    std::this_thread::sleep_for(20ms);  // a poll's pause, bounded by the deadline
   }
   return last;
+}
+
+/// Asks /readyz until its status is `status`.
+std::optional<test::http_answer> wait_for_readyz(uint16_t port, int status) {
+  return wait_for_readyz(port, [status](const test::http_answer& a) { return a.status == status; });
+}
+
+/// Asks /readyz until its body holds `text`.
+std::optional<test::http_answer> wait_for_readyz(uint16_t port, const std::string& text) {
+  return wait_for_readyz(port, [&](const test::http_answer& a) {
+    return a.body.find(text) != std::string::npos;
+  });
 }
 
 std::string lines(int from, int to) {
@@ -252,14 +264,7 @@ TEST_F(HttpSystem, ReadyzSaysWhyASatelliteIsNotReady) {
   c.set("server", "listen", server).set("server", "satellite_token", "right");
   auto srv = start("server", c, "server listening on");
   ASSERT_TRUE(srv);
-  std::optional<test::http_answer> refused;
-  auto deadline = steady_clock::now() + bound;
-  while (steady_clock::now() < deadline) {
-    refused = test::http_get(sat->http_port, "/readyz");
-    if (refused && refused->body.find("last refusal") != std::string::npos)
-      break;
-    std::this_thread::sleep_for(20ms);  // a poll's pause, bounded by the deadline
-  }
+  auto refused = wait_for_readyz(sat->http_port, std::string{"last refusal"});
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 503);
   EXPECT_NE(refused->body.find("last refusal"), std::string::npos) << refused->body;
@@ -284,14 +289,7 @@ TEST_F(HttpSystem, AClusteredBrokerIsReadyOnceAMetadataLeaderIsKnown) {
   };
   auto first = start("broker-1", broker(1), "broker listening on");
   ASSERT_TRUE(first);
-  std::optional<test::http_answer> alone;
-  auto deadline = steady_clock::now() + bound;
-  while (steady_clock::now() < deadline) {
-    alone = test::http_get(first->http_port, "/readyz");
-    if (alone && alone->body.find("metadata leader") != std::string::npos)
-      break;
-    std::this_thread::sleep_for(20ms);  // a poll's pause, bounded by the deadline
-  }
+  auto alone = wait_for_readyz(first->http_port, std::string{"metadata leader"});
   ASSERT_TRUE(alone);
   EXPECT_EQ(alone->status, 503);
   EXPECT_NE(alone->body.find("no metadata leader known yet"), std::string::npos) << alone->body;
