@@ -17,9 +17,11 @@ namespace levee::apps {
 
 namespace {
 
-/// How often a clustered broker's readiness asks its controller for the metadata leader:
-/// /readyz reads the last answer, so a probe never waits on the controller.
+/// How often a clustered broker's readiness asks its controller for the metadata leader
+/// (after each answer: one question at a time), and how long an answer may take: /readyz
+/// reads the last answer, so a probe never waits on the controller.
 constexpr auto leader_watch_interval = std::chrono::milliseconds{500};
+constexpr auto leader_watch_timeout = std::chrono::seconds{2};
 
 struct satellite_entry {
   std::string id;
@@ -27,12 +29,11 @@ struct satellite_entry {
   std::shared_ptr<satellite::satellite_stats> stats;
 };
 
-/// What the controller said last: the leader it knows (0: none) and its metadata's health.
+/// What the controller said last, as /readyz words it: empty when a metadata leader is
+/// known and the metadata is healthy, else why not.
 struct leader_view {
   std::mutex mtx;
-  bool answered = false;
-  uint64_t leader_id = 0;
-  std::string health;
+  std::string not_ready = "its controller has not answered yet";
 };
 
 } // namespace
@@ -106,13 +107,8 @@ struct node_http::roles_state {
       return {false, "broker: its listener is not up"};
     if (leader) {
       std::lock_guard<std::mutex> g{leader->mtx};
-      if (!leader->answered)
-        return {false, "broker: its controller has not answered yet"};
-      if (!leader->health.empty())
-        return {false, "broker: the metadata stopped: " + leader->health};
-      if (leader->leader_id == 0)
-        return {false, "broker: no metadata leader known yet (an election is under way, or "
-                       "too few brokers of broker.raft_members are up)"};
+      if (!leader->not_ready.empty())
+        return {false, "broker: " + leader->not_ready};
     }
     for (auto& s : satellites) {
       if (s.stats->registered.load())
@@ -139,27 +135,34 @@ leader_watch_actor::behavior_type leader_watch(leader_watch_actor::pointer self,
                                                wire_request_target controller,
                                                std::shared_ptr<leader_view> view) {
   self->send(self, tick_atom::value);
+  auto keep = [view](std::string why) {
+    std::lock_guard<std::mutex> guard{view->mtx};
+    view->not_ready = std::move(why);
+  };
   return {
     [=](tick_atom) {
       cluster::ClusterCall call;
       call.mutable_info();
-      self->request(controller, leader_watch_interval, wire_request_atom::value,
+      self->request(controller, leader_watch_timeout, wire_request_atom::value,
                     call.SerializeAsString())
         .then(
           [=](const std::string& bytes) {
             cluster::ClusterInfo info;
-            std::lock_guard<std::mutex> guard{view->mtx};
-            view->answered = info.ParseFromString(bytes);
-            view->leader_id = info.leader_id();
-            view->health = info.health();
+            if (!info.ParseFromString(bytes))
+              keep("its controller's ClusterInfo did not parse");
+            else if (!info.health().empty())
+              keep("the metadata stopped serving: " + info.health());
+            else if (info.leader_id() == 0)
+              keep("no metadata leader known yet (an election is under way, or too few of "
+                   "broker.raft_members are up)");
+            else
+              keep({});
+            self->delayed_send(self, leader_watch_interval, tick_atom::value);
           },
           [=](const caf::error&) {
-            std::lock_guard<std::mutex> guard{view->mtx};
-            view->answered = true;
-            view->leader_id = 0;
-            view->health = "its controller did not answer within 500 ms";
+            keep("its controller did not answer within 2 s");
+            self->delayed_send(self, leader_watch_interval, tick_atom::value);
           });
-      self->delayed_send(self, leader_watch_interval, tick_atom::value);
     },
   };
 }
