@@ -29,7 +29,9 @@
 #include "apps/cli_common.hpp"
 #include "apps/subcommands.hpp"
 #include "base/host_port.hpp"
+#include "apps/node_http.hpp"
 #include "broker/node.hpp"
+#include "http/options.hpp"
 #include "limits/config_file.hpp"
 #include "limits/defaults.hpp"
 #include "limits/limits_config.hpp"
@@ -95,13 +97,17 @@ int wait_for_signal(const sigset_t& set) {
 /// The keys of [node], read here.
 const char* const node_keys[] = {"node.roles", "node.busy_poll_us"};
 
+/// Where `levee local` serves /metrics when its config does not say (http.listen = none:
+/// nowhere). Beside the server's 7400 and the broker's 7600.
+const char* const default_local_http_listen = "127.0.0.1:7480";
+
 /// Every section of a node's file must be one someone reads: a typo is an error, not a
 /// silently ignored setting.
 status check_sections(const flat_config& cfg, const std::set<std::string>& roles) {
   for (auto& [key, value] : cfg) {
     auto section = key.substr(0, key.rfind('.'));
     auto top = key.substr(0, key.find('.'));
-    if (top == "limits" || top == "net" || section == "node")
+    if (top == "limits" || top == "net" || section == "node" || section == "http")
       continue;
     if ((section == "server" && roles.count("server"))
         || ((section == "satellite" || section == "events" || top == "source")
@@ -116,8 +122,8 @@ status check_sections(const flat_config& cfg, const std::set<std::string>& roles
                            "node.roles or remove the section");
     return status::error(code::bad_request,
                          "unknown key '" + key + "'; sections are [node], [server], [satellite], "
-                         "[events], [source.<name>], [broker], [stream], [metadata], [net], [limits], "
-                         "[limits.<kind>]");
+                         "[events], [source.<name>], [broker], [stream], [metadata], [net], [http], "
+                         "[limits], [limits.<kind>]");
   }
   for (auto& [key, value] : cfg) {
     if (key.rfind("node.", 0) != 0)
@@ -207,7 +213,7 @@ int run_config_keys(const std::vector<std::string>& args) {
   std::vector<std::string> keys{std::begin(node_keys), std::end(node_keys)};
   for (const auto& part : {limits_config_keys(), net::config_keys(), server::config_keys(),
                            satellite::config_keys(), streams::config_keys(),
-                           broker::config_keys()})
+                           broker::config_keys(), http::config_keys()})
     keys.insert(keys.end(), part.begin(), part.end());
   std::sort(keys.begin(), keys.end());
   for (auto& k : keys)
@@ -256,6 +262,9 @@ int run_node(const std::vector<std::string>& args) {
   auto net_cfg = net::listener_from_config(*flat);
   if (!net_cfg)
     return config_error("node", net_cfg.error().message());
+  auto http_opts = http::http_from_config(*flat);
+  if (!http_opts)
+    return config_error("node", http_opts.error().message());
   server::server_options server_opts;
   if (roles.count("server")) {
     auto s = server::server_from_config(*flat);
@@ -296,6 +305,17 @@ int run_node(const std::vector<std::string>& args) {
   if (auto st = check_wakeup_slots(*sys, slots, net_cfg->limits.max_connections); !st)
     return config_error("node", st.message());
   runtime rt{*limits};
+  // Before the roles: /readyz answers "starting" while they start.
+  auto web = node_http::start(*http_opts, *sys, rt, r->second);
+  if (!web) {
+    std::fprintf(stderr, "levee node: %s\n", printable(web.error().to_string()).c_str());
+    return 1;
+  }
+  if ((*web)->port() != 0) {
+    auto host = http_opts->listen.substr(0, http_opts->listen.rfind(':'));
+    std::printf("levee node: metrics on http://%s:%u/metrics\n", printable(host).c_str(),
+                (*web)->port());
+  }
   std::shared_ptr<server::server_node> srv;
   if (roles.count("server")) {
     fit_open_file_limit("node", net_cfg->limits.max_connections);
@@ -313,6 +333,7 @@ int run_node(const std::vector<std::string>& args) {
       return 1;
     }
     srv = *s;
+    (*web)->add_server(srv);
     auto host = server_opts.listen.substr(0, server_opts.listen.rfind(':'));
     std::printf("levee node: server listening on %s:%u\n", printable(host).c_str(),
                 srv->listener.port);
@@ -327,6 +348,7 @@ int run_node(const std::vector<std::string>& args) {
       return 1;
     }
     sat = std::move(*s);
+    (*web)->add_satellite(sat_cfg.satellite.id, sat_cfg.satellite.server, sat->stats);
     std::printf("levee node: satellite '%s' dialing %s with %zu sources\n",
                 sat_cfg.satellite.id.empty() ? "(assigned)"
                                              : printable(sat_cfg.satellite.id).c_str(),
@@ -346,15 +368,18 @@ int run_node(const std::vector<std::string>& args) {
       return 1;
     }
     brk = *b;
+    (*web)->add_broker(brk, broker_opts.cluster.has_value());
     auto host = broker_opts.listen.substr(0, broker_opts.listen.rfind(':'));
     std::printf("levee node: broker listening on %s:%u, streams in %s\n",
                 printable(host).c_str(), brk->listener.port,
                 printable(broker_opts.data_dir).c_str());
   }
+  (*web)->started();
   std::fflush(stdout);
   auto sig = wait_for_signal(signals);
   std::printf("levee node: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
+  (*web)->stopping();
   if (brk)
     broker::stop_broker(*brk);
   if (srv)
@@ -420,6 +445,12 @@ int run_local(const std::vector<std::string>& args) {
   auto broker_opts = broker::broker_options_from_config(flat);
   if (!broker_opts)
     return config_error("local", broker_opts.error().message());
+  // `levee local` serves /metrics unless told otherwise (http.listen = none).
+  if (!flat.count("http.listen"))
+    flat["http.listen"] = default_local_http_listen;
+  auto http_opts = http::http_from_config(flat);
+  if (!http_opts)
+    return config_error("local", http_opts.error().message());
   if (check) {
     std::printf("levee local: %s is valid\n",
                 a.config.empty() ? "the built-in config" : printable(a.config).c_str());
@@ -441,6 +472,12 @@ int run_local(const std::vector<std::string>& args) {
     return config_error("local", st.message());
   runtime rt{*limits};
   fit_open_file_limit("local", net_cfg->limits.max_connections);
+  auto web = node_http::start(*http_opts, *sys, rt, "server,broker,satellite");
+  if (!web) {
+    std::fprintf(stderr, "levee local: %s (--set http.listen=none runs without it)\n",
+                 printable(web.error().to_string()).c_str());
+    return 1;
+  }
   auto srv = server::start_server(*sys, rt, *server_opts, *net_cfg);
   if (!srv) {
     std::fprintf(stderr, "levee local: %s\n", printable(srv.error().to_string()).c_str());
@@ -448,8 +485,16 @@ int run_local(const std::vector<std::string>& args) {
   }
   auto host = server_opts->listen.substr(0, server_opts->listen.rfind(':'));
   auto address = host + ":" + std::to_string((*srv)->listener.port);
+  (*web)->add_server(*srv);
   std::printf("levee local: server listening on %s; satellites keep their data in %s\n",
               printable(address).c_str(), printable(data_dir).c_str());
+  std::string metrics_address;
+  if ((*web)->port() != 0) {
+    metrics_address = http_opts->listen.substr(0, http_opts->listen.rfind(':')) + ":"
+                      + std::to_string((*web)->port());
+    std::printf("levee local: metrics on http://%s/metrics (also /healthz, /readyz)\n",
+                printable(metrics_address).c_str());
+  }
   if (!broker_dir_given)
     broker_opts->data_dir = (std::filesystem::path(data_dir) / "broker").string();
   auto brk = broker::start_broker(*sys, rt, *broker_opts, *net_cfg);
@@ -458,6 +503,7 @@ int run_local(const std::vector<std::string>& args) {
     server::stop_server(**srv);
     return 1;
   }
+  (*web)->add_broker(*brk, broker_opts->cluster.has_value());
   auto broker_host = broker_opts->listen.substr(0, broker_opts->listen.rfind(':'));
   auto broker_address = broker_host + ":" + std::to_string((*brk)->listener.port);
   std::printf("levee local: broker listening on %s; streams in %s\n",
@@ -484,8 +530,10 @@ int run_local(const std::vector<std::string>& args) {
       server::stop_server(**srv);
       return 1;
     }
+    (*web)->add_satellite(id, address, s->stats);
     sats.push_back(std::move(*s));
   }
+  (*web)->started();
   std::fflush(stdout);
   // Show a query answered over the real client path, once both satellites have data.
   base::host_port server;
@@ -516,15 +564,17 @@ int run_local(const std::vector<std::string>& args) {
     std::printf("\nlevee local: running; try `levee query --server %s --satellite a "
                 "'where level == \"ERROR\" limit 5 fields ts,user,msg'`, `levee satellites "
                 "--server %s`, `levee stats --server %s`, `levee pub local.x hello --broker %s`, "
-                "`levee sub events --broker %s`; Ctrl-C stops\n",
+                "`levee sub events --broker %s`%s%s%s; Ctrl-C stops\n",
                 address.c_str(), address.c_str(), address.c_str(), broker_address.c_str(),
-                broker_address.c_str());
+                broker_address.c_str(), metrics_address.empty() ? "" : ", `curl http://",
+                metrics_address.c_str(), metrics_address.empty() ? "" : "/metrics`");
     std::fflush(stdout);
   }
   if (!exit_after && rc == 0) {
     auto sig = wait_for_signal(signals);
     std::printf("levee local: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   }
+  (*web)->stopping();
   broker::stop_broker(**brk);
   server::stop_server(**srv);
   for (auto& s : sats)

@@ -95,6 +95,15 @@ void fill_broker_stats(const broker_stats& s, wire::BrokerStats& out) {
     (*out.mutable_rejections_by_limit())[limit] = n;
 }
 
+/// The whole StatsReply of a broker: `levee stats` and /metrics read the same.
+void fill_reply(const net::server_context& ctx, caf::actor_system& sys, const runtime& rt,
+                const broker_stats& stats, wire::StatsReply& reply) {
+  net::fill_listener_stats(ctx.stats, *reply.mutable_listener());
+  net::fill_io_loop_stats(sys, reply);
+  net::fill_runtime_stats(rt.snapshot(), reply);
+  fill_broker_stats(stats, *reply.mutable_broker());
+}
+
 wire_request_target::behavior_type stats_target(limited<wire_request_target::base>* self,
                                                 std::shared_ptr<net::server_context> ctx,
                                                 runtime* rt,
@@ -109,10 +118,7 @@ wire_request_target::behavior_type stats_target(limited<wire_request_target::bas
                           .detail("a StatsRequest that does not parse; send one built from "
                                   "net/satellite.proto"));
       wire::StatsReply reply;
-      net::fill_listener_stats(ctx->stats, *reply.mutable_listener());
-      net::fill_io_loop_stats(self->system(), reply);
-      net::fill_runtime_stats(rt->snapshot(), reply);
-      fill_broker_stats(*stats, *reply.mutable_broker());
+      fill_reply(*ctx, self->system(), *rt, *stats, reply);
       return reply.SerializeAsString();
     },
   };
@@ -356,6 +362,11 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
   }
   node->listener = *l;
   return node;
+}
+
+void fill_broker_node_stats(const broker_node& node, const runtime& rt, wire::StatsReply& out) {
+  if (node.ctx && node.stats && node.stats_target)
+    fill_reply(*node.ctx, node.stats_target->home_system(), rt, *node.stats, out);
 }
 
 void stop_broker(broker_node& node) {

@@ -17,6 +17,10 @@
 #include "net/listener.hpp"
 #include "streams/stream_config.hpp"
 
+namespace levee::wire {
+class StatsReply;
+} // namespace levee::wire
+
 namespace levee::broker {
 
 struct broker_options {
@@ -54,6 +58,10 @@ struct broker_node {
 result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtime& rt,
                                                   const broker_options& opts,
                                                   const net::listener_config& net_cfg);
+
+/// `levee stats` against the broker, and /metrics: its listener, I/O loop, node budget,
+/// actor kinds and streams, into `out` (nothing once stop_broker ran).
+void fill_broker_node_stats(const broker_node& node, const runtime& rt, wire::StatsReply& out);
 
 /// Stops accepting, closes the connections (shutting_down), ends every subscription
 /// (shutting_down), syncs and stops every leader, then the broker. Returns once the

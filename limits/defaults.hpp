@@ -134,6 +134,25 @@ constexpr uint64_t net_request_deadline_ms = 30'000;
 /// again (with backoff): a server whose host drops SYNs costs this, not the OS's ~2 min.
 constexpr uint64_t net_connect_timeout_ms = 5'000;
 
+// -- the HTTP listener: [http] (http/README.md) ------------------------------------------
+
+/// connections at once. 16: a Prometheus server or two, a load balancer's or Kubernetes'
+/// probes and an operator's curl; a scrape takes milliseconds, so a node holding more is
+/// being held open (slowloris), and the next one is answered 503.
+constexpr uint64_t http_max_connections = 16;
+constexpr uint64_t http_max_connections_ceiling = 1024;
+
+/// bytes of one request: request line, headers and body together. 8 KiB: Prometheus and
+/// curl send a few hundred bytes; 8 KiB is what nginx and Apache allow a header line.
+constexpr uint64_t http_max_request_bytes = 8 * KiB;
+constexpr uint64_t http_max_request_bytes_ceiling = 1 * MiB;
+
+/// ms to receive one whole request (from its first byte; from the accept for a
+/// connection's first one) and to send its answer. 10 s: Prometheus' default scrape
+/// timeout; a client slower than that holds a slot the way a slowloris does.
+constexpr uint64_t http_request_timeout_ms = 10'000;
+constexpr uint64_t http_request_timeout_ms_ceiling = 600'000;
+
 // -- the segment log: persistence/ -------------------------------------------------------
 
 /// bytes of one record (key, value, headers): the same as a message on the wire, so that

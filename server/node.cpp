@@ -95,6 +95,7 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
   node->ctx = std::make_shared<net::server_context>(net_cfg);
   node->queries = std::make_shared<proxy_stats>();
   auto routes = std::make_shared<satellite_routes>();
+  node->routes = routes;
   // The registry and the router (and its proxyers) on the I/O thread with the connections:
   // their work per message is small, and a query then crosses the server without waking
   // a worker (ARCHITECTURE.md "Processes and threads").
@@ -184,6 +185,15 @@ void fill_server_stats(const server_node& node, const runtime& rt, wire::StatsRe
   if (node.router)
     net::fill_io_loop_stats(node.router->home_system(), out);
   fill_queries(*node.queries, *out.mutable_queries());
+  if (node.routes) {
+    // The routes' counts under their mutex: no message to the registry, so a scrape never
+    // waits behind it.
+    auto& sats = *out.mutable_satellites();
+    sats.set_registered(node.routes->size());
+    sats.set_healthy(node.routes->count(satellite_health::healthy));
+    sats.set_unhealthy(node.routes->count(satellite_health::unhealthy));
+    sats.set_disconnected(node.routes->count(satellite_health::disconnected));
+  }
   net::fill_runtime_stats(rt.snapshot(), out);
 }
 

@@ -28,6 +28,7 @@ struct server_node {
   // Wire targets that parse requests and pass them on to the registry or the router.
   std::vector<wire_request_target> adapters;
   std::shared_ptr<proxy_stats> queries;
+  std::shared_ptr<satellite_routes> routes;  // read for the satellites by state (stats)
 };
 
 /// Starts everything on opts.listen (port 0: any free port; the bound one is in
@@ -39,8 +40,9 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
 /// connection with `shutting_down`, and stops the server's actors.
 void stop_server(server_node& node);
 
-/// `levee stats`: the listener's counters, the I/O loop, the queries, the node budget and
-/// every actor kind, into `out` (all but its version).
+/// `levee stats` (and /metrics): the listener's counters, the I/O loop, the queries, the
+/// satellites by state, the node budget and every actor kind, into `out` (all but its
+/// version).
 void fill_server_stats(const server_node& node, const runtime& rt, wire::StatsReply& out);
 
 } // namespace levee::server

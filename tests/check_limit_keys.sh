@@ -14,7 +14,7 @@ echo "$keys" | sed 's/\./\\./g; s/<[a-z]*>/[a-z0-9_-]+/g; s/^/^/; s/$/$/' > "$pa
 failed=0
 found=0
 dirs=""
-for d in base limits actors net satellite server broker query events persistence streams metadata apps include; do
+for d in base limits actors net satellite server broker query events persistence streams metadata http apps include; do
   [ -d "$root/$d" ] && dirs="$dirs $root/$d"
 done
 # -z reads each file whole, so a `.limit(` whose string starts on the next line is seen.
