@@ -25,7 +25,7 @@ set(LEVEE_INSTALL_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/Levee")
 
 # Every library, in dependency order (the folders' layers, ARCHITECTURE.md "Layers").
 set(LEVEE_PACKAGE_LIBRARIES
-  levee_base levee_limits levee_actors levee_wire levee_client levee_net
+  levee_base levee_limits levee_http levee_actors levee_wire levee_client levee_net
   levee_persistence levee_streams levee_metadata levee_events levee_query
   levee_server levee_satellite levee_broker levee_load)
 foreach(lib IN LISTS LEVEE_PACKAGE_LIBRARIES)
@@ -36,7 +36,7 @@ foreach(lib IN LISTS LEVEE_PACKAGE_LIBRARIES)
 endforeach()
 # Folders whose headers the installed headers may reach.
 set(LEVEE_PACKAGE_HEADER_DIRS
-  base limits actors net persistence streams metadata events query server satellite broker load)
+  base limits http actors net persistence streams metadata events query server satellite broker load)
 
 # The folders set their include directories as paths in the source and build trees;
 # an installed target must name paths under the prefix instead. Each path is kept for
