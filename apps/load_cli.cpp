@@ -7,15 +7,23 @@
 // NAME`), or stream publish to a broker over levee::stream_client (`--target publish
 // SUBJECT`). One thread per connection, each with its own recorder, merged at the end.
 //
+// Before and after the run it reads the target's counters (its "stats" target) and, when
+// the target runs on this machine, its process's CPU and memory; then checks that the
+// target accounted for every request sent (load/target_side.hpp).
+//
 // Exit codes: 0 done and every threshold held, 99 a threshold failed (k6's code), 2 a
 // usage error or a target that cannot be reached, 3 an invalid run (the tool fell behind
-// its own schedule past the bound, so the target was not offered the rate asked for).
+// its own schedule past the bound, so the target was not offered the rate asked for), 4
+// the target's counts do not match the tool's (a request lost or counted twice).
 
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -32,9 +40,13 @@
 #include "levee/client.hpp"
 #include "levee/streams.hpp"
 #include "limits/printable.hpp"
+#include "load/html_report.hpp"
+#include "load/ramp.hpp"
 #include "load/results.hpp"
 #include "load/schedule.hpp"
+#include "load/target_side.hpp"
 #include "load/thresholds.hpp"
+#include "net/satellite.pb.h"
 
 namespace levee::apps {
 
@@ -154,6 +166,9 @@ struct plan {
   bool honour_retry_after = false;
   uint32_t connections = 1;
   clock_type::time_point origin;
+  /// The schedule's start from `origin`: a ramp's step starts when the one before it ended,
+  /// so that intended times (and the per-second series) run on from one step to the next.
+  nanoseconds offset{0};
 };
 
 /// What the progress line reads while workers run.
@@ -169,9 +184,10 @@ struct pending_send {
 /// One connection's thread: sends on the plan, files each answer into `rec`.
 class worker {
 public:
-  worker(const plan& p, uint32_t index, target_driver& d, load::recorder& rec, live_counts& live,
-         std::atomic<uint64_t>& closed_sends)
-      : p_(p), index_(index), d_(d), rec_(rec), live_(live), closed_sends_(closed_sends) {}
+  worker(const plan& p, uint32_t index, target_driver& d, load::recorder& rec,
+         load::wire_accounting& wire, live_counts& live, std::atomic<uint64_t>& closed_sends)
+      : p_(p), index_(index), d_(d), rec_(rec), wire_(wire), live_(live),
+        closed_sends_(closed_sends) {}
 
   void run() {
     if (p_.closed_loop)
@@ -184,6 +200,7 @@ public:
       receive(std::min(duration_cast<milliseconds>(give_up - now()), milliseconds(100)));
     for (auto& [id, s] : pending_)
       rec_.timed_out(s.intended, s.sent);
+    wire_.unanswered += pending_.size();
     pending_.clear();
   }
 
@@ -211,9 +228,11 @@ private:
     uint64_t id = 0;
     live_.sent++;
     if (auto local = d_.send(id)) {
+      wire_.refused_locally++;
       file(intended, sent, sent, *local);
       return;
     }
+    wire_.sent++;
     pending_[id] = {intended, sent};
   }
 
@@ -245,8 +264,15 @@ private:
       if (it == pending_.end())
         continue;  // answered after its timeout: already counted
       if (c.refused) {
+        // A connection that went away is no answer from the target (it may have taken
+        // the request or not); any other refusal is the target's Reject.
+        if (c.refused->code == code::unavailable && c.refused->limit.empty())
+          wire_.unanswered++;
+        else
+          wire_.refused_with(to_string(c.refused->code));
         file(it->second.intended, it->second.sent, t, *c.refused);
       } else {
+        wire_.accepted++;
         rec_.accepted(it->second.intended, it->second.sent, t);
         live_.accepted++;
       }
@@ -262,12 +288,14 @@ private:
         if (p_.closed_loop)
           ++answered_;
       }
+      wire_.unanswered += pending_.size();
       pending_.clear();
       lost_ = true;
     }
     // Ids grow with send time, so the oldest sends come first.
     while (!pending_.empty() && t - pending_.begin()->second.sent > p_.timeout) {
       rec_.timed_out(pending_.begin()->second.intended, pending_.begin()->second.sent);
+      wire_.unanswered++;
       pending_.erase(pending_.begin());
       if (p_.closed_loop)
         ++answered_;
@@ -276,17 +304,18 @@ private:
 
   void run_open() {
     auto& s = *p_.schedule;
+    auto intended = [&](uint64_t n) { return p_.offset + s.intended(n); };
     for (uint64_t n = index_; n < s.total() && !interrupted.load();) {
       auto t = now();
       // Every send that is due goes now, however late: the rate is never lowered.
-      while (n < s.total() && s.intended(n) <= t) {
-        send(s.intended(n));
+      while (n < s.total() && intended(n) <= t) {
+        send(intended(n));
         n += p_.connections;
         t = now();
       }
       if (n >= s.total())
         break;
-      auto wait = s.intended(n) - now();
+      auto wait = intended(n) - now();
       if (pending_.empty()) {
         // At most 100 ms at a time, so that Ctrl-C is seen within that however slow the rate.
         if (wait > nanoseconds(0))
@@ -328,6 +357,7 @@ private:
   uint32_t index_;
   target_driver& d_;
   load::recorder& rec_;
+  load::wire_accounting& wire_;
   live_counts& live_;
   std::atomic<uint64_t>& closed_sends_;
   std::map<uint64_t, pending_send> pending_;
@@ -365,13 +395,114 @@ std::optional<std::vector<load::rate_step>> parse_steps(const std::string& text,
   return steps;
 }
 
-void progress_line(const live_counts& live, double elapsed, double total) {
-  std::fprintf(stderr, "\r  %6.1fs / %.1fs  sent %llu  accepted %llu  rejected %llu  errors %llu   ",
-               elapsed, total, static_cast<unsigned long long>(live.sent.load()),
+/// "  3.0s / 10.0s  [step 2/5 at 200/s]  sent ...": `phase` is empty outside a ramp.
+void progress_line(const live_counts& live, double elapsed, double total, const std::string& phase) {
+  std::fprintf(stderr, "\r  %6.1fs / %.1fs  %ssent %llu  accepted %llu  rejected %llu  errors %llu   ",
+               elapsed, total, phase.c_str(), static_cast<unsigned long long>(live.sent.load()),
                static_cast<unsigned long long>(live.accepted.load()),
                static_cast<unsigned long long>(live.rejected.load()),
                static_cast<unsigned long long>(live.errors.load()));
   std::fflush(stderr);
+}
+
+/// A StatsReply's counters by name (load/target_side.hpp): the listener's, the query
+/// router's, the node budget's refusals, each actor kind's and the broker's. Gauges and
+/// high waters are left out: only what grows has a meaningful difference.
+load::target_counters counters_of(const wire::StatsReply& r) {
+  load::target_counters out;
+  auto by_code = [&](const std::string& prefix, const auto& map) {
+    for (auto& [name, n] : map)
+      out[prefix + name] = n;
+  };
+  auto& l = r.listener();
+  out["listener.connections_accepted"] = l.connections_accepted();
+  out["listener.connections_refused"] = l.connections_refused();
+  out["listener.frames_in"] = l.frames_in();
+  out["listener.frames_out"] = l.frames_out();
+  out["listener.requests_answered"] = l.requests_answered();
+  out["listener.requests_abandoned"] = l.requests_abandoned();
+  out["listener.credit_frames_in"] = l.credit_frames_in();
+  out["listener.input_paused_for_slow_reader"] = l.input_paused_for_slow_reader();
+  by_code(load::rejects_sent_prefix, l.rejects_sent());
+  by_code("listener.connections_closed.", l.connections_closed());
+  auto& q = r.queries();
+  out["queries.started"] = q.started();
+  out["queries.completed"] = q.completed();
+  out["queries.failed"] = q.failed();
+  out["queries.cancelled"] = q.cancelled();
+  out["queries.refused"] = q.refused();
+  out["queries.rows_returned"] = q.rows_returned();
+  out["node_budget.refusals"] = r.node_budget().refusals();
+  for (auto& k : r.kinds()) {
+    auto prefix = "kinds." + k.kind() + ".";
+    out[prefix + "accepted"] = k.accepted();
+    out[prefix + "processed"] = k.processed();
+    out[prefix + "dropped_on_exit"] = k.dropped_on_exit();
+    out[prefix + "notices_sent"] = k.notices_sent();
+    by_code(prefix + "rejected.", k.rejected());
+  }
+  if (r.has_broker()) {
+    auto& b = r.broker();
+    out["broker.publishes"] = b.publishes();
+    out["broker.messages_stored"] = b.messages_stored();
+    out["broker.acks"] = b.acks();
+    out["broker.duplicates"] = b.duplicates();
+    out["broker.subscriptions"] = b.subscriptions();
+    out["broker.batches_sent"] = b.batches_sent();
+    out["broker.unacked_refusals"] = b.unacked_refusals();
+    out["broker.subscriptions_paced"] = b.subscriptions_paced();
+    by_code("broker.rejections.", b.rejections());
+    by_code("broker.rejections_by_limit.", b.rejections_by_limit());
+  }
+  return out;
+}
+
+/// The target's counters, asked of its "stats" target on `c` (a connection of its own, so
+/// the load's connections keep their in-flight bounds). A refusal is tried again after its
+/// retry_after_ms, three tries in all; each refused try is counted in `refused` by code
+/// (the target counts it too). nullopt with `why` when it cannot be read.
+std::optional<load::target_counters> read_counters(client& c, milliseconds timeout,
+                                                   std::map<std::string, uint64_t, std::less<>>& refused_tries,
+                                                   std::string& why) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto r = c.request("stats", wire::StatsRequest{}.SerializeAsString(), timeout);
+    if (r.ok()) {
+      wire::StatsReply reply;
+      if (!reply.ParseFromString(*r.payload)) {
+        why = "its stats answer does not parse (a Levee node of another version?)";
+        return std::nullopt;
+      }
+      return counters_of(reply);
+    }
+    auto& refused = *r.rejected;
+    why = "its stats request was refused: " + std::string{to_string(refused.code)} + " "
+          + printable(refused.detail);
+    if (refused.code == code::unavailable && refused.limit.empty())
+      return std::nullopt;  // no answer of the target's: the connection is gone
+    refused_tries[std::string{to_string(refused.code)}]++;
+    if (refused.retry_after_ms == 0)
+      return std::nullopt;
+    std::this_thread::sleep_for(std::min<milliseconds>(milliseconds(refused.retry_after_ms), timeout));
+  }
+  return std::nullopt;
+}
+
+/// The target's process: found from its listening port when it runs here.
+load::process_figures find_target_process(const base::host_port& address) {
+  load::process_figures out;
+  if (!load::is_local_host(address.host)) {
+    out.status = "not local (" + printable(address.host) + " is not an address of this machine)";
+    return out;
+  }
+  std::string why;
+  auto pid = load::find_listening_pid(address.port, why);
+  if (!pid) {
+    out.status = "not found: " + why;
+    return out;
+  }
+  out.pid = *pid;
+  out.status = "pid " + std::to_string(*pid);
+  return out;
 }
 
 } // namespace
@@ -382,13 +513,14 @@ int run_load(const std::vector<std::string>& args) {
     "load (open loop at --rate by default) and account for every send: accepted, rejected by "
     "code and limit, errors, timeouts, latency percentiles from the intended send times.\n"
     "Exit codes: 0 ok, 99 a --threshold failed, 2 usage error or unreachable target, 3 invalid "
-    "run (the tool fell behind its schedule)"};
+    "run (the tool fell behind its schedule), 4 the target's counts differ from the tool's"};
   std::vector<std::string> target;
-  std::string server, token, ack = "leader", retry_after = "ignore", steps_text;
+  std::string server, token, ack = "leader", retry_after = "ignore", steps_text, ramp_text, html_path;
   double rate = 0, duration_s = 10, warmup_s = 0, max_lag_ms = 50, max_late_percent = 1;
+  load::knee_bounds knee;
   uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
   uint32_t connections = 1;
-  bool json = false, progress = false;
+  bool json = false, progress = false, quiet = false, other_traffic = false;
   std::vector<std::string> threshold_texts;
   opts.add_options()
     ("help,h", "this text")
@@ -400,6 +532,20 @@ int run_load(const std::vector<std::string>& args) {
     ("rate", decimal_number("rate", &rate, 1000, 0, 100000, "per second"),
      "open loop: sends per second, in all connections together (the default mode: 1000)")
     ("steps", po::value(&steps_text), "open loop, stepped: RATE:SECONDS,... e.g. 1000:10,2000:10")
+    ("ramp", po::value(&ramp_text),
+     "open loop, find the knee: START:STEP:MAX[:SECONDS] (per second; 5 s a step), e.g. "
+     "100:100:1000; stops at the first step past the --knee-* bounds")
+    ("knee-p99-ms", decimal_number("knee-p99-ms", &knee.max_p99_ms, 100, -1, 3'600'000, "ms"),
+     "ramp: a step whose p99 latency (from intended send times) is above this is past the knee "
+     "(default 100; 0: not checked)")
+    ("knee-refused-percent",
+     decimal_number("knee-refused-percent", &knee.max_not_accepted_percent, 1, -1, 100, "%"),
+     "ramp: a step with more of its sends not accepted (refused, errors, timeouts, held back) "
+     "is past the knee (default 1; 0: not checked)")
+    ("knee-goodput-gain",
+     decimal_number("knee-goodput-gain", &knee.min_goodput_gain, 0.5, -1, 1, ""),
+     "ramp: a step whose goodput rose by less than this share of the rate added is past the "
+     "knee (default 0.5; 0: not checked)")
     ("closed", whole_number("closed", &closed, uint64_t{0}, 0, 1'000'000, "requests"),
      "closed loop: keep this many requests in flight in all (latency then hides coordinated omission)")
     ("duration", decimal_number("duration", &duration_s, 10, 0, 86400, "s"),
@@ -427,9 +573,15 @@ int run_load(const std::vector<std::string>& args) {
     ("threshold", po::value(&threshold_texts)->composing(),
      "a pass/fail condition, repeatable: latency.p99<2ms, goodput>=9000/s, "
      "rejected{code=rate_limited}.rate>0 (exit 99 when one fails)")
+    ("other-traffic", po::bool_switch(&other_traffic),
+     "the target serves other clients too: its counts need only be at least the tool's (without "
+     "it, any difference is exit 4)")
     ("json", po::bool_switch(&json), "print the results as one line of JSON")
+    ("html", po::value(&html_path),
+     "also write the report to this file as one self-contained HTML page with SVG plots")
     ("progress", po::bool_switch(&progress),
-     "print the progress line on stderr each second even when it is not a terminal (CI logs)");
+     "print the progress line on stderr each second even when it is not a terminal (CI logs)")
+    ("quiet", po::bool_switch(&quiet), "no progress line, even on a terminal");
   po::variables_map vm;
   if (auto parsed = parse_args(sub, opts, args, nullptr, &vm); parsed.exit_code)
     return *parsed.exit_code;
@@ -441,10 +593,15 @@ int run_load(const std::vector<std::string>& args) {
     return usage_error(sub, "give --target actor NAME (an exposed actor, e.g. stats) or "
                             "--target publish SUBJECT (a broker's stream subject)");
   bool publish = target[0] == "publish";
-  if (given("rate") + given("steps") + (closed > 0 ? 1 : 0) > 1)
-    return usage_error(sub, "--rate, --steps and --closed exclude each other: give one");
-  if (given("count") && (given("duration") || given("steps")))
-    return usage_error(sub, "--count and --duration (or --steps) exclude each other: give one");
+  if (given("rate") + given("steps") + given("ramp") + (closed > 0 ? 1 : 0) > 1)
+    return usage_error(sub, "--rate, --steps, --ramp and --closed exclude each other: give one");
+  if (given("count") && (given("duration") || given("steps") || given("ramp")))
+    return usage_error(sub, "--count and --duration (or --steps, --ramp) exclude each other: give one");
+  if (given("ramp") && given("duration"))
+    return usage_error(sub, "--ramp gives each step's seconds (START:STEP:MAX:SECONDS); leave out --duration");
+  for (auto* k : {"knee-p99-ms", "knee-refused-percent", "knee-goodput-gain"})
+    if (given(k) && !given("ramp"))
+      return usage_error(sub, std::string{"--"} + k + " is for --ramp; add --ramp START:STEP:MAX");
   if (given("count") && count == 0)
     return usage_error(sub, "--count 0: give at least 1 send");
   if (ack != "none" && ack != "leader")
@@ -455,7 +612,10 @@ int run_load(const std::vector<std::string>& args) {
     return usage_error(sub, "--message-bytes is for --target publish; use --payload-bytes");
   if (publish && given("payload-bytes"))
     return usage_error(sub, "--payload-bytes is for --target actor; use --message-bytes");
+  if (quiet && progress)
+    return usage_error(sub, "--quiet and --progress exclude each other: give one");
   std::string steps_shown;  // the steps as the report shows them (the warm-up's included)
+  std::optional<load::ramp_result> ramp;
   std::vector<load::threshold> thresholds;
   for (auto& text : threshold_texts) {
     auto t = load::parse_threshold(text);
@@ -463,6 +623,9 @@ int run_load(const std::vector<std::string>& args) {
       return usage_error(sub, t.error().message());
     thresholds.push_back(*t);
   }
+  if (!html_path.empty() && !std::ofstream{html_path, std::ios::app})
+    return usage_error(sub, "--html " + html_path + ": cannot write there (" + std::strerror(errno)
+                              + "); give a path in a directory you may write");
   if (server.empty())
     server = publish ? "127.0.0.1:7600" : "127.0.0.1:7400";
   auto address = address_option(sub, "--server", server);
@@ -483,6 +646,18 @@ int run_load(const std::vector<std::string>& args) {
     p.in_flight_per_connection = closed / connections;
     p.count = count;
     p.send_until = p.warmup + duration_cast<nanoseconds>(duration<double>(duration_s));
+  } else if (given("ramp")) {
+    auto spec = load::parse_ramp(ramp_text);
+    if (!spec)
+      return usage_error(sub, spec.error().message());
+    ramp.emplace();
+    ramp->spec = *spec;
+    ramp->bounds = knee;
+    rate = spec->start;
+    char text[128];
+    std::snprintf(text, sizeof text, "ramp %g/s to %g/s by %g/s, %g s a step", spec->start,
+                  spec->max, spec->step, spec->step_seconds);
+    steps_shown = text;
   } else if (given("steps")) {
     std::string why;
     auto steps = parse_steps(steps_text, why);
@@ -551,42 +726,61 @@ int run_load(const std::vector<std::string>& args) {
     }
   }
 
-  // -- run -------------------------------------------------------------------------------
+  // -- the target's side before: its counters, its process ------------------------------
+  load::target_side side;
+  side.other_traffic = other_traffic;
+  side.process = find_target_process(*address);
+  client stats_connection{co};
+  std::optional<load::target_counters> before;
+  if (auto st = stats_connection.connect_with_backoff(seconds(3)); !st) {
+    side.stats_status = "not read: " + printable(st.message());
+  } else {
+    // Refusals of this read came before the first figures were taken: not in the delta.
+    std::map<std::string, uint64_t, std::less<>> before_the_figures;
+    before = read_counters(stats_connection, p.timeout, before_the_figures, side.stats_status);
+  }
+  if (side.process.pid != 0)
+    side.process.before = load::sample_process(side.process.pid);
+
+  // -- run: one phase, or one per step of a ramp -------------------------------------------
   interrupted.store(false);
   auto old_int = std::signal(SIGINT, on_interrupt);
-  std::vector<load::recorder> recorders(connections, load::recorder{p.warmup, p.max_lag});
+  std::vector<load::wire_accounting> wire(connections);
   live_counts live;
   std::atomic<uint64_t> closed_sends{0};
-  p.origin = clock_type::now();
-  std::vector<std::thread> threads;
-  std::atomic<uint32_t> running{connections};
-  for (uint32_t i = 0; i < connections; ++i)
-    threads.emplace_back([&, i] {
-      worker{p, i, *drivers[i], recorders[i], live, closed_sends}.run();
-      running--;
-    });
+  bool tty = progress || (::isatty(STDERR_FILENO) == 1 && !json && !quiet);
   double planned = p.closed_loop ? duration<double>(p.send_until).count()
+                   : ramp        ? warmup_s + ramp->spec.step_seconds
+                                               * static_cast<double>(ramp->spec.rates().size())
                                  : duration<double>(p.schedule->span()).count();
-  bool tty = progress || (::isatty(STDERR_FILENO) == 1 && !json);
   auto next_progress = clock_type::now() + seconds(1);
-  while (running.load() > 0) {
-    // The progress line on a terminal once a second; otherwise only wait for the threads.
-    std::this_thread::sleep_for(milliseconds(50));
-    if (tty && clock_type::now() >= next_progress) {
-      progress_line(live, duration<double>(clock_type::now() - p.origin).count(), planned);
-      next_progress += seconds(1);
+  p.origin = clock_type::now();
+  // Runs the plan on every connection, a thread each, to its end; the counts merged.
+  auto run_phase = [&](const std::string& phase) {
+    std::vector<load::recorder> recorders(connections, load::recorder{p.warmup, p.max_lag});
+    std::vector<std::thread> threads;
+    std::atomic<uint32_t> running{connections};
+    for (uint32_t i = 0; i < connections; ++i)
+      threads.emplace_back([&, i] {
+        worker{p, i, *drivers[i], recorders[i], wire[i], live, closed_sends}.run();
+        running--;
+      });
+    while (running.load() > 0) {
+      // The progress line once a second; otherwise only wait for the threads.
+      std::this_thread::sleep_for(milliseconds(50));
+      if (tty && clock_type::now() >= next_progress) {
+        progress_line(live, duration<double>(clock_type::now() - p.origin).count(), planned, phase);
+        next_progress += seconds(1);
+      }
     }
-  }
-  for (auto& t : threads)
-    t.join();
-  auto sending_ended = clock_type::now();
-  std::signal(SIGINT, old_int);
-  if (tty)
-    std::fputs("\n", stderr);
-
+    for (auto& t : threads)
+      t.join();
+    load::recorder merged{p.warmup, p.max_lag};
+    for (auto& r : recorders)
+      merged.merge(r);
+    return merged;
+  };
   load::run_result result{{}, load::recorder{p.warmup, p.max_lag}};
-  for (auto& r : recorders)
-    result.counts.merge(r);
   auto& s = result.settings;
   s.target_kind = target[0];
   s.target = target[1];
@@ -602,12 +796,77 @@ int run_load(const std::vector<std::string>& args) {
   s.warmup_seconds = warmup_s;
   s.max_lag_ms = max_lag_ms;
   s.max_late_percent = max_late_percent;
-  if (p.closed_loop || interrupted.load())
-    // Closed loop (and a run cut short) lasted as long as it took, timeouts of the last
-    // sends aside: close enough for rates, and never longer than the sends took.
-    s.measured_seconds = std::max(0.0, duration<double>(sending_ended - p.origin).count() - warmup_s);
-  else
-    s.measured_seconds = std::max(0.0, duration<double>(p.schedule->span()).count() - warmup_s);
+  if (!ramp) {
+    result.counts = run_phase("");
+    auto sending_ended = clock_type::now();
+    if (p.closed_loop || interrupted.load())
+      // Closed loop (and a run cut short) lasted as long as it took, timeouts of the last
+      // sends aside: close enough for rates, and never longer than the sends took.
+      s.measured_seconds = std::max(0.0, duration<double>(sending_ended - p.origin).count() - warmup_s);
+    else
+      s.measured_seconds = std::max(0.0, duration<double>(p.schedule->span()).count() - warmup_s);
+  } else {
+    // Each step is a phase of its own: it ends when its sends are answered (or timed out),
+    // so its figures are its own, and the next starts then. The warm-up goes first, at
+    // the first step's rate.
+    auto rates = ramp->spec.rates();
+    auto step_span = duration_cast<nanoseconds>(duration<double>(ramp->spec.step_seconds));
+    for (size_t i = 0; i < rates.size() && !interrupted.load(); ++i) {
+      std::vector<load::rate_step> steps;
+      if (i == 0 && p.warmup > nanoseconds(0))
+        steps.push_back({rates[0], p.warmup});
+      steps.push_back({rates[i], step_span});
+      p.schedule.emplace(std::move(steps));
+      p.offset = i == 0 ? nanoseconds(0) : clock_type::now() - p.origin;
+      char phase[64];
+      std::snprintf(phase, sizeof phase, "step %zu/%zu at %g/s  ", i + 1, rates.size(), rates[i]);
+      load::run_result step{s, run_phase(phase)};
+      step.settings.rate_per_second = rates[i];
+      step.settings.steps.clear();
+      step.settings.measured_seconds = ramp->spec.step_seconds;
+      if (interrupted.load())  // cut short: as long as it lasted
+        step.settings.measured_seconds = std::clamp(
+          duration<double>(clock_type::now() - p.origin - p.offset).count() - (i == 0 ? warmup_s : 0),
+          0.0, ramp->spec.step_seconds);
+      result.counts.merge(step.counts);
+      s.measured_seconds += step.settings.measured_seconds;
+      if (!ramp->add(rates[i], step))
+        break;  // past the knee: the steps above it would only add refusals
+    }
+  }
+  std::signal(SIGINT, old_int);
+  if (tty)
+    std::fputs("\n", stderr);
+
+  // -- the target's side after, and its accounting ---------------------------------------
+  if (side.process.pid != 0)
+    side.process.after = load::sample_process(side.process.pid);
+  if (side.process.pid != 0 && !side.process.known())
+    side.process.status += " (gone before the run ended)";
+  for (auto& w : wire)
+    side.tool.merge(w);
+  if (before) {
+    // The target counted the first stats request by now (answered after its figures were
+    // taken), and the refused tries of this one (before its figures are taken).
+    side.tool.own_requests = 1;
+    std::string why;
+    auto after = read_counters(stats_connection, p.timeout, side.tool.own_refused, why);
+    if (after) {
+      std::vector<std::string> went_back;
+      side.before = std::move(*before);
+      side.after = std::move(*after);
+      side.delta = load::counter_deltas(side.before, side.after, &went_back);
+      if (went_back.empty()) {
+        side.stats_status = "read";
+        side.accounting = load::check_accounting(side.tool, side.delta, other_traffic);
+      } else {
+        side.stats_status = "not compared: " + went_back.front()
+                            + " went back during the run (the target restarted?)";
+      }
+    } else {
+      side.stats_status = "not read after the run: " + why;
+    }
+  }
 
   std::vector<load::threshold_outcome> outcomes;
   for (auto& t : thresholds)
@@ -620,18 +879,43 @@ int run_load(const std::vector<std::string>& args) {
       out += std::string{i ? "," : ""} + "{\"threshold\":" + load::json_string(thresholds[i].text)
              + ",\"held\":" + (outcomes[i].held ? "true" : "false")
              + ",\"observed\":" + std::to_string(outcomes[i].observed) + "}";
-    out += "]}";
+    out += "],\"target_side\":" + side.json();
+    if (ramp)
+      out += ",\"ramp\":" + ramp->json();
+    out += "}";
     std::printf("%s\n", out.c_str());
   } else {
     std::fputs(result.text().c_str(), stdout);
+    if (ramp)
+      std::fputs(ramp->text().c_str(), stdout);
+    std::fputs(side.text().c_str(), stdout);
     if (!outcomes.empty())
       std::puts("\nthresholds:");
     for (auto& o : outcomes)
       std::printf("  %s\n", o.line.c_str());
   }
   std::fflush(stdout);
+  if (!html_path.empty()) {
+    load::report_parts parts;
+    parts.result = &result;
+    parts.side = &side;
+    parts.ramp = ramp ? &*ramp : nullptr;
+    for (auto& o : outcomes)
+      parts.threshold_lines.push_back(o.line);
+    std::ofstream file{html_path, std::ios::binary | std::ios::trunc};
+    file << load::html_report(parts);
+    file.close();
+    if (!file) {
+      std::fprintf(stderr, "levee load: cannot write the report to %s: %s; give --html a path "
+                           "in a directory you may write\n",
+                   printable(html_path).c_str(), std::strerror(errno));
+      return 2;
+    }
+  }
   if (!result.valid())
     return 3;
+  if (!side.accounting.held)
+    return 4;
   for (auto& o : outcomes)
     if (!o.held)
       return 99;

@@ -116,6 +116,7 @@ void recorder::accepted(ns intended, ns sent, ns done) {
   auto latency = static_cast<uint64_t>(std::max<int64_t>(0, (done - intended).count()));
   latency_.record(latency);
   service_.record(static_cast<uint64_t>(std::max<int64_t>(0, (done - sent).count())));
+  over_time_.record(static_cast<uint64_t>((intended - warmup_start_).count() / ns_per_second), latency);
   s->max_latency_ns = std::max(s->max_latency_ns, latency);
 }
 
@@ -179,6 +180,7 @@ void recorder::merge(const recorder& o) {
     error_kinds_[k] += v;
   latency_.merge(o.latency_);
   service_.merge(o.service_);
+  over_time_.merge(o.over_time_);
   if (seconds_.size() < o.seconds_.size())
     seconds_.resize(o.seconds_.size());
   for (size_t i = 0; i < o.seconds_.size(); ++i) {

@@ -1,7 +1,9 @@
 // `levee load` against real `levee node` processes on 127.0.0.1 (ports the kernel picks):
 // a server stopped (SIGSTOP) for a known time shows its stall in the percentiles measured
 // from intended send times; a broker with a strict per-connection publish rate refuses a
-// known share, counted by code and limit; thresholds give exit 0 or 99.
+// known share, counted by code and limit; thresholds give exit 0 or 99; the target's own
+// counters account for every request sent (exit 4 when another client's requests make
+// them differ, unless --other-traffic says the target serves others).
 
 #include <chrono>
 #include <optional>
@@ -179,6 +181,13 @@ TEST(LoadSystem, RefusalsOfAStrictBrokerAreCountedByCodeAndLimit) {
   EXPECT_EQ(j["rejected"]["by_code"]["rate_limited"], rejected);
   EXPECT_EQ(j["rejected"]["by_limit"]["broker.publish_msgs_per_sec"], rejected);
   EXPECT_EQ(j["thresholds"][0]["held"], true);
+  // The broker counted the same refusals, by code and by limit, and every request.
+  auto& side = j["target_side"];
+  EXPECT_EQ(side["accounting"]["held"], true) << r.out;
+  EXPECT_EQ(side["delta"]["broker.rejections.rate_limited"], rejected) << r.out;
+  EXPECT_EQ(side["delta"]["broker.rejections_by_limit.broker.publish_msgs_per_sec"], rejected);
+  EXPECT_EQ(side["delta"]["listener.rejects_sent.rate_limited"], rejected);
+  EXPECT_EQ(side["tool"]["sent"], 800);
 
   // A client that honours retry_after_ms holds sends back instead (counted so, still
   // offered), and is refused less often than one that ignores it.
@@ -191,6 +200,72 @@ TEST(LoadSystem, RefusalsOfAStrictBrokerAreCountedByCodeAndLimit) {
   auto failed = run("rejected.count==0");
   EXPECT_EQ(failed.exit_code, 99) << failed.out;
   EXPECT_EQ(failed.result["thresholds"][0]["held"], false);
+}
+
+TEST(LoadSystem, TheTargetAccountsForEveryRequestSent) {
+  temp_dir dir{"levee-load"};
+  node_process server;
+  ASSERT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
+    << test::read_file(server.stderr_path);
+  child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
+                      "127.0.0.1:" + std::to_string(server.port), "--rate", "200", "--duration",
+                      "1", "--max-late-percent", "100", "--json"}};
+  auto r = finish(load);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto& side = r.result["target_side"];
+  EXPECT_EQ(side["stats"], "read") << r.out;
+  EXPECT_EQ(side["accounting"]["checked"], true);
+  EXPECT_EQ(side["accounting"]["held"], true) << r.out;
+  EXPECT_EQ(side["tool"]["sent"], 200);
+  EXPECT_EQ(r.result["accepted"], 200);
+  // The 200 answers and the tool's first stats request (the second is answered after it
+  // was read).
+  EXPECT_EQ(side["delta"]["listener.requests_answered"], 201) << r.out;
+  EXPECT_EQ(side["tool"]["own_requests"], 1);
+  // The server runs here: its process was found from its port.
+  EXPECT_EQ(side["process"]["status"], "pid " + std::to_string(server.proc.pid())) << r.out;
+  EXPECT_EQ(side["process"]["pid"], server.proc.pid());
+  EXPECT_GT(side["process"]["rss_after_bytes"].get<uint64_t>(), 0u);
+  EXPECT_GE(side["process"]["cpu_seconds"].get<double>(), 0.0);
+}
+
+TEST(LoadSystem, AnotherClientsRequestsAreAMismatchUnlessTheRunSaysTheTargetServesOthers) {
+  temp_dir dir{"levee-load"};
+  node_process server;
+  ASSERT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
+    << test::read_file(server.stderr_path);
+  auto address = "127.0.0.1:" + std::to_string(server.port);
+  auto run = [&](bool other_traffic) {
+    auto load_err = dir.file(other_traffic ? "other.stderr" : "strict.stderr");
+    test::write_file(load_err, "");  // exists before it is watched
+    std::vector<std::string> argv{levee_binary, "load", "--target", "actor", "stats",
+                                  "--server", address, "--rate", "50", "--duration", "600",
+                                  "--max-late-percent", "100", "--json", "--progress"};
+    if (other_traffic)
+      argv.push_back("--other-traffic");
+    child_process load{argv, load_err};
+    // Under way (its first progress line): another client sends 50 requests meanwhile,
+    // then the run is ended (Ctrl-C ends it with its report).
+    EXPECT_TRUE(test::wait_for_file_text(load_err, "sent ", bound)) << test::read_file(load_err);
+    child_process other{{levee_binary, "load", "--target", "actor", "stats", "--server", address,
+                         "--rate", "500", "--count", "50", "--max-late-percent", "100",
+                         "--other-traffic", "--json"}};
+    EXPECT_EQ(other.wait_exit(bound), 0);
+    EXPECT_TRUE(load.signal(SIGINT));
+    return finish(load);
+  };
+  auto strict = run(false);
+  EXPECT_EQ(strict.exit_code, 4) << strict.out;
+  auto& side = strict.result["target_side"];
+  EXPECT_EQ(side["accounting"]["held"], false) << strict.out;
+  ASSERT_FALSE(side["accounting"]["differences"].empty());
+  EXPECT_NE(side["accounting"]["differences"][0].get<std::string>().find("--other-traffic"),
+            std::string::npos)
+    << strict.out;
+
+  auto relaxed = run(true);
+  EXPECT_EQ(relaxed.exit_code, 0) << relaxed.out;
+  EXPECT_EQ(relaxed.result["target_side"]["accounting"]["held"], true) << relaxed.out;
 }
 
 } // namespace

@@ -1,0 +1,232 @@
+// The load tool's reports (load/): ramp and knee finding from steps' figures, the coarse
+// latency series, and the HTML report read back with libxml2's XML parser (it must be
+// well-formed, and its plots must carry the run's numbers).
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
+
+#include "load/html_report.hpp"
+#include "load/latency_series.hpp"
+#include "load/ramp.hpp"
+#include "load/results.hpp"
+
+namespace levee::load {
+namespace {
+
+using namespace std::chrono;
+
+/// One second of `rate` sends: `refused` of them refused (rate_limited by `limit`), the
+/// rest accepted after `latency`.
+run_result step_of(double rate, uint64_t refused, nanoseconds latency,
+                   const std::string& limit = "net.max_msgs_per_sec") {
+  recorder r{nanoseconds(0), milliseconds(50)};
+  auto n = static_cast<uint64_t>(rate);
+  for (uint64_t i = 0; i < n; ++i) {
+    auto t = nanoseconds(static_cast<int64_t>(1e9 * static_cast<double>(i) / rate));
+    if (i < refused)
+      r.rejected(t, t, t, "rate_limited", limit);
+    else
+      r.accepted(t, t, t + latency);
+  }
+  run_result out{{}, std::move(r)};
+  out.settings.measured_seconds = 1;
+  return out;
+}
+
+TEST(Ramp, ParsesStartStepMaxAndSeconds) {
+  auto s = parse_ramp("100:100:500");
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_EQ(s->rates(), (std::vector<double>{100, 200, 300, 400, 500}));
+  EXPECT_EQ(s->step_seconds, 5);
+  auto t = parse_ramp("50:25:110:2.5");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->rates(), (std::vector<double>{50, 75, 100}));
+  EXPECT_EQ(t->step_seconds, 2.5);
+  auto tenths = parse_ramp("0.1:0.1:1");
+  ASSERT_TRUE(tenths);
+  EXPECT_EQ(tenths->rates().size(), 10u);  // counted, not summed: 1 is the last
+}
+
+TEST(Ramp, BadSpecsSayWhatToWrite) {
+  auto error_of = [](const char* text) {
+    auto s = parse_ramp(text);
+    EXPECT_FALSE(s) << text;
+    return s ? std::string{} : s.error().message();
+  };
+  EXPECT_NE(error_of("100:100").find("give 3 or 4 numbers"), std::string::npos);
+  EXPECT_NE(error_of("100:x:500").find("'x' is not a number above 0"), std::string::npos);
+  EXPECT_NE(error_of("100:nan:500").find("not a number above 0"), std::string::npos);
+  EXPECT_NE(error_of("500:100:100").find("MAX must be at least START"), std::string::npos);
+  EXPECT_NE(error_of("1:0.001:100000").find("more than 1000 steps"), std::string::npos);
+  EXPECT_NE(error_of("1:2:3:4:5").find("e.g. --ramp 100:100:1000"), std::string::npos);
+}
+
+TEST(Ramp, TheKneeIsTheLastStepWithinTheBounds) {
+  ramp_result r;
+  r.spec = *parse_ramp("100:100:500:1");
+  EXPECT_TRUE(r.add(100, step_of(100, 0, microseconds(500))));
+  EXPECT_TRUE(r.add(200, step_of(200, 0, microseconds(600))));
+  // 300/s: a third refused by a limit that began to answer here.
+  EXPECT_FALSE(r.add(300, step_of(300, 100, microseconds(700))));
+  ASSERT_EQ(r.steps.size(), 3u);
+  EXPECT_EQ(r.knee(), 200.0);
+  EXPECT_TRUE(r.crossed());
+  EXPECT_NE(r.steps[2].why.find("not accepted 33.33% > 1%"), std::string::npos) << r.steps[2].why;
+  // Goodput rose by 0 of the 100/s added: saturated too.
+  EXPECT_NE(r.steps[2].why.find("goodput rose by 0.0/s of the 100/s added"), std::string::npos)
+    << r.steps[2].why;
+  auto began = r.limits_began();
+  ASSERT_EQ(began.size(), 1u);
+  EXPECT_EQ(began[0].first.second, "net.max_msgs_per_sec");
+  EXPECT_EQ(began[0].second, 300.0);
+  EXPECT_NE(r.text().find("knee: 200/s"), std::string::npos) << r.text();
+  auto json = r.json();
+  EXPECT_NE(json.find("\"knee_per_second\":200.000"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"limits_began\":[{\"code\":\"rate_limited\",\"limit\":\"net.max_msgs_per_sec\","
+                      "\"rate_per_second\":300.000}]"),
+            std::string::npos)
+    << json;
+}
+
+TEST(Ramp, AP99AboveItsBoundIsPastTheKnee) {
+  ramp_result r;
+  r.spec = *parse_ramp("100:100:300:1");
+  r.bounds.max_p99_ms = 10;
+  EXPECT_TRUE(r.add(100, step_of(100, 0, milliseconds(2))));
+  EXPECT_FALSE(r.add(200, step_of(200, 0, milliseconds(20))));
+  EXPECT_EQ(r.knee(), 100.0);
+  EXPECT_NE(r.steps[1].why.find("p99 20.00ms > 10ms"), std::string::npos) << r.steps[1].why;
+}
+
+TEST(Ramp, NoKneeWhenTheFirstStepIsPastAndNotReachedWhenNoneIs) {
+  ramp_result past;
+  past.spec = *parse_ramp("100:100:300:1");
+  EXPECT_FALSE(past.add(100, step_of(100, 50, microseconds(100))));
+  EXPECT_FALSE(past.knee());
+  EXPECT_NE(past.text().find("start lower"), std::string::npos);
+  EXPECT_NE(past.json().find("\"knee_per_second\":null"), std::string::npos);
+
+  ramp_result within;
+  within.spec = *parse_ramp("100:100:200:1");
+  EXPECT_TRUE(within.add(100, step_of(100, 0, microseconds(100))));
+  EXPECT_TRUE(within.add(200, step_of(200, 0, microseconds(100))));
+  EXPECT_EQ(within.knee(), 200.0);
+  EXPECT_FALSE(within.crossed());
+  EXPECT_NE(within.text().find("ramp higher"), std::string::npos);
+}
+
+TEST(LatencySeries, SlotPercentilesAreWithinAnEighthAboveExact) {
+  latency_series s;
+  for (uint64_t us = 1; us <= 1000; ++us)  // second 0: 1 us .. 1 ms, evenly
+    s.record(0, us * 1000);
+  ASSERT_EQ(s.slots(), 1u);
+  EXPECT_EQ(s.count(0), 1000u);
+  for (double p : {50.0, 90.0, 99.0, 100.0}) {
+    double exact = p * 10 * 1000;  // ns
+    auto got = static_cast<double>(s.percentile(0, p));
+    EXPECT_GE(got, exact) << p;
+    EXPECT_LE(got, exact * 1.125 + 1000) << p;
+  }
+  for (size_t b = 0; b + 1 < latency_series::buckets; ++b)
+    EXPECT_EQ(latency_series::bucket_of(latency_series::upper_us(b)), b + 1) << b;
+}
+
+TEST(LatencySeries, ALongRunMergesNeighboursAndStaysWithinItsSlots) {
+  latency_series s;
+  for (uint64_t second = 0; second < 1000; ++second)
+    s.record(second, 1'000'000 * (second + 1));  // 1 ms more each second
+  EXPECT_EQ(s.slot_seconds(), 4u);  // 1000 s in at most 256 slots
+  EXPECT_EQ(s.slots(), 250u);
+  EXPECT_EQ(s.count(0), 4u);
+  latency_series other;
+  other.record(3, 5'000'000);
+  other.merge(s);  // widened to 4 s slots first
+  EXPECT_EQ(other.slot_seconds(), 4u);
+  EXPECT_EQ(other.count(0), 5u);
+}
+
+/// The nodes an XPath finds in `doc`, as the string values of the first.
+std::string xpath_string(xmlDocPtr doc, const std::string& path) {
+  std::unique_ptr<xmlXPathContext, decltype(&xmlXPathFreeContext)> ctx{xmlXPathNewContext(doc),
+                                                                       xmlXPathFreeContext};
+  xmlXPathRegisterNs(ctx.get(), reinterpret_cast<const xmlChar*>("svg"),
+                     reinterpret_cast<const xmlChar*>("http://www.w3.org/2000/svg"));
+  std::unique_ptr<xmlXPathObject, decltype(&xmlXPathFreeObject)> found{
+    xmlXPathEvalExpression(reinterpret_cast<const xmlChar*>(("string(" + path + ")").c_str()), ctx.get()),
+    xmlXPathFreeObject};
+  if (!found || found->type != XPATH_STRING)
+    return "(no such node: " + path + ")";
+  return reinterpret_cast<const char*>(found->stringval);
+}
+
+TEST(HtmlReport, IsWellFormedAndItsPlotsCarryTheRunsNumbers) {
+  // Three seconds: 10, 20, 30 sends; a fifth of them refused by (rate_limited, a limit);
+  // a name with characters XML must escape.
+  recorder r{nanoseconds(0), milliseconds(50)};
+  for (int second = 0; second < 3; ++second)
+    for (int i = 0; i < 10 * (second + 1); ++i) {
+      auto t = seconds(second) + milliseconds(i);
+      if (i % 5 == 0)
+        r.rejected(t, t, t, "rate_limited", "net.max_msgs_per_sec");
+      else
+        r.accepted(t, t, t + microseconds(100 * (second + 1)));
+    }
+  run_result res{{}, std::move(r)};
+  res.settings.target_kind = "actor";
+  res.settings.target = "a<b>&\"c\"";
+  res.settings.server = "127.0.0.1:7400";
+  res.settings.measured_seconds = 3;
+  res.settings.max_late_percent = 1;
+  ramp_result ramp;
+  ramp.spec = *parse_ramp("100:100:300:1");
+  ramp.add(100, step_of(100, 0, microseconds(500)));
+  ramp.add(200, step_of(200, 0, microseconds(500)));
+  ramp.add(300, step_of(300, 100, microseconds(500)));
+  target_side side;
+  side.stats_status = "read";
+  side.accounting.made = true;
+  report_parts parts;
+  parts.result = &res;
+  parts.ramp = &ramp;
+  parts.side = &side;
+  parts.threshold_lines = {"PASS errors==0 (observed 0)", "FAIL goodput>=9000/s (observed 16.0/s)"};
+  auto html = html_report(parts);
+
+  std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)> doc{
+    xmlReadMemory(html.data(), static_cast<int>(html.size()), "report.html", nullptr,
+                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING),
+    xmlFreeDoc};
+  ASSERT_TRUE(doc) << "not well-formed:\n" << html;
+  auto get = [&](const std::string& path) { return xpath_string(doc.get(), path); };
+  EXPECT_EQ(get("/html/body/@data-offered"), "60");
+  EXPECT_EQ(get("/html/body/@data-accepted"), "48");
+  EXPECT_EQ(get("/html/body/@data-rejected"), "12");
+  EXPECT_EQ(get("/html/body/@data-valid"), "true");
+  EXPECT_EQ(get("/html/body/@data-accounting"), "held");
+  EXPECT_EQ(get("/html/head/title"), "levee load: actor a<b>&\"c\" at 127.0.0.1:7400");
+  EXPECT_EQ(get("//svg:svg[@data-plot='throughput']/svg:polyline[@data-series='offered']/@data-values"),
+            "10.000,20.000,30.000");
+  EXPECT_EQ(get("//svg:svg[@data-plot='throughput']/svg:polyline[@data-series='rejected']/@data-values"),
+            "2.000,4.000,6.000");
+  // Latency over time: 100, 200, 300 us in the three seconds (the slot's p50, within +12.5%).
+  EXPECT_EQ(get("//svg:svg[@data-plot='latency-over-time']/@data-slot-seconds"), "1");
+  EXPECT_EQ(get("//svg:svg[@data-plot='latency-over-time']/svg:polyline[@data-series='p50']/@data-values"),
+            "104.000,208.000,320.000");
+  EXPECT_EQ(get("//svg:svg[@data-plot='percentiles']/svg:circle[@data-percentile='100']/@data-us"),
+            "300.000");
+  EXPECT_EQ(get("//svg:svg[@data-plot='refusals']/svg:rect[@data-code='rate_limited']/@data-limit"),
+            "net.max_msgs_per_sec");
+  EXPECT_EQ(get("//svg:svg[@data-plot='refusals']/svg:rect[@data-code='rate_limited']/@data-count"), "12");
+  EXPECT_EQ(get("//svg:svg[@data-plot='ramp']/@data-knee"), "200.000");
+  EXPECT_EQ(get("//svg:svg[@data-plot='ramp']/svg:circle[@data-rate='300.000']/@data-within"), "false");
+  EXPECT_EQ(get("count(//li[@data-held='false'])"), "1");
+}
+
+} // namespace
+} // namespace levee::load
