@@ -12,6 +12,9 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
 #include <nlohmann/json.hpp>
 
 #include "process_support.hpp"
@@ -266,6 +269,88 @@ TEST(LoadSystem, AnotherClientsRequestsAreAMismatchUnlessTheRunSaysTheTargetServ
   auto relaxed = run(true);
   EXPECT_EQ(relaxed.exit_code, 0) << relaxed.out;
   EXPECT_EQ(relaxed.result["target_side"]["accounting"]["held"], true) << relaxed.out;
+}
+
+/// configs/strict-limits.ini as shipped (a server and a satellite in one node), on a free
+/// port and with its data in `dir`.
+std::string strict_limits_config(const temp_dir& dir) {
+  auto text = test::read_file(std::string{LEVEE_CONFIGS_DIR} + "/strict-limits.ini");
+  auto port = std::to_string(test::probe_free_port());
+  for (auto at = text.find("127.0.0.1:7401"); at != std::string::npos; at = text.find("127.0.0.1:7401"))
+    text.replace(at, 14, "127.0.0.1:" + port);
+  auto data = text.find("/tmp/levee/strict");
+  text.replace(data, 17, dir.file("strict-data"));
+  return text;
+}
+
+/// The string value of an XPath over an HTML report read as XML ("svg" is SVG's namespace).
+std::string xpath_string(xmlDocPtr doc, const std::string& path) {
+  auto* ctx = xmlXPathNewContext(doc);
+  xmlXPathRegisterNs(ctx, reinterpret_cast<const xmlChar*>("svg"),
+                     reinterpret_cast<const xmlChar*>("http://www.w3.org/2000/svg"));
+  auto* found = xmlXPathEvalExpression(
+    reinterpret_cast<const xmlChar*>(("string(" + path + ")").c_str()), ctx);
+  std::string out = found && found->type == XPATH_STRING
+                      ? reinterpret_cast<const char*>(found->stringval)
+                      : "(no such node: " + path + ")";
+  xmlXPathFreeObject(found);
+  xmlXPathFreeContext(ctx);
+  return out;
+}
+
+TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
+  temp_dir dir{"levee-load"};
+  node_process node;
+  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
+    << test::read_file(node.stderr_path);
+  auto report = dir.file("report.html");
+  // 100/s more every 2 s over 4 connections (each below the node's 200 frames/s a
+  // connection, so nothing is paced). The server actor takes 200 requests/s with a burst
+  // of 20 (limits.default.rate_msgs_per_sec): 300/s is past it on any machine, however its
+  // sends bunch. The node's own satellite uses the same listener: other traffic. The p99
+  // bound is left out, and lateness allowed: a slow machine changes neither verdict.
+  child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
+                      "127.0.0.1:" + std::to_string(node.port), "--ramp", "100:100:600:2",
+                      "--connections", "4", "--knee-p99-ms", "0", "--max-late-percent", "100",
+                      "--other-traffic", "--json", "--html", report}};
+  auto r = finish(load);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto& ramp = r.result["ramp"];
+  ASSERT_TRUE(ramp.is_object()) << r.out;
+  EXPECT_EQ(ramp["crossed"], true) << r.out;
+  auto steps = ramp["steps"].size();
+  ASSERT_GE(steps, 1u);
+  ASSERT_LE(steps, 3u) << r.out;  // it stops at the first step past the knee: 300/s at the latest
+  EXPECT_EQ(ramp["steps"][steps - 1]["within"], false);
+  if (!ramp["knee_per_second"].is_null())
+    EXPECT_LE(ramp["knee_per_second"].get<double>(), 200.0) << r.out;
+  // The limit that answered, and from which rate.
+  bool began = false;
+  for (auto& l : ramp["limits_began"])
+    if (l["code"] == "rate_limited" && l["limit"] == "limits.server.rate_msgs_per_sec") {
+      began = true;
+      EXPECT_LE(l["rate_per_second"].get<double>(), 300.0) << r.out;
+    }
+  EXPECT_TRUE(began) << r.out;
+  EXPECT_EQ(r.result["target_side"]["accounting"]["held"], true) << r.out;
+  EXPECT_GE(r.result["target_side"]["delta"]["listener.rejects_sent.rate_limited"].get<int>(),
+            r.result["rejected"]["by_code"]["rate_limited"].get<int>());
+
+  // The report parses as XML and its plots hold the run's numbers.
+  auto html = test::read_file(report);
+  auto* doc = xmlReadMemory(html.data(), static_cast<int>(html.size()), "report.html", nullptr,
+                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  ASSERT_NE(doc, nullptr) << "the report is not well-formed:\n" << html;
+  auto get = [&](const std::string& path) { return xpath_string(doc, path); };
+  EXPECT_EQ(get("/html/body/@data-offered"), std::to_string(r.result["offered"].get<int>()));
+  EXPECT_EQ(get("/html/body/@data-accounting"), "held");
+  EXPECT_EQ(get("count(//svg:svg[@data-plot='ramp']/svg:circle)"), std::to_string(steps));
+  EXPECT_EQ(get("//svg:svg[@data-plot='refusals']/svg:rect[@data-limit='limits.server.rate_msgs_per_sec']/@data-count"),
+            std::to_string(r.result["rejected"]["by_limit"]["limits.server.rate_msgs_per_sec"].get<int>()));
+  EXPECT_EQ(get("count(//svg:svg[@data-plot='throughput'])"), "1");
+  EXPECT_EQ(get("count(//svg:svg[@data-plot='latency-over-time'])"), "1");
+  EXPECT_EQ(get("count(//svg:svg[@data-plot='percentiles']/svg:circle)"), "6");
+  xmlFreeDoc(doc);
 }
 
 } // namespace
