@@ -25,6 +25,8 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
+#include <sstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,9 +42,11 @@
 #include "levee/client.hpp"
 #include "levee/streams.hpp"
 #include "limits/printable.hpp"
+#include "load/compare.hpp"
 #include "load/html_report.hpp"
 #include "load/ramp.hpp"
 #include "load/results.hpp"
+#include "load/scenario.hpp"
 #include "load/schedule.hpp"
 #include "load/target_side.hpp"
 #include "load/thresholds.hpp"
@@ -507,13 +511,26 @@ load::process_figures find_target_process(const base::host_port& address) {
 
 } // namespace
 
-int run_load(const std::vector<std::string>& args) {
+/// How far load_main goes: all the way, or only through parsing the options (a scenario
+/// line's value), or through checking them together (a whole scenario).
+enum class stop_at { run, options, validation };
+
+/// `levee load ARGS`. With `error`, a usage error is stored there instead of printed (the
+/// caller says where the arguments came from).
+int load_main(const std::vector<std::string>& args, std::string* error, stop_at stop) {
+  auto usage = [&](const std::string& what) {
+    if (!error)
+      return usage_error(sub, what);
+    *error = what;
+    return 2;
+  };
   po::options_description opts{
     "levee load --target actor NAME | --target publish SUBJECT [options]: offer a target a "
     "load (open loop at --rate by default) and account for every send: accepted, rejected by "
     "code and limit, errors, timeouts, latency percentiles from the intended send times.\n"
     "Exit codes: 0 ok, 99 a --threshold failed, 2 usage error or unreachable target, 3 invalid "
-    "run (the tool fell behind its schedule), 4 the target's counts differ from the tool's"};
+    "run (the tool fell behind its schedule), 4 the target's counts differ from the tool's.\n"
+    "levee load compare A.json B.json [--json]: two runs' --json results side by side"};
   std::vector<std::string> target;
   std::string server, token, ack = "leader", retry_after = "ignore", steps_text, ramp_text, html_path;
   double rate = 0, duration_s = 10, warmup_s = 0, max_lag_ms = 50, max_late_percent = 1;
@@ -581,56 +598,63 @@ int run_load(const std::vector<std::string>& args) {
      "also write the report to this file as one self-contained HTML page with SVG plots")
     ("progress", po::bool_switch(&progress),
      "print the progress line on stderr each second even when it is not a terminal (CI logs)")
-    ("quiet", po::bool_switch(&quiet), "no progress line, even on a terminal");
+    ("quiet", po::bool_switch(&quiet), "no progress line, even on a terminal")
+    ("scenario", po::value<std::string>(),
+     "read the options from this INI file (configs/load-*.ini); options on the command line "
+     "win over the file's (thresholds add up)")
+    ("check", po::value<std::string>(),
+     "check a scenario file and say what is wrong (line, key, what to write); runs nothing");
   po::variables_map vm;
-  if (auto parsed = parse_args(sub, opts, args, nullptr, &vm); parsed.exit_code)
+  if (auto parsed = parse_args(sub, opts, args, nullptr, &vm, error); parsed.exit_code)
     return *parsed.exit_code;
+  if (stop == stop_at::options)
+    return 0;
   // Given on the command line (most options have a default, so vm.count() is always 1).
   auto given = [&](const char* name) { return vm.count(name) > 0 && !vm[name].defaulted(); };
 
   // -- what to drive, and how ----------------------------------------------------------
   if (target.size() != 2 || (target[0] != "actor" && target[0] != "publish"))
-    return usage_error(sub, "give --target actor NAME (an exposed actor, e.g. stats) or "
+    return usage("give --target actor NAME (an exposed actor, e.g. stats) or "
                             "--target publish SUBJECT (a broker's stream subject)");
   bool publish = target[0] == "publish";
   if (given("rate") + given("steps") + given("ramp") + (closed > 0 ? 1 : 0) > 1)
-    return usage_error(sub, "--rate, --steps, --ramp and --closed exclude each other: give one");
+    return usage("--rate, --steps, --ramp and --closed exclude each other: give one");
   if (given("count") && (given("duration") || given("steps") || given("ramp")))
-    return usage_error(sub, "--count and --duration (or --steps, --ramp) exclude each other: give one");
+    return usage("--count and --duration (or --steps, --ramp) exclude each other: give one");
   if (given("ramp") && given("duration"))
-    return usage_error(sub, "--ramp gives each step's seconds (START:STEP:MAX:SECONDS); leave out --duration");
+    return usage("--ramp gives each step's seconds (START:STEP:MAX:SECONDS); leave out --duration");
   for (auto* k : {"knee-p99-ms", "knee-refused-percent", "knee-goodput-gain"})
     if (given(k) && !given("ramp"))
-      return usage_error(sub, std::string{"--"} + k + " is for --ramp; add --ramp START:STEP:MAX");
+      return usage(std::string{"--"} + k + " is for --ramp; add --ramp START:STEP:MAX");
   if (given("count") && count == 0)
-    return usage_error(sub, "--count 0: give at least 1 send");
+    return usage("--count 0: give at least 1 send");
   if (ack != "none" && ack != "leader")
-    return usage_error(sub, "--ack " + ack + ": must be none or leader");
+    return usage("--ack " + ack + ": must be none or leader");
   if (retry_after != "honour" && retry_after != "ignore")
-    return usage_error(sub, "--retry-after " + retry_after + ": must be honour or ignore");
+    return usage("--retry-after " + retry_after + ": must be honour or ignore");
   if (!publish && given("message-bytes"))
-    return usage_error(sub, "--message-bytes is for --target publish; use --payload-bytes");
+    return usage("--message-bytes is for --target publish; use --payload-bytes");
   if (publish && given("payload-bytes"))
-    return usage_error(sub, "--payload-bytes is for --target actor; use --message-bytes");
+    return usage("--payload-bytes is for --target actor; use --message-bytes");
   if (quiet && progress)
-    return usage_error(sub, "--quiet and --progress exclude each other: give one");
+    return usage("--quiet and --progress exclude each other: give one");
   std::string steps_shown;  // the steps as the report shows them (the warm-up's included)
   std::optional<load::ramp_result> ramp;
   std::vector<load::threshold> thresholds;
   for (auto& text : threshold_texts) {
     auto t = load::parse_threshold(text);
     if (!t)
-      return usage_error(sub, t.error().message());
+      return usage(t.error().message());
     thresholds.push_back(*t);
   }
-  if (!html_path.empty() && !std::ofstream{html_path, std::ios::app})
-    return usage_error(sub, "--html " + html_path + ": cannot write there (" + std::strerror(errno)
+  if (!html_path.empty() && stop == stop_at::run && !std::ofstream{html_path, std::ios::app})
+    return usage("--html " + html_path + ": cannot write there (" + std::strerror(errno)
                               + "); give a path in a directory you may write");
   if (server.empty())
     server = publish ? "127.0.0.1:7600" : "127.0.0.1:7400";
-  auto address = address_option(sub, "--server", server);
-  if (!address)
-    return 2;
+  base::host_port address;
+  if (std::string why; !base::parse_host_port("--server", server, address, why))
+    return usage(why);
 
   plan p;
   p.closed_loop = closed > 0;
@@ -641,7 +665,7 @@ int run_load(const std::vector<std::string>& args) {
   p.honour_retry_after = retry_after == "honour";
   if (p.closed_loop) {
     if (closed < connections)
-      return usage_error(sub, "--closed " + std::to_string(closed) + " is below --connections "
+      return usage("--closed " + std::to_string(closed) + " is below --connections "
                                 + std::to_string(connections) + ": each connection keeps at least one in flight");
     p.in_flight_per_connection = closed / connections;
     p.count = count;
@@ -649,7 +673,7 @@ int run_load(const std::vector<std::string>& args) {
   } else if (given("ramp")) {
     auto spec = load::parse_ramp(ramp_text);
     if (!spec)
-      return usage_error(sub, spec.error().message());
+      return usage(spec.error().message());
     ramp.emplace();
     ramp->spec = *spec;
     ramp->bounds = knee;
@@ -662,7 +686,7 @@ int run_load(const std::vector<std::string>& args) {
     std::string why;
     auto steps = parse_steps(steps_text, why);
     if (!steps)
-      return usage_error(sub, why);
+      return usage(why);
     if (p.warmup > nanoseconds(0))
       steps->insert(steps->begin(), load::rate_step{steps->front().rate_per_second, p.warmup});
     rate = steps->front().rate_per_second;
@@ -675,12 +699,9 @@ int run_load(const std::vector<std::string>& args) {
     p.schedule.emplace(std::move(*steps));
   } else {
     if (count > 0) {
-      if (static_cast<double>(count) / rate + warmup_s > 86400) {
-        std::fprintf(stderr, "levee load: --count %llu at --rate %g takes more than a day; "
-                             "lower the count or raise the rate\n",
-                     static_cast<unsigned long long>(count), rate);
-        return 2;
-      }
+      if (static_cast<double>(count) / rate + warmup_s > 86400)
+        return usage("--count " + std::to_string(count) + " at --rate " + std::to_string(rate)
+                     + " takes more than a day; lower the count or raise the rate");
       uint64_t warm = static_cast<uint64_t>(rate * warmup_s);
       p.schedule = load::open_loop_schedule::of_count(rate, warm + count);
     } else {
@@ -689,10 +710,13 @@ int run_load(const std::vector<std::string>& args) {
     }
   }
 
+  if (stop == stop_at::validation)
+    return 0;
+
   // -- connect every connection first: an unreachable target is exit 2 -----------------
   client_options co;
-  co.host = address->host;
-  co.port = address->port;
+  co.host = address.host;
+  co.port = address.port;
   co.token = token;
   co.node_id = "levee-load";
   std::vector<std::unique_ptr<target_driver>> drivers;
@@ -729,7 +753,7 @@ int run_load(const std::vector<std::string>& args) {
   // -- the target's side before: its counters, its process ------------------------------
   load::target_side side;
   side.other_traffic = other_traffic;
-  side.process = find_target_process(*address);
+  side.process = find_target_process(address);
   client stats_connection{co};
   std::optional<load::target_counters> before;
   if (auto st = stats_connection.connect_with_backoff(seconds(3)); !st) {
@@ -920,6 +944,169 @@ int run_load(const std::vector<std::string>& args) {
     if (!o.held)
       return 99;
   return 0;
+}
+
+namespace {
+
+/// The text of the file at `path`, or nullopt with the error printed.
+std::optional<std::string> read_text(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in) {
+    std::fprintf(stderr, "levee load compare: cannot read %s: %s; give the files written by "
+                         "levee load ... --json > FILE\n",
+                 printable(path).c_str(), std::strerror(errno));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+int run_compare(const std::vector<std::string>& args) {
+  std::vector<std::string> files;
+  bool json = false;
+  for (auto& a : args) {
+    if (a == "--json")
+      json = true;
+    else if (a == "--help" || a == "-h") {
+      std::puts("levee load compare A.json B.json [--json]: two `levee load --json` results side "
+                "by side: every figure of both, B - A and the change in %, and the settings in "
+                "which the runs differ");
+      return 0;
+    } else if (!a.empty() && a[0] == '-')
+      return usage_error("load compare", "unknown option " + a + " (only --json)");
+    else
+      files.push_back(a);
+  }
+  if (files.size() != 2)
+    return usage_error("load compare", "give two files: levee load compare A.json B.json");
+  auto a = read_text(files[0]);
+  auto b = a ? read_text(files[1]) : std::nullopt;
+  if (!a || !b)
+    return 2;
+  auto c = load::compare_results(*a, files[0], *b, files[1]);
+  if (!c)
+    return config_error("load compare", c.error().message());
+  std::fputs(json ? (c->json() + "\n").c_str() : c->text().c_str(), stdout);
+  return 0;
+}
+
+/// The arguments a scenario file stands for, each line's value checked by the option
+/// parser; nullopt when the file or a line is wrong (every wrong line in `errors`).
+std::optional<std::pair<load::scenario, std::vector<std::string>>>
+scenario_arguments(const std::string& path, std::vector<std::string>& errors) {
+  auto sc = load::read_scenario(path);
+  if (!sc) {
+    errors.push_back(sc.error().message());
+    return std::nullopt;
+  }
+  std::vector<std::string> all;
+  for (auto& e : sc->entries) {
+    auto a = load::arguments_of(e);
+    std::string why;
+    if (load_main(a, &why, stop_at::options) != 0)
+      errors.push_back(load::entry_error(*sc, e, why));
+    all.insert(all.end(), a.begin(), a.end());
+  }
+  if (!errors.empty())
+    return std::nullopt;
+  return std::make_pair(std::move(*sc), std::move(all));
+}
+
+/// An error of the options taken together, at the line of the first key it names.
+std::string scenario_error(const load::scenario& sc, const std::string& why) {
+  for (auto& e : sc.entries) {
+    auto option = load::option_of(e.key);
+    for (auto at = why.find(option); at != std::string::npos; at = why.find(option, at + 1)) {
+      auto end = at + option.size();
+      // "--rate" in "--rate 0: ..." but not in "--rate-x".
+      if (end == why.size() || why[end] == ' ' || why[end] == ',' || why[end] == ':' || why[end] == ';')
+        return load::entry_error(sc, e, why, false);
+    }
+  }
+  return sc.origin + ": " + why + " (in a scenario, each option is a key under [load]: "
+         "target = actor stats)";
+}
+
+/// `--NAME VALUE` or `--NAME=VALUE` taken out of `args`; "" when absent.
+std::optional<std::string> take_option(std::vector<std::string>& args, const std::string& name,
+                                       std::string& error) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == name) {
+      if (i + 1 >= args.size()) {
+        error = name + " needs a file";
+        return std::nullopt;
+      }
+      auto v = args[i + 1];
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+      return v;
+    }
+    if (args[i].rfind(name + "=", 0) == 0) {
+      auto v = args[i].substr(name.size() + 1);
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i));
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+int run_load(const std::vector<std::string>& given_args) {
+  if (!given_args.empty() && given_args[0] == "compare")
+    return run_compare({given_args.begin() + 1, given_args.end()});
+  auto args = given_args;
+  std::string error;
+  auto check = take_option(args, "--check", error);
+  auto scenario_path = error.empty() ? take_option(args, "--scenario", error) : std::nullopt;
+  if (!error.empty())
+    return usage_error(sub, error);
+  if (check) {
+    if (!args.empty() || scenario_path)
+      return usage_error(sub, "--check FILE takes nothing else: it checks the file alone");
+    std::vector<std::string> errors;
+    auto sc = scenario_arguments(*check, errors);
+    std::string why;
+    if (sc && load_main(sc->second, &why, stop_at::validation) != 0)
+      errors.push_back(scenario_error(sc->first, why));
+    for (auto& e : errors)
+      std::fprintf(stderr, "levee load --check: %s\n", printable(e).c_str());
+    if (!errors.empty())
+      return 2;
+    std::string line;
+    for (auto& a : sc->second)
+      line += " " + a;
+    std::printf("%s: a valid scenario: levee load%s\n", printable(*check).c_str(), printable(line).c_str());
+    return 0;
+  }
+  if (scenario_path) {
+    std::vector<std::string> errors;
+    auto sc = scenario_arguments(*scenario_path, errors);
+    for (auto& e : errors)
+      std::fprintf(stderr, "levee load: %s\n", printable(e).c_str());
+    if (!sc)
+      return 2;
+    // The command line wins over the file: a key the command line gives is left out of the
+    // file's arguments (thresholds add up).
+    std::set<std::string> on_command_line;
+    for (auto& a : args)
+      if (a.rfind("--", 0) == 0)
+        on_command_line.insert(a.substr(0, a.find('=')));
+    std::vector<std::string> merged;
+    for (auto& e : sc->first.entries)
+      if (e.key == "threshold" || !on_command_line.count(load::option_of(e.key))) {
+        auto a = load::arguments_of(e);
+        merged.insert(merged.end(), a.begin(), a.end());
+      }
+    merged.insert(merged.end(), args.begin(), args.end());
+    std::string why;
+    if (load_main(merged, &why, stop_at::validation) != 0) {
+      std::fprintf(stderr, "levee load: %s\n", printable(scenario_error(sc->first, why)).c_str());
+      return 2;
+    }
+    return load_main(merged, nullptr, stop_at::run);
+  }
+  return load_main(args, nullptr, stop_at::run);
 }
 
 } // namespace levee::apps

@@ -1,6 +1,7 @@
 // The load tool's reports (load/): ramp and knee finding from steps' figures, the coarse
-// latency series, and the HTML report read back with libxml2's XML parser (it must be
-// well-formed, and its plots must carry the run's numbers).
+// latency series, the HTML report read back with libxml2's XML parser (it must be
+// well-formed, and its plots must carry the run's numbers), scenario files and the
+// comparison of two JSON results.
 
 #include <chrono>
 #include <memory>
@@ -11,10 +12,12 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
+#include "load/compare.hpp"
 #include "load/html_report.hpp"
 #include "load/latency_series.hpp"
 #include "load/ramp.hpp"
 #include "load/results.hpp"
+#include "load/scenario.hpp"
 
 namespace levee::load {
 namespace {
@@ -226,6 +229,93 @@ TEST(HtmlReport, IsWellFormedAndItsPlotsCarryTheRunsNumbers) {
   EXPECT_EQ(get("//svg:svg[@data-plot='ramp']/@data-knee"), "200.000");
   EXPECT_EQ(get("//svg:svg[@data-plot='ramp']/svg:circle[@data-rate='300.000']/@data-within"), "false");
   EXPECT_EQ(get("count(//li[@data-held='false'])"), "1");
+}
+
+TEST(Scenario, KeysBecomeTheOptionsTheyStandFor) {
+  auto s = parse_scenario("# a comment\n[load]\ntarget = actor stats  ; the server's stats\n"
+                          "payload_bytes = 64\nthreshold = latency.p99<2ms\n"
+                          "threshold = errors==0\njson = true\nquiet = false\n",
+                          "x.ini");
+  ASSERT_TRUE(s) << s.error().message();
+  ASSERT_EQ(s->entries.size(), 6u);
+  EXPECT_EQ(s->entries[0].line, 3);
+  EXPECT_EQ(arguments_of(s->entries[0]), (std::vector<std::string>{"--target", "actor", "stats"}));
+  EXPECT_EQ(arguments_of(s->entries[1]), (std::vector<std::string>{"--payload-bytes", "64"}));
+  EXPECT_EQ(arguments_of(s->entries[3]), (std::vector<std::string>{"--threshold", "errors==0"}));
+  EXPECT_EQ(arguments_of(s->entries[4]), (std::vector<std::string>{"--json"}));
+  EXPECT_TRUE(arguments_of(s->entries[5]).empty());
+  EXPECT_EQ(entry_error(*s, s->entries[1], "too big"),
+            "x.ini:4: key 'payload_bytes': too big; write e.g. payload_bytes = 64");
+}
+
+TEST(Scenario, ErrorsNameTheLineTheKeyAndWhatToWrite) {
+  auto error_of = [](const std::string& text) {
+    auto s = parse_scenario(text, "s.ini");
+    EXPECT_FALSE(s) << text;
+    return s ? std::string{} : s.error().message();
+  };
+  EXPECT_EQ(error_of("[load]\nrate\n"), "s.ini:2: 'rate' is no key = value; write e.g. rate = 1000");
+  EXPECT_NE(error_of("[load]\nrat = 5\n").find("s.ini:2: unknown key 'rat' (the keys: target,"),
+            std::string::npos);
+  EXPECT_NE(error_of("[load]\nmax-lag-ms = 5\n").find("keys are written with _: max_lag_ms"),
+            std::string::npos);
+  EXPECT_EQ(error_of("[load]\nrate = 1\n\nrate = 2\n"),
+            "s.ini:4: key 'rate' is given again (first on line 2); give it once");
+  EXPECT_EQ(error_of("[load]\njson = yes\n"),
+            "s.ini:2: key 'json': 'yes' is not true or false; write e.g. json = true");
+  EXPECT_EQ(error_of("[load]\nrate =\n"), "s.ini:2: key 'rate' has no value; write e.g. rate = 1000");
+  EXPECT_NE(error_of("[node]\nroles = server\n").find("s.ini:1: section [node]: a scenario has one section"),
+            std::string::npos);
+  EXPECT_NE(error_of("rate = 5\n").find("s.ini:1: 'rate = 5' comes before [load]"), std::string::npos);
+  EXPECT_NE(error_of("# nothing\n").find("s.ini: no [load] section"), std::string::npos);
+  auto missing = read_scenario("/nonexistent/x.ini");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("no such file"), std::string::npos);
+}
+
+TEST(Compare, ShowsEveryFigureOfBothRunsAndTheSettingsThatDiffer) {
+  auto result_json = [](double rate, uint64_t accepted, uint64_t rejected) {
+    recorder r{nanoseconds(0), milliseconds(50)};
+    for (uint64_t i = 0; i < accepted; ++i)
+      r.accepted(milliseconds(i), milliseconds(i), milliseconds(i) + microseconds(100));
+    for (uint64_t i = 0; i < rejected; ++i)
+      r.rejected(milliseconds(i), milliseconds(i), milliseconds(i), "rate_limited", "net.max_msgs_per_sec");
+    run_result res{{}, std::move(r)};
+    res.settings.target_kind = "actor";
+    res.settings.target = "stats";
+    res.settings.rate_per_second = rate;
+    res.settings.measured_seconds = 1;
+    return res.json();
+  };
+  auto c = compare_results(result_json(100, 100, 0), "a.json", result_json(200, 150, 50), "b.json");
+  ASSERT_TRUE(c) << c.error().message();
+  ASSERT_EQ(c->settings_differ.size(), 1u);
+  EXPECT_EQ(c->settings_differ[0].name, "rate_per_second");
+  EXPECT_EQ(c->settings_differ[0].a, "100");
+  EXPECT_EQ(c->settings_differ[0].b, "200");
+  ASSERT_GE(c->rows.size(), 4u);
+  EXPECT_EQ(c->rows[0].metric, "offered");  // the headline first
+  EXPECT_EQ(c->rows[0].a, 100.0);
+  EXPECT_EQ(c->rows[0].b, 200.0);
+  bool by_code = false;
+  for (auto& r : c->rows)
+    if (r.metric == "rejected.by_code.rate_limited") {
+      by_code = true;
+      EXPECT_FALSE(r.a);  // a had none: "-"
+      EXPECT_EQ(r.b, 50.0);
+    }
+  EXPECT_TRUE(by_code);
+  auto text = c->text();
+  EXPECT_NE(text.find("settings differ"), std::string::npos) << text;
+  EXPECT_NE(text.find("+100.0%"), std::string::npos) << text;  // offered doubled
+  auto json = c->json();
+  EXPECT_NE(json.find("{\"metric\":\"offered\",\"a\":100.000,\"b\":200.000,\"delta\":100.000,"
+                      "\"change_percent\":100.000}"),
+            std::string::npos)
+    << json;
+  auto bad = compare_results("{\"x\":1}", "a.json", result_json(1, 1, 0), "b.json");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("a.json is not the JSON result of a load run"), std::string::npos);
 }
 
 } // namespace

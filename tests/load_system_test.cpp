@@ -353,5 +353,66 @@ TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
   xmlFreeDoc(doc);
 }
 
+TEST(LoadSystem, AScenarioRunsWithTheCommandLineWinningAndTwoRunsCompare) {
+  temp_dir dir{"levee-load"};
+  node_process server;
+  ASSERT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
+    << test::read_file(server.stderr_path);
+  auto address = "127.0.0.1:" + std::to_string(server.port);
+  // configs/load-actor.ini as shipped, its server, rate and times overridden.
+  child_process scenario{{levee_binary, "load", "--scenario",
+                          std::string{LEVEE_CONFIGS_DIR} + "/load-actor.ini", "--server", address,
+                          "--rate", "100", "--warmup", "0", "--duration", "1",
+                          "--max-late-percent", "100", "--json"}};
+  auto a = finish(scenario);
+  // The file's latency threshold may fail on a slow machine (99); nothing else may.
+  EXPECT_TRUE(a.exit_code == 0 || a.exit_code == 99) << a.out;
+  ASSERT_TRUE(a.result.is_object()) << a.out;
+  EXPECT_EQ(a.result["rate_per_second"], 100.0);  // the command line's
+  EXPECT_EQ(a.result["offered"], 100);
+  EXPECT_EQ(a.result["connections"], 2);          // the file's
+  EXPECT_EQ(a.result["payload_bytes"], 64);
+  EXPECT_EQ(a.result["thresholds"].size(), 3u);
+  EXPECT_EQ(a.result["target_side"]["accounting"]["held"], true) << a.out;
+
+  child_process plain{{levee_binary, "load", "--target", "actor", "stats", "--server", address,
+                       "--rate", "50", "--duration", "1", "--max-late-percent", "100", "--json"}};
+  auto b = finish(plain);
+  ASSERT_EQ(b.exit_code, 0) << b.out;
+  test::write_file(dir.file("a.json"), a.out);
+  test::write_file(dir.file("b.json"), b.out);
+  child_process compare{{levee_binary, "load", "compare", dir.file("a.json"), dir.file("b.json"),
+                         "--json"}};
+  auto c = finish(compare);
+  ASSERT_EQ(c.exit_code, 0) << c.out;
+  bool rate_differs = false;
+  for (auto& setting : c.result["settings_differ"])
+    rate_differs = rate_differs || setting["setting"] == "rate_per_second";
+  EXPECT_TRUE(rate_differs) << c.out;
+  ASSERT_FALSE(c.result["metrics"].empty());
+  auto& offered = c.result["metrics"][0];
+  EXPECT_EQ(offered["metric"], "offered");
+  EXPECT_EQ(offered["a"], 100.0);
+  EXPECT_EQ(offered["b"], 50.0);
+  EXPECT_EQ(offered["change_percent"], -50.0);
+}
+
+TEST(LoadSystem, ABadScenarioIsRefusedWithItsLineKeyAndWhatToWrite) {
+  temp_dir dir{"levee-load"};
+  auto path = dir.file("bad.ini");
+  test::write_file(path, "[load]\ntarget = actor stats\nrate = fast\n");
+  auto err = dir.file("check.stderr");
+  child_process check{{levee_binary, "load", "--check", path}, err};
+  EXPECT_EQ(check.wait_exit(bound), 2);
+  EXPECT_NE(test::read_file(err).find(path + ":3: key 'rate': --rate fast: must be a number"),
+            std::string::npos)
+    << test::read_file(err);
+  EXPECT_NE(test::read_file(err).find("write e.g. rate = 1000"), std::string::npos);
+  // Every shipped scenario passes the same check (configs.EveryShippedFileIsValid too).
+  child_process shipped{{levee_binary, "load", "--check",
+                         std::string{LEVEE_CONFIGS_DIR} + "/load-ramp.ini"}};
+  EXPECT_EQ(shipped.wait_exit(bound), 0);
+}
+
 } // namespace
 } // namespace levee
