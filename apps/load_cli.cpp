@@ -11,6 +11,11 @@
 // the target runs on this machine, its process's CPU and memory; then checks that the
 // target accounted for every request sent (load/target_side.hpp).
 //
+// `--ramp` runs one phase per step and finds the knee (load/ramp.hpp); `--html` writes the
+// report as a page (load/html_report.hpp); `--scenario FILE` and `--check FILE` read the
+// options from an INI file (load/scenario.hpp); `levee load compare A B` compares two
+// --json results (load/compare.hpp).
+//
 // Exit codes: 0 done and every threshold held, 99 a threshold failed (k6's code), 2 a
 // usage error or a target that cannot be reached, 3 an invalid run (the tool fell behind
 // its own schedule past the bound, so the target was not offered the rate asked for), 4
@@ -399,14 +404,23 @@ std::optional<std::vector<load::rate_step>> parse_steps(const std::string& text,
   return steps;
 }
 
-/// "  3.0s / 10.0s  [step 2/5 at 200/s]  sent ...": `phase` is empty outside a ramp.
-void progress_line(const live_counts& live, double elapsed, double total, const std::string& phase) {
-  std::fprintf(stderr, "\r  %6.1fs / %.1fs  %ssent %llu  accepted %llu  rejected %llu  errors %llu   ",
-               elapsed, total, phase.c_str(), static_cast<unsigned long long>(live.sent.load()),
+/// The live line, once a second: "  3.0s / 10.0s (7.0s left)  step 2/5 at 200/s  sent 612
+/// (201/s)  accepted ...". `phase` is empty outside a ramp; `sent_before` is the sent count
+/// of the line before (for the rate of the last second), updated here.
+void progress_line(const live_counts& live, double elapsed, double total, const std::string& phase,
+                   uint64_t& sent_before) {
+  auto sent = live.sent.load();
+  std::fprintf(stderr,
+               "\r  %6.1fs / %.1fs (%.1fs left)  %ssent %llu (%llu/s)  accepted %llu  rejected %llu  "
+               "errors %llu   ",
+               elapsed, total, std::max(0.0, total - elapsed), phase.c_str(),
+               static_cast<unsigned long long>(sent),
+               static_cast<unsigned long long>(sent - std::min(sent, sent_before)),
                static_cast<unsigned long long>(live.accepted.load()),
                static_cast<unsigned long long>(live.rejected.load()),
                static_cast<unsigned long long>(live.errors.load()));
   std::fflush(stderr);
+  sent_before = sent;
 }
 
 /// A StatsReply's counters by name (load/target_side.hpp): the listener's, the query
@@ -778,6 +792,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
                                                * static_cast<double>(ramp->spec.rates().size())
                                  : duration<double>(p.schedule->span()).count();
   auto next_progress = clock_type::now() + seconds(1);
+  uint64_t sent_at_last_line = 0;
   p.origin = clock_type::now();
   // Runs the plan on every connection, a thread each, to its end; the counts merged.
   auto run_phase = [&](const std::string& phase) {
@@ -793,7 +808,8 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
       // The progress line once a second; otherwise only wait for the threads.
       std::this_thread::sleep_for(milliseconds(50));
       if (tty && clock_type::now() >= next_progress) {
-        progress_line(live, duration<double>(clock_type::now() - p.origin).count(), planned, phase);
+        progress_line(live, duration<double>(clock_type::now() - p.origin).count(), planned, phase,
+                      sent_at_last_line);
         next_progress += seconds(1);
       }
     }
