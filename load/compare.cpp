@@ -76,12 +76,6 @@ result<flat> read(const std::string& text, const std::string& name) {
   return out;
 }
 
-std::string fixed(double v) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.3f", v);
-  return buf;
-}
-
 std::string shown(const std::optional<double>& v) {
   if (!v)
     return "-";
@@ -106,11 +100,8 @@ result<comparison> compare_results(const std::string& a_text, const std::string&
   auto setting_text = [](const flat& f, const std::string& key) -> std::string {
     if (auto it = f.texts.find(key); it != f.texts.end())
       return it->second;
-    if (auto it = f.numbers.find(key); it != f.numbers.end()) {
-      char buf[48];
-      std::snprintf(buf, sizeof buf, "%g", it->second);
-      return buf;
-    }
+    if (auto it = f.numbers.find(key); it != f.numbers.end())
+      return short_number(it->second);
     return "-";
   };
   for (auto& key : setting_keys()) {
@@ -170,7 +161,7 @@ std::string comparison::text() const {
 }
 
 std::string comparison::json() const {
-  auto opt = [](const std::optional<double>& v) { return v ? fixed(*v) : std::string{"null"}; };
+  auto opt = [](const std::optional<double>& v) { return v ? fixed_number(*v) : std::string{"null"}; };
   std::string out = "{\"a\":" + json_string(a_name) + ",\"b\":" + json_string(b_name)
                     + ",\"settings_differ\":[";
   for (size_t i = 0; i < settings_differ.size(); ++i)

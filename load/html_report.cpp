@@ -33,22 +33,10 @@ namespace {
 constexpr double width = 760, height = 260;
 constexpr double left = 70, right = 20, top = 20, bottom = 44;
 
-std::string num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", v);
-  return buf;
-}
-
-std::string short_num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
-
 std::string joined(const std::vector<double>& values) {
   std::string out;
   for (size_t i = 0; i < values.size(); ++i)
-    out += (i ? "," : "") + num(values[i]);
+    out += (i ? "," : "") + fixed_number(values[i]);
   return out;
 }
 
@@ -71,8 +59,8 @@ struct series {
 
 std::string svg_open(const std::string& plot, const std::string& extra) {
   return "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"plot\" data-plot=\"" + plot
-         + "\" width=\"" + num(width) + "\" height=\"" + num(height) + "\" viewBox=\"0 0 "
-         + num(width) + " " + num(height) + "\"" + extra + ">\n";
+         + "\" width=\"" + fixed_number(width) + "\" height=\"" + fixed_number(height) + "\" viewBox=\"0 0 "
+         + fixed_number(width) + " " + fixed_number(height) + "\"" + extra + ">\n";
 }
 
 /// Axes with 5 ticks on y (0 .. y_max) and the x ticks given (position in 0..1, label).
@@ -82,16 +70,16 @@ std::string axes(double y_max, const std::string& y_label, const std::string& x_
   std::string out = "<g class=\"axes\">\n";
   for (int i = 0; i <= 5; ++i) {
     double y = top + h - h * i / 5.0;
-    out += "<line x1=\"" + num(left) + "\" y1=\"" + num(y) + "\" x2=\"" + num(left + w)
-           + "\" y2=\"" + num(y) + "\" class=\"grid\"/>\n<text x=\"" + num(left - 6) + "\" y=\""
-           + num(y + 4) + "\" text-anchor=\"end\">" + short_num(y_max * i / 5.0) + "</text>\n";
+    out += "<line x1=\"" + fixed_number(left) + "\" y1=\"" + fixed_number(y) + "\" x2=\"" + fixed_number(left + w)
+           + "\" y2=\"" + fixed_number(y) + "\" class=\"grid\"/>\n<text x=\"" + fixed_number(left - 6) + "\" y=\""
+           + fixed_number(y + 4) + "\" text-anchor=\"end\">" + short_number(y_max * i / 5.0) + "</text>\n";
   }
   for (auto& [at, label] : x_ticks)
-    out += "<text x=\"" + num(left + w * at) + "\" y=\"" + num(top + h + 16)
+    out += "<text x=\"" + fixed_number(left + w * at) + "\" y=\"" + fixed_number(top + h + 16)
            + "\" text-anchor=\"middle\">" + html_escape(label) + "</text>\n";
-  out += "<text x=\"" + num(left + w / 2) + "\" y=\"" + num(height - 6)
+  out += "<text x=\"" + fixed_number(left + w / 2) + "\" y=\"" + fixed_number(height - 6)
          + "\" text-anchor=\"middle\">" + html_escape(x_label) + "</text>\n<text x=\"14\" y=\""
-         + num(top + h / 2) + "\" transform=\"rotate(-90 14 " + num(top + h / 2)
+         + fixed_number(top + h / 2) + "\" transform=\"rotate(-90 14 " + fixed_number(top + h / 2)
          + ")\" text-anchor=\"middle\">" + html_escape(y_label) + "</text>\n</g>\n";
   return out;
 }
@@ -112,7 +100,7 @@ std::string line_plot(const std::string& plot, const std::string& extra, const s
   for (int i = 0; i <= 5 && n > 1; ++i) {
     auto at = static_cast<size_t>(std::lround(static_cast<double>(n - 1) * i / 5.0));
     ticks.push_back({static_cast<double>(at) / static_cast<double>(n - 1),
-                     short_num(static_cast<double>(at) * x_step)});
+                     short_number(static_cast<double>(at) * x_step)});
   }
   std::string out = svg_open(plot, extra) + axes(y_max, y_label, x_label, ticks);
   double legend_x = left + 8;
@@ -121,16 +109,16 @@ std::string line_plot(const std::string& plot, const std::string& extra, const s
     for (size_t i = 0; i < s.values.size(); ++i) {
       double x = left + (n > 1 ? w * static_cast<double>(i) / static_cast<double>(n - 1) : w / 2);
       double y = top + h - h * s.values[i] / y_max;
-      points += (i ? " " : "") + num(x) + "," + num(y);
+      points += (i ? " " : "") + fixed_number(x) + "," + fixed_number(y);
     }
     out += "<polyline data-series=\"" + html_escape(s.name) + "\" data-values=\""
            + joined(s.values) + "\" points=\"" + points + "\" fill=\"none\" stroke=\"" + s.color
-           + "\" stroke-width=\"1.5\"/>\n<text x=\"" + num(legend_x) + "\" y=\"" + num(top + 12)
+           + "\" stroke-width=\"1.5\"/>\n<text x=\"" + fixed_number(legend_x) + "\" y=\"" + fixed_number(top + 12)
            + "\" fill=\"" + s.color + "\">" + html_escape(s.name) + "</text>\n";
     legend_x += 12 + 8 * static_cast<double>(s.name.size());
   }
   if (n == 0)
-    out += "<text x=\"" + num(width / 2) + "\" y=\"" + num(height / 2)
+    out += "<text x=\"" + fixed_number(width / 2) + "\" y=\"" + fixed_number(height / 2)
            + "\" text-anchor=\"middle\">no samples</text>\n";
   return out + "</svg>\n";
 }
@@ -185,10 +173,10 @@ std::string percentile_plot(const recorder& c) {
   for (size_t i = 0; i < points.size(); ++i) {
     double x = left + w * static_cast<double>(i) / static_cast<double>(points.size() - 1);
     double y = top + h_ - h_ * points[i].second / y_max;
-    line += (i ? " " : "") + num(x) + "," + num(y);
+    line += (i ? " " : "") + fixed_number(x) + "," + fixed_number(y);
     auto p = points[i].first == "max" ? std::string{"100"} : points[i].first.substr(1);
-    out += "<circle data-percentile=\"" + p + "\" data-us=\"" + num(points[i].second) + "\" cx=\""
-           + num(x) + "\" cy=\"" + num(y) + "\" r=\"3.5\" fill=\"#c03030\"/>\n";
+    out += "<circle data-percentile=\"" + p + "\" data-us=\"" + fixed_number(points[i].second) + "\" cx=\""
+           + fixed_number(x) + "\" cy=\"" + fixed_number(y) + "\" r=\"3.5\" fill=\"#c03030\"/>\n";
   }
   return out + "<polyline points=\"" + line + "\" fill=\"none\" stroke=\"#c03030\"/>\n</svg>\n";
 }
@@ -201,21 +189,21 @@ std::string refusal_plot(const recorder& c) {
   double bar_h = 22;
   double h = std::max(60.0, top + bar_h * static_cast<double>(all.size()) + 20);
   std::string out = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"plot\" data-plot=\"refusals\" "
-                    "data-total=\"" + std::to_string(c.rejected_count()) + "\" width=\"" + num(width)
-                    + "\" height=\"" + num(h) + "\" viewBox=\"0 0 " + num(width) + " " + num(h) + "\">\n";
+                    "data-total=\"" + std::to_string(c.rejected_count()) + "\" width=\"" + fixed_number(width)
+                    + "\" height=\"" + fixed_number(h) + "\" viewBox=\"0 0 " + fixed_number(width) + " " + fixed_number(h) + "\">\n";
   if (all.empty())
-    out += "<text x=\"" + num(left) + "\" y=\"" + num(top + 16) + "\">no refusals</text>\n";
+    out += "<text x=\"" + fixed_number(left) + "\" y=\"" + fixed_number(top + 16) + "\">no refusals</text>\n";
   double y = top;
   double label_w = 330, w = width - label_w - 90;
   for (auto& [key, n] : all) {
     double bw = most ? w * static_cast<double>(n) / static_cast<double>(most) : 0;
     auto label = key.first + " " + (key.second.empty() ? "(no limit)" : key.second);
-    out += "<text x=\"" + num(label_w - 8) + "\" y=\"" + num(y + 15) + "\" text-anchor=\"end\">"
+    out += "<text x=\"" + fixed_number(label_w - 8) + "\" y=\"" + fixed_number(y + 15) + "\" text-anchor=\"end\">"
            + html_escape(label) + "</text>\n<rect data-code=\"" + html_escape(key.first)
            + "\" data-limit=\"" + html_escape(key.second) + "\" data-count=\"" + std::to_string(n)
-           + "\" x=\"" + num(label_w) + "\" y=\"" + num(y + 3) + "\" width=\"" + num(bw)
-           + "\" height=\"" + num(bar_h - 6) + "\" fill=\"#c03030\"/>\n<text x=\""
-           + num(label_w + bw + 6) + "\" y=\"" + num(y + 15) + "\">" + std::to_string(n) + "</text>\n";
+           + "\" x=\"" + fixed_number(label_w) + "\" y=\"" + fixed_number(y + 3) + "\" width=\"" + fixed_number(bw)
+           + "\" height=\"" + fixed_number(bar_h - 6) + "\" fill=\"#c03030\"/>\n<text x=\""
+           + fixed_number(label_w + bw + 6) + "\" y=\"" + fixed_number(y + 15) + "\">" + std::to_string(n) + "</text>\n";
     y += bar_h;
   }
   return out + "</svg>\n";
@@ -230,33 +218,33 @@ std::string ramp_plot(const ramp_result& r) {
   double w = width - left - right, h = height - top - bottom;
   std::vector<std::pair<double, std::string>> ticks;
   for (int i = 0; i <= 5; ++i)
-    ticks.push_back({i / 5.0, short_num(x_max * i / 5.0)});
-  std::string out = svg_open("ramp", " data-knee=\"" + (knee ? num(*knee) : std::string{}) + "\""
+    ticks.push_back({i / 5.0, short_number(x_max * i / 5.0)});
+  std::string out = svg_open("ramp", " data-knee=\"" + (knee ? fixed_number(*knee) : std::string{}) + "\""
                                        + " data-crossed=\"" + (r.crossed() ? "true" : "false") + "\"")
                     + axes(y_max, "per second", "offered rate, per second", ticks);
   auto x_of = [&](double rate) { return left + w * rate / x_max; };
   auto y_of = [&](double v) { return top + h - h * v / y_max; };
   // The ideal: every send served.
-  out += "<line x1=\"" + num(x_of(0)) + "\" y1=\"" + num(y_of(0)) + "\" x2=\"" + num(x_of(std::min(x_max, y_max)))
-         + "\" y2=\"" + num(y_of(std::min(x_max, y_max))) + "\" stroke=\"#bbbbbb\" stroke-dasharray=\"4 4\"/>\n";
+  out += "<line x1=\"" + fixed_number(x_of(0)) + "\" y1=\"" + fixed_number(y_of(0)) + "\" x2=\"" + fixed_number(x_of(std::min(x_max, y_max)))
+         + "\" y2=\"" + fixed_number(y_of(std::min(x_max, y_max))) + "\" stroke=\"#bbbbbb\" stroke-dasharray=\"4 4\"/>\n";
   std::string line;
   for (size_t i = 0; i < r.steps.size(); ++i) {
     auto& s = r.steps[i];
-    line += (i ? " " : "") + num(x_of(s.rate)) + "," + num(y_of(s.goodput));
-    out += "<circle data-rate=\"" + num(s.rate) + "\" data-goodput=\"" + num(s.goodput)
-           + "\" data-p99-us=\"" + num(static_cast<double>(s.p99_ns) / 1e3) + "\" data-within=\""
-           + (s.within ? "true" : "false") + "\" cx=\"" + num(x_of(s.rate)) + "\" cy=\""
-           + num(y_of(s.goodput)) + "\" r=\"4\" fill=\"" + (s.within ? "#2a7d2a" : "#c03030")
-           + "\"><title>" + html_escape(short_num(s.rate) + "/s: goodput " + num(s.goodput) + "/s"
+    line += (i ? " " : "") + fixed_number(x_of(s.rate)) + "," + fixed_number(y_of(s.goodput));
+    out += "<circle data-rate=\"" + fixed_number(s.rate) + "\" data-goodput=\"" + fixed_number(s.goodput)
+           + "\" data-p99-us=\"" + fixed_number(static_cast<double>(s.p99_ns) / 1e3) + "\" data-within=\""
+           + (s.within ? "true" : "false") + "\" cx=\"" + fixed_number(x_of(s.rate)) + "\" cy=\""
+           + fixed_number(y_of(s.goodput)) + "\" r=\"4\" fill=\"" + (s.within ? "#2a7d2a" : "#c03030")
+           + "\"><title>" + html_escape(short_number(s.rate) + "/s: goodput " + fixed_number(s.goodput) + "/s"
                                         + (s.within ? "" : "; past: " + s.why))
            + "</title></circle>\n";
   }
   out += "<polyline points=\"" + line + "\" fill=\"none\" stroke=\"#2a7d2a\"/>\n";
   if (knee)
-    out += "<line class=\"knee\" x1=\"" + num(x_of(*knee)) + "\" y1=\"" + num(top) + "\" x2=\""
-           + num(x_of(*knee)) + "\" y2=\"" + num(top + h) + "\" stroke=\"#2060b0\"/>\n<text x=\""
-           + num(x_of(*knee) + 4) + "\" y=\"" + num(top + 12) + "\" fill=\"#2060b0\">knee "
-           + short_num(*knee) + "/s</text>\n";
+    out += "<line class=\"knee\" x1=\"" + fixed_number(x_of(*knee)) + "\" y1=\"" + fixed_number(top) + "\" x2=\""
+           + fixed_number(x_of(*knee)) + "\" y2=\"" + fixed_number(top + h) + "\" stroke=\"#2060b0\"/>\n<text x=\""
+           + fixed_number(x_of(*knee) + 4) + "\" y=\"" + fixed_number(top + 12) + "\" fill=\"#2060b0\">knee "
+           + short_number(*knee) + "/s</text>\n";
   return out + "</svg>\n";
 }
 
@@ -281,7 +269,7 @@ std::string html_report(const report_parts& parts) {
       "</head>\n<body data-offered=\"" + std::to_string(c.offered()) + "\" data-accepted=\""
     + std::to_string(c.accepted_count()) + "\" data-rejected=\"" + std::to_string(c.rejected_count())
     + "\" data-errors=\"" + std::to_string(c.error_count()) + "\" data-timeouts=\""
-    + std::to_string(c.timeout_count()) + "\" data-goodput=\"" + num(r.goodput_per_second())
+    + std::to_string(c.timeout_count()) + "\" data-goodput=\"" + fixed_number(r.goodput_per_second())
     + "\" data-valid=\"" + (r.valid() ? "true" : "false") + "\" data-accounting=\"" + accounting
     + "\">\n<h1>" + html_escape(title) + "</h1>\n";
   if (!r.valid())

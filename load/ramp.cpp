@@ -14,17 +14,7 @@ namespace {
 constexpr double max_rate = 100000;  // per second, as --rate
 constexpr size_t max_steps = 1000;   // a ramp longer than this is a typo
 
-std::string number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", v);
-  return buf;
-}
-
-std::string rate_text(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g/s", v);
-  return buf;
-}
+std::string rate_text(double v) { return short_number(v) + "/s"; }
 
 } // namespace
 
@@ -70,7 +60,7 @@ result<ramp_spec> parse_ramp(const std::string& text) {
     s.step_seconds = parts[3];
   if (s.max < s.start || s.max > max_rate)
     return status::error(code::bad_request, "--ramp " + text + ": MAX must be at least START and at most "
-                                              + number(max_rate) + what_to_write);
+                                              + fixed_number(max_rate) + what_to_write);
   if (s.step_seconds > 3600)
     return status::error(code::bad_request, "--ramp " + text + ": a step lasts at most 3600 s" + what_to_write);
   if ((s.max - s.start) / s.step + 1 > static_cast<double>(max_steps))
@@ -187,21 +177,21 @@ std::string ramp_result::text() const {
 }
 
 std::string ramp_result::json() const {
-  std::string out = "{\"spec\":{\"start\":" + number(spec.start) + ",\"step\":" + number(spec.step)
-                    + ",\"max\":" + number(spec.max) + ",\"step_seconds\":" + number(spec.step_seconds)
-                    + "},\"bounds\":{\"max_p99_ms\":" + number(bounds.max_p99_ms)
-                    + ",\"max_not_accepted_percent\":" + number(bounds.max_not_accepted_percent)
-                    + ",\"min_goodput_gain\":" + number(bounds.min_goodput_gain) + "},\"steps\":[";
+  std::string out = "{\"spec\":{\"start\":" + fixed_number(spec.start) + ",\"step\":" + fixed_number(spec.step)
+                    + ",\"max\":" + fixed_number(spec.max) + ",\"step_seconds\":" + fixed_number(spec.step_seconds)
+                    + "},\"bounds\":{\"max_p99_ms\":" + fixed_number(bounds.max_p99_ms)
+                    + ",\"max_not_accepted_percent\":" + fixed_number(bounds.max_not_accepted_percent)
+                    + ",\"min_goodput_gain\":" + fixed_number(bounds.min_goodput_gain) + "},\"steps\":[";
   for (size_t i = 0; i < steps.size(); ++i) {
     auto& s = steps[i];
-    out += std::string{i ? "," : ""} + "{\"rate_per_second\":" + number(s.rate)
-           + ",\"seconds\":" + number(s.seconds) + ",\"offered\":" + std::to_string(s.offered)
+    out += std::string{i ? "," : ""} + "{\"rate_per_second\":" + fixed_number(s.rate)
+           + ",\"seconds\":" + fixed_number(s.seconds) + ",\"offered\":" + std::to_string(s.offered)
            + ",\"accepted\":" + std::to_string(s.accepted)
            + ",\"not_accepted\":" + std::to_string(s.not_accepted)
-           + ",\"goodput_per_second\":" + number(s.goodput)
-           + ",\"p50_us\":" + number(static_cast<double>(s.p50_ns) / 1e3)
-           + ",\"p99_us\":" + number(static_cast<double>(s.p99_ns) / 1e3)
-           + ",\"max_us\":" + number(static_cast<double>(s.max_ns) / 1e3)
+           + ",\"goodput_per_second\":" + fixed_number(s.goodput)
+           + ",\"p50_us\":" + fixed_number(static_cast<double>(s.p50_ns) / 1e3)
+           + ",\"p99_us\":" + fixed_number(static_cast<double>(s.p99_ns) / 1e3)
+           + ",\"max_us\":" + fixed_number(static_cast<double>(s.max_ns) / 1e3)
            + ",\"refused\":[";
     bool first = true;
     for (auto& [key, n] : s.refusals) {
@@ -212,12 +202,12 @@ std::string ramp_result::json() const {
     out += "],\"within\":" + std::string{s.within ? "true" : "false"} + ",\"why\":" + json_string(s.why) + "}";
   }
   auto k = knee();
-  out += "],\"knee_per_second\":" + (k ? number(*k) : std::string{"null"})
+  out += "],\"knee_per_second\":" + (k ? fixed_number(*k) : std::string{"null"})
          + ",\"crossed\":" + (crossed() ? "true" : "false") + ",\"limits_began\":[";
   bool first = true;
   for (auto& [key, rate] : limits_began()) {
     out += std::string{first ? "" : ","} + "{\"code\":" + json_string(key.first)
-           + ",\"limit\":" + json_string(key.second) + ",\"rate_per_second\":" + number(rate) + "}";
+           + ",\"limit\":" + json_string(key.second) + ",\"rate_per_second\":" + fixed_number(rate) + "}";
     first = false;
   }
   return out + "]}";

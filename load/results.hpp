@@ -153,6 +153,11 @@ const std::vector<std::pair<std::string, double>>& reported_percentiles();
 /// escaped as \u00XX, so the JSON stays valid.
 std::string json_string(std::string_view text);
 
+/// `v` with 3 decimals: every JSON number and data-* attribute of the reports.
+std::string fixed_number(double v);
+/// `v` as short as it reads ("200", "0.5"): rates and bounds in text.
+std::string short_number(double v);
+
 /// A duration in ns as people read it: "812us", "2.41ms", "1.50s".
 std::string duration_text(uint64_t ns);
 

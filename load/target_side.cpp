@@ -289,17 +289,12 @@ std::string target_side::json() const {
       o += (o.size() > 1 ? "," : "") + json_string(k) + ":" + std::to_string(v);
     return o + "}";
   };
-  char num[64];
-  auto fixed = [&](double v) {
-    std::snprintf(num, sizeof num, "%.3f", v);
-    return std::string{num};
-  };
   std::string out = "{\"stats\":" + json_string(stats_status) + ",\"delta\":" + counts(delta)
                     + ",\"process\":{\"status\":" + json_string(process.status)
                     + ",\"pid\":" + std::to_string(process.pid);
   if (process.known())
-    out += ",\"cpu_seconds\":" + fixed(process.cpu_seconds())
-           + ",\"cpu_percent\":" + fixed(process.cpu_percent())
+    out += ",\"cpu_seconds\":" + fixed_number(process.cpu_seconds())
+           + ",\"cpu_percent\":" + fixed_number(process.cpu_percent())
            + ",\"rss_before_bytes\":" + std::to_string(process.before->rss_bytes)
            + ",\"rss_after_bytes\":" + std::to_string(process.after->rss_bytes)
            + ",\"peak_rss_bytes\":" + std::to_string(process.after->peak_rss_bytes);

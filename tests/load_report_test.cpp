@@ -8,9 +8,6 @@
 #include <string>
 
 #include <gtest/gtest.h>
-#include <libxml/parser.h>
-#include <libxml/xpath.h>
-#include <libxml/xpathInternals.h>
 
 #include "load/compare.hpp"
 #include "load/html_report.hpp"
@@ -18,6 +15,7 @@
 #include "load/ramp.hpp"
 #include "load/results.hpp"
 #include "load/scenario.hpp"
+#include "xml_support.hpp"
 
 namespace levee::load {
 namespace {
@@ -154,20 +152,6 @@ TEST(LatencySeries, ALongRunMergesNeighboursAndStaysWithinItsSlots) {
   EXPECT_EQ(other.count(0), 5u);
 }
 
-/// The nodes an XPath finds in `doc`, as the string values of the first.
-std::string xpath_string(xmlDocPtr doc, const std::string& path) {
-  std::unique_ptr<xmlXPathContext, decltype(&xmlXPathFreeContext)> ctx{xmlXPathNewContext(doc),
-                                                                       xmlXPathFreeContext};
-  xmlXPathRegisterNs(ctx.get(), reinterpret_cast<const xmlChar*>("svg"),
-                     reinterpret_cast<const xmlChar*>("http://www.w3.org/2000/svg"));
-  std::unique_ptr<xmlXPathObject, decltype(&xmlXPathFreeObject)> found{
-    xmlXPathEvalExpression(reinterpret_cast<const xmlChar*>(("string(" + path + ")").c_str()), ctx.get()),
-    xmlXPathFreeObject};
-  if (!found || found->type != XPATH_STRING)
-    return "(no such node: " + path + ")";
-  return reinterpret_cast<const char*>(found->stringval);
-}
-
 TEST(HtmlReport, IsWellFormedAndItsPlotsCarryTheRunsNumbers) {
   // Three seconds: 10, 20, 30 sends; a fifth of them refused by (rate_limited, a limit);
   // a name with characters XML must escape.
@@ -201,12 +185,9 @@ TEST(HtmlReport, IsWellFormedAndItsPlotsCarryTheRunsNumbers) {
   parts.threshold_lines = {"PASS errors==0 (observed 0)", "FAIL goodput>=9000/s (observed 16.0/s)"};
   auto html = html_report(parts);
 
-  std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)> doc{
-    xmlReadMemory(html.data(), static_cast<int>(html.size()), "report.html", nullptr,
-                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING),
-    xmlFreeDoc};
+  auto doc = test::parse_xml(html);
   ASSERT_TRUE(doc) << "not well-formed:\n" << html;
-  auto get = [&](const std::string& path) { return xpath_string(doc.get(), path); };
+  auto get = [&](const std::string& path) { return test::xpath_string(doc, path); };
   EXPECT_EQ(get("/html/body/@data-offered"), "60");
   EXPECT_EQ(get("/html/body/@data-accepted"), "48");
   EXPECT_EQ(get("/html/body/@data-rejected"), "12");

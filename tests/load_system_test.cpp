@@ -12,12 +12,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <libxml/parser.h>
-#include <libxml/xpath.h>
-#include <libxml/xpathInternals.h>
 #include <nlohmann/json.hpp>
 
 #include "process_support.hpp"
+#include "xml_support.hpp"
 
 namespace levee {
 namespace {
@@ -74,17 +72,25 @@ std::string server_config() {
   return "[node]\nroles = server\n[server]\nlisten = 127.0.0.1:0\n";
 }
 
+/// A server alone (roles = server) on a port the kernel picks; its address, or "" when it
+/// did not start (its stderr is in server.stderr_path).
+std::string start_server(const temp_dir& dir, node_process& server) {
+  if (!server.start(dir, "server", server_config(), "server listening on"))
+    return "";
+  return "127.0.0.1:" + std::to_string(server.port);
+}
+
 /// `levee load --target actor stats MODE... --json` against a server that is stopped
 /// (SIGSTOP) for one second once the run is under way; the stall's length in `stall_us`.
 load_run run_with_a_stall(const std::vector<std::string>& mode, double& stall_us) {
   temp_dir dir{"levee-load"};
   node_process server;
-  EXPECT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
-    << test::read_file(server.stderr_path);
+  auto address = start_server(dir, server);
+  EXPECT_FALSE(address.empty()) << test::read_file(server.stderr_path);
   auto load_err = dir.file("load.stderr");
   test::write_file(load_err, "");  // exists before it is watched
   std::vector<std::string> argv{levee_binary, "load", "--target", "actor", "stats", "--server",
-                                "127.0.0.1:" + std::to_string(server.port), "--json", "--progress"};
+                                address, "--json", "--progress"};
   argv.insert(argv.end(), mode.begin(), mode.end());
   child_process load{argv, load_err};
   // The first progress line comes a second into the run: the schedule is running.
@@ -135,12 +141,12 @@ TEST(LoadSystem, AClosedLoopHidesTheSameStallAndSaysSo) {
 TEST(LoadSystem, ARunBehindItsOwnScheduleIsInvalidAndExits3) {
   temp_dir dir{"levee-load"};
   node_process server;
-  ASSERT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
-    << test::read_file(server.stderr_path);
+  auto address = start_server(dir, server);
+  ASSERT_FALSE(address.empty()) << test::read_file(server.stderr_path);
   // A bound no real sender meets (every send 1 us late at most, none allowed late): the
   // run must be declared invalid, never reported as if the rate had been offered.
   child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
-                      "127.0.0.1:" + std::to_string(server.port), "--rate", "200",
+                      address, "--rate", "200",
                       "--duration", "1", "--max-lag-ms", "0.001", "--max-late-percent", "0",
                       "--json", "--threshold", "errors==0"}};
   auto r = finish(load);
@@ -208,10 +214,10 @@ TEST(LoadSystem, RefusalsOfAStrictBrokerAreCountedByCodeAndLimit) {
 TEST(LoadSystem, TheTargetAccountsForEveryRequestSent) {
   temp_dir dir{"levee-load"};
   node_process server;
-  ASSERT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
-    << test::read_file(server.stderr_path);
+  auto address = start_server(dir, server);
+  ASSERT_FALSE(address.empty()) << test::read_file(server.stderr_path);
   child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
-                      "127.0.0.1:" + std::to_string(server.port), "--rate", "200", "--duration",
+                      address, "--rate", "200", "--duration",
                       "1", "--max-late-percent", "100", "--json"}};
   auto r = finish(load);
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -235,9 +241,8 @@ TEST(LoadSystem, TheTargetAccountsForEveryRequestSent) {
 TEST(LoadSystem, AnotherClientsRequestsAreAMismatchUnlessTheRunSaysTheTargetServesOthers) {
   temp_dir dir{"levee-load"};
   node_process server;
-  ASSERT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
-    << test::read_file(server.stderr_path);
-  auto address = "127.0.0.1:" + std::to_string(server.port);
+  auto address = start_server(dir, server);
+  ASSERT_FALSE(address.empty()) << test::read_file(server.stderr_path);
   auto run = [&](bool other_traffic) {
     auto load_err = dir.file(other_traffic ? "other.stderr" : "strict.stderr");
     test::write_file(load_err, "");  // exists before it is watched
@@ -283,21 +288,6 @@ std::string strict_limits_config(const temp_dir& dir) {
   return text;
 }
 
-/// The string value of an XPath over an HTML report read as XML ("svg" is SVG's namespace).
-std::string xpath_string(xmlDocPtr doc, const std::string& path) {
-  auto* ctx = xmlXPathNewContext(doc);
-  xmlXPathRegisterNs(ctx, reinterpret_cast<const xmlChar*>("svg"),
-                     reinterpret_cast<const xmlChar*>("http://www.w3.org/2000/svg"));
-  auto* found = xmlXPathEvalExpression(
-    reinterpret_cast<const xmlChar*>(("string(" + path + ")").c_str()), ctx);
-  std::string out = found && found->type == XPATH_STRING
-                      ? reinterpret_cast<const char*>(found->stringval)
-                      : "(no such node: " + path + ")";
-  xmlXPathFreeObject(found);
-  xmlXPathFreeContext(ctx);
-  return out;
-}
-
 TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
   temp_dir dir{"levee-load"};
   node_process node;
@@ -324,41 +314,47 @@ TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
   EXPECT_EQ(ramp["steps"][steps - 1]["within"], false);
   if (!ramp["knee_per_second"].is_null())
     EXPECT_LE(ramp["knee_per_second"].get<double>(), 200.0) << r.out;
-  // The limit that answered, and from which rate.
-  bool began = false;
-  for (auto& l : ramp["limits_began"])
-    if (l["code"] == "rate_limited" && l["limit"] == "limits.server.rate_msgs_per_sec") {
-      began = true;
-      EXPECT_LE(l["rate_per_second"].get<double>(), 300.0) << r.out;
-    }
-  EXPECT_TRUE(began) << r.out;
+  // The limits that answered, and from which rate. A loaded machine may meet another of
+  // the node's small limits first (requests in flight), at a lower step; a step at 300/s
+  // always meets the server's rate.
+  ASSERT_FALSE(ramp["limits_began"].empty()) << r.out;
+  bool rate_began = false;
+  for (auto& l : ramp["limits_began"]) {
+    EXPECT_LE(l["rate_per_second"].get<double>(), 300.0) << r.out;
+    rate_began = rate_began
+                 || (l["code"] == "rate_limited" && l["limit"] == "limits.server.rate_msgs_per_sec");
+  }
+  if (ramp["steps"][steps - 1]["rate_per_second"].get<double>() >= 300.0)
+    EXPECT_TRUE(rate_began) << r.out;
   EXPECT_EQ(r.result["target_side"]["accounting"]["held"], true) << r.out;
-  EXPECT_GE(r.result["target_side"]["delta"]["listener.rejects_sent.rate_limited"].get<int>(),
-            r.result["rejected"]["by_code"]["rate_limited"].get<int>());
+  // The node refused at least what the tool saw refused, code by code (a refusal by the
+  // client itself, never sent, aside: the strict node allows 8 requests in flight).
+  auto& delta = r.result["target_side"]["delta"];
+  auto& tool = r.result["target_side"]["tool"];
+  for (auto& [code, n] : tool["refused"].items())
+    EXPECT_GE(delta.value("listener.rejects_sent." + code, 0), n.get<int>()) << code << r.out;
 
   // The report parses as XML and its plots hold the run's numbers.
   auto html = test::read_file(report);
-  auto* doc = xmlReadMemory(html.data(), static_cast<int>(html.size()), "report.html", nullptr,
-                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-  ASSERT_NE(doc, nullptr) << "the report is not well-formed:\n" << html;
-  auto get = [&](const std::string& path) { return xpath_string(doc, path); };
+  auto doc = test::parse_xml(html);
+  ASSERT_TRUE(doc) << "the report is not well-formed:\n" << html;
+  auto get = [&](const std::string& path) { return test::xpath_string(doc, path); };
   EXPECT_EQ(get("/html/body/@data-offered"), std::to_string(r.result["offered"].get<int>()));
   EXPECT_EQ(get("/html/body/@data-accounting"), "held");
   EXPECT_EQ(get("count(//svg:svg[@data-plot='ramp']/svg:circle)"), std::to_string(steps));
-  EXPECT_EQ(get("//svg:svg[@data-plot='refusals']/svg:rect[@data-limit='limits.server.rate_msgs_per_sec']/@data-count"),
-            std::to_string(r.result["rejected"]["by_limit"]["limits.server.rate_msgs_per_sec"].get<int>()));
+  for (auto& [limit, n] : r.result["rejected"]["by_limit"].items())
+    EXPECT_EQ(get("sum(//svg:svg[@data-plot='refusals']/svg:rect[@data-limit='" + limit + "']/@data-count)"),
+              std::to_string(n.get<int>()));
   EXPECT_EQ(get("count(//svg:svg[@data-plot='throughput'])"), "1");
   EXPECT_EQ(get("count(//svg:svg[@data-plot='latency-over-time'])"), "1");
   EXPECT_EQ(get("count(//svg:svg[@data-plot='percentiles']/svg:circle)"), "6");
-  xmlFreeDoc(doc);
 }
 
 TEST(LoadSystem, AScenarioRunsWithTheCommandLineWinningAndTwoRunsCompare) {
   temp_dir dir{"levee-load"};
   node_process server;
-  ASSERT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
-    << test::read_file(server.stderr_path);
-  auto address = "127.0.0.1:" + std::to_string(server.port);
+  auto address = start_server(dir, server);
+  ASSERT_FALSE(address.empty()) << test::read_file(server.stderr_path);
   // configs/load-actor.ini as shipped, its server, rate and times overridden.
   child_process scenario{{levee_binary, "load", "--scenario",
                           std::string{LEVEE_CONFIGS_DIR} + "/load-actor.ini", "--server", address,
