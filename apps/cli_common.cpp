@@ -25,7 +25,7 @@ using namespace std::chrono;
 parsed_args parse_args(const char* sub, const po::options_description& opts,
                        const std::vector<std::string>& args,
                        const po::positional_options_description* positional,
-                       po::variables_map* parsed) {
+                       po::variables_map* parsed, std::string* error) {
   po::variables_map vm;
   try {
     po::command_line_parser p{args};
@@ -35,6 +35,10 @@ parsed_args parse_args(const char* sub, const po::options_description& opts,
     po::store(p.run(), vm);
     po::notify(vm);
   } catch (const std::exception& e) {
+    if (error) {
+      *error = e.what();
+      return {2};
+    }
     return {usage_error(sub, e.what())};
   }
   if (vm.count("help")) {

@@ -62,10 +62,13 @@ struct parsed_args {
 
 /// Parses `args` into `opts`' variables; prints --help, or a one-line error (exit 2).
 /// `parsed`, when given, receives the variables (to tell an option given from its default).
+/// `error`, when given, receives the error's text instead of its being printed (a caller
+/// that says where the arguments came from: `levee load --check` names a file's line).
 parsed_args parse_args(const char* sub, const boost::program_options::options_description& opts,
                        const std::vector<std::string>& args,
                        const boost::program_options::positional_options_description* positional = nullptr,
-                       boost::program_options::variables_map* parsed = nullptr);
+                       boost::program_options::variables_map* parsed = nullptr,
+                       std::string* error = nullptr);
 
 /// "levee <sub>: <what>; run `levee <sub> --help`", exit code 2. `what` is shown through
 /// printable(): a value from the command line or a file may hold any byte.

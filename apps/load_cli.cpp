@@ -7,16 +7,31 @@
 // NAME`), or stream publish to a broker over levee::stream_client (`--target publish
 // SUBJECT`). One thread per connection, each with its own recorder, merged at the end.
 //
+// Before and after the run it reads the target's counters (its "stats" target) and, when
+// the target runs on this machine, its process's CPU and memory; then checks that the
+// target accounted for every request sent (load/target_side.hpp).
+//
+// `--ramp` runs one phase per step and finds the knee (load/ramp.hpp); `--html` writes the
+// report as a page (load/html_report.hpp); `--scenario FILE` and `--check FILE` read the
+// options from an INI file (load/scenario.hpp); `levee load compare A B` compares two
+// --json results (load/compare.hpp).
+//
 // Exit codes: 0 done and every threshold held, 99 a threshold failed (k6's code), 2 a
 // usage error or a target that cannot be reached, 3 an invalid run (the tool fell behind
-// its own schedule past the bound, so the target was not offered the rate asked for).
+// its own schedule past the bound, so the target was not offered the rate asked for), 4
+// the target's counts do not match the tool's (a request lost or counted twice).
 
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <map>
+#include <set>
+#include <sstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,9 +47,15 @@
 #include "levee/client.hpp"
 #include "levee/streams.hpp"
 #include "limits/printable.hpp"
+#include "load/compare.hpp"
+#include "load/html_report.hpp"
+#include "load/ramp.hpp"
 #include "load/results.hpp"
+#include "load/scenario.hpp"
 #include "load/schedule.hpp"
+#include "load/target_side.hpp"
 #include "load/thresholds.hpp"
+#include "net/satellite.pb.h"
 
 namespace levee::apps {
 
@@ -154,6 +175,9 @@ struct plan {
   bool honour_retry_after = false;
   uint32_t connections = 1;
   clock_type::time_point origin;
+  /// The schedule's start from `origin`: a ramp's step starts when the one before it ended,
+  /// so that intended times (and the per-second series) run on from one step to the next.
+  nanoseconds offset{0};
 };
 
 /// What the progress line reads while workers run.
@@ -169,9 +193,10 @@ struct pending_send {
 /// One connection's thread: sends on the plan, files each answer into `rec`.
 class worker {
 public:
-  worker(const plan& p, uint32_t index, target_driver& d, load::recorder& rec, live_counts& live,
-         std::atomic<uint64_t>& closed_sends)
-      : p_(p), index_(index), d_(d), rec_(rec), live_(live), closed_sends_(closed_sends) {}
+  worker(const plan& p, uint32_t index, target_driver& d, load::recorder& rec,
+         load::wire_accounting& wire, live_counts& live, std::atomic<uint64_t>& closed_sends)
+      : p_(p), index_(index), d_(d), rec_(rec), wire_(wire), live_(live),
+        closed_sends_(closed_sends) {}
 
   void run() {
     if (p_.closed_loop)
@@ -184,6 +209,7 @@ public:
       receive(std::min(duration_cast<milliseconds>(give_up - now()), milliseconds(100)));
     for (auto& [id, s] : pending_)
       rec_.timed_out(s.intended, s.sent);
+    wire_.unanswered += pending_.size();
     pending_.clear();
   }
 
@@ -211,9 +237,11 @@ private:
     uint64_t id = 0;
     live_.sent++;
     if (auto local = d_.send(id)) {
+      wire_.refused_locally++;
       file(intended, sent, sent, *local);
       return;
     }
+    wire_.sent++;
     pending_[id] = {intended, sent};
   }
 
@@ -245,8 +273,15 @@ private:
       if (it == pending_.end())
         continue;  // answered after its timeout: already counted
       if (c.refused) {
+        // A connection that went away is no answer from the target (it may have taken
+        // the request or not); any other refusal is the target's Reject.
+        if (c.refused->code == code::unavailable && c.refused->limit.empty())
+          wire_.unanswered++;
+        else
+          wire_.refused_with(to_string(c.refused->code));
         file(it->second.intended, it->second.sent, t, *c.refused);
       } else {
+        wire_.accepted++;
         rec_.accepted(it->second.intended, it->second.sent, t);
         live_.accepted++;
       }
@@ -262,12 +297,14 @@ private:
         if (p_.closed_loop)
           ++answered_;
       }
+      wire_.unanswered += pending_.size();
       pending_.clear();
       lost_ = true;
     }
     // Ids grow with send time, so the oldest sends come first.
     while (!pending_.empty() && t - pending_.begin()->second.sent > p_.timeout) {
       rec_.timed_out(pending_.begin()->second.intended, pending_.begin()->second.sent);
+      wire_.unanswered++;
       pending_.erase(pending_.begin());
       if (p_.closed_loop)
         ++answered_;
@@ -276,17 +313,18 @@ private:
 
   void run_open() {
     auto& s = *p_.schedule;
+    auto intended = [&](uint64_t n) { return p_.offset + s.intended(n); };
     for (uint64_t n = index_; n < s.total() && !interrupted.load();) {
       auto t = now();
       // Every send that is due goes now, however late: the rate is never lowered.
-      while (n < s.total() && s.intended(n) <= t) {
-        send(s.intended(n));
+      while (n < s.total() && intended(n) <= t) {
+        send(intended(n));
         n += p_.connections;
         t = now();
       }
       if (n >= s.total())
         break;
-      auto wait = s.intended(n) - now();
+      auto wait = intended(n) - now();
       if (pending_.empty()) {
         // At most 100 ms at a time, so that Ctrl-C is seen within that however slow the rate.
         if (wait > nanoseconds(0))
@@ -328,6 +366,7 @@ private:
   uint32_t index_;
   target_driver& d_;
   load::recorder& rec_;
+  load::wire_accounting& wire_;
   live_counts& live_;
   std::atomic<uint64_t>& closed_sends_;
   std::map<uint64_t, pending_send> pending_;
@@ -365,30 +404,154 @@ std::optional<std::vector<load::rate_step>> parse_steps(const std::string& text,
   return steps;
 }
 
-void progress_line(const live_counts& live, double elapsed, double total) {
-  std::fprintf(stderr, "\r  %6.1fs / %.1fs  sent %llu  accepted %llu  rejected %llu  errors %llu   ",
-               elapsed, total, static_cast<unsigned long long>(live.sent.load()),
+/// The live line, once a second: "  3.0s / 10.0s (7.0s left)  step 2/5 at 200/s  sent 612
+/// (201/s)  accepted ...". `phase` is empty outside a ramp; `sent_before` is the sent count
+/// of the line before (for the rate of the last second), updated here.
+void progress_line(const live_counts& live, double elapsed, double total, const std::string& phase,
+                   uint64_t& sent_before) {
+  auto sent = live.sent.load();
+  std::fprintf(stderr,
+               "\r  %6.1fs / %.1fs (%.1fs left)  %ssent %llu (%llu/s)  accepted %llu  rejected %llu  "
+               "errors %llu   ",
+               elapsed, total, std::max(0.0, total - elapsed), phase.c_str(),
+               static_cast<unsigned long long>(sent),
+               static_cast<unsigned long long>(sent - std::min(sent, sent_before)),
                static_cast<unsigned long long>(live.accepted.load()),
                static_cast<unsigned long long>(live.rejected.load()),
                static_cast<unsigned long long>(live.errors.load()));
   std::fflush(stderr);
+  sent_before = sent;
+}
+
+/// A StatsReply's counters by name (load/target_side.hpp): the listener's, the query
+/// router's, the node budget's refusals, each actor kind's and the broker's. Gauges and
+/// high waters are left out: only what grows has a meaningful difference.
+load::target_counters counters_of(const wire::StatsReply& r) {
+  load::target_counters out;
+  auto by_code = [&](const std::string& prefix, const auto& map) {
+    for (auto& [name, n] : map)
+      out[prefix + name] = n;
+  };
+  auto& l = r.listener();
+  out["listener.connections_accepted"] = l.connections_accepted();
+  out["listener.connections_refused"] = l.connections_refused();
+  out["listener.frames_in"] = l.frames_in();
+  out["listener.frames_out"] = l.frames_out();
+  out["listener.requests_answered"] = l.requests_answered();
+  out["listener.requests_abandoned"] = l.requests_abandoned();
+  out["listener.credit_frames_in"] = l.credit_frames_in();
+  out["listener.input_paused_for_slow_reader"] = l.input_paused_for_slow_reader();
+  by_code(load::rejects_sent_prefix, l.rejects_sent());
+  by_code("listener.connections_closed.", l.connections_closed());
+  auto& q = r.queries();
+  out["queries.started"] = q.started();
+  out["queries.completed"] = q.completed();
+  out["queries.failed"] = q.failed();
+  out["queries.cancelled"] = q.cancelled();
+  out["queries.refused"] = q.refused();
+  out["queries.rows_returned"] = q.rows_returned();
+  out["node_budget.refusals"] = r.node_budget().refusals();
+  for (auto& k : r.kinds()) {
+    auto prefix = "kinds." + k.kind() + ".";
+    out[prefix + "accepted"] = k.accepted();
+    out[prefix + "processed"] = k.processed();
+    out[prefix + "dropped_on_exit"] = k.dropped_on_exit();
+    out[prefix + "notices_sent"] = k.notices_sent();
+    by_code(prefix + "rejected.", k.rejected());
+  }
+  if (r.has_broker()) {
+    auto& b = r.broker();
+    out["broker.publishes"] = b.publishes();
+    out["broker.messages_stored"] = b.messages_stored();
+    out["broker.acks"] = b.acks();
+    out["broker.duplicates"] = b.duplicates();
+    out["broker.subscriptions"] = b.subscriptions();
+    out["broker.batches_sent"] = b.batches_sent();
+    out["broker.unacked_refusals"] = b.unacked_refusals();
+    out["broker.subscriptions_paced"] = b.subscriptions_paced();
+    by_code("broker.rejections.", b.rejections());
+    by_code("broker.rejections_by_limit.", b.rejections_by_limit());
+  }
+  return out;
+}
+
+/// The target's counters, asked of its "stats" target on `c` (a connection of its own, so
+/// the load's connections keep their in-flight bounds). A refusal is tried again after its
+/// retry_after_ms, three tries in all; each refused try is counted in `refused` by code
+/// (the target counts it too). nullopt with `why` when it cannot be read.
+std::optional<load::target_counters> read_counters(client& c, milliseconds timeout,
+                                                   std::map<std::string, uint64_t, std::less<>>& refused_tries,
+                                                   std::string& why) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto r = c.request("stats", wire::StatsRequest{}.SerializeAsString(), timeout);
+    if (r.ok()) {
+      wire::StatsReply reply;
+      if (!reply.ParseFromString(*r.payload)) {
+        why = "its stats answer does not parse (a Levee node of another version?)";
+        return std::nullopt;
+      }
+      return counters_of(reply);
+    }
+    auto& refused = *r.rejected;
+    why = "its stats request was refused: " + std::string{to_string(refused.code)} + " "
+          + printable(refused.detail);
+    if (refused.code == code::unavailable && refused.limit.empty())
+      return std::nullopt;  // no answer of the target's: the connection is gone
+    refused_tries[std::string{to_string(refused.code)}]++;
+    if (refused.retry_after_ms == 0)
+      return std::nullopt;
+    std::this_thread::sleep_for(std::min<milliseconds>(milliseconds(refused.retry_after_ms), timeout));
+  }
+  return std::nullopt;
+}
+
+/// The target's process: found from its listening port when it runs here.
+load::process_figures find_target_process(const base::host_port& address) {
+  load::process_figures out;
+  if (!load::is_local_host(address.host)) {
+    out.status = "not local (" + printable(address.host) + " is not an address of this machine)";
+    return out;
+  }
+  std::string why;
+  auto pid = load::find_listening_pid(address.port, why);
+  if (!pid) {
+    out.status = "not found: " + why;
+    return out;
+  }
+  out.pid = *pid;
+  out.status = "pid " + std::to_string(*pid);
+  return out;
 }
 
 } // namespace
 
-int run_load(const std::vector<std::string>& args) {
+/// How far load_main goes: all the way, or only through parsing the options (a scenario
+/// line's value), or through checking them together (a whole scenario).
+enum class stop_at { run, options, validation };
+
+/// `levee load ARGS`. With `error`, a usage error is stored there instead of printed (the
+/// caller says where the arguments came from).
+int load_main(const std::vector<std::string>& args, std::string* error, stop_at stop) {
+  auto usage = [&](const std::string& what) {
+    if (!error)
+      return usage_error(sub, what);
+    *error = what;
+    return 2;
+  };
   po::options_description opts{
     "levee load --target actor NAME | --target publish SUBJECT [options]: offer a target a "
     "load (open loop at --rate by default) and account for every send: accepted, rejected by "
     "code and limit, errors, timeouts, latency percentiles from the intended send times.\n"
     "Exit codes: 0 ok, 99 a --threshold failed, 2 usage error or unreachable target, 3 invalid "
-    "run (the tool fell behind its schedule)"};
+    "run (the tool fell behind its schedule), 4 the target's counts differ from the tool's.\n"
+    "levee load compare A.json B.json [--json]: two runs' --json results side by side"};
   std::vector<std::string> target;
-  std::string server, token, ack = "leader", retry_after = "ignore", steps_text;
+  std::string server, token, ack = "leader", retry_after = "ignore", steps_text, ramp_text, html_path;
   double rate = 0, duration_s = 10, warmup_s = 0, max_lag_ms = 50, max_late_percent = 1;
+  load::knee_bounds knee;
   uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
   uint32_t connections = 1;
-  bool json = false, progress = false;
+  bool json = false, progress = false, quiet = false, other_traffic = false;
   std::vector<std::string> threshold_texts;
   opts.add_options()
     ("help,h", "this text")
@@ -400,6 +563,20 @@ int run_load(const std::vector<std::string>& args) {
     ("rate", decimal_number("rate", &rate, 1000, 0, 100000, "per second"),
      "open loop: sends per second, in all connections together (the default mode: 1000)")
     ("steps", po::value(&steps_text), "open loop, stepped: RATE:SECONDS,... e.g. 1000:10,2000:10")
+    ("ramp", po::value(&ramp_text),
+     "open loop, find the knee: START:STEP:MAX[:SECONDS] (per second; 5 s a step), e.g. "
+     "100:100:1000; stops at the first step past the --knee-* bounds")
+    ("knee-p99-ms", decimal_number("knee-p99-ms", &knee.max_p99_ms, 100, -1, 3'600'000, "ms"),
+     "ramp: a step whose p99 latency (from intended send times) is above this is past the knee "
+     "(default 100; 0: not checked)")
+    ("knee-refused-percent",
+     decimal_number("knee-refused-percent", &knee.max_not_accepted_percent, 1, -1, 100, "%"),
+     "ramp: a step with more of its sends not accepted (refused, errors, timeouts, held back) "
+     "is past the knee (default 1; 0: not checked)")
+    ("knee-goodput-gain",
+     decimal_number("knee-goodput-gain", &knee.min_goodput_gain, 0.5, -1, 1, ""),
+     "ramp: a step whose goodput rose by less than this share of the rate added is past the "
+     "knee (default 0.5; 0: not checked)")
     ("closed", whole_number("closed", &closed, uint64_t{0}, 0, 1'000'000, "requests"),
      "closed loop: keep this many requests in flight in all (latency then hides coordinated omission)")
     ("duration", decimal_number("duration", &duration_s, 10, 0, 86400, "s"),
@@ -427,47 +604,71 @@ int run_load(const std::vector<std::string>& args) {
     ("threshold", po::value(&threshold_texts)->composing(),
      "a pass/fail condition, repeatable: latency.p99<2ms, goodput>=9000/s, "
      "rejected{code=rate_limited}.rate>0 (exit 99 when one fails)")
+    ("other-traffic", po::bool_switch(&other_traffic),
+     "the target serves other clients too: its counts need only be at least the tool's (without "
+     "it, any difference is exit 4)")
     ("json", po::bool_switch(&json), "print the results as one line of JSON")
+    ("html", po::value(&html_path),
+     "also write the report to this file as one self-contained HTML page with SVG plots")
     ("progress", po::bool_switch(&progress),
-     "print the progress line on stderr each second even when it is not a terminal (CI logs)");
+     "print the progress line on stderr each second even when it is not a terminal (CI logs)")
+    ("quiet", po::bool_switch(&quiet), "no progress line, even on a terminal")
+    ("scenario", po::value<std::string>(),
+     "read the options from this INI file (configs/load-*.ini); options on the command line "
+     "win over the file's (thresholds add up)")
+    ("check", po::value<std::string>(),
+     "check a scenario file and say what is wrong (line, key, what to write); runs nothing");
   po::variables_map vm;
-  if (auto parsed = parse_args(sub, opts, args, nullptr, &vm); parsed.exit_code)
+  if (auto parsed = parse_args(sub, opts, args, nullptr, &vm, error); parsed.exit_code)
     return *parsed.exit_code;
+  if (stop == stop_at::options)
+    return 0;
   // Given on the command line (most options have a default, so vm.count() is always 1).
   auto given = [&](const char* name) { return vm.count(name) > 0 && !vm[name].defaulted(); };
 
   // -- what to drive, and how ----------------------------------------------------------
   if (target.size() != 2 || (target[0] != "actor" && target[0] != "publish"))
-    return usage_error(sub, "give --target actor NAME (an exposed actor, e.g. stats) or "
+    return usage("give --target actor NAME (an exposed actor, e.g. stats) or "
                             "--target publish SUBJECT (a broker's stream subject)");
   bool publish = target[0] == "publish";
-  if (given("rate") + given("steps") + (closed > 0 ? 1 : 0) > 1)
-    return usage_error(sub, "--rate, --steps and --closed exclude each other: give one");
-  if (given("count") && (given("duration") || given("steps")))
-    return usage_error(sub, "--count and --duration (or --steps) exclude each other: give one");
+  if (given("rate") + given("steps") + given("ramp") + (closed > 0 ? 1 : 0) > 1)
+    return usage("--rate, --steps, --ramp and --closed exclude each other: give one");
+  if (given("count") && (given("duration") || given("steps") || given("ramp")))
+    return usage("--count and --duration (or --steps, --ramp) exclude each other: give one");
+  if (given("ramp") && given("duration"))
+    return usage("--ramp gives each step's seconds (START:STEP:MAX:SECONDS); leave out --duration");
+  for (auto* k : {"knee-p99-ms", "knee-refused-percent", "knee-goodput-gain"})
+    if (given(k) && !given("ramp"))
+      return usage(std::string{"--"} + k + " is for --ramp; add --ramp START:STEP:MAX");
   if (given("count") && count == 0)
-    return usage_error(sub, "--count 0: give at least 1 send");
+    return usage("--count 0: give at least 1 send");
   if (ack != "none" && ack != "leader")
-    return usage_error(sub, "--ack " + ack + ": must be none or leader");
+    return usage("--ack " + ack + ": must be none or leader");
   if (retry_after != "honour" && retry_after != "ignore")
-    return usage_error(sub, "--retry-after " + retry_after + ": must be honour or ignore");
+    return usage("--retry-after " + retry_after + ": must be honour or ignore");
   if (!publish && given("message-bytes"))
-    return usage_error(sub, "--message-bytes is for --target publish; use --payload-bytes");
+    return usage("--message-bytes is for --target publish; use --payload-bytes");
   if (publish && given("payload-bytes"))
-    return usage_error(sub, "--payload-bytes is for --target actor; use --message-bytes");
+    return usage("--payload-bytes is for --target actor; use --message-bytes");
+  if (quiet && progress)
+    return usage("--quiet and --progress exclude each other: give one");
   std::string steps_shown;  // the steps as the report shows them (the warm-up's included)
+  std::optional<load::ramp_result> ramp;
   std::vector<load::threshold> thresholds;
   for (auto& text : threshold_texts) {
     auto t = load::parse_threshold(text);
     if (!t)
-      return usage_error(sub, t.error().message());
+      return usage(t.error().message());
     thresholds.push_back(*t);
   }
+  if (!html_path.empty() && stop == stop_at::run && !std::ofstream{html_path, std::ios::app})
+    return usage("--html " + html_path + ": cannot write there (" + std::strerror(errno)
+                              + "); give a path in a directory you may write");
   if (server.empty())
     server = publish ? "127.0.0.1:7600" : "127.0.0.1:7400";
-  auto address = address_option(sub, "--server", server);
-  if (!address)
-    return 2;
+  base::host_port address;
+  if (std::string why; !base::parse_host_port("--server", server, address, why))
+    return usage(why);
 
   plan p;
   p.closed_loop = closed > 0;
@@ -478,16 +679,28 @@ int run_load(const std::vector<std::string>& args) {
   p.honour_retry_after = retry_after == "honour";
   if (p.closed_loop) {
     if (closed < connections)
-      return usage_error(sub, "--closed " + std::to_string(closed) + " is below --connections "
+      return usage("--closed " + std::to_string(closed) + " is below --connections "
                                 + std::to_string(connections) + ": each connection keeps at least one in flight");
     p.in_flight_per_connection = closed / connections;
     p.count = count;
     p.send_until = p.warmup + duration_cast<nanoseconds>(duration<double>(duration_s));
+  } else if (given("ramp")) {
+    auto spec = load::parse_ramp(ramp_text);
+    if (!spec)
+      return usage(spec.error().message());
+    ramp.emplace();
+    ramp->spec = *spec;
+    ramp->bounds = knee;
+    rate = spec->start;
+    char text[128];
+    std::snprintf(text, sizeof text, "ramp %g/s to %g/s by %g/s, %g s a step", spec->start,
+                  spec->max, spec->step, spec->step_seconds);
+    steps_shown = text;
   } else if (given("steps")) {
     std::string why;
     auto steps = parse_steps(steps_text, why);
     if (!steps)
-      return usage_error(sub, why);
+      return usage(why);
     if (p.warmup > nanoseconds(0))
       steps->insert(steps->begin(), load::rate_step{steps->front().rate_per_second, p.warmup});
     rate = steps->front().rate_per_second;
@@ -500,12 +713,9 @@ int run_load(const std::vector<std::string>& args) {
     p.schedule.emplace(std::move(*steps));
   } else {
     if (count > 0) {
-      if (static_cast<double>(count) / rate + warmup_s > 86400) {
-        std::fprintf(stderr, "levee load: --count %llu at --rate %g takes more than a day; "
-                             "lower the count or raise the rate\n",
-                     static_cast<unsigned long long>(count), rate);
-        return 2;
-      }
+      if (static_cast<double>(count) / rate + warmup_s > 86400)
+        return usage("--count " + std::to_string(count) + " at --rate " + std::to_string(rate)
+                     + " takes more than a day; lower the count or raise the rate");
       uint64_t warm = static_cast<uint64_t>(rate * warmup_s);
       p.schedule = load::open_loop_schedule::of_count(rate, warm + count);
     } else {
@@ -514,10 +724,13 @@ int run_load(const std::vector<std::string>& args) {
     }
   }
 
+  if (stop == stop_at::validation)
+    return 0;
+
   // -- connect every connection first: an unreachable target is exit 2 -----------------
   client_options co;
-  co.host = address->host;
-  co.port = address->port;
+  co.host = address.host;
+  co.port = address.port;
   co.token = token;
   co.node_id = "levee-load";
   std::vector<std::unique_ptr<target_driver>> drivers;
@@ -551,42 +764,63 @@ int run_load(const std::vector<std::string>& args) {
     }
   }
 
-  // -- run -------------------------------------------------------------------------------
+  // -- the target's side before: its counters, its process ------------------------------
+  load::target_side side;
+  side.other_traffic = other_traffic;
+  side.process = find_target_process(address);
+  client stats_connection{co};
+  std::optional<load::target_counters> before;
+  if (auto st = stats_connection.connect_with_backoff(seconds(3)); !st) {
+    side.stats_status = "not read: " + printable(st.message());
+  } else {
+    // Refusals of this read came before the first figures were taken: not in the delta.
+    std::map<std::string, uint64_t, std::less<>> before_the_figures;
+    before = read_counters(stats_connection, p.timeout, before_the_figures, side.stats_status);
+  }
+  if (side.process.pid != 0)
+    side.process.before = load::sample_process(side.process.pid);
+
+  // -- run: one phase, or one per step of a ramp -------------------------------------------
   interrupted.store(false);
   auto old_int = std::signal(SIGINT, on_interrupt);
-  std::vector<load::recorder> recorders(connections, load::recorder{p.warmup, p.max_lag});
+  std::vector<load::wire_accounting> wire(connections);
   live_counts live;
   std::atomic<uint64_t> closed_sends{0};
-  p.origin = clock_type::now();
-  std::vector<std::thread> threads;
-  std::atomic<uint32_t> running{connections};
-  for (uint32_t i = 0; i < connections; ++i)
-    threads.emplace_back([&, i] {
-      worker{p, i, *drivers[i], recorders[i], live, closed_sends}.run();
-      running--;
-    });
+  bool tty = progress || (::isatty(STDERR_FILENO) == 1 && !json && !quiet);
   double planned = p.closed_loop ? duration<double>(p.send_until).count()
+                   : ramp        ? warmup_s + ramp->spec.step_seconds
+                                               * static_cast<double>(ramp->spec.rates().size())
                                  : duration<double>(p.schedule->span()).count();
-  bool tty = progress || (::isatty(STDERR_FILENO) == 1 && !json);
   auto next_progress = clock_type::now() + seconds(1);
-  while (running.load() > 0) {
-    // The progress line on a terminal once a second; otherwise only wait for the threads.
-    std::this_thread::sleep_for(milliseconds(50));
-    if (tty && clock_type::now() >= next_progress) {
-      progress_line(live, duration<double>(clock_type::now() - p.origin).count(), planned);
-      next_progress += seconds(1);
+  uint64_t sent_at_last_line = 0;
+  p.origin = clock_type::now();
+  // Runs the plan on every connection, a thread each, to its end; the counts merged.
+  auto run_phase = [&](const std::string& phase) {
+    std::vector<load::recorder> recorders(connections, load::recorder{p.warmup, p.max_lag});
+    std::vector<std::thread> threads;
+    std::atomic<uint32_t> running{connections};
+    for (uint32_t i = 0; i < connections; ++i)
+      threads.emplace_back([&, i] {
+        worker{p, i, *drivers[i], recorders[i], wire[i], live, closed_sends}.run();
+        running--;
+      });
+    while (running.load() > 0) {
+      // The progress line once a second; otherwise only wait for the threads.
+      std::this_thread::sleep_for(milliseconds(50));
+      if (tty && clock_type::now() >= next_progress) {
+        progress_line(live, duration<double>(clock_type::now() - p.origin).count(), planned, phase,
+                      sent_at_last_line);
+        next_progress += seconds(1);
+      }
     }
-  }
-  for (auto& t : threads)
-    t.join();
-  auto sending_ended = clock_type::now();
-  std::signal(SIGINT, old_int);
-  if (tty)
-    std::fputs("\n", stderr);
-
+    for (auto& t : threads)
+      t.join();
+    load::recorder merged{p.warmup, p.max_lag};
+    for (auto& r : recorders)
+      merged.merge(r);
+    return merged;
+  };
   load::run_result result{{}, load::recorder{p.warmup, p.max_lag}};
-  for (auto& r : recorders)
-    result.counts.merge(r);
   auto& s = result.settings;
   s.target_kind = target[0];
   s.target = target[1];
@@ -602,12 +836,77 @@ int run_load(const std::vector<std::string>& args) {
   s.warmup_seconds = warmup_s;
   s.max_lag_ms = max_lag_ms;
   s.max_late_percent = max_late_percent;
-  if (p.closed_loop || interrupted.load())
-    // Closed loop (and a run cut short) lasted as long as it took, timeouts of the last
-    // sends aside: close enough for rates, and never longer than the sends took.
-    s.measured_seconds = std::max(0.0, duration<double>(sending_ended - p.origin).count() - warmup_s);
-  else
-    s.measured_seconds = std::max(0.0, duration<double>(p.schedule->span()).count() - warmup_s);
+  if (!ramp) {
+    result.counts = run_phase("");
+    auto sending_ended = clock_type::now();
+    if (p.closed_loop || interrupted.load())
+      // Closed loop (and a run cut short) lasted as long as it took, timeouts of the last
+      // sends aside: close enough for rates, and never longer than the sends took.
+      s.measured_seconds = std::max(0.0, duration<double>(sending_ended - p.origin).count() - warmup_s);
+    else
+      s.measured_seconds = std::max(0.0, duration<double>(p.schedule->span()).count() - warmup_s);
+  } else {
+    // Each step is a phase of its own: it ends when its sends are answered (or timed out),
+    // so its figures are its own, and the next starts then. The warm-up goes first, at
+    // the first step's rate.
+    auto rates = ramp->spec.rates();
+    auto step_span = duration_cast<nanoseconds>(duration<double>(ramp->spec.step_seconds));
+    for (size_t i = 0; i < rates.size() && !interrupted.load(); ++i) {
+      std::vector<load::rate_step> steps;
+      if (i == 0 && p.warmup > nanoseconds(0))
+        steps.push_back({rates[0], p.warmup});
+      steps.push_back({rates[i], step_span});
+      p.schedule.emplace(std::move(steps));
+      p.offset = i == 0 ? nanoseconds(0) : clock_type::now() - p.origin;
+      char phase[64];
+      std::snprintf(phase, sizeof phase, "step %zu/%zu at %g/s  ", i + 1, rates.size(), rates[i]);
+      load::run_result step{s, run_phase(phase)};
+      step.settings.rate_per_second = rates[i];
+      step.settings.steps.clear();
+      step.settings.measured_seconds = ramp->spec.step_seconds;
+      if (interrupted.load())  // cut short: as long as it lasted
+        step.settings.measured_seconds = std::clamp(
+          duration<double>(clock_type::now() - p.origin - p.offset).count() - (i == 0 ? warmup_s : 0),
+          0.0, ramp->spec.step_seconds);
+      result.counts.merge(step.counts);
+      s.measured_seconds += step.settings.measured_seconds;
+      if (!ramp->add(rates[i], step))
+        break;  // past the knee: the steps above it would only add refusals
+    }
+  }
+  std::signal(SIGINT, old_int);
+  if (tty)
+    std::fputs("\n", stderr);
+
+  // -- the target's side after, and its accounting ---------------------------------------
+  if (side.process.pid != 0)
+    side.process.after = load::sample_process(side.process.pid);
+  if (side.process.pid != 0 && !side.process.known())
+    side.process.status += " (gone before the run ended)";
+  for (auto& w : wire)
+    side.tool.merge(w);
+  if (before) {
+    // The target counted the first stats request by now (answered after its figures were
+    // taken), and the refused tries of this one (before its figures are taken).
+    side.tool.own_requests = 1;
+    std::string why;
+    auto after = read_counters(stats_connection, p.timeout, side.tool.own_refused, why);
+    if (after) {
+      std::vector<std::string> went_back;
+      side.before = std::move(*before);
+      side.after = std::move(*after);
+      side.delta = load::counter_deltas(side.before, side.after, &went_back);
+      if (went_back.empty()) {
+        side.stats_status = "read";
+        side.accounting = load::check_accounting(side.tool, side.delta, other_traffic);
+      } else {
+        side.stats_status = "not compared: " + went_back.front()
+                            + " went back during the run (the target restarted?)";
+      }
+    } else {
+      side.stats_status = "not read after the run: " + why;
+    }
+  }
 
   std::vector<load::threshold_outcome> outcomes;
   for (auto& t : thresholds)
@@ -620,22 +919,210 @@ int run_load(const std::vector<std::string>& args) {
       out += std::string{i ? "," : ""} + "{\"threshold\":" + load::json_string(thresholds[i].text)
              + ",\"held\":" + (outcomes[i].held ? "true" : "false")
              + ",\"observed\":" + std::to_string(outcomes[i].observed) + "}";
-    out += "]}";
+    out += "],\"target_side\":" + side.json();
+    if (ramp)
+      out += ",\"ramp\":" + ramp->json();
+    out += "}";
     std::printf("%s\n", out.c_str());
   } else {
     std::fputs(result.text().c_str(), stdout);
+    if (ramp)
+      std::fputs(ramp->text().c_str(), stdout);
+    std::fputs(side.text().c_str(), stdout);
     if (!outcomes.empty())
       std::puts("\nthresholds:");
     for (auto& o : outcomes)
       std::printf("  %s\n", o.line.c_str());
   }
   std::fflush(stdout);
+  if (!html_path.empty()) {
+    load::report_parts parts;
+    parts.result = &result;
+    parts.side = &side;
+    parts.ramp = ramp ? &*ramp : nullptr;
+    for (auto& o : outcomes)
+      parts.threshold_lines.push_back(o.line);
+    std::ofstream file{html_path, std::ios::binary | std::ios::trunc};
+    file << load::html_report(parts);
+    file.close();
+    if (!file) {
+      std::fprintf(stderr, "levee load: cannot write the report to %s: %s; give --html a path "
+                           "in a directory you may write\n",
+                   printable(html_path).c_str(), std::strerror(errno));
+      return 2;
+    }
+  }
   if (!result.valid())
     return 3;
+  if (!side.accounting.held)
+    return 4;
   for (auto& o : outcomes)
     if (!o.held)
       return 99;
   return 0;
+}
+
+namespace {
+
+/// The text of the file at `path`, or nullopt with the error printed.
+std::optional<std::string> read_text(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in) {
+    std::fprintf(stderr, "levee load compare: cannot read %s: %s; give the files written by "
+                         "levee load ... --json > FILE\n",
+                 printable(path).c_str(), std::strerror(errno));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+int run_compare(const std::vector<std::string>& args) {
+  std::vector<std::string> files;
+  bool json = false;
+  for (auto& a : args) {
+    if (a == "--json")
+      json = true;
+    else if (a == "--help" || a == "-h") {
+      std::puts("levee load compare A.json B.json [--json]: two `levee load --json` results side "
+                "by side: every figure of both, B - A and the change in %, and the settings in "
+                "which the runs differ");
+      return 0;
+    } else if (!a.empty() && a[0] == '-')
+      return usage_error("load compare", "unknown option " + a + " (only --json)");
+    else
+      files.push_back(a);
+  }
+  if (files.size() != 2)
+    return usage_error("load compare", "give two files: levee load compare A.json B.json");
+  auto a = read_text(files[0]);
+  auto b = a ? read_text(files[1]) : std::nullopt;
+  if (!a || !b)
+    return 2;
+  auto c = load::compare_results(*a, files[0], *b, files[1]);
+  if (!c)
+    return config_error("load compare", c.error().message());
+  std::fputs(json ? (c->json() + "\n").c_str() : c->text().c_str(), stdout);
+  return 0;
+}
+
+/// The arguments a scenario file stands for, each line's value checked by the option
+/// parser; nullopt when the file or a line is wrong (every wrong line in `errors`).
+std::optional<std::pair<load::scenario, std::vector<std::string>>>
+scenario_arguments(const std::string& path, std::vector<std::string>& errors) {
+  auto sc = load::read_scenario(path);
+  if (!sc) {
+    errors.push_back(sc.error().message());
+    return std::nullopt;
+  }
+  std::vector<std::string> all;
+  for (auto& e : sc->entries) {
+    auto a = load::arguments_of(e);
+    std::string why;
+    if (load_main(a, &why, stop_at::options) != 0)
+      errors.push_back(load::entry_error(*sc, e, why));
+    all.insert(all.end(), a.begin(), a.end());
+  }
+  if (!errors.empty())
+    return std::nullopt;
+  return std::make_pair(std::move(*sc), std::move(all));
+}
+
+/// An error of the options taken together, at the line of the first key it names.
+std::string scenario_error(const load::scenario& sc, const std::string& why) {
+  for (auto& e : sc.entries) {
+    auto option = load::option_of(e.key);
+    for (auto at = why.find(option); at != std::string::npos; at = why.find(option, at + 1)) {
+      auto end = at + option.size();
+      // "--rate" in "--rate 0: ..." but not in "--rate-x".
+      if (end == why.size() || why[end] == ' ' || why[end] == ',' || why[end] == ':' || why[end] == ';')
+        return load::entry_error(sc, e, why, false);
+    }
+  }
+  return sc.origin + ": " + why + " (in a scenario, each option is a key under [load]: "
+         "target = actor stats)";
+}
+
+/// `--NAME VALUE` or `--NAME=VALUE` taken out of `args`; "" when absent.
+std::optional<std::string> take_option(std::vector<std::string>& args, const std::string& name,
+                                       std::string& error) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == name) {
+      if (i + 1 >= args.size()) {
+        error = name + " needs a file";
+        return std::nullopt;
+      }
+      auto v = args[i + 1];
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+      return v;
+    }
+    if (args[i].rfind(name + "=", 0) == 0) {
+      auto v = args[i].substr(name.size() + 1);
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i));
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+int run_load(const std::vector<std::string>& given_args) {
+  if (!given_args.empty() && given_args[0] == "compare")
+    return run_compare({given_args.begin() + 1, given_args.end()});
+  auto args = given_args;
+  std::string error;
+  auto check = take_option(args, "--check", error);
+  auto scenario_path = error.empty() ? take_option(args, "--scenario", error) : std::nullopt;
+  if (!error.empty())
+    return usage_error(sub, error);
+  if (check) {
+    if (!args.empty() || scenario_path)
+      return usage_error(sub, "--check FILE takes nothing else: it checks the file alone");
+    std::vector<std::string> errors;
+    auto sc = scenario_arguments(*check, errors);
+    std::string why;
+    if (sc && load_main(sc->second, &why, stop_at::validation) != 0)
+      errors.push_back(scenario_error(sc->first, why));
+    for (auto& e : errors)
+      std::fprintf(stderr, "levee load --check: %s\n", printable(e).c_str());
+    if (!errors.empty())
+      return 2;
+    std::string line;
+    for (auto& a : sc->second)
+      line += " " + a;
+    std::printf("%s: a valid scenario: levee load%s\n", printable(*check).c_str(), printable(line).c_str());
+    return 0;
+  }
+  if (scenario_path) {
+    std::vector<std::string> errors;
+    auto sc = scenario_arguments(*scenario_path, errors);
+    for (auto& e : errors)
+      std::fprintf(stderr, "levee load: %s\n", printable(e).c_str());
+    if (!sc)
+      return 2;
+    // The command line wins over the file: a key the command line gives is left out of the
+    // file's arguments (thresholds add up).
+    std::set<std::string> on_command_line;
+    for (auto& a : args)
+      if (a.rfind("--", 0) == 0)
+        on_command_line.insert(a.substr(0, a.find('=')));
+    std::vector<std::string> merged;
+    for (auto& e : sc->first.entries)
+      if (e.key == "threshold" || !on_command_line.count(load::option_of(e.key))) {
+        auto a = load::arguments_of(e);
+        merged.insert(merged.end(), a.begin(), a.end());
+      }
+    merged.insert(merged.end(), args.begin(), args.end());
+    std::string why;
+    if (load_main(merged, &why, stop_at::validation) != 0) {
+      std::fprintf(stderr, "levee load: %s\n", printable(scenario_error(sc->first, why)).c_str());
+      return 2;
+    }
+    return load_main(merged, nullptr, stop_at::run);
+  }
+  return load_main(args, nullptr, stop_at::run);
 }
 
 } // namespace levee::apps

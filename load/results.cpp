@@ -33,12 +33,6 @@ std::string json_string(std::string_view text) {
 
 namespace {
 
-std::string number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", v);
-  return buf;
-}
-
 std::string counts_json(const std::map<std::string, uint64_t>& m) {
   std::string out = "{";
   for (auto& [k, v] : m)
@@ -49,13 +43,25 @@ std::string counts_json(const std::map<std::string, uint64_t>& m) {
 std::string histogram_json(const latency_histogram& h) {
   std::string out = "{\"count\":" + std::to_string(h.count());
   for (auto& [name, p] : reported_percentiles())
-    out += ",\"" + name + "_us\":" + number(static_cast<double>(h.percentile(p)) / 1e3);
-  out += ",\"max_us\":" + number(static_cast<double>(h.max()) / 1e3)
-         + ",\"mean_us\":" + number(h.mean() / 1e3) + "}";
+    out += ",\"" + name + "_us\":" + fixed_number(static_cast<double>(h.percentile(p)) / 1e3);
+  out += ",\"max_us\":" + fixed_number(static_cast<double>(h.max()) / 1e3)
+         + ",\"mean_us\":" + fixed_number(h.mean() / 1e3) + "}";
   return out;
 }
 
 } // namespace
+
+std::string fixed_number(double v) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  return buf;
+}
+
+std::string short_number(double v) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
 
 const std::vector<std::pair<std::string, double>>& reported_percentiles() {
   static const std::vector<std::pair<std::string, double>> all{
@@ -116,6 +122,7 @@ void recorder::accepted(ns intended, ns sent, ns done) {
   auto latency = static_cast<uint64_t>(std::max<int64_t>(0, (done - intended).count()));
   latency_.record(latency);
   service_.record(static_cast<uint64_t>(std::max<int64_t>(0, (done - sent).count())));
+  over_time_.record(static_cast<uint64_t>((intended - warmup_start_).count() / ns_per_second), latency);
   s->max_latency_ns = std::max(s->max_latency_ns, latency);
 }
 
@@ -179,6 +186,7 @@ void recorder::merge(const recorder& o) {
     error_kinds_[k] += v;
   latency_.merge(o.latency_);
   service_.merge(o.service_);
+  over_time_.merge(o.over_time_);
   if (seconds_.size() < o.seconds_.size())
     seconds_.resize(o.seconds_.size());
   for (size_t i = 0; i < o.seconds_.size(); ++i) {
@@ -283,21 +291,21 @@ std::string run_result::json() const {
   std::string out = "{\"target\":{\"kind\":" + json_string(s.target_kind)
                     + ",\"name\":" + json_string(s.target) + ",\"server\":" + json_string(s.server)
                     + "},\"mode\":" + (s.closed_loop ? "\"closed\"" : "\"open\"")
-                    + ",\"rate_per_second\":" + number(s.rate_per_second)
+                    + ",\"rate_per_second\":" + fixed_number(s.rate_per_second)
                     + ",\"steps\":" + json_string(s.steps)
                     + ",\"in_flight\":" + std::to_string(s.in_flight)
                     + ",\"connections\":" + std::to_string(s.connections)
                     + ",\"payload_bytes\":" + std::to_string(s.payload_bytes)
                     + ",\"ack\":" + json_string(s.ack) + ",\"retry_after\":" + json_string(s.retry_after)
-                    + ",\"measured_seconds\":" + number(s.measured_seconds)
-                    + ",\"warmup_seconds\":" + number(s.warmup_seconds)
+                    + ",\"measured_seconds\":" + fixed_number(s.measured_seconds)
+                    + ",\"warmup_seconds\":" + fixed_number(s.warmup_seconds)
                     + ",\"warmup_sends\":" + std::to_string(c.warmup_sends())
                     + ",\"offered\":" + std::to_string(c.offered())
                     + ",\"held_back\":" + std::to_string(c.held_back_count())
                     + ",\"accepted\":" + std::to_string(c.accepted_count())
                     + ",\"errors\":" + std::to_string(c.error_count())
                     + ",\"timeouts\":" + std::to_string(c.timeout_count())
-                    + ",\"goodput_per_second\":" + number(goodput_per_second())
+                    + ",\"goodput_per_second\":" + fixed_number(goodput_per_second())
                     + ",\"rejected\":{\"total\":" + std::to_string(c.rejected_count())
                     + ",\"by_code\":" + counts_json(c.rejected_by_code())
                     + ",\"by_limit\":" + counts_json(c.rejected_by_limit()) + "}"
@@ -307,9 +315,9 @@ std::string run_result::json() const {
                     + ",\"coordinated_omission\":"
                     + (s.closed_loop ? "\"not corrected (closed loop)\"" : "\"corrected\"")
                     + ",\"schedule\":{\"late\":" + std::to_string(c.late_count())
-                    + ",\"max_lag_ms\":" + number(s.max_lag_ms)
-                    + ",\"largest_lag_us\":" + number(static_cast<double>(c.max_lag_ns()) / 1e3)
-                    + ",\"max_late_percent\":" + number(s.max_late_percent) + "}"
+                    + ",\"max_lag_ms\":" + fixed_number(s.max_lag_ms)
+                    + ",\"largest_lag_us\":" + fixed_number(static_cast<double>(c.max_lag_ns()) / 1e3)
+                    + ",\"max_late_percent\":" + fixed_number(s.max_late_percent) + "}"
                     + ",\"valid\":" + (valid() ? "true" : "false") + ",\"seconds\":[";
   bool first = true;
   for (auto& sec : c.seconds()) {
@@ -318,7 +326,7 @@ std::string run_result::json() const {
            + ",\"rejected\":" + std::to_string(sec.rejected)
            + ",\"errors\":" + std::to_string(sec.errors)
            + ",\"timeouts\":" + std::to_string(sec.timeouts)
-           + ",\"max_latency_us\":" + number(static_cast<double>(sec.max_latency_ns) / 1e3) + "}";
+           + ",\"max_latency_us\":" + fixed_number(static_cast<double>(sec.max_latency_ns) / 1e3) + "}";
     first = false;
   }
   return out + "]}";

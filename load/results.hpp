@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "load/latency_histogram.hpp"
+#include "load/latency_series.hpp"
 
 namespace levee::load {
 
@@ -86,6 +87,8 @@ public:
   const latency_histogram& latency() const noexcept { return latency_; }
   const latency_histogram& service_time() const noexcept { return service_; }
   const std::vector<second_counts>& seconds() const noexcept { return seconds_; }
+  /// Latency (from intended times) of accepted sends over the run, coarse, for plots.
+  const latency_series& latency_over_time() const noexcept { return over_time_; }
 
 private:
   /// Counts one send (offered, lag, `total` and the row's `in_second`, if any) and returns
@@ -100,6 +103,7 @@ private:
   std::map<std::string, uint64_t> error_kinds_;
   code_limit_counts by_code_limit_;
   latency_histogram latency_, service_;
+  latency_series over_time_;
   std::vector<second_counts> seconds_;
 };
 
@@ -148,6 +152,11 @@ const std::vector<std::pair<std::string, double>>& reported_percentiles();
 /// subjects, actor names, thresholds) are printable ASCII in practice; any other byte is
 /// escaped as \u00XX, so the JSON stays valid.
 std::string json_string(std::string_view text);
+
+/// `v` with 3 decimals: every JSON number and data-* attribute of the reports.
+std::string fixed_number(double v);
+/// `v` as short as it reads ("200", "0.5"): rates and bounds in text.
+std::string short_number(double v);
 
 /// A duration in ns as people read it: "812us", "2.41ms", "1.50s".
 std::string duration_text(uint64_t ns);

@@ -1,7 +1,9 @@
 // `levee load` against real `levee node` processes on 127.0.0.1 (ports the kernel picks):
 // a server stopped (SIGSTOP) for a known time shows its stall in the percentiles measured
 // from intended send times; a broker with a strict per-connection publish rate refuses a
-// known share, counted by code and limit; thresholds give exit 0 or 99.
+// known share, counted by code and limit; thresholds give exit 0 or 99; the target's own
+// counters account for every request sent (exit 4 when another client's requests make
+// them differ, unless --other-traffic says the target serves others).
 
 #include <chrono>
 #include <optional>
@@ -13,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "process_support.hpp"
+#include "xml_support.hpp"
 
 namespace levee {
 namespace {
@@ -69,17 +72,25 @@ std::string server_config() {
   return "[node]\nroles = server\n[server]\nlisten = 127.0.0.1:0\n";
 }
 
+/// A server alone (roles = server) on a port the kernel picks; its address, or "" when it
+/// did not start (its stderr is in server.stderr_path).
+std::string start_server(const temp_dir& dir, node_process& server) {
+  if (!server.start(dir, "server", server_config(), "server listening on"))
+    return "";
+  return "127.0.0.1:" + std::to_string(server.port);
+}
+
 /// `levee load --target actor stats MODE... --json` against a server that is stopped
 /// (SIGSTOP) for one second once the run is under way; the stall's length in `stall_us`.
 load_run run_with_a_stall(const std::vector<std::string>& mode, double& stall_us) {
   temp_dir dir{"levee-load"};
   node_process server;
-  EXPECT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
-    << test::read_file(server.stderr_path);
+  auto address = start_server(dir, server);
+  EXPECT_FALSE(address.empty()) << test::read_file(server.stderr_path);
   auto load_err = dir.file("load.stderr");
   test::write_file(load_err, "");  // exists before it is watched
   std::vector<std::string> argv{levee_binary, "load", "--target", "actor", "stats", "--server",
-                                "127.0.0.1:" + std::to_string(server.port), "--json", "--progress"};
+                                address, "--json", "--progress"};
   argv.insert(argv.end(), mode.begin(), mode.end());
   child_process load{argv, load_err};
   // The first progress line comes a second into the run: the schedule is running.
@@ -130,12 +141,12 @@ TEST(LoadSystem, AClosedLoopHidesTheSameStallAndSaysSo) {
 TEST(LoadSystem, ARunBehindItsOwnScheduleIsInvalidAndExits3) {
   temp_dir dir{"levee-load"};
   node_process server;
-  ASSERT_TRUE(server.start(dir, "server", server_config(), "server listening on"))
-    << test::read_file(server.stderr_path);
+  auto address = start_server(dir, server);
+  ASSERT_FALSE(address.empty()) << test::read_file(server.stderr_path);
   // A bound no real sender meets (every send 1 us late at most, none allowed late): the
   // run must be declared invalid, never reported as if the rate had been offered.
   child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
-                      "127.0.0.1:" + std::to_string(server.port), "--rate", "200",
+                      address, "--rate", "200",
                       "--duration", "1", "--max-lag-ms", "0.001", "--max-late-percent", "0",
                       "--json", "--threshold", "errors==0"}};
   auto r = finish(load);
@@ -179,6 +190,13 @@ TEST(LoadSystem, RefusalsOfAStrictBrokerAreCountedByCodeAndLimit) {
   EXPECT_EQ(j["rejected"]["by_code"]["rate_limited"], rejected);
   EXPECT_EQ(j["rejected"]["by_limit"]["broker.publish_msgs_per_sec"], rejected);
   EXPECT_EQ(j["thresholds"][0]["held"], true);
+  // The broker counted the same refusals, by code and by limit, and every request.
+  auto& side = j["target_side"];
+  EXPECT_EQ(side["accounting"]["held"], true) << r.out;
+  EXPECT_EQ(side["delta"]["broker.rejections.rate_limited"], rejected) << r.out;
+  EXPECT_EQ(side["delta"]["broker.rejections_by_limit.broker.publish_msgs_per_sec"], rejected);
+  EXPECT_EQ(side["delta"]["listener.rejects_sent.rate_limited"], rejected);
+  EXPECT_EQ(side["tool"]["sent"], 800);
 
   // A client that honours retry_after_ms holds sends back instead (counted so, still
   // offered), and is refused less often than one that ignores it.
@@ -191,6 +209,205 @@ TEST(LoadSystem, RefusalsOfAStrictBrokerAreCountedByCodeAndLimit) {
   auto failed = run("rejected.count==0");
   EXPECT_EQ(failed.exit_code, 99) << failed.out;
   EXPECT_EQ(failed.result["thresholds"][0]["held"], false);
+}
+
+TEST(LoadSystem, TheTargetAccountsForEveryRequestSent) {
+  temp_dir dir{"levee-load"};
+  node_process server;
+  auto address = start_server(dir, server);
+  ASSERT_FALSE(address.empty()) << test::read_file(server.stderr_path);
+  child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
+                      address, "--rate", "200", "--duration",
+                      "1", "--max-late-percent", "100", "--json"}};
+  auto r = finish(load);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto& side = r.result["target_side"];
+  EXPECT_EQ(side["stats"], "read") << r.out;
+  EXPECT_EQ(side["accounting"]["checked"], true);
+  EXPECT_EQ(side["accounting"]["held"], true) << r.out;
+  EXPECT_EQ(side["tool"]["sent"], 200);
+  EXPECT_EQ(r.result["accepted"], 200);
+  // The 200 answers and the tool's first stats request (the second is answered after it
+  // was read).
+  EXPECT_EQ(side["delta"]["listener.requests_answered"], 201) << r.out;
+  EXPECT_EQ(side["tool"]["own_requests"], 1);
+  // The server runs here: its process was found from its port.
+  EXPECT_EQ(side["process"]["status"], "pid " + std::to_string(server.proc.pid())) << r.out;
+  EXPECT_EQ(side["process"]["pid"], server.proc.pid());
+  EXPECT_GT(side["process"]["rss_after_bytes"].get<uint64_t>(), 0u);
+  EXPECT_GE(side["process"]["cpu_seconds"].get<double>(), 0.0);
+}
+
+TEST(LoadSystem, AnotherClientsRequestsAreAMismatchUnlessTheRunSaysTheTargetServesOthers) {
+  temp_dir dir{"levee-load"};
+  node_process server;
+  auto address = start_server(dir, server);
+  ASSERT_FALSE(address.empty()) << test::read_file(server.stderr_path);
+  auto run = [&](bool other_traffic) {
+    auto load_err = dir.file(other_traffic ? "other.stderr" : "strict.stderr");
+    test::write_file(load_err, "");  // exists before it is watched
+    std::vector<std::string> argv{levee_binary, "load", "--target", "actor", "stats",
+                                  "--server", address, "--rate", "50", "--duration", "600",
+                                  "--max-late-percent", "100", "--json", "--progress"};
+    if (other_traffic)
+      argv.push_back("--other-traffic");
+    child_process load{argv, load_err};
+    // Under way (its first progress line): another client sends 50 requests meanwhile,
+    // then the run is ended (Ctrl-C ends it with its report).
+    EXPECT_TRUE(test::wait_for_file_text(load_err, "sent ", bound)) << test::read_file(load_err);
+    child_process other{{levee_binary, "load", "--target", "actor", "stats", "--server", address,
+                         "--rate", "500", "--count", "50", "--max-late-percent", "100",
+                         "--other-traffic", "--json"}};
+    EXPECT_EQ(other.wait_exit(bound), 0);
+    EXPECT_TRUE(load.signal(SIGINT));
+    return finish(load);
+  };
+  auto strict = run(false);
+  EXPECT_EQ(strict.exit_code, 4) << strict.out;
+  auto& side = strict.result["target_side"];
+  EXPECT_EQ(side["accounting"]["held"], false) << strict.out;
+  ASSERT_FALSE(side["accounting"]["differences"].empty());
+  EXPECT_NE(side["accounting"]["differences"][0].get<std::string>().find("--other-traffic"),
+            std::string::npos)
+    << strict.out;
+
+  auto relaxed = run(true);
+  EXPECT_EQ(relaxed.exit_code, 0) << relaxed.out;
+  EXPECT_EQ(relaxed.result["target_side"]["accounting"]["held"], true) << relaxed.out;
+}
+
+/// configs/strict-limits.ini as shipped (a server and a satellite in one node), on a free
+/// port and with its data in `dir`.
+std::string strict_limits_config(const temp_dir& dir) {
+  auto text = test::read_file(std::string{LEVEE_CONFIGS_DIR} + "/strict-limits.ini");
+  auto port = std::to_string(test::probe_free_port());
+  for (auto at = text.find("127.0.0.1:7401"); at != std::string::npos; at = text.find("127.0.0.1:7401"))
+    text.replace(at, 14, "127.0.0.1:" + port);
+  auto data = text.find("/tmp/levee/strict");
+  text.replace(data, 17, dir.file("strict-data"));
+  return text;
+}
+
+TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
+  temp_dir dir{"levee-load"};
+  node_process node;
+  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
+    << test::read_file(node.stderr_path);
+  auto report = dir.file("report.html");
+  // 100/s more every 2 s over 4 connections (each below the node's 200 frames/s a
+  // connection, so nothing is paced). The server actor takes 200 requests/s with a burst
+  // of 20 (limits.default.rate_msgs_per_sec): 300/s is past it on any machine, however its
+  // sends bunch. The node's own satellite uses the same listener: other traffic. The p99
+  // bound is left out, and lateness allowed: a slow machine changes neither verdict.
+  child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
+                      "127.0.0.1:" + std::to_string(node.port), "--ramp", "100:100:600:2",
+                      "--connections", "4", "--knee-p99-ms", "0", "--max-late-percent", "100",
+                      "--other-traffic", "--json", "--html", report}};
+  auto r = finish(load);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto& ramp = r.result["ramp"];
+  ASSERT_TRUE(ramp.is_object()) << r.out;
+  EXPECT_EQ(ramp["crossed"], true) << r.out;
+  auto steps = ramp["steps"].size();
+  ASSERT_GE(steps, 1u);
+  ASSERT_LE(steps, 3u) << r.out;  // it stops at the first step past the knee: 300/s at the latest
+  EXPECT_EQ(ramp["steps"][steps - 1]["within"], false);
+  if (!ramp["knee_per_second"].is_null())
+    EXPECT_LE(ramp["knee_per_second"].get<double>(), 200.0) << r.out;
+  // The limits that answered, and from which rate. A loaded machine may meet another of
+  // the node's small limits first (requests in flight), at a lower step; a step at 300/s
+  // always meets the server's rate.
+  ASSERT_FALSE(ramp["limits_began"].empty()) << r.out;
+  bool rate_began = false;
+  for (auto& l : ramp["limits_began"]) {
+    EXPECT_LE(l["rate_per_second"].get<double>(), 300.0) << r.out;
+    rate_began = rate_began
+                 || (l["code"] == "rate_limited" && l["limit"] == "limits.server.rate_msgs_per_sec");
+  }
+  if (ramp["steps"][steps - 1]["rate_per_second"].get<double>() >= 300.0)
+    EXPECT_TRUE(rate_began) << r.out;
+  EXPECT_EQ(r.result["target_side"]["accounting"]["held"], true) << r.out;
+  // The node refused at least what the tool saw refused, code by code (a refusal by the
+  // client itself, never sent, aside: the strict node allows 8 requests in flight).
+  auto& delta = r.result["target_side"]["delta"];
+  auto& tool = r.result["target_side"]["tool"];
+  for (auto& [code, n] : tool["refused"].items())
+    EXPECT_GE(delta.value("listener.rejects_sent." + code, 0), n.get<int>()) << code << r.out;
+
+  // The report parses as XML and its plots hold the run's numbers.
+  auto html = test::read_file(report);
+  auto doc = test::parse_xml(html);
+  ASSERT_TRUE(doc) << "the report is not well-formed:\n" << html;
+  auto get = [&](const std::string& path) { return test::xpath_string(doc, path); };
+  EXPECT_EQ(get("/html/body/@data-offered"), std::to_string(r.result["offered"].get<int>()));
+  EXPECT_EQ(get("/html/body/@data-accounting"), "held");
+  EXPECT_EQ(get("count(//svg:svg[@data-plot='ramp']/svg:circle)"), std::to_string(steps));
+  for (auto& [limit, n] : r.result["rejected"]["by_limit"].items())
+    EXPECT_EQ(get("sum(//svg:svg[@data-plot='refusals']/svg:rect[@data-limit='" + limit + "']/@data-count)"),
+              std::to_string(n.get<int>()));
+  EXPECT_EQ(get("count(//svg:svg[@data-plot='throughput'])"), "1");
+  EXPECT_EQ(get("count(//svg:svg[@data-plot='latency-over-time'])"), "1");
+  EXPECT_EQ(get("count(//svg:svg[@data-plot='percentiles']/svg:circle)"), "6");
+}
+
+TEST(LoadSystem, AScenarioRunsWithTheCommandLineWinningAndTwoRunsCompare) {
+  temp_dir dir{"levee-load"};
+  node_process server;
+  auto address = start_server(dir, server);
+  ASSERT_FALSE(address.empty()) << test::read_file(server.stderr_path);
+  // configs/load-actor.ini as shipped, its server, rate and times overridden.
+  child_process scenario{{levee_binary, "load", "--scenario",
+                          std::string{LEVEE_CONFIGS_DIR} + "/load-actor.ini", "--server", address,
+                          "--rate", "100", "--warmup", "0", "--duration", "1",
+                          "--max-late-percent", "100", "--json"}};
+  auto a = finish(scenario);
+  // The file's latency threshold may fail on a slow machine (99); nothing else may.
+  EXPECT_TRUE(a.exit_code == 0 || a.exit_code == 99) << a.out;
+  ASSERT_TRUE(a.result.is_object()) << a.out;
+  EXPECT_EQ(a.result["rate_per_second"], 100.0);  // the command line's
+  EXPECT_EQ(a.result["offered"], 100);
+  EXPECT_EQ(a.result["connections"], 2);          // the file's
+  EXPECT_EQ(a.result["payload_bytes"], 64);
+  EXPECT_EQ(a.result["thresholds"].size(), 3u);
+  EXPECT_EQ(a.result["target_side"]["accounting"]["held"], true) << a.out;
+
+  child_process plain{{levee_binary, "load", "--target", "actor", "stats", "--server", address,
+                       "--rate", "50", "--duration", "1", "--max-late-percent", "100", "--json"}};
+  auto b = finish(plain);
+  ASSERT_EQ(b.exit_code, 0) << b.out;
+  test::write_file(dir.file("a.json"), a.out);
+  test::write_file(dir.file("b.json"), b.out);
+  child_process compare{{levee_binary, "load", "compare", dir.file("a.json"), dir.file("b.json"),
+                         "--json"}};
+  auto c = finish(compare);
+  ASSERT_EQ(c.exit_code, 0) << c.out;
+  bool rate_differs = false;
+  for (auto& setting : c.result["settings_differ"])
+    rate_differs = rate_differs || setting["setting"] == "rate_per_second";
+  EXPECT_TRUE(rate_differs) << c.out;
+  ASSERT_FALSE(c.result["metrics"].empty());
+  auto& offered = c.result["metrics"][0];
+  EXPECT_EQ(offered["metric"], "offered");
+  EXPECT_EQ(offered["a"], 100.0);
+  EXPECT_EQ(offered["b"], 50.0);
+  EXPECT_EQ(offered["change_percent"], -50.0);
+}
+
+TEST(LoadSystem, ABadScenarioIsRefusedWithItsLineKeyAndWhatToWrite) {
+  temp_dir dir{"levee-load"};
+  auto path = dir.file("bad.ini");
+  test::write_file(path, "[load]\ntarget = actor stats\nrate = fast\n");
+  auto err = dir.file("check.stderr");
+  child_process check{{levee_binary, "load", "--check", path}, err};
+  EXPECT_EQ(check.wait_exit(bound), 2);
+  EXPECT_NE(test::read_file(err).find(path + ":3: key 'rate': --rate fast: must be a number"),
+            std::string::npos)
+    << test::read_file(err);
+  EXPECT_NE(test::read_file(err).find("write e.g. rate = 1000"), std::string::npos);
+  // Every shipped scenario passes the same check (configs.EveryShippedFileIsValid too).
+  child_process shipped{{levee_binary, "load", "--check",
+                         std::string{LEVEE_CONFIGS_DIR} + "/load-ramp.ini"}};
+  EXPECT_EQ(shipped.wait_exit(bound), 0);
 }
 
 } // namespace
