@@ -117,6 +117,20 @@ public:
   result<uint64_t> visit(uint64_t from, uint64_t max_bytes,
                          const std::function<bool(const record_view&)>& fn) const;
 
+  /// Whole encoded batches from `from` on, as they lie in the log (FORMAT.md "Batch"),
+  /// appended to `out`: what a leader sends a replica, which appends them with
+  /// append_batches and so holds the same bytes. Up to about `max_bytes` (at least one
+  /// batch when any is there). A batch that `from` splits (a replica cut its log inside a
+  /// batch of the leader's) goes re-encoded from `from`, so every batch returned starts
+  /// at or after `from`. Returns the offset after the last batch (`from` when none).
+  result<uint64_t> read_batches(uint64_t from, uint64_t max_bytes, std::string& out) const;
+
+  /// Appends encoded batches as they are (read_batches' output, a leader's): each is
+  /// verified (check_batch) and must start at next_offset(); offsets and bytes are kept.
+  /// A bad or misplaced batch is a storage_error and nothing from it on is written (the
+  /// batches before it are). Returns how many batches were appended.
+  result<uint64_t> append_batches(std::string_view batches);
+
   /// The offset of the first batch that may hold records at or after `timestamp_ms` (a
   /// batch's largest timestamp is at least it); next_offset() when none does. Records are
   /// not assumed to be in timestamp order: the caller filters what it reads from there.

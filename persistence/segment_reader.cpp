@@ -107,6 +107,43 @@ result<uint64_t> segment_log::visit(uint64_t from, uint64_t max_bytes,
   });
 }
 
+result<uint64_t> segment_log::read_batches(uint64_t from, uint64_t max_bytes,
+                                           std::string& out) const {
+  if (from >= next_offset_)
+    return from;
+  auto walked = walk(from, max_bytes,
+                     [&](const batch_header& h, const uint8_t* data, bool&) -> result<size_t> {
+    if (h.base_offset >= from) {
+      out.append(reinterpret_cast<const char*>(data), h.length);
+      return std::max<size_t>(h.offset_count, 1);
+    }
+    // Split by `from`: the records from there on, as a batch of their own (as truncate_to
+    // rewrites the part it keeps), dense or with the compacted batch's holes.
+    std::vector<stored_record> recs;
+    if (auto st = decode_records(h, data, recs); !st)
+      return st;
+    recs.erase(std::remove_if(recs.begin(), recs.end(),
+                              [&](const stored_record& r) { return r.offset < from; }),
+               recs.end());
+    auto count = static_cast<uint32_t>(h.base_offset + h.offset_count - from);
+    status st;
+    if (h.version == batch_format_version) {
+      std::vector<record> plain;
+      for (auto& r : recs)
+        plain.push_back(std::move(r.rec));
+      st = encode_batch(from, plain, opts_.limits, out);
+    } else {
+      st = encode_compacted_batch(from, count, recs, opts_.limits, out);
+    }
+    if (!st)
+      return st;
+    return std::max<size_t>(count, 1);
+  });
+  if (!walked)
+    return walked.error();
+  return *walked;
+}
+
 uint64_t segment_log::offset_for_time(int64_t timestamp_ms) const {
   // Sparse entries carry the largest timestamp of their range: the first range that may
   // hold the time is walked (at most index_interval_bytes and a batch) for its first batch

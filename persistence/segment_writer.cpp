@@ -60,6 +60,41 @@ result<uint64_t> segment_log::append(const std::vector<record>& records) {
   return base;
 }
 
+result<uint64_t> segment_log::append_batches(std::string_view batches) {
+  uint64_t appended = 0;
+  size_t at = 0;
+  auto where = [&] {
+    return "the copied batch at byte " + std::to_string(at) + " of " + std::to_string(batches.size())
+           + " (for offset " + std::to_string(next_offset_) + " of " + opts_.dir + ")";
+  };
+  while (at < batches.size()) {
+    batch_header h;
+    std::string why;
+    auto verdict = check_batch(reinterpret_cast<const uint8_t*>(batches.data() + at),
+                               batches.size() - at, opts_.limits.max_batch_bytes, h, why);
+    if (verdict != batch_check::ok)
+      return status::error(code::storage_error,
+                           where() + (verdict == batch_check::incomplete ? " is cut short" : ": " + why));
+    if (h.base_offset != next_offset_)
+      return status::error(code::storage_error,
+                           where() + " starts at offset " + std::to_string(h.base_offset)
+                             + ", not at the log's end " + std::to_string(next_offset_));
+    if (opts_.fsync == fsync_policy::interval) {
+      auto now = now_ms();
+      if (now - last_sync_ms_ >= static_cast<int64_t>(opts_.fsync_interval_ms)) {
+        if (auto st = sync(); !st)
+          return st;
+        last_sync_ms_ = now;
+      }
+    }
+    if (auto st = write_batch(batches.substr(at, h.length), h.offset_count, h.max_timestamp_ms); !st)
+      return st;
+    at += h.length;
+    ++appended;
+  }
+  return appended;
+}
+
 status segment_log::write_batch(std::string_view bytes, uint64_t offset_count, int64_t max_ts) {
   auto& current = segments_.back();
   bool full = current.size + bytes.size() > opts_.max_segment_bytes;

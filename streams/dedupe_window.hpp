@@ -35,6 +35,12 @@ public:
     return now_ms - static_cast<int64_t>(window_ms_);
   }
 
+  /// Forgets every id (a replica whose log was cut rebuilds the window from what is left).
+  void clear() noexcept {
+    by_id_.clear();
+    order_.clear();
+  }
+
   bool enabled() const noexcept { return window_ms_ > 0; }
   size_t size() const noexcept { return by_id_.size(); }
   uint64_t forgotten_by_age() const noexcept { return forgotten_by_age_; }

@@ -90,7 +90,9 @@ result<std::unique_ptr<partition_log>> partition_log::open(partition_options opt
   // or `interval`): make it durable before it counts as committed.
   if (auto st = p->log_->sync(); !st)
     return st;
-  p->high_water_ = p->log_->next_offset();
+  p->durable_end_ = p->log_->next_offset();
+  if (auto st = p->load_replication_state(); !st)
+    return st;
   p->last_sync_ms_ = p->steady_ms();
   return p;
 }
@@ -342,7 +344,7 @@ status partition_log::after_append() {
     if (auto st = sync_if_due(); !st)
       return st;
   } else {
-    high_water_ = log_->next_offset();
+    durable_end_ = log_->next_offset();
   }
   if (opts_.config.on_full == on_full_policy::drop_oldest) {
     auto& c = opts_.config;
@@ -392,9 +394,9 @@ result<persistence::segment_log::compaction_report> partition_log::compact() {
 status partition_log::sync() {
   if (auto st = log_->sync(); !st)
     return st;
-  if (high_water_ != log_->next_offset())
+  if (durable_end_ != log_->next_offset())
     ++stats_.syncs;
-  high_water_ = log_->next_offset();
+  durable_end_ = log_->next_offset();
   last_sync_ms_ = steady_ms();
   return {};
 }
@@ -402,7 +404,7 @@ status partition_log::sync() {
 status partition_log::sync_if_due() {
   if (opts_.config.fsync != persistence::fsync_policy::interval)
     return {};
-  if (high_water_ == log_->next_offset())
+  if (durable_end_ == log_->next_offset())
     return {};
   if (steady_ms() - last_sync_ms_ < static_cast<int64_t>(opts_.config.fsync_interval_ms))
     return {};
@@ -419,7 +421,7 @@ result<uint64_t> partition_log::resolve(const read_position& pos) const {
     case kind::new_only:
       return next;
     case kind::latest:
-      return high_water_ > start ? high_water_ - 1 : next;
+      return high_water() > start ? high_water() - 1 : next;
     case kind::offset:
       if (pos.offset < start)
         return status::error(code::not_found,
@@ -469,7 +471,7 @@ result<read_result> partition_log::read(const read_request& req) const {
     return status::error(code::not_found,
                          where() + " has no offset " + std::to_string(from)
                            + " yet: the next message gets " + std::to_string(next));
-  auto end = high_water_;
+  auto end = high_water();
   if (req.stop_offset && *req.stop_offset < end)
     end = *req.stop_offset + 1;
   out.next_offset = from;

@@ -11,6 +11,7 @@
 // from time T, retention by age and the dedupe window all use that time. A publisher's
 // own event time belongs in a header.
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "limits/clock.hpp"
+#include "persistence/checkpoint.hpp"
 #include "limits/status.hpp"
 #include "persistence/segment_log.hpp"
 #include "streams/dedupe_window.hpp"
@@ -177,8 +179,66 @@ public:
   uint64_t start_offset() const noexcept { return log_->start_offset(); }
   uint64_t next_offset() const noexcept { return log_->next_offset(); }
   /// Readers see offsets below this: for replication factor 1, the end of what the fsync
-  /// policy made durable (README.md "High-water mark").
-  uint64_t high_water() const noexcept { return high_water_; }
+  /// policy made durable (README.md "High-water mark"); once replicated, the lower of
+  /// that and the mark its leader computed from the ISR (set_high_water).
+  uint64_t high_water() const noexcept {
+    return replicated_high_water_ ? std::min(*replicated_high_water_, durable_end_) : durable_end_;
+  }
+  /// The end of what the fsync policy made durable here.
+  uint64_t durable_end() const noexcept { return durable_end_; }
+
+  // -- Replicas (README.md "Replicas"): a leader's log copied batch by batch, leader
+  // epochs, truncation, and a high-water mark learned from the leader. --------------------
+
+  /// Whole encoded batches from `from` (segment_log::read_batches): what a leader answers
+  /// a replica's fetch with, byte for byte. Returns the offset after them.
+  result<uint64_t> read_copy(uint64_t from, uint64_t max_bytes, std::string& out) const;
+  /// Appends a leader's batches as they are (offsets and bytes kept; each verified and
+  /// placed at next_offset(), or storage_error and nothing from it on). The dedupe window
+  /// learns their ids, so this replica deduplicates as its leader did if it leads next.
+  /// Does not move the high-water mark: the leader says where it is.
+  status append_copy(std::string_view batches);
+
+  /// Replication is on (a leader or follower of a replicated partition): from now on the
+  /// high-water mark is what set_high_water says (starting where it is now, or at the
+  /// checkpoint the partition opened with), and checkpoint_high_water keeps it.
+  status enable_replication();
+  bool replicated() const noexcept { return replicated_high_water_.has_value(); }
+  /// Raises the replicated high-water mark to `hw` (never beyond next_offset(), never
+  /// down: only truncate_to lowers it). Needs enable_replication().
+  void set_high_water(uint64_t hw) noexcept;
+  /// Writes the replicated high-water mark to `<dir>/high-water` if it moved since the
+  /// last write (persistence/checkpoint.hpp: temp file, fsync, rename, fsync the
+  /// directory), so a restarted replica does not show readers offsets above it.
+  status checkpoint_high_water();
+
+  /// (leader epoch, first offset written in it), oldest first; kept in
+  /// `<dir>/leader-epochs` (written whole and atomically at each change).
+  const std::vector<persistence::epoch_entry>& leader_epochs() const noexcept { return epochs_; }
+  std::optional<uint64_t> last_epoch() const noexcept {
+    return epochs_.empty() ? std::nullopt : std::optional<uint64_t>{epochs_.back().first};
+  }
+  /// A leader starts `epoch` at next_offset(): recorded when newer than the last epoch
+  /// (an epoch that wrote nothing is replaced by the next). Older or equal: nothing.
+  status begin_epoch(uint64_t epoch);
+  /// A follower records its leader's entry (epoch, start) as the copies it appends reach
+  /// it: same rules as begin_epoch at `start`.
+  status note_epoch(uint64_t epoch, uint64_t start_offset);
+  /// Kafka's OffsetsForLeaderEpoch: for `epoch`, the largest epoch this log knows that is
+  /// not newer, and the offset where it ended (the start of the next epoch, or
+  /// next_offset() for the latest). `undefined` when `epoch` is newer than every epoch
+  /// here (or the log has none).
+  struct epoch_end {
+    uint64_t epoch = 0;
+    uint64_t end_offset = 0;
+    bool undefined = false;
+  };
+  epoch_end end_offset_for_epoch(uint64_t epoch) const;
+  /// Removes every message at `offset` and after (segment_log::truncate_to), and the
+  /// epochs that started there or later; the dedupe window forgets their ids and the
+  /// high-water mark comes down to `offset` if it was above. A replica cutting a tail its
+  /// leader does not have.
+  status truncate_to(uint64_t offset);
   uint64_t size_bytes() const noexcept { return log_->size_bytes(); }
   /// The counters, the dedupe window's included.
   partition_stats stats() const noexcept {
@@ -199,12 +259,18 @@ private:
   status check_message(const message& m) const;
   status check_room(uint64_t messages, uint64_t bytes);
   status after_append();
+  status load_replication_state();
+  status write_epochs();
+  status add_epoch(uint64_t epoch, uint64_t start_offset);
 
   partition_options opts_;
   const clock_source* clock_;
   std::unique_ptr<persistence::segment_log> log_;
   dedupe_window window_;
-  uint64_t high_water_ = 0;
+  uint64_t durable_end_ = 0;  // what the fsync policy made durable
+  std::optional<uint64_t> replicated_high_water_;  // set once replication is on
+  uint64_t checkpointed_high_water_ = UINT64_MAX;  // last written (none: UINT64_MAX)
+  std::vector<persistence::epoch_entry> epochs_;
   int64_t last_timestamp_ms_ = 0;
   int64_t last_sync_ms_ = 0;  // steady ms of the last sync (interval policy)
   partition_stats stats_;
