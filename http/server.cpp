@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -483,7 +484,10 @@ result<std::unique_ptr<server>> server::start(const http_options& opts, handlers
   s->stats_ = p->stats;
   s->port_ = hp.port;
   s->impl_ = std::move(p);
-  s->thread_ = std::thread{[raw = s->impl_.get()] { raw->run(); }};
+  s->thread_ = std::thread{[raw = s->impl_.get()] {
+    ::pthread_setname_np(::pthread_self(), "levee-http");  // for top -H and gdb
+    raw->run();
+  }};
   return s;
 }
 
