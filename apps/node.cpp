@@ -55,13 +55,17 @@ using namespace std::chrono;
 /// Every connection is a file descriptor. Raises the soft open-file limit to what
 /// net.max_connections needs, with a margin for the node's other files (segment files,
 /// sources, the I/O loop's own), up to the hard limit; says on stderr when the hard limit
-/// is lower, since connections past it would fail to be accepted.
-void fit_open_file_limit(const char* sub, uint64_t max_connections) {
+/// is lower, since connections past it would fail to be accepted. The HTTP listener's
+/// sockets count too: up to twice http.max_connections (the held ones and as many refused
+/// extras lingering, http/README.md "Refusals").
+void fit_open_file_limit(const char* sub, uint64_t max_connections,
+                         const http::http_options& http) {
   constexpr uint64_t margin = 256;
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) != 0)
     return;
-  auto want = static_cast<rlim_t>(max_connections + margin);
+  auto http_sockets = http.enabled() ? 2 * http.max_connections + 1 : 0;
+  auto want = static_cast<rlim_t>(max_connections + http_sockets + margin);
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
     rlimit raised = rl;
     raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
@@ -70,7 +74,8 @@ void fit_open_file_limit(const char* sub, uint64_t max_connections) {
   }
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
     std::fprintf(stderr,
-                 "levee %s: warning: net.max_connections = %llu needs about %llu open files, "
+                 "levee %s: warning: net.max_connections = %llu (and any HTTP listener) "
+                 "needs about %llu open files, "
                  "but this process may open %llu (its hard limit); connections past that "
                  "cannot be accepted: raise the hard limit (systemd LimitNOFILE=, ulimit -Hn) "
                  "or lower net.max_connections\n",
@@ -318,7 +323,7 @@ int run_node(const std::vector<std::string>& args) {
   }
   std::shared_ptr<server::server_node> srv;
   if (roles.count("server")) {
-    fit_open_file_limit("node", net_cfg->limits.max_connections);
+    fit_open_file_limit("node", net_cfg->limits.max_connections, *http_opts);
     auto share = net_cfg->limits.max_connections - net_cfg->limits.reserved_connections;
     if (server_opts.max_satellites > share)  // legal: the registry also keeps disconnected ones
       std::fprintf(stderr,
@@ -357,7 +362,7 @@ int run_node(const std::vector<std::string>& args) {
   std::shared_ptr<broker::broker_node> brk;
   if (roles.count("broker")) {
     if (!roles.count("server"))
-      fit_open_file_limit("node", net_cfg->limits.max_connections);
+      fit_open_file_limit("node", net_cfg->limits.max_connections, *http_opts);
     auto b = broker::start_broker(*sys, rt, broker_opts, *net_cfg);
     if (!b) {
       std::fprintf(stderr, "levee node: %s\n", printable(b.error().to_string()).c_str());
@@ -471,7 +476,7 @@ int run_local(const std::vector<std::string>& args) {
   if (auto st = check_wakeup_slots(*sys, slots, net_cfg->limits.max_connections); !st)
     return config_error("local", st.message());
   runtime rt{*limits};
-  fit_open_file_limit("local", net_cfg->limits.max_connections);
+  fit_open_file_limit("local", net_cfg->limits.max_connections, *http_opts);
   auto web = node_http::start(*http_opts, *sys, rt, "server,broker,satellite");
   if (!web) {
     std::fprintf(stderr, "levee local: %s (--set http.listen=none runs without it)\n",
