@@ -370,8 +370,9 @@ struct server::impl {
       if (c.lingering) {
         close_connection(fd);
       } else if (!c.out.empty()) {
-        stats->write_stalls.fetch_add(1, std::memory_order_relaxed);
+        // Closed before counted (release): a reader that sees the count sees the close.
         close_connection(fd);
+        stats->write_stalls.fetch_add(1, std::memory_order_release);
       } else if (c.request_started || c.first_request) {
         refusal r;
         r.status = 408;
@@ -385,8 +386,8 @@ struct server::impl {
         if (conns.count(fd))
           next = std::min(next, conns[fd].deadline);
       } else {
-        stats->idle_closed.fetch_add(1, std::memory_order_relaxed);
         close_connection(fd);
+        stats->idle_closed.fetch_add(1, std::memory_order_release);
       }
     }
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - clock_type::now());
