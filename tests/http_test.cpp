@@ -312,6 +312,10 @@ TEST(HttpServer, ASlowRequestIs408AndAnIdleKeepAliveIsClosedQuietly) {
   ASSERT_TRUE(idle.read_answer());
   EXPECT_TRUE(idle.closed_by_peer(10s));  // no answer, just closed
   EXPECT_EQ(s.refusals(408), 2u);
+  // Counted just after the close the client saw: wait for it, with a bound.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (s.srv->stats().idle_closed.load() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
   EXPECT_EQ(s.srv->stats().idle_closed.load(), 1u);
 }
 
