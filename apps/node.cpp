@@ -406,7 +406,7 @@ int run_local(const std::vector<std::string>& args) {
   opts.add_options()
     ("help,h", "this text")
     ("check", po::bool_switch(&check), "validate the config and exit (0: valid)")
-    ("config", po::value(&a.config), "INI file with [server], [broker], [stream], [net], [limits] (configs/local.ini)")
+    ("config", po::value(&a.config), "INI file with [server], [broker], [stream], [net], [http] (default: listen = 127.0.0.1:7480), [limits] (configs/local.ini)")
     ("set", po::value(&a.overrides)->composing(), "override a key, e.g. --set server.listen=127.0.0.1:0")
     ("data-dir", po::value(&data_dir), "where the satellites keep their stores and the broker its streams (default: a new temporary directory)")
     ("rate", whole_number("rate", &rate, uint64_t{200}, 1, 1'000'000, "events/s"),
