@@ -27,9 +27,9 @@
 #include "actors/caf_error.hpp"
 #include "actors/runtime.hpp"
 #include "apps/cli_common.hpp"
+#include "apps/node_http.hpp"
 #include "apps/subcommands.hpp"
 #include "base/host_port.hpp"
-#include "apps/node_http.hpp"
 #include "broker/node.hpp"
 #include "http/options.hpp"
 #include "limits/config_file.hpp"
@@ -55,13 +55,17 @@ using namespace std::chrono;
 /// Every connection is a file descriptor. Raises the soft open-file limit to what
 /// net.max_connections needs, with a margin for the node's other files (segment files,
 /// sources, the I/O loop's own), up to the hard limit; says on stderr when the hard limit
-/// is lower, since connections past it would fail to be accepted.
-void fit_open_file_limit(const char* sub, uint64_t max_connections) {
+/// is lower, since connections past it would fail to be accepted. The HTTP listener's
+/// sockets count too: up to twice http.max_connections (the held ones and as many refused
+/// extras lingering, http/README.md "Refusals").
+void fit_open_file_limit(const char* sub, uint64_t max_connections,
+                         const http::http_options& http) {
   constexpr uint64_t margin = 256;
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) != 0)
     return;
-  auto want = static_cast<rlim_t>(max_connections + margin);
+  auto http_sockets = http.enabled() ? 2 * http.max_connections + 1 : 0;
+  auto want = static_cast<rlim_t>(max_connections + http_sockets + margin);
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
     rlimit raised = rl;
     raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
@@ -70,7 +74,8 @@ void fit_open_file_limit(const char* sub, uint64_t max_connections) {
   }
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
     std::fprintf(stderr,
-                 "levee %s: warning: net.max_connections = %llu needs about %llu open files, "
+                 "levee %s: warning: net.max_connections = %llu (and any HTTP listener) "
+                 "needs about %llu open files, "
                  "but this process may open %llu (its hard limit); connections past that "
                  "cannot be accepted: raise the hard limit (systemd LimitNOFILE=, ulimit -Hn) "
                  "or lower net.max_connections\n",
@@ -318,7 +323,7 @@ int run_node(const std::vector<std::string>& args) {
   }
   std::shared_ptr<server::server_node> srv;
   if (roles.count("server")) {
-    fit_open_file_limit("node", net_cfg->limits.max_connections);
+    fit_open_file_limit("node", net_cfg->limits.max_connections, *http_opts);
     auto share = net_cfg->limits.max_connections - net_cfg->limits.reserved_connections;
     if (server_opts.max_satellites > share)  // legal: the registry also keeps disconnected ones
       std::fprintf(stderr,
@@ -357,7 +362,7 @@ int run_node(const std::vector<std::string>& args) {
   std::shared_ptr<broker::broker_node> brk;
   if (roles.count("broker")) {
     if (!roles.count("server"))
-      fit_open_file_limit("node", net_cfg->limits.max_connections);
+      fit_open_file_limit("node", net_cfg->limits.max_connections, *http_opts);
     auto b = broker::start_broker(*sys, rt, broker_opts, *net_cfg);
     if (!b) {
       std::fprintf(stderr, "levee node: %s\n", printable(b.error().to_string()).c_str());
@@ -401,7 +406,7 @@ int run_local(const std::vector<std::string>& args) {
   opts.add_options()
     ("help,h", "this text")
     ("check", po::bool_switch(&check), "validate the config and exit (0: valid)")
-    ("config", po::value(&a.config), "INI file with [server], [broker], [stream], [net], [limits] (configs/local.ini)")
+    ("config", po::value(&a.config), "INI file with [server], [broker], [stream], [net], [http] (default: listen = 127.0.0.1:7480), [limits] (configs/local.ini)")
     ("set", po::value(&a.overrides)->composing(), "override a key, e.g. --set server.listen=127.0.0.1:0")
     ("data-dir", po::value(&data_dir), "where the satellites keep their stores and the broker its streams (default: a new temporary directory)")
     ("rate", whole_number("rate", &rate, uint64_t{200}, 1, 1'000'000, "events/s"),
@@ -471,7 +476,7 @@ int run_local(const std::vector<std::string>& args) {
   if (auto st = check_wakeup_slots(*sys, slots, net_cfg->limits.max_connections); !st)
     return config_error("local", st.message());
   runtime rt{*limits};
-  fit_open_file_limit("local", net_cfg->limits.max_connections);
+  fit_open_file_limit("local", net_cfg->limits.max_connections, *http_opts);
   auto web = node_http::start(*http_opts, *sys, rt, "server,broker,satellite");
   if (!web) {
     std::fprintf(stderr, "levee local: %s (--set http.listen=none runs without it)\n",

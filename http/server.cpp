@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -369,8 +370,9 @@ struct server::impl {
       if (c.lingering) {
         close_connection(fd);
       } else if (!c.out.empty()) {
-        stats->write_stalls.fetch_add(1, std::memory_order_relaxed);
+        // Closed before counted (release): a reader that sees the count sees the close.
         close_connection(fd);
+        stats->write_stalls.fetch_add(1, std::memory_order_release);
       } else if (c.request_started || c.first_request) {
         refusal r;
         r.status = 408;
@@ -384,8 +386,8 @@ struct server::impl {
         if (conns.count(fd))
           next = std::min(next, conns[fd].deadline);
       } else {
-        stats->idle_closed.fetch_add(1, std::memory_order_relaxed);
         close_connection(fd);
+        stats->idle_closed.fetch_add(1, std::memory_order_release);
       }
     }
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - clock_type::now());
@@ -483,7 +485,10 @@ result<std::unique_ptr<server>> server::start(const http_options& opts, handlers
   s->stats_ = p->stats;
   s->port_ = hp.port;
   s->impl_ = std::move(p);
-  s->thread_ = std::thread{[raw = s->impl_.get()] { raw->run(); }};
+  s->thread_ = std::thread{[raw = s->impl_.get()] {
+    ::pthread_setname_np(::pthread_self(), "levee-http");  // for top -H and gdb
+    raw->run();
+  }};
   return s;
 }
 

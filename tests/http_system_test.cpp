@@ -131,6 +131,11 @@ std::optional<double> wait_for_metric(uint16_t port, const std::string& series,
   return last;
 }
 
+/// Scrapes until `series` is `value`: the last value seen.
+std::optional<double> wait_for_metric(uint16_t port, const std::string& series, double value) {
+  return wait_for_metric(port, series, [value](double v) { return v == value; });
+}
+
 /// Asks /readyz until its answer satisfies `ok`: the last answer.
 std::optional<test::http_answer> wait_for_readyz(
   uint16_t port, const std::function<bool(const test::http_answer&)>& ok) {
@@ -174,24 +179,17 @@ TEST_F(HttpSystem, ServerAndSatelliteMetricsMoveWithTraffic) {
   ASSERT_TRUE(sat);
 
   // The satellite's own figures: events stored from its file, registered, ready.
-  EXPECT_EQ(wait_for_metric(sat->http_port, "levee_satellite_events_stored_total{satellite=\"a\"}",
-                            [](double v) { return v == 5; }),
-            5);
-  EXPECT_EQ(wait_for_metric(sat->http_port, "levee_satellite_registered{satellite=\"a\"}",
-                            [](double v) { return v == 1; }),
-            1);
+  const std::string stored = "levee_satellite_events_stored_total{satellite=\"a\"}";
+  EXPECT_EQ(wait_for_metric(sat->http_port, stored, 5), 5);
+  EXPECT_EQ(wait_for_metric(sat->http_port, "levee_satellite_registered{satellite=\"a\"}", 1), 1);
   auto ready = wait_for_readyz(sat->http_port, 200);
   ASSERT_TRUE(ready);
   EXPECT_EQ(ready->status, 200) << ready->body;
   std::ofstream{file, std::ios::app} << lines(5, 8);
-  EXPECT_EQ(wait_for_metric(sat->http_port, "levee_satellite_events_stored_total{satellite=\"a\"}",
-                            [](double v) { return v == 8; }),
-            8);
+  EXPECT_EQ(wait_for_metric(sat->http_port, stored, 8), 8);
 
   // The server's: the satellite healthy, then a query counted, timed and its rows.
-  EXPECT_EQ(wait_for_metric(srv->http_port, "levee_satellites{state=\"healthy\"}",
-                            [](double v) { return v == 1; }),
-            1);
+  EXPECT_EQ(wait_for_metric(srv->http_port, "levee_satellites{state=\"healthy\"}", 1), 1);
   auto before = test::http_get(srv->http_port, "/metrics");
   ASSERT_TRUE(before);
   EXPECT_EQ(metric_value(before->body, "levee_queries_started_total"), 0);
@@ -208,8 +206,7 @@ TEST_F(HttpSystem, ServerAndSatelliteMetricsMoveWithTraffic) {
   EXPECT_GT(*metric_value(after->body, "levee_frames_received_total{listener=\"server\"}"),
             *frames_before);
   EXPECT_EQ(metric_value(after->body, "levee_satellite_connections_open{listener=\"server\"}"), 1);
-  EXPECT_EQ(wait_for_metric(sat->http_port, "levee_satellite_queries_total{satellite=\"a\"}",
-                            [](double v) { return v == 1; }),
+  EXPECT_EQ(wait_for_metric(sat->http_port, "levee_satellite_queries_total{satellite=\"a\"}", 1),
             1);
 }
 

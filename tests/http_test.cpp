@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "http/exposition.hpp"
@@ -311,6 +312,10 @@ TEST(HttpServer, ASlowRequestIs408AndAnIdleKeepAliveIsClosedQuietly) {
   ASSERT_TRUE(idle.read_answer());
   EXPECT_TRUE(idle.closed_by_peer(10s));  // no answer, just closed
   EXPECT_EQ(s.refusals(408), 2u);
+  // Counted just after the close the client saw: wait for it, with a bound.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (s.srv->stats().idle_closed.load() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
   EXPECT_EQ(s.srv->stats().idle_closed.load(), 1u);
 }
 
@@ -351,6 +356,30 @@ TEST(HttpServer, OneConnectionOverTheBoundIs503WithRetryAfterAndTheOthersStillWo
   }
   ASSERT_TRUE(later);
   EXPECT_EQ(later->status, 200);
+}
+
+TEST(HttpServer, AnAnswerNotTakenIsClosedAndCounted) {
+  // An answer larger than what the kernel's buffers hold, to a client that reads nothing:
+  // the server writes what it can, waits request_timeout_ms, then closes.
+  http_options o;
+  o.listen = "127.0.0.1:0";
+  o.request_timeout_ms = 300;
+  handlers h;
+  h.metrics = [](exposition& e) {
+    e.family("levee_big", "gauge", "A large answer.");
+    for (uint64_t i = 0; i < 1'000'000; ++i)
+      e.sample("levee_big", {{"i", std::to_string(i)}}, i);
+  };
+  auto s = server::start(o, std::move(h));
+  ASSERT_TRUE(s);
+  http_connection c{(*s)->port()};
+  ASSERT_TRUE(c.send("GET /metrics HTTP/1.1\r\n\r\n"));
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while ((*s)->stats().write_stalls.load() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);  // a poll's pause, bounded by the deadline
+  EXPECT_EQ((*s)->stats().write_stalls.load(), 1u);
+  EXPECT_EQ((*s)->stats().connections_open.load(), 0u);
+  EXPECT_TRUE(c.closed_by_peer(30s));
 }
 
 TEST(HttpServer, ABusyPortIsAClearError) {
