@@ -57,6 +57,7 @@
 #include "load/target_side.hpp"
 #include "load/thresholds.hpp"
 #include "net/satellite.pb.h"
+#include "net/streams.pb.h"
 #include "query/query.hpp"
 
 namespace levee::apps {
@@ -451,6 +452,18 @@ std::string query_payload(const std::string& text, uint64_t timeout_ms) {
   return req.SerializeAsString();
 }
 
+/// A Subscribe (spelled as the broker's BrokerCall) reading partition 0 of `stream` from
+/// its first message through `messages` of them: one consumer's read, answered by its end.
+std::string subscribe_payload(const std::string& stream, uint64_t messages) {
+  wire::BrokerCall call;
+  auto& sub = *call.mutable_subscribe();
+  sub.set_stream(stream);
+  sub.set_partition(0);
+  sub.set_start(wire::START_EARLIEST);
+  sub.set_stop_offset(messages - 1);
+  return call.SerializeAsString();
+}
+
 /// A StatsReply's counters by name (load/target_side.hpp): the listener's, the query
 /// router's, the node budget's refusals, each actor kind's and the broker's. Gauges and
 /// high waters are left out: only what grows has a meaningful difference.
@@ -567,7 +580,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     return 2;
   };
   po::options_description opts{
-    "levee load --target actor NAME | --target publish SUBJECT | --target query 'TEXT' "
+    "levee load --target actor NAME | publish SUBJECT | query 'TEXT' | consume STREAM "
     "[options]: offer a target a "
     "load (open loop at --rate by default) and account for every send: accepted, rejected by "
     "code and limit, errors, timeouts, latency percentiles from the intended send times.\n"
@@ -579,14 +592,16 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   double rate = 0, duration_s = 10, warmup_s = 0, max_lag_ms = 50, max_late_percent = 1;
   load::knee_bounds knee;
   uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
+  uint64_t read_messages = 100;
   uint32_t connections = 1;
   bool json = false, progress = false, quiet = false, other_traffic = false;
   std::vector<std::string> threshold_texts;
   opts.add_options()
     ("help,h", "this text")
     ("target", po::value(&target)->multitoken(),
-     "actor NAME (request/response to an exposed target), publish SUBJECT (stream publish) or "
-     "query 'TEXT' (a server's query path to its satellites; answered when its last batch came)")
+     "actor NAME (request/response to an exposed target), publish SUBJECT (stream publish), "
+     "query 'TEXT' (a server's query path to its satellites; answered when its last batch came) "
+     "or consume STREAM (a subscription reading --read-messages from the stream's start)")
     ("server", po::value(&server),
      "host:port of the node (default 127.0.0.1:7400 for actor, 127.0.0.1:7600 for publish)")
     ("token", po::value(&token), "the node's connection token (net.token), if it has one")
@@ -622,6 +637,9 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     ("message-bytes", whole_number("message-bytes", &message_bytes, uint64_t{100}, 0, 64u << 20, "bytes"),
      "publish: bytes of each message's body (default 100)")
     ("ack", po::value(&ack)->default_value("leader"), "publish: none or leader")
+    ("read-messages", whole_number("read-messages", &read_messages, uint64_t{100}, 1, 1'000'000, "messages"),
+     "consume: messages each send reads, from the first of partition 0 (default 100; the stream "
+     "must hold them, or the read waits for them until its timeout)")
     ("retry-after", po::value(&retry_after)->default_value("ignore"),
      "honour (hold sends back until a refusal's retry_after_ms has passed: counted as held back) "
      "or ignore (send on schedule, as an abusive client would)")
@@ -657,11 +675,19 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   auto given = [&](const char* name) { return vm.count(name) > 0 && !vm[name].defaulted(); };
 
   // -- what to drive, and how ----------------------------------------------------------
-  if (target.size() != 2 || (target[0] != "actor" && target[0] != "publish" && target[0] != "query"))
+  if (target.size() != 2
+      || (target[0] != "actor" && target[0] != "publish" && target[0] != "query" && target[0] != "consume"))
     return usage("give --target actor NAME (an exposed actor, e.g. stats), --target publish "
-                 "SUBJECT (a broker's stream subject) or --target query 'TEXT' (a server's "
-                 "query path, the text quoted as one argument)");
+                 "SUBJECT (a broker's stream subject), --target query 'TEXT' (a server's "
+                 "query path, the text quoted as one argument) or --target consume STREAM (a "
+                 "broker's stream, read from its start)");
+  bool consume = target[0] == "consume";
   bool publish = target[0] == "publish";
+  if (given("read-messages") && !consume)
+    return usage("--read-messages is for --target consume STREAM");
+  if (consume && (given("payload-bytes") || given("message-bytes") || given("ack")))
+    return usage("--target consume reads: --payload-bytes, --message-bytes and --ack are for "
+                 "other targets; give --read-messages N");
   bool query_path = target[0] == "query";
   if (query_path) {
     // Every send would be the same bad_request: say so before the run, as the server would.
@@ -704,7 +730,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     return usage("--html " + html_path + ": cannot write there (" + std::strerror(errno)
                               + "); give a path in a directory you may write");
   if (server.empty())
-    server = publish ? "127.0.0.1:7600" : "127.0.0.1:7400";
+    server = publish || consume ? "127.0.0.1:7600" : "127.0.0.1:7400";
   base::host_port address;
   if (std::string why; !base::parse_host_port("--server", server, address, why))
     return usage(why);
@@ -779,6 +805,8 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
       d = std::make_unique<publish_driver>(co, target[1], message_bytes,
                                            ack == "none" ? ack_mode::none : ack_mode::leader,
                                            milliseconds(timeout_ms));
+    else if (consume)
+      d = std::make_unique<actor_driver>(co, "broker", subscribe_payload(target[1], read_messages), true);
     else if (query_path)
       d = std::make_unique<actor_driver>(co, "query", query_payload(target[1], timeout_ms), true);
     else
@@ -788,7 +816,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
                    "levee load: cannot reach %s: %s; is a node with roles = %s running there "
                    "(levee node --config configs/%s.ini), or give --server HOST:PORT\n",
                    printable(server).c_str(), printable(st.message()).c_str(),
-                   publish ? "broker" : "server", publish ? "broker" : "server");
+                   publish || consume ? "broker" : "server", publish || consume ? "broker" : "server");
       return 2;
     }
     drivers.push_back(std::move(d));

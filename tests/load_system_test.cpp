@@ -456,5 +456,38 @@ TEST(LoadSystem, QueriesThroughAServerToItsSatelliteAreCountedEndToEnd) {
     << test::read_file(dir.file("bad.stderr"));
 }
 
+TEST(LoadSystem, ConsumersReadAStreamAndTheBrokerCountsEachSubscription) {
+  temp_dir dir{"levee-load"};
+  node_process broker;
+  ASSERT_TRUE(broker.start(dir, "broker",
+                           "[node]\nroles = broker\n[broker]\nlisten = 127.0.0.1:0\ndata_dir = "
+                             + dir.file("data") + "\n",
+                           "broker listening on"))
+    << test::read_file(broker.stderr_path);
+  auto address = "127.0.0.1:" + std::to_string(broker.port);
+  child_process create{{levee_binary, "stream", "create", "t", "--subject", "t.>", "--partitions",
+                        "1", "--broker", address}};
+  ASSERT_EQ(create.wait_exit(bound), 0);
+  // 100 messages to read, published by the tool itself.
+  child_process fill{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                      "--count", "100", "--rate", "1000", "--max-late-percent", "100", "--json"}};
+  auto filled = finish(fill);
+  ASSERT_EQ(filled.exit_code, 0) << filled.out;
+  ASSERT_EQ(filled.result["accepted"], 100) << filled.out;
+
+  child_process load{{levee_binary, "load", "--target", "consume", "t", "--server", address,
+                      "--read-messages", "100", "--rate", "20", "--duration", "2",
+                      "--max-late-percent", "100", "--json"}};
+  auto r = finish(load);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.result["offered"], 40);
+  EXPECT_EQ(r.result["accepted"], 40) << r.out;
+  // Each read was a subscription the broker started, and sent at least one batch of.
+  auto& delta = r.result["target_side"]["delta"];
+  EXPECT_EQ(delta.value("broker.subscriptions", 0), 40) << r.out;
+  EXPECT_GE(delta.value("broker.batches_sent", 0), 40) << r.out;
+  EXPECT_EQ(r.result["target_side"]["accounting"]["held"], true) << r.out;
+}
+
 } // namespace
 } // namespace levee
