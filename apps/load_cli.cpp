@@ -4,8 +4,9 @@
 // requests in flight instead (its latencies hide coordinated omission, and say so).
 //
 // Targets: any exposed actor, request/response over levee::client (`--target actor
-// NAME`), or stream publish to a broker over levee::stream_client (`--target publish
-// SUBJECT`). One thread per connection, each with its own recorder, merged at the end.
+// NAME`), stream publish to a broker over levee::stream_client (`--target publish
+// SUBJECT`), or a server's query path (`--target query 'TEXT'`, a streamed request).
+// One thread per connection, each with its own recorder, merged at the end.
 //
 // Before and after the run it reads the target's counters (its "stats" target) and, when
 // the target runs on this machine, its process's CPU and memory; then checks that the
@@ -56,6 +57,8 @@
 #include "load/target_side.hpp"
 #include "load/thresholds.hpp"
 #include "net/satellite.pb.h"
+#include "net/streams.pb.h"
+#include "query/query.hpp"
 
 namespace levee::apps {
 
@@ -74,7 +77,15 @@ extern "C" void on_interrupt(int) { interrupted.store(true); }
 struct completion {
   uint64_t id = 0;
   std::optional<rejection> refused;  // empty: accepted
+  /// No answer of the target's: the connection it was sent on is gone (the client says so
+  /// with a local unavailable naming no limit).
+  bool connection_lost = false;
 };
+
+/// A local refusal that means the connection is gone, not that a limit refused.
+bool means_connection_lost(const rejection& r) {
+  return r.code == code::unavailable && r.limit.empty();
+}
 
 /// A connection to the target, driven by one thread. send() never waits for an answer;
 /// poll() waits up to `wait` for answers and appends them.
@@ -88,13 +99,18 @@ public:
   virtual void poll(std::vector<completion>& out, milliseconds wait, bool& lost) = 0;
 };
 
+/// Request/response to an exposed actor over levee::client; `streamed` for a target that
+/// answers in batches and an end (a server's "query"): a send is answered by its end or
+/// its refusal, and its batches are only read.
 class actor_driver final : public target_driver {
 public:
-  actor_driver(client_options co, std::string target, size_t payload_bytes)
-      : client_(std::move(co)), target_(std::move(target)), payload_(payload_bytes, 'x') {}
+  actor_driver(client_options co, std::string target, std::string payload, bool streamed)
+      : client_(std::move(co)), target_(std::move(target)), payload_(std::move(payload)),
+        streamed_(streamed) {}
   status connect(milliseconds bound) override { return client_.connect_with_backoff(bound); }
   std::optional<rejection> send(uint64_t& id) override {
-    return client_.send_request(target_, payload_, id);
+    return streamed_ ? client_.send_stream_request(target_, payload_, id)
+                     : client_.send_request(target_, payload_, id);
   }
   void poll(std::vector<completion>& out, milliseconds wait, bool& lost) override {
     replies_.clear();
@@ -102,9 +118,11 @@ public:
     for (auto& r : replies_) {
       if (r.request_id == 0) {
         // A local answer: a timeout (nothing came) or the connection is gone.
-        lost = lost || (r.rejected && r.rejected->code == code::unavailable);
+        lost = lost || (r.rejected && means_connection_lost(*r.rejected));
         continue;
       }
+      if (r.batch)
+        continue;  // a part of a streamed answer: its end (or refusal) completes the send
       out.push_back({r.request_id, r.ok() ? std::nullopt : r.rejected});
     }
   }
@@ -115,6 +133,7 @@ private:
   client client_;
   std::string target_;
   std::string payload_;
+  bool streamed_;
   std::vector<reply> replies_;
 };
 
@@ -148,8 +167,9 @@ public:
     else
       (void)client_.flush(wait);  // deadline_exceeded is the normal end of a wait here
     for (auto& c : done_) {
-      if (c.refused && c.refused->code == code::unavailable && c.refused->limit.empty())
-        lost = true;
+      // stream_client fails every open publish of a lost connection this way.
+      c.connection_lost = c.refused && means_connection_lost(*c.refused);
+      lost = lost || c.connection_lost;
       out.push_back(std::move(c));
     }
     done_.clear();
@@ -238,17 +258,17 @@ private:
     live_.sent++;
     if (auto local = d_.send(id)) {
       wire_.refused_locally++;
-      file(intended, sent, sent, *local);
+      file(intended, sent, sent, *local, means_connection_lost(*local));
       return;
     }
     wire_.sent++;
     pending_[id] = {intended, sent};
   }
 
-  /// Files a refusal: rejected by code and limit, or an error when no limit refused and
-  /// the connection is gone.
-  void file(nanoseconds intended, nanoseconds sent, nanoseconds done, const rejection& r) {
-    if (r.code == code::unavailable && r.limit.empty()) {
+  /// Files a refusal: rejected by code and limit, or an error when the connection is gone.
+  void file(nanoseconds intended, nanoseconds sent, nanoseconds done, const rejection& r,
+            bool connection_lost) {
+    if (connection_lost) {
       rec_.failed(intended, sent, "unavailable: " + printable(r.detail));
       live_.errors++;
       lost_ = true;
@@ -275,11 +295,11 @@ private:
       if (c.refused) {
         // A connection that went away is no answer from the target (it may have taken
         // the request or not); any other refusal is the target's Reject.
-        if (c.refused->code == code::unavailable && c.refused->limit.empty())
+        if (c.connection_lost)
           wire_.unanswered++;
         else
           wire_.refused_with(to_string(c.refused->code));
-        file(it->second.intended, it->second.sent, t, *c.refused);
+        file(it->second.intended, it->second.sent, t, *c.refused, c.connection_lost);
       } else {
         wire_.accepted++;
         rec_.accepted(it->second.intended, it->second.sent, t);
@@ -423,6 +443,27 @@ void progress_line(const live_counts& live, double elapsed, double total, const 
   sent_before = sent;
 }
 
+/// A QueryRequest of `text` with the send's timeout as its deadline (the server enforces
+/// and names it).
+std::string query_payload(const std::string& text, uint64_t timeout_ms) {
+  wire::QueryRequest req;
+  req.set_text(text);
+  req.set_deadline_ms(static_cast<uint32_t>(std::min<uint64_t>(timeout_ms, UINT32_MAX)));
+  return req.SerializeAsString();
+}
+
+/// A Subscribe (spelled as the broker's BrokerCall) reading partition 0 of `stream` from
+/// its first message through `messages` of them: one consumer's read, answered by its end.
+std::string subscribe_payload(const std::string& stream, uint64_t messages) {
+  wire::BrokerCall call;
+  auto& sub = *call.mutable_subscribe();
+  sub.set_stream(stream);
+  sub.set_partition(0);
+  sub.set_start(wire::START_EARLIEST);
+  sub.set_stop_offset(messages - 1);
+  return call.SerializeAsString();
+}
+
 /// A StatsReply's counters by name (load/target_side.hpp): the listener's, the query
 /// router's, the node budget's refusals, each actor kind's and the broker's. Gauges and
 /// high waters are left out: only what grows has a meaningful difference.
@@ -539,7 +580,8 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     return 2;
   };
   po::options_description opts{
-    "levee load --target actor NAME | --target publish SUBJECT [options]: offer a target a "
+    "levee load --target actor NAME | publish SUBJECT | query 'TEXT' | consume STREAM "
+    "[options]: offer a target a "
     "load (open loop at --rate by default) and account for every send: accepted, rejected by "
     "code and limit, errors, timeouts, latency percentiles from the intended send times.\n"
     "Exit codes: 0 ok, 99 a --threshold failed, 2 usage error or unreachable target, 3 invalid "
@@ -550,13 +592,16 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   double rate = 0, duration_s = 10, warmup_s = 0, max_lag_ms = 50, max_late_percent = 1;
   load::knee_bounds knee;
   uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
+  uint64_t read_messages = 100;
   uint32_t connections = 1;
   bool json = false, progress = false, quiet = false, other_traffic = false;
   std::vector<std::string> threshold_texts;
   opts.add_options()
     ("help,h", "this text")
     ("target", po::value(&target)->multitoken(),
-     "actor NAME (request/response to an exposed target) or publish SUBJECT (stream publish)")
+     "actor NAME (request/response to an exposed target), publish SUBJECT (stream publish), "
+     "query 'TEXT' (a server's query path to its satellites; answered when its last batch came) "
+     "or consume STREAM (a subscription reading --read-messages from the stream's start)")
     ("server", po::value(&server),
      "host:port of the node (default 127.0.0.1:7400 for actor, 127.0.0.1:7600 for publish)")
     ("token", po::value(&token), "the node's connection token (net.token), if it has one")
@@ -592,6 +637,9 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     ("message-bytes", whole_number("message-bytes", &message_bytes, uint64_t{100}, 0, 64u << 20, "bytes"),
      "publish: bytes of each message's body (default 100)")
     ("ack", po::value(&ack)->default_value("leader"), "publish: none or leader")
+    ("read-messages", whole_number("read-messages", &read_messages, uint64_t{100}, 1, 1'000'000, "messages"),
+     "consume: messages each send reads, from the first of partition 0 (default 100; the stream "
+     "must hold them, or the read waits for them until its timeout)")
     ("retry-after", po::value(&retry_after)->default_value("ignore"),
      "honour (hold sends back until a refusal's retry_after_ms has passed: counted as held back) "
      "or ignore (send on schedule, as an abusive client would)")
@@ -627,10 +675,27 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   auto given = [&](const char* name) { return vm.count(name) > 0 && !vm[name].defaulted(); };
 
   // -- what to drive, and how ----------------------------------------------------------
-  if (target.size() != 2 || (target[0] != "actor" && target[0] != "publish"))
-    return usage("give --target actor NAME (an exposed actor, e.g. stats) or "
-                            "--target publish SUBJECT (a broker's stream subject)");
+  if (target.size() != 2
+      || (target[0] != "actor" && target[0] != "publish" && target[0] != "query" && target[0] != "consume"))
+    return usage("give --target actor NAME (an exposed actor, e.g. stats), --target publish "
+                 "SUBJECT (a broker's stream subject), --target query 'TEXT' (a server's "
+                 "query path, the text quoted as one argument) or --target consume STREAM (a "
+                 "broker's stream, read from its start)");
+  bool consume = target[0] == "consume";
   bool publish = target[0] == "publish";
+  if (given("read-messages") && !consume)
+    return usage("--read-messages is for --target consume STREAM");
+  if (consume && (given("payload-bytes") || given("message-bytes") || given("ack")))
+    return usage("--target consume reads: --payload-bytes, --message-bytes and --ack are for "
+                 "other targets; give --read-messages N");
+  bool query_path = target[0] == "query";
+  if (query_path) {
+    // Every send would be the same bad_request: say so before the run, as the server would.
+    if (auto q = query::parse(target[1]); !q)
+      return usage("--target query '" + target[1] + "': " + q.error().message());
+    if (given("payload-bytes"))
+      return usage("--payload-bytes is for --target actor; a query's size is its text");
+  }
   if (given("rate") + given("steps") + given("ramp") + (closed > 0 ? 1 : 0) > 1)
     return usage("--rate, --steps, --ramp and --closed exclude each other: give one");
   if (given("count") && (given("duration") || given("steps") || given("ramp")))
@@ -665,7 +730,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     return usage("--html " + html_path + ": cannot write there (" + std::strerror(errno)
                               + "); give a path in a directory you may write");
   if (server.empty())
-    server = publish ? "127.0.0.1:7600" : "127.0.0.1:7400";
+    server = publish || consume ? "127.0.0.1:7600" : "127.0.0.1:7400";
   base::host_port address;
   if (std::string why; !base::parse_host_port("--server", server, address, why))
     return usage(why);
@@ -740,19 +805,23 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
       d = std::make_unique<publish_driver>(co, target[1], message_bytes,
                                            ack == "none" ? ack_mode::none : ack_mode::leader,
                                            milliseconds(timeout_ms));
+    else if (consume)
+      d = std::make_unique<actor_driver>(co, "broker", subscribe_payload(target[1], read_messages), true);
+    else if (query_path)
+      d = std::make_unique<actor_driver>(co, "query", query_payload(target[1], timeout_ms), true);
     else
-      d = std::make_unique<actor_driver>(co, target[1], payload_bytes);
+      d = std::make_unique<actor_driver>(co, target[1], std::string(payload_bytes, 'x'), false);
     if (auto st = d->connect(seconds(3)); !st) {
       std::fprintf(stderr,
                    "levee load: cannot reach %s: %s; is a node with roles = %s running there "
                    "(levee node --config configs/%s.ini), or give --server HOST:PORT\n",
                    printable(server).c_str(), printable(st.message()).c_str(),
-                   publish ? "broker" : "server", publish ? "broker" : "server");
+                   publish || consume ? "broker" : "server", publish || consume ? "broker" : "server");
       return 2;
     }
     drivers.push_back(std::move(d));
   }
-  if (!publish) {
+  if (target[0] == "actor") {
     // A name no actor has would make every send a not_found: say so before the run.
     auto r = static_cast<actor_driver&>(*drivers.front()).probe(p.timeout);
     if (r.rejected && r.rejected->code == code::not_found && r.rejected->limit.empty()) {

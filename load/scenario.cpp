@@ -27,6 +27,7 @@ const std::vector<scenario_key>& scenario_keys() {
     {"payload_bytes", "64", false, false},
     {"message_bytes", "100", false, false},
     {"ack", "leader", false, false},
+    {"read_messages", "100", false, false},
     {"retry_after", "ignore", false, false},
     {"timeout_ms", "5000", false, false},
     {"max_lag_ms", "50", false, false},
