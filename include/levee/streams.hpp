@@ -46,6 +46,10 @@ struct stream_spec {
   std::string name;
   std::string subject;  // the pattern: '*' one token, '>' the tail
   std::optional<uint32_t> partitions;
+  /// Copies of each partition on as many brokers (a cluster; a broker alone takes 1), and
+  /// how many of them must hold a message before an ack = all publish is answered.
+  std::optional<uint32_t> replication_factor;
+  std::optional<uint32_t> min_insync_replicas;
   std::optional<uint64_t> retention_max_age_ms;    // 0 = none
   std::optional<uint64_t> retention_max_bytes;     // per partition
   std::optional<uint64_t> retention_max_messages;  // per partition, 0 = none
@@ -179,6 +183,20 @@ public:
   status connect_with_backoff(std::chrono::milliseconds total);
   client& connection() noexcept { return conn_; }
 
+  // -- a cluster of brokers -------------------------------------------------------------
+  /// A publish or subscription sent to a broker that does not lead the partition is
+  /// refused not_leader with the leader's address (net/levee.proto Reject.leader_hint):
+  /// the client then moves its connection there and sends it again, within the call's
+  /// deadline, at most this many times per call (default 3; 0: never, the refusal is the
+  /// answer). Moving the connection is a reconnect: whatever else was on its way on the
+  /// old one (other subscriptions, asynchronous publishes not answered) is answered
+  /// unavailable, as connect() does.
+  void set_max_redirects(uint32_t n) { max_redirects_ = n; }
+  /// How many times calls of this client followed a hint.
+  uint64_t redirects() const noexcept { return redirects_; }
+  /// The broker the client is connected to (or will connect to) now, host:port.
+  std::string broker_address() const { return opts_.host + ":" + std::to_string(opts_.port); }
+
   // -- admin ----------------------------------------------------------------------------
   result<stream_info> create_stream(const stream_spec& spec, std::chrono::milliseconds timeout);
   status delete_stream(const std::string& name, std::chrono::milliseconds timeout);
@@ -248,6 +266,12 @@ public:
                                                std::chrono::milliseconds timeout);
 
 private:
+  /// Moves the connection to the leader `r` names (not_leader with a hint), within
+  /// `deadline`; false when `r` is no such refusal, `used` reached max_redirects, or the
+  /// leader cannot be reached.
+  bool follow_hint(const rejection& r, uint32_t& used, std::chrono::steady_clock::time_point deadline);
+  /// Sends a Subscribe; its request id in `id`.
+  std::optional<rejection> send_subscribe(const subscribe_options& opts, uint64_t& id);
   /// Sends `call` and waits for its answer's payload, routing other answers meanwhile.
   result<std::string> call(wire::BrokerCall& call, std::chrono::milliseconds timeout);
   /// Receives one answer (up to `timeout`) and files it: an async publish's to the
@@ -305,7 +329,16 @@ private:
   /// Files a frame's answer: each publish call in it gets its share of the acks.
   void answer_publishes(const std::vector<publish_part>& parts, const reply& r);
 
+  client_options opts_;  // where conn_ goes: a followed hint changes host and port
   client conn_;
+  uint32_t max_redirects_ = 3;
+  uint64_t redirects_ = 0;
+  /// Subscriptions by the id subscribe() returned: the request id each has now (a hint
+  /// may move it to another connection, where request ids start again), and its options
+  /// until its first batch (to send it again to the leader a hint names).
+  std::map<uint64_t, uint64_t> sub_ids_;
+  std::map<uint64_t, subscribe_options> unstarted_;
+  uint64_t next_sub_id_ = 1;
   ack_handler on_acks_;
   uint64_t max_unacked_ = 4096;
   uint64_t batch_bytes_ = 64 * 1024;
