@@ -261,9 +261,23 @@ std::optional<reply> stream_client::pump(milliseconds timeout) {
     return r;
   }
   if (auto a = async_.find(r.request_id); a != async_.end()) {
-    auto parts = std::move(a->second);
+    auto frame = std::move(a->second);
     async_.erase(a);
-    answer_publishes(parts, r);
+    if (r.ok()) {
+      publish_answered_ = true;
+      redirect_run_ = 0;
+    } else if (r.rejected->code == code::not_leader && !r.rejected->leader_hint.empty()
+               && redirect_run_ < max_redirects_) {
+      // The connection moves to the leader once the frames before it are answered
+      // (send_held); with its copy, this frame goes again there, else its calls hear the
+      // refusal (a leader change mid-stream: they publish again, with ids).
+      redirect_ = *r.rejected;
+      if (frame.retry) {
+        redirected_.push_back(std::move(*frame.retry));
+        return std::nullopt;
+      }
+    }
+    answer_publishes(frame.parts, r);
     return std::nullopt;
   }
   if (auto s = subscriptions_.find(r.request_id); s != subscriptions_.end()) {
@@ -334,7 +348,8 @@ void stream_client::deliver_outcomes() {
 }
 
 void stream_client::forget_connection() {
-  if (async_.empty() && !held_ && subscriptions_.empty())
+  publish_answered_ = false;
+  if (async_.empty() && !held_ && subscriptions_.empty() && redirected_.empty())
     return;
   fail_everything(rejection::of(code::unavailable)
                     .detail("the connection it was sent on was replaced by a new one; "
@@ -357,9 +372,13 @@ void stream_client::fail_everything(const rejection& why) {
   // Oldest first: the frames on their way, then the batch not sent yet.
   reply r;
   r.rejected = why;
-  for (auto& [id, parts] : async_)
-    answer_publishes(parts, r);
+  for (auto& [id, frame] : async_)
+    answer_publishes(frame.parts, r);
   async_.clear();
+  for (auto& b : redirected_)
+    answer_publishes(b.parts, r);
+  redirected_.clear();
+  redirect_.reset();
   if (held_) {
     auto parts = std::move(held_->parts);
     held_.reset();
@@ -507,7 +526,39 @@ void stream_client::wait_for_slot(steady_clock::time_point deadline) {
   }
 }
 
+void stream_client::follow_async_redirect() {
+  auto why = *redirect_;
+  auto batches = std::move(redirected_);
+  redirected_.clear();
+  redirect_.reset();
+  // The batch not sent yet goes after them, on the new connection; neither is failed by
+  // the move (the calls in them are still unacked).
+  auto later = std::move(held_);
+  held_.reset();
+  auto unacked = unacked_messages_;
+  uint32_t used = redirect_run_;
+  bool moved = follow_hint(why, used,
+                           batches.empty() ? steady_clock::now() + opts_.connect_timeout
+                                           : batches.front().deadline);
+  redirect_run_ = used;
+  unacked_messages_ = unacked;
+  if (!moved) {
+    reply r;
+    r.rejected = why;
+    for (auto& b : batches)
+      answer_publishes(b.parts, r);
+  } else {
+    for (auto& b : batches)
+      (void) send_batch(std::move(b));
+  }
+  held_ = std::move(later);
+}
+
 status stream_client::send_held(bool wait) {
+  // Frames a broker refused not_leader go to the leader once nothing more is on its way
+  // to the old one (their answers would be lost with its connection).
+  if (redirect_ && async_.empty())
+    follow_async_redirect();
   if (!held_)
     return {};
   if (wait)
@@ -521,6 +572,16 @@ status stream_client::send_held(bool wait) {
   held_.reset();
   // Still full past the batch's deadline: levee::client refuses it (too_many_inflight,
   // net.max_inflight_requests) like any request over the bound.
+  return send_batch(std::move(held));
+}
+
+status stream_client::send_batch(held_batch held) {
+  // Until this connection's first publish is answered, the broker may not lead the
+  // partition (a cluster): a copy waits to go again where its not_leader points. Later
+  // frames keep none (a leader change mid-stream reaches the ack handler with the hint).
+  std::optional<held_batch> retry;
+  if (max_redirects_ > 0 && !publish_answered_)
+    retry = held;
   auto c = publish_call(held.subject, held.messages, held.opts);
   uint64_t id = 0;
   // Asynchronous publishes leave in 64 KiB writes, not a system call each; whatever waits
@@ -534,7 +595,7 @@ status stream_client::send_held(bool wait) {
     answer_publishes(held.parts, r);
     return as_status(*refused);
   }
-  async_.emplace(id, std::move(held.parts));
+  async_.emplace(id, async_frame{std::move(held.parts), std::move(retry)});
   return {};
 }
 
@@ -561,8 +622,9 @@ status stream_client::publish_async(const std::string& subject,
       return st;
   // The window: wait for answers while it is full (a batch larger than the whole window
   // goes once the window is empty). Waiting sends what is held: its answers free room.
-  while (unacked_messages_ + n > max_unacked_ && (held_ || !async_.empty())) {
-    if (held_) {
+  while (unacked_messages_ + n > max_unacked_
+         && (held_ || !async_.empty() || !redirected_.empty())) {
+    if (held_ || async_.empty()) {  // async_ empty: what was redirected goes now
       if (auto st = send_held(true); !st)
         return st;
       continue;
@@ -594,7 +656,11 @@ status stream_client::flush(milliseconds timeout) {
   auto deadline = steady_clock::now() + timeout;
   if (auto st = send_held(true); !st)
     return st;
-  while (!async_.empty()) {
+  while (!async_.empty() || !redirected_.empty()) {
+    if (async_.empty()) {  // only redirected frames left: they go to the leader now
+      (void) send_held(true);
+      continue;
+    }
     auto r = pump(milliseconds(left_ms(deadline)));
     if (r && r->request_id == 0 && r->rejected)
       return as_status(*r->rejected);

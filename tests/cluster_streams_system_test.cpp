@@ -230,6 +230,29 @@ TEST(ClusterStreams, APublishOrSubscriptionSentToABrokerThatDoesNotLeadFollowsTh
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(pub->redirects(), 1u) << "already at the leader";
 
+  // Asynchronous publishes: the frames the broker refused go again to the leader, in
+  // order, once the ones before them are answered; every call hears its acks.
+  auto async_pub = c.streams_of(c.by_id(other));
+  std::vector<uint64_t> offsets;
+  std::string async_failure;
+  async_pub->on_acks([&](uint64_t, result<std::vector<message_ack>> acks) {
+    if (!acks.ok())
+      async_failure = acks.error().to_string();
+    else
+      for (auto& a : *acks)
+        offsets.push_back(a.offset);
+  });
+  async_pub->set_batch_messages(4);  // several frames on their way to the wrong broker
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(async_pub->publish_async("solo.b", one("async " + std::to_string(i))).ok());
+  auto flushed = async_pub->flush(10s);
+  ASSERT_TRUE(flushed.ok()) << flushed.to_string();
+  EXPECT_EQ(async_failure, "");
+  ASSERT_EQ(offsets.size(), 10u);
+  EXPECT_TRUE(std::is_sorted(offsets.begin(), offsets.end())) << "stored in publish order";
+  EXPECT_EQ(async_pub->redirects(), 1u);
+  EXPECT_EQ(async_pub->broker_address(), cluster_fixture::address(c.by_id(leader)));
+
   // A subscription sent to the third broker follows too, under the id it was given.
   auto sub_client = c.streams_of(c.by_id(third));
   subscribe_options from_start;
@@ -238,7 +261,7 @@ TEST(ClusterStreams, APublishOrSubscriptionSentToABrokerThatDoesNotLeadFollowsTh
   ASSERT_TRUE(sub.ok());
   std::vector<std::string> bodies;
   auto deadline = steady_clock::now() + bound;
-  while (bodies.size() < 2 && steady_clock::now() < deadline) {
+  while (bodies.size() < 12 && steady_clock::now() < deadline) {
     auto ev = sub_client->next(*sub, 1s);
     if (ev.batch)
       for (auto& m : ev.batch->messages)
@@ -246,7 +269,10 @@ TEST(ClusterStreams, APublishOrSubscriptionSentToABrokerThatDoesNotLeadFollowsTh
     else if (ev.error && ev.error->code != code::deadline_exceeded)
       FAIL() << ev.error->to_string();
   }
-  EXPECT_EQ(bodies, (std::vector<std::string>{"followed", "direct"}));
+  ASSERT_EQ(bodies.size(), 12u);
+  EXPECT_EQ(bodies[0], "followed");
+  EXPECT_EQ(bodies[1], "direct");
+  EXPECT_EQ(bodies[11], "async 9");
   EXPECT_EQ(sub_client->redirects(), 1u);
 
   // The CLI follows it too.

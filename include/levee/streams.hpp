@@ -188,9 +188,12 @@ public:
   /// refused not_leader with the leader's address (net/levee.proto Reject.leader_hint):
   /// the client then moves its connection there and sends it again, within the call's
   /// deadline, at most this many times per call (default 3; 0: never, the refusal is the
-  /// answer). Moving the connection is a reconnect: whatever else was on its way on the
-  /// old one (other subscriptions, asynchronous publishes not answered) is answered
-  /// unavailable, as connect() does.
+  /// answer). Asynchronous publishes: the connection moves once every frame on its way to
+  /// the old broker is answered; the frames sent before the connection's first answered
+  /// publish (a client pointed at the wrong broker) go again there, in order; a later
+  /// frame (a leader change mid-stream) keeps no copy, so its calls hear the refusal with
+  /// the hint and publish again (with ids, a repeat is stored once). Moving the connection
+  /// is a reconnect: subscriptions on the old one are answered unavailable.
   void set_max_redirects(uint32_t n) { max_redirects_ = n; }
   /// How many times calls of this client followed a hint.
   uint64_t redirects() const noexcept { return redirects_; }
@@ -349,7 +352,25 @@ private:
   uint64_t unacked_messages_ = 0;
   uint64_t next_publish_id_ = 1;
   std::optional<held_batch> held_;
-  std::map<uint64_t, std::vector<publish_part>> async_;  // request id -> the calls in it
+  /// An asynchronous frame on its way: its calls, and (until the connection's first
+  /// answered publish) a copy of its batch, to send again to the leader a not_leader names.
+  struct async_frame {
+    std::vector<publish_part> parts;
+    std::optional<held_batch> retry;
+  };
+  std::map<uint64_t, async_frame> async_;  // request id -> the frame
+  /// Frames refused not_leader with a hint, waiting for the frames still on their way to
+  /// the old broker; then the connection moves and they go again, in order.
+  std::deque<held_batch> redirected_;
+  std::optional<rejection> redirect_;  // the not_leader they were refused with
+  uint32_t redirect_run_ = 0;          // hints followed since a publish was last answered
+  bool publish_answered_ = false;      // on this connection: frames sent now keep no copy
+  /// Moves the connection to redirect_'s leader and sends the redirected frames again once
+  /// nothing is on its way to the old broker; answers them with the refusal when the hint
+  /// cannot be followed.
+  void follow_async_redirect();
+  /// Sends `held` as one frame now (no waiting for a slot); a refusal reaches its calls.
+  status send_batch(held_batch held);
   std::map<uint64_t, std::deque<reply>> subscriptions_;
 };
 
