@@ -71,6 +71,30 @@ bool placed_everywhere(const std::vector<cluster::ClusterInfo>& a, const std::st
   return true;
 }
 
+stream_spec spec_of(const std::string& name, uint32_t partitions, uint32_t replicas,
+                    uint32_t min_isr = 1) {
+  stream_spec spec;
+  spec.name = name;
+  spec.subject = name + ".>";
+  spec.partitions = partitions;
+  spec.replication_factor = replicas;
+  spec.min_insync_replicas = min_isr;
+  return spec;
+}
+
+/// Creates `spec` through `sc` and waits until every broker shows its partitions led.
+::testing::AssertionResult create_placed(cluster_fixture& c, stream_client& sc,
+                                         const stream_spec& spec) {
+  auto made = create_eventually(sc, spec);
+  if (!made.ok())
+    return ::testing::AssertionFailure() << made.error().to_string();
+  std::string last;
+  if (!c.eventually(all_of(c.members()),
+                    [&](auto& a) { return placed_everywhere(a, spec.name, *spec.partitions); }, last))
+    return ::testing::AssertionFailure() << "not placed everywhere; last answer:\n" << last;
+  return ::testing::AssertionSuccess();
+}
+
 std::vector<out_message> one(const std::string& body) {
   return {out_message{"", "", body, {}}};
 }
@@ -83,20 +107,22 @@ void stop_all(cluster_fixture& c) {
     }
 }
 
-TEST(ClusterStreams, CreateAndDeleteGoThroughTheMetadataAndEveryBrokerAgrees) {
+/// Three brokers agreeing on a metadata leader before each test, stopped after it
+/// (SIGTERM: each must exit 0).
+class ClusterStreams : public ::testing::Test {
+protected:
+  void SetUp() override { ASSERT_TRUE(start_agreed(c, last)) << last; }
+  void TearDown() override { stop_all(c); }
+
   cluster_fixture c{3};
-  ASSERT_TRUE(c.start_all());
   std::string last;
-  ASSERT_TRUE(c.eventually(all_of(c.members()), [](auto& a) { return agree(a, 3); }, last)) << last;
+};
+
+TEST_F(ClusterStreams, CreateAndDeleteGoThroughTheMetadataAndEveryBrokerAgrees) {
 
   // Through broker 2, whoever leads the metadata.
   auto sc = c.streams_of(c.by_id(2));
-  stream_spec spec;
-  spec.name = "orders";
-  spec.subject = "orders.>";
-  spec.partitions = 2;
-  spec.replication_factor = 3;
-  spec.min_insync_replicas = 2;
+  auto spec = spec_of("orders", 2, 3, 2);
   auto made = create_eventually(*sc, spec);
   ASSERT_TRUE(made.ok()) << made.error().to_string();
   EXPECT_EQ(made->config.replication_factor.value_or(0), 3u);
@@ -144,6 +170,21 @@ TEST(ClusterStreams, CreateAndDeleteGoThroughTheMetadataAndEveryBrokerAgrees) {
   ASSERT_TRUE(info);
   EXPECT_NE(partition_of(*info, "orders", 0)->leader(), partition_of(*info, "orders", 1)->leader());
 
+  // levee cluster puts every broker's answer together: each partition's HW (its leader's)
+  // and every replica's lag behind the leader's log end.
+  ASSERT_TRUE(sc->publish("orders.a", one("counted"), [] {
+                publish_options po;
+                po.partition = 0;
+                return po;
+              }()).ok());
+  test::child_process cli;
+  ASSERT_TRUE(cli.start({levee_binary, "cluster", "--broker", cluster_fixture::address(c.by_id(3))}));
+  auto line = cli.wait_for_line("partition 0: leader", bound);
+  ASSERT_TRUE(line);
+  EXPECT_NE(line->find("HW "), std::string::npos) << *line;
+  EXPECT_NE(line->find("lag 1:"), std::string::npos) << *line;
+  EXPECT_EQ(cli.wait_exit(bound), 0);
+
   // A factor above the alive brokers is refused by the metadata, typed.
   spec.name = "wide";
   spec.subject = "wide.>";
@@ -180,32 +221,14 @@ TEST(ClusterStreams, CreateAndDeleteGoThroughTheMetadataAndEveryBrokerAgrees) {
     EXPECT_TRUE(gone) << "broker " << m.id << " still has the deleted stream";
   }
   // Created again under the name: a new stream everywhere.
-  spec.name = "orders";
-  spec.subject = "orders.>";
-  spec.partitions = 1;
-  spec.replication_factor = 2;
-  spec.min_insync_replicas = 1;
-  auto again = create_eventually(*sc3, spec);
+  auto again = create_eventually(*sc3, spec_of("orders", 1, 2));
   ASSERT_TRUE(again.ok()) << again.error().to_string();
   EXPECT_EQ(again->partitions.size(), 1u);
-  stop_all(c);
 }
 
-TEST(ClusterStreams, APublishOrSubscriptionSentToABrokerThatDoesNotLeadFollowsTheHint) {
-  cluster_fixture c{3};
-  ASSERT_TRUE(c.start_all());
-  std::string last;
-  ASSERT_TRUE(c.eventually(all_of(c.members()), [](auto& a) { return agree(a, 3); }, last)) << last;
+TEST_F(ClusterStreams, APublishOrSubscriptionSentToABrokerThatDoesNotLeadFollowsTheHint) {
   auto sc = c.streams_of(c.by_id(1));
-  stream_spec spec;
-  spec.name = "solo";
-  spec.subject = "solo.>";
-  spec.partitions = 1;
-  spec.replication_factor = 1;
-  ASSERT_TRUE(create_eventually(*sc, spec).ok());
-  ASSERT_TRUE(c.eventually(all_of(c.members()), [](auto& a) { return placed_everywhere(a, "solo", 1); },
-                           last))
-    << last;
+  ASSERT_TRUE(create_placed(c, *sc, spec_of("solo", 1, 1)));
   uint64_t leader = partition_of(*c.info(c.by_id(1)), "solo", 0)->leader();
   uint64_t other = leader == 1 ? 2 : 1;
   uint64_t third = 6 - leader - other;
@@ -281,24 +304,12 @@ TEST(ClusterStreams, APublishOrSubscriptionSentToABrokerThatDoesNotLeadFollowsTh
                          cluster_fixture::address(c.by_id(other))},
                         c.dir().file("pub.stderr")));
   EXPECT_EQ(cli.wait_exit(bound), 0) << test::read_file(c.dir().file("pub.stderr"));
-  stop_all(c);
 }
 
-TEST(ClusterStreams, TheMetadataLeaderKilledWhileAStreamKeepsServing) {
-  cluster_fixture c{3};
-  ASSERT_TRUE(c.start_all());
-  std::string last;
-  ASSERT_TRUE(c.eventually(all_of(c.members()), [](auto& a) { return agree(a, 3); }, last)) << last;
+TEST_F(ClusterStreams, TheMetadataLeaderKilledWhileAStreamKeepsServing) {
   auto sc = c.streams_of(c.by_id(1));
-  stream_spec spec;
-  spec.name = "serve";
-  spec.subject = "serve.>";
-  spec.partitions = 3;  // one leader on each broker (placement spreads them)
-  spec.replication_factor = 1;
-  ASSERT_TRUE(create_eventually(*sc, spec).ok());
-  ASSERT_TRUE(c.eventually(all_of(c.members()), [](auto& a) { return placed_everywhere(a, "serve", 3); },
-                           last))
-    << last;
+  // Three partitions: one leader on each broker (placement spreads them).
+  ASSERT_TRUE(create_placed(c, *sc, spec_of("serve", 3, 1)));
   auto before = c.info(c.by_id(1));
   uint64_t meta_leader = before->leader_id();
   uint32_t partition = 0;
@@ -315,8 +326,7 @@ TEST(ClusterStreams, TheMetadataLeaderKilledWhileAStreamKeepsServing) {
   ASSERT_TRUE(pub->publish("serve.x", one("before"), po).ok());
 
   auto killed_at = steady_clock::now();
-  c.by_id(meta_leader).proc->signal(SIGKILL);
-  c.by_id(meta_leader).proc->wait_exit(bound);
+  c.kill(c.by_id(meta_leader));
   auto survivors = all_of(c.members(), meta_leader);
   // Publishes go on while the survivors elect a new metadata leader.
   uint64_t ok = 0, failed = 0;
@@ -343,39 +353,15 @@ TEST(ClusterStreams, TheMetadataLeaderKilledWhileAStreamKeepsServing) {
   EXPECT_GT(ok, 0u);
   EXPECT_EQ(failed, 0u) << failure;
   // The new leader serves metadata: a stream is created through a survivor.
-  spec.name = "after";
-  spec.subject = "after.>";
-  spec.partitions = 1;
-  auto after = create_eventually(*c.streams_of(*survivors[1]), spec);
+  auto after = create_eventually(*c.streams_of(*survivors[1]), spec_of("after", 1, 1));
   EXPECT_TRUE(after.ok()) << after.error().to_string();
-  stop_all(c);
 }
 
-TEST(ClusterStreams, APartitionLeadersBrokerKilledGetsANewLeaderFromTheIsrAtANewEpoch) {
-  cluster_fixture c{3};
-  ASSERT_TRUE(c.start_all());
-  std::string last;
-  ASSERT_TRUE(c.eventually(all_of(c.members()), [](auto& a) { return agree(a, 3); }, last)) << last;
+TEST_F(ClusterStreams, APartitionLeadersBrokerKilledGetsANewLeaderFromTheIsrAtANewEpoch) {
   auto sc = c.streams_of(c.by_id(1));
-  stream_spec ha;
-  ha.name = "ha";
-  ha.subject = "ha.>";
-  ha.partitions = 1;
-  ha.replication_factor = 3;
-  ha.min_insync_replicas = 2;
-  ASSERT_TRUE(create_eventually(*sc, ha).ok());
-  stream_spec solo;  // one copy of each partition: the killed broker's goes offline
-  solo.name = "solo";
-  solo.subject = "solo.>";
-  solo.partitions = 3;
-  solo.replication_factor = 1;
-  ASSERT_TRUE(create_eventually(*sc, solo).ok());
-  ASSERT_TRUE(c.eventually(all_of(c.members()),
-                           [](auto& a) {
-                             return placed_everywhere(a, "ha", 1) && placed_everywhere(a, "solo", 3);
-                           },
-                           last))
-    << last;
+  ASSERT_TRUE(create_placed(c, *sc, spec_of("ha", 1, 3, 2)));
+  // One copy of each partition: the killed broker's goes offline.
+  ASSERT_TRUE(create_placed(c, *sc, spec_of("solo", 3, 1)));
   auto before = c.info(c.by_id(1));
   auto* part = partition_of(*before, "ha", 0);
   uint64_t leader = part->leader();
@@ -388,8 +374,7 @@ TEST(ClusterStreams, APartitionLeadersBrokerKilledGetsANewLeaderFromTheIsrAtANew
   ASSERT_TRUE(sc->publish("ha.a", one("before")).ok());
 
   auto killed_at = steady_clock::now();
-  c.by_id(leader).proc->signal(SIGKILL);
-  c.by_id(leader).proc->wait_exit(bound);
+  c.kill(c.by_id(leader));
   auto survivors = all_of(c.members(), leader);
   ASSERT_TRUE(c.eventually(survivors,
                            [&](auto& a) {
@@ -456,7 +441,6 @@ TEST(ClusterStreams, APartitionLeadersBrokerKilledGetsANewLeaderFromTheIsrAtANew
   EXPECT_EQ(back->redirects(), 1u);
   auto local = back->publish("solo.x", one("home again"), po);
   EXPECT_TRUE(local.ok()) << local.error().to_string();
-  stop_all(c);
 }
 
 } // namespace

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <signal.h>
+
 #include "broker/cluster.pb.h"
 #include "levee/client.hpp"
 #include "levee/streams.hpp"
@@ -138,6 +140,12 @@ public:
 
   static std::string address(const member& m) { return "127.0.0.1:" + std::to_string(m.port); }
 
+  /// kill -9, and reaped.
+  void kill(member& m) {
+    m.proc->signal(SIGKILL);
+    m.proc->wait_exit(bound);
+  }
+
   std::vector<member>& members() { return members_; }
   member& by_id(uint64_t id) { return members_[id - 1]; }
   test::temp_dir& dir() { return dir_; }
@@ -171,6 +179,13 @@ inline std::vector<member*> all_of(std::vector<member>& ms, uint64_t except = 0)
     if (m.id != except)
       out.push_back(&m);
   return out;
+}
+
+/// Starts every member and waits until they agree on a leader with all of them alive;
+/// `last` holds the last answer when they do not.
+inline bool start_agreed(cluster_fixture& c, std::string& last) {
+  return c.start_all()
+         && c.eventually(all_of(c.members()), [](auto& a) { return agree(a, 3); }, last);
 }
 
 } // namespace levee::test_cluster

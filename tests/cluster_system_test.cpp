@@ -48,8 +48,7 @@ TEST(ClusterSystem, ThreeBrokersFormTheMetadataClusterAndSurviveTheLeadersKill) 
   // kill -9 the metadata leader: the survivors elect another and mark it unreachable
   // once its session has expired.
   auto killed_at = steady_clock::now();
-  c.by_id(leader).proc->signal(SIGKILL);
-  c.by_id(leader).proc->wait_exit(bound);
+  c.kill(c.by_id(leader));
   auto survivors = all_of(c.members(), leader);
   ASSERT_TRUE(c.eventually(survivors,
                            [&](auto& a) {
