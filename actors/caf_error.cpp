@@ -11,7 +11,7 @@ caf::atom_value error_category() noexcept {
 caf::error to_error(const rejection& r) {
   return caf::error{static_cast<uint8_t>(r.code), error_category(),
                     caf::make_message(r.limit, r.observed, r.max, r.retry_after_ms,
-                                      r.detail)};
+                                      r.detail, r.leader_hint)};
 }
 
 std::optional<rejection> rejection_from(const caf::error& err) {
@@ -23,12 +23,13 @@ std::optional<rejection> rejection_from(const caf::error& err) {
   rejection r;
   r.code = *c;
   auto& ctx = err.context();
-  if (ctx.match_elements<std::string, uint64_t, uint64_t, uint64_t, std::string>()) {
+  if (ctx.match_elements<std::string, uint64_t, uint64_t, uint64_t, std::string, std::string>()) {
     r.limit = ctx.get_as<std::string>(0);
     r.observed = ctx.get_as<uint64_t>(1);
     r.max = ctx.get_as<uint64_t>(2);
     r.retry_after_ms = ctx.get_as<uint64_t>(3);
     r.detail = ctx.get_as<std::string>(4);
+    r.leader_hint = ctx.get_as<std::string>(5);
   }
   return r;
 }

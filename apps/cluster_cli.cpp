@@ -3,6 +3,9 @@
 // printed), 2 a usage error or a broker that cannot be reached.
 
 #include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,12 +54,83 @@ std::string cluster_text(const cluster::ClusterInfo& c) {
   for (auto& s : c.streams()) {
     out += "  " + printable(s.name()) + "  replication " + std::to_string(s.replication_factor())
            + ", min ISR " + std::to_string(s.min_insync_replicas()) + "\n";
-    for (auto& p : s.partitions())
-      out += "    partition " + std::to_string(p.partition()) + ": leader " + std::to_string(p.leader())
+    for (auto& p : s.partitions()) {
+      out += "    partition " + std::to_string(p.partition()) + ": leader "
+             + (p.leader() ? std::to_string(p.leader()) : std::string{"none (offline)"})
              + ", replicas " + ids(p.replicas()) + ", ISR " + ids(p.isr()) + ", leader epoch "
-             + std::to_string(p.leader_epoch()) + "\n";
+             + std::to_string(p.leader_epoch());
+      if (p.progress_size() > 0) {
+        out += ", HW " + std::to_string(p.leader_high_water()) + ", lag";
+        for (auto& r : p.progress())
+          out += " " + std::to_string(r.broker()) + ":"
+                 + (r.known() ? std::to_string(r.lag()) : std::string{"?"});
+      }
+      out += "\n";
+    }
   }
   return out;
+}
+
+/// The ClusterInfo of the broker at `address`, or nullopt (not reachable within a second).
+std::optional<cluster::ClusterInfo> info_from(const std::string& address, const std::string& token) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos)
+    return std::nullopt;
+  client_options co;
+  co.host = address.substr(0, colon);
+  co.port = static_cast<uint16_t>(std::strtoul(address.c_str() + colon + 1, nullptr, 10));
+  co.token = token;
+  co.connect_timeout = std::chrono::seconds(1);
+  client c{co};
+  if (!c.connect().ok())
+    return std::nullopt;
+  cluster::ClusterCall call;
+  call.mutable_info();
+  auto r = c.request("cluster", call.SerializeAsString(), std::chrono::seconds(2));
+  cluster::ClusterInfo out;
+  if (!r.ok() || !out.ParseFromString(*r.payload))
+    return std::nullopt;
+  return out;
+}
+
+/// Each partition's HW (its leader's) and every replica's lag behind the leader's log end,
+/// from the answers of every alive broker (each knows only its own replicas' figures).
+void fill_progress(cluster::ClusterInfo& info, const std::string& token) {
+  std::map<uint64_t, cluster::ClusterInfo> answers;
+  answers[info.broker_id()] = info;
+  for (auto& b : info.brokers())
+    if (b.id() != info.broker_id() && b.state() == "alive")
+      if (auto other = info_from(b.address(), token))
+        answers[b.id()] = *other;
+  auto local = [&](uint64_t broker, const std::string& stream, uint32_t p)
+    -> const cluster::ClusterPartition* {
+    auto a = answers.find(broker);
+    if (a == answers.end())
+      return nullptr;
+    for (auto& s : a->second.streams())
+      if (s.name() == stream)
+        for (auto& part : s.partitions())
+          if (part.partition() == p && part.local_replica())
+            return &part;
+    return nullptr;
+  };
+  for (auto& s : *info.mutable_streams())
+    for (auto& p : *s.mutable_partitions()) {
+      auto* lead = p.leader() ? local(p.leader(), s.name(), p.partition()) : nullptr;
+      if (lead)
+        p.set_leader_high_water(lead->high_water());
+      for (auto r : p.replicas()) {
+        auto* mine = local(r, s.name(), p.partition());
+        auto* g = p.add_progress();
+        g->set_broker(r);
+        g->set_known(mine != nullptr && lead != nullptr);
+        if (mine) {
+          g->set_log_end_offset(mine->log_end_offset());
+          if (lead && lead->log_end_offset() > mine->log_end_offset())
+            g->set_lag(lead->log_end_offset() - mine->log_end_offset());
+        }
+      }
+    }
 }
 
 } // namespace
@@ -102,6 +176,8 @@ int run_cluster(const std::vector<std::string>& args) {
     std::fprintf(stderr, "levee cluster: an answer that does not parse as a ClusterInfo\n");
     return 1;
   }
+  if (info.clustered())
+    fill_progress(info, token);
   if (json)
     std::printf("%s\n", message_json(info).c_str());
   else

@@ -153,6 +153,9 @@ void print_info(const stream_info& info, bool json) {
   auto parts = c.partitions.value_or(static_cast<uint32_t>(info.partitions.size()));
   std::string line = printable(c.name) + "  subject " + printable(c.subject) + "  "
                      + std::to_string(parts) + (parts == 1 ? " partition" : " partitions");
+  if (c.replication_factor && *c.replication_factor > 1)
+    line += "  replicas " + std::to_string(*c.replication_factor) + ", min ISR "
+            + std::to_string(c.min_insync_replicas.value_or(1));
   if (c.retention_max_age_ms && *c.retention_max_age_ms != 0)
     line += "  max age " + std::to_string(*c.retention_max_age_ms) + " ms";
   if (c.retention_max_bytes)
@@ -174,7 +177,7 @@ int run_stream_create(const std::vector<std::string>& args) {
     "broker's [stream] defaults"};
   broker_args a;
   std::string name, subject, on_full, fsync;
-  uint32_t partitions = 0;
+  uint32_t partitions = 0, replicas = 0, min_isr = 0;
   uint64_t max_age_ms = 0, max_bytes = 0, max_messages = 0, max_message_bytes = 0;
   uint64_t dedupe_window_ms = 0;
   bool compact = false;
@@ -185,6 +188,11 @@ int run_stream_create(const std::vector<std::string>& args) {
     ("subject", po::value(&subject), "the subject pattern it binds, e.g. orders.*.created")
     ("partitions", whole_number("partitions", &partitions, uint32_t{0}, 0, 1024, "partitions"),
      "partitions, 1 to 1024 (0: the broker's default)")
+    ("replicas", whole_number("replicas", &replicas, uint32_t{0}, 0, 1024, "brokers"),
+     "copies of each partition, on as many brokers of a cluster (0 or 1: one copy; a broker "
+     "alone takes no more)")
+    ("min-isr", whole_number("min-isr", &min_isr, uint32_t{0}, 0, 1024, "replicas"),
+     "in-sync replicas an ack = all publish needs, 1 to --replicas (0: 1)")
     ("max-age-ms", whole_number("max-age-ms", &max_age_ms, uint64_t{0}, 0, UINT64_MAX, "ms"),
      "drop messages older than this (0: the default; set the default to keep them)")
     ("max-bytes", whole_number("max-bytes", &max_bytes, uint64_t{0}, 0, UINT64_MAX, "bytes"),
@@ -214,6 +222,8 @@ int run_stream_create(const std::vector<std::string>& args) {
   spec.subject = subject;
   auto given = [](auto v) { return v != 0 ? std::optional<decltype(v)>{v} : std::nullopt; };
   spec.partitions = given(partitions);
+  spec.replication_factor = given(replicas);
+  spec.min_insync_replicas = given(min_isr);
   spec.retention_max_age_ms = given(max_age_ms);
   spec.retention_max_bytes = given(max_bytes);
   spec.retention_max_messages = given(max_messages);
@@ -418,6 +428,9 @@ int run_pub(const std::vector<std::string>& args) {
     return rc;
   if (message != unset && message != "-") {
     auto acks = sc->publish(subject, {out_message{key, id, message, {}}}, po);
+    if (sc->redirects() > 0)  // a cluster's broker that does not lead the partition
+      std::fprintf(stderr, "levee pub: followed the partition leader's address to %s\n",
+                   printable(sc->broker_address()).c_str());
     if (!acks)
       return refused("pub", acks.error());
     print_acks(*acks, a.json);

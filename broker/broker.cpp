@@ -38,8 +38,11 @@ namespace {
 
 using namespace std::chrono;
 
-/// A leader for every partition of `s` that opened; the others keep their problem.
-stream_entry start_leaders(caf::actor_system& sys, broker_state& st, streams::stream& s) {
+} // namespace
+
+stream_entry start_leaders(broker_self* self, streams::stream& s,
+                           const std::function<bool(uint32_t)>& only) {
+  auto& st = self->state;
   stream_entry entry;
   entry.stream = &s;
   auto limits = streams::effective_limits(s.config(), st.rt->config().for_kind("stream"));
@@ -50,6 +53,10 @@ stream_entry start_leaders(caf::actor_system& sys, broker_state& st, streams::st
     std::max(limits.max_inflight_per_requester, limits.mailbox_capacity);
   for (uint32_t p = 0; p < s.partition_count(); ++p) {
     partition_entry pe;
+    if (only && !only(p)) {  // clustered: no replica here
+      entry.partitions.push_back(std::move(pe));
+      continue;
+    }
     auto log = s.partition(p);
     if (!log) {
       pe.problem = log.error().to_string();
@@ -70,13 +77,17 @@ stream_entry start_leaders(caf::actor_system& sys, broker_state& st, streams::st
     ls.gauges = pe.gauges;
     ls.stats = st.setup.stats;
     ls.clock = st.setup.clock;
-    pe.leader = spawn_leader(sys, *st.rt, limits, std::move(ls));
+    ls.controller = st.setup.controller;
+    pe.leader = spawn_leader(self->system(), *st.rt, limits, std::move(ls));
+    if (st.setup.gauges) {
+      std::lock_guard<std::mutex> guard{st.setup.gauges->mu};
+      st.setup.gauges->partitions[{s.config().name, p}] = pe.gauges;
+    }
     entry.partitions.push_back(std::move(pe));
   }
   return entry;
 }
 
-/// The stats' gauges of the table: streams (the internal one aside) and their partitions.
 void count_streams(broker_state& st) {
   uint64_t streams = 0, partitions = 0;
   for (auto& [name, e] : st.streams)
@@ -88,22 +99,31 @@ void count_streams(broker_state& st) {
   st.setup.stats->partitions.store(partitions);
 }
 
+namespace {
+
 std::string info_of(const stream_entry& e) {
   wire::StreamInfo info;
-  config_to_wire(e.stream->config(), *info.mutable_config());
+  config_to_wire(e.stream->config(), *info.mutable_config(), e.replication_factor,
+                 e.min_insync_replicas);
   for (uint32_t p = 0; p < e.partitions.size(); ++p)
     partition_to_wire(p, e.partitions[p].gauges.get(), e.partitions[p].problem,
                       *info.add_partitions());
   return info.SerializeAsString();
 }
 
-/// Stops the leaders of `e` and waits for them; then `done` (true: every sync succeeded).
+} // namespace
+
 void stop_leaders(broker_self* self, stream_entry& e, bool deleted,
                   std::function<void(bool)> done) {
   std::vector<leader_actor> leaders;
   for (auto& p : e.partitions)
     if (p.leader)
       leaders.push_back(p.leader);
+  if (auto& board = self->state.setup.gauges) {
+    std::lock_guard<std::mutex> guard{board->mu};
+    for (uint32_t p = 0; p < e.partitions.size(); ++p)
+      board->partitions.erase({e.stream->config().name, p});
+  }
   if (leaders.empty()) {
     done(true);
     return;
@@ -128,6 +148,36 @@ void stop_leaders(broker_self* self, stream_entry& e, bool deleted,
         });
 }
 
+namespace {
+
+/// Clustered: a metadata command of this broker (create, delete) through the controller;
+/// `applied` runs once this broker applied it (it was told that state first), a refusal
+/// of the state machine is the answer.
+caf::result<std::string> propose(broker_self* self, const metadata::command& cmd,
+                                 std::function<std::optional<std::string>()> applied) {
+  auto rp = self->make_response_promise<std::string>();
+  self->request(self->state.setup.controller, caf::infinite, propose_atom::value,
+                metadata::encode_command(cmd))
+    .then(
+      [self, rp, applied](uint64_t) mutable {
+        if (auto out = applied()) {
+          rp.deliver(std::move(*out));
+          return;
+        }
+        rp.deliver(refuse(self, rejection::of(code::unavailable)
+                                  .retry_after_ms(100)
+                                  .detail("applied in the metadata, but this broker's copy is "
+                                          "not ready yet (an older copy still being deleted, "
+                                          "or its directory failed: see the broker's log); "
+                                          "retry")));
+      },
+      [self, rp](caf::error& err) mutable {
+        auto r = rejection_from(err);
+        rp.deliver(r ? refuse(self, *r) : err);
+      });
+  return rp;
+}
+
 caf::result<std::string> create_stream(broker_self* self, const wire::CreateStream& req) {
   auto& st = self->state;
   if (is_internal_stream(req.name()))
@@ -136,13 +186,42 @@ caf::result<std::string> create_stream(broker_self* self, const wire::CreateStre
   auto cfg = config_from_wire(req, st.setup.settings.defaults);
   if (!cfg)
     return refuse(self, cfg.error().as_rejection());
+  uint32_t rf = std::max<uint32_t>(1, req.replication_factor());
+  uint32_t min_isr = std::max<uint32_t>(1, req.min_insync_replicas());
+  if (!st.clustered() && (rf > 1 || min_isr > 1))
+    return refuse(self, code::bad_request,
+                  "replication_factor and min_insync_replicas must be 0 or 1: this broker runs "
+                  "alone (no broker.raft_listen) and keeps one copy; run a cluster of brokers "
+                  "(scripts/cluster) for more");
+  if (min_isr > rf)
+    return refuse(self, rejection::of(code::bad_request)
+                          .observed(min_isr)
+                          .max(rf)
+                          .detail("min_insync_replicas " + std::to_string(min_isr)
+                                  + " is above the replication_factor " + std::to_string(rf)
+                                  + "; lower it or raise the factor"));
+  if (st.clustered()) {
+    // Checked here, before the metadata: the state machine trusts its proposers' configs.
+    if (auto ok = streams::validate(*cfg, st.setup.settings.subjects); !ok)
+      return refuse(self, ok.as_rejection());
+    auto name = cfg->name;
+    return propose(self, metadata::create_stream{*cfg, rf, min_isr},
+                   [self, name]() -> std::optional<std::string> {
+                     auto* e = find_stream(self, name);
+                     if (e == nullptr || !e->in_metadata)
+                       return std::nullopt;
+                     return info_of(*e);
+                   });
+  }
   auto s = st.setup.catalog->create(*cfg);
   if (!s)
     return refuse(self, s.error().as_rejection());
-  auto& entry = st.streams[cfg->name] = start_leaders(self->system(), st, **s);
+  auto& entry = st.streams[cfg->name] = start_leaders(self, **s);
   count_streams(st);
   return info_of(entry);
 }
+
+} // namespace
 
 /// A deleted stream's cursors go from memory and get tombstones in `__cursors`, so a
 /// stream created again under the name starts without them, after a restart too. A
@@ -166,12 +245,22 @@ void forget_cursors(broker_self* self, const std::string& stream) {
           });
 }
 
+namespace {
+
 caf::result<std::string> delete_stream(broker_self* self, const wire::DeleteStream& req) {
   auto& st = self->state;
   auto name = req.name();
   if (is_internal_stream(name))
     return refuse(self, code::bad_request,
                   "stream " + name + " is the broker's own and cannot be deleted");
+  if (st.clustered()) {
+    // Once applied, every broker deletes its copy (apply_metadata); this one already
+    // started when the answer comes.
+    wire::StreamDeleted answer;
+    answer.set_name(name);
+    return propose(self, metadata::delete_stream{name},
+                   [answer]() -> std::optional<std::string> { return answer.SerializeAsString(); });
+  }
   auto it = st.streams.find(name);
   wire::StreamDeleted answer;
   answer.set_name(name);
@@ -203,7 +292,7 @@ caf::result<std::string> delete_stream(broker_self* self, const wire::DeleteStre
 std::string list_streams(broker_self* self) {
   wire::StreamList list;
   for (auto& [name, e] : self->state.streams)
-    if (!is_internal_stream(name) && !e.deleting)
+    if (!is_internal_stream(name) && !e.deleting && e.in_metadata)
       list.add_streams()->ParseFromString(info_of(e));
   for (auto& p : self->state.setup.catalog->problems())
     if (!p.partition)
@@ -230,9 +319,23 @@ broker_actor::behavior_type broker(broker_self* self, broker_setup setup, runtim
   st.cursors.emplace(std::move(cursors));
   for (auto* s : st.setup.catalog->list()) {
     auto* found = st.setup.catalog->find(s->config().name);
-    st.streams[found->config().name] = start_leaders(self->system(), st, *found);
+    auto& name = found->config().name;
+    if (st.clustered() && !is_internal_stream(name)) {
+      // Dormant until the metadata says what this copy is (apply_metadata): a restarted
+      // broker must not lead a partition the cluster gave to another meanwhile.
+      stream_entry e;
+      e.stream = found;
+      e.partitions.resize(found->partition_count());
+      e.created_at = read_created_at(*found);
+      e.in_metadata = false;
+      st.streams[name] = std::move(e);
+      continue;
+    }
+    st.streams[name] = start_leaders(self, *found);
   }
   count_streams(st);
+  if (st.clustered())
+    self->send(st.setup.controller, watch_atom::value, broker_actor{self});
   st.publishers.emplace(*st.setup.clock, st.setup.limits.publishers);
   st.log.emplace(*st.setup.clock, 1, 10);
   auto tick = milliseconds(std::max<uint64_t>(st.setup.limits.publishers.idle_ms, 1000));
@@ -250,7 +353,7 @@ broker_actor::behavior_type broker(broker_self* self, broker_setup setup, runtim
         case wire::BrokerCall::kListStreams: return list_streams(self);
         case wire::BrokerCall::kStreamInfo: {
           auto* e = find_stream(self, call.stream_info().name());
-          if (e == nullptr)
+          if (e == nullptr || !e->in_metadata)
             return refuse(self, code::not_found,
                           "no stream " + call.stream_info().name() + "; ListStreams lists them");
           return info_of(*e);
@@ -291,6 +394,7 @@ broker_actor::behavior_type broker(broker_self* self, broker_setup setup, runtim
       self->state.publishers->forget_idle();
       self->delayed_send(self, tick, tick_atom::value);
     },
+    [=](metadata_atom, metadata_view m) { apply_metadata(self, std::move(m)); },
     [=](stop_atom) -> caf::result<bool> {
       auto& st = self->state;
       st.stopping = true;

@@ -12,6 +12,7 @@
 #include "actors/runtime.hpp"
 #include "broker/broker_protocol.hpp"
 #include "broker/broker_stats.hpp"
+#include "broker/controller_protocol.hpp"
 #include "broker/publishers.hpp"
 #include "streams/stream_catalog.hpp"
 
@@ -39,10 +40,17 @@ struct broker_setup {
   /// net.max_inflight_requests of the listener in front: the broker's per-requester
   /// in-flight bound is at least this (a connection is one requester).
   uint64_t connection_inflight = 0;
+  /// Clustered (broker.raft_listen set): this broker's controller and id. Streams then come
+  /// from the metadata (README.md "Streams in the metadata"); null: a broker alone.
+  controller_actor controller;
+  uint64_t broker_id = 0;
+  /// The local partitions' gauges, shared with the controller (ClusterInfo); may be null.
+  std::shared_ptr<gauge_board> gauges;
 };
 
 /// Spawns the broker (kind "broker", on a worker: it creates and deletes directories)
-/// and a leader for every partition of the catalog's streams. Creates the internal
+/// and a leader for every partition of the catalog's streams (clustered: for the
+/// partitions the metadata makes it a replica of, once the controller told it). Creates the internal
 /// cursor stream if missing and reads the cursors back first: an error when it cannot.
 result<broker_actor> spawn_broker(caf::actor_system& sys, runtime& rt, broker_setup setup);
 

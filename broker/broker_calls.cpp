@@ -111,6 +111,15 @@ caf::result<std::string> publish(broker_self* self, wire::Publish& req) {
       auto p = e->stream->choose_partition(named, m.key());
       if (!p)
         return refuse(self, p.error().as_rejection());
+      // Clustered, a message with neither key nor partition may go to any partition:
+      // one this broker leads, if there is one (the round robin goes on past the others),
+      // rather than a redirect to another broker.
+      for (uint32_t tries = 1; st.clustered() && !named && m.key().empty()
+                               && check_leads(self, *e, *p) && tries < e->partitions.size();
+           ++tries)
+        p = e->stream->choose_partition(named, m.key());
+      if (auto refused = check_leads(self, *e, *p))
+        return refuse(self, *refused);
       auto& pe = e->partitions[*p];
       if (!pe.leader)
         return refuse(self, rejection::of(code::storage_error)
@@ -200,6 +209,8 @@ caf::result<std::string> subscribe(broker_self* self, const wire::Subscribe& req
     return refuse(self, code::not_found,
                   "stream " + req.stream() + " has partitions 0 to "
                     + std::to_string(e->partitions.size() - 1) + "; subscribe to one of them");
+  if (auto refused = check_leads(self, *e, req.partition()))
+    return refuse(self, *refused);
   auto& pe = e->partitions[req.partition()];
   if (!pe.leader)
     return refuse(self, code::storage_error,
@@ -270,6 +281,10 @@ caf::result<std::string> commit_cursor(broker_self* self, const wire::CommitCurs
     return refuse(self, code::not_found,
                   "stream " + req.stream() + " has " + std::to_string(e->partitions.size())
                     + " partitions; commit a cursor of one of them");
+  // A partition's cursors are kept by the broker that leads it (in its own __cursors:
+  // not replicated yet, README.md "Not yet").
+  if (auto refused = check_leads(self, *e, req.partition()))
+    return refuse(self, *refused);
   auto key = cursor_table::key_of(req.group(), req.stream(), req.partition());
   if (auto room = st.cursors->check_room(key); !room)
     return refuse(self, room.as_rejection());
@@ -303,8 +318,12 @@ caf::result<std::string> commit_cursor(broker_self* self, const wire::CommitCurs
 caf::result<std::string> fetch_cursor(broker_self* self, const wire::FetchCursor& req) {
   if (auto ok = cursor_table::check_group(req.group()); !ok)
     return refuse(self, ok.as_rejection());
-  if (find_stream(self, req.stream()) == nullptr)
+  auto* e = find_stream(self, req.stream());
+  if (e == nullptr)
     return refuse(self, code::not_found, "no stream " + req.stream() + "; ListStreams lists them");
+  if (req.partition() < e->partitions.size())
+    if (auto refused = check_leads(self, *e, req.partition()))
+      return refuse(self, *refused);
   auto at = self->state.cursors->get(cursor_table::key_of(req.group(), req.stream(),
                                                           req.partition()));
   wire::CursorAck ack;

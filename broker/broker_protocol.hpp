@@ -6,6 +6,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -18,6 +21,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/wire_target.hpp"
+#include "metadata/metadata_state.hpp"
 #include "streams/partition_log.hpp"
 
 namespace levee::broker {
@@ -42,6 +46,12 @@ using paced_atom = caf::atom_constant<caf::atom("b_paced")>;
 /// metadata says about its partition (issue 16: who leads, at which leader epoch, the ISR).
 /// A partition's actor that never gets one (a broker alone) leads with replication factor 1.
 using role_atom = caf::atom_constant<caf::atom("b_role")>;
+
+/// (metadata_atom, metadata_view): the controller tells the broker the applied metadata
+/// after every change (README.md "Streams in the metadata"); the broker creates, deletes
+/// and tells roles to its partitions from it.
+using metadata_atom = caf::atom_constant<caf::atom("b_meta")>;
+using metadata_view = std::shared_ptr<const metadata::metadata_state>;
 
 /// One partition as the metadata has it, seen from one broker (`self`).
 struct partition_role {
@@ -122,6 +132,13 @@ struct partition_gauges {
   std::atomic<uint64_t> subscribers{0};
 };
 
+/// Every local partition's gauges by (stream, partition): the broker adds and removes
+/// them, the controller reads them for ClusterInfo (HW, log end) without a message.
+struct gauge_board {
+  std::mutex mu;
+  std::map<std::pair<std::string, uint32_t>, std::shared_ptr<partition_gauges>> partitions;
+};
+
 /// A stream leader (leader.hpp): one partition's log, its appends and its readers.
 /// [limits.consumer]'s rates: what each subscription may be sent, per second, with its
 /// burst (0 = no bound; a burst of 0 is one second's worth). A subscription over them
@@ -156,7 +173,8 @@ using broker_actor = wire_stream_target::extend_with<wire_request_target>::exten
   /// Stops every leader (and waits for them), then ends: true when every sync succeeded.
   caf::replies_to<stop_atom>::with<bool>,
   /// Forgets idle publishers.
-  caf::reacts_to<tick_atom>>;
+  caf::reacts_to<tick_atom>,
+  caf::reacts_to<metadata_atom, metadata_view>>;
 
 } // namespace levee::broker
 
@@ -165,3 +183,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::append_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::append_acks)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::subscription_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::partition_role)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::metadata_view)

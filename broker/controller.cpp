@@ -44,6 +44,20 @@ struct controller_state {
   bool heartbeat_in_flight = false;
   bool registered = false;  // this broker is alive at its address in the metadata
   bool stopping = false;
+  // Stream metadata proposals (the broker's, the ISR changes, forwarded ones): each waits
+  // for its outcome under a ticket, then (when `local_apply`) until this broker's own state
+  // applied it. Bounded by max_pending_commands; dropped with unavailable after a session.
+  struct proposal {
+    std::function<void(uint64_t, const caf::error&)> done;
+    int64_t since = 0;
+    uint64_t applied_at = 0;  // set: waiting for the local state to reach it
+  };
+  std::map<uint64_t, proposal> proposals;
+  uint64_t next_ticket = 1;
+  forwarder_actor proposal_forwarder;  // a second one: a create must not wait behind heartbeats
+  broker_actor watcher;               // told every applied state (metadata_atom)
+  uint64_t told_applied = 0;
+  bool told = false;
 
   int64_t now() const { return clock->now_ns(); }
   int64_t session_ns() const { return static_cast<int64_t>(opts.session_timeout_ms) * 1'000'000; }
@@ -57,12 +71,49 @@ std::chrono::milliseconds tick_interval(const controller_options& o) {
   return std::chrono::milliseconds{std::max<uint64_t>(50, o.session_timeout_ms / 4)};
 }
 
+void run_failover(controller_self* self);
+
+/// Answers the proposals whose entry this broker's state has applied by now (after the
+/// broker was told that state: both go by message, in order).
+void answer_applied(controller_self* self) {
+  auto& st = self->state;
+  for (auto it = st.proposals.begin(); it != st.proposals.end();) {
+    auto& p = it->second;
+    if (p.applied_at != 0 && st.cache.applied_count() >= p.applied_at) {
+      auto done = std::move(p.done);
+      auto at = p.applied_at;
+      it = st.proposals.erase(it);
+      done(at, caf::error{});
+    } else if (st.now() - p.since > 2 * st.session_ns()) {
+      // An outcome lost to a full mailbox, or an entry this node never applies (it
+      // stopped): the asker hears so instead of waiting for ever.
+      auto done = std::move(p.done);
+      it = st.proposals.erase(it);
+      done(0, to_error(rejection::of(code::unavailable)
+                         .retry_after_ms(static_cast<uint64_t>(st.session_ns() / 1'000'000))
+                         .detail("the metadata command's outcome did not come within two "
+                                 "sessions; read the metadata (levee cluster) and retry")));
+    } else {
+      ++it;
+    }
+  }
+}
+
 void refresh(controller_self* self) {
   auto& st = self->state;
   // The applied entries say what changed; the cache is small (brokers and streams), so a
   // copy of the whole state keeps the replica exact without re-applying entries here.
   (void)st.node->drain_applied();
   st.cache = st.node->state_copy();
+  if (st.watcher && (!st.told || st.told_applied != st.cache.applied_count())) {
+    st.told = true;
+    st.told_applied = st.cache.applied_count();
+    self->send(st.watcher, metadata_atom::value,
+               metadata_view{std::make_shared<metadata::metadata_state>(st.cache)});
+  }
+  answer_applied(self);
+  if (st.serving_since != 0)
+    run_failover(self);
   auto b = st.cache.brokers().find(st.opts.id);
   bool now_registered = b != st.cache.brokers().end() && b->second.address == st.opts.advertise
                         && b->second.state == metadata::broker_state::alive;
@@ -78,11 +129,11 @@ void refresh(controller_self* self) {
 /// Retries are the caller's next look (a heartbeat, a tick) finding the same need: every
 /// command is safe to apply twice (register) or compare-and-set (mark), so a retry after
 /// an indeterminate answer cannot apply twice.
-void propose(controller_self* self, const std::string& key, metadata::command cmd) {
+bool propose(controller_self* self, const std::string& key, metadata::command cmd) {
   auto& st = self->state;
   auto busy = st.proposing.find(key);
   if (busy != st.proposing.end() && st.now() - busy->second < st.session_ns())
-    return;
+    return false;
   st.proposing[key] = st.now();
   caf::actor_addr me = self->address();
   auto submitted = st.node->submit(std::move(cmd), [me, key](const command_outcome& out) {
@@ -97,7 +148,9 @@ void propose(controller_self* self, const std::string& key, metadata::command cm
     st.proposing.erase(key);
     std::fprintf(stderr, "levee broker: metadata command (%s): %s\n", key.c_str(),
                  submitted.to_string().c_str());
+    return false;
   }
+  return true;
 }
 
 /// The leader's side of a heartbeat (a forwarded one, or its own): note the time, and
@@ -109,6 +162,111 @@ void heard_from(controller_self* self, uint64_t id, const std::string& address) 
   if (b == st.cache.brokers().end() || b->second.address != address
       || b->second.state != metadata::broker_state::alive)
     propose(self, "register " + std::to_string(id), metadata::register_broker{id, address});
+}
+
+/// The metadata leader's broker to ask, or why there is none.
+std::optional<std::string> leader_client_address(controller_self* self) {
+  auto& st = self->state;
+  auto leader = st.node->leader();
+  if (leader.id == 0 || leader.id == st.opts.id)
+    return std::nullopt;  // none yet, or this one before its barrier
+  auto b = st.cache.brokers().find(leader.id);
+  if (b == st.cache.brokers().end())
+    return std::nullopt;  // not registered yet: its client address is unknown
+  return b->second.address;
+}
+
+caf::error no_leader_yet(const controller_state& st) {
+  return to_error(rejection::of(code::unavailable)
+                    .retry_after_ms(st.opts.election_timeout_ms)
+                    .detail("the metadata cluster has no serving leader yet (an election, or "
+                            "too few brokers up for a majority); retry"));
+}
+
+/// A stream metadata command (create, delete, change partition): proposed here when this
+/// broker serves as the metadata leader, else forwarded to the leader's "cluster". `done`
+/// gets the entry's sequence once applied (and, with `local_apply`, once this broker's
+/// state applied it too), or the refusal.
+void propose_command(controller_self* self, const metadata::command& cmd, bool local_apply,
+                     std::function<void(uint64_t, const caf::error&)> done) {
+  auto& st = self->state;
+  if (st.proposals.size() >= st.opts.max_pending_commands) {
+    done(0, to_error(rejection::of(code::too_many_inflight)
+                       .limit("metadata.max_pending_commands")
+                       .observed(st.proposals.size() + 1)
+                       .max(st.opts.max_pending_commands)
+                       .retry_after_ms(st.opts.election_timeout_ms / 10 + 1)
+                       .detail("metadata commands waiting for their outcome at this broker")));
+    return;
+  }
+  uint64_t ticket = st.next_ticket++;
+  st.proposals[ticket] = controller_state::proposal{
+    [local_apply, self, ticket, done = std::move(done)](uint64_t at, const caf::error& err) {
+      if (err || !local_apply || at == 0)
+        return done(at, err);
+      // Applied on the leader: wait for this broker's own state (answer_applied).
+      auto& st = self->state;
+      st.proposals[ticket] = controller_state::proposal{done, st.now(), at};
+      refresh(self);
+    },
+    st.now(), 0};
+  caf::actor_addr me = self->address();
+  if (st.node->serving_as_leader()) {
+    auto submitted = st.node->submit(cmd, [me, ticket](const command_outcome& out) {
+      // The loop thread: hand off and return.
+      auto to = caf::actor_cast<caf::actor>(me);
+      if (!to)
+        return;
+      if (out.what == command_outcome::kind::applied && !out.applied.refusal)
+        caf::anon_send(to, answered_atom::value, ticket, out.applied.sequence, caf::error{});
+      else if (out.what == command_outcome::kind::applied)
+        caf::anon_send(to, answered_atom::value, ticket, uint64_t{0}, to_error(*out.applied.refusal));
+      else
+        caf::anon_send(to, answered_atom::value, ticket, uint64_t{0}, to_error(out.refusal));
+    });
+    if (!submitted.ok())
+      self->send(self, answered_atom::value, ticket, uint64_t{0},
+                 to_error(submitted.as_rejection()));
+    return;
+  }
+  auto address = leader_client_address(self);
+  if (!address) {
+    self->send(self, answered_atom::value, ticket, uint64_t{0}, no_leader_yet(st));
+    return;
+  }
+  cluster::ClusterCall call;
+  call.mutable_propose()->set_command(metadata::encode_command(cmd));
+  self->request(st.proposal_forwarder, tick_interval(st.opts) * 4, forward_atom::value, *address,
+                call.SerializeAsString())
+    .then(
+      [self, ticket](const std::string& answer) {
+        cluster::ProposeReply reply;
+        if (!reply.ParseFromString(answer) || reply.applied_at() == 0)
+          return self->send(self, answered_atom::value, ticket, uint64_t{0},
+                            to_error(rejection::of(code::bad_request)
+                                       .detail("the metadata leader's ProposeReply does not "
+                                               "parse; run one Levee version in the cluster")));
+        self->send(self, answered_atom::value, ticket, reply.applied_at(), caf::error{});
+      },
+      [self, ticket](caf::error& err) {
+        self->send(self, answered_atom::value, ticket, uint64_t{0}, err);
+      });
+}
+
+/// Leader only: elects a new leader from the ISR for every partition whose leader is not
+/// alive, and drops brokers that are not alive from ISRs (metadata::failover_changes): one
+/// compare-and-set change each, at most one in flight per partition.
+void run_failover(controller_self* self) {
+  for (auto& change : metadata::failover_changes(self->state.cache)) {
+    auto key = "partition " + change.stream + "/" + std::to_string(change.partition);
+    auto leader = change.leader;
+    auto isr = change.isr.size();
+    if (propose(self, key, std::move(change))) {
+      std::printf("levee broker: failover of %s: leader %llu%s, ISR of %zu\n", key.c_str(),
+                  static_cast<unsigned long long>(leader), leader == 0 ? " (offline)" : "", isr);
+      std::fflush(stdout);
+    }
+  }
 }
 
 cluster::HeartbeatReply leader_view(controller_self* self) {
@@ -146,17 +304,16 @@ void send_heartbeat(controller_self* self) {
   }
   if (st.heartbeat_in_flight)
     return;
-  auto leader = st.node->leader();
-  if (leader.id == 0 || leader.id == st.opts.id)
-    return;  // no leader yet, or this one before its barrier: the next tick tries again
-  auto b = st.cache.brokers().find(leader.id);
-  if (b == st.cache.brokers().end())
-    return;  // the leader has not registered itself yet: its client address is unknown
+  // No leader yet, or this one before its barrier, or the leader not registered: the next
+  // tick tries again.
+  auto address = leader_client_address(self);
+  if (!address)
+    return;
   cluster::ClusterCall call;
   call.mutable_heartbeat()->set_broker_id(st.opts.id);
   call.mutable_heartbeat()->set_address(st.opts.advertise);
   st.heartbeat_in_flight = true;
-  self->request(st.forwarder, tick_interval(st.opts) * 2, forward_atom::value, b->second.address,
+  self->request(st.forwarder, tick_interval(st.opts) * 2, forward_atom::value, *address,
                 call.SerializeAsString())
     .then(
       [self](const std::string& answer) {
@@ -242,6 +399,15 @@ std::string cluster_info(controller_self* self) {
         pm->add_isr(r);
       pm->set_leader_epoch(p.leader_epoch);
       pm->set_partition_epoch(p.partition_epoch);
+      if (st.opts.gauges) {
+        std::lock_guard<std::mutex> guard{st.opts.gauges->mu};
+        auto g = st.opts.gauges->partitions.find({name, static_cast<uint32_t>(i)});
+        if (g != st.opts.gauges->partitions.end() && g->second) {
+          pm->set_local_replica(true);
+          pm->set_high_water(g->second->high_water.load());
+          pm->set_log_end_offset(g->second->next_offset.load());
+        }
+      }
     }
   }
   return out.SerializeAsString();
@@ -257,6 +423,38 @@ caf::result<std::string> parse_call(const std::string& payload, cluster::Cluster
   return std::string{};
 }
 
+/// Another broker's stream metadata command (ClusterCall.propose): only the kinds a broker
+/// decides (create, delete, change partition), only on the serving leader.
+caf::result<std::string> propose_from_wire(controller_self* self, const cluster::Propose& p) {
+  auto& st = self->state;
+  auto cmd = metadata::decode_command(p.command(), "the proposed command");
+  if (!cmd)
+    return to_error(rejection::of(code::bad_request).detail(cmd.error().message()));
+  if (std::holds_alternative<metadata::register_broker>(cmd.value())
+      || std::holds_alternative<metadata::mark_broker>(cmd.value()))
+    return to_error(rejection::of(code::bad_request)
+                      .detail("brokers are registered and marked by the metadata leader "
+                              "itself (heartbeats); propose create_stream, delete_stream or "
+                              "change_partition"));
+  if (!st.node->serving_as_leader())
+    return to_error(rejection::of(code::not_leader)
+                      .retry_after_ms(st.opts.election_timeout_ms)
+                      .detail("broker " + std::to_string(st.opts.id)
+                              + " does not serve as the metadata leader (any more); ask the "
+                                "leader the metadata names"));
+  auto rp = self->make_response_promise<std::string>();
+  propose_command(self, cmd.value(), false, [rp](uint64_t at, const caf::error& err) mutable {
+    if (err) {
+      rp.deliver(err);
+      return;
+    }
+    cluster::ProposeReply reply;
+    reply.set_applied_at(at);
+    rp.deliver(reply.SerializeAsString());
+  });
+  return rp;
+}
+
 controller_actor::behavior_type controller(controller_self* self) {
   self->delayed_send(self, tick_interval(self->state.opts), tick_atom::value);
   return {
@@ -267,6 +465,8 @@ controller_actor::behavior_type controller(controller_self* self) {
         return bad;
       if (call.has_info())
         return cluster_info(self);
+      if (call.has_propose())
+        return propose_from_wire(self, call.propose());
       // A heartbeat: only the serving leader records it.
       if (!st.node->serving_as_leader()) {
         auto leader = st.node->leader();
@@ -313,10 +513,58 @@ controller_actor::behavior_type controller(controller_self* self) {
       on_tick(self);
       self->delayed_send(self, tick_interval(self->state.opts), tick_atom::value);
     },
-    [](isr_atom, const isr_change& c) {
-      // Issue 16 (replication) proposes these; until then no leader sends one.
-      std::fprintf(stderr, "levee broker: ISR change for %s/%u not proposed yet\n",
-                   c.stream.c_str(), c.partition);
+    [self](isr_atom, const isr_change& c) {
+      // A partition leader's ask: compare-and-set at the epoch it decided on. The outcome
+      // reaches it as its next partition_role; a refusal (a stale epoch: the metadata moved
+      // meanwhile) is only logged, since the leader decides again on the newer role.
+      metadata::change_partition cmd{c.stream, c.partition, c.expected_partition_epoch, c.leader,
+                                     c.isr};
+      auto what = c.stream + "/" + std::to_string(c.partition);
+      propose_command(self, cmd, false, [what](uint64_t, const caf::error& err) {
+        if (!err)
+          return;
+        auto r = rejection_from(err);
+        if (r && r->code == code::precondition_failed)
+          return;  // decided on an older view: the leader has a newer role by now
+        std::fprintf(stderr, "levee broker: ISR change of %s: %s\n", what.c_str(),
+                     r ? r->to_string().c_str() : "refused");
+      });
+    },
+    [self](propose_atom, const std::string& bytes) -> caf::result<uint64_t> {
+      auto cmd = metadata::decode_command(bytes, "the broker's command");
+      if (!cmd)
+        return to_error(rejection::of(code::bad_request).detail(cmd.error().message()));
+      auto rp = self->make_response_promise<uint64_t>();
+      propose_command(self, cmd.value(), true, [rp](uint64_t at, const caf::error& err) mutable {
+        if (err)
+          rp.deliver(err);
+        else
+          rp.deliver(at);
+      });
+      return rp;
+    },
+    [self](answered_atom, uint64_t ticket, uint64_t at, const caf::error& err) {
+      auto& st = self->state;
+      auto p = st.proposals.find(ticket);
+      if (p == st.proposals.end())
+        return;  // answered already (timed out)
+      auto done = std::move(p->second.done);
+      st.proposals.erase(p);
+      if (!err && at == 0)
+        return done(0, to_error(rejection::of(code::unavailable).detail("no sequence")));
+      if (auto r = rejection_from(err); r && r->code == code::not_leader)
+        // The leader changed under the proposal: whoever asked retries (after the next
+        // election settles), so it is unavailable for now, not a partition's not_leader.
+        return done(0, to_error(rejection::of(code::unavailable)
+                                  .retry_after_ms(st.opts.election_timeout_ms)
+                                  .detail("the metadata leader changed while proposing: " + r->detail
+                                          + "; retry")));
+      done(at, err);
+    },
+    [self](watch_atom, broker_actor b) {
+      self->state.watcher = std::move(b);
+      self->state.told = false;
+      refresh(self);
     },
     [self](stop_atom) {
       auto& st = self->state;
@@ -325,6 +573,12 @@ controller_actor::behavior_type controller(controller_self* self) {
         st.node->stop();  // joins the loop thread: no callback runs after this
       if (st.forwarder)
         caf::anon_send_exit(st.forwarder, caf::exit_reason::user_shutdown);
+      if (st.proposal_forwarder)
+        caf::anon_send_exit(st.proposal_forwarder, caf::exit_reason::user_shutdown);
+      for (auto& [ticket, p] : st.proposals)
+        if (p.done)
+          p.done(0, to_error(rejection::of(code::shutting_down).detail("the broker is stopping")));
+      st.proposals.clear();
       self->quit();
       return true;
     },
@@ -398,12 +652,14 @@ result<controller_actor> spawn_controller(caf::actor_system& sys, runtime& rt,
   if (!node)
     return node.error();
   auto fwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms / 4));
+  auto pfwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms));
   auto ctl = spawn_limited_fun(sys, rt, "controller", placement::worker(),
-                               [opts, clock, fwd, n = std::make_shared<std::unique_ptr<metadata::raft_node>>(
+                               [opts, clock, fwd, pfwd, n = std::make_shared<std::unique_ptr<metadata::raft_node>>(
                                                     std::move(node.value()))](controller_self* self) mutable {
                                  self->state.opts = opts;
                                  self->state.clock = clock;
                                  self->state.forwarder = fwd;
+                                 self->state.proposal_forwarder = pfwd;
                                  self->state.node = std::move(*n);
                                  return controller(self);
                                });

@@ -6,6 +6,7 @@
 // as "cluster" (broker/cluster.proto).
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ struct controller_options {
   uint64_t session_timeout_ms = 0;     // broker.session_timeout_ms
   uint64_t max_pending_commands = 0;   // metadata.max_pending_commands
   unsigned election_timeout_ms = 1000; // broker.raft_election_timeout_ms
+  /// The broker's local partitions' gauges (ClusterInfo's HW and log end); may be null.
+  std::shared_ptr<gauge_board> gauges;
 };
 
 /// Starts the raft_node (its data dir, bootstrap or rejoin) and spawns the controller

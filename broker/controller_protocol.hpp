@@ -15,6 +15,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/atoms.hpp"
+#include "broker/broker_protocol.hpp"
 
 namespace levee::broker {
 
@@ -35,6 +36,18 @@ using forward_atom = caf::atom_constant<caf::atom("c_forward")>;
 /// older view is refused). The outcome reaches the leader as its next partition_role.
 using isr_atom = caf::atom_constant<caf::atom("c_isr")>;
 
+/// (propose_atom, command bytes) -> the entry's sequence: the broker's stream metadata
+/// commands (create, delete: metadata.proto Command bytes). Proposed here when this broker
+/// serves as the metadata leader, else forwarded to the leader's "cluster" (Propose);
+/// answered once this broker's own state applied it (so the broker was told it first), or
+/// with the state machine's refusal.
+using propose_atom = caf::atom_constant<caf::atom("c_propose")>;
+/// (answered_atom, ticket, sequence, error): a proposal's outcome (from the loop thread,
+/// or the forwarder's answer); sequence 0 with the error.
+using answered_atom = caf::atom_constant<caf::atom("c_answer")>;
+/// (watch_atom, broker): the broker to tell the applied metadata (metadata_atom).
+using watch_atom = caf::atom_constant<caf::atom("c_watch")>;
+
 struct isr_change {
   std::string stream;
   uint32_t partition = 0;
@@ -49,6 +62,9 @@ using controller_actor = caf::typed_actor<
   caf::reacts_to<proposed_atom, std::string, int32_t, std::string>,
   caf::reacts_to<tick_atom>,
   caf::reacts_to<isr_atom, isr_change>,
+  caf::replies_to<propose_atom, std::string>::with<uint64_t>,
+  caf::reacts_to<answered_atom, uint64_t, uint64_t, caf::error>,
+  caf::reacts_to<watch_atom, broker_actor>,
   caf::replies_to<stop_atom>::with<bool>>;
 
 /// The controller's forwarder (a detached actor: its thread blocks in the client): sends a

@@ -328,9 +328,25 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
   setup.stats = node->stats;
   setup.clock = &rt.clock();
   setup.connection_inflight = net_cfg.limits.max_inflight_requests;
+  node->gauges = std::make_shared<gauge_board>();
+  setup.gauges = node->gauges;
+  if (opts.cluster) {
+    // Raft starts before the broker (which takes its streams from the metadata) and the
+    // listener: a bad raft_listen or data dir fails the start before clients connect.
+    auto co = *opts.cluster;
+    co.gauges = node->gauges;
+    auto ctl = spawn_controller(sys, rt, std::move(co), &rt.clock());
+    if (!ctl)
+      return ctl.error();
+    node->controller = *ctl;
+    setup.controller = node->controller;
+    setup.broker_id = opts.cluster->id;
+  }
   auto b = spawn_broker(sys, rt, std::move(setup));
-  if (!b)
+  if (!b) {
+    stop_broker(*node);
     return b.error();
+  }
   node->broker = *b;
   node->ctx = std::make_shared<net::server_context>(net_cfg);
   // The connection speaks to its targets untyped (actors/wire_target.hpp).
@@ -341,14 +357,6 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
                                          node->ctx, &rt, node->stats);
   node->ctx->expose("stats", caf::actor_cast<caf::actor>(node->stats_target));
   if (opts.cluster) {
-    // Raft starts before the listener: a bad raft_listen or data dir fails the start
-    // before clients can connect.
-    auto ctl = spawn_controller(sys, rt, *opts.cluster, &rt.clock());
-    if (!ctl) {
-      stop_broker(*node);
-      return ctl.error();
-    }
-    node->controller = *ctl;
     node->ctx->expose("cluster", caf::actor_cast<caf::actor>(node->controller));
   } else {
     node->single_cluster_target = spawn_limited_fun(sys, rt, "broker", placement::worker(),

@@ -50,6 +50,7 @@ struct broker_node {
   wire_request_target single_cluster_target;  // exposed as "cluster" (a broker alone)
   std::shared_ptr<broker_stats> stats;
   std::shared_ptr<streams::stream_catalog> catalog;  // the broker's: do not use it
+  std::shared_ptr<gauge_board> gauges;               // the broker's and the controller's
 };
 
 /// Opens the catalog in opts.data_dir, starts the broker and its leaders and a listener

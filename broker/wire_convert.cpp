@@ -6,10 +6,6 @@ namespace levee::broker {
 
 result<streams::stream_config> config_from_wire(const wire::CreateStream& req,
                                                 const streams::stream_config& defaults) {
-  if (req.replication_factor() > 1 || req.min_insync_replicas() > 1)
-    return status::error(code::bad_request,
-                         "replication_factor and min_insync_replicas must be 0 or 1: this "
-                         "broker keeps one copy (replication comes with issue 16)");
   auto cfg = defaults;
   cfg.name = req.name();
   cfg.subject = req.subject();
@@ -50,12 +46,13 @@ result<streams::stream_config> config_from_wire(const wire::CreateStream& req,
   return cfg;
 }
 
-void config_to_wire(const streams::stream_config& cfg, wire::CreateStream& out) {
+void config_to_wire(const streams::stream_config& cfg, wire::CreateStream& out,
+                    uint32_t replication_factor, uint32_t min_insync_replicas) {
   out.set_name(cfg.name);
   out.set_subject(cfg.subject);
   out.set_partitions(static_cast<uint32_t>(cfg.partitions));
-  out.set_replication_factor(1);
-  out.set_min_insync_replicas(1);
+  out.set_replication_factor(replication_factor);
+  out.set_min_insync_replicas(min_insync_replicas);
   out.set_retention_max_age_ms(cfg.retention_max_age_ms);
   out.set_retention_max_bytes(cfg.retention_max_bytes);
   out.set_retention_max_messages(cfg.retention_max_messages);

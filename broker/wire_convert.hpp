@@ -13,13 +13,15 @@
 namespace levee::broker {
 
 /// The config a CreateStream asks for: every absent setting from `defaults`. Values are
-/// not checked here (streams::validate does, at create); a replication factor or
-/// min_insync above 1 is a bad_request (one broker holds one copy until replication).
+/// not checked here (streams::validate does, at create), nor the replication factor and
+/// min_insync_replicas (the broker does: a broker alone takes 0 or 1 only).
 result<streams::stream_config> config_from_wire(const wire::CreateStream& req,
                                                 const streams::stream_config& defaults);
 
-/// Every setting of `cfg` (deadline_ms 0).
-void config_to_wire(const streams::stream_config& cfg, wire::CreateStream& out);
+/// Every setting of `cfg` (deadline_ms 0), with the stream's replication (1 and 1 on a
+/// broker alone; the metadata's in a cluster).
+void config_to_wire(const streams::stream_config& cfg, wire::CreateStream& out,
+                    uint32_t replication_factor = 1, uint32_t min_insync_replicas = 1);
 
 /// A partition's PartitionInfo from its leader's gauges; `problem` non-empty when the
 /// partition did not open.

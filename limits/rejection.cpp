@@ -34,12 +34,18 @@ std::string rejection::to_string() const {
     out += ": ";
     out += printable(detail);
   }
+  if (!leader_hint.empty()) {
+    out += " (leader at ";
+    out += printable(leader_hint);
+    out += ")";
+  }
   return out;
 }
 
 bool operator==(const rejection& a, const rejection& b) {
   return a.code == b.code && a.limit == b.limit && a.observed == b.observed
-         && a.max == b.max && a.retry_after_ms == b.retry_after_ms && a.detail == b.detail;
+         && a.max == b.max && a.retry_after_ms == b.retry_after_ms && a.detail == b.detail
+         && a.leader_hint == b.leader_hint;
 }
 
 } // namespace levee

@@ -32,6 +32,9 @@ struct rejection {
   uint64_t retry_after_ms = 0;
   /// One human sentence.
   std::string detail;
+  /// With not_leader: the leader's client address (host:port) when it is known, where a
+  /// client retries (net/levee.proto Reject.leader_hint); empty otherwise.
+  std::string leader_hint;
 
   /// One readable line, e.g.
   /// `mailbox_full (1): service.mailbox_capacity observed 1025 > max 1024, retry after 10 ms: ...`
@@ -66,6 +69,10 @@ public:
   }
   rejection_builder& detail(std::string text) {
     r_.detail = std::move(text);
+    return *this;
+  }
+  rejection_builder& leader_hint(std::string address) {
+    r_.leader_hint = std::move(address);
     return *this;
   }
 

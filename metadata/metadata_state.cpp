@@ -60,14 +60,14 @@ bool contains(const std::vector<uint64_t>& ids, uint64_t id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
+} // namespace
+
 std::string ids_text(const std::vector<uint64_t>& ids) {
   std::string out = "[";
   for (size_t i = 0; i < ids.size(); ++i)
     out += (i ? "," : "") + std::to_string(ids[i]);
   return out + "]";
 }
-
-} // namespace
 
 chain_hash next_chain_hash(const chain_hash& head, std::string_view command) {
   // OpenSSL's SHA-256 (Debian libssl-dev) rather than a hand-written one: the chain must
@@ -109,7 +109,8 @@ bool operator==(const partition_info& a, const partition_info& b) {
 }
 bool operator==(const stream_info& a, const stream_info& b) {
   return a.config == b.config && a.replication_factor == b.replication_factor &&
-         a.min_insync_replicas == b.min_insync_replicas && a.partitions == b.partitions;
+         a.min_insync_replicas == b.min_insync_replicas && a.partitions == b.partitions &&
+         a.created_at == b.created_at;
 }
 
 std::string encode_command(const command& c) {
@@ -190,9 +191,10 @@ result<apply_outcome> metadata_state::apply(std::string_view entry) {
                               "metadata diverged at " + where + ": its proposer expected chain head " +
                                   short_hex(expected) + " but this node applied a sequence ending in " +
                                   short_hex(head_) + "; " + std::string{what_to_do_when_failed}));
-  auto cmd = decode(e.command(), where);
+  auto cmd = decode_command(e.command(), where);
   if (!cmd)
     return fail(cmd.error());
+  applying_ = position;
   std::optional<rejection> refusal =
       std::visit([this](const auto& c) { return apply_command(c); }, cmd.value());
   head_ = next_chain_hash(head_, e.command());
@@ -200,7 +202,7 @@ result<apply_outcome> metadata_state::apply(std::string_view entry) {
   return apply_outcome{position, std::move(cmd.value()), std::move(refusal)};
 }
 
-result<command> metadata_state::decode(const std::string& bytes, const std::string& where) {
+result<command> decode_command(const std::string& bytes, const std::string& where) {
   pb::Command c;
   if (!c.ParseFromString(bytes))
     return status::error(code::storage_error,
@@ -295,6 +297,7 @@ std::optional<rejection> metadata_state::apply_command(const create_stream& c) {
   s.replication_factor = c.replication_factor;
   s.min_insync_replicas = c.min_insync_replicas;
   s.partitions = std::move(placed.value());
+  s.created_at = applying_;
   streams_.emplace(name, std::move(s));
   return std::nullopt;
 }
@@ -322,7 +325,8 @@ std::optional<rejection> metadata_state::apply_command(const change_partition& c
                 ", the change was decided at epoch " + std::to_string(c.expected_partition_epoch) +
                 "; read the partition again and decide anew")
         );
-  if (c.isr.empty() || !contains(c.isr, c.leader))
+  // Leader 0 is offline (failover_changes): the ISR stays, naming who may lead again.
+  if (c.isr.empty() || (c.leader != 0 && !contains(c.isr, c.leader)))
     return rejection(rejection::of(code::bad_request)
         .detail("partition " + which + ": the leader " + std::to_string(c.leader) +
                 " must be in the ISR " + ids_text(c.isr)));
@@ -343,6 +347,39 @@ std::optional<rejection> metadata_state::apply_command(const change_partition& c
   p.isr = c.isr;
   ++p.partition_epoch;
   return std::nullopt;
+}
+
+std::vector<change_partition> failover_changes(const metadata_state& state) {
+  auto alive = [&](uint64_t id) {
+    auto b = state.brokers().find(id);
+    return b != state.brokers().end() && b->second.state == broker_state::alive;
+  };
+  std::vector<change_partition> out;
+  for (const auto& [name, s] : state.streams())
+    for (size_t i = 0; i < s.partitions.size(); ++i) {
+      const auto& p = s.partitions[i];
+      std::vector<uint64_t> isr;
+      for (uint64_t r : p.isr)
+        if (alive(r))
+          isr.push_back(r);
+      uint64_t leader = p.leader;
+      if (leader == 0 || !alive(leader)) {
+        leader = 0;
+        for (uint64_t r : p.replicas)  // replica order: the preferred leader first
+          if (leader == 0 && contains(isr, r))
+            leader = r;
+      }
+      if (leader == 0) {
+        if (p.leader == 0)
+          continue;  // offline already: waits for an ISR member to come back
+        isr = p.isr;  // offline: the ISR names who may lead again
+      }
+      if (leader == p.leader && isr == p.isr)
+        continue;
+      out.push_back(change_partition{name, static_cast<uint32_t>(i), p.partition_epoch, leader,
+                                     std::move(isr)});
+    }
+  return out;
 }
 
 result<std::vector<partition_info>> place_partitions(const std::map<uint64_t, broker_info>& brokers,
@@ -420,6 +457,7 @@ std::string metadata_state::encode_snapshot() const {
     m->set_config_text(streams::encode_catalog_entry(st.config));
     m->set_replication_factor(st.replication_factor);
     m->set_min_insync_replicas(st.min_insync_replicas);
+    m->set_created_at(st.created_at);
     for (const auto& p : st.partitions)
       to_pb(p, *m->add_partitions());
   }
@@ -453,6 +491,7 @@ status metadata_state::restore(std::string_view snapshot) {
     st.config = config.value();
     st.replication_factor = m.replication_factor();
     st.min_insync_replicas = m.min_insync_replicas();
+    st.created_at = m.created_at();
     for (const auto& p : m.partitions())
       st.partitions.push_back(from_pb(p));
     auto name = st.config.name;

@@ -36,6 +36,8 @@ using chain_hash = std::array<uint8_t, 32>;  // SHA-256
 chain_hash next_chain_hash(const chain_hash& head, std::string_view command);
 /// Lowercase hex of the first 8 bytes, enough to tell two heads apart in an error.
 std::string short_hex(const chain_hash& h);
+/// Broker ids as "[1,2,3]", for errors and logs.
+std::string ids_text(const std::vector<uint64_t>& ids);
 
 enum class broker_state { alive, fenced, unreachable };
 /// "alive", "fenced", "unreachable".
@@ -50,7 +52,7 @@ struct broker_info {
 
 struct partition_info {
   std::vector<uint64_t> replicas;  // broker ids; replicas[0] is the preferred leader
-  uint64_t leader = 0;
+  uint64_t leader = 0;             // 0: offline (no ISR member alive)
   std::vector<uint64_t> isr;
   uint64_t leader_epoch = 1;     // bumps when the leader changes
   uint64_t partition_epoch = 1;  // bumps on every change; the compare-and-set token
@@ -61,6 +63,7 @@ struct stream_info {
   uint32_t replication_factor = 1;
   uint32_t min_insync_replicas = 1;
   std::vector<partition_info> partitions;
+  uint64_t created_at = 0;  // the sequence of the entry that created it
 };
 
 bool operator==(const broker_info& a, const broker_info& b);
@@ -101,6 +104,9 @@ using command = std::variant<register_broker, create_stream, delete_stream, chan
 
 /// A command's serialized form (metadata.proto Command), what the chain hashes.
 std::string encode_command(const command& c);
+/// The command in `bytes` (encode_command's); storage_error when they do not parse, or
+/// unsupported_version for a kind this build does not know. `where` names them in errors.
+result<command> decode_command(const std::string& bytes, const std::string& where);
 /// An Entry: format_version, `expected` and the command's bytes.
 std::string encode_entry(std::string_view command_bytes, const chain_hash& expected);
 
@@ -137,7 +143,6 @@ public:
   const std::map<std::string, stream_info>& streams() const noexcept { return streams_; }
 
 private:
-  result<command> decode(const std::string& bytes, const std::string& where);
   std::optional<rejection> apply_command(const register_broker& c);
   std::optional<rejection> apply_command(const create_stream& c);
   std::optional<rejection> apply_command(const delete_stream& c);
@@ -149,6 +154,7 @@ private:
   std::map<std::string, stream_info> streams_;
   chain_hash head_{};
   uint64_t applied_ = 0;
+  uint64_t applying_ = 0;  // the sequence of the entry being applied (created_at)
   status failure_;
 };
 
@@ -156,6 +162,15 @@ private:
 /// brokers with the fewest replicas so far, the one of them with the fewest leaderships
 /// first (ties by id), so leaders and replicas spread across brokers and streams.
 /// insufficient_replicas when fewer alive brokers than the factor.
+/// What the metadata leader proposes when brokers are no longer alive (README.md
+/// "Failover"): for every partition whose leader or ISR names a broker that is not alive,
+/// one change_partition at its current epoch: a leader that is not alive gives way to the
+/// first alive ISR member in replica order (the preferred one first), and members that are
+/// not alive leave the ISR. No unclean election: with no ISR member alive the partition
+/// goes offline (leader 0) and keeps its ISR, so that one of them leads again once it is
+/// back. An offline partition whose ISR has a member alive again gets it as leader.
+std::vector<change_partition> failover_changes(const metadata_state& state);
+
 result<std::vector<partition_info>> place_partitions(const std::map<uint64_t, broker_info>& brokers,
                                                      const std::map<std::string, stream_info>& streams,
                                                      uint32_t partitions,

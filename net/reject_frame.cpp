@@ -10,6 +10,7 @@ wire::Reject to_wire(const rejection& r, bool closing) {
   out.set_max(r.max);
   out.set_retry_after_ms(r.retry_after_ms);
   out.set_detail(r.detail);
+  out.set_leader_hint(r.leader_hint);
   out.set_closing(closing);
   return out;
 }
@@ -22,6 +23,7 @@ rejection from_wire(const wire::Reject& r) {
   out.observed = r.observed();
   out.max = r.max();
   out.retry_after_ms = r.retry_after_ms();
+  out.leader_hint = r.leader_hint();
   out.detail = c ? r.detail() : "unknown code " + std::to_string(r.code()) + ": " + r.detail();
   return out;
 }

@@ -76,6 +76,10 @@ wire::CreateStream to_wire(const stream_spec& s) {
   w.set_subject(s.subject);
   if (s.partitions)
     w.set_partitions(*s.partitions);
+  if (s.replication_factor)
+    w.set_replication_factor(*s.replication_factor);
+  if (s.min_insync_replicas)
+    w.set_min_insync_replicas(*s.min_insync_replicas);
   if (s.retention_max_age_ms)
     w.set_retention_max_age_ms(*s.retention_max_age_ms);
   if (s.retention_max_bytes)
@@ -114,6 +118,11 @@ stream_spec from_wire(const wire::CreateStream& w) {
   s.subject = w.subject();
   if (w.has_partitions())
     s.partitions = w.partitions();
+  // 0 is "not said" on the wire (a broker answers 1 and up).
+  if (w.replication_factor() != 0)
+    s.replication_factor = w.replication_factor();
+  if (w.min_insync_replicas() != 0)
+    s.min_insync_replicas = w.min_insync_replicas();
   if (w.has_retention_max_age_ms())
     s.retention_max_age_ms = w.retention_max_age_ms();
   if (w.has_retention_max_bytes())
@@ -216,7 +225,32 @@ result<std::vector<message_ack>> parse_acks(const std::string& payload) {
 
 } // namespace
 
-stream_client::stream_client(client_options opts) : conn_(std::move(opts)) {
+stream_client::stream_client(client_options opts) : opts_(opts), conn_(std::move(opts)) {
+}
+
+bool stream_client::follow_hint(const rejection& r, uint32_t& used,
+                                steady_clock::time_point deadline) {
+  if (r.code != code::not_leader || r.leader_hint.empty() || used >= max_redirects_)
+    return false;
+  auto colon = r.leader_hint.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return false;
+  unsigned long port = 0;
+  for (size_t i = colon + 1; i < r.leader_hint.size(); ++i) {
+    char ch = r.leader_hint[i];
+    if (ch < '0' || ch > '9' || port > 65535)
+      return false;
+    port = port * 10 + static_cast<unsigned long>(ch - '0');
+  }
+  if (port == 0 || port > 65535)
+    return false;
+  ++used;
+  ++redirects_;
+  forget_connection();
+  opts_.host = r.leader_hint.substr(0, colon);
+  opts_.port = static_cast<uint16_t>(port);
+  conn_ = client{opts_};
+  return conn_.connect_with_backoff(milliseconds(std::max<int64_t>(1, left_ms(deadline)))).ok();
 }
 
 std::optional<reply> stream_client::pump(milliseconds timeout) {
@@ -227,9 +261,23 @@ std::optional<reply> stream_client::pump(milliseconds timeout) {
     return r;
   }
   if (auto a = async_.find(r.request_id); a != async_.end()) {
-    auto parts = std::move(a->second);
+    auto frame = std::move(a->second);
     async_.erase(a);
-    answer_publishes(parts, r);
+    if (r.ok()) {
+      publish_answered_ = true;
+      redirect_run_ = 0;
+    } else if (r.rejected->code == code::not_leader && !r.rejected->leader_hint.empty()
+               && redirect_run_ < max_redirects_) {
+      // The connection moves to the leader once the frames before it are answered
+      // (send_held); with its copy, this frame goes again there, else its calls hear the
+      // refusal (a leader change mid-stream: they publish again, with ids).
+      redirect_ = *r.rejected;
+      if (frame.retry) {
+        redirected_.push_back(std::move(*frame.retry));
+        return std::nullopt;
+      }
+    }
+    answer_publishes(frame.parts, r);
     return std::nullopt;
   }
   if (auto s = subscriptions_.find(r.request_id); s != subscriptions_.end()) {
@@ -300,7 +348,8 @@ void stream_client::deliver_outcomes() {
 }
 
 void stream_client::forget_connection() {
-  if (async_.empty() && !held_ && subscriptions_.empty())
+  publish_answered_ = false;
+  if (async_.empty() && !held_ && subscriptions_.empty() && redirected_.empty())
     return;
   fail_everything(rejection::of(code::unavailable)
                     .detail("the connection it was sent on was replaced by a new one; "
@@ -323,9 +372,13 @@ void stream_client::fail_everything(const rejection& why) {
   // Oldest first: the frames on their way, then the batch not sent yet.
   reply r;
   r.rejected = why;
-  for (auto& [id, parts] : async_)
-    answer_publishes(parts, r);
+  for (auto& [id, frame] : async_)
+    answer_publishes(frame.parts, r);
   async_.clear();
+  for (auto& b : redirected_)
+    answer_publishes(b.parts, r);
+  redirected_.clear();
+  redirect_.reset();
   if (held_) {
     auto parts = std::move(held_->parts);
     held_.reset();
@@ -417,11 +470,22 @@ result<stream_info> stream_client::get_stream_info(const std::string& name,
 result<std::vector<message_ack>> stream_client::publish(const std::string& subject,
                                                         std::vector<out_message> messages,
                                                         const publish_options& opts) {
+  auto deadline = steady_clock::now() + opts.timeout;
   auto c = publish_call(subject, messages, opts);
-  auto payload = call(c, opts.timeout);
-  if (!payload)
-    return payload.error();
-  return parse_acks(*payload);
+  uint32_t used = 0;
+  for (;;) {
+    // Sending moves the messages into the frame: a copy waits for a not_leader's hint
+    // (a cluster's broker that does not lead the partition).
+    std::optional<wire::BrokerCall> again;
+    if (used < max_redirects_)
+      again = c;
+    auto payload = call(c, milliseconds(std::max<int64_t>(1, left_ms(deadline))));
+    if (payload)
+      return parse_acks(*payload);
+    if (!again || !follow_hint(payload.error().as_rejection(), used, deadline))
+      return payload.error();
+    c = std::move(*again);
+  }
 }
 
 namespace {
@@ -462,7 +526,39 @@ void stream_client::wait_for_slot(steady_clock::time_point deadline) {
   }
 }
 
+void stream_client::follow_async_redirect() {
+  auto why = *redirect_;
+  auto batches = std::move(redirected_);
+  redirected_.clear();
+  redirect_.reset();
+  // The batch not sent yet goes after them, on the new connection; neither is failed by
+  // the move (the calls in them are still unacked).
+  auto later = std::move(held_);
+  held_.reset();
+  auto unacked = unacked_messages_;
+  uint32_t used = redirect_run_;
+  bool moved = follow_hint(why, used,
+                           batches.empty() ? steady_clock::now() + opts_.connect_timeout
+                                           : batches.front().deadline);
+  redirect_run_ = used;
+  unacked_messages_ = unacked;
+  if (!moved) {
+    reply r;
+    r.rejected = why;
+    for (auto& b : batches)
+      answer_publishes(b.parts, r);
+  } else {
+    for (auto& b : batches)
+      (void) send_batch(std::move(b));
+  }
+  held_ = std::move(later);
+}
+
 status stream_client::send_held(bool wait) {
+  // Frames a broker refused not_leader go to the leader once nothing more is on its way
+  // to the old one (their answers would be lost with its connection).
+  if (redirect_ && async_.empty())
+    follow_async_redirect();
   if (!held_)
     return {};
   if (wait)
@@ -476,6 +572,16 @@ status stream_client::send_held(bool wait) {
   held_.reset();
   // Still full past the batch's deadline: levee::client refuses it (too_many_inflight,
   // net.max_inflight_requests) like any request over the bound.
+  return send_batch(std::move(held));
+}
+
+status stream_client::send_batch(held_batch held) {
+  // Until this connection's first publish is answered, the broker may not lead the
+  // partition (a cluster): a copy waits to go again where its not_leader points. Later
+  // frames keep none (a leader change mid-stream reaches the ack handler with the hint).
+  std::optional<held_batch> retry;
+  if (max_redirects_ > 0 && !publish_answered_)
+    retry = held;
   auto c = publish_call(held.subject, held.messages, held.opts);
   uint64_t id = 0;
   // Asynchronous publishes leave in 64 KiB writes, not a system call each; whatever waits
@@ -489,7 +595,7 @@ status stream_client::send_held(bool wait) {
     answer_publishes(held.parts, r);
     return as_status(*refused);
   }
-  async_.emplace(id, std::move(held.parts));
+  async_.emplace(id, async_frame{std::move(held.parts), std::move(retry)});
   return {};
 }
 
@@ -516,8 +622,9 @@ status stream_client::publish_async(const std::string& subject,
       return st;
   // The window: wait for answers while it is full (a batch larger than the whole window
   // goes once the window is empty). Waiting sends what is held: its answers free room.
-  while (unacked_messages_ + n > max_unacked_ && (held_ || !async_.empty())) {
-    if (held_) {
+  while (unacked_messages_ + n > max_unacked_
+         && (held_ || !async_.empty() || !redirected_.empty())) {
+    if (held_ || async_.empty()) {  // async_ empty: what was redirected goes now
       if (auto st = send_held(true); !st)
         return st;
       continue;
@@ -549,7 +656,11 @@ status stream_client::flush(milliseconds timeout) {
   auto deadline = steady_clock::now() + timeout;
   if (auto st = send_held(true); !st)
     return st;
-  while (!async_.empty()) {
+  while (!async_.empty() || !redirected_.empty()) {
+    if (async_.empty()) {  // only redirected frames left: they go to the leader now
+      (void) send_held(true);
+      continue;
+    }
     auto r = pump(milliseconds(left_ms(deadline)));
     if (r && r->request_id == 0 && r->rejected)
       return as_status(*r->rejected);
@@ -557,9 +668,8 @@ status stream_client::flush(milliseconds timeout) {
   return {};
 }
 
-result<uint64_t> stream_client::subscribe(const subscribe_options& opts) {
-  if (!conn_.connected())
-    return status::error(code::unavailable, "not connected; call connect() first");
+std::optional<rejection> stream_client::send_subscribe(const subscribe_options& opts,
+                                                       uint64_t& id) {
   wire::BrokerCall c;
   auto& s = *c.mutable_subscribe();
   s.set_stream(opts.stream);
@@ -574,15 +684,27 @@ result<uint64_t> stream_client::subscribe(const subscribe_options& opts) {
   s.set_group(opts.group);
   s.set_max_batch_messages(opts.max_batch_messages);
   s.set_max_batch_bytes(opts.max_batch_bytes);
+  if (auto refused = conn_.send_call(c, id))
+    return refused;
+  subscriptions_[id];
+  return std::nullopt;
+}
+
+result<uint64_t> stream_client::subscribe(const subscribe_options& opts) {
+  if (!conn_.connected())
+    return status::error(code::unavailable, "not connected; call connect() first");
   // After the publishes made before it, as a synchronous call (their refusal reaches the
   // ack handler).
   api_scope scope{*this};
   (void) send_held(true);
   uint64_t id = 0;
-  if (auto refused = conn_.send_call(c, id))
+  if (auto refused = send_subscribe(opts, id))
     return as_status(*refused);
-  subscriptions_[id];
-  return id;
+  uint64_t sub = next_sub_id_++;
+  sub_ids_[sub] = id;
+  if (max_redirects_ > 0)
+    unstarted_[sub] = opts;  // until its first batch: a not_leader may send it elsewhere
+  return sub;
 }
 
 subscription_event stream_client::next(uint64_t subscription, milliseconds timeout) {
@@ -592,9 +714,11 @@ subscription_event stream_client::next(uint64_t subscription, milliseconds timeo
   // its own publishes): they go as soon as a slot of the in-flight bound is free, and
   // wait for one within their own timeout, not this call's.
   api_scope scope{*this};
+  uint32_t used = 0;
   for (;;) {
     (void) send_held(false);
-    auto s = subscriptions_.find(subscription);
+    auto rid = sub_ids_.find(subscription);
+    auto s = rid == sub_ids_.end() ? subscriptions_.end() : subscriptions_.find(rid->second);
     if (s == subscriptions_.end()) {
       ev.error = local(code::not_found, "no subscription " + std::to_string(subscription)
                                           + " on this client (ended or never started)");
@@ -604,6 +728,7 @@ subscription_event stream_client::next(uint64_t subscription, milliseconds timeo
       auto r = std::move(s->second.front());
       s->second.pop_front();
       if (r.batch) {
+        unstarted_.erase(subscription);
         auto b = parse_payload<wire::MessageBatch>(*r.payload);
         if (!b)
           ev.error = b.error().as_rejection();
@@ -612,6 +737,19 @@ subscription_event stream_client::next(uint64_t subscription, milliseconds timeo
         return ev;
       }
       subscriptions_.erase(s);
+      auto start = unstarted_.find(subscription);
+      if (start != unstarted_.end() && !r.ok()) {
+        // Refused before its first batch by a broker that does not lead the partition:
+        // sent again to the leader it names, under the same id.
+        auto opts = start->second;
+        uint64_t id = 0;
+        if (follow_hint(*r.rejected, used, deadline) && !send_subscribe(opts, id)) {
+          sub_ids_[subscription] = id;
+          continue;
+        }
+      }
+      unstarted_.erase(subscription);
+      sub_ids_.erase(subscription);
       if (r.ok()) {
         ev.end = true;
         wire::SubscribeEnd end;
@@ -634,12 +772,17 @@ subscription_event stream_client::next(uint64_t subscription, milliseconds timeo
 }
 
 status stream_client::unsubscribe(uint64_t subscription) {
-  if (subscriptions_.erase(subscription) == 0)
+  unstarted_.erase(subscription);
+  auto rid = sub_ids_.find(subscription);
+  uint64_t id = rid == sub_ids_.end() ? 0 : rid->second;
+  if (rid != sub_ids_.end())
+    sub_ids_.erase(rid);
+  if (id == 0 || subscriptions_.erase(id) == 0)
     return status::error(code::not_found, "no subscription " + std::to_string(subscription)
                                             + " on this client");
   // Its batches still on their way, and its Reject cancelled, are answers nobody waits
   // for: pump() returns them to whoever calls, who drops them.
-  return conn_.cancel(subscription);
+  return conn_.cancel(id);
 }
 
 status stream_client::commit_cursor(const std::string& group, const std::string& stream,

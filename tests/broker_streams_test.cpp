@@ -101,10 +101,23 @@ TEST_F(BrokerStreams, RefusalsCarryTheirCodeAndLimit) {
   EXPECT_EQ(garbage.refused->code, code::bad_request);
   EXPECT_NE(garbage.refused->detail.find("BrokerCall"), std::string::npos);
 
+  // A broker alone keeps one copy: a replication factor above 1 says to run a cluster.
+  auto replicated = create("r3", "r3.>", [](wire::CreateStream& c) { c.set_replication_factor(3); });
+  ASSERT_TRUE(replicated.refused);
+  EXPECT_EQ(replicated.refused->code, code::bad_request);
+  EXPECT_NE(replicated.refused->detail.find("cluster"), std::string::npos)
+    << replicated.refused->detail;
+  auto one = create("r1", "r1.>", [](wire::CreateStream& c) {
+    c.set_replication_factor(1);
+    c.set_min_insync_replicas(1);
+  });
+  ASSERT_TRUE(one.payload);
+  EXPECT_EQ(one.as<wire::StreamInfo>().config().replication_factor(), 1u);
+
   auto internal = create("__mine", "mine.>");
   ASSERT_TRUE(internal.refused);
   EXPECT_EQ(internal.refused->code, code::bad_request);
-  EXPECT_GE(node->stats->rejected(code::bad_request), 3u);
+  EXPECT_GE(node->stats->rejected(code::bad_request), 4u);
   EXPECT_EQ(node->stats->rejected_by_limit()["stream.max_message_bytes"], 1u);
 }
 

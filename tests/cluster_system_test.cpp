@@ -22,6 +22,7 @@
 
 #include "broker/cluster.pb.h"
 #include "levee/client.hpp"
+#include "tests/cluster_support.hpp"
 #include "tests/process_support.hpp"
 #include "tests/test_support.hpp"
 
@@ -30,142 +31,7 @@ namespace {
 
 using namespace std::chrono;
 using namespace std::chrono_literals;
-
-const std::string levee_binary = LEVEE_BINARY;
-constexpr milliseconds bound = 20s;
-// Short enough for the test to see a session expire, long enough for a loaded machine
-// (twice the election timeout, as the config requires).
-constexpr int session_timeout_ms = 1500;
-constexpr int election_timeout_ms = 500;
-
-struct member {
-  uint64_t id = 0;
-  uint16_t port = 0;       // the client listener
-  uint16_t raft_port = 0;
-  std::unique_ptr<test::child_process> proc;
-  std::string stderr_path;
-};
-
-class cluster_fixture {
-public:
-  explicit cluster_fixture(int n) {
-    for (int i = 1; i <= n; ++i) {
-      member m;
-      m.id = static_cast<uint64_t>(i);
-      m.port = test::probe_free_port();
-      m.raft_port = test::probe_free_port();
-      members_.push_back(std::move(m));
-    }
-    for (auto& m : members_)
-      raft_members_ += (raft_members_.empty() ? "" : ",") + std::to_string(m.id) + "=127.0.0.1:"
-                       + std::to_string(m.raft_port);
-  }
-
-  std::string config_path(member& m, const std::string& raft_members) {
-    test::ini cfg;
-    cfg.set("node", "roles", "broker")
-      .set("broker", "listen", "127.0.0.1:" + std::to_string(m.port))
-      .set("broker", "data_dir", dir_.file("broker-" + std::to_string(m.id)))
-      .set("broker", "id", std::to_string(m.id))
-      .set("broker", "raft_listen", "127.0.0.1:" + std::to_string(m.raft_port))
-      .set("broker", "raft_members", raft_members)
-      .set("broker", "session_timeout_ms", std::to_string(session_timeout_ms))
-      .set("broker", "raft_election_timeout_ms", std::to_string(election_timeout_ms));
-    auto path = dir_.file("broker-" + std::to_string(m.id) + ".ini");
-    test::write_file(path, cfg.text());
-    return path;
-  }
-
-  bool start(member& m) {
-    auto path = config_path(m, raft_members_);
-    m.stderr_path = dir_.file("broker-" + std::to_string(m.id) + ".stderr");
-    m.proc = std::make_unique<test::child_process>();
-    if (!m.proc->start({levee_binary, "node", "--config", path}, m.stderr_path))
-      return false;
-    return m.proc->wait_for_line("broker listening on", bound).has_value();
-  }
-  bool start_all() {
-    for (auto& m : members_)
-      if (!start(m))
-        return false;
-    return true;
-  }
-
-  std::optional<cluster::ClusterInfo> info(const member& m) {
-    client_options o;
-    o.port = m.port;
-    o.node_id = "cluster-system-test";
-    o.connect_timeout = 1s;
-    client c{o};
-    if (!c.connect().ok())
-      return std::nullopt;
-    cluster::ClusterCall call;
-    call.mutable_info();
-    auto r = c.request("cluster", call.SerializeAsString(), 5s);
-    cluster::ClusterInfo out;
-    if (!r.ok() || !out.ParseFromString(*r.payload))
-      return std::nullopt;
-    return out;
-  }
-
-  /// Polls every live member until `pred` holds for all of their answers, within `bound`.
-  template <class Pred>
-  bool eventually(const std::vector<member*>& who, Pred pred, std::string& last) {
-    auto deadline = steady_clock::now() + bound;
-    while (steady_clock::now() < deadline) {
-      bool all = true;
-      std::vector<cluster::ClusterInfo> answers;
-      for (auto* m : who) {
-        auto i = info(*m);
-        if (!i) {
-          all = false;
-          break;
-        }
-        answers.push_back(*i);
-      }
-      if (all && pred(answers))
-        return true;
-      if (!answers.empty())
-        last = answers.front().DebugString();
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
-  }
-
-  std::vector<member>& members() { return members_; }
-  member& by_id(uint64_t id) { return members_[id - 1]; }
-  test::temp_dir& dir() { return dir_; }
-
-private:
-  test::temp_dir dir_;
-  std::vector<member> members_;
-  std::string raft_members_;
-};
-
-/// Every answer names the same leader (non-zero) and lists `n` brokers, each in `state`
-/// except `except` (in `except_state`).
-bool agree(const std::vector<cluster::ClusterInfo>& answers, size_t n, uint64_t except = 0,
-           const std::string& except_state = "") {
-  uint64_t leader = answers.front().leader_id();
-  if (leader == 0)
-    return false;
-  for (auto& a : answers) {
-    if (a.leader_id() != leader || a.brokers_size() != static_cast<int>(n))
-      return false;
-    for (auto& b : a.brokers())
-      if (b.state() != (b.id() == except ? except_state : std::string{"alive"}))
-        return false;
-  }
-  return true;
-}
-
-std::vector<member*> all_of(std::vector<member>& ms, uint64_t except = 0) {
-  std::vector<member*> out;
-  for (auto& m : ms)
-    if (m.id != except)
-      out.push_back(&m);
-  return out;
-}
+using namespace levee::test_cluster;
 
 TEST(ClusterSystem, ThreeBrokersFormTheMetadataClusterAndSurviveTheLeadersKill) {
   cluster_fixture c{3};
@@ -182,8 +48,7 @@ TEST(ClusterSystem, ThreeBrokersFormTheMetadataClusterAndSurviveTheLeadersKill) 
   // kill -9 the metadata leader: the survivors elect another and mark it unreachable
   // once its session has expired.
   auto killed_at = steady_clock::now();
-  c.by_id(leader).proc->signal(SIGKILL);
-  c.by_id(leader).proc->wait_exit(bound);
+  c.kill(c.by_id(leader));
   auto survivors = all_of(c.members(), leader);
   ASSERT_TRUE(c.eventually(survivors,
                            [&](auto& a) {

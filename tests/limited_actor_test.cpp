@@ -352,6 +352,10 @@ TEST_F(LimitedActorTest, ErrorsRenderAsRejectionLines) {
   EXPECT_FALSE(rejection_from(plain).has_value());
   caf::error bare{code::not_found};
   EXPECT_EQ(rejection_from(bare)->code, code::not_found);
+  // A not_leader's hint (the leader's address) travels with it, to the wire's Reject.
+  rejection moved = rejection::of(code::not_leader).leader_hint("127.0.0.1:7602").detail("not here");
+  EXPECT_EQ(*rejection_from(to_error(moved)), moved);
+  EXPECT_NE(moved.to_string().find("leader at 127.0.0.1:7602"), std::string::npos) << moved.to_string();
 }
 
 } // namespace

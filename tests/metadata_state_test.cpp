@@ -305,5 +305,73 @@ TEST(MetadataState, CorruptedEntryIsAClearErrorNotACrash) {
   EXPECT_EQ(st.code(), code::storage_error);
 }
 
+TEST(MetadataState, FailoverElectsFromTheAliveIsrOnlyAndTakesAPartitionOfflineWithoutOne) {
+  metadata_state s;
+  proposer p;
+  register_brokers(s, p, 3);
+  apply_ok(s, p.next(create_stream{stream_named("orders", 1), 3, 2}));
+  EXPECT_TRUE(failover_changes(s).empty()) << "every broker alive: nothing to change";
+  auto part = s.streams().at("orders").partitions[0];
+  EXPECT_EQ(s.streams().at("orders").created_at, 4u) << "three registers came first";
+  uint64_t first = part.leader;
+  // The ISR loses the follower that is not the second replica: only the other may lead.
+  uint64_t second = part.replicas[1], third = part.replicas[2];
+  apply_ok(s, p.next(change_partition{"orders", 0, 1, first, {first, second}}));
+
+  // The leader's broker is marked: the next alive ISR member in replica order leads, at a
+  // new leader epoch, and the dead one leaves the ISR; one compare-and-set change.
+  apply_ok(s, p.next(mark_broker{first, s.brokers().at(first).epoch, broker_state::unreachable}));
+  auto changes = failover_changes(s);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].leader, second);
+  EXPECT_EQ(changes[0].isr, (std::vector<uint64_t>{second}));
+  EXPECT_EQ(changes[0].expected_partition_epoch, 2u);
+  EXPECT_FALSE(apply_ok(s, p.next(changes[0])).refusal);
+  part = s.streams().at("orders").partitions[0];
+  EXPECT_EQ(part.leader, second);
+  EXPECT_EQ(part.leader_epoch, 2u);
+  EXPECT_TRUE(failover_changes(s).empty()) << "decided once";
+
+  // The new leader dies too: the third replica is alive but out of the ISR, so no unclean
+  // election: the partition goes offline and keeps its ISR.
+  apply_ok(s, p.next(mark_broker{second, s.brokers().at(second).epoch, broker_state::unreachable}));
+  changes = failover_changes(s);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].leader, 0u);
+  EXPECT_EQ(changes[0].isr, (std::vector<uint64_t>{second}));
+  EXPECT_FALSE(apply_ok(s, p.next(changes[0])).refusal);
+  part = s.streams().at("orders").partitions[0];
+  EXPECT_EQ(part.leader, 0u);
+  EXPECT_EQ(part.leader_epoch, 3u);
+  EXPECT_TRUE(failover_changes(s).empty()) << "offline stays offline while its ISR is away";
+  (void)third;
+
+  // The ISR member comes back: it leads again.
+  apply_ok(s, p.next(register_broker{second, s.brokers().at(second).address}));
+  changes = failover_changes(s);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].leader, second);
+  EXPECT_FALSE(apply_ok(s, p.next(changes[0])).refusal);
+  EXPECT_EQ(s.streams().at("orders").partitions[0].leader_epoch, 4u);
+
+  // A stale election (decided at an older epoch) is refused by the state machine.
+  auto stale = change_partition{"orders", 0, 1, second, {second}};
+  auto refused = apply_ok(s, p.next(stale));
+  ASSERT_TRUE(refused.refusal);
+  EXPECT_EQ(refused.refusal->code, code::precondition_failed);
+}
+
+TEST(MetadataState, CommandsRoundTripThroughTheirBytes) {
+  command c = change_partition{"orders", 2, 7, 3, {3, 1}};
+  auto back = decode_command(encode_command(c), "test");
+  ASSERT_TRUE(back.ok());
+  auto* cp = std::get_if<change_partition>(&back.value());
+  ASSERT_NE(cp, nullptr);
+  EXPECT_EQ(cp->stream, "orders");
+  EXPECT_EQ(cp->expected_partition_epoch, 7u);
+  EXPECT_EQ(cp->isr, (std::vector<uint64_t>{3, 1}));
+  EXPECT_FALSE(decode_command("\xff\xff", "test").ok());
+}
+
 } // namespace
 } // namespace levee::metadata

@@ -46,6 +46,10 @@ struct stream_spec {
   std::string name;
   std::string subject;  // the pattern: '*' one token, '>' the tail
   std::optional<uint32_t> partitions;
+  /// Copies of each partition on as many brokers (a cluster; a broker alone takes 1), and
+  /// how many of them must hold a message before an ack = all publish is answered.
+  std::optional<uint32_t> replication_factor;
+  std::optional<uint32_t> min_insync_replicas;
   std::optional<uint64_t> retention_max_age_ms;    // 0 = none
   std::optional<uint64_t> retention_max_bytes;     // per partition
   std::optional<uint64_t> retention_max_messages;  // per partition, 0 = none
@@ -179,6 +183,23 @@ public:
   status connect_with_backoff(std::chrono::milliseconds total);
   client& connection() noexcept { return conn_; }
 
+  // -- a cluster of brokers -------------------------------------------------------------
+  /// A publish or subscription sent to a broker that does not lead the partition is
+  /// refused not_leader with the leader's address (net/levee.proto Reject.leader_hint):
+  /// the client then moves its connection there and sends it again, within the call's
+  /// deadline, at most this many times per call (default 3; 0: never, the refusal is the
+  /// answer). Asynchronous publishes: the connection moves once every frame on its way to
+  /// the old broker is answered; the frames sent before the connection's first answered
+  /// publish (a client pointed at the wrong broker) go again there, in order; a later
+  /// frame (a leader change mid-stream) keeps no copy, so its calls hear the refusal with
+  /// the hint and publish again (with ids, a repeat is stored once). Moving the connection
+  /// is a reconnect: subscriptions on the old one are answered unavailable.
+  void set_max_redirects(uint32_t n) { max_redirects_ = n; }
+  /// How many times calls of this client followed a hint.
+  uint64_t redirects() const noexcept { return redirects_; }
+  /// The broker the client is connected to (or will connect to) now, host:port.
+  std::string broker_address() const { return opts_.host + ":" + std::to_string(opts_.port); }
+
   // -- admin ----------------------------------------------------------------------------
   result<stream_info> create_stream(const stream_spec& spec, std::chrono::milliseconds timeout);
   status delete_stream(const std::string& name, std::chrono::milliseconds timeout);
@@ -248,6 +269,12 @@ public:
                                                std::chrono::milliseconds timeout);
 
 private:
+  /// Moves the connection to the leader `r` names (not_leader with a hint), within
+  /// `deadline`; false when `r` is no such refusal, `used` reached max_redirects, or the
+  /// leader cannot be reached.
+  bool follow_hint(const rejection& r, uint32_t& used, std::chrono::steady_clock::time_point deadline);
+  /// Sends a Subscribe; its request id in `id`.
+  std::optional<rejection> send_subscribe(const subscribe_options& opts, uint64_t& id);
   /// Sends `call` and waits for its answer's payload, routing other answers meanwhile.
   result<std::string> call(wire::BrokerCall& call, std::chrono::milliseconds timeout);
   /// Receives one answer (up to `timeout`) and files it: an async publish's to the
@@ -305,7 +332,16 @@ private:
   /// Files a frame's answer: each publish call in it gets its share of the acks.
   void answer_publishes(const std::vector<publish_part>& parts, const reply& r);
 
+  client_options opts_;  // where conn_ goes: a followed hint changes host and port
   client conn_;
+  uint32_t max_redirects_ = 3;
+  uint64_t redirects_ = 0;
+  /// Subscriptions by the id subscribe() returned: the request id each has now (a hint
+  /// may move it to another connection, where request ids start again), and its options
+  /// until its first batch (to send it again to the leader a hint names).
+  std::map<uint64_t, uint64_t> sub_ids_;
+  std::map<uint64_t, subscribe_options> unstarted_;
+  uint64_t next_sub_id_ = 1;
   ack_handler on_acks_;
   uint64_t max_unacked_ = 4096;
   uint64_t batch_bytes_ = 64 * 1024;
@@ -316,7 +352,25 @@ private:
   uint64_t unacked_messages_ = 0;
   uint64_t next_publish_id_ = 1;
   std::optional<held_batch> held_;
-  std::map<uint64_t, std::vector<publish_part>> async_;  // request id -> the calls in it
+  /// An asynchronous frame on its way: its calls, and (until the connection's first
+  /// answered publish) a copy of its batch, to send again to the leader a not_leader names.
+  struct async_frame {
+    std::vector<publish_part> parts;
+    std::optional<held_batch> retry;
+  };
+  std::map<uint64_t, async_frame> async_;  // request id -> the frame
+  /// Frames refused not_leader with a hint, waiting for the frames still on their way to
+  /// the old broker; then the connection moves and they go again, in order.
+  std::deque<held_batch> redirected_;
+  std::optional<rejection> redirect_;  // the not_leader they were refused with
+  uint32_t redirect_run_ = 0;          // hints followed since a publish was last answered
+  bool publish_answered_ = false;      // on this connection: frames sent now keep no copy
+  /// Moves the connection to redirect_'s leader and sends the redirected frames again once
+  /// nothing is on its way to the old broker; answers them with the refusal when the hint
+  /// cannot be followed.
+  void follow_async_redirect();
+  /// Sends `held` as one frame now (no waiting for a slot); a refusal reaches its calls.
+  status send_batch(held_batch held);
   std::map<uint64_t, std::deque<reply>> subscriptions_;
 };
 
