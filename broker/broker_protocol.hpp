@@ -53,6 +53,38 @@ using role_atom = caf::atom_constant<caf::atom("b_role")>;
 using metadata_atom = caf::atom_constant<caf::atom("b_meta")>;
 using metadata_view = std::shared_ptr<const metadata::metadata_state>;
 
+/// (fetch_atom, fetch_request) -> FetchReply bytes: a follower's fetch, at the leader
+/// (README.md "Replicas"; wire::Fetch).
+using fetch_atom = caf::atom_constant<caf::atom("b_fetch")>;
+/// (epoch_end_atom, epoch_end_request) -> EpochEndOffsetReply bytes.
+using epoch_end_atom = caf::atom_constant<caf::atom("b_epochend")>;
+/// (fetch_expired_atom, replica, sequence): a leader's own: a held fetch's wait is over.
+using fetch_expired_atom = caf::atom_constant<caf::atom("b_fetchexp")>;
+/// (replica_tick_atom): a leader's own: ISR lag check, high-water checkpoint.
+using replica_tick_atom = caf::atom_constant<caf::atom("b_reptick")>;
+/// (follow_atom, generation): a follower's own: its next fetch step (after a backoff).
+using follow_atom = caf::atom_constant<caf::atom("b_follow")>;
+
+/// A follower's Fetch as its leader's partition actor takes it (wire::Fetch's fields).
+struct fetch_request {
+  uint64_t replica = 0;
+  uint64_t fetch_offset = 0;
+  uint64_t leader_epoch = 0;
+  uint64_t max_bytes = 0;
+  uint32_t max_wait_ms = 0;
+};
+
+/// A follower's EpochEndOffset (wire::EpochEndOffset's fields).
+struct epoch_end_request {
+  uint64_t replica = 0;
+  uint64_t leader_epoch = 0;
+  uint64_t epoch = 0;
+};
+
+/// How a publish is acknowledged (wire::Ack): `leader` once the leader stored it by its
+/// fsync policy; `all` once the high-water mark passed it (every ISR member has it).
+enum class ack_level : uint8_t { leader, all };
+
 /// One partition as the metadata has it, seen from one broker (`self`).
 struct partition_role {
   uint64_t self = 0;              // this broker's id
@@ -87,6 +119,7 @@ struct owned_message {
 struct append_batch {
   std::vector<owned_message> messages;
   std::optional<uint64_t> expected_last_offset;
+  ack_level ack = ack_level::leader;
 
   /// What the leader's gate counts (actors/message_size.hpp).
   uint64_t size_bytes() const noexcept {
@@ -166,7 +199,11 @@ using leader_actor = caf::typed_actor<
   caf::replies_to<stop_atom, bool>::with<bool>,
   caf::reacts_to<read_atom>, caf::reacts_to<sync_atom>, caf::reacts_to<maintain_atom>,
   caf::reacts_to<commit_atom>, caf::reacts_to<paced_atom>,
-  caf::reacts_to<role_atom, partition_role>>;
+  caf::reacts_to<role_atom, partition_role>,
+  caf::replies_to<fetch_atom, fetch_request>::with<std::string>,
+  caf::replies_to<epoch_end_atom, epoch_end_request>::with<std::string>,
+  caf::reacts_to<fetch_expired_atom, uint64_t, uint64_t>, caf::reacts_to<replica_tick_atom>,
+  caf::reacts_to<follow_atom, uint64_t>>;
 
 /// The broker: the wire's "broker" target, a plain and a streamed request in one actor.
 using broker_actor = wire_stream_target::extend_with<wire_request_target>::extend<
@@ -184,3 +221,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::append_acks)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::subscription_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::partition_role)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::metadata_view)
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::fetch_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::epoch_end_request)

@@ -26,6 +26,16 @@ struct broker_stats {
   // Times a subscription was held back by [limits.consumer]'s rates after a batch.
   std::atomic<uint64_t> subscriptions_paced{0};
   std::atomic<uint64_t> unacked_refusals{0};  // refusals of ack = none publishes (logged)
+  // Replication (README.md "Replicas"); its refusals (insufficient_replicas, not_leader)
+  // are counted by code and limit below.
+  std::atomic<uint64_t> fetches_served{0};       // Fetch answers a leader gave followers
+  std::atomic<uint64_t> fetch_bytes_served{0};   // batch bytes in them
+  std::atomic<uint64_t> fetches_made{0};         // Fetch answers a follower applied
+  std::atomic<uint64_t> bytes_copied{0};         // batch bytes it appended from them
+  std::atomic<uint64_t> truncations{0};          // follower logs cut by leader epoch
+  std::atomic<uint64_t> isr_shrinks{0};          // ISR shrinks asked of the controller
+  std::atomic<uint64_t> isr_expands{0};          // ISR grows asked of the controller
+  std::atomic<uint64_t> acks_waited{0};          // ack = all publishes held for the mark
   std::array<std::atomic<uint64_t>, max_code_number + 1> rejections{};  // by code
 
   /// Counts a refusal by its code and, when a limit made it, by the limit's key.

@@ -13,8 +13,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "base/round_robin.hpp"
-#include "limits/stream_credit.hpp"
-#include "limits/token_bucket.hpp"
+#include "broker/leader_state.hpp"
 #include "net/stream_message.hpp"
 #include "net/streams.pb.h"
 
@@ -24,65 +23,18 @@ namespace {
 
 using namespace std::chrono;
 
+} // namespace
+
 caf::error refuse(code c, std::string detail) {
   return to_error(rejection::of(c).detail(std::move(detail)));
 }
-
-/// One subscription. Its leader reads for it only while it holds credit and there is
-/// something below the high-water mark, and sends what it read at once: a subscriber
-/// that stops granting credit costs its leader this struct and nothing more.
-struct subscriber {
-  wire_stream_sink connection;
-  uint64_t tag = 0;
-  caf::typed_response_promise<std::string> rp;
-  uint64_t next = 0;
-  std::optional<uint64_t> stop_offset;
-  std::optional<int64_t> stop_time_ms;
-  uint64_t max_messages = 0;
-  uint64_t max_bytes = 0;
-  stream_credit credit;
-  uint64_t delivered = 0;
-  // [limits.consumer]'s rates, paid after each batch is sent (token_bucket::charge):
-  // null when that rate is off.
-  std::unique_ptr<token_bucket> msgs_rate;
-  std::unique_ptr<token_bucket> bytes_rate;
-};
-
-/// An append taken from the mailbox and not yet written (group commit, below).
-struct pending_append {
-  append_batch batch;
-  caf::typed_response_promise<append_acks> rp;
-};
-
-struct leader_state {
-  leader_setup setup;
-  /// What the metadata says of this partition (broker_protocol.hpp partition_role); none
-  /// on a broker alone, which leads with replication factor 1.
-  std::optional<partition_role> role;
-  /// Group commit: appends are taken as they come and written together when the leader
-  /// gets to its own commit message, which the first of them queued behind whatever was
-  /// already waiting. A publisher alone pays one message to itself (no thread hand-off);
-  /// many publishers share one write (and one fsync under every_batch). At most what the
-  /// mailbox held waits here.
-  std::vector<pending_append> group;
-  bool commit_scheduled = false;
-  using key = std::pair<caf::actor_addr, uint64_t>;  // (connection, tag)
-  std::map<key, subscriber> subs;
-  std::optional<key> last_turn;  // round robin over subscribers
-  bool read_scheduled = false;
-  // When the earliest paced_atom on its way fires (clock ns); 0: none. A subscriber that
-  // may go sooner arms another (an extra paced_atom only wakes the leader once more).
-  int64_t paced_timer_at = 0;
-  bool stopping = false;
-  const char* name = "levee.stream_leader";
-};
-
-using leader_self = caf::stateful_actor<leader_state, limited<leader_actor::base>>;
 
 void publish_gauges(leader_self* self) {
   fill_gauges(*self->state.setup.log, *self->state.setup.gauges);
   self->state.setup.gauges->subscribers = self->state.subs.size();
 }
+
+namespace {
 
 std::string summary_of(const subscriber& s) {
   wire::SubscribeEnd end;
@@ -126,6 +78,8 @@ bool runnable(leader_self* self, const subscriber& s) {
   return ready(self, s) && paced_for(s) == 0;
 }
 
+} // namespace
+
 /// Ends the subscriptions that are over, then sends itself one read step if any
 /// subscriber may go: after an append, a sync, a credit, a step.
 void wake(leader_self* self) {
@@ -158,6 +112,13 @@ void wake(leader_self* self) {
     self->delayed_send(self, std::chrono::nanoseconds(soonest), paced_atom::value);
   }
 }
+
+void end_all_subscriptions(leader_self* self, const caf::error& err) {
+  while (!self->state.subs.empty())
+    end_subscription(self, self->state.subs.begin(), err);
+}
+
+namespace {
 
 /// One batch for the next subscriber that may go, then the others' turn (after whatever
 /// else is queued: appends are never held behind a long run of reads).
@@ -279,9 +240,15 @@ void commit_group(leader_self* self) {
     return;
   auto group = std::move(st.group);
   st.group.clear();
+  if (auto elsewhere = not_leading(self)) {
+    // The role changed while these waited: nothing of them was written here.
+    for (auto& p : group)
+      p.rp.deliver(to_error(*elsewhere));
+    return;
+  }
   auto answer = [&](pending_append& p, result<append_acks> r) {
     if (r) {
-      p.rp.deliver(std::move(*r));
+      deliver_acks(self, p, std::move(*r));
     } else {
       st.setup.gauges->rejected.fetch_add(1);
       p.rp.deliver(to_error(r.error().as_rejection()));
@@ -296,6 +263,7 @@ void commit_group(leader_self* self) {
         run.push_back(&group[j++]);
     auto r = append_together(self, run);
     if (r) {
+      publish_gauges(self);  // before the answers: a publisher then sees its messages counted
       for (size_t k = 0; k < run.size(); ++k)
         answer(*run[k], std::move((*r)[k]));
     } else if (run.size() == 1 || r.error().code() == code::storage_error) {
@@ -313,6 +281,7 @@ void commit_group(leader_self* self) {
     }
     i = j;
   }
+  advance_high_water(self);  // the log grew: the mark, held fetches, waiting acks
   publish_gauges(self);
   wake(self);  // the high-water mark moved (every_batch, none)
 }
@@ -329,6 +298,11 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       auto& st = self->state;
       if (st.stopping)
         return refuse(code::unavailable, "stream " + st.setup.stream + " is stopping");
+      if (auto elsewhere = not_leading(self))
+        return to_error(*elsewhere);
+      if (b.ack == ack_level::all)
+        if (auto few = check_insync(self))
+          return to_error(*few);
       auto rp = self->make_response_promise<append_acks>();
       st.group.push_back(pending_append{std::move(b), rp});
       if (!st.commit_scheduled) {
@@ -348,6 +322,8 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       auto& st = self->state;
       if (st.stopping)
         return refuse(code::unavailable, "stream " + st.setup.stream + " is stopping");
+      if (auto elsewhere = not_leading(self))
+        return to_error(*elsewhere);
       auto key = leader_state::key{caf::actor_cast<caf::actor_addr>(req.connection), req.tag};
       if (st.subs.count(key) != 0)
         return refuse(code::bad_request, "request " + std::to_string(req.tag)
@@ -404,7 +380,14 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
         end_subscription(self, it, refuse(code::cancelled, "the subscription was cancelled"));
     },
     [=](read_atom) { read_step(self); },
-    [=](role_atom, partition_role& r) { self->state.role = std::move(r); },
+    [=](role_atom, partition_role& r) { on_role(self, std::move(r)); },
+    [=](fetch_atom, const fetch_request& req) { return serve_fetch(self, req); },
+    [=](epoch_end_atom, const epoch_end_request& req) { return serve_epoch_end(self, req); },
+    [=](fetch_expired_atom, uint64_t replica, uint64_t sequence) {
+      fetch_expired(self, replica, sequence);
+    },
+    [=](replica_tick_atom) { replica_tick(self); },
+    [=](follow_atom, uint64_t generation) { follow_step(self, generation); },
     [=](sync_atom) {
       auto& st = self->state;
       if (st.stopping)
@@ -413,6 +396,8 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       if (auto done = st.setup.log->sync_if_due(); !done)
         std::fprintf(stderr, "levee broker: stream %s partition %u: sync failed: %s\n",
                      st.setup.stream.c_str(), st.setup.partition, done.to_string().c_str());
+      if (st.setup.log->replicated())
+        advance_high_water(self);  // the leader's own durable end counts in the mark
       if (st.setup.log->high_water() != before) {
         publish_gauges(self);
         wake(self);  // waiting subscribers may read what the sync made visible
@@ -441,12 +426,12 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       auto& st = self->state;
       commit_group(self);  // what was taken is written and answered first
       st.stopping = true;
-      while (!st.subs.empty())
-        end_subscription(self, st.subs.begin(),
-                         deleted ? refuse(code::unavailable,
-                                          "stream " + st.setup.stream
-                                            + " was deleted; subscribe to another stream")
-                                 : refuse(code::shutting_down, "the broker is stopping"));
+      auto why = deleted ? refuse(code::unavailable,
+                                  "stream " + st.setup.stream
+                                    + " was deleted; subscribe to another stream")
+                         : refuse(code::shutting_down, "the broker is stopping");
+      end_all_subscriptions(self, why);
+      stop_replication(self, why);
       auto synced = st.setup.log->sync();
       if (!synced)
         std::fprintf(stderr, "levee broker: stream %s partition %u: %s\n",

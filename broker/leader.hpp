@@ -13,9 +13,18 @@
 #include "broker/broker_protocol.hpp"
 #include "broker/broker_stats.hpp"
 #include "broker/controller_protocol.hpp"
+#include "limits/defaults.hpp"
 #include "streams/partition_log.hpp"
 
 namespace levee::broker {
+
+/// Replication's bounds ([broker] replica_*, README.md "Replicas"; defaults and reasons in
+/// limits/defaults.hpp).
+struct replication_limits {
+  uint64_t fetch_max_bytes = defaults::broker_replica_fetch_max_bytes;  // per fetch answer
+  uint64_t fetch_max_wait_ms = defaults::broker_replica_fetch_max_wait_ms;  // a held fetch
+  uint64_t max_lag_ms = defaults::broker_replica_max_lag_ms;  // then out of the ISR
+};
 
 struct leader_setup {
   /// The partition's log. The leader is its only user from the spawn on; `keep_alive`
@@ -32,6 +41,9 @@ struct leader_setup {
   const clock_source* clock = nullptr;  // wall time for stop_time_ms; must outlive it
   /// This broker's controller (ISR changes go through it), null on a broker alone.
   controller_actor controller;
+  replication_limits replication;
+  /// Names this broker to a leader it fetches from (the client's node id).
+  std::string node_id = "levee-follower";
 };
 
 /// Writes `log`'s figures into `g` (subscribers aside): the leader after each change, and

@@ -227,6 +227,15 @@ constexpr uint64_t stream_fsync_interval_ms = log_fsync_interval_ms;
 /// size with room to spare, and few enough that a reader's credit paces it.
 constexpr uint64_t stream_read_max_messages = 1000;
 constexpr uint64_t stream_read_max_bytes = 256 * KiB;
+/// copies of each partition a CreateStream that names none gets on a clustered broker: 1,
+/// so that a stream is replicated only when someone asked (a 3-broker cluster wants 3).
+constexpr uint64_t stream_replication_factor = 1;
+/// replicas that must be in the ISR for an ack = all publish to be taken (below it:
+/// insufficient_replicas): 1 by default, i.e. the leader alone may acknowledge; R3 streams
+/// usually want 2, so one replica may be down without losing durability or availability.
+constexpr uint64_t stream_min_insync_replicas = 1;
+/// replicas a stream may ask for: each one is a fetch loop and a copy of the log.
+constexpr uint64_t stream_replication_factor_ceiling = 7;
 
 // -- the broker: [broker] (broker/README.md) -----------------------------------------------
 
@@ -257,6 +266,19 @@ constexpr uint64_t broker_session_timeout_ms = 6'000;
 /// ms a Raft follower waits without hearing its leader before it stands for election
 /// (libraft's default); its heartbeats go every tenth of it.
 constexpr uint64_t broker_raft_election_timeout_ms = 1'000;
+/// bytes of batches one replica fetch is answered with, at most (broker/README.md
+/// "Replicas"): about two default log batches' worth, so a catching-up follower moves
+/// ~5 MB/s per partition at a 10 ms round trip, and far below net.max_frame_bytes (a
+/// larger value is refused at start) so a fetch answer never needs a permit.
+constexpr uint64_t broker_replica_fetch_max_bytes = 512 * KiB;
+/// ms a leader holds a fetch that finds nothing new (long poll): a follower asks again at
+/// most twice a second when idle, and is answered at once when messages arrive.
+constexpr uint64_t broker_replica_fetch_max_wait_ms = 500;
+/// ms a follower may go without catching up with its leader's log end (or without
+/// fetching at all) before the leader asks the controller to drop it from the ISR: long
+/// enough to ride out a GC-like pause or a burst, short enough that an ack = all publish
+/// does not wait on a dead replica for long (Kafka's replica.lag.time.max.ms is 30 s).
+constexpr uint64_t broker_replica_max_lag_ms = 10'000;
 /// metadata commands queued or in flight at the Raft node (metadata/README.md): metadata
 /// changes are rare (registrations, stream creation, leader changes); a burst larger than
 /// 256 means a caller is looping.

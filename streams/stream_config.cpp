@@ -36,6 +36,10 @@ const field_spec<C> stream_fields[] = {
 const field_spec<S> settings_fields[] = {
   {"read_max_messages", &S::read_max_messages, 1, 1'000'000, "messages"},
   {"read_max_bytes", &S::read_max_bytes, 1024, 64 * defaults::MiB, "bytes"},
+  {"replication_factor", &S::replication_factor, 1, defaults::stream_replication_factor_ceiling,
+   "replicas"},
+  {"min_insync_replicas", &S::min_insync_replicas, 1, defaults::stream_replication_factor_ceiling,
+   "replicas"},
 };
 
 // subject_limits' members are not in S itself; read through these.
@@ -159,6 +163,12 @@ result<stream_settings> stream_settings_from_config(const flat_config& cfg) {
   }
   if (auto st = check_fields(out, "stream", settings_fields); !st)
     return st;
+  if (out.min_insync_replicas > out.replication_factor)
+    return bad("stream.min_insync_replicas", std::to_string(out.min_insync_replicas),
+               "must be at most stream.replication_factor ("
+                 + std::to_string(out.replication_factor)
+                 + "): more replicas than exist could never be in sync, and every ack = all "
+                   "publish would be refused");
   if (auto st = check_fields(subjects, "stream", subject_field_specs); !st)
     return st;
   out.subjects.max_bytes = subjects.max_subject_bytes;

@@ -61,6 +61,11 @@ struct stream_settings {
   subject_limits subjects;
   uint64_t read_max_messages = defaults::stream_read_max_messages;
   uint64_t read_max_bytes = defaults::stream_read_max_bytes;
+  /// What a CreateStream that gives 0 gets (a clustered broker; alone, always 1): copies
+  /// of each partition, and how many must be in sync for an ack = all publish
+  /// (insufficient_replicas below it, limit stream.min_insync_replicas).
+  uint64_t replication_factor = defaults::stream_replication_factor;
+  uint64_t min_insync_replicas = defaults::stream_min_insync_replicas;
 };
 
 /// Reads the keys `stream.*` of `cfg` (other sections are not looked at). An unknown key,
