@@ -9,6 +9,8 @@
 #include <boost/program_options.hpp>
 
 #include "apps/cli_common.hpp"
+#include "apps/cli_env.hpp"
+#include "apps/exit_codes.hpp"
 #include "apps/stats_text.hpp"
 #include "apps/subcommands.hpp"
 #include "limits/printable.hpp"
@@ -22,18 +24,22 @@ namespace po = boost::program_options;
 using namespace std::chrono;
 
 struct server_args {
-  std::string server = "127.0.0.1:7400";
+  std::string server = default_server();
   std::string token;
 };
 
 void add_server_options(po::options_description& opts, server_args& a) {
   opts.add_options()
-    ("server", po::value(&a.server)->default_value("127.0.0.1:7400"), "the server, host:port")
+    ("server", po::value(&a.server)->default_value(a.server),
+     "the server, host:port (the default is LEVEE_SERVER when set, else 127.0.0.1:7400)")
     ("token", po::value(&a.token), "the server's connection token (net.token), if it has one");
 }
 
 std::optional<client_options> client_for(const char* sub, const server_args& a) {
-  auto address = address_option(sub, "--server", a.server);
+  // A bad address from the environment is named as such: the command line has none.
+  const char* env = std::getenv(server_env);
+  bool from_env = env != nullptr && a.server == env;
+  auto address = address_option(sub, from_env ? server_env : "--server", a.server);
   if (!address)
     return std::nullopt;
   client_options co;
@@ -61,21 +67,27 @@ std::optional<client_options> parse_client_args(const char* sub,
   return co;
 }
 
-/// One unary request to the server; prints the refusal and returns nullopt on failure.
-std::optional<std::string> ask(const char* sub, const client_options& co, const char* target,
-                               std::string payload) {
+/// "cannot reach the server at HOST:PORT: why"; exit_code::unreachable.
+int say_unreachable(const char* sub, const client_options& co, const status& st) {
+  std::fprintf(stderr, "levee %s: cannot reach the server at %s:%u: %s (--server, LEVEE_SERVER)\n",
+               sub, printable(co.host).c_str(), co.port, printable(st.message()).c_str());
+  return exit_code::unreachable;
+}
+
+/// One unary request to the server into `*answer`; on failure prints why and returns the
+/// exit code (unreachable, or refused), else 0.
+int ask(const char* sub, const client_options& co, const char* target, std::string payload,
+        std::string* answer) {
   client c{co};
-  if (auto st = c.connect_with_backoff(seconds(3)); !st) {
-    std::fprintf(stderr, "levee %s: cannot reach the server at %s:%u: %s\n", sub,
-                 printable(co.host).c_str(), co.port, printable(st.message()).c_str());
-    return std::nullopt;
-  }
+  if (auto st = c.connect_with_backoff(seconds(3)); !st)
+    return say_unreachable(sub, co, st);
   auto r = c.request(target, std::move(payload), seconds(10));
   if (!r.ok()) {
     std::fprintf(stderr, "levee %s: %s\n", sub, r.rejected->to_string().c_str());
-    return std::nullopt;
+    return exit_code::refused;
   }
-  return std::move(*r.payload);
+  *answer = std::move(*r.payload);
+  return exit_code::ok;
 }
 
 } // namespace
@@ -285,16 +297,15 @@ int run_satellites(const std::vector<std::string>& args) {
   if (json)
     next += " --json";
   if (!watch && !all) {
-    auto answer = ask("satellites", *co, "satellites", base.SerializeAsString());
-    return answer ? print_satellites(*answer, json, next) : 1;
+    std::string answer;
+    if (int failed = ask("satellites", *co, "satellites", base.SerializeAsString(), &answer))
+      return failed;
+    return print_satellites(answer, json, next);
   }
   if (all) {
     client c{*co};
-    if (auto st = c.connect_with_backoff(seconds(3)); !st) {
-      std::fprintf(stderr, "levee satellites: cannot reach the server at %s:%u: %s\n",
-                   printable(co->host).c_str(), co->port, printable(st.message()).c_str());
-      return 1;
-    }
+    if (auto st = c.connect_with_backoff(seconds(3)); !st)
+      return say_unreachable("satellites", *co, st);
     bool first = true;
     for (auto req = base;; first = false) {
       auto r = c.request("satellites", req.SerializeAsString(), seconds(10));
@@ -314,11 +325,8 @@ int run_satellites(const std::vector<std::string>& args) {
     }
   }
   client c{*co};
-  if (auto st = c.connect_with_backoff(seconds(3)); !st) {
-    std::fprintf(stderr, "levee satellites: cannot reach the server at %s:%u: %s\n",
-                 printable(co->host).c_str(), co->port, printable(st.message()).c_str());
-    return 1;
-  }
+  if (auto st = c.connect_with_backoff(seconds(3)); !st)
+    return say_unreachable("satellites", *co, st);
   std::optional<uint64_t> version;
   uint64_t printed = 0;
   for (;;) {
@@ -379,11 +387,11 @@ int run_stats(const std::vector<std::string>& args) {
   auto co = parse_client_args("stats", opts, args, a, &exit_code);
   if (!co)
     return exit_code;
-  auto answer = ask("stats", *co, "stats", wire::StatsRequest{}.SerializeAsString());
-  if (!answer)
-    return 1;
+  std::string answer;
+  if (int failed = ask("stats", *co, "stats", wire::StatsRequest{}.SerializeAsString(), &answer))
+    return failed;
   wire::StatsReply reply;
-  if (!reply.ParseFromString(*answer)) {
+  if (!reply.ParseFromString(answer)) {
     std::fprintf(stderr, "levee stats: an answer that does not parse\n");
     return 1;
   }

@@ -28,11 +28,36 @@ parsed_args parse_args(const char* sub, const po::options_description& opts,
                        po::variables_map* parsed, std::string* error) {
   po::variables_map vm;
   try {
+    // Positionals are named here, not by boost: without a description boost drops them
+    // silently (`levee satellites watch`), and with one it refuses extras without naming
+    // them. An argument no subcommand expects is a usage error that says which.
     po::command_line_parser p{args};
     p.options(opts);
-    if (positional)
-      p.positional(*positional);
-    po::store(p.run(), vm);
+    auto options = p.run();
+    std::vector<std::string> stray;
+    for (auto& o : options.options) {
+      if (o.position_key < 0 || !o.string_key.empty())
+        continue;
+      unsigned at = static_cast<unsigned>(o.position_key);
+      if (positional && at < positional->max_total_count())
+        o.string_key = positional->name_for_position(at);
+      else
+        stray.push_back(o.original_tokens.empty() ? std::string{} : o.original_tokens.front());
+    }
+    if (!stray.empty()) {
+      std::string list;
+      for (auto& s : stray)
+        list += (list.empty() ? "'" : ", '") + s + "'";
+      throw std::invalid_argument("unexpected argument" + std::string{stray.size() == 1 ? " " : "s "}
+                                  + list + " (this command takes "
+                                  + (positional && positional->max_total_count() > 0
+                                       ? "only " + std::to_string(positional->max_total_count())
+                                           + " argument" + (positional->max_total_count() == 1 ? "" : "s")
+                                           + " besides its options"
+                                       : std::string{"options only"})
+                                  + ")");
+    }
+    po::store(options, vm);
     po::notify(vm);
   } catch (const std::exception& e) {
     if (error) {

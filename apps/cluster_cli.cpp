@@ -12,6 +12,7 @@
 #include <boost/program_options.hpp>
 
 #include "apps/cli_common.hpp"
+#include "apps/cli_env.hpp"
 #include "apps/subcommands.hpp"
 #include "broker/cluster.pb.h"
 #include "levee/client.hpp"
@@ -137,7 +138,7 @@ void fill_progress(cluster::ClusterInfo& info, const std::string& token) {
 
 int run_cluster(const std::vector<std::string>& args) {
   po::options_description opts{"levee cluster: the metadata cluster as a broker sees it"};
-  std::string broker = "127.0.0.1:7600";
+  std::string broker = default_broker_address();  // LEVEE_BROKER, else 127.0.0.1:7600
   std::string token;
   bool json = false;
   opts.add_options()

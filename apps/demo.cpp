@@ -69,17 +69,8 @@ int run_demo(const std::vector<std::string>& args) {
      whole_number("payload-bytes", &payload_bytes, size_t{1024}, 0,
                   defaults::max_message_bytes_ceiling, "bytes"),
      "bytes per message, up to the largest max_message_bytes allowed (1 GiB)");
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return usage_error("demo", e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
+  if (auto parsed = parse_args("demo", opts, args); parsed.exit_code)
+    return *parsed.exit_code;
 
   flat_config flat;
   if (!config_path.empty()) {

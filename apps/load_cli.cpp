@@ -44,6 +44,7 @@
 #include <boost/program_options.hpp>
 
 #include "apps/cli_common.hpp"
+#include "apps/cli_env.hpp"
 #include "apps/subcommands.hpp"
 #include "levee/client.hpp"
 #include "levee/streams.hpp"
@@ -730,7 +731,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     return usage("--html " + html_path + ": cannot write there (" + std::strerror(errno)
                               + "); give a path in a directory you may write");
   if (server.empty())
-    server = publish || consume ? "127.0.0.1:7600" : "127.0.0.1:7400";
+    server = publish || consume ? default_broker_address() : default_server();  // LEVEE_BROKER/SERVER
   base::host_port address;
   if (std::string why; !base::parse_host_port("--server", server, address, why))
     return usage(why);

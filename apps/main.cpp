@@ -9,6 +9,7 @@
 
 #include <malloc.h>
 
+#include "apps/exit_codes.hpp"
 #include "apps/subcommands.hpp"
 #include "limits/printable.hpp"
 
@@ -30,7 +31,11 @@ constexpr const char* usage =
   "  demo        flood a slow limited actor past its bounds and show every rejection\n"
   "  load        offer a node a load and account for every send: levee load --target actor stats\n"
   "\n"
-  "`levee <subcommand> --help` describes the options of each.\n";
+  "`levee <subcommand> --help` describes the options of each.\n"
+  "\n"
+  "environment: LEVEE_SERVER (host:port) is the default of --server, LEVEE_BROKER of --broker;\n"
+  "the flag wins.\n"
+  "\n";
 
 /// glibc gives freed memory at the top of a heap back to the kernel once more than 128 KiB
 /// is free there, and takes it again at the next allocation: a broker that frees a
@@ -59,6 +64,7 @@ int main(int argc, char** argv) {
   keep_freed_heap();
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     std::fputs(usage, argc < 2 ? stderr : stdout);
+    std::fputs(levee::apps::exit_code::table, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   if (std::strcmp(argv[1], "--version") == 0) {

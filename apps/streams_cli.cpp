@@ -12,6 +12,7 @@
 #include <boost/program_options.hpp>
 
 #include "apps/cli_common.hpp"
+#include "apps/cli_env.hpp"
 #include "apps/subcommands.hpp"
 #include "base/time_text.hpp"
 #include "events/json.hpp"
@@ -36,14 +37,14 @@ std::string q(std::string_view text) {
 constexpr milliseconds admin_timeout{10'000};
 
 struct broker_args {
-  std::string broker = default_broker;
+  std::string broker = default_broker_address();  // LEVEE_BROKER, else default_broker
   std::string token;
   bool json = false;
 };
 
 void add_broker_options(po::options_description& opts, broker_args& a) {
   opts.add_options()
-    ("broker", po::value(&a.broker)->default_value(default_broker), "the broker, host:port")
+    ("broker", po::value(&a.broker)->default_value(a.broker), "the broker, host:port (LEVEE_BROKER)")
     ("token", po::value(&a.token), "the broker's connection token (net.token), if it has one")
     ("json", po::bool_switch(&a.json), "print JSON (one object per line) for scripts");
 }
