@@ -78,6 +78,8 @@ stream_entry start_leaders(broker_self* self, streams::stream& s,
     ls.stats = st.setup.stats;
     ls.clock = st.setup.clock;
     ls.controller = st.setup.controller;
+    ls.replication = st.setup.limits.replication;
+    ls.node_id = "levee-broker-" + std::to_string(st.setup.broker_id);
     pe.leader = spawn_leader(self->system(), *st.rt, limits, std::move(ls));
     if (st.setup.gauges) {
       std::lock_guard<std::mutex> guard{st.setup.gauges->mu};
@@ -186,8 +188,17 @@ caf::result<std::string> create_stream(broker_self* self, const wire::CreateStre
   auto cfg = config_from_wire(req, st.setup.settings.defaults);
   if (!cfg)
     return refuse(self, cfg.error().as_rejection());
-  uint32_t rf = std::max<uint32_t>(1, req.replication_factor());
-  uint32_t min_isr = std::max<uint32_t>(1, req.min_insync_replicas());
+  // 0 takes [stream]'s defaults on a cluster (a broker alone keeps one copy); a default
+  // min ISR above the factor asked is lowered to it, a min ISR asked above it is refused.
+  auto& set = st.setup.settings;
+  uint32_t rf = req.replication_factor() != 0 ? req.replication_factor()
+                : st.clustered()              ? static_cast<uint32_t>(set.replication_factor)
+                                              : 1;
+  uint32_t min_isr = req.min_insync_replicas() != 0
+                       ? req.min_insync_replicas()
+                       : std::min<uint32_t>(rf, st.clustered()
+                                                  ? static_cast<uint32_t>(set.min_insync_replicas)
+                                                  : 1);
   if (!st.clustered() && (rf > 1 || min_isr > 1))
     return refuse(self, code::bad_request,
                   "replication_factor and min_insync_replicas must be 0 or 1: this broker runs "
@@ -361,6 +372,8 @@ broker_actor::behavior_type broker(broker_self* self, broker_setup setup, runtim
         case wire::BrokerCall::kPublish: return publish(self, *call.mutable_publish());
         case wire::BrokerCall::kCommitCursor: return commit_cursor(self, call.commit_cursor());
         case wire::BrokerCall::kFetchCursor: return fetch_cursor(self, call.fetch_cursor());
+        case wire::BrokerCall::kFetch:
+        case wire::BrokerCall::kEpochEndOffset: return replica_call(self, call);
         default:
           return refuse(self, code::bad_request,
                         "Subscribe is a streamed request: send it as one (with credit)");

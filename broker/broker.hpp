@@ -13,6 +13,7 @@
 #include "broker/broker_protocol.hpp"
 #include "broker/broker_stats.hpp"
 #include "broker/controller_protocol.hpp"
+#include "broker/leader.hpp"
 #include "broker/publishers.hpp"
 #include "streams/stream_catalog.hpp"
 
@@ -27,6 +28,7 @@ struct broker_limits {
                               defaults::broker_max_publishers,
                               defaults::broker_publisher_idle_ms};
   consumer_rates consumer;  // [limits.consumer]
+  replication_limits replication;  // [broker] replica_*
 };
 
 struct broker_setup {

@@ -6,6 +6,7 @@
 
 #include "actors/caf_error.hpp"
 #include "broker/broker_state.hpp"
+#include "broker/replica_calls.hpp"
 
 namespace levee::broker {
 
@@ -130,6 +131,8 @@ caf::result<std::string> publish(broker_self* self, wire::Publish& req) {
       auto [at, added] = call_of.emplace(*p, calls.size());
       if (added) {
         calls.push_back(publish_call{&name, *p, pe.leader, {}, {}});
+        if (req.ack() == wire::ACK_ALL)
+          calls.back().batch.ack = ack_level::all;
         if (req.has_expected_last_offset())
           calls.back().batch.expected_last_offset = req.expected_last_offset();
       }
@@ -196,6 +199,28 @@ caf::result<std::string> publish(broker_self* self, wire::Publish& req) {
         });
   g->calls = std::move(calls);
   return rp;
+}
+
+caf::result<std::string> replica_call(broker_self* self, const wire::BrokerCall& call) {
+  auto [stream, partition] = replica_call_partition(call);
+  auto* e = find_stream(self, stream);
+  if (e == nullptr)
+    return refuse(self, code::not_found,
+                  "no stream " + stream + " on this broker; the follower's metadata is ahead "
+                  "of this broker's or the stream was deleted: refresh and retry");
+  if (partition >= e->partitions.size())
+    return refuse(self, code::not_found,
+                  "stream " + stream + " has partitions 0 to "
+                    + std::to_string(e->partitions.size() - 1));
+  auto& pe = e->partitions[partition];
+  if (!pe.leader) {
+    if (auto refused = check_leads(self, *e, partition))
+      return refuse(self, *refused);
+    return refuse(self, code::storage_error,
+                  "stream " + stream + " partition " + std::to_string(partition)
+                    + " is unavailable here: " + pe.problem);
+  }
+  return forward_replica_call(self, pe.leader, call);
 }
 
 caf::result<std::string> subscribe(broker_self* self, const wire::Subscribe& req, uint64_t tag,

@@ -96,6 +96,10 @@ void stop_leaders(broker_self* self, stream_entry& e, bool deleted, std::functio
 void count_streams(broker_state& st);
 /// Clustered: the created_at of a local copy (its sidecar file; 0 when it has none).
 uint64_t read_created_at(const streams::stream& s);
+/// A follower's Fetch or EpochEndOffset (replica_calls.hpp): delegated to the partition's
+/// actor here, which answers it when it leads at the follower's epoch; not_leader with the
+/// hint when this broker holds no replica of the partition.
+caf::result<std::string> replica_call(broker_self* self, const wire::BrokerCall& call);
 /// A deleted stream's cursors go, with tombstones in `__cursors`.
 void forget_cursors(broker_self* self, const std::string& stream);
 

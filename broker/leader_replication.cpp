@@ -191,6 +191,7 @@ std::optional<rejection> not_leading(leader_self* self) {
   else
     r = rejection::of(code::not_leader)
           .retry_after_ms(0)
+          .leader_hint(st.role->leader_address)
           .detail(where(st) + " is led by broker " + std::to_string(st.role->leader) + " at "
                   + st.role->leader_address + " (leader epoch "
                   + std::to_string(st.role->leader_epoch) + "); send it there");

@@ -43,6 +43,14 @@ const field_spec<P> publisher_fields[] = {
   {"publisher_idle_ms", &P::idle_ms, 1000, 86'400'000, "ms"},
 };
 
+// Replication's bounds (README.md "Replicas").
+using R = replication_limits;
+const field_spec<R> replica_fields[] = {
+  {"replica_fetch_max_bytes", &R::fetch_max_bytes, 4096, 1ull << 30, "bytes"},
+  {"replica_fetch_max_wait_ms", &R::fetch_max_wait_ms, 0, 60'000, "ms"},
+  {"replica_max_lag_ms", &R::max_lag_ms, 100, 3'600'000, "ms"},
+};
+
 // The metadata cluster's numbers (README.md "Controller"); the addresses are read by hand.
 struct cluster_numbers {
   uint64_t id = 1;  // required when clustered (checked by key), so the default is only in range
@@ -69,12 +77,20 @@ const field_spec<metadata_numbers> metadata_fields[] = {
 #define LEVEE_BROKER_PUBLISHER_KEYS \
   "publish_msgs_per_sec", "publish_bytes_per_sec", "max_publishers", "publisher_idle_ms"
 #define LEVEE_BROKER_CLUSTER_KEYS "id", "session_timeout_ms", "raft_election_timeout_ms"
+#define LEVEE_BROKER_REPLICA_KEYS \
+  "replica_fetch_max_bytes", "replica_fetch_max_wait_ms", "replica_max_lag_ms"
 constexpr std::initializer_list<const char*> limit_extras = {
-  LEVEE_BROKER_TEXT_KEYS, LEVEE_BROKER_PUBLISHER_KEYS, LEVEE_BROKER_CLUSTER_KEYS};
+  LEVEE_BROKER_TEXT_KEYS, LEVEE_BROKER_PUBLISHER_KEYS, LEVEE_BROKER_CLUSTER_KEYS,
+  LEVEE_BROKER_REPLICA_KEYS};
 constexpr std::initializer_list<const char*> publisher_extras = {
-  LEVEE_BROKER_TEXT_KEYS, LEVEE_BROKER_LIMIT_KEYS, LEVEE_BROKER_CLUSTER_KEYS};
+  LEVEE_BROKER_TEXT_KEYS, LEVEE_BROKER_LIMIT_KEYS, LEVEE_BROKER_CLUSTER_KEYS,
+  LEVEE_BROKER_REPLICA_KEYS};
 constexpr std::initializer_list<const char*> cluster_extras = {
-  LEVEE_BROKER_TEXT_KEYS, LEVEE_BROKER_LIMIT_KEYS, LEVEE_BROKER_PUBLISHER_KEYS};
+  LEVEE_BROKER_TEXT_KEYS, LEVEE_BROKER_LIMIT_KEYS, LEVEE_BROKER_PUBLISHER_KEYS,
+  LEVEE_BROKER_REPLICA_KEYS};
+constexpr std::initializer_list<const char*> replica_extras = {
+  LEVEE_BROKER_TEXT_KEYS, LEVEE_BROKER_LIMIT_KEYS, LEVEE_BROKER_PUBLISHER_KEYS,
+  LEVEE_BROKER_CLUSTER_KEYS};
 
 /// `levee stats` against a broker: its listener, I/O loop, node budget and actor kinds
 /// (the leaders are kind "stream", the broker "broker"). A wait_ms is not held: the
@@ -90,6 +106,14 @@ void fill_broker_stats(const broker_stats& s, wire::BrokerStats& out) {
   out.set_batches_sent(s.batches_sent.load());
   out.set_unacked_refusals(s.unacked_refusals.load());
   out.set_subscriptions_paced(s.subscriptions_paced.load());
+  out.set_fetches_served(s.fetches_served.load());
+  out.set_fetch_bytes_served(s.fetch_bytes_served.load());
+  out.set_fetches_made(s.fetches_made.load());
+  out.set_bytes_copied(s.bytes_copied.load());
+  out.set_truncations(s.truncations.load());
+  out.set_isr_shrinks(s.isr_shrinks.load());
+  out.set_isr_expands(s.isr_expands.load());
+  out.set_acks_waited(s.acks_waited.load());
   net::fill_by_code(*out.mutable_rejections(), s.rejections);
   for (auto& [limit, n] : s.rejected_by_limit())
     (*out.mutable_rejections_by_limit())[limit] = n;
@@ -238,6 +262,7 @@ std::vector<std::string> config_keys() {
   append_keys(out, "broker", limit_fields, {LEVEE_BROKER_TEXT_KEYS});
   append_keys(out, "broker", publisher_fields);
   append_keys(out, "broker", cluster_fields);
+  append_keys(out, "broker", replica_fields);
   append_keys(out, "metadata", metadata_fields);
   return out;
 }
@@ -253,6 +278,9 @@ result<broker_options> broker_options_from_config(const flat_config& cfg) {
   if (auto st = read_fields(numbers, cfg, "broker", cluster_fields, cluster_extras); !st)
     return st;
   if (auto st = read_fields(meta, cfg, "metadata", metadata_fields); !st)
+    return st;
+  if (auto st = read_fields(out.limits.replication, cfg, "broker", replica_fields,
+                            replica_extras); !st)
     return st;
   if (auto st = read_fields(out.limits.publishers, cfg, "broker", publisher_fields,
                             publisher_extras); !st)
@@ -309,6 +337,15 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
                              base::port_zero::any_free_port))
     return status::error(code::bad_request, bad_listen);
   auto& [host, port] = listen;
+  // A fetch answer travels in one frame of this listener (and of the follower's client).
+  if (opts.limits.replication.fetch_max_bytes + 64 * 1024 > net_cfg.limits.max_frame_bytes)
+    return status::error(code::bad_request,
+                         "broker.replica_fetch_max_bytes = "
+                           + std::to_string(opts.limits.replication.fetch_max_bytes)
+                           + " does not fit a frame: net.max_frame_bytes is "
+                           + std::to_string(net_cfg.limits.max_frame_bytes)
+                           + " and a fetch answer needs up to 64 KiB more for its fields; "
+                             "lower the first or raise the second");
   streams::catalog_options co;
   co.data_dir = opts.data_dir;
   co.subjects = opts.streams.subjects;
