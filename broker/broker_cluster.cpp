@@ -188,6 +188,18 @@ void apply_metadata(broker_self* self, metadata_view m) {
   reconcile(self);
 }
 
+void apply_cursors(broker_self* self, const cursor_update& u) {
+  auto& table = *self->state.cursors;
+  if (u.replace)
+    table.clear();  // the local `__cursors` a broker alone kept is not the cluster's
+  for (auto& op : u.ops) {
+    if (op.group.empty())
+      table.forget_stream(op.stream);
+    else
+      table.set(cursor_table::key_of(op.group, op.stream, op.partition), op.offset);
+  }
+}
+
 std::optional<rejection> check_leads(broker_self* self, const stream_entry& e, uint32_t p) {
   auto& st = self->state;
   auto& name = e.stream->config().name;

@@ -96,8 +96,17 @@ void stop_leaders(broker_self* self, stream_entry& e, bool deleted, std::functio
 void count_streams(broker_state& st);
 /// Clustered: the created_at of a local copy (its sidecar file; 0 when it has none).
 uint64_t read_created_at(const streams::stream& s);
-/// A deleted stream's cursors go, with tombstones in `__cursors`.
+/// A deleted stream's cursors go, with tombstones in `__cursors` (a broker alone; a
+/// clustered broker's go with the metadata's cursor updates).
 void forget_cursors(broker_self* self, const std::string& stream);
+/// Clustered: the metadata's cursor commits and deletes, in order, or its whole table
+/// (README.md "Cursors in the metadata").
+void apply_cursors(broker_self* self, const cursor_update& u);
+/// Clustered: a metadata command of this broker through the controller; `applied` makes
+/// the answer once this broker applied it (it was told that state first), a refusal of
+/// the state machine is the answer.
+caf::result<std::string> propose(broker_self* self, const metadata::command& cmd,
+                                 std::function<std::optional<std::string>()> applied);
 
 caf::result<std::string> publish(broker_self* self, wire::Publish& req);
 caf::result<std::string> subscribe(broker_self* self, const wire::Subscribe& req, uint64_t tag,
