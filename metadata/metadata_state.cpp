@@ -60,6 +60,22 @@ bool contains(const std::vector<uint64_t>& ids, uint64_t id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
+/// Partition `partition` of `stream`, or null with the not_found naming what is missing.
+partition_info* find_partition(std::map<std::string, stream_info>& streams, const std::string& stream,
+                               uint32_t partition, std::optional<rejection>& refusal) {
+  auto s = streams.find(stream);
+  if (s == streams.end()) {
+    refusal = rejection::of(code::not_found).detail("no stream '" + stream + "'");
+    return nullptr;
+  }
+  if (partition >= s->second.partitions.size()) {
+    refusal = rejection::of(code::not_found)
+        .detail("stream '" + stream + "' has no partition " + std::to_string(partition));
+    return nullptr;
+  }
+  return &s->second.partitions[partition];
+}
+
 } // namespace
 
 std::string ids_text(const std::vector<uint64_t>& ids) {
@@ -341,18 +357,16 @@ void metadata_state::forget_cursors(const std::string& stream) {
 std::optional<rejection> metadata_state::apply_command(const commit_cursor& c) {
   const auto& k = c.key;
   const std::string which = k.stream + "/" + std::to_string(k.partition);
-  auto s = streams_.find(k.stream);
-  if (s == streams_.end())
-    return rejection(rejection::of(code::not_found).detail("no stream '" + k.stream + "'"));
-  if (k.partition >= s->second.partitions.size())
-    return rejection(rejection::of(code::not_found)
-        .detail("stream '" + k.stream + "' has no partition " + std::to_string(k.partition)));
+  std::optional<rejection> refusal;
+  const auto* found = find_partition(streams_, k.stream, k.partition, refusal);
+  if (found == nullptr)
+    return refusal;
   if (k.group.empty() || k.group.size() > max_cursor_group_bytes)
     return rejection(rejection::of(code::bad_request)
         .observed(k.group.size())
         .max(max_cursor_group_bytes)
         .detail("a cursor's group name must have 1 to " + std::to_string(max_cursor_group_bytes) + " bytes"));
-  const auto& p = s->second.partitions[k.partition];
+  const auto& p = *found;
   if (c.leader != p.leader || c.leader_epoch != p.leader_epoch) {
     // Decided by a leader that has been replaced since (or by one at an older epoch): the
     // new leader may have answered newer commits of the group already.
@@ -396,13 +410,11 @@ metadata_state metadata_state::copy_without_cursors() {
 }
 
 std::optional<rejection> metadata_state::apply_command(const change_partition& c) {
-  auto s = streams_.find(c.stream);
-  if (s == streams_.end())
-    return rejection(rejection::of(code::not_found).detail("no stream '" + c.stream + "'"));
-  if (c.partition >= s->second.partitions.size())
-    return rejection(rejection::of(code::not_found)
-        .detail("stream '" + c.stream + "' has no partition " + std::to_string(c.partition)));
-  auto& p = s->second.partitions[c.partition];
+  std::optional<rejection> refusal;
+  auto* found = find_partition(streams_, c.stream, c.partition, refusal);
+  if (found == nullptr)
+    return refusal;
+  auto& p = *found;
   const std::string which = c.stream + "/" + std::to_string(c.partition);
   if (c.expected_partition_epoch != p.partition_epoch)
     return rejection(rejection::of(code::precondition_failed)
