@@ -55,16 +55,20 @@ using metadata_view = std::shared_ptr<const metadata::metadata_state>;
 
 /// (cursors_atom, cursor_update): clustered, the controller tells the broker the cursor
 /// commits and stream deletes the metadata applied, in their order, or the whole table
-/// (`replace`) at first and after a resync (README.md "Cursors in the metadata").
+/// (`replace`) at first and after a resync (README.md "Cursors in the metadata"); and
+/// (`early`) a commit of this broker that the metadata leader applied before this
+/// broker's own node did, so that its answer need not wait for that.
 using cursors_atom = caf::atom_constant<caf::atom("b_cursors")>;
 struct cursor_op {
   std::string stream;
   uint32_t partition = 0;
   std::string group;  // empty: every cursor of `stream` goes (it was deleted)
   uint64_t offset = 0;
+  uint64_t sequence = 0;  // the metadata entry that applied it (replace: the table's)
 };
 struct cursor_update {
   bool replace = false;  // the table becomes exactly what `ops` set
+  bool early = false;    // `ops` were applied on the metadata leader, not here yet
   std::vector<cursor_op> ops;
 };
 

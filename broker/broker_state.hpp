@@ -61,6 +61,10 @@ struct broker_state {
   /// started are still stopping leaders (the table is reconciled again after each).
   metadata_view meta;
   size_t deletes_running = 0;
+  /// Clustered: cursors of this broker's commits the metadata leader applied before this
+  /// broker's node did (cursor_update::early): key -> (entry, offset), until the entry
+  /// applies here. Older entries applied meanwhile must not undo them.
+  std::map<std::string, std::pair<uint64_t, uint64_t>, std::less<>> early_cursors;
 
   bool clustered() const noexcept { return static_cast<bool>(setup.controller); }
 };

@@ -125,7 +125,7 @@ void tell_cursors(controller_self* self, const metadata::applied_batch& batch) {
     auto full = st.node->state_copy();
     u.replace = true;
     for (auto& [k, offset] : full.cursors())
-      u.ops.push_back(cursor_op{k.stream, k.partition, k.group, offset});
+      u.ops.push_back(cursor_op{k.stream, k.partition, k.group, offset, full.applied_count()});
     st.cursors_at = full.applied_count();
     st.cursors_told = true;
   }
@@ -137,9 +137,9 @@ void tell_cursors(controller_self* self, const metadata::applied_batch& batch) {
     if (out.refusal)
       continue;
     if (auto* c = std::get_if<metadata::commit_cursor>(&out.cmd))
-      u.ops.push_back(cursor_op{c->key.stream, c->key.partition, c->key.group, c->offset});
+      u.ops.push_back(cursor_op{c->key.stream, c->key.partition, c->key.group, c->offset, out.sequence});
     else if (auto* d = std::get_if<metadata::delete_stream>(&out.cmd))
-      u.ops.push_back(cursor_op{d->name, 0, {}, 0});
+      u.ops.push_back(cursor_op{d->name, 0, {}, 0, out.sequence});
   }
   if (u.replace || !u.ops.empty())
     self->send(st.watcher, cursors_atom::value, std::move(u));
@@ -248,12 +248,27 @@ void propose_command(controller_self* self, const metadata::command& cmd, bool l
     return;
   }
   uint64_t ticket = st.next_ticket++;
+  std::optional<cursor_op> commit;
+  if (auto* c = std::get_if<metadata::commit_cursor>(&cmd); c && local_apply)
+    commit = cursor_op{c->key.stream, c->key.partition, c->key.group, c->offset, 0};
   st.proposals[ticket] = controller_state::proposal{
-    [local_apply, self, ticket, done = std::move(done)](uint64_t at, const caf::error& err) {
+    [local_apply, self, ticket, commit, done = std::move(done)](uint64_t at, const caf::error& err) mutable {
       if (err || !local_apply || at == 0)
         return done(at, err);
-      // Applied on the leader: wait for this broker's own state (answer_applied).
       auto& st = self->state;
+      if (commit && st.watcher && told_through(st) < at) {
+        // Committed: the broker's table takes it now (marked with its entry, so the
+        // older entries this node applies later do not undo it). A follower learns the
+        // commit index only with the leader's next append or heartbeat, which a commit
+        // answered after the local apply would wait for.
+        commit->sequence = at;
+        cursor_update u;
+        u.early = true;
+        u.ops.push_back(std::move(*commit));
+        self->send(st.watcher, cursors_atom::value, std::move(u));
+        return done(at, err);
+      }
+      // Applied on the leader: wait for this broker's own state (answer_applied).
       st.proposals[ticket] = controller_state::proposal{done, st.now(), at};
       refresh(self);
     },

@@ -601,7 +601,8 @@ TEST_F(ClusterStreams, DISABLED_StartCursorAndAnAcknowledgedIdSurviveTheLeadersK
 }
 
 /// Commits one after another for `span` through clients of `broker`, `clients` of them
-/// at once (each its own group): commits per second, and the first failure.
+/// at once (each its own group), then reads each group's cursor back there: commits per
+/// second, and the first failure.
 double commit_rate(cluster_fixture& c, uint64_t broker, uint32_t partition, int clients,
                    milliseconds span, std::string& failure) {
   std::vector<std::thread> threads;
@@ -622,6 +623,15 @@ double commit_rate(cluster_fixture& c, uint64_t broker, uint32_t partition, int 
           return;
         }
         ++counts[static_cast<size_t>(i)];
+      }
+      // Read at once where it was committed: the answer came once this broker's table had
+      // it (forwarded commits too, before its own Raft node applied them).
+      auto at = sc->fetch_cursor(group, "rate", partition, 5s);
+      if (!at.ok() || at->value_or(0) != counts[static_cast<size_t>(i)]) {
+        std::lock_guard<std::mutex> guard{mu};
+        if (failure.empty())
+          failure = "fetched " + (at.ok() ? std::to_string(at->value_or(0)) : at.error().to_string())
+                    + " after committing " + std::to_string(counts[static_cast<size_t>(i)]);
       }
     });
   for (auto& t : threads)
