@@ -150,11 +150,9 @@ void stop_leaders(broker_self* self, stream_entry& e, bool deleted,
         });
 }
 
-namespace {
-
-/// Clustered: a metadata command of this broker (create, delete) through the controller;
-/// `applied` runs once this broker applied it (it was told that state first), a refusal
-/// of the state machine is the answer.
+/// Clustered: a metadata command of this broker (create, delete, a cursor commit) through
+/// the controller; `applied` runs once this broker applied it (it was told that state
+/// first), a refusal of the state machine is the answer.
 caf::result<std::string> propose(broker_self* self, const metadata::command& cmd,
                                  std::function<std::optional<std::string>()> applied) {
   auto rp = self->make_response_promise<std::string>();
@@ -179,6 +177,8 @@ caf::result<std::string> propose(broker_self* self, const metadata::command& cmd
       });
   return rp;
 }
+
+namespace {
 
 caf::result<std::string> create_stream(broker_self* self, const wire::CreateStream& req) {
   auto& st = self->state;
@@ -238,6 +238,8 @@ caf::result<std::string> create_stream(broker_self* self, const wire::CreateStre
 /// stream created again under the name starts without them, after a restart too. A
 /// tombstone that fails to be written is logged: the cursor would come back at a restart.
 void forget_cursors(broker_self* self, const std::string& stream) {
+  if (self->state.clustered())
+    return;  // the metadata's cursor updates, in order with the commits after the delete
   auto keys = self->state.cursors->forget_stream(stream);
   auto* internal = find_stream(self, std::string{cursor_stream_name}, true);
   if (keys.empty() || internal == nullptr || !internal->partitions[0].leader)
@@ -408,6 +410,7 @@ broker_actor::behavior_type broker(broker_self* self, broker_setup setup, runtim
       self->delayed_send(self, tick, tick_atom::value);
     },
     [=](metadata_atom, metadata_view m) { apply_metadata(self, std::move(m)); },
+    [=](cursors_atom, const cursor_update& u) { apply_cursors(self, u); },
     [=](stop_atom) -> caf::result<bool> {
       auto& st = self->state;
       st.stopping = true;

@@ -306,13 +306,32 @@ caf::result<std::string> commit_cursor(broker_self* self, const wire::CommitCurs
     return refuse(self, code::not_found,
                   "stream " + req.stream() + " has " + std::to_string(e->partitions.size())
                     + " partitions; commit a cursor of one of them");
-  // A partition's cursors are kept by the broker that leads it (in its own __cursors:
-  // not replicated yet, README.md "Not yet").
+  // Committed through the partition's leader: clustered, into the replicated metadata
+  // (README.md "Cursors in the metadata"); alone, into this broker's `__cursors`.
   if (auto refused = check_leads(self, *e, req.partition()))
     return refuse(self, *refused);
   auto key = cursor_table::key_of(req.group(), req.stream(), req.partition());
+  // The table mirrors the metadata's on a clustered broker: a commit it would refuse for
+  // room costs no Raft entry (the state machine checks again, with this broker's bound).
   if (auto room = st.cursors->check_room(key); !room)
     return refuse(self, room.as_rejection());
+  wire::CursorAck ack;
+  ack.set_group(req.group());
+  ack.set_stream(req.stream());
+  ack.set_partition(req.partition());
+  ack.set_offset(req.offset());
+  ack.set_found(true);
+  if (st.clustered()) {
+    // At the leader epoch this broker leads by: a commit that applies after another
+    // broker took over is refused not_leader with the new leader's address.
+    auto& role = *e->partitions[req.partition()].role;
+    metadata::commit_cursor cmd{{req.stream(), req.partition(), req.group()}, req.offset(),
+                                st.setup.broker_id, role.leader_epoch,
+                                st.setup.limits.max_cursors};
+    return propose(self, cmd, [answer = ack.SerializeAsString()]() -> std::optional<std::string> {
+      return answer;
+    });
+  }
   auto* internal = find_stream(self, std::string{cursor_stream_name}, true);
   if (internal == nullptr || !internal->partitions[0].leader)
     return refuse(self, code::unavailable, "the broker's cursor stream is unavailable");
@@ -322,16 +341,10 @@ caf::result<std::string> commit_cursor(broker_self* self, const wire::CommitCurs
   self->request(internal->partitions[0].leader, caf::infinite, append_atom::value,
                 std::move(batch))
     .then(
-      [self, rp, key, req](append_acks&) mutable {
+      [self, rp, key, offset = req.offset(), answer = ack.SerializeAsString()](append_acks&) mutable {
         // In memory only once stored: a fetch never sees a cursor a restart would lose.
-        self->state.cursors->set(key, req.offset());
-        wire::CursorAck ack;
-        ack.set_group(req.group());
-        ack.set_stream(req.stream());
-        ack.set_partition(req.partition());
-        ack.set_offset(req.offset());
-        ack.set_found(true);
-        rp.deliver(ack.SerializeAsString());
+        self->state.cursors->set(key, offset);
+        rp.deliver(std::move(answer));
       },
       [self, rp](caf::error& err) mutable {
         auto r = rejection_from(err);

@@ -188,6 +188,42 @@ void apply_metadata(broker_self* self, metadata_view m) {
   reconcile(self);
 }
 
+void apply_cursors(broker_self* self, const cursor_update& u) {
+  auto& table = *self->state.cursors;
+  auto& early = self->state.early_cursors;
+  if (u.early) {
+    for (auto& op : u.ops) {
+      auto key = cursor_table::key_of(op.group, op.stream, op.partition);
+      table.set(key, op.offset);
+      early[key] = {op.sequence, op.offset};
+    }
+    return;
+  }
+  if (u.replace)
+    table.clear();  // the local `__cursors` a broker alone kept is not the cluster's
+  uint64_t through = 0;  // the entry this update brings the table to
+  for (auto& op : u.ops) {
+    through = std::max(through, op.sequence);
+    if (op.group.empty()) {
+      table.forget_stream(op.stream);
+      continue;  // early commits of the stream after the delete are put back below
+    }
+    auto key = cursor_table::key_of(op.group, op.stream, op.partition);
+    if (auto e = early.find(key); e != early.end() && e->second.first > op.sequence)
+      continue;  // an older entry than the commit already answered
+    table.set(key, op.offset);
+  }
+  // Early commits: applied here now (forgotten), or still ahead (kept in the table).
+  for (auto it = early.begin(); it != early.end();) {
+    if (it->second.first <= through) {
+      it = early.erase(it);
+    } else {
+      table.set(it->first, it->second.second);
+      ++it;
+    }
+  }
+}
+
 std::optional<rejection> check_leads(broker_self* self, const stream_entry& e, uint32_t p) {
   auto& st = self->state;
   auto& name = e.stream->config().name;

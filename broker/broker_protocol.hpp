@@ -53,6 +53,25 @@ using role_atom = caf::atom_constant<caf::atom("b_role")>;
 using metadata_atom = caf::atom_constant<caf::atom("b_meta")>;
 using metadata_view = std::shared_ptr<const metadata::metadata_state>;
 
+/// (cursors_atom, cursor_update): clustered, the controller tells the broker the cursor
+/// commits and stream deletes the metadata applied, in their order, or the whole table
+/// (`replace`) at first and after a resync (README.md "Cursors in the metadata"); and
+/// (`early`) a commit of this broker that the metadata leader applied before this
+/// broker's own node did, so that its answer need not wait for that.
+using cursors_atom = caf::atom_constant<caf::atom("b_cursors")>;
+struct cursor_op {
+  std::string stream;
+  uint32_t partition = 0;
+  std::string group;  // empty: every cursor of `stream` goes (it was deleted)
+  uint64_t offset = 0;
+  uint64_t sequence = 0;  // the metadata entry that applied it (replace: the table's)
+};
+struct cursor_update {
+  bool replace = false;  // the table becomes exactly what `ops` set
+  bool early = false;    // `ops` were applied on the metadata leader, not here yet
+  std::vector<cursor_op> ops;
+};
+
 /// (fetch_atom, fetch_request) -> FetchReply bytes: a follower's fetch, at the leader
 /// (README.md "Replicas"; wire::Fetch).
 using fetch_atom = caf::atom_constant<caf::atom("b_fetch")>;
@@ -211,7 +230,8 @@ using broker_actor = wire_stream_target::extend_with<wire_request_target>::exten
   caf::replies_to<stop_atom>::with<bool>,
   /// Forgets idle publishers.
   caf::reacts_to<tick_atom>,
-  caf::reacts_to<metadata_atom, metadata_view>>;
+  caf::reacts_to<metadata_atom, metadata_view>,
+  caf::reacts_to<cursors_atom, cursor_update>>;
 
 } // namespace levee::broker
 
@@ -221,6 +241,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::append_acks)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::subscription_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::partition_role)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::metadata_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::cursor_update)
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::fetch_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(levee::broker::epoch_end_request)

@@ -61,6 +61,10 @@ struct broker_state {
   /// started are still stopping leaders (the table is reconciled again after each).
   metadata_view meta;
   size_t deletes_running = 0;
+  /// Clustered: cursors of this broker's commits the metadata leader applied before this
+  /// broker's node did (cursor_update::early): key -> (entry, offset), until the entry
+  /// applies here. Older entries applied meanwhile must not undo them.
+  std::map<std::string, std::pair<uint64_t, uint64_t>, std::less<>> early_cursors;
 
   bool clustered() const noexcept { return static_cast<bool>(setup.controller); }
 };
@@ -100,8 +104,17 @@ uint64_t read_created_at(const streams::stream& s);
 /// actor here, which answers it when it leads at the follower's epoch; not_leader with the
 /// hint when this broker holds no replica of the partition.
 caf::result<std::string> replica_call(broker_self* self, const wire::BrokerCall& call);
-/// A deleted stream's cursors go, with tombstones in `__cursors`.
+/// A deleted stream's cursors go, with tombstones in `__cursors` (a broker alone; a
+/// clustered broker's go with the metadata's cursor updates).
 void forget_cursors(broker_self* self, const std::string& stream);
+/// Clustered: the metadata's cursor commits and deletes, in order, or its whole table
+/// (README.md "Cursors in the metadata").
+void apply_cursors(broker_self* self, const cursor_update& u);
+/// Clustered: a metadata command of this broker through the controller; `applied` makes
+/// the answer once this broker applied it (it was told that state first), a refusal of
+/// the state machine is the answer.
+caf::result<std::string> propose(broker_self* self, const metadata::command& cmd,
+                                 std::function<std::optional<std::string>()> applied);
 
 caf::result<std::string> publish(broker_self* self, wire::Publish& req);
 caf::result<std::string> subscribe(broker_self* self, const wire::Subscribe& req, uint64_t tag,

@@ -58,6 +58,13 @@ struct controller_state {
   broker_actor watcher;               // told every applied state (metadata_atom)
   uint64_t told_applied = 0;
   bool told = false;
+  // The cursors (README.md "Cursors in the metadata") are not in `cache` (a copy per
+  // hand-off would cost O(cursors)): the watcher's table is told the applied commits and
+  // deletes, in order, through entry `cursors_at`; the whole table once at first and after
+  // a resync.
+  uint64_t cursors_at = 0;
+  bool cursors_told = false;
+  forwarder_actor cursor_forwarder;  // a third one: commits must not delay creates or ISR changes
 
   int64_t now() const { return clock->now_ns(); }
   int64_t session_ns() const { return static_cast<int64_t>(opts.session_timeout_ms) * 1'000'000; }
@@ -73,13 +80,19 @@ std::chrono::milliseconds tick_interval(const controller_options& o) {
 
 void run_failover(controller_self* self);
 
+/// The entries the broker has been told all of: the metadata view (`cache`) and, once it
+/// watches, its cursor table (cursors_at, which may lag the cache until the next drain).
+uint64_t told_through(const controller_state& st) {
+  return st.cursors_told ? std::min(st.cache.applied_count(), st.cursors_at) : st.cache.applied_count();
+}
+
 /// Answers the proposals whose entry this broker's state has applied by now (after the
 /// broker was told that state: both go by message, in order).
 void answer_applied(controller_self* self) {
   auto& st = self->state;
   for (auto it = st.proposals.begin(); it != st.proposals.end();) {
     auto& p = it->second;
-    if (p.applied_at != 0 && st.cache.applied_count() >= p.applied_at) {
+    if (p.applied_at != 0 && told_through(st) >= p.applied_at) {
       auto done = std::move(p.done);
       auto at = p.applied_at;
       it = st.proposals.erase(it);
@@ -99,12 +112,47 @@ void answer_applied(controller_self* self) {
   }
 }
 
+/// Tells the watcher the cursor commits and stream deletes applied since it was last
+/// told, in order (entries at or below cursors_at were told already), or the whole table
+/// at first and after a resync (entries the node dropped, a snapshot restored). Sent
+/// before the proposals are answered: a commit is answered once this broker's table has it.
+void tell_cursors(controller_self* self, const metadata::applied_batch& batch) {
+  auto& st = self->state;
+  if (!st.watcher)
+    return;
+  cursor_update u;
+  if (batch.resync || !st.cursors_told) {
+    auto full = st.node->state_copy();
+    u.replace = true;
+    for (auto& [k, offset] : full.cursors())
+      u.ops.push_back(cursor_op{k.stream, k.partition, k.group, offset, full.applied_count()});
+    st.cursors_at = full.applied_count();
+    st.cursors_told = true;
+  }
+  for (auto& e : batch.entries) {
+    auto& out = e.outcome;
+    if (out.sequence <= st.cursors_at)
+      continue;
+    st.cursors_at = out.sequence;
+    if (out.refusal)
+      continue;
+    if (auto* c = std::get_if<metadata::commit_cursor>(&out.cmd))
+      u.ops.push_back(cursor_op{c->key.stream, c->key.partition, c->key.group, c->offset, out.sequence});
+    else if (auto* d = std::get_if<metadata::delete_stream>(&out.cmd))
+      u.ops.push_back(cursor_op{d->name, 0, {}, 0, out.sequence});
+  }
+  if (u.replace || !u.ops.empty())
+    self->send(st.watcher, cursors_atom::value, std::move(u));
+}
+
 void refresh(controller_self* self) {
   auto& st = self->state;
   // The applied entries say what changed; the cache is small (brokers and streams), so a
-  // copy of the whole state keeps the replica exact without re-applying entries here.
-  (void)st.node->drain_applied();
-  st.cache = st.node->state_copy();
+  // copy of the whole state keeps the replica exact without re-applying entries here. The
+  // cursors are the exception (up to broker.max_cursors of them): taken from the entries.
+  auto batch = st.node->drain_applied();
+  st.cache = st.node->state_copy_without_cursors();
+  tell_cursors(self, batch);
   if (st.watcher && (!st.told || st.told_applied != st.cache.applied_count())) {
     st.told = true;
     st.told_applied = st.cache.applied_count();
@@ -200,12 +248,27 @@ void propose_command(controller_self* self, const metadata::command& cmd, bool l
     return;
   }
   uint64_t ticket = st.next_ticket++;
+  std::optional<cursor_op> commit;
+  if (auto* c = std::get_if<metadata::commit_cursor>(&cmd); c && local_apply)
+    commit = cursor_op{c->key.stream, c->key.partition, c->key.group, c->offset, 0};
   st.proposals[ticket] = controller_state::proposal{
-    [local_apply, self, ticket, done = std::move(done)](uint64_t at, const caf::error& err) {
+    [local_apply, self, ticket, commit, done = std::move(done)](uint64_t at, const caf::error& err) mutable {
       if (err || !local_apply || at == 0)
         return done(at, err);
-      // Applied on the leader: wait for this broker's own state (answer_applied).
       auto& st = self->state;
+      if (commit && st.watcher && told_through(st) < at) {
+        // Committed: the broker's table takes it now (marked with its entry, so the
+        // older entries this node applies later do not undo it). A follower learns the
+        // commit index only with the leader's next append or heartbeat, which a commit
+        // answered after the local apply would wait for.
+        commit->sequence = at;
+        cursor_update u;
+        u.early = true;
+        u.ops.push_back(std::move(*commit));
+        self->send(st.watcher, cursors_atom::value, std::move(u));
+        return done(at, err);
+      }
+      // Applied on the leader: wait for this broker's own state (answer_applied).
       st.proposals[ticket] = controller_state::proposal{done, st.now(), at};
       refresh(self);
     },
@@ -236,7 +299,9 @@ void propose_command(controller_self* self, const metadata::command& cmd, bool l
   }
   cluster::ClusterCall call;
   call.mutable_propose()->set_command(metadata::encode_command(cmd));
-  self->request(st.proposal_forwarder, tick_interval(st.opts) * 4, forward_atom::value, *address,
+  auto& via = std::holds_alternative<metadata::commit_cursor>(cmd) ? st.cursor_forwarder
+                                                                     : st.proposal_forwarder;
+  self->request(via, tick_interval(st.opts) * 4, forward_atom::value, *address,
                 call.SerializeAsString())
     .then(
       [self, ticket](const std::string& answer) {
@@ -434,8 +499,8 @@ caf::result<std::string> propose_from_wire(controller_self* self, const cluster:
       || std::holds_alternative<metadata::mark_broker>(cmd.value()))
     return to_error(rejection::of(code::bad_request)
                       .detail("brokers are registered and marked by the metadata leader "
-                              "itself (heartbeats); propose create_stream, delete_stream or "
-                              "change_partition"));
+                              "itself (heartbeats); propose create_stream, delete_stream, "
+                              "change_partition or commit_cursor"));
   if (!st.node->serving_as_leader())
     return to_error(rejection::of(code::not_leader)
                       .retry_after_ms(st.opts.election_timeout_ms)
@@ -552,9 +617,11 @@ controller_actor::behavior_type controller(controller_self* self) {
       st.proposals.erase(p);
       if (!err && at == 0)
         return done(0, to_error(rejection::of(code::unavailable).detail("no sequence")));
-      if (auto r = rejection_from(err); r && r->code == code::not_leader)
+      if (auto r = rejection_from(err); r && r->code == code::not_leader && r->leader_hint.empty())
         // The leader changed under the proposal: whoever asked retries (after the next
         // election settles), so it is unavailable for now, not a partition's not_leader.
+        // (A not_leader with a hint is a partition's: the state machine refused a deposed
+        // leader's cursor commit, naming the new leader; it goes to the asker as it is.)
         return done(0, to_error(rejection::of(code::unavailable)
                                   .retry_after_ms(st.opts.election_timeout_ms)
                                   .detail("the metadata leader changed while proposing: " + r->detail
@@ -564,6 +631,7 @@ controller_actor::behavior_type controller(controller_self* self) {
     [self](watch_atom, broker_actor b) {
       self->state.watcher = std::move(b);
       self->state.told = false;
+      self->state.cursors_told = false;
       refresh(self);
     },
     [self](stop_atom) {
@@ -575,6 +643,8 @@ controller_actor::behavior_type controller(controller_self* self) {
         caf::anon_send_exit(st.forwarder, caf::exit_reason::user_shutdown);
       if (st.proposal_forwarder)
         caf::anon_send_exit(st.proposal_forwarder, caf::exit_reason::user_shutdown);
+      if (st.cursor_forwarder)
+        caf::anon_send_exit(st.cursor_forwarder, caf::exit_reason::user_shutdown);
       for (auto& [ticket, p] : st.proposals)
         if (p.done)
           p.done(0, to_error(rejection::of(code::shutting_down).detail("the broker is stopping")));
@@ -653,13 +723,15 @@ result<controller_actor> spawn_controller(caf::actor_system& sys, runtime& rt,
     return node.error();
   auto fwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms / 4));
   auto pfwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms));
+  auto cfwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms));
   auto ctl = spawn_limited_fun(sys, rt, "controller", placement::worker(),
-                               [opts, clock, fwd, pfwd, n = std::make_shared<std::unique_ptr<metadata::raft_node>>(
+                               [opts, clock, fwd, pfwd, cfwd, n = std::make_shared<std::unique_ptr<metadata::raft_node>>(
                                                     std::move(node.value()))](controller_self* self) mutable {
                                  self->state.opts = opts;
                                  self->state.clock = clock;
                                  self->state.forwarder = fwd;
                                  self->state.proposal_forwarder = pfwd;
+                                 self->state.cursor_forwarder = cfwd;
                                  self->state.node = std::move(*n);
                                  return controller(self);
                                });

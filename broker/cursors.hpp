@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "limits/status.hpp"
+#include "metadata/metadata_state.hpp"
 #include "streams/partition_log.hpp"
 
 namespace levee::broker {
@@ -24,8 +25,8 @@ constexpr std::string_view internal_stream_prefix = "__";
 /// Its subject: never published to (the broker skips internal streams when it matches).
 constexpr std::string_view cursor_stream_subject = "levee.internal.cursors";
 /// bytes of a group name: a name people choose, and part of every cursor's key in memory
-/// and on disk; 256 holds any sane one.
-constexpr uint64_t max_group_bytes = 256;
+/// and on disk; 256 holds any sane one (the replicated metadata checks the same bound).
+constexpr uint64_t max_group_bytes = metadata::max_cursor_group_bytes;
 
 inline bool is_internal_stream(std::string_view name) {
   return name.substr(0, internal_stream_prefix.size()) == internal_stream_prefix;
@@ -48,6 +49,8 @@ public:
   status check_room(const std::string& key) const;
 
   void set(const std::string& key, uint64_t offset) { cursors_[key] = offset; }
+  /// Forgets every cursor (clustered: the metadata's whole table follows).
+  void clear() noexcept { cursors_.clear(); }
   /// Forgets every cursor of `stream` and returns their keys (to write their tombstones:
   /// a message with the key and an empty body, which load() reads as "gone").
   std::vector<std::string> forget_stream(std::string_view stream);

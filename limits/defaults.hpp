@@ -244,7 +244,9 @@ constexpr uint64_t stream_replication_factor_ceiling = 7;
 /// partition's turn short. A consumer group of any size needs one per member.
 constexpr uint64_t broker_max_subscriptions_per_partition = 1024;
 /// consumer-group cursors (group, stream, partition) the broker holds in memory: ~100 B
-/// each, so ~10 MiB at the most; a commit of a new cursor past it is refused.
+/// each, so ~10 MiB at the most; a commit of a new cursor past it is refused. Clustered,
+/// every broker holds the cluster's cursors (and each metadata snapshot carries them), so
+/// the bound is over the cluster's, checked with the committing broker's value.
 constexpr uint64_t broker_max_cursors = 100'000;
 /// publishing connections whose rate the broker tracks at once (a bucket pair each, ~100 B);
 /// idle ones are forgotten first, so only this many publishing at the same moment matter.

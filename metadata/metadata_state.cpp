@@ -60,6 +60,22 @@ bool contains(const std::vector<uint64_t>& ids, uint64_t id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
+/// Partition `partition` of `stream`, or null with the not_found naming what is missing.
+partition_info* find_partition(std::map<std::string, stream_info>& streams, const std::string& stream,
+                               uint32_t partition, std::optional<rejection>& refusal) {
+  auto s = streams.find(stream);
+  if (s == streams.end()) {
+    refusal = rejection::of(code::not_found).detail("no stream '" + stream + "'");
+    return nullptr;
+  }
+  if (partition >= s->second.partitions.size()) {
+    refusal = rejection::of(code::not_found)
+        .detail("stream '" + stream + "' has no partition " + std::to_string(partition));
+    return nullptr;
+  }
+  return &s->second.partitions[partition];
+}
+
 } // namespace
 
 std::string ids_text(const std::vector<uint64_t>& ids) {
@@ -113,6 +129,13 @@ bool operator==(const stream_info& a, const stream_info& b) {
          a.created_at == b.created_at;
 }
 
+bool operator<(const cursor_key& a, const cursor_key& b) {
+  return std::tie(a.stream, a.partition, a.group) < std::tie(b.stream, b.partition, b.group);
+}
+bool operator==(const cursor_key& a, const cursor_key& b) {
+  return a.stream == b.stream && a.partition == b.partition && a.group == b.group;
+}
+
 std::string encode_command(const command& c) {
   pb::Command out;
   std::visit(
@@ -134,6 +157,15 @@ std::string encode_command(const command& c) {
           m->set_id(cmd.id);
           m->set_expected_broker_epoch(cmd.expected_epoch);
           m->set_state(to_pb(cmd.state));
+        } else if constexpr (std::is_same_v<T, commit_cursor>) {
+          auto* m = out.mutable_commit_cursor();
+          m->set_stream(cmd.key.stream);
+          m->set_partition(cmd.key.partition);
+          m->set_group(cmd.key.group);
+          m->set_offset(cmd.offset);
+          m->set_leader(cmd.leader);
+          m->set_leader_epoch(cmd.leader_epoch);
+          m->set_max_cursors(cmd.max_cursors);
         } else {
           auto* m = out.mutable_change_partition();
           m->set_stream(cmd.stream);
@@ -230,6 +262,11 @@ result<command> decode_command(const std::string& bytes, const std::string& wher
       const auto& m = c.mark_broker();
       return command{mark_broker{m.id(), m.expected_broker_epoch(), from_pb(m.state())}};
     }
+    case pb::Command::kCommitCursor: {
+      const auto& m = c.commit_cursor();
+      return command{commit_cursor{{m.stream(), m.partition(), m.group()}, m.offset(), m.leader(),
+                                   m.leader_epoch(), m.max_cursors()}};
+    }
     case pb::Command::KIND_NOT_SET:
       break;
   }
@@ -305,17 +342,79 @@ std::optional<rejection> metadata_state::apply_command(const create_stream& c) {
 std::optional<rejection> metadata_state::apply_command(const delete_stream& c) {
   if (streams_.erase(c.name) == 0)
     return rejection(rejection::of(code::not_found).detail("no stream '" + c.name + "' to delete"));
+  forget_cursors(c.name);  // a stream created again under the name starts without them
   return std::nullopt;
 }
 
+// -- cursors (README.md "Cursors") ---------------------------------------------------------
+
+void metadata_state::forget_cursors(const std::string& stream) {
+  for (auto it = cursors_.lower_bound(cursor_key{stream, 0, {}});
+       it != cursors_.end() && it->first.stream == stream;)
+    it = cursors_.erase(it);
+}
+
+std::optional<rejection> metadata_state::apply_command(const commit_cursor& c) {
+  const auto& k = c.key;
+  const std::string which = k.stream + "/" + std::to_string(k.partition);
+  std::optional<rejection> refusal;
+  const auto* found = find_partition(streams_, k.stream, k.partition, refusal);
+  if (found == nullptr)
+    return refusal;
+  if (k.group.empty() || k.group.size() > max_cursor_group_bytes)
+    return rejection(rejection::of(code::bad_request)
+        .observed(k.group.size())
+        .max(max_cursor_group_bytes)
+        .detail("a cursor's group name must have 1 to " + std::to_string(max_cursor_group_bytes) + " bytes"));
+  const auto& p = *found;
+  if (c.leader != p.leader || c.leader_epoch != p.leader_epoch) {
+    // Decided by a leader that has been replaced since (or by one at an older epoch): the
+    // new leader may have answered newer commits of the group already.
+    auto r = rejection::of(code::not_leader)
+        .detail("broker " + std::to_string(c.leader) + " committed at leader epoch " +
+                std::to_string(c.leader_epoch) + " of " + which + ", which " +
+                (p.leader == 0 ? std::string{"is offline now"}
+                               : "broker " + std::to_string(p.leader) + " leads now at epoch " +
+                                     std::to_string(p.leader_epoch)) +
+                "; commit at the leader");
+    if (auto b = brokers_.find(p.leader); p.leader != 0 && b != brokers_.end())
+      r.leader_hint(b->second.address);
+    return rejection(r);
+  }
+  auto at = cursors_.find(k);
+  if (at != cursors_.end()) {
+    at->second = c.offset;
+    return std::nullopt;
+  }
+  if (cursors_.size() >= c.max_cursors)
+    return rejection(rejection::of(code::memory_budget_exhausted)
+        .limit("broker.max_cursors")
+        .observed(cursors_.size() + 1)
+        .max(c.max_cursors)
+        .detail("the cluster holds as many cursors as it may; commit to an existing cursor, "
+                "or raise broker.max_cursors"));
+  cursors_.emplace(k, c.offset);
+  return std::nullopt;
+}
+
+metadata_state metadata_state::copy_without_cursors() {
+  // Moved out for the copy and back: the copy is O(brokers + streams), whatever the
+  // number of cursors, and every other member is copied as the class defines it.
+  struct put_back {
+    metadata_state& s;
+    std::map<cursor_key, uint64_t> cursors;
+    ~put_back() { s.cursors_ = std::move(cursors); }
+  } guard{*this, std::move(cursors_)};
+  cursors_.clear();
+  return *this;
+}
+
 std::optional<rejection> metadata_state::apply_command(const change_partition& c) {
-  auto s = streams_.find(c.stream);
-  if (s == streams_.end())
-    return rejection(rejection::of(code::not_found).detail("no stream '" + c.stream + "'"));
-  if (c.partition >= s->second.partitions.size())
-    return rejection(rejection::of(code::not_found)
-        .detail("stream '" + c.stream + "' has no partition " + std::to_string(c.partition)));
-  auto& p = s->second.partitions[c.partition];
+  std::optional<rejection> refusal;
+  auto* found = find_partition(streams_, c.stream, c.partition, refusal);
+  if (found == nullptr)
+    return refusal;
+  auto& p = *found;
   const std::string which = c.stream + "/" + std::to_string(c.partition);
   if (c.expected_partition_epoch != p.partition_epoch)
     return rejection(rejection::of(code::precondition_failed)
@@ -461,6 +560,13 @@ std::string metadata_state::encode_snapshot() const {
     for (const auto& p : st.partitions)
       to_pb(p, *m->add_partitions());
   }
+  for (const auto& [k, offset] : cursors_) {
+    auto* m = s.add_cursors();
+    m->set_stream(k.stream);
+    m->set_partition(k.partition);
+    m->set_group(k.group);
+    m->set_offset(offset);
+  }
   return s.SerializeAsString();
 }
 
@@ -501,8 +607,12 @@ status metadata_state::restore(std::string_view snapshot) {
                            "move this node's metadata data dir aside so that it rejoins from "
                            "the leader");
   }
+  std::map<cursor_key, uint64_t> cursors;
+  for (const auto& m : s.cursors())
+    cursors[cursor_key{m.stream(), m.partition(), m.group()}] = m.offset();
   brokers_ = std::move(brokers);
   streams_ = std::move(streams);
+  cursors_ = std::move(cursors);
   std::copy(s.chain_head().begin(), s.chain_head().end(), head_.begin());
   applied_ = s.applied_count();
   failure_ = status{};

@@ -100,7 +100,32 @@ struct mark_broker {
   uint64_t expected_epoch = 0;
   broker_state state = broker_state::unreachable;
 };
-using command = std::variant<register_broker, create_stream, delete_stream, change_partition, mark_broker>;
+/// A consumer group's cursor in one partition (README.md "Cursors").
+struct cursor_key {
+  std::string stream;
+  uint32_t partition = 0;
+  std::string group;
+};
+bool operator<(const cursor_key& a, const cursor_key& b);
+bool operator==(const cursor_key& a, const cursor_key& b);
+/// bytes of a group name: part of every cursor's key; 256 holds any sane one (the
+/// broker's cursors.hpp checks the same bound before proposing).
+constexpr uint64_t max_cursor_group_bytes = 256;
+
+/// Sets a group's cursor (README.md "Cursors"). Committed through the partition's leader:
+/// refused not_leader unless `leader` leads it at `leader_epoch` when the entry applies (a
+/// deposed leader's late commit must not overwrite the new leader's). A new cursor past
+/// `max_cursors` (the committing broker's broker.max_cursors, carried so every node
+/// decides alike) is memory_budget_exhausted.
+struct commit_cursor {
+  cursor_key key;
+  uint64_t offset = 0;
+  uint64_t leader = 0;
+  uint64_t leader_epoch = 0;
+  uint64_t max_cursors = 0;
+};
+using command = std::variant<register_broker, create_stream, delete_stream, change_partition, mark_broker,
+                             commit_cursor>;
 
 /// A command's serialized form (metadata.proto Command), what the chain hashes.
 std::string encode_command(const command& c);
@@ -141,6 +166,11 @@ public:
   uint64_t applied_count() const noexcept { return applied_; }
   const std::map<uint64_t, broker_info>& brokers() const noexcept { return brokers_; }
   const std::map<std::string, stream_info>& streams() const noexcept { return streams_; }
+  /// Every group's cursor, by (stream, partition, group); a stream's go when it is deleted.
+  const std::map<cursor_key, uint64_t>& cursors() const noexcept { return cursors_; }
+  /// A copy of everything but the cursors (cheap whatever their number: what the
+  /// controller's cache needs, which takes the cursors from the applied entries instead).
+  metadata_state copy_without_cursors();
 
 private:
   std::optional<rejection> apply_command(const register_broker& c);
@@ -148,10 +178,13 @@ private:
   std::optional<rejection> apply_command(const delete_stream& c);
   std::optional<rejection> apply_command(const change_partition& c);
   std::optional<rejection> apply_command(const mark_broker& c);
+  std::optional<rejection> apply_command(const commit_cursor& c);
+  void forget_cursors(const std::string& stream);
   status fail(status s);
 
   std::map<uint64_t, broker_info> brokers_;
   std::map<std::string, stream_info> streams_;
+  std::map<cursor_key, uint64_t> cursors_;
   chain_hash head_{};
   uint64_t applied_ = 0;
   uint64_t applying_ = 0;  // the sequence of the entry being applied (created_at)

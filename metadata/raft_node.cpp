@@ -783,6 +783,11 @@ metadata_state raft_node::state_copy() const {
   return impl_->locked_copy(impl_->state);
 }
 
+metadata_state raft_node::state_copy_without_cursors() const {
+  std::lock_guard<std::mutex> guard{impl_->mu};
+  return impl_->state.copy_without_cursors();
+}
+
 bool raft_node::serving_as_leader() const {
   return impl_->locked_copy(impl_->serving);
 }

@@ -147,6 +147,9 @@ public:
 
   /// A copy of the replicated state as this node has applied it (any thread).
   metadata_state state_copy() const;
+  /// The same without the consumer-group cursors: O(brokers + streams) whatever their
+  /// number (the controller's cache takes the cursors from the applied entries).
+  metadata_state state_copy_without_cursors() const;
 
   /// True when this node is leader and its barrier committed: it accepts commands.
   bool serving_as_leader() const;

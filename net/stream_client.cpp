@@ -470,8 +470,15 @@ result<stream_info> stream_client::get_stream_info(const std::string& name,
 result<std::vector<message_ack>> stream_client::publish(const std::string& subject,
                                                         std::vector<out_message> messages,
                                                         const publish_options& opts) {
-  auto deadline = steady_clock::now() + opts.timeout;
   auto c = publish_call(subject, messages, opts);
+  auto payload = call_following(c, opts.timeout);
+  if (!payload)
+    return payload.error();
+  return parse_acks(*payload);
+}
+
+result<std::string> stream_client::call_following(wire::BrokerCall& c, milliseconds timeout) {
+  auto deadline = steady_clock::now() + timeout;
   uint32_t used = 0;
   for (;;) {
     // Sending moves the messages into the frame: a copy waits for a not_leader's hint
@@ -480,10 +487,8 @@ result<std::vector<message_ack>> stream_client::publish(const std::string& subje
     if (used < max_redirects_)
       again = c;
     auto payload = call(c, milliseconds(std::max<int64_t>(1, left_ms(deadline))));
-    if (payload)
-      return parse_acks(*payload);
-    if (!again || !follow_hint(payload.error().as_rejection(), used, deadline))
-      return payload.error();
+    if (payload || !again || !follow_hint(payload.error().as_rejection(), used, deadline))
+      return payload;
     c = std::move(*again);
   }
 }
@@ -795,7 +800,7 @@ status stream_client::commit_cursor(const std::string& group, const std::string&
   cc.set_partition(partition);
   cc.set_offset(offset);
   cc.set_deadline_ms(static_cast<uint32_t>(timeout.count()));
-  auto payload = call(c, timeout);
+  auto payload = call_following(c, timeout);
   if (!payload)
     return payload.error();
   return {};
@@ -811,7 +816,7 @@ result<std::optional<uint64_t>> stream_client::fetch_cursor(const std::string& g
   fc.set_stream(stream);
   fc.set_partition(partition);
   fc.set_deadline_ms(static_cast<uint32_t>(timeout.count()));
-  auto ack = answer_as<wire::CursorAck>(call(c, timeout));
+  auto ack = answer_as<wire::CursorAck>(call_following(c, timeout));
   if (!ack)
     return ack.error();
   if (!ack->found())

@@ -373,5 +373,114 @@ TEST(MetadataState, CommandsRoundTripThroughTheirBytes) {
   EXPECT_FALSE(decode_command("\xff\xff", "test").ok());
 }
 
+// -- cursors (README.md "Cursors") ----------------------------------------------------------
+
+commit_cursor cursor_at(const metadata_state& s, const std::string& stream, uint32_t partition,
+                        const std::string& group, uint64_t offset, uint64_t max_cursors = 100) {
+  const auto& p = s.streams().at(stream).partitions.at(partition);
+  return commit_cursor{{stream, partition, group}, offset, p.leader, p.leader_epoch, max_cursors};
+}
+
+TEST(MetadataState, ACursorCommitsAtItsLeadersEpochAndADeposedLeadersLateCommitIsNotLeader) {
+  metadata_state s;
+  proposer p;
+  register_brokers(s, p, 3);
+  apply_ok(s, p.next(create_stream{stream_named("orders", 1), 3, 2}));
+  auto first = cursor_at(s, "orders", 0, "billing", 10);
+  EXPECT_FALSE(apply_ok(s, p.next(first)).refusal);
+  EXPECT_EQ(s.cursors().at(cursor_key{"orders", 0, "billing"}), 10u);
+  first.offset = 12;  // the same leader again: moves the cursor
+  EXPECT_FALSE(apply_ok(s, p.next(first)).refusal);
+  EXPECT_EQ(s.cursors().at(cursor_key{"orders", 0, "billing"}), 12u);
+
+  // The leader changes (failover): the old leader's commit, decided before, is refused,
+  // naming the new leader's address; the cursor keeps what it had.
+  const auto& part = s.streams().at("orders").partitions[0];
+  uint64_t next = part.replicas[1];
+  apply_ok(s, p.next(change_partition{"orders", 0, part.partition_epoch, next, {next, part.replicas[2]}}));
+  auto late = first;
+  late.offset = 11;
+  auto refused = apply_ok(s, p.next(late)).refusal;
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->code, code::not_leader) << refused->to_string();
+  EXPECT_EQ(refused->leader_hint, "127.0.0.1:" + std::to_string(9000 + next));
+  EXPECT_EQ(s.cursors().at(cursor_key{"orders", 0, "billing"}), 12u);
+  // The new leader at its epoch commits.
+  auto now = cursor_at(s, "orders", 0, "billing", 20);
+  EXPECT_EQ(now.leader_epoch, 2u);
+  EXPECT_FALSE(apply_ok(s, p.next(now)).refusal);
+  EXPECT_EQ(s.cursors().at(cursor_key{"orders", 0, "billing"}), 20u);
+  // The right broker at an older epoch is refused too (it lost and won the partition back).
+  now.leader_epoch = 1;
+  EXPECT_EQ(apply_ok(s, p.next(now)).refusal->code, code::not_leader);
+
+  // No such stream or partition, and a bad group name.
+  EXPECT_EQ(apply_ok(s, p.next(commit_cursor{{"nope", 0, "g"}, 1, next, 2, 100})).refusal->code,
+            code::not_found);
+  EXPECT_EQ(apply_ok(s, p.next(commit_cursor{{"orders", 3, "g"}, 1, next, 2, 100})).refusal->code,
+            code::not_found);
+  EXPECT_EQ(apply_ok(s, p.next(cursor_at(s, "orders", 0, "", 1))).refusal->code, code::bad_request);
+  EXPECT_EQ(apply_ok(s, p.next(cursor_at(s, "orders", 0, std::string(max_cursor_group_bytes + 1, 'g'), 1)))
+              .refusal->code,
+            code::bad_request);
+  EXPECT_EQ(s.chain_head(), p.head());
+}
+
+TEST(MetadataState, CursorsAreBoundedByMaxCursorsGoWithTheirStreamAndTravelInSnapshots) {
+  metadata_state s;
+  proposer p;
+  register_brokers(s, p, 3);
+  apply_ok(s, p.next(create_stream{stream_named("a", 2), 3, 1}));
+  apply_ok(s, p.next(create_stream{stream_named("b", 1), 1, 1}));
+  EXPECT_FALSE(apply_ok(s, p.next(cursor_at(s, "a", 0, "g1", 1, 3))).refusal);
+  EXPECT_FALSE(apply_ok(s, p.next(cursor_at(s, "a", 1, "g1", 2, 3))).refusal);
+  EXPECT_FALSE(apply_ok(s, p.next(cursor_at(s, "b", 0, "g1", 3, 3))).refusal);
+  // A fourth cursor past the committing broker's max_cursors of 3: refused, typed.
+  auto full = apply_ok(s, p.next(cursor_at(s, "b", 0, "g2", 4, 3))).refusal;
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->code, code::memory_budget_exhausted);
+  EXPECT_EQ(full->limit, "broker.max_cursors");
+  EXPECT_EQ(full->observed, 4u);
+  EXPECT_EQ(full->max, 3u);
+  // A known cursor always has room.
+  EXPECT_FALSE(apply_ok(s, p.next(cursor_at(s, "b", 0, "g1", 9, 3))).refusal);
+  EXPECT_EQ(s.cursors().size(), 3u);
+
+  // Snapshots carry them; the copy for the controller's cache leaves them out, and the
+  // state keeps them.
+  metadata_state restored;
+  ASSERT_TRUE(restored.restore(s.encode_snapshot()).ok());
+  EXPECT_EQ(restored.cursors(), s.cursors());
+  auto light = s.copy_without_cursors();
+  EXPECT_TRUE(light.cursors().empty());
+  EXPECT_EQ(light.streams(), s.streams());
+  EXPECT_EQ(light.chain_head(), s.chain_head());
+  EXPECT_EQ(s.cursors().size(), 3u);
+
+  // Deleting a stream drops its cursors (a stream made again under the name starts
+  // without them), on the original and on the restored copy alike.
+  std::string entry = p.next(delete_stream{"a"});
+  apply_ok(s, entry);
+  apply_ok(restored, entry);
+  ASSERT_EQ(s.cursors().size(), 1u);
+  EXPECT_EQ(s.cursors().begin()->first, (cursor_key{"b", 0, "g1"}));
+  EXPECT_EQ(s.cursors().begin()->second, 9u);
+  EXPECT_EQ(restored.cursors(), s.cursors());
+  EXPECT_EQ(restored.chain_head(), s.chain_head());
+}
+
+TEST(MetadataState, ACursorCommitRoundTripsThroughItsBytes) {
+  command c = commit_cursor{{"orders", 2, "billing"}, 41, 3, 7, 100000};
+  auto back = decode_command(encode_command(c), "test");
+  ASSERT_TRUE(back.ok());
+  auto* cc = std::get_if<commit_cursor>(&back.value());
+  ASSERT_NE(cc, nullptr);
+  EXPECT_EQ(cc->key, (cursor_key{"orders", 2, "billing"}));
+  EXPECT_EQ(cc->offset, 41u);
+  EXPECT_EQ(cc->leader, 3u);
+  EXPECT_EQ(cc->leader_epoch, 7u);
+  EXPECT_EQ(cc->max_cursors, 100000u);
+}
+
 } // namespace
 } // namespace levee::metadata

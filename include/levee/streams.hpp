@@ -184,7 +184,7 @@ public:
   client& connection() noexcept { return conn_; }
 
   // -- a cluster of brokers -------------------------------------------------------------
-  /// A publish or subscription sent to a broker that does not lead the partition is
+  /// A publish, subscription or cursor call sent to a broker that does not lead the partition is
   /// refused not_leader with the leader's address (net/levee.proto Reject.leader_hint):
   /// the client then moves its connection there and sends it again, within the call's
   /// deadline, at most this many times per call (default 3; 0: never, the refusal is the
@@ -277,6 +277,9 @@ private:
   std::optional<rejection> send_subscribe(const subscribe_options& opts, uint64_t& id);
   /// Sends `call` and waits for its answer's payload, routing other answers meanwhile.
   result<std::string> call(wire::BrokerCall& call, std::chrono::milliseconds timeout);
+  /// call(), following a not_leader's hint to the leader (up to max_redirects) within
+  /// `timeout`: publishes and cursor calls, which a cluster's partition leader answers.
+  result<std::string> call_following(wire::BrokerCall& call, std::chrono::milliseconds timeout);
   /// Receives one answer (up to `timeout`) and files it: an async publish's to the
   /// handler, a subscription's into its queue; any other is returned. A local error
   /// (timeout: request_id 0) is returned too. It never sends the held batch: whoever
