@@ -74,7 +74,10 @@ TEST(BrokerConfig, ConfigKeysListEveryKey) {
                   "broker.session_timeout_ms", "broker.raft_election_timeout_ms",
                   "metadata.max_pending_commands"})
     EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
-  EXPECT_EQ(keys.size(), 16u);
+  for (auto* k : {"broker.replica_fetch_max_bytes", "broker.replica_fetch_max_wait_ms",
+                  "broker.replica_max_lag_ms"})
+    EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
+  EXPECT_EQ(keys.size(), 19u);
 }
 
 flat_config clustered(std::initializer_list<std::pair<const std::string, std::string>> more) {

@@ -527,6 +527,8 @@ TEST(StreamConfig, SettingsFromConfigWithDefaultsAndErrors) {
                         : key == "stream.max_subject_tokens"   ? "8"
                         : key == "stream.partitions"           ? "4"
                         : key == "stream.retention_max_bytes"  ? "1GiB"
+                        : key == "stream.replication_factor"   ? "3"
+                        : key == "stream.min_insync_replicas"  ? "1"
                                                                : "4096";
     auto one = stream_settings_from_config({{key, value}});
     EXPECT_TRUE(one.ok()) << key << ": " << one.error().to_string();
