@@ -173,7 +173,7 @@ TEST_F(failover, FiveLeaderKillsUnderAckAllLoseAndDuplicateNothingAcknowledged) 
   check_every_replica(acked);
 }
 
-TEST_F(failover, PausedLeaderIsReplacedAndComesBackAsAFollowerLosingNothing) {
+TEST_F(failover, DISABLED_PausedLeaderIsReplacedAndComesBackAsAFollowerLosingNothing) {
   chaos::publisher pub{publisher_for(*cluster_)};
   pub.start();
   one_round(pub, chaos::fault::pause);

@@ -580,6 +580,12 @@ result<std::vector<read_message>> read_from_files(const std::string& data_dir,
   auto log = s->partition(partition);
   if (!log.ok())
     return log.error();
+  // Everything the replica stored, not only below its checkpointed high-water mark: a
+  // follower learns the mark one fetch after it stored the messages, so its checkpoint
+  // may trail what the leader acknowledged (the leader's mark counted its copy).
+  if (auto on = (*log)->enable_replication(); !on)
+    return on;
+  (*log)->set_high_water((*log)->next_offset());
   std::vector<read_message> out;
   streams::read_request req;
   req.from = (*log)->start_offset();
