@@ -16,7 +16,10 @@
 #include <nats/nats.h>
 #endif
 
+#include <nlohmann/json.hpp>
+
 #include "bench/bench_support.hpp"
+#include "levee/streams.hpp"
 
 namespace levee::bench {
 
@@ -220,5 +223,86 @@ inline std::string nats_server_version(const std::string& program) {
 }
 
 #endif  // LEVEE_BENCH_NATS
+
+/// Levee's side of the same loops. A stream `name` binding `subject`, one partition,
+/// keeping every message (1 M x 1 KiB is more than the 1 GiB a partition keeps by
+/// default), `replicas` copies (min ISR 2 when more than one), fsync none: acknowledged
+/// once written to the OS and readable at once, which is what JetStream's file store
+/// promises by default (an ack after the write, an fsync every 2 min). Levee's `interval`
+/// would not compare: its consumers see only what the last interval's fsync made durable.
+inline bool create_bench_stream(levee::stream_client& sc, const char* name, const char* subject,
+                                uint32_t replicas, std::string& why) {
+  levee::stream_spec spec;
+  spec.name = name;
+  spec.subject = subject;
+  spec.partitions = 1;
+  spec.replication_factor = replicas;
+  spec.min_insync_replicas = replicas > 1 ? 2 : 1;
+  spec.fsync = levee::fsync_mode::none;
+  spec.retention_max_bytes = uint64_t{4} << 30;
+  auto info = sc.create_stream(spec, std::chrono::seconds(10));
+  if (!info)
+    why = std::string{"cannot create stream "} + name + ": " + info.error().to_string();
+  return info.ok();
+}
+
+inline levee::out_message levee_message(const std::string& body) {
+  levee::out_message m;
+  m.body = body;
+  return m;
+}
+
+/// `messages` publish_async of `body` to `subject` with `po`, at most max_unacked
+/// un-acked, then flush; every ack counted, so a lost or refused one fails the scenario.
+inline outcome levee_async_publish(levee::stream_client& sc, const char* subject,
+                                   const levee::publish_options& po, const std::string& body,
+                                   uint64_t messages, const char* what) {
+  uint64_t acked = 0, failed = 0;
+  std::string first_error;
+  sc.on_acks([&](uint64_t, levee::result<std::vector<levee::message_ack>> acks) {
+    if (acks)
+      acked += acks->size();
+    else if (failed++ == 0)
+      first_error = acks.error().to_string();
+  });
+  sc.set_max_unacked(max_unacked);
+  progress p{what, messages};
+  auto t0 = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < messages; ++i) {
+    if (auto st = sc.publish_async(subject, {levee_message(body)}, po); !st)
+      return unavailable("failed", "publish_async: " + st.to_string());
+    p.at(i);
+  }
+  if (auto st = sc.flush(std::chrono::seconds(120)); !st)
+    return unavailable("failed", "flush: " + st.to_string());
+  auto secs = seconds_since(t0);
+  sc.on_acks(nullptr);
+  if (failed > 0)
+    return unavailable("failed", std::to_string(failed) + " async publishes failed, the first: "
+                                   + first_error);
+  if (acked != messages)
+    return unavailable("failed", std::to_string(acked) + " acks for " + std::to_string(messages)
+                                   + " messages");
+  return rate(messages, secs);
+}
+
+/// An outcome for --json: the figures, or the status and why.
+inline nlohmann::ordered_json to_json(const outcome& o) {
+  nlohmann::ordered_json j{{"status", o.status}};
+  if (!o.ok()) {
+    j["why"] = o.why;
+    return j;
+  }
+  j["messages"] = o.messages;
+  if (o.p50_us > 0) {
+    j["p50_us"] = o.p50_us;
+    j["p99_us"] = o.p99_us;
+  } else {
+    j["seconds"] = o.seconds;
+    j["msgs_per_s"] = o.msgs_per_s;
+    j["mb_per_s"] = o.mb_per_s;
+  }
+  return j;
+}
 
 } // namespace levee::bench

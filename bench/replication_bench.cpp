@@ -202,61 +202,6 @@ std::optional<levee_cluster> start_levee_cluster(const std::string& binary, std:
   return c;
 }
 
-/// An R3 stream `name` binding `subject`, one partition, min ISR 2, fsync none.
-bool create_r3_stream(levee::stream_client& sc, const char* name, const char* subject,
-                      std::string& why) {
-  levee::stream_spec spec;
-  spec.name = name;
-  spec.subject = subject;
-  spec.partitions = 1;
-  spec.replication_factor = nodes;
-  spec.min_insync_replicas = 2;
-  spec.fsync = levee::fsync_mode::none;
-  spec.retention_max_bytes = uint64_t{4} << 30;  // keep every message, as JetStream does
-  auto info = sc.create_stream(spec, seconds(10));
-  if (!info)
-    why = std::string{"cannot create stream "} + name + ": " + info.error().to_string();
-  return info.ok();
-}
-
-levee::out_message levee_message(const std::string& body) {
-  levee::out_message m;
-  m.body = body;
-  return m;
-}
-
-outcome levee_async_all(levee::stream_client& sc, const options& o, const std::string& body) {
-  uint64_t acked = 0, failed = 0;
-  std::string first_error;
-  sc.on_acks([&](uint64_t, levee::result<std::vector<levee::message_ack>> acks) {
-    if (acks)
-      acked += acks->size();
-    else if (failed++ == 0)
-      first_error = acks.error().to_string();
-  });
-  sc.set_max_unacked(max_unacked);
-  levee::publish_options po;
-  po.ack = levee::ack_mode::all;
-  progress p{"Levee R3 async publish", o.messages};
-  auto t0 = steady_clock::now();
-  for (uint64_t i = 0; i < o.messages; ++i) {
-    if (auto st = sc.publish_async("async", {levee_message(body)}, po); !st)
-      return unavailable("failed", "publish_async: " + st.to_string());
-    p.at(i);
-  }
-  if (auto st = sc.flush(seconds(120)); !st)
-    return unavailable("failed", "flush: " + st.to_string());
-  auto secs = seconds_since(t0);
-  sc.on_acks(nullptr);
-  if (failed > 0)
-    return unavailable("failed", std::to_string(failed) + " async publishes failed, the first: "
-                                   + first_error);
-  if (acked != o.messages)
-    return unavailable("failed", std::to_string(acked) + " acks for "
-                                   + std::to_string(o.messages) + " messages");
-  return rate(o.messages, secs);
-}
-
 system_outcomes run_levee(const std::string& binary, const options& o, const std::string& body) {
   system_outcomes r;
   std::string why;
@@ -276,27 +221,28 @@ system_outcomes run_levee(const std::string& binary, const options& o, const std
   if (auto st = sc.connect_with_backoff(seconds(5)); !st) {
     r.sync_publish = r.async_publish = unavailable("failed", "cannot connect: " + st.to_string());
   } else {
+    levee::publish_options all;  // ack = all: once every ISR member has it
+    all.ack = levee::ack_mode::all;
     std::fprintf(stderr, "%s: waiting for the Levee cluster to take an R3 stream\n", bench_name);
     // Until the metadata has a leader and every broker registered, placement refuses R3.
     if (!retry_until(cluster_ready_bound, why,
-                     [&](std::string& w) { return create_r3_stream(sc, "sync", "sync", w); }))
+                     [&](std::string& w) { return create_bench_stream(sc, "sync", "sync", nodes, w); }))
       r.sync_publish = unavailable("failed", why);
     else {
-      levee::publish_options po;
-      po.ack = levee::ack_mode::all;
       r.sync_publish = sync_latencies(o.warmup_messages, o.sync_messages,
                                       "Levee R3 sync publish", [&]() -> std::string {
-        auto acks = sc.publish("sync", {levee_message(body)}, po);
+        auto acks = sc.publish("sync", {levee_message(body)}, all);
         if (!acks)
           return "publish: " + acks.error().to_string();
         return acks->size() == 1 ? "" : "publish: " + std::to_string(acks->size()) + " acks, not 1";
       });
     }
     if (!retry_until(cluster_ready_bound, why,
-                     [&](std::string& w) { return create_r3_stream(sc, "async", "async", w); }))
+                     [&](std::string& w) { return create_bench_stream(sc, "async", "async", nodes, w); }))
       r.async_publish = unavailable("failed", why);
     else
-      r.async_publish = levee_async_all(sc, o, body);
+      r.async_publish = levee_async_publish(sc, "async", all, body, o.messages,
+                                            "Levee R3 async publish");
   }
   sc.connection().close();
   for (auto pid : cluster->pids)
@@ -350,23 +296,6 @@ void print_table(const system_outcomes& js, const system_outcomes& lv) {
   for (auto* x : {&lv.sync_publish, &lv.async_publish})
     if (!x->ok())
       std::printf("Levee: %s: %s\n", x->status.c_str(), x->why.c_str());
-}
-
-nlohmann::ordered_json to_json(const outcome& o) {
-  nlohmann::ordered_json j{{"status", o.status}};
-  if (!o.ok()) {
-    j["why"] = o.why;
-    return j;
-  }
-  j["messages"] = o.messages;
-  if (o.p50_us > 0) {
-    j["p50_us"] = o.p50_us;
-    j["p99_us"] = o.p99_us;
-  } else {
-    j["seconds"] = o.seconds;
-    j["msgs_per_s"] = o.msgs_per_s;
-  }
-  return j;
 }
 
 } // namespace

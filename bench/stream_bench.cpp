@@ -324,35 +324,9 @@ uint64_t proc_status_bytes(pid_t pid, const char* field) {
   return 0;
 }
 
-/// A stream `name` binding `subject`, one partition, R1, fsync none: acknowledged once
-/// written to the OS, and readable at once, which is what JetStream's file store promises
-/// by default (an ack after the write, an fsync every 2 min). Levee's `interval` would not
-/// compare: its consumers see only what the last interval's fsync made durable.
-bool create_levee_stream(levee::stream_client& sc, const char* name, const char* subject,
-                         std::string& why) {
-  levee::stream_spec spec;
-  spec.name = name;
-  spec.subject = subject;
-  spec.partitions = 1;
-  spec.fsync = levee::fsync_mode::none;
-  // 1 M x 1 KiB is more than the 1 GiB a partition keeps by default: keep all of it, as
-  // the JetStream stream does.
-  spec.retention_max_bytes = uint64_t{4} << 30;
-  auto info = sc.create_stream(spec, seconds(10));
-  if (!info)
-    why = std::string{"cannot create stream "} + name + ": " + info.error().to_string();
-  return info.ok();
-}
-
-levee::out_message levee_message(const std::string& body) {
-  levee::out_message m;
-  m.body = body;
-  return m;
-}
-
 outcome levee_sync_publish(levee::stream_client& sc, const options& o, const std::string& body) {
   std::string why;
-  if (!create_levee_stream(sc, "sync", "sync", why))
+  if (!create_bench_stream(sc, "sync", "sync", 1, why))
     return unavailable("failed", why);
   return sync_latencies(o.warmup_messages, o.sync_messages, "Levee sync publish", [&]() -> std::string {
     auto acks = sc.publish("sync", {levee_message(body)});  // ack = leader
@@ -367,37 +341,12 @@ outcome levee_sync_publish(levee::stream_client& sc, const options& o, const std
 outcome levee_async_publish(levee::stream_client& sc, const options& o, const std::string& body,
                             const char* name, uint64_t batch_bytes) {
   std::string why;
-  if (!create_levee_stream(sc, name, name, why))
+  if (!create_bench_stream(sc, name, name, 1, why))
     return unavailable("failed", why);
-  uint64_t acked = 0, failed = 0;
-  std::string first_error;
-  sc.on_acks([&](uint64_t, levee::result<std::vector<levee::message_ack>> acks) {
-    if (acks)
-      acked += acks->size();
-    else if (failed++ == 0)
-      first_error = acks.error().to_string();
-  });
-  sc.set_max_unacked(max_unacked);
   sc.set_batch_bytes(batch_bytes);
-  progress p{batch_bytes == 0 ? "Levee async publish, a message a frame" : "Levee async publish",
-             o.messages};
-  auto t0 = steady_clock::now();
-  for (uint64_t i = 0; i < o.messages; ++i) {
-    if (auto st = sc.publish_async(name, {levee_message(body)}); !st)
-      return unavailable("failed", "publish_async: " + st.to_string());
-    p.at(i);
-  }
-  if (auto st = sc.flush(seconds(120)); !st)
-    return unavailable("failed", "flush: " + st.to_string());
-  auto secs = seconds_since(t0);
-  sc.on_acks(nullptr);
-  if (failed > 0)
-    return unavailable("failed", std::to_string(failed) + " async publishes failed, the first: "
-                                   + first_error);
-  if (acked != o.messages)
-    return unavailable("failed", std::to_string(acked) + " acks for "
-                                   + std::to_string(o.messages) + " messages");
-  return rate(o.messages, secs);
+  return levee::bench::levee_async_publish(sc, name, levee::publish_options{}, body, o.messages,
+                             batch_bytes == 0 ? "Levee async publish, a message a frame"
+                                              : "Levee async publish");
 }
 
 /// From the earliest message of stream "async" (o.messages, stored by the async publish).
@@ -715,24 +664,6 @@ void print_table(const results& r, const options& o) {
       std::printf("Levee: %s: %s\n", x->status.c_str(), x->why.c_str());
       break;
     }
-}
-
-nlohmann::ordered_json to_json(const outcome& o) {
-  nlohmann::ordered_json j{{"status", o.status}};
-  if (!o.ok()) {
-    j["why"] = o.why;
-    return j;
-  }
-  j["messages"] = o.messages;
-  if (o.p50_us > 0) {
-    j["p50_us"] = o.p50_us;
-    j["p99_us"] = o.p99_us;
-  } else {
-    j["seconds"] = o.seconds;
-    j["msgs_per_s"] = o.msgs_per_s;
-    j["mb_per_s"] = o.mb_per_s;
-  }
-  return j;
 }
 
 void print_json(const results& r, const options& o) {
