@@ -456,12 +456,14 @@ caf::result<std::string> propose_from_wire(controller_self* self, const cluster:
   auto cmd = metadata::decode_command(p.command(), "the proposed command");
   if (!cmd)
     return to_error(rejection::of(code::bad_request).detail(cmd.error().message()));
+  // remove_broker too: it goes with the Raft group's change (ClusterCall.remove_broker).
   if (std::holds_alternative<metadata::register_broker>(cmd.value())
-      || std::holds_alternative<metadata::mark_broker>(cmd.value()))
+      || std::holds_alternative<metadata::mark_broker>(cmd.value())
+      || std::holds_alternative<metadata::remove_broker>(cmd.value()))
     return to_error(rejection::of(code::bad_request)
-                      .detail("brokers are registered and marked by the metadata leader "
-                              "itself (heartbeats); propose create_stream, delete_stream or "
-                              "change_partition"));
+                      .detail("brokers are registered, marked and removed by the metadata leader "
+                              "itself (heartbeats, ClusterCall.remove_broker); propose create_stream, "
+                              "delete_stream or change_partition"));
   if (!st.node->serving_as_leader())
     return to_error(rejection::of(code::not_leader)
                       .retry_after_ms(st.opts.election_timeout_ms)
