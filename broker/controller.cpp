@@ -628,10 +628,20 @@ caf::result<std::string> remove_from_wire(controller_self* self, const cluster::
   refresh(self);
   const uint64_t id = r.broker_id();
   const std::string who = "broker " + std::to_string(id);
-  if (id == st.opts.id)
-    return to_error(rejection::of(code::precondition_failed)
-                      .detail(who + " leads the metadata group and does not remove itself: stop its "
-                              "process (another broker is elected), then remove it through another broker"));
+  if (id == st.opts.id) {
+    // The leader does not take itself out of the group (libraft 0.15 would lead a group it
+    // is no member of until the change commits): it hands leadership over first, and the
+    // asker retries at the new leader (levee cluster remove does).
+    if (auto handed = st.node->transfer_leadership([](const status&) {}); !handed.ok())
+      return to_error(handed.as_rejection());
+    std::printf("levee broker: %s leads the metadata and is to be removed: handing the leadership over\n",
+                who.c_str());
+    std::fflush(stdout);
+    return to_error(rejection::of(code::unavailable)
+                      .retry_after_ms(st.opts.election_timeout_ms)
+                      .detail(who + " leads the metadata group: it hands the leadership to another voter "
+                              "first; retry, and the new leader removes it"));
+  }
   bool in_metadata = st.cache.brokers().count(id) != 0;
   bool in_group = raft_member_of(self, id).has_value();
   if (!in_metadata && !in_group)

@@ -33,7 +33,7 @@ constexpr std::string_view queue_limit_key = "metadata.max_pending_commands";
 
 // A request from another thread, waiting for the loop.
 struct request {
-  enum class type { propose, add, remove };
+  enum class type { propose, add, remove, transfer };
   type what = type::propose;
   command cmd;
   command_callback done;
@@ -560,6 +560,8 @@ struct raft_node::impl {
         held.push_back(std::move(q));  // until this leader's barrier commits
       } else if (q.what == request::type::propose) {
         propose(q);
+      } else if (q.what == request::type::transfer) {
+        start_transfer(q);
       } else {
         start_change(q);
       }
@@ -627,6 +629,23 @@ struct raft_node::impl {
         delete b;
     }
     run_requests();
+  }
+
+  // transfer_leadership(): hands leadership to the most up-to-date voter (raft_transfer with
+  // id 0); answered once libraft accepted to try, the move itself shows in leader().
+  void start_transfer(request& q) {
+    int rv = transfer_in_flight ? 0 : RAFT_NOTFOUND;
+    if (!transfer_in_flight) {
+      transfer.data = this;
+      rv = raft_transfer(&r, &transfer, 0, &impl::transfer_cb);
+      transfer_in_flight = rv == 0;
+    }
+    finish_change(q.change_done,
+                  rv == 0 ? status{}
+                          : status::refused(rejection::of(code::unavailable)
+                                                .retry_after_ms(opt.election_timeout_ms)
+                                                .detail(raft_error(rv, "handing the metadata leadership over") +
+                                                        "; is another voter up?")));
   }
 
   static void transfer_cb(struct raft_transfer* req) {
@@ -850,6 +869,13 @@ status raft_node::remove_member(uint64_t id, change_callback done) {
   request q;
   q.what = request::type::remove;
   q.member.id = id;
+  q.change_done = std::move(done);
+  return impl_->enqueue(std::move(q));
+}
+
+status raft_node::transfer_leadership(change_callback done) {
+  request q;
+  q.what = request::type::transfer;
   q.change_done = std::move(done);
   return impl_->enqueue(std::move(q));
 }

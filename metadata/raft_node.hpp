@@ -159,6 +159,10 @@ public:
   /// stay in the configuration.
   [[nodiscard]] status add_member(raft_member member, change_callback done);
   [[nodiscard]] status remove_member(uint64_t id, change_callback done);
+  /// Leader only: hands leadership to another voter (libraft picks the most up to date),
+  /// so that this node can be removed. `done` says whether libraft took the request; the
+  /// move shows in leader() within an election timeout.
+  [[nodiscard]] status transfer_leadership(change_callback done);
 
   /// Takes what was applied since the last drain (any thread).
   applied_batch drain_applied();

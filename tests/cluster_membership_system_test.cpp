@@ -198,6 +198,28 @@ TEST(ClusterMembership, ARemovedBrokerLeavesAndTheRemainingThreeStillElectWithOn
     << "the two survivors elected no leader; last answer:\n" << last;
 }
 
+TEST(ClusterMembership, RemovingTheMetadataLeaderHandsItsLeadershipOverFirst) {
+  cluster_fixture c{3};
+  std::string last;
+  ASSERT_TRUE(start_agreed(c, last)) << last;
+  uint64_t leader = c.info(c.by_id(1))->leader_id();
+  ASSERT_NE(leader, 0u);
+  // Asked of the leader itself: it hands leadership over (unavailable, retried by the CLI),
+  // and the new leader removes it.
+  auto removed = remove_through(c, c.by_id(leader), leader, "removed");
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  auto rest = all_of(c.members(), leader);
+  ASSERT_TRUE(c.eventually(rest,
+                           [&](auto& a) {
+                             for (auto& x : a)
+                               if (broker_in(x, leader) != nullptr || x.leader_id() == leader)
+                                 return false;
+                             return all_voters(a, 2);
+                           },
+                           last))
+    << "the old leader is still listed; last answer:\n" << last;
+}
+
 TEST(ClusterMembership, BadJoinsAreClearStartErrors) {
   cluster_fixture c{3};
   std::string last;
