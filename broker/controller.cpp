@@ -15,6 +15,7 @@
 #include "base/host_port.hpp"
 #include "broker/cluster.pb.h"
 #include "levee/client.hpp"
+#include "limits/defaults.hpp"
 #include "net/wire_text.hpp"
 
 namespace levee::broker {
@@ -65,6 +66,13 @@ struct controller_state {
   uint64_t cursors_at = 0;
   bool cursors_told = false;
   forwarder_actor cursor_forwarder;  // a third one: commits must not delay creates or ISR changes
+  // Membership (README.md "Adding and removing brokers"), leader only: one change at a
+  // time ("adding broker 4"; "" when none), answered by member_changed_atom under a ticket.
+  std::string changing;
+  int64_t changing_since = 0;
+  std::map<uint64_t, std::function<void(const caf::error&)>> member_changes;
+  uint64_t next_change = 1;
+  bool said_removed = false;  // this broker saw itself removed (said once)
 
   int64_t now() const { return clock->now_ns(); }
   int64_t session_ns() const { return static_cast<int64_t>(opts.session_timeout_ms) * 1'000'000; }
@@ -79,6 +87,7 @@ std::chrono::milliseconds tick_interval(const controller_options& o) {
 }
 
 void run_failover(controller_self* self);
+std::optional<metadata::member_info> raft_member_of(controller_self* self, uint64_t id);
 
 /// The entries the broker has been told all of: the metadata view (`cache`) and, once it
 /// watches, its cursor table (cursors_at, which may lag the cache until the next drain).
@@ -171,6 +180,12 @@ void refresh(controller_self* self) {
     std::fflush(stdout);
   }
   st.registered = now_registered;
+  if (!st.said_removed && st.cache.removed_brokers().count(st.opts.id) != 0) {
+    st.said_removed = true;
+    std::fprintf(stderr, "levee broker: broker %llu was removed from the metadata cluster (levee cluster "
+                         "remove): it serves no partition and is no longer heard; stop this process\n",
+                 static_cast<unsigned long long>(st.opts.id));
+  }
 }
 
 /// Submits `cmd` unless one for `key` is on its way; the answer comes back as a message.
@@ -447,6 +462,17 @@ std::string cluster_info(controller_self* self) {
       ago = static_cast<int64_t>(v->second) + (st.now() - st.leader_view_at) / 1'000'000;
     }
     m->set_last_seen_ms_ago(ago);
+    if (auto rm = raft_member_of(self, id)) {
+      m->set_raft_role(metadata::to_string(rm->role));
+      m->set_raft_address(rm->address);
+    }
+  }
+  for (auto& rm : st.node->members()) {
+    auto* m = out.add_members();
+    m->set_id(rm.id);
+    m->set_raft_address(rm.address);
+    m->set_role(metadata::to_string(rm.role));
+    m->set_registered(st.cache.brokers().count(rm.id) != 0);
   }
   for (auto& [name, s] : st.cache.streams()) {
     auto* m = out.add_streams();
@@ -495,12 +521,14 @@ caf::result<std::string> propose_from_wire(controller_self* self, const cluster:
   auto cmd = metadata::decode_command(p.command(), "the proposed command");
   if (!cmd)
     return to_error(rejection::of(code::bad_request).detail(cmd.error().message()));
+  // remove_broker too: it goes with the Raft group's change (ClusterCall.remove_broker).
   if (std::holds_alternative<metadata::register_broker>(cmd.value())
-      || std::holds_alternative<metadata::mark_broker>(cmd.value()))
+      || std::holds_alternative<metadata::mark_broker>(cmd.value())
+      || std::holds_alternative<metadata::remove_broker>(cmd.value()))
     return to_error(rejection::of(code::bad_request)
-                      .detail("brokers are registered and marked by the metadata leader "
-                              "itself (heartbeats); propose create_stream, delete_stream, "
-                              "change_partition or commit_cursor"));
+                      .detail("brokers are registered, marked and removed by the metadata leader "
+                              "itself (heartbeats, ClusterCall.remove_broker); propose create_stream, "
+                              "delete_stream, change_partition or commit_cursor"));
   if (!st.node->serving_as_leader())
     return to_error(rejection::of(code::not_leader)
                       .retry_after_ms(st.opts.election_timeout_ms)
@@ -520,6 +548,210 @@ caf::result<std::string> propose_from_wire(controller_self* self, const cluster:
   return rp;
 }
 
+// -- membership (README.md "Adding and removing brokers") --------------------------------
+
+/// This broker's member entry of the Raft group for `id`, as its raft_node knows it.
+std::optional<metadata::member_info> raft_member_of(controller_self* self, uint64_t id) {
+  for (auto& m : self->state.node->members())
+    if (m.id == id)
+      return m;
+  return std::nullopt;
+}
+
+/// A membership change not answered within this is forgotten (an answer lost to a full
+/// mailbox must not block every later change): the join's own bound.
+int64_t membership_change_ns() {
+  return static_cast<int64_t>(defaults::broker_join_timeout_ms) * 1'000'000;
+}
+
+/// Refused on a broker that does not serve as the metadata leader: not_leader with the
+/// leader's client address as the hint (the CLI and a joining broker follow it), or
+/// unavailable while there is none.
+caf::error not_the_leader(controller_self* self, const std::string& what) {
+  auto& st = self->state;
+  auto address = leader_client_address(self);
+  if (!address)
+    return no_leader_yet(st);
+  return to_error(rejection::of(code::not_leader)
+                    .leader_hint(*address)
+                    .detail("broker " + std::to_string(st.opts.id) + " does not lead the metadata; "
+                            + what + " at the leader, broker " + std::to_string(st.node->leader().id)
+                            + " at " + *address));
+}
+
+/// Starts one membership change (`what`, for the log and a refusal) unless one runs;
+/// `done` gets its end. Refused with unavailable and a retry while another runs: libraft
+/// takes one configuration change at a time, and a removal is two steps (the metadata,
+/// then the group) that must not interleave with another change.
+std::optional<caf::error> begin_change(controller_self* self, const std::string& what) {
+  auto& st = self->state;
+  if (!st.changing.empty() && st.now() - st.changing_since < membership_change_ns())
+    return to_error(rejection::of(code::unavailable)
+                      .retry_after_ms(st.opts.election_timeout_ms)
+                      .detail("another membership change (" + st.changing + ") is in progress; "
+                              "one runs at a time: retry once it ended"));
+  st.changing = what;
+  st.changing_since = st.now();
+  return std::nullopt;
+}
+
+void end_change(controller_self* self, const caf::error& err) {
+  auto& st = self->state;
+  if (err) {
+    auto r = rejection_from(err);
+    std::fprintf(stderr, "levee broker: %s failed: %s\n", st.changing.c_str(),
+                 r ? r->to_string().c_str() : self->system().render(err).c_str());
+  } else {
+    std::printf("levee broker: %s: done\n", st.changing.c_str());
+    std::fflush(stdout);
+  }
+  st.changing.clear();
+}
+
+/// Hands one Raft membership change to the raft_node; `done` gets its end on this actor.
+void change_members(controller_self* self, bool add, metadata::raft_member m,
+                    std::function<void(const caf::error&)> done) {
+  auto& st = self->state;
+  uint64_t ticket = st.next_change++;
+  st.member_changes[ticket] = std::move(done);
+  caf::actor_addr me = self->address();
+  auto answer = [me, ticket](const status& s) {
+    // The loop thread: hand off and return.
+    if (auto to = caf::actor_cast<caf::actor>(me))
+      caf::anon_send(to, member_changed_atom::value, ticket,
+                     s.ok() ? caf::error{} : to_error(s.as_rejection()));
+  };
+  auto submitted = add ? st.node->add_member(std::move(m), answer) : st.node->remove_member(m.id, answer);
+  if (!submitted.ok())
+    self->send(self, member_changed_atom::value, ticket, to_error(submitted.as_rejection()));
+}
+
+/// ClusterCall.join, on the serving leader: adds the broker to the Raft group (a spare
+/// first, a voter once libraft caught it up); it registers itself by its first heartbeat.
+caf::result<std::string> join_from_wire(controller_self* self, const cluster::Join& j) {
+  auto& st = self->state;
+  if (!st.node->serving_as_leader())
+    return not_the_leader(self, "ask to join");
+  refresh(self);
+  const uint64_t id = j.broker_id();
+  const std::string who = "broker " + std::to_string(id);
+  if (id == 0)
+    return to_error(rejection::of(code::bad_request).detail("broker id 0 is reserved; give the new broker a broker.id from 1"));
+  if (auto s = metadata::check_raft_address(j.raft_address(), "the new broker's broker.raft_listen"); !s.ok())
+    return to_error(rejection::of(code::bad_request).detail(s.message()));
+  if (st.cache.removed_brokers().count(id) != 0)
+    return to_error(rejection::of(code::precondition_failed)
+                      .detail(who + " was removed from the cluster and its id is not reused; give the "
+                              "new broker another broker.id (and an empty data_dir)"));
+  auto reply = [&st] {
+    cluster::JoinReply out;
+    out.set_leader_id(st.opts.id);
+    uint32_t voters = 0;
+    for (auto& m : st.node->members())
+      voters += m.role == metadata::member_role::voter ? 1 : 0;
+    out.set_voters(voters);
+    return out.SerializeAsString();
+  };
+  for (auto& m : st.node->members()) {
+    if (m.id == id && m.address == j.raft_address() && m.role == metadata::member_role::voter)
+      return reply();  // added already: the new broker asking again after a lost answer
+    if (m.id == id)
+      return to_error(rejection::of(code::precondition_failed)
+                        .detail(who + " is a member of the metadata group already (Raft address " + m.address
+                                + ", " + metadata::to_string(m.role) + "); give the new broker an id no member "
+                                "has (levee cluster lists them), or, if this is that broker restarted with an "
+                                "empty data_dir, remove it first (levee cluster remove " + std::to_string(id)
+                                + ")"));
+    if (m.address == j.raft_address())
+      return to_error(rejection::of(code::precondition_failed)
+                        .detail("Raft address " + m.address + " is broker " + std::to_string(m.id)
+                                + "'s; give the new broker a broker.raft_listen of its own"));
+  }
+  if (auto busy = begin_change(self, "adding " + who + " (Raft " + j.raft_address() + ", clients "
+                                       + j.address() + ")"))
+    return *busy;
+  auto rp = self->make_response_promise<std::string>();
+  change_members(self, true, metadata::raft_member{id, j.raft_address()},
+                 [self, rp, reply](const caf::error& err) mutable {
+                   end_change(self, err);
+                   if (err)
+                     rp.deliver(err);
+                   else
+                     rp.deliver(reply());
+                 });
+  return rp;
+}
+
+/// ClusterCall.remove_broker, on the serving leader: the metadata first (the state machine
+/// refuses while the broker is a replica of any partition, and keeps its id from being
+/// registered again), then the Raft group. A broker that is a Raft member only (a join that
+/// never registered, a removal whose second step failed) skips the first step.
+caf::result<std::string> remove_from_wire(controller_self* self, const cluster::RemoveBroker& r) {
+  auto& st = self->state;
+  if (!st.node->serving_as_leader())
+    return not_the_leader(self, "remove a broker");
+  refresh(self);
+  const uint64_t id = r.broker_id();
+  const std::string who = "broker " + std::to_string(id);
+  if (id == st.opts.id) {
+    // The leader does not take itself out of the group (libraft 0.15 would lead a group it
+    // is no member of until the change commits): it hands leadership over first, and the
+    // asker retries at the new leader (levee cluster remove does).
+    if (auto handed = st.node->transfer_leadership([](const status&) {}); !handed.ok())
+      return to_error(handed.as_rejection());
+    std::printf("levee broker: %s leads the metadata and is to be removed: handing the leadership over\n",
+                who.c_str());
+    std::fflush(stdout);
+    return to_error(rejection::of(code::unavailable)
+                      .retry_after_ms(st.opts.election_timeout_ms)
+                      .detail(who + " leads the metadata group: it hands the leadership to another voter "
+                              "first; retry, and the new leader removes it"));
+  }
+  bool in_metadata = st.cache.brokers().count(id) != 0;
+  bool in_group = raft_member_of(self, id).has_value();
+  if (!in_metadata && !in_group)
+    return to_error(rejection::of(code::not_found)
+                      .detail(st.cache.removed_brokers().count(id) != 0
+                                ? who + " was removed already"
+                                : "no " + who + " in the cluster; levee cluster lists the brokers"));
+  if (auto busy = begin_change(self, "removing " + who))
+    return *busy;
+  auto rp = self->make_response_promise<std::string>();
+  // Second step: out of the Raft group (if it is still a member), then the answer.
+  auto from_group = [self, id, rp](uint64_t applied_at) mutable {
+    auto answer = [self, id, rp, applied_at](const caf::error& err) mutable {
+      end_change(self, err);
+      if (err) {
+        rp.deliver(err);
+        return;
+      }
+      self->state.last_heard.erase(id);
+      cluster::RemoveBrokerReply out;
+      out.set_applied_at(applied_at);
+      rp.deliver(out.SerializeAsString());
+    };
+    if (!raft_member_of(self, id)) {
+      answer(caf::error{});
+      return;
+    }
+    change_members(self, false, metadata::raft_member{id, ""}, std::move(answer));
+  };
+  if (!in_metadata) {
+    from_group(0);
+    return rp;
+  }
+  propose_command(self, metadata::remove_broker{id}, false,
+                  [self, rp, from_group](uint64_t at, const caf::error& err) mutable {
+                    if (err) {
+                      end_change(self, err);
+                      rp.deliver(err);
+                      return;
+                    }
+                    from_group(at);
+                  });
+  return rp;
+}
+
 controller_actor::behavior_type controller(controller_self* self) {
   self->delayed_send(self, tick_interval(self->state.opts), tick_atom::value);
   return {
@@ -532,6 +764,10 @@ controller_actor::behavior_type controller(controller_self* self) {
         return cluster_info(self);
       if (call.has_propose())
         return propose_from_wire(self, call.propose());
+      if (call.has_join())
+        return join_from_wire(self, call.join());
+      if (call.has_remove_broker())
+        return remove_from_wire(self, call.remove_broker());
       // A heartbeat: only the serving leader records it.
       if (!st.node->serving_as_leader()) {
         auto leader = st.node->leader();
@@ -542,18 +778,17 @@ controller_actor::behavior_type controller(controller_self* self) {
                                   + (leader.id ? "broker " + std::to_string(leader.id)
                                                : std::string{"not known yet"})));
       }
-      // Only the configured members heartbeat, at an address that parses: an id from the
+      // Only members of the Raft group (its configuration, from the log: the initial
+      // members and those added since) heartbeat, at an address that parses: an id from the
       // wire is never a new entry in the metadata (nor in last_heard) by itself.
       auto& hb = call.heartbeat();
-      bool member = false;
-      for (auto& m : st.opts.members)
-        member = member || m.id == hb.broker_id();
-      if (!member)
+      if (!raft_member_of(self, hb.broker_id()))
         return to_error(rejection::of(code::bad_request)
                           .detail("broker " + std::to_string(hb.broker_id())
-                                  + " is not in broker.raft_members of broker "
+                                  + " is not a member of the metadata group (led by broker "
                                   + std::to_string(st.opts.id)
-                                  + "; give every broker the same raft_members"));
+                                  + "); give every first broker the same raft_members, and add a "
+                                    "new one with broker.join"));
       base::host_port hp;
       std::string bad;
       if (!base::parse_host_port("the heartbeat's address", hb.address(), hp, bad))
@@ -627,6 +862,15 @@ controller_actor::behavior_type controller(controller_self* self) {
                                   .detail("the metadata leader changed while proposing: " + r->detail
                                           + "; retry")));
       done(at, err);
+    },
+    [self](member_changed_atom, uint64_t ticket, const caf::error& err) {
+      auto& st = self->state;
+      auto it = st.member_changes.find(ticket);
+      if (it == st.member_changes.end())
+        return;  // forgotten after its bound (membership_change_ns)
+      auto done = std::move(it->second);
+      st.member_changes.erase(it);
+      done(err);
     },
     [self](watch_atom, broker_actor b) {
       self->state.watcher = std::move(b);
@@ -721,6 +965,15 @@ result<controller_actor> spawn_controller(caf::actor_system& sys, runtime& rt,
   auto node = metadata::raft_node::start(std::move(ro), std::move(cbs));
   if (!node)
     return node.error();
+  // broker.join: a broker that is not a member yet (its data dir holds no configuration
+  // naming it) is added before it serves; a restarted member has its membership from its
+  // own log and snapshot and asks nobody.
+  bool member = false;
+  for (auto& m : (*node)->members())
+    member = member || m.id == opts.id;
+  if (!opts.join.empty() && !member)
+    if (auto joined = join_cluster(opts); !joined.ok())
+      return joined;  // the node stops with its destructor
   auto fwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms / 4));
   auto pfwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms));
   auto cfwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms));
@@ -749,6 +1002,11 @@ wire_request_target::behavior_type single_broker_cluster_target(limited<wire_req
       cluster::ClusterCall call;
       if (auto bad = parse_call(payload, call); bad.flag != caf::rt_value)
         return bad;
+      if (call.has_join() || call.has_remove_broker())
+        return to_error(rejection::of(code::bad_request)
+                          .detail("this broker runs alone (no broker.raft_listen): it has no metadata "
+                                  "cluster to join or remove brokers from; point broker.join at a "
+                                  "broker of the cluster"));
       if (call.has_heartbeat())
         return to_error(rejection::of(code::not_leader)
                           .detail("this broker runs alone (no broker.raft_listen): it leads no "

@@ -24,7 +24,10 @@ namespace levee::broker {
 struct controller_options {
   uint64_t id = 0;                 // broker.id
   std::string raft_listen;         // broker.raft_listen: libraft's transport (IPv4:port)
-  std::vector<metadata::raft_member> members;  // broker.raft_members
+  std::vector<metadata::raft_member> members;  // broker.raft_members (bootstrap only)
+  /// broker.join: a running broker's client address; a broker started with it (and not a
+  /// member yet) asks to be added to the metadata group before it serves (join_cluster).
+  std::string join;
   std::string advertise;           // broker.advertise: clients reach this broker here
   std::string raft_dir;            // <broker.data_dir>/raft
   uint64_t session_timeout_ms = 0;     // broker.session_timeout_ms
@@ -39,6 +42,12 @@ struct controller_options {
 /// data dir (O_DIRECT), the Raft port.
 result<controller_actor> spawn_controller(caf::actor_system& sys, runtime& rt,
                                           controller_options opts, const clock_source* clock);
+
+/// A new broker's side of broker.join (README.md "Adding and removing brokers"): asks the
+/// broker at opts.join (following not_leader hints to the metadata leader, retrying
+/// unavailable within defaults::broker_join_timeout_ms) to add opts.id at opts.raft_listen,
+/// and returns once it is a voter, or the refusal with what to do.
+[[nodiscard]] status join_cluster(const controller_options& opts);
 
 /// Answers "cluster" on a broker that runs alone (no broker.raft_listen): a ClusterInfo
 /// with clustered = false (kind "broker").

@@ -45,6 +45,9 @@ using propose_atom = caf::atom_constant<caf::atom("c_propose")>;
 /// (answered_atom, ticket, sequence, error): a proposal's outcome (from the loop thread,
 /// or the forwarder's answer); sequence 0 with the error.
 using answered_atom = caf::atom_constant<caf::atom("c_answer")>;
+/// (member_changed_atom, ticket, error): a membership change (add, remove) of the Raft
+/// group ended (from the loop thread); an empty error when it succeeded.
+using member_changed_atom = caf::atom_constant<caf::atom("c_member")>;
 /// (watch_atom, broker): the broker to tell the applied metadata (metadata_atom).
 using watch_atom = caf::atom_constant<caf::atom("c_watch")>;
 
@@ -65,6 +68,7 @@ using controller_actor = caf::typed_actor<
   caf::replies_to<propose_atom, std::string>::with<uint64_t>,
   caf::reacts_to<answered_atom, uint64_t, uint64_t, caf::error>,
   caf::reacts_to<watch_atom, broker_actor>,
+  caf::reacts_to<member_changed_atom, uint64_t, caf::error>,
   caf::replies_to<stop_atom>::with<bool>>;
 
 /// The controller's forwarder (a detached actor: its thread blocks in the client): sends a

@@ -72,7 +72,7 @@ const field_spec<metadata_numbers> metadata_fields[] = {
 };
 
 // Each table's keys are the others' extras, so read_fields refuses only unknown ones.
-#define LEVEE_BROKER_TEXT_KEYS "listen", "data_dir", "raft_listen", "raft_members", "advertise"
+#define LEVEE_BROKER_TEXT_KEYS "listen", "data_dir", "raft_listen", "raft_members", "advertise", "join"
 #define LEVEE_BROKER_LIMIT_KEYS "max_subscriptions_per_partition", "max_cursors", "maintenance_interval_ms"
 #define LEVEE_BROKER_PUBLISHER_KEYS \
   "publish_msgs_per_sec", "publish_bytes_per_sec", "max_publishers", "publisher_idle_ms"
@@ -194,7 +194,7 @@ result<std::optional<controller_options>> cluster_options_from_config(const flat
   };
   auto raft_listen = get("raft_listen");
   if (!raft_listen) {
-    for (const char* key : {"id", "raft_members"})
+    for (const char* key : {"id", "raft_members", "join"})
       if (get(key))
         return status::error(code::bad_request,
                              std::string{"broker."} + key + " is set but broker.raft_listen is not: "
@@ -212,11 +212,31 @@ result<std::optional<controller_options>> cluster_options_from_config(const flat
     return st;
   o.raft_listen = *raft_listen;
   auto members = get("raft_members");
-  if (!members || members->empty())
+  // broker.join: a broker added to a running cluster (README.md "Adding and removing
+  // brokers") names a running broker instead of the initial members; the two exclude each
+  // other, so that a broker never bootstraps a second group by mistake.
+  if (auto join = get("join")) {
+    if (members)
+      return status::error(code::bad_request,
+                           "broker.join and broker.raft_members are both set: the first brokers "
+                           "bootstrap with raft_members, a broker added later joins with join; "
+                           "keep the one that fits this broker");
+    base::host_port hp;
+    std::string bad;
+    if (!base::parse_host_port("broker.join", *join, hp, bad) || hp.port == 0)
+      return status::error(code::bad_request,
+                           "broker.join = '" + *join + "': write the client address (host:port, "
+                           "its broker.advertise) of a running broker of the cluster");
+    o.join = *join;
+  } else if (!members || members->empty()) {
     return status::error(code::bad_request,
                          "broker.raft_members is missing: list the cluster's initial members as "
-                         "id=IPv4:port, e.g. 1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703");
-  auto parsed = parse_members(*members);
+                         "id=IPv4:port, e.g. 1=127.0.0.1:7701,2=127.0.0.1:7702,3=127.0.0.1:7703; "
+                         "or, to add this broker to a running cluster, set broker.join to a running "
+                         "broker's client address");
+  }
+  auto parsed = o.join.empty() ? parse_members(*members)
+                               : result<std::vector<metadata::raft_member>>{std::vector<metadata::raft_member>{}};
   if (!parsed)
     return parsed.error();
   o.members = std::move(*parsed);
@@ -230,11 +250,13 @@ result<std::optional<controller_options>> cluster_options_from_config(const flat
                                + m.address + " but broker.raft_listen is " + o.raft_listen
                                + "; make them the same");
     }
-  if (!listed)
+  if (!listed && o.join.empty())
     return status::error(code::bad_request,
                          "broker.raft_members does not list this broker (broker.id = "
                            + std::to_string(o.id) + "); add " + std::to_string(o.id) + "="
-                           + o.raft_listen + " (adding a broker to a running cluster is not built yet)");
+                           + o.raft_listen + " to bootstrap it with the others, or, to add it to a "
+                           "running cluster, remove raft_members and set broker.join to a running "
+                           "broker's client address");
   o.advertise = get("advertise").value_or(b.listen);
   base::host_port hp;
   std::string bad;

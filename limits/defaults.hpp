@@ -268,6 +268,11 @@ constexpr uint64_t broker_session_timeout_ms = 6'000;
 /// ms a Raft follower waits without hearing its leader before it stands for election
 /// (libraft's default); its heartbeats go every tenth of it.
 constexpr uint64_t broker_raft_election_timeout_ms = 1'000;
+/// ms a new broker (broker.join) waits at start to be added to the metadata group before it
+/// gives up with the last refusal (broker/README.md "Adding and removing brokers"). 30 s
+/// covers an election, another membership change ahead of it and libraft's catch-up (a
+/// round gives up after 5 s without progress).
+constexpr uint64_t broker_join_timeout_ms = 30'000;
 /// bytes of batches one replica fetch is answered with, at most (broker/README.md
 /// "Replicas"): about two default log batches' worth, so a catching-up follower moves
 /// ~5 MB/s per partition at a 10 ms round trip, and far below net.max_frame_bytes (a

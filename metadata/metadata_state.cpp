@@ -166,6 +166,8 @@ std::string encode_command(const command& c) {
           m->set_leader(cmd.leader);
           m->set_leader_epoch(cmd.leader_epoch);
           m->set_max_cursors(cmd.max_cursors);
+        } else if constexpr (std::is_same_v<T, remove_broker>) {
+          out.mutable_remove_broker()->set_id(cmd.id);
         } else {
           auto* m = out.mutable_change_partition();
           m->set_stream(cmd.stream);
@@ -267,6 +269,8 @@ result<command> decode_command(const std::string& bytes, const std::string& wher
       return command{commit_cursor{{m.stream(), m.partition(), m.group()}, m.offset(), m.leader(),
                                    m.leader_epoch(), m.max_cursors()}};
     }
+    case pb::Command::kRemoveBroker:
+      return command{remove_broker{c.remove_broker().id()}};
     case pb::Command::KIND_NOT_SET:
       break;
   }
@@ -279,6 +283,10 @@ result<command> decode_command(const std::string& bytes, const std::string& wher
 std::optional<rejection> metadata_state::apply_command(const register_broker& c) {
   if (c.id == 0)
     return rejection::of(code::bad_request).detail("broker id 0 is reserved; give the broker an id from 1");
+  if (removed_.count(c.id) != 0)
+    return rejection(rejection::of(code::precondition_failed)
+        .detail("broker " + std::to_string(c.id) + " was removed from the cluster and its id is not "
+                "reused; give the broker a new broker.id and an empty data_dir, and join it again"));
   auto [it, added] = brokers_.try_emplace(c.id);
   auto& b = it->second;
   if (!added && b.address == c.address && b.state == broker_state::alive)
@@ -306,6 +314,41 @@ std::optional<rejection> metadata_state::apply_command(const mark_broker& c) {
     return std::nullopt;
   b->second.state = c.state;
   ++b->second.epoch;
+  return std::nullopt;
+}
+
+// -- membership (README.md "Membership") ------------------------------------------------
+
+std::vector<std::string> partitions_replicated_on(const metadata_state& state, uint64_t id) {
+  std::vector<std::string> out;
+  for (const auto& [name, s] : state.streams())
+    for (size_t i = 0; i < s.partitions.size(); ++i)
+      if (contains(s.partitions[i].replicas, id))
+        out.push_back(name + "/" + std::to_string(i));
+  return out;
+}
+
+std::optional<rejection> metadata_state::apply_command(const remove_broker& c) {
+  if (brokers_.find(c.id) == brokers_.end())
+    return rejection(rejection::of(code::not_found)
+        .detail("no broker " + std::to_string(c.id) + " in the metadata to remove; `levee cluster` lists them"));
+  auto held = partitions_replicated_on(*this, c.id);
+  if (!held.empty()) {
+    std::string which;
+    for (size_t i = 0; i < held.size() && i < 5; ++i)
+      which += (i ? ", " : "") + held[i];
+    if (held.size() > 5)
+      which += " and " + std::to_string(held.size() - 5) + " more";
+    // observed: the partitions it holds; max: 0, what a removal needs.
+    return rejection(rejection::of(code::precondition_failed)
+        .observed(held.size())
+        .max(0)
+        .detail("broker " + std::to_string(c.id) + " is a replica of " + std::to_string(held.size()) +
+                " partition(s) (" + which + "); removing it would leave them with fewer replicas: "
+                "delete those streams (or create them anew elsewhere) first, then remove it"));
+  }
+  brokers_.erase(c.id);
+  removed_.insert(c.id);
   return std::nullopt;
 }
 
@@ -551,6 +594,8 @@ std::string metadata_state::encode_snapshot() const {
     m->set_state(to_pb(b.state));
     m->set_broker_epoch(b.epoch);
   }
+  for (uint64_t id : removed_)
+    s.add_removed_brokers(id);
   for (const auto& [name, st] : streams_) {
     auto* m = s.add_streams();
     m->set_config_text(streams::encode_catalog_entry(st.config));
@@ -613,6 +658,7 @@ status metadata_state::restore(std::string_view snapshot) {
   brokers_ = std::move(brokers);
   streams_ = std::move(streams);
   cursors_ = std::move(cursors);
+  removed_ = std::set<uint64_t>(s.removed_brokers().begin(), s.removed_brokers().end());
   std::copy(s.chain_head().begin(), s.chain_head().end(), head_.begin());
   applied_ = s.applied_count();
   failure_ = status{};

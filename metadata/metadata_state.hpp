@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -124,8 +125,14 @@ struct commit_cursor {
   uint64_t leader_epoch = 0;
   uint64_t max_cursors = 0;
 };
+/// Removes a broker at runtime (README.md "Membership"): refused with precondition_failed
+/// while it is a replica of any partition (delete or move its streams first), not_found
+/// when no such broker is registered. Its id is kept as removed: never registered again.
+struct remove_broker {
+  uint64_t id = 0;
+};
 using command = std::variant<register_broker, create_stream, delete_stream, change_partition, mark_broker,
-                             commit_cursor>;
+                             commit_cursor, remove_broker>;
 
 /// A command's serialized form (metadata.proto Command), what the chain hashes.
 std::string encode_command(const command& c);
@@ -171,6 +178,8 @@ public:
   /// A copy of everything but the cursors (cheap whatever their number: what the
   /// controller's cache needs, which takes the cursors from the applied entries instead).
   metadata_state copy_without_cursors();
+  /// Brokers removed at runtime (remove_broker): their ids are not registered again.
+  const std::set<uint64_t>& removed_brokers() const noexcept { return removed_; }
 
 private:
   std::optional<rejection> apply_command(const register_broker& c);
@@ -180,11 +189,13 @@ private:
   std::optional<rejection> apply_command(const mark_broker& c);
   std::optional<rejection> apply_command(const commit_cursor& c);
   void forget_cursors(const std::string& stream);
+  std::optional<rejection> apply_command(const remove_broker& c);
   status fail(status s);
 
   std::map<uint64_t, broker_info> brokers_;
   std::map<std::string, stream_info> streams_;
   std::map<cursor_key, uint64_t> cursors_;
+  std::set<uint64_t> removed_;  // remove_broker's ids (membership)
   chain_hash head_{};
   uint64_t applied_ = 0;
   uint64_t applying_ = 0;  // the sequence of the entry being applied (created_at)
@@ -203,6 +214,10 @@ private:
 /// goes offline (leader 0) and keeps its ISR, so that one of them leads again once it is
 /// back. An offline partition whose ISR has a member alive again gets it as leader.
 std::vector<change_partition> failover_changes(const metadata_state& state);
+
+/// The partitions ("stream/0") that name broker `id` as a replica: what keeps it from
+/// being removed (remove_broker).
+std::vector<std::string> partitions_replicated_on(const metadata_state& state, uint64_t id);
 
 result<std::vector<partition_info>> place_partitions(const std::map<uint64_t, broker_info>& brokers,
                                                      const std::map<std::string, stream_info>& streams,

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -32,7 +33,7 @@ constexpr std::string_view queue_limit_key = "metadata.max_pending_commands";
 
 // A request from another thread, waiting for the loop.
 struct request {
-  enum class type { propose, add, remove };
+  enum class type { propose, add, remove, transfer };
   type what = type::propose;
   command cmd;
   command_callback done;
@@ -73,6 +74,15 @@ std::string raft_error(int rv, const char* what) {
 }
 
 } // namespace
+
+const char* to_string(member_role r) noexcept {
+  switch (r) {
+    case member_role::standby: return "standby";
+    case member_role::spare: return "spare";
+    case member_role::voter: break;
+  }
+  return "voter";
+}
 
 status check_raft_address(const std::string& address, const std::string& name) {
   base::host_port hp;
@@ -143,6 +153,7 @@ struct raft_node::impl {
   bool resync = false;
   bool serving = false;
   raft_member known_leader;
+  std::vector<member_info> known_members;  // libraft's configuration, by id
   uint64_t known_term = 0;  // libraft's current term as of the last role check
   status health;
   raft_node_stats counters;
@@ -172,6 +183,8 @@ struct raft_node::impl {
     impl* self = nullptr;
     raft_member member;
     bool assigning = false;
+    bool cleaning_up = false;  // removing the spare of an add whose promotion failed
+    status failure;            // the promotion's error, answered after the clean-up
     change_callback done;
   };
 
@@ -415,19 +428,54 @@ struct raft_node::impl {
                  ? raft_add(&r, &c->req, q.member.id, q.member.address.c_str(), &impl::change_cb)
                  : raft_remove(&r, &c->req, q.member.id, &impl::change_cb);
     if (rv != 0) {
-      status s = rv == RAFT_NOTLEADER ? status::refused(not_leader_outcome().refusal)
-                                      : status::error(code::bad_request,
-                                                      raft_error(rv, "membership change refused"));
-      finish_change(c->done, s);
+      finish_change(c->done, change_refusal(rv, q.what == request::type::add, q.member));
       delete c;
     }
+  }
+
+  // Why libraft refused a membership change at once, as the typed refusal the asker reads.
+  status change_refusal(int rv, bool adding, const raft_member& m) {
+    const std::string who = "broker " + std::to_string(m.id);
+    switch (rv) {
+      case RAFT_NOTLEADER:
+        return status::refused(not_leader_outcome().refusal);
+      case RAFT_CANTCHANGE:
+        // libraft 0.15 runs one configuration change at a time (an uncommitted one, or a
+        // promotion's catch-up): the asker retries once it ended.
+        return status::refused(rejection::of(code::unavailable)
+                                   .retry_after_ms(opt.election_timeout_ms)
+                                   .detail("another membership change of the metadata group is in "
+                                           "progress (one at a time); retry once it ended"));
+      case RAFT_DUPLICATEID:
+        return status::refused(rejection::of(code::precondition_failed)
+                                   .detail(who + " is a member of the metadata group already; give a new "
+                                                 "broker an id no member has (`levee cluster` lists them)"));
+      case RAFT_DUPLICATEADDRESS:
+        return status::refused(rejection::of(code::precondition_failed)
+                                   .detail("Raft address " + m.address + " is a member's already; give "
+                                           "the new broker a broker.raft_listen of its own"));
+      case RAFT_BADID:
+        if (!adding)
+          return status::refused(rejection::of(code::not_found)
+                                     .detail(who + " is not a member of the metadata group; `levee "
+                                                   "cluster` lists the members"));
+        break;
+      default:
+        break;
+    }
+    return status::error(code::bad_request, raft_error(rv, "membership change refused"));
   }
 
   static void change_cb(raft_change* req, int rv) {
     auto* c = static_cast<change*>(req->data);
     impl* self = c->self;
-    if (rv == 0 && !c->assigning && c->member.address.size() &&
-        raft_state(&self->r) == RAFT_LEADER) {
+    bool leader = raft_state(&self->r) == RAFT_LEADER;
+    if (c->cleaning_up) {
+      self->finish_change(c->done, c->failure);
+      delete c;
+      return;
+    }
+    if (rv == 0 && !c->assigning && c->member.address.size() && leader) {
       // raft_add made it a spare; a voter counts in majorities once it caught up
       // (raft_assign runs libraft's catch-up rounds first).
       bool is_add = true;
@@ -442,10 +490,46 @@ struct raft_node::impl {
         rv = again;
       }
     }
-    self->finish_change(c->done, rv == 0 ? status{}
-                                         : status::error(code::unavailable,
-                                                         raft_error(rv, "membership change failed")));
+    status result = rv == 0 ? status{}
+                            : status::refused(rejection::of(code::unavailable)
+                                                  .retry_after_ms(self->opt.election_timeout_ms)
+                                                  .detail(raft_error(rv, "membership change failed") +
+                                                          (c->assigning ? " while the new member caught up "
+                                                                          "(is its Raft address " +
+                                                                              c->member.address +
+                                                                              " reachable from the leader?)"
+                                                                        : std::string{})));
+    if (rv != 0 && c->assigning && leader) {
+      // The promotion failed (libraft gave up its catch-up rounds, or leadership moved):
+      // take the spare out again, so a wrong address does not stay in the configuration.
+      c->cleaning_up = true;
+      c->failure = result;
+      if (raft_remove(&self->r, &c->req, c->member.id, &impl::change_cb) == 0)
+        return;
+    }
+    self->finish_change(c->done, result);
     delete c;
+  }
+
+  // The configuration as members(): copied under mu when it changed (ids and roles).
+  void note_members() {
+    const raft_configuration& conf = r.configuration;
+    std::vector<member_info> now;
+    for (unsigned i = 0; i < conf.n; ++i) {
+      const auto& srv = conf.servers[i];
+      member_role role = srv.role == RAFT_STANDBY ? member_role::standby
+                         : srv.role == RAFT_SPARE ? member_role::spare
+                                                  : member_role::voter;
+      now.push_back(member_info{srv.id, srv.address ? srv.address : "", role});
+    }
+    std::sort(now.begin(), now.end(), [](const member_info& a, const member_info& b) { return a.id < b.id; });
+    std::lock_guard<std::mutex> guard{mu};
+    bool same = now.size() == known_members.size();
+    for (size_t i = 0; same && i < now.size(); ++i)
+      same = now[i].id == known_members[i].id && now[i].role == known_members[i].role &&
+             now[i].address == known_members[i].address;
+    if (!same)
+      known_members = std::move(now);
   }
 
   void run_requests() {
@@ -476,6 +560,8 @@ struct raft_node::impl {
         held.push_back(std::move(q));  // until this leader's barrier commits
       } else if (q.what == request::type::propose) {
         propose(q);
+      } else if (q.what == request::type::transfer) {
+        start_transfer(q);
       } else {
         start_change(q);
       }
@@ -507,6 +593,7 @@ struct raft_node::impl {
     raft_id id = 0;
     const char* address = nullptr;
     raft_leader(&r, &id, &address);
+    note_members();
     {
       std::lock_guard<std::mutex> guard{mu};
       known_leader = raft_member{id, address ? address : ""};
@@ -542,6 +629,23 @@ struct raft_node::impl {
         delete b;
     }
     run_requests();
+  }
+
+  // transfer_leadership(): hands leadership to the most up-to-date voter (raft_transfer with
+  // id 0); answered once libraft accepted to try, the move itself shows in leader().
+  void start_transfer(request& q) {
+    int rv = transfer_in_flight ? 0 : RAFT_NOTFOUND;
+    if (!transfer_in_flight) {
+      transfer.data = this;
+      rv = raft_transfer(&r, &transfer, 0, &impl::transfer_cb);
+      transfer_in_flight = rv == 0;
+    }
+    finish_change(q.change_done,
+                  rv == 0 ? status{}
+                          : status::refused(rejection::of(code::unavailable)
+                                                .retry_after_ms(opt.election_timeout_ms)
+                                                .detail(raft_error(rv, "handing the metadata leadership over") +
+                                                        "; is another voter up?")));
   }
 
   static void transfer_cb(struct raft_transfer* req) {
@@ -710,6 +814,7 @@ result<std::unique_ptr<raft_node>> raft_node::start(raft_node_options options, c
     return status::error(rv == RAFT_CORRUPT ? code::storage_error : code::unavailable,
                          why + "; data dir '" + n.opt.data_dir + "', address " + n.opt.address);
   }
+  n.note_members();  // what the data dir holds, before the owner first asks
   uv_timer_start(&n.poll, &impl::on_poll, n.opt.role_poll_ms, n.opt.role_poll_ms);
   uv_check_start(&n.after_io, &impl::on_after_io);
   n.thread = std::thread{[&n] {
@@ -768,6 +873,13 @@ status raft_node::remove_member(uint64_t id, change_callback done) {
   return impl_->enqueue(std::move(q));
 }
 
+status raft_node::transfer_leadership(change_callback done) {
+  request q;
+  q.what = request::type::transfer;
+  q.change_done = std::move(done);
+  return impl_->enqueue(std::move(q));
+}
+
 applied_batch raft_node::drain_applied() {
   applied_batch out;
   std::lock_guard<std::mutex> guard{impl_->mu};
@@ -794,6 +906,10 @@ bool raft_node::serving_as_leader() const {
 
 raft_member raft_node::leader() const {
   return impl_->locked_copy(impl_->known_leader);
+}
+
+std::vector<member_info> raft_node::members() const {
+  return impl_->locked_copy(impl_->known_members);
 }
 
 uint64_t raft_node::term() const {

@@ -42,6 +42,19 @@ struct raft_member {
   std::string address;  // IPv4 literal and port, "10.0.0.5:7400" (libraft 0.15: no names, no IPv6)
 };
 
+/// A member's role in libraft's configuration (raft.h): a voter counts in majorities; a
+/// standby receives the log without voting; a spare neither (raft_add's first role).
+enum class member_role { voter, standby, spare };
+/// "voter", "standby", "spare".
+const char* to_string(member_role r) noexcept;
+
+/// One member of the Raft group's configuration as this node last knew it.
+struct member_info {
+  uint64_t id = 0;
+  std::string address;  // its Raft address
+  member_role role = member_role::voter;
+};
+
 struct raft_node_options {
   uint64_t id = 0;      // 1.. ; unique in the group, never reused after a removal
   std::string address;  // where libraft's TCP transport listens and peers dial (IPv4:port)
@@ -138,9 +151,18 @@ public:
 
   /// Membership (leader only): adds a node as a voter (raft_add, then raft_assign once it
   /// is known), or removes one. Bounded and refused like submit(); `done` is called once,
-  /// on the loop thread.
+  /// on the loop thread. libraft takes one change at a time: a second one while another
+  /// runs is `unavailable` with a retry; an id or address already in the group is
+  /// `precondition_failed`, removing an id that is not is `not_found`. An add whose
+  /// catch-up fails (the new node never answered: libraft gives up after its catch-up
+  /// rounds) removes the spare it had added before answering, so a wrong address does not
+  /// stay in the configuration.
   [[nodiscard]] status add_member(raft_member member, change_callback done);
   [[nodiscard]] status remove_member(uint64_t id, change_callback done);
+  /// Leader only: hands leadership to another voter (libraft picks the most up to date),
+  /// so that this node can be removed. `done` says whether libraft took the request; the
+  /// move shows in leader() within an election timeout.
+  [[nodiscard]] status transfer_leadership(change_callback done);
 
   /// Takes what was applied since the last drain (any thread).
   applied_batch drain_applied();
@@ -155,6 +177,9 @@ public:
   bool serving_as_leader() const;
   /// The leader this node knows (0 and "" when none).
   raft_member leader() const;
+  /// The group's configuration as this node knows it (from its log and snapshots, updated
+  /// on every look at its role), by id. Empty on a node that was never added.
+  std::vector<member_info> members() const;
   /// The Raft term as of the loop's last look at its role (every role_poll_ms at most).
   uint64_t term() const;
   /// OK, or why this node stopped serving metadata (its chain diverged, an entry it cannot

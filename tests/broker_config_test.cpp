@@ -72,12 +72,12 @@ TEST(BrokerConfig, ConfigKeysListEveryKey) {
                   "broker.max_publishers", "broker.publisher_idle_ms", "broker.id",
                   "broker.raft_listen", "broker.raft_members", "broker.advertise",
                   "broker.session_timeout_ms", "broker.raft_election_timeout_ms",
-                  "metadata.max_pending_commands"})
+                  "metadata.max_pending_commands", "broker.join"})
     EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
   for (auto* k : {"broker.replica_fetch_max_bytes", "broker.replica_fetch_max_wait_ms",
                   "broker.replica_max_lag_ms"})
     EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
-  EXPECT_EQ(keys.size(), 19u);
+  EXPECT_EQ(keys.size(), 20u);
 }
 
 flat_config clustered(std::initializer_list<std::pair<const std::string, std::string>> more) {
@@ -127,6 +127,23 @@ TEST(BrokerConfig, BadClusterValuesNameTheKeyAndWhatToWrite) {
   flat_config no_id = clustered({});
   no_id.erase("broker.id");
   says(no_id, "broker.id", "needs an id");
+  says(clustered({{"broker.join", "127.0.0.1:7601"}}), "broker.join and broker.raft_members", "keep the one");
+  flat_config joining = clustered({{"broker.join", "nowhere"}});
+  joining.erase("broker.raft_members");
+  says(joining, "broker.join", "client address");
+  says({{"broker.data_dir", "/x"}, {"broker.join", "127.0.0.1:7601"}}, "broker.join", "raft_listen");
+}
+
+TEST(BrokerConfig, AJoiningBrokerNamesARunningBrokerInsteadOfTheInitialMembers) {
+  flat_config cfg = clustered({{"broker.id", "4"}, {"broker.raft_listen", "127.0.0.1:7704"},
+                               {"broker.join", "127.0.0.1:7601"}});
+  cfg.erase("broker.raft_members");
+  auto c = broker_options_from_config(cfg);
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_TRUE(c->cluster);
+  EXPECT_EQ(c->cluster->join, "127.0.0.1:7601");
+  EXPECT_TRUE(c->cluster->members.empty()) << "a joining broker bootstraps nothing";
+  EXPECT_EQ(c->cluster->id, 4u);
 }
 
 } // namespace

@@ -78,11 +78,13 @@ controller_actor::behavior_type metadata_stand_in(controller_actor::pointer self
       ++md->isr_changes;
       tell_roles_locked(*md);
     },
+    // Not used by these tests (the stream and membership calls of the real controller).
     [](propose_atom, const std::string&) -> caf::result<uint64_t> {
       return to_error(rejection::of(code::bad_request).detail("not in this test"));
     },
     [](answered_atom, uint64_t, uint64_t, const caf::error&) {},
     [](watch_atom, const broker_actor&) {},
+    [](member_changed_atom, uint64_t, const caf::error&) {},
     [](stop_atom) { return true; },
   };
 }

@@ -33,7 +33,7 @@ expect 2 "unexpected argument 'extra'" stats extra
 expect 2 "unexpected argument 'extra'" query count extra
 expect 2 "unexpected argument 'extra'" node --config "$configs/server.ini" --check extra
 expect 2 "unexpected argument 'x'" demo x
-expect 2 "unexpected argument 'x'" cluster x
+expect 2 "is no cluster action" cluster x
 # LEVEE_SERVER is the default; the flag wins over it.
 err=$(LEVEE_SERVER=127.0.0.1:$down "$levee" stats 2>&1 >/dev/null); rc=$?
 printf '%s' "$err" | grep -qF "127.0.0.1:$down" && [ $rc -eq 2 ] || { echo "FAIL: LEVEE_SERVER not used: $rc $err" >&2; failed=1; }

@@ -31,29 +31,6 @@ using namespace std::chrono;
 using namespace std::chrono_literals;
 using namespace levee::test_cluster;
 
-/// Creates `spec`, retrying while the metadata has no serving leader yet (unavailable).
-result<stream_info> create_eventually(stream_client& sc, const stream_spec& spec) {
-  auto deadline = steady_clock::now() + bound;
-  for (;;) {
-    auto made = sc.create_stream(spec, 10s);
-    if (made.ok() || made.error().code() != code::unavailable || steady_clock::now() > deadline)
-      return made;
-    std::this_thread::sleep_for(100ms);
-  }
-}
-
-const cluster::ClusterPartition* partition_of(const cluster::ClusterInfo& info,
-                                              const std::string& stream, uint32_t p) {
-  for (auto& s : info.streams())
-    if (s.name() == stream && p < static_cast<uint32_t>(s.partitions_size()))
-      return &s.partitions(static_cast<int>(p));
-  return nullptr;
-}
-
-bool contains(const google::protobuf::RepeatedField<uint64_t>& ids, uint64_t id) {
-  return std::find(ids.begin(), ids.end(), id) != ids.end();
-}
-
 /// Every answer shows `stream` with `partitions` partitions, each with a leader, the same
 /// on every broker.
 bool placed_everywhere(const std::vector<cluster::ClusterInfo>& a, const std::string& stream,
@@ -71,17 +48,6 @@ bool placed_everywhere(const std::vector<cluster::ClusterInfo>& a, const std::st
     }
   }
   return true;
-}
-
-stream_spec spec_of(const std::string& name, uint32_t partitions, uint32_t replicas,
-                    uint32_t min_isr = 1) {
-  stream_spec spec;
-  spec.name = name;
-  spec.subject = name + ".>";
-  spec.partitions = partitions;
-  spec.replication_factor = replicas;
-  spec.min_insync_replicas = min_isr;
-  return spec;
 }
 
 /// Creates `spec` through `sc` and waits until every broker shows its partitions led.

@@ -318,6 +318,32 @@ TEST_F(RaftNodeTest, AddsAFourthNodeAndRemovesOne) {
   status add_status = added.wait();
   ASSERT_TRUE(add_status.ok()) << add_status.to_string();
   ASSERT_TRUE(all_caught_up({1, 2, 3, 4}));
+  // Every member's copy of the configuration shows the new one as a voter (promoted once
+  // libraft's catch-up rounds ended), the new node's own included.
+  for (uint64_t id = 1; id <= 4; ++id)
+    ASSERT_TRUE(wait_until([&] {
+      auto ms = node(id)->members();
+      return ms.size() == 4 && ms.back().id == 4 && ms.back().role == member_role::voter &&
+             ms.back().address == addresses_[4];
+    })) << "node " << id << " does not list node 4 as a voter";
+
+  // Adding an id or an address the group has already, or removing one it has not, is a
+  // typed refusal, not a hang.
+  change_result twice;
+  ASSERT_TRUE(leader->add_member({4, "127.0.0.1:1"}, twice.callback()).ok());
+  status twice_status = twice.wait();
+  ASSERT_FALSE(twice_status.ok()) << twice_status.to_string();
+  EXPECT_EQ(twice_status.as_rejection().code, code::precondition_failed);
+  change_result same_address;
+  ASSERT_TRUE(leader->add_member({9, addresses_[4]}, same_address.callback()).ok());
+  status same_status = same_address.wait();
+  ASSERT_FALSE(same_status.ok()) << same_status.to_string();
+  EXPECT_EQ(same_status.as_rejection().code, code::precondition_failed);
+  change_result unknown;
+  ASSERT_TRUE(leader->remove_member(9, unknown.callback()).ok());
+  status unknown_status = unknown.wait();
+  ASSERT_FALSE(unknown_status.ok()) << unknown_status.to_string();
+  EXPECT_EQ(unknown_status.as_rejection().code, code::not_found);
 
   uint64_t gone = leader->id() % 3 + 1;  // a follower of the first three
   change_result removed;
@@ -332,6 +358,32 @@ TEST_F(RaftNodeTest, AddsAFourthNodeAndRemovesOne) {
       rest.push_back(id);
   ASSERT_TRUE(all_caught_up(rest));
   EXPECT_EQ(node(4)->state_copy().brokers().size(), 2u);
+  EXPECT_TRUE(wait_until([&] { return node(4)->members().size() == 3; }));
+}
+
+TEST_F(RaftNodeTest, AnAddWhoseNodeNeverAnswersFailsAndLeavesNoSpareBehind) {
+  start_group(3);
+  raft_node* leader = serving_leader();
+  ASSERT_NE(leader, nullptr);
+  // Nobody listens there: libraft adds it as a spare, then gives up the catch-up rounds.
+  std::string nowhere = "127.0.0.1:" + std::to_string(free_port());
+  change_result added;
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(leader->add_member({5, nowhere}, added.callback()).ok());
+  status st = added.wait(60s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  ASSERT_FALSE(st.ok()) << "an add to a node that never answers succeeded";
+  EXPECT_NE(st.code(), code::deadline_exceeded) << "libraft never ended the change (" << took.count() << " ms)";
+  EXPECT_NE(st.message().find(nowhere), std::string::npos) << st.to_string();
+  EXPECT_TRUE(wait_until([&] { return leader->members().size() == 3; }))
+      << "the spare of the failed add stayed in the configuration";
+  std::printf("an add to a silent node failed after %lld ms: %s\n", static_cast<long long>(took.count()),
+              st.to_string().c_str());
+  // The group takes the next change: nothing is left half-done.
+  change_result removed;
+  ASSERT_TRUE(leader->remove_member(leader->id() % 3 + 1, removed.callback()).ok());
+  status rs = removed.wait();
+  EXPECT_TRUE(rs.ok()) << rs.to_string();
 }
 
 TEST_F(RaftNodeTest, AFullCommandQueueIsRefusedWithTheTypedRejection) {

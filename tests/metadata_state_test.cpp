@@ -482,5 +482,63 @@ TEST(MetadataState, ACursorCommitRoundTripsThroughItsBytes) {
   EXPECT_EQ(cc->max_cursors, 100000u);
 }
 
+// -- membership (metadata/README.md "Membership") ----------------------------------------
+
+TEST(MetadataState, RemovingABrokerThatHoldsReplicasIsRefusedAndOneThatHoldsNoneIsGoneForGood) {
+  metadata_state s;
+  proposer p;
+  register_brokers(s, p, 4);
+  apply_ok(s, p.next(create_stream{stream_named("orders", 1), 3, 2}));
+  // Placement with no load yet takes the lowest ids: broker 4 holds nothing.
+  ASSERT_EQ(s.streams().at("orders").partitions[0].replicas, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(partitions_replicated_on(s, 2), (std::vector<std::string>{"orders/0"}));
+  EXPECT_TRUE(partitions_replicated_on(s, 4).empty());
+
+  auto held = apply_ok(s, p.next(remove_broker{2}));
+  ASSERT_TRUE(held.refusal);
+  EXPECT_EQ(held.refusal->code, code::precondition_failed);
+  EXPECT_EQ(held.refusal->observed, 1u);
+  EXPECT_NE(held.refusal->detail.find("orders/0"), std::string::npos) << held.refusal->detail;
+  EXPECT_EQ(s.brokers().count(2), 1u);
+
+  auto unknown = apply_ok(s, p.next(remove_broker{9}));
+  ASSERT_TRUE(unknown.refusal);
+  EXPECT_EQ(unknown.refusal->code, code::not_found);
+
+  EXPECT_FALSE(apply_ok(s, p.next(remove_broker{4})).refusal);
+  EXPECT_EQ(s.brokers().count(4), 0u);
+  EXPECT_EQ(s.removed_brokers(), (std::set<uint64_t>{4}));
+  // Its heartbeat cannot bring it back, and removing it again says it is not there.
+  auto back = apply_ok(s, p.next(register_broker{4, "127.0.0.1:9004"}));
+  ASSERT_TRUE(back.refusal);
+  EXPECT_EQ(back.refusal->code, code::precondition_failed);
+  EXPECT_EQ(s.brokers().count(4), 0u);
+  auto again = apply_ok(s, p.next(remove_broker{4}));
+  ASSERT_TRUE(again.refusal);
+  EXPECT_EQ(again.refusal->code, code::not_found);
+
+  // Placement no longer counts it: RF 4 needs four alive brokers, three are left.
+  auto rf4 = apply_ok(s, p.next(create_stream{stream_named("wide", 1), 4, 1}));
+  ASSERT_TRUE(rf4.refusal);
+  EXPECT_EQ(rf4.refusal->code, code::insufficient_replicas);
+
+  // The removed ids survive a snapshot, so a restored node refuses the register too.
+  metadata_state restored;
+  ASSERT_TRUE(restored.restore(s.encode_snapshot()).ok());
+  EXPECT_EQ(restored.removed_brokers(), s.removed_brokers());
+  std::string entry = p.next(register_broker{4, "127.0.0.1:9004"});
+  EXPECT_TRUE(apply_ok(restored, entry).refusal);
+  EXPECT_TRUE(apply_ok(s, entry).refusal);
+  EXPECT_EQ(restored.chain_head(), s.chain_head());
+}
+
+TEST(MetadataState, RemoveBrokerRoundTripsThroughItsBytes) {
+  auto back = decode_command(encode_command(remove_broker{7}), "test");
+  ASSERT_TRUE(back.ok());
+  auto* rb = std::get_if<remove_broker>(&back.value());
+  ASSERT_NE(rb, nullptr);
+  EXPECT_EQ(rb->id, 7u);
+}
+
 } // namespace
 } // namespace levee::metadata
