@@ -501,12 +501,11 @@ TEST_F(ClusterStreams, ACommittedCursorSurvivesItsLeadersKill) {
   EXPECT_FALSE(fresh->has_value()) << "the deleted stream's cursor came back";
 }
 
-// Needs the followers to hold the data (replication's data path wired into the broker's
-// dispatch and node.cpp): enable it then. What it adds to the test above: the new leader
-// has the messages, START_CURSOR starts at the committed offset among them, and an id the
-// old leader acknowledged (ack = all: in every ISR member's log, so in the new leader's
-// dedupe window, streams::partition_log::append_copy) is a duplicate at its offset there.
-TEST_F(ClusterStreams, DISABLED_StartCursorAndAnAcknowledgedIdSurviveTheLeadersKill) {
+// What it adds to the test above: the new leader has the messages (replicated), START_CURSOR
+// starts at the committed offset among them, and an id the old leader acknowledged (ack =
+// all: in every ISR member's log, so in the new leader's dedupe window,
+// streams::partition_log::append_copy) is a duplicate at its offset there.
+TEST_F(ClusterStreams, StartCursorAndAnAcknowledgedIdSurviveTheLeadersKill) {
   auto sc = c.streams_of(c.by_id(1));
   ASSERT_TRUE(create_placed(c, *sc, spec_of("pay", 1, 3, 2)));
   auto before = c.info(c.by_id(1));
