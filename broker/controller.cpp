@@ -393,7 +393,9 @@ void send_heartbeat(controller_self* self) {
   call.mutable_heartbeat()->set_broker_id(st.opts.id);
   call.mutable_heartbeat()->set_address(st.opts.advertise);
   st.heartbeat_in_flight = true;
-  self->request(st.forwarder, tick_interval(st.opts) * 2, forward_atom::value, *address,
+  // The forwarder waits session/2 for the answer (a loaded machine answers late, and a
+  // heartbeat given up on too soon expires a live broker's session); this bound is longer.
+  self->request(st.forwarder, tick_interval(st.opts) * 3, forward_atom::value, *address,
                 call.SerializeAsString())
     .then(
       [self](const std::string& answer) {
@@ -974,7 +976,7 @@ result<controller_actor> spawn_controller(caf::actor_system& sys, runtime& rt,
   if (!opts.join.empty() && !member)
     if (auto joined = join_cluster(opts); !joined.ok())
       return joined;  // the node stops with its destructor
-  auto fwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms / 4));
+  auto fwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms / 2));
   auto pfwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms));
   auto cfwd = sys.spawn<caf::detached>(forwarder, std::max<uint64_t>(200, opts.session_timeout_ms));
   auto ctl = spawn_limited_fun(sys, rt, "controller", placement::worker(),

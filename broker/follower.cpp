@@ -43,6 +43,13 @@ void back_off(leader_self* self, uint64_t generation, const std::string& why) {
   self->delayed_send(self, milliseconds(f.backoff_ms), follow_atom::value, generation);
 }
 
+/// A call of an older generation ended: a role change came while it was out, and that
+/// change's first step found the call in flight and returned. Nothing else would step the
+/// new generation, so the follower would stop following for good; step it here.
+void resume_newer(leader_self* self) {
+  self->send(self, follow_atom::value, self->state.follow.generation);
+}
+
 void call_leader(leader_self* self, uint64_t generation, wire::BrokerCall& call,
                  void (*on_answer)(leader_self*, uint64_t, const std::string&)) {
   auto& st = self->state;
@@ -53,14 +60,22 @@ void call_leader(leader_self* self, uint64_t generation, wire::BrokerCall& call,
     .then(
       [self, generation, on_answer](std::string& payload) {
         self->state.follow.in_flight = false;
-        if (generation == self->state.follow.generation && !self->state.stopping)
+        if (self->state.stopping)
+          return;
+        if (generation != self->state.follow.generation)
+          resume_newer(self);
+        else
           on_answer(self, generation, payload);
       },
       [self, generation](caf::error& err) {
         auto& f = self->state.follow;
         f.in_flight = false;
-        if (generation != f.generation || self->state.stopping)
+        if (self->state.stopping)
           return;
+        if (generation != f.generation) {
+          resume_newer(self);
+          return;
+        }
         auto r = rejection_from(err).value_or(
           rejection::of(code::unavailable).detail(self->system().render(err)));
         if (r.code == code::precondition_failed)

@@ -394,7 +394,7 @@ void replica_tick(leader_self* self) {
   if (leading(st)) {
     auto now = now_ns(self);
     // A change the metadata never answered (lost with a metadata leader): decide again.
-    if (st.isr_change_sent && now - st.isr_change_sent_ns > std::max<int64_t>(lag_ns(st), 2'000'000'000))
+    if (st.isr_change_sent && now - st.isr_change_sent_ns > std::min<int64_t>(lag_ns(st), 2'000'000'000))
       st.isr_change_sent.reset();
     if (!st.isr_change_sent) {
       std::vector<uint64_t> keep;

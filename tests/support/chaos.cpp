@@ -292,6 +292,7 @@ std::optional<cluster::ClusterInfo> broker_cluster::info(int id, milliseconds ti
 
 std::optional<partition_view> view_partition(const broker_cluster& c, const std::string& stream,
                                              uint32_t partition, milliseconds timeout) {
+  std::optional<partition_view> newest;
   for (int id = 1; id <= c.size(); ++id) {
     auto i = c.info(id, timeout);
     // Only a broker that knows the metadata leader has a current view.
@@ -306,15 +307,17 @@ std::optional<partition_view> view_partition(const broker_cluster& c, const std:
         partition_view v;
         v.leader = static_cast<int>(p.leader());
         v.leader_epoch = p.leader_epoch();
+        v.partition_epoch = p.partition_epoch();
         for (auto b : p.isr())
           v.isr.push_back(static_cast<int>(b));
         for (auto b : p.replicas())
           v.replicas.push_back(static_cast<int>(b));
-        return v;
+        if (!newest || v.partition_epoch > newest->partition_epoch)
+          newest = std::move(v);
       }
     }
   }
-  return std::nullopt;
+  return newest;
 }
 
 std::optional<partition_view> wait_for_leader(const broker_cluster& c, const std::string& stream,

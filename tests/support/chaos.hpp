@@ -125,10 +125,12 @@ private:
 struct partition_view {
   int leader = 0;  // 0: none
   uint64_t leader_epoch = 0;
+  uint64_t partition_epoch = 0;  // bumped by every change of leader or ISR
   std::vector<int> isr;
   std::vector<int> replicas;
 };
-/// Asks the live brokers until one answers with the partition; nullopt when none does.
+/// Asks every live broker and keeps the newest view (the highest partition epoch: a
+/// broker just resumed from SIGSTOP may still hold an old one); nullopt when none answers.
 std::optional<partition_view> view_partition(const broker_cluster& c, const std::string& stream,
                                              uint32_t partition, milliseconds timeout);
 /// Waits until the partition has a leader other than `not_this` (0: any) whose ISR holds
