@@ -168,6 +168,11 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(r.check.duplicated),
                   static_cast<long long>(r.first_ack ? r.first_ack->count() : -1),
                   static_cast<long long>(r.rejoined ? r.rejoined->count() : -1));
+    else  // the table is the progress; with --json, a line per round on stderr instead
+      std::fprintf(stderr, "chaos: round %d/%d: broker %d lost, broker %d leads, first ack = all after %lld ms%s\n",
+                   round, kills, r.victim, r.new_leader,
+                   static_cast<long long>(r.first_ack ? r.first_ack->count() : -1),
+                   r.ok() ? "" : " (FAILED: see below)");
     for (auto& e : r.errors)
       std::fprintf(stderr, "chaos: round %d: %s\n", round, e.c_str());
     if (!r.check.ok())
