@@ -51,6 +51,7 @@
 #include "limits/printable.hpp"
 #include "load/compare.hpp"
 #include "load/html_report.hpp"
+#include "load/keys.hpp"
 #include "load/ramp.hpp"
 #include "load/results.hpp"
 #include "load/scenario.hpp"
@@ -141,8 +142,9 @@ private:
 class publish_driver final : public target_driver {
 public:
   publish_driver(client_options co, std::string subject, size_t message_bytes, ack_mode ack,
-                 milliseconds timeout)
-      : client_(std::move(co)), subject_(std::move(subject)), body_(message_bytes, 'x') {
+                 milliseconds timeout, std::optional<load::key_chooser> keys)
+      : client_(std::move(co)), subject_(std::move(subject)), body_(message_bytes, 'x'),
+        keys_(std::move(keys)) {
     opts_.ack = ack;
     opts_.timeout = timeout;
     // One publish is one frame and one latency sample; batching would merge sends.
@@ -157,7 +159,8 @@ public:
   }
   status connect(milliseconds bound) override { return client_.connect_with_backoff(bound); }
   std::optional<rejection> send(uint64_t& id) override {
-    auto st = client_.publish_async(subject_, {out_message{"", "", body_, {}}}, opts_, &id);
+    auto st = client_.publish_async(subject_, {out_message{keys_ ? keys_->next_key() : "", "", body_, {}}},
+                                    opts_, &id);
     if (!st)
       return st.as_rejection();
     return std::nullopt;
@@ -181,6 +184,7 @@ private:
   std::string subject_;
   std::string body_;
   publish_options opts_;
+  std::optional<load::key_chooser> keys_;  // none: messages carry no key
   std::vector<completion> done_;
 };
 
@@ -590,6 +594,8 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     "levee load compare A.json B.json [--json]: two runs' --json results side by side"};
   std::vector<std::string> target;
   std::string server, token, ack = "leader", retry_after = "ignore", steps_text, ramp_text, html_path;
+  std::string key_distribution_text = "uniform";
+  uint64_t keys = 0;
   double rate = 0, duration_s = 10, warmup_s = 0, max_lag_ms = 50, max_late_percent = 1;
   load::knee_bounds knee;
   uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
@@ -637,7 +643,15 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
      "actor: bytes of each request's payload (default 0)")
     ("message-bytes", whole_number("message-bytes", &message_bytes, uint64_t{100}, 0, 64u << 20, "bytes"),
      "publish: bytes of each message's body (default 100)")
-    ("ack", po::value(&ack)->default_value("leader"), "publish: none or leader")
+    ("ack", po::value(&ack)->default_value("leader"),
+     "publish: none (no answer), leader (stored by the leader) or all (every in-sync replica "
+     "has it; a stream below its min ISR refuses with insufficient_replicas)")
+    ("keys", whole_number("keys", &keys, uint64_t{0}, 0, load::key_chooser::max_keys, "keys"),
+     "publish: messages carry one of this many keys (k0, k1, ...), which pick the partition "
+     "by hash (default 0: no key)")
+    ("key-distribution", po::value(&key_distribution_text)->default_value("uniform"),
+     "publish with --keys: uniform, or zipf (key i drawn in proportion to 1/(i+1): a few hot "
+     "keys and a long tail)")
     ("read-messages", whole_number("read-messages", &read_messages, uint64_t{100}, 1, 1'000'000, "messages"),
      "consume: messages each send reads, from the first of partition 0 (default 100; the stream "
      "must hold them, or the read waits for them until its timeout)")
@@ -708,8 +722,15 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
       return usage(std::string{"--"} + k + " is for --ramp; add --ramp START:STEP:MAX");
   if (given("count") && count == 0)
     return usage("--count 0: give at least 1 send");
-  if (ack != "none" && ack != "leader")
-    return usage("--ack " + ack + ": must be none or leader");
+  if (ack != "none" && ack != "leader" && ack != "all")
+    return usage("--ack " + ack + ": must be none, leader or all");
+  auto key_distribution = load::parse_key_distribution(key_distribution_text);
+  if (!key_distribution)
+    return usage("--key-distribution " + key_distribution_text + ": must be uniform or zipf");
+  if ((given("keys") || given("key-distribution")) && !publish)
+    return usage("--keys and --key-distribution are for --target publish SUBJECT");
+  if (given("key-distribution") && keys == 0)
+    return usage("--key-distribution needs --keys N (N of at least 1)");
   if (retry_after != "honour" && retry_after != "ignore")
     return usage("--retry-after " + retry_after + ": must be honour or ignore");
   if (!publish && given("message-bytes"))
@@ -803,9 +824,12 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   for (uint32_t i = 0; i < connections; ++i) {
     std::unique_ptr<target_driver> d;
     if (publish)
-      d = std::make_unique<publish_driver>(co, target[1], message_bytes,
-                                           ack == "none" ? ack_mode::none : ack_mode::leader,
-                                           milliseconds(timeout_ms));
+      d = std::make_unique<publish_driver>(
+        co, target[1], message_bytes,
+        ack == "none" ? ack_mode::none : ack == "all" ? ack_mode::all : ack_mode::leader,
+        milliseconds(timeout_ms),
+        keys == 0 ? std::nullopt
+                  : std::optional<load::key_chooser>{std::in_place, keys, *key_distribution, 1 + i});
     else if (consume)
       d = std::make_unique<actor_driver>(co, "broker", subscribe_payload(target[1], read_messages), true);
     else if (query_path)

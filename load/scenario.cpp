@@ -27,6 +27,8 @@ const std::vector<scenario_key>& scenario_keys() {
     {"payload_bytes", "64", false, false},
     {"message_bytes", "100", false, false},
     {"ack", "leader", false, false},
+    {"keys", "1000", false, false},
+    {"key_distribution", "zipf", false, false},
     {"read_messages", "100", false, false},
     {"retry_after", "ignore", false, false},
     {"timeout_ms", "5000", false, false},

@@ -5,6 +5,7 @@
 // counters account for every request sent (exit 4 when another client's requests make
 // them differ, unless --other-traffic says the target serves others).
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -83,7 +84,8 @@ std::string start_server(const temp_dir& dir, node_process& server) {
 /// A broker alone with a stream `t` (subjects t.>, one partition) and the [broker] keys of
 /// `broker_keys`; its address, or "" when it did not start or the stream was not made.
 std::string start_broker_with_a_stream(const temp_dir& dir, node_process& broker,
-                                       const std::string& broker_keys = "") {
+                                       const std::string& broker_keys = "",
+                                       const std::string& partitions = "1") {
   if (!broker.start(dir, "broker",
                     "[node]\nroles = broker\n[broker]\nlisten = 127.0.0.1:0\ndata_dir = "
                       + dir.file("data") + "\n" + broker_keys,
@@ -91,7 +93,7 @@ std::string start_broker_with_a_stream(const temp_dir& dir, node_process& broker
     return "";
   auto address = "127.0.0.1:" + std::to_string(broker.port);
   child_process create{{levee_binary, "stream", "create", "t", "--subject", "t.>", "--partitions",
-                        "1", "--broker", address}};
+                        partitions, "--broker", address}};
   return create.wait_exit(bound) == 0 ? address : "";
 }
 
@@ -498,6 +500,52 @@ TEST(LoadSystem, ConsumersReadAStreamAndTheBrokerCountsEachSubscription) {
   EXPECT_EQ(delta.value("broker.subscriptions", 0), 40) << r.out;
   EXPECT_GE(delta.value("broker.batches_sent", 0), 40) << r.out;
   EXPECT_EQ(r.result["target_side"]["accounting"]["held"], true) << r.out;
+}
+
+TEST(LoadSystem, KeyedAckAllPublishesGoWhereTheirKeysHash) {
+  temp_dir dir{"levee-load"};
+  node_process broker;
+  auto address = start_broker_with_a_stream(dir, broker, "", "4");
+  ASSERT_FALSE(address.empty()) << test::read_file(broker.stderr_path);
+  // Messages per partition, from `levee stream info --json`.
+  auto per_partition = [&] {
+    std::vector<uint64_t> out;
+    child_process info{{levee_binary, "stream", "info", "t", "--broker", address, "--json"}};
+    auto text = info.read_rest(bound);
+    EXPECT_EQ(info.wait_exit(bound), 0) << text;
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_object())
+      for (auto& p : j["partitions"])
+        out.push_back(p["next_offset"].get<uint64_t>());
+    return out;
+  };
+  // ack = all on a broker alone: its ISR is itself, so every publish is acknowledged.
+  auto publish = [&](const std::string& keys) {
+    child_process load{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                        "--ack", "all", "--keys", keys, "--count", "200", "--rate", "400",
+                        "--max-late-percent", "100", "--json"}};
+    auto r = finish(load);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(r.result["accepted"], 200) << r.out;
+    EXPECT_EQ(r.result["ack"], "all") << r.out;
+  };
+  // One key: every message hashes to the same partition (a keyless publish would be spread
+  // round robin, so this tells keys were sent).
+  publish("1");
+  auto one = per_partition();
+  ASSERT_EQ(one.size(), 4u);
+  EXPECT_EQ(std::count(one.begin(), one.end(), 0u), 3) << "one key went to more than one partition";
+  EXPECT_EQ(*std::max_element(one.begin(), one.end()), 200u);
+  // 64 keys drawn uniformly: every partition gets some.
+  publish("64");
+  auto all = per_partition();
+  ASSERT_EQ(all.size(), 4u);
+  uint64_t total = 0;
+  for (size_t p = 0; p < all.size(); ++p) {
+    EXPECT_GT(all[p], one[p]) << "partition " << p << " got none of 64 keys' messages";
+    total += all[p];
+  }
+  EXPECT_EQ(total, 400u);
 }
 
 } // namespace

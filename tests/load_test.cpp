@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "load/keys.hpp"
 #include "load/latency_histogram.hpp"
 #include "load/results.hpp"
 #include "load/schedule.hpp"
@@ -215,6 +216,66 @@ TEST(RunResult, AnOpenLoopRunTooFarBehindItsScheduleIsInvalid) {
   EXPECT_TRUE(res.valid());
   res.settings.closed_loop = true;
   EXPECT_NE(res.text().find("coordinated omission"), std::string::npos);
+}
+
+
+// -- keys for keyed publishes ---------------------------------------------------------
+
+TEST(KeyChooser, UniformDrawsEveryKeyAboutEquallyOften) {
+  load::key_chooser keys{16, load::key_distribution::uniform, 1};
+  std::vector<int> seen(16, 0);
+  for (int i = 0; i < 16000; ++i) {
+    auto k = keys.next_index();
+    ASSERT_LT(k, 16u);
+    ++seen[k];
+  }
+  // 1,000 expected each, standard deviation ~31: 700..1300 is ~10 sigma.
+  for (int k = 0; k < 16; ++k) {
+    EXPECT_GT(seen[k], 700) << "key " << k;
+    EXPECT_LT(seen[k], 1300) << "key " << k;
+  }
+}
+
+TEST(KeyChooser, ZipfDrawsKeyIWithWeightOneOverIPlusOne) {
+  load::key_chooser keys{100, load::key_distribution::zipf, 7};
+  std::vector<int> seen(100, 0);
+  constexpr int draws = 200'000;
+  for (int i = 0; i < draws; ++i) {
+    auto k = keys.next_index();
+    ASSERT_LT(k, 100u);
+    ++seen[k];
+  }
+  double harmonic = 0;
+  for (int i = 1; i <= 100; ++i)
+    harmonic += 1.0 / i;
+  // P(key 0) = 1/H(100) = 0.193; P(key 9) = 0.0193; P(key 99) = 0.00193.
+  EXPECT_NEAR(seen[0] / double(draws), 1.0 / harmonic, 0.01);
+  EXPECT_NEAR(seen[1] / double(draws), 0.5 / harmonic, 0.01);
+  EXPECT_NEAR(seen[9] / double(draws), 0.1 / harmonic, 0.005);
+  EXPECT_GT(seen[99], 0) << "the tail is drawn too";
+  EXPECT_LT(seen[99], seen[9]);
+}
+
+TEST(KeyChooser, TheSameSeedDrawsTheSameKeysAndKeysAreNamed) {
+  load::key_chooser a{1000, load::key_distribution::zipf, 42}, b{1000, load::key_distribution::zipf, 42},
+    c{1000, load::key_distribution::zipf, 43};
+  std::vector<uint64_t> xa, xb, xc;
+  for (int i = 0; i < 50; ++i) {
+    xa.push_back(a.next_index());
+    xb.push_back(b.next_index());
+    xc.push_back(c.next_index());
+  }
+  EXPECT_EQ(xa, xb);
+  EXPECT_NE(xa, xc);
+  load::key_chooser one{1, load::key_distribution::uniform, 3};
+  EXPECT_EQ(one.next_key(), "k0");
+  EXPECT_EQ(load::key_chooser(0, load::key_distribution::uniform, 1).size(), 1u) << "at least one key";
+  EXPECT_EQ(load::key_chooser(load::key_chooser::max_keys + 5, load::key_distribution::uniform, 1).size(),
+            load::key_chooser::max_keys);
+  EXPECT_EQ(load::parse_key_distribution("zipf"), load::key_distribution::zipf);
+  EXPECT_EQ(load::parse_key_distribution("uniform"), load::key_distribution::uniform);
+  EXPECT_FALSE(load::parse_key_distribution("Zipf"));
+  EXPECT_FALSE(load::parse_key_distribution(""));
 }
 
 } // namespace

@@ -386,6 +386,7 @@ void publisher::run() {
     po.ack = ack_mode::all;
     po.partition = opts_.partition;
     po.timeout = opts_.attempt_timeout;
+    auto sent = steady::now();
     auto r = c->publish(opts_.subject, {std::move(m)}, po);
     if (!r.ok()) {
       fail(std::string{to_string(r.error().code())}, r.error().message());
@@ -397,7 +398,7 @@ void publisher::run() {
       continue;
     }
     std::lock_guard<std::mutex> g{mu_};
-    acked_.push_back({seq, r->front().offset, steady::now()});
+    acked_.push_back({seq, r->front().offset, sent, steady::now()});
     ++seq;
   }
 }
@@ -419,8 +420,8 @@ std::optional<steady::time_point> publisher::first_ack_after(steady::time_point 
     {
       std::lock_guard<std::mutex> g{mu_};
       auto it = std::find_if(acked_.rbegin(), acked_.rend(),
-                             [&](const acked_message& a) { return a.at < t; });
-      // acked_ is in time order: the one after the last before t.
+                             [&](const acked_message& a) { return a.sent < t; });
+      // acked_ is in send order: the one after the last sent before t.
       auto first = it.base();
       if (first != acked_.end())
         return first->at;

@@ -143,7 +143,8 @@ std::optional<partition_view> wait_for_leader(const broker_cluster& c, const std
 struct acked_message {
   uint64_t seq = 0;
   uint64_t offset = 0;
-  steady::time_point at;
+  steady::time_point sent;  // when its (last) publish call began
+  steady::time_point at;    // when the ack was read
 };
 
 struct publisher_options {
@@ -169,7 +170,10 @@ public:
 
   std::vector<acked_message> acked() const;
   uint64_t acked_count() const;
-  /// The first acknowledgement at or after `t`, waited for up to `bound`.
+  /// When the first acknowledgement of a publish sent at or after `t` was read, waited for
+  /// up to `bound`. A publish sent before `t` may still be answered by a leader killed at
+  /// `t` (its ack was in the socket), so it does not count: with one publish at a time,
+  /// a publish sent after the kill can only be acknowledged by a live leader.
   std::optional<steady::time_point> first_ack_after(steady::time_point t, milliseconds bound) const;
   /// Waits until `n` more messages than now are acknowledged; false after `bound`.
   bool wait_more_acks(uint64_t n, milliseconds bound) const;
