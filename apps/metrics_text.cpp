@@ -171,6 +171,68 @@ void kind_families(const wire::StatsReply& s, exposition& out) {
       out.sample("levee_actor_rejections_total", {{"kind", k.kind()}, {"code", code}}, n);
 }
 
+void replication_families(const wire::BrokerStats& b, exposition& out) {
+  out.counter("levee_broker_fetches_served_total",
+              "Replica Fetch answers this broker gave its followers, as a leader.",
+              b.fetches_served());
+  out.counter("levee_broker_fetch_served_bytes_total", "Batch bytes in those answers.",
+              b.fetch_bytes_served());
+  out.counter("levee_broker_fetches_applied_total",
+              "Fetch answers this broker applied, as a follower.", b.fetches_made());
+  out.counter("levee_broker_copied_bytes_total", "Batch bytes it appended from them.",
+              b.bytes_copied());
+  out.counter("levee_broker_truncations_total", "Follower logs cut back by leader epoch.",
+              b.truncations());
+  out.counter("levee_broker_isr_shrinks_total", "ISR shrinks this broker asked for, as a leader.",
+              b.isr_shrinks());
+  out.counter("levee_broker_isr_expands_total", "ISR grows this broker asked for, as a leader.",
+              b.isr_expands());
+  out.counter("levee_broker_acks_waited_total",
+              "ack = all publishes held until the high-water mark passed them.", b.acks_waited());
+}
+
+/// One sample per local replica, labelled by stream and partition: the offsets, and the
+/// replication state as the partition's actor last applied it.
+void partition_families(const wire::BrokerStats& b, exposition& out) {
+  using P = wire::PartitionGauges;
+  struct row {
+    const char* name;
+    const char* help;
+    uint64_t (*value)(const P&);
+  };
+  static const row rows[] = {
+    {"levee_partition_start_offset", "The first offset the replica keeps.",
+     [](const P& p) { return p.start_offset(); }},
+    {"levee_partition_log_end_offset", "The offset the replica's next message gets.",
+     [](const P& p) { return p.log_end(); }},
+    {"levee_partition_high_water_offset", "Consumers see offsets below this.",
+     [](const P& p) { return p.high_water(); }},
+    {"levee_partition_size_bytes", "Bytes of the replica's segments.",
+     [](const P& p) { return p.size_bytes(); }},
+    {"levee_partition_subscribers", "Subscriptions the replica serves now.",
+     [](const P& p) { return p.subscribers(); }},
+    {"levee_partition_leader", "1 while this broker's replica leads the partition, else 0.",
+     [](const P& p) { return uint64_t{p.leading() ? 1u : 0u}; }},
+    {"levee_partition_leader_epoch", "The leader epoch of the replica's role (0: none).",
+     [](const P& p) { return p.leader_epoch(); }},
+    {"levee_partition_replicas", "The partition's replicas (0: not replicated).",
+     [](const P& p) { return p.replicas(); }},
+    {"levee_partition_isr_size", "The partition's in-sync replicas, as the metadata has them.",
+     [](const P& p) { return p.isr_size(); }},
+    {"levee_partition_follower_lag_max_messages",
+     "On the leader: messages the furthest replica is behind its log end.",
+     [](const P& p) { return p.max_follower_lag(); }},
+  };
+  if (b.partition_gauges().empty())
+    return;
+  for (auto& r : rows) {
+    out.family(r.name, "gauge", r.help);
+    for (auto& p : b.partition_gauges())
+      out.sample(r.name, {{"stream", p.stream()}, {"partition", std::to_string(p.partition())}},
+                 r.value(p));
+  }
+}
+
 void broker_families(const wire::BrokerStats& b, exposition& out) {
   out.gauge("levee_broker_streams", "Streams in the broker's catalog.", b.streams());
   out.gauge("levee_broker_partitions", "Partitions of those streams (one leader each).",
@@ -198,6 +260,8 @@ void broker_families(const wire::BrokerStats& b, exposition& out) {
              "The broker's refusals, by the limit (config key) that refused.");
   for (auto& [limit, n] : b.rejections_by_limit())
     out.sample("levee_broker_rejections_by_limit_total", {{"limit", limit}}, n);
+  replication_families(b, out);
+  partition_families(b, out);
 }
 
 void satellite_count_families(const wire::SatelliteCounts& c, exposition& out) {

@@ -182,6 +182,12 @@ struct partition_gauges {
   std::atomic<uint64_t> dropped_segments{0};
   std::atomic<uint64_t> compacted{0};
   std::atomic<uint64_t> subscribers{0};
+  // Replication: the role as the partition actor last applied it.
+  std::atomic<bool> leading{false};
+  std::atomic<uint64_t> leader_epoch{0};
+  std::atomic<uint64_t> replicas{0};
+  std::atomic<uint64_t> isr_size{0};
+  std::atomic<uint64_t> max_follower_lag{0};  // leading: messages, the furthest replica behind
 };
 
 /// Every local partition's gauges by (stream, partition): the broker adds and removes

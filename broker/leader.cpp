@@ -3,6 +3,7 @@
 
 #include "broker/leader.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -30,8 +31,28 @@ caf::error refuse(code c, std::string detail) {
 }
 
 void publish_gauges(leader_self* self) {
-  fill_gauges(*self->state.setup.log, *self->state.setup.gauges);
-  self->state.setup.gauges->subscribers = self->state.subs.size();
+  auto& st = self->state;
+  auto& g = *st.setup.gauges;
+  fill_gauges(*st.setup.log, g);
+  g.subscribers = st.subs.size();
+  if (!st.role)
+    return;
+  g.leading = st.role->leads();
+  g.leader_epoch = st.role->leader_epoch;
+  g.replicas = st.role->replicas.size();
+  g.isr_size = st.role->isr.size();
+  uint64_t lag = 0;
+  if (st.role->leads()) {
+    auto end = st.setup.log->next_offset();
+    for (auto r : st.role->replicas) {
+      if (r == st.role->self)
+        continue;
+      auto it = st.replicas.find(r);
+      auto at = it == st.replicas.end() ? 0 : it->second.log_end;
+      lag = std::max(lag, end > at ? end - at : 0);
+    }
+  }
+  g.max_follower_lag = lag;
 }
 
 namespace {

@@ -411,6 +411,7 @@ void replica_tick(leader_self* self) {
       if (shrink)
         send_isr_change(self, std::move(keep), false);
     }
+    publish_gauges(self);  // the followers' lag, for stats and /metrics
   }
   arm_tick(self);
 }

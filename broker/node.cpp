@@ -119,19 +119,42 @@ void fill_broker_stats(const broker_stats& s, wire::BrokerStats& out) {
     (*out.mutable_rejections_by_limit())[limit] = n;
 }
 
+/// Every local replica's gauges, read without a message to its actor (atomics).
+void fill_partition_gauges(gauge_board& board, wire::BrokerStats& out) {
+  std::lock_guard<std::mutex> guard{board.mu};
+  for (auto& [key, g] : board.partitions) {
+    auto* p = out.add_partition_gauges();
+    p->set_stream(key.first);
+    p->set_partition(key.second);
+    p->set_start_offset(g->start_offset.load());
+    p->set_log_end(g->next_offset.load());
+    p->set_high_water(g->high_water.load());
+    p->set_size_bytes(g->size_bytes.load());
+    p->set_subscribers(g->subscribers.load());
+    p->set_leading(g->leading.load());
+    p->set_leader_epoch(g->leader_epoch.load());
+    p->set_replicas(g->replicas.load());
+    p->set_isr_size(g->isr_size.load());
+    p->set_max_follower_lag(g->max_follower_lag.load());
+  }
+}
+
 /// The whole StatsReply of a broker: `levee stats` and /metrics read the same.
 void fill_reply(const net::server_context& ctx, caf::actor_system& sys, const runtime& rt,
-                const broker_stats& stats, wire::StatsReply& reply) {
+                const broker_stats& stats, gauge_board* gauges, wire::StatsReply& reply) {
   net::fill_listener_stats(ctx.stats, *reply.mutable_listener());
   net::fill_io_loop_stats(sys, reply);
   net::fill_runtime_stats(rt.snapshot(), reply);
   fill_broker_stats(stats, *reply.mutable_broker());
+  if (gauges)
+    fill_partition_gauges(*gauges, *reply.mutable_broker());
 }
 
 wire_request_target::behavior_type stats_target(limited<wire_request_target::base>* self,
                                                 std::shared_ptr<net::server_context> ctx,
                                                 runtime* rt,
-                                                std::shared_ptr<broker_stats> stats) {
+                                                std::shared_ptr<broker_stats> stats,
+                                                std::shared_ptr<gauge_board> gauges) {
   return {
     [=](wire_request_atom, const std::string& payload) -> caf::result<std::string> {
       wire::StatsRequest req;
@@ -142,7 +165,7 @@ wire_request_target::behavior_type stats_target(limited<wire_request_target::bas
                           .detail("a StatsRequest that does not parse; send one built from "
                                   "net/satellite.proto"));
       wire::StatsReply reply;
-      fill_reply(*ctx, self->system(), *rt, *stats, reply);
+      fill_reply(*ctx, self->system(), *rt, *stats, gauges.get(), reply);
       return reply.SerializeAsString();
     },
   };
@@ -413,7 +436,7 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
   // The target holds the context and the context the target: stop_broker ends the target,
   // and with it the cycle.
   node->stats_target = spawn_limited_fun(sys, rt, "broker", placement::worker(), stats_target,
-                                         node->ctx, &rt, node->stats);
+                                         node->ctx, &rt, node->stats, node->gauges);
   node->ctx->expose("stats", caf::actor_cast<caf::actor>(node->stats_target));
   if (opts.cluster) {
     node->ctx->expose("cluster", caf::actor_cast<caf::actor>(node->controller));
@@ -433,7 +456,7 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
 
 void fill_broker_node_stats(const broker_node& node, const runtime& rt, wire::StatsReply& out) {
   if (node.ctx && node.stats && node.stats_target)
-    fill_reply(*node.ctx, node.stats_target->home_system(), rt, *node.stats, out);
+    fill_reply(*node.ctx, node.stats_target->home_system(), rt, *node.stats, node.gauges.get(), out);
 }
 
 void stop_broker(broker_node& node) {

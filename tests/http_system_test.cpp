@@ -300,6 +300,75 @@ TEST_F(HttpSystem, AClusteredBrokerIsReadyOnceAMetadataLeaderIsKnown) {
   EXPECT_EQ(ready->status, 200) << ready->body;
 }
 
+TEST_F(HttpSystem, AReplicatedPartitionShowsItsIsrAndOffsetsOnBothBrokers) {
+  uint16_t raft[2] = {test::probe_free_port(), test::probe_free_port()};
+  uint16_t client[2] = {test::probe_free_port(), test::probe_free_port()};
+  auto members = "1=127.0.0.1:" + std::to_string(raft[0]) + ",2=127.0.0.1:" + std::to_string(raft[1]);
+  auto broker = [&](int id) {
+    auto address = "127.0.0.1:" + std::to_string(client[id - 1]);
+    ini c;
+    c.set("node", "roles", "broker")
+      .set("broker", "listen", address)  // the follower fetches from the advertised address
+      .set("broker", "advertise", address)
+      .set("broker", "data_dir", dir_.file("broker-" + std::to_string(id)))
+      .set("broker", "id", std::to_string(id))
+      .set("broker", "raft_listen", "127.0.0.1:" + std::to_string(raft[id - 1]))
+      .set("broker", "raft_members", members)
+      .set("broker", "session_timeout_ms", "2000")
+      .set("broker", "raft_election_timeout_ms", "200");
+    return c;
+  };
+  auto first = start("broker-1", broker(1), "broker listening on");
+  ASSERT_TRUE(first);
+  auto second = start("broker-2", broker(2), "broker listening on");
+  ASSERT_TRUE(second);
+  for (auto* n : {&*first, &*second}) {
+    auto ready = wait_for_readyz(n->http_port, 200);
+    ASSERT_TRUE(ready);
+    ASSERT_EQ(ready->status, 200) << ready->body;
+  }
+  auto address = "127.0.0.1:" + std::to_string(client[0]);
+  // Both brokers registered in the metadata before an R2 stream can be placed.
+  auto deadline = steady_clock::now() + bound;
+  std::pair<int, std::string> made{-1, ""};
+  while (steady_clock::now() < deadline) {
+    made = cli({"stream", "create", "r", "--subject", "r.>", "--replicas", "2", "--min-isr", "2",
+                "--broker", address});
+    if (made.first == 0)
+      break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(made.first, 0) << made.second << test::read_file(dir_.file("cli.stderr"));
+  const std::string labels = "{stream=\"r\",partition=\"0\"}";
+  // Three ack = all publishes: acknowledged once both replicas have them.
+  for (int i = 0; i < 3; ++i) {
+    auto [rc, out] = cli({"pub", "r.x", "m" + std::to_string(i), "--ack", "all", "--broker", address});
+    ASSERT_EQ(rc, 0) << out << test::read_file(dir_.file("cli.stderr"));
+  }
+  double leaders = 0;
+  for (auto* n : {&*first, &*second}) {
+    EXPECT_EQ(wait_for_metric(n->http_port, "levee_partition_replicas" + labels, 2), 2);
+    EXPECT_EQ(wait_for_metric(n->http_port, "levee_partition_isr_size" + labels, 2), 2);
+    // The follower's copy reaches the leader's end; its mark follows on its next fetch.
+    EXPECT_EQ(wait_for_metric(n->http_port, "levee_partition_log_end_offset" + labels, 3), 3);
+    EXPECT_EQ(wait_for_metric(n->http_port, "levee_partition_high_water_offset" + labels, 3), 3);
+    EXPECT_GE(*wait_for_metric(n->http_port, "levee_partition_leader_epoch" + labels, 1), 1);
+    auto m = test::http_get(n->http_port, "/metrics");
+    ASSERT_TRUE(m);
+    auto leads = metric_value(m->body, "levee_partition_leader" + labels);
+    ASSERT_TRUE(leads);
+    leaders += *leads;
+    if (*leads == 1) {
+      EXPECT_EQ(wait_for_metric(n->http_port, "levee_partition_follower_lag_max_messages" + labels, 0), 0);
+      EXPECT_GE(metric_value(m->body, "levee_broker_fetches_served_total"), 1);
+    } else {
+      EXPECT_GE(metric_value(m->body, "levee_broker_fetches_applied_total"), 1);
+      EXPECT_GE(metric_value(m->body, "levee_broker_copied_bytes_total"), 1);
+    }
+  }
+  EXPECT_EQ(leaders, 1) << "exactly one broker's replica leads";
+}
+
 TEST_F(HttpSystem, EveryRefusalOverRealTcpIsCountedAndTheNodeKeepsServing) {
   auto c = server_config();
   c.set("http", "max_connections", "4")

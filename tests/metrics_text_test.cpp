@@ -58,6 +58,16 @@ node_metrics every_part() {
   b.set_streams(1);
   (*b.mutable_rejections())["stream_full"] = 2;
   (*b.mutable_rejections_by_limit())["stream.max_bytes"] = 2;
+  b.set_isr_shrinks(3);
+  auto& p = *b.add_partition_gauges();
+  p.set_stream("orders");
+  p.set_partition(2);
+  p.set_high_water(40);
+  p.set_log_end(41);
+  p.set_leading(true);
+  p.set_replicas(3);
+  p.set_isr_size(2);
+  p.set_max_follower_lag(7);
   s.mutable_node_budget()->set_max_bytes(1024);
   auto& k = *s.add_kinds();
   k.set_kind("store");
@@ -79,6 +89,12 @@ TEST(MetricsText, RendersEachFigureWithItsLabels) {
   EXPECT_EQ(metric_value(text, "levee_satellite_registered{satellite=\"a\"}"), 1);
   EXPECT_EQ(metric_value(text, "levee_broker_rejections_by_limit_total{limit=\"stream.max_bytes\"}"), 2);
   EXPECT_EQ(metric_value(text, "levee_actor_rejections_total{kind=\"store\",code=\"mailbox_full\"}"), 6);
+  EXPECT_EQ(metric_value(text, "levee_broker_isr_shrinks_total"), 3);
+  EXPECT_EQ(metric_value(text, "levee_partition_high_water_offset{stream=\"orders\",partition=\"2\"}"), 40);
+  EXPECT_EQ(metric_value(text, "levee_partition_log_end_offset{stream=\"orders\",partition=\"2\"}"), 41);
+  EXPECT_EQ(metric_value(text, "levee_partition_leader{stream=\"orders\",partition=\"2\"}"), 1);
+  EXPECT_EQ(metric_value(text, "levee_partition_isr_size{stream=\"orders\",partition=\"2\"}"), 2);
+  EXPECT_EQ(metric_value(text, "levee_partition_follower_lag_max_messages{stream=\"orders\",partition=\"2\"}"), 7);
   EXPECT_EQ(metric_value(text, "levee_actors{kind=\"store\"}"), 2);
 }
 
