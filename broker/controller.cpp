@@ -342,9 +342,8 @@ void run_failover(controller_self* self) {
     auto leader = change.leader;
     auto isr = change.isr.size();
     if (propose(self, key, std::move(change))) {
-      std::printf("levee broker: failover of %s: leader %llu%s, ISR of %zu\n", key.c_str(),
-                  static_cast<unsigned long long>(leader), leader == 0 ? " (offline)" : "", isr);
-      std::fflush(stdout);
+      std::fprintf(stderr, "levee broker: failover of %s: leader %llu%s, ISR of %zu\n", key.c_str(),
+                   static_cast<unsigned long long>(leader), leader == 0 ? " (offline)" : "", isr);
     }
   }
 }
@@ -801,8 +800,18 @@ controller_actor::behavior_type controller(controller_self* self) {
     },
     [self](applied_atom) { refresh(self); },
     [self](proposed_atom, const std::string& key, int32_t what, const std::string& detail) {
-      self->state.proposing.erase(key);
+      auto& st = self->state;
       auto kind = static_cast<command_outcome::kind>(what);
+      if (kind == command_outcome::kind::applied || kind == command_outcome::kind::refused) {
+        st.proposing.erase(key);
+      } else {
+        // not_leader / indeterminate: the key may be proposed again one tick from now, not
+        // at once. A deposed leader that still believed it served (one resumed after
+        // SIGSTOP) proposed, was refused, refreshed and proposed again in a loop, flooding
+        // its log until its output pipe filled and the node hung.
+        auto tick = std::chrono::duration_cast<std::chrono::nanoseconds>(tick_interval(st.opts));
+        st.proposing[key] = st.now() - st.session_ns() + tick.count();
+      }
       // indeterminate / not_leader: the next tick decides again on what was applied by then.
       if (kind == command_outcome::kind::refused)
         std::fprintf(stderr, "levee broker: metadata command (%s) refused: %s\n", key.c_str(),

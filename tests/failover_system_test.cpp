@@ -133,7 +133,8 @@ protected:
     std::vector<std::vector<chaos::read_message>> logs;
     for (int id = 1; id <= cluster_->size(); ++id) {
       auto code = cluster_->stop(id);
-      EXPECT_TRUE(code) << "broker " << id << " did not stop";
+      EXPECT_TRUE(code) << "broker " << id << " did not stop within 30 s of SIGTERM; its stderr:\n"
+                        << cluster_->stderr_tail(id);
       auto log = chaos::read_from_files(cluster_->data_dir(id), stream_name, 0);
       ASSERT_TRUE(log.ok()) << "broker " << id << ": " << log.error().message();
       auto rep = chaos::check_acked(acked, *log);

@@ -13,7 +13,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
+#include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -134,7 +137,47 @@ inline std::optional<uint64_t> tcp_unread_bytes(pid_t pid, uint16_t remote_port)
   return std::nullopt;
 }
 
+inline bool can_bind_loopback(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+/// A loopback port to give a node that must know its port before it starts (Raft members,
+/// advertised addresses). Drawn at random *below* the kernel's ephemeral range
+/// (net.ipv4.ip_local_port_range, 32768-60999 by default): every outgoing connection of
+/// every test running beside this one takes its source port from that range, so a port
+/// probed there (bind to 0) could be taken by some client before the node binds it, which
+/// under `ctest -j` made brokers fail to start now and then. Never the same port twice in
+/// one process; the port could still be bound between the probe and the node's bind by
+/// another process probing the same way, which the randomness makes unlikely.
 inline uint16_t probe_free_port() {
+  static std::mutex mu;
+  static std::set<uint16_t> given;
+  static std::mt19937 rng{static_cast<uint32_t>(::getpid())
+                          ^ static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count())};
+  int low = 32768;
+  if (std::ifstream range{"/proc/sys/net/ipv4/ip_local_port_range"}; range)
+    range >> low;
+  std::lock_guard<std::mutex> guard{mu};
+  if (low > 12000) {
+    std::uniform_int_distribution<int> pick{10000, low - 1};
+    for (int tries = 0; tries < 500; ++tries) {
+      auto port = static_cast<uint16_t>(pick(rng));
+      if (given.count(port) == 0 && can_bind_loopback(port)) {
+        given.insert(port);
+        return port;
+      }
+    }
+  }
+  // No room below the range: let the kernel choose (the old way).
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     return 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <set>
@@ -224,8 +225,17 @@ std::optional<int> broker_cluster::stop(int id, milliseconds bound) {
     return std::nullopt;
   m.proc->signal(SIGTERM);
   auto code = m.proc->wait_exit(bound);
-  if (!code)
+  if (!code) {
+    // A broker that does not stop is a bug to find: its threads' stacks, when gdb is here.
+    auto cmd = "gdb -p " + std::to_string(m.proc->pid())
+               + " -batch -ex 'thread apply all bt 12' 2>/dev/null | grep -E '^(Thread|#)'";
+    std::fprintf(stderr, "broker %d did not stop within %lld ms of SIGTERM; its threads:\n", id,
+                 static_cast<long long>(bound.count()));
+    std::fflush(stderr);
+    if (std::system(cmd.c_str()) != 0)
+      std::fprintf(stderr, "(no stacks: gdb is missing or could not attach)\n");
     m.proc->kill_and_reap();
+  }
   return code;
 }
 
