@@ -599,7 +599,9 @@ caf::result<std::string> start_run(proxyer_self* self, const satellite_routes& r
             lend_satellites(self, opts, stats);  // its unused credit goes to the others
         },
         [=](caf::error& err) {
-          if (!current() || self->state.run.finished)
+          // A satellite the proxyer cut off itself (the limit, or a partial end while the
+          // client still reads the last batches) answers `cancelled`: not a failure.
+          if (!current() || self->state.run.finished || self->state.run.satellites[i].done)
             return;
           // The satellite's refusal as it said it (limit, observed, max, retry_after),
           // naming the satellite.

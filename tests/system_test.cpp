@@ -2134,6 +2134,9 @@ TEST_F(SystemTest, LeveeSatellitesWatchStateChangesPrintsALinePerChangeAndNoneFo
   test::child_process text_watch, json_watch;
   auto text_err = dir_.file("watch-text.stderr");
   auto json_err = dir_.file("watch-json.stderr");
+  // There before the children open them (they append), so inotify can watch them at once.
+  test::write_file(text_err, "");
+  test::write_file(json_err, "");
   ASSERT_TRUE(text_watch.start({levee_binary, "satellites", "--server", address, "--watch",
                                 "--state-changes", "--changes", "1"},
                                text_err));
