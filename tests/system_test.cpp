@@ -1989,9 +1989,44 @@ TEST_F(SystemTest, LeveeSatellitesWatchPrintsTheListWhenItChanges) {
   ASSERT_TRUE(line.has_value()) << test::read_file(err);
   EXPECT_EQ(line->rfind("a ", 0), 0u) << *line;
   EXPECT_EQ(watch.wait_exit(bound), std::optional<int>{0}) << test::read_file(err);
+  // Into a pipe each table is appended: no terminal escapes.
+  for (auto& seen : watch.lines_seen())
+    EXPECT_EQ(seen.find('\x1b'), std::string::npos) << seen;
   // It waited in the server between the two lists: a handful of frames, not a busy loop.
   auto stats = server_stats(srv->port);
   EXPECT_LT(stats.listener().frames_in(), 30u) << stats.DebugString();
+}
+
+TEST_F(SystemTest, OnATerminalLeveeSatellitesWatchRedrawsTheTableInPlace) {
+  if (::access("/usr/bin/script", X_OK) != 0)
+    GTEST_SKIP() << "needs script(1) from util-linux to give the watcher a terminal";
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+  test::child_process watch;
+  auto err = dir_.file("tty-watch.stderr");
+  // script(1) runs the watcher on a pseudo-terminal and copies what it draws to our pipe.
+  ASSERT_TRUE(watch.start({"/usr/bin/script", "-q", "-e", "-c",
+                           levee_binary + " satellites --server " + address
+                             + " --watch --changes 1",
+                           "/dev/null"},
+                          err));
+  ASSERT_TRUE(watch.wait_for_line("(no satellite has registered)", bound).has_value())
+    << test::read_file(err);
+  ASSERT_NE(start_node("satellite-a", satellite_config("a", srv->port, "")), nullptr);
+  auto rest = watch.read_rest(bound);
+  EXPECT_EQ(watch.wait_exit(bound), std::optional<int>{0}) << test::read_file(err);
+  std::string drawn;
+  for (auto& seen : watch.lines_seen())
+    drawn += seen + "\n";
+  drawn += rest;
+  // Two tables, each drawn from the top of a cleared screen.
+  const std::string home_and_clear = "\x1b[H\x1b[2J";
+  auto first = drawn.find(home_and_clear);
+  ASSERT_NE(first, std::string::npos) << drawn;
+  auto second = drawn.find(home_and_clear, first + 1);
+  ASSERT_NE(second, std::string::npos) << drawn;
+  EXPECT_NE(drawn.find("a ", second), std::string::npos) << drawn;
 }
 
 TEST_F(SystemTest, LeveeQueryPrintsGroupsAndRefusals) {
