@@ -1375,6 +1375,15 @@ TEST_F(SystemTest, ResultsBeyondMaxResultBytesArePartialWithTheRowsThatFit) {
   EXPECT_FALSE(small.stats->partial()) << small;
   EXPECT_EQ(small.ns(), (std::vector<int64_t>{0, 1, 2}));
   EXPECT_LE(small.stats->bytes_returned(), 1024u);
+  // A fan-out is cut the same way; the satellites the proxyer cancels for it answer
+  // `cancelled`, which does not turn the partial answer into a failure.
+  ASSERT_NE(start_satellite_with("b", srv->port, make_events(300, 1000)), nullptr);
+  auto fan = run_query(c, query_select({{"env", "test"}}, "where n >= 0"));
+  ASSERT_TRUE(fan.stats.has_value()) << fan;
+  EXPECT_TRUE(fan.stats->partial()) << fan;
+  EXPECT_GT(fan.rows.size(), 0u) << fan;
+  EXPECT_LE(fan.stats->bytes_returned(), 1024u) << fan;
+  EXPECT_EQ(fan.stats->skipped_total(), 0u) << fan;
 
   // `levee query`: the rows, then the marker as the last line; on stderr what to do; exit 5.
   auto address = "127.0.0.1:" + std::to_string(srv->port);
