@@ -1,10 +1,13 @@
 // `levee query`, `levee satellites`, `levee stats`: clients of a server.
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <iostream>
 #include <optional>
 #include <thread>
+
+#include <unistd.h>
 
 #include <boost/program_options.hpp>
 
@@ -13,6 +16,8 @@
 #include "apps/exit_codes.hpp"
 #include "apps/stats_text.hpp"
 #include "apps/subcommands.hpp"
+#include "base/time_text.hpp"
+#include "events/json.hpp"
 #include "limits/printable.hpp"
 #include "net/satellite.pb.h"
 
@@ -100,6 +105,7 @@ int run_query(const std::vector<std::string>& args) {
   const std::string unset{"\x01"};  // the text may be empty ('' = every event), not absent
   std::string text = unset, satellite, select;
   uint32_t deadline_ms = 0;  // QueryRequest.deadline_ms; the server caps it
+  query_output how;
   add_server_options(opts, a);
   opts.add_options()
     ("help,h", "this text")
@@ -108,6 +114,13 @@ int run_query(const std::vector<std::string>& args) {
     ("deadline-ms", whole_number("deadline-ms", &deadline_ms, uint32_t{0}, 0, UINT32_MAX, "ms"),
      "give up after this long, 0 to 4294967295 ms (0: the server's default, which is also "
      "the most it allows)")
+    ("json", po::bool_switch(&how.json),
+     "everything on stdout as JSON lines: rows, count groups ({\"group\":{...},\"count\":N}) and, "
+     "last, the summary ({\"partial\":...,\"reason\":...,\"rows\":N,\"skipped\":[...],"
+     "\"stats\":{...}})")
+    ("strict", po::bool_switch(&how.strict),
+     "exit 6 when the query skipped matching satellites that were not healthy (without it: a "
+     "warning on stderr); a partial result is exit 5 either way")
     ("query", po::value(&text), "the query text (query/QUERY.md)");
   po::positional_options_description pos;
   pos.add("query", 1);
@@ -136,7 +149,7 @@ int run_query(const std::vector<std::string>& args) {
       return usage_error("query", "--select " + select + ": labels are name=value pairs");
     q.selector[pair.substr(0, eq)] = pair.substr(eq + 1);
   }
-  return run_one_query(*co, q, std::cout, std::cerr);
+  return run_one_query(*co, q, std::cout, std::cerr, how);
 }
 
 namespace {
@@ -229,6 +242,114 @@ std::optional<std::vector<wire::SatelliteInfo::State>> parse_states(const std::s
   return out;
 }
 
+/// Each satellite's state, by id: what `--watch --state-changes` compares.
+using state_map = std::map<std::string, wire::SatelliteInfo::State>;
+
+/// `first` (a page the watch was answered with) and every page after it, as states by id;
+/// 0, or the exit code after saying why.
+int read_states(client& c, const wire::SatellitesRequest& base, const wire::SatelliteList& first,
+                state_map& out) {
+  out.clear();
+  wire::SatelliteList list = first;
+  for (;;) {
+    for (auto& s : list.satellites())
+      out[s.satellite_id()] = s.state();
+    if (list.next_after_id().empty())
+      return 0;
+    wire::SatellitesRequest req = base;
+    req.set_after_id(list.next_after_id());
+    auto r = c.request("satellites", req.SerializeAsString(), seconds(10));
+    if (!r.ok()) {
+      std::fprintf(stderr, "levee satellites: %s\n", r.rejected->to_string().c_str());
+      return exit_code::refused;
+    }
+    if (!list.ParseFromString(*r.payload)) {
+      std::fprintf(stderr, "levee satellites: an answer that does not parse\n");
+      return exit_code::refused;
+    }
+  }
+}
+
+/// One state change of one satellite: joined (not listed before), left (no longer
+/// listed: the registry forgot it), or a new state.
+struct state_change {
+  std::string id;
+  std::optional<wire::SatelliteInfo::State> before, after;  // nullopt: not listed
+};
+
+/// What changed from `before` to `after`, in id order; states alone (a heartbeat that moved
+/// only counters changes nothing here). `wanted` (empty: all) keeps the changes into or
+/// out of those states.
+std::vector<state_change> changes_between(const state_map& before, const state_map& after,
+                                          const std::vector<wire::SatelliteInfo::State>& wanted) {
+  auto in_wanted = [&](const std::optional<wire::SatelliteInfo::State>& st) {
+    return st && (wanted.empty() || std::find(wanted.begin(), wanted.end(), *st) != wanted.end());
+  };
+  std::vector<state_change> out;
+  auto add = [&](const std::string& id, std::optional<wire::SatelliteInfo::State> b,
+                 std::optional<wire::SatelliteInfo::State> a) {
+    if (b != a && (in_wanted(b) || in_wanted(a)))
+      out.push_back(state_change{id, b, a});
+  };
+  auto b = before.begin();
+  auto a = after.begin();
+  while (b != before.end() || a != after.end()) {
+    if (a == after.end() || (b != before.end() && b->first < a->first)) {
+      add(b->first, b->second, std::nullopt);
+      ++b;
+    } else if (b == before.end() || a->first < b->first) {
+      add(a->first, std::nullopt, a->second);
+      ++a;
+    } else {
+      add(a->first, b->second, a->second);
+      ++a;
+      ++b;
+    }
+  }
+  return out;
+}
+
+std::string state_word(wire::SatelliteInfo::State st) {
+  auto& name = wire::SatelliteInfo::State_Name(st);
+  return name.empty() ? "state " + std::to_string(st) : name;
+}
+
+/// A change as one line: "TIME ID joined, healthy" / "TIME ID healthy -> disconnected" /
+/// "TIME ID left (was disconnected)"; with `json` one object: {"time","satellite_id",
+/// "change" (joined, state, left), "state", "previous" (null when not listed), "version"}.
+void print_change(const state_change& c, uint64_t version, bool json) {
+  auto now_ms = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  auto time = base::format_rfc3339_ms(now_ms);
+  const char* kind = !c.before ? "joined" : !c.after ? "left" : "state";
+  if (json) {
+    auto text_or_null = [](const std::optional<wire::SatelliteInfo::State>& st) {
+      std::string out;
+      if (st)
+        events::append_json_string(out, state_word(*st));
+      else
+        out = "null";
+      return out;
+    };
+    std::string line = "{\"time\":";
+    events::append_json_string(line, time);
+    line += ",\"satellite_id\":";
+    events::append_json_string(line, c.id);
+    line += std::string{",\"change\":\""} + kind + "\",\"state\":" + text_or_null(c.after)
+            + ",\"previous\":" + text_or_null(c.before)
+            + ",\"version\":" + std::to_string(version) + "}";
+    std::printf("%s\n", line.c_str());
+    return;
+  }
+  auto id = printable(c.id);
+  if (!c.before)
+    std::printf("%s %s joined, %s\n", time.c_str(), id.c_str(), state_word(*c.after).c_str());
+  else if (!c.after)
+    std::printf("%s %s left (was %s)\n", time.c_str(), id.c_str(), state_word(*c.before).c_str());
+  else
+    std::printf("%s %s %s -> %s\n", time.c_str(), id.c_str(), state_word(*c.before).c_str(),
+                state_word(*c.after).c_str());
+}
+
 } // namespace
 
 int run_satellites(const std::vector<std::string>& args) {
@@ -237,6 +358,7 @@ int run_satellites(const std::vector<std::string>& args) {
   bool watch = false;
   bool json = false;
   bool all = false;
+  bool state_changes = false;
   uint64_t changes = 0;
   uint32_t limit = 0;
   std::string after, select, states_text;
@@ -257,9 +379,15 @@ int run_satellites(const std::vector<std::string>& args) {
     ("all", po::bool_switch(&all), "every page, one after another")
     ("watch", po::bool_switch(&watch),
      "print the (first) page again whenever the list changes (a registration, a heartbeat, "
-     "a state change), until interrupted; the server holds each request until then")
+     "a state change), until interrupted; the server holds each request until then. On a "
+     "terminal the table is redrawn in place; otherwise each one is appended")
+    ("state-changes", po::bool_switch(&state_changes),
+     "with --watch: print only state changes, one line each (a satellite joined, changed "
+     "state, or left the list), not the table; heartbeats that change no state print "
+     "nothing. Reads every page at each change of the list")
     ("changes", whole_number("changes", &changes, uint64_t{0}, 0, UINT64_MAX, "changes"),
-     "with --watch: stop after this many changes (0: never)")
+     "with --watch: stop after this many changes (tables after the first, or with "
+     "--state-changes lines; 0: never)")
     ("help,h", "this text");
   int exit_code = 0;
   auto co = parse_client_args("satellites", opts, args, a, &exit_code);
@@ -267,6 +395,8 @@ int run_satellites(const std::vector<std::string>& args) {
     return exit_code;
   if (watch && all)
     return usage_error("satellites", "--watch and --all exclude each other");
+  if (state_changes && !watch)
+    return usage_error("satellites", "--state-changes goes with --watch");
   // They travel as text (PROTOCOL.md "Text fields"), which the server would refuse.
   if (!is_valid_utf8(select))
     return usage_error("satellites", "--select " + select + ": must be UTF-8 text");
@@ -286,8 +416,12 @@ int run_satellites(const std::vector<std::string>& args) {
   auto states = parse_states(states_text);
   if (!states)
     return 2;
-  for (auto st : *states)
-    base.add_states(st);
+  // Watching changes, the list is read in every state and --state keeps the changes into
+  // or out of those states: a filtered list would show a satellite leaving the filter as
+  // leaving the registry.
+  if (!state_changes)
+    for (auto st : *states)
+      base.add_states(st);
   if (!select.empty())
     next += " --select '" + printable(select) + "'";
   if (!states_text.empty())
@@ -329,6 +463,10 @@ int run_satellites(const std::vector<std::string>& args) {
     return say_unreachable("satellites", *co, st);
   std::optional<uint64_t> version;
   uint64_t printed = 0;
+  // On a terminal a new table replaces the last (cursor home, clear the screen); into a
+  // pipe or a file each is appended, so nothing is lost to a reader of the log.
+  bool redraw = !json && ::isatty(STDOUT_FILENO) == 1;
+  std::optional<state_map> known;  // --state-changes: the states last seen
   for (;;) {
     wire::SatellitesRequest req = base;
     if (version) {
@@ -360,8 +498,30 @@ int run_satellites(const std::vector<std::string>& args) {
     if (version && list.version() == *version)
       continue;  // the wait ended with no change
     version = list.version();
+    if (state_changes) {
+      state_map now;
+      if (int failed = read_states(c, base, list, now))
+        return failed;
+      if (!known) {
+        std::fprintf(stderr, "levee satellites: watching %zu satellites for state changes\n",
+                     now.size());
+      } else {
+        for (auto& change : changes_between(*known, now, *states)) {
+          print_change(change, *version, json);
+          if (changes != 0 && ++printed >= changes) {
+            std::fflush(stdout);
+            return 0;
+          }
+        }
+        std::fflush(stdout);
+      }
+      known = std::move(now);
+      continue;
+    }
     if (!json) {
-      if (printed > 0)
+      if (redraw)
+        std::printf("\x1b[H\x1b[2J");
+      else if (printed > 0)
         std::printf("\n");
       std::printf("-- version %llu\n", static_cast<unsigned long long>(*version));
     }

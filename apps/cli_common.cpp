@@ -11,6 +11,7 @@
 
 #include <google/protobuf/descriptor.h>
 
+#include "apps/exit_codes.hpp"
 #include "events/codec.hpp"
 #include "events/json.hpp"
 #include "limits/printable.hpp"
@@ -178,10 +179,58 @@ std::string value_text(const events::value& v) {
   return at == std::string::npos ? json : json.substr(at + 4, json.size() - at - 5);
 }
 
+/// A count group as one line of JSON: {"group":{"level":"ERROR"},"count":12} (the group
+/// under a key of its own, so a by-field named "count" cannot collide).
+std::string group_json(const events::event& key, uint64_t count) {
+  std::string out = "{\"group\":{";
+  bool first = true;
+  for (auto& f : key.fields) {
+    if (!first)
+      out += ',';
+    first = false;
+    events::append_json_string(out, f.name);
+    out += ':';
+    out += value_text(f.val);
+  }
+  out += "},\"count\":" + std::to_string(count) + "}";
+  return out;
+}
+
+/// "a (disconnected), b (unhealthy), and 3 more": the satellites a fan-out skipped.
+std::string skipped_text(const wire::QueryStats& s) {
+  std::string out;
+  for (auto& k : s.skipped()) {
+    auto& state = wire::SatelliteInfo::State_Name(k.state());
+    out += (out.empty() ? "" : ", ") + printable(k.satellite_id()) + " ("
+           + (state.empty() ? "state " + std::to_string(k.state()) : state) + ")";
+  }
+  if (s.skipped_total() > static_cast<uint32_t>(s.skipped_size()))
+    out += ", and " + std::to_string(s.skipped_total() - s.skipped_size()) + " more";
+  return out;
+}
+
+/// The last line of `levee query --json`: what a script checks before trusting the rows.
+std::string summary_json(const wire::QueryStats& s) {
+  std::string out = "{\"partial\":";
+  out += s.partial() ? "true" : "false";
+  out += ",\"reason\":";
+  if (s.partial())
+    events::append_json_string(out, s.partial_limit());
+  else
+    out += "null";
+  out += ",\"rows\":" + std::to_string(s.rows_returned());
+  out += ",\"skipped\":[";
+  for (int i = 0; i < s.skipped_size(); ++i)
+    out += (i == 0 ? "" : ",") + message_json(s.skipped(i));
+  out += "],\"skipped_total\":" + std::to_string(s.skipped_total());
+  out += ",\"stats\":" + message_json(s) + "}";
+  return out;
+}
+
 } // namespace
 
 int run_one_query(const client_options& co, const query_request& q, std::ostream& out,
-                  std::ostream& err) {
+                  std::ostream& err, const query_output& how) {
   // Refused here, for what it is, rather than by the client library as a frame too large
   // ("ask for a permit") or by the server after the trip.
   if (auto refused = query::check_text_bytes(q.text.size())) {
@@ -234,6 +283,10 @@ int run_one_query(const client_options& co, const query_request& q, std::ostream
           err << "levee query: a group that does not decode: " << st.message() << "\n";
           return 1;
         }
+        if (how.json) {
+          out << group_json(ev, g.count()) << "\n";
+          continue;
+        }
         std::string key;
         for (auto& f : ev.fields)
           key += (key.empty() ? "" : "\t") + value_text(f.val);
@@ -243,14 +296,46 @@ int run_one_query(const client_options& co, const query_request& q, std::ostream
     }
     if (r.end_of_stream) {
       wire::QueryStats s;
-      s.ParseFromString(*r.payload);
-      err << s.rows_returned() << (s.rows_returned() == 1 ? " row" : " rows") << " from "
+      if (!s.ParseFromString(*r.payload)) {
+        err << "levee query: a summary that does not parse; is the server the same Levee "
+               "version as this client?\n";
+        return 1;
+      }
+      auto rows_word = [&](uint64_t n) { return n == 1 ? " row" : " rows"; };
+      // The marker is the last line of the data, where a reader of the rows looks.
+      if (how.json)
+        out << summary_json(s) << "\n";
+      else if (s.partial())
+        out << "-- partial: cut at " << printable(s.partial_limit()) << " (" << s.partial_max()
+            << " bytes) after " << s.rows_returned() << rows_word(s.rows_returned()) << "\n";
+      out.flush();
+      err << s.rows_returned() << rows_word(s.rows_returned()) << " from "
           << s.satellites() << (s.satellites() == 1 ? " satellite" : " satellites")
           << ", scanned " << s.events_scanned() << " events in "
           << (s.elapsed_us() + 500) / 1000 << " ms (query " << s.query_id() << ")"
           << (s.truncated() ? ", cut at the limit" : "") << "\n";
-      out.flush();
-      return 0;
+      int rc = exit_code::ok;
+      if (s.skipped_total() > 0) {
+        err << "levee query: " << (how.strict ? "error (--strict): " : "") << "skipped "
+            << s.skipped_total() << " matching "
+            << (s.skipped_total() == 1 ? "satellite that was" : "satellites that were")
+            << " not healthy, whose events are not in this answer: "
+            << skipped_text(s) << "; `levee satellites --state unhealthy,disconnected` shows "
+            << "them; run the query again once they are back"
+            << (how.strict ? "" : " (--strict makes this an error)") << "\n";
+        if (how.strict)
+          rc = exit_code::query_skipped;
+      }
+      if (s.partial()) {
+        err << "levee query: partial result: the answer reached " << printable(s.partial_limit())
+            << " (" << s.partial_max() << " bytes) after " << s.rows_returned()
+            << rows_word(s.rows_returned())
+            << "; the rest was not sent. Narrow the query (a where clause, a shorter since), "
+               "add a limit ('... limit N'), or raise "
+            << printable(s.partial_limit()) << " in the server's config\n";
+        rc = exit_code::query_partial;  // before query_skipped: the rows printed are cut
+      }
+      return rc;
     }
   }
 }

@@ -95,11 +95,21 @@ struct query_request {
   uint32_t deadline_ms = 0;
 };
 
+/// How `levee query` prints an answer.
+struct query_output {
+  bool json = false;    // groups and the summary as JSON lines too (rows always are)
+  bool strict = false;  // satellites skipped by a fan-out make the exit code query_skipped
+};
+
 /// Runs one query and prints its rows (JSON lines) or groups to `out`, then one summary
-/// line to `err`. 0 when answered, 1 when refused (the Reject printed), 2 when the server
-/// cannot be reached.
+/// line to `err`. A partial answer (QueryStats.partial: server.max_result_bytes cut it)
+/// ends `out` with a marker line ("-- partial: ..."; with `json` the summary object says
+/// "partial":true) and is said on `err` with what to do. Satellites a fan-out skipped are
+/// named on `err` (and in the JSON summary). Exit codes (apps/exit_codes.hpp): 0 when
+/// answered whole, query_partial when cut, query_skipped when `strict` and satellites were
+/// skipped, 1 when refused (the Reject printed), 2 when the server cannot be reached.
 int run_one_query(const client_options& co, const query_request& q, std::ostream& out,
-                  std::ostream& err);
+                  std::ostream& err, const query_output& how = {});
 
 /// A protobuf message as one line of JSON for `--json`: every field (defaults included,
 /// so the keys do not come and go), by its .proto name; numbers as JSON numbers (64-bit

@@ -325,7 +325,8 @@ constexpr uint64_t server_max_queries = 256;
 /// queries one client connection may run at once, so one client cannot take them all.
 constexpr uint64_t server_max_queries_per_client = 16;
 /// bytes of results one query may return (64 MiB): a query is for reading, exports
-/// belong in a stream consumer.
+/// belong in a stream consumer. An answer past it ends with the rows that fit, marked
+/// partial (QueryStats.partial).
 constexpr uint64_t server_max_result_bytes = 64 * MiB;
 /// bytes of one query's results a proxyer holds or lets its satellites send ahead of what
 /// the client has read (flow control): a few batches of the default size in flight, and

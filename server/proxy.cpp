@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include <caf/all.hpp>
+#include <google/protobuf/io/coded_stream.h>
 
 #include "actors/atoms.hpp"
 #include "actors/caf_error.hpp"
@@ -52,6 +53,9 @@ struct query_run {
   uint64_t bytes = 0;
   uint64_t scanned = 0;
   bool truncated = false;
+  bool partial = false;  // server.max_result_bytes cut the answer: what was sent is a prefix
+  uint64_t partial_max = 0;  // that key's value, for the summary
+  skipped_satellites skipped;  // matched by the selector, not asked: not healthy
   bool limit_reached = false;  // rows beyond the limit are dropped until the end
   bool ending = false;    // the satellites are done (or cut off); the outbox drains, then the end
   bool finished = false;  // answered
@@ -84,7 +88,10 @@ struct query_run {
     done = 0;
     counts.reset();
     rows = bytes = scanned = 0;
-    truncated = limit_reached = ending = finished = false;
+    truncated = partial = limit_reached = ending = finished = false;
+    partial_max = 0;
+    skipped.listed.clear();
+    skipped.total = 0;
     client_credit = {};
     outbox.clear();
     outbox_bytes = 0;
@@ -208,6 +215,18 @@ void complete(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats) {
   summary.set_satellites(static_cast<uint32_t>(st.satellites.size()));
   summary.set_query_id(st.query_id);
   summary.set_truncated(st.truncated);
+  if (st.partial) {
+    summary.set_partial(true);
+    summary.set_partial_limit("server.max_result_bytes");
+    summary.set_partial_max(st.partial_max);
+  }
+  for (auto& [id, health] : st.skipped.listed) {
+    auto& s = *summary.add_skipped();
+    s.set_satellite_id(id);
+    // satellite_health counts from 0, SatelliteInfo.State from 1 (0 is "unknown").
+    s.set_state(static_cast<wire::SatelliteInfo::State>(static_cast<int>(health) + 1));
+  }
+  summary.set_skipped_total(static_cast<uint32_t>(st.skipped.total));
   stats->completed.fetch_add(1);
   st.rp.deliver(summary.SerializeAsString());
   release(self);
@@ -295,19 +314,63 @@ void lend_satellites(proxyer_self* self, const server_options& opts,
   stats->credit_looks.fetch_add(looks, std::memory_order_relaxed);
 }
 
-/// Queues a batch for the client (counted against server.max_result_bytes) and sends what
-/// the client's credit allows.
+/// Cuts serialized ResultBatch `part` to its first rows (or count groups) that fit in
+/// `room` bytes; the number kept (0: nothing fits, `part` is left as it was), or nullopt
+/// when it does not parse.
+std::optional<uint64_t> cut_to_fit(std::string& part, uint64_t room) {
+  wire::ResultBatch batch;
+  if (!batch.ParseFromString(part))
+    return std::nullopt;
+  using google::protobuf::io::CodedOutputStream;
+  // An entry of a repeated length-delimited field costs its tag (one byte: fields 2 and 3),
+  // its length's varint and its bytes.
+  auto entry = [](size_t len) {
+    return 1 + CodedOutputStream::VarintSize64(len) + len;
+  };
+  size_t size = batch.ByteSizeLong();
+  int events = batch.events_size();
+  int counts = batch.counts_size();
+  while (size > room && counts > 0)
+    size -= entry(batch.counts(--counts).ByteSizeLong());
+  while (size > room && events > 0)
+    size -= entry(batch.events(--events).size());
+  if (events + counts == 0)
+    return 0;
+  batch.mutable_events()->DeleteSubrange(events, batch.events_size() - events);
+  batch.mutable_counts()->DeleteSubrange(counts, batch.counts_size() - counts);
+  part = batch.SerializeAsString();
+  return static_cast<uint64_t>(events + counts);
+}
+
+/// Queues a batch for the client and sends what the client's credit allows. A batch that
+/// would take the answer past server.max_result_bytes is cut to the rows that fit and
+/// ends the query as partial (QueryStats.partial): the client keeps what it was sent and
+/// is told the rest is missing, rather than losing the rows to a refusal at the end.
 void send_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
                 const server_options& opts, std::string part, uint64_t rows) {
   auto& st = self->state.run;
   if (st.bytes + part.size() > opts.max_result_bytes) {
-    fail(self, stats,
-         to_error(rejection::of(code::message_too_large)
-                  .limit("server.max_result_bytes")
-                  .observed(st.bytes + part.size())
-                  .max(opts.max_result_bytes)
-                  .detail("the results are larger than this server returns for one query; "
-                          "narrow the query or add a limit")));
+    auto kept = cut_to_fit(part, opts.max_result_bytes - st.bytes);
+    if (!kept) {
+      fail(self, stats,
+           to_error(rejection::of(code::bad_request)
+                    .detail("a satellite sent a result batch that does not parse; is it the "
+                            "same Levee version as this server?")));
+      return;
+    }
+    st.partial = true;
+    st.partial_max = opts.max_result_bytes;
+    st.ending = true;  // no more batches are taken: the end follows what is queued
+    cancel_satellites(self);
+    if (*kept > 0) {
+      st.bytes += part.size();
+      st.rows += *kept;
+      stats->rows.fetch_add(*kept);
+      stats->bytes.fetch_add(part.size());
+      st.outbox_bytes += part.size();
+      st.outbox.emplace_back(std::move(part), *kept);
+    }
+    drain_outbox(self, stats);
     return;
   }
   st.bytes += part.size();
@@ -339,8 +402,8 @@ void finish(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
       if (gi == groups.size() || bytes >= count_batch_bytes) {
         if (in_batch > 0 || gi == groups.size())
           send_batch(self, stats, opts, out.SerializeAsString(), in_batch);
-        if (!self->state.busy)
-          return;  // over the result bytes: failed and released
+        if (!self->state.busy || st.ending)
+          return;  // over the result bytes: cut, the end follows what was queued
         out.clear_counts();
         bytes = in_batch = 0;
         if (gi == groups.size())
@@ -426,8 +489,8 @@ void relay_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
     }
     if (rows > 0)
       send_batch(self, stats, opts, std::move(part), rows);
-    if (!self->state.busy)
-      return;  // over the result bytes: failed and released
+    if (!self->state.busy || st.ending)
+      return;  // over the result bytes: cut, the end follows what was queued
     st.truncated = true;
     if (st.satellites.size() == 1) {
       // One satellite applies the same limit and ends right after: its summary (what it
@@ -492,7 +555,7 @@ caf::result<std::string> start_run(proxyer_self* self, const satellite_routes& r
   if (run.prepared->q->is_count())
     run.counts.emplace(*run.prepared->q);
   auto rp = run.rp = self->make_response_promise<std::string>();
-  auto refs = routes.lookup(run.prepared->request);
+  auto refs = routes.lookup(run.prepared->request, &run.skipped);
   if (!refs) {
     fail(self, stats, std::move(refs.error()));
     return rp;
@@ -536,7 +599,9 @@ caf::result<std::string> start_run(proxyer_self* self, const satellite_routes& r
             lend_satellites(self, opts, stats);  // its unused credit goes to the others
         },
         [=](caf::error& err) {
-          if (!current() || self->state.run.finished)
+          // A satellite the proxyer cut off itself (the limit, or a partial end while the
+          // client still reads the last batches) answers `cancelled`: not a failure.
+          if (!current() || self->state.run.finished || self->state.run.satellites[i].done)
             return;
           // The satellite's refusal as it said it (limit, observed, max, retry_after),
           // naming the satellite.

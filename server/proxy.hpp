@@ -7,8 +7,10 @@
 // EndOfStream (QueryStats). Refusals: bad_request (query text, with its position),
 // too_many_inflight (server.max_queries, server.max_queries_per_client), not_found /
 // unavailable (no such or no healthy satellite; a satellite lost mid-query),
-// message_too_large (server.max_result_bytes), deadline_exceeded
-// (server.query_deadline_ms), cancelled. Interfaces: router_protocol.hpp,
+// deadline_exceeded (server.query_deadline_ms), cancelled. An answer that reaches
+// server.max_result_bytes is not refused: it ends with the rows that fit and
+// QueryStats.partial; a fan-out names the matching satellites it skipped for not being
+// healthy in QueryStats.skipped. Interfaces: router_protocol.hpp,
 // proxyer_protocol.hpp.
 
 #include <atomic>

@@ -153,7 +153,7 @@ bool has_labels(const label_map& labels, const label_map& selector) {
 } // namespace
 
 caf::expected<std::vector<satellite_ref>>
-satellite_routes::lookup(const wire::QueryRequest& q) const {
+satellite_routes::lookup(const wire::QueryRequest& q, skipped_satellites* skipped) const {
   std::vector<satellite_ref> out;
   std::lock_guard<std::mutex> guard{mtx_};
   if (!q.satellite_id().empty()) {
@@ -173,12 +173,20 @@ satellite_routes::lookup(const wire::QueryRequest& q) const {
   }
   label_map selector(q.selector().begin(), q.selector().end());
   size_t matching = 0;
+  skipped_satellites left_out;
   auto take = [&](const route& r) {
     if (!has_labels(r.labels, selector))
       return;
     ++matching;
-    if (r.healthy())
+    if (r.healthy()) {
       out.push_back(satellite_ref{r.id, r.connection});
+      return;
+    }
+    if (left_out.listed.size() < skipped_satellites::max_listed)
+      left_out.listed.emplace_back(r.id, r.state == satellite_health::healthy
+                                           ? satellite_health::disconnected
+                                           : r.state);
+    ++left_out.total;
   };
   size_t examined = 0;
   if (auto from = candidates(selector, 0)) {
@@ -199,11 +207,22 @@ satellite_routes::lookup(const wire::QueryRequest& q) const {
                                 ? "no satellite is registered; start one pointed at this server"
                                 : "no registered satellite has these labels; `levee "
                                   "satellites` lists them"));
-  if (out.empty())
+  if (out.empty()) {
+    // Named (a few), so the refusal says where to look.
+    std::string named;
+    for (size_t i = 0; i < left_out.listed.size() && i < 5; ++i)
+      named += (i == 0 ? "" : ", ") + left_out.listed[i].first + " ("
+               + name_of(left_out.listed[i].second) + ")";
+    if (left_out.total > 5)
+      named += ", ...";
     return to_error(rejection::of(code::unavailable)
                       .detail(std::to_string(matching)
-                              + " satellites match, none of them healthy; `levee satellites` "
-                                "shows their state"));
+                              + (matching == 1 ? " satellite matches" : " satellites match")
+                              + ", none of them healthy: " + named
+                              + "; `levee satellites` shows their state"));
+  }
+  if (skipped)
+    *skipped = std::move(left_out);
   return out;
 }
 

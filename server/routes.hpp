@@ -46,6 +46,14 @@ struct satellite_ref {
 
 using label_map = std::map<std::string, std::string>;
 
+/// The satellites a fan-out matched but did not ask because they were not healthy
+/// (QueryStats.skipped): the first `max_listed` in id order, and how many in all.
+struct skipped_satellites {
+  static constexpr size_t max_listed = 64;  // a fleet-wide outage names 64, counts the rest
+  std::vector<std::pair<std::string, satellite_health>> listed;
+  size_t total = 0;
+};
+
 class satellite_routes {
 public:
   struct route {
@@ -90,8 +98,11 @@ public:
   /// The satellites `q` goes to: the one its satellite_id names, or the healthy ones its
   /// selector matches (candidates from the smallest label posting, in id order). Errors
   /// carry the rejection, with no limit (none refused): not_found (no such id, nothing
-  /// matches), unavailable (not healthy).
-  caf::expected<std::vector<satellite_ref>> lookup(const wire::QueryRequest& q) const;
+  /// matches), unavailable (not healthy). `skipped`, when given, receives the matching
+  /// satellites a selector left out for not being healthy (a healthy state with no
+  /// connection counts as disconnected).
+  caf::expected<std::vector<satellite_ref>> lookup(const wire::QueryRequest& q,
+                                                   skipped_satellites* skipped = nullptr) const;
 
   /// Visits, in id order after `after_id`, the routes whose labels include `selector` and
   /// whose state is in `states` (state_bit()s; 0 = any), until `visit` returns false or

@@ -548,6 +548,54 @@ TEST_P(RegistryActorTest, ALabelSelectorIsAnsweredFromTheIndex) {
 // A server that falls behind (its tick comes seconds late, the beats that came meanwhile
 // still unread) does not count its own lateness against punctual satellites; a satellite
 // that really fell silent is still found once the server keeps time again.
+// A fan-out hands the proxyer the matching satellites it left out for not being healthy
+// (QueryStats.skipped): the first 64 in id order, all of them counted; when none is
+// healthy the refusal names the first few.
+TEST_P(RegistryActorTest, AFanOutHandsOverTheMatchingSatellitesItSkipped) {
+  opts.max_registrations_per_sec = 1'000'000;
+  start_registry();
+  auto silent = ids_of(70, "c-");
+  register_all(conn, silent, {{"zone", "c"}});
+  register_all(conn, {"c-live"}, {{"zone", "c"}});
+  register_all(conn, {"d-live"}, {{"zone", "d"}});
+  pass_beating(2 * interval_ms, {"c-live", "d-live"});
+  ASSERT_EQ(state_of("c-000000"), "unhealthy");
+  ASSERT_EQ(state_of("c-live"), "healthy");
+  wire::QueryRequest q;
+  (*q.mutable_selector())["zone"] = "c";
+  skipped_satellites skipped;
+  auto refs = routes->lookup(q, &skipped);
+  ASSERT_TRUE(refs);
+  ASSERT_EQ(refs->size(), 1u);
+  EXPECT_EQ((*refs)[0].id, "c-live");
+  EXPECT_EQ(skipped.total, 70u);
+  ASSERT_EQ(skipped.listed.size(), skipped_satellites::max_listed);
+  EXPECT_EQ(skipped.listed.front().first, "c-000000");
+  EXPECT_EQ(skipped.listed.front().second, satellite_health::unhealthy);
+  EXPECT_EQ(skipped.listed.back().first, "c-000063");
+  // Another zone's silent satellites are not this selector's business.
+  (*q.mutable_selector())["zone"] = "d";
+  skipped_satellites none_skipped;
+  ASSERT_TRUE(routes->lookup(q, &none_skipped));
+  EXPECT_EQ(none_skipped.total, 0u);
+  EXPECT_TRUE(none_skipped.listed.empty());
+  // All of zone c silent: refused, the first few named with their state.
+  pass_beating(2 * interval_ms, {"d-live"});
+  (*q.mutable_selector())["zone"] = "c";
+  auto refused = routes->lookup(q);
+  ASSERT_FALSE(refused);
+  auto why = rejection_from(refused.error());
+  ASSERT_TRUE(why.has_value());
+  EXPECT_EQ(why->code, code::unavailable);
+  // (unhealthy or disconnected by now: the silent ones are 4 intervals quiet)
+  EXPECT_NE(why->detail.find("71 satellites match, none of them healthy: c-000000 ("),
+            std::string::npos)
+    << why->detail;
+  EXPECT_NE(why->detail.find("c-000004 ("), std::string::npos) << why->detail;
+  EXPECT_EQ(why->detail.find("c-000005"), std::string::npos)
+    << why->detail;
+}
+
 TEST_P(RegistryActorTest, ALateServerDoesNotFlipPunctualSatellites) {
   start_registry();
   auto fleet = ids_of(20);

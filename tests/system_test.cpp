@@ -126,6 +126,20 @@ std::ostream& operator<<(std::ostream& os, const query_outcome& q) {
   return os << "}";
 }
 
+/// `text`'s lines, without their newlines.
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    auto end = text.find('\n', at);
+    if (end == std::string::npos)
+      end = text.size();
+    out.push_back(text.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
+}
+
 wire::QueryRequest query_on(const std::string& satellite_id, const std::string& text) {
   wire::QueryRequest q;
   q.set_text(text);
@@ -1329,24 +1343,79 @@ TEST_F(SystemTest, QueriesBeyondSatelliteMaxConcurrentQueriesAreRefused) {
   EXPECT_EQ(refused.rejected->max, 1u);
 }
 
-TEST_F(SystemTest, ResultsBeyondMaxResultBytesAreMessageTooLarge) {
+TEST_F(SystemTest, ResultsBeyondMaxResultBytesArePartialWithTheRowsThatFit) {
   auto config = server_config();
   config.set("server", "max_result_bytes", "1024");
   auto srv = start_server(config);
   ASSERT_NE(srv, nullptr);
   ASSERT_NE(start_satellite_with("a", srv->port, make_events(300, 0)), nullptr);
   client c = connect(srv->port);
+  // Rows: the first ones that fit, in order, and an end that says the rest is missing.
   auto big = run_query(c, query_on("a", "where n >= 0"));
-  ASSERT_TRUE(big.rejected.has_value()) << big;
-  EXPECT_EQ(big.rejected->code, code::message_too_large) << big;
-  EXPECT_EQ(big.rejected->limit, "server.max_result_bytes");
-  EXPECT_EQ(big.rejected->max, 1024u);
-  EXPECT_GT(big.rejected->observed, 1024u);
-  // Within the cap, the same server answers.
+  ASSERT_TRUE(big.stats.has_value()) << big;
+  EXPECT_TRUE(big.stats->partial()) << big;
+  EXPECT_EQ(big.stats->partial_limit(), "server.max_result_bytes") << big;
+  EXPECT_EQ(big.stats->partial_max(), 1024u) << big;
+  EXPECT_LE(big.stats->bytes_returned(), 1024u) << big;
+  ASSERT_GT(big.rows.size(), 0u) << big;
+  ASSERT_LT(big.rows.size(), 300u) << big;
+  EXPECT_EQ(big.stats->rows_returned(), big.rows.size()) << big;
+  std::vector<int64_t> prefix(big.rows.size());
+  std::iota(prefix.begin(), prefix.end(), 0);
+  EXPECT_EQ(big.ns(), prefix);
+  // Count groups are cut the same way: the most counted first, then the end.
+  auto groups = run_query(c, query_on("a", "count by n"));
+  ASSERT_TRUE(groups.stats.has_value()) << groups;
+  EXPECT_TRUE(groups.stats->partial()) << groups;
+  EXPECT_GT(groups.counts.size(), 0u) << groups;
+  EXPECT_LT(groups.counts.size(), 300u) << groups;
+  // Within the cap, the same server answers whole.
   auto small = run_query(c, query_on("a", "where n < 3"));
   ASSERT_TRUE(small.stats.has_value()) << small;
+  EXPECT_FALSE(small.stats->partial()) << small;
   EXPECT_EQ(small.ns(), (std::vector<int64_t>{0, 1, 2}));
   EXPECT_LE(small.stats->bytes_returned(), 1024u);
+  // A fan-out is cut the same way; the satellites the proxyer cancels for it answer
+  // `cancelled`, which does not turn the partial answer into a failure.
+  ASSERT_NE(start_satellite_with("b", srv->port, make_events(300, 1000)), nullptr);
+  auto fan = run_query(c, query_select({{"env", "test"}}, "where n >= 0"));
+  ASSERT_TRUE(fan.stats.has_value()) << fan;
+  EXPECT_TRUE(fan.stats->partial()) << fan;
+  EXPECT_GT(fan.rows.size(), 0u) << fan;
+  EXPECT_LE(fan.stats->bytes_returned(), 1024u) << fan;
+  EXPECT_EQ(fan.stats->skipped_total(), 0u) << fan;
+
+  // `levee query`: the rows, then the marker as the last line; on stderr what to do; exit 5.
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+  auto err = dir_.file("partial.stderr");
+  auto [rc, out] = run_levee({"query", "--server", address, "--satellite", "a", "where n >= 0"},
+                             err);
+  EXPECT_EQ(rc, std::optional<int>{5}) << test::read_file(err);
+  // (As many rows as fit: the count may differ from the run above by where the
+  // satellite's batches began, each with its few bytes of framing.)
+  auto lines = lines_of(out);
+  ASSERT_GE(lines.size(), 2u) << out;
+  for (size_t i = 0; i + 1 < lines.size(); ++i)
+    EXPECT_EQ(nlohmann::json::parse(lines[i]).at("n"), static_cast<int64_t>(i)) << lines[i];
+  EXPECT_EQ(lines.back(), "-- partial: cut at server.max_result_bytes (1024 bytes) after "
+                            + std::to_string(lines.size() - 1) + " rows");
+  auto said = test::read_file(err);
+  EXPECT_NE(said.find("partial result"), std::string::npos) << said;
+  EXPECT_NE(said.find("add a limit"), std::string::npos) << said;
+  EXPECT_NE(said.find("raise server.max_result_bytes"), std::string::npos) << said;
+  // --json: the rows, then a summary object; --strict changes nothing (5 already).
+  auto json_err = dir_.file("partial-json.stderr");
+  auto [json_rc, json_out] = run_levee(
+    {"query", "--server", address, "--satellite", "a", "--json", "--strict", "where n >= 0"},
+    json_err);
+  EXPECT_EQ(json_rc, std::optional<int>{5}) << test::read_file(json_err);
+  auto json_lines = lines_of(json_out);
+  ASSERT_GE(json_lines.size(), 2u) << json_out;
+  auto summary = nlohmann::json::parse(json_lines.back());
+  EXPECT_EQ(summary.at("partial"), true) << summary;
+  EXPECT_EQ(summary.at("reason"), "server.max_result_bytes") << summary;
+  EXPECT_EQ(summary.at("rows"), json_lines.size() - 1) << summary;
+  EXPECT_EQ(summary.at("stats").at("partial_max"), 1024) << summary;
 }
 
 TEST_F(SystemTest, QueryPastItsDeadlineIsDeadlineExceeded) {
@@ -1929,9 +1998,44 @@ TEST_F(SystemTest, LeveeSatellitesWatchPrintsTheListWhenItChanges) {
   ASSERT_TRUE(line.has_value()) << test::read_file(err);
   EXPECT_EQ(line->rfind("a ", 0), 0u) << *line;
   EXPECT_EQ(watch.wait_exit(bound), std::optional<int>{0}) << test::read_file(err);
+  // Into a pipe each table is appended: no terminal escapes.
+  for (auto& seen : watch.lines_seen())
+    EXPECT_EQ(seen.find('\x1b'), std::string::npos) << seen;
   // It waited in the server between the two lists: a handful of frames, not a busy loop.
   auto stats = server_stats(srv->port);
   EXPECT_LT(stats.listener().frames_in(), 30u) << stats.DebugString();
+}
+
+TEST_F(SystemTest, OnATerminalLeveeSatellitesWatchRedrawsTheTableInPlace) {
+  if (::access("/usr/bin/script", X_OK) != 0)
+    GTEST_SKIP() << "needs script(1) from util-linux to give the watcher a terminal";
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+  test::child_process watch;
+  auto err = dir_.file("tty-watch.stderr");
+  // script(1) runs the watcher on a pseudo-terminal and copies what it draws to our pipe.
+  ASSERT_TRUE(watch.start({"/usr/bin/script", "-q", "-e", "-c",
+                           levee_binary + " satellites --server " + address
+                             + " --watch --changes 1",
+                           "/dev/null"},
+                          err));
+  ASSERT_TRUE(watch.wait_for_line("(no satellite has registered)", bound).has_value())
+    << test::read_file(err);
+  ASSERT_NE(start_node("satellite-a", satellite_config("a", srv->port, "")), nullptr);
+  auto rest = watch.read_rest(bound);
+  EXPECT_EQ(watch.wait_exit(bound), std::optional<int>{0}) << test::read_file(err);
+  std::string drawn;
+  for (auto& seen : watch.lines_seen())
+    drawn += seen + "\n";
+  drawn += rest;
+  // Two tables, each drawn from the top of a cleared screen.
+  const std::string home_and_clear = "\x1b[H\x1b[2J";
+  auto first = drawn.find(home_and_clear);
+  ASSERT_NE(first, std::string::npos) << drawn;
+  auto second = drawn.find(home_and_clear, first + 1);
+  ASSERT_NE(second, std::string::npos) << drawn;
+  EXPECT_NE(drawn.find("a ", second), std::string::npos) << drawn;
 }
 
 TEST_F(SystemTest, LeveeQueryPrintsGroupsAndRefusals) {
@@ -1967,6 +2071,147 @@ TEST_F(SystemTest, LeveeQueryPrintsGroupsAndRefusals) {
   auto text = test::read_file(bad_err);
   EXPECT_NE(text.find("bad_request"), std::string::npos) << text;
   EXPECT_NE(text.find("at position"), std::string::npos) << text;
+}
+
+TEST_F(SystemTest, LeveeQueryJsonPrintsRowsGroupsAndTheSummaryAsJson) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto data = make_events(100, 0);
+  ASSERT_NE(start_satellite_with("a", srv->port, data), nullptr);
+  std::map<std::string, uint64_t> by_level;
+  for (auto& e : data)
+    ++by_level[e.level];
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+  auto err = dir_.file("json-count.stderr");
+  auto [rc, out] = run_levee(
+    {"query", "--server", address, "--satellite", "a", "--json", "count by level"}, err);
+  EXPECT_EQ(rc, std::optional<int>{0}) << test::read_file(err);
+  auto lines = lines_of(out);
+  ASSERT_EQ(lines.size(), by_level.size() + 1) << out;
+  std::map<std::string, uint64_t> seen;
+  uint64_t previous = UINT64_MAX;
+  for (size_t i = 0; i + 1 < lines.size(); ++i) {
+    auto group = nlohmann::json::parse(lines[i]);  // throws (fails) when it is not JSON
+    uint64_t n = group.at("count");
+    EXPECT_LE(n, previous) << out;  // most counted first
+    previous = n;
+    seen[group.at("group").at("level").get<std::string>()] = n;
+  }
+  EXPECT_EQ(seen, by_level);
+  auto summary = nlohmann::json::parse(lines.back());
+  EXPECT_EQ(summary.at("partial"), false) << summary;
+  EXPECT_TRUE(summary.at("reason").is_null()) << summary;
+  EXPECT_EQ(summary.at("rows"), by_level.size()) << summary;
+  EXPECT_EQ(summary.at("skipped"), nlohmann::json::array()) << summary;
+  EXPECT_EQ(summary.at("stats").at("events_scanned"), 100) << summary;
+  // Rows were JSON lines already; the summary follows them.
+  auto [rows_rc, rows_out] = run_levee(
+    {"query", "--server", address, "--satellite", "a", "--json", "where n < 3"}, err);
+  EXPECT_EQ(rows_rc, std::optional<int>{0}) << test::read_file(err);
+  auto row_lines = lines_of(rows_out);
+  ASSERT_EQ(row_lines.size(), 4u) << rows_out;
+  for (int64_t i = 0; i < 3; ++i)
+    EXPECT_EQ(nlohmann::json::parse(row_lines[i]).at("n"), i);
+  EXPECT_EQ(nlohmann::json::parse(row_lines[3]).at("rows"), 3);
+}
+
+TEST_F(SystemTest, AFanOutNamesTheSatellitesItSkippedAndStrictMakesThatAnError) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(10, 0)), nullptr);
+  auto b = start_satellite_with("b", srv->port, make_events(20, 100));
+  ASSERT_NE(b, nullptr);
+  b->proc.kill_and_reap();  // kill -9: its connection closes, the server marks it
+  ASSERT_TRUE(wait_for_satellite(srv->port, "b", wire::SatelliteInfo::disconnected));
+  client c = connect(srv->port);
+  auto both = run_query(c, query_select({{"env", "test"}}, "count"));
+  ASSERT_TRUE(both.stats.has_value()) << both;
+  EXPECT_EQ(both.counts, (std::map<std::string, uint64_t>{{"", 10}})) << both;
+  EXPECT_EQ(both.stats->satellites(), 1u) << both;
+  EXPECT_EQ(both.stats->skipped_total(), 1u) << both;
+  ASSERT_EQ(both.stats->skipped_size(), 1) << both;
+  EXPECT_EQ(both.stats->skipped(0).satellite_id(), "b") << both;
+  EXPECT_EQ(both.stats->skipped(0).state(), wire::SatelliteInfo::disconnected) << both;
+  // A selector b does not match skips nothing.
+  auto only_a = run_query(c, query_select({{"zone", "a"}}, "count"));
+  ASSERT_TRUE(only_a.stats.has_value()) << only_a;
+  EXPECT_EQ(only_a.stats->skipped_total(), 0u) << only_a;
+  EXPECT_EQ(only_a.stats->skipped_size(), 0) << only_a;
+
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+  auto err = dir_.file("skipped.stderr");
+  auto [rc, out] = run_levee({"query", "--server", address, "--select", "env=test", "count"}, err);
+  EXPECT_EQ(rc, std::optional<int>{0}) << test::read_file(err);
+  EXPECT_EQ(out, "count\t10\n");
+  auto said = test::read_file(err);
+  EXPECT_NE(said.find("skipped 1 matching satellite that was not healthy"), std::string::npos)
+    << said;
+  EXPECT_NE(said.find(": b (disconnected)"), std::string::npos) << said;
+  EXPECT_NE(said.find("--strict makes this an error"), std::string::npos) << said;
+  auto strict_err = dir_.file("strict.stderr");
+  auto [strict_rc, strict_out] = run_levee(
+    {"query", "--server", address, "--select", "env=test", "--strict", "count"}, strict_err);
+  EXPECT_EQ(strict_rc, std::optional<int>{6}) << test::read_file(strict_err);
+  EXPECT_EQ(strict_out, "count\t10\n");  // the answer is still printed
+  EXPECT_NE(test::read_file(strict_err).find("error (--strict): skipped 1"), std::string::npos)
+    << test::read_file(strict_err);
+  auto [json_rc, json_out] = run_levee(
+    {"query", "--server", address, "--select", "env=test", "--json", "count"}, err);
+  EXPECT_EQ(json_rc, std::optional<int>{0});
+  auto lines = lines_of(json_out);
+  ASSERT_EQ(lines.size(), 2u) << json_out;
+  auto summary = nlohmann::json::parse(lines.back());
+  EXPECT_EQ(summary.at("skipped_total"), 1) << summary;
+  EXPECT_EQ(summary.at("skipped"),
+            nlohmann::json::parse(R"([{"satellite_id":"b","state":"disconnected"}])"))
+    << summary;
+}
+
+TEST_F(SystemTest, LeveeSatellitesWatchStateChangesPrintsALinePerChangeAndNoneForBeats) {
+  auto srv = start_server();  // beats every 50 ms: the list's version moves with each
+  ASSERT_NE(srv, nullptr);
+  ASSERT_NE(start_satellite_with("a", srv->port, make_events(5, 0)), nullptr);
+  auto b = start_satellite_with("b", srv->port, make_events(5, 0));
+  ASSERT_NE(b, nullptr);
+  auto address = "127.0.0.1:" + std::to_string(srv->port);
+  // Stdout is a pipe, not a terminal: lines are appended, never redrawn.
+  test::child_process text_watch, json_watch;
+  auto text_err = dir_.file("watch-text.stderr");
+  auto json_err = dir_.file("watch-json.stderr");
+  // There before the children open them (they append), so inotify can watch them at once.
+  test::write_file(text_err, "");
+  test::write_file(json_err, "");
+  ASSERT_TRUE(text_watch.start({levee_binary, "satellites", "--server", address, "--watch",
+                                "--state-changes", "--changes", "1"},
+                               text_err));
+  ASSERT_TRUE(json_watch.start({levee_binary, "satellites", "--server", address, "--watch",
+                                "--state-changes", "--changes", "1", "--json"},
+                               json_err));
+  ASSERT_TRUE(test::wait_for_file_text(text_err, "watching 2 satellites", bound))
+    << test::read_file(text_err);
+  ASSERT_TRUE(test::wait_for_file_text(json_err, "watching 2 satellites", bound))
+    << test::read_file(json_err);
+  // Heartbeats move the list on (each answered to the watchers): none is a state change,
+  // so neither prints; a line now would be the one --changes 1 allows, and wrong.
+  auto before = satellites(srv->port).version();
+  ASSERT_TRUE(until_listed(srv->port, [&](const wire::SatelliteList& l) {
+    return l.version() >= before + 10;
+  }));
+  b->proc.kill_and_reap();
+  auto line = text_watch.read_line(bound);
+  ASSERT_TRUE(line.has_value()) << test::read_file(text_err);
+  EXPECT_NE(line->find(" b healthy -> disconnected"), std::string::npos) << *line;
+  EXPECT_EQ(text_watch.read_rest(bound), "");
+  EXPECT_EQ(text_watch.wait_exit(bound), std::optional<int>{0}) << test::read_file(text_err);
+  auto json_line = json_watch.read_line(bound);
+  ASSERT_TRUE(json_line.has_value()) << test::read_file(json_err);
+  auto change = nlohmann::json::parse(*json_line);
+  EXPECT_EQ(change.at("satellite_id"), "b") << change;
+  EXPECT_EQ(change.at("change"), "state") << change;
+  EXPECT_EQ(change.at("state"), "disconnected") << change;
+  EXPECT_EQ(change.at("previous"), "healthy") << change;
+  EXPECT_EQ(json_watch.read_rest(bound), "");
+  EXPECT_EQ(json_watch.wait_exit(bound), std::optional<int>{0}) << test::read_file(json_err);
 }
 
 TEST_F(SystemTest, LeveeStatsPrintsTheReplysFieldsAsTextAndAsJson) {
