@@ -99,6 +99,8 @@ public:
   virtual std::optional<rejection> send(uint64_t& id) = 0;
   /// Appends answers; a lost connection is reported by setting `lost`.
   virtual void poll(std::vector<completion>& out, milliseconds wait, bool& lost) = 0;
+  /// Adds the requests the driver made besides its sends (answered by the target too).
+  virtual void side_requests(load::wire_accounting&) {}
 };
 
 /// Request/response to an exposed actor over levee::client; `streamed` for a target that
@@ -188,6 +190,169 @@ private:
   std::vector<completion> done_;
 };
 
+/// Where the consumers of one run read, shared by its connections: with --group, the
+/// group's cursor when the run began (`first`), the next offset a read takes (`next`:
+/// each read takes the following --read-messages offsets, so concurrent reads never
+/// overlap) and the furthest end committed (`committed`; commits only move it forward).
+struct consume_position {
+  std::atomic<bool> known{false};
+  uint64_t first = 0;
+  std::atomic<uint64_t> next{0};
+  std::atomic<uint64_t> committed{0};
+  std::atomic<uint64_t> commits{0};
+};
+
+/// A consumer's read of partition 0, answered by its end: from the stream's first message
+/// (earliest), from its end when the read is sent (latest: the read waits for messages
+/// published after it), or, in a group, from the group's cursor, committing the read's end
+/// when it is done (as `levee sub --group` does). The broker's stop is an absolute offset,
+/// so a latest read first asks where the partition ends (a StreamInfoRequest on a second
+/// connection), and a group's reads take their offsets from `consume_position`. Those
+/// side requests are answered by the target too: they are counted as the tool's own.
+class consume_driver final : public target_driver {
+public:
+  consume_driver(client_options co, std::string stream, uint64_t messages, bool latest,
+                 std::string group, std::shared_ptr<consume_position> position,
+                 milliseconds timeout)
+      : client_(co), side_(co), stream_(std::move(stream)), messages_(messages), latest_(latest),
+        group_(std::move(group)), position_(std::move(position)), timeout_(timeout) {}
+
+  status connect(milliseconds bound) override {
+    auto st = client_.connect_with_backoff(bound);
+    if (!st || (!latest_ && group_.empty()))
+      return st;
+    if (st = side_.connect_with_backoff(bound); !st)
+      return st;
+    if (!group_.empty() && !position_->known.load()) {
+      // Before the run (the target's counters are read after the connections): not counted.
+      wire::BrokerCall call;
+      auto& f = *call.mutable_fetch_cursor();
+      f.set_group(group_);
+      f.set_stream(stream_);
+      f.set_partition(0);
+      auto r = side_.request("broker", call.SerializeAsString(), timeout_);
+      if (!r.ok())
+        return status::error(r.rejected->code, "the cursor of group " + group_ + " could not be read: " + r.rejected->detail);
+      wire::CursorAck ack;
+      if (!ack.ParseFromString(*r.payload))
+        return status::error(code::bad_request, "the broker's CursorAck does not parse (a broker of another version?)");
+      position_->first = ack.found() ? ack.offset() : 0;
+      position_->next = position_->first;
+      position_->committed = position_->first;
+      position_->known = true;
+    }
+    return st;
+  }
+
+  std::optional<rejection> send(uint64_t& id) override {
+    wire::BrokerCall call;
+    auto& sub = *call.mutable_subscribe();
+    sub.set_stream(stream_);
+    sub.set_partition(0);
+    uint64_t from = 0;
+    if (latest_) {
+      auto end = partition_end();
+      if (!end)
+        return end.error().as_rejection();
+      from = *end;
+    } else if (!group_.empty()) {
+      from = position_->next.fetch_add(messages_);
+    }
+    if (latest_ || !group_.empty()) {
+      sub.set_start(wire::START_OFFSET);
+      sub.set_start_offset(from);
+    } else {
+      sub.set_start(wire::START_EARLIEST);
+    }
+    sub.set_stop_offset(from + messages_ - 1);
+    return client_.send_stream_request("broker", call.SerializeAsString(), id);
+  }
+
+  void poll(std::vector<completion>& out, milliseconds wait, bool& lost) override {
+    replies_.clear();
+    client_.receive_ready(replies_, wait);
+    for (auto& r : replies_) {
+      if (r.request_id == 0) {
+        lost = lost || (r.rejected && means_connection_lost(*r.rejected));
+        continue;
+      }
+      if (r.batch)
+        continue;
+      if (r.ok() && !group_.empty())
+        commit(*r.payload);
+      out.push_back({r.request_id, r.ok() ? std::nullopt : r.rejected});
+    }
+  }
+
+  void side_requests(load::wire_accounting& w) override {
+    w.own_requests += own_.own_requests;
+    for (auto& [c, n] : own_.own_refused)
+      w.own_refused[c] += n;
+  }
+
+private:
+  /// Where partition 0 ends now (its high water): a latest read starts there.
+  result<uint64_t> partition_end() {
+    wire::BrokerCall call;
+    call.mutable_stream_info()->set_name(stream_);
+    auto r = side_.request("broker", call.SerializeAsString(), timeout_);
+    if (!count_side(r))
+      return status::refused(*r.rejected, "where stream " + stream_ + " ends could not be read: " + r.rejected->detail);
+    wire::StreamInfo info;
+    if (!info.ParseFromString(*r.payload) || info.partitions().empty())
+      return status::error(code::bad_request, "the broker's StreamInfo of " + stream_ + " does not parse or has no partition");
+    return info.partitions(0).high_water();
+  }
+
+  /// A read ended: the group continues after it (a commit never moves the cursor back).
+  void commit(const std::string& summary) {
+    wire::SubscribeEnd end;
+    if (!end.ParseFromString(summary))
+      return;
+    auto next = end.next_offset();
+    auto at = position_->committed.load();
+    while (next > at && !position_->committed.compare_exchange_weak(at, next)) {
+    }
+    if (next <= at)
+      return;
+    wire::BrokerCall call;
+    auto& c = *call.mutable_commit_cursor();
+    c.set_group(group_);
+    c.set_stream(stream_);
+    c.set_partition(0);
+    c.set_offset(next);
+    auto r = side_.request("broker", call.SerializeAsString(), timeout_);
+    if (count_side(r))
+      position_->commits++;
+    else
+      std::fprintf(stderr, "levee load: group %s: the cursor was not committed at %llu: %s\n",
+                   printable(group_).c_str(), static_cast<unsigned long long>(next),
+                   printable(r.rejected->detail).c_str());
+  }
+
+  /// Counts a side request's answer as the tool's own; true when it was accepted.
+  bool count_side(const reply& r) {
+    if (r.ok()) {
+      own_.own_requests++;
+      return true;
+    }
+    if (!(r.rejected->code == code::unavailable && r.rejected->limit.empty()))
+      own_.own_refused[std::string{to_string(r.rejected->code)}]++;
+    return false;
+  }
+
+  client client_;
+  client side_;
+  std::string stream_;
+  uint64_t messages_;
+  bool latest_;
+  std::string group_;
+  std::shared_ptr<consume_position> position_;
+  milliseconds timeout_;
+  std::vector<reply> replies_;
+  load::wire_accounting own_;
+};
+
 struct plan {
   bool closed_loop = false;
   std::optional<load::open_loop_schedule> schedule;
@@ -236,6 +401,7 @@ public:
       rec_.timed_out(s.intended, s.sent);
     wire_.unanswered += pending_.size();
     pending_.clear();
+    d_.side_requests(wire_);
   }
 
 private:
@@ -457,18 +623,6 @@ std::string query_payload(const std::string& text, uint64_t timeout_ms) {
   return req.SerializeAsString();
 }
 
-/// A Subscribe (spelled as the broker's BrokerCall) reading partition 0 of `stream` from
-/// its first message through `messages` of them: one consumer's read, answered by its end.
-std::string subscribe_payload(const std::string& stream, uint64_t messages) {
-  wire::BrokerCall call;
-  auto& sub = *call.mutable_subscribe();
-  sub.set_stream(stream);
-  sub.set_partition(0);
-  sub.set_start(wire::START_EARLIEST);
-  sub.set_stop_offset(messages - 1);
-  return call.SerializeAsString();
-}
-
 /// A StatsReply's counters by name (load/target_side.hpp): the listener's, the query
 /// router's, the node budget's refusals, each actor kind's and the broker's. Gauges and
 /// high waters are left out: only what grows has a meaningful difference.
@@ -600,6 +754,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   load::knee_bounds knee;
   uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
   uint64_t read_messages = 100;
+  std::string from = "earliest", group;
   uint32_t connections = 1;
   bool json = false, progress = false, quiet = false, other_traffic = false;
   std::vector<std::string> threshold_texts;
@@ -608,7 +763,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     ("target", po::value(&target)->multitoken(),
      "actor NAME (request/response to an exposed target), publish SUBJECT (stream publish), "
      "query 'TEXT' (a server's query path to its satellites; answered when its last batch came) "
-     "or consume STREAM (a subscription reading --read-messages from the stream's start)")
+     "or consume STREAM (a subscription reading --read-messages of partition 0: --from, --group)")
     ("server", po::value(&server),
      "host:port of the node (default 127.0.0.1:7400 for actor, 127.0.0.1:7600 for publish)")
     ("token", po::value(&token), "the node's connection token (net.token), if it has one")
@@ -653,8 +808,16 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
      "publish with --keys: uniform, or zipf (key i drawn in proportion to 1/(i+1): a few hot "
      "keys and a long tail)")
     ("read-messages", whole_number("read-messages", &read_messages, uint64_t{100}, 1, 1'000'000, "messages"),
-     "consume: messages each send reads, from the first of partition 0 (default 100; the stream "
-     "must hold them, or the read waits for them until its timeout)")
+     "consume: messages each send reads from partition 0 (default 100; the stream must hold "
+     "them, or the read waits for them until its timeout)")
+    ("from", po::value(&from)->default_value("earliest"),
+     "consume: earliest (each read from the stream's first message) or latest (each read from "
+     "the stream's end when it is sent: it waits for messages published after it, so a "
+     "publisher must be running, e.g. a second levee load --target publish)")
+    ("group", po::value(&group),
+     "consume: a consumer group: each read starts where the group's cursor is (the first "
+     "message when it has none; concurrent reads take the following offsets) and commits its "
+     "end, as levee sub --group does")
     ("retry-after", po::value(&retry_after)->default_value("ignore"),
      "honour (hold sends back until a refusal's retry_after_ms has passed: counted as held back) "
      "or ignore (send on schedule, as an abusive client would)")
@@ -695,11 +858,18 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     return usage("give --target actor NAME (an exposed actor, e.g. stats), --target publish "
                  "SUBJECT (a broker's stream subject), --target query 'TEXT' (a server's "
                  "query path, the text quoted as one argument) or --target consume STREAM (a "
-                 "broker's stream, read from its start)");
+                 "broker's stream, read by consumers)");
   bool consume = target[0] == "consume";
   bool publish = target[0] == "publish";
-  if (given("read-messages") && !consume)
-    return usage("--read-messages is for --target consume STREAM");
+  if ((given("read-messages") || given("from") || given("group")) && !consume)
+    return usage("--read-messages, --from and --group are for --target consume STREAM");
+  if (from != "earliest" && from != "latest")
+    return usage("--from " + from + ": must be earliest or latest");
+  if (given("group") && from == "latest")
+    return usage("--group reads from the group's cursor; --from latest reads from the stream's "
+                 "end: give one");
+  if (given("group") && (group.empty() || group.size() > 255))
+    return usage("--group '" + group + "': give a name of 1 to 255 bytes, e.g. --group load");
   if (consume && (given("payload-bytes") || given("message-bytes") || given("ack")))
     return usage("--target consume reads: --payload-bytes, --message-bytes and --ack are for "
                  "other targets; give --read-messages N");
@@ -821,6 +991,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   co.token = token;
   co.node_id = "levee-load";
   std::vector<std::unique_ptr<target_driver>> drivers;
+  auto position = std::make_shared<consume_position>();
   for (uint32_t i = 0; i < connections; ++i) {
     std::unique_ptr<target_driver> d;
     if (publish)
@@ -831,7 +1002,8 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
         keys == 0 ? std::nullopt
                   : std::optional<load::key_chooser>{std::in_place, keys, *key_distribution, 1 + i});
     else if (consume)
-      d = std::make_unique<actor_driver>(co, "broker", subscribe_payload(target[1], read_messages), true);
+      d = std::make_unique<consume_driver>(co, target[1], read_messages, from == "latest", group,
+                                           position, milliseconds(timeout_ms));
     else if (query_path)
       d = std::make_unique<actor_driver>(co, "query", query_payload(target[1], timeout_ms), true);
     else
@@ -982,7 +1154,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   if (before) {
     // The target counted the first stats request by now (answered after its figures were
     // taken), and the refused tries of this one (before its figures are taken).
-    side.tool.own_requests = 1;
+    side.tool.own_requests += 1;
     std::string why;
     auto after = read_counters(stats_connection, p.timeout, side.tool.own_refused, why);
     if (after) {
@@ -1014,6 +1186,15 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
              + ",\"held\":" + (outcomes[i].held ? "true" : "false")
              + ",\"observed\":" + std::to_string(outcomes[i].observed) + "}";
     out += "],\"target_side\":" + side.json();
+    if (consume)
+      out += ",\"consume\":{\"from\":" + load::json_string(group.empty() ? from : "cursor")
+             + ",\"read_messages\":" + std::to_string(read_messages) + ",\"group\":"
+             + (group.empty() ? std::string{"null"} : load::json_string(group))
+             + (group.empty() ? std::string{}
+                              : ",\"first_offset\":" + std::to_string(position->first)
+                                  + ",\"committed_offset\":" + std::to_string(position->committed.load())
+                                  + ",\"commits\":" + std::to_string(position->commits.load()))
+             + "}";
     if (ramp)
       out += ",\"ramp\":" + ramp->json();
     out += "}";
@@ -1023,6 +1204,11 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     if (ramp)
       std::fputs(ramp->text().c_str(), stdout);
     std::fputs(side.text().c_str(), stdout);
+    if (consume && !group.empty())
+      std::printf("\ngroup %s: read from offset %llu, continues at %llu (%llu commits)\n",
+                  printable(group).c_str(), static_cast<unsigned long long>(position->first),
+                  static_cast<unsigned long long>(position->committed.load()),
+                  static_cast<unsigned long long>(position->commits.load()));
     if (!outcomes.empty())
       std::puts("\nthresholds:");
     for (auto& o : outcomes)

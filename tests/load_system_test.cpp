@@ -502,6 +502,90 @@ TEST(LoadSystem, ConsumersReadAStreamAndTheBrokerCountsEachSubscription) {
   EXPECT_EQ(r.result["target_side"]["accounting"]["held"], true) << r.out;
 }
 
+TEST(LoadSystem, AGroupsReadsContinueWhereItsLastReadEnded) {
+  temp_dir dir{"levee-load"};
+  node_process broker;
+  auto address = start_broker_with_a_stream(dir, broker);
+  ASSERT_FALSE(address.empty()) << test::read_file(broker.stderr_path);
+  auto publish = [&](const std::string& count) {
+    child_process fill{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                        "--count", count, "--rate", "1000", "--max-late-percent", "100", "--json"}};
+    auto filled = finish(fill);
+    EXPECT_EQ(filled.exit_code, 0) << filled.out;
+    EXPECT_EQ(filled.result["accepted"], std::stoi(count)) << filled.out;
+  };
+  publish("100");
+  // One read of 50 in group g, twice: the first reads offsets 0-49 and commits 50, the
+  // second starts at the group's cursor and reads 50-99.
+  auto read_50 = [&] {
+    child_process load{{levee_binary, "load", "--target", "consume", "t", "--group", "g",
+                        "--read-messages", "50", "--count", "1", "--rate", "10", "--server",
+                        address, "--max-late-percent", "100", "--json"}};
+    return finish(load);
+  };
+  auto first = read_50();
+  ASSERT_EQ(first.exit_code, 0) << first.out;
+  EXPECT_EQ(first.result["accepted"], 1) << first.out;
+  EXPECT_EQ(first.result["consume"]["first_offset"], 0) << first.out;
+  EXPECT_EQ(first.result["consume"]["committed_offset"], 50) << first.out;
+  EXPECT_EQ(first.result["target_side"]["delta"].value("broker.subscriptions", 0), 1) << first.out;
+  // The cursor fetch came before the counters were read, the commit after: one own request.
+  EXPECT_EQ(first.result["target_side"]["accounting"]["held"], true) << first.out;
+  auto second = read_50();
+  ASSERT_EQ(second.exit_code, 0) << second.out;
+  EXPECT_EQ(second.result["accepted"], 1) << second.out;
+  EXPECT_EQ(second.result["consume"]["first_offset"], 50) << second.out;
+  EXPECT_EQ(second.result["consume"]["committed_offset"], 100) << second.out;
+  EXPECT_EQ(second.result["target_side"]["accounting"]["held"], true) << second.out;
+  // The broker's own cursor says the same: `levee sub --group g` reads on from offset 100.
+  publish("1");
+  child_process sub{{levee_binary, "sub", "t", "--group", "g", "--count", "1", "--json",
+                     "--broker", address}};
+  auto text = sub.read_rest(bound);
+  ASSERT_EQ(sub.wait_exit(bound), 0) << text;
+  auto m = nlohmann::json::parse(text.substr(0, text.find('\n')), nullptr, false);
+  EXPECT_EQ(m.value("offset", uint64_t{0}), 100u) << text;
+
+  // --from latest and --group exclude each other; --from takes earliest or latest.
+  child_process both{{levee_binary, "load", "--target", "consume", "t", "--group", "g", "--from",
+                      "latest", "--server", address}, dir.file("both.stderr")};
+  EXPECT_EQ(both.wait_exit(bound), 2);
+  EXPECT_NE(test::read_file(dir.file("both.stderr")).find("give one"), std::string::npos);
+}
+
+TEST(LoadSystem, ConsumersFromTheLatestReadWhatAConcurrentPublisherSends) {
+  temp_dir dir{"levee-load"};
+  node_process broker;
+  auto address = start_broker_with_a_stream(dir, broker);
+  ASSERT_FALSE(address.empty()) << test::read_file(broker.stderr_path);
+  // 1000 messages already there: a latest read must not be answered by them.
+  child_process fill{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                      "--count", "1000", "--rate", "5000", "--max-late-percent", "100", "--json"}};
+  ASSERT_EQ(finish(fill).exit_code, 0);
+  auto pub_err = dir.file("pub.stderr");
+  test::write_file(pub_err, "");
+  child_process publisher{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                           "--rate", "200", "--duration", "5", "--max-late-percent", "100",
+                           "--other-traffic", "--json", "--progress"},
+                          pub_err};
+  ASSERT_TRUE(test::wait_for_file_text(pub_err, "sent ", bound)) << test::read_file(pub_err);
+  // 5 reads of 20 messages each; at 200/s each waits about 0.1 s for its messages.
+  child_process load{{levee_binary, "load", "--target", "consume", "t", "--from", "latest",
+                      "--read-messages", "20", "--rate", "5", "--duration", "1", "--server",
+                      address, "--max-late-percent", "100", "--other-traffic", "--json"}};
+  auto r = finish(load);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.result["offered"], 5) << r.out;
+  EXPECT_EQ(r.result["accepted"], 5) << r.out;
+  EXPECT_EQ(r.result["consume"]["from"], "latest") << r.out;
+  EXPECT_EQ(r.result["target_side"]["delta"].value("broker.subscriptions", 0), 5) << r.out;
+  // Waiting for new messages takes time a read of stored ones does not: at 200/s, 20
+  // messages take about 95 ms to be published.
+  EXPECT_GE(r.result["latency"]["p50_us"].get<double>(), 50'000) << r.out;
+  auto p = finish(publisher);
+  EXPECT_EQ(p.exit_code, 0) << p.out;
+}
+
 TEST(LoadSystem, KeyedAckAllPublishesGoWhereTheirKeysHash) {
   temp_dir dir{"levee-load"};
   node_process broker;
