@@ -52,6 +52,7 @@
 #include "load/compare.hpp"
 #include "load/html_report.hpp"
 #include "load/keys.hpp"
+#include "load/live_latency.hpp"
 #include "load/ramp.hpp"
 #include "load/results.hpp"
 #include "load/scenario.hpp"
@@ -370,9 +371,12 @@ struct plan {
   nanoseconds offset{0};
 };
 
-/// What the progress line reads while workers run.
+/// What the progress line reads while workers run: counts, and each connection's latencies
+/// of the last second (load/live_latency.hpp: lock-free, 960 bytes a connection).
 struct live_counts {
+  explicit live_counts(uint32_t connections) : latency(connections) {}
   std::atomic<uint64_t> sent{0}, accepted{0}, rejected{0}, errors{0};
+  std::vector<load::live_latency> latency;
 };
 
 /// A send waiting for its answer.
@@ -475,6 +479,7 @@ private:
         wire_.accepted++;
         rec_.accepted(it->second.intended, it->second.sent, t);
         live_.accepted++;
+        live_.latency[index_].record(static_cast<uint64_t>(std::max<int64_t>(0, (t - it->second.intended).count())));
       }
       pending_.erase(it);
       if (p_.closed_loop)
@@ -596,17 +601,26 @@ std::optional<std::vector<load::rate_step>> parse_steps(const std::string& text,
 }
 
 /// The live line, once a second: "  3.0s / 10.0s (7.0s left)  step 2/5 at 200/s  sent 612
-/// (201/s)  accepted ...". `phase` is empty outside a ramp; `sent_before` is the sent count
-/// of the line before (for the rate of the last second), updated here.
-void progress_line(const live_counts& live, double elapsed, double total, const std::string& phase,
+/// (201/s)  p99 1.2ms  accepted ...". The p99 is of the sends accepted since the line
+/// before, from their intended send times ("p99 -" when none was). `phase` is empty
+/// outside a ramp; `sent_before` is the sent count of the line before (for the rate of
+/// the last second), updated here.
+void progress_line(live_counts& live, double elapsed, double total, const std::string& phase,
                    uint64_t& sent_before) {
   auto sent = live.sent.load();
+  load::live_latency::counts last_second{};
+  for (auto& l : live.latency)
+    l.take(last_second);
+  char p99[32] = "-";
+  if (load::live_latency::total(last_second) > 0)
+    std::snprintf(p99, sizeof p99, "%.1fms",
+                  static_cast<double>(load::live_latency::percentile(last_second, 99)) / 1e6);
   std::fprintf(stderr,
-               "\r  %6.1fs / %.1fs (%.1fs left)  %ssent %llu (%llu/s)  accepted %llu  rejected %llu  "
-               "errors %llu   ",
+               "\r  %6.1fs / %.1fs (%.1fs left)  %ssent %llu (%llu/s)  p99 %s  accepted %llu  "
+               "rejected %llu  errors %llu   ",
                elapsed, total, std::max(0.0, total - elapsed), phase.c_str(),
                static_cast<unsigned long long>(sent),
-               static_cast<unsigned long long>(sent - std::min(sent, sent_before)),
+               static_cast<unsigned long long>(sent - std::min(sent, sent_before)), p99,
                static_cast<unsigned long long>(live.accepted.load()),
                static_cast<unsigned long long>(live.rejected.load()),
                static_cast<unsigned long long>(live.errors.load()));
@@ -837,7 +851,8 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     ("html", po::value(&html_path),
      "also write the report to this file as one self-contained HTML page with SVG plots")
     ("progress", po::bool_switch(&progress),
-     "print the progress line on stderr each second even when it is not a terminal (CI logs)")
+     "print the progress line (sent, the last second's p99, accepted, rejected, errors) on "
+     "stderr each second even when it is not a terminal (CI logs)")
     ("quiet", po::bool_switch(&quiet), "no progress line, even on a terminal")
     ("scenario", po::value<std::string>(),
      "read the options from this INI file (configs/load-*.ini); options on the command line "
@@ -1050,7 +1065,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   interrupted.store(false);
   auto old_int = std::signal(SIGINT, on_interrupt);
   std::vector<load::wire_accounting> wire(connections);
-  live_counts live;
+  live_counts live{connections};
   std::atomic<uint64_t> closed_sends{0};
   bool tty = progress || (::isatty(STDERR_FILENO) == 1 && !json && !quiet);
   double planned = p.closed_loop ? duration<double>(p.send_until).count()

@@ -55,7 +55,18 @@ struct load_run {
   int exit_code = -1;
   nlohmann::json result;
   std::string out;
+  std::string progress;  // stderr, where --progress writes its lines
 };
+
+/// The p99 of each progress line ("p99 12.3ms"; "p99 -" lines, with nothing accepted in
+/// their second, are left out), in ms.
+std::vector<double> progress_p99s(const std::string& progress) {
+  std::vector<double> out;
+  for (auto at = progress.find("p99 "); at != std::string::npos; at = progress.find("p99 ", at + 1))
+    if (at + 4 < progress.size() && progress[at + 4] != '-')
+      out.push_back(std::stod(progress.substr(at + 4)));
+  return out;
+}
 
 /// Runs `levee load ARGS --json` to its end (bounded), with stderr in `stderr_path`.
 load_run finish(child_process& load) {
@@ -122,6 +133,7 @@ load_run run_with_a_stall(const std::vector<std::string>& mode, double& stall_us
   stall_us = duration<double, std::micro>(steady_clock::now() - stopped).count();
   auto r = finish(load);
   EXPECT_EQ(r.exit_code, 0) << r.out << test::read_file(load_err);
+  r.progress = test::read_file(load_err);
   return r;
 }
 
@@ -142,6 +154,12 @@ TEST(LoadSystem, AStalledTargetShowsItsStallInLatencyFromIntendedSendTimes) {
   EXPECT_GE(j["latency"]["p99_us"].get<double>(), 0.8 * stall) << r.out;
   EXPECT_GE(j["latency"]["p90_us"].get<double>(), 0.3 * stall) << r.out;
   EXPECT_EQ(j["coordinated_omission"], "corrected");
+  // The progress line shows it as it happens: the p99 of the second in which the stalled
+  // sends were answered is most of the stall, that of a second before it far less.
+  auto p99s = progress_p99s(r.progress);
+  ASSERT_GE(p99s.size(), 2u) << r.progress;
+  EXPECT_GE(*std::max_element(p99s.begin(), p99s.end()), 0.5 * stall / 1000) << r.progress;
+  EXPECT_LT(p99s.front(), 0.5 * stall / 1000) << r.progress;
 }
 
 TEST(LoadSystem, AClosedLoopHidesTheSameStallAndSaysSo) {

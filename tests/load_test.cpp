@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <atomic>
+#include <cmath>
 #include <cstdint>
+#include <thread>
 #include <random>
 #include <vector>
 
@@ -11,6 +14,7 @@
 
 #include "load/keys.hpp"
 #include "load/latency_histogram.hpp"
+#include "load/live_latency.hpp"
 #include "load/results.hpp"
 #include "load/schedule.hpp"
 #include "load/thresholds.hpp"
@@ -276,6 +280,60 @@ TEST(KeyChooser, TheSameSeedDrawsTheSameKeysAndKeysAreNamed) {
   EXPECT_EQ(load::parse_key_distribution("uniform"), load::key_distribution::uniform);
   EXPECT_FALSE(load::parse_key_distribution("Zipf"));
   EXPECT_FALSE(load::parse_key_distribution(""));
+}
+
+TEST(LiveLatency, ASecondsPercentileIsWithinAnEighthOfExactAndEachSampleCountsOnce) {
+  live_latency live;
+  std::mt19937_64 rng{17};
+  std::lognormal_distribution<double> d{std::log(2e6), 1.0};  // around 2 ms
+  std::vector<uint64_t> first;
+  for (int i = 0; i < 5000; ++i)
+    first.push_back(static_cast<uint64_t>(d(rng)));
+  for (auto v : first)
+    live.record(v);
+  live_latency::counts c{};
+  live.take(c);
+  ASSERT_EQ(live_latency::total(c), first.size());
+  std::sort(first.begin(), first.end());
+  for (double p : {50.0, 90.0, 99.0, 100.0}) {
+    uint64_t exact = first[latency_histogram::rank_of(p, first.size()) - 1];
+    auto got = live_latency::percentile(c, p);
+    EXPECT_GE(got, exact) << "p" << p;
+    EXPECT_LE(static_cast<double>(got), static_cast<double>(exact) * 1.125 + 1000) << "p" << p;
+  }
+  // Taken: the next second starts empty, and holds only what came after.
+  live_latency::counts next{};
+  live.take(next);
+  EXPECT_EQ(live_latency::total(next), 0u);
+  EXPECT_EQ(live_latency::percentile(next, 99), 0u);
+  live.record(300'000'000);  // 300 ms
+  live.take(next);
+  EXPECT_EQ(live_latency::total(next), 1u);
+  EXPECT_GE(live_latency::percentile(next, 99), 300'000'000u);
+  EXPECT_LE(live_latency::percentile(next, 99), 300'000'000u * 9 / 8);
+}
+
+TEST(LiveLatency, SamplesRecordedWhileAnotherThreadTakesAreEachCountedOnce) {
+  live_latency live;
+  constexpr uint64_t per_thread = 200'000;
+  std::atomic<bool> done{false};
+  live_latency::counts taken{};
+  std::thread reader{[&] {
+    while (!done.load())
+      live.take(taken);
+  }};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 2; ++t)
+    writers.emplace_back([&, t] {
+      for (uint64_t i = 0; i < per_thread; ++i)
+        live.record((i % 1000 + 1) * 1000 * static_cast<uint64_t>(t + 1));
+    });
+  for (auto& w : writers)
+    w.join();
+  done = true;
+  reader.join();
+  live.take(taken);
+  EXPECT_EQ(live_latency::total(taken), 2 * per_thread);
 }
 
 } // namespace
