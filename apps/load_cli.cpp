@@ -53,6 +53,7 @@
 #include "load/html_report.hpp"
 #include "load/keys.hpp"
 #include "load/live_latency.hpp"
+#include "load/query_mix.hpp"
 #include "load/ramp.hpp"
 #include "load/results.hpp"
 #include "load/scenario.hpp"
@@ -112,11 +113,28 @@ public:
   actor_driver(client_options co, std::string target, std::string payload, bool streamed)
       : client_(std::move(co)), target_(std::move(target)), payload_(std::move(payload)),
         streamed_(streamed) {}
+  /// A weighted mix of payloads (a --query-file's queries): each send picks one with
+  /// `chooser`, and `sent` counts the sends of each.
+  actor_driver(client_options co, std::string target, std::vector<std::string> payloads,
+               load::query_chooser chooser, bool streamed)
+      : client_(std::move(co)), target_(std::move(target)), streamed_(streamed),
+        payloads_(std::move(payloads)), chooser_(std::move(chooser)), sent_(payloads_.size()) {}
   status connect(milliseconds bound) override { return client_.connect_with_backoff(bound); }
   std::optional<rejection> send(uint64_t& id) override {
-    return streamed_ ? client_.send_stream_request(target_, payload_, id)
-                     : client_.send_request(target_, payload_, id);
+    const std::string* payload = &payload_;
+    size_t k = 0;
+    if (chooser_) {
+      k = chooser_->next_index();
+      payload = &payloads_[k];
+    }
+    auto refused = streamed_ ? client_.send_stream_request(target_, *payload, id)
+                             : client_.send_request(target_, *payload, id);
+    if (chooser_)
+      sent_[k]++;  // a send, whether the client or the target refuses it
+    return refused;
   }
+  /// Sends of each payload of the mix, refused ones included (empty without one).
+  const std::vector<uint64_t>& sent_by_payload() const noexcept { return sent_; }
   void poll(std::vector<completion>& out, milliseconds wait, bool& lost) override {
     replies_.clear();
     client_.receive_ready(replies_, wait);
@@ -139,6 +157,9 @@ private:
   std::string target_;
   std::string payload_;
   bool streamed_;
+  std::vector<std::string> payloads_;
+  std::optional<load::query_chooser> chooser_;
+  std::vector<uint64_t> sent_;
   std::vector<reply> replies_;
 };
 
@@ -768,7 +789,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   load::knee_bounds knee;
   uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
   uint64_t read_messages = 100;
-  std::string from = "earliest", group;
+  std::string from = "earliest", group, query_file;
   uint32_t connections = 1;
   bool json = false, progress = false, quiet = false, other_traffic = false;
   std::vector<std::string> threshold_texts;
@@ -824,6 +845,10 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     ("read-messages", whole_number("read-messages", &read_messages, uint64_t{100}, 1, 1'000'000, "messages"),
      "consume: messages each send reads from partition 0 (default 100; the stream must hold "
      "them, or the read waits for them until its timeout)")
+    ("query-file", po::value(&query_file),
+     "query (with --target query alone): a file of weighted queries, one a line, WEIGHT then a "
+     "tab or spaces then the query text (e.g. 3<TAB>count by level); blank lines and # "
+     "comments skipped; each send picks one by weight")
     ("from", po::value(&from)->default_value("earliest"),
      "consume: earliest (each read from the stream's first message) or latest (each read from "
      "the stream's end when it is sent: it waits for messages published after it, so a "
@@ -868,11 +893,20 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   auto given = [&](const char* name) { return vm.count(name) > 0 && !vm[name].defaulted(); };
 
   // -- what to drive, and how ----------------------------------------------------------
+  bool mix = given("query-file");
+  if (mix && target.size() == 1 && target[0] == "query")
+    target.push_back(query_file);  // the run's target, as the report shows it
+  else if (mix && !(target.size() == 2 && target[0] == "query"))
+    return usage("--query-file is for --target query: give --target query --query-file PATH");
+  else if (mix)
+    return usage("--target query '" + target[1] + "' and --query-file give the queries twice: "
+                 "give one (--target query --query-file PATH)");
   if (target.size() != 2
       || (target[0] != "actor" && target[0] != "publish" && target[0] != "query" && target[0] != "consume"))
     return usage("give --target actor NAME (an exposed actor, e.g. stats), --target publish "
                  "SUBJECT (a broker's stream subject), --target query 'TEXT' (a server's "
-                 "query path, the text quoted as one argument) or --target consume STREAM (a "
+                 "query path, the text quoted as one argument; or --target query --query-file "
+                 "PATH for a weighted mix) or --target consume STREAM (a "
                  "broker's stream, read by consumers)");
   bool consume = target[0] == "consume";
   bool publish = target[0] == "publish";
@@ -889,9 +923,26 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     return usage("--target consume reads: --payload-bytes, --message-bytes and --ack are for "
                  "other targets; give --read-messages N");
   bool query_path = target[0] == "query";
+  std::vector<load::weighted_query> queries;
+  if (mix) {
+    // Every query is parsed before the run: a bad one would be a bad_request each send.
+    std::ifstream in{query_file, std::ios::binary};
+    if (!in)
+      return usage("--query-file " + query_file + ": cannot read it (" + std::strerror(errno)
+                   + "); give a file of lines WEIGHT<TAB>QUERY");
+    std::ostringstream content;
+    content << in.rdbuf();
+    auto parsed = load::parse_query_mix(content.str(), query_file, [](const std::string& text) {
+      auto q = query::parse(text);
+      return q ? std::nullopt : std::optional<std::string>{q.error().message()};
+    });
+    if (!parsed)
+      return usage("--query-file " + parsed.error().message());
+    queries = std::move(*parsed);
+  }
   if (query_path) {
     // Every send would be the same bad_request: say so before the run, as the server would.
-    if (auto q = query::parse(target[1]); !q)
+    if (auto q = query::parse(target[1]); !mix && !q)
       return usage("--target query '" + target[1] + "': " + q.error().message());
     if (given("payload-bytes"))
       return usage("--payload-bytes is for --target actor; a query's size is its text");
@@ -1019,7 +1070,13 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     else if (consume)
       d = std::make_unique<consume_driver>(co, target[1], read_messages, from == "latest", group,
                                            position, milliseconds(timeout_ms));
-    else if (query_path)
+    else if (query_path && mix) {
+      std::vector<std::string> payloads;
+      for (auto& q : queries)
+        payloads.push_back(query_payload(q.text, timeout_ms));
+      d = std::make_unique<actor_driver>(co, "query", std::move(payloads),
+                                         load::query_chooser{queries, 1 + i}, true);
+    } else if (query_path)
       d = std::make_unique<actor_driver>(co, "query", query_payload(target[1], timeout_ms), true);
     else
       d = std::make_unique<actor_driver>(co, target[1], std::string(payload_bytes, 'x'), false);
@@ -1189,6 +1246,14 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     }
   }
 
+  // Sends of the mix's query k, in all connections.
+  auto sent_of = [&](size_t k) {
+    uint64_t n = 0;
+    for (auto& d : drivers)
+      if (auto* a = dynamic_cast<actor_driver*>(d.get()); a && k < a->sent_by_payload().size())
+        n += a->sent_by_payload()[k];
+    return n;
+  };
   std::vector<load::threshold_outcome> outcomes;
   for (auto& t : thresholds)
     outcomes.push_back(load::evaluate(t, result));
@@ -1201,6 +1266,14 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
              + ",\"held\":" + (outcomes[i].held ? "true" : "false")
              + ",\"observed\":" + std::to_string(outcomes[i].observed) + "}";
     out += "],\"target_side\":" + side.json();
+    if (mix) {
+      out += ",\"queries\":[";
+      for (size_t k = 0; k < queries.size(); ++k)
+        out += std::string{k ? "," : ""} + "{\"line\":" + std::to_string(queries[k].line)
+               + ",\"weight\":" + std::to_string(queries[k].weight) + ",\"text\":"
+               + load::json_string(queries[k].text) + ",\"sent\":" + std::to_string(sent_of(k)) + "}";
+      out += "]";
+    }
     if (consume)
       out += ",\"consume\":{\"from\":" + load::json_string(group.empty() ? from : "cursor")
              + ",\"read_messages\":" + std::to_string(read_messages) + ",\"group\":"
@@ -1219,6 +1292,12 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     if (ramp)
       std::fputs(ramp->text().c_str(), stdout);
     std::fputs(side.text().c_str(), stdout);
+    if (mix) {
+      std::puts("\nqueries (weight, sends, text):");
+      for (size_t k = 0; k < queries.size(); ++k)
+        std::printf("  %7llu %9llu  %s\n", static_cast<unsigned long long>(queries[k].weight),
+                    static_cast<unsigned long long>(sent_of(k)), printable(queries[k].text).c_str());
+    }
     if (consume && !group.empty())
       std::printf("\ngroup %s: read from offset %llu, continues at %llu (%llu commits)\n",
                   printable(group).c_str(), static_cast<unsigned long long>(position->first),

@@ -30,6 +30,7 @@ const std::vector<scenario_key>& scenario_keys() {
     {"keys", "1000", false, false},
     {"key_distribution", "zipf", false, false},
     {"read_messages", "100", false, false},
+    {"query_file", "queries.txt", false, false},
     {"from", "latest", false, false},
     {"group", "load", false, false},
     {"retry_after", "ignore", false, false},

@@ -494,6 +494,68 @@ TEST(LoadSystem, QueriesThroughAServerToItsSatelliteAreCountedEndToEnd) {
     << test::read_file(dir.file("bad.stderr"));
 }
 
+TEST(LoadSystem, AWeightedQueryFileSendsEachOfItsQueriesAndTheServerCountsThemAll) {
+  temp_dir dir{"levee-load"};
+  node_process node;
+  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
+    << test::read_file(node.stderr_path);
+  auto address = "127.0.0.1:" + std::to_string(node.port);
+  auto deadline = steady_clock::now() + bound;
+  bool answered = false;
+  while (!answered && steady_clock::now() < deadline) {
+    child_process q{{levee_binary, "query", "--server", address, "count"}, dir.file("q.stderr")};
+    answered = q.wait_exit(bound) == 0;
+    if (!answered)
+      std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_TRUE(answered) << test::read_file(dir.file("q.stderr"));
+  auto file = dir.file("queries.txt");
+  test::write_file(file, "# three counts to one count by level\n\n3\tcount\n1   count by level\n");
+  child_process load{{levee_binary, "load", "--target", "query", "--query-file", file, "--server",
+                      address, "--rate", "20", "--duration", "2", "--max-late-percent", "100",
+                      "--other-traffic", "--json"}};
+  auto r = finish(load);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto& j = r.result;
+  EXPECT_EQ(j["offered"], 40) << r.out;
+  ASSERT_EQ(j["queries"].size(), 2u) << r.out;
+  EXPECT_EQ(j["queries"][0]["text"], "count");
+  EXPECT_EQ(j["queries"][0]["line"], 3);
+  EXPECT_EQ(j["queries"][1]["text"], "count by level");
+  EXPECT_EQ(j["queries"][1]["weight"], 1);
+  auto first = j["queries"][0]["sent"].get<int>();
+  auto second = j["queries"][1]["sent"].get<int>();
+  // Both were sent (at 3:1, none of 40 picking the second has odds of 1 in 100,000), and
+  // the first more often.
+  EXPECT_GT(second, 0) << r.out;
+  EXPECT_GT(first, second) << r.out;
+  EXPECT_EQ(first + second, 40) << r.out;
+  // Every send is accounted for on the server: the strict node's query router started or
+  // refused it, or its proxy refused it first (one query of a client at a time), or the
+  // client did not send it (net.max_inflight_requests).
+  auto& delta = j["target_side"]["delta"];
+  int proxy_refused = 0;
+  for (auto& [name, n] : delta.items())
+    if (name.rfind("kinds.proxy.rejected.", 0) == 0)
+      proxy_refused += n.get<int>();
+  EXPECT_EQ(delta.value("queries.started", 0) + delta.value("queries.refused", 0) + proxy_refused
+              + j["target_side"]["tool"]["refused_locally"].get<int>(),
+            40)
+    << r.out;
+  EXPECT_EQ(delta.value("queries.completed", 0), j["accepted"].get<int>()) << r.out;
+
+  // A bad line is refused before the run, with its line and what to write.
+  test::write_file(file, "3\tcount\n2\tcount by\n");
+  child_process bad{{levee_binary, "load", "--target", "query", "--query-file", file, "--server",
+                     address},
+                    dir.file("bad.stderr")};
+  EXPECT_EQ(bad.wait_exit(bound), 2);
+  auto why = test::read_file(dir.file("bad.stderr"));
+  EXPECT_NE(why.find("queries.txt:2: query 'count by': "), std::string::npos) << why;
+  EXPECT_NE(why.find("expected a field name"), std::string::npos) << why;
+  EXPECT_NE(why.find("e.g. 3 count by level"), std::string::npos) << why;
+}
+
 TEST(LoadSystem, ConsumersReadAStreamAndTheBrokerCountsEachSubscription) {
   temp_dir dir{"levee-load"};
   node_process broker;
