@@ -929,7 +929,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     std::ifstream in{query_file, std::ios::binary};
     if (!in)
       return usage("--query-file " + query_file + ": cannot read it (" + std::strerror(errno)
-                   + "); give a file of lines WEIGHT<TAB>QUERY");
+                   + "); give a file of lines WEIGHT QUERY, e.g. configs/load-queries.txt");
     std::ostringstream content;
     content << in.rdbuf();
     auto parsed = load::parse_query_mix(content.str(), query_file, [](const std::string& text) {
