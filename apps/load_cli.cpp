@@ -5,7 +5,9 @@
 //
 // Targets: any exposed actor, request/response over levee::client (`--target actor
 // NAME`), stream publish to a broker over levee::stream_client (`--target publish
-// SUBJECT`), or a server's query path (`--target query 'TEXT'`, a streamed request).
+// SUBJECT`), a server's query path (`--target query 'TEXT'` or a weighted
+// `--query-file`, a streamed request), or a consumer's read of a stream (`--target consume
+// STREAM`, from the earliest or latest message or a group's cursor).
 // One thread per connection, each with its own recorder, merged at the end.
 //
 // Before and after the run it reads the target's counters (its "stats" target) and, when
