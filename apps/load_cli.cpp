@@ -5,7 +5,9 @@
 //
 // Targets: any exposed actor, request/response over levee::client (`--target actor
 // NAME`), stream publish to a broker over levee::stream_client (`--target publish
-// SUBJECT`), or a server's query path (`--target query 'TEXT'`, a streamed request).
+// SUBJECT`), a server's query path (`--target query 'TEXT'` or a weighted
+// `--query-file`, a streamed request), or a consumer's read of a stream (`--target consume
+// STREAM`, from the earliest or latest message or a group's cursor).
 // One thread per connection, each with its own recorder, merged at the end.
 //
 // Before and after the run it reads the target's counters (its "stats" target) and, when
@@ -52,6 +54,8 @@
 #include "load/compare.hpp"
 #include "load/html_report.hpp"
 #include "load/keys.hpp"
+#include "load/live_latency.hpp"
+#include "load/query_mix.hpp"
 #include "load/ramp.hpp"
 #include "load/results.hpp"
 #include "load/scenario.hpp"
@@ -99,6 +103,8 @@ public:
   virtual std::optional<rejection> send(uint64_t& id) = 0;
   /// Appends answers; a lost connection is reported by setting `lost`.
   virtual void poll(std::vector<completion>& out, milliseconds wait, bool& lost) = 0;
+  /// Adds the requests the driver made besides its sends (answered by the target too).
+  virtual void side_requests(load::wire_accounting&) {}
 };
 
 /// Request/response to an exposed actor over levee::client; `streamed` for a target that
@@ -109,11 +115,28 @@ public:
   actor_driver(client_options co, std::string target, std::string payload, bool streamed)
       : client_(std::move(co)), target_(std::move(target)), payload_(std::move(payload)),
         streamed_(streamed) {}
+  /// A weighted mix of payloads (a --query-file's queries): each send picks one with
+  /// `chooser`, and `sent` counts the sends of each.
+  actor_driver(client_options co, std::string target, std::vector<std::string> payloads,
+               load::query_chooser chooser, bool streamed)
+      : client_(std::move(co)), target_(std::move(target)), streamed_(streamed),
+        payloads_(std::move(payloads)), chooser_(std::move(chooser)), sent_(payloads_.size()) {}
   status connect(milliseconds bound) override { return client_.connect_with_backoff(bound); }
   std::optional<rejection> send(uint64_t& id) override {
-    return streamed_ ? client_.send_stream_request(target_, payload_, id)
-                     : client_.send_request(target_, payload_, id);
+    const std::string* payload = &payload_;
+    size_t k = 0;
+    if (chooser_) {
+      k = chooser_->next_index();
+      payload = &payloads_[k];
+    }
+    auto refused = streamed_ ? client_.send_stream_request(target_, *payload, id)
+                             : client_.send_request(target_, *payload, id);
+    if (chooser_)
+      sent_[k]++;  // a send, whether the client or the target refuses it
+    return refused;
   }
+  /// Sends of each payload of the mix, refused ones included (empty without one).
+  const std::vector<uint64_t>& sent_by_payload() const noexcept { return sent_; }
   void poll(std::vector<completion>& out, milliseconds wait, bool& lost) override {
     replies_.clear();
     client_.receive_ready(replies_, wait);
@@ -136,6 +159,9 @@ private:
   std::string target_;
   std::string payload_;
   bool streamed_;
+  std::vector<std::string> payloads_;
+  std::optional<load::query_chooser> chooser_;
+  std::vector<uint64_t> sent_;
   std::vector<reply> replies_;
 };
 
@@ -188,6 +214,169 @@ private:
   std::vector<completion> done_;
 };
 
+/// Where the consumers of one run read, shared by its connections: with --group, the
+/// group's cursor when the run began (`first`), the next offset a read takes (`next`:
+/// each read takes the following --read-messages offsets, so concurrent reads never
+/// overlap) and the furthest end committed (`committed`; commits only move it forward).
+struct consume_position {
+  std::atomic<bool> known{false};
+  uint64_t first = 0;
+  std::atomic<uint64_t> next{0};
+  std::atomic<uint64_t> committed{0};
+  std::atomic<uint64_t> commits{0};
+};
+
+/// A consumer's read of partition 0, answered by its end: from the stream's first message
+/// (earliest), from its end when the read is sent (latest: the read waits for messages
+/// published after it), or, in a group, from the group's cursor, committing the read's end
+/// when it is done (as `levee sub --group` does). The broker's stop is an absolute offset,
+/// so a latest read first asks where the partition ends (a StreamInfoRequest on a second
+/// connection), and a group's reads take their offsets from `consume_position`. Those
+/// side requests are answered by the target too: they are counted as the tool's own.
+class consume_driver final : public target_driver {
+public:
+  consume_driver(client_options co, std::string stream, uint64_t messages, bool latest,
+                 std::string group, std::shared_ptr<consume_position> position,
+                 milliseconds timeout)
+      : client_(co), side_(co), stream_(std::move(stream)), messages_(messages), latest_(latest),
+        group_(std::move(group)), position_(std::move(position)), timeout_(timeout) {}
+
+  status connect(milliseconds bound) override {
+    auto st = client_.connect_with_backoff(bound);
+    if (!st || (!latest_ && group_.empty()))
+      return st;
+    if (st = side_.connect_with_backoff(bound); !st)
+      return st;
+    if (!group_.empty() && !position_->known.load()) {
+      // Before the run (the target's counters are read after the connections): not counted.
+      wire::BrokerCall call;
+      auto& f = *call.mutable_fetch_cursor();
+      f.set_group(group_);
+      f.set_stream(stream_);
+      f.set_partition(0);
+      auto r = side_.request("broker", call.SerializeAsString(), timeout_);
+      if (!r.ok())
+        return status::error(r.rejected->code, "the cursor of group " + group_ + " could not be read: " + r.rejected->detail);
+      wire::CursorAck ack;
+      if (!ack.ParseFromString(*r.payload))
+        return status::error(code::bad_request, "the broker's CursorAck does not parse (a broker of another version?)");
+      position_->first = ack.found() ? ack.offset() : 0;
+      position_->next = position_->first;
+      position_->committed = position_->first;
+      position_->known = true;
+    }
+    return st;
+  }
+
+  std::optional<rejection> send(uint64_t& id) override {
+    wire::BrokerCall call;
+    auto& sub = *call.mutable_subscribe();
+    sub.set_stream(stream_);
+    sub.set_partition(0);
+    uint64_t from = 0;
+    if (latest_) {
+      auto end = partition_end();
+      if (!end)
+        return end.error().as_rejection();
+      from = *end;
+    } else if (!group_.empty()) {
+      from = position_->next.fetch_add(messages_);
+    }
+    if (latest_ || !group_.empty()) {
+      sub.set_start(wire::START_OFFSET);
+      sub.set_start_offset(from);
+    } else {
+      sub.set_start(wire::START_EARLIEST);
+    }
+    sub.set_stop_offset(from + messages_ - 1);
+    return client_.send_stream_request("broker", call.SerializeAsString(), id);
+  }
+
+  void poll(std::vector<completion>& out, milliseconds wait, bool& lost) override {
+    replies_.clear();
+    client_.receive_ready(replies_, wait);
+    for (auto& r : replies_) {
+      if (r.request_id == 0) {
+        lost = lost || (r.rejected && means_connection_lost(*r.rejected));
+        continue;
+      }
+      if (r.batch)
+        continue;
+      if (r.ok() && !group_.empty())
+        commit(*r.payload);
+      out.push_back({r.request_id, r.ok() ? std::nullopt : r.rejected});
+    }
+  }
+
+  void side_requests(load::wire_accounting& w) override {
+    w.own_requests += own_.own_requests;
+    for (auto& [c, n] : own_.own_refused)
+      w.own_refused[c] += n;
+  }
+
+private:
+  /// Where partition 0 ends now (its high water): a latest read starts there.
+  result<uint64_t> partition_end() {
+    wire::BrokerCall call;
+    call.mutable_stream_info()->set_name(stream_);
+    auto r = side_.request("broker", call.SerializeAsString(), timeout_);
+    if (!count_side(r))
+      return status::refused(*r.rejected, "where stream " + stream_ + " ends could not be read: " + r.rejected->detail);
+    wire::StreamInfo info;
+    if (!info.ParseFromString(*r.payload) || info.partitions().empty())
+      return status::error(code::bad_request, "the broker's StreamInfo of " + stream_ + " does not parse or has no partition");
+    return info.partitions(0).high_water();
+  }
+
+  /// A read ended: the group continues after it (a commit never moves the cursor back).
+  void commit(const std::string& summary) {
+    wire::SubscribeEnd end;
+    if (!end.ParseFromString(summary))
+      return;
+    auto next = end.next_offset();
+    auto at = position_->committed.load();
+    while (next > at && !position_->committed.compare_exchange_weak(at, next)) {
+    }
+    if (next <= at)
+      return;
+    wire::BrokerCall call;
+    auto& c = *call.mutable_commit_cursor();
+    c.set_group(group_);
+    c.set_stream(stream_);
+    c.set_partition(0);
+    c.set_offset(next);
+    auto r = side_.request("broker", call.SerializeAsString(), timeout_);
+    if (count_side(r))
+      position_->commits++;
+    else
+      std::fprintf(stderr, "levee load: group %s: the cursor was not committed at %llu: %s\n",
+                   printable(group_).c_str(), static_cast<unsigned long long>(next),
+                   printable(r.rejected->detail).c_str());
+  }
+
+  /// Counts a side request's answer as the tool's own; true when it was accepted.
+  bool count_side(const reply& r) {
+    if (r.ok()) {
+      own_.own_requests++;
+      return true;
+    }
+    if (!(r.rejected->code == code::unavailable && r.rejected->limit.empty()))
+      own_.own_refused[std::string{to_string(r.rejected->code)}]++;
+    return false;
+  }
+
+  client client_;
+  client side_;
+  std::string stream_;
+  uint64_t messages_;
+  bool latest_;
+  std::string group_;
+  std::shared_ptr<consume_position> position_;
+  milliseconds timeout_;
+  std::vector<reply> replies_;
+  load::wire_accounting own_;
+};
+
 struct plan {
   bool closed_loop = false;
   std::optional<load::open_loop_schedule> schedule;
@@ -205,9 +394,12 @@ struct plan {
   nanoseconds offset{0};
 };
 
-/// What the progress line reads while workers run.
+/// What the progress line reads while workers run: counts, and each connection's latencies
+/// of the last second (load/live_latency.hpp: lock-free, 960 bytes a connection).
 struct live_counts {
+  explicit live_counts(uint32_t connections) : latency(connections) {}
   std::atomic<uint64_t> sent{0}, accepted{0}, rejected{0}, errors{0};
+  std::vector<load::live_latency> latency;
 };
 
 /// A send waiting for its answer.
@@ -236,6 +428,7 @@ public:
       rec_.timed_out(s.intended, s.sent);
     wire_.unanswered += pending_.size();
     pending_.clear();
+    d_.side_requests(wire_);
   }
 
 private:
@@ -309,6 +502,7 @@ private:
         wire_.accepted++;
         rec_.accepted(it->second.intended, it->second.sent, t);
         live_.accepted++;
+        live_.latency[index_].record(static_cast<uint64_t>(std::max<int64_t>(0, (t - it->second.intended).count())));
       }
       pending_.erase(it);
       if (p_.closed_loop)
@@ -430,17 +624,26 @@ std::optional<std::vector<load::rate_step>> parse_steps(const std::string& text,
 }
 
 /// The live line, once a second: "  3.0s / 10.0s (7.0s left)  step 2/5 at 200/s  sent 612
-/// (201/s)  accepted ...". `phase` is empty outside a ramp; `sent_before` is the sent count
-/// of the line before (for the rate of the last second), updated here.
-void progress_line(const live_counts& live, double elapsed, double total, const std::string& phase,
+/// (201/s)  p99 1.2ms  accepted ...". The p99 is of the sends accepted since the line
+/// before, from their intended send times ("p99 -" when none was). `phase` is empty
+/// outside a ramp; `sent_before` is the sent count of the line before (for the rate of
+/// the last second), updated here.
+void progress_line(live_counts& live, double elapsed, double total, const std::string& phase,
                    uint64_t& sent_before) {
   auto sent = live.sent.load();
+  load::live_latency::counts last_second{};
+  for (auto& l : live.latency)
+    l.take(last_second);
+  char p99[32] = "-";
+  if (load::live_latency::total(last_second) > 0)
+    std::snprintf(p99, sizeof p99, "%.1fms",
+                  static_cast<double>(load::live_latency::percentile(last_second, 99)) / 1e6);
   std::fprintf(stderr,
-               "\r  %6.1fs / %.1fs (%.1fs left)  %ssent %llu (%llu/s)  accepted %llu  rejected %llu  "
-               "errors %llu   ",
+               "\r  %6.1fs / %.1fs (%.1fs left)  %ssent %llu (%llu/s)  p99 %s  accepted %llu  "
+               "rejected %llu  errors %llu   ",
                elapsed, total, std::max(0.0, total - elapsed), phase.c_str(),
                static_cast<unsigned long long>(sent),
-               static_cast<unsigned long long>(sent - std::min(sent, sent_before)),
+               static_cast<unsigned long long>(sent - std::min(sent, sent_before)), p99,
                static_cast<unsigned long long>(live.accepted.load()),
                static_cast<unsigned long long>(live.rejected.load()),
                static_cast<unsigned long long>(live.errors.load()));
@@ -455,18 +658,6 @@ std::string query_payload(const std::string& text, uint64_t timeout_ms) {
   req.set_text(text);
   req.set_deadline_ms(static_cast<uint32_t>(std::min<uint64_t>(timeout_ms, UINT32_MAX)));
   return req.SerializeAsString();
-}
-
-/// A Subscribe (spelled as the broker's BrokerCall) reading partition 0 of `stream` from
-/// its first message through `messages` of them: one consumer's read, answered by its end.
-std::string subscribe_payload(const std::string& stream, uint64_t messages) {
-  wire::BrokerCall call;
-  auto& sub = *call.mutable_subscribe();
-  sub.set_stream(stream);
-  sub.set_partition(0);
-  sub.set_start(wire::START_EARLIEST);
-  sub.set_stop_offset(messages - 1);
-  return call.SerializeAsString();
 }
 
 /// A StatsReply's counters by name (load/target_side.hpp): the listener's, the query
@@ -600,6 +791,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   load::knee_bounds knee;
   uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
   uint64_t read_messages = 100;
+  std::string from = "earliest", group, query_file;
   uint32_t connections = 1;
   bool json = false, progress = false, quiet = false, other_traffic = false;
   std::vector<std::string> threshold_texts;
@@ -608,7 +800,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     ("target", po::value(&target)->multitoken(),
      "actor NAME (request/response to an exposed target), publish SUBJECT (stream publish), "
      "query 'TEXT' (a server's query path to its satellites; answered when its last batch came) "
-     "or consume STREAM (a subscription reading --read-messages from the stream's start)")
+     "or consume STREAM (a subscription reading --read-messages of partition 0: --from, --group)")
     ("server", po::value(&server),
      "host:port of the node (default 127.0.0.1:7400 for actor, 127.0.0.1:7600 for publish)")
     ("token", po::value(&token), "the node's connection token (net.token), if it has one")
@@ -653,8 +845,20 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
      "publish with --keys: uniform, or zipf (key i drawn in proportion to 1/(i+1): a few hot "
      "keys and a long tail)")
     ("read-messages", whole_number("read-messages", &read_messages, uint64_t{100}, 1, 1'000'000, "messages"),
-     "consume: messages each send reads, from the first of partition 0 (default 100; the stream "
-     "must hold them, or the read waits for them until its timeout)")
+     "consume: messages each send reads from partition 0 (default 100; the stream must hold "
+     "them, or the read waits for them until its timeout)")
+    ("query-file", po::value(&query_file),
+     "query (with --target query alone): a file of weighted queries, one a line, WEIGHT then a "
+     "tab or spaces then the query text (e.g. 3<TAB>count by level); blank lines and # "
+     "comments skipped; each send picks one by weight")
+    ("from", po::value(&from)->default_value("earliest"),
+     "consume: earliest (each read from the stream's first message) or latest (each read from "
+     "the stream's end when it is sent: it waits for messages published after it, so a "
+     "publisher must be running, e.g. a second levee load --target publish)")
+    ("group", po::value(&group),
+     "consume: a consumer group: each read starts where the group's cursor is (the first "
+     "message when it has none; concurrent reads take the following offsets) and commits its "
+     "end, as levee sub --group does")
     ("retry-after", po::value(&retry_after)->default_value("ignore"),
      "honour (hold sends back until a refusal's retry_after_ms has passed: counted as held back) "
      "or ignore (send on schedule, as an abusive client would)")
@@ -674,7 +878,8 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     ("html", po::value(&html_path),
      "also write the report to this file as one self-contained HTML page with SVG plots")
     ("progress", po::bool_switch(&progress),
-     "print the progress line on stderr each second even when it is not a terminal (CI logs)")
+     "print the progress line (sent, the last second's p99, accepted, rejected, errors) on "
+     "stderr each second even when it is not a terminal (CI logs)")
     ("quiet", po::bool_switch(&quiet), "no progress line, even on a terminal")
     ("scenario", po::value<std::string>(),
      "read the options from this INI file (configs/load-*.ini); options on the command line "
@@ -690,23 +895,56 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   auto given = [&](const char* name) { return vm.count(name) > 0 && !vm[name].defaulted(); };
 
   // -- what to drive, and how ----------------------------------------------------------
+  bool mix = given("query-file");
+  if (mix && target.size() == 1 && target[0] == "query")
+    target.push_back(query_file);  // the run's target, as the report shows it
+  else if (mix && !(target.size() == 2 && target[0] == "query"))
+    return usage("--query-file is for --target query: give --target query --query-file PATH");
+  else if (mix)
+    return usage("--target query '" + target[1] + "' and --query-file give the queries twice: "
+                 "give one (--target query --query-file PATH)");
   if (target.size() != 2
       || (target[0] != "actor" && target[0] != "publish" && target[0] != "query" && target[0] != "consume"))
     return usage("give --target actor NAME (an exposed actor, e.g. stats), --target publish "
                  "SUBJECT (a broker's stream subject), --target query 'TEXT' (a server's "
-                 "query path, the text quoted as one argument) or --target consume STREAM (a "
-                 "broker's stream, read from its start)");
+                 "query path, the text quoted as one argument; or --target query --query-file "
+                 "PATH for a weighted mix) or --target consume STREAM (a "
+                 "broker's stream, read by consumers)");
   bool consume = target[0] == "consume";
   bool publish = target[0] == "publish";
-  if (given("read-messages") && !consume)
-    return usage("--read-messages is for --target consume STREAM");
+  if ((given("read-messages") || given("from") || given("group")) && !consume)
+    return usage("--read-messages, --from and --group are for --target consume STREAM");
+  if (from != "earliest" && from != "latest")
+    return usage("--from " + from + ": must be earliest or latest");
+  if (given("group") && from == "latest")
+    return usage("--group reads from the group's cursor; --from latest reads from the stream's "
+                 "end: give one");
+  if (given("group") && (group.empty() || group.size() > 255))
+    return usage("--group '" + group + "': give a name of 1 to 255 bytes, e.g. --group load");
   if (consume && (given("payload-bytes") || given("message-bytes") || given("ack")))
     return usage("--target consume reads: --payload-bytes, --message-bytes and --ack are for "
                  "other targets; give --read-messages N");
   bool query_path = target[0] == "query";
+  std::vector<load::weighted_query> queries;
+  if (mix) {
+    // Every query is parsed before the run: a bad one would be a bad_request each send.
+    std::ifstream in{query_file, std::ios::binary};
+    if (!in)
+      return usage("--query-file " + query_file + ": cannot read it (" + std::strerror(errno)
+                   + "); give a file of lines WEIGHT QUERY, e.g. configs/load-queries.txt");
+    std::ostringstream content;
+    content << in.rdbuf();
+    auto parsed = load::parse_query_mix(content.str(), query_file, [](const std::string& text) {
+      auto q = query::parse(text);
+      return q ? std::nullopt : std::optional<std::string>{q.error().message()};
+    });
+    if (!parsed)
+      return usage("--query-file " + parsed.error().message());
+    queries = std::move(*parsed);
+  }
   if (query_path) {
     // Every send would be the same bad_request: say so before the run, as the server would.
-    if (auto q = query::parse(target[1]); !q)
+    if (auto q = query::parse(target[1]); !mix && !q)
       return usage("--target query '" + target[1] + "': " + q.error().message());
     if (given("payload-bytes"))
       return usage("--payload-bytes is for --target actor; a query's size is its text");
@@ -821,6 +1059,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   co.token = token;
   co.node_id = "levee-load";
   std::vector<std::unique_ptr<target_driver>> drivers;
+  auto position = std::make_shared<consume_position>();
   for (uint32_t i = 0; i < connections; ++i) {
     std::unique_ptr<target_driver> d;
     if (publish)
@@ -831,8 +1070,15 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
         keys == 0 ? std::nullopt
                   : std::optional<load::key_chooser>{std::in_place, keys, *key_distribution, 1 + i});
     else if (consume)
-      d = std::make_unique<actor_driver>(co, "broker", subscribe_payload(target[1], read_messages), true);
-    else if (query_path)
+      d = std::make_unique<consume_driver>(co, target[1], read_messages, from == "latest", group,
+                                           position, milliseconds(timeout_ms));
+    else if (query_path && mix) {
+      std::vector<std::string> payloads;
+      for (auto& q : queries)
+        payloads.push_back(query_payload(q.text, timeout_ms));
+      d = std::make_unique<actor_driver>(co, "query", std::move(payloads),
+                                         load::query_chooser{queries, 1 + i}, true);
+    } else if (query_path)
       d = std::make_unique<actor_driver>(co, "query", query_payload(target[1], timeout_ms), true);
     else
       d = std::make_unique<actor_driver>(co, target[1], std::string(payload_bytes, 'x'), false);
@@ -878,7 +1124,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   interrupted.store(false);
   auto old_int = std::signal(SIGINT, on_interrupt);
   std::vector<load::wire_accounting> wire(connections);
-  live_counts live;
+  live_counts live{connections};
   std::atomic<uint64_t> closed_sends{0};
   bool tty = progress || (::isatty(STDERR_FILENO) == 1 && !json && !quiet);
   double planned = p.closed_loop ? duration<double>(p.send_until).count()
@@ -982,7 +1228,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   if (before) {
     // The target counted the first stats request by now (answered after its figures were
     // taken), and the refused tries of this one (before its figures are taken).
-    side.tool.own_requests = 1;
+    side.tool.own_requests += 1;
     std::string why;
     auto after = read_counters(stats_connection, p.timeout, side.tool.own_refused, why);
     if (after) {
@@ -1002,6 +1248,14 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     }
   }
 
+  // Sends of the mix's query k, in all connections.
+  auto sent_of = [&](size_t k) {
+    uint64_t n = 0;
+    for (auto& d : drivers)
+      if (auto* a = dynamic_cast<actor_driver*>(d.get()); a && k < a->sent_by_payload().size())
+        n += a->sent_by_payload()[k];
+    return n;
+  };
   std::vector<load::threshold_outcome> outcomes;
   for (auto& t : thresholds)
     outcomes.push_back(load::evaluate(t, result));
@@ -1014,6 +1268,23 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
              + ",\"held\":" + (outcomes[i].held ? "true" : "false")
              + ",\"observed\":" + std::to_string(outcomes[i].observed) + "}";
     out += "],\"target_side\":" + side.json();
+    if (mix) {
+      out += ",\"queries\":[";
+      for (size_t k = 0; k < queries.size(); ++k)
+        out += std::string{k ? "," : ""} + "{\"line\":" + std::to_string(queries[k].line)
+               + ",\"weight\":" + std::to_string(queries[k].weight) + ",\"text\":"
+               + load::json_string(queries[k].text) + ",\"sent\":" + std::to_string(sent_of(k)) + "}";
+      out += "]";
+    }
+    if (consume)
+      out += ",\"consume\":{\"from\":" + load::json_string(group.empty() ? from : "cursor")
+             + ",\"read_messages\":" + std::to_string(read_messages) + ",\"group\":"
+             + (group.empty() ? std::string{"null"} : load::json_string(group))
+             + (group.empty() ? std::string{}
+                              : ",\"first_offset\":" + std::to_string(position->first)
+                                  + ",\"committed_offset\":" + std::to_string(position->committed.load())
+                                  + ",\"commits\":" + std::to_string(position->commits.load()))
+             + "}";
     if (ramp)
       out += ",\"ramp\":" + ramp->json();
     out += "}";
@@ -1023,6 +1294,17 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     if (ramp)
       std::fputs(ramp->text().c_str(), stdout);
     std::fputs(side.text().c_str(), stdout);
+    if (mix) {
+      std::puts("\nqueries (weight, sends, text):");
+      for (size_t k = 0; k < queries.size(); ++k)
+        std::printf("  %7llu %9llu  %s\n", static_cast<unsigned long long>(queries[k].weight),
+                    static_cast<unsigned long long>(sent_of(k)), printable(queries[k].text).c_str());
+    }
+    if (consume && !group.empty())
+      std::printf("\ngroup %s: read from offset %llu, continues at %llu (%llu commits)\n",
+                  printable(group).c_str(), static_cast<unsigned long long>(position->first),
+                  static_cast<unsigned long long>(position->committed.load()),
+                  static_cast<unsigned long long>(position->commits.load()));
     if (!outcomes.empty())
       std::puts("\nthresholds:");
     for (auto& o : outcomes)

@@ -30,6 +30,9 @@ const std::vector<scenario_key>& scenario_keys() {
     {"keys", "1000", false, false},
     {"key_distribution", "zipf", false, false},
     {"read_messages", "100", false, false},
+    {"query_file", "queries.txt", false, false},
+    {"from", "latest", false, false},
+    {"group", "load", false, false},
     {"retry_after", "ignore", false, false},
     {"timeout_ms", "5000", false, false},
     {"max_lag_ms", "50", false, false},
@@ -85,11 +88,16 @@ std::vector<std::string> arguments_of(const scenario_entry& e) {
   if (k && k->is_switch)
     return e.value == "true" ? std::vector<std::string>{option_of(e.key)} : std::vector<std::string>{};
   if (e.key == "target") {
-    // Two words: the kind and the name.
+    // The kind, then the rest of the line as one argument: a name, or a query's text of
+    // several words (target = query count by level).
     std::vector<std::string> out{"--target"};
-    std::istringstream words{e.value};
-    for (std::string w; words >> w;)
-      out.push_back(w);
+    auto kind_end = e.value.find_first_of(" \t");
+    out.push_back(e.value.substr(0, kind_end));
+    if (kind_end != std::string::npos) {
+      auto rest = e.value.find_first_not_of(" \t", kind_end);
+      if (rest != std::string::npos)
+        out.push_back(e.value.substr(rest));
+    }
     return out;
   }
   return {option_of(e.key), e.value};
@@ -169,7 +177,16 @@ result<scenario> read_scenario(const std::string& path) {
   text << in.rdbuf();
   if (!in && !in.eof())
     return status::error(code::bad_request, path + ": cannot be read; check its permissions");
-  return parse_scenario(text.str(), path);
+  auto sc = parse_scenario(text.str(), path);
+  if (!sc)
+    return sc;
+  // A file a scenario names is found beside it, wherever the command runs.
+  auto slash = path.rfind('/');
+  if (slash != std::string::npos)
+    for (auto& e : sc->entries)
+      if (e.key == "query_file" && !e.value.empty() && e.value[0] != '/')
+        e.value = path.substr(0, slash + 1) + e.value;
+  return sc;
 }
 
 } // namespace levee::load

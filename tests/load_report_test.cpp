@@ -4,8 +4,15 @@
 // comparison of two JSON results.
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -227,6 +234,32 @@ TEST(Scenario, KeysBecomeTheOptionsTheyStandFor) {
   EXPECT_TRUE(arguments_of(s->entries[5]).empty());
   EXPECT_EQ(entry_error(*s, s->entries[1], "too big"),
             "x.ini:4: key 'payload_bytes': too big; write e.g. payload_bytes = 64");
+}
+
+TEST(Scenario, AQueryTargetKeepsItsWordsAndAQueryFileIsFoundBesideTheScenario) {
+  for (auto& [line, want] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+         {"target = query   count by level", {"--target", "query", "count by level"}},
+         {"target = consume load", {"--target", "consume", "load"}},
+         {"target = query", {"--target", "query"}}}) {
+    auto s = parse_scenario("[load]\n" + line + "\n", "x.ini");
+    ASSERT_TRUE(s) << s.error().message();
+    EXPECT_EQ(arguments_of(s->entries[0]), want) << line;
+  }
+
+  auto dir = std::string{::testing::TempDir()} + "scenario-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  auto path = dir + "/q.ini";
+  {
+    std::ofstream out{path};
+    out << "[load]\ntarget = query\nquery_file = mix.txt\n";
+  }
+  auto read = read_scenario(path);
+  std::remove(path.c_str());
+  ::rmdir(dir.c_str());
+  ASSERT_TRUE(read) << read.error().message();
+  EXPECT_EQ(arguments_of(read->entries[0]), (std::vector<std::string>{"--target", "query"}));
+  EXPECT_EQ(arguments_of(read->entries[1]),
+            (std::vector<std::string>{"--query-file", dir + "/mix.txt"}));
 }
 
 TEST(Scenario, ErrorsNameTheLineTheKeyAndWhatToWrite) {

@@ -55,7 +55,18 @@ struct load_run {
   int exit_code = -1;
   nlohmann::json result;
   std::string out;
+  std::string progress;  // stderr, where --progress writes its lines
 };
+
+/// The p99 of each progress line ("p99 12.3ms"; "p99 -" lines, with nothing accepted in
+/// their second, are left out), in ms.
+std::vector<double> progress_p99s(const std::string& progress) {
+  std::vector<double> out;
+  for (auto at = progress.find("p99 "); at != std::string::npos; at = progress.find("p99 ", at + 1))
+    if (at + 4 < progress.size() && progress[at + 4] != '-')
+      out.push_back(std::stod(progress.substr(at + 4)));
+  return out;
+}
 
 /// Runs `levee load ARGS --json` to its end (bounded), with stderr in `stderr_path`.
 load_run finish(child_process& load) {
@@ -122,6 +133,7 @@ load_run run_with_a_stall(const std::vector<std::string>& mode, double& stall_us
   stall_us = duration<double, std::micro>(steady_clock::now() - stopped).count();
   auto r = finish(load);
   EXPECT_EQ(r.exit_code, 0) << r.out << test::read_file(load_err);
+  r.progress = test::read_file(load_err);
   return r;
 }
 
@@ -142,6 +154,12 @@ TEST(LoadSystem, AStalledTargetShowsItsStallInLatencyFromIntendedSendTimes) {
   EXPECT_GE(j["latency"]["p99_us"].get<double>(), 0.8 * stall) << r.out;
   EXPECT_GE(j["latency"]["p90_us"].get<double>(), 0.3 * stall) << r.out;
   EXPECT_EQ(j["coordinated_omission"], "corrected");
+  // The progress line shows it as it happens: the p99 of the second in which the stalled
+  // sends were answered is most of the stall, that of a second before it far less.
+  auto p99s = progress_p99s(r.progress);
+  ASSERT_GE(p99s.size(), 2u) << r.progress;
+  EXPECT_GE(*std::max_element(p99s.begin(), p99s.end()), 0.5 * stall / 1000) << r.progress;
+  EXPECT_LT(p99s.front(), 0.5 * stall / 1000) << r.progress;
 }
 
 TEST(LoadSystem, AClosedLoopHidesTheSameStallAndSaysSo) {
@@ -476,6 +494,84 @@ TEST(LoadSystem, QueriesThroughAServerToItsSatelliteAreCountedEndToEnd) {
     << test::read_file(dir.file("bad.stderr"));
 }
 
+TEST(LoadSystem, AWeightedQueryFileSendsEachOfItsQueriesAndTheServerCountsThemAll) {
+  temp_dir dir{"levee-load"};
+  node_process node;
+  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
+    << test::read_file(node.stderr_path);
+  auto address = "127.0.0.1:" + std::to_string(node.port);
+  auto deadline = steady_clock::now() + bound;
+  bool answered = false;
+  while (!answered && steady_clock::now() < deadline) {
+    child_process q{{levee_binary, "query", "--server", address, "count"}, dir.file("q.stderr")};
+    answered = q.wait_exit(bound) == 0;
+    if (!answered)
+      std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_TRUE(answered) << test::read_file(dir.file("q.stderr"));
+  auto file = dir.file("queries.txt");
+  test::write_file(file, "# three counts to one count by level\n\n3\tcount\n1   count by level\n");
+  child_process load{{levee_binary, "load", "--target", "query", "--query-file", file, "--server",
+                      address, "--rate", "20", "--duration", "2", "--max-late-percent", "100",
+                      "--other-traffic", "--json"}};
+  auto r = finish(load);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto& j = r.result;
+  EXPECT_EQ(j["offered"], 40) << r.out;
+  ASSERT_EQ(j["queries"].size(), 2u) << r.out;
+  EXPECT_EQ(j["queries"][0]["text"], "count");
+  EXPECT_EQ(j["queries"][0]["line"], 3);
+  EXPECT_EQ(j["queries"][1]["text"], "count by level");
+  EXPECT_EQ(j["queries"][1]["weight"], 1);
+  auto first = j["queries"][0]["sent"].get<int>();
+  auto second = j["queries"][1]["sent"].get<int>();
+  // Both were sent (at 3:1, none of 40 picking the second has odds of 1 in 100,000), and
+  // the first more often.
+  EXPECT_GT(second, 0) << r.out;
+  EXPECT_GT(first, second) << r.out;
+  EXPECT_EQ(first + second, 40) << r.out;
+  // Every send is accounted for on the server: the strict node's query router started or
+  // refused it, or its proxy refused it first (one query of a client at a time), or the
+  // client did not send it (net.max_inflight_requests).
+  auto& delta = j["target_side"]["delta"];
+  int proxy_refused = 0;
+  for (auto& [name, n] : delta.items())
+    if (name.rfind("kinds.proxy.rejected.", 0) == 0)
+      proxy_refused += n.get<int>();
+  EXPECT_EQ(delta.value("queries.started", 0) + delta.value("queries.refused", 0) + proxy_refused
+              + j["target_side"]["tool"]["refused_locally"].get<int>(),
+            40)
+    << r.out;
+  EXPECT_EQ(delta.value("queries.completed", 0), j["accepted"].get<int>()) << r.out;
+
+  // The shipped scenario runs its mix (configs/load-queries.txt, found beside it whatever
+  // the working directory), shortened here; its thresholds may fail on this strict node
+  // (exit 99), which is not what is checked.
+  child_process shipped{{levee_binary, "load", "--scenario",
+                         std::string{LEVEE_CONFIGS_DIR} + "/load-query.ini", "--server", address,
+                         "--rate", "10", "--duration", "1", "--warmup", "0",
+                         "--max-late-percent", "100", "--json"}};
+  auto sr = finish(shipped);
+  EXPECT_TRUE(sr.exit_code == 0 || sr.exit_code == 99) << sr.out;
+  EXPECT_EQ(sr.result["offered"], 10) << sr.out;
+  ASSERT_EQ(sr.result["queries"].size(), 3u) << sr.out;
+  int shipped_sends = 0;
+  for (auto& q : sr.result["queries"])
+    shipped_sends += q["sent"].get<int>();
+  EXPECT_EQ(shipped_sends, 10) << sr.out;
+
+  // A bad line is refused before the run, with its line and what to write.
+  test::write_file(file, "3\tcount\n2\tcount by\n");
+  child_process bad{{levee_binary, "load", "--target", "query", "--query-file", file, "--server",
+                     address},
+                    dir.file("bad.stderr")};
+  EXPECT_EQ(bad.wait_exit(bound), 2);
+  auto why = test::read_file(dir.file("bad.stderr"));
+  EXPECT_NE(why.find("queries.txt:2: query 'count by': "), std::string::npos) << why;
+  EXPECT_NE(why.find("expected a field name"), std::string::npos) << why;
+  EXPECT_NE(why.find("e.g. 3 count by level"), std::string::npos) << why;
+}
+
 TEST(LoadSystem, ConsumersReadAStreamAndTheBrokerCountsEachSubscription) {
   temp_dir dir{"levee-load"};
   node_process broker;
@@ -500,6 +596,90 @@ TEST(LoadSystem, ConsumersReadAStreamAndTheBrokerCountsEachSubscription) {
   EXPECT_EQ(delta.value("broker.subscriptions", 0), 40) << r.out;
   EXPECT_GE(delta.value("broker.batches_sent", 0), 40) << r.out;
   EXPECT_EQ(r.result["target_side"]["accounting"]["held"], true) << r.out;
+}
+
+TEST(LoadSystem, AGroupsReadsContinueWhereItsLastReadEnded) {
+  temp_dir dir{"levee-load"};
+  node_process broker;
+  auto address = start_broker_with_a_stream(dir, broker);
+  ASSERT_FALSE(address.empty()) << test::read_file(broker.stderr_path);
+  auto publish = [&](const std::string& count) {
+    child_process fill{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                        "--count", count, "--rate", "1000", "--max-late-percent", "100", "--json"}};
+    auto filled = finish(fill);
+    EXPECT_EQ(filled.exit_code, 0) << filled.out;
+    EXPECT_EQ(filled.result["accepted"], std::stoi(count)) << filled.out;
+  };
+  publish("100");
+  // One read of 50 in group g, twice: the first reads offsets 0-49 and commits 50, the
+  // second starts at the group's cursor and reads 50-99.
+  auto read_50 = [&] {
+    child_process load{{levee_binary, "load", "--target", "consume", "t", "--group", "g",
+                        "--read-messages", "50", "--count", "1", "--rate", "10", "--server",
+                        address, "--max-late-percent", "100", "--json"}};
+    return finish(load);
+  };
+  auto first = read_50();
+  ASSERT_EQ(first.exit_code, 0) << first.out;
+  EXPECT_EQ(first.result["accepted"], 1) << first.out;
+  EXPECT_EQ(first.result["consume"]["first_offset"], 0) << first.out;
+  EXPECT_EQ(first.result["consume"]["committed_offset"], 50) << first.out;
+  EXPECT_EQ(first.result["target_side"]["delta"].value("broker.subscriptions", 0), 1) << first.out;
+  // The cursor fetch came before the counters were read, the commit after: one own request.
+  EXPECT_EQ(first.result["target_side"]["accounting"]["held"], true) << first.out;
+  auto second = read_50();
+  ASSERT_EQ(second.exit_code, 0) << second.out;
+  EXPECT_EQ(second.result["accepted"], 1) << second.out;
+  EXPECT_EQ(second.result["consume"]["first_offset"], 50) << second.out;
+  EXPECT_EQ(second.result["consume"]["committed_offset"], 100) << second.out;
+  EXPECT_EQ(second.result["target_side"]["accounting"]["held"], true) << second.out;
+  // The broker's own cursor says the same: `levee sub --group g` reads on from offset 100.
+  publish("1");
+  child_process sub{{levee_binary, "sub", "t", "--group", "g", "--count", "1", "--json",
+                     "--broker", address}};
+  auto text = sub.read_rest(bound);
+  ASSERT_EQ(sub.wait_exit(bound), 0) << text;
+  auto m = nlohmann::json::parse(text.substr(0, text.find('\n')), nullptr, false);
+  EXPECT_EQ(m.value("offset", uint64_t{0}), 100u) << text;
+
+  // --from latest and --group exclude each other; --from takes earliest or latest.
+  child_process both{{levee_binary, "load", "--target", "consume", "t", "--group", "g", "--from",
+                      "latest", "--server", address}, dir.file("both.stderr")};
+  EXPECT_EQ(both.wait_exit(bound), 2);
+  EXPECT_NE(test::read_file(dir.file("both.stderr")).find("give one"), std::string::npos);
+}
+
+TEST(LoadSystem, ConsumersFromTheLatestReadWhatAConcurrentPublisherSends) {
+  temp_dir dir{"levee-load"};
+  node_process broker;
+  auto address = start_broker_with_a_stream(dir, broker);
+  ASSERT_FALSE(address.empty()) << test::read_file(broker.stderr_path);
+  // 1000 messages already there: a latest read must not be answered by them.
+  child_process fill{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                      "--count", "1000", "--rate", "5000", "--max-late-percent", "100", "--json"}};
+  ASSERT_EQ(finish(fill).exit_code, 0);
+  auto pub_err = dir.file("pub.stderr");
+  test::write_file(pub_err, "");
+  child_process publisher{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                           "--rate", "200", "--duration", "5", "--max-late-percent", "100",
+                           "--other-traffic", "--json", "--progress"},
+                          pub_err};
+  ASSERT_TRUE(test::wait_for_file_text(pub_err, "sent ", bound)) << test::read_file(pub_err);
+  // 5 reads of 20 messages each; at 200/s each waits about 0.1 s for its messages.
+  child_process load{{levee_binary, "load", "--target", "consume", "t", "--from", "latest",
+                      "--read-messages", "20", "--rate", "5", "--duration", "1", "--server",
+                      address, "--max-late-percent", "100", "--other-traffic", "--json"}};
+  auto r = finish(load);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.result["offered"], 5) << r.out;
+  EXPECT_EQ(r.result["accepted"], 5) << r.out;
+  EXPECT_EQ(r.result["consume"]["from"], "latest") << r.out;
+  EXPECT_EQ(r.result["target_side"]["delta"].value("broker.subscriptions", 0), 5) << r.out;
+  // Waiting for new messages takes time a read of stored ones does not: at 200/s, 20
+  // messages take about 95 ms to be published.
+  EXPECT_GE(r.result["latency"]["p50_us"].get<double>(), 50'000) << r.out;
+  auto p = finish(publisher);
+  EXPECT_EQ(p.exit_code, 0) << p.out;
 }
 
 TEST(LoadSystem, KeyedAckAllPublishesGoWhereTheirKeysHash) {

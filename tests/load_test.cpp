@@ -3,7 +3,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <atomic>
+#include <cmath>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <thread>
 #include <random>
 #include <vector>
 
@@ -11,6 +16,8 @@
 
 #include "load/keys.hpp"
 #include "load/latency_histogram.hpp"
+#include "load/live_latency.hpp"
+#include "load/query_mix.hpp"
 #include "load/results.hpp"
 #include "load/schedule.hpp"
 #include "load/thresholds.hpp"
@@ -276,6 +283,132 @@ TEST(KeyChooser, TheSameSeedDrawsTheSameKeysAndKeysAreNamed) {
   EXPECT_EQ(load::parse_key_distribution("uniform"), load::key_distribution::uniform);
   EXPECT_FALSE(load::parse_key_distribution("Zipf"));
   EXPECT_FALSE(load::parse_key_distribution(""));
+}
+
+TEST(LiveLatency, ASecondsPercentileIsWithinAnEighthOfExactAndEachSampleCountsOnce) {
+  live_latency live;
+  std::mt19937_64 rng{17};
+  std::lognormal_distribution<double> d{std::log(2e6), 1.0};  // around 2 ms
+  std::vector<uint64_t> first;
+  for (int i = 0; i < 5000; ++i)
+    first.push_back(static_cast<uint64_t>(d(rng)));
+  for (auto v : first)
+    live.record(v);
+  live_latency::counts c{};
+  live.take(c);
+  ASSERT_EQ(live_latency::total(c), first.size());
+  std::sort(first.begin(), first.end());
+  for (double p : {50.0, 90.0, 99.0, 100.0}) {
+    uint64_t exact = first[latency_histogram::rank_of(p, first.size()) - 1];
+    auto got = live_latency::percentile(c, p);
+    EXPECT_GE(got, exact) << "p" << p;
+    EXPECT_LE(static_cast<double>(got), static_cast<double>(exact) * 1.125 + 1000) << "p" << p;
+  }
+  // Taken: the next second starts empty, and holds only what came after.
+  live_latency::counts next{};
+  live.take(next);
+  EXPECT_EQ(live_latency::total(next), 0u);
+  EXPECT_EQ(live_latency::percentile(next, 99), 0u);
+  live.record(300'000'000);  // 300 ms
+  live.take(next);
+  EXPECT_EQ(live_latency::total(next), 1u);
+  EXPECT_GE(live_latency::percentile(next, 99), 300'000'000u);
+  EXPECT_LE(live_latency::percentile(next, 99), 300'000'000u * 9 / 8);
+}
+
+TEST(LiveLatency, SamplesRecordedWhileAnotherThreadTakesAreEachCountedOnce) {
+  live_latency live;
+  constexpr uint64_t per_thread = 200'000;
+  std::atomic<bool> done{false};
+  live_latency::counts taken{};
+  std::thread reader{[&] {
+    while (!done.load())
+      live.take(taken);
+  }};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 2; ++t)
+    writers.emplace_back([&, t] {
+      for (uint64_t i = 0; i < per_thread; ++i)
+        live.record((i % 1000 + 1) * 1000 * static_cast<uint64_t>(t + 1));
+    });
+  for (auto& w : writers)
+    w.join();
+  done = true;
+  reader.join();
+  live.take(taken);
+  EXPECT_EQ(live_latency::total(taken), 2 * per_thread);
+}
+
+/// A stand-in for query::parse (load/ may not include query/): "bad" anywhere is wrong.
+std::optional<std::string> check_query(const std::string& text) {
+  if (text.find("bad") != std::string::npos)
+    return "expected a field name";
+  return std::nullopt;
+}
+
+TEST(QueryMix, LinesAreWeightAndTextWithBlankLinesAndCommentsSkipped) {
+  auto mix = parse_query_mix("# the mix\n\n3\tcount by level\n  1   count\r\n\t# spare\n",
+                             "q.txt", check_query);
+  ASSERT_TRUE(mix.ok()) << mix.error().message();
+  ASSERT_EQ(mix->size(), 2u);
+  EXPECT_EQ((*mix)[0].weight, 3u);
+  EXPECT_EQ((*mix)[0].text, "count by level");
+  EXPECT_EQ((*mix)[0].line, 3u);
+  EXPECT_EQ((*mix)[1].weight, 1u);
+  EXPECT_EQ((*mix)[1].text, "count");
+  EXPECT_EQ((*mix)[1].line, 4u);
+}
+
+TEST(QueryMix, ABadLineIsRefusedWithItsNumberAndWhatToWrite) {
+  auto error_of = [](const std::string& content) {
+    auto mix = parse_query_mix(content, "q.txt", check_query);
+    EXPECT_FALSE(mix.ok()) << content;
+    return mix.ok() ? std::string{} : mix.error().message();
+  };
+  auto e = error_of("1 count\ncount by level\n");
+  EXPECT_NE(e.find("q.txt:2: "), std::string::npos) << e;
+  EXPECT_NE(e.find("starts with its weight"), std::string::npos) << e;
+  EXPECT_NE(e.find("e.g. 3 count by level"), std::string::npos) << e;
+  e = error_of("\n\n0 count\n");
+  EXPECT_NE(e.find("q.txt:3: weight 0 is out of range"), std::string::npos) << e;
+  e = error_of("2000000 count\n");
+  EXPECT_NE(e.find("out of range"), std::string::npos) << e;
+  e = error_of("5\n");
+  EXPECT_NE(e.find("q.txt:1: "), std::string::npos) << e;
+  e = error_of("5x count\n");
+  EXPECT_NE(e.find("not followed by a tab or a space"), std::string::npos) << e;
+  e = error_of("1 count\n2 count bad\n");
+  EXPECT_NE(e.find("q.txt:2: query 'count bad': expected a field name"), std::string::npos) << e;
+  e = error_of("# only a comment\n\n");
+  EXPECT_NE(e.find("no queries"), std::string::npos) << e;
+}
+
+TEST(QueryMix, PicksFollowTheWeightsAndRepeatForASeed) {
+  auto mix = parse_query_mix("1 a\n3 b\n0000006 c\n", "q.txt", check_query);
+  ASSERT_TRUE(mix.ok()) << mix.error().message();
+  query_chooser chooser{*mix, 7};
+  std::vector<uint64_t> seen(3);
+  constexpr int n = 100'000;
+  std::vector<size_t> first;
+  for (int i = 0; i < n; ++i) {
+    auto k = chooser.next_index();
+    ASSERT_LT(k, 3u);
+    seen[k]++;
+    if (i < 50)
+      first.push_back(k);
+  }
+  // 1:3:6 of 100,000 within 1 %-point each (about 7 standard deviations).
+  EXPECT_NEAR(static_cast<double>(seen[0]) / n, 0.1, 0.01);
+  EXPECT_NEAR(static_cast<double>(seen[1]) / n, 0.3, 0.01);
+  EXPECT_NEAR(static_cast<double>(seen[2]) / n, 0.6, 0.01);
+  query_chooser again{*mix, 7};
+  for (auto k : first)
+    EXPECT_EQ(again.next_index(), k);
+  query_chooser other{*mix, 8};
+  std::vector<size_t> other_first;
+  for (int i = 0; i < 50; ++i)
+    other_first.push_back(other.next_index());
+  EXPECT_NE(other_first, first);
 }
 
 } // namespace
