@@ -1,4 +1,5 @@
 #include "actors/placement.hpp"
+#include "limits/log.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -22,8 +23,8 @@ placement take_pending_placement() noexcept {
 }
 
 void placed_and_detached() {
-  std::fprintf(stderr, "levee: an actor placed on the I/O thread was spawned detached (or is "
-                       "blocking); spawn it without caf::detached, or on a worker\n");
+  LEVEE_ERROR("actors", "levee: an actor placed on the I/O thread was spawned detached (or is "
+                       "blocking); spawn it without caf::detached, or on a worker");
   std::abort();
 }
 
