@@ -80,7 +80,7 @@ std::string json_escape(std::string_view text) {
     text.remove_prefix(valid);
     if (!text.empty()) {  // a byte that starts no valid UTF-8 sequence: shown, not sent
       char buf[8];
-      std::snprintf(buf, sizeof buf, "\\\\x%02X", static_cast<unsigned char>(text[0]));
+      std::snprintf(buf, sizeof buf, "\\\\x%02x", static_cast<unsigned char>(text[0]));
       out += buf;
       text.remove_prefix(1);
     }
