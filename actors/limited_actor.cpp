@@ -25,7 +25,7 @@ void set_pending_gate(std::unique_ptr<gate> g) {
 std::unique_ptr<gate> take_pending_gate() {
   if (!pending_gate) {
     LEVEE_ERROR("actors", "levee: a limited actor was spawned without levee::spawn_limited; "
-                         "spawn it with levee::spawn_limited(system, runtime, kind, ...)");
+                          "spawn it with levee::spawn_limited(system, runtime, kind, ...)");
     std::abort();
   }
   return std::move(pending_gate);

@@ -1,5 +1,4 @@
 #include "actors/message_size.hpp"
-#include "limits/log.hpp"
 
 #include <array>
 #include <atomic>
@@ -10,6 +9,8 @@
 #include <vector>
 
 #include <caf/type_nr.hpp>
+
+#include "limits/log.hpp"
 
 namespace levee {
 

@@ -1,8 +1,9 @@
 #include "actors/placement.hpp"
-#include "limits/log.hpp"
 
 #include <cstdio>
 #include <cstdlib>
+
+#include "limits/log.hpp"
 
 namespace levee::detail {
 
@@ -24,7 +25,7 @@ placement take_pending_placement() noexcept {
 
 void placed_and_detached() {
   LEVEE_ERROR("actors", "levee: an actor placed on the I/O thread was spawned detached (or is "
-                       "blocking); spawn it without caf::detached, or on a worker");
+                        "blocking); spawn it without caf::detached, or on a worker");
   std::abort();
 }
 

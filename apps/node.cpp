@@ -533,7 +533,7 @@ int run_local(const std::vector<std::string>& args) {
   auto web = node_http::start(*http_opts, *sys, rt, "server,broker,satellite");
   if (!web) {
     LEVEE_ERROR("local", "levee local: %s (--set http.listen=none runs without it)",
-                 printable(web.error().to_string()).c_str());
+                printable(web.error().to_string()).c_str());
     return 1;
   }
   auto srv = server::start_server(*sys, rt, *server_opts, *net_cfg);
@@ -583,7 +583,7 @@ int run_local(const std::vector<std::string>& args) {
     auto s = satellite::start_satellite(*sys, rt, sc, *net_cfg);
     if (!s) {
       LEVEE_ERROR("local", "levee local: satellite %s: %s", id,
-                   printable(s.error().to_string()).c_str());
+                  printable(s.error().to_string()).c_str());
       broker::stop_broker(**brk);
       server::stop_server(**srv);
       return 1;

@@ -184,8 +184,8 @@ void refresh(controller_self* self) {
   if (!st.said_removed && st.cache.removed_brokers().count(st.opts.id) != 0) {
     st.said_removed = true;
     LEVEE_ERROR("controller", "levee broker: broker %llu was removed from the metadata cluster (levee cluster "
-                         "remove): it serves no partition and is no longer heard; stop this process",
-                 static_cast<unsigned long long>(st.opts.id));
+                              "remove): it serves no partition and is no longer heard; stop this process",
+                static_cast<unsigned long long>(st.opts.id));
   }
 }
 
@@ -211,7 +211,7 @@ bool propose(controller_self* self, const std::string& key, metadata::command cm
   if (!submitted.ok()) {
     st.proposing.erase(key);
     LEVEE_WARN("controller", "levee broker: metadata command (%s): %s", key.c_str(),
-                 submitted.to_string().c_str());
+               submitted.to_string().c_str());
     return false;
   }
   return true;
@@ -603,7 +603,7 @@ void end_change(controller_self* self, const caf::error& err) {
   if (err) {
     auto r = rejection_from(err);
     LEVEE_ERROR("controller", "levee broker: %s failed: %s", st.changing.c_str(),
-                 r ? r->to_string().c_str() : self->system().render(err).c_str());
+                r ? r->to_string().c_str() : self->system().render(err).c_str());
   } else {
     std::printf("levee broker: %s: done\n", st.changing.c_str());
     std::fflush(stdout);
@@ -807,7 +807,7 @@ controller_actor::behavior_type controller(controller_self* self) {
       // indeterminate / not_leader: the next tick decides again on what was applied by then.
       if (kind == command_outcome::kind::refused)
         LEVEE_WARN("controller", "levee broker: metadata command (%s) refused: %s", key.c_str(),
-                     detail.c_str());
+                   detail.c_str());
       refresh(self);
     },
     [self](tick_atom) {
@@ -830,7 +830,7 @@ controller_actor::behavior_type controller(controller_self* self) {
         if (r && r->code == code::precondition_failed)
           return;  // decided on an older view: the leader has a newer role by now
         LEVEE_WARN("controller", "levee broker: ISR change of %s: %s", what.c_str(),
-                     r ? r->to_string().c_str() : "refused");
+                   r ? r->to_string().c_str() : "refused");
       });
     },
     [self](propose_atom, const std::string& bytes) -> caf::result<uint64_t> {

@@ -396,7 +396,7 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       auto before = st.setup.log->high_water();
       if (auto done = st.setup.log->sync_if_due(); !done)
         LEVEE_ERROR("broker", "levee broker: stream %s partition %u: sync failed: %s",
-                     st.setup.stream.c_str(), st.setup.partition, done.to_string().c_str());
+                    st.setup.stream.c_str(), st.setup.partition, done.to_string().c_str());
       if (st.setup.log->replicated())
         advance_high_water(self);  // the leader's own durable end counts in the mark
       if (st.setup.log->high_water() != before) {
@@ -412,12 +412,12 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
         return;
       if (auto r = st.setup.log->apply_retention(); !r)
         LEVEE_ERROR("broker", "levee broker: stream %s partition %u: retention failed: %s",
-                     st.setup.stream.c_str(), st.setup.partition,
-                     r.error().to_string().c_str());
+                    st.setup.stream.c_str(), st.setup.partition,
+                    r.error().to_string().c_str());
       if (auto r = st.setup.log->compact(); !r)
         LEVEE_ERROR("broker", "levee broker: stream %s partition %u: compaction failed: %s",
-                     st.setup.stream.c_str(), st.setup.partition,
-                     r.error().to_string().c_str());
+                    st.setup.stream.c_str(), st.setup.partition,
+                    r.error().to_string().c_str());
       publish_gauges(self);
       wake(self);  // subscribers waiting for a stop time that has passed end here
       self->delayed_send(self, milliseconds(st.setup.maintenance_interval_ms),
@@ -436,7 +436,7 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       auto synced = st.setup.log->sync();
       if (!synced)
         LEVEE_ERROR("broker", "levee broker: stream %s partition %u: %s",
-                     st.setup.stream.c_str(), st.setup.partition, synced.to_string().c_str());
+                    st.setup.stream.c_str(), st.setup.partition, synced.to_string().c_str());
       self->quit();
       return synced.ok();
     },

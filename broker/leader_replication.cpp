@@ -391,7 +391,7 @@ void replica_tick(leader_self* self) {
     return;
   if (auto kept = st.setup.log->checkpoint_high_water(); !kept)
     LEVEE_ERROR("broker", "levee broker: %s: high-water checkpoint: %s", where(st).c_str(),
-                 kept.to_string().c_str());
+                kept.to_string().c_str());
   if (leading(st)) {
     auto now = now_ns(self);
     // A change the metadata never answered (lost with a metadata leader): decide again.
@@ -421,7 +421,7 @@ void stop_replication(leader_self* self, const caf::error& err) {
   stop_following(self);
   if (auto kept = self->state.setup.log->checkpoint_high_water(); !kept)
     LEVEE_ERROR("broker", "levee broker: %s: high-water checkpoint: %s",
-                 where(self->state).c_str(), kept.to_string().c_str());
+                where(self->state).c_str(), kept.to_string().c_str());
 }
 
 } // namespace levee::broker

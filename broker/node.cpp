@@ -446,7 +446,7 @@ void stop_broker(broker_node& node) {
       .receive([](bool) {},
                [&](caf::error& err) {
                  LEVEE_ERROR("broker", "levee broker: stopping: %s",
-                              self->system().render(err).c_str());
+                             self->system().render(err).c_str());
                  caf::anon_send_exit(node.broker, caf::exit_reason::user_shutdown);
                });
     node.broker = nullptr;

@@ -160,7 +160,7 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
             stats->registrations.fetch_add(1);
             stats->registered.store(true);
             LEVEE_INFO("satellite", "levee satellite: registered as '%s', heartbeat every %lld ms",
-                         s.id.c_str(), static_cast<long long>(s.interval.count()));
+                       s.id.c_str(), static_cast<long long>(s.interval.count()));
             // The Register counted as a beat; the first heartbeat comes within an interval.
             next_heartbeat(self, opts, true, s.generation);
           },

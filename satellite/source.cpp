@@ -78,8 +78,8 @@ source_actor::behavior_type source_loop(source_self* self, std::shared_ptr<event
         auto now = clock->wall_ms();
         if (bad > st.bad_logged && now - st.last_bad_log_ms >= 1000) {
           LEVEE_WARN("satellite", "levee satellite: source %s: %llu bad lines skipped (%llu in all); last: %s",
-                       name.c_str(), static_cast<unsigned long long>(bad - st.bad_logged),
-                       static_cast<unsigned long long>(bad), src_stats.last_bad_reason.c_str());
+                     name.c_str(), static_cast<unsigned long long>(bad - st.bad_logged),
+                     static_cast<unsigned long long>(bad), src_stats.last_bad_reason.c_str());
           st.bad_logged = bad;
           st.last_bad_log_ms = now;
         }
@@ -90,8 +90,8 @@ source_actor::behavior_type source_loop(source_self* self, std::shared_ptr<event
         auto* ends = st.src->event_positions();
         if (ends != nullptr && ends->size() != st.polled.size()) {
           LEVEE_WARN("satellite", "levee satellite: source %s: %zu positions for %zu events; "
-                               "these are stored without them",
-                       name.c_str(), ends->size(), st.polled.size());
+                                  "these are stored without them",
+                     name.c_str(), ends->size(), st.polled.size());
           ends = nullptr;
         }
         for (size_t i = 0; i < st.polled.size(); ++i) {
@@ -166,8 +166,8 @@ source_actor::behavior_type source_loop(source_self* self, std::shared_ptr<event
                 return;
               }
               LEVEE_ERROR("satellite", "levee satellite: source %s: an event the store can never take "
-                                   "was dropped: %s",
-                           name.c_str(), r->to_string().c_str());
+                                       "was dropped: %s",
+                          name.c_str(), r->to_string().c_str());
               stats->events_dropped.fetch_add(1);
               s.values.pop_front();
               s.timestamps.pop_front();

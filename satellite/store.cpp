@@ -184,7 +184,7 @@ void write_hint(store_self* self) {
   if (auto s = persistence::write_position_hint(st.hint_path, hint); !s) {
     if (s.message() != st.hint_error)
       LEVEE_WARN("satellite", "levee satellite: cannot write the position hint (a restart reads "
-                           "more of the store): %s", s.to_string().c_str());
+                              "more of the store): %s", s.to_string().c_str());
     st.hint_error = s.message();
     return;
   }
@@ -388,7 +388,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
       auto removed = self->state.log->apply_retention(policy, clock->wall_ms());
       if (!removed)
         LEVEE_ERROR("satellite", "levee satellite: retention failed: %s",
-                     removed.error().to_string().c_str());
+                    removed.error().to_string().c_str());
       self->delayed_send(self, milliseconds(opts.retention_interval_ms), retention_atom::value);
     },
     [=](tick_atom) {
