@@ -1,6 +1,7 @@
 #include "actors/limited_actor.hpp"
 
 #include "actors/atoms.hpp"
+#include "limits/log.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -23,8 +24,8 @@ void set_pending_gate(std::unique_ptr<gate> g) {
 
 std::unique_ptr<gate> take_pending_gate() {
   if (!pending_gate) {
-    std::fprintf(stderr, "levee: a limited actor was spawned without levee::spawn_limited; "
-                         "spawn it with levee::spawn_limited(system, runtime, kind, ...)\n");
+    LEVEE_ERROR("actors", "levee: a limited actor was spawned without levee::spawn_limited; "
+                          "spawn it with levee::spawn_limited(system, runtime, kind, ...)");
     std::abort();
   }
   return std::move(pending_gate);

@@ -10,6 +10,8 @@
 
 #include <caf/type_nr.hpp>
 
+#include "limits/log.hpp"
+
 namespace levee {
 
 namespace {
@@ -45,7 +47,7 @@ void register_payload_size(const std::type_info& type, payload_size_fn fn) {
       return;
     }
   if (n == max_registered) {
-    std::fprintf(stderr, "levee: more than %zu payload types registered\n", max_registered);
+    LEVEE_ERROR("actors", "levee: more than %zu payload types registered", max_registered);
     std::abort();
   }
   registered[n] = registered_type{&type, fn};

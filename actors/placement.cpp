@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "limits/log.hpp"
+
 namespace levee::detail {
 
 namespace {
@@ -22,8 +24,8 @@ placement take_pending_placement() noexcept {
 }
 
 void placed_and_detached() {
-  std::fprintf(stderr, "levee: an actor placed on the I/O thread was spawned detached (or is "
-                       "blocking); spawn it without caf::detached, or on a worker\n");
+  LEVEE_ERROR("actors", "levee: an actor placed on the I/O thread was spawned detached (or is "
+                        "blocking); spawn it without caf::detached, or on a worker");
   std::abort();
 }
 

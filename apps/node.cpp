@@ -5,12 +5,14 @@
 // flight with `shutting_down`, sync the stores, exit 0.
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -27,6 +29,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/runtime.hpp"
 #include "apps/cli_common.hpp"
+#include "apps/exit_codes.hpp"
 #include "apps/node_http.hpp"
 #include "apps/subcommands.hpp"
 #include "base/host_port.hpp"
@@ -35,6 +38,7 @@
 #include "limits/config_file.hpp"
 #include "limits/defaults.hpp"
 #include "limits/limits_config.hpp"
+#include "limits/log.hpp"
 #include "limits/printable.hpp"
 #include "net/multiplexer.hpp"
 #include "net/net_config.hpp"
@@ -73,30 +77,57 @@ void fit_open_file_limit(const char* sub, uint64_t max_connections,
       rl = raised;
   }
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
-    std::fprintf(stderr,
+    LEVEE_WARN("node",
                  "levee %s: warning: net.max_connections = %llu (and any HTTP listener) "
                  "needs about %llu open files, "
                  "but this process may open %llu (its hard limit); connections past that "
                  "cannot be accepted: raise the hard limit (systemd LimitNOFILE=, ulimit -Hn) "
-                 "or lower net.max_connections\n",
+                 "or lower net.max_connections",
                  sub, static_cast<unsigned long long>(max_connections),
                  static_cast<unsigned long long>(want),
                  static_cast<unsigned long long>(rl.rlim_cur));
 }
 
+/// SIGUSR1 too: a role that must stop the node (a satellite refused for good) raises it,
+/// and the main thread stops the roles as for SIGTERM (node_stop below).
 sigset_t block_stop_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
 
-int wait_for_signal(const sigset_t& set) {
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
+/// A role's request to stop the node with an exit code, from any thread: the flag first,
+/// then SIGUSR1 to wake the main thread in wait_for_signal (kill(2) is safe anywhere, and
+/// no actor thread calls exit).
+struct node_stop {
+  std::atomic<int> exit_code{-1};  // -1: no role asked
+  std::mutex mtx;
+  std::string why;                 // under mtx
+
+  void request(int code, const std::string& reason) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      why = reason;
+    }
+    int none = -1;
+    if (exit_code.compare_exchange_strong(none, code))
+      ::kill(::getpid(), SIGUSR1);
+  }
+};
+
+/// SIGINT or SIGTERM; or SIGUSR1 once a role asked `stop` to stop the node. A SIGUSR1 from
+/// outside without such a request is ignored.
+int wait_for_signal(const sigset_t& set, const node_stop* stop = nullptr) {
+  for (;;) {
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (sig != SIGUSR1 || (stop != nullptr && stop->exit_code.load() >= 0))
+      return sig;
+  }
 }
 
 /// The keys of [node], read here.
@@ -112,7 +143,8 @@ status check_sections(const flat_config& cfg, const std::set<std::string>& roles
   for (auto& [key, value] : cfg) {
     auto section = key.substr(0, key.rfind('.'));
     auto top = key.substr(0, key.find('.'));
-    if (top == "limits" || top == "net" || section == "node" || section == "http")
+    if (top == "limits" || top == "net" || section == "node" || section == "http"
+        || section == "log")
       continue;
     if ((section == "server" && roles.count("server"))
         || ((section == "satellite" || section == "events" || top == "source")
@@ -128,7 +160,7 @@ status check_sections(const flat_config& cfg, const std::set<std::string>& roles
     return status::error(code::bad_request,
                          "unknown key '" + key + "'; sections are [node], [server], [satellite], "
                          "[events], [source.<name>], [broker], [stream], [metadata], [net], [http], "
-                         "[limits], [limits.<kind>]");
+                         "[log], [limits], [limits.<kind>]");
   }
   for (auto& [key, value] : cfg) {
     if (key.rfind("node.", 0) != 0)
@@ -218,7 +250,7 @@ int run_config_keys(const std::vector<std::string>& args) {
   std::vector<std::string> keys{std::begin(node_keys), std::end(node_keys)};
   for (const auto& part : {limits_config_keys(), net::config_keys(), server::config_keys(),
                            satellite::config_keys(), streams::config_keys(),
-                           broker::config_keys(), http::config_keys()})
+                           broker::config_keys(), http::config_keys(), log_config_keys()})
     keys.insert(keys.end(), part.begin(), part.end());
   std::sort(keys.begin(), keys.end());
   for (auto& k : keys)
@@ -258,6 +290,9 @@ int run_node(const std::vector<std::string>& args) {
     return config_error("node", "node.roles is empty: server, satellite, broker, or several");
   if (auto st = check_sections(*flat, roles); !st)
     return config_error("node", st.message());
+  auto log_opts = log_from_config(*flat);
+  if (!log_opts)
+    return config_error("node", log_opts.error().message());
   auto limits = limits_from_config(*flat);
   if (!limits)
     return config_error("node", limits.error().message());
@@ -302,6 +337,7 @@ int run_node(const std::vector<std::string>& args) {
     return 0;
   }
 
+  configure_log(*log_opts);
   auto signals = block_stop_signals();
   net::system_config caf_cfg;
   auto slots = net::wakeup_slots_needed(net_cfg->limits.max_connections,
@@ -313,7 +349,7 @@ int run_node(const std::vector<std::string>& args) {
   // Before the roles: /readyz answers "starting" while they start.
   auto web = node_http::start(*http_opts, *sys, rt, r->second);
   if (!web) {
-    std::fprintf(stderr, "levee node: %s\n", printable(web.error().to_string()).c_str());
+    LEVEE_ERROR("node", "levee node: %s", printable(web.error().to_string()).c_str());
     return 1;
   }
   if ((*web)->port() != 0) {
@@ -326,15 +362,15 @@ int run_node(const std::vector<std::string>& args) {
     fit_open_file_limit("node", net_cfg->limits.max_connections, *http_opts);
     auto share = net_cfg->limits.max_connections - net_cfg->limits.reserved_connections;
     if (server_opts.max_satellites > share)  // legal: the registry also keeps disconnected ones
-      std::fprintf(stderr,
+      LEVEE_INFO("node",
                    "levee node: note: server.max_satellites = %llu, but satellites may hold "
                    "only %llu connections (net.max_connections - net.reserved_connections); "
-                   "raise net.max_connections for a fleet that large\n",
+                   "raise net.max_connections for a fleet that large",
                    static_cast<unsigned long long>(server_opts.max_satellites),
                    static_cast<unsigned long long>(share));
     auto s = server::start_server(*sys, rt, server_opts, *net_cfg);
     if (!s) {
-      std::fprintf(stderr, "levee node: %s\n", printable(s.error().to_string()).c_str());
+      LEVEE_ERROR("node", "levee node: %s", printable(s.error().to_string()).c_str());
       return 1;
     }
     srv = *s;
@@ -344,10 +380,15 @@ int run_node(const std::vector<std::string>& args) {
                 srv->listener.port);
   }
   std::optional<satellite::satellite_node> sat;
+  // Outlives the roles: the agent may call it until stop_satellite returns.
+  auto stop = std::make_shared<node_stop>();
   if (roles.count("satellite")) {
+    sat_cfg.satellite.on_refused_for_good = [stop](const std::string& why) {
+      stop->request(exit_code::refused, "the server refused this satellite for good: " + why);
+    };
     auto s = satellite::start_satellite(*sys, rt, sat_cfg, *net_cfg);
     if (!s) {
-      std::fprintf(stderr, "levee node: %s\n", printable(s.error().to_string()).c_str());
+      LEVEE_ERROR("node", "levee node: %s", printable(s.error().to_string()).c_str());
       if (srv)
         server::stop_server(*srv);
       return 1;
@@ -365,7 +406,7 @@ int run_node(const std::vector<std::string>& args) {
       fit_open_file_limit("node", net_cfg->limits.max_connections, *http_opts);
     auto b = broker::start_broker(*sys, rt, broker_opts, *net_cfg);
     if (!b) {
-      std::fprintf(stderr, "levee node: %s\n", printable(b.error().to_string()).c_str());
+      LEVEE_ERROR("node", "levee node: %s", printable(b.error().to_string()).c_str());
       if (sat)
         satellite::stop_satellite(*sys, *sat);
       if (srv)
@@ -381,8 +422,16 @@ int run_node(const std::vector<std::string>& args) {
   }
   (*web)->started();
   std::fflush(stdout);
-  auto sig = wait_for_signal(signals);
-  std::printf("levee node: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  auto sig = wait_for_signal(signals, stop.get());
+  int rc = exit_code::ok;
+  if (sig == SIGUSR1) {
+    rc = stop->exit_code.load();
+    std::lock_guard<std::mutex> guard{stop->mtx};
+    LEVEE_ERROR("node", "levee node: stopping (exit %d): %s", rc, stop->why.c_str());
+    std::printf("levee node: stopping (exit %d)\n", rc);
+  } else {
+    std::printf("levee node: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  }
   std::fflush(stdout);
   (*web)->stopping();
   if (brk)
@@ -393,7 +442,7 @@ int run_node(const std::vector<std::string>& args) {
     satellite::stop_satellite(*sys, *sat);
   std::printf("levee node: stopped\n");
   std::fflush(stdout);
-  return 0;
+  return rc;
 }
 
 int run_local(const std::vector<std::string>& args) {
@@ -428,6 +477,9 @@ int run_local(const std::vector<std::string>& args) {
   }
   if (auto st = check_sections(flat, {"server", "broker"}); !st)
     return config_error("local", st.message());
+  auto log_opts = log_from_config(flat);
+  if (!log_opts)
+    return config_error("local", log_opts.error().message());
   auto limits = limits_from_config(flat);
   if (!limits)
     return config_error("local", limits.error().message());
@@ -469,6 +521,7 @@ int run_local(const std::vector<std::string>& args) {
     data_dir = tmpl;
   }
 
+  configure_log(*log_opts);
   auto signals = block_stop_signals();
   net::system_config caf_cfg;
   auto slots = net::wakeup_slots_needed(net_cfg->limits.max_connections, server_opts->max_queries);
@@ -479,13 +532,13 @@ int run_local(const std::vector<std::string>& args) {
   fit_open_file_limit("local", net_cfg->limits.max_connections, *http_opts);
   auto web = node_http::start(*http_opts, *sys, rt, "server,broker,satellite");
   if (!web) {
-    std::fprintf(stderr, "levee local: %s (--set http.listen=none runs without it)\n",
-                 printable(web.error().to_string()).c_str());
+    LEVEE_ERROR("local", "levee local: %s (--set http.listen=none runs without it)",
+                printable(web.error().to_string()).c_str());
     return 1;
   }
   auto srv = server::start_server(*sys, rt, *server_opts, *net_cfg);
   if (!srv) {
-    std::fprintf(stderr, "levee local: %s\n", printable(srv.error().to_string()).c_str());
+    LEVEE_ERROR("local", "levee local: %s", printable(srv.error().to_string()).c_str());
     return 1;
   }
   auto host = server_opts->listen.substr(0, server_opts->listen.rfind(':'));
@@ -504,7 +557,7 @@ int run_local(const std::vector<std::string>& args) {
     broker_opts->data_dir = (std::filesystem::path(data_dir) / "broker").string();
   auto brk = broker::start_broker(*sys, rt, *broker_opts, *net_cfg);
   if (!brk) {
-    std::fprintf(stderr, "levee local: broker: %s\n", printable(brk.error().to_string()).c_str());
+    LEVEE_ERROR("local", "levee local: broker: %s", printable(brk.error().to_string()).c_str());
     server::stop_server(**srv);
     return 1;
   }
@@ -529,8 +582,8 @@ int run_local(const std::vector<std::string>& args) {
     sc.sources.push_back(gen);
     auto s = satellite::start_satellite(*sys, rt, sc, *net_cfg);
     if (!s) {
-      std::fprintf(stderr, "levee local: satellite %s: %s\n", id,
-                   printable(s.error().to_string()).c_str());
+      LEVEE_ERROR("local", "levee local: satellite %s: %s", id,
+                  printable(s.error().to_string()).c_str());
       broker::stop_broker(**brk);
       server::stop_server(**srv);
       return 1;
@@ -550,7 +603,7 @@ int run_local(const std::vector<std::string>& args) {
   co.token = net_cfg->token;
   int rc = 0;
   if (!wait_for_satellites(co, {"a", "b"}, 200, seconds(30))) {
-    std::fprintf(stderr, "levee local: the satellites did not register with data within 30 s\n");
+    LEVEE_ERROR("local", "levee local: the satellites did not register with data within 30 s");
     rc = 1;
   } else {
     std::printf("\n$ levee query --server %s --select env=local '%s'\n", address.c_str(),

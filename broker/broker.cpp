@@ -14,6 +14,7 @@
 #include "broker/broker_state.hpp"
 #include "broker/leader.hpp"
 #include "broker/wire_convert.hpp"
+#include "limits/log.hpp"
 #include "net/wire_text.hpp"
 
 namespace levee::broker {
@@ -470,8 +471,8 @@ result<broker_actor> spawn_broker(caf::actor_system& sys, runtime& rt, broker_se
   if (auto loaded = table.load(**log); !loaded)
     return loaded;
   if (table.dropped() > 0)
-    std::fprintf(stderr, "levee broker: %llu cursors past broker.max_cursors were not loaded\n",
-                 static_cast<unsigned long long>(table.dropped()));
+    LEVEE_WARN("broker", "levee broker: %llu cursors past broker.max_cursors were not loaded",
+               static_cast<unsigned long long>(table.dropped()));
   // A connection is one requester: the broker admits from each as many requests as the
   // connection itself lets its peer have in flight (net.max_inflight_requests), so a
   // publisher pipelining within what the connection advertised is not refused here.

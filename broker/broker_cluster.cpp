@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "broker/broker_state.hpp"
+#include "limits/log.hpp"
 
 namespace levee::broker {
 
@@ -80,8 +81,8 @@ void delete_local(broker_self* self, const std::string& name) {
     auto& st = self->state;
     st.streams.erase(name);
     if (auto removed = st.setup.catalog->remove(name); !removed)
-      std::fprintf(stderr, "levee broker: stream %s: deleting this broker's copy: %s\n",
-                   name.c_str(), removed.to_string().c_str());
+      LEVEE_ERROR("broker", "levee broker: stream %s: deleting this broker's copy: %s",
+                  name.c_str(), removed.to_string().c_str());
     forget_cursors(self, name);
     --st.deletes_running;
     count_streams(st);
@@ -124,14 +125,14 @@ void reconcile(broker_self* self) {
       // the partitions it is a replica of get a leader actor and are ever written.
       auto made = st.setup.catalog->create(si.config);
       if (!made) {
-        std::fprintf(stderr, "levee broker: stream %s of the metadata: no local copy: %s\n",
-                     name.c_str(), made.error().to_string().c_str());
+        LEVEE_ERROR("broker", "levee broker: stream %s of the metadata: no local copy: %s",
+                    name.c_str(), made.error().to_string().c_str());
         continue;
       }
       if (!write_created_at(**made, si.created_at))
-        std::fprintf(stderr, "levee broker: stream %s: cannot write %s in %s; after a restart "
-                             "this copy stays dormant until its directory is removed\n",
-                     name.c_str(), created_at_file, (*made)->directory().c_str());
+        LEVEE_WARN("broker", "levee broker: stream %s: cannot write %s in %s; after a restart "
+                             "this copy stays dormant until its directory is removed",
+                   name.c_str(), created_at_file, (*made)->directory().c_str());
       auto e = start_leaders(self, **made, replica_of);
       e.created_at = si.created_at;
       it = st.streams.emplace(name, std::move(e)).first;
@@ -139,11 +140,11 @@ void reconcile(broker_self* self) {
       // An older state than the copy (the log replaying after a restart), or a copy
       // without its sidecar: not served until the metadata catches up with it.
       if (it->second.in_metadata || it->second.created_at == 0)
-        std::fprintf(stderr, "levee broker: stream %s: this broker's copy (created at entry "
-                             "%llu) is not the metadata's (entry %llu): not served%s\n",
-                     name.c_str(), static_cast<unsigned long long>(it->second.created_at),
-                     static_cast<unsigned long long>(si.created_at),
-                     it->second.created_at == 0
+        LEVEE_ERROR("broker", "levee broker: stream %s: this broker's copy (created at entry "
+                              "%llu) is not the metadata's (entry %llu): not served%s",
+                    name.c_str(), static_cast<unsigned long long>(it->second.created_at),
+                    static_cast<unsigned long long>(si.created_at),
+                    it->second.created_at == 0
                        ? "; it predates the cluster: move its directory aside to take the "
                          "cluster's"
                        : " until the metadata catches up");

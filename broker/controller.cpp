@@ -16,6 +16,7 @@
 #include "broker/cluster.pb.h"
 #include "levee/client.hpp"
 #include "limits/defaults.hpp"
+#include "limits/log.hpp"
 #include "net/wire_text.hpp"
 
 namespace levee::broker {
@@ -182,9 +183,9 @@ void refresh(controller_self* self) {
   st.registered = now_registered;
   if (!st.said_removed && st.cache.removed_brokers().count(st.opts.id) != 0) {
     st.said_removed = true;
-    std::fprintf(stderr, "levee broker: broker %llu was removed from the metadata cluster (levee cluster "
-                         "remove): it serves no partition and is no longer heard; stop this process\n",
-                 static_cast<unsigned long long>(st.opts.id));
+    LEVEE_ERROR("controller", "levee broker: broker %llu was removed from the metadata cluster (levee cluster "
+                              "remove): it serves no partition and is no longer heard; stop this process",
+                static_cast<unsigned long long>(st.opts.id));
   }
 }
 
@@ -209,8 +210,8 @@ bool propose(controller_self* self, const std::string& key, metadata::command cm
   });
   if (!submitted.ok()) {
     st.proposing.erase(key);
-    std::fprintf(stderr, "levee broker: metadata command (%s): %s\n", key.c_str(),
-                 submitted.to_string().c_str());
+    LEVEE_WARN("controller", "levee broker: metadata command (%s): %s", key.c_str(),
+               submitted.to_string().c_str());
     return false;
   }
   return true;
@@ -600,8 +601,8 @@ void end_change(controller_self* self, const caf::error& err) {
   auto& st = self->state;
   if (err) {
     auto r = rejection_from(err);
-    std::fprintf(stderr, "levee broker: %s failed: %s\n", st.changing.c_str(),
-                 r ? r->to_string().c_str() : self->system().render(err).c_str());
+    LEVEE_ERROR("controller", "levee broker: %s failed: %s", st.changing.c_str(),
+                r ? r->to_string().c_str() : self->system().render(err).c_str());
   } else {
     std::printf("levee broker: %s: done\n", st.changing.c_str());
     std::fflush(stdout);
@@ -814,8 +815,8 @@ controller_actor::behavior_type controller(controller_self* self) {
       }
       // indeterminate / not_leader: the next tick decides again on what was applied by then.
       if (kind == command_outcome::kind::refused)
-        std::fprintf(stderr, "levee broker: metadata command (%s) refused: %s\n", key.c_str(),
-                     detail.c_str());
+        LEVEE_WARN("controller", "levee broker: metadata command (%s) refused: %s", key.c_str(),
+                   detail.c_str());
       refresh(self);
     },
     [self](tick_atom) {
@@ -837,8 +838,8 @@ controller_actor::behavior_type controller(controller_self* self) {
         auto r = rejection_from(err);
         if (r && r->code == code::precondition_failed)
           return;  // decided on an older view: the leader has a newer role by now
-        std::fprintf(stderr, "levee broker: ISR change of %s: %s\n", what.c_str(),
-                     r ? r->to_string().c_str() : "refused");
+        LEVEE_WARN("controller", "levee broker: ISR change of %s: %s", what.c_str(),
+                   r ? r->to_string().c_str() : "refused");
       });
     },
     [self](propose_atom, const std::string& bytes) -> caf::result<uint64_t> {

@@ -15,6 +15,7 @@
 #include "actors/limited_actor.hpp"
 #include "base/round_robin.hpp"
 #include "broker/leader_state.hpp"
+#include "limits/log.hpp"
 #include "net/stream_message.hpp"
 #include "net/streams.pb.h"
 
@@ -415,8 +416,8 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
         return;
       auto before = st.setup.log->high_water();
       if (auto done = st.setup.log->sync_if_due(); !done)
-        std::fprintf(stderr, "levee broker: stream %s partition %u: sync failed: %s\n",
-                     st.setup.stream.c_str(), st.setup.partition, done.to_string().c_str());
+        LEVEE_ERROR("broker", "levee broker: stream %s partition %u: sync failed: %s",
+                    st.setup.stream.c_str(), st.setup.partition, done.to_string().c_str());
       if (st.setup.log->replicated())
         advance_high_water(self);  // the leader's own durable end counts in the mark
       if (st.setup.log->high_water() != before) {
@@ -431,13 +432,13 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       if (st.stopping)
         return;
       if (auto r = st.setup.log->apply_retention(); !r)
-        std::fprintf(stderr, "levee broker: stream %s partition %u: retention failed: %s\n",
-                     st.setup.stream.c_str(), st.setup.partition,
-                     r.error().to_string().c_str());
+        LEVEE_ERROR("broker", "levee broker: stream %s partition %u: retention failed: %s",
+                    st.setup.stream.c_str(), st.setup.partition,
+                    r.error().to_string().c_str());
       if (auto r = st.setup.log->compact(); !r)
-        std::fprintf(stderr, "levee broker: stream %s partition %u: compaction failed: %s\n",
-                     st.setup.stream.c_str(), st.setup.partition,
-                     r.error().to_string().c_str());
+        LEVEE_ERROR("broker", "levee broker: stream %s partition %u: compaction failed: %s",
+                    st.setup.stream.c_str(), st.setup.partition,
+                    r.error().to_string().c_str());
       publish_gauges(self);
       wake(self);  // subscribers waiting for a stop time that has passed end here
       self->delayed_send(self, milliseconds(st.setup.maintenance_interval_ms),
@@ -455,8 +456,8 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       stop_replication(self, why);
       auto synced = st.setup.log->sync();
       if (!synced)
-        std::fprintf(stderr, "levee broker: stream %s partition %u: %s\n",
-                     st.setup.stream.c_str(), st.setup.partition, synced.to_string().c_str());
+        LEVEE_ERROR("broker", "levee broker: stream %s partition %u: %s",
+                    st.setup.stream.c_str(), st.setup.partition, synced.to_string().c_str());
       self->quit();
       return synced.ok();
     },

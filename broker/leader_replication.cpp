@@ -12,6 +12,7 @@
 
 #include "actors/caf_error.hpp"
 #include "broker/leader_state.hpp"
+#include "limits/log.hpp"
 #include "net/streams.pb.h"
 
 namespace levee::broker {
@@ -272,12 +273,12 @@ void on_role(leader_self* self, partition_role role) {
   if (st.isr_change_sent && st.isr_change_sent->first != st.role->partition_epoch)
     st.isr_change_sent.reset();  // the metadata moved: decide again on what it holds now
   if (auto on = log.enable_replication(); !on)
-    std::fprintf(stderr, "levee broker: %s: %s\n", where(st).c_str(), on.to_string().c_str());
+    LEVEE_ERROR("broker", "levee broker: %s: %s", where(st).c_str(), on.to_string().c_str());
   if (st.role->leads()) {
     if (!was_leading || !same_term) {
       stop_following(self);
       if (auto begun = log.begin_epoch(st.role->leader_epoch); !begun)
-        std::fprintf(stderr, "levee broker: %s: %s\n", where(st).c_str(), begun.to_string().c_str());
+        LEVEE_ERROR("broker", "levee broker: %s: %s", where(st).c_str(), begun.to_string().c_str());
       st.replicas.clear();
     }
     // Every follower starts caught up as of now (Kafka does the same at an election): it
@@ -389,8 +390,8 @@ void replica_tick(leader_self* self) {
   if (st.stopping || !st.role)
     return;
   if (auto kept = st.setup.log->checkpoint_high_water(); !kept)
-    std::fprintf(stderr, "levee broker: %s: high-water checkpoint: %s\n", where(st).c_str(),
-                 kept.to_string().c_str());
+    LEVEE_ERROR("broker", "levee broker: %s: high-water checkpoint: %s", where(st).c_str(),
+                kept.to_string().c_str());
   if (leading(st)) {
     auto now = now_ns(self);
     // A change the metadata never answered (lost with a metadata leader): decide again.
@@ -420,8 +421,8 @@ void stop_replication(leader_self* self, const caf::error& err) {
   fail_leading(self, err);
   stop_following(self);
   if (auto kept = self->state.setup.log->checkpoint_high_water(); !kept)
-    std::fprintf(stderr, "levee broker: %s: high-water checkpoint: %s\n",
-                 where(self->state).c_str(), kept.to_string().c_str());
+    LEVEE_ERROR("broker", "levee broker: %s: high-water checkpoint: %s",
+                where(self->state).c_str(), kept.to_string().c_str());
 }
 
 } // namespace levee::broker

@@ -9,6 +9,7 @@
 #include "actors/limited_actor.hpp"
 #include "base/host_port.hpp"
 #include "limits/config_fields.hpp"
+#include "limits/log.hpp"
 #include "metadata/raft_node.hpp"
 #include "net/stats_reply.hpp"
 #include "net/wire_text.hpp"
@@ -399,7 +400,7 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
   if (!catalog)
     return catalog.error();
   for (auto& p : (*catalog)->problems())
-    std::fprintf(stderr, "levee broker: %s: %s\n", p.path.c_str(), p.error.to_string().c_str());
+    LEVEE_WARN("broker", "levee broker: %s: %s", p.path.c_str(), p.error.to_string().c_str());
   auto node = std::make_shared<broker_node>();
   node->stats = std::make_shared<broker_stats>();
   node->catalog = std::shared_ptr<streams::stream_catalog>{std::move(*catalog)};
@@ -467,8 +468,8 @@ void stop_broker(broker_node& node) {
     self->request(node.broker, std::chrono::seconds(30), stop_atom::value)
       .receive([](bool) {},
                [&](caf::error& err) {
-                 std::fprintf(stderr, "levee broker: stopping: %s\n",
-                              self->system().render(err).c_str());
+                 LEVEE_ERROR("broker", "levee broker: stopping: %s",
+                             self->system().render(err).c_str());
                  caf::anon_send_exit(node.broker, caf::exit_reason::user_shutdown);
                });
     node.broker = nullptr;

@@ -1,7 +1,9 @@
 #pragma once
 // Rate-limited logging of rejections: at most N lines per second (token bucket); lines
 // over the rate are counted and the next line that passes says how many were suppressed.
-// A flood of rejections therefore costs one atomic per rejection, not one write.
+// A flood of rejections therefore costs one atomic per rejection, not one write. The lines
+// are written through limits/log.hpp at level warn (role "limits"): with `[log] level =
+// error` none is written and none counts as suppressed.
 
 #include <atomic>
 #include <cstdint>
@@ -15,8 +17,9 @@
 
 namespace levee {
 
-/// Where log lines go. Default: stderr. Set once at start-up (not thread-safe against
-/// concurrent logging); tests install a capturing sink.
+/// Where log lines go, each formatted whole (limits/log.hpp) and without its newline.
+/// Default: stderr, one write(2) per line with the newline. Set once at start-up (not
+/// thread-safe against concurrent logging); tests install a capturing sink.
 using log_sink = std::function<void(std::string_view line)>;
 void set_log_sink(log_sink sink);
 void write_log_line(std::string_view line);
@@ -26,7 +29,7 @@ public:
   log_limiter(const clock_source& clock, uint64_t lines_per_sec, uint64_t burst_lines)
     : bucket_(clock, lines_per_sec, burst_lines) {}
 
-  /// Logs "[levee] <who>: <rejection line>" if the rate allows, else counts it.
+  /// Logs "<who>: <rejection line>" at warn if the rate allows, else counts it.
   void report(std::string_view who, const rejection& r);
 
   /// The same in two steps, so a caller builds the rejection only when it will be logged:

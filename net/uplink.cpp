@@ -17,6 +17,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/caf_error.hpp"
+#include "limits/log.hpp"
 #include "limits/printable.hpp"
 #include "net/connection.hpp"
 
@@ -121,8 +122,8 @@ void report(uplink_actor* self, const uplink_options& opts, std::string why) {
   s.last_error = std::move(why);
   auto now = steady_clock::now();
   if (s.last_error != s.reported || now - s.reported_at >= report_every) {
-    std::fprintf(stderr, "levee: %s; retrying with backoff (up to %lld ms)\n",
-                 printable(s.last_error).c_str(), static_cast<long long>(opts.backoff_max.count()));
+    LEVEE_WARN("net", "levee: %s; retrying with backoff (up to %lld ms)",
+               printable(s.last_error).c_str(), static_cast<long long>(opts.backoff_max.count()));
     s.reported = s.last_error;
     s.reported_at = now;
   }
@@ -320,8 +321,8 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
       s.connected = true;
       s.backoff = opts.backoff_initial;
       if (!s.reported.empty()) {
-        std::fprintf(stderr, "levee: connected to %s:%u again\n", printable(opts.host).c_str(),
-                     static_cast<unsigned>(opts.port));
+        LEVEE_INFO("net", "levee: connected to %s:%u again", printable(opts.host).c_str(),
+                   static_cast<unsigned>(opts.port));
         s.reported.clear();
       }
       if (opts.notify)

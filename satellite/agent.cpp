@@ -15,6 +15,7 @@
 
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
+#include "limits/log.hpp"
 #include "net/satellite.pb.h"
 #include "satellite/heartbeat_timing.hpp"
 
@@ -54,6 +55,15 @@ double load_average() {
 
 void do_register(agent_self* self, store_actor store, const satellite_options& opts,
                  const std::shared_ptr<satellite_stats>& stats);
+
+/// A refusal of the registration that only the operator can end: the server says "do not
+/// retry" (retry_after_ms 0) because this satellite's token is wrong or missing. Other
+/// refusals without a retry time end by themselves and are retried with backoff: a live
+/// connection holding the id (permission_denied) goes when it dies, and "not connected"
+/// (unavailable) when the uplink is back.
+bool refused_for_good(const rejection& r) noexcept {
+  return r.code == code::unauthenticated && r.retry_after_ms == 0;
+}
 
 /// Schedules the heartbeat after this one (or the first after a registration), jittered
 /// (heartbeat_timing.hpp).
@@ -149,8 +159,8 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
             }
             stats->registrations.fetch_add(1);
             stats->registered.store(true);
-            std::fprintf(stderr, "levee satellite: registered as '%s', heartbeat every %lld ms\n",
-                         s.id.c_str(), static_cast<long long>(s.interval.count()));
+            LEVEE_INFO("satellite", "levee satellite: registered as '%s', heartbeat every %lld ms",
+                       s.id.c_str(), static_cast<long long>(s.interval.count()));
             // The Register counted as a beat; the first heartbeat comes within an interval.
             next_heartbeat(self, opts, true, s.generation);
           },
@@ -159,10 +169,23 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
             s.registering = false;
             auto r = rejection_from(err);
             auto text = r ? r->to_string() : caf::to_string(err);
+            if (r && refused_for_good(*r) && opts.on_refused_for_good) {
+              {
+                std::lock_guard<std::mutex> guard{stats->mtx};
+                stats->last_error = text;
+              }
+              LEVEE_ERROR("satellite",
+                          "levee satellite: registration refused for good: %s. This node "
+                          "stops (exit 1): set satellite_token in [satellite] to the "
+                          "server's server.satellite_token, then start it again",
+                          text.c_str());
+              opts.on_refused_for_good(text);
+              return;  // no retry: the same token is refused the same way
+            }
             {
               std::lock_guard<std::mutex> guard{stats->mtx};
               if (stats->last_error != text)
-                std::fprintf(stderr, "levee satellite: registration refused: %s\n", text.c_str());
+                LEVEE_WARN("satellite", "levee satellite: registration refused: %s", text.c_str());
               stats->last_error = text;
             }
             // Refused (a live id, a wrong token, a full registry, the server admitting a

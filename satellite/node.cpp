@@ -12,6 +12,7 @@
 
 #include "actors/io_loop.hpp"
 #include "base/host_port.hpp"
+#include "limits/log.hpp"
 #include "net/uplink.hpp"
 #include "persistence/checkpoint.hpp"
 #include "persistence/segment_log.hpp"
@@ -44,9 +45,9 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
   uint64_t shown = 0;
   lo.on_progress = [&](uint64_t done, uint64_t total) {
     if (total >= (256ull << 20) && (done - shown >= (256ull << 20) || done == total)) {
-      std::fprintf(stderr, "levee satellite: recovering the store: %llu / %llu MiB\n",
-                   static_cast<unsigned long long>(done >> 20),
-                   static_cast<unsigned long long>(total >> 20));
+      LEVEE_INFO("satellite", "levee satellite: recovering the store: %llu / %llu MiB",
+                 static_cast<unsigned long long>(done >> 20),
+                 static_cast<unsigned long long>(total >> 20));
       shown = done;
     }
   };
@@ -56,9 +57,9 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
     return status::error(log.error().code(), "cannot open the store in " + opts.data_dir + ": "
                                                + log.error().message());
   if (report.truncated_bytes > 0)
-    std::fprintf(stderr, "levee satellite: store recovery cut %llu bytes of a torn write in %s (%s)\n",
-                 static_cast<unsigned long long>(report.truncated_bytes),
-                 report.truncated_file.c_str(), report.truncated_reason.c_str());
+    LEVEE_WARN("satellite", "levee satellite: store recovery cut %llu bytes of a torn write in %s (%s)",
+               static_cast<unsigned long long>(report.truncated_bytes),
+               report.truncated_file.c_str(), report.truncated_reason.c_str());
   // Where each file_tail stood when the satellite stopped: the positions stored with the
   // events they cover, read from the hint file and the log after it (FORMAT.md "Source
   // positions").
@@ -68,14 +69,14 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
     return status::error(recovered.error().code(), "cannot open the store in " + opts.data_dir
                                                      + ": " + recovered.error().message());
   if (!recovered->whole_log_because.empty())
-    std::fprintf(stderr, "levee satellite: source positions: %s; read them from the whole "
-                         "store instead (%llu found)\n",
-                 recovered->whole_log_because.c_str(),
-                 static_cast<unsigned long long>(recovered->headers_found));
+    LEVEE_WARN("satellite", "levee satellite: source positions: %s; read them from the whole "
+                            "store instead (%llu found)",
+               recovered->whole_log_because.c_str(),
+               static_cast<unsigned long long>(recovered->headers_found));
   if (recovered->hint_behind_log_start)
-    std::fprintf(stderr, "levee satellite: source positions: the hint %s is older than the "
-                         "store's first event; positions stored after it and removed by "
-                         "retention are lost\n", hint_path.c_str());
+    LEVEE_WARN("satellite", "levee satellite: source positions: the hint %s is older than the "
+                            "store's first event; positions stored after it and removed by "
+                            "retention are lost", hint_path.c_str());
   std::map<std::string, persistence::file_position> positions;  // of the sources configured
   satellite_node node;
   node.stats = std::make_shared<satellite_stats>();
@@ -88,8 +89,8 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
       auto tail = std::make_unique<events::file_tail>(spec.file_tail, cfg.json);
       // With a stored position it carries on from there; start_at_end is for a first start.
       if (auto at = recovered->positions.find(spec.name); at != recovered->positions.end()) {
-        std::fprintf(stderr, "levee satellite: source %s: %s\n", spec.name.c_str(),
-                     tail->resume(at->second).c_str());
+        LEVEE_INFO("satellite", "levee satellite: source %s: %s", spec.name.c_str(),
+                   tail->resume(at->second).c_str());
         positions.insert(*at);
       }
       src = std::move(tail);
@@ -113,8 +114,8 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
     auto synced = (*log)->sync();
     auto written = synced ? persistence::write_position_hint(hint_path, hint) : synced;
     if (!written)
-      std::fprintf(stderr, "levee satellite: cannot replace the position hint: %s\n",
-                   written.to_string().c_str());
+      LEVEE_WARN("satellite", "levee satellite: cannot replace the position hint: %s",
+                 written.to_string().c_str());
   }
   // Shared pointers: a function-based actor runs its function later, on its thread.
   std::shared_ptr<persistence::segment_log> shared_log{std::move(*log)};

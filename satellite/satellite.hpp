@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -66,6 +67,12 @@ struct satellite_options {
   /// second's rate), between queries and appends like a scan step.
   uint64_t scrub_bytes_per_sec = defaults::satellite_scrub_bytes_per_sec;
   uint64_t scrub_interval_ms = defaults::satellite_scrub_interval_ms;
+  /// Not a key: called once, on the agent's thread, when the server refused the
+  /// registration in a way no retry can fix (a wrong satellite_token: agent.cpp
+  /// "refused_for_good"), with the refusal; the agent then stops registering. It must
+  /// return at once: `levee node` wakes its main thread, which stops the node and exits 1.
+  /// Empty: the agent keeps retrying with backoff, as for any other refusal.
+  std::function<void(const std::string& why)> on_refused_for_good;
 };
 
 /// [source.<name>]: one source; `type` says which of the four.

@@ -13,6 +13,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/limited_actor.hpp"
 #include "events/codec.hpp"
+#include "limits/log.hpp"
 
 namespace levee::satellite {
 
@@ -76,21 +77,21 @@ source_actor::behavior_type source_loop(source_self* self, std::shared_ptr<event
         // the log.
         auto now = clock->wall_ms();
         if (bad > st.bad_logged && now - st.last_bad_log_ms >= 1000) {
-          std::fprintf(stderr, "levee satellite: source %s: %llu bad lines skipped (%llu in all); last: %s\n",
-                       name.c_str(), static_cast<unsigned long long>(bad - st.bad_logged),
-                       static_cast<unsigned long long>(bad), src_stats.last_bad_reason.c_str());
+          LEVEE_WARN("satellite", "levee satellite: source %s: %llu bad lines skipped (%llu in all); last: %s",
+                     name.c_str(), static_cast<unsigned long long>(bad - st.bad_logged),
+                     static_cast<unsigned long long>(bad), src_stats.last_bad_reason.c_str());
           st.bad_logged = bad;
           st.last_bad_log_ms = now;
         }
         if (!st.src->last_status().ok() && st.src->last_error() != st.last_error) {
           st.last_error = st.src->last_error();
-          std::fprintf(stderr, "levee satellite: source %s: %s\n", name.c_str(), st.last_error.c_str());
+          LEVEE_WARN("satellite", "levee satellite: source %s: %s", name.c_str(), st.last_error.c_str());
         }
         auto* ends = st.src->event_positions();
         if (ends != nullptr && ends->size() != st.polled.size()) {
-          std::fprintf(stderr, "levee satellite: source %s: %zu positions for %zu events; "
-                               "these are stored without them\n",
-                       name.c_str(), ends->size(), st.polled.size());
+          LEVEE_WARN("satellite", "levee satellite: source %s: %zu positions for %zu events; "
+                                  "these are stored without them",
+                     name.c_str(), ends->size(), st.polled.size());
           ends = nullptr;
         }
         for (size_t i = 0; i < st.polled.size(); ++i) {
@@ -164,9 +165,9 @@ source_actor::behavior_type source_loop(source_self* self, std::shared_ptr<event
                 self->send(self, tick_atom::value);
                 return;
               }
-              std::fprintf(stderr, "levee satellite: source %s: an event the store can never take "
-                                   "was dropped: %s\n",
-                           name.c_str(), r->to_string().c_str());
+              LEVEE_ERROR("satellite", "levee satellite: source %s: an event the store can never take "
+                                       "was dropped: %s",
+                          name.c_str(), r->to_string().c_str());
               stats->events_dropped.fetch_add(1);
               s.values.pop_front();
               s.timestamps.pop_front();

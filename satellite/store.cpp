@@ -14,6 +14,7 @@
 #include "actors/limited_actor.hpp"
 #include "actors/message_size.hpp"
 #include "base/round_robin.hpp"
+#include "limits/log.hpp"
 #include "limits/stream_credit.hpp"
 #include "persistence/checkpoint.hpp"
 #include "query/parse_cache.hpp"
@@ -182,8 +183,8 @@ void write_hint(store_self* self) {
   hint.positions = st.positions;
   if (auto s = persistence::write_position_hint(st.hint_path, hint); !s) {
     if (s.message() != st.hint_error)
-      std::fprintf(stderr, "levee satellite: cannot write the position hint (a restart reads "
-                           "more of the store): %s\n", s.to_string().c_str());
+      LEVEE_WARN("satellite", "levee satellite: cannot write the position hint (a restart reads "
+                              "more of the store): %s", s.to_string().c_str());
     st.hint_error = s.message();
     return;
   }
@@ -212,7 +213,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
     self->state.scrub = std::make_unique<store_scrub>(
       *self->state.log, opts.scrub_bytes_per_sec, opts.scan_step_bytes,
       milliseconds(opts.scrub_interval_ms), *clock,
-      [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+      [](const std::string& line) { LEVEE_ERROR("satellite", "%s", line.c_str()); });
     self->send(self, scrub_atom::value);
   }
   return {
@@ -386,8 +387,8 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
       policy.max_age_ms = static_cast<int64_t>(opts.retention_max_age_ms);
       auto removed = self->state.log->apply_retention(policy, clock->wall_ms());
       if (!removed)
-        std::fprintf(stderr, "levee satellite: retention failed: %s\n",
-                     removed.error().to_string().c_str());
+        LEVEE_ERROR("satellite", "levee satellite: retention failed: %s",
+                    removed.error().to_string().c_str());
       self->delayed_send(self, milliseconds(opts.retention_interval_ms), retention_atom::value);
     },
     [=](tick_atom) {
@@ -419,7 +420,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
                   stats);
       auto synced = st.log->sync();
       if (!synced)
-        std::fprintf(stderr, "levee satellite: %s\n", synced.to_string().c_str());
+        LEVEE_ERROR("satellite", "levee satellite: %s", synced.to_string().c_str());
       else if (st.positions_moved)
         write_hint(self);
       self->quit();

@@ -9,6 +9,7 @@
 #include "actors/limited_actor.hpp"
 #include "actors/wire_target.hpp"
 #include "base/host_port.hpp"
+#include "limits/log.hpp"
 #include "net/multiplexer.hpp"
 #include "net/satellite.pb.h"
 #include "net/stats_reply.hpp"
@@ -132,14 +133,35 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
     return l.error();
   }
   node->listener = *l;
-  if (opts.satellite_token.empty() && host.rfind("127.", 0) != 0 && host != "localhost"
-      && host != "::1")
-    std::fprintf(stderr,
-                 "levee server: warning: server.satellite_token is empty on %s: anyone who can "
-                 "connect can register as a satellite (and take a disconnected one's id); set "
-                 "a token\n",
-                 opts.listen.c_str());
+  if (auto w = satellite_token_warning(opts.satellite_token, host,
+                                      host + ":" + std::to_string(node->listener.port)))
+    LEVEE_LOG(w->level, "server", "%s", w->text.c_str());
   return node;
+}
+
+bool is_loopback_host(const std::string& host) {
+  return host.rfind("127.", 0) == 0 || host == "localhost" || host == "::1";
+}
+
+std::optional<token_warning> satellite_token_warning(const std::string& token,
+                                                     const std::string& host,
+                                                     const std::string& listen) {
+  if (is_loopback_host(host))
+    return std::nullopt;
+  if (token.empty())
+    return token_warning{log_level::warn,
+                         "levee server: warning: server.satellite_token is empty on " + listen
+                           + ": anyone who can connect can register as a satellite (and take "
+                             "a disconnected one's id); set a token"};
+  if (token == placeholder_satellite_token)
+    return token_warning{log_level::error,
+                         "levee server: server.satellite_token is the shipped placeholder '"
+                           + std::string{placeholder_satellite_token} + "' on " + listen
+                           + ", which other machines reach: anyone who has read configs/"
+                             "server.ini can register as a satellite; set [server] "
+                             "satellite_token to a secret of your own (and each satellite's "
+                             "[satellite] satellite_token to the same) and restart"};
+  return std::nullopt;
 }
 
 void stop_server(server_node& node) {

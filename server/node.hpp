@@ -3,6 +3,7 @@
 // stats target. Satellites and clients use the same listener and wire protocol.
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -10,6 +11,7 @@
 
 #include "actors/runtime.hpp"
 #include "actors/wire_target.hpp"
+#include "limits/log.hpp"
 #include "net/listener.hpp"
 #include "server/proxy.hpp"
 #include "server/registry.hpp"
@@ -39,6 +41,25 @@ result<std::shared_ptr<server_node>> start_server(caf::actor_system& sys, runtim
 /// Ends the queries in flight with `shutting_down`, stops accepting, closes every
 /// connection with `shutting_down`, and stops the server's actors.
 void stop_server(server_node& node);
+
+/// The satellite token configs/server.ini ships with: anyone who has read the repository
+/// knows it, so on an address other machines reach it keeps no one out.
+constexpr const char* placeholder_satellite_token = "change-me";
+
+/// True for a listen host only this machine reaches: 127.0.0.0/8, ::1, localhost.
+bool is_loopback_host(const std::string& host);
+
+/// What a server says at start about server.satellite_token when listening on `host`
+/// (from server.listen; `listen` is the address it bound, for the message): nothing on loopback or
+/// with a token of the operator's own; an error-level line when the token is the shipped
+/// placeholder, a warning when there is none.
+struct token_warning {
+  log_level level = log_level::warn;
+  std::string text;
+};
+std::optional<token_warning> satellite_token_warning(const std::string& token,
+                                                     const std::string& host,
+                                                     const std::string& listen);
 
 /// `levee stats` (and /metrics): the listener's counters, the I/O loop, the queries, the
 /// satellites by state, the node budget and every actor kind, into `out` (all but its

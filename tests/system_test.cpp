@@ -23,6 +23,7 @@
 #include <numeric>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <fstream>
 #include <thread>
@@ -2448,6 +2449,113 @@ TEST_F(SystemTest, AServersMemoryIsFlatAcrossTenThousandConnections) {
   std::printf("server RSS after 1,000 connections: %llu KiB; after 10,000 more: %llu KiB\n",
               warm, after);
   EXPECT_LT(after, warm + 4096) << "the server grew by " << (after - warm) << " KiB";
+}
+
+// Issue 18: node log lines. With [log] format = json every stderr line is one JSON object
+// with ts (UTC, milliseconds), level, role, pid and msg; each field is checked, so a stray
+// plain write to a node's stderr fails here.
+std::vector<nlohmann::json> json_log_lines(const std::string& text, pid_t pid) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in{text};
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      ADD_FAILURE() << "not a JSON object: " << line;
+      continue;
+    }
+    EXPECT_EQ(j.size(), 5u) << line;
+    auto ts = j.value("ts", std::string{});
+    EXPECT_TRUE(ts.size() == 24 && ts[4] == '-' && ts[10] == 'T' && ts[19] == '.' && ts[23] == 'Z')
+      << line;
+    auto level = j.value("level", std::string{});
+    EXPECT_TRUE(level == "debug" || level == "info" || level == "warn" || level == "error") << line;
+    EXPECT_FALSE(j.value("role", std::string{}).empty()) << line;
+    EXPECT_EQ(j.value("pid", -1), static_cast<int>(pid)) << line;
+    EXPECT_TRUE(j.contains("msg") && j.at("msg").is_string()) << line;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+bool has_line(const std::vector<nlohmann::json>& lines, const std::string& level,
+              const std::string& role, const std::string& msg_part) {
+  for (auto& j : lines)
+    if (j.value("level", "") == level && j.value("role", "") == role
+        && j.value("msg", "").find(msg_part) != std::string::npos)
+      return true;
+  return false;
+}
+
+// A server on 0.0.0.0 with the shipped placeholder token says so at error level; with
+// format = json its lines and its satellite's parse, with the fields.
+TEST_F(SystemTest, JsonLogLinesCarryEveryFieldAndThePlaceholderTokenIsAnError) {
+  auto config = server_config();
+  config.set("server", "listen", "0.0.0.0:0")
+    .set("server", "satellite_token", "change-me")
+    .set("log", "format", "json");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  // start_server() logs before it returns and the node prints its port after it.
+  auto server_lines = json_log_lines(srv->stderr_text(), srv->proc.pid());
+  EXPECT_TRUE(has_line(server_lines, "error", "server", "set [server] satellite_token"))
+    << srv->stderr_text();
+  auto sat = start_satellite_with("a", srv->port, make_events(3, 0), [](ini& c) {
+    c.set("satellite", "satellite_token", "change-me").set("log", "format", "json");
+  });
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(stderr_shows(*sat, {"registered as 'a'"})) << sat->stderr_text();
+  ASSERT_TRUE(sat->proc.signal(SIGTERM));
+  EXPECT_EQ(sat->proc.wait_exit(bound), std::optional<int>{0}) << sat->stderr_text();
+  auto sat_lines = json_log_lines(sat->stderr_text(), sat->proc.pid());
+  EXPECT_TRUE(has_line(sat_lines, "info", "satellite", "registered as 'a', heartbeat every"))
+    << sat->stderr_text();
+}
+
+// On loopback the placeholder token protects as much as any: nothing is said.
+TEST_F(SystemTest, ThePlaceholderTokenOnLoopbackIsQuiet) {
+  auto config = server_config();
+  config.set("server", "satellite_token", "change-me");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  EXPECT_EQ(srv->stderr_text().find("satellite_token"), std::string::npos) << srv->stderr_text();
+}
+
+// [log] level = error: a satellite that registers writes no info line (the same satellite
+// at the default level says "registered as", above).
+TEST_F(SystemTest, LogLevelErrorLeavesOutInfoLines) {
+  auto srv = start_server();
+  ASSERT_NE(srv, nullptr);
+  auto sat = start_satellite_with("a", srv->port, make_events(3, 0),
+                                  [](ini& c) { c.set("log", "level", "error"); });
+  ASSERT_NE(sat, nullptr);
+  ASSERT_TRUE(sat->proc.signal(SIGTERM));
+  EXPECT_EQ(sat->proc.wait_exit(bound), std::optional<int>{0}) << sat->stderr_text();
+  auto text = sat->stderr_text();
+  EXPECT_EQ(text.find("registered as"), std::string::npos) << text;
+  EXPECT_EQ(text.find(" INFO "), std::string::npos) << text;
+  EXPECT_EQ(text.find(" WARN "), std::string::npos) << text;
+}
+
+// A satellite whose token the server refuses ("do not retry") stops: exit 1 (apps/
+// exit_codes.hpp) within a bound, saying on stderr why and what to change.
+TEST_F(SystemTest, ASatelliteRefusedForGoodExitsOneAndSaysWhatToFix) {
+  auto config = server_config();
+  config.set("server", "satellite_token", "right");
+  auto srv = start_server(config);
+  ASSERT_NE(srv, nullptr);
+  auto sat_config = satellite_config("a", srv->port, "");
+  sat_config.set("satellite", "satellite_token", "wrong");
+  auto sat = start_node("satellite-wrong-token", sat_config);
+  ASSERT_NE(sat, nullptr);
+  EXPECT_EQ(sat->proc.wait_exit(bound), std::optional<int>{1}) << sat->stderr_text();
+  auto text = sat->stderr_text();
+  EXPECT_NE(text.find("ERROR satellite["), std::string::npos) << text;
+  EXPECT_NE(text.find("registration refused for good: unauthenticated"), std::string::npos)
+    << text;
+  EXPECT_NE(text.find("set satellite_token in [satellite]"), std::string::npos) << text;
+  EXPECT_NE(text.find("levee node: stopping (exit 1)"), std::string::npos) << text;
+  EXPECT_FALSE(satellite_info(srv->port, "a").has_value());
 }
 
 } // namespace
