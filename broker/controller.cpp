@@ -343,8 +343,9 @@ void run_failover(controller_self* self) {
     auto leader = change.leader;
     auto isr = change.isr.size();
     if (propose(self, key, std::move(change))) {
-      std::fprintf(stderr, "levee broker: failover of %s: leader %llu%s, ISR of %zu\n", key.c_str(),
-                   static_cast<unsigned long long>(leader), leader == 0 ? " (offline)" : "", isr);
+      LEVEE_INFO("controller", "levee broker: failover of %s: leader %llu%s, ISR of %zu",
+                 key.c_str(), static_cast<unsigned long long>(leader), leader == 0 ? " (offline)" : "",
+                 isr);
     }
   }
 }
