@@ -110,6 +110,30 @@ protected:
     return {p.wait_exit(bound).value_or(-1), out};
   }
 
+  /// The ports of a two-member metadata group on loopback.
+  struct two_brokers {
+    uint16_t raft[2] = {test::probe_free_port(), test::probe_free_port()};
+    uint16_t client[2] = {test::probe_free_port(), test::probe_free_port()};
+  };
+
+  /// Broker `id` (1 or 2) of that group. It listens where it advertises: the other broker
+  /// fetches its replicas and forwards its heartbeats there.
+  ini clustered_broker(int id, const two_brokers& p) {
+    auto members = "1=127.0.0.1:" + std::to_string(p.raft[0]) + ",2=127.0.0.1:" + std::to_string(p.raft[1]);
+    auto address = "127.0.0.1:" + std::to_string(p.client[id - 1]);
+    ini c;
+    c.set("node", "roles", "broker")
+      .set("broker", "listen", address)
+      .set("broker", "advertise", address)
+      .set("broker", "data_dir", dir_.file("broker-" + std::to_string(id)))
+      .set("broker", "id", std::to_string(id))
+      .set("broker", "raft_listen", "127.0.0.1:" + std::to_string(p.raft[id - 1]))
+      .set("broker", "raft_members", members)
+      .set("broker", "session_timeout_ms", "2000")
+      .set("broker", "raft_election_timeout_ms", "200");
+    return c;
+  }
+
   test::temp_dir dir_{"levee-http-test"};
 };
 
@@ -269,21 +293,8 @@ TEST_F(HttpSystem, ReadyzSaysWhyASatelliteIsNotReady) {
 
 TEST_F(HttpSystem, AClusteredBrokerIsReadyOnceAMetadataLeaderIsKnown) {
   // Two members: one alone has no quorum, so no leader, so not ready.
-  uint16_t raft[2] = {test::probe_free_port(), test::probe_free_port()};
-  auto members = "1=127.0.0.1:" + std::to_string(raft[0]) + ",2=127.0.0.1:" + std::to_string(raft[1]);
-  auto broker = [&](int id) {
-    ini c;
-    c.set("node", "roles", "broker")
-      .set("broker", "listen", "127.0.0.1:0")
-      .set("broker", "advertise", "127.0.0.1:" + std::to_string(test::probe_free_port()))
-      .set("broker", "data_dir", dir_.file("broker-" + std::to_string(id)))
-      .set("broker", "id", std::to_string(id))
-      .set("broker", "raft_listen", "127.0.0.1:" + std::to_string(raft[id - 1]))
-      .set("broker", "raft_members", members)
-      .set("broker", "session_timeout_ms", "2000")
-      .set("broker", "raft_election_timeout_ms", "200");
-    return c;
-  };
+  two_brokers ports;
+  auto broker = [&](int id) { return clustered_broker(id, ports); };
   auto first = start("broker-1", broker(1), "broker listening on");
   ASSERT_TRUE(first);
   auto alone = wait_for_readyz(first->http_port, std::string{"metadata leader"});
@@ -301,23 +312,8 @@ TEST_F(HttpSystem, AClusteredBrokerIsReadyOnceAMetadataLeaderIsKnown) {
 }
 
 TEST_F(HttpSystem, AReplicatedPartitionShowsItsIsrAndOffsetsOnBothBrokers) {
-  uint16_t raft[2] = {test::probe_free_port(), test::probe_free_port()};
-  uint16_t client[2] = {test::probe_free_port(), test::probe_free_port()};
-  auto members = "1=127.0.0.1:" + std::to_string(raft[0]) + ",2=127.0.0.1:" + std::to_string(raft[1]);
-  auto broker = [&](int id) {
-    auto address = "127.0.0.1:" + std::to_string(client[id - 1]);
-    ini c;
-    c.set("node", "roles", "broker")
-      .set("broker", "listen", address)  // the follower fetches from the advertised address
-      .set("broker", "advertise", address)
-      .set("broker", "data_dir", dir_.file("broker-" + std::to_string(id)))
-      .set("broker", "id", std::to_string(id))
-      .set("broker", "raft_listen", "127.0.0.1:" + std::to_string(raft[id - 1]))
-      .set("broker", "raft_members", members)
-      .set("broker", "session_timeout_ms", "2000")
-      .set("broker", "raft_election_timeout_ms", "200");
-    return c;
-  };
+  two_brokers ports;
+  auto broker = [&](int id) { return clustered_broker(id, ports); };
   auto first = start("broker-1", broker(1), "broker listening on");
   ASSERT_TRUE(first);
   auto second = start("broker-2", broker(2), "broker listening on");
@@ -327,7 +323,7 @@ TEST_F(HttpSystem, AReplicatedPartitionShowsItsIsrAndOffsetsOnBothBrokers) {
     ASSERT_TRUE(ready);
     ASSERT_EQ(ready->status, 200) << ready->body;
   }
-  auto address = "127.0.0.1:" + std::to_string(client[0]);
+  auto address = "127.0.0.1:" + std::to_string(ports.client[0]);
   // Both brokers registered in the metadata before an R2 stream can be placed.
   auto deadline = steady_clock::now() + bound;
   std::pair<int, std::string> made{-1, ""};
