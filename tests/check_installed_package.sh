@@ -7,7 +7,8 @@
 #   - examples/ configures as a project of its own with find_package(Levee CONFIG
 #     REQUIRED), builds, and each example runs to completion with the output it promises
 #     (client_hello against the installed `levee` binary);
-#   - the client example also builds with pkg-config's levee-client flags alone.
+#   - the client example also builds with pkg-config's levee-client flags alone, and the
+#     limited echo with levee's (levee.pc), and runs.
 #
 # usage: check_installed_package.sh <build dir> <source dir> <C++ compiler>
 set -u
@@ -53,4 +54,12 @@ flags=$(pkg-config --cflags --libs levee-client) || fail "pkg-config does not kn
 # shellcheck disable=SC2086
 "$cxx" -o "$dir/client_hello_pc" "$source/examples/client_hello.cpp" $flags 2> "$dir/pc.log" ||
   { cat "$dir/pc.log"; fail "client_hello does not build with pkg-config's levee-client flags"; }
+flags=$(pkg-config --cflags --libs levee) || fail "pkg-config does not know levee"
+# shellcheck disable=SC2086
+"$cxx" -o "$dir/limited_echo_pc" "$source/examples/limited_echo.cpp" $flags 2> "$dir/pc-levee.log" ||
+  { cat "$dir/pc-levee.log"; fail "limited_echo does not build with pkg-config's levee flags"; }
+"$dir/limited_echo_pc" > "$dir/echo-pc.out" 2>&1 ||
+  { cat "$dir/echo-pc.out"; fail "limited_echo built with pkg-config's levee flags did not run to completion"; }
+grep -q "rejected mailbox_full" "$dir/echo-pc.out" ||
+  { cat "$dir/echo-pc.out"; fail "limited_echo built with pkg-config's levee flags did not report its refusals"; }
 echo "the installed package builds and runs the examples"
