@@ -116,8 +116,10 @@ void reconcile(broker_self* self) {
     auto it = st.streams.find(name);
     if (it != st.streams.end() && it->second.deleting)
       continue;  // made once the old copy is gone (delete_local reconciles again)
-    auto replica_of = [&si, me](uint32_t p) {
-      return p < si.partitions.size() && contains(si.partitions[p].replicas, me);
+    // A structured binding cannot be captured in C++17 (clang refuses it): a reference can.
+    auto& info = si;
+    auto replica_of = [&info, me](uint32_t p) {
+      return p < info.partitions.size() && contains(info.partitions[p].replicas, me);
     };
     if (it == st.streams.end()) {
       // Every broker keeps a copy of every stream's catalog entry, so that its subject
