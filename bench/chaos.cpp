@@ -16,6 +16,8 @@
 // rounds of in CI. Progress goes to stderr.
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -83,7 +85,15 @@ uint64_t leader_high_water(const chaos::broker_cluster& c, const std::string& na
 
 } // namespace
 
+/// Ctrl-C or SIGTERM: finish the round under way, then stop the brokers and report what
+/// was done (a process killed mid-run would leave its brokers running).
+std::atomic<bool> interrupted{false};
+
+extern "C" void on_interrupt(int) { interrupted = true; }
+
 int main(int argc, char** argv) {
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
   int kills = 100;
   bool json = false;
   auto how = chaos::fault::kill;
@@ -139,7 +149,7 @@ int main(int argc, char** argv) {
   if (!json)
     std::printf("%5s %6s %6s %12s %6s %10s %12s %12s\n", "round", "victim", "leader",
                 "acknowledged", "lost", "duplicated", "failover_ms", "rejoin_ms");
-  for (int round = 1; round <= kills; ++round) {
+  for (int round = 1; round <= kills && !interrupted; ++round) {
     chaos::round_options ro;
     ro.stream = stream;
     ro.how = how;
@@ -179,7 +189,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "chaos: round %d: %s\n", round, r.check.to_string().c_str());
     std::fflush(stdout);
   }
-  pub.wait_more_acks(20, 45s);
+  if (interrupted)
+    std::fprintf(stderr, "chaos: interrupted after %zu rounds; stopping the brokers\n", rounds.size());
+  else
+    pub.wait_more_acks(20, 45s);
   pub.stop();
   auto acked = pub.acked();
 
