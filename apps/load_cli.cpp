@@ -107,6 +107,28 @@ public:
   virtual void side_requests(load::wire_accounting&) {}
 };
 
+/// Waits up to `wait` for answers on `c` (`buffer` is reused): the end or refusal of a send
+/// completes it, `on_ok` seeing each successful end first; a streamed answer's batches are
+/// only read; a local answer (nothing came, or the connection is gone) completes nothing
+/// and sets `lost` when the connection is gone.
+template <class OnOk>
+void read_ends(client& c, std::vector<reply>& buffer, std::vector<completion>& out,
+               milliseconds wait, bool& lost, OnOk on_ok) {
+  buffer.clear();
+  c.receive_ready(buffer, wait);
+  for (auto& r : buffer) {
+    if (r.request_id == 0) {
+      lost = lost || (r.rejected && means_connection_lost(*r.rejected));
+      continue;
+    }
+    if (r.batch)
+      continue;
+    if (r.ok())
+      on_ok(r);
+    out.push_back({r.request_id, r.ok() ? std::nullopt : r.rejected});
+  }
+}
+
 /// Request/response to an exposed actor over levee::client; `streamed` for a target that
 /// answers in batches and an end (a server's "query"): a send is answered by its end or
 /// its refusal, and its batches are only read.
@@ -138,18 +160,7 @@ public:
   /// Sends of each payload of the mix, refused ones included (empty without one).
   const std::vector<uint64_t>& sent_by_payload() const noexcept { return sent_; }
   void poll(std::vector<completion>& out, milliseconds wait, bool& lost) override {
-    replies_.clear();
-    client_.receive_ready(replies_, wait);
-    for (auto& r : replies_) {
-      if (r.request_id == 0) {
-        // A local answer: a timeout (nothing came) or the connection is gone.
-        lost = lost || (r.rejected && means_connection_lost(*r.rejected));
-        continue;
-      }
-      if (r.batch)
-        continue;  // a part of a streamed answer: its end (or refusal) completes the send
-      out.push_back({r.request_id, r.ok() ? std::nullopt : r.rejected});
-    }
+    read_ends(client_, replies_, out, wait, lost, [](const reply&) {});
   }
   /// One request and its answer, before the run: is there such a target?
   reply probe(milliseconds timeout) { return client_.request(target_, payload_, timeout); }
@@ -293,19 +304,10 @@ public:
   }
 
   void poll(std::vector<completion>& out, milliseconds wait, bool& lost) override {
-    replies_.clear();
-    client_.receive_ready(replies_, wait);
-    for (auto& r : replies_) {
-      if (r.request_id == 0) {
-        lost = lost || (r.rejected && means_connection_lost(*r.rejected));
-        continue;
-      }
-      if (r.batch)
-        continue;
-      if (r.ok() && !group_.empty())
+    read_ends(client_, replies_, out, wait, lost, [this](const reply& r) {
+      if (!group_.empty())
         commit(*r.payload);
-      out.push_back({r.request_id, r.ok() ? std::nullopt : r.rejected});
-    }
+    });
   }
 
   void side_requests(load::wire_accounting& w) override {

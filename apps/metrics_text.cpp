@@ -195,42 +195,40 @@ void replication_families(const wire::BrokerStats& b, exposition& out) {
 /// replication state as the partition's actor last applied it.
 void partition_families(const wire::BrokerStats& b, exposition& out) {
   using P = wire::PartitionGauges;
-  struct row {
-    const char* name;
-    const char* help;
-    uint64_t (*value)(const P&);
-  };
-  static const row rows[] = {
-    {"levee_partition_start_offset", "The first offset the replica keeps.",
-     [](const P& p) { return p.start_offset(); }},
-    {"levee_partition_log_end_offset", "The offset the replica's next message gets.",
-     [](const P& p) { return p.log_end(); }},
-    {"levee_partition_high_water_offset", "Consumers see offsets below this.",
-     [](const P& p) { return p.high_water(); }},
-    {"levee_partition_size_bytes", "Bytes of the replica's segments.",
-     [](const P& p) { return p.size_bytes(); }},
-    {"levee_partition_subscribers", "Subscriptions the replica serves now.",
-     [](const P& p) { return p.subscribers(); }},
-    {"levee_partition_leader", "1 while this broker's replica leads the partition, else 0.",
-     [](const P& p) { return uint64_t{p.leading() ? 1u : 0u}; }},
-    {"levee_partition_leader_epoch", "The leader epoch of the replica's role (0: none).",
-     [](const P& p) { return p.leader_epoch(); }},
-    {"levee_partition_replicas", "The partition's replicas (0: not replicated).",
-     [](const P& p) { return p.replicas(); }},
-    {"levee_partition_isr_size", "The partition's in-sync replicas, as the metadata has them.",
-     [](const P& p) { return p.isr_size(); }},
-    {"levee_partition_follower_lag_max_messages",
+  static const figure<P> figures[] = {
+    {"levee_partition_start_offset", "gauge", "The first offset the replica keeps.",
+     &P::start_offset},
+    {"levee_partition_log_end_offset", "gauge", "The offset the replica's next message gets.",
+     &P::log_end},
+    {"levee_partition_high_water_offset", "gauge", "Consumers see offsets below this.",
+     &P::high_water},
+    {"levee_partition_size_bytes", "gauge", "Bytes of the replica's segments.", &P::size_bytes},
+    {"levee_partition_subscribers", "gauge", "Subscriptions the replica serves now.",
+     &P::subscribers},
+    {"levee_partition_leader_epoch", "gauge", "The leader epoch of the replica's role (0: none).",
+     &P::leader_epoch},
+    {"levee_partition_replicas", "gauge", "The partition's replicas (0: not replicated).",
+     &P::replicas},
+    {"levee_partition_isr_size", "gauge",
+     "The partition's in-sync replicas, as the metadata has them.", &P::isr_size},
+    {"levee_partition_follower_lag_max_messages", "gauge",
      "On the leader: messages the furthest replica is behind its log end.",
-     [](const P& p) { return p.max_follower_lag(); }},
+     &P::max_follower_lag},
   };
   if (b.partition_gauges().empty())
     return;
-  for (auto& r : rows) {
-    out.family(r.name, "gauge", r.help);
+  auto sample = [&](const char* name, const P& p, uint64_t value) {
+    out.sample(name, {{"stream", p.stream()}, {"partition", std::to_string(p.partition())}}, value);
+  };
+  for (auto& f : figures) {
+    out.family(f.name, f.type, f.help);
     for (auto& p : b.partition_gauges())
-      out.sample(r.name, {{"stream", p.stream()}, {"partition", std::to_string(p.partition())}},
-                 r.value(p));
+      sample(f.name, p, (p.*f.get)());
   }
+  out.family("levee_partition_leader", "gauge",
+             "1 while this broker's replica leads the partition, else 0.");
+  for (auto& p : b.partition_gauges())
+    sample("levee_partition_leader", p, uint64_t{p.leading() ? 1u : 0u});
 }
 
 void broker_families(const wire::BrokerStats& b, exposition& out) {

@@ -178,7 +178,7 @@ bool parse_rfc3339_ms(std::string_view text, int64_t& epoch_ms, std::string& why
   return true;
 }
 
-std::string format_rfc3339_ms(int64_t epoch_ms) {
+std::string format_rfc3339_ms(int64_t epoch_ms, bool always_ms) {
   if (epoch_ms < rfc3339_min_ms || epoch_ms > rfc3339_max_ms)
     return {};
   auto days = floor_div(epoch_ms, ms_per_day);
@@ -190,7 +190,7 @@ std::string format_rfc3339_ms(int64_t epoch_ms) {
   int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d",
                         static_cast<int>(date.year), date.month, date.day, s / 3600,
                         s / 60 % 60, s % 60);
-  if (ms != 0)
+  if (ms != 0 || always_ms)
     n += std::snprintf(buf + n, sizeof buf - static_cast<size_t>(n), ".%03d", ms);
   buf[n] = 'Z';
   return std::string(buf, static_cast<size_t>(n) + 1);

@@ -44,8 +44,9 @@ civil_date civil_from_days(int64_t days) noexcept;
 bool parse_rfc3339_ms(std::string_view text, int64_t& epoch_ms, std::string& why);
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, with `.mmm` before the Z when the milliseconds are not 0: the
-/// shortest text parse_rfc3339_ms reads back to `epoch_ms`. Empty when `epoch_ms` is
+/// shortest text parse_rfc3339_ms reads back to `epoch_ms`; with `always_ms`, `.mmm` even
+/// when they are 0, so every text has one width (log lines). Empty when `epoch_ms` is
 /// outside [rfc3339_min_ms, rfc3339_max_ms], which RFC 3339 cannot write.
-std::string format_rfc3339_ms(int64_t epoch_ms);
+std::string format_rfc3339_ms(int64_t epoch_ms, bool always_ms = false);
 
 } // namespace levee::base

@@ -18,19 +18,6 @@ namespace {
 std::atomic<uint8_t> current_level{static_cast<uint8_t>(log_level::info)};
 std::atomic<uint8_t> current_format{static_cast<uint8_t>(log_format::text)};
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ`: always the milliseconds, so every line's time has one width.
-void append_time(std::string& out, int64_t epoch_ms) {
-  auto days = epoch_ms >= 0 ? epoch_ms / 86'400'000 : (epoch_ms - 86'399'999) / 86'400'000;
-  auto in_day = epoch_ms - days * 86'400'000;
-  auto date = base::civil_from_days(days);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                static_cast<long long>(date.year), date.month, date.day,
-                static_cast<int>(in_day / 3'600'000), static_cast<int>(in_day / 60'000 % 60),
-                static_cast<int>(in_day / 1000 % 60), static_cast<int>(in_day % 1000));
-  out += buf;
-}
-
 const char* text_level(log_level level) noexcept {
   switch (level) {
     case log_level::debug: return "DEBUG";
@@ -94,7 +81,7 @@ std::string format_log_line(log_format format, int64_t epoch_ms, log_level level
   out.reserve(message.size() + 64);
   if (format == log_format::json) {
     out += "{\"ts\":\"";
-    append_time(out, epoch_ms);
+    out += base::format_rfc3339_ms(epoch_ms, true);
     out += "\",\"level\":\"";
     out += to_string(level);
     out += "\",\"role\":\"";
@@ -106,7 +93,7 @@ std::string format_log_line(log_format format, int64_t epoch_ms, log_level level
     out += "\"}";
     return out;
   }
-  append_time(out, epoch_ms);
+  out += base::format_rfc3339_ms(epoch_ms, true);
   out += ' ';
   out += text_level(level);
   out += ' ';
