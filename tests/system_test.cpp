@@ -822,7 +822,11 @@ TEST_F(SystemTest, AFullFleetLeavesTheReservedConnectionsToOperators) {
 // called it unhealthy many times over.
 TEST_F(SystemTest, ASatelliteGrantedALongerIntervalIsNotJudgedByTheServersOwn) {
   auto config = server_config();
-  config.set("server", "unhealthy_after", "2").set("server", "disconnect_after", "4");
+  // Four missed intervals before unhealthy: judged by the server's own (50 ms) that is
+  // 200 ms, which every ~1 s silence below exceeds; judged by the granted 1 s it is 4 s,
+  // which leaves a loaded machine room for a late beat (with 2, a beat 1 s late under
+  // ctest -j4 beside CPU burners made it unhealthy).
+  config.set("server", "unhealthy_after", "4").set("server", "disconnect_after", "8");
   auto srv = start_server(config);
   ASSERT_NE(srv, nullptr);
   auto a = start_satellite_with("a", srv->port, make_events(5, 0), [](ini& c) {
