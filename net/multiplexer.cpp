@@ -57,7 +57,11 @@ uint64_t pipe_max_size() {
 }
 
 system_config::system_config() {
-  caf::config_option_adder{custom_options_, "levee"}.add<int64_t>(
+  add_loop_options(custom_options_, *this);
+}
+
+void add_loop_options(caf::config_option_set& custom, caf::actor_system_config& cfg) {
+  caf::config_option_adder{custom, "levee"}.add<int64_t>(
     "busy-poll-us", "how long (us) the I/O thread looks for its next event before it sleeps")
     .add<int64_t>("io-wakeup-slots",
                   "how many actors of the I/O thread may wait for a wake-up at once");
@@ -65,7 +69,7 @@ system_config::system_config() {
   // reader may still read this many times before the pause takes effect, so it bounds what
   // a paused connection holds (8 x 64 KiB, net/connection.hpp max_held_inbox). Eight reads of
   // up to 64 KiB still take a busy sender's burst in one event.
-  set("middleman.max-consecutive-reads", 8);
+  cfg.set("middleman.max-consecutive-reads", 8);
 }
 
 polling_multiplexer::polling_multiplexer(caf::actor_system* sys)

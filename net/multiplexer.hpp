@@ -39,6 +39,12 @@ inline uint64_t wakeup_slots_needed(uint64_t max_connections, uint64_t max_queri
   return max_connections + max_queries + 1024;
 }
 
+/// Declares busy_poll_key and wakeup_slots_key among a config's options (a config's
+/// custom_options_, so only a derived config can pass them) and sets the I/O defaults the
+/// loop relies on; net::system_config and levee::system_config (include/levee/serve.hpp)
+/// both do.
+void add_loop_options(caf::config_option_set& custom, caf::actor_system_config& cfg);
+
 /// A CAF config that knows busy_poll_key. Load the middleman with the polling backend:
 /// `cfg.load<caf::io::middleman, net::polling_multiplexer>()`.
 class system_config : public caf::actor_system_config {

@@ -8,15 +8,24 @@
 //   levee::gate_of(handle)     live limit changes and observation
 //   levee::rejection           the typed answer to a limit hit; rejection_from(caf::error)
 //   levee::rejection_notice    what a fire-and-forget sender gets back (call take())
+//   levee::to_error(rejection) the caf::error a handler returns to refuse with a rejection
+//   levee::register_payload_type<T>()  make the size caps count your own message types
+//   levee::wire_request_target the signature of an actor served over the wire (serve.hpp)
+//
+// Serving actors over the wire: levee/serve.hpp. Running a node's roles (and your own) from
+// your own main(): levee/node.hpp. Custom event sources: levee/source.hpp. Talking to a
+// node without an actor system: levee/client.hpp. The guide: levee/EXTENDING.md.
 //
 // Headers live in their layer's folder; this file is the stable entry point.
 
+#include "actors/atoms.hpp"
 #include "actors/caf_error.hpp"
 #include "actors/gate.hpp"
 #include "actors/limited_actor.hpp"
 #include "actors/message_size.hpp"
 #include "actors/rejection_notice.hpp"
 #include "actors/runtime.hpp"
+#include "actors/wire_target.hpp"
 #include "limits/config_file.hpp"
 #include "limits/defaults.hpp"
 #include "limits/error_code.hpp"
