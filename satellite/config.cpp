@@ -121,11 +121,23 @@ status read_levels(const std::string& key, const std::string& text,
   return {};
 }
 
-const char* const source_types[] = {"file_tail", "unix_socket", "proc", "synthetic"};
+/// The types a `type =` may name: the built-in ones, then those the program registered.
+std::string source_type_list() {
+  std::string list;
+  for (auto& t : events::builtin_source_types())
+    list += (list.empty() ? "" : ", ") + t;
+  for (auto& t : events::registered_source_types())
+    list += ", " + t;
+  return list;
+}
 
 /// The keys a source of `type` takes; empty for a type that does not exist.
 std::set<std::string> source_keys(const std::string& type) {
   std::set<std::string> known{"type", "poll_interval_ms"};
+  if (auto custom = events::find_source_type(type)) {
+    known.insert(custom->keys.begin(), custom->keys.end());
+    return known;
+  }
   if (type == "file_tail")
     known.insert({"path", "start_at_end", "read_chunk_bytes", "max_read_bytes_per_poll",
                   "fingerprint_bytes"});
@@ -150,12 +162,12 @@ status read_source(const std::string& name, const flat_config& cfg, source_spec&
   auto type = cfg.find(prefix + ".type");
   if (type == cfg.end())
     return status::error(code::bad_request,
-                         prefix + ".type is missing: one of file_tail, unix_socket, proc, synthetic");
+                         prefix + ".type is missing: one of " + source_type_list());
   out.type = type->second;
   // The keys each type takes; anything else in the section is an error naming it.
   auto known = source_keys(out.type);
   if (known.empty())
-    return bad(prefix + ".type", out.type, "must be one of file_tail, unix_socket, proc, synthetic");
+    return bad(prefix + ".type", out.type, "must be one of " + source_type_list());
   auto p = prefix + ".";
   for (auto& [key, value] : cfg) {
     if (key.compare(0, p.size(), p) != 0)
@@ -173,6 +185,8 @@ status read_source(const std::string& name, const flat_config& cfg, source_spec&
       continue;
     else if (k == "poll_interval_ms")
       st = read_number(key, value, out.poll_interval_ms);
+    else if (auto custom = events::find_source_type(out.type))
+      out.custom.keys[k] = value;
     else if (out.type == "file_tail") {
       auto& c = out.file_tail;
       if (k == "path") c.path = value;
@@ -205,6 +219,10 @@ status read_source(const std::string& name, const flat_config& cfg, source_spec&
     if (!st)
       return st;
   }
+  if (auto custom = events::find_source_type(out.type)) {
+    out.custom.name = name;
+    return custom->check ? custom->check(out.custom) : status{};
+  }
   if (out.type == "file_tail")
     return events::validate(out.file_tail, prefix);
   if (out.type == "unix_socket")
@@ -224,7 +242,7 @@ std::vector<std::string> config_keys() {
   append_keys(out, "satellite", satellite_fields, satellite_text_keys);
   append_keys(out, "events", json_fields);
   std::set<std::string> source;
-  for (auto* type : source_types)
+  for (auto& type : events::builtin_source_types())
     for (auto& k : source_keys(type))
       source.insert("source.<name>." + k);
   out.insert(out.end(), source.begin(), source.end());
@@ -278,6 +296,7 @@ result<satellite_config> satellite_from_config(const flat_config& cfg) {
   }
   for (auto& name : names) {
     source_spec spec;
+    spec.custom.json = out.json;
     if (auto st = read_source(name, cfg, spec); !st)
       return st;
     out.sources.push_back(std::move(spec));

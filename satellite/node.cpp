@@ -102,8 +102,22 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
       src = std::move(*s);
     } else if (spec.type == "proc") {
       src = std::make_unique<events::proc_metrics>(spec.proc);
-    } else {
+    } else if (spec.type == "synthetic") {
       src = std::make_unique<events::synthetic>(spec.synthetic);
+    } else {
+      // A type the program registered (events/source_registry.hpp); config parsing
+      // checked that it exists.
+      auto type = events::find_source_type(spec.type);
+      if (!type)
+        return status::error(code::bad_request, "source." + spec.name + ".type = " + spec.type
+                                                  + ": no such source type is registered");
+      auto s = type->make(spec.custom);
+      if (!s)
+        return s.error();
+      if (!*s)
+        return status::error(code::bad_request, "source." + spec.name + ": the make function of "
+                                               "source type '" + spec.type + "' returned no source");
+      src = std::move(*s);
     }
     made.emplace_back(std::move(src), &spec);
   }

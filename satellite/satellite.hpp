@@ -22,6 +22,7 @@
 #include "events/file_tail.hpp"
 #include "events/json.hpp"
 #include "events/proc_metrics.hpp"
+#include "events/source_registry.hpp"
 #include "events/synthetic.hpp"
 #include "events/unix_socket_source.hpp"
 #include "limits/config_file.hpp"
@@ -75,14 +76,16 @@ struct satellite_options {
   std::function<void(const std::string& why)> on_refused_for_good;
 };
 
-/// [source.<name>]: one source; `type` says which of the four.
+/// [source.<name>]: one source; `type` says which of the four built in, or names a type
+/// the program registered (events/source_registry.hpp).
 struct source_spec {
   std::string name;
-  std::string type;  // file_tail | unix_socket | proc | synthetic
+  std::string type;  // file_tail | unix_socket | proc | synthetic | a registered type
   events::file_tail_config file_tail;
   events::unix_socket_config unix_socket;
   events::proc_metrics_config proc;
   events::synthetic_config synthetic;
+  events::source_settings custom;  // a registered type's section, as written
   uint64_t poll_interval_ms = 0;  // 0: satellite.poll_interval_ms
 };
 
