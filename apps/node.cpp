@@ -39,6 +39,7 @@
 #include "limits/defaults.hpp"
 #include "limits/limits_config.hpp"
 #include "limits/log.hpp"
+#include "levee/node.hpp"
 #include "limits/printable.hpp"
 #include "net/multiplexer.hpp"
 #include "net/net_config.hpp"
@@ -139,13 +140,31 @@ const char* const default_local_http_listen = "127.0.0.1:7480";
 
 /// Every section of a node's file must be one someone reads: a typo is an error, not a
 /// silently ignored setting.
-status check_sections(const flat_config& cfg, const std::set<std::string>& roles) {
+/// The role (of `custom`) that reads `section`, or nullptr.
+const role* custom_role_of(const std::string& section, const std::vector<role>& custom) {
+  for (auto& r : custom)
+    for (auto& s : r.sections)
+      if (s == section)
+        return &r;
+  return nullptr;
+}
+
+status check_sections(const flat_config& cfg, const std::set<std::string>& roles,
+                      const std::vector<role>& custom) {
   for (auto& [key, value] : cfg) {
     auto section = key.substr(0, key.rfind('.'));
     auto top = key.substr(0, key.find('.'));
     if (top == "limits" || top == "net" || section == "node" || section == "http"
         || section == "log")
       continue;
+    if (auto* owner = custom_role_of(section, custom)) {
+      if (roles.count(owner->name))
+        continue;
+      return status::error(code::bad_request,
+                           "'" + key + "' configures the role " + owner->name
+                             + ", which this node does not have; add it to node.roles or "
+                               "remove the section");
+    }
     if ((section == "server" && roles.count("server"))
         || ((section == "satellite" || section == "events" || top == "source")
             && roles.count("satellite"))
@@ -157,10 +176,14 @@ status check_sections(const flat_config& cfg, const std::set<std::string>& roles
       return status::error(code::bad_request,
                            "'" + key + "' configures a role this node does not have; add it to "
                            "node.roles or remove the section");
+    std::string own;
+    for (auto& r : custom)
+      for (auto& s : r.sections)
+        own += ", [" + s + "]";
     return status::error(code::bad_request,
                          "unknown key '" + key + "'; sections are [node], [server], [satellite], "
                          "[events], [source.<name>], [broker], [stream], [metadata], [net], [http], "
-                         "[log], [limits], [limits.<kind>]");
+                         "[log], [limits], [limits.<kind>]" + own);
   }
   for (auto& [key, value] : cfg) {
     if (key.rfind("node.", 0) != 0)
@@ -258,7 +281,70 @@ int run_config_keys(const std::vector<std::string>& args) {
   return 0;
 }
 
+namespace {
+
+/// What a role of the program's own sees of the node (include/levee/node.hpp).
+class node_role_context : public role_context {
+public:
+  node_role_context(caf::actor_system& sys, levee::runtime& rt, const flat_config& cfg,
+                    std::shared_ptr<node_stop> stop)
+    : sys_(sys), rt_(rt), cfg_(cfg), stop_(std::move(stop)) {
+  }
+
+  caf::actor_system& system() override { return sys_; }
+  levee::runtime& runtime() override { return rt_; }
+  const flat_config& config() const override { return cfg_; }
+
+  result<wire_listener*> serve(const std::string& listen) override {
+    auto l = wire_listener::start(sys_, listen, cfg_);
+    if (!l)
+      return l.error();
+    listeners_.push_back(std::move(*l));
+    return listeners_.back().get();
+  }
+
+  uint16_t port_of(const std::string& role) const override {
+    auto i = ports.find(role);
+    return i == ports.end() ? 0 : i->second;
+  }
+
+  void stop_node(int exit_code, const std::string& why) override {
+    stop_->request(exit_code, why);
+  }
+
+  /// After the roles' own stop.
+  void stop_listeners() {
+    for (auto& l : listeners_)
+      l->stop();
+    listeners_.clear();
+  }
+
+  std::map<std::string, uint16_t> ports;  // of the built-in roles
+
+private:
+  caf::actor_system& sys_;
+  levee::runtime& rt_;
+  const flat_config& cfg_;
+  std::shared_ptr<node_stop> stop_;
+  std::vector<std::unique_ptr<wire_listener>> listeners_;
+};
+
+/// Stops the program's own roles that started, newest first, then their listeners.
+void stop_custom_roles(const std::vector<const role*>& started, node_role_context* ctx) {
+  for (auto i = started.rbegin(); i != started.rend(); ++i)
+    if ((*i)->stop)
+      (*i)->stop();
+  if (ctx)
+    ctx->stop_listeners();
+}
+
+} // namespace
+
 int run_node(const std::vector<std::string>& args) {
+  return run_node_with(args, {});
+}
+
+int run_node_with(const std::vector<std::string>& args, const std::vector<role>& custom) {
   po::options_description opts{"levee node --config FILE: run the roles the file names"};
   node_args a;
   bool check = false;
@@ -280,16 +366,24 @@ int run_node(const std::vector<std::string>& args) {
   auto r = flat->find("node.roles");
   if (r == flat->end())
     return config_error("node", "node.roles is missing: server, satellite, broker, or several");
+  std::string role_names = "server, satellite, broker";
+  for (auto& c : custom)
+    role_names += ", " + c.name;
   for (auto& role : split_list(r->second)) {
-    if (role != "server" && role != "satellite" && role != "broker")
-      return config_error("node", "node.roles = " + r->second
-                                    + ": roles are server, satellite and broker");
+    bool own = std::any_of(custom.begin(), custom.end(),
+                           [&](const levee::role& c) { return c.name == role; });
+    if (role != "server" && role != "satellite" && role != "broker" && !own)
+      return config_error("node", "node.roles = " + r->second + ": roles are " + role_names);
     roles.insert(role);
   }
   if (roles.empty())
-    return config_error("node", "node.roles is empty: server, satellite, broker, or several");
-  if (auto st = check_sections(*flat, roles); !st)
+    return config_error("node", "node.roles is empty: " + role_names + ", or several");
+  if (auto st = check_sections(*flat, roles, custom); !st)
     return config_error("node", st.message());
+  for (auto& c : custom)
+    if (roles.count(c.name) && c.check)
+      if (auto st = c.check(*flat); !st)
+        return config_error("node", st.message());
   auto log_opts = log_from_config(*flat);
   if (!log_opts)
     return config_error("node", log_opts.error().message());
@@ -420,6 +514,36 @@ int run_node(const std::vector<std::string>& args) {
                 printable(host).c_str(), brk->listener.port,
                 printable(broker_opts.data_dir).c_str());
   }
+  // The program's own roles (include/levee/node.hpp), after the built-in ones.
+  node_role_context own{*sys, rt, *flat, stop};
+  if (srv)
+    own.ports["server"] = srv->listener.port;
+  if (brk)
+    own.ports["broker"] = brk->listener.port;
+  std::vector<const role*> started;
+  // Every role, the program's first (newest first), then the built-in ones.
+  auto stop_roles = [&] {
+    stop_custom_roles(started, &own);
+    if (brk)
+      broker::stop_broker(*brk);
+    if (srv)
+      server::stop_server(*srv);
+    if (sat)
+      satellite::stop_satellite(*sys, *sat);
+  };
+  for (auto& c : custom) {
+    if (!roles.count(c.name))
+      continue;
+    auto st = c.start(own);
+    if (!st) {
+      LEVEE_ERROR("node", "role %s did not start: %s", printable(c.name).c_str(),
+                  printable(st.to_string()).c_str());
+      stop_roles();
+      return 1;
+    }
+    started.push_back(&c);
+    std::printf("levee node: role %s started\n", printable(c.name).c_str());
+  }
   (*web)->started();
   std::fflush(stdout);
   auto sig = wait_for_signal(signals, stop.get());
@@ -427,19 +551,16 @@ int run_node(const std::vector<std::string>& args) {
   if (sig == SIGUSR1) {
     rc = stop->exit_code.load();
     std::lock_guard<std::mutex> guard{stop->mtx};
-    LEVEE_ERROR("node", "levee node: stopping (exit %d): %s", rc, stop->why.c_str());
+    // A role that asked to stop with 0 finished its work; anything else is a failure.
+    LEVEE_LOG(rc == exit_code::ok ? log_level::info : log_level::error, "node",
+              "stopping (exit %d): %s", rc, stop->why.c_str());
     std::printf("levee node: stopping (exit %d)\n", rc);
   } else {
     std::printf("levee node: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   }
   std::fflush(stdout);
   (*web)->stopping();
-  if (brk)
-    broker::stop_broker(*brk);
-  if (srv)
-    server::stop_server(*srv);
-  if (sat)
-    satellite::stop_satellite(*sys, *sat);
+  stop_roles();
   std::printf("levee node: stopped\n");
   std::fflush(stdout);
   return rc;
@@ -475,7 +596,7 @@ int run_local(const std::vector<std::string>& args) {
   } else if (auto st = apply_overrides(flat, a.overrides); !st) {
     return config_error("local", st.message());
   }
-  if (auto st = check_sections(flat, {"server", "broker"}); !st)
+  if (auto st = check_sections(flat, {"server", "broker"}, {}); !st)
     return config_error("local", st.message());
   auto log_opts = log_from_config(flat);
   if (!log_opts)
@@ -645,3 +766,58 @@ int run_local(const std::vector<std::string>& args) {
 }
 
 } // namespace levee::apps
+
+namespace levee {
+
+struct node_program::impl {
+  std::vector<role> roles;
+};
+
+node_program::node_program() : impl_(std::make_unique<impl>()) {
+}
+
+node_program::~node_program() = default;
+
+status node_program::add_role(role r) {
+  auto bad = [&](const std::string& why) {
+    return status::error(code::bad_request, "role '" + r.name + "': " + why);
+  };
+  bool well_formed = !r.name.empty() && std::all_of(r.name.begin(), r.name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+  if (!well_formed)
+    return bad("a role name is letters, digits, _ and -; pick another");
+  if (r.name == "server" || r.name == "satellite" || r.name == "broker")
+    return bad("is built in; name yours differently");
+  if (!r.start)
+    return bad("has no start function; give one that spawns its actors and returns");
+  static const std::set<std::string> builtin_sections{
+    "node", "server", "satellite", "events", "broker", "stream", "metadata", "net", "http",
+    "log", "limits"};
+  for (auto& section : r.sections) {
+    auto top = section.substr(0, section.find('.'));
+    if (section.empty() || builtin_sections.count(section) || builtin_sections.count(top)
+        || top == "source")
+      return bad("section [" + section + "] is the node's own; read a section named after "
+                 "your role");
+  }
+  for (auto& other : impl_->roles) {
+    if (other.name == r.name)
+      return bad("was added already");
+    for (auto& s : other.sections)
+      if (std::find(r.sections.begin(), r.sections.end(), s) != r.sections.end())
+        return bad("section [" + s + "] is read by role " + other.name + " already");
+  }
+  impl_->roles.push_back(std::move(r));
+  return {};
+}
+
+int node_program::main(int argc, char** argv) {
+  return run(std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
+}
+
+int node_program::run(const std::vector<std::string>& args) {
+  return apps::run_node_with(args, impl_->roles);
+}
+
+} // namespace levee

@@ -5,10 +5,16 @@
 #include <string>
 #include <vector>
 
+namespace levee {
+struct role;
+}
+
 namespace levee::apps {
 
 int run_demo(const std::vector<std::string>& args);
 int run_node(const std::vector<std::string>& args);
+/// `levee node` with a program's own roles (include/levee/node.hpp, node_program).
+int run_node_with(const std::vector<std::string>& args, const std::vector<role>& custom);
 int run_local(const std::vector<std::string>& args);
 int run_query(const std::vector<std::string>& args);
 int run_satellites(const std::vector<std::string>& args);

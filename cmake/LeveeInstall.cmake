@@ -16,6 +16,7 @@
 #                                    FindCAF.cmake (Debian ships no CMake file for CAF)
 #   lib/pkgconfig/levee.pc, levee-client.pc
 #   share/levee/proto/*.proto        the wire protocol (net/PROTOCOL.md), for other languages
+#   share/doc/levee/EXTENDING.md, examples/   the extension guide and its programs
 
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
@@ -27,7 +28,8 @@ set(LEVEE_INSTALL_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/Levee")
 set(LEVEE_PACKAGE_LIBRARIES
   levee_base levee_limits levee_http levee_actors levee_wire levee_client levee_net
   levee_persistence levee_streams levee_metadata levee_events levee_query
-  levee_server levee_satellite levee_broker levee_load)
+  levee_server levee_satellite levee_broker levee_load levee_stats_text levee_metrics_text
+  levee_node_http levee_node)
 foreach(lib IN LISTS LEVEE_PACKAGE_LIBRARIES)
   if(NOT TARGET ${lib})
     message(FATAL_ERROR "LeveeInstall.cmake: no library ${lib}; keep LEVEE_PACKAGE_LIBRARIES "
@@ -54,20 +56,26 @@ foreach(lib IN LISTS LEVEE_PACKAGE_LIBRARIES)
   set_target_properties(${lib} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${wrapped}")
 endforeach()
 
-# The two names a program links: the runtime (actors, the wire, the client, limits) and
-# the client alone (no CAF).
+# The names a program links: the runtime (actors, the wire, the client, limits), the
+# client alone (no CAF), and the node (the runtime and every role, for a main() of one's own).
 add_library(levee_package_runtime INTERFACE)
 target_link_libraries(levee_package_runtime INTERFACE levee_net levee_actors levee_client)
 set_target_properties(levee_package_runtime PROPERTIES EXPORT_NAME levee)
 add_library(levee_package_client INTERFACE)
 target_link_libraries(levee_package_client INTERFACE levee_client)
 set_target_properties(levee_package_client PROPERTIES EXPORT_NAME client)
+# A node's roles run from one's own main() (include/levee/node.hpp): everything above.
+add_library(levee_package_node INTERFACE)
+target_link_libraries(levee_package_node INTERFACE levee_node levee_package_runtime)
+set_target_properties(levee_package_node PROPERTIES EXPORT_NAME node)
 # In the build tree too, so examples/ links the same names either way.
 add_library(Levee::levee ALIAS levee_package_runtime)
 add_library(Levee::client ALIAS levee_package_client)
+add_library(Levee::node ALIAS levee_package_node)
 
 install(TARGETS levee RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS ${LEVEE_PACKAGE_LIBRARIES} levee_package_runtime levee_package_client
+                levee_package_node
         EXPORT LeveeTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -75,6 +83,9 @@ install(EXPORT LeveeTargets NAMESPACE Levee:: DESTINATION ${LEVEE_INSTALL_CMAKE_
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/levee/
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/levee FILES_MATCHING PATTERN "*.hpp")
+# The extension guide and the examples it points to, beside the headers' docs.
+install(FILES ${PROJECT_SOURCE_DIR}/include/levee/EXTENDING.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 foreach(dir IN LISTS LEVEE_PACKAGE_HEADER_DIRS)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/
           DESTINATION ${LEVEE_INSTALL_INTERNAL_INCLUDE}/${dir} FILES_MATCHING PATTERN "*.hpp")

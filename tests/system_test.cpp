@@ -2558,7 +2558,9 @@ TEST_F(SystemTest, ASatelliteRefusedForGoodExitsOneAndSaysWhatToFix) {
   EXPECT_NE(text.find("registration refused for good: unauthenticated"), std::string::npos)
     << text;
   EXPECT_NE(text.find("set satellite_token in [satellite]"), std::string::npos) << text;
-  EXPECT_NE(text.find("levee node: stopping (exit 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find("ERROR node["), std::string::npos) << text;
+  EXPECT_NE(text.find("stopping (exit 1): the server refused this satellite"), std::string::npos)
+    << text;
   EXPECT_FALSE(satellite_info(srv->port, "a").has_value());
 }
 
