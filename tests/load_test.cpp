@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -155,6 +156,34 @@ TEST(Recorder, LatencyIsFromTheIntendedTimeAndEverySendIsAccountedFor) {
   ASSERT_EQ(r.seconds().size(), 2u);
   EXPECT_EQ(r.seconds()[0].accepted, 2u);
   EXPECT_EQ(r.seconds()[1].offered, 4u);
+}
+
+TEST(Recorder, RejectionsByCodeAreCountedInTheirSecondAndMerged) {
+  recorder a{seconds(0), milliseconds(50)}, b{seconds(0), milliseconds(50)};
+  a.rejected(milliseconds(100), milliseconds(100), milliseconds(101), "rate_limited", "x");
+  a.rejected(milliseconds(200), milliseconds(200), milliseconds(201), "rate_limited", "y");
+  a.accepted(milliseconds(1500), milliseconds(1500), milliseconds(1501));
+  b.rejected(milliseconds(2100), milliseconds(2100), milliseconds(2101), "mailbox_full", "z");
+  b.rejected(milliseconds(300), milliseconds(300), milliseconds(301), "rate_limited", "x");
+  a.merge(b);
+  ASSERT_EQ(a.seconds().size(), 3u);
+  EXPECT_EQ(a.rejected_by_code_in(0), (std::map<std::string, uint64_t>{{"rate_limited", 3}}));
+  EXPECT_TRUE(a.rejected_by_code_in(1).empty());
+  EXPECT_EQ(a.rejected_by_code_in(2), (std::map<std::string, uint64_t>{{"mailbox_full", 1}}));
+  EXPECT_TRUE(a.rejected_by_code_in(99).empty());
+  // Each second's codes add up to its rejected count.
+  for (size_t i = 0; i < a.seconds().size(); ++i) {
+    uint64_t sum = 0;
+    for (auto& [code, n] : a.rejected_by_code_in(i))
+      sum += n;
+    EXPECT_EQ(sum, a.seconds()[i].rejected) << "second " << i;
+  }
+  run_result r{{}, a};
+  r.settings.measured_seconds = 3;
+  auto json = r.json();
+  EXPECT_NE(json.find("{\"offered\":3,\"accepted\":0,\"rejected\":3,\"rejected_by_code\":{\"rate_limited\":3},"),
+            std::string::npos) << json;
+  EXPECT_NE(json.find("\"rejected\":0,\"rejected_by_code\":{},"), std::string::npos) << json;
 }
 
 run_result result_of(recorder r, double seconds) {
