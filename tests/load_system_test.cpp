@@ -92,19 +92,21 @@ std::string start_server(const temp_dir& dir, node_process& server) {
   return "127.0.0.1:" + std::to_string(server.port);
 }
 
-/// A broker alone with a stream `t` (subjects t.>, one partition) and the [broker] keys of
-/// `broker_keys`; its address, or "" when it did not start or the stream was not made.
+/// A broker alone with a stream `stream` (subjects STREAM.>, `partitions` partitions) and
+/// the [broker] keys of `broker_keys`; its address, or "" when it did not start or the
+/// stream was not made.
 std::string start_broker_with_a_stream(const temp_dir& dir, node_process& broker,
                                        const std::string& broker_keys = "",
-                                       const std::string& partitions = "1") {
+                                       const std::string& partitions = "1",
+                                       const std::string& stream = "t") {
   if (!broker.start(dir, "broker",
                     "[node]\nroles = broker\n[broker]\nlisten = 127.0.0.1:0\ndata_dir = "
                       + dir.file("data") + "\n" + broker_keys,
                     "broker listening on"))
     return "";
   auto address = "127.0.0.1:" + std::to_string(broker.port);
-  child_process create{{levee_binary, "stream", "create", "t", "--subject", "t.>", "--partitions",
-                        partitions, "--broker", address}};
+  child_process create{{levee_binary, "stream", "create", stream, "--subject", stream + ".>",
+                        "--partitions", partitions, "--broker", address}};
   return create.wait_exit(bound) == 0 ? address : "";
 }
 
@@ -596,6 +598,54 @@ TEST(LoadSystem, ConsumersReadAStreamAndTheBrokerCountsEachSubscription) {
   EXPECT_EQ(delta.value("broker.subscriptions", 0), 40) << r.out;
   EXPECT_GE(delta.value("broker.batches_sent", 0), 40) << r.out;
   EXPECT_EQ(r.result["target_side"]["accounting"]["held"], true) << r.out;
+}
+
+TEST(LoadSystem, TheShippedConsumeScenarioReadsWhatTheShippedPublishScenarioWrote) {
+  temp_dir dir{"levee-load"};
+  node_process broker;
+  // The scenarios' stream, as their comments say to create it: load, subjects load.>.
+  auto address = start_broker_with_a_stream(dir, broker, "", "1", "load");
+  ASSERT_FALSE(address.empty()) << test::read_file(broker.stderr_path);
+  auto scenario = [&](const std::string& file, std::vector<std::string> more) {
+    std::vector<std::string> argv{levee_binary, "load", "--scenario",
+                                  std::string{LEVEE_CONFIGS_DIR} + "/" + file, "--server", address,
+                                  "--max-late-percent", "100", "--json"};
+    argv.insert(argv.end(), more.begin(), more.end());
+    child_process load{argv};
+    return finish(load);
+  };
+  // configs/load-publish.ini feeds it, shortened to 2000 messages (1 s at 2000/s, no
+  // warm-up); its latency and goodput thresholds may fail on a slow machine (99).
+  auto fed = scenario("load-publish.ini", {"--rate", "2000", "--duration", "1", "--warmup", "0"});
+  ASSERT_TRUE(fed.exit_code == 0 || fed.exit_code == 99) << fed.out;
+  ASSERT_EQ(fed.result["accepted"], 2000) << fed.out;
+  EXPECT_EQ(fed.result["target_side"]["accounting"]["held"], true) << fed.out;
+
+  // configs/load-consume.ini as shipped, for 1 s: 20 reads of 100 in group load-consumers,
+  // each from where the reads before it took, so together they read the 2000 exactly.
+  auto r = scenario("load-consume.ini", {"--duration", "1"});
+  ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 99) << r.out;
+  auto& j = r.result;
+  EXPECT_EQ(j["target"]["kind"], "consume");
+  EXPECT_EQ(j["target"]["name"], "load");
+  EXPECT_EQ(j["offered"], 20) << r.out;
+  EXPECT_EQ(j["accepted"], 20) << r.out;
+  EXPECT_EQ(j["timeouts"], 0) << r.out;  // the scenario's own threshold, whatever the machine
+  EXPECT_EQ(j["consume"]["group"], "load-consumers");
+  EXPECT_EQ(j["consume"]["first_offset"], 0) << r.out;
+  EXPECT_EQ(j["consume"]["committed_offset"], 2000) << r.out;
+  EXPECT_EQ(j["target_side"]["delta"].value("broker.subscriptions", 0), 20) << r.out;
+  EXPECT_EQ(j["target_side"]["accounting"]["held"], true) << r.out;
+  ASSERT_EQ(j["thresholds"].size(), 2u);
+  EXPECT_EQ(j["thresholds"][1]["threshold"], "timeouts==0");
+  EXPECT_EQ(j["thresholds"][1]["held"], true);
+
+  // A second run continues after the first: nothing is left, so its reads wait for
+  // publishes until their timeout (shortened): the group's cursor stays at 2000.
+  auto again = scenario("load-consume.ini", {"--duration", "0.1", "--rate", "10", "--timeout-ms", "300"});
+  EXPECT_EQ(again.result["consume"]["first_offset"], 2000) << again.out;
+  EXPECT_EQ(again.result["timeouts"], 1) << again.out;
+  EXPECT_EQ(again.exit_code, 99) << again.out;  // timeouts==0 failed
 }
 
 TEST(LoadSystem, AGroupsReadsContinueWhereItsLastReadEnded) {
