@@ -392,6 +392,82 @@ TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
   EXPECT_EQ(get("count(//svg:svg[@data-plot='percentiles']/svg:circle)"), "6");
 }
 
+TEST(LoadSystem, AStrictNodesRefusalsComeInKnownCounts) {
+  temp_dir dir{"levee-load"};
+  node_process node;
+  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
+    << test::read_file(node.stderr_path);
+  auto address = "127.0.0.1:" + std::to_string(node.port);
+  auto run = [&](std::vector<std::string> more) {
+    // The node's own satellite uses the same listener and actor: other traffic. Lateness
+    // is allowed (the bounds below take the largest lag into account).
+    std::vector<std::string> argv{levee_binary, "load", "--target", "actor", "stats", "--server",
+                                  address, "--other-traffic", "--max-late-percent", "100", "--json"};
+    argv.insert(argv.end(), more.begin(), more.end());
+    child_process load{argv};
+    return finish(load);
+  };
+
+  // Over max_message_bytes (4 KiB for every kind): every request is refused
+  // message_too_large, all of them, whatever the rate or the machine. The size is checked
+  // before any other limit, so no other code may appear.
+  auto big = run({"--payload-bytes", "8192", "--rate", "50", "--duration", "2"});
+  ASSERT_EQ(big.exit_code, 0) << big.out;
+  EXPECT_EQ(big.result["offered"], 100);
+  EXPECT_EQ(big.result["accepted"], 0) << big.out;
+  EXPECT_EQ(big.result["rejected"]["total"], 100) << big.out;
+  EXPECT_EQ(big.result["rejected"]["by_code"], nlohmann::json({{"message_too_large", 100}})) << big.out;
+  EXPECT_EQ(big.result["rejected"]["by_limit"],
+            nlohmann::json({{"limits.server.max_message_bytes", 100}})) << big.out;
+  // The node counted the same 100 (its satellite sends nothing that large).
+  EXPECT_EQ(big.result["target_side"]["delta"].value("kinds.server.rejected.message_too_large", 0), 100)
+    << big.out;
+  // Second by second too: every second's refusals are all message_too_large.
+  for (auto& sec : big.result["seconds"])
+    EXPECT_EQ(sec["rejected_by_code"].value("message_too_large", 0), sec["rejected"].get<int>()) << big.out;
+
+  // A rate limit: the server actor's token bucket takes R = 200 requests/s with a burst of
+  // B = 20 (limits.default). 400/s for D = 2 s (4 connections, each below the node's 200
+  // frames/s a connection) offers twice what it takes.
+  constexpr double R = 200, B = 20, D = 2;
+  auto fast = run({"--rate", "400", "--connections", "4", "--duration", "2"});
+  ASSERT_EQ(fast.exit_code, 0) << fast.out;
+  auto& j = fast.result;
+  EXPECT_EQ(j["offered"], 800);
+  auto accepted = j["accepted"].get<double>();
+  auto rate_limited = j["rejected"]["by_code"].value("rate_limited", 0);
+  // Upper bound, exact: the bucket holds at most B when the first send comes, and refills at
+  // R until the last accepted request is admitted, which is no later than its send (at most
+  // D plus the largest lag after the first send's intended time) plus its service time.
+  double lag_s = j["schedule"]["largest_lag_us"].get<double>() / 1e6;
+  double service_s = j["service_time"]["max_us"].get<double>() / 1e6;
+  EXPECT_LE(accepted, B + R * (D + lag_s + service_s)) << fast.out;
+  // Lower bound: while demand is above R the bucket is empty and every token it makes is
+  // taken, by the tool or by the node's own traffic (the satellite and the tool's stats
+  // requests, seen in the node's own count). Tokens are lost only while the bucket is full:
+  // with no send more than 50 ms late, 400/s less 50 ms of sends outruns 200/s plus the
+  // burst within 0.2 s, so the bucket stays full 0.2 s at most, which may waste R x 0.2 = 40.
+  auto node_accepted = j["target_side"]["delta"].value("kinds.server.accepted", 0);
+  double others = node_accepted - accepted;
+  EXPECT_GE(others, 0) << fast.out;
+  if (j["schedule"]["late"] == 0)
+    EXPECT_GE(accepted, R * D - B - others - R * 0.2) << fast.out;
+  else
+    std::printf("%d sends were late: the lower bound is not checked\n", j["schedule"]["late"].get<int>());
+  // Everything refused was refused by that bucket, except what a loaded machine may add
+  // (the node allows 4 requests in flight a client, so a stalled node refuses more); the
+  // node counted each refusal the tool saw, code by code.
+  EXPECT_EQ(j["rejected"]["by_limit"].value("limits.server.rate_msgs_per_sec", 0), rate_limited) << fast.out;
+  EXPECT_EQ(accepted + j["rejected"]["total"].get<double>() + j["errors"].get<double>()
+              + j["timeouts"].get<double>(), 800);
+  for (auto& [code, n] : j["rejected"]["by_code"].items())
+    EXPECT_GE(j["target_side"]["delta"].value("kinds.server.rejected." + code, 0), n.get<int>())
+      << code << fast.out;
+  EXPECT_EQ(j["target_side"]["accounting"]["held"], true) << fast.out;
+  std::printf("rate limit: %.0f of 800 accepted (bounds %.0f .. %.1f), %d rate_limited\n",
+              accepted, R * D - B - others - R * 0.2, B + R * (D + lag_s + service_s), rate_limited);
+}
+
 TEST(LoadSystem, AScenarioRunsWithTheCommandLineWinningAndTwoRunsCompare) {
   temp_dir dir{"levee-load"};
   node_process server;
