@@ -7,7 +7,8 @@
 // NAME`), stream publish to a broker over levee::stream_client (`--target publish
 // SUBJECT`), a server's query path (`--target query 'TEXT'` or a weighted
 // `--query-file`, a streamed request), or a consumer's read of a stream (`--target consume
-// STREAM`, from the earliest or latest message or a group's cursor).
+// STREAM`, from the earliest or latest message or a group's cursor), or a limited actor in
+// this process (`--target inprocess [KIND]`, apps/load_inprocess.hpp: the limits alone).
 // One thread per connection, each with its own recorder, merged at the end.
 //
 // Before and after the run it reads the target's counters (its "stats" target) and, when
@@ -47,6 +48,7 @@
 
 #include "apps/cli_common.hpp"
 #include "apps/cli_env.hpp"
+#include "apps/load_inprocess.hpp"
 #include "apps/subcommands.hpp"
 #include "levee/client.hpp"
 #include "levee/streams.hpp"
@@ -377,6 +379,31 @@ private:
   milliseconds timeout_;
   std::vector<reply> replies_;
   load::wire_accounting own_;
+};
+
+/// A limited actor in this process (apps/load_inprocess.hpp), through a relay actor of
+/// the connection's own: nothing to connect, never lost; a refusal is the actor's
+/// rejection as its gate made it.
+class inprocess_driver final : public target_driver {
+public:
+  inprocess_driver(std::unique_ptr<inprocess_target::connection> c, std::string payload)
+      : c_(std::move(c)), payload_(std::move(payload)) {}
+  status connect(milliseconds) override { return {}; }
+  std::optional<rejection> send(uint64_t& id) override {
+    id = c_->send(payload_);
+    return std::nullopt;
+  }
+  void poll(std::vector<completion>& out, milliseconds wait, bool&) override {
+    answers_.clear();
+    c_->poll(answers_, wait);
+    for (auto& a : answers_)
+      out.push_back({a.id, std::move(a.refused)});
+  }
+
+private:
+  std::unique_ptr<inprocess_target::connection> c_;
+  std::string payload_;
+  std::vector<inprocess_answer> answers_;
 };
 
 struct plan {
@@ -778,8 +805,8 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     return 2;
   };
   po::options_description opts{
-    "levee load --target actor NAME | publish SUBJECT | query 'TEXT' | consume STREAM "
-    "[options]: offer a target a "
+    "levee load --target actor NAME | publish SUBJECT | query 'TEXT' | consume STREAM | "
+    "inprocess [KIND] [options]: offer a target a "
     "load (open loop at --rate by default) and account for every send: accepted, rejected by "
     "code and limit, errors, timeouts, latency percentiles from the intended send times.\n"
     "Exit codes: 0 ok, 99 a --threshold failed, 2 usage error or unreachable target, 3 invalid "
@@ -792,7 +819,9 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   double rate = 0, duration_s = 10, warmup_s = 0, max_lag_ms = 50, max_late_percent = 1;
   load::knee_bounds knee;
   uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
-  uint64_t read_messages = 100;
+  uint64_t read_messages = 100, service_us = 50;
+  std::string config_path;
+  std::vector<std::string> overrides;
   std::string from = "earliest", group, query_file;
   uint32_t connections = 1;
   bool json = false, progress = false, quiet = false, other_traffic = false;
@@ -802,7 +831,16 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     ("target", po::value(&target)->multitoken(),
      "actor NAME (request/response to an exposed target), publish SUBJECT (stream publish), "
      "query 'TEXT' (a server's query path to its satellites; answered when its last batch came) "
-     "or consume STREAM (a subscription reading --read-messages of partition 0: --from, --group)")
+     "or consume STREAM (a subscription reading --read-messages of partition 0: --from, --group) "
+     "or inprocess [KIND] (a limited actor of KIND, default service, in this process: the "
+     "limits alone, no network; --config, --set, --service-us)")
+    ("config", po::value(&config_path),
+     "inprocess: an INI file whose [limits], [limits.default] and [limits.KIND] give the "
+     "actor's limits (e.g. configs/demo.ini; without it, the defaults)")
+    ("set", po::value(&overrides)->composing(),
+     "inprocess: override a limit, repeatable, e.g. --set limits.service.mailbox_capacity=64")
+    ("service-us", whole_number("service-us", &service_us, uint64_t{50}, 1, 1'000'000, "us"),
+     "inprocess: CPU time the actor spends on each request (default 50, about 20,000/s)")
     ("server", po::value(&server),
      "host:port of the node (default 127.0.0.1:7400 for actor, 127.0.0.1:7600 for publish)")
     ("token", po::value(&token), "the node's connection token (net.token), if it has one")
@@ -905,13 +943,18 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   else if (mix)
     return usage("--target query '" + target[1] + "' and --query-file give the queries twice: "
                  "give one (--target query --query-file PATH)");
+  bool inprocess = !target.empty() && target[0] == "inprocess";
+  if (inprocess && target.size() == 1)
+    target.push_back("service");  // the kind `levee demo` floods
   if (target.size() != 2
-      || (target[0] != "actor" && target[0] != "publish" && target[0] != "query" && target[0] != "consume"))
+      || (target[0] != "actor" && target[0] != "publish" && target[0] != "query" && target[0] != "consume"
+          && !inprocess))
     return usage("give --target actor NAME (an exposed actor, e.g. stats), --target publish "
                  "SUBJECT (a broker's stream subject), --target query 'TEXT' (a server's "
                  "query path, the text quoted as one argument; or --target query --query-file "
-                 "PATH for a weighted mix) or --target consume STREAM (a "
-                 "broker's stream, read by consumers)");
+                 "PATH for a weighted mix), --target consume STREAM (a "
+                 "broker's stream, read by consumers) or --target inprocess [KIND] (a limited "
+                 "actor in this process)");
   bool consume = target[0] == "consume";
   bool publish = target[0] == "publish";
   if ((given("read-messages") || given("from") || given("group")) && !consume)
@@ -926,6 +969,23 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   if (consume && (given("payload-bytes") || given("message-bytes") || given("ack")))
     return usage("--target consume reads: --payload-bytes, --message-bytes and --ack are for "
                  "other targets; give --read-messages N");
+  if ((given("config") || given("set") || given("service-us")) && !inprocess)
+    return usage("--config, --set and --service-us are for --target inprocess [KIND]");
+  std::optional<limits_config> local_limits;
+  if (inprocess) {
+    if (given("server") || given("token"))
+      return usage("--target inprocess runs the actor in this process: leave out --server and --token");
+    auto& kind = target[1];
+    if (kind.empty() || kind.size() > 64
+        || kind.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+      return usage("--target inprocess " + kind + ": an actor kind is 1-64 characters of a-z, "
+                   "0-9, _ and -, e.g. service");
+    auto l = inprocess_limits(config_path, overrides);
+    if (!l)
+      return usage((config_path.empty() ? std::string{} : "--config " + config_path + ": ")
+                   + l.error().message());
+    local_limits = std::move(*l);
+  }
   bool query_path = target[0] == "query";
   std::vector<load::weighted_query> queries;
   if (mix) {
@@ -991,11 +1051,15 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   if (!html_path.empty() && stop == stop_at::run && !std::ofstream{html_path, std::ios::app})
     return usage("--html " + html_path + ": cannot write there (" + std::strerror(errno)
                               + "); give a path in a directory you may write");
-  if (server.empty())
-    server = publish || consume ? default_broker_address() : default_server();  // LEVEE_BROKER/SERVER
   base::host_port address;
-  if (std::string why; !base::parse_host_port("--server", server, address, why))
-    return usage(why);
+  if (inprocess) {
+    server = "in process";
+  } else {
+    if (server.empty())
+      server = publish || consume ? default_broker_address() : default_server();  // LEVEE_BROKER/SERVER
+    if (std::string why; !base::parse_host_port("--server", server, address, why))
+      return usage(why);
+  }
 
   plan p;
   p.closed_loop = closed > 0;
@@ -1060,11 +1124,18 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   co.port = address.port;
   co.token = token;
   co.node_id = "levee-load";
+  // Declared before the drivers, so that it outlives their relays.
+  std::unique_ptr<inprocess_target> local_target;
+  if (inprocess)
+    local_target = std::make_unique<inprocess_target>(target[1], std::move(*local_limits),
+                                                      microseconds(service_us), milliseconds(timeout_ms));
   std::vector<std::unique_ptr<target_driver>> drivers;
   auto position = std::make_shared<consume_position>();
   for (uint32_t i = 0; i < connections; ++i) {
     std::unique_ptr<target_driver> d;
-    if (publish)
+    if (inprocess)
+      d = std::make_unique<inprocess_driver>(local_target->connect(), std::string(payload_bytes, 'x'));
+    else if (publish)
       d = std::make_unique<publish_driver>(
         co, target[1], message_bytes,
         ack == "none" ? ack_mode::none : ack == "all" ? ack_mode::all : ack_mode::leader,
@@ -1109,15 +1180,22 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   // -- the target's side before: its counters, its process ------------------------------
   load::target_side side;
   side.other_traffic = other_traffic;
-  side.process = find_target_process(address);
   client stats_connection{co};
   std::optional<load::target_counters> before;
-  if (auto st = stats_connection.connect_with_backoff(seconds(3)); !st) {
-    side.stats_status = "not read: " + printable(st.message());
+  if (inprocess) {
+    // The tool's own process: its CPU and memory include the tool's.
+    side.process.pid = static_cast<int>(::getpid());
+    side.process.status = "in process (pid " + std::to_string(side.process.pid) + ", the tool's own)";
+    before = local_target->counters();
   } else {
-    // Refusals of this read came before the first figures were taken: not in the delta.
-    std::map<std::string, uint64_t, std::less<>> before_the_figures;
-    before = read_counters(stats_connection, p.timeout, before_the_figures, side.stats_status);
+    side.process = find_target_process(address);
+    if (auto st = stats_connection.connect_with_backoff(seconds(3)); !st) {
+      side.stats_status = "not read: " + printable(st.message());
+    } else {
+      // Refusals of this read came before the first figures were taken: not in the delta.
+      std::map<std::string, uint64_t, std::less<>> before_the_figures;
+      before = read_counters(stats_connection, p.timeout, before_the_figures, side.stats_status);
+    }
   }
   if (side.process.pid != 0)
     side.process.before = load::sample_process(side.process.pid);
@@ -1230,9 +1308,15 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   if (before) {
     // The target counted the first stats request by now (answered after its figures were
     // taken), and the refused tries of this one (before its figures are taken).
-    side.tool.own_requests += 1;
     std::string why;
-    auto after = read_counters(stats_connection, p.timeout, side.tool.own_refused, why);
+    std::optional<load::target_counters> after;
+    if (inprocess) {
+      local_target->wait_idle(seconds(5));
+      after = local_target->counters();
+    } else {
+      side.tool.own_requests += 1;
+      after = read_counters(stats_connection, p.timeout, side.tool.own_refused, why);
+    }
     if (after) {
       std::vector<std::string> went_back;
       side.before = std::move(*before);
@@ -1240,7 +1324,9 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
       side.delta = load::counter_deltas(side.before, side.after, &went_back);
       if (went_back.empty()) {
         side.stats_status = "read";
-        side.accounting = load::check_accounting(side.tool, side.delta, other_traffic);
+        side.accounting = load::check_accounting(
+          side.tool, side.delta, other_traffic,
+          inprocess ? local_target->accounting_names() : load::accounting_names{});
       } else {
         side.stats_status = "not compared: " + went_back.front()
                             + " went back during the run (the target restarted?)";
@@ -1287,6 +1373,21 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
                                   + ",\"committed_offset\":" + std::to_string(position->committed.load())
                                   + ",\"commits\":" + std::to_string(position->commits.load()))
              + "}";
+    if (inprocess) {
+      auto& l = local_target->limits();
+      auto n = [](uint64_t v) { return std::to_string(v); };
+      out += ",\"inprocess\":{\"kind\":" + load::json_string(target[1]) + ",\"service_us\":"
+             + n(service_us) + ",\"config\":"
+             + (config_path.empty() ? std::string{"null"} : load::json_string(config_path))
+             + ",\"limits\":{\"mailbox_capacity\":" + n(l.mailbox_capacity)
+             + ",\"mailbox_capacity_bytes\":" + n(l.mailbox_capacity_bytes)
+             + ",\"max_message_bytes\":" + n(l.max_message_bytes)
+             + ",\"rate_msgs_per_sec\":" + n(l.rate_msgs_per_sec)
+             + ",\"rate_burst_msgs\":" + n(l.rate_burst_msgs)
+             + ",\"rate_bytes_per_sec\":" + n(l.rate_bytes_per_sec)
+             + ",\"max_inflight_per_requester\":" + n(l.max_inflight_per_requester)
+             + ",\"memory_budget_bytes\":" + n(local_target->memory_budget_bytes()) + "}}";
+    }
     if (ramp)
       out += ",\"ramp\":" + ramp->json();
     out += "}";
@@ -1301,6 +1402,20 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
       for (size_t k = 0; k < queries.size(); ++k)
         std::printf("  %7llu %9llu  %s\n", static_cast<unsigned long long>(queries[k].weight),
                     static_cast<unsigned long long>(sent_of(k)), printable(queries[k].text).c_str());
+    }
+    if (inprocess) {
+      auto& l = local_target->limits();
+      std::printf("\nin-process actor of kind %s (%llu us a request): mailbox %llu msgs / %llu "
+                  "bytes, max message %llu bytes, rate %llu msgs/s (burst %llu; 0: unlimited), "
+                  "%llu in flight a connection, node budget %llu bytes\n",
+                  target[1].c_str(), static_cast<unsigned long long>(service_us),
+                  static_cast<unsigned long long>(l.mailbox_capacity),
+                  static_cast<unsigned long long>(l.mailbox_capacity_bytes),
+                  static_cast<unsigned long long>(l.max_message_bytes),
+                  static_cast<unsigned long long>(l.rate_msgs_per_sec),
+                  static_cast<unsigned long long>(l.rate_burst_msgs),
+                  static_cast<unsigned long long>(l.max_inflight_per_requester),
+                  static_cast<unsigned long long>(local_target->memory_budget_bytes()));
     }
     if (consume && !group.empty())
       std::printf("\ngroup %s: read from offset %llu, continues at %llu (%llu commits)\n",

@@ -468,6 +468,101 @@ TEST(LoadSystem, AStrictNodesRefusalsComeInKnownCounts) {
               accepted, R * D - B - others - R * 0.2, B + R * (D + lag_s + service_s), rate_limited);
 }
 
+TEST(LoadSystem, AnInProcessTargetRefusesByCodeAndLimitInKnownCounts) {
+  temp_dir dir{"levee-load"};
+  auto run = [&](std::vector<std::string> more, const std::string& name) {
+    std::vector<std::string> argv{levee_binary, "load", "--max-late-percent", "100", "--json"};
+    argv.insert(argv.end(), more.begin(), more.end());
+    // The actor's rejection log lines go to stderr.
+    child_process load{argv, dir.file(name + ".stderr")};
+    return finish(load);
+  };
+  auto demo_ini = std::string{LEVEE_CONFIGS_DIR} + "/demo.ini";
+
+  // Over max_message_bytes (16 KiB for the service in demo.ini): all refused, by that
+  // limit, as the actor's gate said; the actor counted each. An HTML report too.
+  auto report = dir.file("inprocess.html");
+  auto big = run({"--target", "inprocess", "--config", demo_ini, "--payload-bytes", "20000",
+                  "--rate", "200", "--duration", "1", "--html", report}, "big");
+  ASSERT_EQ(big.exit_code, 0) << big.out;
+  auto& b = big.result;
+  EXPECT_EQ(b["target"]["kind"], "inprocess");
+  EXPECT_EQ(b["target"]["name"], "service");
+  EXPECT_EQ(b["target"]["server"], "in process");
+  EXPECT_EQ(b["offered"], 200);
+  EXPECT_EQ(b["rejected"]["by_code"], nlohmann::json({{"message_too_large", 200}})) << big.out;
+  EXPECT_EQ(b["rejected"]["by_limit"], nlohmann::json({{"limits.service.max_message_bytes", 200}})) << big.out;
+  EXPECT_EQ(b["target_side"]["delta"].value("kinds.service.rejected.message_too_large", 0), 200) << big.out;
+  EXPECT_EQ(b["target_side"]["accounting"]["held"], true) << big.out;
+  EXPECT_EQ(b["target_side"]["tool"]["own_requests"], 0);
+  EXPECT_EQ(b["target_side"]["process"]["status"].get<std::string>().rfind("in process (pid ", 0), 0u) << big.out;
+  EXPECT_EQ(b["inprocess"]["limits"]["max_message_bytes"], 16384) << big.out;
+  EXPECT_EQ(b["inprocess"]["limits"]["mailbox_capacity"], 256) << big.out;
+  auto doc = test::parse_xml(test::read_file(report));
+  ASSERT_TRUE(doc) << test::read_file(report);
+  EXPECT_EQ(test::xpath_string(doc, "/html/body/@data-rejected"), "200");
+  EXPECT_EQ(test::xpath_string(doc, "/html/body/@data-accounting"), "held");
+  EXPECT_EQ(test::xpath_string(doc, "sum(//svg:svg[@data-plot='refusals']/svg:rect[@data-code='message_too_large']/@data-count)"), "200");
+
+  // A token bucket of R = 500/s with a burst of B = 50, offered 2000/s for D = 2 s. Upper
+  // bound, exact: at most B when the first send comes, then R a second until the last
+  // accepted request is admitted (at most D + the largest lag + the longest service time
+  // after the first send's intended time). Lower bound: the demand is 4 R, so the bucket
+  // is full (and wastes tokens) only while sends lag: with none more than 50 ms late,
+  // 2000/s less 50 ms of sends outruns R plus the burst within 0.1 s, losing R x 0.1 at most.
+  constexpr double R = 500, B = 50, D = 2;
+  auto fast = run({"--target", "inprocess", "--set", "limits.service.rate_msgs_per_sec=500",
+                   "--set", "limits.service.rate_burst_msgs=50", "--rate", "2000", "--duration", "2"},
+                  "fast");
+  ASSERT_EQ(fast.exit_code, 0) << fast.out;
+  auto& f = fast.result;
+  EXPECT_EQ(f["offered"], 4000);
+  auto accepted = f["accepted"].get<double>();
+  double lag_s = f["schedule"]["largest_lag_us"].get<double>() / 1e6;
+  double service_s = f["service_time"]["max_us"].get<double>() / 1e6;
+  EXPECT_LE(accepted, B + R * (D + lag_s + service_s)) << fast.out;
+  if (f["schedule"]["late"] == 0)
+    EXPECT_GE(accepted, R * D - B - R * 0.1) << fast.out;
+  EXPECT_EQ(f["rejected"]["by_limit"].value("limits.service.rate_msgs_per_sec", 0),
+            f["rejected"]["by_code"].value("rate_limited", 0)) << fast.out;
+  EXPECT_GT(f["rejected"]["by_code"].value("rate_limited", 0), 0) << fast.out;
+  // In process the actor's counters are the whole truth: exactly the tool's, code by code.
+  auto& delta = f["target_side"]["delta"];
+  EXPECT_EQ(delta.value("kinds.service.processed", 0), accepted) << fast.out;
+  for (auto& [code, n] : f["rejected"]["by_code"].items())
+    EXPECT_EQ(delta.value("kinds.service.rejected." + code, 0), n.get<int>()) << code << fast.out;
+  EXPECT_EQ(f["target_side"]["accounting"]["held"], true) << fast.out;
+  std::printf("in process: %.0f of 4000 accepted by a 500/s bucket (bounds %.0f .. %.1f)\n",
+              accepted, R * D - B - R * 0.1, B + R * (D + lag_s + service_s));
+
+  // configs/load-inprocess.ini as shipped (its limits from demo.ini beside it), shortened;
+  // its goodput and latency thresholds depend on the machine (99 allowed).
+  auto sc = run({"--scenario", std::string{LEVEE_CONFIGS_DIR} + "/load-inprocess.ini",
+                 "--duration", "1", "--warmup", "0"}, "scenario");
+  ASSERT_TRUE(sc.exit_code == 0 || sc.exit_code == 99) << sc.out;
+  auto& j = sc.result;
+  EXPECT_EQ(j["offered"], 4000) << sc.out;
+  EXPECT_EQ(j["errors"], 0) << sc.out;
+  EXPECT_EQ(j["inprocess"]["limits"]["mailbox_capacity"], 256) << sc.out;  // demo.ini's
+  EXPECT_EQ(j["inprocess"]["service_us"], 500);
+  EXPECT_EQ(j["target_side"]["accounting"]["held"], true) << sc.out;
+  for (auto& sec : j["seconds"]) {
+    int by_code = 0;
+    for (auto& [code, n] : sec["rejected_by_code"].items())
+      by_code += n.get<int>();
+    EXPECT_EQ(by_code, sec["rejected"].get<int>()) << sc.out;
+  }
+
+  // A bad limit is a usage error naming the key; --server means nothing in process.
+  auto bad = run({"--target", "inprocess", "--set", "limits.service.mailbox_capacity=0"}, "bad");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(test::read_file(dir.file("bad.stderr")).find("limits.service.mailbox_capacity = 0: must be between 1"),
+            std::string::npos) << test::read_file(dir.file("bad.stderr"));
+  auto server = run({"--target", "inprocess", "--server", "127.0.0.1:1"}, "server");
+  EXPECT_EQ(server.exit_code, 2);
+  EXPECT_NE(test::read_file(dir.file("server.stderr")).find("leave out --server"), std::string::npos);
+}
+
 TEST(LoadSystem, AScenarioRunsWithTheCommandLineWinningAndTwoRunsCompare) {
   temp_dir dir{"levee-load"};
   node_process server;
