@@ -40,8 +40,6 @@ std::string json_string(std::string_view text) {
   return out + "\"";
 }
 
-namespace {
-
 std::string counts_json(const std::map<std::string, uint64_t>& m) {
   std::string out = "{";
   for (auto& [k, v] : m)
@@ -57,8 +55,6 @@ std::string histogram_json(const latency_histogram& h) {
          + ",\"mean_us\":" + fixed_number(h.mean() / 1e3) + "}";
   return out;
 }
-
-} // namespace
 
 std::string fixed_number(double v) {
   char buf[48];

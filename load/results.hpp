@@ -173,6 +173,11 @@ std::string fixed_number(double v);
 /// `v` as short as it reads ("200", "0.5"): rates and bounds in text.
 std::string short_number(double v);
 
+/// Counts by name as a JSON object: {"name":n,...}.
+std::string counts_json(const std::map<std::string, uint64_t>& m);
+/// A histogram as JSON: {"count", "p50_us" ... "p99.99_us", "max_us", "mean_us"}.
+std::string histogram_json(const latency_histogram& h);
+
 /// A duration in ns as people read it: "812us", "2.41ms", "1.50s".
 std::string duration_text(uint64_t ns);
 

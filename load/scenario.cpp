@@ -46,6 +46,8 @@ const std::vector<scenario_key>& scenario_keys() {
     {"config", "demo.ini", false, false},
     {"set", "limits.service.mailbox_capacity=64", false, true},
     {"service_us", "50", false, false},
+    {"consumers", "2", false, false},
+    {"consume_stream", "load", false, false},
   };
   return keys;
 }

@@ -903,6 +903,85 @@ TEST(LoadSystem, ConsumersFromTheLatestReadWhatAConcurrentPublisherSends) {
   EXPECT_EQ(p.exit_code, 0) << p.out;
 }
 
+TEST(LoadSystem, ConsumersBesidePublishersReadEveryAcknowledgedMessageAndTheBrokerCountsBothSides) {
+  temp_dir dir{"levee-load"};
+  node_process broker;
+  auto address = start_broker_with_a_stream(dir, broker);
+  ASSERT_FALSE(address.empty()) << test::read_file(broker.stderr_path);
+  // A message already there: the consumers start after it (where the stream ended).
+  child_process before{{levee_binary, "pub", "t.x", "old", "--broker", address}};
+  ASSERT_EQ(before.wait_exit(bound), 0);
+
+  // One process publishes 400/s for 2 s after 0.5 s of warm-up, and two consumers read the
+  // stream meanwhile.
+  auto report = dir.file("both.html");
+  child_process load{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                      "--rate", "400", "--duration", "2", "--warmup", "0.5", "--consumers", "2",
+                      "--max-late-percent", "100", "--json", "--html", report}};
+  auto r = finish(load);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto& j = r.result;
+  EXPECT_EQ(j["accepted"], 800) << r.out;  // the publishers' side, as always
+  auto& c = j["consumers"];
+  ASSERT_TRUE(c.is_object()) << r.out;
+  EXPECT_EQ(c["count"], 2);
+  EXPECT_EQ(c["stream"], "t");  // the subject's first token
+  EXPECT_EQ(c["partitions"], 1);
+  EXPECT_EQ(c["accepted_publishes"], 800);
+  // Each read every acknowledged message of the measured window, the warm-up's apart,
+  // and not the message from before the run.
+  EXPECT_EQ(c["read"], nlohmann::json::array({800, 800})) << r.out;
+  EXPECT_EQ(c["read_warmup"], 400) << r.out;
+  EXPECT_EQ(c["foreign"], 0) << r.out;
+  EXPECT_EQ(c["unread_max"], 0) << r.out;
+  EXPECT_EQ(c["end_to_end"]["count"], 1600) << r.out;
+  EXPECT_GT(c["end_to_end"]["max_us"].get<double>(), 0.0);
+  // One partition and a known number of sends: each subscription stopped at the run's last
+  // message and was answered by its end.
+  EXPECT_EQ(c["subscriptions"], 2);
+  EXPECT_EQ(c["ended"], 2) << r.out;
+  EXPECT_EQ(c["given_up"], 0) << r.out;
+  // The broker answered both sides: 1000 publishes (the warm-up's too), 2 subscriptions
+  // and the tool's first stats request.
+  auto& side = j["target_side"];
+  EXPECT_EQ(side["tool"]["sent"], 1002) << r.out;
+  EXPECT_EQ(side["delta"].value("listener.requests_answered", 0), 1003) << r.out;
+  EXPECT_EQ(side["accounting"]["held"], true) << r.out;
+  auto doc = test::parse_xml(test::read_file(report));
+  ASSERT_TRUE(doc) << test::read_file(report);
+  EXPECT_EQ(test::xpath_string(doc, "//*[@data-section='consumers']/@data-read-min"), "800");
+  EXPECT_EQ(test::xpath_string(doc, "//*[@data-section='consumers']/@data-unread-max"), "0");
+  EXPECT_EQ(test::xpath_string(doc, "//*[@data-section='consumers']/@data-consumers"), "2");
+
+  // Keyed publishes over 4 partitions: a consumer reads every partition; with no single
+  // stop offset each subscription is given up when the consumer has read what was
+  // acknowledged (the accounting widened by them).
+  child_process create{{levee_binary, "stream", "create", "m", "--subject", "m.>", "--partitions",
+                        "4", "--broker", address}};
+  ASSERT_EQ(create.wait_exit(bound), 0);
+  child_process keyed{{levee_binary, "load", "--target", "publish", "m.x", "--keys", "16",
+                       "--server", address, "--count", "400", "--rate", "400", "--consumers", "1",
+                       "--max-late-percent", "100", "--json"}};
+  auto k = finish(keyed);
+  ASSERT_EQ(k.exit_code, 0) << k.out;
+  EXPECT_EQ(k.result["consumers"]["partitions"], 4);
+  EXPECT_EQ(k.result["consumers"]["read"], nlohmann::json::array({400})) << k.out;
+  EXPECT_EQ(k.result["consumers"]["subscriptions"], 4);
+  EXPECT_EQ(k.result["consumers"]["given_up"], 4) << k.out;
+  EXPECT_EQ(k.result["target_side"]["accounting"]["held"], true) << k.out;
+
+  // Consumers are for publish, and each message must hold the stamp.
+  auto err = dir.file("usage.stderr");
+  child_process actor{{levee_binary, "load", "--target", "actor", "stats", "--consumers", "1"}, err};
+  EXPECT_EQ(actor.wait_exit(bound), 2);
+  EXPECT_NE(test::read_file(err).find("are for --target publish"), std::string::npos);
+  child_process small{{levee_binary, "load", "--target", "publish", "t.x", "--consumers", "1",
+                       "--message-bytes", "10", "--server", address}, err};
+  EXPECT_EQ(small.wait_exit(bound), 2);
+  EXPECT_NE(test::read_file(err).find("give --message-bytes 38 or more"), std::string::npos)
+    << test::read_file(err);
+}
+
 TEST(LoadSystem, KeyedAckAllPublishesGoWhereTheirKeysHash) {
   temp_dir dir{"levee-load"};
   node_process broker;

@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "load/consumers.hpp"
 #include "load/keys.hpp"
 #include "load/latency_histogram.hpp"
 #include "load/live_latency.hpp"
@@ -184,6 +185,41 @@ TEST(Recorder, RejectionsByCodeAreCountedInTheirSecondAndMerged) {
   EXPECT_NE(json.find("{\"offered\":3,\"accepted\":0,\"rejected\":3,\"rejected_by_code\":{\"rate_limited\":3},"),
             std::string::npos) << json;
   EXPECT_NE(json.find("\"rejected\":0,\"rejected_by_code\":{},"), std::string::npos) << json;
+}
+
+TEST(Consumers, AStampCarriesTheRunAndIntendedTimeAndOtherMessagesAreForeign) {
+  std::string body(100, 'x');
+  stamp_body(body, 0xabcdef0123456789u, milliseconds(1500));
+  EXPECT_EQ(body.size(), 100u);  // the stamp replaces the start, the size stays
+  auto s = read_stamp(body);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->run_id, 0xabcdef0123456789u);
+  EXPECT_EQ(s->intended, milliseconds(1500));
+  EXPECT_FALSE(read_stamp("hello"));
+  EXPECT_FALSE(read_stamp(std::string(100, 'x')));
+
+  consumer_figures a, b;
+  a.message(body, 0xabcdef0123456789u, seconds(1), milliseconds(1520));  // measured, 20 ms
+  a.message(body, 42, seconds(1), milliseconds(1520));                   // another run's
+  std::string early(40, 'x');
+  stamp_body(early, 0xabcdef0123456789u, milliseconds(500));
+  b.message(early, 0xabcdef0123456789u, seconds(1), milliseconds(600));  // the warm-up's
+  b.message("plain text", 0xabcdef0123456789u, seconds(1), milliseconds(600));
+  a.merge(b);
+  EXPECT_EQ(a.read, 1u);
+  EXPECT_EQ(a.read_warmup, 1u);
+  EXPECT_EQ(a.foreign, 2u);
+  EXPECT_EQ(a.end_to_end.count(), 1u);
+  EXPECT_EQ(a.end_to_end.max(), 20'000'000u);
+
+  consumers_report r;
+  r.stream = "t";
+  r.partitions = 1;
+  r.accepted = 10;
+  r.each = {a, b};
+  EXPECT_EQ(r.read_min(), 0u);
+  EXPECT_EQ(r.unread_max(), 10u);
+  EXPECT_NE(r.json().find("\"read\":[1,0],\"read_min\":0,\"unread_max\":10"), std::string::npos) << r.json();
 }
 
 run_result result_of(recorder r, double seconds) {
