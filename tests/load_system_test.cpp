@@ -330,11 +330,19 @@ std::string strict_limits_config(const temp_dir& dir) {
   return text;
 }
 
+/// A node on configs/strict-limits.ini (strict_limits_config); its server's address, or ""
+/// when it did not start (its stderr is in node.stderr_path).
+std::string start_strict_node(const temp_dir& dir, node_process& node) {
+  if (!node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
+    return "";
+  return "127.0.0.1:" + std::to_string(node.port);
+}
+
 TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
   temp_dir dir{"levee-load"};
   node_process node;
-  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
-    << test::read_file(node.stderr_path);
+  auto address = start_strict_node(dir, node);
+  ASSERT_FALSE(address.empty()) << test::read_file(node.stderr_path);
   auto report = dir.file("report.html");
   // 100/s more every 2 s over 4 connections (each below the node's 200 frames/s a
   // connection, so nothing is paced). The server actor takes 200 requests/s with a burst
@@ -342,7 +350,7 @@ TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
   // sends bunch. The node's own satellite uses the same listener: other traffic. The p99
   // bound is left out, and lateness allowed: a slow machine changes neither verdict.
   child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
-                      "127.0.0.1:" + std::to_string(node.port), "--ramp", "100:100:600:2",
+                      address, "--ramp", "100:100:600:2",
                       "--connections", "4", "--knee-p99-ms", "0", "--max-late-percent", "100",
                       "--other-traffic", "--json", "--html", report}};
   auto r = finish(load);
@@ -395,9 +403,8 @@ TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
 TEST(LoadSystem, AStrictNodesRefusalsComeInKnownCounts) {
   temp_dir dir{"levee-load"};
   node_process node;
-  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
-    << test::read_file(node.stderr_path);
-  auto address = "127.0.0.1:" + std::to_string(node.port);
+  auto address = start_strict_node(dir, node);
+  ASSERT_FALSE(address.empty()) << test::read_file(node.stderr_path);
   auto run = [&](std::vector<std::string> more) {
     // The node's own satellite uses the same listener and actor: other traffic. Lateness
     // is allowed (the bounds below take the largest lag into account).
@@ -626,9 +633,8 @@ TEST(LoadSystem, ABadScenarioIsRefusedWithItsLineKeyAndWhatToWrite) {
 TEST(LoadSystem, QueriesThroughAServerToItsSatelliteAreCountedEndToEnd) {
   temp_dir dir{"levee-load"};
   node_process node;
-  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
-    << test::read_file(node.stderr_path);
-  auto address = "127.0.0.1:" + std::to_string(node.port);
+  auto address = start_strict_node(dir, node);
+  ASSERT_FALSE(address.empty()) << test::read_file(node.stderr_path);
   // Until its satellite has registered, a query has nowhere to go: wait (bounded) for one
   // to be answered.
   auto deadline = steady_clock::now() + bound;
@@ -670,9 +676,8 @@ TEST(LoadSystem, QueriesThroughAServerToItsSatelliteAreCountedEndToEnd) {
 TEST(LoadSystem, AWeightedQueryFileSendsEachOfItsQueriesAndTheServerCountsThemAll) {
   temp_dir dir{"levee-load"};
   node_process node;
-  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
-    << test::read_file(node.stderr_path);
-  auto address = "127.0.0.1:" + std::to_string(node.port);
+  auto address = start_strict_node(dir, node);
+  ASSERT_FALSE(address.empty()) << test::read_file(node.stderr_path);
   auto deadline = steady_clock::now() + bound;
   bool answered = false;
   while (!answered && steady_clock::now() < deadline) {
