@@ -438,7 +438,8 @@ struct plan {
 /// subscription stops at the run's last message, so the broker answers it with its end;
 /// otherwise it is given up (unsubscribed) when the consumer is done. A consumer is done
 /// when the publishers are and it has read as many of the run's messages as they had
-/// acknowledged, or a timeout after they were done.
+/// acknowledged (with a stop, 200 ms later, for the end to come), or a timeout after they
+/// were done.
 class stream_consumer {
 public:
   stream_consumer(const client_options& co, std::string stream)
@@ -512,8 +513,15 @@ public:
         auto now = clock_type::now();
         if (!give_up_at)
           give_up_at = now + p.timeout;
-        // With stops, the subscriptions' ends are the answers to wait for.
-        if (now >= *give_up_at || (!stops_ && figures_.read + figures_.read_warmup >= published.load()))
+        bool read_all = figures_.read + figures_.read_warmup >= published.load();
+        // With stops, the subscriptions' ends are the answers to wait for: they come right
+        // after the last message, unless a publish was refused (then the stop is never
+        // reached), so once all that was acknowledged is read they get a short grace.
+        if (stops_ && read_all && !grace_given_) {
+          give_up_at = std::min(*give_up_at, now + milliseconds(200));
+          grace_given_ = true;
+        }
+        if (now >= *give_up_at || (!stops_ && read_all))
           break;
       }
     }
@@ -537,6 +545,7 @@ private:
   std::string stream_;
   uint32_t partitions_ = 0;
   bool stops_ = false;
+  bool grace_given_ = false;
   std::vector<uint64_t> subscriptions_;
   load::consumer_figures figures_;
 };

@@ -244,6 +244,22 @@ TEST(LoadSystem, RefusalsOfAStrictBrokerAreCountedByCodeAndLimit) {
   auto failed = run("rejected.count==0");
   EXPECT_EQ(failed.exit_code, 99) << failed.out;
   EXPECT_EQ(failed.result["thresholds"][0]["held"], false);
+
+  // A consumer beside the refused publishes reads exactly the accepted ones. Its
+  // subscription's stop (the run's last send) is never reached, so it is given up once
+  // everything acknowledged was read, not after the 10 s timeout.
+  auto started = steady_clock::now();
+  child_process both{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                      "--rate", "400", "--duration", "2", "--consumers", "1", "--timeout-ms",
+                      "10000", "--max-late-percent", "100", "--json"}};
+  auto c = finish(both);
+  ASSERT_EQ(c.exit_code, 0) << c.out;
+  EXPECT_LT(steady_clock::now() - started, seconds(9)) << c.out;
+  EXPECT_GT(c.result["rejected"]["total"].get<int>(), 0) << c.out;
+  EXPECT_EQ(c.result["consumers"]["read"], nlohmann::json::array({c.result["accepted"]})) << c.out;
+  EXPECT_EQ(c.result["consumers"]["unread_max"], 0) << c.out;
+  EXPECT_EQ(c.result["consumers"]["given_up"], 1) << c.out;
+  EXPECT_EQ(c.result["target_side"]["accounting"]["held"], true) << c.out;
 }
 
 TEST(LoadSystem, TheTargetAccountsForEveryRequestSent) {
