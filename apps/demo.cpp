@@ -3,6 +3,8 @@
 // fire-and-forget at a paced rate, requester actors keep a window of requests in flight
 // and honour retry_after_ms. Every message is accounted for at the end: offered ==
 // accepted + rejected, processed == accepted, and every sender was told of every refusal.
+// `levee load --target inprocess` (apps/load_inprocess.hpp) is the same actor as a load
+// scenario: an open-loop schedule instead of these senders, and the load tool's report.
 
 #include <atomic>
 #include <chrono>
@@ -41,7 +43,7 @@ std::string with_commas(uint64_t n) {
 } // namespace
 
 int run_demo(const std::vector<std::string>& args) {
-  po::options_description opts{"levee demo: flood a slow limited actor past its bounds"};
+  po::options_description opts{"levee demo: flood a slow limited actor past its bounds (levee load --scenario configs/load-inprocess.ini, i.e. --target inprocess, drives the same actor on an open-loop schedule, with percentiles, --json and --html)"};
   std::string config_path;
   std::vector<std::string> overrides;
   double seconds_to_run = 5;

@@ -7,7 +7,8 @@
 // NAME`), stream publish to a broker over levee::stream_client (`--target publish
 // SUBJECT`), a server's query path (`--target query 'TEXT'` or a weighted
 // `--query-file`, a streamed request), or a consumer's read of a stream (`--target consume
-// STREAM`, from the earliest or latest message or a group's cursor).
+// STREAM`, from the earliest or latest message or a group's cursor), or a limited actor in
+// this process (`--target inprocess [KIND]`, apps/load_inprocess.hpp: the limits alone).
 // One thread per connection, each with its own recorder, merged at the end.
 //
 // Before and after the run it reads the target's counters (its "stats" target) and, when
@@ -37,6 +38,7 @@
 #include <sstream>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,11 +49,13 @@
 
 #include "apps/cli_common.hpp"
 #include "apps/cli_env.hpp"
+#include "apps/load_inprocess.hpp"
 #include "apps/subcommands.hpp"
 #include "levee/client.hpp"
 #include "levee/streams.hpp"
 #include "limits/printable.hpp"
 #include "load/compare.hpp"
+#include "load/consumers.hpp"
 #include "load/html_report.hpp"
 #include "load/keys.hpp"
 #include "load/live_latency.hpp"
@@ -99,8 +103,9 @@ class target_driver {
 public:
   virtual ~target_driver() = default;
   virtual status connect(milliseconds bound) = 0;
-  /// A local refusal (nothing sent), or nullopt with `id` set.
-  virtual std::optional<rejection> send(uint64_t& id) = 0;
+  /// A local refusal (nothing sent), or nullopt with `id` set. `intended`: the send's
+  /// intended time from the run's origin (a stamped publish carries it).
+  virtual std::optional<rejection> send(uint64_t& id, nanoseconds intended) = 0;
   /// Appends answers; a lost connection is reported by setting `lost`.
   virtual void poll(std::vector<completion>& out, milliseconds wait, bool& lost) = 0;
   /// Adds the requests the driver made besides its sends (answered by the target too).
@@ -144,7 +149,7 @@ public:
       : client_(std::move(co)), target_(std::move(target)), streamed_(streamed),
         payloads_(std::move(payloads)), chooser_(std::move(chooser)), sent_(payloads_.size()) {}
   status connect(milliseconds bound) override { return client_.connect_with_backoff(bound); }
-  std::optional<rejection> send(uint64_t& id) override {
+  std::optional<rejection> send(uint64_t& id, nanoseconds) override {
     const std::string* payload = &payload_;
     size_t k = 0;
     if (chooser_) {
@@ -178,10 +183,12 @@ private:
 
 class publish_driver final : public target_driver {
 public:
+  /// `run_id` not 0: each body starts with the run's stamp (load/consumers.hpp), for the
+  /// run's consumers.
   publish_driver(client_options co, std::string subject, size_t message_bytes, ack_mode ack,
-                 milliseconds timeout, std::optional<load::key_chooser> keys)
+                 milliseconds timeout, std::optional<load::key_chooser> keys, uint64_t run_id)
       : client_(std::move(co)), subject_(std::move(subject)), body_(message_bytes, 'x'),
-        keys_(std::move(keys)) {
+        keys_(std::move(keys)), run_id_(run_id) {
     opts_.ack = ack;
     opts_.timeout = timeout;
     // One publish is one frame and one latency sample; batching would merge sends.
@@ -195,7 +202,9 @@ public:
     });
   }
   status connect(milliseconds bound) override { return client_.connect_with_backoff(bound); }
-  std::optional<rejection> send(uint64_t& id) override {
+  std::optional<rejection> send(uint64_t& id, nanoseconds intended) override {
+    if (run_id_ != 0)
+      load::stamp_body(body_, run_id_, intended);
     auto st = client_.publish_async(subject_, {out_message{keys_ ? keys_->next_key() : "", "", body_, {}}},
                                     opts_, &id);
     if (!st)
@@ -222,8 +231,10 @@ private:
   std::string body_;
   publish_options opts_;
   std::optional<load::key_chooser> keys_;  // none: messages carry no key
+  uint64_t run_id_;
   std::vector<completion> done_;
 };
+
 
 /// Where the consumers of one run read, shared by its connections: with --group, the
 /// group's cursor when the run began (`first`), the next offset a read takes (`next`:
@@ -279,7 +290,7 @@ public:
     return st;
   }
 
-  std::optional<rejection> send(uint64_t& id) override {
+  std::optional<rejection> send(uint64_t& id, nanoseconds) override {
     wire::BrokerCall call;
     auto& sub = *call.mutable_subscribe();
     sub.set_stream(stream_);
@@ -379,6 +390,31 @@ private:
   load::wire_accounting own_;
 };
 
+/// A limited actor in this process (apps/load_inprocess.hpp), through a relay actor of
+/// the connection's own: nothing to connect, never lost; a refusal is the actor's
+/// rejection as its gate made it.
+class inprocess_driver final : public target_driver {
+public:
+  inprocess_driver(std::unique_ptr<inprocess_target::connection> c, std::string payload)
+      : c_(std::move(c)), payload_(std::move(payload)) {}
+  status connect(milliseconds) override { return {}; }
+  std::optional<rejection> send(uint64_t& id, nanoseconds) override {
+    id = c_->send(payload_);
+    return std::nullopt;
+  }
+  void poll(std::vector<completion>& out, milliseconds wait, bool&) override {
+    answers_.clear();
+    c_->poll(answers_, wait);
+    for (auto& a : answers_)
+      out.push_back({a.id, std::move(a.refused)});
+  }
+
+private:
+  std::unique_ptr<inprocess_target::connection> c_;
+  std::string payload_;
+  std::vector<inprocess_answer> answers_;
+};
+
 struct plan {
   bool closed_loop = false;
   std::optional<load::open_loop_schedule> schedule;
@@ -394,6 +430,124 @@ struct plan {
   /// The schedule's start from `origin`: a ramp's step starts when the one before it ended,
   /// so that intended times (and the per-second series) run on from one step to the next.
   nanoseconds offset{0};
+};
+
+/// One consumer of `--consumers`, beside the run's publishers: a connection of its own and
+/// a subscription to each partition of the stream from where it ended before the run (so
+/// it reads what the run publishes). With one partition and a known number of sends, the
+/// subscription stops at the run's last message, so the broker answers it with its end;
+/// otherwise it is given up (unsubscribed) when the consumer is done. A consumer is done
+/// when the publishers are and it has read as many of the run's messages as they had
+/// acknowledged (with a stop, 200 ms later, for the end to come), or a timeout after they
+/// were done.
+class stream_consumer {
+public:
+  stream_consumer(const client_options& co, std::string stream)
+      : client_(co), stream_(std::move(stream)) {}
+
+  /// Before the run (the stream info request is not in the target's delta; each
+  /// subscription is, answered when it ends). `sends`: the run's sends in all, 0 unknown.
+  status start(milliseconds timeout, uint64_t sends, load::wire_accounting& wire) {
+    if (auto st = client_.connect_with_backoff(seconds(3)); !st)
+      return st;
+    auto info = client_.get_stream_info(stream_, timeout);
+    if (!info)
+      return status::error(info.error().code(), "stream " + stream_ + ": " + info.error().message()
+                                                  + "; create it, or give --consume-stream NAME");
+    partitions_ = static_cast<uint32_t>(info->partitions.size());
+    stops_ = partitions_ == 1 && sends > 0;
+    for (auto& part : info->partitions) {
+      subscribe_options o;
+      o.stream = stream_;
+      o.partition = part.partition;
+      o.start = start_at::at_offset(part.high_water);
+      if (stops_)
+        o.stop_offset = part.high_water + sends - 1;
+      auto id = client_.subscribe(o);
+      if (!id)
+        return id.error();
+      subscriptions_.push_back(*id);
+      figures_.subscriptions++;
+      wire.sent++;
+    }
+    return {};
+  }
+
+  uint32_t partitions() const noexcept { return partitions_; }
+
+  /// Reads until done (see the class); `published`: the publishers' acknowledged sends so
+  /// far (warm-up included), `done`: set when they have all finished.
+  void run(const plan& p, uint64_t run_id, const std::atomic<uint64_t>& published,
+           const std::atomic<bool>& done, load::wire_accounting& wire) {
+    std::vector<bool> open(subscriptions_.size(), true);
+    auto wait = milliseconds(subscriptions_.size() == 1 ? 50 : 10);
+    std::optional<clock_type::time_point> give_up_at;
+    auto open_count = subscriptions_.size();
+    while (open_count > 0 && !interrupted.load()) {
+      for (size_t i = 0; i < subscriptions_.size(); ++i) {
+        if (!open[i])
+          continue;
+        auto ev = client_.next(subscriptions_[i], wait);
+        if (ev.batch) {
+          auto now = clock_type::now() - p.origin;
+          for (auto& m : ev.batch->messages)
+            figures_.message(m.body, run_id, p.warmup, now);
+        } else if (ev.end || (ev.error && ev.error->code != code::deadline_exceeded)) {
+          open[i] = false;
+          --open_count;
+          if (ev.end) {
+            figures_.ended++;
+            wire.accepted++;
+          } else if (means_connection_lost(*ev.error)) {
+            wire.unanswered++;
+            note("partition " + std::to_string(i) + ": the connection was lost");
+          } else {
+            auto c = std::string{to_string(ev.error->code)};
+            figures_.refused[c]++;
+            wire.refused_with(c);
+            note("partition " + std::to_string(i) + ": " + ev.error->to_string());
+          }
+        }
+      }
+      if (done.load()) {
+        auto now = clock_type::now();
+        if (!give_up_at)
+          give_up_at = now + p.timeout;
+        bool read_all = figures_.read + figures_.read_warmup >= published.load();
+        // With stops, the subscriptions' ends are the answers to wait for: they come right
+        // after the last message, unless a publish was refused (then the stop is never
+        // reached), so once all that was acknowledged is read they get a short grace.
+        if (stops_ && read_all && !grace_given_) {
+          give_up_at = std::min(*give_up_at, now + milliseconds(200));
+          grace_given_ = true;
+        }
+        if (now >= *give_up_at || (!stops_ && read_all))
+          break;
+      }
+    }
+    for (size_t i = 0; i < subscriptions_.size(); ++i)
+      if (open[i]) {
+        (void)client_.unsubscribe(subscriptions_[i]);
+        figures_.given_up++;
+        wire.unanswered++;  // the broker may have counted it answered or not
+      }
+  }
+
+  const load::consumer_figures& figures() const noexcept { return figures_; }
+
+private:
+  void note(std::string what) {
+    if (figures_.errors.size() < 8)
+      figures_.errors.push_back(std::move(what));
+  }
+
+  stream_client client_;
+  std::string stream_;
+  uint32_t partitions_ = 0;
+  bool stops_ = false;
+  bool grace_given_ = false;
+  std::vector<uint64_t> subscriptions_;
+  load::consumer_figures figures_;
 };
 
 /// What the progress line reads while workers run: counts, and each connection's latencies
@@ -456,7 +610,7 @@ private:
     auto sent = now();
     uint64_t id = 0;
     live_.sent++;
-    if (auto local = d_.send(id)) {
+    if (auto local = d_.send(id, intended)) {
       wire_.refused_locally++;
       file(intended, sent, sent, *local, means_connection_lost(*local));
       return;
@@ -778,8 +932,8 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     return 2;
   };
   po::options_description opts{
-    "levee load --target actor NAME | publish SUBJECT | query 'TEXT' | consume STREAM "
-    "[options]: offer a target a "
+    "levee load --target actor NAME | publish SUBJECT | query 'TEXT' | consume STREAM | "
+    "inprocess [KIND] [options]: offer a target a "
     "load (open loop at --rate by default) and account for every send: accepted, rejected by "
     "code and limit, errors, timeouts, latency percentiles from the intended send times.\n"
     "Exit codes: 0 ok, 99 a --threshold failed, 2 usage error or unreachable target, 3 invalid "
@@ -792,7 +946,10 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   double rate = 0, duration_s = 10, warmup_s = 0, max_lag_ms = 50, max_late_percent = 1;
   load::knee_bounds knee;
   uint64_t closed = 0, count = 0, payload_bytes = 0, message_bytes = 100, timeout_ms = 5000;
-  uint64_t read_messages = 100;
+  uint64_t read_messages = 100, service_us = 50;
+  std::string config_path, consume_stream;
+  std::vector<std::string> overrides;
+  uint32_t consumers = 0;
   std::string from = "earliest", group, query_file;
   uint32_t connections = 1;
   bool json = false, progress = false, quiet = false, other_traffic = false;
@@ -802,7 +959,24 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     ("target", po::value(&target)->multitoken(),
      "actor NAME (request/response to an exposed target), publish SUBJECT (stream publish), "
      "query 'TEXT' (a server's query path to its satellites; answered when its last batch came) "
-     "or consume STREAM (a subscription reading --read-messages of partition 0: --from, --group)")
+     "or consume STREAM (a subscription reading --read-messages of partition 0: --from, --group) "
+     "or inprocess [KIND] (a limited actor of KIND, default service, in this process: the "
+     "limits alone, no network; --config, --set, --service-us)")
+    ("consumers", whole_number("consumers", &consumers, uint32_t{0}, 0, 64, "consumers"),
+     "publish: also run this many consumers in this process, each reading the stream from "
+     "where it ended when the run began, and report what they read and how long after its "
+     "intended publish time (end to end) and how many acknowledged publishes each had not "
+     "read at the end (default 0)")
+    ("consume-stream", po::value(&consume_stream),
+     "publish with --consumers: the stream they read (default: the subject up to its first "
+     "dot, t for t.x)")
+    ("config", po::value(&config_path),
+     "inprocess: an INI file whose [limits], [limits.default] and [limits.KIND] give the "
+     "actor's limits (e.g. configs/demo.ini; without it, the defaults)")
+    ("set", po::value(&overrides)->composing(),
+     "inprocess: override a limit, repeatable, e.g. --set limits.service.mailbox_capacity=64")
+    ("service-us", whole_number("service-us", &service_us, uint64_t{50}, 1, 1'000'000, "us"),
+     "inprocess: CPU time the actor spends on each request (default 50, about 20,000/s)")
     ("server", po::value(&server),
      "host:port of the node (default 127.0.0.1:7400 for actor, 127.0.0.1:7600 for publish)")
     ("token", po::value(&token), "the node's connection token (net.token), if it has one")
@@ -905,13 +1079,18 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   else if (mix)
     return usage("--target query '" + target[1] + "' and --query-file give the queries twice: "
                  "give one (--target query --query-file PATH)");
+  bool inprocess = !target.empty() && target[0] == "inprocess";
+  if (inprocess && target.size() == 1)
+    target.push_back("service");  // the kind `levee demo` floods
   if (target.size() != 2
-      || (target[0] != "actor" && target[0] != "publish" && target[0] != "query" && target[0] != "consume"))
+      || (target[0] != "actor" && target[0] != "publish" && target[0] != "query" && target[0] != "consume"
+          && !inprocess))
     return usage("give --target actor NAME (an exposed actor, e.g. stats), --target publish "
                  "SUBJECT (a broker's stream subject), --target query 'TEXT' (a server's "
                  "query path, the text quoted as one argument; or --target query --query-file "
-                 "PATH for a weighted mix) or --target consume STREAM (a "
-                 "broker's stream, read by consumers)");
+                 "PATH for a weighted mix), --target consume STREAM (a "
+                 "broker's stream, read by consumers) or --target inprocess [KIND] (a limited "
+                 "actor in this process)");
   bool consume = target[0] == "consume";
   bool publish = target[0] == "publish";
   if ((given("read-messages") || given("from") || given("group")) && !consume)
@@ -926,6 +1105,23 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   if (consume && (given("payload-bytes") || given("message-bytes") || given("ack")))
     return usage("--target consume reads: --payload-bytes, --message-bytes and --ack are for "
                  "other targets; give --read-messages N");
+  if ((given("config") || given("set") || given("service-us")) && !inprocess)
+    return usage("--config, --set and --service-us are for --target inprocess [KIND]");
+  std::optional<limits_config> local_limits;
+  if (inprocess) {
+    if (given("server") || given("token"))
+      return usage("--target inprocess runs the actor in this process: leave out --server and --token");
+    auto& kind = target[1];
+    if (kind.empty() || kind.size() > 64
+        || kind.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+      return usage("--target inprocess " + kind + ": an actor kind is 1-64 characters of a-z, "
+                   "0-9, _ and -, e.g. service");
+    auto l = inprocess_limits(config_path, overrides);
+    if (!l)
+      return usage((config_path.empty() ? std::string{} : "--config " + config_path + ": ")
+                   + l.error().message());
+    local_limits = std::move(*l);
+  }
   bool query_path = target[0] == "query";
   std::vector<load::weighted_query> queries;
   if (mix) {
@@ -979,6 +1175,22 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     return usage("--payload-bytes is for --target actor; use --message-bytes");
   if (quiet && progress)
     return usage("--quiet and --progress exclude each other: give one");
+  if ((given("consumers") || given("consume-stream")) && !publish)
+    return usage("--consumers and --consume-stream are for --target publish SUBJECT");
+  if (given("consume-stream") && consumers == 0)
+    return usage("--consume-stream needs --consumers N (N of at least 1)");
+  if (consumers > 0) {
+    if (closed > 0 || given("ramp"))
+      return usage("--consumers run beside an open-loop run (--rate or --steps, with --duration "
+                   "or --count); leave out --closed and --ramp");
+    if (message_bytes < load::stamp_bytes)
+      return usage("--message-bytes " + std::to_string(message_bytes) + ": with --consumers each "
+                   "message carries a stamp of " + std::to_string(load::stamp_bytes)
+                   + " bytes (the run and its intended time); give --message-bytes "
+                   + std::to_string(load::stamp_bytes) + " or more");
+    if (consume_stream.empty())
+      consume_stream = target[1].substr(0, target[1].find('.'));
+  }
   std::string steps_shown;  // the steps as the report shows them (the warm-up's included)
   std::optional<load::ramp_result> ramp;
   std::vector<load::threshold> thresholds;
@@ -991,11 +1203,15 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   if (!html_path.empty() && stop == stop_at::run && !std::ofstream{html_path, std::ios::app})
     return usage("--html " + html_path + ": cannot write there (" + std::strerror(errno)
                               + "); give a path in a directory you may write");
-  if (server.empty())
-    server = publish || consume ? default_broker_address() : default_server();  // LEVEE_BROKER/SERVER
   base::host_port address;
-  if (std::string why; !base::parse_host_port("--server", server, address, why))
-    return usage(why);
+  if (inprocess) {
+    server = "in process";
+  } else {
+    if (server.empty())
+      server = publish || consume ? default_broker_address() : default_server();  // LEVEE_BROKER/SERVER
+    if (std::string why; !base::parse_host_port("--server", server, address, why))
+      return usage(why);
+  }
 
   plan p;
   p.closed_loop = closed > 0;
@@ -1060,17 +1276,32 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   co.port = address.port;
   co.token = token;
   co.node_id = "levee-load";
+  // Each of the run's messages carries it when consumers read them: another run's (or
+  // another producer's) messages are then told apart.
+  uint64_t run_id = 0;
+  if (consumers > 0) {
+    std::random_device entropy;
+    run_id = (uint64_t{entropy()} << 32 | entropy()) | 1;
+  }
+  // Declared before the drivers, so that it outlives their relays.
+  std::unique_ptr<inprocess_target> local_target;
+  if (inprocess)
+    local_target = std::make_unique<inprocess_target>(target[1], std::move(*local_limits),
+                                                      microseconds(service_us), milliseconds(timeout_ms));
   std::vector<std::unique_ptr<target_driver>> drivers;
   auto position = std::make_shared<consume_position>();
   for (uint32_t i = 0; i < connections; ++i) {
     std::unique_ptr<target_driver> d;
-    if (publish)
+    if (inprocess)
+      d = std::make_unique<inprocess_driver>(local_target->connect(), std::string(payload_bytes, 'x'));
+    else if (publish)
       d = std::make_unique<publish_driver>(
         co, target[1], message_bytes,
         ack == "none" ? ack_mode::none : ack == "all" ? ack_mode::all : ack_mode::leader,
         milliseconds(timeout_ms),
         keys == 0 ? std::nullopt
-                  : std::optional<load::key_chooser>{std::in_place, keys, *key_distribution, 1 + i});
+                  : std::optional<load::key_chooser>{std::in_place, keys, *key_distribution, 1 + i},
+        run_id);
     else if (consume)
       d = std::make_unique<consume_driver>(co, target[1], read_messages, from == "latest", group,
                                            position, milliseconds(timeout_ms));
@@ -1106,18 +1337,37 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     }
   }
 
+  // -- consumers beside the publishers: subscribed before the run --------------------------
+  std::vector<std::unique_ptr<stream_consumer>> consumer_list;
+  std::vector<load::wire_accounting> consumer_wire(consumers);
+  for (uint32_t i = 0; i < consumers; ++i) {
+    consumer_list.push_back(std::make_unique<stream_consumer>(co, consume_stream));
+    if (auto st = consumer_list.back()->start(p.timeout, p.schedule->total(), consumer_wire[i]); !st) {
+      std::fprintf(stderr, "levee load: consumer %u on %s: %s\n", i + 1, printable(server).c_str(),
+                   printable(st.message()).c_str());
+      return 2;
+    }
+  }
+
   // -- the target's side before: its counters, its process ------------------------------
   load::target_side side;
   side.other_traffic = other_traffic;
-  side.process = find_target_process(address);
   client stats_connection{co};
   std::optional<load::target_counters> before;
-  if (auto st = stats_connection.connect_with_backoff(seconds(3)); !st) {
-    side.stats_status = "not read: " + printable(st.message());
+  if (inprocess) {
+    // The tool's own process: its CPU and memory include the tool's.
+    side.process.pid = static_cast<int>(::getpid());
+    side.process.status = "in process (pid " + std::to_string(side.process.pid) + ", the tool's own)";
+    before = local_target->counters();
   } else {
-    // Refusals of this read came before the first figures were taken: not in the delta.
-    std::map<std::string, uint64_t, std::less<>> before_the_figures;
-    before = read_counters(stats_connection, p.timeout, before_the_figures, side.stats_status);
+    side.process = find_target_process(address);
+    if (auto st = stats_connection.connect_with_backoff(seconds(3)); !st) {
+      side.stats_status = "not read: " + printable(st.message());
+    } else {
+      // Refusals of this read came before the first figures were taken: not in the delta.
+      std::map<std::string, uint64_t, std::less<>> before_the_figures;
+      before = read_counters(stats_connection, p.timeout, before_the_figures, side.stats_status);
+    }
   }
   if (side.process.pid != 0)
     side.process.before = load::sample_process(side.process.pid);
@@ -1179,7 +1429,18 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
   s.max_lag_ms = max_lag_ms;
   s.max_late_percent = max_late_percent;
   if (!ramp) {
+    // Consumers read while the publishers send, and on until they have read what was
+    // acknowledged (or a timeout after the publishers were done).
+    std::atomic<bool> publishing_done{false};
+    std::vector<std::thread> consumer_threads;
+    for (uint32_t i = 0; i < consumers; ++i)
+      consumer_threads.emplace_back([&, i] {
+        consumer_list[i]->run(p, run_id, live.accepted, publishing_done, consumer_wire[i]);
+      });
     result.counts = run_phase("");
+    publishing_done = true;
+    for (auto& t : consumer_threads)
+      t.join();
     auto sending_ended = clock_type::now();
     if (p.closed_loop || interrupted.load())
       // Closed loop (and a run cut short) lasted as long as it took, timeouts of the last
@@ -1227,12 +1488,29 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     side.process.status += " (gone before the run ended)";
   for (auto& w : wire)
     side.tool.merge(w);
+  for (auto& w : consumer_wire)
+    side.tool.merge(w);
+  std::optional<load::consumers_report> consumed;
+  if (consumers > 0) {
+    consumed.emplace();
+    consumed->stream = consume_stream;
+    consumed->partitions = consumer_list.front()->partitions();
+    consumed->accepted = result.counts.accepted_count();
+    for (auto& c : consumer_list)
+      consumed->each.push_back(c->figures());
+  }
   if (before) {
     // The target counted the first stats request by now (answered after its figures were
     // taken), and the refused tries of this one (before its figures are taken).
-    side.tool.own_requests += 1;
     std::string why;
-    auto after = read_counters(stats_connection, p.timeout, side.tool.own_refused, why);
+    std::optional<load::target_counters> after;
+    if (inprocess) {
+      local_target->wait_idle(seconds(5));
+      after = local_target->counters();
+    } else {
+      side.tool.own_requests += 1;
+      after = read_counters(stats_connection, p.timeout, side.tool.own_refused, why);
+    }
     if (after) {
       std::vector<std::string> went_back;
       side.before = std::move(*before);
@@ -1240,7 +1518,9 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
       side.delta = load::counter_deltas(side.before, side.after, &went_back);
       if (went_back.empty()) {
         side.stats_status = "read";
-        side.accounting = load::check_accounting(side.tool, side.delta, other_traffic);
+        side.accounting = load::check_accounting(
+          side.tool, side.delta, other_traffic,
+          inprocess ? local_target->accounting_names() : load::accounting_names{});
       } else {
         side.stats_status = "not compared: " + went_back.front()
                             + " went back during the run (the target restarted?)";
@@ -1287,6 +1567,23 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
                                   + ",\"committed_offset\":" + std::to_string(position->committed.load())
                                   + ",\"commits\":" + std::to_string(position->commits.load()))
              + "}";
+    if (consumed)
+      out += ",\"consumers\":" + consumed->json();
+    if (inprocess) {
+      auto& l = local_target->limits();
+      auto n = [](uint64_t v) { return std::to_string(v); };
+      out += ",\"inprocess\":{\"kind\":" + load::json_string(target[1]) + ",\"service_us\":"
+             + n(service_us) + ",\"config\":"
+             + (config_path.empty() ? std::string{"null"} : load::json_string(config_path))
+             + ",\"limits\":{\"mailbox_capacity\":" + n(l.mailbox_capacity)
+             + ",\"mailbox_capacity_bytes\":" + n(l.mailbox_capacity_bytes)
+             + ",\"max_message_bytes\":" + n(l.max_message_bytes)
+             + ",\"rate_msgs_per_sec\":" + n(l.rate_msgs_per_sec)
+             + ",\"rate_burst_msgs\":" + n(l.rate_burst_msgs)
+             + ",\"rate_bytes_per_sec\":" + n(l.rate_bytes_per_sec)
+             + ",\"max_inflight_per_requester\":" + n(l.max_inflight_per_requester)
+             + ",\"memory_budget_bytes\":" + n(local_target->memory_budget_bytes()) + "}}";
+    }
     if (ramp)
       out += ",\"ramp\":" + ramp->json();
     out += "}";
@@ -1296,11 +1593,27 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     if (ramp)
       std::fputs(ramp->text().c_str(), stdout);
     std::fputs(side.text().c_str(), stdout);
+    if (consumed)
+      std::fputs(consumed->text().c_str(), stdout);
     if (mix) {
       std::puts("\nqueries (weight, sends, text):");
       for (size_t k = 0; k < queries.size(); ++k)
         std::printf("  %7llu %9llu  %s\n", static_cast<unsigned long long>(queries[k].weight),
                     static_cast<unsigned long long>(sent_of(k)), printable(queries[k].text).c_str());
+    }
+    if (inprocess) {
+      auto& l = local_target->limits();
+      std::printf("\nin-process actor of kind %s (%llu us a request): mailbox %llu msgs / %llu "
+                  "bytes, max message %llu bytes, rate %llu msgs/s (burst %llu; 0: unlimited), "
+                  "%llu in flight a connection, node budget %llu bytes\n",
+                  target[1].c_str(), static_cast<unsigned long long>(service_us),
+                  static_cast<unsigned long long>(l.mailbox_capacity),
+                  static_cast<unsigned long long>(l.mailbox_capacity_bytes),
+                  static_cast<unsigned long long>(l.max_message_bytes),
+                  static_cast<unsigned long long>(l.rate_msgs_per_sec),
+                  static_cast<unsigned long long>(l.rate_burst_msgs),
+                  static_cast<unsigned long long>(l.max_inflight_per_requester),
+                  static_cast<unsigned long long>(local_target->memory_budget_bytes()));
     }
     if (consume && !group.empty())
       std::printf("\ngroup %s: read from offset %llu, continues at %llu (%llu commits)\n",
@@ -1318,6 +1631,7 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
     parts.result = &result;
     parts.side = &side;
     parts.ramp = ramp ? &*ramp : nullptr;
+    parts.consumers = consumed ? &*consumed : nullptr;
     for (auto& o : outcomes)
       parts.threshold_lines.push_back(o.line);
     std::ofstream file{html_path, std::ios::binary | std::ios::trunc};

@@ -285,6 +285,16 @@ std::string html_report(const report_parts& parts) {
            + html_escape(parts.ramp->text()) + "</pre>\n";
   if (parts.side)
     out += "<h2>Target</h2>\n<pre>" + html_escape(parts.side->text()) + "</pre>\n";
+  if (parts.consumers) {
+    auto& k = *parts.consumers;
+    out += "<h2>Consumers</h2>\n<div data-section=\"consumers\" data-consumers=\""
+           + std::to_string(k.each.size()) + "\" data-read-min=\"" + std::to_string(k.read_min())
+           + "\" data-unread-max=\"" + std::to_string(k.unread_max())
+           + "\" data-accepted-publishes=\"" + std::to_string(k.accepted)
+           + "\" data-end-to-end-p99-us=\""
+           + fixed_number(static_cast<double>(k.all().end_to_end.percentile(99)) / 1e3) + "\"><pre>"
+           + html_escape(k.text()) + "</pre></div>\n";
+  }
   if (!parts.threshold_lines.empty()) {
     out += "<h2>Thresholds</h2>\n<ul>\n";
     for (auto& line : parts.threshold_lines)

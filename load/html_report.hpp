@@ -14,6 +14,9 @@
 //                       data-count="200"> per (code, limit)
 //   ramp                (a --ramp run) goodput against the offered rate: <circle
 //                       data-rate= data-goodput= data-p99-us= data-within=>, data-knee
+// A run with consumers beside its publishers has a section <div data-section="consumers"
+// data-consumers= data-read-min= data-unread-max= data-accepted-publishes=
+// data-end-to-end-p99-us=> with their summary.
 // The <body> carries the totals: data-offered, data-accepted, data-rejected, data-errors,
 // data-timeouts, data-goodput, data-valid, data-accounting ("held", "mismatch" or
 // "not checked").
@@ -21,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "load/consumers.hpp"
 #include "load/ramp.hpp"
 #include "load/results.hpp"
 #include "load/target_side.hpp"
@@ -31,6 +35,7 @@ struct report_parts {
   const run_result* result = nullptr;          // required
   const target_side* side = nullptr;           // optional
   const ramp_result* ramp = nullptr;           // optional
+  const consumers_report* consumers = nullptr; // optional: --consumers beside publishers
   std::vector<std::string> threshold_lines;    // "PASS latency.p99<2ms (observed 812us)"
 };
 

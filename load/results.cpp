@@ -12,6 +12,15 @@ namespace {
 
 constexpr int64_t ns_per_second = 1'000'000'000;
 
+/// The series of `code`, added when it is new. Few codes: a linear search by view
+/// allocates nothing for a code seen before.
+code_series& series_of(std::vector<code_series>& all, std::string_view code) {
+  auto it = std::find_if(all.begin(), all.end(), [&](const code_series& c) { return c.code == code; });
+  if (it == all.end())
+    it = all.insert(all.end(), code_series{std::string{code}, {}});
+  return *it;
+}
+
 } // namespace
 
 std::string json_string(std::string_view text) {
@@ -31,8 +40,6 @@ std::string json_string(std::string_view text) {
   return out + "\"";
 }
 
-namespace {
-
 std::string counts_json(const std::map<std::string, uint64_t>& m) {
   std::string out = "{";
   for (auto& [k, v] : m)
@@ -48,8 +55,6 @@ std::string histogram_json(const latency_histogram& h) {
          + ",\"mean_us\":" + fixed_number(h.mean() / 1e3) + "}";
   return out;
 }
-
-} // namespace
 
 std::string fixed_number(double v) {
   char buf[48];
@@ -128,8 +133,14 @@ void recorder::accepted(ns intended, ns sent, ns done) {
 
 void recorder::rejected(ns intended, ns sent, ns done, std::string_view code,
                         std::string_view limit) {
-  if (!measured(intended, sent, &recorder::rejected_, &second_counts::rejected))
+  auto* row = measured(intended, sent, &recorder::rejected_, &second_counts::rejected);
+  if (!row)
     return;
+  auto& series = series_of(code_seconds_, code);
+  auto second = static_cast<size_t>(row - seconds_.data());
+  if (series.per_second.size() <= second)
+    series.per_second.resize(second + 1);
+  ++series.per_second[second];
   auto key = std::pair<std::string_view, std::string_view>{code, limit};
   auto it = by_code_limit_.find(key);
   if (it == by_code_limit_.end())
@@ -141,6 +152,14 @@ std::map<std::string, uint64_t> recorder::rejected_by_code() const {
   std::map<std::string, uint64_t> out;
   for (auto& [key, n] : by_code_limit_)
     out[key.first] += n;
+  return out;
+}
+
+std::map<std::string, uint64_t> recorder::rejected_by_code_in(size_t second) const {
+  std::map<std::string, uint64_t> out;
+  for (auto& c : code_seconds_)
+    if (second < c.per_second.size() && c.per_second[second] > 0)
+      out[c.code] = c.per_second[second];
   return out;
 }
 
@@ -198,6 +217,13 @@ void recorder::merge(const recorder& o) {
     a.errors += b.errors;
     a.timeouts += b.timeouts;
     a.max_latency_ns = std::max(a.max_latency_ns, b.max_latency_ns);
+  }
+  for (auto& b : o.code_seconds_) {
+    auto& a = series_of(code_seconds_, b.code);
+    if (a.per_second.size() < b.per_second.size())
+      a.per_second.resize(b.per_second.size());
+    for (size_t i = 0; i < b.per_second.size(); ++i)
+      a.per_second[i] += b.per_second[i];
   }
 }
 
@@ -319,15 +345,15 @@ std::string run_result::json() const {
                     + ",\"largest_lag_us\":" + fixed_number(static_cast<double>(c.max_lag_ns()) / 1e3)
                     + ",\"max_late_percent\":" + fixed_number(s.max_late_percent) + "}"
                     + ",\"valid\":" + (valid() ? "true" : "false") + ",\"seconds\":[";
-  bool first = true;
-  for (auto& sec : c.seconds()) {
-    out += std::string{first ? "" : ","} + "{\"offered\":" + std::to_string(sec.offered)
+  for (size_t i = 0; i < c.seconds().size(); ++i) {
+    auto& sec = c.seconds()[i];
+    out += std::string{i == 0 ? "" : ","} + "{\"offered\":" + std::to_string(sec.offered)
            + ",\"accepted\":" + std::to_string(sec.accepted)
            + ",\"rejected\":" + std::to_string(sec.rejected)
+           + ",\"rejected_by_code\":" + counts_json(c.rejected_by_code_in(i))
            + ",\"errors\":" + std::to_string(sec.errors)
            + ",\"timeouts\":" + std::to_string(sec.timeouts)
            + ",\"max_latency_us\":" + fixed_number(static_cast<double>(sec.max_latency_ns) / 1e3) + "}";
-    first = false;
   }
   return out + "]}";
 }

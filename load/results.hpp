@@ -37,7 +37,16 @@ struct second_counts {
   uint64_t max_latency_ns = 0;  // of the accepted sends of that second
 };
 
-/// The per-second series' bound: a day of rows (48 bytes each) per recorder.
+/// Rejections of one code, second by second (index as `recorder::seconds()`): kept apart
+/// from `second_counts` so that a row stays 48 bytes, and only for codes that occurred
+/// (a handful: the codes of levee::code), so the series costs 8 bytes a second a code.
+struct code_series {
+  std::string code;
+  std::vector<uint64_t> per_second;
+};
+
+/// The per-second series' bound: a day of rows (48 bytes each) per recorder, and 8 bytes a
+/// second for each refusal code seen.
 constexpr size_t max_series_seconds = 86'400;
 
 class recorder {
@@ -87,6 +96,11 @@ public:
   const latency_histogram& latency() const noexcept { return latency_; }
   const latency_histogram& service_time() const noexcept { return service_; }
   const std::vector<second_counts>& seconds() const noexcept { return seconds_; }
+  /// Rejections by code in each second (a code's vector may be shorter than seconds():
+  /// the seconds after its last rejection are 0).
+  const std::vector<code_series>& rejected_by_code_per_second() const noexcept { return code_seconds_; }
+  /// Second `second`'s rejections by code, codes with none left out.
+  std::map<std::string, uint64_t> rejected_by_code_in(size_t second) const;
   /// Latency (from intended times) of accepted sends over the run, coarse, for plots.
   const latency_series& latency_over_time() const noexcept { return over_time_; }
 
@@ -105,6 +119,7 @@ private:
   latency_histogram latency_, service_;
   latency_series over_time_;
   std::vector<second_counts> seconds_;
+  std::vector<code_series> code_seconds_;
 };
 
 /// How the run was made (what the report repeats, and what rates are per).
@@ -157,6 +172,11 @@ std::string json_string(std::string_view text);
 std::string fixed_number(double v);
 /// `v` as short as it reads ("200", "0.5"): rates and bounds in text.
 std::string short_number(double v);
+
+/// Counts by name as a JSON object: {"name":n,...}.
+std::string counts_json(const std::map<std::string, uint64_t>& m);
+/// A histogram as JSON: {"count", "p50_us" ... "p99.99_us", "max_us", "mean_us"}.
+std::string histogram_json(const latency_histogram& h);
 
 /// A duration in ns as people read it: "812us", "2.41ms", "1.50s".
 std::string duration_text(uint64_t ns);

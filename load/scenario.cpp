@@ -43,6 +43,11 @@ const std::vector<scenario_key>& scenario_keys() {
     {"json", "true", true, false},
     {"quiet", "true", true, false},
     {"progress", "true", true, false},
+    {"config", "demo.ini", false, false},
+    {"set", "limits.service.mailbox_capacity=64", false, true},
+    {"service_us", "50", false, false},
+    {"consumers", "2", false, false},
+    {"consume_stream", "load", false, false},
   };
   return keys;
 }
@@ -184,7 +189,7 @@ result<scenario> read_scenario(const std::string& path) {
   auto slash = path.rfind('/');
   if (slash != std::string::npos)
     for (auto& e : sc->entries)
-      if (e.key == "query_file" && !e.value.empty() && e.value[0] != '/')
+      if ((e.key == "query_file" || e.key == "config") && !e.value.empty() && e.value[0] != '/')
         e.value = path.substr(0, slash + 1) + e.value;
   return sc;
 }

@@ -185,17 +185,17 @@ void wire_accounting::merge(const wire_accounting& o) {
 }
 
 accounting_check check_accounting(const wire_accounting& tool, const target_counters& delta,
-                                  bool other_traffic) {
+                                  bool other_traffic, const accounting_names& names) {
   accounting_check out;
   out.made = true;
   auto get = [&](const std::string& name) {
     auto it = delta.find(name);
     return it == delta.end() ? uint64_t{0} : it->second;
   };
-  uint64_t answered_raw = get("listener.requests_answered");
+  uint64_t answered_raw = get(names.answered);
   uint64_t answered = answered_raw > tool.own_requests ? answered_raw - tool.own_requests : 0;
   std::map<std::string, uint64_t> target_refused;
-  std::string prefix = rejects_sent_prefix;
+  const std::string& prefix = names.refused_prefix;
   for (auto& [name, n] : delta)
     if (name.rfind(prefix, 0) == 0)
       target_refused[name.substr(prefix.size())] = n;

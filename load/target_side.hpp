@@ -91,11 +91,21 @@ struct accounting_check {
   std::vector<std::string> differences;  // one sentence each, when it did not hold
 };
 
+/// The prefix of the target's refusal counters by code.
+inline constexpr const char* rejects_sent_prefix = "listener.rejects_sent.";
+
+/// Where the check reads the target's answers and refusals: a node's listener by default;
+/// an in-process target's actor kind (`kinds.KIND.processed`, `kinds.KIND.rejected.`).
+struct accounting_names {
+  std::string answered = "listener.requests_answered";
+  std::string refused_prefix = rejects_sent_prefix;
+};
+
 /// Compares the tool's view with the target's counter deltas (`delta`, from
 /// counter_deltas). `other_traffic`: the target also served others meanwhile, so its
 /// counts need only be at least the tool's.
 accounting_check check_accounting(const wire_accounting& tool, const target_counters& delta,
-                                  bool other_traffic);
+                                  bool other_traffic, const accounting_names& names = {});
 
 /// Everything the report shows of the target.
 struct target_side {
@@ -111,8 +121,5 @@ struct target_side {
   /// `"target_side":{...}` members as one JSON object (load/README.md lists its keys).
   std::string json() const;
 };
-
-/// The prefix of the target's refusal counters by code.
-inline constexpr const char* rejects_sent_prefix = "listener.rejects_sent.";
 
 } // namespace levee::load

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Validates every shipped config file with the command that uses it: node configs with
 # `levee node --check`, local.ini with `levee local --check`, load-*.ini (scenarios) with
-# `levee load --check`, demo.ini by the demo's own tests. A new file that none of these covers fails here, so it cannot ship unchecked.
+# `levee load --check`, demo.ini by the demo's own tests (and through load-inprocess.ini, whose check loads its limits). A new file that none of these covers fails here, so it cannot ship unchecked.
 # usage: check_configs.sh LEVEE_BINARY CONFIGS_DIR
 set -u
 levee=$1

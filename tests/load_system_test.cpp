@@ -92,19 +92,21 @@ std::string start_server(const temp_dir& dir, node_process& server) {
   return "127.0.0.1:" + std::to_string(server.port);
 }
 
-/// A broker alone with a stream `t` (subjects t.>, one partition) and the [broker] keys of
-/// `broker_keys`; its address, or "" when it did not start or the stream was not made.
+/// A broker alone with a stream `stream` (subjects STREAM.>, `partitions` partitions) and
+/// the [broker] keys of `broker_keys`; its address, or "" when it did not start or the
+/// stream was not made.
 std::string start_broker_with_a_stream(const temp_dir& dir, node_process& broker,
                                        const std::string& broker_keys = "",
-                                       const std::string& partitions = "1") {
+                                       const std::string& partitions = "1",
+                                       const std::string& stream = "t") {
   if (!broker.start(dir, "broker",
                     "[node]\nroles = broker\n[broker]\nlisten = 127.0.0.1:0\ndata_dir = "
                       + dir.file("data") + "\n" + broker_keys,
                     "broker listening on"))
     return "";
   auto address = "127.0.0.1:" + std::to_string(broker.port);
-  child_process create{{levee_binary, "stream", "create", "t", "--subject", "t.>", "--partitions",
-                        partitions, "--broker", address}};
+  child_process create{{levee_binary, "stream", "create", stream, "--subject", stream + ".>",
+                        "--partitions", partitions, "--broker", address}};
   return create.wait_exit(bound) == 0 ? address : "";
 }
 
@@ -242,6 +244,22 @@ TEST(LoadSystem, RefusalsOfAStrictBrokerAreCountedByCodeAndLimit) {
   auto failed = run("rejected.count==0");
   EXPECT_EQ(failed.exit_code, 99) << failed.out;
   EXPECT_EQ(failed.result["thresholds"][0]["held"], false);
+
+  // A consumer beside the refused publishes reads exactly the accepted ones. Its
+  // subscription's stop (the run's last send) is never reached, so it is given up once
+  // everything acknowledged was read, not after the 10 s timeout.
+  auto started = steady_clock::now();
+  child_process both{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                      "--rate", "400", "--duration", "2", "--consumers", "1", "--timeout-ms",
+                      "10000", "--max-late-percent", "100", "--json"}};
+  auto c = finish(both);
+  ASSERT_EQ(c.exit_code, 0) << c.out;
+  EXPECT_LT(steady_clock::now() - started, seconds(9)) << c.out;
+  EXPECT_GT(c.result["rejected"]["total"].get<int>(), 0) << c.out;
+  EXPECT_EQ(c.result["consumers"]["read"], nlohmann::json::array({c.result["accepted"]})) << c.out;
+  EXPECT_EQ(c.result["consumers"]["unread_max"], 0) << c.out;
+  EXPECT_EQ(c.result["consumers"]["given_up"], 1) << c.out;
+  EXPECT_EQ(c.result["target_side"]["accounting"]["held"], true) << c.out;
 }
 
 TEST(LoadSystem, TheTargetAccountsForEveryRequestSent) {
@@ -328,11 +346,19 @@ std::string strict_limits_config(const temp_dir& dir) {
   return text;
 }
 
+/// A node on configs/strict-limits.ini (strict_limits_config); its server's address, or ""
+/// when it did not start (its stderr is in node.stderr_path).
+std::string start_strict_node(const temp_dir& dir, node_process& node) {
+  if (!node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
+    return "";
+  return "127.0.0.1:" + std::to_string(node.port);
+}
+
 TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
   temp_dir dir{"levee-load"};
   node_process node;
-  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
-    << test::read_file(node.stderr_path);
+  auto address = start_strict_node(dir, node);
+  ASSERT_FALSE(address.empty()) << test::read_file(node.stderr_path);
   auto report = dir.file("report.html");
   // 100/s more every 2 s over 4 connections (each below the node's 200 frames/s a
   // connection, so nothing is paced). The server actor takes 200 requests/s with a burst
@@ -340,7 +366,7 @@ TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
   // sends bunch. The node's own satellite uses the same listener: other traffic. The p99
   // bound is left out, and lateness allowed: a slow machine changes neither verdict.
   child_process load{{levee_binary, "load", "--target", "actor", "stats", "--server",
-                      "127.0.0.1:" + std::to_string(node.port), "--ramp", "100:100:600:2",
+                      address, "--ramp", "100:100:600:2",
                       "--connections", "4", "--knee-p99-ms", "0", "--max-late-percent", "100",
                       "--other-traffic", "--json", "--html", report}};
   auto r = finish(load);
@@ -388,6 +414,176 @@ TEST(LoadSystem, ARampFindsTheKneeOfAStrictNodeAndItsHtmlReportShowsIt) {
   EXPECT_EQ(get("count(//svg:svg[@data-plot='throughput'])"), "1");
   EXPECT_EQ(get("count(//svg:svg[@data-plot='latency-over-time'])"), "1");
   EXPECT_EQ(get("count(//svg:svg[@data-plot='percentiles']/svg:circle)"), "6");
+}
+
+TEST(LoadSystem, AStrictNodesRefusalsComeInKnownCounts) {
+  temp_dir dir{"levee-load"};
+  node_process node;
+  auto address = start_strict_node(dir, node);
+  ASSERT_FALSE(address.empty()) << test::read_file(node.stderr_path);
+  auto run = [&](std::vector<std::string> more) {
+    // The node's own satellite uses the same listener and actor: other traffic. Lateness
+    // is allowed (the bounds below take the largest lag into account).
+    std::vector<std::string> argv{levee_binary, "load", "--target", "actor", "stats", "--server",
+                                  address, "--other-traffic", "--max-late-percent", "100", "--json"};
+    argv.insert(argv.end(), more.begin(), more.end());
+    child_process load{argv};
+    return finish(load);
+  };
+
+  // Over max_message_bytes (4 KiB for every kind): every request is refused
+  // message_too_large, all of them, whatever the rate or the machine. The size is checked
+  // before any other limit, so no other code may appear.
+  auto big = run({"--payload-bytes", "8192", "--rate", "50", "--duration", "2"});
+  ASSERT_EQ(big.exit_code, 0) << big.out;
+  EXPECT_EQ(big.result["offered"], 100);
+  EXPECT_EQ(big.result["accepted"], 0) << big.out;
+  EXPECT_EQ(big.result["rejected"]["total"], 100) << big.out;
+  EXPECT_EQ(big.result["rejected"]["by_code"], nlohmann::json({{"message_too_large", 100}})) << big.out;
+  EXPECT_EQ(big.result["rejected"]["by_limit"],
+            nlohmann::json({{"limits.server.max_message_bytes", 100}})) << big.out;
+  // The node counted the same 100 (its satellite sends nothing that large).
+  EXPECT_EQ(big.result["target_side"]["delta"].value("kinds.server.rejected.message_too_large", 0), 100)
+    << big.out;
+  // Second by second too: every second's refusals are all message_too_large.
+  for (auto& sec : big.result["seconds"])
+    EXPECT_EQ(sec["rejected_by_code"].value("message_too_large", 0), sec["rejected"].get<int>()) << big.out;
+
+  // A rate limit: the server actor's token bucket takes R = 200 requests/s with a burst of
+  // B = 20 (limits.default). 400/s for D = 2 s (4 connections, each below the node's 200
+  // frames/s a connection) offers twice what it takes.
+  constexpr double R = 200, B = 20, D = 2;
+  auto fast = run({"--rate", "400", "--connections", "4", "--duration", "2"});
+  ASSERT_EQ(fast.exit_code, 0) << fast.out;
+  auto& j = fast.result;
+  EXPECT_EQ(j["offered"], 800);
+  auto accepted = j["accepted"].get<double>();
+  auto rate_limited = j["rejected"]["by_code"].value("rate_limited", 0);
+  // Upper bound, exact: the bucket holds at most B when the first send comes, and refills at
+  // R until the last accepted request is admitted, which is no later than its send (at most
+  // D plus the largest lag after the first send's intended time) plus its service time.
+  double lag_s = j["schedule"]["largest_lag_us"].get<double>() / 1e6;
+  double service_s = j["service_time"]["max_us"].get<double>() / 1e6;
+  EXPECT_LE(accepted, B + R * (D + lag_s + service_s)) << fast.out;
+  // Lower bound: while demand is above R the bucket is empty and every token it makes is
+  // taken, by the tool or by the node's own traffic (the satellite and the tool's stats
+  // requests, seen in the node's own count). Tokens are lost only while the bucket is full:
+  // with no send more than 50 ms late, 400/s less 50 ms of sends outruns 200/s plus the
+  // burst within 0.2 s, so the bucket stays full 0.2 s at most, which may waste R x 0.2 = 40.
+  auto node_accepted = j["target_side"]["delta"].value("kinds.server.accepted", 0);
+  double others = node_accepted - accepted;
+  EXPECT_GE(others, 0) << fast.out;
+  if (j["schedule"]["late"] == 0)
+    EXPECT_GE(accepted, R * D - B - others - R * 0.2) << fast.out;
+  else
+    std::printf("%d sends were late: the lower bound is not checked\n", j["schedule"]["late"].get<int>());
+  // Everything refused was refused by that bucket, except what a loaded machine may add
+  // (the node allows 4 requests in flight a client, so a stalled node refuses more); the
+  // node counted each refusal the tool saw, code by code.
+  EXPECT_EQ(j["rejected"]["by_limit"].value("limits.server.rate_msgs_per_sec", 0), rate_limited) << fast.out;
+  EXPECT_EQ(accepted + j["rejected"]["total"].get<double>() + j["errors"].get<double>()
+              + j["timeouts"].get<double>(), 800);
+  for (auto& [code, n] : j["rejected"]["by_code"].items())
+    EXPECT_GE(j["target_side"]["delta"].value("kinds.server.rejected." + code, 0), n.get<int>())
+      << code << fast.out;
+  EXPECT_EQ(j["target_side"]["accounting"]["held"], true) << fast.out;
+  std::printf("rate limit: %.0f of 800 accepted (bounds %.0f .. %.1f), %d rate_limited\n",
+              accepted, R * D - B - others - R * 0.2, B + R * (D + lag_s + service_s), rate_limited);
+}
+
+TEST(LoadSystem, AnInProcessTargetRefusesByCodeAndLimitInKnownCounts) {
+  temp_dir dir{"levee-load"};
+  auto run = [&](std::vector<std::string> more, const std::string& name) {
+    std::vector<std::string> argv{levee_binary, "load", "--max-late-percent", "100", "--json"};
+    argv.insert(argv.end(), more.begin(), more.end());
+    // The actor's rejection log lines go to stderr.
+    child_process load{argv, dir.file(name + ".stderr")};
+    return finish(load);
+  };
+  auto demo_ini = std::string{LEVEE_CONFIGS_DIR} + "/demo.ini";
+
+  // Over max_message_bytes (16 KiB for the service in demo.ini): all refused, by that
+  // limit, as the actor's gate said; the actor counted each. An HTML report too.
+  auto report = dir.file("inprocess.html");
+  auto big = run({"--target", "inprocess", "--config", demo_ini, "--payload-bytes", "20000",
+                  "--rate", "200", "--duration", "1", "--html", report}, "big");
+  ASSERT_EQ(big.exit_code, 0) << big.out;
+  auto& b = big.result;
+  EXPECT_EQ(b["target"]["kind"], "inprocess");
+  EXPECT_EQ(b["target"]["name"], "service");
+  EXPECT_EQ(b["target"]["server"], "in process");
+  EXPECT_EQ(b["offered"], 200);
+  EXPECT_EQ(b["rejected"]["by_code"], nlohmann::json({{"message_too_large", 200}})) << big.out;
+  EXPECT_EQ(b["rejected"]["by_limit"], nlohmann::json({{"limits.service.max_message_bytes", 200}})) << big.out;
+  EXPECT_EQ(b["target_side"]["delta"].value("kinds.service.rejected.message_too_large", 0), 200) << big.out;
+  EXPECT_EQ(b["target_side"]["accounting"]["held"], true) << big.out;
+  EXPECT_EQ(b["target_side"]["tool"]["own_requests"], 0);
+  EXPECT_EQ(b["target_side"]["process"]["status"].get<std::string>().rfind("in process (pid ", 0), 0u) << big.out;
+  EXPECT_EQ(b["inprocess"]["limits"]["max_message_bytes"], 16384) << big.out;
+  EXPECT_EQ(b["inprocess"]["limits"]["mailbox_capacity"], 256) << big.out;
+  auto doc = test::parse_xml(test::read_file(report));
+  ASSERT_TRUE(doc) << test::read_file(report);
+  EXPECT_EQ(test::xpath_string(doc, "/html/body/@data-rejected"), "200");
+  EXPECT_EQ(test::xpath_string(doc, "/html/body/@data-accounting"), "held");
+  EXPECT_EQ(test::xpath_string(doc, "sum(//svg:svg[@data-plot='refusals']/svg:rect[@data-code='message_too_large']/@data-count)"), "200");
+
+  // A token bucket of R = 500/s with a burst of B = 50, offered 2000/s for D = 2 s. Upper
+  // bound, exact: at most B when the first send comes, then R a second until the last
+  // accepted request is admitted (at most D + the largest lag + the longest service time
+  // after the first send's intended time). Lower bound: the demand is 4 R, so the bucket
+  // is full (and wastes tokens) only while sends lag: with none more than 50 ms late,
+  // 2000/s less 50 ms of sends outruns R plus the burst within 0.1 s, losing R x 0.1 at most.
+  constexpr double R = 500, B = 50, D = 2;
+  auto fast = run({"--target", "inprocess", "--set", "limits.service.rate_msgs_per_sec=500",
+                   "--set", "limits.service.rate_burst_msgs=50", "--rate", "2000", "--duration", "2"},
+                  "fast");
+  ASSERT_EQ(fast.exit_code, 0) << fast.out;
+  auto& f = fast.result;
+  EXPECT_EQ(f["offered"], 4000);
+  auto accepted = f["accepted"].get<double>();
+  double lag_s = f["schedule"]["largest_lag_us"].get<double>() / 1e6;
+  double service_s = f["service_time"]["max_us"].get<double>() / 1e6;
+  EXPECT_LE(accepted, B + R * (D + lag_s + service_s)) << fast.out;
+  if (f["schedule"]["late"] == 0)
+    EXPECT_GE(accepted, R * D - B - R * 0.1) << fast.out;
+  EXPECT_EQ(f["rejected"]["by_limit"].value("limits.service.rate_msgs_per_sec", 0),
+            f["rejected"]["by_code"].value("rate_limited", 0)) << fast.out;
+  EXPECT_GT(f["rejected"]["by_code"].value("rate_limited", 0), 0) << fast.out;
+  // In process the actor's counters are the whole truth: exactly the tool's, code by code.
+  auto& delta = f["target_side"]["delta"];
+  EXPECT_EQ(delta.value("kinds.service.processed", 0), accepted) << fast.out;
+  for (auto& [code, n] : f["rejected"]["by_code"].items())
+    EXPECT_EQ(delta.value("kinds.service.rejected." + code, 0), n.get<int>()) << code << fast.out;
+  EXPECT_EQ(f["target_side"]["accounting"]["held"], true) << fast.out;
+  std::printf("in process: %.0f of 4000 accepted by a 500/s bucket (bounds %.0f .. %.1f)\n",
+              accepted, R * D - B - R * 0.1, B + R * (D + lag_s + service_s));
+
+  // configs/load-inprocess.ini as shipped (its limits from demo.ini beside it), shortened;
+  // its goodput and latency thresholds depend on the machine (99 allowed).
+  auto sc = run({"--scenario", std::string{LEVEE_CONFIGS_DIR} + "/load-inprocess.ini",
+                 "--duration", "1", "--warmup", "0"}, "scenario");
+  ASSERT_TRUE(sc.exit_code == 0 || sc.exit_code == 99) << sc.out;
+  auto& j = sc.result;
+  EXPECT_EQ(j["offered"], 4000) << sc.out;
+  EXPECT_EQ(j["errors"], 0) << sc.out;
+  EXPECT_EQ(j["inprocess"]["limits"]["mailbox_capacity"], 256) << sc.out;  // demo.ini's
+  EXPECT_EQ(j["inprocess"]["service_us"], 500);
+  EXPECT_EQ(j["target_side"]["accounting"]["held"], true) << sc.out;
+  for (auto& sec : j["seconds"]) {
+    int by_code = 0;
+    for (auto& [code, n] : sec["rejected_by_code"].items())
+      by_code += n.get<int>();
+    EXPECT_EQ(by_code, sec["rejected"].get<int>()) << sc.out;
+  }
+
+  // A bad limit is a usage error naming the key; --server means nothing in process.
+  auto bad = run({"--target", "inprocess", "--set", "limits.service.mailbox_capacity=0"}, "bad");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(test::read_file(dir.file("bad.stderr")).find("limits.service.mailbox_capacity = 0: must be between 1"),
+            std::string::npos) << test::read_file(dir.file("bad.stderr"));
+  auto server = run({"--target", "inprocess", "--server", "127.0.0.1:1"}, "server");
+  EXPECT_EQ(server.exit_code, 2);
+  EXPECT_NE(test::read_file(dir.file("server.stderr")).find("leave out --server"), std::string::npos);
 }
 
 TEST(LoadSystem, AScenarioRunsWithTheCommandLineWinningAndTwoRunsCompare) {
@@ -453,9 +649,8 @@ TEST(LoadSystem, ABadScenarioIsRefusedWithItsLineKeyAndWhatToWrite) {
 TEST(LoadSystem, QueriesThroughAServerToItsSatelliteAreCountedEndToEnd) {
   temp_dir dir{"levee-load"};
   node_process node;
-  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
-    << test::read_file(node.stderr_path);
-  auto address = "127.0.0.1:" + std::to_string(node.port);
+  auto address = start_strict_node(dir, node);
+  ASSERT_FALSE(address.empty()) << test::read_file(node.stderr_path);
   // Until its satellite has registered, a query has nowhere to go: wait (bounded) for one
   // to be answered.
   auto deadline = steady_clock::now() + bound;
@@ -497,9 +692,8 @@ TEST(LoadSystem, QueriesThroughAServerToItsSatelliteAreCountedEndToEnd) {
 TEST(LoadSystem, AWeightedQueryFileSendsEachOfItsQueriesAndTheServerCountsThemAll) {
   temp_dir dir{"levee-load"};
   node_process node;
-  ASSERT_TRUE(node.start(dir, "strict", strict_limits_config(dir), "server listening on"))
-    << test::read_file(node.stderr_path);
-  auto address = "127.0.0.1:" + std::to_string(node.port);
+  auto address = start_strict_node(dir, node);
+  ASSERT_FALSE(address.empty()) << test::read_file(node.stderr_path);
   auto deadline = steady_clock::now() + bound;
   bool answered = false;
   while (!answered && steady_clock::now() < deadline) {
@@ -598,6 +792,54 @@ TEST(LoadSystem, ConsumersReadAStreamAndTheBrokerCountsEachSubscription) {
   EXPECT_EQ(r.result["target_side"]["accounting"]["held"], true) << r.out;
 }
 
+TEST(LoadSystem, TheShippedConsumeScenarioReadsWhatTheShippedPublishScenarioWrote) {
+  temp_dir dir{"levee-load"};
+  node_process broker;
+  // The scenarios' stream, as their comments say to create it: load, subjects load.>.
+  auto address = start_broker_with_a_stream(dir, broker, "", "1", "load");
+  ASSERT_FALSE(address.empty()) << test::read_file(broker.stderr_path);
+  auto scenario = [&](const std::string& file, std::vector<std::string> more) {
+    std::vector<std::string> argv{levee_binary, "load", "--scenario",
+                                  std::string{LEVEE_CONFIGS_DIR} + "/" + file, "--server", address,
+                                  "--max-late-percent", "100", "--json"};
+    argv.insert(argv.end(), more.begin(), more.end());
+    child_process load{argv};
+    return finish(load);
+  };
+  // configs/load-publish.ini feeds it, shortened to 2000 messages (1 s at 2000/s, no
+  // warm-up); its latency and goodput thresholds may fail on a slow machine (99).
+  auto fed = scenario("load-publish.ini", {"--rate", "2000", "--duration", "1", "--warmup", "0"});
+  ASSERT_TRUE(fed.exit_code == 0 || fed.exit_code == 99) << fed.out;
+  ASSERT_EQ(fed.result["accepted"], 2000) << fed.out;
+  EXPECT_EQ(fed.result["target_side"]["accounting"]["held"], true) << fed.out;
+
+  // configs/load-consume.ini as shipped, for 1 s: 20 reads of 100 in group load-consumers,
+  // each from where the reads before it took, so together they read the 2000 exactly.
+  auto r = scenario("load-consume.ini", {"--duration", "1"});
+  ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 99) << r.out;
+  auto& j = r.result;
+  EXPECT_EQ(j["target"]["kind"], "consume");
+  EXPECT_EQ(j["target"]["name"], "load");
+  EXPECT_EQ(j["offered"], 20) << r.out;
+  EXPECT_EQ(j["accepted"], 20) << r.out;
+  EXPECT_EQ(j["timeouts"], 0) << r.out;  // the scenario's own threshold, whatever the machine
+  EXPECT_EQ(j["consume"]["group"], "load-consumers");
+  EXPECT_EQ(j["consume"]["first_offset"], 0) << r.out;
+  EXPECT_EQ(j["consume"]["committed_offset"], 2000) << r.out;
+  EXPECT_EQ(j["target_side"]["delta"].value("broker.subscriptions", 0), 20) << r.out;
+  EXPECT_EQ(j["target_side"]["accounting"]["held"], true) << r.out;
+  ASSERT_EQ(j["thresholds"].size(), 2u);
+  EXPECT_EQ(j["thresholds"][1]["threshold"], "timeouts==0");
+  EXPECT_EQ(j["thresholds"][1]["held"], true);
+
+  // A second run continues after the first: nothing is left, so its reads wait for
+  // publishes until their timeout (shortened): the group's cursor stays at 2000.
+  auto again = scenario("load-consume.ini", {"--duration", "0.1", "--rate", "10", "--timeout-ms", "300"});
+  EXPECT_EQ(again.result["consume"]["first_offset"], 2000) << again.out;
+  EXPECT_EQ(again.result["timeouts"], 1) << again.out;
+  EXPECT_EQ(again.exit_code, 99) << again.out;  // timeouts==0 failed
+}
+
 TEST(LoadSystem, AGroupsReadsContinueWhereItsLastReadEnded) {
   temp_dir dir{"levee-load"};
   node_process broker;
@@ -680,6 +922,85 @@ TEST(LoadSystem, ConsumersFromTheLatestReadWhatAConcurrentPublisherSends) {
   EXPECT_GE(r.result["latency"]["p50_us"].get<double>(), 50'000) << r.out;
   auto p = finish(publisher);
   EXPECT_EQ(p.exit_code, 0) << p.out;
+}
+
+TEST(LoadSystem, ConsumersBesidePublishersReadEveryAcknowledgedMessageAndTheBrokerCountsBothSides) {
+  temp_dir dir{"levee-load"};
+  node_process broker;
+  auto address = start_broker_with_a_stream(dir, broker);
+  ASSERT_FALSE(address.empty()) << test::read_file(broker.stderr_path);
+  // A message already there: the consumers start after it (where the stream ended).
+  child_process before{{levee_binary, "pub", "t.x", "old", "--broker", address}};
+  ASSERT_EQ(before.wait_exit(bound), 0);
+
+  // One process publishes 400/s for 2 s after 0.5 s of warm-up, and two consumers read the
+  // stream meanwhile.
+  auto report = dir.file("both.html");
+  child_process load{{levee_binary, "load", "--target", "publish", "t.x", "--server", address,
+                      "--rate", "400", "--duration", "2", "--warmup", "0.5", "--consumers", "2",
+                      "--max-late-percent", "100", "--json", "--html", report}};
+  auto r = finish(load);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto& j = r.result;
+  EXPECT_EQ(j["accepted"], 800) << r.out;  // the publishers' side, as always
+  auto& c = j["consumers"];
+  ASSERT_TRUE(c.is_object()) << r.out;
+  EXPECT_EQ(c["count"], 2);
+  EXPECT_EQ(c["stream"], "t");  // the subject's first token
+  EXPECT_EQ(c["partitions"], 1);
+  EXPECT_EQ(c["accepted_publishes"], 800);
+  // Each read every acknowledged message of the measured window, the warm-up's apart,
+  // and not the message from before the run.
+  EXPECT_EQ(c["read"], nlohmann::json::array({800, 800})) << r.out;
+  EXPECT_EQ(c["read_warmup"], 400) << r.out;
+  EXPECT_EQ(c["foreign"], 0) << r.out;
+  EXPECT_EQ(c["unread_max"], 0) << r.out;
+  EXPECT_EQ(c["end_to_end"]["count"], 1600) << r.out;
+  EXPECT_GT(c["end_to_end"]["max_us"].get<double>(), 0.0);
+  // One partition and a known number of sends: each subscription stopped at the run's last
+  // message and was answered by its end.
+  EXPECT_EQ(c["subscriptions"], 2);
+  EXPECT_EQ(c["ended"], 2) << r.out;
+  EXPECT_EQ(c["given_up"], 0) << r.out;
+  // The broker answered both sides: 1000 publishes (the warm-up's too), 2 subscriptions
+  // and the tool's first stats request.
+  auto& side = j["target_side"];
+  EXPECT_EQ(side["tool"]["sent"], 1002) << r.out;
+  EXPECT_EQ(side["delta"].value("listener.requests_answered", 0), 1003) << r.out;
+  EXPECT_EQ(side["accounting"]["held"], true) << r.out;
+  auto doc = test::parse_xml(test::read_file(report));
+  ASSERT_TRUE(doc) << test::read_file(report);
+  EXPECT_EQ(test::xpath_string(doc, "//*[@data-section='consumers']/@data-read-min"), "800");
+  EXPECT_EQ(test::xpath_string(doc, "//*[@data-section='consumers']/@data-unread-max"), "0");
+  EXPECT_EQ(test::xpath_string(doc, "//*[@data-section='consumers']/@data-consumers"), "2");
+
+  // Keyed publishes over 4 partitions: a consumer reads every partition; with no single
+  // stop offset each subscription is given up when the consumer has read what was
+  // acknowledged (the accounting widened by them).
+  child_process create{{levee_binary, "stream", "create", "m", "--subject", "m.>", "--partitions",
+                        "4", "--broker", address}};
+  ASSERT_EQ(create.wait_exit(bound), 0);
+  child_process keyed{{levee_binary, "load", "--target", "publish", "m.x", "--keys", "16",
+                       "--server", address, "--count", "400", "--rate", "400", "--consumers", "1",
+                       "--max-late-percent", "100", "--json"}};
+  auto k = finish(keyed);
+  ASSERT_EQ(k.exit_code, 0) << k.out;
+  EXPECT_EQ(k.result["consumers"]["partitions"], 4);
+  EXPECT_EQ(k.result["consumers"]["read"], nlohmann::json::array({400})) << k.out;
+  EXPECT_EQ(k.result["consumers"]["subscriptions"], 4);
+  EXPECT_EQ(k.result["consumers"]["given_up"], 4) << k.out;
+  EXPECT_EQ(k.result["target_side"]["accounting"]["held"], true) << k.out;
+
+  // Consumers are for publish, and each message must hold the stamp.
+  auto err = dir.file("usage.stderr");
+  child_process actor{{levee_binary, "load", "--target", "actor", "stats", "--consumers", "1"}, err};
+  EXPECT_EQ(actor.wait_exit(bound), 2);
+  EXPECT_NE(test::read_file(err).find("are for --target publish"), std::string::npos);
+  child_process small{{levee_binary, "load", "--target", "publish", "t.x", "--consumers", "1",
+                       "--message-bytes", "10", "--server", address}, err};
+  EXPECT_EQ(small.wait_exit(bound), 2);
+  EXPECT_NE(test::read_file(err).find("give --message-bytes 38 or more"), std::string::npos)
+    << test::read_file(err);
 }
 
 TEST(LoadSystem, KeyedAckAllPublishesGoWhereTheirKeysHash) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "load/consumers.hpp"
 #include "load/keys.hpp"
 #include "load/latency_histogram.hpp"
 #include "load/live_latency.hpp"
@@ -155,6 +157,69 @@ TEST(Recorder, LatencyIsFromTheIntendedTimeAndEverySendIsAccountedFor) {
   ASSERT_EQ(r.seconds().size(), 2u);
   EXPECT_EQ(r.seconds()[0].accepted, 2u);
   EXPECT_EQ(r.seconds()[1].offered, 4u);
+}
+
+TEST(Recorder, RejectionsByCodeAreCountedInTheirSecondAndMerged) {
+  recorder a{seconds(0), milliseconds(50)}, b{seconds(0), milliseconds(50)};
+  a.rejected(milliseconds(100), milliseconds(100), milliseconds(101), "rate_limited", "x");
+  a.rejected(milliseconds(200), milliseconds(200), milliseconds(201), "rate_limited", "y");
+  a.accepted(milliseconds(1500), milliseconds(1500), milliseconds(1501));
+  b.rejected(milliseconds(2100), milliseconds(2100), milliseconds(2101), "mailbox_full", "z");
+  b.rejected(milliseconds(300), milliseconds(300), milliseconds(301), "rate_limited", "x");
+  a.merge(b);
+  ASSERT_EQ(a.seconds().size(), 3u);
+  EXPECT_EQ(a.rejected_by_code_in(0), (std::map<std::string, uint64_t>{{"rate_limited", 3}}));
+  EXPECT_TRUE(a.rejected_by_code_in(1).empty());
+  EXPECT_EQ(a.rejected_by_code_in(2), (std::map<std::string, uint64_t>{{"mailbox_full", 1}}));
+  EXPECT_TRUE(a.rejected_by_code_in(99).empty());
+  // Each second's codes add up to its rejected count.
+  for (size_t i = 0; i < a.seconds().size(); ++i) {
+    uint64_t sum = 0;
+    for (auto& [code, n] : a.rejected_by_code_in(i))
+      sum += n;
+    EXPECT_EQ(sum, a.seconds()[i].rejected) << "second " << i;
+  }
+  run_result r{{}, a};
+  r.settings.measured_seconds = 3;
+  auto json = r.json();
+  EXPECT_NE(json.find("{\"offered\":3,\"accepted\":0,\"rejected\":3,\"rejected_by_code\":{\"rate_limited\":3},"),
+            std::string::npos) << json;
+  EXPECT_NE(json.find("\"rejected\":0,\"rejected_by_code\":{},"), std::string::npos) << json;
+}
+
+TEST(Consumers, AStampCarriesTheRunAndIntendedTimeAndOtherMessagesAreForeign) {
+  std::string body(100, 'x');
+  stamp_body(body, 0xabcdef0123456789u, milliseconds(1500));
+  EXPECT_EQ(body.size(), 100u);  // the stamp replaces the start, the size stays
+  auto s = read_stamp(body);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->run_id, 0xabcdef0123456789u);
+  EXPECT_EQ(s->intended, milliseconds(1500));
+  EXPECT_FALSE(read_stamp("hello"));
+  EXPECT_FALSE(read_stamp(std::string(100, 'x')));
+
+  consumer_figures a, b;
+  a.message(body, 0xabcdef0123456789u, seconds(1), milliseconds(1520));  // measured, 20 ms
+  a.message(body, 42, seconds(1), milliseconds(1520));                   // another run's
+  std::string early(40, 'x');
+  stamp_body(early, 0xabcdef0123456789u, milliseconds(500));
+  b.message(early, 0xabcdef0123456789u, seconds(1), milliseconds(600));  // the warm-up's
+  b.message("plain text", 0xabcdef0123456789u, seconds(1), milliseconds(600));
+  a.merge(b);
+  EXPECT_EQ(a.read, 1u);
+  EXPECT_EQ(a.read_warmup, 1u);
+  EXPECT_EQ(a.foreign, 2u);
+  EXPECT_EQ(a.end_to_end.count(), 1u);
+  EXPECT_EQ(a.end_to_end.max(), 20'000'000u);
+
+  consumers_report r;
+  r.stream = "t";
+  r.partitions = 1;
+  r.accepted = 10;
+  r.each = {a, b};
+  EXPECT_EQ(r.read_min(), 0u);
+  EXPECT_EQ(r.unread_max(), 10u);
+  EXPECT_NE(r.json().find("\"read\":[1,0],\"read_min\":0,\"unread_max\":10"), std::string::npos) << r.json();
 }
 
 run_result result_of(recorder r, double seconds) {
