@@ -165,8 +165,10 @@ std::map<std::string, uint64_t> recorder::rejected_by_code_in(size_t second) con
 
 std::map<std::string, uint64_t> recorder::rejected_by_limit() const {
   std::map<std::string, uint64_t> out;
+  // A refusal that names no limit (a handler's bad_request, a not_found) is still listed,
+  // under a name a reader (and a JSON key) can see.
   for (auto& [key, n] : by_code_limit_)
-    out[key.second] += n;
+    out[key.second.empty() ? std::string{no_limit_name} : key.second] += n;
   return out;
 }
 

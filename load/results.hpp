@@ -92,6 +92,8 @@ public:
   /// The same summed by code, and by limit name (computed: for reports, not per send).
   std::map<std::string, uint64_t> rejected_by_code() const;
   std::map<std::string, uint64_t> rejected_by_limit() const;
+  /// The name rejected_by_limit() files refusals under when their Reject named no limit.
+  static constexpr const char* no_limit_name = "(no limit)";
   const std::map<std::string, uint64_t>& errors_by_kind() const noexcept { return error_kinds_; }
   const latency_histogram& latency() const noexcept { return latency_; }
   const latency_histogram& service_time() const noexcept { return service_; }

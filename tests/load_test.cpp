@@ -159,6 +159,17 @@ TEST(Recorder, LatencyIsFromTheIntendedTimeAndEverySendIsAccountedFor) {
   EXPECT_EQ(r.seconds()[1].offered, 4u);
 }
 
+TEST(Recorder, ARefusalThatNamesNoLimitIsListedUnderANameOfItsOwn) {
+  recorder r{seconds(0), milliseconds(0)};  // no warm-up: every send is measured
+  r.rejected(milliseconds(1), milliseconds(1), milliseconds(2), "bad_request", "");
+  r.rejected(milliseconds(2), milliseconds(2), milliseconds(3), "message_too_large",
+             "limits.upper.max_message_bytes");
+  auto by_limit = r.rejected_by_limit();
+  EXPECT_EQ(by_limit.at(recorder::no_limit_name), 1u);
+  EXPECT_EQ(by_limit.at("limits.upper.max_message_bytes"), 1u);
+  EXPECT_EQ(by_limit.count(""), 0u);
+}
+
 TEST(Recorder, RejectionsByCodeAreCountedInTheirSecondAndMerged) {
   recorder a{seconds(0), milliseconds(50)}, b{seconds(0), milliseconds(50)};
   a.rejected(milliseconds(100), milliseconds(100), milliseconds(101), "rate_limited", "x");
