@@ -169,6 +169,15 @@ void kind_families(const wire::StatsReply& s, exposition& out) {
   for (auto& k : s.kinds())
     for (auto& [code, n] : k.rejected())
       out.sample("levee_actor_rejections_total", {{"kind", k.kind()}, {"code", code}}, n);
+  // The same refusals by the limit that refused, as the broker's: a family of its own, so
+  // that the {kind, code} series above (and what dashboards and alerts built on them)
+  // stay as they were. Each limit has one code, so {kind, limit} splits {kind, code}.
+  out.family("levee_actor_rejections_by_limit_total", "counter",
+             "Messages the actor gate refused, by kind and the limit (config key) that refused.");
+  for (auto& k : s.kinds())
+    for (auto& [limit, n] : k.rejected_by_limit())
+      out.sample("levee_actor_rejections_by_limit_total", {{"kind", k.kind()}, {"limit", limit}},
+                 n);
 }
 
 void replication_families(const wire::BrokerStats& b, exposition& out) {

@@ -62,6 +62,8 @@ wire::StatsReply full_reply() {
   k.set_dropped_on_exit(0);
   (*k.mutable_rejected())["too_many_inflight"] = 4;
   (*k.mutable_rejected())["mailbox_full"] = 1;
+  (*k.mutable_rejected_by_limit())["limits.proxy.max_inflight_per_requester"] = 4;
+  (*k.mutable_rejected_by_limit())["limits.proxy.mailbox_capacity_bytes"] = 1;
   k.set_queued_messages(1);
   k.set_queued_bytes(88);
   k.set_max_actor_depth(5);
@@ -89,7 +91,9 @@ TEST(StatsText, ShowsEveryPartAsItReadsInTheReadme) {
             "queued 1 msgs / 88 bytes, max depth 5 msgs / 640 bytes, notices 2 sent / 3 "
             "coalesced\n"
             "  rejected mailbox_full: 1\n"
-            "  rejected too_many_inflight: 4\n");
+            "  rejected too_many_inflight: 4\n"
+            "  rejected by limits.proxy.max_inflight_per_requester: 4\n"  // in the gate's order
+            "  rejected by limits.proxy.mailbox_capacity_bytes: 1\n");
 }
 
 TEST(StatsText, ABrokerShowsItsStreamsAndRejectionsByLimit) {
