@@ -112,6 +112,14 @@ void query_families(const wire::QueryCounters& q, exposition& out) {
   out.counter("levee_query_rows_returned_total", "Rows sent to clients.", q.rows_returned());
   out.counter("levee_query_returned_bytes_total", "Bytes of result batches sent to clients.",
               q.bytes_returned());
+  out.counter("levee_queries_partial_total",
+              "Completed queries whose answer was cut at server.max_result_bytes.", q.partial());
+  out.counter("levee_queries_skipping_satellites_total",
+              "Completed fan-outs that skipped matching satellites that were not healthy.",
+              q.skipping_satellites());
+  out.counter("levee_query_satellites_skipped_total",
+              "Matching satellites those fan-outs skipped, summed over the fan-outs.",
+              q.satellites_skipped());
   auto& d = q.duration_us();
   out.family("levee_query_duration_seconds", "histogram",
              "How long each query that ended took on the router, from taking it to its end.");

@@ -151,6 +151,10 @@ std::string stats_text(const wire::StatsReply& reply) {
          + num(q.completed()) + " completed, " + num(q.failed()) + " failed, "
          + num(q.cancelled()) + " cancelled, " + num(q.refused()) + " refused; "
          + num(q.rows_returned()) + " rows, " + num(q.bytes_returned()) + " bytes returned\n";
+  if (q.partial() > 0 || q.skipping_satellites() > 0)  // as the by-code lines: only when seen
+    out += "answers not whole: " + num(q.partial()) + " cut at server.max_result_bytes; "
+           + num(q.skipping_satellites()) + " fan-outs skipped " + num(q.satellites_skipped())
+           + " matching satellites that were not healthy\n";
   out += durations_line(q.duration_us());
   if (reply.has_broker()) {
     auto& b = reply.broker();

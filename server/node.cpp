@@ -192,6 +192,9 @@ void fill_queries(const proxy_stats& q, wire::QueryCounters& out) {
   out.set_refused(q.refused.load());
   out.set_rows_returned(q.rows.load());
   out.set_bytes_returned(q.bytes.load());
+  out.set_partial(q.partial.load());
+  out.set_skipping_satellites(q.skipping_satellites.load());
+  out.set_satellites_skipped(q.satellites_skipped.load());
   auto& d = *out.mutable_duration_us();
   for (auto bound : duration_histogram::bounds_us)
     d.add_upper_bounds(bound);

@@ -45,6 +45,9 @@ node_metrics every_part() {
   s.mutable_io_loop()->set_looked_ns(1'500'000'000);
   auto& q = *s.mutable_queries();
   q.set_started(5);
+  q.set_partial(2);
+  q.set_skipping_satellites(1);
+  q.set_satellites_skipped(3);
   auto& d = *q.mutable_duration_us();
   for (uint64_t b : {1000, 10000, 100000})
     d.add_upper_bounds(b);
@@ -89,6 +92,9 @@ TEST(MetricsText, RendersEachFigureWithItsLabels) {
   EXPECT_EQ(metric_value(text, "levee_io_loop_busy_poll_seconds"), 0.0001);
   EXPECT_EQ(metric_value(text, "levee_io_loop_looked_seconds_total"), 1.5);
   EXPECT_EQ(metric_value(text, "levee_satellites{state=\"healthy\"}"), 2);
+  EXPECT_EQ(metric_value(text, "levee_queries_partial_total"), 2);
+  EXPECT_EQ(metric_value(text, "levee_queries_skipping_satellites_total"), 1);
+  EXPECT_EQ(metric_value(text, "levee_query_satellites_skipped_total"), 3);
   EXPECT_EQ(metric_value(text, "levee_satellite_events_stored_total{satellite=\"a\"}"), 99);
   EXPECT_EQ(metric_value(text, "levee_satellite_registered{satellite=\"a\"}"), 1);
   EXPECT_EQ(metric_value(text, "levee_broker_rejections_by_limit_total{limit=\"stream.max_bytes\"}"), 2);

@@ -1389,6 +1389,13 @@ TEST_F(SystemTest, ResultsBeyondMaxResultBytesArePartialWithTheRowsThatFit) {
   EXPECT_GT(fan.rows.size(), 0u) << fan;
   EXPECT_LE(fan.stats->bytes_returned(), 1024u) << fan;
   EXPECT_EQ(fan.stats->skipped_total(), 0u) << fan;
+  // The server counts the cut answers node-wide (each is counted before the summary that
+  // ends it leaves): big, groups and fan; small was whole, and no fan-out skipped anyone.
+  auto counted = server_stats(srv->port).queries();
+  EXPECT_EQ(counted.completed(), 4u);
+  EXPECT_EQ(counted.partial(), 3u);
+  EXPECT_EQ(counted.skipping_satellites(), 0u);
+  EXPECT_EQ(counted.satellites_skipped(), 0u);
 
   // `levee query`: the rows, then the marker as the last line; on stderr what to do; exit 5.
   auto address = "127.0.0.1:" + std::to_string(srv->port);
@@ -1421,6 +1428,16 @@ TEST_F(SystemTest, ResultsBeyondMaxResultBytesArePartialWithTheRowsThatFit) {
   EXPECT_EQ(summary.at("reason"), "server.max_result_bytes") << summary;
   EXPECT_EQ(summary.at("rows"), json_lines.size() - 1) << summary;
   EXPECT_EQ(summary.at("stats").at("partial_max"), 1024) << summary;
+  // Both `levee query` runs were cut too: five partial answers, in `levee stats` and --json.
+  auto [stats_rc, stats_out] = run_levee({"stats", "--server", address}, err);
+  EXPECT_EQ(stats_rc, std::optional<int>{0}) << test::read_file(err);
+  EXPECT_NE(stats_out.find("answers not whole: 5 cut at server.max_result_bytes; 0 fan-outs "
+                           "skipped 0 matching satellites"),
+            std::string::npos)
+    << stats_out;
+  auto [stats_json_rc, stats_json] = run_levee({"stats", "--server", address, "--json"}, err);
+  EXPECT_EQ(stats_json_rc, std::optional<int>{0}) << test::read_file(err);
+  EXPECT_EQ(nlohmann::json::parse(stats_json).at("queries").at("partial"), 5) << stats_json;
 }
 
 TEST_F(SystemTest, QueryPastItsDeadlineIsDeadlineExceeded) {
@@ -2170,6 +2187,24 @@ TEST_F(SystemTest, AFanOutNamesTheSatellitesItSkippedAndStrictMakesThatAnError) 
   EXPECT_EQ(summary.at("skipped"),
             nlohmann::json::parse(R"([{"satellite_id":"b","state":"disconnected"}])"))
     << summary;
+  // The server counts the fan-outs that skipped b (the first, the plain, --strict and
+  // --json runs; not the one b does not match) and the satellites they skipped, in its
+  // stats and in `levee stats` as text and --json; none of them was cut.
+  auto counted = server_stats(srv->port).queries();
+  EXPECT_EQ(counted.skipping_satellites(), 4u);
+  EXPECT_EQ(counted.satellites_skipped(), 4u);
+  EXPECT_EQ(counted.partial(), 0u);
+  auto [stats_rc, stats_out] = run_levee({"stats", "--server", address}, err);
+  EXPECT_EQ(stats_rc, std::optional<int>{0}) << test::read_file(err);
+  EXPECT_NE(stats_out.find("answers not whole: 0 cut at server.max_result_bytes; 4 fan-outs "
+                           "skipped 4 matching satellites that were not healthy"),
+            std::string::npos)
+    << stats_out;
+  auto [stats_json_rc, stats_json] = run_levee({"stats", "--server", address, "--json"}, err);
+  EXPECT_EQ(stats_json_rc, std::optional<int>{0}) << test::read_file(err);
+  auto queries = nlohmann::json::parse(stats_json).at("queries");
+  EXPECT_EQ(queries.at("skipping_satellites"), 4) << stats_json;
+  EXPECT_EQ(queries.at("satellites_skipped"), 4) << stats_json;
 }
 
 TEST_F(SystemTest, LeveeSatellitesWatchStateChangesPrintsALinePerChangeAndNoneForBeats) {
