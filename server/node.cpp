@@ -150,12 +150,12 @@ std::optional<token_warning> satellite_token_warning(const std::string& token,
     return std::nullopt;
   if (token.empty())
     return token_warning{log_level::warn,
-                         "levee server: warning: server.satellite_token is empty on " + listen
+                         "server.satellite_token is empty on " + listen
                            + ": anyone who can connect can register as a satellite (and take "
                              "a disconnected one's id); set a token"};
   if (token == placeholder_satellite_token)
     return token_warning{log_level::error,
-                         "levee server: server.satellite_token is the shipped placeholder '"
+                         "server.satellite_token is the shipped placeholder '"
                            + std::string{placeholder_satellite_token} + "' on " + listen
                            + ", which other machines reach: anyone who has read configs/"
                              "server.ini can register as a satellite; set [server] "
