@@ -170,40 +170,34 @@ rejection gate::explain(const verdict& v) const {
   r.observed = v.observed;
   r.max = v.max;
   r.retry_after_ms = v.retry_after_ms;
+  r.limit = gate_limit_key(kind_, v.which);
   switch (v.which) {
     case L::max_message_bytes:
-      r.limit = key("max_message_bytes");
       r.detail = "the message has " + std::to_string(v.observed) + " payload bytes, more than "
                  + kind_ + " accepts; split it or ask for a permit";
       break;
     case L::max_inflight_per_requester:
-      r.limit = key("max_inflight_per_requester");
       r.detail = "this requester already has " + std::to_string(v.max)
                  + " requests in flight to this " + kind_ + "; wait for answers first";
       break;
     case L::mailbox_capacity:
-      r.limit = key("mailbox_capacity");
       r.detail = "the " + kind_ + " mailbox holds " + std::to_string(v.max)
                  + " messages already; send slower or retry later";
       break;
     case L::mailbox_capacity_bytes:
-      r.limit = key("mailbox_capacity_bytes");
       r.detail = "the " + kind_ + " mailbox holds its maximum of " + std::to_string(v.max)
                  + " payload bytes; send slower or retry later";
       break;
     case L::memory_budget_bytes:
-      r.limit = "limits.memory_budget_bytes";
       r.detail = "the node's budget of " + std::to_string(v.max)
                  + " queued bytes is used up; retry later";
       break;
     case L::rate_msgs_per_sec:
-      r.limit = key("rate_msgs_per_sec");
       r.detail = kind_ + " accepts " + std::to_string(limits().rate_msgs_per_sec)
                  + " messages per second with bursts of " + std::to_string(v.max)
                  + " (observed and max are burst levels)";
       break;
     case L::rate_bytes_per_sec:
-      r.limit = key("rate_bytes_per_sec");
       r.detail = v.retry_after_ms == 0
                    ? "the message is larger than the byte-rate burst of " + kind_
                    : kind_ + " accepts " + std::to_string(limits().rate_bytes_per_sec)
@@ -218,7 +212,7 @@ rejection gate::explain(const verdict& v) const {
 }
 
 void gate::record_rejection(const verdict& v) {
-  kind_ctx_->stats->on_reject(v.code());
+  kind_ctx_->stats->on_reject(v.code(), v.which);
   if (kind_ctx_->log.admit())  // strings are built only for lines that are written
     kind_ctx_->log.write(kind_, explain(v));
 }

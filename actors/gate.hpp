@@ -56,16 +56,7 @@ struct gate_ticket {
 
 /// Which limit refused, without building strings (that happens only when someone reads it).
 struct verdict {
-  enum class limit : uint8_t {
-    none,
-    max_message_bytes,
-    max_inflight_per_requester,
-    mailbox_capacity,
-    mailbox_capacity_bytes,
-    memory_budget_bytes,
-    rate_msgs_per_sec,
-    rate_bytes_per_sec,
-  };
+  using limit = gate_limit;  // limits/kind_stats.hpp: the kind counts refusals by it
   limit which = limit::none;
   /// The gate is closed (the actor terminated): neither accepted nor refused by a limit;
   /// the caller lets CAF bounce the message as for any terminated actor.
@@ -154,8 +145,6 @@ public:
   void add_to(kind_stats_snapshot& s) const noexcept override;
 
 private:
-  std::string key(const char* field) const { return limit_key(kind_, field); }
-
   const std::string kind_;
   std::shared_ptr<kind_context> kind_ctx_;
   std::shared_ptr<node_budget> budget_;

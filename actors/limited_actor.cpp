@@ -24,7 +24,7 @@ void set_pending_gate(std::unique_ptr<gate> g) {
 
 std::unique_ptr<gate> take_pending_gate() {
   if (!pending_gate) {
-    LEVEE_ERROR("actors", "levee: a limited actor was spawned without levee::spawn_limited; "
+    LEVEE_ERROR("actors", "a limited actor was spawned without levee::spawn_limited; "
                           "spawn it with levee::spawn_limited(system, runtime, kind, ...)");
     std::abort();
   }

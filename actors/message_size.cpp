@@ -47,7 +47,7 @@ void register_payload_size(const std::type_info& type, payload_size_fn fn) {
       return;
     }
   if (n == max_registered) {
-    LEVEE_ERROR("actors", "levee: more than %zu payload types registered", max_registered);
+    LEVEE_ERROR("actors", "more than %zu payload types registered", max_registered);
     std::abort();
   }
   registered[n] = registered_type{&type, fn};

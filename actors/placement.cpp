@@ -24,7 +24,7 @@ placement take_pending_placement() noexcept {
 }
 
 void placed_and_detached() {
-  LEVEE_ERROR("actors", "levee: an actor placed on the I/O thread was spawned detached (or is "
+  LEVEE_ERROR("actors", "an actor placed on the I/O thread was spawned detached (or is "
                         "blocking); spawn it without caf::detached, or on a worker");
   std::abort();
 }

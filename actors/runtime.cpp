@@ -76,6 +76,13 @@ std::string render_stats(const node_stats_snapshot& s) {
                       static_cast<unsigned long long>(k.rejected[c]));
         out += line;
       }
+    for (size_t l = 1; l < k.rejected_by_limit.size(); ++l)
+      if (k.rejected_by_limit[l] > 0) {
+        std::snprintf(line, sizeof line, "  rejected by %s: %llu\n",
+                      gate_limit_key(k.kind, static_cast<gate_limit>(l)).c_str(),
+                      static_cast<unsigned long long>(k.rejected_by_limit[l]));
+        out += line;
+      }
   }
   return out;
 }

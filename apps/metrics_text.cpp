@@ -112,6 +112,14 @@ void query_families(const wire::QueryCounters& q, exposition& out) {
   out.counter("levee_query_rows_returned_total", "Rows sent to clients.", q.rows_returned());
   out.counter("levee_query_returned_bytes_total", "Bytes of result batches sent to clients.",
               q.bytes_returned());
+  out.counter("levee_queries_partial_total",
+              "Completed queries whose answer was cut at server.max_result_bytes.", q.partial());
+  out.counter("levee_queries_skipping_satellites_total",
+              "Completed fan-outs that skipped matching satellites that were not healthy.",
+              q.skipping_satellites());
+  out.counter("levee_query_satellites_skipped_total",
+              "Matching satellites those fan-outs skipped, summed over the fan-outs.",
+              q.satellites_skipped());
   auto& d = q.duration_us();
   out.family("levee_query_duration_seconds", "histogram",
              "How long each query that ended took on the router, from taking it to its end.");
@@ -169,6 +177,15 @@ void kind_families(const wire::StatsReply& s, exposition& out) {
   for (auto& k : s.kinds())
     for (auto& [code, n] : k.rejected())
       out.sample("levee_actor_rejections_total", {{"kind", k.kind()}, {"code", code}}, n);
+  // The same refusals by the limit that refused, as the broker's: a family of its own, so
+  // that the {kind, code} series above (and what dashboards and alerts built on them)
+  // stay as they were. Each limit has one code, so {kind, limit} splits {kind, code}.
+  out.family("levee_actor_rejections_by_limit_total", "counter",
+             "Messages the actor gate refused, by kind and the limit (config key) that refused.");
+  for (auto& k : s.kinds())
+    for (auto& [limit, n] : k.rejected_by_limit())
+      out.sample("levee_actor_rejections_by_limit_total", {{"kind", k.kind()}, {"limit", limit}},
+                 n);
 }
 
 void replication_families(const wire::BrokerStats& b, exposition& out) {

@@ -46,7 +46,7 @@ std::string by_code_line(const char* title, const code_counts& counts) {
 
 /// The runtime's part of the reply as the runtime's own snapshot, so that a node's kinds
 /// read the same in `levee stats` as in a program that prints its runtime's stats. A
-/// code name this build does not know is left out of the kind's figures.
+/// code name or limit key this build does not know is left out of the kind's figures.
 node_stats_snapshot runtime_snapshot_of(const wire::StatsReply& reply) {
   node_stats_snapshot s;
   s.budget_in_use = reply.node_budget().bytes_in_use();
@@ -63,6 +63,11 @@ node_stats_snapshot runtime_snapshot_of(const wire::StatsReply& reply) {
     for (auto& [name, n] : k.rejected())
       if (auto c = code_from_string(name))
         kind.rejected[static_cast<size_t>(*c)] = n;
+    for (size_t l = 1; l < kind.rejected_by_limit.size(); ++l) {
+      auto i = k.rejected_by_limit().find(gate_limit_key(k.kind(), static_cast<gate_limit>(l)));
+      if (i != k.rejected_by_limit().end())
+        kind.rejected_by_limit[l] = i->second;
+    }
     kind.queued_messages = k.queued_messages();
     kind.queued_bytes = k.queued_bytes();
     kind.max_actor_depth = k.max_actor_depth();
@@ -146,6 +151,10 @@ std::string stats_text(const wire::StatsReply& reply) {
          + num(q.completed()) + " completed, " + num(q.failed()) + " failed, "
          + num(q.cancelled()) + " cancelled, " + num(q.refused()) + " refused; "
          + num(q.rows_returned()) + " rows, " + num(q.bytes_returned()) + " bytes returned\n";
+  if (q.partial() > 0 || q.skipping_satellites() > 0)  // as the by-code lines: only when seen
+    out += "answers not whole: " + num(q.partial()) + " cut at server.max_result_bytes; "
+           + num(q.skipping_satellites()) + " fan-outs skipped " + num(q.satellites_skipped())
+           + " matching satellites that were not healthy\n";
   out += durations_line(q.duration_us());
   if (reply.has_broker()) {
     auto& b = reply.broker();

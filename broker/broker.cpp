@@ -471,7 +471,7 @@ result<broker_actor> spawn_broker(caf::actor_system& sys, runtime& rt, broker_se
   if (auto loaded = table.load(**log); !loaded)
     return loaded;
   if (table.dropped() > 0)
-    LEVEE_WARN("broker", "levee broker: %llu cursors past broker.max_cursors were not loaded",
+    LEVEE_WARN("broker", "%llu cursors past broker.max_cursors were not loaded",
                static_cast<unsigned long long>(table.dropped()));
   // A connection is one requester: the broker admits from each as many requests as the
   // connection itself lets its peer have in flight (net.max_inflight_requests), so a

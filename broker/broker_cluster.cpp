@@ -81,7 +81,7 @@ void delete_local(broker_self* self, const std::string& name) {
     auto& st = self->state;
     st.streams.erase(name);
     if (auto removed = st.setup.catalog->remove(name); !removed)
-      LEVEE_ERROR("broker", "levee broker: stream %s: deleting this broker's copy: %s",
+      LEVEE_ERROR("broker", "stream %s: deleting this broker's copy: %s",
                   name.c_str(), removed.to_string().c_str());
     forget_cursors(self, name);
     --st.deletes_running;
@@ -127,12 +127,12 @@ void reconcile(broker_self* self) {
       // the partitions it is a replica of get a leader actor and are ever written.
       auto made = st.setup.catalog->create(si.config);
       if (!made) {
-        LEVEE_ERROR("broker", "levee broker: stream %s of the metadata: no local copy: %s",
+        LEVEE_ERROR("broker", "stream %s of the metadata: no local copy: %s",
                     name.c_str(), made.error().to_string().c_str());
         continue;
       }
       if (!write_created_at(**made, si.created_at))
-        LEVEE_WARN("broker", "levee broker: stream %s: cannot write %s in %s; after a restart "
+        LEVEE_WARN("broker", "stream %s: cannot write %s in %s; after a restart "
                              "this copy stays dormant until its directory is removed",
                    name.c_str(), created_at_file, (*made)->directory().c_str());
       auto e = start_leaders(self, **made, replica_of);
@@ -142,7 +142,7 @@ void reconcile(broker_self* self) {
       // An older state than the copy (the log replaying after a restart), or a copy
       // without its sidecar: not served until the metadata catches up with it.
       if (it->second.in_metadata || it->second.created_at == 0)
-        LEVEE_ERROR("broker", "levee broker: stream %s: this broker's copy (created at entry "
+        LEVEE_ERROR("broker", "stream %s: this broker's copy (created at entry "
                               "%llu) is not the metadata's (entry %llu): not served%s",
                     name.c_str(), static_cast<unsigned long long>(it->second.created_at),
                     static_cast<unsigned long long>(si.created_at),

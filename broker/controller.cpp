@@ -183,7 +183,7 @@ void refresh(controller_self* self) {
   st.registered = now_registered;
   if (!st.said_removed && st.cache.removed_brokers().count(st.opts.id) != 0) {
     st.said_removed = true;
-    LEVEE_ERROR("controller", "levee broker: broker %llu was removed from the metadata cluster (levee cluster "
+    LEVEE_ERROR("controller", "broker %llu was removed from the metadata cluster (levee cluster "
                               "remove): it serves no partition and is no longer heard; stop this process",
                 static_cast<unsigned long long>(st.opts.id));
   }
@@ -210,7 +210,7 @@ bool propose(controller_self* self, const std::string& key, metadata::command cm
   });
   if (!submitted.ok()) {
     st.proposing.erase(key);
-    LEVEE_WARN("controller", "levee broker: metadata command (%s): %s", key.c_str(),
+    LEVEE_WARN("controller", "metadata command (%s): %s", key.c_str(),
                submitted.to_string().c_str());
     return false;
   }
@@ -343,7 +343,7 @@ void run_failover(controller_self* self) {
     auto leader = change.leader;
     auto isr = change.isr.size();
     if (propose(self, key, std::move(change))) {
-      LEVEE_INFO("controller", "levee broker: failover of %s: leader %llu%s, ISR of %zu",
+      LEVEE_INFO("controller", "failover of %s: leader %llu%s, ISR of %zu",
                  key.c_str(), static_cast<unsigned long long>(leader), leader == 0 ? " (offline)" : "",
                  isr);
     }
@@ -602,7 +602,7 @@ void end_change(controller_self* self, const caf::error& err) {
   auto& st = self->state;
   if (err) {
     auto r = rejection_from(err);
-    LEVEE_ERROR("controller", "levee broker: %s failed: %s", st.changing.c_str(),
+    LEVEE_ERROR("controller", "%s failed: %s", st.changing.c_str(),
                 r ? r->to_string().c_str() : self->system().render(err).c_str());
   } else {
     std::printf("levee broker: %s: done\n", st.changing.c_str());
@@ -816,7 +816,7 @@ controller_actor::behavior_type controller(controller_self* self) {
       }
       // indeterminate / not_leader: the next tick decides again on what was applied by then.
       if (kind == command_outcome::kind::refused)
-        LEVEE_WARN("controller", "levee broker: metadata command (%s) refused: %s", key.c_str(),
+        LEVEE_WARN("controller", "metadata command (%s) refused: %s", key.c_str(),
                    detail.c_str());
       refresh(self);
     },
@@ -839,7 +839,7 @@ controller_actor::behavior_type controller(controller_self* self) {
         auto r = rejection_from(err);
         if (r && r->code == code::precondition_failed)
           return;  // decided on an older view: the leader has a newer role by now
-        LEVEE_WARN("controller", "levee broker: ISR change of %s: %s", what.c_str(),
+        LEVEE_WARN("controller", "ISR change of %s: %s", what.c_str(),
                    r ? r->to_string().c_str() : "refused");
       });
     },

@@ -37,7 +37,7 @@ uint32_t call_timeout_ms(const leader_state& st) {
 void back_off(leader_self* self, uint64_t generation, const std::string& why) {
   auto& f = self->state.follow;
   if (f.backoff_ms == 0)  // said once per run of failures, not at every retry
-    LEVEE_WARN("broker", "levee broker: %s: following broker %llu: %s (retrying)",
+    LEVEE_WARN("broker", "%s: following broker %llu: %s (retrying)",
                where(self->state).c_str(),
                static_cast<unsigned long long>(self->state.role->leader), why.c_str());
   f.backoff_ms = f.backoff_ms == 0 ? backoff_first_ms : std::min(f.backoff_ms * 2, backoff_max_ms);

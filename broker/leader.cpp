@@ -416,7 +416,7 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
         return;
       auto before = st.setup.log->high_water();
       if (auto done = st.setup.log->sync_if_due(); !done)
-        LEVEE_ERROR("broker", "levee broker: stream %s partition %u: sync failed: %s",
+        LEVEE_ERROR("broker", "stream %s partition %u: sync failed: %s",
                     st.setup.stream.c_str(), st.setup.partition, done.to_string().c_str());
       if (st.setup.log->replicated())
         advance_high_water(self);  // the leader's own durable end counts in the mark
@@ -432,11 +432,11 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       if (st.stopping)
         return;
       if (auto r = st.setup.log->apply_retention(); !r)
-        LEVEE_ERROR("broker", "levee broker: stream %s partition %u: retention failed: %s",
+        LEVEE_ERROR("broker", "stream %s partition %u: retention failed: %s",
                     st.setup.stream.c_str(), st.setup.partition,
                     r.error().to_string().c_str());
       if (auto r = st.setup.log->compact(); !r)
-        LEVEE_ERROR("broker", "levee broker: stream %s partition %u: compaction failed: %s",
+        LEVEE_ERROR("broker", "stream %s partition %u: compaction failed: %s",
                     st.setup.stream.c_str(), st.setup.partition,
                     r.error().to_string().c_str());
       publish_gauges(self);
@@ -456,7 +456,7 @@ leader_actor::behavior_type leader(leader_self* self, leader_setup setup) {
       stop_replication(self, why);
       auto synced = st.setup.log->sync();
       if (!synced)
-        LEVEE_ERROR("broker", "levee broker: stream %s partition %u: %s",
+        LEVEE_ERROR("broker", "stream %s partition %u: %s",
                     st.setup.stream.c_str(), st.setup.partition, synced.to_string().c_str());
       self->quit();
       return synced.ok();

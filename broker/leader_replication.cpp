@@ -273,12 +273,12 @@ void on_role(leader_self* self, partition_role role) {
   if (st.isr_change_sent && st.isr_change_sent->first != st.role->partition_epoch)
     st.isr_change_sent.reset();  // the metadata moved: decide again on what it holds now
   if (auto on = log.enable_replication(); !on)
-    LEVEE_ERROR("broker", "levee broker: %s: %s", where(st).c_str(), on.to_string().c_str());
+    LEVEE_ERROR("broker", "%s: %s", where(st).c_str(), on.to_string().c_str());
   if (st.role->leads()) {
     if (!was_leading || !same_term) {
       stop_following(self);
       if (auto begun = log.begin_epoch(st.role->leader_epoch); !begun)
-        LEVEE_ERROR("broker", "levee broker: %s: %s", where(st).c_str(), begun.to_string().c_str());
+        LEVEE_ERROR("broker", "%s: %s", where(st).c_str(), begun.to_string().c_str());
       st.replicas.clear();
     }
     // Every follower starts caught up as of now (Kafka does the same at an election): it
@@ -390,7 +390,7 @@ void replica_tick(leader_self* self) {
   if (st.stopping || !st.role)
     return;
   if (auto kept = st.setup.log->checkpoint_high_water(); !kept)
-    LEVEE_ERROR("broker", "levee broker: %s: high-water checkpoint: %s", where(st).c_str(),
+    LEVEE_ERROR("broker", "%s: high-water checkpoint: %s", where(st).c_str(),
                 kept.to_string().c_str());
   if (leading(st)) {
     auto now = now_ns(self);
@@ -421,7 +421,7 @@ void stop_replication(leader_self* self, const caf::error& err) {
   fail_leading(self, err);
   stop_following(self);
   if (auto kept = self->state.setup.log->checkpoint_high_water(); !kept)
-    LEVEE_ERROR("broker", "levee broker: %s: high-water checkpoint: %s",
+    LEVEE_ERROR("broker", "%s: high-water checkpoint: %s",
                 where(self->state).c_str(), kept.to_string().c_str());
 }
 

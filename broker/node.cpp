@@ -400,7 +400,7 @@ result<std::shared_ptr<broker_node>> start_broker(caf::actor_system& sys, runtim
   if (!catalog)
     return catalog.error();
   for (auto& p : (*catalog)->problems())
-    LEVEE_WARN("broker", "levee broker: %s: %s", p.path.c_str(), p.error.to_string().c_str());
+    LEVEE_WARN("broker", "%s: %s", p.path.c_str(), p.error.to_string().c_str());
   auto node = std::make_shared<broker_node>();
   node->stats = std::make_shared<broker_stats>();
   node->catalog = std::shared_ptr<streams::stream_catalog>{std::move(*catalog)};
@@ -468,7 +468,7 @@ void stop_broker(broker_node& node) {
     self->request(node.broker, std::chrono::seconds(30), stop_atom::value)
       .receive([](bool) {},
                [&](caf::error& err) {
-                 LEVEE_ERROR("broker", "levee broker: stopping: %s",
+                 LEVEE_ERROR("broker", "stopping: %s",
                              self->system().render(err).c_str());
                  caf::anon_send_exit(node.broker, caf::exit_reason::user_shutdown);
                });

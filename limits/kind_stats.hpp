@@ -12,11 +12,33 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "limits/error_code.hpp"
 
 namespace levee {
+
+/// Which of an actor gate's limits refused a message (actors/gate.hpp checks them, and
+/// names the verdict with it). Here rather than in actors/ because a kind's counters keep
+/// rejections by limit too: a fixed set, so one relaxed atomic per limit, no map and no
+/// lock on the refusal path.
+enum class gate_limit : uint8_t {
+  none,
+  max_message_bytes,
+  max_inflight_per_requester,
+  mailbox_capacity,
+  mailbox_capacity_bytes,
+  memory_budget_bytes,
+  rate_msgs_per_sec,
+  rate_bytes_per_sec,
+};
+constexpr size_t gate_limit_count = static_cast<size_t>(gate_limit::rate_bytes_per_sec) + 1;
+
+/// The config key an operator changes to move limit `l` of actors of `kind` (a
+/// rejection's `limit`): "limits.<kind>.mailbox_capacity", ..., but the node-wide
+/// "limits.memory_budget_bytes" for the node budget; "" for `none`.
+std::string gate_limit_key(std::string_view kind, gate_limit l);
 
 struct kind_stats_snapshot {
   std::string kind;
@@ -25,6 +47,8 @@ struct kind_stats_snapshot {
   /// Accepted but destroyed unprocessed because the actor terminated first.
   uint64_t dropped_on_exit = 0;
   std::array<uint64_t, max_code_number + 1> rejected{};  // indexed by code number
+  /// The same refusals by the limit that refused, indexed by gate_limit (none stays 0).
+  std::array<uint64_t, gate_limit_count> rejected_by_limit{};
   uint64_t notices_sent = 0;       // rejection notices enqueued to senders
   uint64_t notices_coalesced = 0;  // rejections folded into a notice already on its way
   uint64_t queued_messages = 0;    // now, summed over the kind's actors
@@ -56,8 +80,9 @@ public:
   /// The actor is gone: its final figures are kept in the kind's totals.
   void detach(const kind_stats_source* src);
 
-  void on_reject(code c) noexcept {
+  void on_reject(code c, gate_limit l) noexcept {
     rejected_[static_cast<size_t>(c)].fetch_add(1, std::memory_order_relaxed);
+    rejected_by_limit_[static_cast<size_t>(l)].fetch_add(1, std::memory_order_relaxed);
   }
   void on_notice_sent() noexcept { notices_sent_.fetch_add(1, std::memory_order_relaxed); }
   void on_notice_coalesced() noexcept {
@@ -75,6 +100,7 @@ public:
 private:
   std::string kind_;
   std::array<std::atomic<uint64_t>, max_code_number + 1> rejected_{};
+  std::array<std::atomic<uint64_t>, gate_limit_count> rejected_by_limit_{};
   std::atomic<uint64_t> notices_sent_{0};
   std::atomic<uint64_t> notices_coalesced_{0};
   mutable std::mutex mtx_;

@@ -47,6 +47,10 @@ void fill_runtime_stats(const node_stats_snapshot& s, wire::StatsReply& out) {
     kind.set_processed(k.processed);
     kind.set_dropped_on_exit(k.dropped_on_exit);
     fill_by_code(*kind.mutable_rejected(), k.rejected);
+    for (size_t l = 1; l < k.rejected_by_limit.size(); ++l)
+      if (k.rejected_by_limit[l] > 0)
+        (*kind.mutable_rejected_by_limit())[gate_limit_key(k.kind, static_cast<gate_limit>(l))] =
+          k.rejected_by_limit[l];
     kind.set_queued_messages(k.queued_messages);
     kind.set_queued_bytes(k.queued_bytes);
     kind.set_max_actor_depth(k.max_actor_depth);

@@ -122,7 +122,7 @@ void report(uplink_actor* self, const uplink_options& opts, std::string why) {
   s.last_error = std::move(why);
   auto now = steady_clock::now();
   if (s.last_error != s.reported || now - s.reported_at >= report_every) {
-    LEVEE_WARN("net", "levee: %s; retrying with backoff (up to %lld ms)",
+    LEVEE_WARN("net", "%s; retrying with backoff (up to %lld ms)",
                printable(s.last_error).c_str(), static_cast<long long>(opts.backoff_max.count()));
     s.reported = s.last_error;
     s.reported_at = now;
@@ -321,7 +321,7 @@ caf::behavior uplink(uplink_actor* self, std::shared_ptr<server_context> ctx,
       s.connected = true;
       s.backoff = opts.backoff_initial;
       if (!s.reported.empty()) {
-        LEVEE_INFO("net", "levee: connected to %s:%u again", printable(opts.host).c_str(),
+        LEVEE_INFO("net", "connected to %s:%u again", printable(opts.host).c_str(),
                    static_cast<unsigned>(opts.port));
         s.reported.clear();
       }

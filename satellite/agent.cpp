@@ -159,7 +159,7 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
             }
             stats->registrations.fetch_add(1);
             stats->registered.store(true);
-            LEVEE_INFO("satellite", "levee satellite: registered as '%s', heartbeat every %lld ms",
+            LEVEE_INFO("satellite", "registered as '%s', heartbeat every %lld ms",
                        s.id.c_str(), static_cast<long long>(s.interval.count()));
             // The Register counted as a beat; the first heartbeat comes within an interval.
             next_heartbeat(self, opts, true, s.generation);
@@ -175,7 +175,7 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
                 stats->last_error = text;
               }
               LEVEE_ERROR("satellite",
-                          "levee satellite: registration refused for good: %s. This node "
+                          "registration refused for good: %s. This node "
                           "stops (exit 1): set satellite_token in [satellite] to the "
                           "server's server.satellite_token, then start it again",
                           text.c_str());
@@ -185,7 +185,7 @@ void do_register(agent_self* self, store_actor store, const satellite_options& o
             {
               std::lock_guard<std::mutex> guard{stats->mtx};
               if (stats->last_error != text)
-                LEVEE_WARN("satellite", "levee satellite: registration refused: %s", text.c_str());
+                LEVEE_WARN("satellite", "registration refused: %s", text.c_str());
               stats->last_error = text;
             }
             // Refused (a live id, a wrong token, a full registry, the server admitting a

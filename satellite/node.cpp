@@ -45,7 +45,7 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
   uint64_t shown = 0;
   lo.on_progress = [&](uint64_t done, uint64_t total) {
     if (total >= (256ull << 20) && (done - shown >= (256ull << 20) || done == total)) {
-      LEVEE_INFO("satellite", "levee satellite: recovering the store: %llu / %llu MiB",
+      LEVEE_INFO("satellite", "recovering the store: %llu / %llu MiB",
                  static_cast<unsigned long long>(done >> 20),
                  static_cast<unsigned long long>(total >> 20));
       shown = done;
@@ -57,7 +57,7 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
     return status::error(log.error().code(), "cannot open the store in " + opts.data_dir + ": "
                                                + log.error().message());
   if (report.truncated_bytes > 0)
-    LEVEE_WARN("satellite", "levee satellite: store recovery cut %llu bytes of a torn write in %s (%s)",
+    LEVEE_WARN("satellite", "store recovery cut %llu bytes of a torn write in %s (%s)",
                static_cast<unsigned long long>(report.truncated_bytes),
                report.truncated_file.c_str(), report.truncated_reason.c_str());
   // Where each file_tail stood when the satellite stopped: the positions stored with the
@@ -69,12 +69,12 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
     return status::error(recovered.error().code(), "cannot open the store in " + opts.data_dir
                                                      + ": " + recovered.error().message());
   if (!recovered->whole_log_because.empty())
-    LEVEE_WARN("satellite", "levee satellite: source positions: %s; read them from the whole "
+    LEVEE_WARN("satellite", "source positions: %s; read them from the whole "
                             "store instead (%llu found)",
                recovered->whole_log_because.c_str(),
                static_cast<unsigned long long>(recovered->headers_found));
   if (recovered->hint_behind_log_start)
-    LEVEE_WARN("satellite", "levee satellite: source positions: the hint %s is older than the "
+    LEVEE_WARN("satellite", "source positions: the hint %s is older than the "
                             "store's first event; positions stored after it and removed by "
                             "retention are lost", hint_path.c_str());
   std::map<std::string, persistence::file_position> positions;  // of the sources configured
@@ -89,7 +89,7 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
       auto tail = std::make_unique<events::file_tail>(spec.file_tail, cfg.json);
       // With a stored position it carries on from there; start_at_end is for a first start.
       if (auto at = recovered->positions.find(spec.name); at != recovered->positions.end()) {
-        LEVEE_INFO("satellite", "levee satellite: source %s: %s", spec.name.c_str(),
+        LEVEE_INFO("satellite", "source %s: %s", spec.name.c_str(),
                    tail->resume(at->second).c_str());
         positions.insert(*at);
       }
@@ -128,7 +128,7 @@ result<satellite_node> start_satellite(caf::actor_system& sys, runtime& rt,
     auto synced = (*log)->sync();
     auto written = synced ? persistence::write_position_hint(hint_path, hint) : synced;
     if (!written)
-      LEVEE_WARN("satellite", "levee satellite: cannot replace the position hint: %s",
+      LEVEE_WARN("satellite", "cannot replace the position hint: %s",
                  written.to_string().c_str());
   }
   // Shared pointers: a function-based actor runs its function later, on its thread.

@@ -77,7 +77,7 @@ source_actor::behavior_type source_loop(source_self* self, std::shared_ptr<event
         // the log.
         auto now = clock->wall_ms();
         if (bad > st.bad_logged && now - st.last_bad_log_ms >= 1000) {
-          LEVEE_WARN("satellite", "levee satellite: source %s: %llu bad lines skipped (%llu in all); last: %s",
+          LEVEE_WARN("satellite", "source %s: %llu bad lines skipped (%llu in all); last: %s",
                      name.c_str(), static_cast<unsigned long long>(bad - st.bad_logged),
                      static_cast<unsigned long long>(bad), src_stats.last_bad_reason.c_str());
           st.bad_logged = bad;
@@ -85,11 +85,11 @@ source_actor::behavior_type source_loop(source_self* self, std::shared_ptr<event
         }
         if (!st.src->last_status().ok() && st.src->last_error() != st.last_error) {
           st.last_error = st.src->last_error();
-          LEVEE_WARN("satellite", "levee satellite: source %s: %s", name.c_str(), st.last_error.c_str());
+          LEVEE_WARN("satellite", "source %s: %s", name.c_str(), st.last_error.c_str());
         }
         auto* ends = st.src->event_positions();
         if (ends != nullptr && ends->size() != st.polled.size()) {
-          LEVEE_WARN("satellite", "levee satellite: source %s: %zu positions for %zu events; "
+          LEVEE_WARN("satellite", "source %s: %zu positions for %zu events; "
                                   "these are stored without them",
                      name.c_str(), ends->size(), st.polled.size());
           ends = nullptr;
@@ -165,7 +165,7 @@ source_actor::behavior_type source_loop(source_self* self, std::shared_ptr<event
                 self->send(self, tick_atom::value);
                 return;
               }
-              LEVEE_ERROR("satellite", "levee satellite: source %s: an event the store can never take "
+              LEVEE_ERROR("satellite", "source %s: an event the store can never take "
                                        "was dropped: %s",
                           name.c_str(), r->to_string().c_str());
               stats->events_dropped.fetch_add(1);

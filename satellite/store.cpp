@@ -183,7 +183,7 @@ void write_hint(store_self* self) {
   hint.positions = st.positions;
   if (auto s = persistence::write_position_hint(st.hint_path, hint); !s) {
     if (s.message() != st.hint_error)
-      LEVEE_WARN("satellite", "levee satellite: cannot write the position hint (a restart reads "
+      LEVEE_WARN("satellite", "cannot write the position hint (a restart reads "
                               "more of the store): %s", s.to_string().c_str());
     st.hint_error = s.message();
     return;
@@ -387,7 +387,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
       policy.max_age_ms = static_cast<int64_t>(opts.retention_max_age_ms);
       auto removed = self->state.log->apply_retention(policy, clock->wall_ms());
       if (!removed)
-        LEVEE_ERROR("satellite", "levee satellite: retention failed: %s",
+        LEVEE_ERROR("satellite", "retention failed: %s",
                     removed.error().to_string().c_str());
       self->delayed_send(self, milliseconds(opts.retention_interval_ms), retention_atom::value);
     },
@@ -420,7 +420,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
                   stats);
       auto synced = st.log->sync();
       if (!synced)
-        LEVEE_ERROR("satellite", "levee satellite: %s", synced.to_string().c_str());
+        LEVEE_ERROR("satellite", "%s", synced.to_string().c_str());
       else if (st.positions_moved)
         write_hint(self);
       self->quit();

@@ -51,7 +51,7 @@ void store_scrub::say(const persistence::scrub_damage& damage) {
     ++unsaid_;
     return;
   }
-  auto line = "levee satellite: the store's scrub found damage: " + printable(damage.to_string())
+  auto line = "the store's scrub found damage: " + printable(damage.to_string())
               + "; queries that read it fail with storage_error";
   if (unsaid_ > 0)
     line += " (" + std::to_string(unsaid_) + " more damaged segments not logged)";

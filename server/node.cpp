@@ -150,12 +150,12 @@ std::optional<token_warning> satellite_token_warning(const std::string& token,
     return std::nullopt;
   if (token.empty())
     return token_warning{log_level::warn,
-                         "levee server: warning: server.satellite_token is empty on " + listen
+                         "server.satellite_token is empty on " + listen
                            + ": anyone who can connect can register as a satellite (and take "
                              "a disconnected one's id); set a token"};
   if (token == placeholder_satellite_token)
     return token_warning{log_level::error,
-                         "levee server: server.satellite_token is the shipped placeholder '"
+                         "server.satellite_token is the shipped placeholder '"
                            + std::string{placeholder_satellite_token} + "' on " + listen
                            + ", which other machines reach: anyone who has read configs/"
                              "server.ini can register as a satellite; set [server] "
@@ -192,6 +192,9 @@ void fill_queries(const proxy_stats& q, wire::QueryCounters& out) {
   out.set_refused(q.refused.load());
   out.set_rows_returned(q.rows.load());
   out.set_bytes_returned(q.bytes.load());
+  out.set_partial(q.partial.load());
+  out.set_skipping_satellites(q.skipping_satellites.load());
+  out.set_satellites_skipped(q.satellites_skipped.load());
   auto& d = *out.mutable_duration_us();
   for (auto bound : duration_histogram::bounds_us)
     d.add_upper_bounds(bound);

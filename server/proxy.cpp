@@ -227,6 +227,14 @@ void complete(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats) {
     s.set_state(static_cast<wire::SatelliteInfo::State>(static_cast<int>(health) + 1));
   }
   summary.set_skipped_total(static_cast<uint32_t>(st.skipped.total));
+  // Before `completed`: whoever sees a query counted as completed sees its partial and
+  // skipped counts too (StatsRequest waits for the version, which `completed` moves).
+  if (st.partial)
+    stats->partial.fetch_add(1);
+  if (st.skipped.total > 0) {
+    stats->skipping_satellites.fetch_add(1);
+    stats->satellites_skipped.fetch_add(st.skipped.total);
+  }
   stats->completed.fetch_add(1);
   st.rp.deliver(summary.SerializeAsString());
   release(self);

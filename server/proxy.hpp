@@ -47,6 +47,11 @@ struct proxy_stats {
   std::atomic<uint64_t> running{0};
   std::atomic<uint64_t> rows{0};
   std::atomic<uint64_t> bytes{0};
+  // Of the completed: answers cut at server.max_result_bytes, fan-outs that skipped
+  // satellites that were not healthy, and those satellites (QueryCounters 10-12).
+  std::atomic<uint64_t> partial{0};
+  std::atomic<uint64_t> skipping_satellites{0};
+  std::atomic<uint64_t> satellites_skipped{0};
   std::atomic<uint64_t> ended{0};     // queries the router has seen end (running went down)
   duration_histogram durations;       // of the ended ones, from their start on the router
   /// Satellites the proxyers looked at when lending credit: a cost figure, about one per

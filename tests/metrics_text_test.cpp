@@ -10,8 +10,11 @@
 #include <set>
 #include <sstream>
 
+#include "actors/gate.hpp"
+#include "actors/runtime.hpp"
 #include "apps/metrics_text.hpp"
 #include "http/server.hpp"
+#include "net/stats_reply.hpp"
 #include "tests/http_support.hpp"
 
 namespace levee::apps {
@@ -42,6 +45,9 @@ node_metrics every_part() {
   s.mutable_io_loop()->set_looked_ns(1'500'000'000);
   auto& q = *s.mutable_queries();
   q.set_started(5);
+  q.set_partial(2);
+  q.set_skipping_satellites(1);
+  q.set_satellites_skipped(3);
   auto& d = *q.mutable_duration_us();
   for (uint64_t b : {1000, 10000, 100000})
     d.add_upper_bounds(b);
@@ -73,6 +79,7 @@ node_metrics every_part() {
   k.set_kind("store");
   k.set_actors(2);
   (*k.mutable_rejected())["mailbox_full"] = 6;
+  (*k.mutable_rejected_by_limit())["limits.store.mailbox_capacity"] = 6;
   return m;
 }
 
@@ -85,10 +92,14 @@ TEST(MetricsText, RendersEachFigureWithItsLabels) {
   EXPECT_EQ(metric_value(text, "levee_io_loop_busy_poll_seconds"), 0.0001);
   EXPECT_EQ(metric_value(text, "levee_io_loop_looked_seconds_total"), 1.5);
   EXPECT_EQ(metric_value(text, "levee_satellites{state=\"healthy\"}"), 2);
+  EXPECT_EQ(metric_value(text, "levee_queries_partial_total"), 2);
+  EXPECT_EQ(metric_value(text, "levee_queries_skipping_satellites_total"), 1);
+  EXPECT_EQ(metric_value(text, "levee_query_satellites_skipped_total"), 3);
   EXPECT_EQ(metric_value(text, "levee_satellite_events_stored_total{satellite=\"a\"}"), 99);
   EXPECT_EQ(metric_value(text, "levee_satellite_registered{satellite=\"a\"}"), 1);
   EXPECT_EQ(metric_value(text, "levee_broker_rejections_by_limit_total{limit=\"stream.max_bytes\"}"), 2);
   EXPECT_EQ(metric_value(text, "levee_actor_rejections_total{kind=\"store\",code=\"mailbox_full\"}"), 6);
+  EXPECT_EQ(metric_value(text, "levee_actor_rejections_by_limit_total{kind=\"store\",limit=\"limits.store.mailbox_capacity\"}"), 6);
   EXPECT_EQ(metric_value(text, "levee_broker_isr_shrinks_total"), 3);
   EXPECT_EQ(metric_value(text, "levee_partition_high_water_offset{stream=\"orders\",partition=\"2\"}"), 40);
   EXPECT_EQ(metric_value(text, "levee_partition_log_end_offset{stream=\"orders\",partition=\"2\"}"), 41);
@@ -117,6 +128,51 @@ TEST(MetricsText, PartsANodeDoesNotHaveAreLeftOut) {
   EXPECT_EQ(text.find("levee_broker_"), std::string::npos);
   EXPECT_EQ(text.find("levee_connections_open"), std::string::npos);
   EXPECT_NE(text.find("levee_node_budget_used_bytes"), std::string::npos);
+}
+
+/// A real gate's refusals, through the runtime's snapshot and the node's StatsReply, to
+/// /metrics: each by its kind and the limit that refused, the node budget's under its own
+/// node-wide key; the {kind, code} family still sums both mailbox limits under one code.
+TEST(MetricsText, ActorRejectionsAreCountedByKindAndLimit) {
+  manual_clock clock;
+  limits_config cfg;
+  cfg.memory_budget_bytes = 700;
+  auto svc = actor_limits::defaults();
+  svc.mailbox_capacity = 2;
+  svc.mailbox_capacity_bytes = 500;
+  svc.max_message_bytes = 400;
+  cfg.default_limits = svc;
+  cfg.kinds.emplace("svc", svc);
+  ASSERT_TRUE(validate(cfg).ok()) << validate(cfg).to_string();
+  runtime rt{cfg, clock};
+  auto full = rt.make_gate("svc");
+  auto refuse = [](gate& g, uint64_t bytes) {
+    auto v = g.admit(gate_ticket{bytes, 0});
+    if (!v.accepted())
+      g.record_rejection(v);
+    return v.which;
+  };
+  ASSERT_EQ(refuse(*full, 300), gate_limit::none);
+  EXPECT_EQ(refuse(*full, 300), gate_limit::mailbox_capacity_bytes);  // 600 > 500 bytes
+  ASSERT_EQ(refuse(*full, 100), gate_limit::none);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(refuse(*full, 1), gate_limit::mailbox_capacity);  // 2 messages queued
+  auto other = rt.make_gate("svc");
+  EXPECT_EQ(refuse(*other, 400), gate_limit::memory_budget_bytes);  // 400 queued + 400 > 700
+  node_metrics m;
+  m.roles = "server";
+  net::fill_runtime_stats(rt.snapshot(), m.stats);
+  auto text = node_metrics_text(m);
+  auto by_limit = [&](const std::string& limit) {
+    return metric_value(text, "levee_actor_rejections_by_limit_total{kind=\"svc\",limit=\""
+                                + limit + "\"}");
+  };
+  EXPECT_EQ(by_limit("limits.svc.mailbox_capacity"), 3);
+  EXPECT_EQ(by_limit("limits.svc.mailbox_capacity_bytes"), 1);
+  EXPECT_EQ(by_limit("limits.memory_budget_bytes"), 1);
+  EXPECT_EQ(by_limit("limits.svc.rate_msgs_per_sec"), std::nullopt);  // never refused: no series
+  EXPECT_EQ(metric_value(text, "levee_actor_rejections_total{kind=\"svc\",code=\"mailbox_full\"}"), 4);
+  EXPECT_EQ(metric_value(text, "levee_actor_rejections_total{kind=\"svc\",code=\"memory_budget_exhausted\"}"), 1);
 }
 
 /// Every family of a full scrape: the node's, the HTTP server's, the process's.

@@ -43,6 +43,9 @@ wire::StatsReply full_reply() {
   q.set_refused(3);
   q.set_rows_returned(1000);
   q.set_bytes_returned(65536);
+  q.set_partial(2);
+  q.set_skipping_satellites(1);
+  q.set_satellites_skipped(3);
   auto& d = *q.mutable_duration_us();
   for (uint64_t bound : {250, 2'500, 1'000'000})
     d.add_upper_bounds(bound);
@@ -62,6 +65,8 @@ wire::StatsReply full_reply() {
   k.set_dropped_on_exit(0);
   (*k.mutable_rejected())["too_many_inflight"] = 4;
   (*k.mutable_rejected())["mailbox_full"] = 1;
+  (*k.mutable_rejected_by_limit())["limits.proxy.max_inflight_per_requester"] = 4;
+  (*k.mutable_rejected_by_limit())["limits.proxy.mailbox_capacity_bytes"] = 1;
   k.set_queued_messages(1);
   k.set_queued_bytes(88);
   k.set_max_actor_depth(5);
@@ -83,13 +88,17 @@ TEST(StatsText, ShowsEveryPartAsItReadsInTheReadme) {
             "connections closed: slow_consumer 2\n"
             "queries: 10 started, 1 running, 6 completed, 2 failed, 1 cancelled, 3 refused; "
             "1000 rows, 65536 bytes returned\n"
+            "answers not whole: 2 cut at server.max_result_bytes; 1 fan-outs skipped 3 "
+            "matching satellites that were not healthy\n"
             "query durations at the router: 3 <= 250 us, 1 <= 1 s, 5 > 1 s; mean 1.21 s\n"
             "node budget: 128 / 1048576 bytes in use (high water 4096, 0 refusals)\n"
             "kind proxy: 3 actors, accepted 70, processed 69, dropped on exit 0, rejected 5, "
             "queued 1 msgs / 88 bytes, max depth 5 msgs / 640 bytes, notices 2 sent / 3 "
             "coalesced\n"
             "  rejected mailbox_full: 1\n"
-            "  rejected too_many_inflight: 4\n");
+            "  rejected too_many_inflight: 4\n"
+            "  rejected by limits.proxy.max_inflight_per_requester: 4\n"  // in the gate's order
+            "  rejected by limits.proxy.mailbox_capacity_bytes: 1\n");
 }
 
 TEST(StatsText, ABrokerShowsItsStreamsAndRejectionsByLimit) {

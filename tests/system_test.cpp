@@ -501,6 +501,19 @@ protected:
     return {p.wait_exit(bound), out};
   }
 
+  /// `levee stats` on `address` as text, which must hold `line`, and as --json: the JSON's
+  /// `queries` (null when either run failed).
+  nlohmann::json stats_queries(const std::string& address, const std::string& line) {
+    auto err = dir_.file("stats.stderr");
+    auto [rc, out] = run_levee({"stats", "--server", address}, err);
+    EXPECT_EQ(rc, std::optional<int>{0}) << test::read_file(err);
+    EXPECT_NE(out.find(line), std::string::npos) << out;
+    auto [json_rc, json] = run_levee({"stats", "--server", address, "--json"}, err);
+    EXPECT_EQ(json_rc, std::optional<int>{0}) << test::read_file(err);
+    auto j = nlohmann::json::parse(json, nullptr, false);
+    return j.is_object() && j.contains("queries") ? j["queries"] : nlohmann::json{};
+  }
+
   test::temp_dir dir_{"levee-system"};
   int data_dirs_ = 0;
   int data_files_ = 0;
@@ -1389,6 +1402,13 @@ TEST_F(SystemTest, ResultsBeyondMaxResultBytesArePartialWithTheRowsThatFit) {
   EXPECT_GT(fan.rows.size(), 0u) << fan;
   EXPECT_LE(fan.stats->bytes_returned(), 1024u) << fan;
   EXPECT_EQ(fan.stats->skipped_total(), 0u) << fan;
+  // The server counts the cut answers node-wide (each is counted before the summary that
+  // ends it leaves): big, groups and fan; small was whole, and no fan-out skipped anyone.
+  auto counted = server_stats(srv->port).queries();
+  EXPECT_EQ(counted.completed(), 4u);
+  EXPECT_EQ(counted.partial(), 3u);
+  EXPECT_EQ(counted.skipping_satellites(), 0u);
+  EXPECT_EQ(counted.satellites_skipped(), 0u);
 
   // `levee query`: the rows, then the marker as the last line; on stderr what to do; exit 5.
   auto address = "127.0.0.1:" + std::to_string(srv->port);
@@ -1421,6 +1441,10 @@ TEST_F(SystemTest, ResultsBeyondMaxResultBytesArePartialWithTheRowsThatFit) {
   EXPECT_EQ(summary.at("reason"), "server.max_result_bytes") << summary;
   EXPECT_EQ(summary.at("rows"), json_lines.size() - 1) << summary;
   EXPECT_EQ(summary.at("stats").at("partial_max"), 1024) << summary;
+  // Both `levee query` runs were cut too: five partial answers, in `levee stats` and --json.
+  auto queries = stats_queries(address, "answers not whole: 5 cut at server.max_result_bytes; "
+                                        "0 fan-outs skipped 0 matching satellites");
+  EXPECT_EQ(queries["partial"], 5) << queries;
 }
 
 TEST_F(SystemTest, QueryPastItsDeadlineIsDeadlineExceeded) {
@@ -1850,7 +1874,7 @@ TEST_F(SystemTest, TheScrubShowsDamageInAClosedSegmentBeforeAnyQueryReadsItAndQu
   EXPECT_EQ(info->store().scrub_damaged_segments(), 1u);
   EXPECT_GT(info->store().scrub_passes(), clean_passes);
   EXPECT_EQ(info->store().scrub_last_damage(), where);
-  EXPECT_TRUE(stderr_shows(*sat, {"levee satellite: the store's scrub found damage: " + where}))
+  EXPECT_TRUE(stderr_shows(*sat, {"the store's scrub found damage: " + where}))
     << sat->stderr_text();
   // `levee satellites` shows it, as JSON and as text.
   auto address = "127.0.0.1:" + std::to_string(srv->port);
@@ -2170,6 +2194,18 @@ TEST_F(SystemTest, AFanOutNamesTheSatellitesItSkippedAndStrictMakesThatAnError) 
   EXPECT_EQ(summary.at("skipped"),
             nlohmann::json::parse(R"([{"satellite_id":"b","state":"disconnected"}])"))
     << summary;
+  // The server counts the fan-outs that skipped b (the first, the plain, --strict and
+  // --json runs; not the one b does not match) and the satellites they skipped, in its
+  // stats and in `levee stats` as text and --json; none of them was cut.
+  auto counted = server_stats(srv->port).queries();
+  EXPECT_EQ(counted.skipping_satellites(), 4u);
+  EXPECT_EQ(counted.satellites_skipped(), 4u);
+  EXPECT_EQ(counted.partial(), 0u);
+  auto queries = stats_queries(address, "answers not whole: 0 cut at server.max_result_bytes; "
+                                        "4 fan-outs skipped 4 matching satellites that were "
+                                        "not healthy");
+  EXPECT_EQ(queries["skipping_satellites"], 4) << queries;
+  EXPECT_EQ(queries["satellites_skipped"], 4) << queries;
 }
 
 TEST_F(SystemTest, LeveeSatellitesWatchStateChangesPrintsALinePerChangeAndNoneForBeats) {
