@@ -78,13 +78,13 @@ void fit_open_file_limit(const char* sub, uint64_t max_connections,
       rl = raised;
   }
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
-    LEVEE_WARN("node",
-                 "levee %s: warning: net.max_connections = %llu (and any HTTP listener) "
+    LEVEE_WARN(sub,
+                 "net.max_connections = %llu (and any HTTP listener) "
                  "needs about %llu open files, "
                  "but this process may open %llu (its hard limit); connections past that "
                  "cannot be accepted: raise the hard limit (systemd LimitNOFILE=, ulimit -Hn) "
                  "or lower net.max_connections",
-                 sub, static_cast<unsigned long long>(max_connections),
+                 static_cast<unsigned long long>(max_connections),
                  static_cast<unsigned long long>(want),
                  static_cast<unsigned long long>(rl.rlim_cur));
 }
@@ -443,7 +443,7 @@ int run_node_with(const std::vector<std::string>& args, const std::vector<role>&
   // Before the roles: /readyz answers "starting" while they start.
   auto web = node_http::start(*http_opts, *sys, rt, r->second);
   if (!web) {
-    LEVEE_ERROR("node", "levee node: %s", printable(web.error().to_string()).c_str());
+    LEVEE_ERROR("node", "%s", printable(web.error().to_string()).c_str());
     return 1;
   }
   if ((*web)->port() != 0) {
@@ -457,14 +457,14 @@ int run_node_with(const std::vector<std::string>& args, const std::vector<role>&
     auto share = net_cfg->limits.max_connections - net_cfg->limits.reserved_connections;
     if (server_opts.max_satellites > share)  // legal: the registry also keeps disconnected ones
       LEVEE_INFO("node",
-                   "levee node: note: server.max_satellites = %llu, but satellites may hold "
+                   "server.max_satellites = %llu, but satellites may hold "
                    "only %llu connections (net.max_connections - net.reserved_connections); "
                    "raise net.max_connections for a fleet that large",
                    static_cast<unsigned long long>(server_opts.max_satellites),
                    static_cast<unsigned long long>(share));
     auto s = server::start_server(*sys, rt, server_opts, *net_cfg);
     if (!s) {
-      LEVEE_ERROR("node", "levee node: %s", printable(s.error().to_string()).c_str());
+      LEVEE_ERROR("node", "%s", printable(s.error().to_string()).c_str());
       return 1;
     }
     srv = *s;
@@ -482,7 +482,7 @@ int run_node_with(const std::vector<std::string>& args, const std::vector<role>&
     };
     auto s = satellite::start_satellite(*sys, rt, sat_cfg, *net_cfg);
     if (!s) {
-      LEVEE_ERROR("node", "levee node: %s", printable(s.error().to_string()).c_str());
+      LEVEE_ERROR("node", "%s", printable(s.error().to_string()).c_str());
       if (srv)
         server::stop_server(*srv);
       return 1;
@@ -500,7 +500,7 @@ int run_node_with(const std::vector<std::string>& args, const std::vector<role>&
       fit_open_file_limit("node", net_cfg->limits.max_connections, *http_opts);
     auto b = broker::start_broker(*sys, rt, broker_opts, *net_cfg);
     if (!b) {
-      LEVEE_ERROR("node", "levee node: %s", printable(b.error().to_string()).c_str());
+      LEVEE_ERROR("node", "%s", printable(b.error().to_string()).c_str());
       if (sat)
         satellite::stop_satellite(*sys, *sat);
       if (srv)
@@ -653,13 +653,13 @@ int run_local(const std::vector<std::string>& args) {
   fit_open_file_limit("local", net_cfg->limits.max_connections, *http_opts);
   auto web = node_http::start(*http_opts, *sys, rt, "server,broker,satellite");
   if (!web) {
-    LEVEE_ERROR("local", "levee local: %s (--set http.listen=none runs without it)",
+    LEVEE_ERROR("local", "%s (--set http.listen=none runs without it)",
                 printable(web.error().to_string()).c_str());
     return 1;
   }
   auto srv = server::start_server(*sys, rt, *server_opts, *net_cfg);
   if (!srv) {
-    LEVEE_ERROR("local", "levee local: %s", printable(srv.error().to_string()).c_str());
+    LEVEE_ERROR("local", "%s", printable(srv.error().to_string()).c_str());
     return 1;
   }
   auto host = server_opts->listen.substr(0, server_opts->listen.rfind(':'));
@@ -678,7 +678,7 @@ int run_local(const std::vector<std::string>& args) {
     broker_opts->data_dir = (std::filesystem::path(data_dir) / "broker").string();
   auto brk = broker::start_broker(*sys, rt, *broker_opts, *net_cfg);
   if (!brk) {
-    LEVEE_ERROR("local", "levee local: broker: %s", printable(brk.error().to_string()).c_str());
+    LEVEE_ERROR("local", "broker: %s", printable(brk.error().to_string()).c_str());
     server::stop_server(**srv);
     return 1;
   }
@@ -703,7 +703,7 @@ int run_local(const std::vector<std::string>& args) {
     sc.sources.push_back(gen);
     auto s = satellite::start_satellite(*sys, rt, sc, *net_cfg);
     if (!s) {
-      LEVEE_ERROR("local", "levee local: satellite %s: %s", id,
+      LEVEE_ERROR("local", "satellite %s: %s", id,
                   printable(s.error().to_string()).c_str());
       broker::stop_broker(**brk);
       server::stop_server(**srv);
@@ -724,7 +724,7 @@ int run_local(const std::vector<std::string>& args) {
   co.token = net_cfg->token;
   int rc = 0;
   if (!wait_for_satellites(co, {"a", "b"}, 200, seconds(30))) {
-    LEVEE_ERROR("local", "levee local: the satellites did not register with data within 30 s");
+    LEVEE_ERROR("local", "the satellites did not register with data within 30 s");
     rc = 1;
   } else {
     std::printf("\n$ levee query --server %s --select env=local '%s'\n", address.c_str(),
