@@ -462,6 +462,22 @@ void kill_while_publishing(const test::temp_dir& dir, fsync_mode policy) {
   if (!retry.empty()) {
     auto acks = sc2.publish("d", std::move(retry));
     ASSERT_TRUE(acks) << acks.error().to_string();
+    // An ack = leader publish is answered once appended; under `interval` readers see it
+    // when the next sync moves the high-water mark (fsync_interval_ms later).
+    uint64_t last = 0;
+    for (auto& a : *acks)
+      last = std::max(last, a.offset);
+    auto deadline = std::chrono::steady_clock::now() + bound;
+    for (;;) {
+      auto info = sc2.get_stream_info("durable", bound);
+      ASSERT_TRUE(info) << info.error().to_string();
+      if (info->partitions[0].high_water > last)
+        break;
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << "the high-water mark stayed at " << info->partitions[0].high_water
+        << " below the retried messages' last offset " << last;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
   auto after = read_all(sc2, "durable");
   std::set<std::string> ids;
