@@ -1,0 +1,484 @@
+// The ceiling of `levee load` itself (issue 17): how many requests per second one `levee
+// load` process offers and measures on this machine, against the raw TCP echo floor, so a
+// user knows when the tool, not the target, is the limit. Target: the tool is never the
+// bottleneck below 80% of the floor.
+//
+// The target must cost next to nothing, or the ratio would measure the target: a `levee
+// node`'s cheapest actor still pays the connection gate, the actor gate and CAF's
+// scheduling, which is several times the tool's own work per request. So the tool drives
+// the **frame echo**: a thread per connection, as net_bench's raw TCP echo, that speaks
+// Levee's framing (net/frame.hpp) and answers a Hello with a Hello and every Request with a
+// Response carrying its payload back (and "stats" with the count of requests answered, so
+// the tool's accounting check runs and holds). In the same run:
+//
+//   floor        net_bench's raw TCP echo (bench_support.hpp serve_raw_echo), driven by a
+//                raw client: length-prefixed 1 KiB frames, N in flight, nothing measured
+//   frame floor  the frame echo driven by a raw client sending pre-encoded Request frames
+//                (one encode for the whole run, no parse of the answers): what the frame
+//                echo can answer at all, so that a ratio below 1 is the tool's
+//   tool closed  `levee load --closed N`: its highest throughput, and its CPU per request
+//   tool at 80%  `levee load --rate 0.8 x floor` (open loop): the target of the issue, held
+//                when the run is valid (the tool kept its schedule), nothing failed and
+//                the goodput is the rate offered
+//   tool ramp    `levee load --ramp` from 50% of the floor up by 10%: the highest rate at
+//                which it still keeps its p99 (from intended send times) below 10 ms
+//
+// Every `levee load` is a real process on loopback (build/apps/levee, --levee PATH); the
+// servers are forked children on ports the kernel picks, killed at the end (and on a
+// signal or the watchdog). Progress on stderr; --json for one JSON object on stdout.
+// Figures in bench/RESULTS.md ("The load tool's own ceiling").
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/bench_support.hpp"
+#include "net/frame.hpp"
+#include "net/satellite.pb.h"
+
+namespace {
+
+using namespace levee::bench;
+using namespace std::chrono;
+using json = nlohmann::json;
+
+constexpr unsigned watchdog_seconds = 600;
+constexpr double tool_max_rate = 100000;  // `levee load --rate` and `--ramp` allow no more
+constexpr double target_share = 0.8;      // the issue's target: the tool keeps up below 80%
+
+struct options {
+  bool quick = false;
+  bool json = false;
+  uint64_t connections = 1;
+  uint64_t in_flight = 64;   // per connection, as net_bench
+  uint64_t payload = 1024;   // as net_bench
+  double seconds = 5;        // each measured phase, after a warm-up
+  double warmup = 0.5;
+  std::string levee;
+  std::string html;          // the ramp's report, when given
+};
+
+// -- the frame echo (a child process) ----------------------------------------------------
+
+/// One connection of the frame echo: every frame read is decoded, answered, and the answers
+/// to one read go out in one write. `answered` counts Requests answered (all connections),
+/// which a "stats" Request reports as listener.requests_answered before counting itself:
+/// `levee load` expects exactly that of a node (load/README.md `target_side`).
+void frame_echo_connection(int fd, std::atomic<uint64_t>& answered) {
+  set_nodelay(fd);
+  auto limits = levee::net::default_codec_limits();
+  levee::net::frame_reader reader{limits};
+  std::vector<uint8_t> in(64 * 1024);
+  std::string out;
+  levee::wire::Envelope reply;
+  for (;;) {
+    auto n = ::recv(fd, in.data(), in.size(), 0);
+    if (n <= 0)
+      break;
+    for (size_t at = 0; at < static_cast<size_t>(n);) {
+      at += reader.feed(in.data() + at, static_cast<size_t>(n) - at);
+      if (reader.error()) {
+        ::close(fd);
+        return;
+      }
+      if (!reader.frame_ready())
+        continue;
+      auto env = reader.take();
+      reply.Clear();
+      reply.set_request_id(env.request_id());
+      if (env.has_hello()) {
+        auto& h = *reply.mutable_hello();
+        h.set_protocol_version(levee::net::protocol_version);
+        h.set_node_id("frame-echo");
+        h.set_role(levee::wire::ROLE_SERVER);
+        h.mutable_limits()->set_max_frame_bytes(limits.max_frame_bytes);
+        h.mutable_limits()->set_max_decompressed_bytes(limits.max_decompressed_bytes);
+      } else if (env.has_request()) {
+        if (env.request().target() == "stats") {
+          levee::wire::StatsReply stats;
+          stats.mutable_listener()->set_requests_answered(answered.load());
+          reply.mutable_response()->set_payload(stats.SerializeAsString());
+        } else {
+          reply.mutable_response()->set_allocated_payload(env.mutable_request()->release_payload());
+        }
+        answered++;
+      } else if (env.has_ping()) {
+        reply.mutable_pong()->set_nonce(env.ping().nonce());
+      } else {
+        continue;  // Cancel, Credit: nothing to answer
+      }
+      levee::net::encode_frame(reply, limits, out);
+    }
+    if (!out.empty() && !write_all(fd, out.data(), out.size()))
+      break;
+    out.clear();
+  }
+  ::close(fd);
+}
+
+void serve_frame_echo(int lfd) {
+  std::atomic<uint64_t> answered{0};
+  for (;;) {
+    int fd = ::accept(lfd, nullptr, nullptr);
+    if (fd >= 0)
+      std::thread([fd, &answered] { frame_echo_connection(fd, answered); }).detach();
+  }
+}
+
+/// A server child on a port the kernel picked: the listening socket is made here, served
+/// there, and closed here (so `levee load` finds the child as the port's process).
+template <class Serve>
+uint16_t start_server(Serve serve) {
+  uint16_t port = 0;
+  int lfd = listen_loopback(port);
+  fork_child([&] { serve(lfd); });
+  ::close(lfd);
+  return port;
+}
+
+// -- the raw clients: the same request/response, nothing measured -------------------------
+
+struct floor_figures {
+  double per_second = 0;
+  double cpu_us_per_request = 0;  // the client's threads' CPU
+  bool ok = false;
+};
+
+/// A Levee frame of `env` as the frame echo expects it (uncompressed: 1 KiB is below the
+/// client's compression threshold too).
+std::string frame_of(const levee::wire::Envelope& env) {
+  std::string out;
+  levee::net::encode_frame(env, levee::net::default_codec_limits(), out);
+  return out;
+}
+
+/// `connections` threads, each a connection with `in_flight` requests in flight: warm-up,
+/// then `seconds` counted. `open` connects (and shakes hands) and returns the fd or -1.
+template <class Open>
+floor_figures run_floor(const options& o, Open open, const std::string& request,
+                        size_t answer_bytes) {
+  std::vector<std::thread> threads;
+  std::vector<uint64_t> answers(o.connections, 0);
+  std::vector<double> cpu(o.connections, 0), spans(o.connections, 0);
+  std::atomic<bool> failed{false};
+  auto warm_end = steady_clock::now() + duration_cast<nanoseconds>(duration<double>(o.warmup));
+  for (uint64_t c = 0; c < o.connections; ++c)
+    threads.emplace_back([&, c] {
+      int fd = open();
+      if (fd < 0) {
+        failed = true;
+        return;
+      }
+      auto w = static_cast<int>(o.in_flight);
+      run_window(fd, request, answer_bytes, w, [&](uint64_t) { return steady_clock::now() < warm_end; });
+      timespec t0{}, t1{};
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+      auto start = steady_clock::now();
+      auto end = start + duration_cast<nanoseconds>(duration<double>(o.seconds));
+      answers[c] = run_window(fd, request, answer_bytes, w, [&](uint64_t) { return steady_clock::now() < end; });
+      spans[c] = duration<double>(steady_clock::now() - start).count();
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+      cpu[c] = static_cast<double>(t1.tv_sec - t0.tv_sec) + static_cast<double>(t1.tv_nsec - t0.tv_nsec) / 1e9;
+      if (answers[c] == 0)
+        failed = true;
+      ::close(fd);
+    });
+  for (auto& t : threads)
+    t.join();
+  floor_figures f;
+  if (failed)
+    return f;
+  uint64_t total = 0;
+  double cpu_total = 0;
+  for (uint64_t c = 0; c < o.connections; ++c) {
+    total += answers[c];
+    cpu_total += cpu[c];
+    f.per_second += static_cast<double>(answers[c]) / spans[c];
+  }
+  f.cpu_us_per_request = cpu_total * 1e6 / static_cast<double>(total);
+  f.ok = true;
+  return f;
+}
+
+floor_figures raw_echo_floor(const options& o, uint16_t port) {
+  std::string frame(4 + o.payload, 'r');
+  *reinterpret_cast<uint32_t*>(frame.data()) = htonl(static_cast<uint32_t>(o.payload));
+  return run_floor(o, [&] { return connect_loopback(port); }, frame, frame.size());
+}
+
+floor_figures frame_echo_floor(const options& o, uint16_t port) {
+  levee::wire::Envelope hello;
+  hello.mutable_hello()->set_protocol_version(levee::net::protocol_version);
+  hello.mutable_hello()->set_node_id("load_bench");
+  hello.mutable_hello()->set_role(levee::wire::ROLE_CLIENT);
+  levee::wire::Envelope req;
+  req.set_request_id(1);  // one id for all: the answers are all the same size
+  req.mutable_request()->set_target("echo");
+  req.mutable_request()->set_payload(std::string(o.payload, 'x'));
+  levee::wire::Envelope resp;
+  resp.set_request_id(1);
+  resp.mutable_response()->set_payload(std::string(o.payload, 'x'));
+  auto hello_frame = frame_of(hello);
+  auto answer_bytes = frame_of(resp).size();
+  auto open = [&, port] {
+    int fd = connect_loopback(port);
+    if (fd < 0 || !write_all(fd, hello_frame.data(), hello_frame.size()))
+      return -1;
+    // The echo's Hello: its header says how long it is.
+    char header[levee::net::frame_header_bytes];
+    if (!read_exact(fd, header, sizeof header))
+      return -1;
+    std::vector<char> body(ntohl(*reinterpret_cast<uint32_t*>(header)));
+    return read_exact(fd, body.data(), body.size()) ? fd : -1;
+  };
+  return run_floor(o, open, frame_of(req), answer_bytes);
+}
+
+// -- `levee load` runs ----------------------------------------------------------------------
+
+struct tool_run {
+  int exit_code = -1;
+  double cpu_seconds = 0;  // the levee load process's user + system time
+  json result;             // its --json line (null when there was none)
+  std::string log;
+};
+
+/// Runs `levee load --target actor echo` against the frame echo with `extra` options, its
+/// progress line on this stderr, its --json result read back.
+tool_run run_tool(const options& o, uint16_t port, const std::string& name,
+                  const std::vector<std::string>& extra) {
+  std::vector<std::string> argv{o.levee, "load", "--target", "actor", "echo", "--server",
+                                "127.0.0.1:" + std::to_string(port), "--connections",
+                                std::to_string(o.connections), "--payload-bytes",
+                                std::to_string(o.payload), "--json", "--progress"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  tool_run r;
+  r.log = temp_dir + "/" + name + ".json";
+  auto pid = spawn_program(argv, r.log, false);
+  rusage usage{};
+  r.exit_code = wait_child(pid, usage);
+  std::fputs("\n", stderr);  // after its progress line
+  r.cpu_seconds = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+                  + static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  std::ifstream in(r.log);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line[0] == '{')
+      r.result = json::parse(line, nullptr, false);
+  if (r.result.is_discarded())
+    r.result = nullptr;
+  return r;
+}
+
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", s);
+  return buf;
+}
+
+double number(const json& j, const json::json_pointer& at) {
+  return j.is_object() && j.contains(at) && j.at(at).is_number() ? j.at(at).get<double>() : 0;
+}
+
+/// A rate `levee load` accepts: a whole number, at most its maximum.
+double tool_rate(double r) {
+  return std::min(tool_max_rate, std::max(1.0, std::floor(r)));
+}
+
+void say(const char* what) {
+  std::fprintf(stderr, "load_bench: %s\n", what);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  o.levee = default_levee_binary();
+  bool seconds_given = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    uint64_t n = 0;
+    if (a == "--quick") {
+      o.quick = true;
+    } else if (a == "--json") {
+      o.json = true;
+    } else if (a == "--levee" && i + 1 < argc) {
+      o.levee = argv[++i];
+    } else if (a == "--html" && i + 1 < argc) {
+      o.html = argv[++i];
+    } else if (a == "--connections" && i + 1 < argc && parse_number(argv[i + 1], 1, n) && n <= 64) {
+      o.connections = n;
+      ++i;
+    } else if (a == "--in-flight" && i + 1 < argc && parse_number(argv[i + 1], 1, n) && n <= 4096) {
+      o.in_flight = n;
+      ++i;
+    } else if (a == "--payload-bytes" && i + 1 < argc && parse_number(argv[i + 1], 0, n) && n <= 65536) {
+      o.payload = n;
+      ++i;
+    } else if (a == "--seconds" && i + 1 < argc && parse_number(argv[i + 1], 1, n) && n <= 600) {
+      o.seconds = static_cast<double>(n);
+      seconds_given = true;
+      ++i;
+    } else {
+      std::fprintf(stderr,
+                   "usage: load_bench [--quick] [--json] [--seconds S] [--connections N] "
+                   "[--in-flight W] [--payload-bytes B] [--html FILE] [--levee PATH]\n"
+                   "  --quick            2 s a phase and a short ramp: a smoke run\n"
+                   "  --json             the results as one JSON object on stdout\n"
+                   "  --seconds S        seconds measured a phase, after 0.5 s of warm-up (default 5)\n"
+                   "  --connections N    connections of every client, a thread each (default 1, at most 64)\n"
+                   "  --in-flight W      requests in flight a connection in the closed-loop phases "
+                   "(default 64)\n"
+                   "  --payload-bytes B  bytes of each request and answer (default 1024)\n"
+                   "  --html FILE        levee load's report of the ramp phase\n"
+                   "  --levee PATH       the levee binary (default: %s)\n",
+                   o.levee.c_str());
+      return a == "--help" || a == "-h" ? 0 : 2;
+    }
+  }
+  if (o.quick && !seconds_given)
+    o.seconds = 2;
+  if (::access(o.levee.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "load_bench: no levee binary at %s; build it (ninja -C build levee) or "
+                         "give --levee PATH\n", o.levee.c_str());
+    return 2;
+  }
+  if (!guard_children("load_bench", watchdog_seconds))
+    return 1;
+  // Both servers first, before this process has threads (fork copies only the caller).
+  auto raw_port = start_server([](int lfd) { serve_raw_echo(lfd); });
+  auto frame_port = start_server([](int lfd) { serve_frame_echo(lfd); });
+  auto window = std::to_string(o.connections * o.in_flight);
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "%llu connection(s), %llu in flight each, %llu-byte payloads, %g s a phase "
+                "after %g s of warm-up",
+                static_cast<unsigned long long>(o.connections),
+                static_cast<unsigned long long>(o.in_flight),
+                static_cast<unsigned long long>(o.payload), o.seconds, o.warmup);
+  say(line);
+
+  say("floor: raw TCP echo, raw client (net_bench's)");
+  auto floor = raw_echo_floor(o, raw_port);
+  say("frame floor: the frame echo, raw client of pre-encoded Levee frames");
+  auto frame_floor = frame_echo_floor(o, frame_port);
+  if (!floor.ok || !frame_floor.ok) {
+    say("a raw client lost its connection to an echo server; nothing measured");
+    return 1;
+  }
+  auto span = seconds_text(o.seconds);
+  auto warm = seconds_text(o.warmup);
+  say(("tool, closed loop: levee load --closed " + window).c_str());
+  auto closed = run_tool(o, frame_port, "closed", {"--closed", window, "--duration", span, "--warmup", warm});
+  double at_target = tool_rate(target_share * floor.per_second);
+  say(("tool, open loop at 80% of the floor: levee load --rate " + seconds_text(at_target)).c_str());
+  auto open = run_tool(o, frame_port, "open", {"--rate", seconds_text(at_target), "--duration", span,
+                                               "--warmup", warm});
+  // From half the floor up by a tenth of it, to 120% (or the tool's maximum rate).
+  double step = tool_rate(0.1 * floor.per_second);
+  double start = tool_rate(0.5 * floor.per_second);
+  double top = tool_rate(1.2 * floor.per_second);
+  if (o.quick)
+    start = tool_rate(std::max(start, top - 2 * step));
+  auto ramp_spec = seconds_text(start) + ":" + seconds_text(step) + ":" + seconds_text(std::max(start, top))
+                   + ":" + seconds_text(o.quick ? 1 : std::max(2.0, o.seconds / 2));
+  say(("tool, ramp: levee load --ramp " + ramp_spec + " --knee-p99-ms 10").c_str());
+  std::vector<std::string> ramp_args{"--ramp", ramp_spec, "--knee-p99-ms", "10", "--warmup", warm};
+  if (!o.html.empty()) {
+    ramp_args.push_back("--html");
+    ramp_args.push_back(o.html);
+  }
+  auto ramp = run_tool(o, frame_port, "ramp", ramp_args);
+  for (auto* r : {&closed, &open, &ramp})
+    if (r->result.is_null()) {
+      std::fprintf(stderr, "load_bench: levee load gave no result (exit %d); its output: %s\n",
+                   r->exit_code, last_line(r->log).c_str());
+      return 1;
+    }
+
+  using ptr = json::json_pointer;
+  auto& cr = closed.result;
+  double closed_rate = number(cr, ptr("/goodput_per_second"));
+  double closed_requests = number(cr, ptr("/accepted")) + number(cr, ptr("/warmup_sends"));
+  double closed_cpu_us = closed_requests > 0 ? closed.cpu_seconds * 1e6 / closed_requests : 0;
+  auto& orr = open.result;
+  double open_goodput = number(orr, ptr("/goodput_per_second"));
+  double open_late = number(orr, ptr("/schedule/late"));
+  double open_offered = number(orr, ptr("/offered"));
+  double open_failed = number(orr, ptr("/errors")) + number(orr, ptr("/timeouts"))
+                       + number(orr, ptr("/rejected/total"));
+  bool open_valid = orr.value("valid", false);  // the tool kept its schedule (else exit 3)
+  // Exit 0: valid, and the frame echo's count matched the tool's (exit 4 otherwise).
+  bool open_held = open_valid && open.exit_code == 0 && open_failed == 0
+                   && open_goodput >= 0.99 * at_target;
+  double open_cpu_share = open.cpu_seconds / (o.seconds + o.warmup);
+  auto knee_json = ramp.result.contains(ptr("/ramp/knee_per_second")) ? ramp.result.at(ptr("/ramp/knee_per_second"))
+                                                                      : json(nullptr);
+  bool knee_reached = ramp.result.contains(ptr("/ramp/crossed")) && ramp.result.at(ptr("/ramp/crossed")).is_boolean()
+                      && ramp.result.at(ptr("/ramp/crossed")).get<bool>();
+  double knee = knee_json.is_number() ? knee_json.get<double>() : 0;
+  double target_cpu = number(cr, ptr("/target_side/process/cpu_percent"));
+
+  json out;
+  out["bench"] = "load_bench";
+  out["settings"] = {{"connections", o.connections}, {"in_flight_per_connection", o.in_flight},
+                     {"payload_bytes", o.payload}, {"seconds", o.seconds}, {"warmup_seconds", o.warmup},
+                     {"quick", o.quick}};
+  out["floor"] = {{"per_second", floor.per_second}, {"client_cpu_us_per_request", floor.cpu_us_per_request}};
+  out["frame_floor"] = {{"per_second", frame_floor.per_second},
+                        {"client_cpu_us_per_request", frame_floor.cpu_us_per_request}};
+  out["tool_closed"] = {{"per_second", closed_rate}, {"cpu_us_per_request", closed_cpu_us},
+                        {"p99_us", number(cr, ptr("/latency/p99_us"))}, {"exit_code", closed.exit_code},
+                        {"target_cpu_percent", target_cpu}};
+  out["tool_open_at_target"] = {{"rate_per_second", at_target}, {"offered", open_offered},
+                                {"goodput_per_second", open_goodput}, {"late", open_late},
+                                {"p50_us", number(orr, ptr("/latency/p50_us"))},
+                                {"p99_us", number(orr, ptr("/latency/p99_us"))},
+                                {"failed", open_failed}, {"valid", open_valid},
+                                {"tool_cpu_share", open_cpu_share}, {"exit_code", open.exit_code}};
+  out["tool_ramp"] = {{"spec", ramp_spec}, {"knee_per_second", knee_json}, {"crossed", knee_reached},
+                      {"steps", ramp.result.contains(ptr("/ramp/steps")) ? ramp.result.at(ptr("/ramp/steps")) : json::array()},
+                      {"exit_code", ramp.exit_code}};
+  out["ratios"] = {{"tool_closed_over_floor", closed_rate / floor.per_second},
+                   {"tool_closed_over_frame_floor", closed_rate / frame_floor.per_second},
+                   {"tool_cpu_over_floor_client_cpu", closed_cpu_us / floor.cpu_us_per_request},
+                   {"target_rate_over_floor", at_target / floor.per_second},
+                   {"tool_knee_over_floor", knee / floor.per_second},
+                   {"held_at_80_percent", open_held}};
+  if (o.json) {
+    std::printf("%s\n", out.dump().c_str());
+    return open_held ? 0 : 1;
+  }
+  std::printf("levee load's own ceiling, %llu connection(s), %llu-byte payloads, 127.0.0.1\n",
+              static_cast<unsigned long long>(o.connections), static_cast<unsigned long long>(o.payload));
+  std::printf("  %-46s %9.0f req/s   client CPU %5.1f us/req\n", "floor: raw TCP echo, raw client",
+              floor.per_second, floor.cpu_us_per_request);
+  std::printf("  %-46s %9.0f req/s   client CPU %5.1f us/req\n", "frame floor: frame echo, raw client",
+              frame_floor.per_second, frame_floor.cpu_us_per_request);
+  std::printf("  %-46s %9.0f req/s   tool CPU   %5.1f us/req   p99 %.0f us   target CPU %.0f%%\n",
+              ("levee load --closed " + window).c_str(), closed_rate, closed_cpu_us,
+              number(cr, ptr("/latency/p99_us")), target_cpu);
+  std::printf("  %-46s %9.0f req/s   late %.0f of %.0f   p50 %.0f us   p99 %.0f us   %s\n",
+              ("levee load --rate " + seconds_text(at_target)).c_str(), open_goodput, open_late,
+              open_offered, number(orr, ptr("/latency/p50_us")), number(orr, ptr("/latency/p99_us")),
+              open_valid ? "valid" : "INVALID (the tool fell behind)");
+  std::printf("  %-46s knee %s%s\n", ("levee load --ramp " + ramp_spec).c_str(),
+              knee_json.is_number() ? (seconds_text(knee) + "/s").c_str() : "none",
+              knee_reached ? "" : " (not reached: every step held)");
+  std::printf("\nRatios (same run):\n");
+  std::printf("  tool closed loop / floor                     %6.2fx\n", closed_rate / floor.per_second);
+  std::printf("  tool closed loop / frame floor               %6.2fx\n", closed_rate / frame_floor.per_second);
+  std::printf("  tool CPU per request / raw client's          %6.2fx\n", closed_cpu_us / floor.cpu_us_per_request);
+  std::printf("  tool's ramp knee / floor                     %6.2fx\n", knee / floor.per_second);
+  std::printf("  tool open loop at %.0f%% of the floor          %s  (target: keeps up below 80%%)\n",
+              100 * at_target / floor.per_second, open_held ? "held" : "NOT HELD");
+  return open_held ? 0 : 1;
+}
