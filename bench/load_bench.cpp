@@ -33,7 +33,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,6 +67,9 @@ struct options {
   double warmup = 0.5;
   std::string levee;
   std::string html;          // the ramp's report, when given
+  bool serve = false;        // only the frame echo, for levee load runs by hand
+  std::string knees;         // --knees DIR: the knees of the query path and of publish
+  std::string configs = LEVEE_CONFIGS_DIR;
 };
 
 // -- the frame echo (a child process) ----------------------------------------------------
@@ -251,15 +257,12 @@ struct tool_run {
   std::string log;
 };
 
-/// Runs `levee load --target actor echo` against the frame echo with `extra` options, its
-/// progress line on this stderr, its --json result read back.
-tool_run run_tool(const options& o, uint16_t port, const std::string& name,
-                  const std::vector<std::string>& extra) {
-  std::vector<std::string> argv{o.levee, "load", "--target", "actor", "echo", "--server",
-                                "127.0.0.1:" + std::to_string(port), "--connections",
-                                std::to_string(o.connections), "--payload-bytes",
-                                std::to_string(o.payload), "--json", "--progress"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
+/// Runs `levee load` with `args`, its progress line on this stderr, its --json result read
+/// back.
+tool_run run_levee_load(const options& o, const std::string& name, const std::vector<std::string>& args) {
+  std::vector<std::string> argv{o.levee, "load"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), {"--json", "--progress"});
   tool_run r;
   r.log = temp_dir + "/" + name + ".json";
   auto pid = spawn_program(argv, r.log, false);
@@ -276,6 +279,17 @@ tool_run run_tool(const options& o, uint16_t port, const std::string& name,
   if (r.result.is_discarded())
     r.result = nullptr;
   return r;
+}
+
+/// `levee load --target actor echo` against the frame echo with `extra` options.
+tool_run run_tool(const options& o, uint16_t port, const std::string& name,
+                  const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"--target", "actor", "echo", "--server",
+                                "127.0.0.1:" + std::to_string(port), "--connections",
+                                std::to_string(o.connections), "--payload-bytes",
+                                std::to_string(o.payload)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return run_levee_load(o, name, args);
 }
 
 std::string seconds_text(double s) {
@@ -297,6 +311,219 @@ void say(const char* what) {
   std::fprintf(stderr, "load_bench: %s\n", what);
 }
 
+// -- --knees: the knee of the query path and of stream publish, found by the tool ----------
+
+/// A `levee node` of a shipped config with `sets` (addresses, paths), logging to
+/// <temp_dir>/<name>.log; its pid once `port` accepts (0 for a node that dials out), or
+/// nothing, said.
+std::optional<pid_t> start_node(const options& o, const std::string& name, const std::string& config,
+                                const std::vector<std::string>& sets, uint16_t port) {
+  std::vector<std::string> argv{o.levee, "node", "--config", o.configs + "/" + config};
+  for (auto& kv : sets)
+    argv.insert(argv.end(), {"--set", kv});
+  auto log = temp_dir + "/" + name + ".log";
+  auto pid = spawn_program(argv, log);
+  std::optional<int> code;
+  if (port != 0 && !wait_for_port(port, pid, seconds(10), code)) {
+    std::fprintf(stderr, "load_bench: the %s node %s: %s\n", name.c_str(),
+                 code ? ("exited with code " + std::to_string(*code)).c_str() : "did not listen within 10 s",
+                 last_line(log).c_str());
+    stop(pid);
+    return std::nullopt;
+  }
+  return pid;
+}
+
+/// A levee command run to its end: its exit code, its stdout in `out`.
+int run_levee(const options& o, const std::vector<std::string>& args, std::string& out) {
+  std::vector<std::string> argv{o.levee};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto log = temp_dir + "/command.out";
+  auto pid = spawn_program(argv, log);
+  rusage usage{};
+  int code = wait_child(pid, usage);
+  std::ifstream in(log);
+  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return code;
+}
+
+/// Polls `levee satellites --json` until every one of `ids` is healthy and stores at least
+/// `min_events` (30 s at most); the events they store then, or nothing, said.
+std::optional<uint64_t> wait_healthy(const options& o, const std::string& server,
+                                     const std::vector<std::string>& ids, uint64_t min_events) {
+  auto deadline = steady_clock::now() + seconds(30);
+  std::string out, last = "never listed";
+  while (steady_clock::now() < deadline) {
+    if (run_levee(o, {"satellites", "--server", server, "--json"}, out) == 0) {
+      auto j = json::parse(out, nullptr, false);
+      size_t healthy = 0;
+      uint64_t events = 0;
+      if (j.is_object() && j.contains("satellites"))
+        for (auto& sat : j["satellites"])
+          if (std::find(ids.begin(), ids.end(), sat.value("satellite_id", "")) != ids.end()
+              && sat.value("state", "") == "healthy") {
+            auto stored = sat.contains("store") ? sat["store"].value("events", uint64_t{0}) : 0;
+            healthy += stored >= min_events ? 1 : 0;
+            events += stored;
+          }
+      if (healthy == ids.size())
+        return events;
+      last = std::to_string(healthy) + " of " + std::to_string(ids.size()) + " healthy with "
+             + std::to_string(min_events) + " events";
+    } else {
+      last = last_line(temp_dir + "/command.out");
+    }
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  std::fprintf(stderr, "load_bench: the satellites were not healthy within 30 s (%s)\n", last.c_str());
+  return std::nullopt;
+}
+
+/// The command as a shell would take it (for the report: what to run again by hand).
+std::string command_line(const std::vector<std::string>& args) {
+  std::string line = "levee load";
+  for (auto& a : args)
+    line += " " + (a.find_first_of(" >*'") == std::string::npos ? a : "'" + a + "'");
+  return line + " --json --progress";
+}
+
+struct knee_run {
+  std::string what, command;
+  tool_run run;
+};
+
+/// Prints one ramp's knee and where each limit began, from its --json result.
+void print_knee(const knee_run& k) {
+  auto& r = k.run.result;
+  std::printf("\n%s\n  %s\n  exit %d\n", k.what.c_str(), k.command.c_str(), k.run.exit_code);
+  if (!r.is_object() || !r.contains("ramp")) {
+    std::printf("  no result: %s\n", last_line(k.run.log).c_str());
+    return;
+  }
+  auto& ramp = r["ramp"];
+  std::printf("  %10s %10s %10s %10s %8s\n", "rate/s", "goodput/s", "p50 ms", "p99 ms", "refused");
+  for (auto& st : ramp["steps"])
+    std::printf("  %10.0f %10.1f %10.2f %10.2f %7.2f%%  %s\n", st.value("rate_per_second", 0.0),
+                st.value("goodput_per_second", 0.0), st.value("p50_us", 0.0) / 1e3,
+                st.value("p99_us", 0.0) / 1e3,
+                st.value("offered", 0.0) > 0 ? 100 * st.value("not_accepted", 0.0) / st.value("offered", 1.0) : 0.0,
+                st.value("within", false) ? "within" : ("PAST: " + st.value("why", std::string{})).c_str());
+  auto knee = ramp["knee_per_second"];
+  std::printf("  knee: %s%s\n", knee.is_number() ? (seconds_text(knee.get<double>()) + "/s").c_str() : "none",
+              ramp.value("crossed", false) ? "" : " (not reached: ramp higher)");
+  for (auto& l : ramp["limits_began"])
+    std::printf("  %s %s began to refuse at %.0f/s\n", l.value("code", std::string{}).c_str(),
+                l.value("limit", std::string{}).c_str(), l.value("rate_per_second", 0.0));
+}
+
+/// `n` JSON lines as an application writes them, for a satellite's file source to take in
+/// before the run (a store that does not grow while it is measured): level INFO 90%, WARN
+/// 8%, ERROR 2% (as the synthetic source), a user, a status, ~100 bytes of message; no
+/// timestamp, so each is stamped when read (within the queries' "since 15m").
+void write_events(const std::string& path, uint64_t n) {
+  std::ofstream out(path);
+  for (uint64_t i = 0; i < n; ++i) {
+    auto k = i % 50;
+    const char* level = k == 0 ? "ERROR" : k <= 4 ? "WARN" : "INFO";
+    int status = k == 0 ? 503 : k <= 4 ? 404 : 200;
+    out << "{\"level\":\"" << level << "\",\"seq\":" << i << ",\"user\":\"user-" << (i * 7919) % 100
+        << "\",\"status\":" << status
+        << ",\"msg\":\"request served from the cache after a lookup of the session and the account\"}\n";
+  }
+}
+
+/// The query path (configs/server.ini and two satellites of configs/satellite-{a,b}.ini,
+/// each with 20,000 events in its store) and a broker (configs/broker.ini): shipped configs, only
+/// their addresses and paths changed, each driven by `levee load --ramp` with its report.
+int run_knees(const options& o) {
+  std::error_code ec;
+  std::filesystem::create_directories(o.knees, ec);
+  auto report = [&](const std::string& file) { return (std::filesystem::absolute(o.knees) / file).string(); };
+  auto step_seconds = o.quick ? "1" : "5";
+  uint64_t events_per_satellite = o.quick ? 2'000 : 20'000;
+  std::vector<knee_run> knees;
+  json out;
+  out["bench"] = "load_bench --knees";
+
+  // The query path: a server and two satellites, separate processes.
+  auto server_port = free_port();
+  auto server = "127.0.0.1:" + std::to_string(server_port);
+  say(("query path: levee node server on " + server + " and satellites a, b").c_str());
+  auto s = start_node(o, "server", "server.ini", {"server.listen=" + server, "http.listen=127.0.0.1:0"},
+                      server_port);
+  if (!s)
+    return 1;
+  std::vector<pid_t> satellites;
+  for (std::string id : {"a", "b"}) {
+    auto dir = temp_dir + "/" + id;
+    std::filesystem::create_directories(dir, ec);
+    write_events(dir + "/app.jsonl", events_per_satellite);
+    auto sat = start_node(o, "satellite-" + id, "satellite-" + id + ".ini",
+                          {"satellite.server=" + server, "satellite.data_dir=" + dir,
+                           "source.app.path=" + dir + "/app.jsonl", "source.socket.path=" + dir + "/sock",
+                           "http.listen=127.0.0.1:0"},
+                          0);
+    if (!sat)
+      return 1;
+    satellites.push_back(*sat);
+  }
+  auto events = wait_healthy(o, server, {"a", "b"}, events_per_satellite);
+  if (!events)
+    return 1;
+  std::vector<std::string> query_args{"--target", "query", "--query-file", o.configs + "/load-queries.txt",
+                                      "--server", server, "--ramp", std::string(o.quick ? "100:200:3000:" : "100:100:3000:") + step_seconds,
+                                      "--connections", "2", "--timeout-ms", "2000", "--other-traffic",
+                                      "--html", report("query-knee.html")};
+  say(("query path: " + command_line(query_args)).c_str());
+  knees.push_back({"query path: server + 2 satellites (configs/server.ini, satellite-{a,b}.ini), "
+                   "the mix of configs/load-queries.txt, " + std::to_string(*events) + " events stored at the start",
+                   command_line(query_args), run_levee_load(o, "query-knee", query_args)});
+  out["query_path"] = {{"events_at_start", *events}, {"command", knees.back().command},
+                       {"exit_code", knees.back().run.exit_code}, {"result", knees.back().run.result}};
+  for (auto pid : satellites)
+    stop(pid);
+  stop(*s);
+
+  // Stream publish: one broker, one stream of one partition (the shipped defaults).
+  auto broker_port = free_port();
+  auto broker = "127.0.0.1:" + std::to_string(broker_port);
+  say(("publish: levee node broker on " + broker).c_str());
+  auto b = start_node(o, "broker", "broker.ini",
+                      {"broker.listen=" + broker, "broker.data_dir=" + temp_dir + "/broker",
+                       "http.listen=127.0.0.1:0"},
+                      broker_port);
+  if (!b)
+    return 1;
+  std::string created;
+  if (run_levee(o, {"stream", "create", "load", "--subject", "load.>", "--broker", broker}, created) != 0) {
+    std::fprintf(stderr, "load_bench: levee stream create failed: %s\n", created.c_str());
+    return 1;
+  }
+  std::vector<std::string> publish_args{"--target", "publish", "load.test", "--server", broker,
+                                        "--ramp", std::string(o.quick ? "2000:6000:100000:" : "2000:2000:100000:") + step_seconds,
+                                        "--message-bytes", "256", "--connections", "2",
+                                        "--html", report("publish-knee.html")};
+  say(("publish: " + command_line(publish_args)).c_str());
+  knees.push_back({"stream publish: one broker (configs/broker.ini: fsync every_batch), a stream of "
+                   "1 partition, 256-byte messages, ack leader",
+                   command_line(publish_args), run_levee_load(o, "publish-knee", publish_args)});
+  out["publish"] = {{"command", knees.back().command}, {"exit_code", knees.back().run.exit_code},
+                    {"result", knees.back().run.result}};
+  stop(*b);
+
+  if (o.json) {
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    std::printf("knees found by levee load --ramp (reports in %s)\n", o.knees.c_str());
+    for (auto& k : knees)
+      print_knee(k);
+  }
+  for (auto& k : knees)
+    if (k.run.result.is_null())
+      return 1;
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -310,6 +537,12 @@ int main(int argc, char** argv) {
       o.quick = true;
     } else if (a == "--json") {
       o.json = true;
+    } else if (a == "--serve") {
+      o.serve = true;
+    } else if (a == "--knees" && i + 1 < argc) {
+      o.knees = argv[++i];
+    } else if (a == "--configs" && i + 1 < argc) {
+      o.configs = argv[++i];
     } else if (a == "--levee" && i + 1 < argc) {
       o.levee = argv[++i];
     } else if (a == "--html" && i + 1 < argc) {
@@ -331,6 +564,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: load_bench [--quick] [--json] [--seconds S] [--connections N] "
                    "[--in-flight W] [--payload-bytes B] [--html FILE] [--levee PATH]\n"
+                   "       load_bench --knees DIR [--quick] [--json] [--configs DIR] [--levee PATH]\n"
+                   "       load_bench --serve\n"
                    "  --quick            2 s a phase and a short ramp: a smoke run\n"
                    "  --json             the results as one JSON object on stdout\n"
                    "  --seconds S        seconds measured a phase, after 0.5 s of warm-up (default 5)\n"
@@ -339,8 +574,14 @@ int main(int argc, char** argv) {
                    "(default 64)\n"
                    "  --payload-bytes B  bytes of each request and answer (default 1024)\n"
                    "  --html FILE        levee load's report of the ramp phase\n"
+                   "  --knees DIR        instead: the knee of the query path (a server and two "
+                   "satellites) and of stream publish (a broker), shipped configs, found by levee "
+                   "load --ramp; its HTML reports written to DIR\n"
+                   "  --configs DIR      the shipped configs (default: %s)\n"
+                   "  --serve            only start the frame echo and print its port, to try "
+                   "levee load --target actor echo against it by hand (Ctrl-C ends it)\n"
                    "  --levee PATH       the levee binary (default: %s)\n",
-                   o.levee.c_str());
+                   o.configs.c_str(), o.levee.c_str());
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
@@ -353,9 +594,19 @@ int main(int argc, char** argv) {
   }
   if (!guard_children("load_bench", watchdog_seconds))
     return 1;
+  if (!o.knees.empty())
+    return run_knees(o);
   // Both servers first, before this process has threads (fork copies only the caller).
   auto raw_port = start_server([](int lfd) { serve_raw_echo(lfd); });
   auto frame_port = start_server([](int lfd) { serve_frame_echo(lfd); });
+  if (o.serve) {
+    std::printf("frame echo on 127.0.0.1:%u: levee load --target actor echo --server "
+                "127.0.0.1:%u ...; Ctrl-C ends it\n", frame_port, frame_port);
+    std::fflush(stdout);
+    ::alarm(0);  // serves until stopped
+    for (;;)
+      ::pause();
+  }
   auto window = std::to_string(o.connections * o.in_flight);
   char line[256];
   std::snprintf(line, sizeof line,
