@@ -129,23 +129,40 @@ inline void serve_raw_echo(int lfd) {
 }
 
 /// Request/response on `fd` with `window` requests in flight and nothing measured: writes
-/// `window` copies of `request`, then one more for each answer of `answer_bytes` read, while
-/// `more(sent)` says so; returns the answers read (0 when the connection failed).
+/// `window` copies of `request`, then one more (one write each) for each answer of
+/// `answer_bytes` read, while `more(sent)` says so; returns the answers read (0 when the
+/// connection failed). Answers are read one at a time (net_bench's floor, which the
+/// figures in RESULTS.md were taken with) or, with `bulk_reads`, as much as one read
+/// returns, up to 64 KiB (as levee::client reads: load_bench's floor of `levee load`).
 template <class More>
-uint64_t run_window(int fd, const std::string& request, size_t answer_bytes, int window, More more) {
-  std::vector<char> back(answer_bytes);
+uint64_t run_window(int fd, const std::string& request, size_t answer_bytes, int window, More more,
+                    bool bulk_reads = false) {
+  std::vector<char> back(bulk_reads ? std::max<size_t>(answer_bytes, 64 * 1024) : answer_bytes);
   uint64_t sent = 0, received = 0;
+  size_t partial = 0;  // bytes of an answer not complete yet (bulk reads)
   for (; sent < static_cast<uint64_t>(window) && more(sent); ++sent)
     if (!write_all(fd, request.data(), request.size()))
       return 0;
   while (received < sent) {
-    if (!read_exact(fd, back.data(), back.size()))
-      return 0;
-    ++received;
-    if (more(sent)) {
-      if (!write_all(fd, request.data(), request.size()))
+    uint64_t answers = 1;
+    if (!bulk_reads) {
+      if (!read_exact(fd, back.data(), back.size()))
         return 0;
-      ++sent;
+    } else {
+      auto n = ::recv(fd, back.data(), back.size(), 0);
+      if (n <= 0)
+        return 0;
+      partial += static_cast<size_t>(n);
+      answers = partial / answer_bytes;
+      partial %= answer_bytes;
+    }
+    for (uint64_t i = 0; i < answers; ++i) {
+      ++received;
+      if (more(sent)) {
+        if (!write_all(fd, request.data(), request.size()))
+          return 0;
+        ++sent;
+      }
     }
   }
   return received;
@@ -366,11 +383,23 @@ inline std::optional<int> exited(pid_t pid) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/// Waits for child `pid` to end (the watchdog bounds the wait) and reaps it: its exit
-/// status (128 + signal when killed) and the CPU time it used in `usage`.
-inline int wait_child(pid_t pid, rusage& usage) {
+/// Waits for child `pid` to end and reaps it: its exit status (128 + signal when killed)
+/// and the CPU time it used in `usage`. Past `bound` it is killed (`timed_out` set), so one
+/// hung program is reported as such instead of running into the watchdog.
+inline int wait_child(pid_t pid, rusage& usage, std::chrono::milliseconds bound, bool& timed_out) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  timed_out = false;
   int st = 0;
-  while (::wait4(pid, &st, 0, &usage) < 0 && errno == EINTR) {
+  for (;;) {
+    auto r = ::wait4(pid, &st, WNOHANG, &usage);
+    if (r == pid || (r < 0 && errno != EINTR))
+      break;
+    if (!timed_out && std::chrono::steady_clock::now() >= deadline) {
+      timed_out = true;
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (int i = 0; i < child_count.load(); ++i)
     if (children[i] == pid)

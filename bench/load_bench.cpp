@@ -44,6 +44,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <poll.h>
+
 #include "bench/bench_support.hpp"
 #include "net/frame.hpp"
 #include "net/satellite.pb.h"
@@ -65,6 +67,7 @@ struct options {
   uint64_t in_flight = 64;   // per connection, as net_bench
   uint64_t payload = 1024;   // as net_bench
   double seconds = 5;        // each measured phase, after a warm-up
+  uint64_t rounds = 3;       // of floor, frame floor and tool closed loop, interleaved
   double warmup = 0.5;
   std::string levee;
   std::string html;          // the ramp's report, when given
@@ -75,21 +78,43 @@ struct options {
 
 // -- the frame echo (a child process) ----------------------------------------------------
 
-/// One connection of the frame echo: every frame read is decoded, answered, and the answers
-/// to one read go out in one write. `answered` counts Requests answered (all connections),
-/// which a "stats" Request reports as listener.requests_answered before counting itself:
-/// `levee load` expects exactly that of a node (load/README.md `target_side`).
+/// One connection of the frame echo: every frame read is decoded and answered, the answers
+/// to one read going out together. It never stops reading to write: `levee load`'s open
+/// loop writes requests on a blocking socket between its reads, so an echo that blocked on
+/// a full socket while the tool blocked on its own would hang both (as a node stops
+/// reading above half its write buffer, ending only at net.write_stall_timeout_ms). The
+/// answers wait here instead, bounded by what the tool has in flight. `answered` counts
+/// Requests answered (all connections), which a "stats" Request reports as
+/// listener.requests_answered before counting itself: `levee load` expects exactly that of
+/// a node (load/README.md `target_side`).
 void frame_echo_connection(int fd, std::atomic<uint64_t>& answered) {
   set_nodelay(fd);
   auto limits = levee::net::default_codec_limits();
   levee::net::frame_reader reader{limits};
   std::vector<uint8_t> in(64 * 1024);
   std::string out;
+  size_t written = 0;  // of `out`
   levee::wire::Envelope reply;
   for (;;) {
-    auto n = ::recv(fd, in.data(), in.size(), 0);
-    if (n <= 0)
+    if (written < out.size()) {
+      auto n = ::send(fd, out.data() + written, out.size() - written, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno != EAGAIN && errno != EINTR)
+        break;
+      written += n > 0 ? static_cast<size_t>(n) : 0;
+      if (written == out.size()) {
+        out.clear();
+        written = 0;
+      }
+    }
+    auto n = ::recv(fd, in.data(), in.size(), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
       break;
+    if (n < 0) {
+      // Nothing to read: wait for input, or for room for the answers that wait.
+      pollfd p{fd, static_cast<short>(POLLIN | (written < out.size() ? POLLOUT : 0)), 0};
+      ::poll(&p, 1, -1);
+      continue;
+    }
     for (size_t at = 0; at < static_cast<size_t>(n);) {
       at += reader.feed(in.data() + at, static_cast<size_t>(n) - at);
       if (reader.error()) {
@@ -124,9 +149,6 @@ void frame_echo_connection(int fd, std::atomic<uint64_t>& answered) {
       }
       levee::net::encode_frame(reply, limits, out);
     }
-    if (!out.empty() && !write_all(fd, out.data(), out.size()))
-      break;
-    out.clear();
   }
   ::close(fd);
 }
@@ -185,12 +207,12 @@ floor_figures run_floor(const options& o, Open open, const std::string& request,
         return;
       }
       auto w = static_cast<int>(o.in_flight);
-      run_window(fd, request, answer_bytes, w, [&](uint64_t) { return steady_clock::now() < warm_end; });
+      run_window(fd, request, answer_bytes, w, [&](uint64_t) { return steady_clock::now() < warm_end; }, true);
       timespec t0{}, t1{};
       ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
       auto start = steady_clock::now();
       auto end = start + duration_cast<nanoseconds>(duration<double>(o.seconds));
-      answers[c] = run_window(fd, request, answer_bytes, w, [&](uint64_t) { return steady_clock::now() < end; });
+      answers[c] = run_window(fd, request, answer_bytes, w, [&](uint64_t) { return steady_clock::now() < end; }, true);
       spans[c] = duration<double>(steady_clock::now() - start).count();
       ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
       cpu[c] = static_cast<double>(t1.tv_sec - t0.tv_sec) + static_cast<double>(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -249,18 +271,28 @@ floor_figures frame_echo_floor(const options& o, uint16_t port) {
   return run_floor(o, open, frame_of(req), answer_bytes);
 }
 
+/// One round of the closed-loop comparison.
+struct round_figures {
+  floor_figures floor, frame_floor;
+  double tool = 0;  // levee load --closed: goodput per second
+  double tool_cpu_us = 0, tool_p99_us = 0, target_cpu_percent = 0;
+  int tool_exit = 0;
+};
+
 // -- `levee load` runs ----------------------------------------------------------------------
 
 struct tool_run {
   int exit_code = -1;
   double cpu_seconds = 0;  // the levee load process's user + system time
   json result;             // its --json line (null when there was none)
+  bool hung = false;       // killed past its bound
   std::string log;
 };
 
 /// Runs `levee load` with `args`, its progress line on this stderr, its --json result read
 /// back.
-tool_run run_levee_load(const options& o, const std::string& name, const std::vector<std::string>& args) {
+tool_run run_levee_load(const options& o, const std::string& name, const std::vector<std::string>& args,
+                        double bound_seconds) {
   std::vector<std::string> argv{o.levee, "load"};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.insert(argv.end(), {"--json", "--progress"});
@@ -268,8 +300,11 @@ tool_run run_levee_load(const options& o, const std::string& name, const std::ve
   r.log = temp_dir + "/" + name + ".json";
   auto pid = spawn_program(argv, r.log, false);
   rusage usage{};
-  r.exit_code = wait_child(pid, usage);
+  r.exit_code = wait_child(pid, usage, milliseconds(static_cast<int64_t>(bound_seconds * 1000)), r.hung);
   std::fputs("\n", stderr);  // after its progress line
+  if (r.hung)
+    std::fprintf(stderr, "load_bench: levee load (%s) was still running after %.0f s and was "
+                         "killed\n", name.c_str(), bound_seconds);
   r.cpu_seconds = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
                   + static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
   std::ifstream in(r.log);
@@ -284,13 +319,19 @@ tool_run run_levee_load(const options& o, const std::string& name, const std::ve
 
 /// `levee load --target actor echo` against the frame echo with `extra` options.
 tool_run run_tool(const options& o, uint16_t port, const std::string& name,
-                  const std::vector<std::string>& extra) {
+                  const std::vector<std::string>& extra, double bound_seconds) {
   std::vector<std::string> args{"--target", "actor", "echo", "--server",
                                 "127.0.0.1:" + std::to_string(port), "--connections",
                                 std::to_string(o.connections), "--payload-bytes",
                                 std::to_string(o.payload)};
   args.insert(args.end(), extra.begin(), extra.end());
-  return run_levee_load(o, name, args);
+  return run_levee_load(o, name, args, bound_seconds);
+}
+
+/// How long a `levee load --ramp` may take at most: every step, each followed by up to a
+/// send's timeout for its last answers, and half a minute for the rest.
+double ramp_bound(double start, double step, double max, double step_seconds, double timeout_seconds) {
+  return (std::floor((max - start) / step) + 1) * (step_seconds + timeout_seconds) + 30;
 }
 
 std::string seconds_text(double s) {
@@ -342,7 +383,8 @@ int run_levee(const options& o, const std::vector<std::string>& args, std::strin
   auto log = temp_dir + "/command.out";
   auto pid = spawn_program(argv, log);
   rusage usage{};
-  int code = wait_child(pid, usage);
+  bool hung = false;
+  int code = wait_child(pid, usage, seconds(30), hung);
   std::ifstream in(log);
   out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   return code;
@@ -478,7 +520,8 @@ int run_knees(const options& o) {
   say(("query path: " + command_line(query_args)).c_str());
   knees.push_back({"query path: server + 2 satellites (configs/server.ini, satellite-{a,b}.ini), "
                    "the mix of configs/load-queries.txt, " + std::to_string(*events) + " events stored at the start",
-                   command_line(query_args), run_levee_load(o, "query-knee", query_args)});
+                   command_line(query_args),
+                   run_levee_load(o, "query-knee", query_args, ramp_bound(100, o.quick ? 200 : 100, 3000, o.quick ? 1 : 5, 2))});
   out["query_path"] = {{"events_at_start", *events}, {"command", knees.back().command},
                        {"exit_code", knees.back().run.exit_code}, {"result", knees.back().run.result}};
   for (auto pid : satellites)
@@ -507,7 +550,9 @@ int run_knees(const options& o) {
   say(("publish: " + command_line(publish_args)).c_str());
   knees.push_back({"stream publish: one broker (configs/broker.ini: fsync every_batch), a stream of "
                    "1 partition, 256-byte messages, ack leader",
-                   command_line(publish_args), run_levee_load(o, "publish-knee", publish_args)});
+                   command_line(publish_args),
+                   run_levee_load(o, "publish-knee", publish_args,
+                                  ramp_bound(2000, o.quick ? 6000 : 2000, 100000, o.quick ? 1 : 5, 5))});
   out["publish"] = {{"command", knees.back().command}, {"exit_code", knees.back().run.exit_code},
                     {"result", knees.back().run.result}};
   stop(*b);
@@ -530,7 +575,7 @@ int run_knees(const options& o) {
 int main(int argc, char** argv) {
   options o;
   o.levee = default_levee_binary();
-  bool seconds_given = false;
+  bool seconds_given = false, rounds_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     uint64_t n = 0;
@@ -557,19 +602,25 @@ int main(int argc, char** argv) {
     } else if (a == "--payload-bytes" && i + 1 < argc && parse_number(argv[i + 1], 0, n) && n <= 65536) {
       o.payload = n;
       ++i;
+    } else if (a == "--rounds" && i + 1 < argc && parse_number(argv[i + 1], 1, n) && n <= 100) {
+      o.rounds = n;
+      rounds_given = true;
+      ++i;
     } else if (a == "--seconds" && i + 1 < argc && parse_number(argv[i + 1], 1, n) && n <= 600) {
       o.seconds = static_cast<double>(n);
       seconds_given = true;
       ++i;
     } else {
       std::fprintf(stderr,
-                   "usage: load_bench [--quick] [--json] [--seconds S] [--connections N] "
+                   "usage: load_bench [--quick] [--json] [--seconds S] [--rounds N] [--connections N] "
                    "[--in-flight W] [--payload-bytes B] [--html FILE] [--levee PATH]\n"
                    "       load_bench --knees DIR [--quick] [--json] [--configs DIR] [--levee PATH]\n"
                    "       load_bench --serve\n"
-                   "  --quick            2 s a phase and a short ramp: a smoke run\n"
+                   "  --quick            one round, 2 s a phase and a short ramp: a smoke run\n"
                    "  --json             the results as one JSON object on stdout\n"
                    "  --seconds S        seconds measured a phase, after 0.5 s of warm-up (default 5)\n"
+                   "  --rounds N         rounds of floor, frame floor and tool closed loop, "
+                   "interleaved; medians reported (default 3)\n"
                    "  --connections N    connections of every client, a thread each (default 1, at most 64)\n"
                    "  --in-flight W      requests in flight a connection in the closed-loop phases "
                    "(default 64)\n"
@@ -588,12 +639,15 @@ int main(int argc, char** argv) {
   }
   if (o.quick && !seconds_given)
     o.seconds = 2;
+  if (o.quick && !rounds_given)
+    o.rounds = 1;
   if (::access(o.levee.c_str(), X_OK) != 0) {
     std::fprintf(stderr, "load_bench: no levee binary at %s; build it (ninja -C build levee) or "
                          "give --levee PATH\n", o.levee.c_str());
     return 2;
   }
-  if (!guard_children("load_bench", watchdog_seconds))
+  // --knees: two ramps of up to 30 and 50 steps of 5 s (each stops at its knee).
+  if (!guard_children("load_bench", o.knees.empty() ? watchdog_seconds : 3 * watchdog_seconds))
     return 1;
   if (!o.knees.empty())
     return run_knees(o);
@@ -618,53 +672,90 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(o.payload), o.seconds, o.warmup);
   say(line);
 
-  say("floor: raw TCP echo, raw client (net_bench's)");
-  auto floor = raw_echo_floor(o, raw_port);
-  say("frame floor: the frame echo, raw client of pre-encoded Levee frames");
-  auto frame_floor = frame_echo_floor(o, frame_port);
-  if (!floor.ok || !frame_floor.ok) {
-    say("a raw client lost its connection to an echo server; nothing measured");
-    return 1;
-  }
+  // Interleaved rounds (floor, frame floor, tool), each ratio taken within its round and
+  // the median reported: on a shared machine the rate moves by tens of % between phases.
   auto span = seconds_text(o.seconds);
   auto warm = seconds_text(o.warmup);
-  say(("tool, closed loop: levee load --closed " + window).c_str());
-  auto closed = run_tool(o, frame_port, "closed", {"--closed", window, "--duration", span, "--warmup", warm});
+  double phase_bound = o.seconds + o.warmup + 5 + 30;  // 5: a send's timeout
+  std::vector<round_figures> rounds;
+  for (uint64_t i = 1; i <= o.rounds; ++i) {
+    auto n = "round " + std::to_string(i) + "/" + std::to_string(o.rounds) + ": ";
+    round_figures r;
+    say((n + "floor: raw TCP echo, raw client (net_bench's)").c_str());
+    r.floor = raw_echo_floor(o, raw_port);
+    say((n + "frame floor: the frame echo, raw client of pre-encoded Levee frames").c_str());
+    r.frame_floor = frame_echo_floor(o, frame_port);
+    if (!r.floor.ok || !r.frame_floor.ok) {
+      say("a raw client lost its connection to an echo server; nothing measured");
+      return 1;
+    }
+    say((n + "tool, closed loop: levee load --closed " + window).c_str());
+    auto closed = run_tool(o, frame_port, "closed-" + std::to_string(i),
+                           {"--closed", window, "--duration", span, "--warmup", warm}, phase_bound);
+    if (closed.result.is_null()) {
+      std::fprintf(stderr, "load_bench: levee load gave no result (exit %d%s); its output: %s\n",
+                   closed.exit_code, closed.hung ? ", killed: it hung" : "", last_line(closed.log).c_str());
+      return 1;
+    }
+    auto& cr = closed.result;
+    r.tool = number(cr, json::json_pointer("/goodput_per_second"));
+    double requests = number(cr, json::json_pointer("/accepted")) + number(cr, json::json_pointer("/warmup_sends"));
+    r.tool_cpu_us = requests > 0 ? closed.cpu_seconds * 1e6 / requests : 0;
+    r.tool_p99_us = number(cr, json::json_pointer("/latency/p99_us"));
+    r.target_cpu_percent = number(cr, json::json_pointer("/target_side/process/cpu_percent"));
+    r.tool_exit = closed.exit_code;
+    rounds.push_back(r);
+  }
+  auto median_of = [&](auto figure) {
+    std::vector<double> xs;
+    for (auto& r : rounds)
+      xs.push_back(figure(r));
+    std::sort(xs.begin(), xs.end());
+    return xs.size() % 2 ? xs[xs.size() / 2] : (xs[xs.size() / 2 - 1] + xs[xs.size() / 2]) / 2;
+  };
+  double floor_rate = median_of([](auto& r) { return r.floor.per_second; });
+  double frame_rate = median_of([](auto& r) { return r.frame_floor.per_second; });
+  double closed_rate = median_of([](auto& r) { return r.tool; });
+  double closed_cpu_us = median_of([](auto& r) { return r.tool_cpu_us; });
+  double floor_cpu_us = median_of([](auto& r) { return r.floor.cpu_us_per_request; });
+  double frame_cpu_us = median_of([](auto& r) { return r.frame_floor.cpu_us_per_request; });
+  double over_floor = median_of([](auto& r) { return r.tool / r.floor.per_second; });
+  double over_frame = median_of([](auto& r) { return r.tool / r.frame_floor.per_second; });
+  double cpu_over_frame = median_of([](auto& r) { return r.tool_cpu_us / r.frame_floor.cpu_us_per_request; });
+
   // 80% of the higher floor: the raw echo pays a write per answer, the frame echo one per
   // read, so either may answer faster; the tool must keep up below 80% of both.
-  double best_floor = std::max(floor.per_second, frame_floor.per_second);
+  double best_floor = std::max(floor_rate, frame_rate);
   double at_target = tool_rate(target_share * best_floor);
   say(("tool, open loop at 80% of the higher floor: levee load --rate " + seconds_text(at_target)
        + (at_target >= tool_max_rate ? " (the tool's highest --rate)" : "")).c_str());
   auto open = run_tool(o, frame_port, "open", {"--rate", seconds_text(at_target), "--duration", span,
-                                               "--warmup", warm});
+                                               "--warmup", warm}, phase_bound);
   // From half the floor up by a tenth of it, to 120% (or the tool's maximum rate).
   double step = tool_rate(0.1 * best_floor);
   double start = tool_rate(0.5 * best_floor);
   double top = tool_rate(1.2 * best_floor);
   if (o.quick)
     start = tool_rate(std::max(start, top - 2 * step));
+  double ramp_step_seconds = o.quick ? 1 : std::max(2.0, o.seconds / 2);
   auto ramp_spec = seconds_text(start) + ":" + seconds_text(step) + ":" + seconds_text(std::max(start, top))
-                   + ":" + seconds_text(o.quick ? 1 : std::max(2.0, o.seconds / 2));
+                   + ":" + seconds_text(ramp_step_seconds);
   say(("tool, ramp: levee load --ramp " + ramp_spec + " --knee-p99-ms 10").c_str());
   std::vector<std::string> ramp_args{"--ramp", ramp_spec, "--knee-p99-ms", "10", "--warmup", warm};
   if (!o.html.empty()) {
     ramp_args.push_back("--html");
     ramp_args.push_back(o.html);
   }
-  auto ramp = run_tool(o, frame_port, "ramp", ramp_args);
-  for (auto* r : {&closed, &open, &ramp})
+  auto ramp = run_tool(o, frame_port, "ramp", ramp_args,
+                       ramp_bound(start, step, std::max(start, top), ramp_step_seconds, 5) + o.warmup);
+  for (auto* r : {&open, &ramp})
     if (r->result.is_null()) {
-      std::fprintf(stderr, "load_bench: levee load gave no result (exit %d); its output: %s\n",
-                   r->exit_code, last_line(r->log).c_str());
+      std::fprintf(stderr, "load_bench: levee load gave no result (exit %d%s); its output: %s\n",
+                   r->exit_code, r->hung ? ", killed: it hung" : "", last_line(r->log).c_str());
       return 1;
     }
 
   using ptr = json::json_pointer;
-  auto& cr = closed.result;
-  double closed_rate = number(cr, ptr("/goodput_per_second"));
-  double closed_requests = number(cr, ptr("/accepted")) + number(cr, ptr("/warmup_sends"));
-  double closed_cpu_us = closed_requests > 0 ? closed.cpu_seconds * 1e6 / closed_requests : 0;
   auto& orr = open.result;
   double open_goodput = number(orr, ptr("/goodput_per_second"));
   double open_late = number(orr, ptr("/schedule/late"));
@@ -681,19 +772,24 @@ int main(int argc, char** argv) {
   bool knee_reached = ramp.result.contains(ptr("/ramp/crossed")) && ramp.result.at(ptr("/ramp/crossed")).is_boolean()
                       && ramp.result.at(ptr("/ramp/crossed")).get<bool>();
   double knee = knee_json.is_number() ? knee_json.get<double>() : 0;
-  double target_cpu = number(cr, ptr("/target_side/process/cpu_percent"));
 
   json out;
   out["bench"] = "load_bench";
   out["settings"] = {{"connections", o.connections}, {"in_flight_per_connection", o.in_flight},
                      {"payload_bytes", o.payload}, {"seconds", o.seconds}, {"warmup_seconds", o.warmup},
                      {"quick", o.quick}};
-  out["floor"] = {{"per_second", floor.per_second}, {"client_cpu_us_per_request", floor.cpu_us_per_request}};
-  out["frame_floor"] = {{"per_second", frame_floor.per_second},
-                        {"client_cpu_us_per_request", frame_floor.cpu_us_per_request}};
-  out["tool_closed"] = {{"per_second", closed_rate}, {"cpu_us_per_request", closed_cpu_us},
-                        {"p99_us", number(cr, ptr("/latency/p99_us"))}, {"exit_code", closed.exit_code},
-                        {"target_cpu_percent", target_cpu}};
+  out["rounds"] = json::array();
+  for (auto& r : rounds)
+    out["rounds"].push_back({{"floor_per_second", r.floor.per_second},
+                             {"floor_client_cpu_us_per_request", r.floor.cpu_us_per_request},
+                             {"frame_floor_per_second", r.frame_floor.per_second},
+                             {"frame_floor_client_cpu_us_per_request", r.frame_floor.cpu_us_per_request},
+                             {"tool_closed_per_second", r.tool}, {"tool_cpu_us_per_request", r.tool_cpu_us},
+                             {"tool_p99_us", r.tool_p99_us}, {"target_cpu_percent", r.target_cpu_percent},
+                             {"tool_exit_code", r.tool_exit}});
+  out["floor"] = {{"per_second", floor_rate}, {"client_cpu_us_per_request", floor_cpu_us}};
+  out["frame_floor"] = {{"per_second", frame_rate}, {"client_cpu_us_per_request", frame_cpu_us}};
+  out["tool_closed"] = {{"per_second", closed_rate}, {"cpu_us_per_request", closed_cpu_us}};
   out["tool_open_at_target"] = {{"rate_per_second", at_target}, {"offered", open_offered},
                                 {"goodput_per_second", open_goodput}, {"late", open_late},
                                 {"p50_us", number(orr, ptr("/latency/p50_us"))},
@@ -703,11 +799,11 @@ int main(int argc, char** argv) {
   out["tool_ramp"] = {{"spec", ramp_spec}, {"knee_per_second", knee_json}, {"crossed", knee_reached},
                       {"steps", ramp.result.contains(ptr("/ramp/steps")) ? ramp.result.at(ptr("/ramp/steps")) : json::array()},
                       {"exit_code", ramp.exit_code}};
-  out["ratios"] = {{"tool_closed_over_floor", closed_rate / floor.per_second},
-                   {"tool_closed_over_frame_floor", closed_rate / frame_floor.per_second},
-                   {"tool_cpu_over_floor_client_cpu", closed_cpu_us / floor.cpu_us_per_request},
+  out["ratios"] = {{"tool_closed_over_floor", over_floor},
+                   {"tool_closed_over_frame_floor", over_frame},
+                   {"tool_cpu_over_frame_client_cpu", cpu_over_frame},
                    {"target_rate_over_higher_floor", at_target / best_floor},
-                   {"tool_knee_over_floor", knee / floor.per_second},
+                   {"tool_knee_over_floor", knee / floor_rate},
                    {"tool_knee_over_higher_floor", knee / best_floor},
                    {"held_at_80_percent", open_held}};
   if (o.json) {
@@ -716,13 +812,21 @@ int main(int argc, char** argv) {
   }
   std::printf("levee load's own ceiling, %llu connection(s), %llu-byte payloads, 127.0.0.1\n",
               static_cast<unsigned long long>(o.connections), static_cast<unsigned long long>(o.payload));
+  for (size_t i = 0; i < rounds.size(); ++i) {
+    auto& r = rounds[i];
+    std::printf("  round %zu: floor %.0f/s (client %.1f us/req), frame floor %.0f/s (%.1f us/req), "
+                "levee load --closed %s %.0f/s (%.1f us/req, p99 %.0f us, target CPU %.0f%%)\n",
+                i + 1, r.floor.per_second, r.floor.cpu_us_per_request, r.frame_floor.per_second,
+                r.frame_floor.cpu_us_per_request, window.c_str(), r.tool, r.tool_cpu_us, r.tool_p99_us,
+                r.target_cpu_percent);
+  }
+  std::printf("  medians of %zu round(s):\n", rounds.size());
   std::printf("  %-46s %9.0f req/s   client CPU %5.1f us/req\n", "floor: raw TCP echo, raw client",
-              floor.per_second, floor.cpu_us_per_request);
+              floor_rate, floor_cpu_us);
   std::printf("  %-46s %9.0f req/s   client CPU %5.1f us/req\n", "frame floor: frame echo, raw client",
-              frame_floor.per_second, frame_floor.cpu_us_per_request);
-  std::printf("  %-46s %9.0f req/s   tool CPU   %5.1f us/req   p99 %.0f us   target CPU %.0f%%\n",
-              ("levee load --closed " + window).c_str(), closed_rate, closed_cpu_us,
-              number(cr, ptr("/latency/p99_us")), target_cpu);
+              frame_rate, frame_cpu_us);
+  std::printf("  %-46s %9.0f req/s   tool CPU   %5.1f us/req\n",
+              ("levee load --closed " + window).c_str(), closed_rate, closed_cpu_us);
   std::printf("  %-46s %9.0f req/s   late %.0f of %.0f   p50 %.0f us   p99 %.0f us   %s\n",
               ("levee load --rate " + seconds_text(at_target)).c_str(), open_goodput, open_late,
               open_offered, number(orr, ptr("/latency/p50_us")), number(orr, ptr("/latency/p99_us")),
@@ -730,11 +834,11 @@ int main(int argc, char** argv) {
   std::printf("  %-46s knee %s%s\n", ("levee load --ramp " + ramp_spec).c_str(),
               knee_json.is_number() ? (seconds_text(knee) + "/s").c_str() : "none",
               knee_reached ? "" : " (not reached: every step held)");
-  std::printf("\nRatios (same run):\n");
-  std::printf("  tool closed loop / floor                     %6.2fx\n", closed_rate / floor.per_second);
-  std::printf("  tool closed loop / frame floor               %6.2fx\n", closed_rate / frame_floor.per_second);
-  std::printf("  tool CPU per request / raw client's          %6.2fx\n", closed_cpu_us / floor.cpu_us_per_request);
-  std::printf("  tool's ramp knee / floor                     %6.2fx\n", knee / floor.per_second);
+  std::printf("\nRatios (same run; closed loop: the median of the rounds' ratios):\n");
+  std::printf("  tool closed loop / floor                     %6.2fx\n", over_floor);
+  std::printf("  tool closed loop / frame floor               %6.2fx\n", over_frame);
+  std::printf("  tool CPU per request / frame floor client's  %6.2fx\n", cpu_over_frame);
+  std::printf("  tool's ramp knee / floor                     %6.2fx\n", knee / floor_rate);
   std::printf("  tool's ramp knee / higher floor              %6.2fx\n", knee / best_floor);
   std::printf("  tool open loop at %.0f%% of the higher floor   %s  (target: keeps up below 80%%)\n",
               100 * at_target / best_floor, open_held ? "held" : "NOT HELD");
