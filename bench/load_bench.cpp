@@ -21,7 +21,7 @@
 //                at most 100,000/s, the tool's highest rate): the target of the issue, held
 //                when the run is valid (the tool kept its schedule), nothing failed, the
 //                goodput is the rate offered and the frame echo counted every request
-//   tool ramp    `levee load --ramp` from 50% of the higher floor up by 10% of it: the
+//   tool ramp    `levee load --ramp` from 10% of the higher floor up by 10% of it: the
 //                highest rate at which its p99 (from intended send times) stays below 10 ms
 //
 // Every `levee load` is a real process on loopback (build/apps/levee, --levee PATH); the
@@ -731,9 +731,9 @@ int main(int argc, char** argv) {
        + (at_target >= tool_max_rate ? " (the tool's highest --rate)" : "")).c_str());
   auto open = run_tool(o, frame_port, "open", {"--rate", seconds_text(at_target), "--duration", span,
                                                "--warmup", warm}, phase_bound);
-  // From half the floor up by a tenth of it, to 120% (or the tool's maximum rate).
+  // From a tenth of the floor up by a tenth of it, to 120% (or the tool's maximum rate).
   double step = tool_rate(0.1 * best_floor);
-  double start = tool_rate(0.5 * best_floor);
+  double start = step;
   double top = tool_rate(1.2 * best_floor);
   if (o.quick)
     start = tool_rate(std::max(start, top - 2 * step));
