@@ -289,6 +289,14 @@ struct tool_run {
   std::string log;
 };
 
+/// The command as a shell would take it (for the report: what to run again by hand).
+std::string command_line(const std::vector<std::string>& args) {
+  std::string line = "levee load";
+  for (auto& a : args)
+    line += " " + (a.find_first_of(" >*'") == std::string::npos ? a : "'" + a + "'");
+  return line + " --json --progress";
+}
+
 /// Runs `levee load` with `args`, its progress line on this stderr, its --json result read
 /// back.
 tool_run run_levee_load(const options& o, const std::string& name, const std::vector<std::string>& args,
@@ -298,6 +306,7 @@ tool_run run_levee_load(const options& o, const std::string& name, const std::ve
   argv.insert(argv.end(), {"--json", "--progress"});
   tool_run r;
   r.log = temp_dir + "/" + name + ".json";
+  std::fprintf(stderr, "load_bench: %s\n", command_line(args).c_str());
   auto pid = spawn_program(argv, r.log, false);
   rusage usage{};
   r.exit_code = wait_child(pid, usage, milliseconds(static_cast<int64_t>(bound_seconds * 1000)), r.hung);
@@ -422,14 +431,6 @@ std::optional<uint64_t> wait_healthy(const options& o, const std::string& server
   return std::nullopt;
 }
 
-/// The command as a shell would take it (for the report: what to run again by hand).
-std::string command_line(const std::vector<std::string>& args) {
-  std::string line = "levee load";
-  for (auto& a : args)
-    line += " " + (a.find_first_of(" >*'") == std::string::npos ? a : "'" + a + "'");
-  return line + " --json --progress";
-}
-
 struct knee_run {
   std::string what, command;
   tool_run run;
@@ -517,7 +518,6 @@ int run_knees(const options& o) {
                                       "--server", server, "--ramp", std::string(o.quick ? "100:200:3000:" : "100:100:3000:") + step_seconds,
                                       "--connections", "2", "--timeout-ms", "2000", "--other-traffic",
                                       "--html", report("query-knee.html")};
-  say(("query path: " + command_line(query_args)).c_str());
   knees.push_back({"query path: server + 2 satellites (configs/server.ini, satellite-{a,b}.ini), "
                    "the mix of configs/load-queries.txt, " + std::to_string(*events) + " events stored at the start",
                    command_line(query_args),
@@ -547,7 +547,6 @@ int run_knees(const options& o) {
                                         "--ramp", std::string(o.quick ? "2000:6000:100000:" : "2000:2000:100000:") + step_seconds,
                                         "--message-bytes", "256", "--connections", "2",
                                         "--html", report("publish-knee.html")};
-  say(("publish: " + command_line(publish_args)).c_str());
   knees.push_back({"stream publish: one broker (configs/broker.ini: fsync every_batch), a stream of "
                    "1 partition, 256-byte messages, ack leader",
                    command_line(publish_args),
