@@ -72,6 +72,7 @@ struct options {
   std::string levee;
   std::string html;          // the ramp's report, when given
   bool serve = false;        // only the frame echo, for levee load runs by hand
+  int cpu = -1;              // --cpu N: everything on CPU N
   std::string knees;         // --knees DIR: the knees of the query path and of publish
   std::string configs = LEVEE_CONFIGS_DIR;
 };
@@ -582,6 +583,9 @@ int main(int argc, char** argv) {
       o.quick = true;
     } else if (a == "--json") {
       o.json = true;
+    } else if (a == "--cpu" && i + 1 < argc && parse_number(argv[i + 1], 0, n) && n < CPU_SETSIZE) {
+      o.cpu = static_cast<int>(n);
+      ++i;
     } else if (a == "--serve") {
       o.serve = true;
     } else if (a == "--knees" && i + 1 < argc) {
@@ -611,7 +615,7 @@ int main(int argc, char** argv) {
       ++i;
     } else {
       std::fprintf(stderr,
-                   "usage: load_bench [--quick] [--json] [--seconds S] [--rounds N] [--connections N] "
+                   "usage: load_bench [--quick] [--json] [--cpu N] [--seconds S] [--rounds N] [--connections N] "
                    "[--in-flight W] [--payload-bytes B] [--html FILE] [--levee PATH]\n"
                    "       load_bench --knees DIR [--quick] [--json] [--configs DIR] [--levee PATH]\n"
                    "       load_bench --serve\n"
@@ -624,6 +628,9 @@ int main(int argc, char** argv) {
                    "  --in-flight W      requests in flight a connection in the closed-loop phases "
                    "(default 64)\n"
                    "  --payload-bytes B  bytes of each request and answer (default 1024)\n"
+                   "  --cpu N            run everything (servers, raw clients, levee load, nodes) on CPU N "
+                   "only: no cross-CPU wake-ups, so each phase's rate is what the client and the "
+                   "server cost together, and far steadier on a shared machine\n"
                    "  --html FILE        levee load's report of the ramp phase\n"
                    "  --knees DIR        instead: the knee of the query path (a server and two "
                    "satellites) and of stream publish (a broker), shipped configs, found by levee "
@@ -648,6 +655,9 @@ int main(int argc, char** argv) {
   // --knees: two ramps of up to 30 and 50 steps of 5 s (each stops at its knee).
   if (!guard_children("load_bench", o.knees.empty() ? watchdog_seconds : 3 * watchdog_seconds))
     return 1;
+  // Inherited by every process started after.
+  if (o.cpu >= 0 && !pin_to_cpu(o.cpu))
+    return 2;
   if (!o.knees.empty())
     return run_knees(o);
   // Both servers first, before this process has threads (fork copies only the caller).
@@ -776,6 +786,7 @@ int main(int argc, char** argv) {
   out["bench"] = "load_bench";
   out["settings"] = {{"connections", o.connections}, {"in_flight_per_connection", o.in_flight},
                      {"payload_bytes", o.payload}, {"seconds", o.seconds}, {"warmup_seconds", o.warmup},
+                     {"rounds", o.rounds}, {"cpu", o.cpu},
                      {"quick", o.quick}};
   out["rounds"] = json::array();
   for (auto& r : rounds)
@@ -809,8 +820,9 @@ int main(int argc, char** argv) {
     std::printf("%s\n", out.dump().c_str());
     return open_held ? 0 : 1;
   }
-  std::printf("levee load's own ceiling, %llu connection(s), %llu-byte payloads, 127.0.0.1\n",
-              static_cast<unsigned long long>(o.connections), static_cast<unsigned long long>(o.payload));
+  std::printf("levee load's own ceiling, %llu connection(s), %llu-byte payloads, 127.0.0.1%s\n",
+              static_cast<unsigned long long>(o.connections), static_cast<unsigned long long>(o.payload),
+              o.cpu >= 0 ? (", everything on CPU " + std::to_string(o.cpu)).c_str() : "");
   for (size_t i = 0; i < rounds.size(); ++i) {
     auto& r = rounds[i];
     std::printf("  round %zu: floor %.0f/s (client %.1f us/req), frame floor %.0f/s (%.1f us/req), "
