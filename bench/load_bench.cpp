@@ -602,7 +602,9 @@ int main(int argc, char** argv) {
     } else if (a == "--in-flight" && i + 1 < argc && parse_number(argv[i + 1], 1, n) && n <= 4096) {
       o.in_flight = n;
       ++i;
-    } else if (a == "--payload-bytes" && i + 1 < argc && parse_number(argv[i + 1], 0, n) && n <= 65536) {
+    } else if (a == "--payload-bytes" && i + 1 < argc && parse_number(argv[i + 1], 0, n) && n <= 4096) {
+      // Above 4 KiB levee::client compresses its payloads (client_options::compress_above_bytes)
+      // and the raw clients would not: no longer the same request.
       o.payload = n;
       ++i;
     } else if (a == "--rounds" && i + 1 < argc && parse_number(argv[i + 1], 1, n) && n <= 100) {
@@ -627,7 +629,8 @@ int main(int argc, char** argv) {
                    "  --connections N    connections of every client, a thread each (default 1, at most 64)\n"
                    "  --in-flight W      requests in flight a connection in the closed-loop phases "
                    "(default 64)\n"
-                   "  --payload-bytes B  bytes of each request and answer (default 1024)\n"
+                   "  --payload-bytes B  bytes of each request and answer, at most 4096 (above, levee::client "
+                   "compresses them and the raw clients would not; default 1024)\n"
                    "  --cpu N            run everything (servers, raw clients, levee load, nodes) on CPU N "
                    "only: no cross-CPU wake-ups, so each phase's rate is what the client and the "
                    "server cost together, and far steadier on a shared machine\n"
