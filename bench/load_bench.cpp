@@ -453,6 +453,13 @@ void print_knee(const knee_run& k) {
                 st.value("p99_us", 0.0) / 1e3,
                 st.value("offered", 0.0) > 0 ? 100 * st.value("not_accepted", 0.0) / st.value("offered", 1.0) : 0.0,
                 st.value("within", false) ? "within" : ("PAST: " + st.value("why", std::string{})).c_str());
+  // Sends made late are the tool's own falling behind: a knee with many is partly the tool's.
+  if (r.contains("schedule"))
+    std::printf("  the tool's schedule: %.0f of %.0f sends more than %.0f ms late, largest lag %.1f ms; "
+                "run %s\n",
+                r["schedule"].value("late", 0.0), r.value("offered", 0.0), r["schedule"].value("max_lag_ms", 0.0),
+                r["schedule"].value("largest_lag_us", 0.0) / 1e3,
+                r.value("valid", false) ? "valid" : "INVALID (the tool fell behind; exit 3)");
   auto knee = ramp["knee_per_second"];
   std::printf("  knee: %s%s\n", knee.is_number() ? (seconds_text(knee.get<double>()) + "/s").c_str() : "none",
               ramp.value("crossed", false) ? "" : " (not reached: ramp higher)");
