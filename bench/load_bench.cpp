@@ -24,10 +24,17 @@
 //   tool ramp    `levee load --ramp` from 10% of the higher floor up by 10% of it: the
 //                highest rate at which its p99 (from intended send times) stays below 10 ms
 //
-// Every `levee load` is a real process on loopback (build/apps/levee, --levee PATH); the
-// servers are forked children on ports the kernel picks, killed at the end (and on a
-// signal or the watchdog). Progress on stderr; --json for one JSON object on stdout.
-// Figures in bench/RESULTS.md ("The load tool's own ceiling").
+// The floor, frame floor and closed-loop phases run in interleaved rounds (--rounds), the
+// median of each round's ratio reported; --cpu N puts everything on one CPU.
+//
+// `--knees DIR` instead finds the knee of the query path (a server and two satellites) and
+// of stream publish (a broker) with `levee load --ramp`, shipped configs, HTML reports in DIR.
+//
+// Every `levee load` and `levee node` is a real process on loopback (build/apps/levee,
+// --levee PATH); servers and nodes are children on ports the kernel picks, killed at the
+// end (and on a signal or the watchdog). Progress on stderr; --json for one JSON object on
+// stdout. Figures in bench/RESULTS.md ("Issue 17: the load tool's own ceiling, and the
+// knees it finds").
 
 #include <algorithm>
 #include <atomic>
