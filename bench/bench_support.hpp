@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #ifdef LEVEE_BENCH_NATS
@@ -101,6 +102,70 @@ inline bool write_all(int fd, const char* buf, size_t n) {
     n -= static_cast<size_t>(r);
   }
   return true;
+}
+
+/// The raw TCP echo, the floor of net_bench and load_bench: accepts on `lfd` for ever and
+/// echoes length-prefixed frames (u32 big-endian length, then that many bytes) with a
+/// thread per connection, one read and one write per frame, no framework.
+inline void serve_raw_echo(int lfd) {
+  for (;;) {
+    int fd = ::accept(lfd, nullptr, nullptr);
+    if (fd < 0)
+      continue;
+    std::thread([fd] {
+      set_nodelay(fd);
+      std::vector<char> buf(4 + (1 << 20));
+      for (;;) {
+        if (!read_exact(fd, buf.data(), 4))
+          break;
+        uint32_t len = ntohl(*reinterpret_cast<uint32_t*>(buf.data()));
+        if (len > (1u << 20) || !read_exact(fd, buf.data() + 4, len)
+            || !write_all(fd, buf.data(), 4 + len))
+          break;
+      }
+      ::close(fd);
+    }).detach();
+  }
+}
+
+/// Request/response on `fd` with `window` requests in flight and nothing measured: writes
+/// `window` copies of `request`, then one more (one write each) for each answer of
+/// `answer_bytes` read, while `more(sent)` says so; returns the answers read (0 when the
+/// connection failed). Answers are read one at a time (net_bench's floor, which the
+/// figures in RESULTS.md were taken with) or, with `bulk_reads`, as much as one read
+/// returns, up to 64 KiB (as levee::client reads: load_bench's floor of `levee load`).
+template <class More>
+uint64_t run_window(int fd, const std::string& request, size_t answer_bytes, int window, More more,
+                    bool bulk_reads = false) {
+  std::vector<char> back(bulk_reads ? std::max<size_t>(answer_bytes, 64 * 1024) : answer_bytes);
+  uint64_t sent = 0, received = 0;
+  size_t partial = 0;  // bytes of an answer not complete yet (bulk reads)
+  for (; sent < static_cast<uint64_t>(window) && more(sent); ++sent)
+    if (!write_all(fd, request.data(), request.size()))
+      return 0;
+  while (received < sent) {
+    uint64_t answers = 1;
+    if (!bulk_reads) {
+      if (!read_exact(fd, back.data(), back.size()))
+        return 0;
+    } else {
+      auto n = ::recv(fd, back.data(), back.size(), 0);
+      if (n <= 0)
+        return 0;
+      partial += static_cast<size_t>(n);
+      answers = partial / answer_bytes;
+      partial %= answer_bytes;
+    }
+    for (uint64_t i = 0; i < answers; ++i) {
+      ++received;
+      if (more(sent)) {
+        if (!write_all(fd, request.data(), request.size()))
+          return 0;
+        ++sent;
+      }
+    }
+  }
+  return received;
 }
 
 /// The p-quantile (0..1) of `xs` (nearest rank below).
@@ -285,8 +350,10 @@ pid_t fork_child(F body) {
   return pid;
 }
 
-/// Starts `argv` with stdout and stderr going to `log` (or /dev/null).
-inline pid_t spawn_program(const std::vector<std::string>& argv, const std::string& log) {
+/// Starts `argv` with stdout and stderr going to `log` (or /dev/null); with
+/// `stderr_too = false` its stderr stays this process's (a progress line the user sees).
+inline pid_t spawn_program(const std::vector<std::string>& argv, const std::string& log,
+                           bool stderr_too = true) {
   std::vector<char*> args;
   for (auto& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));
@@ -295,7 +362,8 @@ inline pid_t spawn_program(const std::vector<std::string>& argv, const std::stri
     int fd = ::open(log.empty() ? "/dev/null" : log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       ::dup2(fd, 1);
-      ::dup2(fd, 2);
+      if (stderr_too)
+        ::dup2(fd, 2);
       ::close(fd);
     }
     ::execv(args[0], args.data());
@@ -309,6 +377,30 @@ inline std::optional<int> exited(pid_t pid) {
   int st = 0;
   if (::waitpid(pid, &st, WNOHANG) != pid)
     return std::nullopt;
+  for (int i = 0; i < child_count.load(); ++i)
+    if (children[i] == pid)
+      children[i] = -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/// Waits for child `pid` to end and reaps it: its exit status (128 + signal when killed)
+/// and the CPU time it used in `usage`. Past `bound` it is killed (`timed_out` set), so one
+/// hung program is reported as such instead of running into the watchdog.
+inline int wait_child(pid_t pid, rusage& usage, std::chrono::milliseconds bound, bool& timed_out) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  timed_out = false;
+  int st = 0;
+  for (;;) {
+    auto r = ::wait4(pid, &st, WNOHANG, &usage);
+    if (r == pid || (r < 0 && errno != EINTR))
+      break;
+    if (!timed_out && std::chrono::steady_clock::now() >= deadline) {
+      timed_out = true;
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   for (int i = 0; i < child_count.load(); ++i)
     if (children[i] == pid)
       children[i] = -1;

@@ -139,31 +139,14 @@ void serve_basp(Report report) {
     ::pause();
 }
 
-/// The floor: length-prefixed frames echoed by a thread per connection, no framework.
+/// The floor: length-prefixed frames echoed by a thread per connection, no framework
+/// (bench_support.hpp, shared with load_bench).
 template <class Report>
 void serve_raw(Report report) {
   uint16_t port = 0;
   int lfd = listen_loopback(port);
   report(port);
-  for (;;) {
-    int fd = ::accept(lfd, nullptr, nullptr);
-    if (fd < 0)
-      continue;
-    std::thread([fd] {
-      int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      std::vector<char> buf(4 + (1 << 20));
-      for (;;) {
-        if (!read_exact(fd, buf.data(), 4))
-          break;
-        uint32_t len = ntohl(*reinterpret_cast<uint32_t*>(buf.data()));
-        if (len > (1u << 20) || !read_exact(fd, buf.data() + 4, len)
-            || !write_all(fd, buf.data(), 4 + len))
-          break;
-      }
-      ::close(fd);
-    }).detach();
-  }
+  serve_raw_echo(lfd);
 }
 
 // -- clients (this process) -------------------------------------------------------------
@@ -188,17 +171,8 @@ figures run_raw(uint16_t port) {
   }
   figures f{percentile(rtts, 0.5), percentile(rtts, 0.99), 0};
   auto t0 = steady_clock::now();
-  int sent = 0, received = 0;
-  for (; sent < window; ++sent)
-    write_all(fd, frame.data(), frame.size());
-  while (received < pipelined_requests) {
-    read_exact(fd, back.data(), back.size());
-    ++received;
-    if (sent < pipelined_requests) {
-      write_all(fd, frame.data(), frame.size());
-      ++sent;
-    }
-  }
+  run_window(fd, frame, frame.size(), window,
+             [](uint64_t sent) { return sent < static_cast<uint64_t>(pipelined_requests); });
   f.per_sec = pipelined_requests / duration<double>(steady_clock::now() - t0).count();
   ::close(fd);
   return f;
