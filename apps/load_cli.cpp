@@ -1367,6 +1367,10 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
       // Refusals of this read came before the first figures were taken: not in the delta.
       std::map<std::string, uint64_t, std::less<>> before_the_figures;
       before = read_counters(stats_connection, p.timeout, before_the_figures, side.stats_status);
+      // Closed until the run ends: left idle through a long run, the target would close it
+      // at its net.idle_timeout_ms (a Reject the tool did not send a request for, and no
+      // counters after the run: bench/RESULTS.md, a 2-minute ramp lost them so).
+      stats_connection.close();
     }
   }
   if (side.process.pid != 0)
@@ -1509,7 +1513,10 @@ int load_main(const std::vector<std::string>& args, std::string* error, stop_at 
       after = local_target->counters();
     } else {
       side.tool.own_requests += 1;
-      after = read_counters(stats_connection, p.timeout, side.tool.own_refused, why);
+      if (auto st = stats_connection.connect_with_backoff(seconds(3)); !st)
+        why = "its stats connection could not be opened again: " + printable(st.message());
+      else
+        after = read_counters(stats_connection, p.timeout, side.tool.own_refused, why);
     }
     if (after) {
       std::vector<std::string> went_back;
