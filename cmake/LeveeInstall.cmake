@@ -14,7 +14,7 @@
 #   lib/liblevee_*.a                 static libraries
 #   lib/cmake/Levee/                 LeveeConfig.cmake, its version file, the targets,
 #                                    FindCAF.cmake (Debian ships no CMake file for CAF)
-#   lib/pkgconfig/levee.pc, levee-client.pc
+#   lib/pkgconfig/levee.pc, levee-client.pc, levee-node.pc
 #   share/levee/proto/*.proto        the wire protocol (net/PROTOCOL.md), for other languages
 #   share/doc/levee/EXTENDING.md, examples/   the extension guide and its programs
 
@@ -110,7 +110,12 @@ install(FILES ${PROJECT_BINARY_DIR}/LeveeConfig.cmake ${PROJECT_BINARY_DIR}/Leve
 # pkg-config files find the prefix from where they are (${pcfiledir}), so that an
 # install with --prefix, or a moved prefix, still works.
 file(RELATIVE_PATH LEVEE_PC_TO_PREFIX "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
-foreach(pc levee levee-client)
+# ISA-L is linked when persistence/ found it (a cache variable, so visible here).
+set(LEVEE_PC_ISAL "")
+if(ISAL_LIBRARY)
+  set(LEVEE_PC_ISAL "-lisal")
+endif()
+foreach(pc levee levee-client levee-node)
   configure_file(${PROJECT_SOURCE_DIR}/cmake/${pc}.pc.in ${PROJECT_BINARY_DIR}/${pc}.pc @ONLY)
   install(FILES ${PROJECT_BINARY_DIR}/${pc}.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 endforeach()

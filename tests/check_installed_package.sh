@@ -9,8 +9,9 @@
 #     (client_hello against the installed `levee` binary);
 #   - exposed_actor, custom_source and stream_sink run to completion, and the installed
 #     `levee load` drives exposed_actor --serve;
-#   - the client example also builds with pkg-config's levee-client flags alone, and the
-#     limited echo with levee's (levee.pc), and runs.
+#   - the client example also builds with pkg-config's levee-client flags alone, the
+#     limited echo with levee's (levee.pc) and the custom source with levee-node's, and
+#     they run.
 #
 # usage: check_installed_package.sh <build dir> <source dir> <C++ compiler>
 set -u
@@ -95,4 +96,10 @@ flags=$(pkg-config --cflags --libs levee) || fail "pkg-config does not know leve
   { cat "$dir/echo-pc.out"; fail "limited_echo built with pkg-config's levee flags did not run to completion"; }
 grep -q "rejected mailbox_full" "$dir/echo-pc.out" ||
   { cat "$dir/echo-pc.out"; fail "limited_echo built with pkg-config's levee flags did not report its refusals"; }
+flags=$(pkg-config --cflags --libs levee-node) || fail "pkg-config does not know levee-node"
+# shellcheck disable=SC2086
+"$cxx" -o "$dir/custom_source_pc" "$examples/custom_source.cpp" $flags 2> "$dir/pc-node.log" ||
+  { cat "$dir/pc-node.log"; fail "custom_source does not build with pkg-config's levee-node flags"; }
+"$dir/custom_source_pc" > "$dir/custom-pc.out" 2>&1 ||
+  { cat "$dir/custom-pc.out"; fail "custom_source built with pkg-config's levee-node flags did not run as promised"; }
 echo "the installed package builds and runs the examples"
