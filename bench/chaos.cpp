@@ -145,20 +145,26 @@ int main(int argc, char** argv) {
 
   nlohmann::json rounds = nlohmann::json::array();
   std::vector<double> failover_ms;
+  // Split by whether the victim also led the metadata group (a Raft election comes first).
+  std::vector<double> failover_metadata_leader_ms, failover_other_ms;
   bool all_ok = true;
   if (!json)
-    std::printf("%5s %6s %6s %12s %6s %10s %12s %12s\n", "round", "victim", "leader",
-                "acknowledged", "lost", "duplicated", "failover_ms", "rejoin_ms");
+    std::printf("%5s %6s %8s %6s %12s %6s %10s %12s %12s\n", "round", "victim", "metadata",
+                "leader", "acknowledged", "lost", "duplicated", "failover_ms", "rejoin_ms");
   for (int round = 1; round <= kills && !interrupted; ++round) {
     chaos::round_options ro;
     ro.stream = stream;
     ro.how = how;
     auto r = chaos::run_round(cluster, pub, ro);
     all_ok = all_ok && r.ok();
-    if (r.first_ack)
+    if (r.first_ack) {
       failover_ms.push_back(static_cast<double>(r.first_ack->count()));
+      (r.victim_led_metadata ? failover_metadata_leader_ms : failover_other_ms)
+        .push_back(static_cast<double>(r.first_ack->count()));
+    }
     nlohmann::json j{{"round", round},
                      {"victim", r.victim},
+                     {"victim_led_metadata", r.victim_led_metadata},
                      {"new_leader", r.new_leader},
                      {"old_epoch", r.old_epoch},
                      {"new_epoch", r.new_epoch},
@@ -172,8 +178,8 @@ int main(int argc, char** argv) {
                      {"errors", r.errors}};
     rounds.push_back(j);
     if (!json)
-      std::printf("%5d %6d %6d %12llu %6llu %10llu %12lld %12lld\n", round, r.victim,
-                  r.new_leader, static_cast<unsigned long long>(r.check.acknowledged),
+      std::printf("%5d %6d %8s %6d %12llu %6llu %10llu %12lld %12lld\n", round, r.victim,
+                  r.victim_led_metadata ? "led" : "-", r.new_leader, static_cast<unsigned long long>(r.check.acknowledged),
                   static_cast<unsigned long long>(r.check.lost),
                   static_cast<unsigned long long>(r.check.duplicated),
                   static_cast<long long>(r.first_ack ? r.first_ack->count() : -1),
@@ -231,6 +237,10 @@ int main(int argc, char** argv) {
                          {"failover_ms_p50", chaos::percentile(failover_ms, 50)},
                          {"failover_ms_p99", chaos::percentile(failover_ms, 99)},
                          {"failover_ms_max", chaos::percentile(failover_ms, 100)},
+                         {"failover_ms_p50_victim_led_metadata",
+                          chaos::percentile(failover_metadata_leader_ms, 50)},
+                         {"rounds_victim_led_metadata", failover_metadata_leader_ms.size()},
+                         {"failover_ms_p50_victim_did_not", chaos::percentile(failover_other_ms, 50)},
                          {"publisher_failures", pub.failures()},
                          {"replicas", replicas},
                          {"ok", all_ok}};
@@ -242,6 +252,11 @@ int main(int argc, char** argv) {
                 kills, how == chaos::fault::kill ? "kill -9" : "SIGSTOP", acked.size(),
                 chaos::percentile(failover_ms, 50), chaos::percentile(failover_ms, 99),
                 chaos::percentile(failover_ms, 100));
+    std::printf("failover p50 when the victim led the metadata group too: %.0f ms (%zu rounds); "
+                "when it did not: %.0f ms (%zu rounds)\n",
+                chaos::percentile(failover_metadata_leader_ms, 50),
+                failover_metadata_leader_ms.size(), chaos::percentile(failover_other_ms, 50),
+                failover_other_ms.size());
     for (auto& r : replicas)
       std::printf("replica %s\n", r.dump().c_str());
     std::printf("%s\n", all_ok ? "nothing acknowledged was lost or duplicated"

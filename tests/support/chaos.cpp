@@ -653,6 +653,8 @@ round_result run_round(broker_cluster& c, const publisher& pub, const round_opti
   }
   r.victim = before->leader;
   r.old_epoch = before->leader_epoch;
+  if (auto i = c.info(r.victim, milliseconds(1000)))
+    r.victim_led_metadata = i->serving_as_leader();
   auto t0 = steady::now();
   if (o.how == fault::pause) {
     if (!c.pause(r.victim))

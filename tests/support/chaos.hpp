@@ -248,6 +248,9 @@ struct round_options {
 /// ISR again, and checks what the leader serves against everything acknowledged.
 struct round_result {
   int victim = 0;
+  /// The victim also led the metadata (Raft) group when it was lost: the failover then
+  /// waits for a metadata election first (and the new metadata leader's session wait).
+  bool victim_led_metadata = false;
   int new_leader = 0;
   uint64_t old_epoch = 0;
   uint64_t new_epoch = 0;
