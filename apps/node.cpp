@@ -312,11 +312,13 @@ public:
     stop_->request(exit_code, why);
   }
 
-  /// After the roles' own stop.
-  void stop_listeners() {
-    for (auto& l : listeners_)
-      l->stop();
-    listeners_.clear();
+  /// Stops the program's own roles that started, newest first, then the listeners they
+  /// served on (a role that failed to start may have opened one too).
+  void stop_roles(const std::vector<const role*>& started) {
+    for (auto i = started.rbegin(); i != started.rend(); ++i)
+      if ((*i)->stop)
+        (*i)->stop();
+    listeners_.clear();  // each stops as it goes
   }
 
   std::map<std::string, uint16_t> ports;  // of the built-in roles
@@ -328,15 +330,6 @@ private:
   std::shared_ptr<node_stop> stop_;
   std::vector<std::unique_ptr<wire_listener>> listeners_;
 };
-
-/// Stops the program's own roles that started, newest first, then their listeners.
-void stop_custom_roles(const std::vector<const role*>& started, node_role_context* ctx) {
-  for (auto i = started.rbegin(); i != started.rend(); ++i)
-    if ((*i)->stop)
-      (*i)->stop();
-  if (ctx)
-    ctx->stop_listeners();
-}
 
 } // namespace
 
@@ -523,7 +516,7 @@ int run_node_with(const std::vector<std::string>& args, const std::vector<role>&
   std::vector<const role*> started;
   // Every role, the program's first (newest first), then the built-in ones.
   auto stop_roles = [&] {
-    stop_custom_roles(started, &own);
+    own.stop_roles(started);
     if (brk)
       broker::stop_broker(*brk);
     if (srv)

@@ -1,5 +1,6 @@
 // Reading a satellite's config: [satellite], [events] and [source.<name>] sections.
 
+#include <optional>
 #include <set>
 
 #include "base/host_port.hpp"
@@ -131,10 +132,12 @@ std::string source_type_list() {
   return list;
 }
 
-/// The keys a source of `type` takes; empty for a type that does not exist.
-std::set<std::string> source_keys(const std::string& type) {
+/// The keys a source of `type` takes (`custom`: the registered type of that name, if any);
+/// empty for a type that does not exist.
+std::set<std::string> source_keys(const std::string& type,
+                                  const std::optional<events::source_type>& custom = std::nullopt) {
   std::set<std::string> known{"type", "poll_interval_ms"};
-  if (auto custom = events::find_source_type(type)) {
+  if (custom) {
     known.insert(custom->keys.begin(), custom->keys.end());
     return known;
   }
@@ -165,7 +168,8 @@ status read_source(const std::string& name, const flat_config& cfg, source_spec&
                          prefix + ".type is missing: one of " + source_type_list());
   out.type = type->second;
   // The keys each type takes; anything else in the section is an error naming it.
-  auto known = source_keys(out.type);
+  auto custom = events::find_source_type(out.type);
+  auto known = source_keys(out.type, custom);
   if (known.empty())
     return bad(prefix + ".type", out.type, "must be one of " + source_type_list());
   auto p = prefix + ".";
@@ -185,7 +189,7 @@ status read_source(const std::string& name, const flat_config& cfg, source_spec&
       continue;
     else if (k == "poll_interval_ms")
       st = read_number(key, value, out.poll_interval_ms);
-    else if (auto custom = events::find_source_type(out.type))
+    else if (custom)
       out.custom.keys[k] = value;
     else if (out.type == "file_tail") {
       auto& c = out.file_tail;
@@ -219,7 +223,7 @@ status read_source(const std::string& name, const flat_config& cfg, source_spec&
     if (!st)
       return st;
   }
-  if (auto custom = events::find_source_type(out.type)) {
+  if (custom) {
     out.custom.name = name;
     return custom->check ? custom->check(out.custom) : status{};
   }
