@@ -29,6 +29,16 @@ struct expose_member {
 };
 template struct expose_member<pipe_member, &caf::io::network::default_multiplexer::pipe_>;
 
+// The same for the queue of the actors this thread posted to itself (polling_multiplexer::
+// run_posted).
+using posted_queue = std::vector<caf::intrusive_ptr<caf::resumable>>;
+struct posted_member {
+  using type = posted_queue caf::io::network::default_multiplexer::*;
+  friend type member_of(posted_member);
+};
+template struct expose_member<posted_member,
+                              &caf::io::network::default_multiplexer::internally_posted_>;
+
 /// Grows the pipe to hold `slots` pointers (never shrinks it); the slots it holds now.
 uint64_t size_wakeup_pipe(int fd, uint64_t slots) {
   auto want = std::min<uint64_t>(slots * sizeof(void*), INT32_MAX);
@@ -81,10 +91,36 @@ polling_multiplexer::polling_multiplexer(caf::actor_system* sys)
                                    static_cast<uint64_t>(slots));
 }
 
+bool polling_multiplexer::run_posted() {
+  auto& posted = this->*member_of(posted_member{});
+  if (posted.empty())
+    return false;
+  uint64_t rounds = 0;
+  for (; rounds < max_posted_rounds && !posted.empty(); ++rounds) {
+    // Resuming an actor may post more (its messages to other actors of this loop): they
+    // wait for the next round, as in CAF's own poll_once.
+    posted.swap(resuming_);
+    for (auto& ptr : resuming_)
+      resume(std::move(ptr));
+    resuming_.clear();
+    handle_internal_events();
+  }
+  posted_rounds_.store(posted_rounds_.load(std::memory_order_relaxed) + rounds,
+                       std::memory_order_relaxed);
+  if (rounds > longest_posted_run_.load(std::memory_order_relaxed))
+    longest_posted_run_.store(rounds, std::memory_order_relaxed);
+  return true;
+}
+
 void polling_multiplexer::run() {
   using clock = std::chrono::steady_clock;
   if (window_.count() == 0) {
-    default_multiplexer::run();  // sleeps whenever nothing is ready
+    // CAF's loop (sleeps whenever nothing is ready), with the posted actors' rounds run
+    // back to back.
+    while (num_socket_handlers() > 0) {
+      run_posted();
+      poll_once(true);
+    }
     return;
   }
   auto bump = [](std::atomic<uint64_t>& x, uint64_t by) {
@@ -106,7 +142,8 @@ void polling_multiplexer::run() {
   // num_socket_handlers() falls to 0 once CAF has closed the loop's own pipe (shutdown).
   while (num_socket_handlers() > 0) {
     auto now = clock::now();
-    if (poll_once(false)) {
+    bool ran = run_posted();
+    if (poll_once(false) || ran) {
       stop_looking(now);
       last_event = clock::now();
       continue;
@@ -141,6 +178,8 @@ io_loop_stats polling_multiplexer::stats() const noexcept {
   s.empty_polls = empty_polls_.load(std::memory_order_relaxed);
   s.looked_ns = looked_ns_.load(std::memory_order_relaxed);
   s.wakeup_slots = wakeup_slots_;
+  s.posted_rounds = posted_rounds_.load(std::memory_order_relaxed);
+  s.longest_posted_run = longest_posted_run_.load(std::memory_order_relaxed);
   if (auto since = asleep_since_ns_.load(std::memory_order_relaxed); since != 0) {
     auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                  std::chrono::steady_clock::now().time_since_epoch())

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include <caf/actor_system_config.hpp>
 #include <caf/io/network/default_multiplexer.hpp>
@@ -62,6 +63,10 @@ struct io_loop_stats {
   /// How many actors of this loop can wait for a wake-up from another thread at once
   /// without the waker blocking: the wake-up pipe's size over a pointer's.
   uint64_t wakeup_slots = 0;
+  /// Rounds of actors that actors of this loop sent messages to (run_posted), and the
+  /// most rounds run back to back without a look at the sockets.
+  uint64_t posted_rounds = 0;
+  uint64_t longest_posted_run = 0;
 };
 
 /// The loop of a node's I/O thread: CAF's epoll loop, looking for a window before it sleeps,
@@ -85,7 +90,18 @@ public:
 
   io_loop_stats stats() const noexcept;
 
+  /// How many rounds of posted actors run_posted runs before the loop looks at its sockets.
+  static constexpr uint64_t max_posted_rounds = 16;
+
 private:
+  /// Runs the actors of this loop that other actors of this loop sent messages to, round
+  /// after round (up to max_posted_rounds) until none is left. CAF's poll_once runs one
+  /// round and then asks epoll for socket events (a system call) before the next: a
+  /// query's hops from actor to actor on a node (connection -> router -> proxyer ->
+  /// connection) each paid one. False when nothing was posted.
+  bool run_posted();
+
+  std::vector<caf::intrusive_ptr<caf::resumable>> resuming_;
   std::chrono::nanoseconds window_;
   uint64_t wakeup_slots_ = 0;
   // Written by the I/O thread only; read by anyone.
@@ -93,6 +109,8 @@ private:
   std::atomic<uint64_t> empty_polls_{0};
   std::atomic<uint64_t> looked_ns_{0};
   std::atomic<int64_t> asleep_since_ns_{0};  // steady_clock, 0 while awake
+  std::atomic<uint64_t> posted_rounds_{0};
+  std::atomic<uint64_t> longest_posted_run_{0};
 };
 
 /// The I/O loop's figures when `sys` runs a polling_multiplexer; nullopt otherwise.

@@ -136,6 +136,67 @@ TEST_F(IoLoop, RequestsWithinTheWindowNeedNoWakeUp) {
   EXPECT_EQ(after.sleeps, before.sleeps) << "the loop slept between requests inside its window";
 }
 
+// A message from one actor of the loop to another is a round of the loop; CAF's own loop
+// asked epoll for socket events (a system call) between every two rounds. The loop runs
+// such rounds back to back: a chain of eight actors passes a message end to end in one
+// run (seven rounds after the first actor, woken from outside).
+TEST_F(IoLoop, AChainOfActorsOnTheLoopPassesAMessageWithoutLookingAtSocketsBetweenHops) {
+  start(0);
+  auto where = io_thread_of(*sys);
+  std::promise<int> arrived;
+  std::vector<caf::actor> chain;
+  chain.push_back(spawn_placed_fun(*sys, where,
+                                   [&arrived](placed<caf::event_based_actor>*) -> caf::behavior {
+                                     return {[&arrived](int hops) { arrived.set_value(hops); }};
+                                   }));
+  for (int i = 0; i < 7; ++i) {
+    auto next = chain.back();
+    chain.push_back(spawn_placed_fun(*sys, where,
+                                     [next](placed<caf::event_based_actor>* self) -> caf::behavior {
+                                       return {[=](int hops) { self->send(next, hops + 1); }};
+                                     }));
+  }
+  auto before = stats();
+  caf::anon_send(chain.back(), 0);
+  auto done = arrived.get_future();
+  ASSERT_EQ(done.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(done.get(), 7);
+  // The loop counts a run once it ends, just after the last actor set the promise.
+  EXPECT_TRUE(test::wait_until([&] { return stats().longest_posted_run >= 7; }, 10s))
+    << "the hops were not run back to back: at most " << stats().longest_posted_run
+    << " rounds in a run";
+  EXPECT_GE(stats().posted_rounds - before.posted_rounds, 7u);
+  for (auto& a : chain)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}
+
+// Two actors of the loop that keep messaging each other never leave it without posted
+// work; the loop still looks at its sockets every max_posted_rounds rounds, so the
+// connections are served meanwhile.
+TEST_F(IoLoop, ActorsThatNeverStopMessagingEachOtherDoNotStarveTheConnections) {
+  start(0);
+  auto where = io_thread_of(*sys);
+  // Shared: the two may still play a volley after this test's body has returned.
+  auto volleys = std::make_shared<std::atomic<uint64_t>>(0);
+  auto player = [volleys](placed<caf::event_based_actor>* self) -> caf::behavior {
+    return {[self, volleys](const caf::actor& other) {
+      volleys->fetch_add(1);
+      self->send(other, caf::actor_cast<caf::actor>(self));
+    }};
+  };
+  auto a = spawn_placed_fun(*sys, where, player);
+  auto b = spawn_placed_fun(*sys, where, player);
+  caf::anon_send(a, b);
+  ASSERT_TRUE(test::wait_until([&] { return volleys->load() > 1000; }, 30s));
+  auto c = connect();
+  round_trips(c, 20);  // answered while the two play on
+  auto s = stats();
+  EXPECT_EQ(s.longest_posted_run, net::polling_multiplexer::max_posted_rounds);
+  EXPECT_GT(volleys->load(), 1000u);
+  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+}
+
 // Issue 14: another thread wakes an actor of the loop by writing to the loop's wake-up
 // pipe, and CAF's write blocks while the pipe is full; with Linux's default pipe (8,192
 // pointers) a server of 10,000 connections deadlocked. Here the loop is kept busy while
