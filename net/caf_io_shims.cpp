@@ -2,6 +2,8 @@
 
 #include <atomic>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <caf/actor_system_config.hpp>
@@ -69,6 +71,18 @@ void direct_write_broker::flush_now(caf::io::connection_handle hdl) {
   }
   if (!buf.empty())
     this->flush(hdl);  // starts CAF's writing, or leaves the bytes queued behind it
+}
+
+void direct_write_broker::no_delay(caf::io::connection_handle hdl) {
+  auto s = this->by_id(hdl);
+  if (!s)
+    return;
+  if (stream_ == nullptr)
+    stream_ = scribe_socket::stream_of(*s);
+  if (stream_ == nullptr)
+    return;
+  int one = 1;
+  ::setsockopt(stream_->fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 bool direct_write_broker::read_registered(caf::io::connection_handle hdl) {

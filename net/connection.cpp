@@ -110,6 +110,7 @@ caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl
   // before it buffers a body.
   self->configure_read(hdl, receive_policy::at_most(st.read_size));
   self->ack_writes(hdl, true);
+  self->no_delay(hdl);
   if (role == conn_role::refused) {
     ctx->stats.connections_refused.fetch_add(1);
     reject_and_close(self, 0,

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -462,6 +464,39 @@ TEST_F(ConnectionTest, FourGiBLengthHeaderIsRefusedWithoutMemoryGrowth) {
   EXPECT_LT(current_rss_bytes(), rss_before + (8u << 20));
   EXPECT_EQ(ctx->stats.closed(code::message_too_large), 1u);
   expect_others_still_served();
+}
+
+// CAF does not set TCP_NODELAY on the sockets it accepts; the connection sets it, so a
+// small answer is sent at once rather than when the peer acknowledged the previous one.
+TEST_F(ConnectionTest, AcceptedConnectionsSendWithoutNaglesDelay) {
+  start();
+  auto c = make_client();
+  ASSERT_TRUE(c.connect().ok());
+  ASSERT_TRUE(c.request("echo", "hello", 10s).ok());
+  // This process's sockets bound to the listener's port with a peer: the accepted ones.
+  int accepted = 0, without = 0;
+  DIR* fds = ::opendir("/proc/self/fd");
+  ASSERT_NE(fds, nullptr);
+  while (auto* e = ::readdir(fds)) {
+    int fd = std::atoi(e->d_name);
+    sockaddr_in local{}, peer{};
+    socklen_t len = sizeof local;
+    if (fd <= 2 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0
+        || local.sin_family != AF_INET || ntohs(local.sin_port) != lst.port)
+      continue;
+    len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0)
+      continue;  // the listening socket
+    ++accepted;
+    int on = 0;
+    len = sizeof on;
+    ASSERT_EQ(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+    if (on == 0)
+      ++without;
+  }
+  ::closedir(fds);
+  EXPECT_GE(accepted, 1) << "found no accepted socket of the listener";
+  EXPECT_EQ(without, 0) << without << " of " << accepted << " accepted sockets delay small writes";
 }
 
 TEST_F(ConnectionTest, GarbageBytesInsteadOfAHello) {
