@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "limits/clock.hpp"
@@ -31,6 +32,10 @@ namespace {
 rejection local(code c, std::string detail) {
   return rejection::of(c).detail(std::move(detail));
 }
+
+/// How long one blocking recv() may wait (SO_RCVTIMEO) before the client looks at its
+/// deadline again; see next_frame.
+constexpr int64_t recv_slice_ms = 100;
 
 int64_t remaining_ms(steady_clock::time_point deadline) {
   return std::max<int64_t>(0, duration_cast<milliseconds>(deadline - steady_clock::now()).count());
@@ -140,6 +145,8 @@ struct client::impl {
         ::fcntl(s, F_SETFL, ::fcntl(s, F_GETFL) & ~O_NONBLOCK);
         int one = 1;
         ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        timeval slice{0, static_cast<suseconds_t>(recv_slice_ms * 1000)};
+        ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof slice);
         fd = s;
         ::freeaddrinfo(res);
         return {};
@@ -219,18 +226,24 @@ struct client::impl {
           st = w;
           return std::nullopt;
         }
-      pollfd p{fd, POLLIN, 0};
-      auto rc = ::poll(&p, 1, static_cast<int>(remaining_ms(deadline)));
-      if (rc == 0) {
-        st = status::error(code::deadline_exceeded, "no answer from the server in time");
-        return std::nullopt;
+      // Far from the deadline the client waits in recv() itself, which SO_RCVTIMEO ends
+      // after recv_slice_ms to look at the deadline again: one system call per answer
+      // where poll() and then recv() made two. Near it, poll() waits exactly.
+      auto left = remaining_ms(deadline);
+      if (left < recv_slice_ms) {
+        pollfd p{fd, POLLIN, 0};
+        auto rc = ::poll(&p, 1, static_cast<int>(left));
+        if (rc == 0) {
+          st = status::error(code::deadline_exceeded, "no answer from the server in time");
+          return std::nullopt;
+        }
+        if (rc < 0 && errno == EINTR)
+          continue;
       }
-      if (rc < 0 && errno == EINTR)
-        continue;
       auto n = ::recv(fd, buf, sizeof buf, 0);
       if (n <= 0) {
-        if (n < 0 && errno == EINTR)
-          continue;
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+          continue;  // a signal, or a slice without data: the deadline is looked at again
         st = status::error(code::unavailable, n == 0 ? std::string{"the server closed the connection"}
                                                      : std::string{"connection lost: "}
                                                          + std::strerror(errno));

@@ -112,5 +112,35 @@ TEST_F(ClientLibraryTest, FrameAboveTheAdvertisedMaximumIsRefusedWithoutSending)
   EXPECT_TRUE(r.ok()) << (r.rejected ? r.rejected->to_string() : "no answer");
 }
 
+// The client waits for an answer in recv() itself, in slices of 100 ms (SO_RCVTIMEO),
+// looking at its deadline between slices: an answer that comes several slices later is
+// still received, and a wait with nothing to receive ends at its deadline, not before.
+TEST_F(ClientLibraryTest, AnAnswerSeveralReceiveSlicesLateArrivesAndAnEmptyWaitEndsAtItsDeadline) {
+  auto c = connected();
+  auto first = c.request("satellites", wire::SatellitesRequest{}.SerializeAsString(), bound);
+  ASSERT_TRUE(first.ok()) << (first.rejected ? first.rejected->to_string() : "no answer");
+  wire::SatelliteList list;
+  ASSERT_TRUE(list.ParseFromString(*first.payload));
+  // Held by the server until the list changes (it will not: no satellite registers) or
+  // 450 ms pass.
+  wire::SatellitesRequest held;
+  held.set_after_version(list.version());
+  held.set_wait_ms(450);
+  auto started = std::chrono::steady_clock::now();
+  auto r = c.request("satellites", held.SerializeAsString(), bound);
+  auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(r.ok()) << (r.rejected ? r.rejected->to_string() : "no answer");
+  EXPECT_GE(took, 400ms) << "the server did not hold the request: the test proves nothing";
+  // Nothing is on its way: the wait ends with the client's own deadline_exceeded.
+  started = std::chrono::steady_clock::now();
+  auto none = c.receive(250ms);
+  took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(none.rejected);
+  EXPECT_EQ(none.rejected->code, code::deadline_exceeded);
+  EXPECT_GE(took, 249ms);
+  EXPECT_LT(took, bound);
+  EXPECT_TRUE(c.connected());
+}
+
 } // namespace
 } // namespace levee
