@@ -426,7 +426,7 @@ status record_offset(const batch_header& h, uint64_t index, uint64_t delta,
 } // namespace
 
 status visit_records(const batch_header& h, const uint8_t* batch, std::string& scratch,
-                     const std::function<void(const record_view&)>& fn) {
+                     const std::function<bool(const record_view&)>& fn) {
   const uint8_t* body = nullptr;
   size_t body_size = 0;
   if (auto st = payload_of(h, batch, scratch, body, body_size); !st)
@@ -487,7 +487,8 @@ status visit_records(const batch_header& h, const uint8_t* batch, std::string& s
     if (auto st = record_offset(h, count, delta, previous_delta, v.offset); !st)
       return st;
     ++count;
-    fn(v);
+    if (!fn(v))
+      break;
   }
   return {};
 }

@@ -134,10 +134,12 @@ struct record_view {
   std::vector<std::pair<std::string_view, std::string_view>> headers;
 };
 
-/// Calls `fn` for each record of a batch that passed check_batch, without copying keys,
-/// values or headers. `scratch` holds a compressed payload, inflated.
+/// Calls `fn` for each record of a batch that passed check_batch, in offset order, without
+/// copying keys, values or headers, until `fn` returns false: the records after that one
+/// are not parsed (a `limit 1` query reads one record of a batch of hundreds). `scratch`
+/// holds a compressed payload, inflated.
 status visit_records(const batch_header& header, const uint8_t* batch, std::string& scratch,
-                     const std::function<void(const record_view&)>& fn);
+                     const std::function<bool(const record_view&)>& fn);
 
 /// Decodes the records of a batch that passed check_batch.
 status decode_records(const batch_header& header, const uint8_t* batch,

@@ -96,10 +96,11 @@ result<uint64_t> segment_log::visit(uint64_t from, uint64_t max_bytes,
               [&](const batch_header& h, const uint8_t* data, bool& stop) -> result<size_t> {
     size_t n = 0;
     auto st = visit_records(h, data, scratch, [&](const record_view& r) {
-      if (r.offset >= from && !stop) {
-        ++n;
-        stop = !fn(r);
-      }
+      if (r.offset < from)
+        return true;
+      ++n;
+      stop = !fn(r);
+      return !stop;  // the rest of the batch is not parsed
     });
     if (!st)
       return st;
