@@ -26,8 +26,6 @@ namespace {
 namespace po = boost::program_options;
 using namespace std::chrono;
 
-constexpr const char* default_broker = "127.0.0.1:7600";
-
 /// `text` as a JSON string, quotes included (any bytes: events/json.hpp escapes them).
 std::string q(std::string_view text) {
   std::string out;
@@ -37,7 +35,7 @@ std::string q(std::string_view text) {
 constexpr milliseconds admin_timeout{10'000};
 
 struct broker_args {
-  std::string broker = default_broker_address();  // LEVEE_BROKER, else default_broker
+  std::string broker = default_broker_address();  // LEVEE_BROKER, else 127.0.0.1:7600
   std::string token;
   bool json = false;
 };

@@ -248,8 +248,12 @@ std::string run_result::text() const {
   std::string out;
   char line[512];
   auto add = [&](const char* fmt, auto... args) {
-    std::snprintf(line, sizeof line, fmt, args...);
-    out += line;
+    if constexpr (sizeof...(args) == 0) {
+      out += fmt;  // no conversions: the text as it is
+    } else {
+      std::snprintf(line, sizeof line, fmt, args...);
+      out += line;
+    }
   };
   add("levee load: %s %s at %s, %u connection%s, %.1f s measured (%.1f s warm-up excluded)\n",
       s.target_kind.c_str(), s.target.c_str(), s.server.c_str(), s.connections,
@@ -297,7 +301,7 @@ std::string run_result::text() const {
   };
   percentiles(s.closed_loop ? "from send" : "from intended", c.latency());
   percentiles("service time", c.service_time());
-  add("  (of accepted requests; percentiles within +0.8%% of exact)\n");
+  add("  (of accepted requests; percentiles within +0.8% of exact)\n");
   if (s.closed_loop)
     add("\nnote: closed loop: a slow answer delays the next send, so these latencies hide "
         "coordinated omission; use --rate (open loop) to measure latency\n");

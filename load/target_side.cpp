@@ -246,8 +246,12 @@ std::string target_side::text() const {
   std::string out = "\ntarget:\n";
   char line[512];
   auto add = [&](const char* fmt, auto... args) {
-    std::snprintf(line, sizeof line, fmt, args...);
-    out += line;
+    if constexpr (sizeof...(args) == 0) {
+      out += fmt;  // no conversions: the text as it is
+    } else {
+      std::snprintf(line, sizeof line, fmt, args...);
+      out += line;
+    }
   };
   if (process.known()) {
     auto& b = *process.before;

@@ -422,6 +422,11 @@ std::optional<rejection> client::send_call(wire::BrokerCall& call, uint64_t& req
     case wire::BrokerCall::kFetchCursor:
       env.set_allocated_fetch_cursor(call.release_fetch_cursor());
       break;
+    case wire::BrokerCall::kFetch:
+    case wire::BrokerCall::kEpochEndOffset:
+      return local(code::bad_request,
+                   "replica fetches are sent between brokers, not by clients; read a stream "
+                   "with a Subscribe");
     case wire::BrokerCall::CALL_NOT_SET:
       return local(code::bad_request, "an empty BrokerCall; set one of its calls");
   }
