@@ -89,7 +89,11 @@ struct recovery_report {
 
 class segment_log {
 public:
-  /// Opens (creating the directory if needed) and recovers the log.
+  /// Opens (creating the directory if needed) and recovers the log. The log holds an
+  /// exclusive lock on `<dir>/LOCK` (flock) while it is open: a second open of the same
+  /// directory, from this process or another (a second node given the same data_dir),
+  /// is a storage_error and touches nothing; two writers would interleave their batches
+  /// and corrupt the log. The kernel drops the lock when the process ends, even by kill -9.
   static result<std::unique_ptr<segment_log>> open(const log_options& opts,
                                                    recovery_report* report = nullptr);
   ~segment_log();
@@ -246,6 +250,7 @@ private:
 
   log_options opts_;
   file_io& io_;
+  int lock_fd_ = -1;  // <dir>/LOCK, flock'd exclusively while the log is open
   // Mutable: reads open descriptors (bounded by max_open_files) and mark them used.
   mutable std::vector<segment> segments_;
   uint64_t next_offset_ = 0;

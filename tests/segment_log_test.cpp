@@ -122,6 +122,52 @@ TEST(SegmentLog, AppendReopenAndReadBack) {
   EXPECT_TRUE((*log)->read(30, 1 << 20)->empty());
 }
 
+// Two writers on one log interleave their batches and corrupt it (two nodes given the same
+// data_dir did: a batch whose start another process overwrote, a header of event text).
+// The log holds a lock on its directory: a second open is refused and writes nothing, in
+// this process or another; a writer killed with -9 leaves no lock behind.
+TEST(SegmentLog, ASecondOpenOfTheSameDirectoryIsRefusedUntilTheFirstEnds) {
+  temp_dir dir;
+  {
+    auto first = segment_log::open(options(dir.path));
+    ASSERT_TRUE(first.ok()) << first.error().to_string();
+    ASSERT_TRUE((*first)->append(make_batch(0, 5)).ok());
+    auto second = segment_log::open(options(dir.path));
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.error().code(), code::storage_error);
+    EXPECT_NE(second.error().message().find(dir.path.string()), std::string::npos)
+      << second.error().message();
+    EXPECT_NE(second.error().message().find("same data directory"), std::string::npos)
+      << second.error().message();
+    ASSERT_TRUE((*first)->append(make_batch(5, 5)).ok());  // the first is unharmed
+  }
+  // Another process holds it: refused; once that process is killed -9, the log opens.
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto held = segment_log::open(options(dir.path));
+    char c = held.ok() ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    for (;;)
+      ::pause();
+  }
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  auto refused = segment_log::open(options(dir.path));
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_EQ(c, 'y') << "the child could not open the log";
+  ASSERT_FALSE(refused.ok()) << "opened while another process held the log";
+  EXPECT_EQ(refused.error().code(), code::storage_error);
+  auto after = segment_log::open(options(dir.path));
+  ASSERT_TRUE(after.ok()) << after.error().to_string();
+  EXPECT_EQ((*after)->next_offset(), 10u);
+}
+
 TEST(SegmentLog, LimitsAreTypedErrorsAndWriteNothing) {
   temp_dir dir;
   auto opts = options(dir.path);
