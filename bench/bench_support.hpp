@@ -221,17 +221,33 @@ inline void remove_dir_from_signal(char* dir) {
 
 // -- child processes: every one is tracked and killed at exit, on a signal or the watchdog --
 
+inline char bench_name[32] = "bench";  // for messages, the signal handler's too
+
 // Fixed storage, so the signal handler can read it without allocating.
 inline constexpr int max_children = 32;
 inline pid_t children[max_children];
 inline std::atomic<int> child_count{0};
 
+/// A slot a stopped child left (-1) is used again: a bench that starts processes round
+/// after round (query_bench --rounds) would otherwise run out of slots, and a child it
+/// could not track would be neither stopped nor killed at exit (two satellites then wrote
+/// one store). With every slot taken by a live child, the bench says so and exits.
 inline void track(pid_t pid) {
-  int i = child_count.load();
-  if (i < max_children) {
-    children[i] = pid;
-    child_count.store(i + 1);
+  int n = child_count.load();
+  for (int i = 0; i < n; ++i)
+    if (children[i] == -1) {
+      children[i] = pid;
+      return;
+    }
+  if (n < max_children) {
+    children[n] = pid;
+    child_count.store(n + 1);
+    return;
   }
+  ::kill(pid, SIGKILL);
+  std::fprintf(stderr, "%s: more than %d child processes at once; stopping\n", bench_name,
+               max_children);
+  std::exit(1);
 }
 
 /// Async-signal-safe: SIGKILL to each child's process group and to the child itself.
@@ -266,7 +282,6 @@ inline void stop(pid_t pid) {
 inline std::string temp_dir;  // removed at exit
 inline pid_t bench_pid = 0;   // forked children inherit the atexit handler: only this one acts
 inline char temp_dir_for_signal[64];  // a copy of temp_dir the signal handler can use
-inline char bench_name[32] = "bench";  // for messages, the signal handler's too
 
 inline void cleanup_at_exit() {
   if (::getpid() != bench_pid)

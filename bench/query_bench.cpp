@@ -987,8 +987,11 @@ std::optional<figures> run_levee(const std::string& binary, std::optional<scan_f
   if (::access(binary.c_str(), X_OK) != 0)
     return skip(binary + " not found; pass --levee PATH");
   auto port = free_port();
-  // Each run its own configs, store and logs.
+  // Each run its own configs, store and logs (--rounds runs each path again: from an
+  // empty store, not the one the last run's killed satellite left).
   auto dir = temp_dir + (sleeping_io ? "/levee-sleeping-io" : "/levee");
+  std::error_code ec;
+  fs::remove_all(dir, ec);
   fs::create_directories(dir);
   write_levee_configs(dir, port);
   auto server_log = dir + "/server.log";
@@ -1110,6 +1113,45 @@ std::optional<figures> run_levee(const std::string& binary, std::optional<scan_f
 
 // -- main --------------------------------------------------------------------------------
 
+/// Issue 13's two ratios, each round's baseline measured right before its Levee run: on a
+/// shared host one run's figures move by half between minutes, the raw relay's as much as
+/// Levee's, so one pair of runs says little and the median of many interleaved pairs more.
+int interleaved_rounds(const std::string& binary, int rounds) {
+  std::vector<double> polling, sleeping;
+  std::printf("round  polling relay p50  Levee p50   ratio  |  raw relay p99  Levee (busy_poll_us = 0) p99   ratio\n");
+  for (int r = 1; r <= rounds; ++r) {
+    auto relay = run_raw(levee_poll_window);
+    auto lev = run_levee(binary, nullptr, false);
+    auto raw = run_raw(microseconds{0});
+    auto lev_sleeping = run_levee(binary, nullptr, true);
+    if (!relay || !lev || !raw || !lev_sleeping) {
+      std::printf("round %d: a path did not run (above); stopping\n", r);
+      return 1;
+    }
+    polling.push_back(lev->p50_us / relay->p50_us);
+    sleeping.push_back(lev_sleeping->p99_us / raw->p99_us);
+    std::printf("%5d  %14.1f us  %6.1f us  %5.2fx  |  %10.1f us  %24.1f us   %5.2fx\n", r,
+                relay->p50_us, lev->p50_us, polling.back(), raw->p99_us, lev_sleeping->p99_us,
+                sleeping.back());
+    std::fflush(stdout);
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    auto n = v.size();
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  };
+  std::printf("\nMedians over %d rounds:\n"
+              "  Levee p50 / polling raw relay p50        %6.2fx   (target <= 1.5; rounds from "
+              "%.2fx to %.2fx)\n"
+              "  Levee (busy_poll_us = 0) p99 / raw p99   %6.2fx   (target <= 3; rounds from "
+              "%.2fx to %.2fx)\n",
+              rounds, median(polling), *std::min_element(polling.begin(), polling.end()),
+              *std::max_element(polling.begin(), polling.end()), median(sleeping),
+              *std::min_element(sleeping.begin(), sleeping.end()),
+              *std::max_element(sleeping.begin(), sleeping.end()));
+  return 0;
+}
+
 void print(const char* name, const std::optional<figures>& f) {
   if (!f) {
     std::printf("  %-30s %s\n", name, "(skipped)");
@@ -1126,6 +1168,8 @@ int main(int argc, char** argv) {
   int cpu = -1;
   // One path only, to profile or trace it: levee, levee-sleeping, raw, raw-polling; no ratios.
   std::string only;
+  // Issue 13's ratios only, over this many interleaved rounds (0: the full run).
+  int rounds = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--levee" && i + 1 < argc) {
@@ -1140,10 +1184,13 @@ int main(int argc, char** argv) {
       only = argv[++i];
     } else if (a == "--requests" && i + 1 < argc && std::atoi(argv[i + 1]) > 0) {
       sequential_requests = std::atoi(argv[++i]);
+    } else if (a == "--rounds" && i + 1 < argc && std::atoi(argv[i + 1]) > 0) {
+      rounds = std::atoi(argv[++i]);
     } else {
       std::fprintf(stderr,
-                   "usage: query_bench [--levee PATH] [--cpu N] [--only levee|levee-sleeping|raw|raw-polling] [--requests N]   "
-                   "(default: %s, all CPUs, every path)\n",
+                   "usage: query_bench [--levee PATH] [--cpu N] [--only levee|levee-sleeping|raw|raw-polling] [--requests N] [--rounds N]   "
+                   "(default: %s, all CPUs, every path; --rounds: issue 13's two ratios over N "
+                   "interleaved rounds, and their medians)\n",
                    levee_binary.c_str());
       return a == "--help" || a == "-h" ? 0 : 2;
     }
@@ -1181,6 +1228,8 @@ int main(int argc, char** argv) {
     print(only.c_str(), f);
     return f ? 0 : 1;
   }
+  if (rounds > 0)
+    return interleaved_rounds(levee_binary, rounds);
   auto raw = run_raw(microseconds{0});
   auto raw_polling = run_raw(levee_poll_window);
   auto nats = run_nats();
