@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,6 +129,16 @@ status check_direct_io(const std::string& dir) {
 }
 
 struct raft_node::impl {
+  /// `<data_dir>/LOCK`, flock'd exclusively for the node's life: two brokers given one
+  /// metadata directory would both write libraft's files. First member, so it is let go
+  /// last.
+  struct dir_lock {
+    int fd = -1;
+    ~dir_lock() {
+      if (fd >= 0)
+        ::close(fd);
+    }
+  } lock;
   raft_node_options opt;
   callbacks cbs;
 
@@ -744,6 +755,17 @@ result<std::unique_ptr<raft_node>> raft_node::start(raft_node_options options, c
 
   auto p = std::make_unique<impl>();
   impl& n = *p;
+  // Before libraft reads or writes anything there (the segment log does the same).
+  auto lock_path = options.data_dir + "/LOCK";
+  n.lock.fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (n.lock.fd < 0 || ::flock(n.lock.fd, LOCK_EX | LOCK_NB) != 0)
+    return status::error(code::storage_error,
+                         errno == EWOULDBLOCK
+                           ? "metadata data dir '" + options.data_dir
+                               + "' is in use by another process (or already in this one): two "
+                                 "brokers were given the same data directory; stop the other "
+                                 "one or give each its own"
+                           : "cannot lock '" + lock_path + "': " + std::strerror(errno));
   n.opt = std::move(options);
   n.cbs = std::move(cbs);
   if (int rv = uv_loop_init(&n.loop); rv != 0)

@@ -434,6 +434,27 @@ TEST_F(RaftNodeTest, ADataDirWithoutDirectIoIsAClearError) {
   EXPECT_NE(s.message().find("put it on ext4 or xfs"), std::string::npos);
 }
 
+// Two brokers given one metadata directory would both write libraft's files: the second
+// start is refused before libraft touches it, and the first keeps serving. Once the first
+// stops, the directory is free again.
+TEST_F(RaftNodeTest, ASecondNodeOnTheSameDataDirIsRefusedAndTheFirstServesOn) {
+  start_group(1);
+  ASSERT_NE(serving_leader(), nullptr);
+  auto twin = options_.at(1);
+  twin.address = "127.0.0.1:" + std::to_string(free_port());
+  auto second = raft_node::start(twin);
+  ASSERT_FALSE(second.ok()) << "a second node opened a directory the first one holds";
+  EXPECT_EQ(second.error().code(), code::storage_error);
+  EXPECT_NE(second.error().message().find("two brokers were given the same data directory"),
+            std::string::npos)
+    << second.error().message();
+  EXPECT_NE(serving_leader(), nullptr) << "the first node stopped serving";
+  nodes_.at(1).reset();
+  auto again = raft_node::start(twin);
+  ASSERT_TRUE(again.ok()) << again.error().to_string();
+  nodes_.at(1) = std::move(again.value());
+}
+
 TEST_F(RaftNodeTest, AHostNameIsRefusedBeforeStarting) {
   raft_node_options o;
   o.id = 1;
