@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include <thread>
 
 #include "base/codec.hpp"
+#include "base/file_lock.hpp"
 #include "base/host_port.hpp"
 
 #include <uv.h>
@@ -129,16 +129,9 @@ status check_direct_io(const std::string& dir) {
 }
 
 struct raft_node::impl {
-  /// `<data_dir>/LOCK`, flock'd exclusively for the node's life: two brokers given one
-  /// metadata directory would both write libraft's files. First member, so it is let go
-  /// last.
-  struct dir_lock {
-    int fd = -1;
-    ~dir_lock() {
-      if (fd >= 0)
-        ::close(fd);
-    }
-  } lock;
+  /// `<data_dir>/LOCK`, held for the node's life: two brokers given one metadata
+  /// directory would both write libraft's files. First member, so it is let go last.
+  base::file_lock lock;
   raft_node_options opt;
   callbacks cbs;
 
@@ -757,15 +750,14 @@ result<std::unique_ptr<raft_node>> raft_node::start(raft_node_options options, c
   impl& n = *p;
   // Before libraft reads or writes anything there (the segment log does the same).
   auto lock_path = options.data_dir + "/LOCK";
-  n.lock.fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (n.lock.fd < 0 || ::flock(n.lock.fd, LOCK_EX | LOCK_NB) != 0)
+  if (int err = n.lock.acquire(lock_path); err != 0)
     return status::error(code::storage_error,
-                         errno == EWOULDBLOCK
+                         err == EWOULDBLOCK
                            ? "metadata data dir '" + options.data_dir
                                + "' is in use by another process (or already in this one): two "
                                  "brokers were given the same data directory; stop the other "
                                  "one or give each its own"
-                           : "cannot lock '" + lock_path + "': " + std::strerror(errno));
+                           : "cannot lock '" + lock_path + "': " + std::strerror(err));
   n.opt = std::move(options);
   n.cbs = std::move(cbs);
   if (int rv = uv_loop_init(&n.loop); rv != 0)

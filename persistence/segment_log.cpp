@@ -11,9 +11,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include "persistence/segment_log_internal.hpp"
 
@@ -88,18 +85,13 @@ result<std::unique_ptr<segment_log>> segment_log::open(const log_options& opts,
   std::unique_ptr<segment_log> log{new segment_log(opts)};
   // Before anything is read or cut: a log another process is writing would look torn.
   auto lock_path = (std::filesystem::path(opts.dir) / "LOCK").string();
-  log->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (log->lock_fd_ < 0)
-    return detail::io_error("cannot open the lock file", lock_path, -errno);
-  if (::flock(log->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    auto err = errno;
-    if (err == EWOULDBLOCK)
-      return status::error(code::storage_error,
-                           "the log in " + opts.dir + " is open in another process (or "
-                           "already in this one): two nodes were given the same data "
-                           "directory; stop the other one or give each its own");
-    return detail::io_error("cannot lock", lock_path, -err);
-  }
+  if (int err = log->lock_.acquire(lock_path); err == EWOULDBLOCK)
+    return status::error(code::storage_error,
+                         "the log in " + opts.dir + " is open in another process (or "
+                         "already in this one): two nodes were given the same data "
+                         "directory; stop the other one or give each its own");
+  else if (err != 0)
+    return detail::io_error("cannot lock", lock_path, err);
   recovery_report local;
   if (auto st = log->recover(report ? *report : local); !st)
     return st;
@@ -110,8 +102,6 @@ segment_log::~segment_log() {
   for (auto& seg : segments_)
     if (seg.fd >= 0)
       io_.close(seg.fd);
-  if (lock_fd_ >= 0)
-    ::close(lock_fd_);  // and the lock with it
 }
 
 uint64_t segment_log::start_offset() const noexcept {

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/file_lock.hpp"
 #include "limits/defaults.hpp"
 #include "limits/status.hpp"
 #include "persistence/batch.hpp"
@@ -250,7 +251,7 @@ private:
 
   log_options opts_;
   file_io& io_;
-  int lock_fd_ = -1;  // <dir>/LOCK, flock'd exclusively while the log is open
+  base::file_lock lock_;  // <dir>/LOCK, held while the log is open
   // Mutable: reads open descriptors (bounded by max_open_files) and mark them used.
   mutable std::vector<segment> segments_;
   uint64_t next_offset_ = 0;

@@ -3,12 +3,17 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "base/codec.hpp"
+#include "base/file_lock.hpp"
 #include "base/host_port.hpp"
 #include "base/time_text.hpp"
 
@@ -375,4 +380,30 @@ TEST(HostPort, PortZeroIsAnyFreePortOnlyWhereAsked) {
   EXPECT_FALSE(parse_host_port("server.listen", "h:x", out, error, port_zero::any_free_port));
   EXPECT_EQ(error, "server.listen = h:x: the port must be a whole number from 0 (any free port) "
                    "to 65535, e.g. 127.0.0.1:7400");
+}
+
+// One holder at a time, whichever object asks (across processes: segment_log_test); moving
+// a lock keeps it held, and destroying its holder lets it go.
+TEST(FileLock, OneHolderAtATimeUntilItIsDestroyed) {
+  auto dir = std::filesystem::temp_directory_path()
+             / ("levee-file-lock-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto path = (dir / "LOCK").string();
+  {
+    file_lock first;
+    ASSERT_EQ(first.acquire(path), 0);
+    EXPECT_TRUE(first.held());
+    file_lock second;
+    EXPECT_EQ(second.acquire(path), EWOULDBLOCK);
+    EXPECT_FALSE(second.held());
+    file_lock moved = std::move(first);
+    EXPECT_TRUE(moved.held());
+    EXPECT_FALSE(first.held());
+    EXPECT_EQ(second.acquire(path), EWOULDBLOCK) << "the move let the lock go";
+  }
+  file_lock again;
+  EXPECT_EQ(again.acquire(path), 0) << "the destroyed holder kept the lock";
+  EXPECT_EQ(file_lock{}.acquire((dir / "no" / "such" / "dir").string()), ENOENT);
+  again = file_lock{};
+  std::filesystem::remove_all(dir);
 }
