@@ -383,7 +383,7 @@ broker_actor::behavior_type broker(broker_self* self, broker_setup setup, runtim
       }
     },
     [=](wire_stream_atom, const std::string& payload, uint64_t tag, uint64_t batches,
-        uint64_t bytes) -> caf::result<std::string> {
+        uint64_t bytes) -> caf::result<stream_tail, std::string> {
       wire::BrokerCall call;
       if (auto refused = parse_call(payload, call))
         return refuse(self, *refused);

@@ -223,8 +223,9 @@ caf::result<std::string> replica_call(broker_self* self, const wire::BrokerCall&
   return forward_replica_call(self, pe.leader, call);
 }
 
-caf::result<std::string> subscribe(broker_self* self, const wire::Subscribe& req, uint64_t tag,
-                                   uint64_t credit_batches, uint64_t credit_bytes) {
+caf::result<stream_tail, std::string> subscribe(broker_self* self, const wire::Subscribe& req,
+                                                uint64_t tag, uint64_t credit_batches,
+                                                uint64_t credit_bytes) {
   auto& st = self->state;
   auto* e = find_stream(self, req.stream());
   if (e == nullptr)
@@ -280,12 +281,13 @@ caf::result<std::string> subscribe(broker_self* self, const wire::Subscribe& req
     return refuse(self, code::bad_request, "request " + std::to_string(tag)
                                              + " is already subscribed on this connection");
   st.subscriptions.emplace(key, pe.leader);
-  auto rp = self->make_response_promise<std::string>();
+  auto rp = self->make_response_promise<stream_tail, std::string>();
   self->request(pe.leader, caf::infinite, subscribe_atom::value, std::move(sub))
     .then(
       [self, rp, key](std::string& summary) mutable {
         self->state.subscriptions.erase(key);
-        rp.deliver(std::move(summary));
+        // The leader sent every batch on its own (a subscription's end is rarely a batch's).
+        rp.deliver(stream_tail{}, std::move(summary));
       },
       [self, rp, key](caf::error& err) mutable {
         self->state.subscriptions.erase(key);

@@ -117,8 +117,9 @@ caf::result<std::string> propose(broker_self* self, const metadata::command& cmd
                                  std::function<std::optional<std::string>()> applied);
 
 caf::result<std::string> publish(broker_self* self, wire::Publish& req);
-caf::result<std::string> subscribe(broker_self* self, const wire::Subscribe& req, uint64_t tag,
-                                   uint64_t credit_batches, uint64_t credit_bytes);
+caf::result<stream_tail, std::string> subscribe(broker_self* self, const wire::Subscribe& req,
+                                                uint64_t tag, uint64_t credit_batches,
+                                                uint64_t credit_bytes);
 caf::result<std::string> commit_cursor(broker_self* self, const wire::CommitCursor& req);
 caf::result<std::string> fetch_cursor(broker_self* self, const wire::FetchCursor& req);
 

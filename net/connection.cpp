@@ -211,12 +211,12 @@ caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl
       return send_outgoing(self, std::move(target), std::move(payload));
     },
     [=](wire_stream_atom, std::string& target, std::string& payload, uint64_t tag,
-        uint64_t credit_batches, uint64_t credit_bytes) -> caf::result<std::string> {
+        uint64_t credit_batches, uint64_t credit_bytes) -> caf::result<stream_tail, std::string> {
       auto sink = caf::actor_cast<caf::actor>(self->current_sender());
       stream_credit credit;
       credit.add(credit_batches, credit_bytes);
-      return send_outgoing(self, std::move(target), std::move(payload), std::move(sink), tag,
-                           credit);
+      return send_outgoing_stream(self, std::move(target), std::move(payload), std::move(sink),
+                                  tag, credit);
     },
     [=](cancel_atom, uint64_t tag) {
       // The requester of one of our streams gives up: tell the peer, answer it now.
@@ -247,12 +247,7 @@ caf::behavior connection(connection_broker* self, caf::io::connection_handle hdl
       auto& stream = i->second;
       if (auto sender = caf::actor_cast<caf::actor>(self->current_sender()))
         stream.producer = std::move(sender);  // credit goes to who sends the batches
-      stream.credit.produced(part.size());
-      wire::Envelope out;
-      out.set_request_id(stream.rid);
-      out.mutable_batch()->set_sequence(stream.batches++);
-      out.mutable_batch()->set_payload(std::move(part));
-      if (!write_frame(self, out)) {
+      if (!write_batch(self, stream, std::move(part))) {
         // Refused for a peer that does not read (the Reject is on its way): the stream
         // ends here; its producer stops, and its late answer is dropped.
         if (auto p = s.pending.find(stream.rid); p != s.pending.end() && p->second.tag == tag)

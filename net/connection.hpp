@@ -31,6 +31,7 @@
 
 #include "actors/earliest_timer.hpp"
 #include "actors/weak_timer.hpp"
+#include "actors/wire_target.hpp"
 #include "limits/defaults.hpp"
 #include "limits/rejection.hpp"
 #include "limits/stream_credit.hpp"
@@ -152,6 +153,14 @@ struct connection_state {
     uint64_t tag;
   };
   std::map<uint64_t, outgoing_stream> outgoing_streams;  // ours, by request id
+  /// The latest Batch of one of our streams, held while the frames of the same read are
+  /// handled: when its EndOfStream follows, the sink gets both in the one answer
+  /// (stream_tail); any other frame, or the end of the read, sends it on first.
+  struct held_batch {
+    bool held = false;
+    uint64_t rid = 0;
+    std::string part;
+  } held;
   std::unordered_map<std::string, caf::actor> targets;  // looked up by this connection
   const char* name = "levee.connection";
 };
@@ -215,6 +224,10 @@ void reject_and_close(connection_broker* self, uint64_t request_id, const reject
 void close_connection(connection_broker* self);
 void fail_outgoing(connection_broker* self);
 void sync_reading(connection_broker* self);
+/// One batch of the peer's stream as a Batch frame, counted against the credit it holds;
+/// false if refused (a peer that does not read: its Reject is on its way).
+bool write_batch(connection_broker* self, connection_state::incoming_stream& stream,
+                 std::string part);
 stream_credit lend(connection_broker* self, uint64_t tag,
                    connection_state::incoming_stream& stream, bool first = false);
 void signal_drain(connection_broker* self);
@@ -239,7 +252,10 @@ void handle_broker_call(connection_broker* self, wire::Envelope& env);
 void arm_next_deadline(connection_broker* self, int64_t now);
 void expire_requests(connection_broker* self, int64_t armed_for);
 caf::result<std::string> send_outgoing(connection_broker* self, std::string target,
-                                       std::string payload, caf::actor sink = {},
-                                       uint64_t tag = 0, stream_credit credit = {});
+                                       std::string payload);
+caf::result<stream_tail, std::string> send_outgoing_stream(connection_broker* self,
+                                                          std::string target,
+                                                          std::string payload, caf::actor sink,
+                                                          uint64_t tag, stream_credit credit);
 
 } // namespace levee::net

@@ -133,8 +133,22 @@ void handle_permit(connection_broker* self, const wire::Envelope& env) {
   write_frame(self, out);
 }
 
+/// Sends the held Batch on to its stream's sink (unless the stream ended meanwhile).
+void release_held_batch(connection_broker* self) {
+  auto& st = self->state;
+  if (!st.held.held)
+    return;
+  st.held.held = false;
+  auto i = st.outgoing_streams.find(st.held.rid);
+  if (i != st.outgoing_streams.end())
+    self->send(i->second.sink, wire_batch_atom::value, i->second.tag, std::move(st.held.part));
+}
+
 void handle_frame(connection_broker* self, wire::Envelope& env) {
   auto& st = self->state;
+  if (st.held.held
+      && !(env.body_case() == wire::Envelope::kEndOfStream && env.request_id() == st.held.rid))
+    release_held_batch(self);  // in order: before whatever this frame sets off
   if (!st.hello_done) {
     handle_hello(self, env);
     return;
@@ -185,10 +199,13 @@ void handle_frame(connection_broker* self, wire::Envelope& env) {
       return;
     }
     case wire::Envelope::kBatch: {
-      auto i = st.outgoing_streams.find(env.request_id());
-      if (i != st.outgoing_streams.end())
-        self->send(i->second.sink, wire_batch_atom::value, i->second.tag,
-                   std::move(*env.mutable_batch()->mutable_payload()));
+      // Held until the next frame or the end of this read (release_held_batch): a stream's
+      // last batch and its end usually come in one read, and then go on as one message.
+      if (st.outgoing_streams.count(env.request_id()) != 0) {
+        st.held.held = true;
+        st.held.rid = env.request_id();
+        st.held.part = std::move(*env.mutable_batch()->mutable_payload());
+      }
       return;  // a batch of a stream we cancelled or that failed: dropped
     }
     case wire::Envelope::kEndOfStream:
@@ -197,12 +214,18 @@ void handle_frame(connection_broker* self, wire::Envelope& env) {
       auto i = st.outgoing.find(env.request_id());
       if (i == st.outgoing.end())
         return;  // an answer nobody waits for (its requester gave up): dropped, harmless
-      if (env.has_response())
+      if (env.has_response()) {
         i->second.deliver(std::move(*env.mutable_response()
                                        ->mutable_payload()));
-      else if (env.has_end_of_stream())
-        i->second.deliver(std::move(*env.mutable_end_of_stream()->mutable_summary()));
-      else
+      } else if (env.has_end_of_stream()) {
+        stream_tail tail;
+        if (st.held.held) {  // this stream's (handle_frame released any other)
+          st.held.held = false;
+          tail.push_back(std::move(st.held.part));
+        }
+        i->second.deliver(std::move(tail),
+                          std::move(*env.mutable_end_of_stream()->mutable_summary()));
+      } else
         i->second.deliver(to_error(from_wire(env.reject())));
       st.outgoing.erase(i);
       st.outgoing_streams.erase(env.request_id());
@@ -315,6 +338,7 @@ void process_inbox(connection_broker* self) {
     pos += st.reader->feed(reinterpret_cast<const uint8_t*>(st.inbox.data()) + pos,
                            st.inbox.size() - pos);
     if (auto& err = st.reader->error()) {
+      release_held_batch(self);  // it came whole, before the bad bytes
       reject_and_close(self, 0, *err);
       return;
     }
@@ -342,6 +366,7 @@ void process_inbox(connection_broker* self) {
       continue;  // refused and paused: the loop stops here
     handle_frame(self, env);
   }
+  release_held_batch(self);  // nothing is held beyond the frames of one read
   st.inbox.erase(0, pos);
   // A frame in progress starts the read timeout (a slowloris holds one open).
   if (st.reader->partial_bytes() == 0)

@@ -45,6 +45,7 @@ void fail_outgoing(connection_broker* self) {
     rp.deliver(to_error(why));
   st.outgoing.clear();
   st.outgoing_streams.clear();
+  st.held.held = false;  // its stream has just failed
   for (auto& [tag, stream] : st.streams)
     if (stream.target)
       self->send(stream.target, cancel_atom::value, tag);
@@ -88,6 +89,16 @@ void reject_and_close(connection_broker* self, uint64_t request_id, const reject
   self->flush_through_caf(st.hdl);
   later(self, close_grace, stop_atom::value);
   sync_reading(self);  // read (and discard) while the Reject drains, even if paused
+}
+
+bool write_batch(connection_broker* self, connection_state::incoming_stream& stream,
+                 std::string part) {
+  stream.credit.produced(part.size());
+  wire::Envelope out;
+  out.set_request_id(stream.rid);
+  out.mutable_batch()->set_sequence(stream.batches++);
+  out.mutable_batch()->set_payload(std::move(part));
+  return write_frame(self, out);
 }
 
 /// Passes credit the peer granted for stream `tag` on to its producer, unless the peer is

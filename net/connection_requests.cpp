@@ -279,10 +279,17 @@ void handle_request(connection_broker* self, wire::Envelope& env, bool no_deadli
                   std::move(*req.mutable_payload()), tag, first.batches,
                   static_cast<uint64_t>(first.bytes))
       .then(
-        [=](std::string& summary) {
+        [=](stream_tail& tail, std::string& summary) {
           auto& s = self->state;
           if (!settle_request(s, rid, tag))
             return;
+          // The batches that came with the end leave before it, as the others did.
+          for (auto& part : tail) {
+            if (!write_batch(self, s.streams[tag], std::move(part))) {
+              s.streams.erase(tag);  // refused: the Reject ends the stream, not its end
+              return;
+            }
+          }
           wire::Envelope out;
           out.set_request_id(rid);
           out.mutable_end_of_stream()->set_batches(s.streams[tag].batches);
@@ -319,54 +326,94 @@ void handle_request(connection_broker* self, wire::Envelope& env, bool no_deadli
       });
 }
 
-/// Sends a request of this side to the peer; its answer (or Reject) fulfils the promise.
-/// With a sink, the request is streamed: its batches go to the sink as
-/// (wire_batch_atom, tag, part) and EndOfStream's summary fulfils the promise.
-caf::result<std::string> send_outgoing(connection_broker* self, std::string target,
-                                       std::string payload, caf::actor sink, uint64_t tag,
-                                       stream_credit credit) {
+namespace {
+
+/// Why a request of this side cannot go to the peer now, or nullopt if it can.
+std::optional<rejection> outgoing_refusal(connection_broker* self) {
   auto& st = self->state;
   if (!st.hello_done || st.closing || st.closed)
-    return to_error(rejection::of(code::unavailable)
-                      .detail("the connection to the peer is not ready"));
+    return rejection::of(code::unavailable).detail("the connection to the peer is not ready");
   if (st.peer_max_inflight != 0 && st.outgoing.size() >= st.peer_max_inflight)
-    return to_error(rejection::of(code::too_many_inflight)
-                      .limit("net.max_inflight_requests")
-                      .observed(st.outgoing.size() + 1)
-                      .max(st.peer_max_inflight)
-                      .retry_after_ms(10)
-                      .detail("the peer allows no more requests in flight"));
+    return rejection::of(code::too_many_inflight)
+      .limit("net.max_inflight_requests")
+      .observed(st.outgoing.size() + 1)
+      .max(st.peer_max_inflight)
+      .retry_after_ms(10)
+      .detail("the peer allows no more requests in flight");
   if (auto waiting = waiting_bytes(self); waiting >= limits_of(self).max_write_buffer_bytes)
-    return to_error(rejection::of(code::slow_consumer)
-                      .limit("net.max_write_buffer_bytes")
-                      .observed(waiting)
-                      .max(limits_of(self).max_write_buffer_bytes)
-                      .detail("the peer does not read what this node sends; the request was "
-                              "not sent"));
-  wire::Envelope env;
-  auto id = st.next_request_id++;
-  env.set_request_id(id);
+    return rejection::of(code::slow_consumer)
+      .limit("net.max_write_buffer_bytes")
+      .observed(waiting)
+      .max(limits_of(self).max_write_buffer_bytes)
+      .detail("the peer does not read what this node sends; the request was not sent");
+  return std::nullopt;
+}
+
+/// A Request of this side to `target`, numbered in `env`.
+wire::Request& new_request(connection_state& st, wire::Envelope& env, std::string target,
+                           std::string payload) {
+  env.set_request_id(st.next_request_id++);
   auto& req = *env.mutable_request();
   req.set_target(std::move(target));
   req.set_payload(std::move(payload));
-  req.set_stream(static_cast<bool>(sink));
-  if (sink) {
-    req.set_credit_batches(static_cast<uint32_t>(
-      std::min<uint64_t>(credit.batches, stream_credit::max_batches)));
-    req.set_credit_bytes(static_cast<uint64_t>(std::max<int64_t>(credit.bytes, 0)));
-  }
-  // Larger than the peer accepts: refused here, nothing sent. Only a request that might
-  // be (compression could still bring it under) is encoded to find out.
+  return req;
+}
+
+/// Writes request `env` (its id and body set) and keeps `rp` for the answer; a request
+/// larger than the peer accepts is refused instead, nothing sent.
+template <class Promise>
+caf::error write_outgoing(connection_broker* self, wire::Envelope& env, Promise rp,
+                          caf::actor sink, uint64_t tag) {
+  auto& st = self->state;
+  // Only a request that might be too large (compression could still bring it under) is
+  // encoded to find out.
   if (frame_header_bytes + env.ByteSizeLong() > st.peer.max_frame_bytes) {
     std::string probe;
     if (auto err = encode_frame(env, st.peer, probe))
       return to_error(*err);
   }
-  auto rp = self->make_response_promise<std::string>();
-  st.outgoing.emplace(id, rp);
+  auto id = env.request_id();
+  st.outgoing.emplace(id, std::move(rp));
   if (sink)
     st.outgoing_streams.emplace(id, connection_state::outgoing_stream{std::move(sink), tag});
   write_frame(self, env);
+  return {};
+}
+
+} // namespace
+
+/// Sends a request of this side to the peer; its answer (or Reject) fulfils the promise.
+caf::result<std::string> send_outgoing(connection_broker* self, std::string target,
+                                       std::string payload) {
+  if (auto refused = outgoing_refusal(self))
+    return to_error(*refused);
+  wire::Envelope env;
+  new_request(self->state, env, std::move(target), std::move(payload));
+  auto rp = self->make_response_promise<std::string>();
+  if (auto err = write_outgoing(self, env, rp, {}, 0))
+    return err;
+  return rp;
+}
+
+/// A streamed request of this side: its batches go to `sink` as (wire_batch_atom, tag,
+/// part), and EndOfStream fulfils the promise with (stream_tail, summary): the tail is the
+/// stream's last batch when it came in the same read as the end (connection_input.cpp
+/// held_batch), so the sink hears of both in one message.
+caf::result<stream_tail, std::string> send_outgoing_stream(connection_broker* self,
+                                                          std::string target,
+                                                          std::string payload, caf::actor sink,
+                                                          uint64_t tag, stream_credit credit) {
+  if (auto refused = outgoing_refusal(self))
+    return to_error(*refused);
+  wire::Envelope env;
+  auto& req = new_request(self->state, env, std::move(target), std::move(payload));
+  req.set_stream(true);
+  req.set_credit_batches(static_cast<uint32_t>(
+    std::min<uint64_t>(credit.batches, stream_credit::max_batches)));
+  req.set_credit_bytes(static_cast<uint64_t>(std::max<int64_t>(credit.bytes, 0)));
+  auto rp = self->make_response_promise<stream_tail, std::string>();
+  if (auto err = write_outgoing(self, env, rp, std::move(sink), tag))
+    return err;
   return rp;
 }
 

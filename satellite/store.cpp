@@ -42,7 +42,7 @@ caf::error past_deadline(std::string detail) {
 struct running_query {
   std::unique_ptr<scan_task> task;
   wire_stream_sink connection;
-  caf::typed_response_promise<std::string> rp;
+  caf::typed_response_promise<stream_tail, std::string> rp;
   int64_t deadline_ns;  // on the store's clock
   // Flow control (ARCHITECTURE.md "Flow control"): batches go to the connection only within the
   // credit it lent; what a scan step made beyond it waits here, and the scan does not go
@@ -122,19 +122,29 @@ void schedule_scan(store_self* self) {
 }
 
 /// Sends what the query's credit allows from its outbox; a scan that is over and has
-/// nothing left to send ends with its summary. True if the query ended.
+/// nothing left to send ends with its summary, the batches that leave with it riding in
+/// the answer (stream_tail). True if the query ended.
 bool send_ready(store_self* self, std::map<store_state::query_key, running_query>::iterator it,
                 const std::shared_ptr<satellite_stats>& stats) {
   auto& q = it->second;
   auto rid = it->first.second;
+  bool over = q.task->done();
+  stream_tail tail;
   while (!q.outbox.empty() && q.credit.allows_batch()) {
     q.credit.take(q.outbox.front().size());
-    self->send(q.connection, wire_batch_atom::value, rid, std::move(q.outbox.front()));
+    if (over)
+      tail.push_back(std::move(q.outbox.front()));
+    else
+      self->send(q.connection, wire_batch_atom::value, rid, std::move(q.outbox.front()));
     q.outbox.pop_front();
   }
-  if (!q.task->done() || !q.outbox.empty())
+  if (!over || !q.outbox.empty()) {
+    // The credit ran out before the end: what it allowed leaves now, the rest later.
+    for (auto& part : tail)
+      self->send(q.connection, wire_batch_atom::value, rid, std::move(part));
     return false;
-  q.rp.deliver(q.task->stats().SerializeAsString());
+  }
+  q.rp.deliver(std::move(tail), q.task->stats().SerializeAsString());
   self->state.queries.erase(it);
   stats->queries_running.store(self->state.queries.size());
   return true;
@@ -289,7 +299,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
       return uint64_t{values.size()};
     },
     [=](wire_stream_atom, const std::string& payload, uint64_t rid, uint64_t credit_batches,
-        uint64_t credit_bytes) -> caf::result<std::string> {
+        uint64_t credit_bytes) -> caf::result<stream_tail, std::string> {
       auto& st = self->state;
       wire::QueryRequest req;
       if (!req.ParseFromString(payload))
@@ -328,7 +338,7 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
                                             limits, satellite_id, *clock);
       rq.connection = caf::actor_cast<wire_stream_sink>(self->current_sender());
       rq.credit.add(credit_batches, credit_bytes);
-      rq.rp = self->make_response_promise<std::string>();
+      rq.rp = self->make_response_promise<stream_tail, std::string>();
       rq.deadline_ns = clock->now_ns()
                        + static_cast<int64_t>(req.deadline_ms() != 0
                                                 ? req.deadline_ms()

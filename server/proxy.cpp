@@ -44,7 +44,7 @@ struct satellite_call {
 struct query_run {
   wire_stream_sink client;
   uint64_t rid = 0;
-  caf::response_promise rp;
+  caf::typed_response_promise<stream_tail, std::string> rp;
   prepared_ptr prepared;
   std::vector<satellite_call> satellites;
   size_t done = 0;
@@ -59,6 +59,9 @@ struct query_run {
   bool limit_reached = false;  // rows beyond the limit are dropped until the end
   bool ending = false;    // the satellites are done (or cut off); the outbox drains, then the end
   bool finished = false;  // answered
+  // A satellite's answer is being taken in (its last batches, then its summary): the
+  // outbox waits for the summary, so batches that end the query leave with its end.
+  bool taking_answer = false;
   // Flow control (ARCHITECTURE.md "Flow control"): the satellites send into a window of
   // server.query_window_bytes (and _batches) the proxyer lends them, the client's credit
   // decides what leaves it. What the client has not taken waits in the outbox; a client
@@ -82,13 +85,13 @@ struct query_run {
   void reset() {
     client = wire_stream_sink{};
     rid = 0;
-    rp = caf::response_promise{};
+    rp = {};
     prepared.reset();
     satellites.clear();
     done = 0;
     counts.reset();
     rows = bytes = scanned = 0;
-    truncated = partial = limit_reached = ending = finished = false;
+    truncated = partial = limit_reached = ending = finished = taking_answer = false;
     partial_max = 0;
     skipped.listed.clear();
     skipped.total = 0;
@@ -200,8 +203,10 @@ void fail(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats, caf::er
   release(self);
 }
 
-/// The query is over and every batch has left: the summary ends it.
-void complete(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats) {
+/// The query is over and every batch has left: the summary ends it, with `tail`, the
+/// batches that leave with it.
+void complete(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
+              stream_tail tail) {
   auto& st = self->state.run;
   if (!self->state.busy || st.finished)
     return;
@@ -236,23 +241,35 @@ void complete(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats) {
     stats->satellites_skipped.fetch_add(st.skipped.total);
   }
   stats->completed.fetch_add(1);
-  st.rp.deliver(summary.SerializeAsString());
+  st.rp.deliver(std::move(tail), summary.SerializeAsString());
   release(self);
 }
 
 /// Sends the client what its credit allows from the outbox; ends the query when the last
-/// batch has left after the satellites were done.
+/// batch has left after the satellites were done, the batches that leave then riding with
+/// the end (stream_tail). Waits while a satellite's answer is taken in.
 void drain_outbox(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats) {
   auto& st = self->state.run;
+  if (st.taking_answer)
+    return;
+  stream_tail tail;
   while (!st.outbox.empty() && st.client_credit.allows_batch()) {
     auto& [part, rows] = st.outbox.front();
     st.client_credit.take(part.size());
     st.outbox_bytes -= part.size();
-    self->send(st.client, wire_batch_atom::value, st.rid, std::move(part));
+    if (st.ending)
+      tail.push_back(std::move(part));
+    else
+      self->send(st.client, wire_batch_atom::value, st.rid, std::move(part));
     st.outbox.pop_front();
   }
-  if (st.outbox.empty() && st.ending)
-    complete(self, stats);
+  if (st.outbox.empty() && st.ending) {
+    complete(self, stats, std::move(tail));
+    return;
+  }
+  // The client's credit ran out before the end: what it allowed leaves now.
+  for (auto& part : tail)
+    self->send(st.client, wire_batch_atom::value, st.rid, std::move(part));
 }
 
 /// Lends the satellites still sending what the query's window has room for, a share each,
@@ -526,7 +543,9 @@ void on_batch(proxyer_self* self, const std::shared_ptr<proxy_stats>& stats,
   want_credit(st.run, *index);
   if (!st.run.limit_reached)  // past the limit a lone satellite's rows are dropped
     relay_batch(self, stats, opts, *index, part);
-  if (st.busy && st.run_number == run_number)  // (not failed and released meanwhile)
+  // Not failed and released meanwhile; not a batch that came with its satellite's end
+  // (which frees that satellite's credit for the others once its summary is taken).
+  if (st.busy && st.run_number == run_number && !st.run.taking_answer)
     lend_satellites(self, opts, stats);
 }
 
@@ -541,7 +560,7 @@ std::string lost_satellite(const caf::error& err) {
 }
 
 /// Starts the query the router handed over: finds its satellites and asks each.
-caf::result<std::string> start_run(proxyer_self* self, const satellite_routes& routes,
+caf::result<stream_tail, std::string> start_run(proxyer_self* self, const satellite_routes& routes,
                                    const server_options& opts,
                                    const std::shared_ptr<proxy_stats>& stats,
                                    prepared_ptr prepared, uint64_t rid, uint64_t query_id,
@@ -562,7 +581,7 @@ caf::result<std::string> start_run(proxyer_self* self, const satellite_routes& r
   run.client_credit = client_credit;
   if (run.prepared->q->is_count())
     run.counts.emplace(*run.prepared->q);
-  auto rp = run.rp = self->make_response_promise<std::string>();
+  auto rp = run.rp = self->make_response_promise<stream_tail, std::string>();
   auto refs = routes.lookup(run.prepared->request, &run.skipped);
   if (!refs) {
     fail(self, stats, std::move(refs.error()));
@@ -591,20 +610,36 @@ caf::result<std::string> start_run(proxyer_self* self, const satellite_routes& r
                   std::string{"query"}, run.prepared->forwarded, stream_tag(run_number, i),
                   first[i].batches, static_cast<uint64_t>(std::max<int64_t>(first[i].bytes, 0)))
       .then(
-        [=](std::string& summary) {
+        [=](stream_tail& tail, std::string& summary) {
           if (!current())
             return;
           auto& r = self->state.run;
           if (r.ending || r.finished || r.satellites[i].done)
             return;
+          // Its last batches first, as if they had come on their own; what they put in
+          // the outbox waits for the summary below, so a query this answer ends sends its
+          // last batches with its end.
+          r.taking_answer = true;
+          for (auto& part : tail) {
+            on_batch(self, stats, opts, stream_tag(run_number, i), part);
+            if (!current())
+              return;  // failed (a batch that does not parse): answered and released
+          }
+          r.taking_answer = false;
+          if (r.ending || r.finished || r.satellites[i].done) {
+            drain_outbox(self, stats);  // a batch cut the query short (limit, result bytes)
+            return;
+          }
           set_done(r, r.satellites[i]);
           wire::QueryStats part;
           if (part.ParseFromString(summary))
             r.scanned += part.events_scanned();
-          if (++r.done == r.satellites.size())
+          if (++r.done == r.satellites.size()) {
             finish(self, stats, opts);
-          else
+          } else {
+            drain_outbox(self, stats);  // its last batches, held for the summary
             lend_satellites(self, opts, stats);  // its unused credit goes to the others
+          }
         },
         [=](caf::error& err) {
           // A satellite the proxyer cut off itself (the limit, or a partial end while the
@@ -646,7 +681,7 @@ proxyer_actor::behavior_type proxyer(proxyer_self* self, router_actor router,
   };
   return {
     [=](run_query_atom, prepared_ptr& prepared, uint64_t rid, uint64_t query_id,
-        uint64_t credit_batches, uint64_t credit_bytes) -> caf::result<std::string> {
+        uint64_t credit_batches, uint64_t credit_bytes) -> caf::result<stream_tail, std::string> {
       stream_credit credit;
       credit.add(credit_batches, credit_bytes);
       return start_run(self, *routes, opts, stats, std::move(prepared), rid, query_id, credit);
@@ -798,7 +833,7 @@ router_actor::behavior_type router(router_self* self, std::shared_ptr<satellite_
   });
   // Starts a query, or refuses it (counted either way).
   auto start = [=](const std::string& payload, uint64_t rid, uint64_t credit_batches,
-                   uint64_t credit_bytes) -> caf::result<std::string> {
+                   uint64_t credit_bytes) -> caf::result<stream_tail, std::string> {
     if (auto refused = check_query_request(payload)) {  // the text's size, before parsing
       stats->refused.fetch_add(1);
       return to_error(*refused);
@@ -889,7 +924,7 @@ router_actor::behavior_type router(router_self* self, std::shared_ptr<satellite_
   };
   return {
     [=](wire_stream_atom, const std::string& payload, uint64_t rid, uint64_t credit_batches,
-        uint64_t credit_bytes) -> caf::result<std::string> {
+        uint64_t credit_bytes) -> caf::result<stream_tail, std::string> {
       auto r = start(payload, rid, credit_batches, credit_bytes);
       self->state.stats_watchers->changed(self);  // started or refused
       return r;

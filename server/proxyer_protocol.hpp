@@ -29,14 +29,14 @@ struct prepared_query {
 
 using prepared_ptr = std::shared_ptr<const prepared_query>;
 
-/// (run_query_atom, query, request id, query id, credit batches, credit bytes) -> QueryStats
-/// bytes: the router delegates the connection's streamed request, so the answer and the
-/// batches go to the connection.
+/// (run_query_atom, query, request id, query id, credit batches, credit bytes) ->
+/// (stream_tail, QueryStats bytes): the router delegates the connection's streamed
+/// request, so the answer and the batches go to the connection.
 using run_query_atom = caf::atom_constant<caf::atom("run_query")>;
 
 using proxyer_actor = wire_stream_sink::extend<
   caf::replies_to<run_query_atom, prepared_ptr, uint64_t, uint64_t, uint64_t, uint64_t>::with<
-    std::string>,
+    stream_tail, std::string>,
   /// (credit_atom, id, batches, bytes): the client read; id is the request id from the
   /// connection, the query id from the router.
   caf::reacts_to<credit_atom, uint64_t, uint64_t, uint64_t>,

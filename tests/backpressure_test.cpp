@@ -23,6 +23,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/limited_actor.hpp"
+#include "actors/wire_target.hpp"
 #include "levee/client.hpp"
 #include "limits/stream_credit.hpp"
 #include "net/frame.hpp"
@@ -64,14 +65,14 @@ public:
         return payload;
       },
       [this](wire_stream_atom, const std::string& payload, uint64_t tag, uint64_t batches,
-             uint64_t bytes) -> caf::result<std::string> {
+             uint64_t bytes) -> caf::result<stream_tail, std::string> {
         auto colon = payload.find(':');
         auto& s = streams_[tag];
         s.total = std::stoul(payload.substr(0, colon));
         s.size = colon == std::string::npos ? 16 : std::stoul(payload.substr(colon + 1));
         s.to = caf::actor_cast<caf::actor>(current_sender());
         s.credit.add(batches, bytes);
-        s.rp = make_response_promise<std::string>();
+        s.rp = make_response_promise<stream_tail, std::string>();
         auto rp = s.rp;
         pump(tag);
         return rp;
@@ -107,7 +108,7 @@ private:
       produced.fetch_add(1);
     }
     if (s.sent == s.total) {
-      s.rp.deliver(std::to_string(s.total) + " parts");
+      s.rp.deliver(stream_tail{}, std::to_string(s.total) + " parts");
       streams_.erase(i);
     }
   }
@@ -481,7 +482,7 @@ TEST_F(BackpressureTest, ATargetThatKnowsNoCreditDoesNotBreakItsConnection) {
         auto to = caf::actor_cast<caf::actor>(self->current_sender());
         for (int i = 0; i < 40; ++i)
           self->send(to, wire_batch_atom::value, tag, std::string(100, 'b'));
-        return std::string{"40 parts"};
+        return caf::make_message(stream_tail{}, std::string{"40 parts"});
       },
     };
   });

@@ -83,8 +83,12 @@ inline caf::behavior sink(caf::event_based_actor* self, caf::actor broker,
       self->request(broker, caf::infinite, wire_stream_atom::value, std::move(payload),
                     uint64_t{1}, batches, bytes)
         .then(
-          [=](std::string& summary) {
+          [=](stream_tail& tail, std::string& summary) {
             std::lock_guard<std::mutex> lock{out->mtx};
+            for (auto& part : tail) {  // the last batches, when they come with the end
+              out->batches.emplace_back();
+              out->batches.back().ParseFromString(part);
+            }
             out->summary.emplace();
             out->summary->ParseFromString(summary);
           },

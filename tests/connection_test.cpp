@@ -21,6 +21,7 @@
 #include "actors/atoms.hpp"
 #include "actors/io_loop.hpp"
 #include "actors/limited_actor.hpp"
+#include "actors/wire_target.hpp"
 #include "levee/client.hpp"
 #include "net/frame.hpp"
 #include "net/levee.pb.h"
@@ -45,13 +46,19 @@ public:
   caf::behavior make_behavior() override {
     return {
       [this](wire_stream_atom, const std::string& payload, uint64_t rid, uint64_t,
-             uint64_t) -> std::string {
-        // "N": N batches "part-0" .. "part-(N-1)" to the requester, then the summary.
-        auto n = std::stoul(payload);
+             uint64_t) -> caf::result<stream_tail, std::string> {
+        // "N": N batches "part-0" .. "part-(N-1)" to the requester, then the summary;
+        // "N+M": N batches alone, then M more with the summary (its tail).
+        auto plus = payload.find('+');
+        auto n = std::stoul(payload.substr(0, plus));
+        auto m = plus == std::string::npos ? 0 : std::stoul(payload.substr(plus + 1));
         auto to = caf::actor_cast<caf::actor>(current_sender());
         for (size_t i = 0; i < n; ++i)
           send(to, wire_batch_atom::value, rid, "part-" + std::to_string(i));
-        return std::to_string(n) + " parts";
+        stream_tail tail;
+        for (size_t i = n; i < n + m; ++i)
+          tail.push_back("part-" + std::to_string(i));
+        return {std::move(tail), std::to_string(n + m) + " parts"};
       },
       [this](wire_request_atom, const std::string& payload) -> caf::result<std::string> {
       if (payload.rfind("never:", 0) == 0) {
@@ -332,12 +339,16 @@ TEST_F(ConnectionTest, BatchedRequestsInOneWriteAndAnswersAsTheyArrive) {
   EXPECT_EQ(c.in_flight(), 0u);
 }
 
+// Also when the target ends with batches in its answer (stream_tail, "97+3"): they leave as
+// Batch frames, in sequence, before the EndOfStream, which counts them.
 TEST_F(ConnectionTest, StreamedAnswersArriveInOrderThenEndOfStream) {
   start();
   auto c = make_client();
   ASSERT_TRUE(c.connect().ok());
+  for (std::string asked : {"100", "97+3"}) {
+  SCOPED_TRACE(asked);
   uint64_t stream_id = 0;
-  ASSERT_FALSE(c.send_stream_request("echo", "100", stream_id));
+  ASSERT_FALSE(c.send_stream_request("echo", asked, stream_id));
   std::map<uint64_t, std::string> plain;
   for (int i = 0; i < 10; ++i) {
     uint64_t id = 0;
@@ -369,6 +380,7 @@ TEST_F(ConnectionTest, StreamedAnswersArriveInOrderThenEndOfStream) {
   }
   EXPECT_EQ(next_sequence, 100u);
   EXPECT_EQ(c.in_flight(), 0u);
+  }
 }
 
 TEST_F(ConnectionTest, WrongOrMissingTokenIsUnauthenticatedThenClosed) {
@@ -715,13 +727,13 @@ caf::behavior call_echo(caf::stateful_actor<call_echo_state>* self) {
       return std::to_string(call.call_case());
     },
     [=](wire_stream_atom, const std::string& payload, uint64_t tag, uint64_t,
-        uint64_t) -> caf::result<std::string> {
+        uint64_t) -> caf::result<stream_tail, std::string> {
       wire::BrokerCall call;
       if (!call.ParseFromString(payload) || !call.has_subscribe())
         return to_error(rejection::of(code::bad_request).detail("not a Subscribe"));
       self->send(caf::actor_cast<caf::actor>(self->current_sender()), wire_batch_atom::value,
                  tag, call.subscribe().stream());
-      auto rp = self->make_response_promise<std::string>();
+      auto rp = self->make_response_promise<stream_tail, std::string>();
       self->state.open.emplace(tag, rp);
       return rp;
     },
@@ -976,6 +988,53 @@ TEST_F(ConnectionTest, SatellitesLeaveTheReservedConnectionsToOtherPeers) {
   EXPECT_EQ(st.code(), code::too_many_connections);
   EXPECT_EQ(st.as_rejection().limit, "net.max_connections");
   EXPECT_EQ(st.as_rejection().max, 3u);
+}
+
+// A stream this side asked for (the server's to a satellite): batches reach the requester
+// in order; the last one and the EndOfStream, read together, come as one answer, the batch
+// in its tail (one message instead of two). The satellite here is a raw socket that
+// writes Batch, Batch, EndOfStream in one send(), so they are read together.
+TEST_F(ConnectionTest, AStreamsLastBatchReadWithItsEndComesInTheAnswer) {
+  start();
+  raw_socket sat{lst.port};
+  wire::Envelope hello;
+  hello.mutable_hello()->set_protocol_version(net::protocol_version);
+  hello.mutable_hello()->set_node_id("sat-raw");
+  hello.mutable_hello()->set_role(wire::ROLE_SATELLITE);
+  sat.send(frame_of(hello));
+  ASSERT_TRUE(sat.read_hello());
+  caf::actor conn;
+  ASSERT_TRUE(test::wait_until([&] { return (conn = ctx->connection_for("sat-raw")) != nullptr; }));
+  caf::scoped_actor self{*sys};
+  self->send(conn, wire_stream_atom::value, std::string{"query"}, std::string{"q"},
+             uint64_t{9}, uint64_t{16}, uint64_t{1} << 20);
+  uint64_t rid = 0;
+  ASSERT_TRUE(sat.read_frames([&](const wire::Envelope& env) {
+    rid = env.request_id();
+    return env.has_request();
+  }));
+  std::string bytes;
+  for (uint64_t i = 0; i < 2; ++i) {
+    wire::Envelope b;
+    b.set_request_id(rid);
+    b.mutable_batch()->set_sequence(i);
+    b.mutable_batch()->set_payload("b" + std::to_string(i));
+    bytes += frame_of(b);
+  }
+  wire::Envelope end;
+  end.set_request_id(rid);
+  end.mutable_end_of_stream()->set_batches(2);
+  end.mutable_end_of_stream()->set_summary("done");
+  bytes += frame_of(end);
+  sat.send(bytes);
+  self->receive([&](wire_batch_atom, uint64_t tag, std::string& part) {
+    EXPECT_EQ(tag, 9u);
+    EXPECT_EQ(part, "b0");
+  }, caf::after(10s) >> [&] { ADD_FAILURE() << "no batch"; });
+  self->receive([&](stream_tail& tail, std::string& summary) {
+    EXPECT_EQ(tail, stream_tail{"b1"});
+    EXPECT_EQ(summary, "done");
+  }, caf::after(10s) >> [&] { ADD_FAILURE() << "no end"; });
 }
 
 TEST_F(ConnectionTest, ConnectionFloodIsRefusedWithExactCounts) {
@@ -1301,11 +1360,11 @@ caf::behavior holding_stream(caf::stateful_actor<holding_stream_state>* self,
                              test::event_counter* cancels) {
   return {
     [=](wire_stream_atom, const std::string& payload, uint64_t rid, uint64_t,
-        uint64_t) -> caf::result<std::string> {
+        uint64_t) -> caf::result<stream_tail, std::string> {
       auto to = caf::actor_cast<caf::actor>(self->current_sender());
       for (size_t i = 0; i < std::stoul(payload); ++i)
         self->send(to, wire_batch_atom::value, rid, "part-" + std::to_string(i));
-      auto rp = self->make_response_promise<std::string>();
+      auto rp = self->make_response_promise<stream_tail, std::string>();
       self->state.open.emplace(rid, rp);
       return rp;
     },

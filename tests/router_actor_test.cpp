@@ -45,11 +45,12 @@ struct satellite_seen {
   std::vector<wire::QueryRequest> requests;
   std::vector<uint64_t> cancelled;  // stream tags
   uint64_t batches_sent = 0;
+  bool tail_last = false;  // send the last batch with the summary (stream_tail), as the store does
 };
 
 struct fake_stream {
   wire_stream_sink sink;
-  caf::typed_response_promise<std::string> rp;
+  caf::typed_response_promise<stream_tail, std::string> rp;
   stream_credit credit;
   int left = 0;  // batches still to send
 };
@@ -72,6 +73,7 @@ wire_stream_outlet::behavior_type fake_satellite(fake_self* self, std::string id
     if (i == self->state.streams.end())
       return;
     auto& s = i->second;
+    stream_tail tail;
     while (s.left > 0 && s.credit.allows_batch()) {
       wire::ResultBatch b;
       b.set_satellite_id(id);
@@ -81,24 +83,27 @@ wire_stream_outlet::behavior_type fake_satellite(fake_self* self, std::string id
       s.credit.take(part.size());
       --s.left;
       ++out->batches_sent;
-      self->send(s.sink, wire_batch_atom::value, tag, std::move(part));
+      if (s.left == 0 && answers && out->tail_last)
+        tail.push_back(std::move(part));
+      else
+        self->send(s.sink, wire_batch_atom::value, tag, std::move(part));
     }
     if (s.left == 0 && answers) {
       wire::QueryStats summary;
       summary.set_events_scanned(static_cast<uint64_t>(batches * rows_per_batch));
-      s.rp.deliver(summary.SerializeAsString());
+      s.rp.deliver(std::move(tail), summary.SerializeAsString());
       self->state.streams.erase(i);
     }
   };
   return {
     [=](wire_stream_atom, const std::string& target, const std::string& payload, uint64_t tag,
-        uint64_t credit_batches, uint64_t credit_bytes) -> caf::result<std::string> {
+        uint64_t credit_batches, uint64_t credit_bytes) -> caf::result<stream_tail, std::string> {
       out->targets.push_back(target);
       out->requests.emplace_back();
       EXPECT_TRUE(out->requests.back().ParseFromString(payload));
       auto& s = self->state.streams[tag];
       s.sink = caf::actor_cast<wire_stream_sink>(self->current_sender());
-      s.rp = self->make_response_promise<std::string>();
+      s.rp = self->make_response_promise<stream_tail, std::string>();
       s.credit.add(credit_batches, credit_bytes);
       s.left = batches;
       auto rp = s.rp;
@@ -127,19 +132,20 @@ wire_stream_outlet::behavior_type refusing_satellite(wire_stream_outlet::pointer
                                                      rejection refusal) {
   return {
     [=](wire_stream_atom, const std::string&, const std::string&, uint64_t, uint64_t,
-        uint64_t) -> caf::result<std::string> { return to_error(refusal); },
+        uint64_t) -> caf::result<stream_tail, std::string> { return to_error(refusal); },
     [=](credit_atom, uint64_t, uint64_t, uint64_t) {},
     [=](cancel_atom, uint64_t) {},
   };
 }
 
 /// A satellite's connection whose satellite answers a `count by n` with `groups` groups,
-/// n = first .. first + groups - 1, each counted once, in one batch.
-wire_stream_outlet::behavior_type counting_satellite(wire_stream_outlet::pointer self,
+/// n = first .. first + groups - 1, each counted once, in one batch that comes with its
+/// summary (stream_tail).
+wire_stream_outlet::behavior_type counting_satellite(wire_stream_outlet::pointer,
                                                      int64_t first, int64_t groups) {
   return {
-    [=](wire_stream_atom, const std::string&, const std::string&, uint64_t tag, uint64_t,
-        uint64_t) -> caf::result<std::string> {
+    [=](wire_stream_atom, const std::string&, const std::string&, uint64_t, uint64_t,
+        uint64_t) -> caf::result<stream_tail, std::string> {
       wire::ResultBatch b;
       for (int64_t n = first; n < first + groups; ++n) {
         events::event key;
@@ -148,9 +154,7 @@ wire_stream_outlet::behavior_type counting_satellite(wire_stream_outlet::pointer
         events::encode(key, *row.mutable_key());
         row.set_count(1);
       }
-      auto sink = caf::actor_cast<wire_stream_sink>(self->current_sender());
-      self->send(sink, wire_batch_atom::value, tag, b.SerializeAsString());
-      return wire::QueryStats{}.SerializeAsString();
+      return {stream_tail{b.SerializeAsString()}, wire::QueryStats{}.SerializeAsString()};
     },
     [=](credit_atom, uint64_t, uint64_t, uint64_t) {},
     [=](cancel_atom, uint64_t) {},
@@ -159,7 +163,9 @@ wire_stream_outlet::behavior_type counting_satellite(wire_stream_outlet::pointer
 
 /// What the client's connection saw.
 struct client_seen {
-  std::vector<std::string> batches;
+  std::vector<std::string> batches;  // every batch, in order (alone or in the tail)
+  size_t alone = 0;                  // of those, sent as wire_batch messages
+  size_t tail = 0;                   // that came with the summary
   std::optional<wire::QueryStats> summary;
   std::optional<rejection> refused;
 };
@@ -174,7 +180,10 @@ caf::behavior client(caf::event_based_actor* self, router_actor router, client_s
       self->request(router, caf::infinite, wire_stream_atom::value, std::move(payload), rid,
                     batches, bytes)
         .then(
-          [=](std::string& bytes) {
+          [=](stream_tail& tail, std::string& bytes) {
+            out->tail = tail.size();
+            for (auto& part : tail)
+              out->batches.push_back(std::move(part));
             out->summary.emplace();
             ASSERT_TRUE(out->summary->ParseFromString(bytes));
           },
@@ -184,7 +193,9 @@ caf::behavior client(caf::event_based_actor* self, router_actor router, client_s
           });
     },
     [=](wire_batch_atom, uint64_t, std::string& part) {
+      EXPECT_FALSE(out->summary.has_value()) << "a batch after the end";
       *producer = caf::actor_cast<caf::actor>(self->current_sender());
+      ++out->alone;
       out->batches.push_back(std::move(part));
     },
     [=](credit_atom, uint64_t rid, uint64_t batches, uint64_t bytes) {
@@ -291,6 +302,9 @@ TEST_P(RouterActorTest, FansOutToEverySatelliteAndRelaysWithinTheClientsCredit) 
   grant(1, 10);
   ASSERT_EQ(out.batches.size(), 9u);
   ASSERT_TRUE(out.summary.has_value()) << (out.refused ? out.refused->to_string() : "");
+  // What waited in the window when the satellites were done left with the end.
+  EXPECT_EQ(out.alone, 4u);
+  EXPECT_EQ(out.tail, 5u);
   EXPECT_EQ(out.summary->rows_returned(), 9u * rows_per_batch);
   EXPECT_EQ(out.summary->events_scanned(), 9u * rows_per_batch);
   EXPECT_EQ(out.summary->satellites(), 3u);
@@ -306,6 +320,66 @@ TEST_P(RouterActorTest, FansOutToEverySatelliteAndRelaysWithinTheClientsCredit) 
     ++by_satellite[b.satellite_id()];
   }
   EXPECT_EQ(by_satellite, (std::map<std::string, int>{{"sat-0", 3}, {"sat-1", 3}, {"sat-2", 3}}));
+  expect_placement();
+}
+
+// A satellite that sends its last batch with its summary (as the store does when the scan
+// ends within its credit): the query it ends answers the client in one message, the batch
+// riding with the end; rows and order as if it had come alone.
+TEST_P(RouterActorTest, ASatellitesLastBatchLeavesWithTheEndOfTheQueryItEnds) {
+  start(1, 3, true);
+  seen_by[0]->tail_last = true;
+  query(1, 10);
+  ASSERT_TRUE(out.summary.has_value()) << (out.refused ? out.refused->to_string() : "");
+  EXPECT_EQ(out.batches.size(), 3u);
+  EXPECT_EQ(out.alone, 2u);
+  EXPECT_EQ(out.tail, 1u);
+  EXPECT_EQ(out.summary->rows_returned(), 3u * rows_per_batch);
+  EXPECT_EQ(stats->rows.load(), 3u * rows_per_batch);
+  EXPECT_EQ(stats->completed.load(), 1u);
+  expect_placement();
+}
+
+// The client's credit still decides: what it has not taken waits, and leaves with the end
+// once it grants more.
+TEST_P(RouterActorTest, BatchesThatCameWithTheEndWaitForTheClientsCredit) {
+  start(1, 3, true);
+  seen_by[0]->tail_last = true;
+  query(1, 1);
+  EXPECT_EQ(out.batches.size(), 1u);
+  EXPECT_FALSE(out.summary.has_value());
+  grant(1, 10);
+  ASSERT_TRUE(out.summary.has_value()) << (out.refused ? out.refused->to_string() : "");
+  EXPECT_EQ(out.batches.size(), 3u);
+  EXPECT_EQ(out.alone, 1u);
+  EXPECT_EQ(out.tail, 2u);
+  expect_placement();
+}
+
+// In a fan-out, a satellite's last batch that came with its summary goes to the client at
+// once: the query is not over while another satellite still scans.
+TEST_P(RouterActorTest, AFanOutRelaysASatellitesLastBatchWithoutWaitingForTheOthers) {
+  seen_by.push_back(std::make_unique<satellite_seen>());
+  seen_by.push_back(std::make_unique<satellite_seen>());
+  seen_by[0]->tail_last = true;
+  std::vector<wire_stream_outlet> made;
+  made.push_back(t.sys->spawn(fake_satellite, "sat-0", 2, true, seen_by[0].get()));
+  // sat-1 sends nothing and does not answer: nothing of its own moves the outbox.
+  made.push_back(t.sys->spawn(fake_satellite, "sat-1", 0, false, seen_by[1].get()));
+  start_with(std::move(made));
+  query(1, 10);
+  EXPECT_FALSE(out.summary.has_value());
+  EXPECT_EQ(out.batches.size(), 2u);
+  EXPECT_EQ(out.alone, 2u);
+  for (auto& part : out.batches) {
+    wire::ResultBatch b;
+    ASSERT_TRUE(b.ParseFromString(part));
+    EXPECT_EQ(b.satellite_id(), "sat-0");
+  }
+  caf::anon_send(conn, cancel_atom::value, uint64_t{1});
+  t.run();
+  ASSERT_TRUE(out.refused.has_value());
+  EXPECT_EQ(out.refused->code, code::cancelled);
   expect_placement();
 }
 

@@ -32,8 +32,10 @@ using namespace std::chrono_literals;
 /// What the driver saw.
 struct seen {
   std::vector<uint64_t> taken;              // answers to appends
-  std::vector<std::string> batches;         // wire_batch parts, in order
+  std::vector<std::string> batches;         // every batch, in order (alone or in the tail)
+  size_t alone = 0;                         // of those, sent as wire_batch messages
   std::optional<std::string> summary;       // the stream's answer
+  size_t tail = 0;                          // the batches that came with it
   std::optional<rejection> refused;         // or its refusal
 };
 
@@ -49,13 +51,23 @@ caf::behavior driver(caf::event_based_actor* self, store_actor store, seen* out)
     [=](wire_stream_atom, std::string& payload, uint64_t tag, uint64_t batches, uint64_t bytes) {
       self->request(store, caf::infinite, wire_stream_atom::value, std::move(payload), tag,
                     batches, bytes)
-        .then([=](std::string& summary) { out->summary = std::move(summary); },
+        .then(
+          [=](stream_tail& tail, std::string& summary) {
+            out->tail = tail.size();
+            for (auto& part : tail)
+              out->batches.push_back(std::move(part));
+            out->summary = std::move(summary);
+          },
               [=](caf::error& err) {
                 out->refused = rejection_from(err);
                 EXPECT_TRUE(out->refused.has_value()) << self->system().render(err);
               });
     },
-    [=](wire_batch_atom, uint64_t, std::string& part) { out->batches.push_back(std::move(part)); },
+    [=](wire_batch_atom, uint64_t, std::string& part) {
+      EXPECT_FALSE(out->summary.has_value()) << "a batch after the end";
+      ++out->alone;
+      out->batches.push_back(std::move(part));
+    },
     [=](credit_atom, uint64_t tag, uint64_t batches, uint64_t bytes) {
       self->send(store, credit_atom::value, tag, batches, bytes);
     },
@@ -188,11 +200,39 @@ TEST_P(StoreActorTest, AnswersAQueryInBatchesWithinItsCredit) {
   ASSERT_EQ(out.batches.size(), 5u);
   EXPECT_EQ(rows_received(), 10u);
   ASSERT_TRUE(out.summary.has_value()) << (out.refused ? out.refused->to_string() : "");
+  // The scan was over when the last credit came: the last batch came with the end.
+  EXPECT_EQ(out.alone, 4u);
+  EXPECT_EQ(out.tail, 1u);
   wire::QueryStats summary;
   ASSERT_TRUE(summary.ParseFromString(*out.summary));
   EXPECT_EQ(summary.rows_returned(), 10u);
   EXPECT_EQ(summary.events_scanned(), 10u);
   EXPECT_EQ(stats->queries_running.load(), 0u);
+  expect_placement();
+}
+
+// A scan that ends within its credit sends nothing on its own: its batches come in the
+// answer, in order, so its reader hears of them and the end in one message.
+TEST_P(StoreActorTest, AScanThatEndsWithinItsCreditSendsItsBatchesWithTheEnd) {
+  append(10);
+  query(2, 10);
+  ASSERT_TRUE(out.summary.has_value()) << (out.refused ? out.refused->to_string() : "");
+  EXPECT_EQ(out.alone, 0u);
+  EXPECT_EQ(out.tail, 5u);
+  EXPECT_EQ(rows_received(), 10u);
+  int64_t next = 0;  // in the order they were stored
+  for (auto& part : out.batches) {
+    wire::ResultBatch b;
+    ASSERT_TRUE(b.ParseFromString(part));
+    for (auto& bytes : b.events()) {
+      events::event e;
+      ASSERT_TRUE(events::decode(bytes, e).ok());
+      auto* n = e.find("n");
+      ASSERT_NE(n, nullptr);
+      EXPECT_EQ(*n, events::value{next++});
+    }
+  }
+  EXPECT_EQ(next, 10);
   expect_placement();
 }
 
