@@ -92,16 +92,23 @@ result<std::vector<stored_record>> segment_log::read(uint64_t from, uint64_t max
 result<uint64_t> segment_log::visit(uint64_t from, uint64_t max_bytes,
                                     const std::function<bool(const record_view&)>& fn) const {
   std::string scratch;  // a compressed batch's payload, inflated
+  size_t n = 0;          // records of the current batch handed to `fn`
+  bool* stop = nullptr;  // the current batch's stop flag (walk's)
+  // Made once per visit, not per batch: its captures outgrow std::function's inline
+  // storage, so each construction is a heap allocation (one per record when a tailing
+  // source writes one event per batch).
+  const std::function<bool(const record_view&)> each = [&](const record_view& r) {
+    if (r.offset < from)
+      return true;
+    ++n;
+    *stop = !fn(r);
+    return !*stop;  // the rest of the batch is not parsed
+  };
   return walk(from, max_bytes,
-              [&](const batch_header& h, const uint8_t* data, bool& stop) -> result<size_t> {
-    size_t n = 0;
-    auto st = visit_records(h, data, scratch, [&](const record_view& r) {
-      if (r.offset < from)
-        return true;
-      ++n;
-      stop = !fn(r);
-      return !stop;  // the rest of the batch is not parsed
-    });
+              [&](const batch_header& h, const uint8_t* data, bool& stop_walk) -> result<size_t> {
+    n = 0;
+    stop = &stop_walk;
+    auto st = visit_records(h, data, scratch, each);
     if (!st)
       return st;
     return n;

@@ -43,7 +43,7 @@ struct running_query {
   std::unique_ptr<scan_task> task;
   wire_stream_sink connection;
   caf::typed_response_promise<stream_tail, std::string> rp;
-  int64_t deadline_ns;  // on the store's clock
+  int64_t deadline_ns = 0;  // on the store's clock
   // Flow control (ARCHITECTURE.md "Flow control"): batches go to the connection only within the
   // credit it lent; what a scan step made beyond it waits here, and the scan does not go
   // on until it has left. A query whose reader is slow pauses; the others go on.
@@ -333,7 +333,9 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
       if (st.queries.count(key) != 0)
         return refuse(code::bad_request,
                       "request " + std::to_string(rid) + " is already running on this connection");
-      running_query rq;
+      // Built in its place in the map: a running_query moved in would allocate its empty
+      // outbox twice more (libstdc++ gives a moved-from deque a new map).
+      auto& rq = st.queries[key];
       rq.task = std::make_unique<scan_task>(std::move(*q), range, start, st.log->next_offset(),
                                             limits, satellite_id, *clock);
       rq.connection = caf::actor_cast<wire_stream_sink>(self->current_sender());
@@ -345,7 +347,6 @@ store_actor::behavior_type store(store_self* self, store_setup setup) {
                                                 : defaults::server_query_deadline_ms)
                            * 1'000'000;
       auto rp = rq.rp;
-      st.queries.emplace(key, std::move(rq));
       stats->queries.fetch_add(1);
       stats->queries_running.store(st.queries.size());
       // With no scan waiting for its turn (no other query runs), the first step runs now
