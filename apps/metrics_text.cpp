@@ -98,6 +98,13 @@ void io_loop_families(const wire::IoLoopStats& io, exposition& out) {
   out.gauge("levee_io_loop_wakeup_slots",
             "Actors that may wait for a wake-up from another thread at once without blocking it.",
             io.wakeup_slots());
+  out.counter("levee_io_loop_posted_rounds_total",
+              "Rounds of the I/O thread's own actors run back to back (actor hops on it).",
+              io.posted_rounds());
+  out.gauge("levee_io_loop_longest_posted_run",
+            "The most rounds of its actors the I/O thread ran in a row before looking at its "
+            "sockets.",
+            io.longest_posted_run());
 }
 
 void query_families(const wire::QueryCounters& q, exposition& out) {

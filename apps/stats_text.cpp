@@ -80,17 +80,22 @@ node_stats_snapshot runtime_snapshot_of(const wire::StatsReply& reply) {
 }
 
 std::string io_loop_line(const wire::IoLoopStats& io) {
+  char rounds[128];
+  std::snprintf(rounds, sizeof rounds, "; ran %llu rounds of its actors (at most %llu in a row)\n",
+                static_cast<unsigned long long>(io.posted_rounds()),
+                static_cast<unsigned long long>(io.longest_posted_run()));
   if (io.busy_poll_us() == 0)
-    return "io thread: sleeps as soon as nothing is ready (node.busy_poll_us = 0)\n";
+    return std::string{"io thread: sleeps as soon as nothing is ready (node.busy_poll_us = 0)"}
+           + rounds;
   char line[256];
   std::snprintf(line, sizeof line,
                 "io thread: looks %llu us for work before it sleeps (node.busy_poll_us); slept "
-                "%llu times; looked %.1f ms without work (%llu empty polls)\n",
+                "%llu times; looked %.1f ms without work (%llu empty polls)",
                 static_cast<unsigned long long>(io.busy_poll_us()),
                 static_cast<unsigned long long>(io.sleeps()),
                 static_cast<double>(io.looked_ns()) / 1e6,
                 static_cast<unsigned long long>(io.empty_polls()));
-  return line;
+  return line + std::string{rounds};
 }
 
 /// A time in us as people read it: "250 us", "2.5 ms", "30 s".

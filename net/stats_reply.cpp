@@ -30,6 +30,8 @@ void fill_io_loop_stats(caf::actor_system& sys, wire::StatsReply& out) {
     loop.set_looked_ns(io->looked_ns);
     loop.set_asleep_ns(io->asleep_ns);
     loop.set_wakeup_slots(io->wakeup_slots);
+    loop.set_posted_rounds(io->posted_rounds);
+    loop.set_longest_posted_run(io->longest_posted_run);
   }
 }
 

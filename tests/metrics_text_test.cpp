@@ -43,6 +43,8 @@ node_metrics every_part() {
   auto& s = m.stats;
   s.mutable_io_loop()->set_busy_poll_us(100);
   s.mutable_io_loop()->set_looked_ns(1'500'000'000);
+  s.mutable_io_loop()->set_posted_rounds(77);
+  s.mutable_io_loop()->set_longest_posted_run(5);
   auto& q = *s.mutable_queries();
   q.set_started(5);
   q.set_partial(2);
@@ -91,6 +93,8 @@ TEST(MetricsText, RendersEachFigureWithItsLabels) {
   EXPECT_EQ(metric_value(text, "levee_rejects_sent_total{listener=\"server\",code=\"rate_limited\"}"), 4);
   EXPECT_EQ(metric_value(text, "levee_io_loop_busy_poll_seconds"), 0.0001);
   EXPECT_EQ(metric_value(text, "levee_io_loop_looked_seconds_total"), 1.5);
+  EXPECT_EQ(metric_value(text, "levee_io_loop_posted_rounds_total"), 77);
+  EXPECT_EQ(metric_value(text, "levee_io_loop_longest_posted_run"), 5);
   EXPECT_EQ(metric_value(text, "levee_satellites{state=\"healthy\"}"), 2);
   EXPECT_EQ(metric_value(text, "levee_queries_partial_total"), 2);
   EXPECT_EQ(metric_value(text, "levee_queries_skipping_satellites_total"), 1);

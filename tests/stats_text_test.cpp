@@ -34,6 +34,8 @@ wire::StatsReply full_reply() {
   io.set_sleeps(9);
   io.set_empty_polls(1234);
   io.set_looked_ns(2'345'678);
+  io.set_posted_rounds(321);
+  io.set_longest_posted_run(4);
   auto& q = *r.mutable_queries();
   q.set_started(10);
   q.set_running(1);
@@ -83,7 +85,8 @@ TEST(StatsText, ShowsEveryPartAsItReadsInTheReadme) {
             "flow control: 12 credit frames in; input paused 4 times for slow readers; 5 answers "
             "or connections refused as slow_consumer\n"
             "io thread: looks 100 us for work before it sleeps (node.busy_poll_us); slept 9 "
-            "times; looked 2.3 ms without work (1234 empty polls)\n"
+            "times; looked 2.3 ms without work (1234 empty polls); ran 321 rounds of its "
+            "actors (at most 4 in a row)\n"
             "rejects sent: slow_consumer 5, bad_request 8\n"  // by code number
             "connections closed: slow_consumer 2\n"
             "queries: 10 started, 1 running, 6 completed, 2 failed, 1 cancelled, 3 refused; "
@@ -139,7 +142,8 @@ TEST(StatsText, LeavesOutWhatDidNotHappenOrIsNotThere) {
             "requests answered 0, abandoned 0\n"
             "flow control: 0 credit frames in; input paused 0 times for slow readers; 0 answers "
             "or connections refused as slow_consumer\n"
-            "io thread: sleeps as soon as nothing is ready (node.busy_poll_us = 0)\n"
+            "io thread: sleeps as soon as nothing is ready (node.busy_poll_us = 0); ran 0 "
+            "rounds of its actors (at most 0 in a row)\n"
             "queries: 0 started, 0 running, 0 completed, 0 failed, 0 cancelled, 0 refused; "
             "0 rows, 0 bytes returned\n"
             "node budget: 0 / 0 bytes in use (high water 0, 0 refusals)\n");

@@ -976,6 +976,10 @@ TEST_F(SystemTest, NodesRunTheIoLoopTheirConfigAsksFor) {
   auto stats = server_stats(srv->port);
   ASSERT_TRUE(stats.has_io_loop()) << stats.DebugString();
   EXPECT_EQ(stats.io_loop().busy_poll_us(), 0u);
+  // The query crossed the server's actors on its I/O thread (router, proxyer, the
+  // satellite's connection) in one run of rounds, and the stats say so.
+  EXPECT_GE(stats.io_loop().posted_rounds(), 3u) << stats.DebugString();
+  EXPECT_GE(stats.io_loop().longest_posted_run(), 3u) << stats.DebugString();
   // Another window than the default is the one the loop runs.
   auto other = server_config();
   other.set("node", "busy_poll_us", "250");
