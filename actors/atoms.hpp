@@ -22,10 +22,11 @@ using report_atom = caf::atom_constant<caf::atom("report")>;
 /// (wire_request_atom, std::string payload) -> std::string: a Request that arrived over the
 /// wire protocol, bridged to the actor exposed under its target name.
 using wire_request_atom = caf::atom_constant<caf::atom("wire_req")>;
-/// (wire_stream_atom, std::string payload, uint64_t request_id) -> std::string summary: a
-/// streamed Request. Before answering, the actor sends any number of
-/// (wire_batch_atom, uint64_t request_id, std::string part) to the requester (its
-/// current sender); they reach the client in the order sent, then EndOfStream.
+/// (wire_stream_atom, std::string payload, uint64_t request_id) -> (stream_tail, summary):
+/// a streamed Request (actors/wire_target.hpp). Before answering, the actor sends any
+/// number of (wire_batch_atom, uint64_t request_id, std::string part) to the requester
+/// (its current sender); they reach the client in the order sent, then the tail's
+/// batches, then EndOfStream.
 using wire_stream_atom = caf::atom_constant<caf::atom("wire_strm")>;
 using wire_batch_atom = caf::atom_constant<caf::atom("wire_batch")>;
 /// (credit_atom, uint64_t id, uint64_t batches, uint64_t bytes): the consumer of a

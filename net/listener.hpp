@@ -72,8 +72,9 @@ public:
 
   /// Makes `target` reachable by Request{target: name}. It receives
   /// (wire_request_atom, std::string payload) and answers std::string; a streamed request
-  /// is (wire_stream_atom, payload, uint64_t id) -> summary, with batches sent before the
-  /// answer as (wire_batch_atom, id, part) (atoms.hpp), and (cancel_atom, id) when the
+  /// is (wire_stream_atom, payload, uint64_t id) -> (stream_tail, summary), with batches
+  /// sent before the answer as (wire_batch_atom, id, part) or, the last ones, in its tail
+  /// (actors/wire_target.hpp), and (cancel_atom, id) when the
   /// peer cancels or goes. The id is the connection's, unique on it (not the peer's
   /// request id, which the peer may use again once a request is over).
   void expose(const std::string& name, caf::actor target);
@@ -101,8 +102,9 @@ public:
 
   /// The connection whose peer said `node_id` in its Hello (the last one to say it), for
   /// sending requests to that peer: (wire_request_atom, target, payload) -> std::string,
-  /// or streamed: (wire_stream_atom, target, payload, uint64_t tag) -> summary, the batches
-  /// coming to the requester as (wire_batch_atom, tag, part) before the answer, and
+  /// or streamed: (wire_stream_atom, target, payload, uint64_t tag) -> (stream_tail,
+  /// summary), the batches coming to the requester as (wire_batch_atom, tag, part) before
+  /// the answer (the last one in its tail when it came with the end), and
   /// (cancel_atom, tag) from the requester cancelling it (the peer gets a Cancel frame).
   /// Any actor that sent a request over a connection (its current sender) is such a
   /// connection too. Null when no such connection is open.

@@ -63,10 +63,11 @@ struct proxy_stats {
 /// run where it runs, and both read their time (deadlines, durations, a query's "now")
 /// from `rt.clock()`. It answers
 ///   (wire_stream_atom, QueryRequest bytes, request id, credit batches, credit bytes)
-///   -> QueryStats bytes, with (wire_batch_atom, request id, ResultBatch bytes) sent to the
-///   connection before it, within the credit and what (credit_atom, request id, batches,
-///   bytes) adds (limits/stream_credit.hpp); (cancel_atom, request id) from the
-///   connection cancels that query. Each query's proxyer lends its satellites a window of
+///   -> (stream_tail, QueryStats bytes), with (wire_batch_atom, request id, ResultBatch
+///   bytes) sent to the connection before it (the last batches may ride in the tail),
+///   within the credit and what (credit_atom, request id, batches, bytes) adds
+///   (limits/stream_credit.hpp); (cancel_atom, request id) from the connection cancels
+///   that query. Each query's proxyer lends its satellites a window of
 ///   server.query_window_bytes; what the client has not taken yet waits in it.
 /// Proxyers find a query's satellites in `routes`, which the registry publishes.
 ///   (watch_atom, after_version, wait_ms) -> StatsReply bytes (what render_stats fills,
