@@ -39,8 +39,8 @@ using wire_stream_sink = caf::typed_actor<caf::reacts_to<wire_batch_atom, uint64
 /// What a connection offers an actor that streams a request to the connection's peer
 /// (net/listener.hpp connection_for): (wire_stream_atom, target name, payload, tag, credit
 /// batches, credit bytes) -> the peer's (stream_tail, summary), the batches before them
-/// coming to the requester as a wire_stream_sink; (credit_atom, tag, batches, bytes) grants the peer more and
-/// (cancel_atom, tag) cancels the stream. The server's proxyers speak it to their
+/// coming to the requester as a wire_stream_sink; (credit_atom, tag, batches, bytes)
+/// grants the peer more and (cancel_atom, tag) cancels the stream. The server's proxyers speak it to their
 /// satellites' connections, so tests can stand a fake satellite in a connection's place.
 using wire_stream_outlet = caf::typed_actor<
   caf::replies_to<wire_stream_atom, std::string, std::string, uint64_t, uint64_t,

@@ -283,16 +283,17 @@ void handle_request(connection_broker* self, wire::Envelope& env, bool no_deadli
           auto& s = self->state;
           if (!settle_request(s, rid, tag))
             return;
+          auto& stream = s.streams[tag];
           // The batches that came with the end leave before it, as the others did.
           for (auto& part : tail) {
-            if (!write_batch(self, s.streams[tag], std::move(part))) {
+            if (!write_batch(self, stream, std::move(part))) {
               s.streams.erase(tag);  // refused: the Reject ends the stream, not its end
               return;
             }
           }
           wire::Envelope out;
           out.set_request_id(rid);
-          out.mutable_end_of_stream()->set_batches(s.streams[tag].batches);
+          out.mutable_end_of_stream()->set_batches(stream.batches);
           out.mutable_end_of_stream()->set_summary(std::move(summary));
           s.streams.erase(tag);
           s.ctx->stats.requests_answered.fetch_add(1);
